@@ -1,0 +1,1 @@
+"""Management plane of the vpp-singbox appliance."""
