@@ -37,24 +37,29 @@
 
 #include <stdint.h>
 
-#define SOCKS5_VERSION		 0x05
-#define SOCKS5_AUTH_VERSION	 0x01 /* RFC 1929 sub-negotiation */
-#define SOCKS5_AUTH_STATUS_OK	 0x00
-#define SOCKS5_AUTH_STATUS_FAIL	 0x01
-#define SOCKS5_MAX_DOMAIN_LEN	 255
-#define SOCKS5_MAX_CRED_LEN	 255
+#define SOCKS5_VERSION		0x05
+#define SOCKS5_AUTH_VERSION	0x01 /* RFC 1929 sub-negotiation */
+#define SOCKS5_AUTH_STATUS_OK	0x00
+#define SOCKS5_AUTH_STATUS_FAIL 0x01
+#define SOCKS5_MAX_DOMAIN_LEN	255
+#define SOCKS5_MAX_CRED_LEN	255
 /* Largest handshake message either side receives or sends: the RFC 1929 request. */
-#define SOCKS5_MAX_MSG_LEN	 (3 + 2 * SOCKS5_MAX_CRED_LEN)
-/* Every socks5_out_t holds at least one whole message, so no call ever runs out of space. */
-#define SOCKS5_OUT_MAX		 SOCKS5_MAX_MSG_LEN
+#define SOCKS5_MAX_MSG_LEN (3 + 2 * SOCKS5_MAX_CRED_LEN)
+/* Longest request or reply: VER CMD|REP RSV ATYP, 1 + 255 domain, PORT. */
+#define SOCKS5_MAX_REPLY_LEN (4 + 1 + SOCKS5_MAX_DOMAIN_LEN + 2)
+/*
+ * Most one call can produce: a client fed the method choice and the auth status together writes
+ * the RFC 1929 request and the SOCKS request. No call ever runs out of space in a socks5_out_t.
+ */
+#define SOCKS5_OUT_MAX (SOCKS5_MAX_MSG_LEN + SOCKS5_MAX_REPLY_LEN)
 /* RSV(2) FRAG(1) ATYP(1) + longest address (1 + 255 domain) + PORT(2). */
 #define SOCKS5_UDP_HEADER_MAX_LEN (4 + 1 + SOCKS5_MAX_DOMAIN_LEN + 2)
 
 /* Authentication methods (RFC 1928 section 3). */
-#define SOCKS5_METHOD_NO_AUTH	       0x00
-#define SOCKS5_METHOD_GSSAPI	       0x01
-#define SOCKS5_METHOD_USERPASS	       0x02
-#define SOCKS5_METHOD_NO_ACCEPTABLE    0xff
+#define SOCKS5_METHOD_NO_AUTH	    0x00
+#define SOCKS5_METHOD_GSSAPI	    0x01
+#define SOCKS5_METHOD_USERPASS	    0x02
+#define SOCKS5_METHOD_NO_ACCEPTABLE 0xff
 
 /* Bits for socks5_server_cfg_t.methods. */
 #define SOCKS5_METHOD_F_NO_AUTH	 (1 << 0)
@@ -133,10 +138,11 @@ typedef enum
   _ (ADDRESS_TYPE_NOT_SUPPORTED, 0x08, 1, "address type not supported")                            \
   _ (BAD_DOMAIN, 0x04, 1, "domain name is empty or contains NUL")                                  \
   _ (METHOD_NOT_OFFERED, 0x01, 1, "server chose a method the client did not offer")                \
-  _ (REQUEST_FAILED, 0x01, 1, "server replied with a failure code")                                \
+  _ (REQUEST_FAILED, 0x01, 1, "request failed (REP != 0)")                                         \
   _ (UDP_FRAGMENTED, 0x01, 1, "UDP datagram is a fragment (FRAG != 0)")                            \
   _ (TRUNCATED, 0x01, 1, "message truncated")                                                      \
-  _ (CLOSED, 0x01, 0, "handshake already failed")                                                  \
+  _ (ABORTED, 0x01, 0, "handshake aborted by the caller")                                          \
+  _ (CLOSED, 0x01, 0, "handshake already ended")                                                   \
   _ (STATE, 0x01, 0, "call not valid in this state")                                               \
   _ (BAD_ARGUMENT, 0x01, 0, "invalid argument")                                                    \
   _ (NO_SPACE, 0x01, 0, "output buffer too small")
@@ -256,8 +262,8 @@ typedef struct
 
 typedef struct
 {
-  uint8_t cmd;	       /* SOCKS5_CMD_CONNECT or SOCKS5_CMD_UDP_ASSOCIATE */
-  socks5_addr_t dst;   /* for UDP ASSOCIATE: the address the client will send from, or zeros */
+  uint8_t cmd;		   /* SOCKS5_CMD_CONNECT or SOCKS5_CMD_UDP_ASSOCIATE */
+  socks5_addr_t dst;	   /* for UDP ASSOCIATE: the address the client will send from, or zeros */
   const uint8_t *username; /* NULL: offer no-auth only; else offer no-auth and username/password */
   const uint8_t *password;
   uint8_t username_len;
@@ -275,7 +281,7 @@ typedef struct
   uint8_t username_len;
   uint8_t password_len;
   uint16_t rx_len;
-  uint8_t rx[4 + 1 + SOCKS5_MAX_DOMAIN_LEN + 2]; /* longest reply */
+  uint8_t rx[SOCKS5_MAX_REPLY_LEN];
   socks5_addr_t dst;
   uint8_t username[SOCKS5_MAX_CRED_LEN];
   uint8_t password[SOCKS5_MAX_CRED_LEN];
