@@ -342,6 +342,8 @@ socks5_fill (uint8_t *rx, uint16_t *rx_len, uint32_t want, const uint8_t *data, 
   n = want - *rx_len;
   if (n > len - *pos)
     n = len - *pos;
+  if (n == 0)
+    return 0;
   memcpy (rx + *rx_len, data + *pos, n);
   *rx_len += n;
   *pos += n;
