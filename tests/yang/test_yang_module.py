@@ -1,0 +1,72 @@
+"""The modules themselves: both linters silent, every node described, the documented tree current."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from _libyang import lib
+from yangmodel import (
+    MODULE_NAME,
+    SYSREPO_YANG_DIR,
+    YANG_DIR,
+    documented_tree,
+    module_file,
+    new_context,
+    yang_files,
+)
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=YANG_DIR, capture_output=True, text=True, timeout=120)
+
+
+def test_pyang_strict_lint_is_silent() -> None:
+    result = run(["pyang", "--strict", "--lint", "-p", ".", *(f.name for f in yang_files())])
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
+
+
+def test_yanglint_is_silent() -> None:
+    if shutil.which("yanglint") is None:
+        pytest.skip("yanglint not found (libyang3-tools; run inside scripts/in-env)")
+    result = run(["yanglint", "-p", ".", "-p", str(SYSREPO_YANG_DIR), *(f.name for f in yang_files())])
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
+
+
+def test_tree_diagram_in_readme_is_current() -> None:
+    result = run(["pyang", "-f", "tree", "-p", ".", module_file().name])
+    assert result.returncode == 0, result.stderr
+    assert documented_tree(YANG_DIR / "README.md") == result.stdout.rstrip("\n"), (
+        "yang/README.md's tree diagram is out of date: run 'make -C yang tree'"
+    )
+
+
+def test_one_revision_matching_the_file_name() -> None:
+    ctx = new_context()
+    module = ctx.get_module(MODULE_NAME)
+    revisions = [r.date() for r in module.revisions()]
+    assert revisions == sorted(revisions, reverse=True), "revisions must be newest first"
+    assert module_file().name == f"{MODULE_NAME}@{revisions[0]}.yang"
+
+
+def test_every_node_typedef_identity_and_feature_is_described() -> None:
+    ctx = new_context()
+    module = ctx.get_module(MODULE_NAME)
+    undescribed = []
+    for top in module.children():
+        for node in top.iter_tree(full=True):
+            # input/output and the implicit case of a shorthand choice branch cannot carry a description.
+            if node.keyword() in ("input", "output") or node.nodetype() == lib.LYS_CASE:
+                continue
+            if not (node.description() or "").strip():
+                undescribed.append(node.schema_path())
+    undescribed += [f"typedef {t.name()}" for t in module.typedefs() if not (t.description() or "").strip()]
+    undescribed += [f"identity {i.name()}" for i in module.identities() if not (i.description() or "").strip()]
+    undescribed += [f"feature {f.name()}" for f in module.features() if not (f.description() or "").strip()]
+    assert undescribed == []
+    # The walk must have seen the whole module, or the assertion above proves nothing.
+    paths = {n.schema_path() for top in module.children() for n in top.iter_tree(full=True)}
+    assert "/vpp-singbox:singbox/sessions/session/state" in paths
+    assert "/vpp-singbox:test-endpoint/output/result" in paths
+    assert "/vpp-singbox:session-limit-reached/limit" in paths
