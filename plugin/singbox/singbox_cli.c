@@ -1,0 +1,714 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 vpp-singbox authors
+ */
+
+/* CLI of the product manual; every handler parses, calls the same action
+ * as the binary API and reports its VNET_API_ERROR_* code. */
+
+#include <singbox/singbox.h>
+
+static clib_error_t *
+singbox_cli_error (int rv, char *what)
+{
+  if (!rv)
+    return 0;
+  return clib_error_return (0, "%s failed: %U", what, format_vnet_api_errno,
+			    rv);
+}
+
+/* <ip4>:<port> or [<ip6>]:<port> */
+static uword
+unformat_singbox_endpoint (unformat_input_t *input, va_list *args)
+{
+  ip46_address_t *addr = va_arg (*args, ip46_address_t *);
+  u8 *is_ip4 = va_arg (*args, u8 *);
+  u16 *port = va_arg (*args, u16 *);
+  u32 p;
+
+  ip46_address_reset (addr);
+  if (unformat (input, "%U:%u", unformat_ip4_address, &addr->ip4, &p))
+    *is_ip4 = 1;
+  else if (unformat (input, "[%U]:%u", unformat_ip6_address, &addr->ip6, &p))
+    *is_ip4 = 0;
+  else
+    return 0;
+  if (p == 0 || p > 65535)
+    return 0;
+  *port = p;
+  return 1;
+}
+
+/*
+ * Server
+ */
+
+static clib_error_t *
+singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				 vlib_cli_command_t *cmd)
+{
+  unformat_input_t _line, *line = &_line;
+  singbox_main_t *sm = &singbox_main;
+  u8 *username = 0, *password = 0, *name = 0;
+  clib_error_t *error = 0;
+  ip46_address_t addr;
+  u8 is_ip4 = 0, have_addr = 0;
+  u16 port = 0;
+  u32 table_id = 0, index;
+  int rv;
+
+  if (unformat_user (input, unformat_line_input, line))
+    {
+      while (unformat_check_input (line) != UNFORMAT_END_OF_INPUT)
+	{
+	  if (unformat (line, "%U", unformat_singbox_endpoint, &addr, &is_ip4,
+			&port))
+	    have_addr = 1;
+	  else if (unformat (line, "auth username %s password %s", &username,
+			     &password))
+	    ;
+	  else if (unformat (line, "name %s", &name))
+	    ;
+	  else if (unformat (line, "table %u", &table_id))
+	    ;
+	  else
+	    {
+	      error = clib_error_return (0, "unknown input '%U'",
+					 format_unformat_error, line);
+	      goto done;
+	    }
+	}
+    }
+
+  if (have_addr)
+    {
+      if (!name)
+	name = format (0, "%U-%u", format_ip46_address, &addr, IP46_TYPE_ANY,
+		       port);
+      vec_add1 (name, 0);
+      rv = singbox_listener_add_del (1, name, &addr, is_ip4, port, table_id,
+				     &index);
+      if ((error = singbox_cli_error (rv, "listener add")))
+	goto done;
+    }
+  if (username)
+    {
+      vec_add1 (username, 0);
+      vec_add1 (password, 0);
+      rv = singbox_user_add_del (1, username, password, 0);
+      if ((error = singbox_cli_error (rv, "user add")))
+	goto done;
+      sm->auth_required = 1;
+    }
+  else if (have_addr)
+    sm->auth_required = pool_elts (sm->users) > 0 && sm->auth_required;
+
+  rv = singbox_server_enable_disable (1);
+  error = singbox_cli_error (rv, "server start");
+
+done:
+  if (password)
+    clib_memset (password, 0, vec_len (password));
+  vec_free (username);
+  vec_free (password);
+  vec_free (name);
+  unformat_free (line);
+  return error;
+}
+
+/*?
+ * Start the SOCKS5 server, adding a listener (and a user) first if given.
+ * @cliexcmd{singbox server start 0.0.0.0:1080 auth username u password p}
+?*/
+VLIB_CLI_COMMAND (singbox_server_start_command, static) = {
+  .path = "singbox server start",
+  .short_help = "singbox server start [<addr>:<port>|[<ip6>]:<port>] "
+		"[auth username <u> password <p>] [name <listener>] "
+		"[table <id>]",
+  .function = singbox_server_start_command_fn,
+};
+
+static clib_error_t *
+singbox_server_stop_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				vlib_cli_command_t *cmd)
+{
+  return singbox_cli_error (singbox_server_enable_disable (0), "server stop");
+}
+
+/*?
+ * Stop listening and close every server session. Listeners and users stay
+ * configured for the next start.
+?*/
+VLIB_CLI_COMMAND (singbox_server_stop_command, static) = {
+  .path = "singbox server stop",
+  .short_help = "singbox server stop",
+  .function = singbox_server_stop_command_fn,
+};
+
+static clib_error_t *
+singbox_server_listener_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				    vlib_cli_command_t *cmd)
+{
+  ip46_address_t addr = {};
+  u8 *name = 0, is_ip4 = 0;
+  u16 port = 0;
+  u32 table_id = 0, index;
+  int is_add = 1, rv;
+
+  while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
+    {
+      if (unformat (input, "add"))
+	is_add = 1;
+      else if (unformat (input, "del"))
+	is_add = 0;
+      else if (unformat (input, "name %s", &name))
+	;
+      else if (unformat (input, "%U", unformat_singbox_endpoint, &addr,
+			 &is_ip4, &port))
+	;
+      else if (unformat (input, "table %u", &table_id))
+	;
+      else
+	return clib_error_return (0, "unknown input '%U'",
+				  format_unformat_error, input);
+    }
+  if (!name)
+    return clib_error_return (0, "name required");
+  vec_add1 (name, 0);
+  rv = singbox_listener_add_del (is_add, name, &addr, is_ip4, port, table_id,
+				 &index);
+  vec_free (name);
+  return singbox_cli_error (rv, "listener");
+}
+
+VLIB_CLI_COMMAND (singbox_server_listener_command, static) = {
+  .path = "singbox server listener",
+  .short_help = "singbox server listener add|del name <name> "
+		"[<addr>:<port>] [table <id>]",
+  .function = singbox_server_listener_command_fn,
+};
+
+static clib_error_t *
+singbox_server_user_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				vlib_cli_command_t *cmd)
+{
+  u8 *username = 0, *password = 0;
+  int is_add = 1, is_hash = 0, rv;
+
+  while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
+    {
+      if (unformat (input, "add %s", &username))
+	is_add = 1;
+      else if (unformat (input, "del %s", &username))
+	is_add = 0;
+      else if (unformat (input, "password %s", &password))
+	;
+      else if (unformat (input, "hash %s", &password))
+	is_hash = 1;
+      else
+	return clib_error_return (0, "unknown input '%U'",
+				  format_unformat_error, input);
+    }
+  if (!username)
+    return clib_error_return (0, "username required");
+  vec_add1 (username, 0);
+  if (password)
+    vec_add1 (password, 0);
+  rv = singbox_user_add_del (is_add, username, password, is_hash);
+  if (password)
+    clib_memset (password, 0, vec_len (password));
+  vec_free (username);
+  vec_free (password);
+  return singbox_cli_error (rv, "user");
+}
+
+VLIB_CLI_COMMAND (singbox_server_user_command, static) = {
+  .path = "singbox server user",
+  .short_help = "singbox server user add <u> password <p> | add <u> hash "
+		"<crypt-hash> | del <u>",
+  .function = singbox_server_user_command_fn,
+};
+
+static clib_error_t *
+singbox_server_allow_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				 vlib_cli_command_t *cmd)
+{
+  ip46_address_t addr = {};
+  u32 len = 0;
+  int is_add = 1, is_ip4 = 0, have = 0, rv;
+
+  while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
+    {
+      if (unformat (input, "del"))
+	is_add = 0;
+      else if (unformat (input, "%U/%u", unformat_ip4_address, &addr.ip4,
+			 &len))
+	is_ip4 = have = 1;
+      else if (unformat (input, "%U/%u", unformat_ip6_address, &addr.ip6,
+			 &len))
+	have = 1;
+      else
+	return clib_error_return (0, "unknown input '%U'",
+				  format_unformat_error, input);
+    }
+  if (!have)
+    return clib_error_return (0, "prefix required");
+  rv = singbox_allowed_prefix_add_del (is_add, &addr, len, is_ip4);
+  return singbox_cli_error (rv, "allowed prefix");
+}
+
+VLIB_CLI_COMMAND (singbox_server_allow_command, static) = {
+  .path = "singbox server allow",
+  .short_help = "singbox server allow [del] <prefix>",
+  .function = singbox_server_allow_command_fn,
+};
+
+static clib_error_t *
+singbox_server_set_command_fn (vlib_main_t *vm, unformat_input_t *input,
+			       vlib_cli_command_t *cmd)
+{
+  singbox_main_t *sm = &singbox_main;
+  u32 max_sessions = sm->max_sessions, hs = sm->handshake_timeout;
+  u32 idle = sm->idle_timeout, conn = sm->connect_timeout;
+  u32 udp_idle = sm->udp_idle_timeout;
+  u8 auth = sm->auth_required, dns = sm->dns_enabled;
+  u8 allow_connect = sm->allow_connect, allow_udp = sm->allow_udp_associate;
+  ip46_address_t dns_server = sm->dns_server, udp_pub = sm->udp_public_address;
+  u8 dns_is_ip4 = sm->dns_server_is_ip4, udp_pub_ip4 = sm->udp_public_is_ip4;
+  int rv;
+
+  while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
+    {
+      if (unformat (input, "max-sessions %u", &max_sessions))
+	;
+      else if (unformat (input, "handshake-timeout %u", &hs))
+	;
+      else if (unformat (input, "idle-timeout %u", &idle))
+	;
+      else if (unformat (input, "connect-timeout %u", &conn))
+	;
+      else if (unformat (input, "udp-idle-timeout %u", &udp_idle))
+	;
+      else if (unformat (input, "auth required"))
+	auth = 1;
+      else if (unformat (input, "auth none"))
+	auth = 0;
+      else if (unformat (input, "connect enable"))
+	allow_connect = 1;
+      else if (unformat (input, "connect disable"))
+	allow_connect = 0;
+      else if (unformat (input, "udp-associate enable"))
+	allow_udp = 1;
+      else if (unformat (input, "udp-associate disable"))
+	allow_udp = 0;
+      else if (unformat (input, "dns disable"))
+	dns = 0;
+      else if (unformat (input, "dns enable"))
+	dns = 1;
+      else if (unformat (input, "name-server %U", unformat_ip4_address,
+			 &dns_server.ip4))
+	dns_is_ip4 = 1;
+      else if (unformat (input, "name-server %U", unformat_ip6_address,
+			 &dns_server.ip6))
+	dns_is_ip4 = 0;
+      else if (unformat (input, "udp-public-address %U", unformat_ip4_address,
+			 &udp_pub.ip4))
+	udp_pub_ip4 = 1;
+      else
+	return clib_error_return (0, "unknown input '%U'",
+				  format_unformat_error, input);
+    }
+  rv = singbox_server_set_config (auth, allow_connect, allow_udp, max_sessions,
+				  hs, idle, conn, udp_idle, &udp_pub,
+				  udp_pub_ip4, dns, &dns_server, dns_is_ip4,
+				  sm->dns_server_port);
+  return singbox_cli_error (rv, "server set");
+}
+
+VLIB_CLI_COMMAND (singbox_server_set_command, static) = {
+  .path = "singbox server set",
+  .short_help = "singbox server set [max-sessions <n>] "
+		"[handshake-timeout <s>] [idle-timeout <s>] "
+		"[connect-timeout <s>] [auth required|none] "
+		"[connect enable|disable] [dns enable|disable] "
+		"[name-server <ip>]",
+  .function = singbox_server_set_command_fn,
+};
+
+static clib_error_t *
+show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				vlib_cli_command_t *cmd)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_listener_t *l;
+  singbox_prefix_t *p;
+  singbox_user_t *u;
+
+  vlib_cli_output (vm, "SOCKS5 Server Status: %s",
+		   sm->server_enabled ? "Running" : "Stopped");
+  pool_foreach (l, sm->listeners)
+    vlib_cli_output (vm, "  Listen address: %U", format_singbox_listener, l);
+  vlib_cli_output (vm, "  Authentication: %s",
+		   sm->auth_required ? "Required" : "None");
+  pool_foreach (u, sm->users)
+    vlib_cli_output (vm, "    user %v: sessions %lu auth-failures %lu",
+		     u->username, u->sessions, u->auth_failures);
+  vec_foreach (p, sm->allowed_prefixes)
+    vlib_cli_output (vm, "  Allowed clients: %U/%u", format_ip46_address,
+		     &p->addr, IP46_TYPE_ANY, p->len);
+  vlib_cli_output (vm, "  Max sessions: %u", sm->max_sessions);
+  vlib_cli_output (vm,
+		   "  Timeouts: handshake %us, connect %us, idle %us%s",
+		   sm->handshake_timeout, sm->connect_timeout,
+		   sm->idle_timeout, sm->idle_timeout ? "" : " (none)");
+  vlib_cli_output (vm, "  Names (ATYP 3): %s",
+		   sm->dns_enabled ? "resolved in VPP" : "refused");
+  vlib_cli_output (
+    vm, "  Connections accepted: %lu",
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_ACCEPTED));
+  vlib_cli_output (
+    vm, "  Connections rejected: %lu (max-sessions %lu, prefix %lu)",
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED),
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED_MAX_SESSIONS),
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED_PREFIX));
+  vlib_cli_output (
+    vm, "  Auth failures: %lu",
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_AUTH_FAILURES));
+  vlib_cli_output (
+    vm, "  Connect failures: %lu",
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_CONNECT_FAILURES));
+  vlib_cli_output (
+    vm, "  Bytes forwarded: %lu (to clients %lu, from clients %lu)",
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT) +
+      singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT),
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT),
+    singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT));
+  vlib_cli_output (vm, "  Active sessions: %u", sm->n_active);
+  return 0;
+}
+
+/*?
+ * Show the SOCKS5 server's configuration and counters.
+?*/
+VLIB_CLI_COMMAND (show_singbox_server_command, static) = {
+  .path = "show singbox server",
+  .short_help = "show singbox server",
+  .function = show_singbox_server_command_fn,
+};
+
+static clib_error_t *
+show_singbox_sessions_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				  vlib_cli_command_t *cmd)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_session_t *ss;
+  u32 n = 0;
+
+  vlib_cli_output (vm, "Active Sessions:");
+  singbox_sessions_lock ();
+  pool_foreach (ss, sm->sessions)
+    {
+      vlib_cli_output (vm, "%U", format_singbox_session, ss);
+      n++;
+    }
+  singbox_sessions_unlock ();
+  vlib_cli_output (vm, "%u session(s)", n);
+  return 0;
+}
+
+VLIB_CLI_COMMAND (show_singbox_sessions_command, static) = {
+  .path = "show singbox sessions",
+  .short_help = "show singbox sessions",
+  .function = show_singbox_sessions_command_fn,
+  .is_mp_safe = 0,
+};
+
+static clib_error_t *
+singbox_session_disconnect_command_fn (vlib_main_t *vm,
+				       unformat_input_t *input,
+				       vlib_cli_command_t *cmd)
+{
+  u64 id;
+
+  if (!unformat (input, "%lu", &id))
+    return clib_error_return (0, "session id required");
+  return singbox_cli_error (singbox_session_disconnect (id),
+			    "session disconnect");
+}
+
+VLIB_CLI_COMMAND (singbox_session_disconnect_command, static) = {
+  .path = "singbox session disconnect",
+  .short_help = "singbox session disconnect <id>",
+  .function = singbox_session_disconnect_command_fn,
+};
+
+static clib_error_t *
+clear_singbox_counters_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				  vlib_cli_command_t *cmd)
+{
+  singbox_clear_server_counters ();
+  singbox_clear_interface_counters (~0);
+  singbox_clear_endpoint_counters (0);
+  return 0;
+}
+
+VLIB_CLI_COMMAND (clear_singbox_counters_command, static) = {
+  .path = "clear singbox counters",
+  .short_help = "clear singbox counters",
+  .function = clear_singbox_counters_command_fn,
+};
+
+/*
+ * Client mode
+ */
+
+static clib_error_t *
+singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				 vlib_cli_command_t *cmd)
+{
+  u8 *username = 0, *password = 0, *name = 0;
+  ip46_address_t addr;
+  u8 is_ip4 = 0, have = 0;
+  u16 port;
+  int rv;
+
+  while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
+    {
+      if (unformat (input, "%U", unformat_singbox_endpoint, &addr, &is_ip4,
+		    &port))
+	have = 1;
+      else if (unformat (input, "socks5"))
+	;
+      else if (unformat (input, "username %s password %s", &username,
+			 &password))
+	;
+      else if (unformat (input, "name %s", &name))
+	;
+      else
+	return clib_error_return (0, "unknown input '%U'",
+				  format_unformat_error, input);
+    }
+  if (!have)
+    return clib_error_return (0, "<addr>:<port> required");
+  if (username)
+    {
+      vec_add1 (username, 0);
+      vec_add1 (password, 0);
+    }
+  if (!name)
+    name = format (0, "default");
+  vec_add1 (name, 0);
+  rv = singbox_endpoint_add_del (1, name, &addr, is_ip4, port, 0, username,
+				 password, 0, 0, 0, 0, 0, 0, 0, 0);
+  if (!rv)
+    rv = singbox_set_default_endpoint (name);
+  if (password)
+    clib_memset (password, 0, vec_len (password));
+  vec_free (username);
+  vec_free (password);
+  vec_free (name);
+  return singbox_cli_error (rv, "set endpoint");
+}
+
+/*?
+ * Set the default upstream SOCKS5 endpoint of client mode.
+ * @cliexcmd{singbox set endpoint 127.0.0.1:1080 socks5}
+?*/
+VLIB_CLI_COMMAND (singbox_set_endpoint_command, static) = {
+  .path = "singbox set endpoint",
+  .short_help = "singbox set endpoint <addr>:<port> socks5 "
+		"[username <u> password <p>] [name <name>]",
+  .function = singbox_set_endpoint_command_fn,
+};
+
+static clib_error_t *
+singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input,
+			   vlib_cli_command_t *cmd)
+{
+  vnet_main_t *vnm = vnet_get_main ();
+  u32 sw_if_index = ~0, max_conn = 0;
+  ip46_address_t addr = {};
+  u8 is_ip4 = 0, *ep_name = 0;
+  u16 port = 0;
+  int rv;
+
+  while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
+    {
+      if (unformat (input, "proxy %U", unformat_singbox_endpoint, &addr,
+		    &is_ip4, &port))
+	;
+      else if (unformat (input, "endpoint %s", &ep_name))
+	;
+      else if (unformat (input, "max-connections %u", &max_conn))
+	;
+      else if (unformat (input, "%U", unformat_vnet_sw_interface, vnm,
+			 &sw_if_index))
+	;
+      else
+	return clib_error_return (0, "unknown input '%U'",
+				  format_unformat_error, input);
+    }
+  if (sw_if_index == ~0)
+    return clib_error_return (0, "interface required");
+  if (ep_name)
+    vec_add1 (ep_name, 0);
+  rv = singbox_interface_enable_disable (sw_if_index, 1, &addr, is_ip4, port,
+					 ep_name, max_conn);
+  vec_free (ep_name);
+  return singbox_cli_error (rv, "enable");
+}
+
+VLIB_CLI_COMMAND (singbox_enable_command, static) = {
+  .path = "singbox enable",
+  .short_help = "singbox enable <interface> [proxy <addr>:<port>] "
+		"[endpoint <name>] [max-connections <n>]",
+  .function = singbox_enable_command_fn,
+};
+
+static clib_error_t *
+singbox_disable_command_fn (vlib_main_t *vm, unformat_input_t *input,
+			    vlib_cli_command_t *cmd)
+{
+  vnet_main_t *vnm = vnet_get_main ();
+  u32 sw_if_index = ~0;
+
+  if (!unformat (input, "%U", unformat_vnet_sw_interface, vnm, &sw_if_index))
+    return clib_error_return (0, "interface required");
+  return singbox_cli_error (
+    singbox_interface_enable_disable (sw_if_index, 0, 0, 0, 0, 0, 0),
+    "disable");
+}
+
+VLIB_CLI_COMMAND (singbox_disable_command, static) = {
+  .path = "singbox disable",
+  .short_help = "singbox disable <interface>",
+  .function = singbox_disable_command_fn,
+};
+
+static clib_error_t *
+singbox_set_timeout_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				vlib_cli_command_t *cmd)
+{
+  u32 t;
+
+  if (!unformat (input, "%u", &t))
+    return clib_error_return (0, "seconds required");
+  return singbox_cli_error (singbox_set_client_timeout (t), "set timeout");
+}
+
+VLIB_CLI_COMMAND (singbox_set_timeout_command, static) = {
+  .path = "singbox set timeout",
+  .short_help = "singbox set timeout <seconds>",
+  .function = singbox_set_timeout_command_fn,
+};
+
+static clib_error_t *
+singbox_set_pooling_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				vlib_cli_command_t *cmd)
+{
+  if (unformat (input, "enable"))
+    return singbox_cli_error (singbox_set_pooling (1, 0), "set pooling");
+  if (unformat (input, "disable"))
+    return singbox_cli_error (singbox_set_pooling (0, 0), "set pooling");
+  return clib_error_return (0, "enable|disable required");
+}
+
+VLIB_CLI_COMMAND (singbox_set_pooling_command, static) = {
+  .path = "singbox set pooling",
+  .short_help = "singbox set pooling enable|disable",
+  .function = singbox_set_pooling_command_fn,
+};
+
+static clib_error_t *
+singbox_set_max_pool_size_command_fn (vlib_main_t *vm,
+				      unformat_input_t *input,
+				      vlib_cli_command_t *cmd)
+{
+  u32 n;
+
+  if (!unformat (input, "%u", &n) || n == 0)
+    return clib_error_return (0, "a size > 0 required");
+  return singbox_cli_error (
+    singbox_set_pooling (singbox_main.pooling, n), "set max-pool-size");
+}
+
+VLIB_CLI_COMMAND (singbox_set_max_pool_size_command, static) = {
+  .path = "singbox set max-pool-size",
+  .short_help = "singbox set max-pool-size <n>",
+  .function = singbox_set_max_pool_size_command_fn,
+};
+
+static clib_error_t *
+singbox_set_verbose_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				vlib_cli_command_t *cmd)
+{
+  if (unformat (input, "enable"))
+    return singbox_cli_error (singbox_set_log_level (SINGBOX_LOG_DEBUG),
+			      "set verbose");
+  if (unformat (input, "disable"))
+    return singbox_cli_error (singbox_set_log_level (SINGBOX_LOG_INFO),
+			      "set verbose");
+  return clib_error_return (0, "enable|disable required");
+}
+
+VLIB_CLI_COMMAND (singbox_set_verbose_command, static) = {
+  .path = "singbox set verbose",
+  .short_help = "singbox set verbose enable|disable",
+  .function = singbox_set_verbose_command_fn,
+};
+
+static clib_error_t *
+show_singbox_command_fn (vlib_main_t *vm, unformat_input_t *input,
+			 vlib_cli_command_t *cmd)
+{
+  singbox_main_t *sm = &singbox_main;
+  vnet_main_t *vnm = vnet_get_main ();
+  singbox_interface_t *itf;
+  singbox_endpoint_t *ep;
+  u32 sw_if_index = ~0;
+  u8 *def;
+
+  if (unformat (input, "%U", unformat_vnet_sw_interface, vnm, &sw_if_index))
+    {
+      if (!(itf = singbox_interface_get (sw_if_index)))
+	return clib_error_return (0, "singbox not enabled on %U",
+				  format_vnet_sw_if_index_name, vnm,
+				  sw_if_index);
+      vlib_cli_output (vm, "%U", format_singbox_interface, itf);
+      return 0;
+    }
+
+  def = singbox_endpoint_name (sm->default_endpoint);
+  vlib_cli_output (vm, "Sing-box Global Configuration:");
+  if (def)
+    {
+      ep = pool_elt_at_index (sm->endpoints, sm->default_endpoint);
+      vlib_cli_output (vm, "  Default endpoint: %U:%u (SOCKS5)",
+		       format_ip46_address, &ep->addr, IP46_TYPE_ANY,
+		       ep->port);
+    }
+  else
+    vlib_cli_output (vm, "  Default endpoint: none");
+  vlib_cli_output (vm, "  Session timeout: %u seconds", sm->client_timeout);
+  vlib_cli_output (vm, "  Connection pooling: %s (max pool size %u)",
+		   sm->pooling ? "enabled" : "disabled", sm->max_pool_size);
+  vlib_cli_output (vm, "  Verbose logging: %s",
+		   sm->log_level >= SINGBOX_LOG_DEBUG ? "enabled" :
+							  "disabled");
+  vlib_cli_output (vm, "  SOCKS5 server: %s",
+		   sm->server_enabled ? "running" : "stopped");
+  pool_foreach (ep, sm->endpoints)
+    vlib_cli_output (vm, "  Endpoint %U", format_singbox_endpoint, ep);
+  vec_foreach (itf, sm->interfaces)
+    if (itf->enabled)
+      vlib_cli_output (vm, "\n%U", format_singbox_interface, itf);
+  return 0;
+}
+
+/*?
+ * Show client-mode configuration and counters, or one interface's.
+?*/
+VLIB_CLI_COMMAND (show_singbox_command, static) = {
+  .path = "show singbox",
+  .short_help = "show singbox [<interface>]",
+  .function = show_singbox_command_fn,
+};
