@@ -70,3 +70,18 @@ def test_every_node_typedef_identity_and_feature_is_described() -> None:
     assert "/vpp-singbox:singbox/sessions/session/state" in paths
     assert "/vpp-singbox:test-endpoint/output/result" in paths
     assert "/vpp-singbox:session-limit-reached/limit" in paths
+
+
+def test_every_password_is_denied_by_default_to_non_admin_users() -> None:
+    ctx = new_context()
+    module = ctx.get_module(MODULE_NAME)
+    passwords = [
+        node for top in module.children() for node in top.iter_tree(full=True) if node.name() == "password"
+    ]
+    assert {p.schema_path() for p in passwords} == {
+        "/vpp-singbox:singbox/client/endpoint/password",
+        "/vpp-singbox:singbox/server/authentication/user/password",
+    }
+    for node in passwords:
+        extensions = {(e.module().name(), e.name()) for e in node.extensions()}
+        assert ("ietf-netconf-acm", "default-deny-all") in extensions, node.schema_path()
