@@ -20,5 +20,10 @@ shell:
 fuzz-long:
 	@scripts/in-env make -C plugin fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-3600}
 
+# Debian packages of the committed tree (HEAD) into build/deb/; without VPP's vpp-dev:
+#   make deb DEB_BUILD_PROFILES=pkg.vpp-singbox.noplugin
+deb:
+	@DEB_BUILD_PROFILES="$(DEB_BUILD_PROFILES)" packaging/build-deb
+
 clean:
 	rm -rf .run build

@@ -73,3 +73,25 @@ def test_destroy_removes_every_trace(sysrepo_instance_factory: Callable[[], Sysr
     instance.destroy()
     assert not instance.repository.exists()
     assert not list(Path("/dev/shm").glob(f"{instance.shm_prefix}*"))
+
+
+def test_sync_installs_nothing_twice_and_updates_new_revisions(
+    sysrepo_instance: SysrepoInstance, tmp_path: Path
+) -> None:
+    from singbox_agent.repository import installed_modules, project_yang_dirs, project_yang_files
+
+    top = Path(__file__).resolve().parent.parent
+    assert sysrepo_instance.sync_modules(project_yang_files(top), project_yang_dirs(top)) == []
+
+    current = next(f for f in project_yang_files(top) if f.name.startswith("vpp-singbox@"))
+    old_revision = current.stem.partition("@")[2]
+    newer = tmp_path / "vpp-singbox@2099-01-01.yang"
+    newer.write_text(
+        current.read_text().replace(
+            f"revision {old_revision} {{",
+            f'revision 2099-01-01 {{\n    description "test revision";\n  }}\n  revision {old_revision} {{',
+            1,
+        )
+    )
+    assert sysrepo_instance.sync_modules([newer], [tmp_path, *project_yang_dirs(top)]) == ["vpp-singbox"]
+    assert installed_modules(env=sysrepo_instance.env)["vpp-singbox"] == "2099-01-01"

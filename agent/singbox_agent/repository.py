@@ -8,11 +8,13 @@ validates those values before any sysrepo call sees them.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,61 +67,14 @@ class SysrepoInstance:
         os.environ.update(self.env)
 
     def install_modules(self, files: Iterable[Path], search_dirs: Iterable[Path] = ()) -> None:
-        """Install YANG modules with all their features enabled, in one sysrepoctl call (one context rebuild).
-
-        :raises subprocess.CalledProcessError: sysrepoctl failed; its stderr names the module and the reason.
-        """
-        args = ["sysrepoctl", "-v", "1"]
-        dirs = [str(d) for d in search_dirs]
-        if dirs:
-            args += ["-s", ":".join(dirs)]
-        installed = False
-        for f in files:
-            args += ["-i", str(f), "-e", "*"]
-            installed = True
-        if not installed:
-            return
+        """Install YANG modules with all their features enabled (see `install_modules`)."""
         self.repository.mkdir(parents=True, exist_ok=True)
-        subprocess.run(args, env={**os.environ, **self.env}, check=True, capture_output=True, text=True)
-
-    def installed_modules(self) -> dict[str, str]:
-        """Module name -> revision of every module installed (not only imported) in this instance."""
-        listing = subprocess.run(
-            ["sysrepoctl", "-l"], env={**os.environ, **self.env}, check=True, capture_output=True, text=True
-        ).stdout
-        modules: dict[str, str] = {}
-        for line in listing.splitlines():
-            cells = [c.strip() for c in line.split("|")]
-            if len(cells) > 2 and "I" in cells[2]:
-                modules[cells[0]] = cells[1]
-        return modules
+        install_modules(files, search_dirs, env=self.env)
 
     def sync_modules(self, files: Iterable[Path], search_dirs: Iterable[Path] = ()) -> list[str]:
-        """Install the modules that are missing and update those installed at another revision.
-
-        File names follow RFC 8407 (`name@revision.yang`). Returns the names of the modules it changed.
-        """
-        dirs = list(search_dirs)
+        """Install missing modules and update outdated ones (see `sync_modules`)."""
         self.repository.mkdir(parents=True, exist_ok=True)
-        installed = self.installed_modules()
-        missing: list[Path] = []
-        changed: list[str] = []
-        for f in files:
-            name, _, revision = f.stem.partition("@")
-            if name not in installed:
-                missing.append(f)
-                changed.append(name)
-            elif revision and installed[name] != revision:
-                subprocess.run(
-                    ["sysrepoctl", "-U", str(f), "-s", ":".join(map(str, dirs))],
-                    env={**os.environ, **self.env},
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                changed.append(name)
-        self.install_modules(missing, dirs)
-        return changed
+        return sync_modules(files, search_dirs, env=self.env)
 
     def destroy(self) -> None:
         """Remove the repository and every shared-memory file of this instance."""
@@ -138,3 +93,72 @@ def project_yang_files(top: Path) -> list[Path]:
     """Every YANG module the project ships, ready for `SysrepoInstance.install_modules`."""
     return sorted(f for d in project_yang_dirs(top) for f in d.glob("*.yang"))
 
+
+def _sysrepoctl(args: list[str], env: Mapping[str, str] | None) -> str:
+    done = subprocess.run(
+        ["sysrepoctl", *args], env={**os.environ, **(env or {})}, check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
+def install_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env: Mapping[str, str] | None = None) -> None:
+    """Install YANG modules with all their features enabled, in one sysrepoctl call (one context rebuild).
+
+    `env` selects the instance (None: the system's). :raises subprocess.CalledProcessError: stderr says why.
+    """
+    args = ["-v", "1"]
+    dirs = [str(d) for d in search_dirs]
+    if dirs:
+        args += ["-s", ":".join(dirs)]
+    modules = [a for f in files for a in ("-i", str(f), "-e", "*")]
+    if modules:
+        _sysrepoctl(args + modules, env)
+
+
+def installed_modules(*, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Module name -> revision of every module installed (not only imported)."""
+    modules: dict[str, str] = {}
+    for line in _sysrepoctl(["-l"], env).splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 2 and "I" in cells[2]:
+            modules[cells[0]] = cells[1]
+    return modules
+
+
+def sync_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env: Mapping[str, str] | None = None) -> list[str]:
+    """Install the modules that are missing and update those installed at another revision.
+
+    File names follow RFC 8407 (`name@revision.yang`). Returns the names of the modules it changed. This is what
+    `make run` and the Debian package's postinst run, so an upgrade brings new revisions in without losing data.
+    """
+    dirs = list(search_dirs)
+    installed = installed_modules(env=env)
+    missing: list[Path] = []
+    changed: list[str] = []
+    for f in files:
+        name, _, revision = f.stem.partition("@")
+        if name not in installed:
+            missing.append(f)
+            changed.append(name)
+        elif revision and installed[name] != revision:
+            _sysrepoctl(["-U", str(f), "-s", ":".join(map(str, dirs))], env)
+            changed.append(name)
+    install_modules(missing, dirs, env=env)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m singbox_agent.repository sync DIR...`: bring the system's sysrepo to the modules in DIRs."""
+    parser = argparse.ArgumentParser(prog="python -m singbox_agent.repository")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sync = sub.add_parser("sync", help="install missing and update outdated YANG modules")
+    sync.add_argument("dirs", nargs="+", type=Path)
+    opts = parser.parse_args(argv)
+    files = sorted(f for d in opts.dirs for f in d.glob("*.yang"))
+    changed = sync_modules(files, opts.dirs)
+    print("installed or updated: " + (", ".join(changed) if changed else "nothing"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
