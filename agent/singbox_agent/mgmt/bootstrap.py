@@ -1,0 +1,104 @@
+"""First-start preparation of the management plane in sysrepo: the admin user, NACM, and ietf-netconf's features.
+
+Idempotent: run it on every start (`make run` does, a package's postinst can). It writes running and copies the
+touched modules to startup so the result survives a reboot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+import sysrepo
+
+from singbox_agent.mgmt import crypt
+from singbox_agent.mgmt.users import USERS_XPATH, parse_users
+
+log = structlog.get_logger("mgmt.bootstrap")
+
+ADMIN_GROUP = "admin"
+ADMIN_RULE_LIST = "admin-all"
+SECRETS_RULE_LIST = "protect-user-secrets"
+
+# The NETCONF operations our server implements; sysrepo installs ietf-netconf with none of them enabled.
+NETCONF_FEATURES = (
+    "writable-running", "candidate", "confirmed-commit", "rollback-on-error", "validate", "startup", "xpath",
+)
+
+
+def nacm_config(user: str) -> dict[str, Any]:
+    """NACM with RFC 8341's defaults, group `admin` holding `user`, and two rule-lists.
+
+    `admin-all` permits everything to the admin group (including `nacm:default-deny-all` nodes). `protect-user-
+    secrets` hides the login password hashes from everyone else: RFC 7317 marks `/system/authentication` only
+    default-deny-write, so without it any user could read every hash.
+    """
+    return {
+        "nacm": {
+            "enable-nacm": True,
+            "read-default": "permit",
+            "write-default": "deny",
+            "exec-default": "permit",
+            "groups": {"group": [{"name": ADMIN_GROUP, "user-name": [user]}]},
+            "rule-list": [
+                {
+                    "name": ADMIN_RULE_LIST,
+                    "group": [ADMIN_GROUP],
+                    "rule": [{"name": "permit-all", "module-name": "*", "access-operations": "*", "action": "permit"}],
+                },
+                {
+                    "name": SECRETS_RULE_LIST,
+                    "group": ["*"],
+                    "rule": [
+                        {
+                            "name": "deny-password-hashes",
+                            "module-name": "ietf-system",
+                            "path": "/ietf-system:system/authentication/user/password",
+                            "access-operations": "*",
+                            "action": "deny",
+                        }
+                    ],
+                },
+            ],
+        }
+    }
+
+
+def enable_netconf_features(conn: sysrepo.SysrepoConnection) -> list[str]:
+    """Enable the ietf-netconf features we implement; returns those that were off."""
+    ctx: Any
+    with conn.get_ly_ctx() as ctx:
+        module = ctx.get_module("ietf-netconf")
+        enabled = {f.name() for f in module.features() if f.state()}
+    missing = [f for f in NETCONF_FEATURES if f not in enabled]
+    for feature in missing:
+        conn.enable_module_feature("ietf-netconf", feature)
+    return missing
+
+
+def bootstrap_admin(conn: sysrepo.SysrepoConnection, user: str, password: str) -> None:
+    """Create or update `user` with `password` (kept if it already verifies) and its NACM rights."""
+    changed_features = enable_netconf_features(conn)
+    sess = conn.start_session("running")
+    try:
+        try:
+            current = parse_users(sess.get_data(USERS_XPATH)).get(user)
+        except sysrepo.SysrepoNotFoundError:
+            current = None
+        edit: dict[str, Any] = {"system": {"authentication": {"user": [{"name": user}]}}}
+        if current is None or not current.password_hash or not crypt.verify_password(password, current.password_hash):
+            edit["system"]["authentication"]["user"][0]["password"] = crypt.hash_password(password)
+        # sysrepo takes one batch per pending change set: two small commits.
+        sess.edit_batch(edit, "ietf-system")
+        sess.apply_changes()
+        sess.edit_batch(nacm_config(user), "ietf-netconf-acm")
+        sess.apply_changes()
+        startup = conn.start_session("startup")
+        try:
+            for module in ("ietf-system", "ietf-netconf-acm"):
+                startup.copy_config("running", module)
+        finally:
+            startup.stop()
+    finally:
+        sess.stop()
+    log.info("admin bootstrapped", user=user, netconf_features_enabled=changed_features)

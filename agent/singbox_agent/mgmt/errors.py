@@ -1,0 +1,296 @@
+"""One mapping from every failure of the management plane to an RFC 6241 Appendix A error record.
+
+NETCONF renders `MgmtError` as `<rpc-error>`, RESTCONF maps `error_tag` to an HTTP status (RFC 8040 section 7) and
+renders the same fields. Sources: our own protocol errors (`MgmtException`), libyang parse/validation errors and
+sysrepo errors, including the `SysrepoValidationFailedError` an agent raises in its change callback — that message is
+what the operator needs to read, so it passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import libyang
+import sysrepo
+
+# RFC 6241 Appendix A error-type values.
+TRANSPORT = "transport"
+RPC = "rpc"
+PROTOCOL = "protocol"
+APPLICATION = "application"
+
+# RFC 8040 section 7: error-tag -> HTTP status.
+HTTP_STATUS: dict[str, int] = {
+    "in-use": 409,
+    "invalid-value": 400,
+    "too-big": 413,
+    "missing-attribute": 400,
+    "bad-attribute": 400,
+    "unknown-attribute": 400,
+    "bad-element": 400,
+    "unknown-element": 400,
+    "unknown-namespace": 400,
+    "access-denied": 403,
+    "lock-denied": 409,
+    "resource-denied": 409,
+    "rollback-failed": 500,
+    "data-exists": 409,
+    "data-missing": 409,
+    "operation-not-supported": 501,
+    "operation-failed": 500,
+    "partial-operation": 500,
+    "malformed-message": 400,
+}
+
+
+@dataclass(frozen=True)
+class MgmtError:
+    """One RFC 6241 rpc-error (RFC 8040 `error` has the same fields).
+
+    `info` holds error-info children by local name in the base namespace (`bad-element`, `bad-attribute`,
+    `bad-namespace`, `session-id`, `non-unique`, ...).
+    """
+
+    error_type: str
+    error_tag: str
+    error_message: str = ""
+    error_app_tag: str | None = None
+    error_path: str | None = None
+    info: dict[str, str] = field(default_factory=dict)
+    error_severity: str = "error"
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS.get(self.error_tag, 500)
+
+
+class MgmtException(Exception):
+    """An error our own code detected, already classified."""
+
+    def __init__(self, *errors: MgmtError) -> None:
+        super().__init__("; ".join(e.error_message or e.error_tag for e in errors))
+        self.errors: tuple[MgmtError, ...] = errors
+
+    @property
+    def error(self) -> MgmtError:
+        return self.errors[0]
+
+
+# --- one helper per error-tag (netopeer2 src/common.h does the same) ------------------------------------------------
+
+
+def in_use(message: str, error_type: str = PROTOCOL) -> MgmtException:
+    return MgmtException(MgmtError(error_type, "in-use", message))
+
+
+def invalid_value(message: str, path: str | None = None, error_type: str = PROTOCOL, app_tag: str | None = None) -> MgmtException:
+    return MgmtException(MgmtError(error_type, "invalid-value", message, app_tag, path))
+
+
+def too_big(message: str, error_type: str = TRANSPORT) -> MgmtException:
+    return MgmtException(MgmtError(error_type, "too-big", message))
+
+
+def missing_attribute(attribute: str, element: str, error_type: str = RPC) -> MgmtException:
+    return MgmtException(
+        MgmtError(error_type, "missing-attribute", f'Missing attribute "{attribute}" of element "{element}".',
+                  info={"bad-attribute": attribute, "bad-element": element})
+    )
+
+
+def bad_attribute(attribute: str, element: str, message: str = "", error_type: str = PROTOCOL) -> MgmtException:
+    return MgmtException(
+        MgmtError(error_type, "bad-attribute", message or f'Invalid value of attribute "{attribute}".',
+                  info={"bad-attribute": attribute, "bad-element": element})
+    )
+
+
+def unknown_attribute(attribute: str, element: str, error_type: str = RPC) -> MgmtException:
+    return MgmtException(
+        MgmtError(error_type, "unknown-attribute", f'Unknown attribute "{attribute}" of element "{element}".',
+                  info={"bad-attribute": attribute, "bad-element": element})
+    )
+
+
+def missing_element(element: str, error_type: str = PROTOCOL, message: str = "") -> MgmtException:
+    return MgmtException(
+        MgmtError(error_type, "missing-element", message or f'Missing element "{element}".', info={"bad-element": element})
+    )
+
+
+def bad_element(element: str, message: str = "", error_type: str = PROTOCOL, path: str | None = None) -> MgmtException:
+    return MgmtException(
+        MgmtError(error_type, "bad-element", message or f'Invalid element "{element}".', error_path=path,
+                  info={"bad-element": element})
+    )
+
+
+def unknown_element(element: str, message: str = "", error_type: str = PROTOCOL, path: str | None = None) -> MgmtException:
+    return MgmtException(
+        MgmtError(error_type, "unknown-element", message or f'Unknown element "{element}".', error_path=path,
+                  info={"bad-element": element})
+    )
+
+
+def unknown_namespace(element: str, namespace: str, error_type: str = PROTOCOL) -> MgmtException:
+    return MgmtException(
+        MgmtError(error_type, "unknown-namespace", f'Unknown namespace "{namespace}" of element "{element}".',
+                  info={"bad-element": element, "bad-namespace": namespace})
+    )
+
+
+def access_denied(message: str = "Access denied.", error_type: str = PROTOCOL) -> MgmtException:
+    return MgmtException(MgmtError(error_type, "access-denied", message))
+
+
+def lock_denied(holder_session_id: int, message: str = "") -> MgmtException:
+    return MgmtException(
+        MgmtError(PROTOCOL, "lock-denied", message or f"Lock is held by session {holder_session_id}.",
+                  info={"session-id": str(holder_session_id)})
+    )
+
+
+def resource_denied(message: str, error_type: str = APPLICATION) -> MgmtException:
+    return MgmtException(MgmtError(error_type, "resource-denied", message))
+
+
+def data_exists(message: str, path: str | None = None) -> MgmtException:
+    return MgmtException(MgmtError(APPLICATION, "data-exists", message, error_path=path))
+
+
+def data_missing(message: str, path: str | None = None) -> MgmtException:
+    return MgmtException(MgmtError(APPLICATION, "data-missing", message, error_path=path))
+
+
+def operation_not_supported(message: str, error_type: str = PROTOCOL) -> MgmtException:
+    return MgmtException(MgmtError(error_type, "operation-not-supported", message))
+
+
+def operation_failed(message: str, error_type: str = APPLICATION, path: str | None = None) -> MgmtException:
+    return MgmtException(MgmtError(error_type, "operation-failed", message, error_path=path))
+
+
+def malformed_message(message: str) -> MgmtException:
+    return MgmtException(MgmtError(RPC, "malformed-message", message))
+
+
+# --- classification of library errors ------------------------------------------------------------------------------
+
+# libyang messages (libyang 3.x, src/tree_data*.c, src/validation.c) -> (error-tag, error-app-tag, error-type).
+_LY_RULES: tuple[tuple[re.Pattern[str], str, str | None, str], ...] = tuple(
+    (re.compile(p), tag, app, etype)
+    for p, tag, app, etype in (
+        (r"Unknown XML prefix|Unknown \(or not implemented\) YANG module|No module .*namespace|No module with namespace",
+         "unknown-namespace", None, PROTOCOL),
+        (r'Node "[^"]*" not found|not found as a child|Unknown element|No (?:data|schema) node|Invalid .*element',
+         "unknown-element", None, PROTOCOL),
+        (r"List instance is missing its key|missing its key|Missing (?:key|list key)", "missing-element", None, PROTOCOL),
+        (r"Duplicate instance|Unique data leaf", "operation-failed", "data-not-unique", APPLICATION),
+        (r"Too many", "operation-failed", "too-many-elements", APPLICATION),
+        (r"Too few", "operation-failed", "too-few-elements", APPLICATION),
+        (r"Must condition", "operation-failed", "must-violation", APPLICATION),
+        (r"Invalid leafref|required instance|Instance-identifier", "data-missing", "instance-required", APPLICATION),
+        (r"Mandatory choice", "data-missing", "missing-choice", APPLICATION),
+        (r"Mandatory node", "missing-element", None, APPLICATION),
+        (r"When condition", "unknown-element", None, APPLICATION),
+        (r"Invalid (?:attribute|metadata)|Unknown attribute|Unknown metadata|Invalid operation",
+         "bad-attribute", None, PROTOCOL),
+        (r"Invalid character|Unexpected character|XML|Invalid character sequence|Premature end", "malformed-message", None, RPC),
+    )
+)
+
+_APP_TAG_IN_MESSAGE = re.compile(r'\(error-app-tag "?([^")]+)"?\)')
+
+
+def from_libyang(exc: libyang.LibyangError) -> MgmtError:
+    items = list(getattr(exc, "errors", ()) or ())
+    message = str(exc)
+    path: str | None = None
+    if items:
+        last = items[-1]
+        message = last.msg or message
+        path = last.data_path or None
+    for pattern, tag, app, etype in _LY_RULES:
+        if pattern.search(message):
+            return MgmtError(etype, tag, message, app, path)
+    return MgmtError(APPLICATION, "invalid-value", message, None, path)
+
+
+def _sysrepo_message(exc: sysrepo.SysrepoError) -> str:
+    msg = getattr(exc, "msg", None) or str(exc)
+    return str(msg)
+
+
+def from_sysrepo(exc: sysrepo.SysrepoError) -> MgmtError:
+    message = _sysrepo_message(exc)
+    if isinstance(exc, sysrepo.SysrepoValidationFailedError):
+        # Either a YANG constraint (libyang's text, which we classify) or an agent's rejection (its own words).
+        for pattern, tag, app, etype in _LY_RULES:
+            if tag != "malformed-message" and pattern.search(message):
+                return MgmtError(etype, tag, message, app, _path_in(message))
+        return MgmtError(APPLICATION, "operation-failed", message, None, _path_in(message))
+    if isinstance(exc, sysrepo.SysrepoCallbackFailedError):
+        return MgmtError(APPLICATION, "operation-failed", message)
+    if isinstance(exc, sysrepo.SysrepoExistsError):
+        return MgmtError(APPLICATION, "data-exists", message, None, _path_in(message))
+    if isinstance(exc, sysrepo.SysrepoNotFoundError):
+        return MgmtError(APPLICATION, "data-missing", message, None, _path_in(message))
+    if isinstance(exc, sysrepo.SysrepoLockedError):
+        return MgmtError(PROTOCOL, "lock-denied", message, info=_lock_holder(message))
+    if isinstance(exc, sysrepo.SysrepoUnauthorizedError):
+        return MgmtError(APPLICATION, "access-denied", message, None, _path_in(message))
+    if isinstance(exc, sysrepo.SysrepoUnsupportedError):
+        return MgmtError(PROTOCOL, "operation-not-supported", message)
+    if isinstance(exc, sysrepo.SysrepoInvalArgError | sysrepo.SysrepoLyError):
+        for pattern, tag, app, etype in _LY_RULES:
+            if pattern.search(message):
+                return MgmtError(etype, tag, message, app, _path_in(message))
+        return MgmtError(APPLICATION, "invalid-value", message, None, _path_in(message))
+    if isinstance(exc, sysrepo.SysrepoTimeOutError):
+        return MgmtError(APPLICATION, "operation-failed", message or "Operation timed out.")
+    return MgmtError(APPLICATION, "operation-failed", message)
+
+
+_PATH_IN_MESSAGE = re.compile(r'(?:Data location|[Pp]ath) "?(/[^"\s,)]+)')
+_SESSION_IN_MESSAGE = re.compile(r"session (?:ID )?\"?(\d+)")
+
+
+def _path_in(message: str) -> str | None:
+    m = _PATH_IN_MESSAGE.search(message)
+    return m.group(1) if m else None
+
+
+def _lock_holder(message: str) -> dict[str, str]:
+    m = _SESSION_IN_MESSAGE.search(message)
+    return {"session-id": m.group(1) if m else "0"}
+
+
+def from_exception(exc: BaseException) -> list[MgmtError]:
+    """Every error record for one failure; unknown exceptions become operation-failed without internals."""
+    if isinstance(exc, MgmtException):
+        return list(exc.errors)
+    if isinstance(exc, sysrepo.SysrepoError):
+        return [from_sysrepo(exc)]
+    if isinstance(exc, libyang.LibyangError):
+        return [from_libyang(exc)]
+    return [MgmtError(APPLICATION, "operation-failed", "Internal error.")]
+
+
+def with_path(error: MgmtError, path: str | None) -> MgmtError:
+    return error if error.error_path or path is None else replace(error, error_path=path)
+
+
+def as_dict(error: MgmtError) -> dict[str, Any]:
+    """RFC 8040 errors/error member names (RESTCONF JSON uses these keys)."""
+    out: dict[str, Any] = {"error-type": error.error_type, "error-tag": error.error_tag}
+    if error.error_app_tag:
+        out["error-app-tag"] = error.error_app_tag
+    if error.error_path:
+        out["error-path"] = error.error_path
+    if error.error_message:
+        out["error-message"] = error.error_message
+    if error.info:
+        out["error-info"] = dict(error.info)
+    return out

@@ -1,0 +1,117 @@
+"""RFC 8341 NACM through libsysrepo's own implementation (sysrepo/netconf_acm.h), reached with cffi.
+
+libsysrepo enforces NACM for a session once a NACM user is set on it: reads are filtered, edits, RPCs and
+notifications are checked (the same calls netopeer2 makes: `sr_nacm_init` once per process, `sr_nacm_set_user` per
+session). The PyPI bindings 1.7.6 that match libsysrepo.so.7 do not wrap these, so this module declares them and
+calls them on the C session pointer of a `SysrepoSession` (`session.cdata`).
+
+The recovery user (RFC 8341 section 3.4: "recovery session") is sysrepo's, normally `root`; sessions for it are
+not restricted. `enable_nacm(..., recovery=True)` gives the same to a configured account.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import cffi
+from sysrepo.session import SysrepoSession
+
+_ffi = cffi.FFI()
+_ffi.cdef(
+    """
+    typedef struct sr_conn_ctx_s sr_conn_ctx_t;
+    typedef struct sr_session_ctx_s sr_session_ctx_t;
+    typedef struct sr_subscription_ctx_s sr_subscription_ctx_t;
+    struct lyd_node;
+    int sr_nacm_init(sr_session_ctx_t *session, uint32_t opts, sr_subscription_ctx_t **sub);
+    void sr_nacm_destroy(void);
+    int sr_nacm_set_user(sr_session_ctx_t *session, const char *user);
+    const char *sr_nacm_get_user(sr_session_ctx_t *session);
+    const char *sr_nacm_get_recovery_user(void);
+    int sr_nacm_check_operation(sr_session_ctx_t *session, const struct lyd_node *op);
+    sr_conn_ctx_t *sr_session_get_connection(sr_session_ctx_t *session);
+    int sr_session_start(sr_conn_ctx_t *conn, int datastore, sr_session_ctx_t **session);
+    int sr_session_stop(sr_session_ctx_t *session);
+    int sr_unsubscribe(sr_subscription_ctx_t *subscription);
+    """
+)
+_lib: Any = _ffi.dlopen("libsysrepo.so.7")
+
+_SR_DS_RUNNING = 1
+_SR_ERR_OK = 0
+
+_init_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+class NacmError(RuntimeError):
+    """A NACM call of libsysrepo failed (its return code is in the message)."""
+
+
+def _c_session(session: SysrepoSession) -> Any:
+    """The `sr_session_ctx_t *` of a binding session, as a pointer of this module's cffi instance."""
+    address = int(_ffi.cast("uintptr_t", session.cdata))
+    return _ffi.cast("sr_session_ctx_t *", address)
+
+
+def init_nacm(session: SysrepoSession) -> None:
+    """Start libsysrepo's NACM for this process (idempotent).
+
+    NACM's subscriptions need a session that outlives every other: we start a private C session on the same
+    connection, so stopping `session` later is safe. Call before any session serves a user.
+    """
+    with _init_lock:
+        if "sub" in _state:
+            return
+        conn = _lib.sr_session_get_connection(_c_session(session))
+        own = _ffi.new("sr_session_ctx_t **")
+        rc = _lib.sr_session_start(conn, _SR_DS_RUNNING, own)
+        if rc != _SR_ERR_OK:
+            raise NacmError(f"sr_session_start failed: {rc}")
+        sub = _ffi.new("sr_subscription_ctx_t **")
+        rc = _lib.sr_nacm_init(own[0], 0, sub)
+        if rc != _SR_ERR_OK:
+            _lib.sr_session_stop(own[0])
+            raise NacmError(f"sr_nacm_init failed: {rc}")
+        _state.update(session=own[0], sub=sub[0])
+
+
+def destroy_nacm() -> None:
+    """Undo `init_nacm` (before disconnecting the connection it used)."""
+    with _init_lock:
+        if "sub" not in _state:
+            return
+        _lib.sr_unsubscribe(_state.pop("sub"))
+        _lib.sr_nacm_destroy()
+        _lib.sr_session_stop(_state.pop("session"))
+
+
+def recovery_user() -> str:
+    """sysrepo's NACM recovery user (unrestricted access)."""
+    raw = _lib.sr_nacm_get_recovery_user()
+    return _ffi.string(raw).decode() if raw != _ffi.NULL else "root"
+
+
+def enable_nacm(session: SysrepoSession, user: str | None, *, recovery: bool = False) -> None:
+    """Make every later get/edit/RPC/notification on `session` obey NACM for `user`.
+
+    `user=None` or `recovery=True` clears the NACM user (unrestricted, the recovery session).
+    """
+    init_nacm(session)
+    name = _ffi.NULL if (user is None or recovery) else user.encode()
+    rc = _lib.sr_nacm_set_user(_c_session(session), name)
+    if rc != _SR_ERR_OK:
+        raise NacmError(f"sr_nacm_set_user failed: {rc}")
+
+
+def nacm_user(session: SysrepoSession) -> str | None:
+    raw = _lib.sr_nacm_get_user(_c_session(session))
+    return _ffi.string(raw).decode() if raw != _ffi.NULL else None
+
+
+def check_operation(session: SysrepoSession, op_cdata: Any) -> bool:
+    """Whether the session's NACM user may execute the RPC/action whose libyang tree is `op_cdata`."""
+    address = int(_ffi.cast("uintptr_t", op_cdata))
+    rc = _lib.sr_nacm_check_operation(_c_session(session), _ffi.cast("struct lyd_node *", address))
+    return bool(rc == _SR_ERR_OK)

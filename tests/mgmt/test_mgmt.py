@@ -1,0 +1,114 @@
+"""The shared management-plane pieces against a real sysrepo instance: users, bootstrap, NACM, error mapping."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import libyang
+import pytest
+import sysrepo
+
+from singbox_agent.mgmt import crypt, errors, nacm
+from singbox_agent.mgmt.bootstrap import bootstrap_admin
+from singbox_agent.mgmt.users import UserStore, hash_password
+from singbox_agent.repository import SysrepoInstance
+
+
+def test_hash_and_verify() -> None:
+    hashed = hash_password("s3cret")
+    assert hashed.startswith("$6$")
+    assert crypt.verify_password("s3cret", hashed)
+    assert not crypt.verify_password("s3cret!", hashed)
+    assert hash_password("s3cret") != hashed  # salted
+    assert crypt.verify_password("plain", "$0$plain")
+    assert not crypt.verify_password("x", "garbage")
+
+
+def test_bootstrap_cli_idempotent_and_survives_in_startup(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("first-password\n")
+    cmd = [sys.executable, "-m", "singbox_agent.mgmt", "bootstrap-admin", "--user", "admin", "--password-file", str(pw)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(cmd, check=True, capture_output=True)
+    with sysrepo.SysrepoConnection() as conn:
+        store = UserStore(conn)
+        assert store.verify_password("admin", "first-password")
+        assert not store.verify_password("admin", "first-password\n")
+        startup = conn.start_session("startup")
+        data = startup.get_data("/ietf-netconf-acm:nacm")
+        lists = [r["name"] for r in data["nacm"]["rule-list"]]
+        assert lists == ["admin-all", "protect-user-secrets"]
+        assert [g["user-name"] for g in data["nacm"]["groups"]["group"]] == [["admin"]]
+        store.close()
+    pw.write_text("second-password")
+    subprocess.run(cmd, check=True, capture_output=True)
+    with sysrepo.SysrepoConnection() as conn:
+        store = UserStore(conn)
+        assert store.verify_password("admin", "second-password")
+        assert not store.verify_password("admin", "first-password")
+        store.close()
+
+
+def test_user_store_sees_changes(sysrepo_instance: SysrepoInstance) -> None:
+    with sysrepo.SysrepoConnection() as conn:
+        bootstrap_admin(conn, "admin", "pw")
+        store = UserStore(conn)
+        assert store.verify_password("admin", "pw")
+        sess = conn.start_session("running")
+        sess.set_item("/ietf-system:system/authentication/user[name='alice']/password", hash_password("alice-pw"))
+        sess.set_item(
+            "/ietf-system:system/authentication/user[name='alice']/authorized-key[name='k1']/algorithm", "ssh-ed25519"
+        )
+        sess.set_item(
+            "/ietf-system:system/authentication/user[name='alice']/authorized-key[name='k1']/key-data",
+            "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        )
+        sess.apply_changes()
+        deadline = time.monotonic() + 5
+        while not store.verify_password("alice", "alice-pw") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.verify_password("alice", "alice-pw")
+        assert store.authorized_keys("alice") == [
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+        ]
+        assert store.authorized_keys("nobody") == []
+        store.close()
+
+
+def test_nacm_filters_reads_and_denies_writes(sysrepo_instance: SysrepoInstance) -> None:
+    with sysrepo.SysrepoConnection() as conn:
+        bootstrap_admin(conn, "admin", "pw")
+        admin = conn.start_session("running")
+        nacm.enable_nacm(admin, "admin")
+        assert nacm.nacm_user(admin) == "admin"
+        assert "nacm" in admin.get_data("/ietf-netconf-acm:nacm")
+        bob = conn.start_session("running")
+        nacm.enable_nacm(bob, "bob")
+        with pytest.raises(sysrepo.SysrepoNotFoundError):
+            bob.get_data("/ietf-netconf-acm:nacm")  # nacm:default-deny-all
+        bob.set_item("/vpp-singbox:singbox/log-level", "debug")
+        with pytest.raises(sysrepo.SysrepoError) as denied:
+            bob.apply_changes()
+        assert errors.from_exception(denied.value)[0].error_tag == "access-denied"
+        bob.discard_changes()
+        admin.set_item("/vpp-singbox:singbox/log-level", "debug")
+        admin.apply_changes()
+        nacm.enable_nacm(bob, None)
+        assert nacm.nacm_user(bob) is None
+
+
+def test_error_mapping() -> None:
+    exc = sysrepo.SysrepoValidationFailedError("endpoint e1: VPP refused: address in use")
+    err = errors.from_exception(exc)[0]
+    assert (err.error_type, err.error_tag) == ("application", "operation-failed")
+    assert "VPP refused: address in use" in err.error_message
+    assert errors.from_exception(sysrepo.SysrepoLockedError("locked"))[0].error_tag == "lock-denied"
+    assert errors.from_exception(sysrepo.SysrepoExistsError("x"))[0].error_tag == "data-exists"
+    assert errors.from_exception(errors.lock_denied(7))[0].info == {"session-id": "7"}
+    assert errors.from_exception(ValueError("secret internals"))[0].error_message == "Internal error."
+    ly = errors.from_exception(libyang.LibyangError('Node "bogus" not found as a child of "singbox" node.'))[0]
+    assert ly.error_tag == "unknown-element"
+    assert errors.invalid_value("bad").error.http_status == 400
