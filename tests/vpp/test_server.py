@@ -1,0 +1,335 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""SOCKS5 server mode of the singbox plugin, over the wire, against a real
+VPP (0 and 2 workers) with real clients: curl, ncat, python-socks and a
+byte-level probe."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import CLOSED_PORT, ECHO_PORT, HTTP_PORT, Env
+from vpptopo import (
+    ORIGIN_IP4,
+    ORIGIN_IP6,
+    SILENT_IP4,
+    UNROUTED_IP4,
+    VPP_CLIENT_IP4,
+    VPP_CLIENT_IP6,
+    VPP_ORIGIN_IP4,
+)
+
+PROXY = f"{VPP_CLIENT_IP4}:1080"
+
+
+def curl(env: Env, *args: str, timeout: float = 20) -> tuple[int, str, str]:
+    r = env.client("curl", "-sS", "-m", str(int(timeout)), *args, timeout=timeout + 5)
+    return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+def test_curl_connect_ipv4(env: Env) -> None:
+    env.start()
+    rc, out, err = curl(env, "--socks5", PROXY, f"http://{ORIGIN_IP4}:{HTTP_PORT}/")
+    assert rc == 0, err
+    assert out == "hello\n"
+    env.wait_no_sessions()
+    st = env.stats()
+    assert st["accepted"] == 1
+    assert st["rejected"] == 0
+    # request and response crossed the relay, handshake bytes excluded
+    assert st["bytes_from_client"] > 40
+    assert st["bytes_to_client"] > len("hello\n")
+
+
+def test_curl_bulk_download_and_upload(env: Env) -> None:
+    env.start()
+    rc, out, err = curl(env, "--socks5", PROXY, "-o", "/dev/null", "-w", "%{size_download}",
+                        f"http://{ORIGIN_IP4}:{HTTP_PORT}/bytes/20000000")
+    assert rc == 0, err
+    assert out == "20000000"
+    r = env.t.run_in(env.t.ns_client, "sh", "-c",
+                     f"head -c 5000000 /dev/zero | curl -sS -m 30 --socks5 {PROXY} "
+                     f"-T - -H 'Content-Length: 5000000' http://{ORIGIN_IP4}:{HTTP_PORT}/up",
+                     timeout=40)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == "5000000"
+    env.wait_no_sessions()
+    st = env.stats()
+    assert st["bytes_to_client"] >= 20_000_000
+    assert st["bytes_from_client"] >= 5_000_000
+
+
+def test_ipv6_listener_and_destination(env: Env) -> None:
+    env.start(addr=VPP_CLIENT_IP6, name="v6")
+    rc, out, err = curl(env, "--socks5", f"[{VPP_CLIENT_IP6}]:1080",
+                        f"http://[{ORIGIN_IP6}]:{HTTP_PORT}/")
+    assert rc == 0, err
+    assert out == "hello\n"
+
+
+def test_two_listeners(env: Env) -> None:
+    env.start(port=1080, name="a")
+    env.start(port=1081, name="b")
+    for port in (1080, 1081):
+        rc, out, err = curl(env, "--socks5", f"{VPP_CLIENT_IP4}:{port}",
+                            f"http://{ORIGIN_IP4}:{HTTP_PORT}/")
+        assert (rc, out) == (0, "hello\n"), err
+    listeners = env.api.singbox_server_listener_dump()
+    assert sorted((l.name, l.port, l.is_listening) for l in listeners) == [
+        ("a", 1080, True), ("b", 1081, True)]
+
+
+def test_username_password(env: Env) -> None:
+    assert env.api.singbox_server_user_add_del(is_add=True, username="alice",
+                                               password="s3cret").retval == 0
+    assert env.api.singbox_server_user_add_del(is_add=True, username="bob",
+                                               password="hunter2").retval == 0
+    env.configure(auth_required=True)
+    env.start()
+    url = f"http://{ORIGIN_IP4}:{HTTP_PORT}/"
+    for cred in ("alice:s3cret", "bob:hunter2"):
+        rc, out, err = curl(env, "--socks5", PROXY, "--proxy-user", cred, url)
+        assert (rc, out) == (0, "hello\n"), err
+    rc, out, err = curl(env, "--socks5", PROXY, "--proxy-user", "alice:wrong", url)
+    assert rc != 0
+    # a client offering only "no authentication" gets 0xFF
+    res = env.probe(VPP_CLIENT_IP4, "1080", "connect", ORIGIN_IP4, str(HTTP_PORT))
+    assert res["method"] == 0xFF
+    res = env.probe(VPP_CLIENT_IP4, "1080", "connect", ORIGIN_IP4, str(HTTP_PORT),
+                    "alice", "nope")
+    assert res["method"] == 2 and res["auth"] != 0
+    st = env.stats()
+    assert st["auth_failures"] == 3
+    users = {u.username: u for u in env.api.singbox_server_user_dump()}
+    assert users["alice"].auth_failures == 2 and users["alice"].sessions == 1
+    assert users["bob"].sessions == 1
+    assert all(u.password_set for u in users.values())
+
+
+def test_crypt_hash_password(env: Env) -> None:
+    import crypt_helper
+
+    h = crypt_helper.sha512_crypt("pa55word")
+    assert env.api.singbox_server_user_add_del(is_add=True, username="carol", password=h,
+                                               password_is_hash=True).retval == 0
+    env.configure(auth_required=True)
+    env.start()
+    url = f"http://{ORIGIN_IP4}:{HTTP_PORT}/"
+    for _ in range(2):  # second login takes the cached path
+        rc, out, err = curl(env, "--socks5", PROXY, "--proxy-user", "carol:pa55word", url)
+        assert (rc, out) == (0, "hello\n"), err
+    rc, _, _ = curl(env, "--socks5", PROXY, "--proxy-user", "carol:pa55wore", url)
+    assert rc != 0
+
+
+@pytest.mark.parametrize(
+    "dst,port,rep",
+    [
+        (ORIGIN_IP4, CLOSED_PORT, 0x05),  # RST from the destination
+        (UNROUTED_IP4, 80, 0x03),  # no route in VPP
+    ],
+    ids=["refused", "no-route"],
+)
+def test_connect_failure_rep(env: Env, dst: str, port: int, rep: int) -> None:
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "connect", dst, str(port))
+    assert res.get("rep") == rep, res
+    assert res["bnd"] == "0.0.0.0:0"
+    assert env.stats()["connect_failures"] == 1
+
+
+def test_connect_timeout_rep(env: Env) -> None:
+    env.configure(connect_timeout=2)
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "connect", SILENT_IP4, "80")
+    assert res.get("rep") == 0x06, res
+    assert 1.5 < res["elapsed"] < 6
+    assert env.stats()["connect_failures"] == 1
+
+
+def test_reply_after_connect_with_bnd(env: Env) -> None:
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "connect", ORIGIN_IP4, str(ECHO_PORT))
+    assert res["rep"] == 0
+    addr, port = str(res["bnd"]).rsplit(":", 1)
+    assert addr == VPP_ORIGIN_IP4  # VPP's address towards the destination
+    assert 0 < int(port) < 65536
+
+
+def test_ncat_echo(env: Env) -> None:
+    env.start()
+    r = env.t.run_in(env.t.ns_client, "ncat", "--proxy-type", "socks5", "--proxy", PROXY,
+                     ORIGIN_IP4, str(ECHO_PORT), input=b"ping through vpp\n", timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"ping through vpp\n"
+
+
+@pytest.mark.parametrize("nbytes", [0, 1, 1_000_000])
+def test_half_close_no_data_loss(env: Env, nbytes: int) -> None:
+    """Client half-closes after sending; the origin answers after that FIN
+    and half-closes back; every byte arrives both ways."""
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "echo", ORIGIN_IP4, str(ECHO_PORT), str(nbytes))
+    assert res.get("rep") == 0, res
+    assert res["reply"] == str(res["sent"])
+    env.wait_no_sessions()
+
+
+def test_pipelined_handshake(env: Env) -> None:
+    """Greeting, request and payload in one write."""
+    env.start()
+    req = bytes([5, 1, 0, 5, 1, 0, 1]) + bytes(map(int, ORIGIN_IP4.split("."))) + \
+        ECHO_PORT.to_bytes(2, "big") + b"hello"
+    res = env.probe(VPP_CLIENT_IP4, "1080", "raw", req.hex())
+    data = bytes.fromhex(res["recv"])
+    assert data[:2] == b"\x05\x00"
+    assert data[2:4] == b"\x05\x00"
+    assert data.endswith(b"hello")
+
+
+def test_bad_version_closes(env: Env) -> None:
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "raw", "040100")
+    assert res["closed"] and res["recv"] == ""
+    assert env.stats()["rejected"] == 1
+
+
+def test_max_sessions_refused_and_counted(env: Env) -> None:
+    env.configure(max_sessions=2, handshake_timeout=30)
+    env.start()
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    holders = [subprocess.Popen(
+        ["ip", "netns", "exec", env.t.ns_client, sys.executable,
+         str(Path(__file__).parent / "socks_probe.py"), VPP_CLIENT_IP4, "1080", "hold", "20"],
+        stdout=subprocess.PIPE) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 10
+        while env.api.singbox_server_dump()[0].active_sessions < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        res = env.probe(VPP_CLIENT_IP4, "1080", "connect", ORIGIN_IP4, str(HTTP_PORT))
+        assert "error" in res and "rep" not in res, res
+        st = env.stats()
+        assert st["rejected"] == 1
+        assert st["accepted"] == 2
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+
+
+def test_allowed_prefixes(env: Env) -> None:
+    assert env.api.singbox_server_allowed_prefix_add_del(
+        is_add=True, prefix="198.18.9.0/24").retval == 0
+    env.start()
+    rc, _, _ = curl(env, "--socks5", PROXY, f"http://{ORIGIN_IP4}:{HTTP_PORT}/")
+    assert rc != 0
+    assert env.stats()["rejected"] == 1
+    assert env.api.singbox_server_allowed_prefix_add_del(
+        is_add=True, prefix="198.18.1.0/24").retval == 0
+    rc, out, err = curl(env, "--socks5", PROXY, f"http://{ORIGIN_IP4}:{HTTP_PORT}/")
+    assert (rc, out) == (0, "hello\n"), err
+    assert sorted(str(p.prefix) for p in env.api.singbox_server_allowed_prefix_dump()) == [
+        "198.18.1.0/24", "198.18.9.0/24"]
+
+
+def test_handshake_timeout(env: Env) -> None:
+    env.configure(handshake_timeout=1)
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "hold", "10")
+    assert res["closed_after"] is not None and res["closed_after"] < 3, res
+
+
+def test_idle_timeout(env: Env) -> None:
+    env.configure(idle_timeout=2)
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "idle", ORIGIN_IP4, str(ECHO_PORT), "15")
+    assert res["rep"] == 0
+    assert res["closed_after"] is not None and 1 < res["closed_after"] < 5, res
+
+
+def test_session_dump_and_disconnect(env: Env) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env.start()
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", env.t.ns_client, sys.executable,
+         str(Path(__file__).parent / "socks_probe.py"), VPP_CLIENT_IP4, "1080", "idle",
+         ORIGIN_IP4, str(ECHO_PORT), "20"], stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            ss = [s for s in env.sessions() if s.state == 5]
+            if ss:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        s = ss[0]
+        assert str(s.dst_addr) == ORIGIN_IP4 and s.dst_port == ECHO_PORT
+        assert str(s.client_addr) == "198.18.1.2"
+        assert "established" in env.cli("show singbox sessions")
+        assert env.api.singbox_session_disconnect(session_id=s.session_id).retval == 0
+        out, _ = p.communicate(timeout=10)
+        assert b'"closed_after": ' in out and b"null" not in out
+        assert env.api.singbox_session_disconnect(session_id=s.session_id).retval != 0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_python_socks_client(env: Env) -> None:
+    env.start()
+    code = (
+        "import socket\n"
+        "from python_socks.sync import Proxy\n"
+        f"p = Proxy.from_url('socks5://{PROXY}')\n"
+        f"s = p.connect(dest_host='{ORIGIN_IP4}', dest_port={ECHO_PORT})\n"
+        "s.sendall(b'abc'); print(s.recv(10).decode())\n"
+    )
+    import sys
+
+    r = env.client(sys.executable, "-c", code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == "abc"
+
+
+def test_cli_manual_commands(env: Env) -> None:
+    out = env.cli(f"singbox server start {VPP_CLIENT_IP4}:1090 auth username m password p")
+    assert out.strip() == ""
+    show = env.cli("show singbox server")
+    assert "Running" in show and "1090" in show and "Required" in show
+    rc, out, err = curl(env, "--socks5", f"{VPP_CLIENT_IP4}:1090", "--proxy-user", "m:p",
+                        f"http://{ORIGIN_IP4}:{HTTP_PORT}/")
+    assert (rc, out) == (0, "hello\n"), err
+    env.cli("singbox server stop")
+    assert "Stopped" in env.cli("show singbox server")
+    rc, _, _ = curl(env, "--socks5", f"{VPP_CLIENT_IP4}:1090",
+                    f"http://{ORIGIN_IP4}:{HTTP_PORT}/")
+    assert rc != 0
+
+
+def test_stats_segment(env: Env) -> None:
+    from vpp_papi.vpp_stats import VPPStats  # type: ignore[import-untyped]
+
+    env.start()
+    rc, _, err = curl(env, "--socks5", PROXY, f"http://{ORIGIN_IP4}:{HTTP_PORT}/")
+    assert rc == 0, err
+    env.wait_no_sessions()
+    st = VPPStats(str(env.vpp.stats_sock))
+    st.connect()
+    try:
+        names = st.ls(["^/singbox/"])
+        assert "/singbox/server/accepted" in names
+        assert "/singbox/server/active-sessions" in names
+        assert st.get_counter("/singbox/server/accepted")[:, 0].sum() == 1
+        assert st.get_counter("/singbox/server/bytes-to-client")[:, 0].sum() == \
+            env.stats()["bytes_to_client"]
+    finally:
+        st.disconnect()

@@ -1,0 +1,297 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""A private VPP joined to network namespaces by veth (af_packet).
+
+Topology (RFC 2544/5180 benchmark addresses)::
+
+    [ns <p>c: client]  198.18.1.2 / 2001:2:0:1::2
+          | veth <p>c0 -- <p>c1 (host-<p>c1 in VPP: 198.18.1.1, 2001:2:0:1::1)
+        [VPP]
+          | veth <p>o0 -- <p>o1 (host-<p>o1 in VPP: 198.18.2.1, 2001:2:0:2::1)
+    [ns <p>o: origin]  198.18.2.2 / 2001:2:0:2::2
+
+Used by the pytest fixtures and by bench/vpp. Every resource it creates is
+named with a per-process prefix and removed by ``close()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+CLIENT_IP4 = "198.18.1.2"
+VPP_CLIENT_IP4 = "198.18.1.1"
+ORIGIN_IP4 = "198.18.2.2"
+VPP_ORIGIN_IP4 = "198.18.2.1"
+CLIENT_IP6 = "2001:2:0:1::2"
+VPP_CLIENT_IP6 = "2001:2:0:1::1"
+ORIGIN_IP6 = "2001:2:0:2::2"
+VPP_ORIGIN_IP6 = "2001:2:0:2::1"
+# in the origin's subnet, never configured: connects to it time out (ARP)
+SILENT_IP4 = "198.18.2.99"
+# no route in VPP
+UNROUTED_IP4 = "198.19.255.1"
+
+
+class VppNotFound(Exception):
+    """VPP or the plugin is missing; the message says what to set."""
+
+
+def find_vpp() -> tuple[Path, Path]:
+    """Return (VPP prefix, directory holding singbox_plugin.so)."""
+    prefix_env = os.environ.get("VPP_PREFIX")
+    if prefix_env:
+        prefix = Path(prefix_env)
+        if not (prefix / "bin" / "vpp").exists():
+            raise VppNotFound(f"VPP not found: {prefix}/bin/vpp missing (VPP_PREFIX)")
+    else:
+        vpp = shutil.which("vpp")
+        if not vpp:
+            raise VppNotFound("VPP not found: set VPP_PREFIX")
+        prefix = Path(vpp).resolve().parent.parent
+    plugin_env = os.environ.get("SINGBOX_PLUGIN_DIR")
+    candidates = [Path(plugin_env)] if plugin_env else []
+    candidates.append(Path("/tmp/sbx-build/lib/vpp_plugins"))
+    for d in candidates:
+        if (d / "singbox_plugin.so").exists():
+            return prefix, d
+    raise VppNotFound(
+        "singbox_plugin.so not found: build plugin/ and set SINGBOX_PLUGIN_DIR"
+    )
+
+
+def vpp_plugin_path(prefix: Path) -> Path:
+    for p in prefix.glob("lib*/**/vpp_plugins"):
+        if (p / "af_packet_plugin.so").exists():
+            return p
+    raise VppNotFound(f"VPP not found: no vpp_plugins under {prefix}")
+
+
+def run(cmd: Sequence[str], check: bool = True, timeout: float = 30) -> str:
+    try:
+        r = subprocess.run(
+            list(cmd), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        if check:
+            raise
+        return ""
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: rc={r.returncode} {r.stderr.strip()}")
+    return r.stdout
+
+
+def ns_cmd(ns: str, *cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *cmd]
+
+
+class Vpp:
+    """One VPP process with private sockets in a temporary directory."""
+
+    def __init__(self, workers: int = 0, extra_conf: str = "") -> None:
+        self.prefix, self.plugin_dir = find_vpp()
+        self.dir = Path(tempfile.mkdtemp(prefix="sbxvpp-"))
+        self.cli_sock = self.dir / "cli.sock"
+        self.api_sock = self.dir / "api.sock"
+        self.stats_sock = self.dir / "stats.sock"
+        self.log = self.dir / "vpp.log"
+        self.workers = workers
+        cpu = f"cpu {{ workers {workers} }}" if workers else ""
+        plugins = "".join(
+            f" plugin {p} {{ enable }}"
+            for p in (
+                "af_packet_plugin.so",
+                "ping_plugin.so",
+                "dns_plugin.so",
+                "hs_apps_plugin.so",
+                "http_plugin.so",
+                "hsi_plugin.so",
+                "singbox_plugin.so",
+            )
+        )
+        conf = f"""
+unix {{ nodaemon cli-listen {self.cli_sock} log {self.log} }}
+api-segment {{ prefix {self.dir.name} }}
+socksvr {{ socket-name {self.api_sock} }}
+statseg {{ socket-name {self.stats_sock} update-interval 1 }}
+plugins {{ path {vpp_plugin_path(self.prefix)} add-path {self.plugin_dir}
+  plugin default {{ disable }} {plugins} }}
+session {{ enable }}
+tcp {{ closewait-time 30 }}
+memory {{ main-heap-size 1G }}
+buffers {{ buffers-per-numa 32768 }}
+{cpu}
+{extra_conf}
+"""
+        (self.dir / "startup.conf").write_text(conf)
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = ":".join(
+            str(p) for p in self.prefix.glob("lib*") if p.is_dir()
+        ) + ":" + str(self.prefix / "lib" / "x86_64-linux-gnu")
+        self.env = env
+        self.proc = subprocess.Popen(
+            [str(self.prefix / "bin" / "vpp"), "-c", str(self.dir / "startup.conf")],
+            stdout=open(self.dir / "stdout", "w"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    "VPP exited: " + (self.dir / "stdout").read_text()[-2000:]
+                )
+            if self.cli_sock.exists():
+                try:
+                    if "singbox" in self.cli("show plugins"):
+                        return
+                except RuntimeError:
+                    pass
+            time.sleep(0.2)
+        raise RuntimeError("VPP did not start: " + (self.dir / "stdout").read_text())
+
+    def cli(self, cmd: str, check: bool = True) -> str:
+        out = run(
+            [str(self.prefix / "bin" / "vppctl"), "-s", str(self.cli_sock), cmd],
+            check=False,
+            timeout=30,
+        )
+        low = out.lower()
+        if check and ("unknown input" in low or "failed" in low or "error" in low):
+            raise RuntimeError(f"vppctl {cmd!r}: {out.strip()}")
+        return out
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Topology:
+    """Client and origin namespaces joined to a VPP by af_packet veths."""
+
+    def __init__(self, vpp: Vpp, tag: str | None = None) -> None:
+        self.vpp = vpp
+        p = tag or f"sb{os.getpid() % 100000}"
+        self.ns_client = f"{p}c"
+        self.ns_origin = f"{p}o"
+        self.links: list[str] = []
+        self.namespaces: list[str] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+        try:
+            self._side(self.ns_client, f"{p}c0", f"{p}c1", CLIENT_IP4, VPP_CLIENT_IP4,
+                       CLIENT_IP6, VPP_CLIENT_IP6, "198.18.0.0/15", "2001:2::/48")
+            self._side(self.ns_origin, f"{p}o0", f"{p}o1", ORIGIN_IP4, VPP_ORIGIN_IP4,
+                       ORIGIN_IP6, VPP_ORIGIN_IP6, "198.18.0.0/15", "2001:2::/48")
+            self.vpp_if_client = f"host-{p}c1"
+            self.vpp_if_origin = f"host-{p}o1"
+            self._wait_reachable()
+        except Exception:
+            self.close()
+            raise
+
+    def _side(self, ns: str, inner: str, outer: str, ip4: str, gw4: str, ip6: str,
+              gw6: str, route4: str, route6: str) -> None:
+        run(["ip", "netns", "add", ns])
+        self.namespaces.append(ns)
+        run(["ip", "link", "add", inner, "type", "veth", "peer", "name", outer])
+        self.links.append(outer)
+        run(["ip", "link", "set", inner, "netns", ns])
+        run(["ip", "link", "set", outer, "up"])
+        # checksum offload on veth produces packets af_packet sees unfinished
+        run(["ethtool", "-K", outer, "tx", "off", "rx", "off"], check=False)
+        for cmd in (
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "link", "set", inner, "up"],
+            ["ip", "addr", "add", f"{ip4}/24", "dev", inner],
+            ["ip", "-6", "addr", "add", f"{ip6}/64", "dev", inner, "nodad"],
+            ["ip", "route", "add", route4, "via", gw4],
+            ["ip", "-6", "route", "add", route6, "via", gw6],
+            ["ethtool", "-K", inner, "tx", "off", "rx", "off"],
+        ):
+            run(ns_cmd(ns, *cmd), check=cmd[0] != "ethtool")
+        v = self.vpp
+        v.cli(f"create host-interface name {outer}")
+        v.cli(f"set interface state host-{outer} up")
+        v.cli(f"set interface ip address host-{outer} {gw4}/24")
+        v.cli(f"set interface ip address host-{outer} {gw6}/64")
+
+    def _wait_reachable(self) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            a = subprocess.run(ns_cmd(self.ns_client, "ping", "-c1", "-W1", VPP_CLIENT_IP4),
+                               capture_output=True).returncode
+            b = subprocess.run(ns_cmd(self.ns_origin, "ping", "-c1", "-W1", VPP_ORIGIN_IP4),
+                               capture_output=True).returncode
+            if a == 0 and b == 0:
+                # IPv6 neighbours too (nodad addresses, but ND must resolve)
+                subprocess.run(ns_cmd(self.ns_client, "ping", "-6", "-c1", "-W1", VPP_CLIENT_IP6),
+                               capture_output=True)
+                subprocess.run(ns_cmd(self.ns_origin, "ping", "-6", "-c1", "-W1", VPP_ORIGIN_IP6),
+                               capture_output=True)
+                return
+            time.sleep(0.3)
+        raise RuntimeError("VPP not reachable from the namespaces:\n"
+                           + self.vpp.cli("show hardware-interfaces", check=False))
+
+    def spawn(self, ns: str, *cmd: str, **kw: object) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(ns_cmd(ns, *cmd), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+        self.procs.append(p)
+        return p
+
+    def run_in(self, ns: str, *cmd: str, timeout: float = 30,
+               input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(ns_cmd(ns, *cmd), capture_output=True, timeout=timeout,
+                              input=input)
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(5)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        for link in self.links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+        for ns in self.namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def wait_port(ns: str, host: str, port: int, timeout: float = 10) -> None:
+    """Wait until something listens on host:port inside ns."""
+    deadline = time.monotonic() + timeout
+    fam = "-6" if ":" in host else "-4"
+    while time.monotonic() < deadline:
+        r = subprocess.run(ns_cmd(ns, "ss", "-ltnH", fam, f"sport = :{port}"),
+                           capture_output=True, text=True)
+        if r.stdout.strip():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {host}:{port} in {ns}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
