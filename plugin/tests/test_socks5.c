@@ -1426,6 +1426,57 @@ test_pair_failures (void)
   CHECK_EQ (p.server.error, SOCKS5_ERR_NO_ACCEPTABLE_METHOD);
 }
 
+static void
+test_addr_helpers (void)
+{
+  socks5_addr_t a, b;
+  uint8_t long_name[256];
+
+  memset (long_name, 'x', sizeof (long_name));
+  CHECK_EQ (socks5_addr_set_domain (&a, long_name, 0, 1), SOCKS5_ERR_BAD_ARGUMENT);
+  CHECK_EQ (socks5_addr_set_domain (&a, long_name, 256, 1), SOCKS5_ERR_BAD_ARGUMENT);
+  CHECK_EQ (socks5_addr_set_domain (&a, 0, 3, 1), SOCKS5_ERR_BAD_ARGUMENT);
+  CHECK_EQ (socks5_addr_set_domain (&a, long_name, 255, 1), SOCKS5_ERR_NONE);
+  CHECK_EQ (a.domain[255], 0);
+  CHECK_EQ (socks5_addr_encoded_len (&a), 1 + 1 + 255 + 2);
+  b = a;
+  CHECK (socks5_addr_equal (&a, &b));
+  b.domain[7] = 'y';
+  CHECK (!socks5_addr_equal (&a, &b));
+  b = addr_ip4 (ip4_example, 1);
+  a = addr_ip4 (ip4_example, 2);
+  CHECK (!socks5_addr_equal (&a, &b));
+  a = addr_ip6 (ip6_example, 1);
+  CHECK (!socks5_addr_equal (&a, &b));
+  memset (&a, 0, sizeof (a));
+  a.atyp = 9;
+  CHECK_EQ (socks5_addr_encoded_len (&a), 0);
+}
+
+static void
+test_client_error_accessor (void)
+{
+  socks5_addr_t dst = addr_ip4 (ip4_example, 80);
+  socks5_client_cfg_t cfg = client_cfg (SOCKS5_CMD_CONNECT, &dst, 0);
+  socks5_client_t c;
+  socks5_event_t ev;
+  socks5_out_t out;
+  uint32_t consumed;
+
+  socks5_client_init (&c, &cfg, &out);
+  CHECK_EQ (socks5_client_error (&c), SOCKS5_ERR_NONE);
+  CHECK_EQ (socks5_client_feed (&c, (const uint8_t *) "\x05\x00\x05\x04", 4, &consumed, &ev, &out),
+	    SOCKS5_EV_ERROR);
+  CHECK_EQ (socks5_client_error (&c), SOCKS5_ERR_REQUEST_FAILED);
+  CHECK_EQ (ev.rep, SOCKS5_REP_HOST_UNREACHABLE);
+  CHECK_EQ (socks5_client_state (&c), SOCKS5_CLIENT_CLOSED);
+  /* Asking again gives the same answer and takes nothing. */
+  CHECK_EQ (socks5_client_feed (&c, (const uint8_t *) "\x05", 1, &consumed, &ev, &out),
+	    SOCKS5_EV_ERROR);
+  CHECK_EQ (consumed, 0);
+  CHECK_EQ (ev.rep, SOCKS5_REP_HOST_UNREACHABLE);
+}
+
 /* Names for show output */
 
 static void
@@ -1498,6 +1549,8 @@ const test_case_t test_cases[] = {
   T (test_client_wipes_credentials),
   T (test_pair_round_trip_matrix),
   T (test_pair_failures),
+  T (test_addr_helpers),
+  T (test_client_error_accessor),
   T (test_names),
 };
 const int n_test_cases = sizeof (test_cases) / sizeof (test_cases[0]);
