@@ -14,7 +14,8 @@
  *   loop:
  *     t = socks5_server_feed (&s, data, len, &consumed, &ev, &out);
  *     dequeue `consumed` bytes; send out.data[0 .. out.len) whatever t is;
- *     SOCKS5_EV_NEED_DATA    wait for more bytes
+ *     SOCKS5_EV_NEED_DATA    all offered bytes were consumed: feed again if the fifo holds more
+ *                            than was offered (a peek capped at a buffer size), else wait
  *     SOCKS5_EV_AUTH_REQUEST check ev.username/ev.password, then socks5_server_auth_result ()
  *     SOCKS5_EV_REQUEST      connect ev.addr (or set up the UDP relay), then socks5_server_reply ()
  *                            with a REP code (socks5_rep_from_reason ()) once the outcome is known;
