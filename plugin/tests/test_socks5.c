@@ -414,6 +414,52 @@ test_server_pipelined_trailing_data_all_splits (void)
   CHECK_EQ (t.final_state, SOCKS5_SERVER_ESTABLISHED);
 }
 
+static void
+test_server_capped_peek_loop (void)
+{
+  /* The plugin peeks at most SOCKS5_MAX_MSG_LEN bytes of its fifo at a time. A greeting with 255
+   * methods, 255-byte credentials and a 255-byte domain arrive in one segment (1037 bytes): the
+   * adapter loop documented in socks5_proto.h must reach REQUEST with no further rx event. */
+  uint8_t methods[255], cred[255], peek[SOCKS5_MAX_MSG_LEN];
+  socks5_addr_t dst = addr_domain_len (255, 443);
+  bytes_t fifo = { 0 };
+  socks5_server_t s;
+  socks5_event_t ev;
+  socks5_out_t out;
+  uint32_t head = 0, n, consumed, calls = 0;
+  socks5_event_type_t t = SOCKS5_EV_NEED_DATA;
+  int i;
+
+  for (i = 0; i < 255; i++)
+    {
+      methods[i] = (uint8_t) (i == 200 ? SOCKS5_METHOD_USERPASS : 0x80 + i % 0x7f);
+      cred[i] = (uint8_t) ('0' + i % 10);
+    }
+  cat_greeting (&fifo, methods, 255);
+  cat_auth (&fifo, cred, 255, cred, 255);
+  cat_request (&fifo, SOCKS5_CMD_CONNECT, &dst);
+  CHECK (fifo.n > 2 * sizeof (peek));
+  socks5_server_init (&s, &cfg_userpass);
+  while (calls++ < 16)
+    {
+      n = fifo.n - head < sizeof (peek) ? fifo.n - head : (uint32_t) sizeof (peek);
+      memcpy (peek, fifo.d + head, n);
+      t = socks5_server_feed (&s, peek, n, &consumed, &ev, &out);
+      head += consumed;
+      if (t == SOCKS5_EV_AUTH_REQUEST)
+	{
+	  CHECK_MEM (ev.username, ev.username_len, cred, 255);
+	  socks5_server_auth_result (&s, 1, &out);
+	  continue;
+	}
+      if (t != SOCKS5_EV_NEED_DATA || head == fifo.n)
+	break;
+    }
+  CHECK_EQ (t, SOCKS5_EV_REQUEST);
+  CHECK_EQ (head, fifo.n);
+  CHECK (socks5_addr_equal (&ev.addr, &dst));
+}
+
 /* Server: method negotiation */
 
 static void
@@ -1515,6 +1561,7 @@ const test_case_t test_cases[] = {
   T (test_server_udp_associate_public_bnd),
   T (test_server_pipelined_one_write),
   T (test_server_pipelined_trailing_data_all_splits),
+  T (test_server_capped_peek_loop),
   T (test_server_nmethods_zero),
   T (test_server_only_unknown_methods),
   T (test_server_never_chooses_unoffered_method),
