@@ -1,0 +1,79 @@
+"""`python -m singbox_agent.agent --state-dir DIR --ready-file FILE --vpp-api-socket PATH|none`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from singbox_agent.agent.daemon import Agent
+from singbox_agent.dataplane.base import Dataplane
+from singbox_agent.logs import configure_logging
+
+log = structlog.get_logger("agent")
+
+
+def make_dataplane(socket: str | None, api_json: list[Path]) -> Dataplane:
+    from singbox_agent.dataplane.vpp import VppDataplane
+
+    return VppDataplane(socket, api_json)
+
+
+def default_api_json() -> list[Path]:
+    """The plugin's singbox.api.json (SINGBOX_API_JSON) and VPP's core API files ($VPP_PREFIX/share/vpp/api)."""
+    files: list[Path] = []
+    plugin = os.environ.get("SINGBOX_API_JSON")
+    if plugin:
+        files.append(Path(plugin))
+    for prefix in (os.environ.get("VPP_PREFIX"), "/usr"):
+        if prefix:
+            api_dir = Path(prefix) / "share" / "vpp" / "api"
+            if api_dir.is_dir():
+                files += sorted(api_dir.glob("**/*.api.json"))
+                break
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--ready-file", type=Path, required=True)
+    parser.add_argument("--vpp-api-socket", default="none", help="VPP's API socket, or 'none' (dataplane absent)")
+    parser.add_argument("--api-json", type=Path, action="append", default=None,
+                        help="API definition files (default: $SINGBOX_API_JSON and $VPP_PREFIX/share/vpp/api)")
+    parser.add_argument("--debug", action="store_true")
+    opts = parser.parse_args(argv)
+    configure_logging(logging.DEBUG if opts.debug else logging.INFO)
+
+    socket = None if opts.vpp_api_socket == "none" else opts.vpp_api_socket
+    agent = Agent(make_dataplane(socket, opts.api_json or default_api_json()))
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.start()
+    opts.state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = opts.ready_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"service": "agent", "pid": os.getpid(), "vpp_api_socket": socket,
+                               "dataplane_connected": agent.dataplane.connected}) + "\n")
+    tmp.replace(opts.ready_file)
+    while not stop.wait(1.0):
+        pass
+    agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,472 @@
+"""The agent: keeps the dataplane equal to sysrepo's running configuration of vpp-singbox, all-or-nothing per
+commit, and serves the module's operational state, RPCs and notifications.
+
+Threads: sysrepo calls the change, oper-data and RPC callbacks in its own threads; the dataplane reports events from
+its thread; one worker thread of ours resynchronises and sends notifications. `_lock` serialises everything that
+touches the dataplane's configuration or the running-config cache.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import sysrepo
+
+from singbox_agent.agent import oper
+from singbox_agent.agent.crypt import sha512_crypt
+from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive_units
+from singbox_agent.agent.planner import plan, undo_plan
+from singbox_agent.dataplane.base import (
+    ClearScope,
+    Connected,
+    Dataplane,
+    Disconnected,
+    EndpointEvent,
+    Event,
+    OperState,
+    Versions,
+)
+from singbox_agent.dataplane.objects import (
+    ENDPOINT,
+    INTERFACE,
+    LISTENER,
+    SERVER,
+    USER,
+    DataplaneError,
+    DataplaneUnavailable,
+    ErrorCode,
+    InterfaceSpec,
+    Op,
+    ServerSettings,
+    describe_key,
+)
+
+log = structlog.get_logger("agent")
+
+TICK_S = 1.0
+RESYNC_RETRY_S = 5.0
+USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
+
+
+@dataclass
+class Transaction:
+    req_id: int
+    started: float
+    new_units: dict[Unit, UnitData | None]
+    ops: list[Op]
+    applied: list[Op] = field(default_factory=list)
+    pending: bool = False  # not (completely) applied: the dataplane was away
+    apply_ms: float = 0.0
+
+
+@dataclass
+class DataplaneStatus:
+    connected: bool = False
+    versions: Versions | None = None
+    last_sync: str | None = None
+    last_error: str | None = None
+    in_sync: bool = False  # the dataplane holds the running configuration
+
+
+def _changes(raw: list[Any]) -> list[Change]:
+    out: list[Change] = []
+    for c in raw:
+        if isinstance(c, sysrepo.ChangeCreated):
+            out.append(Change("created", c.xpath, c.value))
+        elif isinstance(c, sysrepo.ChangeModified):
+            out.append(Change("modified", c.xpath, c.value))
+        elif isinstance(c, sysrepo.ChangeDeleted):
+            out.append(Change("deleted", c.xpath))
+    return out
+
+
+class Agent:
+    def __init__(self, dataplane: Dataplane, *, change_priority: int = 0) -> None:
+        self.dataplane = dataplane
+        self.running = RunningConfig()
+        self.status = DataplaneStatus()
+        self.change_priority = change_priority
+        self._lock = threading.RLock()
+        self._txns: dict[int, Transaction] = {}
+        self._events: queue.Queue[Event | str] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._next_resync = 0.0
+        self._limit_reported: set[tuple[str, ...]] = set()
+        self._endpoint_change: dict[str, float] = {}
+        self._discontinuity: dict[tuple[str, ...], str] = {(): oper.timestamp()}
+        self._conn: sysrepo.SysrepoConnection | None = None
+        self._sess: sysrepo.SysrepoSession | None = None
+        self._notif_sess: sysrepo.SysrepoSession | None = None
+        self._marks: dict[int, threading.Event] = {}
+        self._enabled_req: int | None = None
+
+    # lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._conn = sysrepo.SysrepoConnection()
+        self._sess = self._conn.start_session("running")
+        self._notif_sess = self._conn.start_session("running")
+        self._worker = threading.Thread(target=self._work, name="agent-worker", daemon=True)
+        self._worker.start()
+        self.dataplane.set_event_sink(self._events.put)
+        sess = self._sess
+        # `enabled`: the current running config arrives as the first event, atomically with the subscription.
+        sess.subscribe_module_change(MODULE, TOP, self._on_change, priority=self.change_priority, enabled=True)
+        sess.subscribe_module_change_unsafe(MODULE, USER_PASSWORD_XPATH, self._on_update_passwords, update=True)
+        sess.subscribe_oper_data_request(MODULE, f"{TOP}/dataplane", self._oper_dataplane)
+        sess.subscribe_oper_data_request(MODULE, f"{TOP}/sessions", self._oper_sessions)
+        sess.subscribe_oper_data_request(MODULE, f"{TOP}/client", self._oper_client, oper_merge=True)
+        sess.subscribe_oper_data_request(MODULE, f"{TOP}/server", self._oper_server, oper_merge=True)
+        sess.subscribe_rpc_call(f"/{MODULE}:clear-statistics", self._rpc_clear_statistics)
+        sess.subscribe_rpc_call(f"/{MODULE}:disconnect-session", self._rpc_disconnect_session)
+        sess.subscribe_rpc_call(f"/{MODULE}:test-endpoint", self._rpc_test_endpoint)
+        self.dataplane.start()
+        log.info("agent started", units=len(self.running.units), dataplane_connected=self.dataplane.connected)
+
+    def stop(self) -> None:
+        """Unsubscribe and disconnect; VPP keeps its state."""
+        self._stop.set()
+        self._events.put("stop")
+        if self._sess is not None:
+            self._sess.stop()
+        if self._notif_sess is not None:
+            self._notif_sess.stop()
+        if self._conn is not None:
+            self._conn.disconnect()
+        self.dataplane.stop()
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+        log.info("agent stopped")
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Until the worker has handled every queued event (tests)."""
+        done = threading.Event()
+        self._marks[id(done)] = done
+        self._events.put(f"mark:{id(done)}")
+        return done.wait(timeout)
+
+    # configuration changes ----------------------------------------------------------------------------------
+
+    def _on_change(self, event: str, req_id: int, changes: list[Any], _priv: Any) -> None:
+        if event == "change":
+            self._change(req_id, _changes(changes))
+        elif event == "done":
+            self._done(req_id, _changes(changes))
+        elif event == "abort":
+            self._abort(req_id)
+        elif event == "enabled":
+            self._enabled_req = req_id
+            with self._lock:
+                self.running = RunningConfig()
+                self.running.updated(self.running.changed_units(_changes(changes)))
+                self.status.in_sync = False
+            self._events.put("resync")
+
+    def _change(self, req_id: int, changes: list[Change]) -> None:
+        started = time.perf_counter()
+        with self._lock:
+            new_units = self.running.changed_units(changes)
+            old = derive_units({u: self.running.units.get(u) for u in new_units})
+            txn = Transaction(req_id, started, new_units, plan(old, derive_units(new_units)))
+            self._txns[req_id] = txn
+            if not (self.dataplane.connected and self.status.in_sync):
+                txn.pending = True  # stored now, applied by the resync after reconnect
+                return
+            for op in txn.ops:
+                try:
+                    self.dataplane.apply(op)
+                except DataplaneUnavailable:
+                    txn.pending = True  # VPP went away mid-commit: the resync on reconnect completes it
+                    self.status.in_sync = False
+                    break
+                except DataplaneError as exc:
+                    message = f"{describe_key(op.key)}: the dataplane refused to {op.action} it: {exc}"
+                    self._undo(txn)
+                    del self._txns[req_id]
+                    self.status.last_error = message
+                    log.warning("commit", txn=req_id, result="rejected", error=message, step=len(txn.applied) + 1,
+                                steps=len(txn.ops), duration_ms=round((time.perf_counter() - started) * 1e3, 3))
+                    raise sysrepo.SysrepoValidationFailedError(message) from None
+                txn.applied.append(op)
+            txn.apply_ms = (time.perf_counter() - started) * 1e3
+
+    def _undo(self, txn: Transaction) -> None:
+        for inverse in undo_plan(txn.applied):
+            try:
+                self.dataplane.apply(inverse)
+            except DataplaneError as exc:
+                # The dataplane no longer matches what we know: the resync after this transaction repairs it.
+                self.status.in_sync = False
+                log.error("undo failed", txn=txn.req_id, op=inverse.describe(), error=str(exc))
+        txn.applied.clear()
+
+    def _done(self, req_id: int, changes: list[Change]) -> None:
+        with self._lock:
+            txn = self._txns.pop(req_id, None)
+            if txn is None and req_id == self._enabled_req:
+                return  # the end of the initial `enabled` event
+            if txn is None:  # a commit that started before we subscribed
+                self.running.updated(self.running.changed_units(changes))
+                self.status.in_sync = False
+                result = "pending"
+            else:
+                self.running.updated(txn.new_units)
+                result = "pending" if txn.pending else "applied"
+            resync = not self.status.in_sync
+        log.info("commit", txn=req_id, result=result,
+                 applied=[op.describe() for op in (txn.ops if txn else [])][:20],
+                 steps=len(txn.ops) if txn else None,
+                 apply_ms=round(txn.apply_ms, 3) if txn else None,
+                 duration_ms=round((time.perf_counter() - txn.started) * 1e3, 3) if txn else None)
+        if resync:
+            self._events.put("resync")
+
+    def _abort(self, req_id: int) -> None:
+        with self._lock:
+            txn = self._txns.pop(req_id, None)
+            if txn is None:
+                return
+            self._undo(txn)
+            resync = not self.status.in_sync
+        log.info("commit", txn=req_id, result="aborted", undone=len(txn.ops),
+                 duration_ms=round((time.perf_counter() - txn.started) * 1e3, 3))
+        if resync:
+            self._events.put("resync")
+
+    def _on_update_passwords(self, session: Any, event: str, req_id: int, _priv: Any) -> None:
+        """'$0$<clear text>' server passwords are stored as '$6$' hashes (RFC 7317)."""
+        if event != "update":
+            return
+        for c in session.get_changes(USER_PASSWORD_XPATH):
+            if isinstance(c, (sysrepo.ChangeCreated, sysrepo.ChangeModified)) and isinstance(c.value, str) \
+                    and c.value.startswith("$0$"):
+                session.set_item(c.xpath, sha512_crypt(c.value[3:]))
+
+    # resynchronisation and events (worker thread) -----------------------------------------------------------
+
+    def resync(self) -> bool:
+        """Make the dataplane hold the running config, changing only what differs. True when in sync."""
+        with self._lock:
+            if self._txns:  # a commit is between change and done: its done/abort triggers another resync
+                return False
+            if not self.dataplane.connected:
+                return False
+            started = time.perf_counter()
+            try:
+                ops = plan(self.dataplane.read_config(), self.running.desired())
+            except DataplaneUnavailable:
+                return False
+            errors: list[str] = []
+            for op in ops:
+                try:
+                    self.dataplane.apply(op)
+                except DataplaneUnavailable:
+                    return False
+                except DataplaneError as exc:
+                    errors.append(f"{describe_key(op.key)}: {exc}")
+            self.status.in_sync = not errors
+            if errors:
+                self.status.last_error = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)"
+                                                                   if len(errors) > 5 else "")
+            else:
+                self.status.last_sync = oper.timestamp()
+        log.info("resync", result="in-sync" if not errors else "incomplete", applied=len(ops) - len(errors),
+                 failed=len(errors), changes=[op.describe() for op in ops][:20],
+                 duration_ms=round((time.perf_counter() - started) * 1e3, 3))
+        return not errors
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._events.get(timeout=TICK_S)
+            except queue.Empty:
+                item = "tick"
+            try:
+                self._handle(item)
+            except Exception:  # noqa: BLE001 - the worker must survive anything one event does
+                log.exception("worker event failed", event=str(item))
+
+    def _handle(self, item: Event | str) -> None:
+        if isinstance(item, str):
+            if item.startswith("mark:"):
+                self._marks.pop(int(item[5:])).set()
+            elif item == "resync" or (item == "tick" and not self.status.in_sync
+                                      and time.monotonic() >= self._next_resync):
+                if not self.resync() and self.dataplane.connected:
+                    self._next_resync = time.monotonic() + RESYNC_RETRY_S
+            if item == "tick" and self.status.connected:
+                self._check_limits()
+            return
+        if isinstance(item, Connected):
+            self.status.connected = True
+            self.status.versions = item.versions
+            self.status.in_sync = False
+            self._discontinuity = {(): oper.timestamp()}
+            self._limit_reported.clear()
+            log.info("dataplane connected", vpp_version=item.versions.vpp, plugin_version=item.versions.plugin)
+            self.resync()
+            self._notify("dataplane-connected", {"vpp-version": item.versions.vpp,
+                                                 "plugin-version": item.versions.plugin})
+        elif isinstance(item, Disconnected):
+            was = self.status.connected
+            self.status.connected = False
+            self.status.in_sync = False
+            log.warning("dataplane disconnected", reason=item.reason)
+            if was:
+                self._notify("dataplane-disconnected", {"reason": item.reason})
+        elif isinstance(item, EndpointEvent):
+            self._endpoint_change[item.endpoint] = time.time()
+            if item.up:
+                self._notify("endpoint-up", {"endpoint": item.endpoint, "round-trip-time": item.rtt_us})
+            else:
+                body: dict[str, Any] = {"endpoint": item.endpoint, "reason": item.result}
+                if item.message:
+                    body["message"] = item.message
+                self._notify("endpoint-down", body)
+
+    def _check_limits(self) -> None:
+        """session-limit-reached, once per limit until the count drops below it again."""
+        with self._lock:
+            desired_server = self.running.desired_unit((SERVER,))
+            ifaces = {u[1]: self.running.desired_unit(u) for u in list(self.running.units) if u[0] == INTERFACE}
+        try:
+            state = self.dataplane.read_state()
+        except DataplaneError:
+            return
+        checks: list[tuple[tuple[str, ...], int, int, dict[str, Any]]] = []
+        if isinstance(desired_server, ServerSettings) and state.server.running:
+            checks.append(((SERVER,), state.server.active_sessions, desired_server.max_sessions, {"server": [None]}))
+        for name, spec in ifaces.items():
+            ist = state.interfaces.get(name)
+            if isinstance(spec, InterfaceSpec) and ist is not None:
+                checks.append(((INTERFACE, name), ist.active_connections, spec.max_connections, {"interface": name}))
+        for key, active, limit, body in checks:
+            if limit and active >= limit:
+                if key not in self._limit_reported:
+                    self._limit_reported.add(key)
+                    self._notify("session-limit-reached", {**body, "limit": limit})
+            else:
+                self._limit_reported.discard(key)
+
+    def _notify(self, name: str, body: dict[str, Any]) -> None:
+        if self._notif_sess is None or self._stop.is_set():
+            return
+        try:
+            self._notif_sess.notification_send(f"/{MODULE}:{name}", body)
+        except Exception as exc:  # noqa: BLE001 - a notification nobody can take must not stop the agent
+            log.warning("notification not sent", notification=name, error=str(exc))
+
+    # operational data ---------------------------------------------------------------------------------------
+
+    def _oper_dataplane(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
+        st = self.status
+        connected = self.dataplane.connected
+        dp: dict[str, Any] = {"connected": connected, "config-pending": not st.in_sync}
+        versions = self.dataplane.versions() if connected else st.versions
+        if versions is not None:
+            dp["vpp-version"] = versions.vpp
+            dp["plugin-version"] = versions.plugin
+        if st.last_sync:
+            dp["last-sync"] = st.last_sync
+        if st.last_error:
+            dp["last-error"] = st.last_error
+        return {"singbox": {"dataplane": dp}}
+
+    def _read_state(self) -> OperState | None:
+        if not self.dataplane.connected:
+            return None
+        try:
+            return self.dataplane.read_state()
+        except DataplaneError as exc:
+            log.warning("operational state unavailable", error=str(exc))
+            return None
+
+    def _oper_client(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
+        with self._lock:
+            endpoints = [u[1] for u in self.running.units if u[0] == ENDPOINT]
+            interfaces = [(u[1], bool(d.get("enabled", True))) for u, d in self.running.units.items()
+                          if u[0] == INTERFACE]
+        state = self._read_state()
+        if state is None:
+            return oper.client_state(OperState(), [], [(n, e) for n, e in interfaces if not e], self._discontinuity)
+        return oper.client_state(state, endpoints, interfaces, self._discontinuity)
+
+    def _oper_server(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
+        with self._lock:
+            listeners = [u[1] for u in self.running.units if u[0] == LISTENER]
+            users = [u[1] for u in self.running.units if u[0] == USER]
+        return oper.server_state(self._read_state(), listeners, users, self._discontinuity)
+
+    def _oper_sessions(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
+        if not self.dataplane.connected:
+            return {}
+        try:
+            return oper.sessions(self.dataplane.read_sessions())
+        except DataplaneError as exc:
+            log.warning("sessions unavailable", error=str(exc))
+            return {}
+
+    # RPCs ---------------------------------------------------------------------------------------------------
+
+    def _require_dataplane(self) -> None:
+        if not self.dataplane.connected:
+            raise sysrepo.SysrepoOperationFailedError("the dataplane (VPP) is not connected")
+
+    def _rpc_clear_statistics(self, _xpath: str, params: dict[str, Any], _event: str, _priv: Any,
+                              **_: Any) -> None:
+        self._require_dataplane()
+        scope: ClearScope
+        if "interface" in params:
+            scope = ("interface", str(params["interface"]))
+        elif "endpoint" in params:
+            scope = ("endpoint", str(params["endpoint"]))
+        elif "server" in params:
+            scope = ("server",)
+        else:
+            scope = ("all",)
+        try:
+            self.dataplane.clear_stats(scope)
+        except DataplaneError as exc:
+            raise sysrepo.SysrepoOperationFailedError(f"clear-statistics: {exc}") from None
+        now = oper.timestamp()
+        if scope[0] == "all":
+            self._discontinuity = {(): now}
+        else:
+            self._discontinuity[tuple(scope)] = now
+        log.info("statistics cleared", scope=list(scope))
+
+    def _rpc_disconnect_session(self, _xpath: str, params: dict[str, Any], _event: str, _priv: Any,
+                                **_: Any) -> None:
+        self._require_dataplane()
+        session_id = int(params["id"])
+        try:
+            self.dataplane.disconnect_session(session_id)
+        except DataplaneError as exc:
+            if exc.code == ErrorCode.NO_SUCH_ENTRY:
+                raise sysrepo.SysrepoNotFoundError(f"no session with id {session_id}") from None
+            raise sysrepo.SysrepoOperationFailedError(f"disconnect-session {session_id}: {exc}") from None
+        log.info("session disconnected", session=session_id)
+
+    def _rpc_test_endpoint(self, _xpath: str, params: dict[str, Any], _event: str, _priv: Any,
+                           **_: Any) -> dict[str, Any]:
+        name = str(params["endpoint"])
+        if not self.dataplane.connected:
+            return {"result": "dataplane-unavailable", "message": "the dataplane (VPP) is not connected"}
+        try:
+            probe = self.dataplane.test_endpoint(name)
+        except DataplaneUnavailable:
+            return {"result": "dataplane-unavailable", "message": "the dataplane (VPP) is not connected"}
+        except DataplaneError as exc:
+            raise sysrepo.SysrepoOperationFailedError(f"test-endpoint {name}: {exc}") from None
+        out: dict[str, Any] = {"result": probe.result}
+        if probe.result == "success":
+            out["round-trip-time"] = probe.rtt_us
+        if probe.message:
+            out["message"] = probe.message
+        return out

@@ -1,0 +1,288 @@
+"""The one place that maps the YANG configuration of vpp-singbox to dataplane objects.
+
+The running configuration is kept as *units*: independent pieces of the tree that each turn into a fixed set of
+dataplane objects (one endpoint entry, one interface entry, the client globals, the server settings, ...). A change
+path names its unit, so a commit touches only the units its changes name and costs what the change costs, whatever
+the size of the datastore. `derive(unit, data)` is the YANG-to-API mapping; `singbox_agent.dataplane.vpp` maps the
+resulting objects to messages.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from singbox_agent.dataplane.objects import (
+    ALLOWED_PREFIX,
+    BYPASS,
+    CLIENT,
+    DEFAULT_ENDPOINT,
+    ENDPOINT,
+    INTERFACE,
+    LISTENER,
+    LOG_LEVEL,
+    SERVER,
+    SERVER_ENABLED,
+    USER,
+    ClientSettings,
+    EndpointSpec,
+    InterfaceSpec,
+    Key,
+    ListenerSpec,
+    ServerSettings,
+    UserSpec,
+    Value,
+)
+
+MODULE = "vpp-singbox"
+TOP = f"/{MODULE}:singbox"
+
+Unit = tuple[str, ...]
+Segment = tuple[str, str | None]  # node name, key value (list key or leaf-list value) or None
+UnitData = dict[str, Any]
+
+LEAF_LISTS = frozenset({"bypass-prefix", "allowed-client-prefix", "allowed-command"})
+# The units that always exist (their leaves have defaults); list units exist while their entry does.
+SINGLETON_UNITS: tuple[Unit, ...] = ((LOG_LEVEL,), (CLIENT,), (DEFAULT_ENDPOINT,), (SERVER,), (SERVER_ENABLED,))
+
+
+class PathError(ValueError):
+    """A change path outside the part of the model the agent handles."""
+
+
+def split_path(path: str) -> list[Segment]:
+    """'/vpp-singbox:singbox/client/endpoint[name='e1']/port' -> [('singbox', None), ('client', None),
+    ('endpoint', 'e1'), ('port', None)]. Module prefixes are dropped; values may use either quote."""
+    out: list[Segment] = []
+    i, n = 0, len(path)
+    while i < n:
+        if path[i] != "/":
+            raise PathError(f"bad path {path!r} at {i}")
+        i += 1
+        start = i
+        while i < n and path[i] not in "/[":
+            i += 1
+        name = path[start:i].rpartition(":")[2]
+        key: str | None = None
+        while i < n and path[i] == "[":
+            eq = path.index("=", i)
+            quote = path[eq + 1]
+            end = path.index(quote, eq + 2)
+            key = path[eq + 2:end]  # single-key lists only in this model
+            if path[end + 1] != "]":
+                raise PathError(f"bad predicate in {path!r}")
+            i = end + 2
+        out.append((name, key))
+    return out
+
+
+def unit_of(segments: list[Segment]) -> tuple[Unit, list[Segment]] | None:
+    """The unit a change path belongs to and the path relative to it; None for the top containers."""
+    if not segments or segments[0][0] != "singbox":
+        raise PathError(f"not under {TOP}: {segments}")
+    rest = segments[1:]
+    if not rest:
+        return None
+    head = rest[0][0]
+    if head == "log-level":
+        return (LOG_LEVEL,), rest
+    if head == "client":
+        sub = rest[1:]
+        if not sub:
+            return None
+        name, key = sub[0]
+        if name == "default-endpoint":
+            return (DEFAULT_ENDPOINT,), sub
+        if name in ("endpoint", "interface") and key is not None:
+            return ((ENDPOINT if name == "endpoint" else INTERFACE), key), sub[1:]
+        if name in ("endpoint", "interface"):
+            raise PathError(f"list entry without key: {segments}")
+        return (CLIENT,), sub
+    if head == "server":
+        sub = rest[1:]
+        if not sub:
+            return None
+        name, key = sub[0]
+        if name == "enabled":
+            return (SERVER_ENABLED,), sub
+        if name == "listen" and key is not None:
+            return (LISTENER, key), sub[1:]
+        if name == "allowed-client-prefix" and key is not None:
+            return (ALLOWED_PREFIX, key), sub[1:]
+        if name == "authentication" and len(sub) > 1 and sub[1][0] == "user" and sub[1][1] is not None:
+            return (USER, sub[1][1]), sub[2:]
+        return (SERVER,), sub
+    raise PathError(f"unknown node {head!r}")
+
+
+def apply_change(data: UnitData, rel: list[Segment], op: str, value: Any) -> None:
+    """Apply one created/modified/deleted node to a unit's data (nested dicts; leaf-lists as dicts of values)."""
+    if not rel:
+        return  # the unit's own list entry: its presence is handled by the caller
+    node = data
+    for name, key in rel[:-1]:
+        child = node.get(name)
+        if child is None:
+            if op == "deleted":
+                return
+            child = node[name] = {}
+        if key is not None:
+            entry = child.get(key)
+            if entry is None:
+                if op == "deleted":
+                    return
+                entry = child[key] = {}
+            child = entry
+        node = child
+    name, key = rel[-1]
+    if op == "deleted":
+        if name in LEAF_LISTS and key is not None:
+            values = node.get(name)
+            if values is not None:
+                values.pop(key, None)
+                if not values:
+                    del node[name]
+        else:
+            node.pop(name, None)
+        return
+    if name in LEAF_LISTS and key is not None:
+        node.setdefault(name, {})[key] = None
+    elif isinstance(value, dict):
+        node.setdefault(name, {})
+    else:
+        node[name] = value
+
+
+@dataclass
+class Change:
+    """One node change as the agent needs it (from sysrepo's change list, or built by tests)."""
+
+    op: str  # created | modified | deleted
+    path: str
+    value: Any = None
+
+
+class RunningConfig:
+    """The running configuration, by unit. Copy-on-write per unit: `overlay` gives the units a change touches."""
+
+    def __init__(self, units: dict[Unit, UnitData] | None = None) -> None:
+        self.units: dict[Unit, UnitData] = units if units is not None else {}
+
+    def changed_units(self, changes: Iterable[Change]) -> dict[Unit, UnitData | None]:
+        """The new data of every unit the changes touch (None: the list entry is gone); self is unchanged."""
+        touched: dict[Unit, UnitData | None] = {}
+        for ch in changes:
+            located = unit_of(split_path(ch.path))
+            if located is None:
+                continue
+            unit, rel = located
+            if unit not in touched:
+                old = self.units.get(unit)
+                touched[unit] = copy.deepcopy(old) if old is not None else None
+            data = touched[unit]
+            is_entry = len(unit) > 1 and not rel
+            if is_entry:
+                touched[unit] = None if ch.op == "deleted" else (data if data is not None else {})
+                continue
+            if data is None:
+                if ch.op == "deleted":
+                    continue
+                data = touched[unit] = {}
+            apply_change(data, rel, ch.op, ch.value)
+        return touched
+
+    def updated(self, new_units: Mapping[Unit, UnitData | None]) -> None:
+        for unit, data in new_units.items():
+            if data is None:
+                self.units.pop(unit, None)
+            else:
+                self.units[unit] = data
+
+    def desired(self) -> dict[Key, Value]:
+        """Every dataplane object the whole configuration asks for."""
+        out: dict[Key, Value] = {}
+        for unit in SINGLETON_UNITS:
+            out.update(derive(unit, self.units.get(unit)))
+        for unit, data in self.units.items():
+            if len(unit) > 1:
+                out.update(derive(unit, data))
+        return out
+
+    def desired_unit(self, unit: Unit) -> Value | None:
+        """The main object of one unit (the interface itself, not its bypass prefixes); None if absent."""
+        return derive(unit, self.units.get(unit)).get(unit)
+
+
+def derive_units(units: Mapping[Unit, UnitData | None]) -> dict[Key, Value]:
+    out: dict[Key, Value] = {}
+    for unit, data in units.items():
+        out.update(derive(unit, data))
+    return out
+
+
+def derive(unit: Unit, data: UnitData | None) -> dict[Key, Value]:
+    """The dataplane objects one unit asks for; YANG defaults are applied here."""
+    kind = unit[0]
+    d: UnitData = data or {}
+    if kind == LOG_LEVEL:
+        return {unit: str(d.get("log-level", "info"))}
+    if kind == DEFAULT_ENDPOINT:
+        return {unit: str(d.get("default-endpoint", ""))}
+    if kind == CLIENT:
+        pool = d.get("connection-pool", {})
+        return {unit: ClientSettings(session_timeout=int(d.get("session-timeout", 300)),
+                                     pooling=bool(pool.get("enabled", False)),
+                                     max_pool_size=int(pool.get("max-size", 100)))}
+    if kind == SERVER_ENABLED:
+        return {unit: bool(d.get("enabled", False))}
+    if kind == SERVER:
+        auth = d.get("authentication", {})
+        resolver = d.get("resolver", {})
+        udp = d.get("udp-associate", {})
+        commands = d.get("allowed-command") or {"connect": None}
+        return {unit: ServerSettings(
+            auth_required=auth.get("method", "none") == "username-password",
+            allow_connect="connect" in commands,
+            allow_udp_associate="udp-associate" in commands,
+            max_sessions=int(d.get("max-sessions", 1024)),
+            handshake_timeout=int(d.get("handshake-timeout", 10)),
+            idle_timeout=int(d.get("idle-timeout", 300)),
+            connect_timeout=int(d.get("connect-timeout", 10)),
+            udp_idle_timeout=int(udp.get("idle-timeout", 60)),
+            udp_public_address=udp.get("public-address"),
+            dns_server=resolver.get("address"),
+            dns_server_port=int(resolver.get("port", 53)),
+        )}
+    if data is None:
+        return {}
+    if kind == ENDPOINT:
+        hc = d.get("health-check", {})
+        return {unit: EndpointSpec(
+            address=str(d.get("address", "")),
+            port=int(d.get("port", 1080)),
+            username=d.get("username"),
+            password=d.get("password"),
+            connect_timeout=int(d.get("connect-timeout", 10)),
+            health_check=bool(hc.get("enabled", True)),
+            health_check_interval=int(hc.get("interval", 30)),
+            health_check_timeout=int(hc.get("timeout", 5)),
+            failure_threshold=int(hc.get("failure-threshold", 3)),
+            recovery_threshold=int(hc.get("recovery-threshold", 2)),
+        )}
+    if kind == INTERFACE:
+        if not d.get("enabled", True):
+            return {}
+        out: dict[Key, Value] = {unit: InterfaceSpec(endpoint=str(d.get("endpoint", "")),
+                                                     max_connections=int(d.get("max-connections", 10000)))}
+        for prefix in d.get("bypass-prefix", {}):
+            out[(BYPASS, unit[1], prefix)] = True
+        return out
+    if kind == LISTENER:
+        return {unit: ListenerSpec(address=str(d.get("address", "")), port=int(d.get("port", 1080)))}
+    if kind == USER:
+        return {unit: UserSpec(password_hash=d.get("password"))}
+    if kind == ALLOWED_PREFIX:
+        return {unit: True}
+    raise PathError(f"unknown unit {unit}")

@@ -1,0 +1,126 @@
+"""Operational data of vpp-singbox as libyang dicts: the `config false` nodes, from the dataplane's report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from singbox_agent.dataplane.base import OperState, Session
+
+
+def timestamp(at: datetime | None = None) -> str:
+    """yang:date-and-time in UTC."""
+    return (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ago(seconds: int) -> str:
+    return timestamp(datetime.now(UTC) - timedelta(seconds=seconds))
+
+
+def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[str, bool]],
+                 discontinuity: dict[tuple[str, ...], str]) -> dict[str, Any]:
+    """`interfaces` are (name, enabled) of the configured entries; only configured entries are reported."""
+    eps: list[dict[str, Any]] = []
+    for name in endpoints:
+        st = state.endpoints.get(name)
+        if st is None:
+            continue
+        eps.append({
+            "name": name,
+            "oper-status": st.oper_status,
+            "last-change": ago(st.last_change_age),
+            "round-trip-time": st.rtt_us,
+            "statistics": {
+                "discontinuity-time": discontinuity.get(("endpoint", name), discontinuity[()]),
+                "connection-failures": st.failures,
+                "consecutive-failures": st.consecutive_failures,
+                "active-connections": st.active_connections,
+            },
+        })
+    ifs: list[dict[str, Any]] = []
+    for name, enabled in interfaces:
+        ist = state.interfaces.get(name)
+        if not enabled or ist is None:
+            ifs.append({"name": name, "oper-status": "disabled" if not enabled else "not-present"})
+            continue
+        entry: dict[str, Any] = {
+            "name": name,
+            "oper-status": "active" if ist.present else "not-present",
+            "statistics": {
+                "discontinuity-time": discontinuity.get(("interface", name), discontinuity[()]),
+                "packets-redirected": ist.packets_redirected,
+                "bytes-redirected": ist.bytes_redirected,
+                "active-connections": ist.active_connections,
+                "total-connections": ist.total_connections,
+                "connection-failures": ist.connection_failures,
+            },
+        }
+        if ist.active_endpoint:
+            entry["effective-endpoint"] = ist.active_endpoint
+        ifs.append(entry)
+    client: dict[str, Any] = {}
+    if eps:
+        client["endpoint"] = eps
+    if ifs:
+        client["interface"] = ifs
+    return {"singbox": {"client": client}} if client else {}
+
+
+def server_state(state: OperState | None, listeners: list[str], users: list[str],
+                 discontinuity: dict[tuple[str, ...], str]) -> dict[str, Any]:
+    if state is None:
+        return {"singbox": {"server": {"oper-status": "stopped"}}}
+    srv = state.server
+    out: dict[str, Any] = {
+        "oper-status": "running" if srv.running else "stopped",
+        "statistics": {
+            "discontinuity-time": discontinuity.get(("server",), discontinuity[()]),
+            "connections-accepted": srv.accepted,
+            "connections-rejected": srv.rejected,
+            "auth-failures": srv.auth_failures,
+            "connect-failures": srv.connect_failures,
+            "bytes-forwarded": srv.bytes_forwarded,
+            "active-sessions": srv.active_sessions,
+        },
+    }
+    lst = [{"name": n, "listening": state.listeners.get(n, False)} for n in listeners]
+    if lst:
+        out["listen"] = lst
+    usr = []
+    for u in users:
+        ust = state.users.get(u)
+        if ust is not None:
+            usr.append({"username": u, "statistics": {"auth-failures": ust.auth_failures,
+                                                      "active-sessions": ust.active_sessions}})
+    if usr:
+        out["authentication"] = {"user": usr}
+    return {"singbox": {"server": out}}
+
+
+def sessions(items: list[Session]) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    for s in items:
+        e: dict[str, Any] = {
+            "id": s.id,
+            "mode": s.mode,
+            "client-address": s.client_address,
+            "client-port": s.client_port,
+            "destination-port": s.destination_port,
+            "state": s.state,
+            "bytes-from-client": s.bytes_from_client,
+            "bytes-to-client": s.bytes_to_client,
+            "age": s.age,
+        }
+        if s.destination_domain:
+            e["destination-domain"] = s.destination_domain
+        elif s.destination_address:
+            e["destination-address"] = s.destination_address
+        if s.mode == "client":
+            if s.interface:
+                e["interface"] = s.interface
+            if s.endpoint:
+                e["endpoint"] = s.endpoint
+        elif s.username:
+            e["username"] = s.username
+        out.append(e)
+    return {"singbox": {"sessions": {"session": out}}} if out else {}

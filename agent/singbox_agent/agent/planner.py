@@ -1,0 +1,61 @@
+"""The planner: two dataplane configurations in, the ordered calls that turn one into the other out. Pure.
+
+Order: dependents are removed before what they depend on and created after it (an endpoint before the interface
+that uses it; the interface's bypass prefixes after the interface; on delete the reverse). Every Op carries the
+value it replaces, so `undo(applied)` is the inverse calls in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from singbox_agent.dataplane.objects import (
+    ALLOWED_PREFIX,
+    BYPASS,
+    CLIENT,
+    DEFAULT_ENDPOINT,
+    ENDPOINT,
+    INTERFACE,
+    LISTENER,
+    LOG_LEVEL,
+    SERVER,
+    SERVER_ENABLED,
+    USER,
+    Key,
+    Op,
+    Value,
+)
+
+# Sequence numbers: lower runs first.
+_DELETE_ORDER = {BYPASS: 10, INTERFACE: 11, LISTENER: 13, USER: 14, ALLOWED_PREFIX: 15, ENDPOINT: 40}
+_PUT_ORDER = {LOG_LEVEL: 20, ENDPOINT: 21, DEFAULT_ENDPOINT: 22, CLIENT: 23, INTERFACE: 24, BYPASS: 25,
+              USER: 26, SERVER: 27, ALLOWED_PREFIX: 28, LISTENER: 29, SERVER_ENABLED: 30}
+_STOP_SERVER = 12  # stopping the server comes before its listeners and users go
+
+
+def _rank(op: Op) -> int:
+    kind = op.key[0]
+    if op.action == "delete":
+        return _DELETE_ORDER[kind]
+    if kind == SERVER_ENABLED and op.value is False:
+        return _STOP_SERVER
+    return _PUT_ORDER[kind]
+
+
+def plan(old: Mapping[Key, Value], new: Mapping[Key, Value]) -> list[Op]:
+    """Calls that make a dataplane holding `old` hold `new`; keys in neither are untouched."""
+    ops: list[Op] = []
+    for key, value in new.items():
+        before = old.get(key)
+        if before is None or before != value:
+            ops.append(Op("put", key, value, before))
+    for key, before in old.items():
+        if key not in new:
+            ops.append(Op("delete", key, None, before))
+    ops.sort(key=lambda op: (_rank(op), op.key))
+    return ops
+
+
+def undo_plan(applied: Sequence[Op]) -> list[Op]:
+    """The calls that take back `applied` (which ran in order)."""
+    return [op.inverse() for op in reversed(applied)]

@@ -1,0 +1,171 @@
+"""The Dataplane interface the agent drives, and the operational state and events a dataplane reports."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from singbox_agent.dataplane.objects import ConfigMap, Op
+
+ProbeResultName = Literal["success", "connect-failed", "timeout", "auth-failed", "protocol-error",
+                          "dataplane-unavailable"]
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    oper_status: Literal["up", "down", "unknown"] = "unknown"
+    last_change_age: int = 0  # seconds since oper_status changed
+    rtt_us: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    active_connections: int = 0
+
+
+@dataclass(frozen=True)
+class InterfaceState:
+    present: bool = True  # VPP has an interface of this name
+    active_endpoint: str = ""
+    packets_redirected: int = 0
+    bytes_redirected: int = 0
+    active_connections: int = 0
+    total_connections: int = 0
+    connection_failures: int = 0
+
+
+@dataclass(frozen=True)
+class ServerState:
+    running: bool = False
+    accepted: int = 0
+    rejected: int = 0
+    auth_failures: int = 0
+    connect_failures: int = 0
+    bytes_forwarded: int = 0
+    active_sessions: int = 0
+
+
+@dataclass(frozen=True)
+class UserState:
+    auth_failures: int = 0
+    active_sessions: int = 0
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    mode: Literal["client", "server"]
+    state: str  # a YANG session state name
+    client_address: str
+    client_port: int
+    destination_address: str | None = None
+    destination_domain: str | None = None
+    destination_port: int = 0
+    interface: str | None = None
+    endpoint: str | None = None
+    username: str | None = None
+    bytes_from_client: int = 0
+    bytes_to_client: int = 0
+    age: int = 0
+
+
+@dataclass
+class OperState:
+    """What the dataplane reports now; objects it does not know are absent."""
+
+    endpoints: dict[str, EndpointState] = field(default_factory=dict)
+    interfaces: dict[str, InterfaceState] = field(default_factory=dict)
+    server: ServerState = field(default_factory=ServerState)
+    listeners: dict[str, bool] = field(default_factory=dict)  # name -> listening
+    users: dict[str, UserState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    result: ProbeResultName
+    rtt_us: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Versions:
+    vpp: str
+    plugin: str
+
+
+# Events a dataplane reports to its sink (from its own thread; the sink must not block).
+@dataclass(frozen=True)
+class Connected:
+    versions: Versions
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    reason: str
+
+
+@dataclass(frozen=True)
+class EndpointEvent:
+    endpoint: str
+    up: bool
+    result: ProbeResultName
+    rtt_us: int = 0
+    message: str = ""
+
+
+Event = Union[Connected, Disconnected, EndpointEvent]
+EventSink = Callable[[Event], None]
+
+ClearScope = Union[tuple[Literal["all"]], tuple[Literal["server"]], tuple[Literal["interface"], str],
+                   tuple[Literal["endpoint"], str]]
+
+
+class Dataplane(abc.ABC):
+    """One VPP with the singbox plugin, as the agent sees it. Every method may raise DataplaneUnavailable; calls
+    that VPP refuses raise DataplaneError. Implementations are thread-safe and bound every call in time."""
+
+    _sink: EventSink | None = None
+
+    def set_event_sink(self, sink: EventSink) -> None:
+        self._sink = sink
+
+    def emit(self, event: Event) -> None:
+        if self._sink is not None:
+            self._sink(event)
+
+    def start(self) -> None:
+        """Begin connecting (in the background for real VPP); Connected is emitted once it is usable."""
+
+    def stop(self) -> None:
+        """Disconnect without changing anything in VPP."""
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    def versions(self) -> Versions | None: ...
+
+    @abc.abstractmethod
+    def apply(self, op: Op) -> None:
+        """Perform one planned operation (one API call)."""
+
+    @abc.abstractmethod
+    def read_config(self) -> ConfigMap:
+        """What the dataplane is configured with now, in the planner's terms (dump messages)."""
+
+    @abc.abstractmethod
+    def read_state(self) -> OperState: ...
+
+    @abc.abstractmethod
+    def read_sessions(self) -> list[Session]: ...
+
+    @abc.abstractmethod
+    def clear_stats(self, scope: ClearScope) -> None: ...
+
+    @abc.abstractmethod
+    def disconnect_session(self, session_id: int) -> None:
+        """:raises DataplaneError: with code NO_SUCH_ENTRY if there is no such session."""
+
+    @abc.abstractmethod
+    def test_endpoint(self, name: str) -> ProbeResult: ...

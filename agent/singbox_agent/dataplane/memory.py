@@ -1,0 +1,269 @@
+"""An in-memory dataplane with the plugin's rules (plugin/API.md error codes), for tests and benchmarks.
+
+It refuses what the plugin refuses (removing an endpoint an interface uses, a bypass prefix on a disabled interface,
+unknown keys on delete, bad values), reports passwords as unknown like the plugin's dumps, and can be told to fail a
+given call or to be disconnected, so the agent's undo and resync paths are tested against the same rules as VPP.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+
+from singbox_agent.dataplane.base import (
+    ClearScope,
+    Connected,
+    Dataplane,
+    Disconnected,
+    EndpointEvent,
+    EndpointState,
+    InterfaceState,
+    OperState,
+    ProbeResult,
+    ServerState,
+    Session,
+    UserState,
+    Versions,
+)
+from singbox_agent.dataplane.objects import (
+    BYPASS,
+    DEFAULT_ENDPOINT,
+    ENDPOINT,
+    FACTORY,
+    INTERFACE,
+    LISTENER,
+    SECRET_UNKNOWN,
+    USER,
+    ConfigMap,
+    DataplaneError,
+    DataplaneUnavailable,
+    EndpointSpec,
+    ErrorCode,
+    InterfaceSpec,
+    Key,
+    ListenerSpec,
+    Op,
+    UserSpec,
+    Value,
+)
+
+
+class MemoryDataplane(Dataplane):
+    def __init__(self, *, connected: bool = True, vpp_interfaces: set[str] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._connected = connected
+        self.objects: dict[Key, Value] = dict(FACTORY)
+        # Interfaces VPP has; None: every name exists. Config for absent ones is kept, like the VPP adapter does.
+        self.vpp_interfaces = vpp_interfaces
+        self.calls: list[Op] = []  # every call that succeeded, in order
+        self.fail_after: int | None = None  # succeed this many more calls, then fail one
+        self.fail_error: DataplaneError = DataplaneError("injected failure", ErrorCode.UNSPECIFIED)
+        self.fail_when: Callable[[Op], DataplaneError | None] | None = None
+        self.sessions: dict[int, Session] = {}
+        self.endpoint_states: dict[str, EndpointState] = {}
+        self.interface_counters: dict[str, InterfaceState] = {}
+        self.server_state = ServerState()
+        self.user_states: dict[str, UserState] = {}
+        self.probe_results: dict[str, ProbeResult] = {}
+        self.cleared: list[ClearScope] = []
+        self.version = Versions(vpp="26.06-memory", plugin="1.0.0")
+
+    # connection ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._connected:
+            self.emit(Connected(self.version))
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def versions(self) -> Versions | None:
+        return self.version if self._connected else None
+
+    def connect(self, *, restarted: bool = False) -> None:
+        """VPP is (back) up; `restarted` loses every object, as a VPP restart does."""
+        with self._lock:
+            if restarted:
+                self.objects = dict(FACTORY)
+            self._connected = True
+        self.emit(Connected(self.version))
+
+    def disconnect(self, reason: str = "VPP went away") -> None:
+        with self._lock:
+            self._connected = False
+        self.emit(Disconnected(reason))
+
+    def endpoint_event(self, name: str, up: bool, result: str = "success", rtt_us: int = 0) -> None:
+        self.emit(EndpointEvent(name, up, result, rtt_us))  # type: ignore[arg-type]
+
+    def _check_connected(self) -> None:
+        if not self._connected:
+            raise DataplaneUnavailable("dataplane not connected")
+
+    # configuration ------------------------------------------------------------------------------------------
+
+    def apply(self, op: Op) -> None:
+        with self._lock:
+            self._check_connected()
+            if self.fail_when is not None:
+                err = self.fail_when(op)
+                if err is not None:
+                    raise err
+            if self.fail_after is not None:
+                if self.fail_after == 0:
+                    self.fail_after = None
+                    raise self.fail_error
+                self.fail_after -= 1
+            if op.action == "put":
+                assert op.value is not None
+                self._put(op.key, op.value)
+            else:
+                self._delete(op.key)
+            self.calls.append(op)
+
+    def _present(self, ifname: str) -> bool:
+        return self.vpp_interfaces is None or ifname in self.vpp_interfaces
+
+    def _put(self, key: Key, value: Value) -> None:
+        kind = key[0]
+        if kind == ENDPOINT:
+            assert isinstance(value, EndpointSpec)
+            _check_name(key[1], "endpoint name")
+            if value.port == 0:
+                raise DataplaneError("singbox_endpoint_add_del: port 0", ErrorCode.INVALID_VALUE)
+            if value.username and not value.password:
+                raise DataplaneError("singbox_endpoint_add_del: username without password", ErrorCode.INVALID_VALUE)
+            if value.health_check and value.health_check_timeout >= value.health_check_interval:
+                raise DataplaneError("singbox_endpoint_add_del: health-check timeout not below interval",
+                                     ErrorCode.INVALID_VALUE)
+            if _is_zero_address(value.address):
+                raise DataplaneError("singbox_endpoint_add_del: zero address", ErrorCode.INVALID_VALUE)
+        elif kind == DEFAULT_ENDPOINT:
+            assert isinstance(value, str)
+            if value and (ENDPOINT, value) not in self.objects:
+                raise DataplaneError(f"singbox_set_default_endpoint: no endpoint {value!r}",
+                                     ErrorCode.NO_SUCH_ENTRY)
+        elif kind == INTERFACE:
+            assert isinstance(value, InterfaceSpec)
+            if self._present(key[1]):
+                if value.endpoint and (ENDPOINT, value.endpoint) not in self.objects:
+                    raise DataplaneError(f"singbox_enable_disable: no endpoint {value.endpoint!r}",
+                                         ErrorCode.NO_SUCH_ENTRY)
+                if not value.endpoint and not self.objects[(DEFAULT_ENDPOINT,)]:
+                    raise DataplaneError("singbox_enable_disable: no endpoint and no default endpoint",
+                                         ErrorCode.NO_SUCH_ENTRY)
+        elif kind == BYPASS:
+            if (INTERFACE, key[1]) not in self.objects:
+                raise DataplaneError(f"singbox_interface_bypass_add_del: interface {key[1]!r} not enabled",
+                                     ErrorCode.NO_SUCH_ENTRY)
+        elif kind == LISTENER:
+            assert isinstance(value, ListenerSpec)
+            _check_name(key[1], "listener name")
+            if value.port == 0:
+                raise DataplaneError("singbox_server_listener_add_del: port 0", ErrorCode.INVALID_VALUE)
+        elif kind == USER:
+            assert isinstance(value, UserSpec)
+            if not 1 <= len(key[1].encode()) <= 255 or not value.password_hash:
+                raise DataplaneError("singbox_server_user_add_del: bad username or password",
+                                     ErrorCode.INVALID_VALUE)
+        self.objects[key] = value
+
+    def _delete(self, key: Key) -> None:
+        if key not in self.objects:
+            raise DataplaneError(f"delete {key[0]} {key[1:]}: no such entry", ErrorCode.NO_SUCH_ENTRY)
+        kind = key[0]
+        if kind == ENDPOINT:
+            users = [k[1] for k, v in self.objects.items()
+                     if k[0] == INTERFACE and isinstance(v, InterfaceSpec) and v.endpoint == key[1]
+                     and self._present(k[1])]
+            if users:
+                raise DataplaneError(f"singbox_endpoint_add_del: endpoint {key[1]!r} in use by {users[0]!r}",
+                                     ErrorCode.INSTANCE_IN_USE)
+            if self.objects[(DEFAULT_ENDPOINT,)] == key[1]:
+                self.objects[(DEFAULT_ENDPOINT,)] = ""
+        elif kind == INTERFACE:
+            for k in [k for k in self.objects if k[0] == BYPASS and k[1] == key[1]]:
+                del self.objects[k]  # disabling an interface drops its bypass prefixes
+        del self.objects[key]
+
+    def read_config(self) -> ConfigMap:
+        with self._lock:
+            self._check_connected()
+            out: dict[Key, Value] = {}
+            for key, value in self.objects.items():
+                if isinstance(value, EndpointSpec) and value.password is not None:
+                    value = replace(value, password=SECRET_UNKNOWN)
+                elif isinstance(value, UserSpec):
+                    value = replace(value, password_hash=SECRET_UNKNOWN)
+                out[key] = value
+            return out
+
+    def interface_appears(self, name: str) -> None:
+        """VPP created interface `name` (tests): its kept configuration takes effect."""
+        with self._lock:
+            if self.vpp_interfaces is not None:
+                self.vpp_interfaces.add(name)
+
+    # state --------------------------------------------------------------------------------------------------
+
+    def read_state(self) -> OperState:
+        with self._lock:
+            self._check_connected()
+            state = OperState(server=replace(self.server_state,
+                                             running=bool(self.objects[("server-enabled",)])))
+            for key, value in self.objects.items():
+                if key[0] == ENDPOINT:
+                    state.endpoints[key[1]] = self.endpoint_states.get(key[1], EndpointState())
+                elif key[0] == INTERFACE:
+                    assert isinstance(value, InterfaceSpec)
+                    base = self.interface_counters.get(key[1], InterfaceState())
+                    state.interfaces[key[1]] = replace(
+                        base, present=self._present(key[1]),
+                        active_endpoint=value.endpoint or str(self.objects[(DEFAULT_ENDPOINT,)]))
+                elif key[0] == LISTENER:
+                    state.listeners[key[1]] = bool(self.objects[("server-enabled",)])
+                elif key[0] == USER:
+                    state.users[key[1]] = self.user_states.get(key[1], UserState())
+            return state
+
+    def read_sessions(self) -> list[Session]:
+        with self._lock:
+            self._check_connected()
+            return list(self.sessions.values())
+
+    def clear_stats(self, scope: ClearScope) -> None:
+        with self._lock:
+            self._check_connected()
+            if scope[0] in ("interface", "endpoint") and (scope[0], scope[1]) not in self.objects:  # type: ignore[misc]
+                raise DataplaneError(f"singbox_clear_stats: no {scope[0]} {scope[1]!r}",  # type: ignore[misc]
+                                     ErrorCode.NO_SUCH_ENTRY)
+            self.cleared.append(scope)
+
+    def disconnect_session(self, session_id: int) -> None:
+        with self._lock:
+            self._check_connected()
+            if self.sessions.pop(session_id, None) is None:
+                raise DataplaneError(f"singbox_session_disconnect: no session {session_id}",
+                                     ErrorCode.NO_SUCH_ENTRY)
+
+    def test_endpoint(self, name: str) -> ProbeResult:
+        with self._lock:
+            self._check_connected()
+            if (ENDPOINT, name) not in self.objects:
+                raise DataplaneError(f"singbox_endpoint_test: no endpoint {name!r}", ErrorCode.NO_SUCH_ENTRY)
+            return self.probe_results.get(name, ProbeResult("connect-failed", message="connection refused"))
+
+
+def _check_name(name: str, what: str) -> None:
+    if not 1 <= len(name) <= 63:
+        raise DataplaneError(f"{what} must be 1..63 characters", ErrorCode.INVALID_VALUE)
+
+
+def _is_zero_address(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).packed == bytes(len(ipaddress.ip_address(address).packed))
+    except ValueError:
+        return False  # a host name: resolved by the VPP adapter

@@ -1,0 +1,1 @@
+"""VPP through vpp-papi: placeholder replaced below."""

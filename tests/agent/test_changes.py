@@ -1,0 +1,156 @@
+"""Every kind of change, committed through real sysrepo, reaches the in-memory dataplane exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from singbox_agent.dataplane.objects import (
+    ClientSettings,
+    EndpointSpec,
+    InterfaceSpec,
+    ListenerSpec,
+    ServerSettings,
+    UserSpec,
+)
+from tests.agent.conftest import TOP, Env
+
+C = f"{TOP}/client"
+S = f"{TOP}/server"
+HASH = "$6$saltsalt$1q7hOQNmD4hGCzJVaqKZ1J8b6T2a7LpyiS7wXqfjBmm5nU5aAhZ/pB2Xm5wcjFZ3Ue5XpGvRiMS2tf7h1XcQ4."
+
+
+def calls_of(env: Env, edits: dict[str, Any] | None = None, deletes: list[str] | None = None) -> list[str]:
+    before = len(env.dp.calls)
+    env.commit(edits, deletes)
+    got = [op.describe() for op in env.dp.calls[before:]]
+    # The dataplane holds exactly what the configuration asks for, nothing else.
+    assert env.dp.objects == env.agent.running.desired()
+    return got
+
+
+def test_endpoint_create_modify_delete(env: Env) -> None:
+    assert calls_of(env, {f"{C}/endpoint[name='e1']/address": "192.0.2.1",
+                          f"{C}/endpoint[name='e1']/username": "alice",
+                          f"{C}/endpoint[name='e1']/password": "pw1"}) == ["put endpoint 'e1'"]
+    assert env.dp.objects[("endpoint", "e1")] == EndpointSpec("192.0.2.1", username="alice", password="pw1")
+    assert calls_of(env, {f"{C}/endpoint[name='e1']/health-check/interval": 60,
+                          f"{C}/endpoint[name='e1']/port": 1081}) == ["put endpoint 'e1'"]
+    assert env.dp.objects[("endpoint", "e1")] == EndpointSpec("192.0.2.1", port=1081, username="alice",
+                                                              password="pw1", health_check_interval=60)
+    assert calls_of(env, deletes=[f"{C}/endpoint[name='e1']/port"]) == ["put endpoint 'e1'"]
+    assert env.dp.objects[("endpoint", "e1")].port == 1080  # type: ignore[union-attr]
+    assert calls_of(env, deletes=[f"{C}/endpoint[name='e1']"]) == ["delete endpoint 'e1'"]
+    assert ("endpoint", "e1") not in env.dp.objects
+
+
+def test_interface_and_bypass_create_modify_delete(env: Env) -> None:
+    assert calls_of(env, {f"{C}/endpoint[name='a']/address": "192.0.2.1",
+                          f"{C}/endpoint[name='b']/address": "192.0.2.2",
+                          f"{C}/interface[name='tap0']/endpoint": "a",
+                          f"{C}/interface[name='tap0']/bypass-prefix": "10.0.0.0/8"}) == [
+        "put endpoint 'a'", "put endpoint 'b'", "put interface 'tap0'", "put bypass 'tap0' '10.0.0.0/8'"]
+    assert env.dp.objects[("interface", "tap0")] == InterfaceSpec("a")
+    assert calls_of(env, {f"{C}/interface[name='tap0']/endpoint": "b",
+                          f"{C}/interface[name='tap0']/max-connections": 5}) == ["put interface 'tap0'"]
+    assert env.dp.objects[("interface", "tap0")] == InterfaceSpec("b", 5)
+    assert calls_of(env, {f"{C}/interface[name='tap0']/bypass-prefix": "2001:db8::/32"},
+                    [f"{C}/interface[name='tap0']/bypass-prefix[.='10.0.0.0/8']"]) == [
+        "delete bypass 'tap0' '10.0.0.0/8'", "put bypass 'tap0' '2001:db8::/32'"]
+    assert calls_of(env, {f"{C}/interface[name='tap0']/enabled": False}) == [
+        "delete bypass 'tap0' '2001:db8::/32'", "delete interface 'tap0'"]
+    assert calls_of(env, {f"{C}/interface[name='tap0']/enabled": True}) == [
+        "put interface 'tap0'", "put bypass 'tap0' '2001:db8::/32'"]
+    # the interface moves to endpoint a while b is deleted: a is used first, b goes last
+    assert calls_of(env, {f"{C}/interface[name='tap0']/endpoint": "a"}, [f"{C}/endpoint[name='b']"]) == [
+        "put interface 'tap0'", "delete endpoint 'b'"]
+    assert calls_of(env, deletes=[f"{C}/interface[name='tap0']", f"{C}/endpoint[name='a']"]) == [
+        "delete bypass 'tap0' '2001:db8::/32'", "delete interface 'tap0'", "delete endpoint 'a'"]
+
+
+def test_default_endpoint_and_client_globals(env: Env) -> None:
+    assert calls_of(env, {f"{C}/endpoint[name='d']/address": "192.0.2.1", f"{C}/default-endpoint": "d",
+                          f"{C}/interface[name='tap1']/enabled": True}) == [
+        "put endpoint 'd'", "put default-endpoint", "put interface 'tap1'"]
+    assert env.dp.objects[("default-endpoint",)] == "d"
+    assert env.dp.objects[("interface", "tap1")] == InterfaceSpec("")
+    assert calls_of(env, {f"{C}/session-timeout": 60, f"{C}/connection-pool/enabled": True,
+                          f"{C}/connection-pool/max-size": 7}) == ["put client"]
+    assert env.dp.objects[("client",)] == ClientSettings(60, True, 7)
+    assert calls_of(env, deletes=[f"{C}/session-timeout", f"{C}/connection-pool"]) == ["put client"]
+    assert env.dp.objects[("client",)] == ClientSettings()
+    assert calls_of(env, {f"{TOP}/log-level": "debug"}) == ["put log-level"]
+    assert env.dp.objects[("log-level",)] == "debug"
+    assert calls_of(env, deletes=[f"{C}/interface[name='tap1']", f"{C}/default-endpoint",
+                                  f"{C}/endpoint[name='d']"]) == [
+        "delete interface 'tap1'", "put default-endpoint", "delete endpoint 'd'"]
+    assert env.dp.objects[("default-endpoint",)] == ""
+
+
+def test_server_objects_create_modify_delete(env: Env) -> None:
+    assert calls_of(env, {f"{S}/listen[name='l1']/address": "127.0.0.1", f"{S}/listen[name='l1']/port": 1090,
+                          f"{S}/authentication/method": "username-password",
+                          f"{S}/authentication/user[username='bob']/password": HASH,
+                          f"{S}/allowed-client-prefix": "10.0.0.0/8",
+                          f"{S}/max-sessions": 5, f"{S}/resolver/address": "192.0.2.53",
+                          f"{S}/enabled": True}) == [
+        "put user 'bob'", "put server", "put allowed-prefix '10.0.0.0/8'", "put listener 'l1'",
+        "put server-enabled"]
+    assert env.dp.objects[("server",)] == ServerSettings(auth_required=True, max_sessions=5,
+                                                         dns_server="192.0.2.53")
+    assert env.dp.objects[("listener", "l1")] == ListenerSpec("127.0.0.1", 1090)
+    assert env.dp.objects[("user", "bob")] == UserSpec(HASH)
+    assert env.dp.objects[("server-enabled",)] is True
+    assert calls_of(env, {f"{S}/listen[name='l1']/port": 1091, f"{S}/allowed-command": "udp-associate",
+                          f"{S}/udp-associate/idle-timeout": 30}) == ["put server", "put listener 'l1'"]
+    # an explicit allowed-command replaces the default 'connect' (leaf-list defaults)
+    assert env.dp.objects[("server",)] == ServerSettings(
+        auth_required=True, allow_connect=False, allow_udp_associate=True, max_sessions=5, udp_idle_timeout=30,
+        dns_server="192.0.2.53")
+    assert calls_of(env, {f"{S}/enabled": False}) == ["put server-enabled"]
+    assert calls_of(env, deletes=[f"{S}/listen[name='l1']", f"{S}/authentication",
+                                  f"{S}/allowed-client-prefix[.='10.0.0.0/8']"]) == [
+        "delete listener 'l1'", "delete user 'bob'", "delete allowed-prefix '10.0.0.0/8'", "put server"]
+    assert env.dp.objects[("server",)].auth_required is False  # type: ignore[union-attr]
+
+
+def test_clear_text_server_password_is_stored_hashed(env: Env) -> None:
+    from singbox_agent.agent.crypt import verify
+
+    env.commit({f"{S}/authentication/user[username='carol']/password": "$0$open sesame"})
+    stored = env.running()["singbox"]["server"]["authentication"]["user"]["carol"]["password"]
+    assert stored.startswith("$6$") and verify("open sesame", stored)
+    assert env.dp.objects[("user", "carol")] == UserSpec(stored)
+
+
+def test_agent_restart_adopts_running_config_without_changing_what_is_right(
+        sysrepo_instance: Any) -> None:
+    from singbox_agent.dataplane.memory import MemoryDataplane
+    from tests.agent.conftest import start_env
+
+    dp = MemoryDataplane()
+    gen = start_env(dp)
+    env = next(gen)
+    env.commit({f"{C}/endpoint[name='e']/address": "192.0.2.1", f"{C}/interface[name='tap0']/endpoint": "e"})
+    gen.close()  # SIGTERM path: agent stops, dataplane keeps its state
+    assert ("interface", "tap0") in dp.objects
+    before = len(dp.calls)
+    gen = start_env(dp)
+    env = next(gen)
+    assert dp.calls[before:] == []  # nothing was wrong, nothing was sent
+    assert env.agent.status.in_sync
+    gen.close()
+
+
+@pytest.mark.parametrize("bad", [
+    ({f"{C}/interface[name='tap0']/enabled": True}, "no-endpoint"),
+    ({f"{C}/endpoint[name='e']/address": "192.0.2.1", f"{C}/endpoint[name='e']/username": "u"}, "password"),
+])
+def test_invalid_config_never_reaches_the_dataplane(env: Env, bad: tuple[dict[str, Any], str]) -> None:
+    import sysrepo
+
+    before = dict(env.dp.objects)
+    with pytest.raises(sysrepo.SysrepoError):
+        env.commit(bad[0])
+    assert env.dp.objects == before

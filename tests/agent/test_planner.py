@@ -1,0 +1,162 @@
+"""The planner and the YANG mapping, without sysrepo: order, inverses, and undo against the plugin's rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from singbox_agent.agent.mapping import Change, RunningConfig, derive, split_path, unit_of
+from singbox_agent.agent.planner import plan, undo_plan
+from singbox_agent.dataplane.memory import MemoryDataplane
+from singbox_agent.dataplane.objects import (
+    FACTORY,
+    DataplaneError,
+    EndpointSpec,
+    InterfaceSpec,
+    Key,
+    ListenerSpec,
+    ServerSettings,
+    UserSpec,
+    Value,
+)
+
+T = "/vpp-singbox:singbox"
+
+
+def config(*changes: tuple[str, object]) -> RunningConfig:
+    rc = RunningConfig()
+    rc.updated(rc.changed_units([Change("created", p, v) for p, v in changes]))
+    return rc
+
+
+def test_split_path_handles_both_quotes_and_prefixes() -> None:
+    assert split_path(f"{T}/client/interface[name=\"it's\"]/bypass-prefix[.='10.0.0.0/8']") == [
+        ("singbox", None), ("client", None), ("interface", "it's"), ("bypass-prefix", "10.0.0.0/8")]
+    assert split_path(f"{T}/server/authentication/user[username='a\"b']/password") == [
+        ("singbox", None), ("server", None), ("authentication", None), ("user", 'a"b'), ("password", None)]
+
+
+def test_units_of_paths() -> None:
+    def unit(p: str) -> object:
+        located = unit_of(split_path(T + p))
+        return located[0] if located else None
+
+    assert unit("/client/endpoint[name='e']/health-check/interval") == ("endpoint", "e")
+    assert unit("/client/interface[name='i']/bypass-prefix[.='1.0.0.0/8']") == ("interface", "i")
+    assert unit("/client/connection-pool/enabled") == ("client",)
+    assert unit("/client/default-endpoint") == ("default-endpoint",)
+    assert unit("/server/enabled") == ("server-enabled",)
+    assert unit("/server/authentication/method") == ("server",)
+    assert unit("/server/authentication/user[username='u']/password") == ("user", "u")
+    assert unit("/server/allowed-client-prefix[.='10.0.0.0/8']") == ("allowed-prefix", "10.0.0.0/8")
+    assert unit("/server/listen[name='l']/port") == ("listener", "l")
+    assert unit("/client") is None
+
+
+def test_derive_applies_yang_defaults() -> None:
+    assert derive(("endpoint", "e"), {"address": "192.0.2.1"}) == {("endpoint", "e"): EndpointSpec("192.0.2.1")}
+    assert derive(("interface", "i"), {"enabled": False, "bypass-prefix": {"10.0.0.0/8": None}}) == {}
+    assert derive(("interface", "i"), {"bypass-prefix": {"10.0.0.0/8": None}}) == {
+        ("interface", "i"): InterfaceSpec(), ("bypass", "i", "10.0.0.0/8"): True}
+    assert derive(("server",), {"allowed-command": {"udp-associate": None}}) == {
+        ("server",): ServerSettings(allow_connect=False, allow_udp_associate=True)}
+
+
+def test_dependencies_are_ordered_both_ways() -> None:
+    new = {("endpoint", "a"): EndpointSpec("192.0.2.1"), ("interface", "i"): InterfaceSpec("a"),
+           ("bypass", "i", "10.0.0.0/8"): True, ("default-endpoint",): "a"}
+    create = [op.describe() for op in plan({}, new)]
+    assert create == ["put endpoint 'a'", "put default-endpoint", "put interface 'i'",
+                      "put bypass 'i' '10.0.0.0/8'"]
+    delete = [op.describe() for op in plan(new, {("default-endpoint",): ""})]
+    assert delete == ["delete bypass 'i' '10.0.0.0/8'", "delete interface 'i'", "put default-endpoint",
+                      "delete endpoint 'a'"]
+
+
+def test_moving_an_interface_to_another_endpoint_deletes_the_old_one_last() -> None:
+    old = {("endpoint", "a"): EndpointSpec("192.0.2.1"), ("interface", "i"): InterfaceSpec("a")}
+    new = {("endpoint", "b"): EndpointSpec("192.0.2.2"), ("interface", "i"): InterfaceSpec("b")}
+    assert [op.describe() for op in plan(old, new)] == [
+        "put endpoint 'b'", "put interface 'i'", "delete endpoint 'a'"]
+    dp = MemoryDataplane()
+    for op in plan(FACTORY, {**FACTORY, **old}) + plan(old, new):
+        dp.apply(op)
+    assert dp.objects == {**FACTORY, **new}
+
+
+def test_server_stops_before_its_listeners_go_and_starts_after_they_come() -> None:
+    on = {("server-enabled",): True, ("listener", "l"): ListenerSpec("0.0.0.0"), ("user", "u"): UserSpec("$6$x")}
+    off = {("server-enabled",): False}
+    assert [op.describe() for op in plan(off, on)][-1] == "put server-enabled"
+    assert [op.describe() for op in plan(on, off)][0] == "put server-enabled"
+
+
+BIG: dict[Key, Value] = {
+    ("endpoint", "a"): EndpointSpec("192.0.2.1", username="u", password="p"),
+    ("endpoint", "b"): EndpointSpec("192.0.2.2"),
+    ("default-endpoint",): "a",
+    ("interface", "i1"): InterfaceSpec("b"),
+    ("interface", "i2"): InterfaceSpec(""),
+    ("bypass", "i1", "10.0.0.0/8"): True,
+    ("listener", "l"): ListenerSpec("0.0.0.0", 1080),
+    ("user", "u"): UserSpec("$6$salt$hash"),
+    ("allowed-prefix", "10.0.0.0/8"): True,
+    ("server-enabled",): True,
+}
+
+
+@pytest.mark.parametrize("direction", ["create", "delete", "modify"])
+def test_undo_after_failure_at_every_step_restores_the_dataplane(direction: str) -> None:
+    base = {**FACTORY, **BIG} if direction != "create" else dict(FACTORY)
+    if direction == "create":
+        target = {**FACTORY, **BIG}
+    elif direction == "delete":
+        target = dict(FACTORY)
+    else:
+        target = {**base, ("endpoint", "b"): EndpointSpec("192.0.2.9"), ("interface", "i1"): InterfaceSpec("a"),
+                  ("default-endpoint",): "b", ("server-enabled",): False}
+        del target[("bypass", "i1", "10.0.0.0/8")]
+    ops = plan(base, target)
+    assert len(ops) >= 3
+    for step in range(len(ops)):
+        dp = MemoryDataplane()
+        for op in plan(FACTORY, base):
+            dp.apply(op)
+        before = dict(dp.objects)
+        dp.fail_after = step
+        applied = []
+        with pytest.raises(DataplaneError):
+            for op in ops:
+                dp.apply(op)
+                applied.append(op)
+        assert len(applied) == step
+        for op in undo_plan(applied):
+            dp.apply(op)
+        assert dp.objects == before, f"failure at step {step + 1} of {len(ops)}"
+    dp = MemoryDataplane()
+    for op in plan(FACTORY, base) + ops:
+        dp.apply(op)
+    assert dp.objects == target
+
+
+def test_memory_dataplane_enforces_the_plugin_rules() -> None:
+    dp = MemoryDataplane()
+    for op in plan(FACTORY, {**FACTORY, ("endpoint", "a"): EndpointSpec("192.0.2.1"),
+                             ("interface", "i"): InterfaceSpec("a")}):
+        dp.apply(op)
+    with pytest.raises(DataplaneError, match="in use"):
+        dp.apply(plan({("endpoint", "a"): EndpointSpec("192.0.2.1")}, {})[0])
+    with pytest.raises(DataplaneError, match="no endpoint"):
+        dp.apply(plan({}, {("interface", "j"): InterfaceSpec("zz")})[0])
+    with pytest.raises(DataplaneError, match="not enabled"):
+        dp.apply(plan({}, {("bypass", "j", "10.0.0.0/8"): True})[0])
+    with pytest.raises(DataplaneError, match="no such entry"):
+        dp.apply(plan({("listener", "x"): ListenerSpec("0.0.0.0")}, {})[0])
+
+
+def test_changes_touch_only_their_units() -> None:
+    rc = config(*[(f"{T}/client/endpoint[name='e{i}']/address", f"192.0.2.{i}") for i in range(1, 50)])
+    touched = rc.changed_units([Change("modified", f"{T}/client/endpoint[name='e7']/port", 2000)])
+    assert list(touched) == [("endpoint", "e7")]
+    assert rc.units[("endpoint", "e7")].get("port") is None  # copy-on-write: the cache is unchanged
+    gone = rc.changed_units([Change("deleted", f"{T}/client/endpoint[name='e7']")])
+    assert gone == {("endpoint", "e7"): None}
