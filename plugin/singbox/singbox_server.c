@@ -439,22 +439,24 @@ singbox_po_accept (session_t *s)
   singbox_session_t *ss;
   session_t *listener;
   u32 n_active;
+  int refused = 0;
 
   session_get_endpoint (s, &rmt, &lcl);
   if (!singbox_prefix_allowed (&rmt.ip, rmt.is_ip4))
     {
-      singbox_server_counter_inc (SINGBOX_SERVER_CTR_REJECTED, 1);
       singbox_server_counter_inc (SINGBOX_SERVER_CTR_REJECTED_PREFIX, 1);
-      return -1;
+      refused = 1;
     }
-  n_active = clib_atomic_add_fetch (&sm->n_active, 1);
-  if (sm->max_sessions && n_active > sm->max_sessions)
+  else
     {
-      clib_atomic_fetch_sub (&sm->n_active, 1);
-      singbox_server_counter_inc (SINGBOX_SERVER_CTR_REJECTED, 1);
-      singbox_server_counter_inc (SINGBOX_SERVER_CTR_REJECTED_MAX_SESSIONS,
-				  1);
-      return -1;
+      n_active = clib_atomic_add_fetch (&sm->n_active, 1);
+      if (sm->max_sessions && n_active > sm->max_sessions)
+	{
+	  clib_atomic_fetch_sub (&sm->n_active, 1);
+	  singbox_server_counter_inc (
+	    SINGBOX_SERVER_CTR_REJECTED_MAX_SESSIONS, 1);
+	  refused = 1;
+	}
     }
 
   cfg.methods =
@@ -467,9 +469,10 @@ singbox_po_accept (session_t *s)
 
   singbox_sessions_lock ();
   ss = singbox_session_alloc ();
-  ss->counted_active = 1;
+  ss->counted_active = !refused;
   ss->mode = SINGBOX_MODE_SERVER;
-  ss->state = SINGBOX_SESSION_STATE_GREETING;
+  ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING :
+			SINGBOX_SESSION_STATE_GREETING;
   ss->po_handle = session_handle (s);
   ss->po_thread = s->thread_index;
   ss->po_rx_fifo = s->rx_fifo;
@@ -487,8 +490,23 @@ singbox_po_accept (session_t *s)
   s->opaque = ss->index;
   singbox_sessions_unlock ();
 
-  singbox_server_counter_inc (SINGBOX_SERVER_CTR_ACCEPTED, 1);
   s->session_state = SESSION_STATE_READY;
+  if (refused)
+    {
+      /* Refuse with an orderly close (FIN) rather than a reset during the
+       * TCP handshake, which clients retry and we would count twice. Bytes
+       * the client sends meanwhile are dropped in singbox_po_rx. */
+      singbox_server_counter_inc (SINGBOX_SERVER_CTR_REJECTED, 1);
+      ss->deadline = 0;
+      ss->po_closed = 1;
+      /* not from inside the accept notification: the session layer has
+       * not finished setting the session up */
+      session_send_rpc_evt_to_thread_force (
+	s->thread_index, singbox_leg_close_rpc,
+	uword_to_pointer (session_handle (s), void *));
+      return 0;
+    }
+  singbox_server_counter_inc (SINGBOX_SERVER_CTR_ACCEPTED, 1);
   return 0;
 }
 
@@ -506,6 +524,8 @@ singbox_po_rx (session_t *s)
     {
       if (ss->state <= SINGBOX_SESSION_STATE_REQUEST && !ss->po_closed)
 	singbox_po_handshake (s, ss);
+      else if (ss->po_closed)
+	svm_fifo_dequeue_drop_all (f);
       singbox_sessions_unlock ();
       return 0;
     }
@@ -563,12 +583,22 @@ singbox_po_tx (session_t *s)
   return singbox_leg_tx (s, 1);
 }
 
+/* Data enqueued in f is for the leg `to`: make it transmit. */
+static void
+singbox_relay_kick (svm_fifo_t *f, session_handle_t to)
+{
+  if (to != SESSION_INVALID_HANDLE && svm_fifo_max_dequeue (f) &&
+      svm_fifo_set_event (f))
+    session_program_tx_io_evt (to, SESSION_IO_EVT_TX);
+}
+
 /* Both directions have seen FIN: close what is still open. */
 static void
 singbox_session_maybe_finish (singbox_session_t *ss)
 {
   if (ss->po_fin && ss->ao_fin)
     {
+      ss->state = SINGBOX_SESSION_STATE_CLOSING;
       singbox_po_close (ss);
       singbox_ao_close (ss);
     }
@@ -582,9 +612,15 @@ singbox_po_disconnect (session_t *s)
 
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
+  SINGBOX_DBG ("session %u: client FIN (state %U)", ss->index,
+	       format_singbox_session_state, (u32) ss->state);
   ss->po_fin = 1;
   if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED)
     {
+      /* The FIN notification can overtake the rx notification of the data
+       * before it (and then disables rx notifications): relay that data
+       * now, it must reach the destination before our FIN does. */
+      singbox_relay_kick (s->rx_fifo, ss->ao_handle);
       /* half-close: pass the FIN upstream once the data before it is sent */
       singbox_leg_do (ss->ao_handle, singbox_leg_shutdown_rpc);
       singbox_session_maybe_finish (ss);
@@ -652,6 +688,14 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
     }
   ss->po_handle = SESSION_INVALID_HANDLE;
   ss->po_closed = 1;
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  /* the client's session is over; the upstream leg may linger in
+   * TIME_WAIT but no longer counts against max-sessions */
+  if (ss->counted_active)
+    {
+      clib_atomic_fetch_sub (&singbox_main.n_active, 1);
+      ss->counted_active = 0;
+    }
   if (ss->ao_handle == SESSION_INVALID_HANDLE && !ss->connecting)
     singbox_session_free (ss);
   singbox_sessions_unlock ();
@@ -800,6 +844,8 @@ singbox_ao_rx (session_t *s)
   ss = singbox_session_get (s->opaque);
   ss->last_active = vlib_time_now (vlib_get_main ());
   po_handle = ss->po_handle;
+  SINGBOX_DBG ("session %u: upstream rx %u", ss->index,
+	       svm_fifo_max_dequeue (f));
   singbox_sessions_unlock ();
   if (po_handle == SESSION_INVALID_HANDLE)
     return 0;
@@ -825,7 +871,9 @@ singbox_ao_disconnect (session_t *s)
 
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
+  SINGBOX_DBG ("session %u: upstream FIN", ss->index);
   ss->ao_fin = 1;
+  singbox_relay_kick (s->rx_fifo, ss->po_handle);
   if (!ss->po_closed)
     singbox_leg_do (ss->po_handle, singbox_leg_shutdown_rpc);
   else
@@ -1116,7 +1164,8 @@ singbox_session_disconnect (u64 session_id)
 
   singbox_sessions_lock ();
   ss = singbox_session_get_by_id (session_id & ~(1ULL << 63));
-  if (!ss || ss->po_handle == SESSION_INVALID_HANDLE)
+  if (!ss || ss->po_handle == SESSION_INVALID_HANDLE ||
+      ss->state == SINGBOX_SESSION_STATE_CLOSING)
     rv = VNET_API_ERROR_NO_SUCH_ENTRY;
   else
     singbox_session_kill_on_thread (ss, 0);

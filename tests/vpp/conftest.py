@@ -118,6 +118,12 @@ class Env:
             assert api.singbox_server_allowed_prefix_add_del(is_add=False,
                                                              prefix=p.prefix).retval == 0
         self.configure()
+        # every session of the previous test must end: a leak fails here
+        deadline = time.monotonic() + 30
+        while api.singbox_server_dump()[0].active_sessions or self.sessions():
+            assert time.monotonic() < deadline, (
+                "sessions did not end: " + self.cli("show singbox sessions"))
+            time.sleep(0.1)
         assert api.singbox_clear_stats(scope=0).retval == 0
 
     def configure(self, **kw: Any) -> None:
