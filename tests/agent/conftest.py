@@ -41,10 +41,10 @@ class Env:
         return dict(self.dp.objects)
 
 
-def start_env(dp: MemoryDataplane) -> Iterator[Env]:
+def start_env(dp: MemoryDataplane, priority: int = 0) -> Iterator[Env]:
     import sysrepo
 
-    agent = Agent(dp)
+    agent = Agent(dp, change_priority=priority)
     agent.start()
     assert agent.wait_idle()
     conn = sysrepo.SysrepoConnection()
