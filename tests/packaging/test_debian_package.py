@@ -1,0 +1,89 @@
+"""The Debian package an operator installs: built from the committed tree, unpacked, and its own code run.
+
+Building takes about a minute and a half (dh-virtualenv resolves every dependency), so it runs once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from singbox_agent.repository import SysrepoInstance, installed_modules
+
+TOP = Path(__file__).resolve().parents[2]
+VENV = "opt/venvs/vpp-singbox-agent"
+
+
+@pytest.fixture(scope="module")
+def agent_deb() -> Iterator[Path]:
+    if subprocess.run(["git", "-C", str(TOP), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout: the package is built from the committed tree")
+    subprocess.run(
+        [str(TOP / "packaging" / "build-deb")],
+        env={**os.environ, "DEB_BUILD_PROFILES": "pkg.vpp-singbox.noplugin"},
+        check=True,
+        capture_output=True,
+    )
+    debs = list((TOP / "build" / "deb").glob("vpp-singbox-agent_*_amd64.deb"))
+    assert len(debs) == 1, debs
+    yield debs[0]
+
+
+def _contents(deb: Path) -> set[str]:
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
+    return {line.split()[-1].removeprefix("./") for line in listing.splitlines() if "->" not in line}
+
+
+def test_package_carries_services_modules_and_venv(agent_deb: Path) -> None:
+    files = _contents(agent_deb)
+    for unit in ("singbox-agent", "singbox-netconfd", "singbox-restconfd"):
+        assert f"usr/lib/systemd/system/{unit}.service" in files
+    assert any(f.startswith("usr/share/vpp-singbox/yang/vpp-singbox@") for f in files)
+    assert "etc/default/vpp-singbox" in files
+    assert any(f.startswith(f"{VENV}/lib/python3.13/site-packages/singbox_agent/") for f in files)
+    assert any(f.startswith(f"{VENV}/lib/python3.13/site-packages/sysrepo/") for f in files)
+    assert not any("__editable__" in f or f.endswith(".egg-link") for f in files)
+
+
+def test_package_depends_on_the_sysrepo_it_was_built_for(agent_deb: Path) -> None:
+    fields = subprocess.run(["dpkg-deb", "-f", str(agent_deb), "Depends"], check=True, capture_output=True, text=True)
+    assert "libsysrepo7 (>= 3.7.11)" in fields.stdout
+    assert "libyang3" in fields.stdout
+
+
+@pytest.mark.own_process
+def test_postinst_installs_modules_with_the_packaged_code(agent_deb: Path, tmp_path: Path) -> None:
+    """Runs what postinst runs, with the package's own venv and YANG files, against an empty sysrepo instance."""
+    root = tmp_path / "root"
+    subprocess.run(["dpkg-deb", "-x", str(agent_deb), str(root)], check=True)
+    postinst = subprocess.run(["dpkg-deb", "-I", str(agent_deb), "postinst"], check=True, capture_output=True, text=True)
+    assert "singbox_agent.repository sync /usr/share/vpp-singbox/yang" in postinst.stdout
+
+    instance = SysrepoInstance(repository=tmp_path / "sr", shm_prefix="sbtdeb" + os.urandom(3).hex())
+    try:
+        # The venv's python is a symlink to /usr/bin/python3 and finds its site-packages relative to itself.
+        run = subprocess.run(
+            [str(root / VENV / "bin" / "python"), "-m", "singbox_agent.repository", "sync",
+             str(root / "usr/share/vpp-singbox/yang")],
+            env={**os.environ, **instance.env, "PYTHONPATH": ""},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert "vpp-singbox" in run.stdout
+        assert "vpp-singbox" in installed_modules(env=instance.env)
+        again = subprocess.run(
+            [str(root / VENV / "bin" / "python"), "-m", "singbox_agent.repository", "sync",
+             str(root / "usr/share/vpp-singbox/yang")],
+            env={**os.environ, **instance.env},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert "nothing" in again.stdout
+    finally:
+        instance.destroy()
