@@ -70,7 +70,8 @@ class DataplaneStatus:
     versions: Versions | None = None
     last_sync: str | None = None
     last_error: str | None = None
-    in_sync: bool = False  # the dataplane holds the running configuration
+    in_sync: bool = False  # verified: the dataplane holds the running configuration (else resync first)
+    pending: bool = False  # committed configuration the dataplane has not taken yet
 
 
 def _changes(raw: list[Any]) -> list[Change]:
@@ -203,6 +204,7 @@ class Agent:
             except DataplaneError as exc:
                 # The dataplane no longer matches what we know: the resync after this transaction repairs it.
                 self.status.in_sync = False
+                self.status.pending = True
                 log.error("undo failed", txn=txn.req_id, op=inverse.describe(), error=str(exc))
         txn.applied.clear()
 
@@ -214,10 +216,13 @@ class Agent:
             if txn is None:  # a commit that started before we subscribed
                 self.running.updated(self.running.changed_units(changes))
                 self.status.in_sync = False
+                self.status.pending = True
                 result = "pending"
             else:
                 self.running.updated(txn.new_units)
                 result = "pending" if txn.pending else "applied"
+            if result == "pending":
+                self.status.pending = True
             resync = not self.status.in_sync
         log.info("commit", txn=req_id, result=result,
                  applied=[op.describe() for op in (txn.ops if txn else [])][:20],
@@ -271,6 +276,7 @@ class Agent:
                 except DataplaneError as exc:
                     errors.append(f"{describe_key(op.key)}: {exc}")
             self.status.in_sync = not errors
+            self.status.pending = bool(errors)
             if errors:
                 self.status.last_error = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)"
                                                                    if len(errors) > 5 else "")
@@ -341,7 +347,7 @@ class Agent:
             return
         checks: list[tuple[tuple[str, ...], int, int, dict[str, Any]]] = []
         if isinstance(desired_server, ServerSettings) and state.server.running:
-            checks.append(((SERVER,), state.server.active_sessions, desired_server.max_sessions, {"server": [None]}))
+            checks.append(((SERVER,), state.server.active_sessions, desired_server.max_sessions, {"server": None}))
         for name, spec in ifaces.items():
             ist = state.interfaces.get(name)
             if isinstance(spec, InterfaceSpec) and ist is not None:
@@ -367,7 +373,7 @@ class Agent:
     def _oper_dataplane(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
         st = self.status
         connected = self.dataplane.connected
-        dp: dict[str, Any] = {"connected": connected, "config-pending": not st.in_sync}
+        dp: dict[str, Any] = {"connected": connected, "config-pending": st.pending}
         versions = self.dataplane.versions() if connected else st.versions
         if versions is not None:
             dp["vpp-version"] = versions.vpp
