@@ -71,8 +71,8 @@ def find_vpp_api_socket() -> tuple[str | None, str]:
     return None, "VPP not found (no running VPP: set VPP_API_SOCKET to its API socket); dataplane reported absent"
 
 
-def prepare_sysrepo(state_dir: Path, top: Path) -> SysrepoInstance:
-    instance = SysrepoInstance(repository=(state_dir / "sysrepo").resolve(), shm_prefix="sbxrun")
+def prepare_sysrepo(state_dir: Path, top: Path, shm_prefix: str) -> SysrepoInstance:
+    instance = SysrepoInstance(repository=(state_dir / "sysrepo").resolve(), shm_prefix=shm_prefix)
     instance.activate()
     changed = instance.sync_modules(project_yang_files(top), project_yang_dirs(top))
     log.info("sysrepo ready", repository=str(instance.repository), installed_or_updated=changed)
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--netconf-port", type=int, default=8830)
     parser.add_argument("--restconf-port", type=int, default=8443)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--shm-prefix", default="sbxrun", help="sysrepo SHM prefix of this instance")
     opts = parser.parse_args(argv)
     configure_logging()
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o700)
     top = Path(__file__).resolve().parents[2]
-    prepare_sysrepo(state_dir, top)
+    prepare_sysrepo(state_dir, top, opts.shm_prefix)
     admin = bootstrap_admin(state_dir)
 
     vpp_socket, vpp_status = find_vpp_api_socket()

@@ -1,0 +1,72 @@
+"""`make run`'s supervisor: starts what exists, reports how to connect, stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            pytest.fail(f"appliance exited with {proc.returncode} before writing {path.name}:\n{out}")
+        time.sleep(0.1)
+    pytest.fail(f"no {path.name} after {timeout} s")
+
+
+def children_of(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def test_run_reports_connection_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "run"
+    netconf_port, restconf_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYSREPO_")}
+    env.pop("VPP_API_SOCKET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "singbox_agent.appliance", "--state-dir", str(state), "--shm-prefix", "sbtapp",
+         "--netconf-port", str(netconf_port), "--restconf-port", str(restconf_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(state / "connection.json", proc, timeout=90)
+        connection = json.loads((state / "connection.json").read_text())
+        assert (state / "connection.json").stat().st_mode & 0o077 == 0, "credentials must not be world-readable"
+        assert connection["vpp"]["api_socket"] is None
+        assert "VPP not found" in connection["vpp"]["status"]
+        if "netconf" in connection["services"]:
+            assert connection["netconf"]["port"] == netconf_port
+            with socket.create_connection(("127.0.0.1", netconf_port), timeout=5) as s:
+                assert s.recv(4).startswith(b"SSH-")
+        if "restconf" in connection["services"]:
+            assert connection["restconf"]["port"] == restconf_port
+        services = children_of(proc.pid)
+        assert len(services) == len(connection["services"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+    assert rc == 0
+    for pid in services:
+        assert not Path(f"/proc/{pid}").exists(), f"service {pid} outlived the supervisor"
