@@ -1,0 +1,182 @@
+"""Helpers shared by the NETCONF and RESTCONF servers: datastore names, with-defaults printing, subtree filters.
+
+Data is always printed by libyang (`lyd_print_mem`); the with-defaults modes of RFC 6243 map onto libyang's
+printer flags. Subtree filters (RFC 6241 section 6) are converted to one XPath union, the way netopeer2 does, so
+sysrepo does the selection.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import libyang
+from _libyang import ffi as ly_ffi
+from _libyang import lib as ly_lib
+
+from singbox_agent.mgmt.errors import invalid_value
+
+# NETCONF element / RESTCONF NMDA name -> sysrepo datastore name.
+CONVENTIONAL = ("running", "candidate", "startup")
+NMDA_IDENTITIES = {
+    "ietf-datastores:running": "running",
+    "ietf-datastores:candidate": "candidate",
+    "ietf-datastores:startup": "startup",
+    "ietf-datastores:operational": "operational",
+}
+
+WITH_DEFAULTS_MODES = ("report-all", "report-all-tagged", "trim", "explicit")
+BASIC_MODE = "explicit"
+
+_WD_FLAGS = {
+    "report-all": ly_lib.LYD_PRINT_WD_ALL,
+    "report-all-tagged": ly_lib.LYD_PRINT_WD_ALL_TAG,
+    "trim": ly_lib.LYD_PRINT_WD_TRIM,
+    "explicit": ly_lib.LYD_PRINT_WD_EXPLICIT,
+}
+
+
+def print_xml(tree: libyang.DNode | None, with_defaults: str | None = None, *, pretty: bool = False) -> str:
+    """All siblings of `tree` as XML in the given RFC 6243 mode (None: the basic mode, explicit)."""
+    return print_tree(tree, "xml", with_defaults, pretty=pretty)
+
+
+def print_tree(tree: libyang.DNode | None, fmt: str, with_defaults: str | None = None, *, pretty: bool = False) -> str:
+    if tree is None:
+        return ""
+    flags = ly_lib.LYD_PRINT_WITHSIBLINGS | _WD_FLAGS[with_defaults or BASIC_MODE]
+    if not pretty:
+        flags |= ly_lib.LYD_PRINT_SHRINK
+    buf = ly_ffi.new("char **")
+    fmt_c = ly_lib.LYD_XML if fmt == "xml" else ly_lib.LYD_JSON
+    first = ly_lib.lyd_first_sibling(ly_ffi.cast("struct lyd_node *", tree.cdata))
+    if ly_lib.lyd_print_mem(buf, first, fmt_c, flags) != ly_lib.LY_SUCCESS:
+        raise tree.context.error("cannot print data")
+    if buf[0] == ly_ffi.NULL:
+        return ""
+    try:
+        return str(ly_ffi.string(buf[0]).decode())
+    finally:
+        ly_lib.free(buf[0])
+
+
+def module_namespace(module: Any) -> str:
+    return str(ly_ffi.string(module.cdata.ns).decode())
+
+
+def module_by_namespace(ctx: libyang.Context, namespace: str) -> str | None:
+    for module in ctx:
+        if module.implemented() and module_namespace(module) == namespace:
+            return str(module.name())
+    return None
+
+
+def _xpath_literal(value: str) -> str:
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    parts = value.split("'")
+    return "concat(" + ", \"'\", ".join(f"'{p}'" for p in parts) + ")"
+
+
+def subtree_to_xpaths(ctx: libyang.Context, elements: list[ET.Element]) -> list[str]:
+    """XPaths selecting what an RFC 6241 subtree filter with these top-level elements selects.
+
+    Elements in namespaces of no implemented module select nothing (RFC 6241 6.2.5 leaves it to the server; an
+    empty result is what netopeer2 returns too).
+    """
+    cache: dict[str, str | None] = {}
+
+    def mod_of(ns: str, parent_mod: str | None) -> str | None:
+        if not ns:
+            return parent_mod
+        if ns not in cache:
+            cache[ns] = module_by_namespace(ctx, ns)
+        return cache[ns]
+
+    out: list[str] = []
+
+    def walk(el: ET.Element, path: str, mod: str) -> None:
+        children = list(el)
+        if not children:
+            out.append(path)
+            return
+        predicates: list[str] = []
+        content_paths: list[str] = []
+        subs: list[tuple[ET.Element, str, str]] = []
+        for child in children:
+            cns, cname = _split(child.tag)
+            cmod = mod_of(cns, mod)
+            if cmod is None:
+                continue
+            step = cname if cmod == mod else f"{cmod}:{cname}"
+            text = (child.text or "").strip()
+            if len(child) == 0 and text:
+                predicates.append(f"[{step}={_xpath_literal(text)}]")
+                content_paths.append(step)
+            else:
+                subs.append((child, step, cmod))
+        base = path + "".join(predicates)
+        if not subs:
+            out.append(base)
+            return
+        out.extend(f"{base}/{step}" for step in content_paths)
+        for child, step, cmod in subs:
+            walk(child, f"{base}/{step}", cmod)
+
+    for el in elements:
+        ns, name = _split(el.tag)
+        mod = mod_of(ns, None)
+        if mod is None:
+            continue
+        top = f"/{mod}:{name}"
+        text = (el.text or "").strip()
+        if len(el) == 0 and text:  # a top-level leaf content match
+            out.append(f"{top}[.={_xpath_literal(text)}]")
+        else:
+            walk(el, top, mod)
+    return out
+
+
+def _split(tag: str) -> tuple[str, str]:
+    if tag.startswith("{"):
+        ns, _, name = tag[1:].partition("}")
+        return ns, name
+    return "", tag
+
+
+def check_with_defaults(mode: str | None) -> str | None:
+    if mode is not None and mode not in WITH_DEFAULTS_MODES:
+        raise invalid_value(f'Unsupported with-defaults mode "{mode}".')
+    return mode
+
+
+def free(tree: Any) -> None:
+    if tree is not None:
+        tree.free()
+
+
+def parse_netconf_rpc(ctx: libyang.Context, message: bytes) -> libyang.DNode:
+    """The operation of a whole NETCONF `<rpc>` message as a libyang tree (validated against its schema).
+
+    libyang-python's `parse_op` leaks the envelope tree; this frees it. The caller frees the returned tree.
+    """
+    data_in = ly_ffi.new("struct ly_in **")
+    keep = ly_ffi.new("char[]", message)  # NUL-terminated copy, alive until the parse ends
+    if ly_lib.ly_in_new_memory(keep, data_in) != ly_lib.LY_SUCCESS:
+        raise ctx.error("cannot read the message")
+    envelope = ly_ffi.new("struct lyd_node **")
+    op = ly_ffi.new("struct lyd_node **")
+    try:
+        ret = ly_lib.lyd_parse_op(ctx.cdata, ly_ffi.NULL, data_in[0], ly_lib.LYD_XML, ly_lib.LYD_TYPE_RPC_NETCONF,
+                                  envelope, op)
+    finally:
+        ly_lib.ly_in_free(data_in[0], 0)
+        if envelope[0] != ly_ffi.NULL:
+            ly_lib.lyd_free_all(envelope[0])
+    if ret != ly_lib.LY_SUCCESS:
+        if op[0] != ly_ffi.NULL:
+            ly_lib.lyd_free_all(op[0])
+        raise ctx.error("invalid request")
+    return libyang.DNode.new(ctx, op[0])

@@ -1,0 +1,75 @@
+"""`python -m singbox_agent.netconf --listen HOST:PORT --state-dir DIR [--ready-file FILE]`.
+
+Serves NETCONF over SSH on the sysrepo instance the environment selects. The ready file gets host, port and the
+host key's fingerprint once the server listens. SIGTERM/SIGINT stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+import sysrepo
+
+from singbox_agent.logs import configure_logging
+from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
+
+log = structlog.get_logger("netconf")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    host_key = load_or_create_host_key(args.state_dir)
+    conn = sysrepo.SysrepoConnection()
+    server = NetconfServer(conn, recovery_users=frozenset(args.recovery_user or ()))
+    host, port = args.listen
+    await server.listen(host, port, host_key)
+    bound_host, bound_port = server.sockname()
+    fingerprint = host_key.get_fingerprint()
+    log.info("netconf listening", host=bound_host, port=bound_port, host_key=fingerprint)
+    if args.ready_file:
+        tmp = Path(str(args.ready_file) + ".tmp")
+        tmp.write_text(json.dumps({
+            "service": "netconf", "host": bound_host, "port": bound_port, "transport": "ssh",
+            "subsystem": "netconf", "host_key_fingerprint": fingerprint,
+            "host_key": host_key.export_public_key().decode().strip(),
+        }))
+        os.replace(tmp, args.ready_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("netconf stopping")
+    await server.close()
+    server.shutdown()
+    conn.disconnect()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m singbox_agent.netconf", description=__doc__)
+    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 830))
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--recovery-user", action="append",
+                        help="a user whose sessions are not NACM-restricted (RFC 8341 recovery session)")
+    args = parser.parse_args(argv)
+    configure_logging()
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The single dispatcher: envelope → schema validation (libyang) → NACM → handler → reply. Runs on a session's worker.
+
+Like netopeer2's main.c: every operation has the same handler signature, unknown RPCs go to sysrepo
+(`rpc_send`), and every failure becomes rpc-errors through `singbox_agent.mgmt.errors`. Each handler is
+responsible for leaving nothing half-done (the edit handlers always discard pending changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import libyang
+import structlog
+
+from singbox_agent.mgmt import errors, nacm
+from singbox_agent.mgmt.datastore import parse_netconf_rpc
+from singbox_agent.mgmt.errors import MgmtError, MgmtException
+from singbox_agent.netconf import messages
+from singbox_agent.netconf.messages import Rpc, RpcParseError
+
+if TYPE_CHECKING:
+    from singbox_agent.netconf.session import NetconfSession
+
+log = structlog.get_logger("netconf.dispatch")
+
+
+@dataclass
+class OpContext:
+    session: NetconfSession
+    rpc: Rpc
+    op: libyang.DNode
+    ly: libyang.Context
+    close_after: bool = False
+
+    @property
+    def sr(self) -> Any:
+        return self.session.sr
+
+
+Handler = Callable[[OpContext], str]
+
+# (namespace, name) -> handler; filled by singbox_agent.netconf.ops.
+HANDLERS: dict[tuple[str, str], Handler] = {}
+
+# RFC 8341 section 3.2.8: close-session is always permitted.
+_NACM_EXEMPT = {(messages.BASE_NS, "close-session")}
+
+
+def register(namespace: str, name: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        HANDLERS[(namespace, name)] = fn
+        return fn
+
+    return deco
+
+
+def _parse_errors(exc: libyang.LibyangError, rpc: Rpc, ly: libyang.Context) -> list[MgmtError]:
+    """Schema errors of the operation element itself are protocol errors with the offending element named."""
+    err = errors.from_libyang(exc)
+    message = err.error_message
+    if "not found in the" in message and " module" in message:
+        return [MgmtError("protocol", "operation-not-supported", f'Operation "{rpc.op_name}" is not supported.',
+                          info={"bad-element": rpc.op_name})]
+    if "No module with namespace" in message or "Unknown XML prefix" in message or "No module" in message:
+        return [MgmtError("protocol", "unknown-namespace", message,
+                          info={"bad-element": rpc.op_name, "bad-namespace": rpc.op_ns})]
+    if err.error_tag == "unknown-element":
+        bad = message.split('"')[1] if message.count('"') >= 2 else rpc.op_name
+        return [MgmtError("protocol", "unknown-element", message, error_path=err.error_path,
+                          info={"bad-element": bad})]
+    if err.error_tag == "malformed-message":
+        return [MgmtError("rpc", "malformed-message", message)]
+    return [MgmtError("protocol", "invalid-value" if err.error_tag == "operation-failed" else err.error_tag, message,
+                      err.error_app_tag, err.error_path, err.info)]
+
+
+def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
+    """Handle one `<rpc>` message: (reply bytes, whether to close the session after sending it)."""
+    server = session.server
+    with server.state.lock:
+        server.state.stats.in_rpcs += 1
+    session.in_rpcs += 1
+    try:
+        rpc = messages.parse_rpc(message)
+    except RpcParseError as exc:
+        return _fail(session, exc.attributes, list(exc.errors), bad=True), False
+    if session.sr is None:
+        return _fail(session, rpc.attributes, [MgmtError("application", "operation-failed",
+                                                         "Session is not ready.")]), False
+    ly = session.sr.acquire_context()
+    op: libyang.DNode | None = None
+    try:
+        try:
+            op = parse_netconf_rpc(ly, message)
+        except libyang.LibyangError as exc:
+            return _fail(session, rpc.attributes, _parse_errors(exc, rpc, ly), bad=True), False
+        key = (rpc.op_ns, rpc.op_name)
+        if key not in _NACM_EXEMPT and not nacm.check_operation(session.sr, op.cdata):
+            return _fail(session, rpc.attributes, [MgmtError(
+                "protocol", "access-denied", f'Access to the operation "{rpc.op_name}" is denied.')]), False
+        handler = HANDLERS.get(key)
+        if handler is None:
+            from singbox_agent.netconf.ops.generic_rpc import handle_generic
+
+            handler = handle_generic
+        ctx = OpContext(session, rpc, op, ly)
+        try:
+            body = handler(ctx)
+        except MgmtException as exc:
+            return _fail(session, rpc.attributes, list(exc.errors)), False
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an rpc-error
+            mapped = errors.from_exception(exc)
+            if mapped[0].error_message == "Internal error.":
+                session.log.exception("operation failed", operation=rpc.op_name)
+            return _fail(session, rpc.attributes, mapped), False
+        return messages.reply(rpc.attributes, body), ctx.close_after
+    finally:
+        if op is not None:
+            op.free()
+        session.sr.release_context()
+
+
+def _fail(session: NetconfSession, attributes: dict[str, str], errs: list[MgmtError], bad: bool = False) -> bytes:
+    with session.server.state.lock:
+        session.server.state.stats.out_rpc_errors += 1
+        if bad:
+            session.server.state.stats.in_bad_rpcs += 1
+    session.out_rpc_errors += 1
+    if bad:
+        session.in_bad_rpcs += 1
+    return messages.reply_errors(attributes, errs)

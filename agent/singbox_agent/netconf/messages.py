@@ -1,0 +1,176 @@
+"""The NETCONF envelope: parsing `<hello>` and `<rpc>`, building `<hello>`, `<rpc-reply>` and `<notification>`.
+
+Only the envelope is handled here (xml.etree for reading, escaped text for writing); YANG data inside it is parsed and
+printed by libyang in the operations. Document type declarations are refused outright: NETCONF never needs them and
+they are the door to entity-expansion attacks.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape, quoteattr
+
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, malformed_message, missing_attribute
+
+BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
+BASE_1_1 = "urn:ietf:params:netconf:base:1.1"
+NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+
+_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def qname(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+def split_qname(tag: str) -> tuple[str, str]:
+    """`{ns}name` -> (ns, name); no namespace -> ("", name)."""
+    if tag.startswith("{"):
+        ns, _, name = tag[1:].partition("}")
+        return ns, name
+    return "", tag
+
+
+def parse_xml(data: bytes) -> ET.Element:
+    """Parse one well-formed XML document or raise malformed-message."""
+    if _DTD.search(data):
+        raise malformed_message("Document type declarations are not allowed.")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise malformed_message(f"XML is not well-formed: {exc}.") from None
+
+
+@dataclass
+class Hello:
+    capabilities: list[str]
+    session_id: str | None = None
+
+
+def parse_hello(data: bytes) -> Hello:
+    root = parse_xml(data)
+    if root.tag != qname(BASE_NS, "hello"):
+        raise malformed_message("Expected <hello> in the base namespace.")
+    caps_el = root.find(qname(BASE_NS, "capabilities"))
+    if caps_el is None:
+        raise malformed_message("<hello> without <capabilities>.")
+    caps = [(c.text or "").strip() for c in caps_el.findall(qname(BASE_NS, "capability"))]
+    sid = root.find(qname(BASE_NS, "session-id"))
+    return Hello(caps, sid.text if sid is not None else None)
+
+
+def build_hello(capabilities: list[str], session_id: int) -> bytes:
+    caps = "".join(f"<capability>{escape(c)}</capability>" for c in capabilities)
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><hello xmlns="{BASE_NS}"><capabilities>{caps}</capabilities>'
+        f"<session-id>{session_id}</session-id></hello>"
+    ).encode()
+
+
+@dataclass
+class Rpc:
+    """One parsed `<rpc>`: its attributes (echoed in the reply), the operation element, and the raw message."""
+
+    message_id: str
+    attributes: dict[str, str]
+    op: ET.Element
+    raw: bytes
+    namespaces: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def op_ns(self) -> str:
+        return split_qname(self.op.tag)[0]
+
+    @property
+    def op_name(self) -> str:
+        return split_qname(self.op.tag)[1]
+
+
+class RpcParseError(Exception):
+    """A message that cannot be answered normally: the reply carries `attributes` (possibly none) and `errors`."""
+
+    def __init__(self, attributes: dict[str, str], errors: tuple[MgmtError, ...]) -> None:
+        super().__init__(errors[0].error_message)
+        self.attributes = attributes
+        self.errors = errors
+
+
+def parse_rpc(data: bytes) -> Rpc:
+    """:raises RpcParseError: malformed XML, not an `<rpc>`, no message-id, not exactly one operation."""
+    try:
+        root = parse_xml(data)
+    except MgmtException as exc:
+        raise RpcParseError({}, exc.errors) from None
+    attributes = dict(root.attrib)
+    if root.tag != qname(BASE_NS, "rpc"):
+        ns, name = split_qname(root.tag)
+        if name == "rpc":
+            err = MgmtError("rpc", "unknown-namespace", f'Unknown namespace "{ns}" of element "rpc".',
+                            info={"bad-element": "rpc", "bad-namespace": ns})
+        else:
+            err = malformed_message(f'Expected <rpc> in the base namespace, got "{name}".').error
+        raise RpcParseError(attributes, (err,))
+    if "message-id" not in attributes:
+        raise RpcParseError(attributes, missing_attribute("message-id", "rpc").errors)
+    if (root.text or "").strip():
+        raise RpcParseError(attributes, malformed_message("Text content directly in <rpc>.").errors)
+    children = list(root)
+    if len(children) != 1:
+        what = "no operation" if not children else f"{len(children)} operations"
+        raise RpcParseError(attributes, malformed_message(f"<rpc> must hold exactly one operation, it holds {what}.").errors)
+    return Rpc(attributes["message-id"], attributes, children[0], data)
+
+
+def _attributes_xml(attributes: dict[str, str]) -> str:
+    out: list[str] = []
+    decls: dict[str, str] = {}
+    for name, value in attributes.items():
+        ns, local = split_qname(name)
+        if ns:
+            prefix = decls.setdefault(ns, f"a{len(decls)}")
+            out.append(f" {prefix}:{local}={quoteattr(value)}")
+        else:
+            out.append(f" {local}={quoteattr(value)}")
+    out.extend(f" xmlns:{p}={quoteattr(ns)}" for ns, p in decls.items())
+    return "".join(out)
+
+
+def reply(attributes: dict[str, str], body: str) -> bytes:
+    """An `<rpc-reply>` echoing every attribute of the `<rpc>` (RFC 6241 section 4.2) around `body`."""
+    return f'<rpc-reply xmlns="{BASE_NS}"{_attributes_xml(attributes)}>{body}</rpc-reply>'.encode()
+
+
+def reply_ok(attributes: dict[str, str]) -> bytes:
+    return reply(attributes, "<ok/>")
+
+
+def reply_data(attributes: dict[str, str], data_xml: str) -> bytes:
+    return reply(attributes, f"<data>{data_xml}</data>")
+
+
+def rpc_error_xml(error: MgmtError) -> str:
+    parts = [f"<error-type>{escape(error.error_type)}</error-type>", f"<error-tag>{escape(error.error_tag)}</error-tag>",
+             f"<error-severity>{escape(error.error_severity)}</error-severity>"]
+    if error.error_app_tag:
+        parts.append(f"<error-app-tag>{escape(error.error_app_tag)}</error-app-tag>")
+    if error.error_path:
+        parts.append(f"<error-path>{escape(error.error_path)}</error-path>")
+    if error.error_message:
+        parts.append(f'<error-message xml:lang="en">{escape(error.error_message)}</error-message>')
+    if error.info:
+        info = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in error.info.items())
+        parts.append(f"<error-info>{info}</error-info>")
+    return "<rpc-error>" + "".join(parts) + "</rpc-error>"
+
+
+def reply_errors(attributes: dict[str, str], errors: tuple[MgmtError, ...] | list[MgmtError]) -> bytes:
+    return reply(attributes, "".join(rpc_error_xml(e) for e in errors))
+
+
+def notification(event_time: str, content_xml: str) -> bytes:
+    return (
+        f'<notification xmlns="{NOTIF_NS}"><eventTime>{escape(event_time)}</eventTime>{content_xml}</notification>'
+    ).encode()

@@ -1,0 +1,78 @@
+"""<commit> (RFC 6241 8.3.4.1) with :confirmed-commit:1.1 (8.4), and <cancel-commit>.
+
+The commit runs on the session's own sysrepo session (the one that may hold the candidate and running locks):
+copy candidate → running, after which sysrepo makes the candidate mirror running again.
+"""
+
+from __future__ import annotations
+
+from singbox_agent.mgmt.errors import invalid_value, operation_failed
+from singbox_agent.netconf import confirmed
+from singbox_agent.netconf.dispatch import OpContext, register
+from singbox_agent.netconf.messages import BASE_NS
+from singbox_agent.netconf.ops.common import check_not_locked_by_other, flag, leaf
+
+DEFAULT_TIMEOUT_S = 600
+
+
+def _check_persist_id(cc: confirmed.ConfirmedCommit, ctx: OpContext, given: str | None) -> None:
+    if cc.persist is not None:
+        if given != cc.persist:
+            raise invalid_value("persist-id does not match the pending confirmed commit.", app_tag=None)
+    elif cc.session_id != ctx.session.id:
+        raise operation_failed("The pending confirmed commit belongs to another session.", error_type="protocol")
+
+
+@register(BASE_NS, "commit")
+def handle(ctx: OpContext) -> str:
+    server = ctx.session.server
+    state = server.state
+    check_not_locked_by_other(ctx, "running")
+    check_not_locked_by_other(ctx, "candidate")
+    is_confirmed = flag(ctx, "confirmed")
+    timeout_raw = leaf(ctx, "confirm-timeout")
+    timeout = int(timeout_raw) if timeout_raw else DEFAULT_TIMEOUT_S
+    persist = leaf(ctx, "persist")
+    persist_id = leaf(ctx, "persist-id")
+    with state.lock:
+        pending = state.confirmed
+    if pending is not None and (persist_id is not None or pending.persist is None):
+        _check_persist_id(pending, ctx, persist_id)
+    elif pending is not None and pending.persist is not None and persist_id is None and not is_confirmed:
+        raise invalid_value("persist-id is required to confirm this commit.")
+    elif persist_id is not None and pending is None:
+        raise invalid_value("No confirmed commit is pending.")
+
+    backup = confirmed.snapshot_running(ctx.sr) if (is_confirmed and pending is None) else None
+    sr = ctx.sr
+    sr.switch_datastore("running")
+    sr.copy_config("candidate")
+    with state.lock:
+        state.candidate_modified = False
+
+    if is_confirmed:
+        if pending is None:
+            assert backup is not None
+            cc = confirmed.ConfirmedCommit(backup, None if persist else ctx.session.id, persist)
+            with state.lock:
+                state.confirmed = cc
+        else:
+            cc = pending
+            if persist is not None:
+                cc.persist, cc.session_id = persist, None
+        confirmed.arm(server, cc, timeout)
+    elif pending is not None:
+        confirmed.finish(server, pending)
+    return "<ok/>"
+
+
+@register(BASE_NS, "cancel-commit")
+def cancel(ctx: OpContext) -> str:
+    server = ctx.session.server
+    with server.state.lock:
+        pending = server.state.confirmed
+    if pending is None:
+        raise operation_failed("No confirmed commit is pending.", error_type="protocol")
+    _check_persist_id(pending, ctx, leaf(ctx, "persist-id"))
+    confirmed.rollback(server, pending, "cancel-commit")
+    return "<ok/>"

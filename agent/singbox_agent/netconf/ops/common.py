@@ -1,0 +1,168 @@
+"""Parameter handling shared by the operation modules: datastores, filters, with-defaults, reading data."""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import libyang
+import sysrepo
+
+from singbox_agent.mgmt import datastore
+from singbox_agent.mgmt.errors import (
+    bad_attribute,
+    in_use,
+    invalid_value,
+    missing_attribute,
+    missing_element,
+    operation_not_supported,
+)
+from singbox_agent.netconf.dispatch import OpContext
+from singbox_agent.netconf.messages import BASE_NS, qname
+
+WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
+ALL = "/*"
+
+
+def leaf(ctx: OpContext, name: str) -> str | None:
+    node = ctx.op.find_path(name)
+    if node is None:
+        return None
+    value = node.value()
+    return None if value is None else str(value)
+
+
+def flag(ctx: OpContext, name: str) -> bool:
+    return ctx.op.find_path(name) is not None
+
+
+def datastore_choice(ctx: OpContext, param: str, allowed: tuple[str, ...], *, config_ok: bool = False) -> str:
+    """The datastore named in `<param><running/></param>`; "config" for inline `<config>` when allowed."""
+    node = ctx.op.find_path(param)
+    if node is None:
+        raise missing_element(param)
+    kids = [c.name() for c in node.children()]
+    if not kids:
+        raise missing_element(param, message=f'"{param}" names no datastore.')
+    name = str(kids[0])
+    if name == "url":
+        raise operation_not_supported("The :url capability is not supported.")
+    if name == "config" and config_ok:
+        return name
+    if name not in allowed:
+        raise invalid_value(f'Datastore "{name}" cannot be used as {param} of {ctx.rpc.op_name}.')
+    return name
+
+
+def check_not_locked_by_other(ctx: OpContext, ds: str) -> None:
+    holder = ctx.session.server.state.holder(ds)
+    if holder is not None and holder != ctx.session.id:
+        exc = in_use(f'Datastore "{ds}" is locked by session {holder}.')
+        exc.errors[0].info["session-id"] = str(holder)
+        raise exc
+
+
+def with_defaults(ctx: OpContext) -> str | None:
+    return datastore.check_with_defaults(leaf(ctx, "ietf-netconf-with-defaults:with-defaults"))
+
+
+def namespace_map(raw: bytes) -> dict[str, str]:
+    """Every prefix declared anywhere in the message (XPath filters use them; last declaration wins)."""
+    out: dict[str, str] = {}
+    for _event, (prefix, uri) in ET.iterparse(io.BytesIO(raw), events=("start-ns",)):
+        out[prefix] = uri
+    return out
+
+
+_PREFIX = re.compile(r"('[^']*'|\"[^\"]*\")|([A-Za-z_][\w.-]*):(?!:)")
+
+
+def xpath_to_module_prefixes(ly: libyang.Context, select: str, nsmap: dict[str, str]) -> str:
+    """Rewrite XML-namespace prefixes in an XPath to the module names sysrepo expects."""
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1):
+            return m.group(1)
+        prefix = m.group(2)
+        uri = nsmap.get(prefix)
+        if uri is None:
+            if ly.get_module(prefix) is not None:  # already a module name
+                return m.group(0)
+            raise invalid_value(f'Unknown prefix "{prefix}" in the XPath filter.', error_type="protocol")
+        module = datastore.module_by_namespace(ly, uri)
+        if module is None:
+            raise invalid_value(f'No module with namespace "{uri}".', error_type="protocol")
+        return f"{module}:"
+
+    return _PREFIX.sub(repl, select)
+
+
+def filter_from_element(ctx: OpContext, element: ET.Element | None, *, subtree_default: bool = True) -> str | None:
+    """The XPath for a `<filter>`: "/*" when absent, None when it selects nothing."""
+    if element is None:
+        return ALL
+    ftype = element.get("type", "subtree")
+    if ftype == "subtree":
+        xpaths = datastore.subtree_to_xpaths(ctx.ly, list(element))
+        return " | ".join(xpaths) if xpaths else None
+    if ftype == "xpath":
+        select = element.get("select")
+        if select is None:
+            raise missing_attribute("select", "filter", error_type="protocol")
+        return xpath_to_module_prefixes(ctx.ly, select, namespace_map(ctx.rpc.raw))
+    raise bad_attribute("type", "filter", f'Unknown filter type "{ftype}".')
+
+
+def filter_xpath(ctx: OpContext) -> str | None:
+    return filter_from_element(ctx, ctx.rpc.op.find(qname(BASE_NS, "filter")))
+
+
+def read_xml(
+    ctx: OpContext,
+    ds: str,
+    xpath: str | None,
+    wd: str | None,
+    *,
+    max_depth: int = 0,
+    no_state: bool = False,
+    no_config: bool = False,
+) -> str:
+    """The data of `ds` selected by `xpath`, printed by libyang (NACM-filtered by sysrepo)."""
+    if xpath is None:
+        return ""
+    sr = ctx.sr
+    sr.switch_datastore(ds)
+    flags: dict[str, Any] = {}
+    if ds == "operational":
+        flags = {"no_state": no_state, "no_config": no_config}
+    try:
+        with sr.get_data_ly(xpath, max_depth=max_depth, **flags) as tree:
+            return datastore.print_xml(tree, wd)
+    except sysrepo.SysrepoNotFoundError:
+        return ""
+
+
+def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
+    """The YANG data of an anyxml/anydata parameter (edit content), parsed by libyang; caller frees."""
+    node = ctx.op.find_path(node_path)
+    if node is None:
+        raise missing_element(node_path)
+    text = node.value()
+    if not text or not str(text).strip():
+        return None
+    try:
+        return ctx.ly.parse_data_mem(str(text), "xml", parse_only=True, strict=True, no_state=True)
+    except libyang.LibyangError as exc:
+        from singbox_agent.mgmt.errors import MgmtException, from_libyang
+        from dataclasses import replace
+
+        err = from_libyang(exc)
+        if err.error_tag in ("unknown-element", "unknown-namespace", "invalid-value", "missing-element", "bad-attribute"):
+            err = replace(err, error_type="application" if err.error_tag != "bad-attribute" else "protocol")
+        raise MgmtException(err) from None
+
+
+def with_defaults_leaf(ctx: OpContext, name: str) -> str | None:
+    return datastore.check_with_defaults(leaf(ctx, name))

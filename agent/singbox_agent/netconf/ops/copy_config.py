@@ -1,0 +1,34 @@
+"""<copy-config> (RFC 6241 7.3): datastore to datastore, or inline <config> replacing the target."""
+
+from __future__ import annotations
+
+from singbox_agent.mgmt.errors import invalid_value
+from singbox_agent.netconf.dispatch import OpContext, register
+from singbox_agent.netconf.messages import BASE_NS
+from singbox_agent.netconf.ops.common import check_not_locked_by_other, datastore_choice, parse_config
+
+DATASTORES = ("running", "candidate", "startup")
+
+
+@register(BASE_NS, "copy-config")
+def handle(ctx: OpContext) -> str:
+    target = datastore_choice(ctx, "target", DATASTORES)
+    source = datastore_choice(ctx, "source", DATASTORES, config_ok=True)
+    if source == target:
+        raise invalid_value("Source and target are the same datastore.")
+    check_not_locked_by_other(ctx, target)
+    sr = ctx.sr
+    if source == "config":
+        tree = parse_config(ctx, "source/config")
+        sr.switch_datastore(target)
+        sr.replace_config_ly(tree, None)  # spends the tree
+    else:
+        sr.switch_datastore(target)
+        sr.copy_config(source)
+    state = ctx.session.server.state
+    with state.lock:
+        if target == "candidate":
+            state.candidate_modified = True
+        elif target == "running":
+            state.candidate_modified = False
+    return "<ok/>"

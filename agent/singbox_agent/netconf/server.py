@@ -1,0 +1,301 @@
+"""The NETCONF server: RFC 6242 over asyncssh, sessions, capabilities and ietf-netconf-monitoring state.
+
+Settings: listen endpoints come from `--listen`, the host key lives in the state directory
+(`DIR/netconf/ssh_host_ed25519_key`, generated on first start and kept), users and their keys are the RFC 7317
+user list in sysrepo (`singbox_agent.mgmt.users`), governed by NACM like any other data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import structlog
+import sysrepo
+
+from singbox_agent.mgmt import nacm
+from singbox_agent.mgmt.datastore import module_namespace
+from singbox_agent.mgmt.users import UserStore
+from singbox_agent.netconf import confirmed, messages
+from singbox_agent.netconf.framing import DEFAULT_MAX_MESSAGE
+from singbox_agent.netconf.session import NetconfSession
+from singbox_agent.netconf.state import ServerState
+
+log = structlog.get_logger("netconf.server")
+
+PROTOCOL_CAPABILITIES = [
+    messages.BASE_1_0,
+    messages.BASE_1_1,
+    "urn:ietf:params:netconf:capability:writable-running:1.0",
+    "urn:ietf:params:netconf:capability:candidate:1.0",
+    "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
+    "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+    "urn:ietf:params:netconf:capability:validate:1.1",
+    "urn:ietf:params:netconf:capability:startup:1.0",
+    "urn:ietf:params:netconf:capability:xpath:1.0",
+    "urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit"
+    "&also-supported=report-all,report-all-tagged,trim",
+    "urn:ietf:params:netconf:capability:notification:1.0",
+    "urn:ietf:params:netconf:capability:interleave:1.0",
+]
+NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class NetconfServer:
+    def __init__(self, conn: sysrepo.SysrepoConnection, *, max_message: int = DEFAULT_MAX_MESSAGE,
+                 recovery_users: frozenset[str] = frozenset()) -> None:
+        import singbox_agent.netconf.ops  # noqa: F401 - registers the operation handlers
+
+        self.conn = conn
+        self.max_message = max_message
+        self.recovery_users = recovery_users
+        self.state = ServerState()
+        self.users = UserStore(conn)
+        self._internal = conn.start_session("running")
+        nacm.init_nacm(self._internal)
+        self._capabilities: list[str] | None = None
+        self._oper = conn.start_session("operational")
+        self._oper.subscribe_oper_data_request(
+            "ietf-netconf-monitoring", "/ietf-netconf-monitoring:netconf-state", self._monitoring_state
+        )
+        self._ssh: asyncssh.SSHAcceptor | None = None
+
+    # --- capabilities ------------------------------------------------------------------------------------------
+
+    def capabilities(self) -> list[str]:
+        if self._capabilities is None:
+            self._capabilities = self._build_capabilities()
+        return self._capabilities
+
+    def _build_capabilities(self) -> list[str]:
+        caps = list(PROTOCOL_CAPABILITIES)
+        content_id = "0"
+        try:
+            data = self._internal_oper_get("/ietf-yang-library:yang-library/content-id")
+            content_id = str(data.get("yang-library", {}).get("content-id", "0"))
+        except sysrepo.SysrepoError:
+            pass
+        caps.append(f"urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&content-id={content_id}")
+        with self.conn.get_ly_ctx() as ctx:
+            for module in ctx:
+                if not module.implemented():
+                    continue
+                rev = next(iter(module.revisions()), None)
+                query = {"module": module.name()}
+                if rev is not None:
+                    query["revision"] = str(rev.date())
+                features = [f.name() for f in module.features() if f.state()]
+                if features:
+                    query["features"] = ",".join(features)
+                caps.append(f"{module_namespace(module)}?{urllib.parse.urlencode(query, safe=',')}")
+        return caps
+
+    def _internal_oper_get(self, xpath: str) -> dict[str, Any]:
+        sess = self.conn.start_session("operational")
+        try:
+            return dict(sess.get_data(xpath))
+        finally:
+            sess.stop()
+
+    # --- ietf-netconf-monitoring (RFC 6022) --------------------------------------------------------------------
+
+    def _monitoring_state(self, xpath: str, private_data: Any) -> dict[str, Any]:
+        st = self.state
+        with st.lock:
+            sessions = [
+                {
+                    "session-id": s.id,
+                    "transport": "netconf-ssh",
+                    "username": s.user,
+                    "source-host": s.source_host or None,
+                    "login-time": _iso(s.login_time),
+                    "in-rpcs": s.in_rpcs,
+                    "in-bad-rpcs": s.in_bad_rpcs,
+                    "out-rpc-errors": s.out_rpc_errors,
+                    "out-notifications": s.out_notifications,
+                }
+                for s in st.sessions.values()
+            ]
+            for entry in sessions:
+                if entry["source-host"] is None:
+                    del entry["source-host"]
+            datastores = []
+            for ds in ("running", "candidate", "startup"):
+                entry: dict[str, Any] = {"name": ds}
+                if ds in st.locks:
+                    entry["locks"] = {"global-lock": {"locked-by-session": st.locks[ds],
+                                                      "locked-time": _iso(st.lock_times.get(ds, 0.0))}}
+                datastores.append(entry)
+            stats = st.stats
+            statistics = {
+                "netconf-start-time": _iso(stats.start_time),
+                "in-bad-hellos": stats.in_bad_hellos,
+                "in-sessions": stats.in_sessions,
+                "dropped-sessions": stats.dropped_sessions,
+                "in-rpcs": stats.in_rpcs,
+                "in-bad-rpcs": stats.in_bad_rpcs,
+                "out-rpc-errors": stats.out_rpc_errors,
+                "out-notifications": stats.out_notifications,
+            }
+        schemas = []
+        with self.conn.get_ly_ctx() as ctx:
+            for module in ctx:
+                rev = next(iter(module.revisions()), None)
+                for fmt in ("yang", "yin"):
+                    schemas.append({"identifier": module.name(), "version": str(rev.date()) if rev else "",
+                                    "format": fmt, "namespace": module_namespace(module), "location": ["NETCONF"]})
+        return {
+            "netconf-state": {
+                "capabilities": {"capability": self.capabilities()},
+                "datastores": {"datastore": datastores},
+                "schemas": {"schema": schemas},
+                "sessions": {"session": sessions},
+                "statistics": statistics,
+            }
+        }
+
+    # --- confirmed commit and session end ----------------------------------------------------------------------
+
+    def confirmed_on_session_end(self, session: NetconfSession) -> None:
+        with self.state.lock:
+            cc = self.state.confirmed
+        if cc is not None and cc.session_id == session.id:
+            confirmed.rollback(self, cc, "session ended")
+
+    # --- SSH transport ----------------------------------------------------------------------------------------
+
+    async def listen(self, host: str, port: int, host_key: asyncssh.SSHKey) -> asyncssh.SSHAcceptor:
+        self._ssh = await asyncssh.create_server(
+            lambda: _SSHServer(self), host, port, server_host_keys=[host_key], encoding=None,
+            allow_scp=False, agent_forwarding=False,
+            x11_forwarding=False, keepalive_interval=30,
+        )
+        return self._ssh
+
+    def sockname(self) -> tuple[str, int]:
+        assert self._ssh is not None
+        addr = self._ssh.sockets[0].getsockname()
+        return str(addr[0]), int(addr[1])
+
+    async def close(self) -> None:
+        if self._ssh is not None:
+            self._ssh.close()
+            await self._ssh.wait_closed()
+        with self.state.lock:
+            sessions = list(self.state.sessions.values())
+        for s in sessions:
+            s.close()
+        with self.state.lock:
+            cc = self.state.confirmed
+        if cc is not None and cc.timer is not None:
+            cc.timer.cancel()  # persist: the rollback is not run at shutdown, the backup is gone with us
+        await asyncio.sleep(0)
+
+    def shutdown(self) -> None:
+        """Stop the server's own sysrepo sessions (before the connection is closed)."""
+        self.users.close()
+        self._oper.stop()
+        nacm.destroy_nacm()
+        self._internal.stop()
+
+
+class _SSHServer(asyncssh.SSHServer):
+    def __init__(self, server: NetconfServer) -> None:
+        self._server = server
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def session_requested(self) -> _NetconfChannel:
+        return _NetconfChannel(self._server)
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(None, self._server.users.verify_password, username, password)
+        log.info("password authentication", user=username, accepted=ok)
+        return bool(ok)
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        offered = key.export_public_key("openssh").decode().split()[:2]
+        for line in self._server.users.authorized_keys(username):
+            if line.split()[:2] == offered:
+                return True
+        return False
+
+
+class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
+    """Adapter between an SSH channel and a `NetconfSession`; only the `netconf` subsystem is accepted."""
+
+    def __init__(self, server: NetconfServer) -> None:
+        self._server = server
+        self._chan: Any = None
+        self._session: NetconfSession | None = None
+
+    def connection_made(self, chan: Any) -> None:
+        self._chan = chan
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == "netconf"
+
+    def shell_requested(self) -> bool:
+        return False
+
+    def exec_requested(self, command: str) -> bool:
+        return False
+
+    def session_started(self) -> None:
+        user = str(self._chan.get_extra_info("username"))
+        peer = self._chan.get_extra_info("peername") or ("", 0)
+        try:
+            self._session = NetconfSession(self._server, user, self._chan.write, self._chan.close, str(peer[0]))
+            self._session.start()
+        except Exception:
+            log.exception("cannot start a NETCONF session", user=user)
+            self._chan.close()
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        if self._session is not None:
+            self._session.data_received(data)
+
+    def eof_received(self) -> bool:
+        if self._session is not None:
+            self._session.connection_lost()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._session is not None:
+            self._session.connection_lost()
+
+
+def load_or_create_host_key(state_dir: Path) -> asyncssh.SSHKey:
+    path = state_dir / "netconf" / "ssh_host_ed25519_key"
+    if path.exists():
+        return asyncssh.read_private_key(str(path))
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.export_private_key())
+    os.replace(tmp, path)
+    (path.parent / "ssh_host_ed25519_key.pub").write_bytes(key.export_public_key())
+    return key

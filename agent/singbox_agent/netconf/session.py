@@ -1,0 +1,204 @@
+"""One NETCONF session: the sans-IO protocol driver around a transport.
+
+`NetconfSession` owns the framer, the hello exchange, the sysrepo session and a single worker thread on which every
+operation of this session runs — sysrepo's Python API blocks and its locks belong to a sysrepo session, so one
+thread per NETCONF session keeps the same sysrepo session doing the lock and the commit, answers pipelined rpcs
+in order, and keeps the event loop free. The transport only calls `data_received` and gets bytes through `send`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import sysrepo
+
+from singbox_agent.mgmt import nacm
+from singbox_agent.netconf import messages
+from singbox_agent.netconf.framing import Framer, FramingError
+
+if TYPE_CHECKING:
+    from singbox_agent.netconf.server import NetconfServer
+
+log = structlog.get_logger("netconf.session")
+
+KILL_WAIT_S = 10.0
+
+
+class NetconfSession:
+    def __init__(
+        self,
+        server: NetconfServer,
+        user: str,
+        send: Callable[[bytes], None],
+        close_transport: Callable[[], None],
+        source_host: str = "",
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.server = server
+        self.user = user
+        self.id = server.state.new_session_id()
+        self.source_host = source_host
+        self.login_time = time.time()
+        self.framer = Framer(server.max_message)
+        self.hello_done = False
+        self.closed = False
+        self.in_rpcs = 0
+        self.in_bad_rpcs = 0
+        self.out_rpc_errors = 0
+        self.out_notifications = 0
+        self.subscription: Any = None  # notification subscription (ops.create_subscription)
+        self.sr: sysrepo.SysrepoSession | None = None
+        self._send = send
+        self._close_transport = close_transport
+        self._loop = loop or asyncio.get_running_loop()
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netconf-{self.id}")
+        self._pending: list[concurrent.futures.Future[Any]] = []
+        self.log = log.bind(session_id=self.id, user=user)
+        with server.state.lock:
+            server.state.sessions[self.id] = self
+            server.state.stats.in_sessions += 1
+        self._worker.submit(self._start_sysrepo)
+
+    # --- transport side (event loop) ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        hello = messages.build_hello(self.server.capabilities(), self.id)
+        self._send(self.framer.frame(hello))
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self.framer.receive_data(data)
+            while not self.closed:
+                message = self.framer.next_message()
+                if message is None:
+                    break
+                self._message(message)
+        except FramingError as exc:
+            self.log.info("framing error, closing session", reason=str(exc))
+            self.close(dropped=True)
+
+    def _message(self, message: bytes) -> None:
+        if not self.hello_done:
+            try:
+                hello = messages.parse_hello(message)
+            except Exception:
+                self._bad_hello("client hello is not a valid <hello>")
+                return
+            if hello.session_id is not None:
+                self._bad_hello("client hello carries a session-id")
+                return
+            if messages.BASE_1_1 in hello.capabilities:
+                self.framer.switch_to_chunked()
+            elif messages.BASE_1_0 not in hello.capabilities:
+                self._bad_hello("client supports neither base:1.0 nor base:1.1")
+                return
+            self.hello_done = True
+            return
+        future = self._worker.submit(self._run_rpc, message)
+        future.add_done_callback(self._rpc_done)
+
+    def _bad_hello(self, reason: str) -> None:
+        with self.server.state.lock:
+            self.server.state.stats.in_bad_hellos += 1
+        self.log.info("bad hello, closing session", reason=reason)
+        self.close(dropped=True)
+
+    def _rpc_done(self, future: concurrent.futures.Future[Any]) -> None:
+        exc = future.exception()
+        if exc is not None:  # _run_rpc catches everything; this is a bug, keep the session consistent
+            self.log.error("rpc worker failed", error=repr(exc))
+
+    def send_threadsafe(self, message: bytes) -> None:
+        """Send one whole message from any thread, framed for this session."""
+        self._loop.call_soon_threadsafe(self._send_now, message)
+
+    def _send_now(self, message: bytes) -> None:
+        if not self.closed:
+            self._send(self.framer.frame(message))
+
+    def close(self, *, dropped: bool = False) -> None:
+        """Stop the session: transport closed now, sysrepo cleanup on the worker after any running operation."""
+        if self.closed:
+            return
+        self.closed = True
+        if dropped:
+            with self.server.state.lock:
+                self.server.state.stats.dropped_sessions += 1
+        self._worker.submit(self._cleanup)
+        self._worker.shutdown(wait=False)
+        try:
+            self._close_transport()
+        except Exception:  # noqa: BLE001 - the transport may already be gone
+            pass
+
+    def connection_lost(self) -> None:
+        if not self.closed:
+            self.close(dropped=True)
+
+    # --- worker side (this session's thread) -------------------------------------------------------------------
+
+    def _start_sysrepo(self) -> None:
+        self.sr = self.server.conn.start_session("running")
+        self.sr.set_extra_info("netconf", self.id, self.user)
+        nacm.enable_nacm(self.sr, self.user, recovery=self.user in self.server.recovery_users)
+
+    def _run_rpc(self, message: bytes) -> None:
+        from singbox_agent.netconf.dispatch import dispatch  # the ops import the session module
+
+        reply, close_after = dispatch(self, message)
+        self.send_threadsafe(reply)
+        if close_after:
+            self._loop.call_soon_threadsafe(self.close)
+
+    def _cleanup(self) -> None:
+        from singbox_agent.netconf.ops.lock import release_all_locks
+        from singbox_agent.netconf.ops.create_subscription import stop_subscription
+
+        try:
+            stop_subscription(self)
+            release_all_locks(self)
+            self.server.confirmed_on_session_end(self)
+        except Exception as exc:  # noqa: BLE001 - cleanup must go on
+            self.log.warning("session cleanup failed", error=str(exc))
+        finally:
+            with self.server.state.lock:
+                self.server.state.sessions.pop(self.id, None)
+            if self.sr is not None:
+                try:
+                    self.sr.stop()
+                except Exception:  # noqa: BLE001
+                    pass
+                self.sr = None
+            self.log.info("session closed")
+
+    def kill_from_other_thread(self) -> None:
+        """kill-session: close this session and wait until its locks are released (RFC 6241 7.9)."""
+        done = concurrent.futures.Future[None]()
+
+        def on_loop() -> None:
+            if not self.closed:
+                self.closed = True
+                with self.server.state.lock:
+                    self.server.state.stats.dropped_sessions += 1
+                cleanup = self._worker.submit(self._cleanup)
+                self._worker.shutdown(wait=False)
+                cleanup.add_done_callback(lambda f: done.set_result(None))
+                try:
+                    self._close_transport()
+                except Exception:  # noqa: BLE001
+                    pass
+            else:
+                done.set_result(None)
+
+        self._loop.call_soon_threadsafe(on_loop)
+        try:
+            done.result(timeout=KILL_WAIT_S)
+        except concurrent.futures.TimeoutError:
+            self.log.warning("killed session still busy; its locks go when its operation ends")
