@@ -1,0 +1,131 @@
+"""`python -m singbox_agent.restconf`: the RESTCONF server (RFC 8040, RFC 8527, RFC 8072) over sysrepo.
+
+HTTPS with HTTP/1.1 and HTTP/2 (Hypercorn, ALPN); plain HTTP only with --plain-http. Writes the ready file once it
+serves: host, port, scheme, base URL, and the CA certificate clients should trust. Exits cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import structlog
+import sysrepo
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from singbox_agent.logs import configure_logging
+from singbox_agent.mgmt.nacm import destroy_nacm, init_nacm
+from singbox_agent.mgmt.users import UserStore
+from singbox_agent.restconf import monitoring
+from singbox_agent.restconf.datastore import Datastore
+from singbox_agent.restconf.handler import Handler
+from singbox_agent.restconf.server import Authenticator, RestconfApp
+from singbox_agent.restconf.streams import EventStreams
+from singbox_agent.restconf.tls import ensure_certificate
+
+log = structlog.get_logger("restconf")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"--listen wants HOST:PORT, not {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m singbox_agent.restconf", description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8443), help="HOST:PORT (port 0: any)")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--plain-http", action="store_true", help="serve plain HTTP (no TLS): only when asked")
+    parser.add_argument("--cert", type=Path, help="server certificate (PEM); generated under the state dir if absent")
+    parser.add_argument("--key", type=Path, help="private key of --cert (PEM)")
+    parser.add_argument("--workers", type=int, default=16, help="threads for sysrepo calls")
+    opts = parser.parse_args(argv)
+    if bool(opts.cert) != bool(opts.key):
+        parser.error("--cert and --key go together")
+    configure_logging()
+    return asyncio.run(run(opts))
+
+
+async def run(opts: argparse.Namespace) -> int:
+    host, port = opts.listen
+    state_dir: Path = opts.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+
+    conn = sysrepo.SysrepoConnection()
+    users = UserStore(conn)
+    datastore = Datastore(conn)
+    boot = conn.start_session("running")
+    init_nacm(boot)
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.keep_alive_timeout = 60
+    config.graceful_timeout = 2
+    ready: dict[str, object] = {"host": host, "port": port}
+    if opts.plain_http:
+        scheme = "http"
+    else:
+        scheme = "https"
+        if opts.cert:
+            config.certfile, config.keyfile = str(opts.cert), str(opts.key)
+        else:
+            files = ensure_certificate(state_dir)
+            config.certfile, config.keyfile = str(files.certfile), str(files.keyfile)
+            ready["ca_certificate"] = str(files.ca_certificate)
+        config.alpn_protocols = ["h2", "http/1.1"]
+    url_host = f"[{host}]" if ":" in host else host
+    base_url = f"{scheme}://{url_host}:{port}"
+    ready.update(scheme=scheme, base_url=base_url, api_root=f"{base_url}/restconf", http2=scheme == "https")
+
+    monitoring_session = conn.start_session("operational")
+    monitoring.provide(monitoring_session, base_url)
+
+    app = RestconfApp(Handler(datastore), Authenticator(users), EventStreams(conn), workers=opts.workers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    server = asyncio.ensure_future(serve(app.app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    if opts.ready_file:
+        tmp = opts.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ready, indent=2) + "\n")
+        tmp.replace(opts.ready_file)
+    log.info("restconf serving", **ready)
+    try:
+        await server
+    finally:
+        app.executor.shutdown(wait=False, cancel_futures=True)
+        monitoring_session.stop()
+        datastore.close()
+        users.close()
+        destroy_nacm()
+        boot.stop()
+        conn.disconnect()
+        sock.close()
+    log.info("restconf stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Every sysrepo operation of the RESTCONF server, blocking, meant to run in a worker thread.
+
+One sysrepo session per request, taken from a small per-(user, datastore) pool: the session carries the NACM user
+(`mgmt.nacm.enable_nacm`), so sysrepo itself filters reads and rejects writes, RPCs and notifications the user may
+not perform. A session is only ever used by one thread at a time and always leaves with its changes discarded.
+Edits go through one `edit_batch_ly` + `apply_changes`, so a failing request changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import libyang
+import sysrepo
+from _libyang import ffi, lib
+
+from singbox_agent.mgmt.nacm import check_operation, enable_nacm
+from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
+from singbox_agent.restconf.uri import Encoding, QueryParams
+
+_POOL_MAX_PER_KEY = 8
+
+# with-defaults (RFC 6243 modes, RFC 8040 §4.8.9) -> libyang print flags. Our basic mode is "explicit".
+_WD_FLAGS = {
+    None: lib.LYD_PRINT_WD_EXPLICIT,
+    "explicit": lib.LYD_PRINT_WD_EXPLICIT,
+    "report-all": lib.LYD_PRINT_WD_ALL,
+    "trim": lib.LYD_PRINT_WD_TRIM,
+    "report-all-tagged": lib.LYD_PRINT_WD_ALL_TAG,
+}
+
+
+def print_nodes(nodes: list[libyang.DNode], encoding: Encoding, with_defaults: str | None = None) -> bytes:
+    """libyang prints each node (one resource, or all instances of a list/leaf-list) as one document."""
+    flags = _WD_FLAGS[with_defaults] | lib.LYD_PRINT_KEEPEMPTYCONT
+    fmt = lib.LYD_JSON if encoding == Encoding.JSON else lib.LYD_XML
+    if len(nodes) == 1:
+        return _print_one(nodes[0].cdata, fmt, flags)
+    # Several instances: print them from a duplicate chain of siblings.
+    first = ffi.new("struct lyd_node **")
+    chain = ffi.NULL
+    try:
+        for node in nodes:
+            dup = ffi.new("struct lyd_node **")
+            if lib.lyd_dup_single(node.cdata, ffi.NULL, lib.LYD_DUP_RECURSIVE, dup) != lib.LY_SUCCESS:
+                raise RestconfError("application", "operation-failed", "cannot copy data for printing")
+            if chain == ffi.NULL:
+                chain = dup[0]
+                first[0] = chain
+            else:
+                lib.lyd_insert_sibling(chain, dup[0], ffi.NULL)
+        return _print_one(first[0], fmt, flags | lib.LYD_PRINT_WITHSIBLINGS)
+    finally:
+        if first[0] != ffi.NULL:
+            lib.lyd_free_all(first[0])
+
+
+def _print_one(cdata: Any, fmt: int, flags: int) -> bytes:
+    buf = ffi.new("char **")
+    if lib.lyd_print_mem(buf, cdata, fmt, flags) != lib.LY_SUCCESS:
+        raise RestconfError("application", "operation-failed", "libyang could not print the data")
+    try:
+        return bytes(ffi.string(buf[0])) if buf[0] != ffi.NULL else b""
+    finally:
+        lib.free(buf[0])
+
+
+def etag_of(body: bytes) -> str:
+    """A strong entity tag: SHA-256 of the resource's canonical print (see README: why a hash)."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    body: bytes  # printed in the requested encoding
+    etag: str  # of the JSON print with defaults explicit: the same resource has one tag in both encodings
+
+
+@dataclass(frozen=True)
+class EditResult:
+    created_path: str | None = None  # data path of a node POST created (for Location)
+
+
+class Datastore:
+    """The server's sysrepo connection and its session pools."""
+
+    def __init__(self, connection: sysrepo.SysrepoConnection) -> None:
+        self.conn = connection
+        self._pool: dict[tuple[str | None, str], list[sysrepo.SysrepoSession]] = {}
+        self._lock = threading.Lock()
+        self.last_modified: dict[str, float] = {ds: time.time() for ds in ("running", "candidate", "startup")}
+
+    # ---- sessions ---------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self, user: str | None, datastore: str) -> Iterator[sysrepo.SysrepoSession]:
+        key = (user, datastore)
+        with self._lock:
+            idle = self._pool.get(key)
+            sess = idle.pop() if idle else None
+        if sess is None:
+            sess = self.conn.start_session(datastore)
+            enable_nacm(sess, user)
+        ok = False
+        try:
+            yield sess
+            ok = True
+        finally:
+            try:
+                sess.discard_changes()
+            except sysrepo.SysrepoError:
+                ok = False
+            with self._lock:
+                idle = self._pool.setdefault(key, [])
+                if ok and len(idle) < _POOL_MAX_PER_KEY:
+                    idle.append(sess)
+                    sess = None
+            if sess is not None:
+                sess.stop()
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pool = self._pool, {}
+        for sessions in pools.values():
+            for sess in sessions:
+                sess.stop()
+
+    # ---- reads ------------------------------------------------------------------------------------------------
+
+    def get(
+        self, user: str | None, datastore: str, path: str | None, query: QueryParams, encoding: Encoding
+    ) -> ReadResult:
+        """GET of a data resource or a whole datastore (RFC 8040 §4.3, RFC 8527 §3.2)."""
+        xpaths = self._read_xpaths(path, query)
+        no_state = query.content == "config"
+        no_config = query.content == "nonconfig"
+        if no_config and datastore != "operational":
+            no_config = False  # conventional datastores hold only config: content=nonconfig reads nothing
+            return self._empty_or_404(path, encoding)
+        flags: dict[str, bool] = {}
+        if datastore == "operational":
+            flags = {"no_state": no_state, "no_config": no_config}
+        with self.session(user, datastore) as sess, _get_data(
+            sess, " | ".join(xpaths), _max_depth(query.depth, path), flags
+        ) as tree:
+            if path is None:
+                nodes = list(_top_siblings(tree)) if tree is not None else []
+                if not nodes:
+                    body = b"{}\n" if encoding == Encoding.JSON else _empty_xml_data()
+                    return ReadResult(body, etag_of(b""))
+                body = print_nodes(nodes, encoding, query.with_defaults)
+                tag_body = body if encoding == Encoding.JSON else print_nodes(nodes, Encoding.JSON)
+                return ReadResult(body, etag_of(tag_body))
+            targets = list(tree.find_all(path)) if tree is not None else []
+            if not targets:
+                raise not_found(f"No data at {path}", path)
+            body = print_nodes(targets, encoding, query.with_defaults)
+            tag_body = body if encoding == Encoding.JSON else print_nodes(targets, Encoding.JSON)
+            return ReadResult(body, etag_of(tag_body))
+
+    def _empty_or_404(self, path: str | None, encoding: Encoding) -> ReadResult:
+        if path is not None:
+            raise not_found(f"No data at {path}", path)
+        body = b"{}" if encoding == Encoding.JSON else _empty_xml_data()
+        return ReadResult(body, etag_of(b""))
+
+    @staticmethod
+    def _read_xpaths(path: str | None, query: QueryParams) -> list[str]:
+        base = path if path is not None else ""
+        if query.fields:
+            return [f"{base}/{f}" for f in query.fields]
+        return [path if path is not None else "/*"]
+
+    def current_etag(self, user: str | None, datastore: str, path: str | None) -> str | None:
+        """ETag of the config resource as it is now (for If-Match on writes); None when it does not exist."""
+        try:
+            return self.get(user, datastore, path, QueryParams(content="config"), Encoding.JSON).etag
+        except RestconfError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def exists(self, sess: sysrepo.SysrepoSession, path: str) -> bool:
+        with _get_data(sess, path, 1, {}) as tree:
+            return tree is not None and any(True for _ in tree.find_all(path))
+
+    # ---- writes -----------------------------------------------------------------------------------------------
+
+    def edit(
+        self,
+        user: str | None,
+        datastore: str,
+        build: Callable[[libyang.Context], tuple[libyang.DNode | None, str | None]],
+        *,
+        must_exist: str | None = None,
+        delete_path: str | None = None,
+        replace_all: bool = False,
+    ) -> EditResult:
+        """Parse the edit with `build` (under sysrepo's context), apply it in one transaction.
+
+        `build` returns (edit tree or None, data path of a created node). `delete_path`: a strict delete.
+        `replace_all`: the tree replaces the whole datastore (PUT on the datastore resource).
+        """
+        with self.session(user, datastore) as sess:
+            if must_exist is not None and not self.exists(sess, must_exist):
+                raise not_found(f"No data at {must_exist}: PATCH does not create its target", must_exist)
+            if delete_path is not None:
+                if not self.exists(sess, delete_path):
+                    raise RestconfError(
+                        "application", "data-missing", f"No data at {delete_path}", path=delete_path, status=404
+                    )
+                sess.delete_item(delete_path)
+                sess.apply_changes()
+                self._touch(datastore)
+                return EditResult()
+            with self.conn.get_ly_ctx() as ctx:
+                tree, created = build(ctx)
+                try:
+                    if replace_all:
+                        sess.replace_config_ly(tree, None)
+                    else:
+                        if tree is None:
+                            raise bad_request("The request body holds no data")
+                        sess.edit_batch_ly(tree, "merge")
+                        sess.apply_changes()
+                finally:
+                    if tree is not None and not replace_all:
+                        tree.free()
+            self._touch(datastore)
+            return EditResult(created)
+
+    def edit_tree(self, user: str | None, datastore: str, tree: libyang.DNode) -> None:
+        """Apply a prepared edit tree (YANG Patch) in one transaction; the caller owns the tree."""
+        with self.session(user, datastore) as sess:
+            sess.edit_batch_ly(tree, "merge")
+            sess.apply_changes()
+        self._touch(datastore)
+
+    def _touch(self, datastore: str) -> None:
+        self.last_modified[datastore] = time.time()
+
+    # ---- operations -------------------------------------------------------------------------------------------
+
+    def invoke(
+        self, user: str | None, build: Callable[[libyang.Context], libyang.DNode], encoding: Encoding
+    ) -> bytes | None:
+        """An RPC or action: NACM exec check, sysrepo sends it, libyang prints the output (None: no output)."""
+        with self.session(user, "running") as sess, self.conn.get_ly_ctx() as ctx:
+            op = build(ctx)
+            try:
+                if not check_operation(sess, op.cdata):
+                    raise RestconfError("application", "access-denied", f"Access to {op.path()} denied", status=403)
+                reply = sess.rpc_send_ly(op.root())
+            finally:
+                op.root().free()
+            try:
+                return _print_output(reply, encoding)
+            finally:
+                reply.free()
+
+
+def _print_output(reply: libyang.DNode, encoding: Encoding) -> bytes | None:
+    """RFC 8040 §3.6.2: output as `<module>:output`. libyang prints the operation node; we rename its envelope."""
+    op = _find_operation(reply)
+    if op is None:
+        return None
+    children = [c for c in op.children() if not c.cdata.flags & lib.LYD_DEFAULT] if hasattr(op, "children") else []
+    if not children:
+        return None
+    module = op.module().name()
+    body = print_nodes([op], encoding, "report-all")
+    name = op.name()
+    if encoding == Encoding.JSON:
+        return body.replace(f'"{module}:{name}"'.encode(), f'"{module}:output"'.encode(), 1)
+    start = body.index(b"<" + name.encode())
+    end = body.rindex(b"</" + name.encode() + b">")
+    return body[:start] + b"<output" + body[start + 1 + len(name) : end] + b"</output>" + body[end + 3 + len(name) :]
+
+
+def _find_operation(tree: libyang.DNode) -> libyang.DNode | None:
+    for node in tree.root().iter_tree():
+        if node.schema().nodetype() in (libyang.SNode.RPC, libyang.SNode.ACTION):
+            return node
+    return None
+
+
+@contextmanager
+def _get_data(
+    sess: sysrepo.SysrepoSession, xpath: str, max_depth: int, flags: dict[str, bool]
+) -> Iterator[libyang.DNode | None]:
+    """sysrepo's get_data as a context manager that yields None when nothing matches."""
+    try:
+        cm = sess.get_data_ly(xpath, max_depth=max_depth, **flags)
+        tree = cm.__enter__()
+    except sysrepo.SysrepoNotFoundError:
+        yield None
+        return
+    try:
+        yield tree
+    finally:
+        cm.__exit__(None, None, None)
+
+
+def _top_siblings(tree: libyang.DNode) -> Iterator[libyang.DNode]:
+    node = tree.root().first_sibling()
+    while node is not None:
+        yield node
+        node = node.next()
+
+
+def _max_depth(depth: int | None, path: str | None) -> int:
+    if depth is None:
+        return 0
+    if path is None:
+        # RFC 8040 §4.8.2: depth counts from the datastore's top-level nodes (depth 1 = the top-level nodes).
+        return depth
+    return depth
+
+
+def _empty_xml_data() -> bytes:
+    return b'<data xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf"/>\n'
+
+
+def parse_error_message(exc: libyang.LibyangError) -> str:
+    return str(exc)

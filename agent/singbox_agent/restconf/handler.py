@@ -1,0 +1,657 @@
+"""RESTCONF request handling without HTTP objects: `HttpRequest` in, `HttpResponse` out, blocking (worker thread).
+
+The ASGI adapter (server.py) authenticates, reads the body and calls `Handler.handle`; every exception leaves through
+`errors.to_failure`, the one mapping to status + error-tag.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import libyang
+import structlog
+import sysrepo
+from _libyang import ffi, lib
+
+from singbox_agent.mgmt.errors import MgmtError, from_exception
+from singbox_agent.restconf import twin
+from singbox_agent.restconf.datastore import Datastore, ReadResult
+from singbox_agent.restconf.errors import RestconfError, bad_request, precondition_failed, to_failure, too_big
+from singbox_agent.restconf.media import (
+    RESPONSE_TYPES,
+    XRD_XML,
+    YANG_PATCH_JSON,
+    YANG_PATCH_XML,
+    BodyKind,
+    error_encoding,
+    request_body_type,
+    response_encoding,
+)
+from singbox_agent.restconf.uri import API_ROOT, Encoding, Kind, RestconfRequest, parse_request, resolve_api_path
+
+log = structlog.get_logger("restconf")
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+YANG_LIBRARY_REVISION = "2019-01-04"
+ACCEPT_PATCH = f"application/yang-data+json, application/yang-data+xml, {YANG_PATCH_JSON}, {YANG_PATCH_XML}"
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    raw_path: str  # still percent-encoded
+    raw_query: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    user: str | None  # authenticated; None is the unrestricted recovery session (never from the network)
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str | None = None
+
+
+def http_date(ts: float) -> str:
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+def _parse_http_date(value: str) -> float | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed.timestamp()
+
+
+def _etag_matches(header: str, etag: str | None) -> bool:
+    if etag is None:
+        return False
+    if header.strip() == "*":
+        return True
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return etag in tags
+
+
+def node_uri(path: str) -> str:
+    """A data path from libyang (`/m:a/b[k='v']`) -> its RESTCONF URI (`/restconf/data/m:a/b=v`)."""
+    segments: list[str] = []
+    i = 0
+    while i < len(path):
+        assert path[i] == "/"
+        j = i + 1
+        while j < len(path) and path[j] not in "/[":
+            j += 1
+        name = path[i + 1 : j]
+        values: list[str] = []
+        while j < len(path) and path[j] == "[":
+            eq = path.index("=", j)
+            quote_char = path[eq + 1]
+            end = path.index(quote_char, eq + 2)
+            values.append(path[eq + 2 : end])
+            j = end + 2
+        seg = name
+        if values:
+            seg += "=" + ",".join(quote(v, safe="") for v in values)
+        segments.append(seg)
+        i = j
+    return f"{API_ROOT}/data/" + "/".join(segments)
+
+
+class Handler:
+    """Dispatch of a parsed request to the datastore, conditional requests, and the response."""
+
+    def __init__(self, datastore: Datastore) -> None:
+        self.ds = datastore
+
+    # ---- entry point ------------------------------------------------------------------------------------------
+
+    def handle(self, req: HttpRequest) -> HttpResponse:
+        enc_for_errors = error_encoding(req.headers.get("accept"))
+        try:
+            return self._handle(req)
+        except Exception as exc:  # noqa: BLE001 - the one place every failure becomes a response
+            return self.failure(exc, enc_for_errors, req)
+
+    def failure(self, exc: BaseException, encoding: Encoding, req: HttpRequest | None = None) -> HttpResponse:
+        failure = to_failure(exc)
+        if failure.status >= 500 and not isinstance(exc, RestconfError | sysrepo.SysrepoError):
+            log.exception("request failed", method=req.method if req else None, path=req.raw_path if req else None)
+        body = b"" if req is not None and req.method == "HEAD" else twin.render_errors(failure.errors, encoding)
+        return HttpResponse(failure.status, body, list(failure.headers), RESPONSE_TYPES[encoding])
+
+    def _handle(self, req: HttpRequest) -> HttpResponse:
+        if len(req.body) > MAX_BODY_BYTES:
+            raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
+        with self.ds.conn.get_ly_ctx() as ctx:
+            parsed = parse_request(ctx, req.method, req.raw_path, req.raw_query)
+        kind = parsed.kind
+        if kind == Kind.OPTIONS:
+            headers = [("Allow", ", ".join(parsed.allowed))]
+            if "PATCH" in parsed.allowed:
+                headers.append(("Accept-Patch", ACCEPT_PATCH))
+            return HttpResponse(200, headers=headers)
+        if kind == Kind.HOST_META:
+            body = (
+                b"<?xml version='1.0' encoding='UTF-8'?>\n"
+                b"<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n"
+                b"  <Link rel='restconf' href='" + API_ROOT.encode() + b"'/>\n</XRD>\n"
+            )
+            return self._read_response(req, HttpResponse(200, body, content_type=XRD_XML))
+        if kind in (Kind.GET_DATA, Kind.API_ROOT, Kind.YANG_LIBRARY_VERSION, Kind.LIST_OPERATIONS):
+            self._no_body(req)
+            encoding = response_encoding(req.headers.get("accept"))
+            if kind == Kind.API_ROOT:
+                body = twin.render_api_root(YANG_LIBRARY_REVISION, encoding)
+                return self._read_response(req, HttpResponse(200, body, content_type=RESPONSE_TYPES[encoding]))
+            if kind == Kind.YANG_LIBRARY_VERSION:
+                body = twin.render_yang_library_version(YANG_LIBRARY_REVISION, encoding)
+                return self._read_response(req, HttpResponse(200, body, content_type=RESPONSE_TYPES[encoding]))
+            if kind == Kind.LIST_OPERATIONS:
+                return self._read_response(req, self._list_operations(encoding))
+            return self._get(req, parsed, encoding)
+        if kind == Kind.INVOKE:
+            return self._invoke(req, parsed)
+        if kind == Kind.STREAM:
+            raise RestconfError("protocol", "operation-not-supported", "Event streams are served by the HTTP layer")
+        return self._write(req, parsed)
+
+    @staticmethod
+    def _no_body(req: HttpRequest) -> None:
+        if req.body:
+            raise bad_request(f"{req.method} takes no request body")
+
+    @staticmethod
+    def _read_response(req: HttpRequest, resp: HttpResponse) -> HttpResponse:
+        if req.method == "HEAD":
+            resp.headers.append(("Content-Length", str(len(resp.body))))
+            resp.body = b""
+        return resp
+
+    # ---- reads ------------------------------------------------------------------------------------------------
+
+    def _get(self, req: HttpRequest, parsed: RestconfRequest, encoding: Encoding) -> HttpResponse:
+        datastore = parsed.datastore or "operational"
+        result: ReadResult = self.ds.get(req.user, datastore, parsed.path, parsed.query, encoding)
+        body = result.body
+        if parsed.path is None and encoding == Encoding.XML and body.lstrip().startswith(b"<") and not body.startswith(
+            b"<data "
+        ):
+            # RFC 8040 §3.4 / RFC 8527: the datastore resource in XML is one <data> element.
+            body = b'<data xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf">\n' + body + b"</data>\n"
+        last_modified = self.ds.last_modified["running" if datastore == "operational" else datastore]
+        headers = [("ETag", result.etag), ("Last-Modified", http_date(last_modified)), ("Cache-Control", "no-cache")]
+        inm = req.headers.get("if-none-match")
+        if inm is not None:
+            if _etag_matches(inm, result.etag):
+                return HttpResponse(304, headers=headers)
+        else:
+            ims = req.headers.get("if-modified-since")
+            since = _parse_http_date(ims) if ims else None
+            if since is not None and int(last_modified) <= int(since):
+                return HttpResponse(304, headers=headers)
+        return self._read_response(req, HttpResponse(200, body, headers, RESPONSE_TYPES[encoding]))
+
+    def _list_operations(self, encoding: Encoding) -> HttpResponse:
+        """RFC 8040 §3.3.2: one empty leaf per RPC. Not YANG data of any one module, so built here."""
+        rpcs: list[tuple[str, str, str]] = []
+        with self.ds.conn.get_ly_ctx() as ctx:
+            for module in ctx:
+                if not module.implemented():
+                    continue
+                for node in module.children(types=(libyang.SNode.RPC,)):
+                    rpcs.append((module.name(), str(module.cdata.ns and ffi.string(module.cdata.ns).decode()), node.name()))
+        if encoding == Encoding.JSON:
+            import json  # noqa: PLC0415
+
+            doc = {"ietf-restconf:operations": {f"{m}:{n}": [None] for m, _, n in rpcs}}
+            return HttpResponse(200, (json.dumps(doc, indent=2) + "\n").encode(), content_type=RESPONSE_TYPES[encoding])
+        from xml.sax.saxutils import quoteattr  # noqa: PLC0415
+
+        inner = "".join(f"  <{n} xmlns={quoteattr(ns)}/>\n" for _, ns, n in rpcs)
+        body = f'<operations xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf">\n{inner}</operations>\n'
+        return HttpResponse(200, body.encode(), content_type=RESPONSE_TYPES[encoding])
+
+    # ---- writes -----------------------------------------------------------------------------------------------
+
+    def _check_preconditions(self, req: HttpRequest, datastore: str, path: str | None) -> None:
+        if_match = req.headers.get("if-match")
+        if_unmodified = req.headers.get("if-unmodified-since")
+        if if_match is None and if_unmodified is None:
+            return
+        if if_match is not None:
+            current = self.ds.current_etag(req.user, datastore, path)
+            if not _etag_matches(if_match, current):
+                raise precondition_failed("If-Match does not match the resource's current entity tag")
+        if if_unmodified is not None:
+            since = _parse_http_date(if_unmodified)
+            if since is None:
+                raise bad_request("If-Unmodified-Since is not an HTTP date")
+            if int(self.ds.last_modified.get(datastore, time.time())) > int(since):
+                raise precondition_failed("The datastore was modified after If-Unmodified-Since")
+
+    def _write(self, req: HttpRequest, parsed: RestconfRequest) -> HttpResponse:
+        datastore = parsed.datastore or "running"
+        kind = parsed.kind
+        self._check_preconditions(req, datastore, parsed.path)
+        if kind == Kind.DELETE:
+            self._no_body(req)
+            assert parsed.path is not None
+            self.ds.edit(req.user, datastore, lambda ctx: (None, None), delete_path=parsed.path)
+            return self._written(204, datastore)
+        body_kind, encoding = request_body_type(req.headers.get("content-type"))
+        if body_kind == BodyKind.YANG_PATCH:
+            if kind != Kind.PATCH:
+                raise RestconfError(
+                    "application", "invalid-value", "YANG Patch media types are only for PATCH", status=415
+                )
+            return self._yang_patch(req, parsed, datastore, encoding)
+        if not req.body.strip():
+            raise bad_request("The request needs a body", tag="malformed-message")
+        text = req.body.decode("utf-8", errors="strict") if _valid_utf8(req.body) else None
+        if text is None:
+            raise bad_request("The request body is not valid UTF-8", tag="malformed-message")
+
+        if kind == Kind.CREATE_OR_REPLACE and parsed.path is None:
+            self.ds.edit(req.user, datastore, lambda ctx: (_parse_datastore(ctx, text, encoding), None), replace_all=True)
+            return self._written(204, datastore)
+
+        existed = True
+        if kind == Kind.CREATE_OR_REPLACE:
+            assert parsed.path is not None
+            existed = self.ds.current_etag(req.user, datastore, parsed.path) is not None
+
+        def build(ctx: libyang.Context) -> tuple[libyang.DNode | None, str | None]:
+            return _build_edit(ctx, parsed, text, encoding)
+
+        result = self.ds.edit(
+            req.user, datastore, build, must_exist=parsed.path if kind == Kind.PATCH else None
+        )
+        if kind == Kind.CREATE_CHILD:
+            resp = self._written(201, datastore)
+            if result.created_path:
+                location = node_uri(result.created_path)
+                if parsed.datastore is not None:
+                    location = location.replace(f"{API_ROOT}/data/", f"{API_ROOT}/ds/ietf-datastores:{datastore}/", 1)
+                resp.headers.append(("Location", location))
+            return resp
+        if kind == Kind.CREATE_OR_REPLACE:
+            return self._written(204 if existed else 201, datastore)
+        return self._written(204, datastore)
+
+    def _written(self, status: int, datastore: str) -> HttpResponse:
+        return HttpResponse(status, headers=[("Last-Modified", http_date(self.ds.last_modified.get(datastore, time.time())))])
+
+    # ---- YANG Patch (RFC 8072) --------------------------------------------------------------------------------
+
+    def _yang_patch(self, req: HttpRequest, parsed: RestconfRequest, datastore: str, encoding: Encoding) -> HttpResponse:
+        """All edits become one edit tree applied in one transaction; an edit that cannot be built is reported
+        against its edit-id and nothing is applied (RFC 8072 §2.3: the patch is all-or-nothing)."""
+        tctx = twin.context()
+        try:
+            envelope = tctx.parse_data_mem(req.body.decode("utf-8"), encoding.value, parse_only=True, strict=True)
+        except (libyang.LibyangError, UnicodeDecodeError) as exc:
+            raise bad_request(f"Invalid YANG Patch document: {exc}", tag="malformed-message") from None
+        if envelope is None or envelope.schema().name() != "yang-patch":
+            if envelope is not None:
+                envelope.free()
+            raise bad_request("The body must be one ietf-yang-patch:yang-patch", tag="malformed-message")
+        try:
+            patch_id_node = envelope.find_one("/ietf-yang-patch:yang-patch/patch-id")
+            patch_id = str(patch_id_node.print_dict(strip_prefixes=True)["patch-id"]) if patch_id_node else ""
+            if not patch_id:
+                raise bad_request("yang-patch needs a patch-id", tag="missing-element")
+            edits = _patch_edits(envelope)
+        finally:
+            envelope.free()
+        resp_enc = response_encoding(req.headers.get("accept"), default=encoding)
+        edit_errors: dict[str, list[MgmtError]] = {}
+        with self.ds.session(req.user, datastore) as sess, self.ds.conn.get_ly_ctx() as ctx:
+            for edit in edits:
+                try:
+                    _apply_patch_edit(ctx, sess, parsed, edit, self.ds)
+                except Exception as exc:  # noqa: BLE001 - reported per edit (RFC 8072 §2.3)
+                    edit_errors[edit.edit_id] = list(to_failure(exc).errors)
+                    break
+            if not edit_errors:
+                try:
+                    sess.apply_changes()
+                except Exception as exc:  # noqa: BLE001 - a commit failure is a global error
+                    failure = to_failure(exc)
+                    body = twin.render_patch_status(patch_id, {}, list(failure.errors), resp_enc)
+                    return HttpResponse(failure.status, body, content_type=_patch_status_type(resp_enc))
+        if edit_errors:
+            first = next(iter(edit_errors.values()))[0]
+            status = to_failure(RestconfError(first.error_type, first.error_tag, first.error_message)).status
+            body = twin.render_patch_status(patch_id, edit_errors, [], resp_enc)
+            return HttpResponse(status, body, content_type=_patch_status_type(resp_enc))
+        self.ds.last_modified[datastore] = time.time()
+        body = twin.render_patch_status(patch_id, {}, [], resp_enc)
+        resp = HttpResponse(200, body, content_type=_patch_status_type(resp_enc))
+        resp.headers.append(("Last-Modified", http_date(self.ds.last_modified[datastore])))
+        return resp
+
+    # ---- operations -------------------------------------------------------------------------------------------
+
+    def _invoke(self, req: HttpRequest, parsed: RestconfRequest) -> HttpResponse:
+        assert parsed.path is not None
+        out_enc = response_encoding(req.headers.get("accept"))
+        in_enc = out_enc
+        text = ""
+        if req.body.strip():
+            _, in_enc = request_body_type(req.headers.get("content-type"))
+            if not _valid_utf8(req.body):
+                raise bad_request("The request body is not valid UTF-8", tag="malformed-message")
+            text = req.body.decode()
+            out_enc = response_encoding(req.headers.get("accept"), default=in_enc)
+        path = parsed.path
+
+        def build(ctx: libyang.Context) -> libyang.DNode:
+            return _build_operation(ctx, path, text, in_enc)
+
+        output = self.ds.invoke(req.user, build, out_enc)
+        if output is None:
+            return HttpResponse(204)
+        return HttpResponse(200, output, content_type=RESPONSE_TYPES[out_enc])
+
+
+def _patch_status_type(encoding: Encoding) -> str:
+    return RESPONSE_TYPES[encoding]
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# ---- building edit trees (under sysrepo's libyang context) ----------------------------------------------------
+
+
+def _scratch_parent(ctx: libyang.Context, path: str) -> tuple[libyang.DNode, libyang.DNode]:
+    """A scratch tree holding `path` (with its keys); returns (root, the node at path)."""
+    first = ctx.create_data_path(path)
+    assert first is not None
+    root = first.root()
+    node = root.find_one(path)
+    if node is None:  # pragma: no cover - libyang just made it
+        root.free()
+        raise bad_request(f"Cannot address {path}")
+    return root, node
+
+
+def _children(node: libyang.DNode) -> list[libyang.DNode]:
+    out: list[libyang.DNode] = []
+    child = lib.lyd_child(node.cdata) if hasattr(lib, "lyd_child") else node.cdata.child
+    while child != ffi.NULL:
+        out.append(libyang.DNode.new(node.context, child))
+        child = child.next
+    return out
+
+
+def _is_key(node: libyang.DNode) -> bool:
+    schema = node.schema()
+    return isinstance(schema, libyang.SLeaf) and schema.is_key()
+
+
+def _parse_under(
+    ctx: libyang.Context, parent_path: str | None, text: str, encoding: Encoding
+) -> tuple[libyang.DNode, list[libyang.DNode]]:
+    """Parse a body as children of `parent_path` (or as top-level data). Returns (tree root, parsed nodes)."""
+    if parent_path is None:
+        tree = ctx.parse_data_mem(text, encoding.value, parse_only=True, strict=True, no_state=True)
+        if tree is None:
+            raise bad_request("The request body holds no data")
+        root = tree.root().first_sibling()
+        nodes = []
+        node: libyang.DNode | None = root
+        while node is not None:
+            nodes.append(node)
+            node = node.next()
+        return root, nodes
+    root, parent = _scratch_parent(ctx, parent_path)
+    before = {int(ffi.cast("uintptr_t", c.cdata)) for c in _children(parent)}
+    try:
+        ctx.parse_data_mem(text, encoding.value, parent=parent, parse_only=True, strict=True, no_state=True)
+    except BaseException:
+        root.free()
+        raise
+    nodes = [c for c in _children(parent) if int(ffi.cast("uintptr_t", c.cdata)) not in before]
+    return root, nodes
+
+
+def _build_edit(
+    ctx: libyang.Context, parsed: RestconfRequest, text: str, encoding: Encoding
+) -> tuple[libyang.DNode | None, str | None]:
+    kind = parsed.kind
+    if kind == Kind.CREATE_CHILD:
+        root, nodes = _parse_under(ctx, parsed.path, text, encoding)
+        try:
+            if len(nodes) != 1:
+                raise bad_request(f"POST needs exactly one child resource in the body, found {len(nodes)}")
+            node = nodes[0]
+            node.new_meta("ietf-netconf:operation", "create")
+            _insert_meta(node, parsed)
+            return root, node.path()
+        except BaseException:
+            root.free()
+            raise
+    if parsed.path is None:  # PATCH on the datastore: merge whatever the body holds
+        root, nodes = _parse_under(ctx, None, text, encoding)
+        return root, None
+    root, nodes = _parse_under(ctx, parsed.parent_path, text, encoding)
+    try:
+        target = _matching_target(root, nodes, parsed)
+        if kind == Kind.CREATE_OR_REPLACE:
+            target.new_meta("ietf-netconf:operation", "replace")
+            _insert_meta(target, parsed)
+        return root, None
+    except BaseException:
+        root.free()
+        raise
+
+
+def _matching_target(root: libyang.DNode, nodes: list[libyang.DNode], parsed: RestconfRequest) -> libyang.DNode:
+    """RFC 8040 §4.5/§4.6: the body is exactly the target resource (same node, same keys)."""
+    assert parsed.path is not None and parsed.schema is not None
+    if len(nodes) != 1:
+        raise bad_request(f"The body must hold exactly the target resource, found {len(nodes)} nodes")
+    node = nodes[0]
+    if node.schema().cdata != parsed.schema.cdata:
+        raise bad_request(
+            f"The body holds {node.schema().name()!r}, the URI names {parsed.schema.name()!r}", tag="invalid-value"
+        )
+    if parsed.schema.nodetype() in (libyang.SNode.LIST, libyang.SNode.LEAFLIST):
+        found = root.find_one(parsed.path)
+        if found is None or found.cdata != node.cdata:
+            raise bad_request("The key values in the body differ from those in the URI (RFC 8040 §4.5)")
+    return node
+
+
+def _insert_meta(node: libyang.DNode, parsed: RestconfRequest) -> None:
+    """insert/point (RFC 8040 §4.8.5-6) as yang:insert / yang:key / yang:value metadata for sysrepo."""
+    insert = parsed.query.insert
+    if insert is None:
+        return
+    schema = node.schema()
+    ordered = getattr(schema, "ordered", None)
+    if schema.nodetype() not in (libyang.SNode.LIST, libyang.SNode.LEAFLIST) or ordered is None or not ordered():
+        raise bad_request("insert applies only to lists and leaf-lists ordered by user")
+    node.new_meta("yang:insert", insert)
+    point = parsed.query.point
+    if point is None:
+        return
+    pred_start = point.rfind("/")
+    last = point[pred_start + 1 :]
+    pred = last[last.index("[") :] if "[" in last else ""
+    if schema.nodetype() == libyang.SNode.LIST:
+        node.new_meta("yang:key", pred)
+    else:
+        value = pred[len("[.=") + 1 : -2]
+        node.new_meta("yang:value", value)
+
+
+def _parse_datastore(ctx: libyang.Context, text: str, encoding: Encoding) -> libyang.DNode | None:
+    return ctx.parse_data_mem(text, encoding.value, parse_only=True, strict=True, no_state=True)
+
+
+def _build_operation(ctx: libyang.Context, path: str, text: str, encoding: Encoding) -> libyang.DNode:
+    """RPC/action input: RFC 8040 §3.6.1 `<module>:input` parsed by libyang as a RESTCONF RPC."""
+    root, op = _scratch_parent(ctx, path)
+    if text:
+        try:
+            ctx.parse_op_mem(encoding.value, text, libyang.DataType.RPC_RESTCONF, parent=op)
+        except BaseException:
+            root.free()
+            raise
+    return op
+
+
+# ---- YANG Patch edits ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatchEdit:
+    edit_id: str
+    operation: str
+    target: str
+    point: str | None
+    where: str | None
+    value: str | None  # printed in the patch's encoding
+    value_encoding: Encoding
+
+
+def _patch_edits(envelope: libyang.DNode) -> list[PatchEdit]:
+    edits: list[PatchEdit] = []
+    for edit in envelope.find_all("/ietf-yang-patch:yang-patch/edit"):
+        fields: dict[str, str] = {}
+        value: str | None = None
+        for child in _children(edit):
+            name = child.schema().name()
+            if name == "value":
+                any_node = ffi.cast("struct lyd_node_any *", child.cdata)
+                if any_node.value_type == lib.LYD_ANYDATA_DATATREE and any_node.value.tree != ffi.NULL:
+                    buf = ffi.new("char **")
+                    lib.lyd_print_mem(buf, any_node.value.tree, lib.LYD_JSON, lib.LYD_PRINT_WITHSIBLINGS)
+                    value = ffi.string(buf[0]).decode()
+                    lib.free(buf[0])
+                else:
+                    buf = ffi.new("char **")
+                    lib.lyd_any_value_str(child.cdata, buf)
+                    value = ffi.string(buf[0]).decode() if buf[0] != ffi.NULL else ""
+                    if buf[0] != ffi.NULL:
+                        lib.free(buf[0])
+            else:
+                term = ffi.cast("struct lyd_node_term *", child.cdata)
+                fields[name] = ffi.string(lib.lyd_get_value(child.cdata)).decode() if hasattr(lib, "lyd_get_value") else str(
+                    term.value._canonical
+                )
+        edits.append(
+            PatchEdit(
+                fields["edit-id"],
+                fields["operation"],
+                fields["target"],
+                fields.get("point"),
+                fields.get("where"),
+                value,
+                Encoding.JSON,
+            )
+        )
+    return edits
+
+
+_PATCH_OPS = {"create": "create", "delete": "delete", "insert": "create", "merge": "merge", "replace": "replace", "remove": "remove", "move": "merge"}
+
+
+def _apply_patch_edit(
+    ctx: libyang.Context, sess: sysrepo.SysrepoSession, parsed: RestconfRequest, edit: PatchEdit, ds: Datastore
+) -> None:
+    """One edit into the session's pending changes (RFC 8072 §2.5); target is relative to the request's target."""
+    if not edit.target.startswith("/"):
+        raise bad_request(f"target {edit.target!r} must start with '/'")
+    base_raw = ""
+    if parsed.path is not None:
+        base_raw = _api_path_of(parsed)
+    raw = (base_raw + edit.target).strip("/") if edit.target != "/" else base_raw.strip("/")
+    resolved = resolve_api_path(ctx, raw)
+    op = edit.operation
+    if resolved is None:
+        if op in ("delete", "remove"):
+            raise bad_request("YANG Patch cannot delete the whole datastore")
+        if edit.value is None:
+            raise bad_request(f"edit {edit.edit_id!r}: operation {op} needs a value", tag="missing-element")
+        tree = ctx.parse_data_mem(edit.value, "json", parse_only=True, strict=True, no_state=True)
+        if tree is None:
+            return
+        try:
+            node: libyang.DNode | None = tree.root().first_sibling()
+            while node is not None:
+                node.new_meta("ietf-netconf:operation", _PATCH_OPS[op])
+                node = node.next()
+            sess.edit_batch_ly(tree.root().first_sibling(), "merge")
+        finally:
+            tree.root().first_sibling().free()
+        return
+    target_path = resolved.path
+    if op in ("delete", "remove"):
+        if edit.value is not None:
+            raise bad_request(f"edit {edit.edit_id!r}: {op} takes no value")
+        root, node = _scratch_parent(ctx, target_path)
+        try:
+            node.new_meta("ietf-netconf:operation", op)
+            sess.edit_batch_ly(root, "none")
+        finally:
+            root.free()
+        return
+    if edit.value is None:
+        raise bad_request(f"edit {edit.edit_id!r}: operation {op} needs a value", tag="missing-element")
+    parent = _parent_of(target_path)
+    fake = RestconfRequest(Kind.CREATE_OR_REPLACE, "PUT", parsed.datastore, target_path, resolved.schema)
+    root2, nodes = _parse_under(ctx, parent or None, edit.value, Encoding.JSON)
+    try:
+        target = _matching_target(root2, nodes, fake)
+        target.new_meta("ietf-netconf:operation", _PATCH_OPS[op])
+        if op in ("insert", "move"):
+            where = edit.where or "last"
+            target.new_meta("yang:insert", where)
+            if where in ("before", "after"):
+                if not edit.point:
+                    raise bad_request(f"edit {edit.edit_id!r}: where={where} needs a point")
+                point = resolve_api_path(ctx, (base_raw + edit.point).strip("/"))
+                assert point is not None
+                last = point.path[point.path.rfind("/") + 1 :]
+                pred = last[last.index("[") :]
+                if resolved.schema.nodetype() == libyang.SNode.LIST:
+                    target.new_meta("yang:key", pred)
+                else:
+                    target.new_meta("yang:value", pred[4:-2])
+        sess.edit_batch_ly(root2, "none")
+    finally:
+        root2.free()
+
+
+def _parent_of(path: str) -> str:
+    from singbox_agent.restconf.uri import _split_path_parent  # noqa: PLC0415
+
+    return _split_path_parent(path)
+
+
+def _api_path_of(parsed: RestconfRequest) -> str:
+    assert parsed.path is not None
+    uri = node_uri(parsed.path)
+    return "/" + uri.removeprefix(f"{API_ROOT}/data/")
+
+
+def is_known_exception(exc: BaseException) -> list[MgmtError]:
+    return from_exception(exc)
+
+
+BuildFn = Callable[[libyang.Context], libyang.DNode]

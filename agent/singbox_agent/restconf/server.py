@@ -1,0 +1,184 @@
+"""The ASGI side: Starlette app, authentication, event streams; Hypercorn serves it (HTTP/1.1 + HTTP/2, TLS).
+
+Thin by design: each request is authenticated, its body read with a size cap, and the whole RESTCONF work
+(parsing against the YANG context, sysrepo, printing) runs in a worker thread through `Handler.handle`, because
+sysrepo's API is blocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import libyang
+import structlog
+import sysrepo
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from singbox_agent.mgmt.users import UserStore
+from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, unauthorized
+from singbox_agent.restconf.handler import MAX_BODY_BYTES, Handler, HttpRequest, HttpResponse
+from singbox_agent.restconf.media import error_encoding
+from singbox_agent.restconf.streams import EventStreams
+from singbox_agent.restconf.uri import Kind, parse_request
+
+log = structlog.get_logger("restconf")
+
+
+@dataclass
+class _CachedLogin:
+    stored_hash: str
+
+
+class Authenticator:
+    """HTTP Basic against the shared user store (RFC 8040 §2.5).
+
+    A crypt(3) check costs milliseconds; a successful (user, password) pair is remembered as an HMAC under a
+    per-process key together with the stored hash it verified against, so a changed password invalidates it at once.
+    """
+
+    def __init__(self, users: UserStore) -> None:
+        self.users = users
+        self._key = secrets.token_bytes(32)
+        self._ok: dict[tuple[str, bytes], _CachedLogin] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, header: str | None) -> str:
+        if header is None:
+            raise unauthorized()
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "basic":
+            raise unauthorized("Only HTTP Basic authentication is supported")
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise unauthorized("Malformed Basic credentials") from None
+        user, sep, password = decoded.partition(":")
+        if not sep or not user:
+            raise unauthorized("Malformed Basic credentials")
+        entry = self.users.get(user)
+        mac = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
+        with self._lock:
+            cached = self._ok.get((user, mac))
+        if cached is not None and entry is not None and entry.password_hash == cached.stored_hash:
+            return user
+        if not self.users.verify_password(user, password):
+            log.info("authentication failed", user=user)
+            raise unauthorized("Invalid user name or password")
+        assert entry is not None and entry.password_hash is not None
+        with self._lock:
+            if len(self._ok) > 10_000:
+                self._ok.clear()
+            self._ok[(user, mac)] = _CachedLogin(entry.password_hash)
+        return user
+
+
+class RestconfApp:
+    """Starlette application and the objects it shares across requests."""
+
+    def __init__(
+        self, handler: Handler, auth: Authenticator, streams: EventStreams, *, workers: int = 16
+    ) -> None:
+        self.handler = handler
+        self.auth = auth
+        self.streams = streams
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
+        self.app = Starlette(routes=[Route("/{path:path}", self.endpoint, methods=[
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])])
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def endpoint(self, request: Request) -> Response:
+        scope = request.scope
+        raw_path = scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        method = request.method.upper()
+        try:
+            body = await self._read_body(request)
+            user = await self._run(self.auth.authenticate, headers.get("authorization"))
+        except RestconfError as exc:
+            return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
+        if raw_path.startswith("/restconf/streams/") and method == "GET":
+            return await self._stream(user, method, raw_path, raw_query, headers)
+        req = HttpRequest(method, raw_path, raw_query, headers, body, user)
+        resp: HttpResponse = await self._run(self.handler.handle, req)
+        return self._to_response(resp, method)
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise bad_request("Invalid Content-Length")
+            if int(declared) > MAX_BODY_BYTES:
+                raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _to_response(resp: HttpResponse, method: str) -> Response:
+        headers = dict(resp.headers)
+        if method == "HEAD" and "Content-Length" in headers:
+            out = Response(b"", status_code=resp.status, media_type=resp.content_type)
+            for k, v in headers.items():
+                out.headers[k] = v
+            return out
+        return Response(resp.body, status_code=resp.status, headers=headers, media_type=resp.content_type)
+
+    async def _stream(
+        self, user: str, method: str, raw_path: str, raw_query: str, headers: dict[str, str]
+    ) -> Response:
+        try:
+            with self.handler.ds.conn.get_ly_ctx() as ctx:
+                parsed = parse_request(ctx, method, raw_path, raw_query)
+            assert parsed.kind == Kind.STREAM and parsed.stream_encoding is not None
+            subscription = await self._run(
+                self.streams.subscribe, user, parsed.query, parsed.stream_encoding, asyncio.get_running_loop()
+            )
+        except Exception as exc:  # noqa: BLE001 - errors before the stream starts are ordinary error replies
+            return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                yield b": stream " + (parsed.stream or "").encode() + b"\n\n"
+                async for event in subscription.events():
+                    if not event:
+                        yield b": keepalive\n\n"
+                        continue
+                    yield b"".join(b"data: " + line + b"\n" for line in event.splitlines()) + b"\n"
+            finally:
+                await self._run(subscription.close)
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+
+
+def yang_modules_with_notifications(ctx: libyang.Context) -> list[str]:
+    out: list[str] = []
+    for module in ctx:
+        if module.implemented() and any(True for _ in module.children(types=(libyang.SNode.NOTIF,))):
+            out.append(module.name())
+    return out
+
+
+__all__ = ["Authenticator", "RestconfApp", "sysrepo", "yang_modules_with_notifications"]
