@@ -218,13 +218,13 @@ singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen,
   if (!p)
     return 0;
   u = pool_elt_at_index (sm->users, p[0]);
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&sm->users_lock);
   ok = singbox_password_matches (u, password, plen);
   if (ok)
     u->sessions++;
   else
     u->auth_failures++;
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&sm->users_lock);
   *user_index = p[0];
   return ok;
 }
@@ -491,8 +491,6 @@ singbox_init (vlib_main_t *vm)
   sm->client_timeout = 300;
   sm->max_pool_size = 16;
   sm->user_by_name = hash_create_vec (0, sizeof (u8), sizeof (uword));
-  if (vlib_num_workers ())
-    clib_spinlock_init (&sm->sessions_lock);
   singbox_counters_init ();
   singbox_dns_init ();
   return singbox_client_init (vm);

@@ -228,6 +228,8 @@ typedef struct
   singbox_user_t *users;
   uword *user_by_name;
   singbox_prefix_t *allowed_prefixes;
+  /* per-user counters and the crypt cache change on workers */
+  clib_spinlock_t users_lock;
   u8 server_enabled;
   u8 auth_required;
   u8 allow_connect;

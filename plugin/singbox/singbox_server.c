@@ -1016,7 +1016,10 @@ singbox_server_attach (void)
       vlib_worker_thread_barrier_release (vm);
     }
   if (vlib_num_workers () && !sm->sessions_lock)
-    clib_spinlock_init (&sm->sessions_lock);
+    {
+      clib_spinlock_init (&sm->sessions_lock);
+      clib_spinlock_init (&sm->users_lock);
+    }
 
   if ((rv = singbox_app_attach ("singbox-server", &singbox_server_cb_vft, 0,
 				&sm->server_app_index)))

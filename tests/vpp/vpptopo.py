@@ -103,7 +103,7 @@ class Vpp:
         self.stats_sock = self.dir / "stats.sock"
         self.log = self.dir / "vpp.log"
         self.workers = workers
-        cpu = f"cpu {{ workers {workers} }}" if workers else ""
+        cpu = f"cpu {{ main-core 0 workers {workers} }}" if workers else ""
         plugins = "".join(
             f" plugin {p} {{ enable }}"
             for p in (
