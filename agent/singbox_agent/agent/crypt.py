@@ -27,7 +27,7 @@ def crypt(password: str, setting: str) -> str:
         out = _lib().crypt(password.encode(), setting.encode())
     if not out or out.startswith(b"*"):
         raise ValueError("crypt(3) refused the setting")
-    return out.decode()
+    return str(out.decode())
 
 
 def sha512_crypt(password: str) -> str:

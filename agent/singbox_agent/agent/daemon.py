@@ -101,9 +101,9 @@ class Agent:
         self._limit_reported: set[tuple[str, ...]] = set()
         self._endpoint_change: dict[str, float] = {}
         self._discontinuity: dict[tuple[str, ...], str] = {(): oper.timestamp()}
-        self._conn: sysrepo.SysrepoConnection | None = None
-        self._sess: sysrepo.SysrepoSession | None = None
-        self._notif_sess: sysrepo.SysrepoSession | None = None
+        self._conn: Any = None  # sysrepo.SysrepoConnection
+        self._sess: Any = None  # sysrepo.session.SysrepoSession
+        self._notif_sess: Any = None
         self._marks: dict[int, threading.Event] = {}
         self._enabled_req: int | None = None
 

@@ -237,8 +237,8 @@ class MemoryDataplane(Dataplane):
     def clear_stats(self, scope: ClearScope) -> None:
         with self._lock:
             self._check_connected()
-            if scope[0] in ("interface", "endpoint") and (scope[0], scope[1]) not in self.objects:  # type: ignore[misc]
-                raise DataplaneError(f"singbox_clear_stats: no {scope[0]} {scope[1]!r}",  # type: ignore[misc]
+            if scope[0] in ("interface", "endpoint") and (scope[0], scope[1]) not in self.objects:
+                raise DataplaneError(f"singbox_clear_stats: no {scope[0]} {scope[1]!r}",
                                      ErrorCode.NO_SUCH_ENTRY)
             self.cleared.append(scope)
 

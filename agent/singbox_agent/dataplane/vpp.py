@@ -1,1 +1,537 @@
-"""VPP through vpp-papi: placeholder replaced below."""
+"""VPP through vpp-papi over the API socket: each planner Op becomes the plugin message API.md names for it.
+
+A background thread connects (retrying every RECONNECT_MAX_S at most), checks that every message the agent needs is
+known to the running VPP with the same CRC (vpp-papi silently drops the others), watches the connection with a ping,
+and reports Connected / Disconnected. Every call holds one lock (vpp-papi's sync client is not thread-safe) and is
+bounded by the client's read timeout.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from singbox_agent.dataplane.base import (
+    ClearScope,
+    Connected,
+    Dataplane,
+    Disconnected,
+    EndpointEvent,
+    EndpointState,
+    InterfaceState,
+    OperState,
+    ProbeResult,
+    ProbeResultName,
+    ServerState,
+    Session,
+    UserState,
+    Versions,
+)
+from singbox_agent.dataplane.objects import (
+    ALLOWED_PREFIX,
+    BYPASS,
+    CLIENT,
+    DEFAULT_ENDPOINT,
+    ENDPOINT,
+    INTERFACE,
+    LISTENER,
+    LOG_LEVEL,
+    SECRET_UNKNOWN,
+    SERVER,
+    SERVER_ENABLED,
+    USER,
+    ClientSettings,
+    ConfigMap,
+    DataplaneError,
+    DataplaneUnavailable,
+    EndpointSpec,
+    ErrorCode,
+    InterfaceSpec,
+    Key,
+    ListenerSpec,
+    Op,
+    ServerSettings,
+    UserSpec,
+    Value,
+)
+
+log = structlog.get_logger("dataplane.vpp")
+
+CALL_TIMEOUT_S = 2.0
+PING_INTERVAL_S = 0.25
+RECONNECT_MIN_S = 0.05
+RECONNECT_MAX_S = 0.5
+MISSING_RETRY_S = 10.0
+RESOLVE_TIMEOUT_S = 2.0
+ABSENT_REFRESH_S = 5.0
+ALL = 0xFFFFFFFF
+
+# Every message the agent sends (replies and details come with them).
+REQUIRED_MESSAGES = (
+    "show_version", "sw_interface_dump", "control_ping",
+    "singbox_plugin_get_version", "singbox_set_log_level", "singbox_clear_stats",
+    "singbox_server_enable_disable", "singbox_server_config", "singbox_server_dump",
+    "singbox_server_listener_add_del", "singbox_server_listener_dump",
+    "singbox_server_user_add_del", "singbox_server_user_dump",
+    "singbox_server_allowed_prefix_add_del", "singbox_server_allowed_prefix_dump", "singbox_server_get_stats",
+    "singbox_endpoint_add_del", "singbox_set_default_endpoint", "singbox_endpoint_dump", "singbox_endpoint_test",
+    "want_singbox_endpoint_events", "singbox_enable_disable", "singbox_interface_bypass_add_del",
+    "singbox_interface_dump", "singbox_set_timeout", "singbox_set_pooling", "singbox_client_dump",
+    "singbox_session_dump", "singbox_session_disconnect",
+)
+LOG_LEVELS = ("error", "warning", "info", "debug")
+PROBE_RESULTS: tuple[ProbeResultName, ...] = ("success", "connect-failed", "timeout", "auth-failed",
+                                              "protocol-error", "dataplane-unavailable")
+# plugin session states -> YANG session states
+SESSION_STATES = ("greeting", "auth", "request", "connecting", "connecting", "established", "established",
+                  "closing", "request", "request")
+ENDPOINT_STATES = ("unknown", "up", "down")
+
+
+class MissingMessages(DataplaneError):
+    """The running VPP lacks messages the agent needs, or has them with another CRC."""
+
+
+def _code(retval: int) -> ErrorCode | int:
+    try:
+        return ErrorCode(retval)
+    except ValueError:
+        return retval
+
+
+def _s(value: Any) -> str:
+    return value.decode(errors="replace").rstrip("\0") if isinstance(value, bytes) else str(value)
+
+
+class VppDataplane(Dataplane):
+    def __init__(self, api_socket: str | None, api_files: list[Path], *, client_name: str = "singbox-agent") -> None:
+        self.api_socket = api_socket
+        self.api_files = [str(f) for f in api_files]
+        self.client_name = client_name
+        self._lock = threading.RLock()
+        self._vpp: Any = None
+        self._connected = False
+        self._versions: Versions | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lost: str | None = None  # set by a failed call; the monitor reports it
+        self._if_index: dict[str, int] = {}
+        self._if_name: dict[int, str] = {}
+        # Configuration for interfaces VPP does not have (yet): applied when they appear.
+        self._absent: dict[str, InterfaceSpec] = {}
+        self._absent_bypass: dict[str, set[str]] = {}
+        self._resolver = ThreadPoolExecutor(max_workers=2, thread_name_prefix="resolve")
+
+    # connection ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.api_socket is None:
+            log.warning("no VPP API socket configured: the dataplane stays disconnected")
+            return
+        self._thread = threading.Thread(target=self._run, name="vpp-connection", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._close()
+        self._resolver.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def versions(self) -> Versions | None:
+        return self._versions
+
+    def _run(self) -> None:
+        delay = RECONNECT_MIN_S
+        last_reason = ""
+        next_absent = 0.0
+        while not self._stop.is_set():
+            if not self._connected:
+                try:
+                    self._connect()
+                except MissingMessages as exc:
+                    if str(exc) != last_reason:
+                        log.error("VPP lacks messages the agent needs", error=str(exc))
+                        self.emit(Disconnected(str(exc)))
+                        last_reason = str(exc)
+                    self._stop.wait(MISSING_RETRY_S)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - any failure to connect is retried
+                    reason = f"cannot connect to VPP at {self.api_socket}: {exc}"
+                    if reason != last_reason:
+                        log.info("VPP not reachable", reason=reason)
+                        last_reason = reason
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
+                    continue
+                delay = RECONNECT_MIN_S
+                last_reason = ""
+                assert self._versions is not None
+                self.emit(Connected(self._versions))
+                continue
+            self._stop.wait(PING_INTERVAL_S)
+            lost: str | None = self._lost
+            if lost is None:
+                try:
+                    self._call("control_ping")
+                except DataplaneError as exc:
+                    lost = str(exc)
+            if lost is not None:
+                self._close()
+                log.warning("VPP connection lost", reason=lost)
+                self.emit(Disconnected(lost))
+            elif self._absent and time.monotonic() >= next_absent:
+                next_absent = time.monotonic() + ABSENT_REFRESH_S
+                self._adopt_appeared_interfaces()
+
+    def _connect(self) -> None:
+        from vpp_papi import VPPApiClient
+
+        assert self.api_socket is not None
+        if not Path(self.api_socket).exists():
+            raise ConnectionError(f"{self.api_socket} does not exist")
+        vpp = VPPApiClient(apifiles=self.api_files, use_socket=True, server_address=self.api_socket,
+                           read_timeout=CALL_TIMEOUT_S)
+        vpp.connect(self.client_name)
+        try:
+            missing = [m for m in REQUIRED_MESSAGES if not hasattr(vpp.api, m)]
+            if missing:
+                table = getattr(vpp.transport, "message_table", {}) or {}
+                details = []
+                for m in missing:
+                    theirs = [k for k in table if k.rsplit("_", 1)[0] == m]
+                    ours = vpp.messages[m].crc if m in vpp.messages else None
+                    details.append(f"{m} (VPP has {theirs[0]}, ours {ours})" if theirs and ours
+                                   else f"{m} (not in VPP)" if ours else f"{m} (not in the API files)")
+                raise MissingMessages("VPP does not offer these messages with the expected CRC: "
+                                      + ", ".join(details))
+            version = vpp.api.show_version()
+            plugin = vpp.api.singbox_plugin_get_version()
+            if plugin.major != 1:
+                raise MissingMessages(f"singbox plugin API {plugin.major}.{plugin.minor} is not 1.x")
+            vpp.register_event_callback(self._on_vpp_event)
+            vpp.api.want_singbox_endpoint_events(enable_disable=True, pid=os.getpid())
+        except BaseException:
+            vpp.disconnect()
+            raise
+        with self._lock:
+            self._vpp = vpp
+            self._lost = None
+            self._versions = Versions(vpp=_s(version.version), plugin=_s(plugin.version))
+            self._refresh_interfaces()
+            self._connected = True
+        log.info("VPP connected", vpp_version=self._versions.vpp, plugin_version=self._versions.plugin)
+
+    def _close(self) -> None:
+        with self._lock:
+            vpp, self._vpp = self._vpp, None
+            self._connected = False
+        if vpp is not None:
+            try:
+                vpp.disconnect()
+            except Exception:  # noqa: BLE001 - the connection is already gone
+                pass
+
+    def _on_vpp_event(self, name: str, msg: Any) -> None:
+        if name != "singbox_endpoint_event":
+            return
+        try:
+            state = ENDPOINT_STATES[int(msg.state)]
+            result = PROBE_RESULTS[min(int(msg.result), len(PROBE_RESULTS) - 1)]
+            if state in ("up", "down"):
+                self.emit(EndpointEvent(_s(msg.name), state == "up", result, int(msg.rtt_us)))
+        except Exception as exc:  # noqa: BLE001 - never let an exception into vpp-papi's thread
+            log.warning("bad endpoint event", error=str(exc))
+
+    def _call(self, msg: str, /, **kwargs: Any) -> Any:
+        """One API call; raises DataplaneUnavailable when VPP is gone, DataplaneError on retval != 0."""
+        with self._lock:
+            vpp = self._vpp
+            if vpp is None or not self._connected:
+                raise DataplaneUnavailable("VPP is not connected")
+            try:
+                reply = getattr(vpp.api, msg)(**kwargs)
+            except (TypeError, ValueError) as exc:
+                raise DataplaneError(f"{msg}: bad arguments: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - vpp-papi raises assorted types on a dead socket
+                lost = f"{msg}: {exc or type(exc).__name__}"
+                self._lost = lost
+                raise DataplaneUnavailable(lost) from None
+        retval = getattr(reply, "retval", 0)
+        if retval:
+            code = _code(retval)
+            label = code.name if isinstance(code, ErrorCode) else str(retval)
+            raise DataplaneError(f"{msg} returned {label} ({retval})", code)
+        return reply
+
+    # interfaces by name -------------------------------------------------------------------------------------
+
+    def _refresh_interfaces(self) -> None:
+        details = self._vpp.api.sw_interface_dump(name_filter_valid=False, name_filter="")
+        self._if_index = {_s(d.interface_name): int(d.sw_if_index) for d in details}
+        self._if_name = {v: k for k, v in self._if_index.items()}
+
+    def _adopt_appeared_interfaces(self) -> None:
+        try:
+            with self._lock:
+                self._refresh_interfaces()
+                for name in [n for n in self._absent if n in self._if_index]:
+                    spec = self._absent.pop(name)
+                    prefixes = self._absent_bypass.pop(name, set())
+                    self._put(INTERFACE, (INTERFACE, name), spec)
+                    for p in prefixes:
+                        self._put(BYPASS, (BYPASS, name, p), True)
+                    log.info("interface appeared, relaying enabled", interface=name)
+        except Exception as exc:  # noqa: BLE001 - retried at the next refresh
+            log.warning("enabling an interface that appeared failed", error=str(exc))
+
+    # configuration ------------------------------------------------------------------------------------------
+
+    def apply(self, op: Op) -> None:
+        with self._lock:
+            if op.action == "put":
+                assert op.value is not None
+                self._put(op.key[0], op.key, op.value, op.old)
+            else:
+                self._delete(op.key[0], op.key, op.old)
+
+    def _resolve(self, host: str) -> str:
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        future = self._resolver.submit(socket.getaddrinfo, host, None, 0, socket.SOCK_STREAM)
+        try:
+            infos = future.result(timeout=RESOLVE_TIMEOUT_S)
+        except FutureTimeout:
+            raise DataplaneError(f"resolving {host!r} took more than {RESOLVE_TIMEOUT_S:.0f} s") from None
+        except OSError as exc:
+            raise DataplaneError(f"cannot resolve {host!r}: {exc}") from None
+        return str(infos[0][4][0])
+
+    def _put(self, kind: str, key: Key, value: Value, old: Value | None = None) -> None:
+        if kind == LOG_LEVEL:
+            self._call("singbox_set_log_level", level=LOG_LEVELS.index(str(value)))
+        elif kind == CLIENT:
+            assert isinstance(value, ClientSettings)
+            self._call("singbox_set_timeout", timeout=value.session_timeout)
+            try:
+                self._call("singbox_set_pooling", enable=value.pooling, max_pool_size=value.max_pool_size)
+            except DataplaneError:
+                if isinstance(old, ClientSettings):  # keep the op all-or-nothing
+                    self._call("singbox_set_timeout", timeout=old.session_timeout)
+                raise
+        elif kind == DEFAULT_ENDPOINT:
+            self._call("singbox_set_default_endpoint", name=str(value))
+        elif kind == ENDPOINT:
+            assert isinstance(value, EndpointSpec)
+            self._call("singbox_endpoint_add_del", is_add=True, name=key[1],
+                       proxy_addr=self._resolve(value.address), proxy_port=value.port, protocol_type=0,
+                       username=value.username or "", password=value.password if isinstance(value.password, str)
+                       else "", priority=0, connect_timeout=value.connect_timeout,
+                       health_check_enabled=value.health_check, health_check_interval=value.health_check_interval,
+                       health_check_timeout=value.health_check_timeout, failure_threshold=value.failure_threshold,
+                       recovery_threshold=value.recovery_threshold, table_id=0)
+        elif kind == INTERFACE:
+            assert isinstance(value, InterfaceSpec)
+            index = self._if_index.get(key[1])
+            if index is None:
+                self._absent[key[1]] = value  # relaying starts when the interface appears
+                return
+            self._call("singbox_enable_disable", sw_if_index=index, enable_disable=True, proxy_port=0,
+                       endpoint_name=value.endpoint, max_connections=value.max_connections)
+        elif kind == BYPASS:
+            index = self._if_index.get(key[1])
+            if index is None and key[1] in self._absent:
+                self._absent_bypass.setdefault(key[1], set()).add(key[2])
+                return
+            if index is None:
+                raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
+            self._call("singbox_interface_bypass_add_del", sw_if_index=index, is_add=True, prefix=key[2])
+        elif kind == SERVER:
+            assert isinstance(value, ServerSettings)
+            self._call("singbox_server_config", auth_required=value.auth_required,
+                       allow_connect=value.allow_connect, allow_udp_associate=value.allow_udp_associate,
+                       max_sessions=value.max_sessions, handshake_timeout=value.handshake_timeout,
+                       idle_timeout=value.idle_timeout, connect_timeout=value.connect_timeout,
+                       udp_idle_timeout=value.udp_idle_timeout,
+                       udp_public_address=value.udp_public_address or "0.0.0.0",
+                       dns_enabled=value.dns_server is not None, dns_server=value.dns_server or "0.0.0.0",
+                       dns_server_port=value.dns_server_port)
+        elif kind == SERVER_ENABLED:
+            self._call("singbox_server_enable_disable", enable=bool(value))
+        elif kind == LISTENER:
+            assert isinstance(value, ListenerSpec)
+            self._call("singbox_server_listener_add_del", is_add=True, name=key[1], addr=value.address,
+                       port=value.port, table_id=0)
+        elif kind == USER:
+            assert isinstance(value, UserSpec)
+            self._call("singbox_server_user_add_del", is_add=True, password_is_hash=True, username=key[1],
+                       password=value.password_hash if isinstance(value.password_hash, str) else "")
+        elif kind == ALLOWED_PREFIX:
+            self._call("singbox_server_allowed_prefix_add_del", is_add=True, prefix=key[1])
+        else:
+            raise DataplaneError(f"unknown object kind {kind!r}")
+
+    def _delete(self, kind: str, key: Key, old: Value | None) -> None:
+        if kind == ENDPOINT:
+            self._call("singbox_endpoint_add_del", is_add=False, name=key[1])
+        elif kind == INTERFACE:
+            if self._absent.pop(key[1], None) is not None:
+                self._absent_bypass.pop(key[1], None)
+                return
+            index = self._if_index.get(key[1])
+            if index is None:
+                raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
+            self._call("singbox_enable_disable", sw_if_index=index, enable_disable=False)
+        elif kind == BYPASS:
+            if key[1] in self._absent:
+                self._absent_bypass.get(key[1], set()).discard(key[2])
+                return
+            index = self._if_index.get(key[1])
+            if index is None:
+                raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
+            self._call("singbox_interface_bypass_add_del", sw_if_index=index, is_add=False, prefix=key[2])
+        elif kind == LISTENER:
+            self._call("singbox_server_listener_add_del", is_add=False, name=key[1], addr="0.0.0.0", port=0)
+        elif kind == USER:
+            self._call("singbox_server_user_add_del", is_add=False, username=key[1], password="")
+        elif kind == ALLOWED_PREFIX:
+            self._call("singbox_server_allowed_prefix_add_del", is_add=False, prefix=key[1])
+        else:
+            raise DataplaneError(f"{kind} cannot be deleted")
+
+    def read_config(self) -> ConfigMap:
+        with self._lock:
+            out: dict[Key, Value] = {}
+            client = self._call("singbox_client_dump")[0]
+            out[(LOG_LEVEL,)] = LOG_LEVELS[int(client.log_level)]
+            out[(CLIENT,)] = ClientSettings(int(client.timeout), bool(client.pooling), int(client.max_pool_size))
+            out[(DEFAULT_ENDPOINT,)] = _s(client.default_endpoint)
+            for e in self._call("singbox_endpoint_dump"):
+                out[(ENDPOINT, _s(e.name))] = EndpointSpec(
+                    address=str(e.proxy_addr), port=int(e.proxy_port), username=_s(e.username) or None,
+                    password=SECRET_UNKNOWN if e.has_credentials else None,
+                    connect_timeout=int(e.connect_timeout), health_check=bool(e.health_check_enabled),
+                    health_check_interval=int(e.health_check_interval),
+                    health_check_timeout=int(e.health_check_timeout),
+                    failure_threshold=int(e.failure_threshold), recovery_threshold=int(e.recovery_threshold))
+            self._refresh_interfaces()
+            for i in self._call("singbox_interface_dump", sw_if_index=ALL):
+                name = self._if_name.get(int(i.sw_if_index), f"sw_if_index {int(i.sw_if_index)}")
+                out[(INTERFACE, name)] = InterfaceSpec(_s(i.endpoint_name), int(i.max_connections))
+                for p in i.bypass[: int(i.n_bypass)]:
+                    out[(BYPASS, name, str(p))] = True
+            for name, spec in self._absent.items():
+                out[(INTERFACE, name)] = spec
+                for p in self._absent_bypass.get(name, ()):
+                    out[(BYPASS, name, p)] = True
+            srv = self._call("singbox_server_dump")[0]
+            out[(SERVER_ENABLED,)] = bool(srv.is_enabled)
+            out[(SERVER,)] = ServerSettings(
+                auth_required=bool(srv.auth_required), allow_connect=bool(srv.allow_connect),
+                allow_udp_associate=bool(srv.allow_udp_associate), max_sessions=int(srv.max_sessions),
+                handshake_timeout=int(srv.handshake_timeout), idle_timeout=int(srv.idle_timeout),
+                connect_timeout=int(srv.connect_timeout), udp_idle_timeout=int(srv.udp_idle_timeout),
+                udp_public_address=_unspecified_none(srv.udp_public_address),
+                dns_server=str(srv.dns_server) if srv.dns_enabled else None,
+                dns_server_port=int(srv.dns_server_port))
+            for li in self._call("singbox_server_listener_dump"):
+                out[(LISTENER, _s(li.name))] = ListenerSpec(str(li.addr), int(li.port))
+            for u in self._call("singbox_server_user_dump"):
+                out[(USER, _s(u.username))] = UserSpec(SECRET_UNKNOWN)
+            for p in self._call("singbox_server_allowed_prefix_dump"):
+                out[(ALLOWED_PREFIX, str(p.prefix))] = True
+            return out
+
+    # state --------------------------------------------------------------------------------------------------
+
+    def read_state(self) -> OperState:
+        with self._lock:
+            state = OperState()
+            for e in self._call("singbox_endpoint_dump"):
+                state.endpoints[_s(e.name)] = EndpointState(
+                    ENDPOINT_STATES[int(e.state)], int(e.last_change_age), int(e.rtt_us), int(e.failures),  # type: ignore[arg-type]
+                    int(e.consecutive_failures), int(e.connections))
+            for i in self._call("singbox_interface_dump", sw_if_index=ALL):
+                name = self._if_name.get(int(i.sw_if_index))
+                if name is not None:
+                    state.interfaces[name] = InterfaceState(
+                        True, _s(i.active_endpoint_name), int(i.packets_redirected), int(i.bytes_redirected),
+                        int(i.active_connections), int(i.total_connections), int(i.connection_failures))
+            for name in self._absent:
+                state.interfaces[name] = InterfaceState(present=False)
+            srv = self._call("singbox_server_dump")[0]
+            st = self._call("singbox_server_get_stats")
+            state.server = ServerState(bool(srv.is_running), int(st.accepted), int(st.rejected),
+                                       int(st.auth_failures), int(st.connect_failures),
+                                       int(st.bytes_to_client) + int(st.bytes_from_client), int(st.active_sessions))
+            for li in self._call("singbox_server_listener_dump"):
+                state.listeners[_s(li.name)] = bool(li.is_listening)
+            for u in self._call("singbox_server_user_dump"):
+                state.users[_s(u.username)] = UserState(int(u.auth_failures), 0)
+            return state
+
+    def read_sessions(self) -> list[Session]:
+        with self._lock:
+            endpoints = {int(e.endpoint_index): _s(e.name) for e in self._call("singbox_endpoint_dump")}
+            out: list[Session] = []
+            for d in self._call("singbox_session_dump", mode=0, sw_if_index=ALL):
+                client = int(d.mode) == 2
+                name = _s(d.dst_name)
+                out.append(Session(
+                    id=int(d.session_id), mode="client" if client else "server",
+                    state=SESSION_STATES[min(int(d.state), len(SESSION_STATES) - 1)],
+                    client_address=str(d.client_addr), client_port=int(d.client_port),
+                    destination_domain=name or None,
+                    destination_address=None if name else _unspecified_none(d.dst_addr),
+                    destination_port=int(d.dst_port),
+                    interface=self._if_name.get(int(d.sw_if_index)) if client else None,
+                    endpoint=endpoints.get(int(d.endpoint_index)) if client else None,
+                    username=None if client else (_s(d.username) or None),
+                    bytes_from_client=int(d.bytes_from_client), bytes_to_client=int(d.bytes_to_client),
+                    age=int(d.age)))
+            return out
+
+    def clear_stats(self, scope: ClearScope) -> None:
+        with self._lock:
+            if scope[0] == "interface":
+                index = self._if_index.get(scope[1])
+                if index is None:
+                    raise DataplaneError(f"no interface {scope[1]!r} in VPP", ErrorCode.NO_SUCH_ENTRY)
+                self._call("singbox_clear_stats", scope=2, sw_if_index=index, endpoint_name="")
+            elif scope[0] == "endpoint":
+                self._call("singbox_clear_stats", scope=3, sw_if_index=ALL, endpoint_name=scope[1])
+            else:
+                self._call("singbox_clear_stats", scope=1 if scope[0] == "server" else 0, sw_if_index=ALL,
+                           endpoint_name="")
+
+    def disconnect_session(self, session_id: int) -> None:
+        self._call("singbox_session_disconnect", session_id=session_id)
+
+    def test_endpoint(self, name: str) -> ProbeResult:
+        # The reply comes when the probe ends: allow the endpoint's own timeout (at most 300 s in the model).
+        reply = self._call("singbox_endpoint_test", name=name, _timeout=305)
+        result = PROBE_RESULTS[min(int(reply.result), len(PROBE_RESULTS) - 1)]
+        return ProbeResult(result, int(reply.rtt_us), _s(reply.message))
+
+
+def _unspecified_none(address: Any) -> str | None:
+    text = str(address)
+    try:
+        return None if ipaddress.ip_address(text).packed == bytes(len(ipaddress.ip_address(text).packed)) else text
+    except ValueError:
+        return text or None
