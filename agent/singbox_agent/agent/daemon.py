@@ -105,7 +105,7 @@ class Agent:
         self._sess: Any = None  # sysrepo.session.SysrepoSession
         self._notif_sess: Any = None
         self._marks: dict[int, threading.Event] = {}
-        self._enabled_req: int | None = None
+        self._enabled_done_due = False
 
     # lifecycle ----------------------------------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ class Agent:
         elif event == "abort":
             self._abort(req_id)
         elif event == "enabled":
-            self._enabled_req = req_id
+            self._enabled_done_due = True
             with self._lock:
                 self.running = RunningConfig()
                 self.running.updated(self.running.changed_units(_changes(changes)))
@@ -211,8 +211,9 @@ class Agent:
     def _done(self, req_id: int, changes: list[Change]) -> None:
         with self._lock:
             txn = self._txns.pop(req_id, None)
-            if txn is None and req_id == self._enabled_req:
-                return  # the end of the initial `enabled` event
+            if txn is None and self._enabled_done_due:
+                self._enabled_done_due = False
+                return  # the `done` that follows the initial `enabled` event (sysrepo sends it as request 0)
             if txn is None:  # a commit that started before we subscribed
                 self.running.updated(self.running.changed_units(changes))
                 self.status.in_sync = False
