@@ -117,6 +117,7 @@ singbox_dns_try (singbox_dns_query_t *q, int *result, ip46_address_t *ip,
   t.client_index = ~0; /* nobody to answer through the API */
   rv = ((singbox_dns_resolve_name_fn_t *) sm->dns_resolve_name_ptr) (
     q->name, &ep, &t, &rn);
+  SINGBOX_DBG ("resolve %s: rv %d %s", q->name, rv, ep ? "answered" : "pending");
   if (rv < 0)
     {
       *result = rv;

@@ -60,7 +60,7 @@ class Env:
             self.topo = vpptopo.Topology(self.vpp, tag=f"s{os.getpid() % 10000}w{workers}")
             self.topo.spawn(self.topo.ns_origin, sys.executable, str(HERE / "origin.py"),
                             vpptopo.ORIGIN_IP4, vpptopo.ORIGIN_IP6, str(HTTP_PORT),
-                            str(ECHO_PORT), str(UDP_PORT))
+                            str(ECHO_PORT), str(UDP_PORT), "53")
             vpptopo.wait_port(self.topo.ns_origin, vpptopo.ORIGIN_IP4, HTTP_PORT)
             vpptopo.wait_port(self.topo.ns_origin, vpptopo.ORIGIN_IP4, ECHO_PORT)
             from vpp_papi import VPPApiClient  # type: ignore[import-untyped]

@@ -2,12 +2,14 @@
 # Copyright (c) 2026 vpp-singbox authors
 """Origin servers for the VPP tests, run inside the origin namespace.
 
-    python3 origin.py <ip4> <ip6> <http_port> <echo_port> <udp_port>
+    python3 origin.py <ip4> <ip6> <http_port> <echo_port> <udp_port> [dns_port]
 
 HTTP: GET /bytes/<n> returns n bytes (pattern), anything else "hello\\n".
 TCP echo: echoes until the client half-closes, then sends what it received
 count as "<n>\\n" only if the first line is "COUNT", and half-closes back.
 UDP echo: returns each datagram.
+DNS (UDP, optional): "origin.test" -> A <ip4>, AAAA <ip6>; other names
+NXDOMAIN. Answers every question of a query (VPP asks A and AAAA at once).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import http.server
 import socket
 import socketserver
+import struct
 import sys
 import threading
 
@@ -119,8 +122,62 @@ def udp_echo(fam: int, addr: str, port: int) -> None:
         s.sendto(data, peer)
 
 
+DNS_NAME = "origin.test"
+
+
+def dns_answer(query: bytes, ip4: str, ip6: str) -> bytes | None:
+    """Answer A/AAAA for DNS_NAME. VPP's resolver writes the name once and
+    then one (type, class) pair per question, so the questions are read
+    that way when the standard layout does not fit the message."""
+    if len(query) < 12:
+        return None
+    qid, _flags, qd = struct.unpack("!HHH", query[:6])
+    pos, labels = 12, []
+    while query[pos]:
+        n = query[pos]
+        labels.append(query[pos + 1 : pos + 1 + n].decode(errors="replace"))
+        pos += 1 + n
+    pos += 1
+    name = ".".join(labels).lower()
+    qtypes = []
+    for _ in range(qd):
+        qtype, _qclass = struct.unpack("!HH", query[pos : pos + 4])
+        qtypes.append(qtype)
+        pos += 4
+    answers, n_ans = b"", 0
+    if name == DNS_NAME:
+        for qtype in qtypes:
+            rdata = None
+            if qtype == 1:
+                rdata = socket.inet_pton(socket.AF_INET, ip4)
+            elif qtype == 28:
+                rdata = socket.inet_pton(socket.AF_INET6, ip6)
+            if rdata:
+                answers += b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 60, len(rdata)) + rdata
+                n_ans += 1
+    rcode = 0 if name == DNS_NAME else 3
+    head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, qd, n_ans, 0, 0)
+    return head + query[12:pos] + answers
+
+
+def dns_server(ip4: str, ip6: str, port: int) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ip4, port))
+    while True:
+        q, peer = s.recvfrom(4096)
+        try:
+            a = dns_answer(q, ip4, ip6)
+        except (struct.error, IndexError):
+            a = None
+        if a:
+            s.sendto(a, peer)
+
+
 def main() -> None:
     ip4, ip6, http_port, echo_port, udp_port = sys.argv[1:6]
+    if len(sys.argv) > 6:
+        threading.Thread(target=dns_server, args=(ip4, ip6, int(sys.argv[6])),
+                         daemon=True).start()
     V4Server.allow_reuse_address = True
     srv4 = V4Server((ip4, int(http_port)), Http)
     srv6 = V6Server((ip6, int(http_port)), Http)

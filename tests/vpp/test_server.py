@@ -332,3 +332,19 @@ def test_stats_segment(env: Env) -> None:
             env.stats()["bytes_to_client"]
     finally:
         st.disconnect()
+
+
+def test_domain_names_resolved_in_vpp(env: Env) -> None:
+    env.configure(dns_enabled=True, dns_server=ORIGIN_IP4)
+    env.start()
+    rc, out, err = curl(env, "--socks5-hostname", PROXY, f"http://origin.test:{HTTP_PORT}/")
+    assert (rc, out) == (0, "hello\n"), err
+    s_res = env.probe(VPP_CLIENT_IP4, "1080", "connect", "nosuch.test", "80")
+    assert s_res.get("rep") == 0x04, s_res  # no RFC code for DNS: host unreachable
+    assert env.stats()["connect_failures"] == 1
+
+
+def test_domain_names_refused_without_dns(env: Env) -> None:
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "connect", "origin.test", str(HTTP_PORT))
+    assert res.get("rep") == 0x08, res
