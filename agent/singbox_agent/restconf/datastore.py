@@ -19,6 +19,9 @@ from typing import Any
 import libyang
 import sysrepo
 from _libyang import ffi, lib
+from _sysrepo import ffi as sr_ffi
+from _sysrepo import lib as sr_lib
+from sysrepo.errors import check_call
 
 from singbox_agent.mgmt.nacm import check_operation, enable_nacm
 from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
@@ -36,9 +39,11 @@ _WD_FLAGS = {
 }
 
 
-def print_nodes(nodes: list[libyang.DNode], encoding: Encoding, with_defaults: str | None = None) -> bytes:
+def print_nodes(
+    nodes: list[libyang.DNode], encoding: Encoding, with_defaults: str | None = None, *, keep_empty: bool = False
+) -> bytes:
     """libyang prints each node (one resource, or all instances of a list/leaf-list) as one document."""
-    flags = _WD_FLAGS[with_defaults] | lib.LYD_PRINT_KEEPEMPTYCONT
+    flags = _WD_FLAGS[with_defaults] | (lib.LYD_PRINT_KEEPEMPTYCONT if keep_empty else 0)
     fmt = lib.LYD_JSON if encoding == Encoding.JSON else lib.LYD_XML
     if len(nodes) == 1:
         return _print_one(nodes[0].cdata, fmt, flags)
@@ -154,13 +159,13 @@ class Datastore:
                 if not nodes:
                     body = b"{}\n" if encoding == Encoding.JSON else _empty_xml_data()
                     return ReadResult(body, etag_of(b""))
-                body = print_nodes(nodes, encoding, query.with_defaults)
+                body = print_nodes(nodes, encoding, query.with_defaults, keep_empty=query.depth is not None)
                 tag_body = body if encoding == Encoding.JSON else print_nodes(nodes, Encoding.JSON)
                 return ReadResult(body, etag_of(tag_body))
             targets = list(tree.find_all(path)) if tree is not None else []
             if not targets:
                 raise not_found(f"No data at {path}", path)
-            body = print_nodes(targets, encoding, query.with_defaults)
+            body = print_nodes(targets, encoding, query.with_defaults, keep_empty=query.depth is not None)
             tag_body = body if encoding == Encoding.JSON else print_nodes(targets, Encoding.JSON)
             return ReadResult(body, etag_of(tag_body))
 
@@ -256,13 +261,26 @@ class Datastore:
             try:
                 if not check_operation(sess, op.cdata):
                     raise RestconfError("application", "access-denied", f"Access to {op.path()} denied", status=403)
-                reply = sess.rpc_send_ly(op.root())
+                reply = _rpc_send(sess, op.root())
             finally:
                 op.root().free()
+            if reply is None:
+                return None
             try:
-                return _print_output(reply, encoding)
+                return _print_output(libyang.DNode.new(ctx, reply[0].tree), encoding)
             finally:
-                reply.free()
+                sr_lib.sr_release_data(reply[0])
+
+
+def _rpc_send(sess: sysrepo.SysrepoSession, op: libyang.DNode) -> Any:
+    """sr_rpc_send_tree; None when the operation has no output (the binding raises on that)."""
+    out = sr_ffi.new("sr_data_t **")
+    check_call(sr_lib.sr_rpc_send_tree, sess.cdata, sr_ffi.cast("struct lyd_node *", op.cdata), 0, out)
+    if out[0] == sr_ffi.NULL or out[0].tree == sr_ffi.NULL:
+        if out[0] != sr_ffi.NULL:
+            sr_lib.sr_release_data(out[0])
+        return None
+    return out
 
 
 def _print_output(reply: libyang.DNode, encoding: Encoding) -> bytes | None:

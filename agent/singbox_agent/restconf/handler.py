@@ -304,7 +304,7 @@ class Handler:
             raise bad_request("The body must be one ietf-yang-patch:yang-patch", tag="malformed-message")
         try:
             patch_id_node = envelope.find_one("/ietf-yang-patch:yang-patch/patch-id")
-            patch_id = str(patch_id_node.print_dict(strip_prefixes=True)["patch-id"]) if patch_id_node else ""
+            patch_id = _term_value(patch_id_node) if patch_id_node is not None else ""
             if not patch_id:
                 raise bad_request("yang-patch needs a patch-id", tag="missing-element")
             edits = _patch_edits(envelope)
@@ -313,19 +313,31 @@ class Handler:
         resp_enc = response_encoding(req.headers.get("accept"), default=encoding)
         edit_errors: dict[str, list[MgmtError]] = {}
         with self.ds.session(req.user, datastore) as sess, self.ds.conn.get_ly_ctx() as ctx:
-            for edit in edits:
-                try:
-                    _apply_patch_edit(ctx, sess, parsed, edit, self.ds)
-                except Exception as exc:  # noqa: BLE001 - reported per edit (RFC 8072 §2.3)
-                    edit_errors[edit.edit_id] = list(to_failure(exc).errors)
-                    break
-            if not edit_errors:
-                try:
-                    sess.apply_changes()
-                except Exception as exc:  # noqa: BLE001 - a commit failure is a global error
-                    failure = to_failure(exc)
-                    body = twin.render_patch_status(patch_id, {}, list(failure.errors), resp_enc)
-                    return HttpResponse(failure.status, body, content_type=_patch_status_type(resp_enc))
+            combined: libyang.DNode | None = None
+            try:
+                for edit in edits:
+                    try:
+                        piece = _patch_edit_tree(ctx, sess, parsed, edit)
+                    except Exception as exc:  # noqa: BLE001 - reported per edit (RFC 8072 §2.3)
+                        edit_errors[edit.edit_id] = list(to_failure(exc).errors)
+                        break
+                    if piece is None:
+                        continue
+                    if combined is None:
+                        combined = piece
+                    else:
+                        combined.merge(piece, destruct=True)
+                if not edit_errors and combined is not None:
+                    try:
+                        sess.edit_batch_ly(combined.root().first_sibling(), "merge")
+                        sess.apply_changes()
+                    except Exception as exc:  # noqa: BLE001 - a commit failure is a global error
+                        failure = to_failure(exc)
+                        body = twin.render_patch_status(patch_id, {}, list(failure.errors), resp_enc)
+                        return HttpResponse(failure.status, body, content_type=_patch_status_type(resp_enc))
+            finally:
+                if combined is not None:
+                    combined.root().first_sibling().free()
         if edit_errors:
             first = next(iter(edit_errors.values()))[0]
             status = to_failure(RestconfError(first.error_type, first.error_tag, first.error_message)).status
@@ -365,6 +377,12 @@ def _patch_status_type(encoding: Encoding) -> str:
     return RESPONSE_TYPES[encoding]
 
 
+def _term_value(node: libyang.DNode) -> str:
+    """Canonical value of a leaf, as libyang holds it."""
+    raw = lib.lyd_get_value(node.cdata)
+    return ffi.string(raw).decode() if raw != ffi.NULL else ""
+
+
 def _valid_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
@@ -390,7 +408,7 @@ def _scratch_parent(ctx: libyang.Context, path: str) -> tuple[libyang.DNode, lib
 
 def _children(node: libyang.DNode) -> list[libyang.DNode]:
     out: list[libyang.DNode] = []
-    child = lib.lyd_child(node.cdata) if hasattr(lib, "lyd_child") else node.cdata.child
+    child = lib.lyd_child(node.cdata)
     while child != ffi.NULL:
         out.append(libyang.DNode.new(node.context, child))
         child = child.next
@@ -507,11 +525,23 @@ def _build_operation(ctx: libyang.Context, path: str, text: str, encoding: Encod
     """RPC/action input: RFC 8040 §3.6.1 `<module>:input` parsed by libyang as a RESTCONF RPC."""
     root, op = _scratch_parent(ctx, path)
     if text:
-        try:
-            ctx.parse_op_mem(encoding.value, text, libyang.DataType.RPC_RESTCONF, parent=op)
-        except BaseException:
+        # lyd_parse_op with LYD_TYPE_RPC_RESTCONF wants the operation node as parent and no tree/op outputs, which
+        # libyang-python's parse_op does not allow: call libyang directly.
+        data = ffi.new("struct ly_in **")
+        raw = text.encode()
+        if lib.ly_in_new_memory(raw, data) != lib.LY_SUCCESS:
             root.free()
-            raise
+            raise bad_request("cannot read the request body")
+        fmt = lib.LYD_JSON if encoding == Encoding.JSON else lib.LYD_XML
+        try:
+            tree = ffi.new("struct lyd_node **")
+            ret = lib.lyd_parse_op(ctx.cdata, op.cdata, data[0], fmt, lib.LYD_TYPE_RPC_RESTCONF, tree, ffi.NULL)
+        finally:
+            lib.ly_in_free(data[0], 0)
+        if ret != lib.LY_SUCCESS:
+            err = ctx.error("invalid operation input")
+            root.free()
+            raise err
     return op
 
 
@@ -550,10 +580,7 @@ def _patch_edits(envelope: libyang.DNode) -> list[PatchEdit]:
                     if buf[0] != ffi.NULL:
                         lib.free(buf[0])
             else:
-                term = ffi.cast("struct lyd_node_term *", child.cdata)
-                fields[name] = ffi.string(lib.lyd_get_value(child.cdata)).decode() if hasattr(lib, "lyd_get_value") else str(
-                    term.value._canonical
-                )
+                fields[name] = _term_value(child)
         edits.append(
             PatchEdit(
                 fields["edit-id"],
@@ -571,51 +598,60 @@ def _patch_edits(envelope: libyang.DNode) -> list[PatchEdit]:
 _PATCH_OPS = {"create": "create", "delete": "delete", "insert": "create", "merge": "merge", "replace": "replace", "remove": "remove", "move": "merge"}
 
 
-def _apply_patch_edit(
-    ctx: libyang.Context, sess: sysrepo.SysrepoSession, parsed: RestconfRequest, edit: PatchEdit, ds: Datastore
-) -> None:
-    """One edit into the session's pending changes (RFC 8072 §2.5); target is relative to the request's target."""
+def _patch_edit_tree(
+    ctx: libyang.Context, sess: sysrepo.SysrepoSession, parsed: RestconfRequest, edit: PatchEdit
+) -> libyang.DNode | None:
+    """One edit (RFC 8072 §2.5) as an edit tree with its nc:operation; `target` is relative to the request's target.
+
+    sysrepo takes one edit tree per transaction, so the handler merges these pieces and applies them at once.
+    """
     if not edit.target.startswith("/"):
         raise bad_request(f"target {edit.target!r} must start with '/'")
-    base_raw = ""
-    if parsed.path is not None:
-        base_raw = _api_path_of(parsed)
+    base_raw = _api_path_of(parsed) if parsed.path is not None else ""
     raw = (base_raw + edit.target).strip("/") if edit.target != "/" else base_raw.strip("/")
     resolved = resolve_api_path(ctx, raw)
     op = edit.operation
     if resolved is None:
-        if op in ("delete", "remove"):
-            raise bad_request("YANG Patch cannot delete the whole datastore")
+        if op in ("delete", "remove", "insert", "move"):
+            raise bad_request(f"edit {edit.edit_id!r}: {op} needs a target below the datastore")
         if edit.value is None:
             raise bad_request(f"edit {edit.edit_id!r}: operation {op} needs a value", tag="missing-element")
         tree = ctx.parse_data_mem(edit.value, "json", parse_only=True, strict=True, no_state=True)
         if tree is None:
-            return
-        try:
-            node: libyang.DNode | None = tree.root().first_sibling()
-            while node is not None:
-                node.new_meta("ietf-netconf:operation", _PATCH_OPS[op])
-                node = node.next()
-            sess.edit_batch_ly(tree.root().first_sibling(), "merge")
-        finally:
-            tree.root().first_sibling().free()
-        return
+            return None
+        node: libyang.DNode | None = tree.root().first_sibling()
+        while node is not None:
+            node.new_meta("ietf-netconf:operation", _PATCH_OPS[op])
+            node = node.next()
+        return tree
     target_path = resolved.path
+    if resolved.schema.config_false():
+        raise bad_request(f"edit {edit.edit_id!r}: {target_path} is not configuration")
     if op in ("delete", "remove"):
         if edit.value is not None:
             raise bad_request(f"edit {edit.edit_id!r}: {op} takes no value")
-        root, node = _scratch_parent(ctx, target_path)
-        try:
-            node.new_meta("ietf-netconf:operation", op)
-            sess.edit_batch_ly(root, "none")
-        finally:
-            root.free()
-        return
+        value = None
+        if op == "delete" and not _exists(sess, target_path):
+            raise RestconfError("application", "data-missing", f"No data at {target_path}", path=target_path)
+        if resolved.schema.nodetype() == libyang.SNode.LEAF:
+            value = _current_leaf_value(sess, target_path)
+            if value is None:
+                if op == "remove":
+                    return None
+                raise RestconfError("application", "data-missing", f"No data at {target_path}", path=target_path)
+        first = ctx.create_data_path(target_path, value=value)
+        assert first is not None
+        root = first.root()
+        found = root.find_one(target_path)
+        assert found is not None
+        found.new_meta("ietf-netconf:operation", op)
+        return root
     if edit.value is None:
         raise bad_request(f"edit {edit.edit_id!r}: operation {op} needs a value", tag="missing-element")
-    parent = _parent_of(target_path)
+    if op in ("create", "insert") and _exists(sess, target_path):
+        raise RestconfError("application", "data-exists", f"Data already exist at {target_path}", path=target_path)
     fake = RestconfRequest(Kind.CREATE_OR_REPLACE, "PUT", parsed.datastore, target_path, resolved.schema)
-    root2, nodes = _parse_under(ctx, parent or None, edit.value, Encoding.JSON)
+    root2, nodes = _parse_under(ctx, _parent_of(target_path) or None, edit.value, Encoding.JSON)
     try:
         target = _matching_target(root2, nodes, fake)
         target.new_meta("ietf-netconf:operation", _PATCH_OPS[op])
@@ -626,16 +662,33 @@ def _apply_patch_edit(
                 if not edit.point:
                     raise bad_request(f"edit {edit.edit_id!r}: where={where} needs a point")
                 point = resolve_api_path(ctx, (base_raw + edit.point).strip("/"))
-                assert point is not None
+                if point is None or not point.keyed:
+                    raise bad_request(f"edit {edit.edit_id!r}: point must name a list entry or leaf-list value")
                 last = point.path[point.path.rfind("/") + 1 :]
                 pred = last[last.index("[") :]
                 if resolved.schema.nodetype() == libyang.SNode.LIST:
                     target.new_meta("yang:key", pred)
                 else:
                     target.new_meta("yang:value", pred[4:-2])
-        sess.edit_batch_ly(root2, "none")
-    finally:
+    except BaseException:
         root2.free()
+        raise
+    return root2
+
+
+def _exists(sess: sysrepo.SysrepoSession, path: str) -> bool:
+    from singbox_agent.restconf.datastore import _get_data  # noqa: PLC0415
+
+    with _get_data(sess, path, 1, {}) as tree:
+        return tree is not None and tree.find_one(path) is not None
+
+
+def _current_leaf_value(sess: sysrepo.SysrepoSession, path: str) -> str | None:
+    from singbox_agent.restconf.datastore import _get_data  # noqa: PLC0415
+
+    with _get_data(sess, path, 0, {}) as tree:
+        node = tree.find_one(path) if tree is not None else None
+        return _term_value(node) if node is not None else None
 
 
 def _parent_of(path: str) -> str:
