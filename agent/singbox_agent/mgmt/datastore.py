@@ -36,9 +36,21 @@ _WD_FLAGS = {
 }
 
 
+_WD_MODULE_NS = 'xmlns:ncwd="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"'
+_WD_XML_NS = 'xmlns:ncwd="urn:ietf:params:xml:ns:netconf:default:1.0"'
+
+
 def print_xml(tree: libyang.DNode | None, with_defaults: str | None = None, *, pretty: bool = False) -> str:
-    """All siblings of `tree` as XML in the given RFC 6243 mode (None: the basic mode, explicit)."""
-    return print_tree(tree, "xml", with_defaults, pretty=pretty)
+    """All siblings of `tree` as XML in the given RFC 6243 mode (None: the basic mode, explicit).
+
+    libyang tags defaults with its annotation in the ietf-netconf-with-defaults module namespace; RFC 6243 section 6
+    (and RFC 8040 4.8.9 for XML) put the `default` attribute in urn:ietf:params:xml:ns:netconf:default:1.0, so the
+    declaration of libyang's fixed `ncwd` prefix is redirected there.
+    """
+    text = print_tree(tree, "xml", with_defaults, pretty=pretty)
+    if with_defaults == "report-all-tagged":
+        text = text.replace(_WD_MODULE_NS, _WD_XML_NS)
+    return text
 
 
 def print_tree(tree: libyang.DNode | None, fmt: str, with_defaults: str | None = None, *, pretty: bool = False) -> str:

@@ -34,6 +34,8 @@ def handle(ctx: OpContext) -> str:
     if leaf(ctx, "startTime") is not None or leaf(ctx, "stopTime") is not None:
         raise operation_not_supported("Replay (startTime/stopTime) is not supported.")
     filter_el = ctx.rpc.op.find(qname(NOTIF_NS, "filter"))
+    if filter_el is None:
+        filter_el = ctx.rpc.op.find(qname(messages.BASE_NS, "filter"))
     xpath = filter_from_element(ctx, filter_el)
     modules = [m.name() for m in ctx.ly if m.implemented() and any(True for _ in m.notifications())]
     server = session.server

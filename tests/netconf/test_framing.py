@@ -1,0 +1,116 @@
+"""The sans-IO framing core: every sample whole, byte by byte, with trailing bytes, and every kind of broken frame."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from singbox_agent.netconf.framing import EOM, Framer, FramingError
+
+MESSAGES = [b"<rpc/>", b"x" * 70000, "<a>\u00e9\u4e2d</a>".encode(), b"]]>]]", b"\n#5\n", b"\n##\n inside"]
+
+
+def chunked(message: bytes, sizes: list[int]) -> bytes:
+    out = b""
+    pos = 0
+    for size in sizes:
+        part = message[pos : pos + size]
+        if part:
+            out += b"\n#%d\n" % len(part) + part
+        pos += size
+    if pos < len(message):
+        out += b"\n#%d\n" % (len(message) - pos) + message[pos:]
+    return out + b"\n##\n"
+
+
+def drain(framer: Framer) -> list[bytes]:
+    out = []
+    while (m := framer.next_message()) is not None:
+        out.append(m)
+    return out
+
+
+@pytest.mark.parametrize("step", [None, 1, 7, 4096])
+def test_eom_messages(step: int | None) -> None:
+    msgs = [m for m in MESSAGES if EOM not in m and not m.endswith(b"]]>]]")]
+    stream = b"".join(m + EOM for m in msgs) + b"<trailing"
+    framer = Framer()
+    got: list[bytes] = []
+    if step is None:
+        framer.receive_data(stream)
+        got = drain(framer)
+    else:
+        for i in range(0, len(stream), step):
+            framer.receive_data(stream[i : i + step])
+            got += drain(framer)
+    assert got == msgs
+
+
+@pytest.mark.parametrize("step", [None, 1, 3, 1000])
+def test_chunked_messages(step: int | None) -> None:
+    rng = random.Random(7)
+    stream = b""
+    for m in MESSAGES:
+        stream += chunked(m, [rng.randint(1, 50) for _ in range(rng.randint(0, 4))])
+    stream += b"\n#3\nabc"  # an incomplete trailing message stays pending
+    framer = Framer()
+    framer.switch_to_chunked()
+    got: list[bytes] = []
+    if step is None:
+        framer.receive_data(stream)
+        got = drain(framer)
+    else:
+        for i in range(0, len(stream), step):
+            framer.receive_data(stream[i : i + step])
+            got += drain(framer)
+    assert got == MESSAGES
+
+
+def test_switch_after_hello_reinterprets_buffer() -> None:
+    framer = Framer()
+    framer.receive_data(b"<hello/>" + EOM + b"\n#4\n<rpc\n##\n")
+    assert framer.next_message() == b"<hello/>"
+    framer.switch_to_chunked()
+    assert framer.next_message() == b"<rpc"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"#4\nabcd\n##\n", b"\n#0\n", b"\n#-1\n", b"\n#01\nx", b"\n##\n", b"\n#abc\n", b"\n#12345678901\n",
+     b"\n#4294967296\n", b"\n#2\nabc\n##\n", b"\n# 1\nx\n##\n", b"\r\n#1\nx\n##\n", b"xyz", b"\n#1\nx\n#\n"],
+)
+def test_broken_chunked_framing_is_fatal(bad: bytes) -> None:
+    framer = Framer()
+    framer.switch_to_chunked()
+    with pytest.raises(FramingError):
+        framer.receive_data(bad)
+        for _ in range(10):
+            if framer.next_message() is None:
+                framer.receive_data(b"\n")  # more bytes never repair a broken frame
+    with pytest.raises(FramingError):
+        framer.next_message()
+
+
+def test_size_limits() -> None:
+    framer = Framer(max_message=100)
+    framer.receive_data(b"x" * 101)
+    with pytest.raises(FramingError):
+        framer.next_message()
+    framer = Framer(max_message=100)
+    framer.switch_to_chunked()
+    framer.receive_data(b"\n#60\n" + b"x" * 60 + b"\n#60\n")
+    with pytest.raises(FramingError):
+        framer.next_message()
+
+
+def test_frame_output_round_trips() -> None:
+    out = Framer()
+    out.switch_to_chunked()
+    inp = Framer()
+    inp.switch_to_chunked()
+    for m in MESSAGES:
+        inp.receive_data(out.frame(m))
+    assert drain(inp) == MESSAGES
+    with pytest.raises(ValueError):
+        out.frame(b"")
