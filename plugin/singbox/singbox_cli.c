@@ -383,6 +383,10 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input,
     singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT),
     singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT));
   vlib_cli_output (vm, "  Active sessions: %u", sm->n_active);
+  singbox_sessions_lock ();
+  vlib_cli_output (vm, "  Session records: %u in use, pool size %u",
+		   pool_elts (sm->sessions), pool_len (sm->sessions));
+  singbox_sessions_unlock ();
   return 0;
 }
 

@@ -348,3 +348,58 @@ def test_domain_names_refused_without_dns(env: Env) -> None:
     env.start()
     res = env.probe(VPP_CLIENT_IP4, "1080", "connect", "origin.test", str(HTTP_PORT))
     assert res.get("rep") == 0x08, res
+
+
+def _pool_and_fifos(env: Env) -> tuple[int, int, int]:
+    show = env.cli("show singbox server")
+    line = next(l for l in show.splitlines() if "Session records" in l)
+    in_use = int(line.split(":")[1].split()[0])
+    pool = int(line.rsplit(" ", 1)[1])
+    fifos, ours = 0, False
+    for line in env.cli("show segment-manager segments", check=False).splitlines():
+        if line.startswith("["):
+            ours = "singbox" in line
+        elif ours and "active fifos:" in line:
+            fifos += int(line.rsplit(":", 1)[1])
+    return in_use, pool, fifos
+
+
+def test_thousand_concurrent_sessions(env: Env) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env.start()
+    rounds = []
+    for _ in range(2):
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", env.t.ns_client, sys.executable,
+             str(Path(__file__).parent / "many.py"), VPP_CLIENT_IP4, "1080", ORIGIN_IP4,
+             str(ECHO_PORT), "1000"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout is not None and p.stdin is not None
+            first = json.loads(p.stdout.readline())
+            assert first == {"open": 1000}, first
+            assert env.api.singbox_server_dump()[0].active_sessions == 1000
+            assert len(env.sessions()) == 1000
+            p.stdin.write("\n")
+            p.stdin.flush()
+            last = json.loads(p.stdout.readline())
+            assert last == {"ok": 1000, "errors": []}, last
+        finally:
+            p.kill()
+            p.wait()
+        env.wait_no_sessions(timeout=60)
+        deadline = time.monotonic() + 60
+        while _pool_and_fifos(env)[0] != 0:  # upstream legs leave TIME_WAIT
+            assert time.monotonic() < deadline, env.cli("show singbox sessions")
+            time.sleep(0.5)
+        rounds.append(_pool_and_fifos(env))
+    assert rounds[0][0] == rounds[1][0] == 0
+    assert rounds[0][2] == rounds[1][2] == 0, "fifos left allocated"
+    # the second thousand reused the records of the first: no growth
+    assert rounds[1][1] == rounds[0][1] >= 1000
+    st = env.stats()
+    assert st["accepted"] == 2000 and st["rejected"] == 0
