@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 import sysrepo
 
-from singbox_agent.agent import oper
+from singbox_agent.agent import fastoper, oper
 from singbox_agent.agent.crypt import sha512_crypt
 from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive_units
 from singbox_agent.agent.planner import plan, undo_plan
@@ -61,7 +61,8 @@ class Transaction:
     ops: list[Op]
     applied: list[Op] = field(default_factory=list)
     pending: bool = False  # not (completely) applied: the dataplane was away
-    apply_ms: float = 0.0
+    plan_ms: float = 0.0  # change list -> units -> plan
+    apply_ms: float = 0.0  # dataplane calls
 
 
 @dataclass
@@ -106,10 +107,12 @@ class Agent:
         self._notif_sess: Any = None
         self._marks: dict[int, threading.Event] = {}
         self._enabled_done_due = False
+        self.last_timing: tuple[float, float] = (0.0, 0.0)  # plan_ms, apply_ms of the last applied commit
 
     # lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        fastoper.install()
         self._conn = sysrepo.SysrepoConnection()
         self._sess = self._conn.start_session("running")
         self._notif_sess = self._conn.start_session("running")
@@ -175,6 +178,8 @@ class Agent:
             new_units = self.running.changed_units(changes)
             old = derive_units({u: self.running.units.get(u) for u in new_units})
             txn = Transaction(req_id, started, new_units, plan(old, derive_units(new_units)))
+            planned = time.perf_counter()
+            txn.plan_ms = (planned - started) * 1e3
             self._txns[req_id] = txn
             if not (self.dataplane.connected and self.status.in_sync):
                 txn.pending = True  # stored now, applied by the resync after reconnect
@@ -195,7 +200,8 @@ class Agent:
                                 steps=len(txn.ops), duration_ms=round((time.perf_counter() - started) * 1e3, 3))
                     raise sysrepo.SysrepoValidationFailedError(message) from None
                 txn.applied.append(op)
-            txn.apply_ms = (time.perf_counter() - started) * 1e3
+            txn.apply_ms = (time.perf_counter() - planned) * 1e3
+            self.last_timing = (txn.plan_ms, txn.apply_ms)
 
     def _undo(self, txn: Transaction) -> None:
         for inverse in undo_plan(txn.applied):
@@ -228,7 +234,7 @@ class Agent:
         log.info("commit", txn=req_id, result=result,
                  applied=[op.describe() for op in (txn.ops if txn else [])][:20],
                  steps=len(txn.ops) if txn else None,
-                 apply_ms=round(txn.apply_ms, 3) if txn else None,
+                 plan_ms=round(txn.plan_ms, 3) if txn else None, apply_ms=round(txn.apply_ms, 3) if txn else None,
                  duration_ms=round((time.perf_counter() - txn.started) * 1e3, 3) if txn else None)
         if resync:
             self._events.put("resync")

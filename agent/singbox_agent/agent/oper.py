@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from singbox_agent.agent.fastoper import OperTree
 from singbox_agent.dataplane.base import OperState, Session
+
+
+
+# 64-bit values (uint64, counter64) are JSON strings (RFC 7951): the trees go through libyang's JSON parser.
 
 
 def timestamp(at: datetime | None = None) -> str:
@@ -32,7 +37,7 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
             "round-trip-time": st.rtt_us,
             "statistics": {
                 "discontinuity-time": discontinuity.get(("endpoint", name), discontinuity[()]),
-                "connection-failures": st.failures,
+                "connection-failures": str(st.failures),
                 "consecutive-failures": st.consecutive_failures,
                 "active-connections": st.active_connections,
             },
@@ -48,11 +53,11 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
             "oper-status": "active" if ist.present else "not-present",
             "statistics": {
                 "discontinuity-time": discontinuity.get(("interface", name), discontinuity[()]),
-                "packets-redirected": ist.packets_redirected,
-                "bytes-redirected": ist.bytes_redirected,
+                "packets-redirected": str(ist.packets_redirected),
+                "bytes-redirected": str(ist.bytes_redirected),
                 "active-connections": ist.active_connections,
-                "total-connections": ist.total_connections,
-                "connection-failures": ist.connection_failures,
+                "total-connections": str(ist.total_connections),
+                "connection-failures": str(ist.connection_failures),
             },
         }
         if ist.active_endpoint:
@@ -63,23 +68,23 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
         client["endpoint"] = eps
     if ifs:
         client["interface"] = ifs
-    return {"singbox": {"client": client}} if client else {}
+    return OperTree(singbox={"client": client}) if client else {}
 
 
 def server_state(state: OperState | None, listeners: list[str], users: list[str],
                  discontinuity: dict[tuple[str, ...], str]) -> dict[str, Any]:
     if state is None:
-        return {"singbox": {"server": {"oper-status": "stopped"}}}
+        return OperTree(singbox={"server": {"oper-status": "stopped"}})
     srv = state.server
     out: dict[str, Any] = {
         "oper-status": "running" if srv.running else "stopped",
         "statistics": {
             "discontinuity-time": discontinuity.get(("server",), discontinuity[()]),
-            "connections-accepted": srv.accepted,
-            "connections-rejected": srv.rejected,
-            "auth-failures": srv.auth_failures,
-            "connect-failures": srv.connect_failures,
-            "bytes-forwarded": srv.bytes_forwarded,
+            "connections-accepted": str(srv.accepted),
+            "connections-rejected": str(srv.rejected),
+            "auth-failures": str(srv.auth_failures),
+            "connect-failures": str(srv.connect_failures),
+            "bytes-forwarded": str(srv.bytes_forwarded),
             "active-sessions": srv.active_sessions,
         },
     }
@@ -90,25 +95,25 @@ def server_state(state: OperState | None, listeners: list[str], users: list[str]
     for u in users:
         ust = state.users.get(u)
         if ust is not None:
-            usr.append({"username": u, "statistics": {"auth-failures": ust.auth_failures,
+            usr.append({"username": u, "statistics": {"auth-failures": str(ust.auth_failures),
                                                       "active-sessions": ust.active_sessions}})
     if usr:
         out["authentication"] = {"user": usr}
-    return {"singbox": {"server": out}}
+    return OperTree(singbox={"server": out})
 
 
 def sessions(items: list[Session]) -> dict[str, Any]:
     out: list[dict[str, Any]] = []
     for s in items:
         e: dict[str, Any] = {
-            "id": s.id,
+            "id": str(s.id),
             "mode": s.mode,
             "client-address": s.client_address,
             "client-port": s.client_port,
             "destination-port": s.destination_port,
             "state": s.state,
-            "bytes-from-client": s.bytes_from_client,
-            "bytes-to-client": s.bytes_to_client,
+            "bytes-from-client": str(s.bytes_from_client),
+            "bytes-to-client": str(s.bytes_to_client),
             "age": s.age,
         }
         if s.destination_domain:
@@ -123,4 +128,4 @@ def sessions(items: list[Session]) -> dict[str, Any]:
         elif s.username:
             e["username"] = s.username
         out.append(e)
-    return {"singbox": {"sessions": {"session": out}}} if out else {}
+    return OperTree(singbox={"sessions": {"session": out}}) if out else {}

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Commit -> applied latency of singbox-agent against the floor: the same commit through sysrepo with a subscriber
+that does nothing, measured in the same run, at 100, 1,000 and 10,000 configured list entries (half endpoints,
+half interfaces). Also: serving 10,000 live sessions as operational data.
+
+    scripts/in-env python bench/agent/commit_latency.py [--sizes 100,1000,10000] [--commits 200]
+
+Each size runs in a child process with its own sysrepo instance (libsysrepo binds a process to one instance).
+The agent applies synchronously in the `change` event, so apply_changes() returning means the dataplane
+(in-memory here; the plugin's own call cost is the VPP benchmark's business) holds the change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+TOP = "/vpp-singbox:singbox"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def populate(sess: Any, n: int) -> None:
+    half = n // 2
+    config: dict[str, Any] = {"singbox": {"client": {
+        "endpoint": [{"name": f"e{i}", "address": f"198.18.{i // 250}.{i % 250 + 1}"} for i in range(half)],
+        "interface": [{"name": f"tap{i}", "endpoint": f"e{i}"} for i in range(n - half)],
+    }}}
+    sess.replace_config(config, "vpp-singbox")
+
+
+_serial = [0]
+
+
+def commit_loop(sess: Any, commits: int, on_commit: Any = None) -> list[float]:
+    """One-leaf commits that each really change something (a commit without a change never reaches a subscriber)."""
+    times: list[float] = []
+    for _ in range(commits):
+        k = _serial[0] = _serial[0] + 1
+        sess.set_item(f"{TOP}/client/endpoint[name='e{k % 50}']/port", 2000 + k % 1000)
+        t0 = time.perf_counter()
+        sess.apply_changes()
+        times.append((time.perf_counter() - t0) * 1e3)
+        if on_commit:
+            on_commit()
+    return times
+
+
+def child(n: int, commits: int) -> dict[str, Any]:
+    import sysrepo
+
+    from singbox_agent.agent.daemon import Agent
+    from singbox_agent.dataplane.base import Session
+    from singbox_agent.dataplane.memory import MemoryDataplane
+
+    out: dict[str, Any] = {"size": n}
+    conn = sysrepo.SysrepoConnection()
+    sess = conn.start_session("running")
+    populate(sess, n)
+    # warm-up: commit a few to settle caches
+    commit_loop(sess, 5)
+
+    # floor: a subscriber that does nothing (sysrepo-python still builds the change list for it)
+    floor_conn = sysrepo.SysrepoConnection()
+    floor_sess = floor_conn.start_session("running")
+    def nothing(event: str, req_id: int, changes: Any, priv: Any) -> None:
+        return None
+
+    floor_sess.subscribe_module_change("vpp-singbox", TOP, nothing)
+    commit_loop(sess, 5)
+    out["floor"] = commit_loop(sess, commits // 2)
+    floor_sess.stop()
+    floor_conn.disconnect()
+
+    def floor_run() -> list[float]:
+        c = sysrepo.SysrepoConnection()
+        s = c.start_session("running")
+        s.subscribe_module_change("vpp-singbox", TOP, nothing)
+        commit_loop(sess, 5)
+        times = commit_loop(sess, commits // 2)
+        s.stop()
+        c.disconnect()
+        return times
+
+    dp = MemoryDataplane()
+    agent = Agent(dp)
+    t0 = time.perf_counter()
+    agent.start()
+    agent.wait_idle(60)
+    out["startup_ms"] = (time.perf_counter() - t0) * 1e3
+    assert agent.status.in_sync, "agent did not sync"
+    commit_loop(sess, 5)
+    plan_ms: list[float] = []
+    apply_ms: list[float] = []
+
+    def record() -> None:
+        plan_ms.append(agent.last_timing[0])
+        apply_ms.append(agent.last_timing[1])
+
+    out["agent"] = commit_loop(sess, commits, record)
+    out["plan"] = plan_ms
+    out["apply"] = apply_ms
+    assert dp.objects == agent.running.desired()
+
+    # operational: 10,000 live sessions
+    dp.sessions = {i: Session(i, "server" if i % 2 else "client", "established", "198.18.1.2", 1024 + i % 60000,
+                              destination_address="198.18.2.2" if i % 3 else None,
+                              destination_domain=None if i % 3 else "example.com", destination_port=443,
+                              interface=None if i % 2 else "tap0", endpoint=None if i % 2 else "e0",
+                              username="bob" if i % 2 else None, bytes_from_client=i, bytes_to_client=i,
+                              age=i % 600) for i in range(10000)}
+    oper_times: list[float] = []
+    with conn.start_session("operational") as op:
+        for _ in range(5):
+            # the tree as a NETCONF/RESTCONF server gets it (no conversion to Python dicts on the reader's side)
+            t0 = time.perf_counter()
+            with op.get_data_ly(f"{TOP}/sessions") as data:
+                oper_times.append((time.perf_counter() - t0) * 1e3)
+                assert sum(1 for _ in data.find_all(f"{TOP}/sessions/session")) == 10000
+    out["sessions10k"] = oper_times
+    agent.stop()
+    out["floor"] += floor_run()  # the floor again after the agent: the two halves bracket it
+    sess.stop()
+    conn.disconnect()
+    return out
+
+
+def run_size(n: int, commits: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import new_sysrepo_instance  # type: ignore[import-not-found]
+
+    instance = new_sysrepo_instance()
+    try:
+        proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--commits", str(commits)],
+                              env={**os.environ, **instance.env}, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"size {n} failed:\n{proc.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+    finally:
+        instance.destroy()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="100,1000,10000")
+    ap.add_argument("--commits", type=int, default=200)
+    ap.add_argument("--child", type=int)
+    opts = ap.parse_args()
+    if opts.child:
+        import logging
+
+        from singbox_agent.logs import configure_logging
+
+        configure_logging(logging.WARNING, json_output=True)
+        print(json.dumps(child(opts.child, opts.commits)))
+        return 0
+
+    print("commit -> applied, one-leaf change (endpoint port), ms; floor = same commit, do-nothing subscriber")
+    print(f"{'entries':>8} {'floor p50':>10} {'floor p99':>10} {'agent p50':>10} {'agent p99':>10} "
+          f"{'p50 ratio':>10} {'agent share p50':>16} {'plan p50':>9} {'apply p50':>10} {'startup':>9}")
+    ok = True
+    sessions: list[float] = []
+    for n in (int(s) for s in opts.sizes.split(",")):
+        r = run_size(n, opts.commits if n < 10000 else max(50, opts.commits // 4))
+        f50, f99 = pct(r["floor"], 50), pct(r["floor"], 99)
+        a50, a99 = pct(r["agent"], 50), pct(r["agent"], 99)
+        ratio = a50 / f50
+        ok &= ratio <= 1.5 and (n > 100 or a50 < 10)
+        print(f"{n:>8} {f50:>10.2f} {f99:>10.2f} {a50:>10.2f} {a99:>10.2f} {ratio:>9.2f}x {a50 - f50:>15.2f} "
+              f"{pct(r['plan'], 50):>9.3f} {pct(r['apply'], 50):>10.3f} {r['startup_ms']:>8.0f}ms")
+        sessions += r["sessions10k"]
+    print(f"operational /singbox/sessions with 10,000 live sessions: p50 {statistics.median(sessions):.0f} ms, "
+          f"max {max(sessions):.0f} ms (target 300 ms)")
+    print("targets (p50 <= 1.5x floor at every size, < 10 ms at 100):", "met" if ok else "NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
