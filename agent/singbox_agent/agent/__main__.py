@@ -28,7 +28,8 @@ def make_dataplane(socket: str | None, api_json: list[Path]) -> Dataplane:
 
 
 def default_api_json() -> list[Path]:
-    """The plugin's singbox.api.json (SINGBOX_API_JSON) and VPP's core API files ($VPP_PREFIX/share/vpp/api)."""
+    """The plugin's singbox.api.json (SINGBOX_API_JSON) and VPP's API files ($VPP_PREFIX/share/vpp/api, where an
+    installed plugin also puts its file). Without the plugin's file the client loads the definitions from VPP."""
     files: list[Path] = []
     plugin = os.environ.get("SINGBOX_API_JSON")
     if plugin:

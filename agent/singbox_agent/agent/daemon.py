@@ -193,10 +193,11 @@ class Agent:
                     break
                 except DataplaneError as exc:
                     message = f"{describe_key(op.key)}: the dataplane refused to {op.action} it: {exc}"
+                    step = len(txn.applied) + 1
                     self._undo(txn)
                     del self._txns[req_id]
                     self.status.last_error = message
-                    log.warning("commit", txn=req_id, result="rejected", error=message, step=len(txn.applied) + 1,
+                    log.warning("commit", txn=req_id, result="rejected", error=message, step=step,
                                 steps=len(txn.ops), duration_ms=round((time.perf_counter() - started) * 1e3, 3))
                     raise sysrepo.SysrepoValidationFailedError(message) from None
                 txn.applied.append(op)

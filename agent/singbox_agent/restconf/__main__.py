@@ -122,7 +122,7 @@ async def run(opts: argparse.Namespace) -> int:
         destroy_nacm()
         boot.stop()
         conn.disconnect()
-        sock.close()
+        sock.detach()  # Hypercorn owns and closed the descriptor it was given as fd://
     log.info("restconf stopped")
     return 0
 

@@ -12,12 +12,13 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import libyang
 import sysrepo
+from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 from _sysrepo import ffi as sr_ffi
 from _sysrepo import lib as sr_lib
@@ -37,6 +38,11 @@ _WD_FLAGS = {
     "trim": lib.LYD_PRINT_WD_TRIM,
     "report-all-tagged": lib.LYD_PRINT_WD_ALL_TAG,
 }
+
+
+def acquired_context(conn: sysrepo.SysrepoConnection) -> AbstractContextManager[libyang.Context]:
+    """sysrepo's libyang context, read-locked for the duration of the `with` block."""
+    return cast(AbstractContextManager[libyang.Context], conn.get_ly_ctx())
 
 
 def print_nodes(
@@ -97,14 +103,14 @@ class Datastore:
 
     def __init__(self, connection: sysrepo.SysrepoConnection) -> None:
         self.conn = connection
-        self._pool: dict[tuple[str | None, str], list[sysrepo.SysrepoSession]] = {}
+        self._pool: dict[tuple[str | None, str], list[SysrepoSession]] = {}
         self._lock = threading.Lock()
         self.last_modified: dict[str, float] = {ds: time.time() for ds in ("running", "candidate", "startup")}
 
     # ---- sessions ---------------------------------------------------------------------------------------------
 
     @contextmanager
-    def session(self, user: str | None, datastore: str) -> Iterator[sysrepo.SysrepoSession]:
+    def session(self, user: str | None, datastore: str) -> Iterator[SysrepoSession]:
         key = (user, datastore)
         with self._lock:
             idle = self._pool.get(key)
@@ -191,7 +197,7 @@ class Datastore:
                 return None
             raise
 
-    def exists(self, sess: sysrepo.SysrepoSession, path: str) -> bool:
+    def exists(self, sess: SysrepoSession, path: str) -> bool:
         with _get_data(sess, path, 1, {}) as tree:
             return tree is not None and any(True for _ in tree.find_all(path))
 
@@ -224,7 +230,7 @@ class Datastore:
                 sess.apply_changes()
                 self._touch(datastore)
                 return EditResult()
-            with self.conn.get_ly_ctx() as ctx:
+            with acquired_context(self.conn) as ctx:
                 tree, created = build(ctx)
                 try:
                     if replace_all:
@@ -256,7 +262,7 @@ class Datastore:
         self, user: str | None, build: Callable[[libyang.Context], libyang.DNode], encoding: Encoding
     ) -> bytes | None:
         """An RPC or action: NACM exec check, sysrepo sends it, libyang prints the output (None: no output)."""
-        with self.session(user, "running") as sess, self.conn.get_ly_ctx() as ctx:
+        with self.session(user, "running") as sess, acquired_context(self.conn) as ctx:
             op = build(ctx)
             try:
                 if not check_operation(sess, op.cdata):
@@ -272,7 +278,7 @@ class Datastore:
                 sr_lib.sr_release_data(reply[0])
 
 
-def _rpc_send(sess: sysrepo.SysrepoSession, op: libyang.DNode) -> Any:
+def _rpc_send(sess: SysrepoSession, op: libyang.DNode) -> Any:
     """sr_rpc_send_tree; None when the operation has no output (the binding raises on that)."""
     out = sr_ffi.new("sr_data_t **")
     check_call(sr_lib.sr_rpc_send_tree, sess.cdata, sr_ffi.cast("struct lyd_node *", op.cdata), 0, out)
@@ -310,12 +316,12 @@ def _find_operation(tree: libyang.DNode) -> libyang.DNode | None:
 
 @contextmanager
 def _get_data(
-    sess: sysrepo.SysrepoSession, xpath: str, max_depth: int, flags: dict[str, bool]
+    sess: SysrepoSession, xpath: str, max_depth: int, flags: dict[str, bool]
 ) -> Iterator[libyang.DNode | None]:
     """sysrepo's get_data as a context manager that yields None when nothing matches."""
     try:
         cm = sess.get_data_ly(xpath, max_depth=max_depth, **flags)
-        tree = cm.__enter__()
+        tree: libyang.DNode = cm.__enter__()
     except sysrepo.SysrepoNotFoundError:
         yield None
         return
@@ -326,7 +332,7 @@ def _get_data(
 
 
 def _top_siblings(tree: libyang.DNode) -> Iterator[libyang.DNode]:
-    node = tree.root().first_sibling()
+    node: libyang.DNode | None = tree.root().first_sibling()
     while node is not None:
         yield node
         node = node.next()

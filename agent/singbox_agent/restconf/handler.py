@@ -15,6 +15,7 @@ from urllib.parse import quote
 import libyang
 import structlog
 import sysrepo
+from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 
 from singbox_agent.mgmt.errors import MgmtError, from_exception
@@ -31,6 +32,7 @@ from singbox_agent.restconf.media import (
     request_body_type,
     response_encoding,
 )
+from singbox_agent.restconf.datastore import acquired_context
 from singbox_agent.restconf.uri import API_ROOT, Encoding, Kind, RestconfRequest, parse_request, resolve_api_path
 
 log = structlog.get_logger("restconf")
@@ -129,7 +131,7 @@ class Handler:
     def _handle(self, req: HttpRequest) -> HttpResponse:
         if len(req.body) > MAX_BODY_BYTES:
             raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
-        with self.ds.conn.get_ly_ctx() as ctx:
+        with acquired_context(self.ds.conn) as ctx:
             parsed = parse_request(ctx, req.method, req.raw_path, req.raw_query)
         kind = parsed.kind
         if kind == Kind.OPTIONS:
@@ -201,7 +203,7 @@ class Handler:
     def _list_operations(self, encoding: Encoding) -> HttpResponse:
         """RFC 8040 §3.3.2: one empty leaf per RPC. Not YANG data of any one module, so built here."""
         rpcs: list[tuple[str, str, str]] = []
-        with self.ds.conn.get_ly_ctx() as ctx:
+        with acquired_context(self.ds.conn) as ctx:
             for module in ctx:
                 if not module.implemented():
                     continue
@@ -312,7 +314,7 @@ class Handler:
             envelope.free()
         resp_enc = response_encoding(req.headers.get("accept"), default=encoding)
         edit_errors: dict[str, list[MgmtError]] = {}
-        with self.ds.session(req.user, datastore) as sess, self.ds.conn.get_ly_ctx() as ctx:
+        with self.ds.session(req.user, datastore) as sess, acquired_context(self.ds.conn) as ctx:
             combined: libyang.DNode | None = None
             try:
                 for edit in edits:
@@ -599,7 +601,7 @@ _PATCH_OPS = {"create": "create", "delete": "delete", "insert": "create", "merge
 
 
 def _patch_edit_tree(
-    ctx: libyang.Context, sess: sysrepo.SysrepoSession, parsed: RestconfRequest, edit: PatchEdit
+    ctx: libyang.Context, sess: SysrepoSession, parsed: RestconfRequest, edit: PatchEdit
 ) -> libyang.DNode | None:
     """One edit (RFC 8072 §2.5) as an edit tree with its nc:operation; `target` is relative to the request's target.
 
@@ -676,14 +678,14 @@ def _patch_edit_tree(
     return root2
 
 
-def _exists(sess: sysrepo.SysrepoSession, path: str) -> bool:
+def _exists(sess: SysrepoSession, path: str) -> bool:
     from singbox_agent.restconf.datastore import _get_data  # noqa: PLC0415
 
     with _get_data(sess, path, 1, {}) as tree:
         return tree is not None and tree.find_one(path) is not None
 
 
-def _current_leaf_value(sess: sysrepo.SysrepoSession, path: str) -> str | None:
+def _current_leaf_value(sess: SysrepoSession, path: str) -> str | None:
     from singbox_agent.restconf.datastore import _get_data  # noqa: PLC0415
 
     with _get_data(sess, path, 0, {}) as tree:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import sysrepo
+from sysrepo.session import SysrepoSession
 
 MODULE = "ietf-restconf-monitoring"
 XPATH = "/ietf-restconf-monitoring:restconf-state"
@@ -47,7 +48,7 @@ def restconf_state(base_url: str) -> dict[str, Any]:
     }
 
 
-def provide(session: sysrepo.SysrepoSession, base_url: str) -> None:
+def provide(session: SysrepoSession, base_url: str) -> None:
     """Subscribe on `session` (kept open by the caller for the server's lifetime)."""
     state = restconf_state(base_url)
 

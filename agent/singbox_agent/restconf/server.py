@@ -32,6 +32,7 @@ from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, u
 from singbox_agent.restconf.handler import MAX_BODY_BYTES, Handler, HttpRequest, HttpResponse
 from singbox_agent.restconf.media import error_encoding
 from singbox_agent.restconf.streams import EventStreams
+from singbox_agent.restconf.datastore import acquired_context
 from singbox_agent.restconf.uri import Kind, parse_request
 
 log = structlog.get_logger("restconf")
@@ -148,7 +149,7 @@ class RestconfApp:
         self, user: str, method: str, raw_path: str, raw_query: str, headers: dict[str, str]
     ) -> Response:
         try:
-            with self.handler.ds.conn.get_ly_ctx() as ctx:
+            with acquired_context(self.handler.ds.conn) as ctx:
                 parsed = parse_request(ctx, method, raw_path, raw_query)
             assert parsed.kind == Kind.STREAM and parsed.stream_encoding is not None
             subscription = await self._run(

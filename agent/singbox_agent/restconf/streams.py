@@ -18,9 +18,11 @@ from typing import Any
 import libyang
 import structlog
 import sysrepo
+from sysrepo.session import SysrepoSession
 
 from singbox_agent.mgmt.nacm import enable_nacm
 from singbox_agent.restconf.errors import bad_request
+from singbox_agent.restconf.datastore import acquired_context
 from singbox_agent.restconf.uri import Encoding, QueryParams
 
 log = structlog.get_logger("restconf.streams")
@@ -45,7 +47,7 @@ def _event_time(ts: int) -> str:
 class Subscription:
     """One client's stream: a sysrepo session with notification subscriptions feeding an asyncio queue."""
 
-    def __init__(self, session: sysrepo.SysrepoSession, loop: asyncio.AbstractEventLoop, encoding: Encoding,
+    def __init__(self, session: SysrepoSession, loop: asyncio.AbstractEventLoop, encoding: Encoding,
                  ctx_source: sysrepo.SysrepoConnection, stop_time: int) -> None:
         self.session = session
         self.loop = loop
@@ -71,7 +73,7 @@ class Subscription:
 
     def _print(self, xpath: str, notif: dict[str, Any], timestamp: int) -> bytes:
         module_name, _, name = xpath.lstrip("/").partition(":")
-        with self.conn.get_ly_ctx() as ctx:
+        with acquired_context(self.conn) as ctx:
             module = ctx.get_module(module_name)
             node = module.parse_data_dict({name: notif}, notification=True, validate=False, strict=False)
             try:
@@ -124,7 +126,7 @@ class EventStreams:
         self.conn = connection
 
     def notification_modules(self) -> list[str]:
-        with self.conn.get_ly_ctx() as ctx:
+        with acquired_context(self.conn) as ctx:
             return [
                 m.name()
                 for m in ctx

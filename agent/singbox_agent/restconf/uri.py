@@ -440,9 +440,9 @@ def parse_query(
     filt = params.get("filter")
     start_time = params.get("start-time")
     stop_time = params.get("stop-time")
-    for name, value in (("start-time", start_time), ("stop-time", stop_time)):
-        if value is not None and not _DATE_AND_TIME_RE.match(value):
-            raise _bad(f"{name} must be a date-and-time, not {value!r}")
+    for name, when in (("start-time", start_time), ("stop-time", stop_time)):
+        if when is not None and not _DATE_AND_TIME_RE.match(when):
+            raise _bad(f"{name} must be a date-and-time, not {when!r}")
     if stop_time is not None and start_time is None:
         raise _bad("stop-time needs start-time (RFC 8040 §4.8.8)")
     if filt is not None and filt.strip() == "":
