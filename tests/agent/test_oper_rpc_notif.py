@@ -139,7 +139,7 @@ def test_notifications_round_trip(env: Env) -> None:
     sess.subscribe_notification("vpp-singbox", "/vpp-singbox:*", on_notif)
 
     def next_notif() -> tuple[str, dict[str, Any]]:
-        return got.get(timeout=5)
+        return got.get(timeout=10)  # interface limits are polled every 5 s
 
     try:
         env.dp.disconnect("VPP crashed")

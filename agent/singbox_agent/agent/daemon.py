@@ -49,6 +49,7 @@ from singbox_agent.dataplane.objects import (
 log = structlog.get_logger("agent")
 
 TICK_S = 1.0
+INTERFACE_LIMIT_TICKS = 5
 RESYNC_RETRY_S = 5.0
 USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
 
@@ -107,6 +108,7 @@ class Agent:
         self._notif_sess: Any = None
         self._marks: dict[int, threading.Event] = {}
         self._enabled_done_due = False
+        self._ticks = 0
         self.last_timing: tuple[float, float] = (0.0, 0.0)  # plan_ms, apply_ms of the last applied commit
 
     # lifecycle ----------------------------------------------------------------------------------------------
@@ -345,21 +347,26 @@ class Agent:
                 self._notify("endpoint-down", body)
 
     def _check_limits(self) -> None:
-        """session-limit-reached, once per limit until the count drops below it again."""
-        with self._lock:
-            desired_server = self.running.desired_unit((SERVER,))
-            ifaces = {u[1]: self.running.desired_unit(u) for u in list(self.running.units) if u[0] == INTERFACE}
+        """session-limit-reached, once per limit until the count drops below it again. The server every tick,
+        interfaces every INTERFACE_LIMIT_TICKS (one dump of all interfaces); never under the agent's lock."""
+        self._ticks += 1
+        with_interfaces = self._ticks % INTERFACE_LIMIT_TICKS == 0
         try:
-            state = self.dataplane.read_state()
+            load = self.dataplane.read_load(with_interfaces)
         except DataplaneError:
             return
         checks: list[tuple[tuple[str, ...], int, int, dict[str, Any]]] = []
-        if isinstance(desired_server, ServerSettings) and state.server.running:
-            checks.append(((SERVER,), state.server.active_sessions, desired_server.max_sessions, {"server": None}))
-        for name, spec in ifaces.items():
-            ist = state.interfaces.get(name)
-            if isinstance(spec, InterfaceSpec) and ist is not None:
-                checks.append(((INTERFACE, name), ist.active_connections, spec.max_connections, {"interface": name}))
+        server = self.running.desired_unit((SERVER,))
+        if isinstance(server, ServerSettings) and load.server_running:
+            checks.append(((SERVER,), load.server_sessions, server.max_sessions, {"server": None}))
+        if with_interfaces:
+            for name, active in load.interface_connections.items():
+                spec = self.running.desired_unit((INTERFACE, name))
+                if isinstance(spec, InterfaceSpec):
+                    checks.append(((INTERFACE, name), active, spec.max_connections, {"interface": name}))
+            for key in [k for k in self._limit_reported if k[0] == INTERFACE
+                        and k[1] not in load.interface_connections]:
+                self._limit_reported.discard(key)
         for key, active, limit, body in checks:
             if limit and active >= limit:
                 if key not in self._limit_reported:

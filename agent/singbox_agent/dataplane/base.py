@@ -81,6 +81,15 @@ class OperState:
 
 
 @dataclass(frozen=True)
+class Load:
+    """How close the dataplane is to its session limits (read every second, so cheap)."""
+
+    server_running: bool = False
+    server_sessions: int = 0
+    interface_connections: dict[str, int] = field(default_factory=dict)  # only interfaces with connections
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     result: ProbeResultName
     rtt_us: int = 0
@@ -159,6 +168,10 @@ class Dataplane(abc.ABC):
 
     @abc.abstractmethod
     def read_sessions(self) -> list[Session]: ...
+
+    @abc.abstractmethod
+    def read_load(self, interfaces: bool) -> Load:
+        """Server sessions now, and (if `interfaces`) the connections of every interface that has some."""
 
     @abc.abstractmethod
     def clear_stats(self, scope: ClearScope) -> None: ...

@@ -20,6 +20,7 @@ from singbox_agent.dataplane.base import (
     EndpointEvent,
     EndpointState,
     InterfaceState,
+    Load,
     OperState,
     ProbeResult,
     ServerState,
@@ -228,6 +229,13 @@ class MemoryDataplane(Dataplane):
                 elif key[0] == USER:
                     state.users[key[1]] = self.user_states.get(key[1], UserState())
             return state
+
+    def read_load(self, interfaces: bool) -> Load:
+        with self._lock:
+            self._check_connected()
+            active = {n: c.active_connections for n, c in self.interface_counters.items()
+                      if c.active_connections and (INTERFACE, n) in self.objects} if interfaces else {}
+            return Load(bool(self.objects[("server-enabled",)]), self.server_state.active_sessions, active)
 
     def read_sessions(self) -> list[Session]:
         with self._lock:

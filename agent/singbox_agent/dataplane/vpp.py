@@ -28,6 +28,7 @@ from singbox_agent.dataplane.base import (
     EndpointEvent,
     EndpointState,
     InterfaceState,
+    Load,
     OperState,
     ProbeResult,
     ProbeResultName,
@@ -490,6 +491,18 @@ class VppDataplane(Dataplane):
             for u in self._call("singbox_server_user_dump"):
                 state.users[_s(u.username)] = UserState(int(u.auth_failures), 0)
             return state
+
+    def read_load(self, interfaces: bool) -> Load:
+        with self._lock:
+            running = bool(self._call("singbox_server_dump")[0].is_running)
+            sessions = int(self._call("singbox_server_get_stats").active_sessions)
+            active: dict[str, int] = {}
+            if interfaces:
+                for i in self._call("singbox_interface_dump", sw_if_index=ALL):
+                    name = self._if_name.get(int(i.sw_if_index))
+                    if name is not None and int(i.active_connections):
+                        active[name] = int(i.active_connections)
+            return Load(running, sessions, active)
 
     def read_sessions(self) -> list[Session]:
         with self._lock:

@@ -169,6 +169,9 @@ class Datastore:
                 tag_body = body if encoding == Encoding.JSON else print_nodes(nodes, Encoding.JSON)
                 return ReadResult(body, etag_of(tag_body))
             targets = list(tree.find_all(path)) if tree is not None else []
+            if query.with_defaults in (None, "explicit", "trim"):
+                # RFC 6243: in these modes a node that exists only as a default is not reported.
+                targets = [t for t in targets if not t.cdata.flags & lib.LYD_DEFAULT]
             if not targets:
                 raise not_found(f"No data at {path}", path)
             body = print_nodes(targets, encoding, query.with_defaults, keep_empty=query.depth is not None)
