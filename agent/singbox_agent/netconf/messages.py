@@ -42,6 +42,8 @@ def parse_xml(data: bytes) -> ET.Element:
         return ET.fromstring(data)
     except ET.ParseError as exc:
         raise malformed_message(f"XML is not well-formed: {exc}.") from None
+    except (LookupError, ValueError) as exc:  # e.g. an unknown encoding in the XML declaration
+        raise malformed_message(f"XML cannot be read: {exc}.") from None
 
 
 @dataclass

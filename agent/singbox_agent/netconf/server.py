@@ -187,13 +187,19 @@ class NetconfServer:
         return str(addr[0]), int(addr[1])
 
     async def close(self) -> None:
-        if self._ssh is not None:
-            self._ssh.close()
-            await self._ssh.wait_closed()
         with self.state.lock:
             sessions = list(self.state.sessions.values())
         for s in sessions:
             s.close()
+        if self._ssh is not None:
+            self._ssh.close()
+            try:
+                await asyncio.wait_for(self._ssh.wait_closed(), 5)
+            except TimeoutError:
+                log.warning("SSH connections did not close in time")
+        loop = asyncio.get_running_loop()
+        for s in sessions:
+            await loop.run_in_executor(None, s.wait_closed, 10.0)
         with self.state.lock:
             cc = self.state.confirmed
         if cc is not None and cc.timer is not None:

@@ -18,6 +18,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.mgmt import nacm
+from singbox_agent.mgmt.errors import MgmtError
 from singbox_agent.netconf import messages
 from singbox_agent.netconf.framing import Framer, FramingError
 
@@ -138,6 +139,12 @@ class NetconfSession:
         except Exception:  # noqa: BLE001 - the transport may already be gone
             pass
 
+    def wait_closed(self, timeout: float) -> None:
+        """Block until the worker finished its cleanup (or `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while self.id in self.server.state.sessions and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def connection_lost(self) -> None:
         if not self.closed:
             self.close(dropped=True)
@@ -152,7 +159,12 @@ class NetconfSession:
     def _run_rpc(self, message: bytes) -> None:
         from singbox_agent.netconf.dispatch import dispatch  # the ops import the session module
 
-        reply, close_after = dispatch(self, message)
+        try:
+            reply, close_after = dispatch(self, message)
+        except Exception:  # noqa: BLE001 - a client always gets an answer
+            self.log.exception("dispatch failed")
+            reply, close_after = messages.reply_errors({}, [MgmtError("application", "operation-failed",
+                                                                       "Internal error.")]), False
         self.send_threadsafe(reply)
         if close_after:
             self._loop.call_soon_threadsafe(self.close)
