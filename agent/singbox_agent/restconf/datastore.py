@@ -52,7 +52,10 @@ def print_nodes(
     flags = _WD_FLAGS[with_defaults] | (lib.LYD_PRINT_KEEPEMPTYCONT if keep_empty else 0)
     fmt = lib.LYD_JSON if encoding == Encoding.JSON else lib.LYD_XML
     if len(nodes) == 1:
-        return _print_one(nodes[0].cdata, fmt, flags)
+        out = _print_one(nodes[0].cdata, fmt, flags)
+        if not out.strip():  # an empty container asked for by name prints as {} rather than nothing
+            out = _print_one(nodes[0].cdata, fmt, flags | lib.LYD_PRINT_KEEPEMPTYCONT)
+        return out
     # Several instances: print them from a duplicate chain of siblings.
     first = ffi.new("struct lyd_node **")
     chain = ffi.NULL
@@ -171,7 +174,7 @@ class Datastore:
             targets = list(tree.find_all(path)) if tree is not None else []
             if query.with_defaults in (None, "explicit", "trim"):
                 # RFC 6243: in these modes a node that exists only as a default is not reported.
-                targets = [t for t in targets if not t.cdata.flags & lib.LYD_DEFAULT]
+                targets = [t for t in targets if not (t.cdata.flags & lib.LYD_DEFAULT and _is_term(t))]
             if not targets:
                 raise not_found(f"No data at {path}", path)
             body = print_nodes(targets, encoding, query.with_defaults, keep_empty=query.depth is not None)
@@ -332,6 +335,10 @@ def _get_data(
         yield tree
     finally:
         cm.__exit__(None, None, None)
+
+
+def _is_term(node: libyang.DNode) -> bool:
+    return bool(node.cdata.schema != ffi.NULL and node.cdata.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST))
 
 
 def _top_siblings(tree: libyang.DNode) -> Iterator[libyang.DNode]:
