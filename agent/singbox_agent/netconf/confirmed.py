@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import sysrepo
@@ -31,7 +31,7 @@ class ConfirmedCommit:
     done: bool = field(default=False)
 
 
-def snapshot_running(sr: sysrepo.SysrepoSession) -> str:
+def snapshot_running(sr: Any) -> str:
     sr.switch_datastore("running")
     try:
         with sr.get_data_ly("/*") as tree:
@@ -58,6 +58,7 @@ def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:
     if cc.timer is not None:
         cc.timer.cancel()
     sess = server.conn.start_session("running")
+    ctx: Any
     try:
         with server.conn.get_ly_ctx() as ctx:
             tree = ctx.parse_data_mem(cc.backup_xml, "xml", strict=True, no_state=True, parse_only=True) \

@@ -85,6 +85,8 @@ class NetconfServer:
         except sysrepo.SysrepoError:
             pass
         caps.append(f"urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&content-id={content_id}")
+        ctx: Any
+        module: Any
         with self.conn.get_ly_ctx() as ctx:
             for module in ctx:
                 if not module.implemented():
@@ -125,10 +127,10 @@ class NetconfServer:
                 }
                 for s in st.sessions.values()
             ]
-            for entry in sessions:
-                if entry["source-host"] is None:
-                    del entry["source-host"]
-            datastores = []
+            for session_entry in sessions:
+                if session_entry["source-host"] is None:
+                    del session_entry["source-host"]
+            datastores: list[dict[str, Any]] = []
             for ds in ("running", "candidate", "startup"):
                 entry: dict[str, Any] = {"name": ds}
                 if ds in st.locks:
@@ -146,7 +148,9 @@ class NetconfServer:
                 "out-rpc-errors": stats.out_rpc_errors,
                 "out-notifications": stats.out_notifications,
             }
-        schemas = []
+        schemas: list[dict[str, Any]] = []
+        ctx: Any
+        module: Any
         with self.conn.get_ly_ctx() as ctx:
             for module in ctx:
                 rev = next(iter(module.revisions()), None)

@@ -53,7 +53,7 @@ class NetconfSession:
         self.out_rpc_errors = 0
         self.out_notifications = 0
         self.subscription: Any = None  # notification subscription (ops.create_subscription)
-        self.sr: sysrepo.SysrepoSession | None = None
+        self.sr: Any = None
         self._send = send
         self._close_transport = close_transport
         self._loop = loop or asyncio.get_running_loop()

@@ -44,6 +44,8 @@ def handle(ctx: OpContext) -> str:
         if notif_type != "realtime" or session.closed:
             return
         module, _, name = xpath_.lstrip("/").partition(":")
+        ly: Any
+        tree: Any
         with server.conn.get_ly_ctx() as ly:
             tree = ly.get_module(module).parse_data_dict({name: notif}, notification=True, validate=False)
             try:
