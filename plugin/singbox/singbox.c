@@ -477,6 +477,8 @@ singbox_init (vlib_main_t *vm)
   sm->vlib_main = vm;
   sm->server_app_index = APP_INVALID_INDEX;
   sm->upstream_app_index = APP_INVALID_INDEX;
+  sm->udp_app_index = APP_INVALID_INDEX;
+  sm->udp_assoc_by_port = hash_create (0, sizeof (uword));
   sm->fifo_size = 64 << 10;
   sm->max_fifo_size = 4 << 20;
   sm->segment_size = 256 << 20;
@@ -492,6 +494,7 @@ singbox_init (vlib_main_t *vm)
   sm->max_pool_size = 16;
   sm->user_by_name = hash_create_vec (0, sizeof (u8), sizeof (uword));
   singbox_counters_init ();
+  singbox_udp_counters_init ();
   singbox_dns_init ();
   return singbox_client_init (vm);
 }

@@ -111,6 +111,13 @@ typedef struct
   u8 is_ip4;
 } singbox_prefix_t;
 
+/* A destination a UDP association sent to: replies only from these. */
+typedef struct
+{
+  ip46_address_t ip;
+  u16 port; /* host order */
+} singbox_udp_peer_t;
+
 /* Client mode: an upstream SOCKS5 proxy. */
 typedef struct
 {
@@ -211,6 +218,16 @@ typedef struct
   f64 last_active;
   f64 deadline; /* handshake, resolve or connect deadline, 0 = none */
 
+  /* UDP ASSOCIATE */
+  session_handle_t udp_listen_handle;
+  u16 udp_port;		 /* host order, the relay's port */
+  u8 udp_client_known;	 /* client's UDP source learned */
+  ip46_address_t udp_client_ip;
+  u16 udp_client_port; /* host order; 0 = any until learned */
+  singbox_udp_peer_t *udp_peers;
+  u64 udp_from_client;
+  u64 udp_to_client;
+
   /* handshake bytes, subtracted from the transport's byte counts */
   u32 hs_bytes_in;
   u32 hs_bytes_out;
@@ -247,6 +264,11 @@ typedef struct
   u16 dns_server_port;
 
   /* Session layer */
+  u32 udp_app_index;
+  uword *udp_assoc_by_port; /* (is_ip4 << 16 | port) -> session index */
+  u16 udp_next_port;
+  u8 **udp_rx_buf; /* per thread */
+  vlib_combined_counter_main_t udp_counters; /* [0] from, [1] to client */
   u32 server_app_index;
   u32 upstream_app_index;
   u32 fifo_size;
@@ -362,6 +384,13 @@ void singbox_session_bytes (singbox_session_t *ss, u64 *to_client,
 			    u64 *from_client);
 void singbox_session_resolved (u32 index, int rv, ip46_address_t *ip,
 			       u8 is_ip4);
+
+/* singbox_udp.c */
+int singbox_udp_attach (void);
+void singbox_udp_associate (singbox_session_t *ss, socks5_addr_t *client);
+void singbox_udp_release (singbox_session_t *ss);
+void singbox_server_udp_ready (singbox_session_t *ss);
+void singbox_udp_counters_init (void);
 
 /* singbox_dns.c */
 int singbox_dns_init (void);

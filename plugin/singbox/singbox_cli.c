@@ -382,6 +382,16 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input,
       singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT),
     singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT),
     singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT));
+  {
+    vlib_counter_t from, to;
+    vlib_get_combined_counter (&sm->udp_counters, 0, &from);
+    vlib_get_combined_counter (&sm->udp_counters, 1, &to);
+    vlib_cli_output (vm,
+		     "  UDP datagrams: from clients %lu (%lu bytes), to "
+		     "clients %lu (%lu bytes), dropped %lu",
+		     from.packets, from.bytes, to.packets, to.bytes,
+		     singbox_server_counter_get (SINGBOX_SERVER_CTR_UDP_DROPPED));
+  }
   vlib_cli_output (vm, "  Active sessions: %u", sm->n_active);
   singbox_sessions_lock ();
   vlib_cli_output (vm, "  Session records: %u in use, pool size %u",

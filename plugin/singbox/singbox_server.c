@@ -52,6 +52,7 @@ singbox_session_alloc (void)
   ss->generation = ++sm->generation;
   ss->po_handle = SESSION_INVALID_HANDLE;
   ss->ao_handle = SESSION_INVALID_HANDLE;
+  ss->udp_listen_handle = SESSION_INVALID_HANDLE;
   ss->user_index = ~0;
   return ss;
 }
@@ -63,6 +64,7 @@ singbox_session_free (singbox_session_t *ss)
 
   if (ss->counted_active)
     clib_atomic_fetch_sub (&sm->n_active, 1);
+  vec_free (ss->udp_peers);
   if (CLIB_DEBUG > 0)
     clib_memset (ss, 0xfe, sizeof (*ss));
   pool_put (sm->sessions, ss);
@@ -139,6 +141,7 @@ singbox_leg_do (session_handle_t sh, void (*fn) (void *))
 static void
 singbox_po_close (singbox_session_t *ss)
 {
+  singbox_udp_release (ss);
   if (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE)
     return;
   ss->po_closed = 1;
@@ -157,6 +160,7 @@ singbox_ao_close (singbox_session_t *ss)
 static void
 singbox_po_reset (singbox_session_t *ss)
 {
+  singbox_udp_release (ss);
   if (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE)
     return;
   ss->po_closed = 1;
@@ -312,10 +316,14 @@ singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
   ss->dst = ev->addr;
   ss->dst_port = ev->addr.port;
 
+  if (ev->cmd == SOCKS5_CMD_UDP_ASSOCIATE)
+    {
+      singbox_udp_associate (ss, &ev->addr);
+      return;
+    }
   if (ev->cmd != SOCKS5_CMD_CONNECT)
     {
-      /* UDP ASSOCIATE relay is not implemented yet; the core refuses BIND
-       * and commands not enabled by itself. */
+      /* the core answers BIND and disabled commands itself */
       singbox_po_reply_failure (
 	ss, socks5_rep_from_reason (SOCKS5_REASON_BAD_COMMAND));
       return;
@@ -524,7 +532,8 @@ singbox_po_rx (session_t *s)
     {
       if (ss->state <= SINGBOX_SESSION_STATE_REQUEST && !ss->po_closed)
 	singbox_po_handshake (s, ss);
-      else if (ss->po_closed)
+      else
+	/* refused, closing, or a UDP association's control connection */
 	svm_fifo_dequeue_drop_all (f);
       singbox_sessions_unlock ();
       return 0;
@@ -689,6 +698,7 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   ss->po_handle = SESSION_INVALID_HANDLE;
   ss->po_closed = 1;
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  singbox_udp_release (ss);
   /* the client's session is over; the upstream leg may linger in
    * TIME_WAIT but no longer counts against max-sessions */
   if (ss->counted_active)
@@ -1123,6 +1133,13 @@ singbox_session_kill (singbox_session_t *ss, int timed_out)
 	singbox_po_fail (ss);
       return;
     }
+  if (ss->state == SINGBOX_SESSION_STATE_UDP_ASSOCIATED)
+    {
+      /* the association ends with its TCP connection: close it */
+      ss->state = SINGBOX_SESSION_STATE_CLOSING;
+      singbox_po_close (ss);
+      return;
+    }
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_po_reset (ss);
   singbox_ao_reset (ss);
@@ -1215,8 +1232,67 @@ singbox_sessions_expire (f64 now)
 	  ss->last_active = now; /* once */
 	  singbox_session_kill_on_thread (ss, 1);
 	}
+      else if (ss->state == SINGBOX_SESSION_STATE_UDP_ASSOCIATED &&
+	       now - ss->last_active >= sm->udp_idle_timeout)
+	{
+	  ss->last_active = now;
+	  singbox_session_kill_on_thread (ss, 1);
+	}
     }
   singbox_sessions_unlock ();
+}
+
+/*
+ * UDP association set up (main thread): reply on the client's thread.
+ */
+
+static void
+singbox_udp_ready_rpc (void *arg)
+{
+  u64 id = pointer_to_uword (arg);
+  singbox_main_t *sm = &singbox_main;
+  singbox_session_t *ss;
+  socks5_addr_t bnd;
+  socks5_out_t out;
+  ip46_address_t *ip;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get_by_id (id);
+  if (!ss || ss->po_closed || ss->state != SINGBOX_SESSION_STATE_CONNECTING ||
+      ss->cmd != SOCKS5_CMD_UDP_ASSOCIATE)
+    goto done;
+  if (ss->rep)
+    {
+      singbox_po_reply_failure (ss, ss->rep);
+      goto done;
+    }
+  ip = (!ip46_address_is_zero (&sm->udp_public_address) &&
+	sm->udp_public_is_ip4 == ss->client_is_ip4) ?
+	 &sm->udp_public_address :
+	 &ss->lcl_ip;
+  if (ss->client_is_ip4)
+    socks5_addr_set_ip4 (&bnd, ip->ip4.as_u8, ss->udp_port);
+  else
+    socks5_addr_set_ip6 (&bnd, ip->ip6.as_u8, ss->udp_port);
+  out.len = 0;
+  socks5_server_reply (&ss->proto, SOCKS5_REP_SUCCEEDED, &bnd, &out);
+  ss->rep = SOCKS5_REP_SUCCEEDED;
+  ss->reply_sent = 1;
+  singbox_po_send (ss, &out);
+  ss->state = SINGBOX_SESSION_STATE_UDP_ASSOCIATED;
+  ss->deadline = 0;
+  ss->last_active = vlib_time_now (vlib_get_main ());
+  svm_fifo_dequeue_drop_all (ss->po_rx_fifo);
+done:
+  singbox_sessions_unlock ();
+}
+
+void
+singbox_server_udp_ready (singbox_session_t *ss)
+{
+  session_send_rpc_evt_to_thread_force (
+    ss->po_thread, singbox_udp_ready_rpc,
+    uword_to_pointer (singbox_session_id (ss), void *));
 }
 
 /*

@@ -121,6 +121,45 @@ def main() -> None:
             except socket.timeout:
                 pass
             res = {"recv": data.hex(), "closed": closed}
+        elif mode == "udp":
+            # udp <dst> <dport> <spec>...: spec "ok:<text>" (expect echo),
+            # "frag:<text>" (FRAG=1, expect nothing), "other:<text>" (from
+            # another socket, expect nothing), "close", "sleep:<s>"
+            s.sendall(b"\x05\x01\x00")
+            recv_exact(s, 2)
+            s.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+            rep, bnd = read_reply(s)
+            res["rep"], res["bnd"] = rep, bnd
+            host, bport = bnd.rsplit(":", 1)
+            ufam = socket.AF_INET6 if ":" in host else socket.AF_INET
+            u = socket.socket(ufam, socket.SOCK_DGRAM)
+            other = socket.socket(ufam, socket.SOCK_DGRAM)
+            u.settimeout(1.5)
+            other.settimeout(1.5)
+            dst, dport = args[0], int(args[1])
+            hdr = b"\x00\x00\x00" + addr_bytes(dst) + struct.pack("!H", dport)
+            results = []
+            for spec in args[2:]:
+                kind, _, text = spec.partition(":")
+                if kind == "close":
+                    s.close()
+                    time.sleep(0.5)
+                    continue
+                if kind == "sleep":
+                    time.sleep(float(text))
+                    continue
+                sock = other if kind == "other" else u
+                h = hdr if kind != "frag" else b"\x00\x00\x01" + hdr[3:]
+                sock.sendto(h + text.encode(), (host, int(bport)))
+                try:
+                    data, _peer = sock.recvfrom(65535)
+                    # strip the reply's header (IPv4/IPv6 source)
+                    hl = 4 + (4 if data[3] == 1 else 16) + 2
+                    results.append([kind, data[hl:].decode(errors="replace"),
+                                    data[:hl].hex()])
+                except socket.timeout:
+                    results.append([kind, None, None])
+            res["results"] = results
         elif mode in ("hold", "idle"):
             if mode == "idle":
                 res = handshake(s, args[0], int(args[1]), None, None)

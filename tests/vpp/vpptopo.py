@@ -245,6 +245,10 @@ class Topology:
                                capture_output=True)
                 subprocess.run(ns_cmd(self.ns_origin, "ping", "-6", "-c1", "-W1", VPP_ORIGIN_IP6),
                                capture_output=True)
+                # warm VPP's neighbour entries: the first datagram to an
+                # unresolved neighbour is dropped while ARP/ND runs
+                for ip in (ORIGIN_IP4, ORIGIN_IP6, CLIENT_IP4, CLIENT_IP6):
+                    self.vpp.cli(f"ping {ip} repeat 1", check=False)
                 return
             time.sleep(0.3)
         raise RuntimeError("VPP not reachable from the namespaces:\n"
