@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""NETCONF benchmark: edit-config of one leaf and get-config of the whole list through our server (ncclient over
+SSH) next to the same operation done directly with sysrepo-python in this process (the floor), at 100, 1,000 and
+10,000 list entries, on a private sysrepo instance. Prints p50/p90 and the ratio to the floor.
+
+    scripts/in-env python bench/netconf/bench_netconf.py [--sizes 100,1000,10000] [--iterations 40]
+
+Reference (netopeer2 measured on these machines): edit p50 ≈ 2.7 ms at 100 entries, 5.1 ms at 1,000, 43 ms at
+10,000. Target: ours within 1.5x the floor at every size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(TOP))
+
+import ncclient.transport.session  # noqa: E402
+from ncclient import manager  # noqa: E402
+
+from singbox_agent.repository import SysrepoInstance, project_yang_dirs, project_yang_files  # noqa: E402
+from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, bootstrap, start_server, stop_server  # noqa: E402
+
+SBX = "urn:vpp-singbox:yang:vpp-singbox"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+ncclient.transport.session.TICK = 0.0005  # ncclient polls its send queue every TICK (0.1 s by default)
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def measure(fn: Callable[[int], None], iterations: int, warmup: int = 3) -> list[float]:
+    for i in range(warmup):
+        fn(i)
+    out = []
+    for i in range(iterations):
+        t0 = time.perf_counter()
+        fn(i)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def edit_xml(i: int) -> str:
+    return (f'<singbox xmlns="{SBX}"><client><endpoint><name>e00000</name><port>{2000 + i % 2}</port></endpoint>'
+            "</client></singbox>")
+
+
+def populate(sess: object, n: int) -> None:
+    import sysrepo  # noqa: F401
+
+    entries = "".join(f"<endpoint><name>e{i:05d}</name><address>198.18.{i // 256 % 256}.{i % 256}</address>"
+                      f"</endpoint>" for i in range(n))
+    xml = f'<singbox xmlns="{SBX}"><client>{entries}</client></singbox>'
+    with sess.get_ly_ctx() as ctx:  # type: ignore[attr-defined]
+        tree = ctx.parse_data_mem(xml, "xml", strict=True, no_state=True, parse_only=True)
+        sess.replace_config_ly(tree, "vpp-singbox")  # type: ignore[attr-defined]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--iterations", type=int, default=40)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    repo = Path(tempfile.mkdtemp(prefix="srbn", dir="/tmp"))
+    instance = SysrepoInstance(repository=repo, shm_prefix="sbb" + secrets.token_hex(4))
+    instance.install_modules(project_yang_files(TOP), project_yang_dirs(TOP))
+    instance.activate()
+    env = {**os.environ, **instance.env}
+    state = Path(tempfile.mkdtemp(prefix="ncbench"))
+    bootstrap(env, state)
+    info = start_server(env, state)
+    import sysrepo
+    from singbox_agent.mgmt.datastore import print_xml
+
+    rows = []
+    try:
+        with sysrepo.SysrepoConnection() as conn:
+            sess = conn.start_session("running")
+            m = manager.connect(host=info.host, port=info.port, username=ADMIN, password=ADMIN_PASSWORD,
+                                hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=120)
+            for n in sizes:
+                populate(sess, n)
+                iters = args.iterations if n < 10000 else max(10, args.iterations // 3)
+
+                def floor_edit(i: int) -> None:
+                    with sess.get_ly_ctx() as ctx:
+                        tree = ctx.parse_data_mem(edit_xml(i), "xml", strict=True, no_state=True, parse_only=True)
+                        try:
+                            sess.edit_batch_ly(tree, "merge")
+                            sess.apply_changes()
+                        finally:
+                            sess.discard_changes()
+                            tree.free()
+
+                def nc_edit(i: int) -> None:
+                    m.edit_config(target="running", config=f'<config xmlns="{NC}">{edit_xml(i)}</config>')
+
+                def floor_get(i: int) -> None:
+                    with sess.get_data_ly(f"/vpp-singbox:singbox") as tree:
+                        print_xml(tree)
+
+                def nc_get(i: int) -> None:
+                    reply = m.get_config(source="running", filter=("subtree", f'<singbox xmlns="{SBX}"/>'))
+                    assert len(reply.xml) > n * 40
+
+                results = {}
+                for name, fn in (("edit floor", floor_edit), ("edit netconf", nc_edit),
+                                 ("get floor", floor_get), ("get netconf", nc_get)):
+                    results[name] = measure(fn, iters)
+                for op in ("edit", "get"):
+                    floor = statistics.median(results[f"{op} floor"])
+                    ours = statistics.median(results[f"{op} netconf"])
+                    rows.append((op, n, floor, percentile(results[f"{op} floor"], 90), ours,
+                                 percentile(results[f"{op} netconf"], 90), ours / floor))
+            m.close_session()
+    finally:
+        stop_server(info)
+        instance.destroy()
+    print(f"{'operation':<10}{'entries':>8}{'floor p50 ms':>14}{'floor p90':>11}{'netconf p50 ms':>16}"
+          f"{'netconf p90':>13}{'ratio':>8}")
+    for op, n, fp50, fp90, np50, np90, ratio in rows:
+        print(f"{op:<10}{n:>8}{fp50:>14.2f}{fp90:>11.2f}{np50:>16.2f}{np90:>13.2f}{ratio:>8.2f}")
+    print("netopeer2 reference (edit p50): 2.7 ms @100, 5.1 ms @1000, 43 ms @10000; target ratio <= 1.5")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
