@@ -213,3 +213,36 @@ def restart_into(venv: VppEnv, new: Any, vpp_dir: Path) -> None:
                                 start_new_session=True)
     venv.vpp = new
     venv.wait(lambda: new.api_sock.exists(), "VPP API socket", timeout=30)
+
+
+def test_operational_state_and_rpcs_from_vpp(venv: VppEnv) -> None:
+    import sysrepo
+
+    venv.commit({f"{C}/endpoint[name='a']/address": "127.0.0.1", f"{C}/endpoint[name='a']/port": 9,
+                 f"{S}/listen[name='l']/address": "127.0.0.1", f"{S}/listen[name='l']/port": 1099,
+                 f"{S}/authentication/method": "username-password",
+                 f"{S}/authentication/user[username='bob']/password": HASH, f"{S}/enabled": True})
+    conn = sysrepo.SysrepoConnection()
+    try:
+        with conn.start_session("operational") as op, op.get_data_ly(TOP) as data:
+            text = data.print_mem("json", with_siblings=True)
+            tree = data.print_dict()["singbox"]
+        with conn.get_ly_ctx() as ctx:
+            ctx.parse_data_mem(text, "json", strict=True, validate_present=True).free()
+        assert tree["dataplane"]["connected"] is True
+        assert tree["dataplane"]["vpp-version"].startswith("26.06")
+        assert tree["dataplane"]["plugin-version"] == "1.0.0"
+        assert tree["server"]["oper-status"] in ("running", "stopped")
+        assert int(tree["server"]["statistics"]["connections-accepted"]) >= 0
+        assert venv.dp._stats is not None, "server counters were not read from the stats segment"  # noqa: SLF001
+        assert next(iter(tree["client"]["endpoint"]))["oper-status"] in ("up", "down", "unknown")
+        with conn.start_session("running") as s:
+            with pytest.raises(sysrepo.SysrepoNotFoundError):
+                s.rpc_send("/vpp-singbox:disconnect-session", {"id": 424242}, timeout_ms=5000)
+            try:
+                out = s.rpc_send("/vpp-singbox:test-endpoint", {"endpoint": "a"}, timeout_ms=20000)
+                assert out["result"] in ("connect-failed", "timeout", "protocol-error")
+            except sysrepo.SysrepoOperationFailedError as exc:
+                assert "singbox_endpoint_test returned" in str(exc)  # a plugin build without probes says so
+    finally:
+        conn.disconnect()

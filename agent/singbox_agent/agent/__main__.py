@@ -21,10 +21,10 @@ from singbox_agent.logs import configure_logging
 log = structlog.get_logger("agent")
 
 
-def make_dataplane(socket: str | None, api_json: list[Path]) -> Dataplane:
+def make_dataplane(socket: str | None, api_json: list[Path], stats_socket: str | None = None) -> Dataplane:
     from singbox_agent.dataplane.vpp import VppDataplane
 
-    return VppDataplane(socket, api_json)
+    return VppDataplane(socket, api_json, stats_socket=stats_socket)
 
 
 def default_api_json() -> list[Path]:
@@ -50,12 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vpp-api-socket", default="none", help="VPP's API socket, or 'none' (dataplane absent)")
     parser.add_argument("--api-json", type=Path, action="append", default=None,
                         help="API definition files (default: $SINGBOX_API_JSON and $VPP_PREFIX/share/vpp/api)")
+    parser.add_argument("--vpp-stats-socket", default=None,
+                        help="VPP's stats segment socket (default: stats.sock next to the API socket)")
     parser.add_argument("--debug", action="store_true")
     opts = parser.parse_args(argv)
     configure_logging(logging.DEBUG if opts.debug else logging.INFO)
 
     socket = None if opts.vpp_api_socket == "none" else opts.vpp_api_socket
-    agent = Agent(make_dataplane(socket, opts.api_json or default_api_json()))
+    agent = Agent(make_dataplane(socket, opts.api_json or default_api_json(), opts.vpp_stats_socket))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -39,6 +39,7 @@ from singbox_agent.dataplane.objects import (
     USER,
     DataplaneError,
     DataplaneUnavailable,
+    EndpointSpec,
     ErrorCode,
     InterfaceSpec,
     Op,
@@ -479,8 +480,10 @@ class Agent:
         name = str(params["endpoint"])
         if not self.dataplane.connected:
             return {"result": "dataplane-unavailable", "message": "the dataplane (VPP) is not connected"}
+        spec = self.running.desired_unit((ENDPOINT, name))
+        timeout_s = (spec.health_check_timeout + spec.connect_timeout + 1) if isinstance(spec, EndpointSpec) else 30
         try:
-            probe = self.dataplane.test_endpoint(name)
+            probe = self.dataplane.test_endpoint(name, timeout_s)
         except DataplaneUnavailable:
             return {"result": "dataplane-unavailable", "message": "the dataplane (VPP) is not connected"}
         except DataplaneError as exc:

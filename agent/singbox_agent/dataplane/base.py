@@ -181,4 +181,5 @@ class Dataplane(abc.ABC):
         """:raises DataplaneError: with code NO_SUCH_ENTRY if there is no such session."""
 
     @abc.abstractmethod
-    def test_endpoint(self, name: str) -> ProbeResult: ...
+    def test_endpoint(self, name: str, timeout_s: float = 305.0) -> ProbeResult:
+        """Probe now; the reply may take up to the endpoint's health-check timeout (`timeout_s` bounds it)."""

@@ -257,7 +257,7 @@ class MemoryDataplane(Dataplane):
                 raise DataplaneError(f"singbox_session_disconnect: no session {session_id}",
                                      ErrorCode.NO_SUCH_ENTRY)
 
-    def test_endpoint(self, name: str) -> ProbeResult:
+    def test_endpoint(self, name: str, timeout_s: float = 305.0) -> ProbeResult:
         with self._lock:
             self._check_connected()
             if (ENDPOINT, name) not in self.objects:

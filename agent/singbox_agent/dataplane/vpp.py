@@ -96,6 +96,8 @@ PROBE_RESULTS: tuple[ProbeResultName, ...] = ("success", "connect-failed", "time
 SESSION_STATES = ("greeting", "auth", "request", "connecting", "connecting", "established", "established",
                   "closing", "request", "request")
 ENDPOINT_STATES = ("unknown", "up", "down")
+SERVER_COUNTERS = ("accepted", "rejected", "auth-failures", "connect-failures", "bytes-to-client",
+                   "bytes-from-client")
 
 
 class MissingMessages(DataplaneError):
@@ -114,8 +116,14 @@ def _s(value: Any) -> str:
 
 
 class VppDataplane(Dataplane):
-    def __init__(self, api_socket: str | None, api_files: list[Path], *, client_name: str = "singbox-agent") -> None:
+    def __init__(self, api_socket: str | None, api_files: list[Path], *, client_name: str = "singbox-agent",
+                 stats_socket: str | None = None) -> None:
         self.api_socket = api_socket
+        # The stats segment (counters); by default next to the API socket, as VPP's startup.conf usually puts it.
+        if stats_socket is None and api_socket is not None:
+            stats_socket = str(Path(api_socket).with_name("stats.sock"))
+        self.stats_socket = stats_socket
+        self._stats: Any = None
         self.api_files = [str(f) for f in api_files]
         self.client_name = client_name
         self._lock = threading.RLock()
@@ -246,6 +254,12 @@ class VppDataplane(Dataplane):
         with self._lock:
             vpp, self._vpp = self._vpp, None
             self._connected = False
+            stats, self._stats = self._stats, None
+        if stats is not None:
+            try:
+                stats.disconnect()
+            except Exception:  # noqa: BLE001 - the segment is gone with VPP
+                pass
         if vpp is not None:
             try:
                 vpp.disconnect()
@@ -283,6 +297,37 @@ class VppDataplane(Dataplane):
             label = code.name if isinstance(code, ErrorCode) else str(retval)
             raise DataplaneError(f"{msg} returned {label} ({retval})", code)
         return reply
+
+    # stats segment ------------------------------------------------------------------------------------------
+
+    def _server_counters(self) -> dict[str, int] | None:
+        """/singbox/server/* simple counters summed over threads, or None if the stats segment is unavailable
+        (then the API's get_stats reply is used: the same numbers)."""
+        if self.stats_socket is None or not Path(self.stats_socket).exists():
+            return None
+        try:
+            if self._stats is None:
+                from vpp_papi.vpp_stats import VPPStats
+
+                stats = VPPStats(socketname=self.stats_socket, timeout=CALL_TIMEOUT_S)
+                stats.connect()
+                self._stats = stats
+            out: dict[str, int] = {}
+            for name in SERVER_COUNTERS:
+                for _ in range(3):  # a reader retries while VPP updates the directory; never spin forever
+                    try:
+                        out[name] = int(sum(sum(row) for row in self._stats.__getitem__(
+                            f"/singbox/server/{name}", blocking=False)))
+                        break
+                    except OSError:
+                        continue
+                else:
+                    return None
+            return out
+        except Exception as exc:  # noqa: BLE001 - counters then come from the API
+            log.debug("stats segment unavailable", error=str(exc))
+            self._stats = None
+            return None
 
     # interfaces by name -------------------------------------------------------------------------------------
 
@@ -482,10 +527,17 @@ class VppDataplane(Dataplane):
             for name in self._absent:
                 state.interfaces[name] = InterfaceState(present=False)
             srv = self._call("singbox_server_dump")[0]
-            st = self._call("singbox_server_get_stats")
-            state.server = ServerState(bool(srv.is_running), int(st.accepted), int(st.rejected),
-                                       int(st.auth_failures), int(st.connect_failures),
-                                       int(st.bytes_to_client) + int(st.bytes_from_client), int(st.active_sessions))
+            counters = self._server_counters()
+            if counters is None:
+                st = self._call("singbox_server_get_stats")
+                counters = {"accepted": st.accepted, "rejected": st.rejected, "auth-failures": st.auth_failures,
+                            "connect-failures": st.connect_failures, "bytes-to-client": st.bytes_to_client,
+                            "bytes-from-client": st.bytes_from_client}
+            # the gauge comes from the reply: the stats segment refreshes gauges only every update-interval
+            state.server = ServerState(bool(srv.is_running), int(counters["accepted"]), int(counters["rejected"]),
+                                       int(counters["auth-failures"]), int(counters["connect-failures"]),
+                                       int(counters["bytes-to-client"]) + int(counters["bytes-from-client"]),
+                                       int(srv.active_sessions))
             for li in self._call("singbox_server_listener_dump"):
                 state.listeners[_s(li.name)] = bool(li.is_listening)
             for u in self._call("singbox_server_user_dump"):
@@ -541,9 +593,32 @@ class VppDataplane(Dataplane):
     def disconnect_session(self, session_id: int) -> None:
         self._call("singbox_session_disconnect", session_id=session_id)
 
-    def test_endpoint(self, name: str) -> ProbeResult:
-        # The reply comes when the probe ends: allow the endpoint's own timeout (at most 300 s in the model).
-        reply = self._call("singbox_endpoint_test", name=name, _timeout=305)
+    def test_endpoint(self, name: str, timeout_s: float = 305.0) -> ProbeResult:
+        """On a connection of its own: the reply comes only when the probe ends, and commits must not wait."""
+        from vpp_papi import VPPApiClient
+
+        if not self._connected or self.api_socket is None:
+            raise DataplaneUnavailable("VPP is not connected")
+        bootstrap = not any("singbox" in Path(f).name for f in self.api_files)
+        try:
+            vpp = VPPApiClient(apifiles=None if bootstrap else self.api_files, bootstrapapi=bootstrap,
+                               use_socket=True, server_address=self.api_socket, read_timeout=CALL_TIMEOUT_S)
+            vpp.connect(self.client_name + "-probe")
+        except Exception as exc:  # noqa: BLE001 - whatever stops the connection means VPP is not usable
+            raise DataplaneUnavailable(f"cannot connect to VPP for the probe: {exc}") from None
+        try:
+            reply = vpp.api.singbox_endpoint_test(name=name, _timeout=timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            raise DataplaneUnavailable(f"singbox_endpoint_test: {exc or type(exc).__name__}") from None
+        finally:
+            try:
+                vpp.disconnect()
+            except Exception:  # noqa: BLE001
+                pass
+        if reply.retval:
+            code = _code(reply.retval)
+            label = code.name if isinstance(code, ErrorCode) else str(reply.retval)
+            raise DataplaneError(f"singbox_endpoint_test returned {label} ({reply.retval})", code)
         result = PROBE_RESULTS[min(int(reply.result), len(PROBE_RESULTS) - 1)]
         return ProbeResult(result, int(reply.rtt_us), _s(reply.message))
 

@@ -115,3 +115,76 @@ def check_operation(session: SysrepoSession, op_cdata: Any) -> bool:
     address = int(_ffi.cast("uintptr_t", op_cdata))
     rc = _lib.sr_nacm_check_operation(_c_session(session), _ffi.cast("struct lyd_node *", address))
     return bool(rc == _SR_ERR_OK)
+
+
+# --- users NACM cannot restrict ----------------------------------------------------------------------------------
+
+NACM_XPATH = "/ietf-netconf-acm:nacm"
+
+
+def _first_applicable_rule(config: dict[str, Any], user: str) -> dict[str, Any] | None:
+    nacm_cfg = config.get("nacm", {})
+    groups = {g["name"] for g in nacm_cfg.get("groups", {}).get("group", []) if user in g.get("user-name", [])}
+    if not groups:  # RFC 8341 3.4.5 step 6: no group, no rule-list applies
+        return None
+    for rule_list in nacm_cfg.get("rule-list", []):
+        applies = set(rule_list.get("group", []))
+        if "*" in applies or groups & applies:
+            rules = list(rule_list.get("rule", []))
+            if rules:
+                return dict(rules[0])
+    return None
+
+
+def unrestricted(config: dict[str, Any], user: str) -> bool:
+    """Whether NACM (RFC 8341 3.4) permits `user` everything under this configuration.
+
+    True when NACM is disabled, or when the first rule that applies to the user matches every request
+    (module-name "*", no rpc-name/notification-name/path) for every operation and permits it. Such a user gets no
+    NACM user on its sysrepo session: the outcome is identical and reads of large trees skip a per-node walk.
+    """
+    nacm_cfg = config.get("nacm", {})
+    if nacm_cfg.get("enable-nacm", True) is False:
+        return True
+    rule = _first_applicable_rule(config, user)
+    if rule is None:
+        return False
+    return (
+        rule.get("module-name", "*") == "*"
+        and rule.get("access-operations", "*") == "*"
+        and rule.get("action") == "permit"
+        and not any(k in rule for k in ("rpc-name", "notification-name", "path"))
+    )
+
+
+class NacmPolicy:
+    """The NACM configuration of running, cached and refreshed on change, answering `unrestricted(user)`."""
+
+    def __init__(self, connection: Any) -> None:
+        self._session = connection.start_session("running")
+        self._lock = threading.Lock()
+        self._config: dict[str, Any] | None = None
+        self.generation = 0
+        self._session.subscribe_module_change(
+            "ietf-netconf-acm", NACM_XPATH, self._on_change, passive=True, done_only=True
+        )
+
+    def _on_change(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
+        with self._lock:
+            self._config = None
+            self.generation += 1
+
+    def config(self) -> dict[str, Any]:
+        with self._lock:
+            if self._config is None:
+                try:
+                    self._config = dict(self._session.get_data(NACM_XPATH))
+                except Exception:  # noqa: BLE001 - no config: NACM defaults, nobody unrestricted
+                    self._config = {}
+            return self._config
+
+    def unrestricted(self, user: str) -> bool:
+        return unrestricted(self.config(), user)
+
+    def close(self) -> None:
+        self._session.stop()

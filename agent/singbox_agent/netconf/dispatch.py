@@ -89,6 +89,7 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
     if session.sr is None:
         return _fail(session, rpc.attributes, [MgmtError("application", "operation-failed",
                                                          "Session is not ready.")]), False
+    session.refresh_nacm()
     ly = session.sr.acquire_context()
     op: libyang.DNode | None = None
     try:

@@ -60,6 +60,7 @@ class NetconfServer:
         self.recovery_users = recovery_users
         self.state = ServerState()
         self.users = UserStore(conn)
+        self.nacm_policy = nacm.NacmPolicy(conn)
         self._internal = conn.start_session("running")
         nacm.init_nacm(self._internal)
         self._capabilities: list[str] | None = None
@@ -213,6 +214,7 @@ class NetconfServer:
     def shutdown(self) -> None:
         """Stop the server's own sysrepo sessions (before the connection is closed)."""
         self.users.close()
+        self.nacm_policy.close()
         self._oper.stop()
         nacm.destroy_nacm()
         self._internal.stop()

@@ -54,6 +54,7 @@ class NetconfSession:
         self.out_notifications = 0
         self.subscription: Any = None  # notification subscription (ops.create_subscription)
         self.sr: Any = None
+        self._nacm_generation = -1
         self._send = send
         self._close_transport = close_transport
         self._loop = loop or asyncio.get_running_loop()
@@ -154,7 +155,18 @@ class NetconfSession:
     def _start_sysrepo(self) -> None:
         self.sr = self.server.conn.start_session("running")
         self.sr.set_extra_info("netconf", self.id, self.user)
-        nacm.enable_nacm(self.sr, self.user, recovery=self.user in self.server.recovery_users)
+        self._nacm_generation = -1
+        self.refresh_nacm()
+
+    def refresh_nacm(self) -> None:
+        """Give the sysrepo session this user's NACM identity, or none when NACM would permit everything anyway."""
+        policy = self.server.nacm_policy
+        generation = policy.generation
+        if generation == self._nacm_generation:
+            return
+        free = self.user in self.server.recovery_users or policy.unrestricted(self.user)
+        nacm.enable_nacm(self.sr, self.user, recovery=free)
+        self._nacm_generation = generation
 
     def _run_rpc(self, message: bytes) -> None:
         from singbox_agent.netconf.dispatch import dispatch  # the ops import the session module

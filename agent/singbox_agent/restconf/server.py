@@ -22,10 +22,9 @@ from typing import Any
 import libyang
 import structlog
 import sysrepo
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, unauthorized
@@ -86,6 +85,9 @@ class Authenticator:
         return user
 
 
+_DRAIN_LIMIT = 64 * 1024 * 1024
+
+
 class RestconfApp:
     """Starlette application and the objects it shares across requests."""
 
@@ -96,8 +98,23 @@ class RestconfApp:
         self.auth = auth
         self.streams = streams
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
-        self.app = Starlette(routes=[Route("/{path:path}", self.endpoint, methods=[
-            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])])
+        self.app = self.asgi
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every request, whatever its method, reaches `endpoint`: the RESTCONF parser is the router (it answers
+        unsupported methods with 405 and an errors body, which Starlette's router would answer in plain text)."""
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        response = await self.endpoint(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -120,19 +137,23 @@ class RestconfApp:
         return self._to_response(resp, method)
 
     async def _read_body(self, request: Request) -> bytes:
+        """The body, at most MAX_BODY_BYTES. A larger one is read and dropped (up to a bound) before the 413, so a
+        client still uploading gets the answer instead of a reset connection."""
         declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise bad_request("Invalid Content-Length")
-            if int(declared) > MAX_BODY_BYTES:
-                raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
+        if declared is not None and not declared.isdigit():
+            raise bad_request("Invalid Content-Length")
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
+                chunks.clear()
+                if size > _DRAIN_LIMIT:
+                    break
+                continue
             chunks.append(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
         return b"".join(chunks)
 
     @staticmethod
