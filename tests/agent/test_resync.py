@@ -90,3 +90,28 @@ def test_interface_missing_in_vpp_is_kept_and_reported_not_present(sysrepo_insta
         assert ifs["tap0"]["oper-status"] == "active"
         assert ifs["later"]["oper-status"] == "not-present"
     gen.close()
+
+
+def test_an_object_the_dataplane_refuses_on_resync_stays_pending_without_blocking_commits(env: Env) -> None:
+    from singbox_agent.dataplane.objects import DataplaneError, ErrorCode
+
+    env.commit({f"{C}/endpoint[name='e']/address": "192.0.2.1"})
+    env.dp.disconnect()
+    env.commit({f"{C}/interface[name='bad']/endpoint": "e"})  # stored while VPP is away
+    env.dp.fail_when = lambda op: (DataplaneError("singbox_enable_disable returned UNIMPLEMENTED (-9)",
+                                                  ErrorCode.UNIMPLEMENTED)
+                                   if op.key == ("interface", "bad") and op.action == "put"
+                                   else None)
+    env.dp.connect()
+    env.agent.wait_idle()
+    st = dataplane_state(env)
+    assert st["connected"] is True and st["config-pending"] is True
+    assert "interface 'bad'" in st["last-error"] and "UNIMPLEMENTED" in st["last-error"]
+    # other commits still reach the dataplane directly
+    env.commit({f"{C}/endpoint[name='f']/address": "192.0.2.2"})
+    assert ("endpoint", "f") in env.dp.objects
+    # and the refused object can be removed (the plugin's NO_SUCH_ENTRY on delete is the goal reached)
+    env.commit(deletes=[f"{C}/interface[name='bad']"])
+    assert env.agent.resync()
+    assert dataplane_state(env)["config-pending"] is False
+    assert env.dp.objects == env.agent.running.desired()

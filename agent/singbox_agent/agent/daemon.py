@@ -51,7 +51,7 @@ log = structlog.get_logger("agent")
 
 TICK_S = 1.0
 INTERFACE_LIMIT_TICKS = 5
-RESYNC_RETRY_S = 5.0
+RESYNC_RETRY_S = 30.0  # retry of objects the dataplane refused during a resync
 USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
 
 
@@ -73,8 +73,14 @@ class DataplaneStatus:
     versions: Versions | None = None
     last_sync: str | None = None
     last_error: str | None = None
-    in_sync: bool = False  # verified: the dataplane holds the running configuration (else resync first)
-    pending: bool = False  # committed configuration the dataplane has not taken yet
+    # The agent knows what the dataplane holds (a resync completed since it connected): commits apply directly.
+    in_sync: bool = False
+    pending: bool = False  # committed configuration the dataplane has not taken (yet): away, or refused it
+
+
+def _already_gone(op: Op, exc: DataplaneError) -> bool:
+    """Deleting what the dataplane does not have reaches the goal: the plugin's NO_SUCH_ENTRY is success here."""
+    return op.action == "delete" and exc.code == ErrorCode.NO_SUCH_ENTRY
 
 
 def _changes(raw: list[Any]) -> list[Change]:
@@ -195,6 +201,8 @@ class Agent:
                     self.status.in_sync = False
                     break
                 except DataplaneError as exc:
+                    if _already_gone(op, exc):
+                        continue  # e.g. an interface a resync could not enable: deleting it reaches the goal
                     message = f"{describe_key(op.key)}: the dataplane refused to {op.action} it: {exc}"
                     step = len(txn.applied) + 1
                     self._undo(txn)
@@ -285,9 +293,13 @@ class Agent:
                 except DataplaneUnavailable:
                     return False
                 except DataplaneError as exc:
-                    errors.append(f"{describe_key(op.key)}: {exc}")
-            self.status.in_sync = not errors
+                    if not _already_gone(op, exc):
+                        errors.append(f"{describe_key(op.key)}: {exc}")
+            # Refused objects stay pending and are retried; everything else is known, so commits apply directly
+            # (a commit touching a refused object gets the dataplane's answer itself).
+            self.status.in_sync = True
             self.status.pending = bool(errors)
+            self._next_resync = time.monotonic() + RESYNC_RETRY_S
             if errors:
                 self.status.last_error = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)"
                                                                    if len(errors) > 5 else "")
@@ -313,7 +325,8 @@ class Agent:
         if isinstance(item, str):
             if item.startswith("mark:"):
                 self._marks.pop(int(item[5:])).set()
-            elif item == "resync" or (item == "tick" and not self.status.in_sync
+            elif item == "resync" or (item == "tick" and self.dataplane.connected
+                                      and (not self.status.in_sync or self.status.pending)
                                       and time.monotonic() >= self._next_resync):
                 if not self.resync() and self.dataplane.connected:
                     self._next_resync = time.monotonic() + RESYNC_RETRY_S
