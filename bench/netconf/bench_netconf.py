@@ -40,20 +40,49 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def measure(fn: Callable[[int], None], iterations: int, warmup: int = 3) -> list[float]:
+def measure_interleaved(fns: dict[str, Callable[[int], None]], iterations: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Run the variants in turn, iteration by iteration, so machine load drifts hit all of them alike."""
     for i in range(warmup):
-        fn(i)
-    out = []
+        for fn in fns.values():
+            fn(i)
+    out: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(iterations):
-        t0 = time.perf_counter()
-        fn(i)
-        out.append((time.perf_counter() - t0) * 1000)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(i)
+            out[name].append((time.perf_counter() - t0) * 1000)
     return out
 
 
 def edit_xml(i: int) -> str:
     return (f'<singbox xmlns="{SBX}"><client><endpoint><name>e00000</name><port>{2000 + i % 2}</port></endpoint>'
             "</client></singbox>")
+
+
+class LeanClient:
+    """A minimal blocking NETCONF 1.1 client on a plain SSH channel (asyncssh in its own event loop), to show the
+    server's round trip without ncclient's own per-request cost (lxml building/parsing, its polling thread)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import asyncio
+
+        from tests.netconf.rawclient import RawClient
+
+        self.loop = asyncio.new_event_loop()
+        self.client = self.loop.run_until_complete(RawClient.connect(host, port, ADMIN, ADMIN_PASSWORD))
+        self.n = 0
+
+    def call(self, body: str) -> bytes:
+        self.n += 1
+        self.client.send(f'<rpc xmlns="{NC}" message-id="{self.n}">{body}</rpc>'.encode())
+        reply = self.loop.run_until_complete(self.client.recv(120))
+        if b"<rpc-error>" in reply:
+            raise RuntimeError(reply[:500].decode())
+        return reply
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.close())
+        self.loop.close()
 
 
 def populate(sess: object, n: int) -> None:
@@ -89,6 +118,7 @@ def main() -> int:
     try:
         with sysrepo.SysrepoConnection() as conn:
             sess = conn.start_session("running")
+            raw = LeanClient(info.host, info.port)
             m = manager.connect(host=info.host, port=info.port, username=ADMIN, password=ADMIN_PASSWORD,
                                 hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=120)
             for n in sizes:
@@ -116,23 +146,32 @@ def main() -> int:
                     reply = m.get_config(source="running", filter=("subtree", f'<singbox xmlns="{SBX}"/>'))
                     assert len(reply.xml) > n * 40
 
-                results = {}
-                for name, fn in (("edit floor", floor_edit), ("edit netconf", nc_edit),
-                                 ("get floor", floor_get), ("get netconf", nc_get)):
-                    results[name] = measure(fn, iters)
+                def raw_edit(i: int) -> None:
+                    raw.call(f'<edit-config><target><running/></target><config>{edit_xml(i)}</config></edit-config>')
+
+                def raw_get(i: int) -> None:
+                    raw.call(f'<get-config><source><running/></source><filter><singbox xmlns="{SBX}"/></filter>'
+                             "</get-config>")
+
+                results = measure_interleaved({"edit floor": floor_edit, "edit ncclient": nc_edit,
+                                               "edit lean": raw_edit}, iters)
+                results.update(measure_interleaved({"get floor": floor_get, "get ncclient": nc_get,
+                                                    "get lean": raw_get}, iters))
                 for op in ("edit", "get"):
                     floor = statistics.median(results[f"{op} floor"])
-                    ours = statistics.median(results[f"{op} netconf"])
-                    rows.append((op, n, floor, percentile(results[f"{op} floor"], 90), ours,
-                                 percentile(results[f"{op} netconf"], 90), ours / floor))
+                    for client in ("ncclient", "lean"):
+                        ours = statistics.median(results[f"{op} {client}"])
+                        rows.append((f"{op} ({client})", n, floor, percentile(results[f"{op} floor"], 90), ours,
+                                     percentile(results[f"{op} {client}"], 90), ours / floor))
             m.close_session()
+            raw.close()
     finally:
         stop_server(info)
         instance.destroy()
-    print(f"{'operation':<10}{'entries':>8}{'floor p50 ms':>14}{'floor p90':>11}{'netconf p50 ms':>16}"
+    print(f"{'operation':<18}{'entries':>8}{'floor p50 ms':>14}{'floor p90':>11}{'netconf p50 ms':>16}"
           f"{'netconf p90':>13}{'ratio':>8}")
     for op, n, fp50, fp90, np50, np90, ratio in rows:
-        print(f"{op:<10}{n:>8}{fp50:>14.2f}{fp90:>11.2f}{np50:>16.2f}{np90:>13.2f}{ratio:>8.2f}")
+        print(f"{op:<18}{n:>8}{fp50:>14.2f}{fp90:>11.2f}{np50:>16.2f}{np90:>13.2f}{ratio:>8.2f}")
     print("netopeer2 reference (edit p50): 2.7 ms @100, 5.1 ms @1000, 43 ms @10000; target ratio <= 1.5")
     return 0
 
