@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""Load generators and sinks for bench_socks.py, run inside namespaces.
+
+    loadgen.py sink <ip> <port>                 TCP discard + echo-once server
+    loadgen.py bulk <proxy|-> <pport> <dst> <dport> <streams> <mbytes> <secs>
+        -> {"bytes": n, "seconds": s}; sends through SOCKS5 (or directly
+           with proxy "-"), each stream writes until its share or time is up
+    loadgen.py cps <proxy|-> <pport> <dst> <dport> <concurrency> <secs>
+        -> {"connections": n, "seconds": s, "errors": e}; each connection:
+           connect, SOCKS5 CONNECT, send 1 byte, read 1 byte, close
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+import struct
+import sys
+import time
+
+
+GREETING = b"\x05\x01\x00"
+
+
+def socks_request(dst: str, dport: int) -> bytes:
+    """CONNECT request; sent after the method reply, since some servers
+    (microsocks) drop pipelined handshakes."""
+    ip = ipaddress.ip_address(dst)
+    return (b"\x05\x01\x00" + (b"\x01" if ip.version == 4 else b"\x04")
+            + ip.packed + struct.pack("!H", dport))
+
+
+async def open_via(proxy: str, pport: int, dst: str, dport: int
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if proxy == "-":
+        return await asyncio.open_connection(dst, dport)
+    r, w = await asyncio.open_connection(proxy, pport)
+    w.write(GREETING)
+    m = await r.readexactly(2)
+    w.write(socks_request(dst, dport))
+    head = m + await r.readexactly(10)
+    if head[1] != 0 or head[3] != 0:
+        raise ConnectionError(f"socks reply {head.hex()}")
+    return r, w
+
+
+async def sink_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    first = True
+    try:
+        while True:
+            b = await r.read(1 << 20)
+            if not b:
+                break
+            if first and len(b) == 1:
+                w.write(b)  # cps probe: echo the single byte
+            first = False
+    except ConnectionError:
+        pass
+    w.close()
+
+
+async def sink(ip: str, port: int) -> None:
+    srv = await asyncio.start_server(sink_conn, ip, port, backlog=4096, reuse_address=True)
+    async with srv:
+        await srv.serve_forever()
+
+
+def bulk_stream(proxy: str, pport: int, dst: str, dport: int, nbytes: int,
+                deadline: float) -> int:
+    fam = socket.AF_INET6 if ":" in (dst if proxy == "-" else proxy) else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(30)
+    if proxy == "-":
+        s.connect((dst, dport))
+    else:
+        s.connect((proxy, pport))
+        s.sendall(GREETING)
+        head = b""
+        while len(head) < 2:
+            head += s.recv(2 - len(head))
+        s.sendall(socks_request(dst, dport))
+        while len(head) < 12:
+            head += s.recv(12 - len(head))
+        assert head[1] == 0 and head[3] == 0, head.hex()
+    chunk = b"\0" * (256 << 10)
+    sent = 0
+    while sent < nbytes and time.monotonic() < deadline:
+        sent += s.send(chunk)
+    s.close()
+    return sent
+
+
+def bulk(proxy: str, pport: int, dst: str, dport: int, streams: int, mbytes: int,
+         secs: float) -> None:
+    import concurrent.futures
+
+    t0 = time.monotonic()
+    deadline = t0 + secs
+    share = (mbytes << 20) // streams
+    with concurrent.futures.ThreadPoolExecutor(streams) as ex:
+        sent = sum(ex.map(lambda _: bulk_stream(proxy, pport, dst, dport, share, deadline),
+                          range(streams)))
+    print(json.dumps({"bytes": sent, "seconds": time.monotonic() - t0}))
+
+
+async def cps(proxy: str, pport: int, dst: str, dport: int, conc: int, secs: float) -> None:
+    done = errors = 0
+    t0 = time.monotonic()
+    deadline = t0 + secs
+
+    async def worker() -> None:
+        nonlocal done, errors
+        while time.monotonic() < deadline:
+            try:
+                r, w = await asyncio.wait_for(open_via(proxy, pport, dst, dport), 10)
+                w.write(b"x")
+                await asyncio.wait_for(r.readexactly(1), 10)
+                w.close()
+                await w.wait_closed()
+                done += 1
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                    ConnectionError):
+                errors += 1
+                await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    print(json.dumps({"connections": done, "seconds": time.monotonic() - t0,
+                      "errors": errors}))
+
+
+def main() -> None:
+    mode, *a = sys.argv[1:]
+    if mode == "sink":
+        asyncio.run(sink(a[0], int(a[1])))
+    elif mode == "bulk":
+        bulk(a[0], int(a[1]), a[2], int(a[3]), int(a[4]), int(a[5]), float(a[6]))
+    elif mode == "cps":
+        asyncio.run(cps(a[0], int(a[1]), a[2], int(a[3]), int(a[4]), float(a[5])))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
