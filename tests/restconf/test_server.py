@@ -563,3 +563,56 @@ def test_monitoring_capabilities(restconf: RestconfServer) -> None:
         for cap in ("depth", "fields", "filter", "with-defaults", "yang-patch"):
             assert any(f":{cap}:1.0" in n for n in names), cap
         assert any("basic-mode=explicit" in n for n in names)
+
+
+def test_same_user_denied_by_nacm_on_netconf_and_restconf(restconf: RestconfServer) -> None:
+    """One user database, one access-control model: bob is refused the same write on both protocols."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("singbox_agent.netconf.__main__") is None:
+        pytest.skip("the NETCONF server (singbox_agent.netconf) is not in this checkout")
+    from ncclient import manager
+    from ncclient.operations import RPCError
+
+    env = {**os.environ, **restconf.instance.env}
+    ready = restconf.state_dir / "netconf-ready.json"
+    log = open(restconf.state_dir / "netconf.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "singbox_agent.netconf", "--listen", "127.0.0.1:0", "--state-dir",
+         str(restconf.state_dir / "nc"), "--ready-file", str(ready)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "netconf server did not start"
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        edit = ('<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><singbox xmlns="urn:vpp-singbox:yang:vpp-singbox"><log-level>error</log-level></singbox>'
+                "</config>")
+        with stand_in_agent(), restconf.client(auth=BOB) as bob_rc, restconf.client() as admin_rc:
+            before = running_json(restconf.instance.env)
+            r = bob_rc.put(f"{SB}/log-level", content=b'{"vpp-singbox:log-level":"error"}',
+                           headers={"content-type": JSON})
+            assert r.status_code == 403 and error_of(r)["error-tag"] == "access-denied"
+            with manager.connect(host=info["host"], port=info["port"], username=BOB[0], password=BOB[1],
+                                 hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=60) as nc:
+                with pytest.raises(RPCError) as denied:
+                    nc.edit_config(target="running", config=edit)
+                assert denied.value.tag == "access-denied"
+                # the same read rules too: NACM's own config is hidden from bob on NETCONF as on RESTCONF
+                reply = nc.get_config(source="running", filter=("subtree", '<nacm xmlns="urn:ietf:params:xml:ns:'
+                                                                          'yang:ietf-netconf-acm"/>'))
+                assert "enable-nacm" not in reply.xml
+            assert bob_rc.get("/restconf/data/ietf-netconf-acm:nacm").status_code == 404
+            assert running_json(restconf.instance.env) == before
+            # the admin passes on both
+            with manager.connect(host=info["host"], port=info["port"], username=ADMIN[0], password=ADMIN[1],
+                                 hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=60) as nc:
+                nc.edit_config(target="running", config=edit)
+            assert admin_rc.get(f"{SB}/log-level").json() == {"vpp-singbox:log-level": "error"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.close()

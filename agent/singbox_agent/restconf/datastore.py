@@ -24,7 +24,7 @@ from _sysrepo import ffi as sr_ffi
 from _sysrepo import lib as sr_lib
 from sysrepo.errors import check_call
 
-from singbox_agent.mgmt.nacm import check_operation, enable_nacm
+from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
 from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
 from singbox_agent.restconf.uri import Encoding, QueryParams
 
@@ -106,7 +106,9 @@ class Datastore:
 
     def __init__(self, connection: sysrepo.SysrepoConnection) -> None:
         self.conn = connection
+        self.policy = NacmPolicy(connection)
         self._pool: dict[tuple[str | None, str], list[SysrepoSession]] = {}
+        self._pool_generation = -1
         self._lock = threading.Lock()
         self.last_modified: dict[str, float] = {ds: time.time() for ds in ("running", "candidate", "startup")}
 
@@ -114,25 +116,35 @@ class Datastore:
 
     @contextmanager
     def session(self, user: str | None, datastore: str) -> Iterator[SysrepoSession]:
-        key = (user, datastore)
+        """A session acting for `user`. Users NACM permits everything (`NacmPolicy.unrestricted`, as the NETCONF
+        server decides it) get no NACM user: the outcome is the same and large reads skip a per-node walk."""
+        generation = self.policy.generation
+        identity = None if user is None or self.policy.unrestricted(user) else user
+        key = (identity, datastore)
+        stale: list[SysrepoSession] = []
         with self._lock:
+            if generation != self._pool_generation:  # NACM changed: pooled identities may be wrong now
+                stale = [s for sessions in self._pool.values() for s in sessions]
+                self._pool = {}
+                self._pool_generation = generation
             idle = self._pool.get(key)
             sess = idle.pop() if idle else None
+        for old in stale:
+            old.stop()
         if sess is None:
             sess = self.conn.start_session(datastore)
-            enable_nacm(sess, user)
-        ok = False
+            enable_nacm(sess, identity)
         try:
             yield sess
-            ok = True
         finally:
+            reusable = True
             try:
-                sess.discard_changes()
+                sess.discard_changes()  # a failed request leaves nothing behind for the next one
             except sysrepo.SysrepoError:
-                ok = False
+                reusable = False
             with self._lock:
                 idle = self._pool.setdefault(key, [])
-                if ok and len(idle) < _POOL_MAX_PER_KEY:
+                if reusable and generation == self._pool_generation and len(idle) < _POOL_MAX_PER_KEY:
                     idle.append(sess)
                     sess = None
             if sess is not None:
@@ -144,6 +156,7 @@ class Datastore:
         for sessions in pools.values():
             for sess in sessions:
                 sess.stop()
+        self.policy.close()
 
     # ---- reads ------------------------------------------------------------------------------------------------
 
