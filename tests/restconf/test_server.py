@@ -616,3 +616,25 @@ def test_same_user_denied_by_nacm_on_netconf_and_restconf(restconf: RestconfServ
         proc.terminate()
         proc.wait(timeout=15)
         log.close()
+
+
+def test_last_modified_follows_commits_from_elsewhere(restconf: RestconfServer) -> None:
+    """A commit made outside this server (here: sysrepo directly, as NETCONF or the agent would) moves
+    Last-Modified, so If-Unmodified-Since cannot pass on stale knowledge."""
+    import sysrepo
+
+    with stand_in_agent(), restconf.client() as c:
+        h = {"content-type": JSON}
+        assert c.put(f"{EP}=lm", content=endpoint_json("lm"), headers=h).status_code == 201
+        seen = c.get(f"{EP}=lm").headers["last-modified"]
+        time.sleep(1.1)
+        with sysrepo.SysrepoConnection() as conn:
+            sess = conn.start_session("running")
+            sess.set_item("/vpp-singbox:singbox/client/endpoint[name='lm']/port", 4242)
+            sess.apply_changes()
+            sess.stop()
+        after = c.get(f"{EP}=lm")
+        assert after.headers["last-modified"] != seen
+        r = c.delete(f"{EP}=lm", headers={"if-unmodified-since": seen})
+        assert r.status_code == 412
+        assert c.get(f"{EP}=lm", headers={"if-modified-since": seen}).status_code == 200

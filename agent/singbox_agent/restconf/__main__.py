@@ -63,6 +63,8 @@ async def run(opts: argparse.Namespace) -> int:
     conn = sysrepo.SysrepoConnection()
     users = UserStore(conn)
     datastore = Datastore(conn)
+    watched = datastore.watch_changes()
+    log.info("watching commits for Last-Modified", modules=len(watched))
     boot = conn.start_session("running")
     init_nacm(boot)
 

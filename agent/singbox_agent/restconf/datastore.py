@@ -150,7 +150,33 @@ class Datastore:
             if sess is not None:
                 sess.stop()
 
+    def watch_changes(self) -> list[str]:
+        """Last-Modified of running follows every commit, whoever made it (NETCONF, the agent, sysrepocfg): one
+        passive done-only subscription per module with configuration. Returns the modules watched.
+
+        Candidate and startup raise no change events; their Last-Modified moves with this server's own writes.
+        """
+        self._watch_session = self.conn.start_session("running")
+        watched: list[str] = []
+        with acquired_context(self.conn) as ctx:
+            modules = [m.name() for m in ctx if m.implemented() and _has_config(m)]
+        for name in modules:
+            try:
+                self._watch_session.subscribe_module_change(
+                    name, f"/{name}:*", self._on_change, passive=True, done_only=True
+                )
+                watched.append(name)
+            except sysrepo.SysrepoError:
+                continue  # modules sysrepo keeps internally cannot be subscribed to; nobody else changes them
+        return watched
+
+    def _on_change(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
+        self._touch("running")
+
     def close(self) -> None:
+        watch = getattr(self, "_watch_session", None)
+        if watch is not None:
+            watch.stop()
         with self._lock:
             pools, self._pool = self._pool, {}
         for sessions in pools.values():
@@ -348,6 +374,13 @@ def _get_data(
         yield tree
     finally:
         cm.__exit__(None, None, None)
+
+
+def _has_config(module: libyang.Module) -> bool:
+    try:
+        return any(not node.config_false() for node in module.children())
+    except libyang.LibyangError:
+        return False
 
 
 def _is_term(node: libyang.DNode) -> bool:
