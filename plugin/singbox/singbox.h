@@ -198,6 +198,12 @@ typedef struct
   clib_thread_index_t po_thread;
 
   socks5_server_t proto;
+  /* client mode */
+  socks5_client_t cproto;
+  u32 sw_if_index;
+  u32 endpoint_index;
+  u32 saved_cwnd;
+  u8 bypass;
 
   ip46_address_t client_ip;
   u16 client_port;
@@ -290,6 +296,14 @@ typedef struct
   u8 log_level;
 
   /* Client mode */
+  u32 intercept_app_index;
+  session_handle_t intercept_listen4;
+  session_handle_t intercept_listen6;
+  void *hsi_intercept_proto_ptr;
+  u32 n_enabled_interfaces;
+  vlib_simple_counter_main_t itf_connections; /* [sw_if_index] */
+  vlib_simple_counter_main_t itf_failures;
+  vlib_combined_counter_main_t itf_redirected;
   singbox_endpoint_t *endpoints;
   u32 default_endpoint; /* ~0: none */
   singbox_interface_t *interfaces; /* vec indexed by sw_if_index */
@@ -373,6 +387,17 @@ void singbox_clear_server_counters (void);
 u64 singbox_server_counter_get (singbox_server_counter_t c);
 int singbox_set_log_level (u8 level);
 
+/* singbox_server.c: shared by both modes */
+extern session_cb_vft_t singbox_intercept_cb_vft_base;
+singbox_session_t *singbox_session_alloc (void);
+singbox_session_t *singbox_session_get_by_id (u64 id);
+void singbox_po_reset (singbox_session_t *ss);
+void singbox_ao_close_public (singbox_session_t *ss);
+int singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags,
+			u32 *app_index);
+void singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip,
+				 u8 is_ip4, u16 port, u32 fib_index);
+
 /* singbox_server.c */
 int singbox_server_attach (void);
 int singbox_server_listen (singbox_listener_t *l);
@@ -400,6 +425,11 @@ void singbox_dns_poll (f64 now);
 
 /* singbox_client.c */
 clib_error_t *singbox_client_init (vlib_main_t *vm);
+int singbox_client_accept (session_t *s);
+int singbox_client_write_early_data (session_t *s);
+void singbox_client_upstream_rx (session_t *s, singbox_session_t *ss);
+void singbox_client_connect_failed (singbox_session_t *ss);
+void singbox_client_session_closed (singbox_session_t *ss, session_t *po);
 singbox_endpoint_t *singbox_endpoint_find (u8 *name);
 int singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr,
 			      u8 is_ip4, u16 port, u8 protocol, u8 *username,

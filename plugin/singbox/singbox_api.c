@@ -702,9 +702,12 @@ send_singbox_session_details (singbox_session_t *ss,
 		       clib_min (vec_len (u->username),
 				 sizeof (rmp->username) - 1));
 	}
-      rmp->listener_index = htonl (ss->listener_index);
-      rmp->sw_if_index = htonl (~0);
-      rmp->endpoint_index = htonl (~0);
+      rmp->listener_index =
+	htonl (ss->mode == SINGBOX_MODE_SERVER ? ss->listener_index : ~0);
+      rmp->sw_if_index =
+	htonl (ss->mode == SINGBOX_MODE_CLIENT ? ss->sw_if_index : ~0);
+      rmp->endpoint_index =
+	htonl (ss->mode == SINGBOX_MODE_CLIENT ? ss->endpoint_index : ~0);
       rmp->bytes_to_client = clib_host_to_net_u64 (tx);
       rmp->bytes_from_client = clib_host_to_net_u64 (rx);
       rmp->age = htonl ((u32) (now - ss->created));
@@ -726,7 +729,10 @@ vl_api_singbox_session_dump_t_handler (vl_api_singbox_session_dump_t *mp)
   singbox_sessions_lock ();
   pool_foreach (ss, sm->sessions)
     if (ss->po_handle != SESSION_INVALID_HANDLE &&
-	(mp->mode == SINGBOX_API_SESSION_MODE_ANY || mp->mode == ss->mode))
+	(mp->mode == SINGBOX_API_SESSION_MODE_ANY || mp->mode == ss->mode) &&
+	(ntohl (mp->sw_if_index) == ~0 ||
+	 (ss->mode == SINGBOX_MODE_CLIENT &&
+	  ss->sw_if_index == ntohl (mp->sw_if_index))))
       send_singbox_session_details (ss, reg, context);
   singbox_sessions_unlock ();
 }

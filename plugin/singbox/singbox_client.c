@@ -6,6 +6,14 @@
  * TCP is relayed through them. */
 
 #include <singbox/singbox.h>
+#include <vnet/tcp/tcp.h>
+#include <vnet/fib/fib_table.h>
+#include <vnet/fib/fib_entry.h>
+#include <vnet/feature/feature.h>
+#include <vlib/unix/plugin.h>
+
+typedef void (singbox_hsi_intercept_proto_fn_t) (transport_proto_t proto,
+						 u8 is_ip4, u8 is_enable);
 
 /*
  * Endpoints
@@ -169,12 +177,432 @@ singbox_clear_interface_counters (u32 sw_if_index)
       itf->total = itf->failures = itf->packets = itf->bytes = 0;
 }
 
-/* The dataplane part of client mode (hsi interception + SOCKS5 CONNECT
- * upstream) is not implemented yet: refuse rather than pretend. */
+/*
+ * Interception: a wildcard listener (tcp 0.0.0.0:0 and [::]:0) of an
+ * IS_PROXY app receives, through the hsi plugin, every TCP SYN arriving on
+ * the enabled interfaces for which VPP has no session. The original
+ * destination is the accepted session's local endpoint.
+ */
+
+static int
+singbox_client_listen (u8 is_ip4, session_handle_t *h)
+{
+  singbox_main_t *sm = &singbox_main;
+  vnet_listen_args_t _a = {}, *a = &_a;
+  int rv;
+
+  a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
+  a->sep_ext.transport_proto = TRANSPORT_PROTO_TCP;
+  a->sep_ext.is_ip4 = is_ip4;
+  a->sep_ext.fib_index = 0;
+  a->app_index = sm->intercept_app_index;
+  if ((rv = vnet_listen (a)))
+    return rv;
+  *h = a->handle;
+  /* only once the wildcard listener exists, or hsi silently ignores it */
+  ((singbox_hsi_intercept_proto_fn_t *) sm->hsi_intercept_proto_ptr) (
+    TRANSPORT_PROTO_TCP, is_ip4, 1);
+  return 0;
+}
+
+static int
+singbox_client_start (void)
+{
+  singbox_main_t *sm = &singbox_main;
+  int rv;
+
+  if (!sm->hsi_intercept_proto_ptr)
+    sm->hsi_intercept_proto_ptr =
+      vlib_get_plugin_symbol ("hsi_plugin.so", "hsi_intercept_proto");
+  if (!sm->hsi_intercept_proto_ptr)
+    return VNET_API_ERROR_FEATURE_DISABLED;
+  if ((rv = singbox_server_attach ()))
+    return rv;
+  if (sm->intercept_app_index == APP_INVALID_INDEX &&
+      singbox_app_attach ("singbox-intercept", &singbox_intercept_cb_vft_base,
+			  APP_OPTIONS_FLAGS_IS_PROXY,
+			  &sm->intercept_app_index))
+    return VNET_API_ERROR_UNSPECIFIED;
+  if (sm->intercept_listen4 == SESSION_INVALID_HANDLE &&
+      (rv = singbox_client_listen (1, &sm->intercept_listen4)))
+    return VNET_API_ERROR_ADDRESS_IN_USE;
+  if (sm->intercept_listen6 == SESSION_INVALID_HANDLE &&
+      (rv = singbox_client_listen (0, &sm->intercept_listen6)))
+    return VNET_API_ERROR_ADDRESS_IN_USE;
+  return 0;
+}
+
 static int
 singbox_client_intercept_enable_disable (singbox_interface_t *itf, int enable)
 {
-  return VNET_API_ERROR_UNIMPLEMENTED;
+  singbox_main_t *sm = &singbox_main;
+  int rv;
+
+  if (enable && (rv = singbox_client_start ()))
+    return rv;
+  if ((rv = vnet_feature_enable_disable ("ip4-unicast", "hsi4-in",
+					 itf->sw_if_index, enable, 0, 0)))
+    return rv;
+  if ((rv = vnet_feature_enable_disable ("ip6-unicast", "hsi6-in",
+					 itf->sw_if_index, enable, 0, 0)))
+    return rv;
+  vlib_validate_simple_counter (&sm->itf_connections, itf->sw_if_index);
+  vlib_validate_simple_counter (&sm->itf_failures, itf->sw_if_index);
+  vlib_validate_combined_counter (&sm->itf_redirected, itf->sw_if_index);
+  if (enable)
+    {
+      vlib_zero_simple_counter (&sm->itf_connections, itf->sw_if_index);
+      vlib_zero_simple_counter (&sm->itf_failures, itf->sw_if_index);
+      vlib_zero_combined_counter (&sm->itf_redirected, itf->sw_if_index);
+    }
+  return 0;
+}
+
+/* The interface a client is behind: where the route back to it points. */
+static u32
+singbox_client_interface_of (ip46_address_t *ip, u8 is_ip4, u32 fib_index)
+{
+  fib_prefix_t pfx = {
+    .fp_addr = *ip,
+    .fp_len = is_ip4 ? 32 : 128,
+    .fp_proto = is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6,
+  };
+  fib_node_index_t fei = fib_table_lookup (fib_index, &pfx);
+
+  if (fei == FIB_NODE_INDEX_INVALID)
+    return ~0;
+  return fib_entry_get_resolving_interface (fei);
+}
+
+static int
+singbox_prefix_match (singbox_prefix_t *p, ip46_address_t *ip, u8 is_ip4)
+{
+  if (p->is_ip4 != is_ip4)
+    return 0;
+  if (is_ip4)
+    {
+      ip4_address_t a = ip->ip4, b = p->addr.ip4;
+      ip4_address_normalize (&a, p->len);
+      ip4_address_normalize (&b, p->len);
+      return a.as_u32 == b.as_u32;
+    }
+  ip6_address_t a = ip->ip6, b = p->addr.ip6;
+  ip6_address_normalize (&a, p->len);
+  ip6_address_normalize (&b, p->len);
+  return ip6_address_is_equal (&a, &b);
+}
+
+/* The endpoint to use: the interface's, or the default; when health checks
+ * have it down, the up endpoint with the lowest priority (failover). */
+static singbox_endpoint_t *
+singbox_client_pick_endpoint (singbox_interface_t *itf)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep = 0, *e, *best = 0;
+  u32 idx = itf && itf->endpoint_index != ~0 ? itf->endpoint_index :
+					      sm->default_endpoint;
+
+  if (idx != ~0 && !pool_is_free_index (sm->endpoints, idx))
+    ep = pool_elt_at_index (sm->endpoints, idx);
+  if (ep && ep->state != SINGBOX_EP_STATE_DOWN)
+    return ep;
+  pool_foreach (e, sm->endpoints)
+    if (e->state != SINGBOX_EP_STATE_DOWN &&
+	(!best || e->priority < best->priority))
+      best = e;
+  return best ? best : ep;
+}
+
+/* Runs while the accepted session is being set up, before any client byte
+ * can arrive: decide, and write the SOCKS5 request into the client's rx
+ * fifo, which becomes the upstream's tx fifo. A non-zero return refuses
+ * the connection (reset). */
+int
+singbox_client_write_early_data (session_t *s)
+{
+  singbox_main_t *sm = &singbox_main;
+  transport_endpoint_t rmt = {}, lcl = {};
+  singbox_interface_t *itf;
+  singbox_endpoint_t *ep = 0;
+  singbox_session_t *ss;
+  socks5_client_cfg_t cfg = {};
+  socks5_out_t out;
+  singbox_prefix_t *p;
+  u8 bypass = 0, msg[SOCKS5_MAX_MSG_LEN + 8];
+  u32 sw_if_index, n = 0;
+
+  session_get_endpoint (s, &rmt, &lcl);
+  sw_if_index = singbox_client_interface_of (&rmt.ip, rmt.is_ip4, lcl.fib_index);
+  itf = singbox_interface_get (sw_if_index);
+  if (!itf)
+    {
+      /* not behind an enabled interface (asymmetric route): the first
+       * enabled interface decides */
+      vec_foreach (itf, sm->interfaces)
+	if (itf->enabled)
+	  break;
+      if (itf == vec_end (sm->interfaces))
+	return -1;
+    }
+  if (itf->max_connections && itf->active >= itf->max_connections)
+    {
+      vlib_increment_simple_counter (&sm->itf_failures,
+				     vlib_get_thread_index (),
+				     itf->sw_if_index, 1);
+      return -1;
+    }
+  vec_foreach (p, itf->bypass)
+    if (singbox_prefix_match (p, &lcl.ip, lcl.is_ip4))
+      bypass = 1;
+  if (!bypass && !(ep = singbox_client_pick_endpoint (itf)))
+    return -1;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_alloc ();
+  ss->mode = SINGBOX_MODE_CLIENT;
+  ss->state = SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
+  ss->po_handle = session_handle (s);
+  ss->po_thread = s->thread_index;
+  ss->po_rx_fifo = s->rx_fifo;
+  ss->po_tx_fifo = s->tx_fifo;
+  ss->client_ip = rmt.ip;
+  ss->client_port = clib_net_to_host_u16 (rmt.port);
+  ss->client_is_ip4 = rmt.is_ip4;
+  ss->dst_ip = lcl.ip;
+  ss->dst_is_ip4 = lcl.is_ip4;
+  ss->dst_port = clib_net_to_host_u16 (lcl.port);
+  ss->dst.atyp = lcl.is_ip4 ? SOCKS5_ATYP_IPV4 : SOCKS5_ATYP_IPV6;
+  ss->fib_index = lcl.fib_index;
+  ss->sw_if_index = itf->sw_if_index;
+  ss->endpoint_index = ep ? ep - sm->endpoints : ~0;
+  ss->bypass = bypass;
+  ss->created = ss->last_active = vlib_time_now (vlib_get_main ());
+  ss->deadline = ss->created + (ep ? ep->connect_timeout : 10);
+  s->opaque = ss->index;
+
+  if (!bypass)
+    {
+      /* greeting, auth and CONNECT pipelined: the greeting offers exactly
+       * one method so the pipelined auth message can never be misread */
+      if (lcl.is_ip4)
+	socks5_addr_set_ip4 (&cfg.dst, lcl.ip.ip4.as_u8, ss->dst_port);
+      else
+	socks5_addr_set_ip6 (&cfg.dst, lcl.ip.ip6.as_u8, ss->dst_port);
+      cfg.cmd = SOCKS5_CMD_CONNECT;
+      if (ep->username)
+	{
+	  cfg.username = ep->username;
+	  cfg.username_len = vec_len (ep->username);
+	  cfg.password = ep->password;
+	  cfg.password_len = vec_len (ep->password);
+	}
+      out.len = 0;
+      socks5_client_init (&ss->cproto, &cfg, &out);
+      msg[n++] = SOCKS5_VERSION;
+      msg[n++] = 1;
+      msg[n++] = ep->username ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH;
+      if (ep->username)
+	{
+	  msg[n++] = SOCKS5_AUTH_VERSION;
+	  msg[n++] = vec_len (ep->username);
+	  clib_memcpy (msg + n, ep->username, vec_len (ep->username));
+	  n += vec_len (ep->username);
+	  msg[n++] = vec_len (ep->password);
+	  clib_memcpy (msg + n, ep->password, vec_len (ep->password));
+	  n += vec_len (ep->password);
+	}
+      svm_fifo_enqueue (s->rx_fifo, n, msg);
+      n = 0;
+      msg[n++] = SOCKS5_VERSION;
+      msg[n++] = SOCKS5_CMD_CONNECT;
+      msg[n++] = 0;
+      msg[n++] = cfg.dst.atyp;
+      if (lcl.is_ip4)
+	{
+	  clib_memcpy (msg + n, lcl.ip.ip4.as_u8, 4);
+	  n += 4;
+	}
+      else
+	{
+	  clib_memcpy (msg + n, lcl.ip.ip6.as_u8, 16);
+	  n += 16;
+	}
+      msg[n++] = ss->dst_port >> 8;
+      msg[n++] = ss->dst_port & 0xff;
+      svm_fifo_enqueue (s->rx_fifo, n, msg);
+    }
+  singbox_sessions_unlock ();
+
+  clib_atomic_fetch_add (&itf->active, 1);
+  itf->total++;
+  vlib_increment_simple_counter (&sm->itf_connections,
+				 vlib_get_thread_index (), itf->sw_if_index,
+				 1);
+  ss->counted_active = 0; /* counted per interface, not as server */
+  return 0;
+}
+
+int
+singbox_client_accept (session_t *s)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  singbox_session_t *ss;
+  tcp_connection_t *tc;
+
+  s->session_state = SESSION_STATE_READY;
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  if (!ss->bypass)
+    {
+      /* hold the client's transmissions: the proxy's replies will land in
+       * this session's tx fifo, shared with the upstream's rx, and must be
+       * consumed here, not sent to the client */
+      tc = (tcp_connection_t *) session_get_transport (s);
+      ss->saved_cwnd = tc->cwnd;
+      tc->cwnd = 0;
+      ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
+      ep->connections++;
+      singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port,
+				  ep->fib_index);
+    }
+  else
+    singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port,
+				ss->fib_index);
+  singbox_sessions_unlock ();
+  return 0;
+}
+
+static void
+singbox_client_restore_cwnd_rpc (void *arg)
+{
+  u64 id = pointer_to_uword (arg);
+  singbox_session_t *ss;
+  session_t *s;
+  tcp_connection_t *tc;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get_by_id (id);
+  if (ss && ss->po_handle != SESSION_INVALID_HANDLE &&
+      (s = session_get_from_handle_if_valid (ss->po_handle)))
+    {
+      tc = (tcp_connection_t *) session_get_transport (s);
+      if (tc)
+	{
+	  tc->cwnd = ss->saved_cwnd;
+	  transport_connection_reschedule (&tc->connection);
+	}
+      if (svm_fifo_max_dequeue (ss->po_tx_fifo) &&
+	  svm_fifo_set_event (ss->po_tx_fifo))
+	session_program_tx_io_evt (ss->po_handle, SESSION_IO_EVT_TX);
+    }
+  singbox_sessions_unlock ();
+}
+
+static void
+singbox_client_fail (singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+
+  vlib_increment_simple_counter (&sm->itf_failures, vlib_get_thread_index (),
+				 ss->sw_if_index, 1);
+  if (ss->sw_if_index < vec_len (sm->interfaces))
+    sm->interfaces[ss->sw_if_index].failures++;
+  if (ss->endpoint_index != ~0 &&
+      !pool_is_free_index (sm->endpoints, ss->endpoint_index))
+    {
+      ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
+      ep->failures++;
+    }
+  /* the client's handshake completed before the upstream existed: all we
+   * can say now is a reset */
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  singbox_po_reset (ss);
+}
+
+void
+singbox_client_connect_failed (singbox_session_t *ss)
+{
+  singbox_client_fail (ss);
+}
+
+/* Upstream bytes during the handshake: the proxy's replies. With the lock
+ * held, on the upstream's thread. */
+void
+singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
+{
+  u8 buf[4 + 1 + SOCKS5_MAX_DOMAIN_LEN + 2];
+  socks5_event_type_t t;
+  socks5_event_t ev;
+  socks5_out_t out;
+  u32 n, consumed;
+
+  while (1)
+    {
+      n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf));
+      if (!n)
+	return;
+      svm_fifo_peek (s->rx_fifo, 0, n, buf);
+      consumed = 0;
+      out.len = 0;
+      t = socks5_client_feed (&ss->cproto, buf, n, &consumed, &ev, &out);
+      /* out (auth, request) was pipelined at accept: nothing to send */
+      if (consumed)
+	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
+      if (t == SOCKS5_EV_CONNECTED)
+	{
+	  ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
+	  ss->deadline = 0;
+	  if (ss->endpoint_index != ~0 &&
+	      !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
+	    pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index)
+	      ->rtt_us = (vlib_time_now (vlib_get_main ()) - ss->created) * 1e6;
+	  session_send_rpc_evt_to_thread_force (
+	    ss->po_thread, singbox_client_restore_cwnd_rpc,
+	    uword_to_pointer (singbox_session_id (ss), void *));
+	  return;
+	}
+      if (t == SOCKS5_EV_ERROR)
+	{
+	  SINGBOX_LOG (SINGBOX_LOG_INFO, "upstream refused %U:%u: %s (rep %u)",
+		       format_ip46_address, &ss->dst_ip, IP46_TYPE_ANY,
+		       ss->dst_port, socks5_error_name (ev.error), ev.rep);
+	  singbox_client_fail (ss);
+	  singbox_ao_close_public (ss);
+	  return;
+	}
+      if (t == SOCKS5_EV_NEED_DATA || !consumed)
+	return;
+    }
+}
+
+/* The client leg's transport is gone: account it to its interface. */
+void
+singbox_client_session_closed (singbox_session_t *ss, session_t *po)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_interface_t *itf;
+  transport_connection_t *tc = session_get_transport (po);
+  tcp_connection_t *tcp = (tcp_connection_t *) tc;
+  u64 pkts = 0, bytes = 0;
+
+  if (tcp)
+    {
+      pkts = tcp->segs_in + tcp->data_segs_out;
+      bytes = tcp->bytes_in + tcp->bytes_out;
+    }
+  if (ss->sw_if_index < vec_len (sm->interfaces))
+    {
+      itf = vec_elt_at_index (sm->interfaces, ss->sw_if_index);
+      clib_atomic_fetch_sub (&itf->active, 1);
+      itf->packets += pkts;
+      itf->bytes += bytes;
+      vlib_increment_combined_counter (&sm->itf_redirected,
+				       vlib_get_thread_index (),
+				       ss->sw_if_index, pkts, bytes);
+    }
+  ss->sw_if_index = ~0;
 }
 
 int
@@ -336,6 +764,20 @@ format_singbox_interface (u8 *s, va_list *args)
 clib_error_t *
 singbox_client_init (vlib_main_t *vm)
 {
-  singbox_main.default_endpoint = ~0;
+  singbox_main_t *sm = &singbox_main;
+
+  sm->default_endpoint = ~0;
+  sm->intercept_app_index = APP_INVALID_INDEX;
+  sm->intercept_listen4 = SESSION_INVALID_HANDLE;
+  sm->intercept_listen6 = SESSION_INVALID_HANDLE;
+  sm->itf_connections.name = "singbox-client-connections";
+  sm->itf_connections.stat_segment_name = "/singbox/client/interface/connections";
+  sm->itf_failures.name = "singbox-client-failures";
+  sm->itf_failures.stat_segment_name = "/singbox/client/interface/failures";
+  sm->itf_redirected.name = "singbox-client-redirected";
+  sm->itf_redirected.stat_segment_name = "/singbox/client/interface/redirected";
+  vlib_validate_simple_counter (&sm->itf_connections, 0);
+  vlib_validate_simple_counter (&sm->itf_failures, 0);
+  vlib_validate_combined_counter (&sm->itf_redirected, 0);
   return 0;
 }

@@ -22,6 +22,8 @@
 
 #define SINGBOX_TCP_MSS 1460
 
+static void singbox_relay_kick (svm_fifo_t *f, session_handle_t to);
+
 static const char *singbox_session_state_strings[] = {
 #define _(sym, str) str,
   foreach_singbox_session_state
@@ -41,7 +43,7 @@ format_singbox_session_state (u8 *s, va_list *args)
  * Session records
  */
 
-static singbox_session_t *
+singbox_session_t *
 singbox_session_alloc (void)
 {
   singbox_main_t *sm = &singbox_main;
@@ -71,7 +73,7 @@ singbox_session_free (singbox_session_t *ss)
 }
 
 /* Look a session up by id; the generation guards against a reused slot. */
-static singbox_session_t *
+singbox_session_t *
 singbox_session_get_by_id (u64 id)
 {
   singbox_main_t *sm = &singbox_main;
@@ -157,7 +159,7 @@ singbox_ao_close (singbox_session_t *ss)
   singbox_leg_do (ss->ao_handle, singbox_leg_close_rpc);
 }
 
-static void
+void
 singbox_po_reset (singbox_session_t *ss)
 {
   singbox_udp_release (ss);
@@ -174,6 +176,12 @@ singbox_ao_reset (singbox_session_t *ss)
     return;
   ss->ao_closed = 1;
   singbox_leg_do (ss->ao_handle, singbox_leg_reset_rpc);
+}
+
+void
+singbox_ao_close_public (singbox_session_t *ss)
+{
+  singbox_ao_close (ss);
 }
 
 /* Write handshake bytes to the client; only before the fifos are crossed or
@@ -204,31 +212,41 @@ singbox_po_fail (singbox_session_t *ss)
  * Upstream connect
  */
 
-static void
-singbox_session_connect (singbox_session_t *ss)
+void
+singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip,
+			    u8 is_ip4, u16 port, u32 fib_index)
 {
   singbox_main_t *sm = &singbox_main;
   vnet_connect_args_t _a = {}, *a = &_a;
 
   a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
   a->sep_ext.transport_proto = TRANSPORT_PROTO_TCP;
-  a->sep_ext.is_ip4 = ss->dst_is_ip4;
-  a->sep_ext.ip = ss->dst_ip;
-  a->sep_ext.port = clib_host_to_net_u16 (ss->dst_port);
-  a->sep_ext.fib_index = ss->fib_index;
+  a->sep_ext.is_ip4 = is_ip4;
+  a->sep_ext.ip = *ip;
+  a->sep_ext.port = clib_host_to_net_u16 (port);
+  a->sep_ext.fib_index = fib_index;
   a->api_context = ss->index;
   a->app_index = sm->upstream_app_index;
 
-  ss->state = SINGBOX_SESSION_STATE_CONNECTING;
   ss->connecting = 1;
-  ss->deadline = vlib_time_now (vlib_get_main ()) + sm->connect_timeout;
   SINGBOX_DBG ("session %u connect %U:%u", ss->index, format_ip46_address,
-	       &ss->dst_ip, IP46_TYPE_ANY, ss->dst_port);
+	       ip, IP46_TYPE_ANY, port);
 
   /* vnet_connect2 copies the arguments and queues them to the connects
    * thread, or connects right here; the outcome always comes later through
    * singbox_ao_connected, so holding the lock is safe. */
   vnet_connect2 (a);
+}
+
+static void
+singbox_session_connect (singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+
+  ss->state = SINGBOX_SESSION_STATE_CONNECTING;
+  ss->deadline = vlib_time_now (vlib_get_main ()) + sm->connect_timeout;
+  singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port,
+			      ss->fib_index);
 }
 
 static u8
@@ -528,6 +546,17 @@ singbox_po_rx (session_t *s)
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
   ss->last_active = vlib_time_now (vlib_get_main ());
+  if (ss->mode == SINGBOX_MODE_CLIENT &&
+      ss->state != SINGBOX_SESSION_STATE_CLOSING)
+    {
+      /* the request written at accept precedes this data in the fifo:
+       * send it on as soon as the upstream exists */
+      ao_handle = ss->ao_handle;
+      singbox_sessions_unlock ();
+      if (ao_handle != SESSION_INVALID_HANDLE)
+	singbox_relay_kick (f, ao_handle);
+      return 0;
+    }
   if (PREDICT_FALSE (ss->state != SINGBOX_SESSION_STATE_ESTABLISHED))
     {
       if (ss->state <= SINGBOX_SESSION_STATE_REQUEST && !ss->po_closed)
@@ -624,7 +653,18 @@ singbox_po_disconnect (session_t *s)
   SINGBOX_DBG ("session %u: client FIN (state %U)", ss->index,
 	       format_singbox_session_state, (u32) ss->state);
   ss->po_fin = 1;
-  if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED)
+  if (ss->mode == SINGBOX_MODE_CLIENT &&
+      ss->state != SINGBOX_SESSION_STATE_CLOSING &&
+      ss->state != SINGBOX_SESSION_STATE_ESTABLISHED)
+    {
+      /* before the upstream reply: pass the FIN on once connected */
+      if (ss->ao_handle != SESSION_INVALID_HANDLE)
+	{
+	  singbox_relay_kick (s->rx_fifo, ss->ao_handle);
+	  singbox_leg_do (ss->ao_handle, singbox_leg_shutdown_rpc);
+	}
+    }
+  else if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED)
     {
       /* The FIN notification can overtake the rx notification of the data
        * before it (and then disables rx notifications): relay that data
@@ -684,10 +724,15 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   if (ntf == SESSION_CLEANUP_TRANSPORT)
     {
       singbox_session_account_bytes (ss, s);
-      singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT,
-				  ss->bytes_from_client);
-      singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT,
-				  ss->bytes_to_client);
+      if (ss->mode == SINGBOX_MODE_CLIENT)
+	singbox_client_session_closed (ss, s);
+      else
+	{
+	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT,
+				      ss->bytes_from_client);
+	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT,
+				      ss->bytes_to_client);
+	}
       /* the transport is gone: make sure the upstream leg follows */
       ss->po_closed = 1;
       if (!ss->ao_fin || !ss->po_fin)
@@ -742,6 +787,21 @@ static session_cb_vft_t singbox_server_cb_vft = {
   .del_segment_callback = singbox_del_segment,
 };
 
+/* Client mode's intercepting listener: the client leg behaves like the
+ * server's, only accept and the early request differ. */
+session_cb_vft_t singbox_intercept_cb_vft_base = {
+  .session_accept_callback = singbox_client_accept,
+  .proxy_write_early_data = singbox_client_write_early_data,
+  .session_disconnect_callback = singbox_po_disconnect,
+  .session_connected_callback = singbox_po_connected,
+  .session_reset_callback = singbox_po_reset_cb,
+  .session_cleanup_callback = singbox_po_cleanup,
+  .builtin_app_rx_callback = singbox_po_rx,
+  .builtin_app_tx_callback = singbox_po_tx,
+  .add_segment_callback = singbox_add_segment,
+  .del_segment_callback = singbox_del_segment,
+};
+
 /*
  * Upstream leg (active open) callbacks
  */
@@ -765,6 +825,8 @@ singbox_ao_alloc_fifos (session_t *s)
       return SESSION_E_ALLOC;
     }
 
+  if (ss->mode == SINGBOX_MODE_CLIENT)
+    goto cross;
   session_get_endpoint (s, &rmt, &lcl);
   if (lcl.is_ip4)
     socks5_addr_set_ip4 (&bnd, lcl.ip.ip4.as_u8,
@@ -782,6 +844,7 @@ singbox_ao_alloc_fifos (session_t *s)
       svm_fifo_enqueue (ss->po_tx_fifo, out.len, out.data) == out.len)
     ss->hs_bytes_out += out.len;
 
+cross:
   ss->po_rx_fifo->vpp_sh = s->handle;
   ss->po_rx_fifo->refcnt++;
   ss->po_tx_fifo->refcnt++;
@@ -809,6 +872,8 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s,
 		   format_session_error, err);
       if (ss->po_handle == SESSION_INVALID_HANDLE)
 	singbox_session_free (ss);
+      else if (ss->mode == SINGBOX_MODE_CLIENT)
+	singbox_client_connect_failed (ss);
       else if (!ss->po_closed && !ss->reply_sent)
 	{
 	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
@@ -824,6 +889,21 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s,
     {
       /* the client left while we connected */
       singbox_ao_close (ss);
+      singbox_sessions_unlock ();
+      return 0;
+    }
+  if (ss->mode == SINGBOX_MODE_CLIENT)
+    {
+      /* request (and any client data) is already in our tx fifo */
+      ss->state = ss->bypass ? SINGBOX_SESSION_STATE_ESTABLISHED :
+			       SINGBOX_SESSION_STATE_SOCKS5_REPLY;
+      ss->last_active = vlib_time_now (vlib_get_main ());
+      if (ss->bypass)
+	ss->deadline = 0;
+      if (svm_fifo_max_dequeue (s->tx_fifo) && svm_fifo_set_event (s->tx_fifo))
+	session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+      if (ss->po_fin)
+	singbox_leg_do (ss->ao_handle, singbox_leg_shutdown_rpc);
       singbox_sessions_unlock ();
       return 0;
     }
@@ -853,6 +933,13 @@ singbox_ao_rx (session_t *s)
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
   ss->last_active = vlib_time_now (vlib_get_main ());
+  if (ss->mode == SINGBOX_MODE_CLIENT &&
+      ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY)
+    {
+      singbox_client_upstream_rx (s, ss);
+      singbox_sessions_unlock ();
+      return 0;
+    }
   po_handle = ss->po_handle;
   SINGBOX_DBG ("session %u: upstream rx %u", ss->index,
 	       svm_fifo_max_dequeue (f));
@@ -978,7 +1065,7 @@ static session_cb_vft_t singbox_upstream_cb_vft = {
  * Attach, listen
  */
 
-static int
+int
 singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags,
 		    u32 *app_index)
 {
@@ -1217,14 +1304,23 @@ singbox_sessions_expire (f64 now)
   singbox_sessions_lock ();
   pool_foreach (ss, sm->sessions)
     {
-      if (ss->mode != SINGBOX_MODE_SERVER ||
-	  ss->po_handle == SESSION_INVALID_HANDLE ||
+      if (ss->po_handle == SESSION_INVALID_HANDLE ||
 	  ss->state == SINGBOX_SESSION_STATE_CLOSING)
 	continue;
       if (ss->deadline && now >= ss->deadline)
 	{
 	  ss->deadline = 0;
 	  singbox_session_kill_on_thread (ss, 1);
+	}
+      else if (ss->mode == SINGBOX_MODE_CLIENT)
+	{
+	  if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED &&
+	      sm->client_timeout &&
+	      now - ss->last_active >= sm->client_timeout)
+	    {
+	      ss->last_active = now;
+	      singbox_session_kill_on_thread (ss, 1);
+	    }
 	}
       else if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED &&
 	       sm->idle_timeout && now - ss->last_active >= sm->idle_timeout)
