@@ -33,6 +33,7 @@ def reply(rep: int, kind: str) -> bytes:
 NO_AUTH_ALL_CMDS = 0x01 | 0x0C | 0x10  # methods, commands, accept any credentials
 USERPASS_ALL_CMDS = 0x02 | 0x0C
 BOTH_ALL_CMDS = 0x03 | 0x0C
+API = 0x80
 
 SEEDS = {
     "fuzz_server": {
@@ -50,6 +51,13 @@ SEEDS = {
         "socks4": bytes([BOTH_ALL_CMDS, 0, 0]) + b"\x04\x01\x00\x50\xc0\x00\x02\x01\x00",
         "long-creds": bytes([USERPASS_ALL_CMDS | 0x10, 0, 0]) + b"\x05\x01\x02"
         + auth(b"u" * 255, b"p" * 255) + request(1, "v4"),
+        # API sequences (top bit): op&3 = 0 feed <n>, 1 auth_result, 2 reply <rep>, 3 abort <reason>
+        "api-noauth": bytes([API | NO_AUTH_ALL_CMDS, 0x00, 13]) + b"\x05\x01\x00" + request(1, "v4")
+        + bytes([0x06, 0x00, 0x03, 0x00, 0x00, 0x04]) + b"data",
+        "api-userpass": bytes([API | USERPASS_ALL_CMDS, 0x00, 3]) + b"\x05\x01\x02"
+        + bytes([0x00, 15]) + auth(b"alice", b"secret") + bytes([0x05, 0x00, 10]) + request(1, "v4")
+        + bytes([0x02, 0x05, 0x00, 0x00, 0x01]),
+        "api-abort": bytes([API | BOTH_ALL_CMDS, 0x00, 2]) + b"\x05\x01" + bytes([0x03, 0x06, 0x02, 0x00]),
     },
     "fuzz_client": {
         "noauth-v4": bytes([0x00, 0]) + b"\x05\x00" + reply(0, "v4") + b"relay",
