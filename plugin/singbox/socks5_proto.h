@@ -306,7 +306,10 @@ socks5_error_t socks5_server_auth_result (socks5_server_t *s, int ok, socks5_out
  */
 socks5_error_t socks5_server_reply (socks5_server_t *s, uint8_t rep, const socks5_addr_t *bnd,
 				    socks5_out_t *out);
-/* Ends the handshake with the REP for reason, e.g. on handshake timeout or connection limit. */
+/*
+ * Ends the handshake early (handshake timeout, connection limit, session killed): a pending
+ * request gets a reply with the REP for reason; before the request nothing is sent. Then close.
+ */
 socks5_error_t socks5_server_abort (socks5_server_t *s, socks5_reason_t reason, socks5_out_t *out);
 socks5_server_state_t socks5_server_state (const socks5_server_t *s);
 socks5_error_t socks5_server_error (const socks5_server_t *s);
@@ -328,7 +331,7 @@ int socks5_udp_header_parse (const uint8_t *data, uint32_t len, socks5_udp_heade
 /* Returns the header length written, or -SOCKS5_ERR_NO_SPACE / -SOCKS5_ERR_BAD_ARGUMENT. */
 int socks5_udp_header_encode (const socks5_addr_t *addr, uint8_t *out, uint32_t out_size);
 
-/* Addresses. The setters return SOCKS5_ERR_BAD_ARGUMENT for an empty or too long domain. */
+/* Addresses. set_domain returns SOCKS5_ERR_BAD_ARGUMENT for an empty or too long name. */
 void socks5_addr_set_ip4 (socks5_addr_t *a, const uint8_t ip4[4], uint16_t port);
 void socks5_addr_set_ip6 (socks5_addr_t *a, const uint8_t ip6[16], uint16_t port);
 socks5_error_t socks5_addr_set_domain (socks5_addr_t *a, const uint8_t *name, uint32_t len,
