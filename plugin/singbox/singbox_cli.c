@@ -23,17 +23,21 @@ unformat_singbox_endpoint (unformat_input_t *input, va_list *args)
   ip46_address_t *addr = va_arg (*args, ip46_address_t *);
   u8 *is_ip4 = va_arg (*args, u8 *);
   u16 *port = va_arg (*args, u16 *);
+  ip46_address_t a = {};
   u32 p;
+  u8 v4;
 
-  ip46_address_reset (addr);
-  if (unformat (input, "%U:%u", unformat_ip4_address, &addr->ip4, &p))
-    *is_ip4 = 1;
-  else if (unformat (input, "[%U]:%u", unformat_ip6_address, &addr->ip6, &p))
-    *is_ip4 = 0;
+  /* write the outputs only on a match: the caller tries other tokens too */
+  if (unformat (input, "%U:%u", unformat_ip4_address, &a.ip4, &p))
+    v4 = 1;
+  else if (unformat (input, "[%U]:%u", unformat_ip6_address, &a.ip6, &p))
+    v4 = 0;
   else
     return 0;
   if (p == 0 || p > 65535)
     return 0;
+  *addr = a;
+  *is_ip4 = v4;
   *port = p;
   return 1;
 }

@@ -653,6 +653,7 @@ singbox_interface_enable_disable (u32 sw_if_index, int enable,
 
   vec_validate (sm->interfaces, sw_if_index);
   itf = vec_elt_at_index (sm->interfaces, sw_if_index);
+  itf->sw_if_index = sw_if_index;
   if (!itf->enabled && (rv = singbox_client_intercept_enable_disable (itf, 1)))
     return rv;
   if (itf->enabled && itf->endpoint_index != ~0)
