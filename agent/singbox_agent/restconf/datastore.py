@@ -75,6 +75,10 @@ def print_nodes(
             lib.lyd_free_all(first[0])
 
 
+def _fmt(encoding: Encoding) -> int:
+    return int(lib.LYD_JSON if encoding == Encoding.JSON else lib.LYD_XML)
+
+
 def _print_one(cdata: Any, fmt: int, flags: int) -> bytes:
     buf = ffi.new("char **")
     if lib.lyd_print_mem(buf, cdata, fmt, flags) != lib.LY_SUCCESS:
@@ -99,6 +103,7 @@ class ReadResult:
 @dataclass(frozen=True)
 class EditResult:
     created_path: str | None = None  # data path of a node POST created (for Location)
+    existed: bool = True  # whether `check_exists` existed before the edit (PUT: 204 rather than 201)
 
 
 class Datastore:
@@ -203,12 +208,17 @@ class Datastore:
             sess, " | ".join(xpaths), _max_depth(query.depth, path), flags
         ) as tree:
             if path is None:
-                nodes = list(_top_siblings(tree)) if tree is not None else []
-                if not nodes:
+                if tree is None:
                     body = b"{}\n" if encoding == Encoding.JSON else _empty_xml_data()
                     return ReadResult(body, etag_of(b""))
-                body = print_nodes(nodes, encoding, query.with_defaults, keep_empty=query.depth is not None)
-                tag_body = body if encoding == Encoding.JSON else print_nodes(nodes, Encoding.JSON)
+                # The whole datastore: print the top-level siblings as they are, no copy.
+                first = tree.root().first_sibling()
+                print_flags = lib.LYD_PRINT_WITHSIBLINGS | _WD_FLAGS[query.with_defaults]
+                if query.depth is not None:
+                    print_flags |= lib.LYD_PRINT_KEEPEMPTYCONT
+                body = _print_one(first.cdata, _fmt(encoding), print_flags)
+                tag_body = body if encoding == Encoding.JSON else _print_one(
+                    first.cdata, lib.LYD_JSON, lib.LYD_PRINT_WITHSIBLINGS | lib.LYD_PRINT_WD_EXPLICIT)
                 return ReadResult(body, etag_of(tag_body))
             targets = list(tree.find_all(path)) if tree is not None else []
             if query.with_defaults in (None, "explicit", "trim"):
@@ -244,7 +254,9 @@ class Datastore:
 
     def exists(self, sess: SysrepoSession, path: str) -> bool:
         with _get_data(sess, path, 1, {}) as tree:
-            return tree is not None and any(True for _ in tree.find_all(path))
+            if tree is None:
+                return False
+            return any(not (n.cdata.flags & lib.LYD_DEFAULT and _is_term(n)) for n in tree.find_all(path))
 
     # ---- writes -----------------------------------------------------------------------------------------------
 
@@ -257,6 +269,7 @@ class Datastore:
         must_exist: str | None = None,
         delete_path: str | None = None,
         replace_all: bool = False,
+        check_exists: str | None = None,
     ) -> EditResult:
         """Parse the edit with `build` (under sysrepo's context), apply it in one transaction.
 
@@ -275,6 +288,7 @@ class Datastore:
                 sess.apply_changes()
                 self._touch(datastore)
                 return EditResult()
+            existed = self.exists(sess, check_exists) if check_exists is not None else True
             with acquired_context(self.conn) as ctx:
                 tree, created = build(ctx)
                 try:
@@ -289,7 +303,7 @@ class Datastore:
                     if tree is not None and not replace_all:
                         tree.free()
             self._touch(datastore)
-            return EditResult(created)
+            return EditResult(created, existed)
 
     def edit_tree(self, user: str | None, datastore: str, tree: libyang.DNode) -> None:
         """Apply a prepared edit tree (YANG Patch) in one transaction; the caller owns the tree."""
@@ -385,13 +399,6 @@ def _has_config(module: libyang.Module) -> bool:
 
 def _is_term(node: libyang.DNode) -> bool:
     return bool(node.cdata.schema != ffi.NULL and node.cdata.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST))
-
-
-def _top_siblings(tree: libyang.DNode) -> Iterator[libyang.DNode]:
-    node: libyang.DNode | None = tree.root().first_sibling()
-    while node is not None:
-        yield node
-        node = node.next()
 
 
 def _max_depth(depth: int | None, path: str | None) -> int:

@@ -264,16 +264,15 @@ class Handler:
             self.ds.edit(req.user, datastore, lambda ctx: (_parse_datastore(ctx, text, encoding), None), replace_all=True)
             return self._written(204, datastore)
 
-        existed = True
-        if kind == Kind.CREATE_OR_REPLACE:
-            assert parsed.path is not None
-            existed = self.ds.current_etag(req.user, datastore, parsed.path) is not None
-
         def build(ctx: libyang.Context) -> tuple[libyang.DNode | None, str | None]:
             return _build_edit(ctx, parsed, text, encoding)
 
         result = self.ds.edit(
-            req.user, datastore, build, must_exist=parsed.path if kind == Kind.PATCH else None
+            req.user,
+            datastore,
+            build,
+            must_exist=parsed.path if kind == Kind.PATCH else None,
+            check_exists=parsed.path if kind == Kind.CREATE_OR_REPLACE else None,
         )
         if kind == Kind.CREATE_CHILD:
             resp = self._written(201, datastore)
@@ -284,7 +283,7 @@ class Handler:
                 resp.headers.append(("Location", location))
             return resp
         if kind == Kind.CREATE_OR_REPLACE:
-            return self._written(204 if existed else 201, datastore)
+            return self._written(204 if result.existed else 201, datastore)
         return self._written(204, datastore)
 
     def _written(self, status: int, datastore: str) -> HttpResponse:
