@@ -75,6 +75,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             lambda: pytest.fail(f"test process died: {_describe_status(status)}", pytrace=False), "call"
         )
         hook.pytest_runtest_logreport(report=pytest.TestReport.from_item_and_call(item, call))
+    # Collectors this process set up for earlier in-process tests must still be torn down as pytest would.
+    item.session._setupstate.teardown_exact(nextitem)
     hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import xml.etree.ElementTree as ET
-from typing import Any
-
 import pytest
 import sysrepo
 
@@ -35,11 +33,8 @@ async def prepare(info: ServerInfo) -> None:
     await client.close()
 
 
-def test_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 200, len(CASES)
-
-
 async def test_every_invalid_request_gets_its_rpc_error(netconf_server: ServerInfo) -> None:
+    assert len(CASES) >= 200, len(CASES)
     await prepare(netconf_server)
     before = running_snapshot()
     client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
@@ -148,6 +143,3 @@ async def test_large_messages_both_framings(netconf_server: ServerInfo) -> None:
         assert len([e for e in data.iter(f"{{{SBX}}}endpoint")]) == 20000
         await client.close()
 
-
-def _unused(*_: Any) -> None:
-    pass
