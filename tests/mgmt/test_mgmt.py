@@ -112,3 +112,18 @@ def test_error_mapping() -> None:
     ly = errors.from_exception(libyang.LibyangError('Node "bogus" not found as a child of "singbox" node.'))[0]
     assert ly.error_tag == "unknown-element"
     assert errors.invalid_value("bad").error.http_status == 400
+
+
+def test_unrestricted_follows_rfc8341_rule_order() -> None:
+    from singbox_agent.mgmt.bootstrap import nacm_config
+
+    config = nacm_config("admin")
+    assert nacm.unrestricted(config, "admin")
+    assert not nacm.unrestricted(config, "bob")  # in no group: only the defaults apply
+    config["nacm"]["groups"]["group"].append({"name": "ops", "user-name": ["bob"]})
+    assert not nacm.unrestricted(config, "bob")  # first rule for group * is a deny on a path
+    config["nacm"]["rule-list"].insert(0, {"name": "x", "group": ["admin"], "rule": [
+        {"name": "no-kill", "module-name": "ietf-netconf", "rpc-name": "kill-session", "action": "deny"}]})
+    assert not nacm.unrestricted(config, "admin")  # a restriction now comes first
+    config["nacm"]["enable-nacm"] = False
+    assert nacm.unrestricted(config, "bob")

@@ -507,3 +507,47 @@ def test_wrong_password_and_public_key(netconf_server: ServerInfo, tmp_path: Any
                          key_filename=str(key_path), hostkey_verify=False, look_for_keys=False,
                          allow_agent=False, timeout=30) as m:
         assert m.get_config("running") is not None
+
+
+def test_host_key_kept_across_restarts(sysrepo_instance: Any, tmp_path: Any) -> None:
+    import os
+
+    from tests.netconf.conftest import bootstrap, start_server, stop_server
+
+    env = {**os.environ, **sysrepo_instance.env}
+    bootstrap(env, tmp_path)
+    first = start_server(env, tmp_path)
+    assert stop_server(first) == 0
+    key = tmp_path / "netconf" / "ssh_host_ed25519_key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    second = start_server(env, tmp_path)
+    try:
+        assert second.fingerprint == first.fingerprint
+        with second.connect() as m:
+            assert m.connected
+    finally:
+        assert stop_server(second) == 0
+
+
+def test_nacm_filters_notifications(netconf_server: ServerInfo) -> None:
+    from singbox_agent.mgmt.users import hash_password
+
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("running")
+        sess.set_item("/ietf-system:system/authentication/user[name='mon']/password", hash_password("mon-pw"))
+        sess.apply_changes()
+        sess.set_item("/ietf-netconf-acm:nacm/groups/group[name='monitors']/user-name", "mon")
+        sess.set_item("/ietf-netconf-acm:nacm/rule-list[name='monitors']/group", "monitors")
+        base = "/ietf-netconf-acm:nacm/rule-list[name='monitors']/rule[name='no-down']"
+        sess.set_item(base + "/module-name", "vpp-singbox")
+        sess.set_item(base + "/notification-name", "endpoint-down")
+        sess.set_item(base + "/access-operations", "read")
+        sess.set_item(base + "/action", "deny")
+        sess.apply_changes()
+        with netconf_server.connect(user="mon", password="mon-pw") as m:
+            m.create_subscription()
+            _send(sess, "endpoint-down", "d1")
+            _send(sess, "endpoint-up", "u1")
+            n = m.take_notification(timeout=10)
+            assert n is not None and "endpoint-up" in n.notification_xml, n.notification_xml if n else None
+            assert m.take_notification(timeout=1) is None

@@ -4,7 +4,8 @@
 
     python3 origin.py <ip4> <ip6> <http_port> <echo_port> <udp_port> [dns_port]
 
-HTTP: GET /bytes/<n> returns n bytes (pattern), anything else "hello\\n".
+HTTP: GET /bytes/<n> returns n bytes (pattern), /whoami the peer address,
+anything else "hello\\n".
 TCP echo: echoes until the client half-closes, then sends what it received
 count as "<n>\\n" only if the first line is "COUNT", and half-closes back.
 UDP echo: returns each datagram.
@@ -26,6 +27,13 @@ class Http(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        if self.path == "/whoami":
+            body = f"{self.client_address[0]}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.startswith("/bytes/"):
             n = int(self.path.split("/")[2])
             self.send_response(200)

@@ -192,14 +192,14 @@ class NetconfSession:
         except Exception as exc:  # noqa: BLE001 - cleanup must go on
             self.log.warning("session cleanup failed", error=str(exc))
         finally:
-            with self.server.state.lock:
-                self.server.state.sessions.pop(self.id, None)
             if self.sr is not None:
                 try:
-                    self.sr.stop()
+                    self.sr.stop()  # also ends this session's notification subscriptions
                 except Exception:  # noqa: BLE001
                     pass
                 self.sr = None
+            with self.server.state.lock:  # last: shutdown waits for this before disconnecting from sysrepo
+                self.server.state.sessions.pop(self.id, None)
             self.log.info("session closed")
 
     def kill_from_other_thread(self) -> None:

@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""Client mode: TCP arriving on a singbox-enabled VPP interface is relayed
+through an upstream SOCKS5 proxy (the real sing-box) with the original
+destination. The origin's /whoami tells who connected to it: sing-box
+(198.18.2.2, it runs in the origin namespace), VPP itself (198.18.2.1, the
+bypass splice) or the client (198.18.1.2, plain routing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import ECHO_PORT, HTTP_PORT, Env
+from test_singbox_peer import sing_box_binary
+from vpptopo import CLIENT_IP4, ORIGIN_IP4, ORIGIN_IP6, VPP_ORIGIN_IP4, wait_port
+
+SB_PORT = 1090
+
+
+@pytest.fixture
+def upstream(env: Env) -> Iterator[Env]:
+    """sing-box with a password-protected socks inbound in the origin ns."""
+    cfg = {
+        "log": {"level": "warn"},
+        "inbounds": [{"type": "socks", "tag": "in", "listen": ORIGIN_IP4, "listen_port": SB_PORT,
+                      "users": [{"username": "vpp", "password": "s3cret"}]}],
+        "outbounds": [{"type": "direct", "tag": "direct"}],
+        "route": {"final": "direct"},
+    }
+    d = Path(tempfile.mkdtemp(prefix="sbx-up-"))
+    (d / "config.json").write_text(json.dumps(cfg))
+    p = env.t.spawn(env.t.ns_origin, str(sing_box_binary()), "run", "-c", str(d / "config.json"))
+    wait_port(env.t.ns_origin, ORIGIN_IP4, SB_PORT)
+    try:
+        yield env
+    finally:
+        for itf in env.api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
+            env.api.singbox_enable_disable(sw_if_index=itf.sw_if_index, enable_disable=False)
+        for ep in env.api.singbox_endpoint_dump():
+            env.api.singbox_endpoint_add_del(is_add=False, name=ep.name)
+        p.kill()
+
+
+def sw_if_index(env: Env, name: str) -> int:
+    for line in env.cli("show interface").splitlines():
+        parts = line.split()
+        if parts and parts[0] == name:
+            return int(parts[1])
+    raise AssertionError(name)
+
+
+def enable(env: Env, password: str = "s3cret", port: int = SB_PORT, **kw: object) -> int:
+    r = env.api.singbox_set_endpoint(proxy_addr=ORIGIN_IP4, proxy_port=port, protocol_type=0,
+                                     username="vpp", password=password)
+    assert r.retval == 0
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    r = env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=True, **kw)
+    assert r.retval == 0
+    return idx
+
+
+def whoami(env: Env, host: str = ORIGIN_IP4) -> tuple[int, str]:
+    url = f"http://[{host}]:{HTTP_PORT}/whoami" if ":" in host else \
+        f"http://{host}:{HTTP_PORT}/whoami"
+    r = env.client("curl", "-sS", "-m", "10", url, timeout=15)
+    return r.returncode, r.stdout.decode().strip()
+
+
+def test_tcp_relayed_through_sing_box(upstream: Env) -> None:
+    env = upstream
+    assert whoami(env) == (0, CLIENT_IP4)  # not enabled: plain routing
+    idx = enable(env)
+    assert whoami(env) == (0, ORIGIN_IP4)  # sing-box made the connection
+    r = env.t.run_in(env.t.ns_client, "ncat", ORIGIN_IP4, str(ECHO_PORT),
+                     input=b"intercepted\n", timeout=15)
+    assert r.stdout == b"intercepted\n", r.stderr
+    st = env.api.singbox_get_stats(sw_if_index=idx)
+    assert st.retval == 0 and st.total_connections == 2 and st.connection_failures == 0
+    deadline = time.monotonic() + 10
+    while env.api.singbox_get_stats(sw_if_index=idx).active_connections:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    st = env.api.singbox_get_stats(sw_if_index=idx)
+    assert st.bytes_redirected > 0 and st.packets_redirected > 0
+    itf = env.api.singbox_interface_dump(sw_if_index=idx)
+    assert len(itf) == 1 and itf[0].active_endpoint_name == "default"
+    ep = env.api.singbox_endpoint_dump()
+    assert ep[0].has_credentials and ep[0].connections == 2 and ep[0].rtt_us > 0
+    assert "Total connections: 2" in env.cli(f"show singbox {env.t.vpp_if_client}")
+
+
+def test_ipv6_destination(upstream: Env) -> None:
+    env = upstream
+    enable(env)
+    assert whoami(env, ORIGIN_IP6) == (0, ORIGIN_IP6)
+
+
+def test_bypass_prefix(upstream: Env) -> None:
+    env = upstream
+    idx = enable(env)
+    r = env.api.singbox_interface_bypass_add_del(sw_if_index=idx, is_add=True,
+                                                 prefix=f"{ORIGIN_IP4}/32")
+    assert r.retval == 0
+    # VPP splices the bypassed flow itself, from its own address
+    assert whoami(env) == (0, VPP_ORIGIN_IP4)
+    assert [str(p) for p in env.api.singbox_interface_dump(sw_if_index=idx)[0].bypass] == [
+        f"{ORIGIN_IP4}/32"]
+
+
+def test_wrong_credentials_reset_and_counted(upstream: Env) -> None:
+    env = upstream
+    idx = enable(env, password="wrong")
+    rc, _ = whoami(env)
+    assert rc != 0
+    st = env.api.singbox_get_stats(sw_if_index=idx)
+    assert st.connection_failures == 1
+    assert env.api.singbox_endpoint_dump()[0].failures == 1
+
+
+def test_upstream_unreachable(upstream: Env) -> None:
+    env = upstream
+    idx = enable(env, port=SB_PORT + 1)  # nothing listens there
+    rc, _ = whoami(env)
+    assert rc != 0
+    assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures == 1
+
+
+def test_max_connections(upstream: Env) -> None:
+    env = upstream
+    idx = enable(env, max_connections=1)
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", env.t.ns_client, "ncat", ORIGIN_IP4, str(ECHO_PORT)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while env.api.singbox_get_stats(sw_if_index=idx).active_connections < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        rc, _ = whoami(env)
+        assert rc != 0
+        assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures == 1
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_manual_cli(upstream: Env) -> None:
+    env = upstream
+    env.cli(f"singbox set endpoint {ORIGIN_IP4}:{SB_PORT} socks5 username vpp password s3cret")
+    env.cli(f"singbox enable {env.t.vpp_if_client} max-connections 100")
+    env.cli("singbox set timeout 120")
+    env.cli("singbox set pooling enable")
+    env.cli("singbox set max-pool-size 8")
+    show = env.cli("show singbox")
+    assert f"Default endpoint: {ORIGIN_IP4}:{SB_PORT} (SOCKS5)" in show
+    assert "Session timeout: 120 seconds" in show
+    assert "Connection pooling: enabled (max pool size 8)" in show
+    assert whoami(env) == (0, ORIGIN_IP4)
+    env.cli(f"singbox disable {env.t.vpp_if_client}")
+    assert whoami(env) == (0, CLIENT_IP4)
