@@ -75,6 +75,8 @@ def envelope() -> Iterator[Case]:
     for ns in ("", "urn:bogus", NC + "x", SBX):
         yield f"rpc-ns-{ns or 'none'}", f'<rpc xmlns="{ns}" message-id="1"><get/></rpc>'.encode(), frozenset(
             {"unknown-namespace", "malformed-message"})
+    yield "unqualified-config", rpc(f'<edit-config><target><running/></target><config xmlns=""><singbox '
+                                    f'xmlns="{SBX}"/></config></edit-config>'), frozenset({"unknown-namespace"})
     yield "no-op", rpc(""), MALFORMED
     yield "two-ops", rpc("<get/><get/>"), MALFORMED
     yield "text-in-rpc", rpc("hello<get/>"), MALFORMED

@@ -60,6 +60,12 @@ def _parse_errors(exc: libyang.LibyangError, rpc: Rpc, ly: libyang.Context) -> l
     """Schema errors of the operation element itself are protocol errors with the offending element named."""
     err = errors.from_libyang(exc)
     message = err.error_message
+    if "Missing XML namespace" in message:
+        bare = next((el.tag for el in rpc.op.iter() if not el.tag.startswith("{")), "?")
+        return [MgmtError("protocol", "unknown-namespace",
+                          f'Element "{bare}" has no XML namespace (NETCONF elements are in {messages.BASE_NS}, '
+                          "data nodes in their module's namespace).",
+                          info={"bad-element": bare, "bad-namespace": ""})]
     if "not found in the" in message and " module" in message:
         return [MgmtError("protocol", "operation-not-supported", f'Operation "{rpc.op_name}" is not supported.',
                           info={"bad-element": rpc.op_name})]
