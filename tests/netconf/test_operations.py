@@ -225,6 +225,19 @@ def test_confirmed_commit_timeout_rolls_back(netconf_server: ServerInfo) -> None
         while endpoints() != ["keep"] and time.monotonic() < deadline:
             time.sleep(0.1)
         assert endpoints() == ["keep"]
+        # the rollback happens even while the issuing session holds running and candidate locked
+        m.lock("running")
+        m.lock("candidate")
+        m.edit_config(target="candidate", config=cfg(endpoint("locked-temp")))
+        m.commit(confirmed=True, timeout="1")
+        assert "locked-temp" in endpoints()
+        deadline = time.monotonic() + 10
+        while endpoints() != ["keep"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert endpoints() == ["keep"]
+        assert "locked-temp" not in m.get_config("candidate", filter=sbx_filter()).data_xml
+        m.unlock("candidate")
+        m.unlock("running")
         # confirmed then confirming commit keeps the change
         m.edit_config(target="candidate", config=cfg(endpoint("stay")))
         m.commit(confirmed=True, timeout="2")

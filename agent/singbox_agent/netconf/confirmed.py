@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -57,20 +58,48 @@ def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:
         server.state.confirmed = None
     if cc.timer is not None:
         cc.timer.cancel()
-    sess = server.conn.start_session("running")
     ctx: Any
     try:
         with server.conn.get_ly_ctx() as ctx:
             tree = ctx.parse_data_mem(cc.backup_xml, "xml", strict=True, no_state=True, parse_only=True) \
                 if cc.backup_xml else None
-            sess.replace_config_ly(tree, None)
-        sess.switch_datastore("candidate")
-        sess.copy_config("running")
+            _as_lock_holder(server, "running", lambda sr: _restore(sr, tree))
+        _as_lock_holder(server, "candidate", _reset_candidate)
         with server.state.lock:
             server.state.candidate_modified = False
         log.info("confirmed commit rolled back", reason=reason)
     except Exception as exc:  # noqa: BLE001 - a timer thread has nobody to raise to
         log.error("confirmed commit rollback failed", reason=reason, error=str(exc))
+
+
+def _restore(sr: Any, tree: Any) -> None:
+    sr.switch_datastore("running")
+    sr.replace_config_ly(tree, None)  # spends the tree
+
+
+def _reset_candidate(sr: Any) -> None:
+    sr.switch_datastore("candidate")
+    sr.copy_config("running")
+
+
+def _as_lock_holder(server: NetconfServer, ds: str, fn: Callable[[Any], None]) -> None:
+    """Run `fn(sysrepo_session)` as the session that holds `ds` locked (sysrepo refuses every other one), or on a
+    session of our own when nobody does. RFC 6241 8.4: the rollback happens whoever holds the lock."""
+    holder_id = server.state.holder(ds)
+    with server.state.lock:
+        holder = server.state.sessions.get(holder_id) if holder_id is not None else None
+    if holder is not None and holder.sr is not None:
+        if threading.current_thread().name.startswith(f"netconf-{holder.id}_"):
+            fn(holder.sr)
+            return
+        try:
+            holder.run_on_worker(lambda: fn(holder.sr)).result(timeout=60)
+            return
+        except RuntimeError:  # the holder is shutting down: its lock goes with it
+            pass
+    sess = server.conn.start_session("running")
+    try:
+        fn(sess)
     finally:
         sess.stop()
 

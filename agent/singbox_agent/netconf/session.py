@@ -117,6 +117,10 @@ class NetconfSession:
         if exc is not None:  # _run_rpc catches everything; this is a bug, keep the session consistent
             self.log.error("rpc worker failed", error=repr(exc))
 
+    def run_on_worker(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """Run `fn` on this session's worker (with its sysrepo session); RuntimeError once the session closed."""
+        return self._worker.submit(fn)
+
     def send_threadsafe(self, message: bytes) -> None:
         """Send one whole message from any thread, framed for this session."""
         self._loop.call_soon_threadsafe(self._send_now, message)
