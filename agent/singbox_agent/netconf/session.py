@@ -157,10 +157,17 @@ class NetconfSession:
     # --- worker side (this session's thread) -------------------------------------------------------------------
 
     def _start_sysrepo(self) -> None:
-        self.sr = self.server.conn.start_session("running")
-        self.sr.set_extra_info("netconf", self.id, self.user)
-        self._nacm_generation = -1
-        self.refresh_nacm()
+        sr = self.server.conn.start_session("running")
+        try:
+            sr.set_extra_info("netconf", self.id, self.user)
+            self.sr = sr
+            self._nacm_generation = -1
+            self.refresh_nacm()
+        except Exception:
+            # Never serve a session whose NACM identity could not be set: it would run unrestricted.
+            self.log.exception("cannot prepare the sysrepo session")
+            self.sr = None
+            sr.stop()
 
     def refresh_nacm(self) -> None:
         """Give the sysrepo session this user's NACM identity, or none when NACM would permit everything anyway."""
