@@ -143,3 +143,16 @@ async def test_large_messages_both_framings(netconf_server: ServerInfo) -> None:
         assert len([e for e in data.iter(f"{{{SBX}}}endpoint")]) == 20000
         await client.close()
 
+
+
+async def test_nothing_runs_after_close_session(netconf_server: ServerInfo) -> None:
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    edit = (f'<edit-config><target><running/></target><config><singbox xmlns="{SBX}"><client><endpoint>'
+            "<name>after-close</name><address>198.18.0.1</address></endpoint></client></singbox></config>"
+            "</edit-config>")
+    client.send_raw(client.framer.frame(f'<rpc xmlns="{NC}" message-id="1"><close-session/></rpc>'.encode())
+                    + client.framer.frame(f'<rpc xmlns="{NC}" message-id="2">{edit}</rpc>'.encode()))
+    reply = await client.recv()
+    assert b'message-id="1"' in reply and b"<ok/>" in reply
+    assert await client.closed(timeout=10)
+    assert "after-close" not in running_snapshot()

@@ -55,6 +55,7 @@ class NetconfSession:
         self.subscription: Any = None  # notification subscription (ops.create_subscription)
         self.sr: Any = None
         self._nacm_generation = -1
+        self._ending = False
         self._send = send
         self._close_transport = close_transport
         self._loop = loop or asyncio.get_running_loop()
@@ -182,6 +183,8 @@ class NetconfSession:
     def _run_rpc(self, message: bytes) -> None:
         from singbox_agent.netconf.dispatch import dispatch  # the ops import the session module
 
+        if self.closed or self._ending:  # killed, or an earlier close-session: queued rpcs are not run
+            return
         try:
             reply, close_after = dispatch(self, message)
         except Exception:  # noqa: BLE001 - a client always gets an answer
@@ -190,6 +193,7 @@ class NetconfSession:
                                                                        "Internal error.")]), False
         self.send_threadsafe(reply)
         if close_after:
+            self._ending = True
             self._loop.call_soon_threadsafe(self.close)
 
     def _cleanup(self) -> None:
