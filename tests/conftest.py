@@ -77,6 +77,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         hook.pytest_runtest_logreport(report=pytest.TestReport.from_item_and_call(item, call))
     # Collectors this process set up for earlier in-process tests must still be torn down as pytest would.
     item.session._setupstate.teardown_exact(nextitem)
+    # The parent still holds the fixtures of the tests that ran in it; release those the next test does not need,
+    # as pytest's own protocol would have after this item.
+    item.session._setupstate.teardown_exact(nextitem)
     hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 
