@@ -204,6 +204,7 @@ typedef struct
   u32 endpoint_index;
   u32 saved_cwnd;
   u8 bypass;
+  u8 crossed; /* client mode: both legs share the client's fifos */
 
   ip46_address_t client_ip;
   u16 client_port;
@@ -428,6 +429,8 @@ clib_error_t *singbox_client_init (vlib_main_t *vm);
 int singbox_client_accept (session_t *s);
 int singbox_client_write_early_data (session_t *s);
 void singbox_client_upstream_rx (session_t *s, singbox_session_t *ss);
+int singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss);
+void singbox_client_upstream_tx (session_t *s, singbox_session_t *ss);
 void singbox_client_connect_failed (singbox_session_t *ss);
 void singbox_client_session_closed (singbox_session_t *ss, session_t *po);
 singbox_endpoint_t *singbox_endpoint_find (u8 *name);

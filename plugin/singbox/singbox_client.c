@@ -313,10 +313,11 @@ singbox_client_pick_endpoint (singbox_interface_t *itf)
   return best ? best : ep;
 }
 
-/* Runs while the accepted session is being set up, before any client byte
- * can arrive: decide, and write the SOCKS5 request into the client's rx
- * fifo, which becomes the upstream's tx fifo. A non-zero return refuses
- * the connection (reset). */
+/* Runs while the accepted session is being set up: decide where it goes
+ * (bypass or which endpoint) and whether it may exist at all; a non-zero
+ * return refuses the connection (reset). Nothing is written: the proxy's
+ * handshake runs on the upstream leg's own fifos, see
+ * singbox_client_alloc_fifos. */
 int
 singbox_client_write_early_data (session_t *s)
 {
@@ -325,11 +326,9 @@ singbox_client_write_early_data (session_t *s)
   singbox_interface_t *itf;
   singbox_endpoint_t *ep = 0;
   singbox_session_t *ss;
-  socks5_client_cfg_t cfg = {};
-  socks5_out_t out;
   singbox_prefix_t *p;
-  u8 bypass = 0, msg[SOCKS5_MAX_MSG_LEN + 8];
-  u32 sw_if_index, n = 0;
+  u8 bypass = 0;
+  u32 sw_if_index;
 
   session_get_endpoint (s, &rmt, &lcl);
   sw_if_index = singbox_client_interface_of (&rmt.ip, rmt.is_ip4, lcl.fib_index);
@@ -349,13 +348,17 @@ singbox_client_write_early_data (session_t *s)
       vlib_increment_simple_counter (&sm->itf_failures,
 				     vlib_get_thread_index (),
 				     itf->sw_if_index, 1);
+      itf->failures++;
       return -1;
     }
   vec_foreach (p, itf->bypass)
     if (singbox_prefix_match (p, &lcl.ip, lcl.is_ip4))
       bypass = 1;
   if (!bypass && !(ep = singbox_client_pick_endpoint (itf)))
-    return -1;
+    {
+      itf->failures++;
+      return -1;
+    }
 
   singbox_sessions_lock ();
   ss = singbox_session_alloc ();
@@ -379,58 +382,6 @@ singbox_client_write_early_data (session_t *s)
   ss->created = ss->last_active = vlib_time_now (vlib_get_main ());
   ss->deadline = ss->created + (ep ? ep->connect_timeout : 10);
   s->opaque = ss->index;
-
-  if (!bypass)
-    {
-      /* greeting, auth and CONNECT pipelined: the greeting offers exactly
-       * one method so the pipelined auth message can never be misread */
-      if (lcl.is_ip4)
-	socks5_addr_set_ip4 (&cfg.dst, lcl.ip.ip4.as_u8, ss->dst_port);
-      else
-	socks5_addr_set_ip6 (&cfg.dst, lcl.ip.ip6.as_u8, ss->dst_port);
-      cfg.cmd = SOCKS5_CMD_CONNECT;
-      if (ep->username)
-	{
-	  cfg.username = ep->username;
-	  cfg.username_len = vec_len (ep->username);
-	  cfg.password = ep->password;
-	  cfg.password_len = vec_len (ep->password);
-	}
-      out.len = 0;
-      socks5_client_init (&ss->cproto, &cfg, &out);
-      msg[n++] = SOCKS5_VERSION;
-      msg[n++] = 1;
-      msg[n++] = ep->username ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH;
-      if (ep->username)
-	{
-	  msg[n++] = SOCKS5_AUTH_VERSION;
-	  msg[n++] = vec_len (ep->username);
-	  clib_memcpy (msg + n, ep->username, vec_len (ep->username));
-	  n += vec_len (ep->username);
-	  msg[n++] = vec_len (ep->password);
-	  clib_memcpy (msg + n, ep->password, vec_len (ep->password));
-	  n += vec_len (ep->password);
-	}
-      svm_fifo_enqueue (s->rx_fifo, n, msg);
-      n = 0;
-      msg[n++] = SOCKS5_VERSION;
-      msg[n++] = SOCKS5_CMD_CONNECT;
-      msg[n++] = 0;
-      msg[n++] = cfg.dst.atyp;
-      if (lcl.is_ip4)
-	{
-	  clib_memcpy (msg + n, lcl.ip.ip4.as_u8, 4);
-	  n += 4;
-	}
-      else
-	{
-	  clib_memcpy (msg + n, lcl.ip.ip6.as_u8, 16);
-	  n += 16;
-	}
-      msg[n++] = ss->dst_port >> 8;
-      msg[n++] = ss->dst_port & 0xff;
-      svm_fifo_enqueue (s->rx_fifo, n, msg);
-    }
   singbox_sessions_unlock ();
 
   clib_atomic_fetch_add (&itf->active, 1);
@@ -438,7 +389,91 @@ singbox_client_write_early_data (session_t *s)
   vlib_increment_simple_counter (&sm->itf_connections,
 				 vlib_get_thread_index (), itf->sw_if_index,
 				 1);
-  ss->counted_active = 0; /* counted per interface, not as server */
+  return 0;
+}
+
+/* Upstream leg of a proxied flow, on its thread, before it is usable: own
+ * fifos for the SOCKS5 handshake (the client's data must not reach the
+ * proxy before its reply: sing-box drops bytes pipelined with the
+ * request), with greeting, auth and CONNECT already queued. The greeting
+ * offers exactly one method, so the pipelined auth can never be misread.
+ * Lock held. */
+int
+singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+  svm_fifo_t *rx = 0, *tx = 0;
+  segment_manager_t *smg;
+  singbox_endpoint_t *ep;
+  socks5_client_cfg_t cfg = {};
+  socks5_out_t out;
+  u8 msg[SOCKS5_MAX_MSG_LEN + 32];
+  u32 n = 0;
+  int rv;
+
+  if (ss->po_closed || ss->endpoint_index == ~0 ||
+      pool_is_free_index (sm->endpoints, ss->endpoint_index))
+    return SESSION_E_ALLOC;
+  ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
+
+  smg = app_worker_get_connect_segment_manager (
+    app_worker_get (s->app_wrk_index));
+  if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx,
+						 &tx)))
+    return rv;
+  rx->vpp_sh = s->handle;
+  tx->vpp_sh = s->handle;
+  s->rx_fifo = rx;
+  s->tx_fifo = tx;
+  s->flags &= ~SESSION_F_PROXY;
+
+  if (ss->dst_is_ip4)
+    socks5_addr_set_ip4 (&cfg.dst, ss->dst_ip.ip4.as_u8, ss->dst_port);
+  else
+    socks5_addr_set_ip6 (&cfg.dst, ss->dst_ip.ip6.as_u8, ss->dst_port);
+  cfg.cmd = SOCKS5_CMD_CONNECT;
+  if (ep->username)
+    {
+      cfg.username = ep->username;
+      cfg.username_len = vec_len (ep->username);
+      cfg.password = ep->password;
+      cfg.password_len = vec_len (ep->password);
+    }
+  out.len = 0;
+  socks5_client_init (&ss->cproto, &cfg, &out);
+
+  msg[n++] = SOCKS5_VERSION;
+  msg[n++] = 1;
+  msg[n++] = ep->username ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH;
+  if (ep->username)
+    {
+      msg[n++] = SOCKS5_AUTH_VERSION;
+      msg[n++] = vec_len (ep->username);
+      clib_memcpy (msg + n, ep->username, vec_len (ep->username));
+      n += vec_len (ep->username);
+      msg[n++] = vec_len (ep->password);
+      clib_memcpy (msg + n, ep->password, vec_len (ep->password));
+      n += vec_len (ep->password);
+    }
+  svm_fifo_enqueue (tx, n, msg);
+  n = 0;
+  msg[n++] = SOCKS5_VERSION;
+  msg[n++] = SOCKS5_CMD_CONNECT;
+  msg[n++] = 0;
+  msg[n++] = cfg.dst.atyp;
+  if (ss->dst_is_ip4)
+    {
+      clib_memcpy (msg + n, ss->dst_ip.ip4.as_u8, 4);
+      n += 4;
+    }
+  else
+    {
+      clib_memcpy (msg + n, ss->dst_ip.ip6.as_u8, 16);
+      n += 16;
+    }
+  msg[n++] = ss->dst_port >> 8;
+  msg[n++] = ss->dst_port & 0xff;
+  svm_fifo_enqueue (tx, n, msg);
   return 0;
 }
 
@@ -448,19 +483,12 @@ singbox_client_accept (session_t *s)
   singbox_main_t *sm = &singbox_main;
   singbox_endpoint_t *ep;
   singbox_session_t *ss;
-  tcp_connection_t *tc;
 
   s->session_state = SESSION_STATE_READY;
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
   if (!ss->bypass)
     {
-      /* hold the client's transmissions: the proxy's replies will land in
-       * this session's tx fifo, shared with the upstream's rx, and must be
-       * consumed here, not sent to the client */
-      tc = (tcp_connection_t *) session_get_transport (s);
-      ss->saved_cwnd = tc->cwnd;
-      tc->cwnd = 0;
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
       ep->connections++;
       singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port,
@@ -473,30 +501,71 @@ singbox_client_accept (session_t *s)
   return 0;
 }
 
-static void
-singbox_client_restore_cwnd_rpc (void *arg)
+/* After the proxy's reply: make the upstream leg use the client's fifos,
+ * crossed, like server mode. Only once the handshake bytes are all
+ * acknowledged (empty tx fifo), since TCP reads unacknowledged data from
+ * the fifo. Bytes the destination already sent are moved over. On the
+ * upstream's thread, lock held. Returns 0 when crossed. */
+static int
+singbox_client_cross (session_t *s, singbox_session_t *ss)
 {
-  u64 id = pointer_to_uword (arg);
-  singbox_session_t *ss;
-  session_t *s;
-  tcp_connection_t *tc;
+  svm_fifo_t *own_rx = s->rx_fifo, *own_tx = s->tx_fifo;
+  u8 buf[4096];
+  u32 n;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get_by_id (id);
-  if (ss && ss->po_handle != SESSION_INVALID_HANDLE &&
-      (s = session_get_from_handle_if_valid (ss->po_handle)))
+  if (svm_fifo_max_dequeue (own_tx))
     {
-      tc = (tcp_connection_t *) session_get_transport (s);
-      if (tc)
-	{
-	  tc->cwnd = ss->saved_cwnd;
-	  transport_connection_reschedule (&tc->connection);
-	}
-      if (svm_fifo_max_dequeue (ss->po_tx_fifo) &&
-	  svm_fifo_set_event (ss->po_tx_fifo))
-	session_program_tx_io_evt (ss->po_handle, SESSION_IO_EVT_TX);
+      svm_fifo_add_want_deq_ntf (own_tx, SVM_FIFO_WANT_DEQ_NOTIF);
+      return -1;
     }
-  singbox_sessions_unlock ();
+  while ((n = svm_fifo_max_dequeue (own_rx)))
+    {
+      n = clib_min (n, sizeof (buf));
+      n = clib_min (n, svm_fifo_max_enqueue (ss->po_tx_fifo));
+      if (!n)
+	break;
+      svm_fifo_dequeue (own_rx, n, buf);
+      svm_fifo_enqueue (ss->po_tx_fifo, n, buf);
+    }
+  ss->po_rx_fifo->vpp_sh = s->handle;
+  ss->po_rx_fifo->refcnt++;
+  ss->po_tx_fifo->refcnt++;
+  s->rx_fifo = ss->po_tx_fifo;
+  s->tx_fifo = ss->po_rx_fifo;
+  s->flags |= SESSION_F_PROXY;
+  ss->crossed = 1;
+  segment_manager_dealloc_fifos (own_rx, own_tx);
+
+  ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
+  ss->deadline = 0;
+  /* client data waiting since the accept, and destination data moved */
+  if (svm_fifo_max_dequeue (s->tx_fifo))
+    {
+      svm_fifo_set_event (s->tx_fifo);
+      session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+    }
+  if (svm_fifo_max_dequeue (s->rx_fifo))
+    {
+      svm_fifo_set_event (s->rx_fifo);
+      session_program_tx_io_evt (ss->po_handle, SESSION_IO_EVT_TX);
+    }
+  if (ss->po_fin)
+    {
+      vnet_shutdown_args_t a = {
+	.handle = s->handle,
+	.app_index = singbox_main.upstream_app_index,
+      };
+      vnet_shutdown_session (&a);
+    }
+  return 0;
+}
+
+void
+singbox_client_upstream_tx (session_t *s, singbox_session_t *ss)
+{
+  if (ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
+      socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_CONNECTED)
+    singbox_client_cross (s, ss);
 }
 
 static void
@@ -547,20 +616,18 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
       consumed = 0;
       out.len = 0;
       t = socks5_client_feed (&ss->cproto, buf, n, &consumed, &ev, &out);
+      SINGBOX_DBG ("session %u: proxy reply %u bytes: %s, consumed %u",
+		   ss->index, n, socks5_event_name (t), consumed);
       /* out (auth, request) was pipelined at accept: nothing to send */
       if (consumed)
 	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
       if (t == SOCKS5_EV_CONNECTED)
 	{
-	  ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
-	  ss->deadline = 0;
 	  if (ss->endpoint_index != ~0 &&
 	      !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
 	    pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index)
 	      ->rtt_us = (vlib_time_now (vlib_get_main ()) - ss->created) * 1e6;
-	  session_send_rpc_evt_to_thread_force (
-	    ss->po_thread, singbox_client_restore_cwnd_rpc,
-	    uword_to_pointer (singbox_session_id (ss), void *));
+	  singbox_client_cross (s, ss);
 	  return;
 	}
       if (t == SOCKS5_EV_ERROR)

@@ -547,11 +547,12 @@ singbox_po_rx (session_t *s)
   ss = singbox_session_get (s->opaque);
   ss->last_active = vlib_time_now (vlib_get_main ());
   if (ss->mode == SINGBOX_MODE_CLIENT &&
-      ss->state != SINGBOX_SESSION_STATE_CLOSING)
+      ss->state != SINGBOX_SESSION_STATE_CLOSING &&
+      ss->state != SINGBOX_SESSION_STATE_ESTABLISHED)
     {
-      /* the request written at accept precedes this data in the fifo:
-       * send it on as soon as the upstream exists */
-      ao_handle = ss->ao_handle;
+      /* client data waits in this fifo until the proxy has replied and the
+       * legs are crossed (or, bypassed, until the upstream is connected) */
+      ao_handle = ss->crossed ? ss->ao_handle : SESSION_INVALID_HANDLE;
       singbox_sessions_unlock ();
       if (ao_handle != SESSION_INVALID_HANDLE)
 	singbox_relay_kick (f, ao_handle);
@@ -657,8 +658,9 @@ singbox_po_disconnect (session_t *s)
       ss->state != SINGBOX_SESSION_STATE_CLOSING &&
       ss->state != SINGBOX_SESSION_STATE_ESTABLISHED)
     {
-      /* before the upstream reply: pass the FIN on once connected */
-      if (ss->ao_handle != SESSION_INVALID_HANDLE)
+      /* before the upstream reply: the FIN is passed on when the legs are
+       * crossed (singbox_client_cross) */
+      if (ss->crossed && ss->ao_handle != SESSION_INVALID_HANDLE)
 	{
 	  singbox_relay_kick (s->rx_fifo, ss->ao_handle);
 	  singbox_leg_do (ss->ao_handle, singbox_leg_shutdown_rpc);
@@ -825,6 +827,12 @@ singbox_ao_alloc_fifos (session_t *s)
       return SESSION_E_ALLOC;
     }
 
+  if (ss->mode == SINGBOX_MODE_CLIENT && !ss->bypass)
+    {
+      int rv = singbox_client_alloc_fifos (s, ss);
+      singbox_sessions_unlock ();
+      return rv;
+    }
   if (ss->mode == SINGBOX_MODE_CLIENT)
     goto cross;
   session_get_endpoint (s, &rmt, &lcl);
@@ -845,6 +853,7 @@ singbox_ao_alloc_fifos (session_t *s)
     ss->hs_bytes_out += out.len;
 
 cross:
+  ss->crossed = 1;
   ss->po_rx_fifo->vpp_sh = s->handle;
   ss->po_rx_fifo->refcnt++;
   ss->po_tx_fifo->refcnt++;
@@ -902,7 +911,7 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s,
 	ss->deadline = 0;
       if (svm_fifo_max_dequeue (s->tx_fifo) && svm_fifo_set_event (s->tx_fifo))
 	session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
-      if (ss->po_fin)
+      if (ss->po_fin && ss->crossed)
 	singbox_leg_do (ss->ao_handle, singbox_leg_shutdown_rpc);
       singbox_sessions_unlock ();
       return 0;
@@ -957,6 +966,17 @@ singbox_ao_rx (session_t *s)
 static int
 singbox_ao_tx (session_t *s)
 {
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  if (ss->mode == SINGBOX_MODE_CLIENT && !ss->crossed)
+    {
+      singbox_client_upstream_tx (s, ss);
+      singbox_sessions_unlock ();
+      return 0;
+    }
+  singbox_sessions_unlock ();
   return singbox_leg_tx (s, 0);
 }
 
@@ -1018,10 +1038,13 @@ singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   ss->ao_handle = SESSION_INVALID_HANDLE;
   ss->ao_closed = 1;
   /* the fifo's owner was switched to this leg while crossed */
-  ss->po_rx_fifo->master_thread_index = ss->po_tx_fifo->master_thread_index;
+  if (ss->crossed)
+    ss->po_rx_fifo->master_thread_index =
+      ss->po_tx_fifo->master_thread_index;
   if (ss->po_handle == SESSION_INVALID_HANDLE)
     {
-      if (ss->po_tx_fifo->master_thread_index != s->thread_index)
+      if (ss->crossed &&
+	  ss->po_tx_fifo->master_thread_index != s->thread_index)
 	{
 	  /* fifos must be freed on the thread that allocated them */
 	  s->rx_fifo = 0;
