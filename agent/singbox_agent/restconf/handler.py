@@ -7,7 +7,9 @@ The ASGI adapter (server.py) authenticates, reads the body and calls `Handler.ha
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -38,6 +40,7 @@ from singbox_agent.restconf.uri import API_ROOT, Encoding, Kind, RestconfRequest
 log = structlog.get_logger("restconf")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+_PARSE_MEMO_SIZE = 1024
 YANG_LIBRARY_REVISION = "2019-01-04"
 ACCEPT_PATCH = f"application/yang-data+json, application/yang-data+xml, {YANG_PATCH_JSON}, {YANG_PATCH_XML}"
 
@@ -111,6 +114,30 @@ class Handler:
 
     def __init__(self, datastore: Datastore) -> None:
         self.ds = datastore
+        self._parsed: OrderedDict[tuple[str, str, str], RestconfRequest] = OrderedDict()
+        self._parsed_ctx = 0
+        self._parsed_lock = threading.Lock()
+
+    def _parse(self, req: HttpRequest) -> RestconfRequest:
+        """`parse_request`, memoised: monitoring polls the same few URIs. Entries hold schema nodes of one libyang
+        context, so the memo is dropped whenever sysrepo hands out a different context (modules changed)."""
+        key = (req.method, req.raw_path, req.raw_query)
+        with acquired_context(self.ds.conn) as ctx:
+            ctx_id = int(ffi.cast("uintptr_t", ctx.cdata))
+            with self._parsed_lock:
+                if ctx_id != self._parsed_ctx:
+                    self._parsed.clear()
+                    self._parsed_ctx = ctx_id
+                hit = self._parsed.get(key)
+                if hit is not None:
+                    self._parsed.move_to_end(key)
+                    return hit
+            parsed = parse_request(ctx, req.method, req.raw_path, req.raw_query)
+        with self._parsed_lock:
+            self._parsed[key] = parsed
+            if len(self._parsed) > _PARSE_MEMO_SIZE:
+                self._parsed.popitem(last=False)
+        return parsed
 
     # ---- entry point ------------------------------------------------------------------------------------------
 
@@ -131,8 +158,7 @@ class Handler:
     def _handle(self, req: HttpRequest) -> HttpResponse:
         if len(req.body) > MAX_BODY_BYTES:
             raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
-        with acquired_context(self.ds.conn) as ctx:
-            parsed = parse_request(ctx, req.method, req.raw_path, req.raw_query)
+        parsed = self._parse(req)
         kind = parsed.kind
         if kind == Kind.OPTIONS:
             headers = [("Allow", ", ".join(parsed.allowed))]

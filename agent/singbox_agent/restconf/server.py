@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -127,14 +128,25 @@ class RestconfApp:
         method = request.method.upper()
         try:
             body = await self._read_body(request)
-            user = await self._run(self.auth.authenticate, headers.get("authorization"))
         except RestconfError as exc:
             return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
         if raw_path.startswith("/restconf/streams/") and method == "GET":
+            try:
+                user = await self._run(self.auth.authenticate, headers.get("authorization"))
+            except RestconfError as exc:
+                return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
             return await self._stream(user, method, raw_path, raw_query, headers)
-        req = HttpRequest(method, raw_path, raw_query, headers, body, user)
-        resp: HttpResponse = await self._run(self.handler.handle, req)
+        req = HttpRequest(method, raw_path, raw_query, headers, body, None)
+        # One hop to a worker thread for authentication and the request together.
+        resp: HttpResponse = await self._run(self._authenticated, req)
         return self._to_response(resp, method)
+
+    def _authenticated(self, req: HttpRequest) -> HttpResponse:
+        try:
+            user = self.auth.authenticate(req.headers.get("authorization"))
+        except RestconfError as exc:
+            return self.handler.failure(exc, error_encoding(req.headers.get("accept")), req)
+        return self.handler.handle(dataclasses.replace(req, user=user))
 
     async def _read_body(self, request: Request) -> bytes:
         """The body, at most MAX_BODY_BYTES. A larger one is read and dropped (up to a bound) before the 413, so a
