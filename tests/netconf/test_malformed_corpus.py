@@ -130,6 +130,7 @@ async def test_byte_at_a_time_and_pipelined(netconf_server: ServerInfo) -> None:
         await client.close()
 
 
+@pytest.mark.slow
 async def test_large_messages_both_framings(netconf_server: ServerInfo) -> None:
     entries = "".join(f"<endpoint><name>L{i:05d}</name><address>198.18.0.1</address></endpoint>" for i in range(20000))
     body = (f'<edit-config><target><running/></target><config><singbox xmlns="{SBX}"><client>{entries}</client>'

@@ -406,6 +406,7 @@ def _sample_value(node: Any) -> Any:
     return "x"
 
 
+@pytest.mark.slow
 def test_many_concurrent_sessions_with_locks(netconf_server: ServerInfo) -> None:
     n = 20
     managers = [netconf_server.connect() for _ in range(n)]
@@ -442,6 +443,7 @@ def test_many_concurrent_sessions_with_locks(netconf_server: ServerInfo) -> None
         mgr.close_session()
 
 
+@pytest.mark.slow
 def test_ten_megabyte_edit(netconf_server: ServerInfo) -> None:
     entries = []
     i = 0

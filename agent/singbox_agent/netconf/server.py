@@ -69,6 +69,7 @@ class NetconfServer:
             "ietf-netconf-monitoring", "/ietf-netconf-monitoring:netconf-state", self._monitoring_state
         )
         self._ssh: asyncssh.SSHAcceptor | None = None
+        self.connections: set[asyncssh.SSHServerConnection] = set()
 
     # --- capabilities ------------------------------------------------------------------------------------------
 
@@ -196,6 +197,8 @@ class NetconfServer:
             sessions = list(self.state.sessions.values())
         for s in sessions:
             s.close()
+        for conn in list(self.connections):
+            conn.close()
         if self._ssh is not None:
             self._ssh.close()
             try:
@@ -227,6 +230,11 @@ class _SSHServer(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        self._server.connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._server.connections.discard(self._conn)
 
     def begin_auth(self, username: str) -> bool:
         return True
