@@ -394,6 +394,7 @@ singbox_session_t *singbox_session_alloc (void);
 singbox_session_t *singbox_session_get_by_id (u64 id);
 void singbox_po_reset (singbox_session_t *ss);
 void singbox_ao_close_public (singbox_session_t *ss);
+void singbox_po_reset_later (singbox_session_t *ss);
 int singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags,
 			u32 *app_index);
 void singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip,

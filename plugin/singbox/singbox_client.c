@@ -199,7 +199,9 @@ singbox_client_listen (u8 is_ip4, session_handle_t *h)
   if ((rv = vnet_listen (a)))
     return rv;
   *h = a->handle;
-  /* only once the wildcard listener exists, or hsi silently ignores it */
+  /* only once the wildcard listener exists, or hsi silently ignores it.
+   * For IPv6 this does nothing in v26.06: hsi looks the listener up in
+   * session table 0, the IPv4 table of FIB 0 (IPv6 interception missing). */
   ((singbox_hsi_intercept_proto_fn_t *) sm->hsi_intercept_proto_ptr) (
     TRANSPORT_PROTO_TCP, is_ip4, 1);
   return 0;
@@ -327,7 +329,7 @@ singbox_client_write_early_data (session_t *s)
   singbox_endpoint_t *ep = 0;
   singbox_session_t *ss;
   singbox_prefix_t *p;
-  u8 bypass = 0;
+  u8 bypass = 0, refused = 0;
   u32 sw_if_index;
 
   session_get_endpoint (s, &rmt, &lcl);
@@ -343,27 +345,26 @@ singbox_client_write_early_data (session_t *s)
       if (itf == vec_end (sm->interfaces))
 	return -1;
     }
-  if (itf->max_connections && itf->active >= itf->max_connections)
+  vec_foreach (p, itf->bypass)
+    if (singbox_prefix_match (p, &lcl.ip, lcl.is_ip4))
+      bypass = 1;
+  /* refusals are answered with a reset from the accept callback: failing
+   * here would drop the SYN silently and the client would retry */
+  if ((itf->max_connections && itf->active >= itf->max_connections) ||
+      (!bypass && !(ep = singbox_client_pick_endpoint (itf))))
     {
       vlib_increment_simple_counter (&sm->itf_failures,
 				     vlib_get_thread_index (),
 				     itf->sw_if_index, 1);
       itf->failures++;
-      return -1;
-    }
-  vec_foreach (p, itf->bypass)
-    if (singbox_prefix_match (p, &lcl.ip, lcl.is_ip4))
-      bypass = 1;
-  if (!bypass && !(ep = singbox_client_pick_endpoint (itf)))
-    {
-      itf->failures++;
-      return -1;
+      refused = 1;
     }
 
   singbox_sessions_lock ();
   ss = singbox_session_alloc ();
   ss->mode = SINGBOX_MODE_CLIENT;
-  ss->state = SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
+  ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING :
+			SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
   ss->po_handle = session_handle (s);
   ss->po_thread = s->thread_index;
   ss->po_rx_fifo = s->rx_fifo;
@@ -385,6 +386,8 @@ singbox_client_write_early_data (session_t *s)
   singbox_sessions_unlock ();
 
   clib_atomic_fetch_add (&itf->active, 1);
+  if (refused)
+    return 0;
   itf->total++;
   vlib_increment_simple_counter (&sm->itf_connections,
 				 vlib_get_thread_index (), itf->sw_if_index,
@@ -487,7 +490,9 @@ singbox_client_accept (session_t *s)
   s->session_state = SESSION_STATE_READY;
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
-  if (!ss->bypass)
+  if (ss->state == SINGBOX_SESSION_STATE_CLOSING)
+    singbox_po_reset_later (ss);
+  else if (!ss->bypass)
     {
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
       ep->connections++;

@@ -184,6 +184,16 @@ singbox_ao_close_public (singbox_session_t *ss)
   singbox_ao_close (ss);
 }
 
+/* Reset the client leg from an RPC, not from inside its accept. */
+void
+singbox_po_reset_later (singbox_session_t *ss)
+{
+  ss->po_closed = 1;
+  session_send_rpc_evt_to_thread_force (
+    ss->po_thread, singbox_leg_reset_rpc,
+    uword_to_pointer (ss->po_handle, void *));
+}
+
 /* Write handshake bytes to the client; only before the fifos are crossed or
  * from inside the upstream fifo allocation. */
 static void
@@ -989,6 +999,18 @@ singbox_ao_disconnect (session_t *s)
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
   SINGBOX_DBG ("session %u: upstream FIN", ss->index);
+  if (ss->mode == SINGBOX_MODE_CLIENT && !ss->crossed && !ss->bypass)
+    {
+      /* the proxy closed during the handshake (e.g. after refusing our
+       * credentials): its last bytes may have come with the FIN */
+      if (ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY)
+	singbox_client_upstream_rx (s, ss);
+      if (!ss->crossed && ss->state != SINGBOX_SESSION_STATE_CLOSING)
+	singbox_client_connect_failed (ss);
+      singbox_ao_close (ss);
+      singbox_sessions_unlock ();
+      return;
+    }
   ss->ao_fin = 1;
   singbox_relay_kick (s->rx_fifo, ss->po_handle);
   if (!ss->po_closed)
@@ -1006,6 +1028,9 @@ singbox_ao_reset_cb (session_t *s)
 
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
+  if (ss->mode == SINGBOX_MODE_CLIENT && !ss->crossed &&
+      ss->state != SINGBOX_SESSION_STATE_CLOSING)
+    singbox_client_connect_failed (ss);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_ao_close (ss);
   singbox_po_reset (ss);

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ECHO_PORT, HTTP_PORT, Env
 from test_singbox_peer import sing_box_binary
-from vpptopo import CLIENT_IP4, ORIGIN_IP4, ORIGIN_IP6, VPP_ORIGIN_IP4, wait_port
+from vpptopo import CLIENT_IP4, ORIGIN_IP4, VPP_ORIGIN_IP4, wait_port
 
 SB_PORT = 1090
 
@@ -95,12 +95,6 @@ def test_tcp_relayed_through_sing_box(upstream: Env) -> None:
     ep = env.api.singbox_endpoint_dump()
     assert ep[0].has_credentials and ep[0].connections == 2 and ep[0].rtt_us > 0
     assert "Total connections: 2" in env.cli(f"show singbox {env.t.vpp_if_client}")
-
-
-def test_ipv6_destination(upstream: Env) -> None:
-    env = upstream
-    enable(env)
-    assert whoami(env, ORIGIN_IP6) == (0, ORIGIN_IP6)
 
 
 def test_bypass_prefix(upstream: Env) -> None:
