@@ -296,6 +296,10 @@ def test_get_schema_monitoring_yang_library(netconf_server: ServerInfo) -> None:
     with netconf_server.connect() as m, netconf_server.connect() as other:
         text = m.get_schema("vpp-singbox").data
         assert text.startswith("module vpp-singbox {")
+        yin = m.dispatch(etree.fromstring(
+            '<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>vpp-singbox'
+            "</identifier><format>yin</format></get-schema>"))
+        assert 'module name="vpp-singbox"' in yin.xml
         with pytest.raises(RPCError) as exc:
             m.get_schema("no-such-module")
         assert error_tag(exc.value) == "invalid-value"
