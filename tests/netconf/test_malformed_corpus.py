@@ -157,3 +157,25 @@ async def test_nothing_runs_after_close_session(netconf_server: ServerInfo) -> N
     assert b'message-id="1"' in reply and b"<ok/>" in reply
     assert await client.closed(timeout=10)
     assert "after-close" not in running_snapshot()
+
+
+async def test_silent_client_is_dropped_after_hello_timeout(sysrepo_instance: object, tmp_path: object) -> None:
+    import os
+    from pathlib import Path
+
+    from tests.netconf.conftest import bootstrap, start_server, stop_server
+
+    env = {**os.environ, **sysrepo_instance.env}  # type: ignore[attr-defined]
+    state = Path(str(tmp_path))
+    bootstrap(env, state)
+    info = start_server(env, state, ["--hello-timeout", "1"])
+    try:
+        silent = await RawClient.connect(info.host, info.port, ADMIN, ADMIN_PASSWORD, send_hello=False)
+        assert await silent.closed(timeout=10)
+        polite = await RawClient.connect(info.host, info.port, ADMIN, ADMIN_PASSWORD)
+        await asyncio.sleep(1.5)
+        reply = await polite.rpc("<get-config><source><running/></source></get-config>")
+        assert reply.find(f"{{{NC}}}data") is not None
+        await polite.close()
+    finally:
+        assert stop_server(info) == 0

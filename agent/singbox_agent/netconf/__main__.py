@@ -33,7 +33,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 async def serve(args: argparse.Namespace) -> int:
     host_key = load_or_create_host_key(args.state_dir)
     conn = sysrepo.SysrepoConnection()
-    server = NetconfServer(conn, recovery_users=frozenset(args.recovery_user or ()))
+    server = NetconfServer(conn, recovery_users=frozenset(args.recovery_user or ()), hello_timeout=args.hello_timeout)
     host, port = args.listen
     await server.listen(host, port, host_key)
     bound_host, bound_port = server.sockname()
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path)
     parser.add_argument("--recovery-user", action="append",
                         help="a user whose sessions are not NACM-restricted (RFC 8341 recovery session)")
+    parser.add_argument("--hello-timeout", type=float, default=60.0,
+                        help="seconds a client has to send its <hello> (default 60)")
     args = parser.parse_args(argv)
     configure_logging()
     return asyncio.run(serve(args))

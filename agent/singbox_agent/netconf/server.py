@@ -52,12 +52,13 @@ def _iso(ts: float) -> str:
 
 class NetconfServer:
     def __init__(self, conn: sysrepo.SysrepoConnection, *, max_message: int = DEFAULT_MAX_MESSAGE,
-                 recovery_users: frozenset[str] = frozenset()) -> None:
+                 recovery_users: frozenset[str] = frozenset(), hello_timeout: float = 60.0) -> None:
         import singbox_agent.netconf.ops  # noqa: F401 - registers the operation handlers
 
         self.conn = conn
         self.max_message = max_message
         self.recovery_users = recovery_users
+        self.hello_timeout = hello_timeout
         self.state = ServerState()
         self.users = UserStore(conn)
         self.nacm_policy = nacm.NacmPolicy(conn)

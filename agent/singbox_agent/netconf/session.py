@@ -72,6 +72,11 @@ class NetconfSession:
     def start(self) -> None:
         hello = messages.build_hello(self.server.capabilities(), self.id)
         self._send(self.framer.frame(hello))
+        self._loop.call_later(self.server.hello_timeout, self._hello_deadline)
+
+    def _hello_deadline(self) -> None:
+        if not self.hello_done and not self.closed:
+            self._bad_hello(f"no client hello within {self.server.hello_timeout:g} s")
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
