@@ -570,3 +570,31 @@ def test_nacm_filters_notifications(netconf_server: ServerInfo) -> None:
             n = m.take_notification(timeout=10)
             assert n is not None and "endpoint-up" in n.notification_xml, n.notification_xml if n else None
             assert m.take_notification(timeout=1) is None
+
+
+def test_recovery_user_is_not_restricted(sysrepo_instance: Any, tmp_path: Any) -> None:
+    import os
+
+    from singbox_agent.mgmt.users import hash_password
+    from tests.netconf.conftest import bootstrap, start_server, stop_server
+
+    env = {**os.environ, **sysrepo_instance.env}
+    bootstrap(env, tmp_path)
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("running")
+        for user in ("rescue", "plain"):
+            sess.set_item(f"/ietf-system:system/authentication/user[name='{user}']/password", hash_password("pw"))
+        sess.apply_changes()
+    info = start_server(env, tmp_path, ["--recovery-user", "rescue"])
+    try:
+        with info.connect(user="rescue", password="pw") as m:  # in no NACM group, yet unrestricted
+            assert "ietf-netconf-acm" in m.get_config("running").data_xml
+            m.edit_config(target="running", config=cfg(endpoint("rescued")))
+        with info.connect(user="plain", password="pw") as m:
+            assert "ietf-netconf-acm" not in m.get_config("running").data_xml
+            with pytest.raises(RPCError) as exc:
+                m.edit_config(target="running", config=cfg(endpoint("nope")))
+            assert error_tag(exc.value) == "access-denied"
+    finally:
+        assert stop_server(info) == 0
+    assert endpoints() == ["rescued"]

@@ -18,6 +18,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.logs import configure_logging
+from singbox_agent.mgmt import nacm
 from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
 
 log = structlog.get_logger("netconf")
@@ -33,7 +34,9 @@ def parse_listen(value: str) -> tuple[str, int]:
 async def serve(args: argparse.Namespace) -> int:
     host_key = load_or_create_host_key(args.state_dir)
     conn = sysrepo.SysrepoConnection()
-    server = NetconfServer(conn, recovery_users=frozenset(args.recovery_user or ()), hello_timeout=args.hello_timeout)
+    # RFC 8341 3.4 recovery session: sysrepo's recovery user (root) and any account named on the command line.
+    recovery = frozenset({*(args.recovery_user or ()), nacm.recovery_user()})
+    server = NetconfServer(conn, recovery_users=recovery, hello_timeout=args.hello_timeout)
     host, port = args.listen
     await server.listen(host, port, host_key)
     bound_host, bound_port = server.sockname()
