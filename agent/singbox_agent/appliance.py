@@ -111,6 +111,35 @@ async def wait_ready(service: Service, ready_file: Path) -> dict[str, Any]:
     raise RuntimeError(f"{service.name} not ready after {READY_TIMEOUT_S:.0f} s")
 
 
+def as_host_paths(value: Any) -> Any:
+    """Paths inside the environment (/src/...) as the host sees them, for clients run outside it."""
+    host_top = os.environ.get("SINGBOX_HOST_TOP")
+    if isinstance(value, dict):
+        return {k: as_host_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_host_paths(v) for v in value]
+    if host_top and isinstance(value, str) and value.startswith("/src/"):
+        return host_top + value.removeprefix("/src")
+    return value
+
+
+def usage_examples(connection: dict[str, Any]) -> dict[str, str]:
+    """Ready-to-paste client commands for what is running."""
+    user = connection.get("credentials", {}).get("user", "admin")
+    examples: dict[str, str] = {}
+    if netconf := connection.get("netconf"):
+        examples["netconf"] = (
+            f"netconf-console2 --host {netconf['host']} --port {netconf['port']} -u {user} -p <password> --hello"
+        )
+    if restconf := connection.get("restconf"):
+        ca = as_host_paths(restconf.get("ca_certificate", ""))
+        examples["restconf"] = (
+            f"curl --cacert {ca} -u {user}:<password> "
+            f"https://{restconf['host']}:{restconf['port']}/restconf/data/vpp-singbox:singbox"
+        )
+    return examples
+
+
 async def stop_all(services: list[Service]) -> None:
     running = [s for s in services if s.process and s.process.returncode is None]
     for s in running:
@@ -146,8 +175,9 @@ async def supervise(state_dir: Path, services: list[Service], connection: dict[s
             log.info("service starting", service=s.name, pid=s.process.pid)
         for s in services:
             connection[s.name] = await wait_ready(s, ready_dir / f"{s.name}.json")
+        connection["examples"] = usage_examples(connection)
         out = state_dir / "connection.json"
-        out.write_text(json.dumps(connection, indent=2) + "\n")
+        out.write_text(json.dumps(as_host_paths(connection), indent=2) + "\n")
         out.chmod(0o600)
         print(f"how to connect ({out}):\n{out.read_text()}", flush=True)
 
