@@ -598,3 +598,33 @@ def test_recovery_user_is_not_restricted(sysrepo_instance: Any, tmp_path: Any) -
     finally:
         assert stop_server(info) == 0
     assert endpoints() == ["rescued"]
+
+
+def test_base_event_notifications(netconf_server: ServerInfo) -> None:
+    with netconf_server.connect() as watcher:
+        ncn = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+        watcher.dispatch(etree.fromstring(
+            '<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter type="subtree">'
+            f'<netconf-session-start xmlns="{ncn}"/><netconf-session-end xmlns="{ncn}"/>'
+            f'<netconf-confirmed-commit xmlns="{ncn}"/></filter></create-subscription>'))
+        other = netconf_server.connect()
+        other.edit_config(target="candidate", config=cfg(endpoint("ev")))
+        other.commit(confirmed=True, timeout="30")
+        other.commit()
+        victim = netconf_server.connect()
+        other.kill_session(victim.session_id)
+        other.close_session()
+        seen: list[str] = []
+        deadline = time.monotonic() + 15
+        while len(seen) < 6 and time.monotonic() < deadline:
+            n = watcher.take_notification(timeout=2)
+            if n is not None:
+                seen.append(n.notification_xml)
+        kinds = [next(k for k in ("session-start", "session-end", "confirmed-commit") if k in x) for x in seen]
+        assert kinds.count("session-start") == 2 and kinds.count("session-end") == 2, seen
+        commits = [x for x in seen if "confirmed-commit" in x]
+        assert "<confirm-event>start</confirm-event>" in commits[0] and "<timeout>30</timeout>" in commits[0]
+        assert "<confirm-event>complete</confirm-event>" in commits[1]
+        ends = [x for x in seen if "session-end" in x]
+        assert any(f"<killed-by>{other.session_id}</killed-by>" in x and "killed" in x for x in ends), ends
+        assert any("<termination-reason>closed</termination-reason>" in x for x in ends), ends

@@ -44,9 +44,17 @@ def snapshot_running(sr: Any) -> str:
 def arm(server: NetconfServer, cc: ConfirmedCommit, timeout_s: float) -> None:
     if cc.timer is not None:
         cc.timer.cancel()
-    cc.timer = threading.Timer(timeout_s, rollback, args=(server, cc, "timeout"))
+    cc.timer = threading.Timer(timeout_s, _expire, args=(server, cc))
     cc.timer.daemon = True
     cc.timer.start()
+
+
+def _expire(server: NetconfServer, cc: ConfirmedCommit) -> None:
+    with server.state.lock:
+        pending = server.state.confirmed is cc and not cc.done
+    if pending:
+        rollback(server, cc, "timeout")
+        server.events.confirmed_commit("timeout", None)
 
 
 def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:

@@ -22,6 +22,7 @@ from singbox_agent.mgmt import nacm
 from singbox_agent.mgmt.datastore import module_namespace
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.netconf import confirmed, messages
+from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf.framing import DEFAULT_MAX_MESSAGE
 from singbox_agent.netconf.session import NetconfSession
 from singbox_agent.netconf.state import ServerState
@@ -62,6 +63,7 @@ class NetconfServer:
         self.state = ServerState()
         self.users = UserStore(conn)
         self.nacm_policy = nacm.NacmPolicy(conn)
+        self.events = BaseEvents(self)
         self._internal = conn.start_session("running")
         nacm.init_nacm(self._internal)
         self._capabilities: list[str] | None = None
@@ -177,6 +179,7 @@ class NetconfServer:
             cc = self.state.confirmed
         if cc is not None and cc.session_id == session.id:
             confirmed.rollback(self, cc, "session ended")
+            self.events.confirmed_commit("cancel", session)
 
     # --- SSH transport ----------------------------------------------------------------------------------------
 
@@ -197,6 +200,7 @@ class NetconfServer:
         with self.state.lock:
             sessions = list(self.state.sessions.values())
         for s in sessions:
+            s.end_reason = "other"
             s.close()
         for conn in list(self.connections):
             conn.close()
@@ -219,6 +223,7 @@ class NetconfServer:
         """Stop the server's own sysrepo sessions (before the connection is closed)."""
         self.users.close()
         self.nacm_policy.close()
+        self.events.close()
         self._oper.stop()
         nacm.destroy_nacm()
         self._internal.stop()

@@ -56,6 +56,8 @@ class NetconfSession:
         self.sr: Any = None
         self._nacm_generation = -1
         self._ending = False
+        self.end_reason = "dropped"  # RFC 6470 termination-reason, set where the session ends otherwise
+        self.killed_by: int | None = None
         self._send = send
         self._close_transport = close_transport
         self._loop = loop or asyncio.get_running_loop()
@@ -113,6 +115,7 @@ class NetconfSession:
         future.add_done_callback(self._rpc_done)
 
     def _bad_hello(self, reason: str) -> None:
+        self.end_reason = "bad-hello"
         with self.server.state.lock:
             self.server.state.stats.in_bad_hellos += 1
         self.log.info("bad hello, closing session", reason=reason)
@@ -169,6 +172,7 @@ class NetconfSession:
             self.sr = sr
             self._nacm_generation = -1
             self.refresh_nacm()
+            self.server.events.session_start(self)
         except Exception:
             # Never serve a session whose NACM identity could not be set: it would run unrestricted.
             self.log.exception("cannot prepare the sysrepo session")
@@ -199,6 +203,7 @@ class NetconfSession:
         self.send_threadsafe(reply)
         if close_after:
             self._ending = True
+            self.end_reason = "closed"
             self._loop.call_soon_threadsafe(self.close)
 
     def _cleanup(self) -> None:
@@ -218,6 +223,8 @@ class NetconfSession:
                 except Exception:  # noqa: BLE001
                     pass
                 self.sr = None
+            if self.hello_done or self.end_reason == "bad-hello":
+                self.server.events.session_end(self)
             with self.server.state.lock:  # last: shutdown waits for this before disconnecting from sysrepo
                 self.server.state.sessions.pop(self.id, None)
             self.log.info("session closed")

@@ -56,13 +56,16 @@ def handle(ctx: OpContext) -> str:
             cc = confirmed.ConfirmedCommit(backup, None if persist else ctx.session.id, persist)
             with state.lock:
                 state.confirmed = cc
+            server.events.confirmed_commit("start", ctx.session, timeout)
         else:
             cc = pending
             if persist is not None:
                 cc.persist, cc.session_id = persist, None
+            server.events.confirmed_commit("extend", ctx.session, timeout)
         confirmed.arm(server, cc, timeout)
     elif pending is not None:
         confirmed.finish(server, pending)
+        server.events.confirmed_commit("complete", ctx.session)
     return "<ok/>"
 
 
@@ -75,4 +78,5 @@ def cancel(ctx: OpContext) -> str:
         raise operation_failed("No confirmed commit is pending.", error_type="protocol")
     _check_persist_id(pending, ctx, leaf(ctx, "persist-id"))
     confirmed.rollback(server, pending, "cancel-commit")
+    server.events.confirmed_commit("cancel", ctx.session)
     return "<ok/>"

@@ -19,5 +19,7 @@ def handle(ctx: OpContext) -> str:
     if victim is None:
         raise invalid_value(f"No session with id {target}.")
     ctx.session.log.info("killing session", victim=target)
+    victim.end_reason = "killed"
+    victim.killed_by = ctx.session.id
     victim.kill_from_other_thread()
     return "<ok/>"
