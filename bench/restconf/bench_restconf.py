@@ -6,8 +6,9 @@
 2. GET of the whole operational tree (`/restconf/data`) with 10,000 live sessions served by the real agent over
    a memory dataplane (target <= 300 ms), next to sysrepo-python getting and libyang printing the same tree; the
    server's RSS afterwards.
-3. Requests per second for GET of one leaf at concurrency 32 (hey, HTTP/1.1 and HTTP/2), next to the NETCONF
-   server's get-config rate in the same run (ncclient, 32 sessions in threads).
+3. Requests per second for GET of one leaf at concurrency 32 (hey, HTTP/1.1 and HTTP/2) from running (what
+   get-config reads) and from /data (operational), next to the NETCONF server's get-config rate in the same run
+   (ncclient, 32 sessions in threads).
 
     scripts/in-env python bench/restconf/bench_restconf.py [--sizes 100,1000,10000] [--iterations 40]
 
@@ -40,6 +41,7 @@ sys.path.insert(0, str(TOP / "tests"))  # first: tests/conftest.py, not tests/re
 SBX = "/vpp-singbox:singbox"
 LEAF = f"{SBX}/client/endpoint[name='e00000']/port"
 URI_LEAF = "/restconf/data/vpp-singbox:singbox/client/endpoint=e00000/port"
+URI_RUNNING_LEAF = "/restconf/ds/ietf-datastores:running/vpp-singbox:singbox/client/endpoint=e00000/port"
 
 
 def p50(samples: list[float]) -> float:
@@ -184,14 +186,15 @@ def rps(base_url: str, ca: str | None, state_dir: Path, instance: Any) -> dict[s
     else:
         # hey 0.1.4's -a is not sent; the header is.
         token = base64.b64encode(b"admin:admin-secret-1").decode()
-        for proto, flags in (("http1.1", []), ("http2", ["-h2"])):
-            proc = subprocess.run(
-                [hey, "-z", "8s", "-c", "32", *flags, "-H", f"Authorization: Basic {token}", base_url + URI_LEAF],
-                capture_output=True, text=True, timeout=120,
-            )
-            m = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
-            codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", proc.stdout)
-            out[proto] = {"rps": float(m.group(1)) if m else 0.0, "codes": dict(codes)}
+        for label, uri in (("running", URI_RUNNING_LEAF), ("data", URI_LEAF)):
+            for proto, flags in (("http1.1", []), ("http2", ["-h2"])):
+                proc = subprocess.run(
+                    [hey, "-z", "8s", "-c", "32", *flags, "-H", f"Authorization: Basic {token}", base_url + uri],
+                    capture_output=True, text=True, timeout=120,
+                )
+                m = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
+                codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", proc.stdout)
+                out[f"{label} {proto}"] = {"rps": float(m.group(1)) if m else 0.0, "codes": dict(codes)}
     out["netconf"] = netconf_rate(state_dir, instance)
     return out
 
@@ -303,11 +306,14 @@ def report(res: dict[str, Any]) -> None:
     r = res["rps"]
     nc = r.get("netconf", {})
     nc_rps = nc.get("rps")
-    for proto in ("http1.1", "http2"):
-        if proto in r:
-            ratio = f"{r[proto]['rps'] / nc_rps:.2f}x the NETCONF rate" if nc_rps else "no NETCONF rate"
-            print(f"GET one leaf, concurrency 32 (hey, {proto}): {r[proto]['rps']:.0f} req/s, status counts "
-                  f"{r[proto]['codes']}; {ratio}")
+    for key, what in (("running http1.1", "running datastore (= get-config), HTTP/1.1"),
+                      ("running http2", "running datastore (= get-config), HTTP/2"),
+                      ("data http1.1", "/data (operational: the agent's state callbacks run), HTTP/1.1"),
+                      ("data http2", "/data (operational), HTTP/2")):
+        if key in r:
+            ratio = f"{r[key]['rps'] / nc_rps:.2f}x the NETCONF rate" if nc_rps else "no NETCONF rate"
+            print(f"GET one leaf, concurrency 32 (hey), {what}: {r[key]['rps']:.0f} req/s, status counts "
+                  f"{r[key]['codes']}; {ratio}")
     if "hey" in r:
         print(r["hey"])
     if nc_rps:

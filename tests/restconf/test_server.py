@@ -638,3 +638,25 @@ def test_last_modified_follows_commits_from_elsewhere(restconf: RestconfServer) 
         r = c.delete(f"{EP}=lm", headers={"if-unmodified-since": seen})
         assert r.status_code == 412
         assert c.get(f"{EP}=lm", headers={"if-modified-since": seen}).status_code == 200
+
+
+def test_http2_connection_carries_many_concurrent_requests(restconf: RestconfServer) -> None:
+    """More than Hypercorn's default 1,000 requests per connection, 32 streams at a time, all answered."""
+    import asyncio
+
+    async def run() -> dict[int, int]:
+        codes: dict[int, int] = {}
+        async with httpx.AsyncClient(base_url=restconf.base_url, verify=restconf.ca or False, http2=True,
+                                     auth=ADMIN, timeout=30) as client:
+            gate = asyncio.Semaphore(32)
+
+            async def one() -> None:
+                async with gate:
+                    r = await client.get("/restconf/yang-library-version")
+                    assert r.http_version == "HTTP/2"
+                    codes[r.status_code] = codes.get(r.status_code, 0) + 1
+
+            await asyncio.gather(*(one() for _ in range(1500)))
+        return codes
+
+    assert asyncio.run(run()) == {200: 1500}

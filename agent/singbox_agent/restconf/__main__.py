@@ -81,8 +81,11 @@ async def run(opts: argparse.Namespace) -> int:
     config.accesslog = None
     config.errorlog = None
     config.keep_alive_timeout = 60
+    # Hypercorn closes a connection after 1,000 requests by default; on HTTP/2 that GOAWAY fails the streams in
+    # flight, which long-lived monitoring clients (one multiplexed connection) would see as errors.
+    config.keep_alive_max_requests = 2**31
     config.graceful_timeout = 2
-    ready: dict[str, object] = {"host": host, "port": port}
+    ready: dict[str, object] = {"service": "restconf", "host": host, "port": port}
     if opts.plain_http:
         scheme = "http"
     else:
