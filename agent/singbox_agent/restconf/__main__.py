@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from hypercorn.config import Config
 from singbox_agent.logs import configure_logging
 from singbox_agent.mgmt.nacm import destroy_nacm, init_nacm
 from singbox_agent.mgmt.users import UserStore
-from singbox_agent.restconf import monitoring
+from singbox_agent.restconf import clientcert, monitoring
 from singbox_agent.restconf.datastore import Datastore
 from singbox_agent.restconf.handler import Handler
 from singbox_agent.restconf.server import Authenticator, RestconfApp
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cert", type=Path, help="server certificate (PEM); generated under the state dir if absent")
     parser.add_argument("--key", type=Path, help="private key of --cert (PEM)")
     parser.add_argument("--workers", type=int, default=16, help="threads for sysrepo calls")
+    parser.add_argument("--client-ca", type=Path,
+                        help="accept client certificates signed by this CA (PEM); the subject CN names the user")
     opts = parser.parse_args(argv)
     if bool(opts.cert) != bool(opts.key):
         parser.error("--cert and --key go together")
@@ -97,6 +100,11 @@ async def run(opts: argparse.Namespace) -> int:
             config.certfile, config.keyfile = str(files.certfile), str(files.keyfile)
             ready["ca_certificate"] = str(files.ca_certificate)
         config.alpn_protocols = ["h2", "http/1.1"]
+        if opts.client_ca:
+            config.ca_certs = str(opts.client_ca)
+            config.verify_mode = ssl.CERT_OPTIONAL
+            clientcert.install()
+            ready["client_certificates"] = True
     url_host = f"[{host}]" if ":" in host else host
     base_url = f"{scheme}://{url_host}:{port}"
     ready.update(scheme=scheme, base_url=base_url, api_root=f"{base_url}/restconf", http2=scheme == "https")
@@ -104,7 +112,13 @@ async def run(opts: argparse.Namespace) -> int:
     monitoring_session = conn.start_session("operational")
     monitoring.provide(monitoring_session, base_url)
 
-    app = RestconfApp(Handler(datastore), Authenticator(users), EventStreams(conn), workers=opts.workers)
+    app = RestconfApp(
+        Handler(datastore),
+        Authenticator(users),
+        EventStreams(conn),
+        workers=opts.workers,
+        client_certificates=bool(opts.client_ca) and not opts.plain_http,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

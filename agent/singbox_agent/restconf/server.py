@@ -28,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from singbox_agent.mgmt.users import UserStore
+from singbox_agent.restconf import clientcert
 from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, unauthorized
 from singbox_agent.restconf.handler import MAX_BODY_BYTES, Handler, HttpRequest, HttpResponse
 from singbox_agent.restconf.media import error_encoding
@@ -93,9 +94,16 @@ class RestconfApp:
     """Starlette application and the objects it shares across requests."""
 
     def __init__(
-        self, handler: Handler, auth: Authenticator, streams: EventStreams, *, workers: int = 16
+        self,
+        handler: Handler,
+        auth: Authenticator,
+        streams: EventStreams,
+        *,
+        workers: int = 16,
+        client_certificates: bool = False,
     ) -> None:
         self.handler = handler
+        self.client_certificates = client_certificates
         self.auth = auth
         self.streams = streams
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
@@ -132,18 +140,32 @@ class RestconfApp:
             return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
         if raw_path.startswith("/restconf/streams/") and method == "GET":
             try:
-                user = await self._run(self.auth.authenticate, headers.get("authorization"))
+                user = await self._run(self._user, headers.get("authorization"), self._certificate_name(scope))
             except RestconfError as exc:
                 return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
             return await self._stream(user, method, raw_path, raw_query, headers)
         req = HttpRequest(method, raw_path, raw_query, headers, body, None)
+        cert_name = self._certificate_name(scope)
         # One hop to a worker thread for authentication and the request together.
-        resp: HttpResponse = await self._run(self._authenticated, req)
+        resp: HttpResponse = await self._run(self._authenticated, req, cert_name)
         return self._to_response(resp, method)
 
-    def _authenticated(self, req: HttpRequest) -> HttpResponse:
+    def _certificate_name(self, scope: Scope) -> str | None:
+        """The user name a verified client certificate carries (RFC 8040 §2.5), if client certificates are on."""
+        if not self.client_certificates:
+            return None
+        cert = clientcert.peer_certificate(dict(scope))
+        return clientcert.common_name(cert) if cert is not None else None
+
+    def _user(self, authorization: str | None, cert_name: str | None) -> str:
+        """A certificate naming an existing user authenticates it; otherwise HTTP Basic decides."""
+        if cert_name is not None and self.auth.users.get(cert_name) is not None:
+            return cert_name
+        return self.auth.authenticate(authorization)
+
+    def _authenticated(self, req: HttpRequest, cert_name: str | None) -> HttpResponse:
         try:
-            user = self.auth.authenticate(req.headers.get("authorization"))
+            user = self._user(req.headers.get("authorization"), cert_name)
         except RestconfError as exc:
             return self.handler.failure(exc, error_encoding(req.headers.get("accept")), req)
         return self.handler.handle(dataclasses.replace(req, user=user))
