@@ -425,10 +425,12 @@ singbox_process (vlib_main_t *vm, vlib_node_runtime_t *rt, vlib_frame_t *f)
       vlib_process_get_events (vm, 0);
       now = vlib_time_now (vm);
       singbox_dns_poll (now);
+      singbox_probes_poll (now);
       if (now - last_scan >= 0.5)
 	{
 	  singbox_sessions_expire (now);
 	  vlib_stats_set_gauge (sm->active_sessions_gauge, sm->n_active);
+	  singbox_client_stats_update ();
 	  last_scan = now;
 	}
     }

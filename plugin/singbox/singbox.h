@@ -150,7 +150,18 @@ typedef struct
   u32 rtt_us;
   u64 connections;
   u32 n_users; /* interfaces referring to it */
+  u32 stat_state; /* stats segment gauges */
+  u32 stat_rtt;
+  u32 stat_failures;
 } singbox_endpoint_t;
+
+/* probe results, as vl_api_singbox_probe_result_t */
+#define SINGBOX_PROBE_SUCCESS	     0
+#define SINGBOX_PROBE_CONNECT_FAILED 1
+#define SINGBOX_PROBE_TIMEOUT	     2
+#define SINGBOX_PROBE_AUTH_FAILED    3
+#define SINGBOX_PROBE_PROTOCOL_ERROR 4
+#define SINGBOX_PROBE_NOT_RUN	     5
 
 #define SINGBOX_EP_STATE_UNKNOWN 0
 #define SINGBOX_EP_STATE_UP	 1
@@ -170,6 +181,7 @@ typedef struct
   u64 failures;
   u64 packets;
   u64 bytes;
+  u32 stat_active; /* stats segment gauge, ~0 = none */
 } singbox_interface_t;
 
 /* One SOCKS session: the accepted client connection (passive open, "po")
@@ -418,6 +430,19 @@ void singbox_udp_associate (singbox_session_t *ss, socks5_addr_t *client);
 void singbox_udp_release (singbox_session_t *ss);
 void singbox_server_udp_ready (singbox_session_t *ss);
 void singbox_udp_counters_init (void);
+
+/* singbox_probe.c */
+u32 singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index,
+			 u32 context);
+void singbox_probes_poll (f64 now);
+void singbox_probe_set_test_reply (void (*fn) (void *));
+void singbox_probe_get (void *probe, u32 *client_index, u32 *context,
+			u8 *result, u32 *rtt_us, u32 *endpoint_index);
+int singbox_want_endpoint_events (u32 client_index, int enable);
+/* singbox_api.c */
+void singbox_endpoint_send_event (u32 client_index, singbox_endpoint_t *ep);
+/* singbox_client.c */
+void singbox_client_stats_update (void);
 
 /* singbox_dns.c */
 int singbox_dns_init (void);

@@ -470,22 +470,90 @@ vl_api_singbox_endpoint_dump_t_handler (vl_api_singbox_endpoint_dump_t *mp)
     }
 }
 
+static const char *singbox_probe_messages[] = {
+  [SINGBOX_PROBE_SUCCESS] = "",
+  [SINGBOX_PROBE_CONNECT_FAILED] = "TCP connection refused or reset",
+  [SINGBOX_PROBE_TIMEOUT] = "no answer within the health-check timeout",
+  [SINGBOX_PROBE_AUTH_FAILED] = "credentials or method refused",
+  [SINGBOX_PROBE_PROTOCOL_ERROR] = "not a SOCKS5 answer",
+  [SINGBOX_PROBE_NOT_RUN] = "probe could not be started",
+};
+
 static void
-vl_api_singbox_endpoint_test_t_handler (vl_api_singbox_endpoint_test_t *mp)
+singbox_send_test_reply (u32 client_index, u32 context, int rv, u8 result,
+			 u32 rtt_us)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_endpoint_test_reply_t *rmp;
-  int rv;
+  vl_api_registration_t *reg = vl_api_client_index_to_registration (client_index);
+
+  if (!reg)
+    return;
+  rmp = vl_msg_api_alloc_zero (sizeof (*rmp));
+  rmp->_vl_msg_id = htons (VL_API_SINGBOX_ENDPOINT_TEST_REPLY + sm->msg_id_base);
+  rmp->context = context;
+  rmp->retval = htonl (rv);
+  rmp->result = result;
+  rmp->rtt_us = htonl (rtt_us);
+  if (result <= SINGBOX_PROBE_NOT_RUN)
+    strncpy ((char *) rmp->message, singbox_probe_messages[result],
+	     sizeof (rmp->message) - 1);
+  vl_api_send_msg (reg, (u8 *) rmp);
+}
+
+/* Probe finished (main thread): the deferred reply. */
+static void
+singbox_endpoint_test_done (void *probe)
+{
+  u32 client_index, context, rtt_us, ep_index;
+  u8 result;
+
+  singbox_probe_get (probe, &client_index, &context, &result, &rtt_us,
+		     &ep_index);
+  singbox_send_test_reply (client_index, context, 0, result, rtt_us);
+}
+
+static void
+vl_api_singbox_endpoint_test_t_handler (vl_api_singbox_endpoint_test_t *mp)
+{
+  singbox_endpoint_t *ep;
 
   SINGBOX_TERMINATE (mp->name);
-  rv = singbox_endpoint_find (mp->name) ? VNET_API_ERROR_UNIMPLEMENTED :
-					  VNET_API_ERROR_NO_SUCH_ENTRY;
-  REPLY_MACRO2 (VL_API_SINGBOX_ENDPOINT_TEST_REPLY, ({
-		  rmp->result = SINGBOX_API_PROBE_NOT_RUN;
-		  strncpy ((char *) rmp->message,
-			   "endpoint probes are not implemented yet",
-			   sizeof (rmp->message) - 1);
-		}));
+  if (!(ep = singbox_endpoint_find (mp->name)))
+    {
+      singbox_send_test_reply (mp->client_index, mp->context,
+			       VNET_API_ERROR_NO_SUCH_ENTRY,
+			       SINGBOX_PROBE_NOT_RUN, 0);
+      return;
+    }
+  /* the reply is sent when the probe ends (singbox_endpoint_test_done) */
+  if (singbox_probe_start (ep, 1, mp->client_index, mp->context) == ~0)
+    singbox_send_test_reply (mp->client_index, mp->context,
+			     VNET_API_ERROR_UNSPECIFIED,
+			     SINGBOX_PROBE_NOT_RUN, 0);
+}
+
+void
+singbox_endpoint_send_event (u32 client_index, singbox_endpoint_t *ep)
+{
+  singbox_main_t *sm = &singbox_main;
+  vl_api_singbox_endpoint_event_t *mp;
+  vl_api_registration_t *reg = vl_api_client_index_to_registration (client_index);
+
+  if (!reg)
+    {
+      singbox_want_endpoint_events (client_index, 0);
+      return;
+    }
+  mp = vl_msg_api_alloc_zero (sizeof (*mp));
+  mp->_vl_msg_id = htons (VL_API_SINGBOX_ENDPOINT_EVENT + sm->msg_id_base);
+  mp->client_index = client_index;
+  mp->endpoint_index = htonl (ep - sm->endpoints);
+  strncpy ((char *) mp->name, (char *) ep->name, sizeof (mp->name) - 1);
+  mp->state = ep->state;
+  mp->result = ep->last_result;
+  mp->rtt_us = htonl (ep->rtt_us);
+  vl_api_send_msg (reg, (u8 *) mp);
 }
 
 static void
@@ -494,8 +562,7 @@ vl_api_want_singbox_endpoint_events_t_handler (
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_want_singbox_endpoint_events_reply_t *rmp;
-  /* no event is generated before health checks exist */
-  int rv = 0;
+  int rv = singbox_want_endpoint_events (mp->client_index, mp->enable_disable);
   REPLY_MACRO (VL_API_WANT_SINGBOX_ENDPOINT_EVENTS_REPLY);
 }
 
@@ -755,6 +822,7 @@ singbox_api_hookup (vlib_main_t *vm)
   singbox_main_t *sm = &singbox_main;
 
   sm->msg_id_base = setup_message_id_table ();
+  singbox_probe_set_test_reply (singbox_endpoint_test_done);
   return 0;
 }
 

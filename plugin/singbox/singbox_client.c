@@ -67,6 +67,9 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr,
 	return VNET_API_ERROR_INSTANCE_IN_USE;
       if (sm->default_endpoint == ep - sm->endpoints)
 	sm->default_endpoint = ~0;
+      vlib_stats_remove_entry (ep->stat_state);
+      vlib_stats_remove_entry (ep->stat_rtt);
+      vlib_stats_remove_entry (ep->stat_failures);
       vec_free (ep->name);
       vec_free (ep->username);
       vec_free (ep->password);
@@ -90,6 +93,12 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr,
       ep->name = format (0, "%s%c", name, 0);
       ep->state = SINGBOX_EP_STATE_UNKNOWN;
       ep->last_change = vlib_time_now (vlib_get_main ());
+      ep->stat_state =
+	vlib_stats_add_gauge ("/singbox/client/endpoint/%s/state", name);
+      ep->stat_rtt =
+	vlib_stats_add_gauge ("/singbox/client/endpoint/%s/rtt-us", name);
+      ep->stat_failures =
+	vlib_stats_add_gauge ("/singbox/client/endpoint/%s/failures", name);
     }
   ep->addr = *addr;
   ep->is_ip4 = is_ip4;
@@ -113,6 +122,7 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr,
   ep->fib_index = fib_index;
   if (!hc_enabled)
     ep->state = SINGBOX_EP_STATE_UNKNOWN;
+  ep->next_probe = 0; /* probe the new settings now */
   return 0;
 }
 
@@ -701,6 +711,9 @@ singbox_interface_enable_disable (u32 sw_if_index, int enable,
 	pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
       vec_free (itf->bypass);
       itf->enabled = 0;
+      if (itf->stat_active && itf->stat_active != ~0)
+	vlib_stats_remove_entry (itf->stat_active);
+      itf->stat_active = ~0;
       return 0;
     }
 
@@ -728,6 +741,9 @@ singbox_interface_enable_disable (u32 sw_if_index, int enable,
   itf->sw_if_index = sw_if_index;
   if (!itf->enabled && (rv = singbox_client_intercept_enable_disable (itf, 1)))
     return rv;
+  if (!itf->enabled)
+    itf->stat_active = vlib_stats_add_gauge (
+      "/singbox/client/interface/%u/active", sw_if_index);
   if (itf->enabled && itf->endpoint_index != ~0)
     pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
   itf->sw_if_index = sw_if_index;
@@ -832,6 +848,25 @@ format_singbox_interface (u8 *s, va_list *args)
   s = format (s, "  Bytes redirected: %lu\n", itf->bytes);
   s = format (s, "  Connection failures: %lu\n", itf->failures);
   return s;
+}
+
+/* singbox-process: per-object gauges in the stats segment. */
+void
+singbox_client_stats_update (void)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  singbox_interface_t *itf;
+
+  pool_foreach (ep, sm->endpoints)
+    {
+      vlib_stats_set_gauge (ep->stat_state, ep->state);
+      vlib_stats_set_gauge (ep->stat_rtt, ep->rtt_us);
+      vlib_stats_set_gauge (ep->stat_failures, ep->failures);
+    }
+  vec_foreach (itf, sm->interfaces)
+    if (itf->enabled && itf->stat_active != ~0 && itf->stat_active != 0)
+      vlib_stats_set_gauge (itf->stat_active, itf->active);
 }
 
 clib_error_t *

@@ -160,3 +160,53 @@ def test_manual_cli(upstream: Env) -> None:
     assert whoami(env) == (0, ORIGIN_IP4)
     env.cli(f"singbox disable {env.t.vpp_if_client}")
     assert whoami(env) == (0, CLIENT_IP4)
+
+
+def add_endpoint(env: Env, name: str, port: int, password: str = "s3cret", priority: int = 0,
+                 hc: bool = False) -> None:
+    r = env.api.singbox_endpoint_add_del(
+        is_add=True, name=name, proxy_addr=ORIGIN_IP4, proxy_port=port, protocol_type=0,
+        username="vpp", password=password, priority=priority, connect_timeout=5,
+        health_check_enabled=hc, health_check_interval=2, health_check_timeout=1,
+        failure_threshold=1, recovery_threshold=1, table_id=0)
+    assert r.retval == 0
+
+
+def test_endpoint_test_rpc(upstream: Env) -> None:
+    env = upstream
+    add_endpoint(env, "good", SB_PORT)
+    add_endpoint(env, "badpass", SB_PORT, password="nope")
+    add_endpoint(env, "closed", SB_PORT + 1)
+    r = env.api.singbox_endpoint_test(name="good")
+    assert (r.retval, int(r.result)) == (0, 0) and r.rtt_us > 0, r
+    r = env.api.singbox_endpoint_test(name="badpass")
+    assert (r.retval, int(r.result)) == (0, 3), r  # auth-failed
+    r = env.api.singbox_endpoint_test(name="closed")
+    assert (r.retval, int(r.result)) == (0, 1), r  # connect-failed
+    r = env.api.singbox_endpoint_test(name="nosuch")
+    assert r.retval != 0
+
+
+def test_health_check_failover_and_events(upstream: Env) -> None:
+    env = upstream
+    events: list[object] = []
+    env.papi.register_event_callback(lambda name, msg: events.append((name, msg)))
+    assert env.api.want_singbox_endpoint_events(enable_disable=True, pid=0).retval == 0
+    add_endpoint(env, "primary", SB_PORT + 1, priority=1, hc=True)  # nothing listens
+    add_endpoint(env, "backup", SB_PORT, priority=2, hc=True)
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=True,
+                                          endpoint_name="primary").retval == 0
+    deadline = time.monotonic() + 15
+    while True:
+        eps = {e.name: e for e in env.api.singbox_endpoint_dump()}
+        if int(eps["primary"].state) == 2 and int(eps["backup"].state) == 1:
+            break
+        assert time.monotonic() < deadline, eps
+        time.sleep(0.3)
+    assert whoami(env) == (0, ORIGIN_IP4)  # failed over to the backup
+    assert env.api.singbox_interface_dump(sw_if_index=idx)[0].endpoint_name == "primary"
+    time.sleep(0.5)
+    got = {(m.name, int(m.state)) for n, m in events if n == "singbox_endpoint_event"}
+    assert ("primary", 2) in got and ("backup", 1) in got, events
+    env.api.want_singbox_endpoint_events(enable_disable=False, pid=0)

@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 vpp-singbox authors
+ */
+
+/* Endpoint probes: TCP connect + SOCKS5 greeting (+ RFC 1929 auth), then
+ * close. Periodic ones drive the endpoint state (failure / recovery
+ * thresholds, failover in singbox_client_pick_endpoint, events); a test
+ * probe (singbox_endpoint_test) only reports. Results are handled on the
+ * main thread, where API replies and events are sent. */
+
+#include <singbox/singbox.h>
+#include <vlibmemory/api.h>
+
+typedef struct
+{
+  u32 endpoint_index;
+  u64 endpoint_generation; /* endpoint slot reuse guard: its name hash */
+  u8 is_test;
+  u8 done;
+  u8 result;
+  u8 sent_auth;
+  u32 client_index; /* test: API client waiting for the reply */
+  u32 context;
+  f64 started;
+  f64 deadline;
+  u32 rtt_us;
+  session_handle_t handle;
+} singbox_probe_t;
+
+static singbox_probe_t *singbox_probes;
+static u32 singbox_probe_app_index = APP_INVALID_INDEX;
+static u32 *singbox_event_clients; /* API client indices */
+
+typedef void (singbox_probe_done_fn_t) (singbox_probe_t *p);
+static singbox_probe_done_fn_t *singbox_probe_test_reply_fn;
+
+static u64
+singbox_ep_tag (singbox_endpoint_t *ep)
+{
+  return hash_memory (ep->name, vec_len (ep->name), 0);
+}
+
+static void
+singbox_probe_result_rpc (u32 *index)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_probe_t *p;
+  singbox_endpoint_t *ep = 0;
+  u8 old_state;
+  u32 *ci;
+
+  singbox_sessions_lock ();
+  p = pool_elt_at_index (singbox_probes, *index);
+  singbox_sessions_unlock ();
+
+  if (!pool_is_free_index (sm->endpoints, p->endpoint_index))
+    {
+      ep = pool_elt_at_index (sm->endpoints, p->endpoint_index);
+      if (singbox_ep_tag (ep) != p->endpoint_generation)
+	ep = 0;
+    }
+  if (p->is_test)
+    {
+      if (singbox_probe_test_reply_fn)
+	singbox_probe_test_reply_fn (p);
+    }
+  else if (ep)
+    {
+      ep->probing = 0;
+      ep->last_result = p->result;
+      old_state = ep->state;
+      if (p->result == 0)
+	{
+	  ep->rtt_us = p->rtt_us;
+	  ep->consecutive_failures = 0;
+	  ep->consecutive_successes++;
+	  if (ep->state != SINGBOX_EP_STATE_UP &&
+	      (ep->state == SINGBOX_EP_STATE_UNKNOWN ||
+	       ep->consecutive_successes >= ep->recovery_threshold))
+	    ep->state = SINGBOX_EP_STATE_UP;
+	}
+      else
+	{
+	  ep->failures++;
+	  ep->consecutive_successes = 0;
+	  ep->consecutive_failures++;
+	  if (ep->state != SINGBOX_EP_STATE_DOWN &&
+	      (ep->state == SINGBOX_EP_STATE_UNKNOWN ||
+	       ep->consecutive_failures >= ep->failure_threshold))
+	    ep->state = SINGBOX_EP_STATE_DOWN;
+	}
+      if (ep->state != old_state)
+	{
+	  ep->last_change = vlib_time_now (vlib_get_main ());
+	  SINGBOX_LOG (SINGBOX_LOG_INFO, "endpoint %s is %s", ep->name,
+		       ep->state == SINGBOX_EP_STATE_UP ? "up" : "down");
+	  vec_foreach (ci, singbox_event_clients)
+	    singbox_endpoint_send_event (*ci, ep);
+	}
+    }
+  singbox_sessions_lock ();
+  pool_put (singbox_probes, p);
+  singbox_sessions_unlock ();
+}
+
+/* Lock held. */
+static void
+singbox_probe_finish (singbox_probe_t *p, u8 result)
+{
+  u32 index = p - singbox_probes;
+
+  if (p->done)
+    return;
+  p->done = 1;
+  p->result = result;
+  if (result == SINGBOX_PROBE_SUCCESS)
+    p->rtt_us = (vlib_time_now (vlib_get_main ()) - p->started) * 1e6;
+  vl_api_force_rpc_call_main_thread (singbox_probe_result_rpc, (u8 *) &index,
+				     sizeof (index));
+}
+
+static void
+singbox_probe_close (singbox_probe_t *p)
+{
+  vnet_disconnect_args_t a = { .handle = p->handle,
+			       .app_index = singbox_probe_app_index };
+
+  if (p->handle != SESSION_INVALID_HANDLE &&
+      session_thread_from_handle (p->handle) == vlib_get_thread_index ())
+    vnet_disconnect_session (&a);
+}
+
+static int
+singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s,
+			 session_error_t err)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  singbox_probe_t *p;
+  u8 msg[3 + 2 + 2 * SOCKS5_MAX_CRED_LEN];
+  u32 n = 0;
+
+  singbox_sessions_lock ();
+  p = pool_elt_at_index (singbox_probes, opaque);
+  if (err)
+    {
+      singbox_probe_finish (p, err == SESSION_E_TIMEDOUT ?
+				 SINGBOX_PROBE_TIMEOUT :
+				 SINGBOX_PROBE_CONNECT_FAILED);
+      singbox_sessions_unlock ();
+      return 0;
+    }
+  p->handle = session_handle (s);
+  s->opaque = opaque;
+  if (p->done || pool_is_free_index (sm->endpoints, p->endpoint_index))
+    {
+      singbox_sessions_unlock ();
+      return -1;
+    }
+  ep = pool_elt_at_index (sm->endpoints, p->endpoint_index);
+  msg[n++] = SOCKS5_VERSION;
+  msg[n++] = 1;
+  msg[n++] = ep->username ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH;
+  if (ep->username)
+    {
+      msg[n++] = SOCKS5_AUTH_VERSION;
+      msg[n++] = vec_len (ep->username);
+      clib_memcpy (msg + n, ep->username, vec_len (ep->username));
+      n += vec_len (ep->username);
+      msg[n++] = vec_len (ep->password);
+      clib_memcpy (msg + n, ep->password, vec_len (ep->password));
+      n += vec_len (ep->password);
+      p->sent_auth = 1;
+    }
+  singbox_sessions_unlock ();
+  svm_fifo_enqueue (s->tx_fifo, n, msg);
+  if (svm_fifo_set_event (s->tx_fifo))
+    session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+  return 0;
+}
+
+static int
+singbox_probe_rx (session_t *s)
+{
+  singbox_probe_t *p;
+  u8 buf[4];
+  u32 need, n = svm_fifo_max_dequeue_cons (s->rx_fifo);
+
+  singbox_sessions_lock ();
+  if (pool_is_free_index (singbox_probes, s->opaque))
+    {
+      svm_fifo_dequeue_drop_all (s->rx_fifo);
+      singbox_sessions_unlock ();
+      return 0;
+    }
+  p = pool_elt_at_index (singbox_probes, s->opaque);
+  need = p->sent_auth ? 4 : 2;
+  if (p->done)
+    svm_fifo_dequeue_drop_all (s->rx_fifo);
+  else if (n >= 2)
+    {
+      svm_fifo_peek (s->rx_fifo, 0, clib_min (n, 4), buf);
+      if (buf[0] != SOCKS5_VERSION)
+	singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
+      else if (buf[1] == SOCKS5_METHOD_NO_ACCEPTABLE)
+	singbox_probe_finish (p, SINGBOX_PROBE_AUTH_FAILED);
+      else if (buf[1] != (p->sent_auth ? SOCKS5_METHOD_USERPASS :
+					 SOCKS5_METHOD_NO_AUTH))
+	singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
+      else if (n >= need)
+	singbox_probe_finish (p, !p->sent_auth || buf[3] == 0 ?
+				   SINGBOX_PROBE_SUCCESS :
+				   SINGBOX_PROBE_AUTH_FAILED);
+      if (p->done)
+	{
+	  svm_fifo_dequeue_drop_all (s->rx_fifo);
+	  singbox_probe_close (p);
+	}
+    }
+  singbox_sessions_unlock ();
+  return 0;
+}
+
+static void
+singbox_probe_disconnect (session_t *s)
+{
+  singbox_probe_t *p;
+
+  singbox_sessions_lock ();
+  if (pool_is_free_index (singbox_probes, s->opaque))
+    {
+      vnet_disconnect_args_t a = { .handle = session_handle (s),
+				   .app_index = singbox_probe_app_index };
+      svm_fifo_dequeue_drop_all (s->rx_fifo);
+      vnet_disconnect_session (&a);
+      singbox_sessions_unlock ();
+      return;
+    }
+  p = pool_elt_at_index (singbox_probes, s->opaque);
+  if (!p->done)
+    /* closed before answering: the greeting was refused */
+    singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
+  svm_fifo_dequeue_drop_all (s->rx_fifo);
+  singbox_probe_close (p);
+  singbox_sessions_unlock ();
+}
+
+static void
+singbox_probe_reset (session_t *s)
+{
+  singbox_probe_t *p;
+
+  singbox_sessions_lock ();
+  if (pool_is_free_index (singbox_probes, s->opaque))
+    {
+      singbox_sessions_unlock ();
+      return;
+    }
+  p = pool_elt_at_index (singbox_probes, s->opaque);
+  if (!p->done)
+    singbox_probe_finish (p, SINGBOX_PROBE_CONNECT_FAILED);
+  singbox_probe_close (p);
+  singbox_sessions_unlock ();
+}
+
+static int
+singbox_probe_accept (session_t *s)
+{
+  return -1;
+}
+
+static int
+singbox_probe_segment (u32 a, u64 b)
+{
+  return 0;
+}
+
+static session_cb_vft_t singbox_probe_cb_vft = {
+  .session_accept_callback = singbox_probe_accept,
+  .session_connected_callback = singbox_probe_connected,
+  .session_disconnect_callback = singbox_probe_disconnect,
+  .session_reset_callback = singbox_probe_reset,
+  .builtin_app_rx_callback = singbox_probe_rx,
+  .add_segment_callback = singbox_probe_segment,
+  .del_segment_callback = singbox_probe_segment,
+};
+
+/* Main thread. Returns the probe index or ~0. */
+u32
+singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index,
+		     u32 context)
+{
+  singbox_main_t *sm = &singbox_main;
+  vnet_connect_args_t _a = {}, *a = &_a;
+  singbox_probe_t *p;
+  f64 now = vlib_time_now (vlib_get_main ());
+  u32 index;
+
+  if (singbox_probe_app_index == APP_INVALID_INDEX)
+    {
+      if (singbox_server_attach () ||
+	  singbox_app_attach ("singbox-probe", &singbox_probe_cb_vft, 0,
+			      &singbox_probe_app_index))
+	return ~0;
+    }
+  singbox_sessions_lock ();
+  pool_get_zero (singbox_probes, p);
+  index = p - singbox_probes;
+  p->endpoint_index = ep - sm->endpoints;
+  p->endpoint_generation = singbox_ep_tag (ep);
+  p->is_test = is_test;
+  p->client_index = client_index;
+  p->context = context;
+  p->started = now;
+  p->deadline = now + ep->hc_timeout;
+  p->handle = SESSION_INVALID_HANDLE;
+  singbox_sessions_unlock ();
+
+  a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
+  a->sep_ext.transport_proto = TRANSPORT_PROTO_TCP;
+  a->sep_ext.is_ip4 = ep->is_ip4;
+  a->sep_ext.ip = ep->addr;
+  a->sep_ext.port = clib_host_to_net_u16 (ep->port);
+  a->sep_ext.fib_index = ep->fib_index;
+  a->api_context = index;
+  a->app_index = singbox_probe_app_index;
+  vnet_connect2 (a);
+  return index;
+}
+
+static void
+singbox_probe_close_rpc (void *arg)
+{
+  vnet_disconnect_args_t a = { .handle = pointer_to_uword (arg),
+			       .app_index = singbox_probe_app_index };
+  vnet_disconnect_session (&a);
+}
+
+/* singbox-process, main thread: start due probes, time out late ones. */
+void
+singbox_probes_poll (f64 now)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  singbox_probe_t *p;
+
+  pool_foreach (ep, sm->endpoints)
+    {
+      if (!ep->hc_enabled || ep->probing || now < ep->next_probe)
+	continue;
+      ep->next_probe = now + ep->hc_interval;
+      if (singbox_probe_start (ep, 0, ~0, 0) != ~0)
+	ep->probing = 1;
+    }
+  singbox_sessions_lock ();
+  pool_foreach (p, singbox_probes)
+    if (!p->done && now >= p->deadline)
+      {
+	singbox_probe_finish (p, SINGBOX_PROBE_TIMEOUT);
+	if (p->handle != SESSION_INVALID_HANDLE)
+	  session_send_rpc_evt_to_thread_force (
+	    session_thread_from_handle (p->handle), singbox_probe_close_rpc,
+	    uword_to_pointer (p->handle, void *));
+      }
+  singbox_sessions_unlock ();
+}
+
+void
+singbox_probe_set_test_reply (void (*fn) (void *))
+{
+  singbox_probe_test_reply_fn = (singbox_probe_done_fn_t *) fn;
+}
+
+void
+singbox_probe_get (void *probe, u32 *client_index, u32 *context, u8 *result,
+		   u32 *rtt_us, u32 *endpoint_index)
+{
+  singbox_probe_t *p = probe;
+
+  *client_index = p->client_index;
+  *context = p->context;
+  *result = p->result;
+  *rtt_us = p->rtt_us;
+  *endpoint_index = p->endpoint_index;
+}
+
+int
+singbox_want_endpoint_events (u32 client_index, int enable)
+{
+  u32 i;
+
+  vec_foreach_index (i, singbox_event_clients)
+    if (singbox_event_clients[i] == client_index)
+      {
+	if (!enable)
+	  vec_del1 (singbox_event_clients, i);
+	return 0;
+      }
+  if (enable)
+    vec_add1 (singbox_event_clients, client_index);
+  return 0;
+}
