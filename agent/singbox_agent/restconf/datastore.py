@@ -199,13 +199,13 @@ class Datastore:
         no_state = query.content == "config"
         no_config = query.content == "nonconfig"
         if no_config and datastore != "operational":
-            no_config = False  # conventional datastores hold only config: content=nonconfig reads nothing
+            # conventional datastores hold only config: content=nonconfig reads nothing
             return self._empty_or_404(path, encoding)
         flags: dict[str, bool] = {}
         if datastore == "operational":
             flags = {"no_state": no_state, "no_config": no_config}
-        with self.session(user, datastore) as sess, _get_data(
-            sess, " | ".join(xpaths), _max_depth(query.depth, path), flags
+        with self.session(user, datastore) as sess, read_tree(
+            sess, " | ".join(xpaths), query.depth or 0, flags
         ) as tree:
             if path is None:
                 if tree is None:
@@ -253,7 +253,7 @@ class Datastore:
             raise
 
     def exists(self, sess: SysrepoSession, path: str) -> bool:
-        with _get_data(sess, path, 1, {}) as tree:
+        with read_tree(sess, path, 1, {}) as tree:
             if tree is None:
                 return False
             return any(not (n.cdata.flags & lib.LYD_DEFAULT and _is_term(n)) for n in tree.find_all(path))
@@ -304,13 +304,6 @@ class Datastore:
                         tree.free()
             self._touch(datastore)
             return EditResult(created, existed)
-
-    def edit_tree(self, user: str | None, datastore: str, tree: libyang.DNode) -> None:
-        """Apply a prepared edit tree (YANG Patch) in one transaction; the caller owns the tree."""
-        with self.session(user, datastore) as sess:
-            sess.edit_batch_ly(tree, "merge")
-            sess.apply_changes()
-        self._touch(datastore)
 
     def _touch(self, datastore: str) -> None:
         self.last_modified[datastore] = time.time()
@@ -374,7 +367,7 @@ def _find_operation(tree: libyang.DNode) -> libyang.DNode | None:
 
 
 @contextmanager
-def _get_data(
+def read_tree(
     sess: SysrepoSession, xpath: str, max_depth: int, flags: dict[str, bool]
 ) -> Iterator[libyang.DNode | None]:
     """sysrepo's get_data as a context manager that yields None when nothing matches."""
@@ -401,18 +394,5 @@ def _is_term(node: libyang.DNode) -> bool:
     return bool(node.cdata.schema != ffi.NULL and node.cdata.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST))
 
 
-def _max_depth(depth: int | None, path: str | None) -> int:
-    if depth is None:
-        return 0
-    if path is None:
-        # RFC 8040 §4.8.2: depth counts from the datastore's top-level nodes (depth 1 = the top-level nodes).
-        return depth
-    return depth
-
-
 def _empty_xml_data() -> bytes:
     return b'<data xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf"/>\n'
-
-
-def parse_error_message(exc: libyang.LibyangError) -> str:
-    return str(exc)

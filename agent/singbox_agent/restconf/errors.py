@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import libyang
 import sysrepo
 
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, from_exception
@@ -121,7 +120,3 @@ def forbidden(message: str = "Access denied") -> RestconfError:
 
 def too_big(message: str) -> RestconfError:
     return RestconfError("transport", "too-big", message, status=413)
-
-
-def is_libyang_error(exc: BaseException) -> bool:
-    return isinstance(exc, libyang.LibyangError)

@@ -7,12 +7,13 @@ The ASGI adapter (server.py) authenticates, reads the body and calls `Handler.ha
 from __future__ import annotations
 
 import email.utils
+import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
 
 import libyang
 import structlog
@@ -20,9 +21,9 @@ import sysrepo
 from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 
-from singbox_agent.mgmt.errors import MgmtError, from_exception
+from singbox_agent.mgmt.errors import MgmtError
 from singbox_agent.restconf import twin
-from singbox_agent.restconf.datastore import Datastore, ReadResult
+from singbox_agent.restconf.datastore import Datastore, ReadResult, acquired_context, read_tree
 from singbox_agent.restconf.errors import RestconfError, bad_request, precondition_failed, to_failure, too_big
 from singbox_agent.restconf.media import (
     RESPONSE_TYPES,
@@ -34,8 +35,15 @@ from singbox_agent.restconf.media import (
     request_body_type,
     response_encoding,
 )
-from singbox_agent.restconf.datastore import acquired_context
-from singbox_agent.restconf.uri import API_ROOT, Encoding, Kind, RestconfRequest, parse_request, resolve_api_path
+from singbox_agent.restconf.uri import (
+    API_ROOT,
+    Encoding,
+    Kind,
+    RestconfRequest,
+    parse_request,
+    resolve_api_path,
+    split_path_parent,
+)
 
 log = structlog.get_logger("restconf")
 
@@ -236,11 +244,11 @@ class Handler:
                 for node in module.children(types=(libyang.SNode.RPC,)):
                     rpcs.append((module.name(), str(module.cdata.ns and ffi.string(module.cdata.ns).decode()), node.name()))
         if encoding == Encoding.JSON:
-            import json  # noqa: PLC0415
+
 
             doc = {"ietf-restconf:operations": {f"{m}:{n}": [None] for m, _, n in rpcs}}
             return HttpResponse(200, (json.dumps(doc, indent=2) + "\n").encode(), content_type=RESPONSE_TYPES[encoding])
-        from xml.sax.saxutils import quoteattr  # noqa: PLC0415
+
 
         inner = "".join(f"  <{n} xmlns={quoteattr(ns)}/>\n" for _, ns, n in rpcs)
         body = f'<operations xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf">\n{inner}</operations>\n'
@@ -704,34 +712,21 @@ def _patch_edit_tree(
 
 
 def _exists(sess: SysrepoSession, path: str) -> bool:
-    from singbox_agent.restconf.datastore import _get_data  # noqa: PLC0415
-
-    with _get_data(sess, path, 1, {}) as tree:
+    with read_tree(sess, path, 1, {}) as tree:
         return tree is not None and tree.find_one(path) is not None
 
 
 def _current_leaf_value(sess: SysrepoSession, path: str) -> str | None:
-    from singbox_agent.restconf.datastore import _get_data  # noqa: PLC0415
-
-    with _get_data(sess, path, 0, {}) as tree:
+    with read_tree(sess, path, 0, {}) as tree:
         node = tree.find_one(path) if tree is not None else None
         return _term_value(node) if node is not None else None
 
 
 def _parent_of(path: str) -> str:
-    from singbox_agent.restconf.uri import _split_path_parent  # noqa: PLC0415
-
-    return _split_path_parent(path)
+    return split_path_parent(path)
 
 
 def _api_path_of(parsed: RestconfRequest) -> str:
     assert parsed.path is not None
     uri = node_uri(parsed.path)
     return "/" + uri.removeprefix(f"{API_ROOT}/data/")
-
-
-def is_known_exception(exc: BaseException) -> list[MgmtError]:
-    return from_exception(exc)
-
-
-BuildFn = Callable[[libyang.Context], libyang.DNode]

@@ -20,9 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import libyang
 import structlog
-import sysrepo
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -32,8 +30,8 @@ from singbox_agent.restconf import clientcert
 from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, unauthorized
 from singbox_agent.restconf.handler import MAX_BODY_BYTES, Handler, HttpRequest, HttpResponse
 from singbox_agent.restconf.media import error_encoding
-from singbox_agent.restconf.streams import EventStreams
 from singbox_agent.restconf.datastore import acquired_context
+from singbox_agent.restconf.streams import EventStreams
 from singbox_agent.restconf.uri import Kind, parse_request
 
 log = structlog.get_logger("restconf")
@@ -227,14 +225,3 @@ class RestconfApp:
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
-
-
-def yang_modules_with_notifications(ctx: libyang.Context) -> list[str]:
-    out: list[str] = []
-    for module in ctx:
-        if module.implemented() and any(True for _ in module.children(types=(libyang.SNode.NOTIF,))):
-            out.append(module.name())
-    return out
-
-
-__all__ = ["Authenticator", "RestconfApp", "sysrepo", "yang_modules_with_notifications"]

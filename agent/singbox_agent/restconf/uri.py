@@ -89,11 +89,11 @@ class RestconfRequest:
         """Data path of the target's parent (None for a top-level node or the datastore)."""
         if self.path is None:
             return None
-        cut = _split_path_parent(self.path)
+        cut = split_path_parent(self.path)
         return cut or None
 
 
-def _split_path_parent(path: str) -> str:
+def split_path_parent(path: str) -> str:
     """The data path without its last node, honouring quotes inside predicates."""
     depth = 0
     quote = ""
