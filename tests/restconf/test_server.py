@@ -660,3 +660,37 @@ def test_http2_connection_carries_many_concurrent_requests(restconf: RestconfSer
         return codes
 
     assert asyncio.run(run()) == {200: 1500}
+
+
+def test_nacm_filters_event_streams(restconf: RestconfServer) -> None:
+    """A notification NACM denies to a user never reaches that user's stream; others still do."""
+    import sysrepo
+
+    h = {"content-type": JSON}
+    with restconf.client() as admin:
+        r = admin.post("/restconf/data/ietf-netconf-acm:nacm/groups",
+                       content=json.dumps({"ietf-netconf-acm:group": [{"name": "users", "user-name": ["bob"]}]}),
+                       headers=h)
+        assert r.status_code == 201, r.text
+        rule = {"ietf-netconf-acm:rule-list": [{"name": "quiet-bob", "group": ["users"], "rule": [
+            {"name": "no-up", "module-name": "vpp-singbox", "notification-name": "endpoint-up",
+             "access-operations": "read", "action": "deny"}]}]}
+        r = admin.post("/restconf/data/ietf-netconf-acm:nacm", content=json.dumps(rule), headers=h,
+                       params={"insert": "first"})
+        assert r.status_code == 201, r.text
+    got: list[str] = []
+    ready = threading.Event()
+    with restconf.client(auth=BOB) as bob:
+        reader = threading.Thread(target=_read_events, daemon=True,
+                                  args=(bob, restconf.base_url + "/restconf/streams/NETCONF/json", 1, got, ready))
+        reader.start()
+        assert ready.wait(15)
+        time.sleep(0.5)
+        with sysrepo.SysrepoConnection() as conn:
+            sess = conn.start_session("running")
+            sess.notification_send("/vpp-singbox:endpoint-up", {"endpoint": "e1"})  # denied to bob
+            sess.notification_send("/vpp-singbox:endpoint-down", {"endpoint": "e1", "reason": "timeout"})
+            reader.join(15)
+            sess.stop()
+    assert len(got) == 1, got
+    assert "vpp-singbox:endpoint-down" in json.loads(got[0])["ietf-restconf:notification"]
