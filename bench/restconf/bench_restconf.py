@@ -69,7 +69,7 @@ def interleaved(fns: dict[str, Callable[[int], None]], iterations: int, warmup: 
 
 def populate(sess: Any, n: int) -> None:
     entries = [{"name": f"e{i:05d}", "address": "198.18.0.1", "port": 1080} for i in range(n)]
-    sess.replace_config({"singbox": {"client": {"endpoint": entries}}}, "vpp-singbox")
+    sess.replace_config({"singbox": {"client": {"endpoint": entries}}}, "vpp-singbox", timeout_ms=300_000)
 
 
 def find_hey() -> str | None:
