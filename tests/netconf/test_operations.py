@@ -628,3 +628,29 @@ def test_base_event_notifications(netconf_server: ServerInfo) -> None:
         ends = [x for x in seen if "session-end" in x]
         assert any(f"<killed-by>{other.session_id}</killed-by>" in x and "killed" in x for x in ends), ends
         assert any("<termination-reason>closed</termination-reason>" in x for x in ends), ends
+
+
+def test_capabilities_list_deviations(sysrepo_instance: Any, tmp_path: Any) -> None:
+    import os
+    import subprocess
+
+    from tests.netconf.conftest import bootstrap, start_server, stop_server
+
+    deviation = tmp_path / "sbx-deviations@2026-11-22.yang"
+    deviation.write_text(
+        "module sbx-deviations {\n  yang-version 1.1;\n  namespace \"urn:test:sbx-deviations\";\n  prefix sd;\n"
+        "  import vpp-singbox { prefix sbx; }\n  description \"test\";\n  revision 2026-11-22 { description \"t\"; }\n"
+        "  deviation /sbx:singbox/sbx:log-level { deviate not-supported; }\n}\n")
+    env = {**os.environ, **sysrepo_instance.env}
+    subprocess.run(["sysrepoctl", "-i", str(deviation)], env=env, check=True, capture_output=True)
+    bootstrap(env, tmp_path)
+    info = start_server(env, tmp_path)
+    try:
+        with info.connect() as m:
+            sbx = [c for c in m.server_capabilities if c.startswith(SBX_NS + "?")][0]
+            assert "deviations=sbx-deviations" in sbx, sbx
+            with pytest.raises(RPCError) as exc:
+                m.edit_config(target="running", config=cfg("<log-level>debug</log-level>"))
+            assert error_tag(exc.value) == "unknown-element"
+    finally:
+        assert stop_server(info) == 0

@@ -76,6 +76,15 @@ def module_namespace(module: Any) -> str:
     return str(ly_ffi.string(module.cdata.ns).decode())
 
 
+def module_deviations(module: Any) -> list[str]:
+    """Names of the modules that deviate `module` (libyang's compiled `deviated_by` sized array)."""
+    array = module.cdata.deviated_by
+    if array == ly_ffi.NULL:
+        return []
+    count = int(ly_ffi.cast("uint64_t *", array)[-1])  # LY_ARRAY: the count precedes the items
+    return [str(ly_ffi.string(array[i].name).decode()) for i in range(count)]
+
+
 def module_by_namespace(ctx: libyang.Context, namespace: str) -> str | None:
     for module in ctx:
         if module.implemented() and module_namespace(module) == namespace:

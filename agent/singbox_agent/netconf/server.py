@@ -19,7 +19,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.mgmt import nacm
-from singbox_agent.mgmt.datastore import module_namespace
+from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.netconf import confirmed, messages
 from singbox_agent.netconf.events import BaseEvents
@@ -103,6 +103,9 @@ class NetconfServer:
                 features = [f.name() for f in module.features() if f.state()]
                 if features:
                     query["features"] = ",".join(features)
+                deviations = module_deviations(module)
+                if deviations:
+                    query["deviations"] = ",".join(deviations)
                 caps.append(f"{module_namespace(module)}?{urllib.parse.urlencode(query, safe=',')}")
         return caps
 
