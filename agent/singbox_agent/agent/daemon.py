@@ -116,6 +116,7 @@ class Agent:
         self._marks: dict[int, threading.Event] = {}
         self._enabled_done_due = False
         self._ticks = 0
+        self._read_failed_until = 0.0
         self.last_timing: tuple[float, float] = (0.0, 0.0)  # plan_ms, apply_ms of the last applied commit
 
     # lifecycle ----------------------------------------------------------------------------------------------
@@ -286,6 +287,15 @@ class Agent:
                 ops = plan(self.dataplane.read_config(), self.running.desired())
             except DataplaneUnavailable:
                 return False
+            except DataplaneError as exc:
+                # The dataplane cannot tell what it holds: retry later, not at every reconnect.
+                self.status.in_sync = False
+                self.status.pending = True
+                self.status.last_error = f"reading the dataplane's configuration failed: {exc}"
+                self._read_failed_until = time.monotonic() + RESYNC_RETRY_S
+                self._next_resync = self._read_failed_until
+                log.error("resync", result="failed", error=self.status.last_error)
+                return False
             errors: list[str] = []
             for op in ops:
                 try:
@@ -340,7 +350,8 @@ class Agent:
             self._discontinuity = {(): oper.timestamp()}
             self._limit_reported.clear()
             log.info("dataplane connected", vpp_version=item.versions.vpp, plugin_version=item.versions.plugin)
-            self.resync()
+            if time.monotonic() >= self._read_failed_until:
+                self.resync()
             self._notify("dataplane-connected", {"vpp-version": item.versions.vpp,
                                                  "plugin-version": item.versions.plugin})
         elif isinstance(item, Disconnected):

@@ -9,6 +9,7 @@ bounded by the client's read timeout.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import threading
@@ -70,11 +71,14 @@ log = structlog.get_logger("dataplane.vpp")
 CALL_TIMEOUT_S = 2.0
 PING_INTERVAL_S = 0.25
 RECONNECT_MIN_S = 0.05
-RECONNECT_MAX_S = 0.5
+RECONNECT_MAX_S = 0.25
 MISSING_RETRY_S = 10.0
 RESOLVE_TIMEOUT_S = 2.0
 ABSENT_REFRESH_S = 5.0
 ALL = 0xFFFFFFFF
+# vpp-papi logs every call with its arguments at DEBUG, passwords included: never let it.
+PAPI_LOGGER = logging.getLogger("vpp_papi.singbox_agent")
+PAPI_LOGGER.setLevel(logging.WARNING)
 
 # Every message the agent sends (replies and details come with them).
 REQUIRED_MESSAGES = (
@@ -214,12 +218,12 @@ class VppDataplane(Dataplane):
             raise ConnectionError(f"{self.api_socket} does not exist")
         if any("singbox" in Path(f).name for f in self.api_files):
             vpp = VPPApiClient(apifiles=self.api_files, use_socket=True, server_address=self.api_socket,
-                               read_timeout=CALL_TIMEOUT_S)
+                               read_timeout=CALL_TIMEOUT_S, logger=PAPI_LOGGER)
         else:
             # No API files of the plugin: take the definitions from VPP itself (its own CRCs, so the check below
             # then only proves that the plugin is loaded and offers every message).
             vpp = VPPApiClient(bootstrapapi=True, use_socket=True, server_address=self.api_socket,
-                               read_timeout=CALL_TIMEOUT_S)
+                               read_timeout=CALL_TIMEOUT_S, logger=PAPI_LOGGER)
         vpp.connect(self.client_name)
         try:
             missing = [m for m in REQUIRED_MESSAGES if not hasattr(vpp.api, m)]
@@ -240,7 +244,7 @@ class VppDataplane(Dataplane):
             vpp.register_event_callback(self._on_vpp_event)
             vpp.api.want_singbox_endpoint_events(enable_disable=True, pid=os.getpid())
         except BaseException:
-            vpp.disconnect()
+            _disconnect(vpp)
             raise
         with self._lock:
             self._vpp = vpp
@@ -261,10 +265,7 @@ class VppDataplane(Dataplane):
             except Exception:  # noqa: BLE001 - the segment is gone with VPP
                 pass
         if vpp is not None:
-            try:
-                vpp.disconnect()
-            except Exception:  # noqa: BLE001 - the connection is already gone
-                pass
+            _disconnect(vpp)
 
     def _on_vpp_event(self, name: str, msg: Any) -> None:
         if name != "singbox_endpoint_event":
@@ -285,6 +286,11 @@ class VppDataplane(Dataplane):
                 raise DataplaneUnavailable("VPP is not connected")
             try:
                 reply = getattr(vpp.api, msg)(**kwargs)
+            except UnicodeDecodeError as exc:
+                # The rest of a multi-part reply is still in the socket: this connection is unusable now.
+                self._lost = f"{msg}: undecodable reply"
+                raise DataplaneError(f"{msg}: VPP sent a reply that does not decode ({exc}); a string field of "
+                                     "the plugin's reply is not NUL-terminated?") from None
             except (TypeError, ValueError) as exc:
                 raise DataplaneError(f"{msg}: bad arguments: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - vpp-papi raises assorted types on a dead socket
@@ -602,7 +608,8 @@ class VppDataplane(Dataplane):
         bootstrap = not any("singbox" in Path(f).name for f in self.api_files)
         try:
             vpp = VPPApiClient(apifiles=None if bootstrap else self.api_files, bootstrapapi=bootstrap,
-                               use_socket=True, server_address=self.api_socket, read_timeout=CALL_TIMEOUT_S)
+                               use_socket=True, server_address=self.api_socket, read_timeout=CALL_TIMEOUT_S,
+                               logger=PAPI_LOGGER)
             vpp.connect(self.client_name + "-probe")
         except Exception as exc:  # noqa: BLE001 - whatever stops the connection means VPP is not usable
             raise DataplaneUnavailable(f"cannot connect to VPP for the probe: {exc}") from None
@@ -611,16 +618,27 @@ class VppDataplane(Dataplane):
         except Exception as exc:  # noqa: BLE001
             raise DataplaneUnavailable(f"singbox_endpoint_test: {exc or type(exc).__name__}") from None
         finally:
-            try:
-                vpp.disconnect()
-            except Exception:  # noqa: BLE001
-                pass
+            _disconnect(vpp)
         if reply.retval:
             code = _code(reply.retval)
             label = code.name if isinstance(code, ErrorCode) else str(reply.retval)
             raise DataplaneError(f"singbox_endpoint_test returned {label} ({reply.retval})", code)
         result = PROBE_RESULTS[min(int(reply.result), len(PROBE_RESULTS) - 1)]
         return ProbeResult(result, int(reply.rtt_us), _s(reply.message))
+
+
+def _disconnect(vpp: Any) -> None:
+    """Disconnect without ever blocking the process's exit: vpp-papi's transport queues replies in
+    multiprocessing queues whose feeder threads are joined at exit, and replies nobody read (a dump cut short)
+    would make that join wait forever."""
+    try:
+        vpp.disconnect()
+    except Exception:  # noqa: BLE001 - the connection is already gone
+        pass
+    for name in ("q", "sque"):
+        queue = getattr(vpp.transport, name, None)
+        if queue is not None:
+            queue.cancel_join_thread()
 
 
 def _unspecified_none(address: Any) -> str | None:
