@@ -115,3 +115,25 @@ def test_an_object_the_dataplane_refuses_on_resync_stays_pending_without_blockin
     assert env.agent.resync()
     assert dataplane_state(env)["config-pending"] is False
     assert env.dp.objects == env.agent.running.desired()
+
+
+def test_a_dataplane_that_cannot_be_read_is_reported_and_retried_later(env: Env) -> None:
+    from singbox_agent.dataplane.objects import DataplaneError
+
+    env.commit({f"{C}/endpoint[name='e']/address": "192.0.2.1"})
+    env.dp.disconnect()
+    env.commit({f"{C}/endpoint[name='f']/address": "192.0.2.2"})
+    real_read = env.dp.read_config
+
+    def broken() -> Any:
+        raise DataplaneError("singbox_server_user_dump: VPP sent a reply that does not decode")
+
+    env.dp.read_config = broken  # type: ignore[method-assign]
+    env.dp.connect()
+    env.agent.wait_idle()
+    st = dataplane_state(env)
+    assert st["config-pending"] is True and "does not decode" in st["last-error"]
+    assert ("endpoint", "f") not in env.dp.objects  # nothing applied blindly
+    env.dp.read_config = real_read  # type: ignore[method-assign]
+    assert env.agent.resync()
+    assert env.dp.objects == env.agent.running.desired()
