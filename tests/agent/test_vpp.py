@@ -141,6 +141,20 @@ def test_changes_reach_vpp(venv: VppEnv) -> None:
     got = venv.vpp_config()
     assert not [k for k in got if k[0] in ("listener", "user", "allowed-prefix")]
     assert got[("server-enabled",)] is False
+    # client mode on a VPP interface, with bypass prefixes
+    venv.commit({f"{C}/interface[name='loop0']/endpoint": "a", f"{C}/interface[name='loop0']/max-connections": 9,
+                 f"{C}/interface[name='loop0']/bypass-prefix": "10.0.0.0/8"})
+    got = venv.vpp_config()
+    assert got[("interface", "loop0")] == InterfaceSpec("a", 9)
+    assert got[("bypass", "loop0", "10.0.0.0/8")] is True
+    venv.commit({f"{C}/interface[name='loop0']/bypass-prefix": "2001:db8::/32"},
+                [f"{C}/interface[name='loop0']/bypass-prefix[.='10.0.0.0/8']"])
+    got = venv.vpp_config()
+    assert [k for k in got if k[0] == "bypass"] == [("bypass", "loop0", "2001:db8::/32")]
+    venv.commit({f"{C}/interface[name='loop0']/enabled": False})
+    assert not [k for k in venv.vpp_config() if k[0] in ("interface", "bypass")]
+    venv.commit({f"{C}/interface[name='later0']/endpoint": "a"})  # not in VPP: kept, reported not-present
+    assert venv.dp.read_state().interfaces["later0"].present is False
     # everything the agent believes is exactly what VPP reports (secrets aside)
     assert venv.agent.resync() and venv.dp.read_config().keys() == venv.agent.running.desired().keys()
 
@@ -150,21 +164,30 @@ def test_plugin_refusal_undoes_the_whole_commit(venv: VppEnv) -> None:
 
     venv.commit({f"{C}/endpoint[name='a']/address": "192.0.2.1"})
     before = venv.vpp_config()
-    # enabling loop0 needs the plugin's client-mode interception; a missing interface or an unimplemented
-    # feature both make the plugin refuse, and the endpoint created in the same commit must go again
-    venv.sess.set_item(f"{C}/endpoint[name='new']/address", "192.0.2.7")
-    venv.sess.set_item(f"{C}/interface[name='loop0']/endpoint", "new")
-    try:
+    # 0.0.0.0 is a valid inet:host for YANG, but the plugin refuses a zero proxy address (INVALID_VALUE); the log
+    # level, the modified endpoint and the new one before it in the same commit must all be taken back
+    for path, value in {f"{TOP}/log-level": "debug", f"{C}/endpoint[name='a']/port": 2000,
+                        f"{C}/endpoint[name='b']/address": "192.0.2.2",
+                        f"{C}/endpoint[name='c']/address": "0.0.0.0"}.items():
+        venv.sess.set_item(path, value)
+    with pytest.raises(sysrepo.SysrepoValidationFailedError) as err:
         venv.sess.apply_changes(timeout_ms=10000)
-        refused = None
-    except sysrepo.SysrepoValidationFailedError as exc:
-        refused = str(exc)
-        venv.sess.discard_changes()
-    if refused is None:
-        got = venv.vpp_config()
-        assert got[("interface", "loop0")] == InterfaceSpec("new")
-        pytest.skip("this plugin build enables interfaces: nothing refused to undo")
-    assert "interface 'loop0'" in refused and "singbox_enable_disable returned" in refused
+    venv.sess.discard_changes()
+    assert "endpoint 'c'" in str(err.value) and "singbox_endpoint_add_del returned INVALID_VALUE" in str(err.value)
+    assert venv.vpp_config() == before
+    with venv.conn.start_session("running") as s:
+        assert "b" not in s.get_data(f"{C}/endpoint")["singbox"]["client"]["endpoint"]
+
+
+def test_an_unresolvable_endpoint_name_is_refused_and_undone(venv: VppEnv) -> None:
+    import sysrepo
+
+    before = venv.vpp_config()
+    venv.sess.set_item(f"{C}/endpoint[name='a']/address", "192.0.2.1")
+    venv.sess.set_item(f"{C}/endpoint[name='b']/address", "no-such-host.invalid")
+    with pytest.raises(sysrepo.SysrepoValidationFailedError, match="endpoint 'b'.*resolv"):
+        venv.sess.apply_changes(timeout_ms=10000)
+    venv.sess.discard_changes()
     assert venv.vpp_config() == before
 
 
@@ -246,3 +269,13 @@ def test_operational_state_and_rpcs_from_vpp(venv: VppEnv) -> None:
                 assert "singbox_endpoint_test returned" in str(exc)  # a plugin build without probes says so
     finally:
         conn.disconnect()
+
+
+def test_an_interface_created_later_gets_relaying(venv: VppEnv) -> None:
+    venv.commit({f"{C}/endpoint[name='a']/address": "192.0.2.1", f"{C}/interface[name='loop7']/endpoint": "a",
+                 f"{C}/interface[name='loop7']/bypass-prefix": "10.7.0.0/16"})
+    assert venv.dp.read_state().interfaces["loop7"].present is False
+    venv.vpp.cli("create loopback interface instance 7")
+    venv.wait(lambda: venv.dp.read_state().interfaces["loop7"].present, "loop7 enabled in VPP", timeout=15)
+    got = venv.vpp_config()
+    assert got[("interface", "loop7")] == InterfaceSpec("a") and got[("bypass", "loop7", "10.7.0.0/16")] is True
