@@ -539,9 +539,19 @@ def test_host_key_kept_across_restarts(sysrepo_instance: Any, tmp_path: Any) -> 
     assert stop_server(first) == 0
     key = tmp_path / "netconf" / "ssh_host_ed25519_key"
     assert key.stat().st_mode & 0o777 == 0o600
-    second = start_server(env, tmp_path)
+    second = start_server(env, tmp_path, ["--listen", "127.0.0.1:0"])  # two endpoints
     try:
         assert second.fingerprint == first.fingerprint
+        import json
+
+        endpoints = json.loads((tmp_path / "netconf-ready.json").read_text())["endpoints"]
+        assert len(endpoints) == 2 and endpoints[0]["port"] != endpoints[1]["port"]
+        from ncclient import manager
+
+        with manager.connect(host="127.0.0.1", port=endpoints[1]["port"], username="admin",
+                             password="admin-secret", hostkey_verify=False, look_for_keys=False,
+                             allow_agent=False, timeout=30) as other:
+            assert other.connected
         with second.connect() as m:
             assert m.connected
     finally:

@@ -1,4 +1,4 @@
-"""`python -m singbox_agent.netconf --listen HOST:PORT --state-dir DIR [--ready-file FILE]`.
+"""`python -m singbox_agent.netconf --listen HOST:PORT [--listen ...] --state-dir DIR [--ready-file FILE]`.
 
 Serves NETCONF over SSH on the sysrepo instance the environment selects. The ready file gets host, port and the
 host key's fingerprint once the server listens. SIGTERM/SIGINT stop it cleanly.
@@ -37,17 +37,17 @@ async def serve(args: argparse.Namespace) -> int:
     # RFC 8341 3.4 recovery session: sysrepo's recovery user (root) and any account named on the command line.
     recovery = frozenset({*(args.recovery_user or ()), nacm.recovery_user()})
     server = NetconfServer(conn, recovery_users=recovery, hello_timeout=args.hello_timeout)
-    host, port = args.listen
-    await server.listen(host, port, host_key)
-    bound_host, bound_port = server.sockname()
+    endpoints = [await server.listen(host, port, host_key) for host, port in (args.listen or [("127.0.0.1", 830)])]
+    bound_host, bound_port = endpoints[0]
     fingerprint = host_key.get_fingerprint()
-    log.info("netconf listening", host=bound_host, port=bound_port, host_key=fingerprint)
+    log.info("netconf listening", endpoints=[f"{h}:{p}" for h, p in endpoints], host_key=fingerprint)
     if args.ready_file:
         tmp = Path(str(args.ready_file) + ".tmp")
         tmp.write_text(json.dumps({
             "service": "netconf", "host": bound_host, "port": bound_port, "transport": "ssh",
             "subsystem": "netconf", "host_key_fingerprint": fingerprint,
             "host_key": host_key.export_public_key().decode().strip(),
+            "endpoints": [{"host": h, "port": p} for h, p in endpoints],
         }))
         os.replace(tmp, args.ready_file)
     stop = asyncio.Event()
@@ -64,7 +64,8 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m singbox_agent.netconf", description=__doc__)
-    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 830))
+    parser.add_argument("--listen", type=parse_listen, action="append",
+                        help="HOST:PORT to listen on; repeat for several endpoints (default 127.0.0.1:830)")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--ready-file", type=Path)
     parser.add_argument("--recovery-user", action="append",

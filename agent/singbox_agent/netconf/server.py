@@ -71,7 +71,7 @@ class NetconfServer:
         self._oper.subscribe_oper_data_request(
             "ietf-netconf-monitoring", "/ietf-netconf-monitoring:netconf-state", self._monitoring_state
         )
-        self._ssh: asyncssh.SSHAcceptor | None = None
+        self._acceptors: list[asyncssh.SSHAcceptor] = []
         self.connections: set[asyncssh.SSHServerConnection] = set()
 
     # --- capabilities ------------------------------------------------------------------------------------------
@@ -186,17 +186,15 @@ class NetconfServer:
 
     # --- SSH transport ----------------------------------------------------------------------------------------
 
-    async def listen(self, host: str, port: int, host_key: asyncssh.SSHKey) -> asyncssh.SSHAcceptor:
-        self._ssh = await asyncssh.create_server(
+    async def listen(self, host: str, port: int, host_key: asyncssh.SSHKey) -> tuple[str, int]:
+        """Add a listen endpoint; returns the bound address (port 0 picks a free port)."""
+        acceptor = await asyncssh.create_server(
             lambda: _SSHServer(self), host, port, server_host_keys=[host_key], encoding=None,
             allow_scp=False, agent_forwarding=False,
             x11_forwarding=False, keepalive_interval=30,
         )
-        return self._ssh
-
-    def sockname(self) -> tuple[str, int]:
-        assert self._ssh is not None
-        addr = self._ssh.sockets[0].getsockname()
+        self._acceptors.append(acceptor)
+        addr = acceptor.sockets[0].getsockname()
         return str(addr[0]), int(addr[1])
 
     async def close(self) -> None:
@@ -207,12 +205,12 @@ class NetconfServer:
             s.close()
         for conn in list(self.connections):
             conn.close()
-        if self._ssh is not None:
-            self._ssh.close()
+        for acceptor in self._acceptors:
+            acceptor.close()
             try:
-                await asyncio.wait_for(self._ssh.wait_closed(), 5)
+                await asyncio.wait_for(acceptor.wait_closed(), 5)
             except TimeoutError:
-                log.warning("SSH connections did not close in time")
+                log.warning("SSH listener did not close in time")
         loop = asyncio.get_running_loop()
         for s in sessions:
             await loop.run_in_executor(None, s.wait_closed, 10.0)
