@@ -154,3 +154,13 @@ def test_invalid_config_never_reaches_the_dataplane(env: Env, bad: tuple[dict[st
     with pytest.raises(sysrepo.SysrepoError):
         env.commit(bad[0])
     assert env.dp.objects == before
+
+
+def test_reloading_the_running_config_gives_the_same_cache(env: Env) -> None:
+    env.commit({f"{C}/endpoint[name='e']/address": "192.0.2.1", f"{C}/endpoint[name='e']/health-check/interval": 9,
+                f"{C}/interface[name='tap0']/endpoint": "e", f"{C}/interface[name='tap0']/bypass-prefix": "10.0.0.0/8",
+                f"{S}/allowed-client-prefix": "10.1.0.0/16", f"{S}/allowed-command": "udp-associate",
+                f"{S}/authentication/user[username='bob']/password": HASH, f"{TOP}/log-level": "error"})
+    before = env.agent.running.desired()
+    env.agent.reload_running()
+    assert env.agent.running.desired() == before

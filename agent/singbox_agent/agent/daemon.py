@@ -51,6 +51,9 @@ log = structlog.get_logger("agent")
 
 TICK_S = 1.0
 INTERFACE_LIMIT_TICKS = 5
+# A transaction with neither done nor abort after this long (its originator timed out on us): its outcome is
+# unknown, so the running config is re-read and the dataplane resynchronised to it.
+STALE_TXN_S = 120.0
 RESYNC_RETRY_S = 30.0  # retry of objects the dataplane refused during a resync
 USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
 
@@ -113,6 +116,7 @@ class Agent:
         self._conn: Any = None  # sysrepo.SysrepoConnection
         self._sess: Any = None  # sysrepo.session.SysrepoSession
         self._notif_sess: Any = None
+        self._read_sess: Any = None
         self._marks: dict[int, threading.Event] = {}
         self._enabled_done_due = False
         self._ticks = 0
@@ -126,6 +130,7 @@ class Agent:
         self._conn = sysrepo.SysrepoConnection()
         self._sess = self._conn.start_session("running")
         self._notif_sess = self._conn.start_session("running")
+        self._read_sess = self._conn.start_session("running")
         self._worker = threading.Thread(target=self._work, name="agent-worker", daemon=True)
         self._worker.start()
         self.dataplane.set_event_sink(self._events.put)
@@ -151,6 +156,8 @@ class Agent:
             self._sess.stop()
         if self._notif_sess is not None:
             self._notif_sess.stop()
+        if self._read_sess is not None:
+            self._read_sess.stop()
         if self._conn is not None:
             self._conn.disconnect()
         self.dataplane.stop()
@@ -340,8 +347,10 @@ class Agent:
                                       and time.monotonic() >= self._next_resync):
                 if not self.resync() and self.dataplane.connected:
                     self._next_resync = time.monotonic() + RESYNC_RETRY_S
-            if item == "tick" and self.status.connected:
-                self._check_limits()
+            if item == "tick":
+                self._expire_stale_transactions()
+                if self.status.connected:
+                    self._check_limits()
             return
         if isinstance(item, Connected):
             self.status.connected = True
@@ -370,6 +379,32 @@ class Agent:
                 if item.message:
                     body["message"] = item.message
                 self._notify("endpoint-down", body)
+
+    def _expire_stale_transactions(self) -> None:
+        with self._lock:
+            now = time.perf_counter()
+            stale = [t for t in self._txns.values() if now - t.started > STALE_TXN_S]
+            if not stale:
+                return
+            for t in stale:
+                del self._txns[t.req_id]
+                log.error("commit", txn=t.req_id, result="unknown",
+                          error="neither done nor abort arrived; re-reading the running configuration")
+            self.reload_running()
+            self.status.in_sync = False
+        self._events.put("resync")
+
+    def reload_running(self) -> None:
+        """Rebuild the running-config cache from sysrepo (O(datastore); only when a commit's fate is unknown)."""
+        if self._read_sess is None:
+            return
+        changes: list[Change] = []
+        with self._lock, self._read_sess.get_data_ly(TOP) as data:
+            for node in data.iter_tree():
+                value = node.value() if hasattr(node, "value") else {}
+                changes.append(Change("created", node.path(), value))
+            self.running = RunningConfig()
+            self.running.updated(self.running.changed_units(changes))
 
     def _check_limits(self) -> None:
         """session-limit-reached, once per limit until the count drops below it again. The server every tick,
