@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -225,6 +226,7 @@ class VppDataplane(Dataplane):
             vpp = VPPApiClient(bootstrapapi=True, use_socket=True, server_address=self.api_socket,
                                read_timeout=CALL_TIMEOUT_S, logger=PAPI_LOGGER)
         vpp.connect(self.client_name)
+        _thread_queue(vpp)
         try:
             missing = [m for m in REQUIRED_MESSAGES if not hasattr(vpp.api, m)]
             if missing:
@@ -611,6 +613,7 @@ class VppDataplane(Dataplane):
                                use_socket=True, server_address=self.api_socket, read_timeout=CALL_TIMEOUT_S,
                                logger=PAPI_LOGGER)
             vpp.connect(self.client_name + "-probe")
+            _thread_queue(vpp)
         except Exception as exc:  # noqa: BLE001 - whatever stops the connection means VPP is not usable
             raise DataplaneUnavailable(f"cannot connect to VPP for the probe: {exc}") from None
         try:
@@ -636,9 +639,17 @@ def _disconnect(vpp: Any) -> None:
     except Exception:  # noqa: BLE001 - the connection is already gone
         pass
     for name in ("q", "sque"):
-        queue = getattr(vpp.transport, name, None)
-        if queue is not None:
-            queue.cancel_join_thread()
+        q = getattr(vpp.transport, name, None)
+        if q is not None and hasattr(q, "cancel_join_thread"):
+            q.cancel_join_thread()
+
+
+def _thread_queue(vpp: Any) -> None:
+    """vpp-papi's socket transport hands replies from its reader thread to the caller through a
+    multiprocessing.Queue (pickling, a pipe and a feeder thread) although both are threads of this process: a
+    plain queue.Queue makes a call 4-5x cheaper (1.1 -> 0.24 ms per add here). Done right after connect, before
+    any request, so no reply can be in the old queue. Each connection uses a new client object."""
+    vpp.transport.q = queue.Queue()
 
 
 def _unspecified_none(address: Any) -> str | None:
