@@ -494,6 +494,7 @@ def test_nacm_for_non_admin_user(netconf_server: ServerInfo) -> None:
             assert "upstream-secret" not in xml  # nacm:default-deny-all
             assert "ietf-netconf-acm" not in xml  # /nacm is default-deny-all
             assert "$6$" not in xml  # login hashes hidden by the bootstrap rule
+            assert "netconf-ssh-host-key" in xml and "cleartext-private-key" not in xml  # nacm:default-deny-all
             with pytest.raises(RPCError) as exc:
                 oper.edit_config(target="running", config=cfg(endpoint("nope")))
             assert error_tag(exc.value) == "access-denied"
@@ -528,8 +529,12 @@ def test_wrong_password_and_public_key(netconf_server: ServerInfo, tmp_path: Any
         assert m.get_config("running") is not None
 
 
-def test_host_key_kept_across_restarts(sysrepo_instance: Any, tmp_path: Any) -> None:
+def test_host_key_kept_and_endpoints_in_ietf_netconf_server(sysrepo_instance: Any, tmp_path: Any) -> None:
+    import json
     import os
+    import socket
+
+    from ncclient import manager
 
     from tests.netconf.conftest import bootstrap, start_server, stop_server
 
@@ -539,21 +544,53 @@ def test_host_key_kept_across_restarts(sysrepo_instance: Any, tmp_path: Any) -> 
     assert stop_server(first) == 0
     key = tmp_path / "netconf" / "ssh_host_ed25519_key"
     assert key.stat().st_mode & 0o777 == 0o600
-    second = start_server(env, tmp_path, ["--listen", "127.0.0.1:0"])  # two endpoints
+    # first start stored the endpoint and the host key in sysrepo (running and startup)
+    with sysrepo.SysrepoConnection() as conn:
+        for ds in ("running", "startup"):
+            sess = conn.start_session(ds)
+            listen = sess.get_data("/ietf-netconf-server:netconf-server/listen")
+            (ep,) = list(listen["netconf-server"]["listen"]["endpoints"]["endpoint"])
+            assert [b["local-address"] for b in ep["ssh"]["tcp-server-parameters"]["local-bind"]] == ["127.0.0.1"]
+            keys = sess.get_data("/ietf-keystore:keystore")["keystore"]["asymmetric-keys"]["asymmetric-key"]
+            assert [k["name"] for k in keys] == ["netconf-ssh-host-key"]
+    second = start_server(env, tmp_path)
     try:
         assert second.fingerprint == first.fingerprint
-        import json
-
-        endpoints = json.loads((tmp_path / "netconf-ready.json").read_text())["endpoints"]
-        assert len(endpoints) == 2 and endpoints[0]["port"] != endpoints[1]["port"]
-        from ncclient import manager
-
-        with manager.connect(host="127.0.0.1", port=endpoints[1]["port"], username="admin",
-                             password="admin-secret", hostkey_verify=False, look_for_keys=False,
-                             allow_agent=False, timeout=30) as other:
-            assert other.connected
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free_port = probe.getsockname()[1]
         with second.connect() as m:
-            assert m.connected
+            # a second endpoint added over NETCONF is served at once, with the same keystore host key
+            m.edit_config(target="running", config=(
+                f'<config xmlns="{NC}"><netconf-server xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-server">'
+                "<listen><endpoints><endpoint><name>extra</name><ssh><tcp-server-parameters><local-bind>"
+                f"<local-address>127.0.0.1</local-address><local-port>{free_port}</local-port></local-bind>"
+                "</tcp-server-parameters><ssh-server-parameters><server-identity><host-key><name>k</name>"
+                "<public-key><central-keystore-reference>netconf-ssh-host-key</central-keystore-reference>"
+                "</public-key></host-key></server-identity></ssh-server-parameters></ssh></endpoint></endpoints>"
+                "</listen></netconf-server></config>"))
+            deadline = time.monotonic() + 10
+            extra = None
+            while extra is None and time.monotonic() < deadline:
+                try:
+                    extra = manager.connect(host="127.0.0.1", port=free_port, username="admin",
+                                            password="admin-secret", hostkey_verify=False, look_for_keys=False,
+                                            allow_agent=False, timeout=10)
+                except Exception:  # noqa: BLE001 - not listening yet
+                    time.sleep(0.2)
+            assert extra is not None and extra.connected
+            extra.close_session()
+            assert m.connected  # open sessions survive the reconfiguration
+            # a reference to a missing key is rejected by the schema (leafref), nothing changes
+            with pytest.raises(RPCError):
+                m.edit_config(target="running", config=(
+                    f'<config xmlns="{NC}"><netconf-server xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-server">'
+                    "<listen><endpoints><endpoint><name>extra</name><ssh><ssh-server-parameters><server-identity>"
+                    "<host-key><name>k</name><public-key><central-keystore-reference>nope"
+                    "</central-keystore-reference></public-key></host-key></server-identity>"
+                    "</ssh-server-parameters></ssh></endpoint></endpoints></listen></netconf-server></config>"))
+        ready = json.loads((tmp_path / "netconf-ready.json").read_text())
+        assert ready["host_key_fingerprint"] == first.fingerprint
     finally:
         assert stop_server(second) == 0
 

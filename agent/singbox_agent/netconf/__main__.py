@@ -37,16 +37,17 @@ async def serve(args: argparse.Namespace) -> int:
     # RFC 8341 3.4 recovery session: sysrepo's recovery user (root) and any account named on the command line.
     recovery = frozenset({*(args.recovery_user or ()), nacm.recovery_user()})
     server = NetconfServer(conn, recovery_users=recovery, hello_timeout=args.hello_timeout)
-    endpoints = [await server.listen(host, port, host_key) for host, port in (args.listen or [("127.0.0.1", 830)])]
+    endpoints = await server.start(args.listen or [("127.0.0.1", 830)], host_key)
     bound_host, bound_port = endpoints[0]
-    fingerprint = host_key.get_fingerprint()
-    log.info("netconf listening", endpoints=[f"{h}:{p}" for h, p in endpoints], host_key=fingerprint)
+    served_key = server.host_key or host_key
+    fingerprint = served_key.get_fingerprint()
+    log.info("netconf ready", endpoints=[f"{h}:{p}" for h, p in endpoints], host_key=fingerprint)
     if args.ready_file:
         tmp = Path(str(args.ready_file) + ".tmp")
         tmp.write_text(json.dumps({
             "service": "netconf", "host": bound_host, "port": bound_port, "transport": "ssh",
             "subsystem": "netconf", "host_key_fingerprint": fingerprint,
-            "host_key": host_key.export_public_key().decode().strip(),
+            "host_key": served_key.export_public_key().decode().strip(),
             "endpoints": [{"host": h, "port": p} for h, p in endpoints],
         }))
         os.replace(tmp, args.ready_file)

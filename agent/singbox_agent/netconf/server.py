@@ -21,7 +21,7 @@ import sysrepo
 from singbox_agent.mgmt import nacm
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt.users import UserStore
-from singbox_agent.netconf import confirmed, messages
+from singbox_agent.netconf import confirmed, messages, settings
 from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf.framing import DEFAULT_MAX_MESSAGE
 from singbox_agent.netconf.session import NetconfSession
@@ -72,6 +72,10 @@ class NetconfServer:
             "ietf-netconf-monitoring", "/ietf-netconf-monitoring:netconf-state", self._monitoring_state
         )
         self._acceptors: list[asyncssh.SSHAcceptor] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._settings_session: Any = None
+        self.host_key: asyncssh.SSHKey | None = None
+        self.bound: list[tuple[str, int]] = []
         self.connections: set[asyncssh.SSHServerConnection] = set()
 
     # --- capabilities ------------------------------------------------------------------------------------------
@@ -186,16 +190,76 @@ class NetconfServer:
 
     # --- SSH transport ----------------------------------------------------------------------------------------
 
-    async def listen(self, host: str, port: int, host_key: asyncssh.SSHKey) -> tuple[str, int]:
-        """Add a listen endpoint; returns the bound address (port 0 picks a free port)."""
-        acceptor = await asyncssh.create_server(
-            lambda: _SSHServer(self), host, port, server_host_keys=[host_key], encoding=None,
-            allow_scp=False, agent_forwarding=False,
-            x11_forwarding=False, keepalive_interval=30,
-        )
-        self._acceptors.append(acceptor)
-        addr = acceptor.sockets[0].getsockname()
-        return str(addr[0]), int(addr[1])
+    async def start(self, listens: list[tuple[str, int]], seed_key: asyncssh.SSHKey) -> list[tuple[str, int]]:
+        """Serve the endpoints configured in sysrepo (seeded from `listens` and `seed_key` on first start) and
+        follow their changes. Returns the bound (host, port) pairs (port 0 picks a free port)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        endpoints = await loop.run_in_executor(None, self._read_or_seed, listens, seed_key)
+        bound = await self._bind(endpoints)
+        if not bound:
+            raise settings.SettingsError("no listen endpoint could be opened")
+        self._settings_session = self.conn.start_session("running")
+        for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH)):
+            self._settings_session.subscribe_module_change(module, xpath, self._settings_changed, passive=True,
+                                                           done_only=True)
+        return bound
+
+    def _read_or_seed(self, listens: list[tuple[str, int]], seed_key: asyncssh.SSHKey) -> list[settings.Endpoint]:
+        sess = self.conn.start_session("running")
+        try:
+            endpoints = settings.read_endpoints(sess)
+            if not endpoints:
+                settings.seed(self.conn, listens, seed_key)
+                log.info("listen endpoints and host key stored in sysrepo",
+                         endpoints=[f"{h}:{p}" for h, p in listens])
+                endpoints = settings.read_endpoints(sess)
+            return endpoints
+        finally:
+            sess.stop()
+
+    async def _bind(self, endpoints: list[settings.Endpoint]) -> list[tuple[str, int]]:
+        bound: list[tuple[str, int]] = []
+        for ep in endpoints:
+            try:
+                acceptor = await asyncssh.create_server(
+                    lambda: _SSHServer(self), ep.address, ep.port, server_host_keys=list(ep.host_keys),
+                    encoding=None, allow_scp=False, agent_forwarding=False, x11_forwarding=False,
+                    keepalive_interval=30,
+                )
+            except OSError as exc:
+                log.error("cannot listen", endpoint=ep.name, address=ep.address, port=ep.port, error=str(exc))
+                continue
+            self._acceptors.append(acceptor)
+            addr = acceptor.sockets[0].getsockname()
+            bound.append((str(addr[0]), int(addr[1])))
+            if self.host_key is None:
+                self.host_key = ep.host_keys[0]
+        self.bound = bound
+        log.info("netconf listening", endpoints=[f"{h}:{p}" for h, p in bound])
+        return bound
+
+    def _settings_changed(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._reconfigure()))
+
+    async def _reconfigure(self) -> None:
+        """Apply changed endpoints/keys: new listeners replace the old ones; open sessions stay."""
+        loop = asyncio.get_running_loop()
+        sess = self.conn.start_session("running")
+        try:
+            endpoints = await loop.run_in_executor(None, settings.read_endpoints, sess)
+        except settings.SettingsError as exc:
+            log.error("listen settings not applied, keeping the current ones", error=str(exc))
+            return
+        finally:
+            sess.stop()
+        for acceptor in self._acceptors:
+            acceptor.close()
+        self._acceptors = []
+        self.host_key = None
+        await self._bind(endpoints)
 
     async def close(self) -> None:
         with self.state.lock:
@@ -222,6 +286,8 @@ class NetconfServer:
 
     def shutdown(self) -> None:
         """Stop the server's own sysrepo sessions (before the connection is closed)."""
+        if self._settings_session is not None:
+            self._settings_session.stop()
         self.users.close()
         self.nacm_policy.close()
         self.events.close()
