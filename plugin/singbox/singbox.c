@@ -426,6 +426,7 @@ singbox_process (vlib_main_t *vm, vlib_node_runtime_t *rt, vlib_frame_t *f)
       now = vlib_time_now (vm);
       singbox_dns_poll (now);
       singbox_probes_poll (now);
+      singbox_client_pool_poll (now);
       if (now - last_scan >= 0.5)
 	{
 	  singbox_sessions_expire (now);

@@ -150,6 +150,8 @@ typedef struct
   u32 rtt_us;
   u64 connections;
   u32 n_users; /* interfaces referring to it */
+  u64 *pool_ready;  /* session ids of pre-authenticated connections */
+  u32 pool_pending; /* pooled connections still connecting */
   u32 stat_state; /* stats segment gauges */
   u32 stat_rtt;
   u32 stat_failures;
@@ -217,6 +219,10 @@ typedef struct
   u32 saved_cwnd;
   u8 bypass;
   u8 crossed; /* client mode: both legs share the client's fifos */
+  u8 pooled;	  /* pre-authenticated upstream connection, no client yet */
+  u8 pool_ready;  /* pooled and waiting in its endpoint's pool */
+  u8 from_pool;	  /* client session that took a pooled upstream */
+  svm_fifo_t *ao_own_tx; /* upstream's own tx fifo until crossed */
 
   ip46_address_t client_ip;
   u16 client_port;
@@ -443,6 +449,8 @@ int singbox_want_endpoint_events (u32 client_index, int enable);
 void singbox_endpoint_send_event (u32 client_index, singbox_endpoint_t *ep);
 /* singbox_client.c */
 void singbox_client_stats_update (void);
+void singbox_client_pool_poll (f64 now);
+void singbox_client_pool_forget (singbox_session_t *ss);
 
 /* singbox_dns.c */
 int singbox_dns_init (void);

@@ -15,6 +15,10 @@
 typedef void (singbox_hsi_intercept_proto_fn_t) (transport_proto_t proto,
 						 u8 is_ip4, u8 is_enable);
 
+static void singbox_client_write_connect (singbox_session_t *ss,
+					  svm_fifo_t *tx);
+static singbox_session_t *singbox_client_pool_take (singbox_endpoint_t *ep);
+
 /*
  * Endpoints
  */
@@ -371,10 +375,15 @@ singbox_client_write_early_data (session_t *s)
     }
 
   singbox_sessions_lock ();
-  ss = singbox_session_alloc ();
+  ss = 0;
+  if (!refused && !bypass && sm->pooling && (ss = singbox_client_pool_take (ep)))
+    ss->from_pool = 1;
+  else
+    ss = singbox_session_alloc ();
   ss->mode = SINGBOX_MODE_CLIENT;
-  ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING :
-			SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
+  if (!ss->from_pool)
+    ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING :
+			  SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
   ss->po_handle = session_handle (s);
   ss->po_thread = s->thread_index;
   ss->po_rx_fifo = s->rx_fifo;
@@ -393,6 +402,14 @@ singbox_client_write_early_data (session_t *s)
   ss->created = ss->last_active = vlib_time_now (vlib_get_main ());
   ss->deadline = ss->created + (ep ? ep->connect_timeout : 10);
   s->opaque = ss->index;
+  if (ss->from_pool)
+    {
+      /* greeting and auth are done: only the CONNECT is left */
+      singbox_client_write_connect (ss, ss->ao_own_tx);
+      svm_fifo_set_event (ss->ao_own_tx);
+      session_program_tx_io_evt (ss->ao_handle, SESSION_IO_EVT_TX);
+      ep->connections++;
+    }
   singbox_sessions_unlock ();
 
   clib_atomic_fetch_add (&itf->active, 1);
@@ -403,6 +420,117 @@ singbox_client_write_early_data (session_t *s)
 				 vlib_get_thread_index (), itf->sw_if_index,
 				 1);
   return 0;
+}
+
+/*
+ * Connection pooling: per endpoint, up to max-pool-size upstream
+ * connections that completed greeting and authentication and wait for a
+ * CONNECT. A SOCKS5 connection carries one CONNECT, so pooling saves the
+ * TCP handshake and the auth round trips, not connections.
+ */
+
+/* Lock held. Drop a pooled connection from its endpoint's books. */
+void
+singbox_client_pool_forget (singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  u64 id = singbox_session_id (ss);
+  u32 i;
+
+  if (!ss->pooled || ss->endpoint_index == ~0 ||
+      pool_is_free_index (sm->endpoints, ss->endpoint_index))
+    return;
+  ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
+  if (ss->pool_ready)
+    {
+      vec_foreach_index (i, ep->pool_ready)
+	if (ep->pool_ready[i] == id)
+	  {
+	    vec_del1 (ep->pool_ready, i);
+	    break;
+	  }
+    }
+  else if (ep->pool_pending)
+    ep->pool_pending--;
+  ss->pooled = 0;
+  ss->pool_ready = 0;
+}
+
+/* Lock held, any thread: a ready pooled connection to ep, or 0. */
+static singbox_session_t *
+singbox_client_pool_take (singbox_endpoint_t *ep)
+{
+  singbox_session_t *ss;
+
+  while (vec_len (ep->pool_ready))
+    {
+      ss = singbox_session_get_by_id (vec_pop (ep->pool_ready));
+      if (!ss)
+	continue;
+      ss->pool_ready = 0;
+      ss->pooled = 0;
+      if (ss->ao_handle != SESSION_INVALID_HANDLE && !ss->ao_closed &&
+	  ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY)
+	return ss;
+    }
+  return 0;
+}
+
+/* singbox-process (main): keep each used endpoint's pool filled. */
+void
+singbox_client_pool_poll (f64 now)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  singbox_session_t *ss;
+  u32 want, n_started = 0;
+  static f64 last;
+
+  if (now - last < 0.2)
+    return;
+  last = now;
+  singbox_sessions_lock ();
+  pool_foreach (ep, sm->endpoints)
+    {
+      want = sm->pooling && (ep->n_users || ep - sm->endpoints ==
+						 sm->default_endpoint) &&
+		 ep->state != SINGBOX_EP_STATE_DOWN ?
+	       sm->max_pool_size :
+	       0;
+      if (!want)
+	{
+	  /* pooling off: close what is pooled */
+	  while (vec_len (ep->pool_ready))
+	    {
+	      ss = singbox_session_get_by_id (vec_pop (ep->pool_ready));
+	      if (ss)
+		{
+		  ss->pool_ready = 0;
+		  ss->pooled = 0;
+		  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+		  singbox_ao_close_public (ss);
+		}
+	    }
+	  continue;
+	}
+      while (vec_len (ep->pool_ready) + ep->pool_pending < want &&
+	     n_started < 16)
+	{
+	  ss = singbox_session_alloc ();
+	  ss->mode = SINGBOX_MODE_CLIENT;
+	  ss->pooled = 1;
+	  ss->state = SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
+	  ss->endpoint_index = ep - sm->endpoints;
+	  ss->sw_if_index = ~0;
+	  ss->created = ss->last_active = now;
+	  ep->pool_pending++;
+	  n_started++;
+	  singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port,
+				      ep->fib_index);
+	}
+    }
+  singbox_sessions_unlock ();
 }
 
 /* Upstream leg of a proxied flow, on its thread, before it is usable: own
@@ -424,7 +552,7 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
   u32 n = 0;
   int rv;
 
-  if (ss->po_closed || ss->endpoint_index == ~0 ||
+  if ((!ss->pooled && ss->po_closed) || ss->endpoint_index == ~0 ||
       pool_is_free_index (sm->endpoints, ss->endpoint_index))
     return SESSION_E_ALLOC;
   ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
@@ -439,6 +567,7 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
   s->rx_fifo = rx;
   s->tx_fifo = tx;
   s->flags &= ~SESSION_F_PROXY;
+  ss->ao_own_tx = tx;
 
   if (ss->dst_is_ip4)
     socks5_addr_set_ip4 (&cfg.dst, ss->dst_ip.ip4.as_u8, ss->dst_port);
@@ -469,11 +598,23 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
       n += vec_len (ep->password);
     }
   svm_fifo_enqueue (tx, n, msg);
-  n = 0;
+  if (ss->pooled)
+    return 0; /* CONNECT written when a client takes this connection */
+  singbox_client_write_connect (ss, tx);
+  return 0;
+}
+
+/* CONNECT for the session's destination into the upstream's own tx fifo. */
+static void
+singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx)
+{
+  u8 msg[32];
+  u32 n = 0;
+
   msg[n++] = SOCKS5_VERSION;
   msg[n++] = SOCKS5_CMD_CONNECT;
   msg[n++] = 0;
-  msg[n++] = cfg.dst.atyp;
+  msg[n++] = ss->dst_is_ip4 ? SOCKS5_ATYP_IPV4 : SOCKS5_ATYP_IPV6;
   if (ss->dst_is_ip4)
     {
       clib_memcpy (msg + n, ss->dst_ip.ip4.as_u8, 4);
@@ -487,7 +628,6 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
   msg[n++] = ss->dst_port >> 8;
   msg[n++] = ss->dst_port & 0xff;
   svm_fifo_enqueue (tx, n, msg);
-  return 0;
 }
 
 int
@@ -502,6 +642,8 @@ singbox_client_accept (session_t *s)
   ss = singbox_session_get (s->opaque);
   if (ss->state == SINGBOX_SESSION_STATE_CLOSING)
     singbox_po_reset_later (ss);
+  else if (ss->from_pool)
+    ;
   else if (!ss->bypass)
     {
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
@@ -589,10 +731,14 @@ singbox_client_fail (singbox_session_t *ss)
   singbox_main_t *sm = &singbox_main;
   singbox_endpoint_t *ep;
 
-  vlib_increment_simple_counter (&sm->itf_failures, vlib_get_thread_index (),
-				 ss->sw_if_index, 1);
+  singbox_client_pool_forget (ss);
   if (ss->sw_if_index < vec_len (sm->interfaces))
-    sm->interfaces[ss->sw_if_index].failures++;
+    {
+      vlib_increment_simple_counter (&sm->itf_failures,
+				     vlib_get_thread_index (),
+				     ss->sw_if_index, 1);
+      sm->interfaces[ss->sw_if_index].failures++;
+    }
   if (ss->endpoint_index != ~0 &&
       !pool_is_free_index (sm->endpoints, ss->endpoint_index))
     {
@@ -655,7 +801,18 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 	  return;
 	}
       if (t == SOCKS5_EV_NEED_DATA || !consumed)
-	return;
+	break;
+    }
+  if (ss->pooled && !ss->pool_ready &&
+      socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_REPLY &&
+      !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
+    {
+      singbox_endpoint_t *ep =
+	pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index);
+      if (ep->pool_pending)
+	ep->pool_pending--;
+      ss->pool_ready = 1;
+      vec_add1 (ep->pool_ready, singbox_session_id (ss));
     }
 }
 
@@ -819,6 +976,9 @@ format_singbox_endpoint (u8 *s, va_list *args)
   s = format (s, " state %s failures %lu rtt %uus connections %lu",
 	      singbox_ep_state_names[ep->state % 3], ep->failures, ep->rtt_us,
 	      ep->connections);
+  if (singbox_main.pooling)
+    s = format (s, " pool %u ready %u connecting", vec_len (ep->pool_ready),
+		ep->pool_pending);
   return s;
 }
 

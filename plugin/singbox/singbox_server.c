@@ -831,7 +831,8 @@ singbox_ao_alloc_fifos (session_t *s)
 
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
-  if (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE)
+  if (!ss->pooled &&
+      (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE))
     {
       singbox_sessions_unlock ();
       return SESSION_E_ALLOC;
@@ -890,7 +891,10 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s,
       SINGBOX_DBG ("session %u connect failed: %U", ss->index,
 		   format_session_error, err);
       if (ss->po_handle == SESSION_INVALID_HANDLE)
-	singbox_session_free (ss);
+	{
+	  singbox_client_pool_forget (ss);
+	  singbox_session_free (ss);
+	}
       else if (ss->mode == SINGBOX_MODE_CLIENT)
 	singbox_client_connect_failed (ss);
       else if (!ss->po_closed && !ss->reply_sent)
@@ -999,6 +1003,15 @@ singbox_ao_disconnect (session_t *s)
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
   SINGBOX_DBG ("session %u: upstream FIN", ss->index);
+  if (ss->pooled && ss->pool_ready)
+    {
+      /* an idle pooled connection closed by the proxy: not a failure */
+      singbox_client_pool_forget (ss);
+      ss->state = SINGBOX_SESSION_STATE_CLOSING;
+      singbox_ao_close (ss);
+      singbox_sessions_unlock ();
+      return;
+    }
   if (ss->mode == SINGBOX_MODE_CLIENT && !ss->crossed && !ss->bypass)
     {
       /* the proxy closed during the handshake (e.g. after refusing our
@@ -1068,6 +1081,7 @@ singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
       ss->po_tx_fifo->master_thread_index;
   if (ss->po_handle == SESSION_INVALID_HANDLE)
     {
+      singbox_client_pool_forget (ss);
       if (ss->crossed &&
 	  ss->po_tx_fifo->master_thread_index != s->thread_index)
 	{

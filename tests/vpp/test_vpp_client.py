@@ -210,3 +210,33 @@ def test_health_check_failover_and_events(upstream: Env) -> None:
     got = {(m.name, int(m.state)) for n, m in events if n == "singbox_endpoint_event"}
     assert ("primary", 2) in got and ("backup", 1) in got, events
     env.api.want_singbox_endpoint_events(enable_disable=False, pid=0)
+
+
+def _pool_ready(env: Env) -> int:
+    line = next(l for l in env.cli("show singbox").splitlines() if "Endpoint default" in l)
+    return int(line.split(" pool ")[1].split()[0])
+
+
+def test_connection_pooling(upstream: Env) -> None:
+    env = upstream
+    idx = enable(env)
+    env.cli("singbox set max-pool-size 3")
+    env.cli("singbox set pooling enable")
+    deadline = time.monotonic() + 10
+    while _pool_ready(env) < 3:
+        assert time.monotonic() < deadline, env.cli("show singbox")
+        time.sleep(0.2)
+    for _ in range(5):  # more than the pool holds: it refills
+        assert whoami(env) == (0, ORIGIN_IP4)
+    assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures == 0
+    deadline = time.monotonic() + 10
+    while _pool_ready(env) < 3:
+        assert time.monotonic() < deadline, env.cli("show singbox")
+        time.sleep(0.2)
+    env.cli("singbox set pooling disable")
+    # pooled connections are closed: no session record stays behind
+    deadline = time.monotonic() + 30
+    while "Session records: 0 in use" not in env.cli("show singbox server"):
+        assert time.monotonic() < deadline, env.cli("show singbox server")
+        time.sleep(0.5)
+    assert env.api.singbox_endpoint_dump()[0].failures == 0
