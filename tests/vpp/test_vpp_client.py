@@ -240,3 +240,24 @@ def test_connection_pooling(upstream: Env) -> None:
         assert time.monotonic() < deadline, env.cli("show singbox server")
         time.sleep(0.5)
     assert env.api.singbox_endpoint_dump()[0].failures == 0
+
+
+def test_idle_timeout_and_stats_segment(upstream: Env) -> None:
+    from vpp_papi.vpp_stats import VPPStats  # type: ignore[import-untyped]
+
+    env = upstream
+    idx = enable(env)
+    assert env.api.singbox_set_timeout(timeout=2).retval == 0
+    # a plain TCP connection (intercepted), held open and idle
+    res = env.probe(ORIGIN_IP4, str(ECHO_PORT), "hold", "10")
+    assert res["closed_after"] is not None and 1.5 < res["closed_after"] < 5, res
+    assert env.api.singbox_client_dump()[0].timeout == 2
+    st = VPPStats(str(env.vpp.stats_sock))
+    st.connect()
+    try:
+        names = st.ls(["^/singbox/client/"])
+        assert "/singbox/client/interface/connections" in names
+        assert "/singbox/client/endpoint/default/state" in names
+        assert st.get_counter("/singbox/client/interface/connections")[:, idx].sum() == 1
+    finally:
+        st.disconnect()
