@@ -133,6 +133,7 @@ class Stack:
         self.services: list[Service] = []
         self.vpp = vpptopo.Vpp()
         self.vpp_restarts = 0
+        self.vpp_killed = False  # by the test, on purpose: not running at teardown is then no failure
         self.topo: vpptopo.Topology | None = None
         try:
             self.topo = vpptopo.Topology(self.vpp, tag=f"e{os.getpid() % 100000}")
@@ -201,6 +202,7 @@ class Stack:
     # VPP ----------------------------------------------------------------------------------------------------
 
     def kill_vpp(self) -> None:
+        self.vpp_killed = True
         os.killpg(self.vpp.proc.pid, signal.SIGKILL)
         self.vpp.proc.wait(timeout=10)
 
@@ -208,6 +210,7 @@ class Stack:
         """A new VPP with the first one's startup.conf (same API, CLI and stats sockets) and none of its state;
         the interfaces towards the namespaces are created again as the harness did (the veths outlive VPP)."""
         assert not self.vpp.alive()
+        self.vpp_killed = False
         self.vpp_restarts += 1
         vpp = self.vpp
         vpp.proc = subprocess.Popen(
@@ -231,6 +234,10 @@ class Stack:
             vpp.cli(f"set interface state host-{outer} up")
             vpp.cli(f"set interface ip address host-{outer} {gw4}/24")
             vpp.cli(f"set interface ip address host-{outer} {gw6}/64")
+        # the new interfaces have new MAC addresses: the namespaces must not keep using the old ones
+        for ns in (self.t.ns_client, self.t.ns_origin):
+            vpptopo.run(vpptopo.ns_cmd(ns, "ip", "neigh", "flush", "all"), check=False)
+            vpptopo.run(vpptopo.ns_cmd(ns, "ip", "-6", "neigh", "flush", "all"), check=False)
         self.t._wait_reachable()  # noqa: SLF001 - the harness's own readiness check, reused as is
 
     def close(self) -> None:
@@ -258,7 +265,7 @@ def stack(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[Stack]:
     try:
         yield s
     finally:
-        alive = s.vpp.alive()
+        alive = s.vpp.alive() or s.vpp_killed
         log = s.vpp.log.read_text(errors="replace") if s.vpp.log.exists() else ""
         s.close()
         assert alive, "VPP died during the test:\n" + log[-3000:]
