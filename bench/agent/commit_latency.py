@@ -87,6 +87,18 @@ def child(n: int, commits: int, blocks: int) -> dict[str, Any]:
         c.disconnect()
 
         agent = Agent(dp)
+        inner = agent._on_change  # noqa: SLF001 - time spent inside the agent's own callback, per event
+
+        def make_timed(inner: Any) -> Any:
+            def timed(event: str, req_id: int, changes: Any, priv: Any) -> None:
+                t = time.perf_counter()
+                try:
+                    inner(event, req_id, changes, priv)
+                finally:
+                    out.setdefault("cb_" + event, []).append((time.perf_counter() - t) * 1e3)
+            return timed
+
+        agent._on_change = make_timed(inner)  # type: ignore[method-assign]  # noqa: SLF001
         t0 = time.perf_counter()
         agent.start()
         agent.wait_idle(120)
@@ -184,8 +196,11 @@ def main() -> int:
     print("commit -> applied, one-leaf change (endpoint port), ms; floor = same commit, do-nothing subscriber;")
     print("agent share = agent p50 - floor p50; plan/apply = the agent's own work inside the change callback;")
     print("startup = agent start to in sync (initial config load + dataplane diff)")
+    print("callback = the agent's Python callback for the change / done events (sysrepo-python builds the change")
+    print("list before it, for the floor's subscriber too)")
     print(f"{'entries':>8} {'floor p50':>10} {'floor p99':>10} {'agent p50':>10} {'agent p99':>10} "
-          f"{'p50 ratio':>10} {'agent share p50':>16} {'plan p50':>9} {'apply p50':>10} {'startup':>9}")
+          f"{'p50 ratio':>10} {'agent share p50':>16} {'plan p50':>9} {'apply p50':>10} {'cb change':>10} "
+          f"{'cb done':>8} {'startup':>9}")
     ok = True
     sessions: list[float] = []
     sessions_floor: list[float] = []
@@ -196,7 +211,8 @@ def main() -> int:
         ratio = a50 / f50
         ok &= ratio <= 1.5 and (n > 100 or a50 < 10)
         print(f"{n:>8} {f50:>10.2f} {f99:>10.2f} {a50:>10.2f} {a99:>10.2f} {ratio:>9.2f}x {a50 - f50:>15.2f} "
-              f"{pct(r['plan'], 50):>9.3f} {pct(r['apply'], 50):>10.3f} {statistics.median(r['startup_ms']):>8.0f}ms")
+              f"{pct(r['plan'], 50):>9.3f} {pct(r['apply'], 50):>10.3f} {pct(r['cb_change'], 50):>10.3f} "
+              f"{pct(r['cb_done'], 50):>8.3f} {statistics.median(r['startup_ms']):>8.0f}ms")
         sessions += r["sessions10k"]
         sessions_floor += r["sessions10k_floor"]
     print(f"operational /singbox/sessions with 10,000 live sessions: p50 {statistics.median(sessions):.0f} ms, "

@@ -8,6 +8,7 @@ touches the dataplane's configuration or the running-config cache.
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -187,6 +188,10 @@ class Agent:
                 self.running = RunningConfig()
                 self.running.updated(self.running.changed_units(_changes(changes)))
                 self.status.in_sync = False
+            # The config cache is large and long-lived: keep it out of the collector's full passes, which would
+            # otherwise walk it during commits.
+            gc.collect()
+            gc.freeze()
             self._events.put("resync")
 
     def _change(self, req_id: int, changes: list[Change]) -> None:

@@ -33,7 +33,9 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 async def serve(args: argparse.Namespace) -> int:
     host_key = load_or_create_host_key(args.state_dir)
-    conn = sysrepo.SysrepoConnection()
+    # sysrepo keeps running parsed in this process and current (SR_CONN_CACHE_RUNNING): reads of running skip
+    # loading and parsing the datastore on every request.
+    conn = sysrepo.SysrepoConnection(cache_running=True)
     # RFC 8341 3.4 recovery session: sysrepo's recovery user (root) and any account named on the command line.
     recovery = frozenset({*(args.recovery_user or ()), nacm.recovery_user()})
     server = NetconfServer(conn, recovery_users=recovery, hello_timeout=args.hello_timeout)
