@@ -24,7 +24,7 @@ TOP = "/vpp-singbox:singbox"
 HASH = "$6$saltsalt$1q7hOQNmD4hGCzJVaqKZ1J8b6T2a7LpyiS7wXqfjBmm5nU5aAhZ/pB2Xm5wcjFZ3Ue5XpGvRiMS2tf7h1XcQ4."
 
 
-def child(n: int, rounds: int) -> dict[str, Any]:
+def child(n: int, rounds: int, users: bool) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests" / "vpp"))
     import sysrepo
     import vpptopo  # type: ignore[import-not-found]
@@ -39,7 +39,7 @@ def child(n: int, rounds: int) -> dict[str, Any]:
     sess = conn.start_session("running")
     sess.replace_config({"singbox": {
         "client": {"endpoint": [{"name": f"e{i}", "address": f"198.18.{i // 250}.{i % 250 + 1}"} for i in range(n)]},
-        "server": {"authentication": {"user": [{"username": f"u{i}", "password": HASH} for i in range(n)]},
+        "server": {"authentication": {"user": [{"username": f"u{i}", "password": HASH} for i in range(n if users else 0)]},
                    "allowed-client-prefix": [f"10.{i // 250}.{i % 250}.0/24" for i in range(n)]}}}, "vpp-singbox")
     dp = VppDataplane(str(vpp.api_sock), default_api_json())
     agent = Agent(dp)
@@ -93,6 +93,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100,1000")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-users", action="store_true", help="leave server users out")
     ap.add_argument("--child", type=int)
     opts = ap.parse_args()
     if opts.child:
@@ -104,7 +105,7 @@ def main() -> int:
         from singbox_agent.logs import configure_logging
 
         configure_logging(logging.WARNING, json_output=True)
-        print(json.dumps(child(opts.child, opts.rounds)))
+        print(json.dumps(child(opts.child, opts.rounds, not opts.no_users)))
         return 0
     sys.path.insert(0, str(ROOT / "tests" / "vpp"))
     import vpptopo
@@ -122,18 +123,19 @@ def main() -> int:
     for n in (int(x) for x in opts.sizes.split(",")):
         inst = new_sysrepo_instance()
         try:
-            p = subprocess.run([sys.executable, __file__, "--child", str(n), "--rounds", str(opts.rounds)],
+            p = subprocess.run([sys.executable, __file__, "--child", str(n), "--rounds", str(opts.rounds)]
+                               + (["--no-users"] if opts.no_users else []),
                                env={**os.environ, **inst.env}, capture_output=True, text=True, timeout=600)
             if p.returncode:
                 errors = [ln for ln in p.stderr.splitlines() if "Error" in ln and not ln.startswith(" ")]
-                print(f"{3 * n:>8} failed: {errors[-1] if errors else p.stderr[-2000:]}")
+                print(f"{(2 if opts.no_users else 3) * n:>8} failed: {errors[-1] if errors else p.stderr[-2000:]}")
                 continue
             r = json.loads(p.stdout.strip().splitlines()[-1])
         finally:
             inst.destroy()
         rs, fl = sorted(r["resync"]), sorted(r["floor"])
         med, fmed = rs[len(rs) // 2], fl[len(fl) // 2]
-        print(f"{3 * n:>8} {med:>11.3f} {rs[-1]:>7.3f} {fmed:>10.3f} {med / fmed:>6.1f}x  "
+        print(f"{(2 if opts.no_users else 3) * n:>8} {med:>11.3f} {rs[-1]:>7.3f} {fmed:>10.3f} {med / fmed:>6.1f}x  "
               f"{'met' if rs[-1] < 2 else 'NOT met'}")
     return 0
 
