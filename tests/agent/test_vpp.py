@@ -279,3 +279,58 @@ def test_an_interface_created_later_gets_relaying(venv: VppEnv) -> None:
     venv.wait(lambda: venv.dp.read_state().interfaces["loop7"].present, "loop7 enabled in VPP", timeout=15)
     got = venv.vpp_config()
     assert got[("interface", "loop7")] == InterfaceSpec("a") and got[("bypass", "loop7", "10.7.0.0/16")] is True
+
+
+def test_service_against_vpp_stops_on_sigterm_leaving_vpp_as_it_is(sysrepo_instance: SysrepoInstance,
+                                                                    tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+
+    import sysrepo
+
+    from singbox_agent.dataplane.objects import redacted
+    from singbox_agent.dataplane.vpp import VppDataplane
+
+    vpptopo = _vpptopo()
+    vpp = vpptopo.Vpp()
+    proc = None
+    try:
+        ready = tmp_path / "ready.json"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "singbox_agent.agent", "--state-dir", str(tmp_path), "--ready-file", str(ready),
+             "--vpp-api-socket", str(vpp.api_sock)],
+            env={**os.environ, **sysrepo_instance.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        with sysrepo.SysrepoConnection() as conn, conn.start_session("running") as s:
+            s.set_item(f"{C}/endpoint[name='a']/address", "192.0.2.1")
+            s.set_item(f"{C}/endpoint[name='a']/username", "u")
+            s.set_item(f"{C}/endpoint[name='a']/password", "vpp-secret-pw")
+            s.apply_changes(timeout_ms=10000)
+            s.switch_datastore("operational")
+            deadline = time.monotonic() + 10
+            while not s.get_data(f"{TOP}/dataplane")["singbox"]["dataplane"]["connected"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        probe = VppDataplane(str(vpp.api_sock), api_files(), client_name="check")
+        probe._connect()  # noqa: SLF001
+        before = dict(probe.read_config())
+        assert ("endpoint", "a") in before
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err[-2000:]
+        assert time.monotonic() - t0 < 10
+        assert "vpp-secret-pw" not in err
+        commits = [json.loads(ln) for ln in err.splitlines() if ln.startswith("{") and '"commit"' in ln]
+        assert commits and commits[-1]["result"] == "applied"
+        # stopping the agent changed nothing in VPP (passwords are write-only: compared masked)
+        assert {k: redacted(v) for k, v in probe.read_config().items()} == {k: redacted(v) for k, v in before.items()}
+        probe._close()  # noqa: SLF001
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        vpp.close()

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -19,6 +20,8 @@ from singbox_agent.dataplane.base import Dataplane
 from singbox_agent.logs import configure_logging
 
 log = structlog.get_logger("agent")
+
+READY_WAIT_S = 3.0
 
 
 def make_dataplane(socket: str | None, api_json: list[Path], stats_socket: str | None = None) -> Dataplane:
@@ -67,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     agent.start()
+    if socket is not None:
+        # Give a reachable VPP a moment, so commits right after "ready" go straight to the dataplane; an absent
+        # VPP does not delay readiness beyond this (commits are then stored as pending).
+        deadline = time.monotonic() + READY_WAIT_S
+        while not agent.status.in_sync and time.monotonic() < deadline and not stop.is_set():
+            time.sleep(0.02)
     opts.state_dir.mkdir(parents=True, exist_ok=True)
     tmp = opts.ready_file.with_suffix(".tmp")
     tmp.write_text(json.dumps({"service": "agent", "pid": os.getpid(), "vpp_api_socket": socket,

@@ -12,6 +12,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.mgmt import crypt
+from singbox_agent.mgmt.nacm import UNGROUPED_GROUP, UNGROUPED_USER
 from singbox_agent.mgmt.users import USERS_XPATH, parse_users
 
 log = structlog.get_logger("mgmt.bootstrap")
@@ -31,7 +32,8 @@ def nacm_config(user: str) -> dict[str, Any]:
 
     `admin-all` permits everything to the admin group (including `nacm:default-deny-all` nodes). `protect-user-
     secrets` hides the login password hashes from everyone else: RFC 7317 marks `/system/authentication` only
-    default-deny-write, so without it any user could read every hash.
+    default-deny-write, so without it any user could read every hash. Users in no group act as `UNGROUPED_USER`
+    (see nacm.py), member of `ungrouped`, so the "*" rule-list reaches them too.
     """
     return {
         "nacm": {
@@ -39,7 +41,12 @@ def nacm_config(user: str) -> dict[str, Any]:
             "read-default": "permit",
             "write-default": "deny",
             "exec-default": "permit",
-            "groups": {"group": [{"name": ADMIN_GROUP, "user-name": [user]}]},
+            "groups": {
+                "group": [
+                    {"name": ADMIN_GROUP, "user-name": [user]},
+                    {"name": UNGROUPED_GROUP, "user-name": [UNGROUPED_USER]},
+                ]
+            },
             "rule-list": [
                 {
                     "name": ADMIN_RULE_LIST,

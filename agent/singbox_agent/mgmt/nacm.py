@@ -122,9 +122,22 @@ def check_operation(session: SysrepoSession, op_cdata: Any) -> bool:
 NACM_XPATH = "/ietf-netconf-acm:nacm"
 
 
+# RFC 8341 gives a user who is in no group no rule-list at all, not even those for group "*": such a user would
+# read everything `read-default permit` allows, login password hashes included. On this appliance "*" means every
+# authenticated user, so a user in no group acts under this reserved name, which bootstrap places in a group of its
+# own ("%" cannot start a login name: see users.py).
+UNGROUPED_USER = "%ungrouped"
+UNGROUPED_GROUP = "ungrouped"
+
+
+def groups_of(config: dict[str, Any], user: str) -> set[str]:
+    nacm_cfg = config.get("nacm", {})
+    return {g["name"] for g in nacm_cfg.get("groups", {}).get("group", []) if user in g.get("user-name", [])}
+
+
 def _first_applicable_rule(config: dict[str, Any], user: str) -> dict[str, Any] | None:
     nacm_cfg = config.get("nacm", {})
-    groups = {g["name"] for g in nacm_cfg.get("groups", {}).get("group", []) if user in g.get("user-name", [])}
+    groups = groups_of(config, user)
     if not groups:  # RFC 8341 3.4.5 step 6: no group, no rule-list applies
         return None
     for rule_list in nacm_cfg.get("rule-list", []):
@@ -185,6 +198,15 @@ class NacmPolicy:
 
     def unrestricted(self, user: str) -> bool:
         return unrestricted(self.config(), user)
+
+    def identity(self, user: str | None) -> str | None:
+        """The NACM user a session of `user` runs as: None (no restriction) when NACM permits it everything,
+        `UNGROUPED_USER` when it is in no group, else the user itself."""
+        if user is None or self.unrestricted(user):
+            return None
+        if not groups_of(self.config(), user):
+            return UNGROUPED_USER
+        return user
 
     def close(self) -> None:
         self._session.stop()

@@ -185,8 +185,10 @@ class NetconfSession:
         generation = policy.generation
         if generation == self._nacm_generation:
             return
-        free = self.user in self.server.recovery_users or policy.unrestricted(self.user)
-        nacm.enable_nacm(self.sr, self.user, recovery=free)
+        if self.user in self.server.recovery_users:
+            nacm.enable_nacm(self.sr, None, recovery=True)
+        else:
+            nacm.enable_nacm(self.sr, policy.identity(self.user))
         self._nacm_generation = generation
 
     def _run_rpc(self, message: bytes) -> None:

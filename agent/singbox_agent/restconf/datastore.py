@@ -124,7 +124,7 @@ class Datastore:
         """A session acting for `user`. Users NACM permits everything (`NacmPolicy.unrestricted`, as the NETCONF
         server decides it) get no NACM user: the outcome is the same and large reads skip a per-node walk."""
         generation = self.policy.generation
-        identity = None if user is None or self.policy.unrestricted(user) else user
+        identity = self.policy.identity(user)
         key = (identity, datastore)
         stale: list[SysrepoSession] = []
         with self._lock:
