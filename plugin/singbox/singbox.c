@@ -45,9 +45,8 @@ singbox_listener_find (u8 *name)
 }
 
 int
-singbox_listener_add_del (int is_add, u8 *name, ip46_address_t *addr,
-			  u8 is_ip4, u16 port, u32 table_id,
-			  u32 *listener_index)
+singbox_listener_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4, u16 port,
+			  u32 table_id, u32 *listener_index)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_listener_t *l, *o;
@@ -72,14 +71,13 @@ singbox_listener_add_del (int is_add, u8 *name, ip46_address_t *addr,
   if (port == 0)
     return VNET_API_ERROR_INVALID_VALUE;
   if (table_id != 0 &&
-      fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6,
-		      table_id) == ~0)
+      fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, table_id) == ~0)
     return VNET_API_ERROR_NO_SUCH_FIB;
 
   /* (addr, port, table) must stay unique, as in the YANG model */
   pool_foreach (o, sm->listeners)
-    if (o != l && o->port == port && o->table_id == table_id &&
-	o->is_ip4 == is_ip4 && ip46_address_is_equal (&o->addr, addr))
+    if (o != l && o->port == port && o->table_id == table_id && o->is_ip4 == is_ip4 &&
+	ip46_address_is_equal (&o->addr, addr))
       return VNET_API_ERROR_VALUE_EXIST;
 
   if (l)
@@ -144,8 +142,7 @@ singbox_user_add_del (int is_add, u8 *username, u8 *password, u8 is_hash)
       return 0;
     }
 
-  if (plen == 0 || plen > SOCKS5_MAX_CRED_LEN ||
-      (is_hash && password[0] != '$'))
+  if (plen == 0 || plen > SOCKS5_MAX_CRED_LEN || (is_hash && password[0] != '$'))
     {
       vec_free (key);
       return VNET_API_ERROR_INVALID_VALUE;
@@ -174,11 +171,9 @@ singbox_password_matches (singbox_user_t *u, u8 *password, u32 plen)
   int ok;
 
   if (!u->is_hash)
-    return vec_len (u->password) == plen &&
-	   !clib_memcmp (u->password, password, plen);
+    return vec_len (u->password) == plen && !clib_memcmp (u->password, password, plen);
 
-  if (u->verified && vec_len (u->verified) == plen &&
-      !clib_memcmp (u->verified, password, plen))
+  if (u->verified && vec_len (u->verified) == plen && !clib_memcmp (u->verified, password, plen))
     return 1;
 
   /* crypt_r needs C strings; the hash is stored without the NUL */
@@ -203,8 +198,7 @@ singbox_password_matches (singbox_user_t *u, u8 *password, u32 plen)
 
 /* Called from workers; users change only under the barrier. */
 int
-singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen,
-		    u32 *user_index)
+singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen, u32 *user_index)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_user_t *u;
@@ -234,8 +228,7 @@ singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen,
  */
 
 int
-singbox_allowed_prefix_add_del (int is_add, ip46_address_t *addr, u8 len,
-				u8 is_ip4)
+singbox_allowed_prefix_add_del (int is_add, ip46_address_t *addr, u8 len, u8 is_ip4)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_prefix_t *p, np = {};
@@ -254,8 +247,7 @@ singbox_allowed_prefix_add_del (int is_add, ip46_address_t *addr, u8 len,
   vec_foreach_index (i, sm->allowed_prefixes)
     {
       p = vec_elt_at_index (sm->allowed_prefixes, i);
-      if (p->is_ip4 == is_ip4 && p->len == len &&
-	  ip46_address_is_equal (&p->addr, &np.addr))
+      if (p->is_ip4 == is_ip4 && p->len == len && ip46_address_is_equal (&p->addr, &np.addr))
 	{
 	  if (!is_add)
 	    vec_del1 (sm->allowed_prefixes, i);
@@ -329,12 +321,10 @@ singbox_server_enable_disable (int enable)
 }
 
 int
-singbox_server_set_config (u8 auth_required, u8 allow_connect, u8 allow_udp,
-			   u32 max_sessions, u32 handshake_timeout,
-			   u32 idle_timeout, u32 connect_timeout,
-			   u32 udp_idle_timeout, ip46_address_t *udp_public,
-			   u8 udp_public_is_ip4, u8 dns_enabled,
-			   ip46_address_t *dns_server, u8 dns_server_is_ip4,
+singbox_server_set_config (u8 auth_required, u8 allow_connect, u8 allow_udp, u32 max_sessions,
+			   u32 handshake_timeout, u32 idle_timeout, u32 connect_timeout,
+			   u32 udp_idle_timeout, ip46_address_t *udp_public, u8 udp_public_is_ip4,
+			   u8 dns_enabled, ip46_address_t *dns_server, u8 dns_server_is_ip4,
 			   u16 dns_server_port)
 {
   singbox_main_t *sm = &singbox_main;
@@ -347,13 +337,10 @@ singbox_server_set_config (u8 auth_required, u8 allow_connect, u8 allow_udp,
   sm->allow_connect = allow_connect;
   sm->allow_udp_associate = allow_udp;
   sm->max_sessions = max_sessions;
-  sm->handshake_timeout =
-    handshake_timeout ? handshake_timeout : SINGBOX_DEFAULT_HANDSHAKE_TIMEOUT;
+  sm->handshake_timeout = handshake_timeout ? handshake_timeout : SINGBOX_DEFAULT_HANDSHAKE_TIMEOUT;
   sm->idle_timeout = idle_timeout;
-  sm->connect_timeout =
-    connect_timeout ? connect_timeout : SINGBOX_DEFAULT_CONNECT_TIMEOUT;
-  sm->udp_idle_timeout =
-    udp_idle_timeout ? udp_idle_timeout : SINGBOX_DEFAULT_UDP_IDLE_TIMEOUT;
+  sm->connect_timeout = connect_timeout ? connect_timeout : SINGBOX_DEFAULT_CONNECT_TIMEOUT;
+  sm->udp_idle_timeout = udp_idle_timeout ? udp_idle_timeout : SINGBOX_DEFAULT_UDP_IDLE_TIMEOUT;
   sm->udp_public_address = *udp_public;
   sm->udp_public_is_ip4 = udp_public_is_ip4;
   sm->dns_server = *dns_server;
@@ -399,13 +386,11 @@ singbox_counters_init (void)
   for (i = 0; i < SINGBOX_SERVER_N_CTR; i++)
     {
       sm->server_counters[i].name = (char *) singbox_server_counter_names[i];
-      sm->server_counters[i].stat_segment_name =
-	(char *) singbox_server_counter_names[i];
+      sm->server_counters[i].stat_segment_name = (char *) singbox_server_counter_names[i];
       vlib_validate_simple_counter (&sm->server_counters[i], 0);
       vlib_zero_simple_counter (&sm->server_counters[i], 0);
     }
-  sm->active_sessions_gauge =
-    vlib_stats_add_gauge ("/singbox/server/active-sessions");
+  sm->active_sessions_gauge = vlib_stats_add_gauge ("/singbox/server/active-sessions");
 }
 
 /*
@@ -457,15 +442,12 @@ singbox_config_fn (vlib_main_t *vm, unformat_input_t *input)
     {
       if (unformat (input, "fifo-size %U", unformat_memory_size, &tmp))
 	sm->fifo_size = tmp;
-      else if (unformat (input, "max-fifo-size %U", unformat_memory_size,
-			 &tmp))
+      else if (unformat (input, "max-fifo-size %U", unformat_memory_size, &tmp))
 	sm->max_fifo_size = tmp;
-      else if (unformat (input, "segment-size %U", unformat_memory_size,
-			 &tmp))
+      else if (unformat (input, "segment-size %U", unformat_memory_size, &tmp))
 	sm->segment_size = tmp;
       else
-	return clib_error_return (0, "unknown input '%U'",
-				  format_unformat_error, input);
+	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
   return 0;
 }

@@ -27,16 +27,16 @@
 
 /* Session states; the strings are what `show singbox sessions` prints and
  * the order matches vl_api_singbox_session_state_t. */
-#define foreach_singbox_session_state                                         \
-  _ (GREETING, "greeting")                                                    \
-  _ (AUTH, "auth")                                                            \
-  _ (REQUEST, "request")                                                      \
-  _ (RESOLVING, "resolving")                                                  \
-  _ (CONNECTING, "connecting")                                                \
-  _ (ESTABLISHED, "established")                                              \
-  _ (UDP_ASSOCIATED, "udp-associated")                                        \
-  _ (CLOSING, "closing")                                                      \
-  _ (SOCKS5_REQUEST, "socks5-request")                                        \
+#define foreach_singbox_session_state                                                              \
+  _ (GREETING, "greeting")                                                                         \
+  _ (AUTH, "auth")                                                                                 \
+  _ (REQUEST, "request")                                                                           \
+  _ (RESOLVING, "resolving")                                                                       \
+  _ (CONNECTING, "connecting")                                                                     \
+  _ (ESTABLISHED, "established")                                                                   \
+  _ (UDP_ASSOCIATED, "udp-associated")                                                             \
+  _ (CLOSING, "closing")                                                                           \
+  _ (SOCKS5_REQUEST, "socks5-request")                                                             \
   _ (SOCKS5_REPLY, "socks5-reply")
 
 typedef enum
@@ -48,15 +48,15 @@ typedef enum
 } singbox_session_state_t;
 
 /* Server counters in the stats segment: symbol, stat name. */
-#define foreach_singbox_server_counter                                        \
-  _ (ACCEPTED, "accepted")                                                    \
-  _ (REJECTED, "rejected")                                                    \
-  _ (REJECTED_MAX_SESSIONS, "rejected-max-sessions")                          \
-  _ (REJECTED_PREFIX, "rejected-prefix")                                      \
-  _ (AUTH_FAILURES, "auth-failures")                                          \
-  _ (CONNECT_FAILURES, "connect-failures")                                    \
-  _ (BYTES_TO_CLIENT, "bytes-to-client")                                      \
-  _ (BYTES_FROM_CLIENT, "bytes-from-client")                                  \
+#define foreach_singbox_server_counter                                                             \
+  _ (ACCEPTED, "accepted")                                                                         \
+  _ (REJECTED, "rejected")                                                                         \
+  _ (REJECTED_MAX_SESSIONS, "rejected-max-sessions")                                               \
+  _ (REJECTED_PREFIX, "rejected-prefix")                                                           \
+  _ (AUTH_FAILURES, "auth-failures")                                                               \
+  _ (CONNECT_FAILURES, "connect-failures")                                                         \
+  _ (BYTES_TO_CLIENT, "bytes-to-client")                                                           \
+  _ (BYTES_FROM_CLIENT, "bytes-from-client")                                                       \
   _ (UDP_DROPPED, "udp-dropped")
 
 typedef enum
@@ -149,10 +149,10 @@ typedef struct
   u32 consecutive_successes;
   u32 rtt_us;
   u64 connections;
-  u32 n_users; /* interfaces referring to it */
+  u32 n_users;	    /* interfaces referring to it */
   u64 *pool_ready;  /* session ids of pre-authenticated connections */
   u32 pool_pending; /* pooled connections still connecting */
-  u32 stat_state; /* stats segment gauges */
+  u32 stat_state;   /* stats segment gauges */
   u32 stat_rtt;
   u32 stat_failures;
 } singbox_endpoint_t;
@@ -216,12 +216,11 @@ typedef struct
   socks5_client_t cproto;
   u32 sw_if_index;
   u32 endpoint_index;
-  u32 saved_cwnd;
   u8 bypass;
-  u8 crossed; /* client mode: both legs share the client's fifos */
-  u8 pooled;	  /* pre-authenticated upstream connection, no client yet */
-  u8 pool_ready;  /* pooled and waiting in its endpoint's pool */
-  u8 from_pool;	  /* client session that took a pooled upstream */
+  u8 crossed;		 /* client mode: both legs share the client's fifos */
+  u8 pooled;		 /* pre-authenticated upstream connection, no client yet */
+  u8 pool_ready;	 /* pooled and waiting in its endpoint's pool */
+  u8 from_pool;		 /* client session that took a pooled upstream */
   svm_fifo_t *ao_own_tx; /* upstream's own tx fifo until crossed */
 
   ip46_address_t client_ip;
@@ -231,7 +230,7 @@ typedef struct
   u8 lcl_is_ip4;
   u32 fib_index;
 
-  socks5_addr_t dst;	/* as requested */
+  socks5_addr_t dst;	 /* as requested */
   ip46_address_t dst_ip; /* resolved */
   u8 dst_is_ip4;
   u16 dst_port;
@@ -245,8 +244,8 @@ typedef struct
 
   /* UDP ASSOCIATE */
   session_handle_t udp_listen_handle;
-  u16 udp_port;		 /* host order, the relay's port */
-  u8 udp_client_known;	 /* client's UDP source learned */
+  u16 udp_port;	       /* host order, the relay's port */
+  u8 udp_client_known; /* client's UDP source learned */
   ip46_address_t udp_client_ip;
   u16 udp_client_port; /* host order; 0 = any until learned */
   singbox_udp_peer_t *udp_peers;
@@ -292,7 +291,7 @@ typedef struct
   u32 udp_app_index;
   uword *udp_assoc_by_port; /* (is_ip4 << 16 | port) -> session index */
   u16 udp_next_port;
-  u8 **udp_rx_buf; /* per thread */
+  u8 **udp_rx_buf;			     /* per thread */
   vlib_combined_counter_main_t udp_counters; /* [0] from, [1] to client */
   u32 server_app_index;
   u32 upstream_app_index;
@@ -324,7 +323,7 @@ typedef struct
   vlib_simple_counter_main_t itf_failures;
   vlib_combined_counter_main_t itf_redirected;
   singbox_endpoint_t *endpoints;
-  u32 default_endpoint; /* ~0: none */
+  u32 default_endpoint;		   /* ~0: none */
   singbox_interface_t *interfaces; /* vec indexed by sw_if_index */
   u32 client_timeout;
   u8 pooling;
@@ -343,12 +342,12 @@ typedef struct
 extern singbox_main_t singbox_main;
 extern vlib_node_registration_t singbox_process_node;
 
-#define SINGBOX_LOG(lvl, fmt, ...)                                            \
-  do                                                                          \
-    {                                                                         \
-      if (PREDICT_FALSE (singbox_main.log_level >= (lvl)))                    \
-	clib_warning ("singbox: " fmt, ##__VA_ARGS__);                        \
-    }                                                                         \
+#define SINGBOX_LOG(lvl, fmt, ...)                                                                 \
+  do                                                                                               \
+    {                                                                                              \
+      if (PREDICT_FALSE (singbox_main.log_level >= (lvl)))                                         \
+	clib_warning ("singbox: " fmt, ##__VA_ARGS__);                                             \
+    }                                                                                              \
   while (0)
 #define SINGBOX_DBG(fmt, ...) SINGBOX_LOG (SINGBOX_LOG_DEBUG, fmt, ##__VA_ARGS__)
 
@@ -379,27 +378,21 @@ singbox_session_id (singbox_session_t *ss)
 static_always_inline void
 singbox_server_counter_inc (singbox_server_counter_t c, u64 n)
 {
-  vlib_increment_simple_counter (&singbox_main.server_counters[c],
-				 vlib_get_thread_index (), 0, n);
+  vlib_increment_simple_counter (&singbox_main.server_counters[c], vlib_get_thread_index (), 0, n);
 }
 
 /* singbox.c: configuration objects, each an action returning VNET_API_ERROR_* */
 int singbox_server_enable_disable (int enable);
-int singbox_server_set_config (u8 auth_required, u8 allow_connect, u8 allow_udp,
-			       u32 max_sessions, u32 handshake_timeout,
-			       u32 idle_timeout, u32 connect_timeout,
-			       u32 udp_idle_timeout,
-			       ip46_address_t *udp_public, u8 udp_public_is_ip4,
-			       u8 dns_enabled, ip46_address_t *dns_server,
+int singbox_server_set_config (u8 auth_required, u8 allow_connect, u8 allow_udp, u32 max_sessions,
+			       u32 handshake_timeout, u32 idle_timeout, u32 connect_timeout,
+			       u32 udp_idle_timeout, ip46_address_t *udp_public,
+			       u8 udp_public_is_ip4, u8 dns_enabled, ip46_address_t *dns_server,
 			       u8 dns_server_is_ip4, u16 dns_server_port);
-int singbox_listener_add_del (int is_add, u8 *name, ip46_address_t *addr,
-			      u8 is_ip4, u16 port, u32 table_id,
-			      u32 *listener_index);
+int singbox_listener_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4, u16 port,
+			      u32 table_id, u32 *listener_index);
 int singbox_user_add_del (int is_add, u8 *username, u8 *password, u8 is_hash);
-int singbox_allowed_prefix_add_del (int is_add, ip46_address_t *addr, u8 len,
-				    u8 is_ip4);
-int singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen,
-			u32 *user_index);
+int singbox_allowed_prefix_add_del (int is_add, ip46_address_t *addr, u8 len, u8 is_ip4);
+int singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen, u32 *user_index);
 int singbox_prefix_allowed (ip46_address_t *ip, u8 is_ip4);
 singbox_listener_t *singbox_listener_find (u8 *name);
 void singbox_clear_server_counters (void);
@@ -413,10 +406,9 @@ singbox_session_t *singbox_session_get_by_id (u64 id);
 void singbox_po_reset (singbox_session_t *ss);
 void singbox_ao_close_public (singbox_session_t *ss);
 void singbox_po_reset_later (singbox_session_t *ss);
-int singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags,
-			u32 *app_index);
-void singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip,
-				 u8 is_ip4, u16 port, u32 fib_index);
+int singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags, u32 *app_index);
+void singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4, u16 port,
+				 u32 fib_index);
 
 /* singbox_server.c */
 int singbox_server_attach (void);
@@ -425,10 +417,8 @@ int singbox_server_unlisten (singbox_listener_t *l);
 int singbox_session_disconnect (u64 session_id);
 void singbox_server_close_all (void);
 void singbox_sessions_expire (f64 now);
-void singbox_session_bytes (singbox_session_t *ss, u64 *to_client,
-			    u64 *from_client);
-void singbox_session_resolved (u32 index, int rv, ip46_address_t *ip,
-			       u8 is_ip4);
+void singbox_session_bytes (singbox_session_t *ss, u64 *to_client, u64 *from_client);
+void singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4);
 
 /* singbox_udp.c */
 int singbox_udp_attach (void);
@@ -438,12 +428,11 @@ void singbox_server_udp_ready (singbox_session_t *ss);
 void singbox_udp_counters_init (void);
 
 /* singbox_probe.c */
-u32 singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index,
-			 u32 context);
+u32 singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 context);
 void singbox_probes_poll (f64 now);
 void singbox_probe_set_test_reply (void (*fn) (void *));
-void singbox_probe_get (void *probe, u32 *client_index, u32 *context,
-			u8 *result, u32 *rtt_us, u32 *endpoint_index);
+void singbox_probe_get (void *probe, u32 *client_index, u32 *context, u8 *result, u32 *rtt_us,
+			u32 *endpoint_index);
 int singbox_want_endpoint_events (u32 client_index, int enable);
 /* singbox_api.c */
 void singbox_endpoint_send_event (u32 client_index, singbox_endpoint_t *ep);
@@ -468,19 +457,15 @@ void singbox_client_upstream_tx (session_t *s, singbox_session_t *ss);
 void singbox_client_connect_failed (singbox_session_t *ss);
 void singbox_client_session_closed (singbox_session_t *ss, session_t *po);
 singbox_endpoint_t *singbox_endpoint_find (u8 *name);
-int singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr,
-			      u8 is_ip4, u16 port, u8 protocol, u8 *username,
-			      u8 *password, u32 priority, u16 connect_timeout,
-			      u8 hc_enabled, u16 hc_interval, u16 hc_timeout,
-			      u8 failure_threshold, u8 recovery_threshold,
-			      u32 table_id);
+int singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4, u16 port,
+			      u8 protocol, u8 *username, u8 *password, u32 priority,
+			      u16 connect_timeout, u8 hc_enabled, u16 hc_interval, u16 hc_timeout,
+			      u8 failure_threshold, u8 recovery_threshold, u32 table_id);
 int singbox_set_default_endpoint (u8 *name);
-int singbox_interface_enable_disable (u32 sw_if_index, int enable,
-				      ip46_address_t *proxy_addr,
-				      u8 proxy_is_ip4, u16 proxy_port,
-				      u8 *endpoint_name, u32 max_connections);
-int singbox_interface_bypass_add_del (u32 sw_if_index, int is_add,
-				      ip46_address_t *addr, u8 len,
+int singbox_interface_enable_disable (u32 sw_if_index, int enable, ip46_address_t *proxy_addr,
+				      u8 proxy_is_ip4, u16 proxy_port, u8 *endpoint_name,
+				      u32 max_connections);
+int singbox_interface_bypass_add_del (u32 sw_if_index, int is_add, ip46_address_t *addr, u8 len,
 				      u8 is_ip4);
 singbox_interface_t *singbox_interface_get (u32 sw_if_index);
 int singbox_set_client_timeout (u32 timeout);

@@ -43,8 +43,7 @@ singbox_encode_prefix (singbox_prefix_t *p, vl_api_prefix_t *out)
 }
 
 static void
-singbox_decode_prefix (const vl_api_prefix_t *in, ip46_address_t *addr,
-		       u8 *len, u8 *is_ip4)
+singbox_decode_prefix (const vl_api_prefix_t *in, ip46_address_t *addr, u8 *len, u8 *is_ip4)
 {
   fib_prefix_t fp;
 
@@ -59,8 +58,7 @@ singbox_decode_prefix (const vl_api_prefix_t *in, ip46_address_t *addr,
  */
 
 static void
-vl_api_singbox_plugin_get_version_t_handler (
-  vl_api_singbox_plugin_get_version_t *mp)
+vl_api_singbox_plugin_get_version_t_handler (vl_api_singbox_plugin_get_version_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_plugin_get_version_reply_t *rmp;
@@ -80,8 +78,7 @@ vl_api_singbox_set_verbose_t_handler (vl_api_singbox_set_verbose_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_set_verbose_reply_t *rmp;
-  int rv = singbox_set_log_level (mp->enable ? SINGBOX_LOG_DEBUG :
-					       SINGBOX_LOG_INFO);
+  int rv = singbox_set_log_level (mp->enable ? SINGBOX_LOG_DEBUG : SINGBOX_LOG_INFO);
   REPLY_MACRO (VL_API_SINGBOX_SET_VERBOSE_REPLY);
 }
 
@@ -120,9 +117,8 @@ vl_api_singbox_clear_stats_t_handler (vl_api_singbox_clear_stats_t *mp)
 	singbox_clear_interface_counters (sw_if_index);
       break;
     case SINGBOX_API_STATS_SCOPE_ENDPOINT:
-      rv = mp->endpoint_name[0] ?
-	     singbox_clear_endpoint_counters (mp->endpoint_name) :
-	     VNET_API_ERROR_INVALID_VALUE;
+      rv = mp->endpoint_name[0] ? singbox_clear_endpoint_counters (mp->endpoint_name) :
+				  VNET_API_ERROR_INVALID_VALUE;
       break;
     default:
       rv = VNET_API_ERROR_INVALID_VALUE;
@@ -135,8 +131,7 @@ vl_api_singbox_clear_stats_t_handler (vl_api_singbox_clear_stats_t *mp)
  */
 
 static void
-vl_api_singbox_server_enable_disable_t_handler (
-  vl_api_singbox_server_enable_disable_t *mp)
+vl_api_singbox_server_enable_disable_t_handler (vl_api_singbox_server_enable_disable_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_server_enable_disable_reply_t *rmp;
@@ -155,12 +150,11 @@ vl_api_singbox_server_config_t_handler (vl_api_singbox_server_config_t *mp)
 
   udp_pub_ip4 = singbox_decode_address (&mp->udp_public_address, &udp_pub);
   dns_ip4 = singbox_decode_address (&mp->dns_server, &dns);
-  rv = singbox_server_set_config (
-    mp->auth_required, mp->allow_connect, mp->allow_udp_associate,
-    ntohl (mp->max_sessions), ntohl (mp->handshake_timeout),
-    ntohl (mp->idle_timeout), ntohl (mp->connect_timeout),
-    ntohl (mp->udp_idle_timeout), &udp_pub, udp_pub_ip4, mp->dns_enabled, &dns,
-    dns_ip4, ntohs (mp->dns_server_port));
+  rv = singbox_server_set_config (mp->auth_required, mp->allow_connect, mp->allow_udp_associate,
+				  ntohl (mp->max_sessions), ntohl (mp->handshake_timeout),
+				  ntohl (mp->idle_timeout), ntohl (mp->connect_timeout),
+				  ntohl (mp->udp_idle_timeout), &udp_pub, udp_pub_ip4,
+				  mp->dns_enabled, &dns, dns_ip4, ntohs (mp->dns_server_port));
   REPLY_MACRO (VL_API_SINGBOX_SERVER_CONFIG_REPLY);
 }
 
@@ -188,17 +182,14 @@ vl_api_singbox_server_dump_t_handler (vl_api_singbox_server_dump_t *mp)
 			  rmp->allow_connect = sm->allow_connect;
 			  rmp->allow_udp_associate = sm->allow_udp_associate;
 			  rmp->max_sessions = htonl (sm->max_sessions);
-			  rmp->handshake_timeout =
-			    htonl (sm->handshake_timeout);
+			  rmp->handshake_timeout = htonl (sm->handshake_timeout);
 			  rmp->idle_timeout = htonl (sm->idle_timeout);
 			  rmp->connect_timeout = htonl (sm->connect_timeout);
 			  rmp->udp_idle_timeout = htonl (sm->udp_idle_timeout);
-			  singbox_encode_address (&sm->udp_public_address,
-						  sm->udp_public_is_ip4,
+			  singbox_encode_address (&sm->udp_public_address, sm->udp_public_is_ip4,
 						  &rmp->udp_public_address);
 			  rmp->dns_enabled = sm->dns_enabled;
-			  singbox_encode_address (&sm->dns_server,
-						  sm->dns_server_is_ip4,
+			  singbox_encode_address (&sm->dns_server, sm->dns_server_is_ip4,
 						  &rmp->dns_server);
 			  rmp->dns_server_port = htons (sm->dns_server_port);
 			  rmp->n_listeners = htonl (pool_elts (sm->listeners));
@@ -208,8 +199,7 @@ vl_api_singbox_server_dump_t_handler (vl_api_singbox_server_dump_t *mp)
 }
 
 static void
-vl_api_singbox_server_listener_add_del_t_handler (
-  vl_api_singbox_server_listener_add_del_t *mp)
+vl_api_singbox_server_listener_add_del_t_handler (vl_api_singbox_server_listener_add_del_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_server_listener_add_del_reply_t *rmp;
@@ -220,16 +210,14 @@ vl_api_singbox_server_listener_add_del_t_handler (
 
   SINGBOX_TERMINATE (mp->name);
   is_ip4 = singbox_decode_address (&mp->addr, &addr);
-  rv = singbox_listener_add_del (mp->is_add, mp->name, &addr, is_ip4,
-				 ntohs (mp->port), ntohl (mp->table_id),
-				 &index);
+  rv = singbox_listener_add_del (mp->is_add, mp->name, &addr, is_ip4, ntohs (mp->port),
+				 ntohl (mp->table_id), &index);
   REPLY_MACRO2 (VL_API_SINGBOX_SERVER_LISTENER_ADD_DEL_REPLY,
 		({ rmp->listener_index = htonl (index); }));
 }
 
 static void
-vl_api_singbox_server_listener_dump_t_handler (
-  vl_api_singbox_server_listener_dump_t *mp)
+vl_api_singbox_server_listener_dump_t_handler (vl_api_singbox_server_listener_dump_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_server_listener_details_t *rmp;
@@ -242,22 +230,20 @@ vl_api_singbox_server_listener_dump_t_handler (
     return;
   pool_foreach (l, sm->listeners)
     {
-      REPLY_MACRO_DETAILS4 (
-	VL_API_SINGBOX_SERVER_LISTENER_DETAILS, reg, context, ({
-	  rmp->listener_index = htonl (l - sm->listeners);
-	  strncpy ((char *) rmp->name, (char *) l->name,
-		   sizeof (rmp->name) - 1);
-	  singbox_encode_address (&l->addr, l->is_ip4, &rmp->addr);
-	  rmp->port = htons (l->port);
-	  rmp->table_id = htonl (l->table_id);
-	  rmp->is_listening = l->is_listening;
-	}));
+      REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_SERVER_LISTENER_DETAILS, reg, context, ({
+			      rmp->listener_index = htonl (l - sm->listeners);
+			      strncpy ((char *) rmp->name, (char *) l->name,
+				       sizeof (rmp->name) - 1);
+			      singbox_encode_address (&l->addr, l->is_ip4, &rmp->addr);
+			      rmp->port = htons (l->port);
+			      rmp->table_id = htonl (l->table_id);
+			      rmp->is_listening = l->is_listening;
+			    }));
     }
 }
 
 static void
-vl_api_singbox_server_user_add_del_t_handler (
-  vl_api_singbox_server_user_add_del_t *mp)
+vl_api_singbox_server_user_add_del_t_handler (vl_api_singbox_server_user_add_del_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_server_user_add_del_reply_t *rmp;
@@ -265,15 +251,13 @@ vl_api_singbox_server_user_add_del_t_handler (
 
   SINGBOX_TERMINATE (mp->username);
   SINGBOX_TERMINATE (mp->password);
-  rv = singbox_user_add_del (mp->is_add, mp->username, mp->password,
-			     mp->password_is_hash);
+  rv = singbox_user_add_del (mp->is_add, mp->username, mp->password, mp->password_is_hash);
   clib_memset (mp->password, 0, sizeof (mp->password));
   REPLY_MACRO (VL_API_SINGBOX_SERVER_USER_ADD_DEL_REPLY);
 }
 
 static void
-vl_api_singbox_server_user_dump_t_handler (
-  vl_api_singbox_server_user_dump_t *mp)
+vl_api_singbox_server_user_dump_t_handler (vl_api_singbox_server_user_dump_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_server_user_details_t *rmp;
@@ -286,15 +270,14 @@ vl_api_singbox_server_user_dump_t_handler (
     return;
   pool_foreach (u, sm->users)
     {
-      REPLY_MACRO_DETAILS4 (
-	VL_API_SINGBOX_SERVER_USER_DETAILS, reg, context, ({
-	  clib_memcpy (rmp->username, u->username,
-		       clib_min (vec_len (u->username),
-				 sizeof (rmp->username) - 1));
-	  rmp->password_set = vec_len (u->password) > 0;
-	  rmp->auth_failures = clib_host_to_net_u64 (u->auth_failures);
-	  rmp->sessions = clib_host_to_net_u64 (u->sessions);
-	}));
+      REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_SERVER_USER_DETAILS, reg, context, ({
+			      clib_memcpy (
+				rmp->username, u->username,
+				clib_min (vec_len (u->username), sizeof (rmp->username) - 1));
+			      rmp->password_set = vec_len (u->password) > 0;
+			      rmp->auth_failures = clib_host_to_net_u64 (u->auth_failures);
+			      rmp->sessions = clib_host_to_net_u64 (u->sessions);
+			    }));
     }
 }
 
@@ -328,15 +311,13 @@ vl_api_singbox_server_allowed_prefix_dump_t_handler (
     return;
   vec_foreach (p, sm->allowed_prefixes)
     {
-      REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_SERVER_ALLOWED_PREFIX_DETAILS, reg,
-			    context,
+      REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_SERVER_ALLOWED_PREFIX_DETAILS, reg, context,
 			    ({ singbox_encode_prefix (p, &rmp->prefix); }));
     }
 }
 
 static void
-vl_api_singbox_server_get_stats_t_handler (
-  vl_api_singbox_server_get_stats_t *mp)
+vl_api_singbox_server_get_stats_t_handler (vl_api_singbox_server_get_stats_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_server_get_stats_reply_t *rmp;
@@ -347,12 +328,9 @@ vl_api_singbox_server_get_stats_t_handler (
 		  rmp->accepted = _get (SINGBOX_SERVER_CTR_ACCEPTED);
 		  rmp->rejected = _get (SINGBOX_SERVER_CTR_REJECTED);
 		  rmp->auth_failures = _get (SINGBOX_SERVER_CTR_AUTH_FAILURES);
-		  rmp->connect_failures =
-		    _get (SINGBOX_SERVER_CTR_CONNECT_FAILURES);
-		  rmp->bytes_to_client =
-		    _get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT);
-		  rmp->bytes_from_client =
-		    _get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT);
+		  rmp->connect_failures = _get (SINGBOX_SERVER_CTR_CONNECT_FAILURES);
+		  rmp->bytes_to_client = _get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT);
+		  rmp->bytes_from_client = _get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT);
 		  rmp->udp_dropped = _get (SINGBOX_SERVER_CTR_UDP_DROPPED);
 		  rmp->active_sessions = htonl (sm->n_active);
 		}));
@@ -375,10 +353,9 @@ vl_api_singbox_set_endpoint_t_handler (vl_api_singbox_set_endpoint_t *mp)
   SINGBOX_TERMINATE (mp->username);
   SINGBOX_TERMINATE (mp->password);
   is_ip4 = singbox_decode_address (&mp->proxy_addr, &addr);
-  rv = singbox_endpoint_add_del (1, (u8 *) "default", &addr, is_ip4,
-				 ntohs (mp->proxy_port), mp->protocol_type,
-				 mp->username, mp->password, 0, 0, 0, 0, 0, 0,
-				 0, 0);
+  rv = singbox_endpoint_add_del (1, (u8 *) "default", &addr, is_ip4, ntohs (mp->proxy_port),
+				 mp->protocol_type, mp->username, mp->password, 0, 0, 0, 0, 0, 0, 0,
+				 0);
   if (!rv)
     rv = singbox_set_default_endpoint ((u8 *) "default");
   clib_memset (mp->password, 0, sizeof (mp->password));
@@ -386,8 +363,7 @@ vl_api_singbox_set_endpoint_t_handler (vl_api_singbox_set_endpoint_t *mp)
 }
 
 static void
-vl_api_singbox_endpoint_add_del_t_handler (
-  vl_api_singbox_endpoint_add_del_t *mp)
+vl_api_singbox_endpoint_add_del_t_handler (vl_api_singbox_endpoint_add_del_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_endpoint_add_del_reply_t *rmp;
@@ -400,18 +376,16 @@ vl_api_singbox_endpoint_add_del_t_handler (
   SINGBOX_TERMINATE (mp->password);
   is_ip4 = singbox_decode_address (&mp->proxy_addr, &addr);
   rv = singbox_endpoint_add_del (
-    mp->is_add, mp->name, &addr, is_ip4, ntohs (mp->proxy_port),
-    mp->protocol_type, mp->username, mp->password, ntohl (mp->priority),
-    ntohs (mp->connect_timeout), mp->health_check_enabled,
-    ntohs (mp->health_check_interval), ntohs (mp->health_check_timeout),
-    mp->failure_threshold, mp->recovery_threshold, ntohl (mp->table_id));
+    mp->is_add, mp->name, &addr, is_ip4, ntohs (mp->proxy_port), mp->protocol_type, mp->username,
+    mp->password, ntohl (mp->priority), ntohs (mp->connect_timeout), mp->health_check_enabled,
+    ntohs (mp->health_check_interval), ntohs (mp->health_check_timeout), mp->failure_threshold,
+    mp->recovery_threshold, ntohl (mp->table_id));
   clib_memset (mp->password, 0, sizeof (mp->password));
   REPLY_MACRO (VL_API_SINGBOX_ENDPOINT_ADD_DEL_REPLY);
 }
 
 static void
-vl_api_singbox_set_default_endpoint_t_handler (
-  vl_api_singbox_set_default_endpoint_t *mp)
+vl_api_singbox_set_default_endpoint_t_handler (vl_api_singbox_set_default_endpoint_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_set_default_endpoint_reply_t *rmp;
@@ -440,8 +414,7 @@ vl_api_singbox_endpoint_dump_t_handler (vl_api_singbox_endpoint_dump_t *mp)
       REPLY_MACRO_DETAILS4 (
 	VL_API_SINGBOX_ENDPOINT_DETAILS, reg, context, ({
 	  rmp->endpoint_index = htonl (ep - sm->endpoints);
-	  strncpy ((char *) rmp->name, (char *) ep->name,
-		   sizeof (rmp->name) - 1);
+	  strncpy ((char *) rmp->name, (char *) ep->name, sizeof (rmp->name) - 1);
 	  singbox_encode_address (&ep->addr, ep->is_ip4, &rmp->proxy_addr);
 	  rmp->proxy_port = htons (ep->port);
 	  rmp->protocol_type = ep->protocol;
@@ -449,8 +422,7 @@ vl_api_singbox_endpoint_dump_t_handler (vl_api_singbox_endpoint_dump_t *mp)
 	  rmp->has_credentials = ep->username != 0;
 	  if (ep->username)
 	    clib_memcpy (rmp->username, ep->username,
-			 clib_min (vec_len (ep->username),
-				   sizeof (rmp->username) - 1));
+			 clib_min (vec_len (ep->username), sizeof (rmp->username) - 1));
 	  rmp->priority = htonl (ep->priority);
 	  rmp->connect_timeout = htons (ep->connect_timeout);
 	  rmp->health_check_enabled = ep->hc_enabled;
@@ -480,8 +452,7 @@ static const char *singbox_probe_messages[] = {
 };
 
 static void
-singbox_send_test_reply (u32 client_index, u32 context, int rv, u8 result,
-			 u32 rtt_us)
+singbox_send_test_reply (u32 client_index, u32 context, int rv, u8 result, u32 rtt_us)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_endpoint_test_reply_t *rmp;
@@ -496,8 +467,7 @@ singbox_send_test_reply (u32 client_index, u32 context, int rv, u8 result,
   rmp->result = result;
   rmp->rtt_us = htonl (rtt_us);
   if (result <= SINGBOX_PROBE_NOT_RUN)
-    strncpy ((char *) rmp->message, singbox_probe_messages[result],
-	     sizeof (rmp->message) - 1);
+    strncpy ((char *) rmp->message, singbox_probe_messages[result], sizeof (rmp->message) - 1);
   vl_api_send_msg (reg, (u8 *) rmp);
 }
 
@@ -508,8 +478,7 @@ singbox_endpoint_test_done (void *probe)
   u32 client_index, context, rtt_us, ep_index;
   u8 result;
 
-  singbox_probe_get (probe, &client_index, &context, &result, &rtt_us,
-		     &ep_index);
+  singbox_probe_get (probe, &client_index, &context, &result, &rtt_us, &ep_index);
   singbox_send_test_reply (client_index, context, 0, result, rtt_us);
 }
 
@@ -521,15 +490,13 @@ vl_api_singbox_endpoint_test_t_handler (vl_api_singbox_endpoint_test_t *mp)
   SINGBOX_TERMINATE (mp->name);
   if (!(ep = singbox_endpoint_find (mp->name)))
     {
-      singbox_send_test_reply (mp->client_index, mp->context,
-			       VNET_API_ERROR_NO_SUCH_ENTRY,
+      singbox_send_test_reply (mp->client_index, mp->context, VNET_API_ERROR_NO_SUCH_ENTRY,
 			       SINGBOX_PROBE_NOT_RUN, 0);
       return;
     }
   /* the reply is sent when the probe ends (singbox_endpoint_test_done) */
   if (singbox_probe_start (ep, 1, mp->client_index, mp->context) == ~0)
-    singbox_send_test_reply (mp->client_index, mp->context,
-			     VNET_API_ERROR_UNSPECIFIED,
+    singbox_send_test_reply (mp->client_index, mp->context, VNET_API_ERROR_UNSPECIFIED,
 			     SINGBOX_PROBE_NOT_RUN, 0);
 }
 
@@ -557,8 +524,7 @@ singbox_endpoint_send_event (u32 client_index, singbox_endpoint_t *ep)
 }
 
 static void
-vl_api_want_singbox_endpoint_events_t_handler (
-  vl_api_want_singbox_endpoint_events_t *mp)
+vl_api_want_singbox_endpoint_events_t_handler (vl_api_want_singbox_endpoint_events_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_want_singbox_endpoint_events_reply_t *rmp;
@@ -578,16 +544,15 @@ vl_api_singbox_enable_disable_t_handler (vl_api_singbox_enable_disable_t *mp)
   VALIDATE_SW_IF_INDEX (mp);
   SINGBOX_TERMINATE (mp->endpoint_name);
   is_ip4 = singbox_decode_address (&mp->proxy_addr, &addr);
-  rv = singbox_interface_enable_disable (
-    ntohl (mp->sw_if_index), mp->enable_disable, &addr, is_ip4,
-    ntohs (mp->proxy_port), mp->endpoint_name, ntohl (mp->max_connections));
+  rv = singbox_interface_enable_disable (ntohl (mp->sw_if_index), mp->enable_disable, &addr, is_ip4,
+					 ntohs (mp->proxy_port), mp->endpoint_name,
+					 ntohl (mp->max_connections));
   BAD_SW_IF_INDEX_LABEL;
   REPLY_MACRO (VL_API_SINGBOX_ENABLE_DISABLE_REPLY);
 }
 
 static void
-vl_api_singbox_interface_bypass_add_del_t_handler (
-  vl_api_singbox_interface_bypass_add_del_t *mp)
+vl_api_singbox_interface_bypass_add_del_t_handler (vl_api_singbox_interface_bypass_add_del_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_interface_bypass_add_del_reply_t *rmp;
@@ -597,30 +562,27 @@ vl_api_singbox_interface_bypass_add_del_t_handler (
 
   VALIDATE_SW_IF_INDEX (mp);
   singbox_decode_prefix (&mp->prefix, &addr, &len, &is_ip4);
-  rv = singbox_interface_bypass_add_del (ntohl (mp->sw_if_index), mp->is_add,
-					 &addr, len, is_ip4);
+  rv = singbox_interface_bypass_add_del (ntohl (mp->sw_if_index), mp->is_add, &addr, len, is_ip4);
   BAD_SW_IF_INDEX_LABEL;
   REPLY_MACRO (VL_API_SINGBOX_INTERFACE_BYPASS_ADD_DEL_REPLY);
 }
 
 static void
-send_singbox_interface_details (singbox_interface_t *itf,
-				vl_api_registration_t *reg, u32 context)
+send_singbox_interface_details (singbox_interface_t *itf, vl_api_registration_t *reg, u32 context)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_interface_details_t *rmp;
   u32 n = vec_len (itf->bypass), i;
   u8 *ep = singbox_endpoint_name (itf->endpoint_index);
-  u8 *active = singbox_endpoint_name (
-    itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint);
+  u8 *active =
+    singbox_endpoint_name (itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint);
 
   rmp = vl_msg_api_alloc_zero (sizeof (*rmp) + n * sizeof (rmp->bypass[0]));
   rmp->_vl_msg_id = htons (VL_API_SINGBOX_INTERFACE_DETAILS + sm->msg_id_base);
   rmp->context = context;
   rmp->sw_if_index = htonl (itf->sw_if_index);
   if (ep)
-    strncpy ((char *) rmp->endpoint_name, (char *) ep,
-	     sizeof (rmp->endpoint_name) - 1);
+    strncpy ((char *) rmp->endpoint_name, (char *) ep, sizeof (rmp->endpoint_name) - 1);
   if (active)
     strncpy ((char *) rmp->active_endpoint_name, (char *) active,
 	     sizeof (rmp->active_endpoint_name) - 1);
@@ -689,8 +651,7 @@ vl_api_singbox_client_dump_t_handler (vl_api_singbox_client_dump_t *mp)
     n_itf += itf->enabled;
   REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_CLIENT_DETAILS, reg, context, ({
 			  if (def)
-			    strncpy ((char *) rmp->default_endpoint,
-				     (char *) def,
+			    strncpy ((char *) rmp->default_endpoint, (char *) def,
 				     sizeof (rmp->default_endpoint) - 1);
 			  rmp->timeout = htonl (sm->client_timeout);
 			  rmp->pooling = sm->pooling;
@@ -739,8 +700,7 @@ vl_api_singbox_get_stats_t_handler (vl_api_singbox_get_stats_t *mp)
  */
 
 static void
-send_singbox_session_details (singbox_session_t *ss,
-			      vl_api_registration_t *reg, u32 context)
+send_singbox_session_details (singbox_session_t *ss, vl_api_registration_t *reg, u32 context)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_session_details_t *rmp;
@@ -754,27 +714,21 @@ send_singbox_session_details (singbox_session_t *ss,
       rmp->mode = ss->mode;
       rmp->state = ss->state;
       rmp->command = ss->cmd;
-      singbox_encode_address (&ss->client_ip, ss->client_is_ip4,
-			      &rmp->client_addr);
+      singbox_encode_address (&ss->client_ip, ss->client_is_ip4, &rmp->client_addr);
       rmp->client_port = htons (ss->client_port);
       singbox_encode_address (&ss->dst_ip, ss->dst_is_ip4, &rmp->dst_addr);
       rmp->dst_port = htons (ss->dst_port);
       if (ss->dst.atyp == SOCKS5_ATYP_DOMAIN)
-	strncpy ((char *) rmp->dst_name, (char *) ss->dst.domain,
-		 sizeof (rmp->dst_name) - 1);
+	strncpy ((char *) rmp->dst_name, (char *) ss->dst.domain, sizeof (rmp->dst_name) - 1);
       if (ss->user_index != ~0 && !pool_is_free_index (sm->users, ss->user_index))
 	{
 	  singbox_user_t *u = pool_elt_at_index (sm->users, ss->user_index);
 	  clib_memcpy (rmp->username, u->username,
-		       clib_min (vec_len (u->username),
-				 sizeof (rmp->username) - 1));
+		       clib_min (vec_len (u->username), sizeof (rmp->username) - 1));
 	}
-      rmp->listener_index =
-	htonl (ss->mode == SINGBOX_MODE_SERVER ? ss->listener_index : ~0);
-      rmp->sw_if_index =
-	htonl (ss->mode == SINGBOX_MODE_CLIENT ? ss->sw_if_index : ~0);
-      rmp->endpoint_index =
-	htonl (ss->mode == SINGBOX_MODE_CLIENT ? ss->endpoint_index : ~0);
+      rmp->listener_index = htonl (ss->mode == SINGBOX_MODE_SERVER ? ss->listener_index : ~0);
+      rmp->sw_if_index = htonl (ss->mode == SINGBOX_MODE_CLIENT ? ss->sw_if_index : ~0);
+      rmp->endpoint_index = htonl (ss->mode == SINGBOX_MODE_CLIENT ? ss->endpoint_index : ~0);
       rmp->bytes_to_client = clib_host_to_net_u64 (tx);
       rmp->bytes_from_client = clib_host_to_net_u64 (rx);
       rmp->age = htonl ((u32) (now - ss->created));
@@ -798,15 +752,13 @@ vl_api_singbox_session_dump_t_handler (vl_api_singbox_session_dump_t *mp)
     if (ss->po_handle != SESSION_INVALID_HANDLE &&
 	(mp->mode == SINGBOX_API_SESSION_MODE_ANY || mp->mode == ss->mode) &&
 	(ntohl (mp->sw_if_index) == ~0 ||
-	 (ss->mode == SINGBOX_MODE_CLIENT &&
-	  ss->sw_if_index == ntohl (mp->sw_if_index))))
+	 (ss->mode == SINGBOX_MODE_CLIENT && ss->sw_if_index == ntohl (mp->sw_if_index))))
       send_singbox_session_details (ss, reg, context);
   singbox_sessions_unlock ();
 }
 
 static void
-vl_api_singbox_session_disconnect_t_handler (
-  vl_api_singbox_session_disconnect_t *mp)
+vl_api_singbox_session_disconnect_t_handler (vl_api_singbox_session_disconnect_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_session_disconnect_reply_t *rmp;

@@ -12,8 +12,7 @@ singbox_cli_error (int rv, char *what)
 {
   if (!rv)
     return 0;
-  return clib_error_return (0, "%s failed: %U", what, format_vnet_api_errno,
-			    rv);
+  return clib_error_return (0, "%s failed: %U", what, format_vnet_api_errno, rv);
 }
 
 /* <ip4>:<port> or [<ip6>]:<port> */
@@ -47,8 +46,7 @@ unformat_singbox_endpoint (unformat_input_t *input, va_list *args)
  */
 
 static clib_error_t *
-singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				 vlib_cli_command_t *cmd)
+singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   unformat_input_t _line, *line = &_line;
   singbox_main_t *sm = &singbox_main;
@@ -64,11 +62,9 @@ singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input,
     {
       while (unformat_check_input (line) != UNFORMAT_END_OF_INPUT)
 	{
-	  if (unformat (line, "%U", unformat_singbox_endpoint, &addr, &is_ip4,
-			&port))
+	  if (unformat (line, "%U", unformat_singbox_endpoint, &addr, &is_ip4, &port))
 	    have_addr = 1;
-	  else if (unformat (line, "auth username %s password %s", &username,
-			     &password))
+	  else if (unformat (line, "auth username %s password %s", &username, &password))
 	    ;
 	  else if (unformat (line, "name %s", &name))
 	    ;
@@ -76,8 +72,7 @@ singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input,
 	    ;
 	  else
 	    {
-	      error = clib_error_return (0, "unknown input '%U'",
-					 format_unformat_error, line);
+	      error = clib_error_return (0, "unknown input '%U'", format_unformat_error, line);
 	      goto done;
 	    }
 	}
@@ -86,11 +81,9 @@ singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input,
   if (have_addr)
     {
       if (!name)
-	name = format (0, "%U-%u", format_ip46_address, &addr, IP46_TYPE_ANY,
-		       port);
+	name = format (0, "%U-%u", format_ip46_address, &addr, IP46_TYPE_ANY, port);
       vec_add1 (name, 0);
-      rv = singbox_listener_add_del (1, name, &addr, is_ip4, port, table_id,
-				     &index);
+      rv = singbox_listener_add_del (1, name, &addr, is_ip4, port, table_id, &index);
       if ((error = singbox_cli_error (rv, "listener add")))
 	goto done;
     }
@@ -132,8 +125,7 @@ VLIB_CLI_COMMAND (singbox_server_start_command, static) = {
 };
 
 static clib_error_t *
-singbox_server_stop_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				vlib_cli_command_t *cmd)
+singbox_server_stop_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   return singbox_cli_error (singbox_server_enable_disable (0), "server stop");
 }
@@ -166,20 +158,17 @@ singbox_server_listener_command_fn (vlib_main_t *vm, unformat_input_t *input,
 	is_add = 0;
       else if (unformat (input, "name %s", &name))
 	;
-      else if (unformat (input, "%U", unformat_singbox_endpoint, &addr,
-			 &is_ip4, &port))
+      else if (unformat (input, "%U", unformat_singbox_endpoint, &addr, &is_ip4, &port))
 	;
       else if (unformat (input, "table %u", &table_id))
 	;
       else
-	return clib_error_return (0, "unknown input '%U'",
-				  format_unformat_error, input);
+	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
   if (!name)
     return clib_error_return (0, "name required");
   vec_add1 (name, 0);
-  rv = singbox_listener_add_del (is_add, name, &addr, is_ip4, port, table_id,
-				 &index);
+  rv = singbox_listener_add_del (is_add, name, &addr, is_ip4, port, table_id, &index);
   vec_free (name);
   return singbox_cli_error (rv, "listener");
 }
@@ -192,8 +181,7 @@ VLIB_CLI_COMMAND (singbox_server_listener_command, static) = {
 };
 
 static clib_error_t *
-singbox_server_user_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				vlib_cli_command_t *cmd)
+singbox_server_user_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   u8 *username = 0, *password = 0;
   int is_add = 1, is_hash = 0, rv;
@@ -209,8 +197,7 @@ singbox_server_user_command_fn (vlib_main_t *vm, unformat_input_t *input,
       else if (unformat (input, "hash %s", &password))
 	is_hash = 1;
       else
-	return clib_error_return (0, "unknown input '%U'",
-				  format_unformat_error, input);
+	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
   if (!username)
     return clib_error_return (0, "username required");
@@ -233,8 +220,7 @@ VLIB_CLI_COMMAND (singbox_server_user_command, static) = {
 };
 
 static clib_error_t *
-singbox_server_allow_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				 vlib_cli_command_t *cmd)
+singbox_server_allow_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   ip46_address_t addr = {};
   u32 len = 0;
@@ -244,15 +230,12 @@ singbox_server_allow_command_fn (vlib_main_t *vm, unformat_input_t *input,
     {
       if (unformat (input, "del"))
 	is_add = 0;
-      else if (unformat (input, "%U/%u", unformat_ip4_address, &addr.ip4,
-			 &len))
+      else if (unformat (input, "%U/%u", unformat_ip4_address, &addr.ip4, &len))
 	is_ip4 = have = 1;
-      else if (unformat (input, "%U/%u", unformat_ip6_address, &addr.ip6,
-			 &len))
+      else if (unformat (input, "%U/%u", unformat_ip6_address, &addr.ip6, &len))
 	have = 1;
       else
-	return clib_error_return (0, "unknown input '%U'",
-				  format_unformat_error, input);
+	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
   if (!have)
     return clib_error_return (0, "prefix required");
@@ -267,8 +250,7 @@ VLIB_CLI_COMMAND (singbox_server_allow_command, static) = {
 };
 
 static clib_error_t *
-singbox_server_set_command_fn (vlib_main_t *vm, unformat_input_t *input,
-			       vlib_cli_command_t *cmd)
+singbox_server_set_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   singbox_main_t *sm = &singbox_main;
   u32 max_sessions = sm->max_sessions, hs = sm->handshake_timeout;
@@ -308,22 +290,17 @@ singbox_server_set_command_fn (vlib_main_t *vm, unformat_input_t *input,
 	dns = 0;
       else if (unformat (input, "dns enable"))
 	dns = 1;
-      else if (unformat (input, "name-server %U", unformat_ip4_address,
-			 &dns_server.ip4))
+      else if (unformat (input, "name-server %U", unformat_ip4_address, &dns_server.ip4))
 	dns_is_ip4 = 1;
-      else if (unformat (input, "name-server %U", unformat_ip6_address,
-			 &dns_server.ip6))
+      else if (unformat (input, "name-server %U", unformat_ip6_address, &dns_server.ip6))
 	dns_is_ip4 = 0;
-      else if (unformat (input, "udp-public-address %U", unformat_ip4_address,
-			 &udp_pub.ip4))
+      else if (unformat (input, "udp-public-address %U", unformat_ip4_address, &udp_pub.ip4))
 	udp_pub_ip4 = 1;
       else
-	return clib_error_return (0, "unknown input '%U'",
-				  format_unformat_error, input);
+	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
-  rv = singbox_server_set_config (auth, allow_connect, allow_udp, max_sessions,
-				  hs, idle, conn, udp_idle, &udp_pub,
-				  udp_pub_ip4, dns, &dns_server, dns_is_ip4,
+  rv = singbox_server_set_config (auth, allow_connect, allow_udp, max_sessions, hs, idle, conn,
+				  udp_idle, &udp_pub, udp_pub_ip4, dns, &dns_server, dns_is_ip4,
 				  sm->dns_server_port);
   return singbox_cli_error (rv, "server set");
 }
@@ -339,53 +316,42 @@ VLIB_CLI_COMMAND (singbox_server_set_command, static) = {
 };
 
 static clib_error_t *
-show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				vlib_cli_command_t *cmd)
+show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_listener_t *l;
   singbox_prefix_t *p;
   singbox_user_t *u;
 
-  vlib_cli_output (vm, "SOCKS5 Server Status: %s",
-		   sm->server_enabled ? "Running" : "Stopped");
+  vlib_cli_output (vm, "SOCKS5 Server Status: %s", sm->server_enabled ? "Running" : "Stopped");
   pool_foreach (l, sm->listeners)
     vlib_cli_output (vm, "  Listen address: %U", format_singbox_listener, l);
-  vlib_cli_output (vm, "  Authentication: %s",
-		   sm->auth_required ? "Required" : "None");
+  vlib_cli_output (vm, "  Authentication: %s", sm->auth_required ? "Required" : "None");
   pool_foreach (u, sm->users)
-    vlib_cli_output (vm, "    user %v: sessions %lu auth-failures %lu",
-		     u->username, u->sessions, u->auth_failures);
+    vlib_cli_output (vm, "    user %v: sessions %lu auth-failures %lu", u->username, u->sessions,
+		     u->auth_failures);
   vec_foreach (p, sm->allowed_prefixes)
-    vlib_cli_output (vm, "  Allowed clients: %U/%u", format_ip46_address,
-		     &p->addr, IP46_TYPE_ANY, p->len);
+    vlib_cli_output (vm, "  Allowed clients: %U/%u", format_ip46_address, &p->addr, IP46_TYPE_ANY,
+		     p->len);
   vlib_cli_output (vm, "  Max sessions: %u", sm->max_sessions);
-  vlib_cli_output (vm,
-		   "  Timeouts: handshake %us, connect %us, idle %us%s",
-		   sm->handshake_timeout, sm->connect_timeout,
-		   sm->idle_timeout, sm->idle_timeout ? "" : " (none)");
-  vlib_cli_output (vm, "  Names (ATYP 3): %s",
-		   sm->dns_enabled ? "resolved in VPP" : "refused");
-  vlib_cli_output (
-    vm, "  Connections accepted: %lu",
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_ACCEPTED));
-  vlib_cli_output (
-    vm, "  Connections rejected: %lu (max-sessions %lu, prefix %lu)",
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED),
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED_MAX_SESSIONS),
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED_PREFIX));
-  vlib_cli_output (
-    vm, "  Auth failures: %lu",
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_AUTH_FAILURES));
-  vlib_cli_output (
-    vm, "  Connect failures: %lu",
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_CONNECT_FAILURES));
-  vlib_cli_output (
-    vm, "  Bytes forwarded: %lu (to clients %lu, from clients %lu)",
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT) +
-      singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT),
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT),
-    singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT));
+  vlib_cli_output (vm, "  Timeouts: handshake %us, connect %us, idle %us%s", sm->handshake_timeout,
+		   sm->connect_timeout, sm->idle_timeout, sm->idle_timeout ? "" : " (none)");
+  vlib_cli_output (vm, "  Names (ATYP 3): %s", sm->dns_enabled ? "resolved in VPP" : "refused");
+  vlib_cli_output (vm, "  Connections accepted: %lu",
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_ACCEPTED));
+  vlib_cli_output (vm, "  Connections rejected: %lu (max-sessions %lu, prefix %lu)",
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED),
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED_MAX_SESSIONS),
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_REJECTED_PREFIX));
+  vlib_cli_output (vm, "  Auth failures: %lu",
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_AUTH_FAILURES));
+  vlib_cli_output (vm, "  Connect failures: %lu",
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_CONNECT_FAILURES));
+  vlib_cli_output (vm, "  Bytes forwarded: %lu (to clients %lu, from clients %lu)",
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT) +
+		     singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT),
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT),
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT));
   {
     vlib_counter_t from, to;
     vlib_get_combined_counter (&sm->udp_counters, 0, &from);
@@ -398,8 +364,8 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input,
   }
   vlib_cli_output (vm, "  Active sessions: %u", sm->n_active);
   singbox_sessions_lock ();
-  vlib_cli_output (vm, "  Session records: %u in use, pool size %u",
-		   pool_elts (sm->sessions), pool_len (sm->sessions));
+  vlib_cli_output (vm, "  Session records: %u in use, pool size %u", pool_elts (sm->sessions),
+		   pool_len (sm->sessions));
   singbox_sessions_unlock ();
   return 0;
 }
@@ -414,8 +380,7 @@ VLIB_CLI_COMMAND (show_singbox_server_command, static) = {
 };
 
 static clib_error_t *
-show_singbox_sessions_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				  vlib_cli_command_t *cmd)
+show_singbox_sessions_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_session_t *ss;
@@ -441,16 +406,14 @@ VLIB_CLI_COMMAND (show_singbox_sessions_command, static) = {
 };
 
 static clib_error_t *
-singbox_session_disconnect_command_fn (vlib_main_t *vm,
-				       unformat_input_t *input,
+singbox_session_disconnect_command_fn (vlib_main_t *vm, unformat_input_t *input,
 				       vlib_cli_command_t *cmd)
 {
   u64 id;
 
   if (!unformat (input, "%lu", &id))
     return clib_error_return (0, "session id required");
-  return singbox_cli_error (singbox_session_disconnect (id),
-			    "session disconnect");
+  return singbox_cli_error (singbox_session_disconnect (id), "session disconnect");
 }
 
 VLIB_CLI_COMMAND (singbox_session_disconnect_command, static) = {
@@ -461,7 +424,7 @@ VLIB_CLI_COMMAND (singbox_session_disconnect_command, static) = {
 
 static clib_error_t *
 clear_singbox_counters_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				  vlib_cli_command_t *cmd)
+				   vlib_cli_command_t *cmd)
 {
   singbox_clear_server_counters ();
   singbox_clear_interface_counters (~0);
@@ -480,8 +443,7 @@ VLIB_CLI_COMMAND (clear_singbox_counters_command, static) = {
  */
 
 static clib_error_t *
-singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				 vlib_cli_command_t *cmd)
+singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   u8 *username = 0, *password = 0, *name = 0;
   ip46_address_t addr;
@@ -491,19 +453,16 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input,
 
   while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
     {
-      if (unformat (input, "%U", unformat_singbox_endpoint, &addr, &is_ip4,
-		    &port))
+      if (unformat (input, "%U", unformat_singbox_endpoint, &addr, &is_ip4, &port))
 	have = 1;
       else if (unformat (input, "socks5"))
 	;
-      else if (unformat (input, "username %s password %s", &username,
-			 &password))
+      else if (unformat (input, "username %s password %s", &username, &password))
 	;
       else if (unformat (input, "name %s", &name))
 	;
       else
-	return clib_error_return (0, "unknown input '%U'",
-				  format_unformat_error, input);
+	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
   if (!have)
     return clib_error_return (0, "<addr>:<port> required");
@@ -515,8 +474,8 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input,
   if (!name)
     name = format (0, "default");
   vec_add1 (name, 0);
-  rv = singbox_endpoint_add_del (1, name, &addr, is_ip4, port, 0, username,
-				 password, 0, 0, 0, 0, 0, 0, 0, 0);
+  rv = singbox_endpoint_add_del (1, name, &addr, is_ip4, port, 0, username, password, 0, 0, 0, 0, 0,
+				 0, 0, 0);
   if (!rv)
     rv = singbox_set_default_endpoint (name);
   if (password)
@@ -539,8 +498,7 @@ VLIB_CLI_COMMAND (singbox_set_endpoint_command, static) = {
 };
 
 static clib_error_t *
-singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input,
-			   vlib_cli_command_t *cmd)
+singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   vnet_main_t *vnm = vnet_get_main ();
   u32 sw_if_index = ~0, max_conn = 0;
@@ -551,26 +509,22 @@ singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input,
 
   while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
     {
-      if (unformat (input, "proxy %U", unformat_singbox_endpoint, &addr,
-		    &is_ip4, &port))
+      if (unformat (input, "proxy %U", unformat_singbox_endpoint, &addr, &is_ip4, &port))
 	;
       else if (unformat (input, "endpoint %s", &ep_name))
 	;
       else if (unformat (input, "max-connections %u", &max_conn))
 	;
-      else if (unformat (input, "%U", unformat_vnet_sw_interface, vnm,
-			 &sw_if_index))
+      else if (unformat (input, "%U", unformat_vnet_sw_interface, vnm, &sw_if_index))
 	;
       else
-	return clib_error_return (0, "unknown input '%U'",
-				  format_unformat_error, input);
+	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
   if (sw_if_index == ~0)
     return clib_error_return (0, "interface required");
   if (ep_name)
     vec_add1 (ep_name, 0);
-  rv = singbox_interface_enable_disable (sw_if_index, 1, &addr, is_ip4, port,
-					 ep_name, max_conn);
+  rv = singbox_interface_enable_disable (sw_if_index, 1, &addr, is_ip4, port, ep_name, max_conn);
   vec_free (ep_name);
   return singbox_cli_error (rv, "enable");
 }
@@ -583,17 +537,15 @@ VLIB_CLI_COMMAND (singbox_enable_command, static) = {
 };
 
 static clib_error_t *
-singbox_disable_command_fn (vlib_main_t *vm, unformat_input_t *input,
-			    vlib_cli_command_t *cmd)
+singbox_disable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   vnet_main_t *vnm = vnet_get_main ();
   u32 sw_if_index = ~0;
 
   if (!unformat (input, "%U", unformat_vnet_sw_interface, vnm, &sw_if_index))
     return clib_error_return (0, "interface required");
-  return singbox_cli_error (
-    singbox_interface_enable_disable (sw_if_index, 0, 0, 0, 0, 0, 0),
-    "disable");
+  return singbox_cli_error (singbox_interface_enable_disable (sw_if_index, 0, 0, 0, 0, 0, 0),
+			    "disable");
 }
 
 VLIB_CLI_COMMAND (singbox_disable_command, static) = {
@@ -603,8 +555,7 @@ VLIB_CLI_COMMAND (singbox_disable_command, static) = {
 };
 
 static clib_error_t *
-singbox_set_timeout_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				vlib_cli_command_t *cmd)
+singbox_set_timeout_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   u32 t;
 
@@ -620,8 +571,7 @@ VLIB_CLI_COMMAND (singbox_set_timeout_command, static) = {
 };
 
 static clib_error_t *
-singbox_set_pooling_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				vlib_cli_command_t *cmd)
+singbox_set_pooling_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   if (unformat (input, "enable"))
     return singbox_cli_error (singbox_set_pooling (1, 0), "set pooling");
@@ -637,16 +587,14 @@ VLIB_CLI_COMMAND (singbox_set_pooling_command, static) = {
 };
 
 static clib_error_t *
-singbox_set_max_pool_size_command_fn (vlib_main_t *vm,
-				      unformat_input_t *input,
+singbox_set_max_pool_size_command_fn (vlib_main_t *vm, unformat_input_t *input,
 				      vlib_cli_command_t *cmd)
 {
   u32 n;
 
   if (!unformat (input, "%u", &n) || n == 0)
     return clib_error_return (0, "a size > 0 required");
-  return singbox_cli_error (
-    singbox_set_pooling (singbox_main.pooling, n), "set max-pool-size");
+  return singbox_cli_error (singbox_set_pooling (singbox_main.pooling, n), "set max-pool-size");
 }
 
 VLIB_CLI_COMMAND (singbox_set_max_pool_size_command, static) = {
@@ -656,15 +604,12 @@ VLIB_CLI_COMMAND (singbox_set_max_pool_size_command, static) = {
 };
 
 static clib_error_t *
-singbox_set_verbose_command_fn (vlib_main_t *vm, unformat_input_t *input,
-				vlib_cli_command_t *cmd)
+singbox_set_verbose_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   if (unformat (input, "enable"))
-    return singbox_cli_error (singbox_set_log_level (SINGBOX_LOG_DEBUG),
-			      "set verbose");
+    return singbox_cli_error (singbox_set_log_level (SINGBOX_LOG_DEBUG), "set verbose");
   if (unformat (input, "disable"))
-    return singbox_cli_error (singbox_set_log_level (SINGBOX_LOG_INFO),
-			      "set verbose");
+    return singbox_cli_error (singbox_set_log_level (SINGBOX_LOG_INFO), "set verbose");
   return clib_error_return (0, "enable|disable required");
 }
 
@@ -675,8 +620,7 @@ VLIB_CLI_COMMAND (singbox_set_verbose_command, static) = {
 };
 
 static clib_error_t *
-show_singbox_command_fn (vlib_main_t *vm, unformat_input_t *input,
-			 vlib_cli_command_t *cmd)
+show_singbox_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   singbox_main_t *sm = &singbox_main;
   vnet_main_t *vnm = vnet_get_main ();
@@ -688,8 +632,7 @@ show_singbox_command_fn (vlib_main_t *vm, unformat_input_t *input,
   if (unformat (input, "%U", unformat_vnet_sw_interface, vnm, &sw_if_index))
     {
       if (!(itf = singbox_interface_get (sw_if_index)))
-	return clib_error_return (0, "singbox not enabled on %U",
-				  format_vnet_sw_if_index_name, vnm,
+	return clib_error_return (0, "singbox not enabled on %U", format_vnet_sw_if_index_name, vnm,
 				  sw_if_index);
       vlib_cli_output (vm, "%U", format_singbox_interface, itf);
       return 0;
@@ -700,9 +643,8 @@ show_singbox_command_fn (vlib_main_t *vm, unformat_input_t *input,
   if (def)
     {
       ep = pool_elt_at_index (sm->endpoints, sm->default_endpoint);
-      vlib_cli_output (vm, "  Default endpoint: %U:%u (SOCKS5)",
-		       format_ip46_address, &ep->addr, IP46_TYPE_ANY,
-		       ep->port);
+      vlib_cli_output (vm, "  Default endpoint: %U:%u (SOCKS5)", format_ip46_address, &ep->addr,
+		       IP46_TYPE_ANY, ep->port);
     }
   else
     vlib_cli_output (vm, "  Default endpoint: none");
@@ -710,10 +652,8 @@ show_singbox_command_fn (vlib_main_t *vm, unformat_input_t *input,
   vlib_cli_output (vm, "  Connection pooling: %s (max pool size %u)",
 		   sm->pooling ? "enabled" : "disabled", sm->max_pool_size);
   vlib_cli_output (vm, "  Verbose logging: %s",
-		   sm->log_level >= SINGBOX_LOG_DEBUG ? "enabled" :
-							  "disabled");
-  vlib_cli_output (vm, "  SOCKS5 server: %s",
-		   sm->server_enabled ? "running" : "stopped");
+		   sm->log_level >= SINGBOX_LOG_DEBUG ? "enabled" : "disabled");
+  vlib_cli_output (vm, "  SOCKS5 server: %s", sm->server_enabled ? "running" : "stopped");
   pool_foreach (ep, sm->endpoints)
     vlib_cli_output (vm, "  Endpoint %U", format_singbox_endpoint, ep);
   vec_foreach (itf, sm->interfaces)

@@ -12,11 +12,9 @@
 #include <vnet/feature/feature.h>
 #include <vlib/unix/plugin.h>
 
-typedef void (singbox_hsi_intercept_proto_fn_t) (transport_proto_t proto,
-						 u8 is_ip4, u8 is_enable);
+typedef void (singbox_hsi_intercept_proto_fn_t) (transport_proto_t proto, u8 is_ip4, u8 is_enable);
 
-static void singbox_client_write_connect (singbox_session_t *ss,
-					  svm_fifo_t *tx);
+static void singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx);
 static singbox_session_t *singbox_client_pool_take (singbox_endpoint_t *ep);
 
 /*
@@ -46,12 +44,10 @@ singbox_endpoint_name (u32 endpoint_index)
 }
 
 int
-singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr,
-			  u8 is_ip4, u16 port, u8 protocol, u8 *username,
-			  u8 *password, u32 priority, u16 connect_timeout,
-			  u8 hc_enabled, u16 hc_interval, u16 hc_timeout,
-			  u8 failure_threshold, u8 recovery_threshold,
-			  u32 table_id)
+singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4, u16 port,
+			  u8 protocol, u8 *username, u8 *password, u32 priority,
+			  u16 connect_timeout, u8 hc_enabled, u16 hc_interval, u16 hc_timeout,
+			  u8 failure_threshold, u8 recovery_threshold, u32 table_id)
 {
   singbox_main_t *sm = &singbox_main;
   u32 len = strnlen ((char *) name, 64);
@@ -81,13 +77,12 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr,
       return 0;
     }
 
-  if (port == 0 || protocol != 0 || ulen > SOCKS5_MAX_CRED_LEN ||
-      plen > SOCKS5_MAX_CRED_LEN || (ulen && !plen) || ip46_address_is_zero (addr))
+  if (port == 0 || protocol != 0 || ulen > SOCKS5_MAX_CRED_LEN || plen > SOCKS5_MAX_CRED_LEN ||
+      (ulen && !plen) || ip46_address_is_zero (addr))
     return VNET_API_ERROR_INVALID_VALUE;
   if (hc_enabled && hc_timeout && hc_interval && hc_timeout >= hc_interval)
     return VNET_API_ERROR_INVALID_VALUE;
-  fib_index =
-    fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, table_id);
+  fib_index = fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, table_id);
   if (fib_index == ~0)
     return VNET_API_ERROR_NO_SUCH_FIB;
 
@@ -97,12 +92,9 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr,
       ep->name = format (0, "%s%c", name, 0);
       ep->state = SINGBOX_EP_STATE_UNKNOWN;
       ep->last_change = vlib_time_now (vlib_get_main ());
-      ep->stat_state =
-	vlib_stats_add_gauge ("/singbox/client/endpoint/%s/state", name);
-      ep->stat_rtt =
-	vlib_stats_add_gauge ("/singbox/client/endpoint/%s/rtt-us", name);
-      ep->stat_failures =
-	vlib_stats_add_gauge ("/singbox/client/endpoint/%s/failures", name);
+      ep->stat_state = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/state", name);
+      ep->stat_rtt = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/rtt-us", name);
+      ep->stat_failures = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/failures", name);
     }
   ep->addr = *addr;
   ep->is_ip4 = is_ip4;
@@ -174,8 +166,7 @@ singbox_interface_get (u32 sw_if_index)
 {
   singbox_main_t *sm = &singbox_main;
 
-  if (sw_if_index >= vec_len (sm->interfaces) ||
-      !sm->interfaces[sw_if_index].enabled)
+  if (sw_if_index >= vec_len (sm->interfaces) || !sm->interfaces[sw_if_index].enabled)
     return 0;
   return vec_elt_at_index (sm->interfaces, sw_if_index);
 }
@@ -216,8 +207,8 @@ singbox_client_listen (u8 is_ip4, session_handle_t *h)
   /* only once the wildcard listener exists, or hsi silently ignores it.
    * For IPv6 this does nothing in v26.06: hsi looks the listener up in
    * session table 0, the IPv4 table of FIB 0 (IPv6 interception missing). */
-  ((singbox_hsi_intercept_proto_fn_t *) sm->hsi_intercept_proto_ptr) (
-    TRANSPORT_PROTO_TCP, is_ip4, 1);
+  ((singbox_hsi_intercept_proto_fn_t *) sm->hsi_intercept_proto_ptr) (TRANSPORT_PROTO_TCP, is_ip4,
+								      1);
   return 0;
 }
 
@@ -228,16 +219,14 @@ singbox_client_start (void)
   int rv;
 
   if (!sm->hsi_intercept_proto_ptr)
-    sm->hsi_intercept_proto_ptr =
-      vlib_get_plugin_symbol ("hsi_plugin.so", "hsi_intercept_proto");
+    sm->hsi_intercept_proto_ptr = vlib_get_plugin_symbol ("hsi_plugin.so", "hsi_intercept_proto");
   if (!sm->hsi_intercept_proto_ptr)
     return VNET_API_ERROR_FEATURE_DISABLED;
   if ((rv = singbox_server_attach ()))
     return rv;
   if (sm->intercept_app_index == APP_INVALID_INDEX &&
       singbox_app_attach ("singbox-intercept", &singbox_intercept_cb_vft_base,
-			  APP_OPTIONS_FLAGS_IS_PROXY,
-			  &sm->intercept_app_index))
+			  APP_OPTIONS_FLAGS_IS_PROXY, &sm->intercept_app_index))
     return VNET_API_ERROR_UNSPECIFIED;
   if (sm->intercept_listen4 == SESSION_INVALID_HANDLE &&
       (rv = singbox_client_listen (1, &sm->intercept_listen4)))
@@ -256,11 +245,9 @@ singbox_client_intercept_enable_disable (singbox_interface_t *itf, int enable)
 
   if (enable && (rv = singbox_client_start ()))
     return rv;
-  if ((rv = vnet_feature_enable_disable ("ip4-unicast", "hsi4-in",
-					 itf->sw_if_index, enable, 0, 0)))
+  if ((rv = vnet_feature_enable_disable ("ip4-unicast", "hsi4-in", itf->sw_if_index, enable, 0, 0)))
     return rv;
-  if ((rv = vnet_feature_enable_disable ("ip6-unicast", "hsi6-in",
-					 itf->sw_if_index, enable, 0, 0)))
+  if ((rv = vnet_feature_enable_disable ("ip6-unicast", "hsi6-in", itf->sw_if_index, enable, 0, 0)))
     return rv;
   vlib_validate_simple_counter (&sm->itf_connections, itf->sw_if_index);
   vlib_validate_simple_counter (&sm->itf_failures, itf->sw_if_index);
@@ -315,16 +302,14 @@ singbox_client_pick_endpoint (singbox_interface_t *itf)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_endpoint_t *ep = 0, *e, *best = 0;
-  u32 idx = itf && itf->endpoint_index != ~0 ? itf->endpoint_index :
-					      sm->default_endpoint;
+  u32 idx = itf && itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint;
 
   if (idx != ~0 && !pool_is_free_index (sm->endpoints, idx))
     ep = pool_elt_at_index (sm->endpoints, idx);
   if (ep && ep->state != SINGBOX_EP_STATE_DOWN)
     return ep;
   pool_foreach (e, sm->endpoints)
-    if (e->state != SINGBOX_EP_STATE_DOWN &&
-	(!best || e->priority < best->priority))
+    if (e->state != SINGBOX_EP_STATE_DOWN && (!best || e->priority < best->priority))
       best = e;
   return best ? best : ep;
 }
@@ -367,9 +352,8 @@ singbox_client_write_early_data (session_t *s)
   if ((itf->max_connections && itf->active >= itf->max_connections) ||
       (!bypass && !(ep = singbox_client_pick_endpoint (itf))))
     {
-      vlib_increment_simple_counter (&sm->itf_failures,
-				     vlib_get_thread_index (),
-				     itf->sw_if_index, 1);
+      vlib_increment_simple_counter (&sm->itf_failures, vlib_get_thread_index (), itf->sw_if_index,
+				     1);
       itf->failures++;
       refused = 1;
     }
@@ -382,8 +366,7 @@ singbox_client_write_early_data (session_t *s)
     ss = singbox_session_alloc ();
   ss->mode = SINGBOX_MODE_CLIENT;
   if (!ss->from_pool)
-    ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING :
-			  SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
+    ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING : SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
   ss->po_handle = session_handle (s);
   ss->po_thread = s->thread_index;
   ss->po_rx_fifo = s->rx_fifo;
@@ -416,8 +399,7 @@ singbox_client_write_early_data (session_t *s)
   if (refused)
     return 0;
   itf->total++;
-  vlib_increment_simple_counter (&sm->itf_connections,
-				 vlib_get_thread_index (), itf->sw_if_index,
+  vlib_increment_simple_counter (&sm->itf_connections, vlib_get_thread_index (), itf->sw_if_index,
 				 1);
   return 0;
 }
@@ -493,8 +475,7 @@ singbox_client_pool_poll (f64 now)
   singbox_sessions_lock ();
   pool_foreach (ep, sm->endpoints)
     {
-      want = sm->pooling && (ep->n_users || ep - sm->endpoints ==
-						 sm->default_endpoint) &&
+      want = sm->pooling && (ep->n_users || ep - sm->endpoints == sm->default_endpoint) &&
 		 ep->state != SINGBOX_EP_STATE_DOWN ?
 	       sm->max_pool_size :
 	       0;
@@ -514,8 +495,7 @@ singbox_client_pool_poll (f64 now)
 	    }
 	  continue;
 	}
-      while (vec_len (ep->pool_ready) + ep->pool_pending < want &&
-	     n_started < 16)
+      while (vec_len (ep->pool_ready) + ep->pool_pending < want && n_started < 16)
 	{
 	  ss = singbox_session_alloc ();
 	  ss->mode = SINGBOX_MODE_CLIENT;
@@ -526,8 +506,7 @@ singbox_client_pool_poll (f64 now)
 	  ss->created = ss->last_active = now;
 	  ep->pool_pending++;
 	  n_started++;
-	  singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port,
-				      ep->fib_index);
+	  singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port, ep->fib_index);
 	}
     }
   singbox_sessions_unlock ();
@@ -557,10 +536,8 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
     return SESSION_E_ALLOC;
   ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
 
-  smg = app_worker_get_connect_segment_manager (
-    app_worker_get (s->app_wrk_index));
-  if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx,
-						 &tx)))
+  smg = app_worker_get_connect_segment_manager (app_worker_get (s->app_wrk_index));
+  if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx, &tx)))
     return rv;
   rx->vpp_sh = s->handle;
   tx->vpp_sh = s->handle;
@@ -648,12 +625,10 @@ singbox_client_accept (session_t *s)
     {
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
       ep->connections++;
-      singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port,
-				  ep->fib_index);
+      singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port, ep->fib_index);
     }
   else
-    singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port,
-				ss->fib_index);
+    singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port, ss->fib_index);
   singbox_sessions_unlock ();
   return 0;
 }
@@ -734,13 +709,11 @@ singbox_client_fail (singbox_session_t *ss)
   singbox_client_pool_forget (ss);
   if (ss->sw_if_index < vec_len (sm->interfaces))
     {
-      vlib_increment_simple_counter (&sm->itf_failures,
-				     vlib_get_thread_index (),
-				     ss->sw_if_index, 1);
+      vlib_increment_simple_counter (&sm->itf_failures, vlib_get_thread_index (), ss->sw_if_index,
+				     1);
       sm->interfaces[ss->sw_if_index].failures++;
     }
-  if (ss->endpoint_index != ~0 &&
-      !pool_is_free_index (sm->endpoints, ss->endpoint_index))
+  if (ss->endpoint_index != ~0 && !pool_is_free_index (sm->endpoints, ss->endpoint_index))
     {
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
       ep->failures++;
@@ -777,8 +750,8 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
       consumed = 0;
       out.len = 0;
       t = socks5_client_feed (&ss->cproto, buf, n, &consumed, &ev, &out);
-      SINGBOX_DBG ("session %u: proxy reply %u bytes: %s, consumed %u",
-		   ss->index, n, socks5_event_name (t), consumed);
+      SINGBOX_DBG ("session %u: proxy reply %u bytes: %s, consumed %u", ss->index, n,
+		   socks5_event_name (t), consumed);
       /* out (auth, request) was pipelined at accept: nothing to send */
       if (consumed)
 	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
@@ -786,16 +759,16 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 	{
 	  if (ss->endpoint_index != ~0 &&
 	      !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
-	    pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index)
-	      ->rtt_us = (vlib_time_now (vlib_get_main ()) - ss->created) * 1e6;
+	    pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index)->rtt_us =
+	      (vlib_time_now (vlib_get_main ()) - ss->created) * 1e6;
 	  singbox_client_cross (s, ss);
 	  return;
 	}
       if (t == SOCKS5_EV_ERROR)
 	{
-	  SINGBOX_LOG (SINGBOX_LOG_INFO, "upstream refused %U:%u: %s (rep %u)",
-		       format_ip46_address, &ss->dst_ip, IP46_TYPE_ANY,
-		       ss->dst_port, socks5_error_name (ev.error), ev.rep);
+	  SINGBOX_LOG (SINGBOX_LOG_INFO, "upstream refused %U:%u: %s (rep %u)", format_ip46_address,
+		       &ss->dst_ip, IP46_TYPE_ANY, ss->dst_port, socks5_error_name (ev.error),
+		       ev.rep);
 	  singbox_client_fail (ss);
 	  singbox_ao_close_public (ss);
 	  return;
@@ -803,12 +776,10 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
       if (t == SOCKS5_EV_NEED_DATA || !consumed)
 	break;
     }
-  if (ss->pooled && !ss->pool_ready &&
-      socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_REPLY &&
+  if (ss->pooled && !ss->pool_ready && socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_REPLY &&
       !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
     {
-      singbox_endpoint_t *ep =
-	pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index);
+      singbox_endpoint_t *ep = pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index);
       if (ep->pool_pending)
 	ep->pool_pending--;
       ss->pool_ready = 1;
@@ -837,17 +808,15 @@ singbox_client_session_closed (singbox_session_t *ss, session_t *po)
       clib_atomic_fetch_sub (&itf->active, 1);
       itf->packets += pkts;
       itf->bytes += bytes;
-      vlib_increment_combined_counter (&sm->itf_redirected,
-				       vlib_get_thread_index (),
+      vlib_increment_combined_counter (&sm->itf_redirected, vlib_get_thread_index (),
 				       ss->sw_if_index, pkts, bytes);
     }
   ss->sw_if_index = ~0;
 }
 
 int
-singbox_interface_enable_disable (u32 sw_if_index, int enable,
-				  ip46_address_t *proxy_addr, u8 proxy_is_ip4,
-				  u16 proxy_port, u8 *endpoint_name,
+singbox_interface_enable_disable (u32 sw_if_index, int enable, ip46_address_t *proxy_addr,
+				  u8 proxy_is_ip4, u16 proxy_port, u8 *endpoint_name,
 				  u32 max_connections)
 {
   singbox_main_t *sm = &singbox_main;
@@ -877,9 +846,8 @@ singbox_interface_enable_disable (u32 sw_if_index, int enable,
   if (proxy_port)
     {
       u8 *name = format (0, "if-%u%c", sw_if_index, 0);
-      rv = singbox_endpoint_add_del (1, name, proxy_addr, proxy_is_ip4,
-				     proxy_port, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-				     0);
+      rv = singbox_endpoint_add_del (1, name, proxy_addr, proxy_is_ip4, proxy_port, 0, 0, 0, 0, 0,
+				     0, 0, 0, 0, 0, 0);
       ep = rv ? 0 : singbox_endpoint_find (name);
       vec_free (name);
       if (rv)
@@ -899,8 +867,7 @@ singbox_interface_enable_disable (u32 sw_if_index, int enable,
   if (!itf->enabled && (rv = singbox_client_intercept_enable_disable (itf, 1)))
     return rv;
   if (!itf->enabled)
-    itf->stat_active = vlib_stats_add_gauge (
-      "/singbox/client/interface/%u/active", sw_if_index);
+    itf->stat_active = vlib_stats_add_gauge ("/singbox/client/interface/%u/active", sw_if_index);
   if (itf->enabled && itf->endpoint_index != ~0)
     pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
   itf->sw_if_index = sw_if_index;
@@ -914,8 +881,8 @@ singbox_interface_enable_disable (u32 sw_if_index, int enable,
 }
 
 int
-singbox_interface_bypass_add_del (u32 sw_if_index, int is_add,
-				  ip46_address_t *addr, u8 len, u8 is_ip4)
+singbox_interface_bypass_add_del (u32 sw_if_index, int is_add, ip46_address_t *addr, u8 len,
+				  u8 is_ip4)
 {
   singbox_interface_t *itf = singbox_interface_get (sw_if_index);
   singbox_prefix_t *p, np = {};
@@ -931,8 +898,7 @@ singbox_interface_bypass_add_del (u32 sw_if_index, int is_add,
   vec_foreach_index (i, itf->bypass)
     {
       p = vec_elt_at_index (itf->bypass, i);
-      if (p->is_ip4 == is_ip4 && p->len == len &&
-	  ip46_address_is_equal (&p->addr, addr))
+      if (p->is_ip4 == is_ip4 && p->len == len && ip46_address_is_equal (&p->addr, addr))
 	{
 	  if (!is_add)
 	    vec_del1 (itf->bypass, i);
@@ -970,15 +936,12 @@ format_singbox_endpoint (u8 *s, va_list *args)
   u32 index = ep - singbox_main.endpoints;
 
   s = format (s, "%s%s: %U:%u (SOCKS5)%s", ep->name,
-	      index == singbox_main.default_endpoint ? " (default)" : "",
-	      format_ip46_address, &ep->addr, IP46_TYPE_ANY, ep->port,
-	      ep->username ? " auth" : "");
+	      index == singbox_main.default_endpoint ? " (default)" : "", format_ip46_address,
+	      &ep->addr, IP46_TYPE_ANY, ep->port, ep->username ? " auth" : "");
   s = format (s, " state %s failures %lu rtt %uus connections %lu",
-	      singbox_ep_state_names[ep->state % 3], ep->failures, ep->rtt_us,
-	      ep->connections);
+	      singbox_ep_state_names[ep->state % 3], ep->failures, ep->rtt_us, ep->connections);
   if (singbox_main.pooling)
-    s = format (s, " pool %u ready %u connecting", vec_len (ep->pool_ready),
-		ep->pool_pending);
+    s = format (s, " pool %u ready %u connecting", vec_len (ep->pool_ready), ep->pool_pending);
   return s;
 }
 
@@ -988,20 +951,17 @@ format_singbox_interface (u8 *s, va_list *args)
   singbox_interface_t *itf = va_arg (*args, singbox_interface_t *);
   vnet_main_t *vnm = vnet_get_main ();
   singbox_main_t *sm = &singbox_main;
-  u8 *ep = singbox_endpoint_name (itf->endpoint_index != ~0 ?
-				    itf->endpoint_index :
-				    sm->default_endpoint);
+  u8 *ep =
+    singbox_endpoint_name (itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint);
   singbox_prefix_t *p;
 
-  s = format (s, "Interface %U:\n", format_vnet_sw_if_index_name, vnm,
-	      itf->sw_if_index);
+  s = format (s, "Interface %U:\n", format_vnet_sw_if_index_name, vnm, itf->sw_if_index);
   s = format (s, "  Status: %s\n", itf->enabled ? "enabled" : "disabled");
   s = format (s, "  Proxy: %s\n", ep ? (char *) ep : "-");
   if (itf->max_connections)
     s = format (s, "  Max connections: %u\n", itf->max_connections);
   vec_foreach (p, itf->bypass)
-    s = format (s, "  Bypass: %U/%u\n", format_ip46_address, &p->addr,
-		IP46_TYPE_ANY, p->len);
+    s = format (s, "  Bypass: %U/%u\n", format_ip46_address, &p->addr, IP46_TYPE_ANY, p->len);
   s = format (s, "  Active connections: %u\n", itf->active);
   s = format (s, "  Total connections: %lu\n", itf->total);
   s = format (s, "  Packets redirected: %lu\n", itf->packets);

@@ -30,8 +30,7 @@ typedef struct
   ip_address_t address;
 } singbox_dns_resolve_name_t;
 
-typedef int (singbox_dns_resolve_name_fn_t) (u8 *name, void **ep,
-					     singbox_dns_pending_request_t *t,
+typedef int (singbox_dns_resolve_name_fn_t) (u8 *name, void **ep, singbox_dns_pending_request_t *t,
 					     singbox_dns_resolve_name_t *rn);
 
 #define SINGBOX_DNS_PENDING_NAME_TO_IP 1
@@ -58,8 +57,7 @@ singbox_dns_bind (void)
   singbox_main_t *sm = &singbox_main;
 
   if (!sm->dns_resolve_name_ptr)
-    sm->dns_resolve_name_ptr =
-      vlib_get_plugin_symbol ("dns_plugin.so", "dns_resolve_name");
+    sm->dns_resolve_name_ptr = vlib_get_plugin_symbol ("dns_plugin.so", "dns_resolve_name");
 }
 
 static int
@@ -92,11 +90,9 @@ singbox_dns_configure (void)
   if (!ip46_address_is_zero (&sm->dns_server))
     {
       if (sm->dns_server_is_ip4)
-	singbox_dns_cli ("dns name-server %U", format_ip4_address,
-			 &sm->dns_server.ip4);
+	singbox_dns_cli ("dns name-server %U", format_ip4_address, &sm->dns_server.ip4);
       else
-	singbox_dns_cli ("dns name-server %U", format_ip6_address,
-			 &sm->dns_server.ip6);
+	singbox_dns_cli ("dns name-server %U", format_ip6_address, &sm->dns_server.ip6);
     }
   singbox_dns_cli ("dns enable");
   return 0;
@@ -104,8 +100,7 @@ singbox_dns_configure (void)
 
 /* 0: answered (rv in *result), 1: pending */
 static int
-singbox_dns_try (singbox_dns_query_t *q, int *result, ip46_address_t *ip,
-		 u8 *is_ip4)
+singbox_dns_try (singbox_dns_query_t *q, int *result, ip46_address_t *ip, u8 *is_ip4)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_dns_pending_request_t t = {};
@@ -115,8 +110,7 @@ singbox_dns_try (singbox_dns_query_t *q, int *result, ip46_address_t *ip,
 
   t.request_type = SINGBOX_DNS_PENDING_NAME_TO_IP;
   t.client_index = ~0; /* nobody to answer through the API */
-  rv = ((singbox_dns_resolve_name_fn_t *) sm->dns_resolve_name_ptr) (
-    q->name, &ep, &t, &rn);
+  rv = ((singbox_dns_resolve_name_fn_t *) sm->dns_resolve_name_ptr) (q->name, &ep, &t, &rn);
   SINGBOX_DBG ("resolve %s: rv %d %s", q->name, rv, ep ? "answered" : "pending");
   if (rv < 0)
     {

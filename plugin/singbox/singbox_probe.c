@@ -115,15 +115,13 @@ singbox_probe_finish (singbox_probe_t *p, u8 result)
   p->result = result;
   if (result == SINGBOX_PROBE_SUCCESS)
     p->rtt_us = (vlib_time_now (vlib_get_main ()) - p->started) * 1e6;
-  vl_api_force_rpc_call_main_thread (singbox_probe_result_rpc, (u8 *) &index,
-				     sizeof (index));
+  vl_api_force_rpc_call_main_thread (singbox_probe_result_rpc, (u8 *) &index, sizeof (index));
 }
 
 static void
 singbox_probe_close (singbox_probe_t *p)
 {
-  vnet_disconnect_args_t a = { .handle = p->handle,
-			       .app_index = singbox_probe_app_index };
+  vnet_disconnect_args_t a = { .handle = p->handle, .app_index = singbox_probe_app_index };
 
   if (p->handle != SESSION_INVALID_HANDLE &&
       session_thread_from_handle (p->handle) == vlib_get_thread_index ())
@@ -131,8 +129,7 @@ singbox_probe_close (singbox_probe_t *p)
 }
 
 static int
-singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s,
-			 session_error_t err)
+singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error_t err)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_endpoint_t *ep;
@@ -144,9 +141,8 @@ singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s,
   p = pool_elt_at_index (singbox_probes, opaque);
   if (err)
     {
-      singbox_probe_finish (p, err == SESSION_E_TIMEDOUT ?
-				 SINGBOX_PROBE_TIMEOUT :
-				 SINGBOX_PROBE_CONNECT_FAILED);
+      singbox_probe_finish (p, err == SESSION_E_TIMEDOUT ? SINGBOX_PROBE_TIMEOUT :
+							   SINGBOX_PROBE_CONNECT_FAILED);
       singbox_sessions_unlock ();
       return 0;
     }
@@ -204,13 +200,11 @@ singbox_probe_rx (session_t *s)
 	singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
       else if (buf[1] == SOCKS5_METHOD_NO_ACCEPTABLE)
 	singbox_probe_finish (p, SINGBOX_PROBE_AUTH_FAILED);
-      else if (buf[1] != (p->sent_auth ? SOCKS5_METHOD_USERPASS :
-					 SOCKS5_METHOD_NO_AUTH))
+      else if (buf[1] != (p->sent_auth ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH))
 	singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
       else if (n >= need)
-	singbox_probe_finish (p, !p->sent_auth || buf[3] == 0 ?
-				   SINGBOX_PROBE_SUCCESS :
-				   SINGBOX_PROBE_AUTH_FAILED);
+	singbox_probe_finish (p, !p->sent_auth || buf[3] == 0 ? SINGBOX_PROBE_SUCCESS :
+								SINGBOX_PROBE_AUTH_FAILED);
       if (p->done)
 	{
 	  svm_fifo_dequeue_drop_all (s->rx_fifo);
@@ -287,8 +281,7 @@ static session_cb_vft_t singbox_probe_cb_vft = {
 
 /* Main thread. Returns the probe index or ~0. */
 u32
-singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index,
-		     u32 context)
+singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 context)
 {
   singbox_main_t *sm = &singbox_main;
   vnet_connect_args_t _a = {}, *a = &_a;
@@ -299,8 +292,7 @@ singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index,
   if (singbox_probe_app_index == APP_INVALID_INDEX)
     {
       if (singbox_server_attach () ||
-	  singbox_app_attach ("singbox-probe", &singbox_probe_cb_vft, 0,
-			      &singbox_probe_app_index))
+	  singbox_app_attach ("singbox-probe", &singbox_probe_cb_vft, 0, &singbox_probe_app_index))
 	return ~0;
     }
   singbox_sessions_lock ();
@@ -358,9 +350,9 @@ singbox_probes_poll (f64 now)
       {
 	singbox_probe_finish (p, SINGBOX_PROBE_TIMEOUT);
 	if (p->handle != SESSION_INVALID_HANDLE)
-	  session_send_rpc_evt_to_thread_force (
-	    session_thread_from_handle (p->handle), singbox_probe_close_rpc,
-	    uword_to_pointer (p->handle, void *));
+	  session_send_rpc_evt_to_thread_force (session_thread_from_handle (p->handle),
+						singbox_probe_close_rpc,
+						uword_to_pointer (p->handle, void *));
       }
   singbox_sessions_unlock ();
 }
@@ -372,8 +364,8 @@ singbox_probe_set_test_reply (void (*fn) (void *))
 }
 
 void
-singbox_probe_get (void *probe, u32 *client_index, u32 *context, u8 *result,
-		   u32 *rtt_us, u32 *endpoint_index)
+singbox_probe_get (void *probe, u32 *client_index, u32 *context, u8 *result, u32 *rtt_us,
+		   u32 *endpoint_index)
 {
   singbox_probe_t *p = probe;
 

@@ -136,8 +136,8 @@ singbox_leg_do (session_handle_t sh, void (*fn) (void *))
   if (session_thread_from_handle (sh) == vlib_get_thread_index ())
     fn (uword_to_pointer (sh, void *));
   else
-    session_send_rpc_evt_to_thread_force (session_thread_from_handle (sh),
-					  fn, uword_to_pointer (sh, void *));
+    session_send_rpc_evt_to_thread_force (session_thread_from_handle (sh), fn,
+					  uword_to_pointer (sh, void *));
 }
 
 static void
@@ -189,9 +189,8 @@ void
 singbox_po_reset_later (singbox_session_t *ss)
 {
   ss->po_closed = 1;
-  session_send_rpc_evt_to_thread_force (
-    ss->po_thread, singbox_leg_reset_rpc,
-    uword_to_pointer (ss->po_handle, void *));
+  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_leg_reset_rpc,
+					uword_to_pointer (ss->po_handle, void *));
 }
 
 /* Write handshake bytes to the client; only before the fifos are crossed or
@@ -223,8 +222,8 @@ singbox_po_fail (singbox_session_t *ss)
  */
 
 void
-singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip,
-			    u8 is_ip4, u16 port, u32 fib_index)
+singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4, u16 port,
+			    u32 fib_index)
 {
   singbox_main_t *sm = &singbox_main;
   vnet_connect_args_t _a = {}, *a = &_a;
@@ -239,8 +238,7 @@ singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip,
   a->app_index = sm->upstream_app_index;
 
   ss->connecting = 1;
-  SINGBOX_DBG ("session %u connect %U:%u", ss->index, format_ip46_address,
-	       ip, IP46_TYPE_ANY, port);
+  SINGBOX_DBG ("session %u connect %U:%u", ss->index, format_ip46_address, ip, IP46_TYPE_ANY, port);
 
   /* vnet_connect2 copies the arguments and queues them to the connects
    * thread, or connects right here; the outcome always comes later through
@@ -255,8 +253,7 @@ singbox_session_connect (singbox_session_t *ss)
 
   ss->state = SINGBOX_SESSION_STATE_CONNECTING;
   ss->deadline = vlib_time_now (vlib_get_main ()) + sm->connect_timeout;
-  singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port,
-			      ss->fib_index);
+  singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port, ss->fib_index);
 }
 
 static u8
@@ -285,17 +282,10 @@ singbox_po_reply_failure (singbox_session_t *ss, u8 rep)
 
   ss->rep = rep;
   ss->reply_sent = 1;
-  if (socks5_server_reply (&ss->proto, rep, 0, &out) == SOCKS5_ERR_NONE ||
-      out.len)
+  if (socks5_server_reply (&ss->proto, rep, 0, &out) == SOCKS5_ERR_NONE || out.len)
     singbox_po_send (ss, &out);
   singbox_po_fail (ss);
 }
-
-typedef struct
-{
-  u64 id;
-  u8 rep;
-} singbox_fail_args_t;
 
 static void
 singbox_po_reply_failure_rpc (void *arg)
@@ -310,8 +300,7 @@ singbox_po_reply_failure_rpc (void *arg)
   if (!pool_is_free_index (singbox_main.sessions, index))
     {
       ss = singbox_session_get (index);
-      if ((ss->generation & 0xffffff) == gen && !ss->reply_sent &&
-	  !ss->po_closed)
+      if ((ss->generation & 0xffffff) == gen && !ss->reply_sent && !ss->po_closed)
 	singbox_po_reply_failure (ss, rep);
     }
   singbox_sessions_unlock ();
@@ -320,15 +309,13 @@ singbox_po_reply_failure_rpc (void *arg)
 static void
 singbox_po_reply_failure_on_thread (singbox_session_t *ss, u8 rep)
 {
-  u64 packed = ((u64) rep << 56) | ((u64) (ss->generation & 0xffffff) << 32) |
-	       ss->index;
+  u64 packed = ((u64) rep << 56) | ((u64) (ss->generation & 0xffffff) << 32) | ss->index;
 
   if (ss->po_thread == vlib_get_thread_index ())
     singbox_po_reply_failure (ss, rep);
   else
-    session_send_rpc_evt_to_thread_force (
-      ss->po_thread, singbox_po_reply_failure_rpc,
-      uword_to_pointer (packed, void *));
+    session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_po_reply_failure_rpc,
+					  uword_to_pointer (packed, void *));
 }
 
 /*
@@ -352,8 +339,7 @@ singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
   if (ev->cmd != SOCKS5_CMD_CONNECT)
     {
       /* the core answers BIND and disabled commands itself */
-      singbox_po_reply_failure (
-	ss, socks5_rep_from_reason (SOCKS5_REASON_BAD_COMMAND));
+      singbox_po_reply_failure (ss, socks5_rep_from_reason (SOCKS5_REASON_BAD_COMMAND));
       return;
     }
 
@@ -373,8 +359,7 @@ singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
     case SOCKS5_ATYP_DOMAIN:
       if (!sm->dns_enabled || !sm->dns_resolve_name_ptr)
 	{
-	  singbox_po_reply_failure (
-	    ss, socks5_rep_from_reason (SOCKS5_REASON_BAD_ADDRESS_TYPE));
+	  singbox_po_reply_failure (ss, socks5_rep_from_reason (SOCKS5_REASON_BAD_ADDRESS_TYPE));
 	  return;
 	}
       ss->state = SINGBOX_SESSION_STATE_RESOLVING;
@@ -382,8 +367,7 @@ singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
       singbox_dns_start (ss->index, ev->addr.domain);
       break;
     default:
-      singbox_po_reply_failure (
-	ss, socks5_rep_from_reason (SOCKS5_REASON_BAD_ADDRESS_TYPE));
+      singbox_po_reply_failure (ss, socks5_rep_from_reason (SOCKS5_REASON_BAD_ADDRESS_TYPE));
     }
 }
 
@@ -422,9 +406,8 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
 	  break;
 	case SOCKS5_EV_AUTH_REQUEST:
 	  ss->state = SINGBOX_SESSION_STATE_AUTH;
-	  ok = singbox_user_check ((u8 *) ev.username, ev.username_len,
-				   (u8 *) ev.password, ev.password_len,
-				   &user_index);
+	  ok = singbox_user_check ((u8 *) ev.username, ev.username_len, (u8 *) ev.password,
+				   ev.password_len, &user_index);
 	  if (ok)
 	    ss->user_index = user_index;
 	  out.len = 0;
@@ -446,8 +429,7 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
 	    singbox_server_counter_inc (SINGBOX_SERVER_CTR_AUTH_FAILURES, 1);
 	  else
 	    singbox_server_counter_inc (SINGBOX_SERVER_CTR_REJECTED, 1);
-	  SINGBOX_DBG ("session %u: %s", ss->index,
-		       socks5_error_name (ev.error));
+	  SINGBOX_DBG ("session %u: %s", ss->index, socks5_error_name (ev.error));
 	  ss->rep = ev.rep;
 	  singbox_po_fail (ss);
 	  return;
@@ -489,14 +471,12 @@ singbox_po_accept (session_t *s)
       if (sm->max_sessions && n_active > sm->max_sessions)
 	{
 	  clib_atomic_fetch_sub (&sm->n_active, 1);
-	  singbox_server_counter_inc (
-	    SINGBOX_SERVER_CTR_REJECTED_MAX_SESSIONS, 1);
+	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_REJECTED_MAX_SESSIONS, 1);
 	  refused = 1;
 	}
     }
 
-  cfg.methods =
-    sm->auth_required ? SOCKS5_METHOD_F_USERPASS : SOCKS5_METHOD_F_NO_AUTH;
+  cfg.methods = sm->auth_required ? SOCKS5_METHOD_F_USERPASS : SOCKS5_METHOD_F_NO_AUTH;
   cfg.commands = sm->allow_connect ? SOCKS5_CMD_F_CONNECT : 0;
   if (sm->allow_udp_associate)
     cfg.commands |= SOCKS5_CMD_F_UDP_ASSOCIATE;
@@ -507,8 +487,7 @@ singbox_po_accept (session_t *s)
   ss = singbox_session_alloc ();
   ss->counted_active = !refused;
   ss->mode = SINGBOX_MODE_SERVER;
-  ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING :
-			SINGBOX_SESSION_STATE_GREETING;
+  ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING : SINGBOX_SESSION_STATE_GREETING;
   ss->po_handle = session_handle (s);
   ss->po_thread = s->thread_index;
   ss->po_rx_fifo = s->rx_fifo;
@@ -537,9 +516,8 @@ singbox_po_accept (session_t *s)
       ss->po_closed = 1;
       /* not from inside the accept notification: the session layer has
        * not finished setting the session up */
-      session_send_rpc_evt_to_thread_force (
-	s->thread_index, singbox_leg_close_rpc,
-	uword_to_pointer (session_handle (s), void *));
+      session_send_rpc_evt_to_thread_force (s->thread_index, singbox_leg_close_rpc,
+					    uword_to_pointer (session_handle (s), void *));
       return 0;
     }
   singbox_server_counter_inc (SINGBOX_SERVER_CTR_ACCEPTED, 1);
@@ -556,8 +534,7 @@ singbox_po_rx (session_t *s)
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
   ss->last_active = vlib_time_now (vlib_get_main ());
-  if (ss->mode == SINGBOX_MODE_CLIENT &&
-      ss->state != SINGBOX_SESSION_STATE_CLOSING &&
+  if (ss->mode == SINGBOX_MODE_CLIENT && ss->state != SINGBOX_SESSION_STATE_CLOSING &&
       ss->state != SINGBOX_SESSION_STATE_ESTABLISHED)
     {
       /* client data waits in this fifo until the proxy has replied and the
@@ -615,13 +592,11 @@ singbox_leg_tx (session_t *s, int is_po)
     }
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
-  other = ss->state == SINGBOX_SESSION_STATE_ESTABLISHED ?
-	    (is_po ? ss->ao_handle : ss->po_handle) :
-	    SESSION_INVALID_HANDLE;
+  other = ss->state == SINGBOX_SESSION_STATE_ESTABLISHED ? (is_po ? ss->ao_handle : ss->po_handle) :
+							   SESSION_INVALID_HANDLE;
   singbox_sessions_unlock ();
   if (other != SESSION_INVALID_HANDLE)
-    session_send_rpc_evt_to_thread (session_thread_from_handle (other),
-				    singbox_force_ack_rpc,
+    session_send_rpc_evt_to_thread (session_thread_from_handle (other), singbox_force_ack_rpc,
 				    uword_to_pointer (other, void *));
   return 0;
 }
@@ -636,8 +611,7 @@ singbox_po_tx (session_t *s)
 static void
 singbox_relay_kick (svm_fifo_t *f, session_handle_t to)
 {
-  if (to != SESSION_INVALID_HANDLE && svm_fifo_max_dequeue (f) &&
-      svm_fifo_set_event (f))
+  if (to != SESSION_INVALID_HANDLE && svm_fifo_max_dequeue (f) && svm_fifo_set_event (f))
     session_program_tx_io_evt (to, SESSION_IO_EVT_TX);
 }
 
@@ -661,11 +635,10 @@ singbox_po_disconnect (session_t *s)
 
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
-  SINGBOX_DBG ("session %u: client FIN (state %U)", ss->index,
-	       format_singbox_session_state, (u32) ss->state);
+  SINGBOX_DBG ("session %u: client FIN (state %U)", ss->index, format_singbox_session_state,
+	       (u32) ss->state);
   ss->po_fin = 1;
-  if (ss->mode == SINGBOX_MODE_CLIENT &&
-      ss->state != SINGBOX_SESSION_STATE_CLOSING &&
+  if (ss->mode == SINGBOX_MODE_CLIENT && ss->state != SINGBOX_SESSION_STATE_CLOSING &&
       ss->state != SINGBOX_SESSION_STATE_ESTABLISHED)
     {
       /* before the upstream reply: the FIN is passed on when the legs are
@@ -720,10 +693,8 @@ singbox_session_account_bytes (singbox_session_t *ss, session_t *po)
   if (!tc)
     return;
   tcp = (tcp_connection_t *) tc;
-  ss->bytes_from_client =
-    tcp->bytes_in > ss->hs_bytes_in ? tcp->bytes_in - ss->hs_bytes_in : 0;
-  ss->bytes_to_client =
-    tcp->bytes_out > ss->hs_bytes_out ? tcp->bytes_out - ss->hs_bytes_out : 0;
+  ss->bytes_from_client = tcp->bytes_in > ss->hs_bytes_in ? tcp->bytes_in - ss->hs_bytes_in : 0;
+  ss->bytes_to_client = tcp->bytes_out > ss->hs_bytes_out ? tcp->bytes_out - ss->hs_bytes_out : 0;
 }
 
 static void
@@ -740,10 +711,8 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
 	singbox_client_session_closed (ss, s);
       else
 	{
-	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT,
-				      ss->bytes_from_client);
-	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT,
-				      ss->bytes_to_client);
+	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT, ss->bytes_from_client);
+	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT, ss->bytes_to_client);
 	}
       /* the transport is gone: make sure the upstream leg follows */
       ss->po_closed = 1;
@@ -781,8 +750,7 @@ singbox_del_segment (u32 app_wrk_index, u64 segment_handle)
 }
 
 static int
-singbox_po_connected (u32 app_wrk_index, u32 opaque, session_t *s,
-		      session_error_t err)
+singbox_po_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error_t err)
 {
   return -1;
 }
@@ -831,8 +799,7 @@ singbox_ao_alloc_fifos (session_t *s)
 
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
-  if (!ss->pooled &&
-      (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE))
+  if (!ss->pooled && (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE))
     {
       singbox_sessions_unlock ();
       return SESSION_E_ALLOC;
@@ -848,19 +815,16 @@ singbox_ao_alloc_fifos (session_t *s)
     goto cross;
   session_get_endpoint (s, &rmt, &lcl);
   if (lcl.is_ip4)
-    socks5_addr_set_ip4 (&bnd, lcl.ip.ip4.as_u8,
-			 clib_net_to_host_u16 (lcl.port));
+    socks5_addr_set_ip4 (&bnd, lcl.ip.ip4.as_u8, clib_net_to_host_u16 (lcl.port));
   else
-    socks5_addr_set_ip6 (&bnd, lcl.ip.ip6.as_u8,
-			 clib_net_to_host_u16 (lcl.port));
+    socks5_addr_set_ip6 (&bnd, lcl.ip.ip6.as_u8, clib_net_to_host_u16 (lcl.port));
   out.len = 0;
   socks5_server_reply (&ss->proto, SOCKS5_REP_SUCCEEDED, &bnd, &out);
   ss->rep = SOCKS5_REP_SUCCEEDED;
   ss->reply_sent = 1;
   /* Enqueue only; the tx event is programmed once the session is ready
    * (singbox_ao_connected), on the client's thread via the fifo's owner. */
-  if (out.len &&
-      svm_fifo_enqueue (ss->po_tx_fifo, out.len, out.data) == out.len)
+  if (out.len && svm_fifo_enqueue (ss->po_tx_fifo, out.len, out.data) == out.len)
     ss->hs_bytes_out += out.len;
 
 cross:
@@ -875,8 +839,7 @@ cross:
 }
 
 static int
-singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s,
-		      session_error_t err)
+singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error_t err)
 {
   singbox_session_t *ss;
   session_handle_t po_handle;
@@ -888,8 +851,7 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s,
   if (err)
     {
       u8 rep = singbox_rep_from_session_error (err);
-      SINGBOX_DBG ("session %u connect failed: %U", ss->index,
-		   format_session_error, err);
+      SINGBOX_DBG ("session %u connect failed: %U", ss->index, format_session_error, err);
       if (ss->po_handle == SESSION_INVALID_HANDLE)
 	{
 	  singbox_client_pool_forget (ss);
@@ -918,8 +880,8 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s,
   if (ss->mode == SINGBOX_MODE_CLIENT)
     {
       /* request (and any client data) is already in our tx fifo */
-      ss->state = ss->bypass ? SINGBOX_SESSION_STATE_ESTABLISHED :
-			       SINGBOX_SESSION_STATE_SOCKS5_REPLY;
+      ss->state =
+	ss->bypass ? SINGBOX_SESSION_STATE_ESTABLISHED : SINGBOX_SESSION_STATE_SOCKS5_REPLY;
       ss->last_active = vlib_time_now (vlib_get_main ());
       if (ss->bypass)
 	ss->deadline = 0;
@@ -956,16 +918,14 @@ singbox_ao_rx (session_t *s)
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
   ss->last_active = vlib_time_now (vlib_get_main ());
-  if (ss->mode == SINGBOX_MODE_CLIENT &&
-      ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY)
+  if (ss->mode == SINGBOX_MODE_CLIENT && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY)
     {
       singbox_client_upstream_rx (s, ss);
       singbox_sessions_unlock ();
       return 0;
     }
   po_handle = ss->po_handle;
-  SINGBOX_DBG ("session %u: upstream rx %u", ss->index,
-	       svm_fifo_max_dequeue (f));
+  SINGBOX_DBG ("session %u: upstream rx %u", ss->index, svm_fifo_max_dequeue (f));
   singbox_sessions_unlock ();
   if (po_handle == SESSION_INVALID_HANDLE)
     return 0;
@@ -1041,8 +1001,7 @@ singbox_ao_reset_cb (session_t *s)
 
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
-  if (ss->mode == SINGBOX_MODE_CLIENT && !ss->crossed &&
-      ss->state != SINGBOX_SESSION_STATE_CLOSING)
+  if (ss->mode == SINGBOX_MODE_CLIENT && !ss->crossed && ss->state != SINGBOX_SESSION_STATE_CLOSING)
     singbox_client_connect_failed (ss);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_ao_close (ss);
@@ -1077,20 +1036,18 @@ singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   ss->ao_closed = 1;
   /* the fifo's owner was switched to this leg while crossed */
   if (ss->crossed)
-    ss->po_rx_fifo->master_thread_index =
-      ss->po_tx_fifo->master_thread_index;
+    ss->po_rx_fifo->master_thread_index = ss->po_tx_fifo->master_thread_index;
   if (ss->po_handle == SESSION_INVALID_HANDLE)
     {
       singbox_client_pool_forget (ss);
-      if (ss->crossed &&
-	  ss->po_tx_fifo->master_thread_index != s->thread_index)
+      if (ss->crossed && ss->po_tx_fifo->master_thread_index != s->thread_index)
 	{
 	  /* fifos must be freed on the thread that allocated them */
 	  s->rx_fifo = 0;
 	  s->tx_fifo = 0;
-	  session_send_rpc_evt_to_thread (
-	    ss->po_tx_fifo->master_thread_index, singbox_postponed_free_rpc,
-	    uword_to_pointer (ss->index, void *));
+	  session_send_rpc_evt_to_thread (ss->po_tx_fifo->master_thread_index,
+					  singbox_postponed_free_rpc,
+					  uword_to_pointer (ss->index, void *));
 	}
       else
 	singbox_session_free (ss);
@@ -1128,8 +1085,7 @@ static session_cb_vft_t singbox_upstream_cb_vft = {
  */
 
 int
-singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags,
-		    u32 *app_index)
+singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags, u32 *app_index)
 {
   singbox_main_t *sm = &singbox_main;
   vnet_app_attach_args_t _a = {}, *a = &_a;
@@ -1167,9 +1123,8 @@ singbox_server_attach (void)
 
   if (!session_main_is_enabled ())
     {
-      session_enable_disable_args_t args = {
-	.is_en = 1, .rt_engine_type = RT_BACKEND_ENGINE_RULE_TABLE
-      };
+      session_enable_disable_args_t args = { .is_en = 1,
+					     .rt_engine_type = RT_BACKEND_ENGINE_RULE_TABLE };
       vlib_worker_thread_barrier_sync (vm);
       vnet_session_enable_disable (vm, &args);
       vlib_worker_thread_barrier_release (vm);
@@ -1180,12 +1135,11 @@ singbox_server_attach (void)
       clib_spinlock_init (&sm->users_lock);
     }
 
-  if ((rv = singbox_app_attach ("singbox-server", &singbox_server_cb_vft, 0,
-				&sm->server_app_index)))
+  if ((rv =
+	 singbox_app_attach ("singbox-server", &singbox_server_cb_vft, 0, &sm->server_app_index)))
     return VNET_API_ERROR_UNSPECIFIED;
   if ((rv = singbox_app_attach ("singbox-upstream", &singbox_upstream_cb_vft,
-				APP_OPTIONS_FLAGS_IS_PROXY,
-				&sm->upstream_app_index)))
+				APP_OPTIONS_FLAGS_IS_PROXY, &sm->upstream_app_index)))
     return VNET_API_ERROR_UNSPECIFIED;
   sm->is_attached = 1;
   vlib_process_signal_event (vm, singbox_process_node.index, 0, 0);
@@ -1200,8 +1154,7 @@ singbox_server_listen (singbox_listener_t *l)
   u32 fib_index;
   int rv;
 
-  fib_index = fib_table_find (l->is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6,
-			      l->table_id);
+  fib_index = fib_table_find (l->is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, l->table_id);
   if (fib_index == ~0)
     return VNET_API_ERROR_NO_SUCH_FIB;
 
@@ -1218,12 +1171,10 @@ singbox_server_listen (singbox_listener_t *l)
   rv = vnet_listen (a);
   if (rv)
     {
-      SINGBOX_LOG (SINGBOX_LOG_WARNING, "listen on %U:%u failed: %U",
-		   format_ip46_address, &l->addr, IP46_TYPE_ANY, l->port,
-		   format_session_error, rv);
-      return rv == SESSION_E_ALREADY_LISTENING ?
-	       VNET_API_ERROR_ADDRESS_IN_USE :
-	       VNET_API_ERROR_UNSPECIFIED;
+      SINGBOX_LOG (SINGBOX_LOG_WARNING, "listen on %U:%u failed: %U", format_ip46_address, &l->addr,
+		   IP46_TYPE_ANY, l->port, format_session_error, rv);
+      return rv == SESSION_E_ALREADY_LISTENING ? VNET_API_ERROR_ADDRESS_IN_USE :
+						 VNET_API_ERROR_UNSPECIFIED;
     }
   l->listen_handle = a->handle;
   l->is_listening = 1;
@@ -1255,15 +1206,13 @@ singbox_server_unlisten (singbox_listener_t *l)
 static void
 singbox_session_kill (singbox_session_t *ss, int timed_out)
 {
-  if (ss->state < SINGBOX_SESSION_STATE_CONNECTING ||
-      ss->state == SINGBOX_SESSION_STATE_RESOLVING)
+  if (ss->state < SINGBOX_SESSION_STATE_CONNECTING || ss->state == SINGBOX_SESSION_STATE_RESOLVING)
     {
       /* handshake timeout: no reply owed (RFC 1928 allows closing) unless
        * the request was complete */
       if (ss->state == SINGBOX_SESSION_STATE_RESOLVING && !ss->reply_sent)
 	{
-	  singbox_po_reply_failure (
-	    ss, socks5_rep_from_reason (SOCKS5_REASON_DNS_FAILURE));
+	  singbox_po_reply_failure (ss, socks5_rep_from_reason (SOCKS5_REASON_DNS_FAILURE));
 	  return;
 	}
       ss->state = SINGBOX_SESSION_STATE_CLOSING;
@@ -1276,8 +1225,7 @@ singbox_session_kill (singbox_session_t *ss, int timed_out)
 	singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
       if (!ss->reply_sent)
 	singbox_po_reply_failure (
-	  ss, socks5_rep_from_reason (timed_out ? SOCKS5_REASON_TIMEOUT :
-						  SOCKS5_REASON_OTHER));
+	  ss, socks5_rep_from_reason (timed_out ? SOCKS5_REASON_TIMEOUT : SOCKS5_REASON_OTHER));
       else
 	singbox_po_fail (ss);
       return;
@@ -1293,12 +1241,6 @@ singbox_session_kill (singbox_session_t *ss, int timed_out)
   singbox_po_reset (ss);
   singbox_ao_reset (ss);
 }
-
-typedef enum
-{
-  SINGBOX_KILL_ADMIN,
-  SINGBOX_KILL_TIMEOUT,
-} singbox_kill_reason_t;
 
 static void
 singbox_session_kill_rpc (void *arg)
@@ -1320,8 +1262,7 @@ singbox_session_kill_on_thread (singbox_session_t *ss, int timed_out)
 {
   u64 id = singbox_session_id (ss) | ((u64) (timed_out != 0) << 63);
 
-  session_send_rpc_evt_to_thread_force (ss->po_thread,
-					singbox_session_kill_rpc,
+  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_session_kill_rpc,
 					uword_to_pointer (id, void *));
 }
 
@@ -1333,8 +1274,7 @@ singbox_session_disconnect (u64 session_id)
 
   singbox_sessions_lock ();
   ss = singbox_session_get_by_id (session_id & ~(1ULL << 63));
-  if (!ss || ss->po_handle == SESSION_INVALID_HANDLE ||
-      ss->state == SINGBOX_SESSION_STATE_CLOSING)
+  if (!ss || ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
     rv = VNET_API_ERROR_NO_SUCH_ENTRY;
   else
     singbox_session_kill_on_thread (ss, 0);
@@ -1350,8 +1290,7 @@ singbox_server_close_all (void)
 
   singbox_sessions_lock ();
   pool_foreach (ss, sm->sessions)
-    if (ss->mode == SINGBOX_MODE_SERVER &&
-	ss->po_handle != SESSION_INVALID_HANDLE &&
+    if (ss->mode == SINGBOX_MODE_SERVER && ss->po_handle != SESSION_INVALID_HANDLE &&
 	ss->state != SINGBOX_SESSION_STATE_CLOSING)
       singbox_session_kill_on_thread (ss, 0);
   singbox_sessions_unlock ();
@@ -1366,8 +1305,7 @@ singbox_sessions_expire (f64 now)
   singbox_sessions_lock ();
   pool_foreach (ss, sm->sessions)
     {
-      if (ss->po_handle == SESSION_INVALID_HANDLE ||
-	  ss->state == SINGBOX_SESSION_STATE_CLOSING)
+      if (ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
 	continue;
       if (ss->deadline && now >= ss->deadline)
 	{
@@ -1376,16 +1314,15 @@ singbox_sessions_expire (f64 now)
 	}
       else if (ss->mode == SINGBOX_MODE_CLIENT)
 	{
-	  if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED &&
-	      sm->client_timeout &&
+	  if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED && sm->client_timeout &&
 	      now - ss->last_active >= sm->client_timeout)
 	    {
 	      ss->last_active = now;
 	      singbox_session_kill_on_thread (ss, 1);
 	    }
 	}
-      else if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED &&
-	       sm->idle_timeout && now - ss->last_active >= sm->idle_timeout)
+      else if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED && sm->idle_timeout &&
+	       now - ss->last_active >= sm->idle_timeout)
 	{
 	  ss->last_active = now; /* once */
 	  singbox_session_kill_on_thread (ss, 1);
@@ -1448,9 +1385,8 @@ done:
 void
 singbox_server_udp_ready (singbox_session_t *ss)
 {
-  session_send_rpc_evt_to_thread_force (
-    ss->po_thread, singbox_udp_ready_rpc,
-    uword_to_pointer (singbox_session_id (ss), void *));
+  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_udp_ready_rpc,
+					uword_to_pointer (singbox_session_id (ss), void *));
 }
 
 /*
@@ -1505,8 +1441,7 @@ singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4)
       ss->dst_is_ip4 = is_ip4;
     }
   id = singbox_session_id (ss);
-  session_send_rpc_evt_to_thread_force (ss->po_thread,
-					singbox_session_resolved_rpc,
+  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_session_resolved_rpc,
 					uword_to_pointer (id, void *));
   singbox_sessions_unlock ();
 }
@@ -1516,16 +1451,14 @@ singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4)
  */
 
 void
-singbox_session_bytes (singbox_session_t *ss, u64 *to_client,
-		       u64 *from_client)
+singbox_session_bytes (singbox_session_t *ss, u64 *to_client, u64 *from_client)
 {
   session_t *s;
 
   *to_client = ss->bytes_to_client;
   *from_client = ss->bytes_from_client;
   /* live numbers: only safe when the owning thread is stopped */
-  if (ss->po_handle != SESSION_INVALID_HANDLE &&
-      vlib_thread_is_main_w_barrier () &&
+  if (ss->po_handle != SESSION_INVALID_HANDLE && vlib_thread_is_main_w_barrier () &&
       (s = session_get_from_handle_if_valid (ss->po_handle)) &&
       s->session_state < SESSION_STATE_TRANSPORT_DELETED)
     {
@@ -1544,22 +1477,18 @@ format_singbox_session (u8 *s, va_list *args)
 
   singbox_session_bytes (ss, &tx, &rx);
   s = format (s, "[%lu] %s client=%U:%u ", singbox_session_id (ss),
-	      ss->mode == SINGBOX_MODE_SERVER ? "server" : "client",
-	      format_ip46_address, &ss->client_ip, IP46_TYPE_ANY,
-	      ss->client_port);
+	      ss->mode == SINGBOX_MODE_SERVER ? "server" : "client", format_ip46_address,
+	      &ss->client_ip, IP46_TYPE_ANY, ss->client_port);
   if (ss->dst.atyp == SOCKS5_ATYP_DOMAIN)
     s = format (s, "dst=%s:%u", ss->dst.domain, ss->dst_port);
   else if (ss->dst.atyp)
-    s = format (s, "dst=%U:%u", format_ip46_address, &ss->dst_ip,
-		IP46_TYPE_ANY, ss->dst_port);
+    s = format (s, "dst=%U:%u", format_ip46_address, &ss->dst_ip, IP46_TYPE_ANY, ss->dst_port);
   else
     s = format (s, "dst=-");
-  s = format (s, " state=%U tx=%lu rx=%lu age=%.0fs", format_singbox_session_state,
-	      (u32) ss->state, tx, rx, now - ss->created);
-  if (ss->user_index != ~0 &&
-      !pool_is_free_index (singbox_main.users, ss->user_index))
-    s = format (s, " user=%v",
-		pool_elt_at_index (singbox_main.users, ss->user_index)->username);
+  s = format (s, " state=%U tx=%lu rx=%lu age=%.0fs", format_singbox_session_state, (u32) ss->state,
+	      tx, rx, now - ss->created);
+  if (ss->user_index != ~0 && !pool_is_free_index (singbox_main.users, ss->user_index))
+    s = format (s, " user=%v", pool_elt_at_index (singbox_main.users, ss->user_index)->username);
   return s;
 }
 
@@ -1569,11 +1498,9 @@ format_singbox_listener (u8 *s, va_list *args)
   singbox_listener_t *l = va_arg (*args, singbox_listener_t *);
 
   if (l->is_ip4)
-    s = format (s, "%s %U:%u", l->name, format_ip4_address, &l->addr.ip4,
-		l->port);
+    s = format (s, "%s %U:%u", l->name, format_ip4_address, &l->addr.ip4, l->port);
   else
-    s = format (s, "%s [%U]:%u", l->name, format_ip6_address, &l->addr.ip6,
-		l->port);
+    s = format (s, "%s [%U]:%u", l->name, format_ip6_address, &l->addr.ip6, l->port);
   if (l->table_id)
     s = format (s, " table %u", l->table_id);
   return format (s, " (%s)", l->is_listening ? "listening" : "not listening");

@@ -45,8 +45,7 @@ singbox_udp_counters_init (void)
 
 /* Local address facing ip, from the FIB. */
 static int
-singbox_udp_local_ip (u32 fib_index, ip46_address_t *ip, u8 is_ip4,
-		      ip46_address_t *lcl)
+singbox_udp_local_ip (u32 fib_index, ip46_address_t *ip, u8 is_ip4, ip46_address_t *lcl)
 {
   fib_prefix_t pfx = {
     .fp_addr = *ip,
@@ -75,9 +74,8 @@ singbox_udp_local_ip (u32 fib_index, ip46_address_t *ip, u8 is_ip4,
 }
 
 static void
-singbox_udp_send (session_t *s, ip46_address_t *lcl, u16 lcl_port,
-		  ip46_address_t *rmt, u16 rmt_port, u8 is_ip4, u8 *hdr,
-		  u32 hdr_len, u8 *data, u32 len)
+singbox_udp_send (session_t *s, ip46_address_t *lcl, u16 lcl_port, ip46_address_t *rmt,
+		  u16 rmt_port, u8 is_ip4, u8 *hdr, u32 hdr_len, u8 *data, u32 len)
 {
   session_dgram_hdr_t dh;
   app_session_transport_t at = {
@@ -130,8 +128,8 @@ singbox_udp_peer_add (singbox_session_t *ss, ip46_address_t *ip, u16 port)
 
 /* One datagram from the client: strip the SOCKS header, send on. */
 static void
-singbox_udp_from_client (session_t *s, singbox_session_t *ss,
-			 session_dgram_hdr_t *dh, u8 *data, u32 len)
+singbox_udp_from_client (session_t *s, singbox_session_t *ss, session_dgram_hdr_t *dh, u8 *data,
+			 u32 len)
 {
   socks5_udp_header_t h;
   ip46_address_t dst = {}, lcl;
@@ -162,35 +160,32 @@ singbox_udp_from_client (session_t *s, singbox_session_t *ss,
     }
   singbox_udp_peer_add (ss, &dst, h.addr.port);
   ss->udp_from_client++;
-  vlib_increment_combined_counter (&singbox_main.udp_counters,
-				   vlib_get_thread_index (), 0, 1, len - hlen);
-  singbox_udp_send (s, &lcl, ss->udp_port, &dst, h.addr.port, is_ip4, 0, 0,
-		    data + hlen, len - hlen);
+  vlib_increment_combined_counter (&singbox_main.udp_counters, vlib_get_thread_index (), 0, 1,
+				   len - hlen);
+  singbox_udp_send (s, &lcl, ss->udp_port, &dst, h.addr.port, is_ip4, 0, 0, data + hlen,
+		    len - hlen);
 }
 
 /* One datagram from a destination: prepend a header naming it. */
 static void
-singbox_udp_to_client (session_t *s, singbox_session_t *ss,
-		       session_dgram_hdr_t *dh, u8 *data, u32 len)
+singbox_udp_to_client (session_t *s, singbox_session_t *ss, session_dgram_hdr_t *dh, u8 *data,
+		       u32 len)
 {
   u8 hdr[SOCKS5_UDP_HEADER_MAX_LEN];
   socks5_addr_t src;
   int hlen;
 
   if (dh->is_ip4)
-    socks5_addr_set_ip4 (&src, dh->rmt_ip.ip4.as_u8,
-			 clib_net_to_host_u16 (dh->rmt_port));
+    socks5_addr_set_ip4 (&src, dh->rmt_ip.ip4.as_u8, clib_net_to_host_u16 (dh->rmt_port));
   else
-    socks5_addr_set_ip6 (&src, dh->rmt_ip.ip6.as_u8,
-			 clib_net_to_host_u16 (dh->rmt_port));
+    socks5_addr_set_ip6 (&src, dh->rmt_ip.ip6.as_u8, clib_net_to_host_u16 (dh->rmt_port));
   hlen = socks5_udp_header_encode (&src, hdr, sizeof (hdr));
   if (hlen < 0)
     return;
   ss->udp_to_client++;
-  vlib_increment_combined_counter (&singbox_main.udp_counters,
-				   vlib_get_thread_index (), 1, 1, len);
-  singbox_udp_send (s, &ss->lcl_ip, ss->udp_port, &ss->udp_client_ip,
-		    ss->udp_client_port, dh->is_ip4, hdr, hlen, data, len);
+  vlib_increment_combined_counter (&singbox_main.udp_counters, vlib_get_thread_index (), 1, 1, len);
+  singbox_udp_send (s, &ss->lcl_ip, ss->udp_port, &ss->udp_client_ip, ss->udp_client_port,
+		    dh->is_ip4, hdr, hlen, data, len);
 }
 
 static int
@@ -226,8 +221,8 @@ singbox_udp_rx (session_t *s)
 	}
       rmt_port = clib_net_to_host_u16 (dh.rmt_port);
       lcl_port = clib_net_to_host_u16 (dh.lcl_port);
-      SINGBOX_DBG ("udp %U:%u -> :%u len %u", format_ip46_address, &dh.rmt_ip,
-		   IP46_TYPE_ANY, rmt_port, lcl_port, len);
+      SINGBOX_DBG ("udp %U:%u -> :%u len %u", format_ip46_address, &dh.rmt_ip, IP46_TYPE_ANY,
+		   rmt_port, lcl_port, len);
 
       singbox_sessions_lock ();
       p = hash_get (sm->udp_assoc_by_port, singbox_udp_key (dh.is_ip4, lcl_port));
@@ -241,9 +236,8 @@ singbox_udp_rx (session_t *s)
       if (ss->state != SINGBOX_SESSION_STATE_UDP_ASSOCIATED)
 	singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
       else if (ip46_address_is_equal (&dh.rmt_ip, &ss->client_ip) &&
-	       (ss->udp_client_known ?
-		  rmt_port == ss->udp_client_port :
-		  (!ss->udp_client_port || rmt_port == ss->udp_client_port)))
+	       (ss->udp_client_known ? rmt_port == ss->udp_client_port :
+				       (!ss->udp_client_port || rmt_port == ss->udp_client_port)))
 	{
 	  if (!ss->udp_client_known)
 	    {
@@ -254,8 +248,7 @@ singbox_udp_rx (session_t *s)
 	  ss->last_active = now;
 	  singbox_udp_from_client (s, ss, &dh, buf, len);
 	}
-      else if (ss->udp_client_known &&
-	       singbox_udp_peer_find (ss, &dh.rmt_ip, rmt_port))
+      else if (ss->udp_client_known && singbox_udp_peer_find (ss, &dh.rmt_ip, rmt_port))
 	{
 	  ss->last_active = now;
 	  singbox_udp_to_client (s, ss, &dh, buf, len);
@@ -366,8 +359,7 @@ singbox_udp_open_rpc (singbox_udp_rpc_args_t *args)
     goto done;
   if (!sm->udp_next_port)
     sm->udp_next_port = SINGBOX_UDP_PORT_FIRST;
-  for (tries = 0; tries <= SINGBOX_UDP_PORT_LAST - SINGBOX_UDP_PORT_FIRST;
-       tries++)
+  for (tries = 0; tries <= SINGBOX_UDP_PORT_LAST - SINGBOX_UDP_PORT_FIRST; tries++)
     {
       port = sm->udp_next_port++;
       if (sm->udp_next_port > SINGBOX_UDP_PORT_LAST)
@@ -396,8 +388,7 @@ done:
       singbox_sessions_unlock ();
       if (rv == 0)
 	{
-	  vnet_unlisten_args_t ua = { .handle = a->handle,
-				      .app_index = sm->udp_app_index };
+	  vnet_unlisten_args_t ua = { .handle = a->handle, .app_index = sm->udp_app_index };
 	  vnet_unlisten (&ua);
 	}
       return;
@@ -409,8 +400,7 @@ done:
     {
       ss->udp_listen_handle = a->handle;
       ss->udp_port = port;
-      hash_set (sm->udp_assoc_by_port, singbox_udp_key (is_ip4, port),
-		ss->index);
+      hash_set (sm->udp_assoc_by_port, singbox_udp_key (is_ip4, port), ss->index);
     }
   singbox_server_udp_ready (ss);
   singbox_sessions_unlock ();
@@ -430,16 +420,14 @@ singbox_udp_associate (singbox_session_t *ss, socks5_addr_t *client)
   ss->deadline = vlib_time_now (vlib_get_main ()) + 5;
   /* forced: asynchronous even on main, and run under the barrier that
    * vnet_listen needs */
-  vl_api_force_rpc_call_main_thread (singbox_udp_open_rpc, (u8 *) &args,
-				     sizeof (args));
+  vl_api_force_rpc_call_main_thread (singbox_udp_open_rpc, (u8 *) &args, sizeof (args));
 }
 
 static void
 singbox_udp_close_rpc (singbox_udp_rpc_args_t *args)
 {
   singbox_main_t *sm = &singbox_main;
-  vnet_unlisten_args_t ua = { .handle = args->id,
-			      .app_index = sm->udp_app_index };
+  vnet_unlisten_args_t ua = { .handle = args->id, .app_index = sm->udp_app_index };
   vnet_unlisten (&ua);
 }
 
@@ -452,12 +440,10 @@ singbox_udp_release (singbox_session_t *ss)
 
   if (ss->udp_listen_handle == SESSION_INVALID_HANDLE || !ss->udp_port)
     return;
-  hash_unset (sm->udp_assoc_by_port,
-	      singbox_udp_key (ss->client_is_ip4, ss->udp_port));
+  hash_unset (sm->udp_assoc_by_port, singbox_udp_key (ss->client_is_ip4, ss->udp_port));
   args.id = ss->udp_listen_handle;
   ss->udp_listen_handle = SESSION_INVALID_HANDLE;
   ss->udp_port = 0;
   vec_free (ss->udp_peers);
-  vl_api_force_rpc_call_main_thread (singbox_udp_close_rpc, (u8 *) &args,
-				     sizeof (args));
+  vl_api_force_rpc_call_main_thread (singbox_udp_close_rpc, (u8 *) &args, sizeof (args));
 }
