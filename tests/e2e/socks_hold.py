@@ -5,12 +5,14 @@
     python3 socks_hold.py <proxy> <port> <user> <password> <dst> <dport>
 
 Authenticates (RFC 1929), CONNECTs, sends "hello\\n" and checks the origin's echo, prints "established" and then
-keeps the session open until stdin closes (the test decides how long). Exits non-zero, saying why, on any failure.
+keeps the session open until stdin closes (the test decides how long) or the proxy closes it (then prints
+"closed by proxy"). Exits non-zero, saying why, on any failure.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import select
 import socket
 import sys
 
@@ -48,9 +50,20 @@ def main() -> int:
         print("no echo", file=sys.stderr)
         return 5
     print("established", flush=True)
-    sys.stdin.read()  # until the test closes our stdin
-    s.close()
-    return 0
+    s.settimeout(None)
+    while True:
+        ready = select.select([sys.stdin, s], [], [])[0]
+        if s in ready:
+            try:
+                data = s.recv(4096)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                print("closed by proxy", flush=True)
+                return 0
+        if sys.stdin in ready and not sys.stdin.buffer.read1(4096):
+            s.close()
+            return 0
 
 
 if __name__ == "__main__":
