@@ -75,8 +75,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             lambda: pytest.fail(f"test process died: {_describe_status(status)}", pytrace=False), "call"
         )
         hook.pytest_runtest_logreport(report=pytest.TestReport.from_item_and_call(item, call))
-    # Collectors this process set up for earlier in-process tests must still be torn down as pytest would.
-    item.session._setupstate.teardown_exact(nextitem)
     # The parent still holds the fixtures of the tests that ran in it; release those the next test does not need,
     # as pytest's own protocol would have after this item.
     item.session._setupstate.teardown_exact(nextitem)

@@ -41,7 +41,8 @@ def test_bootstrap_cli_idempotent_and_survives_in_startup(sysrepo_instance: Sysr
         data = startup.get_data("/ietf-netconf-acm:nacm")
         lists = [r["name"] for r in data["nacm"]["rule-list"]]
         assert lists == ["admin-all", "protect-user-secrets"]
-        assert [g["user-name"] for g in data["nacm"]["groups"]["group"]] == [["admin"]]
+        groups = {g["name"]: g["user-name"] for g in data["nacm"]["groups"]["group"]}
+        assert groups == {"admin": ["admin"], nacm.UNGROUPED_GROUP: [nacm.UNGROUPED_USER]}
         store.close()
     pw.write_text("second-password")
     subprocess.run(cmd, check=True, capture_output=True)
@@ -127,3 +128,39 @@ def test_unrestricted_follows_rfc8341_rule_order() -> None:
     assert not nacm.unrestricted(config, "admin")  # a restriction now comes first
     config["nacm"]["enable-nacm"] = False
     assert nacm.unrestricted(config, "bob")
+
+
+def test_user_in_no_group_cannot_read_login_hashes(sysrepo_instance: SysrepoInstance) -> None:
+    """RFC 8341 applies no rule-list, not even group "*", to a user in no group; ours hides hashes from them too."""
+    with sysrepo.SysrepoConnection() as conn:
+        bootstrap_admin(conn, "admin", "pw")
+        admin = conn.start_session("running")
+        admin.set_item("/ietf-system:system/authentication/user[name='carol']/password", hash_password("carol-pw"))
+        admin.apply_changes()
+        policy = nacm.NacmPolicy(conn)
+        assert policy.identity("carol") == nacm.UNGROUPED_USER
+        assert policy.identity("admin") is None
+        carol = conn.start_session("running")
+        nacm.enable_nacm(carol, policy.identity("carol"))
+        users = carol.get_data("/ietf-system:system/authentication/user")["system"]["authentication"]["user"]
+        assert [u["name"] for u in users] == ["admin", "carol"]
+        assert not any("password" in u for u in users)
+        # Without the mapping sysrepo would show every hash to carol: the rule this test depends on.
+        nacm.enable_nacm(carol, "carol")
+        raw = carol.get_data("/ietf-system:system/authentication/user")["system"]["authentication"]["user"]
+        assert all("password" in u for u in raw)
+        policy.close()
+
+
+def test_reserved_names_never_log_in(sysrepo_instance: SysrepoInstance) -> None:
+    with sysrepo.SysrepoConnection() as conn:
+        bootstrap_admin(conn, "admin", "pw")
+        admin = conn.start_session("running")
+        admin.set_item(
+            f"/ietf-system:system/authentication/user[name='{nacm.UNGROUPED_USER}']/password", hash_password("x")
+        )
+        admin.apply_changes()
+        store = UserStore(conn, subscribe=False)
+        assert not store.verify_password(nacm.UNGROUPED_USER, "x")
+        assert store.verify_password("admin", "pw")
+        store.close()

@@ -31,6 +31,10 @@ class User:
     authorized_keys: tuple[str, ...]
 
 
+# Names starting with this never log in: the NACM layer uses them for identities of its own (nacm.UNGROUPED_USER).
+RESERVED_PREFIX = "%"
+
+
 def hash_password(clear: str) -> str:
     """A crypt hash ($6$) suitable for `/system/authentication/user/password`."""
     return crypt.hash_password(clear)
@@ -86,7 +90,7 @@ class UserStore:
         return self.users().get(user)
 
     def verify_password(self, user: str, password: str) -> bool:
-        entry = self.get(user)
+        entry = None if user.startswith(RESERVED_PREFIX) else self.get(user)
         if entry is None or not entry.password_hash:
             # Spend the same work as a real check so timing does not reveal which users exist.
             crypt.verify_password(password, _DUMMY_HASH)
@@ -94,7 +98,7 @@ class UserStore:
         return crypt.verify_password(password, entry.password_hash)
 
     def authorized_keys(self, user: str) -> list[str]:
-        entry = self.get(user)
+        entry = None if user.startswith(RESERVED_PREFIX) else self.get(user)
         return list(entry.authorized_keys) if entry else []
 
     @staticmethod

@@ -117,7 +117,7 @@ async def run(opts: argparse.Namespace) -> int:
     app = RestconfApp(
         Handler(datastore),
         Authenticator(users),
-        EventStreams(conn),
+        EventStreams(conn, datastore.policy),
         workers=opts.workers,
         client_certificates=bool(opts.client_ca) and not opts.plain_http,
     )

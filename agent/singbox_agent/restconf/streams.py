@@ -20,7 +20,7 @@ import structlog
 import sysrepo
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.mgmt.nacm import enable_nacm
+from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
 from singbox_agent.restconf.errors import bad_request
 from singbox_agent.restconf.datastore import acquired_context
 from singbox_agent.restconf.uri import Encoding, QueryParams
@@ -122,8 +122,9 @@ class Subscription:
 class EventStreams:
     """Opens subscriptions on the shared connection."""
 
-    def __init__(self, connection: sysrepo.SysrepoConnection) -> None:
+    def __init__(self, connection: sysrepo.SysrepoConnection, policy: NacmPolicy) -> None:
         self.conn = connection
+        self.policy = policy
 
     def notification_modules(self) -> list[str]:
         with acquired_context(self.conn) as ctx:
@@ -145,7 +146,7 @@ class EventStreams:
             modules = [m for m in modules if m in named] if named else modules
         session = self.conn.start_session("running")
         try:
-            enable_nacm(session, user)
+            enable_nacm(session, self.policy.identity(user))
             sub = Subscription(session, loop, encoding, self.conn, _epoch(query.stop_time))
             for module in modules:
                 xpath = query.filter if query.filter is not None else f"/{module}:*"
