@@ -164,3 +164,31 @@ def test_reloading_the_running_config_gives_the_same_cache(env: Env) -> None:
     before = env.agent.running.desired()
     env.agent.reload_running()
     assert env.agent.running.desired() == before
+
+
+def test_clear_text_password_stored_while_the_agent_was_away_is_hashed_on_start(sysrepo_instance: Any) -> None:
+    import time
+
+    import sysrepo
+
+    from singbox_agent.agent.crypt import verify
+    from singbox_agent.dataplane.memory import MemoryDataplane
+    from tests.agent.conftest import start_env
+
+    # written with no agent running: no update event hashes it
+    with sysrepo.SysrepoConnection() as conn, conn.start_session("running") as s:
+        s.set_item(f"{S}/authentication/user[username='dave']/password", "$0$while away")
+        s.apply_changes()
+    dp = MemoryDataplane()
+    gen = start_env(dp)
+    env = next(gen)
+    deadline = time.monotonic() + 10
+    while True:
+        stored = env.running()["singbox"]["server"]["authentication"]["user"]["dave"]["password"]
+        if stored.startswith("$6$") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert stored.startswith("$6$") and verify("while away", stored)
+    env.agent.wait_idle()
+    assert dp.objects[("user", "dave")] == UserSpec(stored)
+    gen.close()

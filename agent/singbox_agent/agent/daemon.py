@@ -193,6 +193,7 @@ class Agent:
             gc.collect()
             gc.freeze()
             self._events.put("resync")
+            self._events.put("hash-clear-passwords")
 
     def _change(self, req_id: int, changes: list[Change]) -> None:
         started = time.perf_counter()
@@ -347,6 +348,8 @@ class Agent:
         if isinstance(item, str):
             if item.startswith("mark:"):
                 self._marks.pop(int(item[5:])).set()
+            elif item == "hash-clear-passwords":
+                self._hash_clear_passwords()
             elif item == "resync" or (item == "tick" and self.dataplane.connected
                                       and (not self.status.in_sync or self.status.pending)
                                       and time.monotonic() >= self._next_resync):
@@ -384,6 +387,26 @@ class Agent:
                 if item.message:
                     body["message"] = item.message
                 self._notify("endpoint-down", body)
+
+    def _hash_clear_passwords(self) -> None:
+        """'$0$' server passwords committed while the agent was not running (so no update event hashed them) are
+        replaced by '$6$' hashes now, through an ordinary commit of our own."""
+        with self._lock:
+            clear = [(u[1], str(d["password"])) for u, d in self.running.units.items()
+                     if u[0] == USER and str(d.get("password", "")).startswith("$0$")]
+        if not clear or self._read_sess is None:
+            return
+        for username, password in clear:
+            quote = '"' if "'" in username else "'"
+            self._read_sess.set_item(
+                f"{TOP}/server/authentication/user[username={quote}{username}{quote}]/password",
+                sha512_crypt(password[3:]))
+        try:
+            self._read_sess.apply_changes(timeout_ms=30000)
+            log.info("clear-text server passwords hashed", users=len(clear))
+        except sysrepo.SysrepoError as exc:
+            self._read_sess.discard_changes()
+            log.error("hashing clear-text server passwords failed", error=str(exc))
 
     def _expire_stale_transactions(self) -> None:
         with self._lock:

@@ -439,8 +439,11 @@ class VppDataplane(Dataplane):
                        port=value.port, table_id=0)
         elif kind == USER:
             assert isinstance(value, UserSpec)
-            self._call("singbox_server_user_add_del", is_add=True, password_is_hash=True, username=key[1],
-                       password=value.password_hash if isinstance(value.password_hash, str) else "")
+            secret = value.password_hash if isinstance(value.password_hash, str) else ""
+            # '$0$<clear text>' (RFC 7317) is replaced by a hash in sysrepo soon; until then it is clear text.
+            clear = secret.startswith("$0$")
+            self._call("singbox_server_user_add_del", is_add=True, password_is_hash=not clear, username=key[1],
+                       password=secret[3:] if clear else secret)
         elif kind == ALLOWED_PREFIX:
             self._call("singbox_server_allowed_prefix_add_del", is_add=True, prefix=key[1])
         else:
