@@ -9,7 +9,8 @@ modes:
   echo <dst> <dport> <nbytes>            -> CONNECT, send "COUNT"+n bytes,
                                             half-close, read until EOF
                                             -> {"rep", "reply": "<n>"}
-  raw <hex>                              -> send bytes, read until EOF/2 s
+  raw <hex> [secs]                       -> send bytes, read until EOF/secs
+  drip <hex> [secs]                      -> the same, one byte per write
                                             -> {"recv": "<hex>", "closed"}
   hold <seconds>                         -> TCP connect only, wait for close
                                             -> {"closed_after": s}
@@ -106,8 +107,14 @@ def main() -> None:
                 data += c
             res["reply"] = data.decode().strip()
             res["sent"] = len(payload)
-        elif mode == "raw":
-            s.sendall(bytes.fromhex(args[0]))
+        elif mode in ("raw", "drip"):
+            if mode == "drip":  # one byte per write, 5 ms apart
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for byte in bytes.fromhex(args[0]):
+                    s.sendall(bytes([byte]))
+                    time.sleep(0.005)
+            else:
+                s.sendall(bytes.fromhex(args[0]))
             s.settimeout(float(args[1]) if len(args) > 1 else 3)
             data = b""
             closed = False

@@ -403,3 +403,47 @@ def test_thousand_concurrent_sessions(env: Env) -> None:
     assert rounds[1][1] == rounds[0][1] >= 1000
     st = env.stats()
     assert st["accepted"] == 2000 and st["rejected"] == 0
+
+
+def _ip4(a: str) -> str:
+    return bytes(map(int, a.split("."))).hex()
+
+
+CONNECT_ECHO = "050100" + "050100" + "01" + _ip4(ORIGIN_IP4) + f"{ECHO_PORT:04x}"
+
+
+@pytest.mark.parametrize(
+    "auth,mode,send,expect_prefix,closed",
+    [
+        # every message split into single bytes, then relayed data
+        (False, "drip", CONNECT_ECHO + b"hello".hex(), "0500" + "05000001", False),
+        # NMETHODS = 0 and only unknown methods: 0xFF, then close
+        (False, "raw", "0500", "05ff", True),
+        (False, "raw", "050280fe", "05ff", True),
+        # RFC 1929 sub-negotiation version != 1
+        (True, "raw", "050102" + "0201" + "61" + "01" + "62", "0502", True),
+        # empty password fails; 255-byte username with its password succeeds
+        (True, "raw", "050102" + "0105" + b"alice".hex() + "00", "05020101", True),
+        (True, "raw", "050102" + "01ff" + "75" * 255 + "02" + b"pw".hex(), "05020100", False),
+        # domain of length 0: refused (no name to resolve)
+        (False, "raw", "050100" + "05010003" + "00" + "0050", "05000504", True),
+        # domain of 255 bytes while names are not resolved in VPP: 0x08
+        (False, "raw", "050100" + "05010003" + "ff" + "61" * 255 + "0050", "05000508", True),
+        # BIND is not supported: 0x07
+        (False, "raw", "050100" + "05020001" + _ip4(ORIGIN_IP4) + "0050", "05000507", True),
+    ],
+    ids=["byte-at-a-time", "nmethods-0", "unknown-methods", "auth-version", "empty-password",
+         "username-255", "domain-0", "domain-255", "bind"],
+)
+def test_handshake_conformance(env: Env, auth: bool, mode: str, send: str,
+                               expect_prefix: str, closed: bool) -> None:
+    if auth:
+        env.api.singbox_server_user_add_del(is_add=True, username="u" * 255, password="pw")
+        env.api.singbox_server_user_add_del(is_add=True, username="alice", password="x")
+        env.configure(auth_required=True)
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", mode, send, "2")
+    assert res["recv"].startswith(expect_prefix), res
+    assert res["closed"] == closed, res
+    if mode == "drip":
+        assert bytes.fromhex(res["recv"]).endswith(b"hello")
