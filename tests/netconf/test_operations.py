@@ -701,3 +701,27 @@ def test_capabilities_list_deviations(sysrepo_instance: Any, tmp_path: Any) -> N
             assert error_tag(exc.value) == "unknown-element"
     finally:
         assert stop_server(info) == 0
+
+
+def test_rpc_without_output_answers_ok_and_rpc_errors_pass_through(netconf_server: ServerInfo) -> None:
+    """Operations the agent serves: no output → <ok/>; the subscriber's error text → rpc-error."""
+    calls: list[str] = []
+
+    def clear(xpath: str, input_params: dict[str, Any], event: str, private_data: Any) -> None:
+        calls.append(xpath)
+
+    def disconnect(xpath: str, input_params: dict[str, Any], event: str, private_data: Any) -> None:
+        raise sysrepo.SysrepoNotFoundError("no session 42")
+
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("running")
+        sess.subscribe_rpc_call("/vpp-singbox:clear-statistics", clear)
+        sess.subscribe_rpc_call("/vpp-singbox:disconnect-session", disconnect)
+        with netconf_server.connect() as m:
+            reply = m.dispatch(etree.fromstring(f'<clear-statistics xmlns="{SBX_NS}"/>'))
+            assert reply.ok and "<ok/>" in reply.xml
+            assert calls == ["/vpp-singbox:clear-statistics"]
+            with pytest.raises(RPCError) as failed:
+                m.dispatch(etree.fromstring(f'<disconnect-session xmlns="{SBX_NS}"><id>42</id></disconnect-session>'))
+            assert "no session 42" in str(failed.value)
+        sess.stop()

@@ -8,11 +8,18 @@ sysrepo does the selection.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import libyang
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
+
+from _sysrepo import ffi as sr_ffi
+from _sysrepo import lib as sr_lib
+from sysrepo.errors import check_call
+from sysrepo.session import SysrepoSession
 
 from singbox_agent.mgmt.errors import invalid_value
 
@@ -201,3 +208,28 @@ def parse_netconf_rpc(ctx: libyang.Context, message: bytes) -> libyang.DNode:
             ly_lib.lyd_free_all(op[0])
         raise ctx.error("invalid request")
     return libyang.DNode.new(ctx, op[0])
+
+
+@contextmanager
+def rpc_output(sess: SysrepoSession, op: libyang.DNode) -> Iterator[libyang.DNode | None]:
+    """Send an RPC/action through sysrepo and yield its output tree, or None when the operation has no output.
+
+    sysrepo-python 1.7's `rpc_send_ly` raises "sr_rpc_send_tree returned NULL" for the SUCCESS of an operation
+    without output (clear-statistics, disconnect-session): both servers send through here instead.
+    """
+    out = sr_ffi.new("sr_data_t **")
+    check_call(sr_lib.sr_rpc_send_tree, sess.cdata, sr_ffi.cast("struct lyd_node *", op.cdata), 0, out)
+    if out[0] == sr_ffi.NULL:
+        yield None
+        return
+    try:
+        if out[0].tree == sr_ffi.NULL:
+            yield None
+        else:
+            ctx: libyang.Context = sess.acquire_context()
+            try:
+                yield libyang.DNode.new(ctx, out[0].tree)
+            finally:
+                sess.release_context()  # type: ignore[no-untyped-call]
+    finally:
+        sr_lib.sr_release_data(out[0])

@@ -20,10 +20,8 @@ import libyang
 import sysrepo
 from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
-from _sysrepo import ffi as sr_ffi
-from _sysrepo import lib as sr_lib
-from sysrepo.errors import check_call
 
+from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
 from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
 from singbox_agent.restconf.uri import Encoding, QueryParams
@@ -319,26 +317,10 @@ class Datastore:
             try:
                 if not check_operation(sess, op.cdata):
                     raise RestconfError("application", "access-denied", f"Access to {op.path()} denied", status=403)
-                reply = _rpc_send(sess, op.root())
+                with rpc_output(sess, op.root()) as reply:
+                    return None if reply is None else _print_output(reply, encoding)
             finally:
                 op.root().free()
-            if reply is None:
-                return None
-            try:
-                return _print_output(libyang.DNode.new(ctx, reply[0].tree), encoding)
-            finally:
-                sr_lib.sr_release_data(reply[0])
-
-
-def _rpc_send(sess: SysrepoSession, op: libyang.DNode) -> Any:
-    """sr_rpc_send_tree; None when the operation has no output (the binding raises on that)."""
-    out = sr_ffi.new("sr_data_t **")
-    check_call(sr_lib.sr_rpc_send_tree, sess.cdata, sr_ffi.cast("struct lyd_node *", op.cdata), 0, out)
-    if out[0] == sr_ffi.NULL or out[0].tree == sr_ffi.NULL:
-        if out[0] != sr_ffi.NULL:
-            sr_lib.sr_release_data(out[0])
-        return None
-    return out
 
 
 def _print_output(reply: libyang.DNode, encoding: Encoding) -> bytes | None:

@@ -6,20 +6,15 @@ SysrepoValidationFailedError or CallbackFailed message reaches the client unchan
 
 from __future__ import annotations
 
-from typing import Any
-
+from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.netconf.dispatch import OpContext
 
 
 def handle_generic(ctx: OpContext) -> str:
     op_path = ctx.op.path()
-    output: Any = ctx.sr.rpc_send_ly(ctx.op.root())
-    try:
+    with rpc_output(ctx.sr, ctx.op.root()) as output:
         node = output.find_path(op_path, output=True) if output is not None else None
         children = list(node.children()) if node is not None else []
         if not children:
             return "<ok/>"
         return "".join(str(child.print_mem("xml", pretty=False)) for child in children)
-    finally:
-        if output is not None:
-            output.free()
