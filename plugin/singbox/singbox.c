@@ -370,6 +370,8 @@ singbox_clear_server_counters (void)
 
   for (i = 0; i < SINGBOX_SERVER_N_CTR; i++)
     vlib_zero_simple_counter (&sm->server_counters[i], 0);
+  vlib_zero_combined_counter (&sm->udp_counters, 0);
+  vlib_zero_combined_counter (&sm->udp_counters, 1);
   pool_foreach_index (i, sm->users)
     {
       sm->users[i].auth_failures = 0;

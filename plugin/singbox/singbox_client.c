@@ -178,8 +178,14 @@ singbox_clear_interface_counters (u32 sw_if_index)
   singbox_interface_t *itf;
 
   vec_foreach (itf, sm->interfaces)
-    if (sw_if_index == ~0 || itf->sw_if_index == sw_if_index)
-      itf->total = itf->failures = itf->packets = itf->bytes = 0;
+    if (itf->enabled &&
+	(sw_if_index == ~0 || itf->sw_if_index == sw_if_index))
+      {
+	itf->total = itf->failures = itf->packets = itf->bytes = 0;
+	vlib_zero_simple_counter (&sm->itf_connections, itf->sw_if_index);
+	vlib_zero_simple_counter (&sm->itf_failures, itf->sw_if_index);
+	vlib_zero_combined_counter (&sm->itf_redirected, itf->sw_if_index);
+      }
 }
 
 /*
