@@ -187,3 +187,20 @@ def test_edit_the_dataplane_refuses_is_an_rpc_error_and_changes_nothing(stack: S
     assert stack.curl_socks(f"socks5://{USER}:{PASSWORD}@{VPP_CLIENT_IP4}:1082", max_time=5).returncode != 0
     state = stack.restconf_get("vpp-singbox:singbox/dataplane")
     assert state is not None and state["vpp-singbox:dataplane"]["connected"] is True
+
+
+def test_refused_and_finished_sessions_do_not_stay_active(stack: Stack) -> None:
+    configure(stack)
+    for i in range(10):
+        assert stack.curl_socks(proxy(password=f"wrong-{i}"), max_time=5).returncode != 0
+        assert stack.curl_socks(proxy()).returncode == 0
+
+    def drained() -> dict[str, int] | None:
+        now = counters(stack)
+        return now if now["active-sessions"] == 0 and now["auth-failures"] >= 10 else None
+
+    # bounded by the plugin's timeouts (handshake 10 s, TCP close-wait 30 s in the harness), not a performance claim
+    wait_for(drained, "active-sessions back to 0 over RESTCONF after refused and finished sessions", timeout=90)
+    data = stack.restconf_get("vpp-singbox:singbox/sessions") or {}
+    left = [s for s in data.get("vpp-singbox:sessions", {}).get("session", []) if s.get("mode") == "server"]
+    assert left == [], left
