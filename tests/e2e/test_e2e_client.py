@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ECHO_PORT, HTTP_PORT, Stack, wait_for
@@ -44,9 +48,14 @@ def upstream(stack: Stack, tmp_path: Path) -> Iterator[Stack]:
         "route": {"final": "direct"},
     }
     (tmp_path / "sing-box.json").write_text(json.dumps(conf))
-    stack.t.spawn(stack.t.ns_origin, str(sing_box_binary()), "run", "-c", str(tmp_path / "sing-box.json"))
-    wait_port(stack.t.ns_origin, ORIGIN_IP4, SB_PORT, timeout=30)
+    start_sing_box(stack, tmp_path / "sing-box.json")
     yield stack
+
+
+def start_sing_box(stack: Stack, conf: Path) -> subprocess.Popen[bytes]:
+    proc = stack.t.spawn(stack.t.ns_origin, str(sing_box_binary()), "run", "-c", str(conf))
+    wait_port(stack.t.ns_origin, ORIGIN_IP4, SB_PORT, timeout=30)
+    return proc
 
 
 def whoami(stack: Stack) -> tuple[int, str]:
@@ -124,3 +133,46 @@ def test_wrong_endpoint_password_is_counted_over_restconf(upstream: Stack) -> No
     with stack.netconf_session() as m:
         m.edit_config(target="running", config=client_cfg(stack, "<enabled>true</enabled>"))
     wait_for(lambda: whoami(stack) == (0, ORIGIN_IP4), "relayed once the password is right", timeout=30)
+
+
+def endpoint_events(m: Any, wanted: str, timeout: float = 90) -> str:
+    """The first endpoint-up/endpoint-down notification named `wanted` for our endpoint (bounded)."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        n = m.take_notification(block=True, timeout=5)
+        if n is None:
+            continue
+        xml = str(n.notification_xml)
+        seen.append(xml)
+        if f"<{wanted}" in xml and "<endpoint>sing-box</endpoint>" in xml:
+            return xml
+    raise AssertionError(f"no {wanted} for endpoint sing-box within {timeout:.0f} s; got {seen}")
+
+
+def endpoint_status(stack: Stack) -> str | None:
+    data = stack.restconf_get("vpp-singbox:singbox/client/endpoint=sing-box/oper-status")
+    return None if data is None else str(data["vpp-singbox:oper-status"])
+
+
+def test_endpoint_health_checks_reach_netconf_and_restconf(upstream: Stack, tmp_path: Path) -> None:
+    stack = upstream
+    health = ("<health-check><enabled>true</enabled><interval>5</interval><timeout>2</timeout>"
+              "<failure-threshold>1</failure-threshold><recovery-threshold>1</recovery-threshold></health-check>")
+    config = client_cfg(stack, "<enabled>true</enabled>").replace("</password>", "</password>" + health)
+    with stack.netconf_session() as events:
+        events.create_subscription()
+        with stack.netconf_session() as m:
+            m.edit_config(target="running", config=config)
+        wait_for(lambda: endpoint_status(stack) == "up", "endpoint oper-status up over RESTCONF", timeout=60)
+        singbox = [p for p in stack.t.procs if p.poll() is None][-1]
+        os.killpg(singbox.pid, signal.SIGKILL)
+        singbox.wait(timeout=10)
+        down = endpoint_events(events, "endpoint-down")
+        assert "<reason>" in down, down
+        wait_for(lambda: endpoint_status(stack) == "down", "endpoint oper-status down over RESTCONF")
+        assert whoami(stack)[0] != 0  # the only endpoint is down: no relaying, and no leak around the proxy
+        start_sing_box(stack, tmp_path / "sing-box.json")
+        endpoint_events(events, "endpoint-up")
+        wait_for(lambda: endpoint_status(stack) == "up", "endpoint oper-status up again over RESTCONF")
+    wait_for(lambda: whoami(stack) == (0, ORIGIN_IP4), "relayed again once sing-box is back", timeout=30)
