@@ -14,6 +14,7 @@ import sysrepo
 from singbox_agent.mgmt import crypt
 from singbox_agent.mgmt.nacm import UNGROUPED_GROUP, UNGROUPED_USER
 from singbox_agent.mgmt.users import USERS_XPATH, parse_users
+from singbox_agent.netconf import replay
 
 log = structlog.get_logger("mgmt.bootstrap")
 
@@ -86,6 +87,7 @@ def enable_netconf_features(conn: sysrepo.SysrepoConnection) -> list[str]:
 def bootstrap_admin(conn: sysrepo.SysrepoConnection, user: str, password: str) -> None:
     """Create or update `user` with `password` (kept if it already verifies) and its NACM rights."""
     changed_features = enable_netconf_features(conn)
+    replay.enable_replay(conn)  # RFC 5277 :replay / RFC 8040 start-time: sysrepo stores notifications only then
     sess = conn.start_session("running")
     try:
         try:

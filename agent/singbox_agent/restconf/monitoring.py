@@ -12,6 +12,8 @@ from typing import Any
 import sysrepo
 from sysrepo.session import SysrepoSession
 
+from singbox_agent.netconf import replay
+
 MODULE = "ietf-restconf-monitoring"
 XPATH = "/ietf-restconf-monitoring:restconf-state"
 
@@ -25,9 +27,10 @@ CAPABILITIES = (
 )
 
 
-def restconf_state(base_url: str) -> dict[str, Any]:
-    """The restconf-state tree; stream locations are absolute URIs of this server (RFC 8040 §9.3)."""
-    return {
+def restconf_state(base_url: str, replay_support: bool = False, replay_since: float | None = None) -> dict[str, Any]:
+    """The restconf-state tree; stream locations are absolute URIs of this server (RFC 8040 §9.3). With replay, the
+    log's creation time is that of the oldest notification sysrepo still keeps."""
+    state: dict[str, Any] = {
         "restconf-state": {
             "capabilities": {"capability": list(CAPABILITIES)},
             "streams": {
@@ -35,7 +38,7 @@ def restconf_state(base_url: str) -> dict[str, Any]:
                     {
                         "name": "NETCONF",
                         "description": "Every YANG notification of every module (RFC 5277 default stream)",
-                        "replay-support": False,
+                        "replay-support": replay_support,
                         "access": [
                             {"encoding": "json", "location": f"{base_url}/restconf/streams/NETCONF/json"},
                             {"encoding": "xml", "location": f"{base_url}/restconf/streams/NETCONF/xml"},
@@ -45,13 +48,16 @@ def restconf_state(base_url: str) -> dict[str, Any]:
             },
         }
     }
+    if replay_support and replay_since is not None:
+        state["restconf-state"]["streams"]["stream"][0]["replay-log-creation-time"] = replay.event_time(
+            int(replay_since), int((replay_since % 1) * 1e9))
+    return state
 
 
 def provide(session: SysrepoSession, base_url: str) -> None:
     """Subscribe on `session` (kept open by the caller for the server's lifetime)."""
-    state = restconf_state(base_url)
-
     def callback(xpath: str, private_data: Any, **_: Any) -> dict[str, Any]:
-        return state
+        # replay state read on each request: the oldest stored notification moves as sysrepo rotates its files
+        return restconf_state(base_url, *replay.session_replay_state(session))
 
     session.subscribe_oper_data_request(MODULE, XPATH, callback)

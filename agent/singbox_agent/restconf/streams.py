@@ -1,7 +1,8 @@
 """RFC 8040 §6 event streams: the NETCONF stream (every YANG notification) as server-sent events.
 
 Each client stream owns a sysrepo session with its NACM user set, so sysrepo drops notifications the user may not
-read; `filter` becomes the subscription XPath, `start-time`/`stop-time` sysrepo's replay window. The notification
+read; `filter` becomes the subscription XPath, `start-time`/`stop-time` sysrepo's replay window (netconf/replay.py: the
+RFC 5277 replayComplete/notificationComplete markers; the stream ends after notificationComplete). The notification
 content is printed by libyang; the RFC 8040 §6.4 envelope (`ietf-restconf:notification` + eventTime) is added here.
 """
 
@@ -21,6 +22,7 @@ import sysrepo
 from sysrepo.session import SysrepoSession
 
 from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
+from singbox_agent.netconf import replay
 from singbox_agent.restconf.errors import bad_request
 from singbox_agent.restconf.datastore import acquired_context
 from singbox_agent.restconf.uri import Encoding, QueryParams
@@ -29,26 +31,32 @@ log = structlog.get_logger("restconf.streams")
 
 KEEPALIVE_S = 15.0
 _MAX_QUEUED = 1000
+_STOP_GRACE_S = 10.0
 _PREFIX_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]*):[A-Za-z_*]")
 NETCONF_NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 
 
-def _epoch(value: str | None) -> int:
-    if value is None:
-        return 0
-    parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return int(parsed.timestamp())
-
-
-def _event_time(ts: int) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
+def replay_window(query: QueryParams) -> tuple[float | None, float | None]:
+    """start-time/stop-time as epoch seconds; RFC 8040 §4.8.7/4.8.8: a start in the future, or a stop before the
+    start, is an invalid value."""
+    try:
+        start = replay.parse_time(query.start_time) if query.start_time is not None else None
+        stop = replay.parse_time(query.stop_time) if query.stop_time is not None else None
+    except ValueError as exc:
+        raise bad_request(f"start-time/stop-time: {exc}") from None
+    broken = replay.check_window(start, stop)
+    if broken == "startTime":
+        raise bad_request("start-time is in the future")
+    if broken == "stopTime":
+        raise bad_request("stop-time is earlier than start-time")
+    return start, stop
 
 
 class Subscription:
     """One client's stream: a sysrepo session with notification subscriptions feeding an asyncio queue."""
 
     def __init__(self, session: SysrepoSession, loop: asyncio.AbstractEventLoop, encoding: Encoding,
-                 ctx_source: sysrepo.SysrepoConnection, stop_time: int) -> None:
+                 ctx_source: sysrepo.SysrepoConnection, stop_time: float | None) -> None:
         self.session = session
         self.loop = loop
         self.encoding = encoding
@@ -57,31 +65,32 @@ class Subscription:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(_MAX_QUEUED)
         self._closed = threading.Event()
 
-    def on_notification(self, xpath: str, notif_type: str, notif: dict[str, Any], timestamp: int, _: Any) -> None:
-        """sysrepo's thread: never raise."""
-        try:
-            body = self._print(xpath, notif, timestamp)
-            self.loop.call_soon_threadsafe(self._put, body)
-        except Exception:  # noqa: BLE001 - a C callback must not raise
-            log.exception("cannot deliver notification", xpath=xpath)
+    def deliver(self, kind: str, tree: Any, event_time: str) -> None:
+        """sysrepo's thread (through replay.ReplaySubscription, which catches what this raises)."""
+        body = self._print(kind, tree, event_time)
+        self.loop.call_soon_threadsafe(self._put, body)
+        if kind == replay.NOTIFICATION_COMPLETE:  # RFC 5277 2.2.1: the subscription ends with it
+            self.loop.call_soon_threadsafe(self._put, None)
 
-    def _put(self, body: bytes) -> None:
-        if self.queue.full():
+    def _put(self, body: bytes | None) -> None:
+        if body is not None and self.queue.full():
             log.warning("stream client too slow, dropping notification")
             return
+        if body is None and self.queue.full():
+            self.queue.get_nowait()
         self.queue.put_nowait(body)
 
-    def _print(self, xpath: str, notif: dict[str, Any], timestamp: int) -> bytes:
-        module_name, _, name = xpath.lstrip("/").partition(":")
-        with acquired_context(self.conn) as ctx:
-            module = ctx.get_module(module_name)
-            node = module.parse_data_dict({name: notif}, notification=True, validate=False, strict=False)
-            try:
-                printed = node.print_mem(self.encoding.value, with_siblings=True, pretty=False)
-            finally:
-                node.free()
+    def _print(self, kind: str, tree: Any, event_time: str) -> bytes:
+        if tree is None:  # replayComplete / notificationComplete (RFC 5277 section 4, module nc-notifications)
+            if self.encoding == Encoding.JSON:
+                return json.dumps({"ietf-restconf:notification": {"eventTime": event_time,
+                                                                  f"nc-notifications:{kind}": {}}}).encode()
+            return (
+                f'<notification xmlns="{NETCONF_NOTIFICATION_NS}"><eventTime>{event_time}</eventTime>'
+                f'<{kind} xmlns="{replay.NC_NOTIFICATIONS_NS}"/></notification>'
+            ).encode()
+        printed = tree.print_mem(self.encoding.value, with_siblings=True, pretty=False)
         text = printed if isinstance(printed, str) else printed.decode()
-        event_time = _event_time(timestamp)
         if self.encoding == Encoding.JSON:
             inner = json.loads(text)
             return json.dumps({"ietf-restconf:notification": {"eventTime": event_time, **inner}}).encode()
@@ -90,19 +99,17 @@ class Subscription:
         ).encode()
 
     async def events(self) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
         while not self._closed.is_set():
             timeout = KEEPALIVE_S
-            if self.stop_time:
-                remaining = self.stop_time - datetime.datetime.now(datetime.UTC).timestamp()
+            if self.stop_time is not None:
+                # notificationComplete ends the stream; this only bounds a stream sysrepo never stops
+                remaining = self.stop_time + _STOP_GRACE_S - datetime.datetime.now(datetime.UTC).timestamp()
                 if remaining <= 0:
                     return
                 timeout = min(timeout, remaining)
             try:
                 item = await asyncio.wait_for(self.queue.get(), timeout)
             except TimeoutError:
-                del loop
-                loop = asyncio.get_running_loop()
                 yield b""  # keepalive: the adapter sends an SSE comment
                 continue
             if item is None:
@@ -144,19 +151,16 @@ class EventStreams:
             if unknown:
                 raise bad_request(f"filter names modules without notifications: {', '.join(sorted(unknown))}")
             modules = [m for m in modules if m in named] if named else modules
+        start, stop = replay_window(query)
         session = self.conn.start_session("running")
         try:
             enable_nacm(session, self.policy.identity(user))
-            sub = Subscription(session, loop, encoding, self.conn, _epoch(query.stop_time))
+            sub = Subscription(session, loop, encoding, self.conn, stop)
+            notifs = replay.ReplaySubscription(self.conn, sub.deliver, start, stop)
             for module in modules:
                 xpath = query.filter if query.filter is not None else f"/{module}:*"
-                session.subscribe_notification(
-                    module,
-                    xpath,
-                    sub.on_notification,
-                    start_time=_epoch(query.start_time),
-                    stop_time=_epoch(query.stop_time),
-                )
+                notifs.subscribe(session, module, xpath)
+            notifs.ready()
         except BaseException:
             session.stop()
             raise

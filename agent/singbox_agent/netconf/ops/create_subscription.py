@@ -1,5 +1,6 @@
 """<create-subscription> (RFC 5277) on the NETCONF stream, with subtree/XPath filters; :interleave is native
-(the session keeps answering rpcs while notifications flow).
+(the session keeps answering rpcs while notifications flow); :replay with startTime/stopTime from sysrepo's
+notification store (see replay.py), ended by <replayComplete/> and, with stopTime, <notificationComplete/>.
 
 Notifications come from sysrepo subscriptions made on this session's own sysrepo session, so libsysrepo's NACM
 drops those the user may not read (RFC 8341 3.4.6), and stopping the session ends them.
@@ -7,14 +8,13 @@ drops those the user may not read (RFC 8341 3.4.6), and stopping the session end
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 import sysrepo
 
 from singbox_agent.mgmt import datastore
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, invalid_value, operation_not_supported
-from singbox_agent.netconf import messages
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, missing_element
+from singbox_agent.netconf import messages, replay
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import NOTIF_NS, qname
 from singbox_agent.netconf.ops.common import filter_from_element, leaf
@@ -31,8 +31,15 @@ def handle(ctx: OpContext) -> str:
     stream = leaf(ctx, "stream") or STREAM
     if stream != STREAM:
         raise invalid_value(f'Unknown stream "{stream}".', error_type="application")
-    if leaf(ctx, "startTime") is not None or leaf(ctx, "stopTime") is not None:
-        raise operation_not_supported("Replay (startTime/stopTime) is not supported.")
+    start = _time_leaf(ctx, "startTime")
+    stop = _time_leaf(ctx, "stopTime")
+    if stop is not None and start is None:
+        raise missing_element("startTime", message="stopTime needs startTime (RFC 5277 2.1.1).")
+    broken = replay.check_window(start, stop)
+    if broken == "startTime":
+        raise bad_element("startTime", "startTime is in the future.")
+    if broken == "stopTime":
+        raise bad_element("stopTime", "stopTime is earlier than startTime.")
     filter_el = ctx.rpc.op.find(qname(NOTIF_NS, "filter"))
     if filter_el is None:
         filter_el = ctx.rpc.op.find(qname(messages.BASE_NS, "filter"))
@@ -40,24 +47,21 @@ def handle(ctx: OpContext) -> str:
     modules = [m.name() for m in ctx.ly if m.implemented() and any(True for _ in m.notifications())]
     server = session.server
 
-    def deliver(xpath_: str, notif_type: str, notif: dict[str, Any], timestamp: int, private_data: Any) -> None:
-        if notif_type != "realtime" or session.closed:
+    def deliver(kind: str, tree: Any, when: str) -> None:
+        if session.closed:
             return
-        module, _, name = xpath_.lstrip("/").partition(":")
-        ly: Any
-        tree: Any
-        with server.conn.get_ly_ctx() as ly:
-            tree = ly.get_module(module).parse_data_dict({name: notif}, notification=True, validate=False)
-            try:
-                content = datastore.print_xml(tree)
-            finally:
-                tree.free()
-        when = datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat().replace("+00:00", "Z")
+        if tree is not None:
+            content = datastore.print_xml(tree)
+        else:
+            content = f'<{kind} xmlns="{replay.NC_NOTIFICATIONS_NS}"/>'
         with server.state.lock:
             server.state.stats.out_notifications += 1
         session.out_notifications += 1
         session.send_threadsafe(messages.notification(when, content))
+        if kind == replay.NOTIFICATION_COMPLETE:
+            session.subscription = None
 
+    sub = replay.ReplaySubscription(server.conn, deliver, start, stop)
     subscribed = 0
     if xpath is not None:
         for module in modules:
@@ -65,14 +69,26 @@ def handle(ctx: OpContext) -> str:
             if not wanted:
                 continue
             try:
-                ctx.sr.subscribe_notification(
-                    module, None if xpath == "/*" else xpath, deliver, private_data=None
-                )
+                sub.subscribe(ctx.sr, module, None if xpath == "/*" else xpath)
                 subscribed += 1
             except sysrepo.SysrepoError as exc:
                 session.log.info("no notification subscription", module=module, reason=str(exc))
-    session.subscription = {"stream": stream, "filter": xpath, "modules": subscribed}
+    sub.ready()
+    with session.server.state.lock:
+        if not sub.finished:  # a stopTime already past may have ended it before we get here
+            session.subscription = {"stream": stream, "filter": xpath, "modules": subscribed, "start": start,
+                                    "stop": stop}
     return "<ok/>"
+
+
+def _time_leaf(ctx: OpContext, name: str) -> float | None:
+    value = leaf(ctx, name)
+    if value is None:
+        return None
+    try:
+        return replay.parse_time(value)
+    except ValueError:
+        raise bad_element(name, f"{name} is not an RFC 3339 date-and-time.") from None
 
 
 def stop_subscription(session: NetconfSession) -> None:

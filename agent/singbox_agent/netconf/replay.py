@@ -1,0 +1,216 @@
+"""Notification subscriptions with replay (RFC 5277 :replay, RFC 8040 §6 start-time/stop-time) on sysrepo.
+
+sysrepo stores the notifications of modules whose replay support is on and replays them to a subscription that has
+a start time. The 1.7.6 binding drops the events that carry no notification (replay complete, stop time reached), and
+RFC 5277 needs exactly those for <replayComplete/> and <notificationComplete/>, so the subscription is made here with
+a cffi callback of our own; it is registered as a binding `Subscription`, so stopping the sysrepo session ends it as
+usual. sr_set/get_module_replay_support are not wrapped by the binding either: they are called through ctypes on the
+libsysrepo the binding already loaded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import libyang
+import structlog
+import sysrepo
+from sysrepo.subscription import Subscription
+
+from _sysrepo import ffi, lib
+
+log = structlog.get_logger("netconf.replay")
+
+NOTIFICATION = "notification"
+REPLAY_COMPLETE = "replayComplete"
+NOTIFICATION_COMPLETE = "notificationComplete"
+# RFC 5277 section 4: replayComplete and notificationComplete live in this namespace (module nc-notifications).
+NC_NOTIFICATIONS_NS = "urn:ietf:params:xml:ns:netmod:notification"
+
+_EV_REALTIME = 0
+_EV_REPLAY = 1
+_EV_REPLAY_COMPLETE = 2
+_EV_STOP_TIME = 7
+_CB_TYPE = "void(sr_session_ctx_t *, uint32_t, sr_ev_notif_type_t, const struct lyd_node *, struct timespec *, void *)"
+
+# (kind, notification tree or None for the two RFC 5277 markers, eventTime). The tree is valid during the call only.
+Deliver = Callable[[str, "libyang.DNode | None", str], None]
+
+
+def _libsysrepo() -> ctypes.CDLL:
+    return ctypes.CDLL("libsysrepo.so.7")
+
+
+def _conn_ptr(conn: sysrepo.SysrepoConnection | Any) -> ctypes.c_void_p:
+    """A connection, or the C pointer of one (`sr_conn_ctx_t *`)."""
+    cdata = conn.cdata if isinstance(conn, sysrepo.SysrepoConnection) else conn
+    return ctypes.c_void_p(int(ffi.cast("uintptr_t", cdata)))
+
+
+def _notification_modules(ctx: Any) -> list[str]:
+    return [m.name() for m in ctx if m.implemented() and any(True for _ in m.notifications())]
+
+
+def notification_modules(conn: sysrepo.SysrepoConnection) -> list[str]:
+    ctx: Any
+    with conn.get_ly_ctx() as ctx:
+        return _notification_modules(ctx)
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def replay_info(conn: sysrepo.SysrepoConnection | Any, module: str) -> tuple[bool, float | None]:
+    """(replay support on, time of the earliest stored notification or None)."""
+    earliest = _Timespec()
+    enabled = ctypes.c_int(0)
+    ret = _libsysrepo().sr_get_module_replay_support(_conn_ptr(conn), module.encode(), ctypes.byref(earliest),
+                                                     ctypes.byref(enabled))
+    if ret != 0:
+        return False, None
+    when = earliest.tv_sec + earliest.tv_nsec / 1e9 if (earliest.tv_sec or earliest.tv_nsec) else None
+    return bool(enabled.value), when
+
+
+def enable_replay(conn: sysrepo.SysrepoConnection) -> list[str]:
+    """Turn replay support on for every module with notifications; returns those that were off."""
+    so = _libsysrepo()
+    changed = []
+    for module in notification_modules(conn):
+        if replay_info(conn, module)[0]:
+            continue
+        ret = so.sr_set_module_replay_support(_conn_ptr(conn), module.encode(), 1)
+        if ret != 0:
+            log.warning("cannot enable notification replay", module=module, error=ret)
+        else:
+            changed.append(module)
+    return changed
+
+
+def session_replay_state(session: Any) -> tuple[bool, float | None]:
+    """For the NETCONF stream as seen from a sysrepo session: (replay on for every module with notifications,
+    the earliest notification still stored for replay, or None when none is)."""
+    conn = lib.sr_session_get_connection(session.cdata)
+    with session.get_ly_ctx() as ctx:
+        modules = _notification_modules(ctx)
+    infos = [replay_info(conn, m) for m in modules]
+    times = [t for _, t in infos if t is not None]
+    return bool(infos) and all(on for on, _ in infos), (min(times) if times else None)
+
+
+def event_time(sec: int, nsec: int = 0) -> str:
+    base = datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{nsec // 1000:06d}Z" if nsec else f"{base}Z"
+
+
+def parse_time(value: str) -> float:
+    """RFC 3339 date-and-time to epoch seconds; ValueError when malformed."""
+    parsed = datetime.datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("a time zone is required")
+    return parsed.timestamp()
+
+
+def check_window(start: float | None, stop: float | None) -> str | None:
+    """The RFC 5277 2.1.1 rule a replay window breaks ("startTime"/"stopTime"), or None."""
+    now = datetime.datetime.now(datetime.UTC).timestamp()
+    if start is not None and start > now:
+        return "startTime"
+    if stop is not None and (start is None or stop < start):
+        return "stopTime"
+    return None
+
+
+def _timespec(when: float | None) -> Any:
+    """NULL when unset: sysrepo compares any stop time it is given with the start time, zero included."""
+    if when is None:
+        return ffi.NULL
+    ts = ffi.new("struct timespec *")
+    ts.tv_sec, ts.tv_nsec = int(when), int((when % 1) * 1e9)
+    return ts
+
+
+class _Sub(Subscription):
+    """Keeps the cffi callback alive as long as sysrepo may call it."""
+
+    c_callback: Any = None
+
+
+class ReplaySubscription:
+    """Subscriptions to several modules on one sysrepo session, with the RFC 5277 markers sent once for all."""
+
+    def __init__(self, conn: sysrepo.SysrepoConnection, deliver: Deliver, start: float | None,
+                 stop: float | None) -> None:
+        self.conn = conn
+        self.deliver = deliver
+        self.start = start
+        self.stop = stop
+        self._lock = threading.Lock()
+        # One extra count each until ready(): markers wait for every module's subscription to be made.
+        self._replaying = 1 if start is not None else 0
+        self._running = 1
+        self.finished = False
+
+    def subscribe(self, session: Any, module: str, xpath: str | None) -> None:
+        start, stop = _timespec(self.start), _timespec(self.stop)
+        sub = _Sub(lambda *_: None)
+        sub.c_callback = ffi.callback(_CB_TYPE, self._on_event)
+        sub_p = ffi.new("sr_subscription_ctx_t **")
+        replaying = 1 if self.start is not None else 0
+        with self._lock:  # counted first: sysrepo's thread may complete the replay before the call returns
+            self._running += 1
+            self._replaying += replaying
+        ret = lib.sr_notif_subscribe_tree(session.cdata, module.encode(), xpath.encode() if xpath else ffi.NULL,
+                                          start, stop, sub.c_callback, ffi.NULL, 0, sub_p)
+        if ret != 0:
+            with self._lock:
+                self._running -= 1
+                self._replaying -= replaying
+            raise sysrepo.SysrepoError.new(f"notification subscription to {module} failed", ret)
+        sub.init(sub_p[0])
+        session.subscriptions.append(sub)
+
+    def _on_event(self, _sess: Any, _sub_id: int, ev: int, notif: Any, ts: Any, _priv: Any) -> None:
+        """sysrepo's thread: never raise."""
+        try:
+            when = event_time(int(ts.tv_sec), int(ts.tv_nsec)) if ts != ffi.NULL else event_time(0)
+            with self._lock:
+                if self.finished:
+                    return
+                if ev in (_EV_REALTIME, _EV_REPLAY) and notif != ffi.NULL:
+                    ctx: Any
+                    with self.conn.get_ly_ctx() as ctx:
+                        node = libyang.DNode.new(ctx, notif)
+                        self.deliver(NOTIFICATION, node.root(), when)
+                elif ev == _EV_REPLAY_COMPLETE:
+                    self._replay_done(when)
+                elif ev == _EV_STOP_TIME:
+                    self._stopped(when)
+        except BaseException:  # noqa: BLE001 - a C callback must not raise
+            log.exception("cannot deliver notification")
+
+    def ready(self) -> None:
+        """Every module is subscribed: the markers may go once the subscriptions report them."""
+        now = datetime.datetime.now(datetime.UTC).timestamp()
+        when = event_time(int(now), int((now % 1) * 1e9))
+        with self._lock:
+            if self.start is not None:
+                self._replay_done(when)
+            if self.stop is not None and (self._running > 1 or self.stop <= now):
+                self._stopped(when)
+
+    def _replay_done(self, when: str) -> None:
+        self._replaying -= 1
+        if self._replaying == 0:
+            self.deliver(REPLAY_COMPLETE, None, when)
+
+    def _stopped(self, when: str) -> None:
+        self._running -= 1
+        if self._running == 0:
+            self.finished = True
+            self.deliver(NOTIFICATION_COMPLETE, None, when)
