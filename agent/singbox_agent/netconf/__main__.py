@@ -19,6 +19,7 @@ import sysrepo
 
 from singbox_agent.logs import configure_logging
 from singbox_agent.mgmt import nacm
+from singbox_agent.netconf import confirmed
 from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
 
 log = structlog.get_logger("netconf")
@@ -38,7 +39,8 @@ async def serve(args: argparse.Namespace) -> int:
     conn = sysrepo.SysrepoConnection(cache_running=True)
     # RFC 8341 3.4 recovery session: sysrepo's recovery user (root) and any account named on the command line.
     recovery = frozenset({*(args.recovery_user or ()), nacm.recovery_user()})
-    server = NetconfServer(conn, recovery_users=recovery, hello_timeout=args.hello_timeout)
+    server = NetconfServer(conn, recovery_users=recovery, hello_timeout=args.hello_timeout, state_dir=args.state_dir)
+    confirmed.recover(server)  # before clients can connect
     endpoints = await server.start(args.listen or [("127.0.0.1", 830)], host_key)
     bound_host, bound_port = endpoints[0]
     served_key = server.host_key or host_key

@@ -1,5 +1,7 @@
 """Confirmed commit (RFC 6241 8.4, :confirmed-commit:1.1): the running config before the first confirmed commit is
 kept, and restored when the timeout expires, on <cancel-commit>, or when the issuing session ends without persist.
+It is also kept on disk (confirmed_store.py) while pending: on start, `recover` rolls back a commit whose deadline
+passed or whose session (no persist) died with the previous server, and re-arms the timer of a persistent one.
 
 The restore runs on a sysrepo session of its own (the timer thread is nobody's session) without a NACM user: it
 undoes what an authorised session did and must not be blocked by a rule changed in between.
@@ -8,6 +10,7 @@ undoes what an authorised session did and must not be blocked by a rule changed 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,6 +19,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.mgmt import datastore
+from singbox_agent.netconf.confirmed_store import Record
 
 if TYPE_CHECKING:
     from singbox_agent.netconf.server import NetconfServer
@@ -30,6 +34,18 @@ class ConfirmedCommit:
     persist: str | None
     timer: threading.Timer | None = None
     done: bool = field(default=False)
+    deadline: float = 0.0  # time.time() at which the rollback is due
+
+
+def save(server: NetconfServer, cc: ConfirmedCommit) -> None:
+    """Write the record (before running changes, and whenever persist or the deadline change)."""
+    if server.confirmed_store is not None:
+        server.confirmed_store.save(Record(cc.backup_xml, cc.persist, cc.session_id, cc.deadline))
+
+
+def _forget(server: NetconfServer) -> None:
+    if server.confirmed_store is not None:
+        server.confirmed_store.clear()
 
 
 def snapshot_running(sr: Any) -> str:
@@ -41,9 +57,12 @@ def snapshot_running(sr: Any) -> str:
         return ""
 
 
-def arm(server: NetconfServer, cc: ConfirmedCommit, timeout_s: float) -> None:
+def arm(server: NetconfServer, cc: ConfirmedCommit, timeout_s: float, *, store: bool = True) -> None:
     if cc.timer is not None:
         cc.timer.cancel()
+    cc.deadline = time.time() + timeout_s
+    if store:
+        save(server, cc)
     cc.timer = threading.Timer(timeout_s, _expire, args=(server, cc))
     cc.timer.daemon = True
     cc.timer.start()
@@ -75,6 +94,7 @@ def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:
         _as_lock_holder(server, "candidate", _reset_candidate)
         with server.state.lock:
             server.state.candidate_modified = False
+        _forget(server)  # only now: a rollback that failed is tried again on the next start
         log.info("confirmed commit rolled back", reason=reason)
     except Exception as exc:  # noqa: BLE001 - a timer thread has nobody to raise to
         log.error("confirmed commit rollback failed", reason=reason, error=str(exc))
@@ -119,3 +139,27 @@ def finish(server: NetconfServer, cc: ConfirmedCommit) -> None:
             server.state.confirmed = None
     if cc.timer is not None:
         cc.timer.cancel()
+    _forget(server)
+
+
+def recover(server: NetconfServer) -> None:
+    """On start: finish what a previous server left pending (RFC 6241 8.4)."""
+    if server.confirmed_store is None:
+        return
+    record = server.confirmed_store.load()
+    if record is None:
+        return
+    cc = ConfirmedCommit(record.backup_xml, record.session_id, record.persist, deadline=record.deadline)
+    with server.state.lock:
+        server.state.confirmed = cc
+    remaining = record.deadline - time.time()
+    if record.persist is None:
+        # its session ended with the previous server: that cancels a confirmed commit without persist
+        # (no netconf-confirmed-commit event: RFC 6470 wants the cancelling session's parameters, there is none)
+        rollback(server, cc, "server restarted, issuing session gone")
+    elif remaining <= 0:
+        rollback(server, cc, "timeout (while the server was down)")
+        server.events.confirmed_commit("timeout", None)
+    else:
+        log.info("pending confirmed commit restored", seconds_left=round(remaining, 1))
+        arm(server, cc, remaining, store=False)

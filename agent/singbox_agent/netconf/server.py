@@ -22,6 +22,7 @@ from singbox_agent.mgmt import nacm
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.netconf import confirmed, messages, settings
+from singbox_agent.netconf.confirmed_store import ConfirmedStore
 from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf.framing import DEFAULT_MAX_MESSAGE
 from singbox_agent.netconf.session import NetconfSession
@@ -53,7 +54,8 @@ def _iso(ts: float) -> str:
 
 class NetconfServer:
     def __init__(self, conn: sysrepo.SysrepoConnection, *, max_message: int = DEFAULT_MAX_MESSAGE,
-                 recovery_users: frozenset[str] = frozenset(), hello_timeout: float = 60.0) -> None:
+                 recovery_users: frozenset[str] = frozenset(), hello_timeout: float = 60.0,
+                 state_dir: Path | None = None) -> None:
         import singbox_agent.netconf.ops  # noqa: F401 - registers the operation handlers
 
         self.conn = conn
@@ -64,6 +66,7 @@ class NetconfServer:
         self.users = UserStore(conn)
         self.nacm_policy = nacm.NacmPolicy(conn)
         self.events = BaseEvents(self)
+        self.confirmed_store = ConfirmedStore(state_dir) if state_dir is not None else None
         self._internal = conn.start_session("running")
         nacm.init_nacm(self._internal)
         self._capabilities: list[str] | None = None
@@ -281,7 +284,7 @@ class NetconfServer:
         with self.state.lock:
             cc = self.state.confirmed
         if cc is not None and cc.timer is not None:
-            cc.timer.cancel()  # persist: the rollback is not run at shutdown, the backup is gone with us
+            cc.timer.cancel()  # persist: not rolled back at shutdown; the record on disk re-arms it on the next start
         await asyncio.sleep(0)
 
     def shutdown(self) -> None:

@@ -1,10 +1,13 @@
 """<commit> (RFC 6241 8.3.4.1) with :confirmed-commit:1.1 (8.4), and <cancel-commit>.
 
 The commit runs on the session's own sysrepo session (the one that may hold the candidate and running locks):
-copy candidate → running, after which sysrepo makes the candidate mirror running again.
+copy candidate → running, after which sysrepo makes the candidate mirror running again. A pending confirmed commit is kept on disk as well
+(confirmed.py, confirmed_store.py) so that it outlives a server restart.
 """
 
 from __future__ import annotations
+
+import time
 
 from singbox_agent.mgmt.errors import invalid_value, operation_failed
 from singbox_agent.netconf import confirmed
@@ -43,21 +46,31 @@ def handle(ctx: OpContext) -> str:
     elif persist_id is not None and pending is None:
         raise invalid_value("No confirmed commit is pending.")
 
-    backup = confirmed.snapshot_running(ctx.sr) if (is_confirmed and pending is None) else None
+    new_cc: confirmed.ConfirmedCommit | None = None
+    if is_confirmed and pending is None:
+        new_cc = confirmed.ConfirmedCommit(confirmed.snapshot_running(ctx.sr), None if persist else ctx.session.id,
+                                           persist, deadline=time.time() + timeout)
+        # on disk before running changes: a crash in between then restores what running already is
+        confirmed.save(server, new_cc)
     sr = ctx.sr
     sr.switch_datastore("running")
-    sr.copy_config("candidate")
+    try:
+        sr.copy_config("candidate")
+    except BaseException:
+        if new_cc is not None and server.confirmed_store is not None:
+            server.confirmed_store.clear()
+        raise
     with state.lock:
         state.candidate_modified = False
 
     if is_confirmed:
-        if pending is None:
-            assert backup is not None
-            cc = confirmed.ConfirmedCommit(backup, None if persist else ctx.session.id, persist)
+        if new_cc is not None:
+            cc = new_cc
             with state.lock:
                 state.confirmed = cc
             server.events.confirmed_commit("start", ctx.session, timeout)
         else:
+            assert pending is not None
             cc = pending
             if persist is not None:
                 cc.persist, cc.session_id = persist, None
