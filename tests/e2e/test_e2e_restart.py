@@ -9,8 +9,9 @@ import time
 from typing import Any
 
 from conftest import SBX_NS, Stack, wait_for
+from test_e2e_client import client_cfg, upstream, whoami  # noqa: F401 - upstream is a fixture
 from test_e2e_server import PASSWORD, USER, cfg, configure, proxy
-from vpptopo import VPP_CLIENT_IP4, VPP_ORIGIN_IP4
+from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, VPP_ORIGIN_IP4
 
 
 def dataplane(stack: Stack) -> dict[str, Any]:
@@ -79,3 +80,19 @@ def test_vpp_restart_agent_resyncs_and_socks5_works_again(stack: Stack) -> None:
     # counters start again with the new VPP; the discontinuity is reported
     stats = stack.restconf_get("vpp-singbox:singbox/server/statistics")
     assert stats is not None and stats["vpp-singbox:statistics"].get("discontinuity-time"), stats
+
+
+def test_vpp_restart_client_mode_interface_enabled_again(upstream: Stack) -> None:
+    """The restarted VPP gets its interfaces only after the agent reconnected (as a startup script would create
+    them): the agent must enable relaying on the interface once it appears."""
+    stack = upstream
+    with stack.netconf_session() as m:
+        m.edit_config(target="running", config=client_cfg(stack, "<enabled>true</enabled>"))
+    wait_for(lambda: whoami(stack) == (0, ORIGIN_IP4), "relayed through sing-box before the restart")
+    stack.kill_vpp()
+    wait_for(lambda: dataplane(stack)["connected"] is False, "RESTCONF dataplane/connected false")
+    stack.restart_vpp()
+    wait_for(lambda: dataplane(stack)["connected"] is True, "RESTCONF dataplane/connected true")
+    wait_for(lambda: whoami(stack) == (0, ORIGIN_IP4), "relayed through sing-box after the restart", timeout=60)
+    itf = stack.restconf_get(f"vpp-singbox:singbox/client/interface={stack.t.vpp_if_client}/oper-status")
+    assert itf is not None and itf["vpp-singbox:oper-status"] == "active", itf
