@@ -354,7 +354,7 @@ def read_tree(
 ) -> Iterator[libyang.DNode | None]:
     """sysrepo's get_data as a context manager that yields None when nothing matches."""
     try:
-        cm = sess.get_data_ly(xpath, max_depth=max_depth, **flags)
+        cm: Any = sess.get_data_ly(xpath, max_depth=max_depth, **flags)
         tree: libyang.DNode = cm.__enter__()
     except sysrepo.SysrepoNotFoundError:
         yield None
