@@ -147,3 +147,16 @@ def test_sigterm_keeps_persistent_commit(servers: Servers) -> None:
     assert endpoints() == ["keep", "temp"]
     servers.start()
     assert wait_for(["keep"], 15) == ["keep"]
+
+
+def test_store_clear_only_removes_its_own_record(tmp_path: Path) -> None:
+    from singbox_agent.netconf.confirmed_store import ConfirmedStore, Record
+
+    store = ConfirmedStore(tmp_path)
+    store.save(Record("<x/>", "p", None, 123.5, "newer"))
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.dir.stat().st_mode) == 0o700
+    store.clear("older")  # a late rollback of an earlier confirmed commit
+    assert store.load() == Record("<x/>", "p", None, 123.5, "newer")
+    store.clear("newer")
+    assert store.load() is None and not store.path.exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -35,17 +36,18 @@ class ConfirmedCommit:
     timer: threading.Timer | None = None
     done: bool = field(default=False)
     deadline: float = 0.0  # time.time() at which the rollback is due
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def save(server: NetconfServer, cc: ConfirmedCommit) -> None:
     """Write the record (before running changes, and whenever persist or the deadline change)."""
     if server.confirmed_store is not None:
-        server.confirmed_store.save(Record(cc.backup_xml, cc.persist, cc.session_id, cc.deadline))
+        server.confirmed_store.save(Record(cc.backup_xml, cc.persist, cc.session_id, cc.deadline, cc.token))
 
 
-def _forget(server: NetconfServer) -> None:
+def forget(server: NetconfServer, cc: ConfirmedCommit) -> None:
     if server.confirmed_store is not None:
-        server.confirmed_store.clear()
+        server.confirmed_store.clear(cc.token)
 
 
 def snapshot_running(sr: Any) -> str:
@@ -94,7 +96,7 @@ def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:
         _as_lock_holder(server, "candidate", _reset_candidate)
         with server.state.lock:
             server.state.candidate_modified = False
-        _forget(server)  # only now: a rollback that failed is tried again on the next start
+        forget(server, cc)  # only now: a rollback that failed is tried again on the next start
         log.info("confirmed commit rolled back", reason=reason)
     except Exception as exc:  # noqa: BLE001 - a timer thread has nobody to raise to
         log.error("confirmed commit rollback failed", reason=reason, error=str(exc))
@@ -139,7 +141,7 @@ def finish(server: NetconfServer, cc: ConfirmedCommit) -> None:
             server.state.confirmed = None
     if cc.timer is not None:
         cc.timer.cancel()
-    _forget(server)
+    forget(server, cc)
 
 
 def recover(server: NetconfServer) -> None:
@@ -149,7 +151,8 @@ def recover(server: NetconfServer) -> None:
     record = server.confirmed_store.load()
     if record is None:
         return
-    cc = ConfirmedCommit(record.backup_xml, record.session_id, record.persist, deadline=record.deadline)
+    cc = ConfirmedCommit(record.backup_xml, record.session_id, record.persist, deadline=record.deadline,
+                         token=record.token)
     with server.state.lock:
         server.state.confirmed = cc
     remaining = record.deadline - time.time()

@@ -27,6 +27,7 @@ class Record:
     persist: str | None
     session_id: int | None
     deadline: float  # seconds since the epoch: the only clock that means something across a restart
+    token: str  # which confirmed commit this is: a late rollback of an old one must not remove a newer record
 
 
 class ConfirmedStore:
@@ -40,7 +41,7 @@ class ConfirmedStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"backup": record.backup_xml, "persist": record.persist, "session-id": record.session_id,
-                       "deadline": record.deadline}, f)
+                       "deadline": record.deadline, "token": record.token}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
@@ -54,7 +55,8 @@ class ConfirmedStore:
         try:
             raw = json.loads(self.path.read_text())
             return Record(str(raw["backup"]), None if raw["persist"] is None else str(raw["persist"]),
-                          None if raw["session-id"] is None else int(raw["session-id"]), float(raw["deadline"]))
+                          None if raw["session-id"] is None else int(raw["session-id"]), float(raw["deadline"]),
+                          str(raw["token"]))
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
@@ -62,5 +64,13 @@ class ConfirmedStore:
             log.error("unreadable confirmed-commit record, not restored", path=str(self.path), error=str(exc))
             return None
 
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+    def clear(self, token: str) -> None:
+        """Remove the record of the confirmed commit `token` (not one written since by another)."""
+        try:
+            current = json.loads(self.path.read_text()).get("token")
+        except FileNotFoundError:
+            return
+        except ValueError:
+            current = None
+        if current in (token, None):
+            self.path.unlink(missing_ok=True)

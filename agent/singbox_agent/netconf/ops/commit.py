@@ -57,8 +57,8 @@ def handle(ctx: OpContext) -> str:
     try:
         sr.copy_config("candidate")
     except BaseException:
-        if new_cc is not None and server.confirmed_store is not None:
-            server.confirmed_store.clear()
+        if new_cc is not None:
+            confirmed.forget(server, new_cc)
         raise
     with state.lock:
         state.candidate_modified = False
