@@ -178,8 +178,8 @@ singbox_clear_interface_counters (u32 sw_if_index)
   singbox_interface_t *itf;
 
   vec_foreach (itf, sm->interfaces)
-    if (itf->enabled &&
-	(sw_if_index == ~0 || itf->sw_if_index == sw_if_index))
+    /* entries never enabled have sw_if_index 0, whose counters exist */
+    if (sw_if_index == ~0 || itf->sw_if_index == sw_if_index)
       {
 	itf->total = itf->failures = itf->packets = itf->bytes = 0;
 	vlib_zero_simple_counter (&sm->itf_connections, itf->sw_if_index);
@@ -873,7 +873,11 @@ singbox_interface_enable_disable (u32 sw_if_index, int enable, ip46_address_t *p
   if (!itf->enabled && (rv = singbox_client_intercept_enable_disable (itf, 1)))
     return rv;
   if (!itf->enabled)
-    itf->stat_active = vlib_stats_add_gauge ("/singbox/client/interface/%u/active", sw_if_index);
+    {
+      /* an interface's counters start when it is enabled */
+      itf->total = itf->failures = itf->packets = itf->bytes = 0;
+      itf->stat_active = vlib_stats_add_gauge ("/singbox/client/interface/%u/active", sw_if_index);
+    }
   if (itf->enabled && itf->endpoint_index != ~0)
     pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
   itf->sw_if_index = sw_if_index;
