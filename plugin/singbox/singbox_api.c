@@ -16,6 +16,26 @@
 #define REPLY_MSG_ID_BASE sm->msg_id_base
 #include <vlibapi/api_helper_macros.h>
 
+/*
+ * REPLY_MACRO_DETAILS4 does not zero the message: a fixed-size string copied without its NUL, or a
+ * field left unset (no username), reaches the client as heap garbage that vpp_papi cannot decode.
+ * Every details message here starts zeroed.
+ */
+#define SINGBOX_REPLY_DETAILS(t, rp, context, body)                                                 \
+  do                                                                                                \
+    {                                                                                               \
+      rmp = vl_msg_api_alloc_zero (sizeof (*rmp));                                                  \
+      rmp->_vl_msg_id = htons ((t) + (REPLY_MSG_ID_BASE));                                          \
+      rmp->context = context;                                                                       \
+      do                                                                                            \
+	{                                                                                           \
+	  body;                                                                                     \
+	}                                                                                           \
+      while (0);                                                                                    \
+      vl_api_send_msg (rp, (u8 *) rmp);                                                             \
+    }                                                                                               \
+  while (0)
+
 /* fixed-size API strings: make sure they end */
 #define SINGBOX_TERMINATE(field) ((field)[sizeof (field) - 1] = 0)
 
@@ -175,7 +195,7 @@ vl_api_singbox_server_dump_t_handler (vl_api_singbox_server_dump_t *mp)
     if (!l->is_listening)
       running = 0;
 
-  REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_SERVER_DETAILS, reg, context, ({
+  SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_SERVER_DETAILS, reg, context, ({
 			  rmp->is_enabled = sm->server_enabled;
 			  rmp->is_running = running;
 			  rmp->auth_required = sm->auth_required;
@@ -230,7 +250,7 @@ vl_api_singbox_server_listener_dump_t_handler (vl_api_singbox_server_listener_du
     return;
   pool_foreach (l, sm->listeners)
     {
-      REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_SERVER_LISTENER_DETAILS, reg, context, ({
+      SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_SERVER_LISTENER_DETAILS, reg, context, ({
 			      rmp->listener_index = htonl (l - sm->listeners);
 			      strncpy ((char *) rmp->name, (char *) l->name,
 				       sizeof (rmp->name) - 1);
@@ -270,7 +290,7 @@ vl_api_singbox_server_user_dump_t_handler (vl_api_singbox_server_user_dump_t *mp
     return;
   pool_foreach (u, sm->users)
     {
-      REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_SERVER_USER_DETAILS, reg, context, ({
+      SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_SERVER_USER_DETAILS, reg, context, ({
 			      clib_memcpy (
 				rmp->username, u->username,
 				clib_min (vec_len (u->username), sizeof (rmp->username) - 1));
@@ -311,7 +331,7 @@ vl_api_singbox_server_allowed_prefix_dump_t_handler (
     return;
   vec_foreach (p, sm->allowed_prefixes)
     {
-      REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_SERVER_ALLOWED_PREFIX_DETAILS, reg, context,
+      SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_SERVER_ALLOWED_PREFIX_DETAILS, reg, context,
 			    ({ singbox_encode_prefix (p, &rmp->prefix); }));
     }
 }
@@ -411,7 +431,7 @@ vl_api_singbox_endpoint_dump_t_handler (vl_api_singbox_endpoint_dump_t *mp)
     return;
   pool_foreach (ep, sm->endpoints)
     {
-      REPLY_MACRO_DETAILS4 (
+      SINGBOX_REPLY_DETAILS (
 	VL_API_SINGBOX_ENDPOINT_DETAILS, reg, context, ({
 	  rmp->endpoint_index = htonl (ep - sm->endpoints);
 	  strncpy ((char *) rmp->name, (char *) ep->name, sizeof (rmp->name) - 1);
@@ -649,7 +669,7 @@ vl_api_singbox_client_dump_t_handler (vl_api_singbox_client_dump_t *mp)
     return;
   vec_foreach (itf, sm->interfaces)
     n_itf += itf->enabled;
-  REPLY_MACRO_DETAILS4 (VL_API_SINGBOX_CLIENT_DETAILS, reg, context, ({
+  SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_CLIENT_DETAILS, reg, context, ({
 			  if (def)
 			    strncpy ((char *) rmp->default_endpoint, (char *) def,
 				     sizeof (rmp->default_endpoint) - 1);
@@ -708,7 +728,7 @@ send_singbox_session_details (singbox_session_t *ss, vl_api_registration_t *reg,
   u64 tx, rx;
 
   singbox_session_bytes (ss, &tx, &rx);
-  REPLY_MACRO_DETAILS4 (
+  SINGBOX_REPLY_DETAILS (
     VL_API_SINGBOX_SESSION_DETAILS, reg, context, ({
       rmp->session_id = clib_host_to_net_u64 (singbox_session_id (ss));
       rmp->mode = ss->mode;

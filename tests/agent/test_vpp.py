@@ -334,3 +334,21 @@ def test_service_against_vpp_stops_on_sigterm_leaving_vpp_as_it_is(sysrepo_insta
         if proc is not None and proc.poll() is None:
             proc.kill()
         vpp.close()
+
+
+def test_dumps_of_many_named_objects_decode_exactly(venv: VppEnv) -> None:
+    """Details messages start zeroed: names of every length and endpoints without credentials read back exactly.
+
+    Before the plugin zeroed its details messages, a few hundred users came back with heap bytes after their
+    names (or no terminator at all) and vpp_papi could not decode the dump.
+    """
+    users = {f"user{i}-" + "x" * (i % 60): HASH for i in range(300)}
+    edits: dict[str, Any] = {f"{S}/authentication/method": "username-password"}
+    edits.update({f"{S}/authentication/user[username='{name}']/password": h for name, h in users.items()})
+    edits.update({f"{C}/endpoint[name='e{i}']/address": f"192.0.2.{i + 1}" for i in range(50)})
+    venv.commit(edits)
+    got = venv.vpp_config()
+    assert sorted(k[1] for k in got if k[0] == "user") == sorted(users)
+    endpoints = {k[1]: v for k, v in got.items() if k[0] == "endpoint"}
+    assert sorted(endpoints) == sorted(f"e{i}" for i in range(50))
+    assert all(isinstance(v, EndpointSpec) and v.username is None for v in endpoints.values())
