@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ECHO_PORT, HTTP_PORT, Stack, wait_for
-from test_e2e_server import cfg
+from .conftest import ECHO_PORT, HTTP_PORT, Stack, wait_for
+from .test_e2e_server import cfg
 from vpptopo import CLIENT_IP4, ORIGIN_IP4, VPP_ORIGIN_IP4, wait_port
 
 SB_PORT = 1090

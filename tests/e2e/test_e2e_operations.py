@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-from conftest import ECHO_PORT, HERE, SBX_NS, Stack, wait_for
+from .conftest import ECHO_PORT, HERE, SBX_NS, Stack, wait_for
 from ncclient.xml_ import to_ele
-from test_e2e_server import ALT_PORT, PASSWORD, USER, cfg, configure, proxy, running_server
+from .test_e2e_server import ALT_PORT, PASSWORD, USER, cfg, configure, proxy, running_server
 from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, VPP_ORIGIN_IP4
 
 

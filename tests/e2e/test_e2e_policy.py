@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from conftest import SBX_NS, Stack, wait_for
-from test_e2e_operations import end, hold_session, refused, server_stats, works
-from test_e2e_server import PASSWORD, USER, cfg, configure, proxy, running_server
+from .conftest import SBX_NS, Stack, wait_for
+from .test_e2e_operations import end, hold_session, refused, server_stats, works
+from .test_e2e_server import PASSWORD, USER, cfg, configure, proxy, running_server
 from vpptopo import VPP_CLIENT_IP4, VPP_CLIENT_IP6, VPP_ORIGIN_IP4
 
 JSON = {"Content-Type": "application/yang-data+json"}

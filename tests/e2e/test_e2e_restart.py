@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from conftest import SBX_NS, Stack, wait_for
-from test_e2e_client import client_cfg, upstream, whoami  # noqa: F401 - upstream is a fixture
-from test_e2e_server import PASSWORD, USER, cfg, configure, proxy
+from .conftest import SBX_NS, Stack, wait_for
+from .test_e2e_client import client_cfg, upstream, whoami  # noqa: F401 - upstream is a fixture
+from .test_e2e_server import PASSWORD, USER, cfg, configure, proxy
 from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, VPP_ORIGIN_IP4
 
 

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import ECHO_PORT, HERE, SBX_NS, Stack, wait_for
+from .conftest import ECHO_PORT, HERE, SBX_NS, Stack, wait_for
 from ncclient.operations import RPCError
 from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, VPP_ORIGIN_IP4
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ECHO_PORT, HTTP_PORT, Env
+from .conftest import ECHO_PORT, HTTP_PORT, Env
 from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, wait_port
 
 

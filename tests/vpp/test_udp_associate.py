@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from conftest import UDP_PORT, Env
-from test_singbox_peer import start_sing_box
+from .conftest import UDP_PORT, Env
+from .test_singbox_peer import start_sing_box
 from vpptopo import ORIGIN_IP4, ORIGIN_IP6, VPP_CLIENT_IP4, VPP_CLIENT_IP6
 
 

@@ -18,8 +18,8 @@ from typing import Iterator
 
 import pytest
 
-from conftest import ECHO_PORT, HTTP_PORT, Env
-from test_singbox_peer import sing_box_binary
+from .conftest import ECHO_PORT, HTTP_PORT, Env
+from .test_singbox_peer import sing_box_binary
 from vpptopo import CLIENT_IP4, ORIGIN_IP4, VPP_ORIGIN_IP4, wait_port
 
 SB_PORT = 1090

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import CLOSED_PORT, ECHO_PORT, HTTP_PORT, Env
+from .conftest import CLOSED_PORT, ECHO_PORT, HTTP_PORT, Env
 from vpptopo import (
     ORIGIN_IP4,
     ORIGIN_IP6,
