@@ -43,6 +43,7 @@ def test_run_reports_connection_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     netconf_port, restconf_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYSREPO_")}
     env.pop("VPP_API_SOCKET", None)
+    env.pop("VPP_PREFIX", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "singbox_agent.appliance", "--state-dir", str(state), "--shm-prefix", "sbtapp",
          "--netconf-port", str(netconf_port), "--restconf-port", str(restconf_port)],
@@ -70,3 +71,44 @@ def test_run_reports_connection_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     assert rc == 0
     for pid in services:
         assert not Path(f"/proc/{pid}").exists(), f"service {pid} outlived the supervisor"
+
+
+def test_run_starts_a_private_vpp_when_one_is_installed(tmp_path: Path, vpp_prefix: Path) -> None:
+    """With VPP_PREFIX and a built plugin, `make run` is the whole product: the agent reaches the plugin of a VPP
+    that lives and dies with the run."""
+    from singbox_agent.devvpp import VppUnavailable, find_install
+
+    try:
+        find_install(dict(os.environ, VPP_PREFIX=str(vpp_prefix)))
+    except VppUnavailable as exc:
+        pytest.skip(str(exc))
+    state = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYSREPO_")}
+    env.pop("VPP_API_SOCKET", None)
+    env["VPP_PREFIX"] = str(vpp_prefix)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "singbox_agent.appliance", "--state-dir", str(state), "--shm-prefix", "sbtappv",
+         "--netconf-port", str(free_port()), "--restconf-port", str(free_port())],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(state / "connection.json", proc, timeout=120)
+        connection = json.loads((state / "connection.json").read_text())
+        vpp = connection["vpp"]
+        assert vpp["api_socket"] == str(state / "vpp" / "api.sock"), vpp
+        assert connection["agent"]["dataplane_connected"] is True, connection["agent"]
+        vppctl = vpp["vppctl"].split()
+        shown = subprocess.run([*vppctl, "show plugins"], capture_output=True, text=True, timeout=30,
+                               env=dict(os.environ, LD_LIBRARY_PATH=":".join(str(p) for p in vpp_prefix.glob("lib*"))))
+        assert "singbox_plugin.so" in shown.stdout, shown.stdout + shown.stderr
+        vpp_pids = [int(p) for p in subprocess.run(["pgrep", "-f", str(state / "vpp" / "startup.conf")],
+                                                   capture_output=True, text=True).stdout.split()]
+        assert vpp_pids, "no VPP process found for this run"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+    assert rc == 0
+    for pid in vpp_pids:
+        assert not Path(f"/proc/{pid}").exists(), f"VPP {pid} outlived the supervisor"

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from singbox_agent.devvpp import DevVpp, VppUnavailable, find_install
 from singbox_agent.logs import configure_logging
 from singbox_agent.repository import SysrepoInstance, project_yang_dirs, project_yang_files
 
@@ -69,6 +70,19 @@ def find_vpp_api_socket() -> tuple[str | None, str]:
     if default.is_socket():
         return str(default), f"VPP API socket {default}"
     return None, "VPP not found (no running VPP: set VPP_API_SOCKET to its API socket); dataplane reported absent"
+
+
+def start_dataplane(state_dir: Path) -> tuple[str | None, str, DevVpp | None]:
+    """A running VPP's API socket if there is one; else a private VPP when VPP_PREFIX names an installed one."""
+    socket, status = find_vpp_api_socket()
+    if socket or os.environ.get("VPP_API_SOCKET") or not os.environ.get("VPP_PREFIX"):
+        return socket, status, None
+    try:
+        vpp = DevVpp(find_install(), state_dir / "vpp")
+        vpp.start()
+    except VppUnavailable as exc:
+        return None, f"private VPP not started: {exc}; dataplane reported absent", None
+    return str(vpp.api_socket), f"private VPP under {vpp.run_dir}, API socket {vpp.api_socket}", vpp
 
 
 def prepare_sysrepo(state_dir: Path, top: Path, shm_prefix: str) -> SysrepoInstance:
@@ -156,7 +170,13 @@ async def stop_all(services: list[Service]) -> None:
         log.info("service stopped", service=s.name, status=s.process.returncode)
 
 
-async def supervise(state_dir: Path, services: list[Service], connection: dict[str, Any]) -> int:
+async def watch_vpp(vpp: DevVpp) -> None:
+    while vpp.alive():
+        await asyncio.sleep(0.5)
+
+
+async def supervise(state_dir: Path, services: list[Service], connection: dict[str, Any],
+                    vpp: DevVpp | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -181,14 +201,21 @@ async def supervise(state_dir: Path, services: list[Service], connection: dict[s
         out.chmod(0o600)
         print(f"how to connect ({out}):\n{out.read_text()}", flush=True)
 
-        waiters = {asyncio.ensure_future(s.process.wait()): s for s in services if s.process}
-        stop_waiter = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait([stop_waiter, *waiters], return_when=asyncio.FIRST_COMPLETED)
+        waiters: dict[asyncio.Future[Any], Service] = {
+            asyncio.ensure_future(s.process.wait()): s for s in services if s.process
+        }
+        stop_waiter: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        vpp_waiter: asyncio.Future[Any] = asyncio.ensure_future(watch_vpp(vpp) if vpp else asyncio.Event().wait())
+        done, _ = await asyncio.wait([stop_waiter, vpp_waiter, *waiters], return_when=asyncio.FIRST_COMPLETED)
         for fut in done:
             if fut in waiters:
                 log.error("service exited unexpectedly", service=waiters[fut].name, status=fut.result())
                 rc = 1
+            elif fut is vpp_waiter:
+                log.error("private VPP exited unexpectedly", log=str(state_dir / "vpp" / "vpp.log"))
+                rc = 1
         stop_waiter.cancel()
+        vpp_waiter.cancel()
         for fut in waiters:
             fut.cancel()
     except RuntimeError as exc:
@@ -196,6 +223,8 @@ async def supervise(state_dir: Path, services: list[Service], connection: dict[s
         rc = 1
     finally:
         await stop_all(services)
+        if vpp:
+            vpp.stop()
     return rc
 
 
@@ -216,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     prepare_sysrepo(state_dir, top, opts.shm_prefix)
     admin = bootstrap_admin(state_dir)
 
-    vpp_socket, vpp_status = find_vpp_api_socket()
+    vpp_socket, vpp_status, vpp = start_dataplane(state_dir)
     log.info("dataplane", status=vpp_status)
     connection: dict[str, Any] = {"vpp": {"api_socket": vpp_socket, "status": vpp_status}}
+    if vpp:
+        connection["vpp"]["vppctl"] = vpp.vppctl
     if admin:
         connection["credentials"] = admin
 
@@ -232,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if absent:
         log.info("services not built yet", services=absent)
     connection["services"] = [s.name for s in services]
-    return asyncio.run(supervise(state_dir, services, connection))
+    return asyncio.run(supervise(state_dir, services, connection, vpp))
 
 
 if __name__ == "__main__":
