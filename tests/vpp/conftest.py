@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -57,7 +58,10 @@ class Env:
         self.api: Any = None
         self.papi: Any = None
         try:
-            self.topo = vpptopo.Topology(self.vpp, tag=f"s{os.getpid() % 10000}w{workers}")
+            # not the pid: every scripts/in-env run has its own pid namespace,
+            # so concurrent runs would share veth names in the host's netns
+            self.topo = vpptopo.Topology(self.vpp,
+                                         tag=f"s{secrets.token_hex(2)}w{workers}")
             self.topo.spawn(self.topo.ns_origin, sys.executable, str(HERE / "origin.py"),
                             vpptopo.ORIGIN_IP4, vpptopo.ORIGIN_IP6, str(HTTP_PORT),
                             str(ECHO_PORT), str(UDP_PORT), "53")
