@@ -117,8 +117,12 @@ class Vpp:
                 "singbox_plugin.so",
             )
         )
+        # runtime-dir: the default /run/vpp holds the session layer's app
+        # namespace socket; a second VPP sharing it (scripts/in-env binds the
+        # host's /run/vpp) fails to create the default namespace and then
+        # refuses every listen ("invalid namespace")
         conf = f"""
-unix {{ nodaemon cli-listen {self.cli_sock} log {self.log} }}
+unix {{ nodaemon cli-listen {self.cli_sock} log {self.log} runtime-dir {self.dir} }}
 api-segment {{ prefix {self.dir.name} }}
 socksvr {{ socket-name {self.api_sock} }}
 statseg {{ socket-name {self.stats_sock} update-interval 1 }}
