@@ -379,13 +379,13 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
   socks5_event_type_t t;
   socks5_event_t ev;
   socks5_out_t out;
-  u32 n, consumed, user_index;
+  u32 n, avail, consumed, user_index;
   int ok;
 
   while (!ss->po_closed)
     {
-      n = svm_fifo_max_dequeue_cons (s->rx_fifo);
-      n = clib_min (n, sizeof (buf));
+      avail = svm_fifo_max_dequeue_cons (s->rx_fifo);
+      n = clib_min (avail, sizeof (buf));
       if (n)
 	svm_fifo_peek (s->rx_fifo, 0, n, buf);
       consumed = 0;
@@ -401,7 +401,10 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
       switch (t)
 	{
 	case SOCKS5_EV_NEED_DATA:
-	  if (consumed == 0 || consumed == n)
+	  /* The core took every byte offered. Greeting + auth + request may
+	   * exceed one peek and arrive in a single segment, after which no
+	   * further rx notification comes: go on while the fifo holds more. */
+	  if (consumed < n || avail <= n)
 	    return;
 	  break;
 	case SOCKS5_EV_AUTH_REQUEST:
@@ -549,6 +552,12 @@ singbox_po_rx (session_t *s)
     {
       if (ss->state <= SINGBOX_SESSION_STATE_REQUEST && !ss->po_closed)
 	singbox_po_handshake (s, ss);
+      else if ((ss->state == SINGBOX_SESSION_STATE_RESOLVING ||
+		ss->state == SINGBOX_SESSION_STATE_CONNECTING) &&
+	       ss->cmd == SOCKS5_CMD_CONNECT && !ss->po_closed)
+	/* payload pipelined behind the request: it stays in this fifo,
+	 * which becomes the upstream's tx fifo once connected */
+	;
       else
 	/* refused, closing, or a UDP association's control connection */
 	svm_fifo_dequeue_drop_all (f);
@@ -903,6 +912,11 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error
   /* data the client pipelined after its request */
   if (svm_fifo_max_dequeue (s->tx_fifo) && svm_fifo_set_event (s->tx_fifo))
     session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+  /* If it filled the fifo while we resolved or connected, the client saw a
+   * zero window: have the dequeue reopen it (singbox_leg_tx) rather than
+   * leave it to the client's persist timer. */
+  if (svm_fifo_max_enqueue (s->tx_fifo) <= SINGBOX_TCP_MSS)
+    svm_fifo_add_want_deq_ntf (s->tx_fifo, SVM_FIFO_WANT_DEQ_NOTIF);
   return 0;
 }
 

@@ -9,7 +9,8 @@ modes:
   echo <dst> <dport> <nbytes>            -> CONNECT, send "COUNT"+n bytes,
                                             half-close, read until EOF
                                             -> {"rep", "reply": "<n>"}
-  raw <hex> [secs]                       -> send bytes, read until EOF/secs
+  raw <hex>|- [secs]                     -> send bytes (hex on stdin for -),
+                                            read until EOF/secs
   drip <hex> [secs]                      -> the same, one byte per write
                                             -> {"recv": "<hex>", "closed"}
   hold <seconds>                         -> TCP connect only, wait for close
@@ -108,13 +109,15 @@ def main() -> None:
             res["reply"] = data.decode().strip()
             res["sent"] = len(payload)
         elif mode in ("raw", "drip"):
+            # "-": the hex comes on stdin (longer than an argument may be)
+            raw = bytes.fromhex(sys.stdin.read() if args[0] == "-" else args[0])
             if mode == "drip":  # one byte per write, 5 ms apart
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                for byte in bytes.fromhex(args[0]):
+                for byte in raw:
                     s.sendall(bytes([byte]))
                     time.sleep(0.005)
             else:
-                s.sendall(bytes.fromhex(args[0]))
+                s.sendall(raw)
             s.settimeout(float(args[1]) if len(args) > 1 else 3)
             data = b""
             closed = False

@@ -6,7 +6,10 @@ byte-level probe."""
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,7 @@ from vpptopo import (
 )
 
 PROXY = f"{VPP_CLIENT_IP4}:1080"
+HERE = Path(__file__).parent
 
 
 def curl(env: Env, *args: str, timeout: float = 20) -> tuple[int, str, str]:
@@ -447,3 +451,74 @@ def test_handshake_conformance(env: Env, auth: bool, mode: str, send: str,
     assert res["closed"] == closed, res
     if mode == "drip":
         assert bytes.fromhex(res["recv"]).endswith(b"hello")
+
+
+# Greeting + RFC 1929 auth with 255-byte credentials is already 516 bytes,
+# more than the largest single handshake message (513): the plugin reads the
+# rx fifo in bounded peeks and must keep going while the fifo holds more than
+# one peek, or a client that sends everything in one write stalls until the
+# handshake timeout.
+LONG_USER, LONG_PASS = "u" * 255, "p" * 255
+LONG_AUTH = "050102" + "01ff" + LONG_USER.encode().hex() + "ff" + LONG_PASS.encode().hex()
+
+
+def _long_creds(env: Env, **cfg: object) -> None:
+    r = env.api.singbox_server_user_add_del(is_add=True, username=LONG_USER, password=LONG_PASS)
+    assert r.retval == 0
+    env.configure(auth_required=True, handshake_timeout=30, **cfg)
+    env.start()
+
+
+def _raw_stdin(env: Env, send_hex: str, secs: str = "3") -> dict[str, object]:
+    """The probe's raw mode with the bytes on stdin (too long for argv)."""
+    r = env.t.run_in(env.t.ns_client, sys.executable, str(HERE / "socks_probe.py"),
+                     VPP_CLIENT_IP4, "1080", "raw", "-", secs, input=send_hex.encode(),
+                     timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    res: dict[str, object] = json.loads(r.stdout)
+    return res
+
+
+@pytest.mark.parametrize("payload_len", [400, 200_000], ids=["one-segment", "many-segments"])
+def test_pipelined_long_auth_connect_and_payload(env: Env, payload_len: int) -> None:
+    """Greeting, 255/255 auth, CONNECT and payload in one write: the replies
+    come at once and the payload reaches the origin intact and in order."""
+    _long_creds(env)
+    payload = bytes((i * 7 + i // 251) % 256 for i in range(payload_len))
+    res = _raw_stdin(env, LONG_AUTH + CONNECT_ECHO[6:] + payload.hex())
+    data = bytes.fromhex(str(res["recv"]))
+    # method, auth status, reply (IPv4 BND), then the echo
+    assert data[:4] == b"\x05\x02\x01\x00", data[:16].hex()
+    assert data[4:8] == b"\x05\x00\x00\x01", data[:16].hex()
+    echoed = data[4 + 10 :]
+    assert len(echoed) == payload_len, (len(echoed), res["elapsed"])
+    assert echoed == payload
+    assert float(str(res["elapsed"])) < 10, res["elapsed"]
+    assert env.stats()["accepted"] == 1
+
+
+def test_pipelined_long_auth_and_255_byte_domain(env: Env) -> None:
+    """Greeting, 255/255 auth and CONNECT to a 255-byte name in one write
+    (776 bytes): answered at once, 0x08 because names are not resolved."""
+    _long_creds(env)
+    send = LONG_AUTH + "05010003ff" + "61" * 255 + "0050" + b"early".hex()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "raw", send, "5")
+    assert res["recv"].startswith("05020100" + "05080001"), res
+    assert res["closed"], res
+    assert res["elapsed"] < 4, res
+
+
+def test_pipelined_long_auth_domain_resolved_then_payload(env: Env) -> None:
+    """The payload pipelined behind a CONNECT by name waits in the fifo while
+    VPP resolves the name, then reaches the origin in order."""
+    _long_creds(env, dns_enabled=True, dns_server=ORIGIN_IP4)
+    name = b"origin.test"
+    # more than one fifo: part of it arrives while the name is resolved
+    payload = bytes(range(256)) * 600
+    send = (LONG_AUTH + "05010003" + f"{len(name):02x}" + name.hex() + f"{ECHO_PORT:04x}"
+            + payload.hex())
+    res = _raw_stdin(env, send)
+    data = bytes.fromhex(str(res["recv"]))
+    assert data[:8] == b"\x05\x02\x01\x00\x05\x00\x00\x01", data[:16].hex()
+    assert len(data) - 14 == len(payload), res["elapsed"]
+    assert data[14:] == payload
