@@ -61,6 +61,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+def hold_socks_session(stack: Stack, port: int, user: str, password: str, dst: str,
+                       dst_port: int) -> subprocess.Popen[bytes]:
+    """A SOCKS5 session from the client namespace held open until end_hold() closes its stdin."""
+    hold = subprocess.Popen(
+        ["ip", "netns", "exec", stack.t.ns_client, sys.executable, str(HERE / "socks_hold.py"),
+         vpptopo.VPP_CLIENT_IP4, str(port), user, password, dst, str(dst_port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    assert hold.stdout is not None
+    line = hold.stdout.readline()
+    if line != b"established\n":
+        hold.kill()
+        raise AssertionError(f"no SOCKS5 session: {line!r} {hold.communicate(timeout=10)[1]!r}")
+    return hold
+
+
+def end_hold(hold: subprocess.Popen[bytes]) -> int:
+    if hold.poll() is None:
+        assert hold.stdin is not None
+        hold.stdin.close()
+        try:
+            hold.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            hold.kill()
+            hold.wait(timeout=10)
+    return hold.returncode
+
+
 def wait_for(cond: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.2) -> Any:
     """Poll cond until it returns something truthy; bounded in time. Returns that value."""
     deadline = time.monotonic() + timeout

@@ -7,13 +7,12 @@ running with stale state."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 
-from .conftest import ECHO_PORT, HERE, SBX_NS, Stack, wait_for
+from .conftest import ECHO_PORT, SBX_NS, Stack, end_hold, hold_socks_session, wait_for
 from ncclient.xml_ import to_ele
 from .test_e2e_server import ALT_PORT, PASSWORD, USER, cfg, configure, proxy, running_server
 from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, VPP_ORIGIN_IP4
@@ -56,27 +55,7 @@ def test_confirmed_commit_not_confirmed_rolls_the_dataplane_back(stack: Stack) -
 
 
 def hold_session(stack: Stack) -> subprocess.Popen[bytes]:
-    hold = subprocess.Popen(
-        ["ip", "netns", "exec", stack.t.ns_client, sys.executable, str(HERE / "socks_hold.py"), VPP_CLIENT_IP4,
-         "1080", USER, PASSWORD, ORIGIN_IP4, str(ECHO_PORT)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    assert hold.stdout is not None
-    line = hold.stdout.readline()
-    if line != b"established\n":
-        hold.kill()
-        raise AssertionError(f"no SOCKS5 session: {line!r} {hold.communicate(timeout=10)[1]!r}")
-    return hold
-
-
-def end(hold: subprocess.Popen[bytes]) -> None:
-    if hold.poll() is None:
-        assert hold.stdin is not None
-        hold.stdin.close()
-        try:
-            hold.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            hold.kill()
-            hold.wait(timeout=10)
+    return hold_socks_session(stack, 1080, USER, PASSWORD, ORIGIN_IP4, ECHO_PORT)
 
 
 def server_sessions(stack: Stack) -> list[dict[str, Any]]:
@@ -115,7 +94,7 @@ def test_disconnect_session_over_restconf(stack: Stack) -> None:
                        headers={"Content-Type": "application/yang-data+json"})
             assert r.status_code >= 400 and "data-missing" in r.text, (r.status_code, r.text)
     finally:
-        end(hold)
+        end_hold(hold)
     assert works(stack, proxy())
 
 
@@ -130,7 +109,7 @@ def test_disconnect_session_over_netconf(stack: Stack) -> None:
             assert reply.ok, reply.xml
         assert_closed_by_proxy(stack, hold, session_id)
     finally:
-        end(hold)
+        end_hold(hold)
 
 
 def server_stats(stack: Stack) -> dict[str, Any]:

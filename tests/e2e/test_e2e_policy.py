@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 
-from .conftest import SBX_NS, Stack, wait_for
-from .test_e2e_operations import end, hold_session, refused, server_stats, works
+from .conftest import SBX_NS, Stack, end_hold, wait_for
+from .test_e2e_operations import hold_session, refused, server_stats, works
 from .test_e2e_server import PASSWORD, USER, cfg, configure, proxy, running_server
 from vpptopo import VPP_CLIENT_IP4, VPP_CLIENT_IP6, VPP_ORIGIN_IP4
 
@@ -55,7 +55,7 @@ def test_max_sessions_refuses_and_notifies(stack: Stack) -> None:
             else:
                 raise AssertionError(f"no session-limit-reached notification within 60 s; got {seen}")
         finally:
-            end(hold)
+            end_hold(hold)
     wait_for(lambda: works(stack, proxy()), "served again once the held session ended")
 
 

@@ -5,12 +5,10 @@ the client namespace -> origin; RESTCONF shows the counters and sessions the plu
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
-from .conftest import ECHO_PORT, HERE, SBX_NS, Stack, wait_for
+from .conftest import ECHO_PORT, SBX_NS, Stack, end_hold, hold_socks_session, wait_for
 from ncclient.operations import RPCError
 from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, VPP_ORIGIN_IP4
 
@@ -95,14 +93,8 @@ def test_socks5_server_configured_over_netconf_serves_and_is_monitored(stack: St
     assert user is not None and int(user["vpp-singbox:statistics"]["auth-failures"]) >= 1
 
     # a live session shows in /singbox/sessions with the user, the client and the destination
-    hold = subprocess.Popen(
-        ["ip", "netns", "exec", stack.t.ns_client, sys.executable, str(HERE / "socks_hold.py"), VPP_CLIENT_IP4,
-         str(MAIN_PORT), USER, PASSWORD, ORIGIN_IP4, str(ECHO_PORT)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    hold = hold_socks_session(stack, MAIN_PORT, USER, PASSWORD, ORIGIN_IP4, ECHO_PORT)
     try:
-        assert hold.stdout is not None
-        line = hold.stdout.readline()
-        assert line == b"established\n", (line, hold.stderr.read() if hold.stderr and hold.poll() is not None else b"")
 
         def held_session() -> dict[str, Any] | None:
             data = stack.restconf_get("vpp-singbox:singbox/sessions") or {}
@@ -119,14 +111,8 @@ def test_socks5_server_configured_over_netconf_serves_and_is_monitored(stack: St
         active = wait_for(lambda: counters(stack)["active-sessions"] >= 1, "active-sessions >= 1")
         assert active
     finally:
-        assert hold.stdin is not None
-        hold.stdin.close()
-        try:
-            hold.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            hold.kill()
-            hold.wait(timeout=10)
-    assert hold.returncode == 0
+        rc = end_hold(hold)
+    assert rc == 0
 
 
 def test_deleting_a_listen_entry_over_netconf_stops_new_connections(stack: Stack) -> None:
