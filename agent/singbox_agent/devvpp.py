@@ -60,9 +60,10 @@ def find_install(environ: dict[str, str] | os._Environ[str] = os.environ) -> Vpp
 
 
 def startup_conf(install: VppInstall, run_dir: Path) -> str:
-    # The API prefix keeps this instance's shared-memory names apart from a system VPP's.
+    # The API prefix and runtime-dir keep this instance's shared-memory names and app-namespace sockets apart from a
+    # system VPP's.
     plugins = " ".join(f"plugin {name}_plugin.so {{ enable }}" for name in PLUGINS)
-    return f"""unix {{ nodaemon cli-listen {run_dir / 'cli.sock'} log {run_dir / 'vpp.log'} }}
+    return f"""unix {{ nodaemon cli-listen {run_dir / 'cli.sock'} log {run_dir / 'vpp.log'} runtime-dir {run_dir} }}
 api-segment {{ prefix sbxrun-vpp }}
 socksvr {{ socket-name {run_dir / 'api.sock'} }}
 statseg {{ socket-name {run_dir / 'stats.sock'} }}
