@@ -60,16 +60,14 @@ def module_exists(name: str) -> bool:
 
 
 def find_vpp_api_socket() -> tuple[str | None, str]:
-    """The API socket of a running VPP, or why none is used."""
+    """The API socket of a running VPP named by VPP_API_SOCKET, or why none is used."""
     explicit = os.environ.get("VPP_API_SOCKET")
     if explicit:
         if Path(explicit).is_socket():
             return explicit, f"VPP API socket {explicit}"
         return None, f"VPP_API_SOCKET={explicit} is not a socket"
-    default = Path("/run/vpp/api.sock")
-    if default.is_socket():
-        return str(default), f"VPP API socket {default}"
-    return None, "VPP not found (no running VPP: set VPP_API_SOCKET to its API socket); dataplane reported absent"
+    return None, ("VPP not found (set VPP_API_SOCKET to a running VPP's API socket, or VPP_PREFIX and "
+                  "SINGBOX_PLUGIN_DIR to start one); dataplane reported absent")
 
 
 def start_dataplane(state_dir: Path) -> tuple[str | None, str, DevVpp | None]:
