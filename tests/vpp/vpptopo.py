@@ -104,6 +104,11 @@ class Vpp:
         self.log = self.dir / "vpp.log"
         self.workers = workers
         cpu = f"cpu {{ main-core 0 workers {workers} }}" if workers else ""
+        more_cpus = workers + 1 > (os.cpu_count() or 1)
+        if workers and more_cpus:
+            # see _more_cpus: main thread on the last CPU, workers unpinned
+            main = (os.cpu_count() or 1) - 1
+            cpu = f"cpu {{ main-core {main} workers {workers} use-pthreads }}"
         plugins = "".join(
             f" plugin {p} {{ enable }}"
             for p in (
@@ -141,8 +146,11 @@ buffers {{ buffers-per-numa 32768 }}
             str(p) for p in self.prefix.glob("lib*") if p.is_dir()
         ) + ":" + str(self.prefix / "lib" / "x86_64-linux-gnu")
         self.env = env
+        argv = [str(self.prefix / "bin" / "vpp"), "-c", str(self.dir / "startup.conf")]
+        if workers and more_cpus:
+            argv = self._more_cpus(argv, workers + 1)
         self.proc = subprocess.Popen(
-            [str(self.prefix / "bin" / "vpp"), "-c", str(self.dir / "startup.conf")],
+            argv,
             stdout=open(self.dir / "stdout", "w"),
             stderr=subprocess.STDOUT,
             env=env,
@@ -162,6 +170,20 @@ buffers {{ buffers-per-numa 32768 }}
                     pass
             time.sleep(0.2)
         raise RuntimeError("VPP did not start: " + (self.dir / "stdout").read_text())
+
+    def _more_cpus(self, argv: list[str], n_cpus: int) -> list[str]:
+        """VPP gives the main thread and each worker a CPU of its own
+        (src/vlib/threads.c refuses overlap, even with corelist-workers), so
+        a 2-core machine cannot have 2 workers. In a private mount namespace
+        VPP reads a CPU list with enough CPUs for that check; with
+        use-pthreads it then starts the workers on CPU 0 instead of on the
+        CPUs it picked (a CPU that does not exist would abort it). The NUMA
+        node comes from getcpu(), not from that list."""
+        online = self.dir / "cpu-online"
+        online.write_text(f"0-{n_cpus - 1}\n")
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /sys/devices/system/cpu/online && exec "$@"',
+                str(online), *argv]
 
     def cli(self, cmd: str, check: bool = True) -> str:
         out = run(
