@@ -160,10 +160,14 @@ class Env:
 # VPP pins each worker to its own core besides the main core: on a 2-core
 # machine the multi-worker run gets 1 worker, not 2 (the id says which).
 MULTI_WORKERS = max(1, min(2, (os.cpu_count() or 1) - 1))
+# SINGBOX_VPP_WORKERS="0,2": the worker counts to run each module with
+# (more workers than spare cores: see vpptopo.Vpp._more_cpus)
+WORKER_COUNTS = [int(w) for w in
+                 os.environ.get("SINGBOX_VPP_WORKERS", f"0,{MULTI_WORKERS}").split(",")]
 
 
-@pytest.fixture(scope="module", params=[0, MULTI_WORKERS],
-                ids=["workers0", f"workers{MULTI_WORKERS}"])
+@pytest.fixture(scope="module", params=WORKER_COUNTS,
+                ids=[f"workers{w}" for w in WORKER_COUNTS])
 def vpp_env(request: pytest.FixtureRequest) -> Iterator[Env]:
     reason = _skip_reason()
     if reason:
