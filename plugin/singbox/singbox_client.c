@@ -11,6 +11,7 @@
 #include <vnet/fib/fib_entry.h>
 #include <vnet/feature/feature.h>
 #include <vlib/unix/plugin.h>
+#include <vnet/tcp/tcp_inlines.h>
 
 typedef void (singbox_hsi_intercept_proto_fn_t) (transport_proto_t proto, u8 is_ip4, u8 is_enable);
 
@@ -190,16 +191,162 @@ singbox_clear_interface_counters (u32 sw_if_index)
 
 /*
  * Interception: a wildcard listener (tcp 0.0.0.0:0 and [::]:0) of an
- * IS_PROXY app receives, through the hsi plugin, every TCP SYN arriving on
- * the enabled interfaces for which VPP has no session. The original
- * destination is the accepted session's local endpoint.
+ * IS_PROXY app receives every TCP SYN arriving on the enabled interfaces
+ * for which VPP has no session. The original destination is the accepted
+ * session's local endpoint.
+ *
+ * IPv4 goes through the hsi plugin (hsi4-in). IPv6 cannot: in v26.06
+ * hsi_intercept_proto () looks the wildcard listener up with
+ * session_lookup_listener_wildcard (0, ...), and session table 0 is FIB 0's
+ * IPv4 table, whose IPv6 hashes are never initialised (session_table_init
+ * with FIB_PROTOCOL_IP4), so the [::]:0 listener (in the IPv6 table) is
+ * never found and hsi6-in passes every SYN on. Adding our listener to table
+ * 0's IPv6 hash instead writes into an uninitialised bihash (that crashed).
+ * So IPv6 has its own feature node, singbox6-in, doing for TCP what
+ * hsi6-in would: SYNs with no session go to tcp6-listen on our listener,
+ * segments of known connections straight to tcp6-input.
  */
+
+typedef struct
+{
+  /* tcp listener (connection) index of the [::]:0 wildcard listener, ~0
+   * while there is none: singbox6-in then lets everything pass */
+  u32 tcp6_listener;
+} singbox_intercept6_t;
+
+static singbox_intercept6_t singbox_intercept6 = { .tcp6_listener = ~0 };
+
+typedef enum
+{
+  SINGBOX6_IN_NEXT_TCP_INPUT,
+  SINGBOX6_IN_NEXT_TCP_INPUT_NOLOOKUP,
+  SINGBOX6_IN_NEXT_TCP_LISTEN,
+  SINGBOX6_IN_N_NEXT,
+} singbox6_in_next_t;
+
+typedef struct
+{
+  u32 next;
+  u8 intercepted;
+} singbox6_in_trace_t;
+
+static u8 *
+format_singbox6_in_trace (u8 *s, va_list *args)
+{
+  CLIB_UNUSED (vlib_main_t * vm) = va_arg (*args, vlib_main_t *);
+  CLIB_UNUSED (vlib_node_t * node) = va_arg (*args, vlib_node_t *);
+  singbox6_in_trace_t *t = va_arg (*args, singbox6_in_trace_t *);
+
+  return format (s, "singbox6-in: %s, next %u", t->intercepted ? "to tcp" : "pass", t->next);
+}
+
+/* Returns 1 and sets *next when the packet goes to the session layer. */
+static_always_inline int
+singbox6_in_one (vlib_buffer_t *b, u32 *next, u32 thread_index)
+{
+  ip6_header_t *ip6 = vlib_buffer_get_current (b);
+  transport_connection_t *tc;
+  tcp_header_t *tcp;
+  u32 error = 0;
+  u8 result = 0;
+
+  /* extension headers are left to the normal path */
+  if (ip6->protocol != IP_PROTOCOL_TCP ||
+      b->current_length < sizeof (ip6_header_t) + sizeof (tcp_header_t))
+    return 0;
+  ip_lookup_set_buffer_fib_index (ip6_main.fib_index_by_sw_if_index, b);
+  tcp = ip6_next_header (ip6);
+  tc = session_lookup_connection_wt6 (vnet_buffer (b)->ip.fib_index, &ip6->dst_address,
+				      &ip6->src_address, tcp->dst_port, tcp->src_port,
+				      TRANSPORT_PROTO_TCP, thread_index, &result);
+  if (tc && !result)
+    {
+      tcp_connection_t *tcpc = (tcp_connection_t *) tc;
+      if (tcpc->state == TCP_STATE_LISTEN)
+	{
+	  if (!tcp_syn (tcp))
+	    return 0;
+	  *next = SINGBOX6_IN_NEXT_TCP_INPUT;
+	}
+      else if (tcpc->state == TCP_STATE_SYN_SENT)
+	*next = SINGBOX6_IN_NEXT_TCP_INPUT;
+      else
+	{
+	  *next = SINGBOX6_IN_NEXT_TCP_INPUT_NOLOOKUP;
+	  vnet_buffer (b)->tcp.connection_index = tc->c_index;
+	}
+      return 1;
+    }
+  if (singbox_intercept6.tcp6_listener == ~0 || !tcp_syn (tcp))
+    return 0;
+  /* tcp6-listen expects the buffer parsed as tcp6-input leaves it */
+  tcp_input_lookup_buffer (b, thread_index, &error, 0 /* is_ip4 */, 1 /* is_nolookup */);
+  if (error)
+    return 0;
+  vnet_buffer (b)->tcp.connection_index = singbox_intercept6.tcp6_listener;
+  vnet_buffer (b)->tcp.flags = TCP_STATE_LISTEN;
+  *next = SINGBOX6_IN_NEXT_TCP_LISTEN;
+  return 1;
+}
+
+VLIB_NODE_FN (singbox6_in_node)
+(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame)
+{
+  vlib_buffer_t *bufs[VLIB_FRAME_SIZE], **b = bufs;
+  u16 nexts[VLIB_FRAME_SIZE], *next = nexts;
+  u32 n_left = frame->n_vectors, *from = vlib_frame_vector_args (frame);
+  u32 thread_index = vm->thread_index;
+
+  vlib_get_buffers (vm, from, bufs, n_left);
+  while (n_left)
+    {
+      u32 next0 = 0;
+      u8 intercepted = singbox6_in_one (b[0], &next0, thread_index);
+
+      if (!intercepted)
+	vnet_feature_next (&next0, b[0]);
+      next[0] = next0;
+      if (PREDICT_FALSE (b[0]->flags & VLIB_BUFFER_IS_TRACED))
+	{
+	  singbox6_in_trace_t *t = vlib_add_trace (vm, node, b[0], sizeof (*t));
+	  t->next = next0;
+	  t->intercepted = intercepted;
+	}
+      b++;
+      next++;
+      n_left--;
+    }
+  vlib_buffer_enqueue_to_next (vm, node, from, nexts, frame->n_vectors);
+  return frame->n_vectors;
+}
+
+VLIB_REGISTER_NODE (singbox6_in_node) = {
+  .name = "singbox6-in",
+  .vector_size = sizeof (u32),
+  .format_trace = format_singbox6_in_trace,
+  .type = VLIB_NODE_TYPE_INTERNAL,
+  .n_next_nodes = SINGBOX6_IN_N_NEXT,
+  .next_nodes = {
+    [SINGBOX6_IN_NEXT_TCP_INPUT] = "tcp6-input",
+    [SINGBOX6_IN_NEXT_TCP_INPUT_NOLOOKUP] = "tcp6-input-nolookup",
+    [SINGBOX6_IN_NEXT_TCP_LISTEN] = "tcp6-listen",
+  },
+};
+
+VNET_FEATURE_INIT (singbox6_in_feature, static) = {
+  .arc_name = "ip6-unicast",
+  .node_name = "singbox6-in",
+  .runs_before = VNET_FEATURES ("ip6-lookup"),
+  .runs_after = VNET_FEATURES ("ip6-full-reassembly-feature"),
+};
 
 static int
 singbox_client_listen (u8 is_ip4, session_handle_t *h)
 {
   singbox_main_t *sm = &singbox_main;
   vnet_listen_args_t _a = {}, *a = &_a;
+  session_endpoint_t sep = { .transport_proto = TRANSPORT_PROTO_TCP, .is_ip4 = 0 };
+  session_t *ls;
   int rv;
 
   a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
@@ -210,11 +357,18 @@ singbox_client_listen (u8 is_ip4, session_handle_t *h)
   if ((rv = vnet_listen (a)))
     return rv;
   *h = a->handle;
-  /* only once the wildcard listener exists, or hsi silently ignores it.
-   * For IPv6 this does nothing in v26.06: hsi looks the listener up in
-   * session table 0, the IPv4 table of FIB 0 (IPv6 interception missing). */
-  ((singbox_hsi_intercept_proto_fn_t *) sm->hsi_intercept_proto_ptr) (TRANSPORT_PROTO_TCP, is_ip4,
-								      1);
+  if (is_ip4)
+    {
+      /* only once the wildcard listener exists, or hsi silently ignores it */
+      ((singbox_hsi_intercept_proto_fn_t *) sm->hsi_intercept_proto_ptr) (TRANSPORT_PROTO_TCP, 1,
+									  1);
+      return 0;
+    }
+  ls =
+    session_lookup_listener_wildcard (session_lookup_get_index_for_fib (FIB_PROTOCOL_IP6, 0), &sep);
+  if (!ls)
+    return VNET_API_ERROR_UNSPECIFIED;
+  singbox_intercept6.tcp6_listener = ls->connection_index;
   return 0;
 }
 
@@ -253,7 +407,8 @@ singbox_client_intercept_enable_disable (singbox_interface_t *itf, int enable)
     return rv;
   if ((rv = vnet_feature_enable_disable ("ip4-unicast", "hsi4-in", itf->sw_if_index, enable, 0, 0)))
     return rv;
-  if ((rv = vnet_feature_enable_disable ("ip6-unicast", "hsi6-in", itf->sw_if_index, enable, 0, 0)))
+  if ((rv = vnet_feature_enable_disable ("ip6-unicast", "singbox6-in", itf->sw_if_index, enable, 0,
+					 0)))
     return rv;
   vlib_validate_simple_counter (&sm->itf_connections, itf->sw_if_index);
   vlib_validate_simple_counter (&sm->itf_failures, itf->sw_if_index);
