@@ -118,6 +118,23 @@ typedef struct
   u16 port; /* host order */
 } singbox_udp_peer_t;
 
+/* A name a UDP association sent to (ATYP 3), resolved once per association. */
+typedef struct
+{
+  u8 *name; /* C string vec */
+  u8 state; /* SINGBOX_UDP_NAME_* */
+  u8 is_ip4;
+  ip46_address_t ip;
+  /* the datagram that started the lookup, sent once it is answered */
+  u8 *pending;
+  u16 pending_port;
+  session_handle_t pending_via; /* the listener session it came in on */
+} singbox_udp_name_t;
+
+#define SINGBOX_UDP_NAME_RESOLVING 0
+#define SINGBOX_UDP_NAME_RESOLVED  1
+#define SINGBOX_UDP_NAME_FAILED	   2
+
 /* Client mode: an upstream SOCKS5 proxy. */
 typedef struct
 {
@@ -249,6 +266,7 @@ typedef struct
   ip46_address_t udp_client_ip;
   u16 udp_client_port; /* host order; 0 = any until learned */
   singbox_udp_peer_t *udp_peers;
+  singbox_udp_name_t *udp_names;
   u64 udp_from_client;
   u64 udp_to_client;
 
@@ -426,6 +444,8 @@ void singbox_udp_associate (singbox_session_t *ss, socks5_addr_t *client);
 void singbox_udp_release (singbox_session_t *ss);
 void singbox_server_udp_ready (singbox_session_t *ss);
 void singbox_udp_counters_init (void);
+void singbox_udp_resolved (u64 session_id, u8 *name, int rv, ip46_address_t *ip, u8 is_ip4);
+void singbox_udp_names_free (singbox_session_t *ss);
 
 /* singbox_probe.c */
 u32 singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 context);
@@ -445,6 +465,7 @@ void singbox_client_pool_forget (singbox_session_t *ss);
 int singbox_dns_init (void);
 int singbox_dns_configure (void);
 void singbox_dns_start (u32 session_index, u8 *name);
+void singbox_dns_start_udp (u64 session_id, u8 *name);
 void singbox_dns_poll (f64 now);
 
 /* singbox_client.c */
