@@ -177,9 +177,11 @@ def vpp_env(request: pytest.FixtureRequest) -> Iterator[Env]:
         yield env
     finally:
         log = env.vpp.log.read_text() if env.vpp.log.exists() else ""
+        out = env.vpp.dir / "stdout"  # where a crash leaves its backtrace
+        log += "\n--- stdout ---\n" + (out.read_text() if out.exists() else "")
         alive = env.vpp.alive()
         env.close()
-        assert alive, "VPP died during the tests:\n" + log[-3000:]
+        assert alive, "VPP died during the tests:\n" + log[-6000:]
 
 
 @pytest.fixture
