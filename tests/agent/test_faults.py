@@ -75,6 +75,57 @@ def test_dataplane_failure_at_every_step_leaves_everything_as_before(env: Env) -
     assert env.dp.objects == committed
 
 
+def test_with_calls_under_way_a_failure_at_every_step_is_undone_including_what_ran_after_it(
+        sysrepo_instance: Any) -> None:
+    """A pipelining dataplane (VPP) reports failures only after later calls of the same run were sent: those
+    succeed after the failing one, and the agent must take them back too."""
+    from singbox_agent.dataplane.memory import MemoryDataplane
+    from tests.agent.conftest import start_env
+
+    gen = start_env(MemoryDataplane(in_flight=8))
+    env = next(gen)
+    env.commit(BASE)
+    before_dp, before_running = dict(env.dp.objects), env.running()
+    n_calls = len(env.dp.calls)
+    stage(env)
+    env.sess.apply_changes()
+    steps = len(env.dp.calls) - n_calls
+    env.sess.replace_config(before_running, "vpp-singbox")
+    env.agent.wait_idle()
+    ran_after_failure = 0
+    for step in range(steps):
+        env.dp.fail_after = step
+        env.dp.fail_error = DataplaneError(f"injected at step {step + 1}", ErrorCode.INVALID_VALUE)
+        n_calls = len(env.dp.calls)
+        stage(env)
+        with pytest.raises(sysrepo.SysrepoValidationFailedError) as err:
+            env.sess.apply_changes()
+        env.sess.discard_changes()
+        env.agent.wait_idle()
+        # calls that succeeded: `step` before the failure, those after it, then as many undone
+        ran_after_failure += (len(env.dp.calls) - n_calls) // 2 - step
+        assert f"injected at step {step + 1}" in str(err.value)
+        assert env.dp.objects == before_dp, f"dataplane changed after a failure at step {step + 1}/{steps}"
+        assert env.running() == before_running
+    assert ran_after_failure > 0, "no call ran after a failure: the in-flight emulation was not exercised"
+    gen.close()
+
+
+def test_the_message_names_the_first_failing_object_even_when_later_ones_fail_too(sysrepo_instance: Any) -> None:
+    from singbox_agent.dataplane.memory import MemoryDataplane
+    from tests.agent.conftest import start_env
+
+    gen = start_env(MemoryDataplane(in_flight=8))
+    env = next(gen)
+    env.dp.fail_when = lambda op: (DataplaneError(f"no {op.key[1]}", ErrorCode.INVALID_VALUE)
+                                   if op.key[1:] in (("e3",), ("e5",)) else None)
+    with pytest.raises(sysrepo.SysrepoValidationFailedError) as err:
+        env.commit({f"{C}/endpoint[name='e{i}']/address": f"192.0.2.{i + 1}" for i in range(8)})
+    assert "endpoint 'e3'" in str(err.value) and "e5" not in str(err.value)
+    assert not [k for k in env.dp.objects if k[0] == "endpoint"]
+    gen.close()
+
+
 def test_the_message_names_the_object_and_the_dataplane_error(env: Env) -> None:
     env.commit({f"{C}/endpoint[name='e']/address": "192.0.2.1"})
     env.dp.fail_when = lambda op: (DataplaneError("singbox_endpoint_add_del: no such FIB", ErrorCode.NO_SUCH_FIB)

@@ -352,3 +352,73 @@ def test_dumps_of_many_named_objects_decode_exactly(venv: VppEnv) -> None:
     endpoints = {k[1]: v for k, v in got.items() if k[0] == "endpoint"}
     assert sorted(endpoints) == sorted(f"e{i}" for i in range(50))
     assert all(isinstance(v, EndpointSpec) and v.username is None for v in endpoints.values())
+
+
+def test_pipelined_batch_against_vpp_reports_exactly_the_failing_ops(venv: VppEnv) -> None:
+    """Hundreds of requests under way: each reply is matched to its op by context; with a stop rule nothing of a
+    later run is sent once an op failed, without one every op is attempted and only the refused ones fail."""
+    from singbox_agent.dataplane.objects import DataplaneError, Op, UserSpec
+
+    def ops(tag: str) -> list[Op]:
+        out = [Op("put", ("endpoint", f"{tag}{i:03}"), EndpointSpec("0.0.0.0" if i in (100, 101) else
+                                                                     f"198.18.{i // 250}.{i % 250 + 1}",
+                                                                     health_check=False), None)
+               for i in range(300)]
+        return out + [Op("put", ("user", f"{tag}-user{i}"), UserSpec(HASH), None) for i in range(50)]
+
+    def always(_op: Op, _exc: DataplaneError) -> bool:
+        return True
+
+    stopped = venv.dp.apply_batch(ops("s"), stop=always)
+    assert 101 < len(stopped) <= 300
+    assert [i for i, r in enumerate(stopped) if r is not None] == [100, 101]
+    assert "singbox_endpoint_add_del returned INVALID_VALUE" in str(stopped[100])
+    got = venv.vpp_config()
+    assert not [k for k in got if k[0] == "user"], "a later run was sent after a failure"
+    assert {k[1] for k in got if k[0] == "endpoint"} == {f"s{i:03}" for i in range(len(stopped)) if i not in (100, 101)}
+
+    every = venv.dp.apply_batch(ops("a"))
+    assert len(every) == 350 and [i for i, r in enumerate(every) if r is not None] == [100, 101]
+    got = venv.vpp_config()
+    assert {k[1] for k in got if k[0] == "user"} == {f"a-user{i}" for i in range(50)}
+    assert {k[1] for k in got if k[0] == "endpoint" and k[1].startswith("a")} == {
+        f"a{i:03}" for i in range(300) if i not in (100, 101)}
+
+
+def test_a_refusal_in_the_middle_of_a_window_undoes_the_whole_commit(venv: VppEnv) -> None:
+    import sysrepo
+
+    venv.commit({f"{C}/endpoint[name='keep']/address": "192.0.2.1"})
+    before = venv.vpp_config()
+    for i in range(300):
+        venv.sess.set_item(f"{C}/endpoint[name='e{i:03}']/address",
+                           "0.0.0.0" if i in (150, 151) else f"198.18.{i // 250}.{i % 250 + 1}")
+        venv.sess.set_item(f"{C}/endpoint[name='e{i:03}']/health-check/enabled", False)
+    venv.sess.set_item(f"{C}/endpoint[name='keep']/port", 2000)
+    venv.sess.set_item(f"{S}/authentication/user[username='bob']/password", HASH)
+    with pytest.raises(sysrepo.SysrepoValidationFailedError) as err:
+        venv.sess.apply_changes(timeout_ms=30000)
+    venv.sess.discard_changes()
+    # the first refused object in plan order, not whichever reply came first
+    assert "endpoint 'e150'" in str(err.value) and "e151" not in str(err.value)
+    assert venv.vpp_config() == before
+    assert venv.agent.status.in_sync and not venv.agent.status.pending
+
+
+def test_resync_applies_everything_else_and_reports_each_refused_object(venv: VppEnv) -> None:
+    venv.vpp.proc.kill()
+    venv.vpp.proc.wait(10)
+    venv.wait(lambda: not venv.dp.connected, "agent notices VPP is gone")
+    # accepted while VPP is away; VPP refuses two of them (zero proxy address) when it is back
+    edits: dict[str, Any] = {}
+    for i in range(200):
+        edits[f"{C}/endpoint[name='e{i:03}']/address"] = "0.0.0.0" if i in (60, 140) else f"198.18.0.{i + 1}"
+        edits[f"{C}/endpoint[name='e{i:03}']/health-check/enabled"] = False
+    venv.commit(edits)
+    restart_into(venv, venv.vpptopo.Vpp.__new__(venv.vpptopo.Vpp), venv.vpp.dir)
+    venv.wait(lambda: venv.dp.connected and venv.agent.status.in_sync, "resync after restart", timeout=30)
+    status = venv.agent.status
+    assert status.pending and status.last_error is not None
+    assert "endpoint 'e060'" in status.last_error and "endpoint 'e140'" in status.last_error
+    got = venv.vpp_config()
+    assert {k[1] for k in got if k[0] == "endpoint"} == {f"e{i:03}" for i in range(200) if i not in (60, 140)}

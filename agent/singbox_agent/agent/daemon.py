@@ -123,6 +123,7 @@ class Agent:
         self._ticks = 0
         self._read_failed_until = 0.0
         self.last_timing: tuple[float, float] = (0.0, 0.0)  # plan_ms, apply_ms of the last applied commit
+        self.last_resync_timing: tuple[float, float, float] = (0.0, 0.0, 0.0)  # read_ms, plan_ms, apply_ms
 
     # lifecycle ----------------------------------------------------------------------------------------------
 
@@ -207,37 +208,40 @@ class Agent:
             if not (self.dataplane.connected and self.status.in_sync):
                 txn.pending = True  # stored now, applied by the resync after reconnect
                 return
-            for op in txn.ops:
-                try:
-                    self.dataplane.apply(op)
-                except DataplaneUnavailable:
-                    txn.pending = True  # VPP went away mid-commit: the resync on reconnect completes it
-                    self.status.in_sync = False
-                    break
-                except DataplaneError as exc:
-                    if _already_gone(op, exc):
-                        continue  # e.g. an interface a resync could not enable: deleting it reaches the goal
-                    message = f"{describe_key(op.key)}: the dataplane refused to {op.action} it: {exc}"
-                    step = len(txn.applied) + 1
-                    self._undo(txn)
-                    del self._txns[req_id]
-                    self.status.last_error = message
-                    log.warning("commit", txn=req_id, result="rejected", error=message, step=step,
-                                steps=len(txn.ops), duration_ms=round((time.perf_counter() - started) * 1e3, 3))
-                    raise sysrepo.SysrepoValidationFailedError(message) from None
-                txn.applied.append(op)
+            try:
+                # e.g. deleting an interface a resync could not enable reaches the goal: not a failure
+                results = self.dataplane.apply_batch(txn.ops, stop=lambda op, exc: not _already_gone(op, exc))
+            except DataplaneUnavailable:
+                txn.pending = True  # VPP went away mid-commit: the resync on reconnect completes it
+                self.status.in_sync = False
+                results = []
+            # Ops already under way when one failed may have succeeded after it: all of them are undone.
+            txn.applied = [op for op, error in zip(txn.ops, results) if error is None]
+            failed = next(((step, op, error) for step, (op, error) in enumerate(zip(txn.ops, results), 1)
+                           if error is not None and not _already_gone(op, error)), None)
+            if failed is not None:
+                step, op, error = failed
+                message = f"{describe_key(op.key)}: the dataplane refused to {op.action} it: {error}"
+                self._undo(txn)
+                del self._txns[req_id]
+                self.status.last_error = message
+                log.warning("commit", txn=req_id, result="rejected", error=message, step=step,
+                            steps=len(txn.ops), duration_ms=round((time.perf_counter() - started) * 1e3, 3))
+                raise sysrepo.SysrepoValidationFailedError(message) from None
             txn.apply_ms = (time.perf_counter() - planned) * 1e3
             self.last_timing = (txn.plan_ms, txn.apply_ms)
 
     def _undo(self, txn: Transaction) -> None:
-        for inverse in undo_plan(txn.applied):
-            try:
-                self.dataplane.apply(inverse)
-            except DataplaneError as exc:
-                # The dataplane no longer matches what we know: the resync after this transaction repairs it.
-                self.status.in_sync = False
-                self.status.pending = True
-                log.error("undo failed", txn=txn.req_id, op=inverse.describe(), error=str(exc))
+        inverses = undo_plan(txn.applied)
+        try:
+            failures = [(op, error) for op, error in zip(inverses, self.dataplane.apply_batch(inverses)) if error]
+        except DataplaneUnavailable as exc:
+            failures = [(inverses[0], exc)] if inverses else []
+        for op, error in failures:
+            # The dataplane no longer matches what we know: the resync after this transaction repairs it.
+            self.status.in_sync = False
+            self.status.pending = True
+            log.error("undo failed", txn=txn.req_id, op=op.describe(), error=str(error))
         txn.applied.clear()
 
     def _done(self, req_id: int, changes: list[Change]) -> None:
@@ -297,7 +301,9 @@ class Agent:
                 return False
             started = time.perf_counter()
             try:
-                ops = plan(self.dataplane.read_config(), self.running.desired())
+                have = self.dataplane.read_config()
+                read = time.perf_counter()
+                ops = plan(have, self.running.desired())
             except DataplaneUnavailable:
                 return False
             except DataplaneError as exc:
@@ -309,15 +315,19 @@ class Agent:
                 self._next_resync = self._read_failed_until
                 log.error("resync", result="failed", error=self.status.last_error)
                 return False
+            planned = time.perf_counter()
+            try:
+                results = self.dataplane.apply_batch(ops)
+            except DataplaneUnavailable:
+                return False
+            applied = time.perf_counter()
+            self.last_resync_timing = ((read - started) * 1e3, (planned - read) * 1e3, (applied - planned) * 1e3)
             errors: list[str] = []
-            for op in ops:
-                try:
-                    self.dataplane.apply(op)
-                except DataplaneUnavailable:
-                    return False
-                except DataplaneError as exc:
-                    if not _already_gone(op, exc):
-                        errors.append(f"{describe_key(op.key)}: {exc}")
+            for op, error in zip(ops, results):
+                if error is not None and not _already_gone(op, error):
+                    # each refusal on its own line: which objects are pending, and why
+                    log.warning("resync refused", op=op.describe(), error=str(error), code=str(error.code))
+                    errors.append(f"{describe_key(op.key)}: {error}")
             # Refused objects stay pending and are retried; everything else is known, so commits apply directly
             # (a commit touching a refused object gets the dataplane's answer itself).
             self.status.in_sync = True
@@ -330,6 +340,8 @@ class Agent:
                 self.status.last_sync = oper.timestamp()
         log.info("resync", result="in-sync" if not errors else "incomplete", applied=len(ops) - len(errors),
                  failed=len(errors), changes=[op.describe() for op in ops][:20],
+                 read_ms=round(self.last_resync_timing[0], 3), plan_ms=round(self.last_resync_timing[1], 3),
+                 apply_ms=round(self.last_resync_timing[2], 3),
                  duration_ms=round((time.perf_counter() - started) * 1e3, 3))
         return not errors
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
-from singbox_agent.dataplane.objects import ConfigMap, Op
+from singbox_agent.dataplane.objects import ConfigMap, DataplaneError, DataplaneUnavailable, Op
 
 ProbeResultName = Literal["success", "connect-failed", "timeout", "auth-failed", "protocol-error",
                           "dataplane-unavailable"]
@@ -125,6 +125,10 @@ class EndpointEvent:
 Event = Union[Connected, Disconnected, EndpointEvent]
 EventSink = Callable[[Event], None]
 
+# Whether a failed op ends a batch (see Dataplane.apply_batch).
+StopRule = Callable[[Op, DataplaneError], bool]
+BatchResult = list[Union[DataplaneError, None]]
+
 ClearScope = Union[tuple[Literal["all"]], tuple[Literal["server"]], tuple[Literal["interface"], str],
                    tuple[Literal["endpoint"], str]]
 
@@ -134,6 +138,9 @@ class Dataplane(abc.ABC):
     that VPP refuses raise DataplaneError. Implementations are thread-safe and bound every call in time."""
 
     _sink: EventSink | None = None
+    # How many calls may be under way when a failure is seen. The default apply_batch emulates that many (tests
+    # run the agent's undo against what a pipelining dataplane does); 1 is strictly one call after another.
+    in_flight: int = 1
 
     def set_event_sink(self, sink: EventSink) -> None:
         self._sink = sink
@@ -159,6 +166,33 @@ class Dataplane(abc.ABC):
     def apply(self, op: Op) -> None:
         """Perform one planned operation (one API call)."""
 
+    def apply_batch(self, ops: Sequence[Op], *, stop: StopRule | None = None) -> BatchResult:
+        """Perform `ops` in order; one entry per op attempted, in order: None (done) or its error.
+
+        Without `stop` every op is attempted. With it, an error for which `stop` is true ends the batch: no op
+        after it is sent, but ops already under way (at most `in_flight - 1`, and only ops of the same run: the
+        same action on the same kind, which the planner's order keeps together and which are independent of
+        each other) complete and are reported, so the caller can undo exactly what succeeded. A run starts only
+        when every op before it is answered, so nothing that depends on a failed op is ever sent.
+
+        :raises DataplaneUnavailable: the dataplane went away; what the ops under way did is unknown.
+        """
+        results: BatchResult = []
+        last = len(ops) - 1  # the last op to attempt
+        for i, op in enumerate(ops):
+            if i > last:
+                break
+            try:
+                self.apply(op)
+                results.append(None)
+            except DataplaneUnavailable:
+                raise
+            except DataplaneError as exc:
+                results.append(exc)
+                if stop is not None and last == len(ops) - 1 and stop(op, exc):
+                    last = min(run_end(ops, i), i + self.in_flight - 1)
+        return results
+
     @abc.abstractmethod
     def read_config(self) -> ConfigMap:
         """What the dataplane is configured with now, in the planner's terms (dump messages)."""
@@ -183,3 +217,16 @@ class Dataplane(abc.ABC):
     @abc.abstractmethod
     def test_endpoint(self, name: str, timeout_s: float = 305.0) -> ProbeResult:
         """Probe now; the reply may take up to the endpoint's health-check timeout (`timeout_s` bounds it)."""
+
+
+def run_of(op: Op) -> tuple[str, str]:
+    """Ops with the same run touch different objects of one kind the same way: none depends on another."""
+    return op.action, op.key[0]
+
+
+def run_end(ops: Sequence[Op], i: int) -> int:
+    """Index of the last op of the run `ops[i]` belongs to."""
+    run = run_of(ops[i])
+    while i + 1 < len(ops) and run_of(ops[i + 1]) == run:
+        i += 1
+    return i

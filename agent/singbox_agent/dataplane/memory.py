@@ -52,8 +52,10 @@ from singbox_agent.dataplane.objects import (
 
 
 class MemoryDataplane(Dataplane):
-    def __init__(self, *, connected: bool = True, vpp_interfaces: set[str] | None = None) -> None:
+    def __init__(self, *, connected: bool = True, vpp_interfaces: set[str] | None = None,
+                 in_flight: int = 1) -> None:
         self._lock = threading.RLock()
+        self.in_flight = in_flight  # > 1: behave like VPP with that many calls pipelined (see apply_batch)
         self._connected = connected
         self.objects: dict[Key, Value] = dict(FACTORY)
         # Interfaces VPP has; None: every name exists. Config for absent ones is kept, like the VPP adapter does.
