@@ -25,6 +25,7 @@ from singbox_agent.netconf import confirmed, messages, settings
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
 from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf.framing import DEFAULT_MAX_MESSAGE
+from singbox_agent.netconf.replay_retention import RetentionTask
 from singbox_agent.netconf.session import NetconfSession
 from singbox_agent.netconf.state import ServerState
 
@@ -80,6 +81,7 @@ class NetconfServer:
         self.host_key: asyncssh.SSHKey | None = None
         self.bound: list[tuple[str, int]] = []
         self.connections: set[asyncssh.SSHServerConnection] = set()
+        self.retention: RetentionTask | None = None
 
     # --- capabilities ------------------------------------------------------------------------------------------
 
@@ -206,6 +208,9 @@ class NetconfServer:
         for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH)):
             self._settings_session.subscribe_module_change(module, xpath, self._settings_changed, passive=True,
                                                            done_only=True)
+        # sysrepo stores notifications for replay and never deletes them: this server keeps the store bounded.
+        self.retention = RetentionTask(self.conn)
+        self.retention.start()
         return bound
 
     def _read_or_seed(self, listens: list[tuple[str, int]], seed_key: asyncssh.SSHKey) -> list[settings.Endpoint]:
@@ -265,6 +270,8 @@ class NetconfServer:
         await self._bind(endpoints)
 
     async def close(self) -> None:
+        if self.retention is not None:
+            await self.retention.stop()
         with self.state.lock:
             sessions = list(self.state.sessions.values())
         for s in sessions:
@@ -291,6 +298,8 @@ class NetconfServer:
         """Stop the server's own sysrepo sessions (before the connection is closed)."""
         if self._settings_session is not None:
             self._settings_session.stop()
+        if self.retention is not None:
+            self.retention.close()
         self.users.close()
         self.nacm_policy.close()
         self.events.close()
