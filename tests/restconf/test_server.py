@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sysrepo
 from helpers import JSON, REJECTION_MESSAGE, XML, running_json, stand_in_agent
 from rcserver import ADMIN, BOB, RestconfServer
 
@@ -197,6 +198,63 @@ def test_agent_rejection_reaches_client_and_changes_nothing(restconf: RestconfSe
         assert r.status_code == 500 or r.status_code == 400, r.text
         assert error_of(r)["error-message"] == REJECTION_MESSAGE
         assert running_json(env) == before
+
+
+def test_put_status_follows_what_the_commit_did(restconf: RestconfServer) -> None:
+    """201 only when the PUT created its target, 204 when it replaced it: told by the commit's own done event on
+    running (no read before the edit), by a read on candidate. Writers in parallel (other PUTs of this server,
+    direct sysrepo commits from another connection) must not lend their creations to a PUT that replaced."""
+    with stand_in_agent(), restconf.client() as c:
+        h = {"content-type": JSON}
+        assert c.put(f"{EP}=s1", content=endpoint_json("s1", port=1), headers=h).status_code == 201
+        assert c.put(f"{EP}=s1", content=endpoint_json("s1", port=1), headers=h).status_code == 204  # no change
+        assert c.put(f"{EP}=s1", content=endpoint_json("s1", port=2), headers=h).status_code == 204
+        # a leaf without a schema default: created, then replaced
+        assert c.put(f"{EP}=s1/address", content=b'{"vpp-singbox:address":"10.1.1.1"}', headers=h).status_code == 204
+        assert c.put(f"{SB}/client/default-endpoint", content=b'{"vpp-singbox:default-endpoint":"s1"}',
+                     headers=h).status_code == 201
+        assert c.put(f"{SB}/client/default-endpoint", content=b'{"vpp-singbox:default-endpoint":"s1"}',
+                     headers=h).status_code == 204
+        assert c.delete(f"{SB}/client/default-endpoint").status_code == 204
+        assert c.put(f"{SB}/client/default-endpoint", content=b'{"vpp-singbox:default-endpoint":"s1"}',
+                     headers=h).status_code == 201
+        cand = "/restconf/ds/ietf-datastores:candidate/vpp-singbox:singbox/client/endpoint"
+        assert c.put(f"{cand}=k1", content=endpoint_json("k1"), headers=h).status_code == 201
+        assert c.put(f"{cand}=k1", content=endpoint_json("k1", port=9), headers=h).status_code == 204
+
+    statuses: dict[str, list[int]] = {}
+    errors: list[str] = []
+
+    def ours(k: int) -> None:
+        with restconf.client() as c:
+            for i in range(8):
+                name = f"p{k}-{i}"
+                for port in (1, 2):  # created, then replaced
+                    r = c.put(f"{EP}={name}", content=endpoint_json(name, port=port), headers={"content-type": JSON})
+                    statuses.setdefault(name, []).append(r.status_code)
+
+    def theirs() -> None:
+        conn = sysrepo.SysrepoConnection()
+        try:
+            sess = conn.start_session("running")
+            for i in range(30):
+                sess.set_item(f"/vpp-singbox:singbox/client/endpoint[name='x{i}']/address", "127.0.0.2")
+                sess.apply_changes()
+            sess.stop()
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(repr(exc))
+        finally:
+            conn.disconnect()
+
+    with stand_in_agent():
+        threads = [threading.Thread(target=ours, args=(k,)) for k in range(3)] + [threading.Thread(target=theirs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert not errors
+    assert len(statuses) == 24
+    assert all(codes == [201, 204] for codes in statuses.values()), statuses
 
 
 def test_candidate_and_startup(restconf: RestconfServer) -> None:

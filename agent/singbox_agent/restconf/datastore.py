@@ -9,6 +9,8 @@ Edits go through one `edit_batch_ly` + `apply_changes`, so a failing request cha
 from __future__ import annotations
 
 import hashlib
+import itertools
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,15 +20,23 @@ from typing import Any, cast
 
 import libyang
 import sysrepo
+import structlog
 from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
+from _sysrepo import ffi as sr_ffi, lib as sr_lib
 
 from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
 from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
 from singbox_agent.restconf.uri import Encoding, QueryParams
 
+log = structlog.get_logger("restconf")
+
 _POOL_MAX_PER_KEY = 8
+# Originator name on every session of this server (sysrepo's convention: netopeer2, rousette, ...); the originator
+# data carries the session's token so the done event of its own commit can be told from everyone else's.
+ORIGINATOR = "vpp-singbox-restconf"
+_TOKEN = struct.Struct("<Q")
 
 # with-defaults (RFC 6243 modes, RFC 8040 §4.8.9) -> libyang print flags. Our basic mode is "explicit".
 _WD_FLAGS = {
@@ -114,6 +124,12 @@ class Datastore:
         self._pool_generation = -1
         self._lock = threading.Lock()
         self.last_modified: dict[str, float] = {ds: time.time() for ds in ("running", "candidate", "startup")}
+        self._token_counter = itertools.count(1)
+        self._tokens: dict[int, int] = {}  # id(session) -> its originator token
+        self._watched: frozenset[str] = frozenset()
+        # token -> data path whose creation the commit in flight should report, and what its done event found
+        self._expect: dict[int, str] = {}
+        self._created: dict[int, bool] = {}
 
     # ---- sessions ---------------------------------------------------------------------------------------------
 
@@ -137,6 +153,7 @@ class Datastore:
         if sess is None:
             sess = self.conn.start_session(datastore)
             enable_nacm(sess, identity)
+            self._mark(sess)
         try:
             yield sess
         finally:
@@ -151,13 +168,29 @@ class Datastore:
                     idle.append(sess)
                     sess = None
             if sess is not None:
+                self._tokens.pop(id(sess), None)
                 sess.stop()
+
+    def _mark(self, sess: SysrepoSession) -> None:
+        """Give a new session the originator name and a token of its own, sent with every event of its commits."""
+        token = next(self._token_counter)
+        raw = _TOKEN.pack(token)
+        if sr_lib.sr_session_set_orig_name(sess.cdata, ORIGINATOR.encode()) != sr_lib.SR_ERR_OK or (
+            sr_lib.sr_session_push_orig_data(sess.cdata, len(raw), raw) != sr_lib.SR_ERR_OK
+        ):
+            return  # no token: PUT on this session falls back to reading existence before the edit
+        self._tokens[id(sess)] = token
 
     def watch_changes(self) -> list[str]:
         """Last-Modified of running follows every commit, whoever made it (NETCONF, the agent, sysrepocfg): one
         passive done-only subscription per module with configuration. Returns the modules watched.
 
         Candidate and startup raise no change events; their Last-Modified moves with this server's own writes.
+
+        sysrepo's apply_changes waits for done callbacks too, so they sit on every commit's path, this server's and
+        everyone else's: the callback is the "unsafe" kind (no Python change list is built) and reads the changes
+        only for a PUT of this server that asked (`_expect`). That same done event tells PUT whether it created its
+        target (201) or replaced it (204), instead of a read before the edit.
         """
         self._watch_session = self.conn.start_session("running")
         watched: list[str] = []
@@ -165,16 +198,54 @@ class Datastore:
             modules = [m.name() for m in ctx if m.implemented() and _has_config(m)]
         for name in modules:
             try:
-                self._watch_session.subscribe_module_change(
+                self._watch_session.subscribe_module_change_unsafe(
                     name, f"/{name}:*", self._on_change, passive=True, done_only=True
                 )
                 watched.append(name)
             except sysrepo.SysrepoError:
                 continue  # modules sysrepo keeps internally cannot be subscribed to; nobody else changes them
+        self._watched = frozenset(watched)
         return watched
 
-    def _on_change(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
-        self._touch("running")
+    def _on_change(self, session: SysrepoSession, event: str, req_id: int, private_data: Any) -> None:
+        # Runs in a sysrepo thread; an exception must not reach libsysrepo (sysrepo-python's rule).
+        try:
+            self._touch("running")
+            if self._expect:
+                self._note_created(session)
+        except Exception:  # noqa: BLE001
+            log.exception("change watcher failed")
+
+    def _note_created(self, session: SysrepoSession) -> None:
+        """If this done event belongs to one of our PUTs, record whether it created the PUT's target."""
+        name = sr_lib.sr_session_get_orig_name(session.cdata)
+        if name == sr_ffi.NULL or sr_ffi.string(name).decode() != ORIGINATOR:
+            return
+        size = sr_ffi.new("uint32_t *")
+        data = sr_ffi.new("void **")
+        if sr_lib.sr_session_get_orig_data(session.cdata, 0, size, data) != sr_lib.SR_ERR_OK or size[0] != _TOKEN.size:
+            return
+        (token,) = _TOKEN.unpack(bytes(sr_ffi.buffer(sr_ffi.cast("char *", data[0]), _TOKEN.size)))
+        path = self._expect.get(token)
+        if path is None:
+            return
+        it = sr_ffi.new("sr_change_iter_t **")
+        if sr_lib.sr_get_changes_iter(session.cdata, path.encode(), it) != sr_lib.SR_ERR_OK:
+            return
+        created = False
+        try:
+            op = sr_ffi.new("sr_change_oper_t *")
+            node = sr_ffi.new("struct lyd_node **")
+            prev_value = sr_ffi.new("char **")
+            prev_list = sr_ffi.new("char **")
+            prev_dflt = sr_ffi.new("int *")
+            while sr_lib.sr_get_change_tree_next(session.cdata, it[0], op, node, prev_value, prev_list, prev_dflt) == 0:
+                # A leaf that existed only as its default counts as absent, as RFC 6243's explicit mode shows it.
+                if op[0] == sr_lib.SR_OP_CREATED or (op[0] == sr_lib.SR_OP_MODIFIED and prev_dflt[0]):
+                    created = True
+        finally:
+            sr_lib.sr_free_change_iter(it[0])
+        self._created[token] = created
 
     def close(self) -> None:
         watch = getattr(self, "_watch_session", None)
@@ -268,11 +339,15 @@ class Datastore:
         delete_path: str | None = None,
         replace_all: bool = False,
         check_exists: str | None = None,
+        may_be_default: bool = False,
     ) -> EditResult:
         """Parse the edit with `build` (under sysrepo's context), apply it in one transaction.
 
         `build` returns (edit tree or None, data path of a created node). `delete_path`: a strict delete.
         `replace_all`: the tree replaces the whole datastore (PUT on the datastore resource).
+        `check_exists`: report whether this node existed before the edit; `may_be_default`: it is a leaf or
+        leaf-list with a schema default (making a default explicit with the same value raises no change event, yet
+        such a node counts as absent, as the explicit with-defaults mode shows it).
         """
         with self.session(user, datastore) as sess:
             if must_exist is not None and not self.exists(sess, must_exist):
@@ -286,22 +361,46 @@ class Datastore:
                 sess.apply_changes()
                 self._touch(datastore)
                 return EditResult()
-            existed = self.exists(sess, check_exists) if check_exists is not None else True
-            with acquired_context(self.conn) as ctx:
-                tree, created = build(ctx)
+            # PUT learns 201/204 from its own commit's done event where there is one (running, watched module).
+            token = self._tokens.get(id(sess))
+            if check_exists is None or token is None or datastore != "running" or may_be_default or (
+                _module_of(check_exists) not in self._watched
+            ):
+                existed = self.exists(sess, check_exists) if check_exists is not None else True
+                created = self._apply_built(sess, build, replace_all)
+            else:
+                self._expect[token] = check_exists
                 try:
-                    if replace_all:
-                        sess.replace_config_ly(tree, None)
-                    else:
-                        if tree is None:
-                            raise bad_request("The request body holds no data")
-                        sess.edit_batch_ly(tree, "merge")
-                        sess.apply_changes()
+                    created = self._apply_built(sess, build, replace_all)
+                    # No event at all means the commit changed nothing: the target was there already.
+                    existed = not self._created.get(token, False)
                 finally:
-                    if tree is not None and not replace_all:
-                        tree.free()
+                    self._expect.pop(token, None)
+                    self._created.pop(token, None)
             self._touch(datastore)
             return EditResult(created, existed)
+
+    def _apply_built(
+        self,
+        sess: SysrepoSession,
+        build: Callable[[libyang.Context], tuple[libyang.DNode | None, str | None]],
+        replace_all: bool,
+    ) -> str | None:
+        """Build the edit under sysrepo's context and apply it in one transaction; the path `build` reported."""
+        with acquired_context(self.conn) as ctx:
+            tree, created = build(ctx)
+            try:
+                if replace_all:
+                    sess.replace_config_ly(tree, None)
+                else:
+                    if tree is None:
+                        raise bad_request("The request body holds no data")
+                    sess.edit_batch_ly(tree, "merge")
+                    sess.apply_changes()
+            finally:
+                if tree is not None and not replace_all:
+                    tree.free()
+        return created
 
     def _touch(self, datastore: str) -> None:
         self.last_modified[datastore] = time.time()
@@ -363,6 +462,11 @@ def read_tree(
         yield tree
     finally:
         cm.__exit__(None, None, None)
+
+
+def _module_of(path: str) -> str:
+    """The module of a data path's top-level node (`/m:a/b` -> `m`): sysrepo raises change events per module."""
+    return path[1 : path.index(":")] if path.startswith("/") and ":" in path else ""
 
 
 def _has_config(module: libyang.Module) -> bool:
