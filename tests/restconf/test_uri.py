@@ -254,3 +254,42 @@ def test_parser_is_byte_exact_about_encoding(ctx: libyang.Context) -> None:
 def test_parent_path(ctx: libyang.Context) -> None:
     req = parse_request(ctx, "PUT", f"{D}/ietf-system:system/authentication/user=a%2Fb/password", "")
     assert req.parent_path == "/ietf-system:system/authentication/user[name='a/b']"
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "revision"),
+    [
+        ("/restconf/yang/ietf-system@2014-08-06", "ietf-system", "2014-08-06"),
+        ("/restconf/yang/ietf-system@2014-08-06.yang", "ietf-system", "2014-08-06"),
+        ("/restconf/yang/norev", "norev", None),
+        ("/restconf/yang/norev.yang", "norev.yang", None),  # the lookup also tries "norev"
+        ("/restconf/yang/a%2Eb", "a.b", None),
+    ],
+)
+def test_schema_resource(ctx: libyang.Context, path: str, name: str, revision: str | None) -> None:
+    req = parse_request(ctx, "GET", path, "")
+    assert req.kind == Kind.YANG_SCHEMA and req.yang_schema is not None
+    assert (req.yang_schema.name, req.yang_schema.revision) == (name, revision)
+    assert parse_request(ctx, "OPTIONS", path, "").allowed == ("GET", "HEAD", "OPTIONS")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "status"),
+    [
+        ("GET", "/restconf/yang", "", 404),
+        ("GET", "/restconf/yang/", "", 404),
+        ("GET", "/restconf/yang/a/b", "", 404),
+        ("GET", "/restconf/yang/1a", "", 404),
+        ("GET", "/restconf/yang/a@2020-1-1", "", 404),
+        ("GET", "/restconf/yang/a@", "", 404),
+        ("GET", "/restconf/yang/a%40", "", 404),
+        ("GET", "/restconf/yang/a%zz", "", 400),
+        ("GET", "/restconf/yang/a", "depth=1", 400),
+        ("PUT", "/restconf/yang/a", "", 405),
+        ("DELETE", "/restconf/yang/a", "", 405),
+    ],
+)
+def test_schema_resource_rejects(ctx: libyang.Context, method: str, path: str, query: str, status: int) -> None:
+    with pytest.raises(RestconfError) as info:
+        parse_request(ctx, method, path, query)
+    assert to_failure(info.value).status == status

@@ -110,6 +110,7 @@ async def run(opts: argparse.Namespace) -> int:
     url_host = f"[{host}]" if ":" in host else host
     base_url = f"{scheme}://{url_host}:{port}"
     ready.update(scheme=scheme, base_url=base_url, api_root=f"{base_url}/restconf", http2=scheme == "https")
+    datastore.base_url = base_url
 
     monitoring_session = conn.start_session("operational")
     monitoring.provide(monitoring_session, base_url)

@@ -27,6 +27,7 @@ from _sysrepo import ffi as sr_ffi, lib as sr_lib
 
 from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
+from singbox_agent.restconf import schema
 from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
 from singbox_agent.restconf.uri import Encoding, QueryParams
 
@@ -130,6 +131,8 @@ class Datastore:
         # token -> data path whose creation the commit in flight should report, and what its done event found
         self._expect: dict[int, str] = {}
         self._created: dict[int, bool] = {}
+        # Where the server is reached: yang-library locations point at {base_url}/restconf/yang/... (set once serving)
+        self.base_url = ""
 
     # ---- sessions ---------------------------------------------------------------------------------------------
 
@@ -276,6 +279,8 @@ class Datastore:
         with self.session(user, datastore) as sess, read_tree(
             sess, " | ".join(xpaths), query.depth or 0, flags
         ) as tree:
+            if tree is not None and schema.has_yang_library(tree):
+                schema.rewrite_locations(tree, self.base_url)
             if path is None:
                 if tree is None:
                     body = b"{}\n" if encoding == Encoding.JSON else _empty_xml_data()
@@ -320,6 +325,13 @@ class Datastore:
             if exc.status == 404:
                 return None
             raise
+
+    def can_read(self, user: str | None, xpath: str) -> bool:
+        """Whether NACM lets `user` read anything `xpath` selects in operational (sysrepo filters silently)."""
+        if self.policy.identity(user) is None:
+            return True
+        with self.session(user, "operational") as sess, read_tree(sess, xpath, 1, {}) as tree:
+            return tree is not None and any(True for _ in tree.find_all(xpath))
 
     def exists(self, sess: SysrepoSession, path: str) -> bool:
         with read_tree(sess, path, 1, {}) as tree:

@@ -22,8 +22,8 @@ from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 
 from singbox_agent.mgmt.errors import MgmtError
-from singbox_agent.restconf import twin
-from singbox_agent.restconf.datastore import Datastore, ReadResult, acquired_context, read_tree
+from singbox_agent.restconf import schema, twin
+from singbox_agent.restconf.datastore import Datastore, ReadResult, acquired_context, etag_of, read_tree
 from singbox_agent.restconf.errors import RestconfError, bad_request, precondition_failed, to_failure, too_big
 from singbox_agent.restconf.media import (
     RESPONSE_TYPES,
@@ -196,6 +196,9 @@ class Handler:
             return self._invoke(req, parsed)
         if kind == Kind.STREAM:
             raise RestconfError("protocol", "operation-not-supported", "Event streams are served by the HTTP layer")
+        if kind == Kind.YANG_SCHEMA:
+            self._no_body(req)
+            return self._schema(req, parsed)
         return self._write(req, parsed)
 
     @staticmethod
@@ -233,6 +236,22 @@ class Handler:
             if since is not None and int(last_modified) <= int(since):
                 return HttpResponse(304, headers=headers)
         return self._read_response(req, HttpResponse(200, body, headers, RESPONSE_TYPES[encoding]))
+
+    def _schema(self, req: HttpRequest, parsed: RestconfRequest) -> HttpResponse:
+        """RFC 8040 §3.7 schema resource: libyang prints the module or submodule; NACM as for its yang-library
+        entry (a user who may not see the module gets the same 404 as for one that does not exist)."""
+        assert parsed.yang_schema is not None
+        with acquired_context(self.ds.conn) as ctx:
+            found = schema.find_schema(ctx, parsed.yang_schema)
+        shown = parsed.yang_schema.name + (f"@{parsed.yang_schema.revision}" if parsed.yang_schema.revision else "")
+        if found is None or not self.ds.can_read(req.user, schema.nacm_probe_xpath(found)):
+            raise RestconfError("protocol", "invalid-value", f"No YANG schema {shown!r}", status=404)
+        etag = etag_of(found.text)
+        headers = [("ETag", etag), ("Cache-Control", "no-cache")]
+        inm = req.headers.get("if-none-match")
+        if inm is not None and _etag_matches(inm, etag):
+            return HttpResponse(304, headers=headers)
+        return self._read_response(req, HttpResponse(200, found.text, headers, schema.YANG_MEDIA_TYPE))
 
     def _list_operations(self, encoding: Encoding) -> HttpResponse:
         """RFC 8040 §3.3.2: one empty leaf per RPC. Not YANG data of any one module, so built here."""

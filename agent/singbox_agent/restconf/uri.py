@@ -47,6 +47,7 @@ class Kind(enum.Enum):
     LIST_OPERATIONS = "list-operations"  # GET {+restconf}/operations (§3.3.2)
     INVOKE = "invoke"  # POST of an RPC (§4.4.2) or an action
     STREAM = "stream"  # GET of an event stream (§6)
+    YANG_SCHEMA = "yang-schema"  # GET of a module's or submodule's YANG text (§3.7, our {+restconf}/yang/...)
     OPTIONS = "options"
 
 
@@ -71,6 +72,30 @@ class QueryParams:
 
 
 @dataclass(frozen=True)
+class SchemaName:
+    """`<name>[@<revision>]` of a schema resource (RFC 8040 §3.7), checked against the YANG grammar."""
+
+    name: str
+    revision: str | None
+
+
+# RFC 7950 §7.1.9 revision-date
+_REVISION_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_SCHEMA_IDENTIFIER_RE = re.compile(rf"^{_IDENTIFIER}$")
+
+
+def parse_schema_name(segment: str) -> SchemaName | None:
+    """`name[@revision][.yang]` (percent-decoded) -> SchemaName; None if it cannot name a YANG module. Without a
+    revision a `.yang` suffix stays part of the name here (a module may be called `x.yang`); the lookup tries both."""
+    name, at, revision = segment.partition("@")
+    if at and revision.endswith(".yang"):
+        revision = revision[: -len(".yang")]
+    if not _SCHEMA_IDENTIFIER_RE.match(name) or (at and not _REVISION_RE.match(revision)):
+        return None
+    return SchemaName(name, revision if at else None)
+
+
+@dataclass(frozen=True)
 class RestconfRequest:
     """A parsed request. `path` is a libyang data path of the target (None: the datastore itself)."""
 
@@ -83,6 +108,7 @@ class RestconfRequest:
     stream: str | None = None
     stream_encoding: Encoding | None = None
     allowed: tuple[str, ...] = ()  # methods the resource supports (OPTIONS, 405)
+    yang_schema: SchemaName | None = None  # Kind.YANG_SCHEMA: which module or submodule
 
     @property
     def parent_path(self) -> str | None:
@@ -539,7 +565,22 @@ def parse_request(ctx: libyang.Context, method: str, raw_path: str, raw_query: s
         return RestconfRequest(
             Kind.STREAM, method, query=query, stream=name, stream_encoding=_STREAM_ENCODINGS[enc], allowed=_READ_METHODS
         )
+    if resource == "yang":
+        return _schema_request(method, sub, raw_query, raw_path)
     raise RestconfError("protocol", "invalid-value", f"No resource at {raw_path!r}", status=404)
+
+
+def _schema_request(method: str, sub: str, raw_query: str, raw_path: str) -> RestconfRequest:
+    """RFC 8040 §3.7: the schema resource, {+restconf}/yang/<name>[@<revision>], one segment, read-only."""
+    wanted = parse_schema_name(percent_decode(sub, "schema name")) if sub and "/" not in sub else None
+    if wanted is None:
+        raise RestconfError("protocol", "invalid-value", f"No YANG schema at {raw_path!r}", status=404)
+    _check_method(method, _READ_METHODS)
+    if method == "OPTIONS":
+        return RestconfRequest(Kind.OPTIONS, method, allowed=_READ_METHODS)
+    if raw_query:
+        raise _bad("The schema resource takes no query parameters")
+    return RestconfRequest(Kind.YANG_SCHEMA, method, allowed=_READ_METHODS, yang_schema=wanted)
 
 
 def _simple(ctx: libyang.Context, method: str, raw_query: str, kind: Kind, allowed: tuple[str, ...]) -> RestconfRequest:
