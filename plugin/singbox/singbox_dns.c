@@ -2,14 +2,26 @@
  * Copyright (c) 2026 vpp-singbox authors
  */
 
-/* ATYP 3 names resolved by VPP's dns plugin. Its cache is not thread safe
- * and has no completion callback for in-VPP callers, so every lookup runs
- * on the main thread: started by RPC from the client's worker, then polled
- * by singbox-process until answered or timed out (as ikev2 does). */
+/* ATYP 3 names resolved by VPP's dns plugin. Its cache is not thread safe,
+ * so every lookup runs on the main thread, started by RPC from the client's
+ * worker. The plugin has no completion callback for in-VPP callers: a
+ * lookup is polled by singbox-process until answered or timed out, as ikev2
+ * does. But a negative answer (NXDOMAIN) leaves no trace to poll: the plugin
+ * answers its pending requests, then deletes the entry, and the next poll
+ * would only ask again. So the first request of each lookup is registered as
+ * if it came from a binary API client, an internal one whose queue
+ * singbox-process drains, and the plugin's reply message tells at once that
+ * the name does not exist. Only negative replies are used: on success
+ * v26.06's resolver fills that message through a mismatched prototype
+ * (resolver_process.c vs dns.c vnet_dns_response_to_reply), while the cache
+ * answers the next poll correctly. Without the message (another API
+ * version), a missing name waits for the timeout. */
 
 #include <singbox/singbox.h>
 #include <vlib/unix/plugin.h>
 #include <vnet/ip/ip_types.h>
+#include <vlibmemory/api.h>
+#include <vlibmemory/memory_api.h>
 
 /* Mirrors of the dns plugin's types (its headers are not installed). */
 typedef struct
@@ -35,14 +47,34 @@ typedef int (singbox_dns_resolve_name_fn_t) (u8 *name, void **ep, singbox_dns_pe
 
 #define SINGBOX_DNS_PENDING_NAME_TO_IP 1
 
+/* dns.api dns_resolve_name_reply, as sent to API clients */
+#define SINGBOX_DNS_REPLY_MSG "dns_resolve_name_reply_c2d758c3"
+typedef CLIB_PACKED (struct {
+  u16 _vl_msg_id;
+  u32 context;
+  i32 retval;
+  u8 ip4_set;
+  u8 ip6_set;
+  u8 ip4_address[4];
+  u8 ip6_address[16];
+}) singbox_dns_reply_t;
+
 typedef struct
 {
   u32 session_index;
-  u8 *name; /* C string vec */
+  u32 context; /* matches the dns plugin's reply */
+  u8 *name;    /* C string vec */
   f64 deadline;
+  u64 udp_session_id; /* for a UDP association's datagram; 0: CONNECT */
 } singbox_dns_query_t;
 
 static singbox_dns_query_t *singbox_dns_queries;
+
+/* The internal API client the dns plugin answers; ~0 = poll instead. */
+static u32 singbox_dns_api_client = ~0;
+static svm_queue_t *singbox_dns_api_queue;
+static u16 singbox_dns_reply_msg_id;
+static u32 singbox_dns_next_context;
 
 int
 singbox_dns_init (void)
@@ -55,9 +87,23 @@ static void
 singbox_dns_bind (void)
 {
   singbox_main_t *sm = &singbox_main;
+  u32 msg_id;
 
   if (!sm->dns_resolve_name_ptr)
     sm->dns_resolve_name_ptr = vlib_get_plugin_symbol ("dns_plugin.so", "dns_resolve_name");
+  if (!sm->dns_resolve_name_ptr || singbox_dns_api_client != ~0)
+    return;
+  msg_id = vl_msg_api_get_msg_index ((u8 *) SINGBOX_DNS_REPLY_MSG);
+  if (msg_id == ~0 || msg_id == 0)
+    {
+      SINGBOX_LOG (SINGBOX_LOG_WARNING, "%s unknown: missing names wait for the DNS timeout",
+		   SINGBOX_DNS_REPLY_MSG);
+      return;
+    }
+  singbox_dns_reply_msg_id = msg_id;
+  /* consumer is VPP itself, so the API's dead-client scan keeps it */
+  singbox_dns_api_queue = svm_queue_alloc_and_init (1024, sizeof (uword), getpid ());
+  singbox_dns_api_client = vl_api_memclnt_create_internal ("singbox-dns", singbox_dns_api_queue);
 }
 
 static int
@@ -98,9 +144,21 @@ singbox_dns_configure (void)
   return 0;
 }
 
-/* 0: answered (rv in *result), 1: pending */
+/* Answered or given up: tell whoever asked; frees the name. */
+static void
+singbox_dns_done (singbox_dns_query_t *q, int rv, ip46_address_t *ip, u8 is_ip4)
+{
+  if (q->udp_session_id)
+    singbox_udp_resolved (q->udp_session_id, q->name, rv, ip, is_ip4);
+  else
+    singbox_session_resolved (q->session_index, rv, ip, is_ip4);
+  vec_free (q->name);
+}
+
+/* 0: answered (rv in *result), 1: pending. notify: have the dns plugin
+ * send its reply message for this request (the first one of a lookup). */
 static int
-singbox_dns_try (singbox_dns_query_t *q, int *result, ip46_address_t *ip, u8 *is_ip4)
+singbox_dns_try (singbox_dns_query_t *q, int notify, int *result, ip46_address_t *ip, u8 *is_ip4)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_dns_pending_request_t t = {};
@@ -109,7 +167,9 @@ singbox_dns_try (singbox_dns_query_t *q, int *result, ip46_address_t *ip, u8 *is
   int rv;
 
   t.request_type = SINGBOX_DNS_PENDING_NAME_TO_IP;
-  t.client_index = ~0; /* nobody to answer through the API */
+  /* ~0: nobody to answer through the API */
+  t.client_index = notify ? singbox_dns_api_client : ~0;
+  t.client_context = q->context;
   rv = ((singbox_dns_resolve_name_fn_t *) sm->dns_resolve_name_ptr) (q->name, &ep, &t, &rn);
   SINGBOX_DBG ("resolve %s: rv %d %s", q->name, rv, ep ? "answered" : "pending");
   if (rv < 0)
@@ -141,14 +201,12 @@ singbox_dns_start_rpc (singbox_dns_query_t *arg)
   singbox_dns_bind ();
   if (!sm->dns_resolve_name_ptr)
     {
-      vec_free (arg->name);
-      singbox_session_resolved (arg->session_index, -1, 0, 0);
+      singbox_dns_done (arg, -1, &ip, 0);
       return;
     }
-  if (!singbox_dns_try (arg, &result, &ip, &is_ip4))
+  if (!singbox_dns_try (arg, 1 /* notify */, &result, &ip, &is_ip4))
     {
-      vec_free (arg->name);
-      singbox_session_resolved (arg->session_index, result, &ip, is_ip4);
+      singbox_dns_done (arg, result, &ip, is_ip4);
       return;
     }
   vec_add2 (singbox_dns_queries, q, 1);
@@ -164,7 +222,61 @@ singbox_dns_start (u32 session_index, u8 *name)
   };
 
   q.name = format (0, "%s%c", name, 0);
+  q.context = clib_atomic_add_fetch (&singbox_dns_next_context, 1);
   vlib_rpc_call_main_thread (singbox_dns_start_rpc, (u8 *) &q, sizeof (q));
+}
+
+/* A UDP association's datagram to a name; any thread. */
+void
+singbox_dns_start_udp (u64 session_id, u8 *name)
+{
+  singbox_dns_query_t q = {
+    .session_index = session_id & 0xffffffff,
+    .udp_session_id = session_id,
+  };
+
+  q.name = format (0, "%s%c", name, 0);
+  q.context = clib_atomic_add_fetch (&singbox_dns_next_context, 1);
+  vlib_rpc_call_main_thread (singbox_dns_start_rpc, (u8 *) &q, sizeof (q));
+}
+
+/* The dns plugin's reply to the first request of a lookup: a name that does
+ * not exist, or that no server would resolve, fails now. */
+static void
+singbox_dns_api_reply (singbox_dns_reply_t *mp)
+{
+  int rv = clib_net_to_host_u32 (mp->retval);
+  singbox_dns_query_t *q;
+  int i;
+
+  if (rv != VNET_API_ERROR_NAME_SERVER_NO_SUCH_NAME && rv != VNET_API_ERROR_NAME_SERVER_NEXT_SERVER)
+    return;
+  vec_foreach_index (i, singbox_dns_queries)
+    {
+      q = vec_elt_at_index (singbox_dns_queries, i);
+      if (q->context != mp->context)
+	continue;
+      SINGBOX_DBG ("resolve %s: %U", q->name, format_vnet_api_errno, rv);
+      singbox_dns_done (q, rv, 0, 0);
+      vec_del1 (singbox_dns_queries, i);
+      return;
+    }
+}
+
+static void
+singbox_dns_api_drain (void)
+{
+  uword msg;
+
+  while (!svm_queue_sub (singbox_dns_api_queue, (u8 *) &msg, SVM_Q_NOWAIT, 0))
+    {
+      singbox_dns_reply_t *mp = uword_to_pointer (msg, singbox_dns_reply_t *);
+
+      /* anything else is the API's keepalive */
+      if (clib_net_to_host_u16 (mp->_vl_msg_id) == singbox_dns_reply_msg_id)
+	singbox_dns_api_reply (mp);
+      vl_msg_api_free (mp);
+    }
 }
 
 void
@@ -175,17 +287,18 @@ singbox_dns_poll (f64 now)
   u8 is_ip4 = 0;
   int result, i;
 
+  if (singbox_dns_api_client != ~0)
+    singbox_dns_api_drain ();
   for (i = vec_len (singbox_dns_queries) - 1; i >= 0; i--)
     {
       q = vec_elt_at_index (singbox_dns_queries, i);
-      if (singbox_dns_try (q, &result, &ip, &is_ip4))
+      if (singbox_dns_try (q, 0, &result, &ip, &is_ip4))
 	{
 	  if (now < q->deadline)
 	    continue;
 	  result = -1;
 	}
-      singbox_session_resolved (q->session_index, result, &ip, is_ip4);
-      vec_free (q->name);
+      singbox_dns_done (q, result, &ip, is_ip4);
       vec_del1 (singbox_dns_queries, i);
     }
 }

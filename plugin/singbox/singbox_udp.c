@@ -8,7 +8,7 @@
  * address and a port of its own. Datagrams from the associating client
  * (its TCP peer address, and the port it announced or first used) carry a
  * SOCKS UDP header: FRAG != 0 is dropped, the payload goes to DST from the
- * address facing DST. Datagrams from a destination the client has sent to
+ * address facing DST (a name is resolved first, once per association). Datagrams from a destination the client has sent to
  * go back to the client behind a header naming their source; anything else
  * is dropped. The association ends with its TCP connection or after the
  * UDP idle timeout. Listening happens on the main thread (the session
@@ -126,13 +126,179 @@ singbox_udp_peer_add (singbox_session_t *ss, ip46_address_t *ip, u16 port)
   vec_add1 (ss->udp_peers, np);
 }
 
+/* A client's payload to dst, from the address facing dst. */
+static void
+singbox_udp_forward (session_t *s, singbox_session_t *ss, ip46_address_t *dst, u16 port,
+		     u8 is_ip4, u8 *data, u32 len)
+{
+  ip46_address_t lcl;
+
+  if (singbox_udp_local_ip (ss->fib_index, dst, is_ip4, &lcl))
+    {
+      singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
+      return;
+    }
+  singbox_udp_peer_add (ss, dst, port);
+  ss->udp_from_client++;
+  vlib_increment_combined_counter (&singbox_main.udp_counters, vlib_get_thread_index (), 0, 1,
+				   len);
+  singbox_udp_send (s, &lcl, ss->udp_port, dst, port, is_ip4, 0, 0, data, len);
+}
+
+/*
+ * Names (ATYP 3): resolved through the same DNS path as CONNECT, once per
+ * association. The datagram that starts a lookup waits for the answer (the
+ * latest one if the client sends more meanwhile); a name that does not
+ * resolve, or only to the other address family, drops its datagrams.
+ */
+
+#define SINGBOX_UDP_MAX_NAMES 16
+
+static singbox_udp_name_t *
+singbox_udp_name_find (singbox_session_t *ss, u8 *name)
+{
+  singbox_udp_name_t *n;
+
+  vec_foreach (n, ss->udp_names)
+    if (!strcmp ((char *) n->name, (char *) name))
+      return n;
+  return 0;
+}
+
+static void
+singbox_udp_name_clear (singbox_udp_name_t *n)
+{
+  vec_free (n->name);
+  vec_free (n->pending);
+}
+
+void
+singbox_udp_names_free (singbox_session_t *ss)
+{
+  singbox_udp_name_t *n;
+
+  vec_foreach (n, ss->udp_names)
+    singbox_udp_name_clear (n);
+  vec_free (ss->udp_names);
+}
+
+static void
+singbox_udp_to_name (session_t *s, singbox_session_t *ss, socks5_addr_t *addr, u8 *data, u32 len)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_udp_name_t *n = singbox_udp_name_find (ss, addr->domain);
+
+  if (n && n->state == SINGBOX_UDP_NAME_RESOLVED && n->is_ip4 == ss->client_is_ip4)
+    {
+      singbox_udp_forward (s, ss, &n->ip, addr->port, n->is_ip4, data, len);
+      return;
+    }
+  if (n && n->state == SINGBOX_UDP_NAME_RESOLVING)
+    {
+      /* one datagram waits per name: the newer one */
+      singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
+      vec_reset_length (n->pending);
+      vec_add (n->pending, data, len);
+      n->pending_port = addr->port;
+      n->pending_via = s->handle;
+      return;
+    }
+  if (n || !sm->dns_enabled || !sm->dns_resolve_name_ptr)
+    {
+      singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
+      return;
+    }
+  if (vec_len (ss->udp_names) >= SINGBOX_UDP_MAX_NAMES)
+    {
+      singbox_udp_name_clear (ss->udp_names);
+      vec_delete (ss->udp_names, 1, 0);
+    }
+  vec_add2 (ss->udp_names, n, 1);
+  n->name = format (0, "%s%c", addr->domain, 0);
+  n->state = SINGBOX_UDP_NAME_RESOLVING;
+  vec_add (n->pending, data, len);
+  n->pending_port = addr->port;
+  n->pending_via = s->handle;
+  singbox_dns_start_udp (singbox_session_id (ss), addr->domain);
+}
+
+typedef struct
+{
+  u64 session_id;
+  u8 *name;
+} singbox_udp_flush_args_t;
+
+/* On the thread of the listener session the waiting datagram came in on. */
+static void
+singbox_udp_flush_rpc (void *arg)
+{
+  singbox_udp_flush_args_t *a = arg;
+  singbox_session_t *ss;
+  singbox_udp_name_t *n;
+  session_t *s;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get_by_id (a->session_id);
+  if (ss && ss->state == SINGBOX_SESSION_STATE_UDP_ASSOCIATED &&
+      (n = singbox_udp_name_find (ss, a->name)) && vec_len (n->pending) &&
+      (s = session_get_from_handle_if_valid (n->pending_via)))
+    {
+      singbox_udp_forward (s, ss, &n->ip, n->pending_port, n->is_ip4, n->pending,
+			   vec_len (n->pending));
+      vec_free (n->pending);
+    }
+  singbox_sessions_unlock ();
+  vec_free (a->name);
+  clib_mem_free (a);
+}
+
+/* The DNS answer for a name an association sent to; main thread. */
+void
+singbox_udp_resolved (u64 session_id, u8 *name, int rv, ip46_address_t *ip, u8 is_ip4)
+{
+  singbox_udp_flush_args_t *a;
+  singbox_session_t *ss;
+  singbox_udp_name_t *n;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get_by_id (session_id);
+  if (!ss || ss->state != SINGBOX_SESSION_STATE_UDP_ASSOCIATED ||
+      !(n = singbox_udp_name_find (ss, name)) || n->state != SINGBOX_UDP_NAME_RESOLVING)
+    {
+      singbox_sessions_unlock ();
+      return;
+    }
+  if (rv || is_ip4 != ss->client_is_ip4)
+    {
+      SINGBOX_DBG ("udp %s: not resolved (%d) or other family", name, rv);
+      n->state = SINGBOX_UDP_NAME_FAILED;
+      if (vec_len (n->pending))
+	singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
+      vec_free (n->pending);
+      singbox_sessions_unlock ();
+      return;
+    }
+  n->state = SINGBOX_UDP_NAME_RESOLVED;
+  n->ip = *ip;
+  n->is_ip4 = is_ip4;
+  if (vec_len (n->pending))
+    {
+      a = clib_mem_alloc (sizeof (*a));
+      a->session_id = session_id;
+      a->name = vec_dup (n->name);
+      session_send_rpc_evt_to_thread_force (session_thread_from_handle (n->pending_via),
+					    singbox_udp_flush_rpc, a);
+    }
+  singbox_sessions_unlock ();
+}
+
 /* One datagram from the client: strip the SOCKS header, send on. */
 static void
 singbox_udp_from_client (session_t *s, singbox_session_t *ss, session_dgram_hdr_t *dh, u8 *data,
 			 u32 len)
 {
   socks5_udp_header_t h;
-  ip46_address_t dst = {}, lcl;
+  ip46_address_t dst = {};
   u8 is_ip4 = dh->is_ip4;
   int hlen;
 
@@ -143,27 +309,22 @@ singbox_udp_from_client (session_t *s, singbox_session_t *ss, session_dgram_hdr_
       singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
       return;
     }
+  if (h.addr.atyp == SOCKS5_ATYP_DOMAIN)
+    {
+      singbox_udp_to_name (s, ss, &h.addr, data + hlen, len - hlen);
+      return;
+    }
   if (h.addr.atyp == SOCKS5_ATYP_IPV4 && is_ip4)
     clib_memcpy (&dst.ip4, h.addr.ip4, 4);
   else if (h.addr.atyp == SOCKS5_ATYP_IPV6 && !is_ip4)
     clib_memcpy (&dst.ip6, h.addr.ip6, 16);
   else
     {
-      /* names and the other family are not relayed over this socket */
+      /* the other family is not relayed over this socket */
       singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
       return;
     }
-  if (singbox_udp_local_ip (ss->fib_index, &dst, is_ip4, &lcl))
-    {
-      singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
-      return;
-    }
-  singbox_udp_peer_add (ss, &dst, h.addr.port);
-  ss->udp_from_client++;
-  vlib_increment_combined_counter (&singbox_main.udp_counters, vlib_get_thread_index (), 0, 1,
-				   len - hlen);
-  singbox_udp_send (s, &lcl, ss->udp_port, &dst, h.addr.port, is_ip4, 0, 0, data + hlen,
-		    len - hlen);
+  singbox_udp_forward (s, ss, &dst, h.addr.port, is_ip4, data + hlen, len - hlen);
 }
 
 /* One datagram from a destination: prepend a header naming it. */
@@ -438,6 +599,7 @@ singbox_udp_release (singbox_session_t *ss)
   singbox_main_t *sm = &singbox_main;
   singbox_udp_rpc_args_t args;
 
+  singbox_udp_names_free (ss);
   if (ss->udp_listen_handle == SESSION_INVALID_HANDLE || !ss->udp_port)
     return;
   hash_unset (sm->udp_assoc_by_port, singbox_udp_key (ss->client_is_ip4, ss->udp_port));

@@ -64,3 +64,30 @@ def test_sing_box_udp_through_vpp(env: Env) -> None:
     assert res["rep"] == 0, res
     assert [r[:2] for r in res["results"]] == [["ok", "sb1"], ["ok", "sb2"]], res
     assert env.stats()["accepted"] >= 1
+
+
+def test_udp_associate_to_names(env: Env) -> None:
+    """Datagrams to a name (ATYP 3) are resolved by VPP, once per
+    association; the first one waits for the answer instead of being lost.
+    A name that does not exist (NXDOMAIN) drops its datagrams."""
+    env.configure(allow_udp_associate=True, dns_enabled=True, dns_server=ORIGIN_IP4)
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "udp", "origin.test", str(UDP_PORT),
+                    "ok:n1", "ok:n2", "ok:n3")
+    assert res["rep"] == 0, res
+    assert [r[:2] for r in res["results"]] == [["ok", "n1"], ["ok", "n2"], ["ok", "n3"]], res
+    # replies name the address the datagram came from
+    hdr = bytes.fromhex(res["results"][0][2])
+    assert hdr[3] == 1 and hdr[4:8] == bytes(map(int, ORIGIN_IP4.split(".")))
+    assert env.stats()["udp_dropped"] == 0
+    res = env.probe(VPP_CLIENT_IP4, "1080", "udp", "nosuch.test", str(UDP_PORT), "ok:x", "ok:y")
+    assert [r[:2] for r in res["results"]] == [["ok", None], ["ok", None]], res
+    assert env.stats()["udp_dropped"] == 2
+
+
+def test_udp_associate_names_need_dns(env: Env) -> None:
+    env.configure(allow_udp_associate=True)
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "udp", "origin.test", str(UDP_PORT), "ok:z")
+    assert [r[:2] for r in res["results"]] == [["ok", None]], res
+    assert env.stats()["udp_dropped"] == 1
