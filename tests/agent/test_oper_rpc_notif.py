@@ -159,3 +159,60 @@ def test_notifications_round_trip(env: Env) -> None:
     finally:
         sess.stop()
         conn.disconnect()
+
+
+def test_reads_of_part_of_the_state_build_only_that_part_and_get_the_same_values(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from singbox_agent.agent import oper
+
+    built: list[int] = []
+    real_sessions = oper.sessions
+
+    def counting(items: list[Session], only: int | None = None) -> dict[str, Any]:
+        tree = real_sessions(items, only)
+        built.append(len(tree["singbox"]["sessions"]["session"]) if tree else 0)
+        return tree
+
+    monkeypatch.setattr(oper, "sessions", counting)
+    env.commit(FULL)
+    env.dp.server_state = ServerState(True, 5, 1, 2, 3, 4096, 1)
+    env.dp.user_states["bob"] = UserState(2, 1)
+    env.dp.endpoint_states["e"] = EndpointState("up", 12, 830, 3, 0, 1)
+    env.dp.sessions = sessions(50)
+    whole = operational()
+    conn = sysrepo.SysrepoConnection()
+    try:
+        with conn.start_session("operational") as op:
+            def read(xpath: str) -> tuple[dict[str, Any], set[frozenset[str]]]:
+                env.dp.state_reads.clear()
+                try:
+                    data: dict[str, Any] = op.get_data(xpath)
+                except sysrepo.SysrepoNotFoundError:
+                    data = {}
+                return data.get("singbox", {}), set(env.dp.state_reads)
+
+            tree, reads = read(f"{S}/statistics")
+            assert tree["server"]["statistics"] == whole["server"]["statistics"]
+            assert reads == {frozenset({"server"})}, "a read of the server's counters dumped more"
+            tree, reads = read(f"{S}/authentication/user[username='bob']/statistics")
+            assert next(iter(tree["server"]["authentication"]["user"]))["statistics"] == \
+                next(iter(whole["server"]["authentication"]["user"]))["statistics"] == {
+                    "auth-failures": 2, "active-sessions": 1}
+            assert reads == {frozenset({"users"})}
+            tree, reads = read(f"{C}/endpoint[name='e']/oper-status")
+            assert next(iter(tree["client"]["endpoint"]))["oper-status"] == "up"
+            assert reads == {frozenset({"endpoints"})}
+            tree, reads = read(f"{S}/max-sessions")  # configuration only: no dataplane read at all
+            assert tree["server"] == {"max-sessions": 2} and not reads
+            # one session: the same entry as in the whole tree
+            built.clear()
+            one = read(f"{TOP}/sessions/session[id='7']")[0]["sessions"]["session"]
+            assert list(one) == [s for s in whole["sessions"]["session"] if s["id"] == 7]
+            assert built == [1], "a read of one session built all of them"
+            assert read(f"{TOP}/sessions/session[id='4242']")[0] == {}
+            # anything that is not a plain path gets everything (sysrepo filters): still the same answer
+            union = read(f"{S}/statistics | {C}/endpoint")[0]
+            assert union["server"]["statistics"] == whole["server"]["statistics"]
+            assert read(f"{TOP}/sessions/session[port='7']")[0] == {}
+    finally:
+        conn.disconnect()

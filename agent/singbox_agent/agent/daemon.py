@@ -30,6 +30,7 @@ from singbox_agent.dataplane.base import (
     EndpointEvent,
     Event,
     OperState,
+    StatePart,
     Versions,
 )
 from singbox_agent.dataplane.objects import (
@@ -57,6 +58,13 @@ INTERFACE_LIMIT_TICKS = 5
 STALE_TXN_S = 120.0
 RESYNC_RETRY_S = 30.0  # retry of objects the dataplane refused during a resync
 USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
+# children of /singbox/client and /singbox/server with state -> what the dataplane must report for them
+CLIENT_STATE: dict[str, frozenset[StatePart]] = {"endpoint": frozenset({"endpoints"}),
+                                                 "interface": frozenset({"interfaces"})}
+SERVER_STATE: dict[str, frozenset[StatePart]] = {"oper-status": frozenset({"server"}),
+                                                 "statistics": frozenset({"server"}),
+                                                 "listen": frozenset({"listeners"}),
+                                                 "authentication": frozenset({"users"})}
 
 
 @dataclass
@@ -154,6 +162,14 @@ class Agent:
         """Unsubscribe and disconnect; VPP keeps its state."""
         self._stop.set()
         self._events.put("stop")
+        # The worker finishes what it is doing (a resync is bounded by the dataplane's call timeout) before the
+        # sessions it sends notifications on go: a notification sent on a stopped session crashed the process.
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+            if self._worker.is_alive():
+                log.error("the worker did not stop: leaving the sysrepo connection to sysrepo's recovery")
+                self.dataplane.stop()
+                return
         if self._sess is not None:
             self._sess.stop()
         if self._notif_sess is not None:
@@ -163,8 +179,6 @@ class Agent:
         if self._conn is not None:
             self._conn.disconnect()
         self.dataplane.stop()
-        if self._worker is not None:
-            self._worker.join(timeout=5)
         log.info("agent stopped")
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
@@ -499,36 +513,47 @@ class Agent:
             dp["last-error"] = st.last_error
         return {"singbox": {"dataplane": dp}}
 
-    def _read_state(self) -> OperState | None:
+    def _read_state(self, parts: frozenset[StatePart]) -> OperState | None:
         if not self.dataplane.connected:
             return None
         try:
-            return self.dataplane.read_state()
+            return self.dataplane.read_state(parts)
         except DataplaneError as exc:
             log.warning("operational state unavailable", error=str(exc))
             return None
 
-    def _oper_client(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
+    # Each callback builds (and reads from the dataplane) only what the request xpath can select: a read of the
+    # server's counters does not dump every user, a read of one session does not build 10,000.
+    def _oper_client(self, xpath: str | None, _priv: Any, **_: Any) -> dict[str, Any]:
+        child = oper.requested_child(xpath, "client")
+        parts = CLIENT_STATE.get(child, frozenset()) if child else frozenset[StatePart]().union(*CLIENT_STATE.values())
+        if not parts:
+            return {}  # a configuration node: nothing to add
         with self._lock:
-            endpoints = [u[1] for u in self.running.units if u[0] == ENDPOINT]
+            endpoints = [u[1] for u in self.running.units if u[0] == ENDPOINT and "endpoints" in parts]
             interfaces = [(u[1], bool(d.get("enabled", True))) for u, d in self.running.units.items()
-                          if u[0] == INTERFACE]
-        state = self._read_state()
+                          if u[0] == INTERFACE and "interfaces" in parts]
+        state = self._read_state(parts)
         if state is None:
             return oper.client_state(OperState(), [], [(n, e) for n, e in interfaces if not e], self._discontinuity)
         return oper.client_state(state, endpoints, interfaces, self._discontinuity)
 
-    def _oper_server(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
+    def _oper_server(self, xpath: str | None, _priv: Any, **_: Any) -> dict[str, Any]:
+        child = oper.requested_child(xpath, "server")
+        parts = SERVER_STATE.get(child, frozenset()) if child else frozenset[StatePart]().union(*SERVER_STATE.values())
+        if not parts:
+            return {}
         with self._lock:
-            listeners = [u[1] for u in self.running.units if u[0] == LISTENER]
-            users = [u[1] for u in self.running.units if u[0] == USER]
-        return oper.server_state(self._read_state(), listeners, users, self._discontinuity)
+            listeners = [u[1] for u in self.running.units if u[0] == LISTENER and "listeners" in parts]
+            users = [u[1] for u in self.running.units if u[0] == USER and "users" in parts]
+        return oper.server_state(self._read_state(parts), listeners, users, self._discontinuity,
+                                 counters="server" in parts)
 
-    def _oper_sessions(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
+    def _oper_sessions(self, xpath: str | None, _priv: Any, **_: Any) -> dict[str, Any]:
         if not self.dataplane.connected:
             return {}
         try:
-            return oper.sessions(self.dataplane.read_sessions())
+            return oper.sessions(self.dataplane.read_sessions(), only=oper.requested_session(xpath))
         except DataplaneError as exc:
             log.warning("sessions unavailable", error=str(exc))
             return {}

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from singbox_agent.agent.fastoper import OperTree
 from singbox_agent.dataplane.base import OperState, Session
 
+# What a read asks for, from the request xpath sysrepo hands the callback. Only plain paths are narrowed; anything
+# else (unions, wildcards, '//', predicates on other leaves) gets the whole subtree, which is always correct:
+# sysrepo filters the tree by the request xpath anyway. Narrowing only saves building what would be filtered out.
+_P = r"(?:vpp-singbox:)?"
+_CHILD = re.compile(rf"/{_P}singbox/{_P}(?P<top>client|server)/{_P}(?P<child>[a-z-]+)(?:[/\[].*)?")
+_SESSION = re.compile(rf"""/{_P}singbox/{_P}sessions/{_P}session\[{_P}id=(?P<q>['"])(?P<id>\d+)(?P=q)\](?:/.*)?""")
+
+
+def _plain(xpath: str | None) -> str | None:
+    if not xpath or any(t in xpath for t in ("|", "//", "*", "..", "(", " or ", " and ")):
+        return None
+    return xpath
+
+
+def requested_child(xpath: str | None, top: str) -> str | None:
+    """'statistics' for a read of /singbox/server/statistics/...; None when the read may need all of `top`."""
+    m = _CHILD.fullmatch(_plain(xpath) or "")
+    return m["child"] if m and m["top"] == top else None
+
+
+def requested_session(xpath: str | None) -> int | None:
+    """The id of the one session a read asks for (/singbox/sessions/session[id='7']/...), else None."""
+    m = _SESSION.fullmatch(_plain(xpath) or "")
+    return int(m["id"]) if m else None
 
 
 # 64-bit values (uint64, counter64) are JSON strings (RFC 7951): the trees go through libyang's JSON parser.
@@ -72,11 +97,12 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
 
 
 def server_state(state: OperState | None, listeners: list[str], users: list[str],
-                 discontinuity: dict[tuple[str, ...], str]) -> dict[str, Any]:
+                 discontinuity: dict[tuple[str, ...], str], *, counters: bool = True) -> dict[str, Any]:
+    """`counters`: oper-status and statistics of the server (left out when the read asks for something else)."""
     if state is None:
         return OperTree(singbox={"server": {"oper-status": "stopped"}})
     srv = state.server
-    out: dict[str, Any] = {
+    out: dict[str, Any] = {} if not counters else {
         "oper-status": "running" if srv.running else "stopped",
         "statistics": {
             "discontinuity-time": discontinuity.get(("server",), discontinuity[()]),
@@ -99,12 +125,15 @@ def server_state(state: OperState | None, listeners: list[str], users: list[str]
                                                       "active-sessions": ust.active_sessions}})
     if usr:
         out["authentication"] = {"user": usr}
-    return OperTree(singbox={"server": out})
+    return OperTree(singbox={"server": out}) if out else {}
 
 
-def sessions(items: list[Session]) -> dict[str, Any]:
+def sessions(items: list[Session], only: int | None = None) -> dict[str, Any]:
+    """`only`: the id of the one session the read asks for; the others are not built."""
     out: list[dict[str, Any]] = []
     for s in items:
+        if only is not None and s.id != only:
+            continue
         e: dict[str, Any] = {
             "id": str(s.id),
             "mode": s.mode,

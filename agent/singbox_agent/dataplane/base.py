@@ -80,6 +80,10 @@ class OperState:
     users: dict[str, UserState] = field(default_factory=dict)
 
 
+StatePart = Literal["endpoints", "interfaces", "server", "listeners", "users"]
+ALL_STATE: frozenset[StatePart] = frozenset(("endpoints", "interfaces", "server", "listeners", "users"))
+
+
 @dataclass(frozen=True)
 class Load:
     """How close the dataplane is to its session limits (read every second, so cheap)."""
@@ -198,7 +202,9 @@ class Dataplane(abc.ABC):
         """What the dataplane is configured with now, in the planner's terms (dump messages)."""
 
     @abc.abstractmethod
-    def read_state(self) -> OperState: ...
+    def read_state(self, parts: frozenset[StatePart] = ALL_STATE) -> OperState:
+        """The state of the objects in `parts` (a read of the server's counters need not dump 10,000 users);
+        what is not asked for may be left out."""
 
     @abc.abstractmethod
     def read_sessions(self) -> list[Session]: ...

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from singbox_agent.dataplane.base import (
+    ALL_STATE,
     ClearScope,
     Connected,
     Dataplane,
@@ -25,6 +26,7 @@ from singbox_agent.dataplane.base import (
     ProbeResult,
     ServerState,
     Session,
+    StatePart,
     UserState,
     Versions,
 )
@@ -71,6 +73,7 @@ class MemoryDataplane(Dataplane):
         self.user_states: dict[str, UserState] = {}
         self.probe_results: dict[str, ProbeResult] = {}
         self.cleared: list[ClearScope] = []
+        self.state_reads: list[frozenset[StatePart]] = []  # the parts of every read_state, in order
         self.version = Versions(vpp="26.06-memory", plugin="1.0.0")
 
     # connection ---------------------------------------------------------------------------------------------
@@ -212,12 +215,16 @@ class MemoryDataplane(Dataplane):
 
     # state --------------------------------------------------------------------------------------------------
 
-    def read_state(self) -> OperState:
+    def read_state(self, parts: frozenset[StatePart] = ALL_STATE) -> OperState:
         with self._lock:
             self._check_connected()
+            self.state_reads.append(parts)
             state = OperState(server=replace(self.server_state,
                                              running=bool(self.objects[("server-enabled",)])))
+            kinds = {ENDPOINT: "endpoints", INTERFACE: "interfaces", LISTENER: "listeners", USER: "users"}
             for key, value in self.objects.items():
+                if kinds.get(key[0]) not in parts:
+                    continue
                 if key[0] == ENDPOINT:
                     state.endpoints[key[1]] = self.endpoint_states.get(key[1], EndpointState())
                 elif key[0] == INTERFACE:

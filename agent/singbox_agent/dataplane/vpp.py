@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from singbox_agent.dataplane.base import (
+    ALL_STATE,
     BatchResult,
     ClearScope,
     Connected,
@@ -40,6 +41,7 @@ from singbox_agent.dataplane.base import (
     ProbeResultName,
     ServerState,
     Session,
+    StatePart,
     StopRule,
     UserState,
     Versions,
@@ -632,12 +634,18 @@ class VppDataplane(Dataplane):
 
     # state --------------------------------------------------------------------------------------------------
 
-    def read_state(self) -> OperState:
+    def read_state(self, parts: frozenset[StatePart] = ALL_STATE) -> OperState:
         with self._lock:
             state = OperState()
-            endpoints, interfaces, server, listeners, users = self._dump_many(
-                ("singbox_endpoint_dump", {}), ("singbox_interface_dump", {"sw_if_index": ALL}),
-                ("singbox_server_dump", {}), ("singbox_server_listener_dump", {}), ("singbox_server_user_dump", {}))
+            dumps: dict[StatePart, tuple[str, dict[str, Any]]] = {
+                "endpoints": ("singbox_endpoint_dump", {}),
+                "interfaces": ("singbox_interface_dump", {"sw_if_index": ALL}),
+                "server": ("singbox_server_dump", {}), "listeners": ("singbox_server_listener_dump", {}),
+                "users": ("singbox_server_user_dump", {})}
+            asked = [p for p in dumps if p in parts]
+            got = dict(zip(asked, self._dump_many(*(dumps[p] for p in asked))))
+            endpoints, interfaces, listeners, users = (got.get(p, []) for p in (
+                "endpoints", "interfaces", "listeners", "users"))
             for e in endpoints:
                 state.endpoints[_s(e.name)] = EndpointState(
                     ENDPOINT_STATES[int(e.state)], int(e.last_change_age), int(e.rtt_us), int(e.failures),  # type: ignore[arg-type]
@@ -648,9 +656,19 @@ class VppDataplane(Dataplane):
                     state.interfaces[name] = InterfaceState(
                         True, _s(i.active_endpoint_name), int(i.packets_redirected), int(i.bytes_redirected),
                         int(i.active_connections), int(i.total_connections), int(i.connection_failures))
-            for name in self._absent:
-                state.interfaces[name] = InterfaceState(present=False)
-            srv = server[0]
+            if "interfaces" in parts:
+                for name in self._absent:
+                    state.interfaces[name] = InterfaceState(present=False)
+            if "server" in parts:
+                state.server = self._server_state(got["server"][0])
+            for li in listeners:
+                state.listeners[_s(li.name)] = bool(li.is_listening)
+            for u in users:
+                state.users[_s(u.username)] = UserState(int(u.auth_failures), 0)
+            return state
+
+    def _server_state(self, srv: Any) -> ServerState:
+        with self._lock:
             counters = self._server_counters()
             if counters is None:
                 st = self._call("singbox_server_get_stats")
@@ -658,15 +676,10 @@ class VppDataplane(Dataplane):
                             "connect-failures": st.connect_failures, "bytes-to-client": st.bytes_to_client,
                             "bytes-from-client": st.bytes_from_client}
             # the gauge comes from the reply: the stats segment refreshes gauges only every update-interval
-            state.server = ServerState(bool(srv.is_running), int(counters["accepted"]), int(counters["rejected"]),
-                                       int(counters["auth-failures"]), int(counters["connect-failures"]),
-                                       int(counters["bytes-to-client"]) + int(counters["bytes-from-client"]),
-                                       int(srv.active_sessions))
-            for li in listeners:
-                state.listeners[_s(li.name)] = bool(li.is_listening)
-            for u in users:
-                state.users[_s(u.username)] = UserState(int(u.auth_failures), 0)
-            return state
+            return ServerState(bool(srv.is_running), int(counters["accepted"]), int(counters["rejected"]),
+                               int(counters["auth-failures"]), int(counters["connect-failures"]),
+                               int(counters["bytes-to-client"]) + int(counters["bytes-from-client"]),
+                               int(srv.active_sessions))
 
     def read_load(self, interfaces: bool) -> Load:
         with self._lock:
