@@ -1,11 +1,16 @@
-"""<get-data> (RFC 8526 3.1.1): any NMDA datastore, subtree or XPath filter, config-filter, max-depth, with-defaults."""
+"""<get-data> (RFC 8526 3.1.1): any NMDA datastore, subtree or XPath filter, config-filter, max-depth, with-defaults;
+on operational also origin-filter / negated-origin-filter and with-origin (`netconf/origin.py`)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import libyang
+
+from singbox_agent.mgmt import datastore
 from singbox_agent.mgmt.datastore import NMDA_IDENTITIES
-from singbox_agent.mgmt.errors import invalid_value, operation_not_supported
+from singbox_agent.mgmt.errors import invalid_value
+from singbox_agent.netconf import origin
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.ops.common import filter_from_element, leaf, read_xml, with_defaults_leaf
 
@@ -18,6 +23,10 @@ def nmda_datastore(ctx: OpContext) -> str:
     if ds is None:
         raise invalid_value(f'Datastore "{ident}" is not supported.', error_type="application")
     return ds
+
+
+def _leaf_list(ctx: OpContext, name: str) -> list[str]:
+    return [str(n.value()) for n in ctx.op.find_all(name) if isinstance(n, libyang.DLeaf)]
 
 
 @register(NMDA_NS, "get-data")
@@ -35,14 +44,27 @@ def handle(ctx: OpContext) -> str:
     else:
         xpath = "/*"
     config_filter = leaf(ctx, "config-filter")
-    if leaf(ctx, "origin-filter") or leaf(ctx, "negated-origin-filter") or leaf(ctx, "with-origin") is not None \
-            or ctx.op.find_path("with-origin") is not None:
-        raise operation_not_supported("Origin filtering and reporting are not supported.")
+    filters = _leaf_list(ctx, "origin-filter")
+    negated = _leaf_list(ctx, "negated-origin-filter")
+    with_origin = ctx.op.find_path("with-origin") is not None
+    if ds != "operational" and (filters or negated or with_origin):
+        raise invalid_value("Origin filters and with-origin apply to the operational datastore only.",
+                            error_type="protocol")
     depth = int(leaf(ctx, "max-depth") or 0) if (leaf(ctx, "max-depth") or "unbounded") != "unbounded" else 0
     no_state = config_filter == "true"
     no_config = config_filter == "false"
     if ds != "operational" and no_config:
         xpath = None  # conventional datastores hold configuration only
-    body = read_xml(ctx, ds, xpath, with_defaults_leaf(ctx, "with-defaults"), max_depth=depth,
-                    no_state=no_state, no_config=no_config)
+    wd = with_defaults_leaf(ctx, "with-defaults")
+    if ds == "operational" and (filters or negated or with_origin) and xpath is not None:
+        origins: set[str] | None = None
+        if filters or negated:
+            origins = set().union(*(origin.derived_or_self(ctx.ly, i) for i in filters or negated))
+        ctx.sr.switch_datastore("operational")
+        body = origin.read_operational(ctx.sr, xpath, print_tree=lambda t: datastore.print_xml(t, wd),
+                                       origins=origins, negated=bool(negated), with_origin=with_origin,
+                                       defaults_printed=wd in ("report-all", "report-all-tagged"),
+                                       max_depth=depth, no_state=no_state, no_config=no_config)
+    else:
+        body = read_xml(ctx, ds, xpath, wd, max_depth=depth, no_state=no_state, no_config=no_config)
     return f'<data xmlns="{NMDA_NS}">{body}</data>'
