@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Commit -> applied latency of singbox-agent against the floor: the same commit through sysrepo with a subscriber
 that does nothing, measured in the same run, at 100, 1,000 and 10,000 configured list entries (half endpoints,
-half interfaces). Also: serving 10,000 live sessions as operational data.
+half interfaces). Operational reads with 10,000 live sessions: bench/agent/oper_sessions.py.
 
     scripts/in-env python bench/agent/commit_latency.py [--sizes 100,1000,10000] [--commits 200]
 
@@ -61,7 +61,6 @@ def child(n: int, commits: int, blocks: int) -> dict[str, Any]:
     import sysrepo
 
     from singbox_agent.agent.daemon import Agent
-    from singbox_agent.dataplane.base import Session
     from singbox_agent.dataplane.memory import MemoryDataplane
 
     out: dict[str, Any] = {"size": n, "floor": [], "agent": [], "plan": [], "apply": [], "startup_ms": []}
@@ -115,46 +114,6 @@ def child(n: int, commits: int, blocks: int) -> dict[str, Any]:
         assert dp.objects == agent.running.desired()
         agent.stop()
 
-    # operational: 10,000 live sessions
-    agent = Agent(dp)
-    agent.start()
-    agent.wait_idle(120)
-    dp.sessions = {i: Session(i, "server" if i % 2 else "client", "established", "198.18.1.2", 1024 + i % 60000,
-                              destination_address="198.18.2.2" if i % 3 else None,
-                              destination_domain=None if i % 3 else "example.com", destination_port=443,
-                              interface=None if i % 2 else "tap0", endpoint=None if i % 2 else "e0",
-                              username="bob" if i % 2 else None, bytes_from_client=i, bytes_to_client=i,
-                              age=i % 600) for i in range(10000)}
-    oper_times: list[float] = []
-    with conn.start_session("operational") as op:
-        for _ in range(5):
-            # the tree as a NETCONF/RESTCONF server gets it (no conversion to Python dicts on the reader's side)
-            t0 = time.perf_counter()
-            with op.get_data_ly(f"{TOP}/sessions") as data:
-                oper_times.append((time.perf_counter() - t0) * 1e3)
-                assert sum(1 for _ in data.find_all(f"{TOP}/sessions/session")) == 10000
-    out["sessions10k"] = oper_times
-    agent.stop()
-    # floor: the same 10,000 sessions from a provider that returns a tree built in advance (sysrepo + libyang only)
-    from singbox_agent.agent import fastoper, oper
-
-    prebuilt = oper.sessions(list(dp.sessions.values()))
-    fc = sysrepo.SysrepoConnection()
-    fs = fc.start_session("running")
-    def provide(xpath: str, priv: Any) -> Any:
-        return prebuilt
-
-    fs.subscribe_oper_data_request("vpp-singbox", f"{TOP}/sessions", provide)
-    fastoper.install()
-    floor_times: list[float] = []
-    with conn.start_session("operational") as op:
-        for _ in range(5):
-            t0 = time.perf_counter()
-            with op.get_data_ly(f"{TOP}/sessions") as data:
-                floor_times.append((time.perf_counter() - t0) * 1e3)
-    out["sessions10k_floor"] = floor_times
-    fs.stop()
-    fc.disconnect()
     sess.stop()
     conn.disconnect()
     return out
@@ -202,8 +161,6 @@ def main() -> int:
           f"{'p50 ratio':>10} {'agent share p50':>16} {'plan p50':>9} {'apply p50':>10} {'cb change':>10} "
           f"{'cb done':>8} {'startup':>9}")
     ok = True
-    sessions: list[float] = []
-    sessions_floor: list[float] = []
     for n in (int(s) for s in opts.sizes.split(",")):
         r = run_size(n, opts.commits if n < 10000 else max(40, opts.commits // 2), opts.blocks)
         f50, f99 = pct(r["floor"], 50), pct(r["floor"], 99)
@@ -213,12 +170,6 @@ def main() -> int:
         print(f"{n:>8} {f50:>10.2f} {f99:>10.2f} {a50:>10.2f} {a99:>10.2f} {ratio:>9.2f}x {a50 - f50:>15.2f} "
               f"{pct(r['plan'], 50):>9.3f} {pct(r['apply'], 50):>10.3f} {pct(r['cb_change'], 50):>10.3f} "
               f"{pct(r['cb_done'], 50):>8.3f} {statistics.median(r['startup_ms']):>8.0f}ms")
-        sessions += r["sessions10k"]
-        sessions_floor += r["sessions10k_floor"]
-    print(f"operational /singbox/sessions with 10,000 live sessions: p50 {statistics.median(sessions):.0f} ms, "
-          f"max {max(sessions):.0f} ms (target 300 ms); floor (pre-built tree, sysrepo + libyang only): "
-          f"p50 {statistics.median(sessions_floor):.0f} ms -> "
-          f"{statistics.median(sessions) / statistics.median(sessions_floor):.2f}x")
     print("targets (p50 <= 1.5x floor at every size, < 10 ms at 100):", "met" if ok else "NOT met")
     return 0
 

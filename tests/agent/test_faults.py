@@ -43,7 +43,15 @@ def stage(env: Env) -> None:
         env.sess.set_item(p, v)
 
 
-def test_dataplane_failure_at_every_step_leaves_everything_as_before(env: Env) -> None:
+@pytest.mark.parametrize("in_flight", [1, 8])
+def test_dataplane_failure_at_every_step_leaves_everything_as_before(sysrepo_instance: Any, in_flight: int) -> None:
+    """in_flight 8: a pipelining dataplane (VPP) reports a failure only after later calls of the same run were sent;
+    those succeed after the failing one, and the agent must take them back too."""
+    from singbox_agent.dataplane.memory import MemoryDataplane
+    from tests.agent.conftest import start_env
+
+    gen = start_env(MemoryDataplane(in_flight=in_flight))
+    env = next(gen)
     env.commit(BASE)
     before_dp, before_running = dict(env.dp.objects), env.running()
     n_calls = len(env.dp.calls)
@@ -55,43 +63,6 @@ def test_dataplane_failure_at_every_step_leaves_everything_as_before(env: Env) -
     env.sess.replace_config(before_running, "vpp-singbox")  # back to BASE, through the agent
     env.agent.wait_idle()
     assert env.dp.objects == before_dp and env.running() == before_running
-    for step in range(steps):
-        env.dp.fail_after = step
-        env.dp.fail_error = DataplaneError(f"injected at step {step + 1}", ErrorCode.INVALID_VALUE)
-        stage(env)
-        with pytest.raises(sysrepo.SysrepoValidationFailedError) as err:
-            env.sess.apply_changes()
-        env.sess.discard_changes()
-        env.agent.wait_idle()
-        assert f"injected at step {step + 1}" in str(err.value)
-        assert "the dataplane refused" in str(err.value)
-        assert env.dp.objects == before_dp, f"dataplane changed after a failure at step {step + 1}/{steps}"
-        assert env.running() == before_running
-        assert env.agent.status.in_sync
-    env.dp.fail_after = None
-    stage(env)
-    env.sess.apply_changes()
-    env.agent.wait_idle()
-    assert env.dp.objects == committed
-
-
-def test_with_calls_under_way_a_failure_at_every_step_is_undone_including_what_ran_after_it(
-        sysrepo_instance: Any) -> None:
-    """A pipelining dataplane (VPP) reports failures only after later calls of the same run were sent: those
-    succeed after the failing one, and the agent must take them back too."""
-    from singbox_agent.dataplane.memory import MemoryDataplane
-    from tests.agent.conftest import start_env
-
-    gen = start_env(MemoryDataplane(in_flight=8))
-    env = next(gen)
-    env.commit(BASE)
-    before_dp, before_running = dict(env.dp.objects), env.running()
-    n_calls = len(env.dp.calls)
-    stage(env)
-    env.sess.apply_changes()
-    steps = len(env.dp.calls) - n_calls
-    env.sess.replace_config(before_running, "vpp-singbox")
-    env.agent.wait_idle()
     ran_after_failure = 0
     for step in range(steps):
         env.dp.fail_after = step
@@ -105,9 +76,16 @@ def test_with_calls_under_way_a_failure_at_every_step_is_undone_including_what_r
         # calls that succeeded: `step` before the failure, those after it, then as many undone
         ran_after_failure += (len(env.dp.calls) - n_calls) // 2 - step
         assert f"injected at step {step + 1}" in str(err.value)
+        assert "the dataplane refused" in str(err.value)
         assert env.dp.objects == before_dp, f"dataplane changed after a failure at step {step + 1}/{steps}"
         assert env.running() == before_running
-    assert ran_after_failure > 0, "no call ran after a failure: the in-flight emulation was not exercised"
+        assert env.agent.status.in_sync
+    assert (ran_after_failure > 0) == (in_flight > 1), "the in-flight emulation was not exercised as asked"
+    env.dp.fail_after = None
+    stage(env)
+    env.sess.apply_changes()
+    env.agent.wait_idle()
+    assert env.dp.objects == committed
     gen.close()
 
 

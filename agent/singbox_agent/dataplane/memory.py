@@ -12,24 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
-from singbox_agent.dataplane.base import (
-    ALL_STATE,
-    ClearScope,
-    Connected,
-    Dataplane,
-    Disconnected,
-    EndpointEvent,
-    EndpointState,
-    InterfaceState,
-    Load,
-    OperState,
-    ProbeResult,
-    ServerState,
-    Session,
-    StatePart,
-    UserState,
-    Versions,
-)
+from singbox_agent.dataplane import base
 from singbox_agent.dataplane.objects import (
     BYPASS,
     DEFAULT_ENDPOINT,
@@ -53,7 +36,7 @@ from singbox_agent.dataplane.objects import (
 )
 
 
-class MemoryDataplane(Dataplane):
+class MemoryDataplane(base.Dataplane):
     def __init__(self, *, connected: bool = True, vpp_interfaces: set[str] | None = None,
                  in_flight: int = 1) -> None:
         self._lock = threading.RLock()
@@ -66,27 +49,27 @@ class MemoryDataplane(Dataplane):
         self.fail_after: int | None = None  # succeed this many more calls, then fail one
         self.fail_error: DataplaneError = DataplaneError("injected failure", ErrorCode.UNSPECIFIED)
         self.fail_when: Callable[[Op], DataplaneError | None] | None = None
-        self.sessions: dict[int, Session] = {}
-        self.endpoint_states: dict[str, EndpointState] = {}
-        self.interface_counters: dict[str, InterfaceState] = {}
-        self.server_state = ServerState()
-        self.user_states: dict[str, UserState] = {}
-        self.probe_results: dict[str, ProbeResult] = {}
-        self.cleared: list[ClearScope] = []
-        self.state_reads: list[frozenset[StatePart]] = []  # the parts of every read_state, in order
-        self.version = Versions(vpp="26.06-memory", plugin="1.0.0")
+        self.sessions: dict[int, base.Session] = {}
+        self.endpoint_states: dict[str, base.EndpointState] = {}
+        self.interface_counters: dict[str, base.InterfaceState] = {}
+        self.server_state = base.ServerState()
+        self.user_states: dict[str, base.UserState] = {}
+        self.probe_results: dict[str, base.ProbeResult] = {}
+        self.cleared: list[base.ClearScope] = []
+        self.state_reads: list[frozenset[base.StatePart]] = []  # the parts of every read_state, in order
+        self.version = base.Versions(vpp="26.06-memory", plugin="1.0.0")
 
     # connection ---------------------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._connected:
-            self.emit(Connected(self.version))
+            self.emit(base.Connected(self.version))
 
     @property
     def connected(self) -> bool:
         return self._connected
 
-    def versions(self) -> Versions | None:
+    def versions(self) -> base.Versions | None:
         return self.version if self._connected else None
 
     def connect(self, *, restarted: bool = False) -> None:
@@ -95,15 +78,15 @@ class MemoryDataplane(Dataplane):
             if restarted:
                 self.objects = dict(FACTORY)
             self._connected = True
-        self.emit(Connected(self.version))
+        self.emit(base.Connected(self.version))
 
     def disconnect(self, reason: str = "VPP went away") -> None:
         with self._lock:
             self._connected = False
-        self.emit(Disconnected(reason))
+        self.emit(base.Disconnected(reason))
 
     def endpoint_event(self, name: str, up: bool, result: str = "success", rtt_us: int = 0) -> None:
-        self.emit(EndpointEvent(name, up, result, rtt_us))  # type: ignore[arg-type]
+        self.emit(base.EndpointEvent(name, up, result, rtt_us))  # type: ignore[arg-type]
 
     def _check_connected(self) -> None:
         if not self._connected:
@@ -215,43 +198,43 @@ class MemoryDataplane(Dataplane):
 
     # state --------------------------------------------------------------------------------------------------
 
-    def read_state(self, parts: frozenset[StatePart] = ALL_STATE) -> OperState:
+    def read_state(self, parts: frozenset[base.StatePart] = base.ALL_STATE) -> base.OperState:
         with self._lock:
             self._check_connected()
             self.state_reads.append(parts)
-            state = OperState(server=replace(self.server_state,
-                                             running=bool(self.objects[("server-enabled",)])))
+            state = base.OperState(server=replace(self.server_state,
+                                                  running=bool(self.objects[("server-enabled",)])))
             kinds = {ENDPOINT: "endpoints", INTERFACE: "interfaces", LISTENER: "listeners", USER: "users"}
             for key, value in self.objects.items():
                 if kinds.get(key[0]) not in parts:
                     continue
                 if key[0] == ENDPOINT:
-                    state.endpoints[key[1]] = self.endpoint_states.get(key[1], EndpointState())
+                    state.endpoints[key[1]] = self.endpoint_states.get(key[1], base.EndpointState())
                 elif key[0] == INTERFACE:
                     assert isinstance(value, InterfaceSpec)
-                    base = self.interface_counters.get(key[1], InterfaceState())
+                    counters = self.interface_counters.get(key[1], base.InterfaceState())
                     state.interfaces[key[1]] = replace(
-                        base, present=self._present(key[1]),
+                        counters, present=self._present(key[1]),
                         active_endpoint=value.endpoint or str(self.objects[(DEFAULT_ENDPOINT,)]))
                 elif key[0] == LISTENER:
                     state.listeners[key[1]] = bool(self.objects[("server-enabled",)])
                 elif key[0] == USER:
-                    state.users[key[1]] = self.user_states.get(key[1], UserState())
+                    state.users[key[1]] = self.user_states.get(key[1], base.UserState())
             return state
 
-    def read_load(self, interfaces: bool) -> Load:
+    def read_load(self, interfaces: bool) -> base.Load:
         with self._lock:
             self._check_connected()
             active = {n: c.active_connections for n, c in self.interface_counters.items()
                       if c.active_connections and (INTERFACE, n) in self.objects} if interfaces else {}
-            return Load(bool(self.objects[("server-enabled",)]), self.server_state.active_sessions, active)
+            return base.Load(bool(self.objects[("server-enabled",)]), self.server_state.active_sessions, active)
 
-    def read_sessions(self) -> list[Session]:
+    def read_sessions(self) -> list[base.Session]:
         with self._lock:
             self._check_connected()
             return list(self.sessions.values())
 
-    def clear_stats(self, scope: ClearScope) -> None:
+    def clear_stats(self, scope: base.ClearScope) -> None:
         with self._lock:
             self._check_connected()
             if scope[0] in ("interface", "endpoint") and (scope[0], scope[1]) not in self.objects:
@@ -266,12 +249,12 @@ class MemoryDataplane(Dataplane):
                 raise DataplaneError(f"singbox_session_disconnect: no session {session_id}",
                                      ErrorCode.NO_SUCH_ENTRY)
 
-    def test_endpoint(self, name: str, timeout_s: float = 305.0) -> ProbeResult:
+    def test_endpoint(self, name: str, timeout_s: float = 305.0) -> base.ProbeResult:
         with self._lock:
             self._check_connected()
             if (ENDPOINT, name) not in self.objects:
                 raise DataplaneError(f"singbox_endpoint_test: no endpoint {name!r}", ErrorCode.NO_SUCH_ENTRY)
-            return self.probe_results.get(name, ProbeResult("connect-failed", message="connection refused"))
+            return self.probe_results.get(name, base.ProbeResult("connect-failed", message="connection refused"))
 
 
 def _check_name(name: str, what: str) -> None:
