@@ -350,6 +350,30 @@ socks5_fill (uint8_t *rx, uint16_t *rx_len, uint32_t want, const uint8_t *data, 
   return *rx_len >= want;
 }
 
+/*
+ * The rest of a request (server) or reply (client) once VER and CMD|REP are checked: RSV ATYP
+ * ADDR PORT, decoded into addr. Returns 1 when complete, 0 when more bytes are needed, or
+ * -socks5_error_t.
+ */
+static int
+socks5_fill_addr_msg (uint8_t *rx, uint16_t *rx_len, const uint8_t *data, uint32_t len,
+		      uint32_t *pos, socks5_addr_t *addr, int check_domain)
+{
+  uint32_t want;
+  int r;
+
+  /* RSV is ignored, as sing-box and Dante do. */
+  if (!socks5_fill (rx, rx_len, SOCKS5_HDR_LEN, data, len, pos))
+    return 0;
+  while ((want = socks5_addr_msg_len (rx, *rx_len)) > *rx_len)
+    if (!socks5_fill (rx, rx_len, want, data, len, pos))
+      return 0;
+  if (want == 0)
+    return -SOCKS5_ERR_ADDRESS_TYPE_NOT_SUPPORTED;
+  r = socks5_addr_decode (rx + 3, *rx_len - 3, addr, check_domain);
+  return r < 0 ? r : 1;
+}
+
 static void
 socks5_event_reset (socks5_event_t *ev, uint8_t method)
 {
@@ -447,7 +471,7 @@ socks5_event_type_t
 socks5_server_feed (socks5_server_t *s, const uint8_t *data, uint32_t len, uint32_t *consumed,
 		    socks5_event_t *ev, socks5_out_t *out)
 {
-  uint32_t pos = 0, want;
+  uint32_t pos = 0;
   uint8_t *rx = s->rx;
   socks5_event_type_t t;
   int r;
@@ -531,18 +555,9 @@ socks5_server_feed (socks5_server_t *s, const uint8_t *data, uint32_t len, uint3
 	      t = socks5_server_fail (s, ev, out, SOCKS5_ERR_COMMAND_NOT_SUPPORTED, 1);
 	      goto done;
 	    }
-	  /* RSV is ignored, as sing-box and Dante do. */
-	  if (!socks5_fill (rx, &s->rx_len, SOCKS5_HDR_LEN, data, len, &pos))
+	  r = socks5_fill_addr_msg (rx, &s->rx_len, data, len, &pos, &ev->addr, 1);
+	  if (r == 0)
 	    goto need_data;
-	  while ((want = socks5_addr_msg_len (rx, s->rx_len)) > s->rx_len)
-	    if (!socks5_fill (rx, &s->rx_len, want, data, len, &pos))
-	      goto need_data;
-	  if (want == 0)
-	    {
-	      t = socks5_server_fail (s, ev, out, SOCKS5_ERR_ADDRESS_TYPE_NOT_SUPPORTED, 1);
-	      goto done;
-	    }
-	  r = socks5_addr_decode (rx + 3, s->rx_len - 3, &ev->addr, 1);
 	  if (r < 0)
 	    {
 	      t = socks5_server_fail (s, ev, out, (socks5_error_t) -r, 1);
@@ -651,6 +666,21 @@ socks5_server_error (const socks5_server_t *s)
 
 /* Client role */
 
+/* After the method or auth exchange: wait for the deferred request, or read the reply. */
+static uint8_t
+socks5_client_next_state (const socks5_client_t *c)
+{
+  return c->request_sent ? SOCKS5_CLIENT_REPLY : SOCKS5_CLIENT_READY;
+}
+
+static int
+socks5_client_valid_request (uint8_t cmd, const socks5_addr_t *dst)
+{
+  return (cmd == SOCKS5_CMD_CONNECT || cmd == SOCKS5_CMD_UDP_ASSOCIATE) &&
+	 socks5_addr_encoded_len (dst) &&
+	 !(dst->atyp == SOCKS5_ATYP_DOMAIN && dst->domain_len == 0);
+}
+
 static void
 socks5_client_put_request (socks5_client_t *c, socks5_out_t *out)
 {
@@ -660,6 +690,7 @@ socks5_client_put_request (socks5_client_t *c, socks5_out_t *out)
   p[1] = c->cmd;
   p[2] = 0;
   out->len += 3 + socks5_addr_encode (&c->dst, p + 3);
+  c->request_sent = 1;
 }
 
 static void
@@ -696,15 +727,18 @@ socks5_client_init (socks5_client_t *c, const socks5_client_cfg_t *cfg, socks5_o
   c->state = SOCKS5_CLIENT_CLOSED;
   c->error = SOCKS5_ERR_BAD_ARGUMENT;
   c->rep = SOCKS5_REP_GENERAL_FAILURE;
-  if (!cfg || (cfg->cmd != SOCKS5_CMD_CONNECT && cfg->cmd != SOCKS5_CMD_UDP_ASSOCIATE) ||
-      !socks5_addr_encoded_len (&cfg->dst) ||
-      (cfg->dst.atyp == SOCKS5_ATYP_DOMAIN && cfg->dst.domain_len == 0) ||
+  if (!cfg || (cfg->defer_request && !cfg->pipeline) ||
+      (!cfg->defer_request && !socks5_client_valid_request (cfg->cmd, &cfg->dst)) ||
       (cfg->username && !cfg->password && cfg->password_len) ||
       (!cfg->username && cfg->username_len))
     return SOCKS5_ERR_BAD_ARGUMENT;
 
-  c->cmd = cfg->cmd;
-  c->dst = cfg->dst;
+  if (!cfg->defer_request)
+    {
+      c->cmd = cfg->cmd;
+      c->dst = cfg->dst;
+    }
+  c->pipeline = !!cfg->pipeline;
   c->method = SOCKS5_METHOD_NO_ACCEPTABLE;
   if (cfg->username)
     {
@@ -717,7 +751,18 @@ socks5_client_init (socks5_client_t *c, const socks5_client_cfg_t *cfg, socks5_o
     }
 
   p[0] = SOCKS5_VERSION;
-  if (c->offer_userpass)
+  if (c->pipeline)
+    {
+      p[1] = 1;
+      p[2] = c->offer_userpass ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH;
+      out->len = 3;
+      if (c->offer_userpass)
+	socks5_client_put_auth (c, out);
+      socks5_client_forget_credentials (c);
+      if (!cfg->defer_request)
+	socks5_client_put_request (c, out);
+    }
+  else if (c->offer_userpass)
     {
       p[1] = 2;
       p[2] = SOCKS5_METHOD_NO_AUTH;
@@ -751,7 +796,7 @@ socks5_event_type_t
 socks5_client_feed (socks5_client_t *c, const uint8_t *data, uint32_t len, uint32_t *consumed,
 		    socks5_event_t *ev, socks5_out_t *out)
 {
-  uint32_t pos = 0, want;
+  uint32_t pos = 0;
   uint8_t *rx = c->rx;
   socks5_event_type_t t;
   int r;
@@ -783,6 +828,25 @@ socks5_client_feed (socks5_client_t *c, const uint8_t *data, uint32_t len, uint3
 	      t = socks5_client_fail (c, ev, SOCKS5_ERR_NO_ACCEPTABLE_METHOD,
 				      SOCKS5_REP_GENERAL_FAILURE);
 	      goto done;
+	    }
+	  if (c->pipeline)
+	    {
+	      /* what follows the greeting is already sent, for the one method offered */
+	      if (c->method != (c->offer_userpass ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH))
+		{
+		  t = socks5_client_fail (c, ev, SOCKS5_ERR_METHOD_NOT_OFFERED,
+					  SOCKS5_REP_GENERAL_FAILURE);
+		  goto done;
+		}
+	      if (c->offer_userpass)
+		{
+		  c->state = SOCKS5_CLIENT_AUTH;
+		  break;
+		}
+	      c->state = socks5_client_next_state (c);
+	      if (c->state == SOCKS5_CLIENT_READY)
+		goto ready;
+	      break;
 	    }
 	  if (c->method == SOCKS5_METHOD_USERPASS && c->offer_userpass)
 	    {
@@ -819,9 +883,18 @@ socks5_client_feed (socks5_client_t *c, const uint8_t *data, uint32_t len, uint3
 	      goto done;
 	    }
 	  c->rx_len = 0;
-	  socks5_client_put_request (c, out);
-	  c->state = SOCKS5_CLIENT_REPLY;
+	  if (!c->pipeline)
+	    socks5_client_put_request (c, out);
+	  c->state = socks5_client_next_state (c);
+	  if (c->state == SOCKS5_CLIENT_READY)
+	    goto ready;
 	  break;
+
+	case SOCKS5_CLIENT_READY:
+	  /* nothing is due from the server before the deferred request */
+	  ev->type = SOCKS5_EV_PAUSED;
+	  t = SOCKS5_EV_PAUSED;
+	  goto done;
 
 	case SOCKS5_CLIENT_REPLY:
 	  if (!socks5_fill (rx, &c->rx_len, 1, data, len, &pos))
@@ -840,19 +913,10 @@ socks5_client_feed (socks5_client_t *c, const uint8_t *data, uint32_t len, uint3
 	      t = socks5_client_fail (c, ev, SOCKS5_ERR_REQUEST_FAILED, rx[1]);
 	      goto done;
 	    }
-	  if (!socks5_fill (rx, &c->rx_len, SOCKS5_HDR_LEN, data, len, &pos))
-	    goto need_data;
-	  while ((want = socks5_addr_msg_len (rx, c->rx_len)) > c->rx_len)
-	    if (!socks5_fill (rx, &c->rx_len, want, data, len, &pos))
-	      goto need_data;
-	  if (want == 0)
-	    {
-	      t = socks5_client_fail (c, ev, SOCKS5_ERR_ADDRESS_TYPE_NOT_SUPPORTED,
-				      SOCKS5_REP_GENERAL_FAILURE);
-	      goto done;
-	    }
 	  /* BND is only informational: accept any domain the server chose to send. */
-	  r = socks5_addr_decode (rx + 3, c->rx_len - 3, &ev->addr, 0);
+	  r = socks5_fill_addr_msg (rx, &c->rx_len, data, len, &pos, &ev->addr, 0);
+	  if (r == 0)
+	    goto need_data;
 	  if (r < 0)
 	    {
 	      t = socks5_client_fail (c, ev, (socks5_error_t) -r, SOCKS5_REP_GENERAL_FAILURE);
@@ -875,11 +939,33 @@ socks5_client_feed (socks5_client_t *c, const uint8_t *data, uint32_t len, uint3
 	}
     }
 
+ready:
+  ev->type = SOCKS5_EV_READY;
+  t = SOCKS5_EV_READY;
+  goto done;
 need_data:
   t = SOCKS5_EV_NEED_DATA;
 done:
   *consumed = pos;
   return t;
+}
+
+socks5_error_t
+socks5_client_request (socks5_client_t *c, uint8_t cmd, const socks5_addr_t *dst, socks5_out_t *out)
+{
+  out->len = 0;
+  if (c->state == SOCKS5_CLIENT_CLOSED)
+    return SOCKS5_ERR_CLOSED;
+  if (!c->pipeline || c->request_sent)
+    return SOCKS5_ERR_STATE;
+  if (!dst || !socks5_client_valid_request (cmd, dst))
+    return SOCKS5_ERR_BAD_ARGUMENT;
+  c->cmd = cmd;
+  c->dst = *dst;
+  socks5_client_put_request (c, out);
+  if (c->state == SOCKS5_CLIENT_READY)
+    c->state = SOCKS5_CLIENT_REPLY;
+  return SOCKS5_ERR_NONE;
 }
 
 socks5_client_state_t

@@ -26,6 +26,9 @@
  * Client role, per relayed connection: socks5_client_init () writes the greeting into out, then
  * socks5_client_feed () consumes the server's messages and writes the follow-up messages, until
  * SOCKS5_EV_CONNECTED (ev.addr = BND) or SOCKS5_EV_ERROR (ev.rep = the server's REP code).
+ * Pipelined (cfg.pipeline): init writes greeting, auth and request at once and feed writes
+ * nothing; with cfg.defer_request the request is left out, feed returns SOCKS5_EV_READY once
+ * authenticated (PAUSED after that), and socks5_client_request () writes it when a flow needs it.
  *
  * Both roles consume exactly the bytes of the handshake and never one byte more: whatever follows
  * the last handshake message belongs to the relay and stays with the caller. Input may be split at
@@ -49,10 +52,11 @@
 /* Longest request or reply: VER CMD|REP RSV ATYP, 1 + 255 domain, PORT. */
 #define SOCKS5_MAX_REPLY_LEN (4 + 1 + SOCKS5_MAX_DOMAIN_LEN + 2)
 /*
- * Most one call can produce: a client fed the method choice and the auth status together writes
- * the RFC 1929 request and the SOCKS request. No call ever runs out of space in a socks5_out_t.
+ * Most one call can produce: a pipelined client's init writes the greeting (one method), the
+ * RFC 1929 request and the SOCKS request; a client fed the method choice and the auth status
+ * together writes the last two. No call ever runs out of space in a socks5_out_t.
  */
-#define SOCKS5_OUT_MAX (SOCKS5_MAX_MSG_LEN + SOCKS5_MAX_REPLY_LEN)
+#define SOCKS5_OUT_MAX (3 + SOCKS5_MAX_MSG_LEN + SOCKS5_MAX_REPLY_LEN)
 /* RSV(2) FRAG(1) ATYP(1) + longest address (1 + 255 domain) + PORT(2). */
 #define SOCKS5_UDP_HEADER_MAX_LEN (4 + 1 + SOCKS5_MAX_DOMAIN_LEN + 2)
 
@@ -161,6 +165,7 @@ typedef enum
   _ (AUTH_REQUEST, "auth-request")                                                                 \
   _ (REQUEST, "request")                                                                           \
   _ (CONNECTED, "connected")                                                                       \
+  _ (READY, "ready")                                                                               \
   _ (ERROR, "error")                                                                               \
   _ (PAUSED, "paused")
 
@@ -192,6 +197,7 @@ typedef enum
 #define foreach_socks5_client_state                                                                \
   _ (METHOD, "method")                                                                             \
   _ (AUTH, "auth")                                                                                 \
+  _ (READY, "ready")                                                                               \
   _ (REPLY, "reply")                                                                               \
   _ (CONNECTED, "connected")                                                                       \
   _ (CLOSED, "closed")
@@ -269,6 +275,19 @@ typedef struct
   const uint8_t *password;
   uint8_t username_len;
   uint8_t password_len;
+  /*
+   * One write instead of up to three round trips: the greeting offers exactly one method
+   * (username/password with credentials, else no-auth), so the server's choice is known in
+   * advance and init writes the RFC 1929 request and the SOCKS request right after it. A server
+   * choosing anything else is METHOD_NOT_OFFERED (it would misread the pipelined bytes).
+   */
+  uint8_t pipeline;
+  /*
+   * With pipeline: init leaves the SOCKS request out (cmd and dst unused); the handshake stops in
+   * state READY once authenticated and socks5_client_request () sends it later, e.g. when a flow
+   * takes a pooled, pre-authenticated connection. It may also be sent before READY.
+   */
+  uint8_t defer_request;
 } socks5_client_cfg_t;
 
 typedef struct
@@ -276,6 +295,8 @@ typedef struct
   uint8_t state; /* socks5_client_state_t */
   uint8_t cmd;
   uint8_t offer_userpass;
+  uint8_t pipeline;
+  uint8_t request_sent;
   uint8_t method;
   uint8_t error;
   uint8_t rep;
@@ -314,9 +335,15 @@ socks5_error_t socks5_server_abort (socks5_server_t *s, socks5_reason_t reason, 
 socks5_server_state_t socks5_server_state (const socks5_server_t *s);
 socks5_error_t socks5_server_error (const socks5_server_t *s);
 
-/* Client role. Writes the greeting into out. */
+/* Client role. Writes the greeting (pipelined: and what follows it, see cfg) into out. */
 socks5_error_t socks5_client_init (socks5_client_t *c, const socks5_client_cfg_t *cfg,
 				   socks5_out_t *out);
+/*
+ * Pipelined client created with defer_request: writes the SOCKS request for cmd/dst into out.
+ * Valid once, in any state before CLOSED (READY moves to REPLY); SOCKS5_ERR_STATE otherwise.
+ */
+socks5_error_t socks5_client_request (socks5_client_t *c, uint8_t cmd, const socks5_addr_t *dst,
+				      socks5_out_t *out);
 socks5_event_type_t socks5_client_feed (socks5_client_t *c, const uint8_t *data, uint32_t len,
 					uint32_t *consumed, socks5_event_t *ev, socks5_out_t *out);
 socks5_client_state_t socks5_client_state (const socks5_client_t *c);

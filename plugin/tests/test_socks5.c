@@ -1288,6 +1288,225 @@ check_client_error (const socks5_client_cfg_t *cfg, const bytes_t *in, uint32_t 
   test_current_failed |= was_failed;
 }
 
+/* Client role, pipelined: greeting + auth + request in one write */
+
+static socks5_client_cfg_t
+pipelined_cfg (const socks5_addr_t *dst, int with_creds, int defer)
+{
+  socks5_client_cfg_t c = client_cfg (SOCKS5_CMD_CONNECT, dst, with_creds);
+
+  c.pipeline = 1;
+  c.defer_request = (uint8_t) defer;
+  return c;
+}
+
+static void
+test_client_pipelined_one_write (void)
+{
+  /* init writes everything; the server's three answers, whole or split anywhere, produce no
+   * further bytes and stop at the end of the reply */
+  static driver_transcript_t t;
+  socks5_addr_t dst = addr_ip6 (ip6_example, 443), bnd = addr_ip4 (ip4_public, 1);
+  socks5_client_cfg_t cfg = pipelined_cfg (&dst, 1, 0);
+  bytes_t in = { 0 }, out = { 0 };
+  socks5_client_t c;
+  socks5_out_t o;
+  uint32_t reply_end;
+
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_NONE);
+  CAT (out, 5, 1, 2);
+  cat_auth (&out, alice, 5, secret, 12);
+  cat_request (&out, SOCKS5_CMD_CONNECT, &dst);
+  CHECK_MEM (o.data, o.len, out.d, out.n);
+  /* the credentials went out with the greeting: none stay in session memory */
+  CHECK (!contains (&c, sizeof (c), secret, 12));
+
+  CAT (in, 5, 2, 1, 0);
+  cat_request (&in, 0, &bnd);
+  reply_end = in.n;
+  cat_str (&in, "relay");
+  client_all_splits (&cfg, &in, &t);
+  CHECK_EQ (t.consumed, reply_end);
+  EXPECT_EVENTS (&t, SOCKS5_EV_CONNECTED);
+  CHECK (socks5_addr_equal (&t.addr, &bnd));
+  CHECK_MEM (t.out, t.out_len, out.d, out.n);
+
+  /* no credentials: one method, no-auth, and the request */
+  cfg = pipelined_cfg (&dst, 0, 0);
+  out.n = 0;
+  CAT (out, 5, 1, 0);
+  cat_request (&out, SOCKS5_CMD_CONNECT, &dst);
+  in.n = 0;
+  CAT (in, 5, 0);
+  cat_request (&in, 0, &bnd);
+  client_all_splits (&cfg, &in, &t);
+  CHECK_EQ (t.consumed, in.n);
+  EXPECT_EVENTS (&t, SOCKS5_EV_CONNECTED);
+  CHECK_MEM (t.out, t.out_len, out.d, out.n);
+}
+
+static void
+test_client_pipelined_longest_write_fits (void)
+{
+  /* 255-byte credentials and a 255-byte domain: the longest pipelined write */
+  uint8_t u[255], pw[255];
+  socks5_addr_t dst = addr_domain_len (255, 8080);
+  socks5_client_cfg_t cfg = pipelined_cfg (&dst, 0, 0);
+  socks5_client_t c;
+  socks5_out_t o;
+
+  memset (u, 'u', sizeof (u));
+  memset (pw, 'p', sizeof (pw));
+  cfg.username = u;
+  cfg.username_len = 255;
+  cfg.password = pw;
+  cfg.password_len = 255;
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_NONE);
+  CHECK_EQ (o.len, 3 + 3 + 255 + 255 + 4 + 1 + 255 + 2);
+  CHECK (o.len <= SOCKS5_OUT_MAX);
+}
+
+static void
+test_client_pipelined_deferred_request (void)
+{
+  /* a pooled connection: greeting + auth now, READY after the auth status, the request when a
+   * flow takes it; each input whole and split at every point */
+  static driver_transcript_t t;
+  socks5_addr_t dst = addr_ip4 (ip4_example, 80), bnd = addr_ip4 (ip4_public, 2);
+  socks5_addr_t other = addr_domain ("example.com", 443);
+  socks5_client_cfg_t cfg = pipelined_cfg (&dst, 1, 1);
+  bytes_t in = { 0 }, out = { 0 };
+  socks5_client_t c;
+  socks5_event_t ev;
+  socks5_out_t o;
+  uint32_t consumed;
+
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_NONE);
+  CAT (out, 5, 1, 2);
+  cat_auth (&out, alice, 5, secret, 12);
+  CHECK_MEM (o.data, o.len, out.d, out.n);
+  cat_request (&out, SOCKS5_CMD_CONNECT, &dst);
+
+  CAT (in, 5, 2, 1, 0);
+  cat_request (&in, 0, &bnd);
+  client_all_splits (&cfg, &in, &t);
+  CHECK_EQ (t.consumed, in.n);
+  EXPECT_EVENTS (&t, SOCKS5_EV_READY, SOCKS5_EV_CONNECTED);
+  CHECK_MEM (t.out, t.out_len, out.d, out.n);
+
+  /* after READY no bytes are taken (a reply to a request not sent stays unread) */
+  CHECK_EQ (socks5_client_feed (&c, in.d, in.n, &consumed, &ev, &o), SOCKS5_EV_READY);
+  CHECK_EQ (consumed, 4);
+  CHECK_EQ (o.len, 0);
+  CHECK_EQ (socks5_client_state (&c), SOCKS5_CLIENT_READY);
+  CHECK_EQ (socks5_client_feed (&c, in.d + 4, in.n - 4, &consumed, &ev, &o), SOCKS5_EV_PAUSED);
+  CHECK_EQ (consumed, 0);
+  CHECK_EQ (o.len, 0);
+  /* a bad destination is refused and changes nothing */
+  CHECK_EQ (socks5_client_request (&c, SOCKS5_CMD_BIND, &other, &o), SOCKS5_ERR_BAD_ARGUMENT);
+  CHECK_EQ (socks5_client_state (&c), SOCKS5_CLIENT_READY);
+  CHECK_EQ (socks5_client_request (&c, SOCKS5_CMD_CONNECT, &other, &o), SOCKS5_ERR_NONE);
+  out.n = 0;
+  cat_request (&out, SOCKS5_CMD_CONNECT, &other);
+  CHECK_MEM (o.data, o.len, out.d, out.n);
+  CHECK_EQ (socks5_client_state (&c), SOCKS5_CLIENT_REPLY);
+  /* one request per connection */
+  CHECK_EQ (socks5_client_request (&c, SOCKS5_CMD_CONNECT, &other, &o), SOCKS5_ERR_STATE);
+  CHECK_EQ (o.len, 0);
+  CHECK_EQ (socks5_client_feed (&c, in.d + 4, in.n - 4, &consumed, &ev, &o), SOCKS5_EV_CONNECTED);
+  CHECK_EQ (consumed, in.n - 4);
+
+  /* sent before the server's answers arrive: straight to REPLY, like the one-write case */
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_NONE);
+  CHECK_EQ (socks5_client_request (&c, SOCKS5_CMD_CONNECT, &dst, &o), SOCKS5_ERR_NONE);
+  CHECK_EQ (socks5_client_state (&c), SOCKS5_CLIENT_METHOD);
+  CHECK_EQ (socks5_client_feed (&c, in.d, in.n, &consumed, &ev, &o), SOCKS5_EV_CONNECTED);
+  CHECK_EQ (consumed, in.n);
+  CHECK_EQ (o.len, 0);
+}
+
+static void
+test_client_pipelined_errors (void)
+{
+  socks5_addr_t dst = addr_ip4 (ip4_example, 80);
+  socks5_client_cfg_t creds = pipelined_cfg (&dst, 1, 0), none = pipelined_cfg (&dst, 0, 0);
+  socks5_client_cfg_t cfg;
+  socks5_client_t c;
+  socks5_out_t o;
+  bytes_t in = { 0 };
+
+  /* the server must pick the one method offered: the pipelined bytes assumed it */
+  CAT (in, 5, 0);
+  check_client_error (&creds, &in, 2, SOCKS5_ERR_METHOD_NOT_OFFERED, 1, __LINE__);
+  in.n = 0;
+  CAT (in, 5, 2);
+  check_client_error (&none, &in, 2, SOCKS5_ERR_METHOD_NOT_OFFERED, 1, __LINE__);
+  in.n = 0;
+  CAT (in, 5, 0xff);
+  check_client_error (&creds, &in, 2, SOCKS5_ERR_NO_ACCEPTABLE_METHOD, 1, __LINE__);
+  in.n = 0;
+  CAT (in, 5, 2, 1, 1);
+  check_client_error (&creds, &in, 4, SOCKS5_ERR_AUTH_FAILED, 1, __LINE__);
+  in.n = 0;
+  CAT (in, 5, 0, 5, 5, 0);
+  check_client_error (&none, &in, 4, SOCKS5_ERR_REQUEST_FAILED, 5, __LINE__);
+
+  /* defer_request needs pipeline; a non-deferred one needs a valid request */
+  cfg = client_cfg (SOCKS5_CMD_CONNECT, &dst, 1);
+  cfg.defer_request = 1;
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_BAD_ARGUMENT);
+  cfg = pipelined_cfg (&dst, 0, 0);
+  cfg.cmd = SOCKS5_CMD_BIND;
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_BAD_ARGUMENT);
+  cfg.defer_request = 1; /* cmd/dst unused when deferred */
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_NONE);
+  /* request outside the pipelined mode, or after the close */
+  cfg = client_cfg (SOCKS5_CMD_CONNECT, &dst, 0);
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_NONE);
+  CHECK_EQ (socks5_client_request (&c, SOCKS5_CMD_CONNECT, &dst, &o), SOCKS5_ERR_STATE);
+  CHECK_EQ (o.len, 0);
+  cfg = client_cfg (SOCKS5_CMD_BIND, &dst, 0);
+  CHECK_EQ (socks5_client_init (&c, &cfg, &o), SOCKS5_ERR_BAD_ARGUMENT);
+  CHECK_EQ (socks5_client_request (&c, SOCKS5_CMD_CONNECT, &dst, &o), SOCKS5_ERR_CLOSED);
+}
+
+static void
+test_pair_pipelined_client (void)
+{
+  /* the pipelined client against our own server, every split of both directions */
+  static driver_pair_t p;
+  static const uint8_t relay[] = "HTTP/1.1 200 OK\r\n";
+  socks5_addr_t dst = addr_domain ("origin.test", 8080);
+  socks5_server_cfg_t scfg = { SOCKS5_METHOD_F_NO_AUTH | SOCKS5_METHOD_F_USERPASS,
+			       SOCKS5_CMD_F_CONNECT };
+  driver_server_policy_t pol = { .user = alice, .user_len = 5, .pass = secret, .pass_len = 12 };
+  uint8_t size;
+  driver_splits_t sp = { &size, 1 };
+  const char *err;
+  int defer, creds;
+
+  pol.rep = SOCKS5_REP_SUCCEEDED;
+  for (defer = 0; defer <= 1; defer++)
+    for (creds = 0; creds <= 1; creds++)
+      for (size = 1; size < 40; size++)
+	{
+	  socks5_client_cfg_t ccfg = pipelined_cfg (&dst, creds, defer);
+
+	  err = driver_pair_run (&ccfg, &scfg, &pol, &sp, &sp, relay, sizeof (relay) - 1, &p);
+	  if (err)
+	    {
+	      test_report (__FILE__, __LINE__, "defer %d creds %d chunks %u: %s", defer, creds,
+			   size, err);
+	      return;
+	    }
+	  CHECK_EQ (p.client.final_state, SOCKS5_CLIENT_CONNECTED);
+	  CHECK_EQ (p.server.final_state, SOCKS5_SERVER_ESTABLISHED);
+	  CHECK (socks5_addr_equal (&p.server.addr, &dst));
+	  CHECK_EQ (p.server.have_auth, creds);
+	  CHECK_MEM (p.left, p.left_len, relay, sizeof (relay) - 1);
+	}
+}
+
 static void
 test_client_method_errors (void)
 {
@@ -1590,6 +1809,11 @@ const test_case_t test_cases[] = {
   T (test_client_no_auth_connect_leaves_relay_bytes),
   T (test_client_userpass_pipelined_replies),
   T (test_client_bnd_ipv6_and_empty_domain),
+  T (test_client_pipelined_one_write),
+  T (test_client_pipelined_longest_write_fits),
+  T (test_client_pipelined_deferred_request),
+  T (test_client_pipelined_errors),
+  T (test_pair_pipelined_client),
   T (test_client_method_errors),
   T (test_client_auth_errors),
   T (test_client_reply_errors),
