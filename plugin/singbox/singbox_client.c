@@ -16,6 +16,7 @@
 typedef void (singbox_hsi_intercept_proto_fn_t) (transport_proto_t proto, u8 is_ip4, u8 is_enable);
 
 static void singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx);
+static void singbox_client_dst (singbox_session_t *ss, socks5_addr_t *dst);
 static singbox_session_t *singbox_client_pool_take (singbox_endpoint_t *ep);
 
 /*
@@ -614,7 +615,8 @@ singbox_client_pool_take (singbox_endpoint_t *ep)
       ss->pool_ready = 0;
       ss->pooled = 0;
       if (ss->ao_handle != SESSION_INVALID_HANDLE && !ss->ao_closed &&
-	  ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY)
+	  ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
+	  socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_READY)
 	return ss;
     }
   return 0;
@@ -688,8 +690,6 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
   singbox_endpoint_t *ep;
   socks5_client_cfg_t cfg = {};
   socks5_out_t out;
-  u8 msg[SOCKS5_MAX_MSG_LEN + 32];
-  u32 n = 0;
   int rv;
 
   if ((!ss->pooled && ss->po_closed) || ss->endpoint_index == ~0 ||
@@ -707,11 +707,12 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
   s->flags &= ~SESSION_F_PROXY;
   ss->ao_own_tx = tx;
 
-  if (ss->dst_is_ip4)
-    socks5_addr_set_ip4 (&cfg.dst, ss->dst_ip.ip4.as_u8, ss->dst_port);
-  else
-    socks5_addr_set_ip6 (&cfg.dst, ss->dst_ip.ip6.as_u8, ss->dst_port);
+  /* the core pipelines greeting, auth and (unless pooled) CONNECT */
+  cfg.pipeline = 1;
+  cfg.defer_request = ss->pooled;
   cfg.cmd = SOCKS5_CMD_CONNECT;
+  if (!ss->pooled)
+    singbox_client_dst (ss, &cfg.dst);
   if (ep->username)
     {
       cfg.username = ep->username;
@@ -719,53 +720,32 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
       cfg.password = ep->password;
       cfg.password_len = vec_len (ep->password);
     }
-  out.len = 0;
-  socks5_client_init (&ss->cproto, &cfg, &out);
-
-  msg[n++] = SOCKS5_VERSION;
-  msg[n++] = 1;
-  msg[n++] = ep->username ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH;
-  if (ep->username)
-    {
-      msg[n++] = SOCKS5_AUTH_VERSION;
-      msg[n++] = vec_len (ep->username);
-      clib_memcpy (msg + n, ep->username, vec_len (ep->username));
-      n += vec_len (ep->username);
-      msg[n++] = vec_len (ep->password);
-      clib_memcpy (msg + n, ep->password, vec_len (ep->password));
-      n += vec_len (ep->password);
-    }
-  svm_fifo_enqueue (tx, n, msg);
-  if (ss->pooled)
-    return 0; /* CONNECT written when a client takes this connection */
-  singbox_client_write_connect (ss, tx);
+  if (socks5_client_init (&ss->cproto, &cfg, &out))
+    return SESSION_E_INVALID;
+  svm_fifo_enqueue (tx, out.len, out.data);
   return 0;
 }
 
-/* CONNECT for the session's destination into the upstream's own tx fifo. */
+/* The session's original destination as a SOCKS5 address. */
+static void
+singbox_client_dst (singbox_session_t *ss, socks5_addr_t *dst)
+{
+  if (ss->dst_is_ip4)
+    socks5_addr_set_ip4 (dst, ss->dst_ip.ip4.as_u8, ss->dst_port);
+  else
+    socks5_addr_set_ip6 (dst, ss->dst_ip.ip6.as_u8, ss->dst_port);
+}
+
+/* A pooled connection taken by a flow: its CONNECT into the upstream's own tx fifo. */
 static void
 singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx)
 {
-  u8 msg[32];
-  u32 n = 0;
+  socks5_addr_t dst;
+  socks5_out_t out;
 
-  msg[n++] = SOCKS5_VERSION;
-  msg[n++] = SOCKS5_CMD_CONNECT;
-  msg[n++] = 0;
-  msg[n++] = ss->dst_is_ip4 ? SOCKS5_ATYP_IPV4 : SOCKS5_ATYP_IPV6;
-  if (ss->dst_is_ip4)
-    {
-      clib_memcpy (msg + n, ss->dst_ip.ip4.as_u8, 4);
-      n += 4;
-    }
-  else
-    {
-      clib_memcpy (msg + n, ss->dst_ip.ip6.as_u8, 16);
-      n += 16;
-    }
-  msg[n++] = ss->dst_port >> 8;
-  msg[n++] = ss->dst_port & 0xff;
-  svm_fifo_enqueue (tx, n, msg);
+  singbox_client_dst (ss, &dst);
+  if (!socks5_client_request (&ss->cproto, SOCKS5_CMD_CONNECT, &dst, &out))
+    svm_fifo_enqueue (tx, out.len, out.data);
 }
 
 int
@@ -906,14 +886,14 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
     {
       n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf));
       if (!n)
-	return;
+	break;
       svm_fifo_peek (s->rx_fifo, 0, n, buf);
       consumed = 0;
       out.len = 0;
       t = socks5_client_feed (&ss->cproto, buf, n, &consumed, &ev, &out);
       SINGBOX_DBG ("session %u: proxy reply %u bytes: %s, consumed %u", ss->index, n,
 		   socks5_event_name (t), consumed);
-      /* out (auth, request) was pipelined at accept: nothing to send */
+      /* pipelined: the core never writes here (out stays empty) */
       if (consumed)
 	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
       if (t == SOCKS5_EV_CONNECTED)
@@ -937,7 +917,8 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
       if (t == SOCKS5_EV_NEED_DATA || !consumed)
 	break;
     }
-  if (ss->pooled && !ss->pool_ready && socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_REPLY &&
+  /* authenticated, waiting for a flow's CONNECT */
+  if (ss->pooled && !ss->pool_ready && socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_READY &&
       !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
     {
       singbox_endpoint_t *ep = pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index);

@@ -42,6 +42,13 @@ def upstream(env: Env) -> Iterator[Env]:
     wait_port(env.t.ns_origin, ORIGIN_IP4, SB_PORT)
     try:
         yield env
+        # every relayed flow ends: a leaked context would also count against the next
+        # test's max-connections
+        deadline = time.monotonic() + 20
+        for itf in env.api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
+            while env.api.singbox_get_stats(sw_if_index=itf.sw_if_index).active_connections:
+                assert time.monotonic() < deadline, env.cli("show singbox sessions")
+                time.sleep(0.2)
     finally:
         for itf in env.api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
             env.api.singbox_enable_disable(sw_if_index=itf.sw_if_index, enable_disable=False)
