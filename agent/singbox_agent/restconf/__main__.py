@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", type=Path, help="private key of --cert (PEM)")
     parser.add_argument("--workers", type=int, default=16, help="threads for sysrepo calls")
     parser.add_argument("--client-ca", type=Path,
-                        help="accept client certificates signed by this CA (PEM); the subject CN names the user")
+                        help="accept client certificates signed by this CA (PEM), mapped to users by the cert-to-name "
+                             "list in /vpp-singbox-restconf-server:restconf-server/client-identity-mappings")
     opts = parser.parse_args(argv)
     if bool(opts.cert) != bool(opts.key):
         parser.error("--cert and --key go together")
@@ -91,6 +92,7 @@ async def run(opts: argparse.Namespace) -> int:
     config.keep_alive_max_requests = 2**31
     config.graceful_timeout = 2
     ready: dict[str, object] = {"service": "restconf", "host": host, "port": port}
+    cert_to_name: clientcert.CertToName | None = None
     if opts.plain_http:
         scheme = "http"
     else:
@@ -103,6 +105,7 @@ async def run(opts: argparse.Namespace) -> int:
             ready["ca_certificate"] = str(files.ca_certificate)
         config.alpn_protocols = ["h2", "http/1.1"]
         if opts.client_ca:
+            cert_to_name = clientcert.CertToName(conn)
             config.ca_certs = str(opts.client_ca)
             config.verify_mode = ssl.CERT_OPTIONAL
             clientcert.install()
@@ -120,7 +123,7 @@ async def run(opts: argparse.Namespace) -> int:
         Authenticator(users),
         EventStreams(conn, datastore.policy),
         workers=opts.workers,
-        client_certificates=bool(opts.client_ca) and not opts.plain_http,
+        cert_to_name=cert_to_name,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -139,6 +142,8 @@ async def run(opts: argparse.Namespace) -> int:
     finally:
         app.executor.shutdown(wait=False, cancel_futures=True)
         monitoring_session.stop()
+        if cert_to_name is not None:
+            cert_to_name.close()
         datastore.close()
         users.close()
         destroy_nacm()

@@ -98,10 +98,10 @@ class RestconfApp:
         streams: EventStreams,
         *,
         workers: int = 16,
-        client_certificates: bool = False,
+        cert_to_name: clientcert.CertToName | None = None,
     ) -> None:
         self.handler = handler
-        self.client_certificates = client_certificates
+        self.cert_to_name = cert_to_name  # None: client certificates are not asked for
         self.auth = auth
         self.streams = streams
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
@@ -138,32 +138,35 @@ class RestconfApp:
             return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
         if raw_path.startswith("/restconf/streams/") and method == "GET":
             try:
-                user = await self._run(self._user, headers.get("authorization"), self._certificate_name(scope))
+                user = await self._run(self._user, headers.get("authorization"), self._certificate(scope))
             except RestconfError as exc:
                 return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
             return await self._stream(user, method, raw_path, raw_query, headers)
         req = HttpRequest(method, raw_path, raw_query, headers, body, None)
-        cert_name = self._certificate_name(scope)
         # One hop to a worker thread for authentication and the request together.
-        resp: HttpResponse = await self._run(self._authenticated, req, cert_name)
+        resp: HttpResponse = await self._run(self._authenticated, req, self._certificate(scope))
         return self._to_response(resp, method)
 
-    def _certificate_name(self, scope: Scope) -> str | None:
-        """The user name a verified client certificate carries (RFC 8040 §2.5), if client certificates are on."""
-        if not self.client_certificates:
+    def _certificate(self, scope: Scope) -> clientcert.PeerChain | None:
+        """The verified client certificate chain of the request's connection, if client certificates are on."""
+        if self.cert_to_name is None:
             return None
-        cert = clientcert.peer_certificate(dict(scope))
-        return clientcert.common_name(cert) if cert is not None else None
+        return clientcert.peer_chain(dict(scope))
 
-    def _user(self, authorization: str | None, cert_name: str | None) -> str:
-        """A certificate naming an existing user authenticates it; otherwise HTTP Basic decides."""
-        if cert_name is not None and self.auth.users.get(cert_name) is not None:
-            return cert_name
+    def _user(self, authorization: str | None, chain: clientcert.PeerChain | None) -> str:
+        """RFC 8040 §2.5: a certificate that cert-to-name maps to an existing user authenticates it; otherwise
+        HTTP Basic decides (401 without it)."""
+        if chain is not None and self.cert_to_name is not None:
+            mapped = clientcert.map_certificate(chain, self.cert_to_name.entries())
+            if mapped is not None and self.auth.users.get(mapped[0]) is not None:
+                return mapped[0]
+            log.info("client certificate maps to no user", entry=mapped[1] if mapped else None,
+                     name=mapped[0] if mapped else None)
         return self.auth.authenticate(authorization)
 
-    def _authenticated(self, req: HttpRequest, cert_name: str | None) -> HttpResponse:
+    def _authenticated(self, req: HttpRequest, chain: clientcert.PeerChain | None) -> HttpResponse:
         try:
-            user = self._user(req.headers.get("authorization"), cert_name)
+            user = self._user(req.headers.get("authorization"), chain)
         except RestconfError as exc:
             return self.handler.failure(exc, error_encoding(req.headers.get("accept")), req)
         return self.handler.handle(dataclasses.replace(req, user=user))
