@@ -81,6 +81,9 @@ CALL_TIMEOUT_S = 2.0
 PING_INTERVAL_S = 0.25
 RECONNECT_MIN_S = 0.05
 RECONNECT_MAX_S = 0.25
+# While nothing listens on the API socket, a plain connect() tells so for almost nothing: that is polled this often
+# (a restarted VPP is taken within this of its socket appearing), the costly attempts back off to RECONNECT_MAX_S.
+LISTEN_POLL_S = 0.02
 MISSING_RETRY_S = 10.0
 RESOLVE_TIMEOUT_S = 2.0
 ABSENT_REFRESH_S = 5.0
@@ -118,6 +121,10 @@ SERVER_COUNTERS = ("accepted", "rejected", "auth-failures", "connect-failures", 
 
 class MissingMessages(DataplaneError):
     """The running VPP lacks messages the agent needs, or has them with another CRC."""
+
+
+class _NotListening(ConnectionError):
+    """Nothing accepts connections on the API socket (VPP is down or still starting)."""
 
 
 class _Lost(Exception):
@@ -216,6 +223,9 @@ class VppDataplane(Dataplane):
                     if reason != last_reason:
                         log.info("VPP not reachable", reason=reason)
                         last_reason = reason
+                    if isinstance(exc, _NotListening):
+                        self._stop.wait(LISTEN_POLL_S)
+                        continue
                     self._stop.wait(delay)
                     delay = min(delay * 2, RECONNECT_MAX_S)
                     continue
@@ -244,7 +254,15 @@ class VppDataplane(Dataplane):
 
         assert self.api_socket is not None
         if not Path(self.api_socket).exists():
-            raise ConnectionError(f"{self.api_socket} does not exist")
+            raise _NotListening(f"{self.api_socket} does not exist")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(CALL_TIMEOUT_S)
+            probe.connect(self.api_socket)
+        except OSError as exc:
+            raise _NotListening(str(exc)) from None
+        finally:
+            probe.close()
         if any("singbox" in Path(f).name for f in self.api_files):
             vpp = VPPApiClient(apifiles=self.api_files, use_socket=True, server_address=self.api_socket,
                                read_timeout=CALL_TIMEOUT_S, logger=PAPI_LOGGER)
