@@ -3,6 +3,8 @@
 
 1. GET of one leaf and PUT of one leaf at 100, 1,000 and 10,000 list entries through our server (httpx, HTTP/1.1,
    one keep-alive connection) next to the same operation done directly with sysrepo-python (target <= 1.5x).
+   Also timed in turn: the HTTP floor (http_floor.py: the same Hypercorn, TLS, ALPN and thread hop answering at
+   once), so each ratio splits into what the HTTP stack costs and what the server adds on top of it.
 2. GET of the whole operational tree (`/restconf/data`) with 10,000 live sessions served by the real agent over
    a memory dataplane (target <= 300 ms), next to sysrepo-python getting and libyang printing the same tree; the
    server's RSS afterwards.
@@ -109,6 +111,15 @@ def child(sizes: list[int], iterations: int, state_dir: Path) -> None:
     agent.start()
     agent.wait_idle(120)
     server = start_server(instance, state_dir)
+    hello_ready = state_dir / "http-floor.json"
+    hello = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("http_floor.py")), "--cert",
+         str(state_dir / "restconf" / "server.pem"), "--key", str(state_dir / "restconf" / "server.key"),
+         "--ready-file", str(hello_ready)])
+    deadline = time.monotonic() + 30
+    while not hello_ready.exists() and time.monotonic() < deadline and hello.poll() is None:
+        time.sleep(0.05)
+    hello_url = json.loads(hello_ready.read_text())["base_url"]
     oper = conn.start_session("operational")
     # The server connects with sysrepo's running cache; the same floor with it on is shown next to the default.
     cconn = sysrepo.SysrepoConnection(cache_running=True)
@@ -116,7 +127,8 @@ def child(sizes: list[int], iterations: int, state_dir: Path) -> None:
     coper = cconn.start_session("operational")
     results: dict[str, Any] = {"sizes": {}}
     try:
-        with httpx.Client(base_url=server.base_url, verify=server.ca or False, auth=ADMIN, timeout=60) as http:
+        with httpx.Client(base_url=server.base_url, verify=server.ca or False, auth=ADMIN, timeout=60) as http, \
+                httpx.Client(base_url=hello_url, verify=server.ca or False, auth=ADMIN, timeout=60) as hello_http:
             # 1. one leaf, GET and PUT, at each size
             for n in sizes:
                 populate(run, n)
@@ -146,16 +158,27 @@ def child(sizes: list[int], iterations: int, state_dir: Path) -> None:
                     run.set_item(LEAF, 2000 + i % 2)
                     run.apply_changes()
 
+                def http_floor_get(i: int) -> None:
+                    r = hello_http.get(URI_LEAF)
+                    assert r.status_code == 200, r.text
+
+                def http_floor_put(i: int) -> None:
+                    r = hello_http.put(URI_LEAF, content=f'{{"vpp-singbox:port": {3000 + i % 2}}}',
+                                       headers={"content-type": "application/yang-data+json"})
+                    assert r.status_code == 204, r.text
+
                 def ours_put(i: int) -> None:
                     r = http.put(URI_LEAF, content=f'{{"vpp-singbox:port": {3000 + i % 2}}}',
                                  headers={"content-type": "application/yang-data+json"})
                     assert r.status_code == 204, r.text
 
                 got = interleaved(
-                    {"floor_get": floor_get, "floor_get_cached": floor_get_cached, "ours_get": ours_get}, iterations
+                    {"floor_get": floor_get, "floor_get_cached": floor_get_cached, "ours_get": ours_get,
+                     "http_get": http_floor_get}, iterations
                 )
                 put = interleaved(
-                    {"floor_put": floor_put, "floor_put_cached": floor_put_cached, "ours_put": ours_put}, iterations
+                    {"floor_put": floor_put, "floor_put_cached": floor_put_cached, "ours_put": ours_put,
+                     "http_put": http_floor_put}, iterations
                 )
                 results["sizes"][n] = {**got, **put}
 
@@ -192,6 +215,8 @@ def child(sizes: list[int], iterations: int, state_dir: Path) -> None:
         cconn.disconnect()
         oper.stop()
         stop_server(server)
+        hello.terminate()
+        hello.wait(timeout=15)
         agent.stop()
         run.stop()
         conn.disconnect()
@@ -321,6 +346,14 @@ def report(res: dict[str, Any]) -> None:
         p, pc = p50(r["ours_put"]) / p50(r["floor_put"]), p50(r["ours_put"]) / p50(r["floor_put_cached"])
         print(f"{int(n):>8} | {cell('floor_get')} {cell('floor_get_cached')} {cell('ours_get')} {g:5.2f}x {gc:5.2f}x | "
               f"{cell('floor_put')} {cell('floor_put_cached')} {cell('ours_put')} {p:5.2f}x {pc:5.2f}x")
+    print("HTTP floor = the same Hypercorn + TLS + thread hop answering at once (http_floor.py), same httpx client;")
+    print("server part = (ours - HTTP floor) / floor: what the server adds to the sysrepo floor beyond the HTTP stack")
+    for n, r in sorted(res["sizes"].items(), key=lambda kv: int(kv[0])):
+        for op in ("get", "put"):
+            floor_p50, ours_p50, http_p50 = p50(r[f"floor_{op}"]), p50(r[f"ours_{op}"]), p50(r[f"http_{op}"])
+            print(f"{int(n):>8} {op.upper():>3}: HTTP floor p50 {http_p50:5.2f} ms; best possible with this stack "
+                  f"(floor + HTTP floor) {(floor_p50 + http_p50) / floor_p50:4.2f}x; measured {ours_p50 / floor_p50:4.2f}x; "
+                  f"server part {(ours_p50 - http_p50) / floor_p50:4.2f}x")
     w = res["whole"]
     print(f"GET /restconf/data, whole operational tree with 10,000 live sessions: p50 {p50(w['ours_all']):.0f} ms, "
           f"max {max(w['ours_all']):.0f} ms (target <= 300 ms); floor (sysrepo get + libyang JSON print) "

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -120,32 +119,48 @@ class RestconfApp:
                     return
         if scope["type"] != "http":
             return
-        response = await self.endpoint(Request(scope, receive))
-        await response(scope, receive, send)
+        result = await self.endpoint(scope, receive)
+        if isinstance(result, Response):  # event streams
+            await result(scope, receive, send)
+            return
+        resp, method = result
+        # Straight to ASGI: a Starlette Response per reply would only copy these headers once more.
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
+        if resp.content_type is not None:
+            headers.append((b"content-type", resp.content_type.encode("latin-1")))
+        if not (method == "HEAD" and any(k == b"content-length" for k, _ in headers)):
+            headers.append((b"content-length", str(len(resp.body)).encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else resp.body})
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def endpoint(self, request: Request) -> Response:
-        scope = request.scope
-        raw_path = scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+    async def endpoint(self, scope: Scope, receive: Receive) -> tuple[HttpResponse, str] | Response:
+        """The reply to one request: (response, method), or a streaming Response for an event stream."""
+        raw = scope.get("raw_path") or scope["path"].encode()
+        raw_path = raw.decode("latin-1").split("?", 1)[0]
         raw_query = scope.get("query_string", b"").decode("latin-1")
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        method = request.method.upper()
+        # RFC 9110: field names are case-insensitive; repeated fields combine with ", " (as Starlette did).
+        headers: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            name, text = key.decode("latin-1").lower(), value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {text}" if name in headers else text
+        method = str(scope["method"]).upper()
         try:
-            body = await self._read_body(request)
+            body = await self._read_body(headers, receive)
         except RestconfError as exc:
-            return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
+            return self.handler.failure(exc, error_encoding(headers.get("accept"))), method
         if raw_path.startswith("/restconf/streams/") and method == "GET":
             try:
                 user = await self._run(self._user, headers.get("authorization"), self._certificate(scope))
             except RestconfError as exc:
-                return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)
+                return self.handler.failure(exc, error_encoding(headers.get("accept"))), method
             return await self._stream(user, method, raw_path, raw_query, headers)
         req = HttpRequest(method, raw_path, raw_query, headers, body, None)
         # One hop to a worker thread for authentication and the request together.
         resp: HttpResponse = await self._run(self._authenticated, req, self._certificate(scope))
-        return self._to_response(resp, method)
+        return resp, method
 
     def _certificate(self, scope: Scope) -> clientcert.PeerChain | None:
         """The verified client certificate chain of the request's connection, if client certificates are on."""
@@ -171,22 +186,29 @@ class RestconfApp:
             return self.handler.failure(exc, error_encoding(req.headers.get("accept")), req)
         return self.handler.handle(dataclasses.replace(req, user=user))
 
-    async def _read_body(self, request: Request) -> bytes:
+    @staticmethod
+    async def _read_body(headers: dict[str, str], receive: Receive) -> bytes:
         """The body, at most MAX_BODY_BYTES. A larger one is read and dropped (up to a bound) before the 413, so a
         client still uploading gets the answer instead of a reset connection."""
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared is not None and not declared.isdigit():
             raise bad_request("Invalid Content-Length")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # http.disconnect: the client went away mid-body
+            chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY_BYTES:
+            if size <= MAX_BODY_BYTES:
+                chunks.append(chunk)
+            else:
                 chunks.clear()
                 if size > _DRAIN_LIMIT:
                     break
-                continue
-            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
         if size > MAX_BODY_BYTES:
             raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
         return b"".join(chunks)
