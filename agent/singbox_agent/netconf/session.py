@@ -1,15 +1,25 @@
 """One NETCONF session: the sans-IO protocol driver around a transport.
 
-`NetconfSession` owns the framer, the hello exchange, the sysrepo session and a single worker thread on which every
-operation of this session runs — sysrepo's Python API blocks and its locks belong to a sysrepo session, so one
+`NetconfSession` owns the framer, the hello exchange, the sysrepo session and a single worker thread on which
+operations of this session run — sysrepo's Python API blocks and its locks belong to a sysrepo session, so one
 thread per NETCONF session keeps the same sysrepo session doing the lock and the commit, answers pipelined rpcs
 in order, and keeps the event loop free. The transport only calls `data_received` and gets bytes through `send`.
+
+Short operations skip the worker. The two thread hops (the submit, and the reply's wake-up of the event loop with
+the GIL handed back and forth) cost about as much as a small edit itself; profiled, the wake-up alone was a fifth
+of the server's busy time. So a read or edit whose previous runs in this session took under `INLINE_BUDGET_S` runs
+right on the event loop, when nothing of this session is queued on the worker (replies stay in order) and the
+sysrepo session is free (`_sr_lock`: the worker, a confirmed-commit rollback and an inline run never share it). A
+slow run (large data, a slow subscriber) raises the estimate and sends the next ones back to the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import re
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +38,16 @@ if TYPE_CHECKING:
 log = structlog.get_logger("netconf.session")
 
 KILL_WAIT_S = 10.0
+
+# Operations that may run on the event loop: they neither wait for other sessions nor for the loop itself
+# (kill-session and close-session do; commit may roll back through another session's worker).
+INLINE_OPS = frozenset({"get", "get-config", "edit-config", "get-data", "edit-data", "lock", "unlock", "validate",
+                        "discard-changes"})
+# SINGBOX_NETCONF_INLINE_BUDGET_MS=0 turns the inline path off (A/B measurements: bench/netconf).
+INLINE_BUDGET_S = float(os.environ.get("SINGBOX_NETCONF_INLINE_BUDGET_MS", "3")) / 1000
+_COST_WEIGHT = 0.3  # of the newest run in the moving estimate
+# The operation's local name, read cheaply before the real parse; anything unusual simply goes to the worker.
+_OP_NAME = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?rpc\b[^>]*>\s*<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)")
 
 
 class NetconfSession:
@@ -63,6 +83,9 @@ class NetconfSession:
         self._loop = loop or asyncio.get_running_loop()
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netconf-{self.id}")
         self._pending: list[concurrent.futures.Future[Any]] = []
+        self._sr_lock = threading.Lock()  # whoever uses self.sr holds it
+        self._queued = 0  # rpcs handed to the worker whose replies were not sent yet (event loop only)
+        self._cost: dict[str, float] = {}  # operation -> moving estimate of its duration, seconds
         self.log = log.bind(session_id=self.id, user=user)
         with server.state.lock:
             server.state.sessions[self.id] = self
@@ -111,7 +134,18 @@ class NetconfSession:
                 return
             self.hello_done = True
             return
-        future = self._worker.submit(self._run_rpc, message)
+        m = _OP_NAME.match(message, 0, 2048) or _OP_NAME.search(message, 0, 2048)
+        op = m.group(1).decode() if m else ""
+        if (op in INLINE_OPS and self._cost.get(op, INLINE_BUDGET_S + 1) < INLINE_BUDGET_S and self._queued == 0
+                and self.sr is not None and self._sr_lock.acquire(blocking=False)):
+            try:
+                reply, close_after = self._dispatch(message, op)
+            finally:
+                self._sr_lock.release()
+            self._send_now(reply)
+            return
+        self._queued += 1
+        future = self._worker.submit(self._run_rpc, message, op)
         future.add_done_callback(self._rpc_done)
 
     def _bad_hello(self, reason: str) -> None:
@@ -128,7 +162,12 @@ class NetconfSession:
 
     def run_on_worker(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
         """Run `fn` on this session's worker (with its sysrepo session); RuntimeError once the session closed."""
-        return self._worker.submit(fn)
+
+        def locked() -> Any:
+            with self._sr_lock:
+                return fn()
+
+        return self._worker.submit(locked)
 
     def send_threadsafe(self, message: bytes) -> None:
         """Send one whole message from any thread, framed for this session."""
@@ -166,6 +205,10 @@ class NetconfSession:
     # --- worker side (this session's thread) -------------------------------------------------------------------
 
     def _start_sysrepo(self) -> None:
+        with self._sr_lock:
+            self._start_sysrepo_locked()
+
+    def _start_sysrepo_locked(self) -> None:
         sr = self.server.conn.start_session("running")
         try:
             sr.set_extra_info("netconf", self.id, self.user)
@@ -191,24 +234,45 @@ class NetconfSession:
             nacm.enable_nacm(self.sr, policy.identity(self.user))
         self._nacm_generation = generation
 
-    def _run_rpc(self, message: bytes) -> None:
+    def _dispatch(self, message: bytes, op: str) -> tuple[bytes, bool]:
+        """Run one rpc (caller holds `_sr_lock`), keeping the duration estimate of its operation."""
         from singbox_agent.netconf.dispatch import dispatch  # the ops import the session module
 
-        if self.closed or self._ending:  # killed, or an earlier close-session: queued rpcs are not run
-            return
+        started = time.perf_counter()
         try:
-            reply, close_after = dispatch(self, message)
+            return dispatch(self, message)
         except Exception:  # noqa: BLE001 - a client always gets an answer
             self.log.exception("dispatch failed")
-            reply, close_after = messages.reply_errors({}, [MgmtError("application", "operation-failed",
-                                                                       "Internal error.")]), False
-        self.send_threadsafe(reply)
+            return messages.reply_errors({}, [MgmtError("application", "operation-failed", "Internal error.")]), False
+        finally:
+            took = time.perf_counter() - started
+            previous = self._cost.get(op)
+            self._cost[op] = took if previous is None else previous + _COST_WEIGHT * (took - previous)
+
+    def _run_rpc(self, message: bytes, op: str) -> None:
+        if self.closed or self._ending:  # killed, or an earlier close-session: queued rpcs are not run
+            self._loop.call_soon_threadsafe(self._worker_reply, None)
+            return
+        with self._sr_lock:
+            reply, close_after = self._dispatch(message, op)
         if close_after:
-            self._ending = True
+            self._ending = True  # before the worker takes the next queued rpc
             self.end_reason = "closed"
-            self._loop.call_soon_threadsafe(self.close)
+        self._loop.call_soon_threadsafe(self._worker_reply, reply, close_after)
+
+    def _worker_reply(self, reply: bytes | None, close_after: bool = False) -> None:
+        """On the event loop: the worker's reply goes out, and only then may later rpcs run inline (order)."""
+        self._queued -= 1
+        if reply is not None:
+            self._send_now(reply)
+        if close_after:
+            self.close()
 
     def _cleanup(self) -> None:
+        with self._sr_lock:
+            self._cleanup_locked()
+
+    def _cleanup_locked(self) -> None:
         from singbox_agent.netconf.ops.lock import release_all_locks
         from singbox_agent.netconf.ops.create_subscription import stop_subscription
 
