@@ -18,13 +18,14 @@ typedef struct
   u8 is_test;
   u8 done;
   u8 result;
-  u8 sent_auth;
   u32 client_index; /* test: API client waiting for the reply */
   u32 context;
   f64 started;
   f64 deadline;
   u32 rtt_us;
   session_handle_t handle;
+  /* pipelined greeting + auth with the request deferred: READY is success */
+  socks5_client_t cproto;
 } singbox_probe_t;
 
 static singbox_probe_t *singbox_probes;
@@ -134,8 +135,8 @@ singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_er
   singbox_main_t *sm = &singbox_main;
   singbox_endpoint_t *ep;
   singbox_probe_t *p;
-  u8 msg[3 + 2 + 2 * SOCKS5_MAX_CRED_LEN];
-  u32 n = 0;
+  socks5_client_cfg_t cfg = { .pipeline = 1, .defer_request = 1 };
+  socks5_out_t out;
 
   singbox_sessions_lock ();
   p = pool_elt_at_index (singbox_probes, opaque);
@@ -154,22 +155,16 @@ singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_er
       return -1;
     }
   ep = pool_elt_at_index (sm->endpoints, p->endpoint_index);
-  msg[n++] = SOCKS5_VERSION;
-  msg[n++] = 1;
-  msg[n++] = ep->username ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH;
   if (ep->username)
     {
-      msg[n++] = SOCKS5_AUTH_VERSION;
-      msg[n++] = vec_len (ep->username);
-      clib_memcpy (msg + n, ep->username, vec_len (ep->username));
-      n += vec_len (ep->username);
-      msg[n++] = vec_len (ep->password);
-      clib_memcpy (msg + n, ep->password, vec_len (ep->password));
-      n += vec_len (ep->password);
-      p->sent_auth = 1;
+      cfg.username = ep->username;
+      cfg.username_len = vec_len (ep->username);
+      cfg.password = ep->password;
+      cfg.password_len = vec_len (ep->password);
     }
+  socks5_client_init (&p->cproto, &cfg, &out);
   singbox_sessions_unlock ();
-  svm_fifo_enqueue (s->tx_fifo, n, msg);
+  svm_fifo_enqueue (s->tx_fifo, out.len, out.data);
   if (svm_fifo_set_event (s->tx_fifo))
     session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
   return 0;
@@ -179,8 +174,11 @@ static int
 singbox_probe_rx (session_t *s)
 {
   singbox_probe_t *p;
-  u8 buf[4];
-  u32 need, n = svm_fifo_max_dequeue_cons (s->rx_fifo);
+  u8 buf[4]; /* method choice + auth status: all a probe reads */
+  u32 consumed, n = svm_fifo_max_dequeue_cons (s->rx_fifo);
+  socks5_event_type_t t;
+  socks5_event_t ev;
+  socks5_out_t out;
 
   singbox_sessions_lock ();
   if (pool_is_free_index (singbox_probes, s->opaque))
@@ -190,21 +188,22 @@ singbox_probe_rx (session_t *s)
       return 0;
     }
   p = pool_elt_at_index (singbox_probes, s->opaque);
-  need = p->sent_auth ? 4 : 2;
   if (p->done)
     svm_fifo_dequeue_drop_all (s->rx_fifo);
-  else if (n >= 2)
+  else if (n)
     {
-      svm_fifo_peek (s->rx_fifo, 0, clib_min (n, 4), buf);
-      if (buf[0] != SOCKS5_VERSION)
-	singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
-      else if (buf[1] == SOCKS5_METHOD_NO_ACCEPTABLE)
-	singbox_probe_finish (p, SINGBOX_PROBE_AUTH_FAILED);
-      else if (buf[1] != (p->sent_auth ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH))
-	singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
-      else if (n >= need)
-	singbox_probe_finish (p, !p->sent_auth || buf[3] == 0 ? SINGBOX_PROBE_SUCCESS :
-								SINGBOX_PROBE_AUTH_FAILED);
+      n = clib_min (n, sizeof (buf));
+      svm_fifo_peek (s->rx_fifo, 0, n, buf);
+      t = socks5_client_feed (&p->cproto, buf, n, &consumed, &ev, &out);
+      svm_fifo_dequeue_drop (s->rx_fifo, consumed);
+      if (t == SOCKS5_EV_READY)
+	singbox_probe_finish (p, SINGBOX_PROBE_SUCCESS);
+      else if (t == SOCKS5_EV_ERROR)
+	/* refused credentials, or no method it accepts: what an operator must fix */
+	singbox_probe_finish (p, ev.error == SOCKS5_ERR_AUTH_FAILED ||
+				     ev.error == SOCKS5_ERR_NO_ACCEPTABLE_METHOD ?
+				   SINGBOX_PROBE_AUTH_FAILED :
+				   SINGBOX_PROBE_PROTOCOL_ERROR);
       if (p->done)
 	{
 	  svm_fifo_dequeue_drop_all (s->rx_fifo);
