@@ -956,6 +956,28 @@ singbox_client_session_closed (singbox_session_t *ss, session_t *po)
   ss->sw_if_index = ~0;
 }
 
+/* Without the interface's interception its relayed flows' next segments
+ * would be routed past VPP's TCP, leaving the sessions to the idle timeout
+ * (and counted against max-connections when re-enabled): end them now. */
+static void
+singbox_client_close_interface (u32 sw_if_index)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_session_t *ss;
+  u64 *ids = 0, *id;
+
+  singbox_sessions_lock ();
+  pool_foreach (ss, sm->sessions)
+    if (ss->mode == SINGBOX_MODE_CLIENT && ss->sw_if_index == sw_if_index &&
+	ss->po_handle != SESSION_INVALID_HANDLE)
+      vec_add1 (ids, singbox_session_id (ss));
+  singbox_sessions_unlock ();
+  /* each is reset on its client leg's thread */
+  vec_foreach (id, ids)
+    singbox_session_disconnect (*id);
+  vec_free (ids);
+}
+
 int
 singbox_interface_enable_disable (u32 sw_if_index, int enable, ip46_address_t *proxy_addr,
 				  u8 proxy_is_ip4, u16 proxy_port, u8 *endpoint_name,
@@ -974,6 +996,7 @@ singbox_interface_enable_disable (u32 sw_if_index, int enable, ip46_address_t *p
     {
       if (!(itf = singbox_interface_get (sw_if_index)))
 	return VNET_API_ERROR_NO_SUCH_ENTRY;
+      singbox_client_close_interface (sw_if_index);
       singbox_client_intercept_enable_disable (itf, 0);
       if (itf->endpoint_index != ~0)
 	pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;

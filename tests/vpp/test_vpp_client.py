@@ -129,6 +129,131 @@ def test_ipv6_relayed_through_sing_box(upstream: Env) -> None:
     assert whoami(env, ORIGIN_IP6) == (0, CLIENT_IP6)
 
 
+def own_sing_box(env: Env, port: int) -> tuple["subprocess.Popen[bytes]", Path]:
+    """A second sing-box (socks inbound with the same user) that a test may stop; its log at
+    level info names every destination it is asked for."""
+    d = Path(tempfile.mkdtemp(prefix="sbx-own-"))
+    log = d / "sing-box.log"
+    cfg = {
+        "log": {"level": "info", "output": str(log), "timestamp": False},
+        "inbounds": [{"type": "socks", "tag": "in", "listen": ORIGIN_IP4, "listen_port": port,
+                      "users": [{"username": "vpp", "password": "s3cret"}]}],
+        "outbounds": [{"type": "direct", "tag": "direct"}],
+        "route": {"final": "direct"},
+    }
+    (d / "config.json").write_text(json.dumps(cfg))
+    p = env.t.spawn(env.t.ns_origin, str(sing_box_binary()), "run", "-c", str(d / "config.json"))
+    wait_port(env.t.ns_origin, ORIGIN_IP4, port)
+    return p, log
+
+
+HALF_CLOSE = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(b"COUNT" + b"x" * 100000)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    got += b
+print(got.decode().strip())
+"""
+
+
+def test_original_destination_in_sing_box_log_and_half_close(upstream: Env) -> None:
+    """sing-box is asked for the destination the client used (its log says so), and a
+    client's half-close reaches the origin, whose answer still comes back."""
+    env = upstream
+    p, log = own_sing_box(env, SB_PORT + 2)
+    try:
+        idx = enable(env, port=SB_PORT + 2)
+        r = env.client(sys.executable, "-c", HALF_CLOSE, ORIGIN_IP4, str(ECHO_PORT), timeout=20)
+        assert r.returncode == 0 and r.stdout.decode().strip() == "100005", r
+        deadline = time.monotonic() + 10
+        while f"inbound connection to {ORIGIN_IP4}:{ECHO_PORT}" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert f"inbound connection from {VPP_ORIGIN_IP4}:" in log.read_text()
+        assert env.api.singbox_get_stats(sw_if_index=idx).total_connections == 1
+    finally:
+        p.kill()
+
+
+WAIT_EOF = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+s.sendall(b"ping")
+try:
+    while s.recv(65536):
+        pass
+    print("eof")
+except ConnectionResetError:
+    print("reset")
+"""
+
+
+def test_sing_box_stopped_mid_flow_and_restarted(upstream: Env) -> None:
+    """A relayed flow ends when sing-box goes away (its FIN reaches the client: nothing hangs
+    in VPP); new flows fail and are counted while it is down, and succeed once it is back."""
+    env = upstream
+    port = SB_PORT + 3
+    p, _ = own_sing_box(env, port)
+    idx = enable(env, port=port)
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", env.t.ns_client, sys.executable, "-c", WAIT_EOF, ORIGIN_IP4,
+         str(ECHO_PORT)], stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while env.api.singbox_get_stats(sw_if_index=idx).active_connections < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)  # relayed, not only accepted
+        p.kill()
+        p.wait()
+        out, _ = holder.communicate(timeout=15)
+        assert out.decode().strip() in ("eof", "reset"), out
+        rc, _ = whoami(env)
+        assert rc != 0
+        assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures >= 1
+        p, _ = own_sing_box(env, port)
+        assert whoami(env) == (0, ORIGIN_IP4)
+    finally:
+        holder.kill()
+        holder.wait()
+        p.kill()
+
+
+def test_disable_ends_the_interfaces_flows(upstream: Env) -> None:
+    """Once disabled, an interface's flows are no longer intercepted: VPP resets them at once
+    rather than leaving them to the idle timeout (and to max-connections after a re-enable)."""
+    env = upstream
+    idx = enable(env)
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", env.t.ns_client, sys.executable, "-c", WAIT_EOF, ORIGIN_IP4,
+         str(ECHO_PORT)], stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while env.api.singbox_get_stats(sw_if_index=idx).active_connections < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False).retval == 0
+        out, _ = holder.communicate(timeout=10)
+        assert out.decode().strip() in ("eof", "reset"), out
+        assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=True,
+                                              max_connections=1).retval == 0
+        deadline = time.monotonic() + 10
+        while env.api.singbox_get_stats(sw_if_index=idx).active_connections:
+            assert time.monotonic() < deadline, env.cli("show singbox sessions")
+            time.sleep(0.2)
+        assert whoami(env) == (0, ORIGIN_IP4)  # the limit of 1 is free again
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_bypass_prefix(upstream: Env) -> None:
     env = upstream
     idx = enable(env)
