@@ -56,6 +56,19 @@ MUTANTS = [
      "  p[n++] = (uint8_t) a->port;\n  p[n++] = (uint8_t) (a->port >> 8);"),
     ("IPv6 length wrong", "      return SOCKS5_HDR_LEN + 16 + 2;", "      return SOCKS5_HDR_LEN + 16 + 1;"),
     ("errno sign not normalised", "  if (err < 0)\n    err = -err;\n", ""),
+    ("pipelined client follows a method it did not offer",
+     "if (c->method != (c->offer_userpass ? SOCKS5_METHOD_USERPASS : SOCKS5_METHOD_NO_AUTH))",
+     "if (0)"),
+    ("pipelined client keeps the credentials",
+     "\tsocks5_client_put_auth (c, out);\n      socks5_client_forget_credentials (c);",
+     "\tsocks5_client_put_auth (c, out);"),
+    ("pipelined client writes the request again after auth",
+     "\t  if (!c->pipeline)\n\t    socks5_client_put_request (c, out);",
+     "\t  socks5_client_put_request (c, out);"),
+    ("deferred request accepted twice",
+     "  if (!c->pipeline || c->request_sent)", "  if (!c->pipeline)"),
+    ("deferred request waits in READY forever",
+     "  if (c->state == SOCKS5_CLIENT_READY)\n    c->state = SOCKS5_CLIENT_REPLY;", ""),
 ]
 
 
