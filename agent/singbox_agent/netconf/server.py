@@ -1,15 +1,18 @@
 """The NETCONF server: RFC 6242 over asyncssh, sessions, capabilities and ietf-netconf-monitoring state.
 
-Settings: listen endpoints come from `--listen`, the host key lives in the state directory
-(`DIR/netconf/ssh_host_ed25519_key`, generated on first start and kept), users and their keys are the RFC 7317
-user list in sysrepo (`singbox_agent.mgmt.users`), governed by NACM like any other data.
+Settings (`settings.py`): listen endpoints and their client-authentication users in ietf-netconf-server, host keys in
+the keystore, public-key bags in the truststore — seeded on first start from `--listen` and the state directory's
+host key (`DIR/netconf/ssh_host_ed25519_key`). Users an endpoint does not name come from the RFC 7317 user list in
+sysrepo (`singbox_agent.mgmt.users`), shared with RESTCONF, governed by NACM like any other data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import os
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,9 @@ import asyncssh
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import nacm
+from singbox_agent.mgmt import crypt, nacm
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
+from singbox_agent.mgmt import users
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.netconf import confirmed, messages, settings
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
@@ -82,6 +86,12 @@ class NetconfServer:
         self.bound: list[tuple[str, int]] = []
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self.retention: RetentionTask | None = None
+        # endpoint name -> user name -> that endpoint's ietf-ssh-server client-authentication entry; re-read at the
+        # first login after a change (marked in the change event, which an edit waits for: the next login sees it)
+        self._endpoint_users: dict[str, dict[str, settings.EndpointUser]] = {}
+        self._endpoint_users_stale = True
+        self._endpoint_users_lock = threading.Lock()
+        self._bindings: list[tuple[str, str, int, tuple[bytes, ...]]] = []
 
     # --- capabilities ------------------------------------------------------------------------------------------
 
@@ -205,9 +215,9 @@ class NetconfServer:
         if not bound:
             raise settings.SettingsError("no listen endpoint could be opened")
         self._settings_session = self.conn.start_session("running")
-        for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH)):
-            self._settings_session.subscribe_module_change(module, xpath, self._settings_changed, passive=True,
-                                                           done_only=True)
+        for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH),
+                              ("ietf-truststore", settings.TRUSTSTORE_XPATH)):
+            self._settings_session.subscribe_module_change(module, xpath, self._settings_changed, passive=True)
         # sysrepo stores notifications for replay and never deletes them: this server keeps the store bounded.
         self.retention = RetentionTask(self.conn)
         self.retention.start()
@@ -226,12 +236,27 @@ class NetconfServer:
         finally:
             sess.stop()
 
+    def endpoint_user(self, endpoint: str, user: str) -> settings.EndpointUser | None:
+        """`user`'s client-authentication entry on `endpoint`, None when the endpoint does not name it. Blocks for
+        one sysrepo read after a change."""
+        with self._endpoint_users_lock:
+            if self._endpoint_users_stale:
+                self._endpoint_users_stale = False
+                sess = self.conn.start_session("running")
+                try:
+                    self._endpoint_users = settings.read_endpoint_users(sess)
+                finally:
+                    sess.stop()
+            return self._endpoint_users.get(endpoint, {}).get(user)
+
     async def _bind(self, endpoints: list[settings.Endpoint]) -> list[tuple[str, int]]:
         bound: list[tuple[str, int]] = []
+        self._bindings = sorted(ep.binding() for ep in endpoints)
         for ep in endpoints:
             try:
                 acceptor = await asyncssh.create_server(
-                    lambda: _SSHServer(self), ep.address, ep.port, server_host_keys=list(ep.host_keys),
+                    functools.partial(_SSHServer, self, ep.name), ep.address, ep.port,
+                    server_host_keys=list(ep.host_keys),
                     encoding=None, allow_scp=False, agent_forwarding=False, x11_forwarding=False,
                     keepalive_interval=30,
                 )
@@ -248,6 +273,12 @@ class NetconfServer:
         return bound
 
     def _settings_changed(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
+        if event == "change":
+            with self._endpoint_users_lock:
+                self._endpoint_users_stale = True
+            return
+        if event != "done":
+            return
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(lambda: loop.create_task(self._reconfigure()))
@@ -263,6 +294,8 @@ class NetconfServer:
             return
         finally:
             sess.stop()
+        if sorted(ep.binding() for ep in endpoints) == self._bindings:
+            return  # nothing a listener depends on changed (users are read at login)
         for acceptor in self._acceptors:
             acceptor.close()
         self._acceptors = []
@@ -309,8 +342,12 @@ class NetconfServer:
 
 
 class _SSHServer(asyncssh.SSHServer):
-    def __init__(self, server: NetconfServer) -> None:
+    """One SSH connection to the endpoint `endpoint`: its client-authentication users first, the shared user list
+    for everyone else."""
+
+    def __init__(self, server: NetconfServer, endpoint: str) -> None:
         self._server = server
+        self._endpoint = endpoint
         self._conn: asyncssh.SSHServerConnection | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
@@ -321,7 +358,14 @@ class _SSHServer(asyncssh.SSHServer):
         if self._conn is not None:
             self._server.connections.discard(self._conn)
 
+    def _endpoint_user(self, username: str) -> settings.EndpointUser | None:
+        return self._server.endpoint_user(self._endpoint, username)
+
     def begin_auth(self, username: str) -> bool:
+        user = self._endpoint_user(username)
+        if user is not None and user.none:
+            log.info("authentication none configured, accepted", user=username, endpoint=self._endpoint)
+            return False
         return True
 
     def session_requested(self) -> _NetconfChannel:
@@ -332,14 +376,25 @@ class _SSHServer(asyncssh.SSHServer):
 
     async def validate_password(self, username: str, password: str) -> bool:
         loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(None, self._server.users.verify_password, username, password)
-        log.info("password authentication", user=username, accepted=ok)
+        user = await loop.run_in_executor(None, self._endpoint_user, username)
+        if user is None:
+            ok = await loop.run_in_executor(None, self._server.users.verify_password, username, password)
+        elif user.password_hash:
+            ok = await loop.run_in_executor(None, crypt.verify_password, password, user.password_hash)
+        else:  # no password for this user here; the same work as a check, so timing tells nothing
+            await loop.run_in_executor(None, self._server.users.verify_password, users.RESERVED_PREFIX, password)
+            ok = False
+        log.info("password authentication", user=username, endpoint=self._endpoint, accepted=ok,
+                 source="endpoint" if user is not None else "ietf-system")
         return bool(ok)
 
     def public_key_auth_supported(self) -> bool:
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        user = self._endpoint_user(username)
+        if user is not None:
+            return key.public_data in user.public_keys
         offered = key.export_public_key("openssh").decode().split()[:2]
         for line in self._server.users.authorized_keys(username):
             if line.split()[:2] == offered:

@@ -5,6 +5,12 @@ ietf-crypto-types marks `nacm:default-deny-all`).
 
 On first start (no endpoint configured) the server seeds both from `--listen` and the host key of its state
 directory; from then on running is authoritative and changes are applied while the server runs.
+
+Client authentication, as netopeer2 reads it: an endpoint's RFC 9643 `ssh-server-parameters/client-authentication/
+users/user` list (ietf-ssh-server) — `password/hashed-password` (crypt hash), `public-keys` inline or by
+`central-truststore-reference` to a public-key bag of the RFC 9641 truststore, `none` — decides for the users it
+names on that endpoint. Users it does not name fall back to the shared RFC 7317 list (`singbox_agent.mgmt.users`),
+which RESTCONF uses too. `hostbased` is not supported (never accepted); certificates are not either.
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncssh
+import structlog
+from asyncssh.public_key import decode_ssh_public_key
 import sysrepo
+
+log = structlog.get_logger("netconf.settings")
 
 LISTEN_XPATH = "/ietf-netconf-server:netconf-server/listen"
 KEYS_XPATH = "/ietf-keystore:keystore/asymmetric-keys"
+TRUSTSTORE_XPATH = "/ietf-truststore:truststore/public-key-bags"
 HOST_KEY_NAME = "netconf-ssh-host-key"
 PUBLIC_KEY_FORMAT = "ietf-crypto-types:ssh-public-key-format"
 PRIVATE_KEY_FORMAT = "ietf-crypto-types:one-asymmetric-key-format"
@@ -28,11 +39,25 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class EndpointUser:
+    """One user of an endpoint's ietf-ssh-server client-authentication list."""
+
+    name: str
+    password_hash: str | None = None
+    public_keys: tuple[bytes, ...] = ()  # RFC 4253 public key blobs
+    none: bool = False  # RFC 9643 `none`: this user needs no authentication on this endpoint
+
+
+@dataclass(frozen=True)
 class Endpoint:
     name: str
     address: str
     port: int
     host_keys: tuple[asyncssh.SSHKey, ...]
+
+    def binding(self) -> tuple[str, str, int, tuple[bytes, ...]]:
+        """What a listener depends on (users are looked up per login, a change of them needs no new listener)."""
+        return (self.name, self.address, self.port, tuple(k.public_data for k in self.host_keys))
 
 
 def _get(sess: Any, xpath: str) -> dict[str, Any]:
@@ -52,6 +77,60 @@ def _private_key(entry: dict[str, Any], where: str) -> asyncssh.SSHKey:
         return asyncssh.import_private_key(base64.b64decode(data))
     except (asyncssh.KeyImportError, ValueError) as exc:
         raise SettingsError(f"{where}: cannot read the private key: {exc}") from None
+
+
+def _public_keys(entries: list[dict[str, Any]], where: str) -> list[bytes]:
+    """The usable keys; one that cannot be used is left out with an error logged (a typo in one user's key must not
+    hold back every other change of the listen settings)."""
+    out: list[bytes] = []
+    for entry in entries:
+        name = entry.get("name")
+        if entry.get("public-key-format") != PUBLIC_KEY_FORMAT:
+            log.error("public key ignored: format not supported", where=where, key=name,
+                      format=entry.get("public-key-format"))
+            continue
+        blob = base64.b64decode(entry.get("public-key", ""))
+        try:
+            decode_ssh_public_key(blob)
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            log.error("public key ignored: cannot be read", where=where, key=name, error=str(exc))
+            continue
+        out.append(blob)
+    return out
+
+
+def _users(ssh_params: dict[str, Any], bags: dict[str, dict[str, Any]], endpoint: str) -> tuple[EndpointUser, ...]:
+    out: list[EndpointUser] = []
+    for user in ssh_params.get("client-authentication", {}).get("users", {}).get("user", []):
+        where = f"endpoint {endpoint} user {user['name']}"
+        keys: list[bytes] = []
+        public = user.get("public-keys")
+        if public is not None:
+            if "central-truststore-reference" in public:
+                ref = public["central-truststore-reference"]
+                if ref not in bags:
+                    log.error("public keys ignored: no such truststore bag", where=where, bag=ref)
+                else:
+                    keys = _public_keys(bags[ref].get("public-key", []), f"{where} bag {ref}")
+            else:
+                keys = _public_keys(public.get("inline-definition", {}).get("public-key", []), where)
+        out.append(EndpointUser(user["name"], user.get("password", {}).get("hashed-password"), tuple(keys),
+                                "none" in user))
+    return tuple(out)
+
+
+def read_endpoint_users(sess: Any) -> dict[str, dict[str, EndpointUser]]:
+    """Endpoint name -> user name -> its client-authentication entry, from running (keys resolved)."""
+    listen = _get(sess, LISTEN_XPATH).get("netconf-server", {}).get("listen", {})
+    bags = {b["name"]: b for b in _get(sess, TRUSTSTORE_XPATH).get("truststore", {}).get("public-key-bags", {})
+            .get("public-key-bag", [])}
+    out: dict[str, dict[str, EndpointUser]] = {}
+    for endpoint in listen.get("endpoints", {}).get("endpoint", []):
+        ssh = endpoint.get("ssh")
+        if ssh is not None:
+            users = _users(ssh.get("ssh-server-parameters", {}), bags, endpoint["name"])
+            out[endpoint["name"]] = {u.name: u for u in users}
+    return out
 
 
 def read_endpoints(sess: Any) -> list[Endpoint]:
