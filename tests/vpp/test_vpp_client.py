@@ -385,6 +385,8 @@ def test_connection_pooling(upstream: Env) -> None:
         time.sleep(0.2)
     for _ in range(5):  # more than the pool holds: it refills
         assert whoami(env) == (0, ORIGIN_IP4)
+    # a pooled connection's deferred CONNECT carries an IPv6 destination too
+    assert whoami(env, ORIGIN_IP6) == (0, ORIGIN_IP6)
     assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures == 0
     deadline = time.monotonic() + 10
     while _pool_ready(env) < 3:
