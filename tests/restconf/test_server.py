@@ -218,6 +218,18 @@ def test_put_status_follows_what_the_commit_did(restconf: RestconfServer) -> Non
         assert c.delete(f"{SB}/client/default-endpoint").status_code == 204
         assert c.put(f"{SB}/client/default-endpoint", content=b'{"vpp-singbox:default-endpoint":"s1"}',
                      headers=h).status_code == 201
+        # a leaf with a schema default: default-only counts as absent (the explicit mode shows it so)
+        assert c.put(f"{EP}=s2", content=endpoint_json("s2"), headers=h).status_code == 201
+        port = b'{"vpp-singbox:port": 1081}'
+        assert c.put(f"{EP}=s2/port", content=port, headers=h).status_code == 201  # default -> explicit 1081
+        assert c.put(f"{EP}=s2/port", content=port, headers=h).status_code == 204
+        assert c.put(f"{EP}=s2/port", content=b'{"vpp-singbox:port": 1080}', headers=h).status_code == 204
+        assert c.delete(f"{EP}=s2/port").status_code == 204
+        assert c.put(f"{EP}=s2/port", content=b'{"vpp-singbox:port": 1080}', headers=h).status_code == 201
+        # whether sysrepo keeps that default explicit decides the next answer; it must agree with what GET shows
+        shown = c.get(f"{EP}=s2/port").status_code
+        again = c.put(f"{EP}=s2/port", content=b'{"vpp-singbox:port": 1080}', headers=h).status_code
+        assert (shown, again) in ((200, 204), (404, 201)), (shown, again)
         cand = "/restconf/ds/ietf-datastores:candidate/vpp-singbox:singbox/client/endpoint"
         assert c.put(f"{cand}=k1", content=endpoint_json("k1"), headers=h).status_code == 201
         assert c.put(f"{cand}=k1", content=endpoint_json("k1", port=9), headers=h).status_code == 204

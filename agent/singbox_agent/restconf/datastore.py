@@ -366,15 +366,12 @@ class Datastore:
         delete_path: str | None = None,
         replace_all: bool = False,
         check_exists: str | None = None,
-        may_be_default: bool = False,
     ) -> EditResult:
         """Parse the edit with `build` (under sysrepo's context), apply it in one transaction.
 
         `build` returns (edit tree or None, data path of a created node). `delete_path`: a strict delete.
         `replace_all`: the tree replaces the whole datastore (PUT on the datastore resource).
-        `check_exists`: report whether this node existed before the edit; `may_be_default`: it is a leaf or
-        leaf-list with a schema default (making a default explicit with the same value raises no change event, yet
-        such a node counts as absent, as the explicit with-defaults mode shows it).
+        `check_exists`: report whether this node existed before the edit (PUT: 201 or 204).
         """
         with self.session(user, datastore) as sess:
             if must_exist is not None and not self.exists(sess, must_exist):
@@ -388,46 +385,47 @@ class Datastore:
                 sess.apply_changes()
                 self._touch(datastore)
                 return EditResult()
-            # PUT learns 201/204 from its own commit's done event where there is one (running, watched module).
             token = self._tokens.get(id(sess))
-            if check_exists is None or token is None or datastore != "running" or may_be_default or (
-                _module_of(check_exists) not in self._watched
-            ):
-                existed = self.exists(sess, check_exists) if check_exists is not None else True
-                created = self._apply_built(sess, build, replace_all)
-            else:
-                self._expect[token] = check_exists
+            by_event = (
+                check_exists is not None
+                and token is not None
+                and datastore == "running"
+                and _module_of(check_exists) in self._watched
+            )
+            existed = True
+            with acquired_context(self.conn) as ctx:
+                tree, created = build(ctx)
                 try:
-                    created = self._apply_built(sess, build, replace_all)
-                    # No event at all means the commit changed nothing: the target was there already.
-                    existed = not self._created.get(token, False)
+                    if check_exists is not None and (not by_event or _sets_schema_default(tree, check_exists)):
+                        # No event to learn from: candidate/startup raise none, nor a module the watcher could not
+                        # subscribe to, nor a default-only leaf made explicit with its default value.
+                        existed = self.exists(sess, check_exists)
+                        by_event = False
+                    if by_event:
+                        assert token is not None and check_exists is not None
+                        self._expect[token] = check_exists
+                    try:
+                        if replace_all:
+                            sess.replace_config_ly(tree, None)
+                        else:
+                            if tree is None:
+                                raise bad_request("The request body holds no data")
+                            sess.edit_batch_ly(tree, "merge")
+                            sess.apply_changes()
+                        if by_event:
+                            assert token is not None
+                            # No event at all means the commit changed nothing: the target was there already.
+                            existed = not self._created.get(token, False)
+                    finally:
+                        if by_event:
+                            assert token is not None
+                            self._expect.pop(token, None)
+                            self._created.pop(token, None)
                 finally:
-                    self._expect.pop(token, None)
-                    self._created.pop(token, None)
+                    if tree is not None and not replace_all:
+                        tree.free()
             self._touch(datastore)
             return EditResult(created, existed)
-
-    def _apply_built(
-        self,
-        sess: SysrepoSession,
-        build: Callable[[libyang.Context], tuple[libyang.DNode | None, str | None]],
-        replace_all: bool,
-    ) -> str | None:
-        """Build the edit under sysrepo's context and apply it in one transaction; the path `build` reported."""
-        with acquired_context(self.conn) as ctx:
-            tree, created = build(ctx)
-            try:
-                if replace_all:
-                    sess.replace_config_ly(tree, None)
-                else:
-                    if tree is None:
-                        raise bad_request("The request body holds no data")
-                    sess.edit_batch_ly(tree, "merge")
-                    sess.apply_changes()
-            finally:
-                if tree is not None and not replace_all:
-                    tree.free()
-        return created
 
     def _touch(self, datastore: str) -> None:
         self.last_modified[datastore] = time.time()
@@ -489,6 +487,15 @@ def read_tree(
         yield tree
     finally:
         cm.__exit__(None, None, None)
+
+
+def _sets_schema_default(tree: libyang.DNode | None, path: str) -> bool:
+    """Whether the edit sets the term node at `path` to its schema default: sysrepo raises no event when that makes
+    a default-only leaf explicit, so the done event cannot tell 201 from 204 there."""
+    node = tree.find_one(path) if tree is not None else None
+    if node is None or not _is_term(node):
+        return False
+    return bool(lib.lyd_is_default(node.cdata))
 
 
 def _module_of(path: str) -> str:

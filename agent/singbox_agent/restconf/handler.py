@@ -326,7 +326,6 @@ class Handler:
             build,
             must_exist=parsed.path if kind == Kind.PATCH else None,
             check_exists=parsed.path if kind == Kind.CREATE_OR_REPLACE else None,
-            may_be_default=_has_schema_default(parsed.schema),
         )
         if kind == Kind.CREATE_CHILD:
             resp = self._written(201, datastore)
@@ -436,14 +435,6 @@ def _term_value(node: libyang.DNode) -> str:
     """Canonical value of a leaf, as libyang holds it."""
     raw = lib.lyd_get_value(node.cdata)
     return ffi.string(raw).decode() if raw != ffi.NULL else ""
-
-
-def _has_schema_default(schema: libyang.SNode | None) -> bool:
-    if isinstance(schema, libyang.SLeaf):
-        return schema.default() is not None
-    if isinstance(schema, libyang.SLeafList):
-        return any(True for _ in schema.defaults())
-    return False
 
 
 def _valid_utf8(data: bytes) -> bool:
