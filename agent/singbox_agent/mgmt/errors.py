@@ -278,6 +278,18 @@ def from_exception(exc: BaseException) -> list[MgmtError]:
     return [MgmtError(APPLICATION, "operation-failed", "Internal error.")]
 
 
+# sysrepo's words (sr_apply_changes, sr_copy_config, sr_replace_config) when the change was committed but its
+# netconf-config-change notification could not be stored for replay: its JSON notification files are named by the
+# second, so right after a notification above the 1 MiB file limit (a change of ~1,000+ list entries) the next one
+# in the same second has nowhere to go. The change did happen; reporting a failure would make clients retry it.
+APPLIED_ANYWAY = "but changes were applied"
+
+
+def applied_anyway(exc: BaseException) -> bool:
+    """Whether `exc` is sysrepo reporting a committed change whose config-change notification was not stored."""
+    return isinstance(exc, sysrepo.SysrepoOperationFailedError) and APPLIED_ANYWAY in str(exc)
+
+
 def with_path(error: MgmtError, path: str | None) -> MgmtError:
     return error if error.error_path or path is None else replace(error, error_path=path)
 
