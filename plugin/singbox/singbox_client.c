@@ -914,7 +914,10 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 	  singbox_ao_close_public (ss);
 	  return;
 	}
-      if (t == SOCKS5_EV_NEED_DATA || !consumed)
+      /* NEED_DATA took the whole capped peek: the replies of a pipelined
+       * handshake (up to 4 + 262 bytes) may hold more than buf, and no
+       * further rx event comes for bytes already in the fifo */
+      if (!consumed || (t == SOCKS5_EV_NEED_DATA && consumed < n))
 	break;
     }
   /* authenticated, waiting for a flow's CONNECT */

@@ -254,6 +254,63 @@ def test_disable_ends_the_interfaces_flows(upstream: Env) -> None:
         holder.wait()
 
 
+FAT_REPLY_UPSTREAM = """
+import socket, sys, threading
+
+def handle(c):
+    buf = b""
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            d = c.recv(4096)
+            if not d:
+                raise EOFError
+            buf += d
+    need(2)
+    need(2 + buf[1])
+    off = 2 + buf[1]
+    if buf[2] == 2:  # RFC 1929 request pipelined behind the greeting
+        need(off + 2)
+        need(off + 3 + buf[off + 1])
+        off += 3 + buf[off + 1] + buf[off + 2 + buf[off + 1]]
+    need(off + 5)
+    alen = {1: 4, 4: 16}.get(buf[off + 3], 1 + buf[off + 4])
+    need(off + 4 + alen + 2)
+    # method, auth status and a reply whose BND is a 255-byte name, in one write:
+    # 266 bytes, more than the plugin's reply buffer
+    c.sendall(b"\\x05\\x02\\x01\\x00\\x05\\x00\\x00\\x03\\xff" + b"n" * 255 + b"\\x12\\x34")
+    c.sendall(buf[off + 4 + alen + 2:])
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(16)
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"""
+
+
+def test_upstream_replies_longer_than_one_peek(upstream: Env) -> None:
+    """An upstream answering the pipelined handshake in one write with a 255-byte BND name
+    (266 bytes, more than one capped peek of the fifo) does not stall the flow."""
+    env = upstream
+    port = SB_PORT + 4
+    env.t.spawn(env.t.ns_origin, sys.executable, "-c", FAT_REPLY_UPSTREAM, ORIGIN_IP4, str(port))
+    wait_port(env.t.ns_origin, ORIGIN_IP4, port)
+    idx = enable(env, port=port)
+    r = env.t.run_in(env.t.ns_client, "ncat", ORIGIN_IP4, str(ECHO_PORT),
+                     input=b"behind a fat reply\n", timeout=15)
+    assert r.stdout == b"behind a fat reply\n", r.stderr
+    assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures == 0
+
+
 def test_bypass_prefix(upstream: Env) -> None:
     env = upstream
     idx = enable(env)
