@@ -457,6 +457,31 @@ singbox_prefix_match (singbox_prefix_t *p, ip46_address_t *ip, u8 is_ip4)
   return ip6_address_is_equal (&a, &b);
 }
 
+static int
+singbox_ip46_equal (ip46_address_t *a, ip46_address_t *b, u8 is_ip4)
+{
+  return is_ip4 ? a->ip4.as_u32 == b->ip4.as_u32 : ip6_address_is_equal (&a->ip6, &b->ip6);
+}
+
+/* A proxy's own connections (from an endpoint's address, e.g. sing-box
+ * reaching a destination behind another enabled interface) or connections
+ * to an endpoint itself: relaying them through a proxy would loop. */
+static int
+singbox_client_is_proxy_traffic (transport_endpoint_t *rmt, transport_endpoint_t *lcl)
+{
+  singbox_endpoint_t *ep;
+
+  pool_foreach (ep, singbox_main.endpoints)
+    {
+      if (ep->is_ip4 == rmt->is_ip4 && singbox_ip46_equal (&ep->addr, &rmt->ip, ep->is_ip4))
+	return 1;
+      if (ep->is_ip4 == lcl->is_ip4 && singbox_ip46_equal (&ep->addr, &lcl->ip, ep->is_ip4) &&
+	  ep->port == clib_net_to_host_u16 (lcl->port))
+	return 1;
+    }
+  return 0;
+}
+
 /* The endpoint to use: the interface's, or the default; when health checks
  * have it down, the up endpoint with the lowest priority (failover). */
 static singbox_endpoint_t *
@@ -509,6 +534,8 @@ singbox_client_write_early_data (session_t *s)
   vec_foreach (p, itf->bypass)
     if (singbox_prefix_match (p, &lcl.ip, lcl.is_ip4))
       bypass = 1;
+  if (!bypass && singbox_client_is_proxy_traffic (&rmt, &lcl))
+    bypass = 1;
   /* refusals are answered with a reset from the accept callback: failing
    * here would drop the SYN silently and the client would retry */
   if ((itf->max_connections && itf->active >= itf->max_connections) ||

@@ -18,10 +18,10 @@ from typing import Iterator
 
 import pytest
 
-from .conftest import ECHO_PORT, HTTP_PORT, Env
+from .conftest import ECHO_PORT, HERE, HTTP_PORT, Env
 from .test_singbox_peer import sing_box_binary
-from vpptopo import (CLIENT_IP4, CLIENT_IP6, ORIGIN_IP4, ORIGIN_IP6, VPP_ORIGIN_IP4,
-                     VPP_ORIGIN_IP6, wait_port)
+from vpptopo import (CLIENT_IP4, CLIENT_IP6, ORIGIN_IP4, ORIGIN_IP6, VPP_CLIENT_IP4,
+                     VPP_ORIGIN_IP4, VPP_ORIGIN_IP6, wait_port)
 
 SB_PORT = 1090
 
@@ -309,6 +309,40 @@ def test_upstream_replies_longer_than_one_peek(upstream: Env) -> None:
                      input=b"behind a fat reply\n", timeout=15)
     assert r.stdout == b"behind a fat reply\n", r.stderr
     assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures == 0
+
+
+def test_proxy_own_traffic_never_relayed(upstream: Env) -> None:
+    """With the interface toward sing-box enabled too, sing-box's own connections (from the
+    endpoint's address) are spliced by VPP instead of being sent back to sing-box (a loop),
+    and a LAN client's connection to sing-box itself is not wrapped in a CONNECT to it."""
+    env = upstream
+    port = SB_PORT + 5
+    sb, log = own_sing_box(env, port)
+    srv = env.t.spawn(env.t.ns_client, sys.executable, str(HERE / "origin.py"), CLIENT_IP4,
+                      CLIENT_IP6, "8081", "7017", "7018")
+    try:
+        wait_port(env.t.ns_client, CLIENT_IP4, 8081)
+        enable(env, port=port)
+        o_idx = sw_if_index(env, env.t.vpp_if_origin)
+        assert env.api.singbox_enable_disable(sw_if_index=o_idx, enable_disable=True).retval == 0
+        # from sing-box's address to a server behind the LAN interface: VPP splices it
+        r = env.t.run_in(env.t.ns_origin, "curl", "-sS", "-m", "10",
+                         f"http://{CLIENT_IP4}:8081/whoami", timeout=15)
+        assert (r.returncode, r.stdout.decode().strip()) == (0, VPP_CLIENT_IP4), r.stderr
+        st = env.api.singbox_get_stats(sw_if_index=o_idx)
+        assert (st.total_connections, st.connection_failures) == (1, 0), st
+        # a LAN client using sing-box explicitly reaches it directly
+        r = env.client("curl", "-sS", "-m", "10", "--socks5", f"vpp:s3cret@{ORIGIN_IP4}:{port}",
+                       f"http://{ORIGIN_IP4}:{HTTP_PORT}/whoami", timeout=15)
+        assert (r.returncode, r.stdout.decode().strip()) == (0, ORIGIN_IP4), r.stderr
+        time.sleep(0.5)
+        text = log.read_text()
+        assert f"inbound connection to {ORIGIN_IP4}:{HTTP_PORT}" in text, text
+        assert f"inbound connection to {ORIGIN_IP4}:{port}" not in text, text
+        assert f"inbound connection to {CLIENT_IP4}:8081" not in text, text
+    finally:
+        srv.kill()
+        sb.kill()
 
 
 def test_bypass_prefix(upstream: Env) -> None:
