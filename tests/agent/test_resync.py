@@ -137,3 +137,43 @@ def test_a_dataplane_that_cannot_be_read_is_reported_and_retried_later(env: Env)
     env.dp.read_config = real_read  # type: ignore[method-assign]
     assert env.agent.resync()
     assert env.dp.objects == env.agent.running.desired()
+
+
+def test_objects_refused_right_after_a_reconnect_are_retried_soon_then_less_often(env: Env) -> None:
+    """A VPP that just restarted refuses what depends on configuration others add a moment later (the server's
+    listeners before their addresses exist): the retry comes within a second, then backs off to RESYNC_RETRY_S."""
+    import time
+
+    from singbox_agent.agent import daemon
+    from singbox_agent.dataplane.objects import DataplaneError, ErrorCode
+
+    env.commit({f"{S}/listen[name='l']/address": "198.18.1.1", f"{S}/enabled": True})
+    env.dp.disconnect()
+    refused: list[str] = []
+
+    def not_yet(op: Any) -> DataplaneError | None:
+        if op.key == ("server-enabled",) and op.value is True:
+            refused.append(op.describe())
+            return DataplaneError("singbox_server_enable_disable returned UNSPECIFIED (-1)", ErrorCode.UNSPECIFIED)
+        return None
+
+    env.dp.fail_when = not_yet
+    env.dp.connect(restarted=True)
+    env.agent.wait_idle()
+    assert dataplane_state(env)["config-pending"] is True and refused
+    delays = []
+    for _ in range(3):
+        delays.append(env.agent._next_resync - time.monotonic())  # noqa: SLF001
+        assert not env.agent.resync()
+    assert delays[0] <= daemon.RESYNC_FIRST_RETRY_S, delays
+    assert delays[0] < delays[1] < delays[2] <= daemon.RESYNC_RETRY_S, delays
+    # the address appears; the worker's own retry (not a commit) completes the sync
+    env.dp.fail_when = None
+    env.agent._next_resync = 0.0  # noqa: SLF001 - skip the backed-off wait
+    deadline = time.monotonic() + 2 * daemon.RESYNC_RETRY_S
+    while dataplane_state(env)["config-pending"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert dataplane_state(env)["config-pending"] is False
+    assert env.dp.objects[("server-enabled",)] is True
+    # a sync that completes starts the schedule over
+    assert env.agent._retry_s == daemon.RESYNC_FIRST_RETRY_S  # noqa: SLF001

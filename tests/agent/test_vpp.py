@@ -422,3 +422,23 @@ def test_resync_applies_everything_else_and_reports_each_refused_object(venv: Vp
     assert "endpoint 'e060'" in status.last_error and "endpoint 'e140'" in status.last_error
     got = venv.vpp_config()
     assert {k[1] for k in got if k[0] == "endpoint"} == {f"e{i:03}" for i in range(200) if i not in (60, 140)}
+
+
+def test_a_listener_whose_address_comes_after_a_vpp_restart_is_listening_once_it_exists(venv: VppEnv) -> None:
+    """Right after a restart VPP lacks the listener's address: the plugin keeps the server enabled but not
+    listening and refuses the enable. The resync must not take 'enabled' for done: when the address appears,
+    its retry enables again and the listener listens."""
+    venv.vpp.proc.kill()
+    venv.vpp.proc.wait(10)
+    venv.wait(lambda: not venv.dp.connected, "agent notices VPP is gone")
+    venv.commit({f"{S}/listen[name='l']/address": "198.18.9.1", f"{S}/listen[name='l']/port": 1080,
+                 f"{S}/enabled": True})
+    restart_into(venv, venv.vpptopo.Vpp.__new__(venv.vpptopo.Vpp), venv.vpp.dir)
+    venv.wait(lambda: venv.dp.connected and venv.agent.status.in_sync, "resync after restart", timeout=30)
+    assert venv.agent.status.pending and "server-enabled" in (venv.agent.status.last_error or "")
+    assert venv.dp.read_state().listeners["l"] is False
+    venv.vpp.cli("create loopback interface")
+    venv.vpp.cli("set interface state loop0 up")
+    venv.vpp.cli("set interface ip address loop0 198.18.9.1/24")
+    venv.wait(lambda: not venv.agent.status.pending, "the agent's own retry enables the server", timeout=60)
+    assert venv.dp.read_state().listeners["l"] is True

@@ -56,7 +56,11 @@ INTERFACE_LIMIT_TICKS = 5
 # A transaction with neither done nor abort after this long (its originator timed out on us): its outcome is
 # unknown, so the running config is re-read and the dataplane resynchronised to it.
 STALE_TXN_S = 120.0
-RESYNC_RETRY_S = 30.0  # retry of objects the dataplane refused during a resync
+# Objects the dataplane refused during a resync are retried after RESYNC_FIRST_RETRY_S, then twice as long each time
+# up to RESYNC_RETRY_S: right after VPP (re)starts it often refuses what depends on configuration others add a
+# moment later (a listener before its interface address exists), and that must not wait half a minute.
+RESYNC_FIRST_RETRY_S = 0.5
+RESYNC_RETRY_S = 30.0
 USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
 # children of /singbox/client and /singbox/server with state -> what the dataplane must report for them
 CLIENT_STATE: dict[str, frozenset[StatePart]] = {"endpoint": frozenset({"endpoints"}),
@@ -119,6 +123,7 @@ class Agent:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._next_resync = 0.0
+        self._retry_s = RESYNC_FIRST_RETRY_S
         self._limit_reported: set[tuple[str, ...]] = set()
         self._endpoint_change: dict[str, float] = {}
         self._discontinuity: dict[tuple[str, ...], str] = {(): oper.timestamp()}
@@ -346,7 +351,11 @@ class Agent:
             # (a commit touching a refused object gets the dataplane's answer itself).
             self.status.in_sync = True
             self.status.pending = bool(errors)
-            self._next_resync = time.monotonic() + RESYNC_RETRY_S
+            if errors:
+                self._next_resync = time.monotonic() + self._retry_s
+                self._retry_s = min(self._retry_s * 2, RESYNC_RETRY_S)
+            else:
+                self._retry_s = RESYNC_FIRST_RETRY_S
             if errors:
                 self.status.last_error = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)"
                                                                    if len(errors) > 5 else "")
@@ -379,8 +388,8 @@ class Agent:
             elif item == "resync" or (item == "tick" and self.dataplane.connected
                                       and (not self.status.in_sync or self.status.pending)
                                       and time.monotonic() >= self._next_resync):
-                if not self.resync() and self.dataplane.connected:
-                    self._next_resync = time.monotonic() + RESYNC_RETRY_S
+                if not self.resync() and self.dataplane.connected and time.monotonic() >= self._next_resync:
+                    self._next_resync = time.monotonic() + RESYNC_RETRY_S  # a resync that could not run
             if item == "tick":
                 self._expire_stale_transactions()
                 if self.status.connected:
@@ -392,6 +401,7 @@ class Agent:
             self.status.in_sync = False
             self._discontinuity = {(): oper.timestamp()}
             self._limit_reported.clear()
+            self._retry_s = RESYNC_FIRST_RETRY_S
             log.info("dataplane connected", vpp_version=item.versions.vpp, plugin_version=item.versions.plugin)
             if time.monotonic() >= self._read_failed_until:
                 self.resync()

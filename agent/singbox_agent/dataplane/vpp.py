@@ -633,7 +633,11 @@ class VppDataplane(Dataplane):
                 for p in self._absent_bypass.get(name, ()):
                     out[(BYPASS, name, p)] = True
             srv = server[0]
-            out[(SERVER_ENABLED,)] = bool(srv.is_enabled)
+            # The plugin keeps the server enabled when one of its listeners fails to listen (its address is not
+            # there yet, say, right after a VPP restart) and returns the error; enabling again retries exactly the
+            # listeners that are not listening. So "enabled" counts only when every listener listens: otherwise
+            # the resync sends the enable again instead of believing the server is as configured.
+            out[(SERVER_ENABLED,)] = bool(srv.is_enabled) and all(bool(li.is_listening) for li in listeners)
             out[(SERVER,)] = ServerSettings(
                 auth_required=bool(srv.auth_required), allow_connect=bool(srv.allow_connect),
                 allow_udp_associate=bool(srv.allow_udp_associate), max_sessions=int(srv.max_sessions),
