@@ -135,3 +135,36 @@ def test_stop_on_error_with_an_agent_rejection(netconf_server: ServerInfo) -> No
                 assert endpoints() == ["aa-after", "zz-first"]
         finally:
             sess.stop()
+
+
+def test_edit_right_after_a_huge_change_is_not_reported_as_failed(netconf_server: ServerInfo) -> None:
+    """sysrepo names replay files by the second and cannot store the next config-change notification right after
+    one above its 1 MiB file limit (1,500 entries here); it still applies that change and says so. The client must
+    get <ok/> (the edit happened), not an error that makes it retry an applied change."""
+    log_file = netconf_server.state_dir / "netconf.log"
+    with netconf_server.connect() as m:
+        for attempt in range(5):  # the two edits must fall in the same second; retry a few times if they did not
+            entries = "".join(f"<endpoint><name>h{attempt}-{i:05d}</name><address>198.18.0.1</address><port>1081"
+                              f"</port><connect-timeout>11</connect-timeout></endpoint>" for i in range(1500))
+            m.edit_config(target="running", config=cfg(f"<client>{entries}</client>"))
+            m.edit_config(target="running", config=cfg(endpoint(f"right-after-{attempt}")))
+            assert f"right-after-{attempt}" in endpoints()
+            if "config-change notification not stored" in log_file.read_text():
+                break
+    assert "config-change notification not stored" in log_file.read_text()  # else this test proved nothing
+
+
+def test_commit_right_after_a_huge_change_is_not_reported_as_failed(netconf_server: ServerInfo) -> None:
+    """The same through <commit> (sysrepo's copy-config of candidate into running)."""
+    log_file = netconf_server.state_dir / "netconf.log"
+    with netconf_server.connect() as m:
+        for attempt in range(5):
+            entries = "".join(f"<endpoint><name>h{attempt}-{i:05d}</name><address>198.18.0.1</address><port>1081"
+                              f"</port><connect-timeout>11</connect-timeout></endpoint>" for i in range(1500))
+            m.edit_config(target="candidate", config=cfg(endpoint(f"committed-{attempt}")))
+            m.edit_config(target="running", config=cfg(f"<client>{entries}</client>"))
+            m.commit()
+            assert f"committed-{attempt}" in endpoints()
+            if "commit applied, its config-change notification not stored" in log_file.read_text():
+                break
+    assert "commit applied, its config-change notification not stored" in log_file.read_text()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from singbox_agent.mgmt.errors import invalid_value, operation_failed
+from singbox_agent.mgmt.errors import applied_anyway, invalid_value, operation_failed
 from singbox_agent.netconf import confirmed
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS
@@ -56,10 +56,13 @@ def handle(ctx: OpContext) -> str:
     sr.switch_datastore("running")
     try:
         sr.copy_config("candidate")
-    except BaseException:
-        if new_cc is not None:
-            confirmed.forget(server, new_cc)
-        raise
+    except BaseException as exc:
+        if applied_anyway(exc):  # committed; only its config-change notification was not stored
+            ctx.session.log.warning("commit applied, its config-change notification not stored", error=str(exc))
+        else:
+            if new_cc is not None:
+                confirmed.forget(server, new_cc)
+            raise
     with state.lock:
         state.candidate_modified = False
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from singbox_agent.mgmt.errors import invalid_value
+import sysrepo
+
+from singbox_agent.mgmt.errors import applied_anyway, invalid_value
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS
 from singbox_agent.netconf.ops.common import check_not_locked_by_other, datastore_choice, parse_config
@@ -24,7 +26,12 @@ def handle(ctx: OpContext) -> str:
         sr.replace_config_ly(tree, None)  # spends the tree
     else:
         sr.switch_datastore(target)
-        sr.copy_config(source)
+        try:
+            sr.copy_config(source)
+        except sysrepo.SysrepoOperationFailedError as exc:
+            if not applied_anyway(exc):
+                raise
+            ctx.session.log.warning("copy applied, its config-change notification not stored", error=str(exc))
     state = ctx.session.server.state
     with state.lock:
         if target == "candidate":

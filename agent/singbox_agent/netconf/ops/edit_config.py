@@ -19,7 +19,14 @@ import libyang
 import sysrepo
 
 from singbox_agent.mgmt import datastore
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, from_exception, invalid_value, with_path
+from singbox_agent.mgmt.errors import (
+    MgmtError,
+    MgmtException,
+    applied_anyway,
+    from_exception,
+    invalid_value,
+    with_path,
+)
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.edit_units import chunk_tree, edit_units
 from singbox_agent.netconf.messages import BASE_NS, qname
@@ -87,6 +94,10 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
     try:
         sr.edit_batch_ly(tree, default_operation)
         sr.apply_changes()
+    except sysrepo.SysrepoOperationFailedError as exc:
+        if not applied_anyway(exc):
+            return exc
+        ctx.session.log.warning("change applied, its config-change notification not stored", error=str(exc))
     except (sysrepo.SysrepoError, libyang.LibyangError, MgmtException) as exc:
         return exc
     finally:
