@@ -9,27 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from singbox_agent.dataplane.objects import (
-    ALLOWED_PREFIX,
-    BYPASS,
-    CLIENT,
-    DEFAULT_ENDPOINT,
-    ENDPOINT,
-    INTERFACE,
-    LISTENER,
-    LOG_LEVEL,
-    SERVER,
-    SERVER_ENABLED,
-    USER,
-    Key,
-    Op,
-    Value,
-)
+from singbox_agent.dataplane import objects
+from singbox_agent.dataplane.objects import Key, Op, Value
 
 # Sequence numbers: lower runs first.
-_DELETE_ORDER = {BYPASS: 10, INTERFACE: 11, LISTENER: 13, USER: 14, ALLOWED_PREFIX: 15, ENDPOINT: 40}
-_PUT_ORDER = {LOG_LEVEL: 20, ENDPOINT: 21, DEFAULT_ENDPOINT: 22, CLIENT: 23, INTERFACE: 24, BYPASS: 25,
-              USER: 26, SERVER: 27, ALLOWED_PREFIX: 28, LISTENER: 29, SERVER_ENABLED: 30}
+_DELETE_ORDER = {objects.BYPASS: 10, objects.INTERFACE: 11, objects.LISTENER: 13, objects.USER: 14,
+                 objects.ALLOWED_PREFIX: 15, objects.ENDPOINT: 40}
+_PUT_ORDER = {objects.LOG_LEVEL: 20, objects.ENDPOINT: 21, objects.DEFAULT_ENDPOINT: 22, objects.CLIENT: 23,
+              objects.INTERFACE: 24, objects.BYPASS: 25, objects.USER: 26, objects.SERVER: 27,
+              objects.ALLOWED_PREFIX: 28, objects.LISTENER: 29, objects.SERVER_ENABLED: 30}
 _STOP_SERVER = 12  # stopping the server comes before its listeners and users go
 
 
@@ -37,7 +25,7 @@ def _rank(op: Op) -> int:
     kind = op.key[0]
     if op.action == "delete":
         return _DELETE_ORDER[kind]
-    if kind == SERVER_ENABLED and op.value is False:
+    if kind == objects.SERVER_ENABLED and op.value is False:
         return _STOP_SERVER
     return _PUT_ORDER[kind]
 

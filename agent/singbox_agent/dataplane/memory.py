@@ -13,27 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from singbox_agent.dataplane import base
-from singbox_agent.dataplane.objects import (
-    BYPASS,
-    DEFAULT_ENDPOINT,
-    ENDPOINT,
-    FACTORY,
-    INTERFACE,
-    LISTENER,
-    SECRET_UNKNOWN,
-    USER,
-    ConfigMap,
-    DataplaneError,
-    DataplaneUnavailable,
-    EndpointSpec,
-    ErrorCode,
-    InterfaceSpec,
-    Key,
-    ListenerSpec,
-    Op,
-    UserSpec,
-    Value,
-)
+from singbox_agent.dataplane import objects
 
 
 class MemoryDataplane(base.Dataplane):
@@ -42,13 +22,13 @@ class MemoryDataplane(base.Dataplane):
         self._lock = threading.RLock()
         self.in_flight = in_flight  # > 1: behave like VPP with that many calls pipelined (see apply_batch)
         self._connected = connected
-        self.objects: dict[Key, Value] = dict(FACTORY)
+        self.objects: dict[objects.Key, objects.Value] = dict(objects.FACTORY)
         # Interfaces VPP has; None: every name exists. Config for absent ones is kept, like the VPP adapter does.
         self.vpp_interfaces = vpp_interfaces
-        self.calls: list[Op] = []  # every call that succeeded, in order
+        self.calls: list[objects.Op] = []  # every call that succeeded, in order
         self.fail_after: int | None = None  # succeed this many more calls, then fail one
-        self.fail_error: DataplaneError = DataplaneError("injected failure", ErrorCode.UNSPECIFIED)
-        self.fail_when: Callable[[Op], DataplaneError | None] | None = None
+        self.fail_error = objects.DataplaneError("injected failure", objects.ErrorCode.UNSPECIFIED)
+        self.fail_when: Callable[[objects.Op], objects.DataplaneError | None] | None = None
         self.sessions: dict[int, base.Session] = {}
         self.endpoint_states: dict[str, base.EndpointState] = {}
         self.interface_counters: dict[str, base.InterfaceState] = {}
@@ -76,7 +56,7 @@ class MemoryDataplane(base.Dataplane):
         """VPP is (back) up; `restarted` loses every object, as a VPP restart does."""
         with self._lock:
             if restarted:
-                self.objects = dict(FACTORY)
+                self.objects = dict(objects.FACTORY)
             self._connected = True
         self.emit(base.Connected(self.version))
 
@@ -90,11 +70,11 @@ class MemoryDataplane(base.Dataplane):
 
     def _check_connected(self) -> None:
         if not self._connected:
-            raise DataplaneUnavailable("dataplane not connected")
+            raise objects.DataplaneUnavailable("dataplane not connected")
 
     # configuration ------------------------------------------------------------------------------------------
 
-    def apply(self, op: Op) -> None:
+    def apply(self, op: objects.Op) -> None:
         with self._lock:
             self._check_connected()
             if self.fail_when is not None:
@@ -116,77 +96,78 @@ class MemoryDataplane(base.Dataplane):
     def _present(self, ifname: str) -> bool:
         return self.vpp_interfaces is None or ifname in self.vpp_interfaces
 
-    def _put(self, key: Key, value: Value) -> None:
+    def _put(self, key: objects.Key, value: objects.Value) -> None:
         kind = key[0]
-        if kind == ENDPOINT:
-            assert isinstance(value, EndpointSpec)
+        if kind == objects.ENDPOINT:
+            assert isinstance(value, objects.EndpointSpec)
             _check_name(key[1], "endpoint name")
             if value.port == 0:
-                raise DataplaneError("singbox_endpoint_add_del: port 0", ErrorCode.INVALID_VALUE)
+                raise objects.DataplaneError("singbox_endpoint_add_del: port 0", objects.ErrorCode.INVALID_VALUE)
             if value.username and not value.password:
-                raise DataplaneError("singbox_endpoint_add_del: username without password", ErrorCode.INVALID_VALUE)
+                raise objects.DataplaneError("singbox_endpoint_add_del: username without password",
+                                             objects.ErrorCode.INVALID_VALUE)
             if value.health_check and value.health_check_timeout >= value.health_check_interval:
-                raise DataplaneError("singbox_endpoint_add_del: health-check timeout not below interval",
-                                     ErrorCode.INVALID_VALUE)
+                raise objects.DataplaneError("singbox_endpoint_add_del: health-check timeout not below interval",
+                                     objects.ErrorCode.INVALID_VALUE)
             if _is_zero_address(value.address):
-                raise DataplaneError("singbox_endpoint_add_del: zero address", ErrorCode.INVALID_VALUE)
-        elif kind == DEFAULT_ENDPOINT:
+                raise objects.DataplaneError("singbox_endpoint_add_del: zero address", objects.ErrorCode.INVALID_VALUE)
+        elif kind == objects.DEFAULT_ENDPOINT:
             assert isinstance(value, str)
-            if value and (ENDPOINT, value) not in self.objects:
-                raise DataplaneError(f"singbox_set_default_endpoint: no endpoint {value!r}",
-                                     ErrorCode.NO_SUCH_ENTRY)
-        elif kind == INTERFACE:
-            assert isinstance(value, InterfaceSpec)
+            if value and (objects.ENDPOINT, value) not in self.objects:
+                raise objects.DataplaneError(f"singbox_set_default_endpoint: no endpoint {value!r}",
+                                     objects.ErrorCode.NO_SUCH_ENTRY)
+        elif kind == objects.INTERFACE:
+            assert isinstance(value, objects.InterfaceSpec)
             if self._present(key[1]):
-                if value.endpoint and (ENDPOINT, value.endpoint) not in self.objects:
-                    raise DataplaneError(f"singbox_enable_disable: no endpoint {value.endpoint!r}",
-                                         ErrorCode.NO_SUCH_ENTRY)
-                if not value.endpoint and not self.objects[(DEFAULT_ENDPOINT,)]:
-                    raise DataplaneError("singbox_enable_disable: no endpoint and no default endpoint",
-                                         ErrorCode.NO_SUCH_ENTRY)
-        elif kind == BYPASS:
-            if (INTERFACE, key[1]) not in self.objects:
-                raise DataplaneError(f"singbox_interface_bypass_add_del: interface {key[1]!r} not enabled",
-                                     ErrorCode.NO_SUCH_ENTRY)
-        elif kind == LISTENER:
-            assert isinstance(value, ListenerSpec)
+                if value.endpoint and (objects.ENDPOINT, value.endpoint) not in self.objects:
+                    raise objects.DataplaneError(f"singbox_enable_disable: no endpoint {value.endpoint!r}",
+                                         objects.ErrorCode.NO_SUCH_ENTRY)
+                if not value.endpoint and not self.objects[(objects.DEFAULT_ENDPOINT,)]:
+                    raise objects.DataplaneError("singbox_enable_disable: no endpoint and no default endpoint",
+                                         objects.ErrorCode.NO_SUCH_ENTRY)
+        elif kind == objects.BYPASS:
+            if (objects.INTERFACE, key[1]) not in self.objects:
+                raise objects.DataplaneError(f"singbox_interface_bypass_add_del: interface {key[1]!r} not enabled",
+                                     objects.ErrorCode.NO_SUCH_ENTRY)
+        elif kind == objects.LISTENER:
+            assert isinstance(value, objects.ListenerSpec)
             _check_name(key[1], "listener name")
             if value.port == 0:
-                raise DataplaneError("singbox_server_listener_add_del: port 0", ErrorCode.INVALID_VALUE)
-        elif kind == USER:
-            assert isinstance(value, UserSpec)
+                raise objects.DataplaneError("singbox_server_listener_add_del: port 0", objects.ErrorCode.INVALID_VALUE)
+        elif kind == objects.USER:
+            assert isinstance(value, objects.UserSpec)
             if not 1 <= len(key[1].encode()) <= 255 or not value.password_hash:
-                raise DataplaneError("singbox_server_user_add_del: bad username or password",
-                                     ErrorCode.INVALID_VALUE)
+                raise objects.DataplaneError("singbox_server_user_add_del: bad username or password",
+                                     objects.ErrorCode.INVALID_VALUE)
         self.objects[key] = value
 
-    def _delete(self, key: Key) -> None:
+    def _delete(self, key: objects.Key) -> None:
         if key not in self.objects:
-            raise DataplaneError(f"delete {key[0]} {key[1:]}: no such entry", ErrorCode.NO_SUCH_ENTRY)
+            raise objects.DataplaneError(f"delete {key[0]} {key[1:]}: no such entry", objects.ErrorCode.NO_SUCH_ENTRY)
         kind = key[0]
-        if kind == ENDPOINT:
+        if kind == objects.ENDPOINT:
             users = [k[1] for k, v in self.objects.items()
-                     if k[0] == INTERFACE and isinstance(v, InterfaceSpec) and v.endpoint == key[1]
+                     if k[0] == objects.INTERFACE and isinstance(v, objects.InterfaceSpec) and v.endpoint == key[1]
                      and self._present(k[1])]
             if users:
-                raise DataplaneError(f"singbox_endpoint_add_del: endpoint {key[1]!r} in use by {users[0]!r}",
-                                     ErrorCode.INSTANCE_IN_USE)
-            if self.objects[(DEFAULT_ENDPOINT,)] == key[1]:
-                self.objects[(DEFAULT_ENDPOINT,)] = ""
-        elif kind == INTERFACE:
-            for k in [k for k in self.objects if k[0] == BYPASS and k[1] == key[1]]:
+                raise objects.DataplaneError(f"singbox_endpoint_add_del: endpoint {key[1]!r} in use by {users[0]!r}",
+                                     objects.ErrorCode.INSTANCE_IN_USE)
+            if self.objects[(objects.DEFAULT_ENDPOINT,)] == key[1]:
+                self.objects[(objects.DEFAULT_ENDPOINT,)] = ""
+        elif kind == objects.INTERFACE:
+            for k in [k for k in self.objects if k[0] == objects.BYPASS and k[1] == key[1]]:
                 del self.objects[k]  # disabling an interface drops its bypass prefixes
         del self.objects[key]
 
-    def read_config(self) -> ConfigMap:
+    def read_config(self) -> objects.ConfigMap:
         with self._lock:
             self._check_connected()
-            out: dict[Key, Value] = {}
+            out: dict[objects.Key, objects.Value] = {}
             for key, value in self.objects.items():
-                if isinstance(value, EndpointSpec) and value.password is not None:
-                    value = replace(value, password=SECRET_UNKNOWN)
-                elif isinstance(value, UserSpec):
-                    value = replace(value, password_hash=SECRET_UNKNOWN)
+                if isinstance(value, objects.EndpointSpec) and value.password is not None:
+                    value = replace(value, password=objects.SECRET_UNKNOWN)
+                elif isinstance(value, objects.UserSpec):
+                    value = replace(value, password_hash=objects.SECRET_UNKNOWN)
                 out[key] = value
             return out
 
@@ -204,21 +185,22 @@ class MemoryDataplane(base.Dataplane):
             self.state_reads.append(parts)
             state = base.OperState(server=replace(self.server_state,
                                                   running=bool(self.objects[("server-enabled",)])))
-            kinds = {ENDPOINT: "endpoints", INTERFACE: "interfaces", LISTENER: "listeners", USER: "users"}
+            kinds = {objects.ENDPOINT: "endpoints", objects.INTERFACE: "interfaces", objects.LISTENER: "listeners",
+                     objects.USER: "users"}
             for key, value in self.objects.items():
                 if kinds.get(key[0]) not in parts:
                     continue
-                if key[0] == ENDPOINT:
+                if key[0] == objects.ENDPOINT:
                     state.endpoints[key[1]] = self.endpoint_states.get(key[1], base.EndpointState())
-                elif key[0] == INTERFACE:
-                    assert isinstance(value, InterfaceSpec)
+                elif key[0] == objects.INTERFACE:
+                    assert isinstance(value, objects.InterfaceSpec)
                     counters = self.interface_counters.get(key[1], base.InterfaceState())
                     state.interfaces[key[1]] = replace(
                         counters, present=self._present(key[1]),
-                        active_endpoint=value.endpoint or str(self.objects[(DEFAULT_ENDPOINT,)]))
-                elif key[0] == LISTENER:
+                        active_endpoint=value.endpoint or str(self.objects[(objects.DEFAULT_ENDPOINT,)]))
+                elif key[0] == objects.LISTENER:
                     state.listeners[key[1]] = bool(self.objects[("server-enabled",)])
-                elif key[0] == USER:
+                elif key[0] == objects.USER:
                     state.users[key[1]] = self.user_states.get(key[1], base.UserState())
             return state
 
@@ -226,7 +208,7 @@ class MemoryDataplane(base.Dataplane):
         with self._lock:
             self._check_connected()
             active = {n: c.active_connections for n, c in self.interface_counters.items()
-                      if c.active_connections and (INTERFACE, n) in self.objects} if interfaces else {}
+                      if c.active_connections and (objects.INTERFACE, n) in self.objects} if interfaces else {}
             return base.Load(bool(self.objects[("server-enabled",)]), self.server_state.active_sessions, active)
 
     def read_sessions(self) -> list[base.Session]:
@@ -238,28 +220,29 @@ class MemoryDataplane(base.Dataplane):
         with self._lock:
             self._check_connected()
             if scope[0] in ("interface", "endpoint") and (scope[0], scope[1]) not in self.objects:
-                raise DataplaneError(f"singbox_clear_stats: no {scope[0]} {scope[1]!r}",
-                                     ErrorCode.NO_SUCH_ENTRY)
+                raise objects.DataplaneError(f"singbox_clear_stats: no {scope[0]} {scope[1]!r}",
+                                     objects.ErrorCode.NO_SUCH_ENTRY)
             self.cleared.append(scope)
 
     def disconnect_session(self, session_id: int) -> None:
         with self._lock:
             self._check_connected()
             if self.sessions.pop(session_id, None) is None:
-                raise DataplaneError(f"singbox_session_disconnect: no session {session_id}",
-                                     ErrorCode.NO_SUCH_ENTRY)
+                raise objects.DataplaneError(f"singbox_session_disconnect: no session {session_id}",
+                                     objects.ErrorCode.NO_SUCH_ENTRY)
 
     def test_endpoint(self, name: str, timeout_s: float = 305.0) -> base.ProbeResult:
         with self._lock:
             self._check_connected()
-            if (ENDPOINT, name) not in self.objects:
-                raise DataplaneError(f"singbox_endpoint_test: no endpoint {name!r}", ErrorCode.NO_SUCH_ENTRY)
+            if (objects.ENDPOINT, name) not in self.objects:
+                raise objects.DataplaneError(f"singbox_endpoint_test: no endpoint {name!r}",
+                                             objects.ErrorCode.NO_SUCH_ENTRY)
             return self.probe_results.get(name, base.ProbeResult("connect-failed", message="connection refused"))
 
 
 def _check_name(name: str, what: str) -> None:
     if not 1 <= len(name) <= 63:
-        raise DataplaneError(f"{what} must be 1..63 characters", ErrorCode.INVALID_VALUE)
+        raise objects.DataplaneError(f"{what} must be 1..63 characters", objects.ErrorCode.INVALID_VALUE)
 
 
 def _is_zero_address(address: str) -> bool:

@@ -47,19 +47,9 @@ from singbox_agent.dataplane.base import (
     Versions,
     run_of,
 )
+from singbox_agent.dataplane import objects
 from singbox_agent.dataplane.objects import (
-    ALLOWED_PREFIX,
-    BYPASS,
-    CLIENT,
-    DEFAULT_ENDPOINT,
-    ENDPOINT,
-    INTERFACE,
-    LISTENER,
-    LOG_LEVEL,
     SECRET_UNKNOWN,
-    SERVER,
-    SERVER_ENABLED,
-    USER,
     ClientSettings,
     ConfigMap,
     DataplaneError,
@@ -398,8 +388,8 @@ class VppDataplane(Dataplane):
                 for name in [n for n in self._absent if n in self._if_index]:
                     spec = self._absent.pop(name)
                     prefixes = self._absent_bypass.pop(name, set())
-                    ops.append(Op("put", (INTERFACE, name), spec, None))
-                    ops += [Op("put", (BYPASS, name, p), True, None) for p in sorted(prefixes)]
+                    ops.append(Op("put", (objects.INTERFACE, name), spec, None))
+                    ops += [Op("put", (objects.BYPASS, name, p), True, None) for p in sorted(prefixes)]
                     log.info("interface appeared, relaying enabled", interface=name)
                 for op, error in zip(ops, self.apply_batch(ops)):
                     if error is not None:
@@ -448,18 +438,18 @@ class VppDataplane(Dataplane):
         return self._delete_requests(kind, key)
 
     def _put_requests(self, kind: str, key: Key, value: Value, old: Value | None) -> list[_Request]:
-        if kind == LOG_LEVEL:
+        if kind == objects.LOG_LEVEL:
             return [_Request("singbox_set_log_level", {"level": LOG_LEVELS.index(str(value))})]
-        if kind == CLIENT:
+        if kind == objects.CLIENT:
             assert isinstance(value, ClientSettings)
             before = old if isinstance(old, ClientSettings) else None
             # two messages: if the second fails the first is taken back, so the op stays all-or-nothing
             return [_Request("singbox_set_timeout", {"timeout": value.session_timeout},
                              ("singbox_set_timeout", {"timeout": before.session_timeout}) if before else None),
                     _Request("singbox_set_pooling", {"enable": value.pooling, "max_pool_size": value.max_pool_size})]
-        if kind == DEFAULT_ENDPOINT:
+        if kind == objects.DEFAULT_ENDPOINT:
             return [_Request("singbox_set_default_endpoint", {"name": str(value)})]
-        if kind == ENDPOINT:
+        if kind == objects.ENDPOINT:
             assert isinstance(value, EndpointSpec)
             return [_Request("singbox_endpoint_add_del", {
                 "is_add": True, "name": key[1], "proxy_addr": self._resolve(value.address), "proxy_port": value.port,
@@ -469,7 +459,7 @@ class VppDataplane(Dataplane):
                 "health_check_interval": value.health_check_interval,
                 "health_check_timeout": value.health_check_timeout, "failure_threshold": value.failure_threshold,
                 "recovery_threshold": value.recovery_threshold, "table_id": 0})]
-        if kind == INTERFACE:
+        if kind == objects.INTERFACE:
             assert isinstance(value, InterfaceSpec)
             index = self._if_index.get(key[1])
             if index is None:
@@ -478,7 +468,7 @@ class VppDataplane(Dataplane):
             return [_Request("singbox_enable_disable", {
                 "sw_if_index": index, "enable_disable": True, "proxy_port": 0, "endpoint_name": value.endpoint,
                 "max_connections": value.max_connections})]
-        if kind == BYPASS:
+        if kind == objects.BYPASS:
             index = self._if_index.get(key[1])
             if index is None and key[1] in self._absent:
                 self._absent_bypass.setdefault(key[1], set()).add(key[2])
@@ -487,7 +477,7 @@ class VppDataplane(Dataplane):
                 raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
             return [_Request("singbox_interface_bypass_add_del",
                              {"sw_if_index": index, "is_add": True, "prefix": key[2]})]
-        if kind == SERVER:
+        if kind == objects.SERVER:
             assert isinstance(value, ServerSettings)
             return [_Request("singbox_server_config", {
                 "auth_required": value.auth_required, "allow_connect": value.allow_connect,
@@ -497,13 +487,13 @@ class VppDataplane(Dataplane):
                 "udp_public_address": value.udp_public_address or "0.0.0.0",
                 "dns_enabled": value.dns_server is not None, "dns_server": value.dns_server or "0.0.0.0",
                 "dns_server_port": value.dns_server_port})]
-        if kind == SERVER_ENABLED:
+        if kind == objects.SERVER_ENABLED:
             return [_Request("singbox_server_enable_disable", {"enable": bool(value)})]
-        if kind == LISTENER:
+        if kind == objects.LISTENER:
             assert isinstance(value, ListenerSpec)
             return [_Request("singbox_server_listener_add_del", {
                 "is_add": True, "name": key[1], "addr": value.address, "port": value.port, "table_id": 0})]
-        if kind == USER:
+        if kind == objects.USER:
             assert isinstance(value, UserSpec)
             secret = value.password_hash if isinstance(value.password_hash, str) else ""
             # '$0$<clear text>' (RFC 7317) is replaced by a hash in sysrepo soon; until then it is clear text.
@@ -511,14 +501,14 @@ class VppDataplane(Dataplane):
             return [_Request("singbox_server_user_add_del", {
                 "is_add": True, "password_is_hash": not clear, "username": key[1],
                 "password": secret[3:] if clear else secret})]
-        if kind == ALLOWED_PREFIX:
+        if kind == objects.ALLOWED_PREFIX:
             return [_Request("singbox_server_allowed_prefix_add_del", {"is_add": True, "prefix": key[1]})]
         raise DataplaneError(f"unknown object kind {kind!r}")
 
     def _delete_requests(self, kind: str, key: Key) -> list[_Request]:
-        if kind == ENDPOINT:
+        if kind == objects.ENDPOINT:
             return [_Request("singbox_endpoint_add_del", {"is_add": False, "name": key[1]})]
-        if kind == INTERFACE:
+        if kind == objects.INTERFACE:
             if self._absent.pop(key[1], None) is not None:
                 self._absent_bypass.pop(key[1], None)
                 return []
@@ -526,7 +516,7 @@ class VppDataplane(Dataplane):
             if index is None:
                 raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
             return [_Request("singbox_enable_disable", {"sw_if_index": index, "enable_disable": False})]
-        if kind == BYPASS:
+        if kind == objects.BYPASS:
             if key[1] in self._absent:
                 self._absent_bypass.get(key[1], set()).discard(key[2])
                 return []
@@ -535,12 +525,12 @@ class VppDataplane(Dataplane):
                 raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
             return [_Request("singbox_interface_bypass_add_del",
                              {"sw_if_index": index, "is_add": False, "prefix": key[2]})]
-        if kind == LISTENER:
+        if kind == objects.LISTENER:
             return [_Request("singbox_server_listener_add_del",
                              {"is_add": False, "name": key[1], "addr": "0.0.0.0", "port": 0})]
-        if kind == USER:
+        if kind == objects.USER:
             return [_Request("singbox_server_user_add_del", {"is_add": False, "username": key[1], "password": ""})]
-        if kind == ALLOWED_PREFIX:
+        if kind == objects.ALLOWED_PREFIX:
             return [_Request("singbox_server_allowed_prefix_add_del", {"is_add": False, "prefix": key[1]})]
         raise DataplaneError(f"{kind} cannot be deleted")
 
@@ -611,12 +601,12 @@ class VppDataplane(Dataplane):
                 ("singbox_server_allowed_prefix_dump", {}))
             self._set_interfaces(sw_interfaces)
             out: dict[Key, Value] = {}
-            out[(LOG_LEVEL,)] = LOG_LEVELS[int(client[0].log_level)]
-            out[(CLIENT,)] = ClientSettings(int(client[0].timeout), bool(client[0].pooling),
+            out[(objects.LOG_LEVEL,)] = LOG_LEVELS[int(client[0].log_level)]
+            out[(objects.CLIENT,)] = ClientSettings(int(client[0].timeout), bool(client[0].pooling),
                                             int(client[0].max_pool_size))
-            out[(DEFAULT_ENDPOINT,)] = _s(client[0].default_endpoint)
+            out[(objects.DEFAULT_ENDPOINT,)] = _s(client[0].default_endpoint)
             for e in endpoints:
-                out[(ENDPOINT, _s(e.name))] = EndpointSpec(
+                out[(objects.ENDPOINT, _s(e.name))] = EndpointSpec(
                     address=str(e.proxy_addr), port=int(e.proxy_port), username=_s(e.username) or None,
                     password=SECRET_UNKNOWN if e.has_credentials else None,
                     connect_timeout=int(e.connect_timeout), health_check=bool(e.health_check_enabled),
@@ -625,20 +615,20 @@ class VppDataplane(Dataplane):
                     failure_threshold=int(e.failure_threshold), recovery_threshold=int(e.recovery_threshold))
             for i in interfaces:
                 name = self._if_name.get(int(i.sw_if_index), f"sw_if_index {int(i.sw_if_index)}")
-                out[(INTERFACE, name)] = InterfaceSpec(_s(i.endpoint_name), int(i.max_connections))
+                out[(objects.INTERFACE, name)] = InterfaceSpec(_s(i.endpoint_name), int(i.max_connections))
                 for p in i.bypass[: int(i.n_bypass)]:
-                    out[(BYPASS, name, str(p))] = True
+                    out[(objects.BYPASS, name, str(p))] = True
             for name, spec in self._absent.items():
-                out[(INTERFACE, name)] = spec
+                out[(objects.INTERFACE, name)] = spec
                 for p in self._absent_bypass.get(name, ()):
-                    out[(BYPASS, name, p)] = True
+                    out[(objects.BYPASS, name, p)] = True
             srv = server[0]
             # The plugin keeps the server enabled when one of its listeners fails to listen (its address is not
             # there yet, say, right after a VPP restart) and returns the error; enabling again retries exactly the
             # listeners that are not listening. So "enabled" counts only when every listener listens: otherwise
             # the resync sends the enable again instead of believing the server is as configured.
-            out[(SERVER_ENABLED,)] = bool(srv.is_enabled) and all(bool(li.is_listening) for li in listeners)
-            out[(SERVER,)] = ServerSettings(
+            out[(objects.SERVER_ENABLED,)] = bool(srv.is_enabled) and all(bool(li.is_listening) for li in listeners)
+            out[(objects.SERVER,)] = ServerSettings(
                 auth_required=bool(srv.auth_required), allow_connect=bool(srv.allow_connect),
                 allow_udp_associate=bool(srv.allow_udp_associate), max_sessions=int(srv.max_sessions),
                 handshake_timeout=int(srv.handshake_timeout), idle_timeout=int(srv.idle_timeout),
@@ -647,11 +637,11 @@ class VppDataplane(Dataplane):
                 dns_server=str(srv.dns_server) if srv.dns_enabled else None,
                 dns_server_port=int(srv.dns_server_port))
             for li in listeners:
-                out[(LISTENER, _s(li.name))] = ListenerSpec(str(li.addr), int(li.port))
+                out[(objects.LISTENER, _s(li.name))] = ListenerSpec(str(li.addr), int(li.port))
             for u in users:
-                out[(USER, _s(u.username))] = UserSpec(SECRET_UNKNOWN)
+                out[(objects.USER, _s(u.username))] = UserSpec(SECRET_UNKNOWN)
             for p in prefixes:
-                out[(ALLOWED_PREFIX, str(p.prefix))] = True
+                out[(objects.ALLOWED_PREFIX, str(p.prefix))] = True
             return out
 
     # state --------------------------------------------------------------------------------------------------
