@@ -42,7 +42,11 @@ sys.path.insert(0, str(HERE.parent.parent / "tests" / "vpp"))
 import vpptopo as vt  # noqa: E402
 
 LOADGEN = str(HERE / "loadgen.py")
-SINK_PORT = 5201
+# One sink port per case: a case's connections leave TIME_WAIT entries (client sockets and the
+# router's conntrack) whose 4-tuples the next case to the same port would hit again; a SYN meeting a
+# conntrack entry in TIME_WAIT is dropped once, and redsocks' conn/s fell to ~60 in such runs.
+SINK_PORTS = {"direct-vpp": 5201, "direct-linux": 5202, "redsocks": 5203, "singbox": 5204,
+              "latency-no-pool": 5205, "latency-pool": 5206}
 SB_PORT = 1090
 REDSOCKS_PORT = 12345
 ROUTER_CLIENT_IP = "198.18.3.1"
@@ -104,14 +108,14 @@ def loadgen(ns: str, *args: str, timeout: float = 300) -> dict[str, float]:
     return dict(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-def measure(topo: vt.Topology, name: str, dst: str, secs: float, mbytes: int
+def measure(topo: vt.Topology, name: str, dst: str, port: int, secs: float, mbytes: int
             ) -> dict[str, float]:
     out: dict[str, float] = {}
     for streams in (1, 8):
-        r = loadgen(topo.ns_client, "bulk", "-", "0", dst, str(SINK_PORT), str(streams),
+        r = loadgen(topo.ns_client, "bulk", "-", "0", dst, str(port), str(streams),
                     str(mbytes), str(secs))
         out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
-    r = loadgen(topo.ns_client, "cps", "-", "0", dst, str(SINK_PORT), "32", str(secs))
+    r = loadgen(topo.ns_client, "cps", "-", "0", dst, str(port), "32", str(secs))
     out["cps"] = r["connections"] / r["seconds"]
     out["cps_errors"] = r["errors"]
     print(f"  {name:<26} 1 stream {out['gbps_1']:6.2f} Gbit/s   8 streams "
@@ -139,9 +143,9 @@ def ttfb(dst: str, port: int, samples: int, interval: float) -> None:
     print(json.dumps({"lat": lat, "errors": errors}))
 
 
-def connect_latency(topo: vt.Topology, samples: int) -> dict[str, float]:
+def connect_latency(topo: vt.Topology, port: int, samples: int) -> dict[str, float]:
     r = subprocess.run(vt.ns_cmd(topo.ns_client, sys.executable, __file__, "--ttfb",
-                                 vt.ORIGIN_IP4, str(SINK_PORT), str(samples), "0.04"),
+                                 vt.ORIGIN_IP4, str(port), str(samples), "0.04"),
                        capture_output=True, text=True, timeout=samples * 2 + 60)
     if r.returncode:
         raise RuntimeError(r.stderr)
@@ -213,10 +217,12 @@ def main() -> None:
             f"redsocks {{ local_ip = 0.0.0.0; local_port = {REDSOCKS_PORT};\n"
             f"  ip = {ORIGIN_ROUTER_IP}; port = {SB_PORT}; type = socks5;\n"
             "  login = \"bench\"; password = \"benchpass\"; }\n")
-        topo.spawn(topo.ns_origin, sys.executable, LOADGEN, "sink", "0.0.0.0", str(SINK_PORT))
+        for port in SINK_PORTS.values():
+            topo.spawn(topo.ns_origin, sys.executable, LOADGEN, "sink", "0.0.0.0", str(port))
         topo.spawn(topo.ns_origin, str(sing_box), "run", "-c", str(d / "sing-box.json"))
         topo.spawn(rns, "redsocks", "-c", str(d / "redsocks.conf"))
-        vt.wait_port(topo.ns_origin, "0.0.0.0", SINK_PORT)
+        for port in SINK_PORTS.values():
+            vt.wait_port(topo.ns_origin, "0.0.0.0", port)
         vt.wait_port(topo.ns_origin, "0.0.0.0", SB_PORT)
         vt.wait_port(rns, "0.0.0.0", REDSOCKS_PORT)
 
@@ -230,16 +236,16 @@ def main() -> None:
         print(f"client-mode benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
               f"per bulk case, VPP workers {args.workers}, sink behind each path", flush=True)
         results["direct-vpp"] = measure(topo, "direct (VPP routing)", vt.ORIGIN_IP4,
-                                        args.seconds, args.mbytes)
+                                        SINK_PORTS["direct-vpp"], args.seconds, args.mbytes)
         results["direct-linux"] = measure(topo, "direct (Linux routing)", ORIGIN_ROUTER_IP,
-                                          args.seconds, args.mbytes)
+                                          SINK_PORTS["direct-linux"], args.seconds, args.mbytes)
         redirect(rns, r_lan, True)
         results["redsocks"] = measure(topo, "redsocks -> sing-box", ORIGIN_ROUTER_IP,
-                                      args.seconds, args.mbytes)
+                                      SINK_PORTS["redsocks"], args.seconds, args.mbytes)
         redirect(rns, r_lan, False)
         enable_client_mode(api, lan)
         results["singbox"] = measure(topo, "VPP client -> sing-box", vt.ORIGIN_IP4,
-                                     args.seconds, args.mbytes)
+                                     SINK_PORTS["singbox"], args.seconds, args.mbytes)
         st = api.singbox_get_stats(sw_if_index=lan)
         if st.total_connections == 0:
             raise RuntimeError("VPP client mode intercepted nothing")
@@ -247,10 +253,10 @@ def main() -> None:
         print("\nconnect latency (connect + 1-byte exchange, sequential):", flush=True)
         lat: dict[str, dict[str, float]] = {}
         assert api.singbox_set_pooling(enable=False, max_pool_size=16).retval == 0
-        lat["no-pool"] = connect_latency(topo, args.samples)
+        lat["no-pool"] = connect_latency(topo, SINK_PORTS["latency-no-pool"], args.samples)
         assert api.singbox_set_pooling(enable=True, max_pool_size=16).retval == 0
         wait_pool(vpp, 16)
-        lat["pool"] = connect_latency(topo, args.samples)
+        lat["pool"] = connect_latency(topo, SINK_PORTS["latency-pool"], args.samples)
         assert api.singbox_set_pooling(enable=False, max_pool_size=16).retval == 0
         for k, v in lat.items():
             print(f"  VPP client, {'pooling on ' if k == 'pool' else 'pooling off'}   "
