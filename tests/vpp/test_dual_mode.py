@@ -166,6 +166,47 @@ class Chain:
         self.spawn(ns, str(sing_box_binary()), "run", "-c", str(conf))
         return log
 
+    def edge(self, auth: bool) -> None:
+        """VPP A in server mode on the LAN side, as the agent configures it."""
+        a = self.api_a
+        assert a.singbox_server_config(
+            auth_required=auth, allow_connect=True, allow_udp_associate=False, max_sessions=64,
+            handshake_timeout=10, idle_timeout=60, connect_timeout=10, udp_idle_timeout=60,
+            udp_public_address="0.0.0.0", dns_enabled=False, dns_server="0.0.0.0",
+            dns_server_port=0).retval == 0
+        if auth:
+            assert a.singbox_server_user_add_del(is_add=True, username="edge",
+                                                 password="edgepass").retval == 0
+        assert a.singbox_server_listener_add_del(is_add=True, name="lan",
+                                                 addr=vt.VPP_CLIENT_IP4, port=EDGE_PORT,
+                                                 table_id=0).retval == 0
+        assert a.singbox_server_enable_disable(enable=True).retval == 0
+
+    def upstream(self) -> Path:
+        """The sing-box behind VPP B (users, direct outbound); returns its log."""
+        log = self.sing_box(self.ns_origin, "upstream", {
+            "inbounds": [{"type": "socks", "tag": "gw", "listen": vt.ORIGIN_IP4,
+                          "listen_port": UPSTREAM_PORT,
+                          "users": [{"username": "gw", "password": "gwpass"}]}],
+            "outbounds": [{"type": "direct", "tag": "direct"}],
+            "route": {"final": "direct"}})
+        vt.wait_port(self.ns_origin, vt.ORIGIN_IP4, UPSTREAM_PORT)
+        return log
+
+    def gateway(self, password: str) -> int:
+        """VPP B relays what arrives from A through the upstream sing-box; returns the
+        sw_if_index of its link to A."""
+        b = self.api_b
+        assert b.singbox_endpoint_add_del(
+            is_add=True, name="sb", proxy_addr=vt.ORIGIN_IP4, proxy_port=UPSTREAM_PORT,
+            protocol_type=0, username="gw", password=password, priority=0, connect_timeout=5,
+            health_check_enabled=False, health_check_interval=0, health_check_timeout=0,
+            failure_threshold=0, recovery_threshold=0, table_id=0).retval == 0
+        b_link = _sw_if_index(b, self.b_link)
+        assert b.singbox_enable_disable(sw_if_index=b_link, enable_disable=True,
+                                        endpoint_name="sb").retval == 0
+        return b_link
+
     def curl(self, path: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
             vt.ns_cmd(self.ns_client, "curl", "-sS", "-m", "15", "--socks5",
@@ -214,19 +255,8 @@ def _wait(cond: Any, what: str, timeout: float = 15) -> None:
 
 def test_sing_box_to_vpp_server_to_vpp_client_to_sing_box(chain: Chain) -> None:
     c = chain
-    # the edge: VPP A in server mode, username/password, as the agent sets it
-    a = c.api_a
-    assert a.singbox_server_config(
-        auth_required=True, allow_connect=True, allow_udp_associate=False, max_sessions=64,
-        handshake_timeout=10, idle_timeout=60, connect_timeout=10, udp_idle_timeout=60,
-        udp_public_address="0.0.0.0", dns_enabled=False, dns_server="0.0.0.0",
-        dns_server_port=0).retval == 0
-    assert a.singbox_server_user_add_del(is_add=True, username="edge",
-                                         password="edgepass").retval == 0
-    assert a.singbox_server_listener_add_del(is_add=True, name="lan", addr=vt.VPP_CLIENT_IP4,
-                                             port=EDGE_PORT, table_id=0).retval == 0
-    assert a.singbox_server_enable_disable(enable=True).retval == 0
-
+    a, b = c.api_a, c.api_b
+    c.edge(auth=True)
     # the client's sing-box: everything to VPP A's SOCKS5 server
     c.sing_box(c.ns_client, "client", {
         "inbounds": [{"type": "mixed", "tag": "in", "listen": "127.0.0.1",
@@ -235,30 +265,15 @@ def test_sing_box_to_vpp_server_to_vpp_client_to_sing_box(chain: Chain) -> None:
                        "server_port": EDGE_PORT, "version": "5", "username": "edge",
                        "password": "edgepass"}],
         "route": {"final": "edge"}})
-    # the upstream sing-box behind VPP B
-    up_log = c.sing_box(c.ns_origin, "upstream", {
-        "inbounds": [{"type": "socks", "tag": "gw", "listen": vt.ORIGIN_IP4,
-                      "listen_port": UPSTREAM_PORT,
-                      "users": [{"username": "gw", "password": "gwpass"}]}],
-        "outbounds": [{"type": "direct", "tag": "direct"}],
-        "route": {"final": "direct"}})
     vt.wait_port(c.ns_client, "127.0.0.1", MIXED_PORT)
-    vt.wait_port(c.ns_origin, vt.ORIGIN_IP4, UPSTREAM_PORT)
+    up_log = c.upstream()
 
     # B only routes yet: the origin sees A's upstream leg itself
     r = c.curl("/whoami")
     assert r.returncode == 0 and r.stdout.decode().strip() == A_LINK_IP4, r
 
     # the gateway: VPP B relays what arrives from A through sing-box
-    b = c.api_b
-    assert b.singbox_endpoint_add_del(
-        is_add=True, name="sb", proxy_addr=vt.ORIGIN_IP4, proxy_port=UPSTREAM_PORT,
-        protocol_type=0, username="gw", password="gwpass", priority=0, connect_timeout=5,
-        health_check_enabled=False, health_check_interval=0, health_check_timeout=0,
-        failure_threshold=0, recovery_threshold=0, table_id=0).retval == 0
-    b_link = _sw_if_index(b, c.b_link)
-    assert b.singbox_enable_disable(sw_if_index=b_link, enable_disable=True,
-                                    endpoint_name="sb").retval == 0
+    b_link = c.gateway("gwpass")
 
     r = c.curl("/whoami")
     assert r.returncode == 0 and r.stdout.decode().strip() == vt.ORIGIN_IP4, r
@@ -298,28 +313,9 @@ def test_chain_upstream_refusal_reaches_the_edge_client(chain: Chain) -> None:
     answers its client, and neither VPP keeps a session."""
     c = chain
     a, b = c.api_a, c.api_b
-    assert a.singbox_server_config(
-        auth_required=False, allow_connect=True, allow_udp_associate=False, max_sessions=64,
-        handshake_timeout=10, idle_timeout=60, connect_timeout=10, udp_idle_timeout=60,
-        udp_public_address="0.0.0.0", dns_enabled=False, dns_server="0.0.0.0",
-        dns_server_port=0).retval == 0
-    assert a.singbox_server_listener_add_del(is_add=True, name="lan", addr=vt.VPP_CLIENT_IP4,
-                                             port=EDGE_PORT, table_id=0).retval == 0
-    assert a.singbox_server_enable_disable(enable=True).retval == 0
-    c.sing_box(c.ns_origin, "upstream", {
-        "inbounds": [{"type": "socks", "tag": "gw", "listen": vt.ORIGIN_IP4,
-                      "listen_port": UPSTREAM_PORT,
-                      "users": [{"username": "gw", "password": "gwpass"}]}],
-        "outbounds": [{"type": "direct", "tag": "direct"}], "route": {"final": "direct"}})
-    vt.wait_port(c.ns_origin, vt.ORIGIN_IP4, UPSTREAM_PORT)
-    assert b.singbox_endpoint_add_del(
-        is_add=True, name="sb", proxy_addr=vt.ORIGIN_IP4, proxy_port=UPSTREAM_PORT,
-        protocol_type=0, username="gw", password="wrong", priority=0, connect_timeout=5,
-        health_check_enabled=False, health_check_interval=0, health_check_timeout=0,
-        failure_threshold=0, recovery_threshold=0, table_id=0).retval == 0
-    b_link = _sw_if_index(b, c.b_link)
-    assert b.singbox_enable_disable(sw_if_index=b_link, enable_disable=True,
-                                    endpoint_name="sb").retval == 0
+    c.edge(auth=False)
+    c.upstream()
+    b_link = c.gateway("wrong")
     # curl speaks SOCKS5 to A directly; A's CONNECT succeeds (B completes the
     # TCP handshake before it knows the upstream's answer), then B resets
     r = subprocess.run(

@@ -194,6 +194,22 @@ except ConnectionResetError:
 """
 
 
+def relayed_flow(env: Env, idx: int) -> "subprocess.Popen[bytes]":
+    """A client connection through the interface, relayed and idle; it prints "eof" or
+    "reset" when VPP ends it."""
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", env.t.ns_client, sys.executable, "-c", WAIT_EOF, ORIGIN_IP4,
+         str(ECHO_PORT)], stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while env.api.singbox_get_stats(sw_if_index=idx).active_connections < 1:
+        if time.monotonic() > deadline:
+            holder.kill()
+            raise AssertionError("the flow was not intercepted")
+        time.sleep(0.1)
+    time.sleep(0.5)  # relayed, not only accepted
+    return holder
+
+
 def test_sing_box_stopped_mid_flow_and_restarted(upstream: Env) -> None:
     """A relayed flow ends when sing-box goes away (its FIN reaches the client: nothing hangs
     in VPP); new flows fail and are counted while it is down, and succeed once it is back."""
@@ -201,15 +217,8 @@ def test_sing_box_stopped_mid_flow_and_restarted(upstream: Env) -> None:
     port = SB_PORT + 3
     p, _ = own_sing_box(env, port)
     idx = enable(env, port=port)
-    holder = subprocess.Popen(
-        ["ip", "netns", "exec", env.t.ns_client, sys.executable, "-c", WAIT_EOF, ORIGIN_IP4,
-         str(ECHO_PORT)], stdout=subprocess.PIPE)
+    holder = relayed_flow(env, idx)
     try:
-        deadline = time.monotonic() + 10
-        while env.api.singbox_get_stats(sw_if_index=idx).active_connections < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        time.sleep(0.5)  # relayed, not only accepted
         p.kill()
         p.wait()
         out, _ = holder.communicate(timeout=15)
@@ -230,15 +239,8 @@ def test_disable_ends_the_interfaces_flows(upstream: Env) -> None:
     rather than leaving them to the idle timeout (and to max-connections after a re-enable)."""
     env = upstream
     idx = enable(env)
-    holder = subprocess.Popen(
-        ["ip", "netns", "exec", env.t.ns_client, sys.executable, "-c", WAIT_EOF, ORIGIN_IP4,
-         str(ECHO_PORT)], stdout=subprocess.PIPE)
+    holder = relayed_flow(env, idx)
     try:
-        deadline = time.monotonic() + 10
-        while env.api.singbox_get_stats(sw_if_index=idx).active_connections < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        time.sleep(0.5)
         assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False).retval == 0
         out, _ = holder.communicate(timeout=10)
         assert out.decode().strip() in ("eof", "reset"), out
