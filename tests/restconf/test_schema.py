@@ -163,3 +163,18 @@ def test_schema_needs_nacm_read_of_the_library_entry(server: RestconfServer) -> 
         out = server.curl("-D", "-", server.base_url + vs, user=ADMIN)
         assert out.returncode == 0 and "content-type: application/yang" in out.stdout.lower()
         assert "module vpp-singbox {" in out.stdout
+
+
+def test_locations_follow_the_host_the_client_used(server: RestconfServer) -> None:
+    """A server listening on 0.0.0.0 or reached through a forwarded port: locations use the request's Host."""
+    path = f"{YL}/module-set=complete/module=ietf-system"
+    scheme = server.base_url.split("://")[0]
+    with server.client() as c:
+        for host in ("rc.example:9443", "[2001:db8::1]:8443", "198.18.0.1"):
+            r = c.get(path, headers={"host": host})
+            assert r.status_code == 200, (host, r.status_code, r.text[:300])
+            location = r.json()["ietf-yang-library:module"][0]["location"]
+            assert location == [f"{scheme}://{host}{YANG}/ietf-system@2014-08-06"], host
+        for bad in ("a b", "evil.example/x", "x@y", "h:port"):
+            location = c.get(path, headers={"host": bad}).json()["ietf-yang-library:module"][0]["location"]
+            assert location == [f"{server.base_url}{YANG}/ietf-system@2014-08-06"], bad

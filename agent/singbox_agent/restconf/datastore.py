@@ -279,9 +279,17 @@ class Datastore:
     # ---- reads ------------------------------------------------------------------------------------------------
 
     def get(
-        self, user: str | None, datastore: str, path: str | None, query: QueryParams, encoding: Encoding
+        self,
+        user: str | None,
+        datastore: str,
+        path: str | None,
+        query: QueryParams,
+        encoding: Encoding,
+        *,
+        base_url: str | None = None,
     ) -> ReadResult:
-        """GET of a data resource or a whole datastore (RFC 8040 §4.3, RFC 8527 §3.2)."""
+        """GET of a data resource or a whole datastore (RFC 8040 §4.3, RFC 8527 §3.2). `base_url`: how the client
+        reached the server, for the schema locations in ietf-yang-library (default: the listen address)."""
         xpaths = self._read_xpaths(path, query)
         no_state = query.content == "config"
         no_config = query.content == "nonconfig"
@@ -295,7 +303,7 @@ class Datastore:
             sess, " | ".join(xpaths), query.depth or 0, flags
         ) as tree:
             if tree is not None and schema.has_yang_library(tree):
-                schema.rewrite_locations(tree, self.base_url)
+                schema.rewrite_locations(tree, base_url or self.base_url)
             if path is None:
                 if tree is None:
                     body = b"{}\n" if encoding == Encoding.JSON else _empty_xml_data()

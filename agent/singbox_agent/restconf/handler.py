@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -48,6 +49,8 @@ from singbox_agent.restconf.uri import (
 log = structlog.get_logger("restconf")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# RFC 9110 §7.2 Host: uri-host [":" port] -- a reg-name, IPv4 or bracketed IPv6 literal, at most 255 characters
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9._~-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 _PARSE_MEMO_SIZE = 1024
 YANG_LIBRARY_REVISION = "2019-01-04"
 ACCEPT_PATCH = f"application/yang-data+json, application/yang-data+xml, {YANG_PATCH_JSON}, {YANG_PATCH_XML}"
@@ -217,7 +220,9 @@ class Handler:
 
     def _get(self, req: HttpRequest, parsed: RestconfRequest, encoding: Encoding) -> HttpResponse:
         datastore = parsed.datastore or "operational"
-        result: ReadResult = self.ds.get(req.user, datastore, parsed.path, parsed.query, encoding)
+        result: ReadResult = self.ds.get(
+            req.user, datastore, parsed.path, parsed.query, encoding, base_url=self._client_base_url(req)
+        )
         body = result.body
         if parsed.path is None and encoding == Encoding.XML and body.lstrip().startswith(b"<") and not body.startswith(
             b"<data "
@@ -252,6 +257,16 @@ class Handler:
         if inm is not None and _etag_matches(inm, etag):
             return HttpResponse(304, headers=headers)
         return self._read_response(req, HttpResponse(200, found.text, headers, schema.YANG_MEDIA_TYPE))
+
+    def _client_base_url(self, req: HttpRequest) -> str | None:
+        """The base URL as the client addressed the server (its Host), so yang-library locations work from where
+        the client stands (a server listening on 0.0.0.0, or reached through a forwarded port); None: the listen
+        address. Only a plausible host[:port] is taken; anything else falls back."""
+        host = req.headers.get("host")
+        scheme, sep, _ = self.ds.base_url.partition("://")
+        if not host or not sep or not _HOST_RE.match(host):
+            return None
+        return f"{scheme}://{host}"
 
     def _list_operations(self, encoding: Encoding) -> HttpResponse:
         """RFC 8040 §3.3.2: one empty leaf per RPC. Not YANG data of any one module, so built here."""
