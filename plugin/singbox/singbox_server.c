@@ -22,7 +22,26 @@
 
 #define SINGBOX_TCP_MSS 1460
 
-static void singbox_relay_kick (svm_fifo_t *f, session_handle_t to);
+/* Data enqueued in f is for the leg `to`: make it transmit. */
+static void
+singbox_relay_kick (svm_fifo_t *f, session_handle_t to)
+{
+  if (to != SESSION_INVALID_HANDLE && svm_fifo_max_dequeue (f) && svm_fifo_set_event (f))
+    session_program_tx_io_evt (to, SESSION_IO_EVT_TX);
+}
+
+/* A leg received into f, the other leg's tx fifo: relay, and when f is
+ * about full ask to hear when `to` drains it, to reopen the window then
+ * (singbox_leg_tx). */
+static void
+singbox_relay_rx (svm_fifo_t *f, session_handle_t to)
+{
+  if (to == SESSION_INVALID_HANDLE)
+    return;
+  singbox_relay_kick (f, to);
+  if (svm_fifo_max_enqueue (f) <= SINGBOX_TCP_MSS)
+    svm_fifo_add_want_deq_ntf (f, SVM_FIFO_WANT_DEQ_NOTIF);
+}
 
 static const char *singbox_session_state_strings[] = {
 #define _(sym, str) str,
@@ -67,6 +86,7 @@ singbox_session_free (singbox_session_t *ss)
   if (ss->counted_active)
     clib_atomic_fetch_sub (&sm->n_active, 1);
   vec_free (ss->udp_peers);
+  singbox_udp_names_free (ss);
   if (CLIB_DEBUG > 0)
     clib_memset (ss, 0xfe, sizeof (*ss));
   pool_put (sm->sessions, ss);
@@ -92,30 +112,33 @@ singbox_session_get_by_id (u64 id)
  * Acting on legs, possibly on another thread
  */
 
+/* The leg's session if it still exists, and the app that owns it. */
+static session_t *
+singbox_leg_session (void *arg, u32 *app_index)
+{
+  session_t *s = session_get_from_handle_if_valid (pointer_to_uword (arg));
+
+  if (s)
+    *app_index = app_worker_get (s->app_wrk_index)->app_index;
+  return s;
+}
+
 static void
 singbox_leg_close_rpc (void *arg)
 {
-  session_handle_t sh = pointer_to_uword (arg);
-  vnet_disconnect_args_t a = { .handle = sh };
-  session_t *s = session_get_from_handle_if_valid (sh);
+  vnet_disconnect_args_t a = { .handle = pointer_to_uword (arg) };
 
-  if (!s)
-    return;
-  a.app_index = app_worker_get (s->app_wrk_index)->app_index;
-  vnet_disconnect_session (&a);
+  if (singbox_leg_session (arg, &a.app_index))
+    vnet_disconnect_session (&a);
 }
 
 static void
 singbox_leg_shutdown_rpc (void *arg)
 {
-  session_handle_t sh = pointer_to_uword (arg);
-  vnet_shutdown_args_t a = { .handle = sh };
-  session_t *s = session_get_from_handle_if_valid (sh);
+  vnet_shutdown_args_t a = { .handle = pointer_to_uword (arg) };
 
-  if (!s)
-    return;
-  a.app_index = app_worker_get (s->app_wrk_index)->app_index;
-  vnet_shutdown_session (&a);
+  if (singbox_leg_session (arg, &a.app_index))
+    vnet_shutdown_session (&a);
 }
 
 static void
@@ -140,42 +163,46 @@ singbox_leg_do (session_handle_t sh, void (*fn) (void *))
 					  uword_to_pointer (sh, void *));
 }
 
+/* End one leg once, with a FIN or a reset, on the thread that owns it. The
+ * client leg takes its UDP association with it. */
+static void
+singbox_leg_end (singbox_session_t *ss, int is_po, int reset)
+{
+  session_handle_t sh = is_po ? ss->po_handle : ss->ao_handle;
+
+  if (is_po)
+    singbox_udp_release (ss);
+  if ((is_po ? ss->po_closed : ss->ao_closed) || sh == SESSION_INVALID_HANDLE)
+    return;
+  if (is_po)
+    ss->po_closed = 1;
+  else
+    ss->ao_closed = 1;
+  singbox_leg_do (sh, reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc);
+}
+
 static void
 singbox_po_close (singbox_session_t *ss)
 {
-  singbox_udp_release (ss);
-  if (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE)
-    return;
-  ss->po_closed = 1;
-  singbox_leg_do (ss->po_handle, singbox_leg_close_rpc);
+  singbox_leg_end (ss, 1 /* is_po */, 0 /* reset */);
 }
 
 static void
 singbox_ao_close (singbox_session_t *ss)
 {
-  if (ss->ao_closed || ss->ao_handle == SESSION_INVALID_HANDLE)
-    return;
-  ss->ao_closed = 1;
-  singbox_leg_do (ss->ao_handle, singbox_leg_close_rpc);
+  singbox_leg_end (ss, 0, 0);
 }
 
 void
 singbox_po_reset (singbox_session_t *ss)
 {
-  singbox_udp_release (ss);
-  if (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE)
-    return;
-  ss->po_closed = 1;
-  singbox_leg_do (ss->po_handle, singbox_leg_reset_rpc);
+  singbox_leg_end (ss, 1, 1);
 }
 
 static void
 singbox_ao_reset (singbox_session_t *ss)
 {
-  if (ss->ao_closed || ss->ao_handle == SESSION_INVALID_HANDLE)
-    return;
-  ss->ao_closed = 1;
-  singbox_leg_do (ss->ao_handle, singbox_leg_reset_rpc);
+  singbox_leg_end (ss, 0, 1);
 }
 
 void
@@ -221,6 +248,16 @@ singbox_po_fail (singbox_session_t *ss)
  * Upstream connect
  */
 
+static void
+singbox_connect_rpc (void *arg)
+{
+  vnet_connect_args_t *a = arg;
+
+  vnet_connect2 (a);
+  clib_mem_free (a);
+}
+
+/* Called with the sessions lock held. */
 void
 singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4, u16 port,
 			    u32 fib_index)
@@ -240,10 +277,22 @@ singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4
   ss->connecting = 1;
   SINGBOX_DBG ("session %u connect %U:%u", ss->index, format_ip46_address, ip, IP46_TYPE_ANY, port);
 
-  /* vnet_connect2 copies the arguments and queues them to the connects
-   * thread, or connects right here; the outcome always comes later through
-   * singbox_ao_connected, so holding the lock is safe. */
-  vnet_connect2 (a);
+  /* On other threads vnet_connect2 only queues the connect to the connects
+   * thread. On that thread it connects right here, and allocating the
+   * half-open may stop the other workers (vlib_workers_sync in
+   * pool_get_aligned_safe) while one of them spins on the sessions lock we
+   * hold: a deadlock that VPP ends with "worker thread deadlock". So there
+   * the connect waits for an RPC, after the lock is released. The outcome
+   * always comes later through singbox_ao_connected. */
+  if (vlib_num_workers () && vlib_get_thread_index () == transport_cl_thread ())
+    {
+      vnet_connect_args_t *c = clib_mem_alloc (sizeof (*c));
+
+      *c = *a;
+      session_send_rpc_evt_to_thread_force (vlib_get_thread_index (), singbox_connect_rpc, c);
+    }
+  else
+    vnet_connect2 (a);
 }
 
 static void
@@ -566,13 +615,7 @@ singbox_po_rx (session_t *s)
     }
   ao_handle = ss->ao_handle;
   singbox_sessions_unlock ();
-  if (ao_handle == SESSION_INVALID_HANDLE)
-    return 0;
-
-  if (svm_fifo_max_dequeue (f) && svm_fifo_set_event (f))
-    session_program_tx_io_evt (ao_handle, SESSION_IO_EVT_TX);
-  if (svm_fifo_max_enqueue (f) <= SINGBOX_TCP_MSS)
-    svm_fifo_add_want_deq_ntf (f, SVM_FIFO_WANT_DEQ_NOTIF);
+  singbox_relay_rx (f, ao_handle);
   return 0;
 }
 
@@ -616,13 +659,6 @@ singbox_po_tx (session_t *s)
   return singbox_leg_tx (s, 1);
 }
 
-/* Data enqueued in f is for the leg `to`: make it transmit. */
-static void
-singbox_relay_kick (svm_fifo_t *f, session_handle_t to)
-{
-  if (to != SESSION_INVALID_HANDLE && svm_fifo_max_dequeue (f) && svm_fifo_set_event (f))
-    session_program_tx_io_evt (to, SESSION_IO_EVT_TX);
-}
 
 /* Both directions have seen FIN: close what is still open. */
 static void
@@ -746,6 +782,41 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   singbox_sessions_unlock ();
 }
 
+/* Grow a fifo that keeps filling up, shrink it as it drains, while its
+ * segment has room: the TCP window follows the fifo, so a fixed fifo caps a
+ * fast stream. The same policy as hs_apps proxy (its watermarks, 80 % and
+ * 50 % of the segment), up to the configured max-fifo-size. */
+static int
+singbox_fifo_tuning (session_t *s, svm_fifo_t *f, session_ft_action_t act, u32 bytes)
+{
+  segment_manager_t *sm = segment_manager_get (f->segment_manager);
+  fifo_segment_t *fs = segment_manager_get_segment (sm, f->segment_index);
+  u8 seg_usage = fifo_segment_get_mem_usage (fs);
+  u32 in_use = svm_fifo_max_dequeue_prod (f);
+  u32 size = svm_fifo_size (f);
+  u8 usage = (u64) in_use * 100 / size;
+  u32 delta = 0;
+
+  if (act == SESSION_FT_ACTION_ENQUEUED)
+    {
+      if ((seg_usage < 50 && usage > 50) || (seg_usage < 80 && usage > 80))
+	delta = clib_min (in_use, sm->max_fifo_size - size);
+      if (delta)
+	svm_fifo_set_size (f, size + delta);
+    }
+  else
+    {
+      if (seg_usage > 80 || usage < 20)
+	delta = bytes;
+      else if (seg_usage > 50 && usage < 50)
+	delta = bytes / 2;
+      delta = clib_min (delta, size - 4096);
+      if (delta)
+	svm_fifo_set_size (f, size - delta);
+    }
+  return 0;
+}
+
 static int
 singbox_add_segment (u32 app_wrk_index, u64 segment_handle)
 {
@@ -772,6 +843,7 @@ static session_cb_vft_t singbox_server_cb_vft = {
   .session_cleanup_callback = singbox_po_cleanup,
   .builtin_app_rx_callback = singbox_po_rx,
   .builtin_app_tx_callback = singbox_po_tx,
+  .fifo_tuning_callback = singbox_fifo_tuning,
   .add_segment_callback = singbox_add_segment,
   .del_segment_callback = singbox_del_segment,
 };
@@ -909,14 +981,10 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error
 
   /* reply queued in singbox_ao_alloc_fifos */
   session_program_tx_io_evt (po_handle, SESSION_IO_EVT_TX);
-  /* data the client pipelined after its request */
-  if (svm_fifo_max_dequeue (s->tx_fifo) && svm_fifo_set_event (s->tx_fifo))
-    session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
-  /* If it filled the fifo while we resolved or connected, the client saw a
-   * zero window: have the dequeue reopen it (singbox_leg_tx) rather than
-   * leave it to the client's persist timer. */
-  if (svm_fifo_max_enqueue (s->tx_fifo) <= SINGBOX_TCP_MSS)
-    svm_fifo_add_want_deq_ntf (s->tx_fifo, SVM_FIFO_WANT_DEQ_NOTIF);
+  /* Data the client pipelined after its request. If it filled the fifo
+   * while we resolved or connected, the client saw a zero window: the
+   * dequeue notification reopens it rather than the client's persist timer. */
+  singbox_relay_rx (s->tx_fifo, s->handle);
   return 0;
 }
 
@@ -941,13 +1009,7 @@ singbox_ao_rx (session_t *s)
   po_handle = ss->po_handle;
   SINGBOX_DBG ("session %u: upstream rx %u", ss->index, svm_fifo_max_dequeue (f));
   singbox_sessions_unlock ();
-  if (po_handle == SESSION_INVALID_HANDLE)
-    return 0;
-
-  if (svm_fifo_max_dequeue (f) && svm_fifo_set_event (f))
-    session_program_tx_io_evt (po_handle, SESSION_IO_EVT_TX);
-  if (svm_fifo_max_enqueue (f) <= SINGBOX_TCP_MSS)
-    svm_fifo_add_want_deq_ntf (f, SVM_FIFO_WANT_DEQ_NOTIF);
+  singbox_relay_rx (f, po_handle);
   return 0;
 }
 
@@ -1090,6 +1152,7 @@ static session_cb_vft_t singbox_upstream_cb_vft = {
   .builtin_app_rx_callback = singbox_ao_rx,
   .builtin_app_tx_callback = singbox_ao_tx,
   .proxy_alloc_session_fifos = singbox_ao_alloc_fifos,
+  .fifo_tuning_callback = singbox_fifo_tuning,
   .add_segment_callback = singbox_add_segment,
   .del_segment_callback = singbox_del_segment,
 };
