@@ -65,7 +65,8 @@ def child(n: int, rounds: int, users: bool, health_check: bool = True) -> dict[s
         for _ in range(rounds):
             vpp.proc.kill()
             vpp.proc.wait(10)
-            wait(lambda: not dp.connected)
+            # the agent must have seen VPP go (else its old in-sync would end the measurement at once)
+            wait(lambda: not dp.connected and not agent.status.connected and not agent.status.in_sync)
             vpp.proc = subprocess.Popen([str(vpp.prefix / "bin" / "vpp"), "-c", str(vpp.dir / "startup.conf")],
                                         stdout=open(vpp.dir / "stdout2", "w"), stderr=subprocess.STDOUT,
                                         env=vpp.env, start_new_session=True)

@@ -67,7 +67,11 @@ from singbox_agent.dataplane.objects import (
 
 log = structlog.get_logger("dataplane.vpp")
 
-CALL_TIMEOUT_S = 2.0
+# A VPP that dies is seen at once (its API socket closes); this bounds one that is alive but silent. Busy is not
+# dead: while the plugin starts health probes for thousands of new endpoints at once, VPP's main thread was seen
+# silent for over 2 s on a loaded 2-core box, and a 2 s bound made the agent drop a working connection and start
+# the resync over (re-adding endpoints restarts their probes: the stall came back each time).
+CALL_TIMEOUT_S = 10.0
 PING_INTERVAL_S = 0.25
 RECONNECT_MIN_S = 0.05
 RECONNECT_MAX_S = 0.25
