@@ -9,6 +9,8 @@ from typing import Any
 
 import libyang
 import sysrepo
+from _libyang import ffi as ly_ffi
+from _libyang import lib as ly_lib
 
 from singbox_agent.mgmt import datastore
 from singbox_agent.mgmt.errors import (
@@ -144,12 +146,39 @@ def read_xml(
         return ""
 
 
+_ANY_TEXT_KINDS = (ly_lib.LYD_ANYDATA_STRING, ly_lib.LYD_ANYDATA_XML, ly_lib.LYD_ANYDATA_JSON)
+
+
+def anyxml_text(node: libyang.DNode) -> str | None:
+    """The content of an anyxml/anydata node as XML text; None when it has none.
+
+    Not libyang-python's `value()`: it prints without LYD_PRINT_KEEPEMPTYCONT, so an edit made only of empty
+    containers (`<client nc:operation="delete"/>`) came out as no content and was answered <ok/> having done
+    nothing; and it never frees the string libyang printed (a leak per request).
+    """
+    anyn = ly_ffi.cast("struct lyd_node_any *", node.cdata)
+    if anyn.value_type in _ANY_TEXT_KINDS:
+        return None if anyn.value.str == ly_ffi.NULL else str(ly_ffi.string(anyn.value.str).decode())
+    if anyn.value_type != ly_lib.LYD_ANYDATA_DATATREE or anyn.value.tree == ly_ffi.NULL:
+        return None
+    buf = ly_ffi.new("char **")
+    flags = ly_lib.LYD_PRINT_WITHSIBLINGS | ly_lib.LYD_PRINT_KEEPEMPTYCONT | ly_lib.LYD_PRINT_SHRINK
+    if ly_lib.lyd_print_mem(buf, anyn.value.tree, ly_lib.LYD_XML, flags) != ly_lib.LY_SUCCESS:
+        raise node.context.error("cannot print the content")
+    if buf[0] == ly_ffi.NULL:
+        return None
+    try:
+        return str(ly_ffi.string(buf[0]).decode())
+    finally:
+        ly_lib.free(buf[0])
+
+
 def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
     """The YANG data of an anyxml/anydata parameter (edit content), parsed by libyang; caller frees."""
     node = ctx.op.find_path(node_path)
     if node is None:
         raise missing_element(node_path)
-    text = node.value()
+    text = anyxml_text(node)
     if not text or not str(text).strip():
         return None
     try:
