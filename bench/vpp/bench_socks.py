@@ -12,14 +12,21 @@ Topology (tests/vpp/vpptopo.py plus a Linux proxy namespace)::
     client ns --veth-- proxy ns --veth-- origin ns   (danted, microsocks)
 
 hs_apps "test proxy" is a plain TCP splice with a fixed upstream: the cost
-of the session layer with no SOCKS at all, i.e. the ceiling for singbox.
-Numbers on a small VM are noisy: compare ratios from the same run.
+of the session layer with no SOCKS at all, i.e. the ceiling for singbox; it
+gets the same fifo settings. Memory per idle session (--idle N, first, on a
+fresh VPP): N CONNECTed sessions with no traffic, growth of the proxy's
+proportional set size (all processes of danted; VPP's fifo segments are
+mapped into VPP, so they count) and of VPP's main heap, divided by N.
+danted is looked up on PATH: run on a host that has it (it is not in the
+project's environment). Numbers on a small VM are noisy: compare ratios
+from the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -88,11 +95,83 @@ def measure(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, secs
     return out
 
 
+def pss_bytes(pgid: int) -> int:
+    """Proportional set size of every process in a process group (danted
+    forks helpers; VPP is one process), so shared pages count once."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:  # pgrp
+                continue
+            for line in (stat.parent / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+_UNITS = {"": 1, "k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30,
+          "G": 1 << 30}
+
+
+def vpp_heap_used(vpp: vt.Vpp) -> int:
+    """Main heap bytes in use, from `show memory main-heap` (all threads
+    share it)."""
+    import re
+
+    out = vpp.cli("show memory main-heap")
+    m = re.search(r"used: ([0-9.]+)([kKmMgG]?)", out)
+    if not m:
+        raise RuntimeError(f"no 'used:' in show memory main-heap: {out[:300]}")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def idle_memory(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, n: int,
+                pgid: int, heap: "vt.Vpp | None" = None) -> dict[str, float]:
+    """Open n CONNECTed sessions with no traffic; memory growth per session."""
+    def sample() -> tuple[int, int]:
+        return pss_bytes(pgid), vpp_heap_used(heap) if heap else 0
+
+    time.sleep(1)
+    pss0, heap0 = sample()
+    p = subprocess.Popen(vt.ns_cmd(topo.ns_client, sys.executable, LOADGEN, "idle", proxy,
+                                   str(pport), dst, str(SINK_PORT), str(n)),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    out: dict[str, float] = {}
+    try:
+        assert p.stdin is not None and p.stdout is not None
+        first = json.loads(p.stdout.readline() or "{}")
+        opened = int(first.get("open", 0))
+        time.sleep(2)  # let helpers settle (danted forks io processes on demand)
+        pss1, heap1 = sample()
+        p.stdin.write("\n")
+        p.stdin.flush()
+        p.stdout.readline()
+        p.wait(60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out["idle_sessions"] = opened
+    out["pss_per_session"] = (pss1 - pss0) / max(opened, 1)
+    line = (f"  {name:<22} {opened:5d} idle sessions: PSS +{(pss1 - pss0) / 1e6:7.2f} MB "
+            f"= {out['pss_per_session']:8.0f} B/session")
+    if heap:
+        out["heap_per_session"] = (heap1 - heap0) / max(opened, 1)
+        line += f"   (main heap {out['heap_per_session']:.0f} B/session)"
+    print(line, flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--mbytes", type=int, default=2048)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--idle", type=int, default=1000,
+                    help="idle sessions opened for the memory-per-session figures")
     ap.add_argument("--link", choices=["af_packet", "tap"], default="af_packet",
                     help="how the namespaces attach to VPP (tap: tapv2 with GSO, "
                     "needs /dev/vhost-net)")
@@ -102,14 +181,17 @@ def main() -> None:
     topo = None
     results: dict[str, dict[str, float]] = {}
     try:
-        topo = vt.Topology(vpp, tag="sbb", kind=args.link)
-        pns = linux_proxy_ns(topo, "sbb")
+        # random: concurrent runs share the host's veth names
+        tag = f"b{secrets.token_hex(2)}"
+        topo = vt.Topology(vpp, tag=tag, kind=args.link)
+        pns = linux_proxy_ns(topo, tag)
         topo.spawn(topo.ns_origin, sys.executable, LOADGEN, "sink", "0.0.0.0", str(SINK_PORT))
         vt.wait_port(topo.ns_origin, "0.0.0.0", SINK_PORT)
 
         vpp.cli(f"singbox server start {vt.VPP_CLIENT_IP4}:1080")
         vpp.cli(f"test proxy server server-uri tcp://{vt.VPP_CLIENT_IP4}:9000 "
-                f"client-uri tcp://{vt.ORIGIN_IP4}:{SINK_PORT} fifo-size 512k")
+                f"client-uri tcp://{vt.ORIGIN_IP4}:{SINK_PORT} fifo-size 512k "
+                "max-fifo-size 4m")  # the same fifo settings as singbox above
         d = Path(tempfile.mkdtemp(prefix="sbb-"))
         (d / "danted.conf").write_text(
             f"logoutput: /dev/null\ninternal: {PNS_CLIENT_IP} port = 1080\n"
@@ -118,16 +200,29 @@ def main() -> None:
             "client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n"
             "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n")
         peers = []
+        pgids: dict[str, int] = {"vpp-singbox": vpp.proc.pid}
         if shutil.which("danted"):
-            topo.spawn(pns, "danted", "-f", str(d / "danted.conf"), "-N", "2")
+            pgids["danted"] = topo.spawn(pns, "danted", "-f", str(d / "danted.conf"),
+                                         "-N", "2").pid
             peers.append(("danted", PNS_CLIENT_IP, 1080))
         if shutil.which("microsocks"):
-            topo.spawn(pns, "microsocks", "-i", PNS_CLIENT_IP, "-p", "1081",
-                       "-b", PNS_ORIGIN_IP)
+            pgids["microsocks"] = topo.spawn(pns, "microsocks", "-i", PNS_CLIENT_IP, "-p",
+                                             "1081", "-b", PNS_ORIGIN_IP).pid
             peers.append(("microsocks", PNS_CLIENT_IP, 1081))
         for _, ip, port in peers:
             vt.wait_port(pns, ip, port)
         time.sleep(0.5)
+
+        # first, while nothing has run yet: idle sessions, memory per session
+        print(f"memory per idle SOCKS5 session ({args.idle} CONNECTed, no traffic):")
+        mem: dict[str, dict[str, float]] = {}
+        if args.idle:
+            mem["vpp-singbox"] = idle_memory(topo, "VPP singbox (SOCKS5)", vt.VPP_CLIENT_IP4,
+                                             1080, vt.ORIGIN_IP4, args.idle,
+                                             pgids["vpp-singbox"], heap=vpp)
+            for name, ip, port in peers:
+                mem[name] = idle_memory(topo, name, ip, port, ORIGIN_PNS_IP, args.idle,
+                                        pgids[name])
 
         print(f"SOCKS5 benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
               f"per bulk case, VPP workers {args.workers}, link {args.link}")
@@ -138,6 +233,12 @@ def main() -> None:
         for name, ip, port in peers:
             results[name] = measure(topo, name, ip, port, ORIGIN_PNS_IP, args.seconds,
                                     args.mbytes)
+        if "danted" in mem and mem["danted"]["idle_sessions"]:
+            b, o = mem["vpp-singbox"]["pss_per_session"], mem["danted"]["pss_per_session"]
+            print(f"\nmemory per idle session: VPP singbox {b:.0f} B, danted {o:.0f} B "
+                  f"(singbox/danted x{b / max(o, 1e-9):.2f})")
+        for name, m in mem.items():
+            results.setdefault(name, {}).update(m)
         base = results["vpp-singbox"]
         print("\nratios (VPP singbox / other):")
         for name, r in results.items():

@@ -9,6 +9,10 @@
     loadgen.py cps <proxy|-> <pport> <dst> <dport> <concurrency> <secs>
         -> {"connections": n, "seconds": s, "errors": e}; each connection:
            connect, SOCKS5 CONNECT, send 1 byte, read 1 byte, close
+    loadgen.py idle <proxy> <pport> <dst> <dport> <n>
+        -> {"open": n, "errors": e} once n sessions are CONNECTed (no payload),
+           holds them until a line arrives on stdin, closes them all
+           -> {"closed": n}
 """
 
 from __future__ import annotations
@@ -131,6 +135,33 @@ async def cps(proxy: str, pport: int, dst: str, dport: int, conc: int, secs: flo
                       "errors": errors}))
 
 
+async def idle(proxy: str, pport: int, dst: str, dport: int, n: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, n + 100)), hard))
+    # a bounded number of handshakes in flight, like a client pool would
+    gate = asyncio.Semaphore(64)
+
+    async def one() -> asyncio.StreamWriter | None:
+        async with gate:
+            try:
+                _r, w = await asyncio.wait_for(open_via(proxy, pport, dst, dport), 30)
+                return w
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                    ConnectionError):
+                return None
+
+    writers = await asyncio.gather(*(one() for _ in range(n)))
+    opened = [w for w in writers if w is not None]
+    print(json.dumps({"open": len(opened), "errors": n - len(opened)}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    for w in opened:
+        w.close()
+    await asyncio.gather(*(w.wait_closed() for w in opened), return_exceptions=True)
+    print(json.dumps({"closed": len(opened)}), flush=True)
+
+
 def main() -> None:
     mode, *a = sys.argv[1:]
     if mode == "sink":
@@ -139,6 +170,8 @@ def main() -> None:
         bulk(a[0], int(a[1]), a[2], int(a[3]), int(a[4]), int(a[5]), float(a[6]))
     elif mode == "cps":
         asyncio.run(cps(a[0], int(a[1]), a[2], int(a[3]), int(a[4]), float(a[5])))
+    elif mode == "idle":
+        asyncio.run(idle(a[0], int(a[1]), a[2], int(a[3]), int(a[4])))
     else:
         raise SystemExit(__doc__)
 
