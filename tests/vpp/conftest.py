@@ -166,6 +166,14 @@ WORKER_COUNTS = [int(w) for w in
                  os.environ.get("SINGBOX_VPP_WORKERS", f"0,{MULTI_WORKERS}").split(",")]
 
 
+def worker_counts(*default: int) -> pytest.MarkDecorator:
+    """Module mark: run the module's VPP with these worker counts instead
+    (SINGBOX_VPP_WORKERS still wins when set)."""
+    counts = WORKER_COUNTS if "SINGBOX_VPP_WORKERS" in os.environ else list(default)
+    return pytest.mark.parametrize("vpp_env", counts, indirect=True, scope="module",
+                                   ids=[f"workers{w}" for w in counts])
+
+
 @pytest.fixture(scope="module", params=WORKER_COUNTS,
                 ids=[f"workers{w}" for w in WORKER_COUNTS])
 def vpp_env(request: pytest.FixtureRequest) -> Iterator[Env]:
