@@ -122,3 +122,20 @@ def _quiet_paramiko() -> None:
     import logging
 
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+def test_clear_text_passwords_are_stored_hashed(netconf_server: ServerInfo) -> None:
+    """RFC 7317 `$0$<clear>`: stored as a crypt hash, in the endpoint's users and in the shared ietf-system list."""
+    sys_ns = "urn:ietf:params:xml:ns:yang:ietf-system"
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=users_config(
+            "<user><name>operator</name><password><hashed-password>$0$op-clear</hashed-password></password></user>"))
+        m.edit_config(target="running", config=(
+            f'<config xmlns="{NC}"><system xmlns="{sys_ns}"><authentication><user><name>carol</name>'
+            "<password>$0$c-clear</password></user></authentication></system></config>"))
+        stored = m.get_config("running").data_xml
+    assert "op-clear" not in stored and "c-clear" not in stored
+    assert stored.count("$6$") >= 3  # admin's (bootstrap), operator's, carol's
+    assert login(netconf_server, "operator", "op-clear")
+    assert login(netconf_server, "carol", "c-clear")
+    assert not login(netconf_server, "carol", "$0$c-clear")

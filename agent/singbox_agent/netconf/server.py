@@ -25,7 +25,7 @@ from singbox_agent.mgmt import crypt, nacm
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt import users
 from singbox_agent.mgmt.users import UserStore
-from singbox_agent.netconf import confirmed, messages, settings
+from singbox_agent.netconf import confirmed, messages, password_hashing, settings
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
 from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf.framing import DEFAULT_MAX_MESSAGE
@@ -218,6 +218,7 @@ class NetconfServer:
         for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH),
                               ("ietf-truststore", settings.TRUSTSTORE_XPATH)):
             self._settings_session.subscribe_module_change(module, xpath, self._settings_changed, passive=True)
+        password_hashing.subscribe(self._settings_session)
         # sysrepo stores notifications for replay and never deletes them: this server keeps the store bounded.
         self.retention = RetentionTask(self.conn)
         self.retention.start()
