@@ -341,6 +341,7 @@ typedef struct
   vlib_simple_counter_main_t itf_failures;
   vlib_combined_counter_main_t itf_redirected;
   singbox_endpoint_t *endpoints;
+  uword *endpoint_by_name;	   /* ep->name -> pool index: resyncs add thousands */
   u32 default_endpoint;		   /* ~0: none */
   singbox_interface_t *interfaces; /* vec indexed by sw_if_index */
   u32 client_timeout;
@@ -449,6 +450,7 @@ void singbox_udp_names_free (singbox_session_t *ss);
 
 /* singbox_probe.c */
 u32 singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 context);
+void singbox_probe_schedule_first (singbox_endpoint_t *ep);
 void singbox_probes_poll (f64 now);
 void singbox_probe_set_test_reply (void (*fn) (void *));
 void singbox_probe_get (void *probe, u32 *client_index, u32 *context, u8 *result, u32 *rtt_us,
