@@ -46,13 +46,23 @@ def test_stop_on_error_keeps_edits_before_the_failing_one(netconf_server: Server
         assert endpoints() == ["e1", "zz-first"]
 
 
-def test_stop_on_error_is_the_default(netconf_server: ServerInfo) -> None:
+def test_stop_on_error_with_data_missing(netconf_server: ServerInfo) -> None:
+    with netconf_server.connect() as m:
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="running", error_option="stop-on-error",
+                          config=first_then_bad_then_after("gone", "delete"))
+        assert exc.value.tag == "data-missing"
+        assert "endpoint[name='gone']" in str(exc.value.path), exc.value.path
+        assert endpoints() == ["zz-first"]
+
+
+def test_without_error_option_a_refused_edit_changes_nothing(netconf_server: ServerInfo) -> None:
+    """The product's rule (and what clients of netopeer2 expect): no error-option, no half-applied edit."""
     with netconf_server.connect() as m:
         with pytest.raises(RPCError) as exc:
             m.edit_config(target="running", config=first_then_bad_then_after("gone", "delete"))
         assert exc.value.tag == "data-missing"
-        assert "endpoint[name='gone']" in str(exc.value.path), exc.value.path
-        assert endpoints() == ["zz-first"]
+        assert endpoints() == []
 
 
 def test_continue_on_error_applies_every_edit_that_can_be(netconf_server: ServerInfo) -> None:
@@ -91,7 +101,7 @@ def test_stop_on_error_with_a_validation_failure_and_a_leaf(netconf_server: Serv
     """Units are list entries and leaves: the log-level before the dangling reference stays, the one after not."""
     with netconf_server.connect() as m:
         with pytest.raises(RPCError) as exc:
-            m.edit_config(target="running", config=cfg(
+            m.edit_config(target="running", error_option="stop-on-error", config=cfg(
                 endpoint("zz-first") + "<client><interface><name>host-x</name><endpoint>nope</endpoint>"
                 "</interface><session-timeout>500</session-timeout></client>"))
         assert exc.value.tag == "data-missing"
@@ -103,7 +113,8 @@ def test_stop_on_error_on_candidate(netconf_server: ServerInfo) -> None:
     with netconf_server.connect() as m:
         existing(m, ["e1"], target="candidate")
         with pytest.raises(RPCError) as exc:
-            m.edit_config(target="candidate", config=first_then_bad_then_after("e1", "create"))
+            m.edit_config(target="candidate", error_option="stop-on-error",
+                          config=first_then_bad_then_after("e1", "create"))
         assert exc.value.tag == "data-exists"
         data = m.get_config("candidate", filter=sbx_filter()).data_xml
         assert "zz-first" in data and "aa-after" not in data
@@ -127,6 +138,10 @@ def test_stop_on_error_with_an_agent_rejection(netconf_server: ServerInfo) -> No
                 edit = one_client(endpoint("zz-first"), endpoint("e-bad"), endpoint("aa-after"))
                 with pytest.raises(RPCError) as exc:
                     m.edit_config(target="running", config=edit)
+                assert "VPP refused the upstream" in str(exc.value.message)
+                assert endpoints() == []  # no error-option: all or nothing
+                with pytest.raises(RPCError) as exc:
+                    m.edit_config(target="running", error_option="stop-on-error", config=edit)
                 assert "VPP refused the upstream" in str(exc.value.message)
                 assert endpoints() == ["zz-first"]
                 with pytest.raises(RPCError) as exc:

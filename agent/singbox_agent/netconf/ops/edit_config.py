@@ -1,7 +1,7 @@
 """<edit-config> (RFC 6241 7.2): parse options → edit_batch → apply (or validate), one cleanup path that discards.
 
-error-option: sysrepo applies one batch all-or-nothing, which is rollback-on-error. stop-on-error (the default)
-and continue-on-error start the same way — the whole edit as one batch, so a valid edit costs one commit and is
+error-option: sysrepo applies one batch all-or-nothing, which is rollback-on-error (and what a request without
+error-option gets, see `handle`). stop-on-error and continue-on-error start the same way — the whole edit as one batch, so a valid edit costs one commit and is
 judged as a whole (an interface may name an endpoint created later in the same edit). Only when that fails is the
 edit cut into units (`edit_units.py`, document order) to find the first failing one: bisection, each half applied
 as its own sysrepo change, so what precedes the failing unit is committed in O(log n) changes. stop-on-error then
@@ -168,7 +168,11 @@ def handle(ctx: OpContext) -> str:
     ds = datastore_choice(ctx, "target", TARGETS)
     default_operation = leaf(ctx, "default-operation") or "merge"
     test_option = leaf(ctx, "test-option") or "test-then-set"
-    error_option = leaf(ctx, "error-option") or "stop-on-error"
+    # No error-option: all-or-nothing. RFC 6241 names stop-on-error the default but leaves the processing order
+    # to the server; finding every error before changing anything is a valid way to stop at the first one, and the
+    # product's rule is that a refused edit changes nothing (orchestrators written against netopeer2 expect it).
+    # A client that names stop-on-error or continue-on-error asks for edits to be applied piece by piece.
+    error_option = leaf(ctx, "error-option") or "rollback-on-error"
     if error_option not in ERROR_OPTIONS:
         raise invalid_value(f'Unknown error-option "{error_option}".')
     if ctx.op.find_path("url") is not None:
