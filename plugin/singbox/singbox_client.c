@@ -27,12 +27,9 @@ singbox_endpoint_t *
 singbox_endpoint_find (u8 *name)
 {
   singbox_main_t *sm = &singbox_main;
-  singbox_endpoint_t *ep;
+  uword *p = hash_get_mem (sm->endpoint_by_name, name);
 
-  pool_foreach (ep, sm->endpoints)
-    if (!strcmp ((char *) ep->name, (char *) name))
-      return ep;
-  return 0;
+  return p ? pool_elt_at_index (sm->endpoints, p[0]) : 0;
 }
 
 u8 *
@@ -72,6 +69,8 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4,
       vlib_stats_remove_entry (ep->stat_state);
       vlib_stats_remove_entry (ep->stat_rtt);
       vlib_stats_remove_entry (ep->stat_failures);
+      /* the key is ep->name itself: unset before it is freed */
+      hash_unset_mem (sm->endpoint_by_name, ep->name);
       vec_free (ep->name);
       vec_free (ep->username);
       vec_free (ep->password);
@@ -92,6 +91,7 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4,
     {
       pool_get_zero (sm->endpoints, ep);
       ep->name = format (0, "%s%c", name, 0);
+      hash_set_mem (sm->endpoint_by_name, ep->name, ep - sm->endpoints);
       ep->state = SINGBOX_EP_STATE_UNKNOWN;
       ep->last_change = vlib_time_now (vlib_get_main ());
       ep->stat_state = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/state", name);
@@ -120,7 +120,8 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4,
   ep->fib_index = fib_index;
   if (!hc_enabled)
     ep->state = SINGBOX_EP_STATE_UNKNOWN;
-  ep->next_probe = 0; /* probe the new settings now */
+  /* probe the new settings soon, but never all of a resync in one poll */
+  singbox_probe_schedule_first (ep);
   return 0;
 }
 
@@ -1194,6 +1195,7 @@ singbox_client_init (vlib_main_t *vm)
   singbox_main_t *sm = &singbox_main;
 
   sm->default_endpoint = ~0;
+  sm->endpoint_by_name = hash_create_string (0, sizeof (uword));
   sm->intercept_app_index = APP_INVALID_INDEX;
   sm->intercept_listen4 = SESSION_INVALID_HANDLE;
   sm->intercept_listen6 = SESSION_INVALID_HANDLE;

@@ -28,7 +28,25 @@ typedef struct
   socks5_client_t cproto;
 } singbox_probe_t;
 
+/* First probes of new or changed endpoints. A few start at once, so that
+ * an operator adding or fixing an endpoint sees its state without waiting;
+ * beyond that burst (a resync adds thousands) each first probe is put at a
+ * deterministic offset within the endpoint's interval. Starting thousands
+ * of connects together holds the main thread, and with it the binary API,
+ * for seconds, and every probe answers with a state event the agent must
+ * read during its resync. Health state is then known within one interval
+ * (plus the probe timeout) whatever the number of endpoints, and later
+ * probes keep the spread: each is due one interval after the last start. */
+#define SINGBOX_PROBE_FIRST_BURST 32 /* immediate first probes, refilled per second */
+/* Whatever is due, at most this many starts per poll (100 ms): after the
+ * main thread was busy, the slots that passed meanwhile are all due at once.
+ * The rest stay due and start in the next polls. */
+#define SINGBOX_PROBE_MAX_STARTS_PER_POLL 64
+
 static singbox_probe_t *singbox_probes;
+static f64 singbox_probe_tokens; /* immediate first probes left */
+static f64 singbox_probe_tokens_at;
+static u32 singbox_probe_cursor; /* endpoint index the next poll starts at */
 static u32 singbox_probe_app_index = APP_INVALID_INDEX;
 static u32 *singbox_event_clients; /* API client indices */
 
@@ -319,6 +337,30 @@ singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 
   return index;
 }
 
+/* Main thread, when an endpoint's settings are set. */
+void
+singbox_probe_schedule_first (singbox_endpoint_t *ep)
+{
+  f64 now = vlib_time_now (vlib_get_main ());
+  f64 offset;
+
+  if (!ep->hc_enabled)
+    return;
+  singbox_probe_tokens = clib_min (SINGBOX_PROBE_FIRST_BURST,
+				   singbox_probe_tokens +
+				     (now - singbox_probe_tokens_at) * SINGBOX_PROBE_FIRST_BURST);
+  singbox_probe_tokens_at = now;
+  if (singbox_probe_tokens >= 1)
+    {
+      singbox_probe_tokens -= 1;
+      ep->next_probe = now;
+      return;
+    }
+  /* golden-ratio sequence: consecutive pool indices land evenly apart */
+  offset = (ep - singbox_main.endpoints) * 0.6180339887498949;
+  ep->next_probe = now + (offset - (u64) offset) * ep->hc_interval;
+}
+
 static void
 singbox_probe_close_rpc (void *arg)
 {
@@ -334,15 +376,24 @@ singbox_probes_poll (f64 now)
   singbox_main_t *sm = &singbox_main;
   singbox_endpoint_t *ep;
   singbox_probe_t *p;
+  u32 n_started = 0, n = pool_len (sm->endpoints), i, k;
 
-  pool_foreach (ep, sm->endpoints)
+  /* the scan resumes where the cap stopped the last one, so that no
+   * endpoint waits behind lower indices that are due again */
+  for (k = 0; k < n && n_started < SINGBOX_PROBE_MAX_STARTS_PER_POLL; k++)
     {
+      i = (singbox_probe_cursor + k) % n;
+      if (pool_is_free_index (sm->endpoints, i))
+	continue;
+      ep = pool_elt_at_index (sm->endpoints, i);
       if (!ep->hc_enabled || ep->probing || now < ep->next_probe)
 	continue;
+      n_started++;
       ep->next_probe = now + ep->hc_interval;
       if (singbox_probe_start (ep, 0, ~0, 0) != ~0)
 	ep->probing = 1;
     }
+  singbox_probe_cursor = n ? (singbox_probe_cursor + k) % n : 0;
   singbox_sessions_lock ();
   pool_foreach (p, singbox_probes)
     if (!p->done && now >= p->deadline)
