@@ -559,3 +559,102 @@ def test_idle_timeout_and_stats_segment(upstream: Env) -> None:
         assert st.get_counter("/singbox/client/interface/connections")[:, idx].sum() == 1
     finally:
         st.disconnect()
+
+
+def _add_many(env: Env, names: list[str], addr: str, port: int, hc: bool = False,
+              interval: int = 30) -> None:
+    for name in names:
+        r = env.api.singbox_endpoint_add_del(
+            is_add=True, name=name, proxy_addr=addr, proxy_port=port, protocol_type=0,
+            username="", password="", priority=0, connect_timeout=5,
+            health_check_enabled=hc, health_check_interval=interval, health_check_timeout=1,
+            failure_threshold=1, recovery_threshold=1, table_id=0)
+        assert r.retval == 0, (name, r)
+
+
+def _delete_all_endpoints(env: Env) -> None:
+    env.api.singbox_set_default_endpoint(name="")
+    for ep in env.api.singbox_endpoint_dump():
+        env.api.singbox_endpoint_add_del(is_add=False, name=ep.name)
+
+
+def _ports_by_name(env: Env) -> dict[str, int]:
+    eps = env.api.singbox_endpoint_dump()
+    got = {e.name: e.proxy_port for e in eps}
+    assert len(got) == len(eps), "an endpoint name is in the pool twice"
+    return got
+
+
+def _default_name(env: Env) -> str | None:
+    names = [e.name for e in env.api.singbox_endpoint_dump() if e.is_default]
+    assert len(names) <= 1, names
+    return names[0] if names else None
+
+
+def test_endpoint_lookup_by_name_after_deletes_and_readds(env: Env) -> None:
+    """2,000 endpoints, half deleted, re-added in another order with other
+    ports: the pool reuses the freed slots for other names, so a name index
+    that kept a deleted entry, or missed a new one, points set, delete and
+    set-default at the wrong endpoint or at none."""
+    names = [f"ep-{i}" for i in range(2000)]
+    try:
+        _add_many(env, names, "203.0.113.1", 1000)
+        assert _ports_by_name(env) == dict.fromkeys(names, 1000)
+        gone = names[1::2]
+        for name in gone:
+            assert env.api.singbox_endpoint_add_del(is_add=False, name=name).retval == 0
+        for name in gone[:50]:
+            r = env.api.singbox_endpoint_add_del(is_add=False, name=name)
+            assert r.retval != 0, f"{name} deleted twice"
+            assert env.api.singbox_set_default_endpoint(name=name).retval != 0, name
+        kept = names[::2]
+        assert _ports_by_name(env) == dict.fromkeys(kept, 1000)
+        # re-added last-first with a port of their own: names now sit in
+        # slots that other names had
+        for i, name in enumerate(reversed(gone)):
+            _add_many(env, [name], "203.0.113.2", 2000 + i)
+        want = dict.fromkeys(kept, 1000) | {n: 2000 + i for i, n in enumerate(reversed(gone))}
+        assert _ports_by_name(env) == want
+        # a set of an existing name changes it in place, never a second entry
+        _add_many(env, [names[0], names[1]], "203.0.113.3", 3000)
+        want[names[0]] = want[names[1]] = 3000
+        assert _ports_by_name(env) == want
+        for name in (names[1], names[2], names[1999], names[1998]):
+            assert env.api.singbox_set_default_endpoint(name=name).retval == 0
+            assert _default_name(env) == name
+        assert env.api.singbox_set_default_endpoint(name="ep-2000").retval != 0
+        assert env.api.singbox_set_default_endpoint(name="ep-").retval != 0
+        assert env.api.singbox_set_default_endpoint(name="").retval == 0
+        for name in names:
+            assert env.api.singbox_endpoint_add_del(is_add=False, name=name).retval == 0, name
+        assert list(env.api.singbox_endpoint_dump()) == []
+        # the names are free again
+        _add_many(env, names[:10], "203.0.113.4", 4000)
+        assert _ports_by_name(env) == dict.fromkeys(names[:10], 4000)
+    finally:
+        _delete_all_endpoints(env)
+
+
+def test_first_probes_spread_over_the_interval(env: Env) -> None:
+    """Many endpoints with health checks at once: a few are probed at once,
+    the rest over their interval rather than all in the same poll, and each
+    state is known within one interval plus the probe timeout."""
+    n, interval = 300, 10
+    names = [f"hc-{i}" for i in range(n)]
+    try:
+        t0 = time.monotonic()
+        _add_many(env, names, ORIGIN_IP4, SB_PORT + 1, hc=True, interval=interval)  # refused
+        added = time.monotonic() - t0
+        known = sum(int(e.state) != 0 for e in env.api.singbox_endpoint_dump())
+        # all at once would be n (connection refused takes a millisecond)
+        assert known < n // 2, (known, added)
+        assert known > 0, "no endpoint probed at once"
+        deadline = t0 + added + interval + 1 + 5
+        while True:
+            states = [int(e.state) for e in env.api.singbox_endpoint_dump()]
+            if all(s == 2 for s in states):
+                break
+            assert time.monotonic() < deadline, (states.count(0), states.count(1))
+            time.sleep(0.5)
+    finally:
+        _delete_all_endpoints(env)
