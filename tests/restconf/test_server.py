@@ -7,13 +7,14 @@ import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sysrepo
 from helpers import JSON, REJECTION_MESSAGE, XML, running_json, stand_in_agent
-from rcserver import ADMIN, BOB, RestconfServer
+from rcserver import ADMIN, BOB, RestconfServer, bootstrap_users, start_server, stop_server
 
 SB = "/restconf/data/vpp-singbox:singbox"
 EP = f"{SB}/client/endpoint"
@@ -764,3 +765,32 @@ def test_nacm_filters_event_streams(restconf: RestconfServer) -> None:
             sess.stop()
     assert len(got) == 1, got
     assert "vpp-singbox:endpoint-down" in json.loads(got[0])["ietf-restconf:notification"]
+
+
+def test_server_stops_cleanly_under_attached_streams(sysrepo_instance: Any, tmp_path: Path) -> None:
+    """SIGTERM while stream clients are attached (and one has just left) ends at once with status 0: the streams end
+    (endless responses held the HTTP server's graceful shutdown open until SIGKILL), and every stream's sysrepo session
+    is closed before the connection goes, not torn down under its listener threads."""
+    state = tmp_path / "state"
+    state.mkdir()
+    bootstrap_users(sysrepo_instance, state)
+    server = start_server(sysrepo_instance, state)
+    clients = [server.client() for _ in range(3)]
+    try:
+        readers = []
+        for client in clients:
+            ready = threading.Event()
+            reader = threading.Thread(target=_read_events, daemon=True,
+                                      args=(client, server.base_url + "/restconf/streams/NETCONF/json", 10**6, [],
+                                            ready))
+            reader.start()
+            assert ready.wait(15)
+            readers.append(reader)
+        clients[0].close()  # one stream ends from the client side while the server stops
+        rc = stop_server(server)  # SIGKILLed (-9) when still running after 15 s
+        assert rc == 0, f"server exit status {rc}:\n{server.log()[-4000:]}"
+    finally:
+        for client in clients:
+            client.close()
+        if server.process.poll() is None:
+            stop_server(server)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -31,6 +32,8 @@ from singbox_agent.restconf.streams import EventStreams
 from singbox_agent.restconf.tls import ensure_certificate
 
 log = structlog.get_logger("restconf")
+
+SHUTDOWN_GRACE_S = 2.0
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -118,10 +121,11 @@ async def run(opts: argparse.Namespace) -> int:
     monitoring_session = conn.start_session("operational")
     monitoring.provide(monitoring_session, base_url)
 
+    streams = EventStreams(conn, datastore.policy)
     app = RestconfApp(
         Handler(datastore),
         Authenticator(users),
-        EventStreams(conn, datastore.policy),
+        streams,
         workers=opts.workers,
         cert_to_name=cert_to_name,
     )
@@ -130,7 +134,11 @@ async def run(opts: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    server = asyncio.ensure_future(serve(app.app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        streams.end_all()
+
+    server = asyncio.ensure_future(serve(app.app, config, shutdown_trigger=shutdown_trigger))  # type: ignore[arg-type]
     await asyncio.sleep(0.05)
     if opts.ready_file:
         tmp = opts.ready_file.with_suffix(".tmp")
@@ -138,9 +146,25 @@ async def run(opts: argparse.Namespace) -> int:
         tmp.replace(opts.ready_file)
     log.info("restconf serving", **ready)
     try:
-        await server
+        stop_waiter = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([server, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+        stop_waiter.cancel()
+        if not server.done():
+            # Since Python 3.12 asyncio's Server.wait_closed() waits for every open connection, so an idle
+            # keep-alive client would hold Hypercorn's shutdown open until systemd's SIGKILL.
+            await asyncio.wait([server], timeout=config.graceful_timeout + SHUTDOWN_GRACE_S)
+            if not server.done():
+                log.warning("connections still open after the graceful shutdown; closing them")
+                server.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await server
+        if not server.cancelled():
+            await server  # raises what serve() raised
     finally:
-        app.executor.shutdown(wait=False, cancel_futures=True)
+        # Nothing may still be inside sysrepo when the connection goes: queued work is dropped, running calls
+        # (bounded by sysrepo's own timeouts) finish, then streams whose clients are still attached are closed.
+        app.executor.shutdown(wait=True, cancel_futures=True)
+        streams.close_all()
         monitoring_session.stop()
         if cert_to_name is not None:
             cert_to_name.close()

@@ -13,7 +13,7 @@ import datetime
 import json
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import libyang
@@ -64,6 +64,8 @@ class Subscription:
         self.stop_time = stop_time
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(_MAX_QUEUED)
         self._closed = threading.Event()
+        self._close_lock = threading.Lock()
+        self.on_close: Callable[[Subscription], None] | None = None
 
     def deliver(self, kind: str, tree: Any, event_time: str) -> None:
         """sysrepo's thread (through replay.ReplaySubscription, which catches what this raises)."""
@@ -116,14 +118,22 @@ class Subscription:
                 return
             yield item
 
+    def end(self) -> None:
+        """Event loop only: the response ends after what is queued."""
+        self._put(None)
+
     def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        try:
-            self.session.stop()
-        except sysrepo.SysrepoError:
-            log.warning("stopping a stream session failed")
+        # The stream's own end (a worker thread) and server shutdown (the main thread) may both close it.
+        with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            try:
+                self.session.stop()
+            except sysrepo.SysrepoError:
+                log.warning("stopping a stream session failed")
+        if self.on_close is not None:
+            self.on_close(self)
 
 
 class EventStreams:
@@ -132,6 +142,29 @@ class EventStreams:
     def __init__(self, connection: sysrepo.SysrepoConnection, policy: NacmPolicy) -> None:
         self.conn = connection
         self.policy = policy
+        self._live: set[Subscription] = set()
+        self._live_lock = threading.Lock()
+
+    def close_all(self) -> None:
+        """At shutdown, before the connection goes: a stream whose client is still attached keeps a sysrepo
+        session with listener threads, and disconnecting under them aborts the process (robust mutex of a
+        session already torn down)."""
+        with self._live_lock:
+            live = list(self._live)
+        for sub in live:
+            sub.close()
+
+    def end_all(self) -> None:
+        """On the event loop, when the server stops: every attached stream ends as if its stop-time had come, so the
+        HTTP server's graceful shutdown is not held open by endless responses."""
+        with self._live_lock:
+            live = list(self._live)
+        for sub in live:
+            sub.end()
+
+    def _forget(self, sub: Subscription) -> None:
+        with self._live_lock:
+            self._live.discard(sub)
 
     def notification_modules(self) -> list[str]:
         with acquired_context(self.conn) as ctx:
@@ -164,4 +197,7 @@ class EventStreams:
         except BaseException:
             session.stop()
             raise
+        sub.on_close = self._forget
+        with self._live_lock:
+            self._live.add(sub)
         return sub
