@@ -26,6 +26,7 @@ from _libyang import ffi, lib
 from _sysrepo import ffi as sr_ffi, lib as sr_lib
 
 from singbox_agent.mgmt.datastore import rpc_output
+from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
 from singbox_agent.restconf import schema
 from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
@@ -115,6 +116,22 @@ class EditResult:
     created_path: str | None = None  # data path of a node POST created (for Location)
     existed: bool = True  # whether `check_exists` existed before the edit (PUT: 204 rather than 201)
 
+
+
+def apply_changes(sess: SysrepoSession, replace_all: bool = False, tree: Any = None) -> None:
+    """`sess.apply_changes()` (or `replace_config_ly(tree)` for `replace_all`), except that a change sysrepo committed but whose
+    config-change notification it could not store for replay is a success: answering with an error would make the
+    client retry an applied change."""
+    try:
+        if replace_all:
+            sess.replace_config_ly(tree, None)
+        else:
+            sess.apply_changes()
+    except sysrepo.SysrepoOperationFailedError as exc:
+        if not applied_anyway(exc):
+            raise
+        log.warning("change applied, its config-change notification not stored", error=str(exc))
+        sess.discard_changes()
 
 class Datastore:
     """The server's sysrepo connection and its session pools."""
@@ -390,7 +407,7 @@ class Datastore:
                         "application", "data-missing", f"No data at {delete_path}", path=delete_path, status=404
                     )
                 sess.delete_item(delete_path)
-                sess.apply_changes()
+                apply_changes(sess)
                 self._touch(datastore)
                 return EditResult()
             token = self._tokens.get(id(sess))
@@ -414,12 +431,12 @@ class Datastore:
                         self._expect[token] = check_exists
                     try:
                         if replace_all:
-                            sess.replace_config_ly(tree, None)
+                            apply_changes(sess, replace_all=True, tree=tree)
                         else:
                             if tree is None:
                                 raise bad_request("The request body holds no data")
                             sess.edit_batch_ly(tree, "merge")
-                            sess.apply_changes()
+                            apply_changes(sess)
                         if by_event:
                             assert token is not None
                             # No event at all means the commit changed nothing: the target was there already.

@@ -24,7 +24,7 @@ from _libyang import ffi, lib
 
 from singbox_agent.mgmt.errors import MgmtError
 from singbox_agent.restconf import schema, twin
-from singbox_agent.restconf.datastore import Datastore, ReadResult, acquired_context, etag_of, read_tree
+from singbox_agent.restconf.datastore import Datastore, ReadResult, acquired_context, apply_changes, etag_of, read_tree
 from singbox_agent.restconf.errors import RestconfError, bad_request, precondition_failed, to_failure, too_big
 from singbox_agent.restconf.media import (
     RESPONSE_TYPES,
@@ -399,7 +399,7 @@ class Handler:
                 if not edit_errors and combined is not None:
                     try:
                         sess.edit_batch_ly(combined.root().first_sibling(), "merge")
-                        sess.apply_changes()
+                        apply_changes(sess)
                     except Exception as exc:  # noqa: BLE001 - a commit failure is a global error
                         failure = to_failure(exc)
                         body = twin.render_patch_status(patch_id, {}, list(failure.errors), resp_enc)
