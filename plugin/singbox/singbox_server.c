@@ -1098,13 +1098,45 @@ singbox_postponed_free_rpc (void *arg)
   singbox_sessions_unlock ();
 }
 
+/* The upstream's transport is gone (e.g. it sent FIN, then answered our
+ * data with a reset, which in CLOSE_WAIT is no reset notification): it can
+ * take nothing more. A client that has not finished sending would otherwise
+ * fill its rx fifo, which nobody reads now, and hang on a zero window until
+ * the idle timeout. Drop that data and end the client leg, as a closed
+ * socket would: reset it unless upstream data is still queued for it; then
+ * a FIN keeps that data, and po_rx drops what the client still sends. */
+static void
+singbox_ao_transport_gone (session_t *s)
+{
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  if (ss->crossed && !ss->po_closed && !ss->po_fin && ss->po_handle != SESSION_INVALID_HANDLE)
+    {
+      SINGBOX_DBG ("session %u: upstream gone, client still sending", ss->index);
+      ss->state = SINGBOX_SESSION_STATE_CLOSING;
+      /* we are its consumer while crossed; the transport that read it is
+       * gone */
+      svm_fifo_dequeue_drop_all (ss->po_rx_fifo);
+      if (svm_fifo_max_dequeue (ss->po_tx_fifo))
+	singbox_po_close (ss);
+      else
+	singbox_po_reset (ss);
+    }
+  singbox_sessions_unlock ();
+}
+
 static void
 singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
 {
   singbox_session_t *ss;
 
   if (ntf == SESSION_CLEANUP_TRANSPORT)
-    return;
+    {
+      singbox_ao_transport_gone (s);
+      return;
+    }
 
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);

@@ -373,10 +373,6 @@ def test_iperf3_through_sing_box(upstream: Env) -> None:
         srv.kill()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shared relay (singbox_server.c): when the upstream closes while the client is still "
-    "sending, the client leg is only shut down (FIN_WAIT_2) with a full rx fifo nobody "
-    "reads after the upstream leg is gone; it stays until the idle timeout"))
 def test_iperf3_flows_end(upstream: Env) -> None:
     env = upstream
     srv = env.t.spawn(env.t.ns_origin, "iperf3", "-s", "-B", ORIGIN_IP4, "-p", "5301")
