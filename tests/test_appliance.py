@@ -38,19 +38,25 @@ def children_of(pid: int) -> list[int]:
     return [int(p) for p in found]
 
 
-def test_run_reports_connection_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    state = tmp_path / "run"
-    netconf_port, restconf_port = free_port(), free_port()
+def start_appliance(state: Path, shm_prefix: str, netconf_port: int, restconf_port: int,
+                    **env_overrides: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYSREPO_")}
     env.pop("VPP_API_SOCKET", None)
     env.pop("VPP_PREFIX", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "singbox_agent.appliance", "--state-dir", str(state), "--shm-prefix", "sbtapp",
+    env.update(env_overrides)
+    return subprocess.Popen(
+        [sys.executable, "-m", "singbox_agent.appliance", "--state-dir", str(state), "--shm-prefix", shm_prefix,
          "--netconf-port", str(netconf_port), "--restconf-port", str(restconf_port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def test_run_reports_connection_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "run"
+    netconf_port, restconf_port = free_port(), free_port()
+    proc = start_appliance(state, "sbtapp", netconf_port, restconf_port)
     try:
         wait_for(state / "connection.json", proc, timeout=90)
         connection = json.loads((state / "connection.json").read_text())
@@ -83,16 +89,7 @@ def test_run_starts_a_private_vpp_when_one_is_installed(tmp_path: Path, vpp_pref
     except VppUnavailable as exc:
         pytest.skip(str(exc))
     state = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYSREPO_")}
-    env.pop("VPP_API_SOCKET", None)
-    env["VPP_PREFIX"] = str(vpp_prefix)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "singbox_agent.appliance", "--state-dir", str(state), "--shm-prefix", "sbtappv",
-         "--netconf-port", str(free_port()), "--restconf-port", str(free_port())],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_appliance(state, "sbtappv", free_port(), free_port(), VPP_PREFIX=str(vpp_prefix))
     try:
         wait_for(state / "connection.json", proc, timeout=120)
         connection = json.loads((state / "connection.json").read_text())

@@ -475,15 +475,6 @@ def _scratch_parent(ctx: libyang.Context, path: str) -> tuple[libyang.DNode, lib
     return root, node
 
 
-def _children(node: libyang.DNode) -> list[libyang.DNode]:
-    out: list[libyang.DNode] = []
-    child = lib.lyd_child(node.cdata)
-    while child != ffi.NULL:
-        out.append(libyang.DNode.new(node.context, child))
-        child = child.next
-    return out
-
-
 def _is_key(node: libyang.DNode) -> bool:
     schema = node.schema()
     return isinstance(schema, libyang.SLeaf) and schema.is_key()
@@ -505,13 +496,13 @@ def _parse_under(
             node = node.next()
         return root, nodes
     root, parent = _scratch_parent(ctx, parent_path)
-    before = {int(ffi.cast("uintptr_t", c.cdata)) for c in _children(parent)}
+    before = {int(ffi.cast("uintptr_t", c.cdata)) for c in schema.children(parent)}
     try:
         ctx.parse_data_mem(text, encoding.value, parent=parent, parse_only=True, strict=True, no_state=True)
     except BaseException:
         root.free()
         raise
-    nodes = [c for c in _children(parent) if int(ffi.cast("uintptr_t", c.cdata)) not in before]
+    nodes = [c for c in schema.children(parent) if int(ffi.cast("uintptr_t", c.cdata)) not in before]
     return root, nodes
 
 
@@ -633,7 +624,7 @@ def _patch_edits(envelope: libyang.DNode) -> list[PatchEdit]:
     for edit in envelope.find_all("/ietf-yang-patch:yang-patch/edit"):
         fields: dict[str, str] = {}
         value: str | None = None
-        for child in _children(edit):
+        for child in schema.children(edit):
             name = child.schema().name()
             if name == "value":
                 any_node = ffi.cast("struct lyd_node_any *", child.cdata)

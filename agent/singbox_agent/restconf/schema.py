@@ -185,7 +185,7 @@ def rewrite_locations(tree: libyang.DNode, base_url: str) -> None:
     """Point every `location` (RFC 8525) and `schema` (RFC 7895) leaf in `tree` at this server's schema resource."""
     for path in _LOCATIONS:
         for entry in list(tree.find_all(path)):
-            olds = [c for c in _children(entry) if c.name() == "location"]
+            olds = [c for c in children(entry) if c.name() == "location"]
             if not olds:
                 continue  # not reported (or hidden by NACM): not added either
             for old in olds:
@@ -193,14 +193,14 @@ def rewrite_locations(tree: libyang.DNode, base_url: str) -> None:
             entry.context.create_data_path("location", parent=entry, value=_uri_of(entry, base_url))
     for path in _SCHEMAS:
         for entry in list(tree.find_all(path)):
-            for old in [c for c in _children(entry) if c.name() == "schema"]:
+            for old in [c for c in children(entry) if c.name() == "schema"]:
                 lib.lyd_free_tree(old.cdata)
                 entry.context.create_data_path("schema", parent=entry, value=_uri_of(entry, base_url))
 
 
 def _uri_of(entry: libyang.DNode, base_url: str) -> str:
     name = revision = None
-    for child in _children(entry):
+    for child in children(entry):
         if child.name() == "name":
             name = _term(child)
         elif child.name() == "revision":
@@ -209,7 +209,8 @@ def _uri_of(entry: libyang.DNode, base_url: str) -> str:
     return schema_uri(base_url, name, revision)
 
 
-def _children(node: libyang.DNode) -> list[libyang.DNode]:
+def children(node: libyang.DNode) -> list[libyang.DNode]:
+    """Every child of `node`, straight from libyang's child list."""
     out: list[libyang.DNode] = []
     child = lib.lyd_child(node.cdata)
     while child != ffi.NULL:
