@@ -96,8 +96,10 @@ def test_interface_enabled_over_netconf_relays_through_sing_box(upstream: Stack)
     assert itf is not None
     entry = itf["vpp-singbox:interface"][0]
     assert entry["oper-status"] == "active" and entry.get("effective-endpoint") == "sing-box", entry
-    stats = wait_for(lambda: (s := interface_stats(stack))["total-connections"] >= 2 and s,
-                     "interface total-connections >= 2 over RESTCONF")
+    # a flow's packets and bytes are counted when it ends: wait until both flows have
+    stats = wait_for(lambda: (s := interface_stats(stack))["total-connections"] >= 2
+                     and s["active-connections"] == 0 and s,
+                     "interface total-connections >= 2 and no active connection over RESTCONF")
     assert stats["connection-failures"] == 0 and stats["bytes-redirected"] > 0, stats
 
     # a bypass prefix added over NETCONF: VPP splices that flow itself
