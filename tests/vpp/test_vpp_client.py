@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 
 from .conftest import ECHO_PORT, HERE, HTTP_PORT, Env
-from .test_singbox_peer import sing_box_binary
+from vpptopo import sing_box_binary
 from vpptopo import (CLIENT_IP4, CLIENT_IP6, ORIGIN_IP4, ORIGIN_IP6, VPP_CLIENT_IP4,
                      VPP_ORIGIN_IP4, VPP_ORIGIN_IP6, wait_port)
 

