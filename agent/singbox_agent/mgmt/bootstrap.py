@@ -12,6 +12,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.mgmt import crypt
+from singbox_agent.mgmt.datastore import commit_and_persist
 from singbox_agent.mgmt.nacm import UNGROUPED_GROUP, UNGROUPED_USER
 from singbox_agent.mgmt.users import USERS_XPATH, parse_users
 from singbox_agent.netconf import replay
@@ -97,17 +98,7 @@ def bootstrap_admin(conn: sysrepo.SysrepoConnection, user: str, password: str) -
         edit: dict[str, Any] = {"system": {"authentication": {"user": [{"name": user}]}}}
         if current is None or not current.password_hash or not crypt.verify_password(password, current.password_hash):
             edit["system"]["authentication"]["user"][0]["password"] = crypt.hash_password(password)
-        # sysrepo takes one batch per pending change set: two small commits.
-        sess.edit_batch(edit, "ietf-system")
-        sess.apply_changes()
-        sess.edit_batch(nacm_config(user), "ietf-netconf-acm")
-        sess.apply_changes()
-        startup = conn.start_session("startup")
-        try:
-            for module in ("ietf-system", "ietf-netconf-acm"):
-                startup.copy_config("running", module)
-        finally:
-            startup.stop()
+        commit_and_persist(conn, sess, [("ietf-system", edit), ("ietf-netconf-acm", nacm_config(user))])
     finally:
         sess.stop()
     log.info("admin bootstrapped", user=user, netconf_features_enabled=changed_features)

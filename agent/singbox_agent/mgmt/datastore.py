@@ -47,6 +47,20 @@ _WD_MODULE_NS = 'xmlns:ncwd="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defau
 _WD_XML_NS = 'xmlns:ncwd="urn:ietf:params:xml:ns:netconf:default:1.0"'
 
 
+def commit_and_persist(conn: Any, sess: SysrepoSession, edits: list[tuple[str, dict[str, Any]]]) -> None:
+    """Merge each (module, data) edit into running through `sess`, then copy those modules to startup, so what a
+    bootstrap seeds survives a reboot. sysrepo takes one batch per pending change set: one commit per module."""
+    for module, data in edits:
+        sess.edit_batch(data, module)
+        sess.apply_changes()
+    startup = conn.start_session("startup")
+    try:
+        for module, _ in edits:
+            startup.copy_config("running", module)
+    finally:
+        startup.stop()
+
+
 def print_xml(tree: libyang.DNode | None, with_defaults: str | None = None, *, pretty: bool = False) -> str:
     """All siblings of `tree` as XML in the given RFC 6243 mode (None: the basic mode, explicit).
 

@@ -24,6 +24,8 @@ import structlog
 from asyncssh.public_key import decode_ssh_public_key
 import sysrepo
 
+from singbox_agent.mgmt.datastore import commit_and_persist
+
 log = structlog.get_logger("netconf.settings")
 
 LISTEN_XPATH = "/ietf-netconf-server:netconf-server/listen"
@@ -184,15 +186,6 @@ def seed(conn: sysrepo.SysrepoConnection, listens: list[tuple[str, int]], host_k
     server = {"netconf-server": {"listen": {"endpoints": {"endpoint": endpoints}}}}
     sess = conn.start_session("running")
     try:
-        sess.edit_batch(keystore, "ietf-keystore")
-        sess.apply_changes()
-        sess.edit_batch(server, "ietf-netconf-server")
-        sess.apply_changes()
-        startup = conn.start_session("startup")
-        try:
-            for module in ("ietf-keystore", "ietf-netconf-server"):
-                startup.copy_config("running", module)
-        finally:
-            startup.stop()
+        commit_and_persist(conn, sess, [("ietf-keystore", keystore), ("ietf-netconf-server", server)])
     finally:
         sess.stop()
