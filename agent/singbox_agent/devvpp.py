@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ class VppInstall:
         return ":".join(str(d) for d in dirs)
 
 
-def find_install(environ: dict[str, str] | os._Environ[str] = os.environ) -> VppInstall:
+def find_install(environ: Mapping[str, str] = os.environ) -> VppInstall:
     prefix_env = environ.get("VPP_PREFIX")
     if not prefix_env:
         raise VppUnavailable("VPP_PREFIX not set")
