@@ -70,7 +70,7 @@ socksvr {{ socket-name {run_dir / 'api.sock'} }}
 statseg {{ socket-name {run_dir / 'stats.sock'} }}
 plugins {{ path {install.builtin_plugins} add-path {install.singbox_plugins} plugin default {{ disable }} {plugins} }}
 session {{ enable }}
-tcp {{ closewait-time 30 }}
+tcp {{ closewait-time 30 tso }}
 memory {{ main-heap-size 512M }}
 buffers {{ buffers-per-numa 16384 }}
 """

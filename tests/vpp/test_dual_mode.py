@@ -57,13 +57,11 @@ def _veth_to_vpp(vpp: vt.Vpp, ns: str, inner: str, outer: str, ip: str, gw: str,
     vt.run(["ip", "link", "add", inner, "type", "veth", "peer", "name", outer])
     vt.run(["ip", "link", "set", inner, "netns", ns])
     vt.run(["ip", "link", "set", outer, "up"])
-    vt.run(["ethtool", "-K", outer, "tx", "off", "rx", "off"], check=False)
     for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "link", "set", inner, "up"],
                 ["ip", "addr", "add", f"{ip}/24", "dev", inner],
                 ["ip", "-6", "addr", "add", f"{ip6}/64", "dev", inner, "nodad"],
                 ["ip", "route", "add", "198.18.0.0/15", "via", gw]):
         vt.run(vt.ns_cmd(ns, *cmd))
-    vt.run(vt.ns_cmd(ns, "ethtool", "-K", inner, "tx", "off", "rx", "off"), check=False)
     vpp.cli(f"create host-interface name {outer}")
     vpp.cli(f"set interface state host-{outer} up")
     vpp.cli(f"set interface ip address host-{outer} {gw}/24")
@@ -127,7 +125,6 @@ class Chain:
                 # Linux keeps out of the link: no IPv6 autoconfiguration noise
                 vt.run(["sysctl", "-qw", f"net.ipv6.conf.{link}.disable_ipv6=1"], check=False)
                 vt.run(["ip", "link", "set", link, "up"])
-                vt.run(["ethtool", "-K", link, "tx", "off", "rx", "off"], check=False)
                 vpp.cli(f"create host-interface name {link}")
                 vpp.cli(f"set interface state host-{link} up")
                 vpp.cli(f"set interface ip address host-{link} {ip}/24")
