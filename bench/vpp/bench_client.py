@@ -13,7 +13,7 @@ Topology (tests/vpp/vpptopo.py plus a Linux router namespace)::
     client ns --veth-- VPP --veth-- origin ns         VPP client mode / VPP routing
     client ns --veth-- router ns --veth-- origin ns   redsocks (nft redirect) / Linux routing
 
-The origin namespace runs the sink (bench/vpp/loadgen.py) and ONE sing-box
+The origin namespace runs the sink (bench/vpp/cpsload.c) and ONE sing-box
 (socks inbound with a user, direct outbound) that both proxies use. The
 client always connects to the sink's address, never to a proxy: the
 interception is what is measured. Which path a flow takes is chosen by the
@@ -40,8 +40,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tests" / "vpp"))
 import vpptopo as vt  # noqa: E402
+from loadgen import PYTHON_LOADGEN, cpsload_binary, run_json  # noqa: E402
 
-LOADGEN = str(HERE / "loadgen.py")
 # One sink port per case: a case's connections leave TIME_WAIT entries (client sockets and the
 # router's conntrack) whose 4-tuples the next case to the same port would hit again; a SYN meeting a
 # conntrack entry in TIME_WAIT is dropped once, and redsocks' conn/s fell to ~60 in such runs.
@@ -100,22 +100,15 @@ def redirect(rns: str, iface: str, on: bool) -> None:
         sh(*vt.ns_cmd(rns, "nft", "delete", "table", "ip", "sbxr"), check=False)
 
 
-def loadgen(ns: str, *args: str, timeout: float = 300) -> dict[str, float]:
-    r = subprocess.run(vt.ns_cmd(ns, sys.executable, LOADGEN, *args), capture_output=True,
-                       text=True, timeout=timeout)
-    if r.returncode:
-        raise RuntimeError(r.stderr)
-    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
-
-
 def measure(topo: vt.Topology, name: str, dst: str, port: int, secs: float, mbytes: int
             ) -> dict[str, float]:
     out: dict[str, float] = {}
     for streams in (1, 8):
-        r = loadgen(topo.ns_client, "bulk", "-", "0", dst, str(port), str(streams),
-                    str(mbytes), str(secs))
+        r = run_json(topo.ns_client, *PYTHON_LOADGEN, "bulk", "-", "0", dst, str(port),
+                     str(streams), str(mbytes), str(secs))
         out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
-    r = loadgen(topo.ns_client, "cps", "-", "0", dst, str(port), "32", str(secs))
+    r = run_json(topo.ns_client, cpsload_binary(), "cps", "-", "0", dst, str(port), "32",
+                 str(secs))
     out["cps"] = r["connections"] / r["seconds"]
     out["cps_errors"] = r["errors"]
     print(f"  {name:<26} 1 stream {out['gbps_1']:6.2f} Gbit/s   8 streams "
@@ -218,7 +211,7 @@ def main() -> None:
             f"  ip = {ORIGIN_ROUTER_IP}; port = {SB_PORT}; type = socks5;\n"
             "  login = \"bench\"; password = \"benchpass\"; }\n")
         for port in SINK_PORTS.values():
-            topo.spawn(topo.ns_origin, sys.executable, LOADGEN, "sink", "0.0.0.0", str(port))
+            topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(port))
         topo.spawn(topo.ns_origin, str(sing_box), "run", "-c", str(d / "sing-box.json"))
         topo.spawn(rns, "redsocks", "-c", str(d / "redsocks.conf"))
         for port in SINK_PORTS.values():

@@ -37,8 +37,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tests" / "vpp"))
 import vpptopo as vt  # noqa: E402
+from loadgen import PYTHON_LOADGEN as LOADGEN  # noqa: E402
+from loadgen import cpsload_binary, run_json  # noqa: E402
 
-LOADGEN = str(HERE / "loadgen.py")
 SINK_PORT = 5201
 PNS_CLIENT_IP = "198.18.3.1"
 CLIENT_PNS_IP = "198.18.3.2"
@@ -71,22 +72,15 @@ def linux_proxy_ns(topo: vt.Topology, tag: str) -> str:
     return pns
 
 
-def run_json(ns: str, *args: str, timeout: float = 300) -> dict[str, float]:
-    r = subprocess.run(vt.ns_cmd(ns, sys.executable, LOADGEN, *args), capture_output=True,
-                       text=True, timeout=timeout)
-    if r.returncode:
-        raise RuntimeError(r.stderr)
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
 def measure(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, secs: float,
             mbytes: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for streams in (1, 8):
-        r = run_json(topo.ns_client, "bulk", proxy, str(pport), dst, str(SINK_PORT),
+        r = run_json(topo.ns_client, *LOADGEN, "bulk", proxy, str(pport), dst, str(SINK_PORT),
                      str(streams), str(mbytes), str(secs))
         out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
-    r = run_json(topo.ns_client, "cps", proxy, str(pport), dst, str(SINK_PORT), "32", str(secs))
+    r = run_json(topo.ns_client, cpsload_binary(), "cps", proxy, str(pport), dst,
+                 str(SINK_PORT), "32", str(secs))
     out["cps"] = r["connections"] / r["seconds"]
     out["cps_errors"] = r["errors"]
     print(f"  {name:<22} 1 stream {out['gbps_1']:6.2f} Gbit/s   8 streams "
@@ -136,7 +130,7 @@ def idle_memory(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, 
 
     time.sleep(1)
     pss0, heap0 = sample()
-    p = subprocess.Popen(vt.ns_cmd(topo.ns_client, sys.executable, LOADGEN, "idle", proxy,
+    p = subprocess.Popen(vt.ns_cmd(topo.ns_client, *LOADGEN, "idle", proxy,
                                    str(pport), dst, str(SINK_PORT), str(n)),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     out: dict[str, float] = {}
@@ -185,7 +179,7 @@ def main() -> None:
         tag = f"b{secrets.token_hex(2)}"
         topo = vt.Topology(vpp, tag=tag, kind=args.link)
         pns = linux_proxy_ns(topo, tag)
-        topo.spawn(topo.ns_origin, sys.executable, LOADGEN, "sink", "0.0.0.0", str(SINK_PORT))
+        topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(SINK_PORT))
         vt.wait_port(topo.ns_origin, "0.0.0.0", SINK_PORT)
 
         vpp.cli(f"singbox server start {vt.VPP_CLIENT_IP4}:1080")
@@ -258,11 +252,11 @@ def _hs(topo: vt.Topology, args: argparse.Namespace) -> dict[str, float]:
     """hs_apps proxy: connect straight to its listener (it splices to the sink)."""
     out: dict[str, float] = {}
     for streams in (1, 8):
-        r = run_json(topo.ns_client, "bulk", "-", "0", vt.VPP_CLIENT_IP4, "9000",
+        r = run_json(topo.ns_client, *LOADGEN, "bulk", "-", "0", vt.VPP_CLIENT_IP4, "9000",
                      str(streams), str(args.mbytes), str(args.seconds))
         out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
-    r = run_json(topo.ns_client, "cps", "-", "0", vt.VPP_CLIENT_IP4, "9000", "32",
-                 str(args.seconds))
+    r = run_json(topo.ns_client, cpsload_binary(), "cps", "-", "0", vt.VPP_CLIENT_IP4, "9000",
+                 "32", str(args.seconds))
     out["cps"] = r["connections"] / r["seconds"]
     out["cps_errors"] = r["errors"]
     print(f"  {'VPP hs_apps proxy':<22} 1 stream {out['gbps_1']:6.2f} Gbit/s   8 streams "

@@ -1,14 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright (c) 2026 vpp-singbox authors
-"""Load generators and sinks for bench_socks.py, run inside namespaces.
+"""Load generators for bench_socks.py and bench_client.py, run inside
+namespaces; the sink and the connection-rate prober are in cpsload.c
+(cpsload_binary() builds it).
 
-    loadgen.py sink <ip> <port>                 TCP discard + echo-once server
     loadgen.py bulk <proxy|-> <pport> <dst> <dport> <streams> <mbytes> <secs>
         -> {"bytes": n, "seconds": s}; sends through SOCKS5 (or directly
            with proxy "-"), each stream writes until its share or time is up
-    loadgen.py cps <proxy|-> <pport> <dst> <dport> <concurrency> <secs>
-        -> {"connections": n, "seconds": s, "errors": e}; each connection:
-           connect, SOCKS5 CONNECT, send 1 byte, read 1 byte, close
     loadgen.py idle <proxy> <pport> <dst> <dport> <n>
         -> {"open": n, "errors": e} once n sessions are CONNECTed (no payload),
            holds them until a line arrives on stdin, closes them all
@@ -18,12 +16,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
+import os
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 
 GREETING = b"\x05\x01\x00"
@@ -51,25 +54,28 @@ async def open_via(proxy: str, pport: int, dst: str, dport: int
     return r, w
 
 
-async def sink_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-    first = True
-    try:
-        while True:
-            b = await r.read(1 << 20)
-            if not b:
-                break
-            if first and len(b) == 1:
-                w.write(b)  # cps probe: echo the single byte
-            first = False
-    except ConnectionError:
-        pass
-    w.close()
+PYTHON_LOADGEN = (sys.executable, str(Path(__file__).resolve()))
 
 
-async def sink(ip: str, port: int) -> None:
-    srv = await asyncio.start_server(sink_conn, ip, port, backlog=4096, reuse_address=True)
-    async with srv:
-        await srv.serve_forever()
+def run_json(ns: str, *argv: str, timeout: float = 300) -> dict[str, float]:
+    """Run a load generator in a namespace; its last output line is JSON."""
+    r = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode:
+        raise RuntimeError(r.stderr)
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def cpsload_binary() -> str:
+    """cpsload.c compiled with the host's cc, once per version of the source."""
+    src = Path(__file__).with_name("cpsload.c")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    out = Path(tempfile.gettempdir()) / f"vpp-singbox-cpsload-{digest}"
+    if not out.exists():
+        tmp = out.with_name(f"{out.name}.{os.getpid()}")
+        subprocess.run(["cc", "-O2", "-o", str(tmp), str(src)], check=True)
+        tmp.replace(out)
+    return str(out)
 
 
 def bulk_stream(proxy: str, pport: int, dst: str, dport: int, nbytes: int,
@@ -110,31 +116,6 @@ def bulk(proxy: str, pport: int, dst: str, dport: int, streams: int, mbytes: int
     print(json.dumps({"bytes": sent, "seconds": time.monotonic() - t0}))
 
 
-async def cps(proxy: str, pport: int, dst: str, dport: int, conc: int, secs: float) -> None:
-    done = errors = 0
-    t0 = time.monotonic()
-    deadline = t0 + secs
-
-    async def worker() -> None:
-        nonlocal done, errors
-        while time.monotonic() < deadline:
-            try:
-                r, w = await asyncio.wait_for(open_via(proxy, pport, dst, dport), 10)
-                w.write(b"x")
-                await asyncio.wait_for(r.readexactly(1), 10)
-                w.close()
-                await w.wait_closed()
-                done += 1
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
-                    ConnectionError):
-                errors += 1
-                await asyncio.sleep(0.01)
-
-    await asyncio.gather(*(worker() for _ in range(conc)))
-    print(json.dumps({"connections": done, "seconds": time.monotonic() - t0,
-                      "errors": errors}))
-
-
 async def idle(proxy: str, pport: int, dst: str, dport: int, n: int) -> None:
     import resource
 
@@ -164,12 +145,8 @@ async def idle(proxy: str, pport: int, dst: str, dport: int, n: int) -> None:
 
 def main() -> None:
     mode, *a = sys.argv[1:]
-    if mode == "sink":
-        asyncio.run(sink(a[0], int(a[1])))
-    elif mode == "bulk":
+    if mode == "bulk":
         bulk(a[0], int(a[1]), a[2], int(a[3]), int(a[4]), int(a[5]), float(a[6]))
-    elif mode == "cps":
-        asyncio.run(cps(a[0], int(a[1]), a[2], int(a[3]), int(a[4]), float(a[5])))
     elif mode == "idle":
         asyncio.run(idle(a[0], int(a[1]), a[2], int(a[3]), int(a[4])))
     else:
