@@ -40,7 +40,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tests" / "vpp"))
 import vpptopo as vt  # noqa: E402
-from loadgen import PYTHON_LOADGEN, cpsload_binary, run_json  # noqa: E402
+import loadgen  # noqa: E402
+from loadgen import cpsload_binary  # noqa: E402
 
 # One sink port per case: a case's connections leave TIME_WAIT entries (client sockets and the
 # router's conntrack) whose 4-tuples the next case to the same port would hit again; a SYN meeting a
@@ -100,20 +101,11 @@ def redirect(rns: str, iface: str, on: bool) -> None:
         sh(*vt.ns_cmd(rns, "nft", "delete", "table", "ip", "sbxr"), check=False)
 
 
-def measure(topo: vt.Topology, name: str, dst: str, port: int, secs: float, mbytes: int
+def measure(topo: vt.Topology, name: str, dst: str, port: int, args: argparse.Namespace
             ) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for streams in (1, 8):
-        r = run_json(topo.ns_client, *PYTHON_LOADGEN, "bulk", "-", "0", dst, str(port),
-                     str(streams), str(mbytes), str(secs))
-        out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
-    r = run_json(topo.ns_client, cpsload_binary(), "cps", "-", "0", dst, str(port), "32",
-                 str(secs))
-    out["cps"] = r["connections"] / r["seconds"]
-    out["cps_errors"] = r["errors"]
-    print(f"  {name:<26} 1 stream {out['gbps_1']:6.2f} Gbit/s   8 streams "
-          f"{out['gbps_8']:6.2f} Gbit/s   {out['cps']:7.0f} conn/s "
-          f"({int(out['cps_errors'])} errors)", flush=True)
+    out = loadgen.measure(topo.ns_client, "-", 0, dst, port, args.seconds, args.mbytes,
+                          args.concurrency)
+    print(loadgen.row(name, out), flush=True)
     return out
 
 
@@ -176,6 +168,9 @@ def wait_pool(vpp: vt.Vpp, want: int, timeout: float = 10) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--concurrency", type=int, default=256,
+                    help="connections in flight in the connection-rate cases (enough to keep "
+                    "every proxy busy: with 32 the rate is 32 / one connection's latency)")
     ap.add_argument("--mbytes", type=int, default=1024)
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--workers", type=int, default=0)
@@ -196,6 +191,8 @@ def main() -> None:
     try:
         topo = vt.Topology(vpp, tag=f"sbc{int(time.time()) % 1000}")
         rns, r_lan = router_ns(topo, topo.ns_client[:-1])
+        for ns in (topo.ns_client, rns):
+            loadgen.tune_client_ns(ns)
         d = Path(tempfile.mkdtemp(prefix="sbc-"))
         (d / "sing-box.json").write_text(json.dumps({
             "log": {"level": "warn"},
@@ -229,16 +226,16 @@ def main() -> None:
         print(f"client-mode benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
               f"per bulk case, VPP workers {args.workers}, sink behind each path", flush=True)
         results["direct-vpp"] = measure(topo, "direct (VPP routing)", vt.ORIGIN_IP4,
-                                        SINK_PORTS["direct-vpp"], args.seconds, args.mbytes)
+                                        SINK_PORTS["direct-vpp"], args)
         results["direct-linux"] = measure(topo, "direct (Linux routing)", ORIGIN_ROUTER_IP,
-                                          SINK_PORTS["direct-linux"], args.seconds, args.mbytes)
+                                          SINK_PORTS["direct-linux"], args)
         redirect(rns, r_lan, True)
         results["redsocks"] = measure(topo, "redsocks -> sing-box", ORIGIN_ROUTER_IP,
-                                      SINK_PORTS["redsocks"], args.seconds, args.mbytes)
+                                      SINK_PORTS["redsocks"], args)
         redirect(rns, r_lan, False)
         enable_client_mode(api, lan)
         results["singbox"] = measure(topo, "VPP client -> sing-box", vt.ORIGIN_IP4,
-                                     SINK_PORTS["singbox"], args.seconds, args.mbytes)
+                                     SINK_PORTS["singbox"], args)
         st = api.singbox_get_stats(sw_if_index=lan)
         if st.total_connections == 0:
             raise RuntimeError("VPP client mode intercepted nothing")
@@ -260,10 +257,7 @@ def main() -> None:
         s = results["singbox"]
         print("\nratios:")
         for other in ("redsocks", "direct-vpp", "direct-linux"):
-            o = results[other]
-            print(f"  singbox/{other:<13} 1 stream x{s['gbps_1'] / max(o['gbps_1'], 1e-9):5.2f}"
-                  f"   8 streams x{s['gbps_8'] / max(o['gbps_8'], 1e-9):5.2f}"
-                  f"   conn/s x{s['cps'] / max(o['cps'], 1e-9):5.2f}")
+            print(loadgen.ratio_row(f"singbox/{other}", s, results[other]))
         p, n = lat["pool"], lat["no-pool"]
         print(f"  pooling saving: p50 {n['p50_ms'] - p['p50_ms']:.2f} ms "
               f"(x{p['p50_ms'] / n['p50_ms']:.2f}), p99 {n['p99_ms'] - p['p99_ms']:.2f} ms "

@@ -20,6 +20,12 @@ mapped into VPP, so they count) and of VPP's main heap, divided by N.
 danted is looked up on PATH: run on a host that has it (it is not in the
 project's environment). Numbers on a small VM are noisy: compare ratios
 from the same run.
+
+The veths keep their checksum/GSO offloads and VPP runs `tcp { tso }`, so
+VPP's af_packet carries 64 KB segments as the kernel proxies' sockets do.
+Connection rate (bench/vpp/cpsload.c, C: the Python prober capped at ~3,000/s)
+is measured twice: the client closes first (HTTP/1.1 style) and the origin
+closes first (HTTP/1.0 style; see plugin/API.md on VPP's FIN after ACK).
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tests" / "vpp"))
 import vpptopo as vt  # noqa: E402
+import loadgen  # noqa: E402
 from loadgen import PYTHON_LOADGEN as LOADGEN  # noqa: E402
-from loadgen import cpsload_binary, run_json  # noqa: E402
+from loadgen import cpsload_binary  # noqa: E402
 
 SINK_PORT = 5201
+HS_PROXY_PORT = 9000
 PNS_CLIENT_IP = "198.18.3.1"
 CLIENT_PNS_IP = "198.18.3.2"
 PNS_ORIGIN_IP = "198.18.4.1"
@@ -72,20 +80,11 @@ def linux_proxy_ns(topo: vt.Topology, tag: str) -> str:
     return pns
 
 
-def measure(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, secs: float,
-            mbytes: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for streams in (1, 8):
-        r = run_json(topo.ns_client, *LOADGEN, "bulk", proxy, str(pport), dst, str(SINK_PORT),
-                     str(streams), str(mbytes), str(secs))
-        out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
-    r = run_json(topo.ns_client, cpsload_binary(), "cps", proxy, str(pport), dst,
-                 str(SINK_PORT), "32", str(secs))
-    out["cps"] = r["connections"] / r["seconds"]
-    out["cps_errors"] = r["errors"]
-    print(f"  {name:<22} 1 stream {out['gbps_1']:6.2f} Gbit/s   8 streams "
-          f"{out['gbps_8']:6.2f} Gbit/s   {out['cps']:8.0f} conn/s "
-          f"({int(out['cps_errors'])} errors)", flush=True)
+def measure(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str,
+            args: argparse.Namespace, dport: int = SINK_PORT) -> dict[str, float]:
+    out = loadgen.measure(topo.ns_client, proxy, pport, dst, dport, args.seconds, args.mbytes,
+                          args.concurrency)
+    print(loadgen.row(name, out), flush=True)
     return out
 
 
@@ -162,6 +161,9 @@ def idle_memory(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--concurrency", type=int, default=256,
+                    help="connections in flight in the connection-rate cases (enough to keep "
+                    "every proxy busy: with 32 the rate is 32 / one connection's latency)")
     ap.add_argument("--mbytes", type=int, default=2048)
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--idle", type=int, default=1000,
@@ -179,11 +181,13 @@ def main() -> None:
         tag = f"b{secrets.token_hex(2)}"
         topo = vt.Topology(vpp, tag=tag, kind=args.link)
         pns = linux_proxy_ns(topo, tag)
+        for ns in (topo.ns_client, pns):
+            loadgen.tune_client_ns(ns)
         topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(SINK_PORT))
         vt.wait_port(topo.ns_origin, "0.0.0.0", SINK_PORT)
 
         vpp.cli(f"singbox server start {vt.VPP_CLIENT_IP4}:1080")
-        vpp.cli(f"test proxy server server-uri tcp://{vt.VPP_CLIENT_IP4}:9000 "
+        vpp.cli(f"test proxy server server-uri tcp://{vt.VPP_CLIENT_IP4}:{HS_PROXY_PORT} "
                 f"client-uri tcp://{vt.ORIGIN_IP4}:{SINK_PORT} fifo-size 512k "
                 "max-fifo-size 4m")  # the same fifo settings as singbox above
         d = Path(tempfile.mkdtemp(prefix="sbb-"))
@@ -221,12 +225,12 @@ def main() -> None:
         print(f"SOCKS5 benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
               f"per bulk case, VPP workers {args.workers}, link {args.link}")
         results["vpp-singbox"] = measure(topo, "VPP singbox (SOCKS5)", vt.VPP_CLIENT_IP4, 1080,
-                                         vt.ORIGIN_IP4, args.seconds, args.mbytes)
+                                         vt.ORIGIN_IP4, args)
         # hs_apps proxy: no SOCKS, fixed upstream; the client connects plainly
-        results["vpp-hs-proxy"] = _hs(topo, args)
+        results["vpp-hs-proxy"] = measure(topo, "VPP hs_apps proxy", "-", 0,
+                                          vt.VPP_CLIENT_IP4, args, dport=HS_PROXY_PORT)
         for name, ip, port in peers:
-            results[name] = measure(topo, name, ip, port, ORIGIN_PNS_IP, args.seconds,
-                                    args.mbytes)
+            results[name] = measure(topo, name, ip, port, ORIGIN_PNS_IP, args)
         if "danted" in mem and mem["danted"]["idle_sessions"]:
             b, o = mem["vpp-singbox"]["pss_per_session"], mem["danted"]["pss_per_session"]
             print(f"\nmemory per idle session: VPP singbox {b:.0f} B, danted {o:.0f} B "
@@ -238,31 +242,12 @@ def main() -> None:
         for name, r in results.items():
             if name == "vpp-singbox":
                 continue
-            print(f"  vs {name:<14} 1 stream x{base['gbps_1'] / max(r['gbps_1'], 1e-9):5.2f}"
-                  f"   8 streams x{base['gbps_8'] / max(r['gbps_8'], 1e-9):5.2f}"
-                  f"   conn/s x{base['cps'] / max(r['cps'], 1e-9):5.2f}")
+            print(loadgen.ratio_row(f"vs {name}", base, r))
         print(json.dumps(results))
     finally:
         if topo:
             topo.close()
         vpp.close()
-
-
-def _hs(topo: vt.Topology, args: argparse.Namespace) -> dict[str, float]:
-    """hs_apps proxy: connect straight to its listener (it splices to the sink)."""
-    out: dict[str, float] = {}
-    for streams in (1, 8):
-        r = run_json(topo.ns_client, *LOADGEN, "bulk", "-", "0", vt.VPP_CLIENT_IP4, "9000",
-                     str(streams), str(args.mbytes), str(args.seconds))
-        out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
-    r = run_json(topo.ns_client, cpsload_binary(), "cps", "-", "0", vt.VPP_CLIENT_IP4, "9000",
-                 "32", str(args.seconds))
-    out["cps"] = r["connections"] / r["seconds"]
-    out["cps_errors"] = r["errors"]
-    print(f"  {'VPP hs_apps proxy':<22} 1 stream {out['gbps_1']:6.2f} Gbit/s   8 streams "
-          f"{out['gbps_8']:6.2f} Gbit/s   {out['cps']:8.0f} conn/s "
-          f"({int(out['cps_errors'])} errors)", flush=True)
-    return out
 
 
 if __name__ == "__main__":

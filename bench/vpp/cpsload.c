@@ -7,14 +7,17 @@
  *
  *   cpsload sink <ip> <port>
  *       discard server; a connection whose first read is the single byte
- *       'x' gets it echoed and is closed (the origin closes first, as an
- *       HTTP/1.0 server does, so no client or proxy upstream leg is left in
- *       TIME_WAIT to collide with the next connections)
- *   cpsload cps <proxy|-> <pport> <dst> <dport> <concurrency> <secs>
+ *       'x' or 'y' gets it echoed, and after 'x' is closed
+ *   cpsload cps <proxy|-> <pport> <dst> <dport> <concurrency> <secs> [client|origin]
  *       -> {"connections": n, "seconds": s, "errors": e}; each connection:
  *          connect, SOCKS5 greeting, wait for the method, CONNECT, wait for
  *          the reply (not pipelined: microsocks drops pipelined handshakes),
- *          send 'x', read the echo, read the origin's EOF, close
+ *          send one byte, read the echo, then
+ *          client (default): close — as an HTTP/1.1 client ends its
+ *            connection; the proxy's upstream leg ends in TIME_WAIT;
+ *          origin: read the origin's EOF, then close — as an HTTP/1.0
+ *            server ends a response; the proxy's client leg ends in
+ *            TIME_WAIT.
  *
  * One thread, epoll, non-blocking sockets; every connection is bounded by a
  * 10 s timeout and the run by <secs>.
@@ -34,9 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CONN_TIMEOUT_S	 10.0
-#define RETRY_DELAY_S	 0.01
-#define MAX_CONCURRENCY	 4096
+#define CONN_TIMEOUT_S	10.0
+#define RETRY_DELAY_S	0.01
+#define MAX_CONCURRENCY 4096
 
 typedef enum
 {
@@ -154,6 +157,8 @@ sink (const endpoint_t *ep)
 	      close (fd);
 	      continue;
 	    }
+	  if (first && r == 1 && buf[0] == 'y')
+	    (void) !write (fd, "y", 1);
 	  if (first)
 	    {
 	      struct epoll_event cev = { .events = EPOLLIN, .data.u64 = (uint64_t) fd << 1 };
@@ -173,6 +178,7 @@ typedef struct
   int via_proxy;
   uint8_t request[22];
   size_t request_len;
+  char probe; /* 'x': the origin closes first, 'y': we do */
   uint64_t done, errors;
 } cps_t;
 
@@ -208,8 +214,7 @@ conn_start (cps_t *g, conn_t *c, double t)
       return;
     }
   setsockopt (c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof (one));
-  if (connect (c->fd, (struct sockaddr *) &g->target->sa, g->target->len) &&
-      errno != EINPROGRESS)
+  if (connect (c->fd, (struct sockaddr *) &g->target->sa, g->target->len) && errno != EINPROGRESS)
     {
       conn_end (g, c, 0, t);
       return;
@@ -266,7 +271,7 @@ conn_io (cps_t *g, conn_t *c, double t)
       else
 	{
 	  c->state = ST_ECHO;
-	  if (send_all (c->fd, "x", 1))
+	  if (send_all (c->fd, &g->probe, 1))
 	    return conn_end (g, c, 0, t);
 	}
       return;
@@ -302,13 +307,15 @@ conn_io (cps_t *g, conn_t *c, double t)
 	  return conn_end (g, c, 0, t);
 	c->have = 0;
 	c->state = ST_ECHO;
-	if (send_all (c->fd, "x", 1))
+	if (send_all (c->fd, &g->probe, 1))
 	  return conn_end (g, c, 0, t);
 	return;
       }
     case ST_ECHO:
-      if (c->buf[0] != 'x' || c->have != 1)
+      if (c->buf[0] != g->probe || c->have != 1)
 	return conn_end (g, c, 0, t);
+      if (g->probe == 'y')
+	return conn_end (g, c, 1, t);
       c->have = 0;
       c->state = ST_EOF;
       return;
@@ -363,13 +370,16 @@ main (int argc, char **argv)
   endpoint_t target, dst;
   if (argc == 4 && !strcmp (argv[1], "sink"))
     return parse_endpoint (argv[2], argv[3], &target) ? 2 : sink (&target);
-  if (argc != 8 || strcmp (argv[1], "cps"))
+  if ((argc != 8 && argc != 9) || strcmp (argv[1], "cps") ||
+      (argc == 9 && strcmp (argv[8], "client") && strcmp (argv[8], "origin")))
     {
       fprintf (stderr, "usage: cpsload sink <ip> <port>\n"
-		       "       cpsload cps <proxy|-> <pport> <dst> <dport> <concurrency> <secs>\n");
+		       "       cpsload cps <proxy|-> <pport> <dst> <dport> <concurrency> <secs> "
+		       "[client|origin]\n");
       return 2;
     }
-  cps_t g = { .via_proxy = strcmp (argv[2], "-") != 0 };
+  cps_t g = { .via_proxy = strcmp (argv[2], "-") != 0,
+	      .probe = argc == 9 && !strcmp (argv[8], "origin") ? 'x' : 'y' };
   int concurrency = atoi (argv[6]);
   if (parse_endpoint (argv[4], argv[5], &dst) ||
       (g.via_proxy && parse_endpoint (argv[2], argv[3], &target)) || concurrency < 1 ||

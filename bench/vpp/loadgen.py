@@ -78,6 +78,46 @@ def cpsload_binary() -> str:
     return str(out)
 
 
+def tune_client_ns(ns: str) -> None:
+    """The connection-rate cases open tens of thousands of connections in
+    seconds: all ports, and TIME_WAIT ports reused as Linux allows."""
+    for key, value in (("net.ipv4.ip_local_port_range", "1024 65535"),
+                       ("net.ipv4.tcp_tw_reuse", "1")):
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}"],
+                       check=True)
+
+
+def measure(ns: str, proxy: str, pport: int, dst: str, dport: int, secs: float,
+            mbytes: int, concurrency: int = 32) -> dict[str, float]:
+    """Bulk throughput with 1 and 8 streams, then connections per second
+    with the client closing first and with the origin closing first."""
+    out: dict[str, float] = {}
+    for streams in (1, 8):
+        r = run_json(ns, *PYTHON_LOADGEN, "bulk", proxy, str(pport), dst, str(dport),
+                     str(streams), str(mbytes), str(secs))
+        out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
+    for close, key in (("client", "cps"), ("origin", "cps_origin_close")):
+        r = run_json(ns, cpsload_binary(), "cps", proxy, str(pport), dst, str(dport),
+                     str(concurrency), str(secs), close)
+        out[key] = r["connections"] / r["seconds"]
+        out[f"{key}_errors"] = r["errors"]
+    return out
+
+
+def row(name: str, r: dict[str, float]) -> str:
+    return (f"  {name:<24} 1 stream {r['gbps_1']:6.2f} Gbit/s   8 streams {r['gbps_8']:6.2f} "
+            f"Gbit/s   {r['cps']:6.0f} conn/s, origin closing {r['cps_origin_close']:6.0f} "
+            f"({int(r['cps_errors'] + r['cps_origin_close_errors'])} errors)")
+
+
+def ratio_row(name: str, a: dict[str, float], b: dict[str, float]) -> str:
+    def x(key: str) -> str:
+        return f"x{a[key] / max(b[key], 1e-9):5.2f}"
+
+    return (f"  {name:<22} 1 stream {x('gbps_1')}   8 streams {x('gbps_8')}   conn/s "
+            f"{x('cps')}, origin closing {x('cps_origin_close')}")
+
+
 def bulk_stream(proxy: str, pport: int, dst: str, dport: int, nbytes: int,
                 deadline: float) -> int:
     fam = socket.AF_INET6 if ":" in (dst if proxy == "-" else proxy) else socket.AF_INET

@@ -275,6 +275,10 @@ typedef struct
   u32 hs_bytes_out;
   u64 bytes_to_client;
   u64 bytes_from_client;
+  /* what the client leg had moved when last added to the counters */
+  u64 counted_to_client;
+  u64 counted_from_client;
+  u64 counted_segments;
 } singbox_session_t;
 
 typedef struct
@@ -423,6 +427,7 @@ extern session_cb_vft_t singbox_intercept_cb_vft_base;
 singbox_session_t *singbox_session_alloc (void);
 singbox_session_t *singbox_session_get_by_id (u64 id);
 void singbox_po_reset (singbox_session_t *ss);
+void singbox_session_release_active (singbox_session_t *ss);
 void singbox_ao_close_public (singbox_session_t *ss);
 void singbox_po_reset_later (singbox_session_t *ss);
 int singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags, u32 *app_index);
@@ -478,7 +483,7 @@ void singbox_client_upstream_rx (session_t *s, singbox_session_t *ss);
 int singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss);
 void singbox_client_upstream_tx (session_t *s, singbox_session_t *ss);
 void singbox_client_connect_failed (singbox_session_t *ss);
-void singbox_client_session_closed (singbox_session_t *ss, session_t *po);
+void singbox_client_count_traffic (singbox_session_t *ss, session_t *po);
 singbox_endpoint_t *singbox_endpoint_find (u8 *name);
 int singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4, u16 port,
 			      u8 protocol, u8 *username, u8 *password, u32 priority,

@@ -583,9 +583,10 @@ singbox_client_write_early_data (session_t *s)
       session_program_tx_io_evt (ss->ao_handle, SESSION_IO_EVT_TX);
       ep->connections++;
     }
+  ss->counted_active = 1;
+  clib_atomic_fetch_add (&itf->active, 1);
   singbox_sessions_unlock ();
 
-  clib_atomic_fetch_add (&itf->active, 1);
   if (refused)
     return 0;
   itf->total++;
@@ -962,29 +963,26 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 
 /* The client leg's transport is gone: account it to its interface. */
 void
-singbox_client_session_closed (singbox_session_t *ss, session_t *po)
+singbox_client_count_traffic (singbox_session_t *ss, session_t *po)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_interface_t *itf;
-  transport_connection_t *tc = session_get_transport (po);
-  tcp_connection_t *tcp = (tcp_connection_t *) tc;
-  u64 pkts = 0, bytes = 0;
+  tcp_connection_t *tcp = (tcp_connection_t *) session_get_transport (po);
+  u64 segments, bytes, bytes_before;
 
-  if (tcp)
-    {
-      pkts = tcp->segs_in + tcp->data_segs_out;
-      bytes = tcp->bytes_in + tcp->bytes_out;
-    }
-  if (ss->sw_if_index < vec_len (sm->interfaces))
-    {
-      itf = vec_elt_at_index (sm->interfaces, ss->sw_if_index);
-      clib_atomic_fetch_sub (&itf->active, 1);
-      itf->packets += pkts;
-      itf->bytes += bytes;
-      vlib_increment_combined_counter (&sm->itf_redirected, vlib_get_thread_index (),
-				       ss->sw_if_index, pkts, bytes);
-    }
-  ss->sw_if_index = ~0;
+  if (!tcp || ss->sw_if_index >= vec_len (sm->interfaces))
+    return;
+  bytes_before = ss->counted_to_client + ss->counted_from_client;
+  ss->counted_to_client = tcp->bytes_out;
+  ss->counted_from_client = tcp->bytes_in;
+  segments = tcp->segs_in + tcp->data_segs_out - ss->counted_segments;
+  ss->counted_segments += segments;
+  bytes = tcp->bytes_in + tcp->bytes_out - bytes_before;
+  itf = vec_elt_at_index (sm->interfaces, ss->sw_if_index);
+  itf->packets += segments;
+  itf->bytes += bytes;
+  vlib_increment_combined_counter (&sm->itf_redirected, vlib_get_thread_index (), ss->sw_if_index,
+				   segments, bytes);
 }
 
 /* Without the interface's interception its relayed flows' next segments

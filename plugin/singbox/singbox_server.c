@@ -78,13 +78,33 @@ singbox_session_alloc (void)
   return ss;
 }
 
+/* The session stops counting as active — against max-sessions or its
+ * interface's max-connections, and in the active gauges — as soon as we end
+ * its client leg or that leg's transport goes, not when the leg is cleaned
+ * up: a leg we closed after the destination's FIN lingers in TIME_WAIT for
+ * tcp's timewait-time (10 s), and with destinations that close first
+ * (HTTP/1.0, most request/response protocols) those filled max-sessions at
+ * ~100 sessions/s. */
+void
+singbox_session_release_active (singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+
+  if (!ss->counted_active)
+    return;
+  ss->counted_active = 0;
+  if (ss->mode != SINGBOX_MODE_CLIENT)
+    clib_atomic_fetch_sub (&sm->n_active, 1);
+  else if (ss->sw_if_index < vec_len (sm->interfaces))
+    clib_atomic_fetch_sub (&vec_elt (sm->interfaces, ss->sw_if_index).active, 1);
+}
+
 static void
 singbox_session_free (singbox_session_t *ss)
 {
   singbox_main_t *sm = &singbox_main;
 
-  if (ss->counted_active)
-    clib_atomic_fetch_sub (&sm->n_active, 1);
+  singbox_session_release_active (ss);
   vec_free (ss->udp_peers);
   singbox_udp_names_free (ss);
   if (CLIB_DEBUG > 0)
@@ -163,22 +183,111 @@ singbox_leg_do (session_handle_t sh, void (*fn) (void *))
 					  uword_to_pointer (sh, void *));
 }
 
+static void
+singbox_session_account_bytes (singbox_session_t *ss, session_t *po)
+{
+  transport_connection_t *tc;
+  tcp_connection_t *tcp;
+
+  tc = session_get_transport (po);
+  if (!tc)
+    return;
+  tcp = (tcp_connection_t *) tc;
+  ss->bytes_from_client = tcp->bytes_in > ss->hs_bytes_in ? tcp->bytes_in - ss->hs_bytes_in : 0;
+  ss->bytes_to_client = tcp->bytes_out > ss->hs_bytes_out ? tcp->bytes_out - ss->hs_bytes_out : 0;
+}
+
+/* Add what the client leg moved since the last call to the counters; on
+ * the leg's thread. */
+static void
+singbox_session_count_traffic (singbox_session_t *ss, session_t *po)
+{
+  u64 to_client, from_client;
+
+  if (ss->mode == SINGBOX_MODE_CLIENT)
+    {
+      singbox_client_count_traffic (ss, po);
+      return;
+    }
+  singbox_session_account_bytes (ss, po);
+  to_client = ss->bytes_to_client - ss->counted_to_client;
+  from_client = ss->bytes_from_client - ss->counted_from_client;
+  ss->counted_to_client = ss->bytes_to_client;
+  ss->counted_from_client = ss->bytes_from_client;
+  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT, to_client);
+  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT, from_client);
+}
+
+/* We are ending the client leg: the session stops counting as active, and
+ * the counters get its traffic now — a leg we close can linger in
+ * TIME_WAIT for tcp's timewait-time (10 s), and a monitor that saw the
+ * session go would otherwise miss its bytes that long. Data still queued
+ * for the client is added at cleanup. On the leg's thread. */
+static void
+singbox_po_ending (singbox_session_t *ss, session_t *po)
+{
+  singbox_session_count_traffic (ss, po);
+  singbox_session_release_active (ss);
+}
+
+static void
+singbox_po_end_rpc (session_handle_t sh, int reset)
+{
+  singbox_main_t *sm = &singbox_main;
+  session_t *s = session_get_from_handle_if_valid (sh);
+  singbox_session_t *ss;
+
+  if (!s)
+    return;
+  singbox_sessions_lock ();
+  if (!pool_is_free_index (sm->sessions, s->opaque) &&
+      (ss = singbox_session_get (s->opaque))->po_handle == sh)
+    singbox_po_ending (ss, s);
+  singbox_sessions_unlock ();
+  (reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc) (uword_to_pointer (sh, void *));
+}
+
+static void
+singbox_po_close_rpc (void *arg)
+{
+  singbox_po_end_rpc (pointer_to_uword (arg), 0);
+}
+
+static void
+singbox_po_reset_rpc (void *arg)
+{
+  singbox_po_end_rpc (pointer_to_uword (arg), 1);
+}
+
 /* End one leg once, with a FIN or a reset, on the thread that owns it. The
  * client leg takes its UDP association with it. */
 static void
 singbox_leg_end (singbox_session_t *ss, int is_po, int reset)
 {
   session_handle_t sh = is_po ? ss->po_handle : ss->ao_handle;
+  session_t *s;
 
   if (is_po)
     singbox_udp_release (ss);
   if ((is_po ? ss->po_closed : ss->ao_closed) || sh == SESSION_INVALID_HANDLE)
     return;
-  if (is_po)
-    ss->po_closed = 1;
-  else
-    ss->ao_closed = 1;
-  singbox_leg_do (sh, reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc);
+  if (!is_po)
+    {
+      ss->ao_closed = 1;
+      singbox_leg_do (sh, reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc);
+      return;
+    }
+  ss->po_closed = 1;
+  if (session_thread_from_handle (sh) != vlib_get_thread_index ())
+    {
+      session_send_rpc_evt_to_thread_force (session_thread_from_handle (sh),
+					    reset ? singbox_po_reset_rpc : singbox_po_close_rpc,
+					    uword_to_pointer (sh, void *));
+      return;
+    }
+  if ((s = session_get_from_handle_if_valid (sh)))
+    singbox_po_ending (ss, s);
+  (reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc) (uword_to_pointer (sh, void *));
 }
 
 static void
@@ -216,7 +325,7 @@ void
 singbox_po_reset_later (singbox_session_t *ss)
 {
   ss->po_closed = 1;
-  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_leg_reset_rpc,
+  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_po_reset_rpc,
 					uword_to_pointer (ss->po_handle, void *));
 }
 
@@ -659,7 +768,6 @@ singbox_po_tx (session_t *s)
   return singbox_leg_tx (s, 1);
 }
 
-
 /* Both directions have seen FIN: close what is still open. */
 static void
 singbox_session_maybe_finish (singbox_session_t *ss)
@@ -729,20 +837,6 @@ singbox_po_reset_cb (session_t *s)
 }
 
 static void
-singbox_session_account_bytes (singbox_session_t *ss, session_t *po)
-{
-  transport_connection_t *tc;
-  tcp_connection_t *tcp;
-
-  tc = session_get_transport (po);
-  if (!tc)
-    return;
-  tcp = (tcp_connection_t *) tc;
-  ss->bytes_from_client = tcp->bytes_in > ss->hs_bytes_in ? tcp->bytes_in - ss->hs_bytes_in : 0;
-  ss->bytes_to_client = tcp->bytes_out > ss->hs_bytes_out ? tcp->bytes_out - ss->hs_bytes_out : 0;
-}
-
-static void
 singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
 {
   singbox_session_t *ss;
@@ -751,14 +845,8 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   ss = singbox_session_get (s->opaque);
   if (ntf == SESSION_CLEANUP_TRANSPORT)
     {
-      singbox_session_account_bytes (ss, s);
-      if (ss->mode == SINGBOX_MODE_CLIENT)
-	singbox_client_session_closed (ss, s);
-      else
-	{
-	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT, ss->bytes_from_client);
-	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT, ss->bytes_to_client);
-	}
+      singbox_session_count_traffic (ss, s);
+      singbox_session_release_active (ss);
       /* the transport is gone: make sure the upstream leg follows */
       ss->po_closed = 1;
       if (!ss->ao_fin || !ss->po_fin)
@@ -770,13 +858,8 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   ss->po_closed = 1;
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_udp_release (ss);
-  /* the client's session is over; the upstream leg may linger in
-   * TIME_WAIT but no longer counts against max-sessions */
-  if (ss->counted_active)
-    {
-      clib_atomic_fetch_sub (&singbox_main.n_active, 1);
-      ss->counted_active = 0;
-    }
+  /* the upstream leg may linger in TIME_WAIT */
+  singbox_session_release_active (ss);
   if (ss->ao_handle == SESSION_INVALID_HANDLE && !ss->connecting)
     singbox_session_free (ss);
   singbox_sessions_unlock ();

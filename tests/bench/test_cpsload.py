@@ -103,24 +103,54 @@ class Socks5:
         self.thread.join(5)
 
 
-def probe(cpsload: str, *args: str) -> dict[str, float]:
-    r = subprocess.run([cpsload, "cps", *args, "4", "0.5"], capture_output=True, text=True,
-                       timeout=30, check=True)
+def probe(cpsload: str, *args: str, close: str = "client") -> dict[str, float]:
+    r = subprocess.run([cpsload, "cps", *args, "4", "0.5", close], capture_output=True,
+                       text=True, timeout=30, check=True)
     return dict(json.loads(r.stdout))
 
 
-def test_direct_exchanges_count(cpsload: str, sink: int) -> None:
-    r = probe(cpsload, "-", "0", "127.0.0.1", str(sink))
+@pytest.mark.parametrize("close", ["client", "origin"])
+def test_direct_exchanges_count(cpsload: str, sink: int, close: str) -> None:
+    r = probe(cpsload, "-", "0", "127.0.0.1", str(sink), close=close)
     assert r["connections"] > 10 and r["errors"] == 0, r
 
 
-def test_socks5_exchanges_count(cpsload: str, sink: int) -> None:
+@pytest.mark.parametrize("close", ["client", "origin"])
+def test_socks5_exchanges_count(cpsload: str, sink: int, close: str) -> None:
     proxy = Socks5()
     try:
-        r = probe(cpsload, "127.0.0.1", str(proxy.port), "127.0.0.1", str(sink))
+        r = probe(cpsload, "127.0.0.1", str(proxy.port), "127.0.0.1", str(sink), close=close)
     finally:
         proxy.close()
     assert r["connections"] > 10 and r["errors"] == 0, r
+
+
+def test_origin_close_waits_for_the_eof(cpsload: str) -> None:
+    """An origin that echoes but never closes: with close=origin no exchange
+    completes (the prober waits for the EOF), with close=client all do."""
+    port = free_port()
+    srv = socket.create_server(("127.0.0.1", port), backlog=64)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            c.sendall(c.recv(1))
+            held.append(c)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        stuck = probe(cpsload, "-", "0", "127.0.0.1", str(port), close="origin")
+        ok = probe(cpsload, "-", "0", "127.0.0.1", str(port), close="client")
+    finally:
+        srv.close()
+        for c in held:
+            c.close()
+    assert stuck["connections"] == 0, stuck
+    assert ok["connections"] > 0 and ok["errors"] == 0, ok
 
 
 def test_refused_connect_is_an_error(cpsload: str, sink: int) -> None:

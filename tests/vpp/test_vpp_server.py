@@ -22,6 +22,7 @@ from vpptopo import (
     VPP_CLIENT_IP4,
     VPP_CLIENT_IP6,
     VPP_ORIGIN_IP4,
+    wait_port,
 )
 
 # the issue asks for 0 and 2 workers (2 share a core here: see tests/vpp/README.md)
@@ -227,6 +228,35 @@ def test_max_sessions_refused_and_counted(env: Env) -> None:
         for h in holders:
             h.kill()
             h.wait()
+
+
+def test_sessions_closed_by_the_destination_free_their_slot(env: Env) -> None:
+    """The destination closes first (an HTTP/1.0 server): we then close the
+    client leg, which waits in TIME_WAIT for 10 s. Such a session must not
+    hold a max-sessions slot meanwhile (it did: a server doing ~100 of them a
+    second refused everything)."""
+    sys.path.insert(0, str(HERE.parent.parent / "bench" / "vpp"))
+    from loadgen import cpsload_binary, run_json
+
+    env.configure(max_sessions=2)
+    env.start()
+    port = "5299"
+    env.t.spawn(env.t.ns_origin, cpsload_binary(), "sink", ORIGIN_IP4, port)
+    wait_port(env.t.ns_origin, ORIGIN_IP4, int(port))
+    # more than twice max-sessions, one after the other (slow with 2 workers on one core)
+    done, deadline = 0, time.monotonic() + 60
+    while done < 5:
+        assert time.monotonic() < deadline, (done, env.stats())
+        r = run_json(env.t.ns_client, cpsload_binary(), "cps", VPP_CLIENT_IP4, "1080",
+                     ORIGIN_IP4, port, "1", "2", "origin")
+        assert r["errors"] == 0, (r, env.stats())
+        done += int(r["connections"])
+    assert env.stats()["rejected"] == 0
+    # nothing active long before the client legs leave TIME_WAIT
+    deadline = time.monotonic() + 3
+    while env.api.singbox_server_dump()[0].active_sessions:
+        assert time.monotonic() < deadline, env.cli("show singbox sessions")
+        time.sleep(0.1)
 
 
 def test_allowed_prefixes(env: Env) -> None:
