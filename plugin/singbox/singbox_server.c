@@ -78,13 +78,8 @@ singbox_session_alloc (void)
   return ss;
 }
 
-/* The session stops counting as active — against max-sessions or its
- * interface's max-connections, and in the active gauges — as soon as we end
- * its client leg or that leg's transport goes, not when the leg is cleaned
- * up: a leg we closed after the destination's FIN lingers in TIME_WAIT for
- * tcp's timewait-time (10 s), and with destinations that close first
- * (HTTP/1.0, most request/response protocols) those filled max-sessions at
- * ~100 sessions/s. */
+/* Stop counting the session against max-sessions or its interface's
+ * max-connections and in the active gauges (see singbox_po_ending). */
 void
 singbox_session_release_active (singbox_session_t *ss)
 {
@@ -218,11 +213,12 @@ singbox_session_count_traffic (singbox_session_t *ss, session_t *po)
   singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT, from_client);
 }
 
-/* We are ending the client leg: the session stops counting as active, and
- * the counters get its traffic now — a leg we close can linger in
- * TIME_WAIT for tcp's timewait-time (10 s), and a monitor that saw the
- * session go would otherwise miss its bytes that long. Data still queued
- * for the client is added at cleanup. On the leg's thread. */
+/* We are ending the client leg: the session stops counting as active and
+ * the counters get its traffic now, not at the leg's cleanup. A leg we close
+ * can linger in TIME_WAIT for tcp's timewait-time (10 s): with destinations
+ * that close first (HTTP/1.0) such sessions filled max-sessions at ~100/s,
+ * and a monitor that saw them go missed their bytes that long. Data still
+ * queued for the client is added at cleanup. On the leg's thread. */
 static void
 singbox_po_ending (singbox_session_t *ss, session_t *po)
 {
