@@ -242,6 +242,28 @@ format_singbox6_in_trace (u8 *s, va_list *args)
   return format (s, "singbox6-in: %s, next %u", t->intercepted ? "to tcp" : "pass", t->next);
 }
 
+/* A SYN for the 4-tuple of an intercepted connection still in TIME_WAIT
+ * (we closed first: the destination had closed; the client, the passive
+ * closer, keeps no TIME_WAIT and reuses the port). tcp-input hands it to
+ * tcp-listen, which ends the old connection and then looks up a listener
+ * for the destination port: there is none (interception has the wildcard
+ * listener, found only by hsi or singbox6-in), so the SYN is dropped and
+ * the client retries after 1 s. End the old connection here instead, as
+ * tcp-listen would for a new sequence number (RFC 1122 4.2.2.13), and the
+ * SYN is intercepted as new. */
+static_always_inline int
+singbox_reopen_time_wait (transport_connection_t *tc, tcp_header_t *tcp, u32 thread_index)
+{
+  tcp_connection_t *tcpc = (tcp_connection_t *) tc;
+
+  if (tcpc->state != TCP_STATE_TIME_WAIT || tc->thread_index != thread_index ||
+      (tcp->flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_SYN ||
+      !seq_gt (clib_net_to_host_u32 (tcp->seq_number), tcpc->rcv_nxt))
+    return 0;
+  tcp_connection_cleanup_and_notify (tcpc);
+  return 1;
+}
+
 /* Returns 1 and sets *next when the packet goes to the session layer. */
 static_always_inline int
 singbox6_in_one (vlib_buffer_t *b, u32 *next, u32 thread_index)
@@ -261,6 +283,8 @@ singbox6_in_one (vlib_buffer_t *b, u32 *next, u32 thread_index)
   tc = session_lookup_connection_wt6 (vnet_buffer (b)->ip.fib_index, &ip6->dst_address,
 				      &ip6->src_address, tcp->dst_port, tcp->src_port,
 				      TRANSPORT_PROTO_TCP, thread_index, &result);
+  if (tc && !result && singbox_reopen_time_wait (tc, tcp, thread_index))
+    tc = 0;
   if (tc && !result)
     {
       tcp_connection_t *tcpc = (tcp_connection_t *) tc;
@@ -342,6 +366,61 @@ VNET_FEATURE_INIT (singbox6_in_feature, static) = {
   .runs_after = VNET_FEATURES ("ip6-full-reassembly-feature"),
 };
 
+/* IPv4 interception is hsi's (hsi4-in); this node, just before it, only
+ * ends TIME_WAIT connections whose 4-tuple a new SYN reuses. */
+VLIB_NODE_FN (singbox4_tw_node)
+(vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame)
+{
+  vlib_buffer_t *bufs[VLIB_FRAME_SIZE], **b = bufs;
+  u16 nexts[VLIB_FRAME_SIZE], *next = nexts;
+  u32 n_left = frame->n_vectors, *from = vlib_frame_vector_args (frame);
+  u32 thread_index = vm->thread_index;
+
+  vlib_get_buffers (vm, from, bufs, n_left);
+  while (n_left)
+    {
+      ip4_header_t *ip4 = vlib_buffer_get_current (b[0]);
+      u32 next0;
+
+      if (ip4->protocol == IP_PROTOCOL_TCP && !ip4_get_fragment_offset (ip4) &&
+	  b[0]->current_length >= ip4_header_bytes (ip4) + sizeof (tcp_header_t))
+	{
+	  tcp_header_t *tcp = ip4_next_header (ip4);
+	  transport_connection_t *tc;
+	  u8 result = 0;
+
+	  if (tcp_syn (tcp))
+	    {
+	      ip_lookup_set_buffer_fib_index (ip4_main.fib_index_by_sw_if_index, b[0]);
+	      tc = session_lookup_connection_wt4 (
+		vnet_buffer (b[0])->ip.fib_index, &ip4->dst_address, &ip4->src_address,
+		tcp->dst_port, tcp->src_port, TRANSPORT_PROTO_TCP, thread_index, &result);
+	      if (tc && !result)
+		singbox_reopen_time_wait (tc, tcp, thread_index);
+	    }
+	}
+      vnet_feature_next (&next0, b[0]);
+      next[0] = next0;
+      b++;
+      next++;
+      n_left--;
+    }
+  vlib_buffer_enqueue_to_next (vm, node, from, nexts, frame->n_vectors);
+  return frame->n_vectors;
+}
+
+VLIB_REGISTER_NODE (singbox4_tw_node) = {
+  .name = "singbox4-tw",
+  .vector_size = sizeof (u32),
+  .type = VLIB_NODE_TYPE_INTERNAL,
+};
+
+VNET_FEATURE_INIT (singbox4_tw_feature, static) = {
+  .arc_name = "ip4-unicast",
+  .node_name = "singbox4-tw",
+  .runs_before = VNET_FEATURES ("hsi4-in"),
+};
+
 static int
 singbox_client_listen (u8 is_ip4, session_handle_t *h)
 {
@@ -406,6 +485,9 @@ singbox_client_intercept_enable_disable (singbox_interface_t *itf, int enable)
   int rv;
 
   if (enable && (rv = singbox_client_start ()))
+    return rv;
+  if ((rv = vnet_feature_enable_disable ("ip4-unicast", "singbox4-tw", itf->sw_if_index, enable, 0,
+					 0)))
     return rv;
   if ((rv = vnet_feature_enable_disable ("ip4-unicast", "hsi4-in", itf->sw_if_index, enable, 0, 0)))
     return rv;

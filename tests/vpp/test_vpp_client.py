@@ -419,6 +419,41 @@ def test_upstream_unreachable(upstream: Env) -> None:
     assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures == 1
 
 
+@pytest.mark.parametrize("origin", [ORIGIN_IP4, ORIGIN_IP6])
+def test_client_port_reused_while_our_leg_is_in_time_wait(upstream: Env, origin: str) -> None:
+    """The destination closes first, so we close the LAN client's leg first
+    and it waits 10 s in TIME_WAIT in VPP; the client keeps none and reuses
+    the port. That SYN must be intercepted as a new connection: VPP's
+    tcp-listen ended the old connection and then dropped the SYN for want of
+    a listener on the destination port ("no listener for dst port"), and
+    every reused port cost the client a 1 s SYN retry."""
+    sys.path.insert(0, str(HERE.parent.parent / "bench" / "vpp"))
+    from loadgen import cpsload_binary, run_json
+
+    env = upstream
+    enable(env)
+    port, ports = 5298, (40000, 40049)
+    env.t.spawn(env.t.ns_origin, cpsload_binary(), "sink", "::", str(port))
+    wait_port(env.t.ns_origin, "::", port)
+    key = "net.ipv4.ip_local_port_range"
+    saved = env.t.run_in(env.t.ns_client, "sysctl", "-n", key).stdout.decode().split()
+    env.t.run_in(env.t.ns_client, "sysctl", "-qw", f"{key}={ports[0]} {ports[1]}")
+    env.cli("clear errors")
+    try:
+        done, deadline = 0, time.monotonic() + 60
+        # every port used at least twice, the second time within TIME_WAIT
+        while done < 2 * (ports[1] - ports[0] + 1):
+            assert time.monotonic() < deadline, (done, env.cli("show errors", check=False))
+            r = run_json(env.t.ns_client, cpsload_binary(), "cps", "-", "0", origin, str(port),
+                         "8", "2", "origin")
+            assert r["errors"] == 0, r
+            done += int(r["connections"])
+    finally:
+        env.t.run_in(env.t.ns_client, "sysctl", "-qw", f"{key}={' '.join(saved)}")
+    dropped = [line for line in env.cli("show errors", check=False).splitlines() if "no listener" in line]
+    assert dropped == [], dropped
+
+
 def test_max_connections(upstream: Env) -> None:
     env = upstream
     idx = enable(env, max_connections=1)
