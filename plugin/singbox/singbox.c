@@ -397,7 +397,8 @@ singbox_counters_init (void)
 
 /*
  * Timeouts: one process on main scans the sessions every 100 ms (deadlines)
- * and hands expired ones to their owning thread.
+ * and hands expired ones to their owning thread; every 0.5 s each thread
+ * adds its sessions' traffic to the counters.
  */
 
 static uword
@@ -417,6 +418,7 @@ singbox_process (vlib_main_t *vm, vlib_node_runtime_t *rt, vlib_frame_t *f)
       if (now - last_scan >= 0.5)
 	{
 	  singbox_sessions_expire (now);
+	  singbox_sessions_count_traffic ();
 	  vlib_stats_set_gauge (sm->active_sessions_gauge, sm->n_active);
 	  singbox_client_stats_update ();
 	  last_scan = now;

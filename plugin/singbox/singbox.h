@@ -441,6 +441,7 @@ int singbox_server_unlisten (singbox_listener_t *l);
 int singbox_session_disconnect (u64 session_id);
 void singbox_server_close_all (void);
 void singbox_sessions_expire (f64 now);
+void singbox_sessions_count_traffic (void);
 void singbox_session_bytes (singbox_session_t *ss, u64 *to_client, u64 *from_client);
 void singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4);
 

@@ -205,10 +205,11 @@ singbox_session_count_traffic (singbox_session_t *ss, session_t *po)
       return;
     }
   singbox_session_account_bytes (ss, po);
-  to_client = ss->bytes_to_client - ss->counted_to_client;
-  from_client = ss->bytes_from_client - ss->counted_from_client;
-  ss->counted_to_client = ss->bytes_to_client;
-  ss->counted_from_client = ss->bytes_from_client;
+  /* handshake bytes are subtracted once parsed: never count backwards */
+  to_client = clib_max (ss->bytes_to_client, ss->counted_to_client) - ss->counted_to_client;
+  from_client = clib_max (ss->bytes_from_client, ss->counted_from_client) - ss->counted_from_client;
+  ss->counted_to_client += to_client;
+  ss->counted_from_client += from_client;
   singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_TO_CLIENT, to_client);
   singbox_server_counter_inc (SINGBOX_SERVER_CTR_BYTES_FROM_CLIENT, from_client);
 }
@@ -1485,6 +1486,40 @@ singbox_server_close_all (void)
 	ss->state != SINGBOX_SESSION_STATE_CLOSING)
       singbox_session_kill_on_thread (ss, 0);
   singbox_sessions_unlock ();
+}
+
+/* Each thread adds what its relaying sessions moved to the counters, so a
+ * long transfer shows while it runs and not only when it ends. */
+static void
+singbox_sessions_count_traffic_rpc (void *arg)
+{
+  singbox_main_t *sm = &singbox_main;
+  clib_thread_index_t thread_index = vlib_get_thread_index ();
+  singbox_session_t *ss;
+  session_t *s;
+
+  singbox_sessions_lock ();
+  pool_foreach (ss, sm->sessions)
+    if (ss->po_thread == thread_index && !ss->po_closed &&
+	(ss->mode == SINGBOX_MODE_CLIENT ? ss->crossed :
+					   ss->state == SINGBOX_SESSION_STATE_ESTABLISHED) &&
+	(s = session_get_from_handle_if_valid (ss->po_handle)))
+      singbox_session_count_traffic (ss, s);
+  singbox_sessions_unlock ();
+}
+
+/* Main thread. */
+void
+singbox_sessions_count_traffic (void)
+{
+  clib_thread_index_t t;
+
+  /* no session: the session layer may not even be enabled */
+  if (!pool_elts (singbox_main.sessions))
+    return;
+  singbox_sessions_count_traffic_rpc (0);
+  for (t = 1; t <= vlib_num_workers (); t++)
+    session_send_rpc_evt_to_thread_force (t, singbox_sessions_count_traffic_rpc, 0);
 }
 
 void

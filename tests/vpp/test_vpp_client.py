@@ -419,6 +419,25 @@ def test_upstream_unreachable(upstream: Env) -> None:
     assert env.api.singbox_get_stats(sw_if_index=idx).connection_failures == 1
 
 
+def test_bytes_counted_while_the_flow_runs(upstream: Env) -> None:
+    """An interface's redirected bytes follow a long flow, not only its end."""
+    env = upstream
+    idx = enable(env)
+    p = subprocess.Popen(["ip", "netns", "exec", env.t.ns_client, "curl", "-sS", "-m", "30",
+                          "--limit-rate", "1M", "-o", "/dev/null",
+                          f"http://{ORIGIN_IP4}:{HTTP_PORT}/bytes/8000000"])
+    try:
+        deadline = time.monotonic() + 20
+        while env.api.singbox_get_stats(sw_if_index=idx).bytes_redirected < 1_000_000:
+            assert p.poll() is None, "the flow ended before its bytes were counted"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+
+
 @pytest.mark.parametrize("origin", [ORIGIN_IP4, ORIGIN_IP6])
 def test_client_port_reused_while_our_leg_is_in_time_wait(upstream: Env, origin: str) -> None:
     """The destination closes first, so we close the LAN client's leg first

@@ -69,6 +69,27 @@ def test_curl_bulk_download_and_upload(env: Env) -> None:
     assert st["bytes_from_client"] >= 5_000_000
 
 
+def test_bytes_counted_while_the_transfer_runs(env: Env) -> None:
+    """The byte counters follow a long transfer, not only its end (they
+    were added when the session ended)."""
+    import subprocess
+
+    env.start()
+    p = subprocess.Popen(["ip", "netns", "exec", env.t.ns_client, "curl", "-sS", "-m", "30",
+                          "--limit-rate", "1M", "--socks5", PROXY, "-o", "/dev/null",
+                          f"http://{ORIGIN_IP4}:{HTTP_PORT}/bytes/8000000"])
+    try:
+        deadline = time.monotonic() + 20
+        while env.stats()["bytes_to_client"] < 1_000_000:
+            assert p.poll() is None, "the transfer ended before its bytes were counted"
+            assert time.monotonic() < deadline, env.stats()
+            time.sleep(0.2)
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_ipv6_listener_and_destination(env: Env) -> None:
     env.start(addr=VPP_CLIENT_IP6, name="v6")
     rc, out, err = curl(env, "--socks5", f"[{VPP_CLIENT_IP6}]:1080",
