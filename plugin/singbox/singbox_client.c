@@ -1043,7 +1043,8 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
     }
 }
 
-/* The client leg's transport is gone: account it to its interface. */
+/* Add what the client leg moved since the last call to its interface's
+ * counters; on the leg's thread (legs of one interface may be on several). */
 void
 singbox_client_count_traffic (singbox_session_t *ss, session_t *po)
 {
@@ -1061,8 +1062,8 @@ singbox_client_count_traffic (singbox_session_t *ss, session_t *po)
   ss->counted_segments += segments;
   bytes = tcp->bytes_in + tcp->bytes_out - bytes_before;
   itf = vec_elt_at_index (sm->interfaces, ss->sw_if_index);
-  itf->packets += segments;
-  itf->bytes += bytes;
+  clib_atomic_fetch_add (&itf->packets, segments);
+  clib_atomic_fetch_add (&itf->bytes, bytes);
   vlib_increment_combined_counter (&sm->itf_redirected, vlib_get_thread_index (), ss->sw_if_index,
 				   segments, bytes);
 }
