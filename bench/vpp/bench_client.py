@@ -46,6 +46,7 @@ from loadgen import cpsload_binary  # noqa: E402
 # One sink port per case: a case's connections leave TIME_WAIT entries (client sockets and the
 # router's conntrack) whose 4-tuples the next case to the same port would hit again; a SYN meeting a
 # conntrack entry in TIME_WAIT is dropped once, and redsocks' conn/s fell to ~60 in such runs.
+# Each case's origin-closing run has a sink of its own too (loadgen.ORIGIN_CLOSE_PORT_OFFSET).
 SINK_PORTS = {"direct-vpp": 5201, "direct-linux": 5202, "redsocks": 5203, "singbox": 5204,
               "latency-no-pool": 5205, "latency-pool": 5206}
 SB_PORT = 1090
@@ -207,11 +208,13 @@ def main() -> None:
             f"redsocks {{ local_ip = 0.0.0.0; local_port = {REDSOCKS_PORT};\n"
             f"  ip = {ORIGIN_ROUTER_IP}; port = {SB_PORT}; type = socks5;\n"
             "  login = \"bench\"; password = \"benchpass\"; }\n")
-        for port in SINK_PORTS.values():
+        sink_ports = [p + off for p in SINK_PORTS.values()
+                      for off in (0, loadgen.ORIGIN_CLOSE_PORT_OFFSET)]
+        for port in sink_ports:
             topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(port))
         topo.spawn(topo.ns_origin, str(sing_box), "run", "-c", str(d / "sing-box.json"))
         topo.spawn(rns, "redsocks", "-c", str(d / "redsocks.conf"))
-        for port in SINK_PORTS.values():
+        for port in sink_ports:
             vt.wait_port(topo.ns_origin, "0.0.0.0", port)
         vt.wait_port(topo.ns_origin, "0.0.0.0", SB_PORT)
         vt.wait_port(rns, "0.0.0.0", REDSOCKS_PORT)

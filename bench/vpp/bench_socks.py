@@ -47,7 +47,11 @@ import loadgen  # noqa: E402
 from loadgen import PYTHON_LOADGEN as LOADGEN  # noqa: E402
 from loadgen import cpsload_binary  # noqa: E402
 
-SINK_PORT = 5201
+IDLE_SINK_PORT = 5201  # the idle-session memory cases' sink
+# A sink port per proxy (and, at loadgen.ORIGIN_CLOSE_PORT_OFFSET, per origin-closing case): danted and
+# microsocks share a namespace, and TIME_WAIT entries one left toward a sink ip:port slow the other's
+# connect() (see loadgen.ORIGIN_CLOSE_PORT_OFFSET).
+PROXY_SINK_PORTS = {"vpp-singbox": 5201, "vpp-hs-proxy": 5202, "danted": 5203, "microsocks": 5204}
 HS_PROXY_PORT = 9000
 PNS_CLIENT_IP = "198.18.3.1"
 CLIENT_PNS_IP = "198.18.3.2"
@@ -81,9 +85,10 @@ def linux_proxy_ns(topo: vt.Topology, tag: str) -> str:
 
 
 def measure(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str,
-            args: argparse.Namespace, dport: int = SINK_PORT) -> dict[str, float]:
+            args: argparse.Namespace, dport: int, origin_close_dport: int | None = None
+            ) -> dict[str, float]:
     out = loadgen.measure(topo.ns_client, proxy, pport, dst, dport, args.seconds, args.mbytes,
-                          args.concurrency)
+                          args.concurrency, origin_close_dport)
     print(loadgen.row(name, out), flush=True)
     return out
 
@@ -130,7 +135,7 @@ def idle_memory(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, 
     time.sleep(1)
     pss0, heap0 = sample()
     p = subprocess.Popen(vt.ns_cmd(topo.ns_client, *LOADGEN, "idle", proxy,
-                                   str(pport), dst, str(SINK_PORT), str(n)),
+                                   str(pport), dst, str(IDLE_SINK_PORT), str(n)),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     out: dict[str, float] = {}
     try:
@@ -183,12 +188,16 @@ def main() -> None:
         pns = linux_proxy_ns(topo, tag)
         for ns in (topo.ns_client, pns):
             loadgen.tune_client_ns(ns)
-        topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(SINK_PORT))
-        vt.wait_port(topo.ns_origin, "0.0.0.0", SINK_PORT)
+        sink_ports = [p + off for p in PROXY_SINK_PORTS.values()
+                      for off in (0, loadgen.ORIGIN_CLOSE_PORT_OFFSET)]
+        for port in sink_ports:
+            topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(port))
+        for port in sink_ports:
+            vt.wait_port(topo.ns_origin, "0.0.0.0", port)
 
         vpp.cli(f"singbox server start {vt.VPP_CLIENT_IP4}:1080")
         vpp.cli(f"test proxy server server-uri tcp://{vt.VPP_CLIENT_IP4}:{HS_PROXY_PORT} "
-                f"client-uri tcp://{vt.ORIGIN_IP4}:{SINK_PORT} fifo-size 512k "
+                f"client-uri tcp://{vt.ORIGIN_IP4}:{PROXY_SINK_PORTS['vpp-hs-proxy']} fifo-size 512k "
                 "max-fifo-size 4m")  # the same fifo settings as singbox above
         d = Path(tempfile.mkdtemp(prefix="sbb-"))
         (d / "danted.conf").write_text(
@@ -225,12 +234,13 @@ def main() -> None:
         print(f"SOCKS5 benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
               f"per bulk case, VPP workers {args.workers}, link {args.link}")
         results["vpp-singbox"] = measure(topo, "VPP singbox (SOCKS5)", vt.VPP_CLIENT_IP4, 1080,
-                                         vt.ORIGIN_IP4, args)
-        # hs_apps proxy: no SOCKS, fixed upstream; the client connects plainly
+                                         vt.ORIGIN_IP4, args, PROXY_SINK_PORTS["vpp-singbox"])
+        # hs_apps proxy: no SOCKS, one fixed upstream (its own sink); the client connects plainly
         results["vpp-hs-proxy"] = measure(topo, "VPP hs_apps proxy", "-", 0,
-                                          vt.VPP_CLIENT_IP4, args, dport=HS_PROXY_PORT)
+                                          vt.VPP_CLIENT_IP4, args, HS_PROXY_PORT, HS_PROXY_PORT)
         for name, ip, port in peers:
-            results[name] = measure(topo, name, ip, port, ORIGIN_PNS_IP, args)
+            results[name] = measure(topo, name, ip, port, ORIGIN_PNS_IP, args,
+                                    PROXY_SINK_PORTS[name])
         if "danted" in mem and mem["danted"]["idle_sessions"]:
             b, o = mem["vpp-singbox"]["pss_per_session"], mem["danted"]["pss_per_session"]
             print(f"\nmemory per idle session: VPP singbox {b:.0f} B, danted {o:.0f} B "
