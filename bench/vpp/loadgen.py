@@ -125,7 +125,7 @@ def row(name: str, r: dict[str, float]) -> str:
 
 def ratio_row(name: str, a: dict[str, float], b: dict[str, float]) -> str:
     def x(key: str) -> str:
-        # VPP's hs_apps proxy never passes the origin's FIN on, so it completes no origin-closing case
+        # VPP's hs_apps proxy completed no origin-closing connection here: the origin's FIN never reached the client
         return f"x{a[key] / b[key]:5.2f}" if b[key] else "  n/a"
 
     return (f"  {name:<22} 1 stream {x('gbps_1')}   8 streams {x('gbps_8')}   conn/s "
