@@ -768,9 +768,9 @@ def test_nacm_filters_event_streams(restconf: RestconfServer) -> None:
 
 
 def test_server_stops_cleanly_under_attached_streams(sysrepo_instance: Any, tmp_path: Path) -> None:
-    """SIGTERM while stream clients are attached (and one has just left) ends at once with status 0: the streams end
-    (endless responses held the HTTP server's graceful shutdown open until SIGKILL), and every stream's sysrepo session
-    is closed before the connection goes, not torn down under its listener threads."""
+    """SIGTERM while stream clients are attached (and one has just left) ends within the grace time with status 0:
+    the streams end (endless responses held the HTTP server's graceful shutdown open until SIGKILL), and every
+    stream's sysrepo session is closed before the connection goes, not torn down under its listener threads."""
     state = tmp_path / "state"
     state.mkdir()
     bootstrap_users(sysrepo_instance, state)
@@ -789,6 +789,37 @@ def test_server_stops_cleanly_under_attached_streams(sysrepo_instance: Any, tmp_
         clients[0].close()  # one stream ends from the client side while the server stops
         rc = stop_server(server)  # SIGKILLed (-9) when still running after 15 s
         assert rc == 0, f"server exit status {rc}:\n{server.log()[-4000:]}"
+    finally:
+        for client in clients:
+            client.close()
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+def test_server_stops_promptly_under_idle_tls_clients(sysrepo_instance: Any, tmp_path: Path) -> None:
+    """Idle keep-alive TLS connections whose clients never answer the server's close_notify (a pooled connection
+    nobody reads: the usual case, e.g. a stream client whose response just ended) are cut once the grace time is
+    over: SIGTERM ends the process with status 0 within it. They held asyncio.run()'s final task cancellation open
+    for asyncio's 30 s TLS shutdown timeout, past the test's 15 s SIGKILL (and systemd's patience)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    bootstrap_users(sysrepo_instance, state)
+    server = start_server(sysrepo_instance, state)
+    clients = [server.client(), server.client(), server.client(http2=True)]
+    try:
+        for client in clients:
+            assert client.get("/restconf/yang-library-version").status_code == 200
+        ready = threading.Event()
+        reader = threading.Thread(target=_read_events, daemon=True,
+                                  args=(clients[1], server.base_url + "/restconf/streams/NETCONF/json", 10**6, [],
+                                        ready))
+        reader.start()
+        assert ready.wait(15)
+        started = time.monotonic()
+        rc = stop_server(server)
+        elapsed = time.monotonic() - started
+        assert rc == 0, f"server exit status {rc}:\n{server.log()[-4000:]}"
+        assert elapsed < 10, f"stopping took {elapsed:.1f} s:\n{server.log()[-4000:]}"
     finally:
         for client in clients:
             client.close()

@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 import structlog
 import sysrepo
@@ -59,7 +60,30 @@ def main(argv: list[str] | None = None) -> int:
     if bool(opts.cert) != bool(opts.key):
         parser.error("--cert and --key go together")
     configure_logging()
-    return asyncio.run(run(opts))
+    with asyncio.Runner(loop_factory=ServingLoop) as runner:
+        return runner.run(run(opts))
+
+
+class ServingLoop(asyncio.SelectorEventLoop):
+    """The event loop, keeping the servers Hypercorn starts on it so that the connections still open when the
+    shutdown's grace time is over can be aborted (Hypercorn has no way to do it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.servers: list[asyncio.Server] = []
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:
+        server = await super().create_server(*args, **kwargs)
+        self.servers.append(server)
+        return server
+
+    def abort_connections(self) -> None:
+        """Drops every connection at once: no TLS close_notify exchange, nothing more sent or awaited (Python 3.13+,
+        trixie's; before it only the listening sockets close and the caller's cancellation remains)."""
+        for server in self.servers:
+            server.close()
+            if sys.version_info >= (3, 13):
+                server.abort_clients()
 
 
 async def run(opts: argparse.Namespace) -> int:
@@ -151,15 +175,26 @@ async def run(opts: argparse.Namespace) -> int:
         stop_waiter.cancel()
         if not server.done():
             # Since Python 3.12 asyncio's Server.wait_closed() waits for every open connection, so an idle
-            # keep-alive client would hold Hypercorn's shutdown open until systemd's SIGKILL.
+            # keep-alive client would hold Hypercorn's shutdown open until systemd's SIGKILL. Closing a TLS
+            # connection waits for the client's close_notify, which a client that does not read (a connection idle
+            # in its pool) never sends: asyncio gives up only after 30 s. Cancelling serve() does not help, as
+            # Hypercorn's connection tasks await that close in a `finally` (asyncio.run()'s final cancellation
+            # then waited for them). So the connections still open after the grace time are aborted: their tasks
+            # see the connection lost, responses (streams) end on the still-running executor, serve() returns.
             await asyncio.wait([server], timeout=config.graceful_timeout + SHUTDOWN_GRACE_S)
             if not server.done():
                 log.warning("connections still open after the graceful shutdown; closing them")
+                if isinstance(loop, ServingLoop):
+                    loop.abort_connections()
+                await asyncio.wait([server], timeout=SHUTDOWN_GRACE_S)
+            if not server.done():
+                log.error("the HTTP server did not stop after its connections were closed; cancelling it")
                 server.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await server
         if not server.cancelled():
             await server  # raises what serve() raised
+        await _finish_other_tasks()
     finally:
         # Nothing may still be inside sysrepo when the connection goes: queued work is dropped, running calls
         # (bounded by sysrepo's own timeouts) finish, then streams whose clients are still attached are closed.
@@ -176,6 +211,19 @@ async def run(opts: argparse.Namespace) -> int:
         sock.detach()  # Hypercorn owns and closed the descriptor it was given as fd://
     log.info("restconf stopped")
     return 0
+
+
+async def _finish_other_tasks() -> None:
+    """What is left of the connections' tasks is cancelled and awaited here, with a bound and while the executor
+    still runs (a stream's end hands its close to it), so that the runner's final cancellation, which waits without
+    limit, finds nothing left; a task that outlives the bound is named in the log."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    if others:
+        _, pending = await asyncio.wait(others, timeout=SHUTDOWN_GRACE_S)
+        if pending:
+            log.error("tasks still running at shutdown", tasks=[repr(task) for task in pending])
 
 
 if __name__ == "__main__":

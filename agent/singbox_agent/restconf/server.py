@@ -245,7 +245,11 @@ class RestconfApp:
                         continue
                     yield b"".join(b"data: " + line + b"\n" for line in event.splitlines()) + b"\n"
             finally:
-                await self._run(subscription.close)
+                # Not awaited: when the client goes, Starlette cancels the response and cancels again every await
+                # made here, which could drop the close before a worker took it. Once the server has stopped the
+                # executor, close_all() has closed every stream (the generator may be finalized only after that).
+                if not subscription.closed:
+                    self.executor.submit(subscription.close)
 
         return StreamingResponse(
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

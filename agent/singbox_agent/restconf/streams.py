@@ -122,6 +122,10 @@ class Subscription:
         """Event loop only: the response ends after what is queued."""
         self._put(None)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
     def close(self) -> None:
         # The stream's own end (a worker thread) and server shutdown (the main thread) may both close it.
         with self._close_lock:
