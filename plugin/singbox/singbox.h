@@ -24,6 +24,9 @@
 #define SINGBOX_DEFAULT_UDP_IDLE_TIMEOUT  60
 #define SINGBOX_DEFAULT_MAX_SESSIONS	  1024
 #define SINGBOX_DNS_TIMEOUT		  5
+/* how often a client-mode session not yet accepted is checked for a client
+ * leg VPP freed without telling us (seconds) */
+#define SINGBOX_UNACCEPTED_CHECK_INTERVAL 1.0
 
 /* Session states; the strings are what `show singbox sessions` prints and
  * the order matches vl_api_singbox_session_state_t. */
@@ -221,6 +224,12 @@ typedef struct
   u8 ao_fin : 1; /* upstream sent FIN */
   u8 reply_sent : 1;
   u8 counted_active : 1;
+  /* client mode: the client leg's accept came. Until then VPP frees the leg
+   * without a word to us when its handshake fails (a SYN then RST, a SYN-ACK
+   * never answered): the session layer drops a session it has not yet
+   * announced. po_check_at is when to look whether it still exists. */
+  u8 po_accepted : 1;
+  f64 po_check_at;
 
   session_handle_t po_handle;
   session_handle_t ao_handle;
@@ -506,6 +515,7 @@ format_function_t format_singbox_endpoint;
 format_function_t format_singbox_interface;
 
 format_function_t format_singbox_session;
+format_function_t format_singbox_session_legs;
 format_function_t format_singbox_session_state;
 format_function_t format_singbox_listener;
 

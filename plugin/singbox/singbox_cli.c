@@ -384,6 +384,7 @@ show_singbox_sessions_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib
 {
   singbox_main_t *sm = &singbox_main;
   singbox_session_t *ss;
+  u8 verbose = unformat (input, "verbose");
   u32 n = 0;
 
   vlib_cli_output (vm, "Active Sessions:");
@@ -391,6 +392,8 @@ show_singbox_sessions_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib
   pool_foreach (ss, sm->sessions)
     {
       vlib_cli_output (vm, "%U", format_singbox_session, ss);
+      if (verbose)
+	vlib_cli_output (vm, "  %U", format_singbox_session_legs, ss);
       n++;
     }
   singbox_sessions_unlock ();
@@ -400,7 +403,7 @@ show_singbox_sessions_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib
 
 VLIB_CLI_COMMAND (show_singbox_sessions_command, static) = {
   .path = "show singbox sessions",
-  .short_help = "show singbox sessions",
+  .short_help = "show singbox sessions [verbose]",
   .function = show_singbox_sessions_command_fn,
   .is_mp_safe = 0,
 };

@@ -656,6 +656,8 @@ singbox_client_write_early_data (session_t *s)
   ss->bypass = bypass;
   ss->created = ss->last_active = vlib_time_now (vlib_get_main ());
   ss->deadline = ss->created + (ep ? ep->connect_timeout : 10);
+  ss->po_accepted = 0;
+  ss->po_check_at = ss->created + SINGBOX_UNACCEPTED_CHECK_INTERVAL;
   s->opaque = ss->index;
   if (ss->from_pool)
     {
@@ -869,6 +871,7 @@ singbox_client_accept (session_t *s)
   s->session_state = SESSION_STATE_READY;
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
+  ss->po_accepted = 1;
   if (ss->state == SINGBOX_SESSION_STATE_CLOSING)
     singbox_po_reset_later (ss);
   else if (ss->from_pool)

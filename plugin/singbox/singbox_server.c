@@ -1522,6 +1522,37 @@ singbox_sessions_count_traffic (void)
     session_send_rpc_evt_to_thread_force (t, singbox_sessions_count_traffic_rpc, 0);
 }
 
+/* On the client leg's thread: a client-mode session whose client leg VPP
+ * freed before accepting it (see po_accepted) is ended here, or it would
+ * count against max-connections and keep its upstream leg forever. */
+static void
+singbox_client_leg_check_rpc (void *arg)
+{
+  singbox_session_t *ss;
+  session_t *s;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get_by_id (pointer_to_uword (arg));
+  if (!ss || ss->po_accepted || ss->po_handle == SESSION_INVALID_HANDLE)
+    goto done;
+  s = session_get_from_handle_if_valid (ss->po_handle);
+  /* the slot may hold another session by now */
+  if (s && s->opaque == ss->index && session_handle (s) != ss->ao_handle)
+    goto done;
+  SINGBOX_DBG ("session %u: client leg gone before its accept", ss->index);
+  ss->po_handle = SESSION_INVALID_HANDLE;
+  ss->po_closed = 1;
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  ss->deadline = 0;
+  singbox_session_release_active (ss);
+  if (ss->ao_handle != SESSION_INVALID_HANDLE)
+    singbox_ao_close (ss); /* its cleanup frees the session */
+  else if (!ss->connecting)
+    singbox_session_free (ss);
+done:
+  singbox_sessions_unlock ();
+}
+
 void
 singbox_sessions_expire (f64 now)
 {
@@ -1531,6 +1562,13 @@ singbox_sessions_expire (f64 now)
   singbox_sessions_lock ();
   pool_foreach (ss, sm->sessions)
     {
+      if (ss->mode == SINGBOX_MODE_CLIENT && !ss->po_accepted &&
+	  ss->po_handle != SESSION_INVALID_HANDLE && now >= ss->po_check_at)
+	{
+	  ss->po_check_at = now + SINGBOX_UNACCEPTED_CHECK_INTERVAL;
+	  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_client_leg_check_rpc,
+						uword_to_pointer (singbox_session_id (ss), void *));
+	}
       if (ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
 	continue;
       if (ss->deadline && now >= ss->deadline)
@@ -1715,6 +1753,25 @@ format_singbox_session (u8 *s, va_list *args)
 	      tx, rx, now - ss->created);
   if (ss->user_index != ~0 && !pool_is_free_index (singbox_main.users, ss->user_index))
     s = format (s, " user=%v", pool_elt_at_index (singbox_main.users, ss->user_index)->username);
+  return s;
+}
+
+/* What each leg is doing, for a session that does not end as it should. */
+u8 *
+format_singbox_session_legs (u8 *s, va_list *args)
+{
+  singbox_session_t *ss = va_arg (*args, singbox_session_t *);
+
+  s = format (s, "client leg 0x%lx (thread %u)%s%s, upstream leg 0x%lx%s%s%s", ss->po_handle,
+	      ss->po_thread, ss->po_fin ? " fin" : "", ss->po_closed ? " closed" : "",
+	      ss->ao_handle, ss->connecting ? " connecting" : "", ss->ao_fin ? " fin" : "",
+	      ss->ao_closed ? " closed" : "");
+  if (ss->mode == SINGBOX_MODE_CLIENT)
+    s = format (s, ", %s%s%s%s", ss->po_accepted ? "" : "not accepted, ",
+		ss->crossed ? "crossed" : "not crossed", ss->from_pool ? ", from pool" : "",
+		ss->pooled ? ", pooled" : "");
+  if (ss->deadline != 0)
+    s = format (s, ", deadline in %.1fs", ss->deadline - vlib_time_now (vlib_get_main ()));
   return s;
 }
 

@@ -47,7 +47,7 @@ def upstream(env: Env) -> Iterator[Env]:
         deadline = time.monotonic() + 20
         for itf in env.api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
             while env.api.singbox_get_stats(sw_if_index=itf.sw_if_index).active_connections:
-                assert time.monotonic() < deadline, (env.cli("show singbox sessions")
+                assert time.monotonic() < deadline, (env.cli("show singbox sessions verbose")
                                                      + env.cli("show session verbose 2"))
                 time.sleep(0.2)
     finally:
@@ -471,6 +471,42 @@ def test_client_port_reused_while_our_leg_is_in_time_wait(upstream: Env, origin:
         env.t.run_in(env.t.ns_client, "sysctl", "-qw", f"{key}={' '.join(saved)}")
     dropped = [line for line in env.cli("show errors", check=False).splitlines() if "no listener" in line]
     assert dropped == [], dropped
+
+
+# Sends bare SYNs from ports no socket owns: the client's kernel answers each SYN-ACK with a reset, so
+# the handshake fails in SYN-RECEIVED, as under a SYN scan or a client that vanished.
+SYN_SENDER = """
+import socket, struct, sys
+src, dst, dport, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def csum(b):
+    b += b"\\0" * (len(b) % 2)
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xFFFF)
+    return ~(t + (t >> 16)) & 0xFFFF
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for sport in range(41000, 41000 + n):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1000 + sport, 0, 5 << 4, 0x02, 64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+    s.sendto(tcp, (dst, 0))
+"""
+
+
+def test_handshake_failed_in_syn_received_leaves_nothing(upstream: Env) -> None:
+    """VPP frees a connection whose handshake fails before it was accepted
+    without telling the application; the session the plugin made at the SYN
+    went on counting against max-connections, for good."""
+    env = upstream
+    idx = enable(env, max_connections=4)
+    env.t.run_in(env.t.ns_client, sys.executable, "-c", SYN_SENDER, CLIENT_IP4, ORIGIN_IP4,
+                 str(ECHO_PORT), "8")
+    deadline = time.monotonic() + 10
+    while (env.api.singbox_get_stats(sw_if_index=idx).active_connections
+           or env.sessions()):
+        assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+        time.sleep(0.2)
+    rc, _ = whoami(env)
+    assert rc == 0, "the interface's connection slots were not given back"
 
 
 def test_max_connections(upstream: Env) -> None:
