@@ -17,6 +17,7 @@ typedef void (singbox_hsi_intercept_proto_fn_t) (transport_proto_t proto, u8 is_
 
 static void singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx);
 static void singbox_client_dst (singbox_session_t *ss, socks5_addr_t *dst);
+static int singbox_client_cross (session_t *s, singbox_session_t *ss);
 static singbox_session_t *singbox_client_pool_take (singbox_endpoint_t *ep);
 
 /*
@@ -861,6 +862,24 @@ singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx)
     svm_fifo_enqueue (tx, out.len, out.data);
 }
 
+/* On the upstream leg's thread, after the client leg's accept. */
+static void
+singbox_client_cross_rpc (void *arg)
+{
+  session_handle_t sh = pointer_to_uword (arg);
+  session_t *s = session_get_from_handle_if_valid (sh);
+  singbox_session_t *ss;
+
+  if (!s)
+    return;
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  if (ss->ao_handle == sh && !ss->crossed && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
+      socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_CONNECTED)
+    singbox_client_cross (s, ss);
+  singbox_sessions_unlock ();
+}
+
 int
 singbox_client_accept (session_t *s)
 {
@@ -875,7 +894,14 @@ singbox_client_accept (session_t *s)
   if (ss->state == SINGBOX_SESSION_STATE_CLOSING)
     singbox_po_reset_later (ss);
   else if (ss->from_pool)
-    ;
+    {
+      /* the proxy may have answered the CONNECT already (see
+       * singbox_client_cross); an RPC even on this thread, the lock is held */
+      if (!ss->crossed && ss->ao_handle != SESSION_INVALID_HANDLE)
+	session_send_rpc_evt_to_thread_force (session_thread_from_handle (ss->ao_handle),
+					      singbox_client_cross_rpc,
+					      uword_to_pointer (ss->ao_handle, void *));
+    }
   else if (!ss->bypass)
     {
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
@@ -900,6 +926,12 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
   u8 buf[4096];
   u32 n;
 
+  /* A pooled upstream may answer the CONNECT sent at the client's SYN
+   * before that handshake completes; until the accept the client leg may
+   * still be freed, fifos and all, without a word to us (a SYN then RST
+   * crashed VPP here). singbox_client_accept crosses then. */
+  if (!ss->po_accepted)
+    return -1;
   if (svm_fifo_max_dequeue (own_tx))
     {
       svm_fifo_add_want_deq_ntf (own_tx, SVM_FIFO_WANT_DEQ_NOTIF);

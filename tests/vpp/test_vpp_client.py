@@ -492,12 +492,21 @@ for sport in range(41000, 41000 + n):
 """
 
 
-def test_handshake_failed_in_syn_received_leaves_nothing(upstream: Env) -> None:
+@pytest.mark.parametrize("pooling", [False, True])
+def test_handshake_failed_in_syn_received_leaves_nothing(upstream: Env, pooling: bool) -> None:
     """VPP frees a connection whose handshake fails before it was accepted
     without telling the application; the session the plugin made at the SYN
-    went on counting against max-connections, for good."""
+    went on counting against max-connections, for good. With pooling the SYN
+    also took a pooled upstream and sent its CONNECT: that leg ends too."""
     env = upstream
     idx = enable(env, max_connections=4)
+    if pooling:
+        env.cli("singbox set max-pool-size 3")
+        env.cli("singbox set pooling enable")
+        deadline = time.monotonic() + 10
+        while _pool_ready(env) < 3:
+            assert time.monotonic() < deadline, env.cli("show singbox")
+            time.sleep(0.2)
     env.t.run_in(env.t.ns_client, sys.executable, "-c", SYN_SENDER, CLIENT_IP4, ORIGIN_IP4,
                  str(ECHO_PORT), "8")
     deadline = time.monotonic() + 10
@@ -507,6 +516,12 @@ def test_handshake_failed_in_syn_received_leaves_nothing(upstream: Env) -> None:
         time.sleep(0.2)
     rc, _ = whoami(env)
     assert rc == 0, "the interface's connection slots were not given back"
+    if pooling:
+        env.cli("singbox set pooling disable")
+        deadline = time.monotonic() + 30
+        while "Session records: 0 in use" not in env.cli("show singbox server"):
+            assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+            time.sleep(0.5)
 
 
 def test_max_connections(upstream: Env) -> None:

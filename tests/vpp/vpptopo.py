@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -215,7 +216,12 @@ buffers {{ buffers-per-numa 32768 }}
         return self.proc.poll() is None
 
     def close(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc.poll() is not None:  # died under the test: what it said on the way out
+            for f in (self.log, self.dir / "stdout"):
+                tail = f.read_text(errors="replace")[-6000:] if f.exists() else "(none)"
+                print(f"VPP exited with status {self.proc.returncode}; end of {f}:\n{tail}",
+                      file=sys.stderr)
+        else:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
