@@ -873,10 +873,14 @@ singbox_client_cross_rpc (void *arg)
   if (!s)
     return;
   singbox_sessions_lock ();
+  /* the leg may have gone and its slot been reused since the RPC was sent */
+  if (pool_is_free_index (singbox_main.sessions, s->opaque))
+    goto done;
   ss = singbox_session_get (s->opaque);
   if (ss->ao_handle == sh && !ss->crossed && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
       socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_CONNECTED)
     singbox_client_cross (s, ss);
+done:
   singbox_sessions_unlock ();
 }
 
