@@ -501,12 +501,7 @@ def test_handshake_failed_in_syn_received_leaves_nothing(upstream: Env, pooling:
     env = upstream
     idx = enable(env, max_connections=4)
     if pooling:
-        env.cli("singbox set max-pool-size 3")
-        env.cli("singbox set pooling enable")
-        deadline = time.monotonic() + 10
-        while _pool_ready(env) < 3:
-            assert time.monotonic() < deadline, env.cli("show singbox")
-            time.sleep(0.2)
+        _fill_pool(env, 3)
     env.t.run_in(env.t.ns_client, sys.executable, "-c", SYN_SENDER, CLIENT_IP4, ORIGIN_IP4,
                  str(ECHO_PORT), "8")
     deadline = time.monotonic() + 10
@@ -517,11 +512,7 @@ def test_handshake_failed_in_syn_received_leaves_nothing(upstream: Env, pooling:
     rc, _ = whoami(env)
     assert rc == 0, "the interface's connection slots were not given back"
     if pooling:
-        env.cli("singbox set pooling disable")
-        deadline = time.monotonic() + 30
-        while "Session records: 0 in use" not in env.cli("show singbox server"):
-            assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
-            time.sleep(0.5)
+        _disable_pooling_and_drain(env)
 
 
 def test_max_connections(upstream: Env) -> None:
@@ -614,15 +605,28 @@ def _pool_ready(env: Env) -> int:
     return int(line.split(" pool ")[1].split()[0])
 
 
+def _fill_pool(env: Env, size: int) -> None:
+    env.cli(f"singbox set max-pool-size {size}")
+    env.cli("singbox set pooling enable")
+    deadline = time.monotonic() + 10
+    while _pool_ready(env) < size:
+        assert time.monotonic() < deadline, env.cli("show singbox")
+        time.sleep(0.2)
+
+
+def _disable_pooling_and_drain(env: Env) -> None:
+    """Pooled connections are closed: no session record stays behind."""
+    env.cli("singbox set pooling disable")
+    deadline = time.monotonic() + 30
+    while "Session records: 0 in use" not in env.cli("show singbox server"):
+        assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+        time.sleep(0.5)
+
+
 def test_connection_pooling(upstream: Env) -> None:
     env = upstream
     idx = enable(env)
-    env.cli("singbox set max-pool-size 3")
-    env.cli("singbox set pooling enable")
-    deadline = time.monotonic() + 10
-    while _pool_ready(env) < 3:
-        assert time.monotonic() < deadline, env.cli("show singbox")
-        time.sleep(0.2)
+    _fill_pool(env, 3)
     for _ in range(5):  # more than the pool holds: it refills
         assert whoami(env) == (0, ORIGIN_IP4)
     # a pooled connection's deferred CONNECT carries an IPv6 destination too
@@ -632,12 +636,7 @@ def test_connection_pooling(upstream: Env) -> None:
     while _pool_ready(env) < 3:
         assert time.monotonic() < deadline, env.cli("show singbox")
         time.sleep(0.2)
-    env.cli("singbox set pooling disable")
-    # pooled connections are closed: no session record stays behind
-    deadline = time.monotonic() + 30
-    while "Session records: 0 in use" not in env.cli("show singbox server"):
-        assert time.monotonic() < deadline, env.cli("show singbox server")
-        time.sleep(0.5)
+    _disable_pooling_and_drain(env)
     assert env.api.singbox_endpoint_dump()[0].failures == 0
 
 
