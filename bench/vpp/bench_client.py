@@ -175,9 +175,7 @@ def main() -> None:
     ap.add_argument("--mbytes", type=int, default=1024)
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--rx-mode", choices=("polling", "interrupt", "adaptive"), default="polling",
-                    help="VPP's interface rx mode: polling keeps a core busy even when idle, which on "
-                    "a small box is taken from sing-box, the load generators and the kernel")
+    loadgen.add_rx_mode_option(ap)
     ap.add_argument("--ttfb", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.ttfb:
@@ -195,8 +193,7 @@ def main() -> None:
     try:
         topo = vt.Topology(vpp, tag=f"sbc{int(time.time()) % 1000}")
         rns, r_lan = router_ns(topo, topo.ns_client[:-1])
-        for ifname in (topo.vpp_if_client, topo.vpp_if_origin):
-            vpp.cli(f"set interface rx-mode {ifname} {args.rx_mode}")
+        loadgen.set_rx_mode(vpp, (topo.vpp_if_client, topo.vpp_if_origin), args.rx_mode)
         for ns in (topo.ns_client, rns):
             loadgen.tune_client_ns(ns)
         d = Path(tempfile.mkdtemp(prefix="sbc-"))

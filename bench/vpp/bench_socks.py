@@ -171,9 +171,7 @@ def main() -> None:
                     "every proxy busy: with 32 the rate is 32 / one connection's latency)")
     ap.add_argument("--mbytes", type=int, default=2048)
     ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--rx-mode", choices=("polling", "interrupt", "adaptive"), default="polling",
-                    help="VPP's interface rx mode: polling keeps a core busy even when idle, which on "
-                    "a small box is taken from sing-box, the load generators and the kernel")
+    loadgen.add_rx_mode_option(ap)
     ap.add_argument("--idle", type=int, default=1000,
                     help="idle sessions opened for the memory-per-session figures")
     ap.add_argument("--link", choices=["af_packet", "tap"], default="af_packet",
@@ -189,8 +187,7 @@ def main() -> None:
         tag = f"b{secrets.token_hex(2)}"
         topo = vt.Topology(vpp, tag=tag, kind=args.link)
         pns = linux_proxy_ns(topo, tag)
-        for ifname in (topo.vpp_if_client, topo.vpp_if_origin):
-            vpp.cli(f"set interface rx-mode {ifname} {args.rx_mode}")
+        loadgen.set_rx_mode(vpp, (topo.vpp_if_client, topo.vpp_if_origin), args.rx_mode)
         for ns in (topo.ns_client, pns):
             loadgen.tune_client_ns(ns)
         sink_ports = [p + off for p in PROXY_SINK_PORTS.values()

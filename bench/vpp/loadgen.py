@@ -15,6 +15,7 @@ namespaces; the sink and the connection-rate prober are in cpsload.c
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import ipaddress
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 GREETING = b"\x05\x01\x00"
@@ -115,6 +117,17 @@ def measure(ns: str, proxy: str, pport: int, dst: str, dport: int, secs: float,
         out[key] = r["connections"] / r["seconds"]
         out[f"{key}_errors"] = r["errors"]
     return out
+
+
+def add_rx_mode_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--rx-mode", choices=("polling", "interrupt", "adaptive"), default="polling",
+                    help="VPP's interface rx mode: polling keeps a core busy even when idle, which on "
+                    "a small box is taken from sing-box, the load generators and the kernel")
+
+
+def set_rx_mode(vpp: Any, interfaces: tuple[str, ...], mode: str) -> None:
+    for ifname in interfaces:
+        vpp.cli(f"set interface rx-mode {ifname} {mode}")
 
 
 def row(name: str, r: dict[str, float]) -> str:
