@@ -71,10 +71,11 @@ class SysrepoInstance:
         self.repository.mkdir(parents=True, exist_ok=True)
         install_modules(files, search_dirs, env=self.env)
 
-    def sync_modules(self, files: Iterable[Path], search_dirs: Iterable[Path] = ()) -> list[str]:
+    def sync_modules(self, files: Iterable[Path], search_dirs: Iterable[Path] = (),
+                     access: Access | None = None) -> list[str]:
         """Install missing modules and update outdated ones (see `sync_modules`)."""
         self.repository.mkdir(parents=True, exist_ok=True)
-        return sync_modules(files, search_dirs, env=self.env)
+        return sync_modules(files, search_dirs, env=self.env, access=access)
 
     def destroy(self) -> None:
         """Remove the repository and every shared-memory file of this instance."""
@@ -101,38 +102,68 @@ def _sysrepoctl(args: list[str], env: Mapping[str, str] | None) -> str:
     return done.stdout
 
 
-def install_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env: Mapping[str, str] | None = None) -> None:
+@dataclass(frozen=True)
+class Access:
+    """Filesystem access rights sysrepo gives a module's data files (sysrepoctl -g/-p). Debian's sysrepo makes its
+    own modules root:sysrepo and readable by the group; the appliance's daemons run as a member of that group and
+    write configuration, so the modules the package installs are made group-writable."""
+
+    group: str
+    permissions: str  # chmod octal, e.g. "660"
+
+    def args(self) -> list[str]:
+        return ["-g", self.group, "-p", self.permissions]
+
+
+def install_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env: Mapping[str, str] | None = None,
+                    access: Access | None = None) -> None:
     """Install YANG modules with all their features enabled, in one sysrepoctl call (one context rebuild).
 
-    `env` selects the instance (None: the system's). :raises subprocess.CalledProcessError: stderr says why.
+    `env` selects the instance (None: the system's); `access` sets group and permissions of each module (None:
+    sysrepo's defaults). :raises subprocess.CalledProcessError: stderr says why.
     """
     args = ["-v", "1"]
     dirs = [str(d) for d in search_dirs]
     if dirs:
         args += ["-s", ":".join(dirs)]
-    modules = [a for f in files for a in ("-i", str(f), "-e", "*")]
+    modules = [a for f in files for a in ("-i", str(f), "-e", "*", *(access.args() if access else []))]
     if modules:
         _sysrepoctl(args + modules, env)
 
 
-def installed_modules(*, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Module name -> revision of every module installed (not only imported)."""
-    modules: dict[str, str] = {}
+@dataclass(frozen=True)
+class InstalledModule:
+    revision: str
+    owner: str  # "user:group" of the startup data
+    permissions: str  # of the startup data, e.g. "660"
+
+
+def installed_module_info(*, env: Mapping[str, str] | None = None) -> dict[str, InstalledModule]:
+    """Module name -> revision, owner and permissions of every module installed (not only imported)."""
+    modules: dict[str, InstalledModule] = {}
     for line in _sysrepoctl(["-l"], env).splitlines():
         cells = [c.strip() for c in line.split("|")]
-        if len(cells) > 2 and "I" in cells[2]:
-            modules[cells[0]] = cells[1]
+        if len(cells) > 5 and "I" in cells[2]:
+            modules[cells[0]] = InstalledModule(cells[1], cells[3], cells[4])
     return modules
 
 
-def sync_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env: Mapping[str, str] | None = None) -> list[str]:
-    """Install the modules that are missing and update those installed at another revision.
+def installed_modules(*, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Module name -> revision of every module installed (not only imported)."""
+    return {name: info.revision for name, info in installed_module_info(env=env).items()}
+
+
+def sync_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env: Mapping[str, str] | None = None,
+                 access: Access | None = None) -> list[str]:
+    """Install the modules that are missing and update those installed at another revision; with `access`, also
+    give the modules of `files` that group and permissions where they differ (an upgrade from a package that
+    installed them with sysrepo's defaults).
 
     File names follow RFC 8407 (`name@revision.yang`). Returns the names of the modules it changed. This is what
     `make run` and the Debian package's postinst run, so an upgrade brings new revisions in without losing data.
     """
     dirs = list(search_dirs)
-    installed = installed_modules(env=env)
+    installed = installed_module_info(env=env)
     missing: list[Path] = []
     changed: list[str] = []
     for f in files:
@@ -140,22 +171,44 @@ def sync_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env
         if name not in installed:
             missing.append(f)
             changed.append(name)
-        elif revision and installed[name] != revision:
+            continue
+        if revision and installed[name].revision != revision:
             _sysrepoctl(["-U", str(f), "-s", ":".join(map(str, dirs))], env)
             changed.append(name)
-    install_modules(missing, dirs, env=env)
-    return changed
+        if access and (installed[name].owner.partition(":")[2] != access.group
+                       or installed[name].permissions != access.permissions):
+            _sysrepoctl(["-c", name, *access.args()], env)
+            changed.append(name)
+    install_modules(missing, dirs, env=env, access=access)
+    return list(dict.fromkeys(changed))
+
+
+def record_installed(record: Path, names: Iterable[str]) -> None:
+    """Add `names` to the list of modules this product installed (one per line): what a purge uninstalls, and only
+    that — a module another package installed first stays."""
+    known = record.read_text().split() if record.exists() else []
+    record.write_text("".join(f"{n}\n" for n in dict.fromkeys([*known, *names])))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m singbox_agent.repository sync DIR...`: bring the system's sysrepo to the modules in DIRs."""
+    """`python -m singbox_agent.repository sync [--group G --permissions P] [--record FILE] DIR...`: bring the
+    system's sysrepo to the modules in DIRs (the Debian package's postinst)."""
     parser = argparse.ArgumentParser(prog="python -m singbox_agent.repository")
     sub = parser.add_subparsers(dest="command", required=True)
     sync = sub.add_parser("sync", help="install missing and update outdated YANG modules")
+    sync.add_argument("--group", help="filesystem group of the modules' data (with --permissions)")
+    sync.add_argument("--permissions", help="chmod octal permissions of the modules' data, e.g. 660")
+    sync.add_argument("--record", type=Path, help="add the names of the modules installed now to this file")
     sync.add_argument("dirs", nargs="+", type=Path)
     opts = parser.parse_args(argv)
+    if bool(opts.group) != bool(opts.permissions):
+        parser.error("--group and --permissions go together")
+    access = Access(opts.group, opts.permissions) if opts.group else None
     files = sorted(f for d in opts.dirs for f in d.glob("*.yang"))
-    changed = sync_modules(files, opts.dirs)
+    before = set(installed_modules())
+    changed = sync_modules(files, opts.dirs, access=access)
+    if opts.record:
+        record_installed(opts.record, sorted(set(installed_modules()) - before))
     print("installed or updated: " + (", ".join(changed) if changed else "nothing"))
     return 0
 

@@ -1,4 +1,8 @@
-"""`python -m singbox_agent.agent --state-dir DIR --ready-file FILE --vpp-api-socket PATH|none`."""
+"""`python -m singbox_agent.agent --state-dir DIR [--ready-file FILE] --vpp-api-socket PATH|none`.
+
+Ready (the ready file written, systemd told READY=1 under `Type=notify`) once its sysrepo subscriptions are in place
+and a reachable VPP was given a moment to sync; an absent VPP does not hold readiness (config is stored pending).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import structlog
 from singbox_agent.agent.daemon import Agent
 from singbox_agent.dataplane.base import Dataplane
 from singbox_agent.logs import configure_logging
+from singbox_agent.mgmt import systemd
 
 log = structlog.get_logger("agent")
 
@@ -49,7 +54,7 @@ def default_api_json() -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--ready-file", type=Path, required=True)
+    parser.add_argument("--ready-file", type=Path, help="JSON file written once ready (make run's supervisor)")
     parser.add_argument("--vpp-api-socket", default="none", help="VPP's API socket, or 'none' (dataplane absent)")
     parser.add_argument("--api-json", type=Path, action="append", default=None,
                         help="API definition files (default: $SINGBOX_API_JSON and $VPP_PREFIX/share/vpp/api)")
@@ -77,12 +82,18 @@ def main(argv: list[str] | None = None) -> int:
         while not agent.status.in_sync and time.monotonic() < deadline and not stop.is_set():
             time.sleep(0.02)
     opts.state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = opts.ready_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"service": "agent", "pid": os.getpid(), "vpp_api_socket": socket,
-                               "dataplane_connected": agent.dataplane.connected}) + "\n")
-    tmp.replace(opts.ready_file)
+    connected = agent.dataplane.connected
+    if opts.ready_file:
+        tmp = opts.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"service": "agent", "pid": os.getpid(), "vpp_api_socket": socket,
+                                   "dataplane_connected": connected}) + "\n")
+        tmp.replace(opts.ready_file)
+    dataplane = f"VPP at {socket}" if connected else f"VPP absent ({socket or 'none configured'}): config stored pending"
+    log.info("agent ready", dataplane_connected=connected, vpp_api_socket=socket)
+    systemd.notify_ready(dataplane)
     while not stop.wait(1.0):
         pass
+    systemd.notify_stopping()
     agent.stop()
     return 0
 

@@ -1,25 +1,62 @@
-"""`python -m singbox_agent.mgmt bootstrap-admin --user NAME --password-file FILE`.
+"""The admin command (`singbox-admin` on an appliance, `python -m singbox_agent.mgmt` in development).
 
-Works on the sysrepo instance the environment selects (SYSREPO_REPOSITORY_PATH / SYSREPO_SHM_PREFIX).
-The password is read from a file so it never appears in a process listing; a trailing newline is ignored.
+  init-admin --user NAME --password-file FILE   first login: when no user exists yet, create NAME with a random
+                                                password written to FILE (0600) and full NACM rights (postinst)
+  set-password USER [--password-file FILE]      set (or create) USER's password; asked twice on a terminal, else
+                                                read from stdin or FILE
+  bootstrap-admin --user NAME --password-file FILE
+                                                create/update NAME with that password and full NACM rights
+  hash-password --password-file FILE            print a crypt hash (for ietf-system's password leaf)
+
+Works on the sysrepo instance the environment selects (SYSREPO_REPOSITORY_PATH / SYSREPO_SHM_PREFIX), the system's
+by default. Passwords never appear on the command line (process listings); a trailing newline is ignored.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from pathlib import Path
 
 import sysrepo
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt.bootstrap import bootstrap_admin
-from singbox_agent.mgmt.users import hash_password
+from singbox_agent.mgmt.bootstrap import bootstrap_admin, initial_admin, set_password
+from singbox_agent.mgmt.users import RESERVED_PREFIX, hash_password
+
+
+class PasswordError(ValueError):
+    pass
+
+
+def read_password(password_file: Path | None, *, interactive: bool) -> str:
+    """From FILE ("-": stdin), else from the terminal (asked twice), else from stdin."""
+    if password_file is None and interactive:
+        first = getpass.getpass("New password: ")
+        if first != getpass.getpass("Again: "):
+            raise PasswordError("the passwords differ")
+        password = first
+    elif password_file is None or str(password_file) == "-":
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = password_file.read_text().rstrip("\r\n")
+    if not password:
+        raise PasswordError("empty password")
+    return password
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m singbox_agent.mgmt", description=__doc__)
+    parser = argparse.ArgumentParser(prog="singbox-admin", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
     sub = parser.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init-admin", help="first login: an admin with a random password, if no user exists")
+    init.add_argument("--user", default="admin")
+    init.add_argument("--password-file", required=True, type=Path, help="where the password is written (0600)")
+    setpw = sub.add_parser("set-password", help="set or create a user's password")
+    setpw.add_argument("user")
+    setpw.add_argument("--password-file", type=Path, help="read the password from FILE ('-': stdin)")
     boot = sub.add_parser("bootstrap-admin", help="create/update the admin user and its NACM rights")
     boot.add_argument("--user", required=True)
     boot.add_argument("--password-file", required=True, type=Path)
@@ -28,15 +65,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
 
-    password = args.password_file.read_text().rstrip("\r\n")
-    if not password:
-        print(f"{args.password_file}: empty password", file=sys.stderr)
+    user = getattr(args, "user", None)
+    if user is not None and (not user or user.startswith(RESERVED_PREFIX)):
+        print(f"singbox-admin: {user!r} cannot be a user name", file=sys.stderr)
+        return 2
+    if args.command == "init-admin":
+        with sysrepo.SysrepoConnection() as conn:
+            if initial_admin(conn, args.user, args.password_file):
+                print(f"initial password of user {args.user!r} is in {args.password_file} (readable by root only); "
+                      f"change it with: singbox-admin set-password {args.user}")
+        return 0
+    try:
+        password = read_password(args.password_file, interactive=args.password_file is None and sys.stdin.isatty())
+    except (PasswordError, OSError) as exc:
+        print(f"singbox-admin: {exc}", file=sys.stderr)
         return 2
     if args.command == "hash-password":
         print(hash_password(password))
         return 0
     with sysrepo.SysrepoConnection() as conn:
-        bootstrap_admin(conn, args.user, password)
+        if args.command == "set-password":
+            created = set_password(conn, args.user, password)
+            print(f"user {args.user!r} {'created' if created else 'updated'}")
+        else:
+            bootstrap_admin(conn, args.user, password)
     return 0
 
 

@@ -1,11 +1,15 @@
-"""First-start preparation of the management plane in sysrepo: the admin user, NACM, and ietf-netconf's features.
+"""First-start preparation of the management plane in sysrepo: the admin user, NACM, and ietf-netconf's features;
+and the password changes of the admin command (`singbox-admin`).
 
-Idempotent: run it on every start (`make run` does, a package's postinst can). It writes running and copies the
-touched modules to startup so the result survives a reboot.
+Idempotent: run it on every start (`make run` does, the package's postinst runs `initial_admin`). It writes running
+and copies the touched modules to startup so the result survives a reboot.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -102,3 +106,49 @@ def bootstrap_admin(conn: sysrepo.SysrepoConnection, user: str, password: str) -
     finally:
         sess.stop()
     log.info("admin bootstrapped", user=user, netconf_features_enabled=changed_features)
+
+
+def _users(sess: Any) -> dict[str, Any]:
+    try:
+        return parse_users(sess.get_data(USERS_XPATH))
+    except sysrepo.SysrepoNotFoundError:
+        return {}
+
+
+def set_password(conn: sysrepo.SysrepoConnection, user: str, password: str) -> bool:
+    """Give `user` (created if missing) a crypt hash of `password` in running and startup; True if it was created.
+    Its NACM group memberships stay as they are."""
+    sess = conn.start_session("running")
+    try:
+        created = user not in _users(sess)
+        edit = {"system": {"authentication": {"user": [{"name": user, "password": crypt.hash_password(password)}]}}}
+        commit_and_persist(conn, sess, [("ietf-system", edit)])
+    finally:
+        sess.stop()
+    log.info("password set", user=user, created=created)
+    return created
+
+
+def initial_admin(conn: sysrepo.SysrepoConnection, user: str, password_file: Path) -> bool:
+    """First login of an installed appliance: when no user exists yet, `user` gets a random password, written to
+    `password_file` (0600, created exclusively) for the operator, and the admin rights of `bootstrap_admin`.
+    Otherwise nothing changes: users, passwords and NACM belong to the operator after the first start. True if
+    the admin was created. ietf-netconf's features and replay are enabled either way (upgrades may add some).
+    """
+    sess = conn.start_session("running")
+    try:
+        existing = _users(sess)
+    finally:
+        sess.stop()
+    if existing:
+        enable_netconf_features(conn)
+        replay.enable_replay(conn)
+        log.info("users exist, initial admin not needed", users=len(existing))
+        return False
+    password = secrets.token_urlsafe(18)
+    password_file.unlink(missing_ok=True)  # a stale one from an earlier installation must not be mistaken for it
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    bootstrap_admin(conn, user, password)
+    return True

@@ -1,7 +1,9 @@
 """`python -m singbox_agent.netconf --listen HOST:PORT [--listen ...] --state-dir DIR [--ready-file FILE]`.
 
-Serves NETCONF over SSH on the sysrepo instance the environment selects. The ready file gets host, port and the
-host key's fingerprint once the server listens. SIGTERM/SIGINT stop it cleanly.
+Serves NETCONF over SSH on the sysrepo instance the environment selects. `--listen` seeds the listen endpoints in
+sysrepo (ietf-netconf-server) on the first start only; from then on sysrepo's configuration is the source of truth
+and a `--listen` that differs from it is logged as ignored. Once the server listens, the ready file gets host, port
+and the host key's fingerprint and systemd gets READY=1 (`Type=notify`). SIGTERM/SIGINT stop it cleanly.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import nacm
+from singbox_agent.mgmt import nacm, systemd
 from singbox_agent.netconf import confirmed
 from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
 
@@ -46,6 +48,11 @@ async def serve(args: argparse.Namespace) -> int:
     served_key = server.host_key or host_key
     fingerprint = served_key.get_fingerprint()
     log.info("netconf ready", endpoints=[f"{h}:{p}" for h, p in endpoints], host_key=fingerprint)
+    asked = set(args.listen or ())
+    if asked and not asked <= set(endpoints) and not any(port == 0 for _, port in asked):
+        log.warning("--listen ignored: the endpoints configured in sysrepo apply (ietf-netconf-server "
+                    "/netconf-server/listen); --listen only seeds them on the first start",
+                    listen=sorted(f"{h}:{p}" for h, p in asked), configured=[f"{h}:{p}" for h, p in endpoints])
     if args.ready_file:
         tmp = Path(str(args.ready_file) + ".tmp")
         tmp.write_text(json.dumps({
@@ -55,12 +62,14 @@ async def serve(args: argparse.Namespace) -> int:
             "endpoints": [{"host": h, "port": p} for h, p in endpoints],
         }))
         os.replace(tmp, args.ready_file)
+    systemd.notify_ready("listening on " + ", ".join(f"{h}:{p}" for h, p in endpoints))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("netconf stopping")
+    systemd.notify_stopping()
     await server.close()
     server.shutdown()
     conn.disconnect()
@@ -70,7 +79,8 @@ async def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m singbox_agent.netconf", description=__doc__)
     parser.add_argument("--listen", type=parse_listen, action="append",
-                        help="HOST:PORT to listen on; repeat for several endpoints (default 127.0.0.1:830)")
+                        help="HOST:PORT to listen on; repeat for several endpoints (default 127.0.0.1:830). Seeds "
+                             "sysrepo's endpoints on the first start only; later they are changed there")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--ready-file", type=Path)
     parser.add_argument("--recovery-user", action="append",

@@ -1,7 +1,9 @@
 """`python -m singbox_agent.restconf`: the RESTCONF server (RFC 8040, RFC 8527, RFC 8072) over sysrepo.
 
-HTTPS with HTTP/1.1 and HTTP/2 (Hypercorn, ALPN); plain HTTP only with --plain-http. Writes the ready file once it
-serves: host, port, scheme, base URL, and the CA certificate clients should trust. Exits cleanly on SIGTERM.
+HTTPS with HTTP/1.1 and HTTP/2 (Hypercorn, ALPN); plain HTTP only with --plain-http. Without --cert, a generated
+certificate names the host (name, FQDN) and the listen address — every interface address for a wildcard one.
+Once it serves: the ready file (host, port, scheme, base URL, the CA certificate clients should trust) and READY=1
+to systemd (`Type=notify`). Exits cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from singbox_agent.logs import configure_logging
+from singbox_agent.mgmt import systemd
+from singbox_agent.mgmt.hostnames import server_names
 from singbox_agent.mgmt.nacm import destroy_nacm, init_nacm
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf import clientcert, monitoring
@@ -127,7 +131,7 @@ async def run(opts: argparse.Namespace) -> int:
         if opts.cert:
             config.certfile, config.keyfile = str(opts.cert), str(opts.key)
         else:
-            files = ensure_certificate(state_dir)
+            files = ensure_certificate(state_dir, server_names(host))
             config.certfile, config.keyfile = str(files.certfile), str(files.keyfile)
             ready["ca_certificate"] = str(files.ca_certificate)
         config.alpn_protocols = ["h2", "http/1.1"]
@@ -169,10 +173,12 @@ async def run(opts: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(ready, indent=2) + "\n")
         tmp.replace(opts.ready_file)
     log.info("restconf serving", **ready)
+    systemd.notify_ready(f"serving {base_url}")
     try:
         stop_waiter = asyncio.ensure_future(stop.wait())
         await asyncio.wait([server, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
         stop_waiter.cancel()
+        systemd.notify_stopping()
         if not server.done():
             # Since Python 3.12 asyncio's Server.wait_closed() waits for every open connection, so an idle
             # keep-alive client would hold Hypercorn's shutdown open until systemd's SIGKILL. Closing a TLS

@@ -1,8 +1,9 @@
 """The server's TLS identity: a configured certificate, or a local CA and a server certificate made on first start.
 
 Generated files live in `<state-dir>/restconf/` (0600 keys): `ca.pem` is what clients trust (the ready file names
-it as `ca_certificate`), `server.pem` + `server.key` is what the server presents, for 127.0.0.1, ::1 and localhost.
-They are reused on later starts while valid for at least a day, and regenerated otherwise.
+it as `ca_certificate`), `server.pem` + `server.key` is what the server presents, for 127.0.0.1, ::1, localhost and
+the names and addresses the caller gives (host names, listen addresses). They are reused on later starts while
+valid for at least a day and covering those names, and regenerated otherwise.
 """
 
 from __future__ import annotations
@@ -39,7 +40,20 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def _still_valid(cert_path: Path, key_path: Path, ca_path: Path) -> bool:
+def _alt_names(names: list[str]) -> list[x509.GeneralName]:
+    """localhost, the loopback addresses and `names`: IP addresses as iPAddress, anything else as dNSName."""
+    out: list[x509.GeneralName] = []
+    for name in ["localhost", "127.0.0.1", "::1", *names]:
+        try:
+            entry: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+        except ValueError:
+            entry = x509.DNSName(name)
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+def _still_valid(cert_path: Path, key_path: Path, ca_path: Path, names: list[x509.GeneralName]) -> bool:
     if not (cert_path.exists() and key_path.exists() and ca_path.exists()):
         return False
     try:
@@ -48,16 +62,23 @@ def _still_valid(cert_path: Path, key_path: Path, ca_path: Path) -> bool:
     except ValueError:
         return False
     soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
-    return cert.not_valid_after_utc > soon and ca.not_valid_after_utc > soon and cert.issuer == ca.subject
+    try:
+        covered = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        covered = set()
+    return (cert.not_valid_after_utc > soon and ca.not_valid_after_utc > soon and cert.issuer == ca.subject
+            and set(names) <= covered)
 
 
 def ensure_certificate(state_dir: Path, hostnames: list[str] | None = None) -> TlsFiles:
-    """The generated CA + server certificate in `<state-dir>/restconf/`, made now if missing or expiring."""
+    """The generated CA + server certificate in `<state-dir>/restconf/`, made now if missing, expiring, or not
+    covering `hostnames` (names or addresses, e.g. from `singbox_agent.mgmt.hostnames.server_names`)."""
     directory = state_dir / "restconf"
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    if _still_valid(cert_path, key_path, ca_path):
+    names = _alt_names(hostnames or [])
+    if _still_valid(cert_path, key_path, ca_path, names):
         return TlsFiles(cert_path, key_path, ca_path)
 
     now = datetime.datetime.now(datetime.UTC)
@@ -83,9 +104,6 @@ def ensure_certificate(state_dir: Path, hostnames: list[str] | None = None) -> T
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")]
-    names += [x509.DNSName(h) for h in (hostnames or []) if h not in ("localhost",)]
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
