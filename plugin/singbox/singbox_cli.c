@@ -260,6 +260,7 @@ singbox_server_set_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cl
   u8 allow_connect = sm->allow_connect, allow_udp = sm->allow_udp_associate;
   ip46_address_t dns_server = sm->dns_server, udp_pub = sm->udp_public_address;
   u8 dns_is_ip4 = sm->dns_server_is_ip4, udp_pub_ip4 = sm->udp_public_is_ip4;
+  ip4_address_t ip4;
   int rv;
 
   while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
@@ -290,12 +291,21 @@ singbox_server_set_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cl
 	dns = 0;
       else if (unformat (input, "dns enable"))
 	dns = 1;
-      else if (unformat (input, "name-server %U", unformat_ip4_address, &dns_server.ip4))
-	dns_is_ip4 = 1;
+      /* an IPv4 address goes through ip4 so the rest of the ip46 is zeroed */
+      else if (unformat (input, "name-server %U", unformat_ip4_address, &ip4))
+	{
+	  ip46_address_set_ip4 (&dns_server, &ip4);
+	  dns_is_ip4 = 1;
+	}
       else if (unformat (input, "name-server %U", unformat_ip6_address, &dns_server.ip6))
 	dns_is_ip4 = 0;
-      else if (unformat (input, "udp-public-address %U", unformat_ip4_address, &udp_pub.ip4))
-	udp_pub_ip4 = 1;
+      else if (unformat (input, "udp-public-address %U", unformat_ip4_address, &ip4))
+	{
+	  ip46_address_set_ip4 (&udp_pub, &ip4);
+	  udp_pub_ip4 = 1;
+	}
+      else if (unformat (input, "udp-public-address %U", unformat_ip6_address, &udp_pub.ip6))
+	udp_pub_ip4 = 0;
       else
 	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
@@ -305,13 +315,20 @@ singbox_server_set_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cl
   return singbox_cli_error (rv, "server set");
 }
 
+/*?
+ * Change the server settings; options not given keep their value.
+ * udp-public-address is the BND.ADDR of UDP ASSOCIATE replies to clients of
+ * its address family (IPv4 or IPv6); others get the local address.
+ * @cliexcmd{singbox server set udp-associate enable udp-public-address 2001:db8::1}
+?*/
 VLIB_CLI_COMMAND (singbox_server_set_command, static) = {
   .path = "singbox server set",
   .short_help = "singbox server set [max-sessions <n>] "
 		"[handshake-timeout <s>] [idle-timeout <s>] "
 		"[connect-timeout <s>] [auth required|none] "
-		"[connect enable|disable] [dns enable|disable] "
-		"[name-server <ip>]",
+		"[connect enable|disable] [udp-associate enable|disable] "
+		"[udp-idle-timeout <s>] [udp-public-address <ip>] "
+		"[dns enable|disable] [name-server <ip>]",
   .function = singbox_server_set_command_fn,
 };
 
