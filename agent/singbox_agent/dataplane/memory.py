@@ -171,12 +171,6 @@ class MemoryDataplane(base.Dataplane):
                 out[key] = value
             return out
 
-    def interface_appears(self, name: str) -> None:
-        """VPP created interface `name` (tests): its kept configuration takes effect."""
-        with self._lock:
-            if self.vpp_interfaces is not None:
-                self.vpp_interfaces.add(name)
-
     # state --------------------------------------------------------------------------------------------------
 
     def read_state(self, parts: frozenset[base.StatePart] = base.ALL_STATE) -> base.OperState:
