@@ -8,11 +8,10 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import libyang
-import sysrepo
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
 
-from singbox_agent.mgmt import datastore
+from singbox_agent.mgmt import datastore, filtered_read
 from singbox_agent.mgmt.errors import (
     bad_attribute,
     in_use,
@@ -131,19 +130,12 @@ def read_xml(
     no_state: bool = False,
     no_config: bool = False,
 ) -> str:
-    """The data of `ds` selected by `xpath`, printed by libyang (NACM-filtered by sysrepo)."""
+    """The data of `ds` selected by `xpath`, printed by libyang; NACM-filtered, and no hidden node influences what
+    a filter selects (`mgmt.filtered_read`)."""
     if xpath is None:
         return ""
-    sr = ctx.sr
-    sr.switch_datastore(ds)
-    flags: dict[str, Any] = {}
-    if ds == "operational":
-        flags = {"no_state": no_state, "no_config": no_config}
-    try:
-        with sr.get_data_ly(xpath, max_depth=max_depth, **flags) as tree:
-            return datastore.print_xml(tree, wd)
-    except sysrepo.SysrepoNotFoundError:
-        return ""
+    with filtered_read.read(ctx.sr, ds, xpath, max_depth=max_depth, no_state=no_state, no_config=no_config) as tree:
+        return datastore.print_xml(tree, wd) if tree is not None else ""
 
 
 _ANY_TEXT_KINDS = (ly_lib.LYD_ANYDATA_STRING, ly_lib.LYD_ANYDATA_XML, ly_lib.LYD_ANYDATA_JSON)

@@ -12,7 +12,7 @@ from typing import Any
 
 import sysrepo
 
-from singbox_agent.mgmt import datastore
+from singbox_agent.mgmt import datastore, filtered_read
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, missing_element
 from singbox_agent.netconf import messages, replay
 from singbox_agent.netconf.dispatch import OpContext, register
@@ -46,10 +46,13 @@ def handle(ctx: OpContext) -> str:
     xpath = filter_from_element(ctx, filter_el)
     modules = [m.name() for m in ctx.ly if m.implemented() and any(True for _ in m.notifications())]
     server = session.server
+    sr = ctx.sr
 
     def deliver(kind: str, tree: Any, when: str) -> None:
         if session.closed:
             return
+        if tree is not None and not filtered_read.notification_readable(sr, tree):
+            return  # sysrepo replays stored notifications without a NACM check (RFC 8341 3.4.6)
         if tree is not None:
             content = datastore.print_xml(tree)
         else:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import libyang
 
-from singbox_agent.mgmt import datastore
+from singbox_agent.mgmt import datastore, filtered_read
 from singbox_agent.mgmt.datastore import NMDA_IDENTITIES
 from singbox_agent.mgmt.errors import invalid_value
 from singbox_agent.netconf import origin
@@ -60,8 +60,10 @@ def handle(ctx: OpContext) -> str:
         origins: set[str] | None = None
         if filters or negated:
             origins = set().union(*(origin.derived_or_self(ctx.ly, i) for i in filters or negated))
+        # origin annotations need sysrepo's own read: the filter is first resolved on NACM-pruned data
+        xpath = filtered_read.selected_paths(ctx.sr, "operational", xpath, no_state=no_state, no_config=no_config)
         ctx.sr.switch_datastore("operational")
-        body = origin.read_operational(ctx.sr, xpath, print_tree=lambda t: datastore.print_xml(t, wd),
+        body = "" if xpath is None else origin.read_operational(ctx.sr, xpath, print_tree=lambda t: datastore.print_xml(t, wd),
                                        origins=origins, negated=bool(negated), with_origin=with_origin,
                                        defaults_printed=wd in ("report-all", "report-all-tagged"),
                                        max_depth=depth, no_state=no_state, no_config=no_config)
