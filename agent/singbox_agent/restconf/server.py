@@ -84,7 +84,18 @@ class Authenticator:
         return user
 
 
-_DRAIN_LIMIT = 64 * 1024 * 1024
+# How much of a chunked body beyond the limit is read (and dropped) before the 413, so that a client still
+# uploading sees the answer rather than a reset connection; past it the connection is closed.
+_DRAIN_LIMIT = 4 * 1024 * 1024
+
+
+class ClientGone(Exception):
+    """The client went away before its request body was complete: nothing of the request may be acted on."""
+
+    def __init__(self, received: int, declared: int | None) -> None:
+        super().__init__(f"request body incomplete: {received} of {declared if declared is not None else '?'} bytes")
+        self.received = received
+        self.declared = declared
 
 
 class RestconfApp:
@@ -98,9 +109,11 @@ class RestconfApp:
         *,
         workers: int = 16,
         cert_to_name: clientcert.CertToName | None = None,
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self.handler = handler
         self.cert_to_name = cert_to_name  # None: client certificates are not asked for
+        self.max_body = max_body
         self.auth = auth
         self.streams = streams
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
@@ -120,6 +133,8 @@ class RestconfApp:
         if scope["type"] != "http":
             return
         result = await self.endpoint(scope, receive)
+        if result is None:
+            return
         if isinstance(result, Response):  # event streams
             await result(scope, receive, send)
             return
@@ -136,8 +151,9 @@ class RestconfApp:
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def endpoint(self, scope: Scope, receive: Receive) -> tuple[HttpResponse, str] | Response:
-        """The reply to one request: (response, method), or a streaming Response for an event stream."""
+    async def endpoint(self, scope: Scope, receive: Receive) -> tuple[HttpResponse, str] | Response | None:
+        """The reply to one request: (response, method), a streaming Response for an event stream, or None when
+        the client went away before its request was complete (nothing was done; nobody is left to answer)."""
         raw = scope.get("raw_path") or scope["path"].encode()
         raw_path = raw.decode("latin-1").split("?", 1)[0]
         raw_query = scope.get("query_string", b"").decode("latin-1")
@@ -151,6 +167,10 @@ class RestconfApp:
             body = await self._read_body(headers, receive)
         except RestconfError as exc:
             return self.handler.failure(exc, error_encoding(headers.get("accept"))), method
+        except ClientGone as exc:
+            log.info("request dropped: the client went away before its body was complete", method=method,
+                     path=raw_path, received=exc.received, declared=exc.declared)
+            return None
         if raw_path.startswith("/restconf/streams/") and method == "GET":
             try:
                 user = await self._run(self._user, headers.get("authorization"), self._certificate(scope))
@@ -186,31 +206,45 @@ class RestconfApp:
             return self.handler.failure(exc, error_encoding(req.headers.get("accept")), req)
         return self.handler.handle(dataclasses.replace(req, user=user))
 
-    @staticmethod
-    async def _read_body(headers: dict[str, str], receive: Receive) -> bytes:
-        """The body, at most MAX_BODY_BYTES. A larger one is read and dropped (up to a bound) before the 413, so a
-        client still uploading gets the answer instead of a reset connection."""
-        declared = headers.get("content-length")
-        if declared is not None and not declared.isdigit():
-            raise bad_request("Invalid Content-Length")
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        """The whole body, at most `max_body` bytes; `ClientGone` when it did not arrive whole.
+
+        A body beyond `max_body` is read and dropped up to a bound before the 413, so that a client still uploading
+        a little too much gets the answer instead of a reset connection; one declared (Content-Length) past that
+        bound is refused before any of it is read, and one that grows past it (chunked) when it does (the
+        connection then closes). A client that goes away before its last byte (Content-Length not reached,
+        chunked body without its last chunk, HTTP/2 stream reset) changes nothing: Hypercorn then delivers
+        `http.disconnect` instead of a final `more_body=False` message.
+        """
+        limit = self.max_body
+        declared_text = headers.get("content-length")
+        declared: int | None = None
+        if declared_text is not None:
+            if not declared_text.isascii() or not declared_text.isdigit():
+                raise bad_request("Invalid Content-Length")
+            declared = int(declared_text)
+            if declared > limit + _DRAIN_LIMIT:
+                raise too_big(f"The request body exceeds {limit} bytes")
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break  # http.disconnect: the client went away mid-body
+                raise ClientGone(size, declared)
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size <= MAX_BODY_BYTES:
+            if size <= limit:
                 chunks.append(chunk)
             else:
                 chunks.clear()
-                if size > _DRAIN_LIMIT:
+                if size > limit + _DRAIN_LIMIT:
                     break
             if not message.get("more_body", False):
                 break
-        if size > MAX_BODY_BYTES:
-            raise too_big(f"The request body exceeds {MAX_BODY_BYTES} bytes")
+        if size > limit:
+            raise too_big(f"The request body exceeds {limit} bytes")
+        if declared is not None and size != declared:  # the HTTP layer enforces it; never act on a partial body
+            raise ClientGone(size, declared)
         return b"".join(chunks)
 
     @staticmethod
