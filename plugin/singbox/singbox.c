@@ -479,8 +479,8 @@ singbox_init (vlib_main_t *vm)
   sm->udp_idle_timeout = SINGBOX_DEFAULT_UDP_IDLE_TIMEOUT;
   sm->dns_server_port = 53;
   sm->log_level = SINGBOX_LOG_INFO;
-  sm->client_timeout = 300;
-  sm->max_pool_size = 16;
+  sm->client_timeout = SINGBOX_DEFAULT_CLIENT_TIMEOUT;
+  sm->max_pool_size = SINGBOX_DEFAULT_MAX_POOL_SIZE;
   sm->user_by_name = hash_create_vec (0, sizeof (u8), sizeof (uword));
   singbox_counters_init ();
   singbox_udp_counters_init ();

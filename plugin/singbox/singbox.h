@@ -18,11 +18,15 @@
 
 #define SINGBOX_PLUGIN_VERSION "1.0.0"
 
+/* The YANG defaults (yang/vpp-singbox@*.yang), for a plugin configured by CLI
+ * only: the agent always sends every value. Keep them equal to the module. */
 #define SINGBOX_DEFAULT_HANDSHAKE_TIMEOUT 10
 #define SINGBOX_DEFAULT_CONNECT_TIMEOUT	  10
 #define SINGBOX_DEFAULT_IDLE_TIMEOUT	  300
 #define SINGBOX_DEFAULT_UDP_IDLE_TIMEOUT  60
 #define SINGBOX_DEFAULT_MAX_SESSIONS	  1024
+#define SINGBOX_DEFAULT_CLIENT_TIMEOUT	  300
+#define SINGBOX_DEFAULT_MAX_POOL_SIZE	  100
 #define SINGBOX_DNS_TIMEOUT		  5
 /* how often a client-mode session not yet accepted is checked for a client
  * leg VPP freed without telling us (seconds) */

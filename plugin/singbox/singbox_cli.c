@@ -468,6 +468,7 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
   u8 *username = 0, *password = 0, *name = 0;
   ip46_address_t addr;
   u8 is_ip4 = 0, have = 0;
+  u32 priority = 0;
   u16 port;
   int rv;
 
@@ -475,6 +476,8 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
     {
       if (unformat (input, "%U", unformat_singbox_endpoint, &addr, &is_ip4, &port))
 	have = 1;
+      else if (unformat (input, "priority %u", &priority))
+	;
       else if (unformat (input, "socks5"))
 	;
       else if (unformat (input, "username %s password %s", &username, &password))
@@ -494,8 +497,8 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
   if (!name)
     name = format (0, "default");
   vec_add1 (name, 0);
-  rv = singbox_endpoint_add_del (1, name, &addr, is_ip4, port, 0, username, password, 0, 0, 0, 0, 0,
-				 0, 0, 0);
+  rv = singbox_endpoint_add_del (1, name, &addr, is_ip4, port, 0, username, password, priority, 0,
+				 0, 0, 0, 0, 0, 0);
   if (!rv)
     rv = singbox_set_default_endpoint (name);
   if (password)
@@ -507,13 +510,14 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
 }
 
 /*?
- * Set the default upstream SOCKS5 endpoint of client mode.
+ * Set the default upstream SOCKS5 endpoint of client mode. priority is the
+ * failover order (lower first) among endpoints that are not down.
  * @cliexcmd{singbox set endpoint 127.0.0.1:1080 socks5}
 ?*/
 VLIB_CLI_COMMAND (singbox_set_endpoint_command, static) = {
   .path = "singbox set endpoint",
   .short_help = "singbox set endpoint <addr>:<port> socks5 "
-		"[username <u> password <p>] [name <name>]",
+		"[username <u> password <p>] [name <name>] [priority <n>]",
   .function = singbox_set_endpoint_command_fn,
 };
 

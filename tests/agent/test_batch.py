@@ -9,6 +9,7 @@ from singbox_agent.agent.planner import plan, undo_plan
 from singbox_agent.dataplane import objects
 from singbox_agent.dataplane.base import run_end
 from singbox_agent.dataplane.memory import MemoryDataplane
+from tests.agent.specs import endpoint_spec, interface_spec
 
 HASH = "$6$saltsalt$1q7hOQNmD4hGCzJVaqKZ1J8b6T2a7LpyiS7wXqfjBmm5nU5aAhZ/pB2Xm5wcjFZ3Ue5XpGvRiMS2tf7h1XcQ4."
 
@@ -16,8 +17,8 @@ HASH = "$6$saltsalt$1q7hOQNmD4hGCzJVaqKZ1J8b6T2a7LpyiS7wXqfjBmm5nU5aAhZ/pB2Xm5wc
 def wanted() -> dict[objects.Key, objects.Value]:
     want: dict[objects.Key, objects.Value] = dict(objects.FACTORY)
     for i in range(6):
-        want[("endpoint", f"e{i}")] = objects.EndpointSpec(f"192.0.2.{i + 1}")
-    want[("interface", "tap0")] = objects.InterfaceSpec("e0")
+        want[("endpoint", f"e{i}")] = endpoint_spec(f"192.0.2.{i + 1}")
+    want[("interface", "tap0")] = interface_spec("e0")
     for i in range(4):
         want[("user", f"u{i}")] = objects.UserSpec(HASH)
     return want
@@ -63,8 +64,8 @@ def test_a_stop_ends_the_batch_after_what_was_under_way_in_the_same_run(in_fligh
 
 def test_errors_the_stop_rule_accepts_do_not_end_the_batch() -> None:
     dp = MemoryDataplane(in_flight=4)
-    ops = [objects.Op("delete", ("endpoint", "gone"), None, objects.EndpointSpec("192.0.2.9")),
-           objects.Op("put", ("endpoint", "e"), objects.EndpointSpec("192.0.2.1"), None)]
+    ops = [objects.Op("delete", ("endpoint", "gone"), None, endpoint_spec("192.0.2.9")),
+           objects.Op("put", ("endpoint", "e"), endpoint_spec("192.0.2.1"), None)]
     results = dp.apply_batch(ops, stop=lambda _op, exc: exc.code != objects.ErrorCode.NO_SUCH_ENTRY)
     assert results[0] is not None and results[0].code == objects.ErrorCode.NO_SUCH_ENTRY and results[1] is None
     assert ("endpoint", "e") in dp.objects

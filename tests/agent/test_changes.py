@@ -6,14 +6,8 @@ from typing import Any
 
 import pytest
 
-from singbox_agent.dataplane.objects import (
-    ClientSettings,
-    EndpointSpec,
-    InterfaceSpec,
-    ListenerSpec,
-    ServerSettings,
-    UserSpec,
-)
+from singbox_agent.dataplane.objects import UserSpec
+from tests.agent.specs import client_settings, endpoint_spec, interface_spec, listener_spec, server_settings
 from tests.agent.conftest import TOP, Env
 
 C = f"{TOP}/client"
@@ -34,10 +28,10 @@ def test_endpoint_create_modify_delete(env: Env) -> None:
     assert calls_of(env, {f"{C}/endpoint[name='e1']/address": "192.0.2.1",
                           f"{C}/endpoint[name='e1']/username": "alice",
                           f"{C}/endpoint[name='e1']/password": "pw1"}) == ["put endpoint 'e1'"]
-    assert env.dp.objects[("endpoint", "e1")] == EndpointSpec("192.0.2.1", username="alice", password="pw1")
+    assert env.dp.objects[("endpoint", "e1")] == endpoint_spec("192.0.2.1", username="alice", password="pw1")
     assert calls_of(env, {f"{C}/endpoint[name='e1']/health-check/interval": 60,
                           f"{C}/endpoint[name='e1']/port": 1081}) == ["put endpoint 'e1'"]
-    assert env.dp.objects[("endpoint", "e1")] == EndpointSpec("192.0.2.1", port=1081, username="alice",
+    assert env.dp.objects[("endpoint", "e1")] == endpoint_spec("192.0.2.1", port=1081, username="alice",
                                                               password="pw1", health_check_interval=60)
     assert calls_of(env, deletes=[f"{C}/endpoint[name='e1']/port"]) == ["put endpoint 'e1'"]
     assert env.dp.objects[("endpoint", "e1")].port == 1080  # type: ignore[union-attr]
@@ -51,10 +45,10 @@ def test_interface_and_bypass_create_modify_delete(env: Env) -> None:
                           f"{C}/interface[name='tap0']/endpoint": "a",
                           f"{C}/interface[name='tap0']/bypass-prefix": "10.0.0.0/8"}) == [
         "put endpoint 'a'", "put endpoint 'b'", "put interface 'tap0'", "put bypass 'tap0' '10.0.0.0/8'"]
-    assert env.dp.objects[("interface", "tap0")] == InterfaceSpec("a")
+    assert env.dp.objects[("interface", "tap0")] == interface_spec("a")
     assert calls_of(env, {f"{C}/interface[name='tap0']/endpoint": "b",
                           f"{C}/interface[name='tap0']/max-connections": 5}) == ["put interface 'tap0'"]
-    assert env.dp.objects[("interface", "tap0")] == InterfaceSpec("b", 5)
+    assert env.dp.objects[("interface", "tap0")] == interface_spec("b", 5)
     assert calls_of(env, {f"{C}/interface[name='tap0']/bypass-prefix": "2001:db8::/32"},
                     [f"{C}/interface[name='tap0']/bypass-prefix[.='10.0.0.0/8']"]) == [
         "delete bypass 'tap0' '10.0.0.0/8'", "put bypass 'tap0' '2001:db8::/32'"]
@@ -74,12 +68,12 @@ def test_default_endpoint_and_client_globals(env: Env) -> None:
                           f"{C}/interface[name='tap1']/enabled": True}) == [
         "put endpoint 'd'", "put default-endpoint", "put interface 'tap1'"]
     assert env.dp.objects[("default-endpoint",)] == "d"
-    assert env.dp.objects[("interface", "tap1")] == InterfaceSpec("")
+    assert env.dp.objects[("interface", "tap1")] == interface_spec("")
     assert calls_of(env, {f"{C}/session-timeout": 60, f"{C}/connection-pool/enabled": True,
                           f"{C}/connection-pool/max-size": 7}) == ["put client"]
-    assert env.dp.objects[("client",)] == ClientSettings(60, True, 7)
+    assert env.dp.objects[("client",)] == client_settings(60, True, 7)
     assert calls_of(env, deletes=[f"{C}/session-timeout", f"{C}/connection-pool"]) == ["put client"]
-    assert env.dp.objects[("client",)] == ClientSettings()
+    assert env.dp.objects[("client",)] == client_settings()
     assert calls_of(env, {f"{TOP}/log-level": "debug"}) == ["put log-level"]
     assert env.dp.objects[("log-level",)] == "debug"
     assert calls_of(env, deletes=[f"{C}/interface[name='tap1']", f"{C}/default-endpoint",
@@ -97,15 +91,15 @@ def test_server_objects_create_modify_delete(env: Env) -> None:
                           f"{S}/enabled": True}) == [
         "put user 'bob'", "put server", "put allowed-prefix '10.0.0.0/8'", "put listener 'l1'",
         "put server-enabled"]
-    assert env.dp.objects[("server",)] == ServerSettings(auth_required=True, max_sessions=5,
+    assert env.dp.objects[("server",)] == server_settings(auth_required=True, max_sessions=5,
                                                          dns_server="192.0.2.53")
-    assert env.dp.objects[("listener", "l1")] == ListenerSpec("127.0.0.1", 1090)
+    assert env.dp.objects[("listener", "l1")] == listener_spec("127.0.0.1", 1090)
     assert env.dp.objects[("user", "bob")] == UserSpec(HASH)
     assert env.dp.objects[("server-enabled",)] is True
     assert calls_of(env, {f"{S}/listen[name='l1']/port": 1091, f"{S}/allowed-command": "udp-associate",
                           f"{S}/udp-associate/idle-timeout": 30}) == ["put server", "put listener 'l1'"]
     # an explicit allowed-command replaces the default 'connect' (leaf-list defaults)
-    assert env.dp.objects[("server",)] == ServerSettings(
+    assert env.dp.objects[("server",)] == server_settings(
         auth_required=True, allow_connect=False, allow_udp_associate=True, max_sessions=5, udp_idle_timeout=30,
         dns_server="192.0.2.53")
     assert calls_of(env, {f"{S}/enabled": False}) == ["put server-enabled"]
@@ -116,7 +110,7 @@ def test_server_objects_create_modify_delete(env: Env) -> None:
 
 
 def test_clear_text_server_password_is_stored_hashed(env: Env) -> None:
-    from singbox_agent.agent.crypt import verify
+    from singbox_agent.mgmt.crypt import verify_password as verify
 
     env.commit({f"{S}/authentication/user[username='carol']/password": "$0$open sesame"})
     stored = env.running()["singbox"]["server"]["authentication"]["user"]["carol"]["password"]
@@ -171,7 +165,7 @@ def test_clear_text_password_stored_while_the_agent_was_away_is_hashed_on_start(
 
     import sysrepo
 
-    from singbox_agent.agent.crypt import verify
+    from singbox_agent.mgmt.crypt import verify_password as verify
     from singbox_agent.dataplane.memory import MemoryDataplane
     from tests.agent.conftest import start_env
 

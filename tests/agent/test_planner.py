@@ -7,17 +7,8 @@ import pytest
 from singbox_agent.agent.mapping import Change, RunningConfig, derive, split_path, unit_of
 from singbox_agent.agent.planner import plan, undo_plan
 from singbox_agent.dataplane.memory import MemoryDataplane
-from singbox_agent.dataplane.objects import (
-    FACTORY,
-    DataplaneError,
-    EndpointSpec,
-    InterfaceSpec,
-    Key,
-    ListenerSpec,
-    ServerSettings,
-    UserSpec,
-    Value,
-)
+from singbox_agent.dataplane.objects import FACTORY, DataplaneError, Key, UserSpec, Value
+from tests.agent.specs import endpoint_spec, interface_spec, listener_spec, server_settings
 
 T = "/vpp-singbox:singbox"
 
@@ -53,16 +44,16 @@ def test_units_of_paths() -> None:
 
 
 def test_derive_applies_yang_defaults() -> None:
-    assert derive(("endpoint", "e"), {"address": "192.0.2.1"}) == {("endpoint", "e"): EndpointSpec("192.0.2.1")}
+    assert derive(("endpoint", "e"), {"address": "192.0.2.1"}) == {("endpoint", "e"): endpoint_spec("192.0.2.1")}
     assert derive(("interface", "i"), {"enabled": False, "bypass-prefix": {"10.0.0.0/8": None}}) == {}
     assert derive(("interface", "i"), {"bypass-prefix": {"10.0.0.0/8": None}}) == {
-        ("interface", "i"): InterfaceSpec(), ("bypass", "i", "10.0.0.0/8"): True}
+        ("interface", "i"): interface_spec(), ("bypass", "i", "10.0.0.0/8"): True}
     assert derive(("server",), {"allowed-command": {"udp-associate": None}}) == {
-        ("server",): ServerSettings(allow_connect=False, allow_udp_associate=True)}
+        ("server",): server_settings(allow_connect=False, allow_udp_associate=True)}
 
 
 def test_dependencies_are_ordered_both_ways() -> None:
-    new = {("endpoint", "a"): EndpointSpec("192.0.2.1"), ("interface", "i"): InterfaceSpec("a"),
+    new = {("endpoint", "a"): endpoint_spec("192.0.2.1"), ("interface", "i"): interface_spec("a"),
            ("bypass", "i", "10.0.0.0/8"): True, ("default-endpoint",): "a"}
     create = [op.describe() for op in plan({}, new)]
     assert create == ["put endpoint 'a'", "put default-endpoint", "put interface 'i'",
@@ -73,8 +64,8 @@ def test_dependencies_are_ordered_both_ways() -> None:
 
 
 def test_moving_an_interface_to_another_endpoint_deletes_the_old_one_last() -> None:
-    old = {("endpoint", "a"): EndpointSpec("192.0.2.1"), ("interface", "i"): InterfaceSpec("a")}
-    new = {("endpoint", "b"): EndpointSpec("192.0.2.2"), ("interface", "i"): InterfaceSpec("b")}
+    old = {("endpoint", "a"): endpoint_spec("192.0.2.1"), ("interface", "i"): interface_spec("a")}
+    new = {("endpoint", "b"): endpoint_spec("192.0.2.2"), ("interface", "i"): interface_spec("b")}
     assert [op.describe() for op in plan(old, new)] == [
         "put endpoint 'b'", "put interface 'i'", "delete endpoint 'a'"]
     dp = MemoryDataplane()
@@ -84,20 +75,20 @@ def test_moving_an_interface_to_another_endpoint_deletes_the_old_one_last() -> N
 
 
 def test_server_stops_before_its_listeners_go_and_starts_after_they_come() -> None:
-    on = {("server-enabled",): True, ("listener", "l"): ListenerSpec("0.0.0.0"), ("user", "u"): UserSpec("$6$x")}
+    on = {("server-enabled",): True, ("listener", "l"): listener_spec("0.0.0.0"), ("user", "u"): UserSpec("$6$x")}
     off = {("server-enabled",): False}
     assert [op.describe() for op in plan(off, on)][-1] == "put server-enabled"
     assert [op.describe() for op in plan(on, off)][0] == "put server-enabled"
 
 
 BIG: dict[Key, Value] = {
-    ("endpoint", "a"): EndpointSpec("192.0.2.1", username="u", password="p"),
-    ("endpoint", "b"): EndpointSpec("192.0.2.2"),
+    ("endpoint", "a"): endpoint_spec("192.0.2.1", username="u", password="p"),
+    ("endpoint", "b"): endpoint_spec("192.0.2.2"),
     ("default-endpoint",): "a",
-    ("interface", "i1"): InterfaceSpec("b"),
-    ("interface", "i2"): InterfaceSpec(""),
+    ("interface", "i1"): interface_spec("b"),
+    ("interface", "i2"): interface_spec(""),
     ("bypass", "i1", "10.0.0.0/8"): True,
-    ("listener", "l"): ListenerSpec("0.0.0.0", 1080),
+    ("listener", "l"): listener_spec("0.0.0.0", 1080),
     ("user", "u"): UserSpec("$6$salt$hash"),
     ("allowed-prefix", "10.0.0.0/8"): True,
     ("server-enabled",): True,
@@ -112,7 +103,7 @@ def test_undo_after_failure_at_every_step_restores_the_dataplane(direction: str)
     elif direction == "delete":
         target = dict(FACTORY)
     else:
-        target = {**base, ("endpoint", "b"): EndpointSpec("192.0.2.9"), ("interface", "i1"): InterfaceSpec("a"),
+        target = {**base, ("endpoint", "b"): endpoint_spec("192.0.2.9"), ("interface", "i1"): interface_spec("a"),
                   ("default-endpoint",): "b", ("server-enabled",): False}
         del target[("bypass", "i1", "10.0.0.0/8")]
     ops = plan(base, target)
@@ -140,17 +131,17 @@ def test_undo_after_failure_at_every_step_restores_the_dataplane(direction: str)
 
 def test_memory_dataplane_enforces_the_plugin_rules() -> None:
     dp = MemoryDataplane()
-    for op in plan(FACTORY, {**FACTORY, ("endpoint", "a"): EndpointSpec("192.0.2.1"),
-                             ("interface", "i"): InterfaceSpec("a")}):
+    for op in plan(FACTORY, {**FACTORY, ("endpoint", "a"): endpoint_spec("192.0.2.1"),
+                             ("interface", "i"): interface_spec("a")}):
         dp.apply(op)
     with pytest.raises(DataplaneError, match="in use"):
-        dp.apply(plan({("endpoint", "a"): EndpointSpec("192.0.2.1")}, {})[0])
+        dp.apply(plan({("endpoint", "a"): endpoint_spec("192.0.2.1")}, {})[0])
     with pytest.raises(DataplaneError, match="no endpoint"):
-        dp.apply(plan({}, {("interface", "j"): InterfaceSpec("zz")})[0])
+        dp.apply(plan({}, {("interface", "j"): interface_spec("zz")})[0])
     with pytest.raises(DataplaneError, match="not enabled"):
         dp.apply(plan({}, {("bypass", "j", "10.0.0.0/8"): True})[0])
     with pytest.raises(DataplaneError, match="no such entry"):
-        dp.apply(plan({("listener", "x"): ListenerSpec("0.0.0.0")}, {})[0])
+        dp.apply(plan({("listener", "x"): listener_spec("0.0.0.0")}, {})[0])
 
 
 def test_changes_touch_only_their_units() -> None:

@@ -16,13 +16,7 @@ from typing import Any
 
 import pytest
 
-from singbox_agent.dataplane.objects import (
-    ClientSettings,
-    EndpointSpec,
-    InterfaceSpec,
-    ListenerSpec,
-    ServerSettings,
-)
+from tests.agent.specs import client_settings, endpoint_spec, interface_spec, listener_spec, server_settings
 from singbox_agent.repository import SysrepoInstance
 
 TOP = "/vpp-singbox:singbox"
@@ -117,14 +111,14 @@ def test_changes_reach_vpp(venv: VppEnv) -> None:
                  f"{C}/endpoint[name='b']/password": "pw", f"{C}/default-endpoint": "a",
                  f"{C}/session-timeout": 120, f"{C}/connection-pool/enabled": True, f"{TOP}/log-level": "debug"})
     got = venv.vpp_config()
-    assert got[("endpoint", "a")] == EndpointSpec("192.0.2.1", 1081)
+    assert got[("endpoint", "a")] == endpoint_spec("192.0.2.1", 1081)
     b = got[("endpoint", "b")]
     assert isinstance(b, EndpointSpec) and b.address == "2001:db8::2" and b.username == "u"
     assert got[("default-endpoint",)] == "a" and got[("log-level",)] == "debug"
-    assert got[("client",)] == ClientSettings(120, True, 100)
+    assert got[("client",)] == client_settings(120, True, 100)
     venv.commit({f"{C}/endpoint[name='a']/health-check/interval": 60}, [f"{C}/endpoint[name='b']"])
     got = venv.vpp_config()
-    assert got[("endpoint", "a")] == EndpointSpec("192.0.2.1", 1081, health_check_interval=60)
+    assert got[("endpoint", "a")] == endpoint_spec("192.0.2.1", 1081, health_check_interval=60)
     assert ("endpoint", "b") not in got
 
     venv.commit({f"{S}/listen[name='l1']/address": "127.0.0.1", f"{S}/listen[name='l1']/port": 1090,
@@ -132,9 +126,9 @@ def test_changes_reach_vpp(venv: VppEnv) -> None:
                  f"{S}/authentication/user[username='bob']/password": HASH,
                  f"{S}/allowed-client-prefix": "10.0.0.0/8", f"{S}/max-sessions": 5, f"{S}/enabled": True})
     got = venv.vpp_config()
-    assert got[("listener", "l1")] == ListenerSpec("127.0.0.1", 1090)
+    assert got[("listener", "l1")] == listener_spec("127.0.0.1", 1090)
     assert ("user", "bob") in got and ("allowed-prefix", "10.0.0.0/8") in got
-    assert got[("server",)] == ServerSettings(auth_required=True, max_sessions=5)
+    assert got[("server",)] == server_settings(auth_required=True, max_sessions=5)
     assert got[("server-enabled",)] is True
     venv.commit({f"{S}/enabled": False}, [f"{S}/listen[name='l1']", f"{S}/authentication",
                                          f"{S}/allowed-client-prefix[.='10.0.0.0/8']"])
@@ -145,7 +139,7 @@ def test_changes_reach_vpp(venv: VppEnv) -> None:
     venv.commit({f"{C}/interface[name='loop0']/endpoint": "a", f"{C}/interface[name='loop0']/max-connections": 9,
                  f"{C}/interface[name='loop0']/bypass-prefix": "10.0.0.0/8"})
     got = venv.vpp_config()
-    assert got[("interface", "loop0")] == InterfaceSpec("a", 9)
+    assert got[("interface", "loop0")] == interface_spec("a", 9)
     assert got[("bypass", "loop0", "10.0.0.0/8")] is True
     venv.commit({f"{C}/interface[name='loop0']/bypass-prefix": "2001:db8::/32"},
                 [f"{C}/interface[name='loop0']/bypass-prefix[.='10.0.0.0/8']"])
@@ -213,7 +207,7 @@ def test_vpp_restart_is_repaired_within_two_seconds(venv: VppEnv) -> None:
     venv.vpp.proc.wait(10)
     venv.wait(lambda: not venv.dp.connected, "agent notices VPP is gone")
     venv.commit({f"{C}/endpoint[name='b']/address": "192.0.2.2"})  # accepted while VPP is away
-    wanted[("endpoint", "b")] = EndpointSpec("192.0.2.2")
+    wanted[("endpoint", "b")] = endpoint_spec("192.0.2.2")
     # a new VPP on the same socket, with none of the state
     new = venv.vpptopo.Vpp.__new__(venv.vpptopo.Vpp)
     started = time.monotonic()
@@ -278,7 +272,7 @@ def test_an_interface_created_later_gets_relaying(venv: VppEnv) -> None:
     venv.vpp.cli("create loopback interface instance 7")
     venv.wait(lambda: venv.dp.read_state().interfaces["loop7"].present, "loop7 enabled in VPP", timeout=15)
     got = venv.vpp_config()
-    assert got[("interface", "loop7")] == InterfaceSpec("a") and got[("bypass", "loop7", "10.7.0.0/16")] is True
+    assert got[("interface", "loop7")] == interface_spec("a") and got[("bypass", "loop7", "10.7.0.0/16")] is True
 
 
 def test_service_against_vpp_stops_on_sigterm_leaving_vpp_as_it_is(sysrepo_instance: SysrepoInstance,
@@ -360,7 +354,7 @@ def test_pipelined_batch_against_vpp_reports_exactly_the_failing_ops(venv: VppEn
     from singbox_agent.dataplane.objects import DataplaneError, Op, UserSpec
 
     def ops(tag: str) -> list[Op]:
-        out = [Op("put", ("endpoint", f"{tag}{i:03}"), EndpointSpec("0.0.0.0" if i in (100, 101) else
+        out = [Op("put", ("endpoint", f"{tag}{i:03}"), endpoint_spec("0.0.0.0" if i in (100, 101) else
                                                                      f"198.18.{i // 250}.{i % 250 + 1}",
                                                                      health_check=False), None)
                for i in range(300)]

@@ -18,10 +18,11 @@ from typing import Any
 import structlog
 import sysrepo
 
-from singbox_agent.agent import fastoper, oper
-from singbox_agent.agent.crypt import sha512_crypt
-from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive_units
+from singbox_agent.agent import defaults, fastoper, oper
+from singbox_agent.mgmt.crypt import hash_password as sha512_crypt
+from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive, derive_units
 from singbox_agent.agent.planner import plan, undo_plan
+from singbox_agent.agent.resolve import Resolver, hold_unresolved
 from singbox_agent.dataplane.base import (
     ClearScope,
     Connected,
@@ -34,6 +35,7 @@ from singbox_agent.dataplane.base import (
     Versions,
 )
 from singbox_agent.dataplane.objects import (
+    DEFAULT_ENDPOINT,
     ENDPOINT,
     INTERFACE,
     LISTENER,
@@ -44,8 +46,10 @@ from singbox_agent.dataplane.objects import (
     EndpointSpec,
     ErrorCode,
     InterfaceSpec,
+    Key,
     Op,
     ServerSettings,
+    Value,
     describe_key,
 )
 
@@ -79,6 +83,9 @@ class Transaction:
     ops: list[Op]
     applied: list[Op] = field(default_factory=list)
     pending: bool = False  # not (completely) applied: the dataplane was away
+    # objects held back until their endpoint's name has an address (resolve.py), with the reason
+    held: dict[Key, str] = field(default_factory=dict)
+    held_before: bool = False  # some objects the commit replaces were held back: the dataplane may differ
     plan_ms: float = 0.0  # change list -> units -> plan
     apply_ms: float = 0.0  # dataplane calls
 
@@ -99,6 +106,10 @@ def _already_gone(op: Op, exc: DataplaneError) -> bool:
     return op.action == "delete" and exc.code == ErrorCode.NO_SUCH_ENTRY
 
 
+def _summary(errors: list[str]) -> str:
+    return "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else "")
+
+
 def _changes(raw: list[Any]) -> list[Change]:
     out: list[Change] = []
     for c in raw:
@@ -112,8 +123,10 @@ def _changes(raw: list[Any]) -> list[Change]:
 
 
 class Agent:
-    def __init__(self, dataplane: Dataplane, *, change_priority: int = 0) -> None:
+    def __init__(self, dataplane: Dataplane, *, change_priority: int = 0, resolver: Resolver | None = None) -> None:
         self.dataplane = dataplane
+        # endpoint host names: looked up outside every callback and lock; a new answer is applied by a resync
+        self.resolver = resolver if resolver is not None else Resolver()
         self.running = RunningConfig()
         self.status = DataplaneStatus()
         self.change_priority = change_priority
@@ -137,12 +150,15 @@ class Agent:
         self._read_failed_until = 0.0
         self.last_timing: tuple[float, float] = (0.0, 0.0)  # plan_ms, apply_ms of the last applied commit
         self.last_resync_timing: tuple[float, float, float] = (0.0, 0.0, 0.0)  # read_ms, plan_ms, apply_ms
+        self.resolver.set_listener(lambda: self._events.put("resync"))
 
     # lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
         fastoper.install()
         self._conn = sysrepo.SysrepoConnection()
+        with self._conn.get_ly_ctx() as ctx:
+            defaults.use_context(ctx)  # YANG defaults of the revision sysrepo has installed
         self._sess = self._conn.start_session("running")
         self._notif_sess = self._conn.start_session("running")
         self._read_sess = self._conn.start_session("running")
@@ -184,6 +200,7 @@ class Agent:
         if self._conn is not None:
             self._conn.disconnect()
         self.dataplane.stop()
+        self.resolver.close()
         log.info("agent stopped")
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
@@ -215,12 +232,34 @@ class Agent:
             self._events.put("resync")
             self._events.put("hash-clear-passwords")
 
+    def _sendable(self, objs: dict[Key, Value], new_units: dict[Unit, UnitData | None] | None = None
+                  ) -> tuple[dict[Key, Value], dict[Key, str]]:
+        """`objs` with endpoint names resolved from the cache, and the objects held back until a name has an
+        address (resolve.hold_unresolved). The rest of the configuration is the running one, or, for the units
+        in `new_units`, theirs. Never waits: a name not in the cache is looked up in the background."""
+        def unit_data(unit: Unit) -> UnitData | None:
+            if new_units is not None and unit in new_units:
+                return new_units[unit]
+            return self.running.units.get(unit)
+
+        def endpoint_host(name: str) -> str | None:
+            data = unit_data((ENDPOINT, name))
+            return None if data is None else str(data.get("address", ""))
+
+        default = objs.get((DEFAULT_ENDPOINT,))
+        if default is None:
+            default = derive((DEFAULT_ENDPOINT,), unit_data((DEFAULT_ENDPOINT,)))[(DEFAULT_ENDPOINT,)]
+        return hold_unresolved(objs, self.resolver.address, endpoint_host, str(default), self.resolver.reason)
+
     def _change(self, req_id: int, changes: list[Change]) -> None:
         started = time.perf_counter()
         with self._lock:
             new_units = self.running.changed_units(changes)
-            old = derive_units({u: self.running.units.get(u) for u in new_units})
-            txn = Transaction(req_id, started, new_units, plan(old, derive_units(new_units)))
+            old, held_before = self._sendable(derive_units({u: self.running.units.get(u) for u in new_units}))
+            new, held = self._sendable(derive_units(new_units), new_units)
+            for key in held:
+                old.pop(key, None)  # held back: what the dataplane has stays until the name has an address
+            txn = Transaction(req_id, started, new_units, plan(old, new), held=held, held_before=bool(held_before))
             planned = time.perf_counter()
             txn.plan_ms = (planned - started) * 1e3
             self._txns[req_id] = txn
@@ -276,11 +315,15 @@ class Agent:
                 result = "pending"
             else:
                 self.running.updated(txn.new_units)
-                result = "pending" if txn.pending else "applied"
+                result = "pending" if txn.pending or txn.held else "applied"
+                if txn.held:
+                    self.status.last_error = _summary(list(txn.held.values()))
             if result == "pending":
                 self.status.pending = True
-            resync = not self.status.in_sync
-        log.info("commit", txn=req_id, result=result,
+            # Objects held back before this commit may be in the dataplane under their previous form: a resync
+            # compares. Objects held back now are applied when their name has an address (the resolver's event).
+            resync = not self.status.in_sync or (txn is not None and txn.held_before)
+        log.info("commit", txn=req_id, result=result, held=list(txn.held.values())[:20] if txn else None,
                  applied=[op.describe() for op in (txn.ops if txn else [])][:20],
                  steps=len(txn.ops) if txn else None,
                  plan_ms=round(txn.plan_ms, 3) if txn else None, apply_ms=round(txn.apply_ms, 3) if txn else None,
@@ -320,9 +363,12 @@ class Agent:
                 return False
             started = time.perf_counter()
             try:
-                have = self.dataplane.read_config()
+                have = dict(self.dataplane.read_config())
                 read = time.perf_counter()
-                ops = plan(have, self.running.desired())
+                desired, held = self._sendable(self.running.desired())
+                for key in held:
+                    have.pop(key, None)  # left as the dataplane has it until the name has an address
+                ops = plan(have, desired)
             except DataplaneUnavailable:
                 return False
             except DataplaneError as exc:
@@ -347,7 +393,9 @@ class Agent:
                     # each refusal on its own line: which objects are pending, and why
                     log.warning("resync refused", op=op.describe(), error=str(error), code=str(error.code))
                     errors.append(f"{describe_key(op.key)}: {error}")
-            # Refused objects stay pending and are retried; everything else is known, so commits apply directly
+            refused = len(errors)
+            errors += [f"{describe_key(key)}: {why}" for key, why in held.items()]
+            # Refused and held objects stay pending and are retried; everything else is known, so commits apply directly
             # (a commit touching a refused object gets the dataplane's answer itself).
             self.status.in_sync = True
             self.status.pending = bool(errors)
@@ -357,12 +405,11 @@ class Agent:
             else:
                 self._retry_s = RESYNC_FIRST_RETRY_S
             if errors:
-                self.status.last_error = "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)"
-                                                                   if len(errors) > 5 else "")
+                self.status.last_error = _summary(errors)
             else:
                 self.status.last_sync = oper.timestamp()
-        log.info("resync", result="in-sync" if not errors else "incomplete", applied=len(ops) - len(errors),
-                 failed=len(errors), changes=[op.describe() for op in ops][:20],
+        log.info("resync", result="in-sync" if not errors else "incomplete", applied=len(ops) - refused,
+                 failed=refused, held=len(held), changes=[op.describe() for op in ops][:20],
                  read_ms=round(self.last_resync_timing[0], 3), plan_ms=round(self.last_resync_timing[1], 3),
                  apply_ms=round(self.last_resync_timing[2], 3),
                  duration_ms=round((time.perf_counter() - started) * 1e3, 3))
@@ -391,6 +438,7 @@ class Agent:
                 if not self.resync() and self.dataplane.connected and time.monotonic() >= self._next_resync:
                     self._next_resync = time.monotonic() + RESYNC_RETRY_S  # a resync that could not run
             if item == "tick":
+                self.resolver.tick()
                 self._expire_stale_transactions()
                 if self.status.connected:
                     self._check_limits()

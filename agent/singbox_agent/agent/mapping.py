@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from singbox_agent.agent import defaults
 from singbox_agent.dataplane.objects import (
     ALLOWED_PREFIX,
     BYPASS,
@@ -223,37 +224,47 @@ def derive_units(units: Mapping[Unit, UnitData | None]) -> dict[Key, Value]:
 
 
 def derive(unit: Unit, data: UnitData | None) -> dict[Key, Value]:
-    """The dataplane objects one unit asks for; YANG defaults are applied here."""
+    """The dataplane objects one unit asks for; a leaf the data leaves out takes its YANG default, read from the
+    schema (`defaults.py`): nothing here restates one."""
     kind = unit[0]
     d: UnitData = data or {}
+    dflt = defaults.current()
+
+    def leaf(node: UnitData, path: str) -> Any:
+        value = node.get(path.rpartition("/")[2])
+        return dflt[path] if value is None else value
+
     if kind == LOG_LEVEL:
-        return {unit: str(d.get("log-level", "info"))}
+        return {unit: str(leaf(d, "log-level"))}
     if kind == DEFAULT_ENDPOINT:
         return {unit: str(d.get("default-endpoint", ""))}
     if kind == CLIENT:
         pool = d.get("connection-pool", {})
-        return {unit: ClientSettings(session_timeout=int(d.get("session-timeout", 300)),
-                                     pooling=bool(pool.get("enabled", False)),
-                                     max_pool_size=int(pool.get("max-size", 100)))}
+        return {unit: ClientSettings(session_timeout=int(leaf(d, "client/session-timeout")),
+                                     pooling=bool(leaf(pool, "client/connection-pool/enabled")),
+                                     max_pool_size=int(leaf(pool, "client/connection-pool/max-size")))}
     if kind == SERVER_ENABLED:
-        return {unit: bool(d.get("enabled", False))}
+        return {unit: bool(leaf(d, "server/enabled"))}
     if kind == SERVER:
         auth = d.get("authentication", {})
         resolver = d.get("resolver", {})
         udp = d.get("udp-associate", {})
-        commands = d.get("allowed-command") or {"connect": None}
+        default_commands = dflt["server/allowed-command"]
+        assert isinstance(default_commands, tuple)
+        commands = d.get("allowed-command") or dict.fromkeys(default_commands)
         return {unit: ServerSettings(
-            auth_required=auth.get("method", "none") == "username-password",
+            auth_required=leaf(auth, "server/authentication/method") == "username-password",
             allow_connect="connect" in commands,
             allow_udp_associate="udp-associate" in commands,
-            max_sessions=int(d.get("max-sessions", 1024)),
-            handshake_timeout=int(d.get("handshake-timeout", 10)),
-            idle_timeout=int(d.get("idle-timeout", 300)),
-            connect_timeout=int(d.get("connect-timeout", 10)),
-            udp_idle_timeout=int(udp.get("idle-timeout", 60)),
+            max_sessions=int(leaf(d, "server/max-sessions")),
+            handshake_timeout=int(leaf(d, "server/handshake-timeout")),
+            idle_timeout=int(leaf(d, "server/idle-timeout")),
+            connect_timeout=int(leaf(d, "server/connect-timeout")),
+            # no default when the udp-associate feature is off: UDP ASSOCIATE cannot be allowed then
+            udp_idle_timeout=int(udp.get("idle-timeout", dflt.get("server/udp-associate/idle-timeout", 0))),
             udp_public_address=udp.get("public-address"),
             dns_server=resolver.get("address"),
-            dns_server_port=int(resolver.get("port", 53)),
+            dns_server_port=int(leaf(resolver, "server/resolver/port")),
         )}
     if data is None:
         return {}
@@ -261,26 +272,29 @@ def derive(unit: Unit, data: UnitData | None) -> dict[Key, Value]:
         hc = d.get("health-check", {})
         return {unit: EndpointSpec(
             address=str(d.get("address", "")),
-            port=int(d.get("port", 1080)),
+            port=int(leaf(d, "client/endpoint/port")),
             username=d.get("username"),
             password=d.get("password"),
-            connect_timeout=int(d.get("connect-timeout", 10)),
-            health_check=bool(hc.get("enabled", True)),
-            health_check_interval=int(hc.get("interval", 30)),
-            health_check_timeout=int(hc.get("timeout", 5)),
-            failure_threshold=int(hc.get("failure-threshold", 3)),
-            recovery_threshold=int(hc.get("recovery-threshold", 2)),
+            # a module installed before the leaf existed (an appliance not yet upgraded) has no default for it
+            priority=int(d.get("priority", dflt.get("client/endpoint/priority", 0))),
+            connect_timeout=int(leaf(d, "client/endpoint/connect-timeout")),
+            health_check=bool(leaf(hc, "client/endpoint/health-check/enabled")),
+            health_check_interval=int(leaf(hc, "client/endpoint/health-check/interval")),
+            health_check_timeout=int(leaf(hc, "client/endpoint/health-check/timeout")),
+            failure_threshold=int(leaf(hc, "client/endpoint/health-check/failure-threshold")),
+            recovery_threshold=int(leaf(hc, "client/endpoint/health-check/recovery-threshold")),
         )}
     if kind == INTERFACE:
-        if not d.get("enabled", True):
+        if not leaf(d, "client/interface/enabled"):
             return {}
-        out: dict[Key, Value] = {unit: InterfaceSpec(endpoint=str(d.get("endpoint", "")),
-                                                     max_connections=int(d.get("max-connections", 10000)))}
+        out: dict[Key, Value] = {unit: InterfaceSpec(
+            endpoint=str(d.get("endpoint", "")),
+            max_connections=int(leaf(d, "client/interface/max-connections")))}
         for prefix in d.get("bypass-prefix", {}):
             out[(BYPASS, unit[1], prefix)] = True
         return out
     if kind == LISTENER:
-        return {unit: ListenerSpec(address=str(d.get("address", "")), port=int(d.get("port", 1080)))}
+        return {unit: ListenerSpec(address=str(d.get("address", "")), port=int(leaf(d, "server/listen/port")))}
     if kind == USER:
         return {unit: UserSpec(password_hash=d.get("password"))}
     if kind == ALLOWED_PREFIX:

@@ -109,7 +109,11 @@ class MemoryDataplane(base.Dataplane):
             if value.health_check and value.health_check_timeout >= value.health_check_interval:
                 raise objects.DataplaneError("singbox_endpoint_add_del: health-check timeout not below interval",
                                      objects.ErrorCode.INVALID_VALUE)
-            if _is_zero_address(value.address):
+            address = _ip(value.address)
+            if address is None:  # the API's proxy_addr is an address: names are the agent's to resolve
+                raise objects.DataplaneError(f"singbox_endpoint_add_del: {value.address!r} is not an IP address",
+                                             objects.ErrorCode.INVALID_VALUE)
+            if address.packed == bytes(len(address.packed)):
                 raise objects.DataplaneError("singbox_endpoint_add_del: zero address", objects.ErrorCode.INVALID_VALUE)
         elif kind == objects.DEFAULT_ENDPOINT:
             assert isinstance(value, str)
@@ -189,14 +193,27 @@ class MemoryDataplane(base.Dataplane):
                 elif key[0] == objects.INTERFACE:
                     assert isinstance(value, objects.InterfaceSpec)
                     counters = self.interface_counters.get(key[1], base.InterfaceState())
-                    state.interfaces[key[1]] = replace(
-                        counters, present=self._present(key[1]),
-                        active_endpoint=value.endpoint or str(self.objects[(objects.DEFAULT_ENDPOINT,)]))
+                    state.interfaces[key[1]] = replace(counters, present=self._present(key[1]),
+                                                       active_endpoint=self._pick_endpoint(value))
                 elif key[0] == objects.LISTENER:
                     state.listeners[key[1]] = bool(self.objects[("server-enabled",)])
                 elif key[0] == objects.USER:
                     state.users[key[1]] = self.user_states.get(key[1], base.UserState())
             return state
+
+    def _pick_endpoint(self, itf: objects.InterfaceSpec) -> str:
+        """As the plugin picks (singbox_client_pick_endpoint): the interface's endpoint, or the default; when
+        health checks have it down, the endpoint with the lowest priority that is not down (ties: the first)."""
+        name = itf.endpoint or str(self.objects[(objects.DEFAULT_ENDPOINT,)])
+        if self.endpoint_states.get(name, base.EndpointState()).oper_status != "down":
+            return name
+        best: tuple[int, str] | None = None
+        for key, value in self.objects.items():
+            if key[0] == objects.ENDPOINT and isinstance(value, objects.EndpointSpec) \
+                    and self.endpoint_states.get(key[1], base.EndpointState()).oper_status != "down" \
+                    and (best is None or value.priority < best[0]):
+                best = (value.priority, key[1])
+        return best[1] if best is not None else name
 
     def read_load(self, interfaces: bool) -> base.Load:
         with self._lock:
@@ -239,8 +256,8 @@ def _check_name(name: str, what: str) -> None:
         raise objects.DataplaneError(f"{what} must be 1..63 characters", objects.ErrorCode.INVALID_VALUE)
 
 
-def _is_zero_address(address: str) -> bool:
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(address).packed == bytes(len(ipaddress.ip_address(address).packed))
+        return ipaddress.ip_address(address)
     except ValueError:
-        return False  # a host name: resolved by the VPP adapter
+        return None

@@ -50,69 +50,78 @@ SECRET_UNKNOWN = _Unknown()
 Secret = Union[str, _Unknown, None]
 
 
+# The objects carry every value: none has a default of its own. The YANG defaults are applied once, from the
+# schema, by the mapping (singbox_agent.agent.mapping, defaults.py); an adapter reads every field back from VPP.
+
+
 @dataclass(frozen=True)
 class ClientSettings:
-    session_timeout: int = 300
-    pooling: bool = False
-    max_pool_size: int = 100
+    session_timeout: int
+    pooling: bool
+    max_pool_size: int
 
 
 @dataclass(frozen=True)
 class EndpointSpec:
+    # As configured (an IP address or a host name, YANG inet:host); what a dataplane receives is always an IP
+    # address: the agent resolves names before the endpoint is planned (singbox_agent.agent.resolve).
     address: str
-    port: int = 1080
-    username: str | None = None
-    password: Secret = field(default=None, repr=False)
-    connect_timeout: int = 10
-    health_check: bool = True
-    health_check_interval: int = 30
-    health_check_timeout: int = 5
-    failure_threshold: int = 3
-    recovery_threshold: int = 2
+    port: int
+    username: str | None
+    password: Secret = field(repr=False)
+    priority: int  # failover order, lower first
+    connect_timeout: int
+    health_check: bool
+    health_check_interval: int
+    health_check_timeout: int
+    failure_threshold: int
+    recovery_threshold: int
 
 
 @dataclass(frozen=True)
 class InterfaceSpec:
-    endpoint: str = ""  # empty: the default endpoint
-    max_connections: int = 10000
+    endpoint: str  # empty: the default endpoint
+    max_connections: int
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    auth_required: bool = False
-    allow_connect: bool = True
-    allow_udp_associate: bool = False
-    max_sessions: int = 1024
-    handshake_timeout: int = 10
-    idle_timeout: int = 300
-    connect_timeout: int = 10
-    udp_idle_timeout: int = 60
-    udp_public_address: str | None = None
-    dns_server: str | None = None
-    dns_server_port: int = 53
+    auth_required: bool
+    allow_connect: bool
+    allow_udp_associate: bool
+    max_sessions: int
+    handshake_timeout: int
+    idle_timeout: int
+    connect_timeout: int
+    udp_idle_timeout: int
+    udp_public_address: str | None
+    dns_server: str | None
+    dns_server_port: int
 
 
 @dataclass(frozen=True)
 class ListenerSpec:
     address: str
-    port: int = 1080
+    port: int
 
 
 @dataclass(frozen=True)
 class UserSpec:
-    password_hash: Secret = field(default=None, repr=False)
+    password_hash: Secret = field(repr=False)
 
 
 Value = Union[str, bool, ClientSettings, EndpointSpec, InterfaceSpec, ServerSettings, ListenerSpec, UserSpec]
 ConfigMap = Mapping[Key, Value]
 
-# The plugin's state after it loads, before anyone configures it (plugin defaults, not YANG defaults).
+# The plugin's state after it loads, before anyone configures it (what the memory dataplane starts from). Only the
+# kinds that always exist; their values are never compared with anything the agent derives.
 FACTORY: dict[Key, Value] = {
     (LOG_LEVEL,): "info",
     (CLIENT,): ClientSettings(session_timeout=0, pooling=False, max_pool_size=0),
     (DEFAULT_ENDPOINT,): "",
-    (SERVER,): ServerSettings(max_sessions=0, handshake_timeout=0, idle_timeout=0, connect_timeout=0,
-                              udp_idle_timeout=0, dns_server_port=0),
+    (SERVER,): ServerSettings(auth_required=False, allow_connect=True, allow_udp_associate=False, max_sessions=0,
+                              handshake_timeout=0, idle_timeout=0, connect_timeout=0, udp_idle_timeout=0,
+                              udp_public_address=None, dns_server=None, dns_server_port=0),
     (SERVER_ENABLED,): False,
 }
 

@@ -17,8 +17,6 @@ import struct
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +77,6 @@ RECONNECT_MAX_S = 0.25
 # (a restarted VPP is taken within this of its socket appearing), the costly attempts back off to RECONNECT_MAX_S.
 LISTEN_POLL_S = 0.02
 MISSING_RETRY_S = 10.0
-RESOLVE_TIMEOUT_S = 2.0
 ABSENT_REFRESH_S = 5.0
 ALL = 0xFFFFFFFF
 # Requests sent before their replies are read (apply_batch). Bounds what is under way when one fails and the bytes
@@ -172,7 +169,6 @@ class VppDataplane(Dataplane):
         # Configuration for interfaces VPP does not have (yet): applied when they appear.
         self._absent: dict[str, InterfaceSpec] = {}
         self._absent_bypass: dict[str, set[str]] = {}
-        self._resolver = ThreadPoolExecutor(max_workers=2, thread_name_prefix="resolve")
 
     # connection ---------------------------------------------------------------------------------------------
 
@@ -188,7 +184,6 @@ class VppDataplane(Dataplane):
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._close()
-        self._resolver.shutdown(wait=False, cancel_futures=True)
 
     @property
     def connected(self) -> bool:
@@ -418,19 +413,13 @@ class VppDataplane(Dataplane):
                 raise DataplaneUnavailable("VPP is not connected")
             return _Batch(self, vpp, ops, stop).run()
 
-    def _resolve(self, host: str) -> str:
+    @staticmethod
+    def _address(host: str) -> str:
+        """The plugin takes an IP address; the agent resolves names before an endpoint is planned (resolve.py)."""
         try:
             return str(ipaddress.ip_address(host))
         except ValueError:
-            pass
-        future = self._resolver.submit(socket.getaddrinfo, host, None, 0, socket.SOCK_STREAM)
-        try:
-            infos = future.result(timeout=RESOLVE_TIMEOUT_S)
-        except FutureTimeout:
-            raise DataplaneError(f"resolving {host!r} took more than {RESOLVE_TIMEOUT_S:.0f} s") from None
-        except OSError as exc:
-            raise DataplaneError(f"cannot resolve {host!r}: {exc}") from None
-        return str(infos[0][4][0])
+            raise DataplaneError(f"{host!r} is not an IP address", ErrorCode.INVALID_VALUE) from None
 
     def _requests(self, op: Op) -> list[_Request]:
         """The plugin messages (API.md) that perform `op`; none when it only changes what is kept for an
@@ -456,9 +445,9 @@ class VppDataplane(Dataplane):
         if kind == objects.ENDPOINT:
             assert isinstance(value, EndpointSpec)
             return [_Request("singbox_endpoint_add_del", {
-                "is_add": True, "name": key[1], "proxy_addr": self._resolve(value.address), "proxy_port": value.port,
+                "is_add": True, "name": key[1], "proxy_addr": self._address(value.address), "proxy_port": value.port,
                 "protocol_type": 0, "username": value.username or "",
-                "password": value.password if isinstance(value.password, str) else "", "priority": 0,
+                "password": value.password if isinstance(value.password, str) else "", "priority": value.priority,
                 "connect_timeout": value.connect_timeout, "health_check_enabled": value.health_check,
                 "health_check_interval": value.health_check_interval,
                 "health_check_timeout": value.health_check_timeout, "failure_threshold": value.failure_threshold,
@@ -612,7 +601,7 @@ class VppDataplane(Dataplane):
             for e in endpoints:
                 out[(objects.ENDPOINT, _s(e.name))] = EndpointSpec(
                     address=str(e.proxy_addr), port=int(e.proxy_port), username=_s(e.username) or None,
-                    password=SECRET_UNKNOWN if e.has_credentials else None,
+                    password=SECRET_UNKNOWN if e.has_credentials else None, priority=int(e.priority),
                     connect_timeout=int(e.connect_timeout), health_check=bool(e.health_check_enabled),
                     health_check_interval=int(e.health_check_interval),
                     health_check_timeout=int(e.health_check_timeout),
