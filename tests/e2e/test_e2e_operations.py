@@ -168,7 +168,7 @@ def restart_agent_with_change(stack: Stack, bob_password: str) -> None:
 
 
 def test_agent_restart_applies_what_changed_while_it_was_away(stack: Stack) -> None:
-    from singbox_agent.agent.crypt import sha512_crypt
+    from singbox_agent.mgmt.crypt import hash_password as sha512_crypt
 
     restart_agent_with_change(stack, sha512_crypt("builder-pw"))
     wait_for(lambda: refused(stack, proxy(ALT_PORT)), "the listener deleted while the agent was away is gone",

@@ -27,6 +27,53 @@ def test_hash_and_verify() -> None:
     assert not crypt.verify_password("x", "garbage")
 
 
+def test_what_cannot_be_a_password_is_refused_not_truncated() -> None:
+    """libxcrypt takes a C string of at most 511 bytes: a NUL cut the password there (`pw\\0junk` verified as `pw`),
+    and a longer one failed with 'crypt_rn rejected a salt it generated', which let a $0$ value be stored as is."""
+    longest = "é" * (crypt.MAX_PASSWORD_BYTES // 2) + "a"  # 511 bytes of UTF-8
+    assert len(longest.encode()) == crypt.MAX_PASSWORD_BYTES
+    assert crypt.verify_password(longest, hash_password(longest))
+    hashed = hash_password("pw")
+    assert not crypt.verify_password("pw\0junk", hashed)
+    assert not crypt.verify_password("pw\0", hashed)
+    assert not crypt.verify_password("pw\0junk", "$0$pw")
+    for bad, why in (("pw\0junk", "NUL"), (longest + "a", "at most 511 bytes"), ("a" * 100_000, "at most 511 bytes"),
+                     ("\udc80", "Unicode")):
+        with pytest.raises(crypt.PasswordError, match=why):
+            hash_password(bad)
+        with pytest.raises(crypt.PasswordError, match=why):
+            crypt.stored_form("$0$" + bad)
+        assert bad not in str(crypt.password_problem(bad))
+    assert crypt.stored_form("$6$salt$hash") == "$6$salt$hash"
+    assert crypt.verify_password("new", crypt.stored_form("$0$new"))
+
+
+def test_a_clear_text_password_that_cannot_be_hashed_rejects_the_edit(sysrepo_instance: SysrepoInstance) -> None:
+    """The `$0$` update subscriber: a hashable password is stored hashed; any other fails the whole edit with the
+    reason, and nothing of it is stored (it used to log and store the clear text)."""
+    from singbox_agent.mgmt import password_hashing
+
+    path = "/ietf-system:system/authentication/user[name='{}']/password"
+    with sysrepo.SysrepoConnection() as conn:
+        hashing = conn.start_session("running")
+        password_hashing.subscribe(hashing)
+        sess = conn.start_session("running")
+        sess.set_item(path.format("ok"), "$0$fine-password")
+        sess.apply_changes()
+        stored = next(iter(sess.get_data("/ietf-system:system")["system"]["authentication"]["user"]))["password"]
+        assert stored.startswith("$6$") and crypt.verify_password("fine-password", stored)
+        for clear in ("x" * 600, "é" * 256):  # (a NUL never reaches sysrepo: its strings end there)
+            sess.set_item(path.format("ok"), "$0$" + clear)
+            sess.set_item(path.format("other"), "$0$also-fine")
+            with pytest.raises(sysrepo.SysrepoError) as failed:
+                sess.apply_changes()
+            sess.discard_changes()
+            assert "password" in str(failed.value) and clear not in str(failed.value)
+            users = sess.get_data("/ietf-system:system")["system"]["authentication"]["user"]
+            assert [(u["name"], u["password"]) for u in users] == [("ok", stored)]
+        hashing.stop()
+
+
 def test_bootstrap_cli_idempotent_and_survives_in_startup(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("first-password\n")

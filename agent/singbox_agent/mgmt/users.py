@@ -36,7 +36,8 @@ RESERVED_PREFIX = "%"
 
 
 def hash_password(clear: str) -> str:
-    """A crypt hash ($6$) suitable for `/system/authentication/user/password`."""
+    """A crypt hash ($6$) suitable for `/system/authentication/user/password`; `crypt.PasswordError` for a password
+    that cannot be one (a NUL, more than `crypt.MAX_PASSWORD_BYTES` bytes)."""
     return crypt.hash_password(clear)
 
 
@@ -72,10 +73,6 @@ class UserStore:
         with self._lock:
             self._users = None
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._users = None
-
     def users(self) -> dict[str, User]:
         with self._lock:
             if self._users is None:
@@ -100,10 +97,6 @@ class UserStore:
     def authorized_keys(self, user: str) -> list[str]:
         entry = None if user.startswith(RESERVED_PREFIX) else self.get(user)
         return list(entry.authorized_keys) if entry else []
-
-    @staticmethod
-    def hash_password(clear: str) -> str:
-        return hash_password(clear)
 
     def close(self) -> None:
         self._session.stop()

@@ -21,11 +21,11 @@ import asyncssh
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import crypt, nacm
+from singbox_agent.mgmt import crypt, nacm, password_hashing
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt import users
 from singbox_agent.mgmt.users import UserStore
-from singbox_agent.netconf import confirmed, messages, password_hashing, settings
+from singbox_agent.netconf import confirmed, messages, settings
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
 from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf.framing import DEFAULT_MAX_MESSAGE
