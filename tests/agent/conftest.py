@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from singbox_agent.agent.daemon import Agent
+from singbox_agent.agent.resolve import Resolver
 from singbox_agent.dataplane.memory import MemoryDataplane
 from singbox_agent.repository import SysrepoInstance
 
@@ -41,10 +42,10 @@ class Env:
         return dict(self.dp.objects)
 
 
-def start_env(dp: MemoryDataplane, priority: int = 0) -> Iterator[Env]:
+def start_env(dp: MemoryDataplane, priority: int = 0, resolver: Resolver | None = None) -> Iterator[Env]:
     import sysrepo
 
-    agent = Agent(dp, change_priority=priority)
+    agent = Agent(dp, change_priority=priority, resolver=resolver)
     agent.start()
     assert agent.wait_idle()
     conn = sysrepo.SysrepoConnection()

@@ -39,6 +39,20 @@ def test_endpoint_create_modify_delete(env: Env) -> None:
     assert ("endpoint", "e1") not in env.dp.objects
 
 
+def test_endpoint_priority_reaches_the_dataplane(env: Env) -> None:
+    """The failover order: YANG leaf -> mapping -> the endpoint object the dataplane gets (API `priority`)."""
+    assert calls_of(env, {f"{C}/endpoint[name='main']/address": "192.0.2.1",
+                          f"{C}/endpoint[name='spare']/address": "192.0.2.2",
+                          f"{C}/endpoint[name='spare']/priority": 10}) == ["put endpoint 'main'",
+                                                                          "put endpoint 'spare'"]
+    assert env.dp.objects[("endpoint", "main")] == endpoint_spec("192.0.2.1", priority=0)  # the YANG default
+    assert env.dp.objects[("endpoint", "spare")] == endpoint_spec("192.0.2.2", priority=10)
+    assert calls_of(env, {f"{C}/endpoint[name='spare']/priority": 4294967295}) == ["put endpoint 'spare'"]
+    assert env.dp.objects[("endpoint", "spare")].priority == 4294967295  # type: ignore[union-attr]
+    assert calls_of(env, deletes=[f"{C}/endpoint[name='spare']/priority"]) == ["put endpoint 'spare'"]
+    assert env.dp.objects[("endpoint", "spare")].priority == 0  # type: ignore[union-attr]
+
+
 def test_interface_and_bypass_create_modify_delete(env: Env) -> None:
     assert calls_of(env, {f"{C}/endpoint[name='a']/address": "192.0.2.1",
                           f"{C}/endpoint[name='b']/address": "192.0.2.2",

@@ -81,6 +81,26 @@ def test_every_state_node_is_served_and_valid(env: Env) -> None:
     assert "password" not in str(tree["sessions"])
 
 
+def test_effective_endpoint_follows_priority_when_the_endpoint_is_down(env: Env) -> None:
+    """Failover as the plugin does it (the memory dataplane mirrors singbox_client_pick_endpoint): the interface's
+    endpoint while it is not down, else the endpoint with the lowest priority that is not down."""
+    env.commit({f"{C}/endpoint[name='main']/address": "192.0.2.1", f"{C}/endpoint[name='main']/priority": 20,
+                f"{C}/endpoint[name='spare']/address": "192.0.2.2", f"{C}/endpoint[name='spare']/priority": 5,
+                f"{C}/endpoint[name='best']/address": "192.0.2.3", f"{C}/endpoint[name='best']/priority": 1,
+                f"{C}/interface[name='tap0']/endpoint": "main"})
+
+    def effective() -> str:
+        return str(next(iter(operational()["client"]["interface"]))["effective-endpoint"])
+
+    assert effective() == "main"
+    env.dp.endpoint_states["main"] = EndpointState("down")
+    assert effective() == "best"
+    env.dp.endpoint_states["best"] = EndpointState("down")
+    assert effective() == "spare"
+    env.commit({f"{C}/endpoint[name='main']/priority": 0})  # a down endpoint is not chosen whatever its priority
+    assert effective() == "spare"
+
+
 def test_disconnected_state_is_valid_too(env: Env) -> None:
     env.commit(FULL)
     env.dp.disconnect()

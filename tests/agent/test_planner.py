@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from singbox_agent.agent.mapping import Change, RunningConfig, derive, split_path, unit_of
@@ -50,6 +52,32 @@ def test_derive_applies_yang_defaults() -> None:
         ("interface", "i"): interface_spec(), ("bypass", "i", "10.0.0.0/8"): True}
     assert derive(("server",), {"allowed-command": {"udp-associate": None}}) == {
         ("server",): server_settings(allow_connect=False, allow_udp_associate=True)}
+
+
+def test_defaults_come_from_the_installed_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leaf left out takes the default of the module in the context given (sysrepo's, in the agent), not a
+    literal of the mapping: a module whose endpoint port defaults to 2080 gives 2080."""
+    import libyang
+
+    from singbox_agent.agent import defaults
+
+    shipped = next((Path(__file__).resolve().parents[2] / "yang").glob("vpp-singbox@*.yang"))
+    text = shipped.read_text()
+    port = 'leaf port {\n          type port;\n          default "1080";'
+    assert text.count(port) == 2  # the endpoint's, then the listener's
+    (tmp_path / shipped.name).write_text(text.replace(port, port.replace('"1080"', '"2080"'), 1))
+    for f in shipped.parent.glob("iana-*.yang"):
+        (tmp_path / f.name).write_text(f.read_text())
+    monkeypatch.setattr(defaults, "_current", None)
+    ctx = libyang.Context(f"{tmp_path}:/usr/share/yang/modules/sysrepo")
+    try:
+        ctx.load_module("vpp-singbox").feature_enable_all()
+        defaults.use_context(ctx)
+    finally:
+        ctx.destroy()
+    assert derive(("endpoint", "e"), {"address": "192.0.2.1"})[("endpoint", "e")].port == 2080  # type: ignore
+    monkeypatch.setattr(defaults, "_current", None)
+    assert derive(("endpoint", "e"), {"address": "192.0.2.1"})[("endpoint", "e")].port == 1080  # type: ignore
 
 
 def test_dependencies_are_ordered_both_ways() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from singbox_agent.dataplane.objects import EndpointSpec
 from tests.agent.specs import client_settings, endpoint_spec, interface_spec, listener_spec, server_settings
 from singbox_agent.repository import SysrepoInstance
 
@@ -103,6 +104,32 @@ def venv(sysrepo_instance: SysrepoInstance) -> Iterator[VppEnv]:
         yield env
     finally:
         env.close()
+
+
+def test_priority_and_a_name_configured_endpoint_round_trip(venv: VppEnv) -> None:
+    """The endpoint's priority reaches the plugin and comes back in its dump; an endpoint configured by name is
+    sent as the address the name resolved to, and a resync — which compares that address with the one VPP
+    reports — sends nothing (the old agent compared the name with VPP's address and re-sent it every time)."""
+    venv.commit({f"{C}/endpoint[name='a']/address": "localhost", f"{C}/endpoint[name='a']/priority": 7,
+                 f"{C}/endpoint[name='b']/address": "192.0.2.2"})
+    venv.wait(lambda: ("endpoint", "a") in venv.vpp_config(), "the endpoint named by host name in VPP")
+    got = venv.vpp_config()
+    a = got[("endpoint", "a")]
+    assert isinstance(a, EndpointSpec) and a.address in ("127.0.0.1", "::1") and a.priority == 7
+    assert got[("endpoint", "b")] == endpoint_spec("192.0.2.2")
+    venv.agent.wait_idle()
+    venv.sess.set_item(f"{TOP}/log-level", "debug")  # a commit, so the resync below has a baseline
+    venv.sess.apply_changes()
+    resyncs = []
+    original = venv.dp.apply_batch
+
+    def spy(ops: Any, **kw: Any) -> Any:
+        resyncs.append([op.describe() for op in ops])
+        return original(ops, **kw)
+
+    venv.dp.apply_batch = spy  # type: ignore[method-assign]
+    assert venv.agent.resync()
+    assert resyncs == [[]]
 
 
 def test_changes_reach_vpp(venv: VppEnv) -> None:

@@ -75,7 +75,8 @@ class Resolver:
         self.retry_s = retry_s
         self.refresh_s = refresh_s
         self._lookup = lookup
-        self._lock = threading.Lock()
+        # reentrant: a lookup that ends at once runs its done-callback (`_answered`) inside `_start`
+        self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         # A lookup that never returns keeps its thread: a few threads, so such names cannot exhaust the process.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="resolve")
