@@ -19,6 +19,7 @@ from types import FrameType
 
 import structlog
 
+from singbox_agent.agent import resolve
 from singbox_agent.agent.daemon import Agent
 from singbox_agent.dataplane.base import Dataplane
 from singbox_agent.logs import configure_logging
@@ -60,12 +61,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="API definition files (default: $SINGBOX_API_JSON and $VPP_PREFIX/share/vpp/api)")
     parser.add_argument("--vpp-stats-socket", default=None,
                         help="VPP's stats segment socket (default: stats.sock next to the API socket)")
+    parser.add_argument("--resolve-timeout", type=float, default=resolve.TIMEOUT_S, metavar="S",
+                        help="an endpoint host name without an answer after S seconds counts as unresolvable "
+                             f"(default {resolve.TIMEOUT_S:g}); no commit ever waits for a lookup")
+    parser.add_argument("--resolve-refresh", type=float, default=resolve.REFRESH_S, metavar="S",
+                        help=f"look endpoint host names up again every S seconds (default {resolve.REFRESH_S:g})")
     parser.add_argument("--debug", action="store_true")
     opts = parser.parse_args(argv)
     configure_logging(logging.DEBUG if opts.debug else logging.INFO)
 
     socket = None if opts.vpp_api_socket == "none" else opts.vpp_api_socket
-    agent = Agent(make_dataplane(socket, opts.api_json or default_api_json(), opts.vpp_stats_socket))
+    agent = Agent(make_dataplane(socket, opts.api_json or default_api_json(), opts.vpp_stats_socket),
+                  resolver=resolve.Resolver(timeout_s=opts.resolve_timeout, refresh_s=opts.resolve_refresh))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
