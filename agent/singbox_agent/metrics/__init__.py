@@ -1,0 +1,1 @@
+"""Prometheus/OpenMetrics exporter of the appliance's metrics, read from VPP's stats segment (see README.md)."""

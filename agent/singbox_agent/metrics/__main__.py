@@ -1,0 +1,161 @@
+"""`singbox-exporterd` (`python -m singbox_agent.metrics`): the metrics exporter daemon.
+
+Serves the appliance's metrics over HTTPS (`GET /metrics`, Prometheus text or OpenMetrics) to the users of the
+shared user store, with the RESTCONF server's certificate, on the address configured in
+`/vpp-singbox-metrics:metrics-exporter` (changes apply at once). Numbers come from VPP's stats segment; the
+dataplane's versions from the agent. A daemon of its own: whatever happens to it, the agent and the NETCONF and
+RESTCONF servers keep running, and the other way round. READY=1 to systemd once its settings are applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import ssl
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import structlog
+import sysrepo
+
+from singbox_agent.logs import configure_logging
+from singbox_agent.metrics import settings as exporter_settings
+from singbox_agent.metrics.app import MetricsApp
+from singbox_agent.metrics.auth import BasicAuth
+from singbox_agent.metrics.server import Exporter, ServingLoop, TlsFiles
+from singbox_agent.metrics.versions import REFRESH_S, AgentVersions
+from singbox_agent.metrics.vppstats import DEFAULT_SOCKET, VppStatsSource
+from singbox_agent.mgmt import systemd
+from singbox_agent.mgmt.hostnames import server_names
+from singbox_agent.mgmt.users import UserStore
+from singbox_agent.restconf.tls import ensure_certificate
+
+log = structlog.get_logger("metrics")
+
+
+def agent_version() -> str:
+    try:
+        return metadata.version("vpp-singbox-agent")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def tls_files(state_dir: Path, cert: Path | None, key: Path | None, address: str) -> TlsFiles:
+    """--cert/--key, else the RESTCONF server's certificate in <state-dir>/restconf/ as it is (made there now,
+    the way the RESTCONF server makes it, only when it does not exist yet: regenerating it here would change the
+    CA the RESTCONF clients trust)."""
+    if cert and key:
+        return TlsFiles(cert, key)
+    directory = state_dir / "restconf"
+    made = TlsFiles(directory / "server.pem", directory / "server.key", directory / "ca.pem")
+    if made.certfile.exists() and made.keyfile.exists():
+        return made
+    files = ensure_certificate(state_dir, server_names(address))
+    return TlsFiles(files.certfile, files.keyfile, files.ca_certificate)
+
+
+def check_tls(tls: TlsFiles) -> None:
+    """Fails now, with the reason, on a certificate or key that cannot serve."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(tls.certfile), str(tls.keyfile))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="singbox-exporterd", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, required=True,
+                        help="the RESTCONF server's state directory (its certificate is in restconf/)")
+    parser.add_argument("--vpp-stats-socket", default=DEFAULT_SOCKET, help=f"VPP's stats socket ({DEFAULT_SOCKET})")
+    parser.add_argument("--cert", type=Path, help="server certificate (PEM); default: the RESTCONF server's")
+    parser.add_argument("--key", type=Path, help="private key of --cert (PEM)")
+    parser.add_argument("--ready-file", type=Path, help="written (JSON: address, port, URL, CA) once serving")
+    opts = parser.parse_args(argv)
+    if bool(opts.cert) != bool(opts.key):
+        parser.error("--cert and --key go together")
+    configure_logging()
+    with asyncio.Runner(loop_factory=ServingLoop) as runner:
+        return runner.run(run(opts))
+
+
+async def run(opts: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    state_dir: Path = opts.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    conn = sysrepo.SysrepoConnection()
+    users = UserStore(conn)
+    versions = AgentVersions(conn)
+    first = await loop.run_in_executor(None, exporter_settings.read, conn)
+    tls = tls_files(state_dir, opts.cert, opts.key, first.address)
+    try:
+        check_tls(tls)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("cannot use the TLS certificate", certfile=str(tls.certfile), error=str(exc))
+        users.close()
+        conn.disconnect()
+        return 1
+    app = MetricsApp(VppStatsSource(opts.vpp_stats_socket), BasicAuth(users), agent_version=agent_version(),
+                     versions=versions)
+    ready_sent = False
+
+    def on_serving(current: exporter_settings.Settings, port: int | None) -> None:
+        nonlocal ready_sent
+        info: dict[str, Any] = {"service": "exporter", "enabled": current.enabled, "address": current.address,
+                                "port": port, "ca_certificate": str(tls.ca_certificate) if tls.ca_certificate
+                                else None, "stats_socket": opts.vpp_stats_socket}
+        if port is not None:
+            host = current.address
+            host = "127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host
+            url_host = f"[{host}]" if ":" in host else host
+            info["metrics_url"] = f"https://{url_host}:{port}/metrics"
+        if opts.ready_file:
+            tmp = opts.ready_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info, indent=2) + "\n")
+            tmp.replace(opts.ready_file)
+        if not ready_sent:
+            ready_sent = True
+            systemd.notify_ready(f"serving {info['metrics_url']}" if port is not None else "not listening")
+
+    async def read_settings() -> exporter_settings.Settings:
+        return await loop.run_in_executor(None, exporter_settings.read, conn)
+
+    exporter = Exporter(app, tls, read_settings, on_serving)
+
+    def changed(event: str, _req_id: int, _changes: Any, _priv: Any) -> None:
+        if event == "done":
+            loop.call_soon_threadsafe(exporter.changed.set)
+
+    watch = conn.start_session("running")
+    watch.subscribe_module_change(exporter_settings.MODULE, exporter_settings.XPATH, changed, passive=True,
+                                  done_only=True)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, exporter.stop.set)
+
+    # Its own thread, waited for before the connection goes: a read may be inside sysrepo when the stop comes.
+    asker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-versions")
+
+    async def refresh_versions() -> None:
+        while True:
+            await loop.run_in_executor(asker, versions.refresh)
+            await asyncio.sleep(REFRESH_S)
+
+    refresher = asyncio.ensure_future(refresh_versions())
+    try:
+        await exporter.run()
+    finally:
+        systemd.notify_stopping()
+        refresher.cancel()
+        asker.shutdown(wait=True, cancel_futures=True)
+        app.close()
+        watch.stop()
+        users.close()
+        conn.disconnect()
+    log.info("metrics exporter stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

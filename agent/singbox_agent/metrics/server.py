@@ -1,0 +1,158 @@
+"""The HTTP adapter: serves a `MetricsApp` over HTTPS with Hypercorn (HTTP/1.1 and HTTP/2 by ALPN) on the
+address the settings name, and moves to a new address when they change.
+
+`Exporter.run` binds the socket itself (so a bad address or a port in use is a logged error, not a crash, and
+port 0 resolves to the port actually bound), hands it to Hypercorn, and on a settings change or stop ends that
+server: Hypercorn first closes gracefully; connections still open after the grace time (Prometheus keeps its
+connection alive between scrapes, and closing TLS waits for a close_notify an idle client never sends) are
+aborted through `ServingLoop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from singbox_agent.metrics.app import MetricsApp
+from singbox_agent.metrics.settings import Settings
+
+log = structlog.get_logger("metrics.server")
+
+GRACE_S = 1.0
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    certfile: Path
+    keyfile: Path
+    ca_certificate: Path | None = None  # what clients should trust, when known
+
+
+class ServingLoop(asyncio.SelectorEventLoop):
+    """An event loop that keeps the servers started on it, so that connections left open after the grace time
+    can be aborted (Hypercorn cannot)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.servers: list[asyncio.Server] = []
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:
+        server = await super().create_server(*args, **kwargs)
+        self.servers.append(server)
+        return server
+
+
+def _abort(servers: list[asyncio.Server]) -> None:
+    for server in servers:
+        server.close()
+        if sys.version_info >= (3, 13):
+            server.abort_clients()
+
+
+def bind(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((address, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Exporter:
+    """Serves `app` with `tls` wherever `read_settings` says, until `stop` is set; `changed` set means: read the
+    settings again. `on_serving(settings, port)` is called after each bind (port = the bound one), and with
+    port None when nothing listens (disabled, or the bind failed)."""
+
+    def __init__(self, app: MetricsApp, tls: TlsFiles, read_settings: Callable[[], Awaitable[Settings]],
+                 on_serving: Callable[[Settings, int | None], None] = lambda s, p: None) -> None:
+        self.app = app
+        self.tls = tls
+        self.read_settings = read_settings
+        self.on_serving = on_serving
+        self.changed = asyncio.Event()
+        self.stop = asyncio.Event()
+
+    def config(self, sock: socket.socket) -> Config:
+        config = Config()
+        config.bind = [f"fd://{sock.fileno()}"]
+        config.accesslog = None
+        config.errorlog = None
+        config.certfile, config.keyfile = str(self.tls.certfile), str(self.tls.keyfile)
+        config.alpn_protocols = ["h2", "http/1.1"]
+        config.keep_alive_timeout = 120  # longer than common scrape intervals: one TLS handshake per scraper
+        config.keep_alive_max_requests = 2**31
+        config.graceful_timeout = GRACE_S
+        return config
+
+    async def run(self) -> None:
+        while not self.stop.is_set():
+            self.changed.clear()
+            settings = await self.read_settings()
+            sock: socket.socket | None = None
+            if settings.enabled:
+                try:
+                    sock = bind(settings.address, settings.port)
+                except OSError as exc:
+                    log.error("cannot listen; waiting for other settings", address=settings.address,
+                              port=settings.port, error=str(exc))
+            else:
+                log.info("exporter disabled in its settings")
+            if sock is None:
+                self.on_serving(settings, None)
+                await self._wait_for_change()
+                continue
+            port = int(sock.getsockname()[1])
+            log.info("metrics exporter listening", address=settings.address, port=port)
+            self.on_serving(settings, port)
+            await self._serve(sock)
+
+    async def _wait_for_change(self) -> None:
+        waiters = [asyncio.ensure_future(self.stop.wait()), asyncio.ensure_future(self.changed.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        known = list(loop.servers) if isinstance(loop, ServingLoop) else []
+        task = asyncio.ensure_future(serve(self.app, self.config(sock),  # type: ignore[arg-type]
+                                           shutdown_trigger=self._wait_for_change))
+        trigger = asyncio.ensure_future(self._wait_for_change())
+        try:
+            await asyncio.wait([task, trigger], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            trigger.cancel()
+            if not task.done():  # Hypercorn's graceful close, then its own grace time, then ours
+                await asyncio.wait([task], timeout=2 * GRACE_S)
+            if not task.done() and isinstance(loop, ServingLoop):
+                _abort([s for s in loop.servers if s not in known])
+                await asyncio.wait([task], timeout=GRACE_S)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if isinstance(loop, ServingLoop):
+                loop.servers = [s for s in loop.servers if s in known]
+            sock.detach()  # Hypercorn owned and closed the descriptor it was given as fd://
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("metrics HTTP server failed", error=str(task.exception()))
+            await asyncio.sleep(1)  # then bind again (a loop of instant failures would spin)
