@@ -33,32 +33,21 @@ HERE = Path(__file__).resolve().parent
 VPP_HARNESS = HERE.parent / "vpp"
 sys.path.insert(0, str(VPP_HARNESS))
 import vpptopo  # noqa: E402
+from vppfixtures import ECHO_PORT, HTTP_PORT, UDP_PORT, mark_vpp_tests, start_origin, vpp_output  # noqa: E402
+from vppfixtures import skip_reason as vpp_skip_reason  # noqa: E402
+
 
 ADMIN = ("admin", "e2e-admin-secret")
 SBX_NS = "urn:vpp-singbox:yang:vpp-singbox"
-HTTP_PORT = 8080
-ECHO_PORT = 7007
-UDP_PORT = 7008
 START_TIMEOUT_S = 60.0  # 2 cores shared with other engineers' test runs: readiness waits are generous
 
 
 def skip_reason() -> str | None:
-    try:
-        vpptopo.find_vpp()
-    except vpptopo.VppNotFound as exc:
-        return str(exc)
-    if os.geteuid() != 0:
-        return "end-to-end tests need root (network namespaces, af_packet)"
-    return None
+    return vpp_skip_reason("end-to-end tests")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    reason = skip_reason()
-    for item in items:
-        if HERE in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.vpp)
-            if reason:
-                item.add_marker(pytest.mark.skip(reason=reason))
+    mark_vpp_tests(items, HERE, skip_reason())
 
 
 def hold_socks_session(stack: Stack, port: int, user: str, password: str, dst: str,
@@ -159,10 +148,7 @@ class Stack:
         self.topo: vpptopo.Topology | None = None
         try:
             self.topo = vpptopo.Topology(self.vpp, tag=f"e{os.getpid() % 100000}")
-            self.topo.spawn(self.topo.ns_origin, sys.executable, str(VPP_HARNESS / "origin.py"),
-                            vpptopo.ORIGIN_IP4, vpptopo.ORIGIN_IP6, str(HTTP_PORT), str(ECHO_PORT),
-                            str(UDP_PORT))
-            vpptopo.wait_port(self.topo.ns_origin, vpptopo.ORIGIN_IP4, HTTP_PORT, timeout=30)
+            start_origin(self.topo, timeout=30)
             self.env = {**os.environ, **instance.env}
             pw = state_dir / "admin.pw"
             pw.write_text(ADMIN[1] + "\n")
@@ -288,6 +274,6 @@ def stack(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[Stack]:
         yield s
     finally:
         alive = s.vpp.alive() or s.vpp_killed
-        log = s.vpp.log.read_text(errors="replace") if s.vpp.log.exists() else ""
+        log = vpp_output(s.vpp)
         s.close()
-        assert alive, "VPP died during the test:\n" + log[-3000:]
+        assert alive, "VPP died during the test:\n" + log

@@ -21,31 +21,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import vpptopo  # noqa: E402
-
-HERE = Path(__file__).parent
-HTTP_PORT = 8080
-ECHO_PORT = 7007
-UDP_PORT = 7008
-CLOSED_PORT = 7999
-
-
-def _skip_reason() -> str | None:
-    try:
-        vpptopo.find_vpp()
-    except vpptopo.VppNotFound as e:
-        return str(e)
-    if os.geteuid() != 0:
-        return "VPP tests need root (network namespaces, af_packet)"
-    return None
+from vppfixtures import (  # noqa: E402 - shared with tests/e2e; the test modules import them from here
+    CLOSED_PORT,
+    ECHO_PORT,
+    HERE,
+    HTTP_PORT,
+    UDP_PORT,
+    mark_vpp_tests,
+    skip_reason,
+    start_origin,
+    vpp_output,
+)
+_skip_reason = skip_reason  # the name test_dual_mode imports
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    reason = _skip_reason()
-    for item in items:
-        if Path(str(item.fspath)).parent == HERE:
-            item.add_marker(pytest.mark.vpp)
-            if reason:
-                item.add_marker(pytest.mark.skip(reason=reason))
+    mark_vpp_tests(items, HERE, skip_reason())
 
 
 class Env:
@@ -62,11 +53,7 @@ class Env:
             # so concurrent runs would share veth names in the host's netns
             self.topo = vpptopo.Topology(self.vpp,
                                          tag=f"s{secrets.token_hex(2)}w{workers}")
-            self.topo.spawn(self.topo.ns_origin, sys.executable, str(HERE / "origin.py"),
-                            vpptopo.ORIGIN_IP4, vpptopo.ORIGIN_IP6, str(HTTP_PORT),
-                            str(ECHO_PORT), str(UDP_PORT), "53")
-            vpptopo.wait_port(self.topo.ns_origin, vpptopo.ORIGIN_IP4, HTTP_PORT)
-            vpptopo.wait_port(self.topo.ns_origin, vpptopo.ORIGIN_IP4, ECHO_PORT)
+            start_origin(self.topo, "53")
             from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
 
             self.papi = VPPApiClient(server_address=str(self.vpp.api_sock),
@@ -177,19 +164,17 @@ def worker_counts(*default: int) -> pytest.MarkDecorator:
 @pytest.fixture(scope="module", params=WORKER_COUNTS,
                 ids=[f"workers{w}" for w in WORKER_COUNTS])
 def vpp_env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
     env = Env(workers=request.param)
     try:
         yield env
     finally:
-        log = env.vpp.log.read_text() if env.vpp.log.exists() else ""
-        out = env.vpp.dir / "stdout"  # where a crash leaves its backtrace
-        log += "\n--- stdout ---\n" + (out.read_text() if out.exists() else "")
+        log = vpp_output(env.vpp)
         alive = env.vpp.alive()
         env.close()
-        assert alive, "VPP died during the tests:\n" + log[-6000:]
+        assert alive, "VPP died during the tests:\n" + log
 
 
 @pytest.fixture
