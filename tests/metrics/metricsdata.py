@@ -61,3 +61,85 @@ def plugin_segment(*, interfaces: int = 2, endpoints: int = 3, threads: int = 2,
         src.set(f"/singbox/client/endpoint/ep{e}/rtt-us", 1500 + e)
         src.set(f"/singbox/client/endpoint/ep{e}/failures", e)
     return src
+
+
+# --- the exporter served in this process (a thread of its own), over real HTTPS with the real user store ---------
+
+import asyncio  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+ADMIN = ("admin", "admin-secret-1")
+
+
+def add_user(name: str, password: str) -> None:
+    """A user of the shared store (ietf-system) in the sysrepo instance this process uses."""
+    import sysrepo
+
+    from singbox_agent.mgmt.users import hash_password
+
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("running")
+        sess.edit_batch({"system": {"authentication": {"user": [{"name": name, "password": hash_password(password)}]}}},
+                        "ietf-system")
+        sess.apply_changes()
+        sess.stop()
+
+
+class InProcessExporter:
+    """`metrics.server.Exporter` with a given source, on 127.0.0.1:0, with a generated certificate in `state_dir`."""
+
+    def __init__(self, source: object, state_dir: Path, *, versions: Callable[[], object] = lambda: None) -> None:
+        import sysrepo
+
+        from singbox_agent.metrics.app import MetricsApp
+        from singbox_agent.metrics.auth import BasicAuth
+        from singbox_agent.metrics.server import Exporter, ServingLoop, TlsFiles
+        from singbox_agent.metrics.settings import Settings
+        from singbox_agent.mgmt.users import UserStore
+        from singbox_agent.restconf.tls import ensure_certificate
+
+        files = ensure_certificate(state_dir)
+        self.ca = str(files.ca_certificate)
+        self.conn = sysrepo.SysrepoConnection()
+        self.users = UserStore(self.conn)
+        self.app = MetricsApp(source, BasicAuth(self.users), agent_version="9.9.9", versions=versions)  # type: ignore[arg-type]
+        self.settings = Settings(True, "127.0.0.1", 0)
+        self.port: int | None = None
+        self._bound = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        tls = TlsFiles(files.certfile, files.keyfile, files.ca_certificate)
+
+        async def read_settings() -> Settings:
+            return self.settings
+
+        def on_serving(_s: Settings, port: int | None) -> None:
+            self.port = port
+            self._bound.set()
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self.exporter = Exporter(self.app, tls, read_settings, on_serving)
+            await self.exporter.run()
+
+        def run() -> None:
+            with asyncio.Runner(loop_factory=ServingLoop) as runner:
+                runner.run(main())
+
+        self._thread = threading.Thread(target=run, name="exporter", daemon=True)
+        self._thread.start()
+        if not self._bound.wait(30):
+            raise RuntimeError("the exporter did not bind within 30 s")
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/metrics"
+
+    def close(self) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.exporter.stop.set)
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the exporter did not stop"
+        self.app.close()
+        self.users.close()
+        self.conn.disconnect()

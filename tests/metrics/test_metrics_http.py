@@ -1,0 +1,170 @@
+"""The exporter over real HTTPS: HTTP Basic against the shared user store, the generated certificate, content
+negotiation — with httpx and curl as clients, in this process (a stats source in memory) and as the daemon
+(singbox-exporterd, its settings in sysrepo)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from metricsdata import ADMIN, InProcessExporter, add_user, plugin_segment
+from singbox_agent.repository import SysrepoInstance
+
+
+@pytest.fixture
+def exporter(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[InProcessExporter]:
+    add_user(*ADMIN)
+    exp = InProcessExporter(plugin_segment(endpoints=2, sessions=7), tmp_path)
+    try:
+        yield exp
+    finally:
+        exp.close()
+
+
+def test_without_credentials_401_with_them_200(exporter: InProcessExporter) -> None:
+    with httpx.Client(verify=exporter.ca, timeout=30) as c:
+        r = c.get(exporter.url)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic ")
+        assert "singbox" not in r.text
+        assert c.get(exporter.url, auth=(ADMIN[0], "wrong")).status_code == 401
+        assert c.get(exporter.url, auth=("nobody", ADMIN[1])).status_code == 401
+        assert c.get(exporter.url.replace("/metrics", "/other")).status_code == 401  # nothing before auth
+        r = c.get(exporter.url, auth=ADMIN)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert "singbox_server_active_sessions 7\n" in r.text
+        assert 'singbox_agent_build_info{version="9.9.9"} 1\n' in r.text
+        assert c.post(exporter.url, auth=ADMIN).status_code == 405
+        assert c.get(exporter.url.replace("/metrics", "/other"), auth=ADMIN).status_code == 404
+
+
+def test_curl_with_the_ca_and_basic_auth(exporter: InProcessExporter) -> None:
+    base = ["curl", "-sS", "--max-time", "30", "--cacert", exporter.ca, "-o", "/dev/null", "-w", "%{http_code}"]
+    assert subprocess.run(base + [exporter.url], capture_output=True, text=True, timeout=60).stdout == "401"
+    assert subprocess.run(base + ["-u", ":".join(ADMIN), exporter.url], capture_output=True, text=True,
+                          timeout=60).stdout == "200"
+    # HTTP/2 by ALPN, as with RESTCONF
+    done = subprocess.run(base[:-4] + ["--http2", "-u", ":".join(ADMIN), "-w", "%{http_version}", "-o", "/dev/null",
+                                       exporter.url], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "2", done.stderr
+
+
+def test_openmetrics_when_asked_and_gzip(exporter: InProcessExporter) -> None:
+    with httpx.Client(verify=exporter.ca, timeout=30, auth=ADMIN) as c:
+        r = c.get(exporter.url, headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})
+        assert r.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+        assert r.text.endswith("# EOF\n")
+        raw = c.get(exporter.url, headers={"Accept-Encoding": "gzip"})
+        assert raw.headers.get("content-encoding") == "gzip"  # httpx decodes it
+        assert gzip.compress(raw.content)  # and what it decoded is the exposition
+        assert "singbox_dataplane_up 1" in raw.text
+
+
+def test_a_changed_password_stops_matching_at_once(exporter: InProcessExporter) -> None:
+    with httpx.Client(verify=exporter.ca, timeout=30) as c:
+        assert c.get(exporter.url, auth=ADMIN).status_code == 200  # now cached
+        add_user(ADMIN[0], "new-secret-3")
+        deadline = time.monotonic() + 10
+        while c.get(exporter.url, auth=ADMIN).status_code == 200:
+            assert time.monotonic() < deadline, "the old password still works"
+            time.sleep(0.05)
+        assert c.get(exporter.url, auth=(ADMIN[0], "new-secret-3")).status_code == 200
+
+
+def test_counters_follow_the_source_and_a_vpp_gone_reads_up_0(exporter: InProcessExporter) -> None:
+    from singbox_agent.metrics.segment import MemorySource, SimpleCounter
+
+    src = exporter.app.source
+    assert isinstance(src, MemorySource)
+    with httpx.Client(verify=exporter.ca, timeout=30, auth=ADMIN) as c:
+        src.set("/singbox/server/accepted", SimpleCounter(((40,), (2,))))
+        assert "singbox_server_connections_accepted_total 42\n" in c.get(exporter.url).text
+        src.up = False
+        text = c.get(exporter.url).text
+        assert "\nsingbox_dataplane_up 0\n" in text and "\nsingbox_server_connections_accepted_total " not in text
+
+
+# --- the daemon ---------------------------------------------------------------------------------------------
+
+def _set_settings(instance: SysrepoInstance, **settings: object) -> None:
+    script = (
+        "import sysrepo, json, sys\n"
+        "with sysrepo.SysrepoConnection() as c:\n"
+        "  s = c.start_session('running')\n"
+        "  s.replace_config(json.loads(sys.argv[1]), 'vpp-singbox-metrics')\n"
+        "  s.stop()\n"
+    )
+    top = {"metrics-exporter": {"enabled": settings.get("enabled", True),
+                                "listen": {"address": settings.get("address", "127.0.0.1"),
+                                           "port": settings.get("port", 0)}}}
+    subprocess.run([sys.executable, "-c", script, json.dumps(top)], env={**os.environ, **instance.env}, check=True,
+                   capture_output=True, timeout=60)
+
+
+def _bootstrap_admin(instance: SysrepoInstance, state: Path) -> None:
+    pw = state / "admin.pw"
+    pw.write_text(ADMIN[1] + "\n")
+    subprocess.run([sys.executable, "-m", "singbox_agent.mgmt", "bootstrap-admin", "--user", ADMIN[0],
+                    "--password-file", str(pw)], env={**os.environ, **instance.env}, check=True, capture_output=True,
+                   timeout=60)
+
+
+def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path, want: object, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"exporter exited {proc.returncode}:\n{log.read_text()}"
+        if ready.exists():
+            info = json.loads(ready.read_text())
+            if want(info):  # type: ignore[operator]
+                return info  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise AssertionError(f"exporter not ready as wanted:\n{log.read_text()}")
+
+
+def test_daemon_serves_its_yang_settings_and_follows_their_changes(sysrepo_instance_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    instance = sysrepo_instance_factory()
+    state = tmp_path / "state"
+    state.mkdir()
+    _bootstrap_admin(instance, state)
+    _set_settings(instance, port=0)
+    ready, log = state / "ready.json", state / "exporter.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "singbox_agent.metrics", "--state-dir", str(state),
+                                 "--ready-file", str(ready), "--vpp-stats-socket", str(tmp_path / "no-vpp.sock")],
+                                env={**os.environ, **instance.env}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        info = _wait_ready(ready, proc, log, lambda i: i.get("port"))
+        ca = info["ca_certificate"]
+        assert ca == str(state / "restconf" / "ca.pem")  # the RESTCONF server's certificate and CA
+        with httpx.Client(verify=ca, timeout=30) as c:
+            assert c.get(info["metrics_url"]).status_code == 401
+            r = c.get(info["metrics_url"], auth=ADMIN)
+            assert r.status_code == 200 and "singbox_dataplane_up 0\n" in r.text  # no VPP here
+            # a keep-alive connection stays open across the changes: the old listener still goes away
+            _set_settings(instance, enabled=False)
+            info = _wait_ready(ready, proc, log, lambda i: i.get("enabled") is False)
+            assert info["port"] is None
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"https://127.0.0.1:{r.url.port}/metrics", verify=ca, timeout=5)
+            _set_settings(instance, enabled=True, port=0)
+            info = _wait_ready(ready, proc, log, lambda i: i.get("enabled") and i.get("port"))
+        with httpx.Client(verify=ca, timeout=30, auth=ADMIN) as c:
+            assert c.get(info["metrics_url"]).status_code == 200
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)  # with this client's connection still open
+            assert proc.wait(timeout=15) == 0, log.read_text()
+            assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
