@@ -49,7 +49,7 @@ def _make_hasher(xpath: str) -> Any:
                 hashed = crypt.stored_form(value)
             except crypt.PasswordError as exc:
                 log.info("clear-text password refused", path=change.xpath, reason=str(exc))
-                raise sysrepo.SysrepoValidationFailedError(f"{change.xpath}: {exc}") from None
+                raise sysrepo.SysrepoInvalArgError(f"{change.xpath}: {exc}") from None
             except Exception:  # noqa: BLE001 - the edit must fail rather than store the clear text
                 log.exception("hashing a $0$ password failed", path=change.xpath)
                 raise sysrepo.SysrepoOperationFailedError(

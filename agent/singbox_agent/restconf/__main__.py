@@ -27,11 +27,15 @@ from hypercorn.config import Config
 from singbox_agent.logs import configure_logging
 from singbox_agent.mgmt import systemd
 from singbox_agent.mgmt.hostnames import server_names
+from singbox_agent.mgmt import password_hashing
+from singbox_agent.mgmt.login_guard import LoginGuard
+from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.nacm import destroy_nacm, init_nacm
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf import clientcert, monitoring
 from singbox_agent.restconf.datastore import Datastore
 from singbox_agent.restconf.handler import Handler
+from singbox_agent.restconf.http_limits import HttpLimits, HttpLimitsSettings
 from singbox_agent.restconf.server import Authenticator, RestconfApp
 from singbox_agent.restconf.streams import EventStreams
 from singbox_agent.restconf.tls import ensure_certificate
@@ -104,6 +108,10 @@ async def run(opts: argparse.Namespace) -> int:
     log.info("watching commits for Last-Modified", modules=len(watched))
     boot = conn.start_session("running")
     init_nacm(boot)
+    # `$0$` passwords written through any client are stored hashed while this server runs (NETCONF's does the same).
+    password_hashing.subscribe(boot)
+    guard = LoginGuard()
+    login_settings = LoginSettings(conn, "vpp-singbox-restconf-server", "restconf-server", guard)
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -152,11 +160,24 @@ async def run(opts: argparse.Namespace) -> int:
     streams = EventStreams(conn, datastore.policy)
     app = RestconfApp(
         Handler(datastore),
-        Authenticator(users),
+        Authenticator(users, guard),
         streams,
         workers=opts.workers,
         cert_to_name=cert_to_name,
     )
+
+    def apply_limits(limits: HttpLimits) -> None:
+        app.max_body = limits.max_body_size
+        config.h11_max_incomplete_size = limits.max_header_size  # h11: 431 beyond it (read per connection)
+        config.h2_max_header_list_size = limits.max_header_size
+
+    http_limits = HttpLimitsSettings(conn, apply_limits)
+
+    def refresh_settings() -> None:
+        login_settings.refresh()
+        http_limits.refresh()
+
+    app.refresh_settings = refresh_settings
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -211,6 +232,8 @@ async def run(opts: argparse.Namespace) -> int:
             cert_to_name.close()
         datastore.close()
         users.close()
+        login_settings.close()
+        http_limits.close()
         destroy_nacm()
         boot.stop()
         conn.disconnect()

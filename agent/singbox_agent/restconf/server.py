@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import dataclasses
 import hashlib
 import hmac
+import math
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ import structlog
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf import clientcert
 from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, unauthorized
@@ -41,47 +42,96 @@ class _CachedLogin:
     stored_hash: str
 
 
+# Decoded `user:password` longer than this is no credential of ours (a password is at most crypt.MAX_PASSWORD_BYTES).
+_MAX_CREDENTIALS = 4096
+# C0 controls and DEL: no user name holds them (a NUL would end it in C); a password must not hold a NUL.
+_CONTROL = frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
+
+
+class BackingOff(RestconfError):
+    """A login refused unchecked: too many failures of its address or user lately (`LoginGuard`); 429."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        who = "this address" if reason == "source" else "this user"
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__("protocol", "access-denied",
+                         f"Too many failed logins for {who}; try again in {self.retry_after} s", status=429)
+
+
 class Authenticator:
-    """HTTP Basic against the shared user store (RFC 8040 §2.5).
+    """HTTP Basic against the shared user store (RFC 8040 §2.5), behind the failed-login back-off.
 
     A crypt(3) check costs milliseconds; a successful (user, password) pair is remembered as an HMAC under a
     per-process key together with the stored hash it verified against, so a changed password invalidates it at once.
+    Credentials that are no credentials (bad base64, not UTF-8, a NUL or control character, oversized) are refused
+    as malformed, never cut or cleaned up and compared.
     """
 
-    def __init__(self, users: UserStore) -> None:
+    def __init__(self, users: UserStore, guard: LoginGuard | None = None) -> None:
         self.users = users
+        self.guard = guard or LoginGuard()
         self._key = secrets.token_bytes(32)
         self._ok: dict[tuple[str, bytes], _CachedLogin] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, header: str | None) -> str:
+    def authenticate(self, header: str | None, source: str = "") -> str:
+        """The user `header` authenticates, from client address `source`; raises the RestconfError to answer."""
         if header is None:
             raise unauthorized()
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() != "basic":
             raise unauthorized("Only HTTP Basic authentication is supported")
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise unauthorized("Malformed Basic credentials") from None
-        user, sep, password = decoded.partition(":")
-        if not sep or not user:
-            raise unauthorized("Malformed Basic credentials")
+        user, password = self._credentials(value.strip(), source)
+        refusal = self.guard.check(source, user)
+        if refusal is not None:
+            log.warning("login refused: backing off", source=source, user=user, blocked=refusal.reason,
+                        retry_after_s=round(refusal.retry_after, 3))
+            raise BackingOff(refusal.reason, refusal.retry_after)
         entry = self.users.get(user)
         mac = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
         with self._lock:
             cached = self._ok.get((user, mac))
         if cached is not None and entry is not None and entry.password_hash == cached.stored_hash:
+            self.guard.succeeded(source, user)
             return user
         if not self.users.verify_password(user, password):
-            log.info("authentication failed", user=user)
+            failure = self.guard.failed(source, user)
+            log.info("authentication failed", source=source, user=user, source_failures=failure.source_failures,
+                     user_failures=failure.user_failures, blocked_for_s=round(failure.blocked_for, 3))
             raise unauthorized("Invalid user name or password")
         assert entry is not None and entry.password_hash is not None
+        self.guard.succeeded(source, user)
         with self._lock:
             if len(self._ok) > 10_000:
                 self._ok.clear()
             self._ok[(user, mac)] = _CachedLogin(entry.password_hash)
         return user
+
+    def _credentials(self, value: str, source: str) -> tuple[str, str]:
+        """(user, password) of a Basic credential; malformed ones count as a failure of `source`."""
+        problem = None
+        user = password = ""
+        if len(value) > _MAX_CREDENTIALS * 4 // 3 + 4:
+            problem = "too long"
+        else:
+            try:
+                decoded = base64.b64decode(value, validate=True).decode("utf-8")
+            except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text given to b64decode
+                problem = "not base64 of UTF-8 text"
+            else:
+                user, sep, password = decoded.partition(":")
+                if not sep or not user:
+                    problem = "no user name"
+                elif not _CONTROL.isdisjoint(user):
+                    problem = "a control character in the user name"
+                elif "\0" in password:
+                    problem = "a NUL in the password"
+        if problem is not None:
+            failure = self.guard.failed(source, None)
+            log.info("authentication failed: malformed credentials", source=source, reason=problem,
+                     source_failures=failure.source_failures, blocked_for_s=round(failure.blocked_for, 3))
+            raise unauthorized(f"Malformed Basic credentials: {problem}")
+        return user, password
 
 
 # How much of a chunked body beyond the limit is read (and dropped) before the 413, so that a client still
@@ -113,7 +163,9 @@ class RestconfApp:
     ) -> None:
         self.handler = handler
         self.cert_to_name = cert_to_name  # None: client certificates are not asked for
-        self.max_body = max_body
+        self.max_body = max_body  # may be changed while serving (settings), read once per request
+        # Called in a worker thread before each authentication: settings changed by a commit are read again then.
+        self.refresh_settings: Callable[[], None] = lambda: None
         self.auth = auth
         self.streams = streams
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
@@ -163,6 +215,8 @@ class RestconfApp:
             name, text = key.decode("latin-1").lower(), value.decode("latin-1")
             headers[name] = f"{headers[name]}, {text}" if name in headers else text
         method = str(scope["method"]).upper()
+        client = scope.get("client")
+        source = str(client[0]) if client else ""
         try:
             body = await self._read_body(headers, receive)
         except RestconfError as exc:
@@ -173,13 +227,13 @@ class RestconfApp:
             return None
         if raw_path.startswith("/restconf/streams/") and method == "GET":
             try:
-                user = await self._run(self._user, headers.get("authorization"), self._certificate(scope))
+                user = await self._run(self._user, headers.get("authorization"), self._certificate(scope), source)
             except RestconfError as exc:
-                return self.handler.failure(exc, error_encoding(headers.get("accept"))), method
+                return self._refusal(exc, headers), method
             return await self._stream(user, method, raw_path, raw_query, headers)
         req = HttpRequest(method, raw_path, raw_query, headers, body, None)
         # One hop to a worker thread for authentication and the request together.
-        resp: HttpResponse = await self._run(self._authenticated, req, self._certificate(scope))
+        resp: HttpResponse = await self._run(self._authenticated, req, self._certificate(scope), source)
         return resp, method
 
     def _certificate(self, scope: Scope) -> clientcert.PeerChain | None:
@@ -188,23 +242,31 @@ class RestconfApp:
             return None
         return clientcert.peer_chain(dict(scope))
 
-    def _user(self, authorization: str | None, chain: clientcert.PeerChain | None) -> str:
+    def _user(self, authorization: str | None, chain: clientcert.PeerChain | None, source: str) -> str:
         """RFC 8040 §2.5: a certificate that cert-to-name maps to an existing user authenticates it; otherwise
-        HTTP Basic decides (401 without it)."""
+        HTTP Basic decides (401 without it; 429 while its address or user is held back). In a worker thread."""
+        self.refresh_settings()
         if chain is not None and self.cert_to_name is not None:
             mapped = clientcert.map_certificate(chain, self.cert_to_name.entries())
             if mapped is not None and self.auth.users.get(mapped[0]) is not None:
                 return mapped[0]
             log.info("client certificate maps to no user", entry=mapped[1] if mapped else None,
                      name=mapped[0] if mapped else None)
-        return self.auth.authenticate(authorization)
+        return self.auth.authenticate(authorization, source)
 
-    def _authenticated(self, req: HttpRequest, chain: clientcert.PeerChain | None) -> HttpResponse:
+    def _authenticated(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str) -> HttpResponse:
         try:
-            user = self._user(req.headers.get("authorization"), chain)
+            user = self._user(req.headers.get("authorization"), chain, source)
         except RestconfError as exc:
-            return self.handler.failure(exc, error_encoding(req.headers.get("accept")), req)
+            return self._refusal(exc, req.headers, req)
         return self.handler.handle(dataclasses.replace(req, user=user))
+
+    def _refusal(self, exc: RestconfError, headers: dict[str, str], req: HttpRequest | None = None) -> HttpResponse:
+        """The answer to a request that authenticated nobody (401, or 429 with Retry-After while backing off)."""
+        resp = self.handler.failure(exc, error_encoding(headers.get("accept")), req)
+        if isinstance(exc, BackingOff):
+            resp.headers.append(("Retry-After", str(exc.retry_after)))
+        return resp
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         """The whole body, at most `max_body` bytes; `ClientGone` when it did not arrive whole.
