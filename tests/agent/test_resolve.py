@@ -159,7 +159,7 @@ def test_hold_unresolved_follows_what_depends_on_the_endpoint() -> None:
             ("interface", "on-bad"): interface_spec("bad"), ("interface", "on-good"): interface_spec("good"),
             ("interface", "on-other"): interface_spec("other"), ("log-level",): "info"}
     hosts = {"other": "other.example"}
-    out, held = hold_unresolved(objs, lambda h: addresses.get(h, h if h[0].isdigit() else None), hosts.get, "bad",
+    out, held = hold_unresolved(objs, lambda h: addresses.get(h, h if h[0].isdigit() else None), hosts.get, lambda: "bad",
                                 lambda h: f"no {h}")
     assert set(held) == {("endpoint", "bad"), ("default-endpoint",), ("interface", "by-default"),
                          ("bypass", "by-default", "10.0.0.0/8"), ("interface", "on-bad"), ("interface", "on-other")}

@@ -246,10 +246,13 @@ class Agent:
             data = unit_data((ENDPOINT, name))
             return None if data is None else str(data.get("address", ""))
 
-        default = objs.get((DEFAULT_ENDPOINT,))
-        if default is None:
-            default = derive((DEFAULT_ENDPOINT,), unit_data((DEFAULT_ENDPOINT,)))[(DEFAULT_ENDPOINT,)]
-        return hold_unresolved(objs, self.resolver.address, endpoint_host, str(default), self.resolver.reason)
+        def default_endpoint() -> str:
+            default = objs.get((DEFAULT_ENDPOINT,))
+            if default is None:
+                default = derive((DEFAULT_ENDPOINT,), unit_data((DEFAULT_ENDPOINT,)))[(DEFAULT_ENDPOINT,)]
+            return str(default)
+
+        return hold_unresolved(objs, self.resolver.address, endpoint_host, default_endpoint, self.resolver.reason)
 
     def _change(self, req_id: int, changes: list[Change]) -> None:
         started = time.perf_counter()

@@ -92,6 +92,9 @@ _current: Defaults | None = None
 def current() -> Defaults:
     """The defaults in use: the installed module's once the agent started, else the shipped file's."""
     global _current
+    found = _current  # every derive() asks: no lock once loaded
+    if found is not None:
+        return found
     with _lock:
         if _current is None:
             _current = Defaults.from_files()

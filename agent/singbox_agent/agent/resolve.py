@@ -163,13 +163,14 @@ class Resolver:
 
 
 def hold_unresolved(objs: Mapping[Key, Value], address: Callable[[str], str | None],
-                    endpoint_host: Callable[[str], str | None], default_endpoint: str,
+                    endpoint_host: Callable[[str], str | None], default_endpoint: Callable[[], str],
                     reason: Callable[[str], str]) -> tuple[dict[Key, Value], dict[Key, str]]:
     """`objs` as the dataplane can take them now: each endpoint with its address resolved (`address`), and, held
     back with the reason, every object that cannot go yet — an endpoint whose name has no address, the default
     endpoint naming one, an interface using one (its own, or the default when it names none) and its bypass
     prefixes. `endpoint_host(name)` is the configured address of an endpoint outside `objs` (None: no such
-    endpoint, which the dataplane will refuse itself); `default_endpoint` the default endpoint's name."""
+    endpoint, which the dataplane will refuse itself); `default_endpoint()` the default endpoint's name (asked
+    only when an interface uses it)."""
     out: dict[Key, Value] = {}
     held: dict[Key, str] = {}
 
@@ -195,7 +196,7 @@ def hold_unresolved(objs: Mapping[Key, Value], address: Callable[[str], str | No
         elif kind in (INTERFACE, BYPASS):
             spec = objs.get((INTERFACE, key[1]))
             if isinstance(spec, InterfaceSpec):
-                why = missing(spec.endpoint or default_endpoint)
+                why = missing(spec.endpoint or default_endpoint())
         if why is None:
             out[key] = value
         else:
