@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -119,7 +120,7 @@ def _bootstrap_admin(instance: SysrepoInstance, state: Path) -> None:
                    timeout=60)
 
 
-def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path, want: object, timeout: float = 30) -> dict:
+def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path, want: object, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"exporter exited {proc.returncode}:\n{log.read_text()}"
