@@ -592,7 +592,8 @@ class Agent:
             return {}  # a configuration node: nothing to add
         with self._lock:
             endpoints = [u[1] for u in self.running.units if u[0] == ENDPOINT and "endpoints" in parts]
-            interfaces = [(u[1], bool(d.get("enabled", True))) for u, d in self.running.units.items()
+            enabled_default = defaults.current()["client/interface/enabled"]
+            interfaces = [(u[1], bool(d.get("enabled", enabled_default))) for u, d in self.running.units.items()
                           if u[0] == INTERFACE and "interfaces" in parts]
         state = self._read_state(parts)
         if state is None:
