@@ -128,9 +128,9 @@ def test_server_counters_after_real_socks_traffic(box: Box) -> None:
         itf = {i.name: i for i in after.interfaces}[box.t.vpp_if_client]
         was = {i.name: i for i in before.interfaces}[box.t.vpp_if_client]
         assert itf.rx_packets > was.rx_packets and itf.tx_bytes > was.tx_bytes
-        # the same numbers the binary API gives
+        # the same count the binary API gives (nothing connects meanwhile)
         reply = api.singbox_server_get_stats()
-        assert reply.connections_accepted == after.server.accepted or reply.connections_accepted >= 5
+        assert reply.retval == 0 and reply.accepted == after.server.accepted
     finally:
         source.close()
         assert api.singbox_server_enable_disable(enable=False).retval == 0
