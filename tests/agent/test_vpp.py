@@ -463,3 +463,31 @@ def test_a_listener_whose_address_comes_after_a_vpp_restart_is_listening_once_it
     venv.vpp.cli("set interface ip address loop0 198.18.9.1/24")
     venv.wait(lambda: not venv.agent.status.pending, "the agent's own retry enables the server", timeout=60)
     assert venv.dp.read_state().listeners["l"] is True
+
+
+def test_plugin_defaults_equal_the_module(sysrepo_instance: SysrepoInstance) -> None:
+    """A plugin nobody configured yet (CLI use) has the module's defaults: its max pool size was 16 where the YANG
+    says 100. Compared with the defaults libyang reads from the module, not with literals."""
+    from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
+
+    from singbox_agent.agent import defaults
+
+    vpptopo = _vpptopo()
+    vpp = vpptopo.Vpp()
+    papi = VPPApiClient(server_address=str(vpp.api_sock), bootstrapapi=True, read_timeout=10)
+    try:
+        papi.connect("sbx-defaults")
+        client = papi.api.singbox_client_dump()[0]
+        server = papi.api.singbox_server_dump()[0]
+        d = defaults.current()
+        assert (client.timeout, client.max_pool_size) == (d["client/session-timeout"],
+                                                          d["client/connection-pool/max-size"])
+        assert (server.max_sessions, server.handshake_timeout, server.idle_timeout, server.connect_timeout,
+                server.udp_idle_timeout, server.dns_server_port) == (
+            d["server/max-sessions"], d["server/handshake-timeout"], d["server/idle-timeout"],
+            d["server/connect-timeout"], d["server/udp-associate/idle-timeout"], d["server/resolver/port"])
+    finally:
+        try:
+            papi.disconnect()
+        finally:
+            vpp.close()
