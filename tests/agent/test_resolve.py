@@ -4,6 +4,7 @@ its endpoint and what uses it, and a resync compares the address sent with the a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,6 +83,12 @@ def test_a_name_without_answer_holds_back_only_what_uses_it(env: Env, dns: Dns) 
     assert ("endpoint", "far") not in env.dp.objects and ("interface", "tap0") not in env.dp.objects
     state = dataplane_state()
     assert state["config-pending"] is True and "slow.example" in state["last-error"]
+    # past the configured timeout (0.2 s) the name counts as failed, and says so
+    deadline = time.monotonic() + 10
+    while "no answer within 0.2 s" not in env.agent.resolver.reason("slow.example"):
+        assert time.monotonic() < deadline, env.agent.resolver.reason("slow.example")
+        time.sleep(0.05)
+        env.agent.resolver.tick()
 
     dns.answers["slow.example"] = "198.18.0.7"
     dns.gates["slow.example"].set()
