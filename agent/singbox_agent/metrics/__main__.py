@@ -125,12 +125,19 @@ async def run(opts: argparse.Namespace) -> int:
     exporter = Exporter(app, tls, read_settings, on_serving)
 
     def changed(event: str, _req_id: int, _changes: Any, _priv: Any) -> None:
+        # a sysrepo callback never raises (it would abort the process); a loop already closed has nothing to do
         if event == "done":
-            loop.call_soon_threadsafe(exporter.changed.set)
+            try:
+                loop.call_soon_threadsafe(exporter.changed.set)
+            except RuntimeError:
+                pass
 
     watch = conn.start_session("running")
-    watch.subscribe_module_change(exporter_settings.MODULE, exporter_settings.XPATH, changed, passive=True,
-                                  done_only=True)
+    try:
+        watch.subscribe_module_change(exporter_settings.MODULE, exporter_settings.XPATH, changed, passive=True,
+                                      done_only=True)
+    except sysrepo.SysrepoError as exc:
+        log.warning("exporter settings changes are not followed (module not installed?)", error=str(exc))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, exporter.stop.set)
 

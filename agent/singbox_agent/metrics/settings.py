@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 import sysrepo
+
+log = structlog.get_logger("metrics.settings")
 
 MODULE = "vpp-singbox-metrics"
 XPATH = "/vpp-singbox-metrics:metrics-exporter"
@@ -36,12 +39,16 @@ def parse(data: dict[str, Any]) -> Settings:
 
 
 def read(conn: sysrepo.SysrepoConnection) -> Settings:
-    """The running settings (one sysrepo read: call it off the event loop)."""
+    """The running settings (one sysrepo read: call it off the event loop); the defaults when the module is not
+    installed (an appliance whose modules were not updated yet), with a warning."""
     sess = conn.start_session("running")
     try:
         try:
             data = sess.get_data(XPATH)
         except sysrepo.SysrepoNotFoundError:
+            data = {}
+        except sysrepo.SysrepoError as exc:
+            log.warning("exporter settings unreadable; using the defaults", module=MODULE, error=str(exc))
             data = {}
         return parse(data)
     finally:
