@@ -11,10 +11,11 @@ from yangmodel import (
     MODULE_NAME,
     SYSREPO_YANG_DIR,
     YANG_DIR,
+    OUR_DIRS,
     documented_tree,
     module_file,
     new_context,
-    yang_files,
+    our_modules,
 )
 
 
@@ -23,15 +24,28 @@ def run(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_pyang_strict_lint_is_silent() -> None:
-    result = run(["pyang", "--strict", "--lint", "-p", ".", *(f.name for f in yang_files())])
+    """Every module of ours, also the management plane's (vpp-singbox-replay-store, -restconf-server)."""
+    search = ":".join(str(d) for d in OUR_DIRS)
+    result = run(["pyang", "--strict", "--lint", "-p", search, *map(str, our_modules())])
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
 
 
 def test_yanglint_is_silent() -> None:
     if shutil.which("yanglint") is None:
         pytest.skip("yanglint not found (libyang3-tools; run inside scripts/in-env)")
-    result = run(["yanglint", "-p", ".", "-p", str(SYSREPO_YANG_DIR), *(f.name for f in yang_files())])
+    search = [a for d in [*OUR_DIRS, SYSREPO_YANG_DIR] for a in ("-p", str(d))]
+    result = run(["yanglint", *search, *map(str, our_modules())])
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
+
+
+def test_make_check_lints_every_module_of_ours() -> None:
+    """`make -C yang check` (what `make test` runs) names the same modules: none of ours escapes the linters."""
+    result = run(["make", "-s", "--no-print-directory", "modules"])
+    assert result.returncode == 0, result.stderr
+    listed = {(YANG_DIR / name).resolve() for name in result.stdout.split()}
+    assert listed == {f.resolve() for f in our_modules()}
+    assert {f.name.partition("@")[0] for f in listed} >= {
+        "vpp-singbox", "vpp-singbox-replay-store", "vpp-singbox-restconf-server"}
 
 
 def test_tree_diagram_in_readme_is_current() -> None:

@@ -40,6 +40,15 @@ def yang_files() -> list[Path]:
     return sorted(YANG_DIR.glob("*.yang"))
 
 
+# Where modules of ours live: the product's contract, and the management plane's own next to its code.
+OUR_DIRS = [YANG_DIR, TOP / "agent" / "singbox_agent" / "yang", TOP / "agent" / "singbox_agent" / "restconf" / "yang"]
+
+
+def our_modules() -> list[Path]:
+    """Every module of ours (named vpp-singbox*), wherever it lives, plus what yang/ vendors."""
+    return sorted({*yang_files(), *(f for d in OUR_DIRS for f in d.glob("vpp-singbox*.yang"))})
+
+
 def new_context(*, features: bool = True) -> libyang.Context:
     """A libyang context with vpp-singbox implemented, every feature on unless `features` is False."""
     ctx = libyang.Context(f"{YANG_DIR}:{SYSREPO_YANG_DIR}")
