@@ -169,6 +169,8 @@ def test_client_mode_interface_and_endpoint_by_name(box: Box) -> None:
             and {e.name: e.state for e in s.endpoints}.get("nowhere") == "down", "client-mode counters")
         eps = {e.name: e for e in snap.endpoints}
         assert eps["upstream-a"].rtt_seconds > 0 and eps["nowhere"].failures > 0
+        if eps["upstream-a"].connections is not None:  # a plugin that exports /singbox/client/endpoint/<n>/connections
+            assert eps["upstream-a"].connections >= 3
         text = render.render(snap)
         assert f'singbox_client_interface_connections_total{{interface="{box.t.vpp_if_client}"}}' in text
         assert 'singbox_client_endpoint_state{endpoint="nowhere",state="down"} 1' in text

@@ -16,7 +16,6 @@ import array
 import os
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -200,7 +199,3 @@ class VppStatsSource:
                                     for (ptr,) in StatsVector(stats, entry.value, "P")))
         return None
 
-
-def default_socket_for(api_socket: str | None) -> str:
-    """stats.sock next to VPP's API socket, as the agent assumes (startup.conf usually puts both in /run/vpp)."""
-    return str(Path(api_socket).with_name("stats.sock")) if api_socket else DEFAULT_SOCKET
