@@ -109,3 +109,99 @@ def test_run_starts_a_private_vpp_when_one_is_installed(tmp_path: Path, vpp_pref
     assert rc == 0
     for pid in vpp_pids:
         assert not Path(f"/proc/{pid}").exists(), f"VPP {pid} outlived the supervisor"
+
+
+def service_pids(supervisor: int) -> dict[str, int]:
+    """The supervisor's children by service name (`python -m singbox_agent.<name>`)."""
+    pids: dict[str, int] = {}
+    for pid in children_of(supervisor):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue
+        for arg in argv:
+            if arg.startswith(b"singbox_agent."):
+                pids[arg.decode().removeprefix("singbox_agent.")] = pid
+    return pids
+
+
+def test_the_password_stays_out_of_the_log(tmp_path: Path) -> None:
+    """`make run` printed connection.json to its log, admin password included; it belongs in the 0600 file."""
+    state = tmp_path / "run"
+    proc = start_appliance(state, "sbtapw", free_port(), free_port())
+    try:
+        wait_for(state / "connection.json", proc, timeout=90)
+        password = json.loads((state / "connection.json").read_text())["credentials"]["password"]
+        assert password and (state / "connection.json").stat().st_mode & 0o077 == 0
+        deadline = time.monotonic() + 30
+        while "how to connect" not in (out := os.read(proc.stdout.fileno(), 1 << 20).decode()) \
+                and time.monotonic() < deadline:  # type: ignore[union-attr]
+            pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    log = out + rest.decode()
+    assert "how to connect" in log and str(state / "connection.json") in log
+    assert password not in log
+
+
+def test_a_crashed_service_is_restarted_and_the_others_keep_serving(tmp_path: Path) -> None:
+    """SIGKILL and SIGSEGV a service under the supervisor: it comes back on the same port, the log says so, and the
+    other services answer all along (the old supervisor stopped everything when one service died)."""
+    import httpx
+
+    state = tmp_path / "run"
+    netconf_port, restconf_port = free_port(), free_port()
+    proc = start_appliance(state, "sbtaps", netconf_port, restconf_port)
+    try:
+        wait_for(state / "connection.json", proc, timeout=90)
+        connection = json.loads((state / "connection.json").read_text())
+        assert {"netconf", "restconf"} <= set(connection["services"])
+        creds = connection["credentials"]
+        rc = connection["restconf"]
+
+        def restconf_answers() -> bool:
+            try:
+                with httpx.Client(verify=rc["ca_certificate"], timeout=10) as client:
+                    resp = client.get(f"{rc['base_url']}/restconf/yang-library-version",
+                                      auth=(creds["user"], creds["password"]))
+                return resp.status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        def netconf_answers() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", netconf_port), timeout=5) as s:
+                    return s.recv(4).startswith(b"SSH-")
+            except OSError:
+                return False
+
+        def wait_until(check: object, what: str, timeout: float = 60) -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if check():  # type: ignore[operator]
+                    return
+                time.sleep(0.2)
+            pytest.fail(f"{what} not within {timeout} s")
+
+        before = service_pids(proc.pid)
+        for name, sig, other in (("netconf", signal.SIGKILL, restconf_answers),
+                                 ("restconf", signal.SIGSEGV, netconf_answers)):
+            pid = before[name]
+            written = (state / "connection.json").stat().st_mtime_ns
+            os.kill(pid, sig)
+            wait_until(lambda: service_pids(proc.pid).get(name, pid) != pid, f"{name} restarted")
+            assert other(), f"the other service stopped answering when {name} died"
+            assert proc.poll() is None, "the supervisor ended"
+            wait_until(netconf_answers if name == "netconf" else restconf_answers, f"{name} serving again")
+            # connection.json is rewritten once the restarted service is ready, just before the log says so
+            wait_until(lambda: (state / "connection.json").stat().st_mtime_ns != written, "connection.json updated")
+        assert "agent" not in before or service_pids(proc.pid).get("agent") == before["agent"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    log = out.decode()
+    assert proc.returncode == 0, log[-3000:]
+    assert log.count("service failed; restarting it") == 2, log[-3000:]
+    assert "killed by SIGKILL" in log and "killed by SIGSEGV" in log
+    assert log.count("service restarted") == 2

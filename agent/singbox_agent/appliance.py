@@ -2,8 +2,11 @@
 
 A small supervisor: prepares the sysrepo instance (modules installed or updated, an admin user bootstrapped),
 starts each service that exists as a child process, waits until each reports ready through its ready file, merges
-those reports into `connection.json`, and stops everything on SIGINT/SIGTERM. Services are separate processes, as
-they are separate systemd units on an appliance, so a fault in one cannot take the others' sysrepo state with it.
+those reports into `connection.json` (0600: it holds the admin password, which the log never shows), and stops
+everything on SIGINT/SIGTERM. Services are separate processes, as they are separate systemd units on an appliance,
+so a fault in one cannot take the others' sysrepo state with it; and as systemd's Restart=on-failure would, the
+supervisor starts a service that failed (non-zero exit, killed by a signal) again after a delay that doubles with
+each failure, says so in its log, and leaves the others serving. The private VPP, when there is one, likewise.
 
 Service contract (each `python -m singbox_agent.<name>`): accepts `--state-dir DIR` and `--ready-file FILE`, plus
 its own listen options; writes a JSON object (how to connect; never a secret it did not get) to FILE once it serves;
@@ -37,6 +40,9 @@ log = structlog.get_logger("appliance")
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+RESTART_DELAY_S = 0.5  # the first restart of a failed service
+RESTART_DELAY_MAX_S = 30.0
+STABLE_AFTER_S = 30.0  # a service that ran this long starts over from RESTART_DELAY_S when it fails
 
 
 @dataclass
@@ -47,6 +53,8 @@ class Service:
     module: str
     args: list[str] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
+    started_at: float = 0.0
+    restarts: int = 0
 
     def exists(self) -> bool:
         return module_exists(f"{self.module}.__main__")
@@ -165,65 +173,170 @@ async def stop_all(services: list[Service]) -> None:
             log.warning("service did not stop in time, killing", service=s.name)
             s.process.kill()
             await s.process.wait()
-        log.info("service stopped", service=s.name, status=s.process.returncode)
+        log.info("service stopped", service=s.name, status=describe_status(s.process.returncode))
 
 
-async def watch_vpp(vpp: DevVpp) -> None:
-    while vpp.alive():
-        await asyncio.sleep(0.5)
+def describe_status(status: int | None) -> str:
+    """A child's exit as a person reads it: "exit status 1", "killed by SIGSEGV"."""
+    if status is None:
+        return "running"
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+def printable(connection: dict[str, Any], out: Path) -> dict[str, Any]:
+    """`connection` as printed to the log: the password stays in the 0600 file only."""
+    shown = dict(connection)
+    if isinstance(shown.get("credentials"), dict) and "password" in shown["credentials"]:
+        shown["credentials"] = {**shown["credentials"], "password": f"<in {out}>"}
+    return shown
+
+
+@dataclass
+class RestartPolicy:
+    """What systemd's Restart=on-failure with a growing RestartSec does: a service that fails (non-zero exit,
+    killed by a signal) is started again after `delay`, which doubles with each failure up to `maximum` and starts
+    over once the service has run `stable` seconds; a service that exits 0 on its own is left stopped."""
+
+    initial: float = RESTART_DELAY_S
+    maximum: float = RESTART_DELAY_MAX_S
+    stable: float = STABLE_AFTER_S
+
+
+class Supervisor:
+    """Starts the services, restarts the ones that fail while the others keep serving, stops them all on
+    SIGINT/SIGTERM."""
+
+    def __init__(self, state_dir: Path, services: list[Service], connection: dict[str, Any],
+                 vpp: DevVpp | None = None, policy: RestartPolicy | None = None) -> None:
+        self.state_dir = state_dir
+        self.services = services
+        self.connection = connection
+        self.vpp = vpp
+        self.policy = policy or RestartPolicy()
+        self.ready_dir = state_dir / "ready"
+        self.stopping = asyncio.Event()
+
+    async def start(self, s: Service) -> dict[str, Any]:
+        ready_file = self.ready_dir / f"{s.name}.json"
+        ready_file.unlink(missing_ok=True)
+        s.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", s.module, "--state-dir", str(self.state_dir), "--ready-file", str(ready_file),
+            *s.args,
+        )
+        s.started_at = time.monotonic()
+        log.info("service starting", service=s.name, pid=s.process.pid)
+        return await wait_ready(s, ready_file)
+
+    def write_connection(self) -> Path:
+        self.connection["examples"] = usage_examples(self.connection)
+        out = self.state_dir / "connection.json"
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(as_host_paths(self.connection), indent=2) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(out)
+        return out
+
+    async def watch(self, s: Service) -> None:
+        """Restarts `s` whenever it fails, until the supervisor stops."""
+        delay = self.policy.initial
+        while True:
+            assert s.process is not None
+            status = await s.process.wait()
+            if self.stopping.is_set():
+                return
+            if status == 0:
+                log.warning("service exited on its own; not restarted (it did not fail)", service=s.name)
+                return
+            if time.monotonic() - s.started_at >= self.policy.stable:
+                delay = self.policy.initial
+            s.restarts += 1
+            log.error("service failed; restarting it, the others keep serving", service=s.name,
+                      status=describe_status(status), restart_in_s=delay, restarts=s.restarts)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), delay)
+                return
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, self.policy.maximum)
+            try:
+                self.connection[s.name] = await self.start(s)
+            except RuntimeError as exc:
+                log.error("service restart failed", service=s.name, error=str(exc))
+                if s.process is not None and s.process.returncode is None:
+                    s.process.kill()  # not ready in time: the next round starts it again
+                continue
+            self.write_connection()
+            log.info("service restarted", service=s.name, pid=s.process.pid, restarts=s.restarts)
+
+    async def watch_vpp(self, vpp: DevVpp) -> None:
+        """Restarts the private VPP when it dies (the agent reconnects on its own)."""
+        delay = self.policy.initial
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            while vpp.alive() and not self.stopping.is_set():
+                await asyncio.sleep(0.5)
+            if self.stopping.is_set():
+                return
+            if time.monotonic() - started >= self.policy.stable:
+                delay = self.policy.initial
+            status = vpp.process.returncode if vpp.process is not None else None
+            log.error("private VPP exited; restarting it", status=describe_status(status), restart_in_s=delay,
+                      log=str(self.state_dir / "vpp" / "stdout.log"))
+            try:
+                await asyncio.wait_for(self.stopping.wait(), delay)
+                return
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, self.policy.maximum)
+            try:
+                await asyncio.to_thread(vpp.start)
+                log.info("private VPP restarted", pid=vpp.process.pid if vpp.process else None)
+            except VppUnavailable as exc:
+                log.error("private VPP restart failed", error=str(exc))
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        shutil.rmtree(self.ready_dir, ignore_errors=True)
+        self.ready_dir.mkdir(parents=True)
+        watchers: list[asyncio.Task[None]] = []
+        try:
+            starting = [asyncio.ensure_future(self.start(s)) for s in self.services]
+            try:
+                for s, started in zip(self.services, starting):
+                    self.connection[s.name] = await started
+            except RuntimeError as exc:
+                for started in starting:
+                    started.cancel()
+                log.error("start failed", error=str(exc))
+                return 1
+            out = self.write_connection()
+            print(f"how to connect ({out}):\n{json.dumps(as_host_paths(printable(self.connection, out)), indent=2)}",
+                  flush=True)
+            watchers = [asyncio.create_task(self.watch(s)) for s in self.services]
+            if self.vpp is not None:
+                watchers.append(asyncio.create_task(self.watch_vpp(self.vpp)))
+            await self.stopping.wait()
+        finally:
+            self.stopping.set()
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            await stop_all(self.services)
+            if self.vpp:
+                self.vpp.stop()
+        return 0
 
 
 async def supervise(state_dir: Path, services: list[Service], connection: dict[str, Any],
                     vpp: DevVpp | None = None) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    ready_dir = state_dir / "ready"
-    shutil.rmtree(ready_dir, ignore_errors=True)
-    ready_dir.mkdir(parents=True)
-    rc = 0
-    try:
-        for s in services:
-            ready_file = ready_dir / f"{s.name}.json"
-            s.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", s.module, "--state-dir", str(state_dir), "--ready-file", str(ready_file), *s.args
-            )
-            log.info("service starting", service=s.name, pid=s.process.pid)
-        for s in services:
-            connection[s.name] = await wait_ready(s, ready_dir / f"{s.name}.json")
-        connection["examples"] = usage_examples(connection)
-        out = state_dir / "connection.json"
-        out.write_text(json.dumps(as_host_paths(connection), indent=2) + "\n")
-        out.chmod(0o600)
-        print(f"how to connect ({out}):\n{out.read_text()}", flush=True)
-
-        waiters: dict[asyncio.Future[Any], Service] = {
-            asyncio.ensure_future(s.process.wait()): s for s in services if s.process
-        }
-        stop_waiter: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-        vpp_waiter: asyncio.Future[Any] = asyncio.ensure_future(watch_vpp(vpp) if vpp else asyncio.Event().wait())
-        done, _ = await asyncio.wait([stop_waiter, vpp_waiter, *waiters], return_when=asyncio.FIRST_COMPLETED)
-        for fut in done:
-            if fut in waiters:
-                log.error("service exited unexpectedly", service=waiters[fut].name, status=fut.result())
-                rc = 1
-            elif fut is vpp_waiter:
-                log.error("private VPP exited unexpectedly", log=str(state_dir / "vpp" / "vpp.log"))
-                rc = 1
-        stop_waiter.cancel()
-        vpp_waiter.cancel()
-        for fut in waiters:
-            fut.cancel()
-    except RuntimeError as exc:
-        log.error("start failed", error=str(exc))
-        rc = 1
-    finally:
-        await stop_all(services)
-        if vpp:
-            vpp.stop()
-    return rc
+    return await Supervisor(state_dir, services, connection, vpp).run()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,10 +30,11 @@ PASSWORD_LEAVES = (
 )
 
 
-def subscribe(sess: Any) -> None:
-    """Hash `$0$` values of every password leaf the servers read, through `sess`'s subscriptions."""
+def subscribe(sess: Any, *, priority: int = 0) -> None:
+    """Hash `$0$` values of every password leaf the servers read, through `sess`'s subscriptions. sysrepo allows
+    one `update` subscription per module and priority: each server passes its own (NETCONF 0, RESTCONF 1)."""
     for module, xpath in PASSWORD_LEAVES:
-        sess.subscribe_module_change_unsafe(module, xpath, _make_hasher(xpath), update=True)
+        sess.subscribe_module_change_unsafe(module, xpath, _make_hasher(xpath), update=True, priority=priority)
 
 
 def _make_hasher(xpath: str) -> Any:

@@ -109,7 +109,7 @@ async def run(opts: argparse.Namespace) -> int:
     boot = conn.start_session("running")
     init_nacm(boot)
     # `$0$` passwords written through any client are stored hashed while this server runs (NETCONF's does the same).
-    password_hashing.subscribe(boot)
+    password_hashing.subscribe(boot, priority=1)
     guard = LoginGuard()
     login_settings = LoginSettings(conn, "vpp-singbox-restconf-server", "restconf-server", guard)
 
