@@ -89,7 +89,8 @@ def add_user(name: str, password: str) -> None:
 class InProcessExporter:
     """`metrics.server.Exporter` with a given source, on 127.0.0.1:0, with a generated certificate in `state_dir`."""
 
-    def __init__(self, source: object, state_dir: Path, *, versions: Callable[[], object] = lambda: None) -> None:
+    def __init__(self, source: object, state_dir: Path, *, versions: Callable[[], object] = lambda: None,
+                 address: str = "127.0.0.1") -> None:
         import sysrepo
 
         from singbox_agent.metrics.app import MetricsApp
@@ -104,7 +105,7 @@ class InProcessExporter:
         self.conn = sysrepo.SysrepoConnection()
         self.users = UserStore(self.conn)
         self.app = MetricsApp(source, BasicAuth(self.users), agent_version="9.9.9", versions=versions)  # type: ignore[arg-type]
-        self.settings = Settings(True, "127.0.0.1", 0)
+        self.settings = Settings(True, address, 0)
         self.port: int | None = None
         self._bound = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -130,10 +131,14 @@ class InProcessExporter:
         self._thread.start()
         if not self._bound.wait(30):
             raise RuntimeError("the exporter did not bind within 30 s")
+        if self.port is None:
+            self.close()
+            raise RuntimeError(f"the exporter could not listen on {address}")
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}/metrics"
+        host = f"[{self.settings.address}]" if ":" in self.settings.address else self.settings.address
+        return f"https://{host}:{self.port}/metrics"
 
     def close(self) -> None:
         assert self._loop is not None

@@ -95,6 +95,19 @@ def test_counters_follow_the_source_and_a_vpp_gone_reads_up_0(exporter: InProces
         assert "\nsingbox_dataplane_up 0\n" in text and "\nsingbox_server_connections_accepted_total " not in text
 
 
+def test_ipv6_listen_address(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> None:
+    add_user(*ADMIN)
+    try:
+        exp = InProcessExporter(plugin_segment(), tmp_path, address="::1")
+    except RuntimeError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        with httpx.Client(verify=exp.ca, timeout=30, auth=ADMIN) as c:
+            assert c.get(exp.url).status_code == 200
+    finally:
+        exp.close()
+
+
 # --- the daemon ---------------------------------------------------------------------------------------------
 
 def _set_settings(instance: SysrepoInstance, **settings: object) -> None:
