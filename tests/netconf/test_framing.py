@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from singbox_agent.netconf.framing import EOM, Framer, FramingError
+from singbox_agent.netconf.framing import EOM, Framer, FramingError, MessageTooBig
 
 MESSAGES = [b"<rpc/>", b"x" * 70000, "<a>\u00e9\u4e2d</a>".encode(), b"]]>]]", b"\n#5\n", b"\n##\n inside"]
 
@@ -92,16 +92,38 @@ def test_broken_chunked_framing_is_fatal(bad: bytes) -> None:
         framer.next_message()
 
 
-def test_size_limits() -> None:
-    framer = Framer(max_message=100)
-    framer.receive_data(b"x" * 101)
-    with pytest.raises(FramingError):
-        framer.next_message()
-    framer = Framer(max_message=100)
-    framer.switch_to_chunked()
-    framer.receive_data(b"\n#60\n" + b"x" * 60 + b"\n#60\n")
-    with pytest.raises(FramingError):
-        framer.next_message()
+@pytest.mark.parametrize("step", [1, 7, 1000])
+def test_too_big_message_is_skipped_and_the_next_one_read(step: int) -> None:
+    """A message over the limit is dropped whole and reported with its head (for the message-id); the stream goes
+    on — in both framings, whatever the read sizes."""
+    big = b'<rpc message-id="big">' + b"x" * 300 + b"</rpc>"
+    small = b'<rpc message-id="small"/>'
+    for chunked in (False, True):
+        framer = Framer(max_message=100)
+        sender = Framer()
+        if chunked:
+            framer.switch_to_chunked()
+            sender.switch_to_chunked()
+            wire = b"\n#60\n" + big[:60] + b"\n#" + str(len(big) - 60).encode() + b"\n" + big[60:] + b"\n##\n"
+            wire += sender.frame(small)
+        else:
+            wire = big + EOM + small + EOM
+        seen: list[bytes] = []
+        too_big: list[MessageTooBig] = []
+        for i in range(0, len(wire), step):
+            framer.receive_data(wire[i : i + step])
+            while True:
+                try:
+                    message = framer.next_message()
+                except MessageTooBig as exc:
+                    too_big.append(exc)
+                    continue
+                if message is None:
+                    break
+                seen.append(message)
+        assert seen == [small], (chunked, seen)
+        assert len(too_big) == 1 and too_big[0].head.startswith(b'<rpc message-id="big">')
+        assert too_big[0].size >= 300
 
 
 def test_frame_output_round_trips() -> None:

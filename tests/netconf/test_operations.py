@@ -57,7 +57,10 @@ def test_hello_capabilities(netconf_server: ServerInfo) -> None:
                     ":interleave:1.0", "with-defaults:1.0?basic-mode=explicit"):
             assert any(cap in c for c in caps), cap
         sbx = [c for c in caps if c.startswith(SBX_NS + "?")]
-        assert sbx and "module=vpp-singbox" in sbx[0] and "revision=2026-11-22" in sbx[0]
+        from pathlib import Path
+
+        revision = next((Path(__file__).parents[2] / "yang").glob("vpp-singbox@*.yang")).stem.partition("@")[2]
+        assert sbx and "module=vpp-singbox" in sbx[0] and f"revision={revision}" in sbx[0]
         assert "features=udp-associate" in sbx[0]
         assert any("yang-library:1.1?revision=2019-01-04&content-id=" in c for c in caps)
         ncap = [c for c in caps if "module=ietf-netconf&" in c][0]

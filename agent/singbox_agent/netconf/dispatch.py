@@ -17,7 +17,7 @@ import structlog
 from singbox_agent.mgmt import errors, nacm
 from singbox_agent.mgmt.datastore import parse_netconf_rpc
 from singbox_agent.mgmt.errors import MgmtError, MgmtException
-from singbox_agent.netconf import messages
+from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.messages import Rpc, RpcParseError
 
 if TYPE_CHECKING:
@@ -88,10 +88,14 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
     with server.state.lock:
         server.state.stats.in_rpcs += 1
     session.in_rpcs += 1
+    bounds = server.limits
     try:
-        rpc = messages.parse_rpc(message)
+        rpc = messages.parse_rpc(message, bounds)
+        limits.check_request(rpc.op, bounds)  # before libyang parses (and compiles) any filter
     except RpcParseError as exc:
         return _fail(session, exc.attributes, list(exc.errors), bad=True), False
+    except MgmtException as exc:
+        return _fail(session, rpc.attributes, list(exc.errors), bad=True), False
     if session.sr is None:
         return _fail(session, rpc.attributes, [MgmtError("application", "operation-failed",
                                                          "Session is not ready.")]), False
@@ -122,7 +126,10 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
             if mapped[0].error_message == "Internal error.":
                 session.log.exception("operation failed", operation=rpc.op_name)
             return _fail(session, rpc.attributes, mapped), False
-        return messages.reply(rpc.attributes, body), ctx.close_after
+        reply = messages.reply(rpc.attributes, body)
+        if len(reply) > bounds.max_reply_size:
+            return _fail(session, rpc.attributes, list(limits.reply_too_big(len(reply), bounds).errors)), False
+        return reply, ctx.close_after
     finally:
         if op is not None:
             op.free()
@@ -148,11 +155,4 @@ def _for_schema(rpc: Rpc) -> bytes:
 
 
 def _fail(session: NetconfSession, attributes: dict[str, str], errs: list[MgmtError], bad: bool = False) -> bytes:
-    with session.server.state.lock:
-        session.server.state.stats.out_rpc_errors += 1
-        if bad:
-            session.server.state.stats.in_bad_rpcs += 1
-    session.out_rpc_errors += 1
-    if bad:
-        session.in_bad_rpcs += 1
-    return messages.reply_errors(attributes, errs)
+    return session.error_reply(attributes, errs, bad=bad)

@@ -5,7 +5,9 @@ Two framings: base:1.0 end-of-message (`]]>]]>` after each message) used for the
 `receive_data`, drains `next_message`, and sends what `frame` returns; tests feed the same core byte by byte.
 
 A framing error is fatal (RFC 6242 section 4.2: the peer MUST terminate the session), so after one the framer
-refuses further input.
+refuses further input. A message larger than `max_message` is not: it is read to its end without being kept (its
+first `HEAD` bytes are, for the message-id of the reply) and reported as `MessageTooBig`, so the session answers
+`too-big` and goes on.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 
 EOM = b"]]>]]>"
 DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
+HEAD = 4096  # bytes kept of a message that is too big
 _MAX_CHUNK = 4294967295
 _CHUNK_HEADER = re.compile(rb"\n#([1-9][0-9]{0,9})\n")
 _HEADER_MAX = 13  # "\n#" + 10 digits + "\n"
@@ -27,6 +30,15 @@ class Framing(enum.Enum):
 
 class FramingError(Exception):
     """The peer broke RFC 6242 framing; the session must be closed."""
+
+
+class MessageTooBig(Exception):
+    """A whole message larger than the limit went by and was dropped; not fatal, the next one may follow."""
+
+    def __init__(self, size: int, head: bytes) -> None:
+        super().__init__(f"message of at least {size} bytes exceeds the limit")
+        self.size = size
+        self.head = head
 
 
 class Framer:
@@ -42,6 +54,8 @@ class Framer:
         self._need = 0  # bytes of the current chunk still to come
         self._eom_scan = 0  # where to resume the search for EOM
         self._failed: FramingError | None = None
+        self._dropping: bytes | None = None  # head of a too-big message being skipped
+        self._dropped = 0  # bytes of it skipped so far
 
     # --- input -------------------------------------------------------------------------------------------------
 
@@ -78,13 +92,22 @@ class Framer:
         idx = self._buf.find(EOM, start)
         if idx < 0:
             pending = len(self._buf) - self._pos
-            if pending > self.max_message:
-                raise FramingError(f"message exceeds {self.max_message} bytes")
+            if pending > self.max_message or self._dropping is not None:
+                keep = len(EOM) - 1  # the start of an EOM split across reads
+                if self._dropping is None:
+                    self._dropping = bytes(self._buf[self._pos : self._pos + HEAD])
+                self._dropped += max(0, pending - keep)
+                self._pos = max(self._pos, len(self._buf) - keep)
             self._eom_scan = max(self._pos, len(self._buf) - len(EOM) + 1)
             return None
         message = bytes(self._buf[self._pos : idx])
         self._pos = idx + len(EOM)
         self._eom_scan = self._pos
+        if self._dropping is not None or len(message) > self.max_message:
+            head = self._dropping if self._dropping is not None else message[:HEAD]
+            size = self._dropped + len(message)
+            self._dropping, self._dropped = None, 0
+            raise MessageTooBig(size, head)
         return message
 
     def _next_chunked(self) -> bytes | None:
@@ -94,7 +117,10 @@ class Framer:
                 take = min(self._need, len(buf) - self._pos)
                 if take == 0:
                     return None
-                self._chunks.append(bytes(buf[self._pos : self._pos + take]))
+                if self._dropping is None:
+                    self._chunks.append(bytes(buf[self._pos : self._pos + take]))
+                elif len(self._dropping) < HEAD:
+                    self._dropping += bytes(buf[self._pos : self._pos + min(take, HEAD - len(self._dropping))])
                 self._pos += take
                 self._need -= take
                 continue
@@ -104,11 +130,14 @@ class Framer:
                 return None
             if buf[self._pos : self._pos + 4] == b"\n##\n":
                 self._pos += 4
-                if not self._chunks:
+                if not self._chunks and self._dropping is None:
                     raise FramingError("end-of-chunks without a chunk")
                 message = b"".join(self._chunks)
                 self._chunks = []
-                self._size = 0
+                size, self._size = self._size, 0
+                if self._dropping is not None:
+                    head, self._dropping = self._dropping, None
+                    raise MessageTooBig(size, head)
                 return message
             m = _CHUNK_HEADER.match(buf, self._pos)
             if m is None:
@@ -119,8 +148,9 @@ class Framer:
             if size > _MAX_CHUNK:
                 raise FramingError("chunk size above 4294967295")
             self._size += size
-            if self._size > self.max_message:
-                raise FramingError(f"message exceeds {self.max_message} bytes")
+            if self._size > self.max_message and self._dropping is None:
+                self._dropping = b"".join(self._chunks)[:HEAD]
+                self._chunks = []
             self._pos = m.end()
             self._need = size
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, malformed_message, missing_attribute
+from singbox_agent.netconf import limits
+from singbox_agent.netconf.limits import Limits
 
 BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
@@ -34,12 +36,51 @@ def split_qname(tag: str) -> tuple[str, str]:
     return "", tag
 
 
-def parse_xml(data: bytes) -> ET.Element:
-    """Parse one well-formed XML document or raise malformed-message."""
+class _LimitExceeded(Exception):
+    def __init__(self, error: MgmtException, root_attributes: dict[str, str]) -> None:
+        super().__init__(error.error.error_message)
+        self.error = error
+        self.root_attributes = root_attributes
+
+
+class _LimitedBuilder(ET.TreeBuilder):
+    """ElementTree's builder, stopping the parse as soon as the nesting or the element count passes its limit."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__()
+        self._limits = limits
+        self._depth = 0
+        self._count = 0
+        self._root_attributes: dict[str, str] | None = None
+
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
+        self._depth += 1
+        self._count += 1
+        if self._root_attributes is None:
+            self._root_attributes = dict(attrs)
+        if self._depth > self._limits.max_xml_depth:
+            raise _LimitExceeded(limits.depth_exceeded(self._limits), self._root_attributes)
+        if self._count > self._limits.max_elements:
+            raise _LimitExceeded(limits.elements_exceeded(self._limits), self._root_attributes)
+        return super().start(tag, attrs)
+
+    def end(self, tag: str) -> ET.Element:
+        self._depth -= 1
+        return super().end(tag)
+
+
+def parse_xml(data: bytes, bounds: Limits | None = None) -> ET.Element:
+    """Parse one well-formed XML document or raise malformed-message; with `bounds`, resource-denied as soon as its
+    nesting or element count passes them (the reply's attributes then come from `_LimitExceeded`)."""
     if _DTD.search(data):
         raise malformed_message("Document type declarations are not allowed.")
     try:
-        return ET.fromstring(data)
+        # Fewer tags than the depth limit cannot break either limit: the C builder alone is faster.
+        if bounds is None or data.count(b"<") <= min(bounds.max_xml_depth, bounds.max_elements):
+            return ET.fromstring(data)
+        parser = ET.XMLParser(target=_LimitedBuilder(bounds))
+        parser.feed(data)
+        return parser.close()
     except ET.ParseError as exc:
         raise malformed_message(f"XML is not well-formed: {exc}.") from None
     except (LookupError, ValueError) as exc:  # e.g. an unknown encoding in the XML declaration
@@ -52,8 +93,8 @@ class Hello:
     session_id: str | None = None
 
 
-def parse_hello(data: bytes) -> Hello:
-    root = parse_xml(data)
+def parse_hello(data: bytes, bounds: Limits | None = None) -> Hello:
+    root = parse_xml(data, bounds)
     if root.tag != qname(BASE_NS, "hello"):
         raise malformed_message("Expected <hello> in the base namespace.")
     caps_el = root.find(qname(BASE_NS, "capabilities"))
@@ -100,12 +141,15 @@ class RpcParseError(Exception):
         self.errors = errors
 
 
-def parse_rpc(data: bytes) -> Rpc:
-    """:raises RpcParseError: malformed XML, not an `<rpc>`, no message-id, not exactly one operation."""
+def parse_rpc(data: bytes, bounds: Limits | None = None) -> Rpc:
+    """:raises RpcParseError: malformed XML, beyond `bounds`, not an `<rpc>`, no message-id, not exactly one
+    operation."""
     try:
-        root = parse_xml(data)
+        root = parse_xml(data, bounds)
     except MgmtException as exc:
         raise RpcParseError({}, exc.errors) from None
+    except _LimitExceeded as exc:
+        raise RpcParseError(exc.root_attributes, exc.error.errors) from None
     attributes = dict(root.attrib)
     if root.tag != qname(BASE_NS, "rpc"):
         ns, name = split_qname(root.tag)
@@ -143,14 +187,6 @@ def _attributes_xml(attributes: dict[str, str]) -> str:
 def reply(attributes: dict[str, str], body: str) -> bytes:
     """An `<rpc-reply>` echoing every attribute of the `<rpc>` (RFC 6241 section 4.2) around `body`."""
     return f'<rpc-reply xmlns="{BASE_NS}"{_attributes_xml(attributes)}>{body}</rpc-reply>'.encode()
-
-
-def reply_ok(attributes: dict[str, str]) -> bytes:
-    return reply(attributes, "<ok/>")
-
-
-def reply_data(attributes: dict[str, str], data_xml: str) -> bytes:
-    return reply(attributes, f"<data>{data_xml}</data>")
 
 
 def rpc_error_xml(error: MgmtError) -> str:

@@ -9,6 +9,7 @@ sysrepo (`singbox_agent.mgmt.users`), shared with RESTCONF, governed by NACM lik
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import functools
 import os
@@ -28,7 +29,8 @@ from singbox_agent.mgmt.users import UserStore
 from singbox_agent.netconf import confirmed, messages, settings
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
 from singbox_agent.netconf.events import BaseEvents
-from singbox_agent.netconf.framing import DEFAULT_MAX_MESSAGE
+from singbox_agent.netconf import limits
+from singbox_agent.netconf.limits import Limits
 from singbox_agent.netconf.replay_retention import RetentionTask
 from singbox_agent.netconf.session import NetconfSession
 from singbox_agent.netconf.state import ServerState
@@ -58,13 +60,12 @@ def _iso(ts: float) -> str:
 
 
 class NetconfServer:
-    def __init__(self, conn: sysrepo.SysrepoConnection, *, max_message: int = DEFAULT_MAX_MESSAGE,
+    def __init__(self, conn: sysrepo.SysrepoConnection, *,
                  recovery_users: frozenset[str] = frozenset(), hello_timeout: float = 60.0,
                  state_dir: Path | None = None) -> None:
         import singbox_agent.netconf.ops  # noqa: F401 - registers the operation handlers
 
         self.conn = conn
-        self.max_message = max_message
         self.recovery_users = recovery_users
         self.hello_timeout = hello_timeout
         self.state = ServerState()
@@ -74,6 +75,11 @@ class NetconfServer:
         self.confirmed_store = ConfirmedStore(state_dir) if state_dir is not None else None
         self._internal = conn.start_session("running")
         nacm.init_nacm(self._internal)
+        # read by every session at every message; re-read after a change (marked in the change's events, which an
+        # edit waits for: the next request sees the new limits)
+        self._limits: Limits = settings.read_limits(self._internal)
+        self._limits_stale = False
+        self._limits_lock = threading.Lock()
         self._capabilities: list[str] | None = None
         self._oper = conn.start_session("operational")
         self._oper.subscribe_oper_data_request(
@@ -218,6 +224,11 @@ class NetconfServer:
         for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH),
                               ("ietf-truststore", settings.TRUSTSTORE_XPATH)):
             self._settings_session.subscribe_module_change(module, xpath, self._settings_changed, passive=True)
+        try:
+            self._settings_session.subscribe_module_change(
+                limits.MODULE, limits.XPATH, self._limits_changed, passive=True)
+        except sysrepo.SysrepoError as exc:
+            log.warning("request limits are not configurable (module not installed)", error=str(exc))
         password_hashing.subscribe(self._settings_session)
         # sysrepo stores notifications for replay and never deletes them: this server keeps the store bounded.
         self.retention = RetentionTask(self.conn)
@@ -283,6 +294,25 @@ class NetconfServer:
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(lambda: loop.create_task(self._reconfigure()))
+
+    def _limits_changed(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
+        if event in ("change", "done"):
+            self._limits_stale = True
+
+    @property
+    def limits(self) -> Limits:
+        """The request limits of running (one short sysrepo read after a change)."""
+        if self._limits_stale:
+            with self._limits_lock:
+                if self._limits_stale:
+                    self._limits_stale = False
+                    sess = self.conn.start_session("running")
+                    try:
+                        self._limits = settings.read_limits(sess)
+                    finally:
+                        sess.stop()
+                    log.info("request limits changed", **dataclasses.asdict(self._limits))
+        return self._limits
 
     async def _reconfigure(self) -> None:
         """Apply changed endpoints/keys: new listeners replace the old ones; open sessions stay."""

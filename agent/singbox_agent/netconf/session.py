@@ -29,8 +29,8 @@ import sysrepo
 
 from singbox_agent.mgmt import nacm
 from singbox_agent.mgmt.errors import MgmtError
-from singbox_agent.netconf import messages
-from singbox_agent.netconf.framing import Framer, FramingError
+from singbox_agent.netconf import limits, messages
+from singbox_agent.netconf.framing import Framer, FramingError, MessageTooBig
 
 if TYPE_CHECKING:
     from singbox_agent.netconf.server import NetconfServer
@@ -47,6 +47,7 @@ INLINE_OPS = frozenset({"get", "get-config", "edit-config", "get-data", "edit-da
 INLINE_BUDGET_S = float(os.environ.get("SINGBOX_NETCONF_INLINE_BUDGET_MS", "3")) / 1000
 _COST_WEIGHT = 0.3  # of the newest run in the moving estimate
 # The operation's local name, read cheaply before the real parse; anything unusual simply goes to the worker.
+_MESSAGE_ID = re.compile(rb"""\bmessage-id\s*=\s*["']([^"'<>]{0,256})["']""")
 _OP_NAME = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?rpc\b[^>]*>\s*<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)")
 
 
@@ -65,7 +66,7 @@ class NetconfSession:
         self.id = server.state.new_session_id()
         self.source_host = source_host
         self.login_time = time.time()
-        self.framer = Framer(server.max_message)
+        self.framer = Framer(server.limits.max_message_size)
         self.hello_done = False
         self.closed = False
         self.in_rpcs = 0
@@ -107,9 +108,14 @@ class NetconfSession:
         if self.closed:
             return
         try:
+            self.framer.max_message = self.server.limits.max_message_size
             self.framer.receive_data(data)
             while not self.closed:
-                message = self.framer.next_message()
+                try:
+                    message = self.framer.next_message()
+                except MessageTooBig as exc:
+                    self._too_big(exc)
+                    continue
                 if message is None:
                     break
                 self._message(message)
@@ -120,7 +126,7 @@ class NetconfSession:
     def _message(self, message: bytes) -> None:
         if not self.hello_done:
             try:
-                hello = messages.parse_hello(message)
+                hello = messages.parse_hello(message, self.server.limits)
             except Exception:
                 self._bad_hello("client hello is not a valid <hello>")
                 return
@@ -147,6 +153,33 @@ class NetconfSession:
         self._queued += 1
         future = self._worker.submit(self._run_rpc, message, op)
         future.add_done_callback(self._rpc_done)
+
+    def _too_big(self, exc: MessageTooBig) -> None:
+        """A request over max-message-size was dropped unread: `too-big`, in order with the other replies."""
+        if not self.hello_done:
+            self._bad_hello(f"hello of {exc.size} bytes or more exceeds max-message-size")
+            return
+        m = _MESSAGE_ID.search(exc.head)
+        attributes = {"message-id": m.group(1).decode(errors="replace")} if m else {}
+        self.log.info("request too big, dropped", size=exc.size)
+        reply = self.error_reply(attributes, list(limits.message_too_big(exc.size, self.server.limits).errors),
+                                 bad=True)
+        if self._queued:
+            self._queued += 1
+            self._worker.submit(lambda: self._loop.call_soon_threadsafe(self._worker_reply, reply))
+        else:
+            self._send_now(reply)
+
+    def error_reply(self, attributes: dict[str, str], errs: list[MgmtError], *, bad: bool = False) -> bytes:
+        """An rpc-reply with `errs`, counted in the session's and the server's statistics (RFC 6022)."""
+        with self.server.state.lock:
+            self.server.state.stats.out_rpc_errors += 1
+            if bad:
+                self.server.state.stats.in_bad_rpcs += 1
+        self.out_rpc_errors += 1
+        if bad:
+            self.in_bad_rpcs += 1
+        return messages.reply_errors(attributes, errs)
 
     def _bad_hello(self, reason: str) -> None:
         self.end_reason = "bad-hello"

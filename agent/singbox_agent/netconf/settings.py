@@ -25,6 +25,7 @@ from asyncssh.public_key import decode_ssh_public_key
 import sysrepo
 
 from singbox_agent.mgmt.datastore import commit_and_persist
+from singbox_agent.netconf import limits
 
 log = structlog.get_logger("netconf.settings")
 
@@ -119,6 +120,18 @@ def _users(ssh_params: dict[str, Any], bags: dict[str, dict[str, Any]], endpoint
         out.append(EndpointUser(user["name"], user.get("password", {}).get("hashed-password"), tuple(keys),
                                 "none" in user))
     return tuple(out)
+
+
+def read_limits(sess: Any) -> limits.Limits:
+    """The request limits of running (`vpp-singbox-netconf-server`), the schema's defaults where unset."""
+    with sess.get_ly_ctx() as ctx:
+        defaults = limits.Limits.from_schema(ctx)
+    try:
+        config = _get(sess, limits.XPATH)
+    except sysrepo.SysrepoError as exc:  # module not installed: the defaults
+        log.warning("request limits not readable, using the defaults", error=str(exc))
+        return defaults
+    return defaults.with_config(config.get("netconf-server", {}).get("limits", {}))
 
 
 def read_endpoint_users(sess: Any) -> dict[str, dict[str, EndpointUser]]:

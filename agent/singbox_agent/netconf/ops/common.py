@@ -20,6 +20,7 @@ from singbox_agent.mgmt.errors import (
     missing_element,
     operation_not_supported,
 )
+from singbox_agent.netconf import limits
 from singbox_agent.netconf.dispatch import OpContext
 from singbox_agent.netconf.messages import BASE_NS, qname
 
@@ -107,7 +108,11 @@ def filter_from_element(ctx: OpContext, element: ET.Element | None, *, subtree_d
     ftype = element.get("type", "subtree")
     if ftype == "subtree":
         xpaths = datastore.subtree_to_xpaths(ctx.ly, list(element))
-        return " | ".join(xpaths) if xpaths else None
+        if not xpaths:
+            return None
+        xpath = " | ".join(xpaths)
+        limits.check_xpath(xpath, ctx.session.server.limits, what="The XPath equivalent of the subtree filter")
+        return xpath
     if ftype == "xpath":
         select = element.get("select")
         if select is None:
