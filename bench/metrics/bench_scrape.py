@@ -7,11 +7,13 @@
    text and OpenMetrics expositions, gzipped too.
 2. The same over HTTPS as Prometheus does it (httpx, one keep-alive connection, Basic auth against the real user
    store on a private sysrepo instance, OpenMetrics asked): median and p99 per scrape.
-3. With --vpp-stats-socket (a running VPP with the singbox plugin, e.g. loaded by bench/vpp/loadgen.py to 10,000
-   sessions): the real stats segment read through VPPStats, with the number of sessions it shows.
+3. With VPP: --vpp-sessions N starts a private VPP with the plugin (tests/vpp/vpptopo.py: VPP_PREFIX and
+   SINGBOX_PLUGIN_DIR, root), opens N idle SOCKS5 sessions through its server (bench/vpp/loadgen.py idle, to a
+   cpsload sink) and reads the real stats segment through VPPStats while they are open; or --vpp-stats-socket reads
+   a VPP that is already running.
 
     scripts/in-env python bench/metrics/bench_scrape.py [--scrapes 200] [--endpoints 100] [--interfaces 16]
-                                                         [--vpp-stats-socket /run/vpp/stats.sock]
+                                                         [--vpp-sessions 10000 | --vpp-stats-socket PATH]
 
 Numbers are printed next to the 50 ms budget as a ratio; nothing here asserts a time.
 """
@@ -116,6 +118,51 @@ def https(source, n: int) -> None:  # type: ignore[no-untyped-def]
         instance.destroy()
 
 
+def with_vpp_sessions(n: int, scrapes: int) -> None:
+    """A private VPP holding n SOCKS5 sessions open while its segment is scraped."""
+    import json
+    import subprocess
+
+    sys.path.insert(0, str(TOP / "tests" / "vpp"))
+    sys.path.insert(0, str(TOP / "bench" / "vpp"))
+    import vpptopo as vt
+    from loadgen import PYTHON_LOADGEN, cpsload_binary
+
+    from singbox_agent.metrics.vppstats import VppStatsSource
+
+    sink_port = 5201
+    vpp = vt.Vpp(workers=0)
+    topo = None
+    try:
+        topo = vt.Topology(vpp, tag=f"mb{int(time.time()) % 10000}")
+        topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(sink_port))
+        vt.wait_port(topo.ns_origin, vt.ORIGIN_IP4, sink_port)
+        vpp.cli(f"singbox server set max-sessions {n + 1000}")
+        vpp.cli(f"singbox server start {vt.VPP_CLIENT_IP4}:1080")
+        p = subprocess.Popen(vt.ns_cmd(topo.ns_client, *PYTHON_LOADGEN, "idle", vt.VPP_CLIENT_IP4, "1080",
+                                       vt.ORIGIN_IP4, str(sink_port), str(n)),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdin is not None and p.stdout is not None
+            opened = json.loads(p.stdout.readline() or "{}")
+            print(f"VPP: {opened} (loadgen idle through the SOCKS5 server)")
+            time.sleep(1.5)  # the plugin refreshes its gauges every 0.5 s
+            source = VppStatsSource(str(vpp.stats_sock))
+            scrape_path(source, scrapes, f"VPP stats segment, {opened.get('open', 0)} sessions open")
+            source.close()
+            p.stdin.write("\n")
+            p.stdin.flush()
+            p.wait(120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        if topo is not None:
+            topo.close()
+        vpp.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=200)
@@ -123,6 +170,8 @@ def main() -> int:
     parser.add_argument("--endpoints", type=int, default=100)
     parser.add_argument("--threads", type=int, default=3, help="VPP threads (main + workers) in the memory segment")
     parser.add_argument("--vpp-stats-socket", help="also read a running VPP's stats segment")
+    parser.add_argument("--vpp-sessions", type=int, default=0,
+                        help="also start a private VPP and read its segment with this many sessions open")
     parser.add_argument("--no-https", action="store_true", help="skip step 2 (needs sysrepo)")
     opts = parser.parse_args()
     source = memory_source(opts.interfaces, opts.endpoints, opts.threads)
@@ -138,8 +187,10 @@ def main() -> int:
         else:
             scrape_path(vpp, opts.scrapes, f"VPP stats segment {opts.vpp_stats_socket}")
         vpp.close()
+    elif opts.vpp_sessions:
+        with_vpp_sessions(opts.vpp_sessions, opts.scrapes)
     else:
-        print("VPP: not measured (give --vpp-stats-socket of a running VPP)")
+        print("VPP: not measured (--vpp-sessions N with VPP_PREFIX and SINGBOX_PLUGIN_DIR, or --vpp-stats-socket)")
     return 0
 
 
