@@ -7,11 +7,13 @@ sysrepo does the selection.
 
 from __future__ import annotations
 
+import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import cffi
 import libyang
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
@@ -219,6 +221,44 @@ def parse_netconf_rpc(ctx: libyang.Context, message: bytes) -> libyang.DNode:
             ly_lib.lyd_free_all(op[0])
         raise ctx.error("invalid request")
     return libyang.DNode.new(ctx, op[0])
+
+
+# --- who made a change (RFC 6470 changed-by) ------------------------------------------------------------------
+
+# sysrepo writes netconf-config-change's changed-by from the originator data only for this originator name (modinfo.c,
+# sr_modinfo_generate_config_change_notif): chunk 1 the NETCONF session-id (uint32), chunk 2 the user name; any
+# other name gets the process's user (root) and session-id 0.
+CHANGED_BY_ORIGINATOR = "netopeer2"
+_SESSION_ID = struct.Struct("=I")
+_orig_ffi = cffi.FFI()
+_orig_ffi.cdef("typedef struct sr_session_ctx_s sr_session_ctx_t; void sr_session_del_orig_data(sr_session_ctx_t *);")
+_orig_lib: Any = _orig_ffi.dlopen("libsysrepo.so.7")
+
+
+def mark_changed_by(sess: SysrepoSession, user: str, session_id: int = 0, tag: bytes = b"") -> None:
+    """Make the changes `sess` commits name `user` and `session_id` (0: not a NETCONF session) in sysrepo's
+    netconf-config-change. `tag` rides after the user name's NUL, for a server to recognise the events of its own
+    sessions (`changed_by_tag`). Replaces any earlier marking (call it again when the session acts for another
+    user)."""
+    _orig_lib.sr_session_del_orig_data(_orig_ffi.cast("sr_session_ctx_t *", int(sr_ffi.cast("uintptr_t", sess.cdata))))
+    check_call(sr_lib.sr_session_set_orig_name, sess.cdata, CHANGED_BY_ORIGINATOR.encode())
+    sid = _SESSION_ID.pack(session_id)
+    check_call(sr_lib.sr_session_push_orig_data, sess.cdata, len(sid), sid)
+    name = user.encode() + b"\0" + tag
+    check_call(sr_lib.sr_session_push_orig_data, sess.cdata, len(name), name)
+
+
+def changed_by_tag(event_sess: SysrepoSession) -> bytes | None:
+    """In a change callback: the `tag` the originating session was marked with, None when it was not marked."""
+    name = sr_lib.sr_session_get_orig_name(event_sess.cdata)
+    if name == sr_ffi.NULL or sr_ffi.string(name).decode() != CHANGED_BY_ORIGINATOR:
+        return None
+    size = sr_ffi.new("uint32_t *")
+    data = sr_ffi.new("void **")
+    if sr_lib.sr_session_get_orig_data(event_sess.cdata, 1, size, data) != sr_lib.SR_ERR_OK:
+        return None
+    raw = bytes(sr_ffi.buffer(sr_ffi.cast("char *", data[0]), size[0]))
+    return raw.partition(b"\0")[2]
 
 
 @contextmanager

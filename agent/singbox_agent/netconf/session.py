@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import nacm
+from singbox_agent.mgmt import datastore, nacm
 from singbox_agent.mgmt.errors import MgmtError
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.framing import Framer, FramingError, MessageTooBig
@@ -244,7 +244,7 @@ class NetconfSession:
     def _start_sysrepo_locked(self) -> None:
         sr = self.server.conn.start_session("running")
         try:
-            sr.set_extra_info("netconf", self.id, self.user)
+            datastore.mark_changed_by(sr, self.user, self.id)  # RFC 6470 changed-by of its config-change events
             self.sr = sr
             self._nacm_generation = -1
             self.refresh_nacm()

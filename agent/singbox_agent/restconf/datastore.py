@@ -25,6 +25,7 @@ from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 from _sysrepo import ffi as sr_ffi, lib as sr_lib
 
+from singbox_agent.mgmt import datastore as mgmt_datastore
 from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
@@ -35,9 +36,8 @@ from singbox_agent.restconf.uri import Encoding, QueryParams
 log = structlog.get_logger("restconf")
 
 _POOL_MAX_PER_KEY = 8
-# Originator name on every session of this server (sysrepo's convention: netopeer2, rousette, ...); the originator
-# data carries the session's token so the done event of its own commit can be told from everyone else's.
-ORIGINATOR = "vpp-singbox-restconf"
+# Every session is marked per request with its user (netconf-config-change's changed-by, `mgmt.datastore.
+# mark_changed_by`) and a token of its own, so the done event of its own commit can be told from everyone else's.
 _TOKEN = struct.Struct("<Q")
 _MISSING = object()
 
@@ -175,7 +175,7 @@ class Datastore:
         if sess is None:
             sess = self.conn.start_session(datastore)
             enable_nacm(sess, identity)
-            self._mark(sess)
+        self._mark(sess, user)
         try:
             yield sess
         finally:
@@ -206,13 +206,15 @@ class Datastore:
             self._identities[(generation, user)] = identity
         return identity
 
-    def _mark(self, sess: SysrepoSession) -> None:
-        """Give a new session the originator name and a token of its own, sent with every event of its commits."""
-        token = next(self._token_counter)
-        raw = _TOKEN.pack(token)
-        if sr_lib.sr_session_set_orig_name(sess.cdata, ORIGINATOR.encode()) != sr_lib.SR_ERR_OK or (
-            sr_lib.sr_session_push_orig_data(sess.cdata, len(raw), raw) != sr_lib.SR_ERR_OK
-        ):
+    def _mark(self, sess: SysrepoSession, user: str | None) -> None:
+        """Mark a session for this request: its user and a token of its own, sent with every event of its commits
+        (the user is what netconf-config-change names, RFC 6470; the token tells this server's done events)."""
+        token = self._tokens.get(id(sess))
+        if token is None:
+            token = next(self._token_counter)
+        try:
+            mgmt_datastore.mark_changed_by(sess, user or "", 0, _TOKEN.pack(token))
+        except sysrepo.SysrepoError:
             return  # no token: PUT on this session falls back to reading existence before the edit
         self._tokens[id(sess)] = token
 
@@ -253,14 +255,10 @@ class Datastore:
 
     def _note_created(self, session: SysrepoSession) -> None:
         """If this done event belongs to one of our PUTs, record whether it created the PUT's target."""
-        name = sr_lib.sr_session_get_orig_name(session.cdata)
-        if name == sr_ffi.NULL or sr_ffi.string(name).decode() != ORIGINATOR:
+        tag = mgmt_datastore.changed_by_tag(session)
+        if tag is None or len(tag) != _TOKEN.size:
             return
-        size = sr_ffi.new("uint32_t *")
-        data = sr_ffi.new("void **")
-        if sr_lib.sr_session_get_orig_data(session.cdata, 0, size, data) != sr_lib.SR_ERR_OK or size[0] != _TOKEN.size:
-            return
-        (token,) = _TOKEN.unpack(bytes(sr_ffi.buffer(sr_ffi.cast("char *", data[0]), _TOKEN.size)))
+        (token,) = _TOKEN.unpack(tag)
         path = self._expect.get(token)
         if path is None:
             return
