@@ -7,23 +7,29 @@ sysrepo does the selection.
 
 from __future__ import annotations
 
+import random
+import re
 import struct
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import cffi
 import libyang
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
 
+import sysrepo
 from _sysrepo import ffi as sr_ffi
 from _sysrepo import lib as sr_lib
 from sysrepo.errors import check_call
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.mgmt.errors import invalid_value
+from singbox_agent.mgmt.errors import in_use, invalid_value
+
+T = TypeVar("T")
 
 # NETCONF element / RESTCONF NMDA name -> sysrepo datastore name.
 CONVENTIONAL = ("running", "candidate", "startup")
@@ -221,6 +227,57 @@ def parse_netconf_rpc(ctx: libyang.Context, message: bytes) -> libyang.DNode:
             ly_lib.lyd_free_all(op[0])
         raise ctx.error("invalid request")
     return libyang.DNode.new(ctx, op[0])
+
+
+# --- writes while others write -----------------------------------------------------------------------------------
+
+# sysrepo takes each module's lock with a short timeout; under many concurrent editors a valid write failed with
+# "Locking a rwlock failed (sr_shmmod_lock: Connection timed out), read lock held by running process 6 (CID 5)".
+# Such a failure says nothing about the edit: it is retried, with a growing randomised pause, for up to this long.
+BUSY_WAIT_S = 30.0
+_BUSY = re.compile(r"Locking a (?:rw)?lock failed|lock .*timed out|timed out .*lock", re.IGNORECASE)
+_INTERNAL = re.compile(r"\s*\(sr_\w+:[^)]*\)|,?\s*(?:read|write|read-upgr|upgr)?\s*lock held by [^.;]*|\s*\(CID \d+\)"
+                       r"|\b(?:process|PID) \d+|/dev/shm/\S+", re.IGNORECASE)
+BUSY_MESSAGE = "The datastore stayed busy with other clients' changes; nothing was changed, try again."
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` is sysrepo failing to take a datastore lock in time (not a subscriber's timeout)."""
+    if not isinstance(exc, sysrepo.SysrepoError):
+        return False
+    text = str(getattr(exc, "msg", None) or exc)
+    return bool(_BUSY.search(text)) and "callback" not in text.lower()
+
+
+def scrub(message: str) -> str:
+    """`message` without sysrepo's process internals (pids, connection ids, lock owners, SHM file names)."""
+    return _INTERNAL.sub("", message).strip() if _INTERNAL.search(message) else message
+
+
+def retry_busy(fn: Callable[[], T], *, total_s: float = BUSY_WAIT_S) -> T:
+    """`fn()`, run again while sysrepo reports its locks busy, for at most `total_s` in all.
+
+    Only for calls that change nothing when they fail this way (apply_changes, copy_config, lock): the pending edit
+    stays in the session. :raises MgmtException: in-use with `BUSY_MESSAGE` when the locks stayed busy.
+    """
+    deadline = time.monotonic() + total_s
+    pause = 0.005
+    while True:
+        try:
+            return fn()
+        except sysrepo.SysrepoError as exc:
+            if not is_busy(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise in_use(BUSY_MESSAGE, error_type="application") from None
+            time.sleep(min(left, random.uniform(pause / 2, pause)))
+            pause = min(pause * 2, 0.5)
+
+
+def apply_changes(sess: SysrepoSession) -> None:
+    """`sess.apply_changes()`, retried while other writers hold the datastore (`retry_busy`)."""
+    retry_busy(sess.apply_changes)
 
 
 # --- who made a change (RFC 6470 changed-by) ------------------------------------------------------------------

@@ -8,14 +8,14 @@ responsible for leaving nothing half-done (the edit handlers always discard pend
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import libyang
 import structlog
 
 from singbox_agent.mgmt import errors, nacm
-from singbox_agent.mgmt.datastore import parse_netconf_rpc
+from singbox_agent.mgmt.datastore import parse_netconf_rpc, scrub
 from singbox_agent.mgmt.errors import MgmtError, MgmtException
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.messages import Rpc, RpcParseError
@@ -155,4 +155,6 @@ def _for_schema(rpc: Rpc) -> bytes:
 
 
 def _fail(session: NetconfSession, attributes: dict[str, str], errs: list[MgmtError], bad: bool = False) -> bytes:
-    return session.error_reply(attributes, errs, bad=bad)
+    """The error reply; sysrepo's process internals (pids, connection ids, lock owners) never reach a client."""
+    clean = [replace(e, error_message=scrub(e.error_message)) if e.error_message else e for e in errs]
+    return session.error_reply(attributes, clean, bad=bad)

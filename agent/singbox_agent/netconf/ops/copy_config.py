@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sysrepo
 
+from singbox_agent.mgmt import datastore
 from singbox_agent.mgmt.errors import applied_anyway, invalid_value
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS
@@ -27,7 +28,7 @@ def handle(ctx: OpContext) -> str:
     else:
         sr.switch_datastore(target)
         try:
-            sr.copy_config(source)
+            datastore.retry_busy(lambda: sr.copy_config(source))
         except sysrepo.SysrepoOperationFailedError as exc:
             if not applied_anyway(exc):
                 raise

@@ -85,6 +85,8 @@ def apply_edit(
 
 def _not_per_unit(exc: Exception) -> bool:
     """Failures that no unit causes on its own (another client's lock, a timeout): retrying pieces cannot help."""
+    if isinstance(exc, MgmtException):
+        return exc.errors[0].error_tag == "in-use"  # the datastore stayed busy (datastore.retry_busy)
     return isinstance(exc, sysrepo.SysrepoLockedError | sysrepo.SysrepoTimeOutError)
 
 
@@ -93,7 +95,7 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
     sr = ctx.sr
     try:
         sr.edit_batch_ly(tree, default_operation)
-        sr.apply_changes()
+        datastore.apply_changes(sr)  # retried while other writers hold the datastore
     except sysrepo.SysrepoOperationFailedError as exc:
         if not applied_anyway(exc):
             return exc
