@@ -64,6 +64,16 @@ def test_the_users_own_address_keeps_working_while_others_guess_its_password() -
     assert isinstance(g.check("192.0.2.9", "admin"), Refusal)
 
 
+def test_a_trusted_pair_is_never_held_back_but_its_failures_count() -> None:
+    g, _ = guard(free_failures=0, initial_delay=30.0)
+    g.succeeded("192.0.2.9", "monitor")
+    for _ in range(3):
+        g.failed("192.0.2.9", "backup")  # a job on the same host with a stale password
+    assert g.check("192.0.2.9", "monitor") is None
+    assert g.check("192.0.2.9", "backup") == Refusal("source", 60.0)  # 30 s doubling, capped at 60 s
+    assert isinstance(g.check("192.0.2.10", "backup"), Refusal)
+
+
 def test_success_resets_the_source_but_not_the_user() -> None:
     g, _ = guard(free_failures=1, initial_delay=5.0)
     g.failed("192.0.2.1", "a")

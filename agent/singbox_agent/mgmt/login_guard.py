@@ -11,9 +11,11 @@ the time left (HTTP 429 Retry-After, SSH a failed attempt), so no server resourc
 waits. (OpenSSH's MaxAuthTries, the attempts per SSH connection, is the NETCONF server's part.)
 
 Who is never slowed: another source address, and another user — a failure counts against its own address and
-its own user name only. One exception keeps the real user in when someone guesses their password from elsewhere:
-a (source, user) pair that logged in successfully within `forget_after` is not held back by that user's
-failures from other addresses (only by its own address's).
+its own user name only. And a (source, user) pair that logged in successfully within `forget_after` is never
+held back (its failures still count against others): the real user keeps working while someone guesses their
+password from elsewhere, and a host whose job for one user has a wrong password does not lock its other users
+out. The price, a guesser sharing that very address can try that user's password unslowed, is the one
+"device cookie" schemes pay; SSH's MaxAuthTries still ends each of its connections.
 
 IPv6 sources count per /64, the block an attacker usually has whole; IPv4 per address. The tables are bounded
 (`max_entries`, the least recently failed entry goes first), so made-up user names cannot grow memory.
@@ -38,6 +40,7 @@ class BackoffPolicy:
     initial_delay: float = 1.0  # seconds blocked after the first failure beyond the free ones
     maximum_delay: float = 60.0  # the doubling stops here
     forget_after: float = 900.0  # a key with no failure for this long starts from zero; trusted pairs last as long
+    max_auth_tries: int = 6  # SSH only: failed password attempts on one connection before it is closed
 
     def delay(self, failures: int) -> float:
         """Seconds a key is blocked after its `failures`-th failure."""
@@ -105,13 +108,15 @@ class LoginGuard:
         now = self._clock()
         src = source_key(source)
         with self._lock:
+            if user is not None and self._is_trusted(src, user, now):
+                return None
             record = self._current(self._sources, src, now)
             if record is not None and record.blocked_until > now:
                 return Refusal("source", record.blocked_until - now)
             if user is None:
                 return None
             record = self._current(self._users, user, now)
-            if record is not None and record.blocked_until > now and not self._is_trusted(src, user, now):
+            if record is not None and record.blocked_until > now:
                 return Refusal("user", record.blocked_until - now)
         return None
 

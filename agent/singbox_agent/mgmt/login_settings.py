@@ -29,6 +29,7 @@ def policy_from_data(data: dict[str, Any]) -> BackoffPolicy:
         initial_delay=int(data.get("initial-delay", default.initial_delay * 1000)) / 1000,
         maximum_delay=int(data.get("maximum-delay", default.maximum_delay * 1000)) / 1000,
         forget_after=float(data.get("forget-after", default.forget_after)),
+        max_auth_tries=int(data.get("max-auth-tries", default.max_auth_tries)),
     )
 
 
@@ -41,11 +42,11 @@ class LoginSettings:
         self.guard = guard
         self._session = conn.start_session("running")
         self._stale = threading.Event()
-        self.reload()
         try:
+            self.reload()
             self._session.subscribe_module_change(module, self.xpath, self._changed, passive=True)
-        except sysrepo.SysrepoError as exc:  # the module is not installed: the defaults stay
-            log.warning("login back-off not configurable", module=module, error=str(exc))
+        except sysrepo.SysrepoError as exc:  # the module is not installed (or not this revision): defaults stay
+            log.warning("login back-off not configurable; defaults apply", module=module, error=str(exc))
 
     def refresh(self) -> None:
         """Read the settings again if a commit changed them since the last read."""

@@ -25,6 +25,8 @@ import sysrepo
 from singbox_agent.mgmt import crypt, nacm, password_hashing
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt import users
+from singbox_agent.mgmt.login_guard import LoginGuard
+from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.netconf import confirmed, messages, settings
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
@@ -70,6 +72,9 @@ class NetconfServer:
         self.hello_timeout = hello_timeout
         self.state = ServerState()
         self.users = UserStore(conn)
+        # failed-login back-off (per source address and user), configured in netconf-server/login-backoff
+        self.login_guard = LoginGuard()
+        self.login_settings = LoginSettings(conn, "vpp-singbox-netconf-server", "netconf-server", self.login_guard)
         self.nacm_policy = nacm.NacmPolicy(conn)
         self.events = BaseEvents(self)
         self.confirmed_store = ConfirmedStore(state_dir) if state_dir is not None else None
@@ -365,6 +370,7 @@ class NetconfServer:
         if self.retention is not None:
             self.retention.close()
         self.users.close()
+        self.login_settings.close()
         self.nacm_policy.close()
         self.events.close()
         self._oper.stop()
@@ -374,30 +380,53 @@ class NetconfServer:
 
 class _SSHServer(asyncssh.SSHServer):
     """One SSH connection to the endpoint `endpoint`: its client-authentication users first, the shared user list
-    for everyone else."""
+    for everyone else.
+
+    Password attempts go through the server's failed-login back-off (`LoginGuard`, per source address and user):
+    while the address or the user is blocked an attempt fails unchecked, and after `max_auth_tries` failed
+    attempts the connection is closed (OpenSSH's MaxAuthTries). Public keys, which cannot be guessed, are not held
+    back. Every attempt is logged with the address and the user name, never the password."""
 
     def __init__(self, server: NetconfServer, endpoint: str) -> None:
         self._server = server
         self._endpoint = endpoint
         self._conn: asyncssh.SSHServerConnection | None = None
+        self._source = ""
+        self._username = ""
+        self._tries = 0
+        self._authenticated = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         self._server.connections.add(conn)
+        peer = conn.get_extra_info("peername") or ("", 0)
+        self._source = str(peer[0])
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None:
             self._server.connections.discard(self._conn)
+        if not self._authenticated and isinstance(exc, asyncssh.ProtocolError) and "auth request" in str(exc):
+            # asyncssh ends the connection on a password (or user name) that is not UTF-8 or that SASLprep
+            # prohibits — a NUL, other control characters — before we see it: a refused attempt all the same.
+            failure = self._server.login_guard.failed(self._source, self._username or None)
+            log.info("password authentication refused: malformed request, connection closed", source=self._source,
+                     user=self._username, endpoint=self._endpoint, reason=str(exc),
+                     source_failures=failure.source_failures, blocked_for_s=round(failure.blocked_for, 3))
 
     def _endpoint_user(self, username: str) -> settings.EndpointUser | None:
         return self._server.endpoint_user(self._endpoint, username)
 
     def begin_auth(self, username: str) -> bool:
+        self._username = username
         user = self._endpoint_user(username)
         if user is not None and user.none:
             log.info("authentication none configured, accepted", user=username, endpoint=self._endpoint)
             return False
         return True
+
+    def auth_completed(self) -> None:
+        self._authenticated = True
+        self._server.login_guard.succeeded(self._source, self._username)
 
     def session_requested(self) -> _NetconfChannel:
         return _NetconfChannel(self._server)
@@ -407,6 +436,24 @@ class _SSHServer(asyncssh.SSHServer):
 
     async def validate_password(self, username: str, password: str) -> bool:
         loop = asyncio.get_running_loop()
+        guard = self._server.login_guard
+        problem = crypt.password_problem(password)
+        if problem is None and any(ord(c) < 0x20 or c == "\x7f" for c in username):
+            problem = "a control character in the user name"
+        if problem is not None:  # never cut or cleaned up and compared
+            failure = guard.failed(self._source, None)
+            log.info("password authentication refused: malformed", source=self._source, user=username,
+                     endpoint=self._endpoint, reason=problem, source_failures=failure.source_failures,
+                     blocked_for_s=round(failure.blocked_for, 3))
+            self._failed_try()
+            return False
+        await loop.run_in_executor(None, self._server.login_settings.refresh)
+        refusal = guard.check(self._source, username)
+        if refusal is not None:
+            log.warning("login refused: backing off", source=self._source, user=username, endpoint=self._endpoint,
+                        blocked=refusal.reason, retry_after_s=round(refusal.retry_after, 3))
+            self._failed_try()
+            return False
         user = await loop.run_in_executor(None, self._endpoint_user, username)
         if user is None:
             ok = await loop.run_in_executor(None, self._server.users.verify_password, username, password)
@@ -415,9 +462,29 @@ class _SSHServer(asyncssh.SSHServer):
         else:  # no password for this user here; the same work as a check, so timing tells nothing
             await loop.run_in_executor(None, self._server.users.verify_password, users.RESERVED_PREFIX, password)
             ok = False
-        log.info("password authentication", user=username, endpoint=self._endpoint, accepted=ok,
-                 source="endpoint" if user is not None else "ietf-system")
-        return bool(ok)
+        if ok:
+            log.info("password authentication", source=self._source, user=username, endpoint=self._endpoint,
+                     accepted=True, user_list="endpoint" if user is not None else "ietf-system")
+            return True
+        failure = guard.failed(self._source, username)
+        log.info("password authentication", source=self._source, user=username, endpoint=self._endpoint,
+                 accepted=False, user_list="endpoint" if user is not None else "ietf-system",
+                 source_failures=failure.source_failures, user_failures=failure.user_failures,
+                 blocked_for_s=round(failure.blocked_for, 3))
+        self._failed_try()
+        return False
+
+    def _failed_try(self) -> None:
+        """Counts a failed password attempt of this connection; at max-auth-tries the connection is closed (after
+        the failure reply, which asyncssh sends when we return)."""
+        self._tries += 1
+        limit = self._server.login_guard.policy.max_auth_tries
+        if self._tries >= limit and self._conn is not None:
+            log.warning("too many authentication failures, disconnecting", source=self._source, user=self._username,
+                        endpoint=self._endpoint, tries=self._tries)
+            conn = self._conn
+            asyncio.get_running_loop().call_soon(
+                conn.disconnect, asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "Too many authentication failures")
 
     def public_key_auth_supported(self) -> bool:
         return True
