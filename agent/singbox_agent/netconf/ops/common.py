@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -13,7 +14,10 @@ from _libyang import lib as ly_lib
 
 from singbox_agent.mgmt import datastore, filtered_read
 from singbox_agent.mgmt.errors import (
+    MgmtException,
     bad_attribute,
+    bad_element,
+    from_libyang,
     in_use,
     invalid_value,
     missing_attribute,
@@ -170,8 +174,20 @@ def anyxml_text(node: libyang.DNode) -> str | None:
         ly_lib.free(buf[0])
 
 
+# An element whose nc:operation deletes or removes it and that has no content: `<port nc:operation="delete"/>`.
+_EMPTY_DELETE = re.compile(r"""operation\s*=\s*["'](?:delete|remove)["']\s*(?:/>|>\s*</)""")
+_DELETES = frozenset({"delete", "remove"})
+
+
 def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
-    """The YANG data of an anyxml/anydata parameter (edit content), parsed by libyang; caller frees."""
+    """The YANG data of an anyxml/anydata parameter (edit content), parsed by libyang; caller frees.
+
+    A leaf deleted or removed as an empty element (`<port nc:operation="delete"/>`, the usual way) has no value its
+    type accepts; libyang keeps such a leaf as an opaque node when asked, and sysrepo's edit matches an opaque node
+    to its schema for delete and remove. Any other opaque node (an unknown element, a bad value) gets the strict
+    parse's error. Two instances of one node among siblings (two `<log-level>`, two list entries with one key) are
+    refused: sysrepo would apply both, the last one winning.
+    """
     node = ctx.op.find_path(node_path)
     if node is None:
         raise missing_element(node_path)
@@ -179,15 +195,138 @@ def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
     if not text or not str(text).strip():
         return None
     try:
-        return ctx.ly.parse_data_mem(str(text), "xml", parse_only=True, strict=True, no_state=True)
+        tree = ctx.ly.parse_data_mem(str(text), "xml", parse_only=True, strict=True, no_state=True)
     except libyang.LibyangError as exc:
-        from singbox_agent.mgmt.errors import MgmtException, from_libyang
-        from dataclasses import replace
+        tree = _parse_with_empty_deletes(ctx, str(text)) if _EMPTY_DELETE.search(str(text)) else None
+        if tree is None:
+            raise _content_error(exc) from None
+    try:
+        _check_single_instances(tree)
+    except BaseException:
+        if tree is not None:
+            tree.free()
+        raise
+    return tree
 
-        err = from_libyang(exc)
-        if err.error_tag in ("unknown-element", "unknown-namespace", "invalid-value", "missing-element", "bad-attribute"):
-            err = replace(err, error_type="application" if err.error_tag != "bad-attribute" else "protocol")
-        raise MgmtException(err) from None
+
+_DUPLICATE = re.compile(r'Duplicate instance of "([^"]+)"')
+
+
+def _content_error(exc: libyang.LibyangError) -> MgmtException:
+    err = from_libyang(exc)
+    twice = _DUPLICATE.search(err.error_message)
+    if twice:
+        return _twice(err.error_path or "", twice.group(1))
+    if err.error_tag in ("unknown-element", "unknown-namespace", "invalid-value", "missing-element", "bad-attribute"):
+        err = replace(err, error_type="application" if err.error_tag != "bad-attribute" else "protocol")
+    return MgmtException(err)
+
+
+def _parse_with_empty_deletes(ctx: OpContext, text: str) -> libyang.DNode | None:
+    """The edit parsed with opaque nodes allowed, when its only opaque nodes are empty leaves being deleted or
+    removed; None otherwise (the caller reports the strict parse's error)."""
+    try:
+        tree = ctx.ly.parse_data_mem(text, "xml", parse_only=True, opaq=True, no_state=True)
+    except libyang.LibyangError:
+        return None
+    if tree is None:
+        return None
+    if all(_is_empty_delete(n) and _is_leaf_of_schema(ctx.ly, n) for n in _opaque_nodes(tree.cdata)):
+        return tree
+    tree.free()
+    return None
+
+
+def has_opaque(tree: libyang.DNode) -> bool:
+    """Whether the edit holds opaque nodes (empty leaves deleted): Python's node wrappers cannot walk those."""
+    return bool(_opaque_nodes(tree.cdata))
+
+
+def _opaque_nodes(first: Any) -> list[Any]:
+    out: list[Any] = []
+    todo = [ly_ffi.cast("struct lyd_node *", first)]
+    while todo:
+        node = todo.pop()
+        while node != ly_ffi.NULL:
+            if node.schema == ly_ffi.NULL:
+                out.append(node)
+            child = ly_lib.lyd_child(node)
+            if child != ly_ffi.NULL:
+                todo.append(child)
+            node = node.next
+    return out
+
+
+def _is_empty_delete(node: Any) -> bool:
+    opaq = ly_ffi.cast("struct lyd_node_opaq *", node)
+    if opaq.child != ly_ffi.NULL or (opaq.value != ly_ffi.NULL and ly_ffi.string(opaq.value).strip()):
+        return False
+    attr = opaq.attr
+    while attr != ly_ffi.NULL:
+        if ly_ffi.string(attr.name.name) == b"operation" and attr.value != ly_ffi.NULL:
+            return ly_ffi.string(attr.value).decode() in _DELETES
+        attr = attr.next
+    return False
+
+
+def _is_leaf_of_schema(ly: libyang.Context, node: Any) -> bool:
+    """Whether an opaque node names a leaf its parent's schema has (an unknown element stays an error)."""
+    opaq = ly_ffi.cast("struct lyd_node_opaq *", node)
+    name = ly_ffi.string(opaq.name.name).decode()
+    ns = ly_ffi.string(opaq.name.module_ns).decode() if opaq.name.module_ns != ly_ffi.NULL else ""
+    parent = ly_ffi.cast("struct lyd_node *", opaq.parent)
+    if parent == ly_ffi.NULL or parent.schema == ly_ffi.NULL:
+        return False  # a top-level leaf deleted this way: let the strict parse speak
+    snode = libyang.DNode.new(ly, parent).schema()
+    for child in snode.children():  # type: ignore[attr-defined]
+        if (child.name() == name and isinstance(child, libyang.SLeaf)
+                and (not ns or datastore.module_namespace(child.module()) == ns)):
+            return True
+    return False
+
+
+def _check_single_instances(tree: libyang.DNode | None) -> None:
+    """:raises MgmtException: bad-element naming the second instance of a node among its siblings. A container may
+    be repeated (XML clients send `<client>` once per entry; the instances merge), so what is compared is each
+    node's identity: the schema nodes and list keys from the top."""
+    if tree is None:
+        return
+    seen: set[tuple[Any, ...]] = set()
+    todo: list[tuple[Any, tuple[Any, ...]]] = [(ly_ffi.cast("struct lyd_node *", tree.cdata), ())]
+    while todo:
+        node, parent = todo.pop()
+        while node != ly_ffi.NULL:
+            schema = node.schema
+            if schema != ly_ffi.NULL:
+                own: tuple[Any, ...]
+                if schema.nodetype == ly_lib.LYS_LIST:
+                    own = (int(ly_ffi.cast("uintptr_t", schema)), *_key_values(node))
+                elif schema.nodetype == ly_lib.LYS_LEAFLIST:
+                    own = (int(ly_ffi.cast("uintptr_t", schema)), ly_ffi.string(ly_lib.lyd_get_value(node)))
+                else:
+                    own = (int(ly_ffi.cast("uintptr_t", schema)),)
+                identity = (*parent, own)
+                if identity in seen and schema.nodetype != ly_lib.LYS_CONTAINER:
+                    raise _twice(libyang.DNode.new(tree.context, node).path(), ly_ffi.string(schema.name).decode())
+                seen.add(identity)
+                child = ly_lib.lyd_child_no_keys(node) if schema.nodetype == ly_lib.LYS_LIST else ly_lib.lyd_child(node)
+                if child != ly_ffi.NULL:
+                    todo.append((child, identity))
+            node = node.next
+
+
+def _twice(path: str, name: str) -> MgmtException:
+    return bad_element(name, f'"{name}" is given twice at {path}; a node may appear only once among its siblings '
+                             "(a list entry once per key).", error_type="application", path=path)
+
+
+def _key_values(node: Any) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    child = ly_lib.lyd_child(node)
+    while child != ly_ffi.NULL and child.schema != ly_ffi.NULL and child.schema.flags & ly_lib.LYS_KEY:
+        out.append(ly_ffi.string(ly_lib.lyd_get_value(child)))
+        child = child.next
+    return out
 
 
 def with_defaults_leaf(ctx: OpContext, name: str) -> str | None:

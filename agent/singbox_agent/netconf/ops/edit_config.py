@@ -30,7 +30,13 @@ from singbox_agent.mgmt.errors import (
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.edit_units import chunk_tree, edit_units
 from singbox_agent.netconf.messages import BASE_NS, qname
-from singbox_agent.netconf.ops.common import check_not_locked_by_other, datastore_choice, leaf, parse_config
+from singbox_agent.netconf.ops.common import (
+    check_not_locked_by_other,
+    datastore_choice,
+    has_opaque,
+    leaf,
+    parse_config,
+)
 
 TARGETS = ("running", "candidate", "startup")
 
@@ -74,7 +80,8 @@ def apply_edit(
     if whole is None:
         return
     # default-operation replace makes the edit the whole new content of the datastore: there is nothing to cut.
-    if error_option == "rollback-on-error" or default_operation == "replace" or _not_per_unit(whole):
+    if (error_option == "rollback-on-error" or default_operation == "replace" or _not_per_unit(whole)
+            or has_opaque(tree)):
         raise whole
     units = edit_units(tree, config, functools.cache(functools.partial(datastore.module_by_namespace, ctx.ly)))
     failures = _apply_units(ctx, ds, units, default_operation, whole,
