@@ -210,8 +210,98 @@ def bad_data() -> Iterator[Case]:
                                                                    "operation-failed", "malformed-message"})
 
 
+RESOURCE = frozenset({"resource-denied"})
+TOO_BIG = frozenset({"too-big"})
+
+
+def xpath_get(select: str) -> bytes:
+    return rpc(f'<get-config><source><running/></source><filter type="xpath" xmlns:sbx="{SBX}" '
+               f'select="{select}"/></get-config>')
+
+
+def beyond_limits() -> Iterator[Case]:
+    """Requests past the default limits of vpp-singbox-netconf-server (answered before libyang parses them)."""
+    for n in (4097, 5000, 10000, 30000):
+        yield f"xpath-predicates-{n}", xpath_get("/sbx:singbox" + "[1]" * n), RESOURCE
+        yield f"xpath-predicates-get-{n}", rpc(f'<get><filter type="xpath" xmlns:sbx="{SBX}" '
+                                               f'select="/sbx:singbox{"[1]" * n}"/></get>'), RESOURCE
+        yield f"xpath-predicates-data-{n}", rpc(f'<get-data xmlns="{NMDA}" xmlns:ds="urn:ietf:params:xml:ns:yang:'
+                                                f'ietf-datastores" xmlns:sbx="{SBX}"><datastore>ds:running</datastore>'
+                                                f"<xpath-filter>/sbx:singbox{'[1]' * n}</xpath-filter></get-data>"),\
+            RESOURCE
+        yield f"xpath-predicates-notif-{n}", rpc(f'<create-subscription xmlns="{NOTIF}"><filter type="xpath" '
+                                                 f'xmlns:sbx="{SBX}" select="/sbx:endpoint-down{"[1]" * n}"/>'
+                                                 "</create-subscription>"), RESOURCE
+    for n in (65, 100, 1000, 5000):
+        yield f"xpath-nesting-brackets-{n}", xpath_get("/sbx:singbox" + "[" * n + "1" + "]" * n), RESOURCE
+        yield f"xpath-nesting-parens-{n}", xpath_get("/sbx:singbox[" + "(" * n + "1" + ")" * n + "]"), RESOURCE
+        yield f"xpath-nesting-functions-{n}", xpath_get("/sbx:singbox[" + "not(" * n + "1" + ")" * n + "]"), \
+            RESOURCE
+    for n in (262145, 300000, 1000000):
+        yield f"xpath-length-{n}", xpath_get("/sbx:singbox/sbx:log-level" + " " * (n - 25)), RESOURCE
+    for n in (10001, 20000, 30000):
+        for leaf in ("name", "address", "password"):
+            yield f"subtree-nodes-{leaf}-{n}", rpc(
+                f'<get-config><source><running/></source><filter type="subtree"><singbox xmlns="{SBX}"><client>'
+                f"<endpoint>{f'<{leaf}>a</{leaf}>' * n}</endpoint></client></singbox></filter></get-config>"), RESOURCE
+    inner = "".join(f"<name>a{i}</name>" for i in range(3000)) + "<address/><port/><username/>" * 100
+    yield "subtree-derived-xpath", rpc(f'<get-config><source><running/></source><filter type="subtree"><singbox '
+                                       f'xmlns="{SBX}"><client><endpoint>{inner}</endpoint></client></singbox>'
+                                       "</filter></get-config>"), RESOURCE
+    for n in (65, 80, 200, 1000, 10000):
+        yield f"xml-depth-{n}", rpc("<get-config><source><running/></source>" + "<a>" * n + "</a>" * n +
+                                    "</get-config>"), RESOURCE
+        yield f"xml-depth-edit-{n}", edit("<client>" + "<x>" * n + "</x>" * n + "</client>"), RESOURCE
+    for n in (1000001, 1100000):
+        yield f"xml-elements-{n}", rpc("<get-config><source><running/></source><x>" + "<a/>" * n +
+                                       "</x></get-config>"), RESOURCE
+
+
+def schema_forbids() -> Iterator[Case]:
+    """What the schema forbids, in one edit: a node twice, a list entry twice; an empty delete of what is not there."""
+    dup = frozenset({"bad-element"})
+    for first, second in (("debug", "error"), ("info", "info"), ("error", "debug")):
+        yield f"dup-log-level-{first}-{second}", edit(f"<log-level>{first}</log-level><log-level>{second}</log-level>"),\
+            dup
+    for i in range(5):
+        yield f"dup-entry-{i}", edit(ep(name=f"dup{i}") + ep(name=f"dup{i}", body="<address>198.18.0.2</address>")), dup
+        yield f"dup-leaf-{i}", edit(ep(name=f"dl{i}", body=f"<address>198.18.0.1</address><port>{i + 1}</port>"
+                                                         f"<port>{i + 2}</port>")), dup
+    for leaf in ("port", "username", "password"):
+        yield f"empty-delete-missing-{leaf}", edit(ep(name="base", body=f'<{leaf} nc:operation="delete"/>')), \
+            frozenset({"data-missing"})
+    yield "empty-delete-unknown", edit(ep(name="base", body='<bogus nc:operation="delete"/>')), UNKNOWN_EL
+    yield "empty-merge-port", edit(ep(name="base", body='<port nc:operation="merge"/>')), INVALID
+    yield "get-data-both-filters", rpc(f'<get-data xmlns="{NMDA}" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-'
+                                       f'datastores"><datastore>ds:running</datastore><subtree-filter><singbox xmlns='
+                                       f'"{SBX}"/></subtree-filter><xpath-filter>/vpp-singbox:singbox</xpath-filter>'
+                                       "</get-data>"), frozenset({"bad-element", "invalid-value"})
+
+
+def nacm_probes(secret_prefix_alphabet: str = "abcdefghijklmnopqrstuvwxyz0123456789$") -> list[str]:
+    """XPath selects a read-only user could use to learn a hidden endpoint password or login hash one character at a
+    time (RFC 8341 3.4.5): every one must select nothing that depends on the hidden value."""
+    ep_path = "/sbx:singbox/sbx:client/sbx:endpoint"
+    users = "/sys:system/sys:authentication/sys:user"
+    out: list[str] = []
+    for ch in secret_prefix_alphabet:
+        out.append(f"{ep_path}[starts-with(sbx:password,'{ch}')]/sbx:name")
+        out.append(f"{users}[starts-with(sys:password,'${ch}')]/sys:name")
+    for n in range(1, 30, 3):
+        out.append(f"{ep_path}[string-length(sbx:password)={n}]/sbx:name")
+        out.append(f"{ep_path}[string-length(sbx:password)&gt;{n}]/sbx:name")
+    out += [f"{ep_path}[sbx:password]/sbx:name", f"{ep_path}[count(sbx:password)=1]/sbx:name",
+            f"{ep_path}/sbx:password/../sbx:name", f"//sbx:password/..", f"{users}[sys:password]/sys:name",
+            f"{ep_path}[boolean(sbx:password)]/sbx:name", f"{ep_path}[sbx:password!='x']/sbx:name",
+            f"{ep_path}[contains(sbx:password,'a')]/sbx:name", "/sbx:singbox[.//sbx:password]/sbx:log-level",
+            f"{ep_path}[sbx:password/ancestor::sbx:endpoint]/sbx:name",
+            f"{ep_path}[sbx:password/parent::*]/sbx:name"]
+    return out
+
+
 def corpus() -> list[Case]:
-    cases = [*malformed_xml(), *envelope(), *unknown_operations(), *bad_parameters(), *bad_data()]
+    cases = [*malformed_xml(), *envelope(), *unknown_operations(), *bad_parameters(), *bad_data(), *beyond_limits(),
+             *schema_forbids()]
     names = [c[0] for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases

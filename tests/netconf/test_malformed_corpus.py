@@ -10,7 +10,7 @@ import pytest
 import sysrepo
 
 from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, ServerInfo
-from tests.netconf.corpus import BROKEN_CHUNKED, SBX, corpus
+from tests.netconf.corpus import BROKEN_CHUNKED, SBX, corpus, nacm_probes
 from tests.netconf.rawclient import NC, RawClient, errors_of
 
 ERROR_TYPES = {"transport", "rpc", "protocol", "application"}
@@ -34,7 +34,7 @@ async def prepare(info: ServerInfo) -> None:
 
 
 async def test_every_invalid_request_gets_its_rpc_error(netconf_server: ServerInfo) -> None:
-    assert len(CASES) >= 200, len(CASES)
+    assert len(CASES) >= 280, len(CASES)
     await prepare(netconf_server)
     before = running_snapshot()
     client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
@@ -71,6 +71,29 @@ async def test_every_invalid_request_gets_its_rpc_error(netconf_server: ServerIn
     await observer.close()
     assert not failures, f"{len(failures)} of {len(CASES)} cases wrong:\n" + "\n".join(failures)
     assert running_snapshot() == before
+
+
+async def test_nacm_probes_reveal_nothing(netconf_server: ServerInfo) -> None:
+    """A read-only user's filters that test a hidden password or login hash select nothing that depends on it."""
+    from tests.netconf.test_nacm_filters import READER, READER_PASSWORD, SECRET, setup_reader_and_secret, \
+        xpath_get_config
+
+    setup_reader_and_secret()
+    before = running_snapshot()
+    reader = await RawClient.connect(netconf_server.host, netconf_server.port, READER, READER_PASSWORD)
+    observer = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    leaks: list[str] = []
+    for i, select in enumerate(nacm_probes()):
+        raw = ET.tostring(await reader.rpc(xpath_get_config(select), str(i))).decode()
+        if ">sec<" in raw or ">admin<" in raw or SECRET in raw or "$6$" in raw:
+            leaks.append(select)
+        if i % 25 == 0:
+            ok = await observer.rpc("<get-config><source><running/></source></get-config>", f"o{i}")
+            assert ok.find(f"{{{NC}}}data") is not None
+    assert not leaks, leaks
+    assert running_snapshot() == before
+    await reader.close()
+    await observer.close()
 
 
 @pytest.mark.parametrize("frame", BROKEN_CHUNKED)
