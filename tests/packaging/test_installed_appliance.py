@@ -49,7 +49,10 @@ def _skip_reason() -> str | None:
 
 def host(*cmd: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
     """A command of the host (its binaries and file system), in this environment's pid and network namespace."""
-    return subprocess.run(["chroot", str(HOST), *cmd], check=check, capture_output=True, text=True, **kw)
+    done = subprocess.run(["chroot", str(HOST), *cmd], capture_output=True, text=True, **kw)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return done
 
 
 def build(out: str, version: str | None) -> list[Path]:
@@ -86,8 +89,9 @@ class Appliance:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         while time.monotonic() < deadline and not self.leader:
-            # chroot execs nspawn; nspawn's child is the container's init
-            children = subprocess.run(["pgrep", "-P", str(self.nspawn.pid)], capture_output=True, text=True)
+            # chroot execs nspawn; nspawn's child becomes the container's init (once it has exec'd systemd)
+            children = subprocess.run(["pgrep", "-x", "-P", str(self.nspawn.pid), "systemd"], capture_output=True,
+                                      text=True)
             pids = children.stdout.split()
             if pids and self.nspawn.poll() is None:
                 self.leader = int(pids[0])
@@ -95,7 +99,13 @@ class Appliance:
                 raise AssertionError(f"systemd-nspawn exited: {self.nspawn.stdout.read().decode()[-2000:]}")
             else:
                 time.sleep(0.2)
-        state = self.run("systemctl", "is-system-running", "--wait", check=False, timeout=BOOT_TIMEOUT_S).stdout
+        state = ""
+        while time.monotonic() < deadline:
+            # "offline" until systemd, just exec'd, has set itself up; --wait then waits for the boot to finish
+            state = self.run("systemctl", "is-system-running", "--wait", check=False, timeout=BOOT_TIMEOUT_S).stdout
+            if state.strip() != "offline":
+                break
+            time.sleep(0.2)
         assert state.strip() in ("running", "degraded"), state
         self._network()
 
@@ -111,7 +121,8 @@ class Appliance:
     def run(self, *cmd: str, check: bool = True, timeout: float = 300,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            ["nsenter", "-t", str(self.leader), "-a", "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            # -r -w: the container's root is a chroot inside its mount namespace (nspawn under chroot)
+            ["nsenter", "-t", str(self.leader), "-a", "-r", "-w", "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
              "DEBIAN_FRONTEND=noninteractive", "LANG=C.UTF-8", *cmd],
             capture_output=True, text=True, timeout=timeout, input=input)
         self.log.append(f"$ {' '.join(cmd)} -> {done.returncode}\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
@@ -188,8 +199,8 @@ def appliance(debs: dict[str, Path]) -> Iterator[Appliance]:
     base = f"198.{18 + (n >> 13)}.{(n >> 5) & 0xFF}.{(n & 0x1F) * 4}"
     prefix, last = base.rsplit(".", 1)
     box = Appliance(work, f"sbx{secrets.token_hex(3)}", f"{prefix}.{int(last) + 1}", f"{prefix}.{int(last) + 2}")
-    box.boot()
     try:
+        box.boot()
         yield box
     finally:
         box.shutdown()
