@@ -2,9 +2,9 @@
 
 Each server has the container in its own settings module (`/vpp-singbox-netconf-server:netconf-server/login-backoff`,
 `/vpp-singbox-restconf-server:restconf-server/login-backoff`), with the same leaves. The policy is read at start; a commit that changes it marks it stale (a passive
-subscription, whose change event an edit waits for), and `refresh()`, which a server calls before each password
-check from a worker thread, reads it again then: the next login sees it, and no sysrepo call runs inside
-sysrepo's callback or on an event loop.
+subscription, whose change event an edit waits for), and `refresh()`, which a server calls from a worker thread
+before the next login (`stale()` says whether it has to), reads it again then: the next login sees it, and no
+sysrepo call runs inside sysrepo's callback or on an event loop.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ class LoginSettings:
             self._session.subscribe_module_change(module, self.xpath, self._changed, passive=True)
         except sysrepo.SysrepoError as exc:  # the module is not installed (or not this revision): defaults stay
             log.warning("login back-off not configurable; defaults apply", module=module, error=str(exc))
+
+    def stale(self) -> bool:
+        return self._stale.is_set()
 
     def refresh(self) -> None:
         """Read the settings again if a commit changed them since the last read."""

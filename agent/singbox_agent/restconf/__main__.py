@@ -168,6 +168,8 @@ async def run(opts: argparse.Namespace) -> int:
 
     def apply_limits(limits: HttpLimits) -> None:
         app.max_body = limits.max_body_size
+        app.max_header_size = limits.max_header_size
+        app.body_timeout = limits.body_timeout
         config.h11_max_incomplete_size = limits.max_header_size  # h11: 431 beyond it (read per connection)
         config.h2_max_header_list_size = limits.max_header_size
 
@@ -178,6 +180,7 @@ async def run(opts: argparse.Namespace) -> int:
         http_limits.refresh()
 
     app.refresh_settings = refresh_settings
+    app.settings_stale = lambda: login_settings.stale() or http_limits.stale()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

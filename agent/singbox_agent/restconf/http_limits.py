@@ -1,10 +1,11 @@
-"""The HTTP layer's size limits: `/vpp-singbox-restconf-server:restconf-server/limits`.
+"""The HTTP layer's limits: `/vpp-singbox-restconf-server:restconf-server/limits`.
 
-`max-body-size` is what `RestconfApp` reads a body up to (413 beyond); `max-header-size` is Hypercorn's limit of
-an HTTP/1.1 request head (h11 answers 431 beyond it and closes) and the HTTP/2 header list size the server
-advertises. Read at start; a commit that changes them marks them stale, and `refresh()` (called from a worker
-thread before each request's authentication) reads them again: the body limit applies from the next request on,
-the header limit to new connections.
+`max-body-size` is what `RestconfApp` reads a body up to (413 beyond); `max-header-size` bounds a request head:
+`RestconfApp` answers 431 beyond it, h11 too for a head arriving in pieces (and closes), and it is the HTTP/2
+header list size the server advertises; `body-timeout` is how long a body may take to arrive (408 after).
+Read at start; a commit that changes them marks them stale (its change event, which the edit waits for), and
+`RestconfApp` has them read again in a worker thread before it reads the next request: they apply from the next
+request on (h11's part of the header limit to new connections).
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ XPATH = f"/{MODULE}:restconf-server/limits"
 class HttpLimits:
     max_body_size: int = MAX_BODY_BYTES
     max_header_size: int = 16 * 1024
+    body_timeout: float = 60.0
 
 
 def limits_from_data(data: dict[str, Any]) -> HttpLimits:
     node = data.get("restconf-server", {}).get("limits", {})
     default = HttpLimits()
     return HttpLimits(int(node.get("max-body-size", default.max_body_size)),
-                      int(node.get("max-header-size", default.max_header_size)))
+                      int(node.get("max-header-size", default.max_header_size)),
+                      float(node.get("body-timeout", default.body_timeout)))
 
 
 class HttpLimitsSettings:
@@ -53,6 +56,9 @@ class HttpLimitsSettings:
         except sysrepo.SysrepoError as exc:
             log.warning("HTTP limits not configurable", error=str(exc))
 
+    def stale(self) -> bool:
+        return self._stale.is_set()
+
     def refresh(self) -> None:
         if self._stale.is_set():
             self._stale.clear()
@@ -69,7 +75,8 @@ class HttpLimitsSettings:
             data = {}
         limits = limits_from_data(data)
         if limits != self.current:
-            log.info("HTTP limits", max_body_size=limits.max_body_size, max_header_size=limits.max_header_size)
+            log.info("HTTP limits", max_body_size=limits.max_body_size, max_header_size=limits.max_header_size,
+                     body_timeout_s=limits.body_timeout)
         self.current = limits
         self._apply(limits)
 

@@ -163,8 +163,11 @@ class RestconfApp:
     ) -> None:
         self.handler = handler
         self.cert_to_name = cert_to_name  # None: client certificates are not asked for
-        self.max_body = max_body  # may be changed while serving (settings), read once per request
-        # Called in a worker thread before each authentication: settings changed by a commit are read again then.
+        self.max_body = max_body  # these may be changed while serving (settings), read once per request
+        self.max_header_size = 16 * 1024
+        self.body_timeout = 60.0
+        # Settings changed by a commit are read again (in a worker thread) before the next request is read.
+        self.settings_stale: Callable[[], bool] = lambda: False
         self.refresh_settings: Callable[[], None] = lambda: None
         self.auth = auth
         self.streams = streams
@@ -217,7 +220,10 @@ class RestconfApp:
         method = str(scope["method"]).upper()
         client = scope.get("client")
         source = str(client[0]) if client else ""
+        if self.settings_stale():
+            await self._run(self.refresh_settings)
         try:
+            self._check_head(scope, raw)
             body = await self._read_body(headers, receive)
         except RestconfError as exc:
             return self.handler.failure(exc, error_encoding(headers.get("accept"))), method
@@ -245,7 +251,6 @@ class RestconfApp:
     def _user(self, authorization: str | None, chain: clientcert.PeerChain | None, source: str) -> str:
         """RFC 8040 §2.5: a certificate that cert-to-name maps to an existing user authenticates it; otherwise
         HTTP Basic decides (401 without it; 429 while its address or user is held back). In a worker thread."""
-        self.refresh_settings()
         if chain is not None and self.cert_to_name is not None:
             mapped = clientcert.map_certificate(chain, self.cert_to_name.entries())
             if mapped is not None and self.auth.users.get(mapped[0]) is not None:
@@ -268,7 +273,38 @@ class RestconfApp:
             resp.headers.append(("Retry-After", str(exc.retry_after)))
         return resp
 
+    def _check_head(self, scope: Scope, raw_target: bytes) -> None:
+        """The request line and header fields within `max_header_size` (431), framing without ambiguity (400).
+
+        h11 enforces its limit only on a head that arrives in pieces, so one sent at once is measured here; HTTP/2
+        header lists are measured the same way (the limit the server advertises binds nobody)."""
+        size = len(raw_target) + len(scope.get("query_string", b"")) + sum(len(k) + len(v) + 4 for k, v in
+                                                                            scope["headers"])
+        if size > self.max_header_size:
+            raise RestconfError("transport", "too-big",
+                                f"The request head exceeds {self.max_header_size} bytes", status=431)
+        for name, value in scope["headers"]:
+            if any(byte < 0x20 and byte != 0x09 or byte == 0x7F for byte in value):
+                # RFC 9110 §5.5: no control characters in a field value (h11 lets some through)
+                raise bad_request(f"A control character in the header field {name.decode('latin-1')!r}")
+        names = {k.lower() for k, _ in scope["headers"]}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            # RFC 9112 §6.3: Transfer-Encoding wins, but a message with both is how requests are smuggled past
+            # a proxy that reads the other one; refused rather than guessed.
+            raise bad_request("A request must not have both Content-Length and Transfer-Encoding")
+
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        """`_receive_body` within `body_timeout` seconds: a client trickling its body (or never ending it) holds a
+        connection and a task that long at most, then gets 408."""
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await self._receive_body(headers, receive)
+        except TimeoutError:
+            raise RestconfError("transport", "operation-failed",
+                                f"The request body did not arrive within {self.body_timeout:g} s",
+                                status=408) from None
+
+    async def _receive_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         """The whole body, at most `max_body` bytes; `ClientGone` when it did not arrive whole.
 
         A body beyond `max_body` is read and dropped up to a bound before the 413, so that a client still uploading
