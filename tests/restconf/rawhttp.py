@@ -97,3 +97,54 @@ def send_and_leave(server: RestconfServer, raw: bytes, *, linger: float = 1.0) -
         except (TimeoutError, ssl.SSLError, OSError):
             pass
     return received
+
+
+def h2_connect(server: RestconfServer, timeout: float = 30.0) -> tuple[socket.socket, "h2.connection.H2Connection"]:
+    """A TLS connection that negotiated HTTP/2 (ALPN h2), with the client preface sent."""
+    import h2.config
+    import h2.connection
+
+    url = urllib.parse.urlsplit(server.base_url)
+    assert url.hostname is not None and url.port is not None
+    ctx = ssl.create_default_context(cafile=server.ca) if server.ca else ssl._create_unverified_context()
+    ctx.set_alpn_protocols(["h2"])
+    sock = ctx.wrap_socket(socket.create_connection((url.hostname, url.port), timeout=timeout),
+                           server_hostname=url.hostname)
+    assert sock.selected_alpn_protocol() == "h2"
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+def h2_response(sock: socket.socket, conn: "h2.connection.H2Connection", stream_id: int) -> RawResponse:
+    """Read until stream `stream_id` ends (or is reset, or the connection closes)."""
+    import h2.events
+
+    status: int | None = None
+    headers: dict[str, str] = {}
+    body = b""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except (TimeoutError, ssl.SSLError, OSError):
+            break
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream_id:
+                for name, value in event.headers:
+                    name = name.decode() if isinstance(name, bytes) else name
+                    value = value.decode() if isinstance(value, bytes) else value
+                    if name == ":status":
+                        status = int(value)
+                    else:
+                        headers[name] = value
+            elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
+                body += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+            elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)) and event.stream_id == stream_id:
+                sock.sendall(conn.data_to_send())
+                return RawResponse(status, headers, body)
+        sock.sendall(conn.data_to_send())
+    return RawResponse(status, headers, body)

@@ -11,7 +11,8 @@ import time
 
 import pytest
 from helpers import JSON, running_config, running_json
-from rawhttp import ADMIN_AUTH, RawResponse, connect, exchange, head, read_response, send_and_leave
+from rawhttp import (ADMIN_AUTH, RawResponse, connect, exchange, h2_connect, h2_response, head, read_response,
+                     send_and_leave)
 from rcserver import RestconfServer, stop_server
 
 SB = "/restconf/data/vpp-singbox:singbox"
@@ -199,4 +200,59 @@ def test_a_stalled_body_is_answered_with_408(restconf: RestconfServer) -> None:
             resp = read_response(sock)  # bounded by the socket's timeout (30 s)
             assert resp.status == 408, resp
             assert b"did not arrive within 1 s" in resp.body
+    assert running_config(env) == before
+
+
+def h2_put_headers(length: int | None = None) -> list[tuple[str, str]]:
+    url = "localhost"
+    headers = [(":method", "PUT"), (":scheme", "https"), (":authority", url), (":path", LOG_LEVEL),
+               ("authorization", ADMIN_AUTH), ("content-type", JSON)]
+    if length is not None:
+        headers.append(("content-length", str(length)))
+    return headers
+
+
+def test_a_reset_http2_upload_changes_nothing(restconf: RestconfServer) -> None:
+    """HTTP/2: a stream reset before its body ended (RST_STREAM, or the connection closed) is dropped like a cut-off
+    HTTP/1.1 upload; a complete one on the same connection is applied."""
+    import h2.errors
+
+    env = restconf.instance.env
+    before = running_config(env)
+    sock, conn = h2_connect(restconf)
+    with sock:
+        conn.send_headers(1, h2_put_headers())
+        conn.send_data(1, DEBUG)  # no END_STREAM
+        sock.sendall(conn.data_to_send())
+        time.sleep(1)  # (the server has the data before the reset: it would act on it if it did not wait for the end)
+        conn.reset_stream(1, h2.errors.ErrorCodes.CANCEL)
+        conn.send_headers(3, h2_put_headers(len(DEBUG) + 5))
+        conn.send_data(3, DEBUG)  # short of its content-length, and never ended
+        sock.sendall(conn.data_to_send())
+        time.sleep(1)
+    with restconf.client(http2=True) as client:
+        assert client.get("/restconf/yang-library-version").status_code == 200
+    assert stop_server(restconf) == 0
+    assert running_config(env) == before
+    assert restconf.log().count("request dropped") == 2
+
+
+def test_http2_head_limit_and_framing(restconf: RestconfServer) -> None:
+    """Over HTTP/2 the head limit answers 431 the same way, and a body beyond its content-length is refused."""
+    env = restconf.instance.env
+    before = running_config(env)
+    sock, conn = h2_connect(restconf)
+    with sock:
+        conn.send_headers(1, [*h2_put_headers(len(DEBUG)), *((f"x-{i}", "a" * 100) for i in range(300))])
+        conn.send_data(1, DEBUG, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        resp = h2_response(sock, conn, 1)
+        assert resp.status == 431, resp
+        conn.send_headers(3, h2_put_headers(5))
+        conn.send_data(3, DEBUG, end_stream=True)  # 34 bytes against a content-length of 5
+        sock.sendall(conn.data_to_send())
+        resp = h2_response(sock, conn, 3)
+        assert resp.status != 204 and resp.status != 201, resp
+    with restconf.client(http2=True) as client:
+        assert client.get("/restconf/yang-library-version").status_code == 200
     assert running_config(env) == before
