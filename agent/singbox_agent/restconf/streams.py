@@ -22,7 +22,7 @@ import sysrepo
 from sysrepo.session import SysrepoSession
 
 from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
-from singbox_agent.netconf import replay
+from singbox_agent.mgmt import replay
 from singbox_agent.restconf.errors import bad_request
 from singbox_agent.restconf.datastore import acquired_context
 from singbox_agent.restconf.uri import Encoding, QueryParams
@@ -66,6 +66,7 @@ class Subscription:
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
         self.on_close: Callable[[Subscription], None] | None = None
+        self.sysrepo_lock: threading.Lock | None = None  # EventStreams': subscribing and unsubscribing one at a time
 
     def deliver(self, kind: str, tree: Any, event_time: str) -> None:
         """sysrepo's thread (through replay.ReplaySubscription, which catches what this raises)."""
@@ -133,7 +134,11 @@ class Subscription:
                 return
             self._closed.set()
             try:
-                self.session.stop()
+                if self.sysrepo_lock is not None:
+                    with self.sysrepo_lock:
+                        self.session.stop()
+                else:
+                    self.session.stop()
             except sysrepo.SysrepoError:
                 log.warning("stopping a stream session failed")
         if self.on_close is not None:
@@ -148,6 +153,10 @@ class EventStreams:
         self.policy = policy
         self._live: set[Subscription] = set()
         self._live_lock = threading.Lock()
+        # sysrepo 3.7 crashes (SIGSEGV in sr_notif_subscribe_tree) when several threads subscribe to notifications
+        # on one connection at once: seen with 100 streams opened together (1 run in 5). Subscribing costs ~1 ms per
+        # stream; ending one (its session's unsubscribe) takes the same lock.
+        self._subscribe_lock = threading.Lock()
 
     def close_all(self) -> None:
         """At shutdown, before the connection goes: a stream whose client is still attached keeps a sysrepo
@@ -189,6 +198,16 @@ class EventStreams:
                 raise bad_request(f"filter names modules without notifications: {', '.join(sorted(unknown))}")
             modules = [m for m in modules if m in named] if named else modules
         start, stop = replay_window(query)
+        with self._subscribe_lock:
+            sub = self._subscribe(user, query, encoding, loop, modules, start, stop)
+        sub.on_close = self._forget
+        sub.sysrepo_lock = self._subscribe_lock
+        with self._live_lock:
+            self._live.add(sub)
+        return sub
+
+    def _subscribe(self, user: str | None, query: QueryParams, encoding: Encoding, loop: asyncio.AbstractEventLoop,
+                   modules: list[str], start: float | None, stop: float | None) -> Subscription:
         session = self.conn.start_session("running")
         try:
             enable_nacm(session, self.policy.identity(user))
@@ -201,7 +220,4 @@ class EventStreams:
         except BaseException:
             session.stop()
             raise
-        sub.on_close = self._forget
-        with self._live_lock:
-            self._live.add(sub)
         return sub
