@@ -22,7 +22,7 @@ sys.path.insert(0, str(VPP_TESTS))
 import vpptopo  # noqa: E402
 from vppfixtures import HTTP_PORT, skip_reason, start_origin, vpp_output  # noqa: E402
 
-from metricsdata import ADMIN, InProcessExporter, add_user, prometheus_tool  # noqa: E402
+from metricsdata import ADMIN, InProcessExporter, add_user, missing_tool_reason, prometheus_tool  # noqa: E402
 from singbox_agent.metrics import render, snapshot  # noqa: E402
 from singbox_agent.metrics.vppstats import VppStatsSource  # noqa: E402
 from singbox_agent.repository import SysrepoInstance  # noqa: E402
@@ -201,6 +201,43 @@ def test_scrape_of_the_real_segment_over_https(box: Box, sysrepo_instance: Sysre
         assert f'singbox_dataplane_interface_receive_packets_total{{interface="{box.t.vpp_if_client}"}}' in text
     finally:
         exporter.close()
+
+
+def test_prometheus_sees_the_accepted_counter_grow_after_traffic(box: Box, sysrepo_instance: SysrepoInstance,
+                                                                  tmp_path: Path) -> None:
+    """The whole chain: curl through VPP's SOCKS5 server, the plugin's counter in the stats segment, the exporter
+    over HTTPS, a real Prometheus scraping it, its query API."""
+    from promserver import Prometheus
+
+    binary = prometheus_tool("prometheus")
+    if binary is None:
+        pytest.skip(missing_tool_reason("prometheus"))
+    api = box.api
+    assert api.singbox_server_listener_add_del(is_add=True, name="prom", addr=vpptopo.VPP_CLIENT_IP4, port=1081,
+                                               table_id=0).retval == 0
+    assert api.singbox_server_enable_disable(enable=True).retval == 0
+    add_user(*ADMIN)
+    (tmp_path / "exporter").mkdir()
+    (tmp_path / "prometheus").mkdir()
+    exporter = InProcessExporter(VppStatsSource(str(box.vpp.stats_sock)), tmp_path / "exporter")
+    prom = None
+    try:
+        prom = Prometheus(binary, tmp_path / "prometheus", exporter)
+        query = 'singbox_server_connections_accepted_total{job="singbox"}'
+        before = int(api.singbox_server_get_stats().accepted)
+        prom.wait_value(query, before)
+        for _ in range(3):
+            r = box.t.run_in(box.t.ns_client, "curl", "-sS", "-m", "10", "-o", "/dev/null",
+                             "--socks5", f"{vpptopo.VPP_CLIENT_IP4}:1081", f"http://{vpptopo.ORIGIN_IP4}:{HTTP_PORT}/")
+            assert r.returncode == 0, r.stderr
+        prom.wait_value(query, before + 3)
+        prom.wait_value('singbox_dataplane_up{job="singbox"}', 1)
+    finally:
+        if prom is not None:
+            prom.close()
+        exporter.close()
+        api.singbox_server_enable_disable(enable=False)
+        api.singbox_server_listener_add_del(is_add=False, name="prom")
 
 
 def test_a_vpp_that_stops_reads_as_no_dataplane() -> None:
