@@ -19,7 +19,7 @@ from singbox_agent.mgmt import crypt
 from singbox_agent.mgmt.datastore import commit_and_persist
 from singbox_agent.mgmt.nacm import UNGROUPED_GROUP, UNGROUPED_USER
 from singbox_agent.mgmt.users import USERS_XPATH, parse_users
-from singbox_agent.netconf import replay
+from singbox_agent.mgmt import replay
 
 log = structlog.get_logger("mgmt.bootstrap")
 

@@ -44,6 +44,13 @@ Handler = Callable[[OpContext], str]
 # (namespace, name) -> handler; filled by singbox_agent.netconf.ops.
 HANDLERS: dict[tuple[str, str], Handler] = {}
 
+# Any other RPC or action (ops.generic_rpc: to its sysrepo subscriber).
+FALLBACK: list[Handler] = []
+
+# Run when a session ends, before its sysrepo session stops (an operation's own cleanup: its locks, its
+# subscription); filled by singbox_agent.netconf.ops.
+SESSION_END: list[Callable[[NetconfSession], None]] = []
+
 # RFC 8341 section 3.2.8: close-session is always permitted.
 _NACM_EXEMPT = {(messages.BASE_NS, "close-session")}
 
@@ -82,6 +89,16 @@ def _parse_errors(exc: libyang.LibyangError, rpc: Rpc, ly: libyang.Context) -> l
                       err.error_app_tag, err.error_path, err.info)]
 
 
+def register_fallback(fn: Handler) -> Handler:
+    FALLBACK[:] = [fn]
+    return fn
+
+
+def on_session_end(fn: Callable[[NetconfSession], None]) -> Callable[[NetconfSession], None]:
+    SESSION_END.append(fn)
+    return fn
+
+
 def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
     """Handle one `<rpc>` message: (reply bytes, whether to close the session after sending it)."""
     server = session.server
@@ -111,11 +128,10 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
         if key not in _NACM_EXEMPT and not nacm.check_operation(session.sr, op.cdata):
             return _fail(session, rpc.attributes, [MgmtError(
                 "protocol", "access-denied", f'Access to the operation "{rpc.op_name}" is denied.')]), False
-        handler = HANDLERS.get(key)
+        handler = HANDLERS.get(key, FALLBACK[0] if FALLBACK else None)
         if handler is None:
-            from singbox_agent.netconf.ops.generic_rpc import handle_generic
-
-            handler = handle_generic
+            return _fail(session, rpc.attributes, [MgmtError(
+                "protocol", "operation-not-supported", f'Operation "{rpc.op_name}" is not supported.')]), False
         ctx = OpContext(session, rpc, op, ly)
         try:
             body = handler(ctx)

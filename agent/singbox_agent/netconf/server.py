@@ -28,12 +28,12 @@ from singbox_agent.mgmt import users
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.users import UserStore
-from singbox_agent.netconf import confirmed, messages, settings
+from singbox_agent.netconf import confirmed, dispatch, messages, settings
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
 from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf import limits
 from singbox_agent.netconf.limits import Limits
-from singbox_agent.netconf.replay_retention import RetentionTask
+from singbox_agent.mgmt.replay_retention import RetentionTask
 from singbox_agent.netconf.session import NetconfSession
 from singbox_agent.netconf.state import ServerState
 
@@ -67,6 +67,9 @@ class NetconfServer:
                  state_dir: Path | None = None) -> None:
         import singbox_agent.netconf.ops  # noqa: F401 - registers the operation handlers
 
+        # what a session runs: the dispatcher, and the operations' cleanup when it ends (sessions import neither)
+        self.dispatch = dispatch.dispatch
+        self.session_end_hooks = tuple(dispatch.SESSION_END)
         self.conn = conn
         self.recovery_users = recovery_users
         self.hello_timeout = hello_timeout

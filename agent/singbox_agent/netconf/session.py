@@ -269,11 +269,9 @@ class NetconfSession:
 
     def _dispatch(self, message: bytes, op: str) -> tuple[bytes, bool]:
         """Run one rpc (caller holds `_sr_lock`), keeping the duration estimate of its operation."""
-        from singbox_agent.netconf.dispatch import dispatch  # the ops import the session module
-
         started = time.perf_counter()
         try:
-            return dispatch(self, message)
+            return self.server.dispatch(self, message)
         except Exception:  # noqa: BLE001 - a client always gets an answer
             self.log.exception("dispatch failed")
             return messages.reply_errors({}, [MgmtError("application", "operation-failed", "Internal error.")]), False
@@ -306,12 +304,9 @@ class NetconfSession:
             self._cleanup_locked()
 
     def _cleanup_locked(self) -> None:
-        from singbox_agent.netconf.ops.lock import release_all_locks
-        from singbox_agent.netconf.ops.create_subscription import stop_subscription
-
         try:
-            stop_subscription(self)
-            release_all_locks(self)
+            for hook in self.server.session_end_hooks:  # the operations' own cleanup: subscription, locks
+                hook(self)
             self.server.confirmed_on_session_end(self)
         except Exception as exc:  # noqa: BLE001 - cleanup must go on
             self.log.warning("session cleanup failed", error=str(exc))

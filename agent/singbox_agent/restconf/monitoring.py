@@ -12,7 +12,7 @@ from typing import Any
 import sysrepo
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.netconf import replay
+from singbox_agent.mgmt import replay
 
 MODULE = "ietf-restconf-monitoring"
 XPATH = "/ietf-restconf-monitoring:restconf-state"

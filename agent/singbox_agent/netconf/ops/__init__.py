@@ -1,4 +1,8 @@
-"""One module per NETCONF operation; importing this package registers every handler with the dispatcher."""
+"""One module per NETCONF operation; importing this package registers every handler with the dispatcher.
+
+Logic several operations share lives in common.py (parameters, filters, reads, edit content), editing.py (applying
+an edit: edit-config, edit-data) and locking.py (lock bookkeeping: lock, unlock, discard-changes, session end);
+operations never import one another."""
 
 from singbox_agent.netconf.ops import (  # noqa: F401 - imported for registration
     close_session,
@@ -9,6 +13,7 @@ from singbox_agent.netconf.ops import (  # noqa: F401 - imported for registratio
     discard_changes,
     edit_config,
     edit_data,
+    generic_rpc,
     get,
     get_config,
     get_data,

@@ -329,5 +329,17 @@ def _key_values(node: Any) -> list[bytes | None]:
     return out
 
 
+NMDA_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+
+
+def nmda_datastore(ctx: OpContext) -> str:
+    """The sysrepo datastore an RFC 8526 `datastore` identity names (get-data, edit-data)."""
+    ident = leaf(ctx, "datastore") or ""
+    ds = datastore.NMDA_IDENTITIES.get(ident)
+    if ds is None:
+        raise invalid_value(f'Datastore "{ident}" is not supported.', error_type="application")
+    return ds
+
+
 def with_defaults_leaf(ctx: OpContext, name: str) -> str | None:
     return datastore.check_with_defaults(leaf(ctx, name))

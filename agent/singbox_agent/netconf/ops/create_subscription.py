@@ -1,6 +1,6 @@
 """<create-subscription> (RFC 5277) on the NETCONF stream, with subtree/XPath filters; :interleave is native
 (the session keeps answering rpcs while notifications flow); :replay with startTime/stopTime from sysrepo's
-notification store (see replay.py), ended by <replayComplete/> and, with stopTime, <notificationComplete/>.
+notification store (see mgmt/replay.py), ended by <replayComplete/> and, with stopTime, <notificationComplete/>.
 
 Notifications come from sysrepo subscriptions made on this session's own sysrepo session, so libsysrepo's NACM
 drops those the user may not read (RFC 8341 3.4.6), and stopping the session ends them.
@@ -12,10 +12,10 @@ from typing import Any
 
 import sysrepo
 
-from singbox_agent.mgmt import datastore, filtered_read
+from singbox_agent.mgmt import datastore, filtered_read, replay
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, missing_element
-from singbox_agent.netconf import messages, replay
-from singbox_agent.netconf.dispatch import OpContext, register
+from singbox_agent.netconf import messages
+from singbox_agent.netconf.dispatch import OpContext, on_session_end, register
 from singbox_agent.netconf.messages import NOTIF_NS, qname
 from singbox_agent.netconf.ops.common import filter_from_element, leaf
 from singbox_agent.netconf.session import NetconfSession
@@ -94,6 +94,7 @@ def _time_leaf(ctx: OpContext, name: str) -> float | None:
         raise bad_element(name, f"{name} is not an RFC 3339 date-and-time.") from None
 
 
+@on_session_end
 def stop_subscription(session: NetconfSession) -> None:
     """Subscriptions end with the sysrepo session (stopped by the session cleanup)."""
     session.subscription = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS
 from singbox_agent.netconf.ops.common import check_not_locked_by_other
-from singbox_agent.netconf.ops.lock import reset_candidate
+from singbox_agent.netconf.ops.locking import reset_candidate
 
 
 @register(BASE_NS, "discard-changes")

@@ -1,175 +1,13 @@
-"""<edit-config> (RFC 6241 7.2): parse options → edit_batch → apply (or validate), one cleanup path that discards.
-
-error-option: sysrepo applies one batch all-or-nothing, which is rollback-on-error (and what a request without
-error-option gets, see `handle`). stop-on-error and continue-on-error start the same way — the whole edit as one batch, so a valid edit costs one commit and is
-judged as a whole (an interface may name an endpoint created later in the same edit). Only when that fails is the
-edit cut into units (`edit_units.py`, document order) to find the first failing one: bisection, each half applied
-as its own sysrepo change, so what precedes the failing unit is committed in O(log n) changes. stop-on-error then
-answers with that unit's error; continue-on-error skips it, goes on with the rest the same way and answers with every
-failing unit's error. Errors found while parsing the request (unknown element, a value its type refuses) reject the
-whole request before anything is applied: they are errors in the request, not in applying it.
-"""
+"""<edit-config> (RFC 6241 7.2): parse options → `editing.apply_edit` (edit_batch → apply or validate, one cleanup
+path that discards). error-option semantics are described in editing.py."""
 
 from __future__ import annotations
 
-import functools
-import xml.etree.ElementTree as ET
-
-import libyang
-import sysrepo
-
-from singbox_agent.mgmt import datastore
-from singbox_agent.mgmt.errors import (
-    MgmtError,
-    MgmtException,
-    applied_anyway,
-    from_exception,
-    invalid_value,
-    with_path,
-)
+from singbox_agent.mgmt.errors import invalid_value, operation_not_supported
 from singbox_agent.netconf.dispatch import OpContext, register
-from singbox_agent.netconf.edit_units import chunk_tree, edit_units
 from singbox_agent.netconf.messages import BASE_NS, qname
-from singbox_agent.netconf.ops.common import (
-    check_not_locked_by_other,
-    datastore_choice,
-    has_opaque,
-    leaf,
-    parse_config,
-)
-
-TARGETS = ("running", "candidate", "startup")
-
-
-ERROR_OPTIONS = ("stop-on-error", "continue-on-error", "rollback-on-error")
-
-
-def apply_edit(
-    ctx: OpContext,
-    ds: str,
-    tree: libyang.DNode | None,
-    default_operation: str,
-    test_only: bool = False,
-    *,
-    error_option: str = "rollback-on-error",
-    config: ET.Element | None = None,
-) -> None:
-    """Apply an edit tree to `ds` through this session's sysrepo session; nothing stays pending afterwards.
-
-    `config` is the request's XML element holding the edit (document order for stop-/continue-on-error).
-    :raises MgmtException: the errors of the failing unit(s), or of the whole edit for rollback-on-error.
-    """
-    sr = ctx.sr
-    check_not_locked_by_other(ctx, ds)
-    sr.switch_datastore(ds)
-    if tree is None:
-        if default_operation == "replace" and not test_only:
-            try:
-                sr.replace_config_ly(None, None)  # RFC 6241: replace with empty config empties the datastore
-            finally:
-                sr.discard_changes()
-        return
-    if test_only:
-        try:
-            sr.edit_batch_ly(tree, default_operation)
-            sr.validate()
-        finally:
-            sr.discard_changes()
-        return
-    whole = _try_apply(ctx, ds, tree, default_operation)
-    if whole is None:
-        return
-    # default-operation replace makes the edit the whole new content of the datastore: there is nothing to cut.
-    if (error_option == "rollback-on-error" or default_operation == "replace" or _not_per_unit(whole)
-            or has_opaque(tree)):
-        raise whole
-    units = edit_units(tree, config, functools.cache(functools.partial(datastore.module_by_namespace, ctx.ly)))
-    failures = _apply_units(ctx, ds, units, default_operation, whole,
-                            continue_on_error=error_option == "continue-on-error")
-    if failures:
-        raise MgmtException(*failures)
-
-
-def _not_per_unit(exc: Exception) -> bool:
-    """Failures that no unit causes on its own (another client's lock, a timeout): retrying pieces cannot help."""
-    if isinstance(exc, MgmtException):
-        return exc.errors[0].error_tag == "in-use"  # the datastore stayed busy (datastore.retry_busy)
-    return isinstance(exc, sysrepo.SysrepoLockedError | sysrepo.SysrepoTimeOutError)
-
-
-def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: str) -> Exception | None:
-    """Apply `tree` as one sysrepo change; the error instead of raising it. Nothing stays pending."""
-    sr = ctx.sr
-    try:
-        sr.edit_batch_ly(tree, default_operation)
-        datastore.apply_changes(sr)  # retried while other writers hold the datastore
-    except sysrepo.SysrepoOperationFailedError as exc:
-        if not applied_anyway(exc):
-            return exc
-        ctx.session.log.warning("change applied, its config-change notification not stored", error=str(exc))
-    except (sysrepo.SysrepoError, libyang.LibyangError, MgmtException) as exc:
-        return exc
-    finally:
-        sr.discard_changes()
-    if ds == "candidate":
-        with ctx.session.server.state.lock:
-            ctx.session.server.state.candidate_modified = True
-    return None
-
-
-def _apply_units(
-    ctx: OpContext,
-    ds: str,
-    units: list[libyang.DNode],
-    default_operation: str,
-    whole_error: Exception,
-    *,
-    continue_on_error: bool,
-) -> list[MgmtError]:
-    """Apply `units` in order knowing that all of them together failed with `whole_error`; the errors of the failing
-    units (the first one only, unless `continue_on_error`)."""
-
-    def apply_range(lo: int, hi: int) -> Exception | None:
-        chunk = chunk_tree(units[lo:hi])
-        try:
-            return _try_apply(ctx, ds, chunk, default_operation)
-        finally:
-            chunk.free()
-
-    def first_failure(lo: int, hi: int, error: Exception) -> tuple[int, Exception] | None:
-        """units[lo:hi] together failed with `error`: apply the longest good prefix and return the unit that fails
-        on top of it; None when the pieces all applied after all (the failure came from combining them)."""
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            left = apply_range(lo, mid)
-            if left is not None:
-                hi, error = mid, left
-                continue
-            right = apply_range(mid, hi)
-            if right is None:
-                return None
-            lo, error = mid, right
-        return lo, error
-
-    failures: list[MgmtError] = []
-    lo, error = 0, whole_error
-    while lo < len(units):
-        found = first_failure(lo, len(units), error)
-        if found is None:
-            break
-        index, error = found
-        path = units[index].path()
-        failures.extend(with_path(e, path) for e in from_exception(error))
-        ctx.session.log.info("edit unit failed", unit=path, applied_before=index, datastore=ds)
-        if not continue_on_error:
-            break
-        lo = index + 1
-        if lo < len(units):
-            rest = apply_range(lo, len(units))
-            if rest is None:
-                break
-            error = rest
-    return failures
+from singbox_agent.netconf.ops.common import datastore_choice, leaf, parse_config
+from singbox_agent.netconf.ops.editing import ERROR_OPTIONS, TARGETS, apply_edit
 
 
 @register(BASE_NS, "edit-config")
@@ -185,8 +23,6 @@ def handle(ctx: OpContext) -> str:
     if error_option not in ERROR_OPTIONS:
         raise invalid_value(f'Unknown error-option "{error_option}".')
     if ctx.op.find_path("url") is not None:
-        from singbox_agent.mgmt.errors import operation_not_supported
-
         raise operation_not_supported("The :url capability is not supported.")
     tree = parse_config(ctx, "config")
     try:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from singbox_agent.mgmt.errors import invalid_value, operation_not_supported
 from singbox_agent.netconf.dispatch import OpContext, register
-from singbox_agent.netconf.ops.common import leaf, parse_config
-from singbox_agent.netconf.ops.edit_config import apply_edit
-from singbox_agent.netconf.ops.get_data import NMDA_NS, nmda_datastore
+from singbox_agent.netconf.ops.common import NMDA_NS, leaf, nmda_datastore, parse_config
+from singbox_agent.netconf.ops.editing import apply_edit
 
 
 @register(NMDA_NS, "edit-data")

@@ -7,9 +7,10 @@ SysrepoValidationFailedError or CallbackFailed message reaches the client unchan
 from __future__ import annotations
 
 from singbox_agent.mgmt.datastore import rpc_output
-from singbox_agent.netconf.dispatch import OpContext
+from singbox_agent.netconf.dispatch import OpContext, register_fallback
 
 
+@register_fallback
 def handle_generic(ctx: OpContext) -> str:
     op_path = ctx.op.path()
     with rpc_output(ctx.sr, ctx.op.root()) as output:

@@ -8,21 +8,17 @@ import xml.etree.ElementTree as ET
 import libyang
 
 from singbox_agent.mgmt import datastore, filtered_read
-from singbox_agent.mgmt.datastore import NMDA_IDENTITIES
 from singbox_agent.mgmt.errors import bad_element, invalid_value
 from singbox_agent.netconf import origin
 from singbox_agent.netconf.dispatch import OpContext, register
-from singbox_agent.netconf.ops.common import filter_from_element, leaf, read_xml, with_defaults_leaf
-
-NMDA_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
-
-
-def nmda_datastore(ctx: OpContext) -> str:
-    ident = leaf(ctx, "datastore") or ""
-    ds = NMDA_IDENTITIES.get(ident)
-    if ds is None:
-        raise invalid_value(f'Datastore "{ident}" is not supported.', error_type="application")
-    return ds
+from singbox_agent.netconf.ops.common import (
+    NMDA_NS,
+    filter_from_element,
+    leaf,
+    nmda_datastore,
+    read_xml,
+    with_defaults_leaf,
+)
 
 
 def _leaf_list(ctx: OpContext, name: str) -> list[str]:

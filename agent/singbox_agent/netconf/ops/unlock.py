@@ -6,7 +6,7 @@ from singbox_agent.mgmt.errors import operation_failed
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS
 from singbox_agent.netconf.ops.common import datastore_choice
-from singbox_agent.netconf.ops.lock import LOCKABLE, release_lock
+from singbox_agent.netconf.ops.locking import LOCKABLE, release_lock
 
 
 @register(BASE_NS, "unlock")

@@ -23,7 +23,7 @@ from sysrepo.subscription import Subscription
 
 from _sysrepo import ffi, lib
 
-log = structlog.get_logger("netconf.replay")
+log = structlog.get_logger("mgmt.replay")
 
 NOTIFICATION = "notification"
 REPLAY_COMPLETE = "replayComplete"

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 import sysrepo
 
-log = structlog.get_logger("netconf.replay_retention")
+log = structlog.get_logger("mgmt.replay_retention")
 
 MODULE = "vpp-singbox-replay-store"
 CONFIG_XPATH = f"/{MODULE}:replay-store"
