@@ -201,7 +201,7 @@ def _interfaces(e: dict[str, Value], names: NameVector | None) -> list[Interface
 def build(segment: Segment | None, *, agent_version: str, versions: Versions | None = None) -> Snapshot:
     """The metrics of `segment` (None: no dataplane). `versions`: VPP's and the plugin's, when known."""
     if segment is None:
-        return Snapshot(agent_version=agent_version)
+        return Snapshot(agent_version=agent_version, dataplane_versions=versions)
     e = dict(segment.entries)
     names = e.get("/if/names")
     names = names if isinstance(names, NameVector) else None
