@@ -5,19 +5,16 @@ negotiation — with httpx and curl as clients, in this process (a stats source 
 from __future__ import annotations
 
 import gzip
-import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from daemon import bootstrap_admin, set_settings, start_daemon, wait_ready
 from metricsdata import ADMIN, InProcessExporter, add_user, plugin_segment
 from singbox_agent.repository import SysrepoInstance
 
@@ -110,54 +107,15 @@ def test_ipv6_listen_address(sysrepo_instance: SysrepoInstance, tmp_path: Path) 
 
 # --- the daemon ---------------------------------------------------------------------------------------------
 
-def _set_settings(instance: SysrepoInstance, **settings: object) -> None:
-    script = (
-        "import sysrepo, json, sys\n"
-        "with sysrepo.SysrepoConnection() as c:\n"
-        "  s = c.start_session('running')\n"
-        "  s.replace_config(json.loads(sys.argv[1]), 'vpp-singbox-metrics')\n"
-        "  s.stop()\n"
-    )
-    top = {"metrics-exporter": {"enabled": settings.get("enabled", True),
-                                "listen": {"address": settings.get("address", "127.0.0.1"),
-                                           "port": settings.get("port", 0)}}}
-    subprocess.run([sys.executable, "-c", script, json.dumps(top)], env={**os.environ, **instance.env}, check=True,
-                   capture_output=True, timeout=60)
-
-
-def _bootstrap_admin(instance: SysrepoInstance, state: Path) -> None:
-    pw = state / "admin.pw"
-    pw.write_text(ADMIN[1] + "\n")
-    subprocess.run([sys.executable, "-m", "singbox_agent.mgmt", "bootstrap-admin", "--user", ADMIN[0],
-                    "--password-file", str(pw)], env={**os.environ, **instance.env}, check=True, capture_output=True,
-                   timeout=60)
-
-
-def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path, want: object, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"exporter exited {proc.returncode}:\n{log.read_text()}"
-        if ready.exists():
-            info = json.loads(ready.read_text())
-            if want(info):  # type: ignore[operator]
-                return info  # type: ignore[no-any-return]
-        time.sleep(0.05)
-    raise AssertionError(f"exporter not ready as wanted:\n{log.read_text()}")
-
-
 def test_daemon_serves_its_yang_settings_and_follows_their_changes(sysrepo_instance_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     instance = sysrepo_instance_factory()
     state = tmp_path / "state"
     state.mkdir()
-    _bootstrap_admin(instance, state)
-    _set_settings(instance, port=0)
-    ready, log = state / "ready.json", state / "exporter.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "singbox_agent.metrics", "--state-dir", str(state),
-                                 "--ready-file", str(ready), "--vpp-stats-socket", str(tmp_path / "no-vpp.sock")],
-                                env={**os.environ, **instance.env}, stdout=out, stderr=subprocess.STDOUT)
+    bootstrap_admin(instance, state)
+    set_settings(instance, port=0)
+    proc, ready, log = start_daemon(instance, state, tmp_path / "no-vpp.sock")
     try:
-        info = _wait_ready(ready, proc, log, lambda i: i.get("port"))
+        info = wait_ready(ready, proc, log, lambda i: i.get("port"))
         ca = info["ca_certificate"]
         assert ca == str(state / "restconf" / "ca.pem")  # the RESTCONF server's certificate and CA
         with httpx.Client(verify=ca, timeout=30) as c:
@@ -165,13 +123,13 @@ def test_daemon_serves_its_yang_settings_and_follows_their_changes(sysrepo_insta
             r = c.get(info["metrics_url"], auth=ADMIN)
             assert r.status_code == 200 and "singbox_dataplane_up 0\n" in r.text  # no VPP here
             # a keep-alive connection stays open across the changes: the old listener still goes away
-            _set_settings(instance, enabled=False)
-            info = _wait_ready(ready, proc, log, lambda i: i.get("enabled") is False)
+            set_settings(instance, enabled=False)
+            info = wait_ready(ready, proc, log, lambda i: i.get("enabled") is False)
             assert info["port"] is None
             with pytest.raises(httpx.ConnectError):
                 httpx.get(f"https://127.0.0.1:{r.url.port}/metrics", verify=ca, timeout=5)
-            _set_settings(instance, enabled=True, port=0)
-            info = _wait_ready(ready, proc, log, lambda i: i.get("enabled") and i.get("port"))
+            set_settings(instance, enabled=True, port=0)
+            info = wait_ready(ready, proc, log, lambda i: i.get("enabled") and i.get("port"))
         with httpx.Client(verify=ca, timeout=30, auth=ADMIN) as c:
             assert c.get(info["metrics_url"]).status_code == 200
             started = time.monotonic()

@@ -240,6 +240,25 @@ def test_prometheus_sees_the_accepted_counter_grow_after_traffic(box: Box, sysre
         api.singbox_server_listener_add_del(is_add=False, name="prom")
 
 
+def test_the_daemon_reads_the_vpp_it_is_given(box: Box, sysrepo_instance_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from daemon import bootstrap_admin, set_settings, start_daemon, wait_ready
+
+    instance = sysrepo_instance_factory()
+    bootstrap_admin(instance, tmp_path)
+    set_settings(instance, port=0)
+    proc, ready, log = start_daemon(instance, tmp_path, box.vpp.stats_sock)
+    try:
+        info = wait_ready(ready, proc, log, lambda i: i.get("port"))
+        text = httpx.get(info["metrics_url"], verify=info["ca_certificate"], auth=ADMIN, timeout=30).text
+        assert "\nsingbox_dataplane_up 1\n" in text
+        assert f'singbox_dataplane_interface_receive_packets_total{{interface="{box.t.vpp_if_origin}"}}' in text
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0, log.read_text()
+
+
 def test_a_vpp_that_stops_reads_as_no_dataplane() -> None:
     reason = skip_reason("tests with VPP")
     if reason:

@@ -1,0 +1,61 @@
+"""singbox-exporterd as a subprocess over an isolated sysrepo instance: settings, users, start, readiness."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from metricsdata import ADMIN
+from singbox_agent.repository import SysrepoInstance
+
+
+def set_settings(instance: SysrepoInstance, **settings: object) -> None:
+    script = (
+        "import sysrepo, json, sys\n"
+        "with sysrepo.SysrepoConnection() as c:\n"
+        "  s = c.start_session('running')\n"
+        "  s.replace_config(json.loads(sys.argv[1]), 'vpp-singbox-metrics')\n"
+        "  s.stop()\n"
+    )
+    top = {"metrics-exporter": {"enabled": settings.get("enabled", True),
+                                "listen": {"address": settings.get("address", "127.0.0.1"),
+                                           "port": settings.get("port", 0)}}}
+    subprocess.run([sys.executable, "-c", script, json.dumps(top)], env={**os.environ, **instance.env}, check=True,
+                   capture_output=True, timeout=60)
+
+
+def bootstrap_admin(instance: SysrepoInstance, state: Path) -> None:
+    pw = state / "admin.pw"
+    pw.write_text(ADMIN[1] + "\n")
+    subprocess.run([sys.executable, "-m", "singbox_agent.mgmt", "bootstrap-admin", "--user", ADMIN[0],
+                    "--password-file", str(pw)], env={**os.environ, **instance.env}, check=True, capture_output=True,
+                   timeout=60)
+
+
+def wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path, want: object, timeout: float = 30) -> dict[str, Any]:
+    """The ready file's content once `want(content)` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"exporter exited {proc.returncode}:\n{log.read_text()}"
+        if ready.exists():
+            info = json.loads(ready.read_text())
+            if want(info):  # type: ignore[operator]
+                return info  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise AssertionError(f"exporter not ready as wanted:\n{log.read_text()}")
+
+
+def start_daemon(instance: SysrepoInstance, state: Path, stats_socket: Path) -> tuple[subprocess.Popen[bytes], Path,
+                                                                                      Path]:
+    """The daemon with `state` as its state directory: (process, ready file, log)."""
+    ready, log = state / "ready.json", state / "exporter.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "singbox_agent.metrics", "--state-dir", str(state),
+                                 "--ready-file", str(ready), "--vpp-stats-socket", str(stats_socket)],
+                                env={**os.environ, **instance.env}, stdout=out, stderr=subprocess.STDOUT)
+    return proc, ready, log
