@@ -1,0 +1,339 @@
+"""sysrepo's subscribed-notifications API (`srsn_*`, libsysrepo's <sysrepo/subscribed_notifications.h>) in Python.
+
+netopeer2 implements RFC 8639/8640/8641 on this API; sysrepo-python 1.7 does not wrap it, so it is declared here for
+cffi (ABI mode, the functions looked up in the libsysrepo the bindings already loaded). A subscription is a pipe
+that sysrepo writes notifications into: `Subscription.read` polls it and returns each notification printed as
+XML, ready for a NETCONF <notification> (or JSON for RESTCONF's SSE).
+
+What sysrepo needs installed: ietf-subscribed-notifications (features replay, subtree, xpath, encode-xml,
+encode-json) and ietf-yang-push (feature on-change), from sysrepo's own module directory (`MODULES`); without them
+the calls fail with SR_ERR_UNSUPPORTED.
+
+Sessions come from sysrepo-python (`SysrepoSession`); the subscription runs with that session's user, so NACM
+applies to what it delivers. Everything blocks briefly (no network I/O): call it from a worker, not an event loop.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cffi
+
+SR_MODULE_DIR = Path("/usr/share/yang/modules/sysrepo")
+# (module file, features) in installation order: what srsn_* needs (their imports come from the same directory).
+MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ietf-subscribed-notifications@2019-09-09.yang", ("replay", "subtree", "xpath", "encode-xml", "encode-json")),
+    ("ietf-yang-push@2019-09-09.yang", ("on-change",)),
+)
+SN_NS = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
+YP_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-push"
+
+_CDEF = """
+typedef struct sr_session_ctx_s sr_session_ctx_t;
+typedef struct sr_subscription_ctx_s sr_subscription_ctx_t;
+struct ly_ctx;
+struct lyd_node;
+struct timespec { long tv_sec; long tv_nsec; };
+typedef struct { int err_code; char *message; char *error_format; void *error_data; } sr_error_info_err_t;
+typedef struct { sr_error_info_err_t *err; uint32_t err_count; } sr_error_info_t;
+typedef enum { SRSN_SUB_NOTIF, SRSN_YANG_PUSH_PERIODIC, SRSN_YANG_PUSH_ON_CHANGE } srsn_sub_type_t;
+typedef enum { SRSN_YP_CHANGE_INVALID = -1, SRSN_YP_CHANGE_CREATE, SRSN_YP_CHANGE_DELETE, SRSN_YP_CHANGE_INSERT,
+               SRSN_YP_CHANGE_MOVE, SRSN_YP_CHANGE_REPLACE, SRSN_COUNT_YP_CHANGE } srsn_yp_change_t;
+typedef struct {
+    uint32_t sub_id;
+    char *xpath_filter;
+    struct timespec stop_time;
+    uint32_t sent_count;
+    uint32_t excluded_count;
+    int suspended;
+    srsn_sub_type_t type;
+    union {
+        struct { char *stream; struct timespec start_time; } sub_notif;
+        struct { int ds; uint32_t period; struct timespec anchor_time; } yp_periodic;
+        struct { int ds; uint32_t dampening_period; int sync_on_start; int excluded_change[5]; } yp_on_change;
+    };
+} srsn_state_sub_t;
+
+const char *sr_strerror(int err_code);
+int sr_session_get_error(sr_session_ctx_t *session, const sr_error_info_t **error_info);
+int sr_unsubscribe(sr_subscription_ctx_t *subscription);
+int srsn_subscribe(sr_session_ctx_t *session, const char *stream, const char *xpath_filter,
+        const struct timespec *stop_time, const struct timespec *start_time, int sub_no_thread,
+        sr_subscription_ctx_t **sub, struct timespec *replay_start_time, int *fd, uint32_t *sub_id);
+int srsn_yang_push_periodic(sr_session_ctx_t *session, int ds, const char *xpath_filter, uint32_t period_ms,
+        const struct timespec *anchor_time, const struct timespec *stop_time, int *fd, uint32_t *sub_id);
+int srsn_yang_push_on_change(sr_session_ctx_t *session, int ds, const char *xpath_filter,
+        uint32_t dampening_period_ms, int sync_on_start, int excluded_changes[5],
+        const struct timespec *stop_time, int sub_no_thread, sr_subscription_ctx_t **sub, int *fd, uint32_t *sub_id);
+int srsn_yang_push_on_change_resync(uint32_t sub_id);
+int srsn_modify_xpath_filter(uint32_t sub_id, const char *xpath_filter);
+int srsn_modify_stop_time(uint32_t sub_id, const struct timespec *stop_time);
+int srsn_yang_push_modify_periodic(uint32_t sub_id, uint32_t period_ms, const struct timespec *anchor_time);
+int srsn_yang_push_modify_on_change(uint32_t sub_id, uint32_t dampening_period_ms);
+int srsn_suspend(uint32_t sub_id, const char *reason);
+int srsn_resume(uint32_t sub_id);
+int srsn_terminate(uint32_t sub_id, const char *reason);
+int srsn_oper_data_subscriptions(srsn_state_sub_t **subs, uint32_t *count);
+void srsn_oper_data_subscriptions_free(srsn_state_sub_t *subs, uint32_t count);
+int srsn_read_notif(int fd, const struct ly_ctx *ly_ctx, struct timespec *timestamp, struct lyd_node **notif);
+int srsn_poll(int fd, uint32_t timeout_ms);
+"""
+
+Datastore = Literal["startup", "running", "candidate", "operational"]
+_DS = {"startup": 0, "running": 1, "candidate": 2, "operational": 3}  # sr_datastore_t
+_DS_NAMES = {v: k for k, v in _DS.items()}
+CHANGES = ("create", "delete", "insert", "move", "replace")  # srsn_yp_change_t, as RFC 8641 names them
+_SR_ERR_UNSUPPORTED = 8  # srsn_poll / srsn_read_notif: end of file, the subscription ended
+_SR_ERR_TIME_OUT = 10
+
+_ffi = cffi.FFI()
+_ffi.cdef(_CDEF)
+_lib: Any = None
+_load_lock = threading.Lock()
+
+
+def _sr() -> Any:
+    """libsysrepo, the same library sysrepo-python uses (loaded by it first)."""
+    global _lib
+    with _load_lock:
+        if _lib is None:
+            import sysrepo  # noqa: F401 - loads libsysrepo.so.7 into this process
+
+            _lib = _ffi.dlopen("libsysrepo.so.7")
+        return _lib
+
+
+class SrsnError(Exception):
+    """A srsn_* call failed: `rc` is sysrepo's error code, the message sysrepo's (and its session's) words."""
+
+    def __init__(self, call: str, rc: int, detail: str = "") -> None:
+        lib = _sr()
+        text = _ffi.string(lib.sr_strerror(rc)).decode(errors="replace")
+        super().__init__(f"{call}: {text}" + (f": {detail}" if detail else ""))
+        self.rc = rc
+        self.detail = detail
+
+
+def _session_ptr(session: Any) -> Any:
+    from _sysrepo import ffi as sr_ffi
+
+    return _ffi.cast("sr_session_ctx_t *", int(sr_ffi.cast("uintptr_t", session.cdata)))
+
+
+def _session_error(session: Any) -> str:
+    lib = _sr()
+    info = _ffi.new("const sr_error_info_t **")
+    if session is None or lib.sr_session_get_error(_session_ptr(session), info) != 0 or info[0] == _ffi.NULL:
+        return ""
+    return "; ".join(_ffi.string(info[0].err[i].message).decode(errors="replace")
+                     for i in range(info[0].err_count) if info[0].err[i].message != _ffi.NULL)
+
+
+def _check(call: str, rc: int, session: Any = None) -> None:
+    if rc != 0:
+        raise SrsnError(call, rc, _session_error(session))
+
+
+def _timespec(at: datetime.datetime | None) -> Any:
+    if at is None:
+        return _ffi.NULL
+    if at.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    ts = _ffi.new("struct timespec *")
+    micro = int(at.timestamp() * 1_000_000)
+    ts.tv_sec, ts.tv_nsec = divmod(micro, 1_000_000)
+    ts.tv_nsec *= 1000
+    return ts
+
+
+def _datetime(ts: Any) -> datetime.datetime | None:
+    if ts.tv_sec == 0 and ts.tv_nsec == 0:
+        return None
+    return datetime.datetime.fromtimestamp(ts.tv_sec + ts.tv_nsec / 1e9, datetime.UTC)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One notification a subscription delivered: its eventTime and its content printed (without the
+    <notification> envelope)."""
+
+    time: datetime.datetime
+    content: str
+
+
+class Subscription:
+    """A dynamic subscription: `id` (RFC 8639's subscription id), the pipe sysrepo writes to."""
+
+    def __init__(self, sub_id: int, fd: int, sr_sub: Any = None, replay_start: datetime.datetime | None = None) -> None:
+        self.id = sub_id
+        self.fd = fd
+        self.replay_start = replay_start  # the first stored notification replayed, with start_time
+        self._sr_sub = sr_sub  # the sysrepo subscription behind a stream / on-change subscription (None: its own)
+        self._closed = False
+
+    def read(self, ly_ctx: Any, timeout_ms: int, *, fmt: Literal["xml", "json"] = "xml") -> Notification | None:
+        """The next notification within `timeout_ms`, or None. `ly_ctx`: the libyang context of the connection
+        (`SysrepoConnection.get_ly_ctx()`). After the subscription ended (terminated, stop time reached and its
+        subscription-terminated/-completed read), `EOFError`."""
+        from _libyang import ffi as ly_ffi, lib as ly_lib
+
+        lib = _sr()
+        rc = lib.srsn_poll(self.fd, timeout_ms)
+        if rc == 0:
+            ts = _ffi.new("struct timespec *")
+            node = _ffi.new("struct lyd_node **")
+            ctx = _ffi.cast("struct ly_ctx *", int(ly_ffi.cast("uintptr_t", ly_ctx.cdata)))
+            rc = lib.srsn_read_notif(self.fd, ctx, ts, node)
+        if rc == _SR_ERR_TIME_OUT:
+            return None
+        if rc == _SR_ERR_UNSUPPORTED:
+            raise EOFError(f"subscription {self.id} ended")
+        _check("srsn_read_notif", rc)
+        tree = ly_ffi.cast("struct lyd_node *", int(_ffi.cast("uintptr_t", node[0])))
+        out = ly_ffi.new("char **")
+        try:
+            printed = ly_lib.lyd_print_mem(out, tree, ly_lib.LYD_XML if fmt == "xml" else ly_lib.LYD_JSON,
+                                           ly_lib.LYD_PRINT_WITHSIBLINGS | ly_lib.LYD_PRINT_SHRINK)
+            if printed != 0:
+                raise SrsnError("lyd_print_mem", printed)
+            text = ly_ffi.string(out[0]).decode() if out[0] != ly_ffi.NULL else ""
+        finally:
+            ly_lib.free(out[0]) if out[0] != ly_ffi.NULL else None
+            ly_lib.lyd_free_all(tree)
+        when = _datetime(ts) or datetime.datetime.now(datetime.UTC)
+        return Notification(when, text)
+
+    def close(self) -> None:
+        """Stops sysrepo's subscription (if it has one of its own) and closes the pipe; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sr_sub is not None:
+            _sr().sr_unsubscribe(self._sr_sub[0])
+        os.close(self.fd)
+
+
+def subscribe(session: Any, stream: str = "NETCONF", *, xpath: str | None = None,
+              stop: datetime.datetime | None = None, start: datetime.datetime | None = None) -> Subscription:
+    """RFC 8639 establish-subscription on `stream` (replay from `start`)."""
+    lib = _sr()
+    sub = _ffi.new("sr_subscription_ctx_t **")
+    replay = _ffi.new("struct timespec *")
+    fd = _ffi.new("int *")
+    sub_id = _ffi.new("uint32_t *")
+    _check("srsn_subscribe", lib.srsn_subscribe(_session_ptr(session), stream.encode(),
+                                                xpath.encode() if xpath else _ffi.NULL, _timespec(stop),
+                                                _timespec(start), 0, sub, replay, fd, sub_id), session)
+    return Subscription(int(sub_id[0]), int(fd[0]), sub, _datetime(replay) if start is not None else None)
+
+
+def yang_push_periodic(session: Any, datastore: Datastore, *, period_ms: int, xpath: str | None = None,
+                       anchor: datetime.datetime | None = None,
+                       stop: datetime.datetime | None = None) -> Subscription:
+    """RFC 8641 periodic subscription: a push-update of the (filtered) datastore every `period_ms`."""
+    lib = _sr()
+    fd = _ffi.new("int *")
+    sub_id = _ffi.new("uint32_t *")
+    _check("srsn_yang_push_periodic", lib.srsn_yang_push_periodic(
+        _session_ptr(session), _DS[datastore], xpath.encode() if xpath else _ffi.NULL, period_ms,
+        _timespec(anchor), _timespec(stop), fd, sub_id), session)
+    return Subscription(int(sub_id[0]), int(fd[0]))
+
+
+def yang_push_on_change(session: Any, datastore: Datastore, *, xpath: str | None = None, dampening_ms: int = 0,
+                        sync_on_start: bool = True, excluded: tuple[str, ...] = (),
+                        stop: datetime.datetime | None = None) -> Subscription:
+    """RFC 8641 on-change subscription: push-change-update (a YANG patch) of every change, at most one per
+    `dampening_ms`; with `sync_on_start` a push-update of the whole selection first. `excluded`: change kinds
+    (CHANGES) not to report."""
+    lib = _sr()
+    unknown = set(excluded) - set(CHANGES)
+    if unknown:
+        raise ValueError(f"unknown change kinds: {sorted(unknown)}")
+    flags = _ffi.new("int[5]", [1 if c in excluded else 0 for c in CHANGES])
+    sub = _ffi.new("sr_subscription_ctx_t **")
+    fd = _ffi.new("int *")
+    sub_id = _ffi.new("uint32_t *")
+    _check("srsn_yang_push_on_change", lib.srsn_yang_push_on_change(
+        _session_ptr(session), _DS[datastore], xpath.encode() if xpath else _ffi.NULL, dampening_ms,
+        1 if sync_on_start else 0, flags, _timespec(stop), 0, sub, fd, sub_id), session)
+    return Subscription(int(sub_id[0]), int(fd[0]), sub)
+
+
+def modify_xpath(sub_id: int, xpath: str | None) -> None:
+    _check("srsn_modify_xpath_filter", _sr().srsn_modify_xpath_filter(sub_id, xpath.encode() if xpath else _ffi.NULL))
+
+
+def modify_stop_time(sub_id: int, stop: datetime.datetime | None) -> None:
+    _check("srsn_modify_stop_time", _sr().srsn_modify_stop_time(sub_id, _timespec(stop)))
+
+
+def modify_period(sub_id: int, period_ms: int, anchor: datetime.datetime | None = None) -> None:
+    _check("srsn_yang_push_modify_periodic", _sr().srsn_yang_push_modify_periodic(sub_id, period_ms,
+                                                                                    _timespec(anchor)))
+
+
+def modify_dampening(sub_id: int, dampening_ms: int) -> None:
+    _check("srsn_yang_push_modify_on_change", _sr().srsn_yang_push_modify_on_change(sub_id, dampening_ms))
+
+
+def resync(sub_id: int) -> None:
+    """RFC 8641 resync-subscription: a push-update of the whole selection now."""
+    _check("srsn_yang_push_on_change_resync", _sr().srsn_yang_push_on_change_resync(sub_id))
+
+
+def terminate(sub_id: int, reason: str | None = None) -> None:
+    """Ends a subscription (RFC 8639 delete-/kill-subscription): sysrepo sends subscription-terminated with
+    `reason` (an identity such as "ietf-subscribed-notifications:no-such-subscription"); without one, nothing."""
+    _check("srsn_terminate", _sr().srsn_terminate(sub_id, reason.encode() if reason else _ffi.NULL))
+
+
+@dataclass(frozen=True)
+class State:
+    """One subscription as `/ietf-subscribed-notifications:subscriptions` reports it."""
+
+    id: int
+    kind: Literal["stream", "periodic", "on-change"]
+    xpath: str | None
+    stop: datetime.datetime | None
+    sent: int
+    excluded: int
+    suspended: bool
+    stream: str | None = None
+    datastore: str | None = None
+    period_ms: int | None = None
+    dampening_ms: int | None = None
+
+
+def subscriptions() -> Iterator[State]:
+    """Every dynamic subscription of this process."""
+    lib = _sr()
+    subs = _ffi.new("srsn_state_sub_t **")
+    count = _ffi.new("uint32_t *")
+    _check("srsn_oper_data_subscriptions", lib.srsn_oper_data_subscriptions(subs, count))
+    out: list[State] = []
+    try:
+        for i in range(count[0]):
+            s = subs[0][i]
+            xpath = _ffi.string(s.xpath_filter).decode() if s.xpath_filter != _ffi.NULL else None
+            kind: Literal["stream", "periodic", "on-change"] = (
+                "stream" if s.type == lib.SRSN_SUB_NOTIF else
+                "periodic" if s.type == lib.SRSN_YANG_PUSH_PERIODIC else "on-change")
+            out.append(State(
+                id=int(s.sub_id), kind=kind, xpath=xpath, stop=_datetime(s.stop_time), sent=int(s.sent_count),
+                excluded=int(s.excluded_count), suspended=bool(s.suspended),
+                stream=_ffi.string(s.sub_notif.stream).decode() if kind == "stream" else None,
+                datastore=_DS_NAMES.get(int(s.yp_periodic.ds if kind == "periodic" else s.yp_on_change.ds))
+                if kind != "stream" else None,
+                # sysrepo keeps both in centiseconds, RFC 8641's unit for them
+                period_ms=int(s.yp_periodic.period) * 10 if kind == "periodic" else None,
+                dampening_ms=int(s.yp_on_change.dampening_period) * 10 if kind == "on-change" else None))
+    finally:
+        lib.srsn_oper_data_subscriptions_free(subs[0], count[0])
+    return iter(out)

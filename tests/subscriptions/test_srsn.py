@@ -1,0 +1,174 @@
+"""sysrepo's subscribed-notifications API through `subscriptions.srsn`, against a real sysrepo instance with
+ietf-subscribed-notifications and ietf-yang-push installed the way the binding's README says."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from singbox_agent.repository import SysrepoInstance
+from singbox_agent.subscriptions import srsn
+
+METRICS = "/vpp-singbox-metrics:metrics-exporter"
+
+
+@pytest.fixture
+def sr(sysrepo_instance: SysrepoInstance) -> Iterator[Any]:
+    args = ["sysrepoctl", "-s", str(srsn.SR_MODULE_DIR)]
+    for name, features in srsn.MODULES:
+        args += ["-i", str(srsn.SR_MODULE_DIR / name)] + [a for f in features for a in ("-e", f)]
+    done = subprocess.run(args, env={**os.environ, **sysrepo_instance.env}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    import sysrepo
+
+    conn = sysrepo.SysrepoConnection()
+    try:
+        yield conn
+    finally:
+        conn.disconnect()
+
+
+def set_port(conn: Any, port: int) -> None:
+    sess = conn.start_session("running")
+    sess.set_item(f"{METRICS}/listen/port", port)
+    sess.apply_changes()
+    sess.stop()
+
+
+def read_until(conn: Any, sub: srsn.Subscription, want: str, timeout: float = 10) -> srsn.Notification:
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    with conn.get_ly_ctx() as ctx:
+        while time.monotonic() < deadline:
+            n = sub.read(ctx, 200)
+            if n is not None:
+                seen.append(n.content)
+                if want in n.content:
+                    return n
+    raise AssertionError(f"{want!r} not delivered within {timeout} s; got {seen}")
+
+
+def test_periodic_push_update_of_running(sr: Any) -> None:
+    set_port(sr, 1234)
+    sess = sr.start_session("running")
+    sub = srsn.yang_push_periodic(sess, "running", period_ms=100, xpath=METRICS)
+    try:
+        first = read_until(sr, sub, "<port>1234</port>")
+        assert first.content.startswith(f'<push-update xmlns="{srsn.YP_NS}"><id>{sub.id}</id>')
+        assert abs((datetime.datetime.now(datetime.UTC) - first.time).total_seconds()) < 60
+        set_port(sr, 2345)
+        read_until(sr, sub, "<port>2345</port>")  # the next period sees the change
+    finally:
+        sub.close()
+        sess.stop()
+
+
+def test_on_change_sends_a_yang_patch_per_change(sr: Any) -> None:
+    set_port(sr, 1234)
+    sess = sr.start_session("running")
+    sub = srsn.yang_push_on_change(sess, "running", xpath=METRICS, sync_on_start=True)
+    try:
+        read_until(sr, sub, "<port>1234</port>")  # the push-update of sync-on-start
+        started = time.monotonic()
+        set_port(sr, 4321)
+        change = read_until(sr, sub, "push-change-update")
+        assert ">4321</port>" in change.content and "<operation>replace</operation>" in change.content
+        assert time.monotonic() - started < 5
+    finally:
+        sub.close()
+        sess.stop()
+
+
+def test_state_modify_and_terminate(sr: Any) -> None:
+    sess = sr.start_session("running")
+    periodic = srsn.yang_push_periodic(sess, "running", period_ms=500, xpath=METRICS)
+    on_change = srsn.yang_push_on_change(sess, "operational", xpath=METRICS, dampening_ms=100,
+                                         excluded=("move",))
+    try:
+        states = {s.id: s for s in srsn.subscriptions()}
+        assert states[periodic.id].kind == "periodic" and states[periodic.id].period_ms == 500
+        assert states[periodic.id].datastore == "running" and states[periodic.id].xpath == METRICS
+        assert states[on_change.id].kind == "on-change" and states[on_change.id].dampening_ms == 100
+        srsn.modify_period(periodic.id, 1000)
+        srsn.modify_dampening(on_change.id, 300)
+        states = {s.id: s for s in srsn.subscriptions()}
+        assert states[periodic.id].period_ms == 1000 and states[on_change.id].dampening_ms == 300
+        srsn.terminate(periodic.id, "ietf-subscribed-notifications:no-such-subscription")
+        ended = read_until(sr, periodic, "subscription-terminated")
+        assert "no-such-subscription" in ended.content
+        with sr.get_ly_ctx() as ctx, pytest.raises(EOFError):
+            for _ in range(50):  # what was queued before the end, then the end
+                periodic.read(ctx, 100)
+        assert periodic.id not in {s.id for s in srsn.subscriptions()}
+        with pytest.raises(srsn.SrsnError):
+            srsn.terminate(periodic.id, "ietf-subscribed-notifications:no-such-subscription")
+    finally:
+        periodic.close()
+        on_change.close()
+        sess.stop()
+
+
+def test_operational_statistics_of_the_agent_are_pushed(sr: Any) -> None:
+    """`/singbox/server/statistics` served by the agent's operational callback (over the in-memory dataplane)."""
+    from singbox_agent.agent.daemon import Agent
+    from singbox_agent.dataplane.base import ServerState
+    from singbox_agent.dataplane.memory import MemoryDataplane
+
+    dp = MemoryDataplane()
+    agent = Agent(dp)
+    agent.start()
+    sess = sr.start_session("operational")
+    sub = None
+    try:
+        assert agent.wait_idle()
+        dp.server_state = ServerState(True, 41, 0, 0, 0, 4096, 3)
+        sub = srsn.yang_push_periodic(sess, "operational", period_ms=200,
+                                      xpath="/vpp-singbox:singbox/server/statistics")
+        update = read_until(sr, sub, "<connections-accepted>41</connections-accepted>")
+        assert "<active-sessions>3</active-sessions>" in update.content
+    finally:
+        if sub is not None:
+            sub.close()
+        sess.stop()
+        agent.stop()
+
+
+def test_a_missing_module_is_a_precise_error(sysrepo_instance: SysrepoInstance) -> None:
+    """Without ietf-yang-push installed sysrepo refuses: the error says so rather than hanging or crashing."""
+    import sysrepo
+
+    conn = sysrepo.SysrepoConnection()
+    sess = conn.start_session("running")
+    try:
+        with pytest.raises(srsn.SrsnError) as err:
+            srsn.yang_push_periodic(sess, "running", period_ms=100, xpath=METRICS)
+        assert err.value.rc == 8  # SR_ERR_UNSUPPORTED
+    finally:
+        sess.stop()
+        conn.disconnect()
+
+
+def test_stream_subscription_with_an_xpath_filter(sr: Any) -> None:
+    """RFC 8639 establish-subscription on the NETCONF stream: notifications the filter selects, others not."""
+    sess = sr.start_session("running")
+    sub = srsn.subscribe(sess, "NETCONF", xpath="/vpp-singbox:dataplane-disconnected")
+    sender = sr.start_session("running")
+    try:
+        sender.notification_send("/vpp-singbox:dataplane-connected",
+                                 {"vpp-version": "26.06", "plugin-version": "1.0.0"})
+        sender.notification_send("/vpp-singbox:dataplane-disconnected", {"reason": "VPP restarted"})
+        with sr.get_ly_ctx() as ctx:
+            got = sub.read(ctx, 5000)  # the first delivered: the connected one, sent first, was filtered out
+        assert got is not None and "<dataplane-disconnected" in got.content and "VPP restarted" in got.content
+        assert [s.stream for s in srsn.subscriptions() if s.id == sub.id] == ["NETCONF"]
+    finally:
+        sub.close()
+        sender.stop()
+        sess.stop()
