@@ -19,7 +19,7 @@ def test_server_set_udp_options_ipv4_and_ipv6(env: Env) -> None:
     env.cli("singbox server set udp-public-address 198.18.0.9 udp-associate disable")
     srv = env.api.singbox_server_dump()[0]
     assert not srv.allow_udp_associate and str(srv.udp_public_address) == "198.18.0.9"
-    help_text = env.cli("help singbox server", check=False)
+    help_text = env.cli("help singbox server set", check=False)
     for option in ("udp-associate", "udp-idle-timeout", "udp-public-address", "name-server"):
         assert option in help_text, help_text
 
