@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     sync = sub.add_parser("sync", help="install missing and update outdated YANG modules")
     sync.add_argument("--group", help="filesystem group of the modules' data (with --permissions)")
     sync.add_argument("--permissions", help="chmod octal permissions of the modules' data, e.g. 660")
-    sync.add_argument("--record", type=Path, help="add the names of the modules installed now to this file")
+    sync.add_argument("--record", type=Path,
+                      help="add the names of the modules installed now to this file ('-': print them, one a line, "
+                           "and the summary on stderr)")
     sync.add_argument("dirs", nargs="+", type=Path)
     opts = parser.parse_args(argv)
     if bool(opts.group) != bool(opts.permissions):
@@ -207,9 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(f for d in opts.dirs for f in d.glob("*.yang"))
     before = set(installed_modules())
     changed = sync_modules(files, opts.dirs, access=access)
+    summary = "installed or updated: " + (", ".join(changed) if changed else "nothing")
+    new = sorted(set(installed_modules()) - before)
+    if opts.record and str(opts.record) == "-":
+        print("".join(f"{name}\n" for name in new), end="")
+        print(summary, file=sys.stderr)
+        return 0
     if opts.record:
-        record_installed(opts.record, sorted(set(installed_modules()) - before))
-    print("installed or updated: " + (", ".join(changed) if changed else "nothing"))
+        record_installed(opts.record, new)
+    print(summary)
     return 0
 
 

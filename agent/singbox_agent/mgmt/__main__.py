@@ -1,7 +1,8 @@
 """The admin command (`singbox-admin` on an appliance, `python -m singbox_agent.mgmt` in development).
 
   init-admin --user NAME --password-file FILE   first login: when no user exists yet, create NAME with a random
-                                                password written to FILE (0600) and full NACM rights (postinst)
+                                                password written to FILE (0600; "-": stdout) and full NACM
+                                                rights (the package's postinst)
   set-password USER [--password-file FILE]      set (or create) USER's password; asked twice on a terminal, else
                                                 read from stdin or FILE
   bootstrap-admin --user NAME --password-file FILE
@@ -10,12 +11,14 @@
 
 Works on the sysrepo instance the environment selects (SYSREPO_REPOSITORY_PATH / SYSREPO_SHM_PREFIX), the system's
 by default. Passwords never appear on the command line (process listings); a trailing newline is ignored.
+On an appliance the `singbox-admin` wrapper runs this as the daemons' user (see singbox-admin(8) for why).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +49,14 @@ def read_password(password_file: Path | None, *, interactive: bool) -> str:
     return password
 
 
+def write_private(path: Path, text: str) -> None:
+    """`text` into a new file only its owner reads (a stale one from an earlier installation is replaced)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="singbox-admin", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -53,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init-admin", help="first login: an admin with a random password, if no user exists")
     init.add_argument("--user", default="admin")
-    init.add_argument("--password-file", required=True, type=Path, help="where the password is written (0600)")
+    init.add_argument("--password-file", required=True, type=Path,
+                      help="where the password is written (created 0600; '-': standard output)")
     setpw = sub.add_parser("set-password", help="set or create a user's password")
     setpw.add_argument("user")
     setpw.add_argument("--password-file", type=Path, help="read the password from FILE ('-': stdin)")
@@ -71,9 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "init-admin":
         with sysrepo.SysrepoConnection() as conn:
-            if initial_admin(conn, args.user, args.password_file):
-                print(f"initial password of user {args.user!r} is in {args.password_file} (readable by root only); "
-                      f"change it with: singbox-admin set-password {args.user}")
+            created = initial_admin(conn, args.user)
+        if created is not None:
+            if str(args.password_file) == "-":
+                print(created)
+            else:
+                write_private(args.password_file, created + "\n")
+                print(f"initial password of user {args.user!r} is in {args.password_file} (mode 0600); "
+                      f"change it with: singbox-admin set-password {args.user}", file=sys.stderr)
         return 0
     try:
         password = read_password(args.password_file, interactive=args.password_file is None and sys.stdin.isatty())
@@ -85,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with sysrepo.SysrepoConnection() as conn:
         if args.command == "set-password":
-            created = set_password(conn, args.user, password)
-            print(f"user {args.user!r} {'created' if created else 'updated'}")
+            new_user = set_password(conn, args.user, password)
+            print(f"user {args.user!r} {'created' if new_user else 'updated'}")
         else:
             bootstrap_admin(conn, args.user, password)
     return 0

@@ -7,9 +7,7 @@ and copies the touched modules to startup so the result survives a reboot.
 
 from __future__ import annotations
 
-import os
 import secrets
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -129,11 +127,11 @@ def set_password(conn: sysrepo.SysrepoConnection, user: str, password: str) -> b
     return created
 
 
-def initial_admin(conn: sysrepo.SysrepoConnection, user: str, password_file: Path) -> bool:
-    """First login of an installed appliance: when no user exists yet, `user` gets a random password, written to
-    `password_file` (0600, created exclusively) for the operator, and the admin rights of `bootstrap_admin`.
-    Otherwise nothing changes: users, passwords and NACM belong to the operator after the first start. True if
-    the admin was created. ietf-netconf's features and replay are enabled either way (upgrades may add some).
+def initial_admin(conn: sysrepo.SysrepoConnection, user: str) -> str | None:
+    """First login of an installed appliance: when no user exists yet, `user` gets a random password and the admin
+    rights of `bootstrap_admin`; the password is returned for the operator (None when nothing was created).
+    Otherwise nothing changes: users, passwords and NACM belong to the operator after the first start. ietf-netconf's
+    features and replay are enabled either way (an upgrade may bring new ones).
     """
     sess = conn.start_session("running")
     try:
@@ -144,11 +142,7 @@ def initial_admin(conn: sysrepo.SysrepoConnection, user: str, password_file: Pat
         enable_netconf_features(conn)
         replay.enable_replay(conn)
         log.info("users exist, initial admin not needed", users=len(existing))
-        return False
+        return None
     password = secrets.token_urlsafe(18)
-    password_file.unlink(missing_ok=True)  # a stale one from an earlier installation must not be mistaken for it
-    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(password + "\n")
     bootstrap_admin(conn, user, password)
-    return True
+    return password
