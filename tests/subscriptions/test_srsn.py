@@ -172,3 +172,46 @@ def test_stream_subscription_with_an_xpath_filter(sr: Any) -> None:
         sub.close()
         sender.stop()
         sess.stop()
+
+
+def test_stop_time_ends_the_subscription(sr: Any) -> None:
+    """At the stop time sysrepo 3.7 ends the subscription with subscription-terminated (reason
+    no-such-subscription), not RFC 8639's subscription-completed (2.7.5), then closes the pipe: a server maps it."""
+    sess = sr.start_session("running")
+    stop = datetime.datetime.now(datetime.UTC) + datetime.timedelta(milliseconds=600)
+    sub = srsn.yang_push_periodic(sess, "running", period_ms=100, xpath=METRICS, stop=stop)
+    kinds: list[str] = []
+    last = ""
+    try:
+        with sr.get_ly_ctx() as ctx, pytest.raises(EOFError):
+            for _ in range(100):
+                n = sub.read(ctx, 100)
+                if n is not None:
+                    kinds.append(n.content.split(" ", 1)[0])
+                    last = n.content
+        assert datetime.datetime.now(datetime.UTC) >= stop
+        assert set(kinds[:-1]) == {"<push-update"} and kinds[-1] == "<subscription-terminated", kinds
+        assert "<reason>no-such-subscription</reason>" in last
+    finally:
+        sub.close()
+        sess.stop()
+
+
+def test_modify_sends_no_subscription_modified(sr: Any) -> None:
+    """Nor does sysrepo send subscription-modified (RFC 8639 2.7.2): the server's part too. The reader times out
+    quietly between updates."""
+    sess = sr.start_session("running")
+    sub = srsn.yang_push_periodic(sess, "running", period_ms=200, xpath=METRICS)
+    kinds: list[str] = []
+    try:
+        srsn.modify_period(sub.id, 300)
+        with sr.get_ly_ctx() as ctx:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                n = sub.read(ctx, 50)
+                if n is not None:
+                    kinds.append(n.content.split(" ", 1)[0])
+        assert kinds and set(kinds) == {"<push-update"}
+    finally:
+        sub.close()
+        sess.stop()

@@ -86,11 +86,7 @@ int srsn_poll(int fd, uint32_t timeout_ms);
 """
 
 Datastore = Literal["startup", "running", "candidate", "operational"]
-_DS = {"startup": 0, "running": 1, "candidate": 2, "operational": 3}  # sr_datastore_t
-_DS_NAMES = {v: k for k, v in _DS.items()}
 CHANGES = ("create", "delete", "insert", "move", "replace")  # srsn_yp_change_t, as RFC 8641 names them
-_SR_ERR_UNSUPPORTED = 8  # srsn_poll / srsn_read_notif: end of file, the subscription ended
-_SR_ERR_TIME_OUT = 10
 
 _ffi = cffi.FFI()
 _ffi.cdef(_CDEF)
@@ -118,6 +114,16 @@ class SrsnError(Exception):
         super().__init__(f"{call}: {text}" + (f": {detail}" if detail else ""))
         self.rc = rc
         self.detail = detail
+
+
+def _constants() -> tuple[dict[str, int], int, int]:
+    """sr_datastore_t values and the two error codes srsn_poll/srsn_read_notif answer besides success, from the
+    bindings' own declarations of sysrepo.h."""
+    from _sysrepo import lib as sr_lib
+
+    ds = {"startup": sr_lib.SR_DS_STARTUP, "running": sr_lib.SR_DS_RUNNING, "candidate": sr_lib.SR_DS_CANDIDATE,
+          "operational": sr_lib.SR_DS_OPERATIONAL}
+    return ds, sr_lib.SR_ERR_TIME_OUT, sr_lib.SR_ERR_UNSUPPORTED  # timeout; end of file: the subscription ended
 
 
 def _session_ptr(session: Any) -> Any:
@@ -179,8 +185,9 @@ class Subscription:
 
     def read(self, ly_ctx: Any, timeout_ms: int, *, fmt: Literal["xml", "json"] = "xml") -> Notification | None:
         """The next notification within `timeout_ms`, or None. `ly_ctx`: the libyang context of the connection
-        (`SysrepoConnection.get_ly_ctx()`). After the subscription ended (terminated, stop time reached and its
-        subscription-terminated/-completed read), `EOFError`."""
+        (`SysrepoConnection.get_ly_ctx()`). Once the subscription ended, after its subscription-terminated
+        (terminate() with a reason, or the stop time: sysrepo 3.7 sends subscription-terminated with reason
+        no-such-subscription there, where RFC 8639 2.7.5 wants subscription-completed), `EOFError`."""
         from _libyang import ffi as ly_ffi, lib as ly_lib
 
         lib = _sr()
@@ -190,9 +197,10 @@ class Subscription:
             node = _ffi.new("struct lyd_node **")
             ctx = _ffi.cast("struct ly_ctx *", int(ly_ffi.cast("uintptr_t", ly_ctx.cdata)))
             rc = lib.srsn_read_notif(self.fd, ctx, ts, node)
-        if rc == _SR_ERR_TIME_OUT:
+        _, time_out, eof = _constants()
+        if rc == time_out:
             return None
-        if rc == _SR_ERR_UNSUPPORTED:
+        if rc == eof:
             raise EOFError(f"subscription {self.id} ended")
         _check("srsn_read_notif", rc)
         tree = ly_ffi.cast("struct lyd_node *", int(_ffi.cast("uintptr_t", node[0])))
@@ -241,7 +249,7 @@ def yang_push_periodic(session: Any, datastore: Datastore, *, period_ms: int, xp
     fd = _ffi.new("int *")
     sub_id = _ffi.new("uint32_t *")
     _check("srsn_yang_push_periodic", lib.srsn_yang_push_periodic(
-        _session_ptr(session), _DS[datastore], xpath.encode() if xpath else _ffi.NULL, period_ms,
+        _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, period_ms,
         _timespec(anchor), _timespec(stop), fd, sub_id), session)
     return Subscription(int(sub_id[0]), int(fd[0]))
 
@@ -261,7 +269,7 @@ def yang_push_on_change(session: Any, datastore: Datastore, *, xpath: str | None
     fd = _ffi.new("int *")
     sub_id = _ffi.new("uint32_t *")
     _check("srsn_yang_push_on_change", lib.srsn_yang_push_on_change(
-        _session_ptr(session), _DS[datastore], xpath.encode() if xpath else _ffi.NULL, dampening_ms,
+        _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, dampening_ms,
         1 if sync_on_start else 0, flags, _timespec(stop), 0, sub, fd, sub_id), session)
     return Subscription(int(sub_id[0]), int(fd[0]), sub)
 
@@ -314,6 +322,7 @@ class State:
 def subscriptions() -> Iterator[State]:
     """Every dynamic subscription of this process."""
     lib = _sr()
+    names = {v: k for k, v in _constants()[0].items()}
     subs = _ffi.new("srsn_state_sub_t **")
     count = _ffi.new("uint32_t *")
     _check("srsn_oper_data_subscriptions", lib.srsn_oper_data_subscriptions(subs, count))
@@ -329,7 +338,7 @@ def subscriptions() -> Iterator[State]:
                 id=int(s.sub_id), kind=kind, xpath=xpath, stop=_datetime(s.stop_time), sent=int(s.sent_count),
                 excluded=int(s.excluded_count), suspended=bool(s.suspended),
                 stream=_ffi.string(s.sub_notif.stream).decode() if kind == "stream" else None,
-                datastore=_DS_NAMES.get(int(s.yp_periodic.ds if kind == "periodic" else s.yp_on_change.ds))
+                datastore=names.get(int(s.yp_periodic.ds if kind == "periodic" else s.yp_on_change.ds))
                 if kind != "stream" else None,
                 # sysrepo keeps both in centiseconds, RFC 8641's unit for them
                 period_ms=int(s.yp_periodic.period) * 10 if kind == "periodic" else None,
