@@ -215,3 +215,27 @@ def test_modify_sends_no_subscription_modified(sr: Any) -> None:
     finally:
         sub.close()
         sess.stop()
+
+
+def test_replay_from_a_start_time(sr: Any) -> None:
+    """A stream subscription with a start time first replays what sysrepo stored since then."""
+    from singbox_agent.mgmt import replay
+
+    replay.enable_replay(sr)
+    before = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
+    sender = sr.start_session("running")
+    sender.notification_send("/vpp-singbox:dataplane-disconnected", {"reason": "stored before"})
+    time.sleep(0.2)
+    sess = sr.start_session("running")
+    sub = srsn.subscribe(sess, "NETCONF", xpath="/vpp-singbox:dataplane-disconnected", start=before)
+    try:
+        assert sub.replay_start is not None and sub.replay_start <= datetime.datetime.now(datetime.UTC)
+        got = read_until(sr, sub, "stored before")
+        assert got.time < datetime.datetime.now(datetime.UTC)
+        read_until(sr, sub, "replay-completed")
+        sender.notification_send("/vpp-singbox:dataplane-disconnected", {"reason": "live"})
+        read_until(sr, sub, "live")
+    finally:
+        sub.close()
+        sender.stop()
+        sess.stop()
