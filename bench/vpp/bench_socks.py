@@ -13,7 +13,13 @@ Topology (tests/vpp/vpptopo.py plus a Linux proxy namespace)::
 
 hs_apps "test proxy" is a plain TCP splice with a fixed upstream: the cost
 of the session layer with no SOCKS at all, i.e. the ceiling for singbox; it
-gets the same fifo settings. Memory per idle session (--idle N, first, on a
+gets the same fifo settings. It is measured twice: with the client talking
+to the origin straight away, and ("SOCKS5 exchanges") with the client going
+through the same SOCKS5 greeting and request as with singbox, answered by
+the origin (cpsload's sink) through the splice. The second is the fair
+baseline for connection rates: those exchanges put a Linux client in
+delayed-ACK mode, which decides how soon VPP's FIN follows the origin's
+last byte (see plugin/API.md on VPP's FIN after ACK). Memory per idle session (--idle N, first, on a
 fresh VPP): N CONNECTed sessions with no traffic, growth of the proxy's
 proportional set size (all processes of danted; VPP's fifo segments are
 mapped into VPP, so they count) and of VPP's main heap, divided by N.
@@ -240,6 +246,10 @@ def main() -> None:
         # hs_apps proxy: no SOCKS, one fixed upstream (its own sink); the client connects plainly
         results["vpp-hs-proxy"] = measure(topo, "VPP hs_apps proxy", "-", 0,
                                           vt.VPP_CLIENT_IP4, args, HS_PROXY_PORT, HS_PROXY_PORT)
+        # the same splice, the client speaking SOCKS5 to the origin through it
+        results["vpp-hs-proxy-socks5"] = measure(
+            topo, "hs_apps, SOCKS5 exchanges", vt.VPP_CLIENT_IP4, HS_PROXY_PORT, vt.ORIGIN_IP4,
+            args, PROXY_SINK_PORTS["vpp-hs-proxy"], PROXY_SINK_PORTS["vpp-hs-proxy"])
         for name, ip, port in peers:
             results[name] = measure(topo, name, ip, port, ORIGIN_PNS_IP, args,
                                     PROXY_SINK_PORTS[name])

@@ -7,7 +7,12 @@
  *
  *   cpsload sink <ip> <port>
  *       discard server; a connection whose first read is the single byte
- *       'x' or 'y' gets it echoed, and after 'x' is closed
+ *       'x' or 'y' gets it echoed, and after 'x' is closed. A connection
+ *       that starts with a SOCKS5 greeting (05 01 00) is answered like a
+ *       SOCKS5 server would (method, then success for the request) before
+ *       that: a plain TCP splice (hs_apps proxy) in front of it then sees
+ *       the packets a SOCKS5 server sees, and its client goes through the
+ *       same exchanges before the probe byte
  *   cpsload cps <proxy|-> <pport> <dst> <dport> <concurrency> <secs> [client|origin]
  *       -> {"connections": n, "seconds": s, "errors": e}; each connection:
  *          connect, SOCKS5 greeting, wait for the method, CONNECT, wait for
@@ -112,6 +117,38 @@ raise_fd_limit (void)
 
 /* --- sink ---------------------------------------------------------------- */
 
+/* A sink connection's state, in the low 2 bits of its epoll tag. */
+#define SINK_DATA	0 /* discarding */
+#define SINK_FIRST	1 /* nothing read yet */
+#define SINK_REQUEST	2 /* greeted as a SOCKS5 server: the request comes next */
+#define SINK_TAG(fd, st) (((uint64_t) (fd) << 2) | (st))
+
+/* Play a SOCKS5 server's part of the handshake: a greeting gets the "no
+ * authentication" method, the request after it a success reply; then the
+ * connection is as new. Each message is one read: the client waits for each
+ * reply before it sends on. Returns 1 when buf was one of those. */
+static int
+sink_socks5 (int ep_fd, int fd, int st, const uint8_t *buf, ssize_t n)
+{
+  static const uint8_t reply[10] = { 5, 0, 0, 1 };
+  struct epoll_event cev = { .events = EPOLLIN };
+
+  if (st == SINK_FIRST && n == 3 && !memcmp (buf, "\x05\x01\x00", 3))
+    {
+      (void) !write (fd, "\x05\x00", 2);
+      cev.data.u64 = SINK_TAG (fd, SINK_REQUEST);
+    }
+  else if (st == SINK_REQUEST && (n == 10 || n == 22) && buf[0] == 5 && buf[1] == 1)
+    {
+      (void) !write (fd, reply, sizeof (reply));
+      cev.data.u64 = SINK_TAG (fd, SINK_FIRST);
+    }
+  else
+    return 0;
+  epoll_ctl (ep_fd, EPOLL_CTL_MOD, fd, &cev);
+  return 1;
+}
+
 static int
 sink (const endpoint_t *ep)
 {
@@ -138,17 +175,18 @@ sink (const endpoint_t *ep)
 	      int cfd;
 	      while ((cfd = accept4 (lfd, 0, 0, SOCK_NONBLOCK)) >= 0)
 		{
-		  /* the low bit says "nothing read yet" */
 		  struct epoll_event cev = { .events = EPOLLIN,
-					     .data.u64 = ((uint64_t) cfd << 1) | 1 };
+					     .data.u64 = SINK_TAG (cfd, SINK_FIRST) };
 		  epoll_ctl (ep_fd, EPOLL_CTL_ADD, cfd, &cev);
 		}
 	      continue;
 	    }
-	  int fd = evs[i].data.u64 >> 1;
-	  int first = evs[i].data.u64 & 1;
+	  int fd = evs[i].data.u64 >> 2;
+	  int first = (evs[i].data.u64 & 3) == SINK_FIRST;
 	  ssize_t r = read (fd, buf, sizeof (buf));
 	  if (r < 0 && (errno == EAGAIN || errno == EINTR))
+	    continue;
+	  if (r > 0 && sink_socks5 (ep_fd, fd, evs[i].data.u64 & 3, buf, r))
 	    continue;
 	  if (r <= 0 || (first && r == 1 && buf[0] == 'x'))
 	    {
@@ -161,7 +199,7 @@ sink (const endpoint_t *ep)
 	    (void) !write (fd, "y", 1);
 	  if (first)
 	    {
-	      struct epoll_event cev = { .events = EPOLLIN, .data.u64 = (uint64_t) fd << 1 };
+	      struct epoll_event cev = { .events = EPOLLIN, .data.u64 = SINK_TAG (fd, SINK_DATA) };
 	      epoll_ctl (ep_fd, EPOLL_CTL_MOD, fd, &cev);
 	    }
 	}

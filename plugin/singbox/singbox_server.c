@@ -178,6 +178,72 @@ singbox_leg_do (session_handle_t sh, void (*fn) (void *))
 					  uword_to_pointer (sh, void *));
 }
 
+/* VPP's TCP sends the FIN of a closing leg only once everything before it is
+ * acknowledged (FINPNDG, see plugin/API.md). A client in interactive mode —
+ * every SOCKS5 client after its handshake, every client of client mode after
+ * its request — delays the ACK of our last segment (Linux: 40 ms, its
+ * delayed-ACK timer), so the destination's EOF reached it that much late:
+ * 4,681 origin-closing sessions/s against 12,831 for hs_apps proxy, whose
+ * bench client had sent before receiving anything and so ACKed at once; with
+ * the same exchanges hs_apps proxy was as slow. An unacceptable segment must
+ * be answered with an ACK at once (RFC 793 3.9; the keepalive probe of
+ * RFC 1122 4.2.3.6): once the data before the pending FIN is all sent, send
+ * one bare ACK whose sequence number is one below what the client has
+ * acknowledged. Its answer acknowledges the data and the FIN follows. At
+ * most one probe per leg: Linux answers such segments once per 500 ms. */
+
+/* times the probe waits for the shutdown and the data to be sent: one per
+ * dispatch of the session queue, which sends them on its next run */
+#define SINGBOX_ACK_PROBE_TRIES	    16
+#define SINGBOX_ACK_PROBE_TRY_SHIFT 56
+
+static void
+singbox_ack_probe_rpc (void *arg)
+{
+  uword a = pointer_to_uword (arg);
+  session_handle_t sh = a & ((1ULL << SINGBOX_ACK_PROBE_TRY_SHIFT) - 1);
+  u32 tries = a >> SINGBOX_ACK_PROBE_TRY_SHIFT;
+  session_t *s = session_get_from_handle_if_valid (sh);
+  tcp_connection_t *tc;
+  u32 unacked, queued, snd_nxt;
+
+  if (!s || session_get_transport_proto (s) != TRANSPORT_PROTO_TCP ||
+      !(tc = (tcp_connection_t *) session_get_transport (s)))
+    return;
+  /* the close is still queued in the session layer */
+  if (tc->state == TCP_STATE_ESTABLISHED)
+    goto again;
+  if (!(tc->flags & TCP_CONN_FINPNDG) ||
+      (tc->state != TCP_STATE_FIN_WAIT_1 && tc->state != TCP_STATE_CLOSE_WAIT))
+    return; /* FIN sent, or the leg is gone */
+  unacked = tc->snd_nxt - tc->snd_una;
+  queued = transport_max_tx_dequeue (&tc->connection);
+  if (unacked < queued)
+    goto again; /* data the probe must follow is not sent yet */
+  if (!unacked)
+    return;
+  snd_nxt = tc->snd_nxt;
+  tc->snd_nxt = tc->snd_una - 1;
+  tcp_send_ack (tc);
+  tc->snd_nxt = snd_nxt;
+  return;
+
+again:
+  if (++tries < SINGBOX_ACK_PROBE_TRIES)
+    session_send_rpc_evt_to_thread_force (
+      s->thread_index, singbox_ack_probe_rpc,
+      uword_to_pointer (sh | ((uword) tries << SINGBOX_ACK_PROBE_TRY_SHIFT), void *));
+}
+
+/* We are closing the client leg after the destination's FIN: make sure the
+ * client's ACK of the last data does not hold our FIN back. */
+static void
+singbox_po_ack_probe (session_handle_t sh)
+{
+  ASSERT (session_thread_from_handle (sh) < (1 << (SINGBOX_ACK_PROBE_TRY_SHIFT - 32)));
+  singbox_leg_do (sh, singbox_ack_probe_rpc);
+}
+
 static void
 singbox_session_account_bytes (singbox_session_t *ss, session_t *po)
 {
@@ -1150,6 +1216,8 @@ singbox_ao_disconnect (session_t *s)
   else
     singbox_ao_close (ss);
   singbox_session_maybe_finish (ss);
+  if (ss->po_handle != SESSION_INVALID_HANDLE)
+    singbox_po_ack_probe (ss->po_handle);
   singbox_sessions_unlock ();
 }
 

@@ -280,6 +280,40 @@ def test_sessions_closed_by_the_destination_free_their_slot(env: Env) -> None:
         time.sleep(0.1)
 
 
+def client_delayed_acks(env: Env) -> int:
+    """Delayed ACKs the client namespace's TCP has sent when its delayed-ACK
+    timer fired (TcpExt DelayedACKs, per namespace)."""
+    lines = env.t.run_in(env.t.ns_client, "cat", "/proc/net/netstat").stdout.decode().splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split()))["DelayedACKs"])
+    raise AssertionError("no TcpExt in /proc/net/netstat")
+
+
+def test_destination_close_not_held_by_the_clients_delayed_ack(env: Env) -> None:
+    """The destination answers and closes (HTTP/1.0 style). VPP's TCP sends
+    the client our FIN only once the client has acknowledged the answer, and
+    a client past its SOCKS5 exchanges delays that ACK (Linux: its
+    delayed-ACK timer, 40 ms): every such session ended that much late. The
+    plugin asks for the ACK with an out-of-window probe; the client's timer
+    then no longer fires for it."""
+    sys.path.insert(0, str(HERE.parent.parent / "bench" / "vpp"))
+    from loadgen import cpsload_binary, run_json
+
+    env.start()
+    port = "5298"
+    env.t.spawn(env.t.ns_origin, cpsload_binary(), "sink", ORIGIN_IP4, port)
+    wait_port(env.t.ns_origin, ORIGIN_IP4, int(port))
+    before = client_delayed_acks(env)
+    # one session at a time: greeting, request, 1 byte echoed, the sink closes
+    r = run_json(env.t.ns_client, cpsload_binary(), "cps", VPP_CLIENT_IP4, "1080",
+                 ORIGIN_IP4, port, "1", "2", "origin")
+    delayed = client_delayed_acks(env) - before
+    assert r["errors"] == 0 and r["connections"] >= 4, r
+    # before the probe: one per session
+    assert delayed < r["connections"] / 2, (delayed, r)
+
+
 def test_allowed_prefixes(env: Env) -> None:
     assert env.api.singbox_server_allowed_prefix_add_del(
         is_add=True, prefix="198.18.9.0/24").retval == 0
