@@ -122,8 +122,11 @@ class LoginGuard:
 
     def failed(self, source: str, user: str | None) -> Failure:
         """Record a failed attempt (a wrong password, an unknown user, credentials that are no credentials).
-        `user` None: nothing names a user (malformed credentials), only the source counts."""
+        `user` None: nothing names a user (malformed credentials), only the source counts. Not recorded while
+        the back-off is disabled (enabling it later does not block for what happened before)."""
         policy = self.policy
+        if not policy.enabled:
+            return Failure(0, 0, 0.0)
         now = self._clock()
         src = source_key(source)
         with self._lock:
