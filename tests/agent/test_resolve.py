@@ -174,3 +174,30 @@ def test_hold_unresolved_follows_what_depends_on_the_endpoint() -> None:
     assert out[("endpoint", "good")] == endpoint_spec("198.18.0.1")
     assert out[("endpoint", "ip")] == endpoint_spec("192.0.2.1")
     assert set(out) == set(objs) - set(held)
+
+
+def test_an_answer_during_a_commit_is_applied_after_its_done(dns: Dns) -> None:
+    """The name's answer arrives between the commit's change and done events: the resync it asks for cannot run
+    then (the commit is not settled), so the done runs it. It used to be dropped and retried 30 s later."""
+    from singbox_agent.agent.daemon import Agent
+    from singbox_agent.agent.mapping import Change
+
+    dns.gates["slow.example"] = threading.Event()
+    dp = MemoryDataplane()
+    agent = Agent(dp, resolver=Resolver(lookup=dns, timeout_s=5, retry_s=86400, refresh_s=86400))
+    try:
+        agent.status.in_sync = True  # as after the first resync
+        changes = [Change("created", f"{C}/endpoint[name='e']", {}),
+                   Change("created", f"{C}/endpoint[name='e']/address", "slow.example")]
+        agent._change(7, changes)  # noqa: SLF001 - sysrepo's change event, without sysrepo
+        dns.answers["slow.example"] = "198.18.0.7"
+        dns.gates["slow.example"].set()
+        assert agent.resolver.wait()
+        assert agent._events.get_nowait() == "resync"  # noqa: SLF001 - what the answer asked for
+        assert not agent.resync()  # between change and done: not now
+        agent._done(7, changes)  # noqa: SLF001
+        assert agent._events.get_nowait() == "resync"  # noqa: SLF001 - the done asks again
+        assert agent.resync()
+        assert dp.objects[("endpoint", "e")] == endpoint_spec("198.18.0.7")
+    finally:
+        agent.resolver.close()

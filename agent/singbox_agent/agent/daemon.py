@@ -136,6 +136,7 @@ class Agent:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._next_resync = 0.0
+        self._resync_due = False  # a resync was asked for while a commit was under way: its done/abort runs it
         self._retry_s = RESYNC_FIRST_RETRY_S
         self._limit_reported: set[tuple[str, ...]] = set()
         self._endpoint_change: dict[str, float] = {}
@@ -324,8 +325,10 @@ class Agent:
             if result == "pending":
                 self.status.pending = True
             # Objects held back before this commit may be in the dataplane under their previous form: a resync
-            # compares. Objects held back now are applied when their name has an address (the resolver's event).
-            resync = not self.status.in_sync or (txn is not None and txn.held_before)
+            # compares. Objects held back now are applied when their name has an address: the resolver's event
+            # asks for a resync, which waits for this done when the answer came while the commit was under way.
+            resync = not self.status.in_sync or self._resync_due or (txn is not None and txn.held_before)
+            self._resync_due = False
         log.info("commit", txn=req_id, result=result, held=list(txn.held.values())[:20] if txn else None,
                  applied=[op.describe() for op in (txn.ops if txn else [])][:20],
                  steps=len(txn.ops) if txn else None,
@@ -340,7 +343,8 @@ class Agent:
             if txn is None:
                 return
             self._undo(txn)
-            resync = not self.status.in_sync
+            resync = not self.status.in_sync or self._resync_due
+            self._resync_due = False
         log.info("commit", txn=req_id, result="aborted", undone=len(txn.ops),
                  duration_ms=round((time.perf_counter() - txn.started) * 1e3, 3))
         if resync:
@@ -360,7 +364,8 @@ class Agent:
     def resync(self) -> bool:
         """Make the dataplane hold the running config, changing only what differs. True when in sync."""
         with self._lock:
-            if self._txns:  # a commit is between change and done: its done/abort triggers another resync
+            if self._txns:  # a commit is between change and done: its done/abort runs the resync
+                self._resync_due = True
                 return False
             if not self.dataplane.connected:
                 return False
