@@ -16,7 +16,7 @@ from ncclient.operations.rpc import RPCError
 from singbox_agent.netconf.confirmed_store import FILE_NAME
 from singbox_agent.repository import SysrepoInstance
 from tests.netconf.conftest import ServerInfo, bootstrap, start_server, stop_server
-from tests.netconf.test_operations import cfg, endpoint, endpoints
+from tests.netconf.helpers import cfg, endpoint, endpoints
 
 
 class Servers:

@@ -10,7 +10,7 @@ import pytest
 from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import ServerInfo
-from tests.netconf.test_operations import cfg, endpoint, endpoints, running
+from tests.netconf.helpers import cfg, endpoint, endpoints, running
 
 
 def test_delete_and_remove_of_an_empty_container(netconf_server: ServerInfo) -> None:

@@ -14,7 +14,7 @@ import sysrepo
 from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import ServerInfo
-from tests.netconf.test_operations import cfg, endpoint, endpoints, sbx_filter
+from tests.netconf.helpers import cfg, endpoint, endpoints, sbx_filter
 
 
 def existing(m: Any, names: list[str], target: str = "running") -> None:

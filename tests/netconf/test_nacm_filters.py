@@ -132,7 +132,7 @@ async def test_login_hashes_not_probed_by_filters(netconf_server: ServerInfo) ->
 
 async def test_replay_does_not_deliver_notifications_nacm_denies(netconf_server: ServerInfo) -> None:
     """sysrepo replays stored notifications with no NACM check; the server checks each one."""
-    from tests.netconf.test_operations import _send
+    from tests.netconf.helpers import _send
 
     setup_reader_and_secret([("no-down", {"module-name": "vpp-singbox", "notification-name": "endpoint-down",
                                           "access-operations": "read", "action": "deny"})])

@@ -15,7 +15,7 @@ from lxml import etree
 from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import SBX_NS, ServerInfo
-from tests.netconf.test_operations import cfg, endpoint
+from tests.netconf.helpers import cfg, endpoint
 
 NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
 OR_NS = "urn:ietf:params:xml:ns:yang:ietf-origin"

@@ -11,7 +11,7 @@ from lxml import etree
 from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import SBX_NS, ServerInfo
-from tests.netconf.test_operations import _send
+from tests.netconf.helpers import _send
 
 NCN_NS = "urn:ietf:params:xml:ns:netmod:notification"
 
