@@ -66,3 +66,46 @@ def running_config(env: dict[str, str], module: str = "vpp-singbox") -> str:
 def running_json(env: dict[str, str], module: str = "vpp-singbox") -> dict[str, Any]:
     text = running_config(env, module)
     return json.loads(text) if text.strip() else {}
+
+
+# ---- shared by the server tests (one file per verb, as rousette's) ------------------------------------------------
+
+SB = "/restconf/data/vpp-singbox:singbox"
+EP = f"{SB}/client/endpoint"
+RC_NS = "{urn:ietf:params:xml:ns:yang:ietf-restconf}"
+SB_NS = "{urn:vpp-singbox:yang:vpp-singbox}"
+YANG_PATCH_JSON = "application/yang-patch+json"
+YANG_PATCH_XML = "application/yang-patch+xml"
+
+
+def endpoint_json(name: str, **extra: Any) -> bytes:
+    return json.dumps({"vpp-singbox:endpoint": [{"name": name, "address": "127.0.0.1", **extra}]}).encode()
+
+
+def endpoint_xml(name: str, port: int | None = None) -> bytes:
+    port_xml = f"<port>{port}</port>" if port is not None else ""
+    return (
+        f'<endpoint xmlns="urn:vpp-singbox:yang:vpp-singbox"><name>{name}</name><address>10.0.0.1</address>'
+        f"{port_xml}</endpoint>"
+    ).encode()
+
+
+def error_of(resp: Any) -> dict[str, Any]:
+    """The first error of an ietf-restconf:errors reply (httpx response)."""
+    body = resp.json()
+    errors: list[dict[str, Any]] = body["ietf-restconf:errors"]["error"]
+    assert errors, body
+    return errors[0]
+
+
+def yang_patch(patch_id: str, *edits: dict[str, Any]) -> bytes:
+    return json.dumps({"ietf-yang-patch:yang-patch": {"patch-id": patch_id, "edit": list(edits)}}).encode()
+
+
+def startup_json(env: dict[str, str], module: str = "vpp-singbox") -> dict[str, Any]:
+    """The startup datastore of a module as sysrepocfg exports it."""
+    out = subprocess.run(
+        ["sysrepocfg", "-X", "-d", "startup", "-f", "json", "-m", module], env=env, capture_output=True, text=True,
+        check=True, timeout=30,
+    )
+    return json.loads(out.stdout) if out.stdout.strip() else {}

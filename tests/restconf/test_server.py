@@ -62,7 +62,8 @@ def test_tls_http1_http2_and_fixed_resources(restconf: RestconfServer) -> None:
         assert link is not None and link.get("rel") == "restconf" and link.get("href") == "/restconf"
         v = c2.get("/restconf/yang-library-version")
         assert v.json() == {"ietf-restconf:yang-library-version": "2019-01-04"}
-        ops = c2.get("/restconf/operations").json()["ietf-restconf:operations"]
+        with stand_in_agent():  # listed while something serves them
+            ops = c2.get("/restconf/operations").json()["ietf-restconf:operations"]
         assert "vpp-singbox:test-endpoint" in ops and "vpp-singbox:clear-statistics" in ops
     # The CA in the ready file is what verifies the server: a client without it must fail.
     with pytest.raises(httpx.ConnectError), httpx.Client(verify=ssl.create_default_context()) as strict:
@@ -177,7 +178,10 @@ def test_put_datastore_replaces_everything_atomically(restconf: RestconfServer) 
         h = {"content-type": JSON}
         assert c.put(f"{EP}=old", content=endpoint_json("old"), headers=h).status_code == 201
         current = c.get("/restconf/ds/ietf-datastores:running").json()
-        current["vpp-singbox:singbox"] = {"client": {"endpoint": [{"name": "new", "address": "::1"}]}}
+        # RFC 8040 §3.4, §4.5: the datastore in JSON is one ietf-restconf:data member, read and written alike
+        assert list(current) == ["ietf-restconf:data"]
+        current["ietf-restconf:data"]["vpp-singbox:singbox"] = {"client": {"endpoint": [{"name": "new",
+                                                                                      "address": "::1"}]}}
         r = c.put("/restconf/ds/ietf-datastores:running", content=json.dumps(current), headers=h)
         assert r.status_code == 204, r.text
         names = [e["name"] for e in running_json(env)["vpp-singbox:singbox"]["client"]["endpoint"]]
@@ -381,7 +385,8 @@ def test_etag_and_last_modified(restconf: RestconfServer) -> None:
         first = c.get(f"{EP}=c1")
         etag, modified = first.headers["etag"], first.headers["last-modified"]
         assert etag.startswith('"') and modified.endswith("GMT")
-        assert c.get(f"{EP}=c1", headers={"accept": XML}).headers["etag"] == etag  # one tag per resource state
+        xml_etag = c.get(f"{EP}=c1", headers={"accept": XML}).headers["etag"]
+        assert xml_etag != etag and xml_etag.startswith('"')  # RFC 7232 §2.1: a strong tag per representation
         assert c.get("/restconf/ds/ietf-datastores:running").headers.get("etag")
         assert c.get(f"{EP}=c1", headers={"if-none-match": etag}).status_code == 304
         assert c.get(f"{EP}=c1", headers={"if-none-match": '"other"'}).status_code == 200

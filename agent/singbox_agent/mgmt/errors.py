@@ -10,40 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import libyang
 import sysrepo
+from _libyang import ffi as ly_ffi
+
+from singbox_agent.mgmt import xpath
 
 # RFC 6241 Appendix A error-type values.
 TRANSPORT = "transport"
 RPC = "rpc"
 PROTOCOL = "protocol"
 APPLICATION = "application"
-
-# RFC 8040 section 7: error-tag -> HTTP status.
-HTTP_STATUS: dict[str, int] = {
-    "in-use": 409,
-    "invalid-value": 400,
-    "too-big": 413,
-    "missing-attribute": 400,
-    "bad-attribute": 400,
-    "unknown-attribute": 400,
-    "bad-element": 400,
-    "unknown-element": 400,
-    "unknown-namespace": 400,
-    "access-denied": 403,
-    "lock-denied": 409,
-    "resource-denied": 409,
-    "rollback-failed": 500,
-    "data-exists": 409,
-    "data-missing": 409,
-    "operation-not-supported": 501,
-    "operation-failed": 500,
-    "partial-operation": 500,
-    "malformed-message": 400,
-}
-
 
 @dataclass(frozen=True)
 class MgmtError:
@@ -60,10 +38,6 @@ class MgmtError:
     error_path: str | None = None
     info: dict[str, str] = field(default_factory=dict)
     error_severity: str = "error"
-
-    @property
-    def http_status(self) -> int:
-        return HTTP_STATUS.get(self.error_tag, 500)
 
 
 class MgmtException(Exception):
@@ -218,9 +192,21 @@ def from_libyang(exc: libyang.LibyangError) -> MgmtError:
     return MgmtError(APPLICATION, "invalid-value", message, None, path)
 
 
+# sysrepo's process internals in its messages: which function failed, lock owners, pids, connection ids, SHM files.
+_INTERNALS = re.compile(
+    r"\s*\(sr_\w+:[^)]*\)|,?\s*(?:read|write|read-upgr|upgr)?\s*lock held by [^.;]*|\s*\(CID \d+\)"
+    r"|\b(?:process|PID|pid) \d+|\bCID \d+|/dev/shm/\S+|\bsr_(?:main|ext|mod|sub|ds)\w*\b",
+)
+
+
+def scrub_internals(message: str) -> str:
+    """`message` without sysrepo's process internals: no client learns pids, connection ids or SHM names."""
+    return _INTERNALS.sub("", message).strip()
+
+
 def _sysrepo_message(exc: sysrepo.SysrepoError) -> str:
     msg = getattr(exc, "msg", None) or str(exc)
-    return str(msg)
+    return scrub_internals(str(msg))
 
 
 def from_sysrepo(exc: sysrepo.SysrepoError) -> MgmtError:
@@ -267,15 +253,48 @@ def _lock_holder(message: str) -> dict[str, str]:
     return {"session-id": m.group(1) if m else "0"}
 
 
-def from_exception(exc: BaseException) -> list[MgmtError]:
-    """Every error record for one failure; unknown exceptions become operation-failed without internals."""
+def from_exception(exc: BaseException, ctx: libyang.Context | None = None) -> list[MgmtError]:
+    """Every error record for one failure; unknown exceptions become operation-failed without internals.
+
+    `ctx` (the schema the request was checked against) lets a `must` failure carry its statement's error-app-tag:
+    sysrepo passes on libyang's message and path but not the app tag (RFC 7950 §7.5.4.2 wants it).
+    """
     if isinstance(exc, MgmtException):
         return list(exc.errors)
     if isinstance(exc, sysrepo.SysrepoError):
-        return [from_sysrepo(exc)]
+        error = from_sysrepo(exc)
+        if ctx is not None and isinstance(exc, sysrepo.SysrepoValidationFailedError):
+            error = must_violation(ctx, error) or error
+        return [error]
     if isinstance(exc, libyang.LibyangError):
         return [from_libyang(exc)]
     return [MgmtError(APPLICATION, "operation-failed", "Internal error.")]
+
+
+_LOCATION_SUFFIX = re.compile(r'\s*\((?:path|Data location|Schema location)\b[^()]*(?:\([^()]*\)[^()]*)*\)\.?\s*$')
+_DEFAULT_MUST = re.compile(r'^Must condition "(?P<cond>.*)" not satisfied\.?$', re.DOTALL)
+
+
+def must_violation(ctx: libyang.Context, error: MgmtError) -> MgmtError | None:
+    """The error as RFC 7950 §7.5.4.2 words it when it is a `must` statement's failure at its error-path: tag
+    operation-failed, the statement's error-app-tag (default must-violation) and its error-message; else None."""
+    if not error.error_path:
+        return None
+    text = _LOCATION_SUFFIX.sub("", error.error_message).strip()
+    try:
+        snode = next(ctx.find_path(xpath.strip_predicates(error.error_path)), None)
+    except libyang.LibyangError:
+        return None
+    if snode is None:
+        return None
+    default = _DEFAULT_MUST.match(text)
+    for must in snode.musts():
+        message = must.error_message()
+        if message == text or (message is None and default is not None and default["cond"] == must.condition()):
+            raw = must.cdata.eapptag
+            app_tag = ly_ffi.string(raw).decode() if raw != ly_ffi.NULL else "must-violation"
+            return MgmtError(APPLICATION, "operation-failed", text, app_tag, error.error_path)
+    return None
 
 
 # sysrepo's words (sr_apply_changes, sr_copy_config, sr_replace_config) when the change was committed but its
@@ -292,17 +311,3 @@ def applied_anyway(exc: BaseException) -> bool:
 
 def with_path(error: MgmtError, path: str | None) -> MgmtError:
     return error if error.error_path or path is None else replace(error, error_path=path)
-
-
-def as_dict(error: MgmtError) -> dict[str, Any]:
-    """RFC 8040 errors/error member names (RESTCONF JSON uses these keys)."""
-    out: dict[str, Any] = {"error-type": error.error_type, "error-tag": error.error_tag}
-    if error.error_app_tag:
-        out["error-app-tag"] = error.error_app_tag
-    if error.error_path:
-        out["error-path"] = error.error_path
-    if error.error_message:
-        out["error-message"] = error.error_message
-    if error.info:
-        out["error-info"] = dict(error.info)
-    return out

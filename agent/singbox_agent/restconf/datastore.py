@@ -26,7 +26,8 @@ from _libyang import ffi, lib
 from _sysrepo import ffi as sr_ffi, lib as sr_lib
 
 from singbox_agent.mgmt import datastore as mgmt_datastore
-from singbox_agent.mgmt.datastore import rpc_output
+from singbox_agent.mgmt import filtered_read
+from singbox_agent.mgmt.datastore import retry_busy, rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
 from singbox_agent.restconf import schema
@@ -36,6 +37,8 @@ from singbox_agent.restconf.uri import Encoding, QueryParams
 log = structlog.get_logger("restconf")
 
 _POOL_MAX_PER_KEY = 8
+# RPCs sysrepo itself carries out (sr_rpc_send_tree answers them with no subscriber)
+SYSREPO_RPCS = ("/ietf-factory-default:factory-reset",)
 # Every session is marked per request with its user (netconf-config-change's changed-by, `mgmt.datastore.
 # mark_changed_by`) and a token of its own, so the done event of its own commit can be told from everyone else's.
 _TOKEN = struct.Struct("<Q")
@@ -100,15 +103,19 @@ def _print_one(cdata: Any, fmt: int, flags: int) -> bytes:
         lib.free(buf[0])
 
 
-def etag_of(body: bytes) -> str:
-    """A strong entity tag: SHA-256 of the resource's canonical print (see README: why a hash)."""
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+def etag_of(body: bytes, representation: str = "") -> str:
+    """A strong entity tag: SHA-256 of the resource's canonical print and the representation's name (RFC 7232
+    §2.1: each representation of a resource has its own strong tag), see README: why a hash."""
+    digest = hashlib.sha256(body)
+    if representation:
+        digest.update(b"\0" + representation.encode())
+    return '"' + digest.hexdigest()[:32] + '"'
 
 
 @dataclass(frozen=True)
 class ReadResult:
     body: bytes  # printed in the requested encoding
-    etag: str  # of the JSON print with defaults explicit: the same resource has one tag in both encodings
+    etag: str  # `config_etags`: of the resource's configuration, one tag per encoding
 
 
 @dataclass(frozen=True)
@@ -119,14 +126,16 @@ class EditResult:
 
 
 def apply_changes(sess: SysrepoSession, replace_all: bool = False, tree: Any = None) -> None:
-    """`sess.apply_changes()` (or `replace_config_ly(tree)` for `replace_all`), except that a change sysrepo committed but whose
-    config-change notification it could not store for replay is a success: answering with an error would make the
-    client retry an applied change."""
+    """`sess.apply_changes()` (or `replace_config_ly(tree)` for `replace_all`), retried while other writers hold the
+    datastore's locks (`mgmt.datastore.retry_busy`), except that a change sysrepo committed but whose config-change
+    notification it could not store for replay is a success: answering with an error would make the client retry an
+    applied change."""
     try:
         if replace_all:
-            sess.replace_config_ly(tree, None)
+            # sysrepo takes the tree it is given (frees it, also on failure): each attempt gets a copy
+            retry_busy(lambda: sess.replace_config_ly(_dup_all(tree), None))
         else:
-            sess.apply_changes()
+            retry_busy(sess.apply_changes)
     except sysrepo.SysrepoOperationFailedError as exc:
         if not applied_anyway(exc):
             raise
@@ -310,43 +319,64 @@ class Datastore:
         no_config = query.content == "nonconfig"
         if no_config and datastore != "operational":
             # conventional datastores hold only config: content=nonconfig reads nothing
-            return self._empty_or_404(path, encoding)
-        flags: dict[str, bool] = {}
-        if datastore == "operational":
-            flags = {"no_state": no_state, "no_config": no_config}
-        with self.session(user, datastore) as sess, read_tree(
-            sess, " | ".join(xpaths), query.depth or 0, flags
+            if path is not None:
+                raise not_found(f"No data at {path}", path)
+            body = _wrap_datastore(b"", encoding)
+            return ReadResult(body, self._tag(user, datastore, None, body, encoding))
+        with self.session(user, datastore) as sess, filtered_read.read(
+            # fields (RFC 8040 §4.8.3) are evaluated on NACM-pruned data: a hidden node never decides what is shown
+            sess, datastore, " | ".join(xpaths), max_depth=query.depth or 0, no_state=no_state, no_config=no_config
         ) as tree:
             if tree is not None and schema.has_yang_library(tree):
                 schema.rewrite_locations(tree, base_url or self.base_url)
             if path is None:
-                if tree is None:
-                    body = b"{}\n" if encoding == Encoding.JSON else _empty_xml_data()
-                    return ReadResult(body, etag_of(b""))
-                # The whole datastore: print the top-level siblings as they are, no copy.
-                first = tree.root().first_sibling()
-                print_flags = lib.LYD_PRINT_WITHSIBLINGS | _WD_FLAGS[query.with_defaults]
-                if query.depth is not None:
-                    print_flags |= lib.LYD_PRINT_KEEPEMPTYCONT
-                body = _print_one(first.cdata, _fmt(encoding), print_flags)
-                tag_body = body if encoding == Encoding.JSON else _print_one(
-                    first.cdata, lib.LYD_JSON, lib.LYD_PRINT_WITHSIBLINGS | lib.LYD_PRINT_WD_EXPLICIT)
-                return ReadResult(body, etag_of(tag_body))
-            targets = list(tree.find_all(path)) if tree is not None else []
-            if query.with_defaults in (None, "explicit", "trim"):
-                # RFC 6243: in these modes a node that exists only as a default is not reported.
-                targets = [t for t in targets if not (t.cdata.flags & lib.LYD_DEFAULT and _is_term(t))]
-            if not targets:
-                raise not_found(f"No data at {path}", path)
-            body = print_nodes(targets, encoding, query.with_defaults, keep_empty=query.depth is not None)
-            tag_body = body if encoding == Encoding.JSON else print_nodes(targets, Encoding.JSON)
-            return ReadResult(body, etag_of(tag_body))
+                body = b""
+                if tree is not None:
+                    # The whole datastore: print the top-level siblings as they are, no copy.
+                    first = tree.root().first_sibling()
+                    print_flags = lib.LYD_PRINT_WITHSIBLINGS | _WD_FLAGS[query.with_defaults]
+                    if query.depth is not None:
+                        print_flags |= lib.LYD_PRINT_KEEPEMPTYCONT
+                    body = _print_one(first.cdata, _fmt(encoding), print_flags)
+                body = _wrap_datastore(body, encoding)
+            else:
+                targets = [t for t in tree.find_all(path)] if tree is not None else []
+                if query.with_defaults in (None, "explicit", "trim"):
+                    # RFC 6243: in these modes a node that exists only as a default is not reported.
+                    targets = [t for t in targets if not _default_only(t)]
+                if not targets:
+                    raise not_found(f"No data at {path}", path)
+                if len(targets) > 1 and encoding == Encoding.XML:
+                    raise bad_request(
+                        f"{path} names {len(targets)} instances; XML holds one element: name one entry by its keys "
+                        "or ask for JSON (RFC 8040 §4.3)"
+                    )
+                body = print_nodes(targets, encoding, query.with_defaults, keep_empty=query.depth is not None)
+        return ReadResult(body, self._tag(user, datastore, path, body, encoding))
 
-    def _empty_or_404(self, path: str | None, encoding: Encoding) -> ReadResult:
-        if path is not None:
-            raise not_found(f"No data at {path}", path)
-        body = b"{}" if encoding == Encoding.JSON else _empty_xml_data()
-        return ReadResult(body, etag_of(b""))
+    def _tag(self, user: str | None, datastore: str, path: str | None, body: bytes, encoding: Encoding) -> str:
+        """The ETag of a GET: the resource's configuration (`config_etags`); a resource without any (state only)
+        is tagged by what was printed."""
+        tags = self.config_etags(user, datastore, path)
+        return tags[encoding] if tags is not None else etag_of(body, encoding.value)
+
+    def config_etags(self, user: str | None, datastore: str, path: str | None) -> dict[Encoding, str] | None:
+        """The entity tags of a resource, one per encoding (RFC 7232 §2.1: a strong tag per representation), from
+        its configuration as `user` may read it: in `datastore`, or running for operational (RFC 8040 §3.4.1.2 and
+        §3.5.2: a datastore's or data resource's tag changes with configuration only, never with state such as
+        sessions or streams). None: the resource holds no configuration (a datastore always has a tag)."""
+        source = "running" if datastore == "operational" else datastore
+        with self.session(user, source) as sess, read_tree(sess, path or "/*", 0, {}) as tree:
+            if path is None:
+                first = tree.root().first_sibling() if tree is not None else None
+                printed = b"" if first is None else _print_one(
+                    first.cdata, lib.LYD_JSON, lib.LYD_PRINT_WITHSIBLINGS | lib.LYD_PRINT_WD_EXPLICIT)
+            else:
+                targets = [t for t in tree.find_all(path) if not _default_only(t)] if tree is not None else []
+                if not targets:
+                    return None
+                printed = print_nodes(targets, Encoding.JSON)
+        return {enc: etag_of(printed, enc.value) for enc in Encoding}
 
     @staticmethod
     def _read_xpaths(path: str | None, query: QueryParams) -> list[str]:
@@ -355,15 +385,6 @@ class Datastore:
             return [f"{base}/{f}" for f in query.fields]
         return [path if path is not None else "/*"]
 
-    def current_etag(self, user: str | None, datastore: str, path: str | None) -> str | None:
-        """ETag of the config resource as it is now (for If-Match on writes); None when it does not exist."""
-        try:
-            return self.get(user, datastore, path, QueryParams(content="config"), Encoding.JSON).etag
-        except RestconfError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
     def can_read(self, user: str | None, xpath: str) -> bool:
         """Whether NACM lets `user` read anything `xpath` selects in operational (sysrepo filters silently)."""
         if self._identity(user, self.policy.generation) is None:
@@ -371,42 +392,38 @@ class Datastore:
         with self.session(user, "operational") as sess, read_tree(sess, xpath, 1, {}) as tree:
             return tree is not None and any(True for _ in tree.find_all(xpath))
 
-    def exists(self, sess: SysrepoSession, path: str) -> bool:
-        with read_tree(sess, path, 1, {}) as tree:
-            if tree is None:
-                return False
-            return any(not (n.cdata.flags & lib.LYD_DEFAULT and _is_term(n)) for n in tree.find_all(path))
-
     # ---- writes -----------------------------------------------------------------------------------------------
 
     def edit(
         self,
         user: str | None,
         datastore: str,
-        build: Callable[[libyang.Context], tuple[libyang.DNode | None, str | None]],
+        build: Callable[[libyang.Context, Reader], tuple[libyang.DNode | None, str | None]],
         *,
         must_exist: str | None = None,
         delete_path: str | None = None,
         replace_all: bool = False,
         check_exists: str | None = None,
+        empty_ok: bool = False,
     ) -> EditResult:
-        """Parse the edit with `build` (under sysrepo's context), apply it in one transaction.
+        """Parse the edit with `build` (under sysrepo's context; the `Reader` sees the datastore as the request's
+        session does), apply it in one transaction, then copy what changed in running to startup (`persist`).
 
         `build` returns (edit tree or None, data path of a created node). `delete_path`: a strict delete.
         `replace_all`: the tree replaces the whole datastore (PUT on the datastore resource).
         `check_exists`: report whether this node existed before the edit (PUT: 201 or 204).
+        `empty_ok`: an edit that comes to nothing (YANG Patch removes of absent nodes) succeeds without a commit.
         """
         with self.session(user, datastore) as sess:
-            if must_exist is not None and not self.exists(sess, must_exist):
-                raise not_found(f"No data at {must_exist}: PATCH does not create its target", must_exist)
+            reader = Reader(sess)
             if delete_path is not None:
-                if not self.exists(sess, delete_path):
+                if not reader.exists(delete_path):
                     raise RestconfError(
                         "application", "data-missing", f"No data at {delete_path}", path=delete_path, status=404
                     )
                 sess.delete_item(delete_path)
                 apply_changes(sess)
-                self._touch(datastore)
+                self._committed(datastore, {_module_of(delete_path)})
                 return EditResult()
             token = self._tokens.get(id(sess))
             by_event = (
@@ -417,12 +434,17 @@ class Datastore:
             )
             existed = True
             with acquired_context(self.conn) as ctx:
-                tree, created = build(ctx)
+                tree, created = build(ctx, reader)  # a body that cannot be parsed fails first, whatever the target
+                if tree is None and empty_ok:
+                    return EditResult(created)
                 try:
+                    if must_exist is not None and not reader.exists(must_exist):
+                        raise not_found(f"No data at {must_exist}: PATCH does not create its target", must_exist)
+                    modules = None if replace_all else _modules_of(tree)
                     if check_exists is not None and (not by_event or _sets_schema_default(tree, check_exists)):
                         # No event to learn from: candidate/startup raise none, nor a module the watcher could not
                         # subscribe to, nor a default-only leaf made explicit with its default value.
-                        existed = self.exists(sess, check_exists)
+                        existed = reader.exists(check_exists)
                         by_event = False
                     if by_event:
                         assert token is not None and check_exists is not None
@@ -445,15 +467,53 @@ class Datastore:
                             self._expect.pop(token, None)
                             self._created.pop(token, None)
                 finally:
-                    if tree is not None and not replace_all:
-                        tree.free()
-            self._touch(datastore)
-            return EditResult(created, existed)
+                    if tree is not None:
+                        tree.root().first_sibling().free()
+        self._committed(datastore, modules)
+        return EditResult(created, existed)
+
+    def _committed(self, datastore: str, modules: set[str] | None) -> None:
+        """After a commit: Last-Modified, and RFC 8040 §1.4 — running is copied to startup after every successful
+        edit of running (the modules the edit touched; None: all), before the client hears of the success."""
+        self._touch(datastore)
+        if datastore == "running":
+            self.persist(modules)
+
+    def persist(self, modules: set[str] | None) -> None:
+        """Copy running to startup for `modules` (None: every module). The server's own act (RFC 8040 §1.4), so
+        no NACM user: the client was allowed the edit of running."""
+        with self.session(None, "startup") as startup:
+            for module in sorted(modules) if modules is not None else [None]:
+
+                def copy(module: str | None = module) -> None:
+                    try:
+                        startup.copy_config("running", module)  # type: ignore[arg-type]  # None: all modules
+                    except sysrepo.SysrepoOperationFailedError as exc:
+                        if not applied_anyway(exc):  # copied; only its change notification was not stored
+                            raise
+
+                retry_busy(copy)
+        self._touch("startup")
 
     def _touch(self, datastore: str) -> None:
         self.last_modified[datastore] = time.time()
 
     # ---- operations -------------------------------------------------------------------------------------------
+
+    def invocable_rpcs(self) -> frozenset[str]:
+        """The RPCs (`/module:name`) an invocation can reach now: sysrepo's own (factory-reset) and those with a
+        subscriber (sysrepo-monitoring's rpc-sub list). Others answer "no matching subscribers" (405)."""
+        found = set(SYSREPO_RPCS)
+        with self.session(None, "operational") as sess, read_tree(sess, "/sysrepo-monitoring:sysrepo-state/rpc", 0,
+                                                                  {}) as tree:
+            if tree is not None:
+                for rpc in tree.find_all("/sysrepo-monitoring:sysrepo-state/rpc"):
+                    path = rpc.find_one("path")
+                    if path is not None and rpc.find_one("rpc-sub") is not None:
+                        found.add(_term(path))
+        return frozenset(found)
+
+    # ---- operations (invoke) ---------------------------------------------------------------------------------------
 
     def invoke(
         self, user: str | None, build: Callable[[libyang.Context], libyang.DNode], encoding: Encoding
@@ -537,5 +597,70 @@ def _is_term(node: libyang.DNode) -> bool:
     return bool(node.cdata.schema != ffi.NULL and node.cdata.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST))
 
 
-def _empty_xml_data() -> bytes:
-    return b'<data xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf"/>\n'
+def _term(node: libyang.DNode) -> str:
+    raw = lib.lyd_get_value(node.cdata)
+    return ffi.string(raw).decode() if raw != ffi.NULL else ""
+
+
+def _default_only(node: libyang.DNode) -> bool:
+    """A leaf or leaf-list entry that exists only as its schema default (RFC 6243's explicit mode: not there)."""
+    return bool(node.cdata.flags & lib.LYD_DEFAULT) and _is_term(node)
+
+
+class Reader:
+    """The datastore as an edit's own session sees it (NACM included), for edits whose meaning depends on it."""
+
+    def __init__(self, sess: SysrepoSession) -> None:
+        self._sess = sess
+
+    def exists(self, path: str) -> bool:
+        """Whether data exist at `path`, in the sense RESTCONF's basic mode (RFC 6243 explicit, RFC 8040 §4.8.9)
+        gives every resource: a leaf holding only its schema default does not exist. The one meaning for PUT,
+        POST, PATCH, DELETE and YANG Patch's create, delete and remove (RFC 8072 §2.5)."""
+        with read_tree(self._sess, path, 1, {}) as tree:
+            return tree is not None and any(not _default_only(n) for n in tree.find_all(path))
+
+    def leaf_value(self, path: str) -> str | None:
+        """The canonical value of the leaf at `path` when it exists (a default-only leaf does not)."""
+        with read_tree(self._sess, path, 0, {}) as tree:
+            node = tree.find_one(path) if tree is not None else None
+            if node is None or _default_only(node):
+                return None
+            raw = lib.lyd_get_value(node.cdata)
+            return ffi.string(raw).decode() if raw != ffi.NULL else ""
+
+
+DATA_NS = "urn:ietf:params:xml:ns:yang:ietf-restconf"
+
+
+def _wrap_datastore(body: bytes, encoding: Encoding) -> bytes:
+    """RFC 8040 §3.4 (and Appendix B.3.1): a datastore is one `data` node of ietf-restconf in either encoding."""
+    if encoding == Encoding.JSON:
+        inner = body.strip() or b"{}"
+        return b'{\n  "ietf-restconf:data": ' + inner + b"\n}\n"
+    if not body.strip():
+        return b'<data xmlns="' + DATA_NS.encode() + b'"/>\n'
+    return b'<data xmlns="' + DATA_NS.encode() + b'">\n' + body + b"</data>\n"
+
+
+def _modules_of(tree: libyang.DNode | None) -> set[str]:
+    """The modules of an edit tree's top-level nodes (what a commit of it can change)."""
+    if tree is None:
+        return set()
+    out: set[str] = set()
+    node: libyang.DNode | None = tree.root().first_sibling()
+    while node is not None:
+        out.add(node.module().name())
+        node = node.next()
+    return out
+
+
+def _dup_all(tree: libyang.DNode | None) -> libyang.DNode | None:
+    """A copy of `tree` with all its top-level siblings (sysrepo's replace_config takes what it is given)."""
+    if tree is None:
+        return None
+    first = tree.root().first_sibling()
+    dup = ffi.new("struct lyd_node **")
+    if lib.lyd_dup_siblings(first.cdata, ffi.NULL, lib.LYD_DUP_RECURSIVE, dup) != lib.LY_SUCCESS:
+        raise RestconfError("application", "operation-failed", "cannot copy the new datastore content")
+    return libyang.DNode.new(first.context, dup[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import libyang
 import sysrepo
 
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, from_exception
@@ -70,10 +71,15 @@ class HttpFailure:
 
 
 def status_for(error: MgmtError) -> int:
+    if error.error_tag == "operation-failed" and error.error_app_tag:
+        # A YANG constraint the request's data broke (must, unique, min/max-elements: RFC 7950 §15 names them by
+        # error-app-tag). RFC 8040 §7 offers 412 or 500 for operation-failed, but the fault is the client's data,
+        # not the server (RFC 9110 §15.5.1: 400).
+        return 400
     return HTTP_STATUS.get(error.error_tag, 500)
 
 
-def to_failure(exc: BaseException) -> HttpFailure:
+def to_failure(exc: BaseException, ctx: libyang.Context | None = None) -> HttpFailure:
     """Every exception -> status + errors. Unknown exceptions are 500 operation-failed without internals."""
     if isinstance(exc, RestconfError):
         status = exc.status or status_for(exc.error)
@@ -83,7 +89,7 @@ def to_failure(exc: BaseException) -> HttpFailure:
         if status == 401:
             headers.append(("WWW-Authenticate", 'Basic realm="restconf", charset="UTF-8"'))
         return HttpFailure(status, exc.errors, tuple(headers))
-    errors = tuple(from_exception(exc))
+    errors = tuple(from_exception(exc, ctx))
     status = status_for(errors[0]) if errors else 500
     if isinstance(exc, sysrepo.SysrepoUnauthorizedError):
         status = 403
@@ -112,10 +118,6 @@ def precondition_failed(message: str) -> RestconfError:
 
 def unauthorized(message: str = "Authentication required") -> RestconfError:
     return RestconfError("protocol", "access-denied", message, status=401)
-
-
-def forbidden(message: str = "Access denied") -> RestconfError:
-    return RestconfError("application", "access-denied", message, status=403)
 
 
 def too_big(message: str) -> RestconfError:

@@ -19,13 +19,13 @@ from xml.sax.saxutils import quoteattr
 import libyang
 import structlog
 import sysrepo
-from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 
-from singbox_agent.mgmt.errors import MgmtError
 from singbox_agent.restconf import schema, twin
-from singbox_agent.restconf.datastore import Datastore, ReadResult, acquired_context, apply_changes, etag_of, read_tree
-from singbox_agent.restconf.errors import RestconfError, bad_request, precondition_failed, to_failure, too_big
+from singbox_agent.restconf.datastore import Datastore, Reader, ReadResult, acquired_context, etag_of
+from singbox_agent.restconf.errors import (
+    HttpFailure, RestconfError, bad_request, precondition_failed, to_failure, too_big,
+)
 from singbox_agent.restconf.media import (
     RESPONSE_TYPES,
     XRD_XML,
@@ -72,6 +72,12 @@ class HttpResponse:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str | None = None
+
+    def __post_init__(self) -> None:
+        # RFC 8040 §5.5: every response carries Cache-Control: no-cache — set here, where every response of the
+        # server (replies, errors, 201/204, OPTIONS, 304) is made, so that no path can miss it.
+        if not any(name.lower() == "cache-control" for name, _ in self.headers):
+            self.headers.append(("Cache-Control", "no-cache"))
 
 
 def http_date(ts: float) -> str:
@@ -159,8 +165,15 @@ class Handler:
         except Exception as exc:  # noqa: BLE001 - the one place every failure becomes a response
             return self.failure(exc, enc_for_errors, req)
 
+    def _to_failure(self, exc: BaseException) -> HttpFailure:
+        """`to_failure`, with the schema at hand for a validation failure (a `must`'s error-app-tag)."""
+        if isinstance(exc, sysrepo.SysrepoValidationFailedError):
+            with acquired_context(self.ds.conn) as ctx:
+                return to_failure(exc, ctx)
+        return to_failure(exc)
+
     def failure(self, exc: BaseException, encoding: Encoding, req: HttpRequest | None = None) -> HttpResponse:
-        failure = to_failure(exc)
+        failure = self._to_failure(exc)
         if failure.status >= 500 and not isinstance(exc, RestconfError | sysrepo.SysrepoError):
             log.exception("request failed", method=req.method if req else None, path=req.raw_path if req else None)
         body = b"" if req is not None and req.method == "HEAD" else twin.render_errors(failure.errors, encoding)
@@ -224,13 +237,8 @@ class Handler:
             req.user, datastore, parsed.path, parsed.query, encoding, base_url=self._client_base_url(req)
         )
         body = result.body
-        if parsed.path is None and encoding == Encoding.XML and body.lstrip().startswith(b"<") and not body.startswith(
-            b"<data "
-        ):
-            # RFC 8040 §3.4 / RFC 8527: the datastore resource in XML is one <data> element.
-            body = b'<data xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf">\n' + body + b"</data>\n"
         last_modified = self.ds.last_modified["running" if datastore == "operational" else datastore]
-        headers = [("ETag", result.etag), ("Last-Modified", http_date(last_modified)), ("Cache-Control", "no-cache")]
+        headers = [("ETag", result.etag), ("Last-Modified", http_date(last_modified))]
         inm = req.headers.get("if-none-match")
         if inm is not None:
             if _etag_matches(inm, result.etag):
@@ -252,7 +260,7 @@ class Handler:
         if found is None or not self.ds.can_read(req.user, schema.nacm_probe_xpath(found)):
             raise RestconfError("protocol", "invalid-value", f"No YANG schema {shown!r}", status=404)
         etag = etag_of(found.text)
-        headers = [("ETag", etag), ("Cache-Control", "no-cache")]
+        headers = [("ETag", etag)]
         inm = req.headers.get("if-none-match")
         if inm is not None and _etag_matches(inm, etag):
             return HttpResponse(304, headers=headers)
@@ -269,21 +277,21 @@ class Handler:
         return f"{scheme}://{host}"
 
     def _list_operations(self, encoding: Encoding) -> HttpResponse:
-        """RFC 8040 §3.3.2: one empty leaf per RPC. Not YANG data of any one module, so built here."""
+        """RFC 8040 §3.3.2: one empty leaf per RPC this server can invoke (`Datastore.invocable_rpcs`: sysrepo's own
+        and those something serves now; NETCONF's protocol operations are the NETCONF server's, not listed). Not
+        YANG data of any one module, so built here."""
+        invocable = self.ds.invocable_rpcs()
         rpcs: list[tuple[str, str, str]] = []
         with acquired_context(self.ds.conn) as ctx:
             for module in ctx:
                 if not module.implemented():
                     continue
                 for node in module.children(types=(libyang.SNode.RPC,)):
-                    rpcs.append((module.name(), str(module.cdata.ns and ffi.string(module.cdata.ns).decode()), node.name()))
+                    if f"/{module.name()}:{node.name()}" in invocable:
+                        rpcs.append((module.name(), ffi.string(module.cdata.ns).decode(), node.name()))
         if encoding == Encoding.JSON:
-
-
             doc = {"ietf-restconf:operations": {f"{m}:{n}": [None] for m, _, n in rpcs}}
             return HttpResponse(200, (json.dumps(doc, indent=2) + "\n").encode(), content_type=RESPONSE_TYPES[encoding])
-
-
         inner = "".join(f"  <{n} xmlns={quoteattr(ns)}/>\n" for _, ns, n in rpcs)
         body = f'<operations xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf">\n{inner}</operations>\n'
         return HttpResponse(200, body.encode(), content_type=RESPONSE_TYPES[encoding])
@@ -296,8 +304,8 @@ class Handler:
         if if_match is None and if_unmodified is None:
             return
         if if_match is not None:
-            current = self.ds.current_etag(req.user, datastore, path)
-            if not _etag_matches(if_match, current):
+            tags = self.ds.config_etags(req.user, datastore, path)
+            if tags is None or not any(_etag_matches(if_match, tag) for tag in tags.values()):
                 raise precondition_failed("If-Match does not match the resource's current entity tag")
         if if_unmodified is not None:
             since = _parse_http_date(if_unmodified)
@@ -313,7 +321,7 @@ class Handler:
         if kind == Kind.DELETE:
             self._no_body(req)
             assert parsed.path is not None
-            self.ds.edit(req.user, datastore, lambda ctx: (None, None), delete_path=parsed.path)
+            self.ds.edit(req.user, datastore, lambda ctx, reader: (None, None), delete_path=parsed.path)
             return self._written(204, datastore)
         body_kind, encoding = request_body_type(req.headers.get("content-type"))
         if body_kind == BodyKind.YANG_PATCH:
@@ -323,16 +331,16 @@ class Handler:
                 )
             return self._yang_patch(req, parsed, datastore, encoding)
         if not req.body.strip():
-            raise bad_request("The request needs a body", tag="malformed-message")
-        text = req.body.decode("utf-8", errors="strict") if _valid_utf8(req.body) else None
-        if text is None:
-            raise bad_request("The request body is not valid UTF-8", tag="malformed-message")
+            # RFC 8040 §4.5/§4.6: the body is the resource; none at all is a missing value, not an unparsable one
+            raise bad_request(f"{req.method} needs the target resource in its body")
+        text = _body_text(req.body, encoding)
 
         if kind == Kind.CREATE_OR_REPLACE and parsed.path is None:
-            self.ds.edit(req.user, datastore, lambda ctx: (_parse_datastore(ctx, text, encoding), None), replace_all=True)
+            self.ds.edit(req.user, datastore, lambda ctx, reader: (_parse_datastore(ctx, text, encoding), None),
+                         replace_all=True)
             return self._written(204, datastore)
 
-        def build(ctx: libyang.Context) -> tuple[libyang.DNode | None, str | None]:
+        def build(ctx: libyang.Context, reader: Reader) -> tuple[libyang.DNode | None, str | None]:
             return _build_edit(ctx, parsed, text, encoding)
 
         result = self.ds.edit(
@@ -376,43 +384,44 @@ class Handler:
             patch_id = _term_value(patch_id_node) if patch_id_node is not None else ""
             if not patch_id:
                 raise bad_request("yang-patch needs a patch-id", tag="missing-element")
-            edits = _patch_edits(envelope)
+            edits = _patch_edits(envelope, encoding)
         finally:
             envelope.free()
         resp_enc = response_encoding(req.headers.get("accept"), default=encoding)
-        edit_errors: dict[str, list[MgmtError]] = {}
-        with self.ds.session(req.user, datastore) as sess, acquired_context(self.ds.conn) as ctx:
+
+        def build(ctx: libyang.Context, reader: Reader) -> tuple[libyang.DNode | None, str | None]:
             combined: libyang.DNode | None = None
             try:
                 for edit in edits:
                     try:
-                        piece = _patch_edit_tree(ctx, sess, parsed, edit)
+                        piece = _patch_edit_tree(ctx, reader, parsed, edit)
                     except Exception as exc:  # noqa: BLE001 - reported per edit (RFC 8072 §2.3)
-                        edit_errors[edit.edit_id] = list(to_failure(exc).errors)
-                        break
+                        raise _EditFailed(edit.edit_id, exc) from None
                     if piece is None:
                         continue
                     if combined is None:
                         combined = piece
                     else:
                         combined.merge(piece, destruct=True)
-                if not edit_errors and combined is not None:
-                    try:
-                        sess.edit_batch_ly(combined.root().first_sibling(), "merge")
-                        apply_changes(sess)
-                    except Exception as exc:  # noqa: BLE001 - a commit failure is a global error
-                        failure = to_failure(exc)
-                        body = twin.render_patch_status(patch_id, {}, list(failure.errors), resp_enc)
-                        return HttpResponse(failure.status, body, content_type=_patch_status_type(resp_enc))
-            finally:
+            except BaseException:
                 if combined is not None:
                     combined.root().first_sibling().free()
-        if edit_errors:
-            first = next(iter(edit_errors.values()))[0]
-            status = to_failure(RestconfError(first.error_type, first.error_tag, first.error_message)).status
-            body = twin.render_patch_status(patch_id, edit_errors, [], resp_enc)
+                raise
+            if combined is None:
+                return None, None
+            return combined.root().first_sibling(), None
+
+        try:
+            self.ds.edit(req.user, datastore, build, empty_ok=True)
+        except _EditFailed as failed:
+            errors = list(to_failure(failed.cause).errors)
+            status = to_failure(failed.cause).status
+            body = twin.render_patch_status(patch_id, {failed.edit_id: errors}, [], resp_enc)
             return HttpResponse(status, body, content_type=_patch_status_type(resp_enc))
-        self.ds.last_modified[datastore] = time.time()
+        except Exception as exc:  # noqa: BLE001 - a commit failure is a global error
+            failure = self._to_failure(exc)
+            body = twin.render_patch_status(patch_id, {}, list(failure.errors), resp_enc)
+            return HttpResponse(failure.status, body, content_type=_patch_status_type(resp_enc))
         body = twin.render_patch_status(patch_id, {}, [], resp_enc)
         resp = HttpResponse(200, body, content_type=_patch_status_type(resp_enc))
         resp.headers.append(("Last-Modified", http_date(self.ds.last_modified[datastore])))
@@ -442,6 +451,15 @@ class Handler:
         return HttpResponse(200, output, content_type=RESPONSE_TYPES[out_enc])
 
 
+class _EditFailed(Exception):
+    """One YANG Patch edit could not be built: reported against its edit-id, nothing applied."""
+
+    def __init__(self, edit_id: str, cause: BaseException) -> None:
+        super().__init__(edit_id)
+        self.edit_id = edit_id
+        self.cause = cause
+
+
 def _patch_status_type(encoding: Encoding) -> str:
     return RESPONSE_TYPES[encoding]
 
@@ -450,6 +468,79 @@ def _term_value(node: libyang.DNode) -> str:
     """Canonical value of a leaf, as libyang holds it."""
     raw = lib.lyd_get_value(node.cdata)
     return ffi.string(raw).decode() if raw != ffi.NULL else ""
+
+
+def _body_text(body: bytes, encoding: Encoding) -> str:
+    """The body as text, refused whole when it is not well-formed: libyang's JSON parser takes a trailing comma and
+    lets the last of two equal members win (RFC 8259 §4 leaves both to the parser; RFC 7951 data has no use for
+    either), so JSON is checked here first. A body that cannot be parsed is malformed-message (RFC 8040 §7,
+    RFC 6241 Appendix A), whatever the encoding."""
+    if not _valid_utf8(body):
+        raise bad_request("The request body is not valid UTF-8", tag="malformed-message")
+    text = body.decode("utf-8")
+    if encoding == Encoding.JSON:
+        _check_json(text)
+    return text
+
+
+def _no_duplicate_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise bad_request(f"JSON object member {key!r} appears twice", tag="malformed-message")
+        seen[key] = value
+    return seen
+
+
+def _check_json(text: str) -> object:
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_members)
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"The request body is not valid JSON: {exc}", tag="malformed-message") from None
+    except RecursionError:
+        raise bad_request("The request body nests too deeply", tag="malformed-message") from None
+
+
+def _refuse_duplicates(tree: libyang.DNode) -> None:
+    """Two instances of one node among the same siblings (a leaf or container twice, two list entries with the same
+    keys, a leaf-list value twice) are refused, not merged with the last one winning: parse_only keeps them all,
+    and sysrepo would apply each in turn (RFC 7950 §7.8.2, §7.7: instances are unique)."""
+    seen: set[tuple[int, int, tuple[str, ...]]] = set()
+    for node in _all_nodes(tree):
+        snode = node.cdata.schema
+        if snode == ffi.NULL:
+            continue
+        kind = snode.nodetype
+        ident: tuple[str, ...] = ()
+        if kind & lib.LYS_LIST:
+            ident = _key_values(node.cdata)
+            if not ident:  # keyless (state) lists may repeat
+                continue
+        elif kind & lib.LYS_LEAFLIST:
+            ident = (_term_value(node),)
+        key = (int(ffi.cast("uintptr_t", node.cdata.parent)), int(ffi.cast("uintptr_t", snode)), ident)
+        if key in seen:
+            raise bad_request(f"{node.path()} appears twice in the request body", path=node.path())
+        seen.add(key)
+
+
+def _key_values(cnode: object) -> tuple[str, ...]:
+    values: list[str] = []
+    child = lib.lyd_child(cnode)
+    while child != ffi.NULL and child.schema != ffi.NULL and child.schema.flags & lib.LYS_KEY:
+        raw = lib.lyd_get_value(child)
+        values.append(ffi.string(raw).decode() if raw != ffi.NULL else "")
+        child = child.next
+    return tuple(values)
+
+
+def _all_nodes(tree: libyang.DNode) -> list[libyang.DNode]:
+    out: list[libyang.DNode] = []
+    node: libyang.DNode | None = tree.root().first_sibling()
+    while node is not None:
+        out.extend(node.iter_tree())
+        node = node.next()
+    return out
 
 
 def _valid_utf8(data: bytes) -> bool:
@@ -489,6 +580,7 @@ def _parse_under(
         if tree is None:
             raise bad_request("The request body holds no data")
         root = tree.root().first_sibling()
+        _refuse_duplicates(root)
         nodes = []
         node: libyang.DNode | None = root
         while node is not None:
@@ -503,6 +595,7 @@ def _parse_under(
         root.free()
         raise
     nodes = [c for c in schema.children(parent) if int(ffi.cast("uintptr_t", c.cdata)) not in before]
+    _refuse_duplicates(root)
     return root, nodes
 
 
@@ -577,8 +670,30 @@ def _insert_meta(node: libyang.DNode, parsed: RestconfRequest) -> None:
         node.new_meta("yang:value", value)
 
 
+_XML_DATA_RE = re.compile(
+    r"^\s*(?:<\?xml[^>]*\?>\s*)?<(?:(?P<prefix>[A-Za-z_][\w.-]*):)?data\s+xmlns(?::[A-Za-z_][\w.-]*)?\s*=\s*"
+    r"(?P<q>[\"'])urn:ietf:params:xml:ns:yang:ietf-restconf(?P=q)\s*(?:/>|>(?P<inner>.*)</(?P=prefix)?:?data>)\s*$",
+    re.DOTALL,
+)
+
+
 def _parse_datastore(ctx: libyang.Context, text: str, encoding: Encoding) -> libyang.DNode | None:
-    return ctx.parse_data_mem(text, encoding.value, parse_only=True, strict=True, no_state=True)
+    """PUT on a datastore: the body is the datastore, `ietf-restconf:data` (RFC 8040 §4.5, Appendix B.2.4), as GET
+    prints it; its bare content is taken as well."""
+    if encoding == Encoding.JSON:
+        doc = _check_json(text)
+        if isinstance(doc, dict) and list(doc) == ["ietf-restconf:data"]:
+            text = json.dumps(doc["ietf-restconf:data"])
+    else:
+        wrapped = _XML_DATA_RE.match(text)
+        if wrapped is not None:
+            text = wrapped.group("inner") or ""
+    if not text.strip() or text.strip() == "{}":
+        return None
+    tree = ctx.parse_data_mem(text, encoding.value, parse_only=True, strict=True, no_state=True)
+    if tree is not None:
+        _refuse_duplicates(tree)
+    return tree
 
 
 def _build_operation(ctx: libyang.Context, path: str, text: str, encoding: Encoding) -> libyang.DNode:
@@ -619,7 +734,10 @@ class PatchEdit:
     value_encoding: Encoding
 
 
-def _patch_edits(envelope: libyang.DNode) -> list[PatchEdit]:
+def _patch_edits(envelope: libyang.DNode, encoding: Encoding) -> list[PatchEdit]:
+    """The edits of a YANG Patch; each value stays in the patch's own encoding (printed from the anydata as it was
+    parsed: an XML value through JSON lost what makes a list entry a list entry)."""
+    fmt = lib.LYD_JSON if encoding == Encoding.JSON else lib.LYD_XML
     edits: list[PatchEdit] = []
     for edit in envelope.find_all("/ietf-yang-patch:yang-patch/edit"):
         fields: dict[str, str] = {}
@@ -630,7 +748,7 @@ def _patch_edits(envelope: libyang.DNode) -> list[PatchEdit]:
                 any_node = ffi.cast("struct lyd_node_any *", child.cdata)
                 if any_node.value_type == lib.LYD_ANYDATA_DATATREE and any_node.value.tree != ffi.NULL:
                     buf = ffi.new("char **")
-                    lib.lyd_print_mem(buf, any_node.value.tree, lib.LYD_JSON, lib.LYD_PRINT_WITHSIBLINGS)
+                    lib.lyd_print_mem(buf, any_node.value.tree, fmt, lib.LYD_PRINT_WITHSIBLINGS)
                     value = ffi.string(buf[0]).decode()
                     lib.free(buf[0])
                 else:
@@ -649,7 +767,7 @@ def _patch_edits(envelope: libyang.DNode) -> list[PatchEdit]:
                 fields.get("point"),
                 fields.get("where"),
                 value,
-                Encoding.JSON,
+                encoding,
             )
         )
     return edits
@@ -659,7 +777,7 @@ _PATCH_OPS = {"create": "create", "delete": "delete", "insert": "create", "merge
 
 
 def _patch_edit_tree(
-    ctx: libyang.Context, sess: SysrepoSession, parsed: RestconfRequest, edit: PatchEdit
+    ctx: libyang.Context, reader: Reader, parsed: RestconfRequest, edit: PatchEdit
 ) -> libyang.DNode | None:
     """One edit (RFC 8072 §2.5) as an edit tree with its nc:operation; `target` is relative to the request's target.
 
@@ -676,9 +794,10 @@ def _patch_edit_tree(
             raise bad_request(f"edit {edit.edit_id!r}: {op} needs a target below the datastore")
         if edit.value is None:
             raise bad_request(f"edit {edit.edit_id!r}: operation {op} needs a value", tag="missing-element")
-        tree = ctx.parse_data_mem(edit.value, "json", parse_only=True, strict=True, no_state=True)
+        tree = ctx.parse_data_mem(edit.value, edit.value_encoding.value, parse_only=True, strict=True, no_state=True)
         if tree is None:
             return None
+        _refuse_duplicates(tree)
         node: libyang.DNode | None = tree.root().first_sibling()
         while node is not None:
             node.new_meta("ietf-netconf:operation", _PATCH_OPS[op])
@@ -691,10 +810,10 @@ def _patch_edit_tree(
         if edit.value is not None:
             raise bad_request(f"edit {edit.edit_id!r}: {op} takes no value")
         value = None
-        if op == "delete" and not _exists(sess, target_path):
+        if op == "delete" and not reader.exists(target_path):
             raise RestconfError("application", "data-missing", f"No data at {target_path}", path=target_path)
         if resolved.schema.nodetype() == libyang.SNode.LEAF:
-            value = _current_leaf_value(sess, target_path)
+            value = reader.leaf_value(target_path)
             if value is None:
                 if op == "remove":
                     return None
@@ -708,10 +827,10 @@ def _patch_edit_tree(
         return root
     if edit.value is None:
         raise bad_request(f"edit {edit.edit_id!r}: operation {op} needs a value", tag="missing-element")
-    if op in ("create", "insert") and _exists(sess, target_path):
+    if op in ("create", "insert") and reader.exists(target_path):
         raise RestconfError("application", "data-exists", f"Data already exist at {target_path}", path=target_path)
     fake = RestconfRequest(Kind.CREATE_OR_REPLACE, "PUT", parsed.datastore, target_path, resolved.schema)
-    root2, nodes = _parse_under(ctx, _parent_of(target_path) or None, edit.value, Encoding.JSON)
+    root2, nodes = _parse_under(ctx, _parent_of(target_path) or None, edit.value, edit.value_encoding)
     try:
         target = _matching_target(root2, nodes, fake)
         target.new_meta("ietf-netconf:operation", _PATCH_OPS[op])
@@ -734,17 +853,6 @@ def _patch_edit_tree(
         root2.free()
         raise
     return root2
-
-
-def _exists(sess: SysrepoSession, path: str) -> bool:
-    with read_tree(sess, path, 1, {}) as tree:
-        return tree is not None and tree.find_one(path) is not None
-
-
-def _current_leaf_value(sess: SysrepoSession, path: str) -> str | None:
-    with read_tree(sess, path, 0, {}) as tree:
-        node = tree.find_one(path) if tree is not None else None
-        return _term_value(node) if node is not None else None
 
 
 def _parent_of(path: str) -> str:

@@ -22,6 +22,7 @@ import libyang
 from _libyang import ffi, lib
 from libyang.util import ly_array_iter as _ly_array_iter
 
+from singbox_agent.mgmt import xpath
 from singbox_agent.restconf.uri import SchemaName
 
 YANG_MEDIA_TYPE = "application/yang"
@@ -146,15 +147,11 @@ def nacm_probe_xpath(found: FoundSchema) -> str:
     """What the user must be able to read in ietf-yang-library to get the schema: the module's (or submodule's)
     entry, in the module set or as an import-only module."""
     base = "/ietf-yang-library:yang-library/module-set"
-    name = _xpath_literal(found.module)
+    name = xpath.quote(found.module)
     if found.submodule is None:
         return f"{base}/module[name={name}] | {base}/import-only-module[name={name}]"
-    sub = _xpath_literal(found.submodule)
+    sub = xpath.quote(found.submodule)
     return f"{base}/module[name={name}]/submodule[name={sub}] | {base}/import-only-module[name={name}]/submodule[name={sub}]"
-
-
-def _xpath_literal(value: str) -> str:
-    return f"'{value}'" if "'" not in value else f'"{value}"'
 
 
 def has_yang_library(tree: libyang.DNode | None) -> bool:

@@ -14,6 +14,8 @@ from urllib.parse import unquote_to_bytes
 
 import libyang
 
+from singbox_agent.mgmt import xpath
+
 from singbox_agent.restconf.errors import RestconfError
 
 API_ROOT = "/restconf"
@@ -186,11 +188,10 @@ def parse_api_path_segments(raw: str) -> list[PathSegment]:
 
 
 def _quote_value(value: str) -> str:
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise _bad("A key value cannot contain both single and double quotes")
+    try:
+        return xpath.quote(value, in_path=True)
+    except ValueError:
+        raise _bad("A key value cannot contain both single and double quotes") from None
 
 
 def _child_schema(
