@@ -54,6 +54,24 @@ def test_a_nul_in_the_password_is_a_refused_and_logged_attempt(netconf_server: S
     assert '"source": "127.0.0.1"' in log and '"user": "admin"' in log
     assert "junk" not in log and ADMIN_PASSWORD not in log
     assert asyncio.run(try_passwords(netconf_server, ADMIN, [ADMIN_PASSWORD])) == ["ok"]
+    for user in ("ad\0min", "ad\x01min", "admin\n"):  # a control character in the user name: refused, logged
+        assert not paramiko_login(netconf_server, user, ADMIN_PASSWORD)
+    assert log_of(netconf_server).count("password authentication refused") == 5, log_of(netconf_server)[-3000:]
+
+
+def paramiko_login(server: ServerInfo, user: str, password: str) -> bool:
+    """paramiko sends a user name as given (asyncssh's client would refuse one SASLprep prohibits)."""
+    import paramiko
+
+    transport = paramiko.Transport((server.host, server.port))
+    try:
+        transport.start_client(timeout=30)
+        transport.auth_password(user, password)
+        return transport.is_authenticated()
+    except (paramiko.SSHException, EOFError, OSError):
+        return False
+    finally:
+        transport.close()
 
 
 def test_guessing_is_held_back_and_nobody_else_waits(netconf_server: ServerInfo) -> None:

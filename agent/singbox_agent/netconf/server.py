@@ -408,8 +408,9 @@ class _SSHServer(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None:
             self._server.connections.discard(self._conn)
-        if not self._authenticated and isinstance(exc, asyncssh.ProtocolError) and "auth request" in str(exc):
-            # asyncssh ends the connection on a password (or user name) that is not UTF-8 or that SASLprep
+        if not self._authenticated and (isinstance(exc, asyncssh.IllegalUserName) or (
+                isinstance(exc, asyncssh.ProtocolError) and "auth request" in str(exc))):
+            # asyncssh ends the connection on a password or user name that is not UTF-8 or that SASLprep
             # prohibits — a NUL, other control characters — before we see it: a refused attempt all the same.
             failure = self._server.login_guard.failed(self._source, self._username or None)
             log.info("password authentication refused: malformed request, connection closed", source=self._source,
