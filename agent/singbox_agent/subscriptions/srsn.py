@@ -83,6 +83,13 @@ int srsn_oper_data_subscriptions(srsn_state_sub_t **subs, uint32_t *count);
 void srsn_oper_data_subscriptions_free(srsn_state_sub_t *subs, uint32_t count);
 int srsn_read_notif(int fd, const struct ly_ctx *ly_ctx, struct timespec *timestamp, struct lyd_node **notif);
 int srsn_poll(int fd, uint32_t timeout_ms);
+int srsn_notif_sent(uint32_t sub_id);
+typedef int (*sr_oper_get_items_cb)(sr_session_ctx_t *session, uint32_t sub_id, const char *module_name,
+        const char *path, const char *request_xpath, uint32_t request_id, struct lyd_node **parent, void *private_data);
+int sr_oper_get_subscribe(sr_session_ctx_t *session, const char *module_name, const char *path,
+        sr_oper_get_items_cb callback, void *private_data, uint32_t opts, sr_subscription_ctx_t **subscription);
+int srsn_oper_data_streams_cb(sr_session_ctx_t *session, uint32_t sub_id, const char *module_name, const char *path,
+        const char *request_xpath, uint32_t request_id, struct lyd_node **parent, void *private_data);
 """
 
 Datastore = Literal["startup", "running", "candidate", "operational"]
@@ -182,6 +189,18 @@ class Subscription:
         self.replay_start = replay_start  # the first stored notification replayed, with start_time
         self._sr_sub = sr_sub  # the sysrepo subscription behind a stream / on-change subscription (None: its own)
         self._closed = False
+
+    def poll(self, timeout_ms: int) -> bool:
+        """Whether a notification waits within `timeout_ms` (no libyang context needed); EOFError once the
+        subscription ended and everything before its end was read."""
+        _, time_out, eof = _constants()
+        rc = _sr().srsn_poll(self.fd, timeout_ms)
+        if rc == time_out:
+            return False
+        if rc == eof:
+            raise EOFError(f"subscription {self.id} ended")
+        _check("srsn_poll", rc)
+        return True
 
     def read(self, ly_ctx: Any, timeout_ms: int, *, fmt: Literal["xml", "json"] = "xml") -> Notification | None:
         """The next notification within `timeout_ms`, or None. `ly_ctx`: the libyang context of the connection
@@ -294,6 +313,28 @@ def modify_dampening(sub_id: int, dampening_ms: int) -> None:
 def resync(sub_id: int) -> None:
     """RFC 8641 resync-subscription: a push-update of the whole selection now."""
     _check("srsn_yang_push_on_change_resync", _sr().srsn_yang_push_on_change_resync(sub_id))
+
+
+def notif_sent(sub_id: int) -> None:
+    """Counts a notification the server sent itself (subscription-modified) in the subscription's sent count."""
+    _check("srsn_notif_sent", _sr().srsn_notif_sent(sub_id))
+
+
+class StreamsProvider:
+    """`/ietf-subscribed-notifications:streams` in operational, served by sysrepo's own callback
+    (`srsn_oper_data_streams_cb`: every stream with its replay support) on `session` until `close()`."""
+
+    def __init__(self, session: Any) -> None:
+        lib = _sr()
+        self._sub = _ffi.new("sr_subscription_ctx_t **")
+        _check("sr_oper_get_subscribe", lib.sr_oper_get_subscribe(
+            _session_ptr(session), b"ietf-subscribed-notifications", b"/ietf-subscribed-notifications:streams",
+            lib.srsn_oper_data_streams_cb, _ffi.NULL, 0, self._sub), session)
+
+    def close(self) -> None:
+        if self._sub is not None:
+            _sr().sr_unsubscribe(self._sub[0])
+            self._sub = None
 
 
 def terminate(sub_id: int, reason: str | None = None) -> None:

@@ -20,6 +20,7 @@ from singbox_agent.netconf.ops import (  # noqa: F401 - imported for registratio
     get_schema,
     kill_session,
     lock,
+    subscribed_notifications,
     unlock,
     validate,
 )

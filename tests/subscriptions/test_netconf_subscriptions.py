@@ -1,0 +1,198 @@
+"""RFC 8639/8640/8641 over the real NETCONF server (a subprocess on its own sysrepo instance with
+ietf-subscribed-notifications and ietf-yang-push installed), with ncclient sending the raw RPCs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ncclient import manager
+from ncclient.operations.rpc import RPCError
+
+from singbox_agent.repository import SysrepoInstance
+from singbox_agent.subscriptions import srsn
+
+SN = srsn.SN_NS
+YP = srsn.YP_NS
+DS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+METRICS_NS = "urn:vpp-singbox:yang:vpp-singbox-metrics"
+ADMIN, PASSWORD = "admin", "admin-secret"
+
+
+def install_srsn_modules(instance: SysrepoInstance) -> None:
+    args = ["sysrepoctl", "-s", str(srsn.SR_MODULE_DIR)]
+    for name, features in srsn.MODULES:
+        args += ["-i", str(srsn.SR_MODULE_DIR / name)] + [a for f in features for a in ("-e", f)]
+    done = subprocess.run(args, env={**os.environ, **instance.env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+class Server:
+    def __init__(self, instance: SysrepoInstance, state: Path) -> None:
+        self.env = {**os.environ, **instance.env}
+        pw = state / "pw"
+        pw.write_text(PASSWORD)
+        subprocess.run([sys.executable, "-m", "singbox_agent.mgmt", "bootstrap-admin", "--user", ADMIN,
+                        "--password-file", str(pw)], env=self.env, check=True, capture_output=True, timeout=60)
+        ready = state / "ready.json"
+        self.log = state / "netconf.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "singbox_agent.netconf", "--listen", "127.0.0.1:0", "--state-dir", str(state),
+             "--ready-file", str(ready)], env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.05)
+        self.port = int(json.loads(ready.read_text())["port"])
+
+    def connect(self) -> Any:
+        return manager.connect(host="127.0.0.1", port=self.port, username=ADMIN, password=PASSWORD,
+                               hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=60)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+@pytest.fixture
+def server(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[Server]:
+    install_srsn_modules(sysrepo_instance)
+    s = Server(sysrepo_instance, tmp_path)
+    try:
+        yield s
+    finally:
+        assert s.stop() == 0, s.log.read_text()[-3000:]
+
+
+def rpc(m: Any, xml: str) -> ET.Element:
+    from lxml import etree
+
+    reply = m.dispatch(etree.fromstring(xml))
+    return ET.fromstring(reply.xml)
+
+
+def take(m: Any, want: str, timeout: float = 10) -> ET.Element:
+    """The next notification whose content is `want` (a local name), skipping others."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        n = m.take_notification(block=True, timeout=0.5)
+        if n is None:
+            continue
+        root = ET.fromstring(n.notification_xml)
+        content = [c for c in root if not c.tag.endswith("eventTime")][0]
+        seen.append(content.tag)
+        if content.tag.endswith("}" + want):
+            return content
+    raise AssertionError(f"no {want} within {timeout} s; got {seen}")
+
+
+def set_port(m: Any, port: int) -> None:
+    m.edit_config(target="running", config=f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">'
+                  f'<metrics-exporter xmlns="{METRICS_NS}"><listen><port>{port}</port></listen>'
+                  f"</metrics-exporter></config>")
+
+
+def establish_periodic(m: Any, period_cs: int = 10) -> int:
+    reply = rpc(m, f'<establish-subscription xmlns="{SN}">'
+                   f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:running</datastore>'
+                   f'<datastore-xpath-filter xmlns="{YP}" xmlns:sbmx="{METRICS_NS}">/sbmx:metrics-exporter</datastore-xpath-filter>'
+                   f'<periodic xmlns="{YP}"><period>{period_cs}</period></periodic></establish-subscription>')
+    return int(reply.find(f"{{{SN}}}id").text)  # type: ignore[union-attr, arg-type]
+
+
+def test_periodic_yang_push_and_two_subscriptions_on_one_session(server: Server) -> None:
+    with server.connect() as m:
+        set_port(m, 1111)
+        first = establish_periodic(m)
+        update = take(m, "push-update")
+        assert update.findtext(f"{{{YP}}}id") == str(first)
+        assert update.find(f".//{{{METRICS_NS}}}port").text == "1111"  # type: ignore[union-attr]
+        # a second subscription, on-change, on the same session
+        reply = rpc(m, f'<establish-subscription xmlns="{SN}">'
+                       f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:running</datastore>'
+                       f'<datastore-subtree-filter xmlns="{YP}"><metrics-exporter xmlns="{METRICS_NS}"/>'
+                       f'</datastore-subtree-filter><on-change xmlns="{YP}"><sync-on-start>false</sync-on-start>'
+                       f"</on-change></establish-subscription>")
+        second = int(reply.findtext(f"{{{SN}}}id"))  # type: ignore[arg-type]
+        assert second != first
+        set_port(m, 2222)
+        change = take(m, "push-change-update")
+        assert change.findtext(f"{{{YP}}}id") == str(second)
+        assert change.find(f".//{{{METRICS_NS}}}port").text == "2222"  # type: ignore[union-attr]
+        # the state of both, in operational
+        state = m.get(filter=("subtree", f'<subscriptions xmlns="{SN}"/>')).data_ele
+        ids = {int(e.text) for e in state.iter(f"{{{SN}}}id")}
+        assert {first, second} <= ids
+        streams = m.get(filter=("subtree", f'<streams xmlns="{SN}"/>')).data_ele
+        assert "NETCONF" in [e.text for e in streams.iter(f"{{{SN}}}name")]
+
+
+def test_modify_delete_and_kill(server: Server) -> None:
+    with server.connect() as m, server.connect() as other:
+        sub = establish_periodic(m, 50)
+        take(m, "push-update")
+        rpc(m, f'<modify-subscription xmlns="{SN}"><id>{sub}</id>'
+               f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:running</datastore>'
+               f'<datastore-xpath-filter xmlns="{YP}" xmlns:sbmx="{METRICS_NS}">/sbmx:metrics-exporter</datastore-xpath-filter>'
+               f'<periodic xmlns="{YP}"><period>20</period></periodic></modify-subscription>')
+        modified = take(m, "subscription-modified")
+        assert modified.findtext(f"{{{SN}}}id") == str(sub)
+        assert modified.findtext(f".//{{{YP}}}period") == "20"
+        # another session may neither modify nor delete it
+        with pytest.raises(RPCError) as err:
+            rpc(other, f'<delete-subscription xmlns="{SN}"><id>{sub}</id></delete-subscription>')
+        assert err.value.tag == "invalid-value"
+        rpc(m, f'<delete-subscription xmlns="{SN}"><id>{sub}</id></delete-subscription>')
+        ended = take(m, "subscription-terminated")
+        assert ended.findtext(f"{{{SN}}}id") == str(sub)
+        # kill-subscription (admin) ends another session's subscription
+        victim = establish_periodic(other, 50)
+        rpc(m, f'<kill-subscription xmlns="{SN}"><id>{victim}</id></kill-subscription>')
+        take(other, "subscription-terminated")
+        with pytest.raises(RPCError):
+            rpc(m, f'<kill-subscription xmlns="{SN}"><id>{victim}</id></kill-subscription>')
+
+
+def test_stream_subscription_with_replay_and_stop_time(server: Server) -> None:
+    with server.connect() as m:
+        before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+        stop = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3))
+        # a configuration change makes a netconf-config-change notification on the NETCONF stream
+        reply = rpc(m, f'<establish-subscription xmlns="{SN}"><stream>NETCONF</stream>'
+                       f"<replay-start-time>{before}</replay-start-time><stop-time>{stop}</stop-time>"
+                       f"</establish-subscription>")
+        assert reply.findtext(f"{{{SN}}}id")
+        take(m, "replay-completed")
+        set_port(m, 3333)
+        take(m, "netconf-config-change")
+        done = take(m, "subscription-completed", timeout=15)
+        assert done.findtext(f"{{{SN}}}id") == reply.findtext(f"{{{SN}}}id")
+
+
+def test_bad_requests_are_precise_errors(server: Server) -> None:
+    with server.connect() as m:
+        future = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        with pytest.raises(RPCError) as err:
+            rpc(m, f'<establish-subscription xmlns="{SN}"><stream>NETCONF</stream>'
+                   f"<replay-start-time>{future}</replay-start-time></establish-subscription>")
+        assert "future" in str(err.value)
+        with pytest.raises(RPCError) as err:
+            rpc(m, f'<modify-subscription xmlns="{SN}"><id>999</id></modify-subscription>')
+        assert err.value.tag == "invalid-value"
+        with pytest.raises(RPCError):
+            rpc(m, f'<establish-subscription xmlns="{SN}"><stream>NETCONF</stream>'
+                   f'<encoding xmlns:sn="{SN}">sn:encode-json</encoding></establish-subscription>')
