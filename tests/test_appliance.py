@@ -205,3 +205,65 @@ def test_a_crashed_service_is_restarted_and_the_others_keep_serving(tmp_path: Pa
     assert log.count("service failed; restarting it") == 2, log[-3000:]
     assert "killed by SIGKILL" in log and "killed by SIGSEGV" in log
     assert log.count("service restarted") == 2
+
+
+def test_a_killed_private_vpp_is_restarted_and_the_agent_reconnects(tmp_path: Path, vpp_prefix: Path) -> None:
+    """SIGKILL the private VPP of `make run`: the supervisor starts it again and says so, the management services
+    keep answering, and the agent is connected to the new VPP (the old supervisor ended the whole run)."""
+    import httpx
+
+    from singbox_agent.devvpp import VppUnavailable, find_install
+
+    try:
+        find_install(dict(os.environ, VPP_PREFIX=str(vpp_prefix)))
+    except VppUnavailable as exc:
+        pytest.skip(str(exc))
+    state = tmp_path / "run"
+    proc = start_appliance(state, "sbtapk", free_port(), free_port(), VPP_PREFIX=str(vpp_prefix))
+
+    def vpp_pids() -> list[int]:
+        found = subprocess.run(["pgrep", "-f", str(state / "vpp" / "startup.conf")], capture_output=True, text=True)
+        return [int(p) for p in found.stdout.split()]
+
+    try:
+        wait_for(state / "connection.json", proc, timeout=120)
+        connection = json.loads((state / "connection.json").read_text())
+        assert connection["agent"]["dataplane_connected"] is True, connection["agent"]
+        creds, rc = connection["credentials"], connection["restconf"]
+        client = httpx.Client(base_url=rc["base_url"], verify=rc["ca_certificate"], timeout=10,
+                              auth=(creds["user"], creds["password"]))
+
+        def connected() -> bool | None:
+            try:
+                resp = client.get("/restconf/data/vpp-singbox:singbox/dataplane/connected")
+            except httpx.HTTPError:
+                return None
+            if resp.status_code != 200:
+                return None
+            return bool(resp.json().get("vpp-singbox:connected"))
+
+        old = vpp_pids()
+        assert len(old) == 1
+        os.kill(old[0], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        seen_disconnected = False
+        while time.monotonic() < deadline:
+            now = connected()
+            assert now is not None, "RESTCONF stopped answering when VPP died"
+            seen_disconnected |= now is False
+            pids = vpp_pids()
+            if pids and pids != old and now:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"no new VPP with the agent connected to it (VPP {vpp_pids()}, connected {connected()})")
+        assert proc.poll() is None
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    log = out.decode()
+    assert proc.returncode == 0, log[-3000:]
+    assert "private VPP exited; restarting it" in log and "private VPP restarted" in log, log[-3000:]
+    assert "killed by SIGKILL" in log
+    assert not vpp_pids(), "VPP outlived the supervisor"
