@@ -60,6 +60,9 @@ def test_a_cut_off_upload_changes_nothing(restconf: RestconfServer, name: str, r
     # The server still serves, and a complete request afterwards works.
     with restconf.client() as client:
         assert client.get("/restconf/yang-library-version").status_code == 200
+    deadline = time.monotonic() + 20  # it saw the request and dropped it (the old server applied it instead)
+    while "request dropped" not in restconf.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
     # Stopping the server waits for every request it had started: whatever it was going to do is done.
     assert stop_server(restconf) == 0
     assert running_config(env) == before, f"{name}: a cut-off upload was applied"
@@ -232,6 +235,9 @@ def test_a_reset_http2_upload_changes_nothing(restconf: RestconfServer) -> None:
         time.sleep(1)
     with restconf.client(http2=True) as client:
         assert client.get("/restconf/yang-library-version").status_code == 200
+    deadline = time.monotonic() + 20
+    while restconf.log().count("request dropped") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert stop_server(restconf) == 0
     assert running_config(env) == before
     assert restconf.log().count("request dropped") == 2
