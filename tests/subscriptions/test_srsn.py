@@ -239,3 +239,30 @@ def test_replay_from_a_start_time(sr: Any) -> None:
         sub.close()
         sender.stop()
         sess.stop()
+
+
+def test_a_push_update_larger_than_the_pipe_arrives_whole(sr: Any) -> None:
+    """1,000 sessions make a push-update of ~400 KB, past a pipe's 64 KiB: sysrepo's srsn_read_notif read it with
+    one read() and failed (SR_ERR_SYS), after which sysrepo's writer crashed the process."""
+    from singbox_agent.agent.daemon import Agent
+    from singbox_agent.dataplane.base import Session
+    from singbox_agent.dataplane.memory import MemoryDataplane
+
+    dp = MemoryDataplane()
+    dp.sessions = {i: Session(i, "server", "established", "198.18.1.2", 1024 + i, destination_address="198.18.2.2",
+                              destination_port=443, username="bob", bytes_from_client=i, bytes_to_client=i)
+                   for i in range(1000)}
+    agent = Agent(dp)
+    agent.start()
+    sess = sr.start_session("operational")
+    sub = None
+    try:
+        assert agent.wait_idle()
+        sub = srsn.yang_push_periodic(sess, "operational", period_ms=500, xpath="/vpp-singbox:singbox/sessions")
+        update = read_until(sr, sub, "push-update", timeout=30)
+        assert len(update.content) > 256 * 1024 and update.content.count("<session>") == 1000
+    finally:
+        if sub is not None:
+            sub.close()
+        sess.stop()
+        agent.stop()

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import select
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +97,8 @@ int srsn_oper_data_streams_cb(sr_session_ctx_t *session, uint32_t sub_id, const 
 
 Datastore = Literal["startup", "running", "candidate", "operational"]
 CHANGES = ("create", "delete", "insert", "move", "replace")  # srsn_yp_change_t, as RFC 8641 names them
+_HEAD = struct.Struct("=qqI")  # struct timespec (x86-64: two longs), uint32 LYB size: srsn's pipe framing
+MESSAGE_REST_S = 5.0
 
 _ffi = cffi.FFI()
 _ffi.cdef(_CDEF)
@@ -206,44 +211,81 @@ class Subscription:
         """The next notification within `timeout_ms`, or None. `ly_ctx`: the libyang context of the connection
         (`SysrepoConnection.get_ly_ctx()`). Once the subscription ended, after its subscription-terminated
         (terminate() with a reason, or the stop time: sysrepo 3.7 sends subscription-terminated with reason
-        no-such-subscription there, where RFC 8639 2.7.5 wants subscription-completed), `EOFError`."""
-        from _libyang import ffi as ly_ffi, lib as ly_lib
+        no-such-subscription there, where RFC 8639 2.7.5 wants subscription-completed), `EOFError`.
 
-        lib = _sr()
-        rc = lib.srsn_poll(self.fd, timeout_ms)
-        if rc == 0:
-            ts = _ffi.new("struct timespec *")
-            node = _ffi.new("struct lyd_node **")
-            ctx = _ffi.cast("struct ly_ctx *", int(ly_ffi.cast("uintptr_t", ly_ctx.cdata)))
-            rc = lib.srsn_read_notif(self.fd, ctx, ts, node)
-        _, time_out, eof = _constants()
-        if rc == time_out:
+        The pipe carries {struct timespec, uint32 size, size bytes of LYB} per notification. sysrepo's own
+        srsn_read_notif takes the LYB with one read(), which returns at most what the pipe holds (64 KiB): a larger
+        notification (a push-update of 1,000 sessions) failed with SR_ERR_SYS, and the writer then crashed the
+        process. So the message is read here whole, and parsed with libyang as srsn_read_notif would."""
+        if not self.poll(timeout_ms):
             return None
-        if rc == eof:
-            raise EOFError(f"subscription {self.id} ended")
-        _check("srsn_read_notif", rc)
-        tree = ly_ffi.cast("struct lyd_node *", int(_ffi.cast("uintptr_t", node[0])))
-        out = ly_ffi.new("char **")
-        try:
-            printed = ly_lib.lyd_print_mem(out, tree, ly_lib.LYD_XML if fmt == "xml" else ly_lib.LYD_JSON,
-                                           ly_lib.LYD_PRINT_WITHSIBLINGS | ly_lib.LYD_PRINT_SHRINK)
-            if printed != 0:
-                raise SrsnError("lyd_print_mem", printed)
-            text = ly_ffi.string(out[0]).decode() if out[0] != ly_ffi.NULL else ""
-        finally:
-            ly_lib.free(out[0]) if out[0] != ly_ffi.NULL else None
-            ly_lib.lyd_free_all(tree)
-        when = _datetime(ts) or datetime.datetime.now(datetime.UTC)
+        head = self._read_exact(_HEAD.size)
+        sec, nsec, size = _HEAD.unpack(head)
+        body = self._read_exact(size)
+        text = _print_lyb(ly_ctx, body, fmt)
+        when = datetime.datetime.fromtimestamp(sec + nsec / 1e9, datetime.UTC) if sec or nsec else \
+            datetime.datetime.now(datetime.UTC)
         return Notification(when, text)
 
+    def _read_exact(self, n: int) -> bytes:
+        """`n` bytes of a message whose start was read: the writer delivers the rest at once (bounded wait)."""
+        chunks: list[bytes] = []
+        missing = n
+        deadline = time.monotonic() + MESSAGE_REST_S
+        while missing:
+            try:
+                chunk = os.read(self.fd, missing)
+            except BlockingIOError:
+                chunk = None
+            if chunk == b"":
+                raise EOFError(f"subscription {self.id} ended in the middle of a notification")
+            if chunk:
+                chunks.append(chunk)
+                missing -= len(chunk)
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise SrsnError("read", _constants()[1], f"a notification of {n} bytes did not arrive whole")
+        return b"".join(chunks)
+
     def close(self) -> None:
-        """Stops sysrepo's subscription (if it has one of its own) and closes the pipe; idempotent."""
+        """Ends the subscription in sysrepo (no notification) if it still runs, stops sysrepo's subscription behind
+        it, and closes the pipe; idempotent. Closing the pipe first would leave sysrepo writing into it."""
         if self._closed:
             return
         self._closed = True
+        lib = _sr()
+        lib.srsn_terminate(self.id, _ffi.NULL)  # SR_ERR_NOT_FOUND when it ended already: nothing to do
         if self._sr_sub is not None:
-            _sr().sr_unsubscribe(self._sr_sub[0])
+            lib.sr_unsubscribe(self._sr_sub[0])
         os.close(self.fd)
+
+
+def _print_lyb(ly_ctx: Any, lyb: bytes, fmt: Literal["xml", "json"]) -> str:
+    """A notification in LYB (libyang's binary format) printed as XML or JSON."""
+    from _libyang import ffi as ly_ffi, lib as ly_lib
+
+    data = ly_ffi.new("char[]", lyb)
+    ly_in = ly_ffi.new("struct ly_in **")
+    tree = ly_ffi.new("struct lyd_node **")
+    out = ly_ffi.new("char **")
+    if ly_lib.ly_in_new_memory(data, ly_in) != 0:
+        raise SrsnError("ly_in_new_memory", 4)
+    try:
+        if ly_lib.lyd_parse_op(ly_ctx.cdata, ly_ffi.NULL, ly_in[0], ly_lib.LYD_LYB, ly_lib.LYD_TYPE_NOTIF_YANG, tree,
+                               ly_ffi.NULL) != 0:
+            raise SrsnError("lyd_parse_op", 2, "the notification does not parse in this libyang context")
+        try:
+            if ly_lib.lyd_print_mem(out, tree[0], ly_lib.LYD_XML if fmt == "xml" else ly_lib.LYD_JSON,
+                                    ly_lib.LYD_PRINT_WITHSIBLINGS | ly_lib.LYD_PRINT_SHRINK) != 0:
+                raise SrsnError("lyd_print_mem", 2)
+            return ly_ffi.string(out[0]).decode() if out[0] != ly_ffi.NULL else ""
+        finally:
+            if out[0] != ly_ffi.NULL:
+                ly_lib.free(out[0])
+            ly_lib.lyd_free_all(tree[0])
+    finally:
+        ly_lib.ly_in_free(ly_in[0], 0)
 
 
 def subscribe(session: Any, stream: str = "NETCONF", *, xpath: str | None = None,

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Cost of a 1 s periodic YANG-Push of `/singbox/sessions` with 10,000 live sessions (issue 18).
+
+The real agent (over the in-memory dataplane holding --sessions sessions) serves the operational data; a
+`srsn.yang_push_periodic` subscription on the operational datastore (sysrepo's own YANG-Push) pushes the sessions
+list every --period-ms; a reader takes each push-update from the pipe and prints it as XML, as the NETCONF server
+does before sending it. Reported per push: the process's CPU time (agent callback + sysrepo + reading + printing,
+all in this one process), the wall time between pushes, and the bytes of the push-update. Runs on a private sysrepo
+instance with ietf-subscribed-notifications and ietf-yang-push installed.
+
+    scripts/in-env python bench/subscriptions/bench_push.py [--sessions 10000] [--pushes 10] [--period-ms 1000]
+
+Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child(n_sessions: int, pushes: int, period_ms: int) -> dict[str, object]:
+    import sysrepo
+
+    from singbox_agent.agent import fastoper
+    from singbox_agent.agent.daemon import Agent
+    from singbox_agent.dataplane.base import ServerState, Session
+    from singbox_agent.dataplane.memory import MemoryDataplane
+    from singbox_agent.subscriptions import srsn
+
+    fastoper.install()
+    dp = MemoryDataplane()
+    dp.server_state = ServerState(True, 5, 1, 2, 3, 4096, n_sessions)
+    dp.sessions = {i: Session(i, "server" if i % 2 else "client", "established", "198.18.1.2", 1024 + i % 60000,
+                              destination_address="198.18.2.2", destination_port=443,
+                              interface=None if i % 2 else "tap0", endpoint=None if i % 2 else "e0",
+                              username="bob" if i % 2 else None, bytes_from_client=i, bytes_to_client=i,
+                              age=i % 600) for i in range(n_sessions)}
+    agent = Agent(dp)
+    agent.start()
+    assert agent.wait_idle()
+    conn = sysrepo.SysrepoConnection()
+    sess = conn.start_session("operational")
+    sub = srsn.yang_push_periodic(sess, "operational", period_ms=period_ms, xpath="/vpp-singbox:singbox/sessions")
+    cpu: list[float] = []
+    gaps: list[float] = []
+    sizes: list[int] = []
+    try:
+        last_wall = last_cpu = None
+        while len(sizes) < pushes + 1:  # the first push is not timed (no interval before it)
+            if not sub.poll(10 * period_ms):
+                raise RuntimeError("no push within 10 periods")
+            with conn.get_ly_ctx() as ctx:
+                n = sub.read(ctx, 0)
+            assert n is not None and n.content.startswith("<push-update")
+            now_wall, now_cpu = time.perf_counter(), time.process_time()
+            if last_wall is not None and last_cpu is not None:
+                gaps.append((now_wall - last_wall) * 1e3)
+                cpu.append((now_cpu - last_cpu) * 1e3)
+            last_wall, last_cpu = now_wall, now_cpu
+            sizes.append(len(n.content.encode()))
+            assert n.content.count("<session>") == n_sessions, n.content.count("<session>")
+    finally:
+        sub.close()
+        sess.stop()
+        conn.disconnect()
+        agent.stop()
+    return {"cpu_ms": cpu, "gap_ms": gaps, "bytes": sizes[1:]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=10000)
+    ap.add_argument("--pushes", type=int, default=10)
+    ap.add_argument("--period-ms", type=int, default=1000)
+    ap.add_argument("--child", action="store_true")
+    opts = ap.parse_args()
+    if opts.child:
+        import logging
+
+        from singbox_agent.logs import configure_logging
+
+        configure_logging(logging.WARNING, json_output=True)
+        print(json.dumps(child(opts.sessions, opts.pushes, opts.period_ms)))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from singbox_agent.subscriptions import srsn
+    from tests.conftest import new_sysrepo_instance
+
+    inst = new_sysrepo_instance()
+    try:
+        args = ["sysrepoctl", "-s", str(srsn.SR_MODULE_DIR)]
+        for name, features in srsn.MODULES:
+            args += ["-i", str(srsn.SR_MODULE_DIR / name)] + [a for f in features for a in ("-e", f)]
+        subprocess.run(args, env={**os.environ, **inst.env}, check=True, capture_output=True, timeout=120)
+        p = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--child", "--sessions", str(opts.sessions), "--pushes",
+                            str(opts.pushes), "--period-ms", str(opts.period_ms)], env={**os.environ, **inst.env},
+                           capture_output=True, text=True, timeout=1800)
+    finally:
+        inst.destroy()
+    if p.returncode:
+        print(f"child failed ({p.returncode}):", p.stdout[-2000:], p.stderr[-4000:])
+        return 1
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    med = statistics.median
+    print(f"periodic YANG-Push of /singbox/sessions, {opts.sessions} sessions, period {opts.period_ms} ms, "
+          f"{len(r['cpu_ms'])} pushes timed:")
+    print(f"  CPU per push      median {med(r['cpu_ms']):8.1f} ms  max {max(r['cpu_ms']):8.1f} ms "
+          f"({med(r['cpu_ms']) / opts.period_ms:.2f} of a core at this period)")
+    print(f"  interval          median {med(r['gap_ms']):8.1f} ms  max {max(r['gap_ms']):8.1f} ms")
+    print(f"  push-update size  median {med(r['bytes']) / 1e6:8.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
