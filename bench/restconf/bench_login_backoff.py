@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Password guessing against the RESTCONF server, with the failed-login back-off off and on.
 
-One guesser (127.0.1.x, a fresh address each round, one keep-alive HTTPS connection, wrong admin passwords as fast as answers come) and, at the
-same time, the real admin (127.0.0.2, GET of yang-library-version in a loop). For each setting: how many guesses the
+One guesser (127.0.1.x, a fresh address each round, one keep-alive HTTPS connection, wrong admin passwords as fast
+as answers come) and, at the same time, the real admin (127.0.0.2, GET of yang-library-version in a loop). For each setting: how many guesses the
 server checked (401) and refused unchecked (429) per second, and the admin's latency; then the ratios on/off.
 The two settings alternate in rounds so that the machine's load drifts hit both alike.
 

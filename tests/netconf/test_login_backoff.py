@@ -19,7 +19,8 @@ SBNS = "urn:vpp-singbox:yang:vpp-singbox-netconf-server"
 
 def backoff_config(**leaves: object) -> str:
     body = "".join(f"<{k}>{str(v).lower() if isinstance(v, bool) else v}</{k}>" for k, v in leaves.items())
-    return f'<config xmlns="{NC}"><netconf-server xmlns="{SBNS}"><login-backoff>{body}</login-backoff></netconf-server></config>'
+    return (f'<config xmlns="{NC}"><netconf-server xmlns="{SBNS}"><login-backoff>{body}</login-backoff>'
+            "</netconf-server></config>")
 
 
 async def try_passwords(server: ServerInfo, user: str, passwords: list[str], local: str = "127.0.0.1") -> list[str]:
@@ -28,8 +29,8 @@ async def try_passwords(server: ServerInfo, user: str, passwords: list[str], loc
     for password in passwords:
         try:
             conn = await asyncssh.connect(server.host, server.port, username=user, password=password,
-                                          known_hosts=None, client_keys=None, agent_path=None, preferred_auth="password",
-                                          local_addr=(local, 0), connect_timeout=30)
+                                          known_hosts=None, client_keys=None, agent_path=None,
+                                          preferred_auth="password", local_addr=(local, 0), connect_timeout=30)
         except asyncssh.PermissionDenied:
             results.append("denied")
         except (asyncssh.DisconnectError, ConnectionError, asyncssh.ProtocolError):

@@ -75,7 +75,8 @@ def test_a_complete_upload_in_chunks_is_applied(restconf: RestconfServer) -> Non
     resp = exchange(restconf, put_head(chunked=True) + pieces + b"0\r\n\r\n")
     assert resp.status == 201, resp
     assert running_json(restconf.instance.env)["vpp-singbox:singbox"]["log-level"] == "debug"
-    resp = exchange(restconf, put_head(len(b'{"vpp-singbox:log-level": "error"}')) + b'{"vpp-singbox:log-level": "error"}')
+    error = b'{"vpp-singbox:log-level": "error"}'
+    resp = exchange(restconf, put_head(len(error)) + error)
     assert resp.status == 204, resp
 
 

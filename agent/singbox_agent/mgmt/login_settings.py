@@ -1,10 +1,11 @@
 """A server's `login-backoff` settings in sysrepo running, kept applied to its `LoginGuard`.
 
-Each server has the container in its own settings module (`/vpp-singbox-netconf-server:netconf-server/login-backoff`,
-`/vpp-singbox-restconf-server:restconf-server/login-backoff`), with the same leaves. The policy is read at start; a commit that changes it marks it stale (a passive
-subscription, whose change event an edit waits for), and `refresh()`, which a server calls from a worker thread
-before the next login (`stale()` says whether it has to), reads it again then: the next login sees it, and no
-sysrepo call runs inside sysrepo's callback or on an event loop.
+Each server has the container in its own settings module (`/vpp-singbox-netconf-server:netconf-server/
+login-backoff`, `/vpp-singbox-restconf-server:restconf-server/login-backoff`), with the same leaves. The policy is
+read at start; a commit that changes it marks it stale (a passive subscription, whose change event an edit waits
+for), and `refresh()`, which a server calls from a worker thread before the next login (`stale()` says whether it
+has to), reads it again then: the next login sees it, and no sysrepo call runs inside sysrepo's callback or on an
+event loop.
 """
 
 from __future__ import annotations
