@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -133,14 +134,16 @@ def test_the_password_stays_out_of_the_log(tmp_path: Path) -> None:
         wait_for(state / "connection.json", proc, timeout=90)
         password = json.loads((state / "connection.json").read_text())["credentials"]["password"]
         assert password and (state / "connection.json").stat().st_mode & 0o077 == 0
+        assert proc.stdout is not None
+        out = b""
         deadline = time.monotonic() + 30
-        while "how to connect" not in (out := os.read(proc.stdout.fileno(), 1 << 20).decode()) \
-                and time.monotonic() < deadline:  # type: ignore[union-attr]
-            pass
+        while b"how to connect" not in out and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 1)[0]:
+                out += os.read(proc.stdout.fileno(), 1 << 20)
     finally:
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=60)
-    log = out + rest.decode()
+    log = (out + rest).decode()
     assert "how to connect" in log and str(state / "connection.json") in log
     assert password not in log
 
