@@ -322,12 +322,7 @@ def _deliver(entry: _Sub) -> None:
     finally:
         with _lock:
             _subs.pop(sub.id, None)
-        if entry.session.closed and not entry.terminated_by_us:
-            try:
-                srsn.terminate(sub.id)  # no notification: nobody to send it to
-            except srsn.SrsnError:
-                pass
-        sub.close()
+        sub.close()  # ends it in sysrepo too, without a notification, if it still runs (the session went)
 
 
 @on_session_end
