@@ -196,3 +196,31 @@ def test_bad_requests_are_precise_errors(server: Server) -> None:
         with pytest.raises(RPCError):
             rpc(m, f'<establish-subscription xmlns="{SN}"><stream>NETCONF</stream>'
                    f'<encoding xmlns:sn="{SN}">sn:encode-json</encoding></establish-subscription>')
+
+
+def test_periodic_push_of_the_agents_operational_data(server: Server, tmp_path: Path) -> None:
+    """The agent (its own process, no VPP) serves /singbox operational data; a periodic subscription on the
+    operational datastore pushes it over NETCONF."""
+    agent_state = tmp_path / "agent"
+    agent_state.mkdir()
+    ready = agent_state / "ready.json"
+    agent = subprocess.Popen([sys.executable, "-m", "singbox_agent.agent", "--state-dir", str(agent_state),
+                              "--ready-file", str(ready)], env=server.env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert agent.poll() is None and time.monotonic() < deadline, "agent did not start"
+            time.sleep(0.05)
+        with server.connect() as m:
+            rpc(m, f'<establish-subscription xmlns="{SN}">'
+                   f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:operational</datastore>'
+                   f'<datastore-xpath-filter xmlns="{YP}" xmlns:sb="urn:vpp-singbox:yang:vpp-singbox">'
+                   f"/sb:singbox/sb:dataplane</datastore-xpath-filter>"
+                   f'<periodic xmlns="{YP}"><period>20</period></periodic></establish-subscription>')
+            update = take(m, "push-update")
+            connected = update.find(".//{urn:vpp-singbox:yang:vpp-singbox}connected")
+            assert connected is not None and connected.text == "false"  # no VPP here: what the agent reports
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
