@@ -224,3 +224,29 @@ def test_periodic_push_of_the_agents_operational_data(server: Server, tmp_path: 
     finally:
         agent.terminate()
         agent.wait(timeout=30)
+
+
+def test_nacm_hides_from_a_push_what_the_user_may_not_read(server: Server) -> None:
+    """bob (no group) subscribes to the whole user list: the push-update names the users but carries no password
+    hash (bootstrap's NACM rule), as a <get> would not."""
+    from singbox_agent.mgmt.users import hash_password
+
+    bob_pw = "bob-secret-9"
+    subprocess.run([sys.executable, "-c", (
+        "import sysrepo, sys\n"
+        "with sysrepo.SysrepoConnection() as c:\n"
+        "  s = c.start_session('running')\n"
+        "  s.edit_batch({'system': {'authentication': {'user': [{'name': 'bob', 'password': sys.argv[1]}]}}},"
+        " 'ietf-system')\n"
+        "  s.apply_changes()\n"), hash_password(bob_pw)], env=server.env, check=True, capture_output=True, timeout=60)
+    with manager.connect(host="127.0.0.1", port=server.port, username="bob", password=bob_pw, hostkey_verify=False,
+                         look_for_keys=False, allow_agent=False, timeout=60) as m:
+        rpc(m, f'<establish-subscription xmlns="{SN}">'
+               f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:running</datastore>'
+               f'<datastore-xpath-filter xmlns="{YP}" xmlns:sys="urn:ietf:params:xml:ns:yang:ietf-system">'
+               f"/sys:system</datastore-xpath-filter>"
+               f'<periodic xmlns="{YP}"><period>20</period></periodic></establish-subscription>')
+        update = take(m, "push-update")
+        text = ET.tostring(update, encoding="unicode")
+        assert "admin" in text  # the user list itself is readable
+        assert "$6$" not in text and "password" not in text, text
