@@ -71,6 +71,16 @@ def test_a_clear_text_password_that_cannot_be_hashed_rejects_the_edit(sysrepo_in
             assert "password" in str(failed.value) and clear not in str(failed.value)
             users = sess.get_data("/ietf-system:system")["system"]["authentication"]["user"]
             assert [(u["name"], u["password"]) for u in users] == [("ok", stored)]
+        # startup too (it was followed in running only)
+        startup = conn.start_session("startup")
+        startup.set_item(path.format("boot"), "$0$boot-password")
+        startup.apply_changes()
+        boot = next(iter(startup.get_data("/ietf-system:system")["system"]["authentication"]["user"]))
+        assert boot["name"] == "boot" and crypt.verify_password("boot-password", boot["password"])
+        startup.set_item(path.format("boot"), "$0$" + "x" * 600)
+        with pytest.raises(sysrepo.SysrepoError):
+            startup.apply_changes()
+        startup.discard_changes()
         hashing.stop()
 
 

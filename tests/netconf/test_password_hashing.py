@@ -42,3 +42,4 @@ def test_an_unhashable_clear_text_password_is_refused(netconf_server: ServerInfo
         m.edit_config(target="running", config=system_user("carol", "$0$" + "z" * 511))
         stored = m.get_config("running").data_xml
         assert "z" * 511 not in stored and "carol" in stored
+

@@ -31,10 +31,18 @@ PASSWORD_LEAVES = (
 
 
 def subscribe(sess: Any, *, priority: int = 0) -> None:
-    """Hash `$0$` values of every password leaf the servers read, through `sess`'s subscriptions. sysrepo allows
-    one `update` subscription per module and priority: each server passes its own (NETCONF 0, RESTCONF 1)."""
-    for module, xpath in PASSWORD_LEAVES:
-        sess.subscribe_module_change_unsafe(module, xpath, _make_hasher(xpath), update=True, priority=priority)
+    """Hash `$0$` values of every password leaf the servers read, in running and startup, through `sess`'s
+    subscriptions. sysrepo allows one `update` subscription per module, datastore and priority: each server passes
+    its own (NETCONF 0, RESTCONF 1)."""
+    datastore = sess.get_datastore()
+    try:
+        for ds in ("running", "startup"):  # candidate has no events: its edits are hashed when committed to running
+            sess.switch_datastore(ds)
+            for module, xpath in PASSWORD_LEAVES:
+                sess.subscribe_module_change_unsafe(module, xpath, _make_hasher(xpath), update=True,
+                                                    priority=priority)
+    finally:
+        sess.switch_datastore(datastore)
 
 
 def _make_hasher(xpath: str) -> Any:
