@@ -13,7 +13,8 @@ SERVER_COUNTERS = ("accepted", "rejected", "rejected-max-sessions", "rejected-pr
 
 
 def prometheus_tool(name: str) -> Path | None:
-    """`promtool` or `prometheus` from PATH (Debian's package `prometheus`), else from $PROMETHEUS_BIN_DIR."""
+    """`promtool` or `prometheus` from PATH (Debian trixie's packages `promtool` and `prometheus`, the server
+    depending on the tool), else from $PROMETHEUS_BIN_DIR."""
     found = shutil.which(name)
     if found:
         return Path(found)
@@ -24,7 +25,7 @@ def prometheus_tool(name: str) -> Path | None:
 
 
 def missing_tool_reason(name: str) -> str:
-    return (f"{name} not found: install Debian's package `prometheus` (it belongs in scripts/rootfs-packages.txt) "
+    return (f"{name} not found: install Debian's package `{name}` (it belongs in scripts/rootfs-packages.txt) "
             f"or set PROMETHEUS_BIN_DIR")
 
 
