@@ -28,17 +28,14 @@ HARNESS = Path(__file__).resolve().parents[1] / "vpp"
 
 
 def _vpptopo() -> Any:
-    if not (HARNESS / "vpptopo.py").exists():
-        pytest.skip("tests/vpp/vpptopo.py (the VPP launcher) is missing")
+    """The VPP harness of tests/vpp, or a skip saying what is missing (the same rules as the VPP suite's)."""
     sys.path.insert(0, str(HARNESS))
     import vpptopo
+    from vppfixtures import skip_reason
 
-    try:
-        vpptopo.find_vpp()
-    except vpptopo.VppNotFound as exc:
-        pytest.skip(str(exc))
-    if os.geteuid() != 0:
-        pytest.skip("VPP tests need root")
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
     return vpptopo
 
 
