@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -109,3 +110,19 @@ def startup_json(env: dict[str, str], module: str = "vpp-singbox") -> dict[str, 
         check=True, timeout=30,
     )
     return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def read_events(client: Any, url: str, count: int, got: list[str], ready: threading.Event) -> None:
+    """Reads an SSE stream (httpx client) until `count` events arrived into `got`; `ready` once it is open."""
+    with client.stream("GET", url, timeout=20) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        ready.set()
+        data: list[str] = []
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                data.append(line[5:].lstrip())
+            elif line == "" and data:
+                got.append("\n".join(data))
+                data = []
+                if len(got) >= count:
+                    return
