@@ -81,13 +81,6 @@ def bad_attribute(attribute: str, element: str, message: str = "", error_type: s
     )
 
 
-def unknown_attribute(attribute: str, element: str, error_type: str = RPC) -> MgmtException:
-    return MgmtException(
-        MgmtError(error_type, "unknown-attribute", f'Unknown attribute "{attribute}" of element "{element}".',
-                  info={"bad-attribute": attribute, "bad-element": element})
-    )
-
-
 def missing_element(element: str, error_type: str = PROTOCOL, message: str = "") -> MgmtException:
     return MgmtException(
         MgmtError(error_type, "missing-element", message or f'Missing element "{element}".', info={"bad-element": element})
@@ -101,24 +94,6 @@ def bad_element(element: str, message: str = "", error_type: str = PROTOCOL, pat
     )
 
 
-def unknown_element(element: str, message: str = "", error_type: str = PROTOCOL, path: str | None = None) -> MgmtException:
-    return MgmtException(
-        MgmtError(error_type, "unknown-element", message or f'Unknown element "{element}".', error_path=path,
-                  info={"bad-element": element})
-    )
-
-
-def unknown_namespace(element: str, namespace: str, error_type: str = PROTOCOL) -> MgmtException:
-    return MgmtException(
-        MgmtError(error_type, "unknown-namespace", f'Unknown namespace "{namespace}" of element "{element}".',
-                  info={"bad-element": element, "bad-namespace": namespace})
-    )
-
-
-def access_denied(message: str = "Access denied.", error_type: str = PROTOCOL) -> MgmtException:
-    return MgmtException(MgmtError(error_type, "access-denied", message))
-
-
 def lock_denied(holder_session_id: int, message: str = "") -> MgmtException:
     return MgmtException(
         MgmtError(PROTOCOL, "lock-denied", message or f"Lock is held by session {holder_session_id}.",
@@ -128,14 +103,6 @@ def lock_denied(holder_session_id: int, message: str = "") -> MgmtException:
 
 def resource_denied(message: str, error_type: str = APPLICATION) -> MgmtException:
     return MgmtException(MgmtError(error_type, "resource-denied", message))
-
-
-def data_exists(message: str, path: str | None = None) -> MgmtException:
-    return MgmtException(MgmtError(APPLICATION, "data-exists", message, error_path=path))
-
-
-def data_missing(message: str, path: str | None = None) -> MgmtException:
-    return MgmtException(MgmtError(APPLICATION, "data-missing", message, error_path=path))
 
 
 def operation_not_supported(message: str, error_type: str = PROTOCOL) -> MgmtException:
