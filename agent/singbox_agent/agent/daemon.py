@@ -19,6 +19,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.agent import defaults, fastoper, oper
+from singbox_agent.agent.oper_push import OperPush, Pushed
 from singbox_agent.mgmt.crypt import hash_password as sha512_crypt
 from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive, derive_units
 from singbox_agent.agent.planner import plan, undo_plan
@@ -145,6 +146,8 @@ class Agent:
         self._sess: Any = None  # sysrepo.session.SysrepoSession
         self._notif_sess: Any = None
         self._read_sess: Any = None
+        self._oper_push: OperPush | None = None
+        self._pushed_objects: Pushed = {}  # endpoints and interfaces as last read for the push (oper_push)
         self._marks: dict[int, threading.Event] = {}
         self._enabled_done_due = False
         self._ticks = 0
@@ -163,6 +166,7 @@ class Agent:
         self._sess = self._conn.start_session("running")
         self._notif_sess = self._conn.start_session("running")
         self._read_sess = self._conn.start_session("running")
+        self._oper_push = OperPush(self._conn.start_session("operational"))
         self._worker = threading.Thread(target=self._work, name="agent-worker", daemon=True)
         self._worker.start()
         self.dataplane.set_event_sink(self._events.put)
@@ -198,6 +202,8 @@ class Agent:
             self._notif_sess.stop()
         if self._read_sess is not None:
             self._read_sess.stop()
+        if self._oper_push is not None:
+            self._oper_push.stop()
         if self._conn is not None:
             self._conn.disconnect()
         self.dataplane.stop()
@@ -336,6 +342,7 @@ class Agent:
                  duration_ms=round((time.perf_counter() - txn.started) * 1e3, 3) if txn else None)
         if resync:
             self._events.put("resync")
+        self._events.put("oper-push")  # endpoints or interfaces may have come or gone
 
     def _abort(self, req_id: int) -> None:
         with self._lock:
@@ -431,8 +438,26 @@ class Agent:
                 item = "tick"
             try:
                 self._handle(item)
+                self._push_oper(item)
             except Exception:  # noqa: BLE001 - the worker must survive anything one event does
                 log.exception("worker event failed", event=str(item))
+
+    def _push_oper(self, item: Event | str) -> None:
+        """The pushed part of the operational state follows what the worker just handled (oper_push.py): the
+        endpoints and interfaces are read again after what can change them, the dataplane's status is compared
+        after anything (no read)."""
+        if self._oper_push is None or self._stop.is_set():
+            return
+        if isinstance(item, (Connected, Disconnected, EndpointEvent)) or item in ("resync", "oper-push"):
+            with self._lock:
+                endpoints = [u[1] for u in self.running.units if u[0] == ENDPOINT]
+                enabled_default = defaults.current()["client/interface/enabled"]
+                interfaces = [u[1] for u, d in self.running.units.items()
+                              if u[0] == INTERFACE and bool(d.get("enabled", enabled_default))]
+            state = self._read_state(frozenset({"endpoints", "interfaces"}))
+            self._pushed_objects = oper.pushed_objects(state, endpoints, interfaces)
+        self._oper_push.update({**self._pushed_objects, **oper.pushed_dataplane(
+            self.dataplane.connected, self.status.pending, self.status.last_error)})
 
     def _handle(self, item: Event | str) -> None:
         if isinstance(item, str):

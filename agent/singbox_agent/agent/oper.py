@@ -158,3 +158,38 @@ def sessions(items: list[Session], only: int | None = None) -> dict[str, Any]:
             e["username"] = s.username
         out.append(e)
     return OperTree(singbox={"sessions": {"session": out}}) if out else {}
+
+
+
+PUSH_TOP = "/vpp-singbox:singbox"
+
+
+def _key(value: str) -> str:
+    quote = '"' if "'" in value else "'"
+    return f"{quote}{value}{quote}"
+
+
+def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: list[str]) -> dict[str, dict[str, Any]]:
+    """The endpoints' and interfaces' part of what the agent pushes into the operational datastore (oper_push):
+    node xpath -> leaves. `state`: the dataplane's report, None when it is not connected; `endpoints`,
+    `interfaces`: the configured ones (enabled interfaces only). What the dataplane does not report (it is away,
+    or has not taken the object) has no leaves: unknown, not the last value seen."""
+    out: dict[str, dict[str, Any]] = {}
+    reported = state if state is not None else OperState()
+    for name in endpoints:
+        st = reported.endpoints.get(name)
+        out[f"{PUSH_TOP}/client/endpoint[name={_key(name)}]"] = {} if st is None else {"oper-status": st.oper_status}
+    for name in interfaces:
+        ist = reported.interfaces.get(name)
+        out[f"{PUSH_TOP}/client/interface[name={_key(name)}]"] = \
+            {"effective-endpoint": ist.active_endpoint} if ist is not None and ist.present and ist.active_endpoint \
+            else {}
+    return out
+
+
+def pushed_dataplane(connected: bool, pending: bool, last_error: str | None) -> dict[str, dict[str, Any]]:
+    """The dataplane's part of what the agent pushes: the leaves of /singbox/dataplane that change seldom."""
+    leaves: dict[str, Any] = {"connected": connected, "config-pending": pending}
+    if last_error:
+        leaves["last-error"] = last_error
+    return {f"{PUSH_TOP}/dataplane": leaves}
