@@ -100,13 +100,14 @@ class Appliance:
             else:
                 time.sleep(0.2)
         state = ""
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
         while time.monotonic() < deadline:
-            # "offline" until systemd, just exec'd, has set itself up; --wait then waits for the boot to finish
+            # "offline" (or nothing) until systemd, just exec'd, has set itself up; --wait then waits for the boot
             state = self.run("systemctl", "is-system-running", "--wait", check=False, timeout=BOOT_TIMEOUT_S).stdout
-            if state.strip() != "offline":
+            if state.strip() in ("running", "degraded", "maintenance", "stopping"):
                 break
-            time.sleep(0.2)
-        assert state.strip() in ("running", "degraded"), state
+            time.sleep(0.5)
+        assert state.strip() in ("running", "degraded"), f"boot state {state!r}; {self.log[-3:]}"
         self._network()
 
     def _network(self) -> None:
