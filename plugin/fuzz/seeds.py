@@ -82,6 +82,22 @@ SEEDS = {
         "domain": b"\x00\x00\x00" + addr("domain") + b"payload",
         "frag": b"\x00\x00\x01" + addr("v4") + b"payload",
     },
+    # HTTP CONNECT: [splits count, sizes...] response; the server's first byte picks its reply
+    "fuzz_http_client": {
+        "singbox-200": b"\x00HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01",
+        "headers-lf": b"\x02\x03\x01HTTP/1.0 200 OK\nProxy-Agent: x\n\nTUNNEL",
+        "interim": b"\x00HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+        "407": b"\x00HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n",
+        "socks-reply": b"\x00\x05\x00",
+    },
+    "fuzz_http_server": {
+        "curl": b"\x01\x00CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n"
+                b"User-Agent: curl/8\r\nProxy-Connection: Keep-Alive\r\n\r\n\x16\x03",
+        "auth-v6": b"\x02\x01\x05CONNECT [2001:db8::1]:80 HTTP/1.1\r\n"
+                   b"Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n",
+        "get": b"\x01\x00GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        "content": b"\x03\x00CONNECT h:1 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+    },
 }
 
 
