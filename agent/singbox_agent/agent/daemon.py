@@ -452,9 +452,9 @@ class Agent:
             with self._lock:
                 endpoints = [u[1] for u in self.running.units if u[0] == ENDPOINT]
                 enabled_default = defaults.current()["client/interface/enabled"]
-                interfaces = [u[1] for u, d in self.running.units.items()
-                              if u[0] == INTERFACE and bool(d.get("enabled", enabled_default))]
-            state = self._read_state(frozenset({"endpoints", "interfaces"}))
+                interfaces = [(u[1], bool(d.get("enabled", enabled_default))) for u, d in self.running.units.items()
+                              if u[0] == INTERFACE]
+            state = self._read_state(frozenset({"endpoints", "interfaces", "server"}))
             self._pushed_objects = oper.pushed_objects(state, endpoints, interfaces)
         self._oper_push.update({**self._pushed_objects, **oper.pushed_dataplane(
             self.dataplane.connected, self.status.pending, self.status.last_error)})

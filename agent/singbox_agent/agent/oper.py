@@ -169,21 +169,30 @@ def _key(value: str) -> str:
     return f"{quote}{value}{quote}"
 
 
-def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: list[str]) -> dict[str, dict[str, Any]]:
-    """The endpoints' and interfaces' part of what the agent pushes into the operational datastore (oper_push):
-    node xpath -> leaves. `state`: the dataplane's report, None when it is not connected; `endpoints`,
-    `interfaces`: the configured ones (enabled interfaces only). What the dataplane does not report (it is away,
-    or has not taken the object) has no leaves: unknown, not the last value seen."""
+def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: list[tuple[str, bool]]
+                   ) -> dict[str, dict[str, Any]]:
+    """The slowly changing part of the client's and server's state, as the agent pushes it into the operational
+    datastore (oper_push): node xpath -> leaves, the same values the pull callbacks give (client_state,
+    server_state). `state`: the dataplane's report, None when it is not connected; `endpoints`, `interfaces`
+    ((name, enabled)): the configured ones. What the dataplane does not report (it is away, or has not taken the
+    object) has no leaves: unknown, not the last value seen."""
     out: dict[str, dict[str, Any]] = {}
     reported = state if state is not None else OperState()
     for name in endpoints:
         st = reported.endpoints.get(name)
         out[f"{PUSH_TOP}/client/endpoint[name={_key(name)}]"] = {} if st is None else {"oper-status": st.oper_status}
-    for name in interfaces:
+    for name, enabled in interfaces:
+        leaves: dict[str, Any] = {}
         ist = reported.interfaces.get(name)
-        out[f"{PUSH_TOP}/client/interface[name={_key(name)}]"] = \
-            {"effective-endpoint": ist.active_endpoint} if ist is not None and ist.present and ist.active_endpoint \
-            else {}
+        if not enabled:
+            leaves["oper-status"] = "disabled"
+        elif state is not None:
+            leaves["oper-status"] = "active" if ist is not None and ist.present else "not-present"
+            if ist is not None and ist.present and ist.active_endpoint:
+                leaves["effective-endpoint"] = ist.active_endpoint
+        out[f"{PUSH_TOP}/client/interface[name={_key(name)}]"] = leaves
+    out[f"{PUSH_TOP}/server"] = {"oper-status": "running" if state is not None and state.server.running
+                                 else "stopped"}
     return out
 
 

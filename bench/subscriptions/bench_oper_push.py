@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""On-change YANG-Push of an endpoint going down (issue 18): latency from the agent seeing it to the subscriber,
+and what the pushed operational data costs a read of /singbox/sessions at 10,000 sessions.
+
+The real agent (in-memory dataplane holding --sessions sessions, --endpoints endpoints) pushes endpoint
+oper-status into sysrepo's operational datastore (agent/oper_push.py). A subscriber, sysrepo's own on-change
+YANG-Push (srsn, as the NETCONF server uses it) on /singbox/client/endpoint/oper-status, takes each
+push-change-update from its pipe in a thread of its own. Measured:
+
+- latency: from the dataplane handing the agent an endpoint event (what the agent sees) to the subscriber holding
+  the push-change-update, --flips times, an endpoint going down then up again;
+- a read of /singbox/sessions (sysrepo get_data on the operational datastore, the agent's pull callback building
+  --sessions entries), with the agent's push data in sysrepo and without it (the agent's push session stopped:
+  what the agent did before), in alternating rounds.
+
+    scripts/in-env python bench/subscriptions/bench_oper_push.py [--sessions 10000] [--endpoints 20] [--flips 100]
+
+Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOP = "/vpp-singbox:singbox"
+
+
+def child(n_sessions: int, n_endpoints: int, flips: int, reads: int) -> dict[str, object]:
+    import sysrepo
+
+    from singbox_agent.agent.daemon import Agent
+    from singbox_agent.agent.oper_push import OperPush
+    from singbox_agent.dataplane.base import EndpointState, Session
+    from singbox_agent.dataplane.memory import MemoryDataplane
+    from singbox_agent.subscriptions import srsn
+
+    dp = MemoryDataplane()
+    dp.sessions = {i: Session(i, "server" if i % 2 else "client", "established", "198.18.1.2", 1024 + i % 60000,
+                              destination_address="198.18.2.2", destination_port=443,
+                              interface=None if i % 2 else "tap0", endpoint=None if i % 2 else "e0",
+                              username="bob" if i % 2 else None, bytes_from_client=i, bytes_to_client=i,
+                              age=i % 600) for i in range(n_sessions)}
+    dp.endpoint_states = {f"e{i}": EndpointState("up", 1, 800) for i in range(n_endpoints)}
+    agent = Agent(dp)
+    agent.start()
+    assert agent.wait_idle()
+    conn = sysrepo.SysrepoConnection()
+    run = conn.start_session("running")
+    for i in range(n_endpoints):
+        run.set_item(f"{TOP}/client/endpoint[name='e{i}']/address", f"198.18.3.{i % 250 + 1}")
+        run.set_item(f"{TOP}/client/endpoint[name='e{i}']/priority", 100 + i)
+    run.set_item(f"{TOP}/client/interface[name='tap0']/endpoint", "e0")
+    run.apply_changes()
+    assert agent.wait_idle()
+    oper = conn.start_session("operational")
+
+    def read_sessions() -> float:
+        started = time.perf_counter()
+        with oper.get_data_ly(f"{TOP}/sessions") as data:
+            assert data is not None
+        return (time.perf_counter() - started) * 1e3
+
+    read_ms: dict[str, list[float]] = {"with push data": [], "without push data": []}
+    pushed_nodes = len(agent._oper_push.pushed) if agent._oper_push else 0
+    read_sessions()  # warm-up
+    for _ in range(2):
+        for _ in range(reads):
+            read_ms["with push data"].append(read_sessions())
+        assert agent._oper_push is not None
+        agent._oper_push.stop()  # sysrepo drops the session's push data: the agent as it was before
+        agent._oper_push = None
+        for _ in range(reads):
+            read_ms["without push data"].append(read_sessions())
+        agent._oper_push = OperPush(agent._conn.start_session("operational"))
+        agent._events.put("oper-push")
+        assert agent.wait_idle()
+
+    received: list[tuple[float, str]] = []
+    got = threading.Event()
+    stop = threading.Event()
+    sub = srsn.yang_push_on_change(oper, "operational", xpath=f"{TOP}/client/endpoint/oper-status",
+                                   sync_on_start=False)
+
+    def reader() -> None:
+        with conn.get_ly_ctx() as ctx:
+            while not stop.is_set():
+                n = sub.read(ctx, 100)
+                if n is not None:
+                    received.append((time.perf_counter(), n.content))
+                    got.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    latencies: list[float] = []
+    lost = 0
+    try:
+        for i in range(flips):
+            up = i % 2 == 1
+            dp.endpoint_states["e0"] = EndpointState("up" if up else "down", 0, 800 if up else 0)
+            got.clear()
+            received.clear()
+            seen = time.perf_counter()
+            dp.endpoint_event("e0", up, "success" if up else "connect-failed")
+            if not got.wait(5):
+                lost += 1
+                continue
+            at, content = received[0]
+            assert ("<oper-status" in content and (">up<" if up else ">down<") in content), content
+            latencies.append((at - seen) * 1e3)
+            assert agent.wait_idle()
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        t.join(5)
+        sub.close()
+        oper.stop()
+        run.stop()
+        conn.disconnect()
+        agent.stop()
+    return {"latency_ms": latencies, "lost": lost, "read_ms": read_ms, "pushed_nodes": pushed_nodes}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=10000)
+    ap.add_argument("--endpoints", type=int, default=20)
+    ap.add_argument("--flips", type=int, default=100)
+    ap.add_argument("--reads", type=int, default=5, help="reads of /singbox/sessions per round (4 rounds)")
+    ap.add_argument("--child", action="store_true")
+    opts = ap.parse_args()
+    if opts.child:
+        import logging
+
+        from singbox_agent.logs import configure_logging
+
+        configure_logging(logging.WARNING, json_output=True)
+        print(json.dumps(child(opts.sessions, opts.endpoints, opts.flips, opts.reads)))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from singbox_agent.subscriptions import srsn
+    from tests.conftest import new_sysrepo_instance
+
+    inst = new_sysrepo_instance()
+    try:
+        args = ["sysrepoctl", "-s", str(srsn.SR_MODULE_DIR)]
+        for name, features in srsn.MODULES:
+            args += ["-i", str(srsn.SR_MODULE_DIR / name)] + [a for f in features for a in ("-e", f)]
+        subprocess.run(args, env={**os.environ, **inst.env}, check=True, capture_output=True, timeout=120)
+        p = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--child", "--sessions",
+                            str(opts.sessions), "--endpoints", str(opts.endpoints), "--flips", str(opts.flips),
+                            "--reads", str(opts.reads)], env={**os.environ, **inst.env},
+                           capture_output=True, text=True, timeout=1800)
+    finally:
+        inst.destroy()
+    if p.returncode:
+        print(f"child failed ({p.returncode}):", p.stdout[-2000:], p.stderr[-4000:])
+        return 1
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    lat = r["latency_ms"]
+    print(f"endpoint event -> on-change push-change-update (srsn subscriber), {opts.endpoints} endpoints, "
+          f"{opts.sessions} sessions, {len(lat)} changes ({r['lost']} not delivered within 5 s):")
+    if lat:
+        print(f"  latency  p50 {pct(lat, 50):7.2f} ms  p99 {pct(lat, 99):7.2f} ms  max {max(lat):7.2f} ms")
+    print(f"read of /singbox/sessions ({opts.sessions} sessions), agent pushing {r['pushed_nodes']} nodes:")
+    base = statistics.median(r["read_ms"]["without push data"])
+    for label, values in r["read_ms"].items():
+        med = statistics.median(values)
+        print(f"  {label:18s} median {med:8.1f} ms  max {max(values):8.1f} ms  ({med / base:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
