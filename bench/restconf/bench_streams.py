@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """RESTCONF event streams: delivery latency to N concurrent SSE clients and the server's memory per stream.
 
-N streams (JSON and XML alternating; every fourth over one shared HTTP/2 connection, the rest HTTP/1.1, one
-connection each) are opened on the real server over a private sysrepo instance. The server's RSS is read before and
+N streams (JSON and XML alternating; every fourth over HTTP/2, the rest HTTP/1.1, one connection each) are opened on the real server over a private sysrepo instance. The server's RSS is read before and
 after, so memory per stream = growth / N. Then K notifications are sent one after another (each waits until every
 stream got the previous one); the latency of each delivery is the time from just before `notification_send` to the
 client reading the event's last line. Next to it, the floor: a sysrepo subscriber in this process receiving the
 same notifications directly. Also reported: streams that ended early (must be 0).
+
+Why one HTTP/2 connection per stream here: httpx (httpcore) reads an HTTP/2 connection from whichever request
+holds its read lock, so with several streams on one connection an event for one waits until the reading stream
+gets data of its own (up to one 15 s keepalive: p99 15,046 ms with 25 streams on one connection). The server is
+not the cause: a raw `h2` client with 25 streams on one connection got all 200 events within 57 ms. The 100-client
+test (tests/restconf/test_streams.py) multiplexes, because there only delivery counts.
 
     scripts/in-env python bench/restconf/bench_streams.py [--clients 100] [--notifications 20]
 """
@@ -106,8 +111,9 @@ def child(clients: int, notifications: int, state_dir: Path) -> dict[str, Any]:
                               "timeout": httpx.Timeout(300.0),
                               "limits": httpx.Limits(max_connections=clients + 10)}
         before = rss_kib(server.process.pid)
-        async with httpx.AsyncClient(http2=False, **kw) as h1, httpx.AsyncClient(http2=True, **kw) as h2:
-            tasks = [asyncio.create_task(stream(h2 if i % 4 == 0 else h1, i, opened, count, progress))
+        h2 = [httpx.AsyncClient(http2=True, **kw) for _ in range(0, clients, 4)]
+        async with httpx.AsyncClient(http2=False, **kw) as h1:
+            tasks = [asyncio.create_task(stream(h2[i // 4] if i % 4 == 0 else h1, i, opened, count, progress))
                      for i in range(clients)]
             await asyncio.wait_for(opened.wait(), 300)
             await asyncio.sleep(1.0)
@@ -121,6 +127,8 @@ def child(clients: int, notifications: int, state_dir: Path) -> dict[str, Any]:
                     await asyncio.wait_for(progress.wait_for(
                         lambda: all(seq in r for i, r in enumerate(received) if not _failed(i))), 120)
             await asyncio.gather(*tasks)
+        for client in h2:
+            await client.aclose()
         return before, after
 
     def _failed(idx: int) -> bool:
@@ -153,7 +161,7 @@ def _seq(text: str, encoding: str) -> int:
 def report(res: dict[str, Any]) -> None:
     lat, floor = res["latency_ms"], res["floor_ms"]
     n = res["clients"]
-    print(f"RESTCONF event streams: {n} clients (JSON/XML alternating, 1 in 4 over HTTP/2), "
+    print(f"RESTCONF event streams: {n} clients (JSON/XML alternating, 1 in 4 over HTTP/2, a connection each), "
           f"{res['notifications']} notifications")
     print(f"delivered {res['delivered']} of {n * res['notifications']}; streams cut: {len(res['failures'])}")
     for line in res["failures"][:5]:
