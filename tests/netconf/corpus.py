@@ -252,6 +252,14 @@ def beyond_limits() -> Iterator[Case]:
         yield f"xml-depth-{n}", rpc("<get-config><source><running/></source>" + "<a>" * n + "</a>" * n +
                                     "</get-config>"), RESOURCE
         yield f"xml-depth-edit-{n}", edit("<client>" + "<x>" * n + "</x>" * n + "</client>"), RESOURCE
+    # any value is held to the same predicate and nesting limits: libyang compiles values of XPath types
+    for n in (4097, 30000):
+        yield f"nacm-path-predicates-{n}", rpc(
+            '<edit-config><target><running/></target><config><nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-'
+            f'acm"><rule-list><name>x</name><group>g</group><rule><name>r</name><path>/sbx:singbox{"[1]" * n}</path>'
+            "<action>deny</action></rule></rule-list></nacm></config></edit-config>"), RESOURCE
+    for n in (65, 5000):
+        yield f"value-nesting-{n}", edit(f"<log-level>{'(' * n}</log-level>"), RESOURCE
     for n in (1000001, 1100000):
         yield f"xml-elements-{n}", rpc("<get-config><source><running/></source><x>" + "<a/>" * n +
                                        "</x></get-config>"), RESOURCE

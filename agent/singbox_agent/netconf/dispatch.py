@@ -108,7 +108,7 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
     bounds = server.limits
     try:
         rpc = messages.parse_rpc(message, bounds)
-        limits.check_request(rpc.op, bounds)  # before libyang parses (and compiles) any filter
+        limits.check_request(rpc.op, bounds, message)  # before libyang parses (and compiles) any XPath
     except RpcParseError as exc:
         return _fail(session, exc.attributes, list(exc.errors), bad=True), False
     except MgmtException as exc:

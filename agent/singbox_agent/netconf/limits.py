@@ -87,9 +87,9 @@ def elements_exceeded(limits: Limits) -> MgmtException:
     return _denied("max-elements", f"The request has more than {limits.max_elements} elements")
 
 
-def check_xpath(expression: str, limits: Limits, *, what: str = "The XPath filter") -> None:
-    """:raises MgmtException: resource-denied when `expression` is beyond a limit."""
-    if len(expression) > limits.max_xpath_length:
+def check_xpath(expression: str, limits: Limits, *, what: str = "The XPath filter", length: bool = True) -> None:
+    """:raises MgmtException: resource-denied when `expression` is beyond a limit (`length`: its length too)."""
+    if length and len(expression) > limits.max_xpath_length:
         raise _denied("max-xpath-length", f"{what} is {len(expression)} characters long, more than "
                                           f"{limits.max_xpath_length}")
     bare = _LITERAL.sub("''", expression)
@@ -109,9 +109,13 @@ def check_xpath(expression: str, limits: Limits, *, what: str = "The XPath filte
                                            f"{limits.max_xpath_nesting}")
 
 
-def check_request(op: ET.Element, limits: Limits) -> None:
+def check_request(op: ET.Element, limits: Limits, raw: bytes = b"") -> None:
     """Every filter of an operation (`filter`, get-data's `subtree-filter` and `xpath-filter`, in any namespace)
-    within the limits. :raises MgmtException: resource-denied."""
+    within the limits, and so every other value: libyang compiles any value of an XPath type (a NACM rule's `path`,
+    a `must` in an edit of ietf-netconf-acm...) when it parses the request, so no text or attribute may carry more
+    predicates or deeper nesting than a filter may. :raises MgmtException: resource-denied."""
+    if raw.count(b"[") > limits.max_xpath_predicates or raw.count(b"[") + raw.count(b"(") > limits.max_xpath_nesting:
+        _check_values(op, limits)  # rare: most requests have fewer brackets in all than one value may have
     for el in op.iter():
         local = el.tag.rpartition("}")[2]
         if local in _FILTERS:
@@ -124,3 +128,10 @@ def check_request(op: ET.Element, limits: Limits) -> None:
                 check_xpath(select, limits)
         elif local == "xpath-filter":
             check_xpath(el.text or "", limits)
+
+
+def _check_values(op: ET.Element, limits: Limits) -> None:
+    for el in op.iter():
+        for value in (el.text, *el.attrib.values()):
+            if value and ("[" in value or "(" in value):
+                check_xpath(value, limits, what="A value in the request", length=False)
