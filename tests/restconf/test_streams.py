@@ -165,3 +165,33 @@ def test_one_notification_reaches_a_hundred_streams(restconf: RestconfServer) ->
         change, up = ("ietf-netconf-notifications:netconf-config-change", "vpp-singbox:endpoint-up") if enc == "json" \
             else (f"{{{NCN_NS}}}netconf-config-change", f"{{{SBX_NS}}}endpoint-up")
         assert kinds.count(up) == 1 and kinds.count(change) >= 2, kinds
+
+
+def test_stream_clients_leaving_uncleanly_are_one_log_line(restconf: RestconfServer) -> None:
+    """An SSE client that leaves its TLS connection mid-record made asyncio print Hypercorn's traceback
+    (`ssl.SSLError: [SSL: RECORD_LAYER_FAILURE]` in client_connected_cb) unstructured on stderr: now one structured
+    line, and the server keeps serving."""
+    import base64
+    import socket
+    import ssl
+
+    host, port = restconf.base_url.split("//")[1].rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=restconf.ca)
+    auth = base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+    for _ in range(2):
+        with ctx.wrap_socket(socket.create_connection((host, int(port))), server_hostname=host) as tls:
+            tls.sendall(f"GET /restconf/streams/NETCONF/json HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}"
+                        "\r\n\r\n".encode())
+            assert tls.recv(100).startswith(b"HTTP/1.1 200")
+            os.write(tls.fileno(), b"\x17\x03\x03\x00\x10" + os.urandom(16))  # a record the server cannot read
+            time.sleep(0.3)
+    with restconf.client() as c:
+        assert c.get("/restconf/yang-library-version").status_code == 200
+    deadline = time.monotonic() + 10
+    while "client connection ended uncleanly" not in restconf.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = restconf.log()
+    assert "client connection ended uncleanly" in log
+    assert "Traceback" not in log, log[-3000:]
+    for line in log.splitlines():
+        json.loads(line)  # every line is structured

@@ -34,6 +34,7 @@ from singbox_agent.mgmt.nacm import destroy_nacm, init_nacm
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf import clientcert, monitoring
 from singbox_agent.restconf.datastore import Datastore
+from singbox_agent.restconf.errors import log_loop_exception
 from singbox_agent.restconf.handler import Handler
 from singbox_agent.restconf.http_limits import HttpLimits, HttpLimitsSettings
 from singbox_agent.restconf.server import Authenticator, RestconfApp
@@ -183,6 +184,7 @@ async def run(opts: argparse.Namespace) -> int:
     app.settings_stale = lambda: login_settings.stale() or http_limits.stale()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(log_loop_exception)  # clients leaving TLS uncleanly: one log line, no traceback
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 

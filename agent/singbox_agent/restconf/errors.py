@@ -8,12 +8,18 @@ printed by libyang from the private twin of ietf-restconf (restconf/yang/, see t
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import libyang
+import structlog
 import sysrepo
 
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, from_exception
+
+log = structlog.get_logger("restconf")
 
 # RFC 8040 §7. Where the table gives a choice we pick the status the RFC's text uses for the common case:
 # access-denied 403 (401 only for failed authentication), operation-not-supported 405 (501 for unknown RPCs is
@@ -122,3 +128,15 @@ def unauthorized(message: str = "Authentication required") -> RestconfError:
 
 def too_big(message: str) -> RestconfError:
     return RestconfError("transport", "too-big", message, status=413)
+
+
+def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's exception handler: a client that leaves a TLS connection uncleanly (an event stream closed
+    mid-record, a reset) made asyncio print Hypercorn's traceback unstructured on stderr. Those are one structured
+    line without traceback; anything else keeps asyncio's full report."""
+    exc = context.get("exception")
+    if isinstance(exc, ssl.SSLError | ConnectionError | TimeoutError):
+        log.info("client connection ended uncleanly", error=type(exc).__name__, reason=str(exc) or None,
+                 where=context.get("message"))
+        return
+    loop.default_exception_handler(context)
