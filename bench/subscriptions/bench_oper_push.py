@@ -8,12 +8,14 @@ YANG-Push (srsn, as the NETCONF server uses it) on /singbox/client/endpoint/oper
 push-change-update from its pipe in a thread of its own. Measured:
 
 - latency: from the dataplane handing the agent an endpoint event (what the agent sees) to the subscriber holding
-  the push-change-update, --flips times, an endpoint going down then up again;
+  the push-change-update, --flips times, an endpoint going down then up again; with --via netconf the subscriber
+  is ncclient on the real NETCONF server (its own process, SSH), which sends what its srsn subscription reads;
 - a read of /singbox/sessions (sysrepo get_data on the operational datastore, the agent's pull callback building
   --sessions entries), with the agent's push data in sysrepo and without it (the agent's push session stopped:
   what the agent did before), in alternating rounds.
 
     scripts/in-env python bench/subscriptions/bench_oper_push.py [--sessions 10000] [--endpoints 20] [--flips 100]
+        [--via srsn|netconf]
 
 Nothing here asserts a time.
 """
@@ -34,14 +36,94 @@ ROOT = Path(__file__).resolve().parents[2]
 TOP = "/vpp-singbox:singbox"
 
 
-def child(n_sessions: int, n_endpoints: int, flips: int, reads: int) -> dict[str, object]:
+class Subscriber:
+    """Push-change-updates of an on-change subscription to endpoint oper-status, each with the time it arrived,
+    taken by a thread of its own: from srsn directly, or from ncclient on the NETCONF server."""
+
+    def __init__(self, conn: object, oper: object, via: str, state_dir: Path) -> None:
+        self.received: list[tuple[float, str]] = []
+        self.got = threading.Event()
+        self._stop = threading.Event()
+        self._server: subprocess.Popen[bytes] | None = None
+        xpath = f"{TOP}/client/endpoint/oper-status"
+        if via == "srsn":
+            from singbox_agent.subscriptions import srsn
+
+            sub = srsn.yang_push_on_change(oper, "operational", xpath=xpath, sync_on_start=False)
+            self._close = sub.close
+
+            def take() -> str | None:
+                with conn.get_ly_ctx() as ctx:  # type: ignore[attr-defined]
+                    n = sub.read(ctx, 100)
+                return None if n is None else n.content
+        else:
+            m = self._netconf(state_dir)
+            from lxml import etree
+
+            m.dispatch(etree.fromstring(
+                '<establish-subscription xmlns="urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications">'
+                '<datastore xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-push" '
+                'xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">ds:operational</datastore>'
+                '<datastore-xpath-filter xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-push" '
+                'xmlns:sb="urn:vpp-singbox:yang:vpp-singbox">/sb:singbox/sb:client/sb:endpoint/sb:oper-status'
+                '</datastore-xpath-filter><on-change xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-push">'
+                "<sync-on-start>false</sync-on-start></on-change></establish-subscription>"))
+
+            def close() -> None:
+                m.close_session()
+                assert self._server is not None
+                self._server.terminate()
+                self._server.wait(30)
+
+            self._close = close
+
+            def take() -> str | None:
+                n = m.take_notification(block=True, timeout=0.1)
+                return None if n is None else str(n.notification_xml)
+
+        def run() -> None:
+            while not self._stop.is_set():
+                content = take()
+                if content is not None and "push-change-update" in content:
+                    self.received.append((time.perf_counter(), content))
+                    self.got.set()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def _netconf(self, state_dir: Path) -> object:
+        from ncclient import manager
+
+        pw = state_dir / "pw"
+        pw.write_text("bench-secret")
+        subprocess.run([sys.executable, "-m", "singbox_agent.mgmt", "bootstrap-admin", "--user", "admin",
+                        "--password-file", str(pw)], check=True, capture_output=True, timeout=120)
+        ready = state_dir / "ready.json"
+        self._server = subprocess.Popen([sys.executable, "-m", "singbox_agent.netconf", "--listen", "127.0.0.1:0",
+                                         "--state-dir", str(state_dir), "--ready-file", str(ready)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if self._server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the NETCONF server did not start")
+            time.sleep(0.05)
+        port = int(json.loads(ready.read_text())["port"])
+        return manager.connect(host="127.0.0.1", port=port, username="admin", password="bench-secret",
+                               hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=60)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._close()
+
+
+def child(n_sessions: int, n_endpoints: int, flips: int, reads: int, via: str) -> dict[str, object]:
     import sysrepo
 
     from singbox_agent.agent.daemon import Agent
     from singbox_agent.agent.oper_push import OperPush
     from singbox_agent.dataplane.base import EndpointState, Session
     from singbox_agent.dataplane.memory import MemoryDataplane
-    from singbox_agent.subscriptions import srsn
 
     dp = MemoryDataplane()
     dp.sessions = {i: Session(i, "server" if i % 2 else "client", "established", "198.18.1.2", 1024 + i % 60000,
@@ -84,44 +166,30 @@ def child(n_sessions: int, n_endpoints: int, flips: int, reads: int) -> dict[str
         agent._events.put("oper-push")
         assert agent.wait_idle()
 
-    received: list[tuple[float, str]] = []
-    got = threading.Event()
-    stop = threading.Event()
-    sub = srsn.yang_push_on_change(oper, "operational", xpath=f"{TOP}/client/endpoint/oper-status",
-                                   sync_on_start=False)
+    import tempfile
 
-    def reader() -> None:
-        with conn.get_ly_ctx() as ctx:
-            while not stop.is_set():
-                n = sub.read(ctx, 100)
-                if n is not None:
-                    received.append((time.perf_counter(), n.content))
-                    got.set()
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
+    state = Path(tempfile.mkdtemp(prefix="sbx-bench-"))
+    subscriber = Subscriber(conn, oper, via, state)
     latencies: list[float] = []
     lost = 0
     try:
         for i in range(flips):
             up = i % 2 == 1
             dp.endpoint_states["e0"] = EndpointState("up" if up else "down", 0, 800 if up else 0)
-            got.clear()
-            received.clear()
+            subscriber.got.clear()
+            subscriber.received.clear()
             seen = time.perf_counter()
             dp.endpoint_event("e0", up, "success" if up else "connect-failed")
-            if not got.wait(5):
+            if not subscriber.got.wait(5):
                 lost += 1
                 continue
-            at, content = received[0]
+            at, content = subscriber.received[0]
             assert ("<oper-status" in content and (">up<" if up else ">down<") in content), content
             latencies.append((at - seen) * 1e3)
             assert agent.wait_idle()
             time.sleep(0.01)
     finally:
-        stop.set()
-        t.join(5)
-        sub.close()
+        subscriber.close()
         oper.stop()
         run.stop()
         conn.disconnect()
@@ -140,6 +208,7 @@ def main() -> int:
     ap.add_argument("--endpoints", type=int, default=20)
     ap.add_argument("--flips", type=int, default=100)
     ap.add_argument("--reads", type=int, default=5, help="reads of /singbox/sessions per round (4 rounds)")
+    ap.add_argument("--via", choices=("srsn", "netconf"), default="srsn")
     ap.add_argument("--child", action="store_true")
     opts = ap.parse_args()
     if opts.child:
@@ -148,7 +217,8 @@ def main() -> int:
         from singbox_agent.logs import configure_logging
 
         configure_logging(logging.WARNING, json_output=True)
-        print(json.dumps(child(opts.sessions, opts.endpoints, opts.flips, opts.reads)))
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(child(opts.sessions, opts.endpoints, opts.flips, opts.reads, opts.via)))
         return 0
     sys.path.insert(0, str(ROOT))
     from singbox_agent.subscriptions import srsn
@@ -162,7 +232,7 @@ def main() -> int:
         subprocess.run(args, env={**os.environ, **inst.env}, check=True, capture_output=True, timeout=120)
         p = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--child", "--sessions",
                             str(opts.sessions), "--endpoints", str(opts.endpoints), "--flips", str(opts.flips),
-                            "--reads", str(opts.reads)], env={**os.environ, **inst.env},
+                            "--reads", str(opts.reads), "--via", opts.via], env={**os.environ, **inst.env},
                            capture_output=True, text=True, timeout=1800)
     finally:
         inst.destroy()
@@ -171,7 +241,7 @@ def main() -> int:
         return 1
     r = json.loads(p.stdout.strip().splitlines()[-1])
     lat = r["latency_ms"]
-    print(f"endpoint event -> on-change push-change-update (srsn subscriber), {opts.endpoints} endpoints, "
+    print(f"endpoint event -> on-change push-change-update ({opts.via} subscriber), {opts.endpoints} endpoints, "
           f"{opts.sessions} sessions, {len(lat)} changes ({r['lost']} not delivered within 5 s):")
     if lat:
         print(f"  latency  p50 {pct(lat, 50):7.2f} ms  p99 {pct(lat, 99):7.2f} ms  max {max(lat):7.2f} ms")

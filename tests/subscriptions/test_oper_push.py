@@ -166,3 +166,4 @@ def test_nothing_is_pushed_while_nothing_changes(agent_env: Env) -> None:
     env.agent._events.put("oper-push")
     assert env.agent.wait_idle()
     assert env.agent._oper_push.applies == before
+

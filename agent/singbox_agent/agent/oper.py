@@ -165,6 +165,8 @@ PUSH_TOP = "/vpp-singbox:singbox"
 
 
 def _key(value: str) -> str:
+    """An XPath literal of `value` (a name with both quote characters never gets here: sysrepo cannot even name
+    it in a change, and mapping.split_path refuses the commit)."""
     quote = '"' if "'" in value else "'"
     return f"{quote}{value}{quote}"
 

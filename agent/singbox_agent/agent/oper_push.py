@@ -44,6 +44,22 @@ class OperPush:
 
     def update(self, wanted: Pushed) -> bool:
         """Push the difference to what was pushed before; nothing when nothing changed. True when applied."""
+        try:
+            edits = self._edit(wanted)
+            if not edits:
+                return False
+            self._sess.apply_changes()
+        except sysrepo.SysrepoError as exc:
+            # Nothing of this edit was applied (apply_changes is all or nothing): what was pushed before stays, and
+            # the next update tries the difference again.
+            self._sess.discard_changes()
+            log.warning("operational state not pushed", error=str(exc))
+            return False
+        self._pushed = {node: dict(leaves) for node, leaves in wanted.items() if leaves or node in self._pushed}
+        self.applies += 1
+        return True
+
+    def _edit(self, wanted: Pushed) -> int:
         edits = 0
         for node in self._pushed.keys() - wanted.keys():
             # the whole node: a leaf deleted alone would leave its list entry (the key) behind, a ghost entry
@@ -59,19 +75,7 @@ class OperPush:
                 if leaf not in old or old[leaf] != value:
                     self._sess.set_item(f"{node}/{leaf}", value)
                     edits += 1
-        if not edits:
-            return False
-        try:
-            self._sess.apply_changes()
-        except sysrepo.SysrepoError as exc:
-            self._sess.discard_changes()
-            # What sysrepo holds is unknown now: push everything again next time.
-            self._pushed = {}
-            log.warning("operational state not pushed", error=str(exc))
-            return False
-        self._pushed = {node: dict(leaves) for node, leaves in wanted.items() if leaves or node in self._pushed}
-        self.applies += 1
-        return True
+        return edits
 
     def stop(self) -> None:
         """Stopping the session removes its push data from sysrepo."""
