@@ -95,3 +95,43 @@ def test_sync_installs_nothing_twice_and_updates_new_revisions(
     )
     assert sysrepo_instance.sync_modules([newer], [tmp_path, *project_yang_dirs(top)]) == ["vpp-singbox"]
     assert installed_modules(env=sysrepo_instance.env)["vpp-singbox"] == "2099-01-01"
+
+
+def test_package_sync_gives_group_access_and_records_what_it_installed(tmp_path: Path) -> None:
+    """What the Debian package's postinst runs (`sync --group --permissions --record -`) on an empty instance, as
+    the daemons' group: every module it installs gets that group and mode, an earlier install with sysrepo's
+    defaults is corrected, and only the modules installed now are printed (purge uninstalls those)."""
+    import grp
+    import secrets
+    import sys
+
+    from singbox_agent.repository import installed_module_info, project_yang_dirs
+
+    top = Path(__file__).resolve().parent.parent
+    try:  # Debian's sysrepo gives every module to this group; sysrepoctl then keeps it
+        group = grp.getgrnam("sysrepo").gr_name
+    except KeyError:
+        group = grp.getgrgid(os.getgid()).gr_name
+    instance = SysrepoInstance(repository=tmp_path / "sr", shm_prefix="sbtpkg" + secrets.token_hex(3))
+    env = {**os.environ, **instance.env}
+    dirs = [str(d) for d in project_yang_dirs(top)]
+    try:
+        first = subprocess.run([sys.executable, "-m", "singbox_agent.repository", "sync", "--record", "-", *dirs],
+                               env=env, check=True, capture_output=True, text=True)
+        assert "vpp-singbox" in first.stdout.split()
+        assert installed_module_info(env=instance.env)["vpp-singbox"].permissions == "600"  # sysrepo's default
+        again = subprocess.run([sys.executable, "-m", "singbox_agent.repository", "sync", "--group", group,
+                                "--permissions", "660", "--record", "-", *dirs],
+                               env=env, check=True, capture_output=True, text=True)
+        assert again.stdout == ""  # nothing newly installed: nothing a purge may take that it did not install
+        assert "vpp-singbox" in again.stderr  # but its access rights were corrected
+        info = installed_module_info(env=instance.env)
+        for name in first.stdout.split():
+            assert info[name].permissions == "660" and info[name].owner.endswith(f":{group}"), (name, info[name])
+        record = tmp_path / "record"
+        record.write_text("sysrepo-monitoring\n")
+        subprocess.run([sys.executable, "-m", "singbox_agent.repository", "sync", "--record", str(record), *dirs],
+                       env=env, check=True, capture_output=True, text=True)
+        assert record.read_text() == "sysrepo-monitoring\n"
+    finally:
+        instance.destroy()

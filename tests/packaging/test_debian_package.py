@@ -47,12 +47,22 @@ def test_package_carries_services_modules_and_venv(agent_deb: Path) -> None:
     assert any(f.startswith(f"{VENV}/lib/python3.13/site-packages/singbox_agent/") for f in files)
     assert any(f.startswith(f"{VENV}/lib/python3.13/site-packages/sysrepo/") for f in files)
     assert not any("__editable__" in f or f.endswith(".egg-link") for f in files)
+    # every YANG module the code loads at run time (RESTCONF answered 500 without its own)
+    site = f"{VENV}/lib/python3.13/site-packages/singbox_agent"
+    for module in ("restconf/yang/ietf-restconf.yang", "restconf/yang/ietf-yang-patch.yang"):
+        assert f"{site}/{module}" in files
+    assert not any("__pycache__" in f for f in files)
+    assert not any(f.startswith(f"{VENV}/lib/python3.13/site-packages/cryptography/") for f in files)  # Debian's
+    for page in ("singbox-agent", "singbox-netconfd", "singbox-restconfd", "singbox-admin"):
+        assert f"usr/share/man/man8/{page}.8.gz" in files
+    assert "usr/share/doc/vpp-singbox-agent/README.md" in files and "usr/share/doc/vpp-singbox-agent/copyright" in files
 
 
 def test_package_depends_on_the_sysrepo_it_was_built_for(agent_deb: Path) -> None:
     fields = subprocess.run(["dpkg-deb", "-f", str(agent_deb), "Depends"], check=True, capture_output=True, text=True)
     assert "libsysrepo7 (>= 3.7.11)" in fields.stdout
     assert "libyang3" in fields.stdout
+    assert "python3-cryptography" in fields.stdout and "python3 (<< 3.14)" in fields.stdout
 
 
 @pytest.mark.own_process
@@ -61,7 +71,8 @@ def test_postinst_installs_modules_with_the_packaged_code(agent_deb: Path, tmp_p
     root = tmp_path / "root"
     subprocess.run(["dpkg-deb", "-x", str(agent_deb), str(root)], check=True)
     postinst = subprocess.run(["dpkg-deb", "-I", str(agent_deb), "postinst"], check=True, capture_output=True, text=True)
-    assert "singbox_agent.repository sync /usr/share/vpp-singbox/yang" in postinst.stdout
+    assert "singbox_agent.repository sync" in postinst.stdout and "/usr/share/vpp-singbox/yang" in postinst.stdout
+    assert "init-admin" in postinst.stdout
 
     instance = SysrepoInstance(repository=tmp_path / "sr", shm_prefix="sbtdeb" + os.urandom(3).hex())
     try:
