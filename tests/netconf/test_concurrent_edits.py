@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sysrepo
 
-from singbox_agent.mgmt.datastore import is_busy, retry_busy, scrub
+from singbox_agent.mgmt.datastore import WouldWait, is_busy, no_waiting, retry_busy, scrub
 from singbox_agent.mgmt.errors import MgmtException
 from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo
 from tests.netconf.rawclient import RawClient, errors_of
@@ -80,3 +80,8 @@ def test_busy_retried_then_in_use_without_internals() -> None:
     assert exc.value.errors[0].error_tag == "in-use"
     assert not INTERNALS.search(exc.value.errors[0].error_message)
     assert not INTERNALS.search(scrub(message)), scrub(message)
+    # on the event loop nothing sleeps: the caller is told to run the request where it may wait
+    calls.clear()
+    with no_waiting(), pytest.raises(WouldWait):
+        retry_busy(busy_twice)
+    assert len(calls) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 import struct
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -241,6 +242,29 @@ _INTERNAL = re.compile(r"\s*\(sr_\w+:[^)]*\)|,?\s*(?:read|write|read-upgr|upgr)?
 BUSY_MESSAGE = "The datastore stayed busy with other clients' changes; nothing was changed, try again."
 
 
+class WouldWait(Exception):
+    """Raised instead of waiting for busy locks where the caller may not block (`no_waiting`): nothing was changed,
+    the caller runs the whole request again where it may wait."""
+
+
+_waiting = threading.local()
+
+
+@contextmanager
+def no_waiting() -> Iterator[None]:
+    """Within the block `retry_busy` raises `WouldWait` instead of sleeping (an event loop must not sleep)."""
+    before = getattr(_waiting, "forbidden", False)
+    _waiting.forbidden = True
+    try:
+        yield
+    finally:
+        _waiting.forbidden = before
+
+
+def waiting_allowed() -> bool:
+    return not getattr(_waiting, "forbidden", False)
+
+
 def is_busy(exc: BaseException) -> bool:
     """Whether `exc` is sysrepo failing to take a datastore lock in time (not a subscriber's timeout)."""
     if not isinstance(exc, sysrepo.SysrepoError):
@@ -268,6 +292,8 @@ def retry_busy(fn: Callable[[], T], *, total_s: float = BUSY_WAIT_S) -> T:
         except sysrepo.SysrepoError as exc:
             if not is_busy(exc):
                 raise
+            if not waiting_allowed():
+                raise WouldWait() from None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise in_use(BUSY_MESSAGE, error_type="application") from None

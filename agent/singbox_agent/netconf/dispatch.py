@@ -15,7 +15,7 @@ import libyang
 import structlog
 
 from singbox_agent.mgmt import errors, nacm
-from singbox_agent.mgmt.datastore import parse_netconf_rpc, scrub
+from singbox_agent.mgmt.datastore import WouldWait, parse_netconf_rpc, scrub
 from singbox_agent.mgmt.errors import MgmtError, MgmtException
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.messages import Rpc, RpcParseError
@@ -137,6 +137,8 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
             body = handler(ctx)
         except MgmtException as exc:
             return _fail(session, rpc.attributes, list(exc.errors)), False
+        except WouldWait:
+            raise  # run on the event loop, it would have to wait: the session runs it again on its worker
         except Exception as exc:  # noqa: BLE001 - every failure becomes an rpc-error
             mapped = errors.from_exception(exc)
             if mapped[0].error_message == "Internal error.":

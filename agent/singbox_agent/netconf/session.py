@@ -145,11 +145,16 @@ class NetconfSession:
         if (op in INLINE_OPS and self._cost.get(op, INLINE_BUDGET_S + 1) < INLINE_BUDGET_S and self._queued == 0
                 and self.sr is not None and self._sr_lock.acquire(blocking=False)):
             try:
-                reply, close_after = self._dispatch(message, op)
+                with datastore.no_waiting():  # the event loop never sleeps on sysrepo's locks
+                    reply, close_after = self._dispatch(message, op)
+            except datastore.WouldWait:
+                reply = b""  # nothing was changed: the worker runs it again and may wait
             finally:
                 self._sr_lock.release()
-            self._send_now(reply)
-            return
+            if reply:
+                self._send_now(reply)
+                return
+            self._cost[op] = INLINE_BUDGET_S + 1  # next ones go to the worker until one is fast again
         self._queued += 1
         future = self._worker.submit(self._run_rpc, message, op)
         future.add_done_callback(self._rpc_done)
@@ -272,6 +277,8 @@ class NetconfSession:
         started = time.perf_counter()
         try:
             return self.server.dispatch(self, message)
+        except datastore.WouldWait:
+            raise
         except Exception:  # noqa: BLE001 - a client always gets an answer
             self.log.exception("dispatch failed")
             return messages.reply_errors({}, [MgmtError("application", "operation-failed", "Internal error.")]), False

@@ -83,6 +83,8 @@ def apply_edit(
     if (error_option == "rollback-on-error" or default_operation == "replace" or _not_per_unit(whole)
             or has_opaque(tree)):
         raise whole
+    if not datastore.waiting_allowed():
+        raise datastore.WouldWait()  # units commit piece by piece, possibly waiting: not on the event loop
     units = edit_units(tree, config, functools.cache(functools.partial(datastore.module_by_namespace, ctx.ly)))
     failures = _apply_units(ctx, ds, units, default_operation, whole,
                             continue_on_error=error_option == "continue-on-error")
