@@ -69,33 +69,50 @@ def bootstrap_users(instance: SysrepoInstance, state_dir: Path) -> None:
     subprocess.run([sys.executable, "-c", script, BOB[0], hashed], env=env, check=True, capture_output=True, timeout=60)
 
 
-def start_server(instance: SysrepoInstance, state_dir: Path, *extra: str) -> RestconfServer:
-    ready = state_dir / "ready.json"
-    log_path = state_dir / "restconf.log"
+def start_service(instance: SysrepoInstance, module: str, state_dir: Path, ready: Path, log_path: Path,
+                  *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    """`python -m <module> --listen 127.0.0.1:0 --state-dir D --ready-file R ...` on the instance; waits for its
+    ready file (the NETCONF and RESTCONF servers both write one) and returns the process and the file's content."""
     env = {**os.environ, **instance.env}
+    ready.unlink(missing_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "singbox_agent.restconf", "--listen", "127.0.0.1:0", "--state-dir", str(state_dir),
+            [sys.executable, "-m", module, "--listen", "127.0.0.1:0", "--state-dir", str(state_dir),
              "--ready-file", str(ready), *extra],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"restconf exited with {proc.returncode}:\n{log_path.read_text()}")
+            raise RuntimeError(f"{module} exited with {proc.returncode}:\n{log_path.read_text()}")
         if ready.exists():
-            info = json.loads(ready.read_text())
-            return RestconfServer(instance, info["base_url"], info.get("ca_certificate"), state_dir, proc, log_path)
+            return proc, json.loads(ready.read_text())
         time.sleep(0.05)
     proc.kill()
-    raise RuntimeError(f"restconf not ready:\n{log_path.read_text()}")
+    proc.wait()
+    raise RuntimeError(f"{module} not ready:\n{log_path.read_text()}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then SIGKILL after 15 s (-9): a server must stop within its grace time."""
+    if proc.poll() is not None:
+        return int(proc.returncode)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return -9
+
+
+def start_server(instance: SysrepoInstance, state_dir: Path, *extra: str) -> RestconfServer:
+    log_path = state_dir / "restconf.log"
+    proc, info = start_service(instance, "singbox_agent.restconf", state_dir, state_dir / "ready.json", log_path,
+                               *extra)
+    ca = info.get("ca_certificate")
+    return RestconfServer(instance, str(info["base_url"]), str(ca) if ca else None, state_dir, proc, log_path)
 
 
 def stop_server(server: RestconfServer) -> int:
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        return server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-        return -9
+    return stop_process(server.process)

@@ -10,7 +10,7 @@ import time
 import pytest
 import sysrepo
 from helpers import EP, JSON, SB, endpoint_json, error_of, read_events, running_json, stand_in_agent, yang_patch
-from rcserver import ADMIN, BOB, RestconfServer
+from rcserver import ADMIN, BOB, RestconfServer, start_service, stop_process
 
 
 NACM = "/restconf/data/ietf-netconf-acm:nacm"
@@ -70,27 +70,15 @@ def test_nacm_on_reads_writes_and_rpcs(restconf: RestconfServer) -> None:
 def test_same_user_denied_by_nacm_on_netconf_and_restconf(restconf: RestconfServer) -> None:
     """One user database, one access-control model: bob is refused the same write on both protocols."""
     import importlib.util
-    import os
-    import subprocess
-    import sys
 
     if importlib.util.find_spec("singbox_agent.netconf.__main__") is None:
         pytest.skip("the NETCONF server (singbox_agent.netconf) is not in this checkout")
     from ncclient import manager
     from ncclient.operations import RPCError
 
-    env = {**os.environ, **restconf.instance.env}
-    ready = restconf.state_dir / "netconf-ready.json"
-    log = open(restconf.state_dir / "netconf.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "singbox_agent.netconf", "--listen", "127.0.0.1:0", "--state-dir",
-         str(restconf.state_dir / "nc"), "--ready-file", str(ready)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc, info = start_service(restconf.instance, "singbox_agent.netconf", restconf.state_dir / "nc",
+                               restconf.state_dir / "netconf-ready.json", restconf.state_dir / "netconf.log")
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "netconf server did not start"
-            time.sleep(0.05)
-        info = json.loads(ready.read_text())
         edit = ('<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><singbox xmlns="urn:vpp-singbox:yang:vpp-singbox"><log-level>error</log-level></singbox>'
                 "</config>")
         with stand_in_agent(), restconf.client(auth=BOB) as bob_rc, restconf.client() as admin_rc:
@@ -115,9 +103,7 @@ def test_same_user_denied_by_nacm_on_netconf_and_restconf(restconf: RestconfServ
                 nc.edit_config(target="running", config=edit)
             assert admin_rc.get(f"{SB}/log-level").json() == {"vpp-singbox:log-level": "error"}
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.close()
+        assert stop_process(proc) == 0
 
 
 def test_fields_never_see_what_nacm_hides(restconf: RestconfServer) -> None:
