@@ -11,8 +11,9 @@ push-change-update from its pipe in a thread of its own. Measured:
   the push-change-update, --flips times, an endpoint going down then up again; with --via netconf the subscriber
   is ncclient on the real NETCONF server (its own process, SSH), which sends what its srsn subscription reads;
 - a read of /singbox/sessions (sysrepo get_data on the operational datastore, the agent's pull callback building
-  --sessions entries), with the agent's push data in sysrepo and without it (the agent's push session stopped:
-  what the agent did before), in alternating rounds.
+  --sessions entries) and of /singbox/server/statistics (small: a fixed cost per read would show there), with the
+  agent's push data in sysrepo and without it (the agent's push session stopped: what the agent did before), in
+  alternating rounds.
 
     scripts/in-env python bench/subscriptions/bench_oper_push.py [--sessions 10000] [--endpoints 20] [--flips 100]
         [--via srsn|netconf]
@@ -117,7 +118,8 @@ class Subscriber:
         self._close()
 
 
-def child(n_sessions: int, n_endpoints: int, flips: int, reads: int, via: str) -> dict[str, object]:
+def child(n_sessions: int, n_endpoints: int, flips: int, reads: int, rounds: int, via: str
+          ) -> dict[str, object]:
     import sysrepo
 
     from singbox_agent.agent.daemon import Agent
@@ -145,26 +147,32 @@ def child(n_sessions: int, n_endpoints: int, flips: int, reads: int, via: str) -
     assert agent.wait_idle()
     oper = conn.start_session("operational")
 
-    def read_sessions() -> float:
+    def timed_read(path: str) -> float:
         started = time.perf_counter()
-        with oper.get_data_ly(f"{TOP}/sessions") as data:
+        with oper.get_data_ly(path) as data:
             assert data is not None
         return (time.perf_counter() - started) * 1e3
 
-    read_ms: dict[str, list[float]] = {"with push data": [], "without push data": []}
+    # /singbox/sessions: the big pull read; /singbox/server/statistics: a small one, where a fixed cost of merging
+    # the push data into every read of the module would show
+    reads_of = {"sessions": f"{TOP}/sessions", "statistics": f"{TOP}/server/statistics"}
+    read_ms: dict[str, dict[str, list[float]]] = {k: {"with push data": [], "without push data": []}
+                                                  for k in reads_of}
     pushed_nodes = len(agent._oper_push.pushed) if agent._oper_push else 0
-    read_sessions()  # warm-up
-    for _ in range(2):
-        for _ in range(reads):
-            read_ms["with push data"].append(read_sessions())
-        assert agent._oper_push is not None
-        agent._oper_push.stop()  # sysrepo drops the session's push data: the agent as it was before
-        agent._oper_push = None
-        for _ in range(reads):
-            read_ms["without push data"].append(read_sessions())
-        agent._oper_push = OperPush(agent._conn.start_session("operational"))
-        agent._events.put("oper-push")
-        assert agent.wait_idle()
+    timed_read(reads_of["sessions"])  # warm-up
+    for _ in range(rounds):
+        for label in ("with push data", "without push data"):
+            for what, path in reads_of.items():
+                for _ in range(reads if what == "sessions" else 20 * reads):
+                    read_ms[what][label].append(timed_read(path))
+            if label == "with push data":
+                assert agent._oper_push is not None
+                agent._oper_push.stop()  # sysrepo drops the session's push data: the agent as it was before
+                agent._oper_push = None
+            else:
+                agent._oper_push = OperPush(agent._conn.start_session("operational"))
+                agent._events.put("oper-push")
+                assert agent.wait_idle()
 
     import tempfile
 
@@ -207,7 +215,8 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=10000)
     ap.add_argument("--endpoints", type=int, default=20)
     ap.add_argument("--flips", type=int, default=100)
-    ap.add_argument("--reads", type=int, default=5, help="reads of /singbox/sessions per round (4 rounds)")
+    ap.add_argument("--reads", type=int, default=3, help="reads of /singbox/sessions per round (x20 of statistics)")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds of reads with, then without, the push data")
     ap.add_argument("--via", choices=("srsn", "netconf"), default="srsn")
     ap.add_argument("--child", action="store_true")
     opts = ap.parse_args()
@@ -218,7 +227,7 @@ def main() -> int:
 
         configure_logging(logging.WARNING, json_output=True)
         sys.path.insert(0, str(ROOT))
-        print(json.dumps(child(opts.sessions, opts.endpoints, opts.flips, opts.reads, opts.via)))
+        print(json.dumps(child(opts.sessions, opts.endpoints, opts.flips, opts.reads, opts.rounds, opts.via)))
         return 0
     sys.path.insert(0, str(ROOT))
     from singbox_agent.subscriptions import srsn
@@ -232,7 +241,8 @@ def main() -> int:
         subprocess.run(args, env={**os.environ, **inst.env}, check=True, capture_output=True, timeout=120)
         p = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--child", "--sessions",
                             str(opts.sessions), "--endpoints", str(opts.endpoints), "--flips", str(opts.flips),
-                            "--reads", str(opts.reads), "--via", opts.via], env={**os.environ, **inst.env},
+                            "--reads", str(opts.reads), "--rounds", str(opts.rounds), "--via", opts.via],
+                           env={**os.environ, **inst.env},
                            capture_output=True, text=True, timeout=1800)
     finally:
         inst.destroy()
@@ -245,11 +255,13 @@ def main() -> int:
           f"{opts.sessions} sessions, {len(lat)} changes ({r['lost']} not delivered within 5 s):")
     if lat:
         print(f"  latency  p50 {pct(lat, 50):7.2f} ms  p99 {pct(lat, 99):7.2f} ms  max {max(lat):7.2f} ms")
-    print(f"read of /singbox/sessions ({opts.sessions} sessions), agent pushing {r['pushed_nodes']} nodes:")
-    base = statistics.median(r["read_ms"]["without push data"])
-    for label, values in r["read_ms"].items():
-        med = statistics.median(values)
-        print(f"  {label:18s} median {med:8.1f} ms  max {max(values):8.1f} ms  ({med / base:.2f}x)")
+    for what, by_label in r["read_ms"].items():
+        print(f"read of /singbox/{'sessions' if what == 'sessions' else 'server/statistics'} "
+              f"({opts.sessions} sessions), agent pushing {r['pushed_nodes']} nodes, {opts.rounds} rounds:")
+        base = statistics.median(by_label["without push data"])
+        for label, values in by_label.items():
+            med = statistics.median(values)
+            print(f"  {label:18s} median {med:8.2f} ms  p90 {pct(values, 90):8.2f} ms  ({med / base:.2f}x)")
     return 0
 
 
