@@ -51,3 +51,14 @@ def test_operations_lists_what_can_be_invoked(restconf: RestconfServer) -> None:
                 assert r.status_code != 405, (op, r.text)
         root = ET.fromstring(c.get("/restconf/operations", headers={"accept": XML}).content)
         assert all(child.tag.split("}")[1] != "get-config" for child in root)
+
+
+def test_rpc_input_that_is_not_json_is_malformed(restconf: RestconfServer) -> None:
+    """Issue 15 item 8 for operations: a trailing comma or a member twice in RPC input is malformed-message, and
+    the RPC is not sent (libyang's parser took both, the last member winning)."""
+    with stand_in_agent(), restconf.client() as c:
+        rpc = "/restconf/operations/vpp-singbox:test-endpoint"
+        for body in (b'{"vpp-singbox:input": {"endpoint": "n1",}}',
+                     b'{"vpp-singbox:input": {"endpoint": "down", "endpoint": "n1"}}'):
+            r = c.post(rpc, content=body, headers={"content-type": JSON})
+            assert r.status_code == 400 and error_of(r)["error-tag"] == "malformed-message", (body, r.text)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from helpers import EP, JSON, REJECTION_MESSAGE, SB, XML, YANG_PATCH_XML, endpoint_json, running_json, stand_in_agent, yang_patch
+from helpers import (
+    EP, JSON, REJECTION_MESSAGE, SB, XML, YANG_PATCH_JSON, YANG_PATCH_XML, endpoint_json, error_of, running_json,
+    stand_in_agent, yang_patch,
+)
 from rcserver import RestconfServer
 
 
@@ -117,3 +120,17 @@ def test_yang_patch_create_and_delete_see_default_only_leaves_as_put_does(restco
         assert r.status_code == 200, r.text
         assert c.get(f"{EP}=dd/port").json() == {"vpp-singbox:port": 1080}
         assert running_json(env)["vpp-singbox:singbox"]["client"]["endpoint"][0]["port"] == 1080
+
+
+def test_yang_patch_json_with_a_member_twice_is_malformed(restconf: RestconfServer) -> None:
+    """Issue 15 item 8: a YANG Patch whose JSON names a member twice (here the value) is malformed-message and
+    changes nothing, instead of the last value winning."""
+    env = restconf.instance.env
+    with stand_in_agent(), restconf.client() as c:
+        before = running_json(env)
+        body = (b'{"ietf-yang-patch:yang-patch": {"patch-id": "t", "edit": [{"edit-id": "1", "operation": "merge",'
+                b' "target": "/log-level", "value": {"vpp-singbox:log-level": "debug"},'
+                b' "value": {"vpp-singbox:log-level": "error"}}]}}')
+        r = c.patch(SB, content=body, headers={"content-type": YANG_PATCH_JSON})
+        assert r.status_code == 400 and error_of(r)["error-tag"] == "malformed-message", r.text
+        assert running_json(env) == before

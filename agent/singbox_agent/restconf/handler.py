@@ -371,8 +371,9 @@ class Handler:
         """All edits become one edit tree applied in one transaction; an edit that cannot be built is reported
         against its edit-id and nothing is applied (RFC 8072 §2.3: the patch is all-or-nothing)."""
         tctx = twin.context()
+        text = _body_text(req.body, encoding)
         try:
-            envelope = tctx.parse_data_mem(req.body.decode("utf-8"), encoding.value, parse_only=True, strict=True)
+            envelope = tctx.parse_data_mem(text, encoding.value, parse_only=True, strict=True)
         except (libyang.LibyangError, UnicodeDecodeError) as exc:
             raise bad_request(f"Invalid YANG Patch document: {exc}", tag="malformed-message") from None
         if envelope is None or envelope.schema().name() != "yang-patch":
@@ -436,9 +437,7 @@ class Handler:
         text = ""
         if req.body.strip():
             _, in_enc = request_body_type(req.headers.get("content-type"))
-            if not _valid_utf8(req.body):
-                raise bad_request("The request body is not valid UTF-8", tag="malformed-message")
-            text = req.body.decode()
+            text = _body_text(req.body, in_enc)
             out_enc = response_encoding(req.headers.get("accept"), default=in_enc)
         path = parsed.path
 
