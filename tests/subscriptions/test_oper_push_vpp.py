@@ -1,7 +1,8 @@
 """On-change YANG-Push of a real endpoint going down: the whole product chain of tests/e2e (VPP with the plugin,
 the agent, the NETCONF server, each its own process) with ietf-subscribed-notifications and ietf-yang-push
-installed; the endpoint is the real sing-box, health-checked by the plugin, killed by the test. Skipped, saying
-what is missing, without VPP (VPP_PREFIX), the built plugin (SINGBOX_PLUGIN_DIR) or root."""
+installed; the endpoint is the real sing-box, health-checked by the plugin, killed by the test; then VPP is killed
+(the status is withdrawn) and restarted (pushed again once probed). Skipped, saying what is missing, without VPP
+(VPP_PREFIX), the built plugin (SINGBOX_PLUGIN_DIR) or root."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def stack(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[Any]:
     try:
         yield s
     finally:
-        alive = s.vpp.alive()
+        alive = s.vpp.alive() or s.vpp_killed
         log = vpp_output(s.vpp)
         s.close()
         assert alive, "VPP died during the test:\n" + log
@@ -59,11 +60,12 @@ class Arrivals:
             if n is not None:
                 self.items.append((time.perf_counter(), str(n.notification_xml)))
 
-    def wait(self, want: str, timeout: float) -> tuple[float, str]:
+    def wait(self, want: str, timeout: float, since: int = 0) -> tuple[float, str]:
+        """The first notification holding `want`, of those from the `since`-th on."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for at, xml in list(self.items):
-                if want in xml:
+            for at, xml in list(self.items)[since:]:
+                if all(w in xml for w in want.split("|")):
                     return at, xml
             time.sleep(0.02)
         raise AssertionError(f"no notification with {want!r} within {timeout:.0f} s; got {self.items}")
@@ -106,6 +108,15 @@ def test_a_killed_sing_box_upstream_reaches_an_on_change_subscriber(stack: Any, 
             singbox.wait(timeout=10)
             event_at, _ = got_events.wait("<endpoint-down", timeout=60)
             push_at, xml = got_pushes.wait(">down</oper-status>", timeout=30)
+            # VPP killed: the status is unknown, deleted from the push data; VPP back (empty, resynchronised by the
+            # agent) and sing-box back: up again
+            mark = len(got_pushes.items)
+            stack.kill_vpp()
+            got_pushes.wait(f"<operation>delete</operation>|{C}/endpoint[name='sing-box']/oper-status", 60, mark)
+            mark = len(got_pushes.items)
+            stack.restart_vpp()
+            start_sing_box(stack, tmp_path / "sing-box.json")
+            got_pushes.wait(">up</oper-status>", timeout=90, since=mark)
         finally:
             got_pushes.close()
             got_events.close()
