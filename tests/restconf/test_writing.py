@@ -15,7 +15,7 @@ from helpers import (
     EP, JSON, RC_NS, REJECTION_MESSAGE, SB, SB_NS, XML, YANG_PATCH_XML, endpoint_json, endpoint_xml, error_of,
     running_json, stand_in_agent, startup_json,
 )
-from rcserver import ADMIN, RestconfServer
+from rcserver import ADMIN, RestconfServer, start_service, stop_process
 
 
 NACM = "/restconf/data/ietf-netconf-acm:nacm"
@@ -357,3 +357,28 @@ def test_concurrent_editors_are_not_refused(restconf: RestconfServer) -> None:
     assert not refused, f"{len(refused)} of {clients} refused: {refused[:3]}"
     names = {e["name"] for e in running_json(restconf.instance.env)["vpp-singbox:singbox"]["client"]["endpoint"]}
     assert names == {f"c{i}" for i in range(clients)}
+
+
+def test_must_violation_reads_the_same_on_netconf(restconf: RestconfServer) -> None:
+    """The mapping is shared (mgmt/errors.py): NETCONF's rpc-error for the same `must` failure carries the same
+    error-app-tag and error-message (issue 15 item 7, both servers)."""
+    from ncclient import manager
+    from ncclient.operations import RPCError
+
+    proc, info = start_service(restconf.instance, "singbox_agent.netconf", restconf.state_dir / "nc",
+                               restconf.state_dir / "netconf-ready.json", restconf.state_dir / "netconf.log")
+    edit = ('<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><singbox xmlns="urn:vpp-singbox:yang:vpp-singbox">'
+            "<client><endpoint><name>m</name><address>192.0.2.1</address><username>u</username></endpoint></client>"
+            "</singbox></config>")
+    try:
+        with stand_in_agent(), manager.connect(host=info["host"], port=info["port"], username=ADMIN[0],
+                                               password=ADMIN[1], hostkey_verify=False, look_for_keys=False,
+                                               allow_agent=False, timeout=60) as nc:
+            with pytest.raises(RPCError) as refused:
+                nc.edit_config(target="running", config=edit)
+        error = refused.value
+        assert error.tag == "operation-failed"
+        assert error.to_dict()["app_tag"] == "password-missing"
+        assert error.message.strip() == "username configured without password"
+    finally:
+        assert stop_process(proc) == 0

@@ -140,7 +140,7 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
         except WouldWait:
             raise  # run on the event loop, it would have to wait: the session runs it again on its worker
         except Exception as exc:  # noqa: BLE001 - every failure becomes an rpc-error
-            mapped = errors.from_exception(exc)
+            mapped = errors.from_exception(exc, ly)  # ly: a must failure gets its error-app-tag
             if mapped[0].error_message == "Internal error.":
                 session.log.exception("operation failed", operation=rpc.op_name)
             return _fail(session, rpc.attributes, mapped), False

@@ -161,7 +161,7 @@ def _apply_units(
             break
         index, error = found
         path = units[index].path()
-        failures.extend(with_path(e, path) for e in from_exception(error))
+        failures.extend(with_path(e, path) for e in from_exception(error, ctx.ly))
         ctx.session.log.info("edit unit failed", unit=path, applied_before=index, datastore=ds)
         if not continue_on_error:
             break
