@@ -74,6 +74,7 @@ class Appliance:
     name: str
     host_ip: str
     ip: str
+    netconf_port: int = 830
     nspawn: subprocess.Popen[bytes] | None = None
     leader: int = 0
     log: list[str] = field(default_factory=list)
@@ -168,7 +169,7 @@ class Appliance:
         raise AssertionError(f"units not active: {states}\n{status[-4000:]}\n{journal[-4000:]}")
 
     def netconf(self, password: str) -> Any:
-        return manager.connect(host=self.ip, port=830, username="admin", password=password, hostkey_verify=False,
+        return manager.connect(host=self.ip, port=self.netconf_port, username="admin", password=password, hostkey_verify=False,
                                look_for_keys=False, allow_agent=False, timeout=60)
 
     def restconf(self) -> httpx.Client:
@@ -294,12 +295,36 @@ def test_upgrade_keeps_configuration(appliance: Appliance, debs: dict[str, Path]
     assert "nc-ep" in config and "rc-ep" in config, config
 
 
+def test_netconf_listen_address_changed_as_documented(appliance: Appliance, state: dict[str, Any]) -> None:
+    """README.md's example: the endpoints live in sysrepo; a RESTCONF PUT moves NETCONF at once."""
+    with appliance.restconf() as rc:
+        put = rc.put("/restconf/data/ietf-netconf-server:netconf-server/listen/endpoints/endpoint=default/ssh/"
+                     "tcp-server-parameters", auth=("admin", state["password"]),
+                     headers={"Content-Type": "application/yang-data+json"},
+                     content=json.dumps({"ietf-netconf-server:tcp-server-parameters": {"local-bind": [
+                         {"local-address": appliance.ip, "local-port": 8830}]}}))
+        assert put.status_code in (201, 204), put.text
+    appliance.netconf_port = 8830
+    deadline = time.monotonic() + 30
+    while True:  # the server rebinds when it sees the change
+        try:
+            with appliance.netconf(state["password"]) as nc:
+                assert "nc-ep" in get_config(nc)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_netconf_and_restconf_edits_survive_a_reboot(appliance: Appliance, state: dict[str, Any]) -> None:
     appliance.reboot()
     appliance.wait_units()
-    with appliance.netconf(state["password"]) as nc:
+    with appliance.netconf(state["password"]) as nc:  # on the endpoint RESTCONF configured: it was in startup too
         config = get_config(nc)
     assert "nc-ep" in config, config
+    journal = appliance.run("journalctl", "-b", "--no-pager", "-u", "singbox-netconfd").stdout
+    assert "--listen ignored" in journal, journal[-2000:]  # /etc/default's --listen no longer applies, and says so
     if "rc-ep" not in config:
         pytest.xfail("RFC 8040 1.4: a RESTCONF edit of running must update startup — not done by the RESTCONF "
                      "server yet (restconf/)")
@@ -335,6 +360,7 @@ def test_purge_leaves_nothing_and_the_old_password_is_gone(appliance: Appliance,
 
     appliance.apt_install(debs["current"])
     appliance.wait_units()
+    appliance.netconf_port = 830  # the endpoints went with the purge: seeded again from /etc/default
     new_password = appliance.run("cat", PASSWORD_FILE).stdout.strip()
     assert new_password != state["password"]
     with pytest.raises(AuthenticationError):
