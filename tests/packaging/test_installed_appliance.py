@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -174,7 +175,8 @@ class Appliance:
 
     def restconf(self) -> httpx.Client:
         ca = self.path / "var/lib/vpp-singbox/restconf/ca.pem"
-        return httpx.Client(base_url=f"https://{self.ip}", verify=str(ca), timeout=30)
+        return httpx.Client(base_url=f"https://{self.ip}", verify=ssl.create_default_context(cafile=str(ca)),
+                            timeout=30)
 
 
 @pytest.fixture(scope="module")
