@@ -327,9 +327,7 @@ def test_netconf_and_restconf_edits_survive_a_reboot(appliance: Appliance, state
     assert "nc-ep" in config, config
     journal = appliance.run("journalctl", "-b", "--no-pager", "-u", "singbox-netconfd").stdout
     assert "--listen ignored" in journal, journal[-2000:]  # /etc/default's --listen no longer applies, and says so
-    if "rc-ep" not in config:
-        pytest.xfail("RFC 8040 1.4: a RESTCONF edit of running must update startup — not done by the RESTCONF "
-                     "server yet (restconf/)")
+    assert "rc-ep" in config, config  # RFC 8040 1.4: a RESTCONF edit of running updates startup
 
 
 def test_remove_keeps_configuration_and_reinstall_restores_it(appliance: Appliance, debs: dict[str, Path],
