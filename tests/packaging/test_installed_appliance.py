@@ -250,7 +250,8 @@ def test_units_are_ready_unprivileged_and_hardened(appliance: Appliance) -> None
         pid = appliance.run("systemctl", "show", unit, "-p", "MainPID", "--value").stdout.strip()
         status = appliance.run("cat", f"/proc/{pid}/status").stdout
         caps = re.search(r"^CapEff:\s*(\w+)", status, re.M)
-        assert caps and int(caps.group(1), 16) & ~(1 << 10) == 0, f"{unit}: {caps}"  # CAP_NET_BIND_SERVICE at most
+        # CAP_NET_BIND_SERVICE (10) and CAP_FOWNER (3) at most
+        assert caps and int(caps.group(1), 16) & ~((1 << 10) | (1 << 3)) == 0, f"{unit}: {caps}"
         security = appliance.run("systemd-analyze", "security", "--no-pager", unit).stdout
         found = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", security)
         assert found, security[-500:]
@@ -286,6 +287,29 @@ def test_restconf_get_401_and_edit(appliance: Appliance, state: dict[str, Any]) 
                      headers={"Content-Type": "application/yang-data+json"},
                      content=json.dumps({"vpp-singbox:endpoint": [{"name": "rc-ep", "address": "192.0.2.20"}]}))
         assert put.status_code in (201, 204), put.text
+
+
+def test_root_writing_sysrepo_does_not_lock_the_daemons_out(appliance: Appliance, state: dict[str, Any]) -> None:
+    """sysrepo writes running in /dev/shm (sticky) by rename: after root's sysrepocfg wrote a module, the servers
+    (another user) must still write it."""
+    edit = f'<singbox xmlns="{NS}"><client><endpoint><name>root-ep</name><address>192.0.2.30</address>' \
+           "</endpoint></client></singbox>"
+    appliance.run("sh", "-c", f"cat > /root/edit.xml <<'EOF'\n{edit}\nEOF")
+    appliance.run("sysrepocfg", "--edit=/root/edit.xml", "--datastore", "running", "--module", "vpp-singbox",
+                  "--format", "xml")
+    owner = appliance.run("stat", "-c", "%U", "/dev/shm/sr_vpp-singbox.running").stdout.strip()
+    assert owner == "root"
+    with appliance.netconf(state["password"]) as nc:
+        edit_endpoint(nc, "after-root", "192.0.2.31")
+        nc.edit_config(target="running", config=f"""
+          <config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"
+                  xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0">
+            <singbox xmlns="{NS}"><client>
+              <endpoint nc:operation="delete"><name>after-root</name></endpoint>
+              <endpoint nc:operation="delete"><name>root-ep</name></endpoint>
+            </client></singbox>
+          </config>""")
+        assert "root-ep" not in get_config(nc)
 
 
 def test_upgrade_keeps_configuration(appliance: Appliance, debs: dict[str, Path], state: dict[str, Any]) -> None:
