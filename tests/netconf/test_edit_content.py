@@ -74,6 +74,8 @@ def test_duplicate_nodes_in_one_edit_are_refused(netconf_server: ServerInfo) -> 
 
 
 def test_get_data_with_both_filters_is_an_error(netconf_server: ServerInfo) -> None:
+    """libyang refuses both cases of get-data's filter-spec choice when it validates the rpc (a guard: the report
+    saw data come back)."""
     from lxml import etree
 
     with netconf_server.connect() as m:

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import libyang
 
 from singbox_agent.mgmt import datastore, filtered_read
-from singbox_agent.mgmt.errors import bad_element, invalid_value
+from singbox_agent.mgmt.errors import invalid_value
 from singbox_agent.netconf import origin
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.ops.common import (
@@ -30,9 +30,6 @@ def handle(ctx: OpContext) -> str:
     ds = nmda_datastore(ctx)
     subtree = ctx.rpc.op.find(f"{{{NMDA_NS}}}subtree-filter")
     xpath_filter = ctx.rpc.op.find(f"{{{NMDA_NS}}}xpath-filter")
-    if subtree is not None and xpath_filter is not None:  # one choice (filter-spec), two cases
-        raise bad_element("xpath-filter", "get-data takes a subtree-filter or an xpath-filter, not both.",
-                          error_type="protocol")
     if subtree is not None:
         element = ET.Element("filter", {"type": "subtree"})
         element.extend(list(subtree))
