@@ -152,7 +152,7 @@ async def test_replay_does_not_deliver_notifications_nacm_denies(netconf_server:
     assert not errors_of(reply)
     got: list[bytes] = []
     while not any(b"replayComplete" in g for g in got):
-        got.append(await reader.recv(timeout=15))
+        got.append(await reader.recv(timeout=60))
     joined = b"".join(got)
     assert b"visible-up" in joined
     assert b"hidden-down" not in joined
