@@ -8,7 +8,7 @@ in order, and keeps the event loop free. The transport only calls `data_received
 Short operations skip the worker. The two thread hops (the submit, and the reply's wake-up of the event loop with
 the GIL handed back and forth) cost about as much as a small edit itself; profiled, the wake-up alone was a fifth
 of the server's busy time. So a read or edit whose previous runs in this session took under `INLINE_BUDGET_S` runs
-right on the event loop, when nothing of this session is queued on the worker (replies stay in order) and the
+right on the event loop (reads, never an edit: those wait for subscribers), when nothing of this session is queued on the worker (replies stay in order) and the
 sysrepo session is free (`_sr_lock`: the worker, a confirmed-commit rollback and an inline run never share it). A
 slow run (large data, a slow subscriber) raises the estimate and sends the next ones back to the worker.
 """
@@ -40,9 +40,10 @@ log = structlog.get_logger("netconf.session")
 KILL_WAIT_S = 10.0
 
 # Operations that may run on the event loop: they neither wait for other sessions nor for the loop itself
-# (kill-session and close-session do; commit may roll back through another session's worker).
-INLINE_OPS = frozenset({"get", "get-config", "edit-config", "get-data", "edit-data", "lock", "unlock", "validate",
-                        "discard-changes"})
+# (kill-session and close-session do; commit may roll back through another session's worker), nor for sysrepo's
+# subscribers: edit-config and edit-data wait for the agent's change callback (which talks to VPP), lock for a
+# commit in progress, and every session would stall behind them however fast their previous runs were.
+INLINE_OPS = frozenset({"get", "get-config", "get-data", "unlock", "validate", "discard-changes"})
 # SINGBOX_NETCONF_INLINE_BUDGET_MS=0 turns the inline path off (A/B measurements: bench/netconf).
 INLINE_BUDGET_S = float(os.environ.get("SINGBOX_NETCONF_INLINE_BUDGET_MS", "3")) / 1000
 _COST_WEIGHT = 0.3  # of the newest run in the moving estimate
