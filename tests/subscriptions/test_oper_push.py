@@ -167,3 +167,31 @@ def test_nothing_is_pushed_while_nothing_changes(agent_env: Env) -> None:
     assert env.agent.wait_idle()
     assert env.agent._oper_push.applies == before
 
+
+
+def test_an_endpoint_without_a_status_is_not_pushed_until_it_has_one(srsn_conn: Any) -> None:
+    """'unknown' (no health check, or none finished) is not pushed: thousands of such endpoints would make every
+    push cost more. Its first status arrives as a patch creating the leaf; reads have 'unknown' all along."""
+    dp = MemoryDataplane()  # reports every endpoint as 'unknown'
+    gen = start_env(dp)
+    env = next(gen)
+    sess = srsn_conn.start_session("operational")
+    sub = None
+    try:
+        env.commit({f"{C}/endpoint[name='e']/address": "192.0.2.1"})
+        assert env.agent._oper_push is not None
+        assert not any("endpoint" in node for node in env.agent._oper_push.pushed), env.agent._oper_push.pushed
+        assert list(read(f"{C}/endpoint[name='e']/oper-status")["singbox"]["client"]["endpoint"]) \
+            == [{"name": "e", "oper-status": "unknown"}]
+        sub = srsn.yang_push_on_change(sess, "operational", xpath=f"{C}/endpoint/oper-status", sync_on_start=False)
+        dp.endpoint_states["e"] = EndpointState("up", 0, 700)
+        dp.endpoint_event("e", True, rtt_us=700)
+        patch = read_patch(srsn_conn, sub)
+        assert f"{C}/endpoint[name='e']" in patch and ">up</oper-status>" in patch, patch
+        assert "<operation>create</operation>" in patch, patch
+    finally:
+        if sub is not None:
+            sub.close()
+        sess.stop()
+        for _ in gen:
+            pass

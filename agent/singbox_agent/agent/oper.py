@@ -177,12 +177,15 @@ def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: li
     datastore (oper_push): node xpath -> leaves, the same values the pull callbacks give (client_state,
     server_state). `state`: the dataplane's report, None when it is not connected; `endpoints`, `interfaces`
     ((name, enabled)): the configured ones. What the dataplane does not report (it is away, or has not taken the
-    object) has no leaves: unknown, not the last value seen."""
+    object), or reports as 'unknown', has no leaves: unknown, not the last value seen."""
     out: dict[str, dict[str, Any]] = {}
     reported = state if state is not None else OperState()
     for name in endpoints:
         st = reported.endpoints.get(name)
-        out[f"{PUSH_TOP}/client/endpoint[name={_key(name)}]"] = {} if st is None else {"oper-status": st.oper_status}
+        # 'unknown' (no health check, or none finished yet) is not pushed: thousands of endpoints without health
+        # checks would otherwise make every push cost more (sysrepo rewrites the session's push data whole)
+        status = st.oper_status if st is not None else "unknown"
+        out[f"{PUSH_TOP}/client/endpoint[name={_key(name)}]"] = {"oper-status": status} if status != "unknown" else {}
     for name, enabled in interfaces:
         leaves: dict[str, Any] = {}
         ist = reported.interfaces.get(name)
