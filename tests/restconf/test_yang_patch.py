@@ -134,3 +134,17 @@ def test_yang_patch_json_with_a_member_twice_is_malformed(restconf: RestconfServ
         r = c.patch(SB, content=body, headers={"content-type": YANG_PATCH_JSON})
         assert r.status_code == 400 and error_of(r)["error-tag"] == "malformed-message", r.text
         assert running_json(env) == before
+
+
+def test_edit_ids_with_both_quote_kinds(restconf: RestconfServer) -> None:
+    """The one XPath quoting (mgmt/xpath.py) in the patch status too: an edit-id with one kind of quote is reported
+    under its name; one holding both cannot be named in the status and is refused up front, saying why (before, libyang
+    failed on the status path it was given)."""
+    with restconf.client() as c:
+        for edit_id, status in (("it's", 409), ("say \"hi\"", 409), ("it's \"x\"", 400)):
+            body = yang_patch("q", {"edit-id": edit_id, "operation": "delete", "target": "/log-level"})
+            r = c.patch(SB, content=body, headers={"content-type": YANG_PATCH_JSON})
+            assert r.status_code == status, (edit_id, r.text)
+            if status == 409:
+                edit = r.json()["ietf-yang-patch:yang-patch-status"]["edit-status"]["edit"][0]
+                assert edit["edit-id"] == edit_id

@@ -758,6 +758,8 @@ def _patch_edits(envelope: libyang.DNode, encoding: Encoding) -> list[PatchEdit]
                         lib.free(buf[0])
             else:
                 fields[name] = _term_value(child)
+        if "'" in fields["edit-id"] and '"' in fields["edit-id"]:
+            raise bad_request(f"edit-id {fields['edit-id']!r} holds both quote kinds: its status could not name it")
         edits.append(
             PatchEdit(
                 fields["edit-id"],

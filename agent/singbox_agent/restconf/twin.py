@@ -12,6 +12,7 @@ from pathlib import Path
 
 import libyang
 
+from singbox_agent.mgmt import xpath
 from singbox_agent.mgmt.errors import MgmtError
 from singbox_agent.restconf.uri import Encoding
 
@@ -116,7 +117,7 @@ def render_patch_status(
             for error in global_errors:
                 _fill_error(ctx, _new_entry(ctx, top, "/ietf-yang-patch:yang-patch-status/errors/error"), error)
             for edit_id, errs in edit_errors.items():
-                quoted = "'" + edit_id + "'" if "'" not in edit_id else '"' + edit_id + '"'
+                quoted = xpath.quote(edit_id, in_path=True)  # the handler refuses edit-ids it cannot name
                 base = f"/ietf-yang-patch:yang-patch-status/edit-status/edit[edit-id={quoted}]"
                 for error in errs:
                     _fill_error(ctx, _new_entry(ctx, top, f"{base}/errors/error"), error)
