@@ -181,9 +181,20 @@ def test_nacm_policy_reads_what_decides_for_each_user(sysrepo_instance: object) 
             sess.delete_item(f"{base}/groups/group[name='ops']")
             sess.apply_changes()
             assert policy.identity("bob") == nacm.UNGROUPED_USER == policy.identity("o'neil")
+            # one change touching more groups than are followed one by one, and the rule-lists: the whole index and
+            # the rules are read again (u150's group gets a permit-all rule-list put first)
+            config = dict(sess.get_data(base))
+            config["nacm"]["groups"] = {"group": [{"name": f"g{i:03d}", "user-name": [f"u{i:03d}"]}
+                                                  for i in range(300)] + [{"name": "gb", "user-name": ["bob"]}]}
+            config["nacm"]["rule-list"] = [{"name": "big", "group": ["g150"], "rule": [
+                {"name": "any", "module-name": "*", "access-operations": "*", "action": "permit"}]},
+                *config["nacm"]["rule-list"]]
+            assert policy.identity("u150") == nacm.UNGROUPED_USER
+            sess.replace_config(config, "ietf-netconf-acm")
+            assert policy.identity("bob") == "bob" and policy.identity("u150") is None
             sess.delete_item(f"{base}/groups")
             sess.apply_changes()
-            assert policy.identity("admin") == nacm.UNGROUPED_USER
+            assert policy.identity("admin") == nacm.UNGROUPED_USER == policy.identity("bob")
         finally:
             policy.close()
             sess.stop()

@@ -18,6 +18,8 @@ import cffi
 import libyang
 from sysrepo.session import SysrepoSession
 
+from singbox_agent.mgmt import change_notice
+
 _ffi = cffi.FFI()
 _ffi.cdef(
     """
@@ -180,6 +182,10 @@ def _literal(value: str) -> str:
     return "concat(" + ", \"'\", ".join(f"'{part}'" for part in value.split("'")) + ")"
 
 
+# More groups touched by one change than this: the whole index is read again rather than a lookup for each.
+_DIRTY_LIMIT = 64
+
+
 class NacmPolicy:
     """Answers `unrestricted(user)` and `identity(user)` from the NACM configuration of running.
 
@@ -202,27 +208,34 @@ class NacmPolicy:
         self._dirty: set[str] = set()  # groups a change touched, re-read at the next use
         # enable-nacm and every rule-list that has rules (name, groups, first rule), in order; None: read again
         self._rules: dict[str, Any] | None = None
-        self._session.subscribe_module_change(
-            "ietf-netconf-acm", NACM_XPATH, self._on_change, passive=True, done_only=True
-        )
+        # Not the binding's subscription: it would build a Python object for every changed node (20,000 for an edit
+        # creating 10,000 groups) where at most _DIRTY_LIMIT paths are needed (mgmt/change_notice.py).
+        change_notice.subscribe(self._session, "ietf-netconf-acm", NACM_XPATH, self._on_change, done_only=True)
 
-    def _on_change(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
+    def _on_change(self, event: str, ev_sess: Any) -> None:
+        try:
+            paths = change_notice.changed_paths(ev_sess, NACM_XPATH + "//.", 4 * _DIRTY_LIMIT)  # a group: ~3 nodes
+        except Exception:  # noqa: BLE001 - the policy must never stay stale: forget everything
+            paths = None
         with self._lock:
             self._answers = {}
             self.generation += 1
             try:
-                for change in changes or ():
-                    steps = list(libyang.xpath_split(change.xpath))
+                if paths is None:
+                    raise ValueError("too many changes to follow one by one")
+                for path in paths:
+                    steps = list(libyang.xpath_split(path))
                     names = [step[1] for step in steps]
                     if names[:2] != ["nacm", "groups"]:
                         self._rules = None  # enable-nacm, the defaults, a rule-list
                         continue
                     keys = dict(steps[2][2]) if len(steps) > 2 and names[2] == "group" else {}
                     if "name" not in keys:
-                        raise ValueError(change.xpath)
+                        raise ValueError(path)
                     self._dirty.add(keys["name"])
-            except Exception:  # noqa: BLE001 - a change we cannot place: read the whole index again
+            except Exception:  # noqa: BLE001 - a change we cannot place: read the whole index and rules again
                 self._members_valid = False
+                self._rules = None
                 self._rebuilds += 1
 
     def _groups(self, user: str) -> list[str]:
@@ -233,7 +246,7 @@ class NacmPolicy:
             if valid and not dirty:
                 return sorted(g for g, users in self._members.items() if user in users)
             members = dict(self._members)
-        if not valid or len(dirty) > 64:
+        if not valid or len(dirty) > _DIRTY_LIMIT:
             found = self._read(f"{NACM_XPATH}/groups").get("nacm", {}).get("groups", {}).get("group", [])
             members = {g["name"]: frozenset(g.get("user-name", [])) for g in found}
         else:  # one read for every group touched (a key lookup each)

@@ -22,7 +22,7 @@ import asyncssh
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import crypt, nacm, password_hashing
+from singbox_agent.mgmt import change_notice, crypt, nacm, password_hashing
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt import users
 from singbox_agent.mgmt.login_guard import LoginGuard
@@ -231,10 +231,9 @@ class NetconfServer:
         self._settings_session = self.conn.start_session("running")
         for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH),
                               ("ietf-truststore", settings.TRUSTSTORE_XPATH)):
-            self._settings_session.subscribe_module_change(module, xpath, self._settings_changed, passive=True)
+            change_notice.subscribe(self._settings_session, module, xpath, self._settings_changed)
         try:
-            self._settings_session.subscribe_module_change(
-                limits.MODULE, limits.XPATH, self._limits_changed, passive=True)
+            change_notice.subscribe(self._settings_session, limits.MODULE, limits.XPATH, self._limits_changed)
         except sysrepo.SysrepoError as exc:
             log.warning("request limits are not configurable (module not installed)", error=str(exc))
         password_hashing.subscribe(self._settings_session)
@@ -292,7 +291,7 @@ class NetconfServer:
         log.info("netconf listening", endpoints=[f"{h}:{p}" for h, p in bound])
         return bound
 
-    def _settings_changed(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
+    def _settings_changed(self, event: str, _ev_sess: Any) -> None:
         if event == "change":
             with self._endpoint_users_lock:
                 self._endpoint_users_stale = True
@@ -303,7 +302,7 @@ class NetconfServer:
         if loop is not None:
             loop.call_soon_threadsafe(lambda: loop.create_task(self._reconfigure()))
 
-    def _limits_changed(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
+    def _limits_changed(self, event: str, _ev_sess: Any) -> None:
         if event in ("change", "done"):
             self._limits_stale = True
 

@@ -1,0 +1,93 @@
+"""Change subscriptions that only need to know THAT a module changed (and, for a few nodes, where).
+
+sysrepo-python's `subscribe_module_change` turns every changed node into a Python `Change` object before calling
+back — for each event (change and done), for each subscriber. The NETCONF server's own subscribers (its settings in
+ietf-netconf-server/-keystore/-truststore, NACM) only invalidate caches, so a 10,000-entry truststore or NACM edit
+spent most of its time building 20,000+ objects nobody read, with sysrepo (and the editing client) waiting for the
+change event (issue 17). Here the callback is a cffi callback of our own that hands over the event only; a
+subscriber that wants to know which nodes changed asks `changed_paths` for at most a few of them.
+
+Subscriptions are registered as binding `Subscription`s, so stopping the sysrepo session ends them as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import sysrepo
+from sysrepo.subscription import Subscription
+
+from _libyang import ffi as ly_ffi
+from _libyang import lib as ly_lib
+from _sysrepo import ffi, lib
+
+log = structlog.get_logger("mgmt.change_notice")
+
+_CB_TYPE = "int(sr_session_ctx_t *, uint32_t, const char *, const char *, sr_event_t, uint32_t, void *)"
+_EVENTS = {lib.SR_EV_UPDATE: "update", lib.SR_EV_CHANGE: "change", lib.SR_EV_DONE: "done",
+           lib.SR_EV_ABORT: "abort", lib.SR_EV_ENABLED: "enabled"}
+
+# (event name, the implicit sysrepo session of the event: valid during the call only, for `changed_paths`)
+Notice = Callable[[str, Any], None]
+
+
+class _Sub(Subscription):
+    """Keeps the cffi callback alive as long as sysrepo may call it."""
+
+    c_callback: Any = None
+
+
+def subscribe(session: Any, module: str, xpath: str, callback: Notice, *, passive: bool = True,
+              done_only: bool = False) -> None:
+    """Call `callback(event, event_session)` on changes of `xpath` in `module` (sysrepo's thread; what it raises
+    is logged, never rejects the change)."""
+
+    def on_event(ev_sess: Any, _sub_id: int, _module: Any, _xpath: Any, event: int, _req: int, _priv: Any) -> int:
+        try:
+            callback(_EVENTS.get(event, str(event)), ev_sess)
+        except BaseException:  # noqa: BLE001 - a C callback must not raise
+            log.exception("change notice failed", module=module)
+        return 0
+
+    sub = _Sub(lambda *_: None)
+    sub.c_callback = ffi.callback(_CB_TYPE, on_event)
+    sub_p = ffi.new("sr_subscription_ctx_t **")
+    flags = (lib.SR_SUBSCR_PASSIVE if passive else 0) | (lib.SR_SUBSCR_DONE_ONLY if done_only else 0)
+    ret = lib.sr_module_change_subscribe(session.cdata, module.encode(), xpath.encode(), sub.c_callback, ffi.NULL,
+                                         0, flags, sub_p)
+    if ret != 0:
+        raise sysrepo.SysrepoError.new(f"change subscription to {module} failed", ret)
+    sub.init(sub_p[0])
+    session.subscriptions.append(sub)
+
+
+def changed_paths(ev_sess: Any, xpath: str, limit: int) -> list[str] | None:
+    """The data paths of the changed nodes under `xpath` (`//.` included) in the event's session, or None when
+    there are more than `limit`: the caller then treats everything as changed, without walking the rest."""
+    iter_p = ffi.new("sr_change_iter_t **")
+    if lib.sr_get_changes_iter(ev_sess, xpath.encode(), iter_p) != 0:
+        return None
+    op_p = ffi.new("sr_change_oper_t *")
+    node_p = ffi.new("struct lyd_node **")
+    prev_val_p = ffi.new("char **")
+    prev_list_p = ffi.new("char **")
+    prev_dflt_p = ffi.new("int *")
+    out: list[str] = []
+    try:
+        while lib.sr_get_change_tree_next(ev_sess, iter_p[0], op_p, node_p, prev_val_p, prev_list_p,
+                                          prev_dflt_p) == lib.SR_ERR_OK:
+            if len(out) == limit:
+                return None
+            node = ly_ffi.cast("struct lyd_node *", int(ffi.cast("uintptr_t", node_p[0])))  # the other cffi module
+            raw = ly_lib.lyd_path(node, ly_lib.LYD_PATH_STD, ly_ffi.NULL, 0)
+            if raw == ly_ffi.NULL:
+                return None
+            try:
+                out.append(ly_ffi.string(raw).decode())
+            finally:
+                ly_lib.free(raw)
+    finally:
+        lib.sr_free_change_iter(iter_p[0])
+    return out
