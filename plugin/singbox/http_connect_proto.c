@@ -365,34 +365,32 @@ host_ok (const char *host, uint32_t len, int *is_ip6)
   return 1;
 }
 
-int
-http_connect_request_write (uint8_t *out, uint32_t cap, const char *host, uint32_t host_len,
-			    uint16_t port, const uint8_t *user, uint32_t user_len,
-			    const uint8_t *pass, uint32_t pass_len)
+static int
+creds_ok (const uint8_t *user, uint32_t user_len, const uint8_t *pass, uint32_t pass_len)
 {
-  uint8_t cred[2 * HTTP_CONNECT_MAX_CRED_LEN + 1];
-  char authority[HTTP_CONNECT_MAX_HOST_LEN + 9];
-  uint32_t i, o, n;
-  int is_ip6, alen;
+  uint32_t i;
 
-  if (!out || !host || !host_ok (host, host_len, &is_ip6) || port == 0 ||
-      user_len > HTTP_CONNECT_MAX_CRED_LEN || pass_len > HTTP_CONNECT_MAX_CRED_LEN ||
+  if (user_len > HTTP_CONNECT_MAX_CRED_LEN || pass_len > HTTP_CONNECT_MAX_CRED_LEN ||
       (pass_len && !user_len) || (user_len && !user) || (pass_len && !pass))
-    return -HTTP_CONNECT_ERR_BAD_ARGUMENT;
+    return 0;
   for (i = 0; i < user_len; i++)
     if (is_ctl (user[i]) || user[i] == ':')
-      return -HTTP_CONNECT_ERR_BAD_ARGUMENT;
+      return 0;
   for (i = 0; i < pass_len; i++)
     if (is_ctl (pass[i]))
-      return -HTTP_CONNECT_ERR_BAD_ARGUMENT;
+      return 0;
+  return 1;
+}
 
-  alen = snprintf (authority, sizeof (authority), is_ip6 ? "[%.*s]:%u" : "%.*s:%u",
-		   (int) host_len, host, port);
-  /* worst case: both lines, the credentials' base64, the final CRLF */
-  n = 8 + alen + 11 + 6 + alen + 2 + (user_len ? 27 + 4 * ((user_len + pass_len + 3) / 3) : 0) + 2;
-  if (n > cap)
+/* The request line and Host written by the caller (o bytes): adds the credentials and the end. */
+static int
+request_finish (uint8_t *out, uint32_t cap, uint32_t o, const uint8_t *user, uint32_t user_len,
+		const uint8_t *pass, uint32_t pass_len)
+{
+  uint8_t cred[2 * HTTP_CONNECT_MAX_CRED_LEN + 1];
+
+  if (o + (user_len ? 27 + 4 * ((user_len + pass_len + 3) / 3) + 2 : 0) + 2 > cap)
     return -HTTP_CONNECT_ERR_NO_SPACE;
-  o = snprintf ((char *) out, cap, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", authority, authority);
   if (user_len)
     {
       memcpy (cred, user, user_len);
@@ -409,6 +407,39 @@ http_connect_request_write (uint8_t *out, uint32_t cap, const char *host, uint32
   out[o++] = '\r';
   out[o++] = '\n';
   return o;
+}
+
+int
+http_connect_request_write (uint8_t *out, uint32_t cap, const char *host, uint32_t host_len,
+			    uint16_t port, const uint8_t *user, uint32_t user_len,
+			    const uint8_t *pass, uint32_t pass_len)
+{
+  char authority[HTTP_CONNECT_MAX_HOST_LEN + 9];
+  int is_ip6, alen, o;
+
+  if (!out || !host || !host_ok (host, host_len, &is_ip6) || port == 0 ||
+      !creds_ok (user, user_len, pass, pass_len))
+    return -HTTP_CONNECT_ERR_BAD_ARGUMENT;
+  alen = snprintf (authority, sizeof (authority), is_ip6 ? "[%.*s]:%u" : "%.*s:%u",
+		   (int) host_len, host, port);
+  if ((uint32_t) (8 + alen + 11 + 6 + alen + 2) >= cap)
+    return -HTTP_CONNECT_ERR_NO_SPACE;
+  o = snprintf ((char *) out, cap, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", authority, authority);
+  return request_finish (out, cap, o, user, user_len, pass, pass_len);
+}
+
+int
+http_connect_probe_write (uint8_t *out, uint32_t cap, const uint8_t *user, uint32_t user_len,
+			  const uint8_t *pass, uint32_t pass_len)
+{
+  static const char line[] = "OPTIONS * HTTP/1.1\r\nHost: proxy\r\n";
+
+  if (!out || !creds_ok (user, user_len, pass, pass_len))
+    return -HTTP_CONNECT_ERR_BAD_ARGUMENT;
+  if (sizeof (line) - 1 >= cap)
+    return -HTTP_CONNECT_ERR_NO_SPACE;
+  memcpy (out, line, sizeof (line) - 1);
+  return request_finish (out, cap, sizeof (line) - 1, user, user_len, pass, pass_len);
 }
 
 void

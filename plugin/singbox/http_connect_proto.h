@@ -190,6 +190,15 @@ typedef struct
 int http_connect_request_write (uint8_t *out, uint32_t cap, const char *host, uint32_t host_len,
 				uint16_t port, const uint8_t *user, uint32_t user_len,
 				const uint8_t *pass, uint32_t pass_len);
+/*
+ * A health probe's request: "OPTIONS * HTTP/1.1" with the credentials. A proxy checks them before
+ * anything else and answers 407 when they do not do; any other well-formed response (sing-box
+ * answers 400) says the proxy is up and speaks HTTP, without making it connect anywhere. Read
+ * the response with the client role: CONNECTED or REFUSED is up, AUTH_REQUIRED is refused
+ * credentials. Returns as http_connect_request_write.
+ */
+int http_connect_probe_write (uint8_t *out, uint32_t cap, const uint8_t *user, uint32_t user_len,
+			      const uint8_t *pass, uint32_t pass_len);
 void http_connect_client_init (http_connect_client_t *c);
 http_connect_event_type_t http_connect_client_feed (http_connect_client_t *c, const uint8_t *data,
 						    uint32_t len, uint32_t *consumed,

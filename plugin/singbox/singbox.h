@@ -15,6 +15,7 @@
 #include <vppinfra/lock.h>
 
 #include <singbox/socks5_proto.h>
+#include <singbox/http_connect_proto.h>
 
 #define SINGBOX_PLUGIN_VERSION "1.0.0"
 
@@ -142,7 +143,11 @@ typedef struct
 #define SINGBOX_UDP_NAME_RESOLVED  1
 #define SINGBOX_UDP_NAME_FAILED	   2
 
-/* Client mode: an upstream SOCKS5 proxy. */
+/* singbox_endpoint_t.protocol, as vl_api_singbox_proxy_protocol_t */
+#define SINGBOX_PROTO_SOCKS5	   0
+#define SINGBOX_PROTO_HTTP_CONNECT 1
+
+/* Client mode: an upstream proxy (SOCKS5 or HTTP CONNECT). */
 typedef struct
 {
   u8 *name; /* vec, NUL-terminated */
@@ -244,6 +249,8 @@ typedef struct
   socks5_server_t proto;
   /* client mode */
   socks5_client_t cproto;
+  u8 upstream_proto;		/* SINGBOX_PROTO_*: which of cproto/hcproto runs */
+  http_connect_client_t hcproto;
   u32 sw_if_index;
   u32 endpoint_index;
   u8 bypass;

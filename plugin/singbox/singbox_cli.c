@@ -467,7 +467,7 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
 {
   u8 *username = 0, *password = 0, *name = 0;
   ip46_address_t addr;
-  u8 is_ip4 = 0, have = 0;
+  u8 is_ip4 = 0, have = 0, protocol = SINGBOX_PROTO_SOCKS5;
   u32 priority = 0;
   u16 port;
   int rv;
@@ -479,7 +479,9 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
       else if (unformat (input, "priority %u", &priority))
 	;
       else if (unformat (input, "socks5"))
-	;
+	protocol = SINGBOX_PROTO_SOCKS5;
+      else if (unformat (input, "http-connect"))
+	protocol = SINGBOX_PROTO_HTTP_CONNECT;
       else if (unformat (input, "username %s password %s", &username, &password))
 	;
       else if (unformat (input, "name %s", &name))
@@ -497,8 +499,8 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
   if (!name)
     name = format (0, "default");
   vec_add1 (name, 0);
-  rv = singbox_endpoint_add_del (1, name, &addr, is_ip4, port, 0, username, password, priority, 0,
-				 0, 0, 0, 0, 0, 0);
+  rv = singbox_endpoint_add_del (1, name, &addr, is_ip4, port, protocol, username, password,
+				 priority, 0, 0, 0, 0, 0, 0, 0);
   if (!rv)
     rv = singbox_set_default_endpoint (name);
   if (password)
@@ -510,13 +512,15 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
 }
 
 /*?
- * Set the default upstream SOCKS5 endpoint of client mode. priority is the
- * failover order (lower first) among endpoints that are not down.
+ * Set the default upstream endpoint of client mode: a SOCKS5 proxy, or an
+ * HTTP proxy that relays through CONNECT (Basic credentials). priority is
+ * the failover order (lower first) among endpoints that are not down.
  * @cliexcmd{singbox set endpoint 127.0.0.1:1080 socks5}
+ * @cliexcmd{singbox set endpoint 127.0.0.1:8080 http-connect username u password p}
 ?*/
 VLIB_CLI_COMMAND (singbox_set_endpoint_command, static) = {
   .path = "singbox set endpoint",
-  .short_help = "singbox set endpoint <addr>:<port> socks5 "
+  .short_help = "singbox set endpoint <addr>:<port> [socks5|http-connect] "
 		"[username <u> password <p>] [name <name>] [priority <n>]",
   .function = singbox_set_endpoint_command_fn,
 };

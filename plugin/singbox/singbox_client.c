@@ -2,9 +2,10 @@
  * Copyright (c) 2026 vpp-singbox authors
  */
 
-/* Client mode: upstream SOCKS5 endpoints and the interfaces whose arriving
- * TCP is relayed through them. */
+/* Client mode: upstream endpoints (SOCKS5 or HTTP CONNECT proxies) and the
+ * interfaces whose arriving TCP is relayed through them. */
 
+#include <arpa/inet.h>
 #include <singbox/singbox.h>
 #include <vnet/tcp/tcp.h>
 #include <vnet/fib/fib_table.h>
@@ -19,6 +20,18 @@ static void singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx)
 static void singbox_client_dst (singbox_session_t *ss, socks5_addr_t *dst);
 static int singbox_client_cross (session_t *s, singbox_session_t *ss);
 static singbox_session_t *singbox_client_pool_take (singbox_endpoint_t *ep);
+static int singbox_client_http_start (singbox_session_t *ss, singbox_endpoint_t *ep,
+				      svm_fifo_t *tx);
+static void singbox_client_http_rx (session_t *s, singbox_session_t *ss);
+
+/* The upstream proxy answered: the tunnel to the destination is open. */
+static_always_inline int
+singbox_client_handshake_done (singbox_session_t *ss)
+{
+  if (ss->upstream_proto == SINGBOX_PROTO_HTTP_CONNECT)
+    return http_connect_client_state (&ss->hcproto) == HTTP_CONNECT_ESTABLISHED;
+  return socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_CONNECTED;
+}
 
 /*
  * Endpoints
@@ -79,9 +92,18 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4,
       return 0;
     }
 
-  if (port == 0 || protocol != 0 || ulen > SOCKS5_MAX_CRED_LEN || plen > SOCKS5_MAX_CRED_LEN ||
-      (ulen && !plen) || ip46_address_is_zero (addr))
+  if (port == 0 || protocol > SINGBOX_PROTO_HTTP_CONNECT || ulen > SOCKS5_MAX_CRED_LEN ||
+      plen > SOCKS5_MAX_CRED_LEN || (ulen && !plen) || ip46_address_is_zero (addr))
     return VNET_API_ERROR_INVALID_VALUE;
+  /* Basic credentials cannot carry a ':' in the user-id or control bytes (RFC 7617):
+   * refused here rather than at every connection */
+  if (protocol == SINGBOX_PROTO_HTTP_CONNECT && ulen)
+    {
+      u8 req[HTTP_CONNECT_REQUEST_MAX];
+      if (http_connect_request_write (req, sizeof (req), "h", 1, 1, username, ulen, password,
+				      plen) < 0)
+	return VNET_API_ERROR_INVALID_VALUE;
+    }
   if (hc_enabled && hc_timeout && hc_interval && hc_timeout >= hc_interval)
     return VNET_API_ERROR_INVALID_VALUE;
   fib_index = fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, table_id);
@@ -633,7 +655,8 @@ singbox_client_write_early_data (session_t *s)
 
   singbox_sessions_lock ();
   ss = 0;
-  if (!refused && !bypass && sm->pooling && (ss = singbox_client_pool_take (ep)))
+  if (!refused && !bypass && sm->pooling && ep->protocol == SINGBOX_PROTO_SOCKS5 &&
+      (ss = singbox_client_pool_take (ep)))
     ss->from_pool = 1;
   else
     ss = singbox_session_alloc ();
@@ -654,6 +677,7 @@ singbox_client_write_early_data (session_t *s)
   ss->fib_index = lcl.fib_index;
   ss->sw_if_index = itf->sw_if_index;
   ss->endpoint_index = ep ? ep - sm->endpoints : ~0;
+  ss->upstream_proto = ep ? ep->protocol : SINGBOX_PROTO_SOCKS5;
   ss->bypass = bypass;
   ss->created = ss->last_active = vlib_time_now (vlib_get_main ());
   ss->deadline = ss->created + (ep ? ep->connect_timeout : 10);
@@ -684,7 +708,9 @@ singbox_client_write_early_data (session_t *s)
  * Connection pooling: per endpoint, up to max-pool-size upstream
  * connections that completed greeting and authentication and wait for a
  * CONNECT. A SOCKS5 connection carries one CONNECT, so pooling saves the
- * TCP handshake and the auth round trips, not connections.
+ * TCP handshake and the auth round trips, not connections. HTTP CONNECT
+ * endpoints are not pooled: their credentials travel with the CONNECT
+ * itself, so a pooled connection would save the TCP handshake only.
  */
 
 /* Lock held. Drop a pooled connection from its endpoint's books. */
@@ -753,7 +779,7 @@ singbox_client_pool_poll (f64 now)
   pool_foreach (ep, sm->endpoints)
     {
       want = sm->pooling && (ep->n_users || ep - sm->endpoints == sm->default_endpoint) &&
-		 ep->state != SINGBOX_EP_STATE_DOWN ?
+		 ep->state != SINGBOX_EP_STATE_DOWN && ep->protocol == SINGBOX_PROTO_SOCKS5 ?
 	       sm->max_pool_size :
 	       0;
       if (!want)
@@ -777,6 +803,7 @@ singbox_client_pool_poll (f64 now)
 	  ss = singbox_session_alloc ();
 	  ss->mode = SINGBOX_MODE_CLIENT;
 	  ss->pooled = 1;
+	  ss->upstream_proto = SINGBOX_PROTO_SOCKS5;
 	  ss->state = SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
 	  ss->endpoint_index = ep - sm->endpoints;
 	  ss->sw_if_index = ~0;
@@ -821,6 +848,9 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
   s->flags &= ~SESSION_F_PROXY;
   ss->ao_own_tx = tx;
 
+  if (ss->upstream_proto == SINGBOX_PROTO_HTTP_CONNECT)
+    return singbox_client_http_start (ss, ep, tx);
+
   /* the core pipelines greeting, auth and (unless pooled) CONNECT */
   cfg.pipeline = 1;
   cfg.defer_request = ss->pooled;
@@ -837,6 +867,30 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
   if (socks5_client_init (&ss->cproto, &cfg, &out))
     return SESSION_E_INVALID;
   svm_fifo_enqueue (tx, out.len, out.data);
+  return 0;
+}
+
+/* HTTP CONNECT to the original destination, with Basic credentials if
+ * configured, into the upstream's own tx fifo. Lock held. */
+static int
+singbox_client_http_start (singbox_session_t *ss, singbox_endpoint_t *ep, svm_fifo_t *tx)
+{
+  u8 req[HTTP_CONNECT_REQUEST_MAX];
+  char host[INET6_ADDRSTRLEN];
+  int n;
+
+  if (!inet_ntop (ss->dst_is_ip4 ? AF_INET : AF_INET6,
+		  ss->dst_is_ip4 ? (void *) &ss->dst_ip.ip4 : (void *) &ss->dst_ip.ip6, host,
+		  sizeof (host)))
+    return SESSION_E_INVALID;
+  n = http_connect_request_write (req, sizeof (req), host, strlen (host), ss->dst_port,
+				  ep->username, vec_len (ep->username), ep->password,
+				  vec_len (ep->password));
+  if (n < 0)
+    return SESSION_E_INVALID;
+  http_connect_client_init (&ss->hcproto);
+  svm_fifo_enqueue (tx, n, req);
+  clib_memset (req, 0, sizeof (req));
   return 0;
 }
 
@@ -986,8 +1040,7 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
 void
 singbox_client_upstream_tx (session_t *s, singbox_session_t *ss)
 {
-  if (ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
-      socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_CONNECTED)
+  if (ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY && singbox_client_handshake_done (ss))
     singbox_client_cross (s, ss);
 }
 
@@ -1021,6 +1074,53 @@ singbox_client_connect_failed (singbox_session_t *ss)
   singbox_client_fail (ss);
 }
 
+/* The proxy's rtt: from the flow's accept to its answer. */
+static void
+singbox_client_note_rtt (singbox_session_t *ss)
+{
+  if (ss->endpoint_index != ~0 && !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
+    pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index)->rtt_us =
+      (vlib_time_now (vlib_get_main ()) - ss->created) * 1e6;
+}
+
+/* HTTP CONNECT: the proxy's response. The core consumes the header block
+ * and not one byte more: what follows is the destination's and stays in
+ * the fifo for singbox_client_cross to move. Lock held. */
+static void
+singbox_client_http_rx (session_t *s, singbox_session_t *ss)
+{
+  http_connect_event_type_t t;
+  http_connect_event_t ev;
+  u8 buf[512];
+  u32 n, consumed;
+
+  while ((n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf))))
+    {
+      svm_fifo_peek (s->rx_fifo, 0, n, buf);
+      t = http_connect_client_feed (&ss->hcproto, buf, n, &consumed, &ev);
+      if (consumed)
+	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
+      if (t == HTTP_CONNECT_EV_CONNECTED)
+	{
+	  singbox_client_note_rtt (ss);
+	  singbox_client_cross (s, ss);
+	  return;
+	}
+      if (t == HTTP_CONNECT_EV_ERROR)
+	{
+	  SINGBOX_LOG (SINGBOX_LOG_INFO, "upstream refused %U:%u: %s (status %u)",
+		       format_ip46_address, &ss->dst_ip, IP46_TYPE_ANY, ss->dst_port,
+		       http_connect_error_name (ev.error), ev.status);
+	  singbox_client_fail (ss);
+	  singbox_ao_close_public (ss);
+	  return;
+	}
+      /* NEED_DATA took all n: more may wait beyond the peek */
+      if (consumed < n)
+	break;
+    }
+}
+
 /* Upstream bytes during the handshake: the proxy's replies. With the lock
  * held, on the upstream's thread. */
 void
@@ -1032,6 +1132,11 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
   socks5_out_t out;
   u32 n, consumed;
 
+  if (ss->upstream_proto == SINGBOX_PROTO_HTTP_CONNECT)
+    {
+      singbox_client_http_rx (s, ss);
+      return;
+    }
   while (1)
     {
       n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf));
@@ -1048,10 +1153,7 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
       if (t == SOCKS5_EV_CONNECTED)
 	{
-	  if (ss->endpoint_index != ~0 &&
-	      !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
-	    pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index)->rtt_us =
-	      (vlib_time_now (vlib_get_main ()) - ss->created) * 1e6;
+	  singbox_client_note_rtt (ss);
 	  singbox_client_cross (s, ss);
 	  return;
 	}
@@ -1255,9 +1357,11 @@ format_singbox_endpoint (u8 *s, va_list *args)
   singbox_endpoint_t *ep = va_arg (*args, singbox_endpoint_t *);
   u32 index = ep - singbox_main.endpoints;
 
-  s = format (s, "%s%s: %U:%u (SOCKS5)%s", ep->name,
+  s = format (s, "%s%s: %U:%u (%s)%s", ep->name,
 	      index == singbox_main.default_endpoint ? " (default)" : "", format_ip46_address,
-	      &ep->addr, IP46_TYPE_ANY, ep->port, ep->username ? " auth" : "");
+	      &ep->addr, IP46_TYPE_ANY, ep->port,
+	      ep->protocol == SINGBOX_PROTO_HTTP_CONNECT ? "HTTP CONNECT" : "SOCKS5",
+	      ep->username ? " auth" : "");
   s = format (s, " state %s failures %lu rtt %uus connections %lu",
 	      singbox_ep_state_names[ep->state % 3], ep->failures, ep->rtt_us, ep->connections);
   if (singbox_main.pooling)

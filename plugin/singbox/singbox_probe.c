@@ -26,6 +26,8 @@ typedef struct
   session_handle_t handle;
   /* pipelined greeting + auth with the request deferred: READY is success */
   socks5_client_t cproto;
+  http_connect_client_t hcproto; /* HTTP CONNECT endpoints: see http_connect_probe_write */
+  u8 is_http;
 } singbox_probe_t;
 
 /* First probes of new or changed endpoints. A few start at once, so that
@@ -180,12 +182,56 @@ singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_er
       cfg.password = ep->password;
       cfg.password_len = vec_len (ep->password);
     }
+  if ((p->is_http = ep->protocol == SINGBOX_PROTO_HTTP_CONNECT))
+    {
+      u8 req[HTTP_CONNECT_REQUEST_MAX];
+      int n = http_connect_probe_write (req, sizeof (req), ep->username, vec_len (ep->username),
+					ep->password, vec_len (ep->password));
+      http_connect_client_init (&p->hcproto);
+      singbox_sessions_unlock ();
+      svm_fifo_enqueue (s->tx_fifo, clib_max (n, 0), req);
+      clib_memset (req, 0, sizeof (req));
+      if (svm_fifo_set_event (s->tx_fifo))
+	session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+      return 0;
+    }
   socks5_client_init (&p->cproto, &cfg, &out);
   singbox_sessions_unlock ();
   svm_fifo_enqueue (s->tx_fifo, out.len, out.data);
   if (svm_fifo_set_event (s->tx_fifo))
     session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
   return 0;
+}
+
+/* Any well-formed answer but 407 is an up proxy that took the credentials. */
+static void
+singbox_probe_http_rx (singbox_probe_t *p, session_t *s)
+{
+  http_connect_event_type_t t;
+  http_connect_event_t ev;
+  u8 buf[256];
+  u32 n, consumed;
+
+  while (!p->done && (n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf))))
+    {
+      svm_fifo_peek (s->rx_fifo, 0, n, buf);
+      t = http_connect_client_feed (&p->hcproto, buf, n, &consumed, &ev);
+      svm_fifo_dequeue_drop (s->rx_fifo, consumed);
+      if (t == HTTP_CONNECT_EV_CONNECTED ||
+	  (t == HTTP_CONNECT_EV_ERROR && ev.error == HTTP_CONNECT_ERR_REFUSED))
+	singbox_probe_finish (p, SINGBOX_PROBE_SUCCESS);
+      else if (t == HTTP_CONNECT_EV_ERROR)
+	singbox_probe_finish (p, ev.error == HTTP_CONNECT_ERR_AUTH_REQUIRED ?
+				   SINGBOX_PROBE_AUTH_FAILED :
+				   SINGBOX_PROBE_PROTOCOL_ERROR);
+      else if (consumed < n)
+	break;
+    }
+  if (p->done)
+    {
+      svm_fifo_dequeue_drop_all (s->rx_fifo);
+      singbox_probe_close (p);
+    }
 }
 
 static int
@@ -208,6 +254,8 @@ singbox_probe_rx (session_t *s)
   p = pool_elt_at_index (singbox_probes, s->opaque);
   if (p->done)
     svm_fifo_dequeue_drop_all (s->rx_fifo);
+  else if (n && p->is_http)
+    singbox_probe_http_rx (p, s);
   else if (n)
     {
       n = clib_min (n, sizeof (buf));

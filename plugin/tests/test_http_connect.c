@@ -310,6 +310,30 @@ test_request_write_rejects (void)
 	    -HTTP_CONNECT_ERR_NO_SPACE);
 }
 
+static void
+test_probe_write (void)
+{
+  uint8_t out[HTTP_CONNECT_REQUEST_MAX];
+  hc_result_t r;
+  int n;
+
+  n = http_connect_probe_write (out, sizeof (out), 0, 0, 0, 0);
+  CHECK_LIT (out, n, ("OPTIONS * HTTP/1.1\r\nHost: proxy\r\n\r\n"));
+  n = http_connect_probe_write (out, sizeof (out), S ("vpp"), S ("s3cret"));
+  CHECK_LIT (out, n,
+	     ("OPTIONS * HTTP/1.1\r\nHost: proxy\r\nProxy-Authorization: Basic dnBwOnMzY3JldA==\r\n"
+	      "\r\n"));
+  CHECK_EQ (http_connect_probe_write (out, sizeof (out), S ("a:b"), S ("p")),
+	    -HTTP_CONNECT_ERR_BAD_ARGUMENT);
+  CHECK_EQ (http_connect_probe_write (out, 40, S ("vpp"), S ("s3cret")),
+	    -HTTP_CONNECT_ERR_NO_SPACE);
+  /* what sing-box answers it, with good and with missing credentials */
+  r = client (S ("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"));
+  CHECK_EQ (r.error, HTTP_CONNECT_ERR_REFUSED);
+  r = client (S ("HTTP/1.1 407 Proxy Authentication Required\r\n"));
+  CHECK_EQ (r.error, HTTP_CONNECT_ERR_AUTH_REQUIRED);
+}
+
 /* What the client writes, the server reads back: host, port, credentials, at every size. */
 static void
 test_pair_round_trip (void)
@@ -612,6 +636,7 @@ const test_case_t test_cases[] = {
   T (test_client_closed_and_bad_args),
   T (test_request_write),
   T (test_request_write_rejects),
+  T (test_probe_write),
   T (test_pair_round_trip),
   T (test_server_curl_request),
   T (test_server_auth),

@@ -53,6 +53,19 @@ def test_endpoint_priority_reaches_the_dataplane(env: Env) -> None:
     assert env.dp.objects[("endpoint", "spare")].priority == 0  # type: ignore[union-attr]
 
 
+def test_endpoint_protocol_reaches_the_dataplane(env: Env) -> None:
+    """The identityref: YANG 'http-connect' -> mapping -> the endpoint object (API `protocol_type` 1); its default is
+    socks5, and changing it back re-sends the endpoint."""
+    assert calls_of(env, {f"{C}/endpoint[name='h']/address": "192.0.2.1",
+                          f"{C}/endpoint[name='h']/protocol": "vpp-singbox:http-connect",
+                          f"{C}/endpoint[name='h']/username": "alice",
+                          f"{C}/endpoint[name='h']/password": "p:w"}) == ["put endpoint 'h'"]
+    assert env.dp.objects[("endpoint", "h")] == endpoint_spec("192.0.2.1", username="alice", password="p:w",
+                                                             protocol="http-connect")
+    assert calls_of(env, deletes=[f"{C}/endpoint[name='h']/protocol"]) == ["put endpoint 'h'"]
+    assert env.dp.objects[("endpoint", "h")].protocol == "socks5"  # type: ignore[union-attr]
+
+
 def test_interface_and_bypass_create_modify_delete(env: Env) -> None:
     assert calls_of(env, {f"{C}/endpoint[name='a']/address": "192.0.2.1",
                           f"{C}/endpoint[name='b']/address": "192.0.2.2",
@@ -154,6 +167,9 @@ def test_agent_restart_adopts_running_config_without_changing_what_is_right(
 @pytest.mark.parametrize("bad", [
     ({f"{C}/interface[name='tap0']/enabled": True}, "no-endpoint"),
     ({f"{C}/endpoint[name='e']/address": "192.0.2.1", f"{C}/endpoint[name='e']/username": "u"}, "password"),
+    # a Basic user-id ends at its first ':' (RFC 7617)
+    ({f"{C}/endpoint[name='e']/address": "192.0.2.1", f"{C}/endpoint[name='e']/protocol": "vpp-singbox:http-connect",
+      f"{C}/endpoint[name='e']/username": "a:b", f"{C}/endpoint[name='e']/password": "p"}, "username-colon"),
 ])
 def test_invalid_config_never_reaches_the_dataplane(env: Env, bad: tuple[dict[str, Any], str]) -> None:
     import sysrepo

@@ -103,6 +103,27 @@ def venv(sysrepo_instance: SysrepoInstance) -> Iterator[VppEnv]:
         env.close()
 
 
+def test_http_connect_endpoint_round_trip(venv: VppEnv) -> None:
+    """The protocol reaches the plugin (protocol_type 1) and comes back in its dump: a resync then sends nothing."""
+    venv.commit({f"{C}/endpoint[name='h']/address": "192.0.2.9",
+                 f"{C}/endpoint[name='h']/protocol": "vpp-singbox:http-connect",
+                 f"{C}/endpoint[name='h']/port": 8080})
+    venv.wait(lambda: ("endpoint", "h") in venv.vpp_config(), "the endpoint in VPP")
+    assert venv.vpp_config()[("endpoint", "h")] == endpoint_spec("192.0.2.9", port=8080, protocol="http-connect")
+    assert "(HTTP CONNECT)" in venv.vpp.cli("show singbox")
+    venv.agent.wait_idle()
+    resyncs = []
+    original = venv.dp.apply_batch
+
+    def spy(ops: Any, **kw: Any) -> Any:
+        resyncs.append([op.describe() for op in ops])
+        return original(ops, **kw)
+
+    venv.dp.apply_batch = spy  # type: ignore[method-assign]
+    assert venv.agent.resync()
+    assert resyncs == [[]]
+
+
 def test_priority_and_a_name_configured_endpoint_round_trip(venv: VppEnv) -> None:
     """The endpoint's priority reaches the plugin and comes back in its dump; an endpoint configured by name is
     sent as the address the name resolved to, and a resync — which compares that address with the one VPP

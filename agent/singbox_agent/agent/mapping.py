@@ -283,6 +283,8 @@ def derive(unit: Unit, data: UnitData | None) -> dict[Key, Value]:
             health_check_timeout=int(leaf(hc, "client/endpoint/health-check/timeout")),
             failure_threshold=int(leaf(hc, "client/endpoint/health-check/failure-threshold")),
             recovery_threshold=int(leaf(hc, "client/endpoint/health-check/recovery-threshold")),
+            # an identityref: "[module:]name"
+            protocol=str(leaf(d, "client/endpoint/protocol")).rpartition(":")[2],
         )}
     if kind == INTERFACE:
         if not leaf(d, "client/interface/enabled"):

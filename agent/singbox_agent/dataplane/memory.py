@@ -106,6 +106,13 @@ class MemoryDataplane(base.Dataplane):
             if value.username and not value.password:
                 raise objects.DataplaneError("singbox_endpoint_add_del: username without password",
                                              objects.ErrorCode.INVALID_VALUE)
+            if value.protocol not in objects.PROTOCOLS:
+                raise objects.DataplaneError(f"singbox_endpoint_add_del: protocol {value.protocol!r}",
+                                             objects.ErrorCode.INVALID_VALUE)
+            # the plugin refuses what Basic cannot carry (RFC 7617)
+            if value.protocol == "http-connect" and value.username and ":" in value.username:
+                raise objects.DataplaneError("singbox_endpoint_add_del: ':' in a Basic user-id",
+                                             objects.ErrorCode.INVALID_VALUE)
             if value.health_check and value.health_check_timeout >= value.health_check_interval:
                 raise objects.DataplaneError("singbox_endpoint_add_del: health-check timeout not below interval",
                                      objects.ErrorCode.INVALID_VALUE)

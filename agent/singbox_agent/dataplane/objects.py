@@ -29,6 +29,9 @@ LISTENER = "listener"
 USER = "user"
 ALLOWED_PREFIX = "allowed-prefix"
 
+# An endpoint's protocol (its YANG identity's name), in the order of the plugin API's singbox_proxy_protocol enum.
+PROTOCOLS = ("socks5", "http-connect")
+
 SINGLETONS: tuple[Key, ...] = ((LOG_LEVEL,), (CLIENT,), (DEFAULT_ENDPOINT,), (SERVER,), (SERVER_ENABLED,))
 
 
@@ -76,6 +79,8 @@ class EndpointSpec:
     health_check_timeout: int
     failure_threshold: int
     recovery_threshold: int
+    # the YANG identity's name: "socks5" or "http-connect" (PROTOCOLS, in the plugin API's enum order)
+    protocol: str = "socks5"
 
 
 @dataclass(frozen=True)

@@ -421,6 +421,12 @@ class VppDataplane(Dataplane):
         except ValueError:
             raise DataplaneError(f"{host!r} is not an IP address", ErrorCode.INVALID_VALUE) from None
 
+    @staticmethod
+    def _protocol(name: str) -> int:
+        if name not in objects.PROTOCOLS:
+            raise DataplaneError(f"endpoint protocol {name!r} is not one the plugin speaks", ErrorCode.INVALID_VALUE)
+        return objects.PROTOCOLS.index(name)
+
     def _requests(self, op: Op) -> list[_Request]:
         """The plugin messages (API.md) that perform `op`; none when it only changes what is kept for an
         interface VPP does not have. Raises DataplaneError when the op cannot be expressed."""
@@ -446,7 +452,7 @@ class VppDataplane(Dataplane):
             assert isinstance(value, EndpointSpec)
             return [_Request("singbox_endpoint_add_del", {
                 "is_add": True, "name": key[1], "proxy_addr": self._address(value.address), "proxy_port": value.port,
-                "protocol_type": 0, "username": value.username or "",
+                "protocol_type": self._protocol(value.protocol), "username": value.username or "",
                 "password": value.password if isinstance(value.password, str) else "", "priority": value.priority,
                 "connect_timeout": value.connect_timeout, "health_check_enabled": value.health_check,
                 "health_check_interval": value.health_check_interval,
@@ -605,7 +611,9 @@ class VppDataplane(Dataplane):
                     connect_timeout=int(e.connect_timeout), health_check=bool(e.health_check_enabled),
                     health_check_interval=int(e.health_check_interval),
                     health_check_timeout=int(e.health_check_timeout),
-                    failure_threshold=int(e.failure_threshold), recovery_threshold=int(e.recovery_threshold))
+                    failure_threshold=int(e.failure_threshold), recovery_threshold=int(e.recovery_threshold),
+                    protocol=objects.PROTOCOLS[int(e.protocol_type)] if int(e.protocol_type) < len(objects.PROTOCOLS)
+                    else f"unknown-{int(e.protocol_type)}")
             for i in interfaces:
                 name = self._if_name.get(int(i.sw_if_index), f"sw_if_index {int(i.sw_if_index)}")
                 out[(objects.INTERFACE, name)] = InterfaceSpec(_s(i.endpoint_name), int(i.max_connections))
