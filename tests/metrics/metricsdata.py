@@ -95,9 +95,9 @@ class InProcessExporter:
         import sysrepo
 
         from singbox_agent.metrics.app import MetricsApp
-        from singbox_agent.metrics.auth import BasicAuth
         from singbox_agent.metrics.server import Exporter, ServingLoop, TlsFiles
         from singbox_agent.metrics.settings import Settings
+        from singbox_agent.mgmt.http_basic import BasicAuthenticator
         from singbox_agent.mgmt.users import UserStore
         from singbox_agent.restconf.tls import ensure_certificate
 
@@ -105,7 +105,7 @@ class InProcessExporter:
         self.ca = str(files.ca_certificate)
         self.conn = sysrepo.SysrepoConnection()
         self.users = UserStore(self.conn)
-        self.app = MetricsApp(source, BasicAuth(self.users), agent_version="9.9.9", versions=versions)  # type: ignore[arg-type]
+        self.app = MetricsApp(source, BasicAuthenticator(self.users), agent_version="9.9.9", versions=versions)  # type: ignore[arg-type]
         self.settings = Settings(True, address, 0)
         self.port: int | None = None
         self._bound = threading.Event()

@@ -57,6 +57,20 @@ def test_curl_with_the_ca_and_basic_auth(exporter: InProcessExporter) -> None:
     assert done.stdout == "2", done.stderr
 
 
+def test_scrape_credentials_are_checked_as_restconf_checks_them(exporter: InProcessExporter) -> None:
+    """One door, one policy: a NUL in the password is refused as malformed (never compared cut at the NUL), and
+    repeated failures from one address are held back with 429 + Retry-After — the right password too, while the
+    address is blocked — as the RESTCONF server does (mgmt.http_basic)."""
+    with httpx.Client(verify=exporter.ca, timeout=30) as c:
+        r = c.get(exporter.url, auth=(ADMIN[0], ADMIN[1] + "\0junk"))
+        assert r.status_code == 401 and "NUL" in r.text
+        codes = [c.get(exporter.url, auth=(ADMIN[0], f"wrong{i}")).status_code for i in range(12)]
+        assert codes[0] == 401 and 429 in codes, codes
+        r = c.get(exporter.url, auth=ADMIN)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert "singbox" not in r.text
+
+
 def test_openmetrics_when_asked_and_gzip(exporter: InProcessExporter) -> None:
     with httpx.Client(verify=exporter.ca, timeout=30, auth=ADMIN) as c:
         r = c.get(exporter.url, headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})

@@ -26,12 +26,13 @@ import sysrepo
 from singbox_agent.logs import configure_logging
 from singbox_agent.metrics import settings as exporter_settings
 from singbox_agent.metrics.app import MetricsApp
-from singbox_agent.metrics.auth import BasicAuth
 from singbox_agent.metrics.server import Exporter, ServingLoop, TlsFiles
 from singbox_agent.metrics.versions import REFRESH_S, AgentVersions
 from singbox_agent.metrics.vppstats import DEFAULT_SOCKET, VppStatsSource
-from singbox_agent.mgmt import systemd
+from singbox_agent.mgmt import http_basic, systemd
 from singbox_agent.mgmt.hostnames import server_names
+from singbox_agent.mgmt.login_guard import LoginGuard
+from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf.tls import ensure_certificate
 
@@ -97,7 +98,11 @@ async def run(opts: argparse.Namespace) -> int:
         users.close()
         conn.disconnect()
         return 1
-    app = MetricsApp(VppStatsSource(opts.vpp_stats_socket), BasicAuth(users), agent_version=agent_version(),
+    # Same users, same failed-login back-off (RESTCONF's settings) as the RESTCONF server: one door, one policy.
+    guard = LoginGuard()
+    login_settings = LoginSettings(conn, "vpp-singbox-restconf-server", "restconf-server", guard)
+    auth = http_basic.BasicAuthenticator(users, guard, refresh=login_settings.refresh)
+    app = MetricsApp(VppStatsSource(opts.vpp_stats_socket), auth, agent_version=agent_version(),
                      versions=versions)
     ready_sent = False
 
@@ -157,6 +162,7 @@ async def run(opts: argparse.Namespace) -> int:
         refresher.cancel()
         asker.shutdown(wait=True, cancel_futures=True)
         app.close()
+        login_settings.close()
         watch.stop()
         users.close()
         conn.disconnect()

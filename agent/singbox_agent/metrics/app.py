@@ -1,7 +1,8 @@
 """The exporter's ASGI application: `GET /metrics` (authenticated) renders a fresh snapshot of the stats source.
 
-Every request needs HTTP Basic credentials of the shared user store (401 otherwise, before anything else is
-looked at). The stats read and the rendering run in one worker thread (the VPP reader is not thread-safe and
+Every request needs HTTP Basic credentials of the shared user store, checked as RESTCONF checks them
+(`mgmt.http_basic`: 401 otherwise, 429 while the failed-login back-off holds the address or user, before anything
+else is looked at). The stats read and the rendering run in one worker thread (the VPP reader is not thread-safe and
 concurrent scrapes then simply queue), credential checks in another pool: the event loop never waits for
 either. The format follows the Accept header: OpenMetrics when the client lists it (Prometheus does), else
 the Prometheus text format 0.0.4; gzip when the client accepts it.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,8 +20,8 @@ from typing import Any
 import structlog
 
 from singbox_agent.metrics import render, snapshot
-from singbox_agent.metrics.auth import BasicAuth
 from singbox_agent.metrics.segment import StatsSource
+from singbox_agent.mgmt import http_basic
 
 log = structlog.get_logger("metrics.app")
 
@@ -41,7 +43,7 @@ def wants_gzip(accept_encoding: str) -> bool:
 
 
 class MetricsApp:
-    def __init__(self, source: StatsSource, auth: BasicAuth, *, agent_version: str,
+    def __init__(self, source: StatsSource, auth: http_basic.BasicAuthenticator, *, agent_version: str,
                  versions: Callable[[], snapshot.Versions | None] = lambda: None) -> None:
         self.source = source
         self.auth = auth
@@ -78,9 +80,16 @@ class MetricsApp:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         loop = asyncio.get_running_loop()
-        user = await loop.run_in_executor(self.checker, self.auth.check, headers.get("authorization"))
-        if user is None:
-            await _respond(send, 401, b"authentication required\n", [(b"www-authenticate", REALM.encode())])
+        client = scope.get("client")
+        source = str(client[0]) if client else ""
+        try:
+            await loop.run_in_executor(self.checker, self.auth.authenticate, headers.get("authorization"), source)
+        except http_basic.Unauthenticated as exc:
+            await _respond(send, 401, f"{exc}\n".encode(), [(b"www-authenticate", REALM.encode())])
+            return
+        except http_basic.BackingOff as exc:
+            await _respond(send, 429, f"{exc}\n".encode(),
+                           [(b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode())])
             return
         method, path = scope["method"], scope["path"]
         if path not in ("/", "/metrics"):

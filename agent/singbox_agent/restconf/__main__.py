@@ -25,9 +25,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import systemd
+from singbox_agent.mgmt import http_basic, password_hashing, systemd
 from singbox_agent.mgmt.hostnames import server_names
-from singbox_agent.mgmt import password_hashing
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.nacm import destroy_nacm, init_nacm
@@ -37,7 +36,7 @@ from singbox_agent.restconf.datastore import Datastore
 from singbox_agent.restconf.errors import log_loop_exception
 from singbox_agent.restconf.handler import Handler
 from singbox_agent.restconf.http_limits import HttpLimits, HttpLimitsSettings
-from singbox_agent.restconf.server import Authenticator, RestconfApp
+from singbox_agent.restconf.server import RestconfApp
 from singbox_agent.restconf.streams import EventStreams
 from singbox_agent.restconf.tls import ensure_certificate
 
@@ -161,7 +160,7 @@ async def run(opts: argparse.Namespace) -> int:
     streams = EventStreams(conn, datastore.policy)
     app = RestconfApp(
         Handler(datastore),
-        Authenticator(users, guard),
+        http_basic.BasicAuthenticator(users, guard),
         streams,
         workers=opts.workers,
         cert_to_name=cert_to_name,

@@ -8,13 +8,8 @@ sysrepo's API is blocking.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import hashlib
-import hmac
 import math
-import secrets
-import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +19,7 @@ import structlog
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from singbox_agent.mgmt.login_guard import LoginGuard
+from singbox_agent.mgmt import http_basic
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf import clientcert
 from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, unauthorized
@@ -37,101 +32,22 @@ from singbox_agent.restconf.uri import Kind, parse_request
 log = structlog.get_logger("restconf")
 
 
-@dataclass
-class _CachedLogin:
-    stored_hash: str
-
-
-# Decoded `user:password` longer than this is no credential of ours (a password is at most crypt.MAX_PASSWORD_BYTES).
-_MAX_CREDENTIALS = 4096
-# C0 controls and DEL: no user name holds them (a NUL would end it in C); a password must not hold a NUL.
-_CONTROL = frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
-
-
 class BackingOff(RestconfError):
     """A login refused unchecked: too many failures of its address or user lately (`LoginGuard`); 429."""
 
-    def __init__(self, reason: str, retry_after: float) -> None:
-        who = "this address" if reason == "source" else "this user"
-        self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__("protocol", "access-denied",
-                         f"Too many failed logins for {who}; try again in {self.retry_after} s", status=429)
+    def __init__(self, refusal: http_basic.BackingOff) -> None:
+        self.retry_after = max(1, math.ceil(refusal.retry_after))
+        super().__init__("protocol", "access-denied", f"{refusal}; try again in {self.retry_after} s", status=429)
 
 
-class Authenticator:
-    """HTTP Basic against the shared user store (RFC 8040 §2.5), behind the failed-login back-off.
-
-    A crypt(3) check costs milliseconds; a successful (user, password) pair is remembered as an HMAC under a
-    per-process key together with the stored hash it verified against, so a changed password invalidates it at once.
-    Credentials that are no credentials (bad base64, not UTF-8, a NUL or control character, oversized) are refused
-    as malformed, never cut or cleaned up and compared.
-    """
-
-    def __init__(self, users: UserStore, guard: LoginGuard | None = None) -> None:
-        self.users = users
-        self.guard = guard or LoginGuard()
-        self._key = secrets.token_bytes(32)
-        self._ok: dict[tuple[str, bytes], _CachedLogin] = {}
-        self._lock = threading.Lock()
-
-    def authenticate(self, header: str | None, source: str = "") -> str:
-        """The user `header` authenticates, from client address `source`; raises the RestconfError to answer."""
-        if header is None:
-            raise unauthorized()
-        scheme, _, value = header.strip().partition(" ")
-        if scheme.lower() != "basic":
-            raise unauthorized("Only HTTP Basic authentication is supported")
-        user, password = self._credentials(value.strip(), source)
-        refusal = self.guard.check(source, user)
-        if refusal is not None:
-            log.warning("login refused: backing off", source=source, user=user, blocked=refusal.reason,
-                        retry_after_s=round(refusal.retry_after, 3))
-            raise BackingOff(refusal.reason, refusal.retry_after)
-        entry = self.users.get(user)
-        mac = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
-        with self._lock:
-            cached = self._ok.get((user, mac))
-        if cached is not None and entry is not None and entry.password_hash == cached.stored_hash:
-            self.guard.succeeded(source, user)
-            return user
-        if not self.users.verify_password(user, password):
-            failure = self.guard.failed(source, user)
-            log.info("authentication failed", source=source, user=user, source_failures=failure.source_failures,
-                     user_failures=failure.user_failures, blocked_for_s=round(failure.blocked_for, 3))
-            raise unauthorized("Invalid user name or password")
-        assert entry is not None and entry.password_hash is not None
-        self.guard.succeeded(source, user)
-        with self._lock:
-            if len(self._ok) > 10_000:
-                self._ok.clear()
-            self._ok[(user, mac)] = _CachedLogin(entry.password_hash)
-        return user
-
-    def _credentials(self, value: str, source: str) -> tuple[str, str]:
-        """(user, password) of a Basic credential; malformed ones count as a failure of `source`."""
-        problem = None
-        user = password = ""
-        if len(value) > _MAX_CREDENTIALS * 4 // 3 + 4:
-            problem = "too long"
-        else:
-            try:
-                decoded = base64.b64decode(value, validate=True).decode("utf-8")
-            except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text given to b64decode
-                problem = "not base64 of UTF-8 text"
-            else:
-                user, sep, password = decoded.partition(":")
-                if not sep or not user:
-                    problem = "no user name"
-                elif not _CONTROL.isdisjoint(user):
-                    problem = "a control character in the user name"
-                elif "\0" in password:
-                    problem = "a NUL in the password"
-        if problem is not None:
-            failure = self.guard.failed(source, None)
-            log.info("authentication failed: malformed credentials", source=source, reason=problem,
-                     source_failures=failure.source_failures, blocked_for_s=round(failure.blocked_for, 3))
-            raise unauthorized(f"Malformed Basic credentials: {problem}")
-        return user, password
+def authenticate(auth: http_basic.BasicAuthenticator, header: str | None, source: str) -> str:
+    """`auth.authenticate` with its refusals as the RestconfErrors to answer (401, or 429 while backing off)."""
+    try:
+        return auth.authenticate(header, source)
+    except http_basic.Unauthenticated as exc:
+        raise unauthorized(str(exc)) from None
+    except http_basic.BackingOff as exc:
+        raise BackingOff(exc) from None
 
 
 # How much of a chunked body beyond the limit is read (and dropped) before the 413, so that a client still
@@ -154,7 +70,7 @@ class RestconfApp:
     def __init__(
         self,
         handler: Handler,
-        auth: Authenticator,
+        auth: http_basic.BasicAuthenticator,
         streams: EventStreams,
         *,
         workers: int = 16,
@@ -257,7 +173,7 @@ class RestconfApp:
                 return mapped[0]
             log.info("client certificate maps to no user", entry=mapped[1] if mapped else None,
                      name=mapped[0] if mapped else None)
-        return self.auth.authenticate(authorization, source)
+        return authenticate(self.auth, authorization, source)
 
     def _authenticated(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str) -> HttpResponse:
         try:
