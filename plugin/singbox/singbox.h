@@ -65,7 +65,9 @@ typedef enum
   _ (CONNECT_FAILURES, "connect-failures")                                                         \
   _ (BYTES_TO_CLIENT, "bytes-to-client")                                                           \
   _ (BYTES_FROM_CLIENT, "bytes-from-client")                                                       \
-  _ (UDP_DROPPED, "udp-dropped")
+  _ (UDP_DROPPED, "udp-dropped")                                                                   \
+  _ (HTTP_CONNECT, "http-connect")                                                                 \
+  _ (HTTP_CONNECT_FAILURES, "http-connect-failures")
 
 typedef enum
 {
@@ -238,6 +240,7 @@ typedef struct
    * never answered): the session layer drops a session it has not yet
    * announced. po_check_at is when to look whether it still exists. */
   u8 po_accepted : 1;
+  u8 is_http : 1; /* server mode: the client speaks HTTP CONNECT */
   f64 po_check_at;
 
   session_handle_t po_handle;
@@ -247,6 +250,7 @@ typedef struct
   clib_thread_index_t po_thread;
 
   socks5_server_t proto;
+  http_connect_server_t *hserver; /* server mode, HTTP: while its handshake runs */
   /* client mode */
   socks5_client_t cproto;
   u8 upstream_proto;		/* SINGBOX_PROTO_*: which of cproto/hcproto runs */
@@ -501,6 +505,13 @@ clib_error_t *singbox_client_init (vlib_main_t *vm);
 int singbox_client_accept (session_t *s);
 int singbox_client_write_early_data (session_t *s);
 void singbox_client_upstream_rx (session_t *s, singbox_session_t *ss);
+/* singbox_http_server.c; singbox_po_fail and singbox_handle_request are singbox_server.c's */
+int singbox_http_server_handshake (session_t *s, singbox_session_t *ss);
+void singbox_http_server_reply_failure (singbox_session_t *ss, u8 rep);
+void singbox_http_server_ok (singbox_session_t *ss, socks5_out_t *out);
+void singbox_http_server_free (singbox_session_t *ss);
+void singbox_po_fail (singbox_session_t *ss);
+void singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev);
 int singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss);
 void singbox_client_upstream_tx (session_t *s, singbox_session_t *ss);
 void singbox_client_connect_failed (singbox_session_t *ss);

@@ -379,6 +379,10 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_c
 		     from.packets, from.bytes, to.packets, to.bytes,
 		     singbox_server_counter_get (SINGBOX_SERVER_CTR_UDP_DROPPED));
   }
+  /* HTTP CONNECT on the same ports: requests taken, upstream failures answered */
+  vlib_cli_output (vm, "  HTTP CONNECT: %lu requests, %lu upstream failures",
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_HTTP_CONNECT),
+		   singbox_server_counter_get (SINGBOX_SERVER_CTR_HTTP_CONNECT_FAILURES));
   vlib_cli_output (vm, "  Active sessions: %u", sm->n_active);
   singbox_sessions_lock ();
   vlib_cli_output (vm, "  Session records: %u in use, pool size %u", pool_elts (sm->sessions),

@@ -100,6 +100,7 @@ singbox_session_free (singbox_session_t *ss)
   singbox_main_t *sm = &singbox_main;
 
   singbox_session_release_active (ss);
+  singbox_http_server_free (ss);
   vec_free (ss->udp_peers);
   singbox_udp_names_free (ss);
   if (CLIB_DEBUG > 0)
@@ -406,7 +407,7 @@ singbox_po_send (singbox_session_t *ss, socks5_out_t *out)
 
 /* Handshake over with an error: reply sent, unread bytes dropped (closing
  * with unread data would make TCP reset and lose the reply). */
-static void
+void
 singbox_po_fail (singbox_session_t *ss)
 {
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
@@ -500,6 +501,11 @@ singbox_po_reply_failure (singbox_session_t *ss, u8 rep)
 {
   socks5_out_t out;
 
+  if (ss->hserver)
+    {
+      singbox_http_server_reply_failure (ss, rep);
+      return;
+    }
   ss->rep = rep;
   ss->reply_sent = 1;
   if (socks5_server_reply (&ss->proto, rep, 0, &out) == SOCKS5_ERR_NONE || out.len)
@@ -542,7 +548,7 @@ singbox_po_reply_failure_on_thread (singbox_session_t *ss, u8 rep)
  * Handshake
  */
 
-static void
+void
 singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
 {
   singbox_main_t *sm = &singbox_main;
@@ -602,6 +608,9 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
   u32 n, avail, consumed, user_index;
   int ok;
 
+  /* the first byte tells: 0x05 SOCKS5, a letter HTTP CONNECT */
+  if (singbox_http_server_handshake (s, ss))
+    return;
   while (!ss->po_closed)
     {
       avail = svm_fifo_max_dequeue_cons (s->rx_fifo);
@@ -1048,7 +1057,10 @@ singbox_ao_alloc_fifos (session_t *s)
   else
     socks5_addr_set_ip6 (&bnd, lcl.ip.ip6.as_u8, clib_net_to_host_u16 (lcl.port));
   out.len = 0;
-  socks5_server_reply (&ss->proto, SOCKS5_REP_SUCCEEDED, &bnd, &out);
+  if (ss->hserver)
+    singbox_http_server_ok (ss, &out);
+  else
+    socks5_server_reply (&ss->proto, SOCKS5_REP_SUCCEEDED, &bnd, &out);
   ss->rep = SOCKS5_REP_SUCCEEDED;
   ss->reply_sent = 1;
   /* Enqueue only; the tx event is programmed once the session is ready
