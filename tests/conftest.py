@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _pytest.runner import runtestprotocol
 
-from singbox_agent.repository import SysrepoInstance, project_yang_dirs, project_yang_files
+from singbox_agent.repository import SysrepoInstance, project_yang_dirs, project_yang_files, sysrepo_modules
 
 TOP = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,9 @@ def new_sysrepo_instance(install: bool = True) -> SysrepoInstance:
     repo = Path(tempfile.mkdtemp(prefix="sr", dir="/tmp"))
     instance = SysrepoInstance(repository=repo, shm_prefix="sbt" + secrets.token_hex(4))
     if install:
-        instance.install_modules(project_yang_files(TOP), project_yang_dirs(TOP))
+        # what the product installs (make run, the package's postinst): the project's modules, and sysrepo's own
+        # for subscribed notifications / YANG-Push with the features they need
+        instance.install_modules(project_yang_files(TOP), project_yang_dirs(TOP), with_features=sysrepo_modules())
     return instance
 
 
@@ -90,7 +92,8 @@ def _describe_status(status: int) -> str:
 
 @pytest.fixture
 def sysrepo_instance(monkeypatch: pytest.MonkeyPatch) -> Iterator[SysrepoInstance]:
-    """A real sysrepo instance with the project's YANG modules installed, selected for this process.
+    """A real sysrepo instance with the product's YANG modules installed (`new_sysrepo_instance`), selected for this
+    process.
 
     Subprocesses get it through `instance.env`. Removed (repository and SHM files) after the test.
     """

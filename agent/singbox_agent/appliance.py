@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import sysrepo
 
 from singbox_agent.devvpp import DevVpp, VppUnavailable, find_install
 from singbox_agent.logs import configure_logging
-from singbox_agent.repository import SysrepoInstance, project_yang_dirs, project_yang_files
+from singbox_agent.metrics import settings as exporter_settings
+from singbox_agent.repository import SysrepoInstance
 
 log = structlog.get_logger("appliance")
 
@@ -52,6 +54,7 @@ class Service:
     name: str
     module: str
     args: list[str] = field(default_factory=list)
+    after: str | None = None  # another service's name: started once that one is ready (systemd's After=)
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -92,11 +95,43 @@ def start_dataplane(state_dir: Path) -> tuple[str | None, str, DevVpp | None]:
 
 
 def prepare_sysrepo(state_dir: Path, top: Path, shm_prefix: str) -> SysrepoInstance:
+    """The instance with what the product needs: the project's modules installed or updated, and sysrepo's own
+    for subscribed notifications / YANG-Push with their features (as the package's postinst does)."""
     instance = SysrepoInstance(repository=(state_dir / "sysrepo").resolve(), shm_prefix=shm_prefix)
     instance.activate()
-    changed = instance.sync_modules(project_yang_files(top), project_yang_dirs(top))
+    changed = instance.sync_product(top)
     log.info("sysrepo ready", repository=str(instance.repository), installed_or_updated=changed)
     return instance
+
+
+def place_exporter(host: str, port: int) -> None:
+    """The exporter listens where its settings in sysrepo say (`vpp-singbox-metrics`, no command-line option):
+    `make run` puts it on --host/--metrics-port at each start, in running and startup, as --listen does for
+    RESTCONF."""
+    conn = sysrepo.SysrepoConnection()
+    try:
+        for datastore in ("running", "startup"):
+            sess = conn.start_session(datastore)
+            try:
+                sess.set_item(f"{exporter_settings.XPATH}/listen/address", host)
+                sess.set_item(f"{exporter_settings.XPATH}/listen/port", port)
+                sess.apply_changes()
+            finally:
+                sess.stop()
+    finally:
+        conn.disconnect()
+
+
+def find_stats_socket(vpp_socket: str | None, vpp: DevVpp | None) -> str:
+    """VPP's stats socket for the exporter: VPP_STATS_SOCKET, the private VPP's, or the one beside the API socket
+    (VPP's default layout); without a VPP, where a system VPP would have it (the exporter reports it down)."""
+    if explicit := os.environ.get("VPP_STATS_SOCKET"):
+        return explicit
+    if vpp is not None:
+        return str(vpp.stats_socket)
+    if vpp_socket:
+        return str(Path(vpp_socket).with_name("stats.sock"))
+    return "/run/vpp/stats.sock"
 
 
 def bootstrap_admin(state_dir: Path) -> dict[str, str] | None:
@@ -157,6 +192,9 @@ def usage_examples(connection: dict[str, Any]) -> dict[str, str]:
             f"curl --cacert {ca} -u {user}:<password> "
             f"https://{restconf['host']}:{restconf['port']}/restconf/data/vpp-singbox:singbox"
         )
+    if (exporter := connection.get("exporter")) and exporter.get("metrics_url"):
+        ca = as_host_paths(exporter.get("ca_certificate") or "")
+        examples["exporter"] = f"curl --cacert {ca} -u {user}:<password> {exporter['metrics_url']}"
     return examples
 
 
@@ -231,6 +269,12 @@ class Supervisor:
         s.started_at = time.monotonic()
         log.info("service starting", service=s.name, pid=s.process.pid)
         return await wait_ready(s, ready_file)
+
+    async def start_after(self, s: Service, first: asyncio.Future[dict[str, Any]] | None) -> dict[str, Any]:
+        """`s` once `first` (the service it comes after) is ready; its failure fails `s` too."""
+        if first is not None:
+            await asyncio.shield(first)
+        return await self.start(s)
 
     def write_connection(self) -> Path:
         self.connection["examples"] = usage_examples(self.connection)
@@ -307,7 +351,12 @@ class Supervisor:
         self.ready_dir.mkdir(parents=True)
         watchers: list[asyncio.Task[None]] = []
         try:
-            starting = [asyncio.ensure_future(self.start(s)) for s in self.services]
+            starting: list[asyncio.Future[dict[str, Any]]] = []
+            by_name: dict[str, asyncio.Future[dict[str, Any]]] = {}
+            for s in self.services:
+                first = by_name.get(s.after) if s.after else None
+                by_name[s.name] = asyncio.ensure_future(self.start_after(s, first))
+                starting.append(by_name[s.name])
             try:
                 for s, started in zip(self.services, starting):
                     self.connection[s.name] = await started
@@ -344,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=Path(".run"))
     parser.add_argument("--netconf-port", type=int, default=8830)
     parser.add_argument("--restconf-port", type=int, default=8443)
+    parser.add_argument("--metrics-port", type=int, default=9745, help="the metrics exporter's HTTPS port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--shm-prefix", default="sbxrun", help="sysrepo SHM prefix of this instance")
     opts = parser.parse_args(argv)
@@ -368,8 +418,13 @@ def main(argv: list[str] | None = None) -> int:
         Service("agent", "singbox_agent.agent", ["--vpp-api-socket", vpp_socket or "none"]),
         Service("netconf", "singbox_agent.netconf", ["--listen", f"{opts.host}:{opts.netconf_port}"]),
         Service("restconf", "singbox_agent.restconf", ["--listen", f"{opts.host}:{opts.restconf_port}"]),
+        # after RESTCONF, whose certificate it serves with (made by RESTCONF on its first start)
+        Service("exporter", "singbox_agent.metrics", ["--vpp-stats-socket", find_stats_socket(vpp_socket, vpp)],
+                after="restconf"),
     ]
     services = [s for s in candidates if s.exists()]
+    if any(s.name == "exporter" for s in services):
+        place_exporter(opts.host, opts.metrics_port)
     absent = [s.name for s in candidates if not s.exists()]
     if absent:
         log.info("services not built yet", services=absent)

@@ -66,16 +66,29 @@ class SysrepoInstance:
         """Select this instance for sysrepo connections made by this process from now on."""
         os.environ.update(self.env)
 
-    def install_modules(self, files: Iterable[Path], search_dirs: Iterable[Path] = ()) -> None:
-        """Install YANG modules with all their features enabled (see `install_modules`)."""
+    def install_modules(self, files: Iterable[Path], search_dirs: Iterable[Path] = (),
+                        with_features: Iterable[tuple[Path, Iterable[str]]] = ()) -> None:
+        """Install YANG modules with all their features enabled, and those of `with_features` with the features
+        named, in one call (see `install_modules`)."""
         self.repository.mkdir(parents=True, exist_ok=True)
-        install_modules(files, search_dirs, env=self.env)
+        install_modules(files, search_dirs, env=self.env, with_features=with_features)
 
     def sync_modules(self, files: Iterable[Path], search_dirs: Iterable[Path] = (),
                      access: Access | None = None) -> list[str]:
         """Install missing modules and update outdated ones (see `sync_modules`)."""
         self.repository.mkdir(parents=True, exist_ok=True)
         return sync_modules(files, search_dirs, env=self.env, access=access)
+
+    def sync_features(self, modules: Iterable[tuple[Path, Iterable[str]]]) -> list[str]:
+        """Install missing modules with these features, or enable the features (see `sync_features`)."""
+        self.repository.mkdir(parents=True, exist_ok=True)
+        return sync_features(modules, env=self.env)
+
+    def sync_product(self, top: Path) -> list[str]:
+        """Everything the product needs in this instance: the project's modules (installed or updated) and
+        sysrepo's own it needs with their features. Returns what changed (module names, "module:feature")."""
+        changed = self.sync_modules(project_yang_files(top), project_yang_dirs(top))
+        return changed + self.sync_features(sysrepo_modules())
 
     def destroy(self) -> None:
         """Remove the repository and every shared-memory file of this instance."""
@@ -116,17 +129,20 @@ class Access:
 
 
 def install_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env: Mapping[str, str] | None = None,
-                    access: Access | None = None) -> None:
+                    access: Access | None = None, with_features: Iterable[tuple[Path, Iterable[str]]] = ()) -> None:
     """Install YANG modules with all their features enabled, in one sysrepoctl call (one context rebuild).
 
     `env` selects the instance (None: the system's); `access` sets group and permissions of each module (None:
-    sysrepo's defaults). :raises subprocess.CalledProcessError: stderr says why.
+    sysrepo's defaults); `with_features`: further modules, each with only the features named (sysrepo's defaults
+    for access), installed after `files` in the same call. :raises subprocess.CalledProcessError: stderr says why.
     """
     args = ["-v", "1"]
-    dirs = [str(d) for d in search_dirs]
+    chosen = [(f, list(feats)) for f, feats in with_features]
+    dirs = list(dict.fromkeys([*map(str, search_dirs), *(str(f.parent) for f, _ in chosen)]))
     if dirs:
         args += ["-s", ":".join(dirs)]
     modules = [a for f in files for a in ("-i", str(f), "-e", "*", *(access.args() if access else []))]
+    modules += [a for f, feats in chosen for a in ("-i", str(f), *[x for feat in feats for x in ("-e", feat)])]
     if modules:
         _sysrepoctl(args + modules, env)
 
@@ -183,6 +199,52 @@ def sync_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env
     return list(dict.fromkeys(changed))
 
 
+def sysrepo_modules() -> tuple[tuple[Path, tuple[str, ...]], ...]:
+    """Modules that come with sysrepo (its module directory, its package's files), not installed by default, that
+    the product needs with some of their features: what `srsn` (subscribed notifications, YANG-Push) needs, as
+    (file, features) in installation order (`subscriptions.srsn.MODULES`)."""
+    from singbox_agent.subscriptions import srsn  # its cffi declarations only load when this is asked for
+
+    return tuple((srsn.SR_MODULE_DIR / name, features) for name, features in srsn.MODULES)
+
+
+def enabled_features(*, env: Mapping[str, str] | None = None) -> dict[str, set[str]]:
+    """Module name -> the features enabled, of every installed module (`sysrepoctl -l`'s last column)."""
+    features: dict[str, set[str]] = {}
+    for line in _sysrepoctl(["-l"], env).splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 6 and "I" in cells[2]:
+            features[cells[0]] = set(cells[6].split())
+    return features
+
+
+def sync_features(modules: Iterable[tuple[Path, Iterable[str]]], *, env: Mapping[str, str] | None = None
+                  ) -> list[str]:
+    """Install each module that is missing with the given features, and enable those features where the module is
+    installed without them. Nothing else is touched: the module's revision, access rights and other features are
+    whoever installed it first's (another NETCONF server such as netopeer2 may share them). Returns "module:feature"
+    for every feature it enabled (a module it installed counts with its features)."""
+    wanted = [(f, list(feats)) for f, feats in modules]
+    have = enabled_features(env=env)
+    install: list[str] = []
+    enabled: list[str] = []
+    for f, feats in wanted:
+        name = f.stem.partition("@")[0]
+        if name not in have:
+            install += ["-i", str(f), *[a for feat in feats for a in ("-e", feat)]]
+            enabled += [f"{name}:{feat}" for feat in feats]
+    if install:  # one call, one context rebuild
+        dirs = ":".join(sorted({str(f.parent) for f, _ in wanted}))
+        _sysrepoctl(["-v", "1", "-s", dirs, *install], env)
+    for f, feats in wanted:
+        name = f.stem.partition("@")[0]
+        missing = [feat for feat in feats if name in have and feat not in have[name]]
+        if missing:
+            _sysrepoctl(["-c", name, *[a for feat in missing for a in ("-e", feat)]], env)
+            enabled += [f"{name}:{feat}" for feat in missing]
+    return enabled
+
+
 def record_installed(record: Path, names: Iterable[str]) -> None:
     """Add `names` to the list of modules this product installed (one per line): what a purge uninstalls, and only
     that — a module another package installed first stays."""
@@ -192,7 +254,9 @@ def record_installed(record: Path, names: Iterable[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m singbox_agent.repository sync [--group G --permissions P] [--record FILE] DIR...`: bring the
-    system's sysrepo to the modules in DIRs (the Debian package's postinst)."""
+    system's sysrepo to the modules in DIRs, and sysrepo's own modules the product needs to the features it needs
+    (`sysrepo_modules`; not recorded: they are sysrepo's, see packaging/README.md) — the Debian package's
+    postinst."""
     parser = argparse.ArgumentParser(prog="python -m singbox_agent.repository")
     sub = parser.add_subparsers(dest="command", required=True)
     sync = sub.add_parser("sync", help="install missing and update outdated YANG modules")
@@ -201,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--record", type=Path,
                       help="add the names of the modules installed now to this file ('-': print them, one a line, "
                            "and the summary on stderr)")
+    sync.add_argument("--no-sysrepo-modules", action="store_true",
+                      help="leave sysrepo's own modules alone (by default those the product needs are installed "
+                           "when missing, with the features it needs enabled)")
     sync.add_argument("dirs", nargs="+", type=Path)
     opts = parser.parse_args(argv)
     if bool(opts.group) != bool(opts.permissions):
@@ -209,8 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(f for d in opts.dirs for f in d.glob("*.yang"))
     before = set(installed_modules())
     changed = sync_modules(files, opts.dirs, access=access)
+    new = sorted(set(installed_modules()) - before)  # ours only: sysrepo's own below are not recorded for purge
+    if not opts.no_sysrepo_modules:
+        try:
+            changed += sync_features(sysrepo_modules())
+        except subprocess.CalledProcessError as exc:
+            # e.g. installed by another package as root, 0600: subscriptions then answer "not supported"; the rest
+            # of the product works, so this is no reason to fail the installation
+            print(f"sysrepo's modules for subscriptions not brought to the features needed: {exc.stderr.strip()}",
+                  file=sys.stderr)
     summary = "installed or updated: " + (", ".join(changed) if changed else "nothing")
-    new = sorted(set(installed_modules()) - before)
     if opts.record and str(opts.record) == "-":
         print("".join(f"{name}\n" for name in new), end="")
         print(summary, file=sys.stderr)

@@ -32,9 +32,13 @@ TOP = Path(__file__).resolve().parents[2]
 HOST = Path("/run/host")
 NS = "urn:vpp-singbox:yang:vpp-singbox"
 PASSWORD_FILE = "/var/lib/vpp-singbox/initial-admin-password"
-UNITS = ("singbox-agent", "singbox-netconfd", "singbox-restconfd")
-OUR_MODULES = ("vpp-singbox", "vpp-singbox-replay-store", "vpp-singbox-restconf-server", "ietf-system",
-               "ietf-keystore", "ietf-netconf-server", "iana-crypt-hash")
+UNITS = ("singbox-agent", "singbox-netconfd", "singbox-restconfd", "singbox-exporterd")
+OUR_MODULES = ("vpp-singbox", "vpp-singbox-replay-store", "vpp-singbox-restconf-server", "vpp-singbox-metrics",
+               "ietf-system", "ietf-keystore", "ietf-netconf-server", "iana-crypt-hash")
+# sysrepo's own modules the package installs (or enables features of) for subscriptions; they stay at purge
+SRSN_FEATURES = {"ietf-subscribed-notifications": {"replay", "subtree", "xpath", "encode-xml", "encode-json"},
+                 "ietf-yang-push": {"on-change"}}
+EXPORTER_PORT = 9745  # vpp-singbox-metrics' default
 BOOT_TIMEOUT_S = 90
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -289,6 +293,30 @@ def test_restconf_get_401_and_edit(appliance: Appliance, state: dict[str, Any]) 
         assert put.status_code in (201, 204), put.text
 
 
+def features_installed(listing: str) -> dict[str, set[str]]:
+    """`sysrepoctl -l`: module -> enabled features, of the installed modules."""
+    cells = [[c.strip() for c in line.split("|")] for line in listing.splitlines()]
+    return {c[0]: set(c[6].split()) for c in cells if len(c) > 6 and "I" in c[2]}
+
+
+def test_subscription_modules_installed_with_their_features(appliance: Appliance) -> None:
+    installed = features_installed(appliance.run("sysrepoctl", "-l").stdout)
+    for module, features in SRSN_FEATURES.items():
+        assert module in installed and features <= installed[module], (module, installed.get(module))
+
+
+def test_exporter_scraped_over_the_veth_with_the_first_admin(appliance: Appliance, state: dict[str, Any]) -> None:
+    """README.md's scrape: HTTPS on the appliance's address, the RESTCONF CA, a user of the shared store."""
+    with appliance.restconf() as rc:
+        url = f"https://{appliance.ip}:{EXPORTER_PORT}/metrics"
+        got = rc.get(url, auth=("admin", state["password"]))
+        assert got.status_code == 200, got.text
+        assert got.headers["content-type"].startswith("text/plain"), got.headers
+        assert re.search(r"^singbox_dataplane_up 0(\.0)?$", got.text, re.M), got.text[:2000]  # no VPP in here
+        assert re.search(r"^singbox_agent_build_info\{", got.text, re.M), got.text[:2000]
+        assert rc.get(url, auth=("admin", "wrong")).status_code == 401
+
+
 def test_root_writing_sysrepo_does_not_lock_the_daemons_out(appliance: Appliance, state: dict[str, Any]) -> None:
     """sysrepo writes running in /dev/shm (sticky) by rename: after root's sysrepocfg wrote a module, the servers
     (another user) must still write it."""
@@ -377,6 +405,8 @@ def test_purge_leaves_nothing_and_the_old_password_is_gone(appliance: Appliance,
     listing = appliance.run("sysrepoctl", "-l").stdout
     left = [m for m in OUR_MODULES if re.search(rf"^{re.escape(m)}\s", listing, re.M)]
     assert not left, listing
+    installed = features_installed(listing)  # sysrepo's: kept, features and all (packaging/README.md says why)
+    assert all(features <= installed.get(m, set()) for m, features in SRSN_FEATURES.items()), listing
     nacm = appliance.run("sysrepocfg", "-X", "-d", "startup", "-m", "ietf-netconf-acm", "-f", "xml").stdout
     assert "admin" not in nacm, nacm
     leftovers = appliance.run("sh", "-c", "grep -rl -e vpp-singbox -e '\\$6\\$' /etc/sysrepo || true").stdout

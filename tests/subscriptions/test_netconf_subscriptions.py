@@ -18,7 +18,7 @@ import pytest
 from ncclient import manager
 from ncclient.operations.rpc import RPCError
 
-from singbox_agent.repository import SysrepoInstance
+from singbox_agent.repository import SysrepoInstance, sysrepo_modules
 from singbox_agent.subscriptions import srsn
 
 SN = srsn.SN_NS
@@ -29,11 +29,8 @@ ADMIN, PASSWORD = "admin", "admin-secret"
 
 
 def install_srsn_modules(instance: SysrepoInstance) -> None:
-    args = ["sysrepoctl", "-s", str(srsn.SR_MODULE_DIR)]
-    for name, features in srsn.MODULES:
-        args += ["-i", str(srsn.SR_MODULE_DIR / name)] + [a for f in features for a in ("-e", f)]
-    done = subprocess.run(args, env={**os.environ, **instance.env}, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    """The sysrepo_instance fixture installs them already (as make run and the package do); kept as a check."""
+    assert instance.sync_features(sysrepo_modules()) == []
 
 
 class Server:

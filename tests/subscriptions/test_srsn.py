@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from singbox_agent.repository import SysrepoInstance
+from singbox_agent.repository import SysrepoInstance, sysrepo_modules
 from singbox_agent.subscriptions import srsn
 
 METRICS = "/vpp-singbox-metrics:metrics-exporter"
@@ -20,12 +20,8 @@ METRICS = "/vpp-singbox-metrics:metrics-exporter"
 
 @pytest.fixture
 def sr(sysrepo_instance: SysrepoInstance) -> Iterator[Any]:
-    args = ["sysrepoctl", "-s", str(srsn.SR_MODULE_DIR)]
-    for name, features in srsn.MODULES:
-        args += ["-i", str(srsn.SR_MODULE_DIR / name)] + [a for f in features for a in ("-e", f)]
-    done = subprocess.run(args, env={**os.environ, **sysrepo_instance.env}, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
+    # the fixture installs the modules with their features (tests/conftest.py, as the product does)
+    assert sysrepo_instance.sync_features(sysrepo_modules()) == []
     import sysrepo
 
     conn = sysrepo.SysrepoConnection()
@@ -143,6 +139,10 @@ def test_operational_statistics_of_the_agent_are_pushed(sr: Any) -> None:
 def test_a_missing_module_is_a_precise_error(sysrepo_instance: SysrepoInstance) -> None:
     """Without ietf-yang-push installed sysrepo refuses: the error says so rather than hanging or crashing."""
     import sysrepo
+
+    done = subprocess.run(["sysrepoctl", "-u", "ietf-yang-push"], env={**os.environ, **sysrepo_instance.env},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
     conn = sysrepo.SysrepoConnection()
     sess = conn.start_session("running")
