@@ -24,6 +24,10 @@
  *            server ends a response; the proxy's client leg ends in
  *            TIME_WAIT.
  *
+ * With CPSLOAD_HTTP=1 in the environment, cps asks the proxy with HTTP CONNECT
+ * (RFC 9110 9.3.6) instead of SOCKS5: one request, a 2xx response read up to
+ * its empty line, then the same probe byte.
+ *
  * One thread, epoll, non-blocking sockets; every connection is bounded by a
  * 10 s timeout and the run by <secs>.
  */
@@ -214,8 +218,9 @@ typedef struct
   const endpoint_t *target; /* the proxy, or the origin with no proxy */
   const endpoint_t *dst;
   int via_proxy;
-  uint8_t request[22];
+  uint8_t request[128]; /* SOCKS5 CONNECT, or the HTTP CONNECT request */
   size_t request_len;
+  int http;
   char probe; /* 'x': the origin closes first, 'y': we do */
   uint64_t done, errors;
 } cps_t;
@@ -300,7 +305,13 @@ conn_io (cps_t *g, conn_t *c, double t)
 	return conn_end (g, c, 0, t);
       struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
       epoll_ctl (g->ep_fd, EPOLL_CTL_MOD, c->fd, &ev);
-      if (g->via_proxy)
+      if (g->via_proxy && g->http)
+	{
+	  c->state = ST_REPLY;
+	  if (send_all (c->fd, g->request, g->request_len))
+	    return conn_end (g, c, 0, t);
+	}
+      else if (g->via_proxy)
 	{
 	  c->state = ST_METHOD;
 	  if (send_all (c->fd, "\x05\x01\x00", 3))
@@ -337,6 +348,21 @@ conn_io (cps_t *g, conn_t *c, double t)
 	return conn_end (g, c, 0, t);
       return;
     case ST_REPLY:
+      if (g->http)
+	{
+	  uint8_t *end = memmem (c->buf, c->have, "\r\n\r\n", 4);
+	  if (!end)
+	    return c->have == sizeof (c->buf) ? conn_end (g, c, 0, t) : (void) 0;
+	  /* the whole response and nothing after it: the probe has not been sent */
+	  if (end + 4 != c->buf + c->have || c->have < 12 || memcmp (c->buf, "HTTP/1.", 7) ||
+	      c->buf[9] != '2')
+	    return conn_end (g, c, 0, t);
+	  c->have = 0;
+	  c->state = ST_ECHO;
+	  if (send_all (c->fd, &g->probe, 1))
+	    return conn_end (g, c, 0, t);
+	  return;
+	}
       {
 	size_t need = reply_len (c);
 	if (!need || (need != SIZE_MAX && c->have < need))
@@ -442,6 +468,27 @@ main (int argc, char **argv)
       memcpy (g.request + 4, &v6->sin6_addr, 16);
       memcpy (g.request + 20, &v6->sin6_port, 2);
       g.request_len = 22;
+    }
+  if (getenv ("CPSLOAD_HTTP") && !strcmp (getenv ("CPSLOAD_HTTP"), "1"))
+    {
+      char host[INET6_ADDRSTRLEN + 2];
+      uint16_t port;
+      g.http = 1;
+      if (dst.sa.ss_family == AF_INET)
+	{
+	  inet_ntop (AF_INET, &((struct sockaddr_in *) &dst.sa)->sin_addr, host, sizeof (host));
+	  port = ntohs (((struct sockaddr_in *) &dst.sa)->sin_port);
+	}
+      else
+	{
+	  host[0] = '[';
+	  inet_ntop (AF_INET6, &((struct sockaddr_in6 *) &dst.sa)->sin6_addr, host + 1,
+		     sizeof (host) - 2);
+	  strcat (host, "]");
+	  port = ntohs (((struct sockaddr_in6 *) &dst.sa)->sin6_port);
+	}
+      g.request_len = snprintf ((char *) g.request, sizeof (g.request),
+				"CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n", host, port, host, port);
     }
   return cps (&g, concurrency, atof (argv[7]));
 }

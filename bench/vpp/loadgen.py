@@ -152,6 +152,16 @@ def bulk_stream(proxy: str, pport: int, dst: str, dport: int, nbytes: int,
     s.settimeout(30)
     if proxy == "-":
         s.connect((dst, dport))
+    elif os.environ.get("CPSLOAD_HTTP") == "1":  # HTTP CONNECT instead of SOCKS5 (bench_http.py)
+        s.connect((proxy, pport))
+        host = f"[{dst}]" if ":" in dst else dst
+        s.sendall(f"CONNECT {host}:{dport} HTTP/1.1\r\nHost: {host}:{dport}\r\n\r\n".encode())
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):  # byte by byte: nothing past the response is read
+            b = s.recv(1)
+            assert b, head
+            head += b
+        assert head.startswith(b"HTTP/1.") and head[9:10] == b"2", head
     else:
         s.connect((proxy, pport))
         s.sendall(GREETING)
