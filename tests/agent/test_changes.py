@@ -145,6 +145,19 @@ def test_clear_text_server_password_is_stored_hashed(env: Env) -> None:
     assert env.dp.objects[("user", "carol")] == UserSpec(stored)
 
 
+def test_clear_text_server_password_too_long_to_hash_is_refused_not_stored(env: Env) -> None:
+    """A '$0$' password libxcrypt cannot take (over 511 bytes) rejects the edit, naming the leaf and the limit;
+    nothing of it is stored, clear or hashed, and nothing reaches the dataplane."""
+    import sysrepo
+
+    with pytest.raises(sysrepo.SysrepoError) as exc:
+        env.commit({f"{S}/authentication/user[username='carol']/password": "$0$" + "x" * 600})
+    assert "carol" in str(exc.value) and "511" in str(exc.value), str(exc.value)
+    assert "xxxx" not in str(exc.value)
+    assert "carol" not in str(env.running())
+    assert ("user", "carol") not in env.dp.objects
+
+
 def test_agent_restart_adopts_running_config_without_changing_what_is_right(
         sysrepo_instance: Any) -> None:
     from singbox_agent.dataplane.memory import MemoryDataplane
@@ -188,6 +201,36 @@ def test_reloading_the_running_config_gives_the_same_cache(env: Env) -> None:
     before = env.agent.running.desired()
     env.agent.reload_running()
     assert env.agent.running.desired() == before
+
+
+def test_unhashable_clear_text_stored_while_the_agent_was_away_does_not_stay(sysrepo_instance: Any) -> None:
+    """A '$0$' password too long to hash, written while no agent ran: on start the clear text is replaced (the user
+    cannot log in until an operator sets it again), the agent keeps running and hashes the others."""
+    import time
+
+    import sysrepo
+
+    from singbox_agent.mgmt.crypt import verify_password as verify
+    from singbox_agent.dataplane.memory import MemoryDataplane
+    from tests.agent.conftest import start_env
+
+    with sysrepo.SysrepoConnection() as conn, conn.start_session("running") as s:
+        s.set_item(f"{S}/authentication/user[username='erin']/password", "$0$" + "y" * 600)
+        s.set_item(f"{S}/authentication/user[username='dave']/password", "$0$fine")
+        s.apply_changes()
+    dp = MemoryDataplane()
+    gen = start_env(dp)
+    env = next(gen)
+    deadline = time.monotonic() + 10
+    while True:
+        users = env.running()["singbox"]["server"]["authentication"]["user"]
+        if all(u["password"].startswith("$6$") for u in users) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert "yyyy" not in str(users)
+    assert users["erin"]["password"].startswith("$6$") and not verify("y" * 600, users["erin"]["password"])
+    assert verify("fine", users["dave"]["password"])
+    gen.close()
 
 
 def test_clear_text_password_stored_while_the_agent_was_away_is_hashed_on_start(sysrepo_instance: Any) -> None:

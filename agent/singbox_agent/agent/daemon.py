@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import queue
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import sysrepo
 
 from singbox_agent.agent import defaults, fastoper, oper
 from singbox_agent.agent.oper_push import OperPush, Pushed
-from singbox_agent.mgmt.crypt import hash_password as sha512_crypt
+from singbox_agent.mgmt import crypt, password_hashing
 from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive, derive_units
 from singbox_agent.agent.planner import plan, undo_plan
 from singbox_agent.agent.resolve import Resolver, hold_unresolved
@@ -173,7 +174,8 @@ class Agent:
         sess = self._sess
         # `enabled`: the current running config arrives as the first event, atomically with the subscription.
         sess.subscribe_module_change(MODULE, TOP, self._on_change, priority=self.change_priority, enabled=True)
-        sess.subscribe_module_change_unsafe(MODULE, USER_PASSWORD_XPATH, self._on_update_passwords, update=True)
+        sess.subscribe_module_change_unsafe(MODULE, USER_PASSWORD_XPATH, password_hashing.hasher(USER_PASSWORD_XPATH),
+                                            update=True)
         sess.subscribe_oper_data_request(MODULE, f"{TOP}/dataplane", self._oper_dataplane)
         sess.subscribe_oper_data_request(MODULE, f"{TOP}/sessions", self._oper_sessions)
         sess.subscribe_oper_data_request(MODULE, f"{TOP}/client", self._oper_client, oper_merge=True)
@@ -357,15 +359,6 @@ class Agent:
         if resync:
             self._events.put("resync")
 
-    def _on_update_passwords(self, session: Any, event: str, req_id: int, _priv: Any) -> None:
-        """'$0$<clear text>' server passwords are stored as '$6$' hashes (RFC 7317)."""
-        if event != "update":
-            return
-        for c in session.get_changes(USER_PASSWORD_XPATH):
-            if isinstance(c, (sysrepo.ChangeCreated, sysrepo.ChangeModified)) and isinstance(c.value, str) \
-                    and c.value.startswith("$0$"):
-                session.set_item(c.xpath, sha512_crypt(c.value[3:]))
-
     # resynchronisation and events (worker thread) -----------------------------------------------------------
 
     def resync(self) -> bool:
@@ -515,9 +508,16 @@ class Agent:
             return
         for username, password in clear:
             quote = '"' if "'" in username else "'"
-            self._read_sess.set_item(
-                f"{TOP}/server/authentication/user[username={quote}{username}{quote}]/password",
-                sha512_crypt(password[3:]))
+            xpath = f"{TOP}/server/authentication/user[username={quote}{username}{quote}]/password"
+            try:
+                stored = crypt.stored_form(password)
+            except crypt.PasswordError as exc:
+                # No event could refuse it: the clear text must still go. A hash of a random secret keeps the
+                # entry valid and lets nobody in until an operator sets the password again.
+                log.warning("clear-text server password refused; the user cannot log in until it is set again",
+                            user=username, reason=str(exc))
+                stored = crypt.hash_password(secrets.token_urlsafe(32))
+            self._read_sess.set_item(xpath, stored)
         try:
             self._read_sess.apply_changes(timeout_ms=30000)
             log.info("clear-text server passwords hashed", users=len(clear))

@@ -39,13 +39,15 @@ def subscribe(sess: Any, *, priority: int = 0) -> None:
         for ds in ("running", "startup"):  # candidate has no events: its edits are hashed when committed to running
             sess.switch_datastore(ds)
             for module, xpath in PASSWORD_LEAVES:
-                sess.subscribe_module_change_unsafe(module, xpath, _make_hasher(xpath), update=True,
+                sess.subscribe_module_change_unsafe(module, xpath, hasher(xpath), update=True,
                                                     priority=priority)
     finally:
         sess.switch_datastore(datastore)
 
 
-def _make_hasher(xpath: str) -> Any:
+def hasher(xpath: str) -> Any:
+    """An update callback storing each '$0$' value written under `xpath` as its hash, or refusing the edit with
+    the reason (`invalid-value`) — never storing the clear text. Shared by every subscriber of a password leaf."""
     def on_update(session: Any, event: str, req_id: int, private_data: Any) -> None:
         if event != "update":
             return
