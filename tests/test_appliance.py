@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -39,15 +42,21 @@ def children_of(pid: int) -> list[int]:
     return [int(p) for p in found]
 
 
+def sysrepo_env(state: Path, shm_prefix: str) -> dict[str, str]:
+    """The environment that selects the instance `make run` made under `state`."""
+    return {"SYSREPO_REPOSITORY_PATH": str((state / "sysrepo").resolve()), "SYSREPO_SHM_PREFIX": shm_prefix}
+
+
 def start_appliance(state: Path, shm_prefix: str, netconf_port: int, restconf_port: int,
-                    **env_overrides: str) -> subprocess.Popen[bytes]:
+                    metrics_port: int | None = None, **env_overrides: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYSREPO_")}
     env.pop("VPP_API_SOCKET", None)
     env.pop("VPP_PREFIX", None)
     env.update(env_overrides)
     return subprocess.Popen(
         [sys.executable, "-m", "singbox_agent.appliance", "--state-dir", str(state), "--shm-prefix", shm_prefix,
-         "--netconf-port", str(netconf_port), "--restconf-port", str(restconf_port)],
+         "--netconf-port", str(netconf_port), "--restconf-port", str(restconf_port),
+         "--metrics-port", str(metrics_port or free_port())],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -56,8 +65,8 @@ def start_appliance(state: Path, shm_prefix: str, netconf_port: int, restconf_po
 
 def test_run_reports_connection_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     state = tmp_path / "run"
-    netconf_port, restconf_port = free_port(), free_port()
-    proc = start_appliance(state, "sbtapp", netconf_port, restconf_port)
+    netconf_port, restconf_port, metrics_port = free_port(), free_port(), free_port()
+    proc = start_appliance(state, "sbtapp", netconf_port, restconf_port, metrics_port)
     try:
         wait_for(state / "connection.json", proc, timeout=90)
         connection = json.loads((state / "connection.json").read_text())
@@ -70,6 +79,20 @@ def test_run_reports_connection_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
                 assert s.recv(4).startswith(b"SSH-")
         if "restconf" in connection["services"]:
             assert connection["restconf"]["port"] == restconf_port
+        assert "exporter" in connection["services"]
+        exporter = connection["exporter"]
+        assert exporter["metrics_url"] == f"https://127.0.0.1:{metrics_port}/metrics"
+        assert "curl" in connection["examples"]["exporter"]
+        creds = connection["credentials"]
+        with httpx.Client(verify=ssl.create_default_context(cafile=exporter["ca_certificate"]), timeout=30) as c:
+            got = c.get(exporter["metrics_url"], auth=(creds["user"], creds["password"]))
+        assert got.status_code == 200, got.text
+        assert re.search(r"^singbox_dataplane_up 0", got.text, re.M), got.text[:2000]
+        # subscribed notifications / YANG-Push: sysrepo's modules with their features, as on an appliance
+        listing = subprocess.run(["sysrepoctl", "-l"], capture_output=True, text=True, check=True,
+                                 env={**os.environ, **sysrepo_env(state, "sbtapp")}).stdout
+        assert re.search(r"^ietf-yang-push\s.*\bon-change\b", listing, re.M), listing
+        assert re.search(r"^ietf-subscribed-notifications\s.*\bencode-json\b", listing, re.M), listing
         services = children_of(proc.pid)
         assert len(services) == len(connection["services"])
     finally:
