@@ -35,10 +35,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       /* the consumed bytes end with an empty line, and the last response's status line is 2xx:
        * the only 2xx-looking status line before it would have to be a 1xx's */
       end = whole.consumed;
-      FUZZ_ASSERT (end >= 2 && data[end - 1] == '\n' &&
-		     (data[end - 2] == '\n' || (end >= 3 && data[end - 2] == '\r' &&
-						data[end - 3] == '\n')),
-		   "tunnel opened before an empty line");
+      FUZZ_ASSERT (
+	end >= 2 && data[end - 1] == '\n' &&
+	  (data[end - 2] == '\n' || (end >= 3 && data[end - 2] == '\r' && data[end - 3] == '\n')),
+	"tunnel opened before an empty line");
       FUZZ_ASSERT (whole.status >= 200 && whole.status <= 299, "tunnel on a non-2xx status");
       FUZZ_ASSERT (end <= HTTP_CONNECT_MAX_HEAD, "header block over the bound");
       FUZZ_ASSERT (size >= 12 && !memcmp (data, "HTTP/1.", 7), "tunnel without a status line");

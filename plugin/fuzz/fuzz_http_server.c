@@ -66,9 +66,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 		 again.host_is_ip6 == whole.host_is_ip6 && again.auth == user_ok,
 	       "round trip");
   if (user_ok)
-    FUZZ_ASSERT (again.user_len == whole.user_len && !memcmp (again.user, whole.user, whole.user_len) &&
-		   again.pass_len == whole.pass_len &&
-		   !memcmp (again.pass, whole.pass, whole.pass_len),
-		 "credentials round trip");
+    FUZZ_ASSERT (
+      again.user_len == whole.user_len && !memcmp (again.user, whole.user, whole.user_len) &&
+	again.pass_len == whole.pass_len && !memcmp (again.pass, whole.pass, whole.pass_len),
+      "credentials round trip");
   return 0;
 }

@@ -147,8 +147,7 @@ is_host_char (uint8_t c)
 static int
 is_ip6_char (uint8_t c)
 {
-  return is_digit (c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
-	 c == '.';
+  return is_digit (c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
 }
 
 static int
@@ -420,8 +419,8 @@ http_connect_request_write (uint8_t *out, uint32_t cap, const char *host, uint32
   if (!out || !host || !host_ok (host, host_len, &is_ip6) || port == 0 ||
       !creds_ok (user, user_len, pass, pass_len))
     return -HTTP_CONNECT_ERR_BAD_ARGUMENT;
-  alen = snprintf (authority, sizeof (authority), is_ip6 ? "[%.*s]:%u" : "%.*s:%u",
-		   (int) host_len, host, port);
+  alen = snprintf (authority, sizeof (authority), is_ip6 ? "[%.*s]:%u" : "%.*s:%u", (int) host_len,
+		   host, port);
   if ((uint32_t) (8 + alen + 11 + 6 + alen + 2) >= cap)
     return -HTTP_CONNECT_ERR_NO_SPACE;
   o = snprintf ((char *) out, cap, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", authority, authority);

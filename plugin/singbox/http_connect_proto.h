@@ -55,8 +55,8 @@
  * "Proxy-Authorization: Basic " base64 (user ":" pass) "\r\n\r\n".
  */
 #define HTTP_CONNECT_REQUEST_MAX                                                                   \
-  (2 * (HTTP_CONNECT_MAX_HOST_LEN + 8) + 64 +                                                      \
-   4 * ((2 * HTTP_CONNECT_MAX_CRED_LEN + 1 + 2) / 3) + 64)
+  (2 * (HTTP_CONNECT_MAX_HOST_LEN + 8) + 64 + 4 * ((2 * HTTP_CONNECT_MAX_CRED_LEN + 1 + 2) / 3) +  \
+   64)
 /* Longest response the server writes (407 with its challenge). */
 #define HTTP_CONNECT_RESPONSE_MAX 256
 
@@ -210,7 +210,8 @@ http_connect_error_t http_connect_client_error (const http_connect_client_t *c);
 void http_connect_server_init (http_connect_server_t *s);
 http_connect_event_type_t http_connect_server_feed (http_connect_server_t *s, const uint8_t *data,
 						    uint32_t len, uint32_t *consumed,
-						    http_connect_event_t *ev, http_connect_out_t *out);
+						    http_connect_event_t *ev,
+						    http_connect_out_t *out);
 /*
  * After REQUEST: the response for status (200 opens the tunnel; 407 carries the Basic challenge;
  * anything else closes: send out, then close). HTTP_CONNECT_ERR_STATE if no request waits,
@@ -232,7 +233,8 @@ http_connect_error_t http_connect_server_error (const http_connect_server_t *s);
  * 0 -> 200, not allowed -> 403, TTL expired (timeout) -> 504, anything else -> 502.
  */
 uint16_t http_connect_status_from_rep (uint8_t rep);
-/* The first byte of a connection on a port that speaks both: an HTTP method starts with a letter. */
+/* The first byte of a connection on a port that speaks both: an HTTP method starts with a letter.
+ */
 int http_connect_is_http_start (uint8_t first_byte);
 /* Names for show output and logs; never NULL. */
 const char *http_connect_error_name (http_connect_error_t err);

@@ -253,7 +253,7 @@ typedef struct
   http_connect_server_t *hserver; /* server mode, HTTP: while its handshake runs */
   /* client mode */
   socks5_client_t cproto;
-  u8 upstream_proto;		/* SINGBOX_PROTO_*: which of cproto/hcproto runs */
+  u8 upstream_proto; /* SINGBOX_PROTO_*: which of cproto/hcproto runs */
   http_connect_client_t hcproto;
   u32 sw_if_index;
   u32 endpoint_index;

@@ -883,9 +883,9 @@ singbox_client_http_start (singbox_session_t *ss, singbox_endpoint_t *ep, svm_fi
 		  ss->dst_is_ip4 ? (void *) &ss->dst_ip.ip4 : (void *) &ss->dst_ip.ip6, host,
 		  sizeof (host)))
     return SESSION_E_INVALID;
-  n = http_connect_request_write (req, sizeof (req), host, strlen (host), ss->dst_port,
-				  ep->username, vec_len (ep->username), ep->password,
-				  vec_len (ep->password));
+  n =
+    http_connect_request_write (req, sizeof (req), host, strlen (host), ss->dst_port, ep->username,
+				vec_len (ep->username), ep->password, vec_len (ep->password));
   if (n < 0)
     return SESSION_E_INVALID;
   http_connect_client_init (&ss->hcproto);

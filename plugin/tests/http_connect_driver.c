@@ -141,8 +141,8 @@ hc_drive_server (const uint8_t *data, uint32_t len, const uint8_t *sizes, uint32
 		ev.status < 400 || !http_connect_error_is_remote (ev.error)))
 	r->contract_broken = 1;
       /* paused or closed: nothing more is taken */
-      t = http_connect_server_feed (&s, data + r->consumed, len - r->consumed, &consumed, &ev,
-				    &out);
+      t =
+	http_connect_server_feed (&s, data + r->consumed, len - r->consumed, &consumed, &ev, &out);
       if (consumed || out.len)
 	r->contract_broken = 1;
       return;

@@ -267,10 +267,11 @@ test_request_write (void)
 
   n = http_connect_request_write (out, sizeof (out), "192.0.2.1", 9, 80, 0, 0, 0, 0);
   CHECK_LIT (out, n, ("CONNECT 192.0.2.1:80 HTTP/1.1\r\nHost: 192.0.2.1:80\r\n\r\n"));
-  n = http_connect_request_write (out, sizeof (out), "2001:db8::1", 11, 443, S ("user"),
-				  S ("pass"));
-  CHECK_LIT (out, n, ("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n"
-		"Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n"));
+  n =
+    http_connect_request_write (out, sizeof (out), "2001:db8::1", 11, 443, S ("user"), S ("pass"));
+  CHECK_LIT (out, n,
+	     ("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n"
+	      "Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n"));
   /* RFC 7617's example, and the padding cases */
   n = http_connect_request_write (out, sizeof (out), "h", 1, 1, S ("Aladdin"), S ("open sesame"));
   CHECK (n > 0 && strstr ((char *) out, "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"));
@@ -416,8 +417,9 @@ test_server_auth (void)
   r = server (S ("CONNECT h:1 HTTP/1.1\r\nProxy-Authorization: Digest x=y\r\n\r\n"), 407);
   CHECK_EQ (r.type, HTTP_CONNECT_EV_REQUEST);
   CHECK_EQ (r.auth, 0);
-  CHECK_LIT (r.out, r.out_len, ("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic "
-		"realm=\"singbox\"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
+  CHECK_LIT (r.out, r.out_len,
+	     ("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic "
+	      "realm=\"singbox\"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
   r = server (S ("CONNECT h:1 HTTP/1.1\r\nProxy-Authorization: Basic dXNlcg==\r\n\r\n"), 0);
   CHECK_EQ (r.auth, 0); /* no colon */
   r = server (S ("CONNECT h:1 HTTP/1.1\r\nProxy-Authorization: Basic d!Nlcg==\r\n\r\n"), 0);
@@ -449,10 +451,10 @@ test_server_targets (void)
     { "a-b_c.example~:65535", "a-b_c.example~", 65535 },
   };
   static const char *const bad[] = {
-    "example.com",  "example.com:",	"example.com:0", "example.com:65536", "example.com:80x",
-    ":80",	    "[::1:80",		"[]:80",  "[2011]:80",	 "[::g]:80",	      "ex%41mple:80",
-    "a:b:80",	    "[::1]80",		"h:000080",	 "/index.html",	      "http://h:80/",
-    "h:+80",
+    "example.com",  "example.com:", "example.com:0", "example.com:65536", "example.com:80x",
+    ":80",	    "[::1:80",	    "[]:80",	     "[2011]:80",	  "[::g]:80",
+    "ex%41mple:80", "a:b:80",	    "[::1]80",	     "h:000080",	  "/index.html",
+    "http://h:80/", "h:+80",
   };
   char buf[512];
   hc_result_t r;
@@ -511,8 +513,7 @@ test_server_refusals (void)
   for (i = 0; i < sizeof (cases) / sizeof (cases[0]); i++)
     {
       hc_result_t r = server ((const uint8_t *) cases[i].req, strlen (cases[i].req), 200);
-      if (r.type != HTTP_CONNECT_EV_ERROR || r.status != cases[i].status ||
-	  r.error != cases[i].err)
+      if (r.type != HTTP_CONNECT_EV_ERROR || r.status != cases[i].status || r.error != cases[i].err)
 	test_report (__FILE__, __LINE__, "case %u: %s %s %u", i, http_connect_event_name (r.type),
 		     http_connect_error_name (r.error), r.status);
       n = snprintf (want, sizeof (want), "HTTP/1.1 %u %s\r\n%sConnection: close\r\n", r.status,
@@ -579,8 +580,9 @@ test_server_reply_and_abort (void)
 
   http_connect_server_init (&s);
   CHECK_EQ (http_connect_server_reply (&s, 200, &out), HTTP_CONNECT_ERR_STATE);
-  CHECK_EQ (http_connect_server_feed (&s, S ("CONNECT h:1 HTTP/1.1\r\nProxy-Authorization: "
-					     "Basic dXNlcjpwYXNz\r\n\r\n"),
+  CHECK_EQ (http_connect_server_feed (&s,
+				      S ("CONNECT h:1 HTTP/1.1\r\nProxy-Authorization: "
+					 "Basic dXNlcjpwYXNz\r\n\r\n"),
 				      &consumed, &ev, &out),
 	    HTTP_CONNECT_EV_REQUEST);
   CHECK_EQ (http_connect_server_feed (&s, S ("x"), &consumed, &ev, &out), HTTP_CONNECT_EV_PAUSED);
@@ -624,7 +626,10 @@ test_status_mapping_and_names (void)
   CHECK (!strcmp (http_connect_reason_phrase (431), "Request Header Fields Too Large"));
 }
 
-#define T(fn) { #fn, fn }
+#define T(fn)                                                                                      \
+  {                                                                                                \
+#fn, fn                                                                                        \
+  }
 const test_case_t test_cases[] = {
   T (test_client_singbox_200),
   T (test_client_200_variants),
