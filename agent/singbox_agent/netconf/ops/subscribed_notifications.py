@@ -28,22 +28,19 @@ from xml.sax.saxutils import escape
 import structlog
 
 from singbox_agent.mgmt import datastore
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, operation_failed
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, invalid_value, operation_failed
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.dispatch import OpContext, on_session_end, register
 from singbox_agent.netconf.session import NetconfSession
-from singbox_agent.subscriptions import srsn
+from singbox_agent.subscriptions import dynamic, srsn
 
 log = structlog.get_logger("netconf.subscriptions")
 
 SN_NS = srsn.SN_NS
 YP_NS = srsn.YP_NS
-SN = "ietf-subscribed-notifications"
-YP = "ietf-yang-push"
-NO_SUCH_SUBSCRIPTION = f"{SN}:no-such-subscription"
+SN = dynamic.SN
+YP = dynamic.YP
 POLL_MS = 250
-_DATASTORES: dict[str, srsn.Datastore] = {"ietf-datastores:running": "running", "ietf-datastores:startup": "startup",
-               "ietf-datastores:candidate": "candidate", "ietf-datastores:operational": "operational"}
 
 
 @dataclass
@@ -62,36 +59,11 @@ _subs: dict[int, _Sub] = {}
 _providers: list[Any] = []  # oper data subscriptions (/subscriptions, /streams), made once per process
 
 
-def _error_no_such(sub_id: int, detail: str = "") -> MgmtException:
-    return MgmtException(MgmtError("application", "invalid-value",
-                                   f"Subscription {sub_id}{detail} does not exist.",
-                                   error_app_tag=NO_SUCH_SUBSCRIPTION))
-
-
-def _time(ctx: OpContext, path: str) -> datetime.datetime | None:
-    node = ctx.op.find_path(path)
-    if node is None:
-        return None
-    text = str(node.value())
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_element(path.rsplit(":", 1)[-1], f'"{text}" is not a date-and-time.') from None
-
-
-def _leaf(ctx: OpContext, path: str) -> str | None:
-    node = ctx.op.find_path(path)
-    return None if node is None or node.value() is None else str(node.value())
-
-
 def _filter(ctx: OpContext, yang_push: bool) -> tuple[str | None, str]:
     """(XPath for sysrepo, the filter element as given) from the stream or datastore filter choice."""
     ns, prefix = (YP_NS, "datastore") if yang_push else (SN_NS, "stream")
-    if ctx.op.find_path(f"{YP + ':' if yang_push else ''}{'selection-filter-ref' if yang_push else 'stream-filter-name'}"):
-        raise MgmtException(MgmtError("application", "operation-not-supported",
-                                      "Filters by reference (configured filters) are not supported; give the filter "
-                                      "in the request.", error_app_tag=f"{SN}:filter-unsupported"))
-    xpath = _leaf(ctx, f"{YP + ':' if yang_push else ''}{prefix}-xpath-filter")
+    dynamic.refuse_filter_by_reference(ctx.op, yang_push)
+    xpath = dynamic.xpath_filter(ctx.op, yang_push)
     if xpath is not None:
         limits.check_xpath(xpath, ctx.session.server.limits, what=f"The {prefix}-xpath-filter")
         return xpath or None, f'<{prefix}-xpath-filter xmlns="{ns}">{escape(xpath)}</{prefix}-xpath-filter>'
@@ -109,77 +81,16 @@ def _filter(ctx: OpContext, yang_push: bool) -> tuple[str | None, str]:
     return combined, ET.tostring(element, encoding="unicode")
 
 
-def _centiseconds(ctx: OpContext, path: str) -> int | None:
-    value = _leaf(ctx, path)
-    return None if value is None else int(value) * 10
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _stamp(at: datetime.datetime) -> str:
-    return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @register(SN_NS, "establish-subscription")
 def establish(ctx: OpContext) -> str:
-    encoding = _leaf(ctx, "encoding")
+    encoding = dynamic.leaf(ctx.op, "encoding")
     if encoding is not None and encoding.rsplit(":", 1)[-1] != "encode-xml":
         raise MgmtException(MgmtError("application", "invalid-value",
                                       f'Encoding "{encoding}" is not supported over NETCONF; use encode-xml.',
                                       error_app_tag=f"{SN}:encoding-unsupported"))
-    stop = _time(ctx, "stop-time")
-    stream = _leaf(ctx, "stream")
-    target = _leaf(ctx, f"{YP}:datastore")
-    replay_start: datetime.datetime | None = None
-    if stream is not None:
-        start = _time(ctx, "replay-start-time")
-        now = _now()
-        if start is not None and start > now:
-            raise bad_element("replay-start-time", "replay-start-time is in the future.", error_type="application")
-        if start is None and stop is not None and stop < now:
-            raise bad_element("stop-time", "stop-time is in the past.", error_type="application")
-        if start is not None and stop is not None and stop < start:
-            raise bad_element("stop-time", "stop-time is earlier than replay-start-time.", error_type="application")
-        xpath, filter_xml = _filter(ctx, yang_push=False)
-        try:
-            sub = srsn.subscribe(ctx.sr, stream, xpath=xpath, stop=stop, start=start)
-        except srsn.SrsnError as exc:
-            raise operation_failed(f"The subscription could not be established: {exc}") from None
-        replay_start = sub.replay_start if start is not None and sub.replay_start and sub.replay_start > start \
-            else None
-        yang_push = False
-    elif target is not None:
-        ds = _DATASTORES.get(target)
-        if ds is None:
-            raise invalid_value(f'Datastore "{target}" is not supported.', error_type="application")
-        if stop is not None and stop < _now():
-            raise bad_element("stop-time", "stop-time is in the past.", error_type="application")
-        xpath, filter_xml = _filter(ctx, yang_push=True)
-        try:
-            if ctx.op.find_path(f"{YP}:periodic") is not None:
-                period = _centiseconds(ctx, f"{YP}:periodic/period")
-                assert period is not None  # mandatory in the schema
-                sub = srsn.yang_push_periodic(ctx.sr, ds, period_ms=period, xpath=xpath,
-                                              anchor=_time(ctx, f"{YP}:periodic/anchor-time"), stop=stop)
-            elif ctx.op.find_path(f"{YP}:on-change") is not None:
-                excluded = tuple(str(n.value()) for n in ctx.op.find_all(f"{YP}:on-change/excluded-change")  # type: ignore[attr-defined]
-                                 )
-                sync = _leaf(ctx, f"{YP}:on-change/sync-on-start")
-                sub = srsn.yang_push_on_change(ctx.sr, ds, xpath=xpath,
-                                               dampening_ms=_centiseconds(ctx, f"{YP}:on-change/dampening-period")
-                                               or 0, sync_on_start=sync != "false", excluded=excluded, stop=stop)
-            else:
-                raise MgmtException(MgmtError("protocol", "missing-element",
-                                              "A datastore subscription needs periodic or on-change.",
-                                              info={"bad-element": "update-trigger"}))
-        except srsn.SrsnError as exc:
-            raise operation_failed(f"The subscription could not be established: {exc}") from None
-        yang_push = True
-    else:
-        raise MgmtException(MgmtError("protocol", "missing-element", "Give a stream or a datastore.",
-                                      info={"bad-element": "stream"}))
+    xpath, filter_xml = _filter(ctx, yang_push=dynamic.is_yang_push(ctx.op))
+    made = dynamic.establish(ctx.sr, ctx.op, xpath)
+    sub, yang_push, stop, replay_start = made.sub, made.yang_push, made.stop, made.replay_start
     entry = _Sub(ctx.session, sub, yang_push, stop, filter_xml)
     _ensure_providers(ctx)
     with _lock:
@@ -191,17 +102,18 @@ def establish(ctx: OpContext) -> str:
     ctx.session.log.info("subscription established", subscription=sub.id, yang_push=yang_push)
     out = f'<id xmlns="{SN_NS}">{sub.id}</id>'
     if replay_start is not None:
-        out += f'<replay-start-time-revision xmlns="{SN_NS}">{_stamp(replay_start)}</replay-start-time-revision>'
+        out += (f'<replay-start-time-revision xmlns="{SN_NS}">{dynamic.stamp(replay_start)}'
+                "</replay-start-time-revision>")
     return out
 
 
 def _own(ctx: OpContext, *, yang_push: bool | None = None) -> _Sub:
-    sub_id = int(_leaf(ctx, "id") or 0)
+    sub_id = int(dynamic.leaf(ctx.op, "id") or 0)
     with _lock:
         entry = _subs.get(sub_id)
     if entry is None or entry.session is not ctx.session or entry.terminated_by_us or \
             (yang_push is not None and entry.yang_push != yang_push):
-        raise _error_no_such(sub_id, " of this session")
+        raise dynamic.error_no_such(sub_id, " of this session")
     return entry
 
 
@@ -210,52 +122,18 @@ def modify(ctx: OpContext) -> str:
     yang_push = ctx.op.find_path(f"{YP}:datastore") is not None
     entry = _own(ctx, yang_push=yang_push)
     sub_id = entry.sub.id
-    stop = _time(ctx, "stop-time")
     xpath, filter_xml = _filter(ctx, yang_push)
-    try:
-        if yang_push and ctx.op.find_path(f"{YP}:periodic") is not None:
-            period = _centiseconds(ctx, f"{YP}:periodic/period")
-            assert period is not None
-            srsn.modify_period(sub_id, period, _time(ctx, f"{YP}:periodic/anchor-time"))
-        elif yang_push and ctx.op.find_path(f"{YP}:on-change") is not None:
-            srsn.modify_dampening(sub_id, _centiseconds(ctx, f"{YP}:on-change/dampening-period") or 0)
-        srsn.modify_xpath(sub_id, xpath)
-    except srsn.SrsnError as exc:
-        raise operation_failed(f"The subscription could not be modified: {exc}") from None
+    stop = dynamic.modify(sub_id, ctx.op, yang_push, xpath)
     entry.filter_xml, entry.stop = filter_xml, stop
-    _send(entry, _stamp(_now()), _modified_xml(entry))
-    try:
-        srsn.notif_sent(sub_id)
-        # last, so that a stop time already past ends it after the subscription-modified
-        srsn.modify_stop_time(sub_id, stop)
-    except srsn.SrsnError as exc:
-        raise operation_failed(f"The subscription could not be modified: {exc}") from None
+    _send(entry, dynamic.stamp(dynamic.now()), dynamic.modified_xml(sub_id, stop, filter_xml))
+    dynamic.apply_stop_time(sub_id, stop)
     return "<ok/>"
-
-
-def _modified_xml(entry: _Sub) -> str:
-    state = next((s for s in srsn.subscriptions() if s.id == entry.sub.id), None)
-    parts = [f"<id>{entry.sub.id}</id>"]
-    if entry.stop is not None:
-        parts.append(f"<stop-time>{_stamp(entry.stop)}</stop-time>")
-    parts.append(entry.filter_xml)
-    if state is not None and state.kind != "stream":
-        parts.append(f'<datastore xmlns="{YP_NS}" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">'
-                     f"ds:{state.datastore}</datastore>")
-        if state.kind == "periodic":
-            parts.append(f'<periodic xmlns="{YP_NS}"><period>{(state.period_ms or 0) // 10}</period></periodic>')
-        else:
-            parts.append(f'<on-change xmlns="{YP_NS}"><dampening-period>{(state.dampening_ms or 0) // 10}'
-                         f"</dampening-period></on-change>")
-    return f'<subscription-modified xmlns="{SN_NS}">{"".join(parts)}</subscription-modified>'
 
 
 def _terminate(entry: _Sub) -> None:
     entry.terminated_by_us = True
-    try:
-        srsn.terminate(entry.sub.id, NO_SUCH_SUBSCRIPTION)
-    except srsn.SrsnError as exc:
-        log.info("subscription already gone", subscription=entry.sub.id, error=str(exc))
+    if not dynamic.terminate(entry.sub.id):
+        log.info("subscription already gone", subscription=entry.sub.id)
 
 
 @register(SN_NS, "delete-subscription")
@@ -267,11 +145,11 @@ def delete(ctx: OpContext) -> str:
 @register(SN_NS, "kill-subscription")
 def kill(ctx: OpContext) -> str:
     """Any session's subscription (nacm:default-deny-all in the module: administrators only)."""
-    sub_id = int(_leaf(ctx, "id") or 0)
+    sub_id = int(dynamic.leaf(ctx.op, "id") or 0)
     with _lock:
         entry = _subs.get(sub_id)
     if entry is None or entry.terminated_by_us:
-        raise _error_no_such(sub_id)
+        raise dynamic.error_no_such(sub_id)
     _terminate(entry)
     return "<ok/>"
 
@@ -312,11 +190,8 @@ def _deliver(entry: _Sub) -> None:
                 break
             if n is None:
                 continue
-            content = n.content
-            if content.startswith("<subscription-terminated") and not entry.terminated_by_us and \
-                    entry.stop is not None and _now() >= entry.stop:
-                content = f'<subscription-completed xmlns="{SN_NS}"><id>{sub.id}</id></subscription-completed>'
-            _send(entry, _stamp(n.time), content)
+            _send(entry, dynamic.stamp(n.time),
+                  dynamic.completed_instead(n.content, sub.id, entry.stop, entry.terminated_by_us))
     except Exception as exc:  # noqa: BLE001 - a reader thread never dies silently
         log.error("subscription delivery failed", subscription=sub.id, error=repr(exc))
     finally:
@@ -332,10 +207,7 @@ def end_session_subscriptions(session: NetconfSession) -> None:
         mine = [e for e in _subs.values() if e.session is session]
     for entry in mine:
         entry.terminated_by_us = True
-        try:
-            srsn.terminate(entry.sub.id)
-        except srsn.SrsnError:
-            pass
+        dynamic.terminate(entry.sub.id, None)
         if entry.thread is not None and entry.thread.is_alive():
             entry.thread.join(timeout=2 * POLL_MS / 1000)
 
@@ -377,7 +249,7 @@ def _oper_subscriptions(_xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
             else:
                 item[f"{YP}:on-change"] = {"dampening-period": (state.dampening_ms or 0) // 10}
         if state.stop is not None:
-            item["stop-time"] = _stamp(state.stop)
+            item["stop-time"] = dynamic.stamp(state.stop)
         item["receivers"] = {"receiver": [{
             "name": f"NETCONF session {entry.session.id}",
             "sent-event-records": str(state.sent),

@@ -1,0 +1,201 @@
+"""RFC 8639 dynamic subscriptions without a protocol: what establish-, modify-, delete- and kill-subscription do
+with the rpc's input (a libyang tree of ietf-subscribed-notifications / ietf-yang-push), on sysrepo's `srsn`.
+
+The NETCONF operation (netconf/ops/subscribed_notifications.py, RFC 8640) and RESTCONF (restconf/
+dynamic_subscriptions.py, RFC 8650) both build on it; each keeps what is its protocol's own: how the filter arrives
+(a subtree filter is XML anydata over NETCONF), who owns a subscription (a NETCONF session, a RESTCONF user), and
+how notifications travel (<notification> messages, server-sent events). Errors are `MgmtException`s, which both
+servers render.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, operation_failed
+from singbox_agent.subscriptions import srsn
+
+SN = "ietf-subscribed-notifications"
+YP = "ietf-yang-push"
+NO_SUCH_SUBSCRIPTION = f"{SN}:no-such-subscription"
+DATASTORES: dict[str, srsn.Datastore] = {"ietf-datastores:running": "running", "ietf-datastores:startup": "startup",
+                                         "ietf-datastores:candidate": "candidate",
+                                         "ietf-datastores:operational": "operational"}
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def stamp(at: datetime.datetime) -> str:
+    return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def error_no_such(sub_id: int, detail: str = "") -> MgmtException:
+    return MgmtException(MgmtError("application", "invalid-value", f"Subscription {sub_id}{detail} does not exist.",
+                                   error_app_tag=NO_SUCH_SUBSCRIPTION))
+
+
+def leaf(op: Any, path: str) -> str | None:
+    """A leaf of the rpc's input (`op`: the libyang rpc node), None when absent."""
+    node = op.find_path(path)
+    return None if node is None or node.value() is None else str(node.value())
+
+
+def time_leaf(op: Any, path: str) -> datetime.datetime | None:
+    text = leaf(op, path)
+    if text is None:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_element(path.rsplit(":", 1)[-1], f'"{text}" is not a date-and-time.') from None
+
+
+def centiseconds(op: Any, path: str) -> int | None:
+    """A period in centiseconds (RFC 8641) as milliseconds."""
+    value = leaf(op, path)
+    return None if value is None else int(value) * 10
+
+
+def is_yang_push(op: Any) -> bool:
+    return op.find_path(f"{YP}:datastore") is not None
+
+
+def refuse_filter_by_reference(op: Any, yang_push: bool) -> None:
+    if op.find_path(f"{YP}:selection-filter-ref" if yang_push else "stream-filter-name"):
+        raise MgmtException(MgmtError("application", "operation-not-supported",
+                                      "Filters by reference (configured filters) are not supported; give the filter "
+                                      "in the request.", error_app_tag=f"{SN}:filter-unsupported"))
+
+
+def xpath_filter(op: Any, yang_push: bool) -> str | None:
+    """The stream-/datastore-xpath-filter as given (None: not given; "" selects everything)."""
+    return leaf(op, f"{YP}:datastore-xpath-filter" if yang_push else "stream-xpath-filter")
+
+
+@dataclass
+class Established:
+    sub: srsn.Subscription
+    yang_push: bool
+    stop: datetime.datetime | None
+    replay_start: datetime.datetime | None  # replay-start-time-revision, when sysrepo moved the start
+
+
+def establish(sr: Any, op: Any, xpath: str | None) -> Established:
+    """establish-subscription on the sysrepo session `sr` (its user: NACM applies to what is delivered): a stream
+    (with replay-start-time) or a datastore (periodic / on-change); `xpath`: the filter, resolved by the caller."""
+    stop = time_leaf(op, "stop-time")
+    stream = leaf(op, "stream")
+    target = leaf(op, f"{YP}:datastore")
+    if stream is not None:
+        start = time_leaf(op, "replay-start-time")
+        at = now()
+        if start is not None and start > at:
+            raise bad_element("replay-start-time", "replay-start-time is in the future.", error_type="application")
+        if start is None and stop is not None and stop < at:
+            raise bad_element("stop-time", "stop-time is in the past.", error_type="application")
+        if start is not None and stop is not None and stop < start:
+            raise bad_element("stop-time", "stop-time is earlier than replay-start-time.", error_type="application")
+        try:
+            sub = srsn.subscribe(sr, stream, xpath=xpath, stop=stop, start=start)
+        except srsn.SrsnError as exc:
+            raise operation_failed(f"The subscription could not be established: {exc}") from None
+        moved = sub.replay_start if start is not None and sub.replay_start and sub.replay_start > start else None
+        return Established(sub, False, stop, moved)
+    if target is None:
+        raise MgmtException(MgmtError("protocol", "missing-element", "Give a stream or a datastore.",
+                                      info={"bad-element": "stream"}))
+    ds = DATASTORES.get(target)
+    if ds is None:
+        raise invalid_value(f'Datastore "{target}" is not supported.', error_type="application")
+    if stop is not None and stop < now():
+        raise bad_element("stop-time", "stop-time is in the past.", error_type="application")
+    try:
+        if op.find_path(f"{YP}:periodic") is not None:
+            period = centiseconds(op, f"{YP}:periodic/period")
+            assert period is not None  # mandatory in the schema
+            sub = srsn.yang_push_periodic(sr, ds, period_ms=period, xpath=xpath,
+                                          anchor=time_leaf(op, f"{YP}:periodic/anchor-time"), stop=stop)
+        elif op.find_path(f"{YP}:on-change") is not None:
+            excluded = tuple(str(n.value()) for n in op.find_all(f"{YP}:on-change/excluded-change"))
+            sync = leaf(op, f"{YP}:on-change/sync-on-start")
+            sub = srsn.yang_push_on_change(sr, ds, xpath=xpath,
+                                           dampening_ms=centiseconds(op, f"{YP}:on-change/dampening-period") or 0,
+                                           sync_on_start=sync != "false", excluded=excluded, stop=stop)
+        else:
+            raise MgmtException(MgmtError("protocol", "missing-element",
+                                          "A datastore subscription needs periodic or on-change.",
+                                          info={"bad-element": "update-trigger"}))
+    except srsn.SrsnError as exc:
+        raise operation_failed(f"The subscription could not be established: {exc}") from None
+    return Established(sub, True, stop, None)
+
+
+def modify(sub_id: int, op: Any, yang_push: bool, xpath: str | None) -> datetime.datetime | None:
+    """modify-subscription's filter, period or dampening; returns the new stop time, which the caller applies with
+    `apply_stop_time` after sending subscription-modified (a stop time already past then ends it after that)."""
+    stop = time_leaf(op, "stop-time")  # read before anything changes
+    try:
+        if yang_push and op.find_path(f"{YP}:periodic") is not None:
+            period = centiseconds(op, f"{YP}:periodic/period")
+            assert period is not None
+            srsn.modify_period(sub_id, period, time_leaf(op, f"{YP}:periodic/anchor-time"))
+        elif yang_push and op.find_path(f"{YP}:on-change") is not None:
+            srsn.modify_dampening(sub_id, centiseconds(op, f"{YP}:on-change/dampening-period") or 0)
+        srsn.modify_xpath(sub_id, xpath)
+    except srsn.SrsnError as exc:
+        raise operation_failed(f"The subscription could not be modified: {exc}") from None
+    return stop
+
+
+def apply_stop_time(sub_id: int, stop: datetime.datetime | None) -> None:
+    """After subscription-modified went out: counts it, then sets the stop time."""
+    try:
+        srsn.notif_sent(sub_id)
+        srsn.modify_stop_time(sub_id, stop)
+    except srsn.SrsnError as exc:
+        raise operation_failed(f"The subscription could not be modified: {exc}") from None
+
+
+def modified_xml(sub_id: int, stop: datetime.datetime | None, filter_xml: str) -> str:
+    """subscription-modified (RFC 8639 2.7.2) as XML: the subscription as it now is."""
+    state = next((s for s in srsn.subscriptions() if s.id == sub_id), None)
+    parts = [f"<id>{sub_id}</id>"]
+    if stop is not None:
+        parts.append(f"<stop-time>{stamp(stop)}</stop-time>")
+    parts.append(filter_xml)
+    if state is not None and state.kind != "stream":
+        parts.append(f'<datastore xmlns="{srsn.YP_NS}" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">'
+                     f"ds:{state.datastore}</datastore>")
+        if state.kind == "periodic":
+            parts.append(f'<periodic xmlns="{srsn.YP_NS}"><period>{(state.period_ms or 0) // 10}</period></periodic>')
+        else:
+            parts.append(f'<on-change xmlns="{srsn.YP_NS}"><dampening-period>{(state.dampening_ms or 0) // 10}'
+                         f"</dampening-period></on-change>")
+    return f'<subscription-modified xmlns="{srsn.SN_NS}">{"".join(parts)}</subscription-modified>'
+
+
+def terminate(sub_id: int, reason: str | None = NO_SUCH_SUBSCRIPTION) -> bool:
+    """delete-/kill-subscription: sysrepo sends subscription-terminated with `reason` (None: nothing) and ends the
+    pipe; False when it had ended already."""
+    try:
+        srsn.terminate(sub_id, reason)
+    except srsn.SrsnError:
+        return False
+    return True
+
+
+def completed_instead(content: str, sub_id: int, stop: datetime.datetime | None, terminated_by_us: bool,
+                      fmt: str = "xml") -> str:
+    """sysrepo 3.7 ends a subscription at its stop time with subscription-terminated (no-such-subscription), where
+    RFC 8639 2.7.5 wants subscription-completed: rewritten when nobody terminated it and the stop time passed."""
+    terminated = content.startswith("<subscription-terminated") if fmt == "xml" else \
+        content.lstrip().startswith(f'{{"{SN}:subscription-terminated"')
+    if terminated and not terminated_by_us and stop is not None and now() >= stop:
+        if fmt == "xml":
+            return f'<subscription-completed xmlns="{srsn.SN_NS}"><id>{sub_id}</id></subscription-completed>'
+        return f'{{"{SN}:subscription-completed":{{"id":{sub_id}}}}}'
+    return content
