@@ -21,8 +21,10 @@ import structlog
 import sysrepo
 from _libyang import ffi, lib
 
+from singbox_agent.mgmt.nacm import check_operation
 from singbox_agent.restconf import schema, twin
 from singbox_agent.restconf.datastore import Datastore, Reader, ReadResult, acquired_context, etag_of
+from singbox_agent.restconf.dynamic_subscriptions import RPCS, DynamicSubscriptions
 from singbox_agent.restconf.errors import (
     HttpFailure, RestconfError, bad_request, precondition_failed, to_failure, too_big,
 )
@@ -131,6 +133,9 @@ class Handler:
 
     def __init__(self, datastore: Datastore) -> None:
         self.ds = datastore
+        # RFC 8650 establish-/modify-/delete-/kill-subscription, served here rather than sent to sysrepo (set by
+        # the server: the subscriptions live with its event streams)
+        self.subscriptions: DynamicSubscriptions | None = None
         self._parsed: OrderedDict[tuple[str, str, str], RestconfRequest] = OrderedDict()
         self._parsed_ctx = 0
         self._parsed_lock = threading.Lock()
@@ -440,11 +445,32 @@ class Handler:
             text = _body_text(req.body, in_enc)
             out_enc = response_encoding(req.headers.get("accept"), default=in_enc)
         path = parsed.path
+        if self.subscriptions is not None and path in RPCS:
+            return self._subscription_rpc(req, path, text, in_enc, out_enc)
 
         def build(ctx: libyang.Context) -> libyang.DNode:
             return _build_operation(ctx, path, text, in_enc)
 
         output = self.ds.invoke(req.user, build, out_enc)
+        if output is None:
+            return HttpResponse(204)
+        return HttpResponse(200, output, content_type=RESPONSE_TYPES[out_enc])
+
+
+    def _subscription_rpc(self, req: HttpRequest, path: str, text: str, in_enc: Encoding,
+                          out_enc: Encoding) -> HttpResponse:
+        """RFC 8650: the input parsed and NACM's exec check as for any RPC, then `DynamicSubscriptions`."""
+        assert self.subscriptions is not None
+        base_url = self._client_base_url(req) or self.ds.base_url
+        with self.ds.session(req.user, "running") as sess, acquired_context(self.ds.conn) as ctx:
+            op = _build_operation(ctx, path, text, in_enc)
+            try:
+                if not check_operation(sess, op.cdata):
+                    raise RestconfError("application", "access-denied", f"Access to {op.path()} denied", status=403)
+                # establish uses the request's encoding for its notifications unless `encoding` says otherwise
+                output = self.subscriptions.invoke(req.user, op, out_enc, base_url, in_enc if text else out_enc)
+            finally:
+                op.root().free()
         if output is None:
             return HttpResponse(204)
         return HttpResponse(200, output, content_type=RESPONSE_TYPES[out_enc])

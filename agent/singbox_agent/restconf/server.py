@@ -26,6 +26,7 @@ from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, u
 from singbox_agent.restconf.handler import MAX_BODY_BYTES, Handler, HttpRequest, HttpResponse
 from singbox_agent.restconf.media import error_encoding
 from singbox_agent.restconf.datastore import acquired_context
+from singbox_agent.restconf.dynamic_subscriptions import PATH_PREFIX as SUBSCRIPTION_PATH
 from singbox_agent.restconf.streams import EventStreams
 from singbox_agent.restconf.uri import Kind, parse_request
 
@@ -87,6 +88,7 @@ class RestconfApp:
         self.refresh_settings: Callable[[], None] = lambda: None
         self.auth = auth
         self.streams = streams
+        handler.subscriptions = streams.dynamic  # RFC 8650 RPCs reach the subscriptions the SSE route serves
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
         self.app = self.asgi
 
@@ -153,6 +155,8 @@ class RestconfApp:
             except RestconfError as exc:
                 return self._refusal(exc, headers), method
             return await self._stream(user, method, raw_path, raw_query, headers)
+        if raw_path.startswith(SUBSCRIPTION_PATH) and method == "GET":
+            return await self._subscription(raw_path.removeprefix(SUBSCRIPTION_PATH), headers, scope, source)
         req = HttpRequest(method, raw_path, raw_query, headers, body, None)
         # One hop to a worker thread for authentication and the request together.
         resp: HttpResponse = await self._run(self._authenticated, req, self._certificate(scope), source)
@@ -260,6 +264,33 @@ class RestconfApp:
         if declared is not None and size != declared:  # the HTTP layer enforces it; never act on a partial body
             raise ClientGone(size, declared)
         return b"".join(chunks)
+
+    async def _subscription(self, id_text: str, headers: dict[str, str], scope: Scope, source: str
+                            ) -> tuple[HttpResponse, str] | Response:
+        """RFC 8650 §3.4: the owner's GET of a dynamic subscription's URI; its notifications as server-sent events.
+        Closing the connection ends the subscription."""
+        dyn = self.streams.dynamic
+        try:
+            user = await self._run(self._user, headers.get("authorization"), self._certificate(scope), source)
+            entry = await self._run(dyn.attach, user, id_text, asyncio.get_running_loop())
+        except RestconfError as exc:
+            return self._refusal(exc, headers), "GET"
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                yield b": subscription " + str(entry.id).encode() + b"\n\n"
+                async for event in dyn.events(entry):
+                    if not event:
+                        yield b": keepalive\n\n"
+                        continue
+                    yield b"".join(b"data: " + line + b"\n" for line in event.splitlines()) + b"\n"
+            finally:
+                if not entry.ended:  # not awaited, as for event streams
+                    self.executor.submit(dyn.detach, entry)
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     @staticmethod
     def _to_response(resp: HttpResponse, method: str) -> Response:

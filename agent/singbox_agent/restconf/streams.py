@@ -25,6 +25,7 @@ from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
 from singbox_agent.mgmt import replay
 from singbox_agent.restconf.errors import bad_request
 from singbox_agent.restconf.datastore import acquired_context
+from singbox_agent.restconf.dynamic_subscriptions import DynamicSubscriptions
 from singbox_agent.restconf.uri import Encoding, QueryParams
 
 log = structlog.get_logger("restconf.streams")
@@ -146,11 +147,13 @@ class Subscription:
 
 
 class EventStreams:
-    """Opens subscriptions on the shared connection."""
+    """Opens subscriptions on the shared connection: RFC 8040 streams, and RFC 8650 dynamic subscriptions
+    (`dynamic`)."""
 
     def __init__(self, connection: sysrepo.SysrepoConnection, policy: NacmPolicy) -> None:
         self.conn = connection
         self.policy = policy
+        self.dynamic = DynamicSubscriptions(connection, policy)
         self._live: set[Subscription] = set()
         self._live_lock = threading.Lock()
         # sysrepo 3.7 crashes (SIGSEGV in sr_notif_subscribe_tree) when several threads subscribe to notifications
@@ -166,6 +169,7 @@ class EventStreams:
             live = list(self._live)
         for sub in live:
             sub.close()
+        self.dynamic.close_all()
 
     def end_all(self) -> None:
         """On the event loop, when the server stops: every attached stream ends as if its stop-time had come, so the
@@ -174,6 +178,7 @@ class EventStreams:
             live = list(self._live)
         for sub in live:
             sub.end()
+        self.dynamic.end_all()
 
     def _forget(self, sub: Subscription) -> None:
         with self._live_lock:

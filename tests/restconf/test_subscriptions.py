@@ -1,0 +1,192 @@
+"""RFC 8650 dynamic subscriptions over RESTCONF, with httpx over real TLS against the real server: establish-
+subscription answers with the subscription's URI, its owner GETs it and receives YANG-Push and stream notifications
+as server-sent events, delete-/kill-subscription end the stream with subscription-terminated, nobody else may open
+or delete it, and one never opened ends after the server's timeout."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers import JSON, XML
+from rcserver import BOB, RestconfServer, bootstrap_users, start_server, stop_server
+
+from singbox_agent.repository import SysrepoInstance
+
+OPS = "/restconf/operations/ietf-subscribed-notifications:"
+SN = "ietf-subscribed-notifications"
+SN_NS = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
+NCN_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+RSN_NS = "urn:ietf:params:xml:ns:yang:ietf-restconf-subscribed-notifications"
+OPEN_TIMEOUT_S = 2
+
+
+@pytest.fixture
+def restconf(sysrepo_instance: SysrepoInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+             ) -> Iterator[RestconfServer]:
+    """The server with a short time to open a subscription's URI (the sysrepo_instance fixture installs
+    ietf-subscribed-notifications and ietf-yang-push)."""
+    monkeypatch.setenv("SINGBOX_RESTCONF_SUBSCRIPTION_OPEN_S", str(OPEN_TIMEOUT_S))
+    state = tmp_path / "state"
+    state.mkdir()
+    bootstrap_users(sysrepo_instance, state)
+    server = start_server(sysrepo_instance, state)
+    try:
+        yield server
+    finally:
+        rc = stop_server(server)
+        assert rc == 0, f"server exit status {rc}:\n{server.log()[-4000:]}"
+
+
+class Reader:
+    """Reads an SSE response to its end in a thread: `events` (each event's data), `status`."""
+
+    def __init__(self, client: httpx.Client, url: str) -> None:
+        self.events: list[str] = []
+        self.status = 0
+        self.ended = False
+        self.ready = threading.Event()
+        self.arrived = threading.Condition()
+        self._thread = threading.Thread(target=self._run, args=(client, url), daemon=True)
+        self._thread.start()
+        assert self.ready.wait(30), "the stream did not open"
+
+    def _run(self, client: httpx.Client, url: str) -> None:
+        try:
+            with client.stream("GET", url, timeout=60) as resp:
+                self.status = resp.status_code
+                self.content_type = resp.headers.get("content-type", "")
+                self.ready.set()
+                data: list[str] = []
+                for line in resp.iter_lines():
+                    if line.startswith("data:"):
+                        data.append(line[5:].lstrip())
+                    elif line == "" and data:
+                        with self.arrived:
+                            self.events.append("\n".join(data))
+                            self.arrived.notify_all()
+                        data = []
+        finally:
+            self.ended = True
+            self.ready.set()
+            with self.arrived:
+                self.arrived.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                hit = next((e for e in self.events if text in e), None)
+                if hit is not None:
+                    return hit
+                left = deadline - time.monotonic()
+                assert left > 0 and not self.ended, f"no event with {text!r}: {self.events}"
+                self.arrived.wait(left)
+
+    def join(self) -> None:
+        self._thread.join(60)
+        assert self.ended, "the stream did not end"
+
+
+def establish(c: httpx.Client, body: dict[str, Any]) -> tuple[int, str]:
+    resp = c.post(OPS + "establish-subscription", json={f"{SN}:input": body},
+                  headers={"Content-Type": JSON, "Accept": JSON})
+    assert resp.status_code == 200, resp.text
+    out = resp.json()[f"{SN}:output"]
+    return int(out["id"]), str(out["ietf-restconf-subscribed-notifications:uri"])
+
+
+def rpc(c: httpx.Client, name: str, sub_id: int) -> httpx.Response:
+    return c.post(OPS + name, json={f"{SN}:input": {"id": sub_id}}, headers={"Content-Type": JSON, "Accept": JSON})
+
+
+def set_external_groups(c: httpx.Client, value: bool) -> None:
+    resp = c.put("/restconf/data/ietf-netconf-acm:nacm/enable-external-groups",
+                 json={"ietf-netconf-acm:enable-external-groups": value}, headers={"Content-Type": JSON})
+    assert resp.status_code in (201, 204), resp.text
+
+
+def test_yang_push_on_change_then_delete(restconf: RestconfServer) -> None:
+    with restconf.client() as c, restconf.client(auth=BOB) as bob:
+        sub_id, uri = establish(c, {
+            "ietf-yang-push:datastore": "ietf-datastores:running",
+            "ietf-yang-push:datastore-xpath-filter": "/ietf-netconf-acm:nacm",
+            "ietf-yang-push:on-change": {"sync-on-start": False},
+        })
+        assert uri == f"{restconf.base_url}/restconf/subscriptions/{sub_id}"
+        # only the subscriber may open it or delete it: to anyone else it does not exist
+        assert bob.get(uri).status_code == 404
+        refused = rpc(bob, "delete-subscription", sub_id)
+        assert refused.status_code in (403, 404), refused.text
+        assert rpc(c, "delete-subscription", sub_id + 1000).status_code == 404
+
+        reader = Reader(c, uri)
+        assert reader.status == 200 and reader.content_type.startswith("text/event-stream")
+        assert c.get(uri).status_code == 404  # opened once only
+        set_external_groups(c, False)
+        update = json.loads(reader.wait_for("push-change-update"))["ietf-restconf:notification"]
+        assert update["eventTime"].endswith("Z")
+        patch = update["ietf-yang-push:push-change-update"]
+        assert int(patch["id"]) == sub_id
+        assert "enable-external-groups" in json.dumps(patch)
+
+        assert rpc(c, "delete-subscription", sub_id).status_code == 204
+        ended = json.loads(reader.wait_for("subscription-terminated"))["ietf-restconf:notification"]
+        terminated = ended[f"{SN}:subscription-terminated"]
+        assert int(terminated["id"]) == sub_id and terminated["reason"].endswith("no-such-subscription")
+        reader.join()
+        assert rpc(c, "delete-subscription", sub_id).status_code == 404
+
+
+def test_stream_in_xml_modify_and_kill(restconf: RestconfServer) -> None:
+    with restconf.client() as c:
+        body = (f'<input xmlns="{SN_NS}"><stream>NETCONF</stream>'
+                f'<stream-xpath-filter xmlns:ncn="{NCN_NS}">/ncn:netconf-config-change</stream-xpath-filter>'
+                "</input>")
+        resp = c.post(OPS + "establish-subscription", content=body, headers={"Content-Type": XML, "Accept": XML})
+        assert resp.status_code == 200, resp.text
+        out = ET.fromstring(resp.text)
+        sub_id = int(out.findtext(f"{{{SN_NS}}}id") or 0)
+        uri = out.findtext(f"{{{RSN_NS}}}uri") or ""
+        reader = Reader(c, uri)
+        set_external_groups(c, False)
+        change = ET.fromstring(reader.wait_for("netconf-config-change"))
+        assert change.tag == "{urn:ietf:params:xml:ns:netconf:notification:1.0}notification"
+
+        modify = (f'<input xmlns="{SN_NS}"><id>{sub_id}</id>'
+                  f'<stream-xpath-filter xmlns:ncn="{NCN_NS}">/ncn:netconf-session-start</stream-xpath-filter>'
+                  "</input>")
+        resp = c.post(OPS + "modify-subscription", content=modify, headers={"Content-Type": XML})
+        assert resp.status_code == 204, resp.text
+        modified = ET.fromstring(reader.wait_for("subscription-modified"))
+        assert modified.find(f"{{{SN_NS}}}subscription-modified/{{{SN_NS}}}stream-xpath-filter") is not None
+
+        assert rpc(c, "kill-subscription", sub_id).status_code == 204
+        ET.fromstring(reader.wait_for("subscription-terminated"))
+        reader.join()
+
+
+def test_unopened_subscription_ends(restconf: RestconfServer) -> None:
+    with restconf.client() as c:
+        sub_id, uri = establish(c, {"stream": "NETCONF"})
+        time.sleep(OPEN_TIMEOUT_S + 3)  # the server's timeout to open the URI, and a margin
+        assert c.get(uri).status_code == 404
+        assert rpc(c, "delete-subscription", sub_id).status_code == 404
+
+
+def test_closing_the_stream_ends_the_subscription(restconf: RestconfServer) -> None:
+    with restconf.client() as c:
+        sub_id, uri = establish(c, {"stream": "NETCONF"})
+        with c.stream("GET", uri, timeout=30) as resp:
+            assert resp.status_code == 200
+        deadline = time.monotonic() + 30
+        while rpc(c, "delete-subscription", sub_id).status_code != 404:
+            assert time.monotonic() < deadline, "the subscription outlived its stream"
+            time.sleep(0.2)
