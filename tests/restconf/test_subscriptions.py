@@ -190,3 +190,10 @@ def test_closing_the_stream_ends_the_subscription(restconf: RestconfServer) -> N
         while rpc(c, "delete-subscription", sub_id).status_code != 404:
             assert time.monotonic() < deadline, "the subscription outlived its stream"
             time.sleep(0.2)
+
+
+def test_listed_in_operations(restconf: RestconfServer) -> None:
+    with restconf.client() as c:
+        ops = c.get("/restconf/operations", headers={"Accept": JSON}).json()["ietf-restconf:operations"]
+    for name in ("establish-subscription", "modify-subscription", "delete-subscription", "kill-subscription"):
+        assert f"{SN}:{name}" in ops

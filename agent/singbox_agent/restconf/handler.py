@@ -285,7 +285,7 @@ class Handler:
         """RFC 8040 §3.3.2: one empty leaf per RPC this server can invoke (`Datastore.invocable_rpcs`: sysrepo's own
         and those something serves now; NETCONF's protocol operations are the NETCONF server's, not listed). Not
         YANG data of any one module, so built here."""
-        invocable = self.ds.invocable_rpcs()
+        invocable = self.ds.invocable_rpcs() | (RPCS if self.subscriptions is not None else frozenset())
         rpcs: list[tuple[str, str, str]] = []
         with acquired_context(self.ds.conn) as ctx:
             for module in ctx:
