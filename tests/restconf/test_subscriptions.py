@@ -126,6 +126,7 @@ def test_yang_push_on_change_then_delete(restconf: RestconfServer) -> None:
         refused = rpc(bob, "delete-subscription", sub_id)
         assert refused.status_code in (403, 404), refused.text
         assert rpc(c, "delete-subscription", sub_id + 1000).status_code == 404
+        assert rpc(bob, "kill-subscription", sub_id).status_code == 403  # nacm:default-deny-all
 
         reader = Reader(c, uri)
         assert reader.status == 200 and reader.content_type.startswith("text/event-stream")
@@ -197,3 +198,12 @@ def test_listed_in_operations(restconf: RestconfServer) -> None:
         ops = c.get("/restconf/operations", headers={"Accept": JSON}).json()["ietf-restconf:operations"]
     for name in ("establish-subscription", "modify-subscription", "delete-subscription", "kill-subscription"):
         assert f"{SN}:{name}" in ops
+
+
+def test_server_stops_with_an_open_subscription(restconf: RestconfServer) -> None:
+    """The fixture's teardown wants exit status 0 with this stream still attached."""
+    with restconf.client() as c:
+        _, uri = establish(c, {"stream": "NETCONF"})
+        reader = Reader(c, uri)
+        assert reader.status == 200
+        _, unopened = establish(c, {"stream": "NETCONF"})
