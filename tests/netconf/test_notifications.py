@@ -87,3 +87,53 @@ def test_base_event_notifications(netconf_server: ServerInfo) -> None:
         ends = [x for x in seen if "session-end" in x]
         assert any(f"<killed-by>{other.session_id}</killed-by>" in x and "killed" in x for x in ends), ends
         assert any("<termination-reason>closed</termination-reason>" in x for x in ends), ends
+
+
+def test_base_event_behind_a_huge_config_change_is_delivered_and_its_replay_loss_counted(
+        sysrepo_instance: object) -> None:
+    """sysrepo stores notifications in files named by the second and refuses to add to one above 1 MiB: behind a
+    config-change of thousands of entries, a netconf-session-end in the same second is delivered live but not stored
+    for replay. That loss is counted (replay-store/state/lost-notifications) and logged, and the event is not sent
+    twice; one that cannot be sent at all is counted too."""
+    from types import SimpleNamespace
+
+    import libyang
+
+    from singbox_agent.mgmt import notify, replay
+    from singbox_agent.netconf.events import BaseEvents
+
+    conn = sysrepo.SysrepoConnection()
+    replay.enable_replay(conn)
+    received: list[str] = []
+    sub = conn.start_session("running")
+    sub.subscribe_notification("ietf-netconf-notifications", "/ietf-netconf-notifications:netconf-session-end",
+                               lambda xpath, notif_type, value, timestamp, priv: received.append(xpath))
+    sender = conn.start_session("running")
+    events = BaseEvents(SimpleNamespace(conn=conn))  # type: ignore[arg-type]
+    ending = SimpleNamespace(user="admin", id=7, source_host="127.0.0.1", end_reason="closed", killed_by=None)
+    lost = notify.lost_count()
+    huge = None
+    try:
+        ncn = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+        edits = "<edit><operation>merge</operation></edit>" * 80000  # (targets must exist: left out)
+        with conn.get_ly_ctx() as ly:  # parsed first: the event's time (which names its file) is taken when sent
+            huge = ly.parse_op_mem("xml", f'<netconf-config-change xmlns="{ncn}"><changed-by><username>admin'
+                                          f"</username><session-id>1</session-id></changed-by>{edits}"
+                                          "</netconf-config-change>", libyang.DataType.NOTIF_YANG)
+        time.sleep(1.02 - time.time() % 1)  # both in the same second: the huge one starts its file
+        sender.notification_send_ly(huge)
+        events.session_end(ending)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received == ["/ietf-netconf-notifications:netconf-session-end"]
+        assert notify.lost_count() == lost + 1  # not in the replay store
+        events._send("netconf-no-such-event", {})  # cannot be sent at all: counted and logged
+        assert notify.lost_count() == lost + 2
+    finally:
+        if huge is not None:
+            huge.free()
+        events.close()
+        sender.stop()
+        sub.stop()
+        conn.disconnect()

@@ -29,6 +29,8 @@ from typing import Any
 import structlog
 import sysrepo
 
+from singbox_agent.mgmt import notify
+
 log = structlog.get_logger("mgmt.replay_retention")
 
 MODULE = "vpp-singbox-replay-store"
@@ -201,7 +203,7 @@ class RetentionTask:
     def _state(self, xpath: str, private_data: Any) -> dict[str, Any]:
         with self._lock:
             state: dict[str, Any] = {"stored-files": self._stored_files, "stored-bytes": self._stored_bytes,
-                                     "removed-files": self._removed}
+                                     "removed-files": self._removed, "lost-notifications": notify.lost_count()}
             if self._last_check is not None:
                 state["last-check"] = datetime.datetime.fromtimestamp(self._last_check, datetime.UTC).isoformat(
                     timespec="seconds").replace("+00:00", "Z")

@@ -1,39 +1,31 @@
 """RFC 6470 base event notifications (ietf-netconf-notifications): session start/end and confirmed-commit events,
 sent through sysrepo so every subscriber (NETCONF, RESTCONF streams, other tools) sees them.
 
-Sending never fails the operation that caused the event: errors are logged.
+Sending never fails the operation that caused the event: one that sysrepo could not store for replay or send is
+counted and logged (`mgmt.notify`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import threading
 from typing import TYPE_CHECKING, Any
 
-import structlog
+from singbox_agent.mgmt.notify import Notifier
 
 if TYPE_CHECKING:
     from singbox_agent.netconf.server import NetconfServer
     from singbox_agent.netconf.session import NetconfSession
 
-log = structlog.get_logger("netconf.events")
 MODULE = "/ietf-netconf-notifications:"
 
 
 class BaseEvents:
     def __init__(self, server: NetconfServer) -> None:
         self._server = server
-        self._session: Any = None
-        self._lock = threading.Lock()  # one sysrepo session, used from workers, timers and the loop
+        self._notifier = Notifier(server.conn)  # counts and logs what sysrepo could not store or send
 
     def _send(self, name: str, values: dict[str, Any]) -> None:
-        with self._lock:
-            try:
-                if self._session is None:
-                    self._session = self._server.conn.start_session("running")
-                self._session.notification_send(MODULE + name, values)
-            except Exception as exc:  # noqa: BLE001 - an event must never break the operation
-                log.warning("base event not sent", notification=name, error=str(exc))
+        self._notifier.send(MODULE + name, values)
 
     @staticmethod
     def session_parms(session: NetconfSession) -> dict[str, Any]:
@@ -62,7 +54,4 @@ class BaseEvents:
         self._send("netconf-confirmed-commit", values)
 
     def close(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                self._session.stop()
-                self._session = None
+        self._notifier.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from singbox_agent.mgmt import datastore
+from singbox_agent.mgmt import datastore, notify
 from singbox_agent.mgmt.errors import applied_anyway, invalid_value, operation_failed
 from singbox_agent.netconf import confirmed
 from singbox_agent.netconf.dispatch import OpContext, register
@@ -59,7 +59,7 @@ def handle(ctx: OpContext) -> str:
         datastore.retry_busy(lambda: sr.copy_config("candidate"))
     except BaseException as exc:
         if applied_anyway(exc):  # committed; only its config-change notification was not stored
-            ctx.session.log.warning("commit applied, its config-change notification not stored", error=str(exc))
+            notify.record_loss("netconf-config-change", str(exc), delivered=notify.file_full(exc))
         else:
             if new_cc is not None:
                 confirmed.forget(server, new_cc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sysrepo
 
-from singbox_agent.mgmt import datastore
+from singbox_agent.mgmt import datastore, notify
 from singbox_agent.mgmt.errors import applied_anyway, invalid_value
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS
@@ -32,7 +32,7 @@ def handle(ctx: OpContext) -> str:
         except sysrepo.SysrepoOperationFailedError as exc:
             if not applied_anyway(exc):
                 raise
-            ctx.session.log.warning("copy applied, its config-change notification not stored", error=str(exc))
+            notify.record_loss("netconf-config-change", str(exc), delivered=notify.file_full(exc))
     state = ctx.session.server.state
     with state.lock:
         if target == "candidate":

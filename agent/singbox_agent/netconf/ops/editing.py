@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 import libyang
 import sysrepo
 
-from singbox_agent.mgmt import datastore
+from singbox_agent.mgmt import datastore, notify
 from singbox_agent.mgmt.errors import (
     MgmtError,
     MgmtException,
@@ -108,7 +108,7 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
     except sysrepo.SysrepoOperationFailedError as exc:
         if not applied_anyway(exc):
             return exc
-        ctx.session.log.warning("change applied, its config-change notification not stored", error=str(exc))
+        notify.record_loss("netconf-config-change", str(exc), delivered=notify.file_full(exc))
     except (sysrepo.SysrepoError, libyang.LibyangError, MgmtException) as exc:
         return exc
     finally:
