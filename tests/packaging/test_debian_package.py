@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from singbox_agent.repository import SysrepoInstance, installed_modules
+from singbox_agent.repository import SysrepoInstance, enabled_features, installed_modules
 
 TOP = Path(__file__).resolve().parents[2]
 VENV = "opt/venvs/vpp-singbox-agent"
@@ -40,20 +40,22 @@ def _contents(deb: Path) -> set[str]:
 
 def test_package_carries_services_modules_and_venv(agent_deb: Path) -> None:
     files = _contents(agent_deb)
-    for unit in ("singbox-agent", "singbox-netconfd", "singbox-restconfd"):
+    for unit in ("singbox-agent", "singbox-netconfd", "singbox-restconfd", "singbox-exporterd"):
         assert f"usr/lib/systemd/system/{unit}.service" in files
     assert any(f.startswith("usr/share/vpp-singbox/yang/vpp-singbox@") for f in files)
+    assert any(f.startswith("usr/share/vpp-singbox/yang/vpp-singbox-metrics@") for f in files)
     assert "etc/default/vpp-singbox" in files
     assert any(f.startswith(f"{VENV}/lib/python3.13/site-packages/singbox_agent/") for f in files)
     assert any(f.startswith(f"{VENV}/lib/python3.13/site-packages/sysrepo/") for f in files)
     assert not any("__editable__" in f or f.endswith(".egg-link") for f in files)
     # every YANG module the code loads at run time (RESTCONF answered 500 without its own)
     site = f"{VENV}/lib/python3.13/site-packages/singbox_agent"
-    for module in ("restconf/yang/ietf-restconf.yang", "restconf/yang/ietf-yang-patch.yang"):
+    for module in ("restconf/yang/ietf-restconf.yang", "restconf/yang/ietf-yang-patch.yang",
+                   "metrics/grafana-dashboard.json"):
         assert f"{site}/{module}" in files
     assert not any("__pycache__" in f for f in files)
     assert not any(f.startswith(f"{VENV}/lib/python3.13/site-packages/cryptography/") for f in files)  # Debian's
-    for page in ("singbox-agent", "singbox-netconfd", "singbox-restconfd", "singbox-admin"):
+    for page in ("singbox-agent", "singbox-netconfd", "singbox-restconfd", "singbox-exporterd", "singbox-admin"):
         assert f"usr/share/man/man8/{page}.8.gz" in files
     assert "usr/share/doc/vpp-singbox-agent/README.md" in files and "usr/share/doc/vpp-singbox-agent/copyright" in files
 
@@ -87,6 +89,10 @@ def test_postinst_installs_modules_with_the_packaged_code(agent_deb: Path, tmp_p
         )
         assert "vpp-singbox" in run.stdout
         assert "vpp-singbox" in installed_modules(env=instance.env)
+        # sysrepo's modules for subscriptions, with the features they need (srsn.MODULES)
+        features = enabled_features(env=instance.env)
+        assert {"replay", "subtree", "xpath", "encode-xml", "encode-json"} <= features["ietf-subscribed-notifications"]
+        assert "on-change" in features["ietf-yang-push"]
         again = subprocess.run(
             [str(root / VENV / "bin" / "python"), "-m", "singbox_agent.repository", "sync",
              str(root / "usr/share/vpp-singbox/yang")],
