@@ -49,7 +49,8 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 from ncclient import manager  # noqa: E402
 
-from singbox_agent.repository import SysrepoInstance, project_yang_dirs, project_yang_files  # noqa: E402
+from singbox_agent.repository import SysrepoInstance  # noqa: E402
+from tests.conftest import new_sysrepo_instance  # noqa: E402
 from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, bootstrap, start_server, stop_server  # noqa: E402
 
 ncclient.transport.session.TICK = 0.001  # ncclient polls its send queue every TICK (0.1 s by default)
@@ -140,8 +141,7 @@ def connect(port: int, user: str, password: str) -> Any:
 
 
 def start_ours(work: Path) -> Server:
-    inst = SysrepoInstance(work / "ours", "bo" + secrets.token_hex(3))
-    inst.install_modules(project_yang_files(TOP), project_yang_dirs(TOP))
+    inst = new_sysrepo_instance()  # what the product installs (the tests' instance)
     env = {**os.environ, **inst.env}
     state = work / "ours-state"
     state.mkdir()
