@@ -86,9 +86,10 @@ class SysrepoInstance:
 
     def sync_product(self, top: Path) -> list[str]:
         """Everything the product needs in this instance: the project's modules (installed or updated) and
-        sysrepo's own it needs with their features. Returns what changed (module names, "module:feature")."""
-        changed = self.sync_modules(project_yang_files(top), project_yang_dirs(top))
-        return changed + self.sync_features(sysrepo_modules())
+        sysrepo's own it needs with their features, those first (ours import them). Returns what changed (module
+        names, "module:feature")."""
+        changed = self.sync_features(sysrepo_modules())
+        return changed + self.sync_modules(project_yang_files(top), project_yang_dirs(top))
 
     def destroy(self) -> None:
         """Remove the repository and every shared-memory file of this instance."""
@@ -274,17 +275,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--group and --permissions go together")
     access = Access(opts.group, opts.permissions) if opts.group else None
     files = sorted(f for d in opts.dirs for f in d.glob("*.yang"))
-    before = set(installed_modules())
-    changed = sync_modules(files, opts.dirs, access=access)
-    new = sorted(set(installed_modules()) - before)  # ours only: sysrepo's own below are not recorded for purge
-    if not opts.no_sysrepo_modules:
+    changed: list[str] = []
+    if not opts.no_sysrepo_modules:  # first: modules of ours import them (ietf-restconf-subscribed-notifications)
         try:
             changed += sync_features(sysrepo_modules())
         except subprocess.CalledProcessError as exc:
-            # e.g. installed by another package as root, 0600: subscriptions then answer "not supported"; the rest
-            # of the product works, so this is no reason to fail the installation
+            # e.g. a feature of a module another package installed as root, 0600: subscriptions then answer "not
+            # supported"; the rest of the product works, so this is no reason to fail the installation
             print(f"sysrepo's modules for subscriptions not brought to the features needed: {exc.stderr.strip()}",
                   file=sys.stderr)
+    before = set(installed_modules())  # after sysrepo's own: those are not recorded for purge
+    changed += sync_modules(files, opts.dirs, access=access)
+    new = sorted(set(installed_modules()) - before)
     summary = "installed or updated: " + (", ".join(changed) if changed else "nothing")
     if opts.record and str(opts.record) == "-":
         print("".join(f"{name}\n" for name in new), end="")
