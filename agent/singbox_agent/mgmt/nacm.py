@@ -1,9 +1,9 @@
-"""RFC 8341 NACM through libsysrepo's own implementation (sysrepo/netconf_acm.h), reached with cffi.
+"""RFC 8341 NACM through libsysrepo's own implementation (sysrepo/netconf_acm.h).
 
 libsysrepo enforces NACM for a session once a NACM user is set on it: reads are filtered, edits, RPCs and
 notifications are checked (the same calls netopeer2 makes: `sr_nacm_init` once per process, `sr_nacm_set_user` per
-session). The PyPI bindings 1.7.6 that match libsysrepo.so.7 do not wrap these, so this module declares them and
-calls them on the C session pointer of a `SysrepoSession` (`session.cdata`).
+session). The PyPI bindings 1.7.6 that match libsysrepo.so.7 do not wrap these; `libsysrepo.py` declares them and
+this module calls them on the C session pointer of a `SysrepoSession` (`session.cdata`).
 
 The recovery user (RFC 8341 section 3.4: "recovery session") is sysrepo's, normally `root`; sessions for it are
 not restricted. `enable_nacm(..., recovery=True)` gives the same to a configured account.
@@ -14,32 +14,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import cffi
 import libyang
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.mgmt import change_notice
+from singbox_agent.mgmt import change_notice, libsysrepo
 
-_ffi = cffi.FFI()
-_ffi.cdef(
-    """
-    typedef struct sr_conn_ctx_s sr_conn_ctx_t;
-    typedef struct sr_session_ctx_s sr_session_ctx_t;
-    typedef struct sr_subscription_ctx_s sr_subscription_ctx_t;
-    struct lyd_node;
-    int sr_nacm_init(sr_session_ctx_t *session, uint32_t opts, sr_subscription_ctx_t **sub);
-    void sr_nacm_destroy(void);
-    int sr_nacm_set_user(sr_session_ctx_t *session, const char *user);
-    const char *sr_nacm_get_user(sr_session_ctx_t *session);
-    const char *sr_nacm_get_recovery_user(void);
-    int sr_nacm_check_operation(sr_session_ctx_t *session, const struct lyd_node *op);
-    sr_conn_ctx_t *sr_session_get_connection(sr_session_ctx_t *session);
-    int sr_session_start(sr_conn_ctx_t *conn, int datastore, sr_session_ctx_t **session);
-    int sr_session_stop(sr_session_ctx_t *session);
-    int sr_unsubscribe(sr_subscription_ctx_t *subscription);
-    """
-)
-_lib: Any = _ffi.dlopen("libsysrepo.so.7")
+_ffi = libsysrepo.ffi
+_lib = libsysrepo.lib
 
 _SR_DS_RUNNING = 1
 _SR_ERR_OK = 0
@@ -53,9 +34,7 @@ class NacmError(RuntimeError):
 
 
 def _c_session(session: SysrepoSession) -> Any:
-    """The `sr_session_ctx_t *` of a binding session, as a pointer of this module's cffi instance."""
-    address = int(_ffi.cast("uintptr_t", session.cdata))
-    return _ffi.cast("sr_session_ctx_t *", address)
+    return libsysrepo.session_ptr(session)
 
 
 def init_nacm(session: SysrepoSession) -> None:

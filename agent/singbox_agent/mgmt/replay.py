@@ -4,13 +4,11 @@ sysrepo stores the notifications of modules whose replay support is on and repla
 a start time. The 1.7.6 binding drops the events that carry no notification (replay complete, stop time reached), and
 RFC 5277 needs exactly those for <replayComplete/> and <notificationComplete/>, so the subscription is made here with
 a cffi callback of our own; it is registered as a binding `Subscription`, so stopping the sysrepo session ends it as
-usual. sr_set/get_module_replay_support are not wrapped by the binding either: they are called through ctypes on the
-libsysrepo the binding already loaded.
+usual. sr_set/get_module_replay_support are not wrapped by the binding either: `libsysrepo.py` calls them.
 """
 
 from __future__ import annotations
 
-import ctypes
 import datetime
 import threading
 from collections.abc import Callable
@@ -22,6 +20,8 @@ import sysrepo
 from sysrepo.subscription import Subscription
 
 from _sysrepo import ffi, lib
+
+from singbox_agent.mgmt import libsysrepo
 
 log = structlog.get_logger("mgmt.replay")
 
@@ -41,16 +41,6 @@ _CB_TYPE = "void(sr_session_ctx_t *, uint32_t, sr_ev_notif_type_t, const struct 
 Deliver = Callable[[str, "libyang.DNode | None", str], None]
 
 
-def _libsysrepo() -> ctypes.CDLL:
-    return ctypes.CDLL("libsysrepo.so.7")
-
-
-def _conn_ptr(conn: sysrepo.SysrepoConnection | Any) -> ctypes.c_void_p:
-    """A connection, or the C pointer of one (`sr_conn_ctx_t *`)."""
-    cdata = conn.cdata if isinstance(conn, sysrepo.SysrepoConnection) else conn
-    return ctypes.c_void_p(int(ffi.cast("uintptr_t", cdata)))
-
-
 def _notification_modules(ctx: Any) -> list[str]:
     return [m.name() for m in ctx if m.implemented() and any(True for _ in m.notifications())]
 
@@ -61,30 +51,24 @@ def notification_modules(conn: sysrepo.SysrepoConnection) -> list[str]:
         return _notification_modules(ctx)
 
 
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
 def replay_info(conn: sysrepo.SysrepoConnection | Any, module: str) -> tuple[bool, float | None]:
     """(replay support on, time of the earliest stored notification or None)."""
-    earliest = _Timespec()
-    enabled = ctypes.c_int(0)
-    ret = _libsysrepo().sr_get_module_replay_support(_conn_ptr(conn), module.encode(), ctypes.byref(earliest),
-                                                     ctypes.byref(enabled))
+    earliest = libsysrepo.ffi.new("struct timespec *")
+    enabled = libsysrepo.ffi.new("int *")
+    ret = libsysrepo.lib.sr_get_module_replay_support(libsysrepo.conn_ptr(conn), module.encode(), earliest, enabled)
     if ret != 0:
         return False, None
     when = earliest.tv_sec + earliest.tv_nsec / 1e9 if (earliest.tv_sec or earliest.tv_nsec) else None
-    return bool(enabled.value), when
+    return bool(enabled[0]), when
 
 
 def enable_replay(conn: sysrepo.SysrepoConnection) -> list[str]:
     """Turn replay support on for every module with notifications; returns those that were off."""
-    so = _libsysrepo()
     changed = []
     for module in notification_modules(conn):
         if replay_info(conn, module)[0]:
             continue
-        ret = so.sr_set_module_replay_support(_conn_ptr(conn), module.encode(), 1)
+        ret = libsysrepo.lib.sr_set_module_replay_support(libsysrepo.conn_ptr(conn), module.encode(), 1)
         if ret != 0:
             log.warning("cannot enable notification replay", module=module, error=ret)
         else:

@@ -17,7 +17,6 @@ sysrepo-plugind's own rotation takes that risk; we keep at most one file per mod
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import datetime
 import os
 import re
@@ -29,7 +28,7 @@ from typing import Any
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import notify
+from singbox_agent.mgmt import libsysrepo, notify
 
 log = structlog.get_logger("mgmt.replay_retention")
 
@@ -100,10 +99,7 @@ def expired(files: list[StoredFile], policy: Policy, now: float) -> list[StoredF
 
 def notification_dir() -> Path:
     """Where this process's sysrepo keeps notifications (the Debian build sets no SR_NOTIFICATION_PATH)."""
-    so = ctypes.CDLL("libsysrepo.so.7")
-    so.sr_get_repo_path.restype = ctypes.c_char_p
-    repo = so.sr_get_repo_path()
-    return Path(repo.decode()) / "data" / "notif"
+    return Path(libsysrepo.repo_path()) / "data" / "notif"
 
 
 def scan(directory: Path) -> list[StoredFile]:
