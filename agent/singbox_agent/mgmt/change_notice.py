@@ -4,10 +4,10 @@ sysrepo-python's `subscribe_module_change` turns every changed node into a Pytho
 back — for each event (change and done), for each subscriber. The NETCONF server's own subscribers (its settings in
 ietf-netconf-server/-keystore/-truststore, NACM) only invalidate caches, so a 10,000-entry truststore or NACM edit
 spent most of its time building 20,000+ objects nobody read, with sysrepo (and the editing client) waiting for the
-change event (issue 17). Here the callback is a cffi callback of our own that hands over the event only; a
-subscriber that wants to know which nodes changed asks `changed_paths` for at most a few of them.
-
-Subscriptions are registered as binding `Subscription`s, so stopping the sysrepo session ends them as usual.
+change event (issue 17). Here the binding's "unsafe" subscription hands over the event and its implicit session
+only (its compiled callback: no cffi callback of ours, which would need a writable and executable page and so
+`MemoryDenyWriteExecute=no` in the units); a subscriber that wants to know which nodes changed asks `changed_paths`
+for at most a few of them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-import sysrepo
-from sysrepo.subscription import Subscription
 
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
@@ -25,18 +23,8 @@ from _sysrepo import ffi, lib
 
 log = structlog.get_logger("mgmt.change_notice")
 
-_CB_TYPE = "int(sr_session_ctx_t *, uint32_t, const char *, const char *, sr_event_t, uint32_t, void *)"
-_EVENTS = {lib.SR_EV_UPDATE: "update", lib.SR_EV_CHANGE: "change", lib.SR_EV_DONE: "done",
-           lib.SR_EV_ABORT: "abort", lib.SR_EV_ENABLED: "enabled"}
-
-# (event name, the implicit sysrepo session of the event: valid during the call only, for `changed_paths`)
+# (event name, the implicit sysrepo session of the event (C pointer): valid during the call only, for `changed_paths`)
 Notice = Callable[[str, Any], None]
-
-
-class _Sub(Subscription):
-    """Keeps the cffi callback alive as long as sysrepo may call it."""
-
-    c_callback: Any = None
 
 
 def subscribe(session: Any, module: str, xpath: str, callback: Notice, *, passive: bool = True,
@@ -44,23 +32,13 @@ def subscribe(session: Any, module: str, xpath: str, callback: Notice, *, passiv
     """Call `callback(event, event_session)` on changes of `xpath` in `module` (sysrepo's thread; what it raises
     is logged, never rejects the change)."""
 
-    def on_event(ev_sess: Any, _sub_id: int, _module: Any, _xpath: Any, event: int, _req: int, _priv: Any) -> int:
+    def on_event(ev_sess: Any, event: str, _req_id: int, _priv: Any) -> None:
         try:
-            callback(_EVENTS.get(event, str(event)), ev_sess)
+            callback(event, ev_sess.cdata)
         except BaseException:  # noqa: BLE001 - a C callback must not raise
             log.exception("change notice failed", module=module)
-        return 0
 
-    sub = _Sub(lambda *_: None)
-    sub.c_callback = ffi.callback(_CB_TYPE, on_event)
-    sub_p = ffi.new("sr_subscription_ctx_t **")
-    flags = (lib.SR_SUBSCR_PASSIVE if passive else 0) | (lib.SR_SUBSCR_DONE_ONLY if done_only else 0)
-    ret = lib.sr_module_change_subscribe(session.cdata, module.encode(), xpath.encode(), sub.c_callback, ffi.NULL,
-                                         0, flags, sub_p)
-    if ret != 0:
-        raise sysrepo.SysrepoError.new(f"change subscription to {module} failed", ret)
-    sub.init(sub_p[0])
-    session.subscriptions.append(sub)
+    session.subscribe_module_change_unsafe(module, xpath, on_event, passive=passive, done_only=done_only)
 
 
 def changed_paths(ev_sess: Any, xpath: str, limit: int) -> list[str] | None:
