@@ -51,8 +51,13 @@ def test_subtree_to_xpaths(ctx: libyang.Context, inner: str, expected: list[str]
     assert xpaths(ctx, inner) == expected
 
 
-def test_xpath_literal_with_both_quotes() -> None:
-    assert datastore._xpath_literal("a'b\"c") == "concat('a', \"'\", 'b\"c')"
+def test_subtree_content_match_with_both_quotes(ctx: libyang.Context) -> None:
+    """A content match holding both quote kinds becomes concat() in the filter's XPath (mgmt.xpath.quote)."""
+    import xml.etree.ElementTree as ET
+
+    el = ET.fromstring(f'<singbox xmlns="{SBX}"><client><endpoint><name>a\'b"c</name></endpoint></client></singbox>')
+    (path,) = datastore.subtree_to_xpaths(ctx, [el])
+    assert "[name=concat('a', \"'\", 'b\"c')]" in path, path
 
 
 def test_with_defaults_printing(ctx: libyang.Context) -> None:

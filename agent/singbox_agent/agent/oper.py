@@ -8,6 +8,7 @@ from typing import Any
 
 from singbox_agent.agent.fastoper import OperTree
 from singbox_agent.dataplane.base import OperState, Session
+from singbox_agent.mgmt import xpath
 
 # What a read asks for, from the request xpath sysrepo hands the callback. Only plain paths are narrowed; anything
 # else (unions, wildcards, '//', predicates on other leaves) gets the whole subtree, which is always correct:
@@ -164,13 +165,6 @@ def sessions(items: list[Session], only: int | None = None) -> dict[str, Any]:
 PUSH_TOP = "/vpp-singbox:singbox"
 
 
-def _key(value: str) -> str:
-    """An XPath literal of `value` (a name with both quote characters never gets here: sysrepo cannot even name
-    it in a change, and mapping.split_path refuses the commit)."""
-    quote = '"' if "'" in value else "'"
-    return f"{quote}{value}{quote}"
-
-
 def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: list[tuple[str, bool]]
                    ) -> dict[str, dict[str, Any]]:
     """The slowly changing part of the client's and server's state, as the agent pushes it into the operational
@@ -185,7 +179,7 @@ def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: li
         # 'unknown' (no health check, or none finished yet) is not pushed: thousands of endpoints without health
         # checks would otherwise make every push cost more (sysrepo rewrites the session's push data whole)
         status = st.oper_status if st is not None else "unknown"
-        out[f"{PUSH_TOP}/client/endpoint[name={_key(name)}]"] = {"oper-status": status} if status != "unknown" else {}
+        out[f"{PUSH_TOP}/client/endpoint[name={xpath.quote(name, in_path=True)}]"] = {"oper-status": status} if status != "unknown" else {}
     for name, enabled in interfaces:
         leaves: dict[str, Any] = {}
         ist = reported.interfaces.get(name)
@@ -195,7 +189,7 @@ def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: li
             leaves["oper-status"] = "active" if ist is not None and ist.present else "not-present"
             if ist is not None and ist.present and ist.active_endpoint:
                 leaves["effective-endpoint"] = ist.active_endpoint
-        out[f"{PUSH_TOP}/client/interface[name={_key(name)}]"] = leaves
+        out[f"{PUSH_TOP}/client/interface[name={xpath.quote(name, in_path=True)}]"] = leaves
     out[f"{PUSH_TOP}/server"] = {"oper-status": "running" if state is not None and state.server.running
                                  else "stopped"}
     return out

@@ -28,6 +28,7 @@ from _sysrepo import lib as sr_lib
 from sysrepo.errors import check_call
 from sysrepo.session import SysrepoSession
 
+from singbox_agent.mgmt import xpath
 from singbox_agent.mgmt.errors import in_use, invalid_value
 
 T = TypeVar("T")
@@ -122,15 +123,6 @@ def module_by_namespace(ctx: libyang.Context, namespace: str) -> str | None:
     return None
 
 
-def _xpath_literal(value: str) -> str:
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    parts = value.split("'")
-    return "concat(" + ", \"'\", ".join(f"'{p}'" for p in parts) + ")"
-
-
 def subtree_to_xpaths(ctx: libyang.Context, elements: list[ET.Element]) -> list[str]:
     """XPaths selecting what an RFC 6241 subtree filter with these top-level elements selects.
 
@@ -164,7 +156,7 @@ def subtree_to_xpaths(ctx: libyang.Context, elements: list[ET.Element]) -> list[
             step = cname if cmod == mod else f"{cmod}:{cname}"
             text = (child.text or "").strip()
             if len(child) == 0 and text:
-                predicates.append(f"[{step}={_xpath_literal(text)}]")
+                predicates.append(f"[{step}={xpath.quote(text)}]")
                 content_paths.append(step)
             else:
                 subs.append((child, step, cmod))
@@ -186,7 +178,7 @@ def subtree_to_xpaths(ctx: libyang.Context, elements: list[ET.Element]) -> list[
         top = f"/{mod}:{name}"
         text = (el.text or "").strip()
         if len(el) == 0 and text:  # a top-level leaf content match
-            out.append(f"{top}[.={_xpath_literal(text)}]")
+            out.append(f"{top}[.={xpath.quote(text)}]")
         else:
             walk(el, top, mod)
     return out

@@ -17,7 +17,7 @@ from typing import Any
 import libyang
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.mgmt import change_notice, libsysrepo
+from singbox_agent.mgmt import change_notice, libsysrepo, xpath
 
 _ffi = libsysrepo.ffi
 _lib = libsysrepo.lib
@@ -152,15 +152,6 @@ def unrestricted(config: dict[str, Any], user: str) -> bool:
     )
 
 
-def _literal(value: str) -> str:
-    """An XPath 1.0 string literal for any value (concat() when it holds both quote kinds)."""
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    return "concat(" + ", \"'\", ".join(f"'{part}'" for part in value.split("'")) + ")"
-
-
 # More groups touched by one change than this: the whole index is read again rather than a lookup for each.
 _DIRTY_LIMIT = 64
 
@@ -229,7 +220,7 @@ class NacmPolicy:
             found = self._read(f"{NACM_XPATH}/groups").get("nacm", {}).get("groups", {}).get("group", [])
             members = {g["name"]: frozenset(g.get("user-name", [])) for g in found}
         else:  # one read for every group touched (a key lookup each)
-            found = self._read(" | ".join(f"{NACM_XPATH}/groups/group[name={_literal(g)}]" for g in dirty))
+            found = self._read(" | ".join(f"{NACM_XPATH}/groups/group[name={xpath.quote(g)}]" for g in dirty))
             now = {g["name"]: frozenset(g.get("user-name", []))
                    for g in found.get("nacm", {}).get("groups", {}).get("group", [])}
             for group in dirty:
