@@ -21,7 +21,7 @@ import sysrepo
 
 from singbox_agent.agent import defaults, fastoper, oper
 from singbox_agent.agent.oper_push import OperPush, Pushed
-from singbox_agent.mgmt import crypt, password_hashing
+from singbox_agent.mgmt import crypt, password_hashing, xpath
 from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive, derive_units
 from singbox_agent.agent.planner import plan, undo_plan
 from singbox_agent.agent.resolve import Resolver, hold_unresolved
@@ -507,8 +507,7 @@ class Agent:
         if not clear or self._read_sess is None:
             return
         for username, password in clear:
-            quote = '"' if "'" in username else "'"
-            xpath = f"{TOP}/server/authentication/user[username={quote}{username}{quote}]/password"
+            path = f"{TOP}/server/authentication/user[username={xpath.quote(username, in_path=True)}]/password"
             try:
                 stored = crypt.stored_form(password)
             except crypt.PasswordError as exc:
@@ -517,7 +516,7 @@ class Agent:
                 log.warning("clear-text server password refused; the user cannot log in until it is set again",
                             user=username, reason=str(exc))
                 stored = crypt.hash_password(secrets.token_urlsafe(32))
-            self._read_sess.set_item(xpath, stored)
+            self._read_sess.set_item(path, stored)
         try:
             self._read_sess.apply_changes(timeout_ms=30000)
             log.info("clear-text server passwords hashed", users=len(clear))
