@@ -32,7 +32,7 @@ from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.nacm import destroy_nacm, init_nacm
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf import clientcert, monitoring
-from singbox_agent.restconf.datastore import Datastore
+from singbox_agent.restconf.store import Datastore
 from singbox_agent.restconf.errors import log_loop_exception
 from singbox_agent.restconf.handler import Handler
 from singbox_agent.restconf.http_limits import HttpLimits, HttpLimitsSettings

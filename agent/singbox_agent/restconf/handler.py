@@ -23,7 +23,7 @@ from _libyang import ffi, lib
 
 from singbox_agent.mgmt.nacm import check_operation
 from singbox_agent.restconf import schema, twin
-from singbox_agent.restconf.datastore import Datastore, Reader, ReadResult, acquired_context, etag_of
+from singbox_agent.restconf.store import Datastore, Reader, ReadResult, acquired_context, etag_of
 from singbox_agent.restconf.dynamic_subscriptions import RPCS, DynamicSubscriptions
 from singbox_agent.restconf.errors import (
     HttpFailure, RestconfError, bad_request, precondition_failed, to_failure, too_big,

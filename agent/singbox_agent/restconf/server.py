@@ -25,7 +25,7 @@ from singbox_agent.restconf import clientcert
 from singbox_agent.restconf.errors import RestconfError, bad_request, too_big, unauthorized
 from singbox_agent.restconf.handler import MAX_BODY_BYTES, Handler, HttpRequest, HttpResponse
 from singbox_agent.restconf.media import error_encoding
-from singbox_agent.restconf.datastore import acquired_context
+from singbox_agent.restconf.store import acquired_context
 from singbox_agent.restconf.dynamic_subscriptions import PATH_PREFIX as SUBSCRIPTION_PATH
 from singbox_agent.restconf.streams import EventStreams
 from singbox_agent.restconf.uri import Kind, parse_request

@@ -24,7 +24,7 @@ from sysrepo.session import SysrepoSession
 from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
 from singbox_agent.mgmt import replay
 from singbox_agent.restconf.errors import bad_request
-from singbox_agent.restconf.datastore import acquired_context
+from singbox_agent.restconf.store import acquired_context
 from singbox_agent.restconf.dynamic_subscriptions import DynamicSubscriptions
 from singbox_agent.restconf.uri import Encoding, QueryParams
 
