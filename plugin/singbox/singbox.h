@@ -186,6 +186,7 @@ typedef struct
   u32 stat_state;   /* stats segment gauges */
   u32 stat_rtt;
   u32 stat_failures;
+  u32 stat_connections;
 } singbox_endpoint_t;
 
 /* probe results, as vl_api_singbox_probe_result_t */

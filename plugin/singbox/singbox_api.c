@@ -21,19 +21,19 @@
  * field left unset (no username), reaches the client as heap garbage that vpp_papi cannot decode.
  * Every details message here starts zeroed.
  */
-#define SINGBOX_REPLY_DETAILS(t, rp, context, body)                                                 \
-  do                                                                                                \
-    {                                                                                               \
-      rmp = vl_msg_api_alloc_zero (sizeof (*rmp));                                                  \
-      rmp->_vl_msg_id = htons ((t) + (REPLY_MSG_ID_BASE));                                          \
-      rmp->context = context;                                                                       \
-      do                                                                                            \
-	{                                                                                           \
-	  body;                                                                                     \
-	}                                                                                           \
-      while (0);                                                                                    \
-      vl_api_send_msg (rp, (u8 *) rmp);                                                             \
-    }                                                                                               \
+#define SINGBOX_REPLY_DETAILS(t, rp, context, body)                                                \
+  do                                                                                               \
+    {                                                                                              \
+      rmp = vl_msg_api_alloc_zero (sizeof (*rmp));                                                 \
+      rmp->_vl_msg_id = htons ((t) + (REPLY_MSG_ID_BASE));                                         \
+      rmp->context = context;                                                                      \
+      do                                                                                           \
+	{                                                                                          \
+	  body;                                                                                    \
+	}                                                                                          \
+      while (0);                                                                                   \
+      vl_api_send_msg (rp, (u8 *) rmp);                                                            \
+    }                                                                                              \
   while (0)
 
 /* fixed-size API strings: make sure they end */
@@ -196,26 +196,26 @@ vl_api_singbox_server_dump_t_handler (vl_api_singbox_server_dump_t *mp)
       running = 0;
 
   SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_SERVER_DETAILS, reg, context, ({
-			  rmp->is_enabled = sm->server_enabled;
-			  rmp->is_running = running;
-			  rmp->auth_required = sm->auth_required;
-			  rmp->allow_connect = sm->allow_connect;
-			  rmp->allow_udp_associate = sm->allow_udp_associate;
-			  rmp->max_sessions = htonl (sm->max_sessions);
-			  rmp->handshake_timeout = htonl (sm->handshake_timeout);
-			  rmp->idle_timeout = htonl (sm->idle_timeout);
-			  rmp->connect_timeout = htonl (sm->connect_timeout);
-			  rmp->udp_idle_timeout = htonl (sm->udp_idle_timeout);
-			  singbox_encode_address (&sm->udp_public_address, sm->udp_public_is_ip4,
-						  &rmp->udp_public_address);
-			  rmp->dns_enabled = sm->dns_enabled;
-			  singbox_encode_address (&sm->dns_server, sm->dns_server_is_ip4,
-						  &rmp->dns_server);
-			  rmp->dns_server_port = htons (sm->dns_server_port);
-			  rmp->n_listeners = htonl (pool_elts (sm->listeners));
-			  rmp->n_users = htonl (pool_elts (sm->users));
-			  rmp->active_sessions = htonl (sm->n_active);
-			}));
+			   rmp->is_enabled = sm->server_enabled;
+			   rmp->is_running = running;
+			   rmp->auth_required = sm->auth_required;
+			   rmp->allow_connect = sm->allow_connect;
+			   rmp->allow_udp_associate = sm->allow_udp_associate;
+			   rmp->max_sessions = htonl (sm->max_sessions);
+			   rmp->handshake_timeout = htonl (sm->handshake_timeout);
+			   rmp->idle_timeout = htonl (sm->idle_timeout);
+			   rmp->connect_timeout = htonl (sm->connect_timeout);
+			   rmp->udp_idle_timeout = htonl (sm->udp_idle_timeout);
+			   singbox_encode_address (&sm->udp_public_address, sm->udp_public_is_ip4,
+						   &rmp->udp_public_address);
+			   rmp->dns_enabled = sm->dns_enabled;
+			   singbox_encode_address (&sm->dns_server, sm->dns_server_is_ip4,
+						   &rmp->dns_server);
+			   rmp->dns_server_port = htons (sm->dns_server_port);
+			   rmp->n_listeners = htonl (pool_elts (sm->listeners));
+			   rmp->n_users = htonl (pool_elts (sm->users));
+			   rmp->active_sessions = htonl (sm->n_active);
+			 }));
 }
 
 static void
@@ -251,14 +251,14 @@ vl_api_singbox_server_listener_dump_t_handler (vl_api_singbox_server_listener_du
   pool_foreach (l, sm->listeners)
     {
       SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_SERVER_LISTENER_DETAILS, reg, context, ({
-			      rmp->listener_index = htonl (l - sm->listeners);
-			      strncpy ((char *) rmp->name, (char *) l->name,
-				       sizeof (rmp->name) - 1);
-			      singbox_encode_address (&l->addr, l->is_ip4, &rmp->addr);
-			      rmp->port = htons (l->port);
-			      rmp->table_id = htonl (l->table_id);
-			      rmp->is_listening = l->is_listening;
-			    }));
+			       rmp->listener_index = htonl (l - sm->listeners);
+			       strncpy ((char *) rmp->name, (char *) l->name,
+					sizeof (rmp->name) - 1);
+			       singbox_encode_address (&l->addr, l->is_ip4, &rmp->addr);
+			       rmp->port = htons (l->port);
+			       rmp->table_id = htonl (l->table_id);
+			       rmp->is_listening = l->is_listening;
+			     }));
     }
 }
 
@@ -291,13 +291,13 @@ vl_api_singbox_server_user_dump_t_handler (vl_api_singbox_server_user_dump_t *mp
   pool_foreach (u, sm->users)
     {
       SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_SERVER_USER_DETAILS, reg, context, ({
-			      clib_memcpy (
-				rmp->username, u->username,
-				clib_min (vec_len (u->username), sizeof (rmp->username) - 1));
-			      rmp->password_set = vec_len (u->password) > 0;
-			      rmp->auth_failures = clib_host_to_net_u64 (u->auth_failures);
-			      rmp->sessions = clib_host_to_net_u64 (u->sessions);
-			    }));
+			       clib_memcpy (
+				 rmp->username, u->username,
+				 clib_min (vec_len (u->username), sizeof (rmp->username) - 1));
+			       rmp->password_set = vec_len (u->password) > 0;
+			       rmp->auth_failures = clib_host_to_net_u64 (u->auth_failures);
+			       rmp->sessions = clib_host_to_net_u64 (u->sessions);
+			     }));
     }
 }
 
@@ -332,7 +332,7 @@ vl_api_singbox_server_allowed_prefix_dump_t_handler (
   vec_foreach (p, sm->allowed_prefixes)
     {
       SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_SERVER_ALLOWED_PREFIX_DETAILS, reg, context,
-			    ({ singbox_encode_prefix (p, &rmp->prefix); }));
+			     ({ singbox_encode_prefix (p, &rmp->prefix); }));
     }
 }
 
@@ -670,17 +670,17 @@ vl_api_singbox_client_dump_t_handler (vl_api_singbox_client_dump_t *mp)
   vec_foreach (itf, sm->interfaces)
     n_itf += itf->enabled;
   SINGBOX_REPLY_DETAILS (VL_API_SINGBOX_CLIENT_DETAILS, reg, context, ({
-			  if (def)
-			    strncpy ((char *) rmp->default_endpoint, (char *) def,
-				     sizeof (rmp->default_endpoint) - 1);
-			  rmp->timeout = htonl (sm->client_timeout);
-			  rmp->pooling = sm->pooling;
-			  rmp->max_pool_size = htonl (sm->max_pool_size);
-			  rmp->verbose = sm->log_level >= SINGBOX_LOG_DEBUG;
-			  rmp->log_level = sm->log_level;
-			  rmp->n_interfaces = htonl (n_itf);
-			  rmp->n_endpoints = htonl (pool_elts (sm->endpoints));
-			}));
+			   if (def)
+			     strncpy ((char *) rmp->default_endpoint, (char *) def,
+				      sizeof (rmp->default_endpoint) - 1);
+			   rmp->timeout = htonl (sm->client_timeout);
+			   rmp->pooling = sm->pooling;
+			   rmp->max_pool_size = htonl (sm->max_pool_size);
+			   rmp->verbose = sm->log_level >= SINGBOX_LOG_DEBUG;
+			   rmp->log_level = sm->log_level;
+			   rmp->n_interfaces = htonl (n_itf);
+			   rmp->n_endpoints = htonl (pool_elts (sm->endpoints));
+			 }));
 }
 
 static void

@@ -83,6 +83,7 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4,
       vlib_stats_remove_entry (ep->stat_state);
       vlib_stats_remove_entry (ep->stat_rtt);
       vlib_stats_remove_entry (ep->stat_failures);
+      vlib_stats_remove_entry (ep->stat_connections);
       /* the key is ep->name itself: unset before it is freed */
       hash_unset_mem (sm->endpoint_by_name, ep->name);
       vec_free (ep->name);
@@ -120,6 +121,7 @@ singbox_endpoint_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_ip4,
       ep->stat_state = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/state", name);
       ep->stat_rtt = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/rtt-us", name);
       ep->stat_failures = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/failures", name);
+      ep->stat_connections = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/connections", name);
     }
   ep->addr = *addr;
   ep->is_ip4 = is_ip4;
@@ -1407,6 +1409,7 @@ singbox_client_stats_update (void)
       vlib_stats_set_gauge (ep->stat_state, ep->state);
       vlib_stats_set_gauge (ep->stat_rtt, ep->rtt_us);
       vlib_stats_set_gauge (ep->stat_failures, ep->failures);
+      vlib_stats_set_gauge (ep->stat_connections, ep->connections);
     }
   vec_foreach (itf, sm->interfaces)
     if (itf->enabled && itf->stat_active != ~0 && itf->stat_active != 0)

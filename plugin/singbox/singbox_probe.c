@@ -394,9 +394,9 @@ singbox_probe_schedule_first (singbox_endpoint_t *ep)
 
   if (!ep->hc_enabled)
     return;
-  singbox_probe_tokens = clib_min (SINGBOX_PROBE_FIRST_BURST,
-				   singbox_probe_tokens +
-				     (now - singbox_probe_tokens_at) * SINGBOX_PROBE_FIRST_BURST);
+  singbox_probe_tokens =
+    clib_min (SINGBOX_PROBE_FIRST_BURST,
+	      singbox_probe_tokens + (now - singbox_probe_tokens_at) * SINGBOX_PROBE_FIRST_BURST);
   singbox_probe_tokens_at = now;
   if (singbox_probe_tokens >= 1)
     {

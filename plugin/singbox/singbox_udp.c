@@ -8,8 +8,8 @@
  * address and a port of its own. Datagrams from the associating client
  * (its TCP peer address, and the port it announced or first used) carry a
  * SOCKS UDP header: FRAG != 0 is dropped, the payload goes to DST from the
- * address facing DST (a name is resolved first, once per association). Datagrams from a destination the client has sent to
- * go back to the client behind a header naming their source; anything else
+ * address facing DST (a name is resolved first, once per association). Datagrams from a destination
+ * the client has sent to go back to the client behind a header naming their source; anything else
  * is dropped. The association ends with its TCP connection or after the
  * UDP idle timeout. Listening happens on the main thread (the session
  * layer requires it), relaying on whichever worker receives the datagram. */
@@ -128,8 +128,8 @@ singbox_udp_peer_add (singbox_session_t *ss, ip46_address_t *ip, u16 port)
 
 /* A client's payload to dst, from the address facing dst. */
 static void
-singbox_udp_forward (session_t *s, singbox_session_t *ss, ip46_address_t *dst, u16 port,
-		     u8 is_ip4, u8 *data, u32 len)
+singbox_udp_forward (session_t *s, singbox_session_t *ss, ip46_address_t *dst, u16 port, u8 is_ip4,
+		     u8 *data, u32 len)
 {
   ip46_address_t lcl;
 
@@ -140,8 +140,7 @@ singbox_udp_forward (session_t *s, singbox_session_t *ss, ip46_address_t *dst, u
     }
   singbox_udp_peer_add (ss, dst, port);
   ss->udp_from_client++;
-  vlib_increment_combined_counter (&singbox_main.udp_counters, vlib_get_thread_index (), 0, 1,
-				   len);
+  vlib_increment_combined_counter (&singbox_main.udp_counters, vlib_get_thread_index (), 0, 1, len);
   singbox_udp_send (s, &lcl, ss->udp_port, dst, port, is_ip4, 0, 0, data, len);
 }
 
