@@ -2,56 +2,22 @@
  * Copyright (c) 2026 vpp-singbox authors
  */
 
-/* What every fuzzer shares: a way to fail loudly, and input parameters read from the front. */
+/* What the SOCKS5 fuzzers share beyond fuzz_input.h: chunk splits and the driver's contract check.
+ */
 
 #ifndef included_socks5_fuzz_common_h
 #define included_socks5_fuzz_common_h
 
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-
+#include "fuzz_input.h"
 #include "socks5_driver.h"
-
-int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
-
-/* libFuzzer saves the input that got here as a crash reproducer. */
-#define FUZZ_ASSERT(cond, what)                                                                    \
-  do                                                                                               \
-    {                                                                                              \
-      if (!(cond))                                                                                 \
-	{                                                                                          \
-	  fprintf (stderr, "%s:%d: invariant broken: %s (%s)\n", __FILE__, __LINE__, what, #cond); \
-	  abort ();                                                                                \
-	}                                                                                          \
-    }                                                                                              \
-  while (0)
-
-/* Consumes one parameter byte from the front of the input; 0 once it is used up. */
-static inline uint8_t
-fuzz_take (const uint8_t **data, size_t *size)
-{
-  uint8_t b;
-
-  if (!*size)
-    return 0;
-  b = **data;
-  (*data)++;
-  (*size)--;
-  return b;
-}
 
 /* Consumes up to max chunk sizes: a count, then the sizes. */
 static inline void
 fuzz_take_splits (const uint8_t **data, size_t *size, uint8_t *sizes, uint32_t max,
 		  driver_splits_t *sp)
 {
-  uint32_t n = fuzz_take (data, size) % (max + 1), i;
-
-  for (i = 0; i < n; i++)
-    sizes[i] = fuzz_take (data, size);
+  sp->n = fuzz_take_sizes (data, size, sizes, max);
   sp->sizes = sizes;
-  sp->n = n;
 }
 
 static inline void
