@@ -466,14 +466,33 @@ parse_status_line (const char *l, uint32_t len)
 }
 
 static http_connect_event_type_t
+event_error (http_connect_event_t *ev, http_connect_error_t err, uint16_t status)
+{
+  ev->type = HTTP_CONNECT_EV_ERROR;
+  ev->error = err;
+  ev->status = status;
+  return HTTP_CONNECT_EV_ERROR;
+}
+
+/* What both feeds refuse before reading a byte: a closed parser, or bytes
+ * promised without a buffer. Sets the error event and returns 1 then. */
+static int
+feed_refused (http_connect_state_t state, const uint8_t *data, uint32_t len,
+	      http_connect_event_t *ev)
+{
+  if (state == HTTP_CONNECT_CLOSED)
+    return event_error (ev, HTTP_CONNECT_ERR_CLOSED, 0), 1;
+  if (!data && len)
+    return event_error (ev, HTTP_CONNECT_ERR_BAD_ARGUMENT, 0), 1;
+  return 0;
+}
+
+static http_connect_event_type_t
 client_fail (http_connect_client_t *c, http_connect_error_t err, http_connect_event_t *ev)
 {
   c->state = HTTP_CONNECT_CLOSED;
   c->error = err;
-  ev->type = HTTP_CONNECT_EV_ERROR;
-  ev->error = err;
-  ev->status = c->status;
-  return HTTP_CONNECT_EV_ERROR;
+  return event_error (ev, err, c->status);
 }
 
 http_connect_event_type_t
@@ -489,18 +508,8 @@ http_connect_client_feed (http_connect_client_t *c, const uint8_t *data, uint32_
   *consumed = 0;
   if (c->state == HTTP_CONNECT_ESTABLISHED)
     return ev->type = HTTP_CONNECT_EV_PAUSED;
-  if (c->state == HTTP_CONNECT_CLOSED)
-    {
-      ev->type = HTTP_CONNECT_EV_ERROR;
-      ev->error = HTTP_CONNECT_ERR_CLOSED;
-      return HTTP_CONNECT_EV_ERROR;
-    }
-  if (!data && len)
-    {
-      ev->type = HTTP_CONNECT_EV_ERROR;
-      ev->error = HTTP_CONNECT_ERR_BAD_ARGUMENT;
-      return HTTP_CONNECT_EV_ERROR;
-    }
+  if (feed_refused (c->state, data, len, ev))
+    return HTTP_CONNECT_EV_ERROR;
 
   for (i = 0; i < len; i++)
     {
@@ -613,10 +622,7 @@ server_fail (http_connect_server_t *s, http_connect_error_t err, uint16_t status
   write_response (out, status);
   memset (s->username, 0, sizeof (s->username));
   memset (s->password, 0, sizeof (s->password));
-  ev->type = HTTP_CONNECT_EV_ERROR;
-  ev->error = err;
-  ev->status = status;
-  return HTTP_CONNECT_EV_ERROR;
+  return event_error (ev, err, status);
 }
 
 /* authority-form (RFC 9112 section 3.2.3): host ":" port, host a name, IPv4 or [IPv6]. */
@@ -786,18 +792,8 @@ http_connect_server_feed (http_connect_server_t *s, const uint8_t *data, uint32_
   out->len = 0;
   if (s->state == HTTP_CONNECT_REPLY_WAIT || s->state == HTTP_CONNECT_ESTABLISHED)
     return ev->type = HTTP_CONNECT_EV_PAUSED;
-  if (s->state == HTTP_CONNECT_CLOSED)
-    {
-      ev->type = HTTP_CONNECT_EV_ERROR;
-      ev->error = HTTP_CONNECT_ERR_CLOSED;
-      return HTTP_CONNECT_EV_ERROR;
-    }
-  if (!data && len)
-    {
-      ev->type = HTTP_CONNECT_EV_ERROR;
-      ev->error = HTTP_CONNECT_ERR_BAD_ARGUMENT;
-      return HTTP_CONNECT_EV_ERROR;
-    }
+  if (feed_refused (s->state, data, len, ev))
+    return HTTP_CONNECT_EV_ERROR;
 
   for (i = 0; i < len; i++)
     {
