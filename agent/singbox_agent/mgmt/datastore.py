@@ -230,7 +230,8 @@ def parse_netconf_rpc(ctx: libyang.Context, message: bytes) -> libyang.DNode:
 BUSY_WAIT_S = 30.0
 _BUSY = re.compile(r"Locking a (?:rw)?lock failed|lock .*timed out|timed out .*lock", re.IGNORECASE)
 _INTERNAL = re.compile(r"\s*\(sr_\w+:[^)]*\)|,?\s*(?:read|write|read-upgr|upgr)?\s*lock held by [^.;]*|\s*\(CID \d+\)"
-                       r"|\b(?:process|PID) \d+|/dev/shm/\S+", re.IGNORECASE)
+                       r"|\b(?:process|PID) \d+|\bCID \d+|/dev/shm/\S+|\bsr_(?:main|ext|mod|sub|ds)\w*\b",
+                       re.IGNORECASE)
 BUSY_MESSAGE = "The datastore stayed busy with other clients' changes; nothing was changed, try again."
 
 

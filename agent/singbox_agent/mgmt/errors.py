@@ -159,21 +159,11 @@ def from_libyang(exc: libyang.LibyangError) -> MgmtError:
     return MgmtError(APPLICATION, "invalid-value", message, None, path)
 
 
-# sysrepo's process internals in its messages: which function failed, lock owners, pids, connection ids, SHM files.
-_INTERNALS = re.compile(
-    r"\s*\(sr_\w+:[^)]*\)|,?\s*(?:read|write|read-upgr|upgr)?\s*lock held by [^.;]*|\s*\(CID \d+\)"
-    r"|\b(?:process|PID|pid) \d+|\bCID \d+|/dev/shm/\S+|\bsr_(?:main|ext|mod|sub|ds)\w*\b",
-)
-
-
-def scrub_internals(message: str) -> str:
-    """`message` without sysrepo's process internals: no client learns pids, connection ids or SHM names."""
-    return _INTERNALS.sub("", message).strip()
-
-
 def _sysrepo_message(exc: sysrepo.SysrepoError) -> str:
+    from singbox_agent.mgmt.datastore import scrub  # noqa: PLC0415 - datastore imports this module
+
     msg = getattr(exc, "msg", None) or str(exc)
-    return scrub_internals(str(msg))
+    return scrub(str(msg))
 
 
 def from_sysrepo(exc: sysrepo.SysrepoError) -> MgmtError:
