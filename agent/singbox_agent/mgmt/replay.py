@@ -1,10 +1,14 @@
 """Notification subscriptions with replay (RFC 5277 :replay, RFC 8040 §6 start-time/stop-time) on sysrepo.
 
 sysrepo stores the notifications of modules whose replay support is on and replays them to a subscription that has
-a start time. The 1.7.6 binding drops the events that carry no notification (replay complete, stop time reached), and
-RFC 5277 needs exactly those for <replayComplete/> and <notificationComplete/>, so the subscription is made here with
-a cffi callback of our own; it is registered as a binding `Subscription`, so stopping the sysrepo session ends it as
-usual. sr_set/get_module_replay_support are not wrapped by the binding either: `libsysrepo.py` calls them.
+a start time. The 1.7.6 binding's notification callback drops the events that carry no notification (replay
+complete, stop time reached), and RFC 5277 needs exactly those for <replayComplete/> and <notificationComplete/>.
+So the subscription is made here, with the binding's own compiled callback (`srpy_event_notif_tree_cb`: a cffi
+`extern "Python"` stub inside `_sysrepo`'s shared object, no writable and executable trampoline, so the units run
+with `MemoryDenyWriteExecute=yes`) and a private handle of ours: the Python function behind that stub is replaced
+once by `_dispatch`, which hands our subscriptions every event and passes every other one to the binding's own
+function unchanged. The subscription is registered as a binding `Subscription`, so stopping the sysrepo session
+ends it as usual. sr_set/get_module_replay_support are not wrapped by the binding: `libsysrepo.py` calls them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import libyang
 import structlog
 import sysrepo
+import sysrepo.subscription
 from sysrepo.subscription import Subscription
 
 from _sysrepo import ffi, lib
@@ -35,7 +40,6 @@ _EV_REALTIME = 0
 _EV_REPLAY = 1
 _EV_REPLAY_COMPLETE = 2
 _EV_STOP_TIME = 7
-_CB_TYPE = "void(sr_session_ctx_t *, uint32_t, sr_ev_notif_type_t, const struct lyd_node *, struct timespec *, void *)"
 
 # (kind, notification tree or None for the two RFC 5277 markers, eventTime). The tree is valid during the call only.
 Deliver = Callable[[str, "libyang.DNode | None", str], None]
@@ -120,9 +124,30 @@ def _timespec(when: float | None) -> Any:
 
 
 class _Sub(Subscription):
-    """Keeps the cffi callback alive as long as sysrepo may call it."""
+    """One module's subscription of a `ReplaySubscription`: what `_dispatch` recognises as ours."""
 
-    c_callback: Any = None
+    def __init__(self, owner: ReplaySubscription) -> None:
+        super().__init__(lambda *_: None)
+        self.owner = owner
+
+
+_binding_callback = sysrepo.subscription.event_notif_tree_callback
+
+
+def _dispatch(session: Any, sub_id: int, notif_type: int, notif: Any, timestamp: Any, priv: Any) -> None:
+    """The Python side of the binding's compiled notification callback (sysrepo's thread): never raises."""
+    try:
+        sub = ffi.from_handle(priv)
+        if isinstance(sub, _Sub):
+            sub.owner.on_event(notif_type, notif, timestamp)
+            return
+    except BaseException:  # noqa: BLE001 - a C callback must not raise
+        log.exception("cannot deliver notification")
+        return
+    _binding_callback(session, sub_id, notif_type, notif, timestamp, priv)  # catches what it raises itself
+
+
+ffi.def_extern(name="srpy_event_notif_tree_cb")(_dispatch)
 
 
 class ReplaySubscription:
@@ -142,15 +167,14 @@ class ReplaySubscription:
 
     def subscribe(self, session: Any, module: str, xpath: str | None) -> None:
         start, stop = _timespec(self.start), _timespec(self.stop)
-        sub = _Sub(lambda *_: None)
-        sub.c_callback = ffi.callback(_CB_TYPE, self._on_event)
+        sub = _Sub(self)
         sub_p = ffi.new("sr_subscription_ctx_t **")
         replaying = 1 if self.start is not None else 0
         with self._lock:  # counted first: sysrepo's thread may complete the replay before the call returns
             self._running += 1
             self._replaying += replaying
         ret = lib.sr_notif_subscribe_tree(session.cdata, module.encode(), xpath.encode() if xpath else ffi.NULL,
-                                          start, stop, sub.c_callback, ffi.NULL, 0, sub_p)
+                                          start, stop, lib.srpy_event_notif_tree_cb, sub.handle, 0, sub_p)
         if ret != 0:
             with self._lock:
                 self._running -= 1
@@ -159,8 +183,8 @@ class ReplaySubscription:
         sub.init(sub_p[0])
         session.subscriptions.append(sub)
 
-    def _on_event(self, _sess: Any, _sub_id: int, ev: int, notif: Any, ts: Any, _priv: Any) -> None:
-        """sysrepo's thread: never raise."""
+    def on_event(self, ev: int, notif: Any, ts: Any) -> None:
+        """sysrepo's thread (through `_dispatch`): never raise."""
         try:
             when = event_time(int(ts.tv_sec), int(ts.tv_nsec)) if ts != ffi.NULL else event_time(0)
             with self._lock:
