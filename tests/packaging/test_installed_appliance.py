@@ -349,6 +349,35 @@ def test_upgrade_keeps_configuration(appliance: Appliance, debs: dict[str, Path]
     assert "nc-ep" in config and "rc-ep" in config, config
 
 
+def test_replay_subscriptions_under_memory_deny_write_execute(appliance: Appliance, state: dict[str, Any]) -> None:
+    """NETCONF create-subscription and a RESTCONF event stream, both replaying from a start time, in the units as
+    hardened (their sysrepo callbacks must need no writable+executable page)."""
+    for unit in ("singbox-netconfd", "singbox-restconfd"):
+        prop = appliance.run("systemctl", "show", unit, "-p", "MemoryDenyWriteExecute", "--value").stdout.strip()
+        assert prop == "yes", (unit, prop)
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    with appliance.netconf(state["password"]) as nc:
+        nc.create_subscription(start_time=start)
+        for _ in range(200):
+            got = nc.take_notification(timeout=30)
+            assert got is not None, "no replayComplete"
+            if "replayComplete" in got.notification_xml:
+                break
+        else:
+            raise AssertionError("no replayComplete in 200 notifications")
+    with appliance.restconf() as rc, rc.stream(
+            "GET", "/restconf/streams/NETCONF/xml", params={"start-time": start},
+            auth=("admin", state["password"]), timeout=30) as resp:
+        assert resp.status_code == 200, resp.read()
+        for line in resp.iter_lines():
+            if "replayComplete" in line:
+                break
+        else:
+            raise AssertionError("the stream ended without replayComplete")
+    assert appliance.run("systemctl", "show", "singbox-netconfd", "singbox-restconfd", "-p", "NRestarts",
+                         "--value").stdout.split() == ["0", "0"]
+
+
 def test_netconf_listen_address_changed_as_documented(appliance: Appliance, state: dict[str, Any]) -> None:
     """README.md's example: the endpoints live in sysrepo; a RESTCONF PUT moves NETCONF at once."""
     with appliance.restconf() as rc:
