@@ -39,6 +39,7 @@ from singbox_agent.dataplane.base import (
 from singbox_agent.dataplane.objects import (
     DEFAULT_ENDPOINT,
     ENDPOINT,
+    GROUP,
     INTERFACE,
     LISTENER,
     SERVER,
@@ -70,7 +71,8 @@ RESYNC_RETRY_S = 30.0
 USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
 # children of /singbox/client and /singbox/server with state -> what the dataplane must report for them
 CLIENT_STATE: dict[str, frozenset[StatePart]] = {"endpoint": frozenset({"endpoints"}),
-                                                 "interface": frozenset({"interfaces"})}
+                                                 "interface": frozenset({"interfaces"}),
+                                                 "endpoint-group": frozenset({"groups"})}
 SERVER_STATE: dict[str, frozenset[StatePart]] = {"oper-status": frozenset({"server"}),
                                                  "statistics": frozenset({"server"}),
                                                  "listen": frozenset({"listeners"}),
@@ -261,7 +263,11 @@ class Agent:
                 default = derive((DEFAULT_ENDPOINT,), unit_data((DEFAULT_ENDPOINT,)))[(DEFAULT_ENDPOINT,)]
             return str(default)
 
-        return hold_unresolved(objs, self.resolver.address, endpoint_host, default_endpoint, self.resolver.reason)
+        def group_members(name: str) -> list[str]:
+            return sorted((unit_data((GROUP, name)) or {}).get("member", {}))
+
+        return hold_unresolved(objs, self.resolver.address, endpoint_host, default_endpoint, self.resolver.reason,
+                               group_members)
 
     def _change(self, req_id: int, changes: list[Change]) -> None:
         started = time.perf_counter()
@@ -624,10 +630,11 @@ class Agent:
             enabled_default = defaults.current()["client/interface/enabled"]
             interfaces = [(u[1], bool(d.get("enabled", enabled_default))) for u, d in self.running.units.items()
                           if u[0] == INTERFACE and "interfaces" in parts]
+            groups = [u[1] for u in self.running.units if u[0] == GROUP and "groups" in parts]
         state = self._read_state(parts)
         if state is None:
             return oper.client_state(OperState(), [], [(n, e) for n, e in interfaces if not e], self._discontinuity)
-        return oper.client_state(state, endpoints, interfaces, self._discontinuity)
+        return oper.client_state(state, endpoints, interfaces, self._discontinuity, groups)
 
     def _oper_server(self, xpath: str | None, _priv: Any, **_: Any) -> dict[str, Any]:
         child = oper.requested_child(xpath, "server")

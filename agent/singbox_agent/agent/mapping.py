@@ -20,7 +20,9 @@ from singbox_agent.dataplane.objects import (
     BYPASS,
     CLIENT,
     DEFAULT_ENDPOINT,
+    DEFAULT_GROUP,
     ENDPOINT,
+    GROUP,
     INTERFACE,
     LISTENER,
     LOG_LEVEL,
@@ -29,6 +31,8 @@ from singbox_agent.dataplane.objects import (
     USER,
     ClientSettings,
     EndpointSpec,
+    GroupMember,
+    GroupSpec,
     InterfaceSpec,
     Key,
     ListenerSpec,
@@ -46,7 +50,10 @@ UnitData = dict[str, Any]
 
 LEAF_LISTS = frozenset({"bypass-prefix", "allowed-client-prefix", "allowed-command"})
 # The units that always exist (their leaves have defaults); list units exist while their entry does.
-SINGLETON_UNITS: tuple[Unit, ...] = ((LOG_LEVEL,), (CLIENT,), (DEFAULT_ENDPOINT,), (SERVER,), (SERVER_ENABLED,))
+SINGLETON_UNITS: tuple[Unit, ...] = ((LOG_LEVEL,), (CLIENT,), (DEFAULT_ENDPOINT,), (DEFAULT_GROUP,), (SERVER,),
+                                     (SERVER_ENABLED,))
+# The lists of the client, as units: list name -> object kind.
+CLIENT_LISTS = {"endpoint": ENDPOINT, "interface": INTERFACE, "endpoint-group": GROUP}
 
 
 class PathError(ValueError):
@@ -96,9 +103,11 @@ def unit_of(segments: list[Segment]) -> tuple[Unit, list[Segment]] | None:
         name, key = sub[0]
         if name == "default-endpoint":
             return (DEFAULT_ENDPOINT,), sub
-        if name in ("endpoint", "interface") and key is not None:
-            return ((ENDPOINT if name == "endpoint" else INTERFACE), key), sub[1:]
-        if name in ("endpoint", "interface"):
+        if name == "default-endpoint-group":
+            return (DEFAULT_GROUP,), sub
+        if name in CLIENT_LISTS and key is not None:
+            return (CLIENT_LISTS[name], key), sub[1:]
+        if name in CLIENT_LISTS:
             raise PathError(f"list entry without key: {segments}")
         return (CLIENT,), sub
     if head == "server":
@@ -139,7 +148,7 @@ def apply_change(data: UnitData, rel: list[Segment], op: str, value: Any) -> Non
         node = child
     name, key = rel[-1]
     if op == "deleted":
-        if name in LEAF_LISTS and key is not None:
+        if key is not None:  # a leaf-list value or a list entry
             values = node.get(name)
             if values is not None:
                 values.pop(key, None)
@@ -150,6 +159,8 @@ def apply_change(data: UnitData, rel: list[Segment], op: str, value: Any) -> Non
         return
     if name in LEAF_LISTS and key is not None:
         node.setdefault(name, {})[key] = None
+    elif key is not None:  # an entry of a list inside the unit (an endpoint group's member): keyed by its key
+        node.setdefault(name, {}).setdefault(key, {})
     elif isinstance(value, dict):
         node.setdefault(name, {})
     else:
@@ -238,6 +249,8 @@ def derive(unit: Unit, data: UnitData | None) -> dict[Key, Value]:
         return {unit: str(leaf(d, "log-level"))}
     if kind == DEFAULT_ENDPOINT:
         return {unit: str(d.get("default-endpoint", ""))}
+    if kind == DEFAULT_GROUP:
+        return {unit: str(d.get("default-endpoint-group", ""))}
     if kind == CLIENT:
         pool = d.get("connection-pool", {})
         return {unit: ClientSettings(session_timeout=int(leaf(d, "client/session-timeout")),
@@ -286,12 +299,22 @@ def derive(unit: Unit, data: UnitData | None) -> dict[Key, Value]:
             # an identityref: "[module:]name"
             protocol=str(leaf(d, "client/endpoint/protocol")).rpartition(":")[2],
         )}
+    if kind == GROUP:
+        members = d.get("member", {})
+        return {unit: GroupSpec(
+            # an identityref: "[module:]name"
+            policy=str(leaf(d, "client/endpoint-group/policy")).rpartition(":")[2],
+            members=tuple(GroupMember(endpoint=name,
+                                      weight=int(leaf(members[name], "client/endpoint-group/member/weight")),
+                                      priority=int(leaf(members[name], "client/endpoint-group/member/priority")))
+                          for name in sorted(members)))}
     if kind == INTERFACE:
         if not leaf(d, "client/interface/enabled"):
             return {}
         out: dict[Key, Value] = {unit: InterfaceSpec(
             endpoint=str(d.get("endpoint", "")),
-            max_connections=int(leaf(d, "client/interface/max-connections")))}
+            max_connections=int(leaf(d, "client/interface/max-connections")),
+            group=str(d.get("endpoint-group", "")))}
         for prefix in d.get("bypass-prefix", {}):
             out[(BYPASS, unit[1], prefix)] = True
         return out

@@ -49,8 +49,9 @@ def ago(seconds: int) -> str:
 
 
 def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[str, bool]],
-                 discontinuity: dict[tuple[str, ...], str]) -> dict[str, Any]:
-    """`interfaces` are (name, enabled) of the configured entries; only configured entries are reported."""
+                 discontinuity: dict[tuple[str, ...], str], groups: list[str] | None = None) -> dict[str, Any]:
+    """`interfaces` are (name, enabled) of the configured entries, `groups` the configured endpoint groups; only
+    configured entries are reported."""
     eps: list[dict[str, Any]] = []
     for name in endpoints:
         st = state.endpoints.get(name)
@@ -89,9 +90,25 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
         if ist.active_endpoint:
             entry["effective-endpoint"] = ist.active_endpoint
         ifs.append(entry)
+    grps: list[dict[str, Any]] = []
+    for name in groups or ():
+        members = state.groups.get(name)
+        if not members:
+            continue
+        since = discontinuity.get(("endpoint-group", name), discontinuity[()])
+        grps.append({"name": name, "member": [{
+            "endpoint": endpoint,
+            "statistics": {
+                "discontinuity-time": since,
+                "connections": str(mst.connections),
+                "active-connections": mst.active_connections,
+                "connection-failures": str(mst.connection_failures),
+            }} for endpoint, mst in members.items()]})
     client: dict[str, Any] = {}
     if eps:
         client["endpoint"] = eps
+    if grps:
+        client["endpoint-group"] = grps
     if ifs:
         client["interface"] = ifs
     return OperTree(singbox={"client": client}) if client else {}

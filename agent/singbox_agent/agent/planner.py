@@ -13,11 +13,14 @@ from singbox_agent.dataplane import objects
 from singbox_agent.dataplane.objects import Key, Op, Value
 
 # Sequence numbers: lower runs first.
+# An endpoint group goes after the interfaces and default that use it and before its member endpoints; it is put
+# after its members and before what uses it.
 _DELETE_ORDER = {objects.BYPASS: 10, objects.INTERFACE: 11, objects.LISTENER: 13, objects.USER: 14,
-                 objects.ALLOWED_PREFIX: 15, objects.ENDPOINT: 40}
-_PUT_ORDER = {objects.LOG_LEVEL: 20, objects.ENDPOINT: 21, objects.DEFAULT_ENDPOINT: 22, objects.CLIENT: 23,
-              objects.INTERFACE: 24, objects.BYPASS: 25, objects.USER: 26, objects.SERVER: 27,
-              objects.ALLOWED_PREFIX: 28, objects.LISTENER: 29, objects.SERVER_ENABLED: 30}
+                 objects.ALLOWED_PREFIX: 15, objects.GROUP: 39, objects.ENDPOINT: 40}
+_PUT_ORDER = {objects.LOG_LEVEL: 20, objects.ENDPOINT: 21, objects.GROUP: 22, objects.DEFAULT_ENDPOINT: 23,
+              objects.DEFAULT_GROUP: 23, objects.CLIENT: 24, objects.INTERFACE: 25, objects.BYPASS: 26,
+              objects.USER: 27, objects.SERVER: 28, objects.ALLOWED_PREFIX: 29, objects.LISTENER: 30,
+              objects.SERVER_ENABLED: 31}
 _STOP_SERVER = 12  # stopping the server comes before its listeners and users go
 
 

@@ -29,9 +29,12 @@ import structlog
 from singbox_agent.dataplane.objects import (
     BYPASS,
     DEFAULT_ENDPOINT,
+    DEFAULT_GROUP,
     ENDPOINT,
+    GROUP,
     INTERFACE,
     EndpointSpec,
+    GroupSpec,
     InterfaceSpec,
     Key,
     Value,
@@ -164,13 +167,15 @@ class Resolver:
 
 def hold_unresolved(objs: Mapping[Key, Value], address: Callable[[str], str | None],
                     endpoint_host: Callable[[str], str | None], default_endpoint: Callable[[], str],
-                    reason: Callable[[str], str]) -> tuple[dict[Key, Value], dict[Key, str]]:
+                    reason: Callable[[str], str], group_members: Callable[[str], list[str]] | None = None,
+                    ) -> tuple[dict[Key, Value], dict[Key, str]]:
     """`objs` as the dataplane can take them now: each endpoint with its address resolved (`address`), and, held
     back with the reason, every object that cannot go yet — an endpoint whose name has no address, the default
     endpoint naming one, an interface using one (its own, or the default when it names none) and its bypass
     prefixes. `endpoint_host(name)` is the configured address of an endpoint outside `objs` (None: no such
     endpoint, which the dataplane will refuse itself); `default_endpoint()` the default endpoint's name (asked
-    only when an interface uses it)."""
+    only when an interface uses it). An endpoint group is held while one of its members is, and so is an interface
+    using it; `group_members(name)` names the members of a group outside `objs`."""
     out: dict[Key, Value] = {}
     held: dict[Key, str] = {}
 
@@ -180,6 +185,16 @@ def hold_unresolved(objs: Mapping[Key, Value], address: Callable[[str], str | No
         if host is None or address(host) is not None:
             return None
         return f"endpoint {name!r}: {reason(host)}"
+
+    def group_missing(name: str) -> str | None:
+        spec = objs.get((GROUP, name))
+        members = [m.endpoint for m in spec.members] if isinstance(spec, GroupSpec) else \
+            group_members(name) if group_members is not None else []
+        for member in members:
+            why = missing(member)
+            if why is not None:
+                return f"endpoint group {name!r}: {why}"
+        return None
 
     for key, value in objs.items():
         kind = key[0]
@@ -193,10 +208,14 @@ def hold_unresolved(objs: Mapping[Key, Value], address: Callable[[str], str | No
                 value = replace(value, address=found)
         elif kind == DEFAULT_ENDPOINT and value:
             why = missing(str(value))
+        elif kind == GROUP:
+            why = group_missing(key[1])
+        elif kind == DEFAULT_GROUP and value:
+            why = group_missing(str(value))
         elif kind in (INTERFACE, BYPASS):
             spec = objs.get((INTERFACE, key[1]))
             if isinstance(spec, InterfaceSpec):
-                why = missing(spec.endpoint or default_endpoint())
+                why = group_missing(spec.group) if spec.group else missing(spec.endpoint or default_endpoint())
         if why is None:
             out[key] = value
         else:

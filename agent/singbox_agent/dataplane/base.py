@@ -35,6 +35,15 @@ class InterfaceState:
 
 
 @dataclass(frozen=True)
+class MemberState:
+    """One member of an endpoint group, as the group counts it."""
+
+    connections: int = 0  # new connections the group chose it for
+    active_connections: int = 0
+    connection_failures: int = 0
+
+
+@dataclass(frozen=True)
 class ServerState:
     running: bool = False
     accepted: int = 0
@@ -78,10 +87,11 @@ class OperState:
     server: ServerState = field(default_factory=ServerState)
     listeners: dict[str, bool] = field(default_factory=dict)  # name -> listening
     users: dict[str, UserState] = field(default_factory=dict)
+    groups: dict[str, dict[str, MemberState]] = field(default_factory=dict)  # group -> member endpoint -> state
 
 
-StatePart = Literal["endpoints", "interfaces", "server", "listeners", "users"]
-ALL_STATE: frozenset[StatePart] = frozenset(("endpoints", "interfaces", "server", "listeners", "users"))
+StatePart = Literal["endpoints", "interfaces", "server", "listeners", "users", "groups"]
+ALL_STATE: frozenset[StatePart] = frozenset(("endpoints", "interfaces", "server", "listeners", "users", "groups"))
 
 
 @dataclass(frozen=True)

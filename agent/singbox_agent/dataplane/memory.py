@@ -34,6 +34,7 @@ class MemoryDataplane(base.Dataplane):
         self.interface_counters: dict[str, base.InterfaceState] = {}
         self.server_state = base.ServerState()
         self.user_states: dict[str, base.UserState] = {}
+        self.member_states: dict[tuple[str, str], base.MemberState] = {}  # (group, endpoint) -> counters
         self.probe_results: dict[str, base.ProbeResult] = {}
         self.cleared: list[base.ClearScope] = []
         self.state_reads: list[frozenset[base.StatePart]] = []  # the parts of every read_state, in order
@@ -122,6 +123,24 @@ class MemoryDataplane(base.Dataplane):
                                              objects.ErrorCode.INVALID_VALUE)
             if address.packed == bytes(len(address.packed)):
                 raise objects.DataplaneError("singbox_endpoint_add_del: zero address", objects.ErrorCode.INVALID_VALUE)
+        elif kind == objects.GROUP:
+            assert isinstance(value, objects.GroupSpec)
+            _check_name(key[1], "endpoint group name")
+            if value.policy not in objects.LB_POLICIES:
+                raise objects.DataplaneError(f"singbox_endpoint_group_add_del: policy {value.policy!r}",
+                                             objects.ErrorCode.INVALID_VALUE)
+            if not value.members or any(not 1 <= m.weight <= 0xffff for m in value.members):
+                raise objects.DataplaneError("singbox_endpoint_group_add_del: no member, or a weight out of range",
+                                             objects.ErrorCode.INVALID_VALUE)
+            for m in value.members:
+                if (objects.ENDPOINT, m.endpoint) not in self.objects:
+                    raise objects.DataplaneError(f"singbox_endpoint_group_add_del: no endpoint {m.endpoint!r}",
+                                                 objects.ErrorCode.NO_SUCH_ENTRY)
+        elif kind == objects.DEFAULT_GROUP:
+            assert isinstance(value, str)
+            if value and (objects.GROUP, value) not in self.objects:
+                raise objects.DataplaneError(f"singbox_set_default_endpoint_group: no endpoint group {value!r}",
+                                             objects.ErrorCode.NO_SUCH_ENTRY)
         elif kind == objects.DEFAULT_ENDPOINT:
             assert isinstance(value, str)
             if value and (objects.ENDPOINT, value) not in self.objects:
@@ -130,10 +149,15 @@ class MemoryDataplane(base.Dataplane):
         elif kind == objects.INTERFACE:
             assert isinstance(value, objects.InterfaceSpec)
             if self._present(key[1]):
+                if value.group and (objects.GROUP, value.group) not in self.objects:
+                    raise objects.DataplaneError(
+                        f"singbox_interface_endpoint_group_enable: no endpoint group {value.group!r}",
+                        objects.ErrorCode.NO_SUCH_ENTRY)
                 if value.endpoint and (objects.ENDPOINT, value.endpoint) not in self.objects:
                     raise objects.DataplaneError(f"singbox_enable_disable: no endpoint {value.endpoint!r}",
                                          objects.ErrorCode.NO_SUCH_ENTRY)
-                if not value.endpoint and not self.objects[(objects.DEFAULT_ENDPOINT,)]:
+                if not value.endpoint and not value.group and not self.objects[(objects.DEFAULT_ENDPOINT,)] \
+                        and not self.objects[(objects.DEFAULT_GROUP,)]:
                     raise objects.DataplaneError("singbox_enable_disable: no endpoint and no default endpoint",
                                          objects.ErrorCode.NO_SUCH_ENTRY)
         elif kind == objects.BYPASS:
@@ -163,8 +187,24 @@ class MemoryDataplane(base.Dataplane):
             if users:
                 raise objects.DataplaneError(f"singbox_endpoint_add_del: endpoint {key[1]!r} in use by {users[0]!r}",
                                      objects.ErrorCode.INSTANCE_IN_USE)
+            groups = [k[1] for k, v in self.objects.items() if k[0] == objects.GROUP
+                      and isinstance(v, objects.GroupSpec) and any(m.endpoint == key[1] for m in v.members)]
+            if groups:
+                raise objects.DataplaneError(
+                    f"singbox_endpoint_add_del: endpoint {key[1]!r} is a member of group {groups[0]!r}",
+                    objects.ErrorCode.INSTANCE_IN_USE)
             if self.objects[(objects.DEFAULT_ENDPOINT,)] == key[1]:
                 self.objects[(objects.DEFAULT_ENDPOINT,)] = ""
+        elif kind == objects.GROUP:
+            users = [k[1] for k, v in self.objects.items()
+                     if k[0] == objects.INTERFACE and isinstance(v, objects.InterfaceSpec) and v.group == key[1]
+                     and self._present(k[1])]
+            if users:
+                raise objects.DataplaneError(
+                    f"singbox_endpoint_group_add_del: endpoint group {key[1]!r} in use by {users[0]!r}",
+                    objects.ErrorCode.INSTANCE_IN_USE)
+            if self.objects[(objects.DEFAULT_GROUP,)] == key[1]:
+                self.objects[(objects.DEFAULT_GROUP,)] = ""
         elif kind == objects.INTERFACE:
             for k in [k for k in self.objects if k[0] == objects.BYPASS and k[1] == key[1]]:
                 del self.objects[k]  # disabling an interface drops its bypass prefixes
@@ -191,7 +231,7 @@ class MemoryDataplane(base.Dataplane):
             state = base.OperState(server=replace(self.server_state,
                                                   running=bool(self.objects[("server-enabled",)])))
             kinds = {objects.ENDPOINT: "endpoints", objects.INTERFACE: "interfaces", objects.LISTENER: "listeners",
-                     objects.USER: "users"}
+                     objects.USER: "users", objects.GROUP: "groups"}
             for key, value in self.objects.items():
                 if kinds.get(key[0]) not in parts:
                     continue
@@ -206,11 +246,19 @@ class MemoryDataplane(base.Dataplane):
                     state.listeners[key[1]] = bool(self.objects[("server-enabled",)])
                 elif key[0] == objects.USER:
                     state.users[key[1]] = self.user_states.get(key[1], base.UserState())
+                elif key[0] == objects.GROUP:
+                    assert isinstance(value, objects.GroupSpec)
+                    state.groups[key[1]] = {m.endpoint: self.member_states.get((key[1], m.endpoint),
+                                                                               base.MemberState())
+                                            for m in value.members}
             return state
 
     def _pick_endpoint(self, itf: objects.InterfaceSpec) -> str:
         """As the plugin picks (singbox_client_pick_endpoint): the interface's endpoint, or the default; when
-        health checks have it down, the endpoint with the lowest priority that is not down (ties: the first)."""
+        health checks have it down, the endpoint with the lowest priority that is not down (ties: the first).
+        None through an endpoint group: each connection has its own member."""
+        if itf.group or (not itf.endpoint and self.objects[(objects.DEFAULT_GROUP,)]):
+            return ""
         name = itf.endpoint or str(self.objects[(objects.DEFAULT_ENDPOINT,)])
         if self.endpoint_states.get(name, base.EndpointState()).oper_status != "down":
             return name

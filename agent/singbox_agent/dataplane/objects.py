@@ -28,11 +28,16 @@ SERVER_ENABLED = "server-enabled"
 LISTENER = "listener"
 USER = "user"
 ALLOWED_PREFIX = "allowed-prefix"
+GROUP = "endpoint-group"
+DEFAULT_GROUP = "default-endpoint-group"
 
 # An endpoint's protocol (its YANG identity's name), in the order of the plugin API's singbox_proxy_protocol enum.
 PROTOCOLS = ("socks5", "http-connect")
+# An endpoint group's policy (its YANG identity's name), in the order of the plugin API's singbox_lb_policy enum.
+LB_POLICIES = ("source-address-hash", "five-tuple-hash", "weighted-round-robin", "least-connections")
 
-SINGLETONS: tuple[Key, ...] = ((LOG_LEVEL,), (CLIENT,), (DEFAULT_ENDPOINT,), (SERVER,), (SERVER_ENABLED,))
+SINGLETONS: tuple[Key, ...] = ((LOG_LEVEL,), (CLIENT,), (DEFAULT_ENDPOINT,), (DEFAULT_GROUP,), (SERVER,),
+                               (SERVER_ENABLED,))
 
 
 class _Unknown:
@@ -84,9 +89,24 @@ class EndpointSpec:
 
 
 @dataclass(frozen=True)
+class GroupMember:
+    endpoint: str
+    weight: int
+    priority: int  # failover order within the group, lower first
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    # the YANG identity's name (LB_POLICIES, in the plugin API's enum order)
+    policy: str
+    members: tuple[GroupMember, ...]  # in the order of the endpoint names: two equal groups compare equal
+
+
+@dataclass(frozen=True)
 class InterfaceSpec:
-    endpoint: str  # empty: the default endpoint
+    endpoint: str  # empty: the group, else the default (endpoint or group)
     max_connections: int
+    group: str = ""  # an endpoint group instead of an endpoint (YANG's choice: never both)
 
 
 @dataclass(frozen=True)
@@ -115,7 +135,8 @@ class UserSpec:
     password_hash: Secret = field(repr=False)
 
 
-Value = Union[str, bool, ClientSettings, EndpointSpec, InterfaceSpec, ServerSettings, ListenerSpec, UserSpec]
+Value = Union[str, bool, ClientSettings, EndpointSpec, GroupSpec, InterfaceSpec, ServerSettings, ListenerSpec,
+              UserSpec]
 ConfigMap = Mapping[Key, Value]
 
 # The plugin's state after it loads, before anyone configures it (what the memory dataplane starts from). Only the
@@ -124,6 +145,7 @@ FACTORY: dict[Key, Value] = {
     (LOG_LEVEL,): "info",
     (CLIENT,): ClientSettings(session_timeout=0, pooling=False, max_pool_size=0),
     (DEFAULT_ENDPOINT,): "",
+    (DEFAULT_GROUP,): "",
     (SERVER,): ServerSettings(auth_required=False, allow_connect=True, allow_udp_associate=False, max_sessions=0,
                               handshake_timeout=0, idle_timeout=0, connect_timeout=0, udp_idle_timeout=0,
                               udp_public_address=None, dns_server=None, dns_server_port=0),

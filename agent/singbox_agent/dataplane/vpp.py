@@ -34,6 +34,7 @@ from singbox_agent.dataplane.base import (
     EndpointState,
     InterfaceState,
     Load,
+    MemberState,
     OperState,
     ProbeResult,
     ProbeResultName,
@@ -54,6 +55,8 @@ from singbox_agent.dataplane.objects import (
     DataplaneUnavailable,
     EndpointSpec,
     ErrorCode,
+    GroupMember,
+    GroupSpec,
     InterfaceSpec,
     Key,
     ListenerSpec,
@@ -98,6 +101,8 @@ REQUIRED_MESSAGES = (
     "want_singbox_endpoint_events", "singbox_enable_disable", "singbox_interface_bypass_add_del",
     "singbox_interface_dump", "singbox_set_timeout", "singbox_set_pooling", "singbox_client_dump",
     "singbox_session_dump", "singbox_session_disconnect",
+    "singbox_endpoint_group_add_del", "singbox_endpoint_group_dump", "singbox_set_default_endpoint_group",
+    "singbox_interface_endpoint_group_enable",
 )
 LOG_LEVELS = ("error", "warning", "info", "debug")
 PROBE_RESULTS: tuple[ProbeResultName, ...] = ("success", "connect-failed", "timeout", "auth-failed",
@@ -427,6 +432,12 @@ class VppDataplane(Dataplane):
             raise DataplaneError(f"endpoint protocol {name!r} is not one the plugin speaks", ErrorCode.INVALID_VALUE)
         return objects.PROTOCOLS.index(name)
 
+    @staticmethod
+    def _policy(name: str) -> int:
+        if name not in objects.LB_POLICIES:
+            raise DataplaneError(f"endpoint group policy {name!r} is not one the plugin has", ErrorCode.INVALID_VALUE)
+        return objects.LB_POLICIES.index(name)
+
     def _requests(self, op: Op) -> list[_Request]:
         """The plugin messages (API.md) that perform `op`; none when it only changes what is kept for an
         interface VPP does not have. Raises DataplaneError when the op cannot be expressed."""
@@ -448,6 +459,15 @@ class VppDataplane(Dataplane):
                     _Request("singbox_set_pooling", {"enable": value.pooling, "max_pool_size": value.max_pool_size})]
         if kind == objects.DEFAULT_ENDPOINT:
             return [_Request("singbox_set_default_endpoint", {"name": str(value)})]
+        if kind == objects.DEFAULT_GROUP:
+            return [_Request("singbox_set_default_endpoint_group", {"name": str(value)})]
+        if kind == objects.GROUP:
+            assert isinstance(value, GroupSpec)
+            return [_Request("singbox_endpoint_group_add_del", {
+                "is_add": True, "name": key[1], "policy": self._policy(value.policy),
+                "n_members": len(value.members),
+                "members": [{"endpoint_name": m.endpoint, "weight": m.weight, "priority": m.priority}
+                            for m in value.members]})]
         if kind == objects.ENDPOINT:
             assert isinstance(value, EndpointSpec)
             return [_Request("singbox_endpoint_add_del", {
@@ -464,6 +484,9 @@ class VppDataplane(Dataplane):
             if index is None:
                 self._absent[key[1]] = value  # relaying starts when the interface appears
                 return []
+            if value.group:
+                return [_Request("singbox_interface_endpoint_group_enable", {
+                    "sw_if_index": index, "group_name": value.group, "max_connections": value.max_connections})]
             return [_Request("singbox_enable_disable", {
                 "sw_if_index": index, "enable_disable": True, "proxy_port": 0, "endpoint_name": value.endpoint,
                 "max_connections": value.max_connections})]
@@ -507,6 +530,9 @@ class VppDataplane(Dataplane):
     def _delete_requests(self, kind: str, key: Key) -> list[_Request]:
         if kind == objects.ENDPOINT:
             return [_Request("singbox_endpoint_add_del", {"is_add": False, "name": key[1]})]
+        if kind == objects.GROUP:
+            return [_Request("singbox_endpoint_group_add_del", {"is_add": False, "name": key[1], "n_members": 0,
+                                                                "members": []})]
         if kind == objects.INTERFACE:
             if self._absent.pop(key[1], None) is not None:
                 self._absent_bypass.pop(key[1], None)
@@ -592,8 +618,9 @@ class VppDataplane(Dataplane):
 
     def read_config(self) -> ConfigMap:
         with self._lock:
-            client, endpoints, sw_interfaces, interfaces, server, listeners, users, prefixes = self._dump_many(
-                ("singbox_client_dump", {}), ("singbox_endpoint_dump", {}),
+            client, endpoints, groups, sw_interfaces, interfaces, server, listeners, users, prefixes = \
+                self._dump_many(
+                ("singbox_client_dump", {}), ("singbox_endpoint_dump", {}), ("singbox_endpoint_group_dump", {}),
                 ("sw_interface_dump", {"name_filter_valid": False, "name_filter": ""}),
                 ("singbox_interface_dump", {"sw_if_index": ALL}), ("singbox_server_dump", {}),
                 ("singbox_server_listener_dump", {}), ("singbox_server_user_dump", {}),
@@ -614,9 +641,19 @@ class VppDataplane(Dataplane):
                     failure_threshold=int(e.failure_threshold), recovery_threshold=int(e.recovery_threshold),
                     protocol=objects.PROTOCOLS[int(e.protocol_type)] if int(e.protocol_type) < len(objects.PROTOCOLS)
                     else f"unknown-{int(e.protocol_type)}")
+            out[(objects.DEFAULT_GROUP,)] = ""
+            for g in groups:
+                out[(objects.GROUP, _s(g.name))] = GroupSpec(
+                    policy=objects.LB_POLICIES[int(g.policy)] if int(g.policy) < len(objects.LB_POLICIES)
+                    else f"unknown-{int(g.policy)}",
+                    members=tuple(sorted((GroupMember(_s(m.endpoint_name), int(m.weight), int(m.priority))
+                                          for m in g.members[: int(g.n_members)]), key=lambda m: m.endpoint)))
+                if g.is_default:
+                    out[(objects.DEFAULT_GROUP,)] = _s(g.name)
             for i in interfaces:
                 name = self._if_name.get(int(i.sw_if_index), f"sw_if_index {int(i.sw_if_index)}")
-                out[(objects.INTERFACE, name)] = InterfaceSpec(_s(i.endpoint_name), int(i.max_connections))
+                out[(objects.INTERFACE, name)] = InterfaceSpec(_s(i.endpoint_name), int(i.max_connections),
+                                                               _s(i.endpoint_group_name))
                 for p in i.bypass[: int(i.n_bypass)]:
                     out[(objects.BYPASS, name, str(p))] = True
             for name, spec in self._absent.items():
@@ -654,7 +691,7 @@ class VppDataplane(Dataplane):
                 "endpoints": ("singbox_endpoint_dump", {}),
                 "interfaces": ("singbox_interface_dump", {"sw_if_index": ALL}),
                 "server": ("singbox_server_dump", {}), "listeners": ("singbox_server_listener_dump", {}),
-                "users": ("singbox_server_user_dump", {})}
+                "users": ("singbox_server_user_dump", {}), "groups": ("singbox_endpoint_group_dump", {})}
             asked = [p for p in dumps if p in parts]
             got = dict(zip(asked, self._dump_many(*(dumps[p] for p in asked))))
             endpoints, interfaces, listeners, users = (got.get(p, []) for p in (
@@ -678,6 +715,10 @@ class VppDataplane(Dataplane):
                 state.listeners[_s(li.name)] = bool(li.is_listening)
             for u in users:
                 state.users[_s(u.username)] = UserState(int(u.auth_failures), 0)
+            for g in got.get("groups", []):
+                state.groups[_s(g.name)] = {
+                    _s(m.endpoint_name): MemberState(int(m.connections), int(m.active_connections), int(m.failures))
+                    for m in g.members[: int(g.n_members)]}
             return state
 
     def _server_state(self, srv: Any) -> ServerState:
