@@ -19,7 +19,7 @@ from types import FrameType
 
 import structlog
 
-from singbox_agent.agent import resolve
+from singbox_agent.agent import oper_poll, resolve
 from singbox_agent.agent.daemon import Agent
 from singbox_agent.dataplane.base import Dataplane
 from singbox_agent.logs import configure_logging
@@ -66,13 +66,20 @@ def main(argv: list[str] | None = None) -> int:
                              f"(default {resolve.TIMEOUT_S:g}); no commit ever waits for a lookup")
     parser.add_argument("--resolve-refresh", type=float, default=resolve.REFRESH_S, metavar="S",
                         help=f"look endpoint host names up again every S seconds (default {resolve.REFRESH_S:g})")
+    parser.add_argument("--oper-poll-ms", type=int, default=oper_poll.PERIOD_MS, metavar="MS",
+                        help="on-change YANG-Push of counters: compare /singbox client, server and dataplane state "
+                             f"every MS ms, 0: never (default {oper_poll.PERIOD_MS})")
+    parser.add_argument("--sessions-poll-ms", type=int, default=oper_poll.SESSIONS_PERIOD_MS, metavar="MS",
+                        help="the same for the sessions list, a read of every session each time, 0: never "
+                             f"(default {oper_poll.SESSIONS_PERIOD_MS})")
     parser.add_argument("--debug", action="store_true")
     opts = parser.parse_args(argv)
     configure_logging(logging.DEBUG if opts.debug else logging.INFO)
 
     socket = None if opts.vpp_api_socket == "none" else opts.vpp_api_socket
     agent = Agent(make_dataplane(socket, opts.api_json or default_api_json(), opts.vpp_stats_socket),
-                  resolver=resolve.Resolver(timeout_s=opts.resolve_timeout, refresh_s=opts.resolve_refresh))
+                  resolver=resolve.Resolver(timeout_s=opts.resolve_timeout, refresh_s=opts.resolve_refresh),
+                  oper_poll_ms=opts.oper_poll_ms, sessions_poll_ms=opts.sessions_poll_ms)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

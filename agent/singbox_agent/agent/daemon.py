@@ -20,6 +20,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.agent import defaults, fastoper, oper
+from singbox_agent.agent.oper_poll import OperPoll
 from singbox_agent.agent.oper_push import OperPush, Pushed
 from singbox_agent.mgmt import crypt, password_hashing, xpath
 from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive, derive_units
@@ -127,8 +128,13 @@ def _changes(raw: list[Any]) -> list[Change]:
 
 
 class Agent:
-    def __init__(self, dataplane: Dataplane, *, change_priority: int = 0, resolver: Resolver | None = None) -> None:
+    def __init__(self, dataplane: Dataplane, *, change_priority: int = 0, resolver: Resolver | None = None,
+                 oper_poll_ms: int = 0, sessions_poll_ms: int = 0) -> None:
         self.dataplane = dataplane
+        # on-change of the pull-only state (oper_poll.py): client/server/dataplane, and the sessions list; 0: off
+        self.oper_poll_ms = oper_poll_ms
+        self.sessions_poll_ms = sessions_poll_ms
+        self._oper_poll: OperPoll | None = None
         # endpoint host names: looked up outside every callback and lock; a new answer is applied by a resync
         self.resolver = resolver if resolver is not None else Resolver()
         self.running = RunningConfig()
@@ -185,6 +191,10 @@ class Agent:
         sess.subscribe_rpc_call(f"/{MODULE}:clear-statistics", self._rpc_clear_statistics)
         sess.subscribe_rpc_call(f"/{MODULE}:disconnect-session", self._rpc_disconnect_session)
         sess.subscribe_rpc_call(f"/{MODULE}:test-endpoint", self._rpc_test_endpoint)
+        self._oper_poll = OperPoll(self._conn.start_session("operational"), MODULE)
+        for part in ("dataplane", "client", "server"):
+            self._oper_poll.add(f"{TOP}/{part}", self.oper_poll_ms)
+        self._oper_poll.add(f"{TOP}/sessions", self.sessions_poll_ms)
         self.dataplane.start()
         log.info("agent started", units=len(self.running.units), dataplane_connected=self.dataplane.connected)
 
@@ -200,6 +210,8 @@ class Agent:
                 log.error("the worker did not stop: leaving the sysrepo connection to sysrepo's recovery")
                 self.dataplane.stop()
                 return
+        if self._oper_poll is not None:
+            self._oper_poll.stop()  # before the pull callbacks it reads
         if self._sess is not None:
             self._sess.stop()
         if self._notif_sess is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,8 +45,29 @@ def timestamp(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def ago(seconds: int) -> str:
-    return timestamp(datetime.now(UTC) - timedelta(seconds=seconds))
+_steady: dict[str, datetime] = {}
+_steady_lock = threading.Lock()
+
+
+def steady_ago(key: str, seconds: int) -> str:
+    """The time `seconds` (a whole-second age the dataplane reports) ago, the same at every read while the age
+    keeps counting: now minus a whole-second age moves by up to a second from read to read, which on-change
+    subscribers (oper_poll.py) would hear as a change of e.g. last-change at every poll."""
+    at = datetime.now(UTC) - timedelta(seconds=seconds)
+    with _steady_lock:
+        seen = _steady.get(key)
+        if seen is not None and abs((at - seen).total_seconds()) < 2:
+            at = seen
+        else:
+            _steady[key] = at
+    return timestamp(at)
+
+
+def forget_steady(prefix: str, keep: set[str]) -> None:
+    """Drop the remembered times of `prefix` keys not in `keep` (endpoints no longer configured)."""
+    with _steady_lock:
+        for key in [k for k in _steady if k.startswith(prefix) and k not in keep]:
+            del _steady[key]
 
 
 def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[str, bool]],
@@ -53,6 +75,8 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
     """`interfaces` are (name, enabled) of the configured entries, `groups` the configured endpoint groups; only
     configured entries are reported."""
     eps: list[dict[str, Any]] = []
+    if endpoints:  # all the configured ones (a read that wants endpoints at all wants them all)
+        forget_steady("endpoint ", {f"endpoint {name}" for name in endpoints})
     for name in endpoints:
         st = state.endpoints.get(name)
         if st is None:
@@ -60,7 +84,7 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
         eps.append({
             "name": name,
             "oper-status": st.oper_status,
-            "last-change": ago(st.last_change_age),
+            "last-change": steady_ago(f"endpoint {name}", st.last_change_age),
             "round-trip-time": st.rtt_us,
             "statistics": {
                 "discontinuity-time": discontinuity.get(("endpoint", name), discontinuity[()]),

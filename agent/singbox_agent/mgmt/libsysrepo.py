@@ -1,5 +1,6 @@
 """The one home of the libsysrepo calls the sysrepo-python 1.7.6 binding does not wrap: NACM (`sr_nacm_*`),
-notification replay support (`sr_get/set_module_replay_support`) and the repository path, through one cffi ABI
+notification replay support (`sr_get/set_module_replay_support`), the repository path and operational poll
+subscriptions (`sr_oper_poll_subscribe`, agent/oper_poll.py), through one cffi ABI
 instance on the library the binding already loaded.
 
 The binding's own cffi module (`_sysrepo`) is used directly where it is the binding's API (session and connection
@@ -38,9 +39,12 @@ ffi.cdef(
                                      int *enabled);
     int sr_set_module_replay_support(sr_conn_ctx_t *conn, const char *module_name, int enable);
     const char *sr_get_repo_path(void);
+    int sr_oper_poll_subscribe(sr_session_ctx_t *session, const char *module_name, const char *path, uint32_t valid_ms,
+                               uint32_t opts, sr_subscription_ctx_t **subscription);
     """
 )
 lib: Any = ffi.dlopen("libsysrepo.so.7")
+SR_SUBSCR_OPER_POLL_DIFF = 0x80  # sr_subscr_flag_t: report what changed between two polls (agent/oper_poll.py)
 
 
 def session_ptr(session: Any) -> Any:

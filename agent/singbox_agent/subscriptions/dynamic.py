@@ -121,10 +121,11 @@ def establish(sr: Any, op: Any, xpath: str | None) -> Established:
                                           anchor=time_leaf(op, f"{YP}:periodic/anchor-time"), stop=stop)
         elif op.find_path(f"{YP}:on-change") is not None:
             excluded = tuple(str(n.value()) for n in op.find_all(f"{YP}:on-change/excluded-change"))
-            sync = leaf(op, f"{YP}:on-change/sync-on-start")
+            # a boolean: libyang gives True/False (str() of it is "False", which is not the XML "false")
+            sync = op.find_path(f"{YP}:on-change/sync-on-start")
             sub = srsn.yang_push_on_change(sr, ds, xpath=xpath,
                                            dampening_ms=centiseconds(op, f"{YP}:on-change/dampening-period") or 0,
-                                           sync_on_start=sync != "false", excluded=excluded, stop=stop)
+                                           sync_on_start=sync is None or sync.value() in (True, "true"), excluded=excluded, stop=stop)
         else:
             raise MgmtException(MgmtError("protocol", "missing-element",
                                           "A datastore subscription needs periodic or on-change.",
