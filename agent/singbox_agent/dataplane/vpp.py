@@ -101,9 +101,10 @@ REQUIRED_MESSAGES = (
     "want_singbox_endpoint_events", "singbox_enable_disable", "singbox_interface_bypass_add_del",
     "singbox_interface_dump", "singbox_set_timeout", "singbox_set_pooling", "singbox_client_dump",
     "singbox_session_dump", "singbox_session_disconnect",
-    "singbox_endpoint_group_add_del", "singbox_endpoint_group_dump", "singbox_set_default_endpoint_group",
-    "singbox_interface_endpoint_group_enable",
 )
+# Endpoint groups (API 1.1): a plugin without them still serves everything else; group ops are refused then.
+GROUP_MESSAGES = ("singbox_endpoint_group_add_del", "singbox_endpoint_group_dump",
+                  "singbox_set_default_endpoint_group", "singbox_interface_endpoint_group_enable")
 LOG_LEVELS = ("error", "warning", "info", "debug")
 PROBE_RESULTS: tuple[ProbeResultName, ...] = ("success", "connect-failed", "timeout", "auth-failed",
                                               "protocol-error", "dataplane-unavailable")
@@ -173,6 +174,7 @@ class VppDataplane(Dataplane):
         self._if_name: dict[int, str] = {}
         # Configuration for interfaces VPP does not have (yet): applied when they appear.
         self._absent: dict[str, InterfaceSpec] = {}
+        self._has_groups = False  # the plugin offers GROUP_MESSAGES (set at connect)
         self._absent_bypass: dict[str, set[str]] = {}
 
     # connection ---------------------------------------------------------------------------------------------
@@ -290,6 +292,7 @@ class VppDataplane(Dataplane):
             raise
         with self._lock:
             self._vpp = vpp
+            self._has_groups = all(hasattr(vpp.api, m) for m in GROUP_MESSAGES)
             self._lost = None
             self._versions = Versions(vpp=_s(version.version), plugin=_s(plugin.version))
             self._refresh_interfaces()
@@ -442,6 +445,10 @@ class VppDataplane(Dataplane):
         """The plugin messages (API.md) that perform `op`; none when it only changes what is kept for an
         interface VPP does not have. Raises DataplaneError when the op cannot be expressed."""
         kind, key = op.key[0], op.key
+        uses_group = kind in (objects.GROUP, objects.DEFAULT_GROUP) and (op.value or op.action == "delete") or (
+            isinstance(op.value, InterfaceSpec) and op.value.group)
+        if uses_group and not self._has_groups:
+            raise DataplaneError("the plugin has no endpoint groups (singbox API 1.1)", ErrorCode.UNIMPLEMENTED)
         if op.action == "put":
             assert op.value is not None
             return self._put_requests(kind, key, op.value, op.old)
@@ -460,6 +467,8 @@ class VppDataplane(Dataplane):
         if kind == objects.DEFAULT_ENDPOINT:
             return [_Request("singbox_set_default_endpoint", {"name": str(value)})]
         if kind == objects.DEFAULT_GROUP:
+            if not self._has_groups:
+                return []  # no default group (anything else is refused in _requests)
             return [_Request("singbox_set_default_endpoint_group", {"name": str(value)})]
         if kind == objects.GROUP:
             assert isinstance(value, GroupSpec)
@@ -618,13 +627,16 @@ class VppDataplane(Dataplane):
 
     def read_config(self) -> ConfigMap:
         with self._lock:
-            client, endpoints, groups, sw_interfaces, interfaces, server, listeners, users, prefixes = \
+            group_dump: list[tuple[str, dict[str, Any]]] = \
+                [("singbox_endpoint_group_dump", {})] if self._has_groups else []
+            client, endpoints, sw_interfaces, interfaces, server, listeners, users, prefixes, *groups_dumped = \
                 self._dump_many(
-                ("singbox_client_dump", {}), ("singbox_endpoint_dump", {}), ("singbox_endpoint_group_dump", {}),
+                ("singbox_client_dump", {}), ("singbox_endpoint_dump", {}),
                 ("sw_interface_dump", {"name_filter_valid": False, "name_filter": ""}),
                 ("singbox_interface_dump", {"sw_if_index": ALL}), ("singbox_server_dump", {}),
                 ("singbox_server_listener_dump", {}), ("singbox_server_user_dump", {}),
-                ("singbox_server_allowed_prefix_dump", {}))
+                ("singbox_server_allowed_prefix_dump", {}), *group_dump)
+            groups = groups_dumped[0] if groups_dumped else []
             self._set_interfaces(sw_interfaces)
             out: dict[Key, Value] = {}
             out[(objects.LOG_LEVEL,)] = LOG_LEVELS[int(client[0].log_level)]
@@ -653,7 +665,7 @@ class VppDataplane(Dataplane):
             for i in interfaces:
                 name = self._if_name.get(int(i.sw_if_index), f"sw_if_index {int(i.sw_if_index)}")
                 out[(objects.INTERFACE, name)] = InterfaceSpec(_s(i.endpoint_name), int(i.max_connections),
-                                                               _s(i.endpoint_group_name))
+                                                               _s(getattr(i, "endpoint_group_name", "")))
                 for p in i.bypass[: int(i.n_bypass)]:
                     out[(objects.BYPASS, name, str(p))] = True
             for name, spec in self._absent.items():
@@ -692,7 +704,7 @@ class VppDataplane(Dataplane):
                 "interfaces": ("singbox_interface_dump", {"sw_if_index": ALL}),
                 "server": ("singbox_server_dump", {}), "listeners": ("singbox_server_listener_dump", {}),
                 "users": ("singbox_server_user_dump", {}), "groups": ("singbox_endpoint_group_dump", {})}
-            asked = [p for p in dumps if p in parts]
+            asked = [p for p in dumps if p in parts and (p != "groups" or self._has_groups)]
             got = dict(zip(asked, self._dump_many(*(dumps[p] for p in asked))))
             endpoints, interfaces, listeners, users = (got.get(p, []) for p in (
                 "endpoints", "interfaces", "listeners", "users"))
