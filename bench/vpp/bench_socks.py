@@ -4,7 +4,7 @@
 microsocks, same topology, same run; prints absolute numbers and ratios.
 
     sudo VPP_PREFIX=/opt/vpp SINGBOX_PLUGIN_DIR=<build>/lib/vpp_plugins \\
-        python3 bench/vpp/bench_socks.py [--seconds 5] [--mbytes 1024]
+        python3 bench/vpp/bench_socks.py [--seconds 5] [--mbytes 1024] [--workers 0,2]
 
 Topology (tests/vpp/vpptopo.py plus a Linux proxy namespace)::
 
@@ -20,9 +20,13 @@ the origin (cpsload's sink) through the splice. The second is the fair
 baseline for connection rates: those exchanges put a Linux client in
 delayed-ACK mode, which decides how soon VPP's FIN follows the origin's
 last byte (see plugin/API.md on VPP's FIN after ACK). Memory per idle session (--idle N, first, on a
-fresh VPP): N CONNECTed sessions with no traffic, growth of the proxy's
-proportional set size (all processes of danted; VPP's fifo segments are
-mapped into VPP, so they count) and of VPP's main heap, divided by N.
+fresh VPP): N CONNECTed sessions with no traffic (for hs_apps proxy N plain
+connections through the splice: the same two legs and fifos), growth of the
+proxy's proportional set size (all processes of danted; VPP's fifo segments
+are mapped into VPP, so they count) and of VPP's main heap, divided by N.
+--workers 0,2 runs it all once per worker count, each on a fresh VPP, and
+prints the 2-worker rates over the 0-worker ones (scaling); on a 2-core box
+the two workers share one CPU (tests/vpp/vpptopo.py), so expect none there.
 danted is looked up on PATH: run on a host that has it (it is not in the
 project's environment). Numbers on a small VM are noisy: compare ratios
 from the same run.
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -132,16 +137,17 @@ def vpp_heap_used(vpp: vt.Vpp) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
-def idle_memory(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, n: int,
-                pgid: int, heap: "vt.Vpp | None" = None) -> dict[str, float]:
-    """Open n CONNECTed sessions with no traffic; memory growth per session."""
+def idle_memory(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, dport: int,
+                n: int, pgid: int, heap: "vt.Vpp | None" = None) -> dict[str, float]:
+    """Open n sessions with no traffic (CONNECTed through a SOCKS5 proxy, or
+    plain connections with proxy "-"); memory growth per session."""
     def sample() -> tuple[int, int]:
         return pss_bytes(pgid), vpp_heap_used(heap) if heap else 0
 
     time.sleep(1)
     pss0, heap0 = sample()
     p = subprocess.Popen(vt.ns_cmd(topo.ns_client, *LOADGEN, "idle", proxy,
-                                   str(pport), dst, str(IDLE_SINK_PORT), str(n)),
+                                   str(pport), dst, str(dport), str(n)),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     out: dict[str, float] = {}
     try:
@@ -169,23 +175,10 @@ def idle_memory(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str, 
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--concurrency", type=int, default=256,
-                    help="connections in flight in the connection-rate cases (enough to keep "
-                    "every proxy busy: with 32 the rate is 32 / one connection's latency)")
-    ap.add_argument("--mbytes", type=int, default=2048)
-    ap.add_argument("--workers", type=int, default=0)
-    loadgen.add_rx_mode_option(ap)
-    ap.add_argument("--idle", type=int, default=1000,
-                    help="idle sessions opened for the memory-per-session figures")
-    ap.add_argument("--link", choices=["af_packet", "tap"], default="af_packet",
-                    help="how the namespaces attach to VPP (tap: tapv2 with GSO, "
-                    "needs /dev/vhost-net)")
-    args = ap.parse_args()
-
-    vpp = vt.Vpp(workers=args.workers, extra_conf="singbox { fifo-size 512k max-fifo-size 4m }")
+def run(args: argparse.Namespace, workers: int, linux_peers: bool) -> dict[str, dict[str, float]]:
+    """One VPP with `workers` workers: memory per idle session (first, on the
+    fresh VPP), then every case; with linux_peers danted and microsocks too."""
+    vpp = vt.Vpp(workers=workers, extra_conf="singbox { fifo-size 512k max-fifo-size 4m }")
     topo = None
     results: dict[str, dict[str, float]] = {}
     try:
@@ -216,11 +209,11 @@ def main() -> None:
             "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n")
         peers = []
         pgids: dict[str, int] = {"vpp-singbox": vpp.proc.pid}
-        if shutil.which("danted"):
+        if linux_peers and shutil.which("danted"):
             pgids["danted"] = topo.spawn(pns, "danted", "-f", str(d / "danted.conf"),
                                          "-N", "2").pid
             peers.append(("danted", PNS_CLIENT_IP, 1080))
-        if shutil.which("microsocks"):
+        if linux_peers and shutil.which("microsocks"):
             pgids["microsocks"] = topo.spawn(pns, "microsocks", "-i", PNS_CLIENT_IP, "-p",
                                              "1081", "-b", PNS_ORIGIN_IP).pid
             peers.append(("microsocks", PNS_CLIENT_IP, 1081))
@@ -229,18 +222,23 @@ def main() -> None:
         time.sleep(0.5)
 
         # first, while nothing has run yet: idle sessions, memory per session
-        print(f"memory per idle SOCKS5 session ({args.idle} CONNECTed, no traffic):")
+        print(f"\nVPP workers {workers}: memory per idle session ({args.idle} open, no traffic):")
         mem: dict[str, dict[str, float]] = {}
         if args.idle:
             mem["vpp-singbox"] = idle_memory(topo, "VPP singbox (SOCKS5)", vt.VPP_CLIENT_IP4,
-                                             1080, vt.ORIGIN_IP4, args.idle,
-                                             pgids["vpp-singbox"], heap=vpp)
+                                             1080, vt.ORIGIN_IP4, IDLE_SINK_PORT, args.idle,
+                                             vpp.proc.pid, heap=vpp)
+            # the same two legs and fifos, no SOCKS5: the client connects to the splice
+            mem["vpp-hs-proxy"] = idle_memory(topo, "VPP hs_apps proxy", "-", 0,
+                                              vt.VPP_CLIENT_IP4, HS_PROXY_PORT, args.idle,
+                                              vpp.proc.pid, heap=vpp)
             for name, ip, port in peers:
-                mem[name] = idle_memory(topo, name, ip, port, ORIGIN_PNS_IP, args.idle,
-                                        pgids[name])
+                mem[name] = idle_memory(topo, name, ip, port, ORIGIN_PNS_IP, IDLE_SINK_PORT,
+                                        args.idle, pgids[name])
 
         print(f"SOCKS5 benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
-              f"per bulk case, VPP workers {args.workers}, link {args.link}")
+              f"per bulk case, VPP workers {workers}, link {args.link}, rx-mode {args.rx_mode}; "
+              f"load {os.getloadavg()[0]:.2f}")
         results["vpp-singbox"] = measure(topo, "VPP singbox (SOCKS5)", vt.VPP_CLIENT_IP4, 1080,
                                          vt.ORIGIN_IP4, args, PROXY_SINK_PORTS["vpp-singbox"])
         # hs_apps proxy: no SOCKS, one fixed upstream (its own sink); the client connects plainly
@@ -253,23 +251,56 @@ def main() -> None:
         for name, ip, port in peers:
             results[name] = measure(topo, name, ip, port, ORIGIN_PNS_IP, args,
                                     PROXY_SINK_PORTS[name])
-        if "danted" in mem and mem["danted"]["idle_sessions"]:
-            b, o = mem["vpp-singbox"]["pss_per_session"], mem["danted"]["pss_per_session"]
-            print(f"\nmemory per idle session: VPP singbox {b:.0f} B, danted {o:.0f} B "
-                  f"(singbox/danted x{b / max(o, 1e-9):.2f})")
+        print(f"load at the end {os.getloadavg()[0]:.2f}")
         for name, m in mem.items():
             results.setdefault(name, {}).update(m)
         base = results["vpp-singbox"]
-        print("\nratios (VPP singbox / other):")
+        print(f"ratios (VPP singbox / other), VPP workers {workers}:")
         for name, r in results.items():
-            if name == "vpp-singbox":
+            if name == "vpp-singbox" or "gbps_1" not in r:
                 continue
             print(loadgen.ratio_row(f"vs {name}", base, r))
-        print(json.dumps(results))
+        for name, m in mem.items():
+            if name != "vpp-singbox" and m.get("idle_sessions"):
+                b, o = mem["vpp-singbox"]["pss_per_session"], m["pss_per_session"]
+                print(f"  memory per idle session vs {name}: x{b / max(o, 1e-9):.2f} "
+                      f"({b:.0f} / {o:.0f} B)")
     finally:
         if topo:
             topo.close()
         vpp.close()
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--concurrency", type=int, default=256,
+                    help="connections in flight in the connection-rate cases (enough to keep "
+                    "every proxy busy: with 32 the rate is 32 / one connection's latency)")
+    ap.add_argument("--mbytes", type=int, default=2048)
+    ap.add_argument("--workers", default="0",
+                    help="VPP worker counts, comma-separated (e.g. 0,2): one VPP each, in turn; "
+                    "danted and microsocks run with the first only, and the rates at each "
+                    "count are compared with the first's (scaling)")
+    loadgen.add_rx_mode_option(ap)
+    ap.add_argument("--idle", type=int, default=1000,
+                    help="idle sessions opened for the memory-per-session figures")
+    ap.add_argument("--link", choices=["af_packet", "tap"], default="af_packet",
+                    help="how the namespaces attach to VPP (tap: tapv2 with GSO, "
+                    "needs /dev/vhost-net)")
+    args = ap.parse_args()
+    counts = [int(w) for w in args.workers.split(",")]
+    print(f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    by_workers = {w: run(args, w, linux_peers=i == 0) for i, w in enumerate(counts)}
+    if len(counts) > 1:
+        first = counts[0]
+        print(f"\nscaling (VPP workers N / {first}), same run:")
+        for w in counts[1:]:
+            for name in ("vpp-singbox", "vpp-hs-proxy", "vpp-hs-proxy-socks5"):
+                print(loadgen.ratio_row(f"{name} {w}/{first}", by_workers[w][name],
+                                        by_workers[first][name]))
+    print(json.dumps({str(w): r for w, r in by_workers.items()}))
 
 
 if __name__ == "__main__":
