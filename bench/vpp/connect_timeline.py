@@ -134,7 +134,7 @@ def label_sample(pkts: list[Packet], sink_port: int, client_ip: str) -> dict[str
         else:
             continue
         arrow = "->" if fwd else "<-"
-        what = f"{ns:<6} {conn:<8} {arrow} {flag_str(f):<3}" + (f" len {n}" if n else "")
+        what = (f"{ns:<6} {conn:<8} {arrow} {flag_str(f):<3}" + (f" len {n}" if n else "")).rstrip()
         seen[what] = seen.get(what, 0) + 1
         if seen[what] > 1:
             what += f" #{seen[what]}"
