@@ -235,6 +235,15 @@ def latency_report(lat: dict[str, dict[str, float]]) -> None:
             x, y = lat[a], lat[b]
             print(f"  {a + '/' + b:<24} p50 x{x['p50_ms'] / y['p50_ms']:5.2f}   "
                   f"p99 x{x['p99_ms'] / y['p99_ms']:5.2f}   (p50 {x['p50_ms'] - y['p50_ms']:+.2f} ms)")
+    # what the proxy itself adds: its p50 over the plain routing of its own path (VPP's packet
+    # I/O, af_packet here, costs every VPP case alike; see connect_timeline.py)
+    if all(k in lat for k in ("no-pool", "pool", "redsocks", "direct-vpp", "direct-linux")):
+        r = lat["redsocks"]["p50_ms"] - lat["direct-linux"]["p50_ms"]
+        for k in ("no-pool", "pool"):
+            v = lat[k]["p50_ms"] - lat["direct-vpp"]["p50_ms"]
+            ratio = f" = x{v / r:.2f}" if r > 0 else ""
+            print(f"  added over its path's routing, {k + '/redsocks':<17} p50 {v:+.2f} / "
+                  f"{r:+.2f} ms{ratio}")
 
 
 def add_endpoint(api: Any) -> None:
