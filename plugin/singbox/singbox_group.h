@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 vpp-singbox authors
+ */
+
+/* Client mode's endpoint groups (YANG endpoint-group): a named set of
+ * endpoints new connections are spread over by a policy (singbox_lb.h).
+ * An interface relays through its group, or through the default group
+ * when it names neither an endpoint nor a group. */
+
+#ifndef __included_singbox_group_h__
+#define __included_singbox_group_h__
+
+#include <vnet/vnet.h>
+#include <vnet/session/transport_types.h>
+#include <vppinfra/lock.h>
+
+#include <singbox/singbox_lb.h>
+
+/* What configures one member (singbox_group_add). */
+typedef struct
+{
+  u8 *endpoint_name; /* vec, NUL-terminated */
+  u32 weight;	     /* >= 1 */
+  u32 priority;
+} singbox_group_member_config_t;
+
+typedef struct
+{
+  u32 endpoint_index;
+  /* counters of this member's connections through this group */
+  u64 connections;
+  u64 failures;
+} singbox_group_member_t;
+
+typedef struct
+{
+  u8 *name; /* vec, NUL-terminated */
+  sbx_lb_policy_t policy;
+  singbox_group_member_t *members; /* vec */
+  sbx_lb_member_t *lb;		   /* vec, parallel to members: the policy's state */
+  /* pick and release run on every worker */
+  clib_spinlock_t lock;
+  u32 n_users; /* interfaces relaying through it */
+} singbox_group_t;
+
+typedef struct
+{
+  singbox_group_t *groups; /* pool */
+  uword *group_by_name;	   /* name (C string) -> pool index */
+  u32 default_group;	   /* ~0: none */
+  u32 *itf_group;	   /* by sw_if_index: the interface's own group, ~0: none */
+} singbox_group_main_t;
+
+extern singbox_group_main_t singbox_group_main;
+
+singbox_group_t *singbox_group_find (u8 *name);
+/* Adds or replaces a group; members keep their counters across a replace. */
+int singbox_group_add (u8 *name, sbx_lb_policy_t policy, singbox_group_member_config_t *members);
+int singbox_group_del (u8 *name);
+/* An empty name clears the default group. */
+int singbox_group_set_default (u8 *name);
+/* The interface relays through this group (~0: not through a group). */
+void singbox_group_interface_set (u32 sw_if_index, u32 group_index);
+/* The group an interface relays through: its own, else the default when
+ * the interface names no endpoint of its own; ~0 for none. */
+u32 singbox_group_of_interface (u32 sw_if_index, u32 own_endpoint_index);
+/* The endpoint index for a new flow through a group (~0: none); counts it
+ * as active on its member until singbox_group_release. */
+u32 singbox_group_pick (u32 group_index, transport_endpoint_t *rmt, transport_endpoint_t *lcl);
+/* A flow picked earlier ended. */
+void singbox_group_release (u32 group_index, u32 endpoint_index);
+/* A flow picked earlier could not be relayed: its upstream connection or
+ * handshake failed. */
+void singbox_group_count_failure (u32 group_index, u32 endpoint_index);
+void singbox_group_clear_counters (void);
+
+format_function_t format_singbox_group;
+
+#endif /* __included_singbox_group_h__ */
