@@ -164,17 +164,23 @@ vl_api_singbox_server_config_t_handler (vl_api_singbox_server_config_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_server_config_reply_t *rmp;
-  ip46_address_t udp_pub, dns;
-  u8 udp_pub_ip4, dns_ip4;
+  singbox_server_config_t cfg = {
+    .auth_required = mp->auth_required,
+    .allow_connect = mp->allow_connect,
+    .allow_udp_associate = mp->allow_udp_associate,
+    .max_sessions = ntohl (mp->max_sessions),
+    .handshake_timeout = ntohl (mp->handshake_timeout),
+    .idle_timeout = ntohl (mp->idle_timeout),
+    .connect_timeout = ntohl (mp->connect_timeout),
+    .udp_idle_timeout = ntohl (mp->udp_idle_timeout),
+    .dns_enabled = mp->dns_enabled,
+    .dns_server_port = ntohs (mp->dns_server_port),
+  };
   int rv;
 
-  udp_pub_ip4 = singbox_decode_address (&mp->udp_public_address, &udp_pub);
-  dns_ip4 = singbox_decode_address (&mp->dns_server, &dns);
-  rv = singbox_server_set_config (mp->auth_required, mp->allow_connect, mp->allow_udp_associate,
-				  ntohl (mp->max_sessions), ntohl (mp->handshake_timeout),
-				  ntohl (mp->idle_timeout), ntohl (mp->connect_timeout),
-				  ntohl (mp->udp_idle_timeout), &udp_pub, udp_pub_ip4,
-				  mp->dns_enabled, &dns, dns_ip4, ntohs (mp->dns_server_port));
+  cfg.udp_public_is_ip4 = singbox_decode_address (&mp->udp_public_address, &cfg.udp_public_address);
+  cfg.dns_server_is_ip4 = singbox_decode_address (&mp->dns_server, &cfg.dns_server);
+  rv = singbox_server_set_config (&cfg);
   REPLY_MACRO (VL_API_SINGBOX_SERVER_CONFIG_REPLY);
 }
 
@@ -366,16 +372,18 @@ vl_api_singbox_set_endpoint_t_handler (vl_api_singbox_set_endpoint_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_set_endpoint_reply_t *rmp;
-  ip46_address_t addr;
-  u8 is_ip4;
+  singbox_endpoint_config_t cfg = {
+    .port = ntohs (mp->proxy_port),
+    .protocol = mp->protocol_type,
+    .username = mp->username,
+    .password = mp->password,
+  };
   int rv;
 
   SINGBOX_TERMINATE (mp->username);
   SINGBOX_TERMINATE (mp->password);
-  is_ip4 = singbox_decode_address (&mp->proxy_addr, &addr);
-  rv = singbox_endpoint_add_del (1, (u8 *) "default", &addr, is_ip4, ntohs (mp->proxy_port),
-				 mp->protocol_type, mp->username, mp->password, 0, 0, 0, 0, 0, 0, 0,
-				 0);
+  cfg.is_ip4 = singbox_decode_address (&mp->proxy_addr, &cfg.addr);
+  rv = singbox_endpoint_add ((u8 *) "default", &cfg);
   if (!rv)
     rv = singbox_set_default_endpoint ((u8 *) "default");
   clib_memset (mp->password, 0, sizeof (mp->password));
@@ -387,19 +395,27 @@ vl_api_singbox_endpoint_add_del_t_handler (vl_api_singbox_endpoint_add_del_t *mp
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_endpoint_add_del_reply_t *rmp;
-  ip46_address_t addr;
-  u8 is_ip4;
+  singbox_endpoint_config_t cfg = {
+    .port = ntohs (mp->proxy_port),
+    .protocol = mp->protocol_type,
+    .username = mp->username,
+    .password = mp->password,
+    .priority = ntohl (mp->priority),
+    .connect_timeout = ntohs (mp->connect_timeout),
+    .hc_enabled = mp->health_check_enabled,
+    .hc_interval = ntohs (mp->health_check_interval),
+    .hc_timeout = ntohs (mp->health_check_timeout),
+    .failure_threshold = mp->failure_threshold,
+    .recovery_threshold = mp->recovery_threshold,
+    .table_id = ntohl (mp->table_id),
+  };
   int rv;
 
   SINGBOX_TERMINATE (mp->name);
   SINGBOX_TERMINATE (mp->username);
   SINGBOX_TERMINATE (mp->password);
-  is_ip4 = singbox_decode_address (&mp->proxy_addr, &addr);
-  rv = singbox_endpoint_add_del (
-    mp->is_add, mp->name, &addr, is_ip4, ntohs (mp->proxy_port), mp->protocol_type, mp->username,
-    mp->password, ntohl (mp->priority), ntohs (mp->connect_timeout), mp->health_check_enabled,
-    ntohs (mp->health_check_interval), ntohs (mp->health_check_timeout), mp->failure_threshold,
-    mp->recovery_threshold, ntohl (mp->table_id));
+  cfg.is_ip4 = singbox_decode_address (&mp->proxy_addr, &cfg.addr);
+  rv = mp->is_add ? singbox_endpoint_add (mp->name, &cfg) : singbox_endpoint_del (mp->name);
   clib_memset (mp->password, 0, sizeof (mp->password));
   REPLY_MACRO (VL_API_SINGBOX_ENDPOINT_ADD_DEL_REPLY);
 }
@@ -557,16 +573,18 @@ vl_api_singbox_enable_disable_t_handler (vl_api_singbox_enable_disable_t *mp)
 {
   singbox_main_t *sm = &singbox_main;
   vl_api_singbox_enable_disable_reply_t *rmp;
-  ip46_address_t addr;
-  u8 is_ip4;
+  singbox_interface_config_t cfg = {
+    .proxy_port = ntohs (mp->proxy_port),
+    .endpoint_name = mp->endpoint_name,
+    .max_connections = ntohl (mp->max_connections),
+  };
   int rv;
 
   VALIDATE_SW_IF_INDEX (mp);
   SINGBOX_TERMINATE (mp->endpoint_name);
-  is_ip4 = singbox_decode_address (&mp->proxy_addr, &addr);
-  rv = singbox_interface_enable_disable (ntohl (mp->sw_if_index), mp->enable_disable, &addr, is_ip4,
-					 ntohs (mp->proxy_port), mp->endpoint_name,
-					 ntohl (mp->max_connections));
+  cfg.proxy_is_ip4 = singbox_decode_address (&mp->proxy_addr, &cfg.proxy_addr);
+  rv = mp->enable_disable ? singbox_interface_enable (ntohl (mp->sw_if_index), &cfg) :
+			    singbox_interface_disable (ntohl (mp->sw_if_index));
   BAD_SW_IF_INDEX_LABEL;
   REPLY_MACRO (VL_API_SINGBOX_ENABLE_DISABLE_REPLY);
 }

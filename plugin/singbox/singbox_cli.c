@@ -253,65 +253,73 @@ static clib_error_t *
 singbox_server_set_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   singbox_main_t *sm = &singbox_main;
-  u32 max_sessions = sm->max_sessions, hs = sm->handshake_timeout;
-  u32 idle = sm->idle_timeout, conn = sm->connect_timeout;
-  u32 udp_idle = sm->udp_idle_timeout;
-  u8 auth = sm->auth_required, dns = sm->dns_enabled;
-  u8 allow_connect = sm->allow_connect, allow_udp = sm->allow_udp_associate;
-  ip46_address_t dns_server = sm->dns_server, udp_pub = sm->udp_public_address;
-  u8 dns_is_ip4 = sm->dns_server_is_ip4, udp_pub_ip4 = sm->udp_public_is_ip4;
+  singbox_server_config_t cfg = {
+    .auth_required = sm->auth_required,
+    .allow_connect = sm->allow_connect,
+    .allow_udp_associate = sm->allow_udp_associate,
+    .max_sessions = sm->max_sessions,
+    .handshake_timeout = sm->handshake_timeout,
+    .idle_timeout = sm->idle_timeout,
+    .connect_timeout = sm->connect_timeout,
+    .udp_idle_timeout = sm->udp_idle_timeout,
+    .udp_public_address = sm->udp_public_address,
+    .udp_public_is_ip4 = sm->udp_public_is_ip4,
+    .dns_enabled = sm->dns_enabled,
+    .dns_server = sm->dns_server,
+    .dns_server_is_ip4 = sm->dns_server_is_ip4,
+    .dns_server_port = sm->dns_server_port,
+  };
   ip4_address_t ip4;
   int rv;
 
   while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
     {
-      if (unformat (input, "max-sessions %u", &max_sessions))
+      if (unformat (input, "max-sessions %u", &cfg.max_sessions))
 	;
-      else if (unformat (input, "handshake-timeout %u", &hs))
+      else if (unformat (input, "handshake-timeout %u", &cfg.handshake_timeout))
 	;
-      else if (unformat (input, "idle-timeout %u", &idle))
+      else if (unformat (input, "idle-timeout %u", &cfg.idle_timeout))
 	;
-      else if (unformat (input, "connect-timeout %u", &conn))
+      else if (unformat (input, "connect-timeout %u", &cfg.connect_timeout))
 	;
-      else if (unformat (input, "udp-idle-timeout %u", &udp_idle))
+      else if (unformat (input, "udp-idle-timeout %u", &cfg.udp_idle_timeout))
 	;
       else if (unformat (input, "auth required"))
-	auth = 1;
+	cfg.auth_required = 1;
       else if (unformat (input, "auth none"))
-	auth = 0;
+	cfg.auth_required = 0;
       else if (unformat (input, "connect enable"))
-	allow_connect = 1;
+	cfg.allow_connect = 1;
       else if (unformat (input, "connect disable"))
-	allow_connect = 0;
+	cfg.allow_connect = 0;
       else if (unformat (input, "udp-associate enable"))
-	allow_udp = 1;
+	cfg.allow_udp_associate = 1;
       else if (unformat (input, "udp-associate disable"))
-	allow_udp = 0;
+	cfg.allow_udp_associate = 0;
       else if (unformat (input, "dns disable"))
-	dns = 0;
+	cfg.dns_enabled = 0;
       else if (unformat (input, "dns enable"))
-	dns = 1;
+	cfg.dns_enabled = 1;
       /* an IPv4 address goes through ip4 so the rest of the ip46 is zeroed */
       else if (unformat (input, "name-server %U", unformat_ip4_address, &ip4))
 	{
-	  ip46_address_set_ip4 (&dns_server, &ip4);
-	  dns_is_ip4 = 1;
+	  ip46_address_set_ip4 (&cfg.dns_server, &ip4);
+	  cfg.dns_server_is_ip4 = 1;
 	}
-      else if (unformat (input, "name-server %U", unformat_ip6_address, &dns_server.ip6))
-	dns_is_ip4 = 0;
+      else if (unformat (input, "name-server %U", unformat_ip6_address, &cfg.dns_server.ip6))
+	cfg.dns_server_is_ip4 = 0;
       else if (unformat (input, "udp-public-address %U", unformat_ip4_address, &ip4))
 	{
-	  ip46_address_set_ip4 (&udp_pub, &ip4);
-	  udp_pub_ip4 = 1;
+	  ip46_address_set_ip4 (&cfg.udp_public_address, &ip4);
+	  cfg.udp_public_is_ip4 = 1;
 	}
-      else if (unformat (input, "udp-public-address %U", unformat_ip6_address, &udp_pub.ip6))
-	udp_pub_ip4 = 0;
+      else if (unformat (input, "udp-public-address %U", unformat_ip6_address,
+			 &cfg.udp_public_address.ip6))
+	cfg.udp_public_is_ip4 = 0;
       else
 	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
     }
-  rv = singbox_server_set_config (auth, allow_connect, allow_udp, max_sessions, hs, idle, conn,
-				  udp_idle, &udp_pub, udp_pub_ip4, dns, &dns_server, dns_is_ip4,
-				  sm->dns_server_port);
+  rv = singbox_server_set_config (&cfg);
   return singbox_cli_error (rv, "server set");
 }
 
@@ -503,8 +511,16 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
   if (!name)
     name = format (0, "default");
   vec_add1 (name, 0);
-  rv = singbox_endpoint_add_del (1, name, &addr, is_ip4, port, protocol, username, password,
-				 priority, 0, 0, 0, 0, 0, 0, 0);
+  singbox_endpoint_config_t cfg = {
+    .addr = addr,
+    .is_ip4 = is_ip4,
+    .port = port,
+    .protocol = protocol,
+    .username = username,
+    .password = password,
+    .priority = priority,
+  };
+  rv = singbox_endpoint_add (name, &cfg);
   if (!rv)
     rv = singbox_set_default_endpoint (name);
   if (password)
@@ -556,7 +572,14 @@ singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_co
     return clib_error_return (0, "interface required");
   if (ep_name)
     vec_add1 (ep_name, 0);
-  rv = singbox_interface_enable_disable (sw_if_index, 1, &addr, is_ip4, port, ep_name, max_conn);
+  singbox_interface_config_t cfg = {
+    .proxy_addr = addr,
+    .proxy_is_ip4 = is_ip4,
+    .proxy_port = port,
+    .endpoint_name = ep_name,
+    .max_connections = max_conn,
+  };
+  rv = singbox_interface_enable (sw_if_index, &cfg);
   vec_free (ep_name);
   return singbox_cli_error (rv, "enable");
 }
@@ -576,8 +599,7 @@ singbox_disable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_c
 
   if (!unformat (input, "%U", unformat_vnet_sw_interface, vnm, &sw_if_index))
     return clib_error_return (0, "interface required");
-  return singbox_cli_error (singbox_interface_enable_disable (sw_if_index, 0, 0, 0, 0, 0, 0),
-			    "disable");
+  return singbox_cli_error (singbox_interface_disable (sw_if_index), "disable");
 }
 
 VLIB_CLI_COMMAND (singbox_disable_command, static) = {

@@ -356,7 +356,7 @@ singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 
 
   if (singbox_probe_app_index == APP_INVALID_INDEX)
     {
-      if (singbox_server_attach () ||
+      if (singbox_session_layer_attach () ||
 	  singbox_app_attach ("singbox-probe", &singbox_probe_cb_vft, 0, &singbox_probe_app_index))
 	return ~0;
     }

@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 vpp-singbox authors
+ */
+
+/* Client mode's objects: upstream endpoints (SOCKS5 or HTTP CONNECT
+ * proxies), the interfaces whose arriving TCP is relayed through them, and
+ * which endpoint a new flow takes. Interception itself is
+ * singbox_client.c's. */
+
+#include <singbox/singbox.h>
+#include <vnet/fib/fib_table.h>
+#include <vnet/fib/fib_entry.h>
+
+/*
+ * Endpoints
+ */
+
+singbox_endpoint_t *
+singbox_endpoint_find (u8 *name)
+{
+  singbox_main_t *sm = &singbox_main;
+  uword *p = hash_get_mem (sm->endpoint_by_name, name);
+
+  return p ? pool_elt_at_index (sm->endpoints, p[0]) : 0;
+}
+
+u8 *
+singbox_endpoint_name (u32 endpoint_index)
+{
+  singbox_main_t *sm = &singbox_main;
+
+  if (endpoint_index == ~0 || pool_is_free_index (sm->endpoints, endpoint_index))
+    return 0;
+  return pool_elt_at_index (sm->endpoints, endpoint_index)->name;
+}
+
+int
+singbox_endpoint_del (u8 *name)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  u32 len = strnlen ((char *) name, 64);
+
+  if (len == 0 || len > 63)
+    return VNET_API_ERROR_INVALID_VALUE;
+  if (!(ep = singbox_endpoint_find (name)))
+    return VNET_API_ERROR_NO_SUCH_ENTRY;
+  if (ep->n_users)
+    return VNET_API_ERROR_INSTANCE_IN_USE;
+  if (sm->default_endpoint == ep - sm->endpoints)
+    sm->default_endpoint = ~0;
+  vlib_stats_remove_entry (ep->stat_state);
+  vlib_stats_remove_entry (ep->stat_rtt);
+  vlib_stats_remove_entry (ep->stat_failures);
+  vlib_stats_remove_entry (ep->stat_connections);
+  /* the key is ep->name itself: unset before it is freed */
+  hash_unset_mem (sm->endpoint_by_name, ep->name);
+  vec_free (ep->name);
+  vec_free (ep->username);
+  vec_free (ep->password);
+  pool_put (sm->endpoints, ep);
+  return 0;
+}
+
+/* Create the endpoint or change it in place (its counters, pool and users
+ * stay). */
+int
+singbox_endpoint_add (u8 *name, const singbox_endpoint_config_t *cfg)
+{
+  singbox_main_t *sm = &singbox_main;
+  u32 len = strnlen ((char *) name, 64);
+  u8 *username = cfg->username, *password = cfg->password;
+  u32 ulen = username ? strnlen ((char *) username, 256) : 0;
+  u32 plen = password ? strnlen ((char *) password, 256) : 0;
+  u8 is_ip4 = cfg->is_ip4, protocol = cfg->protocol;
+  singbox_endpoint_t *ep;
+  u32 fib_index;
+
+  if (len == 0 || len > 63)
+    return VNET_API_ERROR_INVALID_VALUE;
+  ep = singbox_endpoint_find (name);
+
+  if (cfg->port == 0 || protocol > SINGBOX_PROTO_HTTP_CONNECT || ulen > SOCKS5_MAX_CRED_LEN ||
+      plen > SOCKS5_MAX_CRED_LEN || (ulen && !plen) || ip46_address_is_zero (&cfg->addr))
+    return VNET_API_ERROR_INVALID_VALUE;
+  /* Basic credentials cannot carry a ':' in the user-id or control bytes (RFC 7617):
+   * refused here rather than at every connection */
+  if (protocol == SINGBOX_PROTO_HTTP_CONNECT && ulen)
+    {
+      u8 req[HTTP_CONNECT_REQUEST_MAX];
+      if (http_connect_request_write (req, sizeof (req), "h", 1, 1, username, ulen, password,
+				      plen) < 0)
+	return VNET_API_ERROR_INVALID_VALUE;
+    }
+  if (cfg->hc_enabled && cfg->hc_timeout && cfg->hc_interval && cfg->hc_timeout >= cfg->hc_interval)
+    return VNET_API_ERROR_INVALID_VALUE;
+  fib_index = fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, cfg->table_id);
+  if (fib_index == ~0)
+    return VNET_API_ERROR_NO_SUCH_FIB;
+
+  if (!ep)
+    {
+      pool_get_zero (sm->endpoints, ep);
+      ep->name = format (0, "%s%c", name, 0);
+      hash_set_mem (sm->endpoint_by_name, ep->name, ep - sm->endpoints);
+      ep->state = SINGBOX_EP_STATE_UNKNOWN;
+      ep->last_change = vlib_time_now (vlib_get_main ());
+      ep->stat_state = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/state", name);
+      ep->stat_rtt = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/rtt-us", name);
+      ep->stat_failures = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/failures", name);
+      ep->stat_connections = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/connections", name);
+    }
+  ep->addr = cfg->addr;
+  ep->is_ip4 = is_ip4;
+  ep->port = cfg->port;
+  ep->protocol = protocol;
+  vec_free (ep->username);
+  vec_free (ep->password);
+  if (ulen)
+    {
+      vec_add (ep->username, username, ulen);
+      vec_add (ep->password, password, plen);
+    }
+  ep->priority = cfg->priority;
+  ep->connect_timeout = cfg->connect_timeout ? cfg->connect_timeout : 10;
+  ep->hc_enabled = cfg->hc_enabled;
+  ep->hc_interval = cfg->hc_interval ? cfg->hc_interval : 30;
+  ep->hc_timeout = cfg->hc_timeout ? cfg->hc_timeout : 5;
+  ep->failure_threshold = cfg->failure_threshold ? cfg->failure_threshold : 3;
+  ep->recovery_threshold = cfg->recovery_threshold ? cfg->recovery_threshold : 2;
+  ep->table_id = cfg->table_id;
+  ep->fib_index = fib_index;
+  if (!cfg->hc_enabled)
+    ep->state = SINGBOX_EP_STATE_UNKNOWN;
+  /* probe the new settings soon, but never all of a resync in one poll */
+  singbox_probe_schedule_first (ep);
+  return 0;
+}
+
+int
+singbox_set_default_endpoint (u8 *name)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+
+  if (!name || !name[0])
+    {
+      sm->default_endpoint = ~0;
+      return 0;
+    }
+  if (!(ep = singbox_endpoint_find (name)))
+    return VNET_API_ERROR_NO_SUCH_ENTRY;
+  sm->default_endpoint = ep - sm->endpoints;
+  return 0;
+}
+
+int
+singbox_clear_endpoint_counters (u8 *name)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+
+  if (name && name[0])
+    {
+      if (!(ep = singbox_endpoint_find (name)))
+	return VNET_API_ERROR_NO_SUCH_ENTRY;
+      ep->failures = ep->connections = 0;
+      return 0;
+    }
+  pool_foreach (ep, sm->endpoints)
+    ep->failures = ep->connections = 0;
+  return 0;
+}
+
+static int
+singbox_ip46_equal (ip46_address_t *a, ip46_address_t *b, u8 is_ip4)
+{
+  return is_ip4 ? a->ip4.as_u32 == b->ip4.as_u32 : ip6_address_is_equal (&a->ip6, &b->ip6);
+}
+
+/* A proxy's own connections (from an endpoint's address, e.g. sing-box
+ * reaching a destination behind another enabled interface) or connections
+ * to an endpoint itself: relaying them through a proxy would loop. */
+int
+singbox_endpoint_is_proxy_traffic (transport_endpoint_t *rmt, transport_endpoint_t *lcl)
+{
+  singbox_endpoint_t *ep;
+
+  pool_foreach (ep, singbox_main.endpoints)
+    {
+      if (ep->is_ip4 == rmt->is_ip4 && singbox_ip46_equal (&ep->addr, &rmt->ip, ep->is_ip4))
+	return 1;
+      if (ep->is_ip4 == lcl->is_ip4 && singbox_ip46_equal (&ep->addr, &lcl->ip, ep->is_ip4) &&
+	  ep->port == clib_net_to_host_u16 (lcl->port))
+	return 1;
+    }
+  return 0;
+}
+
+/* The endpoint to use: the interface's, or the default; when health checks
+ * have it down, the up endpoint with the lowest priority (failover). */
+singbox_endpoint_t *
+singbox_endpoint_pick (singbox_interface_t *itf)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep = 0, *e, *best = 0;
+  u32 idx = itf && itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint;
+
+  if (idx != ~0 && !pool_is_free_index (sm->endpoints, idx))
+    ep = pool_elt_at_index (sm->endpoints, idx);
+  if (ep && ep->state != SINGBOX_EP_STATE_DOWN)
+    return ep;
+  pool_foreach (e, sm->endpoints)
+    if (e->state != SINGBOX_EP_STATE_DOWN && (!best || e->priority < best->priority))
+      best = e;
+  return best ? best : ep;
+}
+
+/*
+ * Interfaces
+ */
+
+singbox_interface_t *
+singbox_interface_get (u32 sw_if_index)
+{
+  singbox_main_t *sm = &singbox_main;
+
+  if (sw_if_index >= vec_len (sm->interfaces) || !sm->interfaces[sw_if_index].enabled)
+    return 0;
+  return vec_elt_at_index (sm->interfaces, sw_if_index);
+}
+
+/* The enabled interface a client is behind: where the route back to it
+ * points; if that is none of them (asymmetric route), the first enabled
+ * interface. 0: no interface is enabled. */
+singbox_interface_t *
+singbox_interface_of_client (ip46_address_t *ip, u8 is_ip4, u32 fib_index)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_interface_t *itf;
+  fib_prefix_t pfx = {
+    .fp_addr = *ip,
+    .fp_len = is_ip4 ? 32 : 128,
+    .fp_proto = is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6,
+  };
+  fib_node_index_t fei = fib_table_lookup (fib_index, &pfx);
+
+  if (fei != FIB_NODE_INDEX_INVALID &&
+      (itf = singbox_interface_get (fib_entry_get_resolving_interface (fei))))
+    return itf;
+  vec_foreach (itf, sm->interfaces)
+    if (itf->enabled)
+      return itf;
+  return 0;
+}
+
+int
+singbox_prefix_match (singbox_prefix_t *p, ip46_address_t *ip, u8 is_ip4)
+{
+  if (p->is_ip4 != is_ip4)
+    return 0;
+  if (is_ip4)
+    {
+      ip4_address_t a = ip->ip4, b = p->addr.ip4;
+      ip4_address_normalize (&a, p->len);
+      ip4_address_normalize (&b, p->len);
+      return a.as_u32 == b.as_u32;
+    }
+  ip6_address_t a = ip->ip6, b = p->addr.ip6;
+  ip6_address_normalize (&a, p->len);
+  ip6_address_normalize (&b, p->len);
+  return ip6_address_is_equal (&a, &b);
+}
+
+void
+singbox_clear_interface_counters (u32 sw_if_index)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_interface_t *itf;
+
+  vec_foreach (itf, sm->interfaces)
+    /* entries never enabled have sw_if_index 0, whose counters exist */
+    if (sw_if_index == ~0 || itf->sw_if_index == sw_if_index)
+      {
+	itf->total = itf->failures = itf->packets = itf->bytes = 0;
+	vlib_zero_simple_counter (&sm->itf_connections, itf->sw_if_index);
+	vlib_zero_simple_counter (&sm->itf_failures, itf->sw_if_index);
+	vlib_zero_combined_counter (&sm->itf_redirected, itf->sw_if_index);
+      }
+}
+
+/* Intercept the interface's TCP, through its own ad-hoc endpoint, a named
+ * one or the default; again on an enabled interface changes its settings. */
+int
+singbox_interface_enable (u32 sw_if_index, const singbox_interface_config_t *cfg)
+{
+  singbox_main_t *sm = &singbox_main;
+  vnet_main_t *vnm = vnet_get_main ();
+  singbox_interface_t *itf;
+  singbox_endpoint_t *ep = 0;
+  int rv;
+
+  if (!vnet_sw_interface_is_valid (vnm, sw_if_index))
+    return VNET_API_ERROR_INVALID_SW_IF_INDEX;
+  if (cfg->proxy_port)
+    {
+      singbox_endpoint_config_t ecfg = {
+	.addr = cfg->proxy_addr,
+	.is_ip4 = cfg->proxy_is_ip4,
+	.port = cfg->proxy_port,
+      };
+      u8 *name = format (0, "if-%u%c", sw_if_index, 0);
+      rv = singbox_endpoint_add (name, &ecfg);
+      ep = rv ? 0 : singbox_endpoint_find (name);
+      vec_free (name);
+      if (rv)
+	return rv;
+    }
+  else if (cfg->endpoint_name && cfg->endpoint_name[0])
+    {
+      if (!(ep = singbox_endpoint_find (cfg->endpoint_name)))
+	return VNET_API_ERROR_NO_SUCH_ENTRY;
+    }
+  else if (sm->default_endpoint == ~0)
+    return VNET_API_ERROR_NO_SUCH_ENTRY;
+  vec_validate (sm->interfaces, sw_if_index);
+  itf = vec_elt_at_index (sm->interfaces, sw_if_index);
+  itf->sw_if_index = sw_if_index;
+  if (!itf->enabled && (rv = singbox_client_intercept_enable_disable (itf, 1)))
+    return rv;
+  if (!itf->enabled)
+    {
+      /* an interface's counters start when it is enabled */
+      itf->total = itf->failures = itf->packets = itf->bytes = 0;
+      itf->stat_active = vlib_stats_add_gauge ("/singbox/client/interface/%u/active", sw_if_index);
+    }
+  if (itf->enabled && itf->endpoint_index != ~0)
+    pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
+  itf->sw_if_index = sw_if_index;
+  itf->enabled = 1;
+  itf->endpoint_index = ep ? ep - sm->endpoints : ~0;
+  itf->adhoc_endpoint = cfg->proxy_port != 0;
+  itf->max_connections = cfg->max_connections;
+  if (ep)
+    ep->n_users++;
+  return 0;
+}
+
+int
+singbox_interface_disable (u32 sw_if_index)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_interface_t *itf;
+
+  if (!vnet_sw_interface_is_valid (vnet_get_main (), sw_if_index))
+    return VNET_API_ERROR_INVALID_SW_IF_INDEX;
+  if (!(itf = singbox_interface_get (sw_if_index)))
+    return VNET_API_ERROR_NO_SUCH_ENTRY;
+  singbox_client_close_interface (sw_if_index);
+  singbox_client_intercept_enable_disable (itf, 0);
+  if (itf->endpoint_index != ~0)
+    pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
+  vec_free (itf->bypass);
+  itf->enabled = 0;
+  if (itf->stat_active && itf->stat_active != ~0)
+    vlib_stats_remove_entry (itf->stat_active);
+  itf->stat_active = ~0;
+  return 0;
+}
+
+int
+singbox_interface_bypass_add_del (u32 sw_if_index, int is_add, ip46_address_t *addr, u8 len,
+				  u8 is_ip4)
+{
+  singbox_interface_t *itf = singbox_interface_get (sw_if_index);
+  singbox_prefix_t *p, np = {};
+  u32 i;
+
+  if (!itf)
+    return VNET_API_ERROR_NO_SUCH_ENTRY;
+  if (len > (is_ip4 ? 32 : 128))
+    return VNET_API_ERROR_INVALID_VALUE;
+  np.addr = *addr;
+  np.len = len;
+  np.is_ip4 = is_ip4;
+  vec_foreach_index (i, itf->bypass)
+    {
+      p = vec_elt_at_index (itf->bypass, i);
+      if (p->is_ip4 == is_ip4 && p->len == len && ip46_address_is_equal (&p->addr, addr))
+	{
+	  if (!is_add)
+	    vec_del1 (itf->bypass, i);
+	  return 0;
+	}
+    }
+  if (!is_add)
+    return VNET_API_ERROR_NO_SUCH_ENTRY;
+  vec_add1 (itf->bypass, np);
+  return 0;
+}
+
+static const char *singbox_ep_state_names[] = { "unknown", "up", "down" };
+
+u8 *
+format_singbox_endpoint (u8 *s, va_list *args)
+{
+  singbox_endpoint_t *ep = va_arg (*args, singbox_endpoint_t *);
+  u32 index = ep - singbox_main.endpoints;
+
+  s = format (s, "%s%s: %U:%u (%s)%s", ep->name,
+	      index == singbox_main.default_endpoint ? " (default)" : "", format_ip46_address,
+	      &ep->addr, IP46_TYPE_ANY, ep->port,
+	      ep->protocol == SINGBOX_PROTO_HTTP_CONNECT ? "HTTP CONNECT" : "SOCKS5",
+	      ep->username ? " auth" : "");
+  s = format (s, " state %s failures %lu rtt %uus connections %lu",
+	      singbox_ep_state_names[ep->state % 3], ep->failures, ep->rtt_us, ep->connections);
+  if (singbox_main.pooling)
+    s = format (s, " pool %u ready %u connecting", vec_len (ep->pool_ready), ep->pool_pending);
+  return s;
+}
+
+u8 *
+format_singbox_interface (u8 *s, va_list *args)
+{
+  singbox_interface_t *itf = va_arg (*args, singbox_interface_t *);
+  vnet_main_t *vnm = vnet_get_main ();
+  singbox_main_t *sm = &singbox_main;
+  u8 *ep =
+    singbox_endpoint_name (itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint);
+  singbox_prefix_t *p;
+
+  s = format (s, "Interface %U:\n", format_vnet_sw_if_index_name, vnm, itf->sw_if_index);
+  s = format (s, "  Status: %s\n", itf->enabled ? "enabled" : "disabled");
+  s = format (s, "  Proxy: %s\n", ep ? (char *) ep : "-");
+  if (itf->max_connections)
+    s = format (s, "  Max connections: %u\n", itf->max_connections);
+  vec_foreach (p, itf->bypass)
+    s = format (s, "  Bypass: %U/%u\n", format_ip46_address, &p->addr, IP46_TYPE_ANY, p->len);
+  s = format (s, "  Active connections: %u\n", itf->active);
+  s = format (s, "  Total connections: %lu\n", itf->total);
+  s = format (s, "  Packets redirected: %lu\n", itf->packets);
+  s = format (s, "  Bytes redirected: %lu\n", itf->bytes);
+  s = format (s, "  Connection failures: %lu\n", itf->failures);
+  return s;
+}
+
+/* singbox-process: per-object gauges in the stats segment. */
+void
+singbox_client_stats_update (void)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  singbox_interface_t *itf;
+
+  pool_foreach (ep, sm->endpoints)
+    {
+      vlib_stats_set_gauge (ep->stat_state, ep->state);
+      vlib_stats_set_gauge (ep->stat_rtt, ep->rtt_us);
+      vlib_stats_set_gauge (ep->stat_failures, ep->failures);
+      vlib_stats_set_gauge (ep->stat_connections, ep->connections);
+    }
+  vec_foreach (itf, sm->interfaces)
+    if (itf->enabled && itf->stat_active != ~0 && itf->stat_active != 0)
+      vlib_stats_set_gauge (itf->stat_active, itf->active);
+}
+
+clib_error_t *
+singbox_endpoint_init (vlib_main_t *vm)
+{
+  singbox_main_t *sm = &singbox_main;
+
+  sm->default_endpoint = ~0;
+  sm->endpoint_by_name = hash_create_string (0, sizeof (uword));
+  return 0;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 vpp-singbox authors
+ */
+
+/* Connection pooling: per endpoint, up to max-pool-size upstream
+ * connections that completed greeting and authentication and wait for a
+ * CONNECT. A SOCKS5 connection carries one CONNECT, so pooling saves the
+ * TCP handshake and the auth round trips, not connections. HTTP CONNECT
+ * endpoints are not pooled: their credentials travel with the CONNECT
+ * itself, so a pooled connection would save the TCP handshake only.
+ *
+ * A pooled connection is a client-mode session with no client leg yet
+ * (pooled); singbox_client.c runs its handshake and gives it to a flow. */
+
+#include <singbox/singbox.h>
+
+/* Lock held. Drop a pooled connection from its endpoint's books. */
+void
+singbox_pool_forget (singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  u64 id = singbox_session_id (ss);
+  u32 i;
+
+  if (!ss->pooled || ss->endpoint_index == ~0 ||
+      pool_is_free_index (sm->endpoints, ss->endpoint_index))
+    return;
+  ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
+  if (ss->pool_ready)
+    {
+      vec_foreach_index (i, ep->pool_ready)
+	if (ep->pool_ready[i] == id)
+	  {
+	    vec_del1 (ep->pool_ready, i);
+	    break;
+	  }
+    }
+  else if (ep->pool_pending)
+    ep->pool_pending--;
+  ss->pooled = 0;
+  ss->pool_ready = 0;
+}
+
+/* Lock held, any thread: a ready pooled connection to ep, or 0. */
+singbox_session_t *
+singbox_pool_take (singbox_endpoint_t *ep)
+{
+  singbox_session_t *ss;
+
+  while (vec_len (ep->pool_ready))
+    {
+      ss = singbox_session_get_by_id (vec_pop (ep->pool_ready));
+      if (!ss)
+	continue;
+      ss->pool_ready = 0;
+      ss->pooled = 0;
+      if (ss->ao_handle != SESSION_INVALID_HANDLE && !ss->ao_closed &&
+	  ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
+	  socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_READY)
+	return ss;
+    }
+  return 0;
+}
+
+/* Lock held, on the upstream's thread: a pooled connection finished
+ * greeting and authentication and waits for a flow's CONNECT. */
+void
+singbox_pool_ready (singbox_session_t *ss)
+{
+  singbox_endpoint_t *ep;
+
+  if (!ss->pooled || ss->pool_ready ||
+      pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
+    return;
+  ep = pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index);
+  if (ep->pool_pending)
+    ep->pool_pending--;
+  ss->pool_ready = 1;
+  vec_add1 (ep->pool_ready, singbox_session_id (ss));
+}
+
+/* singbox-process (main): keep each used endpoint's pool filled. */
+void
+singbox_pool_poll (f64 now)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  singbox_session_t *ss;
+  u32 want, n_started = 0;
+  static f64 last;
+
+  if (now - last < 0.2)
+    return;
+  last = now;
+  singbox_sessions_lock ();
+  pool_foreach (ep, sm->endpoints)
+    {
+      want = sm->pooling && (ep->n_users || ep - sm->endpoints == sm->default_endpoint) &&
+		 ep->state != SINGBOX_EP_STATE_DOWN && ep->protocol == SINGBOX_PROTO_SOCKS5 ?
+	       sm->max_pool_size :
+	       0;
+      if (!want)
+	{
+	  /* pooling off: close what is pooled */
+	  while (vec_len (ep->pool_ready))
+	    {
+	      ss = singbox_session_get_by_id (vec_pop (ep->pool_ready));
+	      if (ss)
+		{
+		  ss->pool_ready = 0;
+		  ss->pooled = 0;
+		  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+		  singbox_ao_close (ss);
+		}
+	    }
+	  continue;
+	}
+      while (vec_len (ep->pool_ready) + ep->pool_pending < want && n_started < 16)
+	{
+	  ss = singbox_session_alloc (SINGBOX_MODE_CLIENT);
+	  ss->pooled = 1;
+	  ss->upstream_proto = SINGBOX_PROTO_SOCKS5;
+	  ss->state = SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
+	  ss->endpoint_index = ep - sm->endpoints;
+	  ss->sw_if_index = ~0;
+	  ss->created = ss->last_active = now;
+	  ep->pool_pending++;
+	  n_started++;
+	  singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port, ep->fib_index);
+	}
+    }
+  singbox_sessions_unlock ();
+}
+
+int
+singbox_set_pooling (u8 enable, u32 max_pool_size)
+{
+  singbox_main.pooling = enable;
+  if (max_pool_size)
+    singbox_main.max_pool_size = max_pool_size;
+  return 0;
+}

@@ -1,0 +1,1203 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 vpp-singbox authors
+ */
+
+/* The two-leg relay both modes share.
+ *
+ * The client leg (passive open, "po") is accepted by the mode's app
+ * (singbox-server in server mode, singbox-intercept in client mode); the
+ * upstream leg (active open, "ao") is opened by "singbox-upstream"
+ * (IS_PROXY). Once the upstream is connected both legs share the client
+ * leg's fifos, crossed, so the relay never copies payload. What differs
+ * between the modes (handshakes, limits, counters, timeouts) is in the
+ * mode's singbox_session_vft_t, chosen when the session is allocated.
+ *
+ * Each leg may live on a different thread. Session records are in one pool
+ * under a spinlock (taken only with workers); actions on a leg owned by
+ * another thread go through session RPCs. */
+
+#include <singbox/singbox.h>
+#include <vnet/tcp/tcp.h>
+
+#define SINGBOX_TCP_MSS 1460
+
+/* Data enqueued in f is for the leg `to`: make it transmit. */
+void
+singbox_relay_kick (svm_fifo_t *f, session_handle_t to)
+{
+  if (to != SESSION_INVALID_HANDLE && svm_fifo_max_dequeue (f) && svm_fifo_set_event (f))
+    session_program_tx_io_evt (to, SESSION_IO_EVT_TX);
+}
+
+/* A leg received into f, the other leg's tx fifo: relay, and when f is
+ * about full ask to hear when `to` drains it, to reopen the window then
+ * (singbox_leg_tx). */
+void
+singbox_relay_rx (svm_fifo_t *f, session_handle_t to)
+{
+  if (to == SESSION_INVALID_HANDLE)
+    return;
+  singbox_relay_kick (f, to);
+  if (svm_fifo_max_enqueue (f) <= SINGBOX_TCP_MSS)
+    svm_fifo_add_want_deq_ntf (f, SVM_FIFO_WANT_DEQ_NOTIF);
+}
+
+static const char *singbox_session_state_strings[] = {
+#define _(sym, str) str,
+  foreach_singbox_session_state
+#undef _
+};
+
+u8 *
+format_singbox_session_state (u8 *s, va_list *args)
+{
+  u32 state = va_arg (*args, u32);
+  if (state < SINGBOX_SESSION_N_STATE)
+    return format (s, "%s", singbox_session_state_strings[state]);
+  return format (s, "unknown(%u)", state);
+}
+
+/*
+ * Session records
+ */
+
+/* With the sessions lock held. The mode's table of callbacks is chosen
+ * here, once. */
+singbox_session_t *
+singbox_session_alloc (singbox_mode_t mode)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_session_t *ss;
+
+  pool_get_zero (sm->sessions, ss);
+  ss->index = ss - sm->sessions;
+  ss->generation = ++sm->generation;
+  ss->mode = mode;
+  ss->po_handle = SESSION_INVALID_HANDLE;
+  ss->ao_handle = SESSION_INVALID_HANDLE;
+  ss->udp_listen_handle = SESSION_INVALID_HANDLE;
+  ss->user_index = ~0;
+  return ss;
+}
+
+/* Stop counting the session against max-sessions or its interface's
+ * max-connections and in the active gauges (see singbox_po_ending). */
+void
+singbox_session_release_active (singbox_session_t *ss)
+{
+  if (!ss->counted_active)
+    return;
+  ss->counted_active = 0;
+  singbox_session_vft (ss)->release_active (ss);
+}
+
+/* With the sessions lock held. */
+void
+singbox_session_free (singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+  const singbox_session_vft_t *vft = singbox_session_vft (ss);
+
+  singbox_session_release_active (ss);
+  if (vft->free)
+    vft->free (ss);
+  if (CLIB_DEBUG > 0)
+    clib_memset (ss, 0xfe, sizeof (*ss));
+  pool_put (sm->sessions, ss);
+}
+
+/* Look a session up by id; the generation guards against a reused slot. */
+singbox_session_t *
+singbox_session_get_by_id (u64 id)
+{
+  singbox_main_t *sm = &singbox_main;
+  u32 index = id & 0xffffffff;
+  singbox_session_t *ss;
+
+  if (pool_is_free_index (sm->sessions, index))
+    return 0;
+  ss = pool_elt_at_index (sm->sessions, index);
+  if (ss->generation != (u32) (id >> 32))
+    return 0;
+  return ss;
+}
+
+/*
+ * Acting on legs, possibly on another thread
+ */
+
+/* The leg's session if it still exists, and the app that owns it. */
+static session_t *
+singbox_leg_session (void *arg, u32 *app_index)
+{
+  session_t *s = session_get_from_handle_if_valid (pointer_to_uword (arg));
+
+  if (s)
+    *app_index = app_worker_get (s->app_wrk_index)->app_index;
+  return s;
+}
+
+void
+singbox_leg_close_rpc (void *arg)
+{
+  vnet_disconnect_args_t a = { .handle = pointer_to_uword (arg) };
+
+  if (singbox_leg_session (arg, &a.app_index))
+    vnet_disconnect_session (&a);
+}
+
+void
+singbox_leg_shutdown_rpc (void *arg)
+{
+  vnet_shutdown_args_t a = { .handle = pointer_to_uword (arg) };
+
+  if (singbox_leg_session (arg, &a.app_index))
+    vnet_shutdown_session (&a);
+}
+
+static void
+singbox_leg_reset_rpc (void *arg)
+{
+  session_handle_t sh = pointer_to_uword (arg);
+  session_t *s = session_get_from_handle_if_valid (sh);
+
+  if (s)
+    session_reset (s);
+}
+
+void
+singbox_leg_do (session_handle_t sh, void (*fn) (void *))
+{
+  if (sh == SESSION_INVALID_HANDLE)
+    return;
+  if (session_thread_from_handle (sh) == vlib_get_thread_index ())
+    fn (uword_to_pointer (sh, void *));
+  else
+    session_send_rpc_evt_to_thread_force (session_thread_from_handle (sh), fn,
+					  uword_to_pointer (sh, void *));
+}
+
+/* VPP's TCP sends the FIN of a closing leg only once everything before it is
+ * acknowledged (FINPNDG, see plugin/API.md). A client in interactive mode —
+ * every SOCKS5 client after its handshake — delays the ACK of our last
+ * segment (Linux: 40 ms, its delayed-ACK timer), so the destination's EOF
+ * reached it that much late (origin-closing sessions at 0.36x hs_apps proxy,
+ * whose bench client sends before receiving anything and so ACKs at once;
+ * with the same exchanges hs_apps proxy is as slow). An unacceptable segment must
+ * be answered with an ACK at once (RFC 793 3.9; the keepalive probe of
+ * RFC 1122 4.2.3.6): once the data before the pending FIN is all sent, send
+ * one bare ACK whose sequence number is one below what the client has
+ * acknowledged. Its answer acknowledges the data and the FIN follows. At
+ * most one probe per leg: Linux answers such segments once per 500 ms. */
+
+/* times the probe waits for the shutdown and the data to be sent: one per
+ * dispatch of the session queue, which sends them on its next run */
+#define SINGBOX_ACK_PROBE_TRIES	    16
+#define SINGBOX_ACK_PROBE_TRY_SHIFT 56
+
+static void
+singbox_ack_probe_rpc (void *arg)
+{
+  uword a = pointer_to_uword (arg);
+  session_handle_t sh = a & ((1ULL << SINGBOX_ACK_PROBE_TRY_SHIFT) - 1);
+  u32 tries = a >> SINGBOX_ACK_PROBE_TRY_SHIFT;
+  session_t *s = session_get_from_handle_if_valid (sh);
+  tcp_connection_t *tc;
+  u32 unacked, queued, snd_nxt;
+
+  if (!s || session_get_transport_proto (s) != TRANSPORT_PROTO_TCP ||
+      !(tc = (tcp_connection_t *) session_get_transport (s)))
+    return;
+  /* the close is still queued in the session layer */
+  if (tc->state == TCP_STATE_ESTABLISHED)
+    goto again;
+  if (!(tc->flags & TCP_CONN_FINPNDG) ||
+      (tc->state != TCP_STATE_FIN_WAIT_1 && tc->state != TCP_STATE_CLOSE_WAIT))
+    return; /* FIN sent, or the leg is gone */
+  unacked = tc->snd_nxt - tc->snd_una;
+  queued = transport_max_tx_dequeue (&tc->connection);
+  if (unacked < queued)
+    goto again; /* data the probe must follow is not sent yet */
+  if (!unacked)
+    return;
+  snd_nxt = tc->snd_nxt;
+  tc->snd_nxt = tc->snd_una - 1;
+  tcp_send_ack (tc);
+  tc->snd_nxt = snd_nxt;
+  return;
+
+again:
+  if (++tries < SINGBOX_ACK_PROBE_TRIES)
+    session_send_rpc_evt_to_thread_force (
+      s->thread_index, singbox_ack_probe_rpc,
+      uword_to_pointer (sh | ((uword) tries << SINGBOX_ACK_PROBE_TRY_SHIFT), void *));
+}
+
+/* We are closing the client leg after the destination's FIN: make sure the
+ * client's ACK of the last data does not hold our FIN back. */
+static void
+singbox_po_ack_probe (session_handle_t sh)
+{
+  ASSERT (session_thread_from_handle (sh) < (1 << (SINGBOX_ACK_PROBE_TRY_SHIFT - 32)));
+  singbox_leg_do (sh, singbox_ack_probe_rpc);
+}
+
+/* The client leg's bytes less the handshake's (server mode's counting). */
+void
+singbox_session_account_bytes (singbox_session_t *ss, session_t *po)
+{
+  transport_connection_t *tc;
+  tcp_connection_t *tcp;
+
+  tc = session_get_transport (po);
+  if (!tc)
+    return;
+  tcp = (tcp_connection_t *) tc;
+  ss->bytes_from_client = tcp->bytes_in > ss->hs_bytes_in ? tcp->bytes_in - ss->hs_bytes_in : 0;
+  ss->bytes_to_client = tcp->bytes_out > ss->hs_bytes_out ? tcp->bytes_out - ss->hs_bytes_out : 0;
+}
+
+/* Add what the client leg moved since the last call to the counters; on
+ * the leg's thread. */
+static void
+singbox_session_count_traffic (singbox_session_t *ss, session_t *po)
+{
+  singbox_session_vft (ss)->count_traffic (ss, po);
+}
+
+/* We are ending the client leg: the session stops counting as active and
+ * the counters get its traffic now, not at the leg's cleanup. A leg we close
+ * can linger in TIME_WAIT for tcp's timewait-time (10 s): with destinations
+ * that close first (HTTP/1.0) such sessions filled max-sessions at ~100/s,
+ * and a monitor that saw them go missed their bytes that long. Data still
+ * queued for the client is added at cleanup. On the leg's thread. */
+static void
+singbox_po_ending (singbox_session_t *ss, session_t *po)
+{
+  singbox_session_count_traffic (ss, po);
+  singbox_session_release_active (ss);
+}
+
+static void
+singbox_po_end_rpc (session_handle_t sh, int reset)
+{
+  singbox_main_t *sm = &singbox_main;
+  session_t *s = session_get_from_handle_if_valid (sh);
+  singbox_session_t *ss;
+
+  if (!s)
+    return;
+  singbox_sessions_lock ();
+  if (!pool_is_free_index (sm->sessions, s->opaque) &&
+      (ss = singbox_session_get (s->opaque))->po_handle == sh)
+    singbox_po_ending (ss, s);
+  singbox_sessions_unlock ();
+  (reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc) (uword_to_pointer (sh, void *));
+}
+
+static void
+singbox_po_close_rpc (void *arg)
+{
+  singbox_po_end_rpc (pointer_to_uword (arg), 0);
+}
+
+static void
+singbox_po_reset_rpc (void *arg)
+{
+  singbox_po_end_rpc (pointer_to_uword (arg), 1);
+}
+
+/* End one leg once, with a FIN or a reset, on the thread that owns it. The
+ * client leg takes its UDP association with it. */
+static void
+singbox_leg_end (singbox_session_t *ss, int is_po, int reset)
+{
+  session_handle_t sh = is_po ? ss->po_handle : ss->ao_handle;
+  session_t *s;
+
+  if (is_po)
+    singbox_udp_release (ss);
+  if ((is_po ? ss->po_closed : ss->ao_closed) || sh == SESSION_INVALID_HANDLE)
+    return;
+  if (!is_po)
+    {
+      ss->ao_closed = 1;
+      singbox_leg_do (sh, reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc);
+      return;
+    }
+  ss->po_closed = 1;
+  if (session_thread_from_handle (sh) != vlib_get_thread_index ())
+    {
+      session_send_rpc_evt_to_thread_force (session_thread_from_handle (sh),
+					    reset ? singbox_po_reset_rpc : singbox_po_close_rpc,
+					    uword_to_pointer (sh, void *));
+      return;
+    }
+  if ((s = session_get_from_handle_if_valid (sh)))
+    singbox_po_ending (ss, s);
+  (reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc) (uword_to_pointer (sh, void *));
+}
+
+void
+singbox_po_close (singbox_session_t *ss)
+{
+  singbox_leg_end (ss, 1 /* is_po */, 0 /* reset */);
+}
+
+void
+singbox_ao_close (singbox_session_t *ss)
+{
+  singbox_leg_end (ss, 0, 0);
+}
+
+void
+singbox_po_reset (singbox_session_t *ss)
+{
+  singbox_leg_end (ss, 1, 1);
+}
+
+void
+singbox_ao_reset (singbox_session_t *ss)
+{
+  singbox_leg_end (ss, 0, 1);
+}
+
+/* Reset the client leg from an RPC, not from inside its accept. */
+void
+singbox_po_reset_later (singbox_session_t *ss)
+{
+  ss->po_closed = 1;
+  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_po_reset_rpc,
+					uword_to_pointer (ss->po_handle, void *));
+}
+
+/* Write handshake bytes to the client; only before the fifos are crossed or
+ * from inside the upstream fifo allocation. */
+void
+singbox_po_send (singbox_session_t *ss, socks5_out_t *out)
+{
+  if (!out->len || ss->po_closed)
+    return;
+  if (svm_fifo_enqueue (ss->po_tx_fifo, out->len, out->data) == out->len)
+    ss->hs_bytes_out += out->len;
+  if (svm_fifo_set_event (ss->po_tx_fifo))
+    session_program_tx_io_evt (ss->po_handle, SESSION_IO_EVT_TX);
+}
+
+/* Handshake over with an error: reply sent, unread bytes dropped (closing
+ * with unread data would make TCP reset and lose the reply). */
+void
+singbox_po_fail (singbox_session_t *ss)
+{
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  ss->deadline = 0;
+  svm_fifo_dequeue_drop_all (ss->po_rx_fifo);
+  singbox_po_close (ss);
+}
+
+/*
+ * Upstream connect
+ */
+
+static void
+singbox_connect_rpc (void *arg)
+{
+  vnet_connect_args_t *a = arg;
+
+  vnet_connect2 (a);
+  clib_mem_free (a);
+}
+
+/* Called with the sessions lock held. */
+void
+singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4, u16 port,
+			    u32 fib_index)
+{
+  singbox_main_t *sm = &singbox_main;
+  vnet_connect_args_t _a = {}, *a = &_a;
+
+  a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
+  a->sep_ext.transport_proto = TRANSPORT_PROTO_TCP;
+  a->sep_ext.is_ip4 = is_ip4;
+  a->sep_ext.ip = *ip;
+  a->sep_ext.port = clib_host_to_net_u16 (port);
+  a->sep_ext.fib_index = fib_index;
+  a->api_context = ss->index;
+  a->app_index = sm->upstream_app_index;
+
+  ss->connecting = 1;
+  SINGBOX_DBG ("session %u connect %U:%u", ss->index, format_ip46_address, ip, IP46_TYPE_ANY, port);
+
+  /* On other threads vnet_connect2 only queues the connect to the connects
+   * thread. On that thread it connects right here, and allocating the
+   * half-open may stop the other workers (vlib_workers_sync in
+   * pool_get_aligned_safe) while one of them spins on the sessions lock we
+   * hold: a deadlock that VPP ends with "worker thread deadlock". So there
+   * the connect waits for an RPC, after the lock is released. The outcome
+   * always comes later through singbox_ao_connected. */
+  if (vlib_num_workers () && vlib_get_thread_index () == transport_cl_thread ())
+    {
+      vnet_connect_args_t *c = clib_mem_alloc (sizeof (*c));
+
+      *c = *a;
+      session_send_rpc_evt_to_thread_force (vlib_get_thread_index (), singbox_connect_rpc, c);
+    }
+  else
+    vnet_connect2 (a);
+}
+
+static int
+singbox_po_rx (session_t *s)
+{
+  singbox_session_t *ss;
+  session_handle_t ao_handle;
+  svm_fifo_t *f = s->rx_fifo;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  ss->last_active = vlib_time_now (vlib_get_main ());
+  if (PREDICT_FALSE (ss->state != SINGBOX_SESSION_STATE_ESTABLISHED))
+    {
+      /* the mode's handshake, or data waiting for the upstream */
+      ao_handle = singbox_session_vft (ss)->client_rx (s, ss);
+      singbox_sessions_unlock ();
+      if (ao_handle != SESSION_INVALID_HANDLE)
+	singbox_relay_kick (f, ao_handle);
+      return 0;
+    }
+  ao_handle = ss->ao_handle;
+  singbox_sessions_unlock ();
+  singbox_relay_rx (f, ao_handle);
+  return 0;
+}
+
+static void
+singbox_force_ack_rpc (void *arg)
+{
+  session_t *s = session_get_from_handle_if_valid (pointer_to_uword (arg));
+
+  if (s && session_get_transport_proto (s) == TRANSPORT_PROTO_TCP)
+    tcp_send_ack ((tcp_connection_t *) session_get_transport (s));
+}
+
+/* Space was freed in a tx fifo: the other leg may reopen its window. */
+static int
+singbox_leg_tx (session_t *s, int is_po)
+{
+  singbox_session_t *ss;
+  session_handle_t other;
+  u32 min_free;
+
+  min_free = clib_min (svm_fifo_size (s->tx_fifo) >> 3, 128 << 10);
+  if (svm_fifo_max_enqueue (s->tx_fifo) < min_free)
+    {
+      svm_fifo_add_want_deq_ntf (s->tx_fifo, SVM_FIFO_WANT_DEQ_NOTIF);
+      return 0;
+    }
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  other = ss->state == SINGBOX_SESSION_STATE_ESTABLISHED ? (is_po ? ss->ao_handle : ss->po_handle) :
+							   SESSION_INVALID_HANDLE;
+  singbox_sessions_unlock ();
+  if (other != SESSION_INVALID_HANDLE)
+    session_send_rpc_evt_to_thread (session_thread_from_handle (other), singbox_force_ack_rpc,
+				    uword_to_pointer (other, void *));
+  return 0;
+}
+
+static int
+singbox_po_tx (session_t *s)
+{
+  return singbox_leg_tx (s, 1);
+}
+
+/* Both directions have seen FIN: close what is still open. */
+static void
+singbox_session_maybe_finish (singbox_session_t *ss)
+{
+  if (ss->po_fin && ss->ao_fin)
+    {
+      ss->state = SINGBOX_SESSION_STATE_CLOSING;
+      singbox_po_close (ss);
+      singbox_ao_close (ss);
+    }
+}
+
+/* The client sent FIN. */
+static void
+singbox_po_disconnect (session_t *s)
+{
+  const singbox_session_vft_t *vft;
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  SINGBOX_DBG ("session %u: client FIN (state %U)", ss->index, format_singbox_session_state,
+	       (u32) ss->state);
+  ss->po_fin = 1;
+  vft = singbox_session_vft (ss);
+  if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED)
+    {
+      /* The FIN notification can overtake the rx notification of the data
+       * before it (and then disables rx notifications): relay that data
+       * now, it must reach the destination before our FIN does. */
+      singbox_relay_kick (s->rx_fifo, ss->ao_handle);
+      /* half-close: pass the FIN upstream once the data before it is sent */
+      singbox_leg_do (ss->ao_handle, singbox_leg_shutdown_rpc);
+      singbox_session_maybe_finish (ss);
+    }
+  else if (vft->client_fin && vft->client_fin (s, ss))
+    ; /* the mode passes it on later */
+  else
+    {
+      /* before the relay: nothing to deliver; a pending connect finds the
+       * client gone when its fifos are attached */
+      svm_fifo_dequeue_drop_all (s->rx_fifo);
+      ss->state = SINGBOX_SESSION_STATE_CLOSING;
+      singbox_po_close (ss);
+    }
+  singbox_sessions_unlock ();
+}
+
+static void
+singbox_po_reset_cb (session_t *s)
+{
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  singbox_po_close (ss);
+  singbox_ao_reset (ss);
+  singbox_sessions_unlock ();
+}
+
+static void
+singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
+{
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  if (ntf == SESSION_CLEANUP_TRANSPORT)
+    {
+      singbox_session_count_traffic (ss, s);
+      singbox_session_release_active (ss);
+      /* the transport is gone: make sure the upstream leg follows */
+      ss->po_closed = 1;
+      if (!ss->ao_fin || !ss->po_fin)
+	singbox_ao_close (ss);
+      singbox_sessions_unlock ();
+      return;
+    }
+  ss->po_handle = SESSION_INVALID_HANDLE;
+  ss->po_closed = 1;
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  singbox_udp_release (ss);
+  /* the upstream leg may linger in TIME_WAIT */
+  singbox_session_release_active (ss);
+  if (ss->ao_handle == SESSION_INVALID_HANDLE && !ss->connecting)
+    singbox_session_free (ss);
+  singbox_sessions_unlock ();
+}
+
+/* Grow a fifo that keeps filling up, shrink it as it drains, while its
+ * segment has room: the TCP window follows the fifo, so a fixed fifo caps a
+ * fast stream. The same policy as hs_apps proxy (its watermarks, 80 % and
+ * 50 % of the segment), up to the configured max-fifo-size. */
+static int
+singbox_fifo_tuning (session_t *s, svm_fifo_t *f, session_ft_action_t act, u32 bytes)
+{
+  segment_manager_t *sm = segment_manager_get (f->segment_manager);
+  fifo_segment_t *fs = segment_manager_get_segment (sm, f->segment_index);
+  u8 seg_usage = fifo_segment_get_mem_usage (fs);
+  u32 in_use = svm_fifo_max_dequeue_prod (f);
+  u32 size = svm_fifo_size (f);
+  u8 usage = (u64) in_use * 100 / size;
+  u32 delta = 0;
+
+  if (act == SESSION_FT_ACTION_ENQUEUED)
+    {
+      if ((seg_usage < 50 && usage > 50) || (seg_usage < 80 && usage > 80))
+	delta = clib_min (in_use, sm->max_fifo_size - size);
+      if (delta)
+	svm_fifo_set_size (f, size + delta);
+    }
+  else
+    {
+      if (seg_usage > 80 || usage < 20)
+	delta = bytes;
+      else if (seg_usage > 50 && usage < 50)
+	delta = bytes / 2;
+      delta = clib_min (delta, size - 4096);
+      if (delta)
+	svm_fifo_set_size (f, size - delta);
+    }
+  return 0;
+}
+
+static int
+singbox_add_segment (u32 app_wrk_index, u64 segment_handle)
+{
+  return 0;
+}
+
+static int
+singbox_del_segment (u32 app_wrk_index, u64 segment_handle)
+{
+  return 0;
+}
+
+static int
+singbox_po_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error_t err)
+{
+  return -1;
+}
+
+/* The callbacks of a client leg's app that are the relay's: the mode's app
+ * adds its accept (and what else it needs). */
+void
+singbox_session_client_leg_cbs (session_cb_vft_t *vft)
+{
+  vft->session_disconnect_callback = singbox_po_disconnect;
+  vft->session_connected_callback = singbox_po_connected;
+  vft->session_reset_callback = singbox_po_reset_cb;
+  vft->session_cleanup_callback = singbox_po_cleanup;
+  vft->builtin_app_rx_callback = singbox_po_rx;
+  vft->builtin_app_tx_callback = singbox_po_tx;
+  /* without it the upstream leg's tuning only ever shrank an intercepted
+   * connection's rx fifo (its tx fifo, crossed): 4 KB windows, 38 Mbit/s */
+  vft->fifo_tuning_callback = singbox_fifo_tuning;
+  vft->add_segment_callback = singbox_add_segment;
+  vft->del_segment_callback = singbox_del_segment;
+}
+
+/* The upstream leg s takes the client leg's fifos, crossed. Lock held. */
+void
+singbox_session_cross_fifos (session_t *s, singbox_session_t *ss)
+{
+  ss->crossed = 1;
+  ss->po_rx_fifo->vpp_sh = s->handle;
+  ss->po_rx_fifo->refcnt++;
+  ss->po_tx_fifo->refcnt++;
+  s->rx_fifo = ss->po_tx_fifo;
+  s->tx_fifo = ss->po_rx_fifo;
+}
+
+/*
+ * Upstream leg (active open) callbacks
+ */
+
+/* Runs on the upstream's thread right after the TCP handshake, before the
+ * session is usable: the mode attaches the client's fifos crossed (server
+ * mode writes its success reply first, ahead of anything the destination
+ * may send) or gives the leg fifos of its own for a handshake. */
+static int
+singbox_ao_alloc_fifos (session_t *s)
+{
+  singbox_session_t *ss;
+  u8 cross = 0;
+  int rv;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  if (!ss->pooled && (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE))
+    {
+      singbox_sessions_unlock ();
+      return SESSION_E_ALLOC;
+    }
+
+  rv = singbox_session_vft (ss)->upstream_fifos (s, ss, &cross);
+  if (!rv && cross)
+    singbox_session_cross_fifos (s, ss);
+  singbox_sessions_unlock ();
+  return rv;
+}
+
+static int
+singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error_t err)
+{
+  const singbox_session_vft_t *vft;
+  singbox_session_t *ss;
+  session_handle_t po_handle;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (opaque);
+  ss->connecting = 0;
+
+  if (err)
+    {
+      SINGBOX_DBG ("session %u connect failed: %U", ss->index, format_session_error, err);
+      if (ss->po_handle == SESSION_INVALID_HANDLE)
+	singbox_session_free (ss);
+      else
+	singbox_session_vft (ss)->upstream_connect_failed (ss, err);
+      singbox_sessions_unlock ();
+      return 0;
+    }
+
+  ss->ao_handle = session_handle (s);
+  s->opaque = ss->index;
+  if (ss->po_closed)
+    {
+      /* the client left while we connected */
+      singbox_ao_close (ss);
+      singbox_sessions_unlock ();
+      return 0;
+    }
+  vft = singbox_session_vft (ss);
+  if (vft->upstream_connected && vft->upstream_connected (s, ss))
+    {
+      singbox_sessions_unlock ();
+      return 0;
+    }
+  ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
+  ss->deadline = 0;
+  ss->last_active = vlib_time_now (vlib_get_main ());
+  po_handle = ss->po_handle;
+  singbox_sessions_unlock ();
+
+  /* server mode: its reply queued in singbox_ao_alloc_fifos */
+  session_program_tx_io_evt (po_handle, SESSION_IO_EVT_TX);
+  /* Data the client pipelined after its request. If it filled the fifo
+   * while we resolved or connected, the client saw a zero window: the
+   * dequeue notification reopens it rather than the client's persist timer. */
+  singbox_relay_rx (s->tx_fifo, s->handle);
+  return 0;
+}
+
+static int
+singbox_ao_rx (session_t *s)
+{
+  svm_fifo_t *f = s->rx_fifo; /* the client's tx fifo */
+  const singbox_session_vft_t *vft;
+  singbox_session_t *ss;
+  session_handle_t po_handle;
+
+  if (s->session_state >= SESSION_STATE_APP_CLOSED)
+    return -1;
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  ss->last_active = vlib_time_now (vlib_get_main ());
+  vft = singbox_session_vft (ss);
+  if (PREDICT_FALSE (ss->state != SINGBOX_SESSION_STATE_ESTABLISHED) && vft->upstream_rx &&
+      vft->upstream_rx (s, ss))
+    {
+      singbox_sessions_unlock ();
+      return 0;
+    }
+  po_handle = ss->po_handle;
+  SINGBOX_DBG ("session %u: upstream rx %u", ss->index, svm_fifo_max_dequeue (f));
+  singbox_sessions_unlock ();
+  singbox_relay_rx (f, po_handle);
+  return 0;
+}
+
+static int
+singbox_ao_tx (session_t *s)
+{
+  const singbox_session_vft_t *vft;
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  vft = singbox_session_vft (ss);
+  if (vft->upstream_tx && vft->upstream_tx (s, ss))
+    {
+      singbox_sessions_unlock ();
+      return 0;
+    }
+  singbox_sessions_unlock ();
+  return singbox_leg_tx (s, 0);
+}
+
+/* The destination sent FIN. */
+static void
+singbox_ao_disconnect (session_t *s)
+{
+  const singbox_session_vft_t *vft;
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  SINGBOX_DBG ("session %u: upstream FIN", ss->index);
+  vft = singbox_session_vft (ss);
+  if (vft->upstream_fin && vft->upstream_fin (s, ss))
+    {
+      singbox_sessions_unlock ();
+      return;
+    }
+  ss->ao_fin = 1;
+  singbox_relay_kick (s->rx_fifo, ss->po_handle);
+  if (!ss->po_closed)
+    singbox_leg_do (ss->po_handle, singbox_leg_shutdown_rpc);
+  else
+    singbox_ao_close (ss);
+  singbox_session_maybe_finish (ss);
+  if (vft->probe_client_ack && ss->po_handle != SESSION_INVALID_HANDLE)
+    singbox_po_ack_probe (ss->po_handle);
+  singbox_sessions_unlock ();
+}
+
+static void
+singbox_ao_reset_cb (session_t *s)
+{
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  if (singbox_session_vft (ss)->upstream_reset)
+    singbox_session_vft (ss)->upstream_reset (ss);
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  singbox_ao_close (ss);
+  singbox_po_reset (ss);
+  singbox_sessions_unlock ();
+}
+
+static void
+singbox_postponed_free_rpc (void *arg)
+{
+  u32 index = pointer_to_uword (arg);
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (index);
+  segment_manager_dealloc_fifos (ss->po_rx_fifo, ss->po_tx_fifo);
+  singbox_session_free (ss);
+  singbox_sessions_unlock ();
+}
+
+/* The upstream's transport is gone (e.g. it sent FIN, then answered our
+ * data with a reset, which in CLOSE_WAIT is no reset notification): it can
+ * take nothing more. A client that has not finished sending would otherwise
+ * fill its rx fifo, which nobody reads now, and hang on a zero window until
+ * the idle timeout. Drop that data and end the client leg, as a closed
+ * socket would: reset it unless upstream data is still queued for it; then
+ * a FIN keeps that data, and po_rx drops what the client still sends. */
+static void
+singbox_ao_transport_gone (session_t *s)
+{
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  if (ss->crossed && !ss->po_closed && !ss->po_fin && ss->po_handle != SESSION_INVALID_HANDLE)
+    {
+      SINGBOX_DBG ("session %u: upstream gone, client still sending", ss->index);
+      ss->state = SINGBOX_SESSION_STATE_CLOSING;
+      /* we are its consumer while crossed; the transport that read it is
+       * gone */
+      svm_fifo_dequeue_drop_all (ss->po_rx_fifo);
+      if (svm_fifo_max_dequeue (ss->po_tx_fifo))
+	singbox_po_close (ss);
+      else
+	singbox_po_reset (ss);
+    }
+  singbox_sessions_unlock ();
+}
+
+static void
+singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
+{
+  singbox_session_t *ss;
+
+  if (ntf == SESSION_CLEANUP_TRANSPORT)
+    {
+      singbox_ao_transport_gone (s);
+      return;
+    }
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get (s->opaque);
+  ss->ao_handle = SESSION_INVALID_HANDLE;
+  ss->ao_closed = 1;
+  /* the fifo's owner was switched to this leg while crossed */
+  if (ss->crossed)
+    ss->po_rx_fifo->master_thread_index = ss->po_tx_fifo->master_thread_index;
+  if (ss->po_handle == SESSION_INVALID_HANDLE)
+    {
+      if (ss->crossed && ss->po_tx_fifo->master_thread_index != s->thread_index)
+	{
+	  /* fifos must be freed on the thread that allocated them */
+	  s->rx_fifo = 0;
+	  s->tx_fifo = 0;
+	  session_send_rpc_evt_to_thread (ss->po_tx_fifo->master_thread_index,
+					  singbox_postponed_free_rpc,
+					  uword_to_pointer (ss->index, void *));
+	}
+      else
+	singbox_session_free (ss);
+    }
+  else if (!ss->po_closed)
+    {
+      /* upstream gone for good: finish the client leg too */
+      if (!ss->ao_fin)
+	singbox_po_reset (ss);
+    }
+  singbox_sessions_unlock ();
+}
+
+static int
+singbox_ao_accept (session_t *s)
+{
+  return -1;
+}
+
+static session_cb_vft_t singbox_upstream_cb_vft = {
+  .session_accept_callback = singbox_ao_accept,
+  .session_connected_callback = singbox_ao_connected,
+  .session_disconnect_callback = singbox_ao_disconnect,
+  .session_reset_callback = singbox_ao_reset_cb,
+  .session_cleanup_callback = singbox_ao_cleanup,
+  .builtin_app_rx_callback = singbox_ao_rx,
+  .builtin_app_tx_callback = singbox_ao_tx,
+  .proxy_alloc_session_fifos = singbox_ao_alloc_fifos,
+  .fifo_tuning_callback = singbox_fifo_tuning,
+  .add_segment_callback = singbox_add_segment,
+  .del_segment_callback = singbox_del_segment,
+};
+
+/*
+ * Attach, listen
+ */
+
+int
+singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags, u32 *app_index)
+{
+  singbox_main_t *sm = &singbox_main;
+  vnet_app_attach_args_t _a = {}, *a = &_a;
+  u64 options[APP_OPTIONS_N_OPTIONS] = {};
+  int rv;
+
+  a->name = format (0, "%s", name);
+  a->api_client_index = APP_INVALID_INDEX;
+  a->session_cb_vft = vft;
+  a->options = options;
+  options[APP_OPTIONS_SEGMENT_SIZE] = sm->segment_size;
+  options[APP_OPTIONS_ADD_SEGMENT_SIZE] = sm->segment_size;
+  options[APP_OPTIONS_RX_FIFO_SIZE] = sm->fifo_size;
+  options[APP_OPTIONS_TX_FIFO_SIZE] = sm->fifo_size;
+  options[APP_OPTIONS_MAX_FIFO_SIZE] = sm->max_fifo_size;
+  options[APP_OPTIONS_FLAGS] = APP_OPTIONS_FLAGS_IS_BUILTIN | flags;
+
+  rv = vnet_application_attach (a);
+  vec_free (a->name);
+  if (rv)
+    return rv;
+  *app_index = a->app_index;
+  return 0;
+}
+
+/* What both modes need: the session layer, the sessions lock and the
+ * upstream leg's app. */
+int
+singbox_session_layer_attach (void)
+{
+  singbox_main_t *sm = &singbox_main;
+  vlib_main_t *vm = vlib_get_main ();
+
+  if (sm->is_attached)
+    return 0;
+
+  if (!session_main_is_enabled ())
+    {
+      session_enable_disable_args_t args = { .is_en = 1,
+					     .rt_engine_type = RT_BACKEND_ENGINE_RULE_TABLE };
+      vlib_worker_thread_barrier_sync (vm);
+      vnet_session_enable_disable (vm, &args);
+      vlib_worker_thread_barrier_release (vm);
+    }
+  if (vlib_num_workers () && !sm->sessions_lock)
+    {
+      clib_spinlock_init (&sm->sessions_lock);
+      clib_spinlock_init (&sm->users_lock);
+    }
+
+  if (singbox_app_attach ("singbox-upstream", &singbox_upstream_cb_vft, APP_OPTIONS_FLAGS_IS_PROXY,
+			  &sm->upstream_app_index))
+    return VNET_API_ERROR_UNSPECIFIED;
+  sm->is_attached = 1;
+  vlib_process_signal_event (vm, singbox_process_node.index, 0, 0);
+  return 0;
+}
+
+/*
+ * Closing from outside: API/CLI disconnect, server stop, timeouts. Each
+ * runs on the client leg's thread.
+ */
+
+static void
+singbox_session_kill (singbox_session_t *ss, int timed_out)
+{
+  const singbox_session_vft_t *vft = singbox_session_vft (ss);
+
+  if (vft->kill && vft->kill (ss, timed_out))
+    return;
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  singbox_po_reset (ss);
+  singbox_ao_reset (ss);
+}
+
+static void
+singbox_session_kill_rpc (void *arg)
+{
+  u64 id = pointer_to_uword (arg);
+  singbox_session_t *ss;
+  int timed_out = (id >> 63) & 1;
+
+  id &= ~(1ULL << 63);
+  singbox_sessions_lock ();
+  ss = singbox_session_get_by_id (id);
+  if (ss && ss->state != SINGBOX_SESSION_STATE_CLOSING)
+    singbox_session_kill (ss, timed_out);
+  singbox_sessions_unlock ();
+}
+
+void
+singbox_session_kill_on_thread (singbox_session_t *ss, int timed_out)
+{
+  u64 id = singbox_session_id (ss) | ((u64) (timed_out != 0) << 63);
+
+  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_session_kill_rpc,
+					uword_to_pointer (id, void *));
+}
+
+int
+singbox_session_disconnect (u64 session_id)
+{
+  singbox_session_t *ss;
+  int rv = 0;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get_by_id (session_id & ~(1ULL << 63));
+  if (!ss || ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
+    rv = VNET_API_ERROR_NO_SUCH_ENTRY;
+  else
+    singbox_session_kill_on_thread (ss, 0);
+  singbox_sessions_unlock ();
+  return rv;
+}
+
+/* Each thread adds what its relaying sessions moved to the counters, so a
+ * long transfer shows while it runs and not only when it ends. */
+static void
+singbox_sessions_count_traffic_rpc (void *arg)
+{
+  singbox_main_t *sm = &singbox_main;
+  clib_thread_index_t thread_index = vlib_get_thread_index ();
+  singbox_session_t *ss;
+  session_t *s;
+
+  singbox_sessions_lock ();
+  pool_foreach (ss, sm->sessions)
+    if (ss->po_thread == thread_index && !ss->po_closed &&
+	singbox_session_vft (ss)->relaying (ss) &&
+	(s = session_get_from_handle_if_valid (ss->po_handle)))
+      singbox_session_count_traffic (ss, s);
+  singbox_sessions_unlock ();
+}
+
+/* Main thread. */
+void
+singbox_sessions_count_traffic (void)
+{
+  clib_thread_index_t t;
+
+  /* no session: the session layer may not even be enabled */
+  if (!pool_elts (singbox_main.sessions))
+    return;
+  singbox_sessions_count_traffic_rpc (0);
+  for (t = 1; t <= vlib_num_workers (); t++)
+    session_send_rpc_evt_to_thread_force (t, singbox_sessions_count_traffic_rpc, 0);
+}
+
+void
+singbox_sessions_expire (f64 now)
+{
+  singbox_main_t *sm = &singbox_main;
+  const singbox_session_vft_t *vft;
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  pool_foreach (ss, sm->sessions)
+    {
+      vft = singbox_session_vft (ss);
+      if (vft->poll)
+	vft->poll (ss, now);
+      if (ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
+	continue;
+      if (ss->deadline && now >= ss->deadline)
+	{
+	  ss->deadline = 0;
+	  singbox_session_kill_on_thread (ss, 1);
+	}
+      else if (vft->idle (ss, now))
+	{
+	  ss->last_active = now; /* once */
+	  singbox_session_kill_on_thread (ss, 1);
+	}
+    }
+  singbox_sessions_unlock ();
+}
+
+/*
+ * Show
+ */
+
+void
+singbox_session_bytes (singbox_session_t *ss, u64 *to_client, u64 *from_client)
+{
+  session_t *s;
+
+  *to_client = ss->bytes_to_client;
+  *from_client = ss->bytes_from_client;
+  /* live numbers: only safe when the owning thread is stopped */
+  if (ss->po_handle != SESSION_INVALID_HANDLE && vlib_thread_is_main_w_barrier () &&
+      (s = session_get_from_handle_if_valid (ss->po_handle)) &&
+      s->session_state < SESSION_STATE_TRANSPORT_DELETED)
+    {
+      singbox_session_account_bytes (ss, s);
+      *to_client = ss->bytes_to_client;
+      *from_client = ss->bytes_from_client;
+    }
+}
+
+u8 *
+format_singbox_session (u8 *s, va_list *args)
+{
+  singbox_session_t *ss = va_arg (*args, singbox_session_t *);
+  f64 now = vlib_time_now (vlib_get_main ());
+  u64 tx, rx;
+
+  singbox_session_bytes (ss, &tx, &rx);
+  s = format (s, "[%lu] %s client=%U:%u ", singbox_session_id (ss), singbox_session_vft (ss)->name,
+	      format_ip46_address, &ss->client_ip, IP46_TYPE_ANY, ss->client_port);
+  if (ss->dst.atyp == SOCKS5_ATYP_DOMAIN)
+    s = format (s, "dst=%s:%u", ss->dst.domain, ss->dst_port);
+  else if (ss->dst.atyp)
+    s = format (s, "dst=%U:%u", format_ip46_address, &ss->dst_ip, IP46_TYPE_ANY, ss->dst_port);
+  else
+    s = format (s, "dst=-");
+  s = format (s, " state=%U tx=%lu rx=%lu age=%.0fs", format_singbox_session_state, (u32) ss->state,
+	      tx, rx, now - ss->created);
+  if (ss->user_index != ~0 && !pool_is_free_index (singbox_main.users, ss->user_index))
+    s = format (s, " user=%v", pool_elt_at_index (singbox_main.users, ss->user_index)->username);
+  return s;
+}
+
+/* What each leg is doing, for a session that does not end as it should. */
+u8 *
+format_singbox_session_legs (u8 *s, va_list *args)
+{
+  singbox_session_t *ss = va_arg (*args, singbox_session_t *);
+
+  s = format (s, "client leg 0x%lx (thread %u)%s%s, upstream leg 0x%lx%s%s%s", ss->po_handle,
+	      ss->po_thread, ss->po_fin ? " fin" : "", ss->po_closed ? " closed" : "",
+	      ss->ao_handle, ss->connecting ? " connecting" : "", ss->ao_fin ? " fin" : "",
+	      ss->ao_closed ? " closed" : "");
+  if (singbox_session_vft (ss)->format_legs)
+    s = singbox_session_vft (ss)->format_legs (s, ss);
+  if (ss->deadline != 0)
+    s = format (s, ", deadline in %.1fs", ss->deadline - vlib_time_now (vlib_get_main ()));
+  return s;
+}
