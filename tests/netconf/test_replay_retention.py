@@ -13,7 +13,8 @@ from typing import Any
 
 import sysrepo
 
-from singbox_agent.mgmt.replay_retention import Policy, StoredFile, expired, parse_name
+from singbox_agent.mgmt.replay_files import StoredFile, parse_name
+from singbox_agent.mgmt.replay_retention import Policy, expired
 from tests.netconf.conftest import SBX_NS, ServerInfo
 from tests.netconf.test_replay import iso, send_stored, take_all
 

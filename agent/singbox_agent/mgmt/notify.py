@@ -1,13 +1,14 @@
-"""Sending notifications through sysrepo, and counting those the replay store lost.
+"""Sending notifications through sysrepo, and counting those that could not be sent or stored for replay.
 
-sysrepo delivers a notification to live subscribers and stores it for replay in files named by the second; it
-refuses to add to a file above 1 MiB. After a large config-change (one of ~4,000+ list entries is several MB, which
-sysrepo writes whole) every other notification of that module in the same second is delivered live but not stored
-(`notification_send` fails: "base event not sent"), and a second large config-change in that second is not stored
-either ("change applied, its config-change notification not stored"). sysrepo has no way to store without
-delivering again, so a resend would reach live subscribers twice: such a notification is a replay loss, counted
-(`lost_count`, `/vpp-singbox-replay-store:replay-store/state/lost-notifications`) and logged, never silent. A
-notification that cannot be sent at all is counted the same way.
+sysrepo delivers a notification to live subscribers and then stores it for replay in files named by the second; it
+refuses to add to a file started in the same second once that is above 1 MiB. After a large config-change (one of
+~4,000+ list entries is several MB, which sysrepo writes whole) every other notification of that module in the same
+second is delivered live but refused (`notification_send` fails: "base event not sent"; a config-change: "change
+applied, its config-change notification not stored"). sysrepo cannot store without delivering again; a
+`replay_keeper.ReplayKeeper` (both servers run one) stores such a notification in sysrepo's place. So a refusal is
+a loss only where no keeper runs in this process; a loss — that, a notification that cannot be sent at all, or one a
+keeper could not store — is counted (`lost_count`, `/vpp-singbox-replay-store:replay-store/state/lost-notifications`)
+and logged, never silent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ FILE_FULL = "exceeded the maximum size"  # sysrepo: "Notification file A-B excee
 
 _lock = threading.Lock()
 _lost = 0
+_keepers = 0
 
 
 def lost_count() -> int:
@@ -31,15 +33,33 @@ def lost_count() -> int:
         return _lost
 
 
+def keeper_started() -> None:
+    global _keepers
+    with _lock:
+        _keepers += 1
+
+
+def keeper_stopped() -> None:
+    global _keepers
+    with _lock:
+        _keepers -= 1
+
+
 def record_loss(notification: str, reason: str, *, delivered: bool) -> None:
+    """A notification this process generated was not stored for replay (`delivered`: it reached the live
+    subscribers) or not sent. One that sysrepo refused for a full file is left to this process's keeper, if any."""
     global _lost
     with _lock:
+        if delivered and file_full(reason) and _keepers:
+            log.info("notification not stored for replay by sysrepo (its file of this second is full): the replay "
+                     "keeper stores it", notification=notification)
+            return
         _lost += 1
     log.error("notification not stored for replay" + (" (delivered live)" if delivered else ", not sent"),
               notification=notification, error=reason)
 
 
-def file_full(exc: BaseException) -> bool:
+def file_full(exc: BaseException | str) -> bool:
     return FILE_FULL in str(exc)
 
 

@@ -36,10 +36,10 @@ NOTIFICATION_COMPLETE = "notificationComplete"
 # RFC 5277 section 4: replayComplete and notificationComplete live in this namespace (module nc-notifications).
 NC_NOTIFICATIONS_NS = "urn:ietf:params:xml:ns:netmod:notification"
 
-_EV_REALTIME = 0
-_EV_REPLAY = 1
-_EV_REPLAY_COMPLETE = 2
-_EV_STOP_TIME = 7
+EV_REALTIME = 0
+EV_REPLAY = 1
+EV_REPLAY_COMPLETE = 2
+EV_STOP_TIME = 7
 
 # (kind, notification tree or None for the two RFC 5277 markers, eventTime). The tree is valid during the call only.
 Deliver = Callable[[str, "libyang.DNode | None", str], None]
@@ -123,12 +123,17 @@ def _timespec(when: float | None) -> Any:
     return ts
 
 
-class _Sub(Subscription):
-    """One module's subscription of a `ReplaySubscription`: what `_dispatch` recognises as ours."""
+# (sr_ev_notif_type_t, the notification tree (C pointer, NULL for the events without one), its struct timespec *):
+# sysrepo's thread, the tree valid during the call only; must not raise.
+OnEvent = Callable[[int, Any, Any], None]
 
-    def __init__(self, owner: ReplaySubscription) -> None:
+
+class _Sub(Subscription):
+    """A subscription made by `subscribe_tree`: what `_dispatch` recognises as ours."""
+
+    def __init__(self, on_event: OnEvent) -> None:
         super().__init__(lambda *_: None)
-        self.owner = owner
+        self.on_event = on_event
 
 
 _binding_callback = sysrepo.subscription.event_notif_tree_callback
@@ -139,7 +144,7 @@ def _dispatch(session: Any, sub_id: int, notif_type: int, notif: Any, timestamp:
     try:
         sub = ffi.from_handle(priv)
         if isinstance(sub, _Sub):
-            sub.owner.on_event(notif_type, notif, timestamp)
+            sub.on_event(notif_type, notif, timestamp)
             return
     except BaseException:  # noqa: BLE001 - a C callback must not raise
         log.exception("cannot deliver notification")
@@ -148,6 +153,21 @@ def _dispatch(session: Any, sub_id: int, notif_type: int, notif: Any, timestamp:
 
 
 ffi.def_extern(name="srpy_event_notif_tree_cb")(_dispatch)
+
+
+def subscribe_tree(session: Any, module: str, xpath: str | None, start: float | None, stop: float | None,
+                   on_event: OnEvent) -> None:
+    """sr_notif_subscribe_tree on `session` with every event (replay-complete and stop-time included) passed to
+    `on_event`; stopping the session ends it."""
+    sub = _Sub(on_event)
+    sub_p = ffi.new("sr_subscription_ctx_t **")
+    ret = lib.sr_notif_subscribe_tree(session.cdata, module.encode(), xpath.encode() if xpath else ffi.NULL,
+                                      _timespec(start), _timespec(stop), lib.srpy_event_notif_tree_cb, sub.handle, 0,
+                                      sub_p)
+    if ret != 0:
+        raise sysrepo.SysrepoError.new(f"notification subscription to {module} failed", ret)
+    sub.init(sub_p[0])
+    session.subscriptions.append(sub)
 
 
 class ReplaySubscription:
@@ -166,22 +186,17 @@ class ReplaySubscription:
         self.finished = False
 
     def subscribe(self, session: Any, module: str, xpath: str | None) -> None:
-        start, stop = _timespec(self.start), _timespec(self.stop)
-        sub = _Sub(self)
-        sub_p = ffi.new("sr_subscription_ctx_t **")
         replaying = 1 if self.start is not None else 0
         with self._lock:  # counted first: sysrepo's thread may complete the replay before the call returns
             self._running += 1
             self._replaying += replaying
-        ret = lib.sr_notif_subscribe_tree(session.cdata, module.encode(), xpath.encode() if xpath else ffi.NULL,
-                                          start, stop, lib.srpy_event_notif_tree_cb, sub.handle, 0, sub_p)
-        if ret != 0:
+        try:
+            subscribe_tree(session, module, xpath, self.start, self.stop, self.on_event)
+        except sysrepo.SysrepoError:
             with self._lock:
                 self._running -= 1
                 self._replaying -= replaying
-            raise sysrepo.SysrepoError.new(f"notification subscription to {module} failed", ret)
-        sub.init(sub_p[0])
-        session.subscriptions.append(sub)
+            raise
 
     def on_event(self, ev: int, notif: Any, ts: Any) -> None:
         """sysrepo's thread (through `_dispatch`): never raise."""
@@ -190,14 +205,14 @@ class ReplaySubscription:
             with self._lock:
                 if self.finished:
                     return
-                if ev in (_EV_REALTIME, _EV_REPLAY) and notif != ffi.NULL:
+                if ev in (EV_REALTIME, EV_REPLAY) and notif != ffi.NULL:
                     ctx: Any
                     with self.conn.get_ly_ctx() as ctx:
                         node = libyang.DNode.new(ctx, notif)
                         self.deliver(NOTIFICATION, node.root(), when)
-                elif ev == _EV_REPLAY_COMPLETE:
+                elif ev == EV_REPLAY_COMPLETE:
                     self._replay_done(when)
-                elif ev == _EV_STOP_TIME:
+                elif ev == EV_STOP_TIME:
                     self._stopped(when)
         except BaseException:  # noqa: BLE001 - a C callback must not raise
             log.exception("cannot deliver notification")

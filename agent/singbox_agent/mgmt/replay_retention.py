@@ -11,15 +11,14 @@ The newest file of a module is never removed: sysrepo finds it by listing the di
 without O_CREAT and renames it — a removal in between would make that notification's store (and its send) fail.
 sysrepo-plugind's own rotation takes that risk; we keep at most one file per module above the limits instead.
 
-`expired()` is the pure policy (tested on its own); `RetentionTask` applies it periodically in the NETCONF server.
+`expired()` is the pure policy (tested on its own); `RetentionTask` applies it periodically in the NETCONF server,
+and runs the server's `replay_keeper.ReplayKeeper` (what sysrepo refused to store, stored in its place).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
-import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +27,15 @@ from typing import Any
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import libsysrepo, notify
+from singbox_agent.mgmt import notify
+from singbox_agent.mgmt.replay_files import StoredFile, notification_dir, scan
+from singbox_agent.mgmt.replay_keeper import ReplayKeeper
 
 log = structlog.get_logger("mgmt.replay_retention")
 
 MODULE = "vpp-singbox-replay-store"
 CONFIG_XPATH = f"/{MODULE}:replay-store"
 STATE_XPATH = f"{CONFIG_XPATH}/state"
-
-_FILE_NAME = re.compile(r"^(?P<module>.+)\.notif\.(?P<first>\d+)-(?P<last>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -46,26 +45,6 @@ class Policy:
     max_age: int = 30 * 86400
     max_size: int = 64 * 1024 * 1024
     check_interval: int = 3600
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    name: str
-    module: str
-    first: int
-    last: int
-    size: int
-
-
-def parse_name(name: str, size: int = 0) -> StoredFile | None:
-    """A sysrepo notification file name, or None for anything else (never touched)."""
-    m = _FILE_NAME.match(name)
-    if m is None:
-        return None
-    first, last = int(m["first"]), int(m["last"])
-    if first > last:
-        return None  # sysrepo ignores such files too
-    return StoredFile(name, m["module"], first, last, size)
 
 
 def current_files(files: list[StoredFile]) -> set[str]:
@@ -94,28 +73,6 @@ def expired(files: list[StoredFile], policy: Policy, now: float) -> list[StoredF
             continue
         out.append(f)
         size -= f.size
-    return out
-
-
-def notification_dir() -> Path:
-    """Where this process's sysrepo keeps notifications (the Debian build sets no SR_NOTIFICATION_PATH)."""
-    return Path(libsysrepo.repo_path()) / "data" / "notif"
-
-
-def scan(directory: Path) -> list[StoredFile]:
-    out: list[StoredFile] = []
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return out
-    for entry in entries:
-        try:
-            size = entry.stat().st_size
-        except FileNotFoundError:
-            continue
-        f = parse_name(entry.name, size)
-        if f is not None:
-            out.append(f)
     return out
 
 
@@ -149,6 +106,7 @@ class RetentionTask:
         self._oper = conn.start_session("operational")
         self._oper.subscribe_oper_data_request(MODULE, STATE_XPATH, self._state)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.keeper = ReplayKeeper(conn, self.directory)  # what sysrepo refused to store, stored in its place
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -215,5 +173,6 @@ class RetentionTask:
             self._task = None
 
     def close(self) -> None:
+        self.keeper.close()
         self._oper.stop()
         self._sess.stop()

@@ -30,6 +30,7 @@ from singbox_agent.mgmt.hostnames import server_names
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.nacm import destroy_nacm, init_nacm
+from singbox_agent.mgmt.replay_keeper import ReplayKeeper
 from singbox_agent.mgmt.users import UserStore
 from singbox_agent.restconf import clientcert, monitoring
 from singbox_agent.restconf.store import Datastore
@@ -110,6 +111,9 @@ async def run(opts: argparse.Namespace) -> int:
     init_nacm(boot)
     # `$0$` passwords written through any client are stored hashed while this server runs (NETCONF's does the same).
     password_hashing.subscribe(boot, priority=1)
+    # Notifications sysrepo delivered but refused to store for replay are stored in its place (also when no NETCONF
+    # server runs; with one, each is stored once).
+    keeper = ReplayKeeper(conn)
     guard = LoginGuard()
     login_settings = LoginSettings(conn, "vpp-singbox-restconf-server", "restconf-server", guard)
 
@@ -238,6 +242,7 @@ async def run(opts: argparse.Namespace) -> int:
         users.close()
         login_settings.close()
         http_limits.close()
+        keeper.close()
         destroy_nacm()
         boot.stop()
         conn.disconnect()

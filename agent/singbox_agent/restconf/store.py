@@ -26,7 +26,7 @@ from _libyang import ffi, lib
 from _sysrepo import ffi as sr_ffi, lib as sr_lib
 
 from singbox_agent.mgmt import datastore as mgmt_datastore
-from singbox_agent.mgmt import filtered_read
+from singbox_agent.mgmt import filtered_read, notify
 from singbox_agent.mgmt.datastore import retry_busy, rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
@@ -139,7 +139,7 @@ def apply_changes(sess: SysrepoSession, replace_all: bool = False, tree: Any = N
     except sysrepo.SysrepoOperationFailedError as exc:
         if not applied_anyway(exc):
             raise
-        log.warning("change applied, its config-change notification not stored", error=str(exc))
+        notify.record_loss("netconf-config-change", str(exc), delivered=notify.file_full(exc))
         sess.discard_changes()
 
 class Datastore:
