@@ -24,6 +24,7 @@ from singbox_agent.dataplane.objects import (
     ENDPOINT,
     GROUP,
     INTERFACE,
+    INTERFACE_UDP,
     LISTENER,
     LOG_LEVEL,
     SERVER,
@@ -34,6 +35,7 @@ from singbox_agent.dataplane.objects import (
     GroupMember,
     GroupSpec,
     InterfaceSpec,
+    InterfaceUdpSpec,
     Key,
     ListenerSpec,
     ServerSettings,
@@ -317,6 +319,12 @@ def derive(unit: Unit, data: UnitData | None) -> dict[Key, Value]:
             group=str(d.get("endpoint-group", "")))}
         for prefix in d.get("bypass-prefix", {}):
             out[(BYPASS, unit[1], prefix)] = True
+        udp = d.get("udp", {})
+        # a module installed before the container existed (an appliance not yet upgraded) has no defaults for it
+        if udp.get("enabled", dflt.get("client/interface/udp/enabled", False)):
+            out[(INTERFACE_UDP, unit[1])] = InterfaceUdpSpec(
+                idle_timeout=int(leaf(udp, "client/interface/udp/idle-timeout")),
+                max_flows=int(leaf(udp, "client/interface/udp/max-flows")))
         return out
     if kind == LISTENER:
         return {unit: ListenerSpec(address=str(d.get("address", "")), port=int(leaf(d, "server/listen/port")))}

@@ -111,6 +111,13 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
                 "connection-failures": str(ist.connection_failures),
             },
         }
+        if ist.udp is not None:
+            u = ist.udp
+            entry["statistics"]["udp"] = {
+                "active-flows": u.active_flows, "flows": str(u.flows), "flow-failures": str(u.flow_failures),
+                "packets-to-proxy": str(u.packets_to_proxy), "octets-to-proxy": str(u.octets_to_proxy),
+                "packets-from-proxy": str(u.packets_from_proxy), "octets-from-proxy": str(u.octets_from_proxy),
+                "dropped": str(u.dropped)}
         if ist.active_endpoint:
             entry["effective-endpoint"] = ist.active_endpoint
         ifs.append(entry)

@@ -1,8 +1,8 @@
 """The planner: two dataplane configurations in, the ordered calls that turn one into the other out. Pure.
 
 Order: dependents are removed before what they depend on and created after it (an endpoint before the interface
-that uses it; the interface's bypass prefixes after the interface; on delete the reverse). Every Op carries the
-value it replaces, so `undo(applied)` is the inverse calls in reverse order.
+that uses it; the interface's bypass prefixes and UDP relaying after the interface; on delete the reverse). Every
+Op carries the value it replaces, so `undo(applied)` is the inverse calls in reverse order.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from singbox_agent.dataplane.objects import Key, Op, Value
 # Sequence numbers: lower runs first.
 # An endpoint group goes after the interfaces and default that use it and before its member endpoints; it is put
 # after its members and before what uses it.
-_DELETE_ORDER = {objects.BYPASS: 10, objects.INTERFACE: 11, objects.LISTENER: 13, objects.USER: 14,
-                 objects.ALLOWED_PREFIX: 15, objects.GROUP: 39, objects.ENDPOINT: 40}
+_DELETE_ORDER = {objects.INTERFACE_UDP: 9, objects.BYPASS: 10, objects.INTERFACE: 11, objects.LISTENER: 13,
+                 objects.USER: 14, objects.ALLOWED_PREFIX: 15, objects.GROUP: 39, objects.ENDPOINT: 40}
 _PUT_ORDER = {objects.LOG_LEVEL: 20, objects.ENDPOINT: 21, objects.GROUP: 22, objects.DEFAULT_ENDPOINT: 23,
               objects.DEFAULT_GROUP: 23, objects.CLIENT: 24, objects.INTERFACE: 25, objects.BYPASS: 26,
-              objects.USER: 27, objects.SERVER: 28, objects.ALLOWED_PREFIX: 29, objects.LISTENER: 30,
-              objects.SERVER_ENABLED: 31}
+              objects.INTERFACE_UDP: 26, objects.USER: 27, objects.SERVER: 28, objects.ALLOWED_PREFIX: 29,
+              objects.LISTENER: 30, objects.SERVER_ENABLED: 31}
 _STOP_SERVER = 12  # stopping the server comes before its listeners and users go
 
 

@@ -24,6 +24,20 @@ class EndpointState:
 
 
 @dataclass(frozen=True)
+class UdpState:
+    """An interface's UDP relaying (singbox_interface_udp_details)."""
+
+    active_flows: int = 0
+    flows: int = 0
+    flow_failures: int = 0
+    packets_to_proxy: int = 0
+    octets_to_proxy: int = 0
+    packets_from_proxy: int = 0
+    octets_from_proxy: int = 0
+    dropped: int = 0
+
+
+@dataclass(frozen=True)
 class InterfaceState:
     present: bool = True  # VPP has an interface of this name
     active_endpoint: str = ""
@@ -32,6 +46,7 @@ class InterfaceState:
     active_connections: int = 0
     total_connections: int = 0
     connection_failures: int = 0
+    udp: UdpState | None = None  # None: UDP is not relayed
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class MemoryDataplane(base.Dataplane):
         self.sessions: dict[int, base.Session] = {}
         self.endpoint_states: dict[str, base.EndpointState] = {}
         self.interface_counters: dict[str, base.InterfaceState] = {}
+        self.udp_counters: dict[str, base.UdpState] = {}
         self.server_state = base.ServerState()
         self.user_states: dict[str, base.UserState] = {}
         self.member_states: dict[tuple[str, str], base.MemberState] = {}  # (group, endpoint) -> counters
@@ -164,6 +165,15 @@ class MemoryDataplane(base.Dataplane):
             if (objects.INTERFACE, key[1]) not in self.objects:
                 raise objects.DataplaneError(f"singbox_interface_bypass_add_del: interface {key[1]!r} not enabled",
                                      objects.ErrorCode.NO_SUCH_ENTRY)
+        elif kind == objects.INTERFACE_UDP:
+            assert isinstance(value, objects.InterfaceUdpSpec)
+            if (objects.INTERFACE, key[1]) not in self.objects:
+                raise objects.DataplaneError(
+                    f"singbox_interface_udp_enable_disable: client mode not enabled on {key[1]!r}",
+                    objects.ErrorCode.FEATURE_DISABLED)
+            if value.idle_timeout > 86400 or value.max_flows > 1000000:
+                raise objects.DataplaneError("singbox_interface_udp_enable_disable: value out of range",
+                                             objects.ErrorCode.INVALID_VALUE)
         elif kind == objects.LISTENER:
             assert isinstance(value, objects.ListenerSpec)
             _check_name(key[1], "listener name")
@@ -206,8 +216,9 @@ class MemoryDataplane(base.Dataplane):
             if self.objects[(objects.DEFAULT_GROUP,)] == key[1]:
                 self.objects[(objects.DEFAULT_GROUP,)] = ""
         elif kind == objects.INTERFACE:
-            for k in [k for k in self.objects if k[0] == objects.BYPASS and k[1] == key[1]]:
-                del self.objects[k]  # disabling an interface drops its bypass prefixes
+            # disabling an interface drops its bypass prefixes and its UDP relaying
+            for k in [k for k in self.objects if k[0] in (objects.BYPASS, objects.INTERFACE_UDP) and k[1] == key[1]]:
+                del self.objects[k]
         del self.objects[key]
 
     def read_config(self) -> objects.ConfigMap:
@@ -240,8 +251,10 @@ class MemoryDataplane(base.Dataplane):
                 elif key[0] == objects.INTERFACE:
                     assert isinstance(value, objects.InterfaceSpec)
                     counters = self.interface_counters.get(key[1], base.InterfaceState())
+                    udp = self.udp_counters.get(key[1], base.UdpState()) \
+                        if (objects.INTERFACE_UDP, key[1]) in self.objects and self._present(key[1]) else None
                     state.interfaces[key[1]] = replace(counters, present=self._present(key[1]),
-                                                       active_endpoint=self._pick_endpoint(value))
+                                                       active_endpoint=self._pick_endpoint(value), udp=udp)
                 elif key[0] == objects.LISTENER:
                     state.listeners[key[1]] = bool(self.objects[("server-enabled",)])
                 elif key[0] == objects.USER:

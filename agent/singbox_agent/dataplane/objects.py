@@ -30,6 +30,7 @@ USER = "user"
 ALLOWED_PREFIX = "allowed-prefix"
 GROUP = "endpoint-group"
 DEFAULT_GROUP = "default-endpoint-group"
+INTERFACE_UDP = "interface-udp"  # an enabled interface's UDP relaying (key: the interface's name)
 
 # An endpoint's protocol (its YANG identity's name), in the order of the plugin API's singbox_proxy_protocol enum.
 PROTOCOLS = ("socks5", "http-connect")
@@ -110,6 +111,14 @@ class InterfaceSpec:
 
 
 @dataclass(frozen=True)
+class InterfaceUdpSpec:
+    """UDP relaying of an enabled interface (SOCKS5 UDP ASSOCIATE per flow); exists only with its interface."""
+
+    idle_timeout: int
+    max_flows: int
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     auth_required: bool
     allow_connect: bool
@@ -135,8 +144,8 @@ class UserSpec:
     password_hash: Secret = field(repr=False)
 
 
-Value = Union[str, bool, ClientSettings, EndpointSpec, GroupSpec, InterfaceSpec, ServerSettings, ListenerSpec,
-              UserSpec]
+Value = Union[str, bool, ClientSettings, EndpointSpec, GroupSpec, InterfaceSpec, InterfaceUdpSpec, ServerSettings,
+              ListenerSpec, UserSpec]
 ConfigMap = Mapping[Key, Value]
 
 # The plugin's state after it loads, before anyone configures it (what the memory dataplane starts from). Only the

@@ -42,6 +42,7 @@ from singbox_agent.dataplane.base import (
     Session,
     StatePart,
     StopRule,
+    UdpState,
     UserState,
     Versions,
     run_of,
@@ -58,6 +59,7 @@ from singbox_agent.dataplane.objects import (
     GroupMember,
     GroupSpec,
     InterfaceSpec,
+    InterfaceUdpSpec,
     Key,
     ListenerSpec,
     Op,
@@ -105,6 +107,8 @@ REQUIRED_MESSAGES = (
 # Endpoint groups (API 1.1): a plugin without them still serves everything else; group ops are refused then.
 GROUP_MESSAGES = ("singbox_endpoint_group_add_del", "singbox_endpoint_group_dump",
                   "singbox_set_default_endpoint_group", "singbox_interface_endpoint_group_enable")
+# UDP in client mode (API 1.2): without them everything else is served; UDP relaying ops are refused then.
+UDP_MESSAGES = ("singbox_interface_udp_enable_disable", "singbox_interface_udp_dump")
 LOG_LEVELS = ("error", "warning", "info", "debug")
 PROBE_RESULTS: tuple[ProbeResultName, ...] = ("success", "connect-failed", "timeout", "auth-failed",
                                               "protocol-error", "dataplane-unavailable")
@@ -174,6 +178,8 @@ class VppDataplane(Dataplane):
         self._if_name: dict[int, str] = {}
         # Configuration for interfaces VPP does not have (yet): applied when they appear.
         self._absent: dict[str, InterfaceSpec] = {}
+        self._absent_udp: dict[str, InterfaceUdpSpec] = {}  # UDP relaying of absent interfaces
+        self._has_udp = False  # the plugin offers UDP_MESSAGES (set at connect)
         self._has_groups = False  # the plugin offers GROUP_MESSAGES (set at connect)
         self._absent_bypass: dict[str, set[str]] = {}
 
@@ -293,6 +299,7 @@ class VppDataplane(Dataplane):
         with self._lock:
             self._vpp = vpp
             self._has_groups = all(hasattr(vpp.api, m) for m in GROUP_MESSAGES)
+            self._has_udp = all(hasattr(vpp.api, m) for m in UDP_MESSAGES)
             self._lost = None
             self._versions = Versions(vpp=_s(version.version), plugin=_s(plugin.version))
             self._refresh_interfaces()
@@ -397,6 +404,8 @@ class VppDataplane(Dataplane):
                     prefixes = self._absent_bypass.pop(name, set())
                     ops.append(Op("put", (objects.INTERFACE, name), spec, None))
                     ops += [Op("put", (objects.BYPASS, name, p), True, None) for p in sorted(prefixes)]
+                    if name in self._absent_udp:
+                        ops.append(Op("put", (objects.INTERFACE_UDP, name), self._absent_udp.pop(name), None))
                     log.info("interface appeared, relaying enabled", interface=name)
                 for op, error in zip(ops, self.apply_batch(ops)):
                     if error is not None:
@@ -449,6 +458,9 @@ class VppDataplane(Dataplane):
             isinstance(op.value, InterfaceSpec) and op.value.group)
         if uses_group and not self._has_groups:
             raise DataplaneError("the plugin has no endpoint groups (singbox API 1.1)", ErrorCode.UNIMPLEMENTED)
+        if kind == objects.INTERFACE_UDP and not self._has_udp:
+            raise DataplaneError("the plugin does not relay UDP in client mode (singbox API 1.2)",
+                                 ErrorCode.UNIMPLEMENTED)
         if op.action == "put":
             assert op.value is not None
             return self._put_requests(kind, key, op.value, op.old)
@@ -508,6 +520,17 @@ class VppDataplane(Dataplane):
                 raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
             return [_Request("singbox_interface_bypass_add_del",
                              {"sw_if_index": index, "is_add": True, "prefix": key[2]})]
+        if kind == objects.INTERFACE_UDP:
+            assert isinstance(value, InterfaceUdpSpec)
+            index = self._if_index.get(key[1])
+            if index is None and key[1] in self._absent:
+                self._absent_udp[key[1]] = value
+                return []
+            if index is None:
+                raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
+            return [_Request("singbox_interface_udp_enable_disable", {
+                "sw_if_index": index, "enable": True, "idle_timeout": value.idle_timeout,
+                "max_flows": value.max_flows})]
         if kind == objects.SERVER:
             assert isinstance(value, ServerSettings)
             return [_Request("singbox_server_config", {
@@ -545,6 +568,7 @@ class VppDataplane(Dataplane):
         if kind == objects.INTERFACE:
             if self._absent.pop(key[1], None) is not None:
                 self._absent_bypass.pop(key[1], None)
+                self._absent_udp.pop(key[1], None)
                 return []
             index = self._if_index.get(key[1])
             if index is None:
@@ -559,6 +583,14 @@ class VppDataplane(Dataplane):
                 raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
             return [_Request("singbox_interface_bypass_add_del",
                              {"sw_if_index": index, "is_add": False, "prefix": key[2]})]
+        if kind == objects.INTERFACE_UDP:
+            if key[1] in self._absent:
+                self._absent_udp.pop(key[1], None)
+                return []
+            index = self._if_index.get(key[1])
+            if index is None:
+                raise DataplaneError(f"interface {key[1]!r} is not enabled", ErrorCode.NO_SUCH_ENTRY)
+            return [_Request("singbox_interface_udp_enable_disable", {"sw_if_index": index, "enable": False})]
         if kind == objects.LISTENER:
             return [_Request("singbox_server_listener_add_del",
                              {"is_add": False, "name": key[1], "addr": "0.0.0.0", "port": 0})]
@@ -629,14 +661,17 @@ class VppDataplane(Dataplane):
         with self._lock:
             group_dump: list[tuple[str, dict[str, Any]]] = \
                 [("singbox_endpoint_group_dump", {})] if self._has_groups else []
-            client, endpoints, sw_interfaces, interfaces, server, listeners, users, prefixes, *groups_dumped = \
+            udp_dump: list[tuple[str, dict[str, Any]]] = \
+                [("singbox_interface_udp_dump", {"sw_if_index": ALL})] if self._has_udp else []
+            client, endpoints, sw_interfaces, interfaces, server, listeners, users, prefixes, *optional = \
                 self._dump_many(
                 ("singbox_client_dump", {}), ("singbox_endpoint_dump", {}),
                 ("sw_interface_dump", {"name_filter_valid": False, "name_filter": ""}),
                 ("singbox_interface_dump", {"sw_if_index": ALL}), ("singbox_server_dump", {}),
                 ("singbox_server_listener_dump", {}), ("singbox_server_user_dump", {}),
-                ("singbox_server_allowed_prefix_dump", {}), *group_dump)
-            groups = groups_dumped[0] if groups_dumped else []
+                ("singbox_server_allowed_prefix_dump", {}), *group_dump, *udp_dump)
+            groups = optional[0] if group_dump else []
+            udp = optional[-1] if udp_dump else []
             self._set_interfaces(sw_interfaces)
             out: dict[Key, Value] = {}
             out[(objects.LOG_LEVEL,)] = LOG_LEVELS[int(client[0].log_level)]
@@ -668,10 +703,15 @@ class VppDataplane(Dataplane):
                                                                _s(getattr(i, "endpoint_group_name", "")))
                 for p in i.bypass[: int(i.n_bypass)]:
                     out[(objects.BYPASS, name, str(p))] = True
+            for u in udp:
+                name = self._if_name.get(int(u.sw_if_index), f"sw_if_index {int(u.sw_if_index)}")
+                out[(objects.INTERFACE_UDP, name)] = InterfaceUdpSpec(int(u.idle_timeout), int(u.max_flows))
             for name, spec in self._absent.items():
                 out[(objects.INTERFACE, name)] = spec
                 for p in self._absent_bypass.get(name, ()):
                     out[(objects.BYPASS, name, p)] = True
+                if name in self._absent_udp:
+                    out[(objects.INTERFACE_UDP, name)] = self._absent_udp[name]
             srv = server[0]
             # The plugin keeps the server enabled when one of its listeners fails to listen (its address is not
             # there yet, say, right after a VPP restart) and returns the error; enabling again retries exactly the
@@ -705,7 +745,15 @@ class VppDataplane(Dataplane):
                 "server": ("singbox_server_dump", {}), "listeners": ("singbox_server_listener_dump", {}),
                 "users": ("singbox_server_user_dump", {}), "groups": ("singbox_endpoint_group_dump", {})}
             asked = [p for p in dumps if p in parts and (p != "groups" or self._has_groups)]
-            got = dict(zip(asked, self._dump_many(*(dumps[p] for p in asked))))
+            requests = [dumps[p] for p in asked]
+            if "interfaces" in asked and self._has_udp:
+                requests.append(("singbox_interface_udp_dump", {"sw_if_index": ALL}))
+            dumped = self._dump_many(*requests)
+            got = dict(zip(asked, dumped))
+            udp = {int(u.sw_if_index): UdpState(
+                int(u.active_flows), int(u.flows), int(u.failures), int(u.packets_to_proxy), int(u.bytes_to_proxy),
+                int(u.packets_from_proxy), int(u.bytes_from_proxy), int(u.dropped))
+                for u in (dumped[-1] if len(requests) > len(asked) else [])}
             endpoints, interfaces, listeners, users = (got.get(p, []) for p in (
                 "endpoints", "interfaces", "listeners", "users"))
             for e in endpoints:
@@ -717,7 +765,8 @@ class VppDataplane(Dataplane):
                 if name is not None:
                     state.interfaces[name] = InterfaceState(
                         True, _s(i.active_endpoint_name), int(i.packets_redirected), int(i.bytes_redirected),
-                        int(i.active_connections), int(i.total_connections), int(i.connection_failures))
+                        int(i.active_connections), int(i.total_connections), int(i.connection_failures),
+                        udp.get(int(i.sw_if_index)))
             if "interfaces" in parts:
                 for name in self._absent:
                     state.interfaces[name] = InterfaceState(present=False)
