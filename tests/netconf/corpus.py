@@ -186,6 +186,14 @@ def bad_data() -> Iterator[Case]:
     for op in ("bogus", "crate", "DELETE", "merge-all", ""):
         yield f"data-operation-{op or 'empty'}", edit(ep(attr=f' nc:operation="{op}"')), frozenset(
             {"bad-attribute", "invalid-value"})
+    # attributes that libyang's parse of the whole <rpc> drops silently (the edit content is taken from that parse
+    # when it is exact): an operation without its namespace must not become a merge, an unknown one is refused
+    yield "data-operation-unprefixed", edit(ep(name="base", body="", attr=' operation="delete"')), frozenset(
+        {"bad-attribute", "unknown-attribute", "invalid-value", "missing-attribute"})
+    yield "data-attribute-unknown-ns", edit(ep(attr=' xmlns:x="urn:x" x:operation="delete"')), frozenset(
+        {"bad-attribute", "unknown-attribute", "unknown-namespace", "invalid-value"})
+    yield "data-attribute-nc-unknown", edit(ep(attr=' nc:frobnicate="1"')), frozenset(
+        {"bad-attribute", "unknown-attribute", "invalid-value"})
     for i in range(10):
         yield f"data-delete-missing-{i}", edit(ep(name=f"missing{i}", body="", attr=' nc:operation="delete"')), \
             frozenset({"data-missing"})

@@ -14,6 +14,7 @@ from _libyang import lib as ly_lib
 
 from singbox_agent.mgmt import datastore, filtered_read
 from singbox_agent.mgmt.errors import (
+    MgmtError,
     MgmtException,
     bad_attribute,
     bad_element,
@@ -180,7 +181,13 @@ _DELETES = frozenset({"delete", "remove"})
 
 
 def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
-    """The YANG data of an anyxml/anydata parameter (edit content), parsed by libyang; caller frees.
+    """The YANG data of an anyxml/anydata parameter (edit content) as a libyang tree; caller frees.
+
+    Parsed once: libyang's parse of the whole `<rpc>` already turned the content into a data tree (leniently: an
+    unknown element or a value its type refuses becomes an opaque node, an attribute of no known annotation is
+    dropped). When that tree has no opaque or state node and every attribute became metadata, it is the edit: it is
+    taken out of the operation's tree and handed on, as netopeer2 hands its parsed anydata to sysrepo. Otherwise the
+    content is printed and parsed again strictly, for the precise error (`_strict_parse`).
 
     A leaf deleted or removed as an empty element (`<port nc:operation="delete"/>`, the usual way) has no value its
     type accepts; libyang keeps such a leaf as an opaque node when asked, and sysrepo's edit matches an opaque node
@@ -191,21 +198,90 @@ def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
     node = ctx.op.find_path(node_path)
     if node is None:
         raise missing_element(node_path)
-    text = anyxml_text(node)
-    if not text or not str(text).strip():
+    element: ET.Element | None = ctx.rpc.op
+    for name in node_path.split("/"):
+        element = next((c for c in element if c.tag.rpartition("}")[2] == name), None) if element is not None else None
+    if element is not None:
+        _check_attributes(element)
+    parsed = _parsed_content(ctx, node, element) if element is not None else None
+    if parsed is None:
+        text = anyxml_text(node)
+        if not text or not str(text).strip():
+            return None
+        strict = _strict_parse(ctx, str(text))
+        if strict is None:
+            return None
+        tree, twice = strict, _inspect(strict.cdata, lenient=False)[1]
+    else:
+        tree, twice = parsed
+    if twice is not None:
+        try:
+            raise _twice(libyang.DNode.new(tree.context, twice).path(), ly_ffi.string(twice.schema.name).decode())
+        finally:
+            tree.free()
+    return tree
+
+
+# XML attributes of edit content that libyang turns into YANG metadata: RFC 6241's operation, RFC 7950's insert,
+# value and key, RFC 6243's default (in its module's namespace, as libyang prints it).
+_ANNOTATIONS = frozenset({
+    qname(BASE_NS, "operation"),
+    *(qname("urn:ietf:params:xml:ns:yang:1", name) for name in ("insert", "value", "key")),
+    qname("urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults", "default"),
+})
+# RFC 6243's default in the namespace its section 6 gives: no YANG annotation, nothing for the edit to do (it marks
+# a value as the default one), accepted and left out as it always was.
+_IGNORED_ATTRIBUTES = frozenset({qname("urn:ietf:params:xml:ns:netconf:default:1.0", "default")})
+
+
+def _check_attributes(element: ET.Element) -> None:
+    """:raises MgmtException: unknown-attribute for an attribute of the content that is no YANG annotation.
+
+    libyang's parse of the whole `<rpc>` drops such an attribute without a word (the content of an anyxml is parsed
+    leniently), so `<endpoint operation="delete">` — the operation without its namespace — was merged and answered
+    <ok/>, and printing that tree for a strict parse could not bring the attribute back."""
+    # C loops: most edits have no attribute, or only nc:operation
+    if not any(map(ET.Element.keys, element.iter())) or set().union(
+            *map(ET.Element.keys, element.iter())) <= _ANNOTATIONS | _IGNORED_ATTRIBUTES:
+        return
+    for el in element.iter():
+        if el is element:
+            continue
+        for key in el.keys():
+            if key in _ANNOTATIONS or key in _IGNORED_ATTRIBUTES:
+                continue
+            ns, _, name = key[1:].partition("}") if key.startswith("{") else ("", "", key)
+            elname = el.tag.rpartition("}")[2]
+            where = f'namespace "{ns}"' if ns else "no namespace"
+            raise MgmtException(MgmtError(
+                "application", "unknown-attribute",
+                f'Attribute "{name}" ({where}) of element "{elname}" is no YANG annotation this server knows; an edit '
+                f'operation is the attribute "operation" in namespace "{BASE_NS}".',
+                info={"bad-attribute": name, "bad-element": elname}))
+
+
+def _parsed_content(ctx: OpContext, node: libyang.DNode, element: ET.Element) -> tuple[libyang.DNode, Any] | None:
+    """The content as the rpc parse left it, detached from the operation (caller frees), and its first node given
+    twice (`_inspect`), when it is exactly what the strict parse would give (no opaque or state node, every
+    attribute a known annotation: `element` is the parameter's XML); None otherwise."""
+    anyn = ly_ffi.cast("struct lyd_node_any *", node.cdata)
+    if anyn.value_type != ly_lib.LYD_ANYDATA_DATATREE or anyn.value.tree == ly_ffi.NULL:
         return None
+    lenient, twice = _inspect(anyn.value.tree, lenient=True)
+    if lenient:
+        return None
+    first = anyn.value.tree
+    anyn.value.tree = ly_ffi.NULL  # now ours: the operation's tree no longer frees it
+    return libyang.DNode.new(ctx.ly, first), twice
+
+
+def _strict_parse(ctx: OpContext, text: str) -> libyang.DNode | None:
     try:
-        tree = ctx.ly.parse_data_mem(str(text), "xml", parse_only=True, strict=True, no_state=True)
+        tree = ctx.ly.parse_data_mem(text, "xml", parse_only=True, strict=True, no_state=True)
     except libyang.LibyangError as exc:
-        tree = _parse_with_empty_deletes(ctx, str(text)) if _EMPTY_DELETE.search(str(text)) else None
+        tree = _parse_with_empty_deletes(ctx, text) if _EMPTY_DELETE.search(text) else None
         if tree is None:
             raise _content_error(exc) from None
-    try:
-        _check_single_instances(tree)
-    except BaseException:
-        if tree is not None:
-            tree.free()
-        raise
     return tree
 
 
@@ -285,34 +361,43 @@ def _is_leaf_of_schema(ly: libyang.Context, node: Any) -> bool:
     return False
 
 
-def _check_single_instances(tree: libyang.DNode | None) -> None:
-    """:raises MgmtException: bad-element naming the second instance of a node among its siblings. A container may
-    be repeated (XML clients send `<client>` once per entry; the instances merge), so what is compared is each
-    node's identity: the schema nodes and list keys from the top."""
-    if tree is None:
-        return
+def _inspect(first: Any, *, lenient: bool) -> tuple[bool, Any]:
+    """One walk of a parsed edit: (whether it holds an opaque or a state node — only looked for when `lenient`, the
+    rpc parse's tree — and the first node that is a second instance among its siblings, or None).
+
+    A container may be repeated (XML clients send `<client>` once per entry; the instances merge), so what is
+    compared is each node's identity: the schema nodes and list keys from the top."""
     seen: set[tuple[Any, ...]] = set()
-    todo: list[tuple[Any, tuple[Any, ...]]] = [(ly_ffi.cast("struct lyd_node *", tree.cdata), ())]
+    twice: Any = None
+    todo: list[tuple[Any, tuple[Any, ...]]] = [(ly_ffi.cast("struct lyd_node *", first), ())]
     while todo:
         node, parent = todo.pop()
         while node != ly_ffi.NULL:
             schema = node.schema
-            if schema != ly_ffi.NULL:
-                own: tuple[Any, ...]
-                if schema.nodetype == ly_lib.LYS_LIST:
-                    own = (int(ly_ffi.cast("uintptr_t", schema)), *_key_values(node))
-                elif schema.nodetype == ly_lib.LYS_LEAFLIST:
-                    own = (int(ly_ffi.cast("uintptr_t", schema)), ly_ffi.string(ly_lib.lyd_get_value(node)))
-                else:
-                    own = (int(ly_ffi.cast("uintptr_t", schema)),)
-                identity = (*parent, own)
-                if identity in seen and schema.nodetype != ly_lib.LYS_CONTAINER:
-                    raise _twice(libyang.DNode.new(tree.context, node).path(), ly_ffi.string(schema.name).decode())
-                seen.add(identity)
-                child = ly_lib.lyd_child_no_keys(node) if schema.nodetype == ly_lib.LYS_LIST else ly_lib.lyd_child(node)
-                if child != ly_ffi.NULL:
-                    todo.append((child, identity))
+            if schema == ly_ffi.NULL or (lenient and schema.flags & ly_lib.LYS_CONFIG_R):
+                if lenient:
+                    return True, None
+                node = node.next
+                continue
+            nodetype = schema.nodetype
+            own: tuple[Any, ...]
+            if nodetype == ly_lib.LYS_LIST:
+                own = (int(ly_ffi.cast("uintptr_t", schema)), *_key_values(node))
+            elif nodetype == ly_lib.LYS_LEAFLIST:
+                own = (int(ly_ffi.cast("uintptr_t", schema)), ly_ffi.string(ly_lib.lyd_get_value(node)))
+            else:
+                own = (int(ly_ffi.cast("uintptr_t", schema)),)
+            identity = (*parent, own)
+            if identity in seen and nodetype != ly_lib.LYS_CONTAINER:
+                if not lenient:
+                    return False, node
+                twice = twice if twice is not None else node
+            seen.add(identity)
+            child = ly_lib.lyd_child_no_keys(node) if nodetype == ly_lib.LYS_LIST else ly_lib.lyd_child(node)
+            if child != ly_ffi.NULL:
+                todo.append((child, identity))
             node = node.next
+    return False, twice
 
 
 def _twice(path: str, name: str) -> MgmtException:
