@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 from ncclient import manager  # noqa: E402
 
-from singbox_agent.repository import SysrepoInstance  # noqa: E402
+from singbox_agent.repository import SysrepoInstance, project_yang_dirs  # noqa: E402
 from tests.conftest import new_sysrepo_instance  # noqa: E402
 from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, bootstrap, start_server, stop_server  # noqa: E402
 
@@ -59,6 +59,7 @@ NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
 TS_NS = "urn:ietf:params:xml:ns:yang:ietf-truststore"
 CT_NS = "urn:ietf:params:xml:ns:yang:ietf-crypto-types"
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+SBX_NS = "urn:vpp-singbox:yang:vpp-singbox"
 NP2_USER = "bench"
 NP2_PASSWORD = "bench-secret"
 
@@ -80,6 +81,10 @@ class BenchList:
     module_filter: str
 
     def entries(self, n: int) -> str:
+        if self.name == "endpoints":
+            body = "".join(f"<endpoint><name>e{i:05d}</name><address>198.18.{i // 250}.{i % 250 + 1}</address>"
+                           "</endpoint>" for i in range(n))
+            return f'<singbox xmlns="{SBX_NS}"><client>{body}</client></singbox>'
         if self.name == "nacm":
             body = "".join(f"<group><name>g{i:05d}</name><user-name>u{i:05d}</user-name></group>" for i in range(n))
             return f'<nacm xmlns="{NACM_NS}"><groups>{body}</groups></nacm>'
@@ -90,12 +95,18 @@ class BenchList:
         return f'<truststore xmlns="{TS_NS}"><public-key-bags>{body}</public-key-bags></truststore>'
 
     def delete_all(self, n: int) -> str:
+        if self.name == "endpoints":
+            body = "".join(f'<endpoint nc:operation="delete"><name>e{i:05d}</name></endpoint>' for i in range(n))
+            return f'<singbox xmlns="{SBX_NS}" xmlns:nc="{NC_NS}"><client>{body}</client></singbox>'
         if self.name == "nacm":
             body = "".join(f'<group nc:operation="delete"><name>g{i:05d}</name></group>' for i in range(n))
             return f'<nacm xmlns="{NACM_NS}" xmlns:nc="{NC_NS}"><groups>{body}</groups></nacm>'
         return f'<truststore xmlns="{TS_NS}" xmlns:nc="{NC_NS}"><public-key-bags nc:operation="delete"/></truststore>'
 
     def one_leaf(self, i: int) -> str:
+        if self.name == "endpoints":  # the port of one endpoint, alternating: a real change every time
+            return (f'<singbox xmlns="{SBX_NS}"><client><endpoint><name>e00000</name><port>{2000 + i % 2}</port>'
+                    "</endpoint></client></singbox>")
         if self.name == "nacm":  # a user-name added, then deleted: a real change every time
             op = "merge" if i % 2 == 0 else "delete"
             return (f'<nacm xmlns="{NACM_NS}" xmlns:nc="{NC_NS}"><groups><group><name>g00000</name>'
@@ -108,6 +119,9 @@ class BenchList:
 LISTS = {
     "nacm": BenchList("nacm", f'<nacm xmlns="{NACM_NS}"><groups/></nacm>'),
     "truststore": BenchList("truststore", f'<truststore xmlns="{TS_NS}"/>'),
+    # the product's own list, with a subscriber on its module: ours the agent (in-memory dataplane), netopeer2 a
+    # subscriber that does nothing (sysrepo-python's event-only subscription)
+    "endpoints": BenchList("endpoints", f'<singbox xmlns="{SBX_NS}"><client/></singbox>'),
 }
 
 
@@ -140,7 +154,62 @@ def connect(port: int, user: str, password: str) -> Any:
                            look_for_keys=False, allow_agent=False, timeout=600)
 
 
-def start_ours(work: Path) -> Server:
+def start_subscriber(kind: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """This script as a child on the instance of `env`: `agent` (singbox-agent with the in-memory dataplane) or
+    `noop` (an event-only subscription doing nothing) subscribed to vpp-singbox; returns once it is subscribed."""
+    proc = subprocess.Popen([sys.executable, __file__, "--subscriber", kind], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # the agent logs on stdout too
+        if line.strip() == "ready":
+            return proc
+        seen.append(line)
+    proc.kill()
+    raise RuntimeError(f"{kind} subscriber did not start:\n" + "".join(seen[-20:]))
+
+
+def stop_subscriber(proc: subprocess.Popen[str] | None) -> None:
+    if proc is None:
+        return
+    assert proc.stdin is not None
+    proc.stdin.close()  # the child ends when its stdin does
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def subscriber_main(kind: str) -> int:
+    """The child of `start_subscriber`."""
+    import sysrepo
+
+    if kind == "agent":
+        from singbox_agent.agent.daemon import Agent
+        from singbox_agent.dataplane.memory import MemoryDataplane
+
+        agent = Agent(MemoryDataplane())
+        agent.start()
+        agent.wait_idle(120)
+        print("ready", flush=True)
+        sys.stdin.read()
+        agent.stop()
+        return 0
+    conn = sysrepo.SysrepoConnection()
+    sess = conn.start_session("running")
+    def nothing(ev_sess: Any, event: str, req_id: int, private_data: Any) -> None:
+        return None
+
+    sess.subscribe_module_change_unsafe("vpp-singbox", "/vpp-singbox:singbox", nothing)
+    print("ready", flush=True)
+    sys.stdin.read()
+    sess.stop()
+    conn.disconnect()
+    return 0
+
+
+def start_ours(work: Path, subscriber: bool = False) -> Server:
     inst = new_sysrepo_instance()  # what the product installs (the tests' instance)
     env = {**os.environ, **inst.env}
     state = work / "ours-state"
@@ -148,16 +217,18 @@ def start_ours(work: Path) -> Server:
     bootstrap(env, state)
     info = start_server(env, state)
     mgr = connect(info.port, ADMIN, ADMIN_PASSWORD)
+    agent = start_subscriber("agent", env) if subscriber else None
 
     def stop() -> None:
         mgr.close_session()
+        stop_subscriber(agent)
         stop_server(info)
         inst.destroy()
 
     return Server("ours", info.process.pid, mgr, stop)
 
 
-def start_netopeer2(prefix: Path, work: Path) -> Server:
+def start_netopeer2(prefix: Path, work: Path, replay: bool = True, subscriber: bool = False) -> Server:
     inst = SysrepoInstance(work / "np2", "bn" + secrets.token_hex(3))
     inst.repository.mkdir(parents=True)
     sysroot = prefix / "sys"
@@ -171,6 +242,10 @@ def start_netopeer2(prefix: Path, work: Path) -> Server:
     scripts = prefix / "share/netopeer2/scripts"
     subprocess.run(["bash", str(scripts / "setup.sh")], env=env, check=True, capture_output=True)
     subprocess.run(["bash", str(scripts / "merge_hostkey.sh")], env=env, check=True, capture_output=True)
+    if subscriber:  # the product's module, for the endpoints list
+        inst.install_modules(sorted((TOP / "yang").glob("vpp-singbox@*.yang")), project_yang_dirs(TOP))
+    if replay:  # like ours (the product enables it at bootstrap): every notification stored for replay
+        subprocess.run(["sysrepoctl", "-c", ":ALL", "-r", "on"], env=env, check=True, capture_output=True)
     port = free_port()
     hashed = subprocess.run(["openssl", "passwd", "-6", NP2_PASSWORD], check=True, capture_output=True,
                             text=True).stdout.strip()
@@ -202,9 +277,11 @@ def start_netopeer2(prefix: Path, work: Path) -> Server:
                 proc.kill()
                 raise RuntimeError("netopeer2 did not start:\n" + (work / "netopeer2.log").read_text()) from None
             time.sleep(0.2)
+    noop = start_subscriber("noop", env) if subscriber else None
 
     def stop() -> None:
         mgr.close_session()
+        stop_subscriber(noop)
         proc.terminate()
         try:
             proc.wait(timeout=15)
@@ -261,8 +338,18 @@ def main() -> int:
                     help="netopeer2 install prefix (default: $NETOPEER2_PREFIX)")
     ap.add_argument("--sizes", default="100,1000,10000")
     ap.add_argument("--iterations", type=int, default=40)
-    ap.add_argument("--lists", default="nacm,truststore")
+    ap.add_argument("--lists", default="nacm,truststore,endpoints",
+                    help="endpoints: the product's list with the agent subscribed to ours (in-memory dataplane) and "
+                         "a no-op subscriber to netopeer2's")
+    ap.add_argument("--subscriber", choices=("agent", "noop"), help=argparse.SUPPRESS)  # start_subscriber's child
+    ap.add_argument("--netopeer2-replay", choices=("on", "off"), default="on",
+                    help="notification replay in netopeer2's instance (default on, as ours: like for like; off is "
+                         "netopeer2's own setup.sh, which stores no notification and so generates no "
+                         "netconf-config-change)")
     args = ap.parse_args()
+    if args.subscriber:
+        return subscriber_main(args.subscriber)
+    with_subscriber = "endpoints" in args.lists.split(",")
     sizes = [int(x) for x in args.sizes.split(",")]
     prefix = Path(args.netopeer2) if args.netopeer2 else None
     if prefix is not None and not (prefix / "sbin/netopeer2-server").exists():
@@ -273,11 +360,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bnc", dir="/tmp"))
     servers: list[Server] = []
     try:
-        servers.append(start_ours(work))
+        servers.append(start_ours(work, subscriber=with_subscriber))
         if prefix is not None:
-            servers.append(start_netopeer2(prefix, work))
+            servers.append(start_netopeer2(prefix, work, replay=args.netopeer2_replay == "on",
+                                           subscriber=with_subscriber))
         load_avg = os.getloadavg()
-        print(f"load average {load_avg[0]:.1f}; {args.iterations} iterations; times in ms, RSS in MB")
+        print(f"load average {load_avg[0]:.1f}; {args.iterations} iterations; netopeer2 replay "
+              f"{args.netopeer2_replay}; times in ms, RSS in MB")
         header = "| list | entries | server | load | edit p50 | edit p99 | get p50 | RSS |"
         rows = [header, "|---|---:|---|---:|---:|---:|---:|---:|"]
         for name in args.lists.split(","):
