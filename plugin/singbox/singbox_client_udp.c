@@ -24,7 +24,8 @@
  * destination; replies come only from BND (the session is connected),
  * only FRAG 0 and only from the original destination (the client leg is
  * connected to it); anything else is dropped and counted. Datagrams the
- * client sends before the association is up wait (SINGBOX_CUDP_MAX_PENDING).
+ * client sends before the association is up wait (SINGBOX_CUDP_MAX_PENDING,
+ * SINGBOX_CUDP_MAX_PENDING_BYTES).
  * The flow ends with its control connection, after the interface's idle
  * timeout, or when the association is not up within the endpoint's
  * connect timeout.
@@ -57,10 +58,14 @@
 #define REPLY_MSG_ID_BASE singbox_main.msg_id_base
 #include <vlibapi/api_helper_macros.h>
 
-#define SINGBOX_CUDP_MAX_PENDING  16
-#define SINGBOX_CUDP_MAX_DGRAM	  65535
-#define SINGBOX_CUDP_FIFO_SIZE	  (256 << 10)
-#define SINGBOX_CUDP_CTX_GEN_BITS 8
+/* a QUIC client's first flight, or a window of a bulk flow, while the
+ * association is made (about one round trip to the endpoint, three on a
+ * new TCP connection) */
+#define SINGBOX_CUDP_MAX_PENDING       64
+#define SINGBOX_CUDP_MAX_PENDING_BYTES (64 << 10)
+#define SINGBOX_CUDP_MAX_DGRAM	       65535
+#define SINGBOX_CUDP_FIFO_SIZE	       (256 << 10)
+#define SINGBOX_CUDP_CTX_GEN_BITS      8
 
 singbox_cudp_main_t singbox_cudp_main;
 
@@ -344,8 +349,8 @@ singbox_cudp_in_one (vlib_buffer_t *b, u8 is_ip4, u8 is_hold, singbox_cudp_tuple
 }
 
 static_always_inline uword
-singbox_cudp_in_inline (vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame,
-			u8 is_ip4, u8 is_hold)
+singbox_cudp_in_inline (vlib_main_t *vm, vlib_node_runtime_t *node, vlib_frame_t *frame, u8 is_ip4,
+			u8 is_hold)
 {
   vlib_buffer_t *bufs[VLIB_FRAME_SIZE], **b = bufs;
   u16 nexts[VLIB_FRAME_SIZE], *next = nexts;
@@ -573,8 +578,7 @@ singbox_cudp_ctx (singbox_cudp_flow_t *f)
 static singbox_cudp_flow_t *
 singbox_cudp_flow_from_ctx (u32 ctx)
 {
-  singbox_cudp_flow_t *f =
-    singbox_cudp_flow_get_if_valid (ctx >> SINGBOX_CUDP_CTX_GEN_BITS);
+  singbox_cudp_flow_t *f = singbox_cudp_flow_get_if_valid (ctx >> SINGBOX_CUDP_CTX_GEN_BITS);
 
   if (!f || (f->generation & ((1 << SINGBOX_CUDP_CTX_GEN_BITS) - 1)) !=
 	      (ctx & ((1 << SINGBOX_CUDP_CTX_GEN_BITS) - 1)))
@@ -722,11 +726,13 @@ singbox_cudp_client_rx (session_t *s)
       f->last_active = now;
       if (f->state == SINGBOX_CUDP_STATE_ASSOCIATED)
 	singbox_cudp_to_proxy (f, buf, len);
-      else if (vec_len (f->pending) < SINGBOX_CUDP_MAX_PENDING)
+      else if (vec_len (f->pending) < SINGBOX_CUDP_MAX_PENDING &&
+	       f->pending_bytes + len <= SINGBOX_CUDP_MAX_PENDING_BYTES)
 	{
 	  u8 *d = 0;
 	  vec_add (d, buf, len);
 	  vec_add1 (f->pending, d);
+	  f->pending_bytes += len;
 	}
       else
 	singbox_cudp_count (SINGBOX_CUDP_CTR_DROPPED, f->sw_if_index, 1);
@@ -951,8 +957,7 @@ singbox_cudp_ctl_closed (session_t *s)
  */
 
 static int
-singbox_cudp_relay_connected (u32 app_wrk_index, u32 api_context, session_t *s,
-			      session_error_t err)
+singbox_cudp_relay_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
 {
   transport_endpoint_t rmt = {}, lcl = {};
   singbox_main_t *sm = &singbox_main;
@@ -1252,8 +1257,8 @@ singbox_cudp_disconnect (session_handle_t h)
 {
   if (h == SESSION_INVALID_HANDLE)
     return;
-  session_send_rpc_evt_to_thread_force (session_thread_from_handle (h),
-					singbox_cudp_disconnect_rpc, uword_to_pointer (h, void *));
+  session_send_rpc_evt_to_thread_force (session_thread_from_handle (h), singbox_cudp_disconnect_rpc,
+					uword_to_pointer (h, void *));
 }
 
 /* Lock held, any thread: end the flow, close its legs, free it. */
@@ -1300,8 +1305,7 @@ singbox_cudp_poll (f64 now)
 	timeout = pool_is_free_index (sm->endpoints, f->endpoint_index) ?
 		    SINGBOX_DEFAULT_CONNECT_TIMEOUT :
 		    pool_elt_at_index (sm->endpoints, f->endpoint_index)->connect_timeout;
-      if (now - (f->state == SINGBOX_CUDP_STATE_ASSOCIATED ? f->last_active : f->created) >
-	  timeout)
+      if (now - (f->state == SINGBOX_CUDP_STATE_ASSOCIATED ? f->last_active : f->created) > timeout)
 	vec_add1 (expired, f->index);
     }
   vec_foreach (i, expired)
@@ -1535,7 +1539,8 @@ done:
  ?*/
 VLIB_CLI_COMMAND (singbox_cudp_set_command, static) = {
   .path = "set singbox interface udp",
-  .short_help = "set singbox interface udp <interface> [idle-timeout <s>] [max-flows <n>] [disable]",
+  .short_help =
+    "set singbox interface udp <interface> [idle-timeout <s>] [max-flows <n>] [disable]",
   .function = singbox_cudp_set_command_fn,
 };
 

@@ -64,6 +64,7 @@ typedef struct
   u16 relay_port;
 
   u8 **pending; /* client datagrams waiting for the association */
+  u32 pending_bytes;
 
   f64 created;
   f64 last_active;
@@ -113,9 +114,9 @@ typedef struct
   singbox_cudp_itf_t *itfs;
   u32 n_enabled;
 
-  u32 intercept_app_index; /* accepts the client legs */
-  u32 ctl_app_index;	   /* control connections */
-  u32 relay_app_index;	   /* relay legs */
+  u32 intercept_app_index;		/* accepts the client legs */
+  u32 ctl_app_index;			/* control connections */
+  u32 relay_app_index;			/* relay legs */
   session_handle_t intercept_listen[2]; /* [is_ip4] wildcard connected listeners */
   u8 **rx_buf;				/* per thread */
 

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""UDP client-mode benchmark: datagrams from the LAN relayed by VPP through sing-box with SOCKS5 UDP
+ASSOCIATE, next to the same datagrams routed by VPP (UDP relaying off on the interface): the limit.
+Same topology, same run, the two cases interleaved in --rounds rounds so load from elsewhere falls on
+both alike; prints medians and the ratios relayed/direct.
+
+    sudo VPP_PREFIX=/opt/vpp SINGBOX_PLUGIN_DIR=<build>/lib/vpp_plugins \\
+        python3 bench/vpp/bench_client_udp.py [--workers 0] [--rounds 3] [--seconds 3]
+
+Topology (tests/vpp/vpptopo.py)::
+
+    client ns --veth-- VPP --veth-- origin ns (UDP echo, sing-box socks inbound)
+
+Measured, per case, from the client namespace (tests/vpp/udp_peer.py):
+- packets/s: one flow keeping --window datagrams of --size bytes in flight for --seconds; the echo
+  answers each, so every datagram crosses VPP twice (answers counted);
+- latency: --samples round trips, one at a time, on one flow (p50, p99): what relaying adds to each
+  datagram of an established flow;
+- new flow: --flows flows one after the other, one datagram and its answer each (DNS): the first
+  datagram of a relayed flow waits for its association (TCP connect, SOCKS5 greeting, auth and UDP
+  ASSOCIATE to sing-box).
+sing-box relays in user space, so "relayed" includes sing-box's own cost. Numbers on a small shared
+VM are noisy: compare ratios from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PEER = HERE.parent.parent / "tests" / "vpp" / "udp_peer.py"
+sys.path.insert(0, str(HERE.parent.parent / "tests" / "vpp"))
+import vpptopo as vt  # noqa: E402
+
+SB_PORT = 1090
+ECHO_PORT = vt.free_port()  # the echo's, in the origin namespace
+CASES = ("direct", "relayed")
+
+
+class Bed:
+    """VPP, the namespaces, the echo and sing-box; client mode enabled on the LAN interface (TCP),
+    UDP relaying switched per case. A context manager."""
+
+    def __init__(self, workers: int) -> None:
+        from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
+
+        self.vpp = vt.Vpp(workers=workers)
+        self.topo: vt.Topology | None = None
+        self.papi: Any = None
+        try:
+            self.topo = topo = vt.Topology(self.vpp, tag=f"sbu{int(time.time()) % 1000}")
+            d = Path(tempfile.mkdtemp(prefix="sbu-"))
+            (d / "sing-box.json").write_text(json.dumps({
+                "log": {"level": "warn"},
+                "inbounds": [{"type": "socks", "tag": "in", "listen": vt.ORIGIN_IP4, "listen_port": SB_PORT,
+                              "users": [{"username": "bench", "password": "benchpass"}]}],
+                "outbounds": [{"type": "direct", "tag": "direct"}],
+                "route": {"final": "direct"}}))
+            topo.spawn(topo.ns_origin, str(vt.sing_box_binary()), "run", "-c", str(d / "sing-box.json"))
+            topo.spawn(topo.ns_origin, sys.executable, str(PEER), "server", vt.ORIGIN_IP4, vt.ORIGIN_IP6,
+                       str(ECHO_PORT))
+            vt.wait_port(topo.ns_origin, vt.ORIGIN_IP4, SB_PORT)
+            self.papi = VPPApiClient(server_address=str(self.vpp.api_sock), bootstrapapi=True,
+                                     read_timeout=10)
+            self.papi.connect("sbx-bench-client-udp")
+            self.api = self.papi.api
+            self.lan = next(i.sw_if_index for i in self.api.sw_interface_dump()
+                            if i.interface_name == topo.vpp_if_client)
+            r = self.api.singbox_set_endpoint(proxy_addr=vt.ORIGIN_IP4, proxy_port=SB_PORT, protocol_type=0,
+                                              username="bench", password="benchpass")
+            assert r.retval == 0, r
+            assert self.api.singbox_enable_disable(sw_if_index=self.lan, enable_disable=True).retval == 0
+        except BaseException:
+            self.close()
+            raise
+
+    def relay(self, on: bool) -> None:
+        if on:
+            r = self.api.singbox_interface_udp_enable_disable(sw_if_index=self.lan, enable=True,
+                                                              idle_timeout=30, max_flows=100000)
+        else:
+            r = self.api.singbox_interface_udp_enable_disable(sw_if_index=self.lan, enable=False)
+        assert r.retval == 0 or (not on and r.retval == -6), r  # -6: it was off
+
+    def peer(self, *args: str, timeout: float = 600) -> dict[str, Any]:
+        assert self.topo is not None
+        r = self.topo.run_in(self.topo.ns_client, sys.executable, str(PEER), *args, timeout=timeout)
+        if r.returncode:
+            raise RuntimeError(r.stderr.decode())
+        out: dict[str, Any] = json.loads(r.stdout)
+        return out
+
+    def close(self) -> None:
+        if self.papi is not None:
+            self.papi.disconnect()
+        if self.topo:
+            self.topo.close()
+        self.vpp.close()
+
+    def __enter__(self) -> "Bed":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def one_round(bed: Bed, case: str, args: argparse.Namespace) -> dict[str, float]:
+    bed.relay(case == "relayed")
+    host = vt.ORIGIN_IP4
+    f = bed.peer("flood", host, str(ECHO_PORT), str(args.seconds), str(args.window), str(args.size))
+    lat = bed.peer("flow", host, str(ECHO_PORT), str(args.samples), "1")
+    new = bed.peer("newflows", host, str(ECHO_PORT), str(args.flows))
+    expect = vt.ORIGIN_IP4 if case == "relayed" else vt.CLIENT_IP4
+    if lat["sources"] != [expect]:
+        raise RuntimeError(f"{case}: the echo saw {lat['sources']}, not {expect}")
+    rtts = [r * 1e6 for r in lat["rtts"]]
+    new_rtts = [r * 1e6 for r in new["rtts"]]
+    return {"pps": f["received"] / f["seconds"], "loss": 1 - f["received"] / max(1, f["sent"]),
+            "p50_us": pct(rtts, 0.5), "p99_us": pct(rtts, 0.99),
+            "new_p50_us": pct(new_rtts, 0.5), "new_p99_us": pct(new_rtts, 0.99),
+            "new_failures": float(new["failures"])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=3, help="per packets/s measurement")
+    ap.add_argument("--window", type=int, default=32, help="datagrams in flight in the packets/s case")
+    ap.add_argument("--size", type=int, default=512, help="datagram payload, bytes")
+    ap.add_argument("--samples", type=int, default=1000, help="round trips per latency case")
+    ap.add_argument("--flows", type=int, default=100, help="new flows per round")
+    args = ap.parse_args()
+
+    runs: dict[str, list[dict[str, float]]] = {c: [] for c in CASES}
+    with Bed(args.workers) as bed:
+        print(f"UDP client-mode benchmark: VPP workers {args.workers}, {args.rounds} rounds, "
+              f"{args.seconds:.0f} s floods of {args.size}-byte datagrams ({args.window} in flight), "
+              f"{args.samples} round trips, {args.flows} new flows per case and round; "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)
+        for n in range(args.rounds):
+            for case in CASES if n % 2 == 0 else tuple(reversed(CASES)):
+                runs[case].append(one_round(bed, case, args))
+                print(f"  round {n + 1} {case:8s} " + " ".join(f"{k}={v:.4g}" for k, v in runs[case][-1].items()),
+                      flush=True)
+        st = bed.api.singbox_interface_udp_dump(sw_if_index=bed.lan)
+        print(f"load at the end {os.getloadavg()[0]:.2f}")
+
+    med = {c: {k: statistics.median(r[k] for r in runs[c]) for k in runs[c][0]} for c in CASES}
+    print(f"\n{'':28s}{'direct (VPP routing)':>22s}{'relayed (sing-box)':>22s}{'relayed/direct':>16s}")
+    rows = (("packets/s (one flow)", "pps", "{:.0f}"), ("datagram loss", "loss", "{:.2%}"),
+            ("round trip p50 (us)", "p50_us", "{:.0f}"), ("round trip p99 (us)", "p99_us", "{:.0f}"),
+            ("new flow p50 (us)", "new_p50_us", "{:.0f}"), ("new flow p99 (us)", "new_p99_us", "{:.0f}"))
+    for label, key, fmt in rows:
+        d, r = med["direct"][key], med["relayed"][key]
+        ratio = f"{r / d:.2f}x" if d else "-"
+        print(f"{label:28s}{fmt.format(d):>22s}{fmt.format(r):>22s}{ratio:>16s}")
+    added = med["relayed"]["p50_us"] - med["direct"]["p50_us"]
+    print(f"added latency per datagram (p50): {added:.0f} us; per new flow (p50): "
+          f"{med['relayed']['new_p50_us'] - med['direct']['new_p50_us']:.0f} us")
+    if st:
+        print(f"VPP counted {st[0].flows} relayed flows, {st[0].failures} failed, {st[0].dropped} dropped")
+    print(json.dumps({"median": med, "rounds": runs}))
+
+
+if __name__ == "__main__":
+    main()

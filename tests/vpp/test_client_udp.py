@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""Client mode, UDP: datagrams arriving on a singbox-enabled VPP interface with UDP relaying on
+are relayed through the real sing-box's socks inbound with SOCKS5 UDP ASSOCIATE (RFC 1928 §7),
+one association per client flow, the original destination in every datagram's header.
+
+The origin runs a UDP echo that prefixes each answer with the address it came from
+(udp_peer.py server): sing-box (198.18.2.2 / 2001:2:0:2::2, it runs in the origin namespace) or
+the client (198.18.1.2 / 2001:2:0:1::2, plain routing) — and the origin's DNS server (port 53).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .conftest import HERE, Env
+from vpptopo import sing_box_binary
+from vpptopo import CLIENT_IP4, CLIENT_IP6, ORIGIN_IP4, ORIGIN_IP6, free_port, wait_port
+
+SB_PORT = 1095
+FLOW_STATE_ASSOCIATED = 2
+
+
+@pytest.fixture
+def udp_upstream(env: Env) -> Iterator[tuple[Env, int, Path]]:
+    """sing-box with a password-protected socks inbound (UDP ASSOCIATE included) and the
+    source-telling UDP echo, both in the origin ns; yields the echo's port and sing-box's log."""
+    d = Path(tempfile.mkdtemp(prefix="sbx-cudp-"))
+    log = d / "sing-box.log"
+    cfg = {
+        "log": {"level": "info", "output": str(log), "timestamp": False},
+        "inbounds": [{"type": "socks", "tag": "in", "listen": ORIGIN_IP4, "listen_port": SB_PORT,
+                      "users": [{"username": "vpp", "password": "s3cret"}]}],
+        "outbounds": [{"type": "direct", "tag": "direct"}],
+        "route": {"final": "direct"},
+    }
+    (d / "config.json").write_text(json.dumps(cfg))
+    sb = env.t.spawn(env.t.ns_origin, str(sing_box_binary()), "run", "-c", str(d / "config.json"))
+    echo_port = free_port()
+    echo = env.t.spawn(env.t.ns_origin, sys.executable, str(HERE / "udp_peer.py"), "server",
+                       ORIGIN_IP4, ORIGIN_IP6, str(echo_port))
+    wait_port(env.t.ns_origin, ORIGIN_IP4, SB_PORT)
+    try:
+        yield env, echo_port, log
+    finally:
+        for itf in env.api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF):
+            env.api.singbox_interface_udp_enable_disable(sw_if_index=itf.sw_if_index, enable=False)
+        for itf in env.api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
+            env.api.singbox_enable_disable(sw_if_index=itf.sw_if_index, enable_disable=False)
+        for ep in env.api.singbox_endpoint_dump():
+            env.api.singbox_endpoint_add_del(is_add=False, name=ep.name)
+        sb.kill()
+        echo.kill()
+
+
+def sw_if_index(env: Env, name: str) -> int:
+    for line in env.cli("show interface").splitlines():
+        parts = line.split()
+        if parts and parts[0] == name:
+            return int(parts[1])
+    raise AssertionError(name)
+
+
+def enable(env: Env, password: str = "s3cret", udp: bool = True, **udp_kw: Any) -> int:
+    r = env.api.singbox_set_endpoint(proxy_addr=ORIGIN_IP4, proxy_port=SB_PORT, protocol_type=0,
+                                     username="vpp", password=password)
+    assert r.retval == 0
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=True).retval == 0
+    if udp:
+        r = env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True, **udp_kw)
+        assert r.retval == 0
+    return idx
+
+
+def flow(env: Env, host: str, port: int, count: int = 1, window: int = 1) -> dict[str, Any]:
+    r = env.client(sys.executable, str(HERE / "udp_peer.py"), "flow", host, str(port), str(count),
+                   str(window), timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    out: dict[str, Any] = json.loads(r.stdout)
+    return out
+
+
+def udp_details(env: Env, idx: int) -> Any:
+    d = env.api.singbox_interface_udp_dump(sw_if_index=idx)
+    assert len(d) == 1
+    return d[0]
+
+
+def wait_for(cond: Any, what: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what() if callable(what) else what
+        time.sleep(0.2)
+
+
+def test_dns_through_sing_box(udp_upstream: tuple[Env, int, Path]) -> None:
+    env, echo_port, log = udp_upstream
+    # client mode for TCP only: UDP is routed as before
+    idx = enable(env, udp=False)
+    assert flow(env, ORIGIN_IP4, echo_port)["sources"] == [CLIENT_IP4]
+    assert env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True).retval == 0
+    r = env.client(sys.executable, str(HERE / "udp_peer.py"), "dns", ORIGIN_IP4, "53",
+                   "origin.test", timeout=30)
+    assert r.returncode == 0, r.stderr.decode() + env.cli("show singbox udp flows")
+    assert json.loads(r.stdout) == {"rcode": 0, "addresses": [ORIGIN_IP4]}
+    # sing-box was asked for the original destination in the datagram's header
+    wait_for(lambda: f"inbound packet connection to {ORIGIN_IP4}:53" in log.read_text(),
+             lambda: log.read_text())
+    flows = env.api.singbox_udp_flow_dump(sw_if_index=idx)
+    assert len(flows) == 1, env.cli("show singbox udp flows")
+    f = flows[0]
+    assert (int(f.state), str(f.dst_addr), f.dst_port) == (FLOW_STATE_ASSOCIATED, ORIGIN_IP4, 53)
+    assert (str(f.client_addr), str(f.relay_addr)) == (CLIENT_IP4, ORIGIN_IP4)
+    assert f.relay_port not in (0, SB_PORT) and f.endpoint_name == "default"
+    assert (f.packets_to_proxy, f.packets_from_proxy) == (1, 1)
+    d = udp_details(env, idx)
+    assert (d.flows, d.failures, d.active_flows) == (1, 0, 1)
+    assert d.packets_to_proxy == 1 and d.packets_from_proxy == 1 and d.bytes_from_proxy > 0
+    ep = env.api.singbox_endpoint_dump()[0]
+    assert ep.connections == 1  # the association's control connection
+    out = env.cli("show singbox udp flows")
+    assert f"{CLIENT_IP4}:" in out and f"-> {ORIGIN_IP4}:53 associated" in out
+
+
+def test_quic_like_flow(udp_upstream: tuple[Env, int, Path]) -> None:
+    """One long flow with many datagrams both ways, up to 1,200 bytes (QUIC's size), 16 in
+    flight: every one comes back intact through sing-box, over one association."""
+    env, echo_port, _log = udp_upstream
+    idx = enable(env)
+    out = flow(env, ORIGIN_IP4, echo_port, count=600, window=16)
+    assert out["sources"] == [ORIGIN_IP4] and out["bad"] == 0, out
+    # UDP may lose datagrams on a loaded machine; the relay must not lose many
+    assert out["received"] >= 590, (out["received"], env.cli("show singbox udp flows"))
+    d = udp_details(env, idx)
+    assert d.flows == 1 and d.failures == 0
+    assert d.packets_to_proxy == 600 and d.packets_from_proxy >= out["received"]
+    f = env.api.singbox_udp_flow_dump(sw_if_index=idx)[0]
+    assert f.bytes_to_proxy == sum(20 + (i * 97) % 1181 for i in range(600))
+
+
+def test_bypass_prefix_is_routed(udp_upstream: tuple[Env, int, Path]) -> None:
+    env, echo_port, _log = udp_upstream
+    idx = enable(env)
+    assert flow(env, ORIGIN_IP4, echo_port)["sources"] == [ORIGIN_IP4]
+    assert env.api.singbox_interface_bypass_add_del(sw_if_index=idx, is_add=True,
+                                                    prefix=f"{ORIGIN_IP4}/32").retval == 0
+    # a new flow to the bypassed destination is not intercepted; IPv6 still is
+    assert flow(env, ORIGIN_IP4, echo_port)["sources"] == [CLIENT_IP4]
+    assert flow(env, ORIGIN_IP6, echo_port)["sources"] == [ORIGIN_IP6]
+    assert udp_details(env, idx).flows == 2
+
+
+def test_ipv6_through_ipv4_endpoint(udp_upstream: tuple[Env, int, Path]) -> None:
+    """An IPv6 flow through the IPv4 endpoint: the DST in the header is IPv6 (ATYP 4)."""
+    env, echo_port, log = udp_upstream
+    assert flow(env, ORIGIN_IP6, echo_port)["sources"] == [CLIENT_IP6]  # not enabled
+    idx = enable(env)
+    out = flow(env, ORIGIN_IP6, echo_port, count=50, window=8)
+    assert out["sources"] == [ORIGIN_IP6] and out["received"] >= 48 and out["bad"] == 0, out
+    wait_for(lambda: f"inbound packet connection to [{ORIGIN_IP6}]:{echo_port}"
+             in log.read_text(), lambda: log.read_text())
+    f = env.api.singbox_udp_flow_dump(sw_if_index=idx)[0]
+    assert (str(f.client_addr), str(f.dst_addr)) == (CLIENT_IP6, ORIGIN_IP6)
+    assert str(f.relay_addr) == ORIGIN_IP4
+
+
+def test_idle_timeout_and_disable_end_flows(udp_upstream: tuple[Env, int, Path]) -> None:
+    env, echo_port, _log = udp_upstream
+    idx = enable(env, idle_timeout=2)
+    assert flow(env, ORIGIN_IP4, echo_port)["sources"] == [ORIGIN_IP4]
+    assert udp_details(env, idx).active_flows == 1
+    wait_for(lambda: not env.api.singbox_udp_flow_dump(sw_if_index=idx),
+             lambda: env.cli("show singbox udp flows"))
+    assert udp_details(env, idx).active_flows == 0
+    # the same 5-tuple again is a new flow with a new association
+    assert flow(env, ORIGIN_IP4, echo_port)["sources"] == [ORIGIN_IP4]
+    assert udp_details(env, idx).flows == 2
+    # UDP relaying off: flows end, datagrams are routed again
+    assert env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=False).retval == 0
+    assert not env.api.singbox_udp_flow_dump(sw_if_index=0xFFFFFFFF)
+    assert flow(env, ORIGIN_IP4, echo_port)["sources"] == [CLIENT_IP4]
+    # and client mode off takes UDP relaying with it
+    assert env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True).retval == 0
+    assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False).retval == 0
+    assert not env.api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF)
+
+
+def test_refused_association_is_counted(udp_upstream: tuple[Env, int, Path]) -> None:
+    env, echo_port, _log = udp_upstream
+    idx = enable(env, password="wrong")
+    r = env.client(sys.executable, str(HERE / "udp_peer.py"), "flow", ORIGIN_IP4,
+                   str(echo_port), "1", "1", timeout=60)
+    assert json.loads(r.stdout)["received"] == 0
+    wait_for(lambda: udp_details(env, idx).failures == 1,
+             lambda: env.cli("show singbox udp flows"))
+    d = udp_details(env, idx)
+    assert d.active_flows == 0 and d.packets_to_proxy == 0
+
+
+def test_udp_needs_client_mode_and_valid_values(udp_upstream: tuple[Env, int, Path]) -> None:
+    env, _port, _log = udp_upstream
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    FEATURE_DISABLED, INVALID_VALUE = -30, -7
+    r = env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True)
+    assert r.retval == FEATURE_DISABLED
+    enable(env, udp=False)
+    r = env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True,
+                                                     idle_timeout=86401)
+    assert r.retval == INVALID_VALUE
+    assert not env.api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF)
+    env.cli(f"set singbox interface udp {env.t.vpp_if_client} idle-timeout 30 max-flows 10")
+    d = udp_details(env, idx)
+    assert (d.idle_timeout, d.max_flows) == (30, 10)
+    assert "Idle timeout: 30s, max flows: 10" in env.cli("show singbox udp")
+
+
+def test_max_flows_drops_datagrams_of_new_flows(udp_upstream: tuple[Env, int, Path]) -> None:
+    env, echo_port, _log = udp_upstream
+    idx = enable(env, max_flows=1)
+    assert flow(env, ORIGIN_IP4, echo_port, count=3)["sources"] == [ORIGIN_IP4]  # flow 1, still open
+    # a second flow (another source port) beyond max-flows: dropped, not routed around the proxy
+    assert flow(env, ORIGIN_IP4, echo_port)["received"] == 0
+    d = udp_details(env, idx)
+    assert (d.flows, d.active_flows) == (1, 1) and d.dropped >= 1
+
+
+def test_http_connect_endpoint_cannot_relay_udp(udp_upstream: tuple[Env, int, Path]) -> None:
+    """UDP ASSOCIATE is SOCKS5's: through an HTTP CONNECT endpoint a flow fails, counted, and its datagrams are
+    not routed around the proxy either."""
+    env, echo_port, _log = udp_upstream
+    assert env.api.singbox_endpoint_add_del(
+        is_add=True, name="web", proxy_addr=ORIGIN_IP4, proxy_port=SB_PORT, protocol_type=1, username="",
+        password="", priority=0, connect_timeout=5, health_check_enabled=False, health_check_interval=0,
+        health_check_timeout=0, failure_threshold=0, recovery_threshold=0, table_id=0).retval == 0
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=True, endpoint_name="web").retval == 0
+    assert env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True).retval == 0
+    assert flow(env, ORIGIN_IP4, echo_port)["received"] == 0
+    d = udp_details(env, idx)
+    assert d.failures >= 1 and d.active_flows == 0 and d.packets_to_proxy == 0
