@@ -72,6 +72,22 @@ def test_endpoints_by_name_with_state_rtt_and_failures() -> None:
     assert snap.endpoints[0].connections == 77
 
 
+def test_endpoint_group_members_by_group_and_endpoint() -> None:
+    """The plugin's per-member gauges of an endpoint group (issue 19) become labelled series."""
+    src = plugin_segment(endpoints=2)
+    for ep, (conns, active, failures) in {"ep0": (1000, 3, 1), "ep1": (2000, 6, 0)}.items():
+        src.set(f"/singbox/client/group/pool/{ep}/connections", conns)
+        src.set(f"/singbox/client/group/pool/{ep}/active", active)
+        src.set(f"/singbox/client/group/pool/{ep}/failures", failures)
+    snap = snapshot.build(src.read(), agent_version="x")
+    assert [(m.group, m.endpoint, m.connections, m.active_connections, m.failures) for m in snap.group_members] == [
+        ("pool", "ep0", 1000, 3, 1), ("pool", "ep1", 2000, 6, 0)]
+    got = samples(render.render(snap))
+    assert got['singbox_client_group_member_connections_total{group="pool",endpoint="ep1"}'] == 2000
+    assert got['singbox_client_group_member_active_connections{group="pool",endpoint="ep0"}'] == 3
+    assert got['singbox_client_group_member_failures_total{group="pool",endpoint="ep0"}'] == 1
+
+
 def test_no_dataplane_is_up_0_with_the_build_info() -> None:
     text = render.render(snapshot.build(None, agent_version="1.2.3"))
     got = samples(text)

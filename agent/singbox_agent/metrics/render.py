@@ -156,6 +156,19 @@ def families(snap: Snapshot) -> list[Family]:
         if ep.connections is not None:
             f.add(ep.connections, endpoint=ep.name)
 
+    members = [
+        ("singbox_client_group_member_connections", "counter", "Client mode: new connections the endpoint group "
+         "chose the member for.", "connections"),
+        ("singbox_client_group_member_active_connections", "gauge", "Client mode: connections through the member, "
+         "chosen by the endpoint group, open now.", "active_connections"),
+        ("singbox_client_group_member_failures", "counter", "Client mode: connections the endpoint group chose the "
+         "member for whose upstream connection or handshake failed.", "failures"),
+    ]
+    for name, kind, help, attr in members:
+        f = fam(name, kind, help)  # type: ignore[arg-type]
+        for m in snap.group_members:
+            f.add(getattr(m, attr), group=m.group, endpoint=m.endpoint)
+
     vif = [
         ("singbox_dataplane_interface_receive_packets", "VPP interface: packets received.", "", "rx_packets"),
         ("singbox_dataplane_interface_receive_bytes", "VPP interface: bytes received.", "bytes", "rx_bytes"),

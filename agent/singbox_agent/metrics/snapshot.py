@@ -19,6 +19,7 @@ ENDPOINT_STATES: tuple[EndpointStateName, ...] = ("unknown", "up", "down")  # th
 SERVER = "/singbox/server/"
 CLIENT_IF = "/singbox/client/interface/"
 CLIENT_EP = "/singbox/client/endpoint/"
+CLIENT_GROUP = "/singbox/client/group/"
 # The singbox plugin's presence in the segment: registered at plugin init, whatever is configured.
 PLUGIN_MARK = SERVER + "accepted"
 
@@ -59,6 +60,21 @@ class EndpointMetrics:
 
 
 @dataclass(frozen=True)
+class GroupMemberMetrics:
+    """One member of an endpoint group, as the group counts it (/singbox/client/group/<group>/<endpoint>/...)."""
+
+    group: str
+    endpoint: str
+    connections: int = 0
+    active_connections: int = 0
+    failures: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}/{self.endpoint}"
+
+
+@dataclass(frozen=True)
 class InterfaceMetrics:
     """VPP's own counters of one interface (/if/rx, /if/tx, /if/drops, ...)."""
 
@@ -87,6 +103,7 @@ class Snapshot:
     server: ServerMetrics | None = None
     client_interfaces: tuple[ClientInterfaceMetrics, ...] = ()
     endpoints: tuple[EndpointMetrics, ...] = ()
+    group_members: tuple[GroupMemberMetrics, ...] = ()
     interfaces: tuple[InterfaceMetrics, ...] = ()
     read_seconds: float | None = None  # how long reading the segment took
 
@@ -175,6 +192,20 @@ def _endpoints(e: dict[str, Value]) -> list[EndpointMetrics]:
     return out
 
 
+def _group_members(e: dict[str, Value]) -> list[GroupMemberMetrics]:
+    """Members by the group and endpoint names in their stats paths: /singbox/client/group/<group>/<endpoint>/
+    {connections,active,failures}. Neither name can contain "/" (YANG patterns)."""
+    fields: dict[tuple[str, str], dict[str, int]] = {}
+    for path, value in e.items():
+        if not path.startswith(CLIENT_GROUP) or not isinstance(value, int | float):
+            continue
+        parts = path[len(CLIENT_GROUP):].split("/")
+        if len(parts) == 3 and parts[0] and parts[1]:
+            fields.setdefault((parts[0], parts[1]), {})[parts[2]] = int(value)
+    return [GroupMemberMetrics(group, endpoint, f.get("connections", 0), f.get("active", 0), f.get("failures", 0))
+            for (group, endpoint), f in fields.items()]
+
+
 def _interfaces(e: dict[str, Value], names: NameVector | None) -> list[InterfaceMetrics]:
     if names is None:
         return []
@@ -216,6 +247,7 @@ def build(segment: Segment | None, *, agent_version: str, versions: Versions | N
         server=_server(e) if plugin else None,
         client_interfaces=tuple(sorted(_client_interfaces(e, names), key=by_name)),
         endpoints=tuple(sorted(_endpoints(e), key=by_name)),
+        group_members=tuple(sorted(_group_members(e), key=by_name)),
         interfaces=tuple(_interfaces(e, names)),
         read_seconds=segment.read_seconds,
     )
