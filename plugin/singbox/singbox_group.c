@@ -46,10 +46,15 @@ singbox_group_release_members (singbox_group_t *g)
   singbox_main_t *sm = &singbox_main;
   singbox_group_member_t *m;
 
-  /* a member counts as a user of its endpoint: deleting it is refused */
   vec_foreach (m, g->members)
-    if (!pool_is_free_index (sm->endpoints, m->endpoint_index))
-      pool_elt_at_index (sm->endpoints, m->endpoint_index)->n_users--;
+    {
+      /* a member counts as a user of its endpoint: deleting it is refused */
+      if (!pool_is_free_index (sm->endpoints, m->endpoint_index))
+	pool_elt_at_index (sm->endpoints, m->endpoint_index)->n_users--;
+      vlib_stats_remove_entry (m->stat_connections);
+      vlib_stats_remove_entry (m->stat_active);
+      vlib_stats_remove_entry (m->stat_failures);
+    }
 }
 
 int
@@ -100,6 +105,19 @@ singbox_group_add (u8 *name, sbx_lb_policy_t policy, singbox_group_member_config
       ep->n_users++;
     }
   sbx_lb_reset (nlb, vec_len (nlb));
+  /* the old members' gauges go first (in release_members): a member that
+   * stays gets its entries again under the same names */
+  if (g)
+    singbox_group_release_members (g);
+  vec_foreach (old, nm)
+    {
+      u8 *ep_name = singbox_endpoint_name (old->endpoint_index);
+      old->stat_connections =
+	vlib_stats_add_gauge ("/singbox/client/group/%s/%s/connections", name, ep_name);
+      old->stat_active = vlib_stats_add_gauge ("/singbox/client/group/%s/%s/active", name, ep_name);
+      old->stat_failures =
+	vlib_stats_add_gauge ("/singbox/client/group/%s/%s/failures", name, ep_name);
+    }
 
   if (!g)
     {
@@ -108,8 +126,6 @@ singbox_group_add (u8 *name, sbx_lb_policy_t policy, singbox_group_member_config
       clib_spinlock_init (&g->lock);
       hash_set_mem (gm->group_by_name, g->name, g - gm->groups);
     }
-  else
-    singbox_group_release_members (g);
   clib_spinlock_lock (&g->lock);
   vec_free (g->members);
   vec_free (g->lb);
@@ -285,6 +301,22 @@ singbox_group_pick (u32 group_index, transport_endpoint_t *rmt, transport_endpoi
     }
   clib_spinlock_unlock (&g->lock);
   return endpoint_index;
+}
+
+void
+singbox_group_stats_update (void)
+{
+  singbox_group_main_t *gm = &singbox_group_main;
+  singbox_group_t *g;
+  u32 i;
+
+  pool_foreach (g, gm->groups)
+    for (i = 0; i < vec_len (g->members); i++)
+      {
+	vlib_stats_set_gauge (g->members[i].stat_connections, g->members[i].connections);
+	vlib_stats_set_gauge (g->members[i].stat_active, g->lb[i].active);
+	vlib_stats_set_gauge (g->members[i].stat_failures, g->members[i].failures);
+      }
 }
 
 void

@@ -30,6 +30,10 @@ typedef struct
   /* counters of this member's connections through this group */
   u64 connections;
   u64 failures;
+  /* stats segment gauges: /singbox/client/group/<group>/<endpoint>/... */
+  u32 stat_connections;
+  u32 stat_active;
+  u32 stat_failures;
 } singbox_group_member_t;
 
 typedef struct
@@ -73,6 +77,8 @@ void singbox_group_release (u32 group_index, u32 endpoint_index);
  * handshake failed. */
 void singbox_group_count_failure (u32 group_index, u32 endpoint_index);
 void singbox_group_clear_counters (void);
+/* singbox-process: the members' gauges in the stats segment. */
+void singbox_group_stats_update (void);
 
 format_function_t format_singbox_group;
 

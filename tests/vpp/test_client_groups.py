@@ -195,6 +195,22 @@ def test_split_of_3000_connections_follows_the_weights(upstreams: tuple[Env, lis
         want = n * w / total
         assert abs(up.relayed() - want) <= 0.05 * want, (up.name, up.relayed(), want)
     assert "policy weighted-round-robin" in env.cli("show singbox endpoint-groups")
+    # the same per-member counters in the stats segment (the metrics exporter reads them there)
+    from vpp_papi.vpp_stats import VPPStats  # type: ignore[import-untyped]
+
+    st = VPPStats(str(env.vpp.stats_sock))
+    st.connect()
+    try:
+        deadline = time.monotonic() + 10  # singbox-process refreshes the gauges every second or so
+        while True:
+            seg = {up.name: st.get_counter(f"/singbox/client/group/{GROUP}/{up.name}/connections")
+                   for up in ups}
+            if all(seg[up.name] == got[up.name].connections for up in ups) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert seg == {up.name: got[up.name].connections for up in ups}, seg
+    finally:
+        st.disconnect()
 
 
 @pytest.mark.parametrize("upstreams", [True], indirect=True, ids=["health-checked"])
