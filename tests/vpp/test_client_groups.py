@@ -317,3 +317,38 @@ def test_group_errors(upstreams: tuple[Env, list[Upstream]]) -> None:
                                           endpoint_name="sb2", max_connections=0).retval == 0
     assert env.api.singbox_interface_dump(sw_if_index=idx)[0].endpoint_group_name == ""
     set_group(env, 2, [1, 1], ["sb1", "sb3"])
+
+
+def test_cli_takes_what_its_help_names(env: Env) -> None:
+    """`singbox set endpoint-group`, `singbox set default-endpoint-group`, `singbox enable <itf> endpoint-group`,
+    `show singbox endpoint-groups` and `singbox delete endpoint-group`, checked through the binary API's dumps."""
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    for name in ("c1", "c2"):
+        env.cli(f"singbox set endpoint 198.18.0.20:1080 socks5 name {name}")
+    try:
+        env.cli("singbox set endpoint-group cli-g policy five-tuple-hash member c1 weight 3 member c2 priority 2")
+        g = next(g for g in env.api.singbox_endpoint_group_dump() if g.name == "cli-g")
+        assert g.policy == 1  # SINGBOX_API_LB_FIVE_TUPLE_HASH
+        assert [(m.endpoint_name, m.weight, m.priority) for m in g.members[: g.n_members]] == [
+            ("c1", 3, 0), ("c2", 1, 2)]
+        env.cli("singbox set default-endpoint-group cli-g")
+        assert next(g for g in env.api.singbox_endpoint_group_dump() if g.name == "cli-g").is_default
+        env.cli(f"singbox enable {env.t.vpp_if_client} endpoint-group cli-g")
+        assert env.api.singbox_interface_dump(sw_if_index=idx)[0].endpoint_group_name == "cli-g"
+        shown = env.cli("show singbox endpoint-groups")
+        assert "group cli-g policy five-tuple-hash (default)" in shown and "member c1 weight 3" in shown, shown
+        # in use: refused, and said so
+        assert "failed" in env.cli("singbox delete endpoint-group cli-g", check=False)
+        env.cli(f"singbox disable {env.t.vpp_if_client}")
+        env.cli("singbox set default-endpoint-group none")
+        env.cli("singbox delete endpoint-group cli-g")
+        assert not [g for g in env.api.singbox_endpoint_group_dump() if g.name == "cli-g"]
+        help_text = env.cli("help singbox set endpoint-group", check=False)
+        for option in ("policy", "member", "weight", "priority", "least-connections"):
+            assert option in help_text, help_text
+    finally:
+        env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False)
+        env.api.singbox_endpoint_group_add_del(is_add=False, name="cli-g", n_members=0, members=[])
+        env.api.singbox_set_default_endpoint(name="")
+        for name in ("c1", "c2"):
+            env.api.singbox_endpoint_add_del(is_add=False, name=name)
