@@ -19,7 +19,8 @@ import structlog
 
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
-from _sysrepo import ffi, lib
+
+from singbox_agent.mgmt import libsysrepo
 
 log = structlog.get_logger("mgmt.change_notice")
 
@@ -44,28 +45,16 @@ def subscribe(session: Any, module: str, xpath: str, callback: Notice, *, passiv
 def changed_paths(ev_sess: Any, xpath: str, limit: int) -> list[str] | None:
     """The data paths of the changed nodes under `xpath` (`//.` included) in the event's session, or None when
     there are more than `limit`: the caller then treats everything as changed, without walking the rest."""
-    iter_p = ffi.new("sr_change_iter_t **")
-    if lib.sr_get_changes_iter(ev_sess, xpath.encode(), iter_p) != 0:
-        return None
-    op_p = ffi.new("sr_change_oper_t *")
-    node_p = ffi.new("struct lyd_node **")
-    prev_val_p = ffi.new("char **")
-    prev_list_p = ffi.new("char **")
-    prev_dflt_p = ffi.new("int *")
     out: list[str] = []
-    try:
-        while lib.sr_get_change_tree_next(ev_sess, iter_p[0], op_p, node_p, prev_val_p, prev_list_p,
-                                          prev_dflt_p) == lib.SR_ERR_OK:
-            if len(out) == limit:
-                return None
-            node = ly_ffi.cast("struct lyd_node *", int(ffi.cast("uintptr_t", node_p[0])))  # the other cffi module
-            raw = ly_lib.lyd_path(node, ly_lib.LYD_PATH_STD, ly_ffi.NULL, 0)
-            if raw == ly_ffi.NULL:
-                return None
-            try:
-                out.append(ly_ffi.string(raw).decode())
-            finally:
-                ly_lib.free(raw)
-    finally:
-        lib.sr_free_change_iter(iter_p[0])
+    for _op, address, _prev_default in libsysrepo.changes(ev_sess, xpath):
+        if len(out) == limit:
+            return None
+        node = ly_ffi.cast("struct lyd_node *", address)  # through libyang-python's cffi
+        raw = ly_lib.lyd_path(node, ly_lib.LYD_PATH_STD, ly_ffi.NULL, 0)
+        if raw == ly_ffi.NULL:
+            return None
+        try:
+            out.append(ly_ffi.string(raw).decode())
+        finally:
+            ly_lib.free(raw)
     return out

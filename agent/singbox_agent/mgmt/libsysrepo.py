@@ -1,21 +1,38 @@
-"""The one home of the libsysrepo calls the sysrepo-python 1.7.6 binding does not wrap: NACM (`sr_nacm_*`),
-notification replay support (`sr_get/set_module_replay_support`), the repository path and operational poll
-subscriptions (`sr_oper_poll_subscribe`, agent/oper_poll.py), through one cffi ABI
-instance on the library the binding already loaded.
-
-The binding's own cffi module (`_sysrepo`) is used directly where it is the binding's API (session and connection
-pointers, `sr_notif_subscribe_tree` and `sr_module_change_subscribe` with our callbacks: `replay.py`,
-`change_notice.py`); pointers cross between the two cffi instances through `session_ptr` / `conn_ptr`.
+"""The one home of raw libsysrepo calls: those the sysrepo-python 1.7.6 binding does not wrap — NACM (`sr_nacm_*`),
+notification replay support (`sr_get/set_module_replay_support`), the repository path, operational poll
+subscriptions (`sr_oper_poll_subscribe`, agent/oper_poll.py) and sysrepo's subscribed notifications (`srsn_*`,
+subscriptions/srsn.py) — through one cffi ABI instance on the library the binding already loaded (`ffi`, `lib`);
+and the binding's own cffi module (`_sysrepo`), used where the binding's pointers or its compiled callbacks are
+needed: change iteration in a change event (`changes`), notification subscriptions with every event
+(`notif_subscribe_tree`, whose Python side replaces the binding's once: see its docstring). Pointers cross between
+the two cffi instances through `session_ptr` / `conn_ptr`. No cffi ABI callback anywhere (`ffi.callback` needs a
+writable and executable page: the units run with MemoryDenyWriteExecute=yes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cffi
 import sysrepo
+import sysrepo.subscription
+import structlog
+from sysrepo.subscription import Subscription
 
 from _sysrepo import ffi as sr_ffi
+from _sysrepo import lib as sr_lib
+
+log = structlog.get_logger("mgmt.libsysrepo")
+
+# sr_datastore_t, sr_error_t values and change operations, from the binding's own declarations of sysrepo.h
+DATASTORES = {"startup": sr_lib.SR_DS_STARTUP, "running": sr_lib.SR_DS_RUNNING,
+              "candidate": sr_lib.SR_DS_CANDIDATE, "operational": sr_lib.SR_DS_OPERATIONAL}
+ERR_OK = sr_lib.SR_ERR_OK
+ERR_TIME_OUT = sr_lib.SR_ERR_TIME_OUT
+ERR_UNSUPPORTED = sr_lib.SR_ERR_UNSUPPORTED
+OP_CREATED = sr_lib.SR_OP_CREATED
+OP_MODIFIED = sr_lib.SR_OP_MODIFIED
 
 ffi = cffi.FFI()
 ffi.cdef(
@@ -39,6 +56,56 @@ ffi.cdef(
                                      int *enabled);
     int sr_set_module_replay_support(sr_conn_ctx_t *conn, const char *module_name, int enable);
     const char *sr_get_repo_path(void);
+    const char *sr_strerror(int err_code);
+    typedef struct { int err_code; char *message; char *error_format; void *error_data; } sr_error_info_err_t;
+    typedef struct { sr_error_info_err_t *err; uint32_t err_count; } sr_error_info_t;
+    int sr_session_get_error(sr_session_ctx_t *session, const sr_error_info_t **error_info);
+    struct ly_ctx;
+    typedef enum { SRSN_SUB_NOTIF, SRSN_YANG_PUSH_PERIODIC, SRSN_YANG_PUSH_ON_CHANGE } srsn_sub_type_t;
+    typedef struct {
+        uint32_t sub_id;
+        char *xpath_filter;
+        struct timespec stop_time;
+        uint32_t sent_count;
+        uint32_t excluded_count;
+        int suspended;
+        srsn_sub_type_t type;
+        union {
+            struct { char *stream; struct timespec start_time; } sub_notif;
+            struct { int ds; uint32_t period; struct timespec anchor_time; } yp_periodic;
+            struct { int ds; uint32_t dampening_period; int sync_on_start; int excluded_change[5]; } yp_on_change;
+        };
+    } srsn_state_sub_t;
+    int srsn_subscribe(sr_session_ctx_t *session, const char *stream, const char *xpath_filter,
+            const struct timespec *stop_time, const struct timespec *start_time, int sub_no_thread,
+            sr_subscription_ctx_t **sub, struct timespec *replay_start_time, int *fd, uint32_t *sub_id);
+    int srsn_yang_push_periodic(sr_session_ctx_t *session, int ds, const char *xpath_filter, uint32_t period_ms,
+            const struct timespec *anchor_time, const struct timespec *stop_time, int *fd, uint32_t *sub_id);
+    int srsn_yang_push_on_change(sr_session_ctx_t *session, int ds, const char *xpath_filter,
+            uint32_t dampening_period_ms, int sync_on_start, int excluded_changes[5],
+            const struct timespec *stop_time, int sub_no_thread, sr_subscription_ctx_t **sub, int *fd,
+            uint32_t *sub_id);
+    int srsn_yang_push_on_change_resync(uint32_t sub_id);
+    int srsn_modify_xpath_filter(uint32_t sub_id, const char *xpath_filter);
+    int srsn_modify_stop_time(uint32_t sub_id, const struct timespec *stop_time);
+    int srsn_yang_push_modify_periodic(uint32_t sub_id, uint32_t period_ms, const struct timespec *anchor_time);
+    int srsn_yang_push_modify_on_change(uint32_t sub_id, uint32_t dampening_period_ms);
+    int srsn_suspend(uint32_t sub_id, const char *reason);
+    int srsn_resume(uint32_t sub_id);
+    int srsn_terminate(uint32_t sub_id, const char *reason);
+    int srsn_oper_data_subscriptions(srsn_state_sub_t **subs, uint32_t *count);
+    void srsn_oper_data_subscriptions_free(srsn_state_sub_t *subs, uint32_t count);
+    int srsn_read_notif(int fd, const struct ly_ctx *ly_ctx, struct timespec *timestamp, struct lyd_node **notif);
+    int srsn_poll(int fd, uint32_t timeout_ms);
+    int srsn_notif_sent(uint32_t sub_id);
+    typedef int (*sr_oper_get_items_cb)(sr_session_ctx_t *session, uint32_t sub_id, const char *module_name,
+            const char *path, const char *request_xpath, uint32_t request_id, struct lyd_node **parent,
+            void *private_data);
+    int sr_oper_get_subscribe(sr_session_ctx_t *session, const char *module_name, const char *path,
+            sr_oper_get_items_cb callback, void *private_data, uint32_t opts, sr_subscription_ctx_t **subscription);
+    int srsn_oper_data_streams_cb(sr_session_ctx_t *session, uint32_t sub_id, const char *module_name,
+            const char *path, const char *request_xpath, uint32_t request_id, struct lyd_node **parent,
+            void *private_data);
     int sr_oper_poll_subscribe(sr_session_ctx_t *session, const char *module_name, const char *path, uint32_t valid_ms,
                                uint32_t opts, sr_subscription_ctx_t **subscription);
     """
@@ -60,3 +127,101 @@ def conn_ptr(conn: sysrepo.SysrepoConnection | Any) -> Any:
 
 def repo_path() -> str:
     return str(ffi.string(lib.sr_get_repo_path()).decode())
+
+
+def strerror(rc: int) -> str:
+    return str(ffi.string(lib.sr_strerror(rc)).decode(errors="replace"))
+
+
+def session_error(session: Any) -> str:
+    """The messages of the last error on a binding session ("" when none)."""
+    info = ffi.new("const sr_error_info_t **")
+    if session is None or lib.sr_session_get_error(session_ptr(session), info) != 0 or info[0] == ffi.NULL:
+        return ""
+    return "; ".join(ffi.string(info[0].err[i].message).decode(errors="replace")
+                     for i in range(info[0].err_count) if info[0].err[i].message != ffi.NULL)
+
+
+def changes(event_session: Any, xpath: str) -> Iterator[tuple[int, int, bool]]:
+    """In a change event (the implicit session's C pointer, the binding's): (operation, the address of the node's
+    `struct lyd_node`, whether the previous value was a default) of each changed node under `xpath`, without the
+    binding's per-node Python objects. Nothing when sysrepo cannot iterate."""
+    it = sr_ffi.new("sr_change_iter_t **")
+    if sr_lib.sr_get_changes_iter(event_session, xpath.encode(), it) != sr_lib.SR_ERR_OK:
+        return
+    op = sr_ffi.new("sr_change_oper_t *")
+    node = sr_ffi.new("struct lyd_node **")
+    prev_value = sr_ffi.new("char **")
+    prev_list = sr_ffi.new("char **")
+    prev_dflt = sr_ffi.new("int *")
+    try:
+        while sr_lib.sr_get_change_tree_next(event_session, it[0], op, node, prev_value, prev_list,
+                                             prev_dflt) == sr_lib.SR_ERR_OK:
+            yield int(op[0]), int(sr_ffi.cast("uintptr_t", node[0])), bool(prev_dflt[0])
+    finally:
+        sr_lib.sr_free_change_iter(it[0])
+
+
+# (sr_ev_notif_type_t, the notification tree (C pointer, NULL for the events without one), its struct timespec *):
+# sysrepo's thread, the tree valid during the call only; must not raise.
+NotifEvent = Callable[[int, Any, Any], None]
+
+
+class _NotifSub(Subscription):
+    """A subscription made by `notif_subscribe_tree`: what `_dispatch` recognises as ours."""
+
+    def __init__(self, on_event: NotifEvent) -> None:
+        super().__init__(lambda *_: None)
+        self.on_event = on_event
+
+
+_binding_notif_callback = sysrepo.subscription.event_notif_tree_callback
+
+
+def _dispatch(session: Any, sub_id: int, notif_type: int, notif: Any, timestamp: Any, priv: Any) -> None:
+    """The Python side of the binding's compiled notification callback (sysrepo's thread): never raises."""
+    try:
+        sub = sr_ffi.from_handle(priv)
+        if isinstance(sub, _NotifSub):
+            sub.on_event(notif_type, notif, timestamp)
+            return
+    except BaseException:  # noqa: BLE001 - a C callback must not raise
+        log.exception("notification callback failed")
+        return
+    _binding_notif_callback(session, sub_id, notif_type, notif, timestamp, priv)  # catches what it raises itself
+
+
+# The binding's notification callback drops the events without a notification (replay complete, stop time), which
+# RFC 5277 needs; a cffi ABI callback of ours would need a writable+executable page. So its compiled stub
+# (`srpy_event_notif_tree_cb`, a cffi `extern "Python"` inside the binding's shared object) gets `_dispatch` as its
+# Python side: our subscriptions get every event, the binding's own subscriptions go to its function unchanged.
+sr_ffi.def_extern(name="srpy_event_notif_tree_cb")(_dispatch)
+
+
+def _timespec(when: float | None) -> Any:
+    """NULL when unset: sysrepo compares any stop time it is given with the start time, zero included."""
+    if when is None:
+        return sr_ffi.NULL
+    ts = sr_ffi.new("struct timespec *")
+    ts.tv_sec, ts.tv_nsec = int(when), int((when % 1) * 1e9)
+    return ts
+
+
+def notif_subscribe_tree(session: Any, module: str, xpath: str | None, start: float | None, stop: float | None,
+                         on_event: NotifEvent) -> None:
+    """sr_notif_subscribe_tree on a binding session with every event (replay-complete and stop-time included)
+    passed to `on_event`; stopping the session ends it."""
+    sub = _NotifSub(on_event)
+    sub_p = sr_ffi.new("sr_subscription_ctx_t **")
+    ret = sr_lib.sr_notif_subscribe_tree(session.cdata, module.encode(), xpath.encode() if xpath else sr_ffi.NULL,
+                                         _timespec(start), _timespec(stop), sr_lib.srpy_event_notif_tree_cb,
+                                         sub.handle, 0, sub_p)
+    if ret != 0:
+        raise sysrepo.SysrepoError.new(f"notification subscription to {module} failed", ret)
+    sub.init(sub_p[0])
+    session.subscriptions.append(sub)
+
+
+def session_connection(session: Any) -> Any:
+    """The `sr_conn_ctx_t *` (the binding's) of a binding session."""
+    return sr_lib.sr_session_get_connection(session.cdata)

@@ -2,13 +2,11 @@
 
 sysrepo stores the notifications of modules whose replay support is on and replays them to a subscription that has
 a start time. The 1.7.6 binding's notification callback drops the events that carry no notification (replay
-complete, stop time reached), and RFC 5277 needs exactly those for <replayComplete/> and <notificationComplete/>.
-So the subscription is made here, with the binding's own compiled callback (`srpy_event_notif_tree_cb`: a cffi
-`extern "Python"` stub inside `_sysrepo`'s shared object, no writable and executable trampoline, so the units run
-with `MemoryDenyWriteExecute=yes`) and a private handle of ours: the Python function behind that stub is replaced
-once by `_dispatch`, which hands our subscriptions every event and passes every other one to the binding's own
-function unchanged. The subscription is registered as a binding `Subscription`, so stopping the sysrepo session
-ends it as usual. sr_set/get_module_replay_support are not wrapped by the binding: `libsysrepo.py` calls them.
+complete, stop time reached), and RFC 5277 needs exactly those for <replayComplete/> and <notificationComplete/>:
+the subscriptions are made through `libsysrepo.notif_subscribe_tree`, which passes every event (with the binding's
+compiled callback: the units run with `MemoryDenyWriteExecute=yes`). They are registered as binding
+`Subscription`s, so stopping the sysrepo session ends them as usual. Replay support is switched through
+`libsysrepo` too (sr_set/get_module_replay_support, which the binding does not wrap).
 """
 
 from __future__ import annotations
@@ -21,10 +19,6 @@ from typing import Any
 import libyang
 import structlog
 import sysrepo
-import sysrepo.subscription
-from sysrepo.subscription import Subscription
-
-from _sysrepo import ffi, lib
 
 from singbox_agent.mgmt import libsysrepo
 
@@ -83,7 +77,7 @@ def enable_replay(conn: sysrepo.SysrepoConnection) -> list[str]:
 def session_replay_state(session: Any) -> tuple[bool, float | None]:
     """For the NETCONF stream as seen from a sysrepo session: (replay on for every module with notifications,
     the earliest notification still stored for replay, or None when none is)."""
-    conn = lib.sr_session_get_connection(session.cdata)
+    conn = libsysrepo.session_connection(session)
     with session.get_ly_ctx() as ctx:
         modules = _notification_modules(ctx)
     infos = [replay_info(conn, m) for m in modules]
@@ -114,62 +108,6 @@ def check_window(start: float | None, stop: float | None) -> str | None:
     return None
 
 
-def _timespec(when: float | None) -> Any:
-    """NULL when unset: sysrepo compares any stop time it is given with the start time, zero included."""
-    if when is None:
-        return ffi.NULL
-    ts = ffi.new("struct timespec *")
-    ts.tv_sec, ts.tv_nsec = int(when), int((when % 1) * 1e9)
-    return ts
-
-
-# (sr_ev_notif_type_t, the notification tree (C pointer, NULL for the events without one), its struct timespec *):
-# sysrepo's thread, the tree valid during the call only; must not raise.
-OnEvent = Callable[[int, Any, Any], None]
-
-
-class _Sub(Subscription):
-    """A subscription made by `subscribe_tree`: what `_dispatch` recognises as ours."""
-
-    def __init__(self, on_event: OnEvent) -> None:
-        super().__init__(lambda *_: None)
-        self.on_event = on_event
-
-
-_binding_callback = sysrepo.subscription.event_notif_tree_callback
-
-
-def _dispatch(session: Any, sub_id: int, notif_type: int, notif: Any, timestamp: Any, priv: Any) -> None:
-    """The Python side of the binding's compiled notification callback (sysrepo's thread): never raises."""
-    try:
-        sub = ffi.from_handle(priv)
-        if isinstance(sub, _Sub):
-            sub.on_event(notif_type, notif, timestamp)
-            return
-    except BaseException:  # noqa: BLE001 - a C callback must not raise
-        log.exception("cannot deliver notification")
-        return
-    _binding_callback(session, sub_id, notif_type, notif, timestamp, priv)  # catches what it raises itself
-
-
-ffi.def_extern(name="srpy_event_notif_tree_cb")(_dispatch)
-
-
-def subscribe_tree(session: Any, module: str, xpath: str | None, start: float | None, stop: float | None,
-                   on_event: OnEvent) -> None:
-    """sr_notif_subscribe_tree on `session` with every event (replay-complete and stop-time included) passed to
-    `on_event`; stopping the session ends it."""
-    sub = _Sub(on_event)
-    sub_p = ffi.new("sr_subscription_ctx_t **")
-    ret = lib.sr_notif_subscribe_tree(session.cdata, module.encode(), xpath.encode() if xpath else ffi.NULL,
-                                      _timespec(start), _timespec(stop), lib.srpy_event_notif_tree_cb, sub.handle, 0,
-                                      sub_p)
-    if ret != 0:
-        raise sysrepo.SysrepoError.new(f"notification subscription to {module} failed", ret)
-    sub.init(sub_p[0])
-    session.subscriptions.append(sub)
-
-
 class ReplaySubscription:
     """Subscriptions to several modules on one sysrepo session, with the RFC 5277 markers sent once for all."""
 
@@ -191,7 +129,7 @@ class ReplaySubscription:
             self._running += 1
             self._replaying += replaying
         try:
-            subscribe_tree(session, module, xpath, self.start, self.stop, self.on_event)
+            libsysrepo.notif_subscribe_tree(session, module, xpath, self.start, self.stop, self.on_event)
         except sysrepo.SysrepoError:
             with self._lock:
                 self._running -= 1
@@ -201,11 +139,11 @@ class ReplaySubscription:
     def on_event(self, ev: int, notif: Any, ts: Any) -> None:
         """sysrepo's thread (through `_dispatch`): never raise."""
         try:
-            when = event_time(int(ts.tv_sec), int(ts.tv_nsec)) if ts != ffi.NULL else event_time(0)
+            when = event_time(int(ts.tv_sec), int(ts.tv_nsec)) if ts else event_time(0)
             with self._lock:
                 if self.finished:
                     return
-                if ev in (EV_REALTIME, EV_REPLAY) and notif != ffi.NULL:
+                if ev in (EV_REALTIME, EV_REPLAY) and notif:
                     ctx: Any
                     with self.conn.get_ly_ctx() as ctx:
                         node = libyang.DNode.new(ctx, notif)

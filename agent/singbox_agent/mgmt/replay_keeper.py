@@ -41,7 +41,7 @@ import libyang
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import notify, replay
+from singbox_agent.mgmt import libsysrepo, notify, replay
 from singbox_agent.mgmt.replay_files import StoredFile, notification_dir, scan
 
 log = structlog.get_logger("mgmt.replay_keeper")
@@ -110,7 +110,8 @@ class ReplayKeeper:
         self.restored = 0
         self._session = conn.start_session("running")
         for module in replay.notification_modules(conn):
-            replay.subscribe_tree(self._session, module, None, None, None, functools.partial(self._on_event, module))
+            libsysrepo.notif_subscribe_tree(self._session, module, None, None, None,
+                                            functools.partial(self._on_event, module))
         self._thread = threading.Thread(target=self._run, name="replay-keeper", daemon=True)
         self._thread.start()
         notify.keeper_started()

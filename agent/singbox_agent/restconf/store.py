@@ -23,10 +23,9 @@ import sysrepo
 import structlog
 from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
-from _sysrepo import ffi as sr_ffi, lib as sr_lib
 
 from singbox_agent.mgmt import datastore as mgmt_datastore
-from singbox_agent.mgmt import filtered_read, notify
+from singbox_agent.mgmt import filtered_read, libsysrepo, notify
 from singbox_agent.mgmt.datastore import retry_busy, rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
@@ -271,22 +270,11 @@ class Datastore:
         path = self._expect.get(token)
         if path is None:
             return
-        it = sr_ffi.new("sr_change_iter_t **")
-        if sr_lib.sr_get_changes_iter(session.cdata, path.encode(), it) != sr_lib.SR_ERR_OK:
-            return
         created = False
-        try:
-            op = sr_ffi.new("sr_change_oper_t *")
-            node = sr_ffi.new("struct lyd_node **")
-            prev_value = sr_ffi.new("char **")
-            prev_list = sr_ffi.new("char **")
-            prev_dflt = sr_ffi.new("int *")
-            while sr_lib.sr_get_change_tree_next(session.cdata, it[0], op, node, prev_value, prev_list, prev_dflt) == 0:
-                # A leaf that existed only as its default counts as absent, as RFC 6243's explicit mode shows it.
-                if op[0] == sr_lib.SR_OP_CREATED or (op[0] == sr_lib.SR_OP_MODIFIED and prev_dflt[0]):
-                    created = True
-        finally:
-            sr_lib.sr_free_change_iter(it[0])
+        for op, _node, prev_default in libsysrepo.changes(session.cdata, path):
+            # A leaf that existed only as its default counts as absent, as RFC 6243's explicit mode shows it.
+            if op == libsysrepo.OP_CREATED or (op == libsysrepo.OP_MODIFIED and prev_default):
+                created = True
         self._created[token] = created
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """sysrepo's subscribed-notifications API (`srsn_*`, libsysrepo's <sysrepo/subscribed_notifications.h>) in Python.
 
-netopeer2 implements RFC 8639/8640/8641 on this API; sysrepo-python 1.7 does not wrap it, so it is declared here for
-cffi (ABI mode, the functions looked up in the libsysrepo the bindings already loaded). A subscription is a pipe
+netopeer2 implements RFC 8639/8640/8641 on this API; sysrepo-python 1.7 does not wrap it: it is declared in
+`mgmt/libsysrepo.py` (the one cffi home of libsysrepo's calls) and wrapped here. A subscription is a pipe
 that sysrepo writes notifications into: `Subscription.read` polls it and returns each notification printed as
 XML, ready for a NETCONF <notification> (or JSON for RESTCONF's SSE).
 
@@ -19,14 +19,13 @@ import datetime
 import os
 import select
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import cffi
+from singbox_agent.mgmt import libsysrepo
 
 SR_MODULE_DIR = Path("/usr/share/yang/modules/sysrepo")
 # (module file, features) in installation order: what srsn_* needs (their imports come from the same directory).
@@ -37,125 +36,38 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 SN_NS = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
 YP_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-push"
 
-_CDEF = """
-typedef struct sr_session_ctx_s sr_session_ctx_t;
-typedef struct sr_subscription_ctx_s sr_subscription_ctx_t;
-struct ly_ctx;
-struct lyd_node;
-struct timespec { long tv_sec; long tv_nsec; };
-typedef struct { int err_code; char *message; char *error_format; void *error_data; } sr_error_info_err_t;
-typedef struct { sr_error_info_err_t *err; uint32_t err_count; } sr_error_info_t;
-typedef enum { SRSN_SUB_NOTIF, SRSN_YANG_PUSH_PERIODIC, SRSN_YANG_PUSH_ON_CHANGE } srsn_sub_type_t;
-typedef enum { SRSN_YP_CHANGE_INVALID = -1, SRSN_YP_CHANGE_CREATE, SRSN_YP_CHANGE_DELETE, SRSN_YP_CHANGE_INSERT,
-               SRSN_YP_CHANGE_MOVE, SRSN_YP_CHANGE_REPLACE, SRSN_COUNT_YP_CHANGE } srsn_yp_change_t;
-typedef struct {
-    uint32_t sub_id;
-    char *xpath_filter;
-    struct timespec stop_time;
-    uint32_t sent_count;
-    uint32_t excluded_count;
-    int suspended;
-    srsn_sub_type_t type;
-    union {
-        struct { char *stream; struct timespec start_time; } sub_notif;
-        struct { int ds; uint32_t period; struct timespec anchor_time; } yp_periodic;
-        struct { int ds; uint32_t dampening_period; int sync_on_start; int excluded_change[5]; } yp_on_change;
-    };
-} srsn_state_sub_t;
-
-const char *sr_strerror(int err_code);
-int sr_session_get_error(sr_session_ctx_t *session, const sr_error_info_t **error_info);
-int sr_unsubscribe(sr_subscription_ctx_t *subscription);
-int srsn_subscribe(sr_session_ctx_t *session, const char *stream, const char *xpath_filter,
-        const struct timespec *stop_time, const struct timespec *start_time, int sub_no_thread,
-        sr_subscription_ctx_t **sub, struct timespec *replay_start_time, int *fd, uint32_t *sub_id);
-int srsn_yang_push_periodic(sr_session_ctx_t *session, int ds, const char *xpath_filter, uint32_t period_ms,
-        const struct timespec *anchor_time, const struct timespec *stop_time, int *fd, uint32_t *sub_id);
-int srsn_yang_push_on_change(sr_session_ctx_t *session, int ds, const char *xpath_filter,
-        uint32_t dampening_period_ms, int sync_on_start, int excluded_changes[5],
-        const struct timespec *stop_time, int sub_no_thread, sr_subscription_ctx_t **sub, int *fd, uint32_t *sub_id);
-int srsn_yang_push_on_change_resync(uint32_t sub_id);
-int srsn_modify_xpath_filter(uint32_t sub_id, const char *xpath_filter);
-int srsn_modify_stop_time(uint32_t sub_id, const struct timespec *stop_time);
-int srsn_yang_push_modify_periodic(uint32_t sub_id, uint32_t period_ms, const struct timespec *anchor_time);
-int srsn_yang_push_modify_on_change(uint32_t sub_id, uint32_t dampening_period_ms);
-int srsn_suspend(uint32_t sub_id, const char *reason);
-int srsn_resume(uint32_t sub_id);
-int srsn_terminate(uint32_t sub_id, const char *reason);
-int srsn_oper_data_subscriptions(srsn_state_sub_t **subs, uint32_t *count);
-void srsn_oper_data_subscriptions_free(srsn_state_sub_t *subs, uint32_t count);
-int srsn_read_notif(int fd, const struct ly_ctx *ly_ctx, struct timespec *timestamp, struct lyd_node **notif);
-int srsn_poll(int fd, uint32_t timeout_ms);
-int srsn_notif_sent(uint32_t sub_id);
-typedef int (*sr_oper_get_items_cb)(sr_session_ctx_t *session, uint32_t sub_id, const char *module_name,
-        const char *path, const char *request_xpath, uint32_t request_id, struct lyd_node **parent, void *private_data);
-int sr_oper_get_subscribe(sr_session_ctx_t *session, const char *module_name, const char *path,
-        sr_oper_get_items_cb callback, void *private_data, uint32_t opts, sr_subscription_ctx_t **subscription);
-int srsn_oper_data_streams_cb(sr_session_ctx_t *session, uint32_t sub_id, const char *module_name, const char *path,
-        const char *request_xpath, uint32_t request_id, struct lyd_node **parent, void *private_data);
-"""
-
 Datastore = Literal["startup", "running", "candidate", "operational"]
 CHANGES = ("create", "delete", "insert", "move", "replace")  # srsn_yp_change_t, as RFC 8641 names them
 _HEAD = struct.Struct("=qqI")  # struct timespec (x86-64: two longs), uint32 LYB size: srsn's pipe framing
 MESSAGE_REST_S = 5.0
 
-_ffi = cffi.FFI()
-_ffi.cdef(_CDEF)
-_lib: Any = None
-_load_lock = threading.Lock()
+_ffi = libsysrepo.ffi  # the one cffi home of libsysrepo's calls
 
 
 def _sr() -> Any:
-    """libsysrepo, the same library sysrepo-python uses (loaded by it first)."""
-    global _lib
-    with _load_lock:
-        if _lib is None:
-            import sysrepo  # noqa: F401 - loads libsysrepo.so.7 into this process
-
-            _lib = _ffi.dlopen("libsysrepo.so.7")
-        return _lib
+    return libsysrepo.lib
 
 
 class SrsnError(Exception):
     """A srsn_* call failed: `rc` is sysrepo's error code, the message sysrepo's (and its session's) words."""
 
     def __init__(self, call: str, rc: int, detail: str = "") -> None:
-        lib = _sr()
-        text = _ffi.string(lib.sr_strerror(rc)).decode(errors="replace")
-        super().__init__(f"{call}: {text}" + (f": {detail}" if detail else ""))
+        super().__init__(f"{call}: {libsysrepo.strerror(rc)}" + (f": {detail}" if detail else ""))
         self.rc = rc
         self.detail = detail
 
 
 def _constants() -> tuple[dict[str, int], int, int]:
-    """sr_datastore_t values and the two error codes srsn_poll/srsn_read_notif answer besides success, from the
-    bindings' own declarations of sysrepo.h."""
-    from _sysrepo import lib as sr_lib
-
-    ds = {"startup": sr_lib.SR_DS_STARTUP, "running": sr_lib.SR_DS_RUNNING, "candidate": sr_lib.SR_DS_CANDIDATE,
-          "operational": sr_lib.SR_DS_OPERATIONAL}
-    return ds, sr_lib.SR_ERR_TIME_OUT, sr_lib.SR_ERR_UNSUPPORTED  # timeout; end of file: the subscription ended
+    """sr_datastore_t values and the two error codes srsn_poll/srsn_read_notif answer besides success."""
+    return libsysrepo.DATASTORES, libsysrepo.ERR_TIME_OUT, libsysrepo.ERR_UNSUPPORTED  # timeout; end of file
 
 
-def _session_ptr(session: Any) -> Any:
-    from _sysrepo import ffi as sr_ffi
-
-    return _ffi.cast("sr_session_ctx_t *", int(sr_ffi.cast("uintptr_t", session.cdata)))
-
-
-def _session_error(session: Any) -> str:
-    lib = _sr()
-    info = _ffi.new("const sr_error_info_t **")
-    if session is None or lib.sr_session_get_error(_session_ptr(session), info) != 0 or info[0] == _ffi.NULL:
-        return ""
-    return "; ".join(_ffi.string(info[0].err[i].message).decode(errors="replace")
-                     for i in range(info[0].err_count) if info[0].err[i].message != _ffi.NULL)
+_session_ptr = libsysrepo.session_ptr
 
 
 def _check(call: str, rc: int, session: Any = None) -> None:
     if rc != 0:
-        raise SrsnError(call, rc, _session_error(session))
+        raise SrsnError(call, rc, libsysrepo.session_error(session))
 
 
 def _timespec(at: datetime.datetime | None) -> Any:
