@@ -47,6 +47,8 @@
 #include <vnet/dpo/receive_dpo.h>
 #include <vnet/ip/ip_types_api.h>
 #include <vnet/udp/udp_packet.h>
+#include <vnet/tcp/tcp.h>
+#include <vnet/tcp/tcp_inlines.h>
 #include <vnet/feature/feature.h>
 #include <vnet/format_fns.h>
 #include <vlibapi/api.h>
@@ -692,9 +694,11 @@ singbox_cudp_accept (session_t *s)
   singbox_cudp_unlock ();
 
   singbox_cudp_count (SINGBOX_CUDP_CTR_FLOWS, sw_if_index, 1);
-  SINGBOX_DBG ("udp flow %u: %U:%u -> %U:%u via %s", f->index, format_ip46_address, &rmt.ip,
-	       IP46_TYPE_ANY, clib_net_to_host_u16 (rmt.port), format_ip46_address, &lcl.ip,
-	       IP46_TYPE_ANY, clib_net_to_host_u16 (lcl.port), ep->name);
+  /* f may move once the lock is released: the index is in the context */
+  SINGBOX_DBG ("udp flow %u: %U:%u -> %U:%u via %s", a->api_context >> SINGBOX_CUDP_CTX_GEN_BITS,
+	       format_ip46_address, &rmt.ip, IP46_TYPE_ANY, clib_net_to_host_u16 (rmt.port),
+	       format_ip46_address, &lcl.ip, IP46_TYPE_ANY, clib_net_to_host_u16 (lcl.port),
+	       ep->name);
   singbox_cudp_connect (a);
   return 0;
 }
@@ -762,6 +766,28 @@ singbox_cudp_ep_failed (singbox_cudp_flow_t *f)
     pool_elt_at_index (singbox_main.endpoints, f->endpoint_index)->failures++;
 }
 
+/* VPP's workers keep clocks of their own, milliseconds apart. When the
+ * SYN-ACK of an active open arrives on another worker than the one that sent
+ * the SYN (the connects thread), the connection's segments may carry a
+ * TSval older than the SYN's (RFC 7323): the peer's PAWS check drops them,
+ * its handshake stays unfinished until it retransmits the SYN-ACK, and the
+ * flow waits ~1.5 s (seen with 2 workers: one new flow in ten). Offset this
+ * connection's stamps so they never go back: our handshake bytes, sent next,
+ * then complete the peer's handshake. */
+static void
+singbox_cudp_tcp_ts_monotonic (session_t *s)
+{
+  tcp_connection_t *tc = (tcp_connection_t *) session_get_transport (s);
+  u32 now, syn_ts;
+
+  if (!tc || !tcp_opts_tstamp (&tc->rcv_opts))
+    return;
+  now = tcp_time_tstamp (tc->c_thread_index);
+  syn_ts = tc->rcv_opts.tsecr; /* the SYN's TSval, echoed in the SYN-ACK */
+  if (timestamp_lt (now, syn_ts))
+    tc->timestamp_delta = now - syn_ts;
+}
+
 static int
 singbox_cudp_ctl_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
 {
@@ -789,6 +815,7 @@ singbox_cudp_ctl_connected (u32 app_wrk_index, u32 api_context, session_t *s, se
       return err ? 0 : -1;
     }
   ep = pool_elt_at_index (sm->endpoints, f->endpoint_index);
+  singbox_cudp_tcp_ts_monotonic (s);
   f->ctl_handle = session_handle (s);
   s->opaque = f->index;
   f->state = SINGBOX_CUDP_STATE_HANDSHAKE;
