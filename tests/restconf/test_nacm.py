@@ -155,3 +155,46 @@ def test_nacm_filters_event_streams(restconf: RestconfServer) -> None:
             sess.stop()
     assert len(got) == 1, got
     assert "vpp-singbox:endpoint-down" in json.loads(got[0])["ietf-restconf:notification"]
+
+
+def test_validation_errors_never_name_what_nacm_hides(restconf: RestconfServer) -> None:
+    """RFC 8341 3.4.5: bob may create listeners but not read them; his listener clashes with a hidden one on
+    `unique "address port"`. Neither protocol's error names the hidden listener (its path, its key) — the message,
+    the error-path and the error-info; the admin still gets the full text."""
+    from ncclient import manager
+    from ncclient.operations import RPCError
+
+    hidden = "secret-listener-7f3a"
+    rules = {"ietf-netconf-acm:rule-list": [{"name": "bob-listeners", "group": ["ungrouped"], "rule": [
+        {"name": "no-read", "path": "/vpp-singbox:singbox/server", "access-operations": "read", "action": "deny"},
+        {"name": "write", "path": "/vpp-singbox:singbox/server", "access-operations": "create update",
+         "action": "permit"}]}]}
+    listener = {"vpp-singbox:listen": [{"name": hidden, "address": "198.18.9.9", "port": 4444}]}
+    h = {"content-type": JSON}
+    proc, info = start_service(restconf.instance, "singbox_agent.netconf", restconf.state_dir / "nc",
+                               restconf.state_dir / "netconf-ready.json", restconf.state_dir / "netconf.log")
+    try:
+        with stand_in_agent(), restconf.client() as admin, restconf.client(auth=BOB) as bob:
+            r = admin.post(NACM, content=json.dumps(rules), headers=h)
+            assert r.status_code == 201, r.text
+            r = admin.post(f"{SB}/server", content=json.dumps(listener), headers=h)
+            assert r.status_code == 201, r.text
+            mine = {"vpp-singbox:listen": [{"name": "bobs", "address": "198.18.9.9", "port": 4444}]}
+            r = bob.post(f"{SB}/server", content=json.dumps(mine), headers=h)
+            assert r.status_code == 400, r.text
+            assert hidden not in r.text, r.text
+            assert "unique" in r.text.lower(), r.text  # still says what failed
+            r = admin.post(f"{SB}/server", content=json.dumps(mine), headers=h)
+            assert r.status_code == 400 and hidden in r.text, r.text  # the admin may read it: the full text
+            edit = ('<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><singbox xmlns="urn:vpp-singbox:yang:'
+                    'vpp-singbox"><server><listen><name>bobs</name><address>198.18.9.9</address><port>4444</port>'
+                    "</listen></server></singbox></config>")
+            with manager.connect(host=info["host"], port=info["port"], username=BOB[0], password=BOB[1],
+                                 hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=60) as nc:
+                with pytest.raises(RPCError) as refused:
+                    nc.edit_config(target="running", config=edit)
+                text = str(refused.value.info) + str(refused.value.message) + str(refused.value.path)
+                assert "unique" in text.lower(), text
+                assert hidden not in text, text
+    finally:
+        assert stop_process(proc) == 0

@@ -9,7 +9,9 @@ what the operator needs to read, so it passes through unchanged.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import libyang
 import sysrepo
@@ -268,3 +270,48 @@ def applied_anyway(exc: BaseException) -> bool:
 
 def with_path(error: MgmtError, path: str | None) -> MgmtError:
     return error if error.error_path or path is None else replace(error, error_path=path)
+
+
+# A data path quoted in libyang's and sysrepo's texts ("/module:node[key='v']/leaf"), and a condition's text.
+_QUOTED_PATH = re.compile(r'"(/[A-Za-z_][\w.-]*:[^"]*)"')
+_CONDITION = re.compile(r'\b(Must|When) condition "(?:[^"\\]|\\.)*" (not satisfied)')
+HIDDEN = "(a node you may not read)"
+
+
+def hide_unreadable(errors: Sequence[MgmtError], readable: Callable[[str], bool]) -> list[MgmtError]:
+    """`errors` as a user NACM restricts may see them (RFC 8341 3.4.5: no reply reveals what the user may not read):
+    a `must`/`when` failure loses its condition's text (it names other nodes, readable or not), every quoted data
+    path the user may not read — in the message, the error-path and the error-info (`non-unique`, ...) — gives way
+    to a placeholder. `readable(path)` says whether the user may read a data path."""
+    seen: dict[str, bool] = {}
+
+    def ok(path: str) -> bool:
+        if path not in seen:
+            seen[path] = readable(path)
+        return seen[path]
+
+    out = []
+    for error in errors:
+        message = _CONDITION.sub(r"\1 condition \2", error.error_message)
+        message = _QUOTED_PATH.sub(lambda m: m.group(0) if ok(m.group(1)) else f'"{HIDDEN}"', message)
+        path = error.error_path if error.error_path is None or ok(error.error_path) else None
+        info = {k: v for k, v in error.info.items() if not v.startswith("/") or ok(v)}
+        out.append(replace(error, error_message=message, error_path=path, info=info))
+    return out
+
+
+def for_reader(errors: Sequence[MgmtError], sess: Any) -> list[MgmtError]:
+    """`errors` for the user `sess` (a sysrepo session) acts for: unchanged when NACM does not restrict it, else
+    through `hide_unreadable`, reading with `sess`. Blocking (sysrepo reads): not on an event loop."""
+    from singbox_agent.mgmt import filtered_read  # noqa: PLC0415 - filtered_read imports datastore, which imports us
+
+    if not filtered_read.restricted(sess):
+        return list(errors)
+
+    def readable(path: str) -> bool:
+        try:
+            return bool(sess.get_data(path, max_depth=1))
+        except (sysrepo.SysrepoError, libyang.LibyangError):
+            return False
+
+    return hide_unreadable(errors, readable)

@@ -16,7 +16,7 @@ import structlog
 
 from singbox_agent.mgmt import errors, nacm
 from singbox_agent.mgmt.datastore import WouldWait, parse_netconf_rpc, scrub
-from singbox_agent.mgmt.errors import MgmtError, MgmtException
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, for_reader
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.messages import Rpc, RpcParseError
 
@@ -174,5 +174,6 @@ def _for_schema(rpc: Rpc) -> bytes:
 
 def _fail(session: NetconfSession, attributes: dict[str, str], errs: list[MgmtError], bad: bool = False) -> bytes:
     """The error reply; sysrepo's process internals (pids, connection ids, lock owners) never reach a client."""
+    errs = for_reader(errs, session.sr) if session.sr is not None else errs  # nothing NACM hides (mgmt.errors)
     clean = [replace(e, error_message=scrub(e.error_message)) if e.error_message else e for e in errs]
     return session.error_reply(attributes, clean, bad=bad)

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
@@ -21,6 +21,7 @@ import structlog
 import sysrepo
 from _libyang import ffi, lib
 
+from singbox_agent.mgmt.errors import for_reader
 from singbox_agent.mgmt.nacm import check_operation
 from singbox_agent.restconf import schema, twin
 from singbox_agent.restconf.store import Datastore, Reader, ReadResult, acquired_context, etag_of
@@ -179,6 +180,10 @@ class Handler:
 
     def failure(self, exc: BaseException, encoding: Encoding, req: HttpRequest | None = None) -> HttpResponse:
         failure = self._to_failure(exc)
+        if req is not None and isinstance(exc, sysrepo.SysrepoError) and failure.errors:
+            # nothing a NACM-restricted user may not read (mgmt.errors.hide_unreadable); a worker thread here
+            with self.ds.session(req.user, "running") as sess:
+                failure = replace(failure, errors=tuple(for_reader(failure.errors, sess)))
         if failure.status >= 500 and not isinstance(exc, RestconfError | sysrepo.SysrepoError):
             log.exception("request failed", method=req.method if req else None, path=req.raw_path if req else None)
         body = b"" if req is not None and req.method == "HEAD" else twin.render_errors(failure.errors, encoding)
