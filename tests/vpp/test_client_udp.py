@@ -246,3 +246,43 @@ def test_http_connect_endpoint_cannot_relay_udp(udp_upstream: tuple[Env, int, Pa
     assert flow(env, ORIGIN_IP4, echo_port)["received"] == 0
     d = udp_details(env, idx)
     assert d.failures >= 1 and d.active_flows == 0 and d.packets_to_proxy == 0
+
+
+def test_replies_not_from_the_destination_or_fragmented_are_dropped(env: Env) -> None:
+    """A SOCKS5 relay (udp_peer.py badrelay) that answers each datagram with a fragment (FRAG 1, RFC 1928 §7: no
+    reassembly), then with a header naming another source than the flow's destination, then with the echo: only
+    the echo reaches the client, the other two are counted as dropped."""
+    port = free_port()
+    relay = env.t.spawn(env.t.ns_origin, sys.executable, str(HERE / "udp_peer.py"), "badrelay", ORIGIN_IP4,
+                        str(port))
+    wait_port(env.t.ns_origin, ORIGIN_IP4, port)
+    try:
+        r = env.api.singbox_set_endpoint(proxy_addr=ORIGIN_IP4, proxy_port=port, protocol_type=0,
+                                         username="vpp", password="pw")
+        assert r.retval == 0
+        idx = sw_if_index(env, env.t.vpp_if_client)
+        assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=True).retval == 0
+        assert env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True).retval == 0
+        # the relay echoes what it got: our own datagram, so the "source" the echo names is the client
+        r = env.client(sys.executable, "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(b"ping", ("{ORIGIN_IP4}", 9999))
+got = [s.recv(100)]
+try:
+    got.append(s.recv(100))
+except socket.timeout:
+    pass
+print(got)
+""", timeout=30)
+        assert r.stdout.decode().strip() == "[b'ping']", r.stdout + r.stderr
+        wait_for(lambda: udp_details(env, idx).dropped == 2, lambda: env.cli("show singbox udp flows"))
+        d = udp_details(env, idx)
+        assert (d.packets_to_proxy, d.packets_from_proxy) == (1, 1)
+    finally:
+        for itf in env.api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
+            env.api.singbox_enable_disable(sw_if_index=itf.sw_if_index, enable_disable=False)
+        for ep in env.api.singbox_endpoint_dump():
+            env.api.singbox_endpoint_add_del(is_add=False, name=ep.name)
+        relay.kill()

@@ -13,6 +13,8 @@
                                            prints JSON: sent, received, seconds (bench/vpp/bench_client_udp.py)
   udp_peer.py newflows HOST PORT COUNT     COUNT flows one after the other, one datagram and its answer each
                                            (what DNS does); prints JSON: the round trips, failures
+  udp_peer.py badrelay IP PORT             a SOCKS5 server (any user) whose UDP relay answers each datagram three
+                                           times: a fragment (FRAG 1), one naming another source, and the echo
 """
 
 from __future__ import annotations
@@ -115,6 +117,63 @@ def newflows(host: str, port: int, count: int) -> dict[str, object]:
     return {"rtts": rtts, "failures": failures}
 
 
+def _read(c: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = c.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _badrelay_conn(c: socket.socket, ip: str) -> None:
+    """One UDP ASSOCIATE; its relay socket lives while the TCP connection does (RFC 1928 section 7)."""
+    with c:
+        _ver, n = _read(c, 2)
+        methods = _read(c, n)
+        method = 2 if 2 in methods else 0
+        c.sendall(bytes([5, method]))
+        if method == 2:
+            _read(c, 1)
+            user = _read(c, _read(c, 1)[0])
+            _read(c, _read(c, 1)[0])
+            c.sendall(b"\x01\x00" if user else b"\x01\x01")
+        _ver, cmd, _rsv, atyp = _read(c, 4)
+        _read(c, {1: 4, 4: 16}[atyp] + 2)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind((ip, 0))
+        c.sendall(b"\x05\x00\x00\x01" + socket.inet_aton(ip) + struct.pack("!H", u.getsockname()[1]))
+
+        def relay() -> None:
+            while True:
+                data, peer = u.recvfrom(65535)
+                hlen = {1: 10, 4: 22}.get(data[3], 0)
+                if not hlen:
+                    continue
+                header, body = data[:hlen], data[hlen:]
+                u.sendto(b"\x00\x00\x01" + header[3:] + b"fragment", peer)
+                other = bytearray(header)
+                other[-1] ^= 1  # another port
+                u.sendto(bytes(other) + b"other source", peer)
+                u.sendto(header + body, peer)
+
+        threading.Thread(target=relay, daemon=True).start()
+        while c.recv(4096):
+            pass
+        u.close()
+
+
+def badrelay(ip: str, port: int) -> None:
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((ip, port))
+    ls.listen(64)
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=_badrelay_conn, args=(c, ip), daemon=True).start()
+
+
 def dns(host: str, port: int, name: str) -> dict[str, object]:
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
@@ -152,6 +211,8 @@ def main() -> None:
     elif mode == "flood":
         print(json.dumps(flood(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]),
                                int(sys.argv[6]))))
+    elif mode == "badrelay":
+        badrelay(sys.argv[2], int(sys.argv[3]))
     elif mode == "newflows":
         print(json.dumps(newflows(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
     else:
