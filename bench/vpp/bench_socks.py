@@ -45,6 +45,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -269,18 +270,31 @@ def run(args: argparse.Namespace, workers: int, linux_peers: bool) -> dict[str, 
         print(f"SOCKS5 benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
               f"per bulk case, VPP workers {workers}, link {args.link}, rx-mode {args.rx_mode}; "
               f"load {os.getloadavg()[0]:.2f}")
-        results["vpp-singbox"] = measure(topo, "VPP singbox (SOCKS5)", vt.VPP_CLIENT_IP4, 1080,
-                                         vt.ORIGIN_IP4, args, PROXY_SINK_PORTS["vpp-singbox"])
-        # hs_apps proxy: no SOCKS, one fixed upstream (its own sink); the client connects plainly
-        results["vpp-hs-proxy"] = measure(topo, "VPP hs_apps proxy", "-", 0,
-                                          vt.VPP_CLIENT_IP4, args, HS_PROXY_PORT, HS_PROXY_PORT)
-        # the same splice, the client speaking SOCKS5 to the origin through it
-        results["vpp-hs-proxy-socks5"] = measure(
-            topo, "hs_apps, SOCKS5 exchanges", vt.VPP_CLIENT_IP4, HS_PROXY_PORT, vt.ORIGIN_IP4,
-            args, PROXY_SINK_PORTS["vpp-hs-proxy"], PROXY_SINK_PORTS["vpp-hs-proxy"])
-        for name, ip, port in peers:
-            results[name] = measure(topo, name, ip, port, ORIGIN_PNS_IP, args,
-                                    PROXY_SINK_PORTS[name])
+        # (name, label, proxy, proxy port, destination, its port, origin-closing port)
+        cases: list[tuple[str, str, str, int, str, int, int | None]] = [
+            ("vpp-singbox", "VPP singbox (SOCKS5)", vt.VPP_CLIENT_IP4, 1080, vt.ORIGIN_IP4,
+             PROXY_SINK_PORTS["vpp-singbox"], None),
+            # hs_apps proxy: no SOCKS, one fixed upstream (its own sink); the client connects plainly
+            ("vpp-hs-proxy", "VPP hs_apps proxy", "-", 0, vt.VPP_CLIENT_IP4, HS_PROXY_PORT,
+             HS_PROXY_PORT),
+            # the same splice, the client speaking SOCKS5 to the origin through it
+            ("vpp-hs-proxy-socks5", "hs_apps, SOCKS5 exchanges", vt.VPP_CLIENT_IP4, HS_PROXY_PORT,
+             vt.ORIGIN_IP4, PROXY_SINK_PORTS["vpp-hs-proxy"], PROXY_SINK_PORTS["vpp-hs-proxy"]),
+            *((name, name, ip, port, ORIGIN_PNS_IP, PROXY_SINK_PORTS[name], None)
+              for name, ip, port in peers),
+        ]
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in cases}
+        for r in range(args.rounds):
+            if args.rounds > 1:
+                print(f" round {r + 1}/{args.rounds}, load {os.getloadavg()[0]:.2f}")
+            for name, label, proxy, pport, dst, dport, oc_port in cases:
+                rounds[name].append(measure(topo, label, proxy, pport, dst, args, dport, oc_port))
+        for name, label, *_ in cases:
+            # each figure's median over the rounds (with one round: that round's)
+            results[name] = {k: statistics.median(x[k] for x in rounds[name])
+                             for k in rounds[name][0]}
+            if args.rounds > 1:
+                print(loadgen.row(f"{label} (median)", results[name]), flush=True)
         print(f"load at the end {os.getloadavg()[0]:.2f}")
         for name, m in mem.items():
             results.setdefault(name, {}).update(m)
@@ -314,6 +328,9 @@ def main() -> None:
                     "danted and microsocks run with the first only, and the rates at each "
                     "count are compared with the first's (scaling)")
     loadgen.add_rx_mode_option(ap)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the cases this many times, interleaved, and report each figure's "
+                    "median (load on a shared box comes and goes within a case's seconds)")
     ap.add_argument("--idle", type=int, default=1000,
                     help="idle sessions opened for the memory-per-session figures")
     ap.add_argument("--link", choices=["af_packet", "tap"], default="af_packet",
