@@ -6,7 +6,7 @@ Same topology, same run, the two cases interleaved in --rounds rounds so load fr
 both alike; prints medians and the ratios relayed/direct.
 
     sudo VPP_PREFIX=/opt/vpp SINGBOX_PLUGIN_DIR=<build>/lib/vpp_plugins \\
-        python3 bench/vpp/bench_client_udp.py [--workers 0] [--rounds 3] [--seconds 3]
+        python3 bench/vpp/bench_client_udp.py [--workers 0] [--rounds 3] [--seconds 3] [--af-packet v2]
 
 Topology (tests/vpp/vpptopo.py)::
 
@@ -20,8 +20,11 @@ Measured, per case, from the client namespace (tests/vpp/udp_peer.py):
 - new flow: --flows flows one after the other, one datagram and its answer each (DNS): the first
   datagram of a relayed flow waits for its association (TCP connect, SOCKS5 greeting, auth and UDP
   ASSOCIATE to sing-box).
-sing-box relays in user space, so "relayed" includes sing-box's own cost. Numbers on a small shared
-VM are noisy: compare ratios from the same run.
+sing-box relays in user space, so "relayed" includes sing-box's own cost. Both paths cross VPP's
+af_packet input twice per round trip; with its default TPACKET_V3 rings each crossing may wait up
+to 1 ms at low rates (bench_client.py's af_packet_v2 explains), which hides what relaying adds:
+`--af-packet v2` removes that wait. Numbers on a small shared VM are noisy: compare ratios from the
+same run.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 PEER = HERE.parent.parent / "tests" / "vpp" / "udp_peer.py"
 sys.path.insert(0, str(HERE.parent.parent / "tests" / "vpp"))
 import vpptopo as vt  # noqa: E402
+from bench_client import add_af_packet_option, af_packet_v2  # noqa: E402
 
 SB_PORT = 1090
 ECHO_PORT = vt.free_port()  # the echo's, in the origin namespace
@@ -50,7 +54,7 @@ class Bed:
     """VPP, the namespaces, the echo and sing-box; client mode enabled on the LAN interface (TCP),
     UDP relaying switched per case. A context manager."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, af_packet: str = "v3") -> None:
         from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
 
         self.vpp = vt.Vpp(workers=workers)
@@ -58,6 +62,8 @@ class Bed:
         self.papi: Any = None
         try:
             self.topo = topo = vt.Topology(self.vpp, tag=f"sbu{int(time.time()) % 1000}")
+            if af_packet == "v2":
+                af_packet_v2(self.vpp, topo)
             d = Path(tempfile.mkdtemp(prefix="sbu-"))
             (d / "sing-box.json").write_text(json.dumps({
                 "log": {"level": "warn"},
@@ -144,11 +150,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512, help="datagram payload, bytes")
     ap.add_argument("--samples", type=int, default=1000, help="round trips per latency case")
     ap.add_argument("--flows", type=int, default=100, help="new flows per round")
+    add_af_packet_option(ap)
     args = ap.parse_args()
 
     runs: dict[str, list[dict[str, float]]] = {c: [] for c in CASES}
-    with Bed(args.workers) as bed:
-        print(f"UDP client-mode benchmark: VPP workers {args.workers}, {args.rounds} rounds, "
+    with Bed(args.workers, args.af_packet) as bed:
+        print(f"UDP client-mode benchmark: VPP workers {args.workers}, af_packet {args.af_packet}, "
+              f"{args.rounds} rounds, "
               f"{args.seconds:.0f} s floods of {args.size}-byte datagrams ({args.window} in flight), "
               f"{args.samples} round trips, {args.flows} new flows per case and round; "
               f"load {os.getloadavg()[0]:.2f}", flush=True)
