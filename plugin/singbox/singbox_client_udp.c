@@ -190,24 +190,6 @@ format_singbox_cudp_in_trace (u8 *s, va_list *args)
   return format (s, "singbox-cudp: %s", names[t->action % ARRAY_LEN (names)]);
 }
 
-static_always_inline int
-singbox_cudp_prefix_match (singbox_prefix_t *p, ip46_address_t *ip, u8 is_ip4)
-{
-  if (p->is_ip4 != is_ip4)
-    return 0;
-  if (is_ip4)
-    {
-      ip4_address_t a = ip->ip4, b = p->addr.ip4;
-      ip4_address_normalize (&a, p->len);
-      ip4_address_normalize (&b, p->len);
-      return a.as_u32 == b.as_u32;
-    }
-  ip6_address_t a = ip->ip6, b = p->addr.ip6;
-  ip6_address_normalize (&a, p->len);
-  ip6_address_normalize (&b, p->len);
-  return ip6_address_is_equal (&a, &b);
-}
-
 /* Whether a datagram without a session is to be relayed: not to VPP itself
  * or a group, not bypassed, not the proxies' own traffic (relaying it would
  * loop). Runs on the workers; the configuration it reads changes only
@@ -241,7 +223,7 @@ singbox_cudp_wanted (u32 sw_if_index, u32 fib_index, ip46_address_t *src, ip46_a
   if (dpo->dpoi_type == DPO_RECEIVE)
     return 0;
   vec_foreach (p, itf->bypass)
-    if (singbox_cudp_prefix_match (p, dst, is_ip4))
+    if (singbox_prefix_match (p, dst, is_ip4))
       return 0;
   pool_foreach (ep, sm->endpoints)
     {
@@ -592,40 +574,6 @@ singbox_cudp_flow_from_ctx (u32 ctx)
  * The client leg (intercept app)
  */
 
-/* The interface a client is behind: where the route back to it points. */
-static u32
-singbox_cudp_interface_of (ip46_address_t *ip, u8 is_ip4, u32 fib_index)
-{
-  fib_prefix_t pfx = {
-    .fp_addr = *ip,
-    .fp_len = is_ip4 ? 32 : 128,
-    .fp_proto = is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6,
-  };
-  fib_node_index_t fei = fib_table_lookup (fib_index, &pfx);
-
-  return fei == FIB_NODE_INDEX_INVALID ? ~0 : fib_entry_get_resolving_interface (fei);
-}
-
-/* The interface's endpoint, or the default; when health checks have it
- * down, the up SOCKS5 endpoint with the lowest priority (failover). */
-static singbox_endpoint_t *
-singbox_cudp_pick_endpoint (singbox_interface_t *itf)
-{
-  singbox_main_t *sm = &singbox_main;
-  singbox_endpoint_t *ep = 0, *e, *best = 0;
-  u32 idx = itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint;
-
-  if (idx != ~0 && !pool_is_free_index (sm->endpoints, idx))
-    ep = pool_elt_at_index (sm->endpoints, idx);
-  if (ep && ep->state != SINGBOX_EP_STATE_DOWN)
-    return ep;
-  pool_foreach (e, sm->endpoints)
-    if (e->state != SINGBOX_EP_STATE_DOWN && e->protocol == SINGBOX_PROTO_SOCKS5 &&
-	(!best || e->priority < best->priority))
-      best = e;
-  return best ? best : ep;
-}
-
 static int
 singbox_cudp_accept (session_t *s)
 {
@@ -640,8 +588,8 @@ singbox_cudp_accept (session_t *s)
   u32 sw_if_index;
 
   session_get_endpoint (s, &rmt, &lcl);
-  sw_if_index = singbox_cudp_interface_of (&rmt.ip, rmt.is_ip4, lcl.fib_index);
-  citf = singbox_client_udp_itf_get (sw_if_index);
+  itf = singbox_interface_of_client (&rmt.ip, rmt.is_ip4, lcl.fib_index);
+  citf = itf ? singbox_client_udp_itf_get (itf->sw_if_index) : 0;
   if (!citf)
     {
       /* not behind an enabled interface (asymmetric route): the first
@@ -654,7 +602,7 @@ singbox_cudp_accept (session_t *s)
     }
   sw_if_index = citf->sw_if_index;
   itf = singbox_interface_get (sw_if_index);
-  ep = itf ? singbox_cudp_pick_endpoint (itf) : 0;
+  ep = itf ? singbox_endpoint_pick (itf) : 0;
   if (!ep || ep->protocol != SINGBOX_PROTO_SOCKS5)
     {
       /* UDP ASSOCIATE is SOCKS5's: an HTTP CONNECT endpoint cannot relay it */
