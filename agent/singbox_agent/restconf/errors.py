@@ -61,10 +61,12 @@ class RestconfError(MgmtException):
         app_tag: str | None = None,
         status: int | None = None,
         allowed: tuple[str, ...] = (),
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(MgmtError(error_type, error_tag, message, app_tag, path))
         self.status = status
         self.allowed = allowed
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def to_failure(exc: BaseException, ctx: libyang.Context | None = None) -> HttpFa
             headers.append(("Allow", ", ".join(exc.allowed)))
         if status == 401:
             headers.append(("WWW-Authenticate", 'Basic realm="restconf", charset="UTF-8"'))
+        if exc.retry_after is not None:
+            headers.append(("Retry-After", str(exc.retry_after)))
         return HttpFailure(status, exc.errors, tuple(headers))
     errors = tuple(from_exception(exc, ctx))
     status = status_for(errors[0]) if errors else 500

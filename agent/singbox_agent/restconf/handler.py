@@ -21,6 +21,7 @@ import structlog
 import sysrepo
 from _libyang import ffi, lib
 
+from singbox_agent.mgmt import read_gate
 from singbox_agent.mgmt.errors import for_reader
 from singbox_agent.mgmt.nacm import check_operation
 from singbox_agent.restconf import schema, twin
@@ -243,9 +244,15 @@ class Handler:
 
     def _get(self, req: HttpRequest, parsed: RestconfRequest, encoding: Encoding) -> HttpResponse:
         datastore = parsed.datastore or "operational"
-        result: ReadResult = self.ds.get(
-            req.user, datastore, parsed.path, parsed.query, encoding, base_url=self._client_base_url(req)
-        )
+        try:
+            with read_gate.gate(read_gate.RESTCONF).admit(self.ds.conn, parsed.path or "/*", parsed.query.depth or 0):
+                result: ReadResult = self.ds.get(
+                    req.user, datastore, parsed.path, parsed.query, encoding, base_url=self._client_base_url(req)
+                )
+        except read_gate.TooManyReads as exc:
+            # RFC 8040 7: resource-denied is 409 for a resource in use; a server too busy for the read is 503
+            raise RestconfError("application", "resource-denied", exc.errors[0].error_message, status=503,
+                                retry_after=read_gate.RETRY_AFTER_S) from None
         body = result.body
         last_modified = self.ds.last_modified["running" if datastore == "operational" else datastore]
         headers = [("ETag", result.etag), ("Last-Modified", http_date(last_modified))]

@@ -12,7 +12,7 @@ import libyang
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
 
-from singbox_agent.mgmt import datastore, filtered_read
+from singbox_agent.mgmt import datastore, filtered_read, read_gate
 from singbox_agent.mgmt.errors import (
     MgmtError,
     MgmtException,
@@ -144,7 +144,8 @@ def read_xml(
     a filter selects (`mgmt.filtered_read`)."""
     if xpath is None:
         return ""
-    with filtered_read.read(ctx.sr, ds, xpath, max_depth=max_depth, no_state=no_state, no_config=no_config) as tree:
+    with (read_gate.gate(read_gate.NETCONF).admit(ctx.session.server.conn, xpath, max_depth),  # a server-wide cap
+          filtered_read.read(ctx.sr, ds, xpath, max_depth=max_depth, no_state=no_state, no_config=no_config) as tree):
         return datastore.print_xml(tree, wd) if tree is not None else ""
 
 
