@@ -401,6 +401,7 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
   u8 buf[4096];
   u32 n;
 
+  ASSERT (s->thread_index == vlib_get_thread_index ());
   /* A pooled upstream may answer the CONNECT sent at the client's SYN
    * before that handshake completes; until the accept the client leg may
    * still be freed, fifos and all, without a word to us (a SYN then RST

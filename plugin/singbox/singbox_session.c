@@ -389,6 +389,7 @@ singbox_po_send (singbox_session_t *ss, socks5_out_t *out)
 void
 singbox_po_fail (singbox_session_t *ss)
 {
+  ASSERT (vlib_get_thread_index () == ss->po_thread);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   ss->deadline = 0;
   svm_fifo_dequeue_drop_all (ss->po_rx_fifo);
@@ -1031,6 +1032,7 @@ singbox_session_kill (singbox_session_t *ss, int timed_out)
 {
   const singbox_session_vft_t *vft = singbox_session_vft (ss);
 
+  ASSERT (vlib_get_thread_index () == ss->po_thread);
   if (vft->kill && vft->kill (ss, timed_out))
     return;
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
@@ -1118,6 +1120,7 @@ singbox_sessions_expire (f64 now)
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
 
+  ASSERT (vlib_get_thread_index () == 0);
   singbox_sessions_lock ();
   pool_foreach (ss, sm->sessions)
     {
