@@ -804,6 +804,7 @@ vl_api_singbox_session_disconnect_t_handler (vl_api_singbox_session_disconnect_t
   REPLY_MACRO (VL_API_SINGBOX_SESSION_DISCONNECT_REPLY);
 }
 
+#include <singbox/singbox_client_udp_api.h>
 #include <singbox/singbox.api.c>
 
 static clib_error_t *

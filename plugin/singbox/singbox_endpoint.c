@@ -8,6 +8,7 @@
  * singbox_client.c's. */
 
 #include <singbox/singbox.h>
+#include <singbox/singbox_client_udp.h>
 #include <vnet/fib/fib_table.h>
 #include <vnet/fib/fib_entry.h>
 
@@ -278,6 +279,7 @@ singbox_clear_interface_counters (u32 sw_if_index)
   singbox_main_t *sm = &singbox_main;
   singbox_interface_t *itf;
 
+  singbox_client_udp_clear_counters (sw_if_index);
   vec_foreach (itf, sm->interfaces)
     /* entries never enabled have sw_if_index 0, whose counters exist */
     if (sw_if_index == ~0 || itf->sw_if_index == sw_if_index)
@@ -357,6 +359,7 @@ singbox_interface_disable (u32 sw_if_index)
   if (!(itf = singbox_interface_get (sw_if_index)))
     return VNET_API_ERROR_NO_SUCH_ENTRY;
   singbox_client_close_interface (sw_if_index);
+  singbox_client_udp_interface_disable (sw_if_index);
   singbox_client_intercept_enable_disable (itf, 0);
   if (itf->endpoint_index != ~0)
     pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
