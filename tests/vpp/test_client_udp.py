@@ -128,6 +128,10 @@ def test_dns_through_sing_box(udp_upstream: tuple[Env, int, Path]) -> None:
     assert ep.connections == 1  # the association's control connection
     out = env.cli("show singbox udp flows")
     assert f"{CLIENT_IP4}:" in out and f"-> {ORIGIN_IP4}:53 associated" in out
+    # clear-statistics for the interface clears its UDP counters; the open flow stays
+    assert env.api.singbox_clear_stats(scope=2, sw_if_index=idx).retval == 0
+    d = udp_details(env, idx)
+    assert (d.flows, d.packets_to_proxy, d.bytes_from_proxy, d.active_flows) == (0, 0, 0, 1)
 
 
 def test_quic_like_flow(udp_upstream: tuple[Env, int, Path]) -> None:
