@@ -157,36 +157,74 @@ def test_stop_on_error_with_an_agent_rejection(netconf_server: ServerInfo) -> No
 def test_edit_right_after_a_huge_change_is_not_reported_as_failed(netconf_server: ServerInfo) -> None:
     """sysrepo names replay files by the second and cannot store the next config-change notification right after
     one above its 1 MiB file limit (1,500 entries here); it still applies that change and says so. The client must
-    get <ok/> (the edit happened), not an error that makes it retry an applied change."""
+    get <ok/> (the edit happened), not an error that makes it retry an applied change.
+
+    The small edit must come within the huge change's second, which a loaded machine often missed: the huge change
+    deletes 1,500 entries (creating them made every later request slower), the small edit is pipelined behind it
+    (no round trip in between) and each attempt starts so that the huge change's reply comes early in a second,
+    from the time the attempt before took (see the commit's test)."""
     log_file = netconf_server.state_dir / "netconf.log"
     with netconf_server.connect() as m:
-        for attempt in range(5):  # the two edits must fall in the same second; retry a few times if they did not
-            entries = "".join(f"<endpoint><name>h{attempt}-{i:05d}</name><address>198.18.0.1</address><port>1081"
-                              f"</port><connect-timeout>11</connect-timeout></endpoint>" for i in range(1500))
+        lead = 0.0
+        for attempt in range(5):
+            names = [f"h{attempt}-{i:05d}" for i in range(1500)]
+            entries = "".join(f"<endpoint><name>{n}</name><address>198.18.0.1</address><port>1081</port>"
+                              "<connect-timeout>11</connect-timeout></endpoint>" for n in names)
             m.edit_config(target="running", config=cfg(f"<client>{entries}</client>"))
-            # small edits for up to a second after it: one of them lands in the huge event's second even when the
-            # machine is loaded (a single edit right after missed it now and then)
-            deadline = time.monotonic() + 1.0
-            n = 0
-            while time.monotonic() < deadline and "not stored for replay" not in log_file.read_text():
-                m.edit_config(target="running", config=cfg(endpoint(f"right-after-{attempt}-{n}")))
-                assert f"right-after-{attempt}-{n}" in endpoints()
-                n += 1
+            deletes = "".join(f'<endpoint nc:operation="delete"><name>{n}</name></endpoint>' for n in names)
+            time.sleep(1.1 - (time.time() + lead) % 1.0)
+            started = time.monotonic()
+            m.async_mode = True
+            try:
+                sent = [m.edit_config(target="running", config=cfg(f"<client>{deletes}</client>")),
+                        m.edit_config(target="running", config=cfg(endpoint(f"right-after-{attempt}")))]
+                for rpc in sent:
+                    assert rpc.event.wait(60), "no reply"
+                    assert rpc.reply is not None and rpc.reply.ok, rpc.reply
+                    if rpc is sent[0]:
+                        lead = time.monotonic() - started
+            finally:
+                m.async_mode = False
+            assert f"right-after-{attempt}" in endpoints()
             if "not stored for replay" in log_file.read_text():
                 break
     assert "not stored for replay" in log_file.read_text()  # else this test proved nothing
 
 
 def test_commit_right_after_a_huge_change_is_not_reported_as_failed(netconf_server: ServerInfo) -> None:
-    """The same through <commit> (sysrepo's copy-config of candidate into running)."""
+    """The same through <commit> (sysrepo's copy-config of candidate into running).
+
+    The commit's notification must come within the second of the huge change's, after which sysrepo has to start a
+    new replay file. It often did not on a loaded machine: after the huge edit came its reply, the client, a
+    candidate edit and the commit — a copy of the whole datastore, which grew by 1,500 entries with every attempt —
+    and they took the rest of the second. Now the huge change deletes 1,500 entries (the commit copies a small
+    datastore), the three requests are pipelined (the session runs each as soon as the one before is done, no round
+    trip in between; the candidate is edited after the huge change, so it still mirrors running and the commit
+    changes one endpoint), and each attempt starts so that the huge change's reply — right after its notification —
+    comes early in a second, from the time the attempt before took."""
     log_file = netconf_server.state_dir / "netconf.log"
     with netconf_server.connect() as m:
+        lead = 0.0  # from sending the huge change to its reply, as last seen
         for attempt in range(5):
-            entries = "".join(f"<endpoint><name>h{attempt}-{i:05d}</name><address>198.18.0.1</address><port>1081"
-                              f"</port><connect-timeout>11</connect-timeout></endpoint>" for i in range(1500))
-            m.edit_config(target="candidate", config=cfg(endpoint(f"committed-{attempt}")))
+            names = [f"h{attempt}-{i:05d}" for i in range(1500)]
+            entries = "".join(f"<endpoint><name>{n}</name><address>198.18.0.1</address><port>1081</port>"
+                              "<connect-timeout>11</connect-timeout></endpoint>" for n in names)
             m.edit_config(target="running", config=cfg(f"<client>{entries}</client>"))
-            m.commit()
+            deletes = "".join(f'<endpoint nc:operation="delete"><name>{n}</name></endpoint>' for n in names)
+            time.sleep(1.1 - (time.time() + lead) % 1.0)  # the reply due 0.1 s into a second
+            started = time.monotonic()
+            m.async_mode = True
+            try:
+                sent = [m.edit_config(target="running", config=cfg(f"<client>{deletes}</client>")),
+                        m.edit_config(target="candidate", config=cfg(endpoint(f"committed-{attempt}"))),
+                        m.commit()]
+                for rpc in sent:
+                    assert rpc.event.wait(60), "no reply"
+                    assert rpc.reply is not None and rpc.reply.ok, rpc.reply
+                    if rpc is sent[0]:
+                        lead = time.monotonic() - started
+            finally:
+                m.async_mode = False
             assert f"committed-{attempt}" in endpoints()
             if "not stored for replay" in log_file.read_text():
                 break
