@@ -21,7 +21,7 @@ import sysrepo
 
 from singbox_agent.logs import configure_logging
 from singbox_agent.mgmt import nacm, systemd
-from singbox_agent.netconf import confirmed
+from singbox_agent.netconf import confirmed, heap
 from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
 
 log = structlog.get_logger("netconf")
@@ -77,6 +77,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    heap.limit_arenas()  # before any thread starts
     parser = argparse.ArgumentParser(prog="python -m singbox_agent.netconf", description=__doc__)
     parser.add_argument("--listen", type=parse_listen, action="append",
                         help="HOST:PORT to listen on; repeat for several endpoints (default 127.0.0.1:830). Seeds "

@@ -29,7 +29,7 @@ import sysrepo
 
 from singbox_agent.mgmt import datastore, nacm
 from singbox_agent.mgmt.errors import MgmtError
-from singbox_agent.netconf import limits, messages
+from singbox_agent.netconf import heap, limits, messages
 from singbox_agent.netconf.framing import Framer, FramingError, MessageTooBig
 
 if TYPE_CHECKING:
@@ -298,6 +298,7 @@ class NetconfSession:
             self._ending = True  # before the worker takes the next queued rpc
             self.end_reason = "closed"
         self._loop.call_soon_threadsafe(self._worker_reply, reply, close_after)
+        heap.after_request(max(len(message), len(reply)))  # the reply is on its way
 
     def _worker_reply(self, reply: bytes | None, close_after: bool = False) -> None:
         """On the event loop: the worker's reply goes out, and only then may later rpcs run inline (order)."""
