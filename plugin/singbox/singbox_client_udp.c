@@ -1471,15 +1471,17 @@ singbox_cudp_set_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_
   unformat_input_t _line_input, *line_input = &_line_input;
   u32 sw_if_index = ~0, idle_timeout = 0, max_flows = 0;
   clib_error_t *error = 0;
-  int enable = 1, rv;
+  int enable = -1, rv;
 
   if (!unformat_user (input, unformat_line_input, line_input))
-    return clib_error_return (0, "expected an interface");
+    return clib_error_return (0, "expected enable or disable and an interface");
   while (unformat_check_input (line_input) != UNFORMAT_END_OF_INPUT)
     {
       if (unformat (line_input, "%U", unformat_vnet_sw_interface, vnet_get_main (), &sw_if_index))
 	;
-      else if (unformat (line_input, "disable"))
+      else if (enable < 0 && unformat (line_input, "enable"))
+	enable = 1;
+      else if (enable < 0 && unformat (line_input, "disable"))
 	enable = 0;
       else if (unformat (line_input, "idle-timeout %u", &idle_timeout))
 	;
@@ -1491,9 +1493,9 @@ singbox_cudp_set_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_
 	  goto done;
 	}
     }
-  if (sw_if_index == ~0)
+  if (sw_if_index == ~0 || enable < 0)
     {
-      error = clib_error_return (0, "expected an interface");
+      error = clib_error_return (0, "expected enable or disable and an interface");
       goto done;
     }
   rv = singbox_client_udp_enable_disable (sw_if_index, enable, idle_timeout, max_flows);
@@ -1509,13 +1511,12 @@ done:
 /*?
  * Relay UDP arriving on a client-mode interface through its endpoint with
  * SOCKS5 UDP ASSOCIATE, one association per flow.
- * @cliexcmd{set singbox interface udp host-eth0 idle-timeout 60 max-flows 4096}
- * @cliexcmd{set singbox interface udp host-eth0 disable}
+ * @cliexcmd{singbox udp enable host-eth0 idle-timeout 60 max-flows 4096}
+ * @cliexcmd{singbox udp disable host-eth0}
  ?*/
 VLIB_CLI_COMMAND (singbox_cudp_set_command, static) = {
-  .path = "set singbox interface udp",
-  .short_help =
-    "set singbox interface udp <interface> [idle-timeout <s>] [max-flows <n>] [disable]",
+  .path = "singbox udp",
+  .short_help = "singbox udp {enable|disable} <interface> [idle-timeout <s>] [max-flows <n>]",
   .function = singbox_cudp_set_command_fn,
 };
 

@@ -220,10 +220,15 @@ def test_udp_needs_client_mode_and_valid_values(udp_upstream: tuple[Env, int, Pa
                                                      idle_timeout=86401)
     assert r.retval == INVALID_VALUE
     assert not env.api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF)
-    env.cli(f"set singbox interface udp {env.t.vpp_if_client} idle-timeout 30 max-flows 10")
+    env.cli(f"singbox udp enable {env.t.vpp_if_client} idle-timeout 30 max-flows 10")
     d = udp_details(env, idx)
     assert (d.idle_timeout, d.max_flows) == (30, 10)
     assert "Idle timeout: 30s, max flows: 10" in env.cli("show singbox udp")
+    help_text = env.cli("help singbox udp", check=False)
+    for option in ("enable", "disable", "idle-timeout", "max-flows"):
+        assert option in help_text, help_text
+    env.cli(f"singbox udp disable {env.t.vpp_if_client}")
+    assert not env.api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF)
 
 
 def test_max_flows_drops_datagrams_of_new_flows(udp_upstream: tuple[Env, int, Path]) -> None:
