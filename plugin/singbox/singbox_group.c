@@ -192,6 +192,16 @@ singbox_group_interface_set (u32 sw_if_index, u32 group_index)
   gm->itf_group[sw_if_index] = group_index;
 }
 
+u8 *
+singbox_group_name_of_interface (u32 sw_if_index)
+{
+  singbox_group_main_t *gm = &singbox_group_main;
+
+  if (sw_if_index >= vec_len (gm->itf_group) || gm->itf_group[sw_if_index] == ~0)
+    return 0;
+  return pool_elt_at_index (gm->groups, gm->itf_group[sw_if_index])->name;
+}
+
 u32
 singbox_group_of_interface (u32 sw_if_index, u32 own_endpoint_index)
 {

@@ -65,6 +65,8 @@ int singbox_group_del (u8 *name);
 int singbox_group_set_default (u8 *name);
 /* The interface relays through this group (~0: not through a group). */
 void singbox_group_interface_set (u32 sw_if_index, u32 group_index);
+/* The name of the interface's own group, 0 for none. */
+u8 *singbox_group_name_of_interface (u32 sw_if_index);
 /* The group an interface relays through: its own, else the default when
  * the interface names no endpoint of its own; ~0 for none. */
 u32 singbox_group_of_interface (u32 sw_if_index, u32 own_endpoint_index);
