@@ -12,6 +12,8 @@
 
 #include <singbox/singbox.api_enum.h>
 #include <singbox/singbox.api_types.h>
+#include <singbox/singbox_group.h>
+#include <singbox/singbox_group_api.h>
 
 #define REPLY_MSG_ID_BASE sm->msg_id_base
 #include <vlibapi/api_helper_macros.h>
@@ -126,6 +128,7 @@ vl_api_singbox_clear_stats_t_handler (vl_api_singbox_clear_stats_t *mp)
       singbox_clear_server_counters ();
       singbox_clear_interface_counters (~0);
       singbox_clear_endpoint_counters (0);
+      singbox_group_clear_counters ();
       break;
     case SINGBOX_API_STATS_SCOPE_SERVER:
       singbox_clear_server_counters ();
@@ -614,6 +617,11 @@ send_singbox_interface_details (singbox_interface_t *itf, vl_api_registration_t 
   u8 *ep = singbox_endpoint_name (itf->endpoint_index);
   u8 *active =
     singbox_endpoint_name (itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint);
+  u8 *group = singbox_group_name_of_interface (itf->sw_if_index);
+
+  /* through a group each flow has its own member: no one active endpoint */
+  if (singbox_group_of_interface (itf->sw_if_index, itf->endpoint_index) != ~0)
+    active = 0;
 
   rmp = vl_msg_api_alloc_zero (sizeof (*rmp) + n * sizeof (rmp->bypass[0]));
   rmp->_vl_msg_id = htons (VL_API_SINGBOX_INTERFACE_DETAILS + sm->msg_id_base);
@@ -624,6 +632,9 @@ send_singbox_interface_details (singbox_interface_t *itf, vl_api_registration_t 
   if (active)
     strncpy ((char *) rmp->active_endpoint_name, (char *) active,
 	     sizeof (rmp->active_endpoint_name) - 1);
+  if (group)
+    strncpy ((char *) rmp->endpoint_group_name, (char *) group,
+	     sizeof (rmp->endpoint_group_name) - 1);
   rmp->max_connections = htonl (itf->max_connections);
   rmp->active_connections = htonl (itf->active);
   rmp->total_connections = clib_host_to_net_u64 (itf->total);

@@ -551,13 +551,15 @@ singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_co
   vnet_main_t *vnm = vnet_get_main ();
   u32 sw_if_index = ~0, max_conn = 0;
   ip46_address_t addr = {};
-  u8 is_ip4 = 0, *ep_name = 0;
+  u8 is_ip4 = 0, *ep_name = 0, *group_name = 0;
   u16 port = 0;
   int rv;
 
   while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
     {
       if (unformat (input, "proxy %U", unformat_singbox_endpoint, &addr, &is_ip4, &port))
+	;
+      else if (unformat (input, "endpoint-group %s", &group_name))
 	;
       else if (unformat (input, "endpoint %s", &ep_name))
 	;
@@ -572,22 +574,26 @@ singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_co
     return clib_error_return (0, "interface required");
   if (ep_name)
     vec_add1 (ep_name, 0);
+  if (group_name)
+    vec_add1 (group_name, 0);
   singbox_interface_config_t cfg = {
     .proxy_addr = addr,
     .proxy_is_ip4 = is_ip4,
     .proxy_port = port,
     .endpoint_name = ep_name,
+    .group_name = group_name,
     .max_connections = max_conn,
   };
   rv = singbox_interface_enable (sw_if_index, &cfg);
   vec_free (ep_name);
+  vec_free (group_name);
   return singbox_cli_error (rv, "enable");
 }
 
 VLIB_CLI_COMMAND (singbox_enable_command, static) = {
   .path = "singbox enable",
   .short_help = "singbox enable <interface> [proxy <addr>:<port>] "
-		"[endpoint <name>] [max-connections <n>]",
+		"[endpoint <name>|endpoint-group <name>] [max-connections <n>]",
   .function = singbox_enable_command_fn,
 };
 

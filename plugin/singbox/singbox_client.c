@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <singbox/singbox.h>
+#include <singbox/singbox_group.h>
 #include <vnet/tcp/tcp.h>
 #include <vnet/feature/feature.h>
 #include <vlib/unix/plugin.h>
@@ -159,6 +160,7 @@ singbox_client_write_early_data (session_t *s)
   singbox_session_t *ss;
   singbox_prefix_t *p;
   u8 bypass = 0, refused = 0;
+  u32 group_index, ei;
 
   session_get_endpoint (s, &rmt, &lcl);
   if (!(itf = singbox_interface_of_client (&rmt.ip, rmt.is_ip4, lcl.fib_index)))
@@ -170,8 +172,17 @@ singbox_client_write_early_data (session_t *s)
     bypass = 1;
   /* refusals are answered with a reset from the accept callback: failing
    * here would drop the SYN silently and the client would retry */
-  if ((itf->max_connections && itf->active >= itf->max_connections) ||
-      (!bypass && !(ep = singbox_endpoint_pick (itf))))
+  /* through the interface's endpoint group, if it has one: the group's
+   * policy picks among its members (singbox_group.c) */
+  group_index = singbox_group_of_interface (itf->sw_if_index, itf->endpoint_index);
+  if (!bypass && !(itf->max_connections && itf->active >= itf->max_connections))
+    {
+      if (group_index == ~0)
+	ep = singbox_endpoint_pick (itf);
+      else if ((ei = singbox_group_pick (group_index, &rmt, &lcl)) != ~0)
+	ep = pool_elt_at_index (sm->endpoints, ei);
+    }
+  if ((itf->max_connections && itf->active >= itf->max_connections) || (!bypass && !ep))
     {
       vlib_increment_simple_counter (&sm->itf_failures, vlib_get_thread_index (), itf->sw_if_index,
 				     1);
@@ -202,6 +213,7 @@ singbox_client_write_early_data (session_t *s)
   ss->fib_index = lcl.fib_index;
   ss->sw_if_index = itf->sw_if_index;
   ss->endpoint_index = ep ? ep - sm->endpoints : ~0;
+  ss->group_index = ep && group_index != ~0 ? group_index : ~0;
   ss->upstream_proto = ep ? ep->protocol : SINGBOX_PROTO_SOCKS5;
   ss->bypass = bypass;
   ss->created = ss->last_active = vlib_time_now (vlib_get_main ());
@@ -473,6 +485,7 @@ singbox_client_fail (singbox_session_t *ss)
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
       ep->failures++;
     }
+  singbox_group_count_failure (ss->group_index, ss->endpoint_index);
   /* the client's handshake completed before the upstream existed: all we
    * can say now is a reset */
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
@@ -618,6 +631,7 @@ singbox_client_release_active (singbox_session_t *ss)
 
   if (ss->sw_if_index < vec_len (sm->interfaces))
     clib_atomic_fetch_sub (&vec_elt (sm->interfaces, ss->sw_if_index).active, 1);
+  singbox_group_release (ss->group_index, ss->endpoint_index);
 }
 
 static int

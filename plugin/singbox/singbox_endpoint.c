@@ -8,6 +8,7 @@
  * singbox_client.c's. */
 
 #include <singbox/singbox.h>
+#include <singbox/singbox_group.h>
 #include <singbox/singbox_client_udp.h>
 #include <vnet/fib/fib_table.h>
 #include <vnet/fib/fib_entry.h>
@@ -300,11 +301,17 @@ singbox_interface_enable (u32 sw_if_index, const singbox_interface_config_t *cfg
   vnet_main_t *vnm = vnet_get_main ();
   singbox_interface_t *itf;
   singbox_endpoint_t *ep = 0;
+  singbox_group_t *group = 0;
   int rv;
 
   if (!vnet_sw_interface_is_valid (vnm, sw_if_index))
     return VNET_API_ERROR_INVALID_SW_IF_INDEX;
-  if (cfg->proxy_port)
+  if (cfg->group_name && cfg->group_name[0])
+    {
+      if (!(group = singbox_group_find (cfg->group_name)))
+	return VNET_API_ERROR_NO_SUCH_ENTRY;
+    }
+  else if (cfg->proxy_port)
     {
       singbox_endpoint_config_t ecfg = {
 	.addr = cfg->proxy_addr,
@@ -323,7 +330,7 @@ singbox_interface_enable (u32 sw_if_index, const singbox_interface_config_t *cfg
       if (!(ep = singbox_endpoint_find (cfg->endpoint_name)))
 	return VNET_API_ERROR_NO_SUCH_ENTRY;
     }
-  else if (sm->default_endpoint == ~0)
+  else if (sm->default_endpoint == ~0 && singbox_group_main.default_group == ~0)
     return VNET_API_ERROR_NO_SUCH_ENTRY;
   vec_validate (sm->interfaces, sw_if_index);
   itf = vec_elt_at_index (sm->interfaces, sw_if_index);
@@ -345,6 +352,7 @@ singbox_interface_enable (u32 sw_if_index, const singbox_interface_config_t *cfg
   itf->max_connections = cfg->max_connections;
   if (ep)
     ep->n_users++;
+  singbox_group_interface_set (sw_if_index, group ? group - singbox_group_main.groups : ~0);
   return 0;
 }
 
@@ -364,6 +372,7 @@ singbox_interface_disable (u32 sw_if_index)
   if (itf->endpoint_index != ~0)
     pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
   vec_free (itf->bypass);
+  singbox_group_interface_set (sw_if_index, ~0);
   itf->enabled = 0;
   if (itf->stat_active && itf->stat_active != ~0)
     vlib_stats_remove_entry (itf->stat_active);
@@ -465,6 +474,7 @@ singbox_client_stats_update (void)
   vec_foreach (itf, sm->interfaces)
     if (itf->enabled && itf->stat_active != ~0 && itf->stat_active != 0)
       vlib_stats_set_gauge (itf->stat_active, itf->active);
+  singbox_group_stats_update ();
 }
 
 clib_error_t *

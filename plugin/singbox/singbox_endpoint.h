@@ -121,6 +121,7 @@ typedef struct
   u8 proxy_is_ip4;
   u16 proxy_port;
   u8 *endpoint_name; /* else this endpoint; neither: the default */
+  u8 *group_name;    /* else this endpoint group (singbox_group.h) */
   u32 max_connections;
 } singbox_interface_config_t;
 

@@ -77,6 +77,7 @@ singbox_session_alloc (singbox_mode_t mode)
   ss->ao_handle = SESSION_INVALID_HANDLE;
   ss->udp_listen_handle = SESSION_INVALID_HANDLE;
   ss->user_index = ~0;
+  ss->group_index = ~0;
   return ss;
 }
 

@@ -108,6 +108,7 @@ typedef struct
   http_connect_client_t hcproto;
   u32 sw_if_index;
   u32 endpoint_index;
+  u32 group_index; /* the endpoint group that chose endpoint_index, ~0: none */
   u8 bypass;
   u8 crossed;		 /* client mode: both legs share the client's fifos */
   u8 pooled;		 /* pre-authenticated upstream connection, no client yet */
