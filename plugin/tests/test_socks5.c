@@ -1508,6 +1508,47 @@ test_pair_pipelined_client (void)
 }
 
 static void
+test_pair_pipelined_udp_associate (void)
+{
+  /* what the plugin's client-mode UDP sends: greeting, auth and UDP ASSOCIATE in one write, DST
+   * all zeros of the endpoint's family (its relay port is not known yet, RFC 1928 section 7);
+   * the reply's BND, unspecified or not, is where the datagrams go. Every split both ways. */
+  static driver_pair_t p;
+  static const uint8_t zero[16];
+  socks5_server_cfg_t scfg = { SOCKS5_METHOD_F_USERPASS, SOCKS5_CMD_F_UDP_ASSOCIATE };
+  driver_server_policy_t pol = { .user = alice, .user_len = 5, .pass = secret, .pass_len = 12 };
+  socks5_addr_t dsts[2] = { addr_ip4 (zero, 0), addr_ip6 (zero, 0) };
+  socks5_addr_t bnds[3] = { addr_ip4 (ip4_example, 40001), addr_ip6 (ip6_example, 40002),
+			    addr_ip4 (zero, 40003) };
+  uint8_t size;
+  driver_splits_t sp = { &size, 1 };
+  const char *err;
+  unsigned d, b;
+
+  pol.rep = SOCKS5_REP_SUCCEEDED;
+  for (d = 0; d < 2; d++)
+    for (b = 0; b < 3; b++)
+      for (size = 1; size < 48; size += 3)
+	{
+	  socks5_client_cfg_t ccfg = client_cfg (SOCKS5_CMD_UDP_ASSOCIATE, &dsts[d], 1);
+
+	  ccfg.pipeline = 1;
+	  pol.bnd = &bnds[b];
+	  err = driver_pair_run (&ccfg, &scfg, &pol, &sp, &sp, zero, 0, &p);
+	  if (err)
+	    {
+	      test_report (__FILE__, __LINE__, "dst %u bnd %u chunks %u: %s", d, b, size, err);
+	      return;
+	    }
+	  CHECK_EQ (p.client.final_state, SOCKS5_CLIENT_CONNECTED);
+	  CHECK_EQ (p.server.cmd, SOCKS5_CMD_UDP_ASSOCIATE);
+	  CHECK (socks5_addr_equal (&p.server.addr, &dsts[d]));
+	  CHECK (socks5_addr_equal (&p.client.addr, &bnds[b]));
+	  CHECK_EQ (p.server.have_auth, 1);
+	}
+}
+
+static void
 test_client_method_errors (void)
 {
   socks5_addr_t dst = addr_ip4 (ip4_example, 80);
@@ -1814,6 +1855,7 @@ const test_case_t test_cases[] = {
   T (test_client_pipelined_deferred_request),
   T (test_client_pipelined_errors),
   T (test_pair_pipelined_client),
+  T (test_pair_pipelined_udp_associate),
   T (test_client_method_errors),
   T (test_client_auth_errors),
   T (test_client_reply_errors),
