@@ -12,7 +12,7 @@ import pytest
 
 from metricsdata import missing_tool_reason, plugin_segment, prometheus_tool
 from singbox_agent.metrics import render, snapshot
-from singbox_agent.metrics.segment import NameVector, SimpleCounter
+from singbox_agent.metrics.segment import CombinedCounter, NameVector, SimpleCounter
 
 TOP = Path(__file__).resolve().parents[2]
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
@@ -86,6 +86,33 @@ def test_endpoint_group_members_by_group_and_endpoint() -> None:
     assert got['singbox_client_group_member_connections_total{group="pool",endpoint="ep1"}'] == 2000
     assert got['singbox_client_group_member_active_connections{group="pool",endpoint="ep0"}'] == 3
     assert got['singbox_client_group_member_failures_total{group="pool",endpoint="ep0"}'] == 1
+
+
+def test_client_udp_counters_by_interface_and_direction() -> None:
+    """The plugin's client-mode UDP counters (issue 19: /singbox/client/interface/udp-*, per sw_if_index, summed
+    over threads) and the udp-active gauge become series per interface."""
+    src = plugin_segment(interfaces=2, threads=2)
+    src.set("/singbox/client/interface/udp-flows", SimpleCounter(((0, 4, 0), (0, 3, 1))))
+    src.set("/singbox/client/interface/udp-failures", SimpleCounter(((0, 1, 0), (0, 0, 0))))
+    src.set("/singbox/client/interface/udp-dropped", SimpleCounter(((0, 2, 0), (0, 5, 0))))
+    src.set("/singbox/client/interface/udp-to-proxy", CombinedCounter((((0, 0), (10, 1000), (0, 0)),
+                                                                      ((0, 0), (5, 500), (0, 0)))))
+    src.set("/singbox/client/interface/udp-from-proxy", CombinedCounter((((0, 0), (9, 1800), (0, 0)),
+                                                                        ((0, 0), (6, 1200), (0, 0)))))
+    src.set("/singbox/client/interface/1/udp-active", 3)
+    snap = snapshot.build(src.read(), agent_version="x")
+    veth0 = snap.client_interfaces[0]
+    assert (veth0.name, veth0.udp_flows, veth0.udp_flow_failures, veth0.udp_dropped, veth0.udp_active_flows) == (
+        "host-veth0", 7, 1, 7, 3)
+    assert (veth0.udp_to_proxy, veth0.udp_from_proxy) == ((15, 1500), (15, 3000))
+    got = samples(render.render(snap))
+    assert got['singbox_client_interface_udp_flows_total{interface="host-veth0"}'] == 7
+    assert got['singbox_client_interface_udp_flows_total{interface="host-veth1"}'] == 1
+    assert got['singbox_client_interface_udp_datagrams_total{interface="host-veth0",direction="to_proxy"}'] == 15
+    assert got['singbox_client_interface_udp_relayed_bytes_total{interface="host-veth0",direction="from_proxy"}'] \
+        == 3000
+    assert got['singbox_client_interface_udp_active_flows{interface="host-veth0"}'] == 3
+    assert got['singbox_client_interface_udp_active_flows{interface="host-veth1"}'] == 0
 
 
 def test_no_dataplane_is_up_0_with_the_build_info() -> None:

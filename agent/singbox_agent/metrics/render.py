@@ -136,6 +136,27 @@ def families(snap: Snapshot) -> list[Family]:
         f = fam(name, kind, help, unit)  # type: ignore[arg-type]
         for ci in snap.client_interfaces:
             f.add(getattr(ci, attr), interface=ci.name)
+    f = fam("singbox_client_interface_udp_flows", "counter", "Client mode, UDP: flows relayed through the endpoint, "
+            "one SOCKS5 UDP association each.")
+    g = fam("singbox_client_interface_udp_flow_failures", "counter", "Client mode, UDP: flows whose association "
+            "failed (endpoint unreachable or not SOCKS5, request refused, no reply in time).")
+    h = fam("singbox_client_interface_udp_dropped_datagrams", "counter", "Client mode, UDP: datagrams dropped "
+            "(beyond max-flows, queue full, a reply fragmented or not from the flow's destination).")
+    for ci in snap.client_interfaces:
+        f.add(ci.udp_flows, interface=ci.name)
+        g.add(ci.udp_flow_failures, interface=ci.name)
+        h.add(ci.udp_dropped, interface=ci.name)
+    f = fam("singbox_client_interface_udp_datagrams", "counter", "Client mode, UDP: datagrams relayed, by "
+            "direction (to_proxy: from clients to the endpoint).")
+    g = fam("singbox_client_interface_udp_relayed_bytes", "counter", "Client mode, UDP: payload bytes relayed, by "
+            "direction.", "bytes")
+    for ci in snap.client_interfaces:
+        for direction, (packets, octets) in (("to_proxy", ci.udp_to_proxy), ("from_proxy", ci.udp_from_proxy)):
+            f.add(packets, interface=ci.name, direction=direction)
+            g.add(octets, interface=ci.name, direction=direction)
+    f = fam("singbox_client_interface_udp_active_flows", "gauge", "Client mode, UDP: flows relayed now.")
+    for ci in snap.client_interfaces:
+        f.add(ci.udp_active_flows, interface=ci.name)
 
     f = fam("singbox_client_endpoint_state", "gauge", "Client mode: health of the upstream endpoint, 1 for its "
             "current state (up, down, unknown = health checks off or not yet probed) and 0 for the others.")

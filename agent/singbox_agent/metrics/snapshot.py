@@ -48,6 +48,13 @@ class ClientInterfaceMetrics:
     redirected_packets: int = 0
     redirected_bytes: int = 0
     active_connections: int = 0
+    # UDP relaying (SOCKS5 UDP ASSOCIATE per flow); zeros while it is off
+    udp_flows: int = 0
+    udp_flow_failures: int = 0
+    udp_dropped: int = 0
+    udp_to_proxy: tuple[int, int] = (0, 0)  # datagrams, payload bytes
+    udp_from_proxy: tuple[int, int] = (0, 0)
+    udp_active_flows: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,13 @@ def _client_interfaces(e: dict[str, Value], names: NameVector | None) -> list[Cl
     connections = e.get(CLIENT_IF + "connections")
     failures = e.get(CLIENT_IF + "failures")
     redirected = e.get(CLIENT_IF + "redirected")
+    udp_simple = {name: e.get(CLIENT_IF + name) for name in ("udp-flows", "udp-failures", "udp-dropped")}
+    udp_to, udp_from = e.get(CLIENT_IF + "udp-to-proxy"), e.get(CLIENT_IF + "udp-from-proxy")
+
+    def simple(name: str, index: int) -> int:
+        c = udp_simple[name]
+        return c.at(index) if isinstance(c, SimpleCounter) else 0
+
     out: list[ClientInterfaceMetrics] = []
     for path, value in e.items():
         if not (path.startswith(CLIENT_IF) and path.endswith("/active")):
@@ -158,6 +172,7 @@ def _client_interfaces(e: dict[str, Value], names: NameVector | None) -> list[Cl
             continue
         index = int(index_text)
         packets, octets = redirected.at(index) if isinstance(redirected, CombinedCounter) else (0, 0)
+        udp_active = e.get(f"{CLIENT_IF}{index}/udp-active")
         out.append(ClientInterfaceMetrics(
             name=interface_name(names, index),
             connections=connections.at(index) if isinstance(connections, SimpleCounter) else 0,
@@ -165,6 +180,12 @@ def _client_interfaces(e: dict[str, Value], names: NameVector | None) -> list[Cl
             redirected_packets=packets,
             redirected_bytes=octets,
             active_connections=int(value) if isinstance(value, int | float) else 0,
+            udp_flows=simple("udp-flows", index),
+            udp_flow_failures=simple("udp-failures", index),
+            udp_dropped=simple("udp-dropped", index),
+            udp_to_proxy=udp_to.at(index) if isinstance(udp_to, CombinedCounter) else (0, 0),
+            udp_from_proxy=udp_from.at(index) if isinstance(udp_from, CombinedCounter) else (0, 0),
+            udp_active_flows=int(udp_active) if isinstance(udp_active, int | float) else 0,
         ))
     return out
 
