@@ -148,6 +148,20 @@ def test_quic_like_flow(udp_upstream: tuple[Env, int, Path]) -> None:
     assert d.packets_to_proxy == 600 and d.packets_from_proxy >= out["received"]
     f = env.api.singbox_udp_flow_dump(sw_if_index=idx)[0]
     assert f.bytes_to_proxy == sum(20 + (i * 97) % 1181 for i in range(600))
+    # the same numbers in the stats segment, summed over the threads that relayed
+    from vpp_papi.vpp_stats import VPPStats  # type: ignore[import-untyped]
+
+    st = VPPStats(str(env.vpp.stats_sock))
+    st.connect()
+    try:
+        to_proxy = st.get_counter("/singbox/client/interface/udp-to-proxy")
+        assert sum(t[idx]["packets"] for t in to_proxy) == 600
+        assert sum(t[idx]["bytes"] for t in to_proxy) == f.bytes_to_proxy
+        assert st.get_counter("/singbox/client/interface/udp-flows")[:, idx].sum() == 1
+        wait_for(lambda: st[f"/singbox/client/interface/{idx}/udp-active"] == 1,
+                 "udp-active gauge")  # refreshed every second
+    finally:
+        st.disconnect()
 
 
 def test_bypass_prefix_is_routed(udp_upstream: tuple[Env, int, Path]) -> None:
