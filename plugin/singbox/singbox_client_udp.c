@@ -103,16 +103,17 @@ singbox_cudp_count (singbox_cudp_counter_t c, u32 sw_if_index, u64 n)
   if (sw_if_index >= vec_len (cm->itfs))
     return;
   vlib_increment_simple_counter (&cm->counters[c], vlib_get_thread_index (), sw_if_index, n);
+  /* callers on any worker, some without the lock */
   switch (c)
     {
     case SINGBOX_CUDP_CTR_FLOWS:
-      cm->itfs[sw_if_index].flows += n;
+      clib_atomic_fetch_add (&cm->itfs[sw_if_index].flows, n);
       break;
     case SINGBOX_CUDP_CTR_FAILURES:
-      cm->itfs[sw_if_index].failures += n;
+      clib_atomic_fetch_add (&cm->itfs[sw_if_index].failures, n);
       break;
     case SINGBOX_CUDP_CTR_DROPPED:
-      cm->itfs[sw_if_index].dropped += n;
+      clib_atomic_fetch_add (&cm->itfs[sw_if_index].dropped, n);
       break;
     default:
       break;
