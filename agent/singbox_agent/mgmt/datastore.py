@@ -17,18 +17,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import cffi
 import libyang
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
 
 import sysrepo
-from _sysrepo import ffi as sr_ffi
-from _sysrepo import lib as sr_lib
-from sysrepo.errors import check_call
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.mgmt import xpath
+from singbox_agent.mgmt import libsysrepo, xpath
 from singbox_agent.mgmt.errors import in_use, invalid_value
 
 T = TypeVar("T")
@@ -306,9 +302,6 @@ def apply_changes(sess: SysrepoSession) -> None:
 # other name gets the process's user (root) and session-id 0.
 CHANGED_BY_ORIGINATOR = "netopeer2"
 _SESSION_ID = struct.Struct("=I")
-_orig_ffi = cffi.FFI()
-_orig_ffi.cdef("typedef struct sr_session_ctx_s sr_session_ctx_t; void sr_session_del_orig_data(sr_session_ctx_t *);")
-_orig_lib: Any = _orig_ffi.dlopen("libsysrepo.so.7")
 
 
 def mark_changed_by(sess: SysrepoSession, user: str, session_id: int = 0, tag: bytes = b"") -> None:
@@ -316,25 +309,13 @@ def mark_changed_by(sess: SysrepoSession, user: str, session_id: int = 0, tag: b
     netconf-config-change. `tag` rides after the user name's NUL, for a server to recognise the events of its own
     sessions (`changed_by_tag`). Replaces any earlier marking (call it again when the session acts for another
     user)."""
-    _orig_lib.sr_session_del_orig_data(_orig_ffi.cast("sr_session_ctx_t *", int(sr_ffi.cast("uintptr_t", sess.cdata))))
-    check_call(sr_lib.sr_session_set_orig_name, sess.cdata, CHANGED_BY_ORIGINATOR.encode())
-    sid = _SESSION_ID.pack(session_id)
-    check_call(sr_lib.sr_session_push_orig_data, sess.cdata, len(sid), sid)
-    name = user.encode() + b"\0" + tag
-    check_call(sr_lib.sr_session_push_orig_data, sess.cdata, len(name), name)
+    libsysrepo.set_originator(sess, CHANGED_BY_ORIGINATOR, [_SESSION_ID.pack(session_id), user.encode() + b"\0" + tag])
 
 
 def changed_by_tag(event_sess: SysrepoSession) -> bytes | None:
     """In a change callback: the `tag` the originating session was marked with, None when it was not marked."""
-    name = sr_lib.sr_session_get_orig_name(event_sess.cdata)
-    if name == sr_ffi.NULL or sr_ffi.string(name).decode() != CHANGED_BY_ORIGINATOR:
-        return None
-    size = sr_ffi.new("uint32_t *")
-    data = sr_ffi.new("void **")
-    if sr_lib.sr_session_get_orig_data(event_sess.cdata, 1, size, data) != sr_lib.SR_ERR_OK:
-        return None
-    raw = bytes(sr_ffi.buffer(sr_ffi.cast("char *", data[0]), size[0]))
-    return raw.partition(b"\0")[2]
+    raw = libsysrepo.originator_chunk(event_sess, CHANGED_BY_ORIGINATOR, 1)
+    return None if raw is None else raw.partition(b"\0")[2]
 
 
 @contextmanager
@@ -344,19 +325,12 @@ def rpc_output(sess: SysrepoSession, op: libyang.DNode) -> Iterator[libyang.DNod
     sysrepo-python 1.7's `rpc_send_ly` raises "sr_rpc_send_tree returned NULL" for the SUCCESS of an operation
     without output (clear-statistics, disconnect-session): both servers send through here instead.
     """
-    out = sr_ffi.new("sr_data_t **")
-    check_call(sr_lib.sr_rpc_send_tree, sess.cdata, sr_ffi.cast("struct lyd_node *", op.cdata), 0, out)
-    if out[0] == sr_ffi.NULL:
-        yield None
-        return
-    try:
-        if out[0].tree == sr_ffi.NULL:
+    with libsysrepo.rpc_send(sess, op) as output:
+        if output is None:
             yield None
-        else:
-            ctx: libyang.Context = sess.acquire_context()
-            try:
-                yield libyang.DNode.new(ctx, out[0].tree)
-            finally:
-                sess.release_context()  # type: ignore[no-untyped-call]
-    finally:
-        sr_lib.sr_release_data(out[0])
+            return
+        ctx: libyang.Context = sess.acquire_context()
+        try:
+            yield libyang.DNode.new(ctx, output)
+        finally:
+            sess.release_context()  # type: ignore[no-untyped-call]

@@ -4,20 +4,24 @@ subscriptions (`sr_oper_poll_subscribe`, agent/oper_poll.py) and sysrepo's subsc
 subscriptions/srsn.py) — through one cffi ABI instance on the library the binding already loaded (`ffi`, `lib`);
 and the binding's own cffi module (`_sysrepo`), used where the binding's pointers or its compiled callbacks are
 needed: change iteration in a change event (`changes`), notification subscriptions with every event
-(`notif_subscribe_tree`, whose Python side replaces the binding's once: see its docstring). Pointers cross between
+(`notif_subscribe_tree`, whose Python side replaces the binding's once: see its docstring), reads with flags the
+binding does not pass (`get_data`), operations' output (`rpc_send`), a session's originator (`set_originator`,
+`originator_chunk`). Pointers cross between
 the two cffi instances through `session_ptr` / `conn_ptr`. No cffi ABI callback anywhere (`ffi.callback` needs a
 writable and executable page: the units run with MemoryDenyWriteExecute=yes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import cffi
 import sysrepo
 import sysrepo.subscription
 import structlog
+from sysrepo.errors import check_call
 from sysrepo.subscription import Subscription
 
 from _sysrepo import ffi as sr_ffi
@@ -52,6 +56,7 @@ ffi.cdef(
     int sr_session_start(sr_conn_ctx_t *conn, int datastore, sr_session_ctx_t **session);
     int sr_session_stop(sr_session_ctx_t *session);
     int sr_unsubscribe(sr_subscription_ctx_t *subscription);
+    void sr_session_del_orig_data(sr_session_ctx_t *session);
     int sr_get_module_replay_support(sr_conn_ctx_t *conn, const char *module_name, struct timespec *earliest_notif,
                                      int *enabled);
     int sr_set_module_replay_support(sr_conn_ctx_t *conn, const char *module_name, int enable);
@@ -225,3 +230,60 @@ def notif_subscribe_tree(session: Any, module: str, xpath: str | None, start: fl
 def session_connection(session: Any) -> Any:
     """The `sr_conn_ctx_t *` (the binding's) of a binding session."""
     return sr_lib.sr_session_get_connection(session.cdata)
+
+
+# sr_get_oper_flag_t (sysrepo_types.h); the binding's cdef leaves SR_OPER_WITH_ORIGIN out.
+OPER_NO_STATE = sr_lib.SR_OPER_NO_STATE
+OPER_NO_CONFIG = sr_lib.SR_OPER_NO_CONFIG
+OPER_WITH_ORIGIN = 0x10
+
+
+@contextmanager
+def get_data(session: Any, xpath: str, max_depth: int = 0, flags: int = 0) -> Iterator[Any]:
+    """sr_get_data on a binding session: yields the `struct lyd_node *` (the binding's cffi) of the selected data,
+    or None when there is none; sysrepo's data is released after the block. :raises sysrepo.SysrepoError:"""
+    data = sr_ffi.new("sr_data_t **")
+    try:
+        check_call(sr_lib.sr_get_data, session.cdata, xpath.encode(), max_depth, 0, flags, data)
+    except sysrepo.SysrepoNotFoundError:
+        yield None
+        return
+    try:
+        yield None if data[0] == sr_ffi.NULL or data[0].tree == sr_ffi.NULL else data[0].tree
+    finally:
+        if data[0] != sr_ffi.NULL:
+            sr_lib.sr_release_data(data[0])
+
+
+@contextmanager
+def rpc_send(session: Any, op: Any) -> Iterator[Any]:
+    """sr_rpc_send_tree of an operation (`libyang.DNode`): yields the output's `struct lyd_node *`, or None for an
+    operation without output (the binding's `rpc_send_ly` raises for that success). :raises sysrepo.SysrepoError:"""
+    out = sr_ffi.new("sr_data_t **")
+    check_call(sr_lib.sr_rpc_send_tree, session.cdata, sr_ffi.cast("struct lyd_node *", op.cdata), 0, out)
+    try:
+        yield None if out[0] == sr_ffi.NULL or out[0].tree == sr_ffi.NULL else out[0].tree
+    finally:
+        if out[0] != sr_ffi.NULL:
+            sr_lib.sr_release_data(out[0])
+
+
+def set_originator(session: Any, name: str, chunks: Sequence[bytes]) -> None:
+    """The session's originator (what change and notification events tell their subscribers): `name` and its data
+    chunks, replacing any earlier."""
+    lib.sr_session_del_orig_data(session_ptr(session))
+    check_call(sr_lib.sr_session_set_orig_name, session.cdata, name.encode())
+    for chunk in chunks:
+        check_call(sr_lib.sr_session_push_orig_data, session.cdata, len(chunk), chunk)
+
+
+def originator_chunk(event_session: Any, name: str, index: int) -> bytes | None:
+    """In an event: data chunk `index` of its originator when that is `name`, else None."""
+    orig = sr_lib.sr_session_get_orig_name(event_session.cdata)
+    if orig == sr_ffi.NULL or sr_ffi.string(orig).decode() != name:
+        return None
+    size = sr_ffi.new("uint32_t *")
+    data = sr_ffi.new("void **")
+    if sr_lib.sr_session_get_orig_data(event_session.cdata, index, size, data) != sr_lib.SR_ERR_OK:
+        return None
+    return bytes(sr_ffi.buffer(sr_ffi.cast("char *", data[0]), size[0]))

@@ -2,7 +2,7 @@
 origin-filter / negated-origin-filter, with-origin.
 
 sysrepo annotates operational data itself when asked (SR_OPER_WITH_ORIGIN; sysrepo-python 1.7 does not pass that
-flag, so `sr_get_data` is called through cffi here); a node without an annotation has its parent's origin, and the
+flag, so `sr_get_data` is called through `mgmt/libsysrepo.get_data`); a node without an annotation has its parent's origin, and the
 top of the tree without one is `or:unknown` (ietf-netconf-nmda's origin-filters description).
 
 Filtering is node by node, as the filter's description reads: a configuration node is kept when its origin matches,
@@ -17,12 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import libyang
-from _sysrepo import ffi as sr_ffi
-from _sysrepo import lib as sr_lib
-from sysrepo.errors import SysrepoNotFoundError, check_call
 
-# sysrepo_types.h sr_get_oper_flag_t; the binding's cdef leaves this one out.
-SR_OPER_WITH_ORIGIN = 0x10
+from singbox_agent.mgmt import libsysrepo
+
 ORIGIN_META = "origin"
 UNKNOWN = "ietf-origin:unknown"
 
@@ -43,27 +40,19 @@ def read_operational(
     """The operational data selected by `xpath` printed by `print_tree`: filtered by origin when `origins` is given
     (the identities that match, `negated` to invert), annotated with `or:origin` when `with_origin`. `sess` must be
     on the operational datastore; NACM applies as for any read of the session. "" when nothing is selected."""
-    flags = SR_OPER_WITH_ORIGIN
+    flags = libsysrepo.OPER_WITH_ORIGIN
     if no_state:
-        flags |= sr_lib.SR_OPER_NO_STATE
+        flags |= libsysrepo.OPER_NO_STATE
     if no_config:
-        flags |= sr_lib.SR_OPER_NO_CONFIG
-    data = sr_ffi.new("sr_data_t **")
-    try:
-        check_call(sr_lib.sr_get_data, sess.cdata, xpath.encode(), max_depth, 0, flags, data)
-    except SysrepoNotFoundError:
-        return ""
-    if data[0] == sr_ffi.NULL:
-        return ""
+        flags |= libsysrepo.OPER_NO_CONFIG
     ctx = sess.acquire_context()
     tree: libyang.DNode | None = None
     try:
-        # A copy of our own: filtering frees nodes, which must not happen inside sysrepo's sr_data_t.
-        if data[0].tree != sr_ffi.NULL:
-            tree = libyang.DNode.new(ctx, data[0].tree).duplicate(with_siblings=True, recursive=True,
-                                                                  with_flags=True).first_sibling()
-        sr_lib.sr_release_data(data[0])
-        data = None
+        with libsysrepo.get_data(sess, xpath, max_depth, flags) as data:
+            # A copy of our own: filtering frees nodes, which must not happen inside sysrepo's sr_data_t.
+            if data is not None:
+                tree = libyang.DNode.new(ctx, data).duplicate(with_siblings=True, recursive=True,
+                                                              with_flags=True).first_sibling()
         if tree is not None:
             tree = filter_origin(tree, origins, negated=negated, defaults_printed=defaults_printed)
         if tree is not None and not with_origin:
@@ -72,8 +61,6 @@ def read_operational(
             tree = plain
         return print_tree(tree) if tree is not None else ""
     finally:
-        if data is not None:
-            sr_lib.sr_release_data(data[0])
         if tree is not None:
             tree.free()
         sess.release_context()
