@@ -96,8 +96,7 @@ class BenchList:
 
     def delete_all(self, n: int) -> str:
         if self.name == "endpoints":
-            body = "".join(f'<endpoint nc:operation="delete"><name>e{i:05d}</name></endpoint>' for i in range(n))
-            return f'<singbox xmlns="{SBX_NS}" xmlns:nc="{NC_NS}"><client>{body}</client></singbox>'
+            return f'<singbox xmlns="{SBX_NS}" xmlns:nc="{NC_NS}"><client nc:operation="remove"/></singbox>'
         if self.name == "nacm":
             body = "".join(f'<group nc:operation="delete"><name>g{i:05d}</name></group>' for i in range(n))
             return f'<nacm xmlns="{NACM_NS}" xmlns:nc="{NC_NS}"><groups>{body}</groups></nacm>'

@@ -298,7 +298,7 @@ class NetconfSession:
             self._ending = True  # before the worker takes the next queued rpc
             self.end_reason = "closed"
         self._loop.call_soon_threadsafe(self._worker_reply, reply, close_after)
-        heap.after_request(max(len(message), len(reply)))  # the reply is on its way
+        heap.after_request()  # the reply is on its way
 
     def _worker_reply(self, reply: bytes | None, close_after: bool = False) -> None:
         """On the event loop: the worker's reply goes out, and only then may later rpcs run inline (order)."""
