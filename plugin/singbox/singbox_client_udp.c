@@ -39,6 +39,7 @@
  * released). Nothing per datagram runs on main. */
 
 #include <singbox/singbox_client_udp.h>
+#include <singbox/singbox_group.h>
 #include <vnet/fib/fib_table.h>
 #include <vnet/fib/fib_entry.h>
 #include <vnet/fib/ip4_fib.h>
@@ -584,9 +585,9 @@ singbox_cudp_accept (session_t *s)
   vnet_connect_args_t _a = {}, *a = &_a;
   singbox_interface_t *itf;
   singbox_cudp_itf_t *citf;
-  singbox_endpoint_t *ep;
+  singbox_endpoint_t *ep = 0;
   singbox_cudp_flow_t *f;
-  u32 sw_if_index;
+  u32 sw_if_index, group_index = ~0, ei;
 
   session_get_endpoint (s, &rmt, &lcl);
   itf = singbox_interface_of_client (&rmt.ip, rmt.is_ip4, lcl.fib_index);
@@ -603,10 +604,20 @@ singbox_cudp_accept (session_t *s)
     }
   sw_if_index = citf->sw_if_index;
   itf = singbox_interface_get (sw_if_index);
-  ep = itf ? singbox_endpoint_pick (itf) : 0;
+  /* the endpoint as for TCP: through the interface's endpoint group, if it
+   * has one, the group's policy picks among its members */
+  if (itf && (group_index = singbox_group_of_interface (sw_if_index, itf->endpoint_index)) == ~0)
+    ep = singbox_endpoint_pick (itf);
+  else if (itf && (ei = singbox_group_pick (group_index, &rmt, &lcl)) != ~0)
+    ep = pool_elt_at_index (sm->endpoints, ei);
   if (!ep || ep->protocol != SINGBOX_PROTO_SOCKS5)
     {
       /* UDP ASSOCIATE is SOCKS5's: an HTTP CONNECT endpoint cannot relay it */
+      if (ep && group_index != ~0)
+	{
+	  singbox_group_count_failure (group_index, ep - sm->endpoints);
+	  singbox_group_release (group_index, ep - sm->endpoints);
+	}
       singbox_cudp_count (SINGBOX_CUDP_CTR_FAILURES, sw_if_index, 1);
       return -1;
     }
@@ -619,6 +630,7 @@ singbox_cudp_accept (session_t *s)
   f->is_ip4 = rmt.is_ip4;
   f->sw_if_index = sw_if_index;
   f->endpoint_index = ep - sm->endpoints;
+  f->group_index = group_index;
   f->c_handle = session_handle (s);
   f->client_ip = rmt.ip;
   f->client_port = clib_net_to_host_u16 (rmt.port);
@@ -713,6 +725,7 @@ singbox_cudp_ep_failed (singbox_cudp_flow_t *f)
 {
   if (!pool_is_free_index (singbox_main.endpoints, f->endpoint_index))
     pool_elt_at_index (singbox_main.endpoints, f->endpoint_index)->failures++;
+  singbox_group_count_failure (f->group_index, f->endpoint_index);
 }
 
 /* VPP's workers keep clocks of their own, milliseconds apart. When the
@@ -1246,6 +1259,7 @@ singbox_cudp_close (singbox_cudp_flow_t *f, int failed)
 
   if (failed)
     singbox_cudp_count (SINGBOX_CUDP_CTR_FAILURES, f->sw_if_index, 1);
+  singbox_group_release (f->group_index, f->endpoint_index);
   if (f->sw_if_index < vec_len (cm->itfs) && cm->itfs[f->sw_if_index].active)
     clib_atomic_fetch_sub (&cm->itfs[f->sw_if_index].active, 1);
   singbox_cudp_disconnect (f->c_handle);

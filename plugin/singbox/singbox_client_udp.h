@@ -40,7 +40,7 @@ typedef struct
   u8 is_ip4;
   u32 sw_if_index;
   u32 endpoint_index;
-  u32 fib_index; /* the endpoint's */
+  u32 group_index; /* the endpoint group that chose endpoint_index, ~0: none */
 
   /* the client leg: a connected UDP session whose local end is the
    * original destination */

@@ -309,3 +309,34 @@ print(got)
         for ep in env.api.singbox_endpoint_dump():
             env.api.singbox_endpoint_add_del(is_add=False, name=ep.name)
         relay.kill()
+
+
+def test_udp_through_an_endpoint_group(udp_upstream: tuple[Env, int, Path]) -> None:
+    """An interface relaying through an endpoint group: each UDP flow takes the member the group's policy picks,
+    counted on it while the flow lives (as a TCP connection is)."""
+    env, echo_port, _log = udp_upstream
+    assert env.api.singbox_endpoint_add_del(
+        is_add=True, name="sb", proxy_addr=ORIGIN_IP4, proxy_port=SB_PORT, protocol_type=0, username="vpp",
+        password="s3cret", priority=0, connect_timeout=5, health_check_enabled=False, health_check_interval=0,
+        health_check_timeout=0, failure_threshold=0, recovery_threshold=0, table_id=0).retval == 0
+    r = env.api.singbox_endpoint_group_add_del(is_add=True, name="g", policy=2, n_members=1,
+                                               members=[{"endpoint_name": "sb", "weight": 1, "priority": 0}])
+    assert r.retval == 0, r
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    try:
+        assert env.api.singbox_interface_endpoint_group_enable(sw_if_index=idx, group_name="g",
+                                                               max_connections=100).retval == 0
+        assert env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True,
+                                                            idle_timeout=2).retval == 0
+        assert flow(env, ORIGIN_IP4, echo_port, count=5)["sources"] == [ORIGIN_IP4]
+        assert env.api.singbox_udp_flow_dump(sw_if_index=idx)[0].endpoint_name == "sb"
+
+        def member() -> Any:
+            g = [g for g in env.api.singbox_endpoint_group_dump() if g.name == "g"][0]
+            return g.members[0]
+
+        assert (member().connections, member().active_connections) == (1, 1)
+        wait_for(lambda: member().active_connections == 0, "the flow's member released at its idle timeout")
+    finally:
+        env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False)
+        env.api.singbox_endpoint_group_add_del(is_add=False, name="g", n_members=0, members=[])
