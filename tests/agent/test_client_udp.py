@@ -114,3 +114,18 @@ def test_udp_round_trip_through_the_plugin(venv: Any) -> None:
     venv.vpp.cli("singbox disable loop0", check=False)
     venv.agent.resync()
     venv.wait(lambda: ("interface-udp", "loop0") in venv.vpp_config(), "UDP relaying restored")
+
+
+@pytest.mark.vpp
+def test_udp_of_an_interface_created_later(venv: Any) -> None:
+    """UDP relaying configured for an interface VPP does not have yet is kept, and applied after its interface
+    when the interface appears (as its bypass prefixes are)."""
+    L = f"{C}/interface[name='loop7']"
+    venv.commit({f"{C}/endpoint[name='e']/address": "192.0.2.1", f"{L}/endpoint": "e",
+                 f"{L}/udp/enabled": True, f"{L}/udp/max-flows": 7})
+    assert venv.dp.read_state().interfaces["loop7"].present is False
+    assert venv.vpp_config()[("interface-udp", "loop7")] == InterfaceUdpSpec(60, 7)  # kept for it
+    venv.vpp.cli("create loopback interface instance 7")
+    venv.wait(lambda: venv.dp.read_state().interfaces["loop7"].udp is not None, "loop7's UDP relaying in VPP",
+              timeout=15)
+    assert "Idle timeout: 60s, max flows: 7" in venv.vpp.cli("show singbox udp")
