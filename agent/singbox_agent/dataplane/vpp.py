@@ -107,7 +107,8 @@ REQUIRED_MESSAGES = (
 # Endpoint groups (API 1.1): a plugin without them still serves everything else; group ops are refused then.
 GROUP_MESSAGES = ("singbox_endpoint_group_add_del", "singbox_endpoint_group_dump",
                   "singbox_set_default_endpoint_group", "singbox_interface_endpoint_group_enable")
-# UDP in client mode (API 1.1, with the groups): without them everything else is served; UDP relaying ops are refused then.
+# UDP in client mode (API 1.1, with the groups): without them everything else is served; UDP relaying ops are
+# refused then.
 UDP_MESSAGES = ("singbox_interface_udp_enable_disable", "singbox_interface_udp_dump")
 LOG_LEVELS = ("error", "warning", "info", "debug")
 PROBE_RESULTS: tuple[ProbeResultName, ...] = ("success", "connect-failed", "timeout", "auth-failed",
