@@ -11,7 +11,7 @@ import pytest
 import sysrepo
 
 from singbox_agent.agent.resolve import Resolver
-from singbox_agent.dataplane.base import MemberState
+from singbox_agent.dataplane.base import EndpointState, MemberState
 from singbox_agent.dataplane.memory import MemoryDataplane
 from singbox_agent.dataplane.objects import GroupMember, GroupSpec
 from singbox_agent.repository import SysrepoInstance
@@ -120,9 +120,29 @@ def test_member_statistics_are_served_and_valid(env: Env) -> None:
     assert members["sb1"]["statistics"]["connection-failures"] == 2
     assert members["sb2"]["statistics"]["connections"] == 3000 and members["sb2"]["weight"] == 3
     assert "discontinuity-time" in members["sb2"]["statistics"]
+    assert members["sb1"]["eligible"] is True and members["sb2"]["eligible"] is True
     itf = next(iter(tree["client"]["interface"]))
     # through a group there is no single effective endpoint: each connection has its member
     assert itf["oper-status"] == "active" and "effective-endpoint" not in itf
+
+
+def test_eligible_members_follow_health_and_priority(env: Env) -> None:
+    """`eligible` as the plugin reports it: members not down, of the lowest priority that has one; with every
+    member down, the lowest priority (tried all the same)."""
+    env.commit({**THREE, f"{G}/member[endpoint='sb1']/weight": 1, f"{G}/member[endpoint='sb2']/weight": 1,
+                f"{G}/member[endpoint='sb3']/priority": 1})
+
+    def eligible() -> dict[str, bool]:
+        group = next(iter(operational()["client"]["endpoint-group"]))
+        return {m["endpoint"]: m["eligible"] for m in group["member"]}
+
+    assert eligible() == {"sb1": True, "sb2": True, "sb3": False}
+    env.dp.endpoint_states["sb1"] = EndpointState("down")
+    assert eligible() == {"sb1": False, "sb2": True, "sb3": False}
+    env.dp.endpoint_states["sb2"] = EndpointState("down")
+    assert eligible() == {"sb1": False, "sb2": False, "sb3": True}
+    env.dp.endpoint_states["sb3"] = EndpointState("down")
+    assert eligible() == {"sb1": True, "sb2": True, "sb3": False}
 
 
 def test_agent_restart_adopts_groups_without_resending(sysrepo_instance: SysrepoInstance) -> None:

@@ -97,6 +97,8 @@ def test_member_statistics_from_the_plugin(venv: VppEnv) -> None:
     assert set(members) == {"a", "b", "c"}
     for m in members.values():
         assert m["statistics"]["connections"] == 0 and m["statistics"]["active-connections"] == 0
+    # no health checks: no member is down, so the lowest priority (a, b; not c's 5) takes new connections
+    assert {n: m["eligible"] for n, m in members.items()} == {"a": True, "b": True, "c": False}
 
 
 def test_a_vpp_restart_is_repaired_with_its_groups(venv: VppEnv) -> None:

@@ -129,6 +129,7 @@ def client_state(state: OperState, endpoints: list[str], interfaces: list[tuple[
         since = discontinuity.get(("endpoint-group", name), discontinuity[()])
         grps.append({"name": name, "member": [{
             "endpoint": endpoint,
+            "eligible": mst.eligible,
             "statistics": {
                 "discontinuity-time": since,
                 "connections": str(mst.connections),

@@ -56,6 +56,7 @@ class MemberState:
     connections: int = 0  # new connections the group chose it for
     active_connections: int = 0
     connection_failures: int = 0
+    eligible: bool = True  # takes new connections now (not down, of the lowest usable priority)
 
 
 @dataclass(frozen=True)

@@ -261,10 +261,21 @@ class MemoryDataplane(base.Dataplane):
                     state.users[key[1]] = self.user_states.get(key[1], base.UserState())
                 elif key[0] == objects.GROUP:
                     assert isinstance(value, objects.GroupSpec)
-                    state.groups[key[1]] = {m.endpoint: self.member_states.get((key[1], m.endpoint),
-                                                                               base.MemberState())
-                                            for m in value.members}
+                    state.groups[key[1]] = self._members(value, self.member_states, key[1])
             return state
+
+    def _members(self, group: objects.GroupSpec, counters: dict[tuple[str, str], base.MemberState],
+                 name: str) -> dict[str, base.MemberState]:
+        """As the plugin reports them (singbox_lb.c's eligibility): members not down, of the lowest priority that
+        has one; every member down: those of the lowest priority."""
+        def down(m: objects.GroupMember) -> bool:
+            return self.endpoint_states.get(m.endpoint, base.EndpointState()).oper_status == "down"
+
+        usable = [m for m in group.members if not down(m)]
+        prio = min(m.priority for m in (usable or group.members))
+        return {m.endpoint: replace(counters.get((name, m.endpoint), base.MemberState()),
+                                    eligible=m.priority == prio and (not usable or not down(m)))
+                for m in group.members}
 
     def _pick_endpoint(self, itf: objects.InterfaceSpec) -> str:
         """As the plugin picks (singbox_client_pick_endpoint): the interface's endpoint, or the default; when

@@ -779,7 +779,8 @@ class VppDataplane(Dataplane):
                 state.users[_s(u.username)] = UserState(int(u.auth_failures), 0)
             for g in got.get("groups", []):
                 state.groups[_s(g.name)] = {
-                    _s(m.endpoint_name): MemberState(int(m.connections), int(m.active_connections), int(m.failures))
+                    _s(m.endpoint_name): MemberState(int(m.connections), int(m.active_connections), int(m.failures),
+                                                     bool(m.eligible))
                     for m in g.members[: int(g.n_members)]}
             return state
 
