@@ -439,11 +439,16 @@ format_singbox_interface (u8 *s, va_list *args)
   singbox_main_t *sm = &singbox_main;
   u8 *ep =
     singbox_endpoint_name (itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint);
+  u32 group_index = singbox_group_of_interface (itf->sw_if_index, itf->endpoint_index);
   singbox_prefix_t *p;
 
   s = format (s, "Interface %U:\n", format_vnet_sw_if_index_name, vnm, itf->sw_if_index);
   s = format (s, "  Status: %s\n", itf->enabled ? "enabled" : "disabled");
-  s = format (s, "  Proxy: %s\n", ep ? (char *) ep : "-");
+  if (group_index != ~0)
+    s = format (s, "  Proxy: endpoint group %s\n",
+		pool_elt_at_index (singbox_group_main.groups, group_index)->name);
+  else
+    s = format (s, "  Proxy: %s\n", ep ? (char *) ep : "-");
   if (itf->max_connections)
     s = format (s, "  Max connections: %u\n", itf->max_connections);
   vec_foreach (p, itf->bypass)

@@ -337,6 +337,7 @@ def test_cli_takes_what_its_help_names(env: Env) -> None:
         assert next(g for g in env.api.singbox_endpoint_group_dump() if g.name == "cli-g").is_default
         env.cli(f"singbox enable {env.t.vpp_if_client} endpoint-group cli-g")
         assert env.api.singbox_interface_dump(sw_if_index=idx)[0].endpoint_group_name == "cli-g"
+        assert "Proxy: endpoint group cli-g" in env.cli(f"show singbox {env.t.vpp_if_client}")
         shown = env.cli("show singbox endpoint-groups")
         assert "group cli-g policy five-tuple-hash (default)" in shown and "member c1 weight 3" in shown, shown
         # in use: refused, and said so
