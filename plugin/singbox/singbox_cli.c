@@ -392,6 +392,8 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_c
 		   singbox_server_counter_get (SINGBOX_SERVER_CTR_HTTP_CONNECT),
 		   singbox_server_counter_get (SINGBOX_SERVER_CTR_HTTP_CONNECT_FAILURES));
   vlib_cli_output (vm, "  Active sessions: %u", sm->n_active);
+  /* all on the singbox_crypt thread, none on a VPP thread */
+  vlib_cli_output (vm, "  Password hash checks: %lu", singbox_users_crypt_checks ());
   singbox_sessions_lock ();
   vlib_cli_output (vm, "  Session records: %u in use, pool size %u", pool_elts (sm->sessions),
 		   pool_len (sm->sessions));

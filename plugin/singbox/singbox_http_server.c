@@ -19,6 +19,17 @@
 #include <arpa/inet.h>
 #include <singbox/singbox.h>
 
+/* What ss->hserver points to: the parser, and the request while its
+ * password is checked on the crypt thread (its strings point into the
+ * parser, which is not called meanwhile). */
+typedef struct
+{
+  http_connect_server_t parser; /* first: ss->hserver */
+  http_connect_event_t request;
+} singbox_http_server_t;
+
+static void singbox_http_request_go (singbox_session_t *ss, http_connect_event_t *ev);
+
 /* Handshake bytes to the client, before the fifos are crossed. */
 static void
 singbox_http_send (singbox_session_t *ss, const u8 *data, u32 len)
@@ -37,7 +48,7 @@ singbox_http_server_free (singbox_session_t *ss)
   if (!ss->hserver)
     return;
   /* it may still hold credentials */
-  clib_memset (ss->hserver, 0, sizeof (*ss->hserver));
+  clib_memset (ss->hserver, 0, sizeof (singbox_http_server_t));
   clib_mem_free (ss->hserver);
   ss->hserver = 0;
 }
@@ -61,24 +72,54 @@ static void
 singbox_http_request (singbox_session_t *ss, http_connect_event_t *ev)
 {
   singbox_main_t *sm = &singbox_main;
-  socks5_event_t sev = { .type = SOCKS5_EV_REQUEST, .cmd = SOCKS5_CMD_CONNECT };
-  u8 ip[16];
-  u32 user_index;
+  u32 user_index = ~0;
+  int rv = SINGBOX_AUTH_OK;
 
   ss->state = SINGBOX_SESSION_STATE_REQUEST;
+  ((singbox_http_server_t *) ss->hserver)->request = *ev;
   if (sm->auth_required)
+    {
+      rv = !ev->auth ? SINGBOX_AUTH_FAILED :
+		       singbox_user_check ((u8 *) ev->username, ev->username_len,
+					   (u8 *) ev->password, ev->password_len,
+					   singbox_session_id (ss), ss->po_thread, &user_index);
+      if (rv == SINGBOX_AUTH_PENDING)
+	{
+	  ss->auth_pending = 1;
+	  return;
+	}
+    }
+  singbox_http_server_auth_done (ss, rv == SINGBOX_AUTH_OK, user_index);
+}
+
+/* The password check's outcome (at once, or from the crypt thread): on
+ * with the request, or 407. On the client's thread, lock held. */
+void
+singbox_http_server_auth_done (singbox_session_t *ss, int ok, u32 user_index)
+{
+  singbox_main_t *sm = &singbox_main;
+
+  if (sm->auth_required && !ok)
     {
       /* no credentials, unreadable ones and wrong ones alike: 407 with the
        * challenge, as a proxy answers (RFC 9110 15.5.8) */
-      if (!ev->auth || !singbox_user_check ((u8 *) ev->username, ev->username_len,
-					    (u8 *) ev->password, ev->password_len, &user_index))
-	{
-	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_AUTH_FAILURES, 1);
-	  singbox_http_refuse (ss, 407, SOCKS5_REP_NOT_ALLOWED);
-	  return;
-	}
-      ss->user_index = user_index;
+      singbox_server_counter_inc (SINGBOX_SERVER_CTR_AUTH_FAILURES, 1);
+      singbox_http_refuse (ss, 407, SOCKS5_REP_NOT_ALLOWED);
+      return;
     }
+  if (sm->auth_required)
+    ss->user_index = user_index;
+  singbox_http_request_go (ss, &((singbox_http_server_t *) ss->hserver)->request);
+}
+
+/* Authenticated (or no auth): command and target, then the SOCKS5 path. */
+static void
+singbox_http_request_go (singbox_session_t *ss, http_connect_event_t *ev)
+{
+  singbox_main_t *sm = &singbox_main;
+  socks5_event_t sev = { .type = SOCKS5_EV_REQUEST, .cmd = SOCKS5_CMD_CONNECT };
+  u8 ip[16];
+
   if (!sm->allow_connect)
     {
       singbox_server_counter_inc (SINGBOX_SERVER_CTR_REJECTED, 1);
@@ -121,9 +162,12 @@ singbox_http_server_handshake (session_t *s, singbox_session_t *ss)
 	  svm_fifo_peek (s->rx_fifo, 0, 1, buf) != 1 || !http_connect_is_http_start (buf[0]))
 	return ss->is_http;
       ss->is_http = 1;
-      ss->hserver = clib_mem_alloc (sizeof (*ss->hserver));
+      ss->hserver = clib_mem_alloc (sizeof (singbox_http_server_t));
       http_connect_server_init (ss->hserver);
     }
+  /* the request waits for its password check (singbox_http_server_auth_done) */
+  if (ss->auth_pending)
+    return 1;
 
   while (!ss->po_closed && ss->hserver)
     {

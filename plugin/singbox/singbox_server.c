@@ -201,6 +201,8 @@ singbox_po_reply_failure (singbox_session_t *ss, u8 rep)
 {
   socks5_out_t out;
 
+  ASSERT (vlib_get_thread_index () == ss->po_thread);
+
   if (ss->hserver)
     {
       singbox_http_server_reply_failure (ss, rep);
@@ -303,6 +305,28 @@ singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
     }
 }
 
+/* The password check's outcome to the client (SOCKS5): 0 if that ended the
+ * session. On the client's thread, lock held. */
+static int
+singbox_server_auth_result (singbox_session_t *ss, int ok, u32 user_index)
+{
+  socks5_out_t out = { .len = 0 };
+
+  ASSERT (vlib_get_thread_index () == ss->po_thread);
+  if (ok)
+    ss->user_index = user_index;
+  socks5_server_auth_result (&ss->proto, ok, &out);
+  singbox_po_send (ss, &out);
+  if (!ok)
+    {
+      singbox_server_counter_inc (SINGBOX_SERVER_CTR_AUTH_FAILURES, 1);
+      singbox_po_fail (ss);
+      return 0;
+    }
+  ss->state = SINGBOX_SESSION_STATE_REQUEST;
+  return 1;
+}
+
 /* Feed the bytes received so far to the SOCKS5 core; with the lock held. */
 static void
 singbox_po_handshake (session_t *s, singbox_session_t *ss)
@@ -312,7 +336,7 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
   socks5_event_t ev;
   socks5_out_t out;
   u32 n, avail, consumed, user_index;
-  int ok;
+  int rv;
 
   /* the first byte tells: 0x05 SOCKS5, a letter HTTP CONNECT */
   if (singbox_http_server_handshake (s, ss))
@@ -344,20 +368,18 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
 	  break;
 	case SOCKS5_EV_AUTH_REQUEST:
 	  ss->state = SINGBOX_SESSION_STATE_AUTH;
-	  ok = singbox_user_check ((u8 *) ev.username, ev.username_len, (u8 *) ev.password,
-				   ev.password_len, &user_index);
-	  if (ok)
-	    ss->user_index = user_index;
-	  out.len = 0;
-	  socks5_server_auth_result (&ss->proto, ok, &out);
-	  singbox_po_send (ss, &out);
-	  if (!ok)
+	  rv = singbox_user_check ((u8 *) ev.username, ev.username_len, (u8 *) ev.password,
+				   ev.password_len, singbox_session_id (ss), ss->po_thread,
+				   &user_index);
+	  if (rv == SINGBOX_AUTH_PENDING)
 	    {
-	      singbox_server_counter_inc (SINGBOX_SERVER_CTR_AUTH_FAILURES, 1);
-	      singbox_po_fail (ss);
+	      /* what the client sent behind its credentials waits in the
+	       * fifo: singbox_server_auth_done goes on */
+	      ss->auth_pending = 1;
 	      return;
 	    }
-	  ss->state = SINGBOX_SESSION_STATE_REQUEST;
+	  if (!singbox_server_auth_result (ss, rv == SINGBOX_AUTH_OK, user_index))
+	    return;
 	  break;
 	case SOCKS5_EV_REQUEST:
 	  singbox_handle_request (ss, &ev);
@@ -380,6 +402,33 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
       else if (socks5_server_state (&ss->proto) == SOCKS5_SERVER_REQUEST)
 	ss->state = SINGBOX_SESSION_STATE_REQUEST;
     }
+}
+
+/* A password check that ran on the crypt thread (singbox_users.c) is done:
+ * answer it and go on with what the client sent behind it. On the client's
+ * thread. */
+void
+singbox_server_auth_done (u64 session_id, u32 user_index, int ok)
+{
+  singbox_session_t *ss;
+  session_t *s;
+
+  singbox_sessions_lock ();
+  ss = singbox_session_get_by_id (session_id);
+  if (!ss || !ss->auth_pending)
+    goto done;
+  ASSERT (vlib_get_thread_index () == ss->po_thread);
+  ss->auth_pending = 0;
+  /* timed out or disconnected meanwhile */
+  if (ss->po_closed || ss->state == SINGBOX_SESSION_STATE_CLOSING)
+    goto done;
+  if (ss->hserver)
+    singbox_http_server_auth_done (ss, ok, user_index);
+  else if (singbox_server_auth_result (ss, ok, user_index) &&
+	   (s = session_get_from_handle_if_valid (ss->po_handle)))
+    singbox_po_handshake (s, ss);
+done:
+  singbox_sessions_unlock ();
 }
 
 /*
@@ -839,6 +888,7 @@ singbox_udp_ready_rpc (void *arg)
   if (!ss || ss->po_closed || ss->state != SINGBOX_SESSION_STATE_CONNECTING ||
       ss->cmd != SOCKS5_CMD_UDP_ASSOCIATE)
     goto done;
+  ASSERT (vlib_get_thread_index () == ss->po_thread);
   if (ss->rep)
     {
       singbox_po_reply_failure (ss, ss->rep);
@@ -886,6 +936,7 @@ singbox_session_resolved_rpc (void *arg)
   ss = singbox_session_get_by_id (id);
   if (ss && ss->state == SINGBOX_SESSION_STATE_RESOLVING && !ss->po_closed)
     {
+      ASSERT (vlib_get_thread_index () == ss->po_thread);
       if (ss->rep)
 	{
 	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);

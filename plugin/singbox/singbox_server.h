@@ -80,6 +80,7 @@ format_function_t format_singbox_listener;
 /* singbox_server.c: the handshake's outcomes, from the HTTP server, DNS and
  * UDP ASSOCIATE */
 void singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev);
+void singbox_server_auth_done (u64 session_id, u32 user_index, int ok);
 void singbox_server_udp_ready (singbox_session_t *ss);
 void singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4);
 
@@ -88,5 +89,6 @@ int singbox_http_server_handshake (session_t *s, singbox_session_t *ss);
 void singbox_http_server_reply_failure (singbox_session_t *ss, u8 rep);
 void singbox_http_server_ok (singbox_session_t *ss, socks5_out_t *out);
 void singbox_http_server_free (singbox_session_t *ss);
+void singbox_http_server_auth_done (singbox_session_t *ss, int ok, u32 user_index);
 
 #endif /* __included_singbox_server_h__ */

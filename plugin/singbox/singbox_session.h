@@ -92,6 +92,8 @@ typedef struct
    * announced. po_check_at is when to look whether it still exists. */
   u8 po_accepted : 1;
   u8 is_http : 1; /* server mode: the client speaks HTTP CONNECT */
+  /* server mode: its password is being checked on the crypt thread */
+  u8 auth_pending : 1;
   f64 po_check_at;
 
   session_handle_t po_handle;

@@ -3,10 +3,58 @@
  */
 
 /* The SOCKS5 server's users: configured from main, checked from the
- * workers that run the handshakes. */
+ * threads that run the handshakes.
+ *
+ * A check that needs crypt(3) (a hashed password, other than the last one
+ * that matched) does not run there: a SHA-crypt costs milliseconds, a hash
+ * with many rounds seconds, and on a VPP thread it held every other session
+ * of that thread (and, under users_lock, of every worker) that long. It runs
+ * on a thread of its own, singbox_crypt, one at a time; the session waits in
+ * state auth and hears the outcome on its own thread by RPC
+ * (singbox_server_auth_done). The clear text that last matched a hash is
+ * cached, so crypt(3) runs once per distinct password, not per login. */
 
+#define _GNU_SOURCE /* CPU_SET, pthread_attr_setaffinity_np, pthread_setname_np */
 #include <crypt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <singbox/singbox.h>
+
+/* One check for the crypt thread: everything it needs is copied in, so it
+ * touches no VPP data. Allocated by the session's thread, freed there too. */
+typedef struct singbox_crypt_job_
+{
+  struct singbox_crypt_job_ *next;
+  u64 session_id;
+  u32 user_index;
+  u32 user_generation;
+  u32 thread_index;
+  u8 ok;
+  u8 plen;
+  char hash[SOCKS5_MAX_CRED_LEN + 1];
+  char password[SOCKS5_MAX_CRED_LEN + 1];
+} singbox_crypt_job_t;
+
+typedef struct
+{
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  singbox_crypt_job_t *head, *tail;
+  u8 started;
+  u64 n_checks; /* crypt(3) runs, all on the crypt thread */
+  u32 user_generation;
+} singbox_crypt_t;
+
+static singbox_crypt_t singbox_crypt = {
+  .lock = PTHREAD_MUTEX_INITIALIZER,
+  .wake = PTHREAD_COND_INITIALIZER,
+};
+
+static void singbox_crypt_start (void);
+static void singbox_crypt_done_rpc (void *arg);
 
 int
 singbox_user_add_del (int is_add, u8 *username, u8 *password, u8 is_hash)
@@ -56,67 +104,167 @@ singbox_user_add_del (int is_add, u8 *username, u8 *password, u8 is_hash)
   vec_free (u->verified);
   vec_add (u->password, password, plen);
   u->is_hash = is_hash;
+  u->generation = ++singbox_crypt.user_generation;
+  if (is_hash)
+    singbox_crypt_start ();
   return 0;
 }
 
-static int
-singbox_password_matches (singbox_user_t *u, u8 *password, u32 plen)
+/* The crypt thread: checks in the order they came, each answered on the
+ * session's own thread. */
+static void *
+singbox_crypt_thread_fn (void *arg)
 {
-  struct crypt_data *cd;
-  char *clear, *res;
-  int ok;
+  singbox_crypt_t *c = &singbox_crypt;
+  static struct crypt_data cd; /* 32 KB: zeroed once, as crypt_r asks */
+  singbox_crypt_job_t *j;
+  char *res;
 
-  if (!u->is_hash)
-    return vec_len (u->password) == plen && !clib_memcmp (u->password, password, plen);
-
-  if (u->verified && vec_len (u->verified) == plen && !clib_memcmp (u->verified, password, plen))
-    return 1;
-
-  /* crypt_r needs C strings; the hash is stored without the NUL */
-  cd = clib_mem_alloc (sizeof (*cd));
-  clib_memset (cd, 0, sizeof (*cd));
-  clear = (char *) format (0, "%.*s%c", plen, password, 0);
-  u8 *setting = format (0, "%v%c", u->password, 0);
-  res = crypt_r (clear, (char *) setting, cd);
-  ok = res && res[0] != '*' && strlen (res) == vec_len (u->password) &&
-       !clib_memcmp (res, u->password, vec_len (u->password));
-  if (ok)
+  /* behind the VPP threads, on any core they leave free */
+  setpriority (PRIO_PROCESS, syscall (SYS_gettid), 10);
+  while (1)
     {
-      vec_free (u->verified);
-      vec_add (u->verified, password, plen);
+      pthread_mutex_lock (&c->lock);
+      while (!c->head)
+	pthread_cond_wait (&c->wake, &c->lock);
+      j = c->head;
+      c->head = j->next;
+      if (!c->head)
+	c->tail = 0;
+      pthread_mutex_unlock (&c->lock);
+
+      res = crypt_r (j->password, j->hash, &cd);
+      j->ok = res && res[0] != '*' && !strcmp (res, j->hash);
+      clib_atomic_fetch_add (&c->n_checks, 1);
+      session_send_rpc_evt_to_thread_force (j->thread_index, singbox_crypt_done_rpc, j);
     }
-  clib_memset (clear, 0, plen);
-  vec_free (clear);
-  vec_free (setting);
-  clib_mem_free (cd);
-  return ok;
+  return 0;
 }
 
-/* Called from workers; users change only under the barrier. */
-int
-singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen, u32 *user_index)
+/* Main thread, when the first hashed password is configured. */
+static void
+singbox_crypt_start (void)
+{
+  singbox_crypt_t *c = &singbox_crypt;
+  pthread_attr_t attr;
+  cpu_set_t cpus;
+  int i;
+
+  if (c->started)
+    return;
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  /* not the core of the thread that creates it (VPP pins its threads) */
+  CPU_ZERO (&cpus);
+  for (i = 0; i < CPU_SETSIZE && i < sysconf (_SC_NPROCESSORS_ONLN); i++)
+    CPU_SET (i, &cpus);
+  pthread_attr_setaffinity_np (&attr, sizeof (cpus), &cpus);
+  if (pthread_create (&c->thread, &attr, singbox_crypt_thread_fn, 0) == 0)
+    {
+      pthread_setname_np (c->thread, "singbox_crypt");
+      c->started = 1;
+    }
+  else
+    SINGBOX_LOG (SINGBOX_LOG_ERROR, "cannot start the password check thread");
+  pthread_attr_destroy (&attr);
+}
+
+/* On the session's thread: the crypt thread's answer. The user may have
+ * changed or gone meanwhile: then the check says no. */
+static void
+singbox_crypt_done_rpc (void *arg)
 {
   singbox_main_t *sm = &singbox_main;
+  singbox_crypt_job_t *j = arg;
+  singbox_user_t *u;
+  int ok = 0;
+
+  ASSERT (vlib_get_thread_index () == j->thread_index);
+  clib_spinlock_lock_if_init (&sm->users_lock);
+  if (!pool_is_free_index (sm->users, j->user_index) &&
+      (u = pool_elt_at_index (sm->users, j->user_index))->generation == j->user_generation)
+    {
+      ok = j->ok;
+      if (ok)
+	{
+	  vec_free (u->verified);
+	  vec_add (u->verified, j->password, j->plen);
+	  u->sessions++;
+	}
+      else
+	u->auth_failures++;
+    }
+  clib_spinlock_unlock_if_init (&sm->users_lock);
+  singbox_server_auth_done (j->session_id, j->user_index, ok);
+  clib_memset (j, 0, sizeof (*j));
+  clib_mem_free (j);
+}
+
+/* On the session's thread (a worker, or main without workers; users change
+ * only under the barrier). Clear-text passwords and the cached clear text
+ * of a hash are compared here; anything else goes to the crypt thread and
+ * the answer is SINGBOX_AUTH_PENDING. */
+int
+singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen, u64 session_id,
+		    u32 thread_index, u32 *user_index)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_crypt_t *c = &singbox_crypt;
+  singbox_crypt_job_t *j;
   singbox_user_t *u;
   u8 *key = 0;
   uword *p;
-  int ok = 0;
+  int ok;
 
   vec_add (key, username, ulen);
   p = hash_get_mem (sm->user_by_name, key);
   vec_free (key);
   if (!p)
-    return 0;
+    return SINGBOX_AUTH_FAILED;
+  *user_index = p[0];
   u = pool_elt_at_index (sm->users, p[0]);
   clib_spinlock_lock_if_init (&sm->users_lock);
-  ok = singbox_password_matches (u, password, plen);
-  if (ok)
-    u->sessions++;
+  if (!u->is_hash)
+    ok = vec_len (u->password) == plen && !clib_memcmp (u->password, password, plen);
+  else if (u->verified && vec_len (u->verified) == plen &&
+	   !clib_memcmp (u->verified, password, plen))
+    ok = 1;
   else
+    ok = -1;
+  if (ok == 1)
+    u->sessions++;
+  else if (ok == 0)
     u->auth_failures++;
   clib_spinlock_unlock_if_init (&sm->users_lock);
-  *user_index = p[0];
-  return ok;
+  if (ok >= 0)
+    return ok ? SINGBOX_AUTH_OK : SINGBOX_AUTH_FAILED;
+
+  if (!c->started || plen > SOCKS5_MAX_CRED_LEN || vec_len (u->password) > SOCKS5_MAX_CRED_LEN)
+    return SINGBOX_AUTH_FAILED;
+  j = clib_mem_alloc (sizeof (*j));
+  clib_memset (j, 0, sizeof (*j));
+  j->session_id = session_id;
+  j->user_index = p[0];
+  j->user_generation = u->generation;
+  j->thread_index = thread_index;
+  j->plen = plen;
+  clib_memcpy (j->hash, u->password, vec_len (u->password));
+  clib_memcpy (j->password, password, plen);
+  pthread_mutex_lock (&c->lock);
+  if (c->tail)
+    c->tail->next = j;
+  else
+    c->head = j;
+  c->tail = j;
+  pthread_cond_signal (&c->wake);
+  pthread_mutex_unlock (&c->lock);
+  return SINGBOX_AUTH_PENDING;
+}
+
+u64
+singbox_users_crypt_checks (void)
+{
+  return clib_atomic_load_relax_n (&singbox_crypt.n_checks);
 }
 
 void

@@ -19,12 +19,21 @@ typedef struct
   u8 *verified;
   u64 auth_failures;
   u64 sessions;
+  /* changes with the password: a check started before answers nothing */
+  u32 generation;
 } singbox_user_t;
+
+/* singbox_user_check's answers */
+#define SINGBOX_AUTH_FAILED  0
+#define SINGBOX_AUTH_OK	     1
+#define SINGBOX_AUTH_PENDING 2 /* crypt(3) runs off the VPP threads */
 
 /* singbox_users.c */
 void singbox_users_init (void);
 int singbox_user_add_del (int is_add, u8 *username, u8 *password, u8 is_hash);
-int singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen, u32 *user_index);
+int singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen, u64 session_id,
+			u32 thread_index, u32 *user_index);
 void singbox_users_clear_counters (void);
+u64 singbox_users_crypt_checks (void);
 
 #endif /* __included_singbox_users_h__ */

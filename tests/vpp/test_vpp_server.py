@@ -146,11 +146,88 @@ def test_crypt_hash_password(env: Env) -> None:
     env.configure(auth_required=True)
     env.start()
     url = f"http://{ORIGIN_IP4}:{HTTP_PORT}/"
+    checks = crypt_checks(env)
     for _ in range(2):  # second login takes the cached path
         rc, out, err = curl(env, "--socks5", PROXY, "--proxy-user", "carol:pa55word", url)
         assert (rc, out) == (0, "hello\n"), err
+    assert crypt_checks(env) == checks + 1
     rc, _, _ = curl(env, "--socks5", PROXY, "--proxy-user", "carol:pa55wore", url)
     assert rc != 0
+    assert crypt_checks(env) == checks + 2
+    # HTTP CONNECT on the same port: its request waits for the same check
+    rc, out, err = curl(env, "-x", f"http://{PROXY}", "--proxy-user", "carol:pa55word", "-p", url)
+    assert (rc, out) == (0, "hello\n"), err
+    rc, _, _ = curl(env, "-x", f"http://{PROXY}", "--proxy-user", "carol:other", "-p", url)
+    assert rc != 0
+    assert crypt_checks(env) == checks + 3
+    users = {u.username: u for u in env.api.singbox_server_user_dump()}
+    assert (users["carol"].sessions, users["carol"].auth_failures) == (3, 2)
+
+
+# One client's password check against a slow hash, a second client's whole
+# CONNECT meanwhile: the first still waits when the second is done.
+SLOW_LOGIN = """
+import json, socket, struct, sys
+proxy, port, dst, dport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def auth(user, pw):
+    return bytes([1, len(user)]) + user + bytes([len(pw)]) + pw
+a = socket.create_connection((proxy, port), timeout=10)
+a.sendall(b"\\x05\\x01\\x02")
+assert a.recv(2) == b"\\x05\\x02"
+a.sendall(auth(b"slow", b"not-the-password"))
+b = socket.create_connection((proxy, port), timeout=20)
+b.sendall(b"\\x05\\x01\\x02" + auth(b"fast", b"s3cret") + b"\\x05\\x01\\x00\\x01"
+          + socket.inet_aton(dst) + struct.pack("!H", dport) + b"ping")
+got = b""
+while len(got) < 2 + 2 + 10 + 4:
+    c = b.recv(64)
+    assert c, got.hex()
+    got += c
+a.setblocking(False)
+try:
+    early = a.recv(2).hex()
+except BlockingIOError:
+    early = ""
+a.setblocking(True)
+a.settimeout(170)
+print(json.dumps({"b": got.hex(), "a_early": early, "a": a.recv(2).hex()}))
+"""
+
+
+def crypt_checks(env: Env) -> int:
+    line = next(l for l in env.cli("show singbox server").splitlines() if "Password hash checks" in l)
+    return int(line.split(":")[1])
+
+
+def test_slow_password_check_holds_no_other_session(env: Env) -> None:
+    """crypt(3) runs off the VPP threads: a login against a hash that takes
+    seconds to compute (many rounds) holds no other session. On a worker
+    (under the users' lock with several) it held every session of that
+    worker, of all workers with 2, or of VPP with none, that long."""
+    # 3M SHA-512 rounds: seconds (more on a loaded box); the digest is no password's
+    slow = "$6$rounds=3000000$saltsalt$" + "A" * 86
+    assert env.api.singbox_server_user_add_del(is_add=True, username="slow", password=slow,
+                                               password_is_hash=True).retval == 0
+    assert env.api.singbox_server_user_add_del(is_add=True, username="fast",
+                                               password="s3cret").retval == 0
+    env.configure(auth_required=True, handshake_timeout=300)
+    env.start()
+    checks = crypt_checks(env)
+    r = env.t.run_in(env.t.ns_client, sys.executable, "-c", SLOW_LOGIN, VPP_CLIENT_IP4, "1080",
+                     ORIGIN_IP4, str(ECHO_PORT), timeout=200)
+    assert r.returncode == 0, r.stderr.decode()
+    res = json.loads(r.stdout)
+    # the second client: method, auth ok, CONNECT ok, the echo
+    got = bytes.fromhex(res["b"])
+    assert got[:4] == b"\x05\x02\x01\x00" and got[4:6] == b"\x05\x00" and got[-4:] == b"ping"
+    # the first was not answered before that, then refused
+    assert res["a_early"] == "", res
+    assert res["a"] == "0101", res
+    # one crypt(3) run, for the slow hash
+    assert crypt_checks(env) == checks + 1
+    users = {u.username: u for u in env.api.singbox_server_user_dump()}
+    assert users["slow"].auth_failures == 1 and users["fast"].sessions == 1
+    assert env.stats()["auth_failures"] == 1
 
 
 @pytest.mark.parametrize(
