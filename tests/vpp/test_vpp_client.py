@@ -515,6 +515,28 @@ def test_handshake_failed_in_syn_received_leaves_nothing(upstream: Env, pooling:
         _disable_pooling_and_drain(env)
 
 
+def test_upstream_connect_leaves_at_the_syn(upstream: Env) -> None:
+    """Without pooling the upstream connect (and the pipelined SOCKS5
+    handshake) starts at the client's SYN, not at its accept, so it runs
+    during the client's last handshake round trip: SYNs whose handshake then
+    fails reached the endpoint too (before, none did), and their sessions
+    still end, upstream legs and all."""
+    env = upstream
+    idx = enable(env)
+    before = env.api.singbox_endpoint_dump()[0].connections
+    env.t.run_in(env.t.ns_client, sys.executable, "-c", SYN_SENDER, CLIENT_IP4, ORIGIN_IP4,
+                 str(ECHO_PORT), "8")
+    deadline = time.monotonic() + 10
+    while env.api.singbox_endpoint_dump()[0].connections - before < 8:
+        assert time.monotonic() < deadline, env.cli("show singbox")
+        time.sleep(0.2)
+    while (env.api.singbox_get_stats(sw_if_index=idx).active_connections
+           or env.sessions()):
+        assert time.monotonic() < deadline + 10, env.cli("show singbox sessions verbose")
+        time.sleep(0.2)
+    assert whoami(env)[0] == 0
+
+
 def test_max_connections(upstream: Env) -> None:
     env = upstream
     idx = enable(env, max_connections=1)
