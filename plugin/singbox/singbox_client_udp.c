@@ -48,6 +48,7 @@
 #include <vnet/dpo/receive_dpo.h>
 #include <vnet/ip/ip_types_api.h>
 #include <vnet/udp/udp_packet.h>
+#include <vnet/udp/udp.h>
 #include <vnet/tcp/tcp.h>
 #include <vnet/tcp/tcp_inlines.h>
 #include <vnet/feature/feature.h>
@@ -576,6 +577,28 @@ singbox_cudp_flow_from_ctx (u32 ctx)
  * The client leg (intercept app)
  */
 
+/* VPP's UDP counts the sessions on a local port and, when the last of them
+ * goes, forgets where the port's datagrams go, even where a plugin sent
+ * them with udp_register_dst_port: the dns plugin's resolver (server mode's
+ * name resolution) takes its answers on 53053, VXLAN has 4789. A relayed
+ * flow's session is on its destination port, so a flow to such a port took
+ * the port from its owner when it ended (the resolver's answers were
+ * dropped). Such a port is counted once more, for good. port in network
+ * order, as the transport keeps it. */
+static void
+singbox_cudp_keep_port (u16 port, u8 is_ip4)
+{
+  singbox_cudp_main_t *cm = &singbox_cudp_main;
+  u16 host_port = clib_net_to_host_u16 (port);
+
+  if (cm->kept_ports[is_ip4][host_port] ||
+      !udp_get_dst_port_info (vnet_get_udp_main (), host_port, is_ip4) ||
+      !udp_is_valid_dst_port (host_port, is_ip4))
+    return;
+  if (clib_atomic_bool_cmp_and_swap (&cm->kept_ports[is_ip4][host_port], 0, 1))
+    udp_connection_share_port (port, is_ip4);
+}
+
 static int
 singbox_cudp_accept (session_t *s)
 {
@@ -590,6 +613,7 @@ singbox_cudp_accept (session_t *s)
   u32 sw_if_index, group_index = ~0, ei;
 
   session_get_endpoint (s, &rmt, &lcl);
+  singbox_cudp_keep_port (lcl.port, lcl.is_ip4);
   itf = singbox_interface_of_client (&rmt.ip, rmt.is_ip4, lcl.fib_index);
   citf = itf ? singbox_client_udp_itf_get (itf->sw_if_index) : 0;
   if (!citf)

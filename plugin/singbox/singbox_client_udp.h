@@ -119,6 +119,9 @@ typedef struct
   u32 relay_app_index;			/* relay legs */
   session_handle_t intercept_listen[2]; /* [is_ip4] wildcard connected listeners */
   u8 **rx_buf;				/* per thread */
+  /* [is_ip4][port]: ports of other owners counted once more (see
+   * singbox_cudp_keep_port) */
+  u8 kept_ports[2][65536];
 
   vlib_simple_counter_main_t counters[SINGBOX_CUDP_N_CTR];
   vlib_combined_counter_main_t to_proxy;

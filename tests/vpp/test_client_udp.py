@@ -22,7 +22,7 @@ import pytest
 
 from .conftest import HERE, Env
 from vpptopo import sing_box_binary
-from vpptopo import CLIENT_IP4, CLIENT_IP6, ORIGIN_IP4, ORIGIN_IP6, free_port, wait_port
+from vpptopo import CLIENT_IP4, CLIENT_IP6, ORIGIN_IP4, ORIGIN_IP6, VPP_CLIENT_IP4, free_port, wait_port
 
 SB_PORT = 1095
 FLOW_STATE_ASSOCIATED = 2
@@ -340,3 +340,26 @@ def test_udp_through_an_endpoint_group(udp_upstream: tuple[Env, int, Path]) -> N
     finally:
         env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False)
         env.api.singbox_endpoint_group_add_del(is_add=False, name="g", n_members=0, members=[])
+
+
+def test_a_flow_to_a_port_vpp_uses_leaves_the_port_to_vpp(udp_upstream: tuple[Env, int, Path]) -> None:
+    """A relayed flow has a session on its destination port in VPP's UDP transport. VPP's own resolver (server
+    mode's name resolution, the dns plugin) takes its answers on UDP port 53053: a flow to that port must leave it
+    to the resolver when it ends. The origin answers NXDOMAIN for nosuch.test at once; with the answer dropped VPP
+    would wait its 5 s timeout."""
+    env, _port, _log = udp_upstream
+    echo = env.t.spawn(env.t.ns_origin, sys.executable, str(HERE / "udp_peer.py"), "server", ORIGIN_IP4,
+                       ORIGIN_IP6, "53053")
+    try:
+        env.configure(dns_enabled=True, dns_server=ORIGIN_IP4)
+        env.start()
+        res = env.probe(VPP_CLIENT_IP4, "1080", "connect", "nosuch.test", "80")
+        assert res.get("rep") == 0x04 and res["elapsed"] < 2.5, res
+        idx = enable(env, idle_timeout=1)
+        assert flow(env, ORIGIN_IP4, 53053)["sources"] == [ORIGIN_IP4]
+        wait_for(lambda: not env.api.singbox_udp_flow_dump(sw_if_index=idx), "the flow's idle timeout")
+        time.sleep(0.5)  # the flow's sessions are cleaned up after it ends
+        res = env.probe(VPP_CLIENT_IP4, "1080", "connect", "nosuch.test", "80")
+        assert res.get("rep") == 0x04 and res["elapsed"] < 2.5, res
+    finally:
+        echo.kill()
