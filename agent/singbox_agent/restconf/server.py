@@ -37,8 +37,9 @@ class BackingOff(RestconfError):
     """A login refused unchecked: too many failures of its address or user lately (`LoginGuard`); 429."""
 
     def __init__(self, refusal: http_basic.BackingOff) -> None:
-        self.retry_after = max(1, math.ceil(refusal.retry_after))
-        super().__init__("protocol", "access-denied", f"{refusal}; try again in {self.retry_after} s", status=429)
+        wait = max(1, math.ceil(refusal.retry_after))
+        super().__init__("protocol", "access-denied", f"{refusal}; try again in {wait} s", status=429,
+                         retry_after=wait)  # Retry-After, as for every RestconfError that has one
 
 
 def authenticate(auth: http_basic.BasicAuthenticator, header: str | None, source: str) -> str:
@@ -188,10 +189,7 @@ class RestconfApp:
 
     def _refusal(self, exc: RestconfError, headers: dict[str, str], req: HttpRequest | None = None) -> HttpResponse:
         """The answer to a request that authenticated nobody (401, or 429 with Retry-After while backing off)."""
-        resp = self.handler.failure(exc, error_encoding(headers.get("accept")), req)
-        if isinstance(exc, BackingOff):
-            resp.headers.append(("Retry-After", str(exc.retry_after)))
-        return resp
+        return self.handler.failure(exc, error_encoding(headers.get("accept")), req)
 
     def _check_head(self, scope: Scope, raw_target: bytes) -> None:
         """The request line and header fields within `max_header_size` (431), framing without ambiguity (400).
