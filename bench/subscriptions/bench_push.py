@@ -33,11 +33,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str) -> dict[str, object]:
+def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str, tree: str) -> dict[str, object]:
     from dataclasses import replace
 
     import sysrepo
@@ -48,7 +49,29 @@ def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str) -
     from singbox_agent.dataplane.memory import MemoryDataplane
     from singbox_agent.subscriptions import srsn
 
+    import libyang
+
+    from singbox_agent.agent import oper
+
     fastoper.install()
+    # the agent's own part of each push, in the callback's thread: the entries (oper.sessions) and their tree
+    # (fastoper: the kept sessions tree, or libyang's JSON parser)
+    own = [0.0]
+
+    def timed(f: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                own[0] += time.thread_time() - t
+        return run
+
+    if tree == "parsed":  # as before the kept tree: the whole list through libyang's JSON parser at every read
+        kept = oper.sessions
+        oper.sessions = lambda items, only=None: fastoper.OperTree(kept(items, only))
+    oper.sessions = timed(oper.sessions)
+    libyang.Module.parse_data_dict = timed(libyang.Module.parse_data_dict)  # type: ignore[method-assign]
     dp = MemoryDataplane()
     dp.server_state = ServerState(True, 5, 1, 2, 3, 4096, n_sessions)
     dp.sessions = {i: Session(i, "server" if i % 2 else "client", "established", "198.18.1.2", 1024 + i % 60000,
@@ -69,6 +92,7 @@ def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str) -
         want = "<push-change-update"
     cpu: list[float] = []
     gaps: list[float] = []
+    agent_cpu: list[float] = []
     sizes: list[int] = []
     try:
         last_wall = last_cpu = None
@@ -90,6 +114,8 @@ def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str) -
             if last_wall is not None and last_cpu is not None:
                 gaps.append((now_wall - last_wall) * 1e3)
                 cpu.append((now_cpu - last_cpu - aging) * 1e3)
+                agent_cpu.append(own[0] * 1e3)
+            own[0] = 0.0
             last_wall, last_cpu = now_wall, now_cpu
             sizes.append(len(n.content.encode()))
             if mode == "periodic" and xpath.endswith("/sessions"):
@@ -99,7 +125,7 @@ def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str) -
         sess.stop()
         conn.disconnect()
         agent.stop()
-    return {"cpu_ms": cpu, "gap_ms": gaps, "bytes": sizes[1:]}
+    return {"cpu_ms": cpu, "agent_ms": agent_cpu, "gap_ms": gaps, "bytes": sizes[1:]}
 
 
 def main() -> int:
@@ -109,6 +135,8 @@ def main() -> int:
     ap.add_argument("--period-ms", type=int, default=1000)
     ap.add_argument("--mode", choices=("periodic", "poll"), default="periodic")
     ap.add_argument("--xpath", default="/vpp-singbox:singbox/sessions", help="the subscription's filter")
+    ap.add_argument("--tree", choices=("kept", "parsed"), default="kept",
+                    help="the agent's sessions tree kept between reads (sessions_tree.py), or parsed at every read")
     ap.add_argument("--child", action="store_true")
     opts = ap.parse_args()
     if opts.child:
@@ -117,7 +145,7 @@ def main() -> int:
         from singbox_agent.logs import configure_logging
 
         configure_logging(logging.WARNING, json_output=True)
-        print(json.dumps(child(opts.sessions, opts.pushes, opts.period_ms, opts.mode, opts.xpath)))
+        print(json.dumps(child(opts.sessions, opts.pushes, opts.period_ms, opts.mode, opts.xpath, opts.tree)))
         return 0
     sys.path.insert(0, str(ROOT))
     from singbox_agent.subscriptions import srsn
@@ -130,7 +158,7 @@ def main() -> int:
             args += ["-i", str(srsn.SR_MODULE_DIR / name)] + [a for f in features for a in ("-e", f)]
         subprocess.run(args, env={**os.environ, **inst.env}, check=True, capture_output=True, timeout=120)
         p = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--child", "--sessions", str(opts.sessions), "--pushes",
-                            str(opts.pushes), "--period-ms", str(opts.period_ms), "--mode", opts.mode, "--xpath", opts.xpath], env={**os.environ, **inst.env},
+                            str(opts.pushes), "--period-ms", str(opts.period_ms), "--mode", opts.mode, "--xpath", opts.xpath, "--tree", opts.tree], env={**os.environ, **inst.env},
                            capture_output=True, text=True, timeout=1800)
     finally:
         inst.destroy()
@@ -140,10 +168,11 @@ def main() -> int:
     r = json.loads(p.stdout.strip().splitlines()[-1])
     med = statistics.median
     what = "periodic YANG-Push" if opts.mode == "periodic" else "on-change YANG-Push (the agent's poll)"
-    print(f"{what} of {opts.xpath}, {opts.sessions} sessions, period {opts.period_ms} ms, "
+    print(f"{what} of {opts.xpath} (sessions tree {opts.tree}), {opts.sessions} sessions, period {opts.period_ms} ms, "
           f"{len(r['cpu_ms'])} pushes timed:")
     print(f"  CPU per push      median {med(r['cpu_ms']):8.1f} ms  max {max(r['cpu_ms']):8.1f} ms "
           f"({med(r['cpu_ms']) / opts.period_ms:.2f} of a core at this period)")
+    print(f"  of which the agent's callback (entries and their tree) median {med(r['agent_ms']):8.1f} ms")
     print(f"  interval          median {med(r['gap_ms']):8.1f} ms  max {max(r['gap_ms']):8.1f} ms")
     print(f"  notification size median {med(r['bytes']) / 1e6:8.2f} MB")
     return 0

@@ -5,7 +5,8 @@ creates every node through cffi: about 450 ms for 10,000 sessions (120,000 nodes
 same in about a third of that. The bindings offer no other way to return a tree, so this module wraps
 `Module.parse_data_dict` once, in the agent's process only, for dicts of the marker type `OperTree`; every other
 dict takes the original path. Values in an OperTree already follow RFC 7951 (64-bit numbers as strings), so the
-same dict is also correct for the original path.
+same dict is also correct for the original path. The whole sessions list (`SessionsOperTree`) does not go through
+the parser: the agent keeps it as a tree between reads and hands over a copy (sessions_tree.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import libyang
 
+from singbox_agent.agent import sessions_tree
+
 _installed = False
 STORE_ONLY = False
 _lock = threading.Lock()
@@ -23,6 +26,11 @@ _lock = threading.Lock()
 
 class OperTree(dict[str, Any]):
     """Operational data in RFC 7951 form, top-level names without the module prefix (like any callback dict)."""
+
+
+class SessionsOperTree(OperTree):
+    """The whole sessions list ({"singbox": {"sessions": {"session": [...]}}}): handed over from the tree the agent
+    keeps between reads (sessions_tree.py) instead of parsing it anew."""
 
 
 def install() -> None:
@@ -36,6 +44,8 @@ def install() -> None:
             if not isinstance(dic, OperTree) or kwargs.get("rpc") or kwargs.get("rpcreply") \
                     or kwargs.get("notification"):
                 return original(self, dic, *args, **kwargs)
+            if isinstance(dic, SessionsOperTree) and self.name() == "vpp-singbox":
+                return sessions_tree.SESSIONS.copy(self.context, dic["singbox"]["sessions"]["session"])
             text = json.dumps({f"{self.name()}:{k}": v for k, v in dic.items()}, separators=(",", ":"))
             return self.context.parse_data_mem(text, "json", parse_only=True, strict=True, store_only=STORE_ONLY)
 

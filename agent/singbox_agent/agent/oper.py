@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from singbox_agent.agent.fastoper import OperTree
+from singbox_agent.agent.fastoper import OperTree, SessionsOperTree
 from singbox_agent.dataplane.base import OperState, Session
 from singbox_agent.mgmt import xpath
 
@@ -207,7 +207,10 @@ def sessions(items: list[Session], only: int | None = None) -> dict[str, Any]:
         elif s.username:
             e["username"] = s.username
         out.append(e)
-    return OperTree(singbox={"sessions": {"session": out}}) if out else {}
+    if not out:
+        return {}
+    # the whole list is kept between reads (sessions_tree.py): each read changes what changed
+    return (OperTree if only is not None else SessionsOperTree)(singbox={"sessions": {"session": out}})
 
 
 
