@@ -771,8 +771,11 @@ def test_first_probes_spread_over_the_interval(env: Env) -> None:
         while not (known := sum(int(e.state) != 0 for e in env.api.singbox_endpoint_dump())):
             assert time.monotonic() < t0 + added + 1, "no endpoint probed at once"
             time.sleep(0.05)
-        # all at once would be n (connection refused takes a millisecond)
-        assert known < n // 2, (known, added)
+        # All at once would be n (connection refused takes a millisecond). At once means up to 32
+        # a second, the rest spread over the interval: on a loaded box adding them takes
+        # seconds, and what that allows is the bound, not a fixed n // 2.
+        elapsed = time.monotonic() - t0
+        assert known < 32 * (elapsed + 1) + n * elapsed / interval, (known, added, elapsed)
         deadline = t0 + added + interval + 1 + 5
         while True:
             states = [int(e.state) for e in env.api.singbox_endpoint_dump()]
