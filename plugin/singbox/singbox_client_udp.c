@@ -49,6 +49,8 @@
 #include <vnet/ip/ip_types_api.h>
 #include <vnet/udp/udp_packet.h>
 #include <vnet/udp/udp.h>
+#include <vnet/ip/reass/ip4_full_reass.h>
+#include <vnet/ip/reass/ip6_full_reass.h>
 #include <vnet/tcp/tcp.h>
 #include <vnet/tcp/tcp_inlines.h>
 #include <vnet/feature/feature.h>
@@ -67,9 +69,15 @@
  * new TCP connection) */
 #define SINGBOX_CUDP_MAX_PENDING       64
 #define SINGBOX_CUDP_MAX_PENDING_BYTES (64 << 10)
-#define SINGBOX_CUDP_MAX_DGRAM	       65535
-#define SINGBOX_CUDP_FIFO_SIZE	       (256 << 10)
-#define SINGBOX_CUDP_CTX_GEN_BITS      8
+/* The sessions' mss: the session layer cuts a datagram longer than its
+ * session's mss into several (as it cuts TCP into segments), so ours take the
+ * largest payload IPv6 and IPv4 both carry (65535 - 40 - 8); IP fragments
+ * what the link's MTU does not. A client datagram that no longer fits with
+ * its SOCKS5 header is dropped. */
+#define SINGBOX_CUDP_MSS	  65487
+#define SINGBOX_CUDP_MAX_DGRAM	  65535
+#define SINGBOX_CUDP_FIFO_SIZE	  (256 << 10)
+#define SINGBOX_CUDP_CTX_GEN_BITS 8
 
 singbox_cudp_main_t singbox_cudp_main;
 
@@ -508,7 +516,7 @@ singbox_cudp_to_proxy (singbox_cudp_flow_t *f, u8 *data, u32 len)
     socks5_addr_set_ip6 (&dst, f->dst_ip.ip6.as_u8, f->dst_port);
   hlen = socks5_udp_header_encode (&dst, hdr, sizeof (hdr));
   rs = session_get_from_handle_if_valid (f->relay_handle);
-  if (hlen < 0 || !rs ||
+  if (hlen < 0 || hlen + len > SINGBOX_CUDP_MSS || !rs ||
       singbox_cudp_enqueue (rs, &f->relay_lcl_ip, f->relay_lcl_port, &f->relay_ip, f->relay_port,
 			    f->relay_is_ip4, hdr, hlen, data, len))
     {
@@ -875,6 +883,7 @@ singbox_cudp_bnd (singbox_cudp_flow_t *f, socks5_addr_t *bnd, vnet_connect_args_
   a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
   a->sep_ext.transport_proto = TRANSPORT_PROTO_UDP;
   a->sep_ext.transport_flags = TRANSPORT_CFG_F_CONNECTED;
+  a->sep_ext.mss = SINGBOX_CUDP_MSS;
   a->sep_ext.is_ip4 = f->relay_is_ip4;
   a->sep_ext.ip = f->relay_ip;
   a->sep_ext.port = clib_host_to_net_u16 (f->relay_port);
@@ -1233,6 +1242,7 @@ singbox_cudp_start (void)
       a->sep_ext.fib_index = 0;
       /* one session per client 5-tuple */
       a->sep_ext.transport_flags = TRANSPORT_CFG_F_CONNECTED;
+      a->sep_ext.mss = SINGBOX_CUDP_MSS;
       a->app_index = cm->intercept_app_index;
       if ((rv = vnet_listen (a)))
 	return VNET_API_ERROR_ADDRESS_IN_USE;
@@ -1390,6 +1400,8 @@ singbox_client_udp_enable_disable (u32 sw_if_index, int enable, u32 idle_timeout
       singbox_cudp_close_interface (sw_if_index);
       vnet_feature_enable_disable ("ip4-unicast", "singbox-cudp4-in", sw_if_index, 0, 0, 0);
       vnet_feature_enable_disable ("ip6-unicast", "singbox-cudp6-in", sw_if_index, 0, 0, 0);
+      ip4_full_reass_enable_disable_with_refcnt (sw_if_index, 0);
+      ip6_full_reass_enable_disable_with_refcnt (sw_if_index, 0);
       if (citf->stat_active != ~0)
 	vlib_stats_remove_entry (citf->stat_active);
       citf->stat_active = ~0;
@@ -1422,6 +1434,11 @@ singbox_client_udp_enable_disable (u32 sw_if_index, int enable, u32 idle_timeout
       citf->sw_if_index = sw_if_index;
       citf->stat_active =
 	vlib_stats_add_gauge ("/singbox/client/interface/%u/udp-active", sw_if_index);
+      /* a datagram in fragments is reassembled before singbox-cudp*-in
+       * sees it (its feature runs after the reassembly's): passed on, the
+       * fragments would reach the destination around the proxy */
+      ip4_full_reass_enable_disable_with_refcnt (sw_if_index, 1);
+      ip6_full_reass_enable_disable_with_refcnt (sw_if_index, 1);
       vnet_feature_enable_disable ("ip4-unicast", "singbox-cudp4-in", sw_if_index, 1, 0, 0);
       vnet_feature_enable_disable ("ip6-unicast", "singbox-cudp6-in", sw_if_index, 1, 0, 0);
       citf->enabled = 1;

@@ -363,3 +363,36 @@ def test_a_flow_to_a_port_vpp_uses_leaves_the_port_to_vpp(udp_upstream: tuple[En
         assert res.get("rep") == 0x04 and res["elapsed"] < 2.5, res
     finally:
         echo.kill()
+
+
+def test_fragmented_datagrams_are_relayed_not_routed_around_the_proxy(udp_upstream: tuple[Env, int, Path]) -> None:
+    """A datagram larger than the link's MTU arrives in IP fragments: it is reassembled and relayed like any
+    other (fragments passed on would reach the destination around the proxy)."""
+    env, echo_port, _log = udp_upstream
+    idx = enable(env)
+    # VPP's af_packet interfaces say 9000 while the veths they sit on take 1500: VPP fragments to its MTU
+    mtus = {i: int(env.cli(f"show interface {i}").splitlines()[1].split()[3].split("/")[0])
+            for i in (env.t.vpp_if_client, env.t.vpp_if_origin)}
+    for i in mtus:
+        env.cli(f"set interface mtu 1500 {i}")
+    try:
+        relay_large(env, echo_port)
+    finally:
+        for i, mtu in mtus.items():
+            env.cli(f"set interface mtu {mtu} {i}")
+    assert udp_details(env, idx).packets_to_proxy == 2
+
+
+def relay_large(env: Env, echo_port: int) -> None:
+    for host in (ORIGIN_IP4, ORIGIN_IP6):
+        r = env.client(sys.executable, "-c", f"""
+import socket
+fam = socket.AF_INET6 if ":" in "{host}" else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.settimeout(5)
+body = bytes(range(256)) * 16  # 4096 bytes: three fragments on a 1500-byte link
+s.sendto(body, ("{host}", {echo_port}))
+src, _, echoed = s.recv(65535).partition(b"|")
+print(src.decode(), echoed == body)
+""", timeout=30)
+        assert r.stdout.decode().split() == [host, "True"], (r.stdout, r.stderr, env.cli("show singbox udp flows"))
