@@ -207,3 +207,37 @@ def test_server_stops_with_an_open_subscription(restconf: RestconfServer) -> Non
         reader = Reader(c, uri)
         assert reader.status == 200
         _, unopened = establish(c, {"stream": "NETCONF"})
+
+
+def resync(c: httpx.Client, sub_id: int) -> httpx.Response:
+    return c.post("/restconf/operations/ietf-yang-push:resync-subscription",
+                  json={"ietf-yang-push:input": {"id": sub_id}}, headers={"Content-Type": JSON, "Accept": JSON})
+
+
+def test_resync_subscription(restconf: RestconfServer) -> None:
+    """RFC 8641 4.6 over RESTCONF: resync-subscription sends an on-change subscription a push-update of everything
+    it selects; a periodic subscription, another user's, or an unknown id is no-such-subscription-resync."""
+    with restconf.client() as c, restconf.client(auth=BOB) as bob:
+        ops = c.get("/restconf/operations", headers={"Accept": JSON}).json()["ietf-restconf:operations"]
+        assert "ietf-yang-push:resync-subscription" in ops
+        sub_id, uri = establish(c, {
+            "ietf-yang-push:datastore": "ietf-datastores:running",
+            "ietf-yang-push:datastore-xpath-filter": "/ietf-netconf-acm:nacm",
+            "ietf-yang-push:on-change": {"sync-on-start": False},
+        })
+        reader = Reader(c, uri)
+        assert resync(c, sub_id).status_code == 204
+        update = json.loads(reader.wait_for("push-update"))["ietf-restconf:notification"]["ietf-yang-push:push-update"]
+        assert int(update["id"]) == sub_id and "ietf-netconf-acm:nacm" in json.dumps(update)
+        assert resync(bob, sub_id).status_code in (403, 404)
+        periodic_id, _ = establish(c, {
+            "ietf-yang-push:datastore": "ietf-datastores:running",
+            "ietf-yang-push:datastore-xpath-filter": "/ietf-netconf-acm:nacm",
+            "ietf-yang-push:periodic": {"period": 100},
+        })
+        for wrong in (periodic_id, sub_id + 1000):
+            refused = resync(c, wrong)
+            assert refused.status_code in (400, 404), refused.text
+            assert "no-such-subscription" in refused.text, refused.text
+        assert rpc(c, "delete-subscription", sub_id).status_code == 204
+        reader.join()

@@ -40,8 +40,9 @@ RSN_NS = "urn:ietf:params:xml:ns:yang:ietf-restconf-subscribed-notifications"
 RSN = "ietf-restconf-subscribed-notifications"
 NETCONF_NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 PATH_PREFIX = f"{API_ROOT}/subscriptions/"
-RPCS = frozenset(f"/{dynamic.SN}:{name}" for name in
-                 ("establish-subscription", "modify-subscription", "delete-subscription", "kill-subscription"))
+RPCS = frozenset({*(f"/{dynamic.SN}:{name}" for name in
+                    ("establish-subscription", "modify-subscription", "delete-subscription", "kill-subscription")),
+                  f"/{dynamic.YP}:resync-subscription"})
 # RFC 8650 leaves the time to open the URI to the server; the environment variable is for tests.
 OPEN_TIMEOUT_S = float(os.environ.get("SINGBOX_RESTCONF_SUBSCRIPTION_OPEN_S", "30"))
 KEEPALIVE_S = 15.0
@@ -105,6 +106,9 @@ class DynamicSubscriptions:
         entry = self._own(user, sub_id)
         if name == "delete-subscription":
             self._terminate(entry)
+            return None
+        if name == "resync-subscription":
+            dynamic.resync(sub_id)
             return None
         yang_push = dynamic.is_yang_push(op)
         if yang_push != entry.yang_push:

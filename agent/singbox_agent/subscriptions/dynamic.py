@@ -179,6 +179,21 @@ def modified_xml(sub_id: int, stop: datetime.datetime | None, filter_xml: str) -
     return f'<subscription-modified xmlns="{srsn.SN_NS}">{"".join(parts)}</subscription-modified>'
 
 
+def resync(sub_id: int) -> None:
+    """resync-subscription (RFC 8641 4.6): a push-update of everything an on-change subscription selects, sent
+    next on its stream; any other subscription does not exist for it (no-such-subscription-resync). The caller
+    has checked that the subscription is the requester's."""
+    state = next((s for s in srsn.subscriptions() if s.id == sub_id), None)
+    if state is None or state.kind != "on-change":
+        raise MgmtException(MgmtError("application", "invalid-value",
+                                      f"Subscription {sub_id} is not an on-change subscription of this requester.",
+                                      error_app_tag=f"{YP}:no-such-subscription-resync"))
+    try:
+        srsn.resync(sub_id)
+    except srsn.SrsnError as exc:
+        raise operation_failed(f"The subscription could not be resynchronised: {exc}") from None
+
+
 def terminate(sub_id: int, reason: str | None = NO_SUCH_SUBSCRIPTION) -> bool:
     """delete-/kill-subscription: sysrepo sends subscription-terminated with `reason` (None: nothing) and ends the
     pipe; False when it had ended already."""

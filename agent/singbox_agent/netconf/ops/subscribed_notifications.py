@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape
 import structlog
 
 from singbox_agent.mgmt import datastore
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, invalid_value, operation_failed
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, invalid_value
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.dispatch import OpContext, on_session_end, register
 from singbox_agent.netconf.session import NetconfSession
@@ -156,11 +156,7 @@ def kill(ctx: OpContext) -> str:
 
 @register(YP_NS, "resync-subscription")
 def resync(ctx: OpContext) -> str:
-    entry = _own(ctx, yang_push=True)
-    try:
-        srsn.resync(entry.sub.id)
-    except srsn.SrsnError as exc:
-        raise operation_failed(f"The subscription could not be resynchronised: {exc}") from None
+    dynamic.resync(_own(ctx, yang_push=True).sub.id)
     return "<ok/>"
 
 
