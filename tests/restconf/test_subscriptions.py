@@ -241,3 +241,41 @@ def test_resync_subscription(restconf: RestconfServer) -> None:
             assert "no-such-subscription" in refused.text, refused.text
         assert rpc(c, "delete-subscription", sub_id).status_code == 204
         reader.join()
+
+
+def test_subtree_filters(restconf: RestconfServer) -> None:
+    """RFC 8650 over RESTCONF with RFC 6241 subtree filters, as NETCONF has them: in JSON (the anydata's JSON form)
+    and in XML; a filter selecting nothing this server knows is refused."""
+    with restconf.client() as c:
+        sub_id, uri = establish(c, {
+            "ietf-yang-push:datastore": "ietf-datastores:running",
+            "ietf-yang-push:datastore-subtree-filter": {"ietf-netconf-acm:nacm": {"enable-external-groups": [None]}},
+            "ietf-yang-push:on-change": {"sync-on-start": False},
+        })
+        reader = Reader(c, uri)
+        set_external_groups(c, False)
+        patch = json.loads(reader.wait_for("push-change-update"))["ietf-restconf:notification"]
+        assert "enable-external-groups" in json.dumps(patch)
+        assert rpc(c, "delete-subscription", sub_id).status_code == 204
+        reader.join()
+
+        body = (f'<input xmlns="{SN_NS}"><datastore xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-push" '
+                f'xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">ds:running</datastore>'
+                f'<datastore-subtree-filter xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-push">'
+                f'<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><enable-external-groups/></nacm>'
+                f"</datastore-subtree-filter>"
+                f'<on-change xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-push"><sync-on-start>true</sync-on-start>'
+                f"</on-change></input>")
+        resp = c.post(OPS + "establish-subscription", content=body, headers={"Content-Type": XML, "Accept": XML})
+        assert resp.status_code == 200, resp.text
+        out = ET.fromstring(resp.text)
+        reader = Reader(c, out.findtext(f"{{{RSN_NS}}}uri") or "")
+        update = reader.wait_for("push-update")  # sync-on-start: what the filter selects, and nothing else
+        assert "enable-external-groups" in update and "read-default" not in update, update
+        assert rpc(c, "delete-subscription", int(out.findtext(f"{{{SN_NS}}}id") or 0)).status_code == 204
+        reader.join()
+
+        nothing = body.replace('<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><enable-external-groups/>'
+                               "</nacm>", '<x xmlns="urn:example:unknown"/>')
+        refused = c.post(OPS + "establish-subscription", content=nothing, headers={"Content-Type": XML, "Accept": XML})
+        assert refused.status_code == 400 and "selects nothing" in refused.text, refused.text

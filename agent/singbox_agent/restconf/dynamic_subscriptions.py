@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,10 +124,12 @@ class DynamicSubscriptions:
     def _filter(self, op: libyang.DNode, yang_push: bool) -> tuple[str | None, str]:
         dynamic.refuse_filter_by_reference(op, yang_push)
         prefix, ns = ("datastore", srsn.YP_NS) if yang_push else ("stream", srsn.SN_NS)
-        if op.find_path(f"{dynamic.YP + ':' if yang_push else ''}{prefix}-subtree-filter") is not None:
-            raise MgmtException(MgmtError("application", "operation-not-supported",
-                                          f"The {prefix}-subtree-filter is not supported over RESTCONF; give a "
-                                          f"{prefix}-xpath-filter.", error_app_tag=f"{dynamic.SN}:filter-unsupported"))
+        subtree = op.find_path(f"{dynamic.YP + ':' if yang_push else ''}{prefix}-subtree-filter")
+        if subtree is not None:
+            # the anydata, in XML or JSON as the request had it, printed as the RFC 6241 subtree it is
+            text = subtree.print_mem("xml", with_siblings=False) or f'<{prefix}-subtree-filter xmlns="{ns}"/>'
+            element = ET.fromstring(text)
+            return dynamic.subtree_xpath(op.context, element, prefix), ET.tostring(element, encoding="unicode")
         xpath = dynamic.xpath_filter(op, yang_push)
         if xpath is None:
             return None, ""

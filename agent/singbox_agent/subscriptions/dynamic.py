@@ -11,9 +11,11 @@ servers render.
 from __future__ import annotations
 
 import datetime
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
+from singbox_agent.mgmt import datastore
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, operation_failed
 from singbox_agent.subscriptions import srsn
 
@@ -62,6 +64,17 @@ def centiseconds(op: Any, path: str) -> int | None:
 
 def is_yang_push(op: Any) -> bool:
     return op.find_path(f"{YP}:datastore") is not None
+
+
+def subtree_xpath(ly: Any, element: ET.Element, prefix: str) -> str | None:
+    """The XPath selecting what a stream-/datastore-subtree-filter element selects (None: everything, an empty
+    filter); a filter that selects nothing this server knows is refused."""
+    children = list(element)
+    xpaths = datastore.subtree_to_xpaths(ly, children) if children else []
+    if children and not xpaths:
+        raise invalid_value(f"The {prefix}-subtree-filter selects nothing this server knows.",
+                            error_type="application")
+    return " | ".join(xpaths) or None
 
 
 def refuse_filter_by_reference(op: Any, yang_push: bool) -> None:

@@ -27,8 +27,7 @@ from xml.sax.saxutils import escape
 
 import structlog
 
-from singbox_agent.mgmt import datastore
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, invalid_value
+from singbox_agent.mgmt.errors import MgmtError, MgmtException
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.dispatch import OpContext, on_session_end, register
 from singbox_agent.netconf.session import NetconfSession
@@ -70,12 +69,7 @@ def _filter(ctx: OpContext, yang_push: bool) -> tuple[str | None, str]:
     element = ctx.rpc.op.find(f"{{{ns}}}{prefix}-subtree-filter")
     if element is None:
         return None, ""
-    children = list(element)
-    xpaths = datastore.subtree_to_xpaths(ctx.ly, children) if children else []
-    if children and not xpaths:
-        raise invalid_value(f"The {prefix}-subtree-filter selects nothing this server knows.",
-                            error_type="application")
-    combined = " | ".join(xpaths) or None
+    combined = dynamic.subtree_xpath(ctx.ly, element, prefix)
     if combined:
         limits.check_xpath(combined, ctx.session.server.limits, what=f"The XPath equivalent of the {prefix} filter")
     return combined, ET.tostring(element, encoding="unicode")
