@@ -1,7 +1,7 @@
 """On-change YANG-Push of a real endpoint going down: the whole product chain of tests/e2e (VPP with the plugin,
 the agent, the NETCONF server, each its own process) with ietf-subscribed-notifications and ietf-yang-push
-installed; the endpoint is the real sing-box, health-checked by the plugin, killed by the test; then VPP is killed
-(the status is withdrawn) and restarted (pushed again once probed). Skipped, saying what is missing, without VPP
+installed; the endpoint is the real sing-box, health-checked by the plugin, killed by the test (its status pushed,
+its failure counts polled); then VPP is killed (the status is withdrawn) and restarted (pushed again once probed). Skipped, saying what is missing, without VPP
 (VPP_PREFIX), the built plugin (SINGBOX_PLUGIN_DIR) or root."""
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def test_a_killed_sing_box_upstream_reaches_an_on_change_subscriber(stack: Any, 
         m.edit_config(target="running",
                       config=client_cfg(stack, "<enabled>true</enabled>").replace("</password>",
                                                                                   "</password>" + health))
-    with stack.netconf_session() as pushes, stack.netconf_session() as events:
+    with stack.netconf_session() as pushes, stack.netconf_session() as events, stack.netconf_session() as stats:
         rpc(pushes, f'<establish-subscription xmlns="{SN}">'
                     f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:operational</datastore>'
                     f'<datastore-xpath-filter xmlns="{YP}" xmlns:sb="{SB}">'
@@ -101,13 +101,23 @@ def test_a_killed_sing_box_upstream_reaches_an_on_change_subscriber(stack: Any, 
                     f'<on-change xmlns="{YP}"><sync-on-start>true</sync-on-start></on-change>'
                     f"</establish-subscription>")
         rpc(events, f'<establish-subscription xmlns="{SN}"><stream>NETCONF</stream></establish-subscription>')
-        got_pushes, got_events = Arrivals(pushes), Arrivals(events)
+        # the endpoint's counters: pull-only, heard through the agent's poll (agent/oper_poll.py, every second)
+        rpc(stats, f'<establish-subscription xmlns="{SN}">'
+                   f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:operational</datastore>'
+                   f'<datastore-xpath-filter xmlns="{YP}" xmlns:sb="{SB}">'
+                   f"/sb:singbox/sb:client/sb:endpoint/sb:statistics</datastore-xpath-filter>"
+                   f'<on-change xmlns="{YP}"><sync-on-start>false</sync-on-start></on-change>'
+                   f"</establish-subscription>")
+        got_pushes, got_events, got_stats = Arrivals(pushes), Arrivals(events), Arrivals(stats)
         try:
             got_pushes.wait(">up</oper-status>", timeout=60)  # the first probe, or sync-on-start after it
             os.killpg(singbox.pid, signal.SIGKILL)
             singbox.wait(timeout=10)
             event_at, _ = got_events.wait("<endpoint-down", timeout=60)
             push_at, xml = got_pushes.wait(">down</oper-status>", timeout=30)
+            # the failed probes counted: the poll's patch of the endpoint's statistics
+            got_stats.wait(f"<push-change-update|{C}/endpoint[name='sing-box']/statistics/",
+                           timeout=30)
             # VPP killed: the status is unknown, deleted from the push data; VPP back (empty, resynchronised by the
             # agent) and sing-box back: up again
             mark = len(got_pushes.items)
@@ -120,6 +130,7 @@ def test_a_killed_sing_box_upstream_reaches_an_on_change_subscriber(stack: Any, 
         finally:
             got_pushes.close()
             got_events.close()
+            got_stats.close()
     import xml.etree.ElementTree as ET
 
     root = ET.fromstring(xml)
