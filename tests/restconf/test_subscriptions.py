@@ -279,3 +279,28 @@ def test_subtree_filters(restconf: RestconfServer) -> None:
                                "</nacm>", '<x xmlns="urn:example:unknown"/>')
         refused = c.post(OPS + "establish-subscription", content=nothing, headers={"Content-Type": XML, "Accept": XML})
         assert refused.status_code == 400 and "selects nothing" in refused.text, refused.text
+
+
+def test_subscriptions_state(restconf: RestconfServer) -> None:
+    """RFC 8639's /subscriptions in operational lists the RESTCONF server's subscriptions too, each receiver with
+    RFC 8650's uri; a deleted one is gone."""
+    with restconf.client() as c:
+        sub_id, uri = establish(c, {
+            "ietf-yang-push:datastore": "ietf-datastores:running",
+            "ietf-yang-push:datastore-xpath-filter": "/ietf-netconf-acm:nacm",
+            "ietf-yang-push:on-change": {"dampening-period": 50, "sync-on-start": False},
+        })
+        path = "/restconf/data/ietf-subscribed-notifications:subscriptions"
+        resp = c.get(path, headers={"Accept": JSON})
+        assert resp.status_code == 200, resp.text
+        subs = resp.json()[f"{SN}:subscriptions"]["subscription"]
+        mine = next(s for s in subs if int(s["id"]) == sub_id)
+        assert mine["ietf-yang-push:datastore-xpath-filter"] == "/ietf-netconf-acm:nacm"
+        assert mine["ietf-yang-push:on-change"]["dampening-period"] == 50
+        receiver = mine["receivers"]["receiver"][0]
+        assert receiver["ietf-restconf-subscribed-notifications:uri"] == uri, receiver
+        assert receiver["state"] == "active"
+        assert rpc(c, "delete-subscription", sub_id).status_code == 204
+        after = c.get(path, headers={"Accept": JSON})
+        assert after.status_code == 404 or all(int(s["id"]) != sub_id for s in
+                                               after.json()[f"{SN}:subscriptions"]["subscription"]), after.text

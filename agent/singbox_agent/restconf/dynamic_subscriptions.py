@@ -60,6 +60,7 @@ class Entry:
     yang_push: bool
     stop: datetime.datetime | None
     filter_xml: str = ""
+    uri: str = ""
     attached: bool = False
     terminated_by_us: bool = False
     ended: bool = False
@@ -86,6 +87,7 @@ class DynamicSubscriptions:
         self.open_timeout_s = OPEN_TIMEOUT_S
         self._lock = threading.Lock()
         self._entries: dict[int, Entry] = {}
+        self._state_session: Any = None  # provides /subscriptions, from the first subscription on
 
     # ---- RPCs (a worker thread; `op` is the rpc's input tree in sysrepo's context, NACM exec already checked) ----
 
@@ -154,12 +156,14 @@ class DynamicSubscriptions:
             session.stop()
             raise
         entry = Entry(user, made.sub, session, stream_encoding, made.yang_push, made.stop, filter_xml)
+        entry.uri = f"{base_url}{PATH_PREFIX}{entry.id}"
+        self._provide_state()
         entry.timer = threading.Timer(self.open_timeout_s, self._unopened, args=(entry,))
         entry.timer.daemon = True
         with self._lock:
             self._entries[entry.id] = entry
         entry.timer.start()
-        uri = f"{base_url}{PATH_PREFIX}{entry.id}"
+        uri = entry.uri
         log.info("subscription established", subscription=entry.id, user=user, yang_push=made.yang_push)
         revision = dynamic.stamp(made.replay_start) if made.replay_start is not None else None
         if encoding == Encoding.JSON:
@@ -170,6 +174,24 @@ class DynamicSubscriptions:
         extra = f"<replay-start-time-revision>{revision}</replay-start-time-revision>" if revision else ""
         return (f'<output xmlns="{srsn.SN_NS}"><id>{entry.id}</id>{extra}<uri xmlns="{RSN_NS}">{escape(uri)}</uri>'
                 "</output>\n").encode()
+
+    def _provide_state(self) -> None:
+        """`/subscriptions` in operational: this server's subscriptions (with RFC 8650's receiver uri), beside the
+        NETCONF server's (sysrepo merges what both provide)."""
+        with self._lock:
+            if self._state_session is not None:
+                return
+            self._state_session = sess = self.conn.start_session("running")
+        try:
+            sess.subscribe_oper_data_request(dynamic.SN, f"/{dynamic.SN}:subscriptions", self._oper_state)
+        except sysrepo.SysrepoError as exc:  # the subscriptions work without their state
+            log.warning("subscription state not provided", error=str(exc))
+
+    def _oper_state(self, _xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
+        with self._lock:
+            receivers = {i: {"name": f"RESTCONF user {e.user or ''}".rstrip(), f"{RSN}:uri": e.uri}
+                         for i, e in self._entries.items() if not e.terminated_by_us}
+        return dynamic.state(receivers)
 
     def _own(self, user: str | None, sub_id: int) -> Entry:
         with self._lock:
@@ -317,6 +339,9 @@ class DynamicSubscriptions:
         """At shutdown, before the connection goes: every subscription ends, without a notification."""
         with self._lock:
             entries = list(self._entries.values())
+            state, self._state_session = self._state_session, None
         for entry in entries:
             entry.terminated_by_us = True
             self._cleanup(entry)
+        if state is not None:
+            state.stop()

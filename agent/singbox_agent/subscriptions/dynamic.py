@@ -207,6 +207,39 @@ def resync(sub_id: int) -> None:
         raise operation_failed(f"The subscription could not be resynchronised: {exc}") from None
 
 
+def state(receivers: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """`/subscriptions` (RFC 8639 state) of this process's subscriptions that `receivers` names (id -> the
+    receiver's name and any leaves of its own, e.g. RFC 8650's uri), as an operational callback returns it."""
+    out: list[dict[str, Any]] = []
+    for st in srsn.subscriptions():
+        receiver = receivers.get(st.id)
+        if receiver is None:
+            continue
+        item: dict[str, Any] = {"id": st.id}
+        if st.kind == "stream":
+            item["stream"] = st.stream
+            if st.xpath:
+                item["stream-xpath-filter"] = st.xpath
+        else:
+            item[f"{YP}:datastore"] = f"ietf-datastores:{st.datastore}"
+            if st.xpath:
+                item[f"{YP}:datastore-xpath-filter"] = st.xpath
+            if st.kind == "periodic":
+                item[f"{YP}:periodic"] = {"period": (st.period_ms or 0) // 10}
+            else:
+                item[f"{YP}:on-change"] = {"dampening-period": (st.dampening_ms or 0) // 10}
+        if st.stop is not None:
+            item["stop-time"] = stamp(st.stop)
+        item["receivers"] = {"receiver": [{
+            **receiver,
+            "sent-event-records": str(st.sent),
+            "excluded-event-records": str(st.excluded),
+            "state": "suspended" if st.suspended else "active",
+        }]}
+        out.append(item)
+    return {"subscriptions": {"subscription": out}} if out else {}
+
+
 def terminate(sub_id: int, reason: str | None = NO_SUCH_SUBSCRIPTION) -> bool:
     """delete-/kill-subscription: sysrepo sends subscription-terminated with `reason` (None: nothing) and ends the
     pipe; False when it had ended already."""

@@ -219,32 +219,5 @@ def _ensure_providers(ctx: OpContext) -> None:
 
 def _oper_subscriptions(_xpath: str, _priv: Any, **_: Any) -> dict[str, Any]:
     with _lock:
-        owners = {i: e for i, e in _subs.items()}
-    out: list[dict[str, Any]] = []
-    for state in srsn.subscriptions():
-        entry = owners.get(state.id)
-        if entry is None:
-            continue
-        item: dict[str, Any] = {"id": state.id}
-        if state.kind == "stream":
-            item["stream"] = state.stream
-            if state.xpath:
-                item["stream-xpath-filter"] = state.xpath
-        else:
-            item[f"{YP}:datastore"] = f"ietf-datastores:{state.datastore}"
-            if state.xpath:
-                item[f"{YP}:datastore-xpath-filter"] = state.xpath
-            if state.kind == "periodic":
-                item[f"{YP}:periodic"] = {"period": (state.period_ms or 0) // 10}
-            else:
-                item[f"{YP}:on-change"] = {"dampening-period": (state.dampening_ms or 0) // 10}
-        if state.stop is not None:
-            item["stop-time"] = dynamic.stamp(state.stop)
-        item["receivers"] = {"receiver": [{
-            "name": f"NETCONF session {entry.session.id}",
-            "sent-event-records": str(state.sent),
-            "excluded-event-records": str(state.excluded),
-            "state": "suspended" if state.suspended else "active",
-        }]}
-        out.append(item)
-    return {"subscriptions": {"subscription": out}} if out else {}
+        receivers = {i: {"name": f"NETCONF session {e.session.id}"} for i, e in _subs.items()}
+    return dynamic.state(receivers)
