@@ -195,7 +195,7 @@ def test_an_answer_during_a_commit_is_applied_after_its_done(dns: Dns) -> None:
         assert agent.resolver.wait()
         assert agent._events.get_nowait() == "resync"  # noqa: SLF001 - what the answer asked for
         assert not agent.resync()  # between change and done: not now
-        agent._done(7, changes)  # noqa: SLF001
+        agent._done(7, lambda: changes)  # noqa: SLF001
         assert agent._events.get_nowait() == "resync"  # noqa: SLF001 - the done asks again
         assert agent.resync()
         assert dp.objects[("endpoint", "e")] == endpoint_spec("198.18.0.7")

@@ -13,6 +13,7 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from singbox_agent.agent import defaults, fastoper, oper
 from singbox_agent.agent.oper_poll import OperPoll
 from singbox_agent.agent.oper_push import OperPush, Pushed
 from singbox_agent.mgmt import crypt, password_hashing, xpath
+from singbox_agent.agent.changes import read_changes
 from singbox_agent.agent.mapping import MODULE, TOP, Change, RunningConfig, Unit, UnitData, derive, derive_units
 from singbox_agent.agent.planner import plan, undo_plan
 from singbox_agent.agent.resolve import Resolver, hold_unresolved
@@ -115,18 +117,6 @@ def _summary(errors: list[str]) -> str:
     return "; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else "")
 
 
-def _changes(raw: list[Any]) -> list[Change]:
-    out: list[Change] = []
-    for c in raw:
-        if isinstance(c, sysrepo.ChangeCreated):
-            out.append(Change("created", c.xpath, c.value))
-        elif isinstance(c, sysrepo.ChangeModified):
-            out.append(Change("modified", c.xpath, c.value))
-        elif isinstance(c, sysrepo.ChangeDeleted):
-            out.append(Change("deleted", c.xpath))
-    return out
-
-
 class Agent:
     def __init__(self, dataplane: Dataplane, *, change_priority: int = 0, resolver: Resolver | None = None,
                  oper_poll_ms: int = 0, sessions_poll_ms: int = 0) -> None:
@@ -181,7 +171,9 @@ class Agent:
         self.dataplane.set_event_sink(self._events.put)
         sess = self._sess
         # `enabled`: the current running config arrives as the first event, atomically with the subscription.
-        sess.subscribe_module_change(MODULE, TOP, self._on_change, priority=self.change_priority, enabled=True)
+        # Unsafe: the callback reads the change tree itself (changes.py), not the binding's slow change objects.
+        sess.subscribe_module_change_unsafe(MODULE, TOP, self._on_change, priority=self.change_priority,
+                                            enabled=True)
         sess.subscribe_module_change_unsafe(MODULE, USER_PASSWORD_XPATH, password_hashing.hasher(USER_PASSWORD_XPATH),
                                             update=True)
         sess.subscribe_oper_data_request(MODULE, f"{TOP}/dataplane", self._oper_dataplane)
@@ -235,18 +227,19 @@ class Agent:
 
     # configuration changes ----------------------------------------------------------------------------------
 
-    def _on_change(self, event: str, req_id: int, changes: list[Any], _priv: Any) -> None:
+    def _on_change(self, ev_sess: Any, event: str, req_id: int, _priv: Any) -> None:
         if event == "change":
-            self._change(req_id, _changes(changes))
+            self._change(req_id, read_changes(ev_sess, TOP))
         elif event == "done":
-            self._done(req_id, _changes(changes))
+            # only a commit that started before we subscribed needs its changes read
+            self._done(req_id, lambda: read_changes(ev_sess, TOP))
         elif event == "abort":
             self._abort(req_id)
         elif event == "enabled":
             self._enabled_done_due = True
             with self._lock:
                 self.running = RunningConfig()
-                self.running.updated(self.running.changed_units(_changes(changes)))
+                self.running.updated(self.running.changed_units(read_changes(ev_sess, TOP)))
                 self.status.in_sync = False
             # The config cache is large and long-lived: keep it out of the collector's full passes, which would
             # otherwise walk it during commits.
@@ -332,14 +325,14 @@ class Agent:
             log.error("undo failed", txn=txn.req_id, op=op.describe(), error=str(error))
         txn.applied.clear()
 
-    def _done(self, req_id: int, changes: list[Change]) -> None:
+    def _done(self, req_id: int, changes: Callable[[], list[Change]]) -> None:
         with self._lock:
             txn = self._txns.pop(req_id, None)
             if txn is None and self._enabled_done_due:
                 self._enabled_done_due = False
                 return  # the `done` that follows the initial `enabled` event (sysrepo sends it as request 0)
             if txn is None:  # a commit that started before we subscribed
-                self.running.updated(self.running.changed_units(changes))
+                self.running.updated(self.running.changed_units(changes()))
                 self.status.in_sync = False
                 self.status.pending = True
                 result = "pending"

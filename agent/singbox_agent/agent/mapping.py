@@ -176,6 +176,8 @@ class Change:
     op: str  # created | modified | deleted
     path: str
     value: Any = None
+    # the path as `split_path` would give it, when the reader has it without printing the path (changes.py)
+    segments: list[Segment] | None = None
 
 
 class RunningConfig:
@@ -188,7 +190,7 @@ class RunningConfig:
         """The new data of every unit the changes touch (None: the list entry is gone); self is unchanged."""
         touched: dict[Unit, UnitData | None] = {}
         for ch in changes:
-            located = unit_of(split_path(ch.path))
+            located = unit_of(ch.segments if ch.segments is not None else split_path(ch.path))
             if located is None:
                 continue
             unit, rel = located

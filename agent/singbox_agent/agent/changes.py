@@ -1,0 +1,84 @@
+"""sysrepo's change list as the agent needs it, read straight from the change tree inside the change callback.
+
+The binding's safe subscription builds a Change for every node by printing its XPath and, for every container and
+list entry, the whole subtree as a dict (`print_dict`): for a commit of 10,000 endpoints that took longer than the
+callback itself and, with it, sysrepo's 5 s timeout. Here each node gives only what `mapping.changed_units` uses:
+its path as segments (schema name, list key or leaf-list value: what `mapping.split_path` makes of the printed
+XPath, without printing and parsing it) and, for a leaf, its typed value (as the binding gives it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import libyang
+from _libyang import ffi as ly_ffi
+from _libyang import lib as ly_lib
+from _sysrepo import ffi as sr_ffi
+from _sysrepo import lib as sr_lib
+from sysrepo.errors import check_call
+from sysrepo.util import str2c
+
+from singbox_agent.agent.mapping import Change, Segment
+
+_OPS = {sr_lib.SR_OP_CREATED: "created", sr_lib.SR_OP_MODIFIED: "modified", sr_lib.SR_OP_DELETED: "deleted"}
+# as the binding's change list (include_implicit_defaults=True): default nodes in, empty non-presence containers out
+_PRINT_FLAGS = ly_lib.LYD_PRINT_WD_ALL
+_TERM = ly_lib.LYS_LEAF | ly_lib.LYS_LEAFLIST
+
+
+def _segments(node: Any, cache: dict[int, list[Segment]]) -> list[Segment]:
+    """The node's path from the top, as `mapping.split_path` gives it; parents' segments come from `cache`."""
+    parent = ly_ffi.cast("struct lyd_node *", node.parent)
+    if parent == ly_ffi.NULL:
+        head: list[Segment] = []
+    else:
+        addr = int(ly_ffi.cast("uintptr_t", parent))
+        found = cache.get(addr)
+        if found is None:
+            found = cache[addr] = _segments(parent, cache)
+        head = found
+    schema = node.schema
+    name = ly_ffi.string(schema.name).decode()
+    key: str | None = None
+    if schema.nodetype == ly_lib.LYS_LIST:
+        first = ly_lib.lyd_child(node)  # a list entry's keys come first; this model's lists have one
+        if first != ly_ffi.NULL:
+            key = ly_ffi.string(ly_lib.lyd_get_value(first)).decode()
+    elif schema.nodetype == ly_lib.LYS_LEAFLIST:
+        key = ly_ffi.string(ly_lib.lyd_get_value(node)).decode()
+    return [*head, (name, key)]
+
+
+def read_changes(session: Any, xpath: str) -> list[Change]:
+    """The changes under `xpath` of the commit `session` (the callback's implicit sysrepo session) carries."""
+    iter_p = sr_ffi.new("sr_change_iter_t **")
+    check_call(sr_lib.sr_get_changes_iter, session.cdata, str2c(xpath + "//."), iter_p)
+    op_p = sr_ffi.new("sr_change_oper_t *")
+    node_p = sr_ffi.new("struct lyd_node **")
+    prev_val_p = sr_ffi.new("char **")
+    prev_list_p = sr_ffi.new("char **")
+    prev_dflt_p = sr_ffi.new("int *")
+    out: list[Change] = []
+    cache: dict[int, list[Segment]] = {}
+    try:
+        with session.get_ly_ctx() as ctx:
+            while check_call(sr_lib.sr_get_change_tree_next, session.cdata, iter_p[0], op_p, node_p, prev_val_p,
+                             prev_list_p, prev_dflt_p,
+                             valid_codes=(sr_lib.SR_ERR_OK, sr_lib.SR_ERR_NOT_FOUND)) == sr_lib.SR_ERR_OK:
+                op = _OPS.get(op_p[0])
+                if op is None:  # moved: user-ordered lists only, none in this model
+                    continue
+                node = ly_ffi.cast("struct lyd_node *", node_p[0])
+                if not ly_lib.lyd_node_should_print(node, _PRINT_FLAGS):
+                    continue
+                value: Any = None
+                if node.schema.nodetype & _TERM:
+                    if op != "deleted":
+                        value = libyang.DLeaf.cdata_leaf_value(node, ctx)
+                elif op != "deleted":
+                    value = {}  # a container or list entry: `apply_change` needs only to know it is one
+                out.append(Change(op, "", value, _segments(node, cache)))
+    finally:
+        sr_lib.sr_free_change_iter(iter_p[0])
+    return out
