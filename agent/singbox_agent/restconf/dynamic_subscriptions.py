@@ -183,7 +183,9 @@ class DynamicSubscriptions:
                 return
             self._state_session = sess = self.conn.start_session("running")
         try:
-            sess.subscribe_oper_data_request(dynamic.SN, f"/{dynamic.SN}:subscriptions", self._oper_state)
+            # merged with the NETCONF server's: sysrepo refuses a second provider of a path unless both merge
+            sess.subscribe_oper_data_request(dynamic.SN, f"/{dynamic.SN}:subscriptions", self._oper_state,
+                                             oper_merge=True)
         except sysrepo.SysrepoError as exc:  # the subscriptions work without their state
             log.warning("subscription state not provided", error=str(exc))
 

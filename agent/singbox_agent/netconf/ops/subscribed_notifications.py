@@ -211,7 +211,9 @@ def _ensure_providers(ctx: OpContext) -> None:
         sess = ctx.session.server.conn.start_session("running")
         try:
             _providers.append(srsn.StreamsProvider(sess))
-            sess.subscribe_oper_data_request(SN, f"/{SN}:subscriptions", _oper_subscriptions)
+            # merged with the RESTCONF server's (its own subscriptions, same path): sysrepo refuses a second
+            # provider of a path unless both merge
+            sess.subscribe_oper_data_request(SN, f"/{SN}:subscriptions", _oper_subscriptions, oper_merge=True)
         except Exception as exc:  # noqa: BLE001 - the subscriptions work without their state
             log.warning("subscription state not provided", error=str(exc))
         _providers.append(sess)
