@@ -349,7 +349,7 @@ class Agent:
             resync = not self.status.in_sync or self._resync_due or (txn is not None and txn.held_before)
             self._resync_due = False
         log.info("commit", txn=req_id, result=result, held=list(txn.held.values())[:20] if txn else None,
-                 applied=[op.describe() for op in (txn.ops if txn else [])][:20],
+                 applied=[op.describe() for op in (txn.ops[:20] if txn else [])],
                  steps=len(txn.ops) if txn else None,
                  plan_ms=round(txn.plan_ms, 3) if txn else None, apply_ms=round(txn.apply_ms, 3) if txn else None,
                  duration_ms=round((time.perf_counter() - txn.started) * 1e3, 3) if txn else None)
@@ -428,7 +428,7 @@ class Agent:
             else:
                 self.status.last_sync = oper.timestamp()
         log.info("resync", result="in-sync" if not errors else "incomplete", applied=len(ops) - refused,
-                 failed=refused, held=len(held), changes=[op.describe() for op in ops][:20],
+                 failed=refused, held=len(held), changes=[op.describe() for op in ops[:20]],
                  read_ms=round(self.last_resync_timing[0], 3), plan_ms=round(self.last_resync_timing[1], 3),
                  apply_ms=round(self.last_resync_timing[2], 3),
                  duration_ms=round((time.perf_counter() - started) * 1e3, 3))
