@@ -60,7 +60,7 @@ class OperPoll:
         rc = libsysrepo.lib.sr_oper_poll_subscribe(libsysrepo.session_ptr(self._sess), self._module.encode(),
                                                    path.encode(), period_ms, libsysrepo.SR_SUBSCR_OPER_POLL_DIFF, sub)
         if rc != 0:
-            raise OperPollError(f"sr_oper_poll_subscribe {path}: {_strerror(rc)}")
+            raise OperPollError(f"sr_oper_poll_subscribe {path}: {libsysrepo.strerror(rc)}")
         self._subs.append((path, sub))
         log.info("polling operational state for on-change subscribers", path=path, period_ms=period_ms)
 
@@ -73,11 +73,6 @@ class OperPoll:
         for path, sub in subs:
             rc = libsysrepo.lib.sr_unsubscribe(sub[0])
             if rc != 0:
-                log.warning("poll subscription not ended", path=path, error=_strerror(rc))
+                log.warning("poll subscription not ended", path=path, error=libsysrepo.strerror(rc))
         self._sess.stop()
 
-
-def _strerror(rc: int) -> str:
-    from _sysrepo import ffi as sr_ffi, lib as sr_lib
-
-    return str(sr_ffi.string(sr_lib.sr_strerror(rc)).decode())
