@@ -40,6 +40,7 @@
 
 #include <singbox/singbox_client_udp.h>
 #include <singbox/singbox_group.h>
+#include <singbox/singbox_tcp_ts.h>
 #include <vnet/fib/fib_table.h>
 #include <vnet/fib/fib_entry.h>
 #include <vnet/fib/ip4_fib.h>
@@ -51,8 +52,6 @@
 #include <vnet/udp/udp.h>
 #include <vnet/ip/reass/ip4_full_reass.h>
 #include <vnet/ip/reass/ip6_full_reass.h>
-#include <vnet/tcp/tcp.h>
-#include <vnet/tcp/tcp_inlines.h>
 #include <vnet/feature/feature.h>
 #include <vnet/format_fns.h>
 #include <vlibapi/api.h>
@@ -760,28 +759,6 @@ singbox_cudp_ep_failed (singbox_cudp_flow_t *f)
   singbox_group_count_failure (f->group_index, f->endpoint_index);
 }
 
-/* VPP's workers keep clocks of their own, milliseconds apart. When the
- * SYN-ACK of an active open arrives on another worker than the one that sent
- * the SYN (the connects thread), the connection's segments may carry a
- * TSval older than the SYN's (RFC 7323): the peer's PAWS check drops them,
- * its handshake stays unfinished until it retransmits the SYN-ACK, and the
- * flow waits ~1.5 s (seen with 2 workers: one new flow in ten). Offset this
- * connection's stamps so they never go back: our handshake bytes, sent next,
- * then complete the peer's handshake. */
-static void
-singbox_cudp_tcp_ts_monotonic (session_t *s)
-{
-  tcp_connection_t *tc = (tcp_connection_t *) session_get_transport (s);
-  u32 now, syn_ts;
-
-  if (!tc || !tcp_opts_tstamp (&tc->rcv_opts))
-    return;
-  now = tcp_time_tstamp (tc->c_thread_index);
-  syn_ts = tc->rcv_opts.tsecr; /* the SYN's TSval, echoed in the SYN-ACK */
-  if (timestamp_lt (now, syn_ts))
-    tc->timestamp_delta = now - syn_ts;
-}
-
 static int
 singbox_cudp_ctl_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
 {
@@ -809,7 +786,7 @@ singbox_cudp_ctl_connected (u32 app_wrk_index, u32 api_context, session_t *s, se
       return err ? 0 : -1;
     }
   ep = pool_elt_at_index (sm->endpoints, f->endpoint_index);
-  singbox_cudp_tcp_ts_monotonic (s);
+  singbox_tcp_ts_monotonic (s, 1 /* resend_ack */);
   f->ctl_handle = session_handle (s);
   s->opaque = f->index;
   f->state = SINGBOX_CUDP_STATE_HANDSHAKE;

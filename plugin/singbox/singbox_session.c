@@ -18,6 +18,7 @@
 
 #include <singbox/singbox.h>
 #include <vnet/tcp/tcp.h>
+#include <singbox/singbox_tcp_ts.h>
 
 #define SINGBOX_TCP_MSS 1460
 
@@ -701,6 +702,8 @@ singbox_ao_alloc_fifos (session_t *s)
   u8 cross = 0;
   int rv;
 
+  /* before TCP acks the SYN-ACK: see singbox_tcp_ts.h */
+  singbox_tcp_ts_monotonic (s, 0);
   singbox_sessions_lock ();
   ss = singbox_session_get (s->opaque);
   if (!ss->pooled && (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE))
