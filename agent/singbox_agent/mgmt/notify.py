@@ -14,7 +14,11 @@ and logged, never silent.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
+
+import libyang
 
 import structlog
 
@@ -24,7 +28,9 @@ FILE_FULL = "exceeded the maximum size"  # sysrepo: "Notification file A-B excee
 
 _lock = threading.Lock()
 _lost = 0
-_keepers = 0
+# (module, seconds, nanoseconds, the notification as sysrepo prints it) -> stored: this process's replay keeper
+Keep = Callable[[str, int, int, bytes], bool]
+_keeper: Keep | None = None
 
 
 def lost_count() -> int:
@@ -33,27 +39,18 @@ def lost_count() -> int:
         return _lost
 
 
-def keeper_started() -> None:
-    global _keepers
+def set_keeper(keep: Keep | None) -> None:
+    """Where `Notifier` hands a notification sysrepo delivered but refused to store (`replay_keeper`)."""
+    global _keeper
     with _lock:
-        _keepers += 1
-
-
-def keeper_stopped() -> None:
-    global _keepers
-    with _lock:
-        _keepers -= 1
+        _keeper = keep
 
 
 def record_loss(notification: str, reason: str, *, delivered: bool) -> None:
     """A notification this process generated was not stored for replay (`delivered`: it reached the live
-    subscribers) or not sent. One that sysrepo refused for a full file is left to this process's keeper, if any."""
+    subscribers) or not sent: counted and logged."""
     global _lost
     with _lock:
-        if delivered and file_full(reason) and _keepers:
-            log.info("notification not stored for replay by sysrepo (its file of this second is full): the replay "
-                     "keeper stores it", notification=notification)
-            return
         _lost += 1
     log.error("notification not stored for replay" + (" (delivered live)" if delivered else ", not sent"),
               notification=notification, error=reason)
@@ -72,14 +69,38 @@ class Notifier:
         self._lock = threading.Lock()
 
     def send(self, xpath: str, values: dict[str, Any]) -> None:
-        """Send; a loss is counted and logged. Never raises."""
+        """Send; one sysrepo refused to store is handed to this process's keeper, if any; a loss is counted and
+        logged. Never raises."""
         with self._lock:
+            tree: Any = None
             try:
                 if self._session is None:
                     self._session = self._conn.start_session("running")
-                self._session.notification_send(xpath, values)
+                full: dict[str, Any] = {}
+                libyang.xpath_set(full, xpath, values)
+                module = next(libyang.xpath_split(xpath))[0]
+                with self._session.get_ly_ctx() as ctx:
+                    tree = ctx.get_module(module).parse_data_dict(full, notification=True, validate=False)
+                self._session.notification_send_ly(tree)
             except Exception as exc:  # noqa: BLE001 - sending must never break the operation that caused it
-                record_loss(xpath, str(exc), delivered=file_full(exc))
+                if not (file_full(exc) and tree is not None and self._keep(module, tree)):
+                    record_loss(xpath, str(exc), delivered=file_full(exc))
+            finally:
+                if tree is not None:
+                    tree.free()
+
+    def _keep(self, module: str, tree: Any) -> bool:
+        """Delivered, refused by sysrepo's store: stored by the keeper (with the time of the refusal: sysrepo's own
+        time of the event, a few milliseconds earlier, is not known here)."""
+        keep = _keeper
+        if keep is None:
+            return False
+        now = time.time_ns()
+        payload = tree.print_mem("json", with_siblings=True, pretty=False)
+        data = payload.encode() if isinstance(payload, str) else payload
+        log.info("notification not stored for replay by sysrepo (its file of this second is full): the replay "
+                 "keeper stores it", notification=module)
+        return keep(module, now // 1_000_000_000, now % 1_000_000_000, data)
 
     def close(self) -> None:
         with self._lock:

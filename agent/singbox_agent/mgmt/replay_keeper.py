@@ -8,18 +8,23 @@ already reached every live subscriber and cannot be sent again. That happens whe
 netconf-config-change of a few thousand entries is several MB, stored whole) starts a file: every other
 notification of its module in the same second — small session events, a second config-change — is refused.
 
-So every notification is watched live (one subscription per module with notifications, sysrepo's own timestamp
-with it). Only a file started in the notification's own second can refuse it, and sysrepo starts one at most once
-per MiB of notifications: a notification that arrives while no such file exists is let go after a directory
-listing (the callback stays cheap — sysrepo hands a module's subscribers one event at a time, so a slow callback
-would delay the next notification, and the edit that generates it). The others are printed as sysrepo prints them
-and, `CHECK_AFTER` later, looked for in those files. One missing there is appended to the file in sysrepo's own
-record format (struct timespec, uint32 length, the JSON), where sysrepo's replay reads it in its place: sysrepo
-never adds to a file that refused one of its second, and later seconds' notifications start a new file or append
-whole records. Not covered: a notification whose check ran before another process stored the notification that
-started its second's file (sysrepo stores after it delivers) — a window of one store.
-The check and the append happen under an flock of the store directory, so several keepers (both servers run one)
-store a notification once. What cannot be stored even so is counted and logged (`notify.record_loss`).
+So the notifications of every module but ietf-netconf-notifications are watched live (one subscription per
+module, sysrepo's own timestamp with it). Only a file started in the notification's own second by another
+notification can refuse it, and sysrepo starts one at most once per MiB of notifications: a notification that
+arrives while no such file exists is let go after a directory listing and one record header (the callback stays
+cheap — sysrepo hands a module's subscribers one event at a time, so a slow callback would delay the next
+notification). The others are printed as sysrepo prints them and, `CHECK_AFTER` later, looked for in those files.
+One missing there is appended to the file in sysrepo's own record format (struct timespec, uint32 length, the
+JSON), where sysrepo's replay reads it in its place: sysrepo never adds to a file that refused one of its second,
+and later seconds' notifications start a new file or append whole records. The check and the append happen under
+an flock of the store directory, so several keepers (both servers run one) store a notification once.
+
+ietf-netconf-notifications is not watched (`UNWATCHED`: a subscriber there costs every large edit dearly); the
+NETCONF server's base events sysrepo refuses are handed over by `notify.Notifier` (`store_now`, with the time of
+the refusal: sysrepo's own is not known to the sender). A netconf-config-change sysrepo refuses (a second large
+edit in one second) is counted and logged (`notify.record_loss`), as is whatever cannot be stored. Not covered
+either: a notification checked before another process stored the one that started its second's file (sysrepo
+stores after it delivers) — a window of one store.
 """
 
 from __future__ import annotations
@@ -48,7 +53,11 @@ log = structlog.get_logger("mgmt.replay_keeper")
 
 CHECK_AFTER = 2.0  # seconds: sysrepo stores right after it delivers; looked for only once it surely tried
 MAX_PENDING_BYTES = 256 * 1024 * 1024  # notifications waiting for their check; beyond, counted as lost
-LOCK_NAME = ".vpp-singbox-replay-keeper.lock"  # in the store directory; sysrepo lists only "<module>.notif.*"
+LOCK_NAME = ".vpp-singbox-replay-keeper.lock"
+# Not watched: sysrepo serialises every notification for each subscriber, and a netconf-config-change of a large
+# edit is tens of MB (a 10 MB edit-config took 70-90 s instead of 45-60 with a subscriber here). Its base events
+# are handed over by the server that sends them (`notify.Notifier`); a config-change sysrepo refuses is counted.
+UNWATCHED = "ietf-netconf-notifications"  # in the store directory; sysrepo lists only "<module>.notif.*"
 RECORD_HEAD = struct.Struct("=qqI")  # ntf_json.c's record: struct timespec (x86-64: two longs), uint32 JSON length
 
 
@@ -110,19 +119,21 @@ class ReplayKeeper:
         self.restored = 0
         self._session = conn.start_session("running")
         for module in replay.notification_modules(conn):
+            if module == UNWATCHED:
+                continue
             libsysrepo.notif_subscribe_tree(self._session, module, None, None, None,
                                             functools.partial(self._on_event, module))
         self._thread = threading.Thread(target=self._run, name="replay-keeper", daemon=True)
         self._thread.start()
-        notify.keeper_started()
+        notify.set_keeper(self.store_now)
 
     def _on_event(self, module: str, ev: int, notif: Any, ts: Any) -> None:
         """sysrepo's thread: print the notification as sysrepo stores it and queue its check. Never raises."""
         try:
             if ev != replay.EV_REALTIME or not notif or not ts:
                 return
-            if not self._file_started(module, int(ts.tv_sec)):
-                return  # nothing can refuse it: printing it here would only delay sysrepo's next event
+            if not self._at_risk(module, int(ts.tv_sec), int(ts.tv_nsec)):
+                return  # stored, or nothing can refuse it: printing it here would only delay sysrepo's next event
             ctx: Any
             with self._conn.get_ly_ctx() as ctx:
                 node = libyang.DNode.new(ctx, notif)
@@ -143,13 +154,24 @@ class ReplayKeeper:
         except BaseException:  # noqa: BLE001 - a C callback must not raise
             log.exception("cannot watch a notification for the replay store")
 
-    def _file_started(self, module: str, sec: int) -> bool:
-        """Whether a store file of `module` was started in second `sec` (names only: called for every event)."""
+    def _at_risk(self, module: str, sec: int, nsec: int) -> bool:
+        """Whether a store file of `module` was started in second `sec` by another notification (names and one
+        record header only: called for every event). The notification that started it (a large one, typically) is
+        stored: it is its first record."""
         prefix = f"{module}.notif.{sec}-"
         try:
-            return any(name.startswith(prefix) for name in os.listdir(self.directory))
+            names = [name for name in os.listdir(self.directory) if name.startswith(prefix)]
         except FileNotFoundError:
             return False
+        for name in names:
+            try:
+                with open(self.directory / name, "rb") as f:
+                    head = f.read(RECORD_HEAD.size)
+            except FileNotFoundError:
+                continue
+            if len(head) < RECORD_HEAD.size or RECORD_HEAD.unpack(head)[:2] != (sec, nsec):
+                return True
+        return False
 
     def pending(self) -> int:
         with self._cond:
@@ -180,7 +202,15 @@ class ReplayKeeper:
                 return
             self._append(item, files)
 
-    def _append(self, item: _Pending, files: list[StoredFile]) -> None:
+    def store_now(self, module: str, sec: int, nsec: int, payload: bytes) -> bool:
+        """Store a notification this process sent and sysrepo refused to store (`notify.Notifier`)."""
+        item = _Pending(0.0, next(self._seq), module, sec, nsec, f"{module} notification", payload)
+        with open(self.directory / LOCK_NAME, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            files = [f for f in scan(self.directory) if f.module == module and f.first <= sec <= f.last]
+            return self._append(item, files)
+
+    def _append(self, item: _Pending, files: list[StoredFile]) -> bool:
         data = record(item.sec, item.nsec, item.payload)
         for _ in range(5):  # sysrepo renames a file it appends to (its last second): look again then
             for f in sorted(files, key=lambda f: f.last, reverse=True):
@@ -196,9 +226,10 @@ class ReplayKeeper:
                 self.restored += 1
                 log.info("notification stored for replay in sysrepo's place", notification=item.name,
                          file=f.name, size=len(item.payload))
-                return
-            files = started_in(scan(self.directory), item.module, item.sec)
+                return True
+            files = [f for f in scan(self.directory) if f.module == item.module and f.first <= item.sec <= f.last]
         notify.record_loss(item.name, "its replay store file is gone", delivered=True)
+        return False
 
     def close(self, flush: bool = True) -> None:
         """Stop watching; with `flush`, check what is queued first (at most CHECK_AFTER from now)."""
@@ -210,4 +241,4 @@ class ReplayKeeper:
             self._stopping = True
             self._cond.notify()
         self._thread.join(CHECK_AFTER + 30)
-        notify.keeper_stopped()
+        notify.set_keeper(None)
