@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import JSON, XML
-from rcserver import BOB, RestconfServer, bootstrap_users, start_server, stop_server
+from rcserver import ADMIN, BOB, RestconfServer, bootstrap_users, start_server, start_service, stop_process, stop_server
 
 from singbox_agent.repository import SysrepoInstance
 
@@ -305,3 +305,50 @@ def test_subscriptions_state(restconf: RestconfServer) -> None:
         left = [] if after.status_code == 404 else \
             after.json().get(f"{SN}:subscriptions", {}).get("subscription", [])
         assert all(int(s["id"]) != sub_id for s in left), after.text
+
+
+def test_ids_unique_across_the_netconf_and_restconf_servers(restconf: RestconfServer, tmp_path: Path) -> None:
+    """RFC 8639 2.4.2: a subscription id is unique to the publisher. srsn numbers the subscriptions of each process
+    from 1, and the NETCONF server is another process on the same sysrepo: its first subscription and the RESTCONF
+    server's get different ids, /subscriptions lists both (from either server), and deleting the RESTCONF one
+    leaves the NETCONF one running."""
+    from lxml import etree
+    from ncclient import manager
+
+    nc_state = tmp_path / "netconf"
+    nc_state.mkdir()
+    proc, info = start_service(restconf.instance, "singbox_agent.netconf", nc_state, nc_state / "ready.json",
+                               nc_state / "netconf.log")
+    try:
+        with manager.connect(host="127.0.0.1", port=int(str(info["port"])), username=ADMIN[0], password=ADMIN[1],
+                             hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=60) as m:
+            reply = ET.fromstring(m.dispatch(etree.fromstring(
+                f'<establish-subscription xmlns="{SN_NS}">'
+                '<datastore xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-push" '
+                'xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">ds:running</datastore>'
+                '<on-change xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-push"><sync-on-start>false</sync-on-start>'
+                "</on-change></establish-subscription>")).xml)
+            nc_id = int(reply.findtext(f"{{{SN_NS}}}id") or "0")
+            with restconf.client() as c:
+                rc_id, _ = establish(c, {"ietf-yang-push:datastore": "ietf-datastores:running",
+                                         "ietf-yang-push:on-change": {"sync-on-start": False}})
+                assert nc_id != rc_id, (nc_id, rc_id)
+                path = "/restconf/data/ietf-subscribed-notifications:subscriptions"
+
+                def listed() -> dict[int, str]:
+                    resp = c.get(path, headers={"Accept": JSON})
+                    subs = [] if resp.status_code == 404 else resp.json()[f"{SN}:subscriptions"]["subscription"]
+                    return {int(s["id"]): s["receivers"]["receiver"][0]["name"] for s in subs}
+
+                both = listed()
+                assert both.get(nc_id, "").startswith("NETCONF") and both.get(rc_id, "").startswith("RESTCONF"), both
+                nc_view = m.get(filter=("subtree", f'<subscriptions xmlns="{SN_NS}"/>')).data_ele
+                seen = {int(e.text or "0") for e in nc_view.iter(f"{{{SN_NS}}}id")}
+                assert {nc_id, rc_id} <= seen, seen
+                # the NETCONF subscription is not the RESTCONF user's to delete, whatever its srsn id
+                assert rpc(c, "delete-subscription", nc_id).status_code == 404
+                assert rpc(c, "delete-subscription", rc_id).status_code == 204
+                after = listed()
+                assert rc_id not in after and nc_id in after, after
+    finally:
+        assert stop_process(proc) == 0, (nc_state / "netconf.log").read_text()[-3000:]

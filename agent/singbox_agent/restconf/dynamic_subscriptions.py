@@ -151,7 +151,7 @@ class DynamicSubscriptions:
         session = self.conn.start_session("running")
         try:
             enable_nacm(session, self.policy.identity(user))
-            made = dynamic.establish(session, op, xpath)
+            made = dynamic.establish(session, op, xpath, dynamic.RESTCONF_IDS)
         except BaseException:
             session.stop()
             raise

@@ -22,6 +22,10 @@ from singbox_agent.subscriptions import srsn
 SN = "ietf-subscribed-notifications"
 YP = "ietf-yang-push"
 NO_SUCH_SUBSCRIPTION = f"{SN}:no-such-subscription"
+# The id spaces (RFC 8639 2.4.2: ids unique to the publisher; srsn's are per process, see srsn.ID_TAG): the NETCONF
+# server's subscriptions have srsn's ids, the RESTCONF server's the same with the top bit set.
+NETCONF_IDS = 0
+RESTCONF_IDS = srsn.ID_TAG
 DATASTORES: dict[str, srsn.Datastore] = {"ietf-datastores:running": "running", "ietf-datastores:startup": "startup",
                                          "ietf-datastores:candidate": "candidate",
                                          "ietf-datastores:operational": "operational"}
@@ -97,9 +101,10 @@ class Established:
     replay_start: datetime.datetime | None  # replay-start-time-revision, when sysrepo moved the start
 
 
-def establish(sr: Any, op: Any, xpath: str | None) -> Established:
+def establish(sr: Any, op: Any, xpath: str | None, id_space: int) -> Established:
     """establish-subscription on the sysrepo session `sr` (its user: NACM applies to what is delivered): a stream
-    (with replay-start-time) or a datastore (periodic / on-change); `xpath`: the filter, resolved by the caller."""
+    (with replay-start-time) or a datastore (periodic / on-change); `xpath`: the filter, resolved by the caller;
+    `id_space`: NETCONF_IDS or RESTCONF_IDS, the server's (every id of the subscription is in it from here on)."""
     stop = time_leaf(op, "stop-time")
     stream = leaf(op, "stream")
     target = leaf(op, f"{YP}:datastore")
@@ -113,7 +118,7 @@ def establish(sr: Any, op: Any, xpath: str | None) -> Established:
         if start is not None and stop is not None and stop < start:
             raise bad_element("stop-time", "stop-time is earlier than replay-start-time.", error_type="application")
         try:
-            sub = srsn.subscribe(sr, stream, xpath=xpath, stop=stop, start=start)
+            sub = srsn.subscribe(sr, stream, xpath=xpath, stop=stop, start=start, id_tag=id_space)
         except srsn.SrsnError as exc:
             raise operation_failed(f"The subscription could not be established: {exc}") from None
         moved = sub.replay_start if start is not None and sub.replay_start and sub.replay_start > start else None
@@ -131,14 +136,16 @@ def establish(sr: Any, op: Any, xpath: str | None) -> Established:
             period = centiseconds(op, f"{YP}:periodic/period")
             assert period is not None  # mandatory in the schema
             sub = srsn.yang_push_periodic(sr, ds, period_ms=period, xpath=xpath,
-                                          anchor=time_leaf(op, f"{YP}:periodic/anchor-time"), stop=stop)
+                                          anchor=time_leaf(op, f"{YP}:periodic/anchor-time"), stop=stop,
+                                          id_tag=id_space)
         elif op.find_path(f"{YP}:on-change") is not None:
             excluded = tuple(str(n.value()) for n in op.find_all(f"{YP}:on-change/excluded-change"))
             # a boolean: libyang gives True/False (str() of it is "False", which is not the XML "false")
             sync = op.find_path(f"{YP}:on-change/sync-on-start")
             sub = srsn.yang_push_on_change(sr, ds, xpath=xpath,
                                            dampening_ms=centiseconds(op, f"{YP}:on-change/dampening-period") or 0,
-                                           sync_on_start=sync is None or sync.value() in (True, "true"), excluded=excluded, stop=stop)
+                                           sync_on_start=sync is None or sync.value() in (True, "true"), excluded=excluded, stop=stop,
+                                           id_tag=id_space)
         else:
             raise MgmtException(MgmtError("protocol", "missing-element",
                                           "A datastore subscription needs periodic or on-change.",

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from _sysrepo import lib as _sysrepo_lib
+
 from singbox_agent.mgmt import libsysrepo
 
 SR_MODULE_DIR = Path("/usr/share/yang/modules/sysrepo")
@@ -40,8 +42,17 @@ Datastore = Literal["startup", "running", "candidate", "operational"]
 CHANGES = ("create", "delete", "insert", "move", "replace")  # srsn_yp_change_t, as RFC 8641 names them
 _HEAD = struct.Struct("=qqI")  # struct timespec (x86-64: two longs), uint32 LYB size: srsn's pipe framing
 MESSAGE_REST_S = 5.0
+# RFC 8639 2.4.2 wants a subscription id unique to the publisher, but srsn numbers the subscriptions of each process
+# from 1 (a counter of the process in sysrepo's sn_common.c, nothing shared), and the NETCONF and the RESTCONF
+# server are two processes on one sysrepo. So a subscription made with `id_tag` ID_TAG shows the id srsn gave it
+# with the top bit set, everywhere: `Subscription.id`, `State.id`, the `id` leaf of the notifications `read`
+# returns; every call taking an id takes that id and finds srsn's back (`_raw`), refusing an id of the other space.
+# The NETCONF server's ids are srsn's as they are, the RESTCONF server's are tagged (subscriptions/dynamic.py).
+ID_TAG = 0x80000000
+_tags: dict[int, int] = {}  # srsn's id -> the tag of this process's subscriptions made with one
 
 _ffi = libsysrepo.ffi  # the one cffi home of libsysrepo's calls
+_ERR_NOT_FOUND: int = _sysrepo_lib.SR_ERR_NOT_FOUND  # the binding's declaration of sr_error_t
 
 
 def _sr() -> Any:
@@ -100,8 +111,13 @@ class Notification:
 class Subscription:
     """A dynamic subscription: `id` (RFC 8639's subscription id), the pipe sysrepo writes to."""
 
-    def __init__(self, sub_id: int, fd: int, sr_sub: Any = None, replay_start: datetime.datetime | None = None) -> None:
-        self.id = sub_id
+    def __init__(self, sub_id: int, fd: int, sr_sub: Any = None, replay_start: datetime.datetime | None = None,
+                 id_tag: int = 0) -> None:
+        self.raw_id = sub_id  # srsn's
+        self.tag = id_tag
+        self.id = sub_id | id_tag  # what the subscriber sees
+        if id_tag:
+            _tags[sub_id] = id_tag
         self.fd = fd
         self.replay_start = replay_start  # the first stored notification replayed, with start_time
         self._sr_sub = sr_sub  # the sysrepo subscription behind a stream / on-change subscription (None: its own)
@@ -134,7 +150,7 @@ class Subscription:
         head = self._read_exact(_HEAD.size)
         sec, nsec, size = _HEAD.unpack(head)
         body = self._read_exact(size)
-        text = _print_lyb(ly_ctx, body, fmt)
+        text = _print_lyb(ly_ctx, body, fmt, self.tag)
         when = datetime.datetime.fromtimestamp(sec + nsec / 1e9, datetime.UTC) if sec or nsec else \
             datetime.datetime.now(datetime.UTC)
         return Notification(when, text)
@@ -167,14 +183,26 @@ class Subscription:
             return
         self._closed = True
         lib = _sr()
-        lib.srsn_terminate(self.id, _ffi.NULL)  # SR_ERR_NOT_FOUND when it ended already: nothing to do
+        lib.srsn_terminate(self.raw_id, _ffi.NULL)  # SR_ERR_NOT_FOUND when it ended already: nothing to do
         if self._sr_sub is not None:
             lib.sr_unsubscribe(self._sr_sub[0])
         os.close(self.fd)
+        _tags.pop(self.raw_id, None)
 
 
-def _print_lyb(ly_ctx: Any, lyb: bytes, fmt: Literal["xml", "json"]) -> str:
-    """A notification in LYB (libyang's binary format) printed as XML or JSON."""
+def _raw(call: str, sub_id: int) -> int:
+    """srsn's id of the subscription the subscriber calls `sub_id`; SR_ERR_NOT_FOUND for an id of the other space
+    (the same srsn id with the other tag is another subscription)."""
+    raw = sub_id & ~ID_TAG
+    if _tags.get(raw, 0) != sub_id & ID_TAG:
+        raise SrsnError(call, _ERR_NOT_FOUND, f"no subscription {sub_id}")
+    return raw
+
+
+def _print_lyb(ly_ctx: Any, lyb: bytes, fmt: Literal["xml", "json"], id_tag: int = 0) -> str:
+    """A notification in LYB (libyang's binary format) printed as XML or JSON; with `id_tag`, the `id` leaf of
+    srsn's own notifications (push-update, push-change-update, subscription-terminated, replay-completed...) as the
+    subscriber knows it. A stream's notifications are left as they are (an `id` of theirs is their own)."""
     from _libyang import ffi as ly_ffi, lib as ly_lib
 
     data = ly_ffi.new("char[]", lyb)
@@ -188,6 +216,8 @@ def _print_lyb(ly_ctx: Any, lyb: bytes, fmt: Literal["xml", "json"]) -> str:
                                ly_ffi.NULL) != 0:
             raise SrsnError("lyd_parse_op", 2, "the notification does not parse in this libyang context")
         try:
+            if id_tag:
+                _tag_id(tree[0], id_tag)
             if ly_lib.lyd_print_mem(out, tree[0], ly_lib.LYD_XML if fmt == "xml" else ly_lib.LYD_JSON,
                                     ly_lib.LYD_PRINT_WITHSIBLINGS | ly_lib.LYD_PRINT_SHRINK) != 0:
                 raise SrsnError("lyd_print_mem", 2)
@@ -200,9 +230,24 @@ def _print_lyb(ly_ctx: Any, lyb: bytes, fmt: Literal["xml", "json"]) -> str:
         ly_lib.ly_in_free(ly_in[0], 0)
 
 
+def _tag_id(notif: Any, id_tag: int) -> None:
+    from _libyang import ffi as ly_ffi, lib as ly_lib
+
+    if ly_ffi.string(notif.schema.module.name).decode() not in ("ietf-subscribed-notifications", "ietf-yang-push"):
+        return
+    node = ly_ffi.new("struct lyd_node **")
+    if ly_lib.lyd_find_path(notif, b"id", 0, node) != 0:
+        return
+    raw = int(ly_ffi.string(ly_lib.lyd_get_value(node[0])).decode())
+    if ly_lib.lyd_new_path(notif, ly_ffi.NULL, b"id", str(raw | id_tag).encode(), ly_lib.LYD_NEW_PATH_UPDATE,
+                           ly_ffi.NULL) != 0:
+        raise SrsnError("lyd_new_path", 2, "the notification's id could not be set")
+
+
 def subscribe(session: Any, stream: str = "NETCONF", *, xpath: str | None = None,
-              stop: datetime.datetime | None = None, start: datetime.datetime | None = None) -> Subscription:
-    """RFC 8639 establish-subscription on `stream` (replay from `start`)."""
+              stop: datetime.datetime | None = None, start: datetime.datetime | None = None,
+              id_tag: int = 0) -> Subscription:
+    """RFC 8639 establish-subscription on `stream` (replay from `start`); `id_tag`: 0 or ID_TAG, the id space."""
     lib = _sr()
     sub = _ffi.new("sr_subscription_ctx_t **")
     replay = _ffi.new("struct timespec *")
@@ -211,12 +256,12 @@ def subscribe(session: Any, stream: str = "NETCONF", *, xpath: str | None = None
     _check("srsn_subscribe", lib.srsn_subscribe(_session_ptr(session), stream.encode(),
                                                 xpath.encode() if xpath else _ffi.NULL, _timespec(stop),
                                                 _timespec(start), 0, sub, replay, fd, sub_id), session)
-    return Subscription(int(sub_id[0]), int(fd[0]), sub, _datetime(replay) if start is not None else None)
+    return Subscription(int(sub_id[0]), int(fd[0]), sub, _datetime(replay) if start is not None else None, id_tag)
 
 
 def yang_push_periodic(session: Any, datastore: Datastore, *, period_ms: int, xpath: str | None = None,
                        anchor: datetime.datetime | None = None,
-                       stop: datetime.datetime | None = None) -> Subscription:
+                       stop: datetime.datetime | None = None, id_tag: int = 0) -> Subscription:
     """RFC 8641 periodic subscription: a push-update of the (filtered) datastore every `period_ms`."""
     lib = _sr()
     fd = _ffi.new("int *")
@@ -224,12 +269,12 @@ def yang_push_periodic(session: Any, datastore: Datastore, *, period_ms: int, xp
     _check("srsn_yang_push_periodic", lib.srsn_yang_push_periodic(
         _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, period_ms,
         _timespec(anchor), _timespec(stop), fd, sub_id), session)
-    return Subscription(int(sub_id[0]), int(fd[0]))
+    return Subscription(int(sub_id[0]), int(fd[0]), id_tag=id_tag)
 
 
 def yang_push_on_change(session: Any, datastore: Datastore, *, xpath: str | None = None, dampening_ms: int = 0,
                         sync_on_start: bool = True, excluded: tuple[str, ...] = (),
-                        stop: datetime.datetime | None = None) -> Subscription:
+                        stop: datetime.datetime | None = None, id_tag: int = 0) -> Subscription:
     """RFC 8641 on-change subscription: push-change-update (a YANG patch) of every change, at most one per
     `dampening_ms`; with `sync_on_start` a push-update of the whole selection first. `excluded`: change kinds
     (CHANGES) not to report."""
@@ -244,34 +289,36 @@ def yang_push_on_change(session: Any, datastore: Datastore, *, xpath: str | None
     _check("srsn_yang_push_on_change", lib.srsn_yang_push_on_change(
         _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, dampening_ms,
         1 if sync_on_start else 0, flags, _timespec(stop), 0, sub, fd, sub_id), session)
-    return Subscription(int(sub_id[0]), int(fd[0]), sub)
+    return Subscription(int(sub_id[0]), int(fd[0]), sub, id_tag=id_tag)
 
 
 def modify_xpath(sub_id: int, xpath: str | None) -> None:
-    _check("srsn_modify_xpath_filter", _sr().srsn_modify_xpath_filter(sub_id, xpath.encode() if xpath else _ffi.NULL))
+    _check("srsn_modify_xpath_filter", _sr().srsn_modify_xpath_filter(_raw("srsn_modify_xpath_filter", sub_id), xpath.encode() if xpath else _ffi.NULL))
 
 
 def modify_stop_time(sub_id: int, stop: datetime.datetime | None) -> None:
-    _check("srsn_modify_stop_time", _sr().srsn_modify_stop_time(sub_id, _timespec(stop)))
+    _check("srsn_modify_stop_time", _sr().srsn_modify_stop_time(_raw("srsn_modify_stop_time", sub_id), _timespec(stop)))
 
 
 def modify_period(sub_id: int, period_ms: int, anchor: datetime.datetime | None = None) -> None:
-    _check("srsn_yang_push_modify_periodic", _sr().srsn_yang_push_modify_periodic(sub_id, period_ms,
-                                                                                    _timespec(anchor)))
+    _check("srsn_yang_push_modify_periodic", _sr().srsn_yang_push_modify_periodic(
+        _raw("srsn_yang_push_modify_periodic", sub_id), period_ms, _timespec(anchor)))
 
 
 def modify_dampening(sub_id: int, dampening_ms: int) -> None:
-    _check("srsn_yang_push_modify_on_change", _sr().srsn_yang_push_modify_on_change(sub_id, dampening_ms))
+    _check("srsn_yang_push_modify_on_change", _sr().srsn_yang_push_modify_on_change(
+        _raw("srsn_yang_push_modify_on_change", sub_id), dampening_ms))
 
 
 def resync(sub_id: int) -> None:
     """RFC 8641 resync-subscription: a push-update of the whole selection now."""
-    _check("srsn_yang_push_on_change_resync", _sr().srsn_yang_push_on_change_resync(sub_id))
+    _check("srsn_yang_push_on_change_resync", _sr().srsn_yang_push_on_change_resync(
+        _raw("srsn_yang_push_on_change_resync", sub_id)))
 
 
 def notif_sent(sub_id: int) -> None:
     """Counts a notification the server sent itself (subscription-modified) in the subscription's sent count."""
-    _check("srsn_notif_sent", _sr().srsn_notif_sent(sub_id))
+    _check("srsn_notif_sent", _sr().srsn_notif_sent(_raw("srsn_notif_sent", sub_id)))
 
 
 class StreamsProvider:
@@ -294,7 +341,7 @@ class StreamsProvider:
 def terminate(sub_id: int, reason: str | None = None) -> None:
     """Ends a subscription (RFC 8639 delete-/kill-subscription): sysrepo sends subscription-terminated with
     `reason` (an identity such as "ietf-subscribed-notifications:no-such-subscription"); without one, nothing."""
-    _check("srsn_terminate", _sr().srsn_terminate(sub_id, reason.encode() if reason else _ffi.NULL))
+    _check("srsn_terminate", _sr().srsn_terminate(_raw("srsn_terminate", sub_id), reason.encode() if reason else _ffi.NULL))
 
 
 @dataclass(frozen=True)
@@ -315,7 +362,7 @@ class State:
 
 
 def subscriptions() -> Iterator[State]:
-    """Every dynamic subscription of this process."""
+    """Every dynamic subscription of this process, by the ids their subscribers know."""
     lib = _sr()
     names = {v: k for k, v in _constants()[0].items()}
     subs = _ffi.new("srsn_state_sub_t **")
@@ -330,7 +377,7 @@ def subscriptions() -> Iterator[State]:
                 "stream" if s.type == lib.SRSN_SUB_NOTIF else
                 "periodic" if s.type == lib.SRSN_YANG_PUSH_PERIODIC else "on-change")
             out.append(State(
-                id=int(s.sub_id), kind=kind, xpath=xpath, stop=_datetime(s.stop_time), sent=int(s.sent_count),
+                id=int(s.sub_id) | _tags.get(int(s.sub_id), 0), kind=kind, xpath=xpath, stop=_datetime(s.stop_time), sent=int(s.sent_count),
                 excluded=int(s.excluded_count), suspended=bool(s.suspended),
                 stream=_ffi.string(s.sub_notif.stream).decode() if kind == "stream" else None,
                 datastore=names.get(int(s.yp_periodic.ds if kind == "periodic" else s.yp_on_change.ds))

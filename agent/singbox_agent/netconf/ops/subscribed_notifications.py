@@ -83,7 +83,7 @@ def establish(ctx: OpContext) -> str:
                                       f'Encoding "{encoding}" is not supported over NETCONF; use encode-xml.',
                                       error_app_tag=f"{SN}:encoding-unsupported"))
     xpath, filter_xml = _filter(ctx, yang_push=dynamic.is_yang_push(ctx.op))
-    made = dynamic.establish(ctx.sr, ctx.op, xpath)
+    made = dynamic.establish(ctx.sr, ctx.op, xpath, dynamic.NETCONF_IDS)
     sub, yang_push, stop, replay_start = made.sub, made.yang_push, made.stop, made.replay_start
     entry = _Sub(ctx.session, sub, yang_push, stop, filter_xml)
     _ensure_providers(ctx)
