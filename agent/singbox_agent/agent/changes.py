@@ -25,6 +25,25 @@ _OPS = {sr_lib.SR_OP_CREATED: "created", sr_lib.SR_OP_MODIFIED: "modified", sr_l
 # as the binding's change list (include_implicit_defaults=True): default nodes in, empty non-presence containers out
 _PRINT_FLAGS = ly_lib.LYD_PRINT_WD_ALL
 _TERM = ly_lib.LYS_LEAF | ly_lib.LYS_LEAFLIST
+_NUM_TYPES = frozenset(libyang.Type.NUM_TYPES)
+
+
+def _leaf_value(node: Any) -> Any:
+    """A leaf's typed value, as the binding's `DLeaf.value()` gives it, without building libyang Type objects."""
+    text = ly_ffi.string(ly_lib.lyd_get_value(node)).decode()
+    value = ly_ffi.cast("struct lyd_node_term *", node).value
+    base = value.realtype.basetype
+    if base == ly_lib.LY_TYPE_UNION:
+        base = value.subvalue.value.realtype.basetype
+    if base in _NUM_TYPES:
+        return int(text)
+    if base == ly_lib.LY_TYPE_BOOL:
+        return text == "true"
+    if base == ly_lib.LY_TYPE_DEC64:
+        return float(text)
+    if base == ly_lib.LY_TYPE_EMPTY:
+        return None
+    return text
 
 
 def _segments(node: Any, cache: dict[int, list[Segment]]) -> list[Segment]:
@@ -62,33 +81,32 @@ def read_changes(session: Any, xpath: str) -> list[Change]:
     out: list[Change] = []
     cache: dict[int, list[Segment]] = {}
     try:
-        with session.get_ly_ctx() as ctx:
-            next_change = sr_lib.sr_get_change_tree_next
-            while True:
-                # called directly: the binding's check_call wrapper cost as much as the call, ~130,000 times for
-                # 10,000 new endpoints (sysrepo iterates the default nodes skipped below too)
-                ret = next_change(session.cdata, iter_p[0], op_p, node_p, prev_val_p, prev_list_p, prev_dflt_p)
-                if ret == sr_lib.SR_ERR_NOT_FOUND:
-                    break
-                if ret != sr_lib.SR_ERR_OK:
-                    raise SysrepoError.new("sr_get_change_tree_next failed", ret)
-                op = _OPS.get(op_p[0])
-                if op is None:  # moved: user-ordered lists only, none in this model
-                    continue
-                node = ly_ffi.cast("struct lyd_node *", node_p[0])
-                # A default node created says nothing `mapping.derive` does not know (a leaf the data leaves out
-                # takes its default from the schema): ~10 of the ~13 nodes of a new endpoint, skipped. A leaf
-                # modified to its default (its value deleted) is not skipped: it replaces the value the unit had.
-                if (op == "created" and node.flags & ly_lib.LYD_DEFAULT
-                        or not ly_lib.lyd_node_should_print(node, _PRINT_FLAGS)):
-                    continue
-                value: Any = None
-                if node.schema.nodetype & _TERM:
-                    if op != "deleted":
-                        value = libyang.DLeaf.cdata_leaf_value(node, ctx)
-                elif op != "deleted":
-                    value = {}  # a container or list entry: `apply_change` needs only to know it is one
-                out.append(Change(op, "", value, _segments(node, cache)))
+        next_change = sr_lib.sr_get_change_tree_next
+        while True:
+            # called directly: the binding's check_call wrapper cost as much as the call, ~130,000 times for
+            # 10,000 new endpoints (sysrepo iterates the default nodes skipped below too)
+            ret = next_change(session.cdata, iter_p[0], op_p, node_p, prev_val_p, prev_list_p, prev_dflt_p)
+            if ret == sr_lib.SR_ERR_NOT_FOUND:
+                break
+            if ret != sr_lib.SR_ERR_OK:
+                raise SysrepoError.new("sr_get_change_tree_next failed", ret)
+            op = _OPS.get(op_p[0])
+            if op is None:  # moved: user-ordered lists only, none in this model
+                continue
+            node = ly_ffi.cast("struct lyd_node *", node_p[0])
+            # A default node created says nothing `mapping.derive` does not know (a leaf the data leaves out
+            # takes its default from the schema): ~10 of the ~13 nodes of a new endpoint, skipped. A leaf
+            # modified to its default (its value deleted) is not skipped: it replaces the value the unit had.
+            if (op == "created" and node.flags & ly_lib.LYD_DEFAULT
+                    or not ly_lib.lyd_node_should_print(node, _PRINT_FLAGS)):
+                continue
+            value: Any = None
+            if node.schema.nodetype & _TERM:
+                if op != "deleted":
+                    value = _leaf_value(node)
+            elif op != "deleted":
+                value = {}  # a container or list entry: `apply_change` needs only to know it is one
+            out.append(Change(op, "", value, _segments(node, cache)))
     finally:
         sr_lib.sr_free_change_iter(iter_p[0])
     return out
