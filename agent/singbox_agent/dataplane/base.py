@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
-from singbox_agent.dataplane.objects import ConfigMap, DataplaneError, DataplaneUnavailable, Op
+from singbox_agent.dataplane.objects import ConfigMap, DataplaneError, DataplaneUnavailable, ErrorCode, Op
 
 ProbeResultName = Literal["success", "connect-failed", "timeout", "auth-failed", "protocol-error",
                           "dataplane-unavailable"]
@@ -76,9 +76,33 @@ class UserState:
     active_sessions: int = 0
 
 
+# A UDP flow's session id: its flow id (generation << 32 | index) with bit 31 set. TCP session ids (also
+# generation << 32 | pool index) never have it: a pool of 2**31 sessions does not fit in VPP's memory. So the two
+# share the YANG list key (/singbox/sessions/session/id) without colliding, and the id maps back to the flow.
+UDP_FLOW_BIT = 1 << 31
+
+
+def udp_session_id(flow_id: int) -> int:
+    """The session id of the UDP flow `flow_id` (singbox_udp_flow_details.flow_id)."""
+    return flow_id | UDP_FLOW_BIT
+
+
+def is_udp_session_id(session_id: int) -> bool:
+    return bool(session_id & UDP_FLOW_BIT)
+
+
+def refuse_udp_disconnect(session_id: int) -> None:
+    """disconnect_session's answer to a UDP flow's id: the plugin cannot close a flow (it ends when idle).
+
+    :raises DataplaneError: with code UNIMPLEMENTED if `session_id` is a UDP flow's."""
+    if is_udp_session_id(session_id):
+        raise DataplaneError(f"session {session_id} is a UDP flow: UDP flows end when idle and cannot be "
+                             "disconnected", ErrorCode.UNIMPLEMENTED)
+
+
 @dataclass(frozen=True)
 class Session:
-    id: int
+    id: int  # a UDP flow's: udp_session_id
     mode: Literal["client", "server"]
     state: str  # a YANG session state name
     client_address: str
@@ -92,6 +116,9 @@ class Session:
     bytes_from_client: int = 0
     bytes_to_client: int = 0
     age: int = 0
+    protocol: Literal["tcp", "udp"] = "tcp"  # udp: a client-mode UDP flow (singbox_udp_flow_details)
+    packets_from_client: int = 0  # datagrams, UDP flows only
+    packets_to_client: int = 0
 
 
 @dataclass
@@ -244,7 +271,8 @@ class Dataplane(abc.ABC):
 
     @abc.abstractmethod
     def disconnect_session(self, session_id: int) -> None:
-        """:raises DataplaneError: with code NO_SUCH_ENTRY if there is no such session."""
+        """:raises DataplaneError: with code NO_SUCH_ENTRY if there is no such session, UNIMPLEMENTED if it is a
+        UDP flow's id (refuse_udp_disconnect)."""
 
     @abc.abstractmethod
     def test_endpoint(self, name: str, timeout_s: float = 305.0) -> ProbeResult:

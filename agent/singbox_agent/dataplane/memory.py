@@ -317,6 +317,7 @@ class MemoryDataplane(base.Dataplane):
     def disconnect_session(self, session_id: int) -> None:
         with self._lock:
             self._check_connected()
+            base.refuse_udp_disconnect(session_id)
             if self.sessions.pop(session_id, None) is None:
                 raise objects.DataplaneError(f"singbox_session_disconnect: no session {session_id}",
                                      objects.ErrorCode.NO_SUCH_ENTRY)

@@ -45,7 +45,9 @@ from singbox_agent.dataplane.base import (
     UdpState,
     UserState,
     Versions,
+    refuse_udp_disconnect,
     run_of,
+    udp_session_id,
 )
 from singbox_agent.dataplane import objects
 from singbox_agent.dataplane.objects import (
@@ -109,13 +111,14 @@ GROUP_MESSAGES = ("singbox_endpoint_group_add_del", "singbox_endpoint_group_dump
                   "singbox_set_default_endpoint_group", "singbox_interface_endpoint_group_enable")
 # UDP in client mode (API 1.1, with the groups): without them everything else is served; UDP relaying ops are
 # refused then.
-UDP_MESSAGES = ("singbox_interface_udp_enable_disable", "singbox_interface_udp_dump")
+UDP_MESSAGES = ("singbox_interface_udp_enable_disable", "singbox_interface_udp_dump", "singbox_udp_flow_dump")
 LOG_LEVELS = ("error", "warning", "info", "debug")
 PROBE_RESULTS: tuple[ProbeResultName, ...] = ("success", "connect-failed", "timeout", "auth-failed",
                                               "protocol-error", "dataplane-unavailable")
 # plugin session states -> YANG session states
 SESSION_STATES = ("greeting", "auth", "request", "connecting", "connecting", "established", "established",
                   "closing", "request", "request")
+UDP_FLOW_STATES = ("connecting", "request", "established", "closing")  # singbox_udp_flow_state, as YANG states
 ENDPOINT_STATES = ("unknown", "up", "down")
 SERVER_COUNTERS = ("accepted", "rejected", "auth-failures", "connect-failures", "bytes-to-client",
                    "bytes-from-client")
@@ -812,8 +815,10 @@ class VppDataplane(Dataplane):
 
     def read_sessions(self) -> list[Session]:
         with self._lock:
-            endpoint_details, details = self._dump_many(
-                ("singbox_endpoint_dump", {}), ("singbox_session_dump", {"mode": 0, "sw_if_index": ALL}))
+            udp_dump: list[tuple[str, dict[str, Any]]] = \
+                [("singbox_udp_flow_dump", {"sw_if_index": ALL})] if self._has_udp else []
+            endpoint_details, details, *flows = self._dump_many(
+                ("singbox_endpoint_dump", {}), ("singbox_session_dump", {"mode": 0, "sw_if_index": ALL}), *udp_dump)
             endpoints = {int(e.endpoint_index): _s(e.name) for e in endpoint_details}
             out: list[Session] = []
             for d in details:
@@ -831,6 +836,16 @@ class VppDataplane(Dataplane):
                     username=None if client else (_s(d.username) or None),
                     bytes_from_client=int(d.bytes_from_client), bytes_to_client=int(d.bytes_to_client),
                     age=int(d.age)))
+            for f in flows[0] if flows else ():
+                out.append(Session(
+                    id=udp_session_id(int(f.flow_id)), mode="client", protocol="udp",
+                    state=UDP_FLOW_STATES[min(int(f.state), len(UDP_FLOW_STATES) - 1)],
+                    client_address=str(f.client_addr), client_port=int(f.client_port),
+                    destination_address=str(f.dst_addr), destination_port=int(f.dst_port),
+                    interface=self._if_name.get(int(f.sw_if_index)), endpoint=_s(f.endpoint_name) or None,
+                    bytes_from_client=int(f.bytes_to_proxy), bytes_to_client=int(f.bytes_from_proxy),
+                    packets_from_client=int(f.packets_to_proxy), packets_to_client=int(f.packets_from_proxy),
+                    age=int(f.age)))
             return out
 
     def clear_stats(self, scope: ClearScope) -> None:
@@ -847,6 +862,7 @@ class VppDataplane(Dataplane):
                            endpoint_name="")
 
     def disconnect_session(self, session_id: int) -> None:
+        refuse_udp_disconnect(session_id)
         self._call("singbox_session_disconnect", session_id=session_id)
 
     def test_endpoint(self, name: str, timeout_s: float = 305.0) -> ProbeResult:
