@@ -128,7 +128,7 @@ vl_api_singbox_clear_stats_t_handler (vl_api_singbox_clear_stats_t *mp)
       singbox_clear_server_counters ();
       singbox_clear_interface_counters (~0);
       singbox_clear_endpoint_counters (0);
-      singbox_group_clear_counters ();
+      singbox_group_clear_counters (0);
       break;
     case SINGBOX_API_STATS_SCOPE_SERVER:
       singbox_clear_server_counters ();
@@ -142,6 +142,14 @@ vl_api_singbox_clear_stats_t_handler (vl_api_singbox_clear_stats_t *mp)
     case SINGBOX_API_STATS_SCOPE_ENDPOINT:
       rv = mp->endpoint_name[0] ? singbox_clear_endpoint_counters (mp->endpoint_name) :
 				  VNET_API_ERROR_INVALID_VALUE;
+      break;
+    case SINGBOX_API_STATS_SCOPE_ENDPOINT_GROUP:
+      if (!mp->endpoint_name[0])
+	rv = VNET_API_ERROR_INVALID_VALUE;
+      else if (!singbox_group_find (mp->endpoint_name))
+	rv = VNET_API_ERROR_NO_SUCH_ENTRY;
+      else
+	singbox_group_clear_counters (singbox_group_find (mp->endpoint_name));
       break;
     default:
       rv = VNET_API_ERROR_INVALID_VALUE;

@@ -6,6 +6,7 @@
  * as the binary API and reports its VNET_API_ERROR_* code. */
 
 #include <singbox/singbox.h>
+#include <singbox/singbox_group.h>
 
 static clib_error_t *
 singbox_cli_error (int rv, char *what)
@@ -463,6 +464,7 @@ clear_singbox_counters_command_fn (vlib_main_t *vm, unformat_input_t *input,
   singbox_clear_server_counters ();
   singbox_clear_interface_counters (~0);
   singbox_clear_endpoint_counters (0);
+  singbox_group_clear_counters (0);
   return 0;
 }
 

@@ -445,8 +445,7 @@ format_singbox_interface (u8 *s, va_list *args)
   s = format (s, "Interface %U:\n", format_vnet_sw_if_index_name, vnm, itf->sw_if_index);
   s = format (s, "  Status: %s\n", itf->enabled ? "enabled" : "disabled");
   if (group_index != ~0)
-    s = format (s, "  Proxy: endpoint group %s\n",
-		pool_elt_at_index (singbox_group_main.groups, group_index)->name);
+    s = format (s, "  Proxy: endpoint group %s\n", singbox_group_name (group_index));
   else
     s = format (s, "  Proxy: %s\n", ep ? (char *) ep : "-");
   if (itf->max_connections)

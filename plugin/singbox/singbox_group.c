@@ -23,6 +23,7 @@ singbox_group_init (vlib_main_t *vm)
   singbox_group_main_t *gm = &singbox_group_main;
 
   gm->group_by_name = hash_create_string (0, sizeof (uword));
+  gm->group_by_id = hash_create (0, sizeof (uword));
   gm->default_group = ~0;
   return 0;
 }
@@ -125,6 +126,12 @@ singbox_group_add (u8 *name, sbx_lb_policy_t policy, singbox_group_member_config
       g->name = format (0, "%s%c", name, 0);
       clib_spinlock_init (&g->lock);
       hash_set_mem (gm->group_by_name, g->name, g - gm->groups);
+      /* ~0 means no group; after 2^32 - 1 groups an id comes back, by then
+       * no flow of its first holder is left */
+      if (++gm->last_id == ~0)
+	gm->last_id = 0;
+      g->id = gm->last_id;
+      hash_set (gm->group_by_id, g->id, g - gm->groups);
     }
   clib_spinlock_lock (&g->lock);
   vec_free (g->members);
@@ -150,6 +157,7 @@ singbox_group_del (u8 *name)
     gm->default_group = ~0;
   singbox_group_release_members (g);
   hash_unset_mem (gm->group_by_name, g->name);
+  hash_unset (gm->group_by_id, g->id);
   vec_free (g->name);
   vec_free (g->members);
   vec_free (g->lb);
@@ -207,11 +215,15 @@ singbox_group_of_interface (u32 sw_if_index, u32 own_endpoint_index)
 {
   singbox_group_main_t *gm = &singbox_group_main;
 
+  u32 gi = ~0;
+
   if (sw_if_index < vec_len (gm->itf_group) && gm->itf_group[sw_if_index] != ~0)
-    return gm->itf_group[sw_if_index];
+    gi = gm->itf_group[sw_if_index];
   /* the default group serves interfaces that name nothing of their own; it
    * takes precedence over a default endpoint (YANG allows only one) */
-  return own_endpoint_index == ~0 ? gm->default_group : ~0;
+  else if (own_endpoint_index == ~0)
+    gi = gm->default_group;
+  return gi == ~0 ? ~0 : pool_elt_at_index (gm->groups, gi)->id;
 }
 
 static void
@@ -248,19 +260,28 @@ singbox_group_member_of (singbox_group_t *g, u32 endpoint_index)
 }
 
 static singbox_group_t *
-singbox_group_get (u32 group_index)
+singbox_group_get (u32 group_id)
 {
   singbox_group_main_t *gm = &singbox_group_main;
+  uword *p;
 
-  if (group_index == ~0 || pool_is_free_index (gm->groups, group_index))
+  if (group_id == ~0 || !(p = hash_get (gm->group_by_id, group_id)))
     return 0;
-  return pool_elt_at_index (gm->groups, group_index);
+  return pool_elt_at_index (gm->groups, p[0]);
+}
+
+u8 *
+singbox_group_name (u32 group_id)
+{
+  singbox_group_t *g = singbox_group_get (group_id);
+
+  return g ? g->name : 0;
 }
 
 void
-singbox_group_release (u32 group_index, u32 endpoint_index)
+singbox_group_release (u32 group_id, u32 endpoint_index)
 {
-  singbox_group_t *g = singbox_group_get (group_index);
+  singbox_group_t *g = singbox_group_get (group_id);
   int i;
 
   if (!g)
@@ -272,9 +293,9 @@ singbox_group_release (u32 group_index, u32 endpoint_index)
 }
 
 void
-singbox_group_count_failure (u32 group_index, u32 endpoint_index)
+singbox_group_count_failure (u32 group_id, u32 endpoint_index)
 {
-  singbox_group_t *g = singbox_group_get (group_index);
+  singbox_group_t *g = singbox_group_get (group_id);
   int i;
 
   if (!g)
@@ -286,10 +307,10 @@ singbox_group_count_failure (u32 group_index, u32 endpoint_index)
 }
 
 u32
-singbox_group_pick (u32 group_index, transport_endpoint_t *rmt, transport_endpoint_t *lcl)
+singbox_group_pick (u32 group_id, transport_endpoint_t *rmt, transport_endpoint_t *lcl)
 {
   singbox_main_t *sm = &singbox_main;
-  singbox_group_t *g = singbox_group_get (group_index);
+  singbox_group_t *g = singbox_group_get (group_id);
   sbx_lb_flow_t flow;
   u32 i, endpoint_index = ~0;
   int k;
@@ -329,20 +350,29 @@ singbox_group_stats_update (void)
       }
 }
 
-void
-singbox_group_clear_counters (void)
+static void
+singbox_group_clear_one (singbox_group_t *g)
 {
-  singbox_group_main_t *gm = &singbox_group_main;
-  singbox_group_t *g;
   u32 i;
 
-  pool_foreach (g, gm->groups)
+  clib_spinlock_lock (&g->lock);
+  for (i = 0; i < vec_len (g->members); i++)
+    g->members[i].connections = g->members[i].failures = 0;
+  clib_spinlock_unlock (&g->lock);
+}
+
+void
+singbox_group_clear_counters (singbox_group_t *g)
+{
+  singbox_group_main_t *gm = &singbox_group_main;
+
+  if (g)
     {
-      clib_spinlock_lock (&g->lock);
-      for (i = 0; i < vec_len (g->members); i++)
-	g->members[i].connections = g->members[i].failures = 0;
-      clib_spinlock_unlock (&g->lock);
+      singbox_group_clear_one (g);
+      return;
     }
+  pool_foreach (g, gm->groups)
+    singbox_group_clear_one (g);
 }
 
 u8 *

@@ -45,14 +45,20 @@ typedef struct
   /* pick and release run on every worker */
   clib_spinlock_t lock;
   u32 n_users; /* interfaces relaying through it */
+  /* what a flow remembers its group by: unique over the groups' lifetimes,
+   * unlike the pool index a later group reuses, so a flow that outlives its
+   * group releases nothing of the group created in its slot */
+  u32 id;
 } singbox_group_t;
 
 typedef struct
 {
   singbox_group_t *groups; /* pool */
   uword *group_by_name;	   /* name (C string) -> pool index */
-  u32 default_group;	   /* ~0: none */
-  u32 *itf_group;	   /* by sw_if_index: the interface's own group, ~0: none */
+  uword *group_by_id;	   /* singbox_group_t.id -> pool index */
+  u32 last_id;
+  u32 default_group; /* ~0: none */
+  u32 *itf_group;    /* by sw_if_index: the interface's own group, ~0: none */
 } singbox_group_main_t;
 
 extern singbox_group_main_t singbox_group_main;
@@ -67,18 +73,25 @@ int singbox_group_set_default (u8 *name);
 void singbox_group_interface_set (u32 sw_if_index, u32 group_index);
 /* The name of the interface's own group, 0 for none. */
 u8 *singbox_group_name_of_interface (u32 sw_if_index);
-/* The group an interface relays through: its own, else the default when
- * the interface names no endpoint of its own; ~0 for none. */
+/* The id (singbox_group_t.id, not the pool index) of the group an
+ * interface relays through: its own, else the default when the interface
+ * names no endpoint of its own; ~0 for none. A flow keeps this id for
+ * singbox_group_release and singbox_group_count_failure: both do nothing
+ * once the group is deleted. */
 u32 singbox_group_of_interface (u32 sw_if_index, u32 own_endpoint_index);
+/* The name of the group with this id, 0 for none. */
+u8 *singbox_group_name (u32 group_id);
 /* The endpoint index for a new flow through a group (~0: none); counts it
  * as active on its member until singbox_group_release. */
-u32 singbox_group_pick (u32 group_index, transport_endpoint_t *rmt, transport_endpoint_t *lcl);
+u32 singbox_group_pick (u32 group_id, transport_endpoint_t *rmt, transport_endpoint_t *lcl);
 /* A flow picked earlier ended. */
-void singbox_group_release (u32 group_index, u32 endpoint_index);
+void singbox_group_release (u32 group_id, u32 endpoint_index);
 /* A flow picked earlier could not be relayed: its upstream connection or
  * handshake failed. */
-void singbox_group_count_failure (u32 group_index, u32 endpoint_index);
-void singbox_group_clear_counters (void);
+void singbox_group_count_failure (u32 group_id, u32 endpoint_index);
+/* The members' connections and failures counters: of every group (g 0) or
+ * of one. */
+void singbox_group_clear_counters (singbox_group_t *g);
 /* singbox-process: the members' gauges in the stats segment. */
 void singbox_group_stats_update (void);
 

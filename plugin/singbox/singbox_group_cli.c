@@ -161,6 +161,34 @@ show_singbox_endpoint_groups_command_fn (vlib_main_t *vm, unformat_input_t *inpu
   return 0;
 }
 
+static clib_error_t *
+clear_singbox_endpoint_group_counters_command_fn (vlib_main_t *vm, unformat_input_t *input,
+						  vlib_cli_command_t *cmd)
+{
+  singbox_group_t *g;
+  u8 *name = 0;
+
+  if (!unformat (input, "%s", &name))
+    return clib_error_return (0, "group name required");
+  vec_add1 (name, 0);
+  g = singbox_group_find (name);
+  vec_free (name);
+  if (!g)
+    return clib_error_return (0, "no such endpoint group");
+  singbox_group_clear_counters (g);
+  return 0;
+}
+
+/*?
+ * Zero the connections and failures counters of one group's members (the
+ * active counts are live state, not counters).
+?*/
+VLIB_CLI_COMMAND (clear_singbox_endpoint_group_counters_command, static) = {
+  .path = "clear singbox endpoint-group counters",
+  .short_help = "clear singbox endpoint-group counters <name>",
+  .function = clear_singbox_endpoint_group_counters_command_fn,
+};
+
 /*?
  * Every endpoint group with its members: weight, priority, whether the
  * member takes new connections now, and its counters.

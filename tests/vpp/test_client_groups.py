@@ -355,3 +355,126 @@ def test_cli_takes_what_its_help_names(env: Env) -> None:
         env.api.singbox_set_default_endpoint(name="")
         for name in ("c1", "c2"):
             env.api.singbox_endpoint_add_del(is_add=False, name=name)
+
+
+def hold(env: Env, n: int) -> "tuple[subprocess.Popen[bytes], list[int]]":
+    """`n` connections held open through VPP (the HOLD script) and their client ports."""
+    p = subprocess.Popen(ns_cmd(env.t.ns_client, sys.executable, "-c", HOLD, ORIGIN_IP4, str(ECHO_PORT), str(n)),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    assert p.stdout is not None
+    ports = [int(x) for x in p.stdout.readline().split()]
+    assert len(ports) == n, ports
+    return p, ports
+
+
+def group_members(env: Env, name: str) -> dict[str, Any]:
+    g = next(g for g in env.api.singbox_endpoint_group_dump() if g.name == name)
+    return {m.endpoint_name: m for m in g.members[: g.n_members]}
+
+
+def test_flows_of_a_deleted_group_leave_the_group_in_its_slot_alone(
+        upstreams: tuple[Env, list[Upstream]]) -> None:
+    """Least-connections group A holds 4 flows (2 per member); the interface moves to an endpoint,
+    A is deleted and B created in A's pool slot with the same members, 2 flows through B. When A's
+    flows end, B's members still count 1 active flow each (a flow knows its group by an id, not by
+    the slot: on the old code A's releases took B's counts down to 0)."""
+    env, ups = upstreams
+    names = [ups[0].name, ups[1].name]
+    other = "sb-pool-b"
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    set_group(env, 3, [1, 1], names)  # SINGBOX_API_LB_LEAST_CONNECTIONS
+    slot = next(g.group_index for g in env.api.singbox_endpoint_group_dump() if g.name == GROUP)
+    assert env.api.singbox_interface_endpoint_group_enable(sw_if_index=idx, group_name=GROUP,
+                                                           max_connections=0).retval == 0
+    held_a, held_b = hold(env, 4), None
+    try:
+        assert {n: m.active_connections for n, m in members(env).items()} == {n: 2 for n in names}
+        assert env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=True, proxy_port=0,
+                                              endpoint_name=ups[2].name, max_connections=0).retval == 0
+        r = env.api.singbox_endpoint_group_add_del(is_add=False, name=GROUP, n_members=0, members=[])
+        assert r.retval == 0, r
+        members_b = [{"endpoint_name": n, "weight": 1, "priority": 0} for n in names]
+        r = env.api.singbox_endpoint_group_add_del(is_add=True, name=other, policy=3, n_members=2,
+                                                   members=members_b)
+        assert r.retval == 0, r
+        # the premise: B lives in A's slot
+        assert next(g.group_index for g in env.api.singbox_endpoint_group_dump() if g.name == other) == slot
+        assert env.api.singbox_interface_endpoint_group_enable(sw_if_index=idx, group_name=other,
+                                                               max_connections=0).retval == 0
+        held_b = hold(env, 2)
+        assert {n: m.active_connections for n, m in group_members(env, other).items()} == {n: 1 for n in names}
+
+        held_a[0].kill()
+        held_a[0].wait(10)
+        deadline = time.monotonic() + 30
+        while len(env.api.singbox_session_dump(mode=2, sw_if_index=idx)) > 2:
+            assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+            time.sleep(0.2)
+        got = group_members(env, other)
+        assert {n: m.active_connections for n, m in got.items()} == {n: 1 for n in names}, got
+        assert {n: m.connections for n, m in got.items()} == {n: 1 for n in names}, got
+
+        held_b[0].kill()
+        held_b[0].wait(10)
+        deadline = time.monotonic() + 30
+        while any(m.active_connections for m in group_members(env, other).values()):
+            assert time.monotonic() < deadline, env.cli("show singbox endpoint-groups")
+            time.sleep(0.2)
+    finally:
+        for p in (held_a, held_b):
+            if p:
+                p[0].kill()
+                p[0].wait(10)
+        env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False)
+        deadline = time.monotonic() + 30
+        while env.api.singbox_get_stats(sw_if_index=idx).active_connections and time.monotonic() < deadline:
+            time.sleep(0.2)
+        env.api.singbox_endpoint_group_add_del(is_add=False, name=other, n_members=0, members=[])
+
+
+def test_clear_statistics_of_one_endpoint_group(upstreams: tuple[Env, list[Upstream]]) -> None:
+    """singbox_clear_stats scope ENDPOINT_GROUP (YANG clear-statistics endpoint-group) zeroes that
+    group's members' connections and failures and nothing else: not another group's, not the
+    interface's, not the endpoints'; an unknown or empty name is refused. The CLI does the same."""
+    env, ups = upstreams
+    names = [u.name for u in ups]
+    other = "sb-pool-other"
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    set_group(env, 2, [1, 1, 1], names)
+    try:
+        # 30 flows through `other`, then 30 through GROUP
+        r = env.api.singbox_endpoint_group_add_del(
+            is_add=True, name=other, policy=2, n_members=1,
+            members=[{"endpoint_name": names[0], "weight": 1, "priority": 0}])
+        assert r.retval == 0, r
+        for g in (other, GROUP):
+            assert env.api.singbox_interface_endpoint_group_enable(sw_if_index=idx, group_name=g,
+                                                                   max_connections=0).retval == 0
+            assert many(env, 30, parallel=8) == 30
+        assert sum(m.connections for m in members(env).values()) == 30
+        itf_before = env.api.singbox_get_stats(sw_if_index=idx).total_connections
+        ep_before = {e.name: e.connections for e in env.api.singbox_endpoint_dump()}
+
+        r = env.api.singbox_clear_stats(scope=4, endpoint_name=GROUP)  # SINGBOX_API_STATS_SCOPE_ENDPOINT_GROUP
+        assert r.retval == 0, r
+        assert all(m.connections == 0 and m.failures == 0 for m in members(env).values()), members(env)
+        assert group_members(env, other)[names[0]].connections == 30
+        assert env.api.singbox_get_stats(sw_if_index=idx).total_connections == itf_before
+        assert {e.name: e.connections for e in env.api.singbox_endpoint_dump()} == ep_before
+
+        assert env.api.singbox_clear_stats(scope=4, endpoint_name="nowhere").retval == -6  # NO_SUCH_ENTRY
+        assert env.api.singbox_clear_stats(scope=4, endpoint_name="").retval == -7  # INVALID_VALUE
+
+        assert many(env, 9, parallel=3) == 9
+        assert sum(m.connections for m in members(env).values()) == 9
+        env.cli(f"clear singbox endpoint-group counters {GROUP}")
+        assert all(m.connections == 0 for m in members(env).values()), members(env)
+        assert group_members(env, other)[names[0]].connections == 30
+        assert "no such endpoint group" in env.cli("clear singbox endpoint-group counters nowhere", check=False)
+        # "all" (API and CLI) covers every group
+        env.cli("clear singbox counters")
+        assert group_members(env, other)[names[0]].connections == 0
+    finally:
+        env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False)
+        env.api.singbox_endpoint_group_add_del(is_add=False, name=other, n_members=0, members=[])
