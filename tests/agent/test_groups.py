@@ -18,7 +18,7 @@ from singbox_agent.repository import SysrepoInstance
 from tests.agent.conftest import TOP, Env, start_env
 from tests.agent.specs import interface_spec
 from tests.agent.test_changes import calls_of
-from tests.agent.test_oper_rpc_notif import operational
+from tests.agent.test_oper_rpc_notif import operational, rpc
 
 C = f"{TOP}/client"
 G = f"{C}/endpoint-group[name='g']"
@@ -124,6 +124,30 @@ def test_member_statistics_are_served_and_valid(env: Env) -> None:
     itf = next(iter(tree["client"]["interface"]))
     # through a group there is no single effective endpoint: each connection has its member
     assert itf["oper-status"] == "active" and "effective-endpoint" not in itf
+
+
+def test_clear_statistics_of_one_group(env: Env) -> None:
+    """clear-statistics with the endpoint-group scope reaches the dataplane as that scope and moves the discontinuity-time
+    of that group's members only; a group that is not configured is refused by the model (a leafref) and clears
+    nothing."""
+    env.commit({**THREE, f"{G}/member[endpoint='sb1']/weight": 1, f"{G}/member[endpoint='sb2']/weight": 1,
+                f"{C}/endpoint-group[name='h']/member[endpoint='sb3']/weight": 1})
+    for key in (("g", "sb1"), ("g", "sb2"), ("h", "sb3")):
+        env.dp.member_states[key] = MemberState(10, 1, 0)
+
+    def since() -> dict[str, str]:
+        return {f"{g['name']}/{m['endpoint']}": m["statistics"]["discontinuity-time"]
+                for g in operational()["client"]["endpoint-group"] for m in g["member"]}
+
+    before = since()
+    rpc("/vpp-singbox:clear-statistics", {"endpoint-group": "g"})
+    assert env.dp.cleared == [("endpoint-group", "g")]
+    after = since()
+    assert after["g/sb1"] == after["g/sb2"] > before["g/sb1"]
+    assert after["h/sb3"] == before["h/sb3"]
+    with pytest.raises(sysrepo.SysrepoError):
+        rpc("/vpp-singbox:clear-statistics", {"endpoint-group": "nowhere"})
+    assert env.dp.cleared == [("endpoint-group", "g")]
 
 
 def test_eligible_members_follow_health_and_priority(env: Env) -> None:

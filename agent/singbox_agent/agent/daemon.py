@@ -677,6 +677,8 @@ class Agent:
             scope = ("endpoint", str(params["endpoint"]))
         elif "server" in params:
             scope = ("server",)
+        elif "endpoint-group" in params:
+            scope = ("endpoint-group", str(params["endpoint-group"]))
         else:
             scope = ("all",)
         try:

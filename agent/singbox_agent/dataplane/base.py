@@ -187,7 +187,7 @@ StopRule = Callable[[Op, DataplaneError], bool]
 BatchResult = list[Union[DataplaneError, None]]
 
 ClearScope = Union[tuple[Literal["all"]], tuple[Literal["server"]], tuple[Literal["interface"], str],
-                   tuple[Literal["endpoint"], str]]
+                   tuple[Literal["endpoint"], str], tuple[Literal["endpoint-group"], str]]
 
 
 class Dataplane(abc.ABC):

@@ -309,7 +309,7 @@ class MemoryDataplane(base.Dataplane):
     def clear_stats(self, scope: base.ClearScope) -> None:
         with self._lock:
             self._check_connected()
-            if scope[0] in ("interface", "endpoint") and (scope[0], scope[1]) not in self.objects:
+            if scope[0] in ("interface", "endpoint", "endpoint-group") and (scope[0], scope[1]) not in self.objects:
                 raise objects.DataplaneError(f"singbox_clear_stats: no {scope[0]} {scope[1]!r}",
                                      objects.ErrorCode.NO_SUCH_ENTRY)
             self.cleared.append(scope)

@@ -857,6 +857,8 @@ class VppDataplane(Dataplane):
                 self._call("singbox_clear_stats", scope=2, sw_if_index=index, endpoint_name="")
             elif scope[0] == "endpoint":
                 self._call("singbox_clear_stats", scope=3, sw_if_index=ALL, endpoint_name=scope[1])
+            elif scope[0] == "endpoint-group":  # SINGBOX_API_STATS_SCOPE_ENDPOINT_GROUP: the name in endpoint_name
+                self._call("singbox_clear_stats", scope=4, sw_if_index=ALL, endpoint_name=scope[1])
             else:
                 self._call("singbox_clear_stats", scope=1 if scope[0] == "server" else 0, sw_if_index=ALL,
                            endpoint_name="")
