@@ -396,3 +396,55 @@ src, _, echoed = s.recv(65535).partition(b"|")
 print(src.decode(), echoed == body)
 """, timeout=30)
         assert r.stdout.decode().split() == [host, "True"], (r.stdout, r.stderr, env.cli("show singbox udp flows"))
+
+
+def test_flow_is_in_the_agents_sessions_list(udp_upstream: tuple[Env, int, Path]) -> None:
+    """A flow through sing-box is in the agent's operational sessions list (/singbox/sessions/session, protocol
+    udp), read by the agent's own VPP adapter and valid against the model; disconnect-session refuses its id."""
+    import libyang
+
+    from singbox_agent.agent import oper
+    from singbox_agent.agent.__main__ import default_api_json
+    from singbox_agent.dataplane.base import is_udp_session_id
+    from singbox_agent.dataplane.objects import DataplaneError, ErrorCode
+    from singbox_agent.dataplane.vpp import VppDataplane
+
+    env, echo_port, _log = udp_upstream
+    idx = enable(env)
+    assert flow(env, ORIGIN_IP4, echo_port, count=3)["sources"] == [ORIGIN_IP4]
+    f = env.api.singbox_udp_flow_dump(sw_if_index=idx)[0]
+    dp = VppDataplane(str(env.vpp.api_sock), default_api_json(), client_name="udpsess-test")
+    dp.start()
+    try:
+        wait_for(lambda: dp.connected, "the agent's adapter connected to VPP")
+        got = [s for s in dp.read_sessions() if s.protocol == "udp"]
+        assert len(got) == 1, got
+        s = got[0]
+        assert is_udp_session_id(s.id) and s.id & ~(1 << 31) == f.flow_id
+        assert (s.mode, s.state, s.interface, s.endpoint) == ("client", "established", env.t.vpp_if_client,
+                                                              "default")
+        assert (s.client_address, s.destination_address, s.destination_port) == (CLIENT_IP4, ORIGIN_IP4,
+                                                                                  echo_port)
+        assert (s.packets_from_client, s.packets_to_client) == (3, 3)
+        assert s.bytes_from_client == f.bytes_to_proxy > 0 and s.bytes_to_client == f.bytes_from_proxy > 0
+        # the agent's operational data of it, as the sessions callback builds it, valid against the model
+        tree = oper.sessions(got)
+        ctx = libyang.Context(f"{HERE.parent.parent / 'yang'}:/usr/share/yang/modules/sysrepo")
+        try:
+            ctx.load_module("vpp-singbox")
+            text = json.dumps({"vpp-singbox:singbox": tree["singbox"]})
+            data = ctx.parse_data_mem(text, "json", strict=True, validate_present=True)
+            try:
+                entry = data.print_dict()["singbox"]["sessions"]["session"][0]
+            finally:
+                data.free()
+        finally:
+            ctx.destroy()
+        assert entry["id"] == s.id and entry["protocol"] == "udp" and entry["packets-to-client"] == 3
+        assert entry["client-address"] == CLIENT_IP4 and entry["destination-port"] == echo_port
+        with pytest.raises(DataplaneError, match="is a UDP flow") as exc:
+            dp.disconnect_session(s.id)
+        assert exc.value.code == ErrorCode.UNIMPLEMENTED
+        assert len(env.api.singbox_udp_flow_dump(sw_if_index=idx)) == 1  # still there
+    finally:
+        dp.stop()
