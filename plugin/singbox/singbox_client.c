@@ -526,9 +526,20 @@ singbox_client_fail (singbox_session_t *ss)
       ep->failures++;
     }
   singbox_group_count_failure (ss->group_index, ss->endpoint_index);
-  /* the client's handshake completed before the upstream existed: all we
-   * can say now is a reset */
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  /* An upstream started at the SYN (pooled, or singbox_client_connect_rpc)
+   * can fail before the client leg is accepted. That leg must not be
+   * touched then: VPP may have freed it without a word (a SYN scan, whose
+   * client answers our SYN-ACK with a reset) and handed its slot to
+   * another connection, which a reset by handle would kill. po_closed
+   * keeps every path from ending it; the accept resets it (state closing,
+   * singbox_client_accept) or the unaccepted-leg check ends the session. */
+  if (!ss->po_accepted)
+    {
+      ss->po_closed = 1;
+      return;
+    }
+  /* the client's handshake completed: all we can say now is a reset */
   singbox_po_reset (ss);
 }
 
