@@ -352,3 +352,127 @@ def test_ids_unique_across_the_netconf_and_restconf_servers(restconf: RestconfSe
                 assert rc_id not in after and nc_id in after, after
     finally:
         assert stop_process(proc) == 0, (nc_state / "netconf.log").read_text()[-3000:]
+
+
+NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+YP_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-push"
+DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+_DS = f'<datastore xmlns="{YP_NS}" xmlns:ds="{DS_NS}">ds:running</datastore>'
+_ON_CHANGE = f'<on-change xmlns="{YP_NS}"><sync-on-start>false</sync-on-start></on-change>'
+_PAST = "2020-01-01T00:00:00Z"
+# Malformed establish-subscription inputs (XML, the rpc's input) and what the error must name: each is a 4xx with
+# that text, never a 500 or operation-failed, and leaves no subscription behind.
+BAD_ESTABLISH = {
+    "subtree unknown node in a known module": (
+        f"{_DS}<datastore-subtree-filter xmlns=\"{YP_NS}\"><nacm xmlns=\"{NACM_NS}\"><no-such-node/></nacm>"
+        f"</datastore-subtree-filter>{_ON_CHANGE}", "no-such-node"),
+    "subtree unknown top node in a known module": (
+        f"{_DS}<datastore-subtree-filter xmlns=\"{YP_NS}\"><no-such-top xmlns=\"{NACM_NS}\"/>"
+        f"</datastore-subtree-filter>{_ON_CHANGE}", "no-such-top"),
+    "stream subtree unknown notification": (
+        f"<stream>NETCONF</stream><stream-subtree-filter><no-such-notif xmlns=\"{NACM_NS}\"/>"
+        "</stream-subtree-filter>", "no-such-notif"),
+    "unknown stream": ("<stream>NO-SUCH-STREAM</stream>", "NO-SUCH-STREAM"),
+    "xpath undeclared prefix": (
+        "<stream>NETCONF</stream><stream-xpath-filter>/nope:thing</stream-xpath-filter>", "nope"),
+    "xpath unknown module": (
+        {"stream": "NETCONF", "stream-xpath-filter": "/nope:thing"}, "filter-unsupported"),
+    "xpath unknown node": (
+        f"{_DS}<datastore-xpath-filter xmlns=\"{YP_NS}\" xmlns:a=\"{NACM_NS}\">/a:nacm/a:no-such-leaf"
+        f"</datastore-xpath-filter>{_ON_CHANGE}", "no-such-leaf"),
+    "xpath unknown node in JSON": (
+        {"ietf-yang-push:datastore": "ietf-datastores:running", "ietf-yang-push:on-change": {},
+         "ietf-yang-push:datastore-xpath-filter": "/ietf-netconf-acm:nacm/no-such-leaf"}, "filter-unsupported"),
+    "xpath syntax": (
+        f"{_DS}<datastore-xpath-filter xmlns=\"{YP_NS}\" xmlns:a=\"{NACM_NS}\">/a:nacm[</datastore-xpath-filter>"
+        f"{_ON_CHANGE}", "invalid-value"),
+    "stop-time in the past": (f"<stream>NETCONF</stream><stop-time>{_PAST}</stop-time>", "stop-time"),
+    "datastore stop-time in the past": (f"{_DS}<stop-time>{_PAST}</stop-time>{_ON_CHANGE}", "stop-time"),
+    "period 0": (f"{_DS}<periodic xmlns=\"{YP_NS}\"><period>0</period></periodic>", "period"),
+    "dampening on periodic": (
+        f"{_DS}<periodic xmlns=\"{YP_NS}\"><period>100</period><dampening-period>10</dampening-period></periodic>",
+        "dampening-period"),
+    "periodic and on-change": (
+        f"{_DS}<periodic xmlns=\"{YP_NS}\"><period>100</period></periodic>{_ON_CHANGE}", "on-change"),
+    "xpath and subtree filter": (
+        f"{_DS}<datastore-xpath-filter xmlns=\"{YP_NS}\" xmlns:a=\"{NACM_NS}\">/a:nacm</datastore-xpath-filter>"
+        f"<datastore-subtree-filter xmlns=\"{YP_NS}\"><nacm xmlns=\"{NACM_NS}\"/></datastore-subtree-filter>"
+        f"{_ON_CHANGE}", "filter"),
+    "unknown encoding": (
+        f"<stream>NETCONF</stream><encoding xmlns:x=\"urn:example:x\">x:encode-cbor</encoding>", "encod"),
+    "unknown datastore": (
+        f"<datastore xmlns=\"{YP_NS}\" xmlns:x=\"urn:example:x\">x:nowhere</datastore>{_ON_CHANGE}", "nowhere"),
+    "datastore not subscribable": (
+        {"ietf-yang-push:datastore": "ietf-datastores:intended", "ietf-yang-push:on-change": {}}, "intended"),
+    "no trigger": (_DS, "on-change"),
+}
+
+
+def _listed(c: httpx.Client) -> list[Any]:
+    resp = c.get("/restconf/data/ietf-subscribed-notifications:subscriptions", headers={"Accept": JSON})
+    assert resp.status_code in (200, 404), resp.text
+    return [] if resp.status_code == 404 else resp.json().get(f"{SN}:subscriptions", {}).get("subscription", [])
+
+
+def _refused(resp: httpx.Response, names: str) -> None:
+    assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
+    assert "operation-failed" not in resp.text and "Traceback" not in resp.text, resp.text
+    assert names in resp.text, resp.text
+
+
+@pytest.mark.parametrize("body,names", list(BAD_ESTABLISH.values()), ids=list(BAD_ESTABLISH))
+def test_bad_establish_is_a_precise_error(restconf: RestconfServer, body: str | dict[str, Any], names: str
+                                         ) -> None:
+    """Bad input of establish-subscription gets a 4xx naming what is wrong (RFC 8639 2.4.2's filter-unsupported
+    for a filter the server cannot apply), never a 500, and establishes nothing."""
+    with restconf.client() as c:
+        if isinstance(body, dict):
+            resp = c.post(OPS + "establish-subscription", json={f"{SN}:input": body},
+                          headers={"Content-Type": JSON, "Accept": JSON})
+        else:
+            resp = c.post(OPS + "establish-subscription", content=f'<input xmlns="{SN_NS}">{body}</input>',
+                          headers={"Content-Type": XML, "Accept": XML})
+        _refused(resp, names)
+        assert _listed(c) == []
+
+
+BAD_MODIFY = {
+    "subtree unknown node": (
+        f"<datastore-subtree-filter xmlns=\"{YP_NS}\"><nacm xmlns=\"{NACM_NS}\"><no-such-node/></nacm>"
+        "</datastore-subtree-filter>", "no-such-node"),
+    "xpath unknown node": (
+        f"<datastore-xpath-filter xmlns=\"{YP_NS}\" xmlns:a=\"{NACM_NS}\">/a:nacm/a:nope</datastore-xpath-filter>",
+        "filter-unsupported"),
+    "xpath syntax": (f"<datastore-xpath-filter xmlns=\"{YP_NS}\" xmlns:a=\"{NACM_NS}\">/a:nacm[</datastore-xpath-filter>",
+                     "invalid-value"),
+    "period 0": (f"<periodic xmlns=\"{YP_NS}\"><period>0</period></periodic>", "period"),
+}
+
+
+@pytest.mark.parametrize("body,names", list(BAD_MODIFY.values()), ids=list(BAD_MODIFY))
+def test_bad_modify_is_a_precise_error(restconf: RestconfServer, body: str, names: str) -> None:
+    """modify-subscription with bad input: a 4xx naming it; the subscription runs on unchanged."""
+    with restconf.client() as c:
+        sub_id, _ = establish(c, {"ietf-yang-push:datastore": "ietf-datastores:running",
+                                  "ietf-yang-push:datastore-xpath-filter": "/ietf-netconf-acm:nacm",
+                                  "ietf-yang-push:periodic": {"period": 500}})
+        resp = c.post(OPS + "modify-subscription",
+                      content=f'<input xmlns="{SN_NS}"><id>{sub_id}</id>{_DS}{body}</input>',
+                      headers={"Content-Type": XML, "Accept": XML})
+        _refused(resp, names)
+        (mine,) = _listed(c)
+        assert mine["ietf-yang-push:datastore-xpath-filter"] == "/ietf-netconf-acm:nacm"
+        assert mine["ietf-yang-push:periodic"]["period"] == 500
+        assert rpc(c, "delete-subscription", sub_id).status_code == 204
+
+
+@pytest.mark.parametrize("name", ["delete-subscription", "kill-subscription", "modify-subscription",
+                                  "resync-subscription"])
+@pytest.mark.parametrize("sub_id", ["12345", "-1", "abc"])
+def test_bad_ids_are_precise_errors(restconf: RestconfServer, name: str, sub_id: str) -> None:
+    with restconf.client() as c:
+        module = "ietf-yang-push" if name == "resync-subscription" else SN
+        resp = c.post(f"/restconf/operations/{module}:{name}",
+                      content=f'{{"{module}:input": {{"id": {json.dumps(sub_id)}}}}}',
+                      headers={"Content-Type": JSON, "Accept": JSON})
+        _refused(resp, "")

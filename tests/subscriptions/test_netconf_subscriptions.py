@@ -247,3 +247,114 @@ def test_nacm_hides_from_a_push_what_the_user_may_not_read(server: Server) -> No
         text = ET.tostring(update, encoding="unicode")
         assert "admin" in text  # the user list itself is readable
         assert "$6$" not in text and "password" not in text, text
+
+
+NACM = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+_DS = f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:running</datastore>'
+_ON_CHANGE = f'<on-change xmlns="{YP}"><sync-on-start>false</sync-on-start></on-change>'
+_PAST = "2020-01-01T00:00:00Z"
+# Malformed establish-subscription inputs and what the rpc-error must name: never operation-failed, no traceback,
+# and no subscription left behind.
+BAD_ESTABLISH = {
+    "subtree unknown node in a known module": (
+        f'{_DS}<datastore-subtree-filter xmlns="{YP}"><nacm xmlns="{NACM}"><no-such-node/></nacm>'
+        f"</datastore-subtree-filter>{_ON_CHANGE}", "no-such-node"),
+    "subtree unknown content match node": (
+        f'{_DS}<datastore-subtree-filter xmlns="{YP}"><nacm xmlns="{NACM}"><no-such-leaf>x</no-such-leaf>'
+        f"<enable-nacm/></nacm></datastore-subtree-filter>{_ON_CHANGE}", "no-such-leaf"),
+    "subtree unknown top node in a known module": (
+        f'{_DS}<datastore-subtree-filter xmlns="{YP}"><no-such-top xmlns="{NACM}"/>'
+        f"</datastore-subtree-filter>{_ON_CHANGE}", "no-such-top"),
+    "stream subtree unknown notification": (
+        f'<stream>NETCONF</stream><stream-subtree-filter><no-such-notif xmlns="{NACM}"/></stream-subtree-filter>',
+        "no-such-notif"),
+    "unknown stream": ("<stream>NO-SUCH-STREAM</stream>", "NO-SUCH-STREAM"),
+    "xpath undeclared prefix": ("<stream>NETCONF</stream><stream-xpath-filter>/nope:thing</stream-xpath-filter>",
+                                "nope"),
+    "xpath unknown node": (
+        f'{_DS}<datastore-xpath-filter xmlns="{YP}" xmlns:a="{NACM}">/a:nacm/a:no-such-leaf'
+        f"</datastore-xpath-filter>{_ON_CHANGE}", "no-such-leaf"),
+    "xpath syntax": (
+        f'{_DS}<datastore-xpath-filter xmlns="{YP}" xmlns:a="{NACM}">/a:nacm[</datastore-xpath-filter>{_ON_CHANGE}',
+        "invalid-value"),
+    "stop-time in the past": (f"<stream>NETCONF</stream><stop-time>{_PAST}</stop-time>", "stop-time"),
+    "datastore stop-time in the past": (f"{_DS}<stop-time>{_PAST}</stop-time>{_ON_CHANGE}", "stop-time"),
+    "period 0": (f'{_DS}<periodic xmlns="{YP}"><period>0</period></periodic>', "period"),
+    "dampening on periodic": (
+        f'{_DS}<periodic xmlns="{YP}"><period>100</period><dampening-period>10</dampening-period></periodic>',
+        "dampening-period"),
+    "periodic and on-change": (f'{_DS}<periodic xmlns="{YP}"><period>100</period></periodic>{_ON_CHANGE}',
+                               "on-change"),
+    "xpath and subtree filter": (
+        f'{_DS}<datastore-xpath-filter xmlns="{YP}" xmlns:a="{NACM}">/a:nacm</datastore-xpath-filter>'
+        f'<datastore-subtree-filter xmlns="{YP}"><nacm xmlns="{NACM}"/></datastore-subtree-filter>{_ON_CHANGE}',
+        "filter"),
+    "unknown encoding": ('<stream>NETCONF</stream><encoding xmlns:x="urn:example:x">x:encode-cbor</encoding>',
+                         "encode-cbor"),
+    "json encoding": (f'<stream>NETCONF</stream><encoding xmlns:sn="{SN}">sn:encode-json</encoding>',
+                      "encoding"),
+    "unknown datastore": (f'<datastore xmlns="{YP}" xmlns:x="urn:example:x">x:nowhere</datastore>{_ON_CHANGE}',
+                          "nowhere"),
+    "datastore not subscribable": (f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:intended</datastore>{_ON_CHANGE}',
+                                   "intended"),
+    "no trigger": (_DS, "on-change"),
+    "huge xpath filter": (
+        f'{_DS}<datastore-xpath-filter xmlns="{YP}" xmlns:a="{NACM}">/a:nacm'
+        + "[a:enable-nacm='true']" * 5000 + f"</datastore-xpath-filter>{_ON_CHANGE}", "max-xpath-predicates"),
+}
+
+
+def _listed(m: Any) -> list[ET.Element]:
+    data = ET.fromstring(m.get(filter=("subtree", f'<subscriptions xmlns="{SN}"/>')).data_xml)
+    return list(data.iter(f"{{{SN}}}subscription"))
+
+
+def _refused(m: Any, xml: str, names: str) -> RPCError:
+    with pytest.raises(RPCError) as err:
+        rpc(m, xml)
+    text = ET.tostring(err.value.xml, encoding="unicode") if err.value.xml is not None else str(err.value)
+    assert err.value.tag != "operation-failed" and "Traceback" not in text, text
+    assert names in text, text
+    return err.value
+
+
+@pytest.mark.parametrize("body,names", list(BAD_ESTABLISH.values()), ids=list(BAD_ESTABLISH))
+def test_bad_establish_is_a_precise_error(server: Server, body: str, names: str) -> None:
+    """Bad input of establish-subscription gets an rpc-error naming what is wrong (RFC 8639 2.4.2's
+    filter-unsupported for a filter the server cannot apply), never operation-failed, and establishes nothing."""
+    with server.connect() as m:
+        _refused(m, f'<establish-subscription xmlns="{SN}">{body}</establish-subscription>', names)
+        assert _listed(m) == []
+
+
+BAD_MODIFY = {
+    "subtree unknown node": (
+        f'<datastore-subtree-filter xmlns="{YP}"><nacm xmlns="{NACM}"><no-such-node/></nacm>'
+        "</datastore-subtree-filter>", "no-such-node"),
+    "xpath unknown node": (
+        f'<datastore-xpath-filter xmlns="{YP}" xmlns:a="{NACM}">/a:nacm/a:nope</datastore-xpath-filter>',
+        "filter-unsupported"),
+    "xpath syntax": (f'<datastore-xpath-filter xmlns="{YP}" xmlns:a="{NACM}">/a:nacm[</datastore-xpath-filter>',
+                     "invalid-value"),
+    "period 0": (f'<periodic xmlns="{YP}"><period>0</period></periodic>', "period"),
+}
+
+
+@pytest.mark.parametrize("body,names", list(BAD_MODIFY.values()), ids=list(BAD_MODIFY))
+def test_bad_modify_is_a_precise_error(server: Server, body: str, names: str) -> None:
+    """modify-subscription with bad input: an rpc-error naming it; the subscription runs on unchanged."""
+    with server.connect() as m:
+        sub = establish_periodic(m, 500)
+        _refused(m, f'<modify-subscription xmlns="{SN}"><id>{sub}</id>{_DS}{body}</modify-subscription>', names)
+        (mine,) = _listed(m)
+        assert mine.findtext(f"{{{YP}}}datastore-xpath-filter") == "/sbmx:metrics-exporter"
+        assert mine.findtext(f"{{{YP}}}periodic/{{{YP}}}period") == "500"
+
+
+@pytest.mark.parametrize("name", ["delete-subscription", "kill-subscription", "modify-subscription",
+                                  "resync-subscription"])
+@pytest.mark.parametrize("sub_id", ["12345", "-1", "abc"])
+def test_bad_ids_are_precise_errors(server: Server, name: str, sub_id: str) -> None:
+    with server.connect() as m:
+        ns = YP if name == "resync-subscription" else SN
+        _refused(m, f'<{name} xmlns="{ns}"><id>{sub_id}</id></{name}>', "")

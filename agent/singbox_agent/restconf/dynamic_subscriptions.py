@@ -124,7 +124,7 @@ class DynamicSubscriptions:
         return None
 
     def _filter(self, op: libyang.DNode, yang_push: bool) -> tuple[str | None, str]:
-        dynamic.refuse_filter_by_reference(op, yang_push)
+        dynamic.check_input(op, yang_push)
         prefix, ns = ("datastore", srsn.YP_NS) if yang_push else ("stream", srsn.SN_NS)
         subtree = op.find_path(f"{dynamic.YP + ':' if yang_push else ''}{prefix}-subtree-filter")
         if subtree is not None:

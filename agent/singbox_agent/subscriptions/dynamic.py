@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
+from libyang import LibyangError
+
 from singbox_agent.mgmt import datastore
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, operation_failed
 from singbox_agent.subscriptions import srsn
@@ -70,27 +72,124 @@ def is_yang_push(op: Any) -> bool:
     return op.find_path(f"{YP}:datastore") is not None
 
 
+def filter_unsupported(message: str, path: str | None = None) -> MgmtException:
+    """RFC 8639 2.4.2: a filter the publisher cannot apply (establish- and modify-subscription)."""
+    return MgmtException(MgmtError("application", "invalid-value", message, error_app_tag=f"{SN}:filter-unsupported",
+                                   error_path=path))
+
+
+def _input_path(op: Any, name: str) -> str:
+    """The error-path of `name` (a leaf or choice of the rpc's input, "ietf-yang-push:..." for YANG-Push's)."""
+    return f"/{SN}:{op.schema().name()}/{name}"
+
+
+def _filter_name(yang_push: bool, kind: str) -> str:
+    return f"{YP}:datastore-{kind}-filter" if yang_push else f"stream-{kind}-filter"
+
+
+def _schema_knows(ly: Any, path: str) -> bool:
+    try:
+        return next(iter(ly.find_path(path)), None) is not None
+    except LibyangError:
+        return False
+
+
+def _unknown_node(ly: Any, elements: list[ET.Element]) -> str | None:
+    """The schema path of the first element of a subtree filter (content match nodes too) that names no node of
+    its module, None when all do; elements in namespaces of no implemented module select nothing (RFC 6241 6.2.5)
+    and are not looked at. Each distinct path is looked up once (3,000 identical siblings: one lookup)."""
+    modules: dict[str, str | None] = {}
+    known: set[str] = set()
+
+    def walk(el: ET.Element, parent: str, parent_mod: str | None) -> str | None:
+        ns, _, name = el.tag[1:].partition("}") if el.tag.startswith("{") else ("", "", el.tag)
+        if ns and ns not in modules:
+            modules[ns] = datastore.module_by_namespace(ly, ns)
+        mod = modules[ns] if ns else parent_mod
+        if mod is None:
+            return None
+        path = f"{parent}/{mod}:{name}" if mod != parent_mod else f"{parent}/{name}"
+        if path not in known:
+            if not _schema_knows(ly, path):
+                return path
+            known.add(path)
+        for child in el:
+            bad = walk(child, path, mod)
+            if bad is not None:
+                return bad
+        return None
+
+    for element in elements:
+        bad = walk(element, "", None)
+        if bad is not None:
+            return bad
+    return None
+
+
 def subtree_xpath(ly: Any, element: ET.Element, prefix: str) -> str | None:
     """The XPath selecting what a stream-/datastore-subtree-filter element selects (None: everything, an empty
-    filter); a filter that selects nothing this server knows is refused."""
+    filter); a filter that selects nothing this server knows, or names a node its module does not have, is refused
+    (filter-unsupported, naming the node: sysrepo would fail on the XPath with no word of which)."""
     children = list(element)
     xpaths = datastore.subtree_to_xpaths(ly, children) if children else []
     if children and not xpaths:
         raise invalid_value(f"The {prefix}-subtree-filter selects nothing this server knows.",
                             error_type="application")
+    unknown = _unknown_node(ly, children)
+    if unknown is not None:
+        raise filter_unsupported(f"The {prefix}-subtree-filter names {unknown}, which this server's modules do not "
+                                 "have.")
     return " | ".join(xpaths) or None
 
 
-def refuse_filter_by_reference(op: Any, yang_push: bool) -> None:
+def check_input(op: Any, yang_push: bool) -> None:
+    """What the schema's choices would refuse if libyang validated an rpc's input (it parses it only): two
+    filters, two triggers, a stream and a datastore; and a filter given by reference (configured filters are not
+    supported)."""
     if op.find_path(f"{YP}:selection-filter-ref" if yang_push else "stream-filter-name"):
         raise MgmtException(MgmtError("application", "operation-not-supported",
                                       "Filters by reference (configured filters) are not supported; give the filter "
                                       "in the request.", error_app_tag=f"{SN}:filter-unsupported"))
+    if op.find_path(_filter_name(yang_push, "xpath")) is not None and \
+            op.find_path(_filter_name(yang_push, "subtree")) is not None:
+        raise filter_unsupported("Give an XPath filter or a subtree filter, not both.",
+                                 _input_path(op, _filter_name(yang_push, "subtree")))
+    if op.find_path("stream") is not None and op.find_path(f"{YP}:datastore") is not None:
+        raise bad_element("datastore", "Give a stream or a datastore, not both.", error_type="application",
+                          path=_input_path(op, f"{YP}:datastore"))
+    if op.find_path(f"{YP}:periodic") is not None and op.find_path(f"{YP}:on-change") is not None:
+        raise bad_element("on-change", "Give periodic or on-change, not both.", error_type="application",
+                          path=_input_path(op, f"{YP}:on-change"))
 
 
 def xpath_filter(op: Any, yang_push: bool) -> str | None:
-    """The stream-/datastore-xpath-filter as given (None: not given; "" selects everything)."""
-    return leaf(op, f"{YP}:datastore-xpath-filter" if yang_push else "stream-xpath-filter")
+    """The stream-/datastore-xpath-filter as given (None: not given; "" selects everything); one that does not
+    parse or selects no node of this server's schema is refused (filter-unsupported, with libyang's words)."""
+    name = _filter_name(yang_push, "xpath")
+    xpath = leaf(op, name)
+    if xpath:
+        try:
+            found = next(iter(op.context.find_path(xpath)), None)
+        except LibyangError as exc:
+            found, detail = None, str(exc).partition(": ")[2]
+        else:
+            detail = ""
+        if found is None:
+            shown = xpath if len(xpath) <= 200 else xpath[:200] + "..."
+            raise filter_unsupported(f'The {name.rsplit(":", 1)[-1]} "{shown}" selects nothing in this server\'s '
+                                     "modules" + (f": {detail}" if detail else "."), _input_path(op, name))
+    return xpath
+
+
+def period(op: Any) -> int | None:
+    """periodic/period in milliseconds (None: not given); 0 is refused (period-unsupported): sysrepo would take it
+    and push without pause."""
+    value = centiseconds(op, f"{YP}:periodic/period")
+    if value == 0:
+        raise MgmtException(MgmtError("application", "invalid-value", "The period must be at least 1 centisecond.",
+                                      error_app_tag=f"{YP}:period-unsupported",
+                                      error_path=_input_path(op, f"{YP}:periodic/period")))
+    return value
 
 
 @dataclass
@@ -120,6 +219,10 @@ def establish(sr: Any, op: Any, xpath: str | None, id_space: int) -> Established
         try:
             sub = srsn.subscribe(sr, stream, xpath=xpath, stop=stop, start=start, id_tag=id_space)
         except srsn.SrsnError as exc:
+            if exc.rc == srsn.ERR_NOT_FOUND:  # the filter was checked: the stream is not one of sysrepo's
+                raise invalid_value(f'Stream "{stream}" does not exist' +
+                                    (" or has none of the notifications the filter selects." if xpath else "."),
+                                    _input_path(op, "stream"), error_type="application") from None
             raise operation_failed(f"The subscription could not be established: {exc}") from None
         moved = sub.replay_start if start is not None and sub.replay_start and sub.replay_start > start else None
         return Established(sub, False, stop, moved)
@@ -133,9 +236,11 @@ def establish(sr: Any, op: Any, xpath: str | None, id_space: int) -> Established
         raise bad_element("stop-time", "stop-time is in the past.", error_type="application")
     try:
         if op.find_path(f"{YP}:periodic") is not None:
-            period = centiseconds(op, f"{YP}:periodic/period")
-            assert period is not None  # mandatory in the schema
-            sub = srsn.yang_push_periodic(sr, ds, period_ms=period, xpath=xpath,
+            period_ms = period(op)
+            if period_ms is None:  # mandatory in the schema, which the parse does not check
+                raise MgmtException(MgmtError("protocol", "missing-element", "periodic needs a period.",
+                                              info={"bad-element": "period"}))
+            sub = srsn.yang_push_periodic(sr, ds, period_ms=period_ms, xpath=xpath,
                                           anchor=time_leaf(op, f"{YP}:periodic/anchor-time"), stop=stop,
                                           id_tag=id_space)
         elif op.find_path(f"{YP}:on-change") is not None:
@@ -161,9 +266,9 @@ def modify(sub_id: int, op: Any, yang_push: bool, xpath: str | None) -> datetime
     stop = time_leaf(op, "stop-time")  # read before anything changes
     try:
         if yang_push and op.find_path(f"{YP}:periodic") is not None:
-            period = centiseconds(op, f"{YP}:periodic/period")
-            assert period is not None
-            srsn.modify_period(sub_id, period, time_leaf(op, f"{YP}:periodic/anchor-time"))
+            period_ms = period(op)
+            if period_ms is not None:
+                srsn.modify_period(sub_id, period_ms, time_leaf(op, f"{YP}:periodic/anchor-time"))
         elif yang_push and op.find_path(f"{YP}:on-change") is not None:
             srsn.modify_dampening(sub_id, centiseconds(op, f"{YP}:on-change/dampening-period") or 0)
         srsn.modify_xpath(sub_id, xpath)

@@ -52,7 +52,7 @@ ID_TAG = 0x80000000
 _tags: dict[int, int] = {}  # srsn's id -> the tag of this process's subscriptions made with one
 
 _ffi = libsysrepo.ffi  # the one cffi home of libsysrepo's calls
-_ERR_NOT_FOUND: int = _sysrepo_lib.SR_ERR_NOT_FOUND  # the binding's declaration of sr_error_t
+ERR_NOT_FOUND: int = _sysrepo_lib.SR_ERR_NOT_FOUND  # the binding's declaration of sr_error_t
 
 
 def _sr() -> Any:
@@ -195,7 +195,7 @@ def _raw(call: str, sub_id: int) -> int:
     (the same srsn id with the other tag is another subscription)."""
     raw = sub_id & ~ID_TAG
     if _tags.get(raw, 0) != sub_id & ID_TAG:
-        raise SrsnError(call, _ERR_NOT_FOUND, f"no subscription {sub_id}")
+        raise SrsnError(call, ERR_NOT_FOUND, f"no subscription {sub_id}")
     return raw
 
 

@@ -61,7 +61,7 @@ _providers: list[Any] = []  # oper data subscriptions (/subscriptions, /streams)
 def _filter(ctx: OpContext, yang_push: bool) -> tuple[str | None, str]:
     """(XPath for sysrepo, the filter element as given) from the stream or datastore filter choice."""
     ns, prefix = (YP_NS, "datastore") if yang_push else (SN_NS, "stream")
-    dynamic.refuse_filter_by_reference(ctx.op, yang_push)
+    dynamic.check_input(ctx.op, yang_push)
     xpath = dynamic.xpath_filter(ctx.op, yang_push)
     if xpath is not None:
         limits.check_xpath(xpath, ctx.session.server.limits, what=f"The {prefix}-xpath-filter")
