@@ -35,7 +35,8 @@ class ServerInfo:
 
     def connect(self, user: str = ADMIN, password: str = ADMIN_PASSWORD, **kw: Any) -> Any:
         return manager.connect(host=self.host, port=self.port, username=user, password=password,
-                               hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=60, **kw)
+                               hostkey_verify=False, look_for_keys=False, allow_agent=False,
+                               **{"timeout": 60, **kw})
 
 
 def bootstrap(env: dict[str, str], tmp: Path, user: str = ADMIN, password: str = ADMIN_PASSWORD) -> None:
