@@ -260,11 +260,16 @@ singbox_client_write_early_data (session_t *s)
      * 4.7 ms connect, bench/vpp/README.md). A pooled upstream sends its
      * CONNECT here already; as for it, a proxy answering before the accept
      * is crossed at the accept (singbox_client_cross, po_accepted), and a
-     * client leg that never gets accepted (a SYN scan) ends the session and
-     * its upstream within SINGBOX_UNACCEPTED_CHECK_INTERVAL. Through an RPC
-     * to this thread: this runs inside tcp-listen, which holds pointers into
-     * the TCP connection pools a connect may grow; the RPC runs before the
-     * client's ACK can arrive. */
+     * client leg that never gets accepted ends the session and its
+     * upstream: within SINGBOX_UNACCEPTED_CHECK_INTERVAL once VPP has freed
+     * the leg (a scanner's reset: 200 bare SYNs drained in ~1.3 s), at the
+     * connect timeout if the source never answers our SYN-ACK (a spoofed
+     * one: ~10 s, the leg stays in SYN-RECEIVED till then); a proxy that
+     * fails before the accept leaves the leg to it (singbox_client_fail).
+     * max-connections is counted here, so it bounds these connects.
+     * Through an RPC to this thread: this runs inside tcp-listen, which
+     * holds pointers into the TCP connection pools a connect may grow; the
+     * RPC runs before the client's ACK can arrive. */
     session_send_rpc_evt_to_thread_force (s->thread_index, singbox_client_connect_rpc,
 					  uword_to_pointer (singbox_session_id (ss), void *));
   ss->counted_active = 1;
