@@ -846,6 +846,23 @@ done:
   singbox_sessions_unlock ();
 }
 
+/* Kill (connect timeout, disconnect-session) of a session whose client leg
+ * is not accepted yet: as in singbox_client_fail, that leg must not be reset
+ * by its handle, which VPP may have freed and given to another connection.
+ * The upstream is reset; the accept resets the client leg (state closing) or
+ * the unaccepted-leg check ends the session. 0: accepted, the relay's reset
+ * of both legs applies. */
+static int
+singbox_client_kill (singbox_session_t *ss, int timed_out)
+{
+  if (ss->po_accepted)
+    return 0;
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  ss->po_closed = 1;
+  singbox_ao_reset (ss);
+  return 1;
+}
+
 static void
 singbox_client_poll (singbox_session_t *ss, f64 now)
 {
@@ -889,6 +906,7 @@ const singbox_session_vft_t singbox_client_session_vft = {
   .upstream_tx = singbox_client_upstream_tx,
   .upstream_fin = singbox_client_upstream_fin,
   .upstream_reset = singbox_client_upstream_reset,
+  .kill = singbox_client_kill,
   /* not in client mode yet: with it, intercepted clients that reuse their
    * ports at once found our leg's TIME_WAIT in the way more often ("no
    * listener for dst port" in tests/vpp/test_vpp_client.py, 2 workers) */
