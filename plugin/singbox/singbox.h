@@ -204,6 +204,8 @@ int singbox_set_log_level (u8 level);
 int singbox_udp_attach (void);
 void singbox_udp_associate (singbox_session_t *ss, socks5_addr_t *client);
 void singbox_udp_release (singbox_session_t *ss);
+int singbox_udp_enqueue (session_t *s, ip46_address_t *lcl, u16 lcl_port, ip46_address_t *rmt,
+			 u16 rmt_port, u8 is_ip4, u8 *hdr, u32 hdr_len, u8 *data, u32 len);
 void singbox_udp_counters_init (void);
 void singbox_udp_resolved (u64 session_id, u8 *name, int rv, ip46_address_t *ip, u8 is_ip4);
 void singbox_udp_names_free (singbox_session_t *ss);

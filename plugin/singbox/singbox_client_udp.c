@@ -470,34 +470,6 @@ VNET_FEATURE_INIT (singbox_cudp6_in_feature, static) = {
  * Sending
  */
 
-/* Lock held. One datagram into a session's tx fifo, header first. */
-static int
-singbox_cudp_enqueue (session_t *s, ip46_address_t *lcl, u16 lcl_port, ip46_address_t *rmt,
-		      u16 rmt_port, u8 is_ip4, u8 *hdr, u32 hdr_len, u8 *data, u32 len)
-{
-  session_dgram_hdr_t dh;
-  app_session_transport_t at = {
-    .rmt_ip = *rmt,
-    .lcl_ip = *lcl,
-    .rmt_port = clib_host_to_net_u16 (rmt_port),
-    .lcl_port = clib_host_to_net_u16 (lcl_port),
-    .is_ip4 = is_ip4,
-  };
-  svm_fifo_seg_t segs[3] = { { (u8 *) &dh, sizeof (dh) } };
-  u32 n_segs = 1, seg_len;
-
-  if (hdr_len)
-    segs[n_segs++] = (svm_fifo_seg_t){ hdr, hdr_len };
-  segs[n_segs++] = (svm_fifo_seg_t){ data, len };
-  seg_len = app_gen_dgram_header (segs, hdr_len + len, &at, 0);
-  if (svm_fifo_max_enqueue_prod (s->tx_fifo) < seg_len)
-    return -1;
-  svm_fifo_enqueue_segments (s->tx_fifo, segs, n_segs, 0);
-  if (svm_fifo_set_event (s->tx_fifo))
-    session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
-  return 0;
-}
-
 /* Lock held, association up: one client datagram to BND, behind a header
  * naming the original destination. */
 static void
@@ -516,8 +488,8 @@ singbox_cudp_to_proxy (singbox_cudp_flow_t *f, u8 *data, u32 len)
   hlen = socks5_udp_header_encode (&dst, hdr, sizeof (hdr));
   rs = session_get_from_handle_if_valid (f->relay_handle);
   if (hlen < 0 || hlen + len > SINGBOX_CUDP_MSS || !rs ||
-      singbox_cudp_enqueue (rs, &f->relay_lcl_ip, f->relay_lcl_port, &f->relay_ip, f->relay_port,
-			    f->relay_is_ip4, hdr, hlen, data, len))
+      singbox_udp_enqueue (rs, &f->relay_lcl_ip, f->relay_lcl_port, &f->relay_ip, f->relay_port,
+			   f->relay_is_ip4, hdr, hlen, data, len))
     {
       singbox_cudp_count (SINGBOX_CUDP_CTR_DROPPED, f->sw_if_index, 1);
       return;
@@ -1072,8 +1044,8 @@ singbox_cudp_relay_rx (session_t *s)
        * session already takes datagrams from BND only) */
       hlen = socks5_udp_header_parse (buf, len, &h);
       if (hlen < 0 || !socks5_addr_equal (&h.addr, &want) || !cs ||
-	  singbox_cudp_enqueue (cs, &f->dst_ip, f->dst_port, &f->client_ip, f->client_port,
-				f->is_ip4, 0, 0, buf + hlen, len - hlen))
+	  singbox_udp_enqueue (cs, &f->dst_ip, f->dst_port, &f->client_ip, f->client_port,
+			       f->is_ip4, 0, 0, buf + hlen, len - hlen))
 	{
 	  singbox_cudp_count (SINGBOX_CUDP_CTR_DROPPED, f->sw_if_index, 1);
 	  continue;

@@ -73,9 +73,12 @@ singbox_udp_local_ip (u32 fib_index, ip46_address_t *ip, u8 is_ip4, ip46_address
   return 0;
 }
 
-static void
-singbox_udp_send (session_t *s, ip46_address_t *lcl, u16 lcl_port, ip46_address_t *rmt,
-		  u16 rmt_port, u8 is_ip4, u8 *hdr, u32 hdr_len, u8 *data, u32 len)
+/* One datagram into a UDP session's tx fifo, behind `hdr` (a SOCKS5 UDP
+ * header, or none): server mode's relay and client mode's both send this
+ * way. -1, nothing queued, when the fifo has no room for all of it. */
+int
+singbox_udp_enqueue (session_t *s, ip46_address_t *lcl, u16 lcl_port, ip46_address_t *rmt,
+		     u16 rmt_port, u8 is_ip4, u8 *hdr, u32 hdr_len, u8 *data, u32 len)
 {
   session_dgram_hdr_t dh;
   app_session_transport_t at = {
@@ -92,15 +95,20 @@ singbox_udp_send (session_t *s, ip46_address_t *lcl, u16 lcl_port, ip46_address_
     segs[n_segs++] = (svm_fifo_seg_t){ hdr, hdr_len };
   segs[n_segs++] = (svm_fifo_seg_t){ data, len };
   seg_len = app_gen_dgram_header (segs, hdr_len + len, &at, 0);
-
   if (svm_fifo_max_enqueue_prod (s->tx_fifo) < seg_len)
-    {
-      singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
-      return;
-    }
+    return -1;
   svm_fifo_enqueue_segments (s->tx_fifo, segs, n_segs, 0);
   if (svm_fifo_set_event (s->tx_fifo))
     session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+  return 0;
+}
+
+static void
+singbox_udp_send (session_t *s, ip46_address_t *lcl, u16 lcl_port, ip46_address_t *rmt,
+		  u16 rmt_port, u8 is_ip4, u8 *hdr, u32 hdr_len, u8 *data, u32 len)
+{
+  if (singbox_udp_enqueue (s, lcl, lcl_port, rmt, rmt_port, is_ip4, hdr, hdr_len, data, len))
+    singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
 }
 
 static singbox_udp_peer_t *
