@@ -186,7 +186,7 @@ class Agent:
         self._oper_poll = OperPoll(self._conn.start_session("operational"), MODULE)
         for part in ("dataplane", "client", "server"):
             self._oper_poll.add(f"{TOP}/{part}", self.oper_poll_ms)
-        self._oper_poll.add(f"{TOP}/sessions", self.sessions_poll_ms)
+        self._oper_poll.add(oper.SESSIONS_ON_CHANGE_XPATH, self.sessions_poll_ms)  # starts, ends, state
         self.dataplane.start()
         log.info("agent started", units=len(self.running.units), dataplane_connected=self.dataplane.connected)
 
@@ -656,7 +656,8 @@ class Agent:
         if not self.dataplane.connected:
             return {}
         try:
-            return oper.sessions(self.dataplane.read_sessions(), only=oper.requested_session(xpath))
+            return oper.sessions(self.dataplane.read_sessions(), only=oper.requested_session(xpath),
+                                 on_change=xpath == oper.SESSIONS_ON_CHANGE_XPATH)
         except DataplaneError as exc:
             log.warning("sessions unavailable", error=str(exc))
             return {}

@@ -33,6 +33,11 @@ class SessionsOperTree(OperTree):
     keeps between reads (sessions_tree.py) instead of parsing it anew."""
 
 
+class SessionsOnChangeTree(SessionsOperTree):
+    """The whole sessions list with only its on-change notifiable leaves (the agent's poll, oper.SESSION_ON_CHANGE):
+    a tree of its own, kept between polls as the other."""
+
+
 def install() -> None:
     global _installed
     with _lock:
@@ -45,7 +50,8 @@ def install() -> None:
                     or kwargs.get("notification"):
                 return original(self, dic, *args, **kwargs)
             if isinstance(dic, SessionsOperTree) and self.name() == "vpp-singbox":
-                return sessions_tree.SESSIONS.copy(self.context, dic["singbox"]["sessions"]["session"])
+                kept = sessions_tree.ON_CHANGE if isinstance(dic, SessionsOnChangeTree) else sessions_tree.SESSIONS
+                return kept.copy(self.context, dic["singbox"]["sessions"]["session"])
             text = json.dumps({f"{self.name()}:{k}": v for k, v in dic.items()}, separators=(",", ":"))
             return self.context.parse_data_mem(text, "json", parse_only=True, strict=True, store_only=STORE_ONLY)
 

@@ -36,7 +36,7 @@ log = structlog.get_logger("agent.oper_poll")
 # sessions list is not polled unless asked for: its cost grows with the square of the sessions (see the module's
 # docstring), 50 ms a poll at 100 sessions, over 10 s at 10,000 (bench/subscriptions/bench_push.py --mode poll).
 PERIOD_MS = 1000
-SESSIONS_PERIOD_MS = 0
+SESSIONS_PERIOD_MS = 1000
 
 
 class OperPollError(Exception):

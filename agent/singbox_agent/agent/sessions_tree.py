@@ -154,3 +154,4 @@ class SessionsTree:
 
 
 SESSIONS = SessionsTree()  # the agent's (one per process, as the agent)
+ON_CHANGE = SessionsTree()  # the same sessions with only their on-change notifiable leaves: the agent's poll
