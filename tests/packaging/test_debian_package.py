@@ -6,6 +6,7 @@ Building takes about a minute and a half (dh-virtualenv resolves every dependenc
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,22 @@ def test_package_carries_services_modules_and_venv(agent_deb: Path) -> None:
     for page in ("singbox-agent", "singbox-netconfd", "singbox-restconfd", "singbox-exporterd", "singbox-admin"):
         assert f"usr/share/man/man8/{page}.8.gz" in files
     assert "usr/share/doc/vpp-singbox-agent/README.md" in files and "usr/share/doc/vpp-singbox-agent/copyright" in files
+
+
+def test_every_command_has_a_man_page_and_etc_is_conffiles(agent_deb: Path) -> None:
+    """What an operator expects of a Debian package: `man X` for every command it puts on PATH, and its files in /etc
+    marked conffiles (dpkg keeps local changes on upgrade and asks; purge removes them)."""
+    listing = subprocess.run(["dpkg-deb", "-c", str(agent_deb)], check=True, capture_output=True,
+                             text=True).stdout
+    paths = {line.split()[5].removeprefix("./") for line in listing.splitlines()}  # symlinks too (usr/sbin)
+    commands = {Path(p).name for p in paths if re.fullmatch(r"usr/s?bin/[^/]+", p)}
+    assert {"singbox-agent", "singbox-netconfd", "singbox-restconfd", "singbox-exporterd", "singbox-admin"} <= commands
+    pages = {Path(p).name.split(".")[0] for p in paths if re.fullmatch(r"usr/share/man/man[18]/[^/]+\.[18]\.gz", p)}
+    assert commands <= pages, f"commands without a man page: {sorted(commands - pages)}"
+    etc = {"/" + p for p in paths if p.startswith("etc/") and not p.endswith("/")}
+    conffiles = subprocess.run(["dpkg-deb", "-I", str(agent_deb), "conffiles"], check=True, capture_output=True,
+                               text=True).stdout.split()
+    assert etc and etc <= set(conffiles), (etc, conffiles)
 
 
 def test_package_depends_on_the_sysrepo_it_was_built_for(agent_deb: Path) -> None:

@@ -41,6 +41,26 @@ def plugin_deb() -> Iterator[Path]:
     yield debs[0]
 
 
+def test_headers_in_the_dev_package_where_the_manual_says(plugin_deb: Path, tmp_path: Path) -> None:
+    """The product manual: "Headers: /usr/include/vpp_plugins/singbox/" — the API headers VPP's build makes, in a
+    -dev package for the same VPP."""
+    dev = list(plugin_deb.parent.glob("vpp-singbox-plugin-dev_*_amd64.deb"))
+    assert len(dev) == 1, dev
+    subprocess.run(["dpkg-deb", "-x", str(dev[0]), str(tmp_path)], check=True)
+    headers = tmp_path / "usr/include/vpp_plugins/singbox"
+    for name in ("singbox.api.h", "singbox.api_enum.h", "singbox.api_types.h"):
+        assert (headers / name).is_file(), sorted(p.name for p in headers.glob("*"))
+    assert (tmp_path / "usr/include/vapi/singbox.api.vapi.h").is_file()
+    depends = subprocess.run(["dpkg-deb", "-f", str(dev[0]), "Depends"], check=True, capture_output=True,
+                             text=True).stdout
+    version = subprocess.run(["dpkg-deb", "-f", str(plugin_deb), "Version"], check=True, capture_output=True,
+                             text=True).stdout.strip()
+    assert f"vpp-singbox-plugin (= {version})" in depends and "vpp-dev (= " in depends, depends
+    plugin_files = subprocess.run(["dpkg-deb", "-c", str(plugin_deb)], check=True, capture_output=True,
+                                  text=True).stdout
+    assert "usr/include" not in plugin_files
+
+
 def test_depends_on_the_exact_vpp_it_was_built_against(plugin_deb: Path) -> None:
     header = (_vpp_prefix() / "include/vpp/app/version.h").read_text()
     version = header.split('VPP_BUILD_VER "', 1)[1].split('"', 1)[0]
@@ -53,8 +73,10 @@ def test_depends_on_the_exact_vpp_it_was_built_against(plugin_deb: Path) -> None
 def test_vpp_loads_the_packaged_plugin(plugin_deb: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     subprocess.run(["dpkg-deb", "-x", str(plugin_deb), str(root)], check=True)
-    plugins = root / "usr/lib/x86_64-linux-gnu/vpp_plugins"
-    assert (plugins / "singbox_plugin.so").is_file()
+    assert (root / "usr/lib/x86_64-linux-gnu/vpp_plugins/singbox_plugin.so").is_file()
+    # the manual's install location (a link to the multiarch directory fd.io's VPP loads from): loaded from there
+    plugins = root / "usr/lib/vpp_plugins"
+    assert (plugins / "singbox_plugin.so").is_symlink() and (plugins / "singbox_plugin.so").is_file()
     assert (root / "usr/share/vpp/api/plugins/singbox.api.json").is_file()
     try:
         found = find_install({"VPP_PREFIX": str(_vpp_prefix()), "SINGBOX_PLUGIN_DIR": str(plugins)})
