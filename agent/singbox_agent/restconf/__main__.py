@@ -174,6 +174,7 @@ async def run(opts: argparse.Namespace) -> int:
         app.max_body = limits.max_body_size
         app.max_header_size = limits.max_header_size
         app.body_timeout = limits.body_timeout
+        app.handler.limits = limits.request  # XPath, subtree filters, body trees (restconf/limits.py)
         config.h11_max_incomplete_size = limits.max_header_size  # h11: 431 beyond it (read per connection)
         config.h2_max_header_list_size = limits.max_header_size
 

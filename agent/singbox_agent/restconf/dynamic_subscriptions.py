@@ -31,7 +31,9 @@ import sysrepo
 
 from singbox_agent.mgmt.errors import MgmtError, MgmtException
 from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
+from singbox_agent.mgmt.request_limits import check_subtree_filter, check_xpath
 from singbox_agent.restconf.errors import RestconfError
+from singbox_agent.restconf.limits import RestconfLimits
 from singbox_agent.restconf.uri import API_ROOT, Encoding
 from singbox_agent.subscriptions import dynamic, srsn
 
@@ -92,12 +94,14 @@ class DynamicSubscriptions:
     # ---- RPCs (a worker thread; `op` is the rpc's input tree in sysrepo's context, NACM exec already checked) ----
 
     def invoke(self, user: str | None, op: libyang.DNode, encoding: Encoding, base_url: str,
-               stream_encoding: Encoding) -> bytes | None:
+               stream_encoding: Encoding, limits: RestconfLimits | None = None) -> bytes | None:
         """The rpc's output printed in `encoding` (None: no output); `stream_encoding`: the notifications' when
-        establish-subscription's `encoding` leaf does not say."""
+        establish-subscription's `encoding` leaf does not say; filters are checked against `limits` before
+        anything compiles them."""
+        limits = limits or RestconfLimits()
         name = op.schema().name()
         if name == "establish-subscription":
-            return self._establish(user, op, encoding, base_url, stream_encoding)
+            return self._establish(user, op, encoding, base_url, stream_encoding, limits)
         sub_id = int(dynamic.leaf(op, "id") or 0)
         if name == "kill-subscription":
             with self._lock:
@@ -116,14 +120,16 @@ class DynamicSubscriptions:
         yang_push = dynamic.is_yang_push(op)
         if yang_push != entry.yang_push:
             raise _not_found(sub_id)
-        xpath, filter_xml = self._filter(op, yang_push)
+        xpath, filter_xml = self._filter(op, yang_push, limits)
         stop = dynamic.modify(sub_id, op, yang_push, xpath)
         entry.filter_xml, entry.stop = filter_xml, stop
         self._push_xml(entry, dynamic.stamp(dynamic.now()), dynamic.modified_xml(sub_id, stop, filter_xml))
         dynamic.apply_stop_time(sub_id, stop)
         return None
 
-    def _filter(self, op: libyang.DNode, yang_push: bool) -> tuple[str | None, str]:
+    @staticmethod
+    def _filter(op: libyang.DNode, yang_push: bool, limits: RestconfLimits) -> tuple[str | None, str]:
+        """(XPath for sysrepo, the filter as given), each within `limits` before libyang compiles it."""
         dynamic.check_input(op, yang_push)
         prefix, ns = ("datastore", srsn.YP_NS) if yang_push else ("stream", srsn.SN_NS)
         subtree = op.find_path(f"{dynamic.YP + ':' if yang_push else ''}{prefix}-subtree-filter")
@@ -131,14 +137,21 @@ class DynamicSubscriptions:
             # the anydata, in XML or JSON as the request had it, printed as the RFC 6241 subtree it is
             text = subtree.print_mem("xml", with_siblings=False) or f'<{prefix}-subtree-filter xmlns="{ns}"/>'
             element = ET.fromstring(text)
-            return dynamic.subtree_xpath(op.context, element, prefix), ET.tostring(element, encoding="unicode")
+            check_subtree_filter(sum(1 for _ in element.iter()) - 1, limits, f"The {prefix}-subtree-filter")
+            combined = dynamic.subtree_xpath(op.context, element, prefix)
+            if combined:
+                check_xpath(combined, limits, what=f"The XPath equivalent of the {prefix}-subtree-filter")
+            return combined, ET.tostring(element, encoding="unicode")
+        given = dynamic.leaf(op, f"{dynamic.YP + ':' if yang_push else ''}{prefix}-xpath-filter")
+        if given is not None:
+            check_xpath(given, limits, what=f"The {prefix}-xpath-filter")
         xpath = dynamic.xpath_filter(op, yang_push)
         if xpath is None:
             return None, ""
         return xpath or None, f'<{prefix}-xpath-filter xmlns="{ns}">{escape(xpath)}</{prefix}-xpath-filter>'
 
     def _establish(self, user: str | None, op: libyang.DNode, encoding: Encoding, base_url: str,
-                   stream_encoding: Encoding) -> bytes:
+                   stream_encoding: Encoding, limits: RestconfLimits) -> bytes:
         asked = dynamic.leaf(op, "encoding")
         if asked is not None:
             kind = asked.rsplit(":", 1)[-1]
@@ -147,7 +160,7 @@ class DynamicSubscriptions:
                                               error_app_tag=f"{dynamic.SN}:encoding-unsupported"))
             stream_encoding = Encoding.JSON if kind == "encode-json" else Encoding.XML
         yang_push = dynamic.is_yang_push(op)
-        xpath, filter_xml = self._filter(op, yang_push)
+        xpath, filter_xml = self._filter(op, yang_push, limits)
         session = self.conn.start_session("running")
         try:
             enable_nacm(session, self.policy.identity(user))

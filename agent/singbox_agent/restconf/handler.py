@@ -24,7 +24,10 @@ from _libyang import ffi, lib
 from singbox_agent.mgmt import read_gate
 from singbox_agent.mgmt.errors import for_reader
 from singbox_agent.mgmt.nacm import check_operation
+from singbox_agent.mgmt.request_limits import denied
+from singbox_agent.restconf import limits as request_limits
 from singbox_agent.restconf import schema, twin
+from singbox_agent.restconf.limits import RestconfLimits
 from singbox_agent.restconf.store import Datastore, Reader, ReadResult, acquired_context, etag_of
 from singbox_agent.restconf.dynamic_subscriptions import RPCS, DynamicSubscriptions
 from singbox_agent.restconf.errors import (
@@ -138,14 +141,18 @@ class Handler:
         # RFC 8650 establish-/modify-/delete-/kill-subscription, served here rather than sent to sysrepo (set by
         # the server: the subscriptions live with its event streams)
         self.subscriptions: DynamicSubscriptions | None = None
-        self._parsed: OrderedDict[tuple[str, str, str], RestconfRequest] = OrderedDict()
+        # restconf-server/limits (XPath, subtree filters, body trees): set by the server as configured
+        self.limits = RestconfLimits()
+        self._parsed: OrderedDict[tuple[str, str, str, RestconfLimits], RestconfRequest] = OrderedDict()
         self._parsed_ctx = 0
         self._parsed_lock = threading.Lock()
 
     def _parse(self, req: HttpRequest) -> RestconfRequest:
         """`parse_request`, memoised: monitoring polls the same few URIs. Entries hold schema nodes of one libyang
-        context, so the memo is dropped whenever sysrepo hands out a different context (modules changed)."""
-        key = (req.method, req.raw_path, req.raw_query)
+        context, so the memo is dropped whenever sysrepo hands out a different context (modules changed); a request
+        parsed within other limits is parsed again."""
+        limits = self.limits
+        key = (req.method, req.raw_path, req.raw_query, limits)
         with acquired_context(self.ds.conn) as ctx:
             ctx_id = int(ffi.cast("uintptr_t", ctx.cdata))
             with self._parsed_lock:
@@ -156,7 +163,7 @@ class Handler:
                 if hit is not None:
                     self._parsed.move_to_end(key)
                     return hit
-            parsed = parse_request(ctx, req.method, req.raw_path, req.raw_query)
+            parsed = parse_request(ctx, req.method, req.raw_path, req.raw_query, limits)
         with self._parsed_lock:
             self._parsed[key] = parsed
             if len(self._parsed) > _PARSE_MEMO_SIZE:
@@ -350,7 +357,7 @@ class Handler:
         if not req.body.strip():
             # RFC 8040 §4.5/§4.6: the body is the resource; none at all is a missing value, not an unparsable one
             raise bad_request(f"{req.method} needs the target resource in its body")
-        text = _body_text(req.body, encoding)
+        text = _body_text(req.body, encoding, self.limits)
 
         if kind == Kind.CREATE_OR_REPLACE and parsed.path is None:
             self.ds.edit(req.user, datastore, lambda ctx, reader: (_parse_datastore(ctx, text, encoding), None),
@@ -388,7 +395,7 @@ class Handler:
         """All edits become one edit tree applied in one transaction; an edit that cannot be built is reported
         against its edit-id and nothing is applied (RFC 8072 §2.3: the patch is all-or-nothing)."""
         tctx = twin.context()
-        text = _body_text(req.body, encoding)
+        text = _body_text(req.body, encoding, self.limits)
         try:
             envelope = tctx.parse_data_mem(text, encoding.value, parse_only=True, strict=True)
         except (libyang.LibyangError, UnicodeDecodeError) as exc:
@@ -454,7 +461,7 @@ class Handler:
         text = ""
         if req.body.strip():
             _, in_enc = request_body_type(req.headers.get("content-type"))
-            text = _body_text(req.body, in_enc)
+            text = _body_text(req.body, in_enc, self.limits)
             out_enc = response_encoding(req.headers.get("accept"), default=in_enc)
         path = parsed.path
         if self.subscriptions is not None and path in RPCS:
@@ -480,7 +487,8 @@ class Handler:
                 if not check_operation(sess, op.cdata):
                     raise RestconfError("application", "access-denied", f"Access to {op.path()} denied", status=403)
                 # establish uses the request's encoding for its notifications unless `encoding` says otherwise
-                output = self.subscriptions.invoke(req.user, op, out_enc, base_url, in_enc if text else out_enc)
+                output = self.subscriptions.invoke(req.user, op, out_enc, base_url, in_enc if text else out_enc,
+                                                   self.limits)
             finally:
                 op.root().free()
         if output is None:
@@ -507,16 +515,24 @@ def _term_value(node: libyang.DNode) -> str:
     return ffi.string(raw).decode() if raw != ffi.NULL else ""
 
 
-def _body_text(body: bytes, encoding: Encoding) -> str:
+def _body_text(body: bytes, encoding: Encoding, limits: RestconfLimits) -> str:
     """The body as text, refused whole when it is not well-formed: libyang's JSON parser takes a trailing comma and
     lets the last of two equal members win (RFC 8259 §4 leaves both to the parser; RFC 7951 data has no use for
     either), so JSON is checked here first. A body that cannot be parsed is malformed-message (RFC 8040 §7,
-    RFC 6241 Appendix A), whatever the encoding."""
+    RFC 6241 Appendix A), whatever the encoding. Then its tree and values within `limits` (resource-denied):
+    every body libyang parses passes here first."""
     if not _valid_utf8(body):
         raise bad_request("The request body is not valid UTF-8", tag="malformed-message")
     text = body.decode("utf-8")
     if encoding == Encoding.JSON:
-        _check_json(text)
+        try:
+            doc = _check_json(text)
+        except RecursionError:  # deeper than Python's parser goes, so far deeper than max-body-depth may be
+            raise denied(limits, "max-body-depth", "The request body nests data nodes deeper than "
+                                                   f"{limits.max_body_depth}") from None
+        request_limits.check_json(doc, text, limits)
+    else:
+        request_limits.check_xml(text, limits)
     return text
 
 
@@ -534,8 +550,6 @@ def _check_json(text: str) -> object:
         return json.loads(text, object_pairs_hook=_no_duplicate_members)
     except json.JSONDecodeError as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}", tag="malformed-message") from None
-    except RecursionError:
-        raise bad_request("The request body nests too deeply", tag="malformed-message") from None
 
 
 def _refuse_duplicates(tree: libyang.DNode) -> None:

@@ -305,7 +305,7 @@ class RestconfApp:
     ) -> Response:
         try:
             with acquired_context(self.handler.ds.conn) as ctx:
-                parsed = parse_request(ctx, method, raw_path, raw_query)
+                parsed = parse_request(ctx, method, raw_path, raw_query, self.handler.limits)
             assert parsed.kind == Kind.STREAM and parsed.stream_encoding is not None
             subscription = await self._run(
                 self.streams.subscribe, user, parsed.query, parsed.stream_encoding, asyncio.get_running_loop()

@@ -15,8 +15,10 @@ from urllib.parse import unquote_to_bytes
 import libyang
 
 from singbox_agent.mgmt import xpath
+from singbox_agent.mgmt.request_limits import check_xpath, denied
 
 from singbox_agent.restconf.errors import RestconfError
+from singbox_agent.restconf.limits import RestconfLimits
 
 API_ROOT = "/restconf"
 
@@ -348,9 +350,27 @@ _STREAM_PARAMS = {"filter", "start-time", "stop-time"}
 _INSERT_PARAMS = {"insert", "point"}
 
 
-def parse_fields(expr: str) -> list[str]:
+def fields_nesting(expr: str) -> int:
+    """How deep the parentheses of a fields expression nest (unbalanced ones are the parser's to refuse)."""
+    depth = deepest = 0
+    for ch in expr:
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    return deepest
+
+
+def parse_fields(expr: str, limits: RestconfLimits | None = None) -> list[str]:
     """RFC 8040 §4.8.3: fields-expr = path "(" fields-expr ")" / path ";" fields-expr / path,
-    path = api-identifier ["/" path]. Returns the selected relative paths ("a/b", "a/c")."""
+    path = api-identifier ["/" path]. Returns the selected relative paths ("a/b", "a/c"). The parser recurses
+    once per parenthesis: their nesting is checked against max-xpath-nesting first."""
+    limits = limits or RestconfLimits()
+    nesting = fields_nesting(expr)
+    if nesting > limits.max_xpath_nesting:
+        raise denied(limits, "max-xpath-nesting", f"The fields expression nests parentheses {nesting} deep, more "
+                                                  f"than {limits.max_xpath_nesting}")
     pos = 0
 
     def parse_expr(prefix: str) -> list[str]:
@@ -383,10 +403,11 @@ def parse_fields(expr: str) -> list[str]:
     return result
 
 
-def _fields_to_paths(ctx: libyang.Context, target: libyang.SNode | None, expr: str) -> tuple[str, ...]:
+def _fields_to_paths(ctx: libyang.Context, target: libyang.SNode | None, expr: str,
+                     limits: RestconfLimits) -> tuple[str, ...]:
     """Each fields path is checked against the schema below the target and turned into a relative data path."""
     paths: list[str] = []
-    for rel in parse_fields(expr):
+    for rel in parse_fields(expr, limits):
         node = target
         module = target.module().name() if target is not None else None
         parts: list[str] = []
@@ -408,8 +429,12 @@ def _fields_to_paths(ctx: libyang.Context, target: libyang.SNode | None, expr: s
 
 
 def parse_query(
-    ctx: libyang.Context, raw: str, *, method: str, kind: Kind, target: libyang.SNode | None
+    ctx: libyang.Context, raw: str, *, method: str, kind: Kind, target: libyang.SNode | None,
+    limits: RestconfLimits | None = None, target_path: str | None = None,
 ) -> QueryParams:
+    """The query parameters, checked (RFC 8040 §4.8) — within `limits` the XPath `filter` and the selection that
+    `fields` becomes below `target_path` (the target's data path)."""
+    limits = limits or RestconfLimits()
     params = parse_query_string(raw)
     if kind == Kind.STREAM:
         allowed = _STREAM_PARAMS
@@ -438,7 +463,10 @@ def parse_query(
         raise _bad(f"with-defaults must be report-all, trim, explicit or report-all-tagged, not {with_defaults!r}")
     fields: tuple[str, ...] = ()
     if "fields" in params:
-        fields = _fields_to_paths(ctx, target, params["fields"])
+        fields = _fields_to_paths(ctx, target, params["fields"], limits)
+        # what the read selects (store.Datastore.get): one XPath, a union of the target's path and each field
+        check_xpath(" | ".join(f"{target_path or ''}/{f}" for f in fields), limits,
+                    what="The selection of the fields parameter")
 
     insert = params.get("insert")
     point = params.get("point")
@@ -465,6 +493,8 @@ def parse_query(
         point_path = resolved.path
 
     filt = params.get("filter")
+    if filt is not None:
+        check_xpath(filt, limits, what="The filter")  # before anything compiles it
     start_time = params.get("start-time")
     stop_time = params.get("stop-time")
     for name, when in (("start-time", start_time), ("stop-time", stop_time)):
@@ -520,8 +550,10 @@ def _kind_for_data_method(method: str) -> Kind:
     }[method]
 
 
-def parse_request(ctx: libyang.Context, method: str, raw_path: str, raw_query: str = "") -> RestconfRequest:
-    """The one entry point: method, raw (still percent-encoded) path and query -> RestconfRequest.
+def parse_request(ctx: libyang.Context, method: str, raw_path: str, raw_query: str = "",
+                  limits: RestconfLimits | None = None) -> RestconfRequest:
+    """The one entry point: method, raw (still percent-encoded) path and query -> RestconfRequest; XPath
+    expressions the query gives are checked against `limits` (the defaults when None).
 
     :raises RestconfError: a bad or misplaced path element or query parameter (400), an unsupported method (405),
         an unknown resource (404).
@@ -542,14 +574,14 @@ def parse_request(ctx: libyang.Context, method: str, raw_path: str, raw_query: s
         return _simple(ctx, method, raw_query, Kind.API_ROOT, _READ_METHODS)
     resource, _, sub = rest[1:].partition("/")
     if resource == "data":
-        return _data_request(ctx, method, sub, raw_query, None, bool(_))
+        return _data_request(ctx, method, sub, raw_query, None, bool(_), limits)
     if resource == "ds":
         # RFC 8527 §3.1: {+restconf}/ds/<datastore identity>
         ds_raw, slash, sub = sub.partition("/")
         ds_name = percent_decode(ds_raw, "datastore")
         if ds_name not in DATASTORES:
             raise RestconfError("protocol", "invalid-value", f"Unknown datastore {ds_name!r}", status=404)
-        return _data_request(ctx, method, sub, raw_query, DATASTORES[ds_name], bool(slash))
+        return _data_request(ctx, method, sub, raw_query, DATASTORES[ds_name], bool(slash), limits)
     if resource == "operations":
         return _operations_request(ctx, method, sub, raw_query)
     if resource == "yang-library-version" and not _:
@@ -562,7 +594,7 @@ def parse_request(ctx: libyang.Context, method: str, raw_path: str, raw_query: s
         _check_method(method, _READ_METHODS)
         if method == "OPTIONS":
             return RestconfRequest(Kind.OPTIONS, method, allowed=_READ_METHODS)
-        query = parse_query(ctx, raw_query, method=method, kind=Kind.STREAM, target=None)
+        query = parse_query(ctx, raw_query, method=method, kind=Kind.STREAM, target=None, limits=limits)
         return RestconfRequest(
             Kind.STREAM, method, query=query, stream=name, stream_encoding=_STREAM_ENCODINGS[enc], allowed=_READ_METHODS
         )
@@ -594,7 +626,8 @@ def _simple(ctx: libyang.Context, method: str, raw_query: str, kind: Kind, allow
 
 
 def _data_request(
-    ctx: libyang.Context, method: str, sub: str, raw_query: str, datastore: str | None, had_slash: bool
+    ctx: libyang.Context, method: str, sub: str, raw_query: str, datastore: str | None, had_slash: bool,
+    limits: RestconfLimits | None,
 ) -> RestconfRequest:
     if had_slash and sub == "":
         raise _bad("Empty segment in the resource path (trailing \"/\")")
@@ -605,7 +638,7 @@ def _data_request(
         allowed: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "OPTIONS") if writable else _READ_METHODS
         _check_method(method, allowed)
         kind = _kind_for_data_method(method)
-        query = parse_query(ctx, raw_query, method=method, kind=kind, target=None)
+        query = parse_query(ctx, raw_query, method=method, kind=kind, target=None, limits=limits)
         return RestconfRequest(kind, method, datastore, None, None, query, allowed=allowed)
 
     snode = resolved.schema
@@ -635,7 +668,8 @@ def _data_request(
         raise _bad(f"POST creates children: {snode.keyword()} {snode.name()!r} has none")
     if kind == Kind.CREATE_CHILD and nodetype == libyang.SNode.LIST and not resolved.keyed:
         raise _bad(f"POST under list {snode.name()!r} needs the entry's key(s); POST to its parent to create one")
-    query = parse_query(ctx, raw_query, method=method, kind=kind, target=snode)
+    query = parse_query(ctx, raw_query, method=method, kind=kind, target=snode, limits=limits,
+                        target_path=resolved.path)
     return RestconfRequest(kind, method, datastore, resolved.path, snode, query, allowed=allowed)
 
 

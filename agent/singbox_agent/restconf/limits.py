@@ -1,0 +1,145 @@
+"""The RESTCONF server's request limits (sans-IO): `/vpp-singbox-restconf-server:restconf-server/limits`.
+
+The XPath and subtree-filter limits are the NETCONF server's, shared (`mgmt/request_limits.py`, which says why
+they exist). RESTCONF takes an XPath or a tree from a client in these places, each checked here or with these
+limits before libyang or sysrepo see it:
+- a request body (JSON or XML: edits, YANG Patch, RPC input — RFC 8650's establish-/modify-subscription with their
+  filters too): its depth (`max-body-depth`) and its data nodes (`max-body-nodes`), and, when the body holds
+  brackets enough, every value against the XPath limits (`check_body`);
+- a subscription's XPath or subtree filter (`dynamic_subscriptions.py`), a stream's `filter` (RFC 8040 §4.8.4)
+  and the selection `fields` becomes (§4.8.3: its parentheses against max-xpath-nesting, the XPath union it
+  becomes against the XPath limits) (`uri.py`).
+The HTTP layer's limits of the same container (body and head size, body timeout) are `http_limits.py`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.parsers.expat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from singbox_agent.mgmt.request_limits import RequestLimits, check_values, denied, may_hold_xpath_beyond
+
+MODULE = "vpp-singbox-restconf-server"
+XPATH = f"/{MODULE}:restconf-server/limits"
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
+@dataclass(frozen=True)
+class RestconfLimits(RequestLimits):
+    """The shared limits and the body-tree limits, one field per leaf of the `limits` container."""
+
+    XPATH: ClassVar[str] = XPATH
+
+    max_body_depth: int = 64
+    max_body_nodes: int = 1_000_000
+
+
+class _Counter:
+    """Depth and node count of a tree being walked, refused the moment either passes its limit."""
+
+    def __init__(self, limits: RestconfLimits) -> None:
+        self.limits = limits
+        self.nodes = 0
+
+    def node(self, depth: int) -> None:
+        self.nodes += 1
+        if depth > self.limits.max_body_depth:
+            raise denied(self.limits, "max-body-depth",
+                         f"The request body nests data nodes deeper than {self.limits.max_body_depth}")
+        if self.nodes > self.limits.max_body_nodes:
+            raise denied(self.limits, "max-body-nodes",
+                         f"The request body has more than {self.limits.max_body_nodes} data nodes")
+
+
+def check_json(doc: Any, text: str, limits: RestconfLimits) -> None:
+    """A parsed JSON body (`doc`, from `text`) within the limits. Depth counts data nodes as RFC 7951 encodes them:
+    an object member is one level below its object, and an array's members (list entries, leaf-list values) are
+    at the level of the member that holds the array. Nodes: every member and array item. Iterative: a body
+    libyang refuses as too deep must not exhaust this either. :raises MgmtException: resource-denied."""
+    counter = _Counter(limits)
+    values: list[str] | None = [] if may_hold_xpath_beyond(text, limits) else None
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            for name, member in value.items():
+                counter.node(depth + 1)
+                if values is not None:
+                    values.append(name)
+                stack.append((member, depth + 1))
+        elif isinstance(value, list):
+            for item in value:
+                counter.node(depth)  # at its array's level: its members one below
+                stack.append((item, depth))
+        elif isinstance(value, str) and values is not None:
+            values.append(value)
+    if values is not None:
+        check_values(values, limits)
+
+
+def _xml_events(text: str, limits: RestconfLimits, want_values: bool) -> Iterator[str]:
+    """Walks an XML body with expat (no tree kept), counting as it goes; yields the text and attribute values
+    when `want_values`. A body that is not well-formed ends the walk: libyang reports what is wrong with it."""
+    counter = _Counter(limits)
+    depth = 0
+    found: list[str] = []
+
+    def start(_name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > 0:  # the wrapper holding the body's top-level siblings is level 0
+            counter.node(depth)
+        if want_values:
+            found.extend(attrs.values())
+
+    def end(_name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    def chars(data: str) -> None:
+        found.append(data)
+
+    parser = xml.parsers.expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    if want_values:
+        parser.CharacterDataHandler = chars
+        parser.buffer_text = True
+    depth = -1
+    body = _XML_DECLARATION.sub("", text, count=1)
+    try:
+        parser.Parse("<_>", False)
+        step = 1 << 16
+        for at in range(0, len(body), step):
+            parser.Parse(body[at:at + step], False)
+            yield from found
+            found.clear()
+        parser.Parse("</_>", True)
+    except xml.parsers.expat.ExpatError:
+        return
+    yield from found
+
+
+def check_xml(text: str, limits: RestconfLimits) -> None:
+    """An XML body within the limits: depth counts elements (the body's top-level ones at 1), nodes every element.
+    :raises MgmtException: resource-denied."""
+    want_values = may_hold_xpath_beyond(text, limits)
+    values = _xml_events(text, limits, want_values)
+    if want_values:
+        check_values(values, limits)
+    else:
+        for _ in values:
+            pass
+
+
+def check_body(text: str, is_json: bool, limits: RestconfLimits, doc: Any = None) -> None:
+    """A request body (JSON already parsed into `doc`, or XML) within the limits."""
+    if is_json:
+        check_json(json.loads(text) if doc is None else doc, text, limits)
+    else:
+        check_xml(text, limits)
