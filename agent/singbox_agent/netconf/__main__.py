@@ -77,7 +77,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    heap.limit_arenas()  # before any thread starts
+    heap.configure()  # before any thread starts
     parser = argparse.ArgumentParser(prog="python -m singbox_agent.netconf", description=__doc__)
     parser.add_argument("--listen", type=parse_listen, action="append",
                         help="HOST:PORT to listen on; repeat for several endpoints (default 127.0.0.1:830). Seeds "

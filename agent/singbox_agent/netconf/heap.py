@@ -1,61 +1,56 @@
-"""Giving freed memory back to the system (glibc's malloc; elsewhere both calls do nothing).
+"""Giving freed memory back to the system (glibc's malloc; elsewhere every call does nothing).
 
 A large request or reply (a 10,000-entry edit, a get of it) leaves tens of MB that libyang, sysrepo and Python freed
-in glibc's heaps, which keep it: the server's RSS stayed at its peak (143 MB after a 10,000-group NACM round, 88 MB
-once trimmed; issue 17). So the heaps are limited to two arenas (each thread that allocates would otherwise get one
-of its own, up to eight per core, each keeping its freed memory), and after a request the session's worker trims
-them when they keep more than `TRIM_FREE_BYTES` freed, looking at most once per `TRIM_EVERY_S` (a trim walks the
-heaps).
+in glibc's heaps, which keep it: the server's RSS stayed at its peak (143 MB after a 10,000-group NACM round, issue
+17). So, set up once by `configure()` before any thread starts:
+
+- two malloc arenas (each thread that allocates would otherwise get one of its own, up to eight per core, each
+  keeping its freed memory);
+- blocks of `MMAP_THRESHOLD` and more (a request's text, its reply and every copy of them on the way to the socket,
+  libyang's printed data) are mapped on their own and unmapped when freed. glibc's default threshold starts there
+  but rises to the largest block freed so far, after which such blocks come from the heap and stay there;
+- after a request that moved `BIG_BYTES` or more, or took `BIG_S` or longer (a large edit copies the module's data
+  several times in many small blocks), the session's worker trims the heaps. A trim costs well under a
+  millisecond for such heaps: cheaper than asking glibc how much they keep (`mallinfo2` walks every free chunk:
+  15-50 ms there), which is why nothing asks first.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import threading
-import time
 from typing import Any
 
-TRIM_FREE_BYTES = 4 * 1024 * 1024  # freed memory the heaps may keep
-TRIM_EVERY_S = 1.0
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
-
+MMAP_THRESHOLD = 256 * 1024
+BIG_BYTES = 256 * 1024  # request and reply together
+BIG_S = 0.01
+_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 _libc: Any = None
 try:
-    _found = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    if all(hasattr(_found, name) for name in ("malloc_trim", "mallopt", "mallinfo2")):
+    _found = ctypes.CDLL("libc.so.6")  # glibc's soname (not ctypes.util: it imports shutil, tempfile, bz2, lzma)
+    if all(hasattr(_found, name) for name in ("malloc_trim", "mallopt")):
         _libc = _found
-        _libc.mallinfo2.restype = _MallInfo2
-except OSError:  # pragma: no cover - no C library by that name
+except OSError:  # pragma: no cover - not glibc
     pass
 
-_lock = threading.Lock()
-_last_check = 0.0
 
-
-def limit_arenas(arenas: int = 2) -> None:
-    """At most `arenas` malloc arenas; call before threads start."""
+def configure(arenas: int = 2) -> None:
+    """At most `arenas` malloc arenas, and large blocks mapped on their own; call before threads start."""
     if _libc is not None:
         _libc.mallopt(_M_ARENA_MAX, arenas)
+        _libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        _libc.mallopt(_M_TRIM_THRESHOLD, MMAP_THRESHOLD)  # the top of a heap freed beyond this goes back at once
 
 
-def after_request() -> None:
-    """A request was handled (any thread): at most once per `TRIM_EVERY_S`, the heaps are trimmed when they keep
-    more than `TRIM_FREE_BYTES` freed (a large reply, an edit that deleted thousands of entries from the cache)."""
-    global _last_check
-    if _libc is None:
-        return
-    with _lock:
-        now = time.monotonic()
-        if now - _last_check < TRIM_EVERY_S:
-            return
-        _last_check = now
-    if _libc.mallinfo2().fordblks > TRIM_FREE_BYTES:
+def trim() -> None:
+    """Give every free page of the heaps back to the system."""
+    if _libc is not None:
         _libc.malloc_trim(0)
+
+
+def after_request(size: int, seconds: float) -> None:
+    """A request moved `size` bytes (request and reply) in `seconds`: a big one is followed by a trim."""
+    if size >= BIG_BYTES or seconds >= BIG_S:
+        trim()

@@ -292,13 +292,14 @@ class NetconfSession:
         if self.closed or self._ending:  # killed, or an earlier close-session: queued rpcs are not run
             self._loop.call_soon_threadsafe(self._worker_reply, None)
             return
+        started = time.perf_counter()
         with self._sr_lock:
             reply, close_after = self._dispatch(message, op)
         if close_after:
             self._ending = True  # before the worker takes the next queued rpc
             self.end_reason = "closed"
         self._loop.call_soon_threadsafe(self._worker_reply, reply, close_after)
-        heap.after_request()  # the reply is on its way
+        heap.after_request(len(message) + len(reply), time.perf_counter() - started)  # the reply is on its way
 
     def _worker_reply(self, reply: bytes | None, close_after: bool = False) -> None:
         """On the event loop: the worker's reply goes out, and only then may later rpcs run inline (order)."""
