@@ -11,14 +11,17 @@ ietf-yang-push installed. --mode:
   the sessions list every --period-ms; a reader takes each push-update from the pipe and prints it as XML, as the
   NETCONF server does before sending it;
 - poll: the agent polls the sessions list every --period-ms (--sessions-poll-ms) and an on-change subscription
-  (`srsn.yang_push_on_change`, no dampening) gets the difference as a push-change-update (every session's age and
-  counters: the worst case).
+  (`srsn.yang_push_on_change`, no dampening) gets the difference as a push-change-update: between two polls
+  --batch sessions end and as many start (the poll reads only their state, oper.SESSIONS_ON_CHANGE_XPATH, so
+  the counters and ages that move too are not in it);
+- idle: the agent's poll alone, nobody subscribed and no session starting or ending (counters and ages still
+  move): what on-change of the sessions list costs by default (--period-ms 0: the agent without the poll).
 
 Reported per push: the process's CPU time (agent callback + sysrepo + reading + printing, all in this one
 process), the wall time between pushes, and the bytes of the notification.
 
-    scripts/in-env python bench/subscriptions/bench_push.py [--mode periodic|poll] [--sessions 10000] [--pushes 10]
-        [--period-ms 1000]
+    scripts/in-env python bench/subscriptions/bench_push.py [--mode periodic|poll|idle] [--sessions 10000]
+        [--pushes 10] [--period-ms 1000] [--batch 1]
 
 Nothing here asserts a time.
 """
@@ -38,7 +41,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str, tree: str) -> dict[str, object]:
+def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str, tree: str,
+          batch: int) -> dict[str, object]:
     from dataclasses import replace
 
     import sysrepo
@@ -79,9 +83,12 @@ def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str, t
                               interface=None if i % 2 else "tap0", endpoint=None if i % 2 else "e0",
                               username="bob" if i % 2 else None, bytes_from_client=i, bytes_to_client=i,
                               age=i % 600) for i in range(n_sessions)}
-    agent = Agent(dp, sessions_poll_ms=period_ms if mode == "poll" else 0)
+    template = dp.sessions[n_sessions - 1]
+    agent = Agent(dp, sessions_poll_ms=period_ms if mode in ("poll", "idle") else 0)
     agent.start()
     assert agent.wait_idle()
+    if mode == "idle":
+        return idle(agent, dp, pushes, max(period_ms, 1000), own)
     conn = sysrepo.SysrepoConnection()
     sess = conn.start_session("operational")
     if mode == "periodic":
@@ -101,9 +108,10 @@ def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str, t
             t0 = time.process_time()
             dp.sessions = {i: replace(s, age=s.age + 1, bytes_from_client=s.bytes_from_client + 100,
                                       bytes_to_client=s.bytes_to_client + 1000) for i, s in dp.sessions.items()}
-            k = len(sizes)  # and one session ends, another one starts (what a filter on the entries still hears)
-            dp.sessions.pop(k, None)
-            dp.sessions[n_sessions + k] = replace(dp.sessions[n_sessions - 1], id=n_sessions + k, age=0)
+            k = len(sizes) * batch  # and sessions end, others start (what a filter on the entries still hears)
+            for j in range(k, k + batch):
+                dp.sessions.pop(j, None)
+                dp.sessions[n_sessions + j] = replace(template, id=n_sessions + j, age=0)
             aging = time.process_time() - t0
             if not sub.poll(10 * period_ms):
                 raise RuntimeError("no push within 10 periods")
@@ -128,12 +136,35 @@ def child(n_sessions: int, pushes: int, period_ms: int, mode: str, xpath: str, t
     return {"cpu_ms": cpu, "agent_ms": agent_cpu, "gap_ms": gaps, "bytes": sizes[1:]}
 
 
+def idle(agent: Any, dp: Any, periods: int, period_ms: int, own: list[float]) -> dict[str, object]:
+    """CPU of the process per period while the sessions only age and move bytes (nobody subscribed)."""
+    from dataclasses import replace
+
+    cpu: list[float] = []
+    agent_cpu: list[float] = []
+    try:
+        time.sleep(period_ms / 1e3)
+        for _ in range(periods):
+            w0, t0 = time.perf_counter(), time.process_time()
+            dp.sessions = {i: replace(s, age=s.age + 1, bytes_from_client=s.bytes_from_client + 100)
+                           for i, s in dp.sessions.items()}
+            aging = time.process_time() - t0
+            own[0] = 0.0
+            time.sleep(max(0.0, period_ms / 1e3 - (time.perf_counter() - w0)))
+            cpu.append((time.process_time() - t0 - aging) * 1e3)
+            agent_cpu.append(own[0] * 1e3)
+    finally:
+        agent.stop()
+    return {"cpu_ms": cpu, "agent_ms": agent_cpu, "gap_ms": [float(period_ms)], "bytes": [0]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=10000)
     ap.add_argument("--pushes", type=int, default=10)
     ap.add_argument("--period-ms", type=int, default=1000)
-    ap.add_argument("--mode", choices=("periodic", "poll"), default="periodic")
+    ap.add_argument("--mode", choices=("periodic", "poll", "idle"), default="periodic")
+    ap.add_argument("--batch", type=int, default=1, help="sessions that end and start between two polls")
     ap.add_argument("--xpath", default="/vpp-singbox:singbox/sessions", help="the subscription's filter")
     ap.add_argument("--tree", choices=("kept", "parsed"), default="kept",
                     help="the agent's sessions tree kept between reads (sessions_tree.py), or parsed at every read")
@@ -145,7 +176,8 @@ def main() -> int:
         from singbox_agent.logs import configure_logging
 
         configure_logging(logging.WARNING, json_output=True)
-        print(json.dumps(child(opts.sessions, opts.pushes, opts.period_ms, opts.mode, opts.xpath, opts.tree)))
+        print(json.dumps(child(opts.sessions, opts.pushes, opts.period_ms, opts.mode, opts.xpath, opts.tree,
+                               opts.batch)))
         return 0
     sys.path.insert(0, str(ROOT))
     from singbox_agent.subscriptions import srsn
@@ -158,7 +190,8 @@ def main() -> int:
             args += ["-i", str(srsn.SR_MODULE_DIR / name)] + [a for f in features for a in ("-e", f)]
         subprocess.run(args, env={**os.environ, **inst.env}, check=True, capture_output=True, timeout=120)
         p = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--child", "--sessions", str(opts.sessions), "--pushes",
-                            str(opts.pushes), "--period-ms", str(opts.period_ms), "--mode", opts.mode, "--xpath", opts.xpath, "--tree", opts.tree], env={**os.environ, **inst.env},
+                            str(opts.pushes), "--period-ms", str(opts.period_ms), "--mode", opts.mode, "--xpath", opts.xpath, "--tree", opts.tree,
+                            "--batch", str(opts.batch)], env={**os.environ, **inst.env},
                            capture_output=True, text=True, timeout=1800)
     finally:
         inst.destroy()
@@ -167,7 +200,15 @@ def main() -> int:
         return 1
     r = json.loads(p.stdout.strip().splitlines()[-1])
     med = statistics.median
-    what = "periodic YANG-Push" if opts.mode == "periodic" else "on-change YANG-Push (the agent's poll)"
+    if opts.mode == "idle":
+        poll = f"polled every {opts.period_ms} ms" if opts.period_ms else "not polled"
+        print(f"the agent, {opts.sessions} live sessions {poll}, nobody subscribed, {len(r['cpu_ms'])} s:")
+        print(f"  CPU per second    median {med(r['cpu_ms']):8.1f} ms  max {max(r['cpu_ms']):8.1f} ms "
+              f"(the agent's callback {med(r['agent_ms']):.1f} ms)")
+        return 0
+    what = ("periodic YANG-Push" if opts.mode == "periodic"
+            else f"on-change YANG-Push (the agent's poll), {opts.batch} sessions ending and {opts.batch} starting "
+                 "per poll,")
     print(f"{what} of {opts.xpath} (sessions tree {opts.tree}), {opts.sessions} sessions, period {opts.period_ms} ms, "
           f"{len(r['cpu_ms'])} pushes timed:")
     print(f"  CPU per push      median {med(r['cpu_ms']):8.1f} ms  max {max(r['cpu_ms']):8.1f} ms "

@@ -34,8 +34,8 @@ class SessionsOperTree(OperTree):
 
 
 class SessionsOnChangeTree(SessionsOperTree):
-    """The whole sessions list with only its on-change notifiable leaves (the agent's poll, oper.SESSION_ON_CHANGE):
-    a tree of its own, kept between polls as the other."""
+    """The whole sessions list with only its on-change notifiable leaf (the agent's poll: each session's id and
+    state, oper.SESSIONS_ON_CHANGE_XPATH), in a tree of its own, kept between polls as the other."""
 
 
 def install() -> None:
