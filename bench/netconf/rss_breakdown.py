@@ -1,6 +1,7 @@
 """Where the NETCONF server's resident memory goes, stage by stage (issue 17: RSS <= netopeer2's).
 
     scripts/in-env python bench/netconf/rss_breakdown.py [--sizes 100,10000] [--lists nacm,truststore] [--mappings 12]
+        [--settle SECONDS] [--netopeer2 PREFIX]
 
 Starts our server on a private sysrepo instance (as bench_vs_netopeer2.py does), connects with ncclient and, for
 each list and size: loads the list in one edit, reads it with get-config, runs a few one-leaf edits, deletes it.
@@ -80,6 +81,8 @@ def main() -> int:
     ap.add_argument("--lists", default="nacm,truststore")
     ap.add_argument("--mappings", type=int, default=12, help="how many of the largest mappings to list at the end")
     ap.add_argument("--netopeer2", default=os.environ.get("NETOPEER2_PREFIX", ""))
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to wait after each step before reading smaps (0: at once, as the bench does)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="brss", dir="/tmp"))
     servers: list[bench.Server] = []
@@ -89,6 +92,7 @@ def main() -> int:
             servers.append(bench.start_netopeer2(Path(args.netopeer2), work))
 
         def show(stage: str) -> None:
+            time.sleep(args.settle)
             for s in servers:
                 print(f"{stage:<28} {s.name:<9} {summary(s.pid)}", flush=True)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
-
 from singbox_agent.mgmt.errors import invalid_value
 from singbox_agent.netconf.dispatch import OpContext, register
+from singbox_agent.netconf.messages import escape
 from singbox_agent.netconf.ops.common import leaf
 
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"

@@ -23,13 +23,13 @@ import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import escape
 
 import structlog
 
 from singbox_agent.mgmt.errors import MgmtError, MgmtException
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.dispatch import OpContext, on_session_end, register
+from singbox_agent.netconf.messages import escape
 from singbox_agent.netconf.session import NetconfSession
 from singbox_agent.subscriptions import dynamic, srsn
 
