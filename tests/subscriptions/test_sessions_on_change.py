@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from singbox_agent.agent import oper_poll
+from singbox_agent.agent import oper_poll, sessions_tree
 from singbox_agent.dataplane.base import ServerState, Session
 from singbox_agent.dataplane.memory import MemoryDataplane
 from singbox_agent.repository import SysrepoInstance
@@ -138,3 +138,34 @@ def test_dampening_gathers_the_changes_of_several_polls_in_one_patch(server: Ser
         assert got[f"{S}[id='1']"] == ("delete", None), got
         assert got[f"{S}[id='3']/state"] == ("replace", "closing"), got
         assert {t for t in got if not t.startswith(f"{S}[id='1']")} == {f"{S}[id='5']", f"{S}[id='3']/state"}, got
+
+
+def test_a_burst_is_reported_over_the_next_polls(server: Server, polled: Env,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """More sessions starting than a poll takes in (sessions_tree.ON_CHANGE_MAX_CHANGES: srsn's patch is quadratic
+    in its edits) arrive over the next polls, each once."""
+    monkeypatch.setattr(sessions_tree, "ON_CHANGE_MAX_CHANGES", 2)
+    env = polled
+    env.commit(CONFIG)
+    with server.connect() as m:
+        on_change(m, "/sb:singbox/sb:sessions")
+        for i in range(10, 15):
+            env.dp.sessions[i] = session(i)
+        seen: list[str] = []
+        while len(seen) < 5:
+            got = edits(take(m, "push-change-update", timeout=30))
+            assert all(op == ("insert", None) for op in got.values()) and 0 < len(got) <= 2, got
+            seen += got
+        assert sorted(seen) == [f"{S}[id='{i}']" for i in range(10, 15)]
+        assert updates(m, 3 * POLL_MS / 1e3) == []
+
+
+def test_the_dataplane_going_away_ends_its_sessions(server: Server, polled: Env) -> None:
+    env = polled
+    env.commit(CONFIG)
+    with server.connect() as m:
+        on_change(m, "/sb:singbox/sb:sessions")
+        env.dp.disconnect()
+        got = edits(take(m, "push-change-update", timeout=30))
+        assert {t for t in got if t.endswith("]")} == {f"{S}[id='{i}']" for i in (1, 2, 3)}, got
+        assert all(op == ("delete", None) for op in got.values()), got

@@ -73,3 +73,34 @@ def test_a_bad_value_is_refused_and_the_next_read_starts_over() -> None:
     with pytest.raises(SessionsTreeError, match="client-port"):
         kept(ctx, tree, [session(1), replace(session(2), client_port=70000)])  # uint16 (inet:port-number)
     assert kept(ctx, tree, good) == parsed(ctx, good)
+
+
+def ids_states(ctx: Any, tree: SessionsTree, items: list[Session], max_changes: int) -> dict[str, str]:
+    """The kept on-change projection (each session's id and state) after one call with `max_changes`."""
+    entries = oper.sessions(items, on_change=True)["singbox"]["sessions"]["session"]
+    node = tree.copy(ctx, entries, max_changes=max_changes)
+    try:
+        return {str(s["id"]): s["state"] for s in node.print_dict().get("singbox", {}).get("sessions", {})
+                .get("session", [])}
+    finally:
+        node.free()
+
+
+def test_at_most_max_changes_are_taken_in_per_call_ended_sessions_first() -> None:
+    """The poll's projection takes a burst in over several calls (sysrepo's YANG patch is quadratic in its edits):
+    ended sessions first, then started ones and state changes in the dataplane's order, each exactly once."""
+    ctx = new_context()
+    tree = SessionsTree()
+    first = [session(i) for i in range(1, 6)]
+    assert ids_states(ctx, tree, first, 10) == {str(i): "established" for i in range(1, 6)}
+    # 1, 2, 3 end; 11, 12 start; 4 closes
+    now = [replace(session(4), state="closing"), session(5), session(11), session(12)]
+    assert ids_states(ctx, tree, now, 2) == {"3": "established", "4": "established", "5": "established"}
+    assert ids_states(ctx, tree, now, 2) == {"4": "closing", "5": "established"}  # 3 ended, 4 changed
+    assert ids_states(ctx, tree, now, 2) == {"4": "closing", "5": "established", "11": "established",
+                                             "12": "established"}
+    assert ids_states(ctx, tree, now, 2) == {"4": "closing", "5": "established", "11": "established",
+                                             "12": "established"}
+    assert ids_states(ctx, tree, [], 3) == {"12": "established"}
+    tree.reset()  # a new poll: from nothing
+    assert ids_states(ctx, tree, now, 1) == {"4": "closing"}

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 import sysrepo
 
-from singbox_agent.agent import defaults, fastoper, oper
+from singbox_agent.agent import defaults, fastoper, oper, sessions_tree
 from singbox_agent.agent.oper_poll import OperPoll
 from singbox_agent.agent.oper_push import OperPush, Pushed
 from singbox_agent.mgmt import crypt, password_hashing, xpath
@@ -186,6 +186,7 @@ class Agent:
         self._oper_poll = OperPoll(self._conn.start_session("operational"), MODULE)
         for part in ("dataplane", "client", "server"):
             self._oper_poll.add(f"{TOP}/{part}", self.oper_poll_ms)
+        sessions_tree.ON_CHANGE.reset()  # the poll's cache starts empty: so does what it reads
         self._oper_poll.add(oper.SESSIONS_ON_CHANGE_XPATH, self.sessions_poll_ms)  # starts, ends, state
         self.dataplane.start()
         log.info("agent started", units=len(self.running.units), dataplane_connected=self.dataplane.connected)
@@ -653,13 +654,16 @@ class Agent:
                                  counters="server" in parts)
 
     def _oper_sessions(self, xpath: str | None, _priv: Any, **_: Any) -> dict[str, Any]:
+        on_change = xpath == oper.SESSIONS_ON_CHANGE_XPATH  # the agent's poll (oper_poll.py)
         if not self.dataplane.connected:
-            return {}
+            return oper.sessions([], on_change=on_change)
         try:
             return oper.sessions(self.dataplane.read_sessions(), only=oper.requested_session(xpath),
-                                 on_change=xpath == oper.SESSIONS_ON_CHANGE_XPATH)
+                                 on_change=on_change)
         except DataplaneError as exc:
             log.warning("sessions unavailable", error=str(exc))
+            if on_change:  # not "all ended": this poll fails, sysrepo keeps what it had and reports nothing
+                raise sysrepo.SysrepoOperationFailedError(f"sessions unavailable: {exc}") from exc
             return {}
 
     # RPCs ---------------------------------------------------------------------------------------------------

@@ -50,8 +50,11 @@ def install() -> None:
                     or kwargs.get("notification"):
                 return original(self, dic, *args, **kwargs)
             if isinstance(dic, SessionsOperTree) and self.name() == "vpp-singbox":
-                kept = sessions_tree.ON_CHANGE if isinstance(dic, SessionsOnChangeTree) else sessions_tree.SESSIONS
-                return kept.copy(self.context, dic["singbox"]["sessions"]["session"])
+                entries = dic["singbox"]["sessions"]["session"]
+                if isinstance(dic, SessionsOnChangeTree):
+                    return sessions_tree.ON_CHANGE.copy(self.context, entries,
+                                                        max_changes=sessions_tree.ON_CHANGE_MAX_CHANGES)
+                return sessions_tree.SESSIONS.copy(self.context, entries)
             text = json.dumps({f"{self.name()}:{k}": v for k, v in dic.items()}, separators=(",", ":"))
             return self.context.parse_data_mem(text, "json", parse_only=True, strict=True, store_only=STORE_ONLY)
 

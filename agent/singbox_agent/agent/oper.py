@@ -225,11 +225,12 @@ def sessions(items: list[Session], only: int | None = None, *, on_change: bool =
         elif s.username:
             e["username"] = s.username
         out.append(e)
+    if on_change:  # none left is news too: the kept tree lets them go a batch at a time (sessions_tree.py)
+        return SessionsOnChangeTree(singbox={"sessions": {"session": out}})
     if not out:
         return {}
     # the whole list is kept between reads (sessions_tree.py): each read changes what changed
-    kind = OperTree if only is not None else SessionsOnChangeTree if on_change else SessionsOperTree
-    return kind(singbox={"sessions": {"session": out}})
+    return (OperTree if only is not None else SessionsOperTree)(singbox={"sessions": {"session": out}})
 
 
 

@@ -75,13 +75,15 @@ class SessionsTree:
         self._list: Any = ffi.NULL  # singbox/sessions
         self._entries: dict[str, _Entry] = {}
 
-    def copy(self, ctx: libyang.Context, entries: list[dict[str, Any]]) -> libyang.DNode:
+    def copy(self, ctx: libyang.Context, entries: list[dict[str, Any]], *,
+             max_changes: int | None = None) -> libyang.DNode:
         """The tree holding exactly `entries` (oper.sessions' session dicts, in their order for new ones), a copy
-        the caller owns."""
+        the caller owns. `max_changes`: at most this many sessions ended, started or changed are taken in (ended
+        ones first, then in `entries`' order); the others stay as they were until a later call."""
         with self._lock:
             self._use(ctx)
             try:
-                self._update(entries)
+                self._update(entries, max_changes)
             except SessionsTreeError:
                 # half updated: drop it, the next read builds it again
                 lib.lyd_free_tree(self._top)
@@ -90,6 +92,11 @@ class SessionsTree:
             out = ffi.new("struct lyd_node **")
             _check("lyd_dup_siblings", lib.lyd_dup_siblings(self._top, ffi.NULL, LYD_DUP_RECURSIVE, out), "sessions")
             return libyang.DNode.new(ctx, ly_ffi.cast("struct lyd_node *", int(ffi.cast("uintptr_t", out[0]))))
+
+    def reset(self) -> None:
+        """Start over at the next call (a new poll subscription: sysrepo's cache of it starts empty too)."""
+        with self._lock:
+            self._ctx, self._entries = 0, {}
 
     def _use(self, ctx: libyang.Context) -> None:
         ptr = int(ly_ffi.cast("uintptr_t", ctx.cdata))
@@ -108,20 +115,30 @@ class SessionsTree:
         _check("lyd_new_inner", lib.lyd_new_inner(top[0], self._mod, b"sessions", 0, lst), "sessions")
         self._top, self._list, self._ctx = top[0], lst[0], ptr
 
-    def _update(self, entries: list[dict[str, Any]]) -> None:
+    def _update(self, entries: list[dict[str, Any]], max_changes: int | None) -> None:
         old = self._entries
+        budget = len(old) + len(entries) if max_changes is None else max_changes
+        live = {values["id"] for values in entries}
+        for key in [k for k in old if k not in live]:  # ended
+            if budget <= 0:
+                break
+            lib.lyd_free_tree(old.pop(key).node)
+            budget -= 1
         new: dict[str, _Entry] = {}
         out = ffi.new("struct lyd_node **")
         for values in entries:
             key = values["id"]
             e = old.pop(key, None)
             if e is None:
+                if budget <= 0:
+                    continue  # started: taken in by a later call
                 e = self._create(values, out)
-            elif e.values != values:
+                budget -= 1
+            elif e.values != values and budget > 0:
                 self._change(e, values, out)
+                budget -= 1
             new[key] = e
-        for e in old.values():  # ended
-            lib.lyd_free_tree(e.node)
+        new.update(old)  # ended, not taken in yet
         self._entries = new
 
     def _create(self, values: dict[str, Any], out: Any) -> _Entry:
@@ -155,3 +172,9 @@ class SessionsTree:
 
 SESSIONS = SessionsTree()  # the agent's (one per process, as the agent)
 ON_CHANGE = SessionsTree()  # the same sessions with only their on-change notifiable leaves: the agent's poll
+# At most this many sessions starting, ending or changing state go into one poll of ON_CHANGE: sysrepo's srsn builds
+# a push-change-update's YANG patch looking each edit's target up among the patch's edits so far (sn_yang_push.c,
+# srsn_yp_ntf_change_edit_clear_target: an XPath search), quadratic in the edits; at 10,000 sessions a poll of 1 and
+# 100 changes each way took 117 and 239 ms CPU, of 1,000 each way more than a minute (bench_push.py --batch). A
+# burst larger than this is reported over the next polls, in order: ended sessions first.
+ON_CHANGE_MAX_CHANGES = 200
