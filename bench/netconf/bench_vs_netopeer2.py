@@ -153,19 +153,22 @@ def connect(port: int, user: str, password: str) -> Any:
                            look_for_keys=False, allow_agent=False, timeout=600)
 
 
-def start_subscriber(kind: str, env: dict[str, str]) -> subprocess.Popen[str]:
+def start_subscriber(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     """This script as a child on the instance of `env`: `agent` (singbox-agent with the in-memory dataplane) or
-    `noop` (an event-only subscription doing nothing) subscribed to vpp-singbox; returns once it is subscribed."""
-    proc = subprocess.Popen([sys.executable, __file__, "--subscriber", kind], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:  # the agent logs on stdout too
-        if line.strip() == "ready":
+    `noop` (an event-only subscription doing nothing) subscribed to vpp-singbox; returns once it is subscribed.
+    Its output goes to `log` (the agent logs every commit: a pipe nobody reads would fill and block its logging
+    inside sysrepo's change callback until the edit timed out)."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, __file__, "--subscriber", kind], env=env, stdin=subprocess.PIPE,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
+        if "\nready\n" in "\n" + log.read_text():
             return proc
-        seen.append(line)
+        time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"{kind} subscriber did not start:\n" + "".join(seen[-20:]))
+    proc.wait()
+    raise RuntimeError(f"{kind} subscriber did not start:\n" + "".join(log.read_text().splitlines(True)[-20:]))
 
 
 def stop_subscriber(proc: subprocess.Popen[str] | None) -> None:
@@ -216,7 +219,7 @@ def start_ours(work: Path, subscriber: bool = False) -> Server:
     bootstrap(env, state)
     info = start_server(env, state)
     mgr = connect(info.port, ADMIN, ADMIN_PASSWORD)
-    agent = start_subscriber("agent", env) if subscriber else None
+    agent = start_subscriber("agent", env, work / "agent.log") if subscriber else None
 
     def stop() -> None:
         mgr.close_session()
@@ -276,7 +279,7 @@ def start_netopeer2(prefix: Path, work: Path, replay: bool = True, subscriber: b
                 proc.kill()
                 raise RuntimeError("netopeer2 did not start:\n" + (work / "netopeer2.log").read_text()) from None
             time.sleep(0.2)
-    noop = start_subscriber("noop", env) if subscriber else None
+    noop = start_subscriber("noop", env, work / "noop.log") if subscriber else None
 
     def stop() -> None:
         mgr.close_session()
@@ -345,6 +348,7 @@ def main() -> int:
                     help="notification replay in netopeer2's instance (default on, as ours: like for like; off is "
                          "netopeer2's own setup.sh, which stores no notification and so generates no "
                          "netconf-config-change)")
+    ap.add_argument("--logs", help="copy the subscribers' and netopeer2's logs to this directory at the end")
     args = ap.parse_args()
     if args.subscriber:
         return subscriber_main(args.subscriber)
@@ -407,6 +411,10 @@ def main() -> int:
                 s.stop()
             except Exception as exc:  # noqa: BLE001 - stop the others anyway
                 print(f"stopping {s.name}: {exc}")
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for f in [*work.glob("*.log"), *work.glob("*/*.log")]:
+                shutil.copy(f, Path(args.logs) / f.name)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

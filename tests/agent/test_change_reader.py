@@ -34,6 +34,10 @@ COMMITS: list[tuple[dict[str, Any], list[str]]] = [
     ({f"{S}/enabled": False}, [f"{E}/port", f"{C}/endpoint-group[name='g']/member[endpoint='e2']", f"{C}/default-endpoint",
           f"{S}/listen[name='l1']", f"{S}/authentication/user[username='bob']"]),
     ({}, [f"{C}/interface[name='tap0']", f"{C}/endpoint-group[name='g']", f"{C}/endpoint[name='e2']", E]),
+    ({f"{E}/address": "192.0.2.9", f"{E}/health-check/interval": 60, f"{C}/interface[name='tap1']/endpoint": "e1",
+      f"{S}/authentication/user[username='carol']/password": HASH}, []),
+    # whole containers: every unit under them goes (the reader skips what is under a deleted unit entry)
+    ({}, [C, f"{S}/authentication"]),
 ]
 
 

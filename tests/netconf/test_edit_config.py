@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -83,6 +84,26 @@ def test_agent_rejection_message_reaches_client(netconf_server: ServerInfo) -> N
             assert error_tag(exc.value) == "operation-failed"
         sess.stop()
     assert endpoints() == []
+
+
+def test_subscriber_slower_than_sysrepos_default_timeout(netconf_server: ServerInfo) -> None:
+    """A subscriber taking longer than sysrepo's 5 s default (singbox-agent applying 10,000 endpoints on a busy
+    machine) gets the server's longer timeout: the edit succeeds, it is not refused as "processing timed out"."""
+    seen: list[str] = []
+
+    def slow(sess: Any, event: str, req_id: int, private_data: Any) -> None:
+        if event == "change":
+            seen.append(event)
+            time.sleep(6)
+
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("running")
+        sess.subscribe_module_change_unsafe("vpp-singbox", "/vpp-singbox:singbox", slow)
+        with netconf_server.connect() as m:
+            m.edit_config(target="running", config=cfg(endpoint("e-slow")))
+        sess.stop()
+    assert seen == ["change"]
+    assert endpoints() == ["e-slow"]
 
 
 @pytest.mark.slow

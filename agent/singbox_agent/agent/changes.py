@@ -19,7 +19,7 @@ from _sysrepo import lib as sr_lib
 from sysrepo.errors import SysrepoError, check_call
 from sysrepo.util import str2c
 
-from singbox_agent.agent.mapping import Change, Segment
+from singbox_agent.agent.mapping import Change, Segment, unit_of
 
 _OPS = {sr_lib.SR_OP_CREATED: "created", sr_lib.SR_OP_MODIFIED: "modified", sr_lib.SR_OP_DELETED: "deleted"}
 # as the binding's change list (include_implicit_defaults=True): default nodes in, empty non-presence containers out
@@ -46,25 +46,34 @@ def _leaf_value(node: Any) -> Any:
     return text
 
 
-def _segments(node: Any, cache: dict[int, list[Segment]]) -> list[Segment]:
+# a schema node's name and type, by the schema node (cffi pointers hash and compare by address, whatever their type)
+Names = dict[Any, tuple[str, int]]
+
+
+def _schema(schema: Any, names: Names) -> tuple[str, int]:
+    found = names.get(schema)
+    if found is None:
+        found = names[schema] = (ly_ffi.string(schema.name).decode(), schema.nodetype)
+    return found
+
+
+def _segments(node: Any, cache: dict[Any, list[Segment]], names: Names) -> list[Segment]:
     """The node's path from the top, as `mapping.split_path` gives it; parents' segments come from `cache`."""
-    parent = ly_ffi.cast("struct lyd_node *", node.parent)
+    parent = node.parent
     if parent == ly_ffi.NULL:
         head: list[Segment] = []
     else:
-        addr = int(ly_ffi.cast("uintptr_t", parent))
-        found = cache.get(addr)
+        found = cache.get(parent)
         if found is None:
-            found = cache[addr] = _segments(parent, cache)
+            found = cache[parent] = _segments(ly_ffi.cast("struct lyd_node *", parent), cache, names)
         head = found
-    schema = node.schema
-    name = ly_ffi.string(schema.name).decode()
+    name, nodetype = _schema(node.schema, names)
     key: str | None = None
-    if schema.nodetype == ly_lib.LYS_LIST:
+    if nodetype == ly_lib.LYS_LIST:
         first = ly_lib.lyd_child(node)  # a list entry's keys come first; this model's lists have one
         if first != ly_ffi.NULL:
             key = ly_ffi.string(ly_lib.lyd_get_value(first)).decode()
-    elif schema.nodetype == ly_lib.LYS_LEAFLIST:
+    elif nodetype == ly_lib.LYS_LEAFLIST:
         key = ly_ffi.string(ly_lib.lyd_get_value(node)).decode()
     return [*head, (name, key)]
 
@@ -79,7 +88,11 @@ def read_changes(session: Any, xpath: str) -> list[Change]:
     prev_list_p = sr_ffi.new("char **")
     prev_dflt_p = sr_ffi.new("int *")
     out: list[Change] = []
-    cache: dict[int, list[Segment]] = {}
+    cache: dict[Any, list[Segment]] = {}
+    names: Names = {}
+    # Deleted unit entries (an endpoint, an interface, ...) and everything under them: sysrepo reports each node
+    # of a deleted subtree (~13 per endpoint, defaults included), the unit going says it all.
+    gone: set[Any] = set()
     try:
         next_change = sr_lib.sr_get_change_tree_next
         while True:
@@ -94,19 +107,31 @@ def read_changes(session: Any, xpath: str) -> list[Change]:
             if op is None:  # moved: user-ordered lists only, none in this model
                 continue
             node = ly_ffi.cast("struct lyd_node *", node_p[0])
+            nodetype = _schema(node.schema, names)[1]
+            if op == "deleted" and gone and node.parent in gone:
+                if not nodetype & _TERM:
+                    gone.add(node)
+                continue
             # A default node created says nothing `mapping.derive` does not know (a leaf the data leaves out
             # takes its default from the schema): ~10 of the ~13 nodes of a new endpoint, skipped. A leaf
             # modified to its default (its value deleted) is not skipped: it replaces the value the unit had.
-            if (op == "created" and node.flags & ly_lib.LYD_DEFAULT
-                    or not ly_lib.lyd_node_should_print(node, _PRINT_FLAGS)):
+            if op == "created" and node.flags & ly_lib.LYD_DEFAULT:
                 continue
             value: Any = None
-            if node.schema.nodetype & _TERM:
+            if nodetype & _TERM:  # printed in every with-defaults mode: no need to ask libyang
                 if op != "deleted":
                     value = _leaf_value(node)
-            elif op != "deleted":
-                value = {}  # a container or list entry: `apply_change` needs only to know it is one
-            out.append(Change(op, "", value, _segments(node, cache)))
+            else:
+                if not ly_lib.lyd_node_should_print(node, _PRINT_FLAGS):
+                    continue
+                if op != "deleted":
+                    value = {}  # a container or list entry: `apply_change` needs only to know it is one
+            segments = _segments(node, cache, names)
+            if op == "deleted" and nodetype == ly_lib.LYS_LIST:
+                located = unit_of(segments)
+                if located is not None and len(located[0]) > 1 and not located[1]:
+                    gone.add(node)
+            out.append(Change(op, "", value, segments))
     finally:
         sr_lib.sr_free_change_iter(iter_p[0])
     return out

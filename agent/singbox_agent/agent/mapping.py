@@ -194,13 +194,16 @@ class RunningConfig:
             if located is None:
                 continue
             unit, rel = located
+            is_entry = len(unit) > 1 and not rel
+            if is_entry and ch.op == "deleted":
+                touched[unit] = None  # no copy of what goes
+                continue
             if unit not in touched:
                 old = self.units.get(unit)
                 touched[unit] = copy.deepcopy(old) if old is not None else None
             data = touched[unit]
-            is_entry = len(unit) > 1 and not rel
             if is_entry:
-                touched[unit] = None if ch.op == "deleted" else (data if data is not None else {})
+                touched[unit] = data if data is not None else {}
                 continue
             if data is None:
                 if ch.op == "deleted":

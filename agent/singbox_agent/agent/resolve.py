@@ -57,6 +57,13 @@ def getaddrinfo_lookup(host: str) -> str:
 def literal(host: str) -> str | None:
     """The address `host` is written as, canonical; None for a host name."""
     try:
+        # the common case at C speed (a commit of 10,000 endpoints asks 10,000 times): inet_pton takes exactly
+        # the dotted quads ipaddress does (four decimal parts, no leading zero), which are their canonical form
+        socket.inet_pton(socket.AF_INET, host)
+        return host
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        pass
+    try:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return None

@@ -229,6 +229,12 @@ _INTERNAL = re.compile(r"\s*\(sr_\w+:[^)]*\)|,?\s*(?:read|write|read-upgr|upgr)?
                        r"|\b(?:process|PID) \d+|\bCID \d+|/dev/shm/\S+|\bsr_(?:main|ext|mod|sub|ds)\w*\b",
                        re.IGNORECASE)
 BUSY_MESSAGE = "The datastore stayed busy with other clients' changes; nothing was changed, try again."
+# How long a write waits for the subscribers of each event (update, change, done) before sysrepo fails it with
+# "SHM event ... processing timed out". sysrepo's own default (timeout 0) is 5 s: singbox-agent applying 10,000
+# endpoints in one commit is well inside that alone, but not on a machine busy enough to give it a fraction of a
+# core (the edit was refused although nothing was wrong). The writer waits in a worker thread, never on an event
+# loop; a subscriber that hangs delays the writes of its module by this much and then fails them.
+SUBSCRIBER_TIMEOUT_MS = 60_000
 
 
 class WouldWait(Exception):
@@ -291,8 +297,9 @@ def retry_busy(fn: Callable[[], T], *, total_s: float = BUSY_WAIT_S) -> T:
 
 
 def apply_changes(sess: SysrepoSession) -> None:
-    """`sess.apply_changes()`, retried while other writers hold the datastore (`retry_busy`)."""
-    retry_busy(sess.apply_changes)
+    """`sess.apply_changes()`, retried while other writers hold the datastore (`retry_busy`), its subscribers given
+    `SUBSCRIBER_TIMEOUT_MS`."""
+    retry_busy(lambda: sess.apply_changes(timeout_ms=SUBSCRIBER_TIMEOUT_MS))
 
 
 # --- who made a change (RFC 6470 changed-by) ------------------------------------------------------------------

@@ -104,12 +104,12 @@ def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:
 
 def _restore(sr: Any, tree: Any) -> None:
     sr.switch_datastore("running")
-    sr.replace_config_ly(tree, None)  # spends the tree
+    sr.replace_config_ly(tree, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)  # spends the tree
 
 
 def _reset_candidate(sr: Any) -> None:
     sr.switch_datastore("candidate")
-    sr.copy_config("running")
+    sr.copy_config("running", timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)
 
 
 def _as_lock_holder(server: NetconfServer, ds: str, fn: Callable[[Any], None]) -> None:

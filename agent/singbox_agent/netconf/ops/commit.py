@@ -56,7 +56,7 @@ def handle(ctx: OpContext) -> str:
     sr = ctx.sr
     sr.switch_datastore("running")
     try:
-        datastore.retry_busy(lambda: sr.copy_config("candidate"))
+        datastore.retry_busy(lambda: sr.copy_config("candidate", timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS))
     except BaseException as exc:
         if applied_anyway(exc):  # committed; only its config-change notification was not stored
             notify.record_loss("netconf-config-change", str(exc), delivered=notify.file_full(exc))

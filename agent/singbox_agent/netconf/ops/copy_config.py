@@ -24,11 +24,11 @@ def handle(ctx: OpContext) -> str:
     if source == "config":
         tree = parse_config(ctx, "source/config")
         sr.switch_datastore(target)
-        sr.replace_config_ly(tree, None)  # spends the tree
+        sr.replace_config_ly(tree, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)  # spends the tree
     else:
         sr.switch_datastore(target)
         try:
-            datastore.retry_busy(lambda: sr.copy_config(source))
+            datastore.retry_busy(lambda: sr.copy_config(source, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS))
         except sysrepo.SysrepoOperationFailedError as exc:
             if not applied_anyway(exc):
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from singbox_agent.mgmt import datastore
 from singbox_agent.mgmt.errors import operation_failed
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS
@@ -15,5 +16,5 @@ def handle(ctx: OpContext) -> str:
         raise operation_failed(f'The {target} datastore cannot be deleted.', error_type="protocol")
     check_not_locked_by_other(ctx, target)
     ctx.sr.switch_datastore("startup")
-    ctx.sr.replace_config_ly(None, None)
+    ctx.sr.replace_config_ly(None, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)
     return "<ok/>"

@@ -65,7 +65,7 @@ def apply_edit(
     if tree is None:
         if default_operation == "replace" and not test_only:
             try:
-                sr.replace_config_ly(None, None)  # RFC 6241: replace with empty config empties the datastore
+                sr.replace_config_ly(None, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)  # RFC 6241: replace with empty config empties the datastore
             finally:
                 sr.discard_changes()
         return
