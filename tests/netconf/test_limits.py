@@ -129,3 +129,21 @@ async def test_message_size_depth_and_element_limits_are_configurable(netconf_se
     assert not errors_of(await client.rpc(subtree_rpc("")))
     await still_serving(client)
     await client.close()
+
+
+async def test_subscription_periods_beyond_sysrepo(netconf_server: ServerInfo) -> None:
+    """A period or dampening-period RFC 8641's uint32 of centiseconds allows but sysrepo's timers cannot hold is
+    invalid-value naming the leaf: past 2^32 ms it was operation-failed from the C call's conversion, just below
+    that it was established and its end hung in sysrepo's timer."""
+    sn, yp = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications", "urn:ietf:params:xml:ns:yang:ietf-yang-push"
+    ds = (f'<datastore xmlns="{yp}" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">ds:running</datastore>')
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    for trigger, leaf in ((f'<periodic xmlns="{yp}"><period>4294967295</period></periodic>', "period"),
+                          (f'<periodic xmlns="{yp}"><period>429496728</period></periodic>', "period"),
+                          (f'<on-change xmlns="{yp}"><dampening-period>4294967295</dampening-period></on-change>',
+                           "dampening-period")):
+        rpc = f'<establish-subscription xmlns="{sn}">{ds}{trigger}</establish-subscription>'
+        err = only_error(await client.rpc(rpc))
+        assert err["error-tag"] == "invalid-value" and err["error-path"].endswith(leaf), err
+    await still_serving(client)
+    await client.close()

@@ -141,11 +141,14 @@ invalid_json = [
     '{"vpp-singbox:endpoint": [{"name": "m", "address": "1.1.1.1"}, {"name": "n", "address": "1.1.1.1"}]}',
     '{"vpp-singbox:interface": [{"name": "m"}]}',
     '{"vpp-singbox:endpoint": [{"name": "m", "address": "1.1.1.1", "health-check": {"interval": 99999999}}]}',
-    "[" * 100000,
-    '{"a":' * 5000 + "1" + "}" * 5000,
+    '{"vpp-singbox:endpoint": [{"name": "m", "address": "1.1.1.1", "nope": [[[1]]]}]}',
 ]
 for body in invalid_json:
     CORPUS.append(c("PUT", f"{EP}=m", 400, body=body, ctype=JSON))
+# nested beyond max-body-depth (restconf-server/limits): refused before anything parses it further, well-formed or not
+for body in ("[" * 100000, '{"a":' * 5000 + "1" + "}" * 5000, "<a>" * 5000 + "</a>" * 5000):
+    CORPUS.append(c("PUT", f"{EP}=m", 409, body=body, ctype=JSON if body[0] in "[{" else XML,
+                    tags=("resource-denied",)))
 invalid_xml = [
     "<endpoint>", "<endpoint xmlns='urn:vpp-singbox:yang:vpp-singbox'><name>m</name>",
     "<endpoint><name>m</name><address>1.1.1.1</address></endpoint>",

@@ -113,7 +113,8 @@ def test_stream_filter(restconf: RestconfServer) -> None:
 
 
 def test_fields(restconf: RestconfServer) -> None:
-    """RFC 8040 §4.8.3 `fields`: its nesting and the length of the selection it becomes. A 3,000-deep expression was a 500 (the parser's recursion)."""
+    """RFC 8040 §4.8.3 `fields`: its nesting and the length of the selection it becomes. A 3,000-deep expression
+    was a 500 (the parser's recursion)."""
     with restconf.client() as c:
         deep = "x(" * 3000 + "x" + ")" * 3000
         denied(c.get(f"{SB}?fields={quote(deep, safe='()')}"), "max-xpath-nesting")
@@ -179,3 +180,31 @@ def test_xpath_values_in_bodies(restconf: RestconfServer, encoding: str) -> None
         denied(c.post("/restconf/data/ietf-netconf-acm:nacm", content=body, headers={"Content-Type": encoding}),
                "max-xpath-predicates")
         assert c.get("/restconf/data/ietf-netconf-acm:nacm/rule-list=r").status_code == 404
+
+
+def test_query_and_subscription_numbers_beyond_their_types(restconf: RestconfServer) -> None:
+    """Numbers the grammar or YANG allows but the server cannot hold are precise 4xx errors, not 500s: a depth of
+    5,000 digits (Python refuses to convert it), a period or dampening-period past what sysrepo's timers hold (2^31-1
+    ms: beyond 2^32 the C call's conversion failed, just below it delete-subscription and shutdown hung)."""
+    with restconf.client() as c:
+        resp = c.get(f"{SB}?depth={'9' * 5000}")
+        assert resp.status_code == 400 and "depth" in error_of(resp)["error-message"], resp.text[:500]
+        for trigger, leaf in (({"ietf-yang-push:periodic": {"period": 4294967295}}, "period"),
+                              ({"ietf-yang-push:on-change": {"dampening-period": 4294967295}}, "dampening-period")):
+            resp = establish(c, {"ietf-yang-push:datastore": "ietf-datastores:running", **trigger})
+            assert resp.status_code == 400, resp.text
+            err = error_of(resp)
+            assert err["error-tag"] == "invalid-value" and err["error-path"].endswith(leaf), err
+        assert listed(c) == []
+        made = establish(c, {"ietf-yang-push:datastore": "ietf-datastores:running",
+                             "ietf-yang-push:periodic": {"period": 214748364}})
+        assert made.status_code == 200, made.text
+        sub_id = int(made.json()[f"{SN}:output"]["id"])
+        resp = c.post(OPS + "modify-subscription", headers={"Content-Type": JSON, "Accept": JSON},
+                      json={f"{SN}:input": {"id": sub_id, "ietf-yang-push:datastore": "ietf-datastores:running",
+                                            "ietf-yang-push:periodic": {"period": 429496728}}})
+        assert resp.status_code == 400 and error_of(resp)["error-app-tag"] == "ietf-yang-push:period-unsupported"
+        (mine,) = listed(c)
+        assert mine["ietf-yang-push:periodic"]["period"] == 214748364
+        assert c.post(OPS + "delete-subscription", json={f"{SN}:input": {"id": sub_id}},
+                      headers={"Content-Type": JSON}).status_code == 204

@@ -455,7 +455,7 @@ def parse_query(
     if "depth" in params:
         value = params["depth"]
         if value != "unbounded":
-            if not value.isdigit() or not 1 <= int(value) <= 65535:
+            if not value.isascii() or not value.isdigit() or len(value) > 5 or not 1 <= int(value) <= 65535:
                 raise _bad(f"depth must be 1..65535 or unbounded, not {value!r}")
             depth = int(value)
     with_defaults = params.get("with-defaults")

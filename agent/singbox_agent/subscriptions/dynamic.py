@@ -62,10 +62,24 @@ def time_leaf(op: Any, path: str) -> datetime.datetime | None:
         raise bad_element(path.rsplit(":", 1)[-1], f'"{text}" is not a date-and-time.') from None
 
 
+_MAX_PERIOD_MS = 2**31 - 1
+
+
 def centiseconds(op: Any, path: str) -> int | None:
-    """A period in centiseconds (RFC 8641) as milliseconds."""
+    """A period in centiseconds (RFC 8641) as milliseconds. sysrepo takes milliseconds in a uint32, and its timer
+    arithmetic wraps near the top of that range (a period of 4,294,967,280 ms hung delete-subscription and the
+    server's shutdown in srsn): one beyond 2^31-1 ms (~24.8 days; RFC 8641's uint32 of centiseconds goes 20 times
+    further) is refused, as period-unsupported for a period (past 2^32 ms it failed in the C call's conversion, an
+    operation-failed)."""
     value = leaf(op, path)
-    return None if value is None else int(value) * 10
+    if value is None:
+        return None
+    if int(value) * 10 > _MAX_PERIOD_MS:
+        raise MgmtException(MgmtError("application", "invalid-value",
+                                      f"The {path.rsplit('/', 1)[-1]} must be at most {_MAX_PERIOD_MS // 10} "
+                                      "centiseconds.", error_app_tag=f"{YP}:period-unsupported"
+                                      if path.endswith("/period") else None, error_path=_input_path(op, path)))
+    return int(value) * 10
 
 
 def is_yang_push(op: Any) -> bool:
