@@ -41,8 +41,27 @@ static_always_inline int
 singbox_client_handshake_done (singbox_session_t *ss)
 {
   if (ss->upstream_proto == SINGBOX_PROTO_HTTP_CONNECT)
-    return http_connect_client_state (&ss->hcproto) == HTTP_CONNECT_ESTABLISHED;
-  return socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_CONNECTED;
+    return ss->hcproto && http_connect_client_state (ss->hcproto) == HTTP_CONNECT_ESTABLISHED;
+  return ss->cproto && socks5_client_state (ss->cproto) == SOCKS5_CLIENT_CONNECTED;
+}
+
+/* The upstream handshake's machines exist from the upstream's fifos to the
+ * crossing: a relaying session keeps neither. Cleared first: the SOCKS5
+ * one holds the endpoint's credentials. */
+static void
+singbox_client_hs_free (singbox_session_t *ss)
+{
+  if (ss->cproto)
+    {
+      clib_memset (ss->cproto, 0, sizeof (*ss->cproto));
+      clib_mem_free (ss->cproto);
+      ss->cproto = 0;
+    }
+  if (ss->hcproto)
+    {
+      clib_mem_free (ss->hcproto);
+      ss->hcproto = 0;
+    }
 }
 
 /*
@@ -336,7 +355,9 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
       cfg.password = ep->password;
       cfg.password_len = vec_len (ep->password);
     }
-  if (socks5_client_init (&ss->cproto, &cfg, &out))
+  if (!ss->cproto)
+    ss->cproto = clib_mem_alloc (sizeof (*ss->cproto));
+  if (socks5_client_init (ss->cproto, &cfg, &out))
     return SESSION_E_INVALID;
   svm_fifo_enqueue (tx, out.len, out.data);
   return 0;
@@ -360,7 +381,9 @@ singbox_client_http_start (singbox_session_t *ss, singbox_endpoint_t *ep, svm_fi
 				vec_len (ep->username), ep->password, vec_len (ep->password));
   if (n < 0)
     return SESSION_E_INVALID;
-  http_connect_client_init (&ss->hcproto);
+  if (!ss->hcproto)
+    ss->hcproto = clib_mem_alloc (sizeof (*ss->hcproto));
+  http_connect_client_init (ss->hcproto);
   svm_fifo_enqueue (tx, n, req);
   clib_memset (req, 0, sizeof (req));
   return 0;
@@ -384,7 +407,7 @@ singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx)
   socks5_out_t out;
 
   singbox_client_dst (ss, &dst);
-  if (!socks5_client_request (&ss->cproto, SOCKS5_CMD_CONNECT, &dst, &out))
+  if (ss->cproto && !socks5_client_request (ss->cproto, SOCKS5_CMD_CONNECT, &dst, &out))
     svm_fifo_enqueue (tx, out.len, out.data);
 }
 
@@ -404,7 +427,7 @@ singbox_client_cross_rpc (void *arg)
     goto done;
   ss = singbox_session_get (s->opaque);
   if (ss->ao_handle == sh && !ss->crossed && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
-      socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_CONNECTED)
+      singbox_client_handshake_done (ss))
     singbox_client_cross (s, ss);
 done:
   singbox_sessions_unlock ();
@@ -487,6 +510,7 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
   s->flags |= SESSION_F_PROXY;
   ss->crossed = 1;
   segment_manager_dealloc_fifos (own_rx, own_tx);
+  singbox_client_hs_free (ss);
 
   ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
   ss->deadline = 0;
@@ -571,7 +595,7 @@ singbox_client_http_rx (session_t *s, singbox_session_t *ss)
   while ((n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf))))
     {
       svm_fifo_peek (s->rx_fifo, 0, n, buf);
-      t = http_connect_client_feed (&ss->hcproto, buf, n, &consumed, &ev);
+      t = http_connect_client_feed (ss->hcproto, buf, n, &consumed, &ev);
       if (consumed)
 	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
       if (t == HTTP_CONNECT_EV_CONNECTED)
@@ -619,7 +643,7 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
       svm_fifo_peek (s->rx_fifo, 0, n, buf);
       consumed = 0;
       out.len = 0;
-      t = socks5_client_feed (&ss->cproto, buf, n, &consumed, &ev, &out);
+      t = socks5_client_feed (ss->cproto, buf, n, &consumed, &ev, &out);
       SINGBOX_DBG ("session %u: proxy reply %u bytes: %s, consumed %u", ss->index, n,
 		   socks5_event_name (t), consumed);
       /* pipelined: the core never writes here (out stays empty) */
@@ -647,7 +671,7 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 	break;
     }
   /* authenticated, waiting for a flow's CONNECT */
-  if (ss->pooled && socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_READY)
+  if (ss->pooled && socks5_client_state (ss->cproto) == SOCKS5_CLIENT_READY)
     singbox_pool_ready (ss);
 }
 
@@ -700,6 +724,7 @@ static void
 singbox_client_free (singbox_session_t *ss)
 {
   singbox_pool_forget (ss);
+  singbox_client_hs_free (ss);
 }
 
 /* Client data waits in the client leg's fifo until the proxy has replied

@@ -158,7 +158,7 @@ singbox_http_server_handshake (session_t *s, singbox_session_t *ss)
   if (!ss->hserver)
     {
       if (ss->is_http || ss->hs_bytes_in ||
-	  socks5_server_state (&ss->proto) != SOCKS5_SERVER_GREETING ||
+	  !ss->proto || socks5_server_state (ss->proto) != SOCKS5_SERVER_GREETING ||
 	  svm_fifo_peek (s->rx_fifo, 0, 1, buf) != 1 || !http_connect_is_http_start (buf[0]))
 	return ss->is_http;
       ss->is_http = 1;

@@ -57,7 +57,7 @@ singbox_pool_take (singbox_endpoint_t *ep)
       ss->pooled = 0;
       if (ss->ao_handle != SESSION_INVALID_HANDLE && !ss->ao_closed &&
 	  ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
-	  socks5_client_state (&ss->cproto) == SOCKS5_CLIENT_READY)
+	  ss->cproto && socks5_client_state (ss->cproto) == SOCKS5_CLIENT_READY)
 	return ss;
     }
   return 0;

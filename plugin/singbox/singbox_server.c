@@ -210,7 +210,8 @@ singbox_po_reply_failure (singbox_session_t *ss, u8 rep)
     }
   ss->rep = rep;
   ss->reply_sent = 1;
-  if (socks5_server_reply (&ss->proto, rep, 0, &out) == SOCKS5_ERR_NONE || out.len)
+  out.len = 0;
+  if (ss->proto && (socks5_server_reply (ss->proto, rep, 0, &out) == SOCKS5_ERR_NONE || out.len))
     singbox_po_send (ss, &out);
   singbox_po_fail (ss);
 }
@@ -256,13 +257,42 @@ singbox_server_connect (singbox_session_t *ss)
   singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port, ss->fib_index);
 }
 
+/* The destination as requested, kept for show and the API dump: a name
+ * costs its length, an address nothing beyond dst_ip. */
+static void
+singbox_server_set_dst (singbox_session_t *ss, socks5_addr_t *addr)
+{
+  ss->dst.atyp = addr->atyp;
+  if (ss->dst.domain)
+    clib_mem_free (ss->dst.domain);
+  ss->dst.domain = 0;
+  if (addr->atyp != SOCKS5_ATYP_DOMAIN)
+    return;
+  ss->dst.domain = clib_mem_alloc (addr->domain_len + 1);
+  clib_memcpy (ss->dst.domain, addr->domain, addr->domain_len);
+  ss->dst.domain[addr->domain_len] = 0;
+}
+
+/* The SOCKS5 machine is not needed once the reply is out: a relaying
+ * session keeps no handshake buffer. Cleared first: its buffer may hold the
+ * client's credentials. */
+static void
+singbox_server_proto_free (singbox_session_t *ss)
+{
+  if (!ss->proto)
+    return;
+  clib_memset (ss->proto, 0, sizeof (*ss->proto));
+  clib_mem_free (ss->proto);
+  ss->proto = 0;
+}
+
 void
 singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
 {
   singbox_main_t *sm = &singbox_main;
 
   ss->cmd = ev->cmd;
-  ss->dst = ev->addr;
+  singbox_server_set_dst (ss, &ev->addr);
   ss->dst_port = ev->addr.port;
 
   if (ev->cmd == SOCKS5_CMD_UDP_ASSOCIATE)
@@ -315,7 +345,7 @@ singbox_server_auth_result (singbox_session_t *ss, int ok, u32 user_index)
   ASSERT (vlib_get_thread_index () == ss->po_thread);
   if (ok)
     ss->user_index = user_index;
-  socks5_server_auth_result (&ss->proto, ok, &out);
+  socks5_server_auth_result (ss->proto, ok, &out);
   singbox_po_send (ss, &out);
   if (!ok)
     {
@@ -341,7 +371,8 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
   /* the first byte tells: 0x05 SOCKS5, a letter HTTP CONNECT */
   if (singbox_http_server_handshake (s, ss))
     return;
-  while (!ss->po_closed)
+  /* ss->proto goes with the reply, after which nothing comes here */
+  while (!ss->po_closed && ss->proto)
     {
       avail = svm_fifo_max_dequeue_cons (s->rx_fifo);
       n = clib_min (avail, sizeof (buf));
@@ -349,7 +380,7 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
 	svm_fifo_peek (s->rx_fifo, 0, n, buf);
       consumed = 0;
       out.len = 0;
-      t = socks5_server_feed (&ss->proto, buf, n, &consumed, &ev, &out);
+      t = socks5_server_feed (ss->proto, buf, n, &consumed, &ev, &out);
       if (consumed)
 	{
 	  svm_fifo_dequeue_drop (s->rx_fifo, consumed);
@@ -397,9 +428,9 @@ singbox_po_handshake (session_t *s, singbox_session_t *ss)
 	default:
 	  return;
 	}
-      if (socks5_server_state (&ss->proto) == SOCKS5_SERVER_AUTH)
+      if (socks5_server_state (ss->proto) == SOCKS5_SERVER_AUTH)
 	ss->state = SINGBOX_SESSION_STATE_AUTH;
-      else if (socks5_server_state (&ss->proto) == SOCKS5_SERVER_REQUEST)
+      else if (socks5_server_state (ss->proto) == SOCKS5_SERVER_REQUEST)
 	ss->state = SINGBOX_SESSION_STATE_REQUEST;
     }
 }
@@ -487,7 +518,8 @@ singbox_po_accept (session_t *s)
   ss->listener_index = listener->opaque;
   ss->created = ss->last_active = vlib_time_now (vlib_get_main ());
   ss->deadline = ss->created + sm->handshake_timeout;
-  socks5_server_init (&ss->proto, &cfg);
+  ss->proto = clib_mem_alloc (sizeof (*ss->proto));
+  socks5_server_init (ss->proto, &cfg);
   s->opaque = ss->index;
   singbox_sessions_unlock ();
 
@@ -542,6 +574,10 @@ static void
 singbox_server_free (singbox_session_t *ss)
 {
   singbox_http_server_free (ss);
+  singbox_server_proto_free (ss);
+  if (ss->dst.domain)
+    clib_mem_free (ss->dst.domain);
+  ss->dst.domain = 0;
   vec_free (ss->udp_peers);
   singbox_udp_names_free (ss);
 }
@@ -585,9 +621,10 @@ singbox_server_upstream_fifos (session_t *s, singbox_session_t *ss, u8 *cross)
   if (ss->hserver)
     singbox_http_server_ok (ss, &out);
   else
-    socks5_server_reply (&ss->proto, SOCKS5_REP_SUCCEEDED, &bnd, &out);
+    socks5_server_reply (ss->proto, SOCKS5_REP_SUCCEEDED, &bnd, &out);
   ss->rep = SOCKS5_REP_SUCCEEDED;
   ss->reply_sent = 1;
+  singbox_server_proto_free (ss);
   if (out.len && svm_fifo_enqueue (ss->po_tx_fifo, out.len, out.data) == out.len)
     ss->hs_bytes_out += out.len;
   *cross = 1;
@@ -903,9 +940,10 @@ singbox_udp_ready_rpc (void *arg)
   else
     socks5_addr_set_ip6 (&bnd, ip->ip6.as_u8, ss->udp_port);
   out.len = 0;
-  socks5_server_reply (&ss->proto, SOCKS5_REP_SUCCEEDED, &bnd, &out);
+  socks5_server_reply (ss->proto, SOCKS5_REP_SUCCEEDED, &bnd, &out);
   ss->rep = SOCKS5_REP_SUCCEEDED;
   ss->reply_sent = 1;
+  singbox_server_proto_free (ss);
   singbox_po_send (ss, &out);
   ss->state = SINGBOX_SESSION_STATE_UDP_ASSOCIATED;
   ss->deadline = 0;

@@ -64,6 +64,17 @@ typedef struct
   session_handle_t pending_via; /* the listener session it came in on */
 } singbox_udp_name_t;
 
+/* The destination as the client requested it, for `show singbox sessions`
+ * and the API dump: its type and, for a name, the name (a NUL-terminated
+ * clib_mem_alloc copy, freed with the session); an address's value is in
+ * dst_ip. A socks5_addr_t would keep 260 bytes in every session for the
+ * few that ask for a name. */
+typedef struct
+{
+  u8 atyp;    /* SOCKS5_ATYP_*, 0: none */
+  u8 *domain; /* SOCKS5_ATYP_DOMAIN */
+} singbox_dst_t;
+
 #define SINGBOX_UDP_NAME_RESOLVING 0
 #define SINGBOX_UDP_NAME_RESOLVED  1
 #define SINGBOX_UDP_NAME_FAILED	   2
@@ -102,12 +113,15 @@ typedef struct
   svm_fifo_t *po_tx_fifo;
   clib_thread_index_t po_thread;
 
-  socks5_server_t proto;
-  http_connect_server_t *hserver; /* server mode, HTTP: while its handshake runs */
-  /* client mode */
-  socks5_client_t cproto;
+  /* The handshake's protocol machines, allocated while it runs and freed
+   * when the session starts relaying (or ends): an idle relaying session
+   * keeps none of their buffers. Server mode: */
+  socks5_server_t *proto;	  /* from the accept to the reply */
+  http_connect_server_t *hserver; /* HTTP: while its handshake runs */
+  /* client mode: from the upstream's fifos to the crossing */
+  socks5_client_t *cproto;
+  http_connect_client_t *hcproto;
   u8 upstream_proto; /* SINGBOX_PROTO_*: which of cproto/hcproto runs */
-  http_connect_client_t hcproto;
   u32 sw_if_index;
   u32 endpoint_index;
   u32 group_index; /* the endpoint group that chose endpoint_index, ~0: none */
@@ -125,7 +139,7 @@ typedef struct
   u8 lcl_is_ip4;
   u32 fib_index;
 
-  socks5_addr_t dst;	 /* as requested */
+  singbox_dst_t dst;	 /* as requested */
   ip46_address_t dst_ip; /* resolved */
   u8 dst_is_ip4;
   u16 dst_port;
