@@ -147,3 +147,20 @@ async def test_subscription_periods_beyond_sysrepo(netconf_server: ServerInfo) -
         assert err["error-tag"] == "invalid-value" and err["error-path"].endswith(leaf), err
     await still_serving(client)
     await client.close()
+
+
+async def test_xml_attributes_per_element(netconf_server: ServerInfo) -> None:
+    """libyang parses an element's attributes and namespace declarations in quadratic time: more than
+    max-xml-attributes on one element are resource-denied before it parses; nothing changes."""
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    decls = " ".join(f'xmlns:p{i}="urn:example:{i}"' for i in range(2000))
+    edit = (f'<edit-config><target><running/></target><config><singbox xmlns="{SBX_NS}" {decls}><client><endpoint>'
+            "<name>m</name><address>198.18.0.1</address></endpoint></client></singbox></config></edit-config>")
+    err = only_error(await client.rpc(edit))
+    assert err["error-tag"] == "resource-denied" and "max-xml-attributes" in err["error-message"], err
+    reply = await client.rpc(subtree_rpc("<name>m</name>"))
+    assert reply.find(f"{{{NC}}}data/{{{SBX_NS}}}singbox") is None, ET.tostring(reply)
+    set_limits(max_xml_attributes=3000)
+    assert not errors_of(await client.rpc(edit))
+    await still_serving(client)
+    await client.close()

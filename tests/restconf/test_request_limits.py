@@ -208,3 +208,19 @@ def test_query_and_subscription_numbers_beyond_their_types(restconf: RestconfSer
         assert mine["ietf-yang-push:periodic"]["period"] == 214748364
         assert c.post(OPS + "delete-subscription", json={f"{SN}:input": {"id": sub_id}},
                       headers={"Content-Type": JSON}).status_code == 204
+
+
+def test_xml_attributes_per_element(restconf: RestconfServer) -> None:
+    """libyang parses an element's attributes and namespace declarations in quadratic time (20,000 on one element:
+    3.5 s; 150,000 held a worker for minutes, past the server's shutdown): more than max-xml-attributes on one
+    element are refused before it parses; as many spread over elements are not."""
+    with stand_in_agent(), restconf.client() as c:
+        before = running_json(restconf.instance.env)
+        decls = " ".join(f'xmlns:p{i}="urn:example:{i}"' for i in range(2000))
+        body = (f"<endpoint xmlns='urn:vpp-singbox:yang:vpp-singbox' {decls}><name>m</name>"
+                "<address>198.18.0.1</address></endpoint>")
+        denied(c.put(f"{EP}=m", content=body, headers={"Content-Type": XML}), "max-xml-attributes")
+        assert running_json(restconf.instance.env) == before
+        set_limits(c, max_xml_attributes=3000)
+        ok = c.put(f"{EP}=m", content=body, headers={"Content-Type": XML})
+        assert ok.status_code == 201, ok.text

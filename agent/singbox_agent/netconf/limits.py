@@ -5,7 +5,8 @@ The limits are configuration: `/vpp-singbox-netconf-server:netconf-server/limits
 subtree-filter limits and their checks are shared with RESTCONF (`mgmt/request_limits.py`, which says why each
 exists); here is the framing's part: the message size is bounded by the framer, XML depth and element count while
 the envelope is parsed (`messages.parse_xml`), a reply by max-reply-size, and `check_request` finds every filter of
-an `<rpc>` (and, when the message has brackets enough, every value) before it goes to libyang. A request beyond a
+an `<rpc>` (and, when the message has brackets enough, every value, and with `=` enough, every element's attribute
+count) before it goes to libyang. A request beyond a
 limit costs milliseconds and gets `too-big` (size) or `resource-denied` with the limit's name.
 """
 
@@ -17,7 +18,8 @@ from typing import ClassVar
 
 from singbox_agent.mgmt.errors import MgmtException, too_big
 from singbox_agent.mgmt.request_limits import (
-    RequestLimits, check_subtree_filter, check_values, check_xpath, denied, may_hold_xpath_beyond,
+    RequestLimits, check_subtree_filter, check_values, check_xml_attributes, check_xpath, denied,
+    may_hold_xpath_beyond,
 )
 
 MODULE = "vpp-singbox-netconf-server"
@@ -64,6 +66,7 @@ def check_request(op: ET.Element, limits: Limits, raw: bytes = b"") -> None:
     """Every filter of an operation (`filter`, get-data's `subtree-filter` and `xpath-filter`, in any namespace)
     within the limits, and so every other value (`request_limits.check_values`). :raises MgmtException:
     resource-denied."""
+    check_xml_attributes(raw, limits)
     if may_hold_xpath_beyond(raw, limits):
         check_values((value for el in op.iter() for value in (el.text, *el.attrib.values())), limits)
     if raw and b"filter" not in raw:

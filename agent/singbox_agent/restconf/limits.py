@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from singbox_agent.mgmt.request_limits import RequestLimits, check_values, denied, may_hold_xpath_beyond
+from singbox_agent.mgmt.request_limits import (
+    RequestLimits, check_values, denied, may_hold_xpath_beyond, xml_attributes_exceeded,
+)
 
 MODULE = "vpp-singbox-restconf-server"
 XPATH = f"/{MODULE}:restconf-server/limits"
@@ -94,6 +96,8 @@ def _xml_events(text: str, limits: RestconfLimits, want_values: bool) -> Iterato
         depth += 1
         if depth > 0:  # the wrapper holding the body's top-level siblings is level 0
             counter.node(depth)
+        if len(attrs) > limits.max_xml_attributes:  # namespace declarations included (no namespace processing)
+            raise xml_attributes_exceeded(len(attrs), limits)
         if want_values:
             found.extend(attrs.values())
 
@@ -126,8 +130,9 @@ def _xml_events(text: str, limits: RestconfLimits, want_values: bool) -> Iterato
 
 
 def check_xml(text: str, limits: RestconfLimits) -> None:
-    """An XML body within the limits: depth counts elements (the body's top-level ones at 1), nodes every element.
-    :raises MgmtException: resource-denied."""
+    """An XML body within the limits: depth counts elements (the body's top-level ones at 1), nodes every element;
+    no element with more than max-xml-attributes attributes and namespace declarations (libyang parses them in
+    quadratic time). :raises MgmtException: resource-denied."""
     want_values = may_hold_xpath_beyond(text, limits)
     values = _xml_events(text, limits, want_values)
     if want_values:
