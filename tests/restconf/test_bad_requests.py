@@ -142,9 +142,14 @@ invalid_json = [
     '{"vpp-singbox:interface": [{"name": "m"}]}',
     '{"vpp-singbox:endpoint": [{"name": "m", "address": "1.1.1.1", "health-check": {"interval": 99999999}}]}',
     '{"vpp-singbox:endpoint": [{"name": "m", "address": "1.1.1.1", "nope": [[[1]]]}]}',
+    # more digits than Python converts (4,300): a 500 before
+    '{"vpp-singbox:endpoint": [{"name": "m", "address": "1.1.1.1", "port": ' + "1" * 5000 + "}]}",
+    '{"vpp-singbox:endpoint": [{"name": "m", "address": "1.1.1.1", "port": -' + "9" * 100000 + "}]}",
 ]
 for body in invalid_json:
     CORPUS.append(c("PUT", f"{EP}=m", 400, body=body, ctype=JSON))
+CORPUS.append(c("POST", "/restconf/operations/vpp-singbox:test-endpoint", 400, ctype=JSON,
+                body='{"vpp-singbox:input": {"endpoint": ' + "1" * 5000 + "}}"))
 # nested beyond max-body-depth (restconf-server/limits): refused before anything parses it further, well-formed or not
 for body in ("[" * 100000, '{"a":' * 5000 + "1" + "}" * 5000, "<a>" * 5000 + "</a>" * 5000):
     CORPUS.append(c("PUT", f"{EP}=m", 409, body=body, ctype=JSON if body[0] in "[{" else XML,

@@ -56,6 +56,7 @@ from singbox_agent.restconf.uri import (
 log = structlog.get_logger("restconf")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+_MAX_JSON_INT_DIGITS = 1000  # decimal64 and 64-bit integers are JSON strings, the others at most 20 digits
 # RFC 9110 §7.2 Host: uri-host [":" port] -- a reg-name, IPv4 or bracketed IPv6 literal, at most 255 characters
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9._~-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 _PARSE_MEMO_SIZE = 1024
@@ -545,9 +546,17 @@ def _no_duplicate_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return seen
 
 
+def _json_int(digits: str) -> int:
+    """A JSON integer, refused when longer than any YANG value can be (RFC 7951 writes 64-bit ones as strings):
+    Python converts at most 4,300 digits and raised ValueError, a 500, beyond."""
+    if len(digits) > _MAX_JSON_INT_DIGITS:
+        raise bad_request(f"A JSON number of {len(digits)} digits: no YANG value has more than 20")
+    return int(digits)
+
+
 def _check_json(text: str) -> object:
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_members)
+        return json.loads(text, object_pairs_hook=_no_duplicate_members, parse_int=_json_int)
     except json.JSONDecodeError as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}", tag="malformed-message") from None
 
