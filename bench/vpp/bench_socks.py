@@ -20,10 +20,14 @@ the origin (cpsload's sink) through the splice. The second is the fair
 baseline for connection rates: those exchanges put a Linux client in
 delayed-ACK mode, which decides how soon VPP's FIN follows the origin's
 last byte (see plugin/API.md on VPP's FIN after ACK). Memory per idle session (--idle N, first,
-each VPP proxy on a fresh VPP of its own): N CONNECTed sessions with no traffic (for hs_apps proxy N plain
-connections through the splice: the same two legs and fifos), growth of the
+each VPP proxy on a fresh VPP of its own): N CONNECTed sessions with no further traffic, growth of the
 proxy's proportional set size (all processes of danted; VPP's fifo segments
-are mapped into VPP, so they count) and of VPP's main heap, divided by N.
+are mapped into VPP, so they count) and of VPP's main heap, divided by N. For
+hs_apps proxy the N connections go through the same SOCKS5 exchanges, answered
+by the origin through the splice: hs_apps proxy opens its upstream leg at the
+client's first byte, so plain connections that send nothing would be half
+sessions (one leg, one TCP connection: 1.9 KB of main heap each where both
+legs take 7.0 KB, most of it VPP's TCP connection pool).
 --workers 0,2 runs it all once per worker count, each on a fresh VPP, and
 prints the 2-worker rates over the 0-worker ones (scaling); on a 2-core box
 the two workers share one CPU (tests/vpp/vpptopo.py), so expect none there.
@@ -202,10 +206,11 @@ def vpp_idle_memory(args: argparse.Namespace, workers: int, name: str) -> dict[s
             vpp.cli(f"singbox server start {vt.VPP_CLIENT_IP4}:1080")
             return idle_memory(topo, "VPP singbox (SOCKS5)", vt.VPP_CLIENT_IP4, 1080,
                                vt.ORIGIN_IP4, IDLE_SINK_PORT, args.idle, vpp.proc.pid, heap=vpp)
-        # the same two legs and fifos, no SOCKS5: the client connects to the splice
+        # the same two legs and fifos: the client's SOCKS5 exchanges, answered by the
+        # origin through the splice, make hs_apps proxy open its upstream leg
         vpp.cli(hs_proxy_cmd(IDLE_SINK_PORT))
-        return idle_memory(topo, "VPP hs_apps proxy", "-", 0, vt.VPP_CLIENT_IP4, HS_PROXY_PORT,
-                           args.idle, vpp.proc.pid, heap=vpp)
+        return idle_memory(topo, "VPP hs_apps proxy", vt.VPP_CLIENT_IP4, HS_PROXY_PORT,
+                           vt.ORIGIN_IP4, IDLE_SINK_PORT, args.idle, vpp.proc.pid, heap=vpp)
     finally:
         if topo:
             topo.close()
@@ -261,7 +266,7 @@ def run(args: argparse.Namespace, workers: int, linux_peers: bool) -> dict[str, 
               "each VPP proxy on a fresh VPP of its own):")
         mem: dict[str, dict[str, float]] = {}
         if args.idle:
-            for name in ("vpp-singbox", "vpp-hs-proxy"):
+            for name in ("vpp-singbox", "vpp-hs-proxy-socks5"):
                 mem[name] = vpp_idle_memory(args, workers, name)
             for name, ip, port in peers:
                 mem[name] = idle_memory(topo, name, ip, port, ORIGIN_PNS_IP, IDLE_SINK_PORT,
@@ -284,9 +289,9 @@ def run(args: argparse.Namespace, workers: int, linux_peers: bool) -> dict[str, 
               for name, ip, port in peers),
         ]
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in cases}
-        for r in range(args.rounds):
+        for rnd in range(args.rounds):
             if args.rounds > 1:
-                print(f" round {r + 1}/{args.rounds}, load {os.getloadavg()[0]:.2f}")
+                print(f" round {rnd + 1}/{args.rounds}, load {os.getloadavg()[0]:.2f}")
             for name, label, proxy, pport, dst, dport, oc_port in cases:
                 rounds[name].append(measure(topo, label, proxy, pport, dst, args, dport, oc_port))
         for name, label, *_ in cases:
@@ -307,8 +312,12 @@ def run(args: argparse.Namespace, workers: int, linux_peers: bool) -> dict[str, 
         for name, m in mem.items():
             if name != "vpp-singbox" and m.get("idle_sessions"):
                 b, o = mem["vpp-singbox"]["pss_per_session"], m["pss_per_session"]
-                print(f"  memory per idle session vs {name}: x{b / max(o, 1e-9):.2f} "
-                      f"({b:.0f} / {o:.0f} B)")
+                line = (f"  memory per idle session vs {name}: PSS x{b / max(o, 1e-9):.2f} "
+                        f"({b:.0f} / {o:.0f} B)")
+                if "heap_per_session" in m:
+                    bh, oh = mem["vpp-singbox"]["heap_per_session"], m["heap_per_session"]
+                    line += f", main heap x{bh / max(oh, 1e-9):.2f} ({bh:.0f} / {oh:.0f} B)"
+                print(line)
     finally:
         if topo:
             topo.close()
