@@ -58,6 +58,43 @@ singbox_group_release_members (singbox_group_t *g)
     }
 }
 
+/* Whether a configuration names the endpoint with this index (its
+ * endpoints are known to exist). */
+static int
+singbox_group_config_has (singbox_group_member_config_t *members, u32 endpoint_index)
+{
+  singbox_group_member_config_t *mc;
+
+  vec_foreach (mc, members)
+    if (singbox_endpoint_find (mc->endpoint_name) - singbox_main.endpoints == endpoint_index)
+      return 1;
+  return 0;
+}
+
+/* Main thread, barrier held: n flows through a member that leaves. */
+static void
+singbox_group_departed_add (singbox_group_t *g, u32 endpoint_index, u32 n)
+{
+  uword *p = hash_get (g->departed_active, endpoint_index);
+
+  hash_set (g->departed_active, endpoint_index, (p ? p[0] : 0) + n);
+}
+
+/* Main thread, barrier held: the open flows of a member that comes back,
+ * which are its own again. */
+static u32
+singbox_group_departed_take (singbox_group_t *g, u32 endpoint_index)
+{
+  uword *p = hash_get (g->departed_active, endpoint_index);
+  u32 n;
+
+  if (!p)
+    return 0;
+  n = p[0];
+  hash_unset (g->departed_active, endpoint_index);
+  return n;
+}
+
 int
 singbox_group_add (u8 *name, sbx_lb_policy_t policy, singbox_group_member_config_t *members)
 {
@@ -85,6 +122,10 @@ singbox_group_add (u8 *name, sbx_lb_policy_t policy, singbox_group_member_config
     }
 
   g = singbox_group_find (name);
+  /* a member that leaves: its open flows still end with a release */
+  for (j = 0; g && j < vec_len (g->members); j++)
+    if (g->lb[j].active && !singbox_group_config_has (members, g->members[j].endpoint_index))
+      singbox_group_departed_add (g, g->members[j].endpoint_index, g->lb[j].active);
   vec_foreach (mc, members)
     {
       ep = singbox_endpoint_find (mc->endpoint_name);
@@ -103,6 +144,9 @@ singbox_group_add (u8 *name, sbx_lb_policy_t policy, singbox_group_member_config
 	    olb->active = g->lb[j].active;
 	    olb->picked = g->lb[j].picked;
 	  }
+      /* one that comes back: the flows it had when it left, still open */
+      if (g)
+	olb->active += singbox_group_departed_take (g, old->endpoint_index);
       ep->n_users++;
     }
   sbx_lb_reset (nlb, vec_len (nlb));
@@ -158,6 +202,7 @@ singbox_group_del (u8 *name)
   singbox_group_release_members (g);
   hash_unset_mem (gm->group_by_name, g->name);
   hash_unset (gm->group_by_id, g->id);
+  hash_free (g->departed_active);
   vec_free (g->name);
   vec_free (g->members);
   vec_free (g->lb);
@@ -282,6 +327,7 @@ void
 singbox_group_release (u32 group_id, u32 endpoint_index)
 {
   singbox_group_t *g = singbox_group_get (group_id);
+  uword *p;
   int i;
 
   if (!g)
@@ -289,6 +335,14 @@ singbox_group_release (u32 group_id, u32 endpoint_index)
   clib_spinlock_lock (&g->lock);
   if ((i = singbox_group_member_of (g, endpoint_index)) >= 0)
     sbx_lb_release (&g->lb[i]);
+  /* its member left the group: one flow less to hand back if it returns */
+  else if ((p = hash_get (g->departed_active, endpoint_index)))
+    {
+      if (p[0] > 1)
+	p[0]--;
+      else
+	hash_unset (g->departed_active, endpoint_index);
+    }
   clib_spinlock_unlock (&g->lock);
 }
 

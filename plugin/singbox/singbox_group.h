@@ -49,6 +49,13 @@ typedef struct
    * unlike the pool index a later group reuses, so a flow that outlives its
    * group releases nothing of the group created in its slot */
   u32 id;
+  /* Flows still open through endpoints a replace took out of the group:
+   * endpoint index -> how many. A flow knows its member by its endpoint, so
+   * a member that leaves and comes back while such flows are open starts
+   * with their count instead of 0 (their releases would otherwise take the
+   * count of the flows picked since below what is open); a release for an
+   * endpoint that is not a member counts down here. */
+  uword *departed_active;
 } singbox_group_t;
 
 typedef struct

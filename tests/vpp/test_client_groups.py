@@ -433,6 +433,61 @@ def test_flows_of_a_deleted_group_leave_the_group_in_its_slot_alone(
         env.api.singbox_endpoint_group_add_del(is_add=False, name=other, n_members=0, members=[])
 
 
+def wait_flows(env: Env, idx: int, n: int) -> None:
+    """Until the interface has at most `n` client-mode sessions."""
+    deadline = time.monotonic() + 30
+    while len(env.api.singbox_session_dump(mode=2, sw_if_index=idx)) > n:
+        assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+        time.sleep(0.2)
+
+
+def test_member_that_leaves_and_comes_back_counts_its_open_flows(
+        upstreams: tuple[Env, list[Upstream]]) -> None:
+    """A least-connections group's only member A holds 2 flows; the group is replaced by one of
+    B alone, then by one of A again while those flows are open. A comes back counting them (2),
+    a new flow makes 3, and when the 2 old flows end A counts the 1 still open. A flow knows its
+    member by its endpoint: on the old code A came back at 0 and the old flows' releases took the
+    new flow's count away (0 with 1 open)."""
+    env, ups = upstreams
+    a, b = ups[0].name, ups[1].name
+    idx = sw_if_index(env, env.t.vpp_if_client)
+    set_group(env, 3, [1], [a])  # SINGBOX_API_LB_LEAST_CONNECTIONS
+    assert env.api.singbox_interface_endpoint_group_enable(sw_if_index=idx, group_name=GROUP,
+                                                           max_connections=0).retval == 0
+    held_old, held_new = hold(env, 2), None
+    try:
+        assert members(env)[a].active_connections == 2
+        set_group(env, 3, [1], [b])
+        got = members(env)
+        assert set(got) == {b} and got[b].active_connections == 0, got
+        set_group(env, 3, [1], [a])
+        assert members(env)[a].active_connections == 2
+        held_new = hold(env, 1)
+        assert members(env)[a].active_connections == 3
+
+        held_old[0].kill()
+        held_old[0].wait(10)
+        wait_flows(env, idx, 1)
+        got = members(env)
+        assert got[a].active_connections == 1, got
+        # the flow left open still relays
+        assert held_new[0].stdin is not None and held_new[0].stdout is not None
+        held_new[0].stdin.write(b"\n")
+        held_new[0].stdin.flush()
+        assert held_new[0].stdout.readline().split() == [b"1"]
+
+        held_new[0].kill()
+        held_new[0].wait(10)
+        wait_flows(env, idx, 0)
+        assert members(env)[a].active_connections == 0
+    finally:
+        for p in (held_old, held_new):
+            if p:
+                p[0].kill()
+                p[0].wait(10)
+        env.api.singbox_enable_disable(sw_if_index=idx, enable_disable=False)
+
+
 def test_clear_statistics_of_one_endpoint_group(upstreams: tuple[Env, list[Upstream]]) -> None:
     """singbox_clear_stats scope ENDPOINT_GROUP (YANG clear-statistics endpoint-group) zeroes that
     group's members' connections and failures and nothing else: not another group's, not the
