@@ -266,3 +266,29 @@ def test_a_push_update_larger_than_the_pipe_arrives_whole(sr: Any) -> None:
             sub.close()
         sess.stop()
         agent.stop()
+
+
+def test_a_slow_periodic_push_keeps_its_period(sr: Any) -> None:
+    """RFC 8641: push-updates at anchor-time + n * period. srsn arms the next push a period after the previous one
+    was built and sent, so pushes that take 0.4 s each came every 1.4 s; after a push-update is read, the
+    subscription is armed at its next grid point again. Read with a wide margin: three periods after the second
+    push come within 3.6 s (every 1.4 s: 4.2 s)."""
+    sess = sr.start_session("running")
+    provider = sr.start_session("running")
+
+    def slow(_xpath: str, _priv: Any, **__: Any) -> dict[str, Any]:
+        time.sleep(0.4)  # a big list's read
+        return {}
+
+    provider.subscribe_oper_data_request("vpp-singbox", "/vpp-singbox:singbox/sessions", slow)
+    anchor = datetime.datetime.now(datetime.UTC) + datetime.timedelta(milliseconds=200)
+    sub = srsn.yang_push_periodic(sess, "operational", period_ms=1000, xpath="/vpp-singbox:singbox/sessions",
+                                  anchor=anchor)
+    try:
+        # the first push comes at once, off the grid (srsn's anchor arithmetic); the second is on it
+        times = [read_until(sr, sub, "<push-update", timeout=30).time.timestamp() for _ in range(5)]
+        assert times[4] - times[1] < 3.6, [round(b - a, 3) for a, b in zip(times, times[1:])]
+    finally:
+        sub.close()
+        provider.stop()
+        sess.stop()

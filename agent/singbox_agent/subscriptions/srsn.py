@@ -51,6 +51,24 @@ MESSAGE_REST_S = 5.0
 ID_TAG = 0x80000000
 _tags: dict[int, int] = {}  # srsn's id -> the tag of this process's subscriptions made with one
 
+# RFC 8641 periodic: "push-update notifications are sent at anchor-time + n * period" (the start without one). srsn
+# in sysrepo 3.7 arms a periodic subscription's next push a period after the previous one was built and sent
+# (srsn_timer_thread in sn_common.c: trigger = now + interval, taken after the callback), so a push that takes a
+# second (10,000 sessions on a busy box) made a 1 s subscription push every 2-4 s. After `Subscription.read` takes a
+# push-update, its timer is set to the next point of the subscription's grid through srsn's own modify call, whose
+# anchor arithmetic is: trigger = now + ((now - anchor) in whole ms, mod period) for an anchor in the past (an
+# anchor in the future counts as 1 ms: sr_time_sub_ms is -1 for any negative difference). So the anchor handed over
+# is `now - (the time to the grid point) - period`; it differs at every call (srsn reschedules only for an anchor
+# other than the one it holds).
+# srsn's id of a periodic subscription -> [period ms, grid origin (epoch s), the index of the point last armed]
+_grids: dict[int, list[Any]] = {}
+_GRID_LATE_S = 0.001  # aim this much after the point: srsn counts whole milliseconds, rounding down
+# srsn's modulo wraps to 0 (a push at once) if its clock reads a period or more after `anchor`: right after a push
+# the point is almost a period away, so the call waits until the point is this much nearer (less for short periods;
+# the timer cannot be armed more than a period ahead, so the point is never aimed early instead)
+_GRID_GUARD_S = 0.02
+_GRID_MAX_PERIOD_MS = 2**30  # srsn computes (now - anchor), up to two periods, in int milliseconds
+
 _ffi = libsysrepo.ffi  # the one cffi home of libsysrepo's calls
 ERR_NOT_FOUND: int = _sysrepo_lib.SR_ERR_NOT_FOUND  # the binding's declaration of sr_error_t
 
@@ -151,6 +169,8 @@ class Subscription:
         sec, nsec, size = _HEAD.unpack(head)
         body = self._read_exact(size)
         text = _print_lyb(ly_ctx, body, fmt, self.tag)
+        if self.raw_id in _grids and text.startswith(("<push-update", '{"ietf-yang-push:push-update"')):
+            _keep_period(self.raw_id)
         when = datetime.datetime.fromtimestamp(sec + nsec / 1e9, datetime.UTC) if sec or nsec else \
             datetime.datetime.now(datetime.UTC)
         return Notification(when, text)
@@ -188,6 +208,29 @@ class Subscription:
             lib.sr_unsubscribe(self._sr_sub[0])
         os.close(self.fd)
         _tags.pop(self.raw_id, None)
+        _grids.pop(self.raw_id, None)
+
+
+def _keep_period(raw: int) -> None:
+    """Arms periodic subscription `raw`'s next push at the next point of its grid (see `_grids`)."""
+    grid = _grids[raw]
+    period_ms, origin, armed = grid
+    if period_ms > _GRID_MAX_PERIOD_MS:
+        return  # pushes days apart: a push's own time is nothing against the period
+    period = period_ms / 1000
+    now = time.time()
+    # the point after the one this push was armed for, or the next one still ahead when pushing took longer than a
+    # period
+    grid[2] = max(armed + 1, int((now - origin) // period) + 1)
+    point = origin + grid[2] * period + _GRID_LATE_S
+    nearest = period - min(_GRID_GUARD_S, period / 4)
+    if point - now > nearest:
+        time.sleep(point - now - nearest)
+        now = time.time()
+    wait = max(point - now, 0.0)
+    anchor = datetime.datetime.fromtimestamp(now - wait - period, datetime.UTC)
+    # it ended meanwhile (SR_ERR_NOT_FOUND): nothing to arm
+    _sr().srsn_yang_push_modify_periodic(raw, period_ms, _timespec(anchor))
 
 
 def _raw(call: str, sub_id: int) -> int:
@@ -269,6 +312,7 @@ def yang_push_periodic(session: Any, datastore: Datastore, *, period_ms: int, xp
     _check("srsn_yang_push_periodic", lib.srsn_yang_push_periodic(
         _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, period_ms,
         _timespec(anchor), _timespec(stop), fd, sub_id), session)
+    _grids[int(sub_id[0])] = [period_ms, anchor.timestamp() if anchor is not None else time.time(), 0]
     return Subscription(int(sub_id[0]), int(fd[0]), id_tag=id_tag)
 
 
@@ -301,8 +345,10 @@ def modify_stop_time(sub_id: int, stop: datetime.datetime | None) -> None:
 
 
 def modify_period(sub_id: int, period_ms: int, anchor: datetime.datetime | None = None) -> None:
-    _check("srsn_yang_push_modify_periodic", _sr().srsn_yang_push_modify_periodic(
-        _raw("srsn_yang_push_modify_periodic", sub_id), period_ms, _timespec(anchor)))
+    raw = _raw("srsn_yang_push_modify_periodic", sub_id)
+    _check("srsn_yang_push_modify_periodic", _sr().srsn_yang_push_modify_periodic(raw, period_ms, _timespec(anchor)))
+    if raw in _grids:  # without an anchor srsn pushes at once: the new grid starts now
+        _grids[raw] = [period_ms, anchor.timestamp() if anchor is not None else time.time(), 0]
 
 
 def modify_dampening(sub_id: int, dampening_ms: int) -> None:
