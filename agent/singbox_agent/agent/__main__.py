@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="on-change YANG-Push of counters: compare /singbox client, server and dataplane state "
                              f"every MS ms, 0: never (default {oper_poll.PERIOD_MS})")
     parser.add_argument("--sessions-poll-ms", type=int, default=oper_poll.SESSIONS_PERIOD_MS, metavar="MS",
-                        help="the same for the sessions list; its cost grows with the square of the sessions "
-                             f"(agent/README.md), 0: never (default {oper_poll.SESSIONS_PERIOD_MS})")
+                        help="on-change YANG-Push of the sessions list: compare each session's state every MS ms "
+                             "(sessions starting, ending, changing state; agent/README.md), 0: never "
+                             f"(default {oper_poll.SESSIONS_PERIOD_MS})")
     parser.add_argument("--debug", action="store_true")
     opts = parser.parse_args(argv)
     configure_logging(logging.DEBUG if opts.debug else logging.INFO)
