@@ -60,3 +60,30 @@ def test_every_big_request_trims_the_heap() -> None:
             assert rss() < held - 40 * MB, (request, (held - rss()) // MB)
             del keep
     """)
+
+
+def test_a_trim_frees_what_garbage_cycles_hold() -> None:
+    """Memory that only reference cycles keep (libyang's and sysrepo's Python objects make some on every request)
+    goes with the trim, not at the collector's next turn."""
+    run("""
+        import gc
+        gc.disable()  # the collector's own turns would hide whether the trim collects
+        holder = [bytes(600) for _ in range(100_000)]
+        holder.append(holder)  # a cycle: no reference count ever reaches zero
+        keep = holder[:-1:512]
+        del holder
+        held = rss()
+        heap.after_request(heap.BIG_BYTES, 0.001)
+        assert rss() < held - 40 * MB, (held - rss()) // MB
+    """)
+
+
+def test_start_up_objects_are_frozen() -> None:
+    """What start-up made lives as long as the process: a full collection after it walks none of it."""
+    run("""
+        import gc
+        import singbox_agent.netconf.server  # noqa: F401 - a server's modules
+        before = len(gc.get_objects())
+        heap.freeze_startup()
+        assert gc.get_freeze_count() > before // 2 and len(gc.get_objects()) < 100, (before, gc.get_freeze_count())
+    """)

@@ -62,6 +62,7 @@ async def serve(args: argparse.Namespace) -> int:
             "endpoints": [{"host": h, "port": p} for h, p in endpoints],
         }))
         os.replace(tmp, args.ready_file)
+    heap.freeze_startup()
     systemd.notify_ready("listening on " + ", ".join(f"{h}:{p}" for h, p in endpoints))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
