@@ -224,3 +224,27 @@ def test_xml_attributes_per_element(restconf: RestconfServer) -> None:
         set_limits(c, max_xml_attributes=3000)
         ok = c.put(f"{EP}=m", content=body, headers={"Content-Type": XML})
         assert ok.status_code == 201, ok.text
+
+
+def test_subscriptions_running_at_once(restconf: RestconfServer) -> None:
+    """Each event stream and dynamic subscription holds a sysrepo session with its threads: past max-subscriptions
+    (both kinds together, whoever opened them) one more is resource-denied; one ending makes room."""
+    with restconf.client() as c, restconf.client() as c2:
+        set_limits(c, max_subscriptions=2)
+        made = establish(c, {"stream": "NETCONF"})
+        assert made.status_code == 200, made.text
+        sub_id = int(made.json()[f"{SN}:output"]["id"])
+        with c2.stream("GET", STREAM) as first:
+            assert first.status_code == 200
+            denied(c.get(STREAM), "max-subscriptions")
+            denied(establish(c, {"stream": "NETCONF"}), "max-subscriptions")
+            assert len(listed(c)) == 1
+        assert c.post(OPS + "delete-subscription", json={f"{SN}:input": {"id": sub_id}},
+                      headers={"Content-Type": JSON}).status_code == 204
+        with c.stream("GET", STREAM) as second:  # both ended: room for two again (the server sees a stream's
+            assert second.status_code == 200  # client go a moment after it went)
+            deadline = time.monotonic() + 30
+            while (again := establish(c, {"stream": "NETCONF"})).status_code == 409:
+                assert time.monotonic() < deadline, "a closed stream still counts"
+                time.sleep(0.2)
+            assert again.status_code == 200, again.text

@@ -20,7 +20,7 @@ import json
 import os
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -33,7 +33,7 @@ from singbox_agent.mgmt.errors import MgmtError, MgmtException
 from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
 from singbox_agent.mgmt.request_limits import check_subtree_filter, check_xpath
 from singbox_agent.restconf.errors import RestconfError
-from singbox_agent.restconf.limits import RestconfLimits
+from singbox_agent.restconf.limits import RestconfLimits, check_subscriptions
 from singbox_agent.restconf.uri import API_ROOT, Encoding
 from singbox_agent.subscriptions import dynamic, srsn
 
@@ -90,6 +90,12 @@ class DynamicSubscriptions:
         self._lock = threading.Lock()
         self._entries: dict[int, Entry] = {}
         self._state_session: Any = None  # provides /subscriptions, from the first subscription on
+        # what max-subscriptions counts: these alone, or (EventStreams sets it) with the event streams
+        self.running: Callable[[], int] = self.count
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._entries)
 
     # ---- RPCs (a worker thread; `op` is the rpc's input tree in sysrepo's context, NACM exec already checked) ----
 
@@ -161,6 +167,7 @@ class DynamicSubscriptions:
             stream_encoding = Encoding.JSON if kind == "encode-json" else Encoding.XML
         yang_push = dynamic.is_yang_push(op)
         xpath, filter_xml = self._filter(op, yang_push, limits)
+        check_subscriptions(self.running(), limits)
         session = self.conn.start_session("running")
         try:
             enable_nacm(session, self.policy.identity(user))

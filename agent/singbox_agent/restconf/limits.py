@@ -6,6 +6,7 @@ limits before libyang or sysrepo see it:
 - a request body (JSON or XML: edits, YANG Patch, RPC input — RFC 8650's establish-/modify-subscription with their
   filters too): its depth (`max-body-depth`) and its data nodes (`max-body-nodes`), and, when the body holds
   brackets enough, every value against the XPath limits (`check_body`);
+- the event streams and dynamic subscriptions running at once (`max-subscriptions`, `check_subscriptions`);
 - a subscription's XPath or subtree filter (`dynamic_subscriptions.py`), a stream's `filter` (RFC 8040 §4.8.4)
   and the selection `fields` becomes (§4.8.3: its parentheses against max-xpath-nesting, the XPath union it
   becomes against the XPath limits) (`uri.py`).
@@ -39,6 +40,16 @@ class RestconfLimits(RequestLimits):
 
     max_body_depth: int = 64
     max_body_nodes: int = 1_000_000
+    max_subscriptions: int = 256
+
+
+def check_subscriptions(running: int, limits: RestconfLimits) -> None:
+    """One more event stream or dynamic subscription beside `running` ones within max-subscriptions: each holds a
+    sysrepo session with its threads (one per module with notifications, ~390 KiB a stream), so an authenticated
+    client could otherwise open them until memory or threads ran out. :raises MgmtException: resource-denied."""
+    if running >= limits.max_subscriptions:
+        raise denied(limits, "max-subscriptions", f"The server runs {running} event streams and subscriptions, "
+                                                  f"its most")
 
 
 class _Counter:

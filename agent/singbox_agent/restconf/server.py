@@ -308,7 +308,8 @@ class RestconfApp:
                 parsed = parse_request(ctx, method, raw_path, raw_query, self.handler.limits)
             assert parsed.kind == Kind.STREAM and parsed.stream_encoding is not None
             subscription = await self._run(
-                self.streams.subscribe, user, parsed.query, parsed.stream_encoding, asyncio.get_running_loop()
+                self.streams.subscribe, user, parsed.query, parsed.stream_encoding, asyncio.get_running_loop(),
+                self.handler.limits,
             )
         except Exception as exc:  # noqa: BLE001 - errors before the stream starts are ordinary error replies
             return self._to_response(self.handler.failure(exc, error_encoding(headers.get("accept"))), method)

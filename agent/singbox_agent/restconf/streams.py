@@ -26,6 +26,7 @@ from singbox_agent.mgmt import replay
 from singbox_agent.restconf.errors import bad_request
 from singbox_agent.restconf.store import acquired_context
 from singbox_agent.restconf.dynamic_subscriptions import DynamicSubscriptions
+from singbox_agent.restconf.limits import RestconfLimits, check_subscriptions
 from singbox_agent.restconf.uri import Encoding, QueryParams
 
 log = structlog.get_logger("restconf.streams")
@@ -154,6 +155,7 @@ class EventStreams:
         self.conn = connection
         self.policy = policy
         self.dynamic = DynamicSubscriptions(connection, policy)
+        self.dynamic.running = self.running  # max-subscriptions counts streams and dynamic subscriptions together
         self._live: set[Subscription] = set()
         self._live_lock = threading.Lock()
         # sysrepo 3.7 crashes (SIGSEGV in sr_notif_subscribe_tree) when several threads subscribe to notifications
@@ -180,6 +182,12 @@ class EventStreams:
             sub.end()
         self.dynamic.end_all()
 
+    def running(self) -> int:
+        """Event streams and dynamic subscriptions running now (max-subscriptions counts both)."""
+        with self._live_lock:
+            streams = len(self._live)
+        return streams + self.dynamic.count()
+
     def _forget(self, sub: Subscription) -> None:
         with self._live_lock:
             self._live.discard(sub)
@@ -193,8 +201,10 @@ class EventStreams:
             ]
 
     def subscribe(
-        self, user: str | None, query: QueryParams, encoding: Encoding, loop: asyncio.AbstractEventLoop
+        self, user: str | None, query: QueryParams, encoding: Encoding, loop: asyncio.AbstractEventLoop,
+        limits: RestconfLimits | None = None,
     ) -> Subscription:
+        check_subscriptions(self.running(), limits or RestconfLimits())
         modules = self.notification_modules()
         if query.filter is not None:
             named = set(_PREFIX_RE.findall(query.filter))
