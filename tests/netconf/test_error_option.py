@@ -8,7 +8,7 @@ the failing entry, so a server applying in libyang's order would get these tests
 from __future__ import annotations
 
 import time
-
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import ServerInfo
 from tests.netconf.helpers import cfg, endpoint, endpoints, sbx_filter
+from tests.netconf.test_notification_store import lost_notifications, replayed_config_changes
 
 
 def existing(m: Any, names: list[str], target: str = "running") -> None:
@@ -154,78 +155,52 @@ def test_stop_on_error_with_an_agent_rejection(netconf_server: ServerInfo) -> No
             sess.stop()
 
 
-def test_edit_right_after_a_huge_change_is_not_reported_as_failed(netconf_server: ServerInfo) -> None:
-    """sysrepo names replay files by the second and cannot store the next config-change notification right after
-    one above its 1 MiB file limit (1,500 entries here); it still applies that change and says so. The client must
-    get <ok/> (the edit happened), not an error that makes it retry an applied change.
+def _huge_change_then(m: Any, attempt: int, *after: Callable[[], Any]) -> float:
+    """1,500 endpoints created, then deleted in one edit (a config-change of ~2 MB that starts and fills its
+    second's replay file) with the requests `after` pipelined behind it (no round trip in between); every reply
+    <ok/>. Returns when the huge change was sent."""
+    names = [f"h{attempt}-{i:05d}" for i in range(1500)]
+    entries = "".join(f"<endpoint><name>{n}</name><address>198.18.0.1</address><port>1081</port>"
+                      "<connect-timeout>11</connect-timeout></endpoint>" for n in names)
+    m.edit_config(target="running", config=cfg(f"<client>{entries}</client>"))
+    deletes = "".join(f'<endpoint nc:operation="delete"><name>{n}</name></endpoint>' for n in names)
+    sent_at = time.time()
+    m.async_mode = True
+    try:
+        sent = [m.edit_config(target="running", config=cfg(f"<client>{deletes}</client>")), *(f() for f in after)]
+        for rpc in sent:
+            assert rpc.event.wait(120), "no reply"
+            assert rpc.reply is not None and rpc.reply.ok, rpc.reply
+    finally:
+        m.async_mode = False
+    return sent_at
 
-    The small edit must come within the huge change's second, which a loaded machine often missed: the huge change
-    deletes 1,500 entries (creating them made every later request slower), the small edit is pipelined behind it
-    (no round trip in between) and each attempt starts so that the huge change's reply comes early in a second,
-    from the time the attempt before took (see the commit's test)."""
+
+def test_edit_right_after_a_huge_change_is_not_reported_as_failed(netconf_server: ServerInfo) -> None:
+    """An edit right after a huge change (in its second, whose replay file that change filled) gets <ok/> and its
+    config-change is stored: the write waits for the next second (`mgmt.datastore.wait_for_replay_room`). Before,
+    sysrepo refused to store it (applied, delivered live, never replayable, counted lost), and this test depended
+    on the edit landing in the huge change's second, which a loaded machine missed now and then."""
     log_file = netconf_server.state_dir / "netconf.log"
     with netconf_server.connect() as m:
-        lead = 0.0
-        for attempt in range(5):
-            names = [f"h{attempt}-{i:05d}" for i in range(1500)]
-            entries = "".join(f"<endpoint><name>{n}</name><address>198.18.0.1</address><port>1081</port>"
-                              "<connect-timeout>11</connect-timeout></endpoint>" for n in names)
-            m.edit_config(target="running", config=cfg(f"<client>{entries}</client>"))
-            deletes = "".join(f'<endpoint nc:operation="delete"><name>{n}</name></endpoint>' for n in names)
-            time.sleep(1.1 - (time.time() + lead) % 1.0)
-            started = time.monotonic()
-            m.async_mode = True
-            try:
-                sent = [m.edit_config(target="running", config=cfg(f"<client>{deletes}</client>")),
-                        m.edit_config(target="running", config=cfg(endpoint(f"right-after-{attempt}")))]
-                for rpc in sent:
-                    assert rpc.event.wait(60), "no reply"
-                    assert rpc.reply is not None and rpc.reply.ok, rpc.reply
-                    if rpc is sent[0]:
-                        lead = time.monotonic() - started
-            finally:
-                m.async_mode = False
-            assert f"right-after-{attempt}" in endpoints()
-            if "not stored for replay" in log_file.read_text():
-                break
-    assert "not stored for replay" in log_file.read_text()  # else this test proved nothing
+        since = _huge_change_then(m, 0, lambda: m.edit_config(target="running", config=cfg(endpoint("right-after"))))
+        assert "right-after" in endpoints()
+        changes = replayed_config_changes(m, since - 1)
+    assert changes[-2:] == [1500 * 13, 13], changes  # the huge delete's, then the small edit's (13 nodes)
+    assert "not stored for replay" not in log_file.read_text()
+    assert lost_notifications() == 0
 
 
 def test_commit_right_after_a_huge_change_is_not_reported_as_failed(netconf_server: ServerInfo) -> None:
-    """The same through <commit> (sysrepo's copy-config of candidate into running).
-
-    The commit's notification must come within the second of the huge change's, after which sysrepo has to start a
-    new replay file. It often did not on a loaded machine: after the huge edit came its reply, the client, a
-    candidate edit and the commit — a copy of the whole datastore, which grew by 1,500 entries with every attempt —
-    and they took the rest of the second. Now the huge change deletes 1,500 entries (the commit copies a small
-    datastore), the three requests are pipelined (the session runs each as soon as the one before is done, no round
-    trip in between; the candidate is edited after the huge change, so it still mirrors running and the commit
-    changes one endpoint), and each attempt starts so that the huge change's reply — right after its notification —
-    comes early in a second, from the time the attempt before took."""
+    """The same through <commit> (sysrepo's copy-config of candidate into running): the candidate edit and the
+    commit pipelined behind the huge change (the candidate is edited after it, so the commit changes one
+    endpoint); the commit's config-change is stored too."""
     log_file = netconf_server.state_dir / "netconf.log"
     with netconf_server.connect() as m:
-        lead = 0.0  # from sending the huge change to its reply, as last seen
-        for attempt in range(5):
-            names = [f"h{attempt}-{i:05d}" for i in range(1500)]
-            entries = "".join(f"<endpoint><name>{n}</name><address>198.18.0.1</address><port>1081</port>"
-                              "<connect-timeout>11</connect-timeout></endpoint>" for n in names)
-            m.edit_config(target="running", config=cfg(f"<client>{entries}</client>"))
-            deletes = "".join(f'<endpoint nc:operation="delete"><name>{n}</name></endpoint>' for n in names)
-            time.sleep(1.1 - (time.time() + lead) % 1.0)  # the reply due 0.1 s into a second
-            started = time.monotonic()
-            m.async_mode = True
-            try:
-                sent = [m.edit_config(target="running", config=cfg(f"<client>{deletes}</client>")),
-                        m.edit_config(target="candidate", config=cfg(endpoint(f"committed-{attempt}"))),
-                        m.commit()]
-                for rpc in sent:
-                    assert rpc.event.wait(60), "no reply"
-                    assert rpc.reply is not None and rpc.reply.ok, rpc.reply
-                    if rpc is sent[0]:
-                        lead = time.monotonic() - started
-            finally:
-                m.async_mode = False
-            assert f"committed-{attempt}" in endpoints()
-            if "not stored for replay" in log_file.read_text():
-                break
-    assert "not stored for replay" in log_file.read_text()
+        since = _huge_change_then(m, 0, lambda: m.edit_config(target="candidate", config=cfg(endpoint("committed"))),
+                                  m.commit)
+        assert "committed" in endpoints()
+        changes = replayed_config_changes(m, since - 1)
+    assert changes[-2:] == [1500 * 13, 13], changes
+    assert "not stored for replay" not in log_file.read_text()
+    assert lost_notifications() == 0

@@ -7,6 +7,7 @@ sysrepo does the selection.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import struct
@@ -24,7 +25,7 @@ from _libyang import lib as ly_lib
 import sysrepo
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.mgmt import libsysrepo, xpath
+from singbox_agent.mgmt import libsysrepo, replay_files, xpath
 from singbox_agent.mgmt.errors import in_use, invalid_value
 
 T = TypeVar("T")
@@ -298,8 +299,44 @@ def retry_busy(fn: Callable[[], T], *, total_s: float = BUSY_WAIT_S) -> T:
 
 def apply_changes(sess: SysrepoSession) -> None:
     """`sess.apply_changes()`, retried while other writers hold the datastore (`retry_busy`), its subscribers given
-    `SUBSCRIBER_TIMEOUT_MS`."""
+    `SUBSCRIBER_TIMEOUT_MS`; a write to running or startup waits for room for its config-change first
+    (`wait_for_replay_room`)."""
+    if sess.get_datastore() in CONFIG_CHANGE_DATASTORES:
+        wait_for_replay_room()
     retry_busy(lambda: sess.apply_changes(timeout_ms=SUBSCRIBER_TIMEOUT_MS))
+
+
+# datastores whose writes sysrepo reports in a netconf-config-change notification
+CONFIG_CHANGE_DATASTORES = ("running", "startup")
+CONFIG_CHANGE_MODULE = "ietf-netconf-notifications"
+
+
+@functools.cache
+def _notification_dir() -> Any:
+    return replay_files.notification_dir()
+
+
+def wait_for_replay_room() -> None:
+    """Before a write to running or startup: until its netconf-config-change can be stored for replay.
+
+    sysrepo generates and stores that notification after the write, and refuses to store it in a second whose
+    replay file was started in that same second and has no room for it (a large config-change is stored whole: a
+    second large edit in the same second, or any edit right after one) — the change applied, its notification
+    delivered live and never replayable. The size of the write's notification is not known before it (a delete of
+    one container can be thousands of edits), so a write waits for the next second whenever the current second
+    started a file; sysrepo starts a new file in the next. The cost is one stat per write; the wait, at most a
+    second, comes only right after a large notification or once per MiB of small ones (sysrepo starts a file only
+    when the newest is full). Not covered: another writer's large notification landing between this check and
+    this write's own, in the same second — still refused, counted and logged (`notify.record_loss`).
+    :raises WouldWait: where the caller may not block (`no_waiting`).
+    """
+    now = time.time()
+    sec = int(now)
+    if not replay_files.started_in_second(_notification_dir(), CONFIG_CHANGE_MODULE, sec):
+        return
+    if not waiting_allowed():
+        raise WouldWait()
+    time.sleep(sec + 1 - now + 0.001)
 
 
 # --- who made a change (RFC 6470 changed-by) ------------------------------------------------------------------

@@ -1,7 +1,11 @@
 """sysrepo's notification replay store on disk (its JSON notification plugin, src/plugins/ntf_json.c of sysrepo
 3.7.11): each module's notifications in `<repo>/data/notif/<module>.notif.<first>-<last>`, epoch seconds of the
-first and last notification inside. Read by the retention (`replay_retention.py`) and the keeper
-(`replay_keeper.py`).
+first and last notification inside. Read by the retention (`replay_retention.py`), the keeper
+(`replay_keeper.py`) and the writes that wait for room (`started_in_second`, `mgmt.datastore.wait_for_replay_room`).
+
+sysrepo appends a notification to its module's newest file while that stays within 1 MiB (SRPJSON_NOTIF_FILE_MAX_SIZE), else starts
+a file named by the notification's second — unless the newest file was started in that very second: then it
+refuses to store it (having delivered it already).
 """
 
 from __future__ import annotations
@@ -56,3 +60,15 @@ def scan(directory: Path) -> list[StoredFile]:
         if f is not None:
             out.append(f)
     return out
+
+
+def started_in_second(directory: Path, module: str, sec: int) -> bool:
+    """Whether a store file of `module` was started in second `sec`: then sysrepo refuses every notification of that
+    second that does not fit in it (one stat, no listing: called before every write). sysrepo starts a file only
+    when the newest one is full, so this is rare: right after a large notification, or once per
+    MiB of small ones."""
+    try:
+        os.stat(directory / f"{module}.notif.{sec}-{sec}")
+    except FileNotFoundError:
+        return False
+    return True

@@ -104,6 +104,7 @@ def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:
 
 def _restore(sr: Any, tree: Any) -> None:
     sr.switch_datastore("running")
+    datastore.wait_for_replay_room()
     sr.replace_config_ly(tree, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)  # spends the tree
 
 

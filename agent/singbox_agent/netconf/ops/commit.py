@@ -55,6 +55,7 @@ def handle(ctx: OpContext) -> str:
         confirmed.save(server, new_cc)
     sr = ctx.sr
     sr.switch_datastore("running")
+    datastore.wait_for_replay_room()
     try:
         datastore.retry_busy(lambda: sr.copy_config("candidate", timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS))
     except BaseException as exc:

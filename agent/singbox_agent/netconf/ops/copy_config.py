@@ -24,9 +24,13 @@ def handle(ctx: OpContext) -> str:
     if source == "config":
         tree = parse_config(ctx, "source/config")
         sr.switch_datastore(target)
+        if target in datastore.CONFIG_CHANGE_DATASTORES:
+            datastore.wait_for_replay_room()
         sr.replace_config_ly(tree, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)  # spends the tree
     else:
         sr.switch_datastore(target)
+        if target in datastore.CONFIG_CHANGE_DATASTORES:
+            datastore.wait_for_replay_room()
         try:
             datastore.retry_busy(lambda: sr.copy_config(source, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS))
         except sysrepo.SysrepoOperationFailedError as exc:
