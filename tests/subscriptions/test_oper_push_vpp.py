@@ -138,3 +138,65 @@ def test_a_killed_sing_box_upstream_reaches_an_on_change_subscriber(stack: Any, 
     assert edits(update)[f"{C}/endpoint[name='sing-box']/oper-status"] == ("replace", "down")
     # the agent sends endpoint-down and then pushes: the gap is (roughly) the agent's push and sysrepo's delivery
     print(f"endpoint-down notification -> push-change-update: {(push_at - event_at) * 1e3:.1f} ms")
+
+
+def session_changes(texts: list[str]) -> tuple[set[str], set[str]]:
+    """The ids of sessions started and ended in these notifications' YANG patches. The first session of an empty
+    list is a create of /singbox/sessions holding it, the last one ending a delete of /singbox/sessions."""
+    import xml.etree.ElementTree as ET
+
+    top = "/vpp-singbox:singbox/sessions"
+    started: set[str] = set()
+    ended: set[str] = set()
+    for text in texts:
+        for edit in (e for e in ET.fromstring(text).iter() if e.tag.endswith("}edit")):
+            op = next(c.text for c in edit if c.tag.endswith("}operation"))
+            target = next(c.text or "" for c in edit if c.tag.endswith("}target"))
+            value = next((c for c in edit if c.tag.endswith("}value")), None)
+            ids = {i.text or "" for i in value.iter() if i.tag.endswith("}id")} if value is not None else set()
+            if op in ("create", "insert") and (target == top or target.startswith(f"{top}/session[")):
+                started |= ids
+            elif op == "delete" and target.startswith(f"{top}/session[") and target.endswith("]"):
+                ended.add(target.split("'")[1])
+            elif op == "delete" and target == top:
+                ended.add("*")  # the list emptied
+    return started, ended
+
+
+def test_a_proxied_session_starting_and_ending_reaches_an_on_change_subscriber(stack: Any) -> None:
+    """The sessions list's on-change with the agent as the product starts it (no poll option: the default), a real
+    SOCKS5 session through VPP's server mode: its start is heard with its id and state, its end as its entry (or,
+    the last one, the list) deleted."""
+    from tests.e2e.conftest import ECHO_PORT, end_hold, hold_socks_session
+    from tests.e2e.test_e2e_server import MAIN_PORT, PASSWORD, USER, configure
+    from vpptopo import ORIGIN_IP4
+
+    configure(stack)
+    with stack.netconf_session() as m:
+        rpc(m, f'<establish-subscription xmlns="{SN}">'
+               f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:operational</datastore>'
+               f'<datastore-xpath-filter xmlns="{YP}" xmlns:sb="{SB}">/sb:singbox/sb:sessions'
+               f"</datastore-xpath-filter>"
+               f'<on-change xmlns="{YP}"><sync-on-start>false</sync-on-start></on-change>'
+               f"</establish-subscription>")
+        got = Arrivals(m)
+        try:
+            time.sleep(3)  # the configuration check's sessions end first (what the test waits for is after them)
+            mark = len(got.items)
+            hold = hold_socks_session(stack, MAIN_PORT, USER, PASSWORD, ORIGIN_IP4, ECHO_PORT)
+            try:
+                deadline = time.monotonic() + 30
+                while not (started := session_changes([t for _, t in got.items[mark:]])[0]):
+                    assert time.monotonic() < deadline, f"no session started: {got.items[mark:]}"
+                    time.sleep(0.1)
+                assert len(started) == 1, started
+                xml = "".join(t for _, t in got.items[mark:])
+                assert "<state>" in xml, xml  # the entry comes with its state
+            finally:
+                assert end_hold(hold) == 0
+            deadline = time.monotonic() + 30
+            while not (session_changes([t for _, t in got.items[mark:]])[1] & (started | {"*"})):
+                assert time.monotonic() < deadline, f"{started} not ended: {got.items[mark:]}"
+                time.sleep(0.1)
+        finally:
+            got.close()
