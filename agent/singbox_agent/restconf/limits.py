@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from singbox_agent.mgmt.errors import MgmtException
 from singbox_agent.mgmt.request_limits import (
     RequestLimits, check_values, denied, may_hold_xpath_beyond, xml_attributes_exceeded,
 )
@@ -30,6 +31,7 @@ MODULE = "vpp-singbox-restconf-server"
 XPATH = f"/{MODULE}:restconf-server/limits"
 
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_CONTAINERS = (dict, list)
 
 
 @dataclass(frozen=True)
@@ -52,21 +54,12 @@ def check_subscriptions(running: int, limits: RestconfLimits) -> None:
                                                   f"its most")
 
 
-class _Counter:
-    """Depth and node count of a tree being walked, refused the moment either passes its limit."""
+def _too_deep(limits: RestconfLimits) -> MgmtException:
+    return denied(limits, "max-body-depth", f"The request body nests data nodes deeper than {limits.max_body_depth}")
 
-    def __init__(self, limits: RestconfLimits) -> None:
-        self.limits = limits
-        self.nodes = 0
 
-    def node(self, depth: int) -> None:
-        self.nodes += 1
-        if depth > self.limits.max_body_depth:
-            raise denied(self.limits, "max-body-depth",
-                         f"The request body nests data nodes deeper than {self.limits.max_body_depth}")
-        if self.nodes > self.limits.max_body_nodes:
-            raise denied(self.limits, "max-body-nodes",
-                         f"The request body has more than {self.limits.max_body_nodes} data nodes")
+def _too_many(limits: RestconfLimits) -> MgmtException:
+    return denied(limits, "max-body-nodes", f"The request body has more than {limits.max_body_nodes} data nodes")
 
 
 def check_json(doc: Any, text: str, limits: RestconfLimits) -> None:
@@ -74,40 +67,58 @@ def check_json(doc: Any, text: str, limits: RestconfLimits) -> None:
     an object member is one level below its object, and an array's members (list entries, leaf-list values) are
     at the level of the member that holds the array. Nodes: every member and array item. Iterative: a body
     libyang refuses as too deep must not exhaust this either. :raises MgmtException: resource-denied."""
-    counter = _Counter(limits)
-    values: list[str] | None = [] if may_hold_xpath_beyond(text, limits) else None
-    stack: list[tuple[Any, int]] = [(doc, 0)]
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(doc, 0)] if isinstance(doc, _CONTAINERS) else []
     while stack:
         value, depth = stack.pop()
         if isinstance(value, dict):
-            for name, member in value.items():
-                counter.node(depth + 1)
-                if values is not None:
-                    values.append(name)
-                stack.append((member, depth + 1))
+            if not value:
+                continue
+            depth += 1
+            if depth > limits.max_body_depth:
+                raise _too_deep(limits)
+            items: Any = value.values()
+        else:  # a list: its items at its own level
+            items = value
+        nodes += len(value)
+        if nodes > limits.max_body_nodes:
+            raise _too_many(limits)
+        stack.extend((item, depth) for item in items if isinstance(item, _CONTAINERS))
+    if may_hold_xpath_beyond(text, limits):
+        check_values(_json_strings(doc), limits)
+
+
+def _json_strings(doc: Any) -> Iterator[str]:
+    """Every member name and string value of a parsed JSON document."""
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            yield from value
+            stack.extend(value.values())
         elif isinstance(value, list):
-            for item in value:
-                counter.node(depth)  # at its array's level: its members one below
-                stack.append((item, depth))
-        elif isinstance(value, str) and values is not None:
-            values.append(value)
-    if values is not None:
-        check_values(values, limits)
+            stack.extend(value)
+        elif isinstance(value, str):
+            yield value
 
 
 def _xml_events(text: str, limits: RestconfLimits, want_values: bool) -> Iterator[str]:
     """Walks an XML body with expat (no tree kept), counting as it goes; yields the text and attribute values
     when `want_values`. A body that is not well-formed ends the walk: libyang reports what is wrong with it."""
-    counter = _Counter(limits)
-    depth = 0
+    max_depth, max_nodes, max_attributes = limits.max_body_depth, limits.max_body_nodes, limits.max_xml_attributes
+    depth = -1  # the wrapper holding the body's top-level siblings is level 0
+    nodes = 0
     found: list[str] = []
 
     def start(_name: str, attrs: dict[str, str]) -> None:
-        nonlocal depth
+        nonlocal depth, nodes
         depth += 1
-        if depth > 0:  # the wrapper holding the body's top-level siblings is level 0
-            counter.node(depth)
-        if len(attrs) > limits.max_xml_attributes:  # namespace declarations included (no namespace processing)
+        nodes += 1
+        if depth > max_depth:
+            raise _too_deep(limits)
+        if nodes > max_nodes:
+            raise _too_many(limits)
+        if len(attrs) > max_attributes:  # namespace declarations included (no namespace processing)
             raise xml_attributes_exceeded(len(attrs), limits)
         if want_values:
             found.extend(attrs.values())
@@ -116,16 +127,12 @@ def _xml_events(text: str, limits: RestconfLimits, want_values: bool) -> Iterato
         nonlocal depth
         depth -= 1
 
-    def chars(data: str) -> None:
-        found.append(data)
-
     parser = xml.parsers.expat.ParserCreate()
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     if want_values:
-        parser.CharacterDataHandler = chars
+        parser.CharacterDataHandler = found.append
         parser.buffer_text = True
-    depth = -1
     body = _XML_DECLARATION.sub("", text, count=1)
     try:
         parser.Parse("<_>", False)
