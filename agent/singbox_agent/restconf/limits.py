@@ -4,8 +4,9 @@ The XPath and subtree-filter limits are the NETCONF server's, shared (`mgmt/requ
 they exist). RESTCONF takes an XPath or a tree from a client in these places, each checked here or with these
 limits before libyang or sysrepo see it:
 - a request body (JSON or XML: edits, YANG Patch, RPC input — RFC 8650's establish-/modify-subscription with their
-  filters too): its depth (`max-body-depth`) and its data nodes (`max-body-nodes`), and, when the body holds
-  brackets enough, every value against the XPath limits (`check_body`);
+  filters too): its depth (`max-body-depth`), its data nodes (`max-body-nodes`), an XML element's attributes
+  (`max-xml-attributes`, shared), and, when the body holds
+  brackets enough, every value against the XPath limits (`check_json`, `check_xml`);
 - the event streams and dynamic subscriptions running at once (`max-subscriptions`, `check_subscriptions`);
 - a subscription's XPath or subtree filter (`dynamic_subscriptions.py`), a stream's `filter` (RFC 8040 §4.8.4)
   and the selection `fields` becomes (§4.8.3: its parentheses against max-xpath-nesting, the XPath union it
@@ -15,7 +16,6 @@ The HTTP layer's limits of the same container (body and head size, body timeout)
 
 from __future__ import annotations
 
-import json
 import re
 import xml.parsers.expat
 from collections.abc import Iterator
@@ -158,11 +158,3 @@ def check_xml(text: str, limits: RestconfLimits) -> None:
     else:
         for _ in values:
             pass
-
-
-def check_body(text: str, is_json: bool, limits: RestconfLimits, doc: Any = None) -> None:
-    """A request body (JSON already parsed into `doc`, or XML) within the limits."""
-    if is_json:
-        check_json(json.loads(text) if doc is None else doc, text, limits)
-    else:
-        check_xml(text, limits)
