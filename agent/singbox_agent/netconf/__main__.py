@@ -35,6 +35,11 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    # from the start: a stop asked for while starting ends the server cleanly once it has started
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     host_key = load_or_create_host_key(args.state_dir)
     # sysrepo keeps running parsed in this process and current (SR_CONN_CACHE_RUNNING): reads of running skip
     # loading and parsing the datastore on every request.
@@ -53,6 +58,7 @@ async def serve(args: argparse.Namespace) -> int:
         log.warning("--listen ignored: the endpoints configured in sysrepo apply (ietf-netconf-server "
                     "/netconf-server/listen); --listen only seeds them on the first start",
                     listen=sorted(f"{h}:{p}" for h, p in asked), configured=[f"{h}:{p}" for h, p in endpoints])
+    heap.freeze_startup()  # before anyone is told: it takes a while on a loaded machine
     if args.ready_file:
         tmp = Path(str(args.ready_file) + ".tmp")
         tmp.write_text(json.dumps({
@@ -62,12 +68,7 @@ async def serve(args: argparse.Namespace) -> int:
             "endpoints": [{"host": h, "port": p} for h, p in endpoints],
         }))
         os.replace(tmp, args.ready_file)
-    heap.freeze_startup()
     systemd.notify_ready("listening on " + ", ".join(f"{h}:{p}" for h, p in endpoints))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("netconf stopping")
     systemd.notify_stopping()
