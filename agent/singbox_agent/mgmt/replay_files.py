@@ -68,7 +68,7 @@ def started_in_second(directory: Path, module: str, sec: int) -> bool:
     when the newest one is full, so this is rare: right after a large notification, or once per
     MiB of small ones."""
     try:
-        os.stat(directory / f"{module}.notif.{sec}-{sec}")
+        os.stat(f"{directory}/{module}.notif.{sec}-{sec}")  # not pathlib: this runs before every write
     except FileNotFoundError:
         return False
     return True

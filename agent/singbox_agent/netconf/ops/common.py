@@ -33,8 +33,25 @@ WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
 ALL = "/*"
 
 
+def parameter(ctx: OpContext, name: str) -> Any:
+    """The operation's parameter `name` (a path for a nested or prefixed one). A plain name is looked up among the
+    operation's children directly: `find_path` compiles an XPath each time, several times per edit-config. None
+    when absent; else a libyang.DNode of the node's kind (DLeaf, DContainer, ...)."""
+    if "/" in name or ":" in name:
+        return ctx.op.find_path(name)
+    wanted = name.encode()
+    module = ctx.op.cdata.schema.module  # an unprefixed name is the operation's module's, as in find_path
+    child = ly_lib.lyd_child(ctx.op.cdata)
+    while child != ly_ffi.NULL:
+        if (child.schema != ly_ffi.NULL and child.schema.module == module
+                and ly_ffi.string(child.schema.name) == wanted):
+            return libyang.DNode.new(ctx.ly, child)
+        child = child.next
+    return None
+
+
 def leaf(ctx: OpContext, name: str) -> str | None:
-    node = ctx.op.find_path(name)
+    node = parameter(ctx, name)
     if node is None:
         return None
     value = node.value()
@@ -42,12 +59,12 @@ def leaf(ctx: OpContext, name: str) -> str | None:
 
 
 def flag(ctx: OpContext, name: str) -> bool:
-    return ctx.op.find_path(name) is not None
+    return parameter(ctx, name) is not None
 
 
 def datastore_choice(ctx: OpContext, param: str, allowed: tuple[str, ...], *, config_ok: bool = False) -> str:
     """The datastore named in `<param><running/></param>`; "config" for inline `<config>` when allowed."""
-    node = ctx.op.find_path(param)
+    node = parameter(ctx, param)
     if node is None:
         raise missing_element(param)
     kids = [c.name() for c in node.children()]
@@ -196,7 +213,7 @@ def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
     parse's error. Two instances of one node among siblings (two `<log-level>`, two list entries with one key) are
     refused: sysrepo would apply both, the last one winning.
     """
-    node = ctx.op.find_path(node_path)
+    node = parameter(ctx, node_path)
     if node is None:
         raise missing_element(node_path)
     element: ET.Element | None = ctx.rpc.op

@@ -6,7 +6,7 @@ from __future__ import annotations
 from singbox_agent.mgmt.errors import invalid_value, operation_not_supported
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS, qname
-from singbox_agent.netconf.ops.common import datastore_choice, leaf, parse_config
+from singbox_agent.netconf.ops.common import datastore_choice, flag, leaf, parse_config
 from singbox_agent.netconf.ops.editing import ERROR_OPTIONS, TARGETS, apply_edit
 
 
@@ -22,7 +22,7 @@ def handle(ctx: OpContext) -> str:
     error_option = leaf(ctx, "error-option") or "rollback-on-error"
     if error_option not in ERROR_OPTIONS:
         raise invalid_value(f'Unknown error-option "{error_option}".')
-    if ctx.op.find_path("url") is not None:
+    if flag(ctx, "url"):
         raise operation_not_supported("The :url capability is not supported.")
     tree = parse_config(ctx, "config")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from singbox_agent.mgmt.errors import invalid_value, operation_not_supported
 from singbox_agent.netconf.dispatch import OpContext, register
-from singbox_agent.netconf.ops.common import NMDA_NS, leaf, nmda_datastore, parse_config
+from singbox_agent.netconf.ops.common import NMDA_NS, flag, leaf, nmda_datastore, parse_config
 from singbox_agent.netconf.ops.editing import apply_edit
 
 
@@ -13,7 +13,7 @@ def handle(ctx: OpContext) -> str:
     ds = nmda_datastore(ctx)
     if ds == "operational":
         raise invalid_value("The operational datastore cannot be edited.", error_type="application")
-    if ctx.op.find_path("url") is not None:
+    if flag(ctx, "url"):
         raise operation_not_supported("The :url capability is not supported.")
     tree = parse_config(ctx, "config")
     try:
