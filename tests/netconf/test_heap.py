@@ -3,9 +3,12 @@ interpreter, since malloc's settings are per process."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 PRELUDE = textwrap.dedent("""
     import ctypes
@@ -49,14 +52,16 @@ def test_a_large_block_goes_back_when_freed() -> None:
 
 def test_every_big_request_trims_the_heap() -> None:
     """Many small blocks freed (a large edit copies a module's data in nodes of ~100 bytes) stay in the heap until
-    a trim gives their pages back: after each big request, however close they follow one another."""
+    a trim gives their pages back: after each big request (256 KiB moved, or 10 ms), however close they follow one
+    another."""
     run("""
         for request in range(3):
             blocks = [bytes(600) for _ in range(100_000)]  # each its own malloc block (not Python's small objects)
             keep = blocks[::512]  # a few survivors: the heap's top cannot shrink past them
             del blocks
             held = rss()
-            heap.after_request(100 if request == 2 else heap.BIG_BYTES, 0.001 if request < 2 else heap.BIG_S)
+            assert heap.big(100 if request == 2 else heap.BIG_BYTES, 0.001 if request < 2 else heap.BIG_S)
+            heap.trim()
             assert rss() < held - 40 * MB, (request, (held - rss()) // MB)
             del keep
     """)
@@ -73,7 +78,7 @@ def test_a_trim_frees_what_garbage_cycles_hold() -> None:
         keep = holder[:-1:512]
         del holder
         held = rss()
-        heap.after_request(heap.BIG_BYTES, 0.001)
+        heap.trim()
         assert rss() < held - 40 * MB, (held - rss()) // MB
     """)
 
@@ -87,3 +92,43 @@ def test_start_up_objects_are_frozen() -> None:
         heap.freeze_startup()
         assert gc.get_freeze_count() > before // 2 and len(gc.get_objects()) < 100, (before, gc.get_freeze_count())
     """)
+
+
+def test_a_big_request_is_trimmed_once_its_reply_went_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's worker trims after a big request when the event loop has passed the reply to SSH, so the
+    copies made on the way out (the framed reply, its encrypted packets) are given back too."""
+    from types import SimpleNamespace
+
+    from singbox_agent.netconf import heap, messages
+    from singbox_agent.netconf.framing import Framer
+    from singbox_agent.netconf.session import NetconfSession
+    from singbox_agent.netconf.state import ServerState
+
+    events: list[str] = []
+    monkeypatch.setattr(heap, "trim", lambda: events.append("trim"))
+
+    def no_sysrepo(datastore: str) -> None:
+        raise RuntimeError("no sysrepo here")
+
+    big_reply = b"<rpc-reply/>" + b" " * heap.BIG_BYTES
+    server = SimpleNamespace(
+        state=ServerState(), limits=SimpleNamespace(max_message_size=1 << 24), hello_timeout=60.0,
+        capabilities=lambda: [messages.BASE_1_0], dispatch=lambda session, message: (big_reply, False),
+        conn=SimpleNamespace(start_session=no_sysrepo), session_end_hooks=(),
+        events=SimpleNamespace(session_start=lambda s: None, session_end=lambda s: None),
+        confirmed_on_session_end=lambda s: None)
+
+    async def run() -> None:
+        sent = lambda data: events.append("sent" if len(data) > heap.BIG_BYTES else "")  # noqa: E731
+        session = NetconfSession(server, "u", sent, lambda: None)  # type: ignore[arg-type]
+        session.hello_done = True
+        session.data_received(Framer().frame(f'<rpc xmlns="{messages.BASE_NS}" message-id="1"><edit-config/></rpc>'
+                                             .encode()))
+        for _ in range(500):
+            if "trim" in events:
+                break
+            await asyncio.sleep(0.01)
+        session.close()
+
+    asyncio.run(run())
+    assert [e for e in events if e] == ["sent", "trim"]

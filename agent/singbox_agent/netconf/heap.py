@@ -10,7 +10,8 @@ in glibc's heaps, which keep it: the server's RSS stayed at its peak (143 MB aft
   libyang's printed data) are mapped on their own and unmapped when freed. glibc's default threshold starts there
   but rises to the largest block freed so far, after which such blocks come from the heap and stay there;
 - after a request that moved `BIG_BYTES` or more, or took `BIG_S` or longer (a large edit copies the module's data
-  several times in many small blocks), the session's worker collects garbage cycles and trims the heaps. Every
+  several times in many small blocks), the session's worker collects garbage cycles and trims the heaps once
+  the reply went through SSH (the framed copy and the encrypted packets are freed by then). Every
   sysrepo read leaves a few cycles of libyang's and sysrepo's Python objects, and the interpreter keeps free lists
   of its own; left to the collector's next full turn they held 3-4 pymalloc arenas (MB) after a 10,000-entry
   round. With what start-up made frozen (`freeze_startup`, ~47,000 objects no collection walks again) a full
@@ -63,7 +64,6 @@ def trim() -> None:
         _libc.malloc_trim(0)
 
 
-def after_request(size: int, seconds: float) -> None:
-    """A request moved `size` bytes (request and reply) in `seconds`: a big one is followed by a trim."""
-    if size >= BIG_BYTES or seconds >= BIG_S:
-        trim()
+def big(size: int, seconds: float) -> bool:
+    """Whether a request that moved `size` bytes (request and reply) in `seconds` is followed by a trim."""
+    return size >= BIG_BYTES or seconds >= BIG_S

@@ -298,16 +298,19 @@ class NetconfSession:
         if close_after:
             self._ending = True  # before the worker takes the next queued rpc
             self.end_reason = "closed"
-        self._loop.call_soon_threadsafe(self._worker_reply, reply, close_after)
-        heap.after_request(len(message) + len(reply), time.perf_counter() - started)  # the reply is on its way
+        trim = heap.big(len(message) + len(reply), time.perf_counter() - started)
+        self._loop.call_soon_threadsafe(self._worker_reply, reply, close_after, trim)
 
-    def _worker_reply(self, reply: bytes | None, close_after: bool = False) -> None:
-        """On the event loop: the worker's reply goes out, and only then may later rpcs run inline (order)."""
+    def _worker_reply(self, reply: bytes | None, close_after: bool = False, trim: bool = False) -> None:
+        """On the event loop: the worker's reply goes out, and only then may later rpcs run inline (order). After a
+        big request the worker trims the heaps once the reply went through SSH (its packets' copies freed too)."""
         self._queued -= 1
         if reply is not None:
             self._send_now(reply)
         if close_after:
             self.close()
+        elif trim and not self.closed:
+            self._worker.submit(heap.trim)
 
     def _cleanup(self) -> None:
         with self._sr_lock:
