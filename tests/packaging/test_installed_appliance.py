@@ -40,6 +40,9 @@ SRSN_FEATURES = {"ietf-subscribed-notifications": {"replay", "subtree", "xpath",
                  "ietf-yang-push": {"on-change"}}
 EXPORTER_PORT = 9745  # vpp-singbox-metrics' default
 BOOT_TIMEOUT_S = 90
+# `systemd-analyze security` as README.md states it
+DOCUMENTED_EXPOSURE = {"singbox-agent": 1.3, "singbox-netconfd": 1.8, "singbox-restconfd": 1.9,
+                       "singbox-exporterd": 1.8}
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
@@ -60,10 +63,12 @@ def host(*cmd: str, check: bool = True, **kw: Any) -> subprocess.CompletedProces
     return done
 
 
-def build(out: str, version: str | None) -> list[Path]:
+def build(out: str, version: str | None, ref: str | None = None) -> list[Path]:
     env = {**os.environ, "DEB_BUILD_PROFILES": "pkg.vpp-singbox.noplugin", "SINGBOX_DEB_OUT": out}
     if version:
         env["SINGBOX_DEB_VERSION"] = version
+    if ref:
+        env["SINGBOX_DEB_REF"] = ref
     done = subprocess.run([str(TOP / "packaging/build-deb")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"build-deb failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     debs = sorted((TOP / out).glob("vpp-singbox-agent_*_amd64.deb"))
@@ -101,8 +106,10 @@ class Appliance:
             pids = children.stdout.split()
             if pids and self.nspawn.poll() is None:
                 self.leader = int(pids[0])
+                self._host_side()  # carrier for the container's host0 while it boots (network-online)
             elif self.nspawn.poll() is not None:
-                raise AssertionError(f"systemd-nspawn exited: {self.nspawn.stdout.read().decode()[-2000:]}")
+                out = self.nspawn.stdout.read().decode() if self.nspawn.stdout else ""
+                raise AssertionError(f"systemd-nspawn exited: {out[-2000:]}")
             else:
                 time.sleep(0.2)
         state = ""
@@ -116,10 +123,14 @@ class Appliance:
         assert state.strip() in ("running", "degraded"), f"boot state {state!r}; {self.log[-3:]}"
         self._network()
 
-    def _network(self) -> None:
+    def _host_side(self) -> None:
         veth = f"ve-{self.name}"[:15]
         subprocess.run(["ip", "addr", "replace", f"{self.host_ip}/30", "dev", veth], check=True)
         subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+
+    def _network(self) -> None:
+        """The container's side too, should its networkd not have done it (idempotent)."""
+        self._host_side()
         inside = ["nsenter", "-t", str(self.leader), "-n"]
         subprocess.run([*inside, "ip", "addr", "replace", f"{self.ip}/30", "dev", "host0"], check=True)
         subprocess.run([*inside, "ip", "link", "set", "host0", "up"], check=True)
@@ -183,14 +194,26 @@ class Appliance:
                             timeout=30)
 
 
+def previous_release(version: str) -> str | None:
+    """The last commit whose tree was packaged as the previous version: the parent of the commit that put `version`
+    on top of the changelog (None before that commit exists)."""
+    commits = subprocess.run(["git", "-C", str(TOP), "log", "--format=%H", "-S", f"vpp-singbox ({version})", "--",
+                              "packaging/debian/changelog"], capture_output=True, text=True).stdout.split()
+    return f"{commits[-1]}^" if commits else None
+
+
 @pytest.fixture(scope="module")
 def debs() -> dict[str, Path]:
     if reason := _skip_reason():
         pytest.skip(reason)
     version = subprocess.run(["dpkg-parsechangelog", "-l", str(TOP / "packaging/debian/changelog"), "-S",
                               "Version"], check=True, capture_output=True, text=True).stdout.strip()
-    # The previous package version: the same tree, a lower version (upgrades must keep configuration).
-    previous = build("build/deb-appliance/previous", f"{version}~previous")[0]
+    # The previous package version, as it was released: the tree of the commit before this version's changelog
+    # entry (upgrades must keep configuration, across YANG revisions too); the same tree with a lower version when
+    # this version is not committed yet.
+    # SINGBOX_PREVIOUS_REF=COMMIT: upgrade from that commit's package instead (an older release)
+    ref = os.environ.get("SINGBOX_PREVIOUS_REF") or previous_release(version)
+    previous = build("build/deb-appliance/previous", None if ref else f"{version}~previous", ref)[0]
     current = build("build/deb-appliance/current", None)[0]
     return {"previous": previous, "current": current}
 
@@ -207,6 +230,12 @@ def appliance(debs: dict[str, Path]) -> Iterator[Appliance]:
     base = f"198.{18 + (n >> 13)}.{(n >> 5) & 0xFF}.{(n & 0x1F) * 4}"
     prefix, last = base.rsplit(".", 1)
     box = Appliance(work, f"sbx{secrets.token_hex(3)}", f"{prefix}.{int(last) + 1}", f"{prefix}.{int(last) + 2}")
+    # As on a real appliance, its address is configured at boot (systemd-networkd, network-online.target through
+    # systemd-networkd-wait-online), not set from outside once it runs: the servers bind it when they start.
+    host("mkdir", "-p", f"{work}/etc/systemd/network")
+    host("sh", "-c", f"printf '[Match]\\nName=host0\\n\\n[Network]\\nAddress={box.ip}/30\\nLinkLocalAddressing=no\\n"
+         f"IPv6AcceptRA=no\\n' > {work}/etc/systemd/network/10-host0.network")
+    host("systemctl", f"--root={work}", "enable", "systemd-networkd.service", "systemd-networkd-wait-online.service")
     try:
         box.boot()
         yield box
@@ -243,9 +272,39 @@ def test_install_previous_version_as_documented(appliance: Appliance, debs: dict
     appliance.wait_units()
 
 
+def test_generated_secrets_are_private(appliance: Appliance) -> None:
+    """Keys are made on the appliance at first start, not shipped, and only the daemons' user reads them: the state
+    directory is theirs alone, sysrepo's datastores holding the SSH host key (startup file, running SHM) are no
+    one else's. (Not sysrepo's subscription SHM, srsub_*: sysrepo makes them 0664 by design — README.md says so.)"""
+    state = appliance.run("stat", "-c", "%a %U", "/var/lib/vpp-singbox").stdout.split()
+    assert state == ["700", "vpp-singbox"], state
+    assert appliance.run("test", "-s", "/var/lib/vpp-singbox/restconf/ca.pem", check=False).returncode == 0
+    loose = appliance.run("sh", "-c", "find /var/lib/vpp-singbox /etc/sysrepo/data /dev/shm -perm /o=rw ! -type l "
+                          "\\( -path '/var/lib/vpp-singbox/*' -o -name '*ietf-keystore*' -o -name '*ietf-system*' \\) "
+                          "! -name 'srsub_*' -printf '%m %u %p\\n'").stdout
+    assert not loose.strip(), f"readable or writable by others:\n{loose}"
+    shipped = appliance.run("sh", "-c", "dpkg -L vpp-singbox-agent | grep -Ei '(\\.key|_rsa|_ed25519)$' || true").stdout
+    assert not shipped.strip(), shipped
+    with appliance.netconf(appliance.run("cat", PASSWORD_FILE).stdout.strip()) as nc:
+        assert nc.server_capabilities  # the SSH host key exists and serves
+
+
+def assert_journal_clean(appliance: Appliance, secrets_: list[str]) -> None:
+    """Our units logged no Python traceback and no secret (a password, a private key) since the last boot."""
+    journal = appliance.run("journalctl", "-b", "--no-pager", "-o", "cat", "-u", "singbox-*").stdout
+    assert journal.strip(), "no journal of our units"
+    at = journal.find("Traceback (most recent call last)")
+    assert at < 0, journal[max(0, at - 1500):at + 4000]
+    assert "PRIVATE KEY" not in journal
+    for secret in secrets_:
+        assert secret not in journal, "a password in the journal"
+
+
 def test_units_are_ready_unprivileged_and_hardened(appliance: Appliance) -> None:
     exposures = {}
     for unit in UNITS:
+        # started at boot: enabled by the package (deb-systemd-helper), not only started by postinst
+        assert appliance.run("systemctl", "is-enabled", unit, check=False).stdout.strip() == "enabled", unit
         show = appliance.run("systemctl", "show", unit, "-p", "Type,User,ActiveState,SubState,StatusText,"
                              "NRestarts").stdout
         props = dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
@@ -261,7 +320,9 @@ def test_units_are_ready_unprivileged_and_hardened(appliance: Appliance) -> None
         assert found, security[-500:]
         exposures[unit] = (float(found.group(1)), found.group(2))
     print("systemd-analyze security:", exposures)
-    assert all(level < 5.0 for level, _ in exposures.values()), exposures
+    # no worse than README.md and packaging/README.md say
+    assert all(exposures[unit][0] <= level for unit, level in DOCUMENTED_EXPOSURE.items()), exposures
+    assert all(rating == "OK" for _, rating in exposures.values()), exposures
 
 
 def test_agent_runs_without_vpp_and_keeps_config_pending(appliance: Appliance, state: dict[str, Any]) -> None:
@@ -291,6 +352,22 @@ def test_restconf_get_401_and_edit(appliance: Appliance, state: dict[str, Any]) 
                      headers={"Content-Type": "application/yang-data+json"},
                      content=json.dumps({"vpp-singbox:endpoint": [{"name": "rc-ep", "address": "192.0.2.20"}]}))
         assert put.status_code in (201, 204), put.text
+
+
+def test_readme_first_login_commands_as_written(appliance: Appliance, state: dict[str, Any]) -> None:
+    """README.md's "First login" and "Metrics" commands, the clients it names, with HOST and PASSWORD filled in."""
+    password, ca = state["password"], str(appliance.path / "var/lib/vpp-singbox/restconf/ca.pem")
+    hello = subprocess.run(["netconf-console2", "--host", appliance.ip, "--port", str(appliance.netconf_port), "-u",
+                            "admin", "-p", password, "--hello"], capture_output=True, text=True, timeout=120)
+    assert hello.returncode == 0 and "urn:ietf:params:netconf:base:1.1" in hello.stdout, hello.stdout + hello.stderr
+    data = subprocess.run(["curl", "-sS", "--fail-with-body", "--cacert", ca, "-u", f"admin:{password}",
+                           f"https://{appliance.ip}/restconf/data/vpp-singbox:singbox"],
+                          capture_output=True, text=True, timeout=60)
+    assert data.returncode == 0 and "nc-ep" in data.stdout, data.stdout + data.stderr
+    metrics = subprocess.run(["curl", "-sS", "--fail-with-body", "--cacert", ca, "-u", f"admin:{password}",
+                              f"https://{appliance.ip}:{EXPORTER_PORT}/metrics"],
+                             capture_output=True, text=True, timeout=60)
+    assert metrics.returncode == 0 and "singbox_agent_build_info" in metrics.stdout, metrics.stdout + metrics.stderr
 
 
 def features_installed(listing: str) -> dict[str, set[str]]:
@@ -347,6 +424,34 @@ def test_upgrade_keeps_configuration(appliance: Appliance, debs: dict[str, Path]
     with appliance.netconf(state["password"]) as nc:
         config = get_config(nc)
     assert "nc-ep" in config and "rc-ep" in config, config
+    startup = appliance.run("sysrepocfg", "-X", "-d", "startup", "-m", "vpp-singbox", "-f", "xml").stdout
+    assert "nc-ep" in startup, startup  # what a reboot starts from
+
+
+def test_each_unit_restarts_and_serves_again(appliance: Appliance, state: dict[str, Any]) -> None:
+    """`systemctl restart` of each unit, as an operator does after editing /etc/default/vpp-singbox: it comes back
+    ready, the others keep serving, and nothing is lost."""
+    auth = ("admin", state["password"])
+    for unit in UNITS:
+        appliance.run("systemctl", "restart", unit)
+        appliance.wait_units()
+        with appliance.netconf(state["password"]) as nc:
+            assert "nc-ep" in get_config(nc), unit
+        with appliance.restconf() as rc:
+            got = rc.get("/restconf/data/vpp-singbox:singbox/client", auth=auth,
+                         headers={"Accept": "application/yang-data+json"})
+            assert got.status_code == 200 and "rc-ep" in got.text, (unit, got.status_code, got.text[:500])
+            deadline = time.monotonic() + 30
+            while True:  # the exporter is ready once it listens; after a RESTCONF restart it reloads the certificate
+                try:
+                    metrics = rc.get(f"https://{appliance.ip}:{EXPORTER_PORT}/metrics", auth=auth)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            assert metrics.status_code == 200, (unit, metrics.text[:500])
+    assert_journal_clean(appliance, [state["password"]])
 
 
 def test_replay_subscriptions_under_memory_deny_write_execute(appliance: Appliance, state: dict[str, Any]) -> None:
@@ -440,6 +545,15 @@ def test_purge_leaves_nothing_and_the_old_password_is_gone(appliance: Appliance,
     assert "admin" not in nacm, nacm
     leftovers = appliance.run("sh", "-c", "grep -rl -e vpp-singbox -e '\\$6\\$' /etc/sysrepo || true").stdout
     assert not leftovers.strip(), leftovers
+    # nothing running, enabled or kept in shared memory for the purged package
+    procs = appliance.run("find", "/proc", "-maxdepth", "1", "-regex", "/proc/[0-9]+", "-user", "vpp-singbox").stdout
+    assert not procs.strip(), procs
+    wants = appliance.run("sh", "-c", "ls /etc/systemd/system/*.wants/ | grep singbox- || true").stdout
+    assert not wants.strip(), wants
+    units = appliance.run("systemctl", "list-unit-files", "--no-legend", "singbox-*", check=False).stdout
+    assert not units.strip(), units  # (and exit status 1: nothing matches)
+    shm = appliance.run("sh", "-c", "ls /dev/shm | grep -e vpp-singbox -e singbox || true").stdout
+    assert not shm.strip(), shm
 
     appliance.apt_install(debs["current"])
     appliance.wait_units()
@@ -452,6 +566,7 @@ def test_purge_leaves_nothing_and_the_old_password_is_gone(appliance: Appliance,
         assert rc.get("/restconf/data/vpp-singbox:singbox", auth=("admin", state["password"])).status_code == 401
     with appliance.netconf(new_password) as nc:
         assert "nc-ep" not in get_config(nc)
+    assert_journal_clean(appliance, [state["password"], new_password])
 
 
 def test_no_unit_failed_or_restarted(appliance: Appliance) -> None:
