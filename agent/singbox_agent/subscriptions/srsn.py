@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import queue
 import select
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,8 +62,14 @@ _tags: dict[int, int] = {}  # srsn's id -> the tag of this process's subscriptio
 # anchor in the future counts as 1 ms: sr_time_sub_ms is -1 for any negative difference). So the anchor handed over
 # is `now - (the time to the grid point) - period`; it differs at every call (srsn reschedules only for an anchor
 # other than the one it holds).
-# srsn's id of a periodic subscription -> [period ms, grid origin (epoch s), the index of the point last armed]
-_grids: dict[int, list[Any]] = {}
+# The call is made by a thread of its own (`_Rearm`), never by the reader: srsn's modify waits for the
+# subscription's timer lock, which the timer thread holds while it builds and writes the next push, and a push larger
+# than the pipe is written only as the reader reads it (a 10,000-session push that came before the modify deadlocked
+# the reader with the timer thread).
+# A push that took longer than its period is followed by srsn's own arming (a period after it was sent) when that
+# comes before the next point still ahead: pushes then come a period plus their own time apart, as without this.
+# srsn's id of a periodic subscription -> (period ms, grid origin, epoch s)
+_grids: dict[int, tuple[int, float]] = {}
 _GRID_LATE_S = 0.001  # aim this much after the point: srsn counts whole milliseconds, rounding down
 # srsn's modulo wraps to 0 (a push at once) if its clock reads a period or more after `anchor`: right after a push
 # the point is almost a period away, so the call waits until the point is this much nearer (less for short periods;
@@ -169,10 +177,10 @@ class Subscription:
         sec, nsec, size = _HEAD.unpack(head)
         body = self._read_exact(size)
         text = _print_lyb(ly_ctx, body, fmt, self.tag)
-        if self.raw_id in _grids and text.startswith(("<push-update", '{"ietf-yang-push:push-update"')):
-            _keep_period(self.raw_id)
         when = datetime.datetime.fromtimestamp(sec + nsec / 1e9, datetime.UTC) if sec or nsec else \
             datetime.datetime.now(datetime.UTC)
+        if self.raw_id in _grids and text.startswith(("<push-update", '{"ietf-yang-push:push-update"')):
+            _REARM.ask(self.raw_id, when.timestamp())
         return Notification(when, text)
 
     def _read_exact(self, n: int) -> bytes:
@@ -196,6 +204,15 @@ class Subscription:
                 raise SrsnError("read", _constants()[1], f"a notification of {n} bytes did not arrive whole")
         return b"".join(chunks)
 
+    def _drain(self, done: threading.Event) -> None:
+        while not done.is_set():
+            if select.select([self.fd], [], [], 0.05)[0]:
+                try:
+                    if not os.read(self.fd, 1 << 16):
+                        return  # end of file: the writer is gone
+                except BlockingIOError:
+                    pass
+
     def close(self) -> None:
         """Ends the subscription in sysrepo (no notification) if it still runs, stops sysrepo's subscription behind
         it, and closes the pipe; idempotent. Closing the pipe first would leave sysrepo writing into it."""
@@ -203,26 +220,65 @@ class Subscription:
             return
         self._closed = True
         lib = _sr()
+        # srsn_terminate waits for the subscription's timer thread, which may be writing a push larger than the pipe
+        # (a periodic push of thousands of sessions): it finishes only as the pipe is read, so drain it meanwhile
+        draining = threading.Event()
+        drain = threading.Thread(target=self._drain, args=(draining,), name="srsn-drain", daemon=True)
+        drain.start()
         lib.srsn_terminate(self.raw_id, _ffi.NULL)  # SR_ERR_NOT_FOUND when it ended already: nothing to do
         if self._sr_sub is not None:
             lib.sr_unsubscribe(self._sr_sub[0])
+        draining.set()
+        drain.join()
         os.close(self.fd)
         _tags.pop(self.raw_id, None)
         _grids.pop(self.raw_id, None)
 
 
-def _keep_period(raw: int) -> None:
-    """Arms periodic subscription `raw`'s next push at the next point of its grid (see `_grids`)."""
-    grid = _grids[raw]
-    period_ms, origin, armed = grid
+class _Rearm:
+    """The thread that arms periodic subscriptions at their grid points (`_keep_period`), started at first need."""
+
+    def __init__(self) -> None:
+        self._asks: queue.SimpleQueue[tuple[int, float, float]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def ask(self, raw: int, sent: float) -> None:
+        """After a push-update of `raw` that srsn stamped `sent` (epoch s) was read."""
+        self._asks.put((raw, sent, time.time()))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="srsn-periodic-grid", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            raw, sent, asked = self._asks.get()
+            grid = _grids.get(raw)
+            # an ask that waited behind a blocked modify for half a period or more is stale: srsn's own arming
+            # (a period after that push) stands, the next push asks again
+            if grid is not None and time.time() - asked < grid[0] / 2000:
+                _keep_period(raw, sent)
+
+
+_REARM = _Rearm()
+
+
+def _keep_period(raw: int, sent: float) -> None:
+    """Arms periodic subscription `raw`'s next push at the next point of its grid (see `_grids`), unless srsn's own
+    arming (a period after the push stamped `sent`) comes first."""
+    grid = _grids.get(raw)
+    if grid is None:
+        return  # closed meanwhile
+    period_ms, origin = grid
     if period_ms > _GRID_MAX_PERIOD_MS:
         return  # pushes days apart: a push's own time is nothing against the period
     period = period_ms / 1000
     now = time.time()
-    # the point after the one this push was armed for, or the next one still ahead when pushing took longer than a
-    # period
-    grid[2] = max(armed + 1, int((now - origin) // period) + 1)
-    point = origin + grid[2] * period + _GRID_LATE_S
+    # pushes come at their point or just after it (never early): the next point is the one after now
+    point = origin + (int((now - origin) // period) + 1) * period + _GRID_LATE_S
+    if point >= sent + period:
+        return
     nearest = period - min(_GRID_GUARD_S, period / 4)
     if point - now > nearest:
         time.sleep(point - now - nearest)
@@ -312,7 +368,7 @@ def yang_push_periodic(session: Any, datastore: Datastore, *, period_ms: int, xp
     _check("srsn_yang_push_periodic", lib.srsn_yang_push_periodic(
         _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, period_ms,
         _timespec(anchor), _timespec(stop), fd, sub_id), session)
-    _grids[int(sub_id[0])] = [period_ms, anchor.timestamp() if anchor is not None else time.time(), 0]
+    _grids[int(sub_id[0])] = (period_ms, anchor.timestamp() if anchor is not None else time.time())
     return Subscription(int(sub_id[0]), int(fd[0]), id_tag=id_tag)
 
 
@@ -348,7 +404,7 @@ def modify_period(sub_id: int, period_ms: int, anchor: datetime.datetime | None 
     raw = _raw("srsn_yang_push_modify_periodic", sub_id)
     _check("srsn_yang_push_modify_periodic", _sr().srsn_yang_push_modify_periodic(raw, period_ms, _timespec(anchor)))
     if raw in _grids:  # without an anchor srsn pushes at once: the new grid starts now
-        _grids[raw] = [period_ms, anchor.timestamp() if anchor is not None else time.time(), 0]
+        _grids[raw] = (period_ms, anchor.timestamp() if anchor is not None else time.time())
 
 
 def modify_dampening(sub_id: int, dampening_ms: int) -> None:
