@@ -113,6 +113,7 @@ ffi.cdef(
             void *private_data);
     int sr_oper_poll_subscribe(sr_session_ctx_t *session, const char *module_name, const char *path, uint32_t valid_ms,
                                uint32_t opts, sr_subscription_ctx_t **subscription);
+    const struct lyd_node *sr_get_change_diff(sr_session_ctx_t *session);
     """
 )
 lib: Any = ffi.dlopen("libsysrepo.so.7")
@@ -165,6 +166,13 @@ def changes(event_session: Any, xpath: str) -> Iterator[tuple[int, int, bool]]:
             yield int(op[0]), int(sr_ffi.cast("uintptr_t", node[0])), bool(prev_dflt[0])
     finally:
         sr_lib.sr_free_change_iter(it[0])
+
+
+def change_diff(event_session: Any) -> int:
+    """In a change callback (the implicit session, the binding's): the address of the first node of sysrepo's diff
+    of the change (`const struct lyd_node *`, valid during the callback, not to be modified); 0 when there is
+    none."""
+    return int(ffi.cast("uintptr_t", lib.sr_get_change_diff(session_ptr(event_session))))
 
 
 # (sr_ev_notif_type_t, the notification tree (C pointer, NULL for the events without one), its struct timespec *):
