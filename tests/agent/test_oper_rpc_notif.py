@@ -188,8 +188,8 @@ def test_reads_of_part_of_the_state_build_only_that_part_and_get_the_same_values
     built: list[int] = []
     real_sessions = oper.sessions
 
-    def counting(items: list[Session], only: int | None = None) -> dict[str, Any]:
-        tree = real_sessions(items, only)
+    def counting(items: list[Session], only: int | None = None, **kw: Any) -> dict[str, Any]:
+        tree = real_sessions(items, only, **kw)
         built.append(len(tree["singbox"]["sessions"]["session"]) if tree else 0)
         return tree
 
