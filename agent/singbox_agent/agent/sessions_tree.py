@@ -44,6 +44,7 @@ ffi.cdef(
 )
 lib: Any = ffi.dlopen("libyang.so.3")
 LYD_DUP_RECURSIVE = 0x01
+_MISSING = object()
 LY_ENOT = 11
 MODULE = b"vpp-singbox"
 
@@ -152,9 +153,13 @@ class SessionsTree:
         return e
 
     def _change(self, e: _Entry, values: dict[str, Any], out: Any) -> None:
-        for name in e.values.keys() - values.keys():
-            lib.lyd_free_tree(e.leaves.pop(name))
-        for name, value in values.items() - e.values.items():  # what changed or came (the key never changes)
+        old = e.values
+        if old.keys() != values.keys():
+            for name in old.keys() - values.keys():
+                lib.lyd_free_tree(e.leaves.pop(name))
+        for name, value in values.items():  # what changed or came (the key never changes); a loop, not a set of
+            if old.get(name, _MISSING) == value:  # items: 10,000 sessions every period
+                continue
             leaf = e.leaves.get(name)
             if leaf is None:
                 e.leaves[name] = self._term(e.node, name, value, out)
