@@ -7,6 +7,9 @@
 
 #include <vnet/plugin/plugin.h>
 #include <vpp/app/version.h>
+#include <vlib/log.h>
+#include <vlib/unix/unix.h>
+#include <sys/time.h>
 #include <singbox/singbox.h>
 
 singbox_main_t singbox_main;
@@ -82,6 +85,51 @@ singbox_config_fn (vlib_main_t *vm, unformat_input_t *input)
 }
 
 VLIB_CONFIG_FUNCTION (singbox_config_fn, "singbox");
+
+/* Everything SINGBOX_LOG lets through goes to both: SINGBOX_LOG's gate
+ * (singbox set verbose) decides, not the class's levels. */
+VLIB_REGISTER_LOG_CLASS (singbox_log_class, static) = {
+  .class_name = "singbox",
+  .default_level = VLIB_LOG_LEVEL_DEBUG,
+  .default_syslog_level = VLIB_LOG_LEVEL_DEBUG,
+};
+
+void
+singbox_log (singbox_log_level_t level, char *fmt, ...)
+{
+  static const vlib_log_level_t levels[] = {
+    [SINGBOX_LOG_ERROR] = VLIB_LOG_LEVEL_ERR,
+    [SINGBOX_LOG_WARNING] = VLIB_LOG_LEVEL_WARNING,
+    [SINGBOX_LOG_INFO] = VLIB_LOG_LEVEL_INFO,
+    [SINGBOX_LOG_DEBUG] = VLIB_LOG_LEVEL_DEBUG,
+  };
+  unix_main_t *um = &unix_main;
+  struct timeval tv;
+  struct tm tm;
+  va_list va;
+  u8 *s, *l;
+
+  va_start (va, fmt);
+  s = va_format (0, fmt, &va);
+  va_end (va);
+  vlib_log (levels[level], singbox_log_class.class, "%v", s);
+  /* VPP itself writes only the CLI's commands to its unix { log } file
+   * (vlib/unix/cli.c), never vlib_log's lines; the manual's
+   * "tail -f /var/log/vpp/vpp.log | grep singbox" reads that file. Same
+   * line shape as VPP's, one write (O_APPEND) per line; localtime_r, not
+   * format_timeval's static buffers, since workers log too. */
+  if (um->log_fd > 0)
+    {
+      gettimeofday (&tv, 0);
+      localtime_r (&tv.tv_sec, &tm);
+      l = format (0, "%04d/%02d/%02d %02d:%02d:%02d:%03d[%u]: singbox: %v\n", tm.tm_year + 1900,
+		  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		  (int) (tv.tv_usec / 1000), vlib_get_thread_index (), s);
+      int rv __attribute__ ((unused)) = write (um->log_fd, l, vec_len (l));
+      vec_free (l);
+    }
+  vec_free (s);
+}
 
 static clib_error_t *
 singbox_init (vlib_main_t *vm)

@@ -39,7 +39,7 @@
 #include <singbox/singbox_client.h>
 #include <singbox/singbox_pool.h>
 
-#define SINGBOX_PLUGIN_VERSION "1.0.0"
+#define SINGBOX_PLUGIN_VERSION "2.0.0"
 
 /* The YANG defaults (yang/vpp-singbox@*.yang), for a plugin configured by CLI
  * only: the agent always sends every value. Keep them equal to the module. */
@@ -150,11 +150,14 @@ typedef struct
 extern singbox_main_t singbox_main;
 extern vlib_node_registration_t singbox_process_node;
 
+/* VPP's log class "singbox" (show logging, syslog) and VPP's unix { log }
+ * file (singbox.c) */
+void singbox_log (singbox_log_level_t level, char *fmt, ...);
 #define SINGBOX_LOG(lvl, fmt, ...)                                                                 \
   do                                                                                               \
     {                                                                                              \
       if (PREDICT_FALSE (singbox_main.log_level >= (lvl)))                                         \
-	clib_warning ("singbox: " fmt, ##__VA_ARGS__);                                             \
+	singbox_log ((lvl), fmt, ##__VA_ARGS__);                                                   \
     }                                                                                              \
   while (0)
 #define SINGBOX_DBG(fmt, ...) SINGBOX_LOG (SINGBOX_LOG_DEBUG, fmt, ##__VA_ARGS__)

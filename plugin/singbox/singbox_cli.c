@@ -5,8 +5,10 @@
 /* CLI of the product manual; every handler parses, calls the same action
  * as the binary API and reports its VNET_API_ERROR_* code. */
 
+#include <ctype.h>
 #include <singbox/singbox.h>
 #include <singbox/singbox_group.h>
+#include <vnet/fib/fib_table.h>
 
 static clib_error_t *
 singbox_cli_error (int rv, char *what)
@@ -42,6 +44,62 @@ unformat_singbox_endpoint (unformat_input_t *input, va_list *args)
   return 1;
 }
 
+/* A proxy: what unformat_singbox_endpoint takes, or <host name>:<port>
+ * (*host a C string vec, else 0), the name resolved by VPP's dns plugin. */
+static uword
+unformat_singbox_proxy (unformat_input_t *input, va_list *args)
+{
+  ip46_address_t *addr = va_arg (*args, ip46_address_t *);
+  u8 *is_ip4 = va_arg (*args, u8 *);
+  u16 *port = va_arg (*args, u16 *);
+  u8 **host = va_arg (*args, u8 **);
+  u8 *name = 0, *c;
+  u32 p;
+  int letter = 0;
+
+  if (unformat (input, "%U", unformat_singbox_endpoint, addr, is_ip4, port))
+    {
+      vec_free (*host);
+      return 1;
+    }
+  if (!unformat (input, "%U:%u", unformat_token, "a-zA-Z0-9.-", &name, &p))
+    return 0;
+  vec_foreach (c, name)
+    letter |= isalpha (*c);
+  /* digits and dots only: a mistyped address, not a name */
+  if (p == 0 || p > 65535 || !letter || vec_len (name) > 253)
+    {
+      vec_free (name);
+      return 0;
+    }
+  vec_add1 (name, 0);
+  vec_free (*host);
+  *host = name;
+  ip46_address_reset (addr);
+  *is_ip4 = 0;
+  *port = p;
+  return 1;
+}
+
+/* Why a host name cannot be used: what to do about it. */
+static clib_error_t *
+singbox_cli_host_error (int rv, char *what, u8 *host)
+{
+  if (rv == VNET_API_ERROR_FEATURE_DISABLED)
+    return clib_error_return (
+      0,
+      "%s failed: host names are resolved by VPP's dns plugin, which is not "
+      "loaded (startup.conf: plugins { plugin dns_plugin.so { enable } }); "
+      "or give the proxy's address",
+      what);
+  if (rv == VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED || rv == VNET_API_ERROR_NO_NAME_SERVERS)
+    return clib_error_return (0,
+			      "%s failed: %s cannot be resolved: VPP's name resolution is off; "
+			      "configure it first: 'dns name-server <ip>' and 'dns enable'",
+			      what, host);
+  return clib_error_return (0, "%s failed: %s: %U", what, host, format_vnet_api_errno, rv);
+}
+
 /*
  * Server
  */
@@ -59,6 +117,8 @@ singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
   u32 table_id = 0, index;
   int rv;
 
+  /* "singbox server start" alone has no line input: nothing to free at done */
+  clib_memset (line, 0, sizeof (*line));
   if (unformat_user (input, unformat_line_input, line))
     {
       while (unformat_check_input (line) != UNFORMAT_END_OF_INPUT)
@@ -79,14 +139,32 @@ singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
 	}
     }
 
+  /* all or nothing for what is wrong in the command itself: credentials
+   * checked first, the listener's settings by its add (which changes nothing
+   * when it refuses them), so the user is added only with a listener */
+  if (username &&
+      (vec_len (username) > SOCKS5_MAX_CRED_LEN || vec_len (password) > SOCKS5_MAX_CRED_LEN))
+    {
+      error = clib_error_return (
+	0, "server start failed: username and password are at most %u bytes", SOCKS5_MAX_CRED_LEN);
+      goto done;
+    }
   if (have_addr)
     {
+      singbox_listener_t *l;
+
       if (!name)
 	name = format (0, "%U-%u", format_ip46_address, &addr, IP46_TYPE_ANY, port);
       vec_add1 (name, 0);
       rv = singbox_listener_add_del (1, name, &addr, is_ip4, port, table_id, &index);
-      if ((error = singbox_cli_error (rv, "listener add")))
-	goto done;
+      /* a running server listens at once: a listen failure keeps the
+       * listener, as in the YANG model (listen/listening), reported below */
+      l = singbox_listener_find (name);
+      if (rv && !(l && l->port == port && ip46_address_is_equal (&l->addr, &addr)))
+	{
+	  error = singbox_cli_error (rv, "listener add");
+	  goto done;
+	}
     }
   if (username)
     {
@@ -101,7 +179,38 @@ singbox_server_start_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
     sm->auth_required = pool_elts (sm->users) > 0 && sm->auth_required;
 
   rv = singbox_server_enable_disable (1);
-  error = singbox_cli_error (rv, "server start");
+  if (rv && rv != VNET_API_ERROR_ADDRESS_NOT_FOUND_FOR_INTERFACE)
+    {
+      error = singbox_cli_error (rv, "server start");
+      goto done;
+    }
+  /* the server runs; a listener whose address no interface has yet stays
+   * configured and listens at the next start (the agent's resync does it) */
+  {
+    singbox_listener_t *l;
+    u8 *msg = 0;
+
+    u32 fib_index;
+
+    pool_foreach (l, sm->listeners)
+      {
+	if (l->is_listening)
+	  continue;
+	fib_index = fib_table_find (l->is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, l->table_id);
+	msg = format (msg, "%slistener %s is not listening: ", msg ? "; " : "", l->name);
+	if (fib_index != ~0 && !ip_is_local (fib_index, &l->addr, l->is_ip4))
+	  msg = format (msg, "%U is not an address of any VPP interface in table %u",
+			format_ip46_address, &l->addr, IP46_TYPE_ANY, l->table_id);
+	else
+	  msg = format (msg, "see 'show logging'");
+      }
+    if (msg)
+      error = clib_error_return (0,
+				 "server started, but %v (it stays configured: "
+				 "'singbox server start' again once the address is there)",
+				 msg);
+    vec_free (msg);
+  }
 
 done:
   if (password)
@@ -481,16 +590,17 @@ VLIB_CLI_COMMAND (clear_singbox_counters_command, static) = {
 static clib_error_t *
 singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
-  u8 *username = 0, *password = 0, *name = 0;
+  u8 *username = 0, *password = 0, *name = 0, *host = 0;
   ip46_address_t addr;
   u8 is_ip4 = 0, have = 0, protocol = SINGBOX_PROTO_SOCKS5;
   u32 priority = 0;
   u16 port;
+  clib_error_t *error;
   int rv;
 
   while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
     {
-      if (unformat (input, "%U", unformat_singbox_endpoint, &addr, &is_ip4, &port))
+      if (unformat (input, "%U", unformat_singbox_proxy, &addr, &is_ip4, &port, &host))
 	have = 1;
       else if (unformat (input, "priority %u", &priority))
 	;
@@ -503,10 +613,19 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
       else if (unformat (input, "name %s", &name))
 	;
       else
-	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
+	{
+	  vec_free (host);
+	  vec_free (username);
+	  vec_free (password);
+	  vec_free (name);
+	  return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
+	}
     }
   if (!have)
-    return clib_error_return (0, "<addr>:<port> required");
+    {
+      vec_free (host);
+      return clib_error_return (0, "<addr>:<port> or <host>:<port> required");
+    }
   if (username)
     {
       vec_add1 (username, 0);
@@ -518,6 +637,7 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
   singbox_endpoint_config_t cfg = {
     .addr = addr,
     .is_ip4 = is_ip4,
+    .host = host,
     .port = port,
     .protocol = protocol,
     .username = username,
@@ -532,7 +652,12 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
   vec_free (username);
   vec_free (password);
   vec_free (name);
-  return singbox_cli_error (rv, "set endpoint");
+  if (rv && host && rv != VNET_API_ERROR_INVALID_VALUE)
+    error = singbox_cli_host_error (rv, "set endpoint", host);
+  else
+    error = singbox_cli_error (rv, "set endpoint");
+  vec_free (host);
+  return error;
 }
 
 /*?
@@ -544,7 +669,7 @@ singbox_set_endpoint_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_
 ?*/
 VLIB_CLI_COMMAND (singbox_set_endpoint_command, static) = {
   .path = "singbox set endpoint",
-  .short_help = "singbox set endpoint <addr>:<port> [socks5|http-connect] "
+  .short_help = "singbox set endpoint <addr>:<port>|<host>:<port> [socks5|http-connect] "
 		"[username <u> password <p>] [name <name>] [priority <n>]",
   .function = singbox_set_endpoint_command_fn,
 };
@@ -555,13 +680,14 @@ singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_co
   vnet_main_t *vnm = vnet_get_main ();
   u32 sw_if_index = ~0, max_conn = 0;
   ip46_address_t addr = {};
-  u8 is_ip4 = 0, *ep_name = 0, *group_name = 0;
+  u8 is_ip4 = 0, *ep_name = 0, *group_name = 0, *host = 0;
   u16 port = 0;
+  clib_error_t *error;
   int rv;
 
   while (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
     {
-      if (unformat (input, "proxy %U", unformat_singbox_endpoint, &addr, &is_ip4, &port))
+      if (unformat (input, "proxy %U", unformat_singbox_proxy, &addr, &is_ip4, &port, &host))
 	;
       else if (unformat (input, "endpoint-group %s", &group_name))
 	;
@@ -572,10 +698,16 @@ singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_co
       else if (unformat (input, "%U", unformat_vnet_sw_interface, vnm, &sw_if_index))
 	;
       else
-	return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
+	{
+	  error = clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
+	  goto done;
+	}
     }
   if (sw_if_index == ~0)
-    return clib_error_return (0, "interface required");
+    {
+      error = clib_error_return (0, "interface required");
+      goto done;
+    }
   if (ep_name)
     vec_add1 (ep_name, 0);
   if (group_name)
@@ -583,20 +715,31 @@ singbox_enable_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_co
   singbox_interface_config_t cfg = {
     .proxy_addr = addr,
     .proxy_is_ip4 = is_ip4,
+    .proxy_host = host,
     .proxy_port = port,
     .endpoint_name = ep_name,
     .group_name = group_name,
     .max_connections = max_conn,
   };
   rv = singbox_interface_enable (sw_if_index, &cfg);
+  if (rv && host && rv != VNET_API_ERROR_INVALID_VALUE &&
+      (rv != VNET_API_ERROR_FEATURE_DISABLED || !singbox_main.dns_resolve_name_ptr))
+    error = singbox_cli_host_error (rv, "enable", host);
+  else if (rv == VNET_API_ERROR_FEATURE_DISABLED)
+    error = clib_error_return (0, "enable failed: client mode needs the hsi plugin "
+				  "(startup.conf: plugins { plugin hsi_plugin.so { enable } })");
+  else
+    error = singbox_cli_error (rv, "enable");
+done:
   vec_free (ep_name);
   vec_free (group_name);
-  return singbox_cli_error (rv, "enable");
+  vec_free (host);
+  return error;
 }
 
 VLIB_CLI_COMMAND (singbox_enable_command, static) = {
   .path = "singbox enable",
-  .short_help = "singbox enable <interface> [proxy <addr>:<port>] "
+  .short_help = "singbox enable <interface> [proxy <addr>:<port>|<host>:<port>] "
 		"[endpoint <name>|endpoint-group <name>] [max-connections <n>]",
   .function = singbox_enable_command_fn,
 };
@@ -707,8 +850,9 @@ show_singbox_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_comm
   if (def)
     {
       ep = pool_elt_at_index (sm->endpoints, sm->default_endpoint);
-      vlib_cli_output (vm, "  Default endpoint: %U:%u (SOCKS5)", format_ip46_address, &ep->addr,
-		       IP46_TYPE_ANY, ep->port);
+      vlib_cli_output (vm, "  Default endpoint: %U (%s) endpoint %s",
+		       format_singbox_endpoint_address, ep, singbox_endpoint_protocol_name (ep),
+		       def);
     }
   else
     vlib_cli_output (vm, "  Default endpoint: none");

@@ -66,6 +66,7 @@ typedef struct
   u8 *name;    /* C string vec */
   f64 deadline;
   u64 udp_session_id; /* for a UDP association's datagram; 0: CONNECT */
+  u8 *endpoint;	      /* for a client-mode endpoint's host (its name); 0: server mode */
 } singbox_dns_query_t;
 
 static singbox_dns_query_t *singbox_dns_queries;
@@ -148,7 +149,12 @@ singbox_dns_configure (void)
 static void
 singbox_dns_done (singbox_dns_query_t *q, int rv, ip46_address_t *ip, u8 is_ip4)
 {
-  if (q->udp_session_id)
+  if (q->endpoint)
+    {
+      singbox_endpoint_resolved (q->endpoint, q->name, rv, ip, is_ip4);
+      vec_free (q->endpoint);
+    }
+  else if (q->udp_session_id)
     singbox_udp_resolved (q->udp_session_id, q->name, rv, ip, is_ip4);
   else
     singbox_session_resolved (q->session_index, rv, ip, is_ip4);
@@ -238,6 +244,73 @@ singbox_dns_start_udp (u64 session_id, u8 *name)
   q.name = format (0, "%s%c", name, 0);
   q.context = clib_atomic_add_fetch (&singbox_dns_next_context, 1);
   vlib_rpc_call_main_thread (singbox_dns_start_rpc, (u8 *) &q, sizeof (q));
+}
+
+static void
+singbox_dns_capture (uword arg, u8 *buffer, uword n)
+{
+  u8 **out = (u8 **) arg;
+
+  vec_add (*out, buffer, n);
+}
+
+/* Whether the dns plugin has a name server: with none, v26.06's
+ * vnet_send_dns_request sends to a server it does not have (a NULL
+ * address: SIGSEGV in ip4_sas). Its configuration is only visible through
+ * its CLI. */
+static int
+singbox_dns_have_name_server (void)
+{
+  unformat_input_t in, line;
+  u8 *out = 0;
+  ip4_address_t a4;
+  ip6_address_t a6;
+  int have = 0;
+
+  unformat_init_string (&in, "show dns servers", strlen ("show dns servers"));
+  vlib_cli_input (vlib_get_main (), &in, singbox_dns_capture, pointer_to_uword (&out));
+  unformat_free (&in);
+  unformat_init_vector (&in, out);
+  while (!have && unformat_user (&in, unformat_line_input, &line))
+    {
+      if (unformat (&line, "%U", unformat_ip4_address, &a4) ||
+	  unformat (&line, "%U", unformat_ip6_address, &a6))
+	have = 1;
+      unformat_free (&line);
+    }
+  unformat_free (&in);
+  return have;
+}
+
+/* Client mode: the host name of the endpoint `endpoint` (main thread;
+ * the dns plugin's cache answers at once when it can). 0: answered in
+ * ip and is_ip4; 1: asked, the answer goes to singbox_endpoint_resolved;
+ * < 0: VNET_API_ERROR_FEATURE_DISABLED without the dns plugin, or the
+ * plugin's error (NAME_RESOLUTION_NOT_ENABLED: "dns enable" missing). */
+int
+singbox_dns_resolve_endpoint (u8 *endpoint, u8 *host, ip46_address_t *ip, u8 *is_ip4)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_dns_query_t q = {}, *qp;
+  int result;
+
+  singbox_dns_bind ();
+  if (!sm->dns_resolve_name_ptr)
+    return VNET_API_ERROR_FEATURE_DISABLED;
+  if (!singbox_dns_have_name_server ())
+    return VNET_API_ERROR_NO_NAME_SERVERS;
+  q.name = format (0, "%s%c", host, 0);
+  q.context = clib_atomic_add_fetch (&singbox_dns_next_context, 1);
+  if (!singbox_dns_try (&q, 1 /* notify */, &result, ip, is_ip4))
+    {
+      vec_free (q.name);
+      return result;
+    }
+  q.endpoint = format (0, "%s%c", endpoint, 0);
+  q.deadline = vlib_time_now (vlib_get_main ()) + SINGBOX_DNS_TIMEOUT;
+  vec_add2 (singbox_dns_queries, qp, 1);
+  *qp = q;
+  return 1;
 }
 
 /* The dns plugin's reply to the first request of a lookup: a name that does

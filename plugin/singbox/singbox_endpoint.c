@@ -51,6 +51,7 @@ singbox_endpoint_del (u8 *name)
     return VNET_API_ERROR_INSTANCE_IN_USE;
   if (sm->default_endpoint == ep - sm->endpoints)
     sm->default_endpoint = ~0;
+  singbox_pool_flush (ep);
   vlib_stats_remove_entry (ep->stat_state);
   vlib_stats_remove_entry (ep->stat_rtt);
   vlib_stats_remove_entry (ep->stat_failures);
@@ -58,9 +59,45 @@ singbox_endpoint_del (u8 *name)
   /* the key is ep->name itself: unset before it is freed */
   hash_unset_mem (sm->endpoint_by_name, ep->name);
   vec_free (ep->name);
+  vec_free (ep->host);
   vec_free (ep->username);
   vec_free (ep->password);
   pool_put (sm->endpoints, ep);
+  return 0;
+}
+
+/* Whether cfg can make an endpoint (0) or which error it gets; the FIB
+ * index of its table in *fib_index if asked. */
+int
+singbox_endpoint_check (const singbox_endpoint_config_t *cfg, u32 *fib_index)
+{
+  u8 *username = cfg->username, *password = cfg->password;
+  u32 ulen = username ? strnlen ((char *) username, 256) : 0;
+  u32 plen = password ? strnlen ((char *) password, 256) : 0;
+  u8 is_ip4 = cfg->is_ip4, protocol = cfg->protocol;
+  u32 fi;
+
+  if (cfg->port == 0 || protocol > SINGBOX_PROTO_HTTP_CONNECT || ulen > SOCKS5_MAX_CRED_LEN ||
+      plen > SOCKS5_MAX_CRED_LEN || (ulen && !plen) ||
+      (cfg->host ? !cfg->host[0] || strnlen ((char *) cfg->host, 254) > 253 :
+		   ip46_address_is_zero (&cfg->addr)))
+    return VNET_API_ERROR_INVALID_VALUE;
+  /* Basic credentials cannot carry a ':' in the user-id or control bytes (RFC 7617):
+   * refused here rather than at every connection */
+  if (protocol == SINGBOX_PROTO_HTTP_CONNECT && ulen)
+    {
+      u8 req[HTTP_CONNECT_REQUEST_MAX];
+      if (http_connect_request_write (req, sizeof (req), "h", 1, 1, username, ulen, password,
+				      plen) < 0)
+	return VNET_API_ERROR_INVALID_VALUE;
+    }
+  if (cfg->hc_enabled && cfg->hc_timeout && cfg->hc_interval && cfg->hc_timeout >= cfg->hc_interval)
+    return VNET_API_ERROR_INVALID_VALUE;
+  fi = fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, cfg->table_id);
+  if (fi == ~0)
+    return VNET_API_ERROR_NO_SUCH_FIB;
+  if (fib_index)
+    *fib_index = fi;
   return 0;
 }
 
@@ -74,31 +111,26 @@ singbox_endpoint_add (u8 *name, const singbox_endpoint_config_t *cfg)
   u8 *username = cfg->username, *password = cfg->password;
   u32 ulen = username ? strnlen ((char *) username, 256) : 0;
   u32 plen = password ? strnlen ((char *) password, 256) : 0;
-  u8 is_ip4 = cfg->is_ip4, protocol = cfg->protocol;
   singbox_endpoint_t *ep;
   u32 fib_index;
+  int rv;
 
   if (len == 0 || len > 63)
     return VNET_API_ERROR_INVALID_VALUE;
-  ep = singbox_endpoint_find (name);
+  ip46_address_t addr = cfg->addr;
+  u8 is_ip4 = cfg->is_ip4;
 
-  if (cfg->port == 0 || protocol > SINGBOX_PROTO_HTTP_CONNECT || ulen > SOCKS5_MAX_CRED_LEN ||
-      plen > SOCKS5_MAX_CRED_LEN || (ulen && !plen) || ip46_address_is_zero (&cfg->addr))
-    return VNET_API_ERROR_INVALID_VALUE;
-  /* Basic credentials cannot carry a ':' in the user-id or control bytes (RFC 7617):
-   * refused here rather than at every connection */
-  if (protocol == SINGBOX_PROTO_HTTP_CONNECT && ulen)
-    {
-      u8 req[HTTP_CONNECT_REQUEST_MAX];
-      if (http_connect_request_write (req, sizeof (req), "h", 1, 1, username, ulen, password,
-				      plen) < 0)
-	return VNET_API_ERROR_INVALID_VALUE;
-    }
-  if (cfg->hc_enabled && cfg->hc_timeout && cfg->hc_interval && cfg->hc_timeout >= cfg->hc_interval)
-    return VNET_API_ERROR_INVALID_VALUE;
-  fib_index = fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, cfg->table_id);
-  if (fib_index == ~0)
+  if ((rv = singbox_endpoint_check (cfg, &fib_index)))
+    return rv;
+  /* a host name: looked up first, so that a name VPP cannot resolve (no dns
+   * plugin, "dns enable" missing, no such name) changes nothing */
+  if (cfg->host && (rv = singbox_dns_resolve_endpoint (name, cfg->host, &addr, &is_ip4)) < 0)
+    return rv;
+  if (cfg->host && rv == 0 &&
+      (fib_index = fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, cfg->table_id)) ==
+	~0)
     return VNET_API_ERROR_NO_SUCH_FIB;
+  ep = singbox_endpoint_find (name);
 
   if (!ep)
     {
@@ -112,10 +144,21 @@ singbox_endpoint_add (u8 *name, const singbox_endpoint_config_t *cfg)
       ep->stat_failures = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/failures", name);
       ep->stat_connections = vlib_stats_add_gauge ("/singbox/client/endpoint/%s/connections", name);
     }
-  ep->addr = cfg->addr;
+  if (ep->addr.as_u64[0] != addr.as_u64[0] || ep->addr.as_u64[1] != addr.as_u64[1] ||
+      ep->port != cfg->port)
+    singbox_pool_flush (ep);
+  ep->addr = addr;
   ep->is_ip4 = is_ip4;
+  vec_free (ep->host);
+  ep->resolved = ep->resolving = 0;
+  if (cfg->host)
+    {
+      ep->host = format (0, "%s%c", cfg->host, 0);
+      ep->resolved = rv == 0;
+      ep->resolving = rv == 1;
+    }
   ep->port = cfg->port;
-  ep->protocol = protocol;
+  ep->protocol = cfg->protocol;
   vec_free (ep->username);
   vec_free (ep->password);
   if (ulen)
@@ -134,6 +177,10 @@ singbox_endpoint_add (u8 *name, const singbox_endpoint_config_t *cfg)
   ep->fib_index = fib_index;
   if (!cfg->hc_enabled)
     ep->state = SINGBOX_EP_STATE_UNKNOWN;
+  /* no address yet: no flow, probe or pooled connection goes there */
+  if (ep->host && !ep->resolved)
+    ep->state = SINGBOX_EP_STATE_DOWN;
+  ep->next_resolve = vlib_time_now (vlib_get_main ()) + ep->hc_interval;
   /* probe the new settings soon, but never all of a resync in one poll */
   singbox_probe_schedule_first (ep);
   return 0;
@@ -215,7 +262,71 @@ singbox_endpoint_pick (singbox_interface_t *itf)
   pool_foreach (e, sm->endpoints)
     if (e->state != SINGBOX_EP_STATE_DOWN && (!best || e->priority < best->priority))
       best = e;
+  if (!best && ep && ep->host && !ep->resolved)
+    return 0; /* its name has no address (yet) */
   return best ? best : ep;
+}
+
+/* A host name's answer (singbox_dns.c, main thread): the endpoint `name`
+ * takes the address if it still has that host. */
+void
+singbox_endpoint_resolved (u8 *name, u8 *host, int rv, ip46_address_t *ip, u8 is_ip4)
+{
+  vlib_main_t *vm = vlib_get_main ();
+  singbox_endpoint_t *ep = singbox_endpoint_find (name);
+  u32 fib_index;
+
+  if (!ep || !ep->host || strcmp ((char *) ep->host, (char *) host))
+    return;
+  ep->resolving = 0;
+  if (rv || (fib_index =
+	       fib_table_find (is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6, ep->table_id)) == ~0)
+    {
+      /* a known address stays until a lookup gives another */
+      SINGBOX_LOG (SINGBOX_LOG_WARNING, "endpoint %s: %s not resolved: %U%s", ep->name, ep->host,
+		   format_vnet_api_errno, rv, ep->resolved ? " (keeps its last address)" : "");
+      return;
+    }
+  if (ep->resolved && ep->is_ip4 == is_ip4 && ip46_address_is_equal (&ep->addr, ip))
+    return;
+  SINGBOX_LOG (SINGBOX_LOG_INFO, "endpoint %s: %s is %U", ep->name, ep->host, format_ip46_address,
+	       ip, IP46_TYPE_ANY);
+  /* workers read the address of the endpoint a flow picks */
+  vlib_worker_thread_barrier_sync (vm);
+  ep->addr = *ip;
+  ep->is_ip4 = is_ip4;
+  ep->fib_index = fib_index;
+  vlib_worker_thread_barrier_release (vm);
+  singbox_pool_flush (ep);
+  if (!ep->resolved)
+    ep->state = SINGBOX_EP_STATE_UNKNOWN;
+  ep->resolved = 1;
+  singbox_probe_schedule_first (ep);
+}
+
+/* singbox-process: host names are looked up again every health-check
+ * period (the dns plugin's cache honours the records' TTL). */
+void
+singbox_endpoints_resolve (f64 now)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  ip46_address_t ip;
+  u8 is_ip4 = 0;
+  int rv;
+
+  pool_foreach (ep, sm->endpoints)
+    {
+      if (!ep->host || ep->resolving || now < ep->next_resolve)
+	continue;
+      ep->next_resolve = now + ep->hc_interval;
+      rv = singbox_dns_resolve_endpoint (ep->name, ep->host, &ip, &is_ip4);
+      if (rv == 1)
+	ep->resolving = 1;
+      else
+	singbox_endpoint_resolved (ep->name, ep->host, rv, &ip, is_ip4);
+      /* the endpoint pool may have moved: no pointer kept */
+    }
 }
 
 /*
@@ -292,8 +403,32 @@ singbox_clear_interface_counters (u32 sw_if_index)
       }
 }
 
+/* The ad-hoc endpoint "if-<n>" of an interface that no longer uses it:
+ * it goes with the interface's proxy setting (unless something else took
+ * it up meanwhile, as the default endpoint or another interface's). */
+static void
+singbox_interface_adhoc_del (u32 sw_if_index, u32 endpoint_index)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+  u8 *name;
+
+  if (endpoint_index == ~0 || pool_is_free_index (sm->endpoints, endpoint_index))
+    return;
+  ep = pool_elt_at_index (sm->endpoints, endpoint_index);
+  if (ep->n_users || endpoint_index == sm->default_endpoint)
+    return;
+  name = format (0, "if-%u%c", sw_if_index, 0);
+  if (!strcmp ((char *) ep->name, (char *) name))
+    singbox_endpoint_del (name);
+  vec_free (name);
+}
+
 /* Intercept the interface's TCP, through its own ad-hoc endpoint, a named
- * one or the default; again on an enabled interface changes its settings. */
+ * one or the default; again on an enabled interface changes its settings.
+ * All or nothing: everything is checked before anything changes, and
+ * interception (which can fail: no hsi plugin) is started before the
+ * ad-hoc endpoint is made. */
 int
 singbox_interface_enable (u32 sw_if_index, const singbox_interface_config_t *cfg)
 {
@@ -302,6 +437,14 @@ singbox_interface_enable (u32 sw_if_index, const singbox_interface_config_t *cfg
   singbox_interface_t *itf;
   singbox_endpoint_t *ep = 0;
   singbox_group_t *group = 0;
+  singbox_endpoint_config_t ecfg = {
+    .addr = cfg->proxy_addr,
+    .is_ip4 = cfg->proxy_is_ip4,
+    .host = cfg->proxy_host,
+    .port = cfg->proxy_port,
+  };
+  u32 old_ep = ~0;
+  u8 old_adhoc = 0;
   int rv;
 
   if (!vnet_sw_interface_is_valid (vnm, sw_if_index))
@@ -313,14 +456,14 @@ singbox_interface_enable (u32 sw_if_index, const singbox_interface_config_t *cfg
     }
   else if (cfg->proxy_port)
     {
-      singbox_endpoint_config_t ecfg = {
-	.addr = cfg->proxy_addr,
-	.is_ip4 = cfg->proxy_is_ip4,
-	.port = cfg->proxy_port,
-      };
-      u8 *name = format (0, "if-%u%c", sw_if_index, 0);
-      rv = singbox_endpoint_add (name, &ecfg);
-      ep = rv ? 0 : singbox_endpoint_find (name);
+      ip46_address_t ip;
+      u8 is_ip4, *name = format (0, "if-%u%c", sw_if_index, 0);
+
+      rv = singbox_endpoint_check (&ecfg, 0);
+      /* a name VPP cannot resolve fails here, before interception starts */
+      if (!rv && ecfg.host &&
+	  (rv = singbox_dns_resolve_endpoint (name, ecfg.host, &ip, &is_ip4)) > 0)
+	rv = 0;
       vec_free (name);
       if (rv)
 	return rv;
@@ -334,24 +477,44 @@ singbox_interface_enable (u32 sw_if_index, const singbox_interface_config_t *cfg
     return VNET_API_ERROR_NO_SUCH_ENTRY;
   vec_validate (sm->interfaces, sw_if_index);
   itf = vec_elt_at_index (sm->interfaces, sw_if_index);
-  itf->sw_if_index = sw_if_index;
-  if (!itf->enabled && (rv = singbox_client_intercept_enable_disable (itf, 1)))
-    return rv;
   if (!itf->enabled)
     {
+      itf->sw_if_index = sw_if_index;
+      if ((rv = singbox_client_intercept_enable_disable (itf, 1)))
+	{
+	  /* what did start (the first features) goes again */
+	  singbox_client_intercept_enable_disable (itf, 0);
+	  return rv;
+	}
       /* an interface's counters start when it is enabled */
       itf->total = itf->failures = itf->packets = itf->bytes = 0;
       itf->stat_active = vlib_stats_add_gauge ("/singbox/client/interface/%u/active", sw_if_index);
+      sm->n_enabled_interfaces++;
     }
-  if (itf->enabled && itf->endpoint_index != ~0)
-    pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
+  else
+    {
+      old_ep = itf->endpoint_index;
+      old_adhoc = itf->adhoc_endpoint;
+      if (old_ep != ~0)
+	pool_elt_at_index (sm->endpoints, old_ep)->n_users--;
+    }
+  if (cfg->proxy_port && !group)
+    {
+      u8 *name = format (0, "if-%u%c", sw_if_index, 0);
+      /* checked above: cannot fail (a name answered then is in the cache) */
+      singbox_endpoint_add (name, &ecfg);
+      ep = singbox_endpoint_find (name);
+      vec_free (name);
+    }
   itf->sw_if_index = sw_if_index;
   itf->enabled = 1;
   itf->endpoint_index = ep ? ep - sm->endpoints : ~0;
-  itf->adhoc_endpoint = cfg->proxy_port != 0;
+  itf->adhoc_endpoint = ep && cfg->proxy_port && !group;
   itf->max_connections = cfg->max_connections;
   if (ep)
     ep->n_users++;
+  if (old_adhoc && old_ep != itf->endpoint_index)
+    singbox_interface_adhoc_del (sw_if_index, old_ep);
   singbox_group_interface_set (sw_if_index, group ? group - singbox_group_main.groups : ~0);
   return 0;
 }
@@ -361,6 +524,7 @@ singbox_interface_disable (u32 sw_if_index)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_interface_t *itf;
+  u32 old_ep;
 
   if (!vnet_sw_interface_is_valid (vnet_get_main (), sw_if_index))
     return VNET_API_ERROR_INVALID_SW_IF_INDEX;
@@ -369,11 +533,17 @@ singbox_interface_disable (u32 sw_if_index)
   singbox_client_close_interface (sw_if_index);
   singbox_client_udp_interface_disable (sw_if_index);
   singbox_client_intercept_enable_disable (itf, 0);
-  if (itf->endpoint_index != ~0)
-    pool_elt_at_index (sm->endpoints, itf->endpoint_index)->n_users--;
+  old_ep = itf->endpoint_index;
+  if (old_ep != ~0)
+    pool_elt_at_index (sm->endpoints, old_ep)->n_users--;
   vec_free (itf->bypass);
   singbox_group_interface_set (sw_if_index, ~0);
   itf->enabled = 0;
+  itf->endpoint_index = ~0;
+  if (itf->adhoc_endpoint)
+    singbox_interface_adhoc_del (sw_if_index, old_ep);
+  itf->adhoc_endpoint = 0;
+  sm->n_enabled_interfaces--;
   if (itf->stat_active && itf->stat_active != ~0)
     vlib_stats_remove_entry (itf->stat_active);
   itf->stat_active = ~0;
@@ -413,17 +583,39 @@ singbox_interface_bypass_add_del (u32 sw_if_index, int is_add, ip46_address_t *a
 
 static const char *singbox_ep_state_names[] = { "unknown", "up", "down" };
 
+/* Where an endpoint is, as the CLI takes it: <ip4>:<port> or [<ip6>]:<port>. */
+u8 *
+format_singbox_endpoint_address (u8 *s, va_list *args)
+{
+  singbox_endpoint_t *ep = va_arg (*args, singbox_endpoint_t *);
+
+  if (ep->host)
+    return format (s, "%s:%u", ep->host, ep->port);
+  if (ep->is_ip4)
+    return format (s, "%U:%u", format_ip4_address, &ep->addr.ip4, ep->port);
+  return format (s, "[%U]:%u", format_ip6_address, &ep->addr.ip6, ep->port);
+}
+
+const char *
+singbox_endpoint_protocol_name (singbox_endpoint_t *ep)
+{
+  return ep->protocol == SINGBOX_PROTO_HTTP_CONNECT ? "HTTP CONNECT" : "SOCKS5";
+}
+
 u8 *
 format_singbox_endpoint (u8 *s, va_list *args)
 {
   singbox_endpoint_t *ep = va_arg (*args, singbox_endpoint_t *);
   u32 index = ep - singbox_main.endpoints;
 
-  s = format (s, "%s%s: %U:%u (%s)%s", ep->name,
-	      index == singbox_main.default_endpoint ? " (default)" : "", format_ip46_address,
-	      &ep->addr, IP46_TYPE_ANY, ep->port,
-	      ep->protocol == SINGBOX_PROTO_HTTP_CONNECT ? "HTTP CONNECT" : "SOCKS5",
+  s = format (s, "%s%s: %U (%s)%s", ep->name,
+	      index == singbox_main.default_endpoint ? " (default)" : "",
+	      format_singbox_endpoint_address, ep, singbox_endpoint_protocol_name (ep),
 	      ep->username ? " auth" : "");
+  if (ep->host && ep->resolved)
+    s = format (s, " address %U", format_ip46_address, &ep->addr, IP46_TYPE_ANY);
+  else if (ep->host)
+    s = format (s, " address unresolved");
   s = format (s, " state %s failures %lu rtt %uus connections %lu",
 	      singbox_ep_state_names[ep->state % 3], ep->failures, ep->rtt_us, ep->connections);
   if (singbox_main.pooling)
@@ -437,8 +629,8 @@ format_singbox_interface (u8 *s, va_list *args)
   singbox_interface_t *itf = va_arg (*args, singbox_interface_t *);
   vnet_main_t *vnm = vnet_get_main ();
   singbox_main_t *sm = &singbox_main;
-  u8 *ep =
-    singbox_endpoint_name (itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint);
+  u32 ep_index = itf->endpoint_index != ~0 ? itf->endpoint_index : sm->default_endpoint;
+  u8 *ep = singbox_endpoint_name (ep_index);
   u32 group_index = singbox_group_of_interface (itf->sw_if_index, itf->endpoint_index);
   singbox_prefix_t *p;
 
@@ -446,8 +638,12 @@ format_singbox_interface (u8 *s, va_list *args)
   s = format (s, "  Status: %s\n", itf->enabled ? "enabled" : "disabled");
   if (group_index != ~0)
     s = format (s, "  Proxy: endpoint group %s\n", singbox_group_name (group_index));
+  else if (ep)
+    /* the manual's "Proxy: 127.0.0.1:1080", then which endpoint that is */
+    s = format (s, "  Proxy: %U (endpoint %s)\n", format_singbox_endpoint_address,
+		pool_elt_at_index (sm->endpoints, ep_index), ep);
   else
-    s = format (s, "  Proxy: %s\n", ep ? (char *) ep : "-");
+    s = format (s, "  Proxy: -\n");
   if (itf->max_connections)
     s = format (s, "  Max connections: %u\n", itf->max_connections);
   vec_foreach (p, itf->bypass)

@@ -42,6 +42,8 @@ typedef struct
 {
   ip46_address_t addr;
   u8 is_ip4;
+  u8 *host; /* C string: a host name instead of addr (the CLI's), resolved by
+	     * VPP's dns plugin; 0 = addr */
   u16 port;
   u8 protocol;	/* SINGBOX_PROTO_* */
   u8 *username; /* C strings, 0 = no auth */
@@ -62,6 +64,10 @@ typedef struct
   u8 *name; /* vec, NUL-terminated */
   ip46_address_t addr;
   u8 is_ip4;
+  u8 *host;	    /* vec, NUL-terminated: resolved into addr; 0 = none */
+  u8 resolved;	    /* host: addr holds its address */
+  u8 resolving;	    /* host: a lookup is under way */
+  f64 next_resolve; /* host: looked up again then (the health-check period) */
   u16 port;
   u8 protocol;
   u8 *username; /* vec, not terminated; 0 = no auth */
@@ -116,9 +122,11 @@ typedef struct
 /* What enables interception on an interface (singbox_interface_enable). */
 typedef struct
 {
-  /* an ad-hoc endpoint "if-<sw_if_index>" at this address when port != 0 */
+  /* an ad-hoc endpoint "if-<sw_if_index>" at this address (or host name)
+   * when port != 0 */
   ip46_address_t proxy_addr;
   u8 proxy_is_ip4;
+  u8 *proxy_host;
   u16 proxy_port;
   u8 *endpoint_name; /* else this endpoint; neither: the default */
   u8 *group_name;    /* else this endpoint group (singbox_group.h) */
@@ -127,6 +135,7 @@ typedef struct
 
 /* singbox_endpoint.c */
 clib_error_t *singbox_endpoint_init (vlib_main_t *vm);
+int singbox_endpoint_check (const singbox_endpoint_config_t *cfg, u32 *fib_index);
 int singbox_endpoint_add (u8 *name, const singbox_endpoint_config_t *cfg);
 int singbox_endpoint_del (u8 *name);
 singbox_endpoint_t *singbox_endpoint_find (u8 *name);
@@ -144,7 +153,12 @@ singbox_interface_t *singbox_interface_of_client (ip46_address_t *ip, u8 is_ip4,
 void singbox_clear_interface_counters (u32 sw_if_index);
 int singbox_prefix_match (singbox_prefix_t *p, ip46_address_t *ip, u8 is_ip4);
 void singbox_client_stats_update (void);
+void singbox_endpoints_resolve (f64 now);
+void singbox_endpoint_resolved (u8 *name, u8 *host, int rv, ip46_address_t *ip, u8 is_ip4);
+int singbox_dns_resolve_endpoint (u8 *endpoint, u8 *host, ip46_address_t *ip, u8 *is_ip4);
 format_function_t format_singbox_endpoint;
+format_function_t format_singbox_endpoint_address;
+const char *singbox_endpoint_protocol_name (singbox_endpoint_t *ep);
 format_function_t format_singbox_interface;
 
 #endif /* __included_singbox_endpoint_h__ */

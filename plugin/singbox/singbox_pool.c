@@ -80,7 +80,11 @@ singbox_pool_ready (singbox_session_t *ss)
   vec_add1 (ep->pool_ready, singbox_session_id (ss));
 }
 
-/* singbox-process (main): keep each used endpoint's pool filled. */
+/* singbox-process (main): keep each used endpoint's pool filled. Only
+ * while client mode runs: pooled connections serve intercepted flows, and
+ * before the first interface is enabled the upstream app they connect from
+ * does not exist (pooling enabled first, as the manual's order has it,
+ * crashed VPP in vnet_connect). */
 void
 singbox_pool_poll (f64 now)
 {
@@ -89,6 +93,7 @@ singbox_pool_poll (f64 now)
   singbox_session_t *ss;
   u32 want, n_started = 0;
   static f64 last;
+  int client_mode = sm->n_enabled_interfaces && sm->upstream_app_index != APP_INVALID_INDEX;
 
   if (now - last < 0.2)
     return;
@@ -96,7 +101,8 @@ singbox_pool_poll (f64 now)
   singbox_sessions_lock ();
   pool_foreach (ep, sm->endpoints)
     {
-      want = sm->pooling && (ep->n_users || ep - sm->endpoints == sm->default_endpoint) &&
+      want = sm->pooling && client_mode &&
+		 (ep->n_users || ep - sm->endpoints == sm->default_endpoint) &&
 		 ep->state != SINGBOX_EP_STATE_DOWN && ep->protocol == SINGBOX_PROTO_SOCKS5 ?
 	       sm->max_pool_size :
 	       0;
@@ -131,6 +137,28 @@ singbox_pool_poll (f64 now)
 	}
     }
   singbox_sessions_unlock ();
+}
+
+/* Main thread, the endpoint going away: close its pooled connections. */
+void
+singbox_pool_flush (singbox_endpoint_t *ep)
+{
+  singbox_session_t *ss;
+
+  singbox_sessions_lock ();
+  while (vec_len (ep->pool_ready))
+    {
+      ss = singbox_session_get_by_id (vec_pop (ep->pool_ready));
+      if (ss && ss->pool_ready)
+	{
+	  ss->pool_ready = 0;
+	  ss->pooled = 0;
+	  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+	  singbox_ao_close (ss);
+	}
+    }
+  singbox_sessions_unlock ();
+  vec_free (ep->pool_ready);
 }
 
 int

@@ -17,5 +17,6 @@ singbox_session_t *singbox_pool_take (singbox_endpoint_t *ep);
 void singbox_pool_ready (singbox_session_t *ss);
 void singbox_pool_forget (singbox_session_t *ss);
 void singbox_pool_poll (f64 now);
+void singbox_pool_flush (singbox_endpoint_t *ep);
 
 #endif /* __included_singbox_pool_h__ */

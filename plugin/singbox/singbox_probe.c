@@ -354,6 +354,8 @@ singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 
   f64 now = vlib_time_now (vlib_get_main ());
   u32 index;
 
+  if (ep->host && !ep->resolved)
+    return ~0; /* its name has no address yet */
   if (singbox_probe_app_index == APP_INVALID_INDEX)
     {
       if (singbox_session_layer_attach () ||
@@ -426,6 +428,8 @@ singbox_probes_poll (f64 now)
   singbox_probe_t *p;
   u32 n_started = 0, n = pool_len (sm->endpoints), i, k;
 
+  singbox_endpoints_resolve (now);
+
   /* the scan resumes where the cap stopped the last one, so that no
    * endpoint waits behind lower indices that are due again */
   for (k = 0; k < n && n_started < SINGBOX_PROBE_MAX_STARTS_PER_POLL; k++)
@@ -434,7 +438,7 @@ singbox_probes_poll (f64 now)
       if (pool_is_free_index (sm->endpoints, i))
 	continue;
       ep = pool_elt_at_index (sm->endpoints, i);
-      if (!ep->hc_enabled || ep->probing || now < ep->next_probe)
+      if (!ep->hc_enabled || ep->probing || now < ep->next_probe || (ep->host && !ep->resolved))
 	continue;
       n_started++;
       ep->next_probe = now + ep->hc_interval;

@@ -755,6 +755,10 @@ singbox_server_listen (singbox_listener_t *l)
   a->app_index = sm->server_app_index;
 
   rv = vnet_listen (a);
+  /* an address of no interface (yet): the session layer says "invalid
+   * namespace"; the listener stays configured and the next enable retries */
+  if (rv && !ip46_address_is_zero (&l->addr) && !ip_is_local (fib_index, &l->addr, l->is_ip4))
+    return VNET_API_ERROR_ADDRESS_NOT_FOUND_FOR_INTERFACE;
   if (rv)
     {
       SINGBOX_LOG (SINGBOX_LOG_WARNING, "listen on %U:%u failed: %U", format_ip46_address, &l->addr,
@@ -1023,11 +1027,12 @@ format_singbox_listener (u8 *s, va_list *args)
 {
   singbox_listener_t *l = va_arg (*args, singbox_listener_t *);
 
+  /* the manual's "Listen address: 0.0.0.0:1080", then the rest */
   if (l->is_ip4)
-    s = format (s, "%s %U:%u", l->name, format_ip4_address, &l->addr.ip4, l->port);
+    s = format (s, "%U:%u", format_ip4_address, &l->addr.ip4, l->port);
   else
-    s = format (s, "%s [%U]:%u", l->name, format_ip6_address, &l->addr.ip6, l->port);
+    s = format (s, "[%U]:%u", format_ip6_address, &l->addr.ip6, l->port);
   if (l->table_id)
     s = format (s, " table %u", l->table_id);
-  return format (s, " (%s)", l->is_listening ? "listening" : "not listening");
+  return format (s, " (name %s, %s)", l->name, l->is_listening ? "listening" : "not listening");
 }

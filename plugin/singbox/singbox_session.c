@@ -1177,16 +1177,17 @@ format_singbox_session (u8 *s, va_list *args)
   u64 tx, rx;
 
   singbox_session_bytes (ss, &tx, &rx);
-  s = format (s, "[%lu] %s client=%U:%u ", singbox_session_id (ss), singbox_session_vft (ss)->name,
-	      format_ip46_address, &ss->client_ip, IP46_TYPE_ANY, ss->client_port);
+  /* the manual's "[0] dst=93.184.216.34:443 state=established tx=1024 rx=2048" first */
+  s = format (s, "[%lu] ", singbox_session_id (ss));
   if (ss->dst.atyp == SOCKS5_ATYP_DOMAIN)
     s = format (s, "dst=%s:%u", ss->dst.domain, ss->dst_port);
   else if (ss->dst.atyp)
     s = format (s, "dst=%U:%u", format_ip46_address, &ss->dst_ip, IP46_TYPE_ANY, ss->dst_port);
   else
     s = format (s, "dst=-");
-  s = format (s, " state=%U tx=%lu rx=%lu age=%.0fs", format_singbox_session_state, (u32) ss->state,
-	      tx, rx, now - ss->created);
+  s = format (s, " state=%U tx=%lu rx=%lu %s client=%U:%u age=%.0fs", format_singbox_session_state,
+	      (u32) ss->state, tx, rx, singbox_session_vft (ss)->name, format_ip46_address,
+	      &ss->client_ip, IP46_TYPE_ANY, ss->client_port, now - ss->created);
   if (ss->user_index != ~0 && !pool_is_free_index (singbox_main.users, ss->user_index))
     s = format (s, " user=%v", pool_elt_at_index (singbox_main.users, ss->user_index)->username);
   return s;

@@ -111,7 +111,8 @@ def ns_cmd(ns: str, *cmd: str) -> list[str]:
 class Vpp:
     """One VPP process with private sockets in a temporary directory."""
 
-    def __init__(self, workers: int = 0, extra_conf: str = "") -> None:
+    def __init__(self, workers: int = 0, extra_conf: str = "", without: tuple[str, ...] = ()) -> None:
+        """without: plugins of the usual set left disabled (say hsi_plugin.so, to see client mode refused)."""
         self.prefix, self.plugin_dir = find_vpp()
         self.dir = Path(tempfile.mkdtemp(prefix="sbxvpp-"))
         self.cli_sock = self.dir / "cli.sock"
@@ -137,6 +138,7 @@ class Vpp:
                 "hsi_plugin.so",
                 "singbox_plugin.so",
             )
+            if p not in without
         )
         # runtime-dir: the default /run/vpp holds the session layer's app
         # namespace socket; a second VPP sharing it (scripts/in-env binds the
