@@ -40,6 +40,11 @@ VPP's af_packet carries 64 KB segments as the kernel proxies' sockets do.
 Connection rate (bench/vpp/cpsload.c, C: the Python prober capped at ~3,000/s)
 is measured twice: the client closes first (HTTP/1.1 style) and the origin
 closes first (HTTP/1.0 style; see plugin/API.md on VPP's FIN after ACK).
+For the VPP cases it also prints VPP's CPU time per connection (all threads,
+user + system, from /proc): on a shared box the rate is the CPU share VPP
+gets divided by that cost, and the share moves between cases while the cost
+does not. With --rx-mode interrupt it is the work alone; with polling it
+includes the polls, i.e. whatever CPU the scheduler gave VPP.
 """
 
 from __future__ import annotations
@@ -101,10 +106,10 @@ def linux_proxy_ns(topo: vt.Topology, tag: str) -> str:
 
 
 def measure(topo: vt.Topology, name: str, proxy: str, pport: int, dst: str,
-            args: argparse.Namespace, dport: int, origin_close_dport: int | None = None
-            ) -> dict[str, float]:
+            args: argparse.Namespace, dport: int, origin_close_dport: int | None = None,
+            cpu_pid: int | None = None) -> dict[str, float]:
     out = loadgen.measure(topo.ns_client, proxy, pport, dst, dport, args.seconds, args.mbytes,
-                          args.concurrency, origin_close_dport)
+                          args.concurrency, origin_close_dport, cpu_pid)
     print(loadgen.row(name, out), flush=True)
     return out
 
@@ -262,10 +267,10 @@ def run(args: argparse.Namespace, workers: int, linux_peers: bool) -> dict[str, 
             vt.wait_port(pns, ip, port)
         time.sleep(0.5)
 
-        print(f"\nVPP workers {workers}: memory per idle session ({args.idle} open, no traffic; "
-              "each VPP proxy on a fresh VPP of its own):")
         mem: dict[str, dict[str, float]] = {}
         if args.idle:
+            print(f"\nVPP workers {workers}: memory per idle session ({args.idle} open, no traffic; "
+                  "each VPP proxy on a fresh VPP of its own):")
             for name in ("vpp-singbox", "vpp-hs-proxy-socks5"):
                 mem[name] = vpp_idle_memory(args, workers, name)
             for name, ip, port in peers:
@@ -293,7 +298,8 @@ def run(args: argparse.Namespace, workers: int, linux_peers: bool) -> dict[str, 
             if args.rounds > 1:
                 print(f" round {rnd + 1}/{args.rounds}, load {os.getloadavg()[0]:.2f}")
             for name, label, proxy, pport, dst, dport, oc_port in cases:
-                rounds[name].append(measure(topo, label, proxy, pport, dst, args, dport, oc_port))
+                rounds[name].append(measure(topo, label, proxy, pport, dst, args, dport, oc_port,
+                                            vpp.proc.pid if name.startswith("vpp-") else None))
         for name, label, *_ in cases:
             # each figure's median over the rounds (with one round: that round's)
             results[name] = {k: statistics.median(x[k] for x in rounds[name])

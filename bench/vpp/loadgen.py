@@ -97,12 +97,33 @@ def tune_client_ns(ns: str) -> None:
 ORIGIN_CLOSE_PORT_OFFSET = 1000
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of a process so far."""
+    ticks = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a thread that just ended
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def measure(ns: str, proxy: str, pport: int, dst: str, dport: int, secs: float,
             mbytes: int, concurrency: int = 32,
-            origin_close_dport: int | None = None) -> dict[str, float]:
+            origin_close_dport: int | None = None,
+            cpu_pid: int | None = None) -> dict[str, float]:
     """Bulk throughput with 1 and 8 streams, then connections per second
     with the client closing first and with the origin closing first (to
-    origin_close_dport; by default dport + ORIGIN_CLOSE_PORT_OFFSET)."""
+    origin_close_dport; by default dport + ORIGIN_CLOSE_PORT_OFFSET).
+
+    With cpu_pid (the proxy's process, e.g. VPP) also its CPU time per
+    connection in each rate case, in µs ("cps_cpu_us", ...). On a box shared
+    with other work the rate is the CPU share the proxy gets divided by what
+    a connection costs it, and that share moves between cases; the CPU per
+    connection does not, so its ratio is the steadier figure. It includes
+    the kernel's work in the proxy's context: with af_packet veths, the
+    peers' own TCP processing of what VPP sends (bench/vpp/README.md)."""
     if origin_close_dport is None:
         origin_close_dport = dport + ORIGIN_CLOSE_PORT_OFFSET
     out: dict[str, float] = {}
@@ -112,10 +133,14 @@ def measure(ns: str, proxy: str, pport: int, dst: str, dport: int, secs: float,
         out[f"gbps_{streams}"] = r["bytes"] * 8 / r["seconds"] / 1e9
     for close, key, port in (("client", "cps", dport),
                              ("origin", "cps_origin_close", origin_close_dport)):
+        cpu0 = process_cpu_seconds(cpu_pid) if cpu_pid else 0.0
         r = run_json(ns, cpsload_binary(), "cps", proxy, str(pport), dst, str(port),
                      str(concurrency), str(secs), close)
         out[key] = r["connections"] / r["seconds"]
         out[f"{key}_errors"] = r["errors"]
+        if cpu_pid:
+            out[f"{key}_cpu_us"] = ((process_cpu_seconds(cpu_pid) - cpu0)
+                                    / max(r["connections"], 1) * 1e6)
     return out
 
 
@@ -133,7 +158,9 @@ def set_rx_mode(vpp: Any, interfaces: tuple[str, ...], mode: str) -> None:
 def row(name: str, r: dict[str, float]) -> str:
     return (f"  {name:<24} 1 stream {r['gbps_1']:6.2f} Gbit/s   8 streams {r['gbps_8']:6.2f} "
             f"Gbit/s   {r['cps']:6.0f} conn/s, origin closing {r['cps_origin_close']:6.0f} "
-            f"({int(r['cps_errors'] + r['cps_origin_close_errors'])} errors)")
+            f"({int(r['cps_errors'] + r['cps_origin_close_errors'])} errors)"
+            + (f", CPU {r['cps_cpu_us']:.0f} / {r['cps_origin_close_cpu_us']:.0f} us/conn"
+               if "cps_cpu_us" in r else ""))
 
 
 def ratio_row(name: str, a: dict[str, float], b: dict[str, float]) -> str:
@@ -141,8 +168,10 @@ def ratio_row(name: str, a: dict[str, float], b: dict[str, float]) -> str:
         # VPP's hs_apps proxy completed no origin-closing connection here: the origin's FIN never reached the client
         return f"x{a[key] / b[key]:5.2f}" if b[key] else "  n/a"
 
+    cpu = (f", CPU per conn {x('cps_cpu_us')} / {x('cps_origin_close_cpu_us')}"
+           if "cps_cpu_us" in a and "cps_cpu_us" in b else "")
     return (f"  {name:<22} 1 stream {x('gbps_1')}   8 streams {x('gbps_8')}   conn/s "
-            f"{x('cps')}, origin closing {x('cps_origin_close')}")
+            f"{x('cps')}, origin closing {x('cps_origin_close')}{cpu}")
 
 
 def bulk_stream(proxy: str, pport: int, dst: str, dport: int, nbytes: int,
