@@ -293,7 +293,7 @@ def test_operational_state_and_rpcs_from_vpp(venv: VppEnv) -> None:
             ctx.parse_data_mem(text, "json", strict=True, validate_present=True).free()
         assert tree["dataplane"]["connected"] is True
         assert tree["dataplane"]["vpp-version"].startswith("26.06")
-        assert tree["dataplane"]["plugin-version"] == "1.0.0"
+        assert tree["dataplane"]["plugin-version"] == "2.0.0"  # the manual's Version History
         assert tree["server"]["oper-status"] in ("running", "stopped")
         assert int(tree["server"]["statistics"]["connections-accepted"]) >= 0
         assert venv.dp._stats is not None, "server counters were not read from the stats segment"  # noqa: SLF001
