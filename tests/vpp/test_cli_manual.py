@@ -83,11 +83,15 @@ def test_pooling_before_the_first_interface(bare: vpptopo.Vpp) -> None:
 
 
 def test_api_orders_before_client_mode(bare: vpptopo.Vpp) -> None:
-    """The same through the binary API, and what else runs before client mode: an endpoint with health checks
-    (probes), pooling, then a second endpoint made default, then the first interface, in the agent's order."""
+    """The same through the binary API in the agent's order (endpoints, pooling, then interfaces), and what else
+    runs before client mode: an endpoint with health checks (probes), made default, then the first interface."""
     papi = _papi(bare)
     try:
         api = papi.api
+        r = api.singbox_set_endpoint(proxy_addr="127.0.0.1", proxy_port=1080, protocol_type=0)
+        assert r.retval == 0
+        assert api.singbox_set_pooling(enable=True, max_pool_size=3).retval == 0
+        _polls(bare)  # the crash: pooled connections from an app not attached yet
         r = api.singbox_endpoint_add_del(is_add=True, name="hc", proxy_addr="127.0.0.1", proxy_port=1081,
                                          health_check_enabled=True, health_check_interval=2,
                                          health_check_timeout=1)
