@@ -248,3 +248,18 @@ def test_subscriptions_running_at_once(restconf: RestconfServer) -> None:
                 assert time.monotonic() < deadline, "a closed stream still counts"
                 time.sleep(0.2)
             assert again.status_code == 200, again.text
+
+
+def test_xml_body_not_well_formed_is_refused_whole(restconf: RestconfServer) -> None:
+    """The tree limits walk an XML body with expat; libyang's own parser is more lenient (it took an element with
+    an attribute twice), so a body expat finds not well-formed is malformed-message before libyang parses it —
+    else the rest of it, however deep, would pass unmeasured."""
+    with stand_in_agent(), restconf.client() as c:
+        before = running_json(restconf.instance.env)
+        twice = "xmlns='urn:vpp-singbox:yang:vpp-singbox' xmlns='urn:vpp-singbox:yang:vpp-singbox'"
+        for inner in ("<log-level>info</log-level>", "<a>" * 100 + "</a>" * 100):
+            resp = c.put(SB, content=f"<singbox {twice}>{inner}</singbox>", headers={"Content-Type": XML})
+            assert resp.status_code == 400, resp.text
+            err = error_of(resp)
+            assert err["error-tag"] == "malformed-message" and "duplicate attribute" in err["error-message"], err
+        assert running_json(restconf.instance.env) == before

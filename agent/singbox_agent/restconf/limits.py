@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from singbox_agent.mgmt.errors import MgmtException
+from singbox_agent.mgmt.errors import MgmtError, MgmtException
 from singbox_agent.mgmt.request_limits import (
     RequestLimits, check_values, denied, may_hold_xpath_beyond, xml_attributes_exceeded,
 )
@@ -104,7 +104,9 @@ def _json_strings(doc: Any) -> Iterator[str]:
 
 def _xml_events(text: str, limits: RestconfLimits, want_values: bool) -> Iterator[str]:
     """Walks an XML body with expat (no tree kept), counting as it goes; yields the text and attribute values
-    when `want_values`. A body that is not well-formed ends the walk: libyang reports what is wrong with it."""
+    when `want_values`. A body that is not well-formed is malformed-message here: libyang's parser is lenient
+    where expat is not (it took an element with an attribute twice), and a walk that stopped early would let the
+    rest of such a body past these limits."""
     max_depth, max_nodes, max_attributes = limits.max_body_depth, limits.max_body_nodes, limits.max_xml_attributes
     depth = -1  # the wrapper holding the body's top-level siblings is level 0
     nodes = 0
@@ -142,9 +144,15 @@ def _xml_events(text: str, limits: RestconfLimits, want_values: bool) -> Iterato
             yield from found
             found.clear()
         parser.Parse("</_>", True)
-    except xml.parsers.expat.ExpatError:
-        return
+    except xml.parsers.expat.ExpatError as exc:
+        raise MgmtException(MgmtError("rpc", "malformed-message",
+                                      f"The request body is not well-formed XML: {_expat_error(exc)}")) from None
     yield from found
+
+
+def _expat_error(exc: xml.parsers.expat.ExpatError) -> str:
+    """expat's words, its position in the body (the line of the wrapper's opening tag is the body's first)."""
+    return f"{xml.parsers.expat.ErrorString(exc.code)} (line {exc.lineno})"
 
 
 def check_xml(text: str, limits: RestconfLimits) -> None:
