@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -131,3 +134,55 @@ def test_events_are_read_from_one_buffer() -> None:
 
     buf = record(0x100, b"srsub_a.running", 1) + record(0x4, b"srsub_data_a.running", 12) + record(0x8000, b"", 0)
     assert shm_guard._events(buf) == [(0x100, "srsub_a.running"), (0x4, "srsub_data_a.running"), (0x8000, "")]
+
+
+DAEMONS = {
+    "agent": ["singbox_agent.agent", "--vpp-api-socket", "none"],
+    "netconf": ["singbox_agent.netconf", "--listen", "127.0.0.1:0"],
+    "restconf": ["singbox_agent.restconf", "--listen", "127.0.0.1:0"],
+    "metrics": ["singbox_agent.metrics", "--vpp-stats-socket", "/nonexistent/stats.sock"],
+}
+TOP = "/vpp-singbox:singbox"
+
+
+@pytest.mark.parametrize("daemon", sorted(DAEMONS))
+def test_each_daemon_guards_its_subscription_shm(daemon: str, sysrepo_instance: SysrepoInstance,
+                                                 tmp_path: Path) -> None:
+    """Each daemon, as its unit starts it, leaves no subscription SHM of its own other-readable — the agent's of
+    vpp-singbox holding an endpoint's password included (without the guard's start in its `__main__`: 0664)."""
+    if daemon == "metrics":  # its listen address is in sysrepo (port 9745 by default): a free one
+        with sysrepo.SysrepoConnection() as conn, conn.start_session("running") as sess:
+            sess.replace_config({"metrics-exporter": {"listen": {"address": "127.0.0.1", "port": 0}}},
+                                "vpp-singbox-metrics")
+    ready = tmp_path / "ready.json"
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *DAEMONS[daemon], "--state-dir", str(tmp_path), "--ready-file", str(ready)],
+            env={**os.environ, **sysrepo_instance.env}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        secret = "hunter2-shm-guard-endpoint"
+        if daemon == "agent":
+            with sysrepo.SysrepoConnection() as conn, conn.start_session("running") as sess:
+                sess.set_item(f"{TOP}/client/endpoint[name='e']/address", "192.0.2.2")
+                sess.set_item(f"{TOP}/client/endpoint[name='e']/username", "u")
+                sess.set_item(f"{TOP}/client/endpoint[name='e']/password", secret)
+                sess.apply_changes()
+        settle(sysrepo_instance)
+        files = sub_files(sysrepo_instance)
+        assert files, "the daemon subscribed to nothing?"
+        if daemon == "agent":
+            holding = {name for name, path in files.items() if secret.encode() in path.read_bytes()}
+            assert f"{sysrepo_instance.shm_prefix}sub_data_vpp-singbox.running" in holding
+        assert {name: oct(mode(path)) for name, path in files.items() if mode(path) != 0o660} == {}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -23,7 +23,7 @@ from singbox_agent.agent import oper_poll, resolve
 from singbox_agent.agent.daemon import Agent
 from singbox_agent.dataplane.base import Dataplane
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import systemd
+from singbox_agent.mgmt import shm_guard, systemd
 
 log = structlog.get_logger("agent")
 
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true")
     opts = parser.parse_args(argv)
     configure_logging(logging.DEBUG if opts.debug else logging.INFO)
+    shm_guard.start()  # sysrepo's subscription SHM of ours not other-readable (mgmt/shm_guard.py)
 
     socket = None if opts.vpp_api_socket == "none" else opts.vpp_api_socket
     agent = Agent(make_dataplane(socket, opts.api_json or default_api_json(), opts.vpp_stats_socket),

@@ -29,7 +29,7 @@ from singbox_agent.metrics.app import MetricsApp
 from singbox_agent.metrics.server import Exporter, ServingLoop, TlsFiles
 from singbox_agent.metrics.versions import REFRESH_S, AgentVersions
 from singbox_agent.metrics.vppstats import DEFAULT_SOCKET, VppStatsSource
-from singbox_agent.mgmt import http_basic, systemd
+from singbox_agent.mgmt import http_basic, shm_guard, systemd
 from singbox_agent.mgmt.hostnames import server_names
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if bool(opts.cert) != bool(opts.key):
         parser.error("--cert and --key go together")
     configure_logging()
+    shm_guard.start()  # sysrepo's subscription SHM of ours not other-readable (mgmt/shm_guard.py)
     with asyncio.Runner(loop_factory=ServingLoop) as runner:
         return runner.run(run(opts))
 

@@ -20,7 +20,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import nacm, systemd
+from singbox_agent.mgmt import nacm, shm_guard, systemd
 from singbox_agent.netconf import confirmed, heap
 from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
 
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds a client has to send its <hello> (default 60)")
     args = parser.parse_args(argv)
     configure_logging()
+    shm_guard.start()  # sysrepo's subscription SHM of ours not other-readable (mgmt/shm_guard.py)
     return asyncio.run(serve(args))
 
 

@@ -25,7 +25,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import http_basic, password_hashing, systemd
+from singbox_agent.mgmt import http_basic, password_hashing, shm_guard, systemd
 from singbox_agent.mgmt.hostnames import server_names
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if bool(opts.cert) != bool(opts.key):
         parser.error("--cert and --key go together")
     configure_logging()
+    shm_guard.start()  # sysrepo's subscription SHM of ours not other-readable (mgmt/shm_guard.py)
     with asyncio.Runner(loop_factory=ServingLoop) as runner:
         return runner.run(run(opts))
 
