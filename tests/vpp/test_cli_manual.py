@@ -13,7 +13,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from .conftest import HERE, HTTP_PORT, Env, skip_reason, vpp_output, vpptopo, worker_counts
+import vpptopo
+from vppfixtures import skip_reason, vpp_output
+
+from .conftest import HERE, HTTP_PORT, Env, worker_counts
 from .test_vpp_client import SB_PORT, upstream, whoami  # noqa: F401 - upstream: sing-box, a fixture
 
 # the CLI's checks and outputs: the worker count changes nothing; most tests start a VPP with none
