@@ -183,9 +183,9 @@ def child(n_sessions: int, n_endpoints: int, health_checked: int, flips: int, re
     push_ms: list[float] = []
     handled = agent._push_oper
 
-    def timed_push(item: object) -> None:
+    def timed_push(item: object, **kw: bool) -> None:
         started = time.perf_counter()
-        handled(item)  # type: ignore[arg-type]
+        handled(item, **kw)  # type: ignore[arg-type]
         if type(item).__name__ == "EndpointEvent":
             push_ms.append((time.perf_counter() - started) * 1e3)
 

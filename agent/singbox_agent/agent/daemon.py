@@ -13,7 +13,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +40,15 @@ from singbox_agent.dataplane.base import (
     Versions,
 )
 from singbox_agent.dataplane.objects import (
+    CLIENT,
     DEFAULT_ENDPOINT,
+    DEFAULT_GROUP,
     ENDPOINT,
     GROUP,
     INTERFACE,
     LISTENER,
     SERVER,
+    SERVER_ENABLED,
     USER,
     DataplaneError,
     DataplaneUnavailable,
@@ -72,6 +75,15 @@ STALE_TXN_S = 120.0
 RESYNC_FIRST_RETRY_S = 0.5
 RESYNC_RETRY_S = 30.0
 USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
+# The pushed operational state (oper_push.py) is re-read whole at start, reconnect and resync, and at this interval:
+# a safety net for what changes in the dataplane without an event (an endpoint's state reset when VPP's DNS answers)
+OPER_PUSH_FULL_S = 60.0
+# Re-reads asked for while more events wait are pushed together (one sysrepo apply), at most this late
+OPER_PUSH_BATCH_S = 0.1
+# Units whose change can move an interface's effective endpoint (the plugin fails over to any endpoint not down)
+_MOVES_INTERFACES = frozenset((ENDPOINT, GROUP, DEFAULT_ENDPOINT, DEFAULT_GROUP, CLIENT))
+# Units whose change can change the server's oper-status
+_SERVER_UNITS = frozenset((SERVER, SERVER_ENABLED, LISTENER))
 # children of /singbox/client and /singbox/server with state -> what the dataplane must report for them
 CLIENT_STATE: dict[str, frozenset[StatePart]] = {"endpoint": frozenset({"endpoints"}),
                                                  "interface": frozenset({"interfaces"}),
@@ -146,7 +158,14 @@ class Agent:
         self._notif_sess: Any = None
         self._read_sess: Any = None
         self._oper_push: OperPush | None = None
-        self._pushed_objects: Pushed = {}  # endpoints and interfaces as last read for the push (oper_push)
+        # what the next push re-reads (oper_push): everything, or the endpoints, interfaces (None: all) and server
+        # that commits and events since the last push touched; guarded by _lock (commits ask from sysrepo's thread)
+        self._push_full = True
+        self._push_endpoints: set[str] = set()
+        self._push_interfaces: set[str] | None = set()
+        self._push_server = False
+        self._push_since: float | None = None  # when the oldest re-read not pushed yet was asked for
+        self._next_full_push = 0.0
         self._marks: dict[int, threading.Event] = {}
         self._enabled_done_due = False
         self._ticks = 0
@@ -349,6 +368,7 @@ class Agent:
             # asks for a resync, which waits for this done when the answer came while the commit was under way.
             resync = not self.status.in_sync or self._resync_due or (txn is not None and txn.held_before)
             self._resync_due = False
+            self._ask_push(None if txn is None else txn.new_units)  # what it touched is read again
         log.info("commit", txn=req_id, result=result, held=list(txn.held.values())[:20] if txn else None,
                  applied=[op.describe() for op in (txn.ops[:20] if txn else [])],
                  steps=len(txn.ops) if txn else None,
@@ -442,27 +462,88 @@ class Agent:
             except queue.Empty:
                 item = "tick"
             try:
+                if isinstance(item, str) and item.startswith("mark:"):
+                    self._push_oper(item, now=True)  # what came before the mark is pushed before it is set
                 self._handle(item)
                 self._push_oper(item)
             except Exception:  # noqa: BLE001 - the worker must survive anything one event does
                 log.exception("worker event failed", event=str(item))
 
-    def _push_oper(self, item: Event | str) -> None:
-        """The pushed part of the operational state follows what the worker just handled (oper_push.py): the
-        endpoints and interfaces are read again after what can change them, the dataplane's status is compared
-        after anything (no read)."""
+    def _ask_push(self, units: Mapping[Unit, Any] | None) -> None:
+        """Have the next push re-read what a commit touched (`units`; None: unknown, everything). Under _lock."""
+        if units is None:
+            self._push_full = True
+            return
+        for unit in units:
+            kind = unit[0]
+            if kind == ENDPOINT:
+                self._push_endpoints.add(unit[1])
+            elif kind == INTERFACE and self._push_interfaces is not None:
+                self._push_interfaces.add(unit[1])
+            if kind in _MOVES_INTERFACES:
+                self._push_interfaces = None
+            if kind in _SERVER_UNITS:
+                self._push_server = True
+
+    def _push_oper(self, item: Event | str, *, now: bool = False) -> None:
+        """The pushed part of the operational state follows what the worker just handled (oper_push.py): what a
+        commit touched or an event is about is read again, everything at start, reconnect, resync and every
+        OPER_PUSH_FULL_S; the dataplane's status is compared after anything (no read). Re-reads asked for while
+        more events wait go out together (`now`: at once)."""
         if self._oper_push is None or self._stop.is_set():
             return
-        if isinstance(item, (Connected, Disconnected, EndpointEvent)) or item in ("resync", "oper-push"):
-            with self._lock:
-                endpoints = [u[1] for u in self.running.units if u[0] == ENDPOINT]
-                enabled_default = defaults.current()["client/interface/enabled"]
-                interfaces = [(u[1], bool(d.get("enabled", enabled_default))) for u, d in self.running.units.items()
-                              if u[0] == INTERFACE]
-            state = self._read_state(frozenset({"endpoints", "interfaces", "server"}))
-            self._pushed_objects = oper.pushed_objects(state, endpoints, interfaces)
-        self._oper_push.update({**self._pushed_objects, **oper.pushed_dataplane(
-            self.dataplane.connected, self.status.pending, self.status.last_error)})
+        at = time.monotonic()
+        with self._lock:
+            if isinstance(item, (Connected, Disconnected)) or item == "resync" \
+                    or (item == "tick" and at >= self._next_full_push):
+                self._push_full = True
+            elif isinstance(item, EndpointEvent):
+                self._push_endpoints.add(item.endpoint)
+                self._push_interfaces = None  # interfaces using it fail over
+            due = self._push_full or bool(self._push_endpoints) or self._push_interfaces != set() \
+                or self._push_server
+            if due and self._push_since is None:
+                self._push_since = at
+            if due and not now and not self._events.empty() and at - (self._push_since or at) < OPER_PUSH_BATCH_S:
+                return  # a burst (commits, events): one push for all of it
+            full, self._push_full = self._push_full, False
+            endpoints, self._push_endpoints = self._push_endpoints, set()
+            interfaces, self._push_interfaces = self._push_interfaces, set()
+            server, self._push_server = self._push_server, False
+            self._push_since = None
+            if full:
+                self._next_full_push = at + OPER_PUSH_FULL_S
+            units = self.running.units
+            enabled_default = defaults.current()["client/interface/enabled"]
+            if full:
+                endpoints = {u[1] for u in units if u[0] == ENDPOINT}
+                interfaces = None
+            gone = [oper.endpoint_node(n) for n in endpoints if (ENDPOINT, n) not in units]
+            read_endpoints = [n for n in endpoints if (ENDPOINT, n) in units]
+            if interfaces is None:
+                read_interfaces = [(u[1], bool(d.get("enabled", enabled_default))) for u, d in units.items()
+                                   if u[0] == INTERFACE]
+            else:
+                gone += [oper.interface_node(n) for n in interfaces if (INTERFACE, n) not in units]
+                read_interfaces = [(n, bool(units[(INTERFACE, n)].get("enabled", enabled_default)))
+                                   for n in interfaces if (INTERFACE, n) in units]
+        wanted: Pushed = {}
+        if due:
+            parts: set[StatePart] = set()
+            if read_endpoints:
+                parts.add("endpoints")
+            if read_interfaces:
+                parts.add("interfaces")
+            if full or server:
+                parts.add("server")
+            state = self._read_state(frozenset(parts), endpoints=None if full else read_endpoints,
+                                     interfaces=None if full else [n for n, _ in read_interfaces]) if parts else None
+            wanted = oper.pushed_objects(state, read_endpoints, read_interfaces, server=full or server)
+        wanted.update(oper.pushed_dataplane(self.dataplane.connected, self.status.pending, self.status.last_error))
+        if full:
+            self._oper_push.replace(wanted)
+        else:
+            self._oper_push.update(wanted, gone)
 
     def _handle(self, item: Event | str) -> None:
         if isinstance(item, str):
@@ -615,11 +696,12 @@ class Agent:
             dp["last-error"] = st.last_error
         return {"singbox": {"dataplane": dp}}
 
-    def _read_state(self, parts: frozenset[StatePart]) -> OperState | None:
+    def _read_state(self, parts: frozenset[StatePart], *, endpoints: Collection[str] | None = None,
+                    interfaces: Collection[str] | None = None) -> OperState | None:
         if not self.dataplane.connected:
             return None
         try:
-            return self.dataplane.read_state(parts)
+            return self.dataplane.read_state(parts, endpoints=endpoints, interfaces=interfaces)
         except DataplaneError as exc:
             log.warning("operational state unavailable", error=str(exc))
             return None

@@ -237,13 +237,22 @@ def sessions(items: list[Session], only: int | None = None, *, on_change: bool =
 PUSH_TOP = "/vpp-singbox:singbox"
 
 
-def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: list[tuple[str, bool]]
-                   ) -> dict[str, dict[str, Any]]:
+def endpoint_node(name: str) -> str:
+    return f"{PUSH_TOP}/client/endpoint[name={xpath.quote(name, in_path=True)}]"
+
+
+def interface_node(name: str) -> str:
+    return f"{PUSH_TOP}/client/interface[name={xpath.quote(name, in_path=True)}]"
+
+
+def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: list[tuple[str, bool]], *,
+                   server: bool = True) -> dict[str, dict[str, Any]]:
     """The slowly changing part of the client's and server's state, as the agent pushes it into the operational
     datastore (oper_push): node xpath -> leaves, the same values the pull callbacks give (client_state,
     server_state). `state`: the dataplane's report, None when it is not connected; `endpoints`, `interfaces`
     ((name, enabled)): the configured ones. What the dataplane does not report (it is away, or has not taken the
-    object), or reports as 'unknown', has no leaves: unknown, not the last value seen."""
+    object), or reports as 'unknown', has no leaves: unknown, not the last value seen. `server`: the server's
+    node too (a re-read of a few endpoints leaves it out)."""
     out: dict[str, dict[str, Any]] = {}
     reported = state if state is not None else OperState()
     for name in endpoints:
@@ -251,7 +260,7 @@ def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: li
         # 'unknown' (no health check, or none finished yet) is not pushed: thousands of endpoints without health
         # checks would otherwise make every push cost more (sysrepo rewrites the session's push data whole)
         status = st.oper_status if st is not None else "unknown"
-        out[f"{PUSH_TOP}/client/endpoint[name={xpath.quote(name, in_path=True)}]"] = {"oper-status": status} if status != "unknown" else {}
+        out[endpoint_node(name)] = {"oper-status": status} if status != "unknown" else {}
     for name, enabled in interfaces:
         leaves: dict[str, Any] = {}
         ist = reported.interfaces.get(name)
@@ -261,9 +270,10 @@ def pushed_objects(state: OperState | None, endpoints: list[str], interfaces: li
             leaves["oper-status"] = "active" if ist is not None and ist.present else "not-present"
             if ist is not None and ist.present and ist.active_endpoint:
                 leaves["effective-endpoint"] = ist.active_endpoint
-        out[f"{PUSH_TOP}/client/interface[name={xpath.quote(name, in_path=True)}]"] = leaves
-    out[f"{PUSH_TOP}/server"] = {"oper-status": "running" if state is not None and state.server.running
-                                 else "stopped"}
+        out[interface_node(name)] = leaves
+    if server:
+        out[f"{PUSH_TOP}/server"] = {"oper-status": "running" if state is not None and state.server.running
+                                     else "stopped"}
     return out
 
 

@@ -12,10 +12,17 @@ data over push data on a read), so a read never shows a pushed value older than 
 
 Push data belongs to the session that pushed it: sysrepo drops it when that session stops or its process dies, so
 nothing stale outlives the agent.
+
+The cost follows what changed, not the configuration's size: sysrepo 3.7.11 loads and diffs the session's whole
+push data at every apply (sr_apply_oper_changes), so an apply happens only when a leaf really changed, and once for
+all the nodes handed over together. `update` takes only the nodes the agent read again (the endpoints a commit
+touched, the one an event is about); `replace` takes every node, at the agent's full re-reads (start, VPP
+reconnecting, resync, and a periodic safety re-read for changes the dataplane reports no event for).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import structlog
@@ -42,10 +49,19 @@ class OperPush:
     def pushed(self) -> Pushed:
         return {node: dict(leaves) for node, leaves in self._pushed.items()}
 
-    def update(self, wanted: Pushed) -> bool:
-        """Push the difference to what was pushed before; nothing when nothing changed. True when applied."""
+    def update(self, wanted: Pushed, gone: Collection[str] = ()) -> bool:
+        """Push the difference between `wanted` (some nodes: their leaves now) and what was pushed of them, and
+        delete the `gone` nodes (entries the configuration no longer has); other nodes stay as pushed. Nothing is
+        applied when nothing changed. True when applied."""
+        return self._apply(wanted, [node for node in gone if node in self._pushed and node not in wanted])
+
+    def replace(self, wanted: Pushed) -> bool:
+        """Make the push data `wanted`, every node: what was pushed and is not wanted is deleted."""
+        return self._apply(wanted, list(self._pushed.keys() - wanted.keys()))
+
+    def _apply(self, wanted: Pushed, gone: list[str]) -> bool:
         try:
-            edits = self._edit(wanted)
+            edits = self._edit(wanted, gone)
             if not edits:
                 return False
             self._sess.apply_changes()
@@ -55,13 +71,17 @@ class OperPush:
             self._sess.discard_changes()
             log.warning("operational state not pushed", error=str(exc))
             return False
-        self._pushed = {node: dict(leaves) for node, leaves in wanted.items() if leaves or node in self._pushed}
+        for node in gone:
+            del self._pushed[node]
+        for node, leaves in wanted.items():
+            if leaves or node in self._pushed:
+                self._pushed[node] = dict(leaves)
         self.applies += 1
         return True
 
-    def _edit(self, wanted: Pushed) -> int:
+    def _edit(self, wanted: Pushed, gone: list[str]) -> int:
         edits = 0
-        for node in self._pushed.keys() - wanted.keys():
+        for node in gone:
             # the whole node: a leaf deleted alone would leave its list entry (the key) behind, a ghost entry
             # in operational once the configuration no longer has it
             self._sess.delete_item(node)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
@@ -255,9 +255,12 @@ class Dataplane(abc.ABC):
         """What the dataplane is configured with now, in the planner's terms (dump messages)."""
 
     @abc.abstractmethod
-    def read_state(self, parts: frozenset[StatePart] = ALL_STATE) -> OperState:
+    def read_state(self, parts: frozenset[StatePart] = ALL_STATE, *,
+                   endpoints: Collection[str] | None = None, interfaces: Collection[str] | None = None
+                   ) -> OperState:
         """The state of the objects in `parts` (a read of the server's counters need not dump 10,000 users);
-        what is not asked for may be left out."""
+        what is not asked for may be left out. `endpoints`, `interfaces`: only these are wanted (the agent's push
+        after a commit touching one endpoint of 10,000); the others may be left out."""
 
     @abc.abstractmethod
     def read_sessions(self) -> list[Session]: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from singbox_agent.dataplane import base
@@ -258,10 +258,14 @@ class MemoryDataplane(base.Dataplane):
 
     # state --------------------------------------------------------------------------------------------------
 
-    def read_state(self, parts: frozenset[base.StatePart] = base.ALL_STATE) -> base.OperState:
+    def read_state(self, parts: frozenset[base.StatePart] = base.ALL_STATE, *,
+                   endpoints: Collection[str] | None = None, interfaces: Collection[str] | None = None
+                   ) -> base.OperState:
         with self._lock:
             self._check_connected()
             self.state_reads.append(parts)
+            if endpoints is not None and interfaces is not None and parts <= {"endpoints", "interfaces", "server"}:
+                return self._some_state(parts, endpoints, interfaces)
             state = base.OperState(server=replace(self.server_state,
                                                   running=bool(self.objects[("server-enabled",)])))
             kinds = {objects.ENDPOINT: "endpoints", objects.INTERFACE: "interfaces", objects.LISTENER: "listeners",
@@ -273,11 +277,7 @@ class MemoryDataplane(base.Dataplane):
                     state.endpoints[key[1]] = self.endpoint_states.get(key[1], base.EndpointState())
                 elif key[0] == objects.INTERFACE:
                     assert isinstance(value, objects.InterfaceSpec)
-                    counters = self.interface_counters.get(key[1], base.InterfaceState())
-                    udp = self.udp_counters.get(key[1], base.UdpState()) \
-                        if (objects.INTERFACE_UDP, key[1]) in self.objects and self._present(key[1]) else None
-                    state.interfaces[key[1]] = replace(counters, present=self._present(key[1]),
-                                                       active_endpoint=self._pick_endpoint(value), udp=udp)
+                    state.interfaces[key[1]] = self._interface_state(key[1], value)
                 elif key[0] == objects.LISTENER:
                     state.listeners[key[1]] = bool(self.objects[("server-enabled",)])
                 elif key[0] == objects.USER:
@@ -286,6 +286,25 @@ class MemoryDataplane(base.Dataplane):
                     assert isinstance(value, objects.GroupSpec)
                     state.groups[key[1]] = self._members(value, self.member_states, key[1])
             return state
+
+    def _interface_state(self, name: str, spec: objects.InterfaceSpec) -> base.InterfaceState:
+        counters = self.interface_counters.get(name, base.InterfaceState())
+        udp = self.udp_counters.get(name, base.UdpState()) \
+            if (objects.INTERFACE_UDP, name) in self.objects and self._present(name) else None
+        return replace(counters, present=self._present(name), active_endpoint=self._pick_endpoint(spec), udp=udp)
+
+    def _some_state(self, parts: frozenset[base.StatePart], endpoints: Collection[str],
+                    interfaces: Collection[str]) -> base.OperState:
+        """read_state of a few endpoints and interfaces (and the server): by key, not a walk of every object."""
+        state = base.OperState(server=replace(self.server_state, running=bool(self.objects[("server-enabled",)])))
+        for name in endpoints if "endpoints" in parts else ():
+            if (objects.ENDPOINT, name) in self.objects:
+                state.endpoints[name] = self.endpoint_states.get(name, base.EndpointState())
+        for name in interfaces if "interfaces" in parts else ():
+            value = self.objects.get((objects.INTERFACE, name))
+            if isinstance(value, objects.InterfaceSpec):
+                state.interfaces[name] = self._interface_state(name, value)
+        return state
 
     def _members(self, group: objects.GroupSpec, counters: dict[tuple[str, str], base.MemberState],
                  name: str) -> dict[str, base.MemberState]:

@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -740,7 +740,9 @@ class VppDataplane(Dataplane):
 
     # state --------------------------------------------------------------------------------------------------
 
-    def read_state(self, parts: frozenset[StatePart] = ALL_STATE) -> OperState:
+    def read_state(self, parts: frozenset[StatePart] = ALL_STATE, *, endpoints: Collection[str] | None = None,
+                   interfaces: Collection[str] | None = None) -> OperState:
+        # `endpoints`, `interfaces`: the plugin's dumps have no name filter; all are read, the wanted ones built
         with self._lock:
             state = OperState()
             dumps: dict[StatePart, tuple[str, dict[str, Any]]] = {
@@ -758,13 +760,16 @@ class VppDataplane(Dataplane):
                 int(u.active_flows), int(u.flows), int(u.failures), int(u.packets_to_proxy), int(u.bytes_to_proxy),
                 int(u.packets_from_proxy), int(u.bytes_from_proxy), int(u.dropped))
                 for u in (dumped[-1] if len(requests) > len(asked) else [])}
-            endpoints, interfaces, listeners, users = (got.get(p, []) for p in (
+            dumped_endpoints, dumped_interfaces, listeners, users = (got.get(p, []) for p in (
                 "endpoints", "interfaces", "listeners", "users"))
-            for e in endpoints:
+            wanted = None if endpoints is None else set(endpoints)
+            for e in dumped_endpoints:
+                if wanted is not None and _s(e.name) not in wanted:
+                    continue
                 state.endpoints[_s(e.name)] = EndpointState(
                     ENDPOINT_STATES[int(e.state)], int(e.last_change_age), int(e.rtt_us), int(e.failures),  # type: ignore[arg-type]
                     int(e.consecutive_failures), int(e.connections))
-            for i in interfaces:
+            for i in dumped_interfaces:
                 name = self._if_name.get(int(i.sw_if_index))
                 if name is not None:
                     state.interfaces[name] = InterfaceState(
