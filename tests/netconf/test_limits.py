@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 
+import pytest
 import sysrepo
+from lxml import etree
+from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo
 from tests.netconf.rawclient import NC, RawClient, errors_of
@@ -164,3 +168,59 @@ async def test_xml_attributes_per_element(netconf_server: ServerInfo) -> None:
     assert not errors_of(await client.rpc(edit))
     await still_serving(client)
     await client.close()
+
+
+SN = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
+
+
+def _subscriptions(m: object) -> list[str]:
+    """The ids of `/subscriptions` in operational (RFC 8639 subscriptions of every session)."""
+    reply = m.dispatch(etree.fromstring(  # type: ignore[attr-defined]
+        '<get-data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda" '
+        'xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores"><datastore>ds:operational</datastore>'
+        f'<xpath-filter xmlns:sn="{SN}">/sn:subscriptions</xpath-filter></get-data>'))
+    return [e.text or "" for e in ET.fromstring(reply.xml).iter(f"{{{SN}}}id")]
+
+
+def test_subscriptions_of_all_sessions_within_max_subscriptions(netconf_server: ServerInfo) -> None:
+    """Each subscription holds sysrepo subscriptions and threads: past max-subscriptions (create-subscription and
+    establish-subscription together, whatever sessions made them) one more is resource-denied naming the limit and
+    leaves nothing behind; one ending makes room; a session's second create-subscription is still in-use."""
+    set_limits(max_subscriptions=2)
+    establish = etree.fromstring(f'<establish-subscription xmlns="{SN}"><stream>NETCONF</stream>'
+                                 "</establish-subscription>")
+    with netconf_server.connect() as first, netconf_server.connect() as second:
+        first.create_subscription()
+        with pytest.raises(RPCError) as exc:  # RFC 5277 2.1.1: one per session, whatever room there is
+            first.create_subscription()
+        assert exc.value.tag == "in-use"
+        sub_id = ET.fromstring(first.dispatch(establish).xml).findtext(f".//{{{SN}}}id")
+        assert sub_id is not None and _subscriptions(first) == [sub_id]
+        for attempt in (second.create_subscription, lambda: second.dispatch(establish),
+                        lambda: first.dispatch(establish)):
+            with pytest.raises(RPCError) as exc:
+                attempt()
+            assert exc.value.tag == "resource-denied" and "max-subscriptions" in str(exc.value.message), exc.value
+        assert _subscriptions(second) == [sub_id]  # the refused establish left no subscription
+        first.dispatch(etree.fromstring(f'<delete-subscription xmlns="{SN}"><id>{sub_id}</id>'
+                                        "</delete-subscription>"))
+        deadline = time.monotonic() + 30  # the subscription's thread ends it in sysrepo within its poll
+        while True:
+            try:
+                second.create_subscription()  # the refused one left no subscription on `second` (not in-use)
+                break
+            except RPCError as err:
+                assert err.tag == "resource-denied" and time.monotonic() < deadline, err
+                time.sleep(0.2)
+        with pytest.raises(RPCError) as exc:
+            second.create_subscription()
+        assert exc.value.tag == "in-use"
+    with netconf_server.connect() as third:  # the sessions that held both are gone: room again
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                third.create_subscription()
+                break
+            except RPCError as err:
+                assert err.tag == "resource-denied" and time.monotonic() < deadline, err
+                time.sleep(0.2)

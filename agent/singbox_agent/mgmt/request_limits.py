@@ -30,7 +30,7 @@ _LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """The XPath and subtree-filter limits both servers have, one field per leaf of the `limits` container (leaf
+    """The XPath, subtree-filter, XML-attribute and subscription limits both servers have, one field per leaf of the `limits` container (leaf
     name with `_` for `-`). A server's own limits subclass this with its other leaves and `XPATH`, the container
     every refusal names. The values here are only what a server uses before it could read the schema;
     `from_schema` gives the YANG defaults."""
@@ -42,6 +42,7 @@ class RequestLimits:
     max_xpath_nesting: int = 64
     max_subtree_filter_nodes: int = 10000
     max_xml_attributes: int = 1024
+    max_subscriptions: int = 256
 
     @classmethod
     def from_schema(cls, ctx: Any) -> Self:
@@ -67,6 +68,15 @@ class RequestLimits:
 def denied(limits: RequestLimits, limit: str, message: str) -> MgmtException:
     """resource-denied: `message` and the limit (a leaf name) beyond which the request went."""
     return resource_denied(f"{message} (limit {limit} in {limits.XPATH}).", error_type="protocol")
+
+
+def check_subscriptions(running: int, limits: RequestLimits, what: str = "subscriptions") -> None:
+    """One more subscription beside `running` ones within max-subscriptions: each holds a sysrepo session or
+    subscription with threads of its own (one per module with notifications, ~390 KiB a RESTCONF stream), so an
+    authenticated client could otherwise open them until memory or threads ran out.
+    :raises MgmtException: resource-denied."""
+    if running >= limits.max_subscriptions:
+        raise denied(limits, "max-subscriptions", f"The server runs {running} {what}, its most")
 
 
 def check_xpath(expression: str, limits: RequestLimits, *, what: str = "The XPath filter",

@@ -8,18 +8,26 @@ the envelope is parsed (`messages.parse_xml`), a reply by max-reply-size, and `c
 an `<rpc>` (and, when the message has brackets enough, every value, and with `=` enough, every element's attribute
 count) before it goes to libyang. A request beyond a
 limit costs milliseconds and gets `too-big` (size) or `resource-denied` with the limit's name.
+
+`max-subscriptions` bounds the subscriptions of all sessions together, RFC 5277 create-subscription and RFC 8639
+establish-subscription alike (each holds sysrepo subscriptions with threads of their own): the operations that
+make them register a counter of theirs (`counts_subscriptions`) and make one inside `subscription_slot`, which
+counts, refuses one past the limit and keeps a second from being made meanwhile.
 """
 
 from __future__ import annotations
 
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from singbox_agent.mgmt.errors import MgmtException, too_big
 from singbox_agent.mgmt.request_limits import (
-    RequestLimits, check_subtree_filter, check_values, check_xml_attributes, check_xpath, denied,
-    may_hold_xpath_beyond,
+    RequestLimits, check_subscriptions, check_subtree_filter, check_values, check_xml_attributes, check_xpath,
+    denied, may_hold_xpath_beyond,
 )
 
 MODULE = "vpp-singbox-netconf-server"
@@ -29,7 +37,7 @@ _FILTERS = frozenset({"filter", "subtree-filter"})
 
 # `limits.check_xpath` is what the operations (ops/common.py, ops/subscribed_notifications.py) call
 __all__ = ["MODULE", "XPATH", "Limits", "message_too_big", "reply_too_big", "depth_exceeded", "elements_exceeded",
-           "check_request", "check_xpath"]
+           "check_request", "check_xpath", "counts_subscriptions", "subscription_slot"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,26 @@ class Limits(RequestLimits):
     max_xml_depth: int = 64
     max_elements: int = 1_000_000
     max_reply_size: int = 256 * 1024 * 1024
+
+
+# server -> how many subscriptions of one kind it runs (one counter per operation module that makes them)
+_subscription_counters: list[Callable[[Any], int]] = []
+_subscription_made = threading.Lock()
+
+
+def counts_subscriptions(counter: Callable[[Any], int]) -> Callable[[Any], int]:
+    """Registers `counter` (a NETCONF server -> its running subscriptions of one kind) with max-subscriptions."""
+    _subscription_counters.append(counter)
+    return counter
+
+
+@contextmanager
+def subscription_slot(server: Any, limits: Limits) -> Iterator[None]:
+    """Room for one more subscription on `server`, all its sessions' kinds counted: the body makes it (and makes
+    it count) before another can be counted. :raises MgmtException: resource-denied past max-subscriptions."""
+    with _subscription_made:
+        check_subscriptions(sum(count(server) for count in _subscription_counters), limits, "NETCONF subscriptions")
+        yield
 
 
 def message_too_big(size: int, limits: Limits) -> MgmtException:

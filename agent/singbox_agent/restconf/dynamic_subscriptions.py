@@ -31,9 +31,9 @@ import sysrepo
 
 from singbox_agent.mgmt.errors import MgmtError, MgmtException
 from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
-from singbox_agent.mgmt.request_limits import check_subtree_filter, check_xpath
+from singbox_agent.mgmt.request_limits import check_subscriptions, check_subtree_filter, check_xpath
 from singbox_agent.restconf.errors import RestconfError
-from singbox_agent.restconf.limits import RestconfLimits, check_subscriptions
+from singbox_agent.restconf.limits import RestconfLimits
 from singbox_agent.restconf.uri import API_ROOT, Encoding
 from singbox_agent.subscriptions import dynamic, srsn
 
@@ -167,7 +167,7 @@ class DynamicSubscriptions:
             stream_encoding = Encoding.JSON if kind == "encode-json" else Encoding.XML
         yang_push = dynamic.is_yang_push(op)
         xpath, filter_xml = self._filter(op, yang_push, limits)
-        check_subscriptions(self.running(), limits)
+        check_subscriptions(self.running(), limits, "event streams and subscriptions")
         session = self.conn.start_session("running")
         try:
             enable_nacm(session, self.policy.identity(user))

@@ -42,16 +42,6 @@ class RestconfLimits(RequestLimits):
 
     max_body_depth: int = 64
     max_body_nodes: int = 1_000_000
-    max_subscriptions: int = 256
-
-
-def check_subscriptions(running: int, limits: RestconfLimits) -> None:
-    """One more event stream or dynamic subscription beside `running` ones within max-subscriptions: each holds a
-    sysrepo session with its threads (one per module with notifications, ~390 KiB a stream), so an authenticated
-    client could otherwise open them until memory or threads ran out. :raises MgmtException: resource-denied."""
-    if running >= limits.max_subscriptions:
-        raise denied(limits, "max-subscriptions", f"The server runs {running} event streams and subscriptions, "
-                                                  f"its most")
 
 
 def _too_deep(limits: RestconfLimits) -> MgmtException:

@@ -26,7 +26,8 @@ from singbox_agent.mgmt import replay
 from singbox_agent.restconf.errors import bad_request
 from singbox_agent.restconf.store import acquired_context
 from singbox_agent.restconf.dynamic_subscriptions import DynamicSubscriptions
-from singbox_agent.restconf.limits import RestconfLimits, check_subscriptions
+from singbox_agent.mgmt.request_limits import check_subscriptions
+from singbox_agent.restconf.limits import RestconfLimits
 from singbox_agent.restconf.uri import Encoding, QueryParams
 
 log = structlog.get_logger("restconf.streams")
@@ -204,7 +205,7 @@ class EventStreams:
         self, user: str | None, query: QueryParams, encoding: Encoding, loop: asyncio.AbstractEventLoop,
         limits: RestconfLimits | None = None,
     ) -> Subscription:
-        check_subscriptions(self.running(), limits or RestconfLimits())
+        check_subscriptions(self.running(), limits or RestconfLimits(), "event streams and subscriptions")
         modules = self.notification_modules()
         if query.filter is not None:
             named = set(_PREFIX_RE.findall(query.filter))

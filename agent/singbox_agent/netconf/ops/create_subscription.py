@@ -14,7 +14,7 @@ import sysrepo
 
 from singbox_agent.mgmt import datastore, filtered_read, replay
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, missing_element
-from singbox_agent.netconf import messages
+from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.dispatch import OpContext, on_session_end, register
 from singbox_agent.netconf.messages import NOTIF_NS, qname
 from singbox_agent.netconf.ops.common import filter_from_element, leaf
@@ -64,24 +64,32 @@ def handle(ctx: OpContext) -> str:
         if kind == replay.NOTIFICATION_COMPLETE:
             session.subscription = None
 
-    sub = replay.ReplaySubscription(server.conn, deliver, start, stop)
-    subscribed = 0
-    if xpath is not None:
-        for module in modules:
-            wanted = xpath == "/*" or f"/{module}:" in xpath
-            if not wanted:
-                continue
-            try:
-                sub.subscribe(ctx.sr, module, None if xpath == "/*" else xpath)
-                subscribed += 1
-            except sysrepo.SysrepoError as exc:
-                session.log.info("no notification subscription", module=module, reason=str(exc))
-    sub.ready()
-    with session.server.state.lock:
-        if not sub.finished:  # a stopTime already past may have ended it before we get here
-            session.subscription = {"stream": stream, "filter": xpath, "modules": subscribed, "start": start,
-                                    "stop": stop}
+    with limits.subscription_slot(server, server.limits):
+        sub = replay.ReplaySubscription(server.conn, deliver, start, stop)
+        subscribed = 0
+        if xpath is not None:
+            for module in modules:
+                wanted = xpath == "/*" or f"/{module}:" in xpath
+                if not wanted:
+                    continue
+                try:
+                    sub.subscribe(ctx.sr, module, None if xpath == "/*" else xpath)
+                    subscribed += 1
+                except sysrepo.SysrepoError as exc:
+                    session.log.info("no notification subscription", module=module, reason=str(exc))
+        sub.ready()
+        with server.state.lock:
+            if not sub.finished:  # a stopTime already past may have ended it before we get here
+                session.subscription = {"stream": stream, "filter": xpath, "modules": subscribed, "start": start,
+                                        "stop": stop}
     return "<ok/>"
+
+
+@limits.counts_subscriptions
+def running(server: Any) -> int:
+    """The server's sessions with a create-subscription (for max-subscriptions)."""
+    with server.state.lock:
+        return sum(1 for s in server.state.sessions.values() if s.subscription is not None)
 
 
 def _time_leaf(ctx: OpContext, name: str) -> float | None:

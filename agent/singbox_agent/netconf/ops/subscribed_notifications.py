@@ -83,12 +83,14 @@ def establish(ctx: OpContext) -> str:
                                       f'Encoding "{encoding}" is not supported over NETCONF; use encode-xml.',
                                       error_app_tag=f"{SN}:encoding-unsupported"))
     xpath, filter_xml = _filter(ctx, yang_push=dynamic.is_yang_push(ctx.op))
-    made = dynamic.establish(ctx.sr, ctx.op, xpath, dynamic.NETCONF_IDS)
-    sub, yang_push, stop, replay_start = made.sub, made.yang_push, made.stop, made.replay_start
-    entry = _Sub(ctx.session, sub, yang_push, stop, filter_xml)
+    server = ctx.session.server
+    with limits.subscription_slot(server, server.limits):
+        made = dynamic.establish(ctx.sr, ctx.op, xpath, dynamic.NETCONF_IDS)
+        sub, yang_push, stop, replay_start = made.sub, made.yang_push, made.stop, made.replay_start
+        entry = _Sub(ctx.session, sub, yang_push, stop, filter_xml)
+        with _lock:
+            _subs[sub.id] = entry
     _ensure_providers(ctx)
-    with _lock:
-        _subs[sub.id] = entry
     thread = threading.Thread(target=_deliver, args=(entry,), name=f"subscription-{sub.id}", daemon=True)
     entry.thread = thread
     # Started by the session's worker after this operation: its rpc-reply goes out before any notification.
@@ -99,6 +101,13 @@ def establish(ctx: OpContext) -> str:
         out += (f'<replay-start-time-revision xmlns="{SN_NS}">{dynamic.stamp(replay_start)}'
                 "</replay-start-time-revision>")
     return out
+
+
+@limits.counts_subscriptions
+def running(server: Any) -> int:
+    """The server's RFC 8639 subscriptions, until their thread has ended them in sysrepo (for max-subscriptions)."""
+    with _lock:
+        return sum(1 for e in _subs.values() if e.session.server is server)
 
 
 def _own(ctx: OpContext, *, yang_push: bool | None = None) -> _Sub:
