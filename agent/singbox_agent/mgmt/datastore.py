@@ -306,6 +306,22 @@ def apply_changes(sess: SysrepoSession) -> None:
     retry_busy(lambda: sess.apply_changes(timeout_ms=SUBSCRIBER_TIMEOUT_MS))
 
 
+def replace_config(sess: SysrepoSession, tree: Callable[[], Any], module: str | None = None) -> None:
+    """`sess.replace_config_ly(tree(), module)` as `apply_changes` does its write: retried while busy, subscribers
+    given `SUBSCRIBER_TIMEOUT_MS`, room for the config-change first. sysrepo spends the tree it is given (also on
+    failure): `tree` makes a new one for each attempt."""
+    if sess.get_datastore() in CONFIG_CHANGE_DATASTORES:
+        wait_for_replay_room()
+    retry_busy(lambda: sess.replace_config_ly(tree(), module, timeout_ms=SUBSCRIBER_TIMEOUT_MS))
+
+
+def copy_config(sess: SysrepoSession, source: str, module: str | None = None) -> None:
+    """`sess.copy_config(source, module)` into the session's datastore, as `apply_changes` does its write."""
+    if sess.get_datastore() in CONFIG_CHANGE_DATASTORES:
+        wait_for_replay_room()
+    retry_busy(lambda: sess.copy_config(source, module, timeout_ms=SUBSCRIBER_TIMEOUT_MS))  # type: ignore[arg-type]
+
+
 # datastores whose writes sysrepo reports in a netconf-config-change notification
 CONFIG_CHANGE_DATASTORES = ("running", "startup")
 CONFIG_CHANGE_MODULE = "ietf-netconf-notifications"
@@ -362,14 +378,23 @@ def changed_by_tag(event_sess: SysrepoSession) -> bytes | None:
     return None if raw is None else raw.partition(b"\0")[2]
 
 
+# operations that write running and startup (sysrepo's own factory-reset): config-change notifications follow
+WRITING_RPCS = frozenset({"/ietf-factory-default:factory-reset"})
+
+
 @contextmanager
 def rpc_output(sess: SysrepoSession, op: libyang.DNode) -> Iterator[libyang.DNode | None]:
     """Send an RPC/action through sysrepo and yield its output tree, or None when the operation has no output.
 
     sysrepo-python 1.7's `rpc_send_ly` raises "sr_rpc_send_tree returned NULL" for the SUCCESS of an operation
-    without output (clear-statistics, disconnect-session): both servers send through here instead.
+    without output (clear-statistics, disconnect-session): both servers send through here instead. An operation
+    that writes the configuration (`WRITING_RPCS`) is sent as `apply_changes` writes: room for its config-change
+    first, its subscribers given `SUBSCRIBER_TIMEOUT_MS`.
     """
-    with libsysrepo.rpc_send(sess, op) as output:
+    writes = op.path() in WRITING_RPCS
+    if writes:
+        wait_for_replay_room()
+    with libsysrepo.rpc_send(sess, op, SUBSCRIBER_TIMEOUT_MS if writes else 0) as output:
         if output is None:
             yield None
             return

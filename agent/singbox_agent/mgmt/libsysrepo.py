@@ -264,11 +264,12 @@ def get_data(session: Any, xpath: str, max_depth: int = 0, flags: int = 0) -> It
 
 
 @contextmanager
-def rpc_send(session: Any, op: Any) -> Iterator[Any]:
+def rpc_send(session: Any, op: Any, timeout_ms: int = 0) -> Iterator[Any]:
     """sr_rpc_send_tree of an operation (`libyang.DNode`): yields the output's `struct lyd_node *`, or None for an
-    operation without output (the binding's `rpc_send_ly` raises for that success). :raises sysrepo.SysrepoError:"""
+    operation without output (the binding's `rpc_send_ly` raises for that success). `timeout_ms`: for its
+    subscribers, 0: sysrepo's default. :raises sysrepo.SysrepoError:"""
     out = sr_ffi.new("sr_data_t **")
-    check_call(sr_lib.sr_rpc_send_tree, session.cdata, sr_ffi.cast("struct lyd_node *", op.cdata), 0, out)
+    check_call(sr_lib.sr_rpc_send_tree, session.cdata, sr_ffi.cast("struct lyd_node *", op.cdata), timeout_ms, out)
     try:
         yield None if out[0] == sr_ffi.NULL or out[0].tree == sr_ffi.NULL else out[0].tree
     finally:

@@ -26,7 +26,7 @@ from _libyang import ffi, lib
 
 from singbox_agent.mgmt import datastore as mgmt_datastore
 from singbox_agent.mgmt import filtered_read, libsysrepo, notify
-from singbox_agent.mgmt.datastore import retry_busy, rpc_output
+from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
 from singbox_agent.restconf import schema
@@ -125,16 +125,17 @@ class EditResult:
 
 
 def apply_changes(sess: SysrepoSession, replace_all: bool = False, tree: Any = None) -> None:
-    """`sess.apply_changes()` (or `replace_config_ly(tree)` for `replace_all`), retried while other writers hold the
-    datastore's locks (`mgmt.datastore.retry_busy`), except that a change sysrepo committed but whose config-change
-    notification it could not store for replay is a success: answering with an error would make the client retry an
-    applied change."""
+    """`sess.apply_changes()` (or `replace_config_ly(tree)` for `replace_all`) as NETCONF's writes do it
+    (`mgmt.datastore.apply_changes`: retried while other writers hold the datastore's locks, subscribers given
+    `SUBSCRIBER_TIMEOUT_MS`, room for its config-change waited for; the server runs this in its executor, never on
+    the event loop), except that a change sysrepo committed but whose config-change notification it could not store
+    for replay is a success: answering with an error would make the client retry an applied change."""
     try:
         if replace_all:
             # sysrepo takes the tree it is given (frees it, also on failure): each attempt gets a copy
-            retry_busy(lambda: sess.replace_config_ly(_dup_all(tree), None))
+            mgmt_datastore.replace_config(sess, lambda: _dup_all(tree))
         else:
-            retry_busy(sess.apply_changes)
+            mgmt_datastore.apply_changes(sess)
     except sysrepo.SysrepoOperationFailedError as exc:
         if not applied_anyway(exc):
             raise
@@ -473,14 +474,11 @@ class Datastore:
         with self.session(None, "startup") as startup:
             for module in sorted(modules) if modules is not None else [None]:
 
-                def copy(module: str | None = module) -> None:
-                    try:
-                        startup.copy_config("running", module)  # type: ignore[arg-type]  # None: all modules
-                    except sysrepo.SysrepoOperationFailedError as exc:
-                        if not applied_anyway(exc):  # copied; only its change notification was not stored
-                            raise
-
-                retry_busy(copy)
+                try:
+                    mgmt_datastore.copy_config(startup, "running", module)  # None: all modules
+                except sysrepo.SysrepoOperationFailedError as exc:
+                    if not applied_anyway(exc):  # copied; only its change notification was not stored
+                        raise
         self._touch("startup")
 
     def _touch(self, datastore: str) -> None:
