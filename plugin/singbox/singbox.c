@@ -24,9 +24,9 @@ singbox_set_log_level (u8 level)
 }
 
 /*
- * Timeouts: one process on main scans the sessions every 100 ms (deadlines)
- * and hands expired ones to their owning thread; every 0.5 s each thread
- * adds its sessions' traffic to the counters.
+ * Timeouts: one process on main (running without the worker barrier) asks
+ * every thread each 0.5 s to expire its own sessions (deadlines, idle) and
+ * to add their traffic to the counters.
  */
 
 static uword
@@ -135,8 +135,25 @@ static clib_error_t *
 singbox_init (vlib_main_t *vm)
 {
   singbox_main_t *sm = &singbox_main;
+  u32 n_threads;
 
   sm->vlib_main = vm;
+  /* the configured threads: the workers are not started yet, so
+   * vlib_get_n_threads () would say 1 */
+  n_threads = vlib_get_thread_main ()->n_vlib_mains;
+  if (n_threads > SINGBOX_SESSION_MAX_THREADS)
+    return clib_error_return (0, "singbox: at most %u threads", SINGBOX_SESSION_MAX_THREADS);
+  vec_validate_aligned (sm->workers, n_threads - 1, CLIB_CACHE_LINE_BYTES);
+  if (vlib_num_workers ())
+    {
+      singbox_worker_t *wrk;
+
+      vec_foreach (wrk, sm->workers)
+	clib_spinlock_init (&wrk->lock);
+      clib_spinlock_init (&sm->pool_lock);
+      clib_spinlock_init (&sm->udp_lock);
+    }
+  singbox_probe_init ();
   sm->upstream_app_index = APP_INVALID_INDEX;
   sm->udp_app_index = APP_INVALID_INDEX;
   sm->udp_assoc_by_port = hash_create (0, sizeof (uword));

@@ -63,6 +63,27 @@ typedef enum
   SINGBOX_LOG_DEBUG,
 } singbox_log_level_t;
 
+/* A thread's session records. A record stays in the pool of the thread
+ * that allocated it (its client leg's, or for a pooled connection the one
+ * the pool chose); its handle, (thread << 24) | index, is the opaque of both
+ * legs' VPP sessions and the low half of its API id. Everything in a
+ * record, and the pool itself, is under the pool's lock: only the record's
+ * own thread takes it, unless the upstream leg lives on another worker or a
+ * main-thread reader runs without the barrier, so it is not contended on
+ * the data path. */
+typedef struct
+{
+  CLIB_CACHE_LINE_ALIGN_MARK (cacheline0);
+  singbox_session_t *sessions;
+  clib_spinlock_t lock;
+  u32 generation;
+} singbox_worker_t;
+
+#define SINGBOX_SESSION_THREAD_SHIFT 24
+#define SINGBOX_SESSION_INDEX_MASK   ((1 << SINGBOX_SESSION_THREAD_SHIFT) - 1)
+/* handles keep bit 31 clear: the agent marks UDP flows' ids with it */
+#define SINGBOX_SESSION_MAX_THREADS (1 << (31 - SINGBOX_SESSION_THREAD_SHIFT))
+
 typedef struct
 {
   /* API */
@@ -103,12 +124,14 @@ typedef struct
   u32 max_fifo_size;
   u64 segment_size;
 
-  /* Sessions, shared by all threads: the two legs of a session may live on
-   * different workers, like hs_apps proxy. */
-  singbox_session_t *sessions;
-  clib_spinlock_t sessions_lock;
-  u32 generation;
+  /* Session records, one pool per thread (see "Threads" in plugin/API.md) */
+  singbox_worker_t *workers; /* [thread_index] */
   volatile u32 n_active;
+  /* what the sessions' threads share: endpoints' pooled connections
+   * (pool_ready, pool_pending) and the UDP associations' ports */
+  clib_spinlock_t pool_lock;
+  clib_spinlock_t udp_lock;
+  u32 pool_next_thread;
 
   /* Counters */
   vlib_simple_counter_main_t server_counters[SINGBOX_SERVER_N_CTR];
@@ -162,29 +185,118 @@ void singbox_log (singbox_log_level_t level, char *fmt, ...);
   while (0)
 #define SINGBOX_DBG(fmt, ...) SINGBOX_LOG (SINGBOX_LOG_DEBUG, fmt, ##__VA_ARGS__)
 
-static_always_inline void
-singbox_sessions_lock (void)
+/* Where a function must run: on a given thread, or on main with the
+ * workers stopped (checked in debug builds, or with
+ * -DSINGBOX_THREAD_CHECKS=1 in any build). */
+#ifndef SINGBOX_THREAD_CHECKS
+#define SINGBOX_THREAD_CHECKS 0
+#endif
+#if SINGBOX_THREAD_CHECKS
+#define SINGBOX_ASSERT_THREAD(t)                                                                   \
+  do                                                                                               \
+    {                                                                                              \
+      if (PREDICT_FALSE (vlib_get_thread_index () != (t)))                                         \
+	os_panic ();                                                                               \
+    }                                                                                              \
+  while (0)
+#define SINGBOX_ASSERT_BARRIER()                                                                   \
+  do                                                                                               \
+    {                                                                                              \
+      if (PREDICT_FALSE (!vlib_thread_is_main_w_barrier ()))                                       \
+	os_panic ();                                                                               \
+    }                                                                                              \
+  while (0)
+#else
+#define SINGBOX_ASSERT_THREAD(t) ASSERT (vlib_get_thread_index () == (t))
+#define SINGBOX_ASSERT_BARRIER() ASSERT (vlib_thread_is_main_w_barrier ())
+#endif
+
+static_always_inline u32
+singbox_session_handle_make (clib_thread_index_t thread, u32 index)
 {
-  clib_spinlock_lock_if_init (&singbox_main.sessions_lock);
+  return (thread << SINGBOX_SESSION_THREAD_SHIFT) | index;
+}
+
+static_always_inline clib_thread_index_t
+singbox_session_handle_thread (u32 handle)
+{
+  return handle >> SINGBOX_SESSION_THREAD_SHIFT;
+}
+
+static_always_inline singbox_worker_t *
+singbox_worker_get (clib_thread_index_t thread)
+{
+  return vec_elt_at_index (singbox_main.workers, thread);
+}
+
+/* The thread whose pool holds the record. */
+static_always_inline clib_thread_index_t
+singbox_session_thread (singbox_session_t *ss)
+{
+  return singbox_session_handle_thread (ss->index);
+}
+
+/* The lock of the pool that holds (or held) the record of `handle`; taken
+ * before the record is looked up, released after it may have been freed. */
+static_always_inline void
+singbox_session_lock (u32 handle)
+{
+  clib_thread_index_t t = singbox_session_handle_thread (handle);
+
+  if (PREDICT_TRUE (t < vec_len (singbox_main.workers)))
+    clib_spinlock_lock_if_init (&singbox_main.workers[t].lock);
 }
 
 static_always_inline void
-singbox_sessions_unlock (void)
+singbox_session_unlock (u32 handle)
 {
-  clib_spinlock_unlock_if_init (&singbox_main.sessions_lock);
+  clib_thread_index_t t = singbox_session_handle_thread (handle);
+
+  if (PREDICT_TRUE (t < vec_len (singbox_main.workers)))
+    clib_spinlock_unlock_if_init (&singbox_main.workers[t].lock);
 }
 
+/* The record of a handle that is known to be live (a leg's opaque). */
 static_always_inline singbox_session_t *
-singbox_session_get (u32 index)
+singbox_session_get (u32 handle)
 {
-  return pool_elt_at_index (singbox_main.sessions, index);
+  return pool_elt_at_index (singbox_worker_get (singbox_session_handle_thread (handle))->sessions,
+			    handle & SINGBOX_SESSION_INDEX_MASK);
 }
 
+/* The record of a handle that may be stale, or 0. */
+static_always_inline singbox_session_t *
+singbox_session_get_if_valid (u32 handle)
+{
+  clib_thread_index_t t = singbox_session_handle_thread (handle);
+  singbox_worker_t *wrk;
+
+  if (t >= vec_len (singbox_main.workers))
+    return 0;
+  wrk = singbox_worker_get (t);
+  if (pool_is_free_index (wrk->sessions, handle & SINGBOX_SESSION_INDEX_MASK))
+    return 0;
+  return pool_elt_at_index (wrk->sessions, handle & SINGBOX_SESSION_INDEX_MASK);
+}
+
+/* The API's id: generation << 32 | handle, unique among live sessions and
+ * not reused by a thread for 2^32 sessions. */
 static_always_inline u64
 singbox_session_id (singbox_session_t *ss)
 {
   return ((u64) ss->generation << 32) | ss->index;
 }
+
+/* The handle an id names, for singbox_session_lock before
+ * singbox_session_get_by_id. */
+static_always_inline u32
+singbox_session_id_handle (u64 id)
+{
+  return (u32) id & ~(1U << 31);
+}
+
+/* Every live record of thread t, its lock held by the caller. */
+#define singbox_foreach_session_of_thread(ss, t) pool_foreach (ss, singbox_worker_get (t)->sessions)
 
 /* The table of the session's mode, chosen when it was allocated. */
 static_always_inline const singbox_session_vft_t *
@@ -202,6 +314,10 @@ singbox_server_counter_inc (singbox_server_counter_t c, u64 n)
 
 /* singbox.c */
 int singbox_set_log_level (u8 level);
+
+/* singbox_session.c: the per-thread pools */
+singbox_session_t *singbox_session_alloc_on (clib_thread_index_t thread, singbox_mode_t mode);
+void singbox_session_do_on_client_thread (u64 id, void (*fn) (singbox_session_t *ss));
 
 /* singbox_udp.c */
 int singbox_udp_attach (void);
@@ -221,6 +337,7 @@ void singbox_dns_start_udp (u64 session_id, u8 *name);
 void singbox_dns_poll (f64 now);
 
 /* singbox_probe.c */
+void singbox_probe_init (void);
 u32 singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 context);
 void singbox_probe_schedule_first (singbox_endpoint_t *ep);
 void singbox_probes_poll (f64 now);

@@ -799,19 +799,22 @@ vl_api_singbox_session_dump_t_handler (vl_api_singbox_session_dump_t *mp)
   singbox_main_t *sm = &singbox_main;
   vl_api_registration_t *reg;
   singbox_session_t *ss;
+  singbox_worker_t *wrk;
 
   u32 context = mp->context;
 
   if (!(reg = vl_api_client_index_to_registration (mp->client_index)))
     return;
-  singbox_sessions_lock ();
-  pool_foreach (ss, sm->sessions)
-    if (ss->po_handle != SESSION_INVALID_HANDLE &&
-	(mp->mode == SINGBOX_API_SESSION_MODE_ANY || mp->mode == ss->mode) &&
-	(ntohl (mp->sw_if_index) == ~0 ||
-	 (ss->mode == SINGBOX_MODE_CLIENT && ss->sw_if_index == ntohl (mp->sw_if_index))))
-      send_singbox_session_details (ss, reg, context);
-  singbox_sessions_unlock ();
+  /* not mp-safe: the workers are stopped, every thread's records can be
+   * read without their locks */
+  SINGBOX_ASSERT_BARRIER ();
+  vec_foreach (wrk, sm->workers)
+    pool_foreach (ss, wrk->sessions)
+      if (ss->po_handle != SESSION_INVALID_HANDLE &&
+	  (mp->mode == SINGBOX_API_SESSION_MODE_ANY || mp->mode == ss->mode) &&
+	  (ntohl (mp->sw_if_index) == ~0 ||
+	   (ss->mode == SINGBOX_MODE_CLIENT && ss->sw_if_index == ntohl (mp->sw_if_index))))
+	send_singbox_session_details (ss, reg, context);
 }
 
 static void

@@ -504,10 +504,23 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_c
   vlib_cli_output (vm, "  Active sessions: %u", sm->n_active);
   /* all on the singbox_crypt thread, none on a VPP thread */
   vlib_cli_output (vm, "  Password hash checks: %lu", singbox_users_crypt_checks ());
-  singbox_sessions_lock ();
-  vlib_cli_output (vm, "  Session records: %u in use, pool size %u", pool_elts (sm->sessions),
-		   pool_len (sm->sessions));
-  singbox_sessions_unlock ();
+  /* under the barrier (not mp-safe): every thread's pool can be read */
+  SINGBOX_ASSERT_BARRIER ();
+  {
+    singbox_worker_t *wrk;
+    u32 in_use = 0, size = 0;
+
+    vec_foreach (wrk, sm->workers)
+      {
+	in_use += pool_elts (wrk->sessions);
+	size += pool_len (wrk->sessions);
+      }
+    vlib_cli_output (vm, "  Session records: %u in use, pool size %u", in_use, size);
+    if (vec_len (sm->workers) > 1)
+      vec_foreach (wrk, sm->workers)
+	vlib_cli_output (vm, "    thread %u: %u in use, pool size %u", wrk - sm->workers,
+			 pool_elts (wrk->sessions), pool_len (wrk->sessions));
+  }
   return 0;
 }
 
@@ -526,18 +539,20 @@ show_singbox_sessions_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib
   singbox_main_t *sm = &singbox_main;
   singbox_session_t *ss;
   u8 verbose = unformat (input, "verbose");
+  singbox_worker_t *wrk;
   u32 n = 0;
 
   vlib_cli_output (vm, "Active Sessions:");
-  singbox_sessions_lock ();
-  pool_foreach (ss, sm->sessions)
-    {
-      vlib_cli_output (vm, "%U", format_singbox_session, ss);
-      if (verbose)
-	vlib_cli_output (vm, "  %U", format_singbox_session_legs, ss);
-      n++;
-    }
-  singbox_sessions_unlock ();
+  /* not mp-safe: under the barrier every thread's records can be read */
+  SINGBOX_ASSERT_BARRIER ();
+  vec_foreach (wrk, sm->workers)
+    pool_foreach (ss, wrk->sessions)
+      {
+	vlib_cli_output (vm, "%U", format_singbox_session, ss);
+	if (verbose)
+	  vlib_cli_output (vm, "  %U", format_singbox_session_legs, ss);
+	n++;
+      }
   vlib_cli_output (vm, "%u session(s)", n);
   return 0;
 }

@@ -173,18 +173,21 @@ singbox_client_connect_rpc (void *arg)
   singbox_main_t *sm = &singbox_main;
   singbox_endpoint_t *ep;
   singbox_session_t *ss;
+  u64 id = pointer_to_uword (arg);
+  u32 h = singbox_session_id_handle (id);
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get_by_id (pointer_to_uword (arg));
+  singbox_session_lock (h);
+  ss = singbox_session_get_by_id (id);
   if (ss && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REQUEST && !ss->po_closed &&
       !ss->connecting && ss->ao_handle == SESSION_INVALID_HANDLE &&
       !pool_is_free_index (sm->endpoints, ss->endpoint_index))
     {
+      SINGBOX_ASSERT_THREAD (ss->po_thread);
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
-      ep->connections++;
+      clib_atomic_fetch_add (&ep->connections, 1);
       singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port, ep->fib_index);
     }
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 /* Runs while the accepted session is being set up: decide where it goes
@@ -228,17 +231,21 @@ singbox_client_write_early_data (session_t *s)
     {
       vlib_increment_simple_counter (&sm->itf_failures, vlib_get_thread_index (), itf->sw_if_index,
 				     1);
-      itf->failures++;
+      clib_atomic_fetch_add (&itf->failures, 1);
       refused = 1;
     }
 
-  singbox_sessions_lock ();
+  /* a pooled connection (its record keeps its pool and lock, taken by
+   * singbox_pool_take), or a record in this thread's pool */
   ss = 0;
   if (!refused && !bypass && sm->pooling && ep->protocol == SINGBOX_PROTO_SOCKS5 &&
       (ss = singbox_pool_take (ep)))
     ss->from_pool = 1;
   else
-    ss = singbox_session_alloc (SINGBOX_MODE_CLIENT);
+    {
+      singbox_session_lock (singbox_session_handle_make (s->thread_index, 0));
+      ss = singbox_session_alloc (SINGBOX_MODE_CLIENT);
+    }
   if (!ss->from_pool)
     ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING : SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
   ss->po_handle = session_handle (s);
@@ -269,7 +276,7 @@ singbox_client_write_early_data (session_t *s)
       singbox_client_write_connect (ss, ss->ao_own_tx);
       svm_fifo_set_event (ss->ao_own_tx);
       session_program_tx_io_evt (ss->ao_handle, SESSION_IO_EVT_TX);
-      ep->connections++;
+      clib_atomic_fetch_add (&ep->connections, 1);
     }
   else if (!refused && !bypass && ep->protocol == SINGBOX_PROTO_SOCKS5)
     /* Connect to the proxy now, at the client's SYN, not at its accept:
@@ -293,11 +300,11 @@ singbox_client_write_early_data (session_t *s)
 					  uword_to_pointer (singbox_session_id (ss), void *));
   ss->counted_active = 1;
   clib_atomic_fetch_add (&itf->active, 1);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (ss->index);
 
   if (refused)
     return 0;
-  itf->total++;
+  clib_atomic_fetch_add (&itf->total, 1);
   vlib_increment_simple_counter (&sm->itf_connections, vlib_get_thread_index (), itf->sw_if_index,
 				 1);
   return 0;
@@ -418,31 +425,35 @@ singbox_client_cross_rpc (void *arg)
   session_handle_t sh = pointer_to_uword (arg);
   session_t *s = session_get_from_handle_if_valid (sh);
   singbox_session_t *ss;
+  u32 h;
 
   if (!s)
     return;
-  singbox_sessions_lock ();
+  h = s->opaque;
+  singbox_session_lock (h);
   /* the leg may have gone and its slot been reused since the RPC was sent */
-  if (pool_is_free_index (singbox_main.sessions, s->opaque))
+  if (!(ss = singbox_session_get_if_valid (h)))
     goto done;
-  ss = singbox_session_get (s->opaque);
   if (ss->ao_handle == sh && !ss->crossed && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
       singbox_client_handshake_done (ss))
     singbox_client_cross (s, ss);
 done:
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 static int
 singbox_client_accept (session_t *s)
 {
+  u32 h;
   singbox_main_t *sm = &singbox_main;
   singbox_endpoint_t *ep;
   singbox_session_t *ss;
 
   s->session_state = SESSION_STATE_READY;
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->po_accepted = 1;
   if (ss->state == SINGBOX_SESSION_STATE_CLOSING)
     singbox_po_reset_later (ss);
@@ -460,12 +471,12 @@ singbox_client_accept (session_t *s)
   else if (!ss->bypass)
     {
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
-      ep->connections++;
+      clib_atomic_fetch_add (&ep->connections, 1);
       singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port, ep->fib_index);
     }
   else
     singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port, ss->fib_index);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   return 0;
 }
 
@@ -547,12 +558,12 @@ singbox_client_fail (singbox_session_t *ss)
     {
       vlib_increment_simple_counter (&sm->itf_failures, vlib_get_thread_index (), ss->sw_if_index,
 				     1);
-      sm->interfaces[ss->sw_if_index].failures++;
+      clib_atomic_fetch_add (&sm->interfaces[ss->sw_if_index].failures, 1);
     }
   if (ss->endpoint_index != ~0 && !pool_is_free_index (sm->endpoints, ss->endpoint_index))
     {
       ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
-      ep->failures++;
+      clib_atomic_fetch_add (&ep->failures, 1);
     }
   singbox_group_count_failure (ss->group_index, ss->endpoint_index);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
@@ -848,11 +859,14 @@ singbox_client_leg_check_rpc (void *arg)
 {
   singbox_session_t *ss;
   session_t *s;
+  u64 id = pointer_to_uword (arg);
+  u32 h = singbox_session_id_handle (id);
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get_by_id (pointer_to_uword (arg));
+  singbox_session_lock (h);
+  ss = singbox_session_get_by_id (id);
   if (!ss || ss->po_accepted || ss->po_handle == SESSION_INVALID_HANDLE)
     goto done;
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   s = session_get_from_handle_if_valid (ss->po_handle);
   /* the slot may hold another session by now */
   if (s && s->opaque == ss->index && session_handle (s) != ss->ao_handle)
@@ -868,7 +882,7 @@ singbox_client_leg_check_rpc (void *arg)
   else if (!ss->connecting)
     singbox_session_free (ss);
 done:
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 /* Kill (connect timeout, disconnect-session) of a session whose client leg
@@ -949,14 +963,16 @@ singbox_client_close_interface (u32 sw_if_index)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_session_t *ss;
+  singbox_worker_t *wrk;
   u64 *ids = 0, *id;
 
-  singbox_sessions_lock ();
-  pool_foreach (ss, sm->sessions)
-    if (ss->mode == SINGBOX_MODE_CLIENT && ss->sw_if_index == sw_if_index &&
-	ss->po_handle != SESSION_INVALID_HANDLE)
-      vec_add1 (ids, singbox_session_id (ss));
-  singbox_sessions_unlock ();
+  /* API/CLI handler: the workers are stopped */
+  SINGBOX_ASSERT_BARRIER ();
+  vec_foreach (wrk, sm->workers)
+    pool_foreach (ss, wrk->sessions)
+      if (ss->mode == SINGBOX_MODE_CLIENT && ss->sw_if_index == sw_if_index &&
+	  ss->po_handle != SESSION_INVALID_HANDLE)
+	vec_add1 (ids, singbox_session_id (ss));
   /* each is reset on its client leg's thread */
   vec_foreach (id, ids)
     singbox_session_disconnect (*id);

@@ -727,7 +727,8 @@ static void
 singbox_cudp_ep_failed (singbox_cudp_flow_t *f)
 {
   if (!pool_is_free_index (singbox_main.endpoints, f->endpoint_index))
-    pool_elt_at_index (singbox_main.endpoints, f->endpoint_index)->failures++;
+    clib_atomic_fetch_add (&pool_elt_at_index (singbox_main.endpoints, f->endpoint_index)->failures,
+			   1);
   singbox_group_count_failure (f->group_index, f->endpoint_index);
 }
 
@@ -959,7 +960,7 @@ singbox_cudp_relay_connected (u32 app_wrk_index, u32 api_context, session_t *s, 
   if (!pool_is_free_index (sm->endpoints, f->endpoint_index))
     {
       singbox_endpoint_t *ep = pool_elt_at_index (sm->endpoints, f->endpoint_index);
-      ep->connections++;
+      clib_atomic_fetch_add (&ep->connections, 1);
       ep->rtt_us = (vlib_time_now (vlib_get_main ()) - f->created) * 1e6;
     }
   vec_foreach (d, f->pending)

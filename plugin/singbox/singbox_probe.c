@@ -46,6 +46,8 @@ typedef struct
 #define SINGBOX_PROBE_MAX_STARTS_PER_POLL 64
 
 static singbox_probe_t *singbox_probes;
+/* the probes' pool: the probes' legs may land on any worker */
+static clib_spinlock_t singbox_probes_lock;
 static f64 singbox_probe_tokens; /* immediate first probes left */
 static f64 singbox_probe_tokens_at;
 static u32 singbox_probe_cursor; /* endpoint index the next poll starts at */
@@ -70,9 +72,9 @@ singbox_probe_result_rpc (u32 *index)
   u8 old_state;
   u32 *ci;
 
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
   p = pool_elt_at_index (singbox_probes, *index);
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
 
   if (!pool_is_free_index (sm->endpoints, p->endpoint_index))
     {
@@ -102,7 +104,7 @@ singbox_probe_result_rpc (u32 *index)
 	}
       else
 	{
-	  ep->failures++;
+	  clib_atomic_fetch_add (&ep->failures, 1);
 	  ep->consecutive_successes = 0;
 	  ep->consecutive_failures++;
 	  if (ep->state != SINGBOX_EP_STATE_DOWN &&
@@ -119,12 +121,12 @@ singbox_probe_result_rpc (u32 *index)
 	    singbox_endpoint_send_event (*ci, ep);
 	}
     }
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
   pool_put (singbox_probes, p);
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
 }
 
-/* Lock held. */
+/* singbox_probes_lock held. */
 static void
 singbox_probe_finish (singbox_probe_t *p, u8 result)
 {
@@ -158,20 +160,20 @@ singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_er
   socks5_client_cfg_t cfg = { .pipeline = 1, .defer_request = 1 };
   socks5_out_t out;
 
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
   p = pool_elt_at_index (singbox_probes, opaque);
   if (err)
     {
       singbox_probe_finish (p, err == SESSION_E_TIMEDOUT ? SINGBOX_PROBE_TIMEOUT :
 							   SINGBOX_PROBE_CONNECT_FAILED);
-      singbox_sessions_unlock ();
+      clib_spinlock_unlock_if_init (&singbox_probes_lock);
       return 0;
     }
   p->handle = session_handle (s);
   s->opaque = opaque;
   if (p->done || pool_is_free_index (sm->endpoints, p->endpoint_index))
     {
-      singbox_sessions_unlock ();
+      clib_spinlock_unlock_if_init (&singbox_probes_lock);
       return -1;
     }
   ep = pool_elt_at_index (sm->endpoints, p->endpoint_index);
@@ -188,7 +190,7 @@ singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_er
       int n = http_connect_probe_write (req, sizeof (req), ep->username, vec_len (ep->username),
 					ep->password, vec_len (ep->password));
       http_connect_client_init (&p->hcproto);
-      singbox_sessions_unlock ();
+      clib_spinlock_unlock_if_init (&singbox_probes_lock);
       svm_fifo_enqueue (s->tx_fifo, clib_max (n, 0), req);
       clib_memset (req, 0, sizeof (req));
       if (svm_fifo_set_event (s->tx_fifo))
@@ -196,7 +198,7 @@ singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_er
       return 0;
     }
   socks5_client_init (&p->cproto, &cfg, &out);
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
   svm_fifo_enqueue (s->tx_fifo, out.len, out.data);
   if (svm_fifo_set_event (s->tx_fifo))
     session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
@@ -244,11 +246,11 @@ singbox_probe_rx (session_t *s)
   socks5_event_t ev;
   socks5_out_t out;
 
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
   if (pool_is_free_index (singbox_probes, s->opaque))
     {
       svm_fifo_dequeue_drop_all (s->rx_fifo);
-      singbox_sessions_unlock ();
+      clib_spinlock_unlock_if_init (&singbox_probes_lock);
       return 0;
     }
   p = pool_elt_at_index (singbox_probes, s->opaque);
@@ -276,7 +278,7 @@ singbox_probe_rx (session_t *s)
 	  singbox_probe_close (p);
 	}
     }
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
   return 0;
 }
 
@@ -285,14 +287,14 @@ singbox_probe_disconnect (session_t *s)
 {
   singbox_probe_t *p;
 
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
   if (pool_is_free_index (singbox_probes, s->opaque))
     {
       vnet_disconnect_args_t a = { .handle = session_handle (s),
 				   .app_index = singbox_probe_app_index };
       svm_fifo_dequeue_drop_all (s->rx_fifo);
       vnet_disconnect_session (&a);
-      singbox_sessions_unlock ();
+      clib_spinlock_unlock_if_init (&singbox_probes_lock);
       return;
     }
   p = pool_elt_at_index (singbox_probes, s->opaque);
@@ -301,7 +303,7 @@ singbox_probe_disconnect (session_t *s)
     singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
   svm_fifo_dequeue_drop_all (s->rx_fifo);
   singbox_probe_close (p);
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
 }
 
 static void
@@ -309,17 +311,17 @@ singbox_probe_reset (session_t *s)
 {
   singbox_probe_t *p;
 
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
   if (pool_is_free_index (singbox_probes, s->opaque))
     {
-      singbox_sessions_unlock ();
+      clib_spinlock_unlock_if_init (&singbox_probes_lock);
       return;
     }
   p = pool_elt_at_index (singbox_probes, s->opaque);
   if (!p->done)
     singbox_probe_finish (p, SINGBOX_PROBE_CONNECT_FAILED);
   singbox_probe_close (p);
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
 }
 
 static int
@@ -362,7 +364,7 @@ singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 
 	  singbox_app_attach ("singbox-probe", &singbox_probe_cb_vft, 0, &singbox_probe_app_index))
 	return ~0;
     }
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
   pool_get_zero (singbox_probes, p);
   index = p - singbox_probes;
   p->endpoint_index = ep - sm->endpoints;
@@ -373,7 +375,7 @@ singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 
   p->started = now;
   p->deadline = now + ep->hc_timeout;
   p->handle = SESSION_INVALID_HANDLE;
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
 
   a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
   a->sep_ext.transport_proto = TRANSPORT_PROTO_TCP;
@@ -446,7 +448,7 @@ singbox_probes_poll (f64 now)
 	ep->probing = 1;
     }
   singbox_probe_cursor = n ? (singbox_probe_cursor + k) % n : 0;
-  singbox_sessions_lock ();
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
   pool_foreach (p, singbox_probes)
     if (!p->done && now >= p->deadline)
       {
@@ -456,7 +458,7 @@ singbox_probes_poll (f64 now)
 						singbox_probe_close_rpc,
 						uword_to_pointer (p->handle, void *));
       }
-  singbox_sessions_unlock ();
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
 }
 
 void
@@ -493,4 +495,11 @@ singbox_want_endpoint_events (u32 client_index, int enable)
   if (enable)
     vec_add1 (singbox_event_clients, client_index);
   return 0;
+}
+
+void
+singbox_probe_init (void)
+{
+  if (vlib_num_workers ())
+    clib_spinlock_init (&singbox_probes_lock);
 }

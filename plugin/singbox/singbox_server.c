@@ -201,7 +201,7 @@ singbox_po_reply_failure (singbox_session_t *ss, u8 rep)
 {
   socks5_out_t out;
 
-  ASSERT (vlib_get_thread_index () == ss->po_thread);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
 
   if (ss->hserver)
     {
@@ -225,14 +225,11 @@ singbox_po_reply_failure_rpc (void *arg)
   u8 rep = packed >> 56;
   u32 gen = (packed >> 32) & 0xffffff;
 
-  singbox_sessions_lock ();
-  if (!pool_is_free_index (singbox_main.sessions, index))
-    {
-      ss = singbox_session_get (index);
-      if ((ss->generation & 0xffffff) == gen && !ss->reply_sent && !ss->po_closed)
-	singbox_po_reply_failure (ss, rep);
-    }
-  singbox_sessions_unlock ();
+  singbox_session_lock (index);
+  if ((ss = singbox_session_get_if_valid (index)) && (ss->generation & 0xffffff) == gen &&
+      !ss->reply_sent && !ss->po_closed)
+    singbox_po_reply_failure (ss, rep);
+  singbox_session_unlock (index);
 }
 
 static void
@@ -342,7 +339,7 @@ singbox_server_auth_result (singbox_session_t *ss, int ok, u32 user_index)
 {
   socks5_out_t out = { .len = 0 };
 
-  ASSERT (vlib_get_thread_index () == ss->po_thread);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   if (ok)
     ss->user_index = user_index;
   socks5_server_auth_result (ss->proto, ok, &out);
@@ -443,12 +440,13 @@ singbox_server_auth_done (u64 session_id, u32 user_index, int ok)
 {
   singbox_session_t *ss;
   session_t *s;
+  u32 h = singbox_session_id_handle (session_id);
 
-  singbox_sessions_lock ();
+  singbox_session_lock (h);
   ss = singbox_session_get_by_id (session_id);
   if (!ss || !ss->auth_pending)
     goto done;
-  ASSERT (vlib_get_thread_index () == ss->po_thread);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->auth_pending = 0;
   /* timed out or disconnected meanwhile */
   if (ss->po_closed || ss->state == SINGBOX_SESSION_STATE_CLOSING)
@@ -459,7 +457,7 @@ singbox_server_auth_done (u64 session_id, u32 user_index, int ok)
 	   (s = session_get_from_handle_if_valid (ss->po_handle)))
     singbox_po_handshake (s, ss);
 done:
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 /*
@@ -501,7 +499,8 @@ singbox_po_accept (session_t *s)
 
   listener = listen_session_get_from_handle (s->listener_handle);
 
-  singbox_sessions_lock ();
+  /* the record goes to this thread's pool, the client leg's */
+  singbox_session_lock (singbox_session_handle_make (s->thread_index, 0));
   ss = singbox_session_alloc (SINGBOX_MODE_SERVER);
   ss->counted_active = !refused;
   ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING : SINGBOX_SESSION_STATE_GREETING;
@@ -521,7 +520,7 @@ singbox_po_accept (session_t *s)
   ss->proto = clib_mem_alloc (sizeof (*ss->proto));
   socks5_server_init (ss->proto, &cfg);
   s->opaque = ss->index;
-  singbox_sessions_unlock ();
+  singbox_session_unlock (ss->index);
 
   s->session_state = SESSION_STATE_READY;
   if (refused)
@@ -794,12 +793,15 @@ singbox_server_close_all (void)
   singbox_main_t *sm = &singbox_main;
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  pool_foreach (ss, sm->sessions)
-    if (ss->mode == SINGBOX_MODE_SERVER && ss->po_handle != SESSION_INVALID_HANDLE &&
-	ss->state != SINGBOX_SESSION_STATE_CLOSING)
-      singbox_session_kill_on_thread (ss, 0);
-  singbox_sessions_unlock ();
+  singbox_worker_t *wrk;
+
+  /* API/CLI handler: the workers are stopped */
+  SINGBOX_ASSERT_BARRIER ();
+  vec_foreach (wrk, sm->workers)
+    pool_foreach (ss, wrk->sessions)
+      if (ss->mode == SINGBOX_MODE_SERVER && ss->po_handle != SESSION_INVALID_HANDLE &&
+	  ss->state != SINGBOX_SESSION_STATE_CLOSING)
+	singbox_session_kill_on_thread (ss, 0);
 }
 
 /*
@@ -923,13 +925,14 @@ singbox_udp_ready_rpc (void *arg)
   socks5_addr_t bnd;
   socks5_out_t out;
   ip46_address_t *ip;
+  u32 h = singbox_session_id_handle (id);
 
-  singbox_sessions_lock ();
+  singbox_session_lock (h);
   ss = singbox_session_get_by_id (id);
   if (!ss || ss->po_closed || ss->state != SINGBOX_SESSION_STATE_CONNECTING ||
       ss->cmd != SOCKS5_CMD_UDP_ASSOCIATE)
     goto done;
-  ASSERT (vlib_get_thread_index () == ss->po_thread);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   if (ss->rep)
     {
       singbox_po_reply_failure (ss, ss->rep);
@@ -954,7 +957,7 @@ singbox_udp_ready_rpc (void *arg)
   ss->last_active = vlib_time_now (vlib_get_main ());
   svm_fifo_dequeue_drop_all (ss->po_rx_fifo);
 done:
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 void
@@ -973,12 +976,13 @@ singbox_session_resolved_rpc (void *arg)
 {
   u64 id = pointer_to_uword (arg);
   singbox_session_t *ss;
+  u32 h = singbox_session_id_handle (id);
 
-  singbox_sessions_lock ();
+  singbox_session_lock (h);
   ss = singbox_session_get_by_id (id);
   if (ss && ss->state == SINGBOX_SESSION_STATE_RESOLVING && !ss->po_closed)
     {
-      ASSERT (vlib_get_thread_index () == ss->po_thread);
+      SINGBOX_ASSERT_THREAD (ss->po_thread);
       if (ss->rep)
 	{
 	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
@@ -987,26 +991,22 @@ singbox_session_resolved_rpc (void *arg)
       else
 	singbox_server_connect (ss);
     }
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 void
 singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4)
 {
-  singbox_main_t *sm = &singbox_main;
   singbox_session_t *ss;
   u64 id;
 
-  singbox_sessions_lock ();
-  if (pool_is_free_index (sm->sessions, index))
+  /* main thread, singbox-process: without the barrier */
+  SINGBOX_ASSERT_THREAD (0);
+  singbox_session_lock (index);
+  if (!(ss = singbox_session_get_if_valid (index)) ||
+      ss->state != SINGBOX_SESSION_STATE_RESOLVING || ss->po_closed)
     {
-      singbox_sessions_unlock ();
-      return;
-    }
-  ss = singbox_session_get (index);
-  if (ss->state != SINGBOX_SESSION_STATE_RESOLVING || ss->po_closed)
-    {
-      singbox_sessions_unlock ();
+      singbox_session_unlock (index);
       return;
     }
   if (rv)
@@ -1019,7 +1019,7 @@ singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4)
   id = singbox_session_id (ss);
   session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_session_resolved_rpc,
 					uword_to_pointer (id, void *));
-  singbox_sessions_unlock ();
+  singbox_session_unlock (index);
 }
 
 u8 *

@@ -12,9 +12,10 @@
  * between the modes (handshakes, limits, counters, timeouts) is in the
  * mode's singbox_session_vft_t, chosen when the session is allocated.
  *
- * Each leg may live on a different thread. Session records are in one pool
- * under a spinlock (taken only with workers); actions on a leg owned by
- * another thread go through session RPCs. */
+ * Each leg may live on a different thread. A session record lives in the
+ * pool of the thread that allocated it, under that pool's lock (singbox.h,
+ * "Threads" in plugin/API.md); actions on a leg owned by another thread go
+ * through session RPCs. */
 
 #include <singbox/singbox.h>
 #include <vnet/tcp/tcp.h>
@@ -62,17 +63,18 @@ format_singbox_session_state (u8 *s, va_list *args)
  * Session records
  */
 
-/* With the sessions lock held. The mode's table of callbacks is chosen
+/* A record in thread's pool, whose lock the caller holds (usually its own
+ * thread's: the client leg's). The mode's table of callbacks is chosen
  * here, once. */
 singbox_session_t *
-singbox_session_alloc (singbox_mode_t mode)
+singbox_session_alloc_on (clib_thread_index_t thread, singbox_mode_t mode)
 {
-  singbox_main_t *sm = &singbox_main;
+  singbox_worker_t *wrk = singbox_worker_get (thread);
   singbox_session_t *ss;
 
-  pool_get_zero (sm->sessions, ss);
-  ss->index = ss - sm->sessions;
-  ss->generation = ++sm->generation;
+  pool_get_zero (wrk->sessions, ss);
+  ss->index = singbox_session_handle_make (thread, ss - wrk->sessions);
+  ss->generation = ++wrk->generation;
   ss->mode = mode;
   ss->po_handle = SESSION_INVALID_HANDLE;
   ss->ao_handle = SESSION_INVALID_HANDLE;
@@ -93,33 +95,38 @@ singbox_session_release_active (singbox_session_t *ss)
   singbox_session_vft (ss)->release_active (ss);
 }
 
-/* With the sessions lock held. */
+/* A record of this thread's pool, its lock held. */
+singbox_session_t *
+singbox_session_alloc (singbox_mode_t mode)
+{
+  return singbox_session_alloc_on (vlib_get_thread_index (), mode);
+}
+
+/* With the record's pool's lock held. */
 void
 singbox_session_free (singbox_session_t *ss)
 {
-  singbox_main_t *sm = &singbox_main;
+  singbox_worker_t *wrk = singbox_worker_get (singbox_session_thread (ss));
   const singbox_session_vft_t *vft = singbox_session_vft (ss);
+  u32 index = ss->index & SINGBOX_SESSION_INDEX_MASK;
 
   singbox_session_release_active (ss);
   if (vft->free)
     vft->free (ss);
   if (CLIB_DEBUG > 0)
     clib_memset (ss, 0xfe, sizeof (*ss));
-  pool_put (sm->sessions, ss);
+  pool_put_index (wrk->sessions, index);
 }
 
-/* Look a session up by id; the generation guards against a reused slot. */
+/* Look a session up by id, with singbox_session_lock
+ * (singbox_session_id_handle (id)) held; the generation guards against a
+ * reused slot. */
 singbox_session_t *
 singbox_session_get_by_id (u64 id)
 {
-  singbox_main_t *sm = &singbox_main;
-  u32 index = id & 0xffffffff;
-  singbox_session_t *ss;
+  singbox_session_t *ss = singbox_session_get_if_valid (singbox_session_id_handle (id));
 
-  if (pool_is_free_index (sm->sessions, index))
-    return 0;
-  ss = pool_elt_at_index (sm->sessions, index);
-  if (ss->generation != (u32) (id >> 32))
+  if (!ss || ss->generation != (u32) (id >> 32))
     return 0;
   return ss;
 }
@@ -283,17 +290,17 @@ singbox_po_ending (singbox_session_t *ss, session_t *po)
 static void
 singbox_po_end_rpc (session_handle_t sh, int reset)
 {
-  singbox_main_t *sm = &singbox_main;
   session_t *s = session_get_from_handle_if_valid (sh);
   singbox_session_t *ss;
+  u32 h;
 
   if (!s)
     return;
-  singbox_sessions_lock ();
-  if (!pool_is_free_index (sm->sessions, s->opaque) &&
-      (ss = singbox_session_get (s->opaque))->po_handle == sh)
+  h = s->opaque;
+  singbox_session_lock (h);
+  if ((ss = singbox_session_get_if_valid (h)) && ss->po_handle == sh)
     singbox_po_ending (ss, s);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   (reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc) (uword_to_pointer (sh, void *));
 }
 
@@ -391,7 +398,7 @@ singbox_po_send (singbox_session_t *ss, socks5_out_t *out)
 void
 singbox_po_fail (singbox_session_t *ss)
 {
-  ASSERT (vlib_get_thread_index () == ss->po_thread);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   ss->deadline = 0;
   svm_fifo_dequeue_drop_all (ss->po_rx_fifo);
@@ -411,7 +418,7 @@ singbox_connect_rpc (void *arg)
   clib_mem_free (a);
 }
 
-/* Called with the sessions lock held. */
+/* Called with the record's lock held. */
 void
 singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4, u16 port,
 			    u32 fib_index)
@@ -434,7 +441,7 @@ singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4
   /* On other threads vnet_connect2 only queues the connect to the connects
    * thread. On that thread it connects right here, and allocating the
    * half-open may stop the other workers (vlib_workers_sync in
-   * pool_get_aligned_safe) while one of them spins on the sessions lock we
+   * pool_get_aligned_safe) while one of them spins on the record's lock we
    * hold: a deadlock that VPP ends with "worker thread deadlock". So there
    * the connect waits for an RPC, after the lock is released. The outcome
    * always comes later through singbox_ao_connected. */
@@ -452,24 +459,27 @@ singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4
 static int
 singbox_po_rx (session_t *s)
 {
+  u32 h;
   singbox_session_t *ss;
   session_handle_t ao_handle;
   svm_fifo_t *f = s->rx_fifo;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->last_active = vlib_time_now (vlib_get_main ());
   if (PREDICT_FALSE (ss->state != SINGBOX_SESSION_STATE_ESTABLISHED))
     {
       /* the mode's handshake, or data waiting for the upstream */
       ao_handle = singbox_session_vft (ss)->client_rx (s, ss);
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       if (ao_handle != SESSION_INVALID_HANDLE)
 	singbox_relay_kick (f, ao_handle);
       return 0;
     }
   ao_handle = ss->ao_handle;
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   singbox_relay_rx (f, ao_handle);
   return 0;
 }
@@ -487,6 +497,7 @@ singbox_force_ack_rpc (void *arg)
 static int
 singbox_leg_tx (session_t *s, int is_po)
 {
+  u32 h;
   singbox_session_t *ss;
   session_handle_t other;
   u32 min_free;
@@ -497,11 +508,12 @@ singbox_leg_tx (session_t *s, int is_po)
       svm_fifo_add_want_deq_ntf (s->tx_fifo, SVM_FIFO_WANT_DEQ_NOTIF);
       return 0;
     }
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   other = ss->state == SINGBOX_SESSION_STATE_ESTABLISHED ? (is_po ? ss->ao_handle : ss->po_handle) :
 							   SESSION_INVALID_HANDLE;
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   if (other != SESSION_INVALID_HANDLE)
     session_send_rpc_evt_to_thread (session_thread_from_handle (other), singbox_force_ack_rpc,
 				    uword_to_pointer (other, void *));
@@ -530,11 +542,14 @@ singbox_session_maybe_finish (singbox_session_t *ss)
 static void
 singbox_po_disconnect (session_t *s)
 {
+  u32 h;
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   SINGBOX_DBG ("session %u: client FIN (state %U)", ss->index, format_singbox_session_state,
 	       (u32) ss->state);
   ss->po_fin = 1;
@@ -559,29 +574,35 @@ singbox_po_disconnect (session_t *s)
       ss->state = SINGBOX_SESSION_STATE_CLOSING;
       singbox_po_close (ss);
     }
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 static void
 singbox_po_reset_cb (session_t *s)
 {
+  u32 h;
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_po_close (ss);
   singbox_ao_reset (ss);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 static void
 singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
 {
+  u32 h;
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   if (ntf == SESSION_CLEANUP_TRANSPORT)
     {
       singbox_session_count_traffic (ss, s);
@@ -590,7 +611,7 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
       ss->po_closed = 1;
       if (!ss->ao_fin || !ss->po_fin)
 	singbox_ao_close (ss);
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return;
     }
   ss->po_handle = SESSION_INVALID_HANDLE;
@@ -601,7 +622,7 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   singbox_session_release_active (ss);
   if (ss->ao_handle == SESSION_INVALID_HANDLE && !ss->connecting)
     singbox_session_free (ss);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 /* Grow a fifo that keeps filling up, shrink it as it drains, while its
@@ -698,36 +719,40 @@ singbox_session_cross_fifos (session_t *s, singbox_session_t *ss)
 static int
 singbox_ao_alloc_fifos (session_t *s)
 {
+  u32 h;
   singbox_session_t *ss;
   u8 cross = 0;
   int rv;
 
   /* before TCP acks the SYN-ACK: see singbox_tcp_ts.h */
   singbox_tcp_ts_monotonic (s, 0);
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   if (!ss->pooled && (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE))
     {
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return SESSION_E_ALLOC;
     }
 
   rv = singbox_session_vft (ss)->upstream_fifos (s, ss, &cross);
   if (!rv && cross)
     singbox_session_cross_fifos (s, ss);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   return rv;
 }
 
 static int
 singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error_t err)
 {
+  u32 h;
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
   session_handle_t po_handle;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (opaque);
+  h = opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   ss->connecting = 0;
 
   if (err)
@@ -737,7 +762,7 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error
 	singbox_session_free (ss);
       else
 	singbox_session_vft (ss)->upstream_connect_failed (ss, err);
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return 0;
     }
 
@@ -747,20 +772,20 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error
     {
       /* the client left while we connected */
       singbox_ao_close (ss);
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return 0;
     }
   vft = singbox_session_vft (ss);
   if (vft->upstream_connected && vft->upstream_connected (s, ss))
     {
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return 0;
     }
   ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
   ss->deadline = 0;
   ss->last_active = vlib_time_now (vlib_get_main ());
   po_handle = ss->po_handle;
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 
   /* server mode: its reply queued in singbox_ao_alloc_fifos */
   session_program_tx_io_evt (po_handle, SESSION_IO_EVT_TX);
@@ -774,6 +799,7 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error
 static int
 singbox_ao_rx (session_t *s)
 {
+  u32 h;
   svm_fifo_t *f = s->rx_fifo; /* the client's tx fifo */
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
@@ -781,19 +807,20 @@ singbox_ao_rx (session_t *s)
 
   if (s->session_state >= SESSION_STATE_APP_CLOSED)
     return -1;
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   ss->last_active = vlib_time_now (vlib_get_main ());
   vft = singbox_session_vft (ss);
   if (PREDICT_FALSE (ss->state != SINGBOX_SESSION_STATE_ESTABLISHED) && vft->upstream_rx &&
       vft->upstream_rx (s, ss))
     {
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return 0;
     }
   po_handle = ss->po_handle;
   SINGBOX_DBG ("session %u: upstream rx %u", ss->index, svm_fifo_max_dequeue (f));
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   singbox_relay_rx (f, po_handle);
   return 0;
 }
@@ -801,18 +828,20 @@ singbox_ao_rx (session_t *s)
 static int
 singbox_ao_tx (session_t *s)
 {
+  u32 h;
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   vft = singbox_session_vft (ss);
   if (vft->upstream_tx && vft->upstream_tx (s, ss))
     {
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return 0;
     }
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   return singbox_leg_tx (s, 0);
 }
 
@@ -820,16 +849,18 @@ singbox_ao_tx (session_t *s)
 static void
 singbox_ao_disconnect (session_t *s)
 {
+  u32 h;
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   SINGBOX_DBG ("session %u: upstream FIN", ss->index);
   vft = singbox_session_vft (ss);
   if (vft->upstream_fin && vft->upstream_fin (s, ss))
     {
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return;
     }
   ss->ao_fin = 1;
@@ -841,35 +872,37 @@ singbox_ao_disconnect (session_t *s)
   singbox_session_maybe_finish (ss);
   if (vft->probe_client_ack && ss->po_handle != SESSION_INVALID_HANDLE)
     singbox_po_ack_probe (ss->po_handle);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 static void
 singbox_ao_reset_cb (session_t *s)
 {
+  u32 h;
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   if (singbox_session_vft (ss)->upstream_reset)
     singbox_session_vft (ss)->upstream_reset (ss);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_ao_close (ss);
   singbox_po_reset (ss);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 static void
 singbox_postponed_free_rpc (void *arg)
 {
-  u32 index = pointer_to_uword (arg);
+  u32 h = pointer_to_uword (arg);
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (index);
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   segment_manager_dealloc_fifos (ss->po_rx_fifo, ss->po_tx_fifo);
   singbox_session_free (ss);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 /* The upstream's transport is gone (e.g. it sent FIN, then answered our
@@ -882,10 +915,12 @@ singbox_postponed_free_rpc (void *arg)
 static void
 singbox_ao_transport_gone (session_t *s)
 {
+  u32 h;
   singbox_session_t *ss;
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   if (ss->crossed && !ss->po_closed && !ss->po_fin && ss->po_handle != SESSION_INVALID_HANDLE)
     {
       SINGBOX_DBG ("session %u: upstream gone, client still sending", ss->index);
@@ -898,12 +933,13 @@ singbox_ao_transport_gone (session_t *s)
       else
 	singbox_po_reset (ss);
     }
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 static void
 singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
 {
+  u32 h;
   singbox_session_t *ss;
 
   if (ntf == SESSION_CLEANUP_TRANSPORT)
@@ -912,8 +948,9 @@ singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
       return;
     }
 
-  singbox_sessions_lock ();
-  ss = singbox_session_get (s->opaque);
+  h = s->opaque;
+  singbox_session_lock (h);
+  ss = singbox_session_get (h);
   ss->ao_handle = SESSION_INVALID_HANDLE;
   ss->ao_closed = 1;
   /* the fifo's owner was switched to this leg while crossed */
@@ -939,7 +976,7 @@ singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
       if (!ss->ao_fin)
 	singbox_po_reset (ss);
     }
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 static int
@@ -993,7 +1030,7 @@ singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags, u32 *app_index
   return 0;
 }
 
-/* What both modes need: the session layer, the sessions lock and the
+/* What both modes need: the session layer, the users lock and the
  * upstream leg's app. */
 int
 singbox_session_layer_attach (void)
@@ -1012,11 +1049,8 @@ singbox_session_layer_attach (void)
       vnet_session_enable_disable (vm, &args);
       vlib_worker_thread_barrier_release (vm);
     }
-  if (vlib_num_workers () && !sm->sessions_lock)
-    {
-      clib_spinlock_init (&sm->sessions_lock);
-      clib_spinlock_init (&sm->users_lock);
-    }
+  if (vlib_num_workers () && !sm->users_lock)
+    clib_spinlock_init (&sm->users_lock);
 
   if (singbox_app_attach ("singbox-upstream", &singbox_upstream_cb_vft, APP_OPTIONS_FLAGS_IS_PROXY,
 			  &sm->upstream_app_index))
@@ -1036,7 +1070,7 @@ singbox_session_kill (singbox_session_t *ss, int timed_out)
 {
   const singbox_session_vft_t *vft = singbox_session_vft (ss);
 
-  ASSERT (vlib_get_thread_index () == ss->po_thread);
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
   if (vft->kill && vft->kill (ss, timed_out))
     return;
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
@@ -1050,15 +1084,18 @@ singbox_session_kill_rpc (void *arg)
   u64 id = pointer_to_uword (arg);
   singbox_session_t *ss;
   int timed_out = (id >> 63) & 1;
+  u32 h;
 
   id &= ~(1ULL << 63);
-  singbox_sessions_lock ();
+  h = singbox_session_id_handle (id);
+  singbox_session_lock (h);
   ss = singbox_session_get_by_id (id);
   if (ss && ss->state != SINGBOX_SESSION_STATE_CLOSING)
     singbox_session_kill (ss, timed_out);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
+/* With the record's lock held, any thread. */
 void
 singbox_session_kill_on_thread (singbox_session_t *ss, int timed_out)
 {
@@ -1068,83 +1105,169 @@ singbox_session_kill_on_thread (singbox_session_t *ss, int timed_out)
 					uword_to_pointer (id, void *));
 }
 
+/* Any thread. */
 int
 singbox_session_disconnect (u64 session_id)
 {
   singbox_session_t *ss;
+  u32 h = singbox_session_id_handle (session_id);
   int rv = 0;
 
-  singbox_sessions_lock ();
+  singbox_session_lock (h);
   ss = singbox_session_get_by_id (session_id & ~(1ULL << 63));
   if (!ss || ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
     rv = VNET_API_ERROR_NO_SUCH_ENTRY;
   else
     singbox_session_kill_on_thread (ss, 0);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   return rv;
 }
 
+static void singbox_session_count_one (singbox_session_t *ss);
+
 /* Each thread adds what its relaying sessions moved to the counters, so a
- * long transfer shows while it runs and not only when it ends. */
+ * long transfer shows while it runs and not only when it ends. A record
+ * whose client leg is on another thread (a pooled connection's) is counted
+ * by a second RPC to that thread. */
 static void
 singbox_sessions_count_traffic_rpc (void *arg)
 {
-  singbox_main_t *sm = &singbox_main;
   clib_thread_index_t thread_index = vlib_get_thread_index ();
+  singbox_worker_t *wrk = singbox_worker_get (thread_index);
   singbox_session_t *ss;
   session_t *s;
+  u64 *others = 0, *id;
 
-  singbox_sessions_lock ();
-  pool_foreach (ss, sm->sessions)
-    if (ss->po_thread == thread_index && !ss->po_closed &&
-	singbox_session_vft (ss)->relaying (ss) &&
-	(s = session_get_from_handle_if_valid (ss->po_handle)))
+  clib_spinlock_lock_if_init (&wrk->lock);
+  singbox_foreach_session_of_thread (ss, thread_index) if (!ss->po_closed &&
+							   singbox_session_vft (ss)->relaying (ss))
+  {
+    if (ss->po_thread != thread_index)
+      vec_add1 (others, singbox_session_id (ss));
+    else if ((s = session_get_from_handle_if_valid (ss->po_handle)))
       singbox_session_count_traffic (ss, s);
-  singbox_sessions_unlock ();
+  }
+  clib_spinlock_unlock_if_init (&wrk->lock);
+  vec_foreach (id, others)
+    singbox_session_do_on_client_thread (*id, singbox_session_count_one);
+  vec_free (others);
 }
 
-/* Main thread. */
+/* On the client leg's thread, the record's lock held. */
+static void
+singbox_session_count_one (singbox_session_t *ss)
+{
+  session_t *s;
+
+  if (!ss->po_closed && singbox_session_vft (ss)->relaying (ss) &&
+      (s = session_get_from_handle_if_valid (ss->po_handle)))
+    singbox_session_count_traffic (ss, s);
+}
+
+/* Main thread (singbox-process, no barrier): each thread walks its own
+ * records. */
 void
 singbox_sessions_count_traffic (void)
 {
   clib_thread_index_t t;
 
+  SINGBOX_ASSERT_THREAD (0);
   /* no session: the session layer may not even be enabled */
-  if (!pool_elts (singbox_main.sessions))
+  if (!singbox_main.is_attached)
     return;
   singbox_sessions_count_traffic_rpc (0);
   for (t = 1; t <= vlib_num_workers (); t++)
     session_send_rpc_evt_to_thread_force (t, singbox_sessions_count_traffic_rpc, 0);
 }
 
-void
-singbox_sessions_expire (f64 now)
+/* Deadlines, idle timeouts and the mode's checks of the records of this
+ * thread. */
+static void
+singbox_sessions_expire_rpc (void *arg)
 {
-  singbox_main_t *sm = &singbox_main;
+  clib_thread_index_t thread_index = vlib_get_thread_index ();
+  singbox_worker_t *wrk = singbox_worker_get (thread_index);
+  f64 now = vlib_time_now (vlib_get_main ());
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
 
-  ASSERT (vlib_get_thread_index () == 0);
-  singbox_sessions_lock ();
-  pool_foreach (ss, sm->sessions)
-    {
-      vft = singbox_session_vft (ss);
-      if (vft->poll)
-	vft->poll (ss, now);
-      if (ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
-	continue;
-      if (ss->deadline && now >= ss->deadline)
-	{
-	  ss->deadline = 0;
-	  singbox_session_kill_on_thread (ss, 1);
-	}
-      else if (vft->idle (ss, now))
-	{
-	  ss->last_active = now; /* once */
-	  singbox_session_kill_on_thread (ss, 1);
-	}
-    }
-  singbox_sessions_unlock ();
+  clib_spinlock_lock_if_init (&wrk->lock);
+  singbox_foreach_session_of_thread (ss, thread_index)
+  {
+    vft = singbox_session_vft (ss);
+    if (vft->poll)
+      vft->poll (ss, now);
+    if (ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
+      continue;
+    if (ss->deadline && now >= ss->deadline)
+      {
+	ss->deadline = 0;
+	singbox_session_kill_on_thread (ss, 1);
+      }
+    else if (vft->idle (ss, now))
+      {
+	ss->last_active = now; /* once */
+	singbox_session_kill_on_thread (ss, 1);
+      }
+  }
+  clib_spinlock_unlock_if_init (&wrk->lock);
+}
+
+/* Main thread (singbox-process, no barrier): each thread expires its own
+ * records. */
+void
+singbox_sessions_expire (f64 now)
+{
+  clib_thread_index_t t;
+
+  SINGBOX_ASSERT_THREAD (0);
+  if (!singbox_main.is_attached)
+    return;
+  singbox_sessions_expire_rpc (0);
+  for (t = 1; t <= vlib_num_workers (); t++)
+    session_send_rpc_evt_to_thread_force (t, singbox_sessions_expire_rpc, 0);
+}
+
+/* Run fn on the client leg's thread of the session `id`, with its record's
+ * lock held; nothing if the session is gone by then. */
+typedef struct
+{
+  u64 id;
+  void (*fn) (singbox_session_t *ss);
+} singbox_session_do_args_t;
+
+static void
+singbox_session_do_rpc (void *arg)
+{
+  singbox_session_do_args_t *a = arg;
+  u32 h = singbox_session_id_handle (a->id);
+  singbox_session_t *ss;
+
+  singbox_session_lock (h);
+  if ((ss = singbox_session_get_by_id (a->id)) && ss->po_thread == vlib_get_thread_index ())
+    a->fn (ss);
+  singbox_session_unlock (h);
+  clib_mem_free (a);
+}
+
+void
+singbox_session_do_on_client_thread (u64 id, void (*fn) (singbox_session_t *ss))
+{
+  singbox_session_do_args_t *a;
+  singbox_session_t *ss;
+  u32 h = singbox_session_id_handle (id);
+  clib_thread_index_t t = ~0;
+
+  singbox_session_lock (h);
+  if ((ss = singbox_session_get_by_id (id)) && ss->po_handle != SESSION_INVALID_HANDLE)
+    t = ss->po_thread;
+  singbox_session_unlock (h);
+  if (t == (clib_thread_index_t) ~0)
+    return;
+  a = clib_mem_alloc (sizeof (*a));
+  a->id = id;
+  a->fn = fn;
+  session_send_rpc_evt_to_thread_force (t, singbox_session_do_rpc, a);
 }
 
 /*

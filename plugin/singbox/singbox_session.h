@@ -173,7 +173,7 @@ typedef struct
   u64 counted_segments;
 } singbox_session_t;
 
-/* What a mode adds to the relay. Every hook runs with the sessions lock
+/* What a mode adds to the relay. Every hook runs with the record's lock
  * held. Hooks returning int return 1 when they handled the event and the
  * relay must do nothing more, 0 to let the relay go on as for a session
  * that relays; a NULL hook is the same as one returning 0. */

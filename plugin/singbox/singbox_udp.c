@@ -243,8 +243,9 @@ singbox_udp_flush_rpc (void *arg)
   singbox_session_t *ss;
   singbox_udp_name_t *n;
   session_t *s;
+  u32 h = singbox_session_id_handle (a->session_id);
 
-  singbox_sessions_lock ();
+  singbox_session_lock (h);
   ss = singbox_session_get_by_id (a->session_id);
   if (ss && ss->state == SINGBOX_SESSION_STATE_UDP_ASSOCIATED &&
       (n = singbox_udp_name_find (ss, a->name)) && vec_len (n->pending) &&
@@ -254,7 +255,7 @@ singbox_udp_flush_rpc (void *arg)
 			   vec_len (n->pending));
       vec_free (n->pending);
     }
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
   vec_free (a->name);
   clib_mem_free (a);
 }
@@ -266,13 +267,14 @@ singbox_udp_resolved (u64 session_id, u8 *name, int rv, ip46_address_t *ip, u8 i
   singbox_udp_flush_args_t *a;
   singbox_session_t *ss;
   singbox_udp_name_t *n;
+  u32 h = singbox_session_id_handle (session_id);
 
-  singbox_sessions_lock ();
+  singbox_session_lock (h);
   ss = singbox_session_get_by_id (session_id);
   if (!ss || ss->state != SINGBOX_SESSION_STATE_UDP_ASSOCIATED ||
       !(n = singbox_udp_name_find (ss, name)) || n->state != SINGBOX_UDP_NAME_RESOLVING)
     {
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return;
     }
   if (rv || is_ip4 != ss->client_is_ip4)
@@ -282,7 +284,7 @@ singbox_udp_resolved (u64 session_id, u8 *name, int rv, ip46_address_t *ip, u8 i
       if (vec_len (n->pending))
 	singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
       vec_free (n->pending);
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return;
     }
   n->state = SINGBOX_UDP_NAME_RESOLVED;
@@ -296,7 +298,7 @@ singbox_udp_resolved (u64 session_id, u8 *name, int rv, ip46_address_t *ip, u8 i
       session_send_rpc_evt_to_thread_force (session_thread_from_handle (n->pending_via),
 					    singbox_udp_flush_rpc, a);
     }
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
 /* One datagram from the client: strip the SOCKS header, send on. */
@@ -366,7 +368,7 @@ singbox_udp_rx (session_t *s)
   session_dgram_hdr_t dh;
   u16 rmt_port, lcl_port;
   uword *p;
-  u32 len;
+  u32 len, h;
   f64 now = vlib_time_now (vlib_get_main ());
 
   while (svm_fifo_max_dequeue_cons (s->rx_fifo) >= sizeof (dh))
@@ -392,16 +394,21 @@ singbox_udp_rx (session_t *s)
       SINGBOX_DBG ("udp %U:%u -> :%u len %u", format_ip46_address, &dh.rmt_ip, IP46_TYPE_ANY,
 		   rmt_port, lcl_port, len);
 
-      singbox_sessions_lock ();
+      /* the port's association, then its record under its own lock: the
+       * record may have gone in between */
+      clib_spinlock_lock_if_init (&sm->udp_lock);
       p = hash_get (sm->udp_assoc_by_port, singbox_udp_key (dh.is_ip4, lcl_port));
-      if (!p)
+      h = p ? p[0] : ~0;
+      clib_spinlock_unlock_if_init (&sm->udp_lock);
+      if (h == ~0)
 	{
-	  singbox_sessions_unlock ();
 	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
 	  continue;
 	}
-      ss = singbox_session_get (p[0]);
-      if (ss->state != SINGBOX_SESSION_STATE_UDP_ASSOCIATED)
+      singbox_session_lock (h);
+      ss = singbox_session_get_if_valid (h);
+      if (!ss || ss->state != SINGBOX_SESSION_STATE_UDP_ASSOCIATED || ss->udp_port != lcl_port ||
+	  ss->client_is_ip4 != dh.is_ip4)
 	singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
       else if (ip46_address_is_equal (&dh.rmt_ip, &ss->client_ip) &&
 	       (ss->udp_client_known ? rmt_port == ss->udp_client_port :
@@ -424,7 +431,7 @@ singbox_udp_rx (session_t *s)
       else
 	/* not the associating client and not a destination it used */
 	singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
     }
   return 0;
 }
@@ -506,22 +513,22 @@ singbox_udp_open_rpc (singbox_udp_rpc_args_t *args)
   singbox_main_t *sm = &singbox_main;
   vnet_listen_args_t _a = {}, *a = &_a;
   singbox_session_t *ss;
-  u32 fib_index, tries, index = args->id & 0xffffffff;
+  u32 fib_index, tries, h = singbox_session_id_handle (args->id);
   u8 is_ip4;
   u16 port = 0;
   int rv = -1;
+  uword *p;
 
-  singbox_sessions_lock ();
-  if (pool_is_free_index (sm->sessions, index) ||
-      singbox_session_id (singbox_session_get (index)) != args->id)
+  /* under the barrier (an RPC to main): the locks only for form's sake */
+  singbox_session_lock (h);
+  if (!(ss = singbox_session_get_by_id (args->id)))
     {
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       return;
     }
-  ss = singbox_session_get (index);
   is_ip4 = ss->client_is_ip4;
   fib_index = ss->fib_index;
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 
   if (singbox_udp_attach ())
     goto done;
@@ -532,7 +539,10 @@ singbox_udp_open_rpc (singbox_udp_rpc_args_t *args)
       port = sm->udp_next_port++;
       if (sm->udp_next_port > SINGBOX_UDP_PORT_LAST)
 	sm->udp_next_port = SINGBOX_UDP_PORT_FIRST;
-      if (hash_get (sm->udp_assoc_by_port, singbox_udp_key (is_ip4, port)))
+      clib_spinlock_lock_if_init (&sm->udp_lock);
+      p = hash_get (sm->udp_assoc_by_port, singbox_udp_key (is_ip4, port));
+      clib_spinlock_unlock_if_init (&sm->udp_lock);
+      if (p)
 	continue;
       clib_memset (a, 0, sizeof (*a));
       a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
@@ -547,13 +557,11 @@ singbox_udp_open_rpc (singbox_udp_rpc_args_t *args)
     }
 
 done:
-  singbox_sessions_lock ();
-  if (pool_is_free_index (sm->sessions, index) ||
-      singbox_session_id (singbox_session_get (index)) != args->id ||
-      singbox_session_get (index)->po_closed)
+  singbox_session_lock (h);
+  if (!(ss = singbox_session_get_by_id (args->id)) || ss->po_closed)
     {
       /* the client left meanwhile */
-      singbox_sessions_unlock ();
+      singbox_session_unlock (h);
       if (rv == 0)
 	{
 	  vnet_unlisten_args_t ua = { .handle = a->handle, .app_index = sm->udp_app_index };
@@ -561,20 +569,21 @@ done:
 	}
       return;
     }
-  ss = singbox_session_get (index);
   if (rv)
     ss->rep = SOCKS5_REP_GENERAL_FAILURE;
   else
     {
       ss->udp_listen_handle = a->handle;
       ss->udp_port = port;
+      clib_spinlock_lock_if_init (&sm->udp_lock);
       hash_set (sm->udp_assoc_by_port, singbox_udp_key (is_ip4, port), ss->index);
+      clib_spinlock_unlock_if_init (&sm->udp_lock);
     }
   singbox_server_udp_ready (ss);
-  singbox_sessions_unlock ();
+  singbox_session_unlock (h);
 }
 
-/* Called with the sessions lock held, on the client's thread. */
+/* Called with the record's lock held, on the client's thread. */
 void
 singbox_udp_associate (singbox_session_t *ss, socks5_addr_t *client)
 {
@@ -599,7 +608,7 @@ singbox_udp_close_rpc (singbox_udp_rpc_args_t *args)
   vnet_unlisten (&ua);
 }
 
-/* Sessions lock held: forget the association and close its listener. */
+/* The record's lock held: forget the association and close its listener. */
 void
 singbox_udp_release (singbox_session_t *ss)
 {
@@ -609,7 +618,9 @@ singbox_udp_release (singbox_session_t *ss)
   singbox_udp_names_free (ss);
   if (ss->udp_listen_handle == SESSION_INVALID_HANDLE || !ss->udp_port)
     return;
+  clib_spinlock_lock_if_init (&sm->udp_lock);
   hash_unset (sm->udp_assoc_by_port, singbox_udp_key (ss->client_is_ip4, ss->udp_port));
+  clib_spinlock_unlock_if_init (&sm->udp_lock);
   args.id = ss->udp_listen_handle;
   ss->udp_listen_handle = SESSION_INVALID_HANDLE;
   ss->udp_port = 0;

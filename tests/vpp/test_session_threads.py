@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""Per-thread session records (plugin/API.md, "Threads"): a session's record
+lives in the pool of its client leg's thread, its id names that thread
+(generation << 32 | thread << 24 | index, bit 31 clear), and the API, the CLI
+and disconnect-session reach records on every thread."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import ECHO_PORT, Env, worker_counts
+from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4
+
+pytestmark = worker_counts(0, 2)
+
+HERE = Path(__file__).parent
+N_SESSIONS = 8
+
+
+def _thread(session_id: int) -> int:
+    return (session_id >> 24) & 0x7F
+
+
+def _records_per_thread(env: Env) -> dict[int, int]:
+    """`show singbox server`'s per-thread record counts ("thread 1: 3 in use, ...", with workers)."""
+    out: dict[int, int] = {}
+    for line in env.cli("show singbox server").splitlines():
+        words = line.split()
+        if len(words) >= 4 and words[0] == "thread" and words[3] == "in":
+            out[int(words[1].rstrip(":"))] = int(words[2])
+    return out
+
+
+def test_sessions_live_on_their_client_legs_thread(env: Env) -> None:
+    env.start()
+    workers = env.vpp.workers
+    procs = [subprocess.Popen(
+        ["ip", "netns", "exec", env.t.ns_client, sys.executable, str(HERE / "socks_probe.py"),
+         VPP_CLIENT_IP4, "1080", "idle", ORIGIN_IP4, str(ECHO_PORT), "30"],
+        stdout=subprocess.PIPE) for _ in range(N_SESSIONS)]
+    try:
+        deadline = time.monotonic() + 20
+        while len(ss := [s for s in env.sessions() if s.state == 5]) < N_SESSIONS:
+            assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+            time.sleep(0.1)
+        ids = [s.session_id for s in ss]
+        assert len(set(ids)) == N_SESSIONS
+        assert all(not i & (1 << 31) for i in ids), ids  # the agent's UDP flow bit
+        threads = {_thread(i) for i in ids}
+        if workers:
+            # the legs are on workers (the interfaces' rx queues): so are the records
+            assert threads <= set(range(1, workers + 1)), (ids, threads)
+            per_thread = _records_per_thread(env)
+            assert set(per_thread) == set(range(workers + 1)), per_thread
+            assert per_thread[0] == 0, per_thread
+            for t in threads:
+                assert per_thread[t] >= sum(1 for i in ids if _thread(i) == t), per_thread
+        else:
+            assert threads == {0}, ids
+        # the verbose listing names each client leg's thread: the record's
+        for line in env.cli("show singbox sessions verbose").splitlines():
+            if "client leg" in line and "(thread " in line:
+                leg_thread = int(line.split("(thread ")[1].split(")")[0])
+                assert leg_thread in threads, line
+        # disconnect-session reaches a record on any thread, and only it
+        victim = ids[-1]
+        assert env.api.singbox_session_disconnect(session_id=victim).retval == 0
+        deadline = time.monotonic() + 10
+        while victim in [s.session_id for s in env.sessions()]:
+            assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+            time.sleep(0.1)
+        left = [s.session_id for s in env.sessions() if s.state == 5]
+        assert sorted(left) == sorted(ids[:-1]), (left, ids)
+        assert env.api.singbox_session_disconnect(session_id=victim).retval != 0
+        # an id naming a thread that does not exist is no session, not a crash
+        assert env.api.singbox_session_disconnect(session_id=(1 << 32) | (100 << 24)).retval != 0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
