@@ -141,3 +141,22 @@ def test_an_endpoint_status_change_reaches_an_on_change_subscriber(srsn_conn: An
         sess.stop()
         for _ in gen:
             pass
+
+
+def test_an_interface_added_later_follows_endpoint_events(agent_env: Env) -> None:
+    """The configured interfaces are kept between pushes: one added (or gone) since is in the next."""
+    env = agent_env
+    env.commit(config())
+    env.commit({f"{C}/interface[name='tap1']/endpoint": "e1"})
+    assert env.agent._oper_push is not None
+    tap1 = f"{C}/interface[name='tap1']"
+    assert env.agent._oper_push.pushed[tap1] == {"oper-status": "active", "effective-endpoint": "e1"}
+    env.dp.endpoint_states["e1"] = EndpointState("down")
+    env.dp.endpoint_event("e1", False, "timeout")
+    assert env.agent.wait_idle()
+    failover = env.dp.read_state().interfaces["tap1"].active_endpoint  # the plugin's pick, as the model makes it
+    assert failover not in ("", "e1")
+    assert env.agent._oper_push.pushed[tap1] == {"oper-status": "active", "effective-endpoint": failover}
+    env.commit(deletes=[tap1])
+    assert tap1 not in env.agent._oper_push.pushed
+    assert read(tap1) == {}

@@ -166,6 +166,7 @@ class Agent:
         self._push_server = False
         self._push_since: float | None = None  # when the oldest re-read not pushed yet was asked for
         self._next_full_push = 0.0
+        self._interface_names: list[str] | None = None  # the configured interfaces (None: not known), under _lock
         self._marks: dict[int, threading.Event] = {}
         self._enabled_done_due = False
         self._ticks = 0
@@ -260,6 +261,7 @@ class Agent:
             with self._lock:
                 self.running = RunningConfig()
                 self.running.updated(self.running.changed_units(read_changes(ev_sess, TOP)))
+                self._interface_names = None
                 self.status.in_sync = False
             # The config cache is large and long-lived: keep it out of the collector's full passes, which would
             # otherwise walk it during commits.
@@ -473,13 +475,16 @@ class Agent:
         """Have the next push re-read what a commit touched (`units`; None: unknown, everything). Under _lock."""
         if units is None:
             self._push_full = True
+            self._interface_names = None
             return
         for unit in units:
             kind = unit[0]
             if kind == ENDPOINT:
                 self._push_endpoints.add(unit[1])
-            elif kind == INTERFACE and self._push_interfaces is not None:
-                self._push_interfaces.add(unit[1])
+            elif kind == INTERFACE:
+                self._interface_names = None  # one may have come or gone
+                if self._push_interfaces is not None:
+                    self._push_interfaces.add(unit[1])
             if kind in _MOVES_INTERFACES:
                 self._push_interfaces = None
             if kind in _SERVER_UNITS:
@@ -518,11 +523,14 @@ class Agent:
             if full:
                 endpoints = {u[1] for u in units if u[0] == ENDPOINT}
                 interfaces = None
+                self._interface_names = None
             gone = [oper.endpoint_node(n) for n in endpoints if (ENDPOINT, n) not in units]
             read_endpoints = [n for n in endpoints if (ENDPOINT, n) in units]
             if interfaces is None:
-                read_interfaces = [(u[1], bool(d.get("enabled", enabled_default))) for u, d in units.items()
-                                   if u[0] == INTERFACE]
+                if self._interface_names is None:  # a walk of every unit, only when interfaces came or went
+                    self._interface_names = [u[1] for u in units if u[0] == INTERFACE]
+                read_interfaces = [(n, bool(units[(INTERFACE, n)].get("enabled", enabled_default)))
+                                   for n in self._interface_names if (INTERFACE, n) in units]
             else:
                 gone += [oper.interface_node(n) for n in interfaces if (INTERFACE, n) not in units]
                 read_interfaces = [(n, bool(units[(INTERFACE, n)].get("enabled", enabled_default)))
@@ -642,6 +650,7 @@ class Agent:
                 changes.append(Change("created", node.path(), value))
             self.running = RunningConfig()
             self.running.updated(self.running.changed_units(changes))
+            self._interface_names = None
 
     def _check_limits(self) -> None:
         """session-limit-reached, once per limit until the count drops below it again. The server every tick,
