@@ -4,6 +4,11 @@ NETCONF renders `MgmtError` as `<rpc-error>`, RESTCONF maps `error_tag` to an HT
 renders the same fields. Sources: our own protocol errors (`MgmtException`), libyang parse/validation errors and
 sysrepo errors, including the `SysrepoValidationFailedError` an agent raises in its change callback — that message is
 what the operator needs to read, so it passes through unchanged.
+
+An error never echoes a client's input unbounded (a 100 KB module name came back whole in get-schema's error):
+`clip` shortens a value our errors quote (to `MAX_QUOTED` characters), and every `MgmtError` bounds its own
+error-message and error-info values to `MAX_MESSAGE`, whoever wrote them (our code, libyang or sysrepo): a longer
+message has its long quoted runs clipped, then itself.
 """
 
 from __future__ import annotations
@@ -25,6 +30,30 @@ RPC = "rpc"
 PROTOCOL = "protocol"
 APPLICATION = "application"
 
+# An error's quote of a client's value and its whole error-message / error-info value, in characters.
+MAX_QUOTED = 256
+MAX_MESSAGE = 2048
+
+_LONG_QUOTE = re.compile(r'"([^"]{%d,})"|\'([^\']{%d,})\'' % (MAX_QUOTED + 1, MAX_QUOTED + 1))
+
+
+def clip(value: str, limit: int = MAX_QUOTED) -> str:
+    """`value` as an error may quote it: its first `limit` characters and, when it is longer, how long it was."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}... ({len(value)} characters)"
+
+
+def _bounded(message: str) -> str:
+    """A message beyond MAX_MESSAGE with its long quoted runs clipped (libyang quotes the value it refuses), then
+    itself clipped; shorter ones stay as they are."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    message = _LONG_QUOTE.sub(lambda m: f'"{clip(m.group(1))}"' if m.group(1) is not None
+                              else f"'{clip(m.group(2))}'", message)
+    return clip(message, MAX_MESSAGE)
+
+
 @dataclass(frozen=True)
 class MgmtError:
     """One RFC 6241 rpc-error (RFC 8040 `error` has the same fields).
@@ -40,6 +69,14 @@ class MgmtError:
     error_path: str | None = None
     info: dict[str, str] = field(default_factory=dict)
     error_severity: str = "error"
+
+    def __post_init__(self) -> None:
+        """error-message and error-info bounded, however much of a request they quote."""
+        message = _bounded(self.error_message)
+        if message is not self.error_message:
+            object.__setattr__(self, "error_message", message)
+        if any(len(v) > MAX_MESSAGE for v in self.info.values()):
+            object.__setattr__(self, "info", {k: clip(v, MAX_MESSAGE) for k, v in self.info.items()})
 
 
 class MgmtException(Exception):

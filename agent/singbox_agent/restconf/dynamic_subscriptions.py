@@ -29,7 +29,7 @@ import libyang
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt.errors import MgmtError, MgmtException
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, clip
 from singbox_agent.mgmt.nacm import NacmPolicy, enable_nacm
 from singbox_agent.mgmt.request_limits import check_subscriptions, check_subtree_filter, check_xpath
 from singbox_agent.restconf.errors import RestconfError
@@ -162,7 +162,7 @@ class DynamicSubscriptions:
         if asked is not None:
             kind = asked.rsplit(":", 1)[-1]
             if kind not in ("encode-json", "encode-xml"):
-                raise MgmtException(MgmtError("application", "invalid-value", f'Encoding "{asked}" is not supported.',
+                raise MgmtException(MgmtError("application", "invalid-value", f'Encoding "{clip(asked)}" is not supported.',
                                               error_app_tag=f"{dynamic.SN}:encoding-unsupported"))
             stream_encoding = Encoding.JSON if kind == "encode-json" else Encoding.XML
         yang_push = dynamic.is_yang_push(op)

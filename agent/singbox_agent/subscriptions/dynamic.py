@@ -18,7 +18,9 @@ from typing import Any
 from libyang import LibyangError
 
 from singbox_agent.mgmt import datastore
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, operation_failed
+from singbox_agent.mgmt.errors import (
+    MgmtError, MgmtException, bad_element, clip, invalid_value, operation_failed,
+)
 from singbox_agent.subscriptions import srsn
 
 SN = "ietf-subscribed-notifications"
@@ -59,7 +61,7 @@ def time_leaf(op: Any, path: str) -> datetime.datetime | None:
     try:
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise bad_element(path.rsplit(":", 1)[-1], f'"{text}" is not a date-and-time.') from None
+        raise bad_element(path.rsplit(":", 1)[-1], f'"{clip(text)}" is not a date-and-time.') from None
 
 
 _MAX_PERIOD_MS = 2**31 - 1
@@ -189,8 +191,7 @@ def xpath_filter(op: Any, yang_push: bool) -> str | None:
         else:
             detail = ""
         if found is None:
-            shown = xpath if len(xpath) <= 200 else xpath[:200] + "..."
-            raise filter_unsupported(f'The {name.rsplit(":", 1)[-1]} "{shown}" selects nothing in this server\'s '
+            raise filter_unsupported(f'The {name.rsplit(":", 1)[-1]} "{clip(xpath)}" selects nothing in this server\'s '
                                      "modules" + (f": {detail}" if detail else "."), _input_path(op, name))
     return xpath
 
@@ -234,7 +235,7 @@ def establish(sr: Any, op: Any, xpath: str | None, id_space: int) -> Established
             sub = srsn.subscribe(sr, stream, xpath=xpath, stop=stop, start=start, id_tag=id_space)
         except srsn.SrsnError as exc:
             if exc.rc == srsn.ERR_NOT_FOUND:  # the filter was checked: the stream is not one of sysrepo's
-                raise invalid_value(f'Stream "{stream}" does not exist' +
+                raise invalid_value(f'Stream "{clip(stream)}" does not exist' +
                                     (" or has none of the notifications the filter selects." if xpath else "."),
                                     _input_path(op, "stream"), error_type="application") from None
             raise operation_failed(f"The subscription could not be established: {exc}") from None
@@ -245,7 +246,7 @@ def establish(sr: Any, op: Any, xpath: str | None, id_space: int) -> Established
                                       info={"bad-element": "stream"}))
     ds = DATASTORES.get(target)
     if ds is None:
-        raise invalid_value(f'Datastore "{target}" is not supported.', error_type="application")
+        raise invalid_value(f'Datastore "{clip(target)}" is not supported.', error_type="application")
     if stop is not None and stop < now():
         raise bad_element("stop-time", "stop-time is in the past.", error_type="application")
     try:

@@ -13,7 +13,9 @@ from typing import Any
 import sysrepo
 
 from singbox_agent.mgmt import datastore, filtered_read, replay
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, bad_element, invalid_value, missing_element
+from singbox_agent.mgmt.errors import (
+    MgmtError, MgmtException, bad_element, clip, invalid_value, missing_element,
+)
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.dispatch import OpContext, on_session_end, register
 from singbox_agent.netconf.messages import NOTIF_NS, qname
@@ -30,7 +32,7 @@ def handle(ctx: OpContext) -> str:
         raise MgmtException(MgmtError("protocol", "in-use", "This session already has a subscription."))
     stream = leaf(ctx, "stream") or STREAM
     if stream != STREAM:
-        raise invalid_value(f'Unknown stream "{stream}".', error_type="application")
+        raise invalid_value(f'Unknown stream "{clip(stream)}".', error_type="application")
     start = _time_leaf(ctx, "startTime")
     stop = _time_leaf(ctx, "stopTime")
     if stop is not None and start is None:

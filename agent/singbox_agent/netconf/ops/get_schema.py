@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from singbox_agent.mgmt.errors import invalid_value
+from singbox_agent.mgmt.errors import clip, invalid_value
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import escape
 from singbox_agent.netconf.ops.common import leaf
@@ -16,7 +16,7 @@ def handle(ctx: OpContext) -> str:
     version = leaf(ctx, "version")
     fmt = (leaf(ctx, "format") or "yang").split(":")[-1]
     if fmt not in ("yang", "yin"):
-        raise invalid_value(f'Schema format "{fmt}" is not supported.', error_type="application")
+        raise invalid_value(f'Schema format "{clip(fmt)}" is not supported.', error_type="application")
     found = None
     for module in ctx.ly:
         if module.name() != identifier:
@@ -30,7 +30,7 @@ def handle(ctx: OpContext) -> str:
             if module.implemented():
                 break
     if found is None:
-        raise invalid_value(f'No schema "{identifier}"{" revision " + version if version else ""} on this server.',
+        raise invalid_value(f'No schema "{clip(identifier)}"{" revision " + clip(version) if version else ""} on this server.',
                             error_type="application")
     text = found.print_mem(fmt)
     return f'<data xmlns="{NCM_NS}">{escape(str(text))}</data>'

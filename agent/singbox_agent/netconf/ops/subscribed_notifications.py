@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from singbox_agent.mgmt.errors import MgmtError, MgmtException
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, clip
 from singbox_agent.netconf import limits, messages
 from singbox_agent.netconf.dispatch import OpContext, on_session_end, register
 from singbox_agent.netconf.messages import escape
@@ -80,7 +80,7 @@ def establish(ctx: OpContext) -> str:
     encoding = dynamic.leaf(ctx.op, "encoding")
     if encoding is not None and encoding.rsplit(":", 1)[-1] != "encode-xml":
         raise MgmtException(MgmtError("application", "invalid-value",
-                                      f'Encoding "{encoding}" is not supported over NETCONF; use encode-xml.',
+                                      f'Encoding "{clip(encoding)}" is not supported over NETCONF; use encode-xml.',
                                       error_app_tag=f"{SN}:encoding-unsupported"))
     xpath, filter_xml = _filter(ctx, yang_push=dynamic.is_yang_push(ctx.op))
     server = ctx.session.server
