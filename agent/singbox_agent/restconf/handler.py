@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
@@ -564,27 +565,37 @@ def _check_json(text: str) -> object:
 def _refuse_duplicates(tree: libyang.DNode) -> None:
     """Two instances of one node among the same siblings (a leaf or container twice, two list entries with the same
     keys, a leaf-list value twice) are refused, not merged with the last one winning: parse_only keeps them all,
-    and sysrepo would apply each in turn (RFC 7950 §7.8.2, §7.7: instances are unique)."""
-    seen: set[tuple[int, int, tuple[str, ...]]] = set()
-    for node in _all_nodes(tree):
-        snode = node.cdata.schema
-        if snode == ffi.NULL:
-            continue
-        kind = snode.nodetype
-        ident: tuple[str, ...] = ()
-        if kind & lib.LYS_LIST:
-            ident = _key_values(node.cdata)
-            if not ident:  # keyless (state) lists may repeat
-                continue
-        elif kind & lib.LYS_LEAFLIST:
-            ident = (_term_value(node),)
-        key = (int(ffi.cast("uintptr_t", node.cdata.parent)), int(ffi.cast("uintptr_t", snode)), ident)
-        if key in seen:
-            raise bad_request(f"{node.path()} appears twice in the request body", path=node.path())
-        seen.add(key)
+    and sysrepo would apply each in turn (RFC 7950 §7.8.2, §7.7: instances are unique).
+
+    One walk over libyang's own nodes with one set: linear, and no Python object per node (a 40,000-value
+    leaf-list took 0.3 s through DNode wrappers)."""
+    seen: set[tuple[Any, Any, tuple[str, ...] | str]] = set()
+    stack = [tree.root().first_sibling().cdata]
+    while stack:
+        node = stack.pop()
+        while node != ffi.NULL:
+            snode = node.schema
+            if snode != ffi.NULL:
+                kind = snode.nodetype
+                ident: tuple[str, ...] | str = ()
+                if kind & lib.LYS_LIST:
+                    ident = _key_values(node)
+                if kind & lib.LYS_LEAFLIST:
+                    raw = lib.lyd_get_value(node)
+                    ident = ffi.string(raw).decode() if raw != ffi.NULL else ""
+                if ident or not kind & lib.LYS_LIST:  # keyless (state) lists may repeat
+                    key = (node.parent, snode, ident)
+                    if key in seen:
+                        path = libyang.DNode.new(tree.context, node).path()
+                        raise bad_request(f"{path} appears twice in the request body", path=path)
+                    seen.add(key)
+            child = lib.lyd_child(node)
+            if child != ffi.NULL:
+                stack.append(child)
+            node = node.next
 
 
-def _key_values(cnode: object) -> tuple[str, ...]:
+def _key_values(cnode: Any) -> tuple[str, ...]:
     values: list[str] = []
     child = lib.lyd_child(cnode)
     while child != ffi.NULL and child.schema != ffi.NULL and child.schema.flags & lib.LYS_KEY:
@@ -592,15 +603,6 @@ def _key_values(cnode: object) -> tuple[str, ...]:
         values.append(ffi.string(raw).decode() if raw != ffi.NULL else "")
         child = child.next
     return tuple(values)
-
-
-def _all_nodes(tree: libyang.DNode) -> list[libyang.DNode]:
-    out: list[libyang.DNode] = []
-    node: libyang.DNode | None = tree.root().first_sibling()
-    while node is not None:
-        out.extend(node.iter_tree())
-        node = node.next()
-    return out
 
 
 def _valid_utf8(data: bytes) -> bool:
@@ -648,13 +650,13 @@ def _parse_under(
             node = node.next()
         return root, nodes
     root, parent = _scratch_parent(ctx, parent_path)
-    before = {int(ffi.cast("uintptr_t", c.cdata)) for c in schema.children(parent)}
+    before = _child_pointers(parent)  # the keys of a scratch list entry: a few
     try:
         ctx.parse_data_mem(text, encoding.value, parent=parent, parse_only=True, strict=True, no_state=True)
     except BaseException:
         root.free()
         raise
-    nodes = [c for c in schema.children(parent) if int(ffi.cast("uintptr_t", c.cdata)) not in before]
+    nodes = [libyang.DNode.new(ctx, c) for c in _child_cdata(parent) if c not in before]
     _refuse_duplicates(root)
     return root, nodes
 
@@ -688,6 +690,19 @@ def _build_edit(
     except BaseException:
         root.free()
         raise
+
+
+def _child_cdata(node: libyang.DNode) -> list[Any]:
+    out: list[Any] = []
+    child = lib.lyd_child(node.cdata)
+    while child != ffi.NULL:
+        out.append(child)
+        child = child.next
+    return out
+
+
+def _child_pointers(node: libyang.DNode) -> set[Any]:
+    return set(_child_cdata(node))
 
 
 def _matching_target(root: libyang.DNode, nodes: list[libyang.DNode], parsed: RestconfRequest) -> libyang.DNode:
