@@ -160,3 +160,15 @@ def test_an_interface_added_later_follows_endpoint_events(agent_env: Env) -> Non
     env.commit(deletes=[tap1])
     assert tap1 not in env.agent._oper_push.pushed
     assert read(tap1) == {}
+
+
+def test_an_interface_deleted_with_an_endpoint_in_one_commit_leaves_no_push_data(agent_env: Env) -> None:
+    """The endpoint makes every interface be read again; the interface gone still goes whole."""
+    env = agent_env
+    env.commit(config())
+    assert env.agent._oper_push is not None
+    tap0 = f"{C}/interface[name='tap0']"
+    assert tap0 in env.agent._oper_push.pushed
+    env.commit(deletes=[tap0, node("e59")])
+    assert tap0 not in env.agent._oper_push.pushed and node("e59") not in env.agent._oper_push.pushed
+    assert read(tap0) == {} and read(node("e59")) == {}

@@ -158,11 +158,12 @@ class Agent:
         self._notif_sess: Any = None
         self._read_sess: Any = None
         self._oper_push: OperPush | None = None
-        # what the next push re-reads (oper_push): everything, or the endpoints, interfaces (None: all) and server
+        # what the next push re-reads (oper_push): everything, or the endpoints, interfaces (or all of them) and server
         # that commits and events since the last push touched; guarded by _lock (commits ask from sysrepo's thread)
         self._push_full = True
         self._push_endpoints: set[str] = set()
-        self._push_interfaces: set[str] | None = set()
+        self._push_interfaces: set[str] = set()
+        self._push_all_interfaces = False
         self._push_server = False
         self._push_since: float | None = None  # when the oldest re-read not pushed yet was asked for
         self._next_full_push = 0.0
@@ -483,10 +484,9 @@ class Agent:
                 self._push_endpoints.add(unit[1])
             elif kind == INTERFACE:
                 self._interface_names = None  # one may have come or gone
-                if self._push_interfaces is not None:
-                    self._push_interfaces.add(unit[1])
+                self._push_interfaces.add(unit[1])
             if kind in _MOVES_INTERFACES:
-                self._push_interfaces = None
+                self._push_all_interfaces = True
             if kind in _SERVER_UNITS:
                 self._push_server = True
 
@@ -504,9 +504,9 @@ class Agent:
                 self._push_full = True
             elif isinstance(item, EndpointEvent):
                 self._push_endpoints.add(item.endpoint)
-                self._push_interfaces = None  # interfaces using it fail over
-            due = self._push_full or bool(self._push_endpoints) or self._push_interfaces != set() \
-                or self._push_server
+                self._push_all_interfaces = True  # interfaces using it fail over
+            due = self._push_full or bool(self._push_endpoints) or bool(self._push_interfaces) \
+                or self._push_all_interfaces or self._push_server
             if due and self._push_since is None:
                 self._push_since = at
             if due and not now and not self._events.empty() and at - (self._push_since or at) < OPER_PUSH_BATCH_S:
@@ -514,6 +514,7 @@ class Agent:
             full, self._push_full = self._push_full, False
             endpoints, self._push_endpoints = self._push_endpoints, set()
             interfaces, self._push_interfaces = self._push_interfaces, set()
+            all_interfaces, self._push_all_interfaces = self._push_all_interfaces, False
             server, self._push_server = self._push_server, False
             self._push_since = None
             if full:
@@ -522,19 +523,18 @@ class Agent:
             enabled_default = defaults.current()["client/interface/enabled"]
             if full:
                 endpoints = {u[1] for u in units if u[0] == ENDPOINT}
-                interfaces = None
+                all_interfaces = True
                 self._interface_names = None
+            # entries no longer configured go whole (`replace` finds them itself)
             gone = [oper.endpoint_node(n) for n in endpoints if (ENDPOINT, n) not in units]
+            gone += [oper.interface_node(n) for n in interfaces if (INTERFACE, n) not in units]
             read_endpoints = [n for n in endpoints if (ENDPOINT, n) in units]
-            if interfaces is None:
+            if all_interfaces:
                 if self._interface_names is None:  # a walk of every unit, only when interfaces came or went
                     self._interface_names = [u[1] for u in units if u[0] == INTERFACE]
-                read_interfaces = [(n, bool(units[(INTERFACE, n)].get("enabled", enabled_default)))
-                                   for n in self._interface_names if (INTERFACE, n) in units]
-            else:
-                gone += [oper.interface_node(n) for n in interfaces if (INTERFACE, n) not in units]
-                read_interfaces = [(n, bool(units[(INTERFACE, n)].get("enabled", enabled_default)))
-                                   for n in interfaces if (INTERFACE, n) in units]
+                interfaces = set(self._interface_names)
+            read_interfaces = [(n, bool(units[(INTERFACE, n)].get("enabled", enabled_default)))
+                               for n in interfaces if (INTERFACE, n) in units]
         wanted: Pushed = {}
         if due:
             parts: set[StatePart] = set()
