@@ -301,10 +301,13 @@ def test_edits_update_startup(restconf: RestconfServer) -> None:
 
 
 def test_edit_right_after_a_huge_change_is_not_reported_as_failed(restconf: RestconfServer) -> None:
-    """sysrepo names replay files by the second and refuses the next config-change notification in the second of one
-    that filled its 1 MiB file; it still applies that change. The client must get success (the edit happened), not
-    an error that makes it retry an applied change (the notification is stored by the server's replay keeper)."""
+    """sysrepo names replay files by the second and refused the next config-change notification in the second of
+    one that filled its 1 MiB file (it still applied the change). A write now waits for the next second
+    (`mgmt.datastore.wait_for_replay_room`): the PUT right after a huge config-change gets 201 and its own
+    config-change is stored after the huge one, nothing refused or logged. Before, this test needed the PUT to land
+    in the huge event's second and checked that the refusal was logged but not reported as a failure."""
     import libyang
+    from test_replay import STREAM, iso, read_events
 
     ncn = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
     edits = "<edit><operation>merge</operation></edit>" * 80000  # several MB: fills its second's file
@@ -312,29 +315,32 @@ def test_edit_right_after_a_huge_change_is_not_reported_as_failed(restconf: Rest
     with restconf.client() as c, sysrepo.SysrepoConnection() as conn:
         sender = conn.start_session("running")
         try:
-            for attempt in range(10):  # the edit must fall in the huge event's second: a few tries
-                with conn.get_ly_ctx() as ly:
-                    huge = ly.parse_op_mem("xml", f'<netconf-config-change xmlns="{ncn}"><changed-by><username>x'
-                                                  f"</username><session-id>1</session-id></changed-by>{edits}"
-                                                  "</netconf-config-change>", libyang.DataType.NOTIF_YANG)
-                time.sleep(1.01 - time.time() % 1)
-                second = int(time.time())
-                try:
-                    sender.notification_send_ly(huge)
-                finally:
-                    huge.free()
-                n = 0
-                while int(time.time()) == second:
-                    one = {"vpp-singbox:endpoint": [{"name": f"right-after-{attempt}-{n}", "address": "198.18.0.2"}]}
-                    r = c.put(f"/restconf/data/vpp-singbox:singbox/client/endpoint=right-after-{attempt}-{n}",
-                              headers=h, content=json.dumps(one))
-                    assert r.status_code == 201, r.text
-                    n += 1
-                if "not stored for replay" in restconf.log():
-                    break
+            with conn.get_ly_ctx() as ly:
+                huge = ly.parse_op_mem("xml", f'<netconf-config-change xmlns="{ncn}"><changed-by><username>x'
+                                              f"</username><session-id>1</session-id></changed-by>{edits}"
+                                              "</netconf-config-change>", libyang.DataType.NOTIF_YANG)
+            time.sleep(1.01 - time.time() % 1)
+            since = time.time() - 1
+            try:
+                sender.notification_send_ly(huge)
+            finally:
+                huge.free()
+            one = {"vpp-singbox:endpoint": [{"name": "right-after", "address": "198.18.0.2"}]}
+            r = c.put(f"{EP}=right-after", headers=h, content=json.dumps(one))
+            assert r.status_code == 201, r.text
         finally:
             sender.stop()
-    assert "not stored for replay" in restconf.log()  # else this test proved nothing
+        time.sleep(1.1)
+        events, ended = read_events(c, STREAM + "/xml", {"start-time": iso(since), "stop-time": iso(time.time())},
+                                    until=None, limit=100)
+    assert ended
+    changes = []
+    for event in events:
+        for change in ET.fromstring(event).iter(f"{{{ncn}}}netconf-config-change"):
+            if change.findtext(f"{{{ncn}}}datastore", "running") == "running":
+                changes.append(len(change.findall(f"{{{ncn}}}edit")))
+    assert changes[-2:] == [80000, 13], changes  # the huge one, then the PUT's (13 nodes an endpoint)
+    assert "not stored for replay" not in restconf.log()
 
 
 SLOW_S = 0.4  # per change: 16 commits queued behind it outlast sysrepo's lock timeout
