@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Where a one-leaf edit of a long list goes inside sysrepo's apply, by the options the writer's session has.
+
+    scripts/in-env python bench/netconf/apply_cost.py [--entries 10000] [--iterations 10] [--subscriber agent]
+
+One process on a private instance of what the product installs (tests.conftest.new_sysrepo_instance): the
+endpoints list filled with `--entries` entries, a subscriber on vpp-singbox in a child (`agent`: singbox-agent over
+the in-memory dataplane; `noop`: the event-only subscription bench_vs_netopeer2 gives netopeer2; `none`), then the
+same one-leaf edit (`edit_batch_ly` of a parsed tree, `apply_changes`, `discard_changes`: what
+netconf/ops/editing.py and netopeer2's np2srv_rpc_editconfig_cb both do) from writer sessions set up in the ways
+that differ between the two servers, interleaved round by round:
+
+- `plain`: a connection without the running cache, no NACM user, no originator (the session 8 measurement);
+- `cached`: a connection with `cache_running` (our NETCONF server's and netopeer2's `SR_CONN_CACHE_RUNNING`);
+- `ours`: cached + originator "netopeer2" with session-id and user (`datastore.mark_changed_by`) + NACM recovery
+  user (our session when the policy is unrestricted for the user, as in the bench);
+- `np2`: cached + the same originator + `sr_nacm_set_user` to the bench user (netopeer2's session).
+
+Prints the writer thread's CPU (`time.thread_time`) and wall time per edit: median and range per variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import re
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TOP = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "bench" / "netconf"))
+
+from singbox_agent.repository import project_yang_dirs  # noqa: E402
+from tests.conftest import new_sysrepo_instance  # noqa: E402
+
+SBX_NS = "urn:vpp-singbox:yang:vpp-singbox"
+
+
+def entries_xml(n: int) -> str:
+    body = "".join(f"<endpoint><name>e{i:05d}</name><address>198.18.{i // 250}.{i % 250 + 1}</address>"
+                   "</endpoint>" for i in range(n))
+    return f'<singbox xmlns="{SBX_NS}"><client>{body}</client></singbox>'
+
+
+def one_leaf_xml(i: int) -> str:
+    return (f'<singbox xmlns="{SBX_NS}"><client><endpoint><name>e00000</name><port>{2000 + i % 2}</port>'
+            "</endpoint></client></singbox>")
+
+
+class Marks(logging.Handler):
+    """sysrepo's log lines (SR_LL_DBG through the binding's Python logging) with the time they were logged: the
+    phases of an apply between them."""
+
+    NUMBERS = re.compile(r"\b(ID|index|priority|remaining|Connection) \d+")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[tuple[float, str]] = []
+        self.phases: dict[str, dict[str, list[float]]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((time.perf_counter(), self.NUMBERS.sub(r"\1 N", record.getMessage())))
+
+    def close_edit(self, variant: str, start: float, end: float) -> None:
+        """Each line's distance from the one before (the first: from the start of apply_changes)."""
+        previous = start
+        phases = self.phases.setdefault(variant, {})
+        for at, line in self.lines + [(end, "(apply_changes returned)")]:
+            phases.setdefault(line, []).append((at - previous) * 1e3)
+            previous = at
+        self.lines.clear()
+
+
+MARKS: Marks | None = None
+
+
+def edit(sess: Any, ctx: Any, xml: str, variant: str = "") -> tuple[float, float]:
+    """One edit as editing._try_apply makes it; (thread CPU, wall) in ms."""
+    from singbox_agent.mgmt import datastore
+
+    tree = ctx.parse_data_mem(xml, "xml", no_state=True, parse_only=True)
+    try:
+        sess.edit_batch_ly(tree, "merge")
+        if MARKS is not None:
+            MARKS.lines.clear()
+        c0, w0 = time.thread_time(), time.perf_counter()
+        try:
+            datastore.apply_changes(sess)
+        finally:
+            c1, w1 = time.thread_time(), time.perf_counter()
+            sess.discard_changes()
+        if MARKS is not None and variant:
+            MARKS.close_edit(variant, w0, w1)
+        return (c1 - c0) * 1e3, (w1 - w0) * 1e3
+    finally:
+        tree.free()
+
+
+def process_cpu_ms(pid: int, system: bool = False) -> float:
+    """User + system (or only system) CPU of `pid` so far (ms, clock-tick resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[12]) if system else int(fields[11]) + int(fields[12])
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def subscriber_pid(kind: str) -> int:
+    """The child bench_vs_netopeer2.start_subscriber started."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+                ppid = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+            if ppid == os.getpid() and b"--subscriber" in cmd and kind.encode() in cmd:
+                return int(proc.name)
+    raise RuntimeError(f"no {kind} subscriber")
+
+
+def servers_main(entries: int, iterations: int, prefix: str) -> int:
+    """Both servers as bench_vs_netopeer2 runs them for the endpoints list (ours + agent, netopeer2 + no-op), the
+    same one-leaf edit-config through ncclient, interleaved: each server's and subscriber's CPU per edit."""
+    import bench_vs_netopeer2 as bench
+
+    blist = bench.LISTS["endpoints"]
+    work = Path(tempfile.mkdtemp(prefix="applycost", dir="/tmp"))
+    servers = [bench.start_ours(work, subscriber=True)]
+    subs = [subscriber_pid("agent")]
+    try:
+        if prefix:
+            servers.append(bench.start_netopeer2(Path(prefix), work, subscriber=True))
+            subs.append(subscriber_pid("noop"))
+        for s in servers:
+            bench.edit(s.mgr, blist.entries(entries))
+        time.sleep(1.1)
+        rows: dict[str, list[tuple[float, float, float, float]]] = {s.name: [] for s in servers}
+        for i in range(2 + iterations):
+            for s, sub in zip(servers, subs):
+                c0, k0, d0 = process_cpu_ms(s.pid), process_cpu_ms(s.pid, True), process_cpu_ms(sub)
+                w0 = time.perf_counter()
+                bench.edit(s.mgr, blist.one_leaf(i))
+                w1 = time.perf_counter()
+                time.sleep(0.3)  # the subscriber's done callback and whatever follows the reply
+                if i >= 2:
+                    rows[s.name].append((process_cpu_ms(s.pid) - c0, process_cpu_ms(sub) - d0, (w1 - w0) * 1e3,
+                                         process_cpu_ms(s.pid, True) - k0))
+        print(f"load average {os.getloadavg()[0]:.1f}; {entries} endpoints; {iterations} one-leaf edit-configs each")
+        print(f"{'server':10} {'server CPU/edit':>16} {'of it system':>13} {'subscriber CPU/edit':>20} "
+              f"{'edit wall p50':>14}")
+        for name, vals in rows.items():
+            n = len(vals)
+            print(f"{name:10} {sum(v[0] for v in vals) / n:16.1f} {sum(v[3] for v in vals) / n:13.1f} "
+                  f"{sum(v[1] for v in vals) / n:20.1f} "
+                  f"{statistics.median(v[2] for v in vals):14.1f}")
+    finally:
+        for s in servers:
+            s.stop()
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--entries", type=int, default=10000)
+    ap.add_argument("--iterations", type=int, default=10, help="edits per variant (interleaved rounds)")
+    ap.add_argument("--subscriber", choices=("agent", "noop", "none"), default="agent")
+    ap.add_argument("--variants", default="plain,cached,ours,np2")
+    ap.add_argument("--install", choices=("product", "vpp-singbox"), default="product",
+                    help="the instance: what the product installs, or vpp-singbox alone (netopeer2's in the bench)")
+    ap.add_argument("--phases", action="store_true",
+                    help="time the phases between sysrepo's debug log lines (the logging costs a little itself)")
+    ap.add_argument("--profile-seconds", type=float, default=0,
+                    help="instead of the rounds: edit through the first variant this long, pid printed first")
+    ap.add_argument("--servers", action="store_true",
+                    help="instead: both NETCONF servers with their subscribers, CPU per one-leaf edit-config")
+    ap.add_argument("--netopeer2", default=os.environ.get("NETOPEER2_PREFIX", ""))
+    args = ap.parse_args()
+    if args.servers:
+        return servers_main(args.entries, args.iterations, args.netopeer2)
+
+    if args.install == "product":
+        inst = new_sysrepo_instance()
+    else:  # what bench_vs_netopeer2 installs into netopeer2's instance for the endpoints list
+        inst = new_sysrepo_instance(install=False)
+        inst.install_modules(sorted((TOP / "yang").glob("vpp-singbox@*.yang")), project_yang_dirs(TOP))
+    os.environ.update(inst.env)
+    import sysrepo
+
+    from bench_vs_netopeer2 import start_subscriber, stop_subscriber
+    from singbox_agent.mgmt import datastore, nacm
+
+    work = Path(tempfile.mkdtemp(prefix="applycost"))
+    sub = None
+    conns: list[Any] = []
+    stack = contextlib.ExitStack()
+    try:
+        plain_conn = sysrepo.SysrepoConnection()
+        cached_conn = sysrepo.SysrepoConnection(cache_running=True)
+        conns = [plain_conn, cached_conn]
+        loader = cached_conn.start_session("running")
+        ctx = stack.enter_context(cached_conn.get_ly_ctx())
+        nacm_cfg = ('<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><groups><group><name>admin</name>'
+                    "<user-name>bench</user-name></group></groups><rule-list><name>admin-all</name><group>admin"
+                    "</group><rule><name>permit-all</name><module-name>*</module-name><access-operations>*"
+                    "</access-operations><action>permit</action></rule></rule-list></nacm>")
+        t0 = time.perf_counter()
+        for xml in (nacm_cfg, entries_xml(args.entries)):
+            tree = ctx.parse_data_mem(xml, "xml", no_state=True, parse_only=True)
+            try:
+                loader.edit_batch_ly(tree, "merge")
+                datastore.apply_changes(loader)
+            finally:
+                loader.discard_changes()
+                tree.free()
+        print(f"loaded {args.entries} endpoints in {time.perf_counter() - t0:.1f} s")
+        if args.subscriber != "none":
+            sub = start_subscriber(args.subscriber, {**os.environ}, work / "subscriber.log")
+            print(f"subscriber {args.subscriber} ready")
+
+        plain_ctx = stack.enter_context(plain_conn.get_ly_ctx())
+        sessions: dict[str, Any] = {}
+        ctxs: dict[str, Any] = {}
+        for name in args.variants.split(","):
+            conn = plain_conn if name == "plain" else cached_conn
+            sess = conn.start_session("running")
+            if name in ("ours", "np2"):
+                datastore.mark_changed_by(sess, "bench", 7)
+                nacm.enable_nacm(sess, "bench" if name == "np2" else None, recovery=name == "ours")
+            sessions[name] = sess
+            ctxs[name] = plain_ctx if name == "plain" else ctx
+        if args.profile_seconds:  # edits of the first variant only, for `perf record -g -p <pid>` from outside
+            name = next(iter(sessions))
+            print(f"profiling pid {os.getpid()} variant {name}", flush=True)
+            i, deadline = 0, time.monotonic() + args.profile_seconds
+            while time.monotonic() < deadline:
+                edit(sessions[name], ctxs[name], one_leaf_xml(i))
+                i += 1
+            print(f"{i} edits")
+            args.iterations = 0
+        if args.phases:
+            global MARKS
+            MARKS = Marks()
+            logger = logging.getLogger("sysrepo")
+            logger.setLevel(logging.DEBUG)
+            logger.addHandler(MARKS)
+            logger.propagate = False
+            sysrepo.configure_logging(py_logging=True)
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in sessions}
+        i = 0
+        for _ in range(args.iterations):
+            for name, sess in sessions.items():
+                # an untimed edit first: a write through the other connection leaves the cached one's copy of
+                # running stale, and its next apply loads it again (what a server pays only when another
+                # process wrote)
+                edit(sess, ctxs[name], one_leaf_xml(i))
+                results[name].append(edit(sess, ctxs[name], one_leaf_xml(i + 1), name))
+                i += 2
+        print(f"load average {os.getloadavg()[0]:.1f}; subscriber {args.subscriber}; {args.entries} entries; "
+              f"{args.iterations} edits each; install {args.install}")
+        print(f"{'variant':8} {'cpu p50':>8} {'cpu min-max':>14} {'wall p50':>9} {'wall min-max':>15}")
+        for name, rows in results.items():
+            cpu = [c for c, _ in rows]
+            wall = [w for _, w in rows]
+            print(f"{name:8} {statistics.median(cpu):8.1f} {min(cpu):6.1f}-{max(cpu):<7.1f} "
+                  f"{statistics.median(wall):9.1f} {min(wall):7.1f}-{max(wall):<7.1f}")
+        if MARKS is not None:
+            print("\nphases (ms from the previous sysrepo log line; median over the edits):")
+            for name, phases in MARKS.phases.items():
+                print(f"  {name}:")
+                for line, values in phases.items():
+                    print(f"    {statistics.median(values):7.1f}  (x{len(values)})  {line[:110]}")
+        for sess in sessions.values():
+            sess.stop()
+        loader.stop()
+    finally:
+        stack.close()
+        stop_subscriber(sub)
+        nacm.destroy_nacm()
+        for conn in conns:
+            conn.disconnect()
+        inst.destroy()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
