@@ -538,9 +538,12 @@ class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self._session.data_received(data)
 
     def eof_received(self) -> bool:
-        if self._session is not None:
-            self._session.connection_lost()
-        return False
+        # True keeps our side of the channel open: the replies to what the client sent before its EOF still go out,
+        # then the session closes the channel (NetconfSession.eof_received).
+        if self._session is None:
+            return False
+        self._session.eof_received()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._session is not None:

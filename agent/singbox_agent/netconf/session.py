@@ -78,6 +78,7 @@ class NetconfSession:
         self.sr: Any = None
         self._nacm_generation = -1
         self._ending = False
+        self._eof = False  # the client sent EOF: answer what was received, then close (RFC 6242 over SSH)
         self.end_reason = "dropped"  # RFC 6470 termination-reason, set where the session ends otherwise
         self.killed_by: int | None = None
         self._send = send
@@ -241,6 +242,23 @@ class NetconfSession:
         if not self.closed:
             self.close(dropped=True)
 
+    def eof_received(self) -> None:
+        """The client will send nothing more (`printf ... | ssh -s HOST netconf`). Every complete request it sent
+        is still answered, in order, and only then the session ends (as netopeer2 does); an incomplete trailing
+        message is dropped. Requests answered inline were answered already; the worker's come through
+        `_worker_reply`, which closes after the last one."""
+        if self.closed:
+            return
+        self._eof = True
+        if not self.hello_done:
+            self.close(dropped=True)
+        elif self._queued == 0:
+            self._end_after_eof()
+
+    def _end_after_eof(self) -> None:
+        self.log.info("client sent EOF, session ends after its requests were answered")
+        self.close(dropped=True)  # no close-session (that one closes in _worker_reply): RFC 6470 'dropped'
+
     # --- worker side (this session's thread) -------------------------------------------------------------------
 
     def _start_sysrepo(self) -> None:
@@ -309,6 +327,8 @@ class NetconfSession:
             self._send_now(reply)
         if close_after:
             self.close()
+        elif self._eof and self._queued == 0:
+            self._end_after_eof()
         elif trim and not self.closed:
             self._worker.submit(heap.trim)
 
