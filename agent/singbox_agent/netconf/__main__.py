@@ -3,7 +3,8 @@
 Serves NETCONF over SSH on the sysrepo instance the environment selects. `--listen` seeds the listen endpoints in
 sysrepo (ietf-netconf-server) on the first start only; from then on sysrepo's configuration is the source of truth
 and a `--listen` that differs from it is logged as ignored. Once the server listens, the ready file gets host, port
-and the host key's fingerprint and systemd gets READY=1 (`Type=notify`). SIGTERM/SIGINT stop it cleanly.
+and the host key's fingerprint and systemd gets READY=1 (`Type=notify`); an endpoint whose address cannot be bound
+(not up yet) is retried every 2 s, and with none listening both wait for the first. SIGTERM/SIGINT stop it cleanly.
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ async def serve(args: argparse.Namespace) -> int:
     server = NetconfServer(conn, recovery_users=recovery, hello_timeout=args.hello_timeout, state_dir=args.state_dir)
     confirmed.recover(server)  # before clients can connect
     endpoints = await server.start(args.listen or [("127.0.0.1", 830)], host_key)
+    if not endpoints:
+        # No traceback and no exit: the addresses may come later (boot, DHCP); the server binds them when they do.
+        # Ready (the ready file, READY=1) means listening, so both wait for the first endpoint.
+        log.error("no listen endpoint could be opened, retrying", endpoints=sorted(server.unbound.values()))
+        systemd.notify("STATUS=waiting for a listen address: " + ", ".join(sorted(server.unbound.values())))
+        listening = asyncio.ensure_future(server.listening.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([listening, stopping], return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        stopping.cancel()
+        if stop.is_set():
+            return await _stop(server, conn)
+        endpoints = list(server.bound)
     bound_host, bound_port = endpoints[0]
     served_key = server.host_key or host_key
     fingerprint = served_key.get_fingerprint()
@@ -70,6 +84,10 @@ async def serve(args: argparse.Namespace) -> int:
         os.replace(tmp, args.ready_file)
     systemd.notify_ready("listening on " + ", ".join(f"{h}:{p}" for h, p in endpoints))
     await stop.wait()
+    return await _stop(server, conn)
+
+
+async def _stop(server: NetconfServer, conn: sysrepo.SysrepoConnection) -> int:
     log.info("netconf stopping")
     systemd.notify_stopping()
     await server.close()

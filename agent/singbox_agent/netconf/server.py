@@ -54,6 +54,8 @@ PROTOCOL_CAPABILITIES = [
     "urn:ietf:params:netconf:capability:notification:1.0",
     "urn:ietf:params:netconf:capability:interleave:1.0",
 ]
+RETRY_BIND_S = 2.0
+
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 
 
@@ -98,6 +100,11 @@ class NetconfServer:
         self._settings_session: Any = None
         self.host_key: asyncssh.SSHKey | None = None
         self.bound: list[tuple[str, int]] = []
+        # Endpoints whose address could not be bound yet (not up at boot, DHCP, a VLAN made later): retried every
+        # RETRY_BIND_S while the server runs, so a late address needs no restart. name -> "address:port: error"
+        self.unbound: dict[str, str] = {}
+        self._retry: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()  # set once any endpoint listens
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self.retention: RetentionTask | None = None
         # endpoint name -> user name -> that endpoint's ietf-ssh-server client-authentication entry; re-read at the
@@ -221,13 +228,12 @@ class NetconfServer:
 
     async def start(self, listens: list[tuple[str, int]], seed_key: asyncssh.SSHKey) -> list[tuple[str, int]]:
         """Serve the endpoints configured in sysrepo (seeded from `listens` and `seed_key` on first start) and
-        follow their changes. Returns the bound (host, port) pairs (port 0 picks a free port)."""
+        follow their changes. Returns the bound (host, port) pairs (port 0 picks a free port); those that could not
+        be bound are in `unbound` and retried in the background (`listening` is set once one listens)."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         endpoints = await loop.run_in_executor(None, self._read_or_seed, listens, seed_key)
         bound = await self._bind(endpoints)
-        if not bound:
-            raise settings.SettingsError("no listen endpoint could be opened")
         self._settings_session = self.conn.start_session("running")
         for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH),
                               ("ietf-truststore", settings.TRUSTSTORE_XPATH)):
@@ -269,27 +275,53 @@ class NetconfServer:
             return self._endpoint_users.get(endpoint, {}).get(user)
 
     async def _bind(self, endpoints: list[settings.Endpoint]) -> list[tuple[str, int]]:
-        bound: list[tuple[str, int]] = []
+        self._stop_retrying()
         self._bindings = sorted(ep.binding() for ep in endpoints)
-        for ep in endpoints:
-            try:
-                acceptor = await asyncssh.create_server(
-                    functools.partial(_SSHServer, self, ep.name), ep.address, ep.port,
-                    server_host_keys=list(ep.host_keys),
-                    encoding=None, allow_scp=False, agent_forwarding=False, x11_forwarding=False,
-                    keepalive_interval=30,
-                )
-            except OSError as exc:
-                log.error("cannot listen", endpoint=ep.name, address=ep.address, port=ep.port, error=str(exc))
-                continue
-            self._acceptors.append(acceptor)
-            addr = acceptor.sockets[0].getsockname()
-            bound.append((str(addr[0]), int(addr[1])))
-            if self.host_key is None:
-                self.host_key = ep.host_keys[0]
-        self.bound = bound
-        log.info("netconf listening", endpoints=[f"{h}:{p}" for h, p in bound])
-        return bound
+        self.bound = []
+        self.unbound = {}
+        failed = [ep for ep in endpoints if not await self._listen(ep)]
+        if self.bound:
+            log.info("netconf listening", endpoints=[f"{h}:{p}" for h, p in self.bound])
+        if failed:
+            self._retry = asyncio.get_running_loop().create_task(self._retry_binding(failed))
+        return list(self.bound)
+
+    async def _listen(self, ep: settings.Endpoint, *, retry: bool = False) -> bool:
+        """Open one endpoint's listener; False (logged once, not on every retry) when its address cannot be bound."""
+        try:
+            acceptor = await asyncssh.create_server(
+                functools.partial(_SSHServer, self, ep.name), ep.address, ep.port,
+                server_host_keys=list(ep.host_keys),
+                encoding=None, allow_scp=False, agent_forwarding=False, x11_forwarding=False,
+                keepalive_interval=30,
+            )
+        except OSError as exc:
+            reason = _bind_error(exc)
+            if not retry:
+                log.error("cannot listen", endpoint=ep.name, address=ep.address, port=ep.port, error=reason,
+                          retry_every_s=RETRY_BIND_S)
+            self.unbound[ep.name] = f"{ep.address}:{ep.port}: {reason}"
+            return False
+        self.unbound.pop(ep.name, None)
+        self._acceptors.append(acceptor)
+        addr = acceptor.sockets[0].getsockname()
+        self.bound.append((str(addr[0]), int(addr[1])))
+        if self.host_key is None:
+            self.host_key = ep.host_keys[0]
+        if retry:
+            log.info("netconf listening", endpoint=ep.name, endpoints=[f"{addr[0]}:{addr[1]}"])
+        self.listening.set()
+        return True
+
+    async def _retry_binding(self, endpoints: list[settings.Endpoint]) -> None:
+        while endpoints:
+            await asyncio.sleep(RETRY_BIND_S)
+            endpoints = [ep for ep in endpoints if not await self._listen(ep, retry=True)]
+
+    def _stop_retrying(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
 
     def _settings_changed(self, event: str, _ev_sess: Any) -> None:
         if event == "change":
@@ -341,6 +373,7 @@ class NetconfServer:
         await self._bind(endpoints)
 
     async def close(self) -> None:
+        self._stop_retrying()
         if self.retention is not None:
             await self.retention.stop()
         with self.state.lock:
@@ -378,6 +411,14 @@ class NetconfServer:
         self._oper.stop()
         nacm.destroy_nacm()
         self._internal.stop()
+
+
+def _bind_error(exc: OSError) -> str:
+    """Why a listener could not be opened. asyncio reports an address that is not on this host (EADDRNOTAVAIL) only
+    as "could not bind on any address out of [...]" (it takes it for a disabled address family)."""
+    if exc.errno is None and "could not bind on any address" in str(exc):
+        return "cannot assign requested address: not an address of this host (yet)"
+    return str(exc)
 
 
 class _SSHServer(asyncssh.SSHServer):
