@@ -14,14 +14,23 @@ that differ between the two servers, interleaved round by round:
 - `cached`: a connection with `cache_running` (our NETCONF server's and netopeer2's `SR_CONN_CACHE_RUNNING`);
 - `ours`: cached + originator "netopeer2" with session-id and user (`datastore.mark_changed_by`) + NACM recovery
   user (our session when the policy is unrestricted for the user, as in the bench);
-- `np2`: cached + the same originator + `sr_nacm_set_user` to the bench user (netopeer2's session).
+- `np2`: cached + the same originator + `sr_nacm_set_user` to the bench user (netopeer2's session);
+- `worker`: `ours` from a worker thread (where our server runs edits).
 
-Prints the writer thread's CPU (`time.thread_time`) and wall time per edit: median and range per variant.
+Prints the writer thread's CPU (`time.thread_time`) and wall time per apply_changes: median and range per variant.
+`--phases` also times the gaps between sysrepo's debug log lines (load + edit + validation before the first event,
+the store between "change" and "done", ...); `--replay` turns replay support on for every module; `--install
+vpp-singbox` installs only vpp-singbox (netopeer2's instance in bench_vs_netopeer2).
+
+`--servers` instead starts both NETCONF servers as bench_vs_netopeer2 does for the endpoints list (ours + agent,
+netopeer2 + no-op subscriber; `NETOPEER2_PREFIX`) and prints each server's and subscriber's CPU per one-leaf
+edit-config (/proc, clock ticks), interleaved; attach `perf record -g -p <pid>` to either server meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import logging
 import re
@@ -173,6 +182,7 @@ def main() -> int:
     ap.add_argument("--variants", default="plain,cached,ours,np2")
     ap.add_argument("--install", choices=("product", "vpp-singbox"), default="product",
                     help="the instance: what the product installs, or vpp-singbox alone (netopeer2's in the bench)")
+    ap.add_argument("--replay", action="store_true", help="replay support on for every module")
     ap.add_argument("--phases", action="store_true",
                     help="time the phases between sysrepo's debug log lines (the logging costs a little itself)")
     ap.add_argument("--profile-seconds", type=float, default=0,
@@ -201,10 +211,13 @@ def main() -> int:
     stack = contextlib.ExitStack()
     try:
         plain_conn = sysrepo.SysrepoConnection()
+        if args.replay:  # as the product's bootstrap and the bench's netopeer2 instance: every notification stored
+            from singbox_agent.mgmt import libsysrepo
+            libsysrepo.lib.sr_set_module_replay_support(libsysrepo.conn_ptr(plain_conn), libsysrepo.ffi.NULL, 1)
         cached_conn = sysrepo.SysrepoConnection(cache_running=True)
         conns = [plain_conn, cached_conn]
         loader = cached_conn.start_session("running")
-        ctx = stack.enter_context(cached_conn.get_ly_ctx())
+        ctx: Any = stack.enter_context(cached_conn.get_ly_ctx())
         nacm_cfg = ('<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><groups><group><name>admin</name>'
                     "<user-name>bench</user-name></group></groups><rule-list><name>admin-all</name><group>admin"
                     "</group><rule><name>permit-all</name><module-name>*</module-name><access-operations>*"
@@ -229,9 +242,9 @@ def main() -> int:
         for name in args.variants.split(","):
             conn = plain_conn if name == "plain" else cached_conn
             sess = conn.start_session("running")
-            if name in ("ours", "np2"):
+            if name in ("ours", "np2", "worker"):
                 datastore.mark_changed_by(sess, "bench", 7)
-                nacm.enable_nacm(sess, "bench" if name == "np2" else None, recovery=name == "ours")
+                nacm.enable_nacm(sess, "bench" if name == "np2" else None, recovery=name != "np2")
             sessions[name] = sess
             ctxs[name] = plain_ctx if name == "plain" else ctx
         if args.profile_seconds:  # edits of the first variant only, for `perf record -g -p <pid>` from outside
@@ -252,14 +265,22 @@ def main() -> int:
             logger.propagate = False
             sysrepo.configure_logging(py_logging=True)
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in sessions}
+        worker = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1))
+
+        def direct(fn: Any, *fn_args: Any) -> Any:
+            done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            done.set_result(fn(*fn_args))
+            return done
+
         i = 0
         for _ in range(args.iterations):
             for name, sess in sessions.items():
                 # an untimed edit first: a write through the other connection leaves the cached one's copy of
                 # running stale, and its next apply loads it again (what a server pays only when another
                 # process wrote)
-                edit(sess, ctxs[name], one_leaf_xml(i))
-                results[name].append(edit(sess, ctxs[name], one_leaf_xml(i + 1), name))
+                run = worker.submit if name == "worker" else direct
+                run(edit, sess, ctxs[name], one_leaf_xml(i)).result()
+                results[name].append(run(edit, sess, ctxs[name], one_leaf_xml(i + 1), name).result())
                 i += 2
         print(f"load average {os.getloadavg()[0]:.1f}; subscriber {args.subscriber}; {args.entries} entries; "
               f"{args.iterations} edits each; install {args.install}")
