@@ -3,7 +3,8 @@
 HTTPS with HTTP/1.1 and HTTP/2 (Hypercorn, ALPN); plain HTTP only with --plain-http. Without --cert, a generated
 certificate names the host (name, FQDN) and the listen address — every interface address for a wildcard one.
 Once it serves: the ready file (host, port, scheme, base URL, the CA certificate clients should trust) and READY=1
-to systemd (`Type=notify`). Exits cleanly on SIGTERM.
+to systemd (`Type=notify`). A listen address that cannot be bound yet (not up at boot, the port held) is logged once
+and retried every 2 s; the rest starts once it is bound. Exits cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from singbox_agent.restconf.tls import ensure_certificate
 log = structlog.get_logger("restconf")
 
 SHUTDOWN_GRACE_S = 2.0
+RETRY_BIND_S = 2.0  # an address not up yet (boot, DHCP) or a port still held: bound once it can be, no restart
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -96,8 +98,53 @@ class ServingLoop(asyncio.SelectorEventLoop):
                 server.abort_clients()
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+async def _listen(host: str, port: int, stop: asyncio.Event) -> socket.socket | None:
+    """The listening socket, retried every RETRY_BIND_S while it cannot be bound (logged once, with the reason);
+    None when asked to stop meanwhile."""
+    failed = False
+    while True:
+        try:
+            sock = _bind(host, port)
+        except OSError as exc:
+            if not failed:
+                log.error("cannot listen", address=host, port=port, error=str(exc), retry_every_s=RETRY_BIND_S)
+                systemd.notify(f"STATUS=waiting for the listen address {host}:{port}: {exc}")
+                failed = True
+            try:
+                await asyncio.wait_for(stop.wait(), RETRY_BIND_S)
+                return None
+            except TimeoutError:
+                continue
+        if failed:
+            log.info("restconf listening", address=host, port=port)
+        return sock
+
+
 async def run(opts: argparse.Namespace) -> int:
     host, port = opts.listen
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sock = await _listen(host, port, stop)
+    if sock is None:
+        log.info("restconf stopping")
+        return 0
+    port = sock.getsockname()[1]
     state_dir: Path = opts.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -117,14 +164,6 @@ async def run(opts: argparse.Namespace) -> int:
     keeper = ReplayKeeper(conn)
     guard = LoginGuard()
     login_settings = LoginSettings(conn, "vpp-singbox-restconf-server", "restconf-server", guard)
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    port = sock.getsockname()[1]
 
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]
@@ -187,11 +226,7 @@ async def run(opts: argparse.Namespace) -> int:
 
     app.refresh_settings = refresh_settings
     app.settings_stale = lambda: login_settings.stale() or http_limits.stale()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     loop.set_exception_handler(log_loop_exception)  # clients leaving TLS uncleanly: one log line, no traceback
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
     async def shutdown_trigger() -> None:
         await stop.wait()
