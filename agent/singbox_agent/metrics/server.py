@@ -1,9 +1,9 @@
 """The HTTP adapter: serves a `MetricsApp` over HTTPS with Hypercorn (HTTP/1.1 and HTTP/2 by ALPN) on the
 address the settings name, and moves to a new address when they change.
 
-`Exporter.run` binds the socket itself (so a bad address or a port in use is a logged error, not a crash, and
-port 0 resolves to the port actually bound), hands it to Hypercorn, and on a settings change or stop ends that
-server: Hypercorn first closes gracefully; connections still open after the grace time (Prometheus keeps its
+`Exporter.run` binds the socket itself (so an address not up yet or a port in use is one logged error, retried
+every 2 s and on new settings, not a crash, and port 0 resolves to the port actually bound), hands it to Hypercorn,
+and on a settings change or stop ends that server: Hypercorn first closes gracefully; connections still open after the grace time (Prometheus keeps its
 connection alive between scrapes, and closing TLS waits for a close_notify an idle client never sends) are
 aborted through `ServingLoop`.
 """
@@ -29,6 +29,7 @@ from singbox_agent.metrics.settings import Settings
 log = structlog.get_logger("metrics.server")
 
 GRACE_S = 1.0
+RETRY_BIND_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -102,31 +103,38 @@ class Exporter:
         return config
 
     async def run(self) -> None:
+        failed: tuple[str, int, str] | None = None  # the bind that failed last: retried, logged once
         while not self.stop.is_set():
             self.changed.clear()
             settings = await self.read_settings()
-            sock: socket.socket | None = None
-            if settings.enabled:
-                try:
-                    sock = bind(settings.address, settings.port)
-                except OSError as exc:
-                    log.error("cannot listen; waiting for other settings", address=settings.address,
-                              port=settings.port, error=str(exc))
-            else:
+            if not settings.enabled:
+                failed = None
                 log.info("exporter disabled in its settings")
-            if sock is None:
                 self.on_serving(settings, None)
                 await self._wait_for_change()
                 continue
+            try:
+                sock = bind(settings.address, settings.port)
+            except OSError as exc:
+                # the address may come later (boot, DHCP) or the port be freed: bound then, without a restart
+                attempt = (settings.address, settings.port, str(exc))
+                if attempt != failed:
+                    log.error("cannot listen; retrying, and on new settings", address=settings.address,
+                              port=settings.port, error=str(exc), retry_every_s=RETRY_BIND_S)
+                    self.on_serving(settings, None)
+                failed = attempt
+                await self._wait_for_change(RETRY_BIND_S)
+                continue
+            failed = None
             port = int(sock.getsockname()[1])
             log.info("metrics exporter listening", address=settings.address, port=port)
             self.on_serving(settings, port)
             await self._serve(sock)
 
-    async def _wait_for_change(self) -> None:
+    async def _wait_for_change(self, timeout: float | None = None) -> None:
         waiters = [asyncio.ensure_future(self.stop.wait()), asyncio.ensure_future(self.changed.wait())]
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 w.cancel()
