@@ -36,6 +36,7 @@ import logging
 import re
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,7 +134,7 @@ def subscriber_pid(kind: str) -> int:
     raise RuntimeError(f"no {kind} subscriber")
 
 
-def servers_main(entries: int, iterations: int, prefix: str) -> int:
+def servers_main(entries: int, iterations: int, prefix: str, restart: bool = False) -> int:
     """Both servers as bench_vs_netopeer2 runs them for the endpoints list (ours + agent, netopeer2 + no-op), the
     same one-leaf edit-config through ncclient, interleaved: each server's and subscriber's CPU per edit."""
     import bench_vs_netopeer2 as bench
@@ -142,12 +143,33 @@ def servers_main(entries: int, iterations: int, prefix: str) -> int:
     work = Path(tempfile.mkdtemp(prefix="applycost", dir="/tmp"))
     servers = [bench.start_ours(work, subscriber=True)]
     subs = [subscriber_pid("agent")]
+    fresh: subprocess.Popen[bytes] | None = None
     try:
         if prefix:
             servers.append(bench.start_netopeer2(Path(prefix), work, subscriber=True))
             subs.append(subscriber_pid("noop"))
         for s in servers:
             bench.edit(s.mgr, blist.entries(entries))
+        if restart:  # ours again in a fresh process: the edits without the load's leftovers in its heap
+            ours = servers[0]
+            proc = next(p for p in Path("/proc").iterdir() if p.name == str(ours.pid))
+            argv = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
+            environ = dict(e.decode().split("=", 1) for e in (proc / "environ").read_bytes().split(b"\0") if e)
+            ready = Path(argv[argv.index("--ready-file") + 1])
+            ours.mgr.close_session()
+            os.kill(ours.pid, 15)
+            while Path(f"/proc/{ours.pid}").exists() and (proc / "stat").read_text().split()[2] != "Z":
+                time.sleep(0.05)
+            ready.unlink(missing_ok=True)
+            fresh = subprocess.Popen(argv, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while not ready.exists():
+                time.sleep(0.1)
+            import json
+            port = json.loads(ready.read_text())["port"]
+            from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD
+            ours.mgr = bench.connect(port, ADMIN, ADMIN_PASSWORD)
+            ours.pid = fresh.pid
+            print("ours restarted after the load")
         time.sleep(1.1)
         rows: dict[str, list[tuple[float, float, float, float]]] = {s.name: [] for s in servers}
         for i in range(2 + iterations):
@@ -169,8 +191,16 @@ def servers_main(entries: int, iterations: int, prefix: str) -> int:
                   f"{sum(v[1] for v in vals) / n:20.1f} "
                   f"{statistics.median(v[2] for v in vals):14.1f}")
     finally:
+        if fresh is not None:  # the first process is gone: close and end the second, then stop the rest
+            servers[0].mgr.close_session()
+            fresh.terminate()
+            fresh.wait(timeout=30)
         for s in servers:
-            s.stop()
+            try:
+                s.stop()
+            except Exception:  # noqa: BLE001 - ours after --restart: its first session went with its process
+                if fresh is None:
+                    raise
     return 0
 
 
@@ -189,10 +219,11 @@ def main() -> int:
                     help="instead of the rounds: edit through the first variant this long, pid printed first")
     ap.add_argument("--servers", action="store_true",
                     help="instead: both NETCONF servers with their subscribers, CPU per one-leaf edit-config")
+    ap.add_argument("--restart", action="store_true", help="with --servers: ours restarted after the load")
     ap.add_argument("--netopeer2", default=os.environ.get("NETOPEER2_PREFIX", ""))
     args = ap.parse_args()
     if args.servers:
-        return servers_main(args.entries, args.iterations, args.netopeer2)
+        return servers_main(args.entries, args.iterations, args.netopeer2, args.restart)
 
     if args.install == "product":
         inst = new_sysrepo_instance()
