@@ -134,7 +134,8 @@ def subscriber_pid(kind: str) -> int:
     raise RuntimeError(f"no {kind} subscriber")
 
 
-def servers_main(entries: int, iterations: int, prefix: str, restart: bool = False) -> int:
+def servers_main(entries: int, iterations: int, prefix: str, restart: bool = False,
+                 invalidate: bool = False) -> int:
     """Both servers as bench_vs_netopeer2 runs them for the endpoints list (ours + agent, netopeer2 + no-op), the
     same one-leaf edit-config through ncclient, interleaved: each server's and subscriber's CPU per edit."""
     import bench_vs_netopeer2 as bench
@@ -150,6 +151,13 @@ def servers_main(entries: int, iterations: int, prefix: str, restart: bool = Fal
             subs.append(subscriber_pid("noop"))
         for s in servers:
             bench.edit(s.mgr, blist.entries(entries))
+        if invalidate:  # another process writes vpp-singbox once: our server's running cache is read again
+            pid = servers[0].pid
+            environ = dict(e.decode().split("=", 1) for e in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                           if e)
+            subprocess.run(["sysrepocfg", "--edit", "-d", "running", "-f", "xml", "-m", "vpp-singbox"],
+                           input=blist.one_leaf(1).encode(), env=environ, check=True, capture_output=True)
+            print("running written by another process after the load")
         if restart:  # ours again in a fresh process: the edits without the load's leftovers in its heap
             ours = servers[0]
             proc = next(p for p in Path("/proc").iterdir() if p.name == str(ours.pid))
@@ -220,10 +228,12 @@ def main() -> int:
     ap.add_argument("--servers", action="store_true",
                     help="instead: both NETCONF servers with their subscribers, CPU per one-leaf edit-config")
     ap.add_argument("--restart", action="store_true", help="with --servers: ours restarted after the load")
+    ap.add_argument("--invalidate", action="store_true",
+                    help="with --servers: another process writes running once after the load")
     ap.add_argument("--netopeer2", default=os.environ.get("NETOPEER2_PREFIX", ""))
     args = ap.parse_args()
     if args.servers:
-        return servers_main(args.entries, args.iterations, args.netopeer2, args.restart)
+        return servers_main(args.entries, args.iterations, args.netopeer2, args.restart, args.invalidate)
 
     if args.install == "product":
         inst = new_sysrepo_instance()
