@@ -5,7 +5,13 @@ gets every complete request answered, in order, and then the session ends (RFC 6
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 
 from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, ServerInfo
 from tests.netconf.rawclient import NC, RawClient
@@ -56,3 +62,28 @@ def test_eof_without_close_session_answers_then_ends(netconf_server: ServerInfo)
     # the server goes on serving others
     replies, closed = asyncio.run(_send_then_eof(netconf_server, [GET_CONFIG]))
     assert _ids(replies) == ["1"] and closed
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSSH's ssh client")
+def test_openssh_client_piped_requests(netconf_server: ServerInfo, tmp_path: Path) -> None:
+    """The README's `ssh -s -p PORT admin@HOST netconf` with its input piped and closed at once, as scripts do."""
+    askpass = tmp_path / "askpass"
+    askpass.write_text(f"#!/bin/sh\nprintf '%s\\n' '{ADMIN_PASSWORD}'\n")
+    askpass.chmod(0o700)
+    get = f'<rpc message-id="1" xmlns="{NC}">{GET_CONFIG}</rpc>'
+    close = f'<rpc message-id="2" xmlns="{NC}"><close-session/></rpc>'
+    hello = (f'<hello xmlns="{NC}"><capabilities><capability>urn:ietf:params:netconf:base:1.1</capability>'
+             "</capabilities></hello>]]>]]>")
+    session = hello + "".join(f"\n#{len(m)}\n{m}\n##\n" for m in (get, close))
+    ssh = subprocess.run(
+        ["ssh", "-s", "-p", str(netconf_server.port), "-o", "StrictHostKeyChecking=no", "-o",
+         "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no", "-o", "BatchMode=no",
+         f"{ADMIN}@{netconf_server.host}", "netconf"],
+        input=session.encode(), capture_output=True, timeout=120,
+        env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"},
+    )
+    out = ssh.stdout
+    assert b'message-id="1"' in out and b"<data" in out, out + ssh.stderr
+    assert b'message-id="2"' in out and b"<ok/>" in out, out + ssh.stderr
+    assert out.index(b'message-id="1"') < out.index(b'message-id="2"')
+    assert ssh.returncode == 0, ssh.stderr

@@ -568,10 +568,18 @@ class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         user = str(self._chan.get_extra_info("username"))
         peer = self._chan.get_extra_info("peername") or ("", 0)
         try:
-            self._session = NetconfSession(self._server, user, self._chan.write, self._chan.close, str(peer[0]))
+            self._session = NetconfSession(self._server, user, self._chan.write, self._end, str(peer[0]))
             self._session.start()
         except Exception:
             log.exception("cannot start a NETCONF session", user=user)
+            self._chan.close()
+
+    def _end(self) -> None:
+        # exit-status 0 before the close (RFC 4254 6.10), as for any subsystem that ended: OpenSSH's `ssh -s ...
+        # netconf` exits 0 then, not 255 ("no exit status")
+        try:
+            self._chan.exit(0)
+        except OSError:  # the connection is going already
             self._chan.close()
 
     def data_received(self, data: bytes, datatype: Any) -> None:
