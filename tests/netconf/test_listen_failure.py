@@ -98,3 +98,38 @@ def test_listens_once_the_address_can_be_bound(sysrepo_instance: SysrepoInstance
             _stop(proc)
     text = (tmp_path / "netconf.log").read_text()
     assert "Traceback" not in text, text[-4000:]
+
+
+def test_one_endpoint_late_the_other_serves_meanwhile(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> None:
+    env = {**os.environ, **sysrepo_instance.env}
+    bootstrap(env, tmp_path)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    log = open(tmp_path / "netconf.log", "ab")
+    ready = tmp_path / "netconf-ready.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "singbox_agent.netconf", "--listen", "127.0.0.1:0", "--listen", f"127.0.0.1:{port}",
+         "--state-dir", str(tmp_path), "--ready-file", str(ready)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        try:
+            deadline = time.monotonic() + 60
+            while not ready.exists():  # the other endpoint listens: ready, with it alone
+                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "netconf.log").read_text()
+                time.sleep(0.1)
+        finally:
+            holder.close()
+        info = json.loads(ready.read_text())
+        assert [e["port"] for e in info["endpoints"]] != [port] and len(info["endpoints"]) == 1
+        _wait_for(proc, tmp_path / "netconf.log", f'"endpoints": ["127.0.0.1:{port}"], "event": "netconf listening"')
+        late = ServerInfo("127.0.0.1", port, info["host_key_fingerprint"], env, tmp_path, proc)
+        with late.connect() as m:
+            assert m.session_id
+        assert stop_server(late) == 0
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+    assert "Traceback" not in (tmp_path / "netconf.log").read_text()
