@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 from singbox_agent.repository import SysrepoInstance
+from tests.daemon_process import stop, wait_for_log
 from tests.netconf.conftest import ServerInfo, bootstrap, stop_server
 
 # RFC 5737 TEST-NET-1: never an address of this host, so binding it fails (EADDRNOTAVAIL); nothing is sent to it.
@@ -29,36 +29,14 @@ def _start(env: dict[str, str], state_dir: Path, listen: str) -> subprocess.Pope
     )
 
 
-def _wait_for(proc: subprocess.Popen[bytes], log: Path, what: str) -> str:
-    """The server's log once it holds `what` (the server still running)."""
-    deadline = time.monotonic() + 60
-    while True:
-        text = log.read_text()
-        if what in text:
-            return text
-        assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{text[-4000:]}"
-        assert time.monotonic() < deadline, f"no {what!r} in the log:\n{text[-4000:]}"
-        time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return -9
-
-
 def test_address_not_on_this_host(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> None:
     env = {**os.environ, **sysrepo_instance.env}
     bootstrap(env, tmp_path)
     proc = _start(env, tmp_path, f"{NOT_HERE}:8830")
     try:
-        text = _wait_for(proc, tmp_path / "netconf.log", "no listen endpoint could be opened")
+        text = wait_for_log(proc, tmp_path / "netconf.log", "no listen endpoint could be opened")
     finally:
-        code = _stop(proc)
+        code = stop(proc)
     text = (tmp_path / "netconf.log").read_text()
     assert "Traceback" not in text, text[-4000:]
     errors = [line for line in text.splitlines() if "cannot listen" in line]
@@ -79,7 +57,7 @@ def test_listens_once_the_address_can_be_bound(sysrepo_instance: SysrepoInstance
     ready = tmp_path / "netconf-ready.json"
     try:
         try:
-            _wait_for(proc, tmp_path / "netconf.log", "no listen endpoint could be opened")
+            wait_for_log(proc, tmp_path / "netconf.log", "no listen endpoint could be opened")
             assert not ready.exists()
         finally:
             holder.close()
@@ -95,7 +73,7 @@ def test_listens_once_the_address_can_be_bound(sysrepo_instance: SysrepoInstance
         assert stop_server(server) == 0
     finally:
         if proc.poll() is None:
-            _stop(proc)
+            stop(proc)
     text = (tmp_path / "netconf.log").read_text()
     assert "Traceback" not in text, text[-4000:]
 
@@ -124,12 +102,12 @@ def test_one_endpoint_late_the_other_serves_meanwhile(sysrepo_instance: SysrepoI
             holder.close()
         info = json.loads(ready.read_text())
         assert [e["port"] for e in info["endpoints"]] != [port] and len(info["endpoints"]) == 1
-        _wait_for(proc, tmp_path / "netconf.log", f'"endpoints": ["127.0.0.1:{port}"], "event": "netconf listening"')
+        wait_for_log(proc, tmp_path / "netconf.log", f'"endpoints": ["127.0.0.1:{port}"], "event": "netconf listening"')
         late = ServerInfo("127.0.0.1", port, info["host_key_fingerprint"], env, tmp_path, proc)
         with late.connect() as m:
             assert m.session_id
         assert stop_server(late) == 0
     finally:
         if proc.poll() is None:
-            _stop(proc)
+            stop(proc)
     assert "Traceback" not in (tmp_path / "netconf.log").read_text()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from singbox_agent.repository import SysrepoInstance
+from tests.daemon_process import stop, wait_for_log
 from tests.restconf.rcserver import ADMIN, bootstrap_users
 
 NOT_HERE = "192.0.2.1"  # RFC 5737 TEST-NET-1: never an address of this host; only a bind attempt, no traffic
@@ -30,34 +30,13 @@ def _start(instance: SysrepoInstance, state_dir: Path, listen: str) -> subproces
     )
 
 
-def _wait_for(proc: subprocess.Popen[bytes], log: Path, what: str) -> str:
-    deadline = time.monotonic() + 60
-    while True:
-        text = log.read_text()
-        if what in text:
-            return text
-        assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{text[-4000:]}"
-        assert time.monotonic() < deadline, f"no {what!r} in the log:\n{text[-4000:]}"
-        time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return -9
-
-
 def test_address_not_on_this_host(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> None:
     bootstrap_users(sysrepo_instance, tmp_path)
     proc = _start(sysrepo_instance, tmp_path, f"{NOT_HERE}:8443")
     try:
-        _wait_for(proc, tmp_path / "restconf.log", "cannot listen")
+        wait_for_log(proc, tmp_path / "restconf.log", "cannot listen")
     finally:
-        code = _stop(proc)
+        code = stop(proc)
     text = (tmp_path / "restconf.log").read_text()
     assert "Traceback" not in text, text[-4000:]
     errors = [line for line in text.splitlines() if "cannot listen" in line]
@@ -77,7 +56,7 @@ def test_serves_once_the_address_can_be_bound(sysrepo_instance: SysrepoInstance,
     ready = tmp_path / "ready.json"
     try:
         try:
-            _wait_for(proc, tmp_path / "restconf.log", "cannot listen")
+            wait_for_log(proc, tmp_path / "restconf.log", "cannot listen")
             assert not ready.exists()
         finally:
             holder.close()
@@ -90,7 +69,7 @@ def test_serves_once_the_address_can_be_bound(sysrepo_instance: SysrepoInstance,
         r = httpx.get(f"{info['base_url']}/restconf/yang-library-version", auth=ADMIN, timeout=30)
         assert r.status_code == 200, r.text
     finally:
-        code = _stop(proc)
+        code = stop(proc)
     text = (tmp_path / "restconf.log").read_text()
     assert "Traceback" not in text, text[-4000:]
     assert code == 0, text[-4000:]
