@@ -20,11 +20,14 @@ def wait_for_log(proc: subprocess.Popen[bytes], log: Path, what: str, timeout: f
         time.sleep(0.1)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, as systemd stops a unit; its exit status (-9 when it had to be killed)."""
+def stop(proc: subprocess.Popen[bytes], grace: float = 30) -> int:
+    """SIGTERM, as systemd stops a unit, then SIGKILL after `grace` seconds; its exit status (-9 when it had to be
+    killed)."""
+    if proc.poll() is not None:
+        return int(proc.returncode)
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(timeout=30)
+        return proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

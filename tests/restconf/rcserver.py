@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from singbox_agent.repository import SysrepoInstance
+from tests import daemon_process
 
 ADMIN = ("admin", "admin-secret-1")
 BOB = ("bob", "bob-secret-2")  # a user without the admin group: NACM defaults apply
@@ -95,15 +95,7 @@ def start_service(instance: SysrepoInstance, module: str, state_dir: Path, ready
 
 def stop_process(proc: subprocess.Popen[bytes]) -> int:
     """SIGTERM, then SIGKILL after 15 s (-9): a server must stop within its grace time."""
-    if proc.poll() is not None:
-        return int(proc.returncode)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return -9
+    return daemon_process.stop(proc, grace=15)
 
 
 def start_server(instance: SysrepoInstance, state_dir: Path, *extra: str) -> RestconfServer:
