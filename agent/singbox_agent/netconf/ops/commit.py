@@ -55,9 +55,8 @@ def handle(ctx: OpContext) -> str:
         confirmed.save(server, new_cc)
     sr = ctx.sr
     sr.switch_datastore("running")
-    datastore.wait_for_replay_room()
     try:
-        datastore.retry_busy(lambda: sr.copy_config("candidate", timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS))
+        datastore.copy_config(sr, "candidate")
     except BaseException as exc:
         if applied_anyway(exc):  # committed; only its config-change notification was not stored
             notify.record_loss("netconf-config-change", str(exc), delivered=notify.file_full(exc))

@@ -29,10 +29,8 @@ def handle(ctx: OpContext) -> str:
         sr.replace_config_ly(tree, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)  # spends the tree
     else:
         sr.switch_datastore(target)
-        if target in datastore.CONFIG_CHANGE_DATASTORES:
-            datastore.wait_for_replay_room()
         try:
-            datastore.retry_busy(lambda: sr.copy_config(source, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS))
+            datastore.copy_config(sr, source)
         except sysrepo.SysrepoOperationFailedError as exc:
             if not applied_anyway(exc):
                 raise
