@@ -20,9 +20,17 @@ DEFAULT_TIMEOUT_S = 600
 
 
 def _check_persist_id(cc: confirmed.ConfirmedCommit, ctx: OpContext, given: str | None) -> None:
+    """Whether this session may confirm, follow up or cancel the pending confirmed commit (RFC 6241 8.4.1): with
+    `persist` from any session, naming it as persist-id; without, only from the issuing session and with no
+    persist-id, since no persist-id can equal a persist that was never given (8.4.5.1, 8.4.4.1: 'invalid-value')."""
     if cc.persist is not None:
+        if given is None:
+            raise invalid_value("persist-id is required: the pending confirmed commit was given persist.")
         if given != cc.persist:
             raise invalid_value("persist-id does not match the pending confirmed commit.", app_tag=None)
+    elif given is not None:
+        raise invalid_value("persist-id does not match: the pending confirmed commit was given no persist.",
+                            app_tag=None)
     elif cc.session_id != ctx.session.id:
         raise operation_failed("The pending confirmed commit belongs to another session.", error_type="protocol")
 
@@ -40,11 +48,10 @@ def handle(ctx: OpContext) -> str:
     persist_id = leaf(ctx, "persist-id")
     with state.lock:
         pending = state.confirmed
-    if pending is not None and (persist_id is not None or pending.persist is None):
+    if pending is not None:
+        # a confirming commit and a follow-up confirmed commit alike (RFC 6241 8.4.1)
         _check_persist_id(pending, ctx, persist_id)
-    elif pending is not None and pending.persist is not None and persist_id is None and not is_confirmed:
-        raise invalid_value("persist-id is required to confirm this commit.")
-    elif persist_id is not None and pending is None:
+    elif persist_id is not None:
         raise invalid_value("No confirmed commit is pending.")
 
     new_cc: confirmed.ConfirmedCommit | None = None

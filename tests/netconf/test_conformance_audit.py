@@ -1,0 +1,45 @@
+"""Conformance to the letter of RFC 6241 / RFC 6470 / RFC 6022 on points an earlier audit found wrong: each test
+names the clause it checks and failed on the code before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from ncclient.operations.rpc import RPCError
+
+from tests.netconf.conftest import ServerInfo
+from tests.netconf.helpers import cfg, endpoint, endpoints
+
+
+def test_persist_id_on_a_commit_given_no_persist_is_invalid_value(netconf_server: ServerInfo) -> None:
+    """RFC 6241 8.4.5.1 (commit) and 8.4.4.1 (cancel-commit): persist-id "must be equal to the value given in the
+    <persist> parameter"; otherwise "the operation fails with an 'invalid-value' error". A confirmed commit given
+    no persist has no value any persist-id could equal (the issuing session's cancel-commit with a made-up
+    persist-id rolled running back and answered <ok/>, its commit with one confirmed it)."""
+    with netconf_server.connect() as m:
+        m.edit_config(target="candidate", config=cfg(endpoint("held")))
+        m.commit(confirmed=True, timeout="120")
+        for attempt in (lambda: m.cancel_commit(persist_id="made-up"), lambda: m.commit(persist_id="made-up")):
+            with pytest.raises(RPCError) as exc:
+                attempt()
+            assert exc.value.tag == "invalid-value"
+            assert endpoints() == ["held"]  # neither rolled back nor confirmed
+        m.cancel_commit()  # the commit was still pending: the plain cancel-commit of its session rolls it back
+        assert endpoints() == []
+
+
+def test_follow_up_confirmed_commit_of_a_persistent_one_needs_persist_id(netconf_server: ServerInfo) -> None:
+    """RFC 6241 8.4.1: "If the <persist> element is given in the confirmed <commit> operation, a follow-up commit
+    and the confirming commit ... MUST include a <persist-id> element with a value equal to the given value of the
+    <persist> element." A follow-up confirmed commit without it (from any session, the issuing one included) was
+    accepted and extended the timeout."""
+    with netconf_server.connect() as m:
+        m.edit_config(target="candidate", config=cfg(endpoint("p")))
+        m.commit(confirmed=True, timeout="120", persist="tok")
+        with netconf_server.connect() as other:
+            for session in (m, other):
+                with pytest.raises(RPCError) as exc:
+                    session.commit(confirmed=True, timeout="300")
+                assert exc.value.tag == "invalid-value"
+        m.commit(confirmed=True, timeout="300", persist_id="tok")  # the follow-up done right
+        m.commit(persist_id="tok")  # and the confirming commit
+    assert endpoints() == ["p"]
