@@ -3,11 +3,16 @@ names the clause it checks and failed on the code before its fix."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 from ncclient.operations.rpc import RPCError
 
-from tests.netconf.conftest import ServerInfo
+from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, ServerInfo
 from tests.netconf.helpers import cfg, endpoint, endpoints
+from tests.netconf.rawclient import NC, RawClient, errors_of
+
+MON = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 
 
 def test_persist_id_on_a_commit_given_no_persist_is_invalid_value(netconf_server: ServerInfo) -> None:
@@ -43,3 +48,28 @@ def test_follow_up_confirmed_commit_of_a_persistent_one_needs_persist_id(netconf
         m.commit(confirmed=True, timeout="300", persist_id="tok")  # the follow-up done right
         m.commit(persist_id="tok")  # and the confirming commit
     assert endpoints() == ["p"]
+
+
+async def test_in_rpcs_counts_only_correct_rpc_messages(netconf_server: ServerInfo) -> None:
+    """RFC 6022 (ietf-netconf-monitoring): in-rpcs is the "Number of correct <rpc> messages received", in-bad-rpcs
+    the number of messages "that were not correct <rpc> messages ... XML parse errors and errors on the rpc layer".
+    A bad message was counted in both."""
+    import re
+
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        assert not errors_of(await client.rpc("<get-config><source><running/></source></get-config>", "1"))
+        client.send(f'<rpc xmlns="{NC}" message-id="2"><get-config>'.encode())  # not well-formed
+        assert errors_of(ET.fromstring(await client.recv()))[0]["error-tag"] == "malformed-message"
+        reply = await client.rpc("<get-config><source><running/></source><bogus/></get-config>", "3")
+        assert errors_of(reply)[0]["error-tag"] == "unknown-element"
+        reply = await client.rpc(f'<get><filter type="subtree"><netconf-state xmlns="{MON}"><sessions/>'
+                                 "<statistics/></netconf-state></filter></get>", "4")
+        text = ET.tostring(reply).decode()
+        counters = {name: [int(v) for v in re.findall(rf"<(?:\w+:)?{name}>(\d+)<", text)]
+                    for name in ("in-rpcs", "in-bad-rpcs")}
+        # this session's entry, then the server's statistics (this is the server's only session): the two correct
+        # get-config and get, the two bad ones
+        assert counters == {"in-rpcs": [2, 2], "in-bad-rpcs": [2, 2]}, text
+    finally:
+        await client.close()

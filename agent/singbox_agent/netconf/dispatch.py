@@ -102,9 +102,6 @@ def on_session_end(fn: Callable[[NetconfSession], None]) -> Callable[[NetconfSes
 def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
     """Handle one `<rpc>` message: (reply bytes, whether to close the session after sending it)."""
     server = session.server
-    with server.state.lock:
-        server.state.stats.in_rpcs += 1
-    session.in_rpcs += 1
     bounds = server.limits
     try:
         rpc = messages.parse_rpc(message, bounds)
@@ -124,6 +121,10 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
             op = parse_netconf_rpc(ly, _for_schema(rpc))
         except libyang.LibyangError as exc:
             return _fail(session, rpc.attributes, _parse_errors(exc, rpc, ly), bad=True), False
+        # RFC 6022: in-rpcs counts correct <rpc> messages; the others are counted in in-bad-rpcs only
+        with server.state.lock:
+            server.state.stats.in_rpcs += 1
+        session.in_rpcs += 1
         key = (rpc.op_ns, rpc.op_name)
         if key not in _NACM_EXEMPT and not nacm.check_operation(session.sr, op.cdata):
             return _fail(session, rpc.attributes, [MgmtError(
