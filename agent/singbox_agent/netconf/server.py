@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import functools
 import os
+import socket
 import threading
 import urllib.parse
 from pathlib import Path
@@ -550,10 +551,36 @@ class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def __init__(self, server: NetconfServer) -> None:
         self._server = server
         self._chan: Any = None
+        self._sock: Any = None  # the connection's TCP socket (asyncio's TransportSocket), for TCP_CORK
         self._session: NetconfSession | None = None
 
     def connection_made(self, chan: Any) -> None:
         self._chan = chan
+        sock = chan.get_extra_info("socket")
+        self._sock = sock if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) else None
+
+    def _send(self, data: bytes) -> None:
+        """One message out in as few TCP segments as the kernel can make of it. asyncssh writes every SSH packet
+        on its own, with an SSH_MSG_IGNORE before each data packet: uncorked, a small reply left in two segments
+        (three or more for a large one) and the first woke the client for a packet it throws away, while our
+        thread waited for the CPU back to send the rest (on a loaded two-core box the client's thread preempts
+        the sender). Corked, the kernel sends the packets together when the write is done."""
+        sock = self._sock
+        if sock is None:
+            self._chan.write(data)
+            return
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        except OSError:  # the connection is going: asyncssh's own write copes with that
+            self._chan.write(data)
+            return
+        try:
+            self._chan.write(data)
+        finally:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            except OSError:
+                pass
 
     def subsystem_requested(self, subsystem: str) -> bool:
         return subsystem == "netconf"
@@ -568,7 +595,7 @@ class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         user = str(self._chan.get_extra_info("username"))
         peer = self._chan.get_extra_info("peername") or ("", 0)
         try:
-            self._session = NetconfSession(self._server, user, self._chan.write, self._end, str(peer[0]))
+            self._session = NetconfSession(self._server, user, self._send, self._end, str(peer[0]))
             self._session.start()
         except Exception:
             log.exception("cannot start a NETCONF session", user=user)
