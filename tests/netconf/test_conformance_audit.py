@@ -13,6 +13,7 @@ from tests.netconf.helpers import cfg, endpoint, endpoints
 from tests.netconf.rawclient import NC, RawClient, errors_of
 
 MON = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 
 
 def test_persist_id_on_a_commit_given_no_persist_is_invalid_value(netconf_server: ServerInfo) -> None:
@@ -71,5 +72,43 @@ async def test_in_rpcs_counts_only_correct_rpc_messages(netconf_server: ServerIn
         # this session's entry, then the server's statistics (this is the server's only session): the two correct
         # get-config and get, the two bad ones
         assert counters == {"in-rpcs": [2, 2], "in-bad-rpcs": [2, 2]}, text
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("window", ["past", "open"])
+async def test_create_subscription_reply_comes_before_its_notifications(netconf_server: ServerInfo,
+                                                                       window: str) -> None:
+    """RFC 5277 2.1.1/2.2: the server answers create-subscription with <ok/>, and "once the subscription has been
+    set up" sends its notifications. The replay of stored ones (and with a stopTime already past, replayComplete
+    and notificationComplete too) went out from sysrepo's thread before the reply: a client reading the reply got a
+    <notification>."""
+    import datetime
+    import time
+
+    def stamp(t: float) -> str:
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    start = time.time() - 60
+    with netconf_server.connect() as m:  # its session-start and config-changes are stored for replay
+        for n in range(5):
+            m.edit_config(target="running", config=cfg(endpoint(f"e{n}")))
+    time.sleep(1.1)
+    stop = f"<stopTime>{stamp(time.time())}</stopTime>" if window == "past" else ""
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        client.send(f'<rpc xmlns="{NC}" message-id="9"><create-subscription xmlns="{NOTIF_NS}">'
+                    f"<startTime>{stamp(start)}</startTime>{stop}</create-subscription></rpc>".encode())
+        first = ET.fromstring(await client.recv())
+        assert first.tag == f"{{{NC}}}rpc-reply" and first.find(f"{{{NC}}}ok") is not None, ET.tostring(first)
+        kinds = []
+        while "replayComplete" not in kinds:
+            message = ET.fromstring(await client.recv())
+            assert message.tag == f"{{{NOTIF_NS}}}notification"
+            kinds.append(message[1].tag.rpartition("}")[2])
+        assert kinds.count("netconf-config-change") >= 5, kinds  # ours, after those of the bootstrap
+        if window == "past":
+            message = ET.fromstring(await client.recv())
+            assert message[1].tag.endswith("}notificationComplete")
     finally:
         await client.close()

@@ -8,6 +8,7 @@ drops those the user may not read (RFC 8341 3.4.6), and stopping the session end
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import sysrepo
@@ -62,10 +63,21 @@ def handle(ctx: OpContext) -> str:
         with server.state.lock:
             server.state.stats.out_notifications += 1
         session.out_notifications += 1
-        session.send_threadsafe(messages.notification(when, content))
+        after_reply.send(messages.notification(when, content))
         if kind == replay.NOTIFICATION_COMPLETE:
             session.subscription = None
 
+    after_reply = _AfterReply(session)
+    try:
+        _subscribe(ctx, session, stream, xpath, modules, start, stop, deliver)
+    finally:
+        after_reply.release()
+    return "<ok/>"
+
+
+def _subscribe(ctx: OpContext, session: NetconfSession, stream: str, xpath: str | None, modules: list[str],
+               start: float | None, stop: float | None, deliver: replay.Deliver) -> None:
+    server = session.server
     with limits.subscription_slot(server, server.limits):
         sub = replay.ReplaySubscription(server.conn, deliver, start, stop)
         subscribed = 0
@@ -84,7 +96,41 @@ def handle(ctx: OpContext) -> str:
             if not sub.finished:  # a stopTime already past may have ended it before we get here
                 session.subscription = {"stream": stream, "filter": xpath, "modules": subscribed, "start": start,
                                         "stop": stop}
-    return "<ok/>"
+
+
+class _AfterReply:
+    """The subscription's first messages wait for the <ok/> that creates it (RFC 5277 2.2: notifications are sent
+    "once the subscription has been set up"). sysrepo replays stored notifications, and with a stopTime already
+    past sends every marker, from its own thread as soon as the module is subscribed: before the handler returns,
+    so a client read <notification>s, even <replayComplete/>, before the reply to its create-subscription."""
+
+    def __init__(self, session: NetconfSession) -> None:
+        self.session = session
+        self._lock = threading.Lock()
+        self._held: list[bytes] | None = []
+
+    def send(self, message: bytes) -> None:
+        with self._lock:  # sent under the lock: nothing overtakes what release() flushes
+            if self._held is not None:
+                self._held.append(message)
+            else:
+                self.session.send_threadsafe(message)
+
+    def release(self) -> None:
+        """Let the held messages go after the reply. The flush runs on the session's worker once this rpc's run
+        ended, which queued its reply on the event loop first (an inline rpc's reply is sent before the loop takes
+        anything queued from another thread): either way the loop sends the reply, then these."""
+
+        def flush() -> None:
+            with self._lock:
+                for message in self._held or ():
+                    self.session.send_threadsafe(message)
+                self._held = None
+
+        try:
+            self.session.run_on_worker(flush)
+        except RuntimeError:  # the session closed: nothing to send to
+            pass
 
 
 @limits.counts_subscriptions
