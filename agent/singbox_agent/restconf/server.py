@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import socket
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from hypercorn.asyncio import tcp_server
+from hypercorn.utils import parse_socket_addr
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -66,6 +69,48 @@ class ClientGone(Exception):
         self.declared = declared
 
 
+# hypercorn writes a reply's head and its body apart (two TLS records, two TCP segments: the client woke for the head
+# alone). Corked around the pair, the kernel sends them as one segment. hypercorn keeps the socket to itself, so its
+# connection handler is wrapped to remember each connection's socket by the client's address (as clientcert.install
+# does for certificate chains). Bodies over _CORK_MAX go out as they are written.
+_SOCKETS: dict[tuple[str, int], Any] = {}
+_CORK_MAX = 64 * 1024
+
+
+def remember_sockets() -> None:
+    if getattr(tcp_server.TCPServer.run, "_remembers_socket", False):
+        return
+    original = tcp_server.TCPServer.run
+
+    async def run(self: tcp_server.TCPServer) -> None:
+        key = None
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                address = parse_socket_addr(sock.family, sock.getpeername())
+            except OSError:
+                address = None
+            if address:
+                key = (str(address[0]), int(address[1]))
+                _SOCKETS[key] = sock
+        try:
+            await original(self)
+        finally:
+            if key is not None and _SOCKETS.get(key) is sock:
+                del _SOCKETS[key]
+
+    run._remembers_socket = True  # type: ignore[attr-defined]
+    tcp_server.TCPServer.run = run  # type: ignore[method-assign]
+
+
+def _cork(sock: Any, on: bool) -> bool:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
+        return True
+    except OSError:  # the connection is going
+        return False
+
+
 class RestconfApp:
     """Starlette application and the objects it shares across requests."""
 
@@ -92,6 +137,7 @@ class RestconfApp:
         handler.subscriptions = streams.dynamic  # RFC 8650 RPCs reach the subscriptions the SSE route serves
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
         self.app = self.asgi
+        remember_sockets()
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every request, whatever its method, reaches `endpoint`: the RESTCONF parser is the router (it answers
@@ -119,8 +165,15 @@ class RestconfApp:
             headers.append((b"content-type", resp.content_type.encode("latin-1")))
         if not (method == "HEAD" and any(k == b"content-length" for k, _ in headers)):
             headers.append((b"content-length", str(len(resp.body)).encode()))
-        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else resp.body})
+        client = scope.get("client")
+        sock = _SOCKETS.get((str(client[0]), int(client[1]))) if client and len(resp.body) <= _CORK_MAX else None
+        corked = sock is not None and _cork(sock, True)
+        try:
+            await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else resp.body})
+        finally:
+            if corked:
+                _cork(sock, False)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
