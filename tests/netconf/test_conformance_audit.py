@@ -112,3 +112,34 @@ async def test_create_subscription_reply_comes_before_its_notifications(netconf_
             assert message[1].tag.endswith("}notificationComplete")
     finally:
         await client.close()
+
+
+async def test_subscription_modified_follows_the_modify_reply(netconf_server: ServerInfo) -> None:
+    """RFC 8639 2.4.3/2.7.2 with RFC 8640 2.1: a dynamic subscription's state change notifications follow the rpc-reply
+    of the operation that caused them, as its notifications follow establish-subscription's reply. The
+    subscription-modified was sent before modify-subscription's <ok/>."""
+    sn = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
+    yp = "urn:ietf:params:xml:ns:yang:ietf-yang-push"
+    ds = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+    select = f'<datastore-xpath-filter xmlns="{yp}" xmlns:nacm="urn:ietf:params:xml:ns:yang:ietf-netconf-acm">' \
+             "/nacm:nacm</datastore-xpath-filter>"
+
+    def periodic(period_cs: int) -> str:
+        return (f'<datastore xmlns="{yp}" xmlns:ds="{ds}">ds:running</datastore>{select}'
+                f'<periodic xmlns="{yp}"><period>{period_cs}</period></periodic>')
+
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        reply = await client.rpc(f'<establish-subscription xmlns="{sn}">{periodic(6000)}</establish-subscription>')
+        assert not errors_of(reply), errors_of(reply)
+        sub_id = reply.findtext(f"{{{sn}}}id")
+        first_push = ET.fromstring(await client.recv())  # a periodic subscription pushes at once, then each minute
+        assert first_push.tag == f"{{{NOTIF_NS}}}notification"
+        client.send(f'<rpc xmlns="{NC}" message-id="2"><modify-subscription xmlns="{sn}"><id>{sub_id}</id>'
+                    f"{periodic(9000)}</modify-subscription></rpc>".encode())
+        answer = ET.fromstring(await client.recv())
+        assert answer.tag == f"{{{NC}}}rpc-reply" and answer.find(f"{{{NC}}}ok") is not None, ET.tostring(answer)
+        modified = ET.fromstring(await client.recv())
+        assert modified[1].tag == f"{{{sn}}}subscription-modified", ET.tostring(modified)
+    finally:
+        await client.close()

@@ -51,6 +51,10 @@ class _Sub:
     filter_xml: str = ""  # the filter as the client gave it, for subscription-modified
     terminated_by_us: bool = False
     thread: threading.Thread | None = field(default=None, repr=False)
+    # while a modify-subscription runs: the notifications its thread would send, held until subscription-modified
+    # went out after the rpc-reply
+    held: list[tuple[str, str]] | None = field(default=None, repr=False)
+    send_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 _lock = threading.Lock()
@@ -126,11 +130,28 @@ def modify(ctx: OpContext) -> str:
     entry = _own(ctx, yang_push=yang_push)
     sub_id = entry.sub.id
     xpath, filter_xml = _filter(ctx, yang_push)
-    stop = dynamic.modify(sub_id, ctx.op, yang_push, xpath)
-    entry.filter_xml, entry.stop = filter_xml, stop
-    _send(entry, dynamic.stamp(dynamic.now()), dynamic.modified_xml(sub_id, stop, filter_xml))
-    dynamic.apply_stop_time(sub_id, stop)
+    # RFC 8639 2.7.2: notifications "from this point on" conform to the modified terms, so subscription-modified
+    # comes first, and after this operation's rpc-reply (RFC 8640 2.1, as for establish). sysrepo pushes at once
+    # with the new terms: the subscription's own messages wait meanwhile.
+    with entry.send_lock:
+        entry.held = []
+    modified: tuple[str, str] | None = None
+    try:
+        stop = dynamic.modify(sub_id, ctx.op, yang_push, xpath)
+        entry.filter_xml, entry.stop = filter_xml, stop
+        modified = dynamic.stamp(dynamic.now()), dynamic.modified_xml(sub_id, stop, filter_xml)
+        dynamic.apply_stop_time(sub_id, stop)
+    finally:
+        # the session's worker runs this once the reply is queued on the event loop
+        ctx.session.run_on_worker(lambda: _release(entry, modified))
     return "<ok/>"
+
+
+def _release(entry: _Sub, first: tuple[str, str] | None) -> None:
+    with entry.send_lock:
+        held, entry.held = entry.held or [], None
+        for when, content in ([first] if first is not None else []) + held:
+            _send_now(entry, when, content)
 
 
 def _terminate(entry: _Sub) -> None:
@@ -164,6 +185,14 @@ def resync(ctx: OpContext) -> str:
 
 
 def _send(entry: _Sub, when: str, content: str) -> None:
+    with entry.send_lock:
+        if entry.held is not None:
+            entry.held.append((when, content))
+        else:
+            _send_now(entry, when, content)
+
+
+def _send_now(entry: _Sub, when: str, content: str) -> None:
     session = entry.session
     if session.closed:
         return
