@@ -111,6 +111,9 @@ typedef struct
   ip46_address_t dns_server;
   u8 dns_server_is_ip4;
   u16 dns_server_port;
+  /* the client-mode interface whose upstream every CONNECT takes; ~0: the
+   * one the destination is routed out of, if any (singbox_server.c) */
+  u32 server_upstream_sw_if_index;
 
   /* Session layer */
   u32 udp_app_index;

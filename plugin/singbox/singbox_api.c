@@ -232,7 +232,18 @@ vl_api_singbox_server_dump_t_handler (vl_api_singbox_server_dump_t *mp)
 			   rmp->n_listeners = htonl (pool_elts (sm->listeners));
 			   rmp->n_users = htonl (pool_elts (sm->users));
 			   rmp->active_sessions = htonl (sm->n_active);
+			   rmp->upstream_sw_if_index = htonl (sm->server_upstream_sw_if_index);
 			 }));
+}
+
+static void
+vl_api_singbox_server_set_upstream_t_handler (vl_api_singbox_server_set_upstream_t *mp)
+{
+  singbox_main_t *sm = &singbox_main;
+  vl_api_singbox_server_set_upstream_reply_t *rmp;
+  int rv = singbox_server_set_upstream (ntohl (mp->sw_if_index));
+
+  REPLY_MACRO (VL_API_SINGBOX_SERVER_SET_UPSTREAM_REPLY);
 }
 
 static void
@@ -785,7 +796,8 @@ send_singbox_session_details (singbox_session_t *ss, vl_api_registration_t *reg,
 	}
       rmp->listener_index = htonl (ss->mode == SINGBOX_MODE_SERVER ? ss->listener_index : ~0);
       rmp->sw_if_index = htonl (ss->mode == SINGBOX_MODE_CLIENT ? ss->sw_if_index : ~0);
-      rmp->endpoint_index = htonl (ss->mode == SINGBOX_MODE_CLIENT ? ss->endpoint_index : ~0);
+      /* a server session chained through client mode has one too */
+      rmp->endpoint_index = htonl (ss->endpoint_index);
       rmp->bytes_to_client = clib_host_to_net_u64 (tx);
       rmp->bytes_from_client = clib_host_to_net_u64 (rx);
       rmp->age = htonl ((u32) (now - ss->created));

@@ -451,6 +451,38 @@ VLIB_CLI_COMMAND (singbox_server_set_command, static) = {
 };
 
 static clib_error_t *
+singbox_server_upstream_command_fn (vlib_main_t *vm, unformat_input_t *input,
+				    vlib_cli_command_t *cmd)
+{
+  vnet_main_t *vnm = vnet_get_main ();
+  u32 sw_if_index = ~0;
+
+  if (unformat (input, "route"))
+    ;
+  else if (!unformat (input, "%U", unformat_vnet_sw_interface, vnm, &sw_if_index))
+    return clib_error_return (0, "expected <interface> or route, got '%U'", format_unformat_error,
+			      input);
+  if (unformat_check_input (input) != UNFORMAT_END_OF_INPUT)
+    return clib_error_return (0, "unknown input '%U'", format_unformat_error, input);
+  return singbox_cli_error (singbox_server_set_upstream (sw_if_index), "server upstream");
+}
+
+/*?
+ * The proxy chain: which client-mode upstream the server's CONNECTs take.
+ * "route" (the default): a destination routed out of an interface with
+ * client mode enabled goes through that interface's upstream (endpoint
+ * group or endpoint); others connect directly. An interface: every CONNECT
+ * goes through its upstream, names unresolved. The interface's bypass
+ * prefixes and the endpoints' own addresses connect directly either way.
+ * @cliexcmd{singbox server upstream GigabitEthernet0/0/0}
+?*/
+VLIB_CLI_COMMAND (singbox_server_upstream_command, static) = {
+  .path = "singbox server upstream",
+  .short_help = "singbox server upstream <interface>|route",
+  .function = singbox_server_upstream_command_fn,
+};
+
+static clib_error_t *
 show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_cli_command_t *cmd)
 {
   singbox_main_t *sm = &singbox_main;
@@ -471,7 +503,15 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_c
   vlib_cli_output (vm, "  Max sessions: %u", sm->max_sessions);
   vlib_cli_output (vm, "  Timeouts: handshake %us, connect %us, idle %us%s", sm->handshake_timeout,
 		   sm->connect_timeout, sm->idle_timeout, sm->idle_timeout ? "" : " (none)");
-  vlib_cli_output (vm, "  Names (ATYP 3): %s", sm->dns_enabled ? "resolved in VPP" : "refused");
+  vlib_cli_output (vm, "  Names (ATYP 3): %s",
+		   sm->server_upstream_sw_if_index != ~0 ? "resolved by the upstream" :
+		   sm->dns_enabled			 ? "resolved in VPP" :
+							   "refused");
+  if (sm->server_upstream_sw_if_index == ~0)
+    vlib_cli_output (vm, "  Upstream: by route (client-mode interfaces' upstream, else direct)");
+  else
+    vlib_cli_output (vm, "  Upstream: %U's client-mode upstream", format_vnet_sw_if_index_name,
+		     vnet_get_main (), sm->server_upstream_sw_if_index);
   vlib_cli_output (vm, "  Connections accepted: %lu",
 		   singbox_server_counter_get (SINGBOX_SERVER_CTR_ACCEPTED));
   vlib_cli_output (vm, "  Connections rejected: %lu (max-sessions %lu, prefix %lu)",

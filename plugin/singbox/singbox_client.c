@@ -29,7 +29,7 @@
 typedef void (singbox_hsi_intercept_proto_fn_t) (transport_proto_t proto, u8 is_ip4, u8 is_enable);
 
 static void singbox_client_dst (singbox_session_t *ss, socks5_addr_t *dst);
-static int singbox_client_cross (session_t *s, singbox_session_t *ss);
+static void singbox_client_refused (singbox_session_t *ss, u8 rep);
 static int singbox_client_http_start (singbox_session_t *ss, singbox_endpoint_t *ep,
 				      svm_fifo_t *tx);
 static void singbox_client_http_rx (session_t *s, singbox_session_t *ss);
@@ -37,7 +37,7 @@ static int singbox_client_write_early_data (session_t *s);
 static int singbox_client_accept (session_t *s);
 
 /* The upstream proxy answered: the tunnel to the destination is open. */
-static_always_inline int
+int
 singbox_client_handshake_done (singbox_session_t *ss)
 {
   if (ss->upstream_proto == SINGBOX_PROTO_HTTP_CONNECT)
@@ -48,7 +48,7 @@ singbox_client_handshake_done (singbox_session_t *ss)
 /* The upstream handshake's machines exist from the upstream's fifos to the
  * crossing: a relaying session keeps neither. Cleared first: the SOCKS5
  * one holds the endpoint's credentials. */
-static void
+void
 singbox_client_hs_free (singbox_session_t *ss)
 {
   if (ss->cproto)
@@ -320,7 +320,7 @@ singbox_client_write_early_data (session_t *s)
  * request), with greeting, auth and CONNECT already queued. The greeting
  * offers exactly one method, so the pipelined auth can never be misread.
  * Lock held. */
-static int
+int
 singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
 {
   singbox_main_t *sm = &singbox_main;
@@ -376,12 +376,16 @@ static int
 singbox_client_http_start (singbox_session_t *ss, singbox_endpoint_t *ep, svm_fifo_t *tx)
 {
   u8 req[HTTP_CONNECT_REQUEST_MAX];
-  char host[INET6_ADDRSTRLEN];
+  char addr[INET6_ADDRSTRLEN], *host = addr;
   int n;
 
-  if (!inet_ntop (ss->dst_is_ip4 ? AF_INET : AF_INET6,
-		  ss->dst_is_ip4 ? (void *) &ss->dst_ip.ip4 : (void *) &ss->dst_ip.ip6, host,
-		  sizeof (host)))
+  /* a server session chained through client mode keeps the name its
+   * client asked for (singbox_server.c) */
+  if (ss->dst.atyp == SOCKS5_ATYP_DOMAIN && ss->dst.domain)
+    host = (char *) ss->dst.domain;
+  else if (!inet_ntop (ss->dst_is_ip4 ? AF_INET : AF_INET6,
+		       ss->dst_is_ip4 ? (void *) &ss->dst_ip.ip4 : (void *) &ss->dst_ip.ip6, addr,
+		       sizeof (addr)))
     return SESSION_E_INVALID;
   n =
     http_connect_request_write (req, sizeof (req), host, strlen (host), ss->dst_port, ep->username,
@@ -396,10 +400,15 @@ singbox_client_http_start (singbox_session_t *ss, singbox_endpoint_t *ep, svm_fi
   return 0;
 }
 
-/* The session's original destination as a SOCKS5 address. */
+/* The session's original destination as a SOCKS5 address: a server
+ * session chained through client mode keeps the name its client asked
+ * for, so the upstream resolves it (singbox_server.c). */
 static void
 singbox_client_dst (singbox_session_t *ss, socks5_addr_t *dst)
 {
+  if (ss->dst.atyp == SOCKS5_ATYP_DOMAIN && ss->dst.domain &&
+      !socks5_addr_set_domain (dst, ss->dst.domain, strlen ((char *) ss->dst.domain), ss->dst_port))
+    return;
   if (ss->dst_is_ip4)
     socks5_addr_set_ip4 (dst, ss->dst_ip.ip4.as_u8, ss->dst_port);
   else
@@ -485,7 +494,7 @@ singbox_client_accept (session_t *s)
  * acknowledged (empty tx fifo), since TCP reads unacknowledged data from
  * the fifo. Bytes the destination already sent are moved over. On the
  * upstream's thread, lock held. Returns 0 when crossed. */
-static int
+int
 singbox_client_cross (session_t *s, singbox_session_t *ss)
 {
   svm_fifo_t *own_rx = s->rx_fifo, *own_tx = s->tx_fifo;
@@ -504,6 +513,9 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
       svm_fifo_add_want_deq_ntf (own_tx, SVM_FIFO_WANT_DEQ_NOTIF);
       return -1;
     }
+  /* a chained server session: its client's success reply goes first */
+  if (ss->mode == SINGBOX_MODE_SERVER)
+    singbox_server_reply_connected (s, ss);
   while ((n = svm_fifo_max_dequeue (own_rx)))
     {
       n = clib_min (n, sizeof (buf));
@@ -583,11 +595,30 @@ singbox_client_fail (singbox_session_t *ss)
   singbox_po_reset (ss);
 }
 
+/* The proxy refused the tunnel (rep: what it said, as a SOCKS5 REP). A
+ * server session chained through client mode tells its own client
+ * (singbox_server_upstream_failed, which also ends the upstream leg once
+ * the reply is out); a flow can only be reset. Lock held. */
+static void
+singbox_client_refused (singbox_session_t *ss, u8 rep)
+{
+  if (ss->mode == SINGBOX_MODE_SERVER)
+    {
+      singbox_server_upstream_failed (ss, rep);
+      return;
+    }
+  singbox_client_fail (ss);
+  singbox_ao_close (ss);
+}
+
 /* The proxy's rtt: from the flow's accept to its answer. */
 static void
 singbox_client_note_rtt (singbox_session_t *ss)
 {
-  if (ss->endpoint_index != ~0 && !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
+  /* a server session was created at its client's accept, before its
+   * handshake: not the proxy's rtt */
+  if (ss->mode == SINGBOX_MODE_CLIENT && ss->endpoint_index != ~0 &&
+      !pool_is_free_index (singbox_main.endpoints, ss->endpoint_index))
     pool_elt_at_index (singbox_main.endpoints, ss->endpoint_index)->rtt_us =
       (vlib_time_now (vlib_get_main ()) - ss->created) * 1e6;
 }
@@ -620,8 +651,9 @@ singbox_client_http_rx (session_t *s, singbox_session_t *ss)
 	  SINGBOX_LOG (SINGBOX_LOG_INFO, "upstream refused %U:%u: %s (status %u)",
 		       format_ip46_address, &ss->dst_ip, IP46_TYPE_ANY, ss->dst_port,
 		       http_connect_error_name (ev.error), ev.status);
-	  singbox_client_fail (ss);
-	  singbox_ao_close (ss);
+	  singbox_client_refused (ss, ev.status == 403 ? SOCKS5_REP_NOT_ALLOWED :
+				      ev.status == 504 ? SOCKS5_REP_TTL_EXPIRED :
+							 SOCKS5_REP_GENERAL_FAILURE);
 	  return;
 	}
       /* NEED_DATA took all n: more may wait beyond the peek */
@@ -632,7 +664,7 @@ singbox_client_http_rx (session_t *s, singbox_session_t *ss)
 
 /* Upstream bytes during the handshake: the proxy's replies. With the lock
  * held, on the upstream's thread. */
-static void
+void
 singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 {
   u8 buf[4 + 1 + SOCKS5_MAX_DOMAIN_LEN + 2];
@@ -671,8 +703,10 @@ singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 	  SINGBOX_LOG (SINGBOX_LOG_INFO, "upstream refused %U:%u: %s (rep %u)", format_ip46_address,
 		       &ss->dst_ip, IP46_TYPE_ANY, ss->dst_port, socks5_error_name (ev.error),
 		       ev.rep);
-	  singbox_client_fail (ss);
-	  singbox_ao_close (ss);
+	  /* the upstream's REP describes the destination: passed on as is */
+	  singbox_client_refused (ss, ev.error == SOCKS5_ERR_REQUEST_FAILED && ev.rep ?
+					ev.rep :
+					SOCKS5_REP_GENERAL_FAILURE);
 	  return;
 	}
       /* NEED_DATA took the whole capped peek: the replies of a pipelined

@@ -17,4 +17,14 @@ void singbox_client_close_interface (u32 sw_if_index);
 int singbox_set_client_timeout (u32 timeout);
 void singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx);
 
+/* The upstream handshake (SOCKS5 or HTTP CONNECT to ss->endpoint_index),
+ * also run by server sessions chained through client mode's upstream
+ * (singbox_server.c): own fifos with the handshake queued, the proxy's
+ * replies, the crossing once it answered, the machines' cleanup. */
+int singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss);
+void singbox_client_upstream_rx (session_t *s, singbox_session_t *ss);
+int singbox_client_handshake_done (singbox_session_t *ss);
+int singbox_client_cross (session_t *s, singbox_session_t *ss);
+void singbox_client_hs_free (singbox_session_t *ss);
+
 #endif /* __included_singbox_client_h__ */

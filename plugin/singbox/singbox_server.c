@@ -10,10 +10,20 @@
  * written while the upstream fifos are being attached, before the
  * destination can send anything, so it always precedes relayed data.
  * Also here: listeners, allowed client prefixes, the server's settings and
- * counters, and what DNS and UDP ASSOCIATE report back. */
+ * counters, and what DNS and UDP ASSOCIATE report back.
+ *
+ * Chaining (plugin/API.md, "Proxy chain"): a CONNECT whose destination is
+ * routed out of an interface with client mode enabled, or every CONNECT
+ * when the server has an explicit upstream interface, goes through that
+ * interface's upstream (its endpoint group or endpoint, as for the flows
+ * it intercepts): the upstream leg connects to the proxy and runs client
+ * mode's handshake (singbox_client.c) for the destination as requested,
+ * name or address; our client's reply follows the proxy's. */
 
 #include <singbox/singbox.h>
+#include <singbox/singbox_group.h>
 #include <vnet/tcp/tcp.h>
+#include <vnet/fib/fib_entry.h>
 
 static int singbox_server_listen (singbox_listener_t *l);
 static int singbox_server_unlisten (singbox_listener_t *l);
@@ -206,6 +216,7 @@ singbox_po_reply_failure (singbox_session_t *ss, u8 rep)
   if (ss->hserver)
     {
       singbox_http_server_reply_failure (ss, rep);
+      singbox_ao_close (ss);
       return;
     }
   ss->rep = rep;
@@ -214,6 +225,8 @@ singbox_po_reply_failure (singbox_session_t *ss, u8 rep)
   if (ss->proto && (socks5_server_reply (ss->proto, rep, 0, &out) == SOCKS5_ERR_NONE || out.len))
     singbox_po_send (ss, &out);
   singbox_po_fail (ss);
+  /* a chained session's leg to the proxy, now that the reply is out */
+  singbox_ao_close (ss);
 }
 
 static void
@@ -244,14 +257,165 @@ singbox_po_reply_failure_on_thread (singbox_session_t *ss, u8 rep)
 					  uword_to_pointer (packed, void *));
 }
 
+/*
+ * Chaining through client mode's upstream
+ */
+
+static_always_inline int
+singbox_server_chained (singbox_session_t *ss)
+{
+  return ss->endpoint_index != ~0;
+}
+
+/* The destination is one of the upstream proxies themselves: a client of
+ * the server may talk to a proxy, never through it to itself. */
+static int
+singbox_server_dst_is_endpoint (singbox_session_t *ss)
+{
+  singbox_endpoint_t *ep;
+
+  pool_foreach (ep, singbox_main.endpoints)
+    if (ep->is_ip4 == ss->dst_is_ip4 && ep->port == ss->dst_port &&
+	(ep->is_ip4 ? ep->addr.ip4.as_u32 == ss->dst_ip.ip4.as_u32 :
+		      ip6_address_is_equal (&ep->addr.ip6, &ss->dst_ip.ip6)))
+      return 1;
+  return 0;
+}
+
+/* The client-mode interface whose upstream the CONNECT takes, ~0 to
+ * connect directly: the explicit upstream interface, else the interface
+ * the destination is routed out of (the listener's table) when client mode
+ * is enabled on it. An address of VPP's own, in that interface's bypass
+ * prefixes, or an endpoint's goes direct, as it would from a client behind
+ * the interface. A name (explicit upstream only) is the upstream's to
+ * resolve. */
+static u32
+singbox_server_upstream_of (singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+  u32 sw_if_index = sm->server_upstream_sw_if_index;
+  singbox_interface_t *itf;
+  singbox_prefix_t *p;
+  fib_node_index_t fei;
+  fib_prefix_t pfx = {
+    .fp_addr = ss->dst_ip,
+    .fp_len = ss->dst_is_ip4 ? 32 : 128,
+    .fp_proto = ss->dst_is_ip4 ? FIB_PROTOCOL_IP4 : FIB_PROTOCOL_IP6,
+  };
+
+  if (sw_if_index != ~0 && ss->dst.atyp == SOCKS5_ATYP_DOMAIN)
+    return sw_if_index;
+  if (sw_if_index == ~0)
+    {
+      if (!sm->n_enabled_interfaces)
+	return ~0;
+      fei = fib_table_lookup (ss->fib_index, &pfx);
+      if (fei == FIB_NODE_INDEX_INVALID || (fib_entry_get_flags (fei) & FIB_ENTRY_FLAG_LOCAL))
+	return ~0;
+      sw_if_index = fib_entry_get_resolving_interface (fei);
+      if (!singbox_interface_get (sw_if_index))
+	return ~0;
+    }
+  if ((itf = singbox_interface_get (sw_if_index)))
+    vec_foreach (p, itf->bypass)
+      if (singbox_prefix_match (p, &ss->dst_ip, ss->dst_is_ip4))
+	return ~0;
+  if (singbox_server_dst_is_endpoint (ss))
+    return ~0;
+  return sw_if_index;
+}
+
+/* A chained session's upstream failed: its endpoint's (and group
+ * member's) failures count it, as an intercepted flow's would. */
+static void
+singbox_server_count_upstream_failure (singbox_session_t *ss)
+{
+  singbox_main_t *sm = &singbox_main;
+
+  if (!singbox_server_chained (ss))
+    return;
+  if (!pool_is_free_index (sm->endpoints, ss->endpoint_index))
+    clib_atomic_fetch_add (&pool_elt_at_index (sm->endpoints, ss->endpoint_index)->failures, 1);
+  singbox_group_count_failure (ss->group_index, ss->endpoint_index);
+}
+
+/* Connect the upstream leg: to the destination, or to the proxy of the
+ * client-mode interface it takes. On the client's thread, lock held. */
 static void
 singbox_server_connect (singbox_session_t *ss)
 {
   singbox_main_t *sm = &singbox_main;
+  transport_endpoint_t rmt = {}, lcl = {};
+  singbox_endpoint_t *ep = 0;
+  singbox_interface_t *itf;
+  u32 sw_if_index, group_index, ei;
 
   ss->state = SINGBOX_SESSION_STATE_CONNECTING;
   ss->deadline = vlib_time_now (vlib_get_main ()) + sm->connect_timeout;
-  singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port, ss->fib_index);
+  if ((sw_if_index = singbox_server_upstream_of (ss)) == ~0)
+    {
+      singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port, ss->fib_index);
+      return;
+    }
+  /* the interface's upstream as its flows take it: its endpoint group's
+   * policy, or its endpoint (the default one) with failover */
+  if ((itf = singbox_interface_get (sw_if_index)))
+    {
+      rmt.ip = ss->client_ip;
+      rmt.is_ip4 = ss->client_is_ip4;
+      rmt.port = clib_host_to_net_u16 (ss->client_port);
+      lcl.ip = ss->dst_ip;
+      lcl.is_ip4 = ss->dst_is_ip4;
+      lcl.port = clib_host_to_net_u16 (ss->dst_port);
+      lcl.fib_index = ss->fib_index;
+      group_index = singbox_group_of_interface (sw_if_index, itf->endpoint_index);
+      if (group_index == ~0)
+	ep = singbox_endpoint_pick (itf);
+      else if ((ei = singbox_group_pick (group_index, &rmt, &lcl)) != ~0)
+	{
+	  ep = pool_elt_at_index (sm->endpoints, ei);
+	  ss->group_index = group_index;
+	}
+    }
+  if (!ep || (ep->host && !ep->resolved))
+    {
+      /* No usable upstream (the explicit interface has no client mode,
+       * every endpoint is down): never direct, the operator sends this
+       * traffic through a proxy. */
+      singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
+      singbox_po_reply_failure (ss, socks5_rep_from_reason (SOCKS5_REASON_OTHER));
+      return;
+    }
+  ss->sw_if_index = sw_if_index;
+  ss->endpoint_index = ep - sm->endpoints;
+  ss->upstream_proto = ep->protocol;
+  /* accepted long ago: singbox_client_cross may cross at once */
+  ss->po_accepted = 1;
+  clib_atomic_fetch_add (&ep->connections, 1);
+  singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port, ep->fib_index);
+}
+
+/* The upstream proxy refused, failed or closed during the handshake: its
+ * REP (or ours for it) to the client, on the client's thread, which then
+ * ends the upstream leg (singbox_po_reply_failure). Lock held. */
+void
+singbox_server_upstream_failed (singbox_session_t *ss, u8 rep)
+{
+  if (ss->state != SINGBOX_SESSION_STATE_CONNECTING || ss->reply_sent)
+    return;
+  ss->state = SINGBOX_SESSION_STATE_CLOSING;
+  singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
+  singbox_server_count_upstream_failure (ss);
+  singbox_po_reply_failure_on_thread (ss, rep);
+}
+
+int
+singbox_server_set_upstream (u32 sw_if_index)
+{
+  if (sw_if_index != ~0 && !vnet_sw_interface_is_valid (vnet_get_main (), sw_if_index))
+    return VNET_API_ERROR_INVALID_SW_IF_INDEX;
+  singbox_main.server_upstream_sw_if_index = sw_if_index;
+  return 0;
 }
 
 /* The destination as requested, kept for show and the API dump: a name
@@ -318,6 +482,14 @@ singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
       singbox_server_connect (ss);
       break;
     case SOCKS5_ATYP_DOMAIN:
+      if (sm->server_upstream_sw_if_index != ~0)
+	{
+	  /* the explicit upstream resolves it */
+	  ip46_address_reset (&ss->dst_ip);
+	  ss->dst_is_ip4 = 1;
+	  singbox_server_connect (ss);
+	  break;
+	}
       if (!sm->dns_enabled || !sm->dns_resolve_name_ptr)
 	{
 	  singbox_po_reply_failure (ss, socks5_rep_from_reason (SOCKS5_REASON_BAD_ADDRESS_TYPE));
@@ -515,6 +687,7 @@ singbox_po_accept (session_t *s)
   ss->lcl_is_ip4 = lcl.is_ip4;
   ss->fib_index = lcl.fib_index;
   ss->listener_index = listener->opaque;
+  ss->endpoint_index = ~0; /* not chained (singbox_server_connect) */
   ss->created = ss->last_active = vlib_time_now (vlib_get_main ());
   ss->deadline = ss->created + sm->handshake_timeout;
   ss->proto = clib_mem_alloc (sizeof (*ss->proto));
@@ -545,6 +718,8 @@ static void
 singbox_server_release_active (singbox_session_t *ss)
 {
   clib_atomic_fetch_sub (&singbox_main.n_active, 1);
+  /* a chained session counts in its group member's active flows */
+  singbox_group_release (ss->group_index, ss->endpoint_index);
 }
 
 /* The client leg's bytes, less the handshake's, to the server counters. */
@@ -572,6 +747,7 @@ singbox_server_relaying (singbox_session_t *ss)
 static void
 singbox_server_free (singbox_session_t *ss)
 {
+  singbox_client_hs_free (ss);
   singbox_http_server_free (ss);
   singbox_server_proto_free (ss);
   if (ss->dst.domain)
@@ -600,12 +776,11 @@ singbox_server_client_rx (session_t *s, singbox_session_t *ss)
   return SESSION_INVALID_HANDLE;
 }
 
-/* The upstream is connected: queue the success reply (SOCKS5 or HTTP) in
- * the client's tx fifo, then cross the fifos. Enqueue only; the tx event is
- * programmed once the session is ready (singbox_ao_connected), on the
- * client's thread via the fifo's owner. */
-static int
-singbox_server_upstream_fifos (session_t *s, singbox_session_t *ss, u8 *cross)
+/* The tunnel to the destination is open (s: the upstream leg): queue the
+ * success reply (SOCKS5 or HTTP) in the client's tx fifo, ahead of
+ * anything the destination sends. Enqueue only. Lock held. */
+void
+singbox_server_reply_connected (session_t *s, singbox_session_t *ss)
 {
   transport_endpoint_t rmt = {}, lcl = {};
   socks5_addr_t bnd;
@@ -626,18 +801,110 @@ singbox_server_upstream_fifos (session_t *s, singbox_session_t *ss, u8 *cross)
   singbox_server_proto_free (ss);
   if (out.len && svm_fifo_enqueue (ss->po_tx_fifo, out.len, out.data) == out.len)
     ss->hs_bytes_out += out.len;
+}
+
+/* The upstream leg is connected, before it is usable. Direct: the reply,
+ * then the client's fifos, crossed; the tx event is programmed once the
+ * session is ready (singbox_ao_connected), on the client's thread via the
+ * fifo's owner. Chained: own fifos with client mode's handshake queued
+ * (singbox_client_alloc_fifos); the reply waits for the proxy's. */
+static int
+singbox_server_upstream_fifos (session_t *s, singbox_session_t *ss, u8 *cross)
+{
+  if (singbox_server_chained (ss))
+    return singbox_client_alloc_fifos (s, ss);
+  singbox_server_reply_connected (s, ss);
   *cross = 1;
   return 0;
 }
 
+/* No connection: to the destination, its REP; to the upstream proxy, a
+ * general failure (0x01): the destination was never tried. */
 static void
 singbox_server_upstream_connect_failed (singbox_session_t *ss, session_error_t err)
 {
   if (!ss->po_closed && !ss->reply_sent)
     {
       singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
-      singbox_po_reply_failure_on_thread (ss, singbox_rep_from_session_error (err));
+      singbox_server_count_upstream_failure (ss);
+      singbox_po_reply_failure_on_thread (ss, singbox_server_chained (ss) ?
+						socks5_rep_from_reason (SOCKS5_REASON_OTHER) :
+						singbox_rep_from_session_error (err));
     }
+}
+
+/* Chained: the handshake queued by singbox_client_alloc_fifos goes out;
+ * the session stays connecting, under the connect timeout, until the proxy
+ * answers. */
+static int
+singbox_server_upstream_connected (session_t *s, singbox_session_t *ss)
+{
+  if (!singbox_server_chained (ss))
+    return 0;
+  if (svm_fifo_max_dequeue (s->tx_fifo) && svm_fifo_set_event (s->tx_fifo))
+    session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+  return 1;
+}
+
+/* Chained, before the crossing: the proxy's replies (client mode's
+ * parser; on success singbox_client_cross replies and crosses, on failure
+ * singbox_server_upstream_failed). */
+static int
+singbox_server_upstream_rx (session_t *s, singbox_session_t *ss)
+{
+  if (!singbox_server_chained (ss) || ss->crossed)
+    return 0;
+  if (ss->state == SINGBOX_SESSION_STATE_CONNECTING)
+    singbox_client_upstream_rx (s, ss);
+  else
+    svm_fifo_dequeue_drop_all (s->rx_fifo);
+  return 1;
+}
+
+/* Chained: room in the upstream's own tx fifo, the handshake may be all
+ * acknowledged; cross if the proxy has answered. */
+static int
+singbox_server_upstream_tx (session_t *s, singbox_session_t *ss)
+{
+  if (!singbox_server_chained (ss) || ss->crossed)
+    return 0;
+  if (ss->state == SINGBOX_SESSION_STATE_CONNECTING && singbox_client_handshake_done (ss))
+    singbox_client_cross (s, ss);
+  return 1;
+}
+
+/* Chained: the proxy closed during the handshake (after refusing our
+ * credentials, say); its last bytes may have come with the FIN. */
+static int
+singbox_server_upstream_fin (session_t *s, singbox_session_t *ss)
+{
+  if (!singbox_server_chained (ss) || ss->crossed)
+    return 0;
+  if (ss->state == SINGBOX_SESSION_STATE_CONNECTING)
+    singbox_client_upstream_rx (s, ss);
+  if (ss->crossed)
+    return 0; /* the relay passes the FIN on */
+  singbox_server_upstream_failed (ss, socks5_rep_from_reason (SOCKS5_REASON_OTHER));
+  return 1;
+}
+
+/* Chained: the proxy reset the handshake. The reply reaches the client
+ * only if its leg is on this thread: the relay resets that leg next. */
+static void
+singbox_server_upstream_reset (singbox_session_t *ss)
+{
+  if (singbox_server_chained (ss) && !ss->crossed)
+    singbox_server_upstream_failed (ss, socks5_rep_from_reason (SOCKS5_REASON_OTHER));
+}
+
+static u8 *
+singbox_server_format_legs (u8 *s, singbox_session_t *ss)
+{
+  if (!singbox_server_chained (ss))
+    return s;
+  return format (s, ", via endpoint %s (%U)%s", singbox_endpoint_name (ss->endpoint_index),
+		 format_vnet_sw_if_index_name, vnet_get_main (), ss->sw_if_index,
+		 ss->crossed ? "" : ", handshake");
 }
 
 /* Ending the session from outside (API, timeouts) before it relays: the
@@ -662,7 +929,10 @@ singbox_server_kill (singbox_session_t *ss, int timed_out)
   if (ss->state == SINGBOX_SESSION_STATE_CONNECTING)
     {
       if (timed_out)
-	singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
+	{
+	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
+	  singbox_server_count_upstream_failure (ss);
+	}
       if (!ss->reply_sent)
 	singbox_po_reply_failure (
 	  ss, socks5_rep_from_reason (timed_out ? SOCKS5_REASON_TIMEOUT : SOCKS5_REASON_OTHER));
@@ -700,9 +970,15 @@ const singbox_session_vft_t singbox_server_session_vft = {
   .client_rx = singbox_server_client_rx,
   .upstream_fifos = singbox_server_upstream_fifos,
   .upstream_connect_failed = singbox_server_upstream_connect_failed,
+  .upstream_connected = singbox_server_upstream_connected,
+  .upstream_rx = singbox_server_upstream_rx,
+  .upstream_tx = singbox_server_upstream_tx,
+  .upstream_fin = singbox_server_upstream_fin,
+  .upstream_reset = singbox_server_upstream_reset,
   .probe_client_ack = 1,
   .kill = singbox_server_kill,
   .idle = singbox_server_idle,
+  .format_legs = singbox_server_format_legs,
 };
 
 /*
@@ -910,6 +1186,7 @@ singbox_server_init (void)
   sm->connect_timeout = SINGBOX_DEFAULT_CONNECT_TIMEOUT;
   sm->udp_idle_timeout = SINGBOX_DEFAULT_UDP_IDLE_TIMEOUT;
   sm->dns_server_port = 53;
+  sm->server_upstream_sw_if_index = ~0;
 }
 
 /*
@@ -1009,7 +1286,11 @@ singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4)
       singbox_session_unlock (index);
       return;
     }
-  if (rv)
+  if (rv == VNET_API_ERROR_NO_NAME_SERVERS || rv == VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED)
+    /* our resolver is not configured: a fault of this server, not news
+     * about the host (RFC 1928 0x01, not 0x04) */
+    ss->rep = socks5_rep_from_reason (SOCKS5_REASON_OTHER);
+  else if (rv)
     ss->rep = socks5_rep_from_reason (SOCKS5_REASON_DNS_FAILURE);
   else
     {

@@ -22,7 +22,8 @@
   _ (BYTES_FROM_CLIENT, "bytes-from-client")                                                       \
   _ (UDP_DROPPED, "udp-dropped")                                                                   \
   _ (HTTP_CONNECT, "http-connect")                                                                 \
-  _ (HTTP_CONNECT_FAILURES, "http-connect-failures")
+  _ (HTTP_CONNECT_FAILURES, "http-connect-failures")                                               \
+  _ (DNS_UNCONFIGURED, "dns-unconfigured")
 
 typedef enum
 {
@@ -73,6 +74,7 @@ int singbox_listener_add_del (int is_add, u8 *name, ip46_address_t *addr, u8 is_
 singbox_listener_t *singbox_listener_find (u8 *name);
 int singbox_allowed_prefix_add_del (int is_add, ip46_address_t *addr, u8 len, u8 is_ip4);
 int singbox_prefix_allowed (ip46_address_t *ip, u8 is_ip4);
+int singbox_server_set_upstream (u32 sw_if_index);
 void singbox_clear_server_counters (void);
 u64 singbox_server_counter_get (singbox_server_counter_t c);
 format_function_t format_singbox_listener;
@@ -83,6 +85,12 @@ void singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev);
 void singbox_server_auth_done (u64 session_id, u32 user_index, int ok);
 void singbox_server_udp_ready (singbox_session_t *ss);
 void singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4);
+
+/* singbox_server.c: a session chained through client mode's upstream
+ * (singbox_client.c runs the handshake): the proxy answered, or failed
+ * with rep */
+void singbox_server_reply_connected (session_t *s, singbox_session_t *ss);
+void singbox_server_upstream_failed (singbox_session_t *ss, u8 rep);
 
 /* singbox_http_server.c: HTTP CONNECT clients of the server */
 int singbox_http_server_handshake (session_t *s, singbox_session_t *ss);
