@@ -70,6 +70,8 @@ typedef struct
 } singbox_dns_query_t;
 
 static singbox_dns_query_t *singbox_dns_queries;
+/* asked for by RPC, started by singbox-process (singbox_dns_start_rpc) */
+static singbox_dns_query_t *singbox_dns_to_start;
 
 /* The internal API client the dns plugin answers; ~0 = poll instead. */
 static u32 singbox_dns_api_client = ~0;
@@ -195,8 +197,35 @@ singbox_dns_try (singbox_dns_query_t *q, int notify, int *result, ip46_address_t
   return 0;
 }
 
+static int singbox_dns_have_name_server (void);
+
+/* A lookup refused because VPP's resolver is not configured (no name
+ * server, or "dns enable" missing): counted (/singbox/server/dns-unconfigured)
+ * and logged, at most every 10 s with the count since, so a client looping
+ * on names cannot flood the log. */
 static void
-singbox_dns_start_rpc (singbox_dns_query_t *arg)
+singbox_dns_unconfigured (u8 *name, int rv)
+{
+  static f64 last_log = -1e9;
+  static u32 unlogged;
+  f64 now = vlib_time_now (vlib_get_main ());
+
+  singbox_server_counter_inc (SINGBOX_SERVER_CTR_DNS_UNCONFIGURED, 1);
+  unlogged++;
+  if (now - last_log < 10.0)
+    return;
+  SINGBOX_LOG (SINGBOX_LOG_WARNING,
+	       "%s not resolved: %U: configure VPP's resolver ('dns name-server <ip>' and "
+	       "'dns enable', or 'singbox server set dns enable name-server <ip>'); "
+	       "%u lookup(s) refused",
+	       name, format_vnet_api_errno, rv, unlogged);
+  last_log = now;
+  unlogged = 0;
+}
+
+/* Start a lookup; in singbox-process. */
+static void
+singbox_dns_start_one (singbox_dns_query_t *arg)
 {
   singbox_main_t *sm = &singbox_main;
   singbox_dns_query_t *q;
@@ -210,14 +239,37 @@ singbox_dns_start_rpc (singbox_dns_query_t *arg)
       singbox_dns_done (arg, -1, &ip, 0);
       return;
     }
+  /* "dns enable" without a name server (its only server removed with
+   * "dns name-server X del": "dns enable" stays on): a name not in the cache
+   * would make v26.06's resolver send to a NULL address (SIGSEGV in
+   * ip4_sas). The client gets an answer instead. */
+  if (!singbox_dns_have_name_server ())
+    {
+      singbox_dns_unconfigured (arg->name, VNET_API_ERROR_NO_NAME_SERVERS);
+      singbox_dns_done (arg, VNET_API_ERROR_NO_NAME_SERVERS, &ip, 0);
+      return;
+    }
   if (!singbox_dns_try (arg, 1 /* notify */, &result, &ip, &is_ip4))
     {
+      if (result == VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED)
+	singbox_dns_unconfigured (arg->name, result);
       singbox_dns_done (arg, result, &ip, is_ip4);
       return;
     }
   vec_add2 (singbox_dns_queries, q, 1);
   *q = *arg;
   q->deadline = vlib_time_now (vlib_get_main ()) + SINGBOX_DNS_TIMEOUT;
+}
+
+/* Main thread, but maybe inside a graph node: with no worker, a worker's
+ * RPC runs inline in session-queue. The name-server check runs a CLI
+ * command, which needs a process (vlib_cli_input in a node: SIGSEGV), so
+ * the lookup is handed to singbox-process, woken at once. */
+static void
+singbox_dns_start_rpc (singbox_dns_query_t *arg)
+{
+  vec_add1 (singbox_dns_to_start, *arg);
+  vlib_process_signal_event (vlib_get_main (), singbox_process_node.index, 0, 0);
 }
 
 void
@@ -355,13 +407,20 @@ singbox_dns_api_drain (void)
 void
 singbox_dns_poll (f64 now)
 {
-  singbox_dns_query_t *q;
+  singbox_dns_query_t *q, *start;
   ip46_address_t ip;
   u8 is_ip4 = 0;
   int result, i;
 
   if (singbox_dns_api_client != ~0)
     singbox_dns_api_drain ();
+  /* new ones first: an answer from the cache costs no poll. Taken out of
+   * the vector: an answer's callback may ask for another lookup. */
+  start = singbox_dns_to_start;
+  singbox_dns_to_start = 0;
+  vec_foreach (q, start)
+    singbox_dns_start_one (q);
+  vec_free (start);
   for (i = vec_len (singbox_dns_queries) - 1; i >= 0; i--)
     {
       q = vec_elt_at_index (singbox_dns_queries, i);

@@ -1286,7 +1286,11 @@ singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4)
       singbox_session_unlock (index);
       return;
     }
-  if (rv)
+  if (rv == VNET_API_ERROR_NO_NAME_SERVERS || rv == VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED)
+    /* our resolver is not configured: a fault of this server, not news
+     * about the host (RFC 1928 0x01, not 0x04) */
+    ss->rep = socks5_rep_from_reason (SOCKS5_REASON_OTHER);
+  else if (rv)
     ss->rep = socks5_rep_from_reason (SOCKS5_REASON_DNS_FAILURE);
   else
     {
