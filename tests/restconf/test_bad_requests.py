@@ -252,7 +252,8 @@ CORPUS += [
     c("PUT", f"{EP}=keep", 412, body=ep("keep", port=1), ctype=JSON, **{"if-match": '"nope"'}),
     c("DELETE", f"{EP}=keep", 412, **{"if-unmodified-since": "Thu, 01 Jan 1970 00:00:00 GMT"}),
     c("DELETE", f"{EP}=keep", 412, **{"if-match": '"nope"'}),
-    c("PUT", f"{EP}=keep", 400, body=ep("keep"), ctype=JSON, **{"if-unmodified-since": "yesterday"}),
+    # RFC 7232 §3.4 ignores an unparsable If-Unmodified-Since; §3.2: If-None-Match * on an existing target fails
+    c("PUT", f"{EP}=keep", 412, body=ep("keep"), ctype=JSON, **{"if-none-match": "*"}),
     c("PUT", f"{SB}/client/default-endpoint", 409, body='{"vpp-singbox:default-endpoint": "absent"}', ctype=JSON,
       tags=("data-missing",)),
     c("POST", "/restconf/operations/vpp-singbox:test-endpoint", 409,

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Collection
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -103,13 +104,60 @@ def _parse_http_date(value: str) -> float | None:
     return parsed.timestamp()
 
 
-def _etag_matches(header: str, etag: str | None) -> bool:
-    if etag is None:
+def _etag_matches(header: str, etag: str | None, *, strong: bool = False) -> bool:
+    """Whether an If-Match / If-None-Match list names `etag` (RFC 7232 §2.3.2): If-Match compares strongly (a
+    W/ tag never matches), If-None-Match weakly. "*" matches any current representation, none when `etag` is None."""
+    return _tags_match(header, (etag,) if etag is not None else None, strong=strong)
+
+
+def _tags_match(header: str, etags: Collection[str] | None, *, strong: bool) -> bool:
+    if etags is None:
         return False
     if header.strip() == "*":
         return True
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return etag in tags
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/"):
+            if strong:
+                continue
+            tag = tag[2:]
+        if tag in etags:
+            return True
+    return False
+
+
+def _precondition(req: HttpRequest, etags: Callable[[], Collection[str] | None], last_modified: float,
+                  *, read: bool) -> int | None:
+    """RFC 7232 §6, in its order: If-Match (else If-Unmodified-Since), then If-None-Match (else, for GET/HEAD,
+    If-Modified-Since). Returns the status to answer instead of performing the method (304 for a read whose
+    If-None-Match / If-Modified-Since fails, 412 for every other failed condition), or None to go on. `etags`:
+    the resource's current tags (None: it has no current representation), called at most once. An unparsable
+    date is ignored (§3.3, §3.4 "MUST ignore")."""
+    cached: list[Collection[str] | None] = []
+
+    def current() -> Collection[str] | None:
+        if not cached:
+            cached.append(etags())
+        return cached[0]
+
+    headers = req.headers
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        if not _tags_match(if_match, current(), strong=True):
+            return 412
+    else:
+        since = _parse_http_date(headers.get("if-unmodified-since") or "")
+        if since is not None and int(last_modified) > int(since):
+            return 412
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        if _tags_match(if_none_match, current(), strong=False):
+            return 304 if read else 412
+    elif read:
+        since = _parse_http_date(headers.get("if-modified-since") or "")
+        if since is not None and int(last_modified) <= int(since):
+            return 304
+    return None
 
 
 def node_uri(path: str) -> str:
@@ -196,6 +244,15 @@ class Handler:
             # nothing a NACM-restricted user may not read (mgmt.errors.hide_unreadable); a worker thread here
             with self.ds.session(req.user, "running") as sess:
                 failure = replace(failure, errors=tuple(for_reader(failure.errors, sess)))
+        if failure.status == 405 and req is not None and not any(k.lower() == "allow" for k, _ in failure.headers):
+            # RFC 7231 §6.5.5: every 405 names the allowed methods — also one sysrepo's operation-not-supported
+            # became (an RPC nothing serves now), not only the parser's
+            try:
+                allowed = self._parse(req).allowed
+            except Exception:  # noqa: BLE001 - the parser's own 405 carries Allow already
+                allowed = ()
+            if allowed:
+                failure = replace(failure, headers=(*failure.headers, ("Allow", ", ".join(allowed))))
         if failure.status >= 500 and not isinstance(exc, RestconfError | sysrepo.SysrepoError):
             log.exception("request failed", method=req.method if req else None, path=req.raw_path if req else None)
         body = b"" if req is not None and req.method == "HEAD" else twin.render_errors(failure.errors, encoding)
@@ -255,6 +312,8 @@ class Handler:
 
     def _get(self, req: HttpRequest, parsed: RestconfRequest, encoding: Encoding) -> HttpResponse:
         datastore = parsed.datastore or "operational"
+        if datastore == "intended":
+            datastore = "running"  # uri.DATASTORES: <intended> is <running> here (RFC 8342 §5.1.4)
         try:
             with read_gate.gate(read_gate.RESTCONF).admit(self.ds.conn, parsed.path or "/*", parsed.query.depth or 0):
                 result: ReadResult = self.ds.get(
@@ -267,15 +326,14 @@ class Handler:
         body = result.body
         last_modified = self.ds.last_modified["running" if datastore == "operational" else datastore]
         headers = [("ETag", result.etag), ("Last-Modified", http_date(last_modified))]
-        inm = req.headers.get("if-none-match")
-        if inm is not None:
-            if _etag_matches(inm, result.etag):
-                return HttpResponse(304, headers=headers)
-        else:
-            ims = req.headers.get("if-modified-since")
-            since = _parse_http_date(ims) if ims else None
-            if since is not None and int(last_modified) <= int(since):
-                return HttpResponse(304, headers=headers)
+        # If-Match and If-Unmodified-Since hold for GET as for any method (RFC 7232 §3.1, §3.4): a client
+        # reading only the version it knows gets 412, not another version
+        status = _precondition(req, lambda: (result.etag,), last_modified, read=True)
+        if status == 304:
+            return HttpResponse(304, headers=headers)
+        if status == 412:
+            raise precondition_failed("The resource does not meet the request's preconditions (If-Match, "
+                                      "If-Unmodified-Since)")
         return self._read_response(req, HttpResponse(200, body, headers, RESPONSE_TYPES[encoding]))
 
     def _schema(self, req: HttpRequest, parsed: RestconfRequest) -> HttpResponse:
@@ -327,20 +385,21 @@ class Handler:
     # ---- writes -----------------------------------------------------------------------------------------------
 
     def _check_preconditions(self, req: HttpRequest, datastore: str, path: str | None) -> None:
-        if_match = req.headers.get("if-match")
-        if_unmodified = req.headers.get("if-unmodified-since")
-        if if_match is None and if_unmodified is None:
+        """RFC 7232 §6 for a write: If-Match with either encoding's tag, If-Unmodified-Since, and If-None-Match
+        (a tag or "*": "create only if absent" — RFC 7232 §3.2, a PUT with `If-None-Match: *` on an existing
+        resource is 412, nothing written)."""
+        headers = req.headers
+        if not any(h in headers for h in ("if-match", "if-unmodified-since", "if-none-match")):
             return
-        if if_match is not None:
+
+        def etags() -> Collection[str] | None:
             tags = self.ds.config_etags(req.user, datastore, path)
-            if tags is None or not any(_etag_matches(if_match, tag) for tag in tags.values()):
-                raise precondition_failed("If-Match does not match the resource's current entity tag")
-        if if_unmodified is not None:
-            since = _parse_http_date(if_unmodified)
-            if since is None:
-                raise bad_request("If-Unmodified-Since is not an HTTP date")
-            if int(self.ds.last_modified.get(datastore, time.time())) > int(since):
-                raise precondition_failed("The datastore was modified after If-Unmodified-Since")
+            return None if tags is None else tuple(tags.values())
+
+        last_modified = self.ds.last_modified.get(datastore, time.time())
+        if _precondition(req, etags, last_modified, read=False) is not None:
+            raise precondition_failed("The resource does not meet the request's preconditions (If-Match, "
+                                      "If-None-Match, If-Unmodified-Since)")
 
     def _write(self, req: HttpRequest, parsed: RestconfRequest) -> HttpResponse:
         datastore = parsed.datastore or "running"
@@ -421,6 +480,7 @@ class Handler:
         def build(ctx: libyang.Context, reader: Reader) -> tuple[libyang.DNode | None, str | None]:
             combined: libyang.DNode | None = None
             absent = _absent_targets(ctx, reader, parsed, edits)
+            _prefetch_removals(ctx, reader, parsed, edits)
             try:
                 for edit in edits:
                     try:
@@ -883,6 +943,23 @@ def _absent_targets(ctx: libyang.Context, reader: Reader, parsed: RestconfReques
     return absent
 
 
+def _prefetch_removals(ctx: libyang.Context, reader: Reader, parsed: RestconfRequest, edits: list[PatchEdit]) -> None:
+    """The targets of delete, remove and move edits read with one sysrepo read per `Reader.PREFETCH_BATCH` of them
+    (whether each exists, a leaf's value), which the edits then take from the reader instead of a read each. An
+    edit whose target does not resolve is left to its own error."""
+    paths: list[str] = []
+    for edit in edits:
+        if edit.operation not in ("delete", "remove", "move"):
+            continue
+        try:
+            resolved = _edit_target(ctx, parsed, edit)
+        except Exception:  # noqa: BLE001 - reported by the edit itself (RFC 8072 §2.3)
+            continue
+        if resolved is not None and not resolved.schema.config_false():
+            paths.append(resolved.path)
+    reader.prefetch(paths)
+
+
 def _edit_target(ctx: libyang.Context, parsed: RestconfRequest, edit: PatchEdit) -> ResolvedPath | None:
     """An edit's target resolved against the request's (None: the datastore itself)."""
     if not edit.target.startswith("/"):
@@ -940,14 +1017,33 @@ def _patch_edit_tree(
         assert found is not None
         found.new_meta("ietf-netconf:operation", op)
         return root
-    if edit.value is None:
-        raise bad_request(f"edit {edit.edit_id!r}: operation {op} needs a value", tag="missing-element")
-    if op in ("create", "insert") and target_path not in absent and reader.exists(target_path):
-        raise RestconfError("application", "data-exists", f"Data already exist at {target_path}", path=target_path)
-    fake = RestconfRequest(Kind.CREATE_OR_REPLACE, "PUT", parsed.datastore, target_path, resolved.schema)
-    root2, nodes = _parse_under(ctx, _parent_of(target_path) or None, edit.value, edit.value_encoding)
+    if op == "move" and edit.value is None:
+        # RFC 8072 §2.5: move takes no value (the module's `value` is only "when" create, merge, replace or
+        # insert) and "the target resource must exist": the entry itself, by its keys, is what moves
+        if not resolved.keyed:
+            raise bad_request(f"edit {edit.edit_id!r}: move needs a list entry or leaf-list value as its target")
+        if not reader.exists(target_path):
+            raise RestconfError("application", "data-missing", f"No data at {target_path}", path=target_path)
+        first = ctx.create_data_path(target_path)
+        assert first is not None
+        root2 = first.root()
+        found = root2.find_one(target_path)
+        assert found is not None
+        target = found
+    else:
+        if edit.value is None:
+            raise bad_request(f"edit {edit.edit_id!r}: operation {op} needs a value", tag="missing-element")
+        if op in ("create", "insert") and target_path not in absent and reader.exists(target_path):
+            raise RestconfError("application", "data-exists", f"Data already exist at {target_path}",
+                                path=target_path)
+        fake = RestconfRequest(Kind.CREATE_OR_REPLACE, "PUT", parsed.datastore, target_path, resolved.schema)
+        root2, nodes = _parse_under(ctx, _parent_of(target_path) or None, edit.value, edit.value_encoding)
+        try:
+            target = _matching_target(root2, nodes, fake)
+        except BaseException:
+            root2.free()
+            raise
     try:
-        target = _matching_target(root2, nodes, fake)
         target.new_meta("ietf-netconf:operation", _PATCH_OPS[op])
         if op in ("insert", "move"):
             where = edit.where or "last"

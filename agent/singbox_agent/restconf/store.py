@@ -596,18 +596,40 @@ def _default_only(node: libyang.DNode) -> bool:
 class Reader:
     """The datastore as an edit's own session sees it (NACM included), for edits whose meaning depends on it."""
 
+    # paths per prefetch read: an XPath union of this many
+    PREFETCH_BATCH = 256
+
     def __init__(self, sess: SysrepoSession) -> None:
         self._sess = sess
+        # data path -> None (absent) or its value ("" for a node that is not a leaf): what `prefetch` read
+        self._known: dict[str, str | None] = {}
+
+    def prefetch(self, paths: list[str]) -> None:
+        """Reads whether each of `paths` exists (and a leaf's value) with one sysrepo read per `PREFETCH_BATCH`
+        of them — an XPath union — so that `exists` and `leaf_value` answer them without a read each (YANG Patch's
+        delete and remove: 2,000 deletes read sysrepo 2,000 times, 7 s on the loaded box). Valid while the
+        session's datastore is what it was: an edit's reader, read before anything is applied."""
+        todo = [p for p in dict.fromkeys(paths) if p not in self._known]
+        for i in range(0, len(todo), self.PREFETCH_BATCH):
+            batch = todo[i : i + self.PREFETCH_BATCH]
+            with read_tree(self._sess, " | ".join(batch), 1, {}) as tree:
+                for path in batch:
+                    found = [n for n in tree.find_all(path) if not _default_only(n)] if tree is not None else []
+                    self._known[path] = None if not found else _term(found[0]) if _is_term(found[0]) else ""
 
     def exists(self, path: str) -> bool:
         """Whether data exist at `path`, in the sense RESTCONF's basic mode (RFC 6243 explicit, RFC 8040 §4.8.9)
         gives every resource: a leaf holding only its schema default does not exist. The one meaning for PUT,
         POST, PATCH, DELETE and YANG Patch's create, delete and remove (RFC 8072 §2.5)."""
+        if path in self._known:
+            return self._known[path] is not None
         with read_tree(self._sess, path, 1, {}) as tree:
             return tree is not None and any(not _default_only(n) for n in tree.find_all(path))
 
     def leaf_value(self, path: str) -> str | None:
         """The canonical value of the leaf at `path` when it exists (a default-only leaf does not)."""
+        if path in self._known:
+            return self._known[path]
         with read_tree(self._sess, path, 0, {}) as tree:
             node = tree.find_one(path) if tree is not None else None
             if node is None or _default_only(node):

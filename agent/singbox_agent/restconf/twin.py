@@ -13,7 +13,7 @@ from pathlib import Path
 import libyang
 
 from singbox_agent.mgmt import xpath
-from singbox_agent.mgmt.errors import MgmtError
+from singbox_agent.mgmt.errors import MAX_MESSAGE, MgmtError, clip
 from singbox_agent.restconf.uri import Encoding
 
 _YANG_DIR = Path(__file__).resolve().parent / "yang"
@@ -43,7 +43,9 @@ def _fill_error(ctx: libyang.Context, parent: libyang.DNode, error: MgmtError) -
     if error.error_app_tag:
         ctx.create_data_path("error-app-tag", parent=parent, value=error.error_app_tag)
     if error.error_path:
-        ctx.create_data_path("error-path", parent=parent, value=error.error_path)
+        # bounded as error-message is (mgmt.errors): a path quotes the client's keys, and a 1 MB key came back
+        # whole in every error about it
+        ctx.create_data_path("error-path", parent=parent, value=clip(error.error_path, MAX_MESSAGE))
     if error.error_message:
         ctx.create_data_path("error-message", parent=parent, value=error.error_message)
 

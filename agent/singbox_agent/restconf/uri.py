@@ -34,7 +34,12 @@ DATASTORES = {
     "ietf-datastores:candidate": "candidate",
     "ietf-datastores:startup": "startup",
     "ietf-datastores:operational": "operational",
+    # RFC 8342 §5.1.4: read-only; "identical to <running>" for a server without configuration transformations
+    # (templates, inactive configuration), as sysrepo is: read from running
+    "ietf-datastores:intended": "intended",
 }
+# datastores nothing can write: operational (state is not edited) and intended (derived from running)
+READ_ONLY_DATASTORES = frozenset({"operational", "intended"})
 
 
 class Kind(enum.Enum):
@@ -632,7 +637,7 @@ def _data_request(
     if had_slash and sub == "":
         raise _bad("Empty segment in the resource path (trailing \"/\")")
     resolved = resolve_api_path(ctx, sub, allow_operations=True)
-    writable = datastore != "operational"
+    writable = datastore not in READ_ONLY_DATASTORES
     if resolved is None:
         # The datastore resource (RFC 8040 §3.4): read, create children, replace, merge; no DELETE.
         allowed: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "OPTIONS") if writable else _READ_METHODS

@@ -1,0 +1,268 @@
+"""Conformance audit (session 9): RFC clauses the earlier tests left open, each against the real server.
+
+RFC 7232 conditional requests on every method, RFC 7231 §6.5.5 Allow on every 405, RFC 8072 §2.5 move, YANG Patch
+delete/remove targets read in batches, RFC 8527 §3.1 / RFC 8342 §5.1.4 <intended>, and error-paths bounded as
+error-messages are."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sysrepo
+from helpers import JSON, XML, YANG_PATCH_JSON, error_of, yang_patch
+from rcserver import RestconfServer
+
+from singbox_agent.repository import SysrepoInstance
+
+NACM = "/restconf/data/ietf-netconf-acm:nacm"
+RULE_LIST = f"{NACM}/rule-list"
+H = {"content-type": JSON}
+
+
+def rule_list(name: str, *groups: str) -> bytes:
+    return json.dumps({"ietf-netconf-acm:rule-list": [{"name": name, "group": list(groups) or ["*"]}]}).encode()
+
+
+def rule_list_names(c: Any) -> list[str]:
+    doc = c.get(NACM, params={"fields": "rule-list/name"}).json()
+    return [e["name"] for e in doc["ietf-netconf-acm:nacm"]["rule-list"]]
+
+
+# ---- RFC 7232 conditional requests ------------------------------------------------------------------------------
+
+
+def test_if_none_match_guards_writes(restconf: RestconfServer) -> None:
+    """RFC 7232 §3.2: `If-None-Match: *` is false when the target has a current representation, and a listed tag
+    that matches is false too; a failed condition on a method other than GET/HEAD is 412 and the method is not
+    performed. The "create only if absent" PUT (RFC 8040 §4.5 with RFC 7232) replaced existing data (204)."""
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("inm"), headers=H).status_code == 201
+        r = c.put(f"{RULE_LIST}=inm", content=rule_list("inm", "changed"), headers={**H, "if-none-match": "*"})
+        assert r.status_code == 412, r.text
+        assert error_of(r)["error-tag"] == "operation-failed"
+        assert c.get(f"{RULE_LIST}=inm/group").json() == {"ietf-netconf-acm:group": ["*"]}
+        # absent: the PUT creates it
+        r = c.put(f"{RULE_LIST}=inm2", content=rule_list("inm2"), headers={**H, "if-none-match": "*"})
+        assert r.status_code == 201, r.text
+        # the current tag (either encoding's) in If-None-Match: 412 for PUT and DELETE alike
+        tag_json = c.get(f"{RULE_LIST}=inm").headers["etag"]
+        tag_xml = c.get(f"{RULE_LIST}=inm", headers={"accept": XML}).headers["etag"]
+        for tag in (tag_json, tag_xml, f'"other", {tag_json}'):
+            r = c.put(f"{RULE_LIST}=inm", content=rule_list("inm", "x"), headers={**H, "if-none-match": tag})
+            assert r.status_code == 412, (tag, r.text)
+            assert c.delete(f"{RULE_LIST}=inm", headers={"if-none-match": tag}).status_code == 412
+        assert c.get(f"{RULE_LIST}=inm/group").json() == {"ietf-netconf-acm:group": ["*"]}
+        # another tag: the condition holds
+        assert c.delete(f"{RULE_LIST}=inm", headers={"if-none-match": '"other"'}).status_code == 204
+        assert c.get(f"{RULE_LIST}=inm").status_code == 404
+        # POST: its target is the parent, which exists
+        r = c.post(NACM, content=rule_list("inm3"), headers={**H, "if-none-match": "*"})
+        assert r.status_code == 412, r.text
+        assert c.get(f"{RULE_LIST}=inm3").status_code == 404
+
+
+def test_if_match_and_if_unmodified_since_hold_for_reads(restconf: RestconfServer) -> None:
+    """RFC 7232 §3.1 and §3.4: an origin server evaluates If-Match and If-Unmodified-Since for every method — a GET
+    whose condition fails is 412, not the current representation (it was 200 whatever the tag)."""
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("im"), headers=H).status_code == 201
+        first = c.get(f"{RULE_LIST}=im")
+        tag, modified = first.headers["etag"], first.headers["last-modified"]
+        assert c.get(f"{RULE_LIST}=im", headers={"if-match": tag}).status_code == 200
+        assert c.get(f"{RULE_LIST}=im", headers={"if-match": "*"}).status_code == 200
+        r = c.get(f"{RULE_LIST}=im", headers={"if-match": '"stale"'})
+        assert r.status_code == 412, r.text
+        assert c.head(f"{RULE_LIST}=im", headers={"if-match": '"stale"'}).status_code == 412
+        assert c.get("/restconf/data", headers={"if-match": '"stale"'}).status_code == 412
+        past = "Thu, 01 Jan 1970 00:00:00 GMT"
+        assert c.get(f"{RULE_LIST}=im", headers={"if-unmodified-since": past}).status_code == 412
+        assert c.get(f"{RULE_LIST}=im", headers={"if-unmodified-since": modified}).status_code == 200
+        # If-Match present: If-Unmodified-Since is not evaluated (§3.4)
+        assert c.get(f"{RULE_LIST}=im", headers={"if-match": tag, "if-unmodified-since": past}).status_code == 200
+        # a precondition failure is answered in the Accept encoding like any error
+        r = c.get(f"{RULE_LIST}=im", headers={"if-match": '"stale"', "accept": XML})
+        assert r.status_code == 412 and r.headers["content-type"].startswith(XML)
+
+
+def test_if_match_compares_strongly(restconf: RestconfServer) -> None:
+    """RFC 7232 §3.1: If-Match uses the strong comparison (§2.3.2): a weak tag never matches, even with the same
+    opaque value; If-None-Match compares weakly (§3.2)."""
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("strong"), headers=H).status_code == 201
+        tag = c.get(f"{RULE_LIST}=strong").headers["etag"]
+        assert not tag.startswith("W/")
+        r = c.put(f"{RULE_LIST}=strong", content=rule_list("strong", "g"), headers={**H, "if-match": f"W/{tag}"})
+        assert r.status_code == 412, r.text
+        assert c.get(f"{RULE_LIST}=strong", headers={"if-match": f"W/{tag}"}).status_code == 412
+        assert c.get(f"{RULE_LIST}=strong", headers={"if-none-match": f"W/{tag}"}).status_code == 304
+        r = c.put(f"{RULE_LIST}=strong", content=rule_list("strong", "g"), headers={**H, "if-match": tag})
+        assert r.status_code == 204, r.text
+
+
+def test_unparsable_if_unmodified_since_is_ignored(restconf: RestconfServer) -> None:
+    """RFC 7232 §3.4: "A recipient MUST ignore the If-Unmodified-Since header field if the received field-value is
+    not a valid HTTP-date" (it was a 400 on writes)."""
+    with restconf.client() as c:
+        r = c.post(NACM, content=rule_list("ius"), headers={**H, "if-unmodified-since": "yesterday"})
+        assert r.status_code == 201, r.text
+        assert c.get(f"{RULE_LIST}=ius", headers={"if-unmodified-since": "yesterday"}).status_code == 200
+        assert c.delete(f"{RULE_LIST}=ius", headers={"if-unmodified-since": "not a date"}).status_code == 204
+
+
+# ---- RFC 7231 §6.5.5 ------------------------------------------------------------------------------------------------
+
+
+def test_every_405_names_the_allowed_methods(restconf: RestconfServer) -> None:
+    """RFC 7231 §6.5.5: "The origin server MUST generate an Allow header field in a 405 response". An RPC nothing
+    serves (sysrepo's operation-not-supported, RFC 8040 §7's 405) had none."""
+    with restconf.client() as c:
+        r = c.post("/restconf/operations/vpp-singbox:clear-statistics", headers=H)
+        assert r.status_code == 405, r.text
+        assert error_of(r)["error-tag"] == "operation-not-supported"
+        assert r.headers.get("allow") == "POST, OPTIONS"
+        r = c.get("/restconf/operations/vpp-singbox:clear-statistics")
+        assert r.status_code == 405 and r.headers.get("allow") == "POST, OPTIONS"
+
+
+# ---- error-path ----------------------------------------------------------------------------------------------------
+
+
+def test_error_path_is_bounded(restconf: RestconfServer) -> None:
+    """An error never echoes a client's input unbounded (mgmt/errors.py): error-message was clipped, but the
+    error-path of an edit naming a 200,000-character key came back whole, in JSON and XML and in a YANG Patch
+    status. RFC 8040 §7.1 error-path is the node's instance-identifier; past 2,048 characters it is clipped as
+    error-message is."""
+    huge = "k" * 200_000
+    with restconf.client() as c:
+        patch = yang_patch("p", {"edit-id": "e", "operation": "delete", "target": f"/groups/group={huge}"})
+        for accept in (JSON, XML):
+            r = c.patch(NACM, content=patch, headers={"content-type": YANG_PATCH_JSON, "accept": accept})
+            assert r.status_code == 409, r.text[:500]
+            assert "data-missing" in r.text
+            assert len(r.content) < 10_000, len(r.content)
+            assert f"{'k' * 100}" in r.text  # the start of the path is still there
+        r = c.request("DELETE", f"{NACM}/groups/group={'q' * 5000}")
+        assert r.status_code == 404
+        path = error_of(r)["error-path"]
+        assert path.startswith("/ietf-netconf-acm:nacm/groups/group[name='qqq") and len(path) < 2200, len(path)
+
+
+# ---- RFC 8072 §2.5 move ----------------------------------------------------------------------------------------
+
+
+def test_yang_patch_move_takes_no_value(restconf: RestconfServer) -> None:
+    """RFC 8072 §2.5: "move" reorders an existing entry of a user-ordered list; the module's `value` is only
+    "when" the operation is create, merge, replace or insert, so a move has none — it was refused
+    ("operation move needs a value"). A move of a missing entry is data-missing on its edit."""
+    ph = {"content-type": YANG_PATCH_JSON}
+    with restconf.client() as c:
+        for name in ("m1", "m2", "m3"):
+            assert c.post(NACM, content=rule_list(name), headers=H).status_code == 201
+        r = c.patch(NACM, headers=ph, content=yang_patch(
+            "mv", {"edit-id": "first", "operation": "move", "target": "/rule-list=m3", "where": "first"},
+            {"edit-id": "after", "operation": "move", "target": "/rule-list=m1", "where": "after",
+             "point": "/rule-list=m2"}))
+        assert r.status_code == 200, r.text
+        assert r.json() == {"ietf-yang-patch:yang-patch-status": {"patch-id": "mv", "ok": [None]}}
+        names = rule_list_names(c)
+        assert names[0] == "m3" and names.index("m2") + 1 == names.index("m1"), names
+        # the target must exist: nothing is created, nothing else applied
+        before = rule_list_names(c)
+        r = c.patch(NACM, headers=ph, content=yang_patch(
+            "bad", {"edit-id": "ok", "operation": "move", "target": "/rule-list=m1", "where": "first"},
+            {"edit-id": "missing", "operation": "move", "target": "/rule-list=nope", "where": "first"}))
+        assert r.status_code == 409, r.text
+        edit = r.json()["ietf-yang-patch:yang-patch-status"]["edit-status"]["edit"][0]
+        assert edit["edit-id"] == "missing" and edit["errors"]["error"][0]["error-tag"] == "data-missing"
+        assert rule_list_names(c) == before
+
+
+# ---- YANG Patch delete/remove read in batches --------------------------------------------------------------
+
+
+def test_reader_prefetch_reads_once_per_batch(sysrepo_instance: SysrepoInstance) -> None:
+    """YANG Patch's delete and remove read sysrepo once per edit (2,000 deletes: 7 s on the loaded box);
+    `Reader.prefetch` reads 600 targets with ceil(600 / 256) = 3 reads, and existence and leaf values are then
+    answered from that: the same answers as the per-path reads."""
+    from singbox_agent.restconf.store import Reader
+
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("running")
+        groups = [{"name": f"g{i}", "user-name": [f"u{i}"]} for i in range(0, 600, 2)]
+        sess.replace_config({"nacm": {"groups": {"group": groups}, "read-default": "deny"}}, "ietf-netconf-acm")
+        paths = [f"/ietf-netconf-acm:nacm/groups/group[name='g{i}']" for i in range(600)]
+        leaves = ["/ietf-netconf-acm:nacm/read-default", "/ietf-netconf-acm:nacm/write-default"]
+        expected = {p: Reader(sess).exists(p) for p in paths + leaves}
+        expected_values = {p: Reader(sess).leaf_value(p) for p in leaves}
+        reads: list[str] = []
+
+        class Counting:
+            """The session, counting its reads (a SysrepoSession's methods cannot be replaced)."""
+
+            def get_data_ly(self, xpath: str, *args: Any, **kw: Any) -> Any:
+                reads.append(xpath)
+                return sess.get_data_ly(xpath, *args, **kw)
+
+        reader = Reader(Counting())  # type: ignore[arg-type]
+        reader.prefetch(paths[:300] + leaves + paths[300:])
+        assert len(reads) == 3, len(reads)
+        assert {p: reader.exists(p) for p in paths + leaves} == expected
+        assert {p: reader.leaf_value(p) for p in leaves} == expected_values
+        assert expected_values == {leaves[0]: "deny", leaves[1]: None}  # write-default: its schema default only
+        assert len(reads) == 3
+        sess.stop()
+
+
+def test_yang_patch_many_deletes(restconf: RestconfServer) -> None:
+    """600 deletes in one YANG Patch (RFC 8072 §2.5), their targets read in batches: one missing is data-missing on
+    its own edit-id and nothing is applied (§2.3 all-or-nothing); without it all are deleted, removes of missing
+    targets being no-ops."""
+    ph = {"content-type": YANG_PATCH_JSON}
+    with restconf.client() as c:
+        groups = [{"name": f"d{i}", "user-name": ["u"]} for i in range(600)]
+        body = json.dumps({"ietf-netconf-acm:nacm": {"groups": {"group": groups}}}).encode()
+        assert c.patch(NACM, content=body, headers=H).status_code == 204
+        edits = [{"edit-id": f"e{i}", "operation": "delete", "target": f"/groups/group=d{i}"} for i in range(600)]
+        edits[450] = {"edit-id": "e450", "operation": "delete", "target": "/groups/group=absent"}
+        r = c.patch(NACM, content=yang_patch("p", *edits), headers=ph)
+        assert r.status_code == 409, r.text[:500]
+        status = r.json()["ietf-yang-patch:yang-patch-status"]["edit-status"]["edit"]
+        assert [e["edit-id"] for e in status] == ["e450"]
+        assert len(c.get(f"{NACM}/groups").json()["ietf-netconf-acm:groups"]["group"]) >= 600
+        edits[450] = {"edit-id": "e450", "operation": "remove", "target": "/groups/group=absent"}
+        edits.append({"edit-id": "leaf", "operation": "remove", "target": "/read-default"})
+        r = c.patch(NACM, content=yang_patch("p2", *edits), headers=ph)
+        assert r.status_code == 200, r.text[:500]
+        left = c.get(f"{NACM}/groups").json()["ietf-netconf-acm:groups"].get("group", [])
+        assert not [g for g in left if g["name"].startswith("d") and g["name"] != "d450"], left[:3]
+        assert any(g["name"] == "d450" for g in left)
+
+
+# ---- RFC 8527 §3.1 <intended> -----------------------------------------------------------------------------------
+
+
+def test_intended_datastore(restconf: RestconfServer) -> None:
+    """RFC 8527 §3.1: {+restconf}/ds/ietf-datastores:intended is one of the NMDA datastores; RFC 8342 §5.1.4: it is
+    read-only and, without configuration transformations (none here), identical to <running>. It was 404."""
+    ds = "/restconf/ds/ietf-datastores"
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("int"), headers=H).status_code == 201
+        running = c.get(f"{ds}:running/ietf-netconf-acm:nacm")
+        intended = c.get(f"{ds}:intended/ietf-netconf-acm:nacm")
+        assert intended.status_code == 200, intended.text
+        assert intended.json() == running.json()
+        assert intended.headers["etag"] == running.headers["etag"]
+        whole = c.get(f"{ds}:intended")
+        assert whole.status_code == 200 and list(whole.json()) == ["ietf-restconf:data"]
+        assert "ietf-netconf-acm:nacm" in whole.json()["ietf-restconf:data"]
+        assert c.get(f"{ds}:intended/ietf-netconf-acm:nacm/rule-list=int", headers={"accept": XML}).status_code == 200
+        assert c.get(f"{ds}:intended/ietf-netconf-acm:nacm/rule-list=nope").status_code == 404
+        for method in ("PUT", "PATCH", "DELETE", "POST"):
+            r = c.request(method, f"{ds}:intended/ietf-netconf-acm:nacm/rule-list=int", content=rule_list("int", "w"),
+                          headers=H)
+            assert r.status_code == 405, (method, r.text)
+            assert r.headers["allow"] == "GET, HEAD, OPTIONS"
+        assert c.put(f"{ds}:intended", content=b'{"ietf-restconf:data":{}}', headers=H).status_code == 405
+        assert c.options(f"{ds}:intended").headers["allow"] == "GET, HEAD, OPTIONS"
+        assert c.get(f"{RULE_LIST}=int/group").json() == {"ietf-netconf-acm:group": ["*"]}
