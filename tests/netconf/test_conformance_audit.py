@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from ncclient.operations.rpc import RPCError
 
-from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, ServerInfo
+from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo
 from tests.netconf.helpers import cfg, endpoint, endpoints
 from tests.netconf.rawclient import NC, RawClient, errors_of
 
@@ -141,5 +141,36 @@ async def test_subscription_modified_follows_the_modify_reply(netconf_server: Se
         assert answer.tag == f"{{{NC}}}rpc-reply" and answer.find(f"{{{NC}}}ok") is not None, ET.tostring(answer)
         modified = ET.fromstring(await client.recv())
         assert modified[1].tag == f"{{{sn}}}subscription-modified", ET.tostring(modified)
+    finally:
+        await client.close()
+
+
+async def test_get_data_config_filter_selects_by_config_property(netconf_server: ServerInfo) -> None:
+    """RFC 8526 3.1.1: config-filter "true" selects only 'config true' nodes, "false" only 'config false' ones. The
+    filter was never applied (its boolean compared as text): running answered config-filter false with its
+    configuration, operational mixed state into config-filter true."""
+    nmda = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+    ds = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=cfg(endpoint("cf")))
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+
+    async def get_data(datastore: str, select: str, config: str) -> str:
+        reply = await client.rpc(f'<get-data xmlns="{nmda}" xmlns:ds="{ds}"><datastore>ds:{datastore}</datastore>'
+                                 f"{select}<config-filter>{config}</config-filter></get-data>")
+        assert not errors_of(reply), errors_of(reply)
+        return ET.tostring(reply, encoding="unicode")
+
+    try:
+        sbx = f'<subtree-filter><singbox xmlns="{SBX_NS}"/></subtree-filter>'
+        assert "cf" in await get_data("running", sbx, "true")
+        assert "cf" not in await get_data("running", sbx, "false")  # running holds configuration only
+        # operational: this server's own state (netconf-state is config false) and the NACM configuration
+        both = (f'<subtree-filter><netconf-state xmlns="{MON}"><sessions/></netconf-state>'
+                '<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><enable-nacm/></nacm></subtree-filter>')
+        state_only = await get_data("operational", both, "false")
+        assert "session-id" in state_only and "enable-nacm" not in state_only
+        config_only = await get_data("operational", both, "true")
+        assert "enable-nacm" in config_only and "session-id" not in config_only
     finally:
         await client.close()

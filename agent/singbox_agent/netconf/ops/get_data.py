@@ -39,7 +39,9 @@ def handle(ctx: OpContext) -> str:
         xpath = filter_from_element(ctx, element)
     else:
         xpath = "/*"
-    config_filter = leaf(ctx, "config-filter")
+    # a boolean leaf: libyang's value is a Python bool, so `leaf` gives "True"/"False" (compared with "true" and
+    # "false", the filter was never applied)
+    config_filter = (leaf(ctx, "config-filter") or "").lower() or None
     filters = _leaf_list(ctx, "origin-filter")
     negated = _leaf_list(ctx, "negated-origin-filter")
     with_origin = ctx.op.find_path("with-origin") is not None
