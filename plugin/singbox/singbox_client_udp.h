@@ -4,7 +4,11 @@
 
 /* Client mode, UDP: datagrams arriving on an interface with UDP relaying
  * enabled go through the interface's endpoint with SOCKS5 UDP ASSOCIATE
- * (RFC 1928 section 7), one association per client flow. */
+ * (RFC 1928 section 7), one association per client flow. What the concern's
+ * files share: singbox_client_udp.c (flow table, interfaces, expiry; its
+ * comment says which thread owns a flow), singbox_client_udp_node.c
+ * (interception), singbox_client_udp_assoc.c (the association, the legs'
+ * callbacks), singbox_client_udp_api.c and singbox_client_udp_cli.c. */
 
 #ifndef __included_singbox_client_udp_h__
 #define __included_singbox_client_udp_h__
@@ -31,10 +35,12 @@ typedef enum
     SINGBOX_CUDP_N_STATE,
 } singbox_cudp_state_t;
 
-/* One client flow (a 5-tuple) and its association. */
+/* One client flow (a 5-tuple) and its association. The record lives in the
+ * pool of its owner thread, the thread of its client leg (see "Threads"
+ * in singbox_client_udp.c). */
 typedef struct
 {
-  u32 index;
+  u32 handle; /* owner thread << 24 | pool index: the legs' opaque */
   u32 generation;
   u8 state; /* singbox_cudp_state_t */
   u8 is_ip4;
@@ -43,7 +49,7 @@ typedef struct
   u32 group_index; /* the endpoint group that chose endpoint_index, ~0: none */
 
   /* the client leg: a connected UDP session whose local end is the
-   * original destination */
+   * original destination; on the owner thread, for good */
   session_handle_t c_handle;
   ip46_address_t client_ip;
   ip46_address_t dst_ip;
@@ -81,18 +87,13 @@ typedef struct
   u32 sw_if_index;
   u32 idle_timeout;
   u32 max_flows;
-  volatile u32 active;
-  u64 flows;
-  u64 failures;
-  u64 dropped;
-  u64 packets_to_proxy;
-  u64 bytes_to_proxy;
-  u64 packets_from_proxy;
-  u64 bytes_from_proxy;
-  u32 stat_active; /* stats segment gauge, ~0 = none */
+  volatile u32 active; /* flows on every thread, atomic */
+  u32 stat_active;     /* stats segment gauge, ~0 = none */
 } singbox_cudp_itf_t;
 
-/* Interface counters in the stats segment, [thread][sw_if_index]. */
+/* Interface counters in the stats segment, [thread][sw_if_index]: each
+ * thread counts in its own slot, readers (dumps, show, the stats segment)
+ * sum them. */
 #define foreach_singbox_cudp_counter                                                               \
   _ (FLOWS, "udp-flows")                                                                           \
   _ (FAILURES, "udp-failures")                                                                     \
@@ -106,11 +107,23 @@ typedef enum
     SINGBOX_CUDP_N_CTR,
 } singbox_cudp_counter_t;
 
+/* A thread's flows: the records of the flows whose client leg is on it.
+ * Everything in a record, and the pool, is under the pool's lock (only with
+ * workers): the owner thread takes it for its client legs' datagrams; a
+ * control or relay leg on another thread takes it too, so it is contended
+ * only by the legs of this thread's own flows. */
 typedef struct
 {
+  CLIB_CACHE_LINE_ALIGN_MARK (cacheline0);
   singbox_cudp_flow_t *flows;
   clib_spinlock_t lock;
   u32 generation;
+  u8 *rx_buf; /* one datagram, for this thread's callbacks */
+} singbox_cudp_worker_t;
+
+typedef struct
+{
+  singbox_cudp_worker_t *workers; /* [thread_index] */
   singbox_cudp_itf_t *itfs;
   u32 n_enabled;
 
@@ -118,7 +131,9 @@ typedef struct
   u32 ctl_app_index;			/* control connections */
   u32 relay_app_index;			/* relay legs */
   session_handle_t intercept_listen[2]; /* [is_ip4] wildcard connected listeners */
-  u8 **rx_buf;				/* per thread */
+  /* [is_ip4] with workers: the frame queues to the -hold nodes, for a
+   * flow's datagrams that land on another thread than its owner; ~0 none */
+  u32 fq_index[2];
   /* [is_ip4][port]: ports of other owners counted once more (see
    * singbox_cudp_keep_port) */
   u8 kept_ports[2][65536];
@@ -129,6 +144,76 @@ typedef struct
 } singbox_cudp_main_t;
 
 extern singbox_cudp_main_t singbox_cudp_main;
+extern vlib_node_registration_t singbox_cudp4_hold_node;
+extern vlib_node_registration_t singbox_cudp6_hold_node;
+
+/* A flow's handle is (owner thread << 24) | index, as a TCP session's
+ * (singbox.h); its API id generation << 32 | handle. */
+static_always_inline clib_thread_index_t
+singbox_cudp_handle_thread (u32 handle)
+{
+  return handle >> SINGBOX_SESSION_THREAD_SHIFT;
+}
+
+static_always_inline singbox_cudp_worker_t *
+singbox_cudp_worker_get (clib_thread_index_t thread)
+{
+  return vec_elt_at_index (singbox_cudp_main.workers, thread);
+}
+
+/* The lock of the pool that holds (or held) the record of `handle`: taken
+ * before the record is looked up, released after it may have been freed. */
+static_always_inline void
+singbox_cudp_lock (u32 handle)
+{
+  clib_thread_index_t t = singbox_cudp_handle_thread (handle);
+
+  if (PREDICT_TRUE (t < vec_len (singbox_cudp_main.workers)))
+    clib_spinlock_lock_if_init (&singbox_cudp_main.workers[t].lock);
+}
+
+static_always_inline void
+singbox_cudp_unlock (u32 handle)
+{
+  clib_thread_index_t t = singbox_cudp_handle_thread (handle);
+
+  if (PREDICT_TRUE (t < vec_len (singbox_cudp_main.workers)))
+    clib_spinlock_unlock_if_init (&singbox_cudp_main.workers[t].lock);
+}
+
+static_always_inline u64
+singbox_cudp_flow_id (singbox_cudp_flow_t *f)
+{
+  return ((u64) f->generation << 32) | f->handle;
+}
+
+/* Every live record of thread t: its lock held, or under the barrier. */
+#define singbox_cudp_foreach_flow_of_thread(f, t)                                                  \
+  pool_foreach (f, singbox_cudp_worker_get (t)->flows)
+
+static_always_inline void
+singbox_cudp_count (singbox_cudp_counter_t c, u32 sw_if_index, u64 n)
+{
+  singbox_cudp_main_t *cm = &singbox_cudp_main;
+
+  if (sw_if_index < vec_len (cm->itfs))
+    vlib_increment_simple_counter (&cm->counters[c], vlib_get_thread_index (), sw_if_index, n);
+}
+
+/* singbox_client_udp.c: the flow table */
+singbox_cudp_flow_t *singbox_cudp_flow_alloc (void);
+singbox_cudp_flow_t *singbox_cudp_flow_get_if_valid (u32 handle);
+u32 singbox_cudp_ctx (singbox_cudp_flow_t *f);
+u32 singbox_cudp_ctx_handle (u32 ctx);
+singbox_cudp_flow_t *singbox_cudp_flow_from_ctx (u32 ctx);
+void singbox_cudp_close (singbox_cudp_flow_t *f, int failed);
+u64 singbox_cudp_itf_counter (singbox_cudp_itf_t *citf, singbox_cudp_counter_t c);
+void singbox_cudp_itf_traffic (singbox_cudp_itf_t *citf, vlib_counter_t *to_proxy,
+			       vlib_counter_t *from_proxy);
+u32 singbox_cudp_n_flows (clib_thread_index_t thread);
+
+/* singbox_client_udp_assoc.c: the apps, the legs' callbacks */
+int singbox_cudp_start (void);
 
 int singbox_client_udp_enable_disable (u32 sw_if_index, int enable, u32 idle_timeout,
 				       u32 max_flows);

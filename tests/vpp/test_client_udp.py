@@ -12,6 +12,7 @@ the client (198.18.1.2 / 2001:2:0:1::2, plain routing) — and the origin's DNS 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -448,3 +449,129 @@ def test_flow_is_in_the_agents_sessions_list(udp_upstream: tuple[Env, int, Path]
         assert len(env.api.singbox_udp_flow_dump(sw_if_index=idx)) == 1  # still there
     finally:
         dp.stop()
+
+
+def _flow_thread(flow_id: int) -> int:
+    """The thread that owns a flow: its id is generation << 32 | thread << 24 | index (plugin/API.md, "Threads")."""
+    return (flow_id >> 24) & 0x7F
+
+
+def _rx_thread(env: Env, itf: str) -> int:
+    """The thread polling the interface's rx queue (`show interface rx-placement`)."""
+    thread = -1
+    for line in env.cli("show interface rx-placement").splitlines():
+        if line.startswith("Thread "):
+            thread = int(line.split()[1])
+        elif line.split()[:1] == [itf]:
+            return thread
+    raise AssertionError(env.cli("show interface rx-placement"))
+
+
+def _place_rx(env: Env, itf: str, thread: int) -> None:
+    env.cli(f"set interface rx-placement {itf} queue 0 " + (f"worker {thread - 1}" if thread else "main"))
+    assert _rx_thread(env, itf) == thread
+
+
+def _send_from(env: Env, src_port: int, echo_port: int) -> None:
+    """One datagram and its echo from the client's source port `src_port`: the same 5-tuple is the same flow."""
+    r = env.client(sys.executable, "-c", f"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("{CLIENT_IP4}", {src_port}))
+s.settimeout(5)
+s.sendto(b"hello", ("{ORIGIN_IP4}", {echo_port}))
+print(s.recv(100).decode())
+""", timeout=30)
+    assert r.stdout.decode().strip() == f"{ORIGIN_IP4}|hello", (r.stdout, r.stderr)
+
+
+def _thread_lines(env: Env) -> dict[int, int]:
+    """`show singbox udp`'s per-thread flow counts ("thread 1: 2 flows", with workers)."""
+    out: dict[int, int] = {}
+    for line in env.cli("show singbox udp").splitlines():
+        words = line.split()
+        if len(words) == 4 and words[0] == "thread" and words[3] == "flows":
+            out[int(words[1].rstrip(":"))] = int(words[2])
+    return out
+
+
+def test_flows_live_on_their_client_legs_thread(udp_upstream: tuple[Env, int, Path]) -> None:
+    """Per-thread flow records (plugin/API.md, "Threads"): a flow lives on the thread whose rx queue took its first
+    datagram (its client leg's), its id names that thread, and the API, the CLI and turning UDP off reach the flows
+    of every thread. With workers the client interface's queue moves to another thread between two flows: each
+    flow is then owned by a different thread, and the first one keeps relaying while its datagrams now land on the
+    other thread, which hands them to the flow's (the relay leg's replies land on the origin interface's worker, a
+    third thread for the flow on main). Fails on the old code with a worker: flow A's datagram after the move was
+    dropped (udp-input: "wrong thread"), and flow ids named no thread."""
+    env, echo_port, _log = udp_upstream
+    idx = enable(env)
+    itf = env.t.vpp_if_client
+    first = _rx_thread(env, itf) if env.vpp.workers else 0
+    # another thread for the second flow: the other worker, or main with one worker
+    second = (first % env.vpp.workers) + 1 if env.vpp.workers > 1 else 0
+    port_a, port_b = free_port(), free_port()
+    try:
+        _send_from(env, port_a, echo_port)
+        (fa,) = env.api.singbox_udp_flow_dump(sw_if_index=idx)
+        if env.vpp.workers:
+            _place_rx(env, itf, second)
+        _send_from(env, port_b, echo_port)
+        # flow A again: its datagram lands on the new thread, and goes to the flow's (udp-input alone would drop
+        # it: a connected session does not move once it is READY)
+        _send_from(env, port_a, echo_port)
+        flows = {f.client_port: f for f in env.api.singbox_udp_flow_dump(sw_if_index=idx)}
+        assert set(flows) == {port_a, port_b}, env.cli("show singbox udp flows")
+        assert flows[port_a].flow_id == fa.flow_id
+        assert not fa.flow_id & (1 << 31), fa.flow_id  # the agent's UDP flow bit stays free
+        assert _flow_thread(fa.flow_id) == first, (fa.flow_id, first, env.cli("show singbox udp flows"))
+        assert (flows[port_a].packets_to_proxy, flows[port_a].packets_from_proxy) == (2, 2)
+        assert _flow_thread(flows[port_b].flow_id) == (second if env.vpp.workers else 0), \
+            env.cli("show singbox udp flows")
+        d = udp_details(env, idx)
+        assert (d.flows, d.active_flows, d.packets_to_proxy, d.packets_from_proxy) == (2, 2, 3, 3)
+        if env.vpp.workers:
+            per_thread = _thread_lines(env)
+            assert set(per_thread) == set(range(env.vpp.workers + 1)), env.cli("show singbox udp")
+            assert (per_thread[first], per_thread[second]) == (1, 1), per_thread
+            assert f"thread {first}" in env.cli("show singbox udp flows")
+        # UDP relaying off ends the flows of every thread
+        assert env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=False).retval == 0
+        assert not env.api.singbox_udp_flow_dump(sw_if_index=0xFFFFFFFF)
+        assert env.api.singbox_interface_udp_enable_disable(sw_if_index=idx, enable=True).retval == 0
+        d = udp_details(env, idx)
+        assert (d.flows, d.active_flows) == (0, 0)
+    finally:
+        if env.vpp.workers:
+            _place_rx(env, itf, first)
+
+
+def test_concurrent_flows(udp_upstream: tuple[Env, int, Path]) -> None:
+    """Flows started at the same time, each with datagrams in flight both ways, all relayed and counted; with
+    workers their legs are on several threads at once (the plugin built with -DSINGBOX_THREAD_CHECKS=1 panics on a
+    callback on the wrong thread)."""
+    env, echo_port, _log = udp_upstream
+    idx = enable(env)
+    n, count = 8, 100
+    procs = [subprocess.Popen(["ip", "netns", "exec", env.t.ns_client, sys.executable, str(HERE / "udp_peer.py"),
+                               "flow", ORIGIN_IP4, str(echo_port), str(count), "8"], stdout=subprocess.PIPE)
+             for _ in range(n)]
+    outs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=120)
+            assert p.returncode == 0
+            outs.append(json.loads(out))
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    for out in outs:
+        assert out["sources"] == [ORIGIN_IP4] and out["bad"] == 0, out
+        assert out["received"] >= count - 5, (out["received"], env.cli("show singbox udp flows"))
+    flows = env.api.singbox_udp_flow_dump(sw_if_index=idx)
+    assert len(flows) == n and len({f.flow_id for f in flows}) == n, env.cli("show singbox udp flows")
+    assert all(f.packets_to_proxy == count for f in flows), env.cli("show singbox udp flows")
+    d = udp_details(env, idx)
+    assert (d.flows, d.active_flows, d.packets_to_proxy) == (n, n, n * count)
+    assert d.packets_from_proxy == sum(f.packets_from_proxy for f in flows)

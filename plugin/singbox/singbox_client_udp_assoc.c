@@ -1,0 +1,785 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Copyright (c) 2026 vpp-singbox authors
+ */
+
+/* Client mode, UDP: the association (RFC 1928 section 7, client side) and
+ * the three apps whose sessions are a flow's legs.
+ *
+ * Per flow: a TCP control connection to the endpoint carries greeting,
+ * auth and UDP ASSOCIATE (DST all zeros: our relay address is not known
+ * yet) pipelined in one write; the reply's BND is where datagrams go. The
+ * relay leg is a connected UDP session to BND: each client datagram goes
+ * there behind a SOCKS5 UDP header whose DST is the flow's original
+ * destination; replies come only from BND (the session is connected),
+ * only FRAG 0 and only from the original destination (the client leg is
+ * connected to it); anything else is dropped and counted. Datagrams the
+ * client sends before the association is up wait (SINGBOX_CUDP_MAX_PENDING,
+ * SINGBOX_CUDP_MAX_PENDING_BYTES).
+ *
+ * Threads (see singbox_client_udp.c): every callback here takes the lock of
+ * the flow's owner pool, named by the handle in its session's opaque (or
+ * the connect's context); the client leg's run on the owner thread, the
+ * control and relay legs' wherever VPP put those legs. A leg is closed by
+ * an RPC to its own thread (singbox_cudp_close). Every fifo has one
+ * producer at a time: the client leg's tx fifo is written by the relay
+ * leg's rx, the relay leg's by the client leg's rx, both under the owner's
+ * lock. The lock is never held across a call that may stop the workers
+ * (connects go out after it is released). Nothing per datagram runs on
+ * main. */
+
+#include <singbox/singbox_client_udp.h>
+#include <singbox/singbox_group.h>
+#include <singbox/singbox_tcp_ts.h>
+#include <vnet/udp/udp.h>
+
+/* a QUIC client's first flight, or a window of a bulk flow, while the
+ * association is made (about one round trip to the endpoint, three on a
+ * new TCP connection) */
+#define SINGBOX_CUDP_MAX_PENDING       64
+#define SINGBOX_CUDP_MAX_PENDING_BYTES (64 << 10)
+/* The sessions' mss: the session layer cuts a datagram longer than its
+ * session's mss into several (as it cuts TCP into segments), so ours take the
+ * largest payload IPv6 and IPv4 both carry (65535 - 40 - 8); IP fragments
+ * what the link's MTU does not. A client datagram that no longer fits with
+ * its SOCKS5 header is dropped. */
+#define SINGBOX_CUDP_MSS       65487
+#define SINGBOX_CUDP_MAX_DGRAM 65535
+#define SINGBOX_CUDP_FIFO_SIZE (256 << 10)
+
+/*
+ * Sending
+ */
+
+/* Owner's lock held, association up: one client datagram to BND, behind a
+ * header naming the original destination. */
+static void
+singbox_cudp_to_proxy (singbox_cudp_flow_t *f, u8 *data, u32 len)
+{
+  singbox_cudp_main_t *cm = &singbox_cudp_main;
+  u8 hdr[SOCKS5_UDP_HEADER_MAX_LEN];
+  socks5_addr_t dst;
+  session_t *rs;
+  int hlen;
+
+  if (f->is_ip4)
+    socks5_addr_set_ip4 (&dst, f->dst_ip.ip4.as_u8, f->dst_port);
+  else
+    socks5_addr_set_ip6 (&dst, f->dst_ip.ip6.as_u8, f->dst_port);
+  hlen = socks5_udp_header_encode (&dst, hdr, sizeof (hdr));
+  rs = session_get_from_handle_if_valid (f->relay_handle);
+  if (hlen < 0 || hlen + len > SINGBOX_CUDP_MSS || !rs ||
+      singbox_udp_enqueue (rs, &f->relay_lcl_ip, f->relay_lcl_port, &f->relay_ip, f->relay_port,
+			   f->relay_is_ip4, hdr, hlen, data, len))
+    {
+      singbox_cudp_count (SINGBOX_CUDP_CTR_DROPPED, f->sw_if_index, 1);
+      return;
+    }
+  f->packets_to_proxy++;
+  f->bytes_to_proxy += len;
+  if (f->sw_if_index < vec_len (cm->itfs))
+    vlib_increment_combined_counter (&cm->to_proxy, vlib_get_thread_index (), f->sw_if_index, 1,
+				     len);
+}
+
+/* vnet_connect2 connects in place on the connects thread, where allocating
+ * the half-open may stop the workers: never from inside a callback there,
+ * always after the lock is released. The outcome comes to the app's
+ * connected callback, on the thread of the new leg. */
+static void
+singbox_cudp_connect_rpc (void *arg)
+{
+  vnet_connect_args_t *a = arg;
+
+  vnet_connect2 (a);
+  clib_mem_free (a);
+}
+
+static void
+singbox_cudp_connect (vnet_connect_args_t *a)
+{
+  vnet_connect_args_t *c;
+
+  if (vlib_get_thread_index () == transport_cl_thread ())
+    {
+      c = clib_mem_alloc (sizeof (*c));
+      *c = *a;
+      session_send_rpc_evt_to_thread_force (vlib_get_thread_index (), singbox_cudp_connect_rpc, c);
+    }
+  else
+    vnet_connect2 (a);
+}
+
+/*
+ * The client leg (intercept app): on the owner thread
+ */
+
+/* VPP's UDP counts the sessions on a local port and, when the last of them
+ * goes, forgets where the port's datagrams go, even where a plugin sent
+ * them with udp_register_dst_port: the dns plugin's resolver (server mode's
+ * name resolution) takes its answers on 53053, VXLAN has 4789. A relayed
+ * flow's session is on its destination port, so a flow to such a port took
+ * the port from its owner when it ended (the resolver's answers were
+ * dropped). Such a port is counted once more, for good. port in network
+ * order, as the transport keeps it. */
+static void
+singbox_cudp_keep_port (u16 port, u8 is_ip4)
+{
+  singbox_cudp_main_t *cm = &singbox_cudp_main;
+  u16 host_port = clib_net_to_host_u16 (port);
+
+  if (cm->kept_ports[is_ip4][host_port] ||
+      !udp_get_dst_port_info (vnet_get_udp_main (), host_port, is_ip4) ||
+      !udp_is_valid_dst_port (host_port, is_ip4))
+    return;
+  if (clib_atomic_bool_cmp_and_swap (&cm->kept_ports[is_ip4][host_port], 0, 1))
+    udp_connection_share_port (port, is_ip4);
+}
+
+/* A new client 5-tuple: udp-input made its session on this thread, and
+ * left it READY, so it never moves. The flow's record goes in this
+ * thread's pool. */
+static int
+singbox_cudp_accept (session_t *s)
+{
+  singbox_cudp_main_t *cm = &singbox_cudp_main;
+  singbox_main_t *sm = &singbox_main;
+  transport_endpoint_t rmt = {}, lcl = {};
+  vnet_connect_args_t _a = {}, *a = &_a;
+  singbox_interface_t *itf;
+  singbox_cudp_itf_t *citf;
+  singbox_endpoint_t *ep = 0;
+  singbox_cudp_flow_t *f;
+  u32 sw_if_index, group_index = ~0, ei, h;
+
+  SINGBOX_ASSERT_THREAD (s->thread_index);
+  s->opaque = ~0; /* no flow (yet): its rx drains */
+  session_get_endpoint (s, &rmt, &lcl);
+  singbox_cudp_keep_port (lcl.port, lcl.is_ip4);
+  itf = singbox_interface_of_client (&rmt.ip, rmt.is_ip4, lcl.fib_index);
+  citf = itf ? singbox_client_udp_itf_get (itf->sw_if_index) : 0;
+  if (!citf)
+    {
+      /* not behind an enabled interface (asymmetric route): the first
+       * enabled one decides */
+      vec_foreach (citf, cm->itfs)
+	if (citf->enabled)
+	  break;
+      if (citf == vec_end (cm->itfs))
+	return -1;
+    }
+  sw_if_index = citf->sw_if_index;
+  itf = singbox_interface_get (sw_if_index);
+  /* the endpoint as for TCP: through the interface's endpoint group, if it
+   * has one, the group's policy picks among its members */
+  if (itf && (group_index = singbox_group_of_interface (sw_if_index, itf->endpoint_index)) == ~0)
+    ep = singbox_endpoint_pick (itf);
+  else if (itf && (ei = singbox_group_pick (group_index, &rmt, &lcl)) != ~0)
+    ep = pool_elt_at_index (sm->endpoints, ei);
+  if (!ep || ep->protocol != SINGBOX_PROTO_SOCKS5)
+    {
+      /* UDP ASSOCIATE is SOCKS5's: an HTTP CONNECT endpoint cannot relay it */
+      if (ep && group_index != ~0)
+	{
+	  singbox_group_count_failure (group_index, ep - sm->endpoints);
+	  singbox_group_release (group_index, ep - sm->endpoints);
+	}
+      singbox_cudp_count (SINGBOX_CUDP_CTR_FAILURES, sw_if_index, 1);
+      return -1;
+    }
+  if (!(f = singbox_cudp_flow_alloc ()))
+    {
+      /* this thread holds as many flows as a handle can name */
+      singbox_group_release (group_index, ep - sm->endpoints);
+      singbox_cudp_count (SINGBOX_CUDP_CTR_DROPPED, sw_if_index, 1);
+      return -1;
+    }
+
+  /* the pool's lock is held */
+  h = f->handle;
+  f->state = SINGBOX_CUDP_STATE_OPENING;
+  f->is_ip4 = rmt.is_ip4;
+  f->sw_if_index = sw_if_index;
+  f->endpoint_index = ep - sm->endpoints;
+  f->group_index = group_index;
+  f->c_handle = session_handle (s);
+  f->client_ip = rmt.ip;
+  f->client_port = clib_net_to_host_u16 (rmt.port);
+  f->dst_ip = lcl.ip;
+  f->dst_port = clib_net_to_host_u16 (lcl.port);
+  f->ctl_handle = f->relay_handle = SESSION_INVALID_HANDLE;
+  f->relay_is_ip4 = ep->is_ip4;
+  f->created = f->last_active = vlib_time_now (vlib_get_main ());
+  clib_atomic_fetch_add (&citf->active, 1);
+  s->opaque = h;
+  s->session_state = SESSION_STATE_READY;
+
+  /* the control connection, to the endpoint */
+  a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
+  a->sep_ext.transport_proto = TRANSPORT_PROTO_TCP;
+  a->sep_ext.is_ip4 = ep->is_ip4;
+  a->sep_ext.ip = ep->addr;
+  a->sep_ext.port = clib_host_to_net_u16 (ep->port);
+  a->sep_ext.fib_index = ep->fib_index;
+  a->api_context = singbox_cudp_ctx (f);
+  a->app_index = cm->ctl_app_index;
+  singbox_cudp_unlock (h);
+
+  singbox_cudp_count (SINGBOX_CUDP_CTR_FLOWS, sw_if_index, 1);
+  /* f may move once the lock is released: the handle is in the context */
+  SINGBOX_DBG ("udp flow %u: %U:%u -> %U:%u via %s", h, format_ip46_address, &rmt.ip, IP46_TYPE_ANY,
+	       clib_net_to_host_u16 (rmt.port), format_ip46_address, &lcl.ip, IP46_TYPE_ANY,
+	       clib_net_to_host_u16 (lcl.port), ep->name);
+  singbox_cudp_connect (a);
+  return 0;
+}
+
+static int
+singbox_cudp_client_rx (session_t *s)
+{
+  u8 *buf = singbox_cudp_worker_get (vlib_get_thread_index ())->rx_buf;
+  f64 now = vlib_time_now (vlib_get_main ());
+  singbox_cudp_flow_t *f = 0;
+  session_dgram_hdr_t dh;
+  u32 len, h = s->opaque;
+
+  if (h != ~0)
+    {
+      singbox_cudp_lock (h);
+      f = singbox_cudp_flow_get_if_valid (h);
+      if (f && f->c_handle != session_handle (s))
+	f = 0;
+      /* the client leg never moves: its flow is this thread's */
+      if (f)
+	SINGBOX_ASSERT_THREAD (singbox_cudp_handle_thread (h));
+    }
+  while (svm_fifo_max_dequeue_cons (s->rx_fifo) >= sizeof (dh))
+    {
+      svm_fifo_peek (s->rx_fifo, 0, sizeof (dh), (u8 *) &dh);
+      if (svm_fifo_max_dequeue_cons (s->rx_fifo) < sizeof (dh) + dh.data_length)
+	break;
+      len = clib_min (dh.data_length, SINGBOX_CUDP_MAX_DGRAM);
+      svm_fifo_peek (s->rx_fifo, sizeof (dh) + dh.data_offset, len, buf);
+      svm_fifo_dequeue_drop (s->rx_fifo, sizeof (dh) + dh.data_length);
+      if (!f)
+	continue;
+      f->last_active = now;
+      if (f->state == SINGBOX_CUDP_STATE_ASSOCIATED)
+	singbox_cudp_to_proxy (f, buf, len);
+      else if (vec_len (f->pending) < SINGBOX_CUDP_MAX_PENDING &&
+	       f->pending_bytes + len <= SINGBOX_CUDP_MAX_PENDING_BYTES)
+	{
+	  u8 *d = 0;
+	  vec_add (d, buf, len);
+	  vec_add1 (f->pending, d);
+	  f->pending_bytes += len;
+	}
+      else
+	singbox_cudp_count (SINGBOX_CUDP_CTR_DROPPED, f->sw_if_index, 1);
+    }
+  if (h != ~0)
+    singbox_cudp_unlock (h);
+  return 0;
+}
+
+/*
+ * The control connection (ctl app): on the thread TCP put it on
+ */
+
+static void
+singbox_cudp_send_ctl (session_t *s, socks5_out_t *out)
+{
+  if (!out->len || svm_fifo_max_enqueue_prod (s->tx_fifo) < out->len)
+    return;
+  svm_fifo_enqueue (s->tx_fifo, out->len, out->data);
+  if (svm_fifo_set_event (s->tx_fifo))
+    session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+}
+
+static void
+singbox_cudp_ep_failed (singbox_cudp_flow_t *f)
+{
+  if (!pool_is_free_index (singbox_main.endpoints, f->endpoint_index))
+    clib_atomic_fetch_add (&pool_elt_at_index (singbox_main.endpoints, f->endpoint_index)->failures,
+			   1);
+  singbox_group_count_failure (f->group_index, f->endpoint_index);
+}
+
+static int
+singbox_cudp_ctl_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
+{
+  singbox_main_t *sm = &singbox_main;
+  u32 h = singbox_cudp_ctx_handle (api_context);
+  socks5_client_cfg_t cfg = {};
+  singbox_endpoint_t *ep;
+  singbox_cudp_flow_t *f;
+  socks5_out_t out;
+
+  singbox_cudp_lock (h);
+  f = singbox_cudp_flow_from_ctx (api_context);
+  if (!f || f->state != SINGBOX_CUDP_STATE_OPENING)
+    {
+      /* the flow ended meanwhile: the session layer closes s */
+      singbox_cudp_unlock (h);
+      return -1;
+    }
+  if (err || pool_is_free_index (sm->endpoints, f->endpoint_index))
+    {
+      SINGBOX_LOG (SINGBOX_LOG_INFO, "udp flow %u: endpoint connect failed: %U", h,
+		   format_session_error, err);
+      singbox_cudp_ep_failed (f);
+      singbox_cudp_close (f, 1);
+      singbox_cudp_unlock (h);
+      return err ? 0 : -1;
+    }
+  ep = pool_elt_at_index (sm->endpoints, f->endpoint_index);
+  singbox_tcp_ts_monotonic (s, 1 /* resend_ack */);
+  f->ctl_handle = session_handle (s);
+  s->opaque = h;
+  f->state = SINGBOX_CUDP_STATE_HANDSHAKE;
+
+  /* greeting, auth and UDP ASSOCIATE in one write. DST is all zeros: the
+   * address and port we send from are known only once the relay leg is
+   * connected to BND, after the reply (RFC 1928 section 7 allows zeros) */
+  cfg.pipeline = 1;
+  cfg.cmd = SOCKS5_CMD_UDP_ASSOCIATE;
+  if (f->relay_is_ip4)
+    socks5_addr_set_ip4 (&cfg.dst, (u8[4]){}, 0);
+  else
+    socks5_addr_set_ip6 (&cfg.dst, (u8[16]){}, 0);
+  if (ep->username)
+    {
+      cfg.username = ep->username;
+      cfg.username_len = vec_len (ep->username);
+      cfg.password = ep->password;
+      cfg.password_len = vec_len (ep->password);
+    }
+  f->cproto = clib_mem_alloc (sizeof (*f->cproto));
+  out.len = 0;
+  if (socks5_client_init (f->cproto, &cfg, &out) != SOCKS5_ERR_NONE)
+    {
+      singbox_cudp_close (f, 1);
+      singbox_cudp_unlock (h);
+      return 0;
+    }
+  singbox_cudp_send_ctl (s, &out);
+  clib_memset (&out, 0, sizeof (out)); /* it held the password */
+  singbox_cudp_unlock (h);
+  return 0;
+}
+
+/* Owner's lock held: the proxy answered; fills *a to connect the relay leg
+ * to BND. Returns 0 when the relay is to be connected. */
+static int
+singbox_cudp_bnd (singbox_cudp_flow_t *f, socks5_addr_t *bnd, vnet_connect_args_t *a)
+{
+  singbox_main_t *sm = &singbox_main;
+  singbox_endpoint_t *ep;
+
+  if (pool_is_free_index (sm->endpoints, f->endpoint_index))
+    return -1;
+  ep = pool_elt_at_index (sm->endpoints, f->endpoint_index);
+  ip46_address_reset (&f->relay_ip);
+  if (bnd->atyp == SOCKS5_ATYP_IPV4 && f->relay_is_ip4)
+    clib_memcpy (&f->relay_ip.ip4, bnd->ip4, 4);
+  else if (bnd->atyp == SOCKS5_ATYP_IPV6 && !f->relay_is_ip4)
+    clib_memcpy (&f->relay_ip.ip6, bnd->ip6, 16);
+  else
+    {
+      /* a name, or the other family: not something we can send to */
+      SINGBOX_LOG (SINGBOX_LOG_INFO, "udp flow %u: unusable BND (atyp %u)", f->handle, bnd->atyp);
+      return -1;
+    }
+  /* an unspecified BND means the proxy's own address (what a proxy bound to
+   * the wildcard answers) */
+  if (ip46_address_is_zero (&f->relay_ip))
+    f->relay_ip = ep->addr;
+  f->relay_port = bnd->port;
+  if (!f->relay_port)
+    return -1;
+  clib_memset (f->cproto, 0, sizeof (*f->cproto));
+  clib_mem_free (f->cproto);
+  f->cproto = 0;
+
+  /* a connected UDP session to BND: it lives on a worker (after the first
+   * reply, on the one that receives the replies), not on main as a
+   * connectionless listener's would */
+  a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
+  a->sep_ext.transport_proto = TRANSPORT_PROTO_UDP;
+  a->sep_ext.transport_flags = TRANSPORT_CFG_F_CONNECTED;
+  a->sep_ext.mss = SINGBOX_CUDP_MSS;
+  a->sep_ext.is_ip4 = f->relay_is_ip4;
+  a->sep_ext.ip = f->relay_ip;
+  a->sep_ext.port = clib_host_to_net_u16 (f->relay_port);
+  a->sep_ext.fib_index = ep->fib_index;
+  a->api_context = singbox_cudp_ctx (f);
+  a->app_index = singbox_cudp_main.relay_app_index;
+  return 0;
+}
+
+static int
+singbox_cudp_ctl_rx (session_t *s)
+{
+  u8 buf[SOCKS5_MAX_REPLY_LEN + 2];
+  vnet_connect_args_t _a = {}, *a = &_a;
+  singbox_cudp_flow_t *f;
+  socks5_event_type_t t;
+  socks5_event_t ev;
+  socks5_out_t out;
+  u32 n, consumed, h = s->opaque;
+  int connect = 0;
+
+  singbox_cudp_lock (h);
+  f = singbox_cudp_flow_get_if_valid (h);
+  if (!f || f->ctl_handle != session_handle (s) || f->state != SINGBOX_CUDP_STATE_HANDSHAKE ||
+      !f->cproto)
+    {
+      /* after the reply the connection only says the association lives */
+      svm_fifo_dequeue_drop_all (s->rx_fifo);
+      singbox_cudp_unlock (h);
+      return 0;
+    }
+  while ((n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf))))
+    {
+      svm_fifo_peek (s->rx_fifo, 0, n, buf);
+      consumed = 0;
+      out.len = 0;
+      t = socks5_client_feed (f->cproto, buf, n, &consumed, &ev, &out);
+      if (consumed)
+	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
+      if (t == SOCKS5_EV_CONNECTED)
+	{
+	  svm_fifo_dequeue_drop_all (s->rx_fifo);
+	  if (singbox_cudp_bnd (f, &ev.addr, a))
+	    {
+	      singbox_cudp_ep_failed (f);
+	      singbox_cudp_close (f, 1);
+	    }
+	  else
+	    connect = 1;
+	  break;
+	}
+      if (t == SOCKS5_EV_ERROR)
+	{
+	  SINGBOX_LOG (SINGBOX_LOG_INFO, "udp flow %u: UDP ASSOCIATE refused: %s (rep %u)", h,
+		       socks5_error_name (ev.error), ev.rep);
+	  singbox_cudp_ep_failed (f);
+	  singbox_cudp_close (f, 1);
+	  break;
+	}
+      if (!consumed || consumed < n)
+	break;
+    }
+  singbox_cudp_unlock (h);
+  if (connect)
+    singbox_cudp_connect (a);
+  return 0;
+}
+
+/* The proxy closed the control connection: the association is over. */
+static void
+singbox_cudp_ctl_closed (session_t *s)
+{
+  singbox_cudp_flow_t *f;
+  u32 h = s->opaque;
+
+  singbox_cudp_lock (h);
+  f = singbox_cudp_flow_get_if_valid (h);
+  if (f && f->ctl_handle == session_handle (s))
+    {
+      f->ctl_handle = SESSION_INVALID_HANDLE; /* closed below */
+      singbox_cudp_close (f, f->state != SINGBOX_CUDP_STATE_ASSOCIATED);
+    }
+  singbox_cudp_unlock (h);
+  if (s->session_state < SESSION_STATE_APP_CLOSED)
+    {
+      vnet_disconnect_args_t a = { .handle = session_handle (s),
+				   .app_index = singbox_cudp_main.ctl_app_index };
+      vnet_disconnect_session (&a);
+    }
+}
+
+/*
+ * The relay leg (relay app): a connected UDP session to BND, made on the
+ * connects thread, then on the worker that receives its replies
+ */
+
+static int
+singbox_cudp_relay_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
+{
+  transport_endpoint_t rmt = {}, lcl = {};
+  singbox_main_t *sm = &singbox_main;
+  u32 h = singbox_cudp_ctx_handle (api_context);
+  singbox_cudp_flow_t *f;
+  u8 **d;
+
+  singbox_cudp_lock (h);
+  f = singbox_cudp_flow_from_ctx (api_context);
+  if (!f || f->state != SINGBOX_CUDP_STATE_HANDSHAKE)
+    {
+      singbox_cudp_unlock (h);
+      return -1;
+    }
+  if (err)
+    {
+      singbox_cudp_close (f, 1);
+      singbox_cudp_unlock (h);
+      return 0;
+    }
+  session_get_endpoint (s, &rmt, &lcl);
+  f->relay_handle = session_handle (s);
+  f->relay_lcl_ip = lcl.ip;
+  f->relay_lcl_port = clib_net_to_host_u16 (lcl.port);
+  /* left OPENED: udp-input moves an OPENED session to the worker that
+   * receives its first datagram, a READY one it never moves */
+  s->opaque = h;
+  f->state = SINGBOX_CUDP_STATE_ASSOCIATED;
+  if (!pool_is_free_index (sm->endpoints, f->endpoint_index))
+    {
+      singbox_endpoint_t *ep = pool_elt_at_index (sm->endpoints, f->endpoint_index);
+      clib_atomic_fetch_add (&ep->connections, 1);
+      ep->rtt_us = (vlib_time_now (vlib_get_main ()) - f->created) * 1e6;
+    }
+  vec_foreach (d, f->pending)
+    {
+      singbox_cudp_to_proxy (f, *d, vec_len (*d));
+      vec_free (*d);
+    }
+  vec_free (f->pending);
+  singbox_cudp_unlock (h);
+  return 0;
+}
+
+/* The first reply came in on another worker: the session moved there, on
+ * the old thread's word. udp-input queued no rx event for the datagram
+ * that made it move, so one is asked for here: the reply to a lone query
+ * (DNS) would wait in the fifo forever. The flow's record stays where it
+ * is: only the leg moved. */
+static void
+singbox_cudp_relay_migrate (session_t *s, session_handle_t new_sh)
+{
+  singbox_cudp_flow_t *f;
+  u32 h = s->opaque;
+
+  singbox_cudp_lock (h);
+  f = singbox_cudp_flow_get_if_valid (h);
+  if (f && f->relay_handle == session_handle (s))
+    f->relay_handle = new_sh;
+  singbox_cudp_unlock (h);
+  session_program_rx_io_evt (new_sh);
+}
+
+static int
+singbox_cudp_relay_rx (session_t *s)
+{
+  singbox_cudp_main_t *cm = &singbox_cudp_main;
+  u8 *buf = singbox_cudp_worker_get (vlib_get_thread_index ())->rx_buf;
+  f64 now = vlib_time_now (vlib_get_main ());
+  singbox_cudp_flow_t *f;
+  session_dgram_hdr_t dh;
+  socks5_udp_header_t h;
+  socks5_addr_t want;
+  session_t *cs;
+  u32 len, fh = s->opaque;
+  int hlen;
+
+  singbox_cudp_lock (fh);
+  f = singbox_cudp_flow_get_if_valid (fh);
+  /* before the old thread tells us of a migration, the new session's
+   * datagrams are already here: it is ours if it talks to our BND from our
+   * port */
+  if (f && f->state == SINGBOX_CUDP_STATE_ASSOCIATED && f->relay_handle != session_handle (s))
+    {
+      transport_endpoint_t rmt = {}, lcl = {};
+      session_get_endpoint (s, &rmt, &lcl);
+      if (clib_net_to_host_u16 (lcl.port) == f->relay_lcl_port &&
+	  clib_net_to_host_u16 (rmt.port) == f->relay_port &&
+	  ip46_address_is_equal (&rmt.ip, &f->relay_ip))
+	f->relay_handle = session_handle (s);
+      else
+	f = 0;
+    }
+  if (f && f->state != SINGBOX_CUDP_STATE_ASSOCIATED)
+    f = 0;
+  if (f)
+    {
+      if (f->is_ip4)
+	socks5_addr_set_ip4 (&want, f->dst_ip.ip4.as_u8, f->dst_port);
+      else
+	socks5_addr_set_ip6 (&want, f->dst_ip.ip6.as_u8, f->dst_port);
+    }
+  /* the client leg is on the owner thread: its tx fifo has this one
+   * producer, under the owner's lock, and its tx event goes there */
+  cs = f ? session_get_from_handle_if_valid (f->c_handle) : 0;
+  while (svm_fifo_max_dequeue_cons (s->rx_fifo) >= sizeof (dh))
+    {
+      svm_fifo_peek (s->rx_fifo, 0, sizeof (dh), (u8 *) &dh);
+      if (svm_fifo_max_dequeue_cons (s->rx_fifo) < sizeof (dh) + dh.data_length)
+	break;
+      len = clib_min (dh.data_length, SINGBOX_CUDP_MAX_DGRAM);
+      svm_fifo_peek (s->rx_fifo, sizeof (dh) + dh.data_offset, len, buf);
+      svm_fifo_dequeue_drop (s->rx_fifo, sizeof (dh) + dh.data_length);
+      if (!f)
+	continue;
+      /* only whole datagrams (no reassembly, as RFC 1928 allows), only from
+       * the destination the client leg is connected to (the connected
+       * session already takes datagrams from BND only) */
+      hlen = socks5_udp_header_parse (buf, len, &h);
+      if (hlen < 0 || !socks5_addr_equal (&h.addr, &want) || !cs ||
+	  singbox_udp_enqueue (cs, &f->dst_ip, f->dst_port, &f->client_ip, f->client_port,
+			       f->is_ip4, 0, 0, buf + hlen, len - hlen))
+	{
+	  singbox_cudp_count (SINGBOX_CUDP_CTR_DROPPED, f->sw_if_index, 1);
+	  continue;
+	}
+      f->last_active = now;
+      f->packets_from_proxy++;
+      f->bytes_from_proxy += len - hlen;
+      if (f->sw_if_index < vec_len (cm->itfs))
+	vlib_increment_combined_counter (&cm->from_proxy, vlib_get_thread_index (), f->sw_if_index,
+					 1, len - hlen);
+    }
+  singbox_cudp_unlock (fh);
+  return 0;
+}
+
+/*
+ * Session callbacks
+ */
+
+static int
+singbox_cudp_refuse_accept (session_t *s)
+{
+  return -1;
+}
+
+static int
+singbox_cudp_refuse_connected (u32 a, u32 b, session_t *s, session_error_t e)
+{
+  return -1;
+}
+
+static void
+singbox_cudp_noop (session_t *s)
+{
+}
+
+static void
+singbox_cudp_noop_cleanup (session_t *s, session_cleanup_ntf_t ntf)
+{
+}
+
+static int
+singbox_cudp_segment (u32 a, u64 b)
+{
+  return 0;
+}
+
+static session_cb_vft_t singbox_cudp_intercept_vft = {
+  .session_accept_callback = singbox_cudp_accept,
+  .session_connected_callback = singbox_cudp_refuse_connected,
+  .session_disconnect_callback = singbox_cudp_noop,
+  .session_reset_callback = singbox_cudp_noop,
+  .session_cleanup_callback = singbox_cudp_noop_cleanup,
+  .builtin_app_rx_callback = singbox_cudp_client_rx,
+  .add_segment_callback = singbox_cudp_segment,
+  .del_segment_callback = singbox_cudp_segment,
+};
+
+static session_cb_vft_t singbox_cudp_ctl_vft = {
+  .session_accept_callback = singbox_cudp_refuse_accept,
+  .session_connected_callback = singbox_cudp_ctl_connected,
+  .session_disconnect_callback = singbox_cudp_ctl_closed,
+  .session_reset_callback = singbox_cudp_ctl_closed,
+  .session_cleanup_callback = singbox_cudp_noop_cleanup,
+  .builtin_app_rx_callback = singbox_cudp_ctl_rx,
+  .add_segment_callback = singbox_cudp_segment,
+  .del_segment_callback = singbox_cudp_segment,
+};
+
+static session_cb_vft_t singbox_cudp_relay_vft = {
+  .session_accept_callback = singbox_cudp_refuse_accept,
+  .session_connected_callback = singbox_cudp_relay_connected,
+  .session_disconnect_callback = singbox_cudp_noop,
+  .session_reset_callback = singbox_cudp_noop,
+  .session_cleanup_callback = singbox_cudp_noop_cleanup,
+  .session_migrate_callback = singbox_cudp_relay_migrate,
+  .builtin_app_rx_callback = singbox_cudp_relay_rx,
+  .add_segment_callback = singbox_cudp_segment,
+  .del_segment_callback = singbox_cudp_segment,
+};
+
+static int
+singbox_cudp_attach_one (char *name, session_cb_vft_t *vft, u32 *app_index)
+{
+  vnet_app_attach_args_t _a = {}, *a = &_a;
+  u64 options[APP_OPTIONS_N_OPTIONS] = {};
+  int rv;
+
+  if (*app_index != APP_INVALID_INDEX)
+    return 0;
+  a->name = format (0, "%s", name);
+  a->api_client_index = APP_INVALID_INDEX;
+  a->session_cb_vft = vft;
+  a->options = options;
+  options[APP_OPTIONS_SEGMENT_SIZE] = 128 << 20;
+  options[APP_OPTIONS_ADD_SEGMENT_SIZE] = 128 << 20;
+  options[APP_OPTIONS_RX_FIFO_SIZE] = SINGBOX_CUDP_FIFO_SIZE;
+  options[APP_OPTIONS_TX_FIFO_SIZE] = SINGBOX_CUDP_FIFO_SIZE;
+  /* not IS_PROXY: a builtin proxy app would have to provide the fifos
+   * (proxy_write_early_data); the session layer's own are what we want */
+  options[APP_OPTIONS_FLAGS] = APP_OPTIONS_FLAGS_IS_BUILTIN;
+  rv = vnet_application_attach (a);
+  vec_free (a->name);
+  if (rv)
+    return VNET_API_ERROR_UNSPECIFIED;
+  *app_index = a->app_index;
+  return 0;
+}
+
+/* Main thread, under the barrier: the apps, each thread's datagram buffer
+ * and the wildcard connected listeners. */
+int
+singbox_cudp_start (void)
+{
+  singbox_cudp_main_t *cm = &singbox_cudp_main;
+  vnet_listen_args_t _a = {}, *a = &_a;
+  singbox_cudp_worker_t *wrk;
+  int i, rv;
+
+  SINGBOX_ASSERT_BARRIER ();
+  if ((rv = singbox_cudp_attach_one ("singbox-udp-intercept", &singbox_cudp_intercept_vft,
+				     &cm->intercept_app_index)) ||
+      (rv = singbox_cudp_attach_one ("singbox-udp-control", &singbox_cudp_ctl_vft,
+				     &cm->ctl_app_index)) ||
+      (rv = singbox_cudp_attach_one ("singbox-udp-relay", &singbox_cudp_relay_vft,
+				     &cm->relay_app_index)))
+    return rv;
+  vec_foreach (wrk, cm->workers)
+    if (!wrk->rx_buf)
+      vec_validate (wrk->rx_buf, SINGBOX_CUDP_MAX_DGRAM);
+  /* a flow's datagrams that land on another thread go to its owner's
+   * -hold node (singbox_client_udp_node.c) */
+  if (vlib_num_workers () && cm->fq_index[0] == ~0)
+    {
+      cm->fq_index[0] = vlib_frame_queue_main_init (singbox_cudp6_hold_node.index, 0);
+      cm->fq_index[1] = vlib_frame_queue_main_init (singbox_cudp4_hold_node.index, 0);
+    }
+  for (i = 0; i < 2; i++)
+    {
+      if (cm->intercept_listen[i] != SESSION_INVALID_HANDLE)
+	continue;
+      clib_memset (a, 0, sizeof (*a));
+      a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
+      a->sep_ext.transport_proto = TRANSPORT_PROTO_UDP;
+      a->sep_ext.is_ip4 = i;
+      a->sep_ext.fib_index = 0;
+      /* one session per client 5-tuple */
+      a->sep_ext.transport_flags = TRANSPORT_CFG_F_CONNECTED;
+      a->sep_ext.mss = SINGBOX_CUDP_MSS;
+      a->app_index = cm->intercept_app_index;
+      if ((rv = vnet_listen (a)))
+	return VNET_API_ERROR_ADDRESS_IN_USE;
+      cm->intercept_listen[i] = a->handle;
+    }
+  return 0;
+}
