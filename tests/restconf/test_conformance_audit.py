@@ -266,3 +266,40 @@ def test_intended_datastore(restconf: RestconfServer) -> None:
         assert c.put(f"{ds}:intended", content=b'{"ietf-restconf:data":{}}', headers=H).status_code == 405
         assert c.options(f"{ds}:intended").headers["allow"] == "GET, HEAD, OPTIONS"
         assert c.get(f"{RULE_LIST}=int/group").json() == {"ietf-netconf-acm:group": ["*"]}
+
+
+# ---- RFC 8527 §3.2.2 with-origin ------------------------------------------------------------------------------
+
+
+def test_with_origin(restconf: RestconfServer) -> None:
+    """RFC 8527 §3.2.2: `?with-origin` (no value) on the operational datastore returns ietf-origin annotations
+    (RFC 8342 §5.3.4; configuration from <intended> is or:intended), advertised by the with-origin capability; on
+    any other datastore, on /data, on a write, or with a value it is 400 invalid-value; without it nothing is
+    annotated. It was refused as an unknown parameter everywhere."""
+    op = "/restconf/ds/ietf-datastores:operational"
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("orig"), headers=H).status_code == 201
+        r = c.get(f"{op}/ietf-netconf-acm:nacm/rule-list=orig", params="with-origin")
+        assert r.status_code == 200, r.text
+        entry = r.json()["ietf-netconf-acm:rule-list"][0]
+        assert entry["@"] == {"ietf-origin:origin": "ietf-origin:intended"}, entry
+        assert entry["name"] == "orig" and entry["group"] == ["*"]
+        x = c.get(f"{op}/ietf-netconf-acm:nacm/rule-list=orig", params="with-origin", headers={"accept": XML})
+        assert x.status_code == 200 and 'urn:ietf:params:xml:ns:yang:ietf-origin' in x.text, x.text
+        assert ':intended"' in x.text, x.text  # origin="<prefix>:intended" on the entry
+        whole = c.get(op, params="with-origin&content=config&depth=2")
+        assert whole.status_code == 200 and "ietf-origin:origin" in whole.text
+        # the basic mode still hides default-only leaves, annotated or not
+        assert "write-default" not in c.get(f"{op}/ietf-netconf-acm:nacm", params="with-origin").text
+        assert "ietf-origin" not in c.get(f"{op}/ietf-netconf-acm:nacm/rule-list=orig").text
+        for uri, params in ((f"/restconf/ds/ietf-datastores:running/ietf-netconf-acm:nacm", "with-origin"),
+                            (NACM, "with-origin"),
+                            (f"{op}/ietf-netconf-acm:nacm", "with-origin=true")):
+            r = c.get(uri, params=params)
+            assert r.status_code == 400, (uri, params, r.text)
+            assert error_of(r)["error-tag"] == "invalid-value"
+        r = c.put(f"{RULE_LIST}=orig?with-origin", content=rule_list("orig"), headers=H)
+        assert r.status_code == 400
+        caps = c.get("/restconf/data/ietf-restconf-monitoring:restconf-state/capabilities").json()
+        assert "urn:ietf:params:restconf:capability:with-origin:1.0" in caps[
+            "ietf-restconf-monitoring:capabilities"]["capability"]

@@ -29,6 +29,7 @@ from singbox_agent.mgmt import filtered_read, libsysrepo, notify
 from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
+from singbox_agent.netconf import origin
 from singbox_agent.restconf import schema
 from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
 from singbox_agent.restconf.uri import Encoding, QueryParams
@@ -312,10 +313,13 @@ class Datastore:
                 raise not_found(f"No data at {path}", path)
             body = _wrap_datastore(b"", encoding)
             return ReadResult(body, self._tag(user, datastore, None, body, encoding))
-        with self.session(user, datastore) as sess, filtered_read.read(
+        with self.session(user, datastore) as sess, (_read_with_origin(
+            sess, " | ".join(xpaths), max_depth=query.depth or 0, no_state=no_state, no_config=no_config,
+            defaults_printed=query.with_defaults in ("report-all", "report-all-tagged"),
+        ) if query.with_origin else filtered_read.read(
             # fields (RFC 8040 §4.8.3) are evaluated on NACM-pruned data: a hidden node never decides what is shown
             sess, datastore, " | ".join(xpaths), max_depth=query.depth or 0, no_state=no_state, no_config=no_config
-        ) as tree:
+        )) as tree:
             if tree is not None and schema.has_yang_library(tree):
                 schema.rewrite_locations(tree, base_url or self.base_url)
             if path is None:
@@ -335,6 +339,9 @@ class Datastore:
                     targets = [t for t in targets if not _default_only(t)]
                 if not targets:
                     raise not_found(f"No data at {path}", path)
+                if query.with_origin:
+                    for target in targets:
+                        _own_origin(target)
                 if len(targets) > 1 and encoding == Encoding.XML:
                     raise bad_request(
                         f"{path} names {len(targets)} instances; XML holds one element: name one entry by its keys "
@@ -539,6 +546,56 @@ def _find_operation(tree: libyang.DNode) -> libyang.DNode | None:
         if node.schema().nodetype() in (libyang.SNode.RPC, libyang.SNode.ACTION):
             return node
     return None
+
+
+@contextmanager
+def _read_with_origin(
+    sess: SysrepoSession, xpath: str, *, max_depth: int, no_state: bool, no_config: bool, defaults_printed: bool
+) -> Iterator[libyang.DNode | None]:
+    """RFC 8527 §3.2.2 with-origin: operational data with sysrepo's `or:origin` annotations (SR_OPER_WITH_ORIGIN,
+    which needs sysrepo's own read: `xpath` is first resolved on NACM-pruned data, as the NETCONF server's get-data
+    does). libyang prints the annotations; default nodes the reply's mode does not report are dropped here, as a
+    default node carrying an annotation would be printed even in explicit mode (`netconf.origin.filter_origin`)."""
+    selected = filtered_read.selected_paths(sess, "operational", xpath, no_state=no_state, no_config=no_config)
+    sess.switch_datastore("operational")
+    if selected is None:
+        yield None
+        return
+    flags = libsysrepo.OPER_WITH_ORIGIN
+    if no_state:
+        flags |= libsysrepo.OPER_NO_STATE
+    if no_config:
+        flags |= libsysrepo.OPER_NO_CONFIG
+    ctx = sess.acquire_context()
+    tree: libyang.DNode | None = None
+    try:
+        with libsysrepo.get_data(sess, selected, max_depth, flags) as data:
+            # a copy of our own: filtering frees nodes, which must not happen inside sysrepo's sr_data_t
+            if data is not None:
+                tree = libyang.DNode.new(ctx, data).duplicate(with_siblings=True, recursive=True,
+                                                              with_flags=True).first_sibling()
+        if tree is not None:
+            tree = origin.filter_origin(tree, None, defaults_printed=defaults_printed)
+        yield tree
+    finally:
+        if tree is not None:
+            tree.free(with_siblings=True)
+        sess.release_context()  # type: ignore[no-untyped-call]
+
+
+def _own_origin(node: libyang.DNode) -> None:
+    """A data resource printed without its ancestors carries the origin it inherits (RFC 8342 §5.3.4: a node
+    without an annotation has its parent's; sysrepo annotates only where the origin changes, so a list entry
+    under an annotated container came back without any)."""
+    if node.get_meta(origin.ORIGIN_META) is not None:
+        return
+    parent = node.parent()
+    while parent is not None:
+        inherited = parent.get_meta(origin.ORIGIN_META)
+        if inherited is not None:
+            node.new_meta("ietf-origin:origin", inherited)
+            return
+        parent = parent.parent()
 
 
 @contextmanager

@@ -78,6 +78,7 @@ class QueryParams:
     start_time: str | None = None
     stop_time: str | None = None
     with_defaults: str | None = None  # report-all | trim | explicit | report-all-tagged
+    with_origin: bool = False  # RFC 8527 §3.2.2: ietf-origin annotations (operational datastore only)
 
 
 @dataclass(frozen=True)
@@ -325,7 +326,10 @@ def _check_key_values(ctx: libyang.Context, path: str) -> None:
 # RFC 8040 §4.8 query parameters
 # ---------------------------------------------------------------------------------------------------------------
 
-_QUERY_NAMES = {"content", "depth", "fields", "filter", "insert", "point", "start-time", "stop-time", "with-defaults"}
+_QUERY_NAMES = {"content", "depth", "fields", "filter", "insert", "point", "start-time", "stop-time", "with-defaults",
+                "with-origin"}
+# RFC 8527 §3.2.2: a parameter without a value ("?with-origin")
+_VALUELESS = {"with-origin"}
 _DATE_AND_TIME_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
 )
@@ -341,7 +345,10 @@ def parse_query_string(raw: str) -> dict[str, str]:
         name = percent_decode(name, "query parameter name")
         if name not in _QUERY_NAMES:
             raise _bad(f"Unknown query parameter {name!r}")
-        if not eq:
+        if name in _VALUELESS:
+            if value:
+                raise _bad(f"Query parameter {name!r} takes no value")
+        elif not eq:
             raise _bad(f"Query parameter {name!r} needs a value")
         if name in params:
             raise _bad(f"Query parameter {name!r} given more than once")
@@ -435,7 +442,7 @@ def _fields_to_paths(ctx: libyang.Context, target: libyang.SNode | None, expr: s
 
 def parse_query(
     ctx: libyang.Context, raw: str, *, method: str, kind: Kind, target: libyang.SNode | None,
-    limits: RestconfLimits | None = None, target_path: str | None = None,
+    limits: RestconfLimits | None = None, target_path: str | None = None, datastore: str | None = None,
 ) -> QueryParams:
     """The query parameters, checked (RFC 8040 §4.8) — within `limits` the XPath `filter` and the selection that
     `fields` becomes below `target_path` (the target's data path)."""
@@ -444,12 +451,14 @@ def parse_query(
     if kind == Kind.STREAM:
         allowed = _STREAM_PARAMS
     elif method in ("GET", "HEAD") and kind in (Kind.GET_DATA,):
-        allowed = _READ_PARAMS
+        allowed = _READ_PARAMS | ({"with-origin"} if datastore == "operational" else set())
     elif method in ("POST", "PUT") and kind in (Kind.CREATE_CHILD, Kind.CREATE_OR_REPLACE):
         allowed = _INSERT_PARAMS
     else:
         allowed = set()
     for name in params:
+        if name == "with-origin" and name not in allowed and method in ("GET", "HEAD") and kind == Kind.GET_DATA:
+            raise _bad("with-origin applies to {+restconf}/ds/ietf-datastores:operational only (RFC 8527 §3.2.2)")
         if name not in allowed:
             raise _bad(f"Query parameter {name!r} is not allowed for {method} on this resource (RFC 8040 §4.8)")
 
@@ -518,6 +527,7 @@ def parse_query(
         point=point_path,
         start_time=start_time,
         stop_time=stop_time,
+        with_origin="with-origin" in params,
         with_defaults=with_defaults,
     )
 
@@ -643,7 +653,7 @@ def _data_request(
         allowed: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "OPTIONS") if writable else _READ_METHODS
         _check_method(method, allowed)
         kind = _kind_for_data_method(method)
-        query = parse_query(ctx, raw_query, method=method, kind=kind, target=None, limits=limits)
+        query = parse_query(ctx, raw_query, method=method, kind=kind, target=None, limits=limits, datastore=datastore)
         return RestconfRequest(kind, method, datastore, None, None, query, allowed=allowed)
 
     snode = resolved.schema
@@ -674,7 +684,7 @@ def _data_request(
     if kind == Kind.CREATE_CHILD and nodetype == libyang.SNode.LIST and not resolved.keyed:
         raise _bad(f"POST under list {snode.name()!r} needs the entry's key(s); POST to its parent to create one")
     query = parse_query(ctx, raw_query, method=method, kind=kind, target=snode, limits=limits,
-                        target_path=resolved.path)
+                        target_path=resolved.path, datastore=datastore)
     return RestconfRequest(kind, method, datastore, resolved.path, snode, query, allowed=allowed)
 
 
