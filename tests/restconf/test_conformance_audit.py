@@ -303,3 +303,21 @@ def test_with_origin(restconf: RestconfServer) -> None:
         caps = c.get("/restconf/data/ietf-restconf-monitoring:restconf-state/capabilities").json()
         assert "urn:ietf:params:restconf:capability:with-origin:1.0" in caps[
             "ietf-restconf-monitoring:capabilities"]["capability"]
+
+
+# ---- RFC 8040 §4.2 HEAD on an event stream -----------------------------------------------------------------------
+
+
+def test_head_on_an_event_stream(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.2: "The server MUST support the HEAD method" wherever GET is; OPTIONS on a stream says GET, HEAD,
+    OPTIONS, yet HEAD was 405 (the stream itself is opened for GET only). Now the GET's status and media type, no
+    body, and the stream's query parameters checked as for GET."""
+    with restconf.client() as c:
+        uri = "/restconf/streams/NETCONF/json"
+        assert c.options(uri).headers["allow"] == "GET, HEAD, OPTIONS"
+        r = c.head(uri)
+        assert r.status_code == 200, r.headers
+        assert r.headers["content-type"].startswith("text/event-stream") and r.content == b""
+        assert c.head(uri, params={"start-time": "yesterday"}).status_code == 400
+        assert c.head("/restconf/streams/NETCONF/xml").status_code == 200
+        assert c.head("/restconf/streams/OTHER/json").status_code == 404

@@ -289,6 +289,11 @@ class Handler:
             return self._get(req, parsed, encoding)
         if kind == Kind.INVOKE:
             return self._invoke(req, parsed)
+        if kind == Kind.STREAM and req.method == "HEAD":
+            # RFC 8040 §4.2: HEAD on every resource that supports GET, the GET's headers without its body; the
+            # server layer opens streams for GET only (this was a 405 whose Allow listed HEAD)
+            self._no_body(req)
+            return HttpResponse(200, content_type="text/event-stream")
         if kind == Kind.STREAM:
             raise RestconfError("protocol", "operation-not-supported", "Event streams are served by the HTTP layer")
         if kind == Kind.YANG_SCHEMA:
