@@ -29,6 +29,7 @@ from singbox_agent.dataplane.objects import (
     LOG_LEVEL,
     SERVER,
     SERVER_ENABLED,
+    SERVER_UPSTREAM,
     USER,
     ClientSettings,
     EndpointSpec,
@@ -53,7 +54,7 @@ UnitData = dict[str, Any]
 LEAF_LISTS = frozenset({"bypass-prefix", "allowed-client-prefix", "allowed-command"})
 # The units that always exist (their leaves have defaults); list units exist while their entry does.
 SINGLETON_UNITS: tuple[Unit, ...] = ((LOG_LEVEL,), (CLIENT,), (DEFAULT_ENDPOINT,), (DEFAULT_GROUP,), (SERVER,),
-                                     (SERVER_ENABLED,))
+                                     (SERVER_ENABLED,), (SERVER_UPSTREAM,))
 # The lists of the client, as units: list name -> object kind.
 CLIENT_LISTS = {"endpoint": ENDPOINT, "interface": INTERFACE, "endpoint-group": GROUP}
 
@@ -119,6 +120,8 @@ def unit_of(segments: list[Segment]) -> tuple[Unit, list[Segment]] | None:
         name, key = sub[0]
         if name == "enabled":
             return (SERVER_ENABLED,), sub
+        if name == "upstream-interface":
+            return (SERVER_UPSTREAM,), sub
         if name == "listen" and key is not None:
             return (LISTENER, key), sub[1:]
         if name == "allowed-client-prefix" and key is not None:
@@ -265,6 +268,9 @@ def derive(unit: Unit, data: UnitData | None) -> dict[Key, Value]:
                                      max_pool_size=int(leaf(pool, "client/connection-pool/max-size")))}
     if kind == SERVER_ENABLED:
         return {unit: bool(leaf(d, "server/enabled"))}
+    if kind == SERVER_UPSTREAM:
+        # absent: by route (the plugin's default)
+        return {unit: str(d.get("upstream-interface", ""))}
     if kind == SERVER:
         auth = d.get("authentication", {})
         resolver = d.get("resolver", {})

@@ -217,11 +217,11 @@ def sessions(items: list[Session], only: int | None = None, *, on_change: bool =
             e["destination-domain"] = s.destination_domain
         elif s.destination_address:
             e["destination-address"] = s.destination_address
+        if s.endpoint:  # client mode's, or a server session's in the proxy chain
+            e["endpoint"] = s.endpoint
         if s.mode == "client":
             if s.interface:
                 e["interface"] = s.interface
-            if s.endpoint:
-                e["endpoint"] = s.endpoint
         elif s.username:
             e["username"] = s.username
         out.append(e)

@@ -19,7 +19,8 @@ _DELETE_ORDER = {objects.INTERFACE_UDP: 9, objects.BYPASS: 10, objects.INTERFACE
                  objects.USER: 14, objects.ALLOWED_PREFIX: 15, objects.GROUP: 39, objects.ENDPOINT: 40}
 _PUT_ORDER = {objects.LOG_LEVEL: 20, objects.ENDPOINT: 21, objects.GROUP: 22, objects.DEFAULT_ENDPOINT: 23,
               objects.DEFAULT_GROUP: 23, objects.CLIENT: 24, objects.INTERFACE: 25, objects.BYPASS: 26,
-              objects.INTERFACE_UDP: 26, objects.USER: 27, objects.SERVER: 28, objects.ALLOWED_PREFIX: 29,
+              objects.INTERFACE_UDP: 26, objects.USER: 27, objects.SERVER: 28, objects.SERVER_UPSTREAM: 28,
+              objects.ALLOWED_PREFIX: 29,
               objects.LISTENER: 30, objects.SERVER_ENABLED: 31}
 _STOP_SERVER = 12  # stopping the server comes before its listeners and users go
 

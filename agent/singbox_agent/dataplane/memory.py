@@ -169,6 +169,11 @@ class MemoryDataplane(base.Dataplane):
                         and not self.objects[(objects.DEFAULT_GROUP,)]:
                     raise objects.DataplaneError("singbox_enable_disable: no endpoint and no default endpoint",
                                          objects.ErrorCode.NO_SUCH_ENTRY)
+        elif kind == objects.SERVER_UPSTREAM:
+            assert isinstance(value, str)
+            if value and not self._present(value):
+                raise objects.DataplaneError(f"server upstream-interface {value!r}: VPP has no such interface",
+                                             objects.ErrorCode.NO_SUCH_ENTRY)
         elif kind == objects.BYPASS:
             if (objects.INTERFACE, key[1]) not in self.objects:
                 raise objects.DataplaneError(f"singbox_interface_bypass_add_del: interface {key[1]!r} not enabled",

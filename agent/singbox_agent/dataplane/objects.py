@@ -31,6 +31,8 @@ ALLOWED_PREFIX = "allowed-prefix"
 GROUP = "endpoint-group"
 DEFAULT_GROUP = "default-endpoint-group"
 INTERFACE_UDP = "interface-udp"  # an enabled interface's UDP relaying (key: the interface's name)
+# The server's explicit upstream (the proxy chain): a client-mode interface's name, "" = by route (API.md)
+SERVER_UPSTREAM = "server-upstream"
 
 # An endpoint's protocol (its YANG identity's name), in the order of the plugin API's singbox_proxy_protocol enum.
 PROTOCOLS = ("socks5", "http-connect")
@@ -38,7 +40,7 @@ PROTOCOLS = ("socks5", "http-connect")
 LB_POLICIES = ("source-address-hash", "five-tuple-hash", "weighted-round-robin", "least-connections")
 
 SINGLETONS: tuple[Key, ...] = ((LOG_LEVEL,), (CLIENT,), (DEFAULT_ENDPOINT,), (DEFAULT_GROUP,), (SERVER,),
-                               (SERVER_ENABLED,))
+                               (SERVER_ENABLED,), (SERVER_UPSTREAM,))
 
 
 class _Unknown:
@@ -159,6 +161,7 @@ FACTORY: dict[Key, Value] = {
                               handshake_timeout=0, idle_timeout=0, connect_timeout=0, udp_idle_timeout=0,
                               udp_public_address=None, dns_server=None, dns_server_port=0),
     (SERVER_ENABLED,): False,
+    (SERVER_UPSTREAM,): "",
 }
 
 

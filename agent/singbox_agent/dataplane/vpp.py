@@ -547,6 +547,8 @@ class VppDataplane(Dataplane):
                 "dns_server_port": value.dns_server_port})]
         if kind == objects.SERVER_ENABLED:
             return [_Request("singbox_server_enable_disable", {"enable": bool(value)})]
+        if kind == objects.SERVER_UPSTREAM:
+            return self._server_upstream_requests(str(value))
         if kind == objects.LISTENER:
             assert isinstance(value, ListenerSpec)
             return [_Request("singbox_server_listener_add_del", {
@@ -562,6 +564,19 @@ class VppDataplane(Dataplane):
         if kind == objects.ALLOWED_PREFIX:
             return [_Request("singbox_server_allowed_prefix_add_del", {"is_add": True, "prefix": key[1]})]
         raise DataplaneError(f"unknown object kind {kind!r}")
+
+    def _server_upstream_requests(self, name: str) -> list[_Request]:
+        """The proxy chain's explicit upstream: the interface's sw_if_index, ~0 (by route) for ""."""
+        if not hasattr(self._vpp.api, "singbox_server_set_upstream"):
+            if not name:
+                return []  # an older plugin always routes server sessions directly: nothing to undo
+            raise DataplaneError("the plugin has no proxy chain (singbox API 1.2)", ErrorCode.UNIMPLEMENTED)
+        index = self._if_index.get(name) if name else ALL
+        if index is None:
+            # never "by route" in its place: the operator sends this traffic through a proxy
+            raise DataplaneError(f"server upstream-interface {name!r}: VPP has no such interface",
+                                 ErrorCode.NO_SUCH_ENTRY)
+        return [_Request("singbox_server_set_upstream", {"sw_if_index": index})]
 
     def _delete_requests(self, kind: str, key: Key) -> list[_Request]:
         if kind == objects.ENDPOINT:
@@ -730,6 +745,9 @@ class VppDataplane(Dataplane):
                 udp_public_address=_unspecified_none(srv.udp_public_address),
                 dns_server=str(srv.dns_server) if srv.dns_enabled else None,
                 dns_server_port=int(srv.dns_server_port))
+            upstream = int(getattr(srv, "upstream_sw_if_index", ALL))
+            out[(objects.SERVER_UPSTREAM,)] = "" if upstream == ALL else \
+                self._if_name.get(upstream, f"sw_if_index {upstream}")
             for li in listeners:
                 out[(objects.LISTENER, _s(li.name))] = ListenerSpec(str(li.addr), int(li.port))
             for u in users:
@@ -837,7 +855,8 @@ class VppDataplane(Dataplane):
                     destination_address=None if name else _unspecified_none(d.dst_addr),
                     destination_port=int(d.dst_port),
                     interface=self._if_name.get(int(d.sw_if_index)) if client else None,
-                    endpoint=endpoints.get(int(d.endpoint_index)) if client else None,
+                    # a server session in the proxy chain has one too
+                    endpoint=endpoints.get(int(d.endpoint_index)),
                     username=None if client else (_s(d.username) or None),
                     bytes_from_client=int(d.bytes_from_client), bytes_to_client=int(d.bytes_to_client),
                     age=int(d.age)))
