@@ -3,14 +3,12 @@
 """The dual-mode chain: a sing-box client -> VPP server mode -> VPP client
 mode -> sing-box upstream -> origin.
 
-Why two VPP instances: server mode's upstream connection is opened by VPP's
-own session layer, so it never *arrives* on an interface, and client mode
-intercepts only TCP arriving on an enabled interface (hsi on ip4-unicast).
-Chaining the modes inside one VPP would need the packets to leave and come
-back in (a hairpin through Linux and a second FIB), which is a test trick,
-not a deployment. The real deployment is an edge appliance running server
-mode whose upstream traffic is routed through a transparent gateway running
-client mode. So::
+Why two VPP instances here: this is the deployment of an edge appliance
+running server mode whose upstream traffic is routed through a transparent
+gateway running client mode (B intercepts A's upstream leg as it arrives).
+Both modes in ONE VPP chain without interception: a server session routed
+out of a client-mode interface takes that interface's upstream itself
+(plugin/API.md "Proxy chain", tests/vpp/test_proxy_chain.py). So::
 
     [ns C] sing-box (mixed 127.0.0.1:2080, socks outbound, user "edge")
         | 198.18.1.2 -- 198.18.1.1

@@ -255,3 +255,17 @@ def test_cli_server_upstream(chain: Chain) -> None:
     env.cli("singbox server upstream route")
     assert "Upstream: by route" in env.cli("show singbox server")
     assert "expected <interface> or route" in env.cli("singbox server upstream nonsense", check=False)
+
+
+def test_the_manuals_cli_commands(chain: Chain) -> None:
+    """Section 6 of the product manual, word for word but for the addresses: the three CLI commands chain a SOCKS5
+    client through VPP's server and client modes to the upstream proxy, with both users' credentials."""
+    env = chain.env
+    env.cli("singbox server start 0.0.0.0:8080 auth username client password pass1")
+    env.cli(f"singbox set endpoint {ORIGIN_IP4}:{SB_PORT} socks5 username {SB_USER} password {SB_PASS}")
+    env.cli(f"singbox enable {env.t.vpp_if_origin}")
+    r = env.client("curl", "-sS", "-m", "15", "--socks5", f"{VPP_CLIENT_IP4}:8080", "-U", "client:pass1",
+                   f"http://{ORIGIN_IP4}:{HTTP_PORT}/whoami", timeout=20)
+    assert (r.returncode, r.stdout.decode().strip()) == (0, ORIGIN_IP4), r.stderr
+    chain.wait_log(f"inbound connection to {ORIGIN_IP4}:{HTTP_PORT}")
+    assert "Upstream: by route" in env.cli("show singbox server")
