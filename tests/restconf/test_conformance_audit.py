@@ -321,3 +321,27 @@ def test_head_on_an_event_stream(restconf: RestconfServer) -> None:
         assert c.head(uri, params={"start-time": "yesterday"}).status_code == 400
         assert c.head("/restconf/streams/NETCONF/xml").status_code == 200
         assert c.head("/restconf/streams/OTHER/json").status_code == 404
+
+
+def test_yang_patch_edit_ids_are_unique(restconf: RestconfServer) -> None:
+    """RFC 8072 §2.2: `edit-id` is the key of the `edit` list, so two edits cannot share one (the status of either
+    would be ambiguous); a patch with a repeated edit-id was applied whole. Now 400, nothing applied, in either
+    encoding."""
+    ph = {"content-type": YANG_PATCH_JSON}
+    with restconf.client() as c:
+        before = c.get(NACM).json()
+        r = c.patch(NACM, headers=ph, content=yang_patch(
+            "dup", {"edit-id": "1", "operation": "merge", "target": "/read-default",
+                    "value": {"ietf-netconf-acm:read-default": "deny"}},
+            {"edit-id": "1", "operation": "create", "target": "/rule-list=dup",
+             "value": {"ietf-netconf-acm:rule-list": [{"name": "dup", "group": ["*"]}]}}))
+        assert r.status_code == 400, r.text
+        assert "appears twice" in r.text
+        xml_patch = (
+            '<yang-patch xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-patch"><patch-id>x</patch-id>'
+            '<edit><edit-id>a</edit-id><operation>remove</operation><target>/rule-list=nope</target></edit>'
+            '<edit><edit-id>a</edit-id><operation>remove</operation><target>/rule-list=nope2</target></edit>'
+            '</yang-patch>')
+        r = c.patch(NACM, headers={"content-type": "application/yang-patch+xml"}, content=xml_patch.encode())
+        assert r.status_code == 400, r.text
+        assert c.get(NACM).json() == before

@@ -25,7 +25,7 @@ import sysrepo
 from _libyang import ffi, lib
 
 from singbox_agent.mgmt import read_gate
-from singbox_agent.mgmt.errors import for_reader
+from singbox_agent.mgmt.errors import clip, for_reader
 from singbox_agent.mgmt.nacm import check_operation
 from singbox_agent.mgmt.request_limits import denied
 from singbox_agent.restconf import limits as request_limits
@@ -882,6 +882,7 @@ def _patch_edits(envelope: libyang.DNode, encoding: Encoding) -> list[PatchEdit]
     parsed: an XML value through JSON lost what makes a list entry a list entry)."""
     fmt = lib.LYD_JSON if encoding == Encoding.JSON else lib.LYD_XML
     edits: list[PatchEdit] = []
+    seen: set[str] = set()
     for edit in envelope.find_all("/ietf-yang-patch:yang-patch/edit"):
         fields: dict[str, str] = {}
         value: str | None = None
@@ -902,6 +903,10 @@ def _patch_edits(envelope: libyang.DNode, encoding: Encoding) -> list[PatchEdit]
                         lib.free(buf[0])
             else:
                 fields[name] = _term_value(child)
+        if fields["edit-id"] in seen:
+            # RFC 8072 §2.2: edit-id is the key of the edit list, so unique; a status naming it would be ambiguous
+            raise bad_request(f"edit-id {clip(fields['edit-id'])!r} appears twice in the patch", tag="invalid-value")
+        seen.add(fields["edit-id"])
         if "'" in fields["edit-id"] and '"' in fields["edit-id"]:
             raise bad_request(f"edit-id {fields['edit-id']!r} holds both quote kinds: its status could not name it")
         edits.append(
