@@ -136,12 +136,23 @@ singbox_dns_configure (void)
   singbox_dns_bind ();
   if (!sm->dns_resolve_name_ptr)
     return VNET_API_ERROR_FEATURE_DISABLED;
+  /* the dns plugin has no port setting: it always queries port 53 */
+  if (sm->dns_server_port != 53)
+    return VNET_API_ERROR_INVALID_VALUE;
   if (!ip46_address_is_zero (&sm->dns_server))
     {
-      if (sm->dns_server_is_ip4)
-	singbox_dns_cli ("dns name-server %U", format_ip4_address, &sm->dns_server.ip4);
-      else
-	singbox_dns_cli ("dns name-server %U", format_ip6_address, &sm->dns_server.ip6);
+      /* v26.06's resolver with IPv6 name servers only crashes VPP: its
+       * first query goes to the empty IPv4 list (vnet_send_dns_request), and
+       * so does "show dns servers" (it prints the IPv6 servers from the IPv4
+       * list), which singbox_dns_have_name_server runs. Never added. */
+      if (!sm->dns_server_is_ip4)
+	{
+	  SINGBOX_LOG (SINGBOX_LOG_WARNING,
+		       "name server %U refused: VPP's resolver needs an IPv4 name server",
+		       format_ip6_address, &sm->dns_server.ip6);
+	  return VNET_API_ERROR_INVALID_ADDRESS_FAMILY;
+	}
+      singbox_dns_cli ("dns name-server %U", format_ip4_address, &sm->dns_server.ip4);
     }
   singbox_dns_cli ("dns enable");
   return 0;

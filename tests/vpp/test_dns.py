@@ -19,7 +19,7 @@ import pytest
 
 from .conftest import ECHO_PORT, HERE, HTTP_PORT, UDP_PORT, Env
 from .test_vpp_client import SB_PORT, sw_if_index
-from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, sing_box_binary, wait_port
+from vpptopo import ORIGIN_IP4, ORIGIN_IP6, VPP_CLIENT_IP4, sing_box_binary, wait_port
 
 PROXY = f"{VPP_CLIENT_IP4}:1080"
 # in the origin namespace, next to ORIGIN_IP4 (the endpoint's first address)
@@ -77,6 +77,29 @@ def test_connect_to_a_name_without_name_server(env: Env) -> None:
     res = env.probe(VPP_CLIENT_IP4, "1080", "connect", "origin.test", str(HTTP_PORT))
     assert res.get("rep") == 0x00, res
     env.cli(f"dns name-server {ORIGIN_IP4} del")
+
+
+def test_ipv6_name_server_refused(env: Env) -> None:
+    """A resolver port other than 53 is refused. An IPv6 resolver address is refused (INVALID_ADDRESS_FAMILY) and never given to VPP's resolver: with IPv6
+    name servers only, v26.06 sends its first query to the empty IPv4 list, and `show dns servers` (which the
+    plugin runs before each lookup) reads the IPv6 servers from it too; both crashed VPP. A name then gets the
+    REP 0x01 of an unconfigured resolver."""
+    args: dict[str, Any] = dict(
+        auth_required=False, allow_connect=True, allow_udp_associate=False, max_sessions=1024,
+        handshake_timeout=10, idle_timeout=300, connect_timeout=10, udp_idle_timeout=60,
+        udp_public_address="0.0.0.0", dns_enabled=True, dns_server=ORIGIN_IP6, dns_server_port=53)
+    assert env.api.singbox_server_config(**args).retval == -97  # VNET_API_ERROR_INVALID_ADDRESS_FAMILY
+    # VPP's resolver has no port setting: another port than 53 would be ignored, so it is refused
+    args.update(dns_server=ORIGIN_IP4, dns_server_port=5353)
+    assert env.api.singbox_server_config(**args).retval == -7  # VNET_API_ERROR_INVALID_VALUE
+    args.update(dns_server=ORIGIN_IP6, dns_server_port=53)
+    assert env.api.singbox_server_config(**args).retval == -97
+    assert "No name servers configured" in env.cli("show dns servers", check=False)
+    assert "VPP's resolver needs an IPv4 name server" in env.cli("show logging", check=False)
+    env.start()
+    res = env.probe(VPP_CLIENT_IP4, "1080", "connect", _fresh_name(), str(HTTP_PORT), timeout=20)
+    assert env.vpp.alive(), "VPP died on a lookup with an IPv6 name server only"
+    assert res.get("rep") == 0x01, res
 
 
 def test_udp_datagram_to_a_name_without_name_server(env: Env) -> None:

@@ -1,14 +1,19 @@
 """Endpoint host names: resolved outside every sysrepo callback and every lock, cached, with a configured timeout.
 
 The plugin's API takes an endpoint's address as an IP address (`singbox_endpoint_add_del.proxy_addr` is a
-`vl_api_address_t`; the plugin's own DNS serves only server mode's ATYP 3 requests, through the server's resolver),
-so an endpoint configured by name (YANG `inet:host`) is resolved by the agent. getaddrinfo can take seconds and cannot
+`vl_api_address_t`; the plugin looks names up through VPP's dns plugin only for server mode's ATYP 3 requests and for
+endpoints given by name on VPP's CLI), so an endpoint configured by name (YANG `inet:host`) is resolved by the agent,
+with the host's resolver (getaddrinfo: /etc/resolv.conf, /etc/hosts), not with the dataplane's `server/resolver`.
+The agent alone looks such a name up again: VPP only ever sees its address (plugin/API.md "CLI and logging" says when
+the plugin re-resolves the names of its CLI). getaddrinfo can take seconds and cannot
 be cancelled, so a commit never waits for it: the change callback only reads this cache (`address`). A name the cache
 does not know yet is looked up in the background, and until it has an address the endpoint and what uses it are held
 back (`hold_unresolved`): the commit is accepted, the objects are pending, and the agent applies them when the answer
 arrives (`on_change`). A lookup without an answer after `timeout_s` counts as failed (the reason shows in
 `/singbox/dataplane/last-error`) and is retried every `retry_s`; an answered name is looked up again every
-`refresh_s`, and a new address re-sends its endpoints. A failed refresh keeps the last address.
+`refresh_s` (records' TTLs are not seen through getaddrinfo), and a new address re-sends its endpoints: the plugin then
+sends the endpoint's new flows, probes and pooled connections to the new address while flows already relayed keep
+theirs (tests/vpp/test_dns.py shows the same for a CLI name). A failed refresh keeps the last address.
 
 The objects the planner compares carry the resolved address, so a resync compares VPP's IP address with the IP
 address the agent sent — like with like — and leaves an endpoint configured by name alone when it is right.
