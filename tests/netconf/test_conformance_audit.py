@@ -174,3 +174,32 @@ async def test_get_data_config_filter_selects_by_config_property(netconf_server:
         assert "enable-nacm" in config_only and "session-id" not in config_only
     finally:
         await client.close()
+
+
+def test_two_cases_of_one_choice_are_bad_element(netconf_server: ServerInfo) -> None:
+    """RFC 7950 8.3.1: "If data for more than one case branch of a choice is present, the server MUST reply with an
+    'rpc-error' with the 'error-tag' 'bad-element'." An edit holding both upstream cases of an interface was
+    answered operation-failed (or data-missing for a leafref of the other case); an rpc naming two datastores in
+    one <target> choice (copy-config to startup and candidate) was carried out on one of them. Switching cases in
+    one edit, the old one deleted, stays allowed."""
+    group = ("<endpoint-group><name>g</name><member><endpoint>a</endpoint></member></endpoint-group>")
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=cfg(endpoint("a") + group.join(("<client>", "</client>"))))
+        for both in ("<interface><name>i</name><endpoint>a</endpoint><endpoint-group>g</endpoint-group></interface>",
+                     "<default-endpoint>a</default-endpoint><default-endpoint-group>g</default-endpoint-group>"):
+            with pytest.raises(RPCError) as exc:
+                m.edit_config(target="running", config=cfg(f"<client>{both}</client>"))
+            assert (exc.value.tag, exc.value.type) == ("bad-element", "application"), exc.value.xml
+            assert exc.value.path.startswith("/vpp-singbox:singbox/client/")
+        m.edit_config(target="running", config=cfg("<client><interface><name>i</name><endpoint>a</endpoint>"
+                                                   "</interface></client>"))
+        m.edit_config(target="running", config=cfg('<client><interface><name>i</name><endpoint nc:operation="delete"/>'
+                                                   "<endpoint-group>g</endpoint-group></interface></client>"))
+        assert "<endpoint-group>g</endpoint-group></interface>" in m.get_config(
+            "running", filter=("subtree", f'<singbox xmlns="{SBX_NS}"><client><interface/></client></singbox>')).xml
+        from lxml import etree
+
+        with pytest.raises(RPCError) as exc:
+            m.dispatch(etree.fromstring(f'<copy-config xmlns="{NC}"><target><startup/><candidate/></target>'
+                                        "<source><running/></source></copy-config>"))
+        assert exc.value.tag == "bad-element"

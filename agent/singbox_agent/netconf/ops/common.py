@@ -70,6 +70,11 @@ def datastore_choice(ctx: OpContext, param: str, allowed: tuple[str, ...], *, co
     kids = [c.name() for c in node.children()]
     if not kids:
         raise missing_element(param, message=f'"{param}" names no datastore.')
+    if len(kids) > 1:
+        # one choice, two of its cases (libyang's parse of an rpc does not validate it; the first one was used):
+        # RFC 7950 8.3.1 wants 'bad-element'
+        raise bad_element(str(kids[1]), f'"{param}" names more than one datastore ({", ".join(map(str, kids))}).',
+                          path=f"{node.path()}/{kids[1]}")
     name = str(kids[0])
     if name == "url":
         raise operation_not_supported("The :url capability is not supported.")
@@ -234,7 +239,12 @@ def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
         tree, twice = parsed
     if twice is not None:
         try:
-            raise _twice(libyang.DNode.new(tree.context, twice).path(), ly_ffi.string(twice.schema.name).decode())
+            node, other_case = twice
+            path = libyang.DNode.new(tree.context, node).path()
+            name = ly_ffi.string(node.schema.name).decode()
+            if other_case is not None:
+                raise _two_cases(path, name, other_case)
+            raise _twice(path, name)
         finally:
             tree.free()
     return tree
@@ -379,14 +389,19 @@ def _is_leaf_of_schema(ly: libyang.Context, node: Any) -> bool:
     return False
 
 
-def _inspect(first: Any, *, lenient: bool) -> tuple[bool, Any]:
+def _inspect(first: Any, *, lenient: bool) -> tuple[bool, tuple[Any, str | None] | None]:
     """One walk of a parsed edit: (whether it holds an opaque or a state node — only looked for when `lenient`, the
-    rpc parse's tree — and the first node that is a second instance among its siblings, or None).
+    rpc parse's tree — and the first node that may not be there, or None: (node, None) for a second instance among
+    its siblings, (node, name of the sibling it conflicts with) for a node of another case of a choice than a
+    sibling's (RFC 7950 8.3.1: 'bad-element'; sysrepo kept the last case, or failed on a leafref of the other)).
 
     A container may be repeated (XML clients send `<client>` once per entry; the instances merge), so what is
-    compared is each node's identity: the schema nodes and list keys from the top."""
+    compared is each node's identity: the schema nodes and list keys from the top. A node deleted or removed may
+    sit beside another case: that is how an edit switches cases."""
     seen: set[tuple[Any, ...]] = set()
-    twice: Any = None
+    twice: tuple[Any, str | None] | None = None
+    # per sibling set (the parent's identity): choice -> (case, the first node seen in it)
+    cases: dict[tuple[Any, ...], dict[int, tuple[int, Any]]] = {}
     todo: list[tuple[Any, tuple[Any, ...]]] = [(ly_ffi.cast("struct lyd_node *", first), ())]
     while todo:
         node, parent = todo.pop()
@@ -408,14 +423,48 @@ def _inspect(first: Any, *, lenient: bool) -> tuple[bool, Any]:
             identity = (*parent, own)
             if identity in seen and nodetype != ly_lib.LYS_CONTAINER:
                 if not lenient:
-                    return False, node
-                twice = twice if twice is not None else node
+                    return False, (node, None)
+                twice = twice if twice is not None else (node, None)
             seen.add(identity)
+            if schema.parent != ly_ffi.NULL and schema.parent.nodetype == ly_lib.LYS_CASE:
+                other = _other_case(cases.setdefault(parent, {}), schema.parent, node)
+                if other is not None:
+                    if not lenient:
+                        return False, (node, other)
+                    twice = twice if twice is not None else (node, other)
             child = ly_lib.lyd_child_no_keys(node) if nodetype == ly_lib.LYS_LIST else ly_lib.lyd_child(node)
             if child != ly_ffi.NULL:
                 todo.append((child, identity))
             node = node.next
     return False, twice
+
+
+def _other_case(chosen: dict[int, tuple[int, Any]], case: Any, node: Any) -> str | None:
+    """Record `node` (in schema case `case`) among its siblings' choices; the name of a sibling in another case of
+    one of them (nested choices included), None when there is none or either one is deleted or removed."""
+    while case != ly_ffi.NULL and case.nodetype == ly_lib.LYS_CASE:
+        choice = case.parent
+        key, this = int(ly_ffi.cast("uintptr_t", choice)), int(ly_ffi.cast("uintptr_t", case))
+        first = chosen.setdefault(key, (this, node))
+        if first[0] != this and not (_deleting(first[1]) or _deleting(node)):
+            return str(ly_ffi.string(first[1].schema.name).decode())
+        case = choice.parent  # a choice may itself sit in a case of an enclosing choice
+    return None
+
+
+def _deleting(node: Any) -> bool:
+    meta = node.meta
+    while meta != ly_ffi.NULL:
+        if (ly_ffi.string(meta.name) == b"operation" and meta.value._canonical != ly_ffi.NULL
+                and ly_ffi.string(meta.value._canonical).decode() in _DELETES):
+            return True
+        meta = meta.next
+    return False
+
+
+def _two_cases(path: str, name: str, other: str) -> MgmtException:
+    return bad_element(name, f'"{name}" and "{other}" are in different cases of one choice at {path}; a choice '
+                             "holds the data of one case only (RFC 7950 8.3.1).", error_type="application", path=path)
 
 
 def _twice(path: str, name: str) -> MgmtException:
