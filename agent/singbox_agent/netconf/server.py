@@ -236,9 +236,10 @@ class NetconfServer:
         endpoints = await loop.run_in_executor(None, self._read_or_seed, listens, seed_key)
         bound = await self._bind(endpoints)
         self._settings_session = self.conn.start_session("running")
-        for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH),
-                              ("ietf-truststore", settings.TRUSTSTORE_XPATH)):
+        for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH)):
             change_notice.subscribe(self._settings_session, module, xpath, self._settings_changed)
+        change_notice.subscribe(self._settings_session, "ietf-truststore", settings.TRUSTSTORE_XPATH,
+                                self._truststore_changed, done_only=True)
         try:
             change_notice.subscribe(self._settings_session, limits.MODULE, limits.XPATH, self._limits_changed)
         except sysrepo.SysrepoError as exc:
@@ -334,6 +335,14 @@ class NetconfServer:
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(lambda: loop.create_task(self._reconfigure()))
+
+    def _truststore_changed(self, event: str, _ev_sess: Any) -> None:
+        """Client keys only (`read_endpoint_users`, per login); no listener depends on the truststore. So no
+        `_reconfigure`, which re-read the listen settings and parsed every host key after each change of any bag,
+        and the done event only: every event of an in-process subscriber is a round trip the edit waits for."""
+        if event == "done":
+            with self._endpoint_users_lock:
+                self._endpoint_users_stale = True
 
     def _limits_changed(self, event: str, _ev_sess: Any) -> None:
         if event in ("change", "done"):
