@@ -25,7 +25,7 @@ from _libyang import lib as ly_lib
 import sysrepo
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.mgmt import libsysrepo, replay_files, xpath
+from singbox_agent.mgmt import libsysrepo, nacm, replay_files, xpath
 from singbox_agent.mgmt.errors import in_use, invalid_value
 
 T = TypeVar("T")
@@ -304,6 +304,82 @@ def apply_changes(sess: SysrepoSession) -> None:
     if sess.get_datastore() in CONFIG_CHANGE_DATASTORES:
         wait_for_replay_room()
     retry_busy(lambda: sess.apply_changes(timeout_ms=SUBSCRIBER_TIMEOUT_MS))
+
+
+# A write that creates many nodes goes through a connection without the running cache (`apply_bulk`). A server's
+# connection caches running (SR_CONN_CACHE_RUNNING) and sysrepo keeps as that cache the tree its last write built;
+# every later write of the module starts from a copy of it and frees the one before. After a write of 10,000 list
+# entries through the cached connection, every later one-leaf write of that module cost ~1.5x what it costs once the
+# cache is read again from the datastore (bench/netconf/README.md, session 9): the tree was allocated among that
+# write's temporaries (its edit, diff and validation sets), each later copy fills the holes its predecessor left,
+# and copying, validating, printing and freeing it walk memory scattered over the heap. Through a connection without
+# the cache, the write's tree is freed whole once stored, and the cached connection reads the module again on its
+# next use, into memory that is free in one piece.
+BULK_NODES = 1_000
+_bulk_lock = threading.Lock()
+_bulk_conns: list[sysrepo.SysrepoConnection] = []
+
+
+def is_bulk(tree: libyang.DNode) -> bool:
+    """Whether the edit `tree` (with its siblings) has at least `BULK_NODES` nodes, opaque ones included."""
+    count = 0
+    todo = [ly_lib.lyd_first_sibling(ly_ffi.cast("struct lyd_node *", tree.cdata))]
+    while todo:
+        node = todo.pop()
+        while node != ly_ffi.NULL:
+            count += 1
+            if count >= BULK_NODES:
+                return True
+            child = ly_lib.lyd_child(node)
+            if child != ly_ffi.NULL:
+                todo.append(child)
+            node = node.next
+    return False
+
+
+def _bulk_connection() -> sysrepo.SysrepoConnection:
+    with _bulk_lock:
+        if not _bulk_conns:
+            _bulk_conns.append(sysrepo.SysrepoConnection())  # no cache_running: see BULK_NODES
+        return _bulk_conns[0]
+
+
+def close_bulk() -> None:
+    """Disconnect the connection `apply_bulk` opened, if it did (before the process's other connections go)."""
+    with _bulk_lock:
+        while _bulk_conns:
+            _bulk_conns.pop().disconnect()
+
+
+def apply_bulk(sess: SysrepoSession, tree: libyang.DNode, default_operation: str, changed_by: tuple[str, int]
+               ) -> None:
+    """Apply the edit `tree` to `sess`'s datastore as `sess.edit_batch_ly` + `apply_changes` would, with `sess`'s
+    NACM user, through a session of this process's connection without the running cache (see BULK_NODES).
+    `changed_by`: the user and session-id `sess` was marked with (`mark_changed_by`; sysrepo reads a session's
+    originator back only in events). `tree` stays the caller's; nothing stays pending. The sysrepo lock of `sess`,
+    if it holds one, does not cover the other session: a caller holding one writes through `sess` itself."""
+    data = tree.print_mem("xml", with_siblings=True)
+    bulk = _bulk_connection().start_session(sess.get_datastore())
+    try:
+        mark_changed_by(bulk, *changed_by)
+        user = nacm.nacm_user(sess)
+        nacm.enable_nacm(bulk, user, recovery=user is None)
+        ly: libyang.Context = bulk.acquire_context()
+        try:
+            # the lenient parse the request got (an emptied leaf to delete stays an opaque node)
+            edit = ly.parse_data_mem(data, "xml", no_state=True, parse_only=True, opaq=True)
+            if edit is None:
+                return
+            try:
+                bulk.edit_batch_ly(edit, default_operation)
+                apply_changes(bulk)
+            finally:
+                bulk.discard_changes()
+                edit.free()
+        finally:
+            bulk.release_context()  # type: ignore[no-untyped-call]
+    finally:
+        bulk.stop()
 
 
 def replace_config(sess: SysrepoSession, tree: Callable[[], Any], module: str | None = None) -> None:

@@ -21,7 +21,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import nacm, shm_guard, systemd
+from singbox_agent.mgmt import datastore, nacm, shm_guard, systemd
 from singbox_agent.netconf import confirmed, heap
 from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
 
@@ -92,6 +92,7 @@ async def _stop(server: NetconfServer, conn: sysrepo.SysrepoConnection) -> int:
     systemd.notify_stopping()
     await server.close()
     server.shutdown()
+    datastore.close_bulk()  # the connection large edits were written through, if one was opened
     conn.disconnect()
     return 0
 

@@ -105,8 +105,12 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
     """Apply `tree` as one sysrepo change; the error instead of raising it. Nothing stays pending."""
     sr = ctx.sr
     try:
-        sr.edit_batch_ly(tree, default_operation)
-        datastore.apply_changes(sr)  # retried while other writers hold the datastore
+        if ds == "running" and datastore.is_bulk(tree) and not _holds_lock(ctx, ds):
+            # not through our connection's cache of running: it would slow every later write (datastore.BULK_NODES)
+            datastore.apply_bulk(sr, tree, default_operation, (ctx.session.user, ctx.session.id))
+        else:
+            sr.edit_batch_ly(tree, default_operation)
+            datastore.apply_changes(sr)  # retried while other writers hold the datastore
     except sysrepo.SysrepoOperationFailedError as exc:
         if not applied_anyway(exc):
             return exc
@@ -119,6 +123,13 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
         with ctx.session.server.state.lock:
             ctx.session.server.state.candidate_modified = True
     return None
+
+
+def _holds_lock(ctx: OpContext, ds: str) -> bool:
+    """Whether this session holds the <lock> of `ds` (a sysrepo lock of its own sysrepo session)."""
+    state = ctx.session.server.state
+    with state.lock:
+        return state.locks.get(ds) == ctx.session.id
 
 
 def _apply_units(

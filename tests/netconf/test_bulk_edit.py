@@ -1,0 +1,111 @@
+"""An edit-config of at least `datastore.BULK_NODES` nodes to running is written through a second connection of the
+server without the running cache (mgmt/datastore.apply_bulk), with the session's identity: the same changed-by,
+the same NACM user, and through the session itself while it holds the <lock>."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import sysrepo
+from ncclient.operations.rpc import RPCError
+
+from singbox_agent.mgmt import datastore
+from singbox_agent.repository import SysrepoInstance
+from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo
+from tests.netconf.helpers import cfg, endpoints, error_tag
+from tests.netconf.rawclient import RawClient, errors_of
+from tests.netconf.test_config_change import NCN, NOTIF, changed_by, next_config_change
+
+# each endpoint is three nodes (entry, name, address): this many make a bulk edit
+BULK_ENTRIES = datastore.BULK_NODES // 3 + 1
+
+
+def many_endpoints(prefix: str, n: int = BULK_ENTRIES) -> str:
+    return "<client>" + "".join(f"<endpoint><name>{prefix}{i:04d}</name><address>198.18.1.{i % 250 + 1}</address>"
+                                "</endpoint>" for i in range(n)) + "</client>"
+
+
+def connections_of(pid: int) -> int:
+    """The sysrepo connections process `pid` holds (sysrepo-monitoring)."""
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("operational")
+        data = sess.get_data("/sysrepo-monitoring:sysrepo-state/connection")
+    return sum(1 for c in data.get("sysrepo-state", {}).get("connection", []) if c.get("pid") == pid)
+
+
+def test_large_edit_goes_through_a_connection_without_the_cache(netconf_server: ServerInfo) -> None:
+    pid = netconf_server.process.pid
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=cfg("<client><endpoint><name>small</name><address>198.18.0.1"
+                                                   "</address></endpoint></client>"))
+        before = connections_of(pid)
+        m.edit_config(target="running", config=cfg(many_endpoints("b")))
+        # fails before apply_bulk: the server wrote everything through its one connection
+        assert connections_of(pid) == before + 1
+        m.edit_config(target="running", config=cfg(many_endpoints("c")))
+        assert connections_of(pid) == before + 1  # one for the process, not one per edit
+    names = endpoints()
+    assert len(names) == 1 + 2 * BULK_ENTRIES and "b0000" in names and "small" in names
+
+
+async def test_large_edit_names_user_and_session(netconf_server: ServerInfo) -> None:
+    watcher = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    reply = await watcher.rpc(f'<create-subscription xmlns="{NOTIF}"><filter type="subtree">'
+                              f'<netconf-config-change xmlns="{NCN}"/></filter></create-subscription>')
+    assert not errors_of(reply)
+    editor = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    reply = await editor.rpc(f'<edit-config><target><running/></target><config><singbox xmlns="{SBX_NS}">'
+                             f"{many_endpoints('n')}</singbox></config></edit-config>")
+    assert not errors_of(reply)
+    assert changed_by(await next_config_change(watcher)) == (ADMIN, str(editor.session_id))
+    await editor.close()
+    await watcher.close()
+
+
+def test_large_edit_obeys_nacm(netconf_server: ServerInfo) -> None:
+    from singbox_agent.mgmt.users import hash_password
+
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("running")
+        sess.set_item("/ietf-system:system/authentication/user[name='oper']/password", hash_password("oper-pw"))
+        sess.set_item("/ietf-netconf-acm:nacm/groups/group[name='operators']/user-name", "oper")
+        sess.set_item("/ietf-netconf-acm:nacm/rule-list[name='operators']/group", "operators")
+        base = "/ietf-netconf-acm:nacm/rule-list[name='operators']/rule[name='no-endpoints']"
+        sess.set_item(base + "/module-name", "vpp-singbox")
+        sess.set_item(base + "/path", "/vpp-singbox:singbox/client/endpoint")
+        sess.set_item(base + "/access-operations", "create")
+        sess.set_item(base + "/action", "deny")
+        sess.apply_changes()
+    with netconf_server.connect(user="oper", password="oper-pw") as oper:
+        with pytest.raises(RPCError) as exc:
+            oper.edit_config(target="running", config=cfg(many_endpoints("d")))
+        assert error_tag(exc.value) == "access-denied"
+    assert not any(re.fullmatch(r"d\d{4}", name) for name in endpoints())
+
+
+def test_large_edit_while_holding_the_lock(netconf_server: ServerInfo) -> None:
+    with netconf_server.connect() as m:
+        m.lock("running")
+        try:
+            # through another sysrepo session the write would meet this session's sysrepo lock (in-use)
+            m.edit_config(target="running", config=cfg(many_endpoints("l")))
+        finally:
+            m.unlock("running")
+    assert sum(1 for name in endpoints() if name.startswith("l")) == BULK_ENTRIES
+
+
+def test_bulk_threshold_counts_nodes(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> None:
+    with sysrepo.SysrepoConnection() as conn, conn.get_ly_ctx() as ly:
+        def tree(n: int) -> str:
+            return f'<singbox xmlns="{SBX_NS}">{many_endpoints("t", n)}</singbox>'
+
+        small = ly.parse_data_mem(tree(10), "xml", no_state=True, parse_only=True)
+        large = ly.parse_data_mem(tree(BULK_ENTRIES), "xml", no_state=True, parse_only=True)
+        try:
+            assert not datastore.is_bulk(small)
+            assert datastore.is_bulk(large)
+        finally:
+            small.free()
+            large.free()
