@@ -345,3 +345,26 @@ def test_yang_patch_edit_ids_are_unique(restconf: RestconfServer) -> None:
         r = c.patch(NACM, headers={"content-type": "application/yang-patch+xml"}, content=xml_patch.encode())
         assert r.status_code == 400, r.text
         assert c.get(NACM).json() == before
+
+
+def test_subscription_rpcs_need_their_mandatory_input(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.4.2 with RFC 7950 §7.14.2: an RPC's input is validated as data, so a missing mandatory leaf is
+    400 missing-element. The server's own RFC 8639/8650 RPCs (served in-process, not through sysrepo, which
+    validates the others) took a delete-subscription without `id` as a delete of subscription 0 (404)."""
+    ops = "/restconf/operations"
+    with restconf.client() as c:
+        made = c.post(f"{ops}/ietf-subscribed-notifications:establish-subscription", headers=H,
+                      content=b'{"ietf-subscribed-notifications:input":{"stream":"NETCONF"}}')
+        assert made.status_code == 200, made.text
+        for rpc in ("delete-subscription", "kill-subscription", "modify-subscription"):
+            for body in (b"", b'{"ietf-subscribed-notifications:input":{}}'):
+                r = c.post(f"{ops}/ietf-subscribed-notifications:{rpc}", content=body, headers=H)
+                assert r.status_code == 400, (rpc, body, r.text)
+                err = error_of(r)
+                assert err["error-tag"] == "missing-element" and err["error-path"].endswith("/id"), err
+        r = c.post(f"{ops}/ietf-yang-push:resync-subscription", headers=H)
+        assert r.status_code == 400 and error_of(r)["error-tag"] == "missing-element", r.text
+        sub_id = made.json()["ietf-subscribed-notifications:output"]["id"]
+        r = c.post(f"{ops}/ietf-subscribed-notifications:delete-subscription", headers=H,
+                   content=json.dumps({"ietf-subscribed-notifications:input": {"id": sub_id}}).encode())
+        assert r.status_code == 204, r.text
