@@ -12,27 +12,27 @@
  *   singbox_client_udp_api.c, singbox_client_udp_cli.c  API and CLI handlers
  *
  * Threads: a flow has three legs, a connected UDP session from the client
- * (the client leg), a TCP control connection and a connected UDP session
- * to the proxy's BND (the relay leg). Its record lives in the pool of the
+ * (the client leg), a TCP control connection and a connected UDP session to
+ * the proxy's BND (the relay leg). Its record lives in the pool of the
  * thread of its client leg, the owner: udp-input makes that session on the
  * thread whose rx queue took the flow's first datagram and never moves it
  * (READY), and the flow's later datagrams from the client come to it there
- * (udp-input hands a datagram that lands on another worker to the
- * session's thread). The other two legs are where VPP puts them: the
- * control connection on the worker whose rx queue takes the endpoint's
- * SYN-ACK, the relay leg on the connects thread and, from its first reply
- * on, on the worker that receives the replies; which thread that is is not
- * known when the flow starts, so no other choice of owner keeps every leg
- * at home. The handle, owner << 24 | index as for TCP sessions, is the
- * opaque of all three legs (and, with a few generation bits, the connects'
- * context): a callback takes the owner pool's lock and finds the record.
- * That lock is only contended between a thread and the legs of its own
- * flows that VPP put elsewhere; there is no global lock on the data path.
- * Ending a flow closes each leg by an RPC to that leg's thread; expiry runs
- * on each thread for its own flows (an RPC from singbox-cudp-process);
- * dumps, the CLI and turning an interface off walk every thread's pool
- * under the barrier. Interface counters are VPP's per-thread counters;
- * `active` is atomic. */
+ * (one that lands on another thread, which udp-input would drop, is handed
+ * to the owner by singbox-cudp*-in, see singbox_client_udp_node.c). The
+ * other two legs are where VPP puts them: the control connection on the
+ * worker whose rx queue takes the endpoint's SYN-ACK, the relay leg on the
+ * connects thread and, from its first reply on, on the worker that receives
+ * the replies; which thread that is is not known when the flow starts, so no
+ * other choice of owner keeps every leg at home. The handle, owner << 24 |
+ * index as for TCP sessions, is the opaque of all three legs (and, with a
+ * few generation bits, the connects' context): a callback takes the owner
+ * pool's lock and finds the record. That lock is only contended between a
+ * thread and the legs of its own flows that VPP put elsewhere; there is no
+ * global lock on the data path. Ending a flow closes each leg by an RPC to
+ * that leg's thread; expiry runs on each thread for its own flows (an RPC
+ * from singbox-cudp-process); dumps, the CLI and turning an interface off
+ * walk every thread's pool under the barrier. Interface counters are VPP's
+ * per-thread counters; `active` is atomic. */
 
 #include <singbox/singbox_client_udp.h>
 #include <singbox/singbox_group.h>

@@ -20,7 +20,10 @@
  *
  * Runs on every thread that polls an enabled interface. It reads only
  * configuration (changed under the barrier) and the session table, never a
- * flow record: no lock. */
+ * flow record: no lock. A datagram of a flow whose client leg is on another
+ * thread (the rx queue moved, the NIC hashed the flow elsewhere) goes there
+ * through a frame queue, to that thread's -hold node: udp-input would drop
+ * it, since a READY connected session never moves. */
 
 #include <singbox/singbox_client_udp.h>
 #include <vnet/fib/fib_table.h>
