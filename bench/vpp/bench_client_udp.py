@@ -6,7 +6,8 @@ Same topology, same run, the two cases interleaved in --rounds rounds so load fr
 both alike; prints medians and the ratios relayed/direct.
 
     sudo VPP_PREFIX=/opt/vpp SINGBOX_PLUGIN_DIR=<build>/lib/vpp_plugins \\
-        python3 bench/vpp/bench_client_udp.py [--workers 0] [--rounds 3] [--seconds 3] [--af-packet v2]
+        python3 bench/vpp/bench_client_udp.py [--workers 0] [--rounds 3] [--seconds 3] [--af-packet v2] \\
+        [--parallel 1] [--plugins <before>/lib/vpp_plugins,<after>/lib/vpp_plugins]
 
 Topology (tests/vpp/vpptopo.py)::
 
@@ -20,6 +21,11 @@ Measured, per case, from the client namespace (tests/vpp/udp_peer.py):
 - new flow: --flows flows one after the other, one datagram and its answer each (DNS): the first
   datagram of a relayed flow waits for its association (TCP connect, SOCKS5 greeting, auth and UDP
   ASSOCIATE to sing-box).
+With --parallel N the packets/s case runs N such flows at once (summed): flows that share the
+plugin's flow table and, with workers, legs on several threads.
+--plugins A,B compares builds of the plugin (say before and after a change): each round starts one
+VPP per build, in turn (the order alternating), and the table ends with each relayed number of B
+over A's.
 sing-box relays in user space, so "relayed" includes sing-box's own cost. Both paths cross VPP's
 af_packet input twice per round trip; with its default TPACKET_V3 rings each crossing may wait up
 to 1 ms at low rates (bench_client.py's af_packet_v2 explains), which hides what relaying adds:
@@ -33,6 +39,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,6 +104,25 @@ class Bed:
             r = self.api.singbox_interface_udp_enable_disable(sw_if_index=self.lan, enable=False)
         assert r.retval == 0 or (not on and r.retval == -6), r  # -6: it was off
 
+    def peers(self, n: int, *args: str, timeout: float = 600) -> list[dict[str, Any]]:
+        """n peers at once, each its own flow."""
+        assert self.topo is not None
+        procs = [subprocess.Popen(vt.ns_cmd(self.topo.ns_client, sys.executable, str(PEER), *args),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(n)]
+        outs = []
+        try:
+            for p in procs:
+                out, err = p.communicate(timeout=timeout)
+                if p.returncode:
+                    raise RuntimeError(err.decode())
+                outs.append(json.loads(out))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        return outs
+
     def peer(self, *args: str, timeout: float = 600) -> dict[str, Any]:
         assert self.topo is not None
         r = self.topo.run_in(self.topo.ns_client, sys.executable, str(PEER), *args, timeout=timeout)
@@ -127,7 +153,10 @@ def pct(values: list[float], q: float) -> float:
 def one_round(bed: Bed, case: str, args: argparse.Namespace) -> dict[str, float]:
     bed.relay(case == "relayed")
     host = vt.ORIGIN_IP4
-    f = bed.peer("flood", host, str(ECHO_PORT), str(args.seconds), str(args.window), str(args.size))
+    floods = bed.peers(args.parallel, "flood", host, str(ECHO_PORT), str(args.seconds), str(args.window),
+                       str(args.size))
+    f = {"received": sum(x["received"] for x in floods), "sent": sum(x["sent"] for x in floods),
+         "seconds": max(x["seconds"] for x in floods)}
     lat = bed.peer("flow", host, str(ECHO_PORT), str(args.samples), "1")
     new = bed.peer("newflows", host, str(ECHO_PORT), str(args.flows))
     expect = vt.ORIGIN_IP4 if case == "relayed" else vt.CLIENT_IP4
@@ -141,48 +170,86 @@ def one_round(bed: Bed, case: str, args: argparse.Namespace) -> dict[str, float]
             "new_failures": float(new["failures"])}
 
 
+def rounds_of(build: str, args: argparse.Namespace, beds: list[Bed | None], n: int,
+              runs: dict[str, list[dict[str, float]]]) -> None:
+    """Round n of one build: both cases, their order alternating. beds[0] is kept between rounds when
+    there is one build; with several, each round has a VPP of its own per build."""
+    if build:
+        os.environ["SINGBOX_PLUGIN_DIR"] = build
+    bed = beds[0] or Bed(args.workers, args.af_packet)
+    try:
+        for case in CASES if n % 2 == 0 else tuple(reversed(CASES)):
+            runs[case].append(one_round(bed, case, args))
+            print(f"  round {n + 1} {Path(build).parent.parent.name if build else ''} {case:8s} "
+                  + " ".join(f"{k}={v:.4g}" for k, v in runs[case][-1].items()), flush=True)
+        st = bed.api.singbox_interface_udp_dump(sw_if_index=bed.lan)
+        if st:
+            print(f"    VPP counted {st[0].flows} relayed flows, {st[0].failures} failed, {st[0].dropped} dropped")
+    finally:
+        if beds[0] is None:
+            bed.close()
+
+
+def report(label: str, runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    med = {c: {k: statistics.median(r[k] for r in runs[c]) for k in runs[c][0]} for c in CASES}
+    print(f"\n{label:28s}{'direct (VPP routing)':>22s}{'relayed (sing-box)':>22s}{'relayed/direct':>16s}")
+    for row, key, fmt in ROWS:
+        d, r = med["direct"][key], med["relayed"][key]
+        ratio = f"{r / d:.2f}x" if d else "-"
+        print(f"{row:28s}{fmt.format(d):>22s}{fmt.format(r):>22s}{ratio:>16s}")
+    added = med["relayed"]["p50_us"] - med["direct"]["p50_us"]
+    print(f"added latency per datagram (p50): {added:.0f} us; per new flow (p50): "
+          f"{med['relayed']['new_p50_us'] - med['direct']['new_p50_us']:.0f} us")
+    return med
+
+
+ROWS = (("packets/s", "pps", "{:.0f}"), ("datagram loss", "loss", "{:.2%}"),
+        ("round trip p50 (us)", "p50_us", "{:.0f}"), ("round trip p99 (us)", "p99_us", "{:.0f}"),
+        ("new flow p50 (us)", "new_p50_us", "{:.0f}"), ("new flow p99 (us)", "new_p99_us", "{:.0f}"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3, help="per packets/s measurement")
-    ap.add_argument("--window", type=int, default=32, help="datagrams in flight in the packets/s case")
+    ap.add_argument("--window", type=int, default=32, help="datagrams in flight per flow in the packets/s case")
+    ap.add_argument("--parallel", type=int, default=1, help="flows at once in the packets/s case")
     ap.add_argument("--size", type=int, default=512, help="datagram payload, bytes")
     ap.add_argument("--samples", type=int, default=1000, help="round trips per latency case")
     ap.add_argument("--flows", type=int, default=100, help="new flows per round")
+    ap.add_argument("--plugins", default="",
+                    help="comma-separated plugin directories to compare, each round one VPP per build in turn "
+                         "(default: SINGBOX_PLUGIN_DIR, one VPP for every round)")
     add_af_packet_option(ap)
     args = ap.parse_args()
 
-    runs: dict[str, list[dict[str, float]]] = {c: [] for c in CASES}
-    with Bed(args.workers, args.af_packet) as bed:
-        print(f"UDP client-mode benchmark: VPP workers {args.workers}, af_packet {args.af_packet}, "
-              f"{args.rounds} rounds, "
-              f"{args.seconds:.0f} s floods of {args.size}-byte datagrams ({args.window} in flight), "
-              f"{args.samples} round trips, {args.flows} new flows per case and round; "
-              f"load {os.getloadavg()[0]:.2f}", flush=True)
+    builds = args.plugins.split(",") if args.plugins else [""]
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {b: {c: [] for c in CASES} for b in builds}
+    print(f"UDP client-mode benchmark: VPP workers {args.workers}, af_packet {args.af_packet}, "
+          f"{args.rounds} rounds, {args.parallel} x "
+          f"{args.seconds:.0f} s floods of {args.size}-byte datagrams ({args.window} in flight), "
+          f"{args.samples} round trips, {args.flows} new flows per case and round; "
+          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    beds: list[Bed | None] = [Bed(args.workers, args.af_packet) if len(builds) == 1 else None]
+    try:
         for n in range(args.rounds):
-            for case in CASES if n % 2 == 0 else tuple(reversed(CASES)):
-                runs[case].append(one_round(bed, case, args))
-                print(f"  round {n + 1} {case:8s} " + " ".join(f"{k}={v:.4g}" for k, v in runs[case][-1].items()),
-                      flush=True)
-        st = bed.api.singbox_interface_udp_dump(sw_if_index=bed.lan)
-        print(f"load at the end {os.getloadavg()[0]:.2f}")
+            for b in builds if n % 2 == 0 else list(reversed(builds)):
+                rounds_of(b, args, beds, n, runs[b])
+    finally:
+        if beds[0] is not None:
+            beds[0].close()
+    print(f"load at the end {os.getloadavg()[0]:.2f}")
 
-    med = {c: {k: statistics.median(r[k] for r in runs[c]) for k in runs[c][0]} for c in CASES}
-    print(f"\n{'':28s}{'direct (VPP routing)':>22s}{'relayed (sing-box)':>22s}{'relayed/direct':>16s}")
-    rows = (("packets/s (one flow)", "pps", "{:.0f}"), ("datagram loss", "loss", "{:.2%}"),
-            ("round trip p50 (us)", "p50_us", "{:.0f}"), ("round trip p99 (us)", "p99_us", "{:.0f}"),
-            ("new flow p50 (us)", "new_p50_us", "{:.0f}"), ("new flow p99 (us)", "new_p99_us", "{:.0f}"))
-    for label, key, fmt in rows:
-        d, r = med["direct"][key], med["relayed"][key]
-        ratio = f"{r / d:.2f}x" if d else "-"
-        print(f"{label:28s}{fmt.format(d):>22s}{fmt.format(r):>22s}{ratio:>16s}")
-    added = med["relayed"]["p50_us"] - med["direct"]["p50_us"]
-    print(f"added latency per datagram (p50): {added:.0f} us; per new flow (p50): "
-          f"{med['relayed']['new_p50_us'] - med['direct']['new_p50_us']:.0f} us")
-    if st:
-        print(f"VPP counted {st[0].flows} relayed flows, {st[0].failures} failed, {st[0].dropped} dropped")
-    print(json.dumps({"median": med, "rounds": runs}))
+    meds = {b: report(Path(b).parent.parent.name if b else "", runs[b]) for b in builds}
+    if len(builds) > 1:
+        first = builds[0]
+        for b in builds[1:]:
+            print(f"\nrelayed, {Path(b).parent.parent.name} / {Path(first).parent.parent.name}:")
+            for row, key, _fmt in ROWS:
+                a, r = meds[first]["relayed"][key], meds[b]["relayed"][key]
+                print(f"  {row:28s}{(f'{r / a:.2f}x' if a else '-'):>10s}")
+    print(json.dumps({"median": meds, "rounds": runs}))
 
 
 if __name__ == "__main__":
