@@ -398,15 +398,59 @@ singbox_server_connect (singbox_session_t *ss)
 /* The upstream proxy refused, failed or closed during the handshake: its
  * REP (or ours for it) to the client, on the client's thread, which then
  * ends the upstream leg (singbox_po_reply_failure). Lock held. */
+static void
+singbox_server_reply_owed_rpc (void *arg)
+{
+  u64 packed = pointer_to_uword (arg);
+  singbox_session_t *ss;
+  session_t *s;
+  u32 index = packed & 0xffffffff;
+  u8 rep = packed >> 56;
+  u32 gen = (packed >> 32) & 0xffffff;
+
+  singbox_session_lock (index);
+  if ((ss = singbox_session_get_if_valid (index)) && (ss->generation & 0xffffff) == gen &&
+      ss->po_closed && !ss->reply_sent && ss->po_handle != SESSION_INVALID_HANDLE)
+    {
+      SINGBOX_ASSERT_THREAD (ss->po_thread);
+      /* closed only to keep the relay's hands off the leg (below) */
+      ss->po_closed = 0;
+      s = session_get_from_handle_if_valid (ss->po_handle);
+      if (s && s->session_state <= SESSION_STATE_TRANSPORT_CLOSING)
+	singbox_po_reply_failure (ss, rep);
+      else
+	{
+	  /* the client reset meanwhile: only the close it is owed */
+	  singbox_po_close (ss);
+	  singbox_ao_close (ss);
+	}
+    }
+  singbox_session_unlock (index);
+}
+
 void
 singbox_server_upstream_failed (singbox_session_t *ss, u8 rep)
 {
+  u64 packed;
+
   if (ss->state != SINGBOX_SESSION_STATE_CONNECTING || ss->reply_sent)
     return;
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
   singbox_server_count_upstream_failure (ss);
-  singbox_po_reply_failure_on_thread (ss, rep);
+  if (ss->po_thread == vlib_get_thread_index ())
+    {
+      singbox_po_reply_failure (ss, rep);
+      return;
+    }
+  /* The proxy's reset or close usually follows its refusal, and the relay
+   * then ends the client leg, on its thread, before an RPC with the reply
+   * would run: the client would see a reset. Marked closed, the leg is left
+   * alone until the RPC has written the reply and closed it. */
+  ss->po_closed = 1;
+  packed = ((u64) rep << 56) | ((u64) (ss->generation & 0xffffff) << 32) | ss->index;
+  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_server_reply_owed_rpc,
+					uword_to_pointer (packed, void *));
 }
 
 int
@@ -888,8 +932,8 @@ singbox_server_upstream_fin (session_t *s, singbox_session_t *ss)
   return 1;
 }
 
-/* Chained: the proxy reset the handshake. The reply reaches the client
- * only if its leg is on this thread: the relay resets that leg next. */
+/* Chained: the proxy reset the handshake: the client still gets its
+ * reply (singbox_server_upstream_failed keeps the relay's reset off). */
 static void
 singbox_server_upstream_reset (singbox_session_t *ss)
 {

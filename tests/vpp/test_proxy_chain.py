@@ -41,17 +41,20 @@ class Chain:
         self.log = log
         self.origin_if = sw_if_index(env, env.t.vpp_if_origin)
 
-    def endpoint(self, password: str = SB_PASS, port: int = SB_PORT) -> None:
+    def endpoint(self, password: str = SB_PASS, port: int = SB_PORT, name: str = "up",
+                 protocol: int = 0, enable: bool = True) -> None:
         """The manual's `singbox set endpoint ... socks5 username upstream password pass2`,
-        as a named endpoint, and `singbox enable <interface towards the origin>`."""
+        as a named endpoint (protocol 1: HTTP CONNECT), and `singbox enable <interface towards
+        the origin>`."""
         api = self.env.api
         assert api.singbox_endpoint_add_del(
-            is_add=True, name="up", proxy_addr=ORIGIN_IP4, proxy_port=port, protocol_type=0,
+            is_add=True, name=name, proxy_addr=ORIGIN_IP4, proxy_port=port, protocol_type=protocol,
             username=SB_USER, password=password, priority=0, connect_timeout=5,
             health_check_enabled=False, health_check_interval=0, health_check_timeout=0,
             failure_threshold=0, recovery_threshold=0, table_id=0).retval == 0
-        assert api.singbox_enable_disable(sw_if_index=self.origin_if, enable_disable=True,
-                                          endpoint_name="up").retval == 0
+        if enable:
+            assert api.singbox_enable_disable(sw_if_index=self.origin_if, enable_disable=True,
+                                              endpoint_name=name).retval == 0
 
     def server(self, **kw: Any) -> None:
         """The manual's `singbox server start 0.0.0.0:8080 auth username client password pass1`
@@ -98,7 +101,8 @@ def chain(env: Env) -> Iterator[Chain]:
         "log": {"level": "info", "output": str(log), "timestamp": False},
         "dns": {"servers": [{"type": "udp", "tag": "origin", "server": ORIGIN_IP4,
                              "server_port": 53}]},
-        "inbounds": [{"type": "socks", "tag": "in", "listen": ORIGIN_IP4, "listen_port": SB_PORT,
+        # mixed: SOCKS5 and HTTP CONNECT on one port, the same users
+        "inbounds": [{"type": "mixed", "tag": "in", "listen": ORIGIN_IP4, "listen_port": SB_PORT,
                       "users": [{"username": SB_USER, "password": SB_PASS}]}],
         "outbounds": [{"type": "direct", "tag": "direct"}],
         "route": {"final": "direct", "default_domain_resolver": "origin"},
@@ -113,6 +117,8 @@ def chain(env: Env) -> Iterator[Chain]:
         env.api.singbox_server_set_upstream(sw_if_index=0xFFFFFFFF)
         for itf in env.api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
             env.api.singbox_enable_disable(sw_if_index=itf.sw_if_index, enable_disable=False)
+        for g in env.api.singbox_endpoint_group_dump():
+            env.api.singbox_endpoint_group_add_del(is_add=False, name=g.name, n_members=0, members=[])
         for ep in env.api.singbox_endpoint_dump():
             env.api.singbox_endpoint_add_del(is_add=False, name=ep.name)
         p.kill()
@@ -269,3 +275,44 @@ def test_the_manuals_cli_commands(chain: Chain) -> None:
     assert (r.returncode, r.stdout.decode().strip()) == (0, ORIGIN_IP4), r.stderr
     chain.wait_log(f"inbound connection to {ORIGIN_IP4}:{HTTP_PORT}")
     assert "Upstream: by route" in env.cli("show singbox server")
+
+
+def test_endpoint_group_balances_chained_sessions(chain: Chain) -> None:
+    """The interface's endpoint group picks the chained sessions' upstream by its policy (weighted
+    round-robin 1:1 here) and counts them per member."""
+    env = chain.env
+    chain.endpoint(name="a", enable=False)
+    chain.endpoint(name="b", enable=False)
+    members = [{"endpoint_name": n, "weight": 1, "priority": 0} for n in ("a", "b")]
+    assert env.api.singbox_endpoint_group_add_del(is_add=True, name="g", policy=2, n_members=2,
+                                                  members=members).retval == 0
+    assert env.api.singbox_interface_endpoint_group_enable(
+        sw_if_index=chain.origin_if, group_name="g", max_connections=0).retval == 0
+    chain.server()
+    for _ in range(4):
+        assert chain.whoami() == (0, ORIGIN_IP4)
+    env.wait_no_sessions()
+    (g,) = env.api.singbox_endpoint_group_dump()
+    got = {m.endpoint_name: (m.connections, m.active_connections) for m in g.members[: g.n_members]}
+    assert got == {"a": (2, 0), "b": (2, 0)}, got
+    assert {e.name: e.connections for e in env.api.singbox_endpoint_dump()} == {"a": 2, "b": 2}
+
+
+def test_http_connect_both_sides(chain: Chain) -> None:
+    """An HTTP CONNECT client of the server, chained through an HTTP CONNECT endpoint (sing-box's
+    mixed inbound): Basic credentials on both legs; a refusal of the upstream comes back as 502."""
+    env = chain.env
+    chain.endpoint(protocol=1)
+    chain.server()
+    r = env.client("curl", "-sS", "-m", "15", "-p", "-x", f"http://{VPP_CLIENT_IP4}:1080",
+                   "-U", "client:pass1", f"http://{ORIGIN_IP4}:{HTTP_PORT}/whoami", timeout=20)
+    assert (r.returncode, r.stdout.decode().strip()) == (0, ORIGIN_IP4), r.stderr
+    chain.wait_log(f"inbound connection to {ORIGIN_IP4}:{HTTP_PORT}")
+    assert chain.ep().connections == 1
+    chain.endpoint(protocol=1, password="wrong")
+    r = env.client("curl", "-sS", "-m", "15", "-p", "-x", f"http://{VPP_CLIENT_IP4}:1080",
+                   "-U", "client:pass1", "-o", "/dev/null", "-w", "%{http_connect}",
+                   f"http://{ORIGIN_IP4}:{HTTP_PORT}/whoami", timeout=20)
+    assert r.stdout.decode() == "502", (r.stdout, r.stderr)
+    assert chain.ep().failures == 1
+    env.wait_no_sessions()
