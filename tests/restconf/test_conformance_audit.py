@@ -368,3 +368,19 @@ def test_subscription_rpcs_need_their_mandatory_input(restconf: RestconfServer) 
         r = c.post(f"{ops}/ietf-subscribed-notifications:delete-subscription", headers=H,
                    content=json.dumps({"ietf-subscribed-notifications:input": {"id": sub_id}}).encode())
         assert r.status_code == 204, r.text
+
+
+def test_a_request_target_too_long_is_414(restconf: RestconfServer) -> None:
+    """RFC 9112 §3 (RFC 7230 §3.1.1): "A server that receives a request-target longer than any URI it wishes to
+    parse MUST respond with a 414 (URI Too Long)"; it was 431, as for header fields, and over HTTP/1.1 a head split
+    over TLS records got h11's 431 without an errors body. Header fields beyond the limit stay 431."""
+    key = "k" * 40_000
+    for http2 in (False, True):
+        with restconf.client(http2=http2) as c:
+            for uri in (f"{NACM}/groups/group={key}", f"{NACM}?depth=1&x={key}"):
+                r = c.get(uri)
+                assert r.status_code == 414, (http2, r.status_code, r.text[:200])
+                assert error_of(r)["error-tag"] == "too-big"
+            r = c.get(NACM, headers={"x-big": "a" * 20_000})
+            assert r.status_code == 431, (http2, r.status_code)
+            assert c.get(f"{NACM}/enable-nacm").status_code == 200

@@ -215,7 +215,10 @@ async def run(opts: argparse.Namespace) -> int:
         app.max_header_size = limits.max_header_size
         app.body_timeout = limits.body_timeout
         app.handler.limits = limits.request  # XPath, subtree filters, body trees (restconf/limits.py)
-        config.h11_max_incomplete_size = limits.max_header_size  # h11: 431 beyond it (read per connection)
+        # h11 is the backstop (431, no body, read per connection) at 4x the limit: a head above the limit but
+        # within it reaches RestconfApp, which tells a request-target too long (414) from header fields (431);
+        # at 1x, a head split over TLS records (above 16 KiB) was always h11's bodiless 431
+        config.h11_max_incomplete_size = 4 * limits.max_header_size
         config.h2_max_header_list_size = limits.max_header_size
 
     http_limits = HttpLimitsSettings(conn, apply_limits)

@@ -1,8 +1,8 @@
 """The limits of `/vpp-singbox-restconf-server:restconf-server/limits`, kept applied.
 
 `max-body-size` is what `RestconfApp` reads a body up to (413 beyond); `max-header-size` bounds a request head:
-`RestconfApp` answers 431 beyond it, h11 too for a head arriving in pieces (and closes), and it is the HTTP/2
-header list size the server advertises; `body-timeout` is how long a body may take to arrive (408 after).
+`RestconfApp` answers 431 beyond it (414 when the request-target alone is larger), h11 431 for a head arriving in
+pieces past 4 times it (and closes), and it is the HTTP/2 header list size the server advertises; `body-timeout` is how long a body may take to arrive (408 after).
 Read at start; a commit that changes them marks them stale (its change event, which the edit waits for), and
 `RestconfApp` has them read again in a worker thread before it reads the next request: they apply from the next
 request on (h11's part of the header limit to new connections). The request limits of the same container (XPath,

@@ -249,8 +249,13 @@ class RestconfApp:
 
         h11 enforces its limit only on a head that arrives in pieces, so one sent at once is measured here; HTTP/2
         header lists are measured the same way (the limit the server advertises binds nobody)."""
-        size = len(raw_target) + len(scope.get("query_string", b"")) + sum(len(k) + len(v) + 4 for k, v in
-                                                                            scope["headers"])
+        target = len(raw_target) + len(scope.get("query_string", b""))
+        if target > self.max_header_size:
+            # RFC 9112 §3 (RFC 7230 §3.1.1): a request-target longer than the server parses is 414, so that a
+            # client tells a URI too long (a huge key) from too many or too large header fields (431)
+            raise RestconfError("transport", "too-big",
+                                f"The request target exceeds {self.max_header_size} bytes", status=414)
+        size = target + sum(len(k) + len(v) + 4 for k, v in scope["headers"])
         if size > self.max_header_size:
             raise RestconfError("transport", "too-big",
                                 f"The request head exceeds {self.max_header_size} bytes", status=431)
