@@ -7,6 +7,7 @@ and disconnect-session reach records on every thread."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -82,3 +83,27 @@ def test_sessions_live_on_their_client_legs_thread(env: Env) -> None:
         for p in procs:
             p.kill()
             p.wait()
+
+
+def _thread_cpus(pid: int) -> dict[str, set[int]]:
+    """The CPUs each of VPP's threads may run on, by thread name (vpp_main, vpp_wk_0, ...)."""
+    out: dict[str, set[int]] = {}
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        name = (task / "comm").read_text().strip()
+        if name.startswith("vpp_"):
+            out[name] = os.sched_getaffinity(int(task.name))
+    return out
+
+
+def test_workers_have_cpus_of_their_own(env: Env) -> None:
+    """As many workers as CPUs (2 on a 2-core machine, vpptopo.Vpp._more_cpus): each worker has a CPU the
+    others may not use. VPP itself put them all on CPU 0, where a worker spinning at the barrier kept the
+    other one off the CPU it needed to reach the barrier: VPP aborted ("worker thread deadlock", its 1 s
+    barrier timeout) even with no session at all."""
+    workers = env.vpp.workers
+    cpus = _thread_cpus(env.vpp.proc.pid)
+    wk = [cpus[f"vpp_wk_{i}"] for i in range(workers)]
+    if workers and workers <= (os.cpu_count() or 1):
+        for i in range(workers):
+            for j in range(i + 1, workers):
+                assert not wk[i] & wk[j], cpus

@@ -61,4 +61,10 @@ def vpp_output(vpp: vpptopo.Vpp, limit: int = 6000) -> str:
     log = vpp.log.read_text(errors="replace") if vpp.log.exists() else ""
     out = vpp.dir / "stdout"
     log += "\n--- stdout ---\n" + (out.read_text(errors="replace") if out.exists() else "")
+    if "worker thread deadlock" in log or "refork deadlock" in log:
+        # VPP's barrier timeout: not necessarily a deadlock (tests/vpp/README.md, "workers")
+        log += ("\n--- a worker did not reach (or leave) the barrier within VPP's 1 s BARRIER_SYNC_TIMEOUT: "
+                "stuck (a lock held across a barrier) or kept off its CPU by the machine's load; the stacks of "
+                "all threads at the abort tell which (gdb -p <vpp pid>, 'handle SIGABRT stop', "
+                "'thread apply all bt')")
     return log[-limit:]

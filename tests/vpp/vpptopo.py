@@ -183,6 +183,8 @@ buffers {{ buffers-per-numa 32768 }}
             if self.cli_sock.exists():
                 try:
                     if "singbox" in self.cli("show plugins"):
+                        if workers and more_cpus:
+                            self._spread_workers()
                         return
                 except RuntimeError:
                     pass
@@ -202,6 +204,27 @@ buffers {{ buffers-per-numa 32768 }}
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                 'mount --bind "$0" /sys/devices/system/cpu/online && exec "$@"',
                 str(online), *argv]
+
+    def _spread_workers(self) -> None:
+        """With use-pthreads (_more_cpus) VPP pins every worker to CPU 0 and the main thread to the last CPU.
+        VPP (release build) aborts when a worker does not reach the barrier within BARRIER_SYNC_TIMEOUT, 1 s
+        (src/vlib/threads.h: "worker thread deadlock"); on CPU 0 the worker already spinning at the barrier
+        competes for the CPU the other one needs to get there. Worker i goes to CPU i (mod the CPUs there
+        are), the main thread, mostly asleep in epoll, to any CPU. That removes this competition, not the
+        machine's: on a loaded 2-core machine idle 2-worker VPPs still aborted (tests/vpp/README.md)."""
+        n_cpus = os.cpu_count() or 1
+        for task in (Path("/proc") / str(self.proc.pid) / "task").iterdir():
+            try:
+                name = (task / "comm").read_text().strip()
+                if name.startswith("vpp_wk_"):
+                    cpus = {int(name.removeprefix("vpp_wk_")) % n_cpus}
+                elif name == "vpp_main":
+                    cpus = set(range(n_cpus))
+                else:
+                    continue
+                os.sched_setaffinity(int(task.name), cpus)
+            except (OSError, ValueError):
+                pass  # a thread that ended meanwhile
 
     def cli(self, cmd: str, check: bool = True) -> str:
         out = run(
@@ -302,8 +325,9 @@ class Topology:
 
     def _wait_reachable(self) -> None:
         """Ping the namespaces from VPP (no ping binary needed in them); this
-        also fills VPP's neighbour tables, whose first miss drops a packet."""
-        deadline = time.monotonic() + 15
+        also fills VPP's neighbour tables, whose first miss drops a packet. Up to 60 s: on a loaded 2-core
+        machine a 2-worker VPP once needed more than 15 s (its workers off their CPU for seconds)."""
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             ok = all("bytes from" in self.vpp.cli(f"ping {ip} repeat 1", check=False)
                      for ip in (CLIENT_IP4, ORIGIN_IP4))
