@@ -259,3 +259,37 @@ def test_clear_text_password_stored_while_the_agent_was_away_is_hashed_on_start(
     env.agent.wait_idle()
     assert dp.objects[("user", "dave")] == UserSpec(stored)
     gen.close()
+
+
+def test_commit_without_password_pays_no_update_round_trip(env: Env) -> None:
+    """The agent's password hasher is an `update` subscriber of vpp-singbox: a commit that touches no password gets
+    no update event at all (sysrepo filters at the writer, filter_origin), one that sets a password still does."""
+    import logging
+
+    import sysrepo
+
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("sysrepo")
+    handler = Lines(logging.DEBUG)
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    sysrepo.configure_logging(py_logging=True)
+    try:
+        env.commit({f"{TOP}/log-level": "debug"})
+        # fails before filter_origin: 'EV ORIGIN: "vpp-singbox" "update" ... succeeded' for every commit
+        assert not [line for line in lines if '"vpp-singbox" "update"' in line]
+        assert [line for line in lines if '"vpp-singbox" "change"' in line]  # the log did record this commit
+        env.commit({f"{S}/authentication/user[username='frank']/password": "$0$hunter2"})
+        assert [line for line in lines if '"vpp-singbox" "update"' in line]
+    finally:
+        sysrepo.configure_logging(py_logging=False)
+        logger.setLevel(level)
+        logger.removeHandler(handler)
+    stored = env.running()["singbox"]["server"]["authentication"]["user"]["frank"]["password"]
+    assert stored.startswith("$6$")

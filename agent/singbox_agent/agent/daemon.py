@@ -195,8 +195,10 @@ class Agent:
         # Unsafe: the callback reads the change tree itself (changes.py), not the binding's slow change objects.
         sess.subscribe_module_change_unsafe(MODULE, TOP, self._on_change, priority=self.change_priority,
                                             enabled=True)
+        # filter_origin: sysrepo itself skips the update event of a commit that touches no password, instead of a
+        # round trip to this callback for every commit of the module (password_hashing.subscribe)
         sess.subscribe_module_change_unsafe(MODULE, USER_PASSWORD_XPATH, password_hashing.hasher(USER_PASSWORD_XPATH),
-                                            update=True)
+                                            update=True, filter_origin=True)
         sess.subscribe_oper_data_request(MODULE, f"{TOP}/dataplane", self._oper_dataplane)
         sess.subscribe_oper_data_request(MODULE, f"{TOP}/sessions", self._oper_sessions)
         sess.subscribe_oper_data_request(MODULE, f"{TOP}/client", self._oper_client, oper_merge=True)

@@ -39,8 +39,11 @@ def subscribe(sess: Any, *, priority: int = 0) -> None:
         for ds in ("running", "startup"):  # candidate has no events: its edits are hashed when committed to running
             sess.switch_datastore(ds)
             for module, xpath in PASSWORD_LEAVES:
+                # filter_origin: the writer's sysrepo matches `xpath` against the change and sends no update event
+                # when it touches no password (without it every commit of the module waited for a callback that
+                # only found nothing to do)
                 sess.subscribe_module_change_unsafe(module, xpath, hasher(xpath), update=True,
-                                                    priority=priority)
+                                                    priority=priority, filter_origin=True)
     finally:
         sess.switch_datastore(datastore)
 
