@@ -200,15 +200,17 @@ singbox_cudp_in_one (vlib_buffer_t *b, u8 is_ip4, u8 is_hold, singbox_cudp_tuple
 
   /* a listener matches any destination with its port: only a flow's own
    * session, or an exact connected one, takes the datagram as it is */
-  if (s && s->session_state == SESSION_STATE_READY && s->thread_index != vlib_get_thread_index () &&
-      !is_hold && cm->fq_index[is_ip4] != ~0)
+  if (s &&
+      (s->session_state == SESSION_STATE_READY || s->session_state == SESSION_STATE_ACCEPTING) &&
+      s->thread_index != vlib_get_thread_index () && !is_hold && cm->fq_index[is_ip4] != ~0)
     {
       /* a flow's client leg stays on the thread that took its first
-       * datagram (READY: udp-input never moves it, and drops a datagram
-       * for it on another thread as "wrong thread"). A later datagram of
-       * the flow lands here when the interface's rx queue moved (rx
-       * placement) or the NIC hashes the flow elsewhere: it goes to the
-       * owner thread, where the -hold node finds the session again. */
+       * datagram (READY, or ACCEPTING until our accept: udp-input never
+       * moves it, and drops a datagram for it on another thread as "wrong
+       * thread"). A later datagram of the flow lands here when the
+       * interface's rx queue moved (rx placement) or the NIC hashes the
+       * flow elsewhere: it goes to the owner thread, where the -hold node
+       * finds the session again. */
       *thread = s->thread_index;
       *action = SINGBOX_CUDP_IN_HANDOFF;
       return SINGBOX_CUDP_IN_TO_THREAD;
