@@ -250,10 +250,11 @@ singbox_dns_start_one (singbox_dns_query_t *arg)
       singbox_dns_done (arg, -1, &ip, 0);
       return;
     }
-  /* "dns enable" without a name server (its only server removed with
-   * "dns name-server X del": "dns enable" stays on): a name not in the cache
-   * would make v26.06's resolver send to a NULL address (SIGSEGV in
-   * ip4_sas). The client gets an answer instead. */
+  /* No name server: never given one (then "dns enable" failed, but the
+   * exported dns_resolve_name does not look at that and v26.06 sends the
+   * query to a NULL address: SIGSEGV in ip4_sas), or its last one removed
+   * with "dns name-server X del" (the query goes to the removed server,
+   * read past the end of the emptied list). The client gets an answer. */
   if (!singbox_dns_have_name_server ())
     {
       singbox_dns_unconfigured (arg->name, VNET_API_ERROR_NO_NAME_SERVERS);

@@ -39,12 +39,12 @@ def _counter(env: Env, name: str) -> int:
 
 
 def _resolver_without_name_server(env: Env) -> None:
-    """VPP's resolver enabled, then its only name server removed: `dns enable` stays on. v26.06 then
-    sends a lookup for a name not in its cache to a NULL address (SIGSEGV in ip4_sas)."""
+    """VPP's resolver enabled, then its only name server removed: `dns enable` stays on, and v26.06 sends a lookup
+    for a name not in its cache to the removed server (read past the end of its emptied list)."""
     env.cli(f"dns name-server {ORIGIN_IP4}")
     env.cli("dns enable")
     env.cli(f"dns name-server {ORIGIN_IP4} del")
-    assert ORIGIN_IP4 not in env.cli("show dns servers")
+    assert "No name servers configured" in env.cli("show dns servers", check=False)
 
 
 def _fresh_name() -> str:
@@ -53,22 +53,34 @@ def _fresh_name() -> str:
 
 
 def test_connect_to_a_name_without_name_server(env: Env) -> None:
-    """A SOCKS5 CONNECT to a name while VPP's resolver has no name server: REP 0x01 (general SOCKS server
-    failure: our resolver is not configured, which says nothing about the host, so not 0x04), counted in
-    connect-failures and dns-unconfigured, logged; VPP stays up (it crashed before) and serves the next
-    client."""
-    _resolver_without_name_server(env)
+    """A SOCKS5 (or HTTP) CONNECT to a name while VPP's resolver has no name server: REP 0x01 (HTTP 502) at once
+    (general SOCKS server failure: our resolver is not configured, which says nothing about the host, so not 0x04),
+    counted in connect-failures and dns-unconfigured, logged; VPP stays up and serves the next client.
+    First with a resolver never given a name server (the first test of this module's VPP): `dns enable` failed,
+    but v26.06's dns_resolve_name does not look at that and sent the query to a NULL address — SIGSEGV in
+    ip4_sas, VPP died. Then with its only name server removed: the query went to the removed server and the
+    client waited 5 s for a 0x04."""
+    assert "No name servers configured" in env.cli("show dns servers", check=False)
     env.configure(dns_enabled=True)  # no dns_server: the plugin adds none
     env.start()
-    for _ in range(3):
+    res = env.probe(VPP_CLIENT_IP4, "1080", "connect", _fresh_name(), str(HTTP_PORT), timeout=20)
+    assert env.vpp.alive(), "VPP died on a lookup without name server"
+    assert res.get("rep") == 0x01, res
+    _resolver_without_name_server(env)
+    for _ in range(2):
         res = env.probe(VPP_CLIENT_IP4, "1080", "connect", _fresh_name(), str(HTTP_PORT), timeout=20)
         assert env.vpp.alive(), "VPP died on a lookup without name server"
         assert res.get("rep") == 0x01, res
-    assert env.stats()["connect_failures"] == 3
-    assert _counter(env, "/singbox/server/dns-unconfigured") == 3
-    # one warning for the burst, naming the fix
+    # HTTP CONNECT on the same port takes the same path: REP 0x01 becomes 502
+    r = env.client("curl", "-sS", "-o", "/dev/null", "-w", "%{http_connect}", "-m", "20", "-p", "-x",
+                   f"http://{PROXY}", f"http://{_fresh_name()}:{HTTP_PORT}/", timeout=30)
+    assert env.vpp.alive(), "VPP died on a lookup without name server"
+    assert r.stdout.decode().strip() == "502", r
+    assert env.stats()["connect_failures"] == 4
+    assert _counter(env, "/singbox/server/dns-unconfigured") == 4
+    # a warning naming the fix (at most one every 10 s: not a line per client)
     log = env.cli("show logging", check=False)
-    assert log.count("not resolved: No name servers configured") == 1, log
+    assert "not resolved: No name servers configured" in log, log
     assert "'dns name-server <ip>'" in log
     # addresses still work, and so do names once a name server is back
     res = env.probe(VPP_CLIENT_IP4, "1080", "connect", ORIGIN_IP4, str(HTTP_PORT))
@@ -80,26 +92,27 @@ def test_connect_to_a_name_without_name_server(env: Env) -> None:
 
 
 def test_ipv6_name_server_refused(env: Env) -> None:
-    """A resolver port other than 53 is refused. An IPv6 resolver address is refused (INVALID_ADDRESS_FAMILY) and never given to VPP's resolver: with IPv6
-    name servers only, v26.06 sends its first query to the empty IPv4 list, and `show dns servers` (which the
-    plugin runs before each lookup) reads the IPv6 servers from it too; both crashed VPP. A name then gets the
-    REP 0x01 of an unconfigured resolver."""
+    """An IPv6 resolver address is refused (INVALID_ADDRESS_FAMILY) and never given to VPP's resolver: with IPv6
+    name servers only, v26.06 sends its first query to the empty IPv4 list — on a VPP never given an IPv4 one a NULL
+    address: SIGSEGV in ip4_sas (seen with the old plugin) — and `show dns servers` (which the plugin runs before each
+    lookup) reads the IPv6 servers from that list too.
+    A name then gets the REP 0x01 of an unconfigured resolver. A port other than 53 is refused as well."""
     args: dict[str, Any] = dict(
         auth_required=False, allow_connect=True, allow_udp_associate=False, max_sessions=1024,
         handshake_timeout=10, idle_timeout=300, connect_timeout=10, udp_idle_timeout=60,
         udp_public_address="0.0.0.0", dns_enabled=True, dns_server=ORIGIN_IP6, dns_server_port=53)
-    assert env.api.singbox_server_config(**args).retval == -97  # VNET_API_ERROR_INVALID_ADDRESS_FAMILY
-    # VPP's resolver has no port setting: another port than 53 would be ignored, so it is refused
-    args.update(dns_server=ORIGIN_IP4, dns_server_port=5353)
-    assert env.api.singbox_server_config(**args).retval == -7  # VNET_API_ERROR_INVALID_VALUE
-    args.update(dns_server=ORIGIN_IP6, dns_server_port=53)
-    assert env.api.singbox_server_config(**args).retval == -97
-    assert "No name servers configured" in env.cli("show dns servers", check=False)
-    assert "VPP's resolver needs an IPv4 name server" in env.cli("show logging", check=False)
+    rv = env.api.singbox_server_config(**args).retval
     env.start()
     res = env.probe(VPP_CLIENT_IP4, "1080", "connect", _fresh_name(), str(HTTP_PORT), timeout=20)
     assert env.vpp.alive(), "VPP died on a lookup with an IPv6 name server only"
+    assert rv == -97  # VNET_API_ERROR_INVALID_ADDRESS_FAMILY
     assert res.get("rep") == 0x01, res
+    assert "No name servers configured" in env.cli("show dns servers", check=False)
+    assert "VPP's resolver needs an IPv4 name server" in env.cli("show logging", check=False)
+    # VPP's resolver has no port setting: another port than 53 would be ignored, so it is refused
+    args.update(dns_server=ORIGIN_IP4, dns_server_port=5353)
+    assert env.api.singbox_server_config(**args).retval == -7  # VNET_API_ERROR_INVALID_VALUE
+    assert "No name servers configured" in env.cli("show dns servers", check=False)
 
 
 def test_udp_datagram_to_a_name_without_name_server(env: Env) -> None:
