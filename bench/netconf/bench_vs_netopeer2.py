@@ -2,7 +2,8 @@
 """Our NETCONF server side by side with netopeer2 on the same sysrepo/libyang, through the same client.
 
     NETOPEER2_PREFIX=/opt/netopeer2 scripts/in-env python bench/netconf/bench_vs_netopeer2.py \
-        [--netopeer2 PREFIX] [--sizes 100,1000,10000] [--iterations 40] [--lists nacm,truststore]
+        [--netopeer2 PREFIX] [--sizes 100,1000,10000] [--iterations 40] [--lists nacm,truststore] \
+        [--baseline TREE]
 
 Each server gets its own private sysrepo instance (same libsysrepo and libyang: the project's environment), and
 ncclient 0.7.1 talks to both from this process with its 0.1 s send-queue poll tick patched to 1 ms. For every list
@@ -13,7 +14,9 @@ ncclient 0.7.1 talks to both from this process with its 0.1 s send-queue poll ti
 - **get**: get-config of the list's module (subtree filter), p50;
 
 and the RSS of each server process after the largest round. Prints the ratios ours / netopeer2 (< 1: we are
-faster). Without `--netopeer2` (or NETOPEER2_PREFIX) only our server runs and the ratios are left out.
+faster). `--baseline TREE` adds our server of another checkout (its `agent/` first on PYTHONPATH) to the same
+turns: `ours/base` is a change's effect under the same load, which on a shared machine moves more than the change.
+Without `--netopeer2` (or NETOPEER2_PREFIX) only our server runs and the ratios are left out.
 
 netopeer2 is not part of the project: build v2.4.1 (the release matching trixie's libnetconf2 3.7.1) outside the
 checkout against trixie's libnetconf2-dev and pass its install prefix; the bench expects
@@ -211,15 +214,19 @@ def subscriber_main(kind: str) -> int:
     return 0
 
 
-def start_ours(work: Path, subscriber: bool = False) -> Server:
+def start_ours(work: Path, subscriber: bool = False, name: str = "ours", tree: Path | None = None) -> Server:
+    """Our server (and the agent for the endpoints list) on a private instance; with `tree`, the singbox_agent of
+    that checkout (its `agent/` directory first on PYTHONPATH) instead of this one."""
     inst = new_sysrepo_instance()  # what the product installs (the tests' instance)
     env = {**os.environ, **inst.env}
-    state = work / "ours-state"
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree / "agent"), env.get("PYTHONPATH", "")) if p)
+    state = work / f"{name}-state"
     state.mkdir()
     bootstrap(env, state)
     info = start_server(env, state)
     mgr = connect(info.port, ADMIN, ADMIN_PASSWORD)
-    agent = start_subscriber("agent", env, work / "agent.log") if subscriber else None
+    agent = start_subscriber("agent", env, work / f"{name}-agent.log") if subscriber else None
 
     def stop() -> None:
         mgr.close_session()
@@ -227,7 +234,7 @@ def start_ours(work: Path, subscriber: bool = False) -> Server:
         stop_server(info)
         inst.destroy()
 
-    return Server("ours", info.process.pid, mgr, stop)
+    return Server(name, info.process.pid, mgr, stop)
 
 
 def start_netopeer2(prefix: Path, work: Path, replay: bool = True, subscriber: bool = False) -> Server:
@@ -349,6 +356,10 @@ def main() -> int:
                          "netopeer2's own setup.sh, which stores no notification and so generates no "
                          "netconf-config-change)")
     ap.add_argument("--logs", help="copy the subscribers' and netopeer2's logs to this directory at the end")
+    ap.add_argument("--baseline", metavar="TREE",
+                    help="another checkout (e.g. a `git archive` of an older commit): its server runs too, as "
+                         "'baseline', in the same turns; the rows 'ours/base' and 'base/np2' give the change's ratio "
+                         "under the same load")
     args = ap.parse_args()
     if args.subscriber:
         return subscriber_main(args.subscriber)
@@ -364,6 +375,9 @@ def main() -> int:
     servers: list[Server] = []
     try:
         servers.append(start_ours(work, subscriber=with_subscriber))
+        if args.baseline:
+            servers.append(start_ours(work, subscriber=with_subscriber, name="baseline",
+                                      tree=Path(args.baseline).resolve()))
         if prefix is not None:
             servers.append(start_netopeer2(prefix, work, replay=args.netopeer2_replay == "on",
                                            subscriber=with_subscriber))
@@ -398,11 +412,14 @@ def main() -> int:
                     r = res[s.name]
                     rows.append(f"| {name} | {n:,} | {s.name} | {r['load']:.1f} | {r['edit50']:.2f} | "
                                 f"{r['edit99']:.2f} | {r['get50']:.2f} | {r['rss']:.0f} |")
-                if len(servers) == 2:
-                    o, p = res["ours"], res["netopeer2"]
-                    rows.append(f"| {name} | {n:,} | **ratio** | {o['load'] / p['load']:.2f} | "
-                                f"{o['edit50'] / p['edit50']:.2f} | {o['edit99'] / p['edit99']:.2f} | "
-                                f"{o['get50'] / p['get50']:.2f} | {o['rss'] / p['rss']:.2f} |")
+                pairs = [("**ratio**", "ours", "netopeer2"), ("ours/base", "ours", "baseline"),
+                         ("base/np2", "baseline", "netopeer2")]
+                for label, a, b in pairs:
+                    if a in res and b in res:
+                        o, p = res[a], res[b]
+                        rows.append(f"| {name} | {n:,} | {label} | {o['load'] / p['load']:.2f} | "
+                                    f"{o['edit50'] / p['edit50']:.2f} | {o['edit99'] / p['edit99']:.2f} | "
+                                    f"{o['get50'] / p['get50']:.2f} | {o['rss'] / p['rss']:.2f} |")
                 print("\n".join(rows[first:]), flush=True)
         print("\n".join(rows))
     finally:
