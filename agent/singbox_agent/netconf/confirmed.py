@@ -90,9 +90,14 @@ def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:
     ctx: Any
     try:
         with server.conn.get_ly_ctx() as ctx:
-            tree = ctx.parse_data_mem(cc.backup_xml, "xml", strict=True, no_state=True, parse_only=True) \
-                if cc.backup_xml else None
-            _as_lock_holder(server, "running", lambda sr: _restore(sr, tree))
+            def backup() -> Any:  # sysrepo spends the tree of each attempt (datastore.replace_config)
+                return ctx.parse_data_mem(cc.backup_xml, "xml", strict=True, no_state=True, parse_only=True) \
+                    if cc.backup_xml else None
+
+            backup_tree = backup()  # a backup that does not parse fails the rollback before anything is written
+            if backup_tree is not None:
+                backup_tree.free()
+            _as_lock_holder(server, "running", lambda sr: _restore(sr, backup))
         _as_lock_holder(server, "candidate", _reset_candidate)
         with server.state.lock:
             server.state.candidate_modified = False
@@ -102,15 +107,14 @@ def rollback(server: NetconfServer, cc: ConfirmedCommit, reason: str) -> None:
         log.error("confirmed commit rollback failed", reason=reason, error=str(exc))
 
 
-def _restore(sr: Any, tree: Any) -> None:
+def _restore(sr: Any, backup: Callable[[], Any]) -> None:
     sr.switch_datastore("running")
-    datastore.wait_for_replay_room()
-    sr.replace_config_ly(tree, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)  # spends the tree
+    datastore.replace_config(sr, backup)  # room for its config-change, retried while busy, subscribers' timeout
 
 
 def _reset_candidate(sr: Any) -> None:
     sr.switch_datastore("candidate")
-    sr.copy_config("running", timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)
+    datastore.copy_config(sr, "running")
 
 
 def _as_lock_holder(server: NetconfServer, ds: str, fn: Callable[[Any], None]) -> None:

@@ -16,6 +16,5 @@ def handle(ctx: OpContext) -> str:
         raise operation_failed(f'The {target} datastore cannot be deleted.', error_type="protocol")
     check_not_locked_by_other(ctx, target)
     ctx.sr.switch_datastore("startup")
-    datastore.wait_for_replay_room()
-    ctx.sr.replace_config_ly(None, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)
+    datastore.replace_config(ctx.sr, lambda: None)  # an empty replace: startup emptied
     return "<ok/>"

@@ -64,10 +64,8 @@ def apply_edit(
     sr.switch_datastore(ds)
     if tree is None:
         if default_operation == "replace" and not test_only:
-            if ds in datastore.CONFIG_CHANGE_DATASTORES:
-                datastore.wait_for_replay_room()
             try:
-                sr.replace_config_ly(None, None, timeout_ms=datastore.SUBSCRIBER_TIMEOUT_MS)  # RFC 6241: replace with empty config empties the datastore
+                datastore.replace_config(sr, lambda: None)  # RFC 6241: replace with empty config empties the datastore
             finally:
                 sr.discard_changes()
         return
