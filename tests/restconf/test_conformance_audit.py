@@ -384,3 +384,22 @@ def test_a_request_target_too_long_is_414(restconf: RestconfServer) -> None:
             r = c.get(NACM, headers={"x-big": "a" * 20_000})
             assert r.status_code == 431, (http2, r.status_code)
             assert c.get(f"{NACM}/enable-nacm").status_code == 200
+
+
+def test_error_path_of_a_body_below_its_target_is_absolute(restconf: RestconfServer) -> None:
+    """RFC 8040 §7.1: error-path is the instance-identifier of the node the error concerns. A body parsed below
+    its target (POST to a container, YANG Patch values) had libyang's path from the body's top,
+    "/ietf-netconf-acm:rule-list/name", which names nothing; now it is the full path."""
+    with restconf.client() as c:
+        bad = json.dumps({"ietf-netconf-acm:group": [{"name": "g", "user-name": ["u"], "bogus": 1}]}).encode()
+        bad_value = json.dumps({"ietf-netconf-acm:rule-list": [{"name": "r", "rule": [
+            {"name": "x", "access-operations": "nope", "action": "permit"}]}]}).encode()
+        r = c.post(NACM, content=bad_value, headers=H)
+        assert r.status_code == 400, r.text
+        path = error_of(r)["error-path"]
+        assert path.startswith("/ietf-netconf-acm:nacm/rule-list"), path
+        assert path.endswith("access-operations"), path
+        r = c.post(f"{NACM}/groups", content=bad, headers=H)
+        assert r.status_code == 400, r.text
+        assert error_of(r).get("error-path", "/ietf-netconf-acm:nacm/groups").startswith(
+            "/ietf-netconf-acm:nacm/groups"), r.text

@@ -25,7 +25,7 @@ import sysrepo
 from _libyang import ffi, lib
 
 from singbox_agent.mgmt import read_gate
-from singbox_agent.mgmt.errors import clip, for_reader
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, clip, for_reader, from_libyang
 from singbox_agent.mgmt.nacm import check_operation
 from singbox_agent.mgmt.request_limits import denied
 from singbox_agent.restconf import limits as request_limits
@@ -722,12 +722,31 @@ def _parse_under(
     before = _child_pointers(parent)  # the keys of a scratch list entry: a few
     try:
         ctx.parse_data_mem(text, encoding.value, parent=parent, parse_only=True, strict=True, no_state=True)
+    except libyang.LibyangError as exc:
+        parent_module = parent.module().name()
+        root.free()
+        raise _under_parent(from_libyang(exc), parent_path, parent_module) from None
     except BaseException:
         root.free()
         raise
     nodes = [libyang.DNode.new(ctx, c) for c in _child_cdata(parent) if c not in before]
     _refuse_duplicates(root)
     return root, nodes
+
+
+def _under_parent(error: MgmtError, parent_path: str, parent_module: str) -> MgmtException:
+    """A parse error of a body parsed below `parent_path`, its error-path made absolute (RFC 8040 §7.1: the node's
+    instance-identifier): libyang names a node of a body parsed under a parent from the body's top
+    ("/vpp-singbox:endpoint/name" for a POST to /vpp-singbox:singbox/client)."""
+    path = error.error_path
+    if path and path.startswith("/") and not path.startswith(parent_path + "/"):
+        first, _, rest = path[1:].partition("/")
+        module, colon, name = first.partition(":")
+        if colon and module == parent_module:  # RFC 7951 §6.11: the prefix only where the module changes
+            first = name
+        path = f"{parent_path}/{first}" + (f"/{rest}" if rest else "")
+        error = replace(error, error_path=path)
+    return MgmtException(error)
 
 
 def _build_edit(
