@@ -22,6 +22,9 @@ Prints the writer thread's CPU (`time.thread_time`) and wall time per apply_chan
 the store between "change" and "done", ...); `--replay` turns replay support on for every module; `--install
 vpp-singbox` installs only vpp-singbox (netopeer2's instance in bench_vs_netopeer2).
 
+`--loaded-through cached|uncached` instead loads the list through the cached connection or through one without the
+cache, then times one-leaf edits through the cached one (session 9: 2x after a load through the cached one).
+
 `--servers` instead starts both NETCONF servers as bench_vs_netopeer2 does for the endpoints list (ours + agent,
 netopeer2 + no-op subscriber; `NETOPEER2_PREFIX`) and prints each server's and subscriber's CPU per one-leaf
 edit-config (/proc, clock ticks), interleaved; attach `perf record -g -p <pid>` to either server meanwhile.
@@ -179,6 +182,7 @@ def servers_main(entries: int, iterations: int, prefix: str, restart: bool = Fal
             ours.pid = fresh.pid
             print("ours restarted after the load")
         time.sleep(1.1)
+        print("one-leaf edits start", flush=True)  # for `perf record -p <pid>` from outside
         rows: dict[str, list[tuple[float, float, float, float]]] = {s.name: [] for s in servers}
         for i in range(2 + iterations):
             for s, sub in zip(servers, subs):
@@ -212,6 +216,36 @@ def servers_main(entries: int, iterations: int, prefix: str, restart: bool = Fal
     return 0
 
 
+def loaded_through_main(entries: int, iterations: int, through: str) -> int:
+    """One process, one connection with the running cache: the list loaded through that connection (`cached`: its
+    cache is then the tree the load's write built) or through a second one without the cache (`uncached`: the
+    cached one reads the module from the datastore on its next use), then one-leaf edits through the cached one;
+    the committing thread's CPU per edit."""
+    inst = new_sysrepo_instance()
+    os.environ.update(inst.env)
+    import sysrepo
+
+    cached = sysrepo.SysrepoConnection(cache_running=True)
+    other = sysrepo.SysrepoConnection()
+    sess, osess = cached.start_session("running"), other.start_session("running")
+    try:
+        with cached.get_ly_ctx() as ctx, other.get_ly_ctx() as octx:
+            if through == "cached":
+                edit(sess, ctx, entries_xml(entries))
+            else:
+                edit(osess, octx, entries_xml(entries))
+            cpu = [edit(sess, ctx, one_leaf_xml(i))[0] for i in range(iterations)]
+        print(f"load average {os.getloadavg()[0]:.1f}; {entries} endpoints loaded through the {through} connection; "
+              f"one-leaf edit CPU p50 {statistics.median(cpu):.1f} ms (min {min(cpu):.1f}, max {max(cpu):.1f})")
+    finally:
+        sess.stop()
+        osess.stop()
+        cached.disconnect()
+        other.disconnect()
+        inst.destroy()
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=10000)
@@ -231,7 +265,12 @@ def main() -> int:
     ap.add_argument("--invalidate", action="store_true",
                     help="with --servers: another process writes running once after the load")
     ap.add_argument("--netopeer2", default=os.environ.get("NETOPEER2_PREFIX", ""))
+    ap.add_argument("--loaded-through", choices=("cached", "uncached"),
+                    help="instead: the list loaded through the cached connection or another one, then one-leaf "
+                         "edits through the cached one (session 9)")
     args = ap.parse_args()
+    if args.loaded_through:
+        return loaded_through_main(args.entries, args.iterations, args.loaded_through)
     if args.servers:
         return servers_main(args.entries, args.iterations, args.netopeer2, args.restart, args.invalidate)
 
