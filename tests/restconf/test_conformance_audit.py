@@ -403,3 +403,23 @@ def test_error_path_of_a_body_below_its_target_is_absolute(restconf: RestconfSer
         assert r.status_code == 400, r.text
         assert error_of(r).get("error-path", "/ietf-netconf-acm:nacm/groups").startswith(
             "/ietf-netconf-acm:nacm/groups"), r.text
+
+
+def test_plain_patch_of_the_datastore_takes_its_data_wrapper(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.6.1's own example patches {+restconf}/data with `<data xmlns="...ietf-restconf">` around the
+    content — the datastore as GET returns it and PUT takes it (§3.4, Appendix B.3.1); it was 400 (no node
+    "data"). The bare content stays accepted."""
+    with restconf.client() as c:
+        wrapped = {"ietf-restconf:data": {"ietf-netconf-acm:nacm": {"rule-list": [{"name": "pw1", "group": ["*"]}]}}}
+        r = c.patch("/restconf/data", content=json.dumps(wrapped).encode(), headers=H)
+        assert r.status_code == 204, r.text
+        xml = ('<data xmlns="urn:ietf:params:xml:ns:yang:ietf-restconf"><nacm xmlns="urn:ietf:params:xml:ns:yang:'
+               'ietf-netconf-acm"><rule-list><name>pw2</name><group>*</group></rule-list></nacm></data>')
+        r = c.patch("/restconf/ds/ietf-datastores:running", content=xml.encode(), headers={"content-type": XML})
+        assert r.status_code == 204, r.text
+        bare = {"ietf-netconf-acm:nacm": {"rule-list": [{"name": "pw3", "group": ["*"]}]}}
+        assert c.patch("/restconf/data", content=json.dumps(bare).encode(), headers=H).status_code == 204
+        assert {"pw1", "pw2", "pw3"} <= set(rule_list_names(c))
+        assert c.patch("/restconf/data", content=b'{"ietf-restconf:data":{}}', headers=H).status_code == 204
+        r = c.patch("/restconf/data", content=b'{"ietf-restconf:data":{"nope:x":1}}', headers=H)
+        assert r.status_code == 400, r.text

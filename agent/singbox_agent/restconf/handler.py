@@ -441,6 +441,7 @@ class Handler:
             build,
             must_exist=parsed.path if kind == Kind.PATCH else None,
             check_exists=parsed.path if kind == Kind.CREATE_OR_REPLACE else None,
+            empty_ok=kind == Kind.PATCH and parsed.path is None,  # an empty `data` merges nothing
         )
         if kind == Kind.CREATE_CHILD:
             resp = self._written(201, datastore)
@@ -765,9 +766,10 @@ def _build_edit(
         except BaseException:
             root.free()
             raise
-    if parsed.path is None:  # PATCH on the datastore: merge whatever the body holds
-        root, nodes = _parse_under(ctx, None, text, encoding)
-        return root, None
+    if parsed.path is None:
+        # PATCH on the datastore: merge whatever the body holds, given as the datastore — `ietf-restconf:data`, as
+        # RFC 8040 §4.6.1's own example sends it (it was refused: no node "data") — or as its bare content
+        return _parse_datastore(ctx, text, encoding), None
     root, nodes = _parse_under(ctx, parsed.parent_path, text, encoding)
     try:
         target = _matching_target(root, nodes, parsed)
@@ -841,8 +843,8 @@ _XML_DATA_RE = re.compile(
 
 
 def _parse_datastore(ctx: libyang.Context, text: str, encoding: Encoding) -> libyang.DNode | None:
-    """PUT on a datastore: the body is the datastore, `ietf-restconf:data` (RFC 8040 §4.5, Appendix B.2.4), as GET
-    prints it; its bare content is taken as well."""
+    """PUT or PATCH on a datastore: the body is the datastore, `ietf-restconf:data` (RFC 8040 §4.5, §4.6.1,
+    Appendix B.2.4), as GET prints it; its bare content is taken as well."""
     if encoding == Encoding.JSON:
         doc = _check_json(text)
         if isinstance(doc, dict) and list(doc) == ["ietf-restconf:data"]:
