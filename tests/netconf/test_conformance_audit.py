@@ -203,3 +203,31 @@ def test_two_cases_of_one_choice_are_bad_element(netconf_server: ServerInfo) -> 
             m.dispatch(etree.fromstring(f'<copy-config xmlns="{NC}"><target><startup/><candidate/></target>'
                                         "<source><running/></source></copy-config>"))
         assert exc.value.tag == "bad-element"
+
+
+@pytest.mark.parametrize("body, tag, element", [
+    ("<kill-session/>", "missing-element", "session-id"),
+    (f'<get-schema xmlns="{MON}"/>', "missing-element", "identifier"),
+    ("<kill-session><session-id>77</session-id><session-id>78</session-id></kill-session>", "bad-element",
+     "session-id"),
+    ("<commit><confirmed/><confirm-timeout>5</confirm-timeout><confirm-timeout>900</confirm-timeout></commit>",
+     "bad-element", "confirm-timeout"),
+    ("<get-config><source><running/></source><source><candidate/></source></get-config>", "bad-element", "source"),
+    (f'<create-subscription xmlns="{NOTIF_NS}"><stream>NETCONF</stream><stream>NETCONF</stream>'
+     "</create-subscription>", "bad-element", "stream"),
+])
+async def test_operation_input_is_validated(netconf_server: ServerInfo, body: str, tag: str, element: str) -> None:
+    """RFC 7950 7.14.2/8.3.1 with RFC 6241 Appendix A: an operation's mandatory parameter missing is
+    missing-element, a parameter given twice bad-element, each naming the element in error-info; nothing is done.
+    libyang's parse of an <rpc> validates none of this: kill-session without session-id looked for session 0, a
+    second confirm-timeout or source was ignored, get-schema without identifier looked for the schema ""."""
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        found = errors_of(await client.rpc(body))
+        assert [(e["error-tag"], e.get("info:bad-element")) for e in found] == [(tag, element)], found
+        # and the session is fine: nothing was started (no confirmed commit is pending, no subscription made)
+        found = errors_of(await client.rpc(f'<create-subscription xmlns="{NOTIF_NS}"/>', "2"))
+        assert not found, found
+        assert errors_of(await client.rpc("<cancel-commit/>", "3"))[0]["error-tag"] == "operation-failed"
+    finally:
+        await client.close()

@@ -7,12 +7,15 @@ responsible for leaving nothing half-done (the edit handlers always discard pend
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import libyang
 import structlog
+from _libyang import ffi as ly_ffi
+from _libyang import lib as ly_lib
 
 from singbox_agent.mgmt import errors, nacm
 from singbox_agent.mgmt.datastore import WouldWait, parse_netconf_rpc, scrub
@@ -89,6 +92,56 @@ def _parse_errors(exc: libyang.LibyangError, rpc: Rpc, ly: libyang.Context) -> l
                       err.error_app_tag, err.error_path, err.info)]
 
 
+# Operations whose input libyang validates before their handler runs (the rpc parse checks types only): those of
+# ietf-netconf, -nmda, -netconf-monitoring and RFC 5277 reference no data (no leafref, when or must on a datastore).
+# Other modules' operations go to sysrepo, which validates them (or, RFC 8639's, check their own input).
+_VALIDATED_NS = frozenset({messages.BASE_NS, messages.NOTIF_NS, "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda",
+                           "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"})
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+def _invalid_input(op: libyang.DNode, rpc: Rpc, ly: libyang.Context) -> list[MgmtError] | None:
+    """RFC 7950 8.3.1 and 7.14: a mandatory parameter missing is missing-element, a parameter given twice or two
+    cases of one choice bad-element (kill-session without session-id killed 'session 0', a second confirm-timeout
+    or <source> was ignored)."""
+    if ly_lib.lyd_validate_op(op.cdata, ly_ffi.NULL, ly_lib.LYD_TYPE_RPC_YANG, ly_ffi.NULL) == ly_lib.LY_SUCCESS:
+        _drop_implicit(op.cdata)
+        return None
+    exc = ly.error("invalid input")
+    err = errors.from_libyang(exc)
+    names = _QUOTED.findall(err.error_message)
+    if err.error_message.startswith("Mandatory node") and names:
+        return [MgmtError("protocol", "missing-element", f'Missing element "{names[0]}" of "{rpc.op_name}".',
+                          error_path=err.error_path, info={"bad-element": names[0]})]
+    if err.error_message.startswith("Mandatory choice") and err.error_path:
+        # a parameter naming nothing (<source/>, <lock/>): RFC 6241's missing-element, naming the parameter
+        missing = err.error_path.rpartition("/")[2].rpartition(":")[2]
+        return [MgmtError("protocol", "missing-element", f'"{missing}" of "{rpc.op_name}" is missing or empty.',
+                          error_path=err.error_path, info={"bad-element": missing})]
+    if (err.error_message.startswith("Duplicate instance") or err.error_message.startswith("Data for both cases")) \
+            and names:
+        return [MgmtError("protocol", "bad-element", err.error_message, error_path=err.error_path,
+                          info={"bad-element": names[-1]})]
+    return _parse_errors(exc, rpc, ly)
+
+
+def _drop_implicit(op: Any) -> None:
+    """Remove the default nodes validation added: a handler tells a parameter given from one left out (edit-config
+    without error-option is not its default stop-on-error, see the README)."""
+    implicit = []
+    todo = [ly_lib.lyd_child(op)]
+    while todo:
+        node = todo.pop()
+        while node != ly_ffi.NULL:
+            if node.flags & ly_lib.LYD_DEFAULT:
+                implicit.append(node)
+            elif node.schema != ly_ffi.NULL and node.schema.nodetype & (ly_lib.LYS_CONTAINER | ly_lib.LYS_LIST):
+                todo.append(ly_lib.lyd_child(node))
+            node = node.next
+    for node in implicit:
+        ly_lib.lyd_free_tree(node)
+
+
 def register_fallback(fn: Handler) -> Handler:
     FALLBACK[:] = [fn]
     return fn
@@ -121,6 +174,10 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
             op = parse_netconf_rpc(ly, _for_schema(rpc))
         except libyang.LibyangError as exc:
             return _fail(session, rpc.attributes, _parse_errors(exc, rpc, ly), bad=True), False
+        if (rpc.op_ns, rpc.op_name) in HANDLERS and rpc.op_ns in _VALIDATED_NS:
+            invalid = _invalid_input(op, rpc, ly)
+            if invalid is not None:
+                return _fail(session, rpc.attributes, invalid, bad=True), False
         # RFC 6022: in-rpcs counts correct <rpc> messages; the others are counted in in-bad-rpcs only
         with server.state.lock:
             server.state.stats.in_rpcs += 1
