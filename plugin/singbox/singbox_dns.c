@@ -144,7 +144,7 @@ singbox_dns_configure (void)
       /* v26.06's resolver with IPv6 name servers only crashes VPP: its
        * first query goes to the empty IPv4 list (vnet_send_dns_request), and
        * so does "show dns servers" (it prints the IPv6 servers from the IPv4
-       * list), which singbox_dns_have_name_server runs. Never added. */
+       * list), which singbox_dns_ready runs. Never added. */
       if (!sm->dns_server_is_ip4)
 	{
 	  SINGBOX_LOG (SINGBOX_LOG_WARNING,
@@ -208,7 +208,7 @@ singbox_dns_try (singbox_dns_query_t *q, int notify, int *result, ip46_address_t
   return 0;
 }
 
-static int singbox_dns_have_name_server (void);
+static int singbox_dns_ready (void);
 
 /* A lookup refused because VPP's resolver is not configured (no name
  * server, or "dns enable" missing): counted (/singbox/server/dns-unconfigured)
@@ -255,16 +255,14 @@ singbox_dns_start_one (singbox_dns_query_t *arg)
    * query to a NULL address: SIGSEGV in ip4_sas), or its last one removed
    * with "dns name-server X del" (the query goes to the removed server,
    * read past the end of the emptied list). The client gets an answer. */
-  if (!singbox_dns_have_name_server ())
+  if ((result = singbox_dns_ready ()))
     {
-      singbox_dns_unconfigured (arg->name, VNET_API_ERROR_NO_NAME_SERVERS);
-      singbox_dns_done (arg, VNET_API_ERROR_NO_NAME_SERVERS, &ip, 0);
+      singbox_dns_unconfigured (arg->name, result);
+      singbox_dns_done (arg, result, &ip, 0);
       return;
     }
   if (!singbox_dns_try (arg, 1 /* notify */, &result, &ip, &is_ip4))
     {
-      if (result == VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED)
-	singbox_dns_unconfigured (arg->name, result);
       singbox_dns_done (arg, result, &ip, is_ip4);
       return;
     }
@@ -318,22 +316,38 @@ singbox_dns_capture (uword arg, u8 *buffer, uword n)
   vec_add (*out, buffer, n);
 }
 
-/* Whether the dns plugin has a name server: with none, v26.06's
- * vnet_send_dns_request sends to a server it does not have (a NULL
- * address: SIGSEGV in ip4_sas). Its configuration is only visible through
- * its CLI. */
+/* What a CLI command of the dns plugin prints: its configuration is only
+ * visible there. Needs a process (vlib_cli_input). */
+static u8 *
+singbox_dns_cli_output (char *cmd)
+{
+  unformat_input_t in;
+  u8 *out = 0;
+
+  unformat_init_string (&in, cmd, strlen (cmd));
+  vlib_cli_input (vlib_get_main (), &in, singbox_dns_capture, pointer_to_uword (&out));
+  unformat_free (&in);
+  return out;
+}
+
+/* Whether the dns plugin can take a lookup: 0, or why not.
+ * VNET_API_ERROR_NO_NAME_SERVERS: with none, v26.06's vnet_send_dns_request
+ * sends to a NULL address (SIGSEGV in ip4_sas) or, after its last one was
+ * removed, to that removed one. VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED:
+ * "dns enable" missing or "dns disable"; the exported dns_resolve_name does
+ * not check it (only its API handler does), sends the query all the same
+ * and its reply node drops the answer: the lookup would wait for the
+ * timeout. */
 static int
-singbox_dns_have_name_server (void)
+singbox_dns_ready (void)
 {
   unformat_input_t in, line;
-  u8 *out = 0;
+  u8 *out;
   ip4_address_t a4;
   ip6_address_t a6;
   int have = 0;
 
-  unformat_init_string (&in, "show dns servers", strlen ("show dns servers"));
-  vlib_cli_input (vlib_get_main (), &in, singbox_dns_capture, pointer_to_uword (&out));
-  unformat_free (&in);
+  out = singbox_dns_cli_output ("show dns servers");
   unformat_init_vector (&in, out);
   while (!have && unformat_user (&in, unformat_line_input, &line))
     {
@@ -343,7 +357,14 @@ singbox_dns_have_name_server (void)
       unformat_free (&line);
     }
   unformat_free (&in);
-  return have;
+  if (!have)
+    return VNET_API_ERROR_NO_NAME_SERVERS;
+  /* a name lookup in its cache, not a dump: "disabled" when it is off */
+  out = singbox_dns_cli_output ("show dns cache name singbox.invalid");
+  vec_add1 (out, 0);
+  have = !strstr ((char *) out, "disabled");
+  vec_free (out);
+  return have ? 0 : VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED;
 }
 
 /* Client mode: the host name of the endpoint `endpoint` (main thread;
@@ -361,8 +382,8 @@ singbox_dns_resolve_endpoint (u8 *endpoint, u8 *host, ip46_address_t *ip, u8 *is
   singbox_dns_bind ();
   if (!sm->dns_resolve_name_ptr)
     return VNET_API_ERROR_FEATURE_DISABLED;
-  if (!singbox_dns_have_name_server ())
-    return VNET_API_ERROR_NO_NAME_SERVERS;
+  if ((result = singbox_dns_ready ()))
+    return result;
   q.name = format (0, "%s%c", host, 0);
   q.context = clib_atomic_add_fetch (&singbox_dns_next_context, 1);
   if (!singbox_dns_try (&q, 1 /* notify */, &result, ip, is_ip4))

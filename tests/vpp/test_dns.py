@@ -115,6 +115,27 @@ def test_ipv6_name_server_refused(env: Env) -> None:
     assert "No name servers configured" in env.cli("show dns servers", check=False)
 
 
+def test_resolver_disabled(env: Env) -> None:
+    """`dns disable` with a name server listed: v26.06's exported dns_resolve_name does not check that (only its
+    API handler does), sends the query, and its reply node drops the answer, so the client waited 5 s for a
+    0x04. Now REP 0x01 at once and the dns-unconfigured count; a host-name endpoint on the CLI fails naming the
+    fix and changes nothing (the manual's promise, which did not hold: it stayed unresolved)."""
+    env.cli(f"dns name-server {ORIGIN_IP4}")
+    env.configure(dns_enabled=True)  # runs "dns enable"
+    env.start()
+    env.cli("dns disable")
+    try:
+        res = env.probe(VPP_CLIENT_IP4, "1080", "connect", _fresh_name(), str(HTTP_PORT), timeout=20)
+        assert res.get("rep") == 0x01, res
+        assert _counter(env, "/singbox/server/dns-unconfigured") == 1
+        out = env.cli(f"singbox set endpoint {_fresh_name()}:{SB_PORT} socks5", check=False)
+        assert "configure it first: 'dns name-server <ip>' and 'dns enable'" in out, out
+        assert not env.api.singbox_endpoint_dump()
+    finally:
+        env.cli("dns enable")
+        env.cli(f"dns name-server {ORIGIN_IP4} del")
+
+
 def test_udp_datagram_to_a_name_without_name_server(env: Env) -> None:
     """UDP ASSOCIATE: a datagram to a name with no name server is dropped and counted (udp-dropped,
     dns-unconfigured); VPP stays up (it crashed before); datagrams to addresses still pass."""
