@@ -231,3 +231,18 @@ async def test_operation_input_is_validated(netconf_server: ServerInfo, body: st
         assert errors_of(await client.rpc("<cancel-commit/>", "3"))[0]["error-tag"] == "operation-failed"
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("attribute", ['foo="bar"', f'xmlns:b="{NC}" b:foo="bar"'])
+async def test_unexpected_attribute_on_an_operation_is_unknown_attribute(netconf_server: ServerInfo,
+                                                                          attribute: str) -> None:
+    """RFC 6241 Appendix A, unknown-attribute: "An unexpected attribute is present", error-info bad-attribute and
+    bad-element. An attribute of no YANG annotation on a parameter element was malformed-message (unqualified) or
+    invalid-value (in the base namespace)."""
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        found = errors_of(await client.rpc(f"<get-config><source {attribute}><running/></source></get-config>"))
+        assert [(e["error-tag"], e["info:bad-attribute"], e["info:bad-element"]) for e in found] == [
+            ("unknown-attribute", "foo", "source")], found
+    finally:
+        await client.close()

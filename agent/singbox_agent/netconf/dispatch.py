@@ -66,6 +66,10 @@ def register(namespace: str, name: str) -> Callable[[Handler], Handler]:
     return deco
 
 
+_UNKNOWN_ATTRIBUTE = re.compile(r'Missing mandatory prefix for XML metadata "([^"]+)"'
+                                r'|Annotation definition for attribute "([^"]+)" not found')
+
+
 def _parse_errors(exc: libyang.LibyangError, rpc: Rpc, ly: libyang.Context) -> list[MgmtError]:
     """Schema errors of the operation element itself are protocol errors with the offending element named."""
     err = errors.from_libyang(exc)
@@ -82,6 +86,15 @@ def _parse_errors(exc: libyang.LibyangError, rpc: Rpc, ly: libyang.Context) -> l
     if "No module with namespace" in message or "Unknown XML prefix" in message or "No module" in message:
         return [MgmtError("protocol", "unknown-namespace", message,
                           info={"bad-element": rpc.op_name, "bad-namespace": rpc.op_ns})]
+    unknown_attribute = _UNKNOWN_ATTRIBUTE.search(message)
+    if unknown_attribute:
+        # RFC 6241 Appendix A: "An unexpected attribute is present" (libyang's words made it malformed-message or
+        # invalid-value); error-info names the attribute and its element
+        name = next(g for g in unknown_attribute.groups() if g).rpartition(":")[2]
+        owner = next((el.tag.rpartition("}")[2] for el in rpc.op.iter()
+                      if any(key.rpartition("}")[2] == name for key in el.keys())), rpc.op_name)
+        return [MgmtError("protocol", "unknown-attribute", f'Unexpected attribute "{name}" of element "{owner}".',
+                          error_path=err.error_path, info={"bad-attribute": name, "bad-element": owner})]
     if err.error_tag == "unknown-element":
         bad = message.split('"')[1] if message.count('"') >= 2 else rpc.op_name
         return [MgmtError("protocol", "unknown-element", message, error_path=err.error_path,
