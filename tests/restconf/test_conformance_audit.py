@@ -423,3 +423,32 @@ def test_plain_patch_of_the_datastore_takes_its_data_wrapper(restconf: RestconfS
         assert c.patch("/restconf/data", content=b'{"ietf-restconf:data":{}}', headers=H).status_code == 204
         r = c.patch("/restconf/data", content=b'{"ietf-restconf:data":{"nope:x":1}}', headers=H)
         assert r.status_code == 400, r.text
+
+
+def test_root_discovery_needs_no_credentials(restconf: RestconfServer) -> None:
+    """RFC 8040 §3.1: a client finds the API root through /.well-known/host-meta (RFC 6415) before anything else;
+    the document names only the root, no protected resource (§2.5), so it is served without credentials (it was
+    401). Everything it points to still needs them."""
+    with restconf.client(auth=None) as c:
+        r = c.get("/.well-known/host-meta")
+        assert r.status_code == 200, r.text
+        assert "<Link rel='restconf' href='/restconf'/>" in r.text
+        assert r.headers["content-type"].startswith("application/xrd+xml")
+        assert c.head("/.well-known/host-meta").status_code == 200
+        assert c.get("/restconf").status_code == 401
+        assert c.get("/restconf/data").status_code == 401
+        assert c.get("/.well-known/other").status_code == 401
+
+
+
+def test_action_on_a_missing_node_is_data_missing(restconf: RestconfServer) -> None:
+    """RFC 7950 §7.15.2: an action invoked on a data node that does not exist gets error-tag data-missing. It was
+    a 500 operation-failed (sysrepo's "data parent does not exist"); now 404, as for any request naming a missing
+    resource, with the node's path."""
+    action = "/restconf/data/ietf-keystore:keystore/asymmetric-keys/asymmetric-key=nokey/generate-csr"
+    body = b'{"ietf-keystore:input":{"csr-format":"ietf-crypto-types:p10-csr-format","csr-info":"AAAA"}}'
+    with restconf.client() as c:
+        for accept in (JSON, XML):
+            r = c.post(action, content=body, headers={**H, "accept": accept})
+            assert r.status_code == 404, r.text
+            assert "data-missing" in r.text and "asymmetric-key[name='nokey']" in r.text, r.text

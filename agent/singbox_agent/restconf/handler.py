@@ -541,7 +541,16 @@ class Handler:
         def build(ctx: libyang.Context) -> libyang.DNode:
             return _build_operation(ctx, path, text, in_enc)
 
-        output = self.ds.invoke(req.user, build, out_enc)
+        try:
+            output = self.ds.invoke(req.user, build, out_enc)
+        except sysrepo.SysrepoError as exc:
+            if "data parent does not exist" not in str(exc):
+                raise
+            # RFC 7950 §7.15.2: an action on a node that does not exist is data-missing — sysrepo's refusal
+            # became operation-failed, a 500; 404 as for any request naming a missing resource (DELETE, PATCH)
+            parent = _parent_of(path)
+            raise RestconfError("application", "data-missing", f"No data at {parent}: the action's node does not "
+                                "exist", path=parent, status=404) from None
         if output is None:
             return HttpResponse(204)
         return HttpResponse(200, output, content_type=RESPONSE_TYPES[out_enc])

@@ -45,6 +45,9 @@ class BackingOff(RestconfError):
                          retry_after=wait)  # Retry-After, as for every RestconfError that has one
 
 
+HOST_META_PATH = "/.well-known/host-meta"
+
+
 def authenticate(auth: http_basic.BasicAuthenticator, header: str | None, source: str) -> str:
     """`auth.authenticate` with its refusals as the RestconfErrors to answer (401, or 429 while backing off)."""
     try:
@@ -234,6 +237,10 @@ class RestconfApp:
         return authenticate(self.auth, authorization, source)
 
     def _authenticated(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str) -> HttpResponse:
+        if req.raw_path == HOST_META_PATH:
+            # RFC 8040 §3.1 root discovery happens before a client knows where the API is; host-meta (RFC 6415)
+            # names only the API root, nothing protected (§2.5 protects the resources it points to)
+            return self.handler.handle(req)
         try:
             user = self._user(req.headers.get("authorization"), chain, source)
         except RestconfError as exc:
