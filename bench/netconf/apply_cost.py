@@ -23,7 +23,7 @@ the store between "change" and "done", ...); `--replay` turns replay support on 
 vpp-singbox` installs only vpp-singbox (netopeer2's instance in bench_vs_netopeer2).
 
 `--loaded-through cached|uncached` instead loads the list through the cached connection or through one without the
-cache, then times one-leaf edits through the cached one (session 9: 2x after a load through the cached one).
+cache, then times one-leaf edits through the cached one (session 10: 2x after a load through the cached one).
 
 `--servers` instead starts both NETCONF servers as bench_vs_netopeer2 does for the endpoints list (ours + agent,
 netopeer2 + no-op subscriber; `NETOPEER2_PREFIX`) and prints each server's and subscriber's CPU per one-leaf
@@ -267,7 +267,7 @@ def main() -> int:
     ap.add_argument("--netopeer2", default=os.environ.get("NETOPEER2_PREFIX", ""))
     ap.add_argument("--loaded-through", choices=("cached", "uncached"),
                     help="instead: the list loaded through the cached connection or another one, then one-leaf "
-                         "edits through the cached one (session 9)")
+                         "edits through the cached one (session 10)")
     args = ap.parse_args()
     if args.loaded_through:
         return loaded_through_main(args.entries, args.iterations, args.loaded_through)

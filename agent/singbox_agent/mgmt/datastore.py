@@ -310,11 +310,11 @@ def apply_changes(sess: SysrepoSession) -> None:
 # connection caches running (SR_CONN_CACHE_RUNNING) and sysrepo keeps as that cache the tree its last write built;
 # every later write of the module starts from a copy of it and frees the one before. After a write of 10,000 list
 # entries through the cached connection, every later one-leaf write of that module cost ~1.5x what it costs once the
-# cache is read again from the datastore (bench/netconf/README.md, session 9): the tree was allocated among that
-# write's temporaries (its edit, diff and validation sets), each later copy fills the holes its predecessor left,
-# and copying, validating, printing and freeing it walk memory scattered over the heap. Through a connection without
-# the cache, the write's tree is freed whole once stored, and the cached connection reads the module again on its
-# next use, into memory that is free in one piece.
+# cache is read again from the datastore (bench/netconf/README.md, session 10). Same tree, same node count; what the
+# profiles point to is its place in memory: built among that write's temporaries (its edit, diff, validation sets),
+# each later copy filling the holes its predecessor left, so copying, validating, printing and freeing it walk
+# memory scattered over the heap. Through a connection without the cache, the write's tree is freed whole once
+# stored, and the cached connection reads the module again on its next use.
 BULK_NODES = 1_000
 _bulk_lock = threading.Lock()
 _bulk_conns: list[sysrepo.SysrepoConnection] = []
