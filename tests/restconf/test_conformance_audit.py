@@ -452,3 +452,37 @@ def test_action_on_a_missing_node_is_data_missing(restconf: RestconfServer) -> N
             r = c.post(action, content=body, headers={**H, "accept": accept})
             assert r.status_code == 404, r.text
             assert "data-missing" in r.text and "asymmetric-key[name='nokey']" in r.text, r.text
+
+
+def test_yang_patch_insert_and_move_need_a_user_ordered_target(restconf: RestconfServer) -> None:
+    """RFC 8072 §2.5: insert and move place "user-ordered" entries, relative to a point of the same list. An insert
+    into a system-ordered list was accepted and its position dropped; a point in another list was sysrepo's
+    global 409 naming no edit. Both are now 400 on their edit, nothing applied."""
+    ph = {"content-type": YANG_PATCH_JSON}
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("u1"), headers=H).status_code == 201
+        before = c.get(NACM).json()
+        cases = [
+            {"edit-id": "sys", "operation": "insert", "target": "/groups/group=zz", "where": "first",
+             "value": {"ietf-netconf-acm:group": [{"name": "zz"}]}},
+            {"edit-id": "sys-move", "operation": "move", "target": "/groups/group=zz", "where": "first"},
+            {"edit-id": "other-list", "operation": "insert", "target": "/rule-list=q1", "where": "after",
+             "point": "/groups/group=g", "value": {"ietf-netconf-acm:rule-list": [{"name": "q1"}]}},
+            {"edit-id": "other-parent", "operation": "insert", "target": "/rule-list=u1/rule=x", "where": "before",
+             "point": "/rule-list=admin-all/rule=permit-all",
+             "value": {"ietf-netconf-acm:rule": [{"name": "x", "access-operations": "*", "action": "permit"}]}},
+        ]
+        for edit in cases:
+            r = c.patch(NACM, headers=ph, content=yang_patch("o", edit))
+            assert r.status_code == 400, (edit["edit-id"], r.text)
+            status = r.json()["ietf-yang-patch:yang-patch-status"]["edit-status"]["edit"][0]
+            assert status["edit-id"] == edit["edit-id"], status
+            assert status["errors"]["error"][0]["error-tag"] == "invalid-value"
+        assert c.get(NACM).json() == before
+        # a user-ordered list with a point of its own
+        r = c.patch(NACM, headers=ph, content=yang_patch("ok", {
+            "edit-id": "1", "operation": "insert", "target": "/rule-list=u0", "where": "before",
+            "point": "/rule-list=u1", "value": {"ietf-netconf-acm:rule-list": [{"name": "u0", "group": ["*"]}]}}))
+        assert r.status_code == 200, r.text
+        names = rule_list_names(c)
+        assert names.index("u0") + 1 == names.index("u1"), names

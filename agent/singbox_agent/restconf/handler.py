@@ -1076,6 +1076,13 @@ def _patch_edit_tree(
         assert found is not None
         found.new_meta("ietf-netconf:operation", op)
         return root
+    if op in ("insert", "move") and not (
+        resolved.schema.nodetype() in (libyang.SNode.LIST, libyang.SNode.LEAFLIST)
+        and getattr(resolved.schema, "ordered", lambda: False)()
+    ):
+        # RFC 8072 §2.5: insert and move are for "user-ordered" entries (a system-ordered list has no position
+        # to give; it was accepted and the position dropped) — as the insert query parameter (RFC 8040 §4.8.5)
+        raise bad_request(f"edit {edit.edit_id!r}: {op} needs an entry of a list or leaf-list ordered by user")
     if op == "move" and edit.value is None:
         # RFC 8072 §2.5: move takes no value (the module's `value` is only "when" create, merge, replace or
         # insert) and "the target resource must exist": the entry itself, by its keys, is what moves
@@ -1113,6 +1120,11 @@ def _patch_edit_tree(
                 point = resolve_api_path(ctx, (base_raw + edit.point).strip("/"))
                 if point is None or not point.keyed:
                     raise bad_request(f"edit {edit.edit_id!r}: point must name a list entry or leaf-list value")
+                if point.schema.cdata != resolved.schema.cdata or _parent_of(point.path) != _parent_of(target_path):
+                    # RFC 8072 §2.5: the point is an entry of the target's own list (it was sysrepo's global
+                    # data-missing, 409, naming no edit)
+                    raise bad_request(f"edit {edit.edit_id!r}: point must be an entry of the same list as the "
+                                      "target")
                 last = point.path[point.path.rfind("/") + 1 :]
                 pred = last[last.index("[") :]
                 if resolved.schema.nodetype() == libyang.SNode.LIST:
