@@ -75,9 +75,11 @@ class ClientGone(Exception):
 # hypercorn writes a reply's head and its body apart (two TLS records, two TCP segments: the client woke for the head
 # alone). Corked around the pair, the kernel sends them as one segment. hypercorn keeps the socket to itself, so its
 # connection handler is wrapped to remember each connection's socket by the client's address (as clientcert.install
-# does for certificate chains). Bodies over _CORK_MAX go out as they are written.
+# does for certificate chains). Only HTTP/1.x replies up to _CORK_MAX: a send that waits while corked (a client
+# that does not read, HTTP/2 flow control) would hold the tail of what was written for up to 200 ms (the kernel's
+# cork limit); on HTTP/1.x a reply this small never waits (below asyncio's 64 KiB write high-water mark).
 _SOCKETS: dict[tuple[str, int], Any] = {}
-_CORK_MAX = 64 * 1024
+_CORK_MAX = 16 * 1024
 
 
 def remember_sockets() -> None:
@@ -169,7 +171,8 @@ class RestconfApp:
         if not (method == "HEAD" and any(k == b"content-length" for k, _ in headers)):
             headers.append((b"content-length", str(len(resp.body)).encode()))
         client = scope.get("client")
-        sock = _SOCKETS.get((str(client[0]), int(client[1]))) if client and len(resp.body) <= _CORK_MAX else None
+        small = len(resp.body) <= _CORK_MAX and scope.get("http_version") in ("1.0", "1.1")
+        sock = _SOCKETS.get((str(client[0]), int(client[1]))) if client and small else None
         corked = sock is not None and _cork(sock, True)
         try:
             await send({"type": "http.response.start", "status": resp.status, "headers": headers})
