@@ -215,7 +215,7 @@ static int singbox_dns_ready (void);
  * and logged, at most every 10 s with the count since, so a client looping
  * on names cannot flood the log. */
 static void
-singbox_dns_unconfigured (u8 *name, int rv)
+singbox_dns_unconfigured (int rv)
 {
   static f64 last_log = -1e9;
   static u32 unlogged;
@@ -225,11 +225,12 @@ singbox_dns_unconfigured (u8 *name, int rv)
   unlogged++;
   if (now - last_log < 10.0)
     return;
+  /* not the name: the client chose its bytes (a newline would forge a line) */
   SINGBOX_LOG (SINGBOX_LOG_WARNING,
-	       "%s not resolved: %U: configure VPP's resolver ('dns name-server <ip>' and "
+	       "names not resolved: %U: configure VPP's resolver ('dns name-server <ip>' and "
 	       "'dns enable', or 'singbox server set dns enable name-server <ip>'); "
-	       "%u lookup(s) refused",
-	       name, format_vnet_api_errno, rv, unlogged);
+	       "%u lookup(s) refused since the last warning",
+	       format_vnet_api_errno, rv, unlogged);
   last_log = now;
   unlogged = 0;
 }
@@ -257,7 +258,7 @@ singbox_dns_start_one (singbox_dns_query_t *arg)
    * read past the end of the emptied list). The client gets an answer. */
   if ((result = singbox_dns_ready ()))
     {
-      singbox_dns_unconfigured (arg->name, result);
+      singbox_dns_unconfigured (result);
       singbox_dns_done (arg, result, &ip, 0);
       return;
     }
