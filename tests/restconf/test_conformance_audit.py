@@ -486,3 +486,28 @@ def test_yang_patch_insert_and_move_need_a_user_ordered_target(restconf: Restcon
         assert r.status_code == 200, r.text
         names = rule_list_names(c)
         assert names.index("u0") + 1 == names.index("u1"), names
+
+
+def test_insertion_points_with_a_slash_in_their_key(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.8.6 / RFC 8072 §2.5: `point` is an api-path, its key values percent-encoded (§3.5.3). A key
+    holding "/" (a NACM rule-list named "a/b") cut the data path inside the key: a YANG Patch naming it as its
+    point was a 500, and the query parameter (an api-path inside a query value: "%252F") the same. A point in
+    another list was sysrepo's 409; now 400."""
+    ph = {"content-type": YANG_PATCH_JSON}
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("a/b"), headers=H).status_code == 201
+        r = c.patch(NACM, headers=ph, content=yang_patch("s", {
+            "edit-id": "1", "operation": "insert", "target": "/rule-list=before-ab", "where": "before",
+            "point": "/rule-list=a%2Fb", "value": {"ietf-netconf-acm:rule-list": [{"name": "before-ab"}]}}))
+        assert r.status_code == 200, r.text
+        r = c.post(f"{NACM}?insert=after&point=%2Fietf-netconf-acm%3Anacm%2Frule-list%3Da%252Fb",
+                   content=rule_list("after-ab"), headers=H)
+        assert r.status_code == 201, r.text
+        names = rule_list_names(c)
+        i = names.index("a/b")
+        assert names[i - 1] == "before-ab" and names[i + 1] == "after-ab", names
+        c.post(f"{NACM}/groups", content=b'{"ietf-netconf-acm:group":[{"name":"g"}]}', headers=H)
+        r = c.post(f"{NACM}?insert=after&point=/ietf-netconf-acm:nacm/groups/group=g", content=rule_list("pt"),
+                   headers=H)
+        assert r.status_code == 400, r.text
+        assert "pt" not in rule_list_names(c)

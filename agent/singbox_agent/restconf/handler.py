@@ -834,14 +834,31 @@ def _insert_meta(node: libyang.DNode, parsed: RestconfRequest) -> None:
     point = parsed.query.point
     if point is None:
         return
-    pred_start = point.rfind("/")
-    last = point[pred_start + 1 :]
-    pred = last[last.index("[") :] if "[" in last else ""
+    if not _same_list(point, node.path()):
+        # RFC 8040 §4.8.6: the point is an instance of the inserted node's own list (it was sysrepo's 409)
+        raise bad_request("point must be an entry of the same list or leaf-list as the inserted node")
+    pred = _last_predicates(point)
     if schema.nodetype() == libyang.SNode.LIST:
         node.new_meta("yang:key", pred)
     else:
         value = pred[len("[.=") + 1 : -2]
         node.new_meta("yang:value", value)
+
+
+def _last_predicates(path: str) -> str:
+    """The predicates of a data path's last node (`[k='v']...` or `[.='v']`), quotes honoured: a key holding "/"
+    ("a/b") cut the path in its value, and a YANG Patch point naming it was a 500."""
+    last = path[len(split_path_parent(path)) + 1 :]
+    return last[last.index("[") :] if "[" in last else ""
+
+
+def _same_list(point: str, path: str) -> bool:
+    """Whether two data paths name entries of one list (or leaf-list) instance: same parent, same node."""
+    def node_name(p: str) -> str:
+        last = p[len(split_path_parent(p)) + 1 :]
+        return last.split("[", 1)[0].rpartition(":")[2]
+
+    return split_path_parent(point) == split_path_parent(path) and node_name(point) == node_name(path)
 
 
 _XML_DATA_RE = re.compile(
@@ -1120,13 +1137,12 @@ def _patch_edit_tree(
                 point = resolve_api_path(ctx, (base_raw + edit.point).strip("/"))
                 if point is None or not point.keyed:
                     raise bad_request(f"edit {edit.edit_id!r}: point must name a list entry or leaf-list value")
-                if point.schema.cdata != resolved.schema.cdata or _parent_of(point.path) != _parent_of(target_path):
+                if point.schema.cdata != resolved.schema.cdata or not _same_list(point.path, target_path):
                     # RFC 8072 §2.5: the point is an entry of the target's own list (it was sysrepo's global
                     # data-missing, 409, naming no edit)
                     raise bad_request(f"edit {edit.edit_id!r}: point must be an entry of the same list as the "
                                       "target")
-                last = point.path[point.path.rfind("/") + 1 :]
-                pred = last[last.index("[") :]
+                pred = _last_predicates(point.path)
                 if resolved.schema.nodetype() == libyang.SNode.LIST:
                     target.new_meta("yang:key", pred)
                 else:
