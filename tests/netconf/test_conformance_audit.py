@@ -246,3 +246,25 @@ async def test_unexpected_attribute_on_an_operation_is_unknown_attribute(netconf
             ("unknown-attribute", "foo", "source")], found
     finally:
         await client.close()
+
+
+def test_default_tag_on_a_value_that_is_not_the_default_is_invalid_value(netconf_server: ServerInfo) -> None:
+    """RFC 6243 4.5.2: a leaf sent with the 'default' attribute true whose value is not the schema default gets
+    'invalid-value' (it was stored as an explicit value). What report-all-tagged printed can be sent back as it is."""
+    wd = "urn:ietf:params:xml:ns:netconf:default:1.0"
+    select = ("subtree", f'<singbox xmlns="{SBX_NS}"><client><endpoint><name>t</name></endpoint></client></singbox>')
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=cfg(endpoint("t", "<port>1081</port>")))
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="running", config=cfg(endpoint("t", f'<port xmlns:wd="{wd}" wd:default="true">'
+                                                                      "1090</port>")))
+        assert (exc.value.tag, exc.value.path) == ("invalid-value", "/vpp-singbox:singbox/client/endpoint/port")
+        assert "<port>1081</port>" in m.get_config("running", filter=select).xml  # nothing changed
+        tagged = m.get_config("running", filter=select, with_defaults="report-all-tagged").data_ele
+        assert 'default="true">socks5</' in m.get_config("running", filter=select,
+                                                          with_defaults="report-all-tagged").xml
+        from lxml import etree
+
+        config = etree.Element(f"{{{NC}}}config")
+        config.extend(list(tagged))
+        m.edit_config(target="running", config=config)  # every tagged leaf holds its default: accepted

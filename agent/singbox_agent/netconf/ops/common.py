@@ -226,6 +226,7 @@ def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
         element = next((c for c in element if c.tag.rpartition("}")[2] == name), None) if element is not None else None
     if element is not None:
         _check_attributes(element)
+        _check_default_tags(ctx, element)
     parsed = _parsed_content(ctx, node, element) if element is not None else None
     if parsed is None:
         text = anyxml_text(node)
@@ -258,7 +259,8 @@ _ANNOTATIONS = frozenset({
     qname("urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults", "default"),
 })
 # RFC 6243's default in the namespace its section 6 gives: no YANG annotation, nothing for the edit to do (it marks
-# a value as the default one), accepted and left out as it always was.
+# a value as the default one), accepted and left out once its value was checked to be the default
+# (`_check_default_tags`).
 _IGNORED_ATTRIBUTES = frozenset({qname("urn:ietf:params:xml:ns:netconf:default:1.0", "default")})
 
 
@@ -286,6 +288,56 @@ def _check_attributes(element: ET.Element) -> None:
                 f'Attribute "{name}" ({where}) of element "{elname}" is no YANG annotation this server knows; an edit '
                 f'operation is the attribute "operation" in namespace "{BASE_NS}".',
                 info={"bad-attribute": name, "bad-element": elname}))
+
+
+_DEFAULT_TAGS = frozenset({qname("urn:ietf:params:xml:ns:netconf:default:1.0", "default"), qname(WD_NS, "default")})
+
+
+def _check_default_tags(ctx: OpContext, element: ET.Element) -> None:
+    """:raises MgmtException: invalid-value for a leaf tagged default="true" (RFC 6243 6: as report-all-tagged
+    prints it, and a client may send back) whose value is not its schema default — RFC 6243 4.5.2 wants that
+    error; it was stored as an explicit value."""
+    if not any(key in _DEFAULT_TAGS for el in element.iter() for key in el.keys()):
+        return
+    modules: dict[str, str | None] = {}
+
+    def walk(el: ET.Element, path: str, parent_module: str | None) -> None:
+        for child in el:
+            ns, _, name = child.tag[1:].partition("}") if child.tag.startswith("{") else ("", "", child.tag)
+            if ns not in modules:
+                modules[ns] = datastore.module_by_namespace(ctx.ly, ns) if ns else None
+            module = modules[ns] or parent_module
+            if module is None:
+                continue  # not a module's data: the parse reports it
+            step = f"{path}/{name}" if module == parent_module else f"{path}/{module}:{name}"
+            tagged = next((child.get(key) for key in _DEFAULT_TAGS if child.get(key) is not None), None)
+            if tagged is not None and tagged.strip() in ("true", "1"):
+                _check_default_value(ctx, step, name, (child.text or "").strip())
+            walk(child, step, module)
+
+    walk(element, "", None)
+
+
+def _check_default_value(ctx: OpContext, path: str, name: str, text: str) -> None:
+    try:
+        snode = next(ctx.ly.find_path(path), None)
+    except libyang.LibyangError:
+        return  # no such node: the parse reports it
+    if not isinstance(snode, libyang.SLeaf):
+        return
+    default = snode.default()
+    if isinstance(default, bool):
+        same = text == ("true" if default else "false")
+    elif isinstance(default, int):
+        same = text.lstrip("+").isdigit() and int(text) == default or text == str(default)
+    elif default is not None and snode.type().basename() == "identityref":
+        same = text.rpartition(":")[2] == str(default).rpartition(":")[2]
+    else:
+        same = default is not None and text == str(default)
+    if not same:
+        wanted = "has no default" if default is None else f'has the default "{default}"'
+        raise invalid_value(f'"{name}" is tagged as its default value but {wanted}, not "{text}" (RFC 6243 4.5.2).',
+                            path=path, error_type="application")
 
 
 def _parsed_content(ctx: OpContext, node: libyang.DNode, element: ET.Element) -> tuple[libyang.DNode, Any] | None:
