@@ -268,3 +268,18 @@ def test_default_tag_on_a_value_that_is_not_the_default_is_invalid_value(netconf
         config = etree.Element(f"{{{NC}}}config")
         config.extend(list(tagged))
         m.edit_config(target="running", config=config)  # every tagged leaf holds its default: accepted
+
+
+async def test_parameter_whose_when_is_false_is_unknown_element(netconf_server: ServerInfo) -> None:
+    """RFC 7950 8.3.1: "If data for a node tagged with 'when' is present, and the 'when' condition evaluates to
+    'false', the server MUST reply with an 'unknown-element' error-tag", naming the element: get-data's with-origin
+    applies to operational only (RFC 8526 3.1.1)."""
+    nmda = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+    ds = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        found = errors_of(await client.rpc(f'<get-data xmlns="{nmda}" xmlns:ds="{ds}"><datastore>ds:running'
+                                           "</datastore><with-origin/></get-data>"))
+        assert [(e["error-tag"], e["info:bad-element"]) for e in found] == [("unknown-element", "with-origin")], found
+    finally:
+        await client.close()

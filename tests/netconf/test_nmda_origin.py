@@ -141,4 +141,4 @@ def test_origin_options_refused_on_conventional_datastores(netconf_server: Serve
         for extra in ("<with-origin/>", "<origin-filter>or:intended</origin-filter>"):
             with pytest.raises(RPCError) as exc:
                 get_data(m, extra, datastore="running")
-            assert exc.value.tag == "invalid-value"
+            assert exc.value.tag == "unknown-element"  # their "when" is false there: RFC 7950 8.3.1

@@ -131,6 +131,11 @@ def _invalid_input(op: libyang.DNode, rpc: Rpc, ly: libyang.Context) -> list[Mgm
         missing = err.error_path.rpartition("/")[2].rpartition(":")[2]
         return [MgmtError("protocol", "missing-element", f'"{missing}" of "{rpc.op_name}" is missing or empty.',
                           error_path=err.error_path, info={"bad-element": missing})]
+    if err.error_message.startswith("When condition") and err.error_path:
+        # RFC 7950 8.3.1: a node whose "when" is false is unknown-element (with-origin on running)
+        present = err.error_path.rpartition("/")[2].partition("[")[0].rpartition(":")[2]
+        return [MgmtError("protocol", "unknown-element", f'"{present}" does not apply here: {err.error_message}',
+                          error_path=err.error_path, info={"bad-element": present})]
     if (err.error_message.startswith("Duplicate instance") or err.error_message.startswith("Data for both cases")) \
             and names:
         return [MgmtError("protocol", "bad-element", err.error_message, error_path=err.error_path,
