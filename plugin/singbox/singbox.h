@@ -335,6 +335,7 @@ void singbox_udp_names_free (singbox_session_t *ss);
 /* singbox_dns.c */
 int singbox_dns_init (void);
 int singbox_dns_configure (void);
+int singbox_dns_config_check (const ip46_address_t *server, u8 is_ip4, u16 port);
 void singbox_dns_start (u32 session_index, u8 *name);
 void singbox_dns_start_udp (u64 session_id, u8 *name);
 void singbox_dns_poll (f64 now);

@@ -128,8 +128,10 @@ singbox_dns_cli (char *fmt, ...)
 }
 
 /* Point the dns plugin at the configured server and enable it. */
+/* What singbox_dns_configure refuses, checked by singbox_server_set_config
+ * before it stores anything: a refused configuration changes nothing. */
 int
-singbox_dns_configure (void)
+singbox_dns_config_check (const ip46_address_t *server, u8 is_ip4, u16 port)
 {
   singbox_main_t *sm = &singbox_main;
 
@@ -137,23 +139,32 @@ singbox_dns_configure (void)
   if (!sm->dns_resolve_name_ptr)
     return VNET_API_ERROR_FEATURE_DISABLED;
   /* the dns plugin has no port setting: it always queries port 53 */
-  if (sm->dns_server_port != 53)
+  if (port != 53)
     return VNET_API_ERROR_INVALID_VALUE;
-  if (!ip46_address_is_zero (&sm->dns_server))
+  /* v26.06's resolver with IPv6 name servers only crashes VPP: its first
+   * query goes to the empty IPv4 list (vnet_send_dns_request), and so does
+   * "show dns servers" (it prints the IPv6 servers from the IPv4 list),
+   * which singbox_dns_ready runs. Never added. */
+  if (!ip46_address_is_zero (server) && !is_ip4)
     {
-      /* v26.06's resolver with IPv6 name servers only crashes VPP: its
-       * first query goes to the empty IPv4 list (vnet_send_dns_request), and
-       * so does "show dns servers" (it prints the IPv6 servers from the IPv4
-       * list), which singbox_dns_ready runs. Never added. */
-      if (!sm->dns_server_is_ip4)
-	{
-	  SINGBOX_LOG (SINGBOX_LOG_WARNING,
-		       "name server %U refused: VPP's resolver needs an IPv4 name server",
-		       format_ip6_address, &sm->dns_server.ip6);
-	  return VNET_API_ERROR_INVALID_ADDRESS_FAMILY;
-	}
-      singbox_dns_cli ("dns name-server %U", format_ip4_address, &sm->dns_server.ip4);
+      SINGBOX_LOG (SINGBOX_LOG_WARNING,
+		   "name server %U refused: VPP's resolver needs an IPv4 name server",
+		   format_ip6_address, &server->ip6);
+      return VNET_API_ERROR_INVALID_ADDRESS_FAMILY;
     }
+  return 0;
+}
+
+int
+singbox_dns_configure (void)
+{
+  singbox_main_t *sm = &singbox_main;
+  int rv;
+
+  if ((rv = singbox_dns_config_check (&sm->dns_server, sm->dns_server_is_ip4, sm->dns_server_port)))
+    return rv;
+  if (!ip46_address_is_zero (&sm->dns_server))
+    singbox_dns_cli ("dns name-server %U", format_ip4_address, &sm->dns_server.ip4);
   singbox_dns_cli ("dns enable");
   return 0;
 }

@@ -1162,6 +1162,10 @@ singbox_server_set_config (const singbox_server_config_t *cfg)
 
   if (cfg->handshake_timeout > 3600 || cfg->connect_timeout > 3600)
     return VNET_API_ERROR_INVALID_VALUE;
+  if (cfg->dns_enabled &&
+      (rv = singbox_dns_config_check (&cfg->dns_server, cfg->dns_server_is_ip4,
+				      cfg->dns_server_port ? cfg->dns_server_port : 53)))
+    return rv;
 
   sm->auth_required = cfg->auth_required;
   sm->allow_connect = cfg->allow_connect;

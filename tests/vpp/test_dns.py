@@ -95,24 +95,31 @@ def test_ipv6_name_server_refused(env: Env) -> None:
     """An IPv6 resolver address is refused (INVALID_ADDRESS_FAMILY) and never given to VPP's resolver: with IPv6
     name servers only, v26.06 sends its first query to the empty IPv4 list — on a VPP never given an IPv4 one a NULL
     address: SIGSEGV in ip4_sas (seen with the old plugin) — and `show dns servers` (which the plugin runs before each
-    lookup) reads the IPv6 servers from that list too.
-    A name then gets the REP 0x01 of an unconfigured resolver. A port other than 53 is refused as well."""
+    lookup) reads the IPv6 servers from that list too. A port other than 53 is refused as well.
+    A refused configuration changes nothing: the settings that came with it (here the idle timeout and
+    dns-enabled) keep their old values — they used to be stored before the refusal."""
+    before = env.api.singbox_server_dump()[0]
     args: dict[str, Any] = dict(
         auth_required=False, allow_connect=True, allow_udp_associate=False, max_sessions=1024,
-        handshake_timeout=10, idle_timeout=300, connect_timeout=10, udp_idle_timeout=60,
+        handshake_timeout=10, idle_timeout=before.idle_timeout + 7, connect_timeout=10, udp_idle_timeout=60,
         udp_public_address="0.0.0.0", dns_enabled=True, dns_server=ORIGIN_IP6, dns_server_port=53)
     rv = env.api.singbox_server_config(**args).retval
     env.start()
     res = env.probe(VPP_CLIENT_IP4, "1080", "connect", _fresh_name(), str(HTTP_PORT), timeout=20)
     assert env.vpp.alive(), "VPP died on a lookup with an IPv6 name server only"
     assert rv == -97  # VNET_API_ERROR_INVALID_ADDRESS_FAMILY
-    assert res.get("rep") == 0x01, res
+    after = env.api.singbox_server_dump()[0]
+    assert (after.idle_timeout, after.dns_enabled) == (before.idle_timeout, before.dns_enabled)
+    assert not after.dns_enabled
+    # names stay unsupported as before the refused configuration: REP 0x08
+    assert res.get("rep") == 0x08, res
     assert "No name servers configured" in env.cli("show dns servers", check=False)
     assert "VPP's resolver needs an IPv4 name server" in env.cli("show logging", check=False)
     # VPP's resolver has no port setting: another port than 53 would be ignored, so it is refused
     args.update(dns_server=ORIGIN_IP4, dns_server_port=5353)
     assert env.api.singbox_server_config(**args).retval == -7  # VNET_API_ERROR_INVALID_VALUE
     assert "No name servers configured" in env.cli("show dns servers", check=False)
+    assert env.api.singbox_server_dump()[0].idle_timeout == before.idle_timeout
 
 
 def test_resolver_disabled(env: Env) -> None:
