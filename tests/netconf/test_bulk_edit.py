@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import libyang
 import pytest
 import sysrepo
 from ncclient.operations.rpc import RPCError
@@ -109,3 +110,34 @@ def test_bulk_threshold_counts_nodes(sysrepo_instance: SysrepoInstance, tmp_path
         finally:
             small.free()
             large.free()
+
+
+def test_bulk_edit_is_copied_not_reparsed(sysrepo_instance: SysrepoInstance, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    """The edit reaches the bulk connection's context as a copy (lyd_dup_siblings_to_ctx): printing and parsing it
+    again cost 4x the copy at 10,000 entries (bench/netconf/README.md, session 11). Its opaque nodes come along: the
+    emptied leaf of a removal, and the sibling after the first top node."""
+    entries = many_endpoints("c").removesuffix("</client>")
+    edit_xml = (f'<singbox xmlns="{SBX_NS}" xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0">{entries}'
+                '<endpoint nc:operation="remove"><name>never</name><port/></endpoint></client></singbox>')
+    with sysrepo.SysrepoConnection(cache_running=True) as conn, conn.start_session("running") as sess:
+        ly = sess.acquire_context()
+        tree = ly.parse_data_mem(edit_xml, "xml", no_state=True, parse_only=True, opaq=True)
+        try:
+            assert datastore.is_bulk(tree)
+
+            def reparsed(*_: object, **__: object) -> None:
+                raise AssertionError("the bulk edit was printed and parsed again")
+
+            with monkeypatch.context() as m:
+                m.setattr(libyang.DNode, "print_mem", reparsed)
+                m.setattr(libyang.Context, "parse_data_mem", reparsed)
+                datastore.apply_bulk(sess, tree, "merge", ("admin", 7))
+            assert tree.print_mem("xml", with_siblings=True).count("<endpoint>") == BULK_ENTRIES  # still the caller's
+        finally:
+            tree.free()
+            sess.release_context()
+        stored = sess.get_data("/vpp-singbox:singbox/client/endpoint")
+        names = [e["name"] for e in stored["singbox"]["client"]["endpoint"]]
+        assert sorted(names) == sorted(f"c{i:04d}" for i in range(BULK_ENTRIES))
+    datastore.close_bulk()

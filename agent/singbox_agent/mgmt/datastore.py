@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import cffi
 import libyang
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
@@ -337,6 +338,38 @@ def is_bulk(tree: libyang.DNode) -> bool:
     return False
 
 
+# libyang's copy of a tree into another context, which libyang-python 3 does not declare: one cffi ABI instance on
+# the library the binding loaded (as mgmt/libsysrepo.py does for sysrepo). A bulk edit reaches the other
+# connection's context as a copy: 10,000 endpoints in ~0.1 s, where printing and parsing it again took ~0.45 s
+# (bench/netconf/README.md, session 11) — and a copy keeps what a reparse might not (opaque nodes' prefixes).
+_ly_abi = cffi.FFI()
+_ly_abi.cdef(
+    """
+    struct lyd_node;
+    struct ly_ctx;
+    struct lyd_node_inner;
+    int lyd_dup_siblings_to_ctx(const struct lyd_node *node, const struct ly_ctx *trg_ctx,
+                                struct lyd_node_inner *parent, uint32_t options, struct lyd_node **dup);
+    """
+)
+_ly_abi_lib: Any = _ly_abi.dlopen("libyang.so.3")
+
+
+def copy_to_context(tree: libyang.DNode, ctx: libyang.Context) -> libyang.DNode:
+    """A copy of `tree` with all its siblings (from the first) in the context `ctx`, which must hold its modules; the
+    caller frees it. Copied as sysrepo copies an edit (`sr_edit_batch`): recursively, metadata and attributes
+    included, no node flags."""
+    first = ly_lib.lyd_first_sibling(ly_ffi.cast("struct lyd_node *", tree.cdata))
+    out = _ly_abi.new("struct lyd_node **")
+    rc = _ly_abi_lib.lyd_dup_siblings_to_ctx(
+        _ly_abi.cast("struct lyd_node *", int(ly_ffi.cast("uintptr_t", first))),
+        _ly_abi.cast("struct ly_ctx *", int(ly_ffi.cast("uintptr_t", ctx.cdata))),
+        _ly_abi.NULL, ly_lib.LYD_DUP_RECURSIVE, out)
+    if rc != ly_lib.LY_SUCCESS:
+        raise ctx.error("copying the edit to another context failed")
+    return libyang.DNode.new(ctx, ly_ffi.cast("struct lyd_node *", int(_ly_abi.cast("uintptr_t", out[0]))))
+
+
 def _bulk_connection() -> sysrepo.SysrepoConnection:
     with _bulk_lock:
         if not _bulk_conns:
@@ -358,7 +391,6 @@ def apply_bulk(sess: SysrepoSession, tree: libyang.DNode, default_operation: str
     `changed_by`: the user and session-id `sess` was marked with (`mark_changed_by`; sysrepo reads a session's
     originator back only in events). `tree` stays the caller's; nothing stays pending. The sysrepo lock of `sess`,
     if it holds one, does not cover the other session: a caller holding one writes through `sess` itself."""
-    data = tree.print_mem("xml", with_siblings=True)
     bulk = _bulk_connection().start_session(sess.get_datastore())
     try:
         mark_changed_by(bulk, *changed_by)
@@ -366,10 +398,7 @@ def apply_bulk(sess: SysrepoSession, tree: libyang.DNode, default_operation: str
         nacm.enable_nacm(bulk, user, recovery=user is None)
         ly: libyang.Context = bulk.acquire_context()
         try:
-            # the lenient parse the request got (an emptied leaf to delete stays an opaque node)
-            edit = ly.parse_data_mem(data, "xml", no_state=True, parse_only=True, opaq=True)
-            if edit is None:
-                return
+            edit = copy_to_context(tree, ly)  # opaque nodes too (an emptied leaf to delete)
             try:
                 bulk.edit_batch_ly(edit, default_operation)
                 apply_changes(bulk)
