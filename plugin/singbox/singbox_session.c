@@ -607,8 +607,17 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
     {
       singbox_session_count_traffic (ss, s);
       singbox_session_release_active (ss);
+      /* The transport went before we closed the leg (the client's reset
+       * after its FIN, which in CLOSE_WAIT is no reset notification, or
+       * tcp's closewait-time): VPP frees the session, and calls us back
+       * to free the record, only once we close it too. Marking it closed
+       * without that left the record (and the session) for good. */
+      if (!ss->po_closed)
+	{
+	  ss->po_closed = 1;
+	  singbox_leg_close_rpc (uword_to_pointer (session_handle (s), void *));
+	}
       /* the transport is gone: make sure the upstream leg follows */
-      ss->po_closed = 1;
       if (!ss->ao_fin || !ss->po_fin)
 	singbox_ao_close (ss);
       singbox_session_unlock (h);

@@ -538,6 +538,81 @@ def test_handshake_failed_in_syn_received_leaves_nothing(upstream: Env, pooling:
         _disable_pooling_and_drain(env)
 
 
+HOLDER = """
+import socket, sys, threading
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(16)
+held = []
+def serve(c):
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        c.sendall(b)
+    held.append(c)  # EOF: keep our side open, as a server still answering would
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+FIN_THEN_RESET = """
+import socket, struct, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+s.sendall(b"ping")
+got = b""
+while len(got) < 4:
+    b = s.recv(4 - len(got))
+    if not b:
+        break
+    got += b
+s.shutdown(socket.SHUT_WR)
+time.sleep(1)  # our FIN first, then the reset: VPP's leg is in CLOSE_WAIT by then
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+print(got.decode())
+"""
+HOLD_PORT = 7011
+
+
+def test_client_reset_after_its_fin_leaves_no_record(upstream: Env) -> None:
+    """A client that sends FIN and then a reset, while the destination still holds
+    its side open: in CLOSE_WAIT the reset is no reset notification, VPP just
+    deletes the transport and frees the session once the app closes it too. The
+    plugin marked the leg closed without closing it: the record (and VPP's
+    session) stayed for good, 'client leg ... fin closed, upstream leg
+    0xffffffffffffffff closed'."""
+    env = upstream
+    holder = env.t.spawn(env.t.ns_origin, sys.executable, "-c", HOLDER, ORIGIN_IP4,
+                         str(HOLD_PORT))
+    try:
+        deadline = time.monotonic() + 10
+        while env.t.run_in(env.t.ns_origin, sys.executable, "-c",
+                           "import socket, sys; socket.create_connection((sys.argv[1], "
+                           "int(sys.argv[2])), timeout=2).close()",
+                           ORIGIN_IP4, str(HOLD_PORT)).returncode:
+            assert time.monotonic() < deadline, "the holder does not listen"
+            time.sleep(0.2)
+        idx = enable(env)
+        r = env.client(sys.executable, "-c", FIN_THEN_RESET, ORIGIN_IP4, str(HOLD_PORT),
+                       timeout=30)
+        assert r.returncode == 0 and r.stdout.decode().strip() == "ping", r
+        deadline = time.monotonic() + 10
+        while env.api.singbox_get_stats(sw_if_index=idx).active_connections:
+            assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+            time.sleep(0.2)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the destination closes now: the upstream leg ends (TIME_WAIT included), and
+    # the client leg must have ended with it
+    deadline = time.monotonic() + 30
+    while "Session records: 0 in use" not in env.cli("show singbox server"):
+        assert time.monotonic() < deadline, env.cli("show singbox sessions verbose")
+        time.sleep(0.5)
+
+
 def test_upstream_connect_leaves_at_the_syn(upstream: Env) -> None:
     """Without pooling the upstream connect (and the pipelined SOCKS5
     handshake) starts at the client's SYN, not at its accept, so it runs
