@@ -430,6 +430,13 @@ def test_upgrade_keeps_configuration(appliance: Appliance, debs: dict[str, Path]
     assert "nc-ep" in config and "rc-ep" in config, config
     startup = appliance.run("sysrepocfg", "-X", "-d", "startup", "-m", "vpp-singbox", "-f", "xml").stdout
     assert "nc-ep" in startup, startup  # what a reboot starts from
+    # the upgrade installed this version's schema: sysrepo updates a module only to another revision, so a module
+    # changed under the revision of the previous release would stay old on every upgraded appliance (yang/README.md)
+    shipped = {f.stem.partition("@")[0]: f.stem.partition("@")[2] for f in (TOP / "yang").glob("*@*.yang")}
+    listed = appliance.run("sysrepoctl", "-l").stdout
+    installed = {c[0]: c[1] for c in (list(map(str.strip, line.split("|"))) for line in listed.splitlines())
+                 if len(c) > 2 and c[0] in shipped and "I" in c[2]}
+    assert installed == shipped, listed
 
 
 def test_units_as_hardened_as_documented(appliance: Appliance) -> None:
