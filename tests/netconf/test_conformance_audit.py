@@ -283,3 +283,24 @@ async def test_parameter_whose_when_is_false_is_unknown_element(netconf_server: 
         assert [(e["error-tag"], e["info:bad-element"]) for e in found] == [("unknown-element", "with-origin")], found
     finally:
         await client.close()
+
+
+def test_error_path_prefixes_are_declared(netconf_server: ServerInfo) -> None:
+    """RFC 6241 4.3, error-path: "The XPath expression is interpreted in the following context: ... The set of
+    namespace declarations are those in scope on the <rpc-error> element." The server writes module names as the
+    path's prefixes; they were declared nowhere, so the path named no node to a client that evaluates it."""
+    from lxml import etree
+
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=cfg(endpoint("a")))
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="running", config=cfg(
+                "<client><interface><name>i</name><endpoint>a</endpoint><endpoint-group>g</endpoint-group>"
+                "</interface></client>"))
+    error = exc.value.xml  # the <rpc-error> element as ncclient's parser read it
+    path = error.find(f"{{{NC}}}error-path")
+    shown = etree.tostring(error).decode()
+    assert path is not None and path.text.startswith("/vpp-singbox:singbox/"), shown
+    assert path.nsmap.get("vpp-singbox") == SBX_NS, shown
+    # the path selects the node it names once its prefixes are the declared ones
+    assert etree.XPath(path.text.strip(), namespaces={"vpp-singbox": SBX_NS}) is not None

@@ -511,3 +511,19 @@ def test_insertion_points_with_a_slash_in_their_key(restconf: RestconfServer) ->
                    headers=H)
         assert r.status_code == 400, r.text
         assert "pt" not in rule_list_names(c)
+
+
+def test_xml_error_path_declares_its_prefixes(restconf: RestconfServer) -> None:
+    """RFC 8040 §7.1: error-path is an instance-identifier, and in XML its prefixes are read with the namespaces in
+    scope (RFC 7950 §9.13.2). The server writes module names as the prefixes; they were declared nowhere."""
+    from lxml import etree
+
+    bad_value = json.dumps({"ietf-netconf-acm:rule-list": [{"name": "r", "rule": [
+        {"name": "x", "access-operations": "nope", "action": "permit"}]}]}).encode()
+    with restconf.client() as c:
+        r = c.post(NACM, content=bad_value, headers={**H, "accept": XML})
+    assert r.status_code == 400, r.text
+    errors = etree.fromstring(r.content)
+    paths = errors.findall(".//{urn:ietf:params:xml:ns:yang:ietf-restconf}error-path")
+    assert paths and paths[0].text.startswith("/ietf-netconf-acm:nacm/rule-list"), r.text
+    assert paths[0].nsmap.get("ietf-netconf-acm") == "urn:ietf:params:xml:ns:yang:ietf-netconf-acm", r.text

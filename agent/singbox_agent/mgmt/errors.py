@@ -79,6 +79,20 @@ class MgmtError:
             object.__setattr__(self, "info", {k: clip(v, MAX_MESSAGE) for k, v in self.info.items()})
 
 
+def path_namespaces(path: str, ctx: libyang.Context) -> dict[str, str]:
+    """The namespace of each module whose name is a prefix of `path`: an error-path's prefixes must be declared on
+    it in XML (RFC 6241 section 4.3: the namespace declarations in scope on the rpc-error; RFC 8040 section 7.1: an
+    instance-identifier, RFC 7950 section 9.13.2). Prefixes naming no module are left out."""
+    out: dict[str, str] = {}
+    for name in xpath.prefixes(path):
+        try:
+            module = ctx.get_module(name)
+        except libyang.LibyangError:
+            continue
+        out[name] = str(ly_ffi.string(module.cdata.ns).decode())
+    return out
+
+
 class MgmtException(Exception):
     """An error our own code detected, already classified."""
 

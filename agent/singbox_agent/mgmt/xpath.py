@@ -8,6 +8,10 @@ so there such a value cannot be named at all: `quote(value, in_path=True)` refus
 
 from __future__ import annotations
 
+import re
+
+_PREFIX = re.compile(r"([A-Za-z_][\w.-]*):(?!:)")
+
 
 def quote(value: str, *, in_path: bool = False) -> str:
     """`value` as an XPath string literal.
@@ -42,3 +46,21 @@ def strip_predicates(path: str) -> str:
         elif not depth:
             out.append(ch)
     return "".join(out)
+
+
+def prefixes(path: str) -> list[str]:
+    """The prefixes a path or XPath uses (`/m:a/b[n:k='x:y']` -> ['m', 'n']), in order, each once; what is inside a
+    string literal is not a prefix. Both servers print paths with module names as prefixes."""
+    unquoted: list[str] = []
+    quote_char = ""
+    for ch in path:
+        if quote_char:
+            if ch == quote_char:
+                quote_char = ""
+            unquoted.append(" ")
+        elif ch in "'\"":
+            quote_char = ch
+            unquoted.append(" ")
+        else:
+            unquoted.append(ch)
+    return list(dict.fromkeys(_PREFIX.findall("".join(unquoted))))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, malformed_message, missing_attribute
@@ -214,13 +215,16 @@ def reply(attributes: dict[str, str], body: str) -> bytes:
     return f'<rpc-reply xmlns="{BASE_NS}"{_attributes_xml(attributes)}>{body}</rpc-reply>'.encode()
 
 
-def rpc_error_xml(error: MgmtError) -> str:
+def rpc_error_xml(error: MgmtError, namespaces: Mapping[str, str] | None = None) -> str:
+    """One rpc-error; `namespaces` (prefix -> namespace) are declared on its error-path, whose prefixes are module
+    names (RFC 6241 section 4.3: the path is read with the namespace declarations in scope)."""
     parts = [f"<error-type>{escape(error.error_type)}</error-type>", f"<error-tag>{escape(error.error_tag)}</error-tag>",
              f"<error-severity>{escape(error.error_severity)}</error-severity>"]
     if error.error_app_tag:
         parts.append(f"<error-app-tag>{escape(error.error_app_tag)}</error-app-tag>")
     if error.error_path:
-        parts.append(f"<error-path>{escape(error.error_path)}</error-path>")
+        decls = "".join(f" xmlns:{p}={quoteattr(ns)}" for p, ns in (namespaces or {}).items())
+        parts.append(f"<error-path{decls}>{escape(error.error_path)}</error-path>")
     if error.error_message:
         parts.append(f'<error-message xml:lang="en">{escape(error.error_message)}</error-message>')
     if error.info:
@@ -229,8 +233,11 @@ def rpc_error_xml(error: MgmtError) -> str:
     return "<rpc-error>" + "".join(parts) + "</rpc-error>"
 
 
-def reply_errors(attributes: dict[str, str], errors: tuple[MgmtError, ...] | list[MgmtError]) -> bytes:
-    return reply(attributes, "".join(rpc_error_xml(e) for e in errors))
+def reply_errors(attributes: dict[str, str], errors: tuple[MgmtError, ...] | list[MgmtError],
+                 namespaces: Callable[[str], Mapping[str, str]] | None = None) -> bytes:
+    """`namespaces`: an error-path's prefix declarations (mgmt.errors.path_namespaces)."""
+    return reply(attributes, "".join(
+        rpc_error_xml(e, namespaces(e.error_path) if namespaces and e.error_path else None) for e in errors))
 
 
 def notification(event_time: str, content_xml: str) -> bytes:

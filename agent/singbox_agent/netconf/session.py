@@ -28,7 +28,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.mgmt import datastore, nacm
-from singbox_agent.mgmt.errors import MgmtError
+from singbox_agent.mgmt.errors import MgmtError, path_namespaces
 from singbox_agent.netconf import heap, limits, messages
 from singbox_agent.netconf.framing import Framer, FramingError, MessageTooBig
 
@@ -186,7 +186,12 @@ class NetconfSession:
         self.out_rpc_errors += 1
         if bad:
             self.in_bad_rpcs += 1
-        return messages.reply_errors(attributes, errs)
+        return messages.reply_errors(attributes, errs, self._path_namespaces)
+
+    def _path_namespaces(self, path: str) -> dict[str, str]:
+        ctx: Any
+        with self.server.conn.get_ly_ctx() as ctx:
+            return path_namespaces(path, ctx)
 
     def _bad_hello(self, reason: str) -> None:
         self.end_reason = "bad-hello"

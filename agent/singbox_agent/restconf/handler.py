@@ -25,7 +25,7 @@ import sysrepo
 from _libyang import ffi, lib
 
 from singbox_agent.mgmt import read_gate
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, clip, for_reader, from_libyang
+from singbox_agent.mgmt.errors import MgmtError, MgmtException, clip, for_reader, from_libyang, path_namespaces
 from singbox_agent.mgmt.nacm import check_operation
 from singbox_agent.mgmt.request_limits import denied
 from singbox_agent.restconf import limits as request_limits
@@ -255,8 +255,13 @@ class Handler:
                 failure = replace(failure, headers=(*failure.headers, ("Allow", ", ".join(allowed))))
         if failure.status >= 500 and not isinstance(exc, RestconfError | sysrepo.SysrepoError):
             log.exception("request failed", method=req.method if req else None, path=req.raw_path if req else None)
-        body = b"" if req is not None and req.method == "HEAD" else twin.render_errors(failure.errors, encoding)
+        body = (b"" if req is not None and req.method == "HEAD"
+                else twin.render_errors(failure.errors, encoding, self._path_namespaces))
         return HttpResponse(failure.status, body, list(failure.headers), RESPONSE_TYPES[encoding])
+
+    def _path_namespaces(self, path: str) -> dict[str, str]:
+        with acquired_context(self.ds.conn) as ctx:
+            return path_namespaces(path, ctx)
 
     def _handle(self, req: HttpRequest) -> HttpResponse:
         if len(req.body) > MAX_BODY_BYTES:

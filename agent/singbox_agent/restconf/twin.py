@@ -7,8 +7,11 @@ data nodes. libyang still does every parse and print; only this context ever see
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
 import libyang
 
@@ -16,6 +19,7 @@ from singbox_agent.mgmt import xpath
 from singbox_agent.mgmt.errors import MAX_MESSAGE, MgmtError, clip
 from singbox_agent.restconf.uri import Encoding
 
+_ERROR_PATH = re.compile(rb"<error-path>")
 _YANG_DIR = Path(__file__).resolve().parent / "yang"
 _lock = threading.Lock()
 _ctx: libyang.Context | None = None
@@ -57,8 +61,12 @@ def _new_entry(ctx: libyang.Context, top: libyang.DNode, path: str) -> libyang.D
     return entries[-1]
 
 
-def render_errors(errors: tuple[MgmtError, ...] | list[MgmtError], encoding: Encoding) -> bytes:
-    """RFC 8040 §7.1 `ietf-restconf:errors`, printed by libyang."""
+def render_errors(errors: tuple[MgmtError, ...] | list[MgmtError], encoding: Encoding,
+                  namespaces: Callable[[str], Mapping[str, str]] | None = None) -> bytes:
+    """RFC 8040 §7.1 `ietf-restconf:errors`, printed by libyang. In XML, `namespaces` gives the declarations of an
+    error-path's prefixes (module names; mgmt.errors.path_namespaces): error-path is an instance-identifier, whose
+    XML value is read with the namespaces in scope (RFC 7950 §9.13.2). The twin holds it as a string, so libyang
+    declares nothing: they are added to the printed element."""
     ctx = context()
     with _lock:
         root = ctx.create_data_path("/ietf-restconf:errors")
@@ -68,9 +76,16 @@ def render_errors(errors: tuple[MgmtError, ...] | list[MgmtError], encoding: Enc
                 entry = ctx.create_data_path("error", parent=root)
                 assert entry is not None
                 _fill_error(ctx, entry, error)
-            return print_tree(root, encoding)
+            text = print_tree(root, encoding)
         finally:
             root.free()
+    if encoding is not Encoding.XML or namespaces is None:
+        return text
+    # one <error-path> per error that has a path, in the errors' order
+    decls = iter([namespaces(e.error_path) for e in errors if e.error_path])
+    return _ERROR_PATH.sub(
+        lambda m: b"<error-path" + "".join(f" xmlns:{p}={quoteattr(ns)}" for p, ns in next(decls).items()).encode()
+        + b">", text)
 
 
 def render_api_root(yang_library_revision: str, encoding: Encoding) -> bytes:
