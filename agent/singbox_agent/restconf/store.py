@@ -25,11 +25,10 @@ from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 
 from singbox_agent.mgmt import datastore as mgmt_datastore
-from singbox_agent.mgmt import filtered_read, libsysrepo, notify
+from singbox_agent.mgmt import filtered_read, libsysrepo, notify, origin
 from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
-from singbox_agent.netconf import origin
 from singbox_agent.restconf import schema
 from singbox_agent.restconf.errors import RestconfError, bad_request, not_found
 from singbox_agent.restconf.uri import Encoding, QueryParams
@@ -555,32 +554,15 @@ def _read_with_origin(
     """RFC 8527 §3.2.2 with-origin: operational data with sysrepo's `or:origin` annotations (SR_OPER_WITH_ORIGIN,
     which needs sysrepo's own read: `xpath` is first resolved on NACM-pruned data, as the NETCONF server's get-data
     does). libyang prints the annotations; default nodes the reply's mode does not report are dropped here, as a
-    default node carrying an annotation would be printed even in explicit mode (`netconf.origin.filter_origin`)."""
+    default node carrying an annotation would be printed even in explicit mode (`mgmt.origin.filter_origin`)."""
     selected = filtered_read.selected_paths(sess, "operational", xpath, no_state=no_state, no_config=no_config)
     sess.switch_datastore("operational")
     if selected is None:
         yield None
         return
-    flags = libsysrepo.OPER_WITH_ORIGIN
-    if no_state:
-        flags |= libsysrepo.OPER_NO_STATE
-    if no_config:
-        flags |= libsysrepo.OPER_NO_CONFIG
-    ctx = sess.acquire_context()
-    tree: libyang.DNode | None = None
-    try:
-        with libsysrepo.get_data(sess, selected, max_depth, flags) as data:
-            # a copy of our own: filtering frees nodes, which must not happen inside sysrepo's sr_data_t
-            if data is not None:
-                tree = libyang.DNode.new(ctx, data).duplicate(with_siblings=True, recursive=True,
-                                                              with_flags=True).first_sibling()
-        if tree is not None:
-            tree = origin.filter_origin(tree, None, defaults_printed=defaults_printed)
+    with origin.operational_with_origin(sess, selected, max_depth=max_depth, no_state=no_state, no_config=no_config,
+                                        defaults_printed=defaults_printed) as tree:
         yield tree
-    finally:
-        if tree is not None:
-            tree.free(with_siblings=True)
-        sess.release_context()  # type: ignore[no-untyped-call]
 
 
 def _own_origin(node: libyang.DNode) -> None:

@@ -1,5 +1,5 @@
 """<get-data> (RFC 8526 3.1.1): any NMDA datastore, subtree or XPath filter, config-filter, max-depth, with-defaults;
-on operational also origin-filter / negated-origin-filter and with-origin (`netconf/origin.py`)."""
+on operational also origin-filter / negated-origin-filter and with-origin (`mgmt/origin.py`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import xml.etree.ElementTree as ET
 
 import libyang
 
-from singbox_agent.mgmt import datastore, filtered_read
+from singbox_agent.mgmt import datastore, filtered_read, origin
 from singbox_agent.mgmt.errors import invalid_value
-from singbox_agent.netconf import origin
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.ops.common import (
     NMDA_NS,

@@ -13,7 +13,8 @@ parent; that is the difference.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import libyang
@@ -24,22 +25,22 @@ ORIGIN_META = "origin"
 UNKNOWN = "ietf-origin:unknown"
 
 
-def read_operational(
+@contextmanager
+def operational_with_origin(
     sess: Any,
     xpath: str,
     *,
-    print_tree: Callable[[libyang.DNode], str],
     origins: set[str] | None = None,
     negated: bool = False,
     defaults_printed: bool = False,
-    with_origin: bool = False,
     max_depth: int = 0,
     no_state: bool = False,
     no_config: bool = False,
-) -> str:
-    """The operational data selected by `xpath` printed by `print_tree`: filtered by origin when `origins` is given
-    (the identities that match, `negated` to invert), annotated with `or:origin` when `with_origin`. `sess` must be
-    on the operational datastore; NACM applies as for any read of the session. "" when nothing is selected."""
+) -> Iterator[libyang.DNode | None]:
+    """The operational data selected by `xpath` with sysrepo's `or:origin` annotations, filtered by origin when
+    `origins` is given (the identities that match, `negated` to invert; `filter_origin`), None when nothing is
+    selected; freed on exit. `sess` must be on the operational datastore; NACM applies as for any read of the
+    session. Both servers read NMDA origin through here: NETCONF's get-data and RESTCONF's with-origin."""
     flags = libsysrepo.OPER_WITH_ORIGIN
     if no_state:
         flags |= libsysrepo.OPER_NO_STATE
@@ -55,15 +56,39 @@ def read_operational(
                                                               with_flags=True).first_sibling()
         if tree is not None:
             tree = filter_origin(tree, origins, negated=negated, defaults_printed=defaults_printed)
-        if tree is not None and not with_origin:
-            plain = without_origin(tree)
-            tree.free()
-            tree = plain
-        return print_tree(tree) if tree is not None else ""
+        yield tree
     finally:
         if tree is not None:
-            tree.free()
+            tree.free(with_siblings=True)
         sess.release_context()
+
+
+def read_operational(
+    sess: Any,
+    xpath: str,
+    *,
+    print_tree: Callable[[libyang.DNode], str],
+    origins: set[str] | None = None,
+    negated: bool = False,
+    defaults_printed: bool = False,
+    with_origin: bool = False,
+    max_depth: int = 0,
+    no_state: bool = False,
+    no_config: bool = False,
+) -> str:
+    """`operational_with_origin` printed by `print_tree`, annotated with `or:origin` when `with_origin`; "" when
+    nothing is selected."""
+    with operational_with_origin(sess, xpath, origins=origins, negated=negated, defaults_printed=defaults_printed,
+                                 max_depth=max_depth, no_state=no_state, no_config=no_config) as tree:
+        if tree is None:
+            return ""
+        if with_origin:
+            return print_tree(tree)
+        plain = without_origin(tree)
+        try:
+            return print_tree(plain)
+        finally:
+            plain.free(with_siblings=True)
 
 
 def derived_or_self(ctx: libyang.Context, identity: str) -> set[str]:
