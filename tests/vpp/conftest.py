@@ -182,3 +182,12 @@ def env(vpp_env: Env) -> Iterator[Env]:
     assert vpp_env.vpp.alive(), "VPP is not running"
     vpp_env.reset()
     yield vpp_env
+
+
+def sw_if_index(env: Env, name: str) -> int:
+    """The index of the VPP interface `name` (as `show interface` lists it)."""
+    for line in env.cli("show interface").splitlines():
+        parts = line.split()
+        if parts and parts[0] == name:
+            return int(parts[1])
+    raise AssertionError(name)

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .conftest import ECHO_PORT, Env
+from .conftest import ECHO_PORT, Env, sw_if_index
 from vpptopo import ORIGIN_IP4, free_port, ns_cmd, sing_box_binary, wait_port
 
 GROUP = "sb-pool"
@@ -67,14 +67,6 @@ def add_endpoint(env: Env, up: Upstream, health_check: bool) -> None:
         health_check_enabled=health_check, health_check_interval=HC_INTERVAL,
         health_check_timeout=HC_TIMEOUT, failure_threshold=1, recovery_threshold=1, table_id=0)
     assert r.retval == 0, r
-
-
-def sw_if_index(env: Env, name: str) -> int:
-    for line in env.cli("show interface").splitlines():
-        parts = line.split()
-        if parts and parts[0] == name:
-            return int(parts[1])
-    raise AssertionError(name)
 
 
 def set_group(env: Env, policy: int, weights: list[int], names: list[str]) -> None:

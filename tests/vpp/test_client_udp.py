@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .conftest import HERE, Env
+from .conftest import HERE, Env, sw_if_index
 from vpptopo import sing_box_binary
 from vpptopo import CLIENT_IP4, CLIENT_IP6, ORIGIN_IP4, ORIGIN_IP6, VPP_CLIENT_IP4, free_port, wait_port
 
@@ -59,14 +59,6 @@ def udp_upstream(env: Env) -> Iterator[tuple[Env, int, Path]]:
             env.api.singbox_endpoint_add_del(is_add=False, name=ep.name)
         sb.kill()
         echo.kill()
-
-
-def sw_if_index(env: Env, name: str) -> int:
-    for line in env.cli("show interface").splitlines():
-        parts = line.split()
-        if parts and parts[0] == name:
-            return int(parts[1])
-    raise AssertionError(name)
 
 
 def enable(env: Env, password: str = "s3cret", udp: bool = True, **udp_kw: Any) -> int:

@@ -17,8 +17,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from .conftest import ECHO_PORT, HERE, HTTP_PORT, UDP_PORT, Env
-from .test_vpp_client import SB_PORT, sw_if_index
+from .conftest import ECHO_PORT, HERE, HTTP_PORT, UDP_PORT, Env, sw_if_index
+from .test_vpp_client import SB_PORT
 from vpptopo import ORIGIN_IP4, ORIGIN_IP6, VPP_CLIENT_IP4, sing_box_binary, wait_port
 
 PROXY = f"{VPP_CLIENT_IP4}:1080"

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from .conftest import ECHO_PORT, HTTP_PORT, Env
+from .conftest import ECHO_PORT, HTTP_PORT, Env, sw_if_index
 from vpptopo import sing_box_binary
 from vpptopo import CLIENT_IP4, ORIGIN_IP4, ORIGIN_IP6, wait_port
 
@@ -61,14 +61,6 @@ def http_upstream(env: Env) -> Iterator[tuple[Env, Path]]:
         for ep in env.api.singbox_endpoint_dump():
             env.api.singbox_endpoint_add_del(is_add=False, name=ep.name)
         p.kill()
-
-
-def sw_if_index(env: Env, name: str) -> int:
-    for line in env.cli("show interface").splitlines():
-        parts = line.split()
-        if parts and parts[0] == name:
-            return int(parts[1])
-    raise AssertionError(name)
 
 
 def add_endpoint(env: Env, name: str, port: int = HTTP_SB_PORT, password: str = "s3cret",

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .conftest import CLOSED_PORT, ECHO_PORT, HERE, HTTP_PORT, Env
+from .conftest import CLOSED_PORT, ECHO_PORT, HERE, HTTP_PORT, Env, sw_if_index
 from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4, VPP_ORIGIN_IP4, sing_box_binary, wait_port
 
 SB_PORT = 1090
@@ -81,14 +81,6 @@ class Chain:
         while text not in self.log.read_text():
             assert time.monotonic() < deadline, f"{text!r} not in sing-box's log:\n" + self.log.read_text()
             time.sleep(0.2)
-
-
-def sw_if_index(env: Env, name: str) -> int:
-    for line in env.cli("show interface").splitlines():
-        parts = line.split()
-        if parts and parts[0] == name:
-            return int(parts[1])
-    raise AssertionError(name)
 
 
 @pytest.fixture
