@@ -17,34 +17,19 @@ import struct
 import sys
 import time
 
+from origin import dns_question, dns_reply  # the same directory: run as a script from it
+
 TTL = 1
 
 
 def answer(query: bytes, name: str, addr: str) -> tuple[bytes, str] | None:
-    """VPP's resolver writes the name once and then one (type, class) pair per question."""
-    if len(query) < 12:
+    question = dns_question(query)
+    if question is None:
         return None
-    qid, _flags, qd = struct.unpack("!HHH", query[:6])
-    pos, labels = 12, []
-    while query[pos]:
-        n = query[pos]
-        labels.append(query[pos + 1 : pos + 1 + n].decode(errors="replace"))
-        pos += 1 + n
-    pos += 1
-    asked = ".".join(labels).lower()
-    qtypes = []
-    for _ in range(qd):
-        qtype, _qclass = struct.unpack("!HH", query[pos : pos + 4])
-        qtypes.append(qtype)
-        pos += 4
-    answers, n_ans = b"", 0
-    if asked == name and 1 in qtypes:
-        rdata = socket.inet_pton(socket.AF_INET, addr)
-        answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, TTL, len(rdata)) + rdata
-        n_ans = 1
-    rcode = 0 if asked == name else 3
-    head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, qd, n_ans, 0, 0)
-    return head + query[12:pos] + answers, f"{asked} {addr if n_ans else '-'}"
+    asked, qtypes = question[2], question[3]
+    records = [(1, socket.inet_pton(socket.AF_INET, addr), TTL)] if asked == name and 1 in qtypes else []
+    reply = dns_reply(query, question, 0 if asked == name else 3, records)
+    return reply, f"{asked} {addr if records else '-'}"
 
 
 def main() -> None:

@@ -133,10 +133,10 @@ def udp_echo(fam: int, addr: str, port: int) -> None:
 DNS_NAME = "origin.test"
 
 
-def dns_answer(query: bytes, ip4: str, ip6: str) -> bytes | None:
-    """Answer A/AAAA for DNS_NAME. VPP's resolver writes the name once and
-    then one (type, class) pair per question, so the questions are read
-    that way when the standard layout does not fit the message."""
+def dns_question(query: bytes) -> tuple[int, int, str, list[int], int] | None:
+    """A query's id, question count, name (lower case), question types and the end of its question section. VPP's
+    resolver writes the name once and then one (type, class) pair per question, so the questions are read that
+    way. moving_dns.py reads its queries with this too."""
     if len(query) < 12:
         return None
     qid, _flags, qd = struct.unpack("!HHH", query[:6])
@@ -146,26 +146,37 @@ def dns_answer(query: bytes, ip4: str, ip6: str) -> bytes | None:
         labels.append(query[pos + 1 : pos + 1 + n].decode(errors="replace"))
         pos += 1 + n
     pos += 1
-    name = ".".join(labels).lower()
     qtypes = []
     for _ in range(qd):
         qtype, _qclass = struct.unpack("!HH", query[pos : pos + 4])
         qtypes.append(qtype)
         pos += 4
-    answers, n_ans = b"", 0
-    if name == DNS_NAME:
-        for qtype in qtypes:
-            rdata = None
-            if qtype == 1:
-                rdata = socket.inet_pton(socket.AF_INET, ip4)
-            elif qtype == 28:
-                rdata = socket.inet_pton(socket.AF_INET6, ip6)
-            if rdata:
-                answers += b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 60, len(rdata)) + rdata
-                n_ans += 1
-    rcode = 0 if name == DNS_NAME else 3
-    head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, qd, n_ans, 0, 0)
+    return qid, qd, ".".join(labels).lower(), qtypes, pos
+
+
+def dns_reply(query: bytes, question: tuple[int, int, str, list[int], int], rcode: int,
+              records: list[tuple[int, bytes, int]]) -> bytes:
+    """The reply to `query`: its question section, then one answer per (type, rdata, ttl) for the asked name."""
+    qid, qd, _name, _qtypes, pos = question
+    answers = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, ttl, len(rdata)) + rdata
+                       for qtype, rdata, ttl in records)
+    head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, qd, len(records), 0, 0)
     return head + query[12:pos] + answers
+
+
+def dns_answer(query: bytes, ip4: str, ip6: str) -> bytes | None:
+    """Answer A/AAAA for DNS_NAME, NXDOMAIN for any other name."""
+    question = dns_question(query)
+    if question is None:
+        return None
+    records: list[tuple[int, bytes, int]] = []
+    if question[2] == DNS_NAME:
+        for qtype in question[3]:
+            if qtype == 1:
+                records.append((qtype, socket.inet_pton(socket.AF_INET, ip4), 60))
+            elif qtype == 28:
+                records.append((qtype, socket.inet_pton(socket.AF_INET6, ip6), 60))
+    return dns_reply(query, question, 0 if question[2] == DNS_NAME else 3, records)
 
 
 def dns_server(ip4: str, ip6: str, port: int) -> None:
