@@ -1,10 +1,15 @@
 """A server's own settings in sysrepo running (a container of its settings module), kept applied.
 
-Read at start; a commit that changes them marks them stale (a passive subscription, whose change event an edit
-waits for), and `refresh()`, which a server calls from a worker thread before it next needs them (`stale()` says
-whether it has to), reads them again: they apply from the next request or login on, and no sysrepo call runs inside
-sysrepo's callback or on an event loop. A module that is not installed (or not this revision) leaves the defaults.
-Used for each server's `login-backoff` (`mgmt.login_settings`) and RESTCONF's HTTP `limits`.
+Read at start; a commit that changes them marks them stale (a passive subscription, whose change and done events
+an edit waits for), and `refresh()`, which a server calls from a worker thread before it next needs them (`stale()`
+says whether it has to), reads them again: they apply from the next request or login on, and no sysrepo call runs
+inside sysrepo's callback or on an event loop. A module that is not installed (or not this revision) leaves the
+defaults. Used for each server's `login-backoff` (`mgmt.login_settings`) and RESTCONF's HTTP `limits`.
+
+"From the next request on" holds for requests that come while another one's refresh is still reading: the settings
+stay stale until a read that began after the last change has been applied, and a `refresh()` waits for a read in
+progress and then reads again if that one began too early. (Clearing the mark when a read began let a second request
+find them not stale and be served with the old ones: a RESTCONF body-timeout just set to 1 s still took 60 s.)
 """
 
 from __future__ import annotations
@@ -41,28 +46,47 @@ class FollowedSettings(Generic[T]):
         self._apply = apply
         self.current: T = parse({})
         self._session = conn.start_session("running")
-        self._stale = threading.Event()
+        # change events seen (`_changes`) and how many of them the applied settings were read after (`_read`):
+        # stale while they differ. `_mark` guards both and is never held over a sysrepo call (the callback takes it);
+        # `_reading` makes reads one at a time, so a refresh that finds one in progress waits for it.
+        self._mark = threading.Lock()
+        self._reading = threading.Lock()
+        self._changes = 0
+        self._read = 0
         try:
-            self.reload()
+            # subscribed before the first read: a commit during that read marks them stale instead of being missed
             self._session.subscribe_module_change(module, xpath, self._changed, passive=True)
+            self.reload()
         except sysrepo.SysrepoError as exc:
             log.warning("settings not configurable; defaults apply", settings=what, module=module, error=str(exc))
             self._apply(self.current)
 
     def stale(self) -> bool:
-        return self._stale.is_set()
+        """Whether a commit changed them after the read the applied settings come from began (also while a
+        refresh is reading them)."""
+        with self._mark:
+            return self._changes != self._read
 
     def refresh(self) -> None:
-        """Read the settings again if a commit changed them since the last read."""
-        if self._stale.is_set():
-            self._stale.clear()
+        """Read the settings again if a commit changed them since the last read began; returns once settings read
+        after the last change (before the call) apply, waiting for a read in progress. Blocking (sysrepo)."""
+        if not self.stale():
+            return
+        with self._reading:
+            with self._mark:
+                seen = self._changes
+                if seen == self._read:
+                    return  # read by the refresh this one waited for
             try:
                 self.reload()
             except sysrepo.SysrepoError:
-                self._stale.set()
                 log.exception("reading the settings failed; the previous ones stay", settings=self.what)
+                return
+            with self._mark:
+                self._read = seen
 
     def reload(self) -> None:
+        """Reads and applies them (whatever stale() says): `refresh()` and the constructor call it."""
         try:
             data = self._session.get_data(self.xpath, include_implicit_defaults=True)
         except sysrepo.SysrepoNotFoundError:
@@ -74,9 +98,11 @@ class FollowedSettings(Generic[T]):
         self._apply(value)
 
     def _changed(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
-        # a sysrepo callback: only marks (the read happens on the next refresh, in a worker thread)
+        # a sysrepo callback: only marks (the read happens on the next refresh, in a worker thread). Both events:
+        # a read between change (data not stored yet) and done reads the old data and must not end the staleness
         if event in ("change", "done"):
-            self._stale.set()
+            with self._mark:
+                self._changes += 1
 
     def close(self) -> None:
         self._session.stop()
