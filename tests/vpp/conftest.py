@@ -48,6 +48,9 @@ class Env:
         self.topo: vpptopo.Topology | None = None
         self.api: Any = None
         self.papi: Any = None
+        self.client_defaults: Any = None
+        # records a test was already failed for (check_no_records): not blamed on later tests
+        self.reported: set[str] = set()
         try:
             # not the pid: every scripts/in-env run has its own pid namespace,
             # so concurrent runs would share veth names in the host's netns
@@ -60,6 +63,8 @@ class Env:
                                      bootstrapapi=True, read_timeout=10)
             self.papi.connect("sbx-pytest")
             self.api = self.papi.api
+            # client-mode globals as VPP starts, restored between tests
+            self.client_defaults = self.api.singbox_client_dump()[0]
         except Exception:
             self.close()
             raise
@@ -97,8 +102,67 @@ class Env:
             time.sleep(0.2)
         raise AssertionError("sessions left: " + self.cli("show singbox sessions"))
 
-    def reset(self) -> None:
-        """Back to a stopped server with the default settings."""
+    def open_sessions(self) -> list[str]:
+        """What still holds a client's connection, either mode, each named: the sessions of the
+        binary API's dump (every record with a client leg: server, client, chained, a client
+        session on a pooled upstream), and the active counts the limits use (the server's
+        active_sessions, each client-mode interface's active_connections), which must come back
+        to zero with them."""
+        api = self.api
+        out = [f"{_MODES.get(int(s.mode), s.mode)} session {s.session_id:#x} "
+               f"state={_STATES.get(int(s.state), s.state)} client={s.client_addr}:{s.client_port} "
+               f"dst={s.dst_name or s.dst_addr}:{s.dst_port} age={s.age}s idle={s.idle}s"
+               for s in api.singbox_session_dump(mode=0, sw_if_index=0xFFFFFFFF)]
+        n = api.singbox_server_dump()[0].active_sessions
+        if n:
+            out.append(f"server active_sessions {n}")
+        for itf in api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
+            n = api.singbox_get_stats(sw_if_index=itf.sw_if_index).active_connections
+            if n:
+                out.append(f"interface {itf.sw_if_index} active_connections {n}")
+        return out
+
+    def records(self) -> list[str]:
+        """Every record the plugin keeps, each named, whatever holds it: the session records of
+        every thread's pool as `show singbox sessions verbose` lists them (a record whose client
+        leg is gone, or a pooled upstream connection, has no place in the API's dump), the
+        client-mode UDP flows, and the active counts of open_sessions."""
+        api = self.api
+        out = [r for r in self.open_sessions() if " session " not in r]
+        lines = self.cli("show singbox sessions verbose").splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("["):  # "[id] dst=... state=..."; its legs on the next line
+                legs = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1].startswith(" ") else ""
+                out.append(f"session record {line.strip()} ({legs})")
+        out += [f"udp flow {f.flow_id:#x} on {f.sw_if_index} {f.client_addr}:{f.client_port} -> "
+                f"{f.dst_addr}:{f.dst_port} state={f.state} age={f.age}s idle={f.idle}s"
+                for f in api.singbox_udp_flow_dump(sw_if_index=0xFFFFFFFF)]
+        for itf in api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF):
+            if itf.active_flows:
+                out.append(f"interface {itf.sw_if_index} udp active_flows {itf.active_flows}")
+        return out
+
+    def _wait_empty(self, what: Any, timeout: float) -> list[str]:
+        """Poll what() until it is empty or timeout passes; what is left."""
+        deadline = time.monotonic() + timeout
+        while (left := what()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return list(left)
+
+    def check_sessions_end(self, timeout: float = 20) -> None:
+        """After a test, with its configuration still in place: every connection it opened has
+        ended, so every session holding one must end too. A session the plugin keeps for a
+        connection that ended is a leak (it counts against max-sessions / max-connections for
+        good); disabling client mode on the interface would reset it and hide it, which is why
+        this runs before the test's fixtures undo their configuration."""
+        left = self._wait_empty(self.open_sessions, timeout)
+        assert not left, ("sessions left open after the test:\n  " + "\n  ".join(left) + "\n"
+                          + self.cli("show singbox sessions verbose"))
+
+    def unconfigure(self) -> None:
+        """Everything the tests configure goes, client mode included (what a test's fixture
+        left behind too): server off, listeners, users and prefixes removed, client mode and UDP
+        off on every interface, groups and endpoints removed, pooling off."""
         api = self.api
         assert api.singbox_server_enable_disable(enable=False).retval == 0
         for l in api.singbox_server_listener_dump():
@@ -108,14 +172,44 @@ class Env:
         for p in api.singbox_server_allowed_prefix_dump():
             assert api.singbox_server_allowed_prefix_add_del(is_add=False,
                                                              prefix=p.prefix).retval == 0
+        api.singbox_server_set_upstream(sw_if_index=0xFFFFFFFF)
+        for itf in api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF):
+            api.singbox_interface_udp_enable_disable(sw_if_index=itf.sw_if_index, enable=False)
+        for itf in api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
+            api.singbox_enable_disable(sw_if_index=itf.sw_if_index, enable_disable=False)
+        api.singbox_set_default_endpoint_group(name="")
+        for g in api.singbox_endpoint_group_dump():
+            api.singbox_endpoint_group_add_del(is_add=False, name=g.name, n_members=0, members=[])
+        for ep in api.singbox_endpoint_dump():
+            api.singbox_endpoint_add_del(is_add=False, name=ep.name)
+        c = self.client_defaults
+        assert api.singbox_set_pooling(enable=False, max_pool_size=c.max_pool_size).retval == 0
+        assert api.singbox_set_timeout(timeout=c.timeout).retval == 0
+
+    def check_no_records(self, timeout: float = 40) -> None:
+        """After a test and its fixtures: with everything unconfigured, every record the plugin
+        keeps must go (a pooled connection, a record whose legs did not both end, a UDP flow).
+        Up to 40 s: a leg VPP closes on its own can take tcp's closewait-time, 30 s here
+        (vpptopo.Vpp). A record left is named, and only once: a later test does not fail for it
+        again (reset)."""
+        self.unconfigure()
+        left = [r for r in self._wait_empty(self._new_records, timeout)]
+        self.reported |= {_record_key(r) for r in left}
+        assert not left, ("records left after the test and its fixtures (all unconfigured):\n  "
+                          + "\n  ".join(left) + "\n" + self.cli("show session verbose 2"))
+
+    def _new_records(self) -> list[str]:
+        return [r for r in self.records() if _record_key(r) not in self.reported]
+
+    def reset(self) -> None:
+        """Back to a stopped server with the default settings, and nothing left of an earlier
+        test but what that test was already failed for (check_no_records)."""
+        self.unconfigure()
         self.configure()
-        # every session of the previous test must end: a leak fails here
-        deadline = time.monotonic() + 30
-        while api.singbox_server_dump()[0].active_sessions or self.sessions():
-            assert time.monotonic() < deadline, (
-                "sessions did not end: " + self.cli("show singbox sessions"))
-            time.sleep(0.1)
-        assert api.singbox_clear_stats(scope=0).retval == 0
+        left = self._wait_empty(self._new_records, 40)
+        self.reported |= {_record_key(r) for r in left}
+        assert not left, "records left from before this test:\n  " + "\n  ".join(left)
+        assert self.api.singbox_clear_stats(scope=0).retval == 0
 
     def configure(self, **kw: Any) -> None:
         args: dict[str, Any] = dict(
@@ -142,6 +236,17 @@ class Env:
         if self.topo is not None:
             self.topo.close()
         self.vpp.close()
+
+
+_MODES = {1: "server", 2: "client"}
+_STATES = {0: "greeting", 1: "auth", 2: "request", 3: "resolving", 4: "connecting",
+           5: "established", 6: "udp-associated", 7: "closing", 8: "socks5-request",
+           9: "socks5-reply"}
+
+
+def _record_key(record: str) -> str:
+    """What names a record across polls: its id, without the counters that change."""
+    return record.split(" dst=")[0].split(" state=")[0]
 
 
 # VPP pins each worker to its own core besides the main core: on a 2-core
@@ -179,9 +284,25 @@ def vpp_env(request: pytest.FixtureRequest) -> Iterator[Env]:
 
 @pytest.fixture
 def env(vpp_env: Env) -> Iterator[Env]:
+    """The module's VPP, reset; after the test (pytest_runtest_call: its sessions end) and
+    after the fixtures built on this one (they tear down first): every record gone."""
     assert vpp_env.vpp.alive(), "VPP is not running"
     vpp_env.reset()
     yield vpp_env
+    if vpp_env.vpp.alive():  # a dead VPP is vpp_env's to report
+        vpp_env.check_no_records()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that passed fails if a session of its own is still open when it ends: its
+    connections have all ended by then (Env.check_sessions_end). Here, after the test's body and
+    before any fixture's teardown, because those undo the configuration that would hide it."""
+    result = yield
+    env = getattr(item, "funcargs", {}).get("vpp_env")
+    if isinstance(env, Env) and "env" in getattr(item, "fixturenames", ()) and env.vpp.alive():
+        env.check_sessions_end()
+    return result
 
 
 def sw_if_index(env: Env, name: str) -> int:
