@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -133,5 +134,111 @@ def test_package_sync_gives_group_access_and_records_what_it_installed(tmp_path:
         subprocess.run([sys.executable, "-m", "singbox_agent.repository", "sync", "--record", str(record), *dirs],
                        env=env, check=True, capture_output=True, text=True)
         assert record.read_text() == "sysrepo-monitoring\n"
+    finally:
+        instance.destroy()
+
+
+def _sysrepoctl_listing(env: dict[str, str]) -> dict[str, tuple[str, str, str, frozenset[str]]]:
+    """`sysrepoctl -l` of an instance (the environment has sysrepo 3.7's tools; the product does not use them):
+    module -> revision, owner, startup permissions, enabled features, of the installed modules."""
+    listing = subprocess.run(["sysrepoctl", "-l"], env={**os.environ, **env}, check=True, capture_output=True,
+                             text=True).stdout
+    cells = [[c.strip() for c in line.split("|")] for line in listing.splitlines()]
+    return {c[0]: (c[1], c[3], c[4], frozenset(c[6].split())) for c in cells if len(c) > 6 and "I" in c[2]}
+
+
+def _no_sysrepo_tools(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH has no sysrepo tool (as on an appliance installed from today's trixie-backports,
+    where sysrepoctl and sysrepocfg are sysrepo 5's and not installable next to libsysrepo7)."""
+    empty = tmp_path / "bin"
+    empty.mkdir(exist_ok=True)
+    return {**os.environ, "PATH": str(empty)}
+
+
+def test_module_listing_is_what_sysrepoctl_lists(sysrepo_instance: SysrepoInstance) -> None:
+    """The listing through libsysrepo (revisions, owner, permissions, features) against sysrepoctl's own."""
+    from singbox_agent.repository import installed_module_info
+
+    mine = {name: (m.revision, m.owner, m.permissions, m.features)
+            for name, m in installed_module_info(env=sysrepo_instance.env).items()}
+    assert mine == _sysrepoctl_listing(sysrepo_instance.env)
+    assert "on-change" in mine["ietf-yang-push"][3] and "vpp-singbox" in mine
+
+
+def test_postinst_sync_needs_no_sysrepo_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package's postinst command, and an update to a new revision, with no sysrepoctl on PATH: modules
+    installed with every feature, the group and permissions asked for, sysrepo's subscription modules with their
+    features; what was done checked with sysrepoctl afterwards."""
+    import grp
+    import secrets
+    import sys
+
+    from singbox_agent.repository import installed_module_info, project_yang_dirs, project_yang_files
+
+    top = Path(__file__).resolve().parent.parent
+    try:
+        group = grp.getgrnam("sysrepo").gr_name
+    except KeyError:
+        group = grp.getgrgid(os.getgid()).gr_name
+    instance = SysrepoInstance(repository=tmp_path / "sr", shm_prefix="sbtnot" + secrets.token_hex(3))
+    bare = {**_no_sysrepo_tools(tmp_path), **instance.env}
+    dirs = [str(d) for d in project_yang_dirs(top)]
+    try:
+        sync = [sys.executable, "-m", "singbox_agent.repository", "sync", "--group", group, "--permissions", "660"]
+        first = subprocess.run([*sync, "--record", "-", *dirs], env=bare, capture_output=True, text=True)
+        assert first.returncode == 0, first.stderr
+        assert "vpp-singbox" in first.stdout.split()
+        listed = _sysrepoctl_listing(instance.env)
+        for name in first.stdout.split():
+            assert listed[name][1].endswith(f":{group}") and listed[name][2] == "660", (name, listed[name])
+        vpp_singbox = next(f for f in project_yang_files(top) if f.name.startswith("vpp-singbox@"))
+        assert listed["vpp-singbox"][0] == vpp_singbox.stem.partition("@")[2]
+        assert {"udp-associate"} <= listed["vpp-singbox"][3]  # every feature of ours
+        assert {"replay", "subtree", "xpath", "encode-xml", "encode-json"} <= listed["ietf-subscribed-notifications"][3]
+        assert listed["ietf-yang-push"][3] == {"on-change"}  # only what subscriptions need
+
+        newer = tmp_path / "yang" / "vpp-singbox@2099-01-01.yang"
+        newer.parent.mkdir()
+        old_revision = vpp_singbox.stem.partition("@")[2]
+        newer.write_text(vpp_singbox.read_text().replace(
+            f"revision {old_revision} {{", f'revision 2099-01-01 {{\n    description "test";\n  }}\n'
+                                           f"  revision {old_revision} {{", 1))
+        for f in project_yang_files(top):
+            if not f.name.startswith("vpp-singbox@"):
+                (newer.parent / f.name).symlink_to(f)
+        again = subprocess.run([*sync, str(newer.parent)], env=bare, capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == "installed or updated: vpp-singbox"
+        assert _sysrepoctl_listing(instance.env)["vpp-singbox"][0] == "2099-01-01"
+        listing = subprocess.run([sys.executable, "-m", "singbox_agent.repository", "list"], env=bare,
+                                 capture_output=True, text=True)
+        assert listing.returncode == 0, listing.stderr
+        assert re.search(r"^vpp-singbox +\| 2099-01-01 +\| \S+:" + group + r" +\| 660 +\| .*udp-associate",
+                         listing.stdout, re.M), listing.stdout
+        monkeypatch.setenv("PATH", bare["PATH"])  # the library's own calls on another instance (a child process)
+        assert installed_module_info(env=instance.env)["vpp-singbox"].revision == "2099-01-01"
+    finally:
+        instance.destroy()
+
+
+def test_features_enabled_where_another_installed_the_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sysrepo's ietf-yang-push installed by someone else without on-change (netopeer2 installs it so): the
+    product enables the feature and touches nothing else — with no sysrepoctl on PATH."""
+    import secrets
+
+    from singbox_agent.repository import sysrepo_modules
+
+    instance = SysrepoInstance(repository=tmp_path / "sr", shm_prefix="sbtfea" + secrets.token_hex(3))
+    try:
+        (subscribed, sn_features), (push, _) = sysrepo_modules()
+        instance.install_modules([], with_features=[(subscribed, sn_features), (push, [])])
+        assert _sysrepoctl_listing(instance.env)["ietf-yang-push"][3] == frozenset()
+        monkeypatch.setenv("PATH", _no_sysrepo_tools(tmp_path)["PATH"])
+        assert instance.sync_features(sysrepo_modules()) == ["ietf-yang-push:on-change"]
+        assert instance.sync_features(sysrepo_modules()) == []
+        monkeypatch.undo()
+        listed = _sysrepoctl_listing(instance.env)
+        assert listed["ietf-yang-push"][3] == {"on-change"}
+        assert listed["ietf-subscribed-notifications"][3] == frozenset(sn_features)
     finally:
         instance.destroy()

@@ -9,14 +9,17 @@ validates those values before any sysrepo call sees them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPOSITORY_ENV = "SYSREPO_REPOSITORY_PATH"
 SHM_PREFIX_ENV = "SYSREPO_SHM_PREFIX"
@@ -109,43 +112,134 @@ def project_yang_files(top: Path) -> list[Path]:
     return sorted(f for d in project_yang_dirs(top) for f in d.glob("*.yang"))
 
 
-def _sysrepoctl(args: list[str], env: Mapping[str, str] | None) -> str:
-    done = subprocess.run(
-        ["sysrepoctl", *args], env={**os.environ, **(env or {})}, check=True, capture_output=True, text=True
-    )
-    return done.stdout
+class RepositoryError(RuntimeError):
+    """A read or change of sysrepo's modules that failed: the message says what, and why (sysrepo's own error lines
+    with it when they were logged to stderr, as in a child process and in the `sync` command)."""
+
+
+# Everything below goes through libsysrepo (the binding, and `mgmt.libsysrepo` for the calls it lacks), not through
+# sysrepo's command-line tools: Debian's trixie-backports carries libsysrepo7 3.7 but no longer its tools
+# (sysrepoctl, sysrepocfg), whose package is sysrepo 5 there, on a libyang that Breaks libyang3.
+#
+# `env` None: the instance this process selects, in this process. `env` given: that instance, in a child process
+# (`_in_child`) — libsysrepo fixes a process's repository path and SHM prefix at their first use (sr_get_repo_path
+# caches them), so a process that has used one instance cannot reach another, and one that has not would be tied
+# to the one it reached.
+_CHILD_COMMAND = "_in-child"
+
+
+def _in_child(env: Mapping[str, str], request: dict[str, Any]) -> Any:
+    """Runs `request` (see `_serve`) with `python -m singbox_agent.repository` in the instance `env` selects and
+    returns its answer. :raises RepositoryError:"""
+    package_dir = str(Path(__file__).resolve().parent.parent)
+    pythonpath = os.pathsep.join(p for p in (package_dir, os.environ.get("PYTHONPATH", "")) if p)
+    done = subprocess.run([sys.executable, "-m", "singbox_agent.repository", _CHILD_COMMAND],
+                          input=json.dumps(request), env={**os.environ, **env, "PYTHONPATH": pythonpath},
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RepositoryError(done.stderr.strip() or f"{request['op']}: exit status {done.returncode}")
+    return json.loads(done.stdout)
+
+
+def _serve(request: dict[str, Any]) -> Any:
+    """A child's side of `_in_child`: the same function, on this process's instance, its answer as JSON."""
+    op = request["op"]
+    access = Access(*request["access"]) if request.get("access") else None
+    if op == "install":
+        install_modules(map(Path, request["files"]), map(Path, request["dirs"]), access=access,
+                        with_features=[(Path(f), feats) for f, feats in request["with_features"]])
+        return None
+    if op == "sync":
+        return sync_modules(map(Path, request["files"]), map(Path, request["dirs"]), access=access)
+    if op == "sync_features":
+        return sync_features([(Path(f), feats) for f, feats in request["modules"]])
+    if op == "info":
+        return {name: [m.revision, m.owner, m.permissions, sorted(m.features)]
+                for name, m in installed_module_info().items()}
+    raise ValueError(f"unknown request {op!r}")
+
+
+@contextmanager
+def _connection() -> Iterator[Any]:
+    """A connection to this process's instance. :raises RepositoryError:"""
+    import sysrepo
+
+    try:
+        conn = sysrepo.SysrepoConnection()
+    except sysrepo.SysrepoError as exc:
+        raise RepositoryError(f"connecting to sysrepo: {exc}") from exc
+    try:
+        yield conn
+    finally:
+        conn.disconnect()
+
+
+def _call(what: str, function: Callable[..., Any], *args: Any) -> Any:
+    """A sysrepo call whose failure says `what` it was doing. :raises RepositoryError:"""
+    import sysrepo
+
+    try:
+        return function(*args)
+    except sysrepo.SysrepoError as exc:
+        raise RepositoryError(f"{what}: {exc}") from exc
 
 
 @dataclass(frozen=True)
 class Access:
-    """Filesystem access rights sysrepo gives a module's data files (sysrepoctl -g/-p). Debian's sysrepo makes its
-    own modules root:sysrepo and readable by the group; the appliance's daemons run as a member of that group and
-    write configuration, so the modules the package installs are made group-writable."""
+    """Filesystem access rights sysrepo gives a module's data files (group and permissions of every datastore and
+    of its notifications, sr_set_module_ds_access). Debian's sysrepo makes its own modules root:sysrepo and readable
+    by the group; the appliance's daemons run as a member of that group and write configuration, so the modules the
+    package installs are made group-writable."""
 
     group: str
     permissions: str  # chmod octal, e.g. "660"
 
-    def args(self) -> list[str]:
-        return ["-g", self.group, "-p", self.permissions]
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"0?[0-7]{3}", self.permissions):
+            raise ValueError(f"permissions must be chmod octal digits such as 660: {self.permissions!r}")
+
+    @property
+    def mode(self) -> int:
+        return int(self.permissions, 8)
+
+
+def _module_install(file: Path, features: Iterable[str], access: Access | None = None) -> Any:
+    from singbox_agent.mgmt import libsysrepo
+
+    return libsysrepo.ModuleInstall(str(file), tuple(features), access.group if access else None,
+                                    access.mode if access else 0)
+
+
+def _install(conn: Any, modules: list[Any], dirs: Iterable[str]) -> None:
+    """One sr_install_modules2 call: one rebuild of sysrepo's context for every module, its features and access."""
+    from singbox_agent.mgmt import libsysrepo
+
+    if modules:
+        _call("installing " + ", ".join(Path(m.schema_path).name for m in modules), libsysrepo.install_modules,
+              conn, modules, ":".join(dict.fromkeys(dirs)))
 
 
 def install_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env: Mapping[str, str] | None = None,
                     access: Access | None = None, with_features: Iterable[tuple[Path, Iterable[str]]] = ()) -> None:
-    """Install YANG modules with all their features enabled, in one sysrepoctl call (one context rebuild).
+    """Install YANG modules with all their features enabled, in one call (one context rebuild).
 
-    `env` selects the instance (None: the system's); `access` sets group and permissions of each module (None:
+    `env` selects the instance (None: this process's); `access` sets group and permissions of each module (None:
     sysrepo's defaults); `with_features`: further modules, each with only the features named (sysrepo's defaults
-    for access), installed after `files` in the same call. :raises subprocess.CalledProcessError: stderr says why.
+    for access), installed after `files` in the same call. :raises RepositoryError: it says why.
     """
-    args = ["-v", "1"]
+    files = list(files)
     chosen = [(f, list(feats)) for f, feats in with_features]
-    dirs = list(dict.fromkeys([*map(str, search_dirs), *(str(f.parent) for f, _ in chosen)]))
-    if dirs:
-        args += ["-s", ":".join(dirs)]
-    modules = [a for f in files for a in ("-i", str(f), "-e", "*", *(access.args() if access else []))]
-    modules += [a for f, feats in chosen for a in ("-i", str(f), *[x for feat in feats for x in ("-e", feat)])]
-    if modules:
-        _sysrepoctl(args + modules, env)
+    dirs = [*map(str, search_dirs), *(str(f.parent) for f, _ in chosen)]
+    if not files and not chosen:
+        return
+    if env is not None:
+        _in_child(env, {"op": "install", "files": list(map(str, files)), "dirs": dirs,
+                        "access": [access.group, access.permissions] if access else None,
+                        "with_features": [(str(f), feats) for f, feats in chosen]})
+        return
+    modules = [_module_install(f, ("*",), access) for f in files] + [_module_install(f, feats) for f, feats in chosen]
+    with _connection() as conn:
+        _install(conn, modules, dirs)
 
 
 @dataclass(frozen=True)
@@ -153,16 +247,36 @@ class InstalledModule:
     revision: str
     owner: str  # "user:group" of the startup data
     permissions: str  # of the startup data, e.g. "660"
+    features: frozenset[str] = frozenset()  # those enabled
+
+
+def _module_info(conn: Any) -> dict[str, InstalledModule]:
+    """What `sysrepoctl -l` listed of the installed (implemented) modules, sysrepo's internal "sysrepo" left out: the
+    revision and enabled features from the connection's context, owner and permissions of the startup data."""
+    from libyang.util import c2str
+
+    found: dict[str, tuple[str, frozenset[str]]] = {}
+    with conn.get_ly_ctx() as ctx:
+        for module in ctx:
+            if module.implemented() and module.name() != "sysrepo":
+                found[module.name()] = (c2str(module.cdata.revision) or "",
+                                        frozenset(f.name() for f in module.features() if f.state()))
+    modules = {}
+    for name, (revision, features) in found.items():
+        owner, group, perm = _call(f"reading the access rights of {name}", conn.get_module_ds_access, name, "startup")
+        modules[name] = InstalledModule(revision, f"{owner}:{group}", f"{perm:03o}", features)
+    return modules
 
 
 def installed_module_info(*, env: Mapping[str, str] | None = None) -> dict[str, InstalledModule]:
-    """Module name -> revision, owner and permissions of every module installed (not only imported)."""
-    modules: dict[str, InstalledModule] = {}
-    for line in _sysrepoctl(["-l"], env).splitlines():
-        cells = [c.strip() for c in line.split("|")]
-        if len(cells) > 5 and "I" in cells[2]:
-            modules[cells[0]] = InstalledModule(cells[1], cells[3], cells[4])
-    return modules
+    """Module name -> revision, owner, permissions and enabled features of every module installed (not only
+    imported)."""
+    if env is not None:
+        got = _in_child(env, {"op": "info"})
+        return {name: InstalledModule(revision, owner, permissions, frozenset(features))
+                for name, (revision, owner, permissions, features) in got.items()}
+    with _connection() as conn:
+        return _module_info(conn)
 
 
 def installed_modules(*, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -179,24 +293,39 @@ def sync_modules(files: Iterable[Path], search_dirs: Iterable[Path] = (), *, env
     File names follow RFC 8407 (`name@revision.yang`). Returns the names of the modules it changed. This is what
     `make run` and the Debian package's postinst run, so an upgrade brings new revisions in without losing data.
     """
-    dirs = list(search_dirs)
-    installed = installed_module_info(env=env)
-    missing: list[Path] = []
-    changed: list[str] = []
-    for f in files:
-        name, _, revision = f.stem.partition("@")
-        if name not in installed:
-            missing.append(f)
-            changed.append(name)
-            continue
-        if revision and installed[name].revision != revision:
-            _sysrepoctl(["-U", str(f), "-s", ":".join(map(str, dirs))], env)
-            changed.append(name)
-        if access and (installed[name].owner.partition(":")[2] != access.group
-                       or installed[name].permissions != access.permissions):
-            _sysrepoctl(["-c", name, *access.args()], env)
-            changed.append(name)
-    install_modules(missing, dirs, env=env, access=access)
+    files = list(files)
+    dirs = list(map(str, search_dirs))
+    if env is not None:
+        return list(_in_child(env, {"op": "sync", "files": list(map(str, files)), "dirs": dirs,
+                                    "access": [access.group, access.permissions] if access else None}))
+    with _connection() as conn:
+        installed = _module_info(conn)
+        missing: list[Path] = []
+        outdated: list[Path] = []
+        regroup: list[str] = []
+        changed: list[str] = []
+        for f in files:
+            name, _, revision = f.stem.partition("@")
+            if name not in installed:
+                missing.append(f)
+                changed.append(name)
+                continue
+            if revision and installed[name].revision != revision:
+                outdated.append(f)
+                changed.append(name)
+            if access and (installed[name].owner.partition(":")[2] != access.group
+                           or int(installed[name].permissions, 8) != access.mode):
+                regroup.append(name)
+                changed.append(name)
+        if outdated:  # one call, one context rebuild; sysrepo keeps their data
+            _call("updating " + ", ".join(f.name for f in outdated), conn.update_modules,
+                  list(map(str, outdated)), dirs)
+        from singbox_agent.mgmt import libsysrepo
+
+        for name in regroup:
+            _call(f"changing the access rights of {name}", libsysrepo.set_module_access, conn, name,
+                  access.group if access else "", access.mode if access else 0)
+        _install(conn, [_module_install(f, ("*",), access) for f in missing], dirs)
     return list(dict.fromkeys(changed))
 
 
@@ -210,13 +339,8 @@ def sysrepo_modules() -> tuple[tuple[Path, tuple[str, ...]], ...]:
 
 
 def enabled_features(*, env: Mapping[str, str] | None = None) -> dict[str, set[str]]:
-    """Module name -> the features enabled, of every installed module (`sysrepoctl -l`'s last column)."""
-    features: dict[str, set[str]] = {}
-    for line in _sysrepoctl(["-l"], env).splitlines():
-        cells = [c.strip() for c in line.split("|")]
-        if len(cells) > 6 and "I" in cells[2]:
-            features[cells[0]] = set(cells[6].split())
-    return features
+    """Module name -> the features enabled, of every installed module."""
+    return {name: set(info.features) for name, info in installed_module_info(env=env).items()}
 
 
 def sync_features(modules: Iterable[tuple[Path, Iterable[str]]], *, env: Mapping[str, str] | None = None
@@ -226,23 +350,23 @@ def sync_features(modules: Iterable[tuple[Path, Iterable[str]]], *, env: Mapping
     whoever installed it first's (another NETCONF server such as netopeer2 may share them). Returns "module:feature"
     for every feature it enabled (a module it installed counts with its features)."""
     wanted = [(f, list(feats)) for f, feats in modules]
-    have = enabled_features(env=env)
-    install: list[str] = []
+    if env is not None:
+        return list(_in_child(env, {"op": "sync_features", "modules": [(str(f), feats) for f, feats in wanted]}))
     enabled: list[str] = []
-    for f, feats in wanted:
-        name = f.stem.partition("@")[0]
-        if name not in have:
-            install += ["-i", str(f), *[a for feat in feats for a in ("-e", feat)]]
-            enabled += [f"{name}:{feat}" for feat in feats]
-    if install:  # one call, one context rebuild
-        dirs = ":".join(sorted({str(f.parent) for f, _ in wanted}))
-        _sysrepoctl(["-v", "1", "-s", dirs, *install], env)
-    for f, feats in wanted:
-        name = f.stem.partition("@")[0]
-        missing = [feat for feat in feats if name in have and feat not in have[name]]
-        if missing:
-            _sysrepoctl(["-c", name, *[a for feat in missing for a in ("-e", feat)]], env)
-            enabled += [f"{name}:{feat}" for feat in missing]
+    with _connection() as conn:
+        have = {name: info.features for name, info in _module_info(conn).items()}
+        install = []
+        for f, feats in wanted:
+            name = f.stem.partition("@")[0]
+            if name not in have:
+                install.append(_module_install(f, feats))
+                enabled += [f"{name}:{feat}" for feat in feats]
+        _install(conn, install, sorted({str(f.parent) for f, _ in wanted}))  # one call, one context rebuild
+        for f, feats in wanted:
+            name = f.stem.partition("@")[0]
+            for feat in [feat for feat in feats if name in have and feat not in have[name]]:
+                _call(f"enabling {name}:{feat}", conn.enable_module_feature, name, feat)
+                enabled.append(f"{name}:{feat}")
     return enabled
 
 
@@ -253,11 +377,40 @@ def record_installed(record: Path, names: Iterable[str]) -> None:
     record.write_text("".join(f"{n}\n" for n in dict.fromkeys([*known, *names])))
 
 
+def _log_sysrepo_errors() -> None:
+    """sysrepo's own error lines to stderr, as `sysrepoctl -v 1` printed them: a failed call's message alone says
+    little ("Operation failed")."""
+    import logging
+
+    import sysrepo
+
+    sysrepo.configure_logging(stderr_level=logging.ERROR)
+
+
+def format_modules(modules: Mapping[str, InstalledModule]) -> str:
+    """The `list` command's table: one module a line, columns separated by " | "."""
+    rows = [("module", "revision", "owner", "perms", "enabled features")]
+    rows += [(name, m.revision, m.owner, m.permissions, " ".join(sorted(m.features)))
+             for name, m in sorted(modules.items())]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "".join(" | ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[4]]).rstrip() + "\n" for row in rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m singbox_agent.repository sync [--group G --permissions P] [--record FILE] DIR...`: bring the
     system's sysrepo to the modules in DIRs, and sysrepo's own modules the product needs to the features it needs
     (`sysrepo_modules`; not recorded: they are sysrepo's, see packaging/README.md) — the Debian package's
-    postinst."""
+    postinst. `... list`: the installed modules, their revisions, access rights and enabled features
+    (`singbox-admin modules`)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == [_CHILD_COMMAND]:  # `_in_child`'s other side: a request on stdin, the answer on stdout
+        _log_sysrepo_errors()
+        try:
+            print(json.dumps(_serve(json.loads(sys.stdin.read()))))
+        except RepositoryError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return 0
     parser = argparse.ArgumentParser(prog="python -m singbox_agent.repository")
     sub = parser.add_subparsers(dest="command", required=True)
     sync = sub.add_parser("sync", help="install missing and update outdated YANG modules")
@@ -270,23 +423,38 @@ def main(argv: list[str] | None = None) -> int:
                       help="leave sysrepo's own modules alone (by default those the product needs are installed "
                            "when missing, with the features it needs enabled)")
     sync.add_argument("dirs", nargs="+", type=Path)
-    opts = parser.parse_args(argv)
+    sub.add_parser("list", help="the installed YANG modules: revision, owner, permissions, enabled features")
+    opts = parser.parse_args(args)
+    _log_sysrepo_errors()
+    if opts.command == "list":
+        try:
+            print(format_modules(installed_module_info()), end="")
+        except RepositoryError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return 0
     if bool(opts.group) != bool(opts.permissions):
         parser.error("--group and --permissions go together")
-    access = Access(opts.group, opts.permissions) if opts.group else None
+    try:
+        access = Access(opts.group, opts.permissions) if opts.group else None
+    except ValueError as exc:
+        parser.error(str(exc))
     files = sorted(f for d in opts.dirs for f in d.glob("*.yang"))
     changed: list[str] = []
     if not opts.no_sysrepo_modules:  # first: modules of ours import them (ietf-restconf-subscribed-notifications)
         try:
             changed += sync_features(sysrepo_modules())
-        except subprocess.CalledProcessError as exc:
+        except RepositoryError as exc:
             # e.g. a feature of a module another package installed as root, 0600: subscriptions then answer "not
             # supported"; the rest of the product works, so this is no reason to fail the installation
-            print(f"sysrepo's modules for subscriptions not brought to the features needed: {exc.stderr.strip()}",
-                  file=sys.stderr)
-    before = set(installed_modules())  # after sysrepo's own: those are not recorded for purge
-    changed += sync_modules(files, opts.dirs, access=access)
-    new = sorted(set(installed_modules()) - before)
+            print(f"sysrepo's modules for subscriptions not brought to the features needed: {exc}", file=sys.stderr)
+    try:
+        before = set(installed_modules())  # after sysrepo's own: those are not recorded for purge
+        changed += sync_modules(files, opts.dirs, access=access)
+        new = sorted(set(installed_modules()) - before)
+    except RepositoryError as exc:
+        print(f"the YANG modules were not installed: {exc}", file=sys.stderr)
+        return 1
     summary = "installed or updated: " + (", ".join(changed) if changed else "nothing")
     if opts.record and str(opts.record) == "-":
         print("".join(f"{name}\n" for name in new), end="")

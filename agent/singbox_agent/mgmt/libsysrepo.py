@@ -6,7 +6,9 @@ and the binding's own cffi module (`_sysrepo`), used where the binding's pointer
 needed: change iteration in a change event (`changes`), notification subscriptions with every event
 (`notif_subscribe_tree`, whose Python side replaces the binding's once: see its docstring), reads with flags the
 binding does not pass (`get_data`), operations' output (`rpc_send`), a session's originator (`set_originator`,
-`originator_chunk`). Pointers cross between
+`originator_chunk`); and the installation of modules with their group and permissions in one call
+(`install_modules`: sr_install_modules2) and changes of those (`set_module_access`: sr_set_module_ds_access), which
+the binding does not wrap and `singbox_agent.repository` needs instead of sysrepoctl. Pointers cross between
 the two cffi instances through `session_ptr` / `conn_ptr`. No cffi ABI callback anywhere (`ffi.callback` needs a
 writable and executable page: the units run with MemoryDenyWriteExecute=yes).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import cffi
@@ -114,10 +117,28 @@ ffi.cdef(
     int sr_oper_poll_subscribe(sr_session_ctx_t *session, const char *module_name, const char *path, uint32_t valid_ms,
                                uint32_t opts, sr_subscription_ctx_t **subscription);
     const struct lyd_node *sr_get_change_diff(sr_session_ctx_t *session);
+    typedef unsigned int mode_t;
+    typedef struct { const char *plugin_name[6]; } sr_module_ds_t;
+    typedef struct {
+        union { const char *schema_path; const char *schema_yang; };
+        const char **features;
+        sr_module_ds_t module_ds;
+        const char *owner;
+        const char *group;
+        mode_t perm;
+    } sr_install_mod_t;
+    const sr_module_ds_t *sr_get_module_ds_default(void);
+    int sr_install_modules2(sr_conn_ctx_t *conn, const sr_install_mod_t *modules, uint32_t module_count,
+            const char *search_dirs, const char *data, const char *data_path, int format);
+    int sr_set_module_ds_access(sr_conn_ctx_t *conn, const char *module_name, int mod_ds, const char *owner,
+            const char *group, mode_t perm);
     """
 )
 lib: Any = ffi.dlopen("libsysrepo.so.7")
 SR_SUBSCR_OPER_POLL_DIFF = 0x80  # sr_subscr_flag_t: report what changed between two polls (agent/oper_poll.py)
+# sysrepo_types.h: the datastores of sr_datastore_t (startup .. factory-default) and SR_MOD_DS_NOTIF, each with its own
+# files and access rights (SR_MOD_DS_PLUGIN_COUNT)
+MOD_DS_COUNT = 6
 
 
 def session_ptr(session: Any) -> Any:
@@ -296,3 +317,56 @@ def originator_chunk(event_session: Any, name: str, index: int) -> bytes | None:
     if sr_lib.sr_session_get_orig_data(event_session.cdata, index, size, data) != sr_lib.SR_ERR_OK:
         return None
     return bytes(sr_ffi.buffer(sr_ffi.cast("char *", data[0]), size[0]))
+
+
+@dataclass(frozen=True)
+class ModuleInstall:
+    """One module for `install_modules`: its schema file, the features to enable ('*': all), and the group and
+    permissions of its data (None, 0: the process's group, sysrepo's default permissions)."""
+
+    schema_path: str
+    features: Sequence[str] = ()
+    group: str | None = None
+    perm: int = 0
+
+
+def install_modules(conn: sysrepo.SysrepoConnection, modules: Sequence[ModuleInstall], search_dirs: str) -> None:
+    """sr_install_modules2: every module with its features, group and permissions in one call — one rebuild of
+    sysrepo's context (what `sysrepoctl -i F -e X -g G -p P -i ...` does; the binding's `install_modules` takes
+    neither group nor permissions). Each module gets sysrepo's default datastore plugins, as sysrepoctl gives it:
+    in sr_install_mod_t a NULL running plugin would mean "running mirrors startup".
+    :raises sysrepo.SysrepoError:"""
+    if not modules:
+        return
+    keep: list[Any] = []  # the C strings and arrays, alive until the call returns
+
+    def c_str(value: str | None) -> Any:
+        if value is None:
+            return ffi.NULL
+        keep.append(ffi.new("char[]", value.encode()))
+        return keep[-1]
+
+    defaults = lib.sr_get_module_ds_default()
+    items = ffi.new("sr_install_mod_t[]", len(modules))
+    for item, module in zip(items, modules):
+        item.schema_path = c_str(module.schema_path)
+        if module.features:
+            keep.append(ffi.new("const char *[]", [c_str(f) for f in module.features] + [ffi.NULL]))
+            item.features = keep[-1]
+        for ds in range(MOD_DS_COUNT):
+            item.module_ds.plugin_name[ds] = defaults.plugin_name[ds]
+        item.group = c_str(module.group)
+        item.perm = module.perm
+    rc = lib.sr_install_modules2(conn_ptr(conn), items, len(modules), c_str(search_dirs or None), ffi.NULL, ffi.NULL,
+                                 0)
+    if rc != ERR_OK:
+        raise sysrepo.SysrepoError.new("installing " + ", ".join(m.schema_path for m in modules) + " failed", rc)
+
+
+def set_module_access(conn: sysrepo.SysrepoConnection, module: str, group: str, perm: int) -> None:
+    """sr_set_module_ds_access on every datastore of `module` and its notifications (`sysrepoctl -c M -g G -p P`):
+    the group and permissions of its data; the owner stays. :raises sysrepo.SysrepoError:"""
+    for ds in range(MOD_DS_COUNT):
+        rc = lib.sr_set_module_ds_access(conn_ptr(conn), module.encode(), ds, ffi.NULL, group.encode(), perm)
+        if rc != ERR_OK:
+            raise sysrepo.SysrepoError.new(f"changing the access rights of {module} failed", rc)
