@@ -82,6 +82,59 @@ def test_package_depends_on_the_sysrepo_it_was_built_for(agent_deb: Path) -> Non
     assert "libsysrepo7 (>= 3.7.11)" in fields.stdout
     assert "libyang3" in fields.stdout
     assert "python3-cryptography" in fields.stdout and "python3 (<< 3.14)" in fields.stdout
+    # not sysrepo's tools: trixie-backports' package sysrepo is sysrepo 5 (libyang5 Breaks libyang3) since 2026-12
+    names = {d.strip().split(" ")[0] for d in fields.stdout.split(",")}
+    assert not names & {"sysrepo", "sysrepo-plugind", "libsysrepo8", "libyang5"}, fields.stdout
+    assert "sysrepo-modules" in names  # the YANG files postinst installs from /usr/share/yang/modules/sysrepo
+
+
+def _postrm_purge_program(deb: Path) -> str:
+    postrm = subprocess.run(["dpkg-deb", "-I", str(deb), "postrm"], check=True, capture_output=True, text=True).stdout
+    assert not re.search(r"^[^#]*\bsysrepo(ctl|cfg)\b", postrm, re.M), postrm  # no sysrepo tool is run
+    found = re.search(r"^PURGE_PY='\n(.*?)^'$", postrm, re.M | re.S)
+    assert found, "postrm has no libsysrepo program for purge"
+    return found.group(1)
+
+
+@pytest.mark.own_process
+def test_postrm_purge_cleans_sysrepo_without_its_tools(agent_deb: Path, tmp_path: Path) -> None:
+    """postrm's purge program (python3 and libsysrepo, as the venv is gone by then) on an instance the postinst
+    sync filled, NACM rules and replay in place, with no sysrepo tool on PATH: our modules uninstalled, NACM
+    empty in startup and running, replay off; sysrepo's subscription modules kept. Checked with sysrepoctl."""
+    program = _postrm_purge_program(agent_deb)
+    root = tmp_path / "root"
+    subprocess.run(["dpkg-deb", "-x", str(agent_deb), str(root)], check=True)
+    instance = SysrepoInstance(repository=tmp_path / "sr", shm_prefix="sbtprm" + os.urandom(3).hex())
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env = {**os.environ, **instance.env, "PATH": str(bare)}
+    try:
+        sync = subprocess.run([str(root / VENV / "bin" / "python"), "-m", "singbox_agent.repository", "sync",
+                               "--record", "-", str(root / "usr/share/vpp-singbox/yang")],
+                              env={**env, "PYTHONPATH": ""}, capture_output=True, text=True)
+        assert sync.returncode == 0, sync.stderr
+        ours = sync.stdout.split()
+        assert "vpp-singbox" in ours
+        subprocess.run(["sysrepoctl", "-c", ":ALL", "-r", "on"], env={**os.environ, **instance.env}, check=True)
+        subprocess.run(["sysrepocfg", "--edit", "-d", "startup", "-m", "ietf-netconf-acm", "-f", "xml"],
+                       input='<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><groups><group>'
+                             "<name>admin</name><user-name>admin</user-name></group></groups></nacm>",
+                       env={**os.environ, **instance.env}, check=True, text=True)
+        purge = subprocess.run(["/usr/bin/python3", "-c", program, *ours], env=env, capture_output=True, text=True)
+        assert purge.returncode == 0, purge.stderr
+        assert "ietf-netconf-notifications" in purge.stdout.split()  # replay turned off, named for its files
+        listing = subprocess.run(["sysrepoctl", "-l"], env={**os.environ, **instance.env}, check=True,
+                                 capture_output=True, text=True).stdout
+        cells = ([x.strip() for x in line.split("|")] for line in listing.splitlines())
+        rows = {c[0]: c for c in cells if len(c) > 6}
+        assert not [m for m in ours if m in rows], listing
+        assert "on-change" in rows["ietf-yang-push"][6].split()
+        assert not [m for m, c in rows.items() if "R" in c[2]], listing
+        nacm = subprocess.run(["sysrepocfg", "-X", "-d", "startup", "-m", "ietf-netconf-acm", "-f", "xml"],
+                              env={**os.environ, **instance.env}, check=True, capture_output=True, text=True).stdout
+        assert "admin" not in nacm, nacm
+    finally:
+        instance.destroy()
 
 
 @pytest.mark.own_process

@@ -4,7 +4,9 @@ and checked through the real units and real clients over a private veth.
 
 The steps run in order on one appliance (each needs the state the previous ones left): an install of the previous
 package version, first login, NETCONF and RESTCONF, the upgrade to this version, a reboot, remove and reinstall,
-purge and reinstall. The host's systemd-nspawn runs through `chroot /run/host` (scripts/in-env with
+purge and reinstall. sysrepo is read and written on the appliance with tests/packaging/srtool.py (the appliance's
+python3 and libsysrepo7): trixie-backports has no sysrepo 3.7 tools any more, and the product needs none. The host's
+systemd-nspawn runs through `chroot /run/host` (scripts/in-env with
 SINGBOX_ENV_HOST_ROOT=1, which scripts/run-tests sets), inside this environment's pid namespace, so it ends with it.
 """
 
@@ -166,11 +168,13 @@ class Appliance:
         self.shutdown("reboot")
         self.boot()
 
-    def apt_install(self, deb: Path) -> subprocess.CompletedProcess[str]:
+    def apt_install(self, deb: Path, *inside: Path) -> subprocess.CompletedProcess[str]:
+        """`inside`: further packages already in the appliance (absolute paths there)."""
         shutil.copy(deb, self.path / "root")
         # README.md, "Install on an appliance": the same command, without `apt update` (no network in here; the
         # cached rootfs has the lists and the packages).
-        return self.run("sh", "-c", f"cd /root && apt install -y -t trixie-backports ./{deb.name}")
+        return self.run("sh", "-c", f"cd /root && apt install -y -t trixie-backports ./{deb.name} "
+                        + " ".join(map(str, inside)))
 
     def wait_units(self) -> None:
         deadline = time.monotonic() + 60
@@ -193,6 +197,37 @@ class Appliance:
         ca = self.path / "var/lib/vpp-singbox/restconf/ca.pem"
         return httpx.Client(base_url=f"https://{self.ip}", verify=ssl.create_default_context(cafile=str(ca)),
                             timeout=30)
+
+
+def sr_modules(appliance: Appliance) -> dict[str, dict[str, Any]]:
+    """sysrepo's installed modules on the appliance: name -> revision, features (list), replay (bool)."""
+    return dict(json.loads(appliance.run("python3", "/root/srtool.py", "modules").stdout))
+
+
+def sr_export(appliance: Appliance, datastore: str, xpath: str, fmt: str = "xml") -> str:
+    """A datastore's data under `xpath` on the appliance, as root reads it."""
+    return appliance.run("python3", "/root/srtool.py", "export", datastore, xpath, fmt).stdout
+
+
+def needs_sysrepo_tools(deb: Path) -> bool:
+    """Releases before 2026-12 depended on the package sysrepo (its tools), which trixie-backports now has as
+    sysrepo 5 only: installable only with sysrepo 3.7.11's tools from the pool (scripts/appliance-rootfs)."""
+    depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], check=True, capture_output=True,
+                             text=True).stdout
+    return any(re.fullmatch(r"sysrepo( \(.*\))?", d.strip()) for d in depends.split(","))
+
+
+def assert_sysrepo_3_7_only(appliance: Appliance) -> None:
+    """What `apt install -t trixie-backports` chose is sysrepo 3.7's library on libyang3: nothing of sysrepo 5
+    (libsysrepo8, libyang5, which Breaks libyang3, or its tools), and the product runs without sysrepo's tools."""
+    listed = appliance.run("dpkg-query", "-W", "-f", "${db:Status-Status} ${Package} ${Version}\n").stdout
+    installed = {package: version for status, package, version in (line.split(" ", 2) for line in listed.splitlines())
+                 if status == "installed"}
+    assert installed.get("libsysrepo7", "").startswith("3.7."), installed.get("libsysrepo7")
+    assert installed.get("libyang3", "").startswith("3.13."), installed.get("libyang3")
+    for package in ("libsysrepo8", "libyang5", "sysrepo", "sysrepo-plugind"):
+        assert package not in installed, (package, installed[package])
+    assert appliance.run("sh", "-c", "command -v sysrepoctl sysrepocfg", check=False).stdout == ""
 
 
 def previous_release(version: str) -> str | None:
@@ -222,11 +257,16 @@ def debs() -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def appliance(debs: dict[str, Path]) -> Iterator[Appliance]:
     host_top = os.environ.get("SINGBOX_HOST_TOP", str(TOP))
-    host_debs = [f"{host_top}/{d.relative_to(TOP)}" for d in debs.values()]
-    cached = host(f"{host_top}/scripts/appliance-rootfs", *host_debs, timeout=900,
+    args = [f"{host_top}/{debs['current'].relative_to(TOP)}"]
+    if debs["previous"] != debs["current"]:
+        args += ["--previous", f"{host_top}/{debs['previous'].relative_to(TOP)}"]
+    # builds the rootfs with `apt-get install --download-only -t trixie-backports` of the current package alone,
+    # against today's archive: that failing (as it did for 0.1.0-3 and the first 0.1.0-4 from 2026-12) fails here
+    cached = host(f"{host_top}/scripts/appliance-rootfs", *args, timeout=900,
                   env={**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}).stdout.strip()
     work = Path(f"/var/tmp/vpp-singbox-appliance-{secrets.token_hex(4)}")
     host("cp", "-a", "--reflink=auto", cached, str(work))
+    host("cp", f"{host_top}/tests/packaging/srtool.py", f"{work}/root/srtool.py")
     n = secrets.randbelow(16384)  # a /30 of 198.18.0.0/15 per run: concurrent runs do not collide
     base = f"198.{18 + (n >> 13)}.{(n >> 5) & 0xFF}.{(n & 0x1F) * 4}"
     prefix, last = base.rsplit(".", 1)
@@ -264,7 +304,17 @@ def edit_endpoint(nc: Any, name: str, address: str) -> None:
 
 def test_install_previous_version_as_documented(appliance: Appliance, debs: dict[str, Path],
                                                 state: dict[str, Any]) -> None:
-    out = appliance.apt_install(debs["previous"])
+    if needs_sysrepo_tools(debs["previous"]):
+        # as on an appliance installed before 2026-12: sysrepo 3.7.11's tools came with it, as a dependency
+        pool = appliance.run("sh", "-c", "ls /root/pool/*.deb 2>/dev/null || true").stdout.split()
+        if not pool:  # gone from Debian's pool: the upgrade cannot be tried (test_upgrade_keeps_configuration)
+            state["no_previous"] = "the previous release needs sysrepo 3.7.11's tools, gone from Debian's pool"
+            out = appliance.apt_install(debs["current"])
+        else:
+            out = appliance.apt_install(debs["previous"], *map(Path, pool))
+            appliance.run("apt-mark", "auto", "sysrepo")
+    else:
+        out = appliance.apt_install(debs["previous"])
     assert PASSWORD_FILE in out.stdout + out.stderr, "postinst must say where the first password is"
     mode = appliance.run("stat", "-c", "%a %U", PASSWORD_FILE).stdout.split()
     assert mode == ["600", "root"]
@@ -374,16 +424,10 @@ def test_readme_first_login_commands_as_written(appliance: Appliance, state: dic
     assert metrics.returncode == 0 and "singbox_agent_build_info" in metrics.stdout, metrics.stdout + metrics.stderr
 
 
-def features_installed(listing: str) -> dict[str, set[str]]:
-    """`sysrepoctl -l`: module -> enabled features, of the installed modules."""
-    cells = [[c.strip() for c in line.split("|")] for line in listing.splitlines()]
-    return {c[0]: set(c[6].split()) for c in cells if len(c) > 6 and "I" in c[2]}
-
-
 def test_subscription_modules_installed_with_their_features(appliance: Appliance) -> None:
-    installed = features_installed(appliance.run("sysrepoctl", "-l").stdout)
+    installed = sr_modules(appliance)
     for module, features in SRSN_FEATURES.items():
-        assert module in installed and features <= installed[module], (module, installed.get(module))
+        assert module in installed and features <= set(installed[module]["features"]), (module, installed.get(module))
 
 
 def test_exporter_scraped_over_the_veth_with_the_first_admin(appliance: Appliance, state: dict[str, Any]) -> None:
@@ -399,13 +443,10 @@ def test_exporter_scraped_over_the_veth_with_the_first_admin(appliance: Applianc
 
 
 def test_root_writing_sysrepo_does_not_lock_the_daemons_out(appliance: Appliance, state: dict[str, Any]) -> None:
-    """sysrepo writes running in /dev/shm (sticky) by rename: after root's sysrepocfg wrote a module, the servers
-    (another user) must still write it."""
-    edit = f'<singbox xmlns="{NS}"><client><endpoint><name>root-ep</name><address>192.0.2.30</address>' \
-           "</endpoint></client></singbox>"
-    appliance.run("sh", "-c", f"cat > /root/edit.xml <<'EOF'\n{edit}\nEOF")
-    appliance.run("sysrepocfg", "--edit=/root/edit.xml", "--datastore", "running", "--module", "vpp-singbox",
-                  "--format", "xml")
+    """sysrepo writes running in /dev/shm (sticky) by rename: after a root process wrote a module (sysrepo's
+    tools, another NETCONF server, here srtool.py), the servers (another user) must still write it."""
+    appliance.run("python3", "/root/srtool.py", "set", "running",
+                  "/vpp-singbox:singbox/client/endpoint[name='root-ep']/address", "192.0.2.30")
     owner = appliance.run("stat", "-c", "%U", "/dev/shm/sr_vpp-singbox.running").stdout.strip()
     assert owner == "root"
     with appliance.netconf(state["password"]) as nc:
@@ -422,20 +463,24 @@ def test_root_writing_sysrepo_does_not_lock_the_daemons_out(appliance: Appliance
 
 
 def test_upgrade_keeps_configuration(appliance: Appliance, debs: dict[str, Path], state: dict[str, Any]) -> None:
+    if "no_previous" in state:
+        pytest.skip(state["no_previous"])
     out = appliance.apt_install(debs["current"])
     assert "Unpacking vpp-singbox-agent" in out.stdout and "over (" in out.stdout, out.stdout[-2000:]
+    # README.md: the sysrepo tools the previous release pulled in are needed no more; autoremove takes them
+    appliance.run("apt", "autoremove", "-y")
+    assert_sysrepo_3_7_only(appliance)
     appliance.wait_units()
     with appliance.netconf(state["password"]) as nc:
         config = get_config(nc)
     assert "nc-ep" in config and "rc-ep" in config, config
-    startup = appliance.run("sysrepocfg", "-X", "-d", "startup", "-m", "vpp-singbox", "-f", "xml").stdout
+    startup = sr_export(appliance, "startup", "/vpp-singbox:*")
     assert "nc-ep" in startup, startup  # what a reboot starts from
     # the upgrade installed this version's schema: sysrepo updates a module only to another revision, so a module
     # changed under the revision of the previous release would stay old on every upgraded appliance (yang/README.md)
     shipped = {f.stem.partition("@")[0]: f.stem.partition("@")[2] for f in (TOP / "yang").glob("*@*.yang")}
-    listed = appliance.run("sysrepoctl", "-l").stdout
-    installed = {c[0]: c[1] for c in (list(map(str.strip, line.split("|"))) for line in listed.splitlines())
-                 if len(c) > 2 and c[0] in shipped and "I" in c[2]}
+    listed = sr_modules(appliance)
+    installed = {name: m["revision"] for name, m in listed.items() if name in shipped}
     assert installed == shipped, listed
 
 
@@ -557,9 +602,8 @@ def test_netconf_and_restconf_edits_survive_a_reboot(appliance: Appliance, state
 def test_remove_keeps_configuration_and_reinstall_restores_it(appliance: Appliance, debs: dict[str, Path],
                                                               state: dict[str, Any]) -> None:
     appliance.run("apt", "remove", "-y", "vpp-singbox-agent")
-    listing = appliance.run("sysrepoctl", "-l").stdout
-    assert re.search(r"^vpp-singbox\s", listing, re.M), listing
-    stored = appliance.run("sysrepocfg", "-X", "-d", "startup", "-m", "vpp-singbox", "-f", "xml").stdout
+    assert "vpp-singbox" in sr_modules(appliance)
+    stored = sr_export(appliance, "startup", "/vpp-singbox:*")
     assert "nc-ep" in stored, stored
     assert appliance.run("test", "-d", "/var/lib/vpp-singbox/restconf").returncode == 0
     appliance.apt_install(debs["current"])
@@ -574,13 +618,16 @@ def test_purge_leaves_nothing_and_the_old_password_is_gone(appliance: Appliance,
     for path in ("/var/lib/vpp-singbox", "/etc/default/vpp-singbox", "/opt/venvs/vpp-singbox-agent",
                  "/usr/share/vpp-singbox", "/usr/sbin/singbox-admin"):
         assert appliance.run("test", "-e", path, check=False).returncode != 0, f"{path} left after purge"
-    listing = appliance.run("sysrepoctl", "-l").stdout
-    left = [m for m in OUR_MODULES if re.search(rf"^{re.escape(m)}\s", listing, re.M)]
+    listing = sr_modules(appliance)
+    left = [m for m in OUR_MODULES if m in listing]
     assert not left, listing
-    installed = features_installed(listing)  # sysrepo's: kept, features and all (packaging/README.md says why)
-    assert all(features <= installed.get(m, set()) for m, features in SRSN_FEATURES.items()), listing
-    nacm = appliance.run("sysrepocfg", "-X", "-d", "startup", "-m", "ietf-netconf-acm", "-f", "xml").stdout
-    assert "admin" not in nacm, nacm
+    # sysrepo's: kept, features and all (packaging/README.md says why)
+    assert all(features <= set(listing.get(m, {}).get("features", ())) for m, features in SRSN_FEATURES.items()), \
+        listing
+    assert not [m for m, info in listing.items() if info["replay"]], listing  # the replay the agent turned on
+    for datastore in ("startup", "running"):
+        nacm = sr_export(appliance, datastore, "/ietf-netconf-acm:*")
+        assert "admin" not in nacm, nacm
     leftovers = appliance.run("sh", "-c", "grep -rl -e vpp-singbox -e '\\$6\\$' /etc/sysrepo || true").stdout
     assert not leftovers.strip(), leftovers
     # nothing running, enabled or kept in shared memory for the purged package

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance, build,  # noqa: F401
-                                                      _skip_reason)
+from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
+                                                      assert_sysrepo_3_7_only, build, _skip_reason, sr_export)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -27,13 +27,14 @@ def debs() -> dict[str, Path]:
 
 def test_subscription_shm_of_the_daemons_is_not_readable_by_other_accounts(appliance: Appliance,
                                                                           debs: dict[str, Path]) -> None:
-    appliance.apt_install(debs["current"])
+    appliance.apt_install(debs["current"])  # on a pristine trixie, from today's archive
+    assert_sysrepo_3_7_only(appliance)
     appliance.wait_units()
     password = appliance.run("cat", PASSWORD_FILE).stdout.strip()
     # a change whose data sysrepo leaves in ietf-system's sub_data SHM: a new user's password hash
     appliance.run("singbox-admin", "set-password", "shmuser", "--password-file", "-", input="shm-guard-Secret-1\n")
-    hashed = appliance.run("sysrepocfg", "-X", "-d", "running", "-f", "json", "-x",
-                           "/ietf-system:system/authentication/user[name='shmuser']/password").stdout
+    hashed = sr_export(appliance, "running", "/ietf-system:system/authentication/user[name='shmuser']/password",
+                       "json")
     assert '"password": "$6$' in hashed, hashed
     new_hash = hashed.split('"password": "', 1)[1].split('"', 1)[0]
     holding = appliance.run("sh", "-c", f"grep -lF -- '{new_hash}' /dev/shm/srsub_* || true").stdout.split()
