@@ -167,3 +167,38 @@ def test_last_modified_follows_commits_from_elsewhere(restconf: RestconfServer) 
         r = c.delete(f"{EP}=lm", headers={"if-unmodified-since": seen})
         assert r.status_code == 412
         assert c.get(f"{EP}=lm", headers={"if-modified-since": seen}).status_code == 200
+
+
+def test_commits_do_not_wait_for_last_modified(restconf: RestconfServer) -> None:
+    """Following commits for Last-Modified makes no commit wait for this server: it holds no change subscription
+    on a module it only follows (sysrepo waits for every done subscriber, passive ones too, so each commit of
+    anyone paid a round trip to the RESTCONF process), and Last-Modified still moves with another client's commit
+    and with its own, and PUT still tells a created target (201) from a replaced one (204)."""
+    with stand_in_agent(), restconf.client() as c:
+        with sysrepo.SysrepoConnection() as conn:
+            sess = conn.start_session("operational")
+            try:
+                with sess.get_data_ly("/sysrepo-monitoring:sysrepo-state") as state:
+                    found = json.loads(state.print_mem("json", with_siblings=True))["sysrepo-monitoring:sysrepo-state"]
+            finally:
+                sess.stop()
+        ours = {conn_["cid"] for conn_ in found["connection"] if conn_["pid"] == restconf.process.pid}
+        assert ours
+        watched = {m["name"] for m in found["module"]
+                   for sub in m.get("subscriptions", {}).get("change-sub", [])
+                   if sub.get("cid") in ours and sub.get("datastore") == "ietf-datastores:running"}
+        assert "vpp-singbox" not in watched and "ietf-interfaces" not in watched, sorted(watched)
+        seen = c.get(SB).headers["last-modified"]
+        time.sleep(1.1)
+        with sysrepo.SysrepoConnection() as conn:
+            sess = conn.start_session("running")
+            sess.set_item("/vpp-singbox:singbox/client/endpoint[name='nw']/address", "198.18.0.9")
+            sess.apply_changes()
+            sess.stop()
+        moved = c.get(SB).headers["last-modified"]
+        assert moved != seen
+        assert c.get(SB, headers={"if-modified-since": seen}).status_code == 200
+        h = {"content-type": JSON}
+        assert c.put(f"{EP}=nw2", content=endpoint_json("nw2"), headers=h).status_code == 201
+        assert c.put(f"{EP}=nw2", content=endpoint_json("nw2", port=9), headers=h).status_code == 204
+        assert c.put(f"{EP}=nw", content=endpoint_json("nw", port=9), headers=h).status_code == 204

@@ -1,4 +1,4 @@
-"""Change subscriptions that only need to know THAT a module changed (and, for a few nodes, where).
+"""Following changes that only need to know THAT a module changed (and, for a few nodes, where).
 
 sysrepo-python's `subscribe_module_change` turns every changed node into a Python `Change` object before calling
 back — for each event (change and done), for each subscriber. The NETCONF server's own subscribers (its settings in
@@ -8,11 +8,18 @@ change event (issue 17). Here the binding's "unsafe" subscription hands over the
 only (its compiled callback: no cffi callback of ours, which would need a writable and executable page and so
 `MemoryDenyWriteExecute=no` in the units); a subscriber that wants to know which nodes changed asks `changed_paths`
 for at most a few of them.
+
+Who only needs WHEN a module's running data changed subscribes to nothing: `RunningStamps` reads it from sysrepo's
+datastore files, so commits do not wait for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,9 +27,14 @@ import structlog
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
 
-from singbox_agent.mgmt import libsysrepo
+from singbox_agent.mgmt import libsysrepo, shm_guard
 
 log = structlog.get_logger("mgmt.change_notice")
+
+# <linux/inotify.h>
+_IN_MOVED_TO = 0x00000080
+_IN_Q_OVERFLOW = 0x00004000
+_IN_IGNORED = 0x00008000
 
 # (event name, the implicit sysrepo session of the event (C pointer): valid during the call only, for `changed_paths`)
 Notice = Callable[[str, Any], None]
@@ -58,3 +70,119 @@ def changed_paths(ev_sess: Any, xpath: str, limit: int) -> list[str] | None:
         finally:
             ly_lib.free(raw)
     return out
+
+
+class RunningStamps:
+    """When the running data of some modules last changed, from sysrepo's own datastore files: no subscription.
+
+    Every change subscription sits on every commit's path, done-only and passive ones too: sysrepo's apply_changes
+    publishes the done event and waits until each subscriber has called back (sysrepo 3.7.11
+    `sr_shmsub_change_notify_change_done` waits for SR_SUB_EV_FINISHED) — a wake-up of the subscriber's thread and a
+    round trip, in another process for RESTCONF's Last-Modified, for every commit of anyone. A follower that only
+    needs WHEN a module's running data changed reads it where sysrepo keeps it: its JSON datastore plugin (the
+    default, the appliance's) stores a module's running data in `<shm dir>/<prefix>_<module>.running`, written to a
+    temporary file and renamed over it on every commit, and that file's mtime is what sysrepo-monitoring reports as
+    the module's running `last-modified` (ds_json.c). An inotify watch on the directory has the kernel queue each
+    rename before the rename returns, so before the commit does: a look after a commit returned always sees it, and
+    costs one non-blocking read. Modules without such a file (another datastore plugin) are in `unwatched`.
+
+    `latest()` is the newest mtime (for dates: two commits within one clock tick share it); `generation()` moves
+    whenever a commit happened since the last look (for "did anything change since": exact; not a count, the
+    kernel merges identical events nobody read yet).
+    """
+
+    def __init__(self, modules: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        directory = Path(env.get(shm_guard.DIR_ENV) or shm_guard.DEFAULT_DIR)
+        prefix = env.get(shm_guard.PREFIX_ENV) or shm_guard.DEFAULT_PREFIX
+        self._lock = threading.Lock()
+        self._files: dict[str, Path] = {}  # file name -> path, for the modules followed
+        self.unwatched: list[str] = []
+        self._fd = -1
+        self._wd = -1
+        try:
+            # before the first stat: a commit between the two is then seen by the watch
+            self._fd, self._wd = shm_guard._watch(directory, _IN_MOVED_TO)
+            os.set_blocking(self._fd, False)
+        except OSError as exc:
+            log.warning("cannot watch sysrepo's running data files: followed by subscription", error=exc.strerror)
+        for module in modules:
+            path = directory / f"{prefix}_{module}.running"
+            if self._fd >= 0 and path.exists():
+                self._files[path.name] = path
+            else:
+                self.unwatched.append(module)
+        self._generation = 0
+        self._latest = self._scan()
+        self._polled: list[tuple[int, int]] | None = None  # the files' (inode, mtime) once the watch is gone
+
+    def _scan(self) -> float:
+        latest = 0.0
+        for path in self._files.values():
+            latest = max(latest, self._mtime(path))
+        return latest
+
+    @staticmethod
+    def _mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return time.time()  # renamed away right now: it changed just now
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[int, int]:
+        try:
+            st = path.stat()
+        except OSError:
+            return (0, 0)
+        return (st.st_ino, st.st_mtime_ns)
+
+    def latest(self) -> float:
+        """The newest modification of any followed module's running data (seconds since the epoch)."""
+        with self._lock:
+            self._drain()
+            return self._latest
+
+    def generation(self) -> int:
+        """A number that moves when a followed module was committed since the last look (and on a lost event)."""
+        with self._lock:
+            self._drain()
+            return self._generation
+
+    def _drain(self) -> None:
+        if self._polled is not None:
+            # the watch went (IN_IGNORED): compare every file's inode and mtime (a rename brings a new inode)
+            now = [self._identity(path) for path in self._files.values()]
+            if now != self._polled:
+                self._polled = now
+                self._generation += 1
+                self._latest = max(self._latest, self._scan())
+            return
+        if self._fd < 0:
+            return
+        while True:
+            try:
+                buf = os.read(self._fd, 64 * 1024)
+            except BlockingIOError:
+                return
+            for mask, name in shm_guard._events(buf):
+                if mask & _IN_IGNORED:
+                    log.error("the watch of sysrepo's running data files went: comparing them on each look")
+                    os.close(self._fd)
+                    self._fd = -1
+                    self._polled = [self._identity(path) for path in self._files.values()]
+                    self._generation += 1
+                    self._latest = max(self._latest, self._scan())
+                    return
+                if mask & _IN_Q_OVERFLOW:  # events were lost: anything may have changed
+                    self._generation += 1
+                    self._latest = max(self._latest, self._scan())
+                elif name in self._files:
+                    self._generation += 1
+                    self._latest = max(self._latest, self._mtime(self._files[name]))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)  # the watch goes with the descriptor
+                self._fd = -1

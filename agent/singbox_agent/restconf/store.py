@@ -9,8 +9,6 @@ Edits go through one `edit_batch_ly` + `apply_changes`, so a failing request cha
 from __future__ import annotations
 
 import hashlib
-import itertools
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +23,7 @@ from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 
 from singbox_agent.mgmt import datastore as mgmt_datastore
-from singbox_agent.mgmt import filtered_read, libsysrepo, notify, origin
+from singbox_agent.mgmt import change_notice, filtered_read, notify, origin
 from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
@@ -38,9 +36,6 @@ log = structlog.get_logger("restconf")
 _POOL_MAX_PER_KEY = 8
 # RPCs sysrepo itself carries out (sr_rpc_send_tree answers them with no subscriber)
 SYSREPO_RPCS = ("/ietf-factory-default:factory-reset",)
-# Every session is marked per request with its user (netconf-config-change's changed-by, `mgmt.datastore.
-# mark_changed_by`) and a token of its own, so the done event of its own commit can be told from everyone else's.
-_TOKEN = struct.Struct("<Q")
 _MISSING = object()
 
 # with-defaults (RFC 6243 modes, RFC 8040 §4.8.9) -> libyang print flags. Our basic mode is "explicit".
@@ -66,8 +61,12 @@ def print_nodes(
     fmt = lib.LYD_JSON if encoding == Encoding.JSON else lib.LYD_XML
     if len(nodes) == 1:
         out = _print_one(nodes[0].cdata, fmt, flags)
-        if not out.strip():  # an empty container asked for by name prints as {} rather than nothing
+        if not out.strip() or out.split() == [b"{", b"}"]:
+            # an empty container asked for by name (a non-presence one, or one trim emptied) prints as itself,
+            # empty, rather than nothing (XML) or an object without it (JSON)
             out = _print_one(nodes[0].cdata, fmt, flags | lib.LYD_PRINT_KEEPEMPTYCONT)
+            if not out.strip() or out.split() == [b"{", b"}"]:  # libyang leaves out a container flagged default
+                out = _print_empty(nodes[0].cdata, fmt)
         return out
     # Several instances: print them from a duplicate chain of siblings.
     first = ffi.new("struct lyd_node **")
@@ -86,6 +85,19 @@ def print_nodes(
     finally:
         if first[0] != ffi.NULL:
             lib.lyd_free_all(first[0])
+
+
+def _print_empty(cdata: Any, fmt: int) -> bytes:
+    """A container printed empty: a copy without children and without the default flag (with-defaults modes
+    that leave out defaults leave out a container holding only defaults, itself flagged default)."""
+    dup = ffi.new("struct lyd_node **")
+    if lib.lyd_dup_single(cdata, ffi.NULL, 0, dup) != lib.LY_SUCCESS:
+        raise RestconfError("application", "operation-failed", "cannot copy data for printing")
+    try:
+        dup[0].flags &= ~lib.LYD_DEFAULT
+        return _print_one(dup[0], fmt, lib.LYD_PRINT_KEEPEMPTYCONT)
+    finally:
+        lib.lyd_free_all(dup[0])
 
 
 def _fmt(encoding: Encoding) -> int:
@@ -151,14 +163,8 @@ class Datastore:
         self._pool: dict[tuple[str | None, str], list[SysrepoSession]] = {}
         self._pool_generation = -1
         self._lock = threading.Lock()
-        self.last_modified: dict[str, float] = {ds: time.time() for ds in ("running", "candidate", "startup")}
+        self.last_modified = LastModified()
         self._identities: dict[tuple[int, str | None], str | None] = {}
-        self._token_counter = itertools.count(1)
-        self._tokens: dict[int, int] = {}  # id(session) -> its originator token
-        self._watched: frozenset[str] = frozenset()
-        # token -> data path whose creation the commit in flight should report, and what its done event found
-        self._expect: dict[int, str] = {}
-        self._created: dict[int, bool] = {}
         # Where the server is reached: yang-library locations point at {base_url}/restconf/yang/... (set once serving)
         self.base_url = ""
 
@@ -199,7 +205,6 @@ class Datastore:
                     idle.append(sess)
                     sess = None
             if sess is not None:
-                self._tokens.pop(id(sess), None)
                 sess.stop()
 
     def _identity(self, user: str | None, generation: int) -> str | None:
@@ -216,72 +221,45 @@ class Datastore:
         return identity
 
     def _mark(self, sess: SysrepoSession, user: str | None) -> None:
-        """Mark a session for this request: its user and a token of its own, sent with every event of its commits
-        (the user is what netconf-config-change names, RFC 6470; the token tells this server's done events)."""
-        token = self._tokens.get(id(sess))
-        if token is None:
-            token = next(self._token_counter)
+        """Mark a session for this request with its user, sent with every event of its commits (what
+        netconf-config-change names, RFC 6470)."""
         try:
-            mgmt_datastore.mark_changed_by(sess, user or "", 0, _TOKEN.pack(token))
-        except sysrepo.SysrepoError:
-            return  # no token: PUT on this session falls back to reading existence before the edit
-        self._tokens[id(sess)] = token
+            mgmt_datastore.mark_changed_by(sess, user or "", 0)
+        except sysrepo.SysrepoError as exc:
+            log.warning("cannot mark the session with its user", error=str(exc))
 
     def watch_changes(self) -> list[str]:
-        """Last-Modified of running follows every commit, whoever made it (NETCONF, the agent, sysrepocfg): one
-        passive done-only subscription per module with configuration. Returns the modules watched.
+        """Last-Modified of running follows every commit, whoever made it (NETCONF, the agent, sysrepocfg), from
+        sysrepo's own modification times of running (`change_notice.RunningStamps`: no subscription, so no commit
+        waits for this server). Returns the modules followed.
 
+        It used to be a passive done-only subscription per module with configuration: sysrepo's apply_changes waits
+        for done callbacks too, so every commit of anyone paid a round trip to this process. A module whose running
+        data is not kept in a file that way (another datastore plugin) is still followed by such a subscription.
         Candidate and startup raise no change events; their Last-Modified moves with this server's own writes.
-
-        sysrepo's apply_changes waits for done callbacks too, so they sit on every commit's path, this server's and
-        everyone else's: the callback is the "unsafe" kind (no Python change list is built) and reads the changes
-        only for a PUT of this server that asked (`_expect`). That same done event tells PUT whether it created its
-        target (201) or replaced it (204), instead of a read before the edit.
         """
-        self._watch_session = self.conn.start_session("running")
-        watched: list[str] = []
         with acquired_context(self.conn) as ctx:
             modules = [m.name() for m in ctx if m.implemented() and _has_config(m)]
-        for name in modules:
+        stamps = change_notice.RunningStamps(modules)
+        self.last_modified.follow(stamps)
+        self._watch_session = self.conn.start_session("running")
+        followed = [m for m in modules if m not in stamps.unwatched]
+        for name in stamps.unwatched:
             try:
-                self._watch_session.subscribe_module_change_unsafe(
-                    name, f"/{name}:*", self._on_change, passive=True, done_only=True
-                )
-                watched.append(name)
+                change_notice.subscribe(self._watch_session, name, f"/{name}:*", self._on_change, done_only=True)
+                followed.append(name)
             except sysrepo.SysrepoError:
                 continue  # modules sysrepo keeps internally cannot be subscribed to; nobody else changes them
-        self._watched = frozenset(watched)
-        return watched
+        return followed
 
-    def _on_change(self, session: SysrepoSession, event: str, req_id: int, private_data: Any) -> None:
-        # Runs in a sysrepo thread; an exception must not reach libsysrepo (sysrepo-python's rule).
-        try:
-            self._touch("running")
-            if self._expect:
-                self._note_created(session)
-        except Exception:  # noqa: BLE001
-            log.exception("change watcher failed")
-
-    def _note_created(self, session: SysrepoSession) -> None:
-        """If this done event belongs to one of our PUTs, record whether it created the PUT's target."""
-        tag = mgmt_datastore.changed_by_tag(session)
-        if tag is None or len(tag) != _TOKEN.size:
-            return
-        (token,) = _TOKEN.unpack(tag)
-        path = self._expect.get(token)
-        if path is None:
-            return
-        created = False
-        for op, _node, prev_default in libsysrepo.changes(session.cdata, path):
-            # A leaf that existed only as its default counts as absent, as RFC 6243's explicit mode shows it.
-            if op == libsysrepo.OP_CREATED or (op == libsysrepo.OP_MODIFIED and prev_default):
-                created = True
-        self._created[token] = created
+    def _on_change(self, event: str, ev_sess: Any) -> None:
+        self._touch("running")
 
     def close(self) -> None:
         watch = getattr(self, "_watch_session", None)
         if watch is not None:
             watch.stop()
+        self.last_modified.close()
         with self._lock:
             pools, self._pool = self._pool, {}
         for sessions in pools.values():
@@ -336,6 +314,11 @@ class Datastore:
                 if query.with_defaults in (None, "explicit", "trim"):
                     # RFC 6243: in these modes a node that exists only as a default is not reported.
                     targets = [t for t in targets if not _default_only(t)]
+                if query.with_defaults == "trim":
+                    # RFC 6243 2.2 / RFC 8040 §4.8.9: trim reports no leaf whose value is its default, set
+                    # explicitly or not — such a target is no more there than a default-only one (404, not 200
+                    # with nothing in it)
+                    targets = [t for t in targets if not (_is_term(t) and lib.lyd_is_default(t.cdata))]
                 if not targets:
                     raise not_found(f"No data at {path}", path)
                 if query.with_origin:
@@ -420,13 +403,6 @@ class Datastore:
                 apply_changes(sess)
                 self._committed(datastore, {_module_of(delete_path)})
                 return EditResult()
-            token = self._tokens.get(id(sess))
-            by_event = (
-                check_exists is not None
-                and token is not None
-                and datastore == "running"
-                and _module_of(check_exists) in self._watched
-            )
             existed = True
             with acquired_context(self.conn) as ctx:
                 tree, created = build(ctx, reader)  # a body that cannot be parsed fails first, whatever the target
@@ -436,31 +412,35 @@ class Datastore:
                     if must_exist is not None and not reader.exists(must_exist):
                         raise not_found(f"No data at {must_exist}: PATCH does not create its target", must_exist)
                     modules = None if replace_all else _modules_of(tree)
-                    if check_exists is not None and (not by_event or _sets_schema_default(tree, check_exists)):
-                        # No event to learn from: candidate/startup raise none, nor a module the watcher could not
-                        # subscribe to, nor a default-only leaf made explicit with its default value.
+                    creating = None
+                    if check_exists is not None:
+                        # Read right before the commit, through the request's session (running: from the
+                        # connection's cache). A done event of our own commit said it exactly, but a subscription
+                        # for it made every commit of anyone wait for this server (watch_changes). An absent target
+                        # is created with nc:operation "create", which sysrepo refuses (data-exists) if another
+                        # writer created it since: then it is replaced, 204. What stays open is the other order: a
+                        # target deleted by another writer between the read and the commit is created again by
+                        # the replace and answered 204.
                         existed = reader.exists(check_exists)
-                        by_event = False
-                    if by_event:
-                        assert token is not None and check_exists is not None
-                        self._expect[token] = check_exists
-                    try:
-                        if replace_all:
-                            apply_changes(sess, replace_all=True, tree=tree)
-                        else:
-                            if tree is None:
-                                raise bad_request("The request body holds no data")
+                        creating = None if existed or tree is None else _replaced_target(tree, check_exists)
+                        if creating is not None:
+                            _set_operation(creating, "create")
+                    if replace_all:
+                        apply_changes(sess, replace_all=True, tree=tree)
+                    else:
+                        if tree is None:
+                            raise bad_request("The request body holds no data")
+                        try:
                             sess.edit_batch_ly(tree, "merge")
                             apply_changes(sess)
-                        if by_event:
-                            assert token is not None
-                            # No event at all means the commit changed nothing: the target was there already.
-                            existed = not self._created.get(token, False)
-                    finally:
-                        if by_event:
-                            assert token is not None
-                            self._expect.pop(token, None)
-                            self._created.pop(token, None)
+                        except sysrepo.SysrepoExistsError:
+                            if creating is None:
+                                raise
+                            sess.discard_changes()
+                            _set_operation(creating, "replace")
+                            existed = True
+                            sess.edit_batch_ly(tree, "merge")
+                            apply_changes(sess)
                 finally:
                     if tree is not None:
                         tree.root().first_sibling().free()
@@ -520,6 +500,32 @@ class Datastore:
                     return None if reply is None else _print_output(reply, encoding)
             finally:
                 op.root().free()
+
+
+class LastModified(dict[str, float]):
+    """Last-Modified of each datastore (seconds since the epoch): this server's own writes, and for running also
+    every commit `RunningStamps` saw (read when asked for)."""
+
+    def __init__(self) -> None:
+        now = time.time()
+        super().__init__({ds: now for ds in ("running", "candidate", "startup")})
+        self._stamps: change_notice.RunningStamps | None = None
+
+    def follow(self, stamps: change_notice.RunningStamps) -> None:
+        self._stamps = stamps
+
+    def __getitem__(self, datastore: str) -> float:
+        own = super().__getitem__(datastore)
+        if datastore == "running" and self._stamps is not None:
+            return max(own, self._stamps.latest())
+        return own
+
+    def get(self, datastore: str, default: Any = None) -> Any:
+        return self[datastore] if datastore in self else default
+
+    def close(self) -> None:
+        if self._stamps is not None:
+            self._stamps.close()
 
 
 def _print_output(reply: libyang.DNode, encoding: Encoding) -> bytes | None:
@@ -597,13 +603,15 @@ def read_tree(
         cm.__exit__(None, None, None)
 
 
-def _sets_schema_default(tree: libyang.DNode | None, path: str) -> bool:
-    """Whether the edit sets the term node at `path` to its schema default: sysrepo raises no event when that makes
-    a default-only leaf explicit, so the done event cannot tell 201 from 204 there."""
-    node = tree.find_one(path) if tree is not None else None
-    if node is None or not _is_term(node):
-        return False
-    return bool(lib.lyd_is_default(node.cdata))
+def _replaced_target(tree: libyang.DNode, path: str) -> libyang.DNode | None:
+    """The node at `path` in a PUT's edit tree when it carries nc:operation replace (as PUT builds it)."""
+    node = tree.find_one(path)
+    return node if node is not None and node.get_meta("operation") == "replace" else None
+
+
+def _set_operation(node: libyang.DNode, operation: str) -> None:
+    node.meta_free("operation")
+    node.new_meta("ietf-netconf:operation", operation)
 
 
 def _module_of(path: str) -> str:
