@@ -113,6 +113,9 @@ class NetconfServer:
         self._endpoint_users: dict[str, dict[str, settings.EndpointUser]] = {}
         self._endpoint_users_stale = True
         self._endpoint_users_lock = threading.Lock()
+        # the truststore's client keys: its running data followed without a subscription (`endpoint_user`)
+        self._truststore: change_notice.RunningStamps | None = None
+        self._truststore_seen = -1
         self._bindings: list[tuple[str, str, int, tuple[bytes, ...]]] = []
 
     # --- capabilities ------------------------------------------------------------------------------------------
@@ -238,8 +241,12 @@ class NetconfServer:
         self._settings_session = self.conn.start_session("running")
         for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH)):
             change_notice.subscribe(self._settings_session, module, xpath, self._settings_changed)
-        change_notice.subscribe(self._settings_session, "ietf-truststore", settings.TRUSTSTORE_XPATH,
-                                self._truststore_changed, done_only=True)
+        self._truststore = change_notice.RunningStamps(["ietf-truststore"])
+        if self._truststore.unwatched:  # not kept in a file sysrepo renames: followed by a subscription
+            self._truststore.close()
+            self._truststore = None
+            change_notice.subscribe(self._settings_session, "ietf-truststore", settings.TRUSTSTORE_XPATH,
+                                    self._truststore_changed, done_only=True)
         try:
             change_notice.subscribe(self._settings_session, limits.MODULE, limits.XPATH, self._limits_changed)
         except sysrepo.SysrepoError as exc:
@@ -267,8 +274,11 @@ class NetconfServer:
         """`user`'s client-authentication entry on `endpoint`, None when the endpoint does not name it. Blocks for
         one sysrepo read after a change."""
         with self._endpoint_users_lock:
-            if self._endpoint_users_stale:
+            # looked at before the read: a truststore commit during the read makes the next login read again
+            seen = self._truststore.generation() if self._truststore is not None else -1
+            if self._endpoint_users_stale or seen != self._truststore_seen:
                 self._endpoint_users_stale = False
+                self._truststore_seen = seen
                 sess = self.conn.start_session("running")
                 try:
                     self._endpoint_users = settings.read_endpoint_users(sess)
@@ -338,8 +348,9 @@ class NetconfServer:
 
     def _truststore_changed(self, event: str, _ev_sess: Any) -> None:
         """Client keys only (`read_endpoint_users`, per login); no listener depends on the truststore. So no
-        `_reconfigure`, which re-read the listen settings and parsed every host key after each change of any bag,
-        and the done event only: every event of an in-process subscriber is a round trip the edit waits for."""
+        `_reconfigure`, which re-read the listen settings and parsed every host key after each change of any bag.
+        Only without `RunningStamps` (another datastore plugin): every event of an in-process subscriber is a round
+        trip each edit waits for, while the next login can look at the truststore's running file itself."""
         if event == "done":
             with self._endpoint_users_lock:
                 self._endpoint_users_stale = True
@@ -412,6 +423,8 @@ class NetconfServer:
         """Stop the server's own sysrepo sessions (before the connection is closed)."""
         if self._settings_session is not None:
             self._settings_session.stop()
+        if self._truststore is not None:
+            self._truststore.close()
         if self.retention is not None:
             self.retention.close()
         self.users.close()
