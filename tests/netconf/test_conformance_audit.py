@@ -9,7 +9,7 @@ import pytest
 from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo
-from tests.netconf.helpers import cfg, endpoint, endpoints
+from tests.netconf.helpers import cfg, endpoint, endpoints, running
 from tests.netconf.rawclient import NC, RawClient, errors_of
 
 MON = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
@@ -304,3 +304,41 @@ def test_error_path_prefixes_are_declared(netconf_server: ServerInfo) -> None:
     assert path.nsmap.get("vpp-singbox") == SBX_NS, shown
     # the path selects the node it names once its prefixes are the declared ones
     assert etree.XPath(path.text.strip(), namespaces={"vpp-singbox": SBX_NS}) is not None
+
+
+@pytest.mark.parametrize("error_option", ["rollback-on-error", "stop-on-error", "continue-on-error"])
+async def test_data_exists_and_data_missing_name_their_node(netconf_server: ServerInfo, error_option: str) -> None:
+    """RFC 6241 Appendix A, data-exists ("create ... attempted on data that already exists") and data-missing
+    ("delete ... on data that does not exist"): error-path "identifies the ... node". sysrepo names the node by its
+    name only ('Node "endpoint" to be created already exists.'): the rpc-error carried no error-path (or, with
+    stop-/continue-on-error, the whole unit's). Of two creates of one node type, the one refused is named; two
+    refusals in one edit are two rpc-errors."""
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=cfg(endpoint("a") + endpoint("b")))
+    ep = "/vpp-singbox:singbox/client/endpoint"
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    option = f"<error-option>{error_option}</error-option>"
+    try:
+        cases = [
+            # a new endpoint and an existing one, both created: the existing one is refused
+            (endpoint("new", op="create") + endpoint("b", "<port>1234</port>", op="create"),
+             [("data-exists", f"{ep}[name='b']")]),
+            # two endpoints that are not there deleted
+            (endpoint("gone", op="delete") + endpoint("away", op="delete"),
+             [("data-missing", f"{ep}[name='gone']"), ("data-missing", f"{ep}[name='away']")]),
+            # a leaf of an existing endpoint deleted that is not there (an empty element: an opaque node)
+            ('<client><endpoint><name>a</name><port nc:operation="delete"/></endpoint></client>',
+             [("data-missing", f"{ep}[name='a']/port")]),
+        ]
+        for n, (edit, expected) in enumerate(cases):
+            reply = await client.rpc(f"<edit-config><target><running/></target>{option}{cfg(edit)}</edit-config>",
+                                     str(n + 1))
+            found = [(e["error-tag"], e.get("error-path")) for e in errors_of(reply)]
+            if error_option == "stop-on-error":
+                expected = expected[:1]
+            assert found == expected, ET.tostring(reply).decode()
+        # the refused create changed nothing of the existing node (sysrepo stored the edit's children of it)
+        stored = {e["name"]: e for e in running()["singbox"]["client"]["endpoint"]}
+        assert "port" not in stored["b"], stored
+    finally:
+        await client.close()

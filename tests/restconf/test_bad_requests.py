@@ -248,7 +248,7 @@ CORPUS += [
     c("PATCH", f"{EP}=absent", 404, body=ep("absent"), ctype=JSON),
     c("GET", f"{EP}=absent", 404),
     c("GET", f"{EP}=absent/port", 404),
-    c("POST", f"{SB}/client", 409, body=ep("keep"), ctype=JSON, tags=("data-exists",)),
+    c("POST", f"{SB}/client", 409, body=ep("keep"), ctype=JSON, tags=("resource-denied",)),  # RFC 8040 §4.4.1
     c("PUT", f"{EP}=keep", 412, body=ep("keep", port=1), ctype=JSON, **{"if-match": '"nope"'}),
     c("DELETE", f"{EP}=keep", 412, **{"if-unmodified-since": "Thu, 01 Jan 1970 00:00:00 GMT"}),
     c("DELETE", f"{EP}=keep", 412, **{"if-match": '"nope"'}),

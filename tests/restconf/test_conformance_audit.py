@@ -527,3 +527,35 @@ def test_xml_error_path_declares_its_prefixes(restconf: RestconfServer) -> None:
     paths = errors.findall(".//{urn:ietf:params:xml:ns:yang:ietf-restconf}error-path")
     assert paths and paths[0].text.startswith("/ietf-netconf-acm:nacm/rule-list"), r.text
     assert paths[0].nsmap.get("ietf-netconf-acm") == "urn:ietf:params:xml:ns:yang:ietf-netconf-acm", r.text
+
+
+# ---- RFC 8040 §4.4.1 / §7.1, RFC 9110 §15.6.2 ----------------------------------------------------------------------
+
+
+def test_post_of_an_existing_resource_is_resource_denied_naming_it(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.4.1: "If the data resource already exists, then the POST request MUST fail and a "409 Conflict"
+    status-line MUST be returned. The error-tag value "resource-denied" is used in this case"; §7.1: error-path is
+    the instance-identifier of the node. It was sysrepo's data-exists without error-path."""
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("dup"), headers=H).status_code == 201
+        for accept in (JSON, XML):
+            r = c.post(NACM, content=rule_list("dup", "other"), headers={**H, "accept": accept})
+            assert r.status_code == 409, r.text
+            if accept == JSON:
+                err = error_of(r)
+                assert (err["error-tag"], err["error-type"]) == ("resource-denied", "application"), err
+                assert err["error-path"] == "/ietf-netconf-acm:nacm/rule-list[name='dup']", err
+            else:
+                assert b"<error-tag>resource-denied</error-tag>" in r.content, r.text
+                assert b"/ietf-netconf-acm:nacm/rule-list[name='dup']</error-path>" in r.content, r.text
+        assert c.get(f"{RULE_LIST}=dup/group").json() == {"ietf-netconf-acm:group": ["*"]}
+
+
+def test_post_of_an_existing_resource_changes_nothing(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.4.1: the POST of an existing resource "MUST fail"; a failed edit changes nothing (§4.4: the
+    request is one edit). sysrepo refused the create but stored the body's children of the existing node: the
+    rule-list gained the POSTed group."""
+    with restconf.client() as c:
+        assert c.post(NACM, content=rule_list("keep"), headers=H).status_code == 201
+        assert c.post(NACM, content=rule_list("keep", "added"), headers=H).status_code == 409
+        assert c.get(f"{RULE_LIST}=keep/group").json() == {"ietf-netconf-acm:group": ["*"]}

@@ -45,7 +45,7 @@ def test_crud_json(restconf: RestconfServer, http2: bool) -> None:
         assert r.headers["location"] == f"{EP}=e2"
         assert c.get(r.headers["location"]).status_code == 200
         r = c.post(f"{SB}/client", content=endpoint_json("e2"), headers=h)
-        assert r.status_code == 409 and error_of(r)["error-tag"] == "data-exists"
+        assert r.status_code == 409 and error_of(r)["error-tag"] == "resource-denied"  # RFC 8040 §4.4.1
         # PATCH merges, and never creates its target
         r = c.patch(f"{EP}=e2", content=json.dumps({"vpp-singbox:endpoint": [{"name": "e2", "port": 9}]}), headers=h)
         assert r.status_code == 204, r.text
@@ -84,7 +84,7 @@ def test_crud_xml(restconf: RestconfServer) -> None:
         r = c.post(f"{SB}/client", content=endpoint_xml("x2"), headers=h)
         assert r.status_code == 409 and r.headers["content-type"] == XML
         err = ET.fromstring(r.content).find(f"{RC_NS}error")
-        assert err is not None and err.findtext(f"{RC_NS}error-tag") == "data-exists"
+        assert err is not None and err.findtext(f"{RC_NS}error-tag") == "resource-denied"
         assert c.delete(f"{EP}=x1").status_code == 204
         # the whole datastore resource in XML is one <data> document
         whole = ET.fromstring(c.get("/restconf/ds/ietf-datastores:running", headers={"accept": XML}).content)

@@ -21,6 +21,7 @@ from typing import Any
 import libyang
 import sysrepo
 from _libyang import ffi as ly_ffi
+from _libyang import lib as ly_lib
 
 from singbox_agent.mgmt import xpath
 
@@ -321,6 +322,148 @@ def applied_anyway(exc: BaseException) -> bool:
 
 def with_path(error: MgmtError, path: str | None) -> MgmtError:
     return error if error.error_path or path is None else replace(error, error_path=path)
+
+
+# sysrepo's refusals of an edit node (sysrepo 3.7 src/edit_diff.c): create of an existing node, delete of a missing
+# one, a node of operation "none" that is not there. They name the node by its name only, without a path.
+_EDIT_REFUSAL = re.compile(r'Node "(?P<name>[^"]+)" (?P<what>to be created already exists|to be deleted does not '
+                           r'exist|does not exist)\.')
+_REFUSED_OPERATION = {"to be created already exists": "create", "to be deleted does not exist": "delete",
+                      "does not exist": "none"}
+
+
+def locate_in_edit(errors: Sequence[MgmtError], tree: libyang.DNode | None, default_operation: str = "merge",
+                   exists: Callable[[str], bool] | None = None, *, subtree: bool = False) -> list[MgmtError]:
+    """`errors` with sysrepo's data-exists / data-missing refusals of nodes of the edit `tree` each given the
+    error-path of its node (RFC 6241 Appendix A: error-path "identifies the ... node"; RFC 8040 section 7.1):
+    sysrepo names the node by its name only ('Node "endpoint" to be created already exists.') and reports several
+    refusals of one edit as one message, which becomes one error per refusal. The node is the edit's node of that
+    name carrying the refused operation (create, delete; "none" for a node that must exist); when several do,
+    `exists(path)` (a read of the datastore the edit was for) tells which one was refused. `subtree`: the edit is
+    `tree` and its descendants only (one unit of a larger edit, which holds its ancestors). Other errors pass as
+    they are."""
+    out: list[MgmtError] = []
+    nodes: list[tuple[str, str, str, str]] | None = None
+    taken: set[str] = set()
+    for error in errors:
+        refusals = (list(_EDIT_REFUSAL.finditer(error.error_message))
+                    if error.error_tag in ("data-exists", "data-missing") and not error.error_path else [])
+        if tree is None or not refusals:
+            out.append(error)
+            continue
+        if nodes is None:
+            nodes = _edit_nodes(tree, default_operation, subtree)
+        located: list[MgmtError] = []
+        for refusal in refusals:
+            operation = _REFUSED_OPERATION[refusal["what"]]
+            candidates = [path for name, op, path, _ in nodes
+                          if name == refusal["name"] and op == operation and path not in taken]
+            if len(candidates) > 1 and exists is not None:
+                present = operation == "create"
+                candidates = [path for path in candidates if exists(path) == present] or candidates
+            path = candidates[0] if candidates else None
+            if path is not None:
+                taken.add(path)
+            located.append(replace(error, error_message=refusal.group(0), error_path=path))
+        # sysrepo also refuses each existing descendant of an existing node created (they inherit the create):
+        # the node's own refusal says it all
+        out.extend(e for e in located
+                   if e.error_path is None or not any(e.error_path.startswith(f"{p}/") for p in taken))
+    return out
+
+
+# paths per existence read of `existing_creates`: an XPath union of this many
+_CREATE_CHECK_BATCH = 256
+
+
+def existing_creates(tree: libyang.DNode | None, sess: Any) -> list[MgmtError]:
+    """data-exists, naming the node (RFC 6241 Appendix A), for each node of the edit `tree` created explicitly
+    (ietf-netconf:operation "create") that exists in the datastore of the sysrepo session `sess`; one read per
+    `_CREATE_CHECK_BATCH` of them. To be asked before sysrepo applies the edit: sysrepo 3.7 refuses such a create
+    with data-exists but still stores the edit's children of the node (a <port> of an existing endpoint created
+    with it changed the endpoint's port, the edit "failing"). A leaf holding only its schema default does not
+    exist here (RFC 6243 4.5.2: its create succeeds). Blocking (sysrepo reads)."""
+    if tree is None:
+        return []
+    created = [path for _, _, path, own in _edit_nodes(tree, "merge", False) if own == "create"]
+    found: list[str] = []
+    for i in range(0, len(created), _CREATE_CHECK_BATCH):
+        batch = created[i : i + _CREATE_CHECK_BATCH]
+        read = sess.get_data_ly(" | ".join(batch), max_depth=1)  # a context manager: the tree, freed on exit
+        try:
+            data = read.__enter__()
+        except sysrepo.SysrepoNotFoundError:
+            continue
+        try:
+            for path in batch:
+                if any(not (n.cdata.flags & ly_lib.LYD_DEFAULT) for n in data.find_all(path)):
+                    found.append(path)
+        finally:
+            read.__exit__(None, None, None)
+    found = [p for p in found if not any(p.startswith(f"{q}/") for q in found)]  # a node's refusal covers its own
+    return [MgmtError(APPLICATION, "data-exists", f'Node "{_node_name(p)}" to be created already exists.',
+                      error_path=p) for p in found]
+
+
+def _node_name(path: str) -> str:
+    """The name of the node a data path ends at, without its module."""
+    return xpath.strip_predicates(path).rpartition("/")[2].rpartition(":")[2]
+
+
+def _edit_nodes(tree: libyang.DNode, default_operation: str, subtree: bool) -> list[tuple[str, str, str, str]]:
+    """(name, effective operation, data path, own operation) of every node of an edit in document order: own is
+    the node's ietf-netconf:operation (metadata, or an attribute of an opaque node: an empty leaf deleted) or "",
+    the effective one its own, else its nearest ancestor's, else the default operation."""
+    out: list[tuple[str, str, str, str]] = []
+    first = ly_ffi.cast("struct lyd_node *", tree.cdata)
+    inherited, parent_path = default_operation, ""
+    if subtree:
+        parent = ly_ffi.cast("struct lyd_node *", first.parent)
+        if parent != ly_ffi.NULL:
+            parent_path = libyang.DNode.new(tree.context, parent).path()
+        while parent != ly_ffi.NULL and not _own_operation(parent):  # the nearest operation above, if any
+            parent = ly_ffi.cast("struct lyd_node *", parent.parent)
+        if parent != ly_ffi.NULL:
+            inherited = _own_operation(parent)
+    else:
+        while first.prev != ly_ffi.NULL and first.prev.next != ly_ffi.NULL:  # the first sibling
+            first = first.prev
+
+    def walk(node: Any, inherited: str, parent_path: str, siblings: bool = True) -> None:  # pre-order
+        while node != ly_ffi.NULL:
+            own = _own_operation(node)
+            if node.schema == ly_ffi.NULL:  # opaque: no schema, so no libyang path; its parent's module
+                name = str(ly_ffi.string(ly_ffi.cast("struct lyd_node_opaq *", node).name.name).decode())
+                path = f"{parent_path}/{name}"
+            else:
+                name = str(ly_ffi.string(node.schema.name).decode())
+                path = libyang.DNode.new(tree.context, node).path()
+            effective = own or inherited
+            out.append((name, effective, path, own))
+            walk(ly_lib.lyd_child(node), effective, path)
+            node = node.next if siblings else ly_ffi.NULL
+
+    walk(first, inherited, parent_path, not subtree)
+    return out
+
+
+def _own_operation(node: Any) -> str:
+    """The ietf-netconf:operation a node carries itself, or ""."""
+    if node.schema == ly_ffi.NULL:
+        attr = ly_ffi.cast("struct lyd_node_opaq *", node).attr
+        while attr != ly_ffi.NULL:
+            if ly_ffi.string(attr.name.name) == b"operation" and attr.value != ly_ffi.NULL:
+                return str(ly_ffi.string(attr.value).decode())
+            attr = attr.next
+        return ""
+    meta = node.meta
+    while meta != ly_ffi.NULL:
+        if (ly_ffi.string(meta.name) == b"operation" and meta.annotation != ly_ffi.NULL
+                and ly_ffi.string(meta.annotation.module.name) == b"ietf-netconf"):
+            value = ly_lib.lyd_value_get_canonical(meta.annotation.module.ctx, ly_ffi.addressof(meta.value))
+            return str(ly_ffi.string(value).decode()) if value != ly_ffi.NULL else ""
+        meta = meta.next
+    return ""
 
 
 # A data path quoted in libyang's and sysrepo's texts ("/module:node[key='v']/leaf"), and a condition's text.

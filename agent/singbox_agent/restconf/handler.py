@@ -437,17 +437,32 @@ class Handler:
                          replace_all=True)
             return self._written(204, datastore)
 
-        def build(ctx: libyang.Context, reader: Reader) -> tuple[libyang.DNode | None, str | None]:
-            return _build_edit(ctx, parsed, text, encoding)
+        built: list[str | None] = []
 
-        result = self.ds.edit(
-            req.user,
-            datastore,
-            build,
-            must_exist=parsed.path if kind == Kind.PATCH else None,
-            check_exists=parsed.path if kind == Kind.CREATE_OR_REPLACE else None,
-            empty_ok=kind == Kind.PATCH and parsed.path is None,  # an empty `data` merges nothing
-        )
+        def build(ctx: libyang.Context, reader: Reader) -> tuple[libyang.DNode | None, str | None]:
+            edit = _build_edit(ctx, parsed, text, encoding)
+            built.append(edit[1])
+            if kind == Kind.CREATE_CHILD and edit[1] is not None and reader.exists(edit[1]):
+                # refused before sysrepo sees it: sysrepo 3.7 refuses the create but stores the body's children of
+                # the existing node all the same
+                if edit[0] is not None:
+                    edit[0].root().first_sibling().free()
+                raise _post_of_existing(edit[1])
+            return edit
+
+        try:
+            result = self.ds.edit(
+                req.user,
+                datastore,
+                build,
+                must_exist=parsed.path if kind == Kind.PATCH else None,
+                check_exists=parsed.path if kind == Kind.CREATE_OR_REPLACE else None,
+                empty_ok=kind == Kind.PATCH and parsed.path is None,  # an empty `data` merges nothing
+            )
+        except sysrepo.SysrepoExistsError:
+            if kind != Kind.CREATE_CHILD or not built or built[0] is None:
+                raise
+            raise _post_of_existing(built[0]) from None  # created by another client since `build` looked
         if kind == Kind.CREATE_CHILD:
             resp = self._written(201, datastore)
             if result.created_path:
@@ -747,6 +762,13 @@ def _parse_under(
     nodes = [libyang.DNode.new(ctx, c) for c in _child_cdata(parent) if c not in before]
     _refuse_duplicates(root)
     return root, nodes
+
+
+def _post_of_existing(path: str) -> RestconfError:
+    """RFC 8040 §4.4.1: "If the data resource already exists, then the POST request MUST fail and a "409 Conflict"
+    status-line MUST be returned. The error-tag value "resource-denied" is used in this case" (sysrepo's refusal
+    is data-exists, naming the node by its name only); §7.1: error-path is the node's instance-identifier."""
+    return RestconfError("application", "resource-denied", f"Data already exist at {path}", path=path, status=409)
 
 
 def _under_parent(error: MgmtError, parent_path: str, parent_module: str) -> MgmtException:

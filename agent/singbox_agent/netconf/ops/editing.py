@@ -24,8 +24,10 @@ from singbox_agent.mgmt.errors import (
     MgmtError,
     MgmtException,
     applied_anyway,
+    existing_creates,
     from_exception,
     invalid_value,
+    locate_in_edit,
     with_path,
 )
 from singbox_agent.netconf.dispatch import OpContext
@@ -82,7 +84,7 @@ def apply_edit(
     # default-operation replace makes the edit the whole new content of the datastore: there is nothing to cut.
     if (error_option == "rollback-on-error" or default_operation == "replace" or _not_per_unit(whole)
             or has_opaque(tree)):
-        raise whole
+        raise _located(ctx, whole, tree, default_operation)
     if not datastore.waiting_allowed():
         raise datastore.WouldWait()  # units commit piece by piece, possibly waiting: not on the event loop
     units = edit_units(tree, config, functools.cache(functools.partial(datastore.module_by_namespace, ctx.ly)))
@@ -90,6 +92,24 @@ def apply_edit(
                             continue_on_error=error_option == "continue-on-error")
     if failures:
         raise MgmtException(*failures)
+
+
+def _located(ctx: OpContext, exc: Exception, tree: libyang.DNode, default_operation: str, *,
+             subtree: bool = False) -> Exception:
+    """sysrepo's data-exists / data-missing with the error-path of the edit node it refused (RFC 6241 Appendix A;
+    sysrepo names the node by its name only): `mgmt.errors.locate_in_edit`, reading the datastore when several
+    nodes of the edit could be the one."""
+    if not isinstance(exc, sysrepo.SysrepoExistsError | sysrepo.SysrepoNotFoundError):
+        return exc
+
+    def exists(path: str) -> bool:
+        try:
+            return bool(ctx.sr.get_data(path, max_depth=1))
+        except (sysrepo.SysrepoError, libyang.LibyangError):
+            return False
+
+    return MgmtException(*locate_in_edit(from_exception(exc, ctx.ly), tree, default_operation, exists,
+                                         subtree=subtree))
 
 
 def _not_per_unit(exc: Exception) -> bool:
@@ -102,6 +122,9 @@ def _not_per_unit(exc: Exception) -> bool:
 def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: str) -> Exception | None:
     """Apply `tree` as one sysrepo change; the error instead of raising it. Nothing stays pending."""
     sr = ctx.sr
+    refused = existing_creates(tree, sr)  # sysrepo would store the children of an existing node created
+    if refused:
+        return MgmtException(*refused)
     try:
         if ds == "running" and datastore.is_bulk(tree) and not _holds_lock(ctx, ds):
             # not through our connection's cache of running: it would slow every later write (datastore.BULK_NODES)
@@ -172,7 +195,8 @@ def _apply_units(
             break
         index, error = found
         path = units[index].path()
-        failures.extend(with_path(e, path) for e in from_exception(error, ctx.ly))
+        located = _located(ctx, error, units[index], default_operation, subtree=True)
+        failures.extend(with_path(e, path) for e in from_exception(located, ctx.ly))
         ctx.session.log.info("edit unit failed", unit=path, applied_before=index, datastore=ds)
         if not continue_on_error:
             break
