@@ -105,10 +105,12 @@ for method, path in (
     ("PUT", "/restconf/ds/ietf-datastores:operational/vpp-singbox:singbox/log-level"),
     ("DELETE", "/restconf/ds/ietf-datastores:operational/vpp-singbox:singbox"),
     ("POST", "/.well-known/host-meta"), ("DELETE", "/restconf/streams/NETCONF/json"),
-    ("TRACE", SB), ("FOO", SB), ("PROPFIND", SB),
 ):
     CORPUS.append(c(method, path, 405, body=b"{}" if method in ("PUT", "POST", "PATCH") else None, ctype=JSON
                     if method in ("PUT", "POST", "PATCH") else None, tags=("operation-not-supported",)))
+# methods the server implements nowhere: 501 (RFC 9110 §15.6.2), not 405 (which names a method the resource lacks)
+for method, path in (("TRACE", SB), ("FOO", SB), ("PROPFIND", SB)):
+    CORPUS.append(c(method, path, 501, tags=("operation-not-supported",)))
 
 # --- media types -------------------------------------------------------------------------------------------------
 for accept in ("text/html", "application/yang-data+yaml", "image/png", "application/yang-data+json;q=0",

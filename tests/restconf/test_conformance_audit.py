@@ -551,6 +551,21 @@ def test_post_of_an_existing_resource_is_resource_denied_naming_it(restconf: Res
         assert c.get(f"{RULE_LIST}=dup/group").json() == {"ietf-netconf-acm:group": ["*"]}
 
 
+def test_a_method_the_server_does_not_implement_is_501(restconf: RestconfServer) -> None:
+    """RFC 9110 §9.1: "An origin server that receives a request method that is unrecognized or not implemented SHOULD
+    respond with the 501 (Not Implemented) status code"; §15.5.6: 405 is for a method "known by the origin server but
+    not supported by the target resource" (with Allow, which stays there). Unknown methods were 405."""
+    with restconf.client() as c:
+        for method, target in (("BREW", NACM), ("TRACE", NACM), ("PROPFIND", "/restconf/data"),
+                               ("BREW", "/restconf/operations"), ("CONNECT", "/restconf")):
+            r = c.request(method, target)
+            assert r.status_code == 501, (method, target, r.status_code, r.text)
+            assert error_of(r)["error-tag"] == "operation-not-supported"
+            assert "allow" not in r.headers
+        r = c.put("/restconf/operations", content=b"{}", headers=H)  # a known method the resource lacks
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, OPTIONS", r.text
+
+
 def test_post_of_an_existing_resource_changes_nothing(restconf: RestconfServer) -> None:
     """RFC 8040 §4.4.1: the POST of an existing resource "MUST fail"; a failed edit changes nothing (§4.4: the
     request is one edit). sysrepo refused the create but stored the body's children of the existing node: the

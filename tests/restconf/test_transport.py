@@ -121,7 +121,7 @@ def test_cache_control_on_every_response(restconf: RestconfServer) -> None:
             c.put(SB, content=b"{", headers=h),
         ]
         statuses = [r.status_code for r in replies]
-        assert statuses == [200, 200, 200, 200, 200, 201, 204, 201, 204, 404, 400, 405, 401, 400], statuses
+        assert statuses == [200, 200, 200, 200, 200, 201, 204, 201, 204, 404, 400, 501, 401, 400], statuses
         for r in replies:
             assert r.headers.get("cache-control") == "no-cache", (r.request.method, r.request.url, r.status_code)
 

@@ -171,7 +171,7 @@ BAD = [
     ("POST", "/restconf/yang-library-version", "", 405, "not allowed"),
     ("GET", "/restconf/streams/OTHER/json", "", 404, "event stream"),
     ("GET", "/restconf/streams/NETCONF/yaml", "", 404, "event stream"),
-    ("TRACE", SB, "", 405, "not allowed"),
+    ("TRACE", SB, "", 501, "not implemented"),  # RFC 9110 §15.6.2: a method the server implements nowhere
     # query parameters
     ("GET", SB, "depth=0", 400, "depth"),
     ("GET", SB, "depth=65536", 400, "depth"),

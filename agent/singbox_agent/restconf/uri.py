@@ -15,6 +15,7 @@ from urllib.parse import unquote_to_bytes
 import libyang
 
 from singbox_agent.mgmt import xpath
+from singbox_agent.mgmt.errors import clip
 from singbox_agent.mgmt.request_limits import check_xpath, denied
 
 from singbox_agent.restconf.errors import RestconfError
@@ -538,6 +539,8 @@ def parse_query(
 
 _DATA_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _READ_METHODS = ("GET", "HEAD", "OPTIONS")
+# every method some resource of the server supports; any other is 501 wherever it is sent
+IMPLEMENTED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 _STREAM_ENCODINGS = {"json": Encoding.JSON, "xml": Encoding.XML}
 
 
@@ -570,10 +573,17 @@ def parse_request(ctx: libyang.Context, method: str, raw_path: str, raw_query: s
     """The one entry point: method, raw (still percent-encoded) path and query -> RestconfRequest; XPath
     expressions the query gives are checked against `limits` (the defaults when None).
 
-    :raises RestconfError: a bad or misplaced path element or query parameter (400), an unsupported method (405),
-        an unknown resource (404).
+    :raises RestconfError: a bad or misplaced path element or query parameter (400), a method the resource does
+        not support (405), a method the server does not implement (501), an unknown resource (404).
     """
     method = method.upper()
+    if method not in IMPLEMENTED_METHODS:
+        # RFC 9110 §9.1: "An origin server that receives a request method that is unrecognized or not implemented
+        # SHOULD respond with the 501 (Not Implemented) status code" (§15.6.2); 405 is for a method the server
+        # knows that the target resource does not support (§15.5.6). RFC 8040 §7: operation-not-supported is 405
+        # or 501. (Hypercorn hands methods on upper-cased.)
+        raise RestconfError("protocol", "operation-not-supported",
+                            f"Method {clip(method)!r} is not implemented by this server", status=501)
     if raw_path == "/.well-known/host-meta":
         _check_method(method, ("GET", "HEAD", "OPTIONS"))
         if raw_query:
