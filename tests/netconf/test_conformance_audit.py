@@ -342,3 +342,15 @@ async def test_data_exists_and_data_missing_name_their_node(netconf_server: Serv
         assert "port" not in stored["b"], stored
     finally:
         await client.close()
+
+
+def test_trim_leaves_out_a_leaf_set_to_its_default(netconf_server: ServerInfo) -> None:
+    """RFC 6243 3.2 (trim): a leaf whose value is its schema default is not reported, set explicitly or not; a filter
+    selecting exactly that leaf selects nothing (the answer RESTCONF's 404 for the same leaf matches)."""
+    select = ("subtree", f'<singbox xmlns="{SBX_NS}"><client><endpoint><name>t</name><port/></endpoint></client>'
+                         "</singbox>")
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=cfg(endpoint("t", "<port>1080</port>")))
+        assert "<port>1080</port>" in m.get_config("running", filter=select).xml
+        trimmed = m.get_config("running", filter=select, with_defaults="trim").xml
+        assert "port" not in trimmed, trimmed

@@ -574,3 +574,31 @@ def test_post_of_an_existing_resource_changes_nothing(restconf: RestconfServer) 
         assert c.post(NACM, content=rule_list("keep"), headers=H).status_code == 201
         assert c.post(NACM, content=rule_list("keep", "added"), headers=H).status_code == 409
         assert c.get(f"{RULE_LIST}=keep/group").json() == {"ietf-netconf-acm:group": ["*"]}
+
+
+# ---- RFC 8040 §4.8.9 with RFC 6243 §2.2 (trim) ---------------------------------------------------------------------
+
+
+def test_trim_reports_no_leaf_holding_its_default(restconf: RestconfServer) -> None:
+    """RFC 6243 2.2 (trim): "Data nodes set to the YANG default MUST NOT be reported", whether the value was set
+    explicitly or not (RFC 8040 §4.8.9 takes the modes over). A GET of exactly such a leaf with trim finds nothing to
+    report: 404 as for a leaf holding only its default in the basic mode (it was 200 with `{}` in JSON and an empty,
+    not well-formed, body in XML). A container whose children trim all leaves out is the container, empty (it
+    printed as nothing)."""
+    running = "/restconf/ds/ietf-datastores:running/vpp-singbox:singbox/client/endpoint"
+    body = json.dumps({"vpp-singbox:endpoint": [{"name": "t", "address": "198.18.0.1", "port": 1080}]}).encode()
+    with restconf.client() as c:
+        assert c.put(f"{running}=t", content=body, headers=H).status_code == 201
+        for accept in (JSON, XML):
+            r = c.get(f"{running}=t/port?with-defaults=trim", headers={"accept": accept})
+            assert r.status_code == 404, r.text
+            r = c.get(f"{running}=t/port?with-defaults=explicit", headers={"accept": accept})  # set: reported
+            assert r.status_code == 200 and "1080" in r.text, r.text
+        assert c.get(f"{running}=t/port?with-defaults=report-all").json() == {"vpp-singbox:port": 1080}
+        r = c.get(f"{running}=t/health-check?with-defaults=trim")
+        assert r.status_code == 200 and r.json() == {"vpp-singbox:health-check": {}}, r.text
+        r = c.get(f"{running}=t/health-check?with-defaults=trim", headers={"accept": XML})
+        assert r.status_code == 200, r.text
+        assert r.text.strip() == '<health-check xmlns="urn:vpp-singbox:yang:vpp-singbox"/>', r.text
+        whole = c.get(f"{running}=t?with-defaults=trim").json()["vpp-singbox:endpoint"][0]
+        assert "port" not in whole and whole["address"] == "198.18.0.1", whole
