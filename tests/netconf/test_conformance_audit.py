@@ -354,3 +354,33 @@ def test_trim_leaves_out_a_leaf_set_to_its_default(netconf_server: ServerInfo) -
         assert "<port>1080</port>" in m.get_config("running", filter=select).xml
         trimmed = m.get_config("running", filter=select, with_defaults="trim").xml
         assert "port" not in trimmed, trimmed
+
+
+async def test_yang_library_lists_the_datastores_get_data_reads(netconf_server: ServerInfo) -> None:
+    """RFC 8525: /yang-library/datastore lists each "datastore supported by this server"; RFC 8342 5.1.4 / RFC 8526:
+    <intended> (read-only, the same as running without configuration transformations) is one the server serves.
+    sysrepo's list left it out and get-data refused it ('Datastore "ietf-datastores:intended" is not supported');
+    now every listed datastore is readable with get-data, intended answering as running does."""
+    nmda = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+    yl = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
+    with netconf_server.connect() as m:
+        m.edit_config(target="running", config=cfg(endpoint("yl")))
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        reply = await client.rpc(f'<get-data xmlns="{nmda}" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">'
+                                 f'<datastore>ds:operational</datastore><subtree-filter><yang-library xmlns="{yl}">'
+                                 "<datastore/></yang-library></subtree-filter></get-data>")
+        assert not errors_of(reply), errors_of(reply)
+        listed = [n.text.strip().partition(":")[2] for n in reply.iter(f"{{{yl}}}name")]
+        assert sorted(listed) == ["candidate", "intended", "operational", "running", "startup"], listed
+        sbx = f'<subtree-filter><singbox xmlns="{SBX_NS}"><client/></singbox></subtree-filter>'
+        bodies = {}
+        for name in listed:
+            reply = await client.rpc(f'<get-data xmlns="{nmda}" xmlns:ds="urn:ietf:params:xml:ns:yang:'
+                                     f'ietf-datastores"><datastore>ds:{name}</datastore>{sbx}</get-data>')
+            assert not errors_of(reply), (name, errors_of(reply))
+            bodies[name] = ET.tostring(reply[0], encoding="unicode")
+        assert "<ns1:name>yl</ns1:name>" in bodies["intended"].replace("ns0:", "ns1:") or "yl" in bodies["intended"]
+        assert bodies["intended"] == bodies["running"]
+    finally:
+        await client.close()

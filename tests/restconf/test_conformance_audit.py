@@ -602,3 +602,18 @@ def test_trim_reports_no_leaf_holding_its_default(restconf: RestconfServer) -> N
         assert r.text.strip() == '<health-check xmlns="urn:vpp-singbox:yang:vpp-singbox"/>', r.text
         whole = c.get(f"{running}=t?with-defaults=trim").json()["vpp-singbox:endpoint"][0]
         assert "port" not in whole and whole["address"] == "198.18.0.1", whole
+
+
+def test_yang_library_lists_the_datastores_served(restconf: RestconfServer) -> None:
+    """RFC 8525 /yang-library/datastore: each "datastore supported by this server". {+restconf}/ds/
+    ietf-datastores:intended is served (RFC 8527 §3.1) but sysrepo's list left it out; every listed datastore is
+    reachable under /ds/, and no other."""
+    with restconf.client() as c:
+        r = c.get("/restconf/data/ietf-yang-library:yang-library/datastore")
+        assert r.status_code == 200, r.text
+        listed = sorted(d["name"] for d in r.json()["ietf-yang-library:datastore"])
+        assert listed == [f"ietf-datastores:{n}" for n in ("candidate", "intended", "operational", "running",
+                                                            "startup")], listed
+        for name in listed:
+            assert c.get(f"/restconf/ds/{name}/ietf-netconf-acm:nacm").status_code == 200, name
+        assert c.get("/restconf/ds/ietf-datastores:factory-default").status_code == 404

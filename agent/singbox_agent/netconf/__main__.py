@@ -21,7 +21,7 @@ import structlog
 import sysrepo
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import datastore, nacm, shm_guard, systemd
+from singbox_agent.mgmt import datastore, nacm, shm_guard, systemd, yang_library
 from singbox_agent.netconf import confirmed, heap
 from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
 
@@ -45,6 +45,7 @@ async def serve(args: argparse.Namespace) -> int:
     # sysrepo keeps running parsed in this process and current (SR_CONN_CACHE_RUNNING): reads of running skip
     # loading and parsing the datastore on every request.
     conn = sysrepo.SysrepoConnection(cache_running=True)
+    library = yang_library.announce_datastores(conn)  # noqa: F841 - its session holds <intended>'s entry
     # RFC 8341 3.4 recovery session: sysrepo's recovery user (root) and any account named on the command line.
     recovery = frozenset({*(args.recovery_user or ()), nacm.recovery_user()})
     server = NetconfServer(conn, recovery_users=recovery, hello_timeout=args.hello_timeout, state_dir=args.state_dir)

@@ -26,7 +26,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import http_basic, password_hashing, shm_guard, systemd
+from singbox_agent.mgmt import http_basic, password_hashing, shm_guard, systemd, yang_library
 from singbox_agent.mgmt.hostnames import server_names
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
@@ -151,6 +151,7 @@ async def run(opts: argparse.Namespace) -> int:
     # The running cache keeps running's data parsed in this connection and refreshes it when it changes: reads of
     # running (GET, the existence check of PUT, If-Match) then cost microseconds instead of a module load each.
     conn = sysrepo.SysrepoConnection(cache_running=True)
+    library = yang_library.announce_datastores(conn)  # noqa: F841 - its session holds <intended>'s entry
     users = UserStore(conn)
     datastore = Datastore(conn)
     watched = datastore.watch_changes()

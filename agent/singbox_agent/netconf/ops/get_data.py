@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import libyang
 
-from singbox_agent.mgmt import datastore, filtered_read, origin
+from singbox_agent.mgmt import datastore, filtered_read, origin, yang_library
 from singbox_agent.mgmt.errors import invalid_value
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.ops.common import (
@@ -26,7 +26,8 @@ def _leaf_list(ctx: OpContext, name: str) -> list[str]:
 
 @register(NMDA_NS, "get-data")
 def handle(ctx: OpContext) -> str:
-    ds = nmda_datastore(ctx)
+    # <intended> (listed in yang-library, mgmt/yang_library.py) is running here: read-only, so get-data only
+    ds = "running" if leaf(ctx, "datastore") == yang_library.INTENDED else nmda_datastore(ctx)
     subtree = ctx.rpc.op.find(f"{{{NMDA_NS}}}subtree-filter")
     xpath_filter = ctx.rpc.op.find(f"{{{NMDA_NS}}}xpath-filter")
     if subtree is not None:
