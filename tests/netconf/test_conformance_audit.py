@@ -384,3 +384,29 @@ async def test_yang_library_lists_the_datastores_get_data_reads(netconf_server: 
         assert bodies["intended"] == bodies["running"]
     finally:
         await client.close()
+
+
+async def test_subscription_errors_carry_their_rfc_8639_identities(netconf_server: ServerInfo) -> None:
+    """RFC 8639 2.4.2 / RFC 8640 2.4.3: an establish-subscription to a stream the server does not have fails with
+    the identity "stream-unavailable" as error-app-tag (it had none); RFC 8641 4.4.4: resync-subscription of no
+    subscription of the session fails with "no-such-subscription-resync" (it was RFC 8639's no-such-subscription);
+    delete-, kill- and modify-subscription keep no-such-subscription."""
+    sn = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
+    yp = "urn:ietf:params:xml:ns:yang:ietf-yang-push"
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        cases = [
+            (f'<establish-subscription xmlns="{sn}"><stream>no-such</stream></establish-subscription>',
+             "ietf-subscribed-notifications:stream-unavailable"),
+            (f'<resync-subscription xmlns="{yp}"><id>4242</id></resync-subscription>',
+             "ietf-yang-push:no-such-subscription-resync"),
+            (f'<delete-subscription xmlns="{sn}"><id>4242</id></delete-subscription>',
+             "ietf-subscribed-notifications:no-such-subscription"),
+            (f'<kill-subscription xmlns="{sn}"><id>4242</id></kill-subscription>',
+             "ietf-subscribed-notifications:no-such-subscription"),
+        ]
+        for n, (body, app_tag) in enumerate(cases):
+            found = errors_of(await client.rpc(body, str(n + 1)))
+            assert [(e["error-tag"], e.get("error-app-tag")) for e in found] == [("invalid-value", app_tag)], found
+    finally:
+        await client.close()

@@ -617,3 +617,22 @@ def test_yang_library_lists_the_datastores_served(restconf: RestconfServer) -> N
         for name in listed:
             assert c.get(f"/restconf/ds/{name}/ietf-netconf-acm:nacm").status_code == 200, name
         assert c.get("/restconf/ds/ietf-datastores:factory-default").status_code == 404
+
+
+def test_subscription_errors_carry_their_rfc_8639_identities(restconf: RestconfServer) -> None:
+    """RFC 8639 2.4.2 with RFC 8650: establish-subscription to a stream the server does not have is refused with the
+    identity "stream-unavailable" as error-app-tag (it had none); RFC 8641 4.4.4: resync-subscription of no
+    subscription of the user is "no-such-subscription-resync" (it was no-such-subscription)."""
+    ops = "/restconf/operations"
+    with restconf.client() as c:
+        r = c.post(f"{ops}/ietf-subscribed-notifications:establish-subscription", headers=H,
+                   content=json.dumps({"ietf-subscribed-notifications:input": {"stream": "no-such"}}).encode())
+        assert r.status_code == 400, r.text
+        assert error_of(r)["error-app-tag"] == "ietf-subscribed-notifications:stream-unavailable", r.text
+        r = c.post(f"{ops}/ietf-yang-push:resync-subscription", headers=H,
+                   content=json.dumps({"ietf-yang-push:input": {"id": 4242}}).encode())
+        assert r.status_code == 404, r.text
+        assert error_of(r)["error-app-tag"] == "ietf-yang-push:no-such-subscription-resync", r.text
+        r = c.post(f"{ops}/ietf-subscribed-notifications:delete-subscription", headers=H,
+                   content=json.dumps({"ietf-subscribed-notifications:input": {"id": 4242}}).encode())
+        assert error_of(r)["error-app-tag"] == "ietf-subscribed-notifications:no-such-subscription", r.text

@@ -75,9 +75,9 @@ class Entry:
         return self.sub.id
 
 
-def _not_found(sub_id: int) -> RestconfError:
+def _not_found(sub_id: int, app_tag: str = dynamic.NO_SUCH_SUBSCRIPTION) -> RestconfError:
     return RestconfError("application", "invalid-value", f"No subscription {sub_id} of this user", status=404,
-                         app_tag=dynamic.NO_SUCH_SUBSCRIPTION)
+                         app_tag=app_tag)
 
 
 class DynamicSubscriptions:
@@ -116,12 +116,14 @@ class DynamicSubscriptions:
                 raise _not_found(sub_id)
             self._terminate(entry)
             return None
+        if name == "resync-subscription":
+            # RFC 8641 4.4.4 (resync-subscription-error): its own identity, not no-such-subscription
+            self._own(user, sub_id, app_tag=f"{dynamic.YP}:no-such-subscription-resync")
+            dynamic.resync(sub_id)
+            return None
         entry = self._own(user, sub_id)
         if name == "delete-subscription":
             self._terminate(entry)
-            return None
-        if name == "resync-subscription":
-            dynamic.resync(sub_id)
             return None
         yang_push = dynamic.is_yang_push(op)
         if yang_push != entry.yang_push:
@@ -215,11 +217,11 @@ class DynamicSubscriptions:
                          for i, e in self._entries.items() if not e.terminated_by_us}
         return dynamic.state(receivers)
 
-    def _own(self, user: str | None, sub_id: int) -> Entry:
+    def _own(self, user: str | None, sub_id: int, app_tag: str = dynamic.NO_SUCH_SUBSCRIPTION) -> Entry:
         with self._lock:
             entry = self._entries.get(sub_id)
         if entry is None or entry.user != user or entry.terminated_by_us:
-            raise _not_found(sub_id)
+            raise _not_found(sub_id, app_tag)
         return entry
 
     def _terminate(self, entry: Entry) -> None:

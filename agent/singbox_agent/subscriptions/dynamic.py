@@ -235,9 +235,11 @@ def establish(sr: Any, op: Any, xpath: str | None, id_space: int) -> Established
             sub = srsn.subscribe(sr, stream, xpath=xpath, stop=stop, start=start, id_tag=id_space)
         except srsn.SrsnError as exc:
             if exc.rc == srsn.ERR_NOT_FOUND:  # the filter was checked: the stream is not one of sysrepo's
+                # RFC 8639 2.4.2: "stream-unavailable", the identity as error-app-tag (RFC 8640 2.4.3)
                 raise invalid_value(f'Stream "{clip(stream)}" does not exist' +
                                     (" or has none of the notifications the filter selects." if xpath else "."),
-                                    _input_path(op, "stream"), error_type="application") from None
+                                    _input_path(op, "stream"), error_type="application",
+                                    app_tag=f"{SN}:stream-unavailable") from None
             raise operation_failed(f"The subscription could not be established: {exc}") from None
         moved = sub.replay_start if start is not None and sub.replay_start and sub.replay_start > start else None
         return Established(sub, False, stop, moved)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 import threading
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -180,7 +180,12 @@ def kill(ctx: OpContext) -> str:
 
 @register(YP_NS, "resync-subscription")
 def resync(ctx: OpContext) -> str:
-    dynamic.resync(_own(ctx, yang_push=True).sub.id)
+    try:
+        entry = _own(ctx, yang_push=True)
+    except MgmtException as exc:  # RFC 8641 4.4.4 (resync-subscription-error): its own identity
+        raise MgmtException(*(replace(e, error_app_tag=f"{YP}:no-such-subscription-resync") for e in exc.errors)) \
+            from None
+    dynamic.resync(entry.sub.id)
     return "<ok/>"
 
 
