@@ -25,6 +25,19 @@ vpp-singbox` installs only vpp-singbox (netopeer2's instance in bench_vs_netopee
 `--loaded-through cached|uncached` instead loads the list through the cached connection or through one without the
 cache, then times one-leaf edits through the cached one (session 10: 2x after a load through the cached one).
 
+`--load` instead times the one-edit load of `--entries` endpoints (and the delete of the list) as `datastore.apply_bulk`
+writes it (a connection without the running cache, the session marked with changed-by), replay support for every
+module off and on in turns (`--variants off,on,buffered`; `buffered`: replay on and `sr_session_notif_buffer` on the
+writer's session, which moves the store of the notification to a sysrepo thread), with `--subscriber` on
+vpp-singbox; prints the writer thread's CPU and wall time per load and delete, and the number of edits and JSON
+bytes of the netconf-config-change sysrepo stored for the load.
+
+`--servers-load` instead times the one-edit load itself through the servers, several times: ours (with the agent
+for the endpoints list), netopeer2 with replay support on and netopeer2 with it off (its own setup.sh's; both with
+the no-op subscriber for endpoints), each load followed by the list's delete and 1.1 s, in turns; for each list of
+`--lists` and size of `--sizes` the load's wall time p50 (min-max) and each server's and subscriber's CPU per load
+(/proc), the ratios ours / netopeer2 both ways, and each server's RSS at the end.
+
 `--servers` instead starts both NETCONF servers as bench_vs_netopeer2 does for the endpoints list (ours + agent,
 netopeer2 + no-op subscriber; `NETOPEER2_PREFIX`) and prints each server's and subscriber's CPU per one-leaf
 edit-config (/proc, clock ticks), interleaved; attach `perf record -g -p <pid>` to either server meanwhile.
@@ -125,16 +138,10 @@ def process_cpu_ms(pid: int, system: bool = False) -> float:
 
 def subscriber_pid(kind: str) -> int:
     """The child bench_vs_netopeer2.start_subscriber started."""
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-                ppid = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
-            except OSError:
-                continue
-            if ppid == os.getpid() and b"--subscriber" in cmd and kind.encode() in cmd:
-                return int(proc.name)
-    raise RuntimeError(f"no {kind} subscriber")
+    found = _subscriber_pids(kind)
+    if not found:
+        raise RuntimeError(f"no {kind} subscriber")
+    return found[0]
 
 
 def servers_main(entries: int, iterations: int, prefix: str, restart: bool = False,
@@ -216,6 +223,86 @@ def servers_main(entries: int, iterations: int, prefix: str, restart: bool = Fal
     return 0
 
 
+def servers_load_main(lists: list[str], sizes: list[int], iterations: int, prefix: str) -> int:
+    """The one-edit load through ours, netopeer2 with replay on and netopeer2 with replay off, in turns."""
+    import bench_vs_netopeer2 as bench
+
+    work = Path(tempfile.mkdtemp(prefix="applycost", dir="/tmp"))
+    endpoints = "endpoints" in lists
+    servers = [bench.start_ours(work, subscriber=endpoints)]
+    subs: dict[str, int | None] = {"ours": subscriber_pid("agent") if endpoints else None}
+    try:
+        for replay in ("on", "off"):
+            (work / replay).mkdir()
+            np2 = bench.start_netopeer2(Path(prefix), work / replay, replay=replay == "on", subscriber=endpoints)
+            np2.name = f"np2-replay-{replay}"
+            servers.append(np2)
+            subs[np2.name] = None
+            if endpoints:
+                known = {pid for pid in subs.values() if pid is not None}
+                subs[np2.name] = next(pid for pid in _subscriber_pids("noop") if pid not in known)
+        for name in lists:  # an unmeasured load and delete of each list first (the first edit of a run is slow)
+            blist = bench.LISTS[name]
+            for s in servers:
+                bench.edit(s.mgr, blist.entries(10))
+                bench.edit(s.mgr, blist.delete_all(10))
+        time.sleep(1.1)
+        print(f"load average {os.getloadavg()[0]:.1f}; {iterations} loads per list, size and server; wall and CPU "
+              "per load in ms")
+        print(f"{'list':10} {'entries':>7} {'server':15} {'wall p50':>9} {'wall min-max':>15} {'server CPU':>10} "
+              f"{'subscriber CPU':>14}")
+        for name in lists:
+            blist = bench.LISTS[name]
+            for n in sizes:
+                rows: dict[str, list[tuple[float, float, float]]] = {s.name: [] for s in servers}
+                for _ in range(iterations):
+                    for s in servers:
+                        sub = subs[s.name]
+                        c0, d0 = process_cpu_ms(s.pid), process_cpu_ms(sub) if sub else 0.0
+                        w0 = time.perf_counter()
+                        bench.edit(s.mgr, blist.entries(n))
+                        w1 = time.perf_counter()
+                        time.sleep(0.3)  # the subscriber's done and whatever follows the reply
+                        rows[s.name].append(((w1 - w0) * 1e3, process_cpu_ms(s.pid) - c0,
+                                             (process_cpu_ms(sub) - d0) if sub else 0.0))
+                    # replay files are named by the second: the delete's config-change, and the next load's, in
+                    # a second whose file no large config-change started (netopeer2 answers a failed store with
+                    # an error, "...but changes were applied")
+                    time.sleep(1.1)
+                    for s in servers:
+                        bench.edit(s.mgr, blist.delete_all(n))
+                    time.sleep(1.1)
+                p50 = {}
+                for s in servers:
+                    walls = [r[0] for r in rows[s.name]]
+                    p50[s.name] = statistics.median(walls)
+                    print(f"{name:10} {n:7} {s.name:15} {p50[s.name]:9.0f} {min(walls):7.0f}-{max(walls):<7.0f} "
+                          f"{statistics.median(r[1] for r in rows[s.name]):10.0f} "
+                          f"{statistics.median(r[2] for r in rows[s.name]):14.0f}")
+                print(f"{name:10} {n:7} ratio ours / np2 replay on {p50['ours'] / p50['np2-replay-on']:.2f}, "
+                      f"/ np2 replay off {p50['ours'] / p50['np2-replay-off']:.2f}")
+        print("RSS after the rounds (MB): " + ", ".join(f"{s.name} {s.rss_mb():.0f}" for s in servers))
+    finally:
+        for s in servers:
+            s.stop()
+    return 0
+
+
+def _subscriber_pids(kind: str) -> list[int]:
+    """This process's children that bench_vs_netopeer2.start_subscriber started as `kind`."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+                ppid = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+            if ppid == os.getpid() and b"--subscriber" in cmd and kind.encode() in cmd:
+                out.append(int(proc.name))
+    return out
+
+
 def loaded_through_main(entries: int, iterations: int, through: str) -> int:
     """One process, one connection with the running cache: the list loaded through that connection (`cached`: its
     cache is then the tree the load's write built) or through a second one without the cache (`uncached`: the
@@ -246,6 +333,100 @@ def loaded_through_main(entries: int, iterations: int, through: str) -> int:
     return 0
 
 
+def config_change_sizes(directory: Path, since: float) -> list[tuple[int, int]]:
+    """(edits, JSON bytes) of each netconf-config-change stored since `since` (sysrepo's record: timespec, uint32
+    length, the JSON)."""
+    import json
+    import struct
+
+    head = struct.Struct("=qqI")
+    out = []
+    for path in sorted(directory.glob("ietf-netconf-notifications.notif.*")):
+        data = path.read_bytes()
+        off = 0
+        while off + head.size <= len(data):
+            sec, nsec, size = head.unpack_from(data, off)
+            off += head.size
+            if sec + nsec / 1e9 >= since:
+                body = json.loads(data[off:off + size])
+                change = body.get("ietf-netconf-notifications:netconf-config-change")
+                if change is not None:
+                    out.append((len(change.get("edit", [])), size))
+            off += size
+    return out
+
+
+def load_main(entries: int, iterations: int, variants: list[str], subscriber: str) -> int:
+    """The one-edit load of `entries` endpoints and its delete, replay off / on / on with the notification buffered,
+    in turns: the writer thread's CPU and wall time (ms)."""
+    import cffi
+
+    inst = new_sysrepo_instance()
+    os.environ.update(inst.env)
+    import sysrepo
+
+    from bench_vs_netopeer2 import start_subscriber, stop_subscriber
+    from singbox_agent.mgmt import datastore, libsysrepo, replay_files
+
+    abi = cffi.FFI()
+    abi.cdef("int sr_session_notif_buffer(void *session);")  # not declared by the binding nor mgmt.libsysrepo
+    abi_lib: Any = abi.dlopen("libsysrepo.so.7")
+    delete = (f'<singbox xmlns="{SBX_NS}" xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0">'
+              '<client nc:operation="remove"/></singbox>')
+    work = Path(tempfile.mkdtemp(prefix="applycost"))
+    conn = sysrepo.SysrepoConnection()  # no cache_running: apply_bulk's connection
+    sub = None
+    rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    sizes: dict[str, list[tuple[int, int]]] = {}
+    try:
+        if subscriber != "none":
+            sub = start_subscriber(subscriber, {**os.environ}, work / "subscriber.log")
+        for _ in range(iterations):
+            for variant in variants:
+                libsysrepo.lib.sr_set_module_replay_support(libsysrepo.conn_ptr(conn), libsysrepo.ffi.NULL,
+                                                            int(variant != "off"))
+                sess = conn.start_session("running")
+                if variant == "buffered":
+                    abi_lib.sr_session_notif_buffer(
+                        abi.cast("void *", int(libsysrepo.ffi.cast("uintptr_t", libsysrepo.session_ptr(sess)))))
+                datastore.mark_changed_by(sess, "bench", 7)
+                try:
+                    with conn.get_ly_ctx() as ctx:
+                        for what, xml in (("load", entries_xml(entries)), ("delete", delete)):
+                            time.sleep(1.1)  # a replay file of its own second, as the bench's loads have
+                            since = time.time()
+                            tree = ctx.parse_data_mem(xml, "xml", no_state=True, parse_only=True, opaq=True)
+                            try:
+                                sess.edit_batch_ly(tree, "merge")
+                                c0, w0 = time.thread_time(), time.perf_counter()
+                                datastore.apply_changes(sess)
+                                c1, w1 = time.thread_time(), time.perf_counter()
+                            finally:
+                                sess.discard_changes()
+                                tree.free()
+                            rows.setdefault((variant, what), []).append(((c1 - c0) * 1e3, (w1 - w0) * 1e3))
+                            if what == "load":
+                                sizes.setdefault(variant, []).extend(
+                                    config_change_sizes(replay_files.notification_dir(), since))
+                finally:
+                    sess.stop()  # a buffered session's thread stores what it holds first
+        print(f"load average {os.getloadavg()[0]:.1f}; subscriber {subscriber}; {entries} endpoints; "
+              f"{iterations} rounds")
+        print(f"{'variant':9} {'step':7} {'writer CPU p50':>15} {'CPU min-max':>13} {'wall p50':>9} {'wall min-max':>13}")
+        for (variant, what), vals in rows.items():
+            cpu = [c for c, _ in vals]
+            wall = [w for _, w in vals]
+            print(f"{variant:9} {what:7} {statistics.median(cpu):15.0f} {min(cpu):6.0f}-{max(cpu):<6.0f} "
+                  f"{statistics.median(wall):9.0f} {min(wall):6.0f}-{max(wall):<6.0f}")
+        for variant, found in sizes.items():
+            print(f"{variant}: netconf-config-change of each load (edits, JSON bytes): {found[:3]}")
+    finally:
+        stop_subscriber(sub)
+        conn.disconnect()
+        inst.destroy()
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=10000)
@@ -268,7 +449,20 @@ def main() -> int:
     ap.add_argument("--loaded-through", choices=("cached", "uncached"),
                     help="instead: the list loaded through the cached connection or another one, then one-leaf "
                          "edits through the cached one (session 10)")
+    ap.add_argument("--load", action="store_true",
+                    help="instead: the one-edit load of --entries endpoints, replay off/on (--variants "
+                         "off,on,buffered)")
+    ap.add_argument("--servers-load", action="store_true",
+                    help="instead: the one-edit load through ours, netopeer2 replay on and netopeer2 replay off")
+    ap.add_argument("--lists", default="endpoints", help="with --servers-load: nacm,truststore,endpoints")
+    ap.add_argument("--sizes", default="100,1000,10000", help="with --servers-load")
     args = ap.parse_args()
+    if args.servers_load:
+        return servers_load_main(args.lists.split(","), [int(n) for n in args.sizes.split(",")], args.iterations,
+                                 args.netopeer2)
+    if args.load:
+        variants = args.variants.split(",") if args.variants != ap.get_default("variants") else ["off", "on"]
+        return load_main(args.entries, args.iterations, variants, args.subscriber)
     if args.loaded_through:
         return loaded_through_main(args.entries, args.iterations, args.loaded_through)
     if args.servers:
