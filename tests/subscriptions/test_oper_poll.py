@@ -58,12 +58,12 @@ def polled(sysrepo_instance: SysrepoInstance) -> Iterator[Env]:
     yield from start(dataplane(), oper_poll_ms=POLL_MS, sessions_poll_ms=POLL_MS)
 
 
-def on_change(m: Any, xpath: str, dampening_cs: int = 0) -> int:
+def on_change(m: Any, xpath: str, dampening_cs: int = 0, sync_on_start: bool = False) -> int:
     reply = rpc(m, f'<establish-subscription xmlns="{SN}">'
                    f'<datastore xmlns="{YP}" xmlns:ds="{DS}">ds:operational</datastore>'
                    f'<datastore-xpath-filter xmlns="{YP}" xmlns:sb="{SB}">{xpath}</datastore-xpath-filter>'
                    f'<on-change xmlns="{YP}"><dampening-period>{dampening_cs}</dampening-period>'
-                   f"<sync-on-start>false</sync-on-start></on-change>"
+                   f"<sync-on-start>{str(sync_on_start).lower()}</sync-on-start></on-change>"
                    f"</establish-subscription>")
     sub_id = reply.findtext(f"{{{SN}}}id")
     assert sub_id is not None, ET_text(reply)
@@ -128,6 +128,51 @@ def test_an_endpoint_going_down_with_its_failure_count(server: Server, polled: E
         assert got[f"{e}/statistics/consecutive-failures"] == ("replace", "3"), got
         assert got[f"{e}/oper-status"] == ("replace", "down"), got
         assert not any("name='b'" in t for t in got), got
+
+
+def test_no_create_of_what_existed_when_the_subscription_began(server: Server,
+                                                               sysrepo_instance: SysrepoInstance) -> None:
+    """RFC 8641: a push-change-update applies to what the subscriber holds. The poll reports what changed since the
+    previous poll, which may be older than the subscription: in CI an endpoint committed just before a subscription
+    came as `create` of the whole entry (30 s old) with the next poll. Here the poll starts only after the
+    subscriptions (its first read is diffed with nothing: everything "created"), which makes that race certain:
+    `early`, subscribed before the commit, hears the endpoint appear; `late` (no sync-on-start: the server reads
+    what it holds) and `synced` (the push-update is what it holds), subscribed after it, hear nothing of it."""
+    import sysrepo
+
+    from singbox_agent.agent.oper_poll import OperPoll
+
+    e = "/sb:singbox/sb:client/sb:endpoint[sb:name='e']"
+    for env in start(dataplane()):  # no poll of its own
+        with server.connect() as early, server.connect() as late, server.connect() as synced:
+            on_change(early, e)
+            env.commit(CONFIG)
+            assert env.agent.wait_idle()  # the commit's push (the endpoint's oper-status) is out
+            on_change(late, e)
+            on_change(synced, e, sync_on_start=True)
+            update = take(synced, "push-update")
+            assert "connection-failures>0<" in ET_text(update)
+            conn = sysrepo.SysrepoConnection()
+            poll = OperPoll(conn.start_session("operational"), "vpp-singbox")
+            try:
+                poll.add(C, POLL_MS)
+                # the first poll's patch, with the endpoint's counters (the push has its oper-status only)
+                deadline = time.monotonic() + 15
+                while True:
+                    assert time.monotonic() < deadline, "the poll's patch did not reach the early subscriber"
+                    n = early.take_notification(block=True, timeout=max(deadline - time.monotonic(), 0.01))
+                    if n is not None and "connection-failures" in n.notification_xml:
+                        break
+                # (only creates and merges: the in-memory dataplane's fixed age moves last-change every 2 s)
+                assert [n for n in quiet(late) + quiet(synced) if "<operation>create<" in n or "merge<" in n] == []
+                # and what does change still reaches them
+                env.dp.endpoint_states["e"] = EndpointState("up", 30, 800, failures=2)
+                for m in (late, synced):
+                    got = until(m, f"{C}/endpoint[name='e']/statistics/connection-failures")
+                    assert got[f"{C}/endpoint[name='e']/statistics/connection-failures"] == ("replace", "2"), got
+            finally:
+                poll.stop()
+                conn.disconnect()
 
 
 def test_sessions_appearing_and_ending(server: Server, polled: Env) -> None:

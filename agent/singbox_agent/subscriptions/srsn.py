@@ -30,6 +30,7 @@ from typing import Any, Literal
 from _sysrepo import lib as _sysrepo_lib
 
 from singbox_agent.mgmt import libsysrepo
+from singbox_agent.subscriptions.known import Known
 
 SR_MODULE_DIR = Path("/usr/share/yang/modules/sysrepo")
 # (module file, features) in installation order: what srsn_* needs (their imports come from the same directory).
@@ -52,6 +53,7 @@ MESSAGE_REST_S = 5.0
 # The NETCONF server's ids are srsn's as they are, the RESTCONF server's are tagged (subscriptions/dynamic.py).
 ID_TAG = 0x80000000
 _tags: dict[int, int] = {}  # srsn's id -> the tag of this process's subscriptions made with one
+_knowns: dict[int, Known] = {}  # srsn's id -> what the subscriber of an on-change subscription of operational holds
 
 # RFC 8641 periodic: "push-update notifications are sent at anchor-time + n * period" (the start without one). srsn
 # in sysrepo 3.7 arms a periodic subscription's next push a period after the previous one was built and sent
@@ -138,7 +140,7 @@ class Subscription:
     """A dynamic subscription: `id` (RFC 8639's subscription id), the pipe sysrepo writes to."""
 
     def __init__(self, sub_id: int, fd: int, sr_sub: Any = None, replay_start: datetime.datetime | None = None,
-                 id_tag: int = 0) -> None:
+                 id_tag: int = 0, known: tuple[Known, Any] | None = None) -> None:
         self.raw_id = sub_id  # srsn's
         self.tag = id_tag
         self.id = sub_id | id_tag  # what the subscriber sees
@@ -147,6 +149,10 @@ class Subscription:
         self.fd = fd
         self.replay_start = replay_start  # the first stored notification replayed, with start_time
         self._sr_sub = sr_sub  # the sysrepo subscription behind a stream / on-change subscription (None: its own)
+        # on-change of operational: what its subscriber holds, and the connection it is of (known.py)
+        self._known = known
+        if known is not None:
+            _knowns[sub_id] = known[0]
         self._closed = False
 
     def poll(self, timeout_ms: int) -> bool:
@@ -176,7 +182,9 @@ class Subscription:
         head = self._read_exact(_HEAD.size)
         sec, nsec, size = _HEAD.unpack(head)
         body = self._read_exact(size)
-        text = _print_lyb(ly_ctx, body, fmt, self.tag)
+        text = _print_lyb(ly_ctx, body, fmt, self.tag, self._known[0] if self._known is not None else None)
+        if text is None:
+            return None  # a patch of changes the subscriber has seen: nothing to send (known.py)
         when = datetime.datetime.fromtimestamp(sec + nsec / 1e9, datetime.UTC) if sec or nsec else \
             datetime.datetime.now(datetime.UTC)
         if self.raw_id in _grids and text.startswith(("<push-update", '{"ietf-yang-push:push-update"')):
@@ -233,6 +241,9 @@ class Subscription:
         os.close(self.fd)
         _tags.pop(self.raw_id, None)
         _grids.pop(self.raw_id, None)
+        if self._known is not None:
+            _knowns.pop(self.raw_id, None)
+            self._known[0].free(self._known[1])
 
 
 class _Rearm:
@@ -298,10 +309,12 @@ def _raw(call: str, sub_id: int) -> int:
     return raw
 
 
-def _print_lyb(ly_ctx: Any, lyb: bytes, fmt: Literal["xml", "json"], id_tag: int = 0) -> str:
+def _print_lyb(ly_ctx: Any, lyb: bytes, fmt: Literal["xml", "json"], id_tag: int = 0,
+               known: Known | None = None) -> str | None:
     """A notification in LYB (libyang's binary format) printed as XML or JSON; with `id_tag`, the `id` leaf of
     srsn's own notifications (push-update, push-change-update, subscription-terminated, replay-completed...) as the
-    subscriber knows it. A stream's notifications are left as they are (an `id` of theirs is their own)."""
+    subscriber knows it. A stream's notifications are left as they are (an `id` of theirs is their own). With
+    `known`, a YANG patch made to agree with what the subscriber holds: None when nothing of it is left."""
     from _libyang import ffi as ly_ffi, lib as ly_lib
 
     data = ly_ffi.new("char[]", lyb)
@@ -315,6 +328,8 @@ def _print_lyb(ly_ctx: Any, lyb: bytes, fmt: Literal["xml", "json"], id_tag: int
                                ly_ffi.NULL) != 0:
             raise SrsnError("lyd_parse_op", 2, "the notification does not parse in this libyang context")
         try:
+            if known is not None and not known.agree(tree[0], int(ly_ffi.cast("uintptr_t", ly_ctx.cdata))):
+                return None
             if id_tag:
                 _tag_id(tree[0], id_tag)
             if ly_lib.lyd_print_mem(out, tree[0], ly_lib.LYD_XML if fmt == "xml" else ly_lib.LYD_JSON,
@@ -377,11 +392,20 @@ def yang_push_on_change(session: Any, datastore: Datastore, *, xpath: str | None
                         stop: datetime.datetime | None = None, id_tag: int = 0) -> Subscription:
     """RFC 8641 on-change subscription: push-change-update (a YANG patch) of every change, at most one per
     `dampening_ms`; with `sync_on_start` a push-update of the whole selection first. `excluded`: change kinds
-    (CHANGES) not to report."""
+    (CHANGES) not to report. Of the operational datastore, the patches agree with what the subscriber holds
+    (known.py): without sync-on-start, the selection is read first."""
     lib = _sr()
     unknown = set(excluded) - set(CHANGES)
     if unknown:
         raise ValueError(f"unknown change kinds: {sorted(unknown)}")
+    known: tuple[Known, Any] | None = None
+    if datastore == "operational":
+        known = (Known(), libsysrepo.session_connection(session))
+        if not sync_on_start:  # with it, srsn's push-update is what the subscriber holds
+            try:
+                known[0].read(session, xpath)
+            except Exception as exc:  # noqa: BLE001 - the subscription still works, as srsn alone makes it
+                known[0].stop(f"the selection could not be read: {exc}")
     flags = _ffi.new("int[5]", [1 if c in excluded else 0 for c in CHANGES])
     sub = _ffi.new("sr_subscription_ctx_t **")
     fd = _ffi.new("int *")
@@ -389,11 +413,15 @@ def yang_push_on_change(session: Any, datastore: Datastore, *, xpath: str | None
     _check("srsn_yang_push_on_change", lib.srsn_yang_push_on_change(
         _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, dampening_ms,
         1 if sync_on_start else 0, flags, _timespec(stop), 0, sub, fd, sub_id), session)
-    return Subscription(int(sub_id[0]), int(fd[0]), sub, id_tag=id_tag)
+    return Subscription(int(sub_id[0]), int(fd[0]), sub, id_tag=id_tag, known=known)
 
 
 def modify_xpath(sub_id: int, xpath: str | None) -> None:
-    _check("srsn_modify_xpath_filter", _sr().srsn_modify_xpath_filter(_raw("srsn_modify_xpath_filter", sub_id), xpath.encode() if xpath else _ffi.NULL))
+    raw = _raw("srsn_modify_xpath_filter", sub_id)
+    _check("srsn_modify_xpath_filter", _sr().srsn_modify_xpath_filter(raw, xpath.encode() if xpath else _ffi.NULL))
+    known = _knowns.get(raw)
+    if known is not None:  # what it holds is of the old selection (a resync-subscription starts it again)
+        known.stop("the filter was modified")
 
 
 def modify_stop_time(sub_id: int, stop: datetime.datetime | None) -> None:
