@@ -361,8 +361,10 @@ class NetconfServer:
 
     @property
     def limits(self) -> Limits:
-        """The request limits of running (one short sysrepo read after a change)."""
-        if self._limits_stale:
+        """The request limits of running (one short sysrepo read after a change). A caller that comes while another
+        one reads them waits for that read: the mark is cleared when the read begins (a change during it marks them
+        again), so the mark alone let it go on with the limits from before the change."""
+        if self._limits_stale or self._limits_lock.locked():
             with self._limits_lock:
                 if self._limits_stale:
                     self._limits_stale = False
