@@ -410,3 +410,23 @@ async def test_subscription_errors_carry_their_rfc_8639_identities(netconf_serve
             assert [(e["error-tag"], e.get("error-app-tag")) for e in found] == [("invalid-value", app_tag)], found
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("body, attribute, element", [
+    (f'<edit-config><target><running/></target>{cfg("<client><endpoint nc:operation=\"bogus\"><name>z</name>"
+                                                     "</endpoint></client>")}</edit-config>', "operation", "endpoint"),
+    ('<get><filter type="bogus"/></get>', "type", "filter"),
+])
+async def test_a_bad_attribute_value_is_bad_attribute(netconf_server: ServerInfo, body: str, attribute: str,
+                                                      element: str) -> None:
+    """RFC 6241 Appendix A, bad-attribute: "An attribute value is not correct; e.g., wrong type, out of range,
+    pattern mismatch", error-info bad-attribute and bad-element. A value libyang refused in an attribute
+    (nc:operation="bogus", a filter's type) was invalid-value naming the attribute as a path step."""
+    client = await RawClient.connect(netconf_server.host, netconf_server.port, ADMIN, ADMIN_PASSWORD)
+    try:
+        found = errors_of(await client.rpc(body))
+        assert [(e["error-tag"], e.get("info:bad-attribute"), e.get("info:bad-element")) for e in found] == [
+            ("bad-attribute", attribute, element)], found
+        assert "/@" not in found[0].get("error-path", ""), found
+    finally:
+        await client.close()

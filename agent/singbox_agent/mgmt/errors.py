@@ -209,8 +209,24 @@ def from_libyang(exc: libyang.LibyangError) -> MgmtError:
         path = last.data_path or None
     for pattern, tag, app, etype in _LY_RULES:
         if pattern.search(message):
-            return MgmtError(etype, tag, message, app, path)
-    return MgmtError(APPLICATION, "invalid-value", message, None, path)
+            return _of_attribute(MgmtError(etype, tag, message, app, path))
+    return _of_attribute(MgmtError(APPLICATION, "invalid-value", message, None, path))
+
+
+def _of_attribute(error: MgmtError) -> MgmtError:
+    """A value libyang refuses in an attribute (metadata: its path ends in `/@module:name`, such as
+    nc:operation="bogus" or a filter's type) is RFC 6241 Appendix A's bad-attribute — "An attribute value is not
+    correct" — with error-info bad-attribute and bad-element, the path the element's; libyang's words made it
+    invalid-value. (An XPath in a filter's select that does not evaluate stays invalid-value.)"""
+    path = error.error_path
+    if error.error_tag != "invalid-value" or not path or "/@" not in path:
+        return error
+    element_path, _, attribute = path.rpartition("/@")
+    element = _node_name(element_path) if element_path else ""
+    if not element or "/" in attribute or attribute.endswith(":select"):
+        return error  # a filter's select is an XPath expression: one that does not evaluate stays invalid-value
+    return replace(error, error_tag="bad-attribute", error_path=element_path,
+                   info={**error.info, "bad-attribute": attribute.rpartition(":")[2], "bad-element": element})
 
 
 def _sysrepo_message(exc: sysrepo.SysrepoError) -> str:
