@@ -336,10 +336,10 @@ class NetconfServer:
             self._retry = None
 
     def _settings_changed(self, event: str, _ev_sess: Any) -> None:
-        if event == "change":
+        if event in ("change", "done"):
+            # both: a login between the two (running not stored yet) reads the old users and clears the mark
             with self._endpoint_users_lock:
                 self._endpoint_users_stale = True
-            return
         if event != "done":
             return
         loop = self._loop
