@@ -574,6 +574,8 @@ def test_post_of_an_existing_resource_changes_nothing(restconf: RestconfServer) 
         assert c.post(NACM, content=rule_list("keep"), headers=H).status_code == 201
         assert c.post(NACM, content=rule_list("keep", "added"), headers=H).status_code == 409
         assert c.get(f"{RULE_LIST}=keep/group").json() == {"ietf-netconf-acm:group": ["*"]}
+        # a non-presence container exists through its children: its POST stays sysrepo's merge (201)
+        assert c.post("/restconf/data", content=b'{"ietf-netconf-acm:nacm": {}}', headers=H).status_code == 201
 
 
 # ---- RFC 8040 §4.8.9 with RFC 6243 §2.2 (trim) ---------------------------------------------------------------------

@@ -401,7 +401,10 @@ def existing_creates(tree: libyang.DNode | None, sess: Any) -> list[MgmtError]:
     exist here (RFC 6243 4.5.2: its create succeeds). Blocking (sysrepo reads)."""
     if tree is None:
         return []
-    created = [path for _, _, path, own in _edit_nodes(tree, "merge", False) if own == "create"]
+    # a non-presence container is left to sysrepo, which takes its create as a merge (whether it "exists" is a
+    # question of its children)
+    created = [path for _, _, path, own in _edit_nodes(tree, "merge", False) if own == "create"
+               and not _np_container(tree, path)]
     found: list[str] = []
     for i in range(0, len(created), _CREATE_CHECK_BATCH):
         batch = created[i : i + _CREATE_CHECK_BATCH]
@@ -424,6 +427,15 @@ def existing_creates(tree: libyang.DNode | None, sess: Any) -> list[MgmtError]:
 def _node_name(path: str) -> str:
     """The name of the node a data path ends at, without its module."""
     return xpath.strip_predicates(path).rpartition("/")[2].rpartition(":")[2]
+
+
+def _np_container(tree: libyang.DNode, path: str) -> bool:
+    """Whether `path` names a non-presence container of the schema."""
+    try:
+        snode = next(tree.context.find_path(xpath.strip_predicates(path)), None)
+    except libyang.LibyangError:
+        return False
+    return isinstance(snode, libyang.SContainer) and not snode.presence()
 
 
 def _edit_nodes(tree: libyang.DNode, default_operation: str, subtree: bool) -> list[tuple[str, str, str, str]]:

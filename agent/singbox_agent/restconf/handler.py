@@ -24,7 +24,7 @@ import structlog
 import sysrepo
 from _libyang import ffi, lib
 
-from singbox_agent.mgmt import read_gate
+from singbox_agent.mgmt import read_gate, xpath
 from singbox_agent.mgmt.errors import MgmtError, MgmtException, clip, for_reader, from_libyang, path_namespaces
 from singbox_agent.mgmt.nacm import check_operation
 from singbox_agent.mgmt.request_limits import denied
@@ -442,7 +442,8 @@ class Handler:
         def build(ctx: libyang.Context, reader: Reader) -> tuple[libyang.DNode | None, str | None]:
             edit = _build_edit(ctx, parsed, text, encoding)
             built.append(edit[1])
-            if kind == Kind.CREATE_CHILD and edit[1] is not None and reader.exists(edit[1]):
+            if (kind == Kind.CREATE_CHILD and edit[1] is not None and not _np_container(ctx, edit[1])
+                    and reader.exists(edit[1])):
                 # refused before sysrepo sees it: sysrepo 3.7 refuses the create but stores the body's children of
                 # the existing node all the same
                 if edit[0] is not None:
@@ -762,6 +763,12 @@ def _parse_under(
     nodes = [libyang.DNode.new(ctx, c) for c in _child_cdata(parent) if c not in before]
     _refuse_duplicates(root)
     return root, nodes
+
+
+def _np_container(ctx: libyang.Context, path: str) -> bool:
+    """A non-presence container, whose POST sysrepo takes as a merge (it exists with its children): left to it."""
+    snode = next(ctx.find_path(xpath.strip_predicates(path)), None)
+    return isinstance(snode, libyang.SContainer) and not snode.presence()
 
 
 def _post_of_existing(path: str) -> RestconfError:
