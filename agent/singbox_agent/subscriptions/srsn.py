@@ -410,9 +410,14 @@ def yang_push_on_change(session: Any, datastore: Datastore, *, xpath: str | None
     sub = _ffi.new("sr_subscription_ctx_t **")
     fd = _ffi.new("int *")
     sub_id = _ffi.new("uint32_t *")
-    _check("srsn_yang_push_on_change", lib.srsn_yang_push_on_change(
-        _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, dampening_ms,
-        1 if sync_on_start else 0, flags, _timespec(stop), 0, sub, fd, sub_id), session)
+    try:
+        _check("srsn_yang_push_on_change", lib.srsn_yang_push_on_change(
+            _session_ptr(session), _constants()[0][datastore], xpath.encode() if xpath else _ffi.NULL, dampening_ms,
+            1 if sync_on_start else 0, flags, _timespec(stop), 0, sub, fd, sub_id), session)
+    except SrsnError:
+        if known is not None:
+            known[0].free(known[1])
+        raise
     return Subscription(int(sub_id[0]), int(fd[0]), sub, id_tag=id_tag, known=known)
 
 
