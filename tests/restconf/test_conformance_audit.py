@@ -638,3 +638,14 @@ def test_subscription_errors_carry_their_rfc_8639_identities(restconf: RestconfS
         r = c.post(f"{ops}/ietf-subscribed-notifications:delete-subscription", headers=H,
                    content=json.dumps({"ietf-subscribed-notifications:input": {"id": 4242}}).encode())
         assert error_of(r)["error-app-tag"] == "ietf-subscribed-notifications:no-such-subscription", r.text
+
+
+def test_replay_capability_is_advertised_with_replay(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.8.7: start-time is supported when "the server supports replay, as indicated by the
+    "urn:ietf:params:restconf:capability:replay:1.0" capability URI" (§9.1.1 lists it). The NETCONF stream has
+    replay-support true and takes start-time, but the capability was missing."""
+    with restconf.client() as c:
+        state = c.get("/restconf/data/ietf-restconf-monitoring:restconf-state").json()[
+            "ietf-restconf-monitoring:restconf-state"]
+        assert state["streams"]["stream"][0]["replay-support"] is True
+        assert "urn:ietf:params:restconf:capability:replay:1.0" in state["capabilities"]["capability"], state

@@ -26,6 +26,8 @@ CAPABILITIES = (
     "urn:ietf:params:restconf:capability:with-origin:1.0",  # RFC 8527 §3.2.2
     "urn:ietf:params:restconf:capability:yang-patch:1.0",
 )
+# RFC 8040 §9.1.1 / §4.8.7: start-time and stop-time on the event streams, advertised while replay is on
+REPLAY = "urn:ietf:params:restconf:capability:replay:1.0"
 
 
 def restconf_state(base_url: str, replay_support: bool = False, replay_since: float | None = None) -> dict[str, Any]:
@@ -33,7 +35,7 @@ def restconf_state(base_url: str, replay_support: bool = False, replay_since: fl
     log's creation time is that of the oldest notification sysrepo still keeps."""
     state: dict[str, Any] = {
         "restconf-state": {
-            "capabilities": {"capability": list(CAPABILITIES)},
+            "capabilities": {"capability": [*CAPABILITIES, *((REPLAY,) if replay_support else ())]},
             "streams": {
                 "stream": [
                     {
