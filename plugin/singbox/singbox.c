@@ -144,12 +144,9 @@ singbox_init (vlib_main_t *vm)
   if (n_threads > SINGBOX_SESSION_MAX_THREADS)
     return clib_error_return (0, "singbox: at most %u threads", SINGBOX_SESSION_MAX_THREADS);
   vec_validate_aligned (sm->workers, n_threads - 1, CLIB_CACHE_LINE_BYTES);
+  /* the session pools have no lock: each thread its own (singbox.h) */
   if (vlib_num_workers ())
     {
-      singbox_worker_t *wrk;
-
-      vec_foreach (wrk, sm->workers)
-	clib_spinlock_init (&wrk->lock);
       clib_spinlock_init (&sm->pool_lock);
       clib_spinlock_init (&sm->udp_lock);
     }

@@ -63,26 +63,60 @@ typedef enum
   SINGBOX_LOG_DEBUG,
 } singbox_log_level_t;
 
+/* The upstream leg of a record that lives on another thread (see "Threads"
+ * in plugin/API.md): what the leg's callbacks need on the leg's own thread,
+ * in that thread's pool. Everything else goes to the record's thread by
+ * message (singbox_leg_msg_t). */
+typedef struct
+{
+  u32 owner;		     /* the record's handle (no connect in flight frees it) */
+  session_handle_t ao_handle; /* this leg */
+  session_handle_t po_handle; /* the client leg, once crossed */
+  svm_fifo_t *po_rx_fifo;     /* the client leg's fifos, once crossed */
+  svm_fifo_t *po_tx_fifo;
+  u8 crossed : 1;	/* uses the client leg's fifos */
+  u8 cross_wanted : 1;	/* crossing waits for the handshake to be acked */
+  u8 po_fin : 1;	/* pass the client's FIN on once crossed */
+  u8 established : 1;	/* relaying: its tx notifications reopen the client's window */
+} singbox_leg_t;
+
+/* A message singbox_rpc could not queue yet. */
+typedef struct
+{
+  clib_thread_index_t thread;
+  void (*fn) (void *);
+  void *arg;
+} singbox_rpc_deferred_t;
+
 /* A thread's session records. A record stays in the pool of the thread
- * that allocated it (its client leg's, or for a pooled connection the one
- * the pool chose); its handle, (thread << 24) | index, is the opaque of both
- * legs' VPP sessions and the low half of its API id. Everything in a
- * record, and the pool itself, is under the pool's lock: only the record's
- * own thread takes it, unless the upstream leg lives on another worker or a
- * main-thread reader runs without the barrier, so it is not contended on
- * the data path. */
+ * that allocated it, which is its client leg's (for a pooled connection,
+ * the thread the pool chose, which is the thread of the flow that takes
+ * it); its handle, (thread << 24) | index, is the opaque of its client leg
+ * and of an upstream leg on the same thread, and the low half of its API
+ * id. Only that thread touches the pool and its records (the main thread
+ * too under the barrier): there is no lock. An upstream leg that lands on
+ * another thread gets a singbox_leg_t in that thread's `legs` pool
+ * (opaque: SINGBOX_LEG_HANDLE_FLAG | thread << 24 | index) and talks to the
+ * record by message. */
 typedef struct
 {
   CLIB_CACHE_LINE_ALIGN_MARK (cacheline0);
   singbox_session_t *sessions;
-  clib_spinlock_t lock;
+  singbox_leg_t *legs;
   u32 generation;
+  /* messages to other threads whose event queue was full, sent again in
+   * order before anything newer to the same thread (singbox_rpc) */
+  singbox_rpc_deferred_t *deferred; /* vec, oldest first */
+  u64 n_rpc_deferred; /* how many were deferred, for show */
 } singbox_worker_t;
 
 #define SINGBOX_SESSION_THREAD_SHIFT 24
 #define SINGBOX_SESSION_INDEX_MASK   ((1 << SINGBOX_SESSION_THREAD_SHIFT) - 1)
-/* handles keep bit 31 clear: the agent marks UDP flows' ids with it */
-#define SINGBOX_SESSION_MAX_THREADS (1 << (31 - SINGBOX_SESSION_THREAD_SHIFT))
+/* an upstream leg's side context, not a record: bit 30 */
+#define SINGBOX_LEG_HANDLE_FLAG (1U << 30)
+/* handles keep bit 31 clear: the agent marks UDP flows' ids with it; bit 30
+ * tells leg contexts from records */
+#define SINGBOX_SESSION_MAX_THREADS (1 << (30 - SINGBOX_SESSION_THREAD_SHIFT))
 
 typedef struct
 {
@@ -130,11 +164,14 @@ typedef struct
   /* Session records, one pool per thread (see "Threads" in plugin/API.md) */
   singbox_worker_t *workers; /* [thread_index] */
   volatile u32 n_active;
-  /* what the sessions' threads share: endpoints' pooled connections
-   * (pool_ready, pool_pending) and the UDP associations' ports */
+  /* what the sessions' threads share, off the relay's path: endpoints'
+   * pooled connections (pool_ready, pool_pending) and the UDP
+   * associations' ports */
   clib_spinlock_t pool_lock;
   clib_spinlock_t udp_lock;
   u32 pool_next_thread;
+  /* tests: every upstream leg as if on another thread (singbox_session.c) */
+  u8 test_remote_upstream;
 
   /* Counters */
   vlib_simple_counter_main_t server_counters[SINGBOX_SERVER_N_CTR];
@@ -214,6 +251,23 @@ void singbox_log (singbox_log_level_t level, char *fmt, ...);
 #define SINGBOX_ASSERT_BARRIER() ASSERT (vlib_thread_is_main_w_barrier ())
 #endif
 
+/* A record is touched on its own thread, or on main with the workers
+ * stopped (API and CLI handlers). */
+#if SINGBOX_THREAD_CHECKS
+#define SINGBOX_ASSERT_OWNER(h)                                                                    \
+  do                                                                                               \
+    {                                                                                              \
+      if (PREDICT_FALSE (vlib_get_thread_index () != singbox_session_handle_thread (h) &&          \
+			 !vlib_thread_is_main_w_barrier ()))                                       \
+	os_panic ();                                                                               \
+    }                                                                                              \
+  while (0)
+#else
+#define SINGBOX_ASSERT_OWNER(h)                                                                    \
+  ASSERT (vlib_get_thread_index () == singbox_session_handle_thread (h) ||                         \
+	  vlib_thread_is_main_w_barrier ())
+#endif
+
 static_always_inline u32
 singbox_session_handle_make (clib_thread_index_t thread, u32 index)
 {
@@ -239,47 +293,41 @@ singbox_session_thread (singbox_session_t *ss)
   return singbox_session_handle_thread (ss->index);
 }
 
-/* The lock of the pool that holds (or held) the record of `handle`; taken
- * before the record is looked up, released after it may have been freed. */
-static_always_inline void
-singbox_session_lock (u32 handle)
-{
-  clib_thread_index_t t = singbox_session_handle_thread (handle);
-
-  if (PREDICT_TRUE (t < vec_len (singbox_main.workers)))
-    clib_spinlock_lock_if_init (&singbox_main.workers[t].lock);
-}
-
-static_always_inline void
-singbox_session_unlock (u32 handle)
-{
-  clib_thread_index_t t = singbox_session_handle_thread (handle);
-
-  if (PREDICT_TRUE (t < vec_len (singbox_main.workers)))
-    clib_spinlock_unlock_if_init (&singbox_main.workers[t].lock);
-}
-
-/* The record of a handle that is known to be live (a leg's opaque). */
+/* The record of a handle that is known to be live (a leg's opaque), on
+ * the record's thread. */
 static_always_inline singbox_session_t *
 singbox_session_get (u32 handle)
 {
+  SINGBOX_ASSERT_OWNER (handle);
   return pool_elt_at_index (singbox_worker_get (singbox_session_handle_thread (handle))->sessions,
 			    handle & SINGBOX_SESSION_INDEX_MASK);
 }
 
-/* The record of a handle that may be stale, or 0. */
+/* The record of a handle that may be stale, or 0; on the record's thread. */
 static_always_inline singbox_session_t *
 singbox_session_get_if_valid (u32 handle)
 {
   clib_thread_index_t t = singbox_session_handle_thread (handle);
   singbox_worker_t *wrk;
 
-  if (t >= vec_len (singbox_main.workers))
+  if (t >= vec_len (singbox_main.workers) || (handle & SINGBOX_LEG_HANDLE_FLAG))
     return 0;
+  SINGBOX_ASSERT_OWNER (handle);
   wrk = singbox_worker_get (t);
   if (pool_is_free_index (wrk->sessions, handle & SINGBOX_SESSION_INDEX_MASK))
     return 0;
   return pool_elt_at_index (wrk->sessions, handle & SINGBOX_SESSION_INDEX_MASK);
+}
+
+/* An upstream leg's side context on this thread (see singbox_leg_t). */
+static_always_inline singbox_leg_t *
+singbox_leg_get (u32 handle)
+{
+  ASSERT (handle & SINGBOX_LEG_HANDLE_FLAG);
+  SINGBOX_ASSERT_THREAD ((handle & ~SINGBOX_LEG_HANDLE_FLAG) >> SINGBOX_SESSION_THREAD_SHIFT);
+  return pool_elt_at_index (
+    singbox_worker_get ((handle & ~SINGBOX_LEG_HANDLE_FLAG) >> SINGBOX_SESSION_THREAD_SHIFT)->legs,
+    handle & SINGBOX_SESSION_INDEX_MASK);
 }
 
 /* The API's id: generation << 32 | handle, unique among live sessions and
@@ -290,15 +338,14 @@ singbox_session_id (singbox_session_t *ss)
   return ((u64) ss->generation << 32) | ss->index;
 }
 
-/* The handle an id names, for singbox_session_lock before
- * singbox_session_get_by_id. */
+/* The handle an id names: its thread is the record's. */
 static_always_inline u32
 singbox_session_id_handle (u64 id)
 {
   return (u32) id & ~(1U << 31);
 }
 
-/* Every live record of thread t, its lock held by the caller. */
+/* Every live record of thread t: on t, or on main under the barrier. */
 #define singbox_foreach_session_of_thread(ss, t) pool_foreach (ss, singbox_worker_get (t)->sessions)
 
 /* The table of the session's mode, chosen when it was allocated. */
@@ -318,9 +365,11 @@ singbox_server_counter_inc (singbox_server_counter_t c, u64 n)
 /* singbox.c */
 int singbox_set_log_level (u8 level);
 
-/* singbox_session.c: the per-thread pools */
-singbox_session_t *singbox_session_alloc_on (clib_thread_index_t thread, singbox_mode_t mode);
-void singbox_session_do_on_client_thread (u64 id, void (*fn) (singbox_session_t *ss));
+/* singbox_session.c: messages between threads that are never lost
+ * (session_send_rpc_evt_to_thread_force drops one when the thread's event
+ * queue is full) */
+void singbox_rpc (clib_thread_index_t thread, void (*fn) (void *), void *arg);
+void singbox_rpc_flush (void);
 
 /* singbox_udp.c */
 int singbox_udp_attach (void);

@@ -548,14 +548,22 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_c
   SINGBOX_ASSERT_BARRIER ();
   {
     singbox_worker_t *wrk;
-    u32 in_use = 0, size = 0;
+    u32 in_use = 0, size = 0, legs = 0, deferred = 0;
+    u64 n_deferred = 0;
 
     vec_foreach (wrk, sm->workers)
       {
 	in_use += pool_elts (wrk->sessions);
 	size += pool_len (wrk->sessions);
+	legs += pool_elts (wrk->legs);
+	deferred += vec_len (wrk->deferred);
+	n_deferred += wrk->n_rpc_deferred;
       }
     vlib_cli_output (vm, "  Session records: %u in use, pool size %u", in_use, size);
+    /* singbox_session.c: upstream legs on another thread than their
+     * records; messages that found a thread's event queue full */
+    vlib_cli_output (vm, "  Upstream legs of other threads' records: %u", legs);
+    vlib_cli_output (vm, "  Messages deferred (queue full): %lu, waiting %u", n_deferred, deferred);
     if (vec_len (sm->workers) > 1)
       vec_foreach (wrk, sm->workers)
 	vlib_cli_output (vm, "    thread %u: %u in use, pool size %u", wrk - sm->workers,

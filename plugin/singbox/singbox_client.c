@@ -174,9 +174,7 @@ singbox_client_connect_rpc (void *arg)
   singbox_endpoint_t *ep;
   singbox_session_t *ss;
   u64 id = pointer_to_uword (arg);
-  u32 h = singbox_session_id_handle (id);
 
-  singbox_session_lock (h);
   ss = singbox_session_get_by_id (id);
   if (ss && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REQUEST && !ss->po_closed &&
       !ss->connecting && ss->ao_handle == SESSION_INVALID_HANDLE &&
@@ -187,7 +185,6 @@ singbox_client_connect_rpc (void *arg)
       clib_atomic_fetch_add (&ep->connections, 1);
       singbox_session_connect_to (ss, &ep->addr, ep->is_ip4, ep->port, ep->fib_index);
     }
-  singbox_session_unlock (h);
 }
 
 /* Runs while the accepted session is being set up: decide where it goes
@@ -235,17 +232,15 @@ singbox_client_write_early_data (session_t *s)
       refused = 1;
     }
 
-  /* a pooled connection (its record keeps its pool and lock, taken by
-   * singbox_pool_take), or a record in this thread's pool */
+  /* a pooled connection whose record is in this thread's pool
+   * (singbox_pool_take), or a new record there */
+  SINGBOX_ASSERT_THREAD (s->thread_index);
   ss = 0;
   if (!refused && !bypass && sm->pooling && ep->protocol == SINGBOX_PROTO_SOCKS5 &&
       (ss = singbox_pool_take (ep)))
     ss->from_pool = 1;
   else
-    {
-      singbox_session_lock (singbox_session_handle_make (s->thread_index, 0));
-      ss = singbox_session_alloc (SINGBOX_MODE_CLIENT);
-    }
+    ss = singbox_session_alloc (SINGBOX_MODE_CLIENT);
   if (!ss->from_pool)
     ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING : SINGBOX_SESSION_STATE_SOCKS5_REQUEST;
   ss->po_handle = session_handle (s);
@@ -296,11 +291,10 @@ singbox_client_write_early_data (session_t *s)
      * Through an RPC to this thread: this runs inside tcp-listen, which
      * holds pointers into the TCP connection pools a connect may grow; the
      * RPC runs before the client's ACK can arrive. */
-    session_send_rpc_evt_to_thread_force (s->thread_index, singbox_client_connect_rpc,
-					  uword_to_pointer (singbox_session_id (ss), void *));
+    singbox_rpc (s->thread_index, singbox_client_connect_rpc,
+		 uword_to_pointer (singbox_session_id (ss), void *));
   ss->counted_active = 1;
   clib_atomic_fetch_add (&itf->active, 1);
-  singbox_session_unlock (ss->index);
 
   if (refused)
     return 0;
@@ -314,12 +308,13 @@ singbox_client_write_early_data (session_t *s)
  * The upstream handshake
  */
 
-/* Upstream leg of a proxied flow, on its thread, before it is usable: own
- * fifos for the SOCKS5 handshake (the client's data must not reach the
- * proxy before its reply: sing-box drops bytes pipelined with the
- * request), with greeting, auth and CONNECT already queued. The greeting
- * offers exactly one method, so the pipelined auth can never be misread.
- * Lock held. */
+/* Upstream leg of a proxied flow, before it is usable: own fifos for the
+ * SOCKS5 handshake (the client's data must not reach the proxy before its
+ * reply: sing-box drops bytes pipelined with the request), with greeting,
+ * auth and CONNECT already queued. The greeting offers exactly one method,
+ * so the pipelined auth can never be misread. On the leg's thread, which is
+ * the record's; a leg of another thread has its own fifos already
+ * (singbox_session.c) and gets the handshake written from the record's. */
 int
 singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
 {
@@ -336,14 +331,18 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
     return SESSION_E_ALLOC;
   ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
 
-  smg = app_worker_get_connect_segment_manager (app_worker_get (s->app_wrk_index));
-  if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx, &tx)))
-    return rv;
-  rx->vpp_sh = s->handle;
-  tx->vpp_sh = s->handle;
-  s->rx_fifo = rx;
-  s->tx_fifo = tx;
-  s->flags &= ~SESSION_F_PROXY;
+  if (!ss->ao_remote)
+    {
+      smg = app_worker_get_connect_segment_manager (app_worker_get (s->app_wrk_index));
+      if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx, &tx)))
+	return rv;
+      rx->vpp_sh = s->handle;
+      tx->vpp_sh = s->handle;
+      s->rx_fifo = rx;
+      s->tx_fifo = tx;
+      s->flags &= ~SESSION_F_PROXY;
+    }
+  tx = s->tx_fifo;
   ss->ao_own_tx = tx;
 
   if (ss->upstream_proto == SINGBOX_PROTO_HTTP_CONNECT)
@@ -371,7 +370,7 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
 }
 
 /* HTTP CONNECT to the original destination, with Basic credentials if
- * configured, into the upstream's own tx fifo. Lock held. */
+ * configured, into the upstream's own tx fifo. On the record's thread. */
 static int
 singbox_client_http_start (singbox_session_t *ss, singbox_endpoint_t *ep, svm_fifo_t *tx)
 {
@@ -427,27 +426,17 @@ singbox_client_write_connect (singbox_session_t *ss, svm_fifo_t *tx)
     svm_fifo_enqueue (tx, out.len, out.data);
 }
 
-/* On the upstream leg's thread, after the client leg's accept. */
+/* On the record's thread, after the client leg's accept: cross if the
+ * proxy has answered already. */
 static void
 singbox_client_cross_rpc (void *arg)
 {
-  session_handle_t sh = pointer_to_uword (arg);
-  session_t *s = session_get_from_handle_if_valid (sh);
-  singbox_session_t *ss;
-  u32 h;
+  singbox_session_t *ss = singbox_session_get_by_id (pointer_to_uword (arg));
+  session_t _s, *s;
 
-  if (!s)
-    return;
-  h = s->opaque;
-  singbox_session_lock (h);
-  /* the leg may have gone and its slot been reused since the RPC was sent */
-  if (!(ss = singbox_session_get_if_valid (h)))
-    goto done;
-  if (ss->ao_handle == sh && !ss->crossed && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
-      singbox_client_handshake_done (ss))
+  if (ss && !ss->crossed && ss->state == SINGBOX_SESSION_STATE_SOCKS5_REPLY &&
+      singbox_client_handshake_done (ss) && (s = singbox_ao_session (ss, &_s)))
     singbox_client_cross (s, ss);
-done:
-  singbox_session_unlock (h);
 }
 
 static int
@@ -460,7 +449,6 @@ singbox_client_accept (session_t *s)
 
   s->session_state = SESSION_STATE_READY;
   h = s->opaque;
-  singbox_session_lock (h);
   ss = singbox_session_get (h);
   SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->po_accepted = 1;
@@ -470,12 +458,11 @@ singbox_client_accept (session_t *s)
     {
       /* the upstream was taken from the pool or started at the SYN
        * (singbox_client_connect_rpc), and the proxy may have answered the
-       * CONNECT already (see singbox_client_cross); an RPC even on this
-       * thread, the lock is held */
+       * CONNECT already (see singbox_client_cross); an RPC, not from
+       * inside the accept notification */
       if (!ss->crossed && ss->ao_handle != SESSION_INVALID_HANDLE)
-	session_send_rpc_evt_to_thread_force (session_thread_from_handle (ss->ao_handle),
-					      singbox_client_cross_rpc,
-					      uword_to_pointer (ss->ao_handle, void *));
+	singbox_rpc (ss->po_thread, singbox_client_cross_rpc,
+		     uword_to_pointer (singbox_session_id (ss), void *));
     }
   else if (!ss->bypass)
     {
@@ -485,7 +472,6 @@ singbox_client_accept (session_t *s)
     }
   else
     singbox_session_connect_to (ss, &ss->dst_ip, ss->dst_is_ip4, ss->dst_port, ss->fib_index);
-  singbox_session_unlock (h);
   return 0;
 }
 
@@ -493,7 +479,8 @@ singbox_client_accept (session_t *s)
  * crossed, like server mode. Only once the handshake bytes are all
  * acknowledged (empty tx fifo), since TCP reads unacknowledged data from
  * the fifo. Bytes the destination already sent are moved over. On the
- * upstream's thread, lock held. Returns 0 when crossed. */
+ * record's thread; a leg of another thread crosses on its own thread when
+ * asked (singbox_ao_cross_remote). Returns 0 when crossed. */
 int
 singbox_client_cross (session_t *s, singbox_session_t *ss)
 {
@@ -501,14 +488,14 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
   u8 buf[4096];
   u32 n;
 
-  ASSERT (s->thread_index == vlib_get_thread_index ());
+  SINGBOX_ASSERT_OWNER (ss->index);
   /* A pooled upstream may answer the CONNECT sent at the client's SYN
    * before that handshake completes; until the accept the client leg may
    * still be freed, fifos and all, without a word to us (a SYN then RST
    * crashed VPP here). singbox_client_accept crosses then. */
   if (!ss->po_accepted)
     return -1;
-  if (svm_fifo_max_dequeue (own_tx))
+  if (!ss->ao_remote && svm_fifo_max_dequeue (own_tx))
     {
       svm_fifo_add_want_deq_ntf (own_tx, SVM_FIFO_WANT_DEQ_NOTIF);
       return -1;
@@ -516,6 +503,26 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
   /* a chained server session: its client's success reply goes first */
   if (ss->mode == SINGBOX_MODE_SERVER)
     singbox_server_reply_connected (s, ss);
+  if (ss->ao_remote)
+    {
+      /* what the destination sent so far moves here (we read the leg's
+       * own rx fifo during the handshake), the rest on the leg's thread,
+       * which waits for the handshake's bytes to be acknowledged */
+      while ((n = svm_fifo_max_dequeue (own_rx)))
+	{
+	  n = clib_min (n, sizeof (buf));
+	  n = clib_min (n, svm_fifo_max_enqueue (ss->po_tx_fifo));
+	  if (!n)
+	    break;
+	  svm_fifo_dequeue (own_rx, n, buf);
+	  svm_fifo_enqueue (ss->po_tx_fifo, n, buf);
+	}
+      singbox_client_hs_free (ss);
+      ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
+      ss->deadline = 0;
+      singbox_ao_cross_remote (ss);
+      return 0;
+    }
   while ((n = svm_fifo_max_dequeue (own_rx)))
     {
       n = clib_min (n, sizeof (buf));
@@ -598,7 +605,7 @@ singbox_client_fail (singbox_session_t *ss)
 /* The proxy refused the tunnel (rep: what it said, as a SOCKS5 REP). A
  * server session chained through client mode tells its own client
  * (singbox_server_upstream_failed, which also ends the upstream leg once
- * the reply is out); a flow can only be reset. Lock held. */
+ * the reply is out); a flow can only be reset. On the record's thread. */
 static void
 singbox_client_refused (singbox_session_t *ss, u8 rep)
 {
@@ -625,7 +632,7 @@ singbox_client_note_rtt (singbox_session_t *ss)
 
 /* HTTP CONNECT: the proxy's response. The core consumes the header block
  * and not one byte more: what follows is the destination's and stays in
- * the fifo for singbox_client_cross to move. Lock held. */
+ * the fifo for singbox_client_cross to move. On the record's thread. */
 static void
 singbox_client_http_rx (session_t *s, singbox_session_t *ss)
 {
@@ -662,8 +669,8 @@ singbox_client_http_rx (session_t *s, singbox_session_t *ss)
     }
 }
 
-/* Upstream bytes during the handshake: the proxy's replies. With the lock
- * held, on the upstream's thread. */
+/* Upstream bytes during the handshake: the proxy's replies. On the
+ * record's thread (it reads the leg's own rx fifo, wherever the leg is). */
 void
 singbox_client_upstream_rx (session_t *s, singbox_session_t *ss)
 {
@@ -894,17 +901,15 @@ singbox_client_leg_check_rpc (void *arg)
   singbox_session_t *ss;
   session_t *s;
   u64 id = pointer_to_uword (arg);
-  u32 h = singbox_session_id_handle (id);
 
-  singbox_session_lock (h);
   ss = singbox_session_get_by_id (id);
   if (!ss || ss->po_accepted || ss->po_handle == SESSION_INVALID_HANDLE)
-    goto done;
+    return;
   SINGBOX_ASSERT_THREAD (ss->po_thread);
   s = session_get_from_handle_if_valid (ss->po_handle);
   /* the slot may hold another session by now */
   if (s && s->opaque == ss->index && session_handle (s) != ss->ao_handle)
-    goto done;
+    return;
   SINGBOX_DBG ("session %u: client leg gone before its accept", ss->index);
   ss->po_handle = SESSION_INVALID_HANDLE;
   ss->po_closed = 1;
@@ -915,8 +920,6 @@ singbox_client_leg_check_rpc (void *arg)
     singbox_ao_close (ss); /* its cleanup frees the session */
   else if (!ss->connecting)
     singbox_session_free (ss);
-done:
-  singbox_session_unlock (h);
 }
 
 /* Kill (connect timeout, disconnect-session) of a session whose client leg
@@ -942,8 +945,8 @@ singbox_client_poll (singbox_session_t *ss, f64 now)
   if (!ss->po_accepted && ss->po_handle != SESSION_INVALID_HANDLE && now >= ss->po_check_at)
     {
       ss->po_check_at = now + SINGBOX_UNACCEPTED_CHECK_INTERVAL;
-      session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_client_leg_check_rpc,
-					    uword_to_pointer (singbox_session_id (ss), void *));
+      singbox_rpc (ss->po_thread, singbox_client_leg_check_rpc,
+		   uword_to_pointer (singbox_session_id (ss), void *));
     }
 }
 

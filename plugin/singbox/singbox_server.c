@@ -238,11 +238,9 @@ singbox_po_reply_failure_rpc (void *arg)
   u8 rep = packed >> 56;
   u32 gen = (packed >> 32) & 0xffffff;
 
-  singbox_session_lock (index);
   if ((ss = singbox_session_get_if_valid (index)) && (ss->generation & 0xffffff) == gen &&
       !ss->reply_sent && !ss->po_closed)
     singbox_po_reply_failure (ss, rep);
-  singbox_session_unlock (index);
 }
 
 static void
@@ -253,8 +251,7 @@ singbox_po_reply_failure_on_thread (singbox_session_t *ss, u8 rep)
   if (ss->po_thread == vlib_get_thread_index ())
     singbox_po_reply_failure (ss, rep);
   else
-    session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_po_reply_failure_rpc,
-					  uword_to_pointer (packed, void *));
+    singbox_rpc (ss->po_thread, singbox_po_reply_failure_rpc, uword_to_pointer (packed, void *));
 }
 
 /*
@@ -340,7 +337,7 @@ singbox_server_count_upstream_failure (singbox_session_t *ss)
 }
 
 /* Connect the upstream leg: to the destination, or to the proxy of the
- * client-mode interface it takes. On the client's thread, lock held. */
+ * client-mode interface it takes. On the client's thread. */
 static void
 singbox_server_connect (singbox_session_t *ss)
 {
@@ -408,7 +405,6 @@ singbox_server_reply_owed_rpc (void *arg)
   u8 rep = packed >> 56;
   u32 gen = (packed >> 32) & 0xffffff;
 
-  singbox_session_lock (index);
   if ((ss = singbox_session_get_if_valid (index)) && (ss->generation & 0xffffff) == gen &&
       ss->po_closed && !ss->reply_sent && ss->po_handle != SESSION_INVALID_HANDLE)
     {
@@ -425,7 +421,6 @@ singbox_server_reply_owed_rpc (void *arg)
 	  singbox_ao_close (ss);
 	}
     }
-  singbox_session_unlock (index);
 }
 
 void
@@ -449,8 +444,7 @@ singbox_server_upstream_failed (singbox_session_t *ss, u8 rep)
    * alone until the RPC has written the reply and closed it. */
   ss->po_closed = 1;
   packed = ((u64) rep << 56) | ((u64) (ss->generation & 0xffffff) << 32) | ss->index;
-  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_server_reply_owed_rpc,
-					uword_to_pointer (packed, void *));
+  singbox_rpc (ss->po_thread, singbox_server_reply_owed_rpc, uword_to_pointer (packed, void *));
 }
 
 int
@@ -549,7 +543,7 @@ singbox_handle_request (singbox_session_t *ss, socks5_event_t *ev)
 }
 
 /* The password check's outcome to the client (SOCKS5): 0 if that ended the
- * session. On the client's thread, lock held. */
+ * session. On the client's thread. */
 static int
 singbox_server_auth_result (singbox_session_t *ss, int ok, u32 user_index)
 {
@@ -570,7 +564,7 @@ singbox_server_auth_result (singbox_session_t *ss, int ok, u32 user_index)
   return 1;
 }
 
-/* Feed the bytes received so far to the SOCKS5 core; with the lock held. */
+/* Feed the bytes received so far to the SOCKS5 core; on the client's thread. */
 static void
 singbox_po_handshake (session_t *s, singbox_session_t *ss)
 {
@@ -656,24 +650,20 @@ singbox_server_auth_done (u64 session_id, u32 user_index, int ok)
 {
   singbox_session_t *ss;
   session_t *s;
-  u32 h = singbox_session_id_handle (session_id);
 
-  singbox_session_lock (h);
   ss = singbox_session_get_by_id (session_id);
   if (!ss || !ss->auth_pending)
-    goto done;
+    return;
   SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->auth_pending = 0;
   /* timed out or disconnected meanwhile */
   if (ss->po_closed || ss->state == SINGBOX_SESSION_STATE_CLOSING)
-    goto done;
+    return;
   if (ss->hserver)
     singbox_http_server_auth_done (ss, ok, user_index);
   else if (singbox_server_auth_result (ss, ok, user_index) &&
 	   (s = session_get_from_handle_if_valid (ss->po_handle)))
     singbox_po_handshake (s, ss);
-done:
-  singbox_session_unlock (h);
 }
 
 /*
@@ -716,7 +706,7 @@ singbox_po_accept (session_t *s)
   listener = listen_session_get_from_handle (s->listener_handle);
 
   /* the record goes to this thread's pool, the client leg's */
-  singbox_session_lock (singbox_session_handle_make (s->thread_index, 0));
+  SINGBOX_ASSERT_THREAD (s->thread_index);
   ss = singbox_session_alloc (SINGBOX_MODE_SERVER);
   ss->counted_active = !refused;
   ss->state = refused ? SINGBOX_SESSION_STATE_CLOSING : SINGBOX_SESSION_STATE_GREETING;
@@ -737,7 +727,6 @@ singbox_po_accept (session_t *s)
   ss->proto = clib_mem_alloc (sizeof (*ss->proto));
   socks5_server_init (ss->proto, &cfg);
   s->opaque = ss->index;
-  singbox_session_unlock (ss->index);
 
   s->session_state = SESSION_STATE_READY;
   if (refused)
@@ -750,8 +739,8 @@ singbox_po_accept (session_t *s)
       ss->po_closed = 1;
       /* not from inside the accept notification: the session layer has
        * not finished setting the session up */
-      session_send_rpc_evt_to_thread_force (s->thread_index, singbox_leg_close_rpc,
-					    uword_to_pointer (session_handle (s), void *));
+      singbox_rpc (s->thread_index, singbox_leg_close_rpc,
+		   uword_to_pointer (session_handle (s), void *));
       return 0;
     }
   singbox_server_counter_inc (SINGBOX_SERVER_CTR_ACCEPTED, 1);
@@ -826,11 +815,11 @@ singbox_server_client_rx (session_t *s, singbox_session_t *ss)
 void
 singbox_server_reply_connected (session_t *s, singbox_session_t *ss)
 {
-  transport_endpoint_t rmt = {}, lcl = {};
+  transport_endpoint_t lcl = {};
   socks5_addr_t bnd;
   socks5_out_t out;
 
-  session_get_endpoint (s, &rmt, &lcl);
+  singbox_ao_lcl (ss, s, &lcl);
   if (lcl.is_ip4)
     socks5_addr_set_ip4 (&bnd, lcl.ip.ip4.as_u8, clib_net_to_host_u16 (lcl.port));
   else
@@ -1250,18 +1239,16 @@ singbox_udp_ready_rpc (void *arg)
   socks5_addr_t bnd;
   socks5_out_t out;
   ip46_address_t *ip;
-  u32 h = singbox_session_id_handle (id);
 
-  singbox_session_lock (h);
   ss = singbox_session_get_by_id (id);
   if (!ss || ss->po_closed || ss->state != SINGBOX_SESSION_STATE_CONNECTING ||
       ss->cmd != SOCKS5_CMD_UDP_ASSOCIATE)
-    goto done;
+    return;
   SINGBOX_ASSERT_THREAD (ss->po_thread);
   if (ss->rep)
     {
       singbox_po_reply_failure (ss, ss->rep);
-      goto done;
+      return;
     }
   ip = (!ip46_address_is_zero (&sm->udp_public_address) &&
 	sm->udp_public_is_ip4 == ss->client_is_ip4) ?
@@ -1281,33 +1268,49 @@ singbox_udp_ready_rpc (void *arg)
   ss->deadline = 0;
   ss->last_active = vlib_time_now (vlib_get_main ());
   svm_fifo_dequeue_drop_all (ss->po_rx_fifo);
-done:
-  singbox_session_unlock (h);
 }
 
+/* Main, under the barrier (UDP-ASSOCIATE's listener). */
 void
 singbox_server_udp_ready (singbox_session_t *ss)
 {
-  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_udp_ready_rpc,
-					uword_to_pointer (singbox_session_id (ss), void *));
+  singbox_rpc (ss->po_thread, singbox_udp_ready_rpc,
+	       uword_to_pointer (singbox_session_id (ss), void *));
 }
 
 /*
  * Name resolution finished (main thread): connect on the client's thread.
  */
 
+typedef struct
+{
+  u32 index; /* the record's handle */
+  int rv;
+  ip46_address_t ip;
+  u8 is_ip4;
+} singbox_resolved_t;
+
 static void
 singbox_session_resolved_rpc (void *arg)
 {
-  u64 id = pointer_to_uword (arg);
-  singbox_session_t *ss;
-  u32 h = singbox_session_id_handle (id);
+  singbox_resolved_t *r = arg;
+  singbox_session_t *ss = singbox_session_get_if_valid (r->index);
 
-  singbox_session_lock (h);
-  ss = singbox_session_get_by_id (id);
   if (ss && ss->state == SINGBOX_SESSION_STATE_RESOLVING && !ss->po_closed)
     {
       SINGBOX_ASSERT_THREAD (ss->po_thread);
+      if (r->rv == VNET_API_ERROR_NO_NAME_SERVERS ||
+	  r->rv == VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED)
+	/* our resolver is not configured: a fault of this server, not news
+	 * about the host (RFC 1928 0x01, not 0x04) */
+	ss->rep = socks5_rep_from_reason (SOCKS5_REASON_OTHER);
+      else if (r->rv)
+	ss->rep = socks5_rep_from_reason (SOCKS5_REASON_DNS_FAILURE);
+      else
+	{
+	  ss->dst_ip = r->ip;
+	  ss->dst_is_ip4 = r->is_ip4;
+	}
       if (ss->rep)
 	{
 	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_CONNECT_FAILURES, 1);
@@ -1316,39 +1319,27 @@ singbox_session_resolved_rpc (void *arg)
       else
 	singbox_server_connect (ss);
     }
-  singbox_session_unlock (h);
+  clib_mem_free (r);
 }
 
+/* Main thread, singbox-process (without the barrier): the answer goes to
+ * the record's thread, which alone touches the record. */
 void
 singbox_session_resolved (u32 index, int rv, ip46_address_t *ip, u8 is_ip4)
 {
-  singbox_session_t *ss;
-  u64 id;
+  singbox_resolved_t *r;
 
-  /* main thread, singbox-process: without the barrier */
   SINGBOX_ASSERT_THREAD (0);
-  singbox_session_lock (index);
-  if (!(ss = singbox_session_get_if_valid (index)) ||
-      ss->state != SINGBOX_SESSION_STATE_RESOLVING || ss->po_closed)
-    {
-      singbox_session_unlock (index);
-      return;
-    }
-  if (rv == VNET_API_ERROR_NO_NAME_SERVERS || rv == VNET_API_ERROR_NAME_RESOLUTION_NOT_ENABLED)
-    /* our resolver is not configured: a fault of this server, not news
-     * about the host (RFC 1928 0x01, not 0x04) */
-    ss->rep = socks5_rep_from_reason (SOCKS5_REASON_OTHER);
-  else if (rv)
-    ss->rep = socks5_rep_from_reason (SOCKS5_REASON_DNS_FAILURE);
-  else
-    {
-      ss->dst_ip = *ip;
-      ss->dst_is_ip4 = is_ip4;
-    }
-  id = singbox_session_id (ss);
-  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_session_resolved_rpc,
-					uword_to_pointer (id, void *));
-  singbox_session_unlock (index);
+  if (singbox_session_handle_thread (index) >= vec_len (singbox_main.workers))
+    return;
+  r = clib_mem_alloc (sizeof (*r));
+  clib_memset (r, 0, sizeof (*r));
+  r->index = index;
+  r->rv = rv;
+  if (ip)
+    r->ip = *ip;
+  r->is_ip4 = is_ip4;
+  singbox_rpc (singbox_session_handle_thread (index), singbox_session_resolved_rpc, r);
 }
 
 u8 *

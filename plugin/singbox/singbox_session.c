@@ -13,15 +13,94 @@
  * mode's singbox_session_vft_t, chosen when the session is allocated.
  *
  * Each leg may live on a different thread. A session record lives in the
- * pool of the thread that allocated it, under that pool's lock (singbox.h,
- * "Threads" in plugin/API.md); actions on a leg owned by another thread go
- * through session RPCs. */
+ * pool of its client leg's thread and only that thread touches it (main
+ * too, under the barrier): no lock. An upstream leg that lands on another
+ * thread keeps a side context there (singbox_leg_t) and sends what happens
+ * to it to the record's thread by message; actions on a leg go to the
+ * leg's thread (singbox.h, "Threads" in plugin/API.md). Messages between
+ * threads go through singbox_rpc, which never drops one. */
 
 #include <singbox/singbox.h>
 #include <vnet/tcp/tcp.h>
 #include <singbox/singbox_tcp_ts.h>
 
 #define SINGBOX_TCP_MSS 1460
+
+/*
+ * Messages between threads
+ */
+
+/* Queue fn (arg) on thread's session event queue: what
+ * session_send_rpc_evt_to_thread_force does, except that a full queue is
+ * said (-1) instead of the message being dropped. */
+static int
+singbox_rpc_try (clib_thread_index_t thread, void (*fn) (void *), void *arg)
+{
+  session_worker_t *wrk = session_main_get_worker (thread);
+  svm_msg_q_t *mq = wrk->vpp_event_queue;
+  session_event_t *evt;
+  svm_msg_q_msg_t msg;
+
+  if (PREDICT_FALSE (svm_msg_q_lock (mq)))
+    return -1;
+  if (PREDICT_FALSE (svm_msg_q_or_ring_is_full (mq, SESSION_MQ_IO_EVT_RING)))
+    {
+      svm_msg_q_unlock (mq);
+      return -1;
+    }
+  msg = svm_msg_q_alloc_msg_w_ring (mq, SESSION_MQ_IO_EVT_RING);
+  evt = (session_event_t *) svm_msg_q_msg_data (mq, &msg);
+  evt->rpc_args.fp = fn;
+  evt->rpc_args.arg = arg;
+  evt->event_type = SESSION_CTRL_EVT_RPC;
+  svm_msg_q_add_and_unlock (mq, &msg);
+  if (PREDICT_FALSE (wrk->state == SESSION_WRK_INTERRUPT))
+    vlib_node_set_interrupt_pending (wrk->vm, session_queue_node.index);
+  return 0;
+}
+
+/* Send again, oldest first, what a full queue deferred; on the sender's
+ * thread (each singbox_rpc, and every 0.5 s from singbox-process's
+ * expiry). */
+void
+singbox_rpc_flush (void)
+{
+  singbox_worker_t *wrk = singbox_worker_get (vlib_get_thread_index ());
+  singbox_rpc_deferred_t *d;
+  u32 n = 0;
+
+  vec_foreach (d, wrk->deferred)
+    {
+      if (singbox_rpc_try (d->thread, d->fn, d->arg))
+	break;
+      n++;
+    }
+  if (n)
+    vec_delete (wrk->deferred, n, 0);
+}
+
+/* Run fn (arg) on thread, later (also when it is this thread). A thread's
+ * event queue can be full (a burst of closes with workers): VPP's
+ * session_send_rpc_evt_to_thread_force then drops the message, and a lost
+ * close or end of a leg leaks its session for good. Here it waits in this
+ * thread's deferred list, and everything this thread sends afterwards
+ * waits behind it, so messages keep their order. */
+void
+singbox_rpc (clib_thread_index_t thread, void (*fn) (void *), void *arg)
+{
+  singbox_worker_t *wrk = singbox_worker_get (vlib_get_thread_index ());
+  singbox_rpc_deferred_t *d;
+
+  if (PREDICT_FALSE (vec_len (wrk->deferred)))
+    singbox_rpc_flush ();
+  if (PREDICT_TRUE (!vec_len (wrk->deferred)) && !singbox_rpc_try (thread, fn, arg))
+    return;
+  vec_add2 (wrk->deferred, d, 1);
+  d->thread = thread;
+  d->fn = fn;
+  d->arg = arg;
+  wrk->n_rpc_deferred++;
+}
 
 /* Data enqueued in f is for the leg `to`: make it transmit. */
 void
@@ -63,12 +142,12 @@ format_singbox_session_state (u8 *s, va_list *args)
  * Session records
  */
 
-/* A record in thread's pool, whose lock the caller holds (usually its own
- * thread's: the client leg's). The mode's table of callbacks is chosen
+/* A record in this thread's pool. The mode's table of callbacks is chosen
  * here, once. */
 singbox_session_t *
-singbox_session_alloc_on (clib_thread_index_t thread, singbox_mode_t mode)
+singbox_session_alloc (singbox_mode_t mode)
 {
+  clib_thread_index_t thread = vlib_get_thread_index ();
   singbox_worker_t *wrk = singbox_worker_get (thread);
   singbox_session_t *ss;
 
@@ -81,6 +160,7 @@ singbox_session_alloc_on (clib_thread_index_t thread, singbox_mode_t mode)
   ss->udp_listen_handle = SESSION_INVALID_HANDLE;
   ss->user_index = ~0;
   ss->group_index = ~0;
+  ss->ao_leg = ~0;
   return ss;
 }
 
@@ -95,14 +175,7 @@ singbox_session_release_active (singbox_session_t *ss)
   singbox_session_vft (ss)->release_active (ss);
 }
 
-/* A record of this thread's pool, its lock held. */
-singbox_session_t *
-singbox_session_alloc (singbox_mode_t mode)
-{
-  return singbox_session_alloc_on (vlib_get_thread_index (), mode);
-}
-
-/* With the record's pool's lock held. */
+/* On the record's thread. */
 void
 singbox_session_free (singbox_session_t *ss)
 {
@@ -110,6 +183,7 @@ singbox_session_free (singbox_session_t *ss)
   const singbox_session_vft_t *vft = singbox_session_vft (ss);
   u32 index = ss->index & SINGBOX_SESSION_INDEX_MASK;
 
+  SINGBOX_ASSERT_OWNER (ss->index);
   singbox_session_release_active (ss);
   if (vft->free)
     vft->free (ss);
@@ -118,8 +192,7 @@ singbox_session_free (singbox_session_t *ss)
   pool_put_index (wrk->sessions, index);
 }
 
-/* Look a session up by id, with singbox_session_lock
- * (singbox_session_id_handle (id)) held; the generation guards against a
+/* Look a session up by id, on its thread; the generation guards against a
  * reused slot. */
 singbox_session_t *
 singbox_session_get_by_id (u64 id)
@@ -182,8 +255,7 @@ singbox_leg_do (session_handle_t sh, void (*fn) (void *))
   if (session_thread_from_handle (sh) == vlib_get_thread_index ())
     fn (uword_to_pointer (sh, void *));
   else
-    session_send_rpc_evt_to_thread_force (session_thread_from_handle (sh), fn,
-					  uword_to_pointer (sh, void *));
+    singbox_rpc (session_thread_from_handle (sh), fn, uword_to_pointer (sh, void *));
 }
 
 /* VPP's TCP sends the FIN of a closing leg only once everything before it is
@@ -237,9 +309,8 @@ singbox_ack_probe_rpc (void *arg)
 
 again:
   if (++tries < SINGBOX_ACK_PROBE_TRIES)
-    session_send_rpc_evt_to_thread_force (
-      s->thread_index, singbox_ack_probe_rpc,
-      uword_to_pointer (sh | ((uword) tries << SINGBOX_ACK_PROBE_TRY_SHIFT), void *));
+    singbox_rpc (s->thread_index, singbox_ack_probe_rpc,
+		 uword_to_pointer (sh | ((uword) tries << SINGBOX_ACK_PROBE_TRY_SHIFT), void *));
 }
 
 /* We are closing the client leg after the destination's FIN: make sure the
@@ -297,10 +368,8 @@ singbox_po_end_rpc (session_handle_t sh, int reset)
   if (!s)
     return;
   h = s->opaque;
-  singbox_session_lock (h);
   if ((ss = singbox_session_get_if_valid (h)) && ss->po_handle == sh)
     singbox_po_ending (ss, s);
-  singbox_session_unlock (h);
   (reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc) (uword_to_pointer (sh, void *));
 }
 
@@ -337,9 +406,8 @@ singbox_leg_end (singbox_session_t *ss, int is_po, int reset)
   ss->po_closed = 1;
   if (session_thread_from_handle (sh) != vlib_get_thread_index ())
     {
-      session_send_rpc_evt_to_thread_force (session_thread_from_handle (sh),
-					    reset ? singbox_po_reset_rpc : singbox_po_close_rpc,
-					    uword_to_pointer (sh, void *));
+      singbox_rpc (session_thread_from_handle (sh),
+		   reset ? singbox_po_reset_rpc : singbox_po_close_rpc, uword_to_pointer (sh, void *));
       return;
     }
   if ((s = session_get_from_handle_if_valid (sh)))
@@ -376,8 +444,7 @@ void
 singbox_po_reset_later (singbox_session_t *ss)
 {
   ss->po_closed = 1;
-  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_po_reset_rpc,
-					uword_to_pointer (ss->po_handle, void *));
+  singbox_rpc (ss->po_thread, singbox_po_reset_rpc, uword_to_pointer (ss->po_handle, void *));
 }
 
 /* Write handshake bytes to the client; only before the fifos are crossed or
@@ -409,16 +476,7 @@ singbox_po_fail (singbox_session_t *ss)
  * Upstream connect
  */
 
-static void
-singbox_connect_rpc (void *arg)
-{
-  vnet_connect_args_t *a = arg;
-
-  vnet_connect2 (a);
-  clib_mem_free (a);
-}
-
-/* Called with the record's lock held. */
+/* On the record's thread. */
 void
 singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4, u16 port,
 			    u32 fib_index)
@@ -435,25 +493,17 @@ singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4
   a->api_context = ss->index;
   a->app_index = sm->upstream_app_index;
 
+  SINGBOX_ASSERT_OWNER (ss->index);
   ss->connecting = 1;
   SINGBOX_DBG ("session %u connect %U:%u", ss->index, format_ip46_address, ip, IP46_TYPE_ANY, port);
 
   /* On other threads vnet_connect2 only queues the connect to the connects
-   * thread. On that thread it connects right here, and allocating the
-   * half-open may stop the other workers (vlib_workers_sync in
-   * pool_get_aligned_safe) while one of them spins on the record's lock we
-   * hold: a deadlock that VPP ends with "worker thread deadlock". So there
-   * the connect waits for an RPC, after the lock is released. The outcome
-   * always comes later through singbox_ao_connected. */
-  if (vlib_num_workers () && vlib_get_thread_index () == transport_cl_thread ())
-    {
-      vnet_connect_args_t *c = clib_mem_alloc (sizeof (*c));
-
-      *c = *a;
-      session_send_rpc_evt_to_thread_force (vlib_get_thread_index (), singbox_connect_rpc, c);
-    }
-  else
-    vnet_connect2 (a);
+   * thread; on that thread it connects right here (hs_apps proxy does the
+   * same from its callbacks). It used to wait for an RPC there: allocating
+   * the half-open may stop the other workers at the barrier, while one of
+   * them spun on the record's lock held here. There is no lock any more.
+   * The outcome always comes later, through singbox_ao_connected. */
+  vnet_connect2 (a);
 }
 
 static int
@@ -465,7 +515,6 @@ singbox_po_rx (session_t *s)
   svm_fifo_t *f = s->rx_fifo;
 
   h = s->opaque;
-  singbox_session_lock (h);
   ss = singbox_session_get (h);
   SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->last_active = vlib_time_now (vlib_get_main ());
@@ -473,13 +522,11 @@ singbox_po_rx (session_t *s)
     {
       /* the mode's handshake, or data waiting for the upstream */
       ao_handle = singbox_session_vft (ss)->client_rx (s, ss);
-      singbox_session_unlock (h);
       if (ao_handle != SESSION_INVALID_HANDLE)
 	singbox_relay_kick (f, ao_handle);
       return 0;
     }
   ao_handle = ss->ao_handle;
-  singbox_session_unlock (h);
   singbox_relay_rx (f, ao_handle);
   return 0;
 }
@@ -493,37 +540,36 @@ singbox_force_ack_rpc (void *arg)
     tcp_send_ack ((tcp_connection_t *) session_get_transport (s));
 }
 
-/* Space was freed in a tx fifo: the other leg may reopen its window. */
-static int
-singbox_leg_tx (session_t *s, int is_po)
+/* Space was freed in s's tx fifo: once there is enough, the other leg
+ * (`other`, when relaying) may reopen its window. */
+static void
+singbox_leg_tx (session_t *s, session_handle_t other)
 {
-  u32 h;
-  singbox_session_t *ss;
-  session_handle_t other;
   u32 min_free;
 
   min_free = clib_min (svm_fifo_size (s->tx_fifo) >> 3, 128 << 10);
   if (svm_fifo_max_enqueue (s->tx_fifo) < min_free)
     {
       svm_fifo_add_want_deq_ntf (s->tx_fifo, SVM_FIFO_WANT_DEQ_NOTIF);
-      return 0;
+      return;
     }
-  h = s->opaque;
-  singbox_session_lock (h);
-  ss = singbox_session_get (h);
-  other = ss->state == SINGBOX_SESSION_STATE_ESTABLISHED ? (is_po ? ss->ao_handle : ss->po_handle) :
-							   SESSION_INVALID_HANDLE;
-  singbox_session_unlock (h);
-  if (other != SESSION_INVALID_HANDLE)
-    session_send_rpc_evt_to_thread (session_thread_from_handle (other), singbox_force_ack_rpc,
-				    uword_to_pointer (other, void *));
-  return 0;
+  if (other == SESSION_INVALID_HANDLE)
+    return;
+  if (session_thread_from_handle (other) == vlib_get_thread_index ())
+    singbox_force_ack_rpc (uword_to_pointer (other, void *));
+  else
+    singbox_rpc (session_thread_from_handle (other), singbox_force_ack_rpc,
+		 uword_to_pointer (other, void *));
 }
 
 static int
 singbox_po_tx (session_t *s)
 {
-  return singbox_leg_tx (s, 1);
+  singbox_session_t *ss = singbox_session_get (s->opaque);
+
+  singbox_leg_tx (s, ss->state == SINGBOX_SESSION_STATE_ESTABLISHED ? ss->ao_handle :
+								      SESSION_INVALID_HANDLE);
+  return 0;
 }
 
 /* Both directions have seen FIN: close what is still open. */
@@ -547,7 +593,6 @@ singbox_po_disconnect (session_t *s)
   singbox_session_t *ss;
 
   h = s->opaque;
-  singbox_session_lock (h);
   ss = singbox_session_get (h);
   SINGBOX_ASSERT_THREAD (ss->po_thread);
   SINGBOX_DBG ("session %u: client FIN (state %U)", ss->index, format_singbox_session_state,
@@ -574,7 +619,6 @@ singbox_po_disconnect (session_t *s)
       ss->state = SINGBOX_SESSION_STATE_CLOSING;
       singbox_po_close (ss);
     }
-  singbox_session_unlock (h);
 }
 
 static void
@@ -584,13 +628,11 @@ singbox_po_reset_cb (session_t *s)
   singbox_session_t *ss;
 
   h = s->opaque;
-  singbox_session_lock (h);
   ss = singbox_session_get (h);
   SINGBOX_ASSERT_THREAD (ss->po_thread);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_po_close (ss);
   singbox_ao_reset (ss);
-  singbox_session_unlock (h);
 }
 
 static void
@@ -600,7 +642,6 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   singbox_session_t *ss;
 
   h = s->opaque;
-  singbox_session_lock (h);
   ss = singbox_session_get (h);
   SINGBOX_ASSERT_THREAD (ss->po_thread);
   if (ntf == SESSION_CLEANUP_TRANSPORT)
@@ -620,7 +661,6 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
       /* the transport is gone: make sure the upstream leg follows */
       if (!ss->ao_fin || !ss->po_fin)
 	singbox_ao_close (ss);
-      singbox_session_unlock (h);
       return;
     }
   ss->po_handle = SESSION_INVALID_HANDLE;
@@ -631,7 +671,6 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   singbox_session_release_active (ss);
   if (ss->ao_handle == SESSION_INVALID_HANDLE && !ss->connecting)
     singbox_session_free (ss);
-  singbox_session_unlock (h);
 }
 
 /* Grow a fifo that keeps filling up, shrink it as it drains, while its
@@ -719,12 +758,156 @@ singbox_session_cross_fifos (session_t *s, singbox_session_t *ss)
 
 /*
  * Upstream leg (active open) callbacks
+ *
+ * The upstream leg lands on the thread whose rx queue takes the SYN-ACK.
+ * On the record's thread its callbacks work on the record directly. On
+ * another thread (workers polling different interfaces, RSS) the leg gets
+ * fifos of its own and a singbox_leg_t in that thread's pool, and each of
+ * its callbacks becomes a message to the record's thread
+ * (singbox_leg_msg_rpc), which does there what the callback does for a
+ * local leg, with a stand-in for the session (singbox_ao_session). Once the
+ * handshake is over the record's thread asks the leg's thread to take the
+ * client's fifos, crossed (singbox_leg_cross_rpc); from then on the leg
+ * relays by itself: its rx and tx notifications only kick the client leg.
+ * The leg's fifos stay allocated until the record's thread has seen it
+ * closed, since that thread reads them while the handshake runs.
  */
+
+/* what a leg of another thread tells the record's thread */
+typedef enum
+{
+  SINGBOX_LEG_EV_CONNECTED,
+  SINGBOX_LEG_EV_FAILED,
+  SINGBOX_LEG_EV_RX,
+  SINGBOX_LEG_EV_FIN,
+  SINGBOX_LEG_EV_RESET,
+  SINGBOX_LEG_EV_GONE, /* its transport went */
+  SINGBOX_LEG_EV_CLOSED,
+} singbox_leg_event_t;
+
+typedef struct
+{
+  u32 owner; /* the record's handle */
+  u32 leg;   /* the leg's singbox_leg_t on its thread */
+  session_handle_t ao_handle;
+  u8 event;	  /* singbox_leg_event_t */
+  u8 crossed;	  /* CLOSED: the leg had the client's fifos */
+  u8 po_fin;	  /* CROSS: pass the client's FIN on */
+  u32 err;	  /* FAILED: session_error_t */
+  svm_fifo_t *rx; /* CONNECTED, CLOSED, FREE: the leg's own fifos; CROSS: the client's */
+  svm_fifo_t *tx;
+  session_handle_t po_handle; /* CROSS */
+  transport_endpoint_t lcl;   /* CONNECTED */
+} singbox_leg_msg_t;
+
+static void singbox_leg_msg_rpc (void *arg);
+
+static singbox_leg_msg_t *
+singbox_leg_msg (u32 owner, u32 leg, session_handle_t ao_handle, u8 event)
+{
+  singbox_leg_msg_t *m = clib_mem_alloc (sizeof (*m));
+
+  clib_memset (m, 0, sizeof (*m));
+  m->owner = owner;
+  m->leg = leg;
+  m->ao_handle = ao_handle;
+  m->event = event;
+  return m;
+}
+
+static void
+singbox_leg_send (singbox_leg_msg_t *m)
+{
+  singbox_rpc (singbox_session_handle_thread (m->owner), singbox_leg_msg_rpc, m);
+}
+
+/* A leg of another thread tells its record what happened to it. */
+static void
+singbox_leg_tell (session_t *s, u8 event)
+{
+  singbox_leg_t *leg = singbox_leg_get (s->opaque);
+
+  singbox_leg_send (singbox_leg_msg (leg->owner, s->opaque, leg->ao_handle, event));
+}
+
+/* The upstream leg as the record's thread sees it: the session itself on
+ * this thread; for a leg of another thread a stand-in with what the modes'
+ * hooks read, its handle and its fifos (its own ones until crossed, which
+ * stay allocated until its CLOSED message). 0 when the leg is gone. */
+session_t *
+singbox_ao_session (singbox_session_t *ss, session_t *tmp)
+{
+  SINGBOX_ASSERT_OWNER (ss->index);
+  if (ss->ao_handle == SESSION_INVALID_HANDLE)
+    return 0;
+  if (!ss->ao_remote)
+    return session_get_from_handle_if_valid (ss->ao_handle);
+  clib_memset (tmp, 0, sizeof (*tmp));
+  tmp->handle = ss->ao_handle;
+  tmp->session_state = SESSION_STATE_READY;
+  tmp->opaque = ss->index;
+  tmp->app_wrk_index = APP_INVALID_INDEX;
+  tmp->rx_fifo = ss->crossed ? ss->po_tx_fifo : ss->ao_own_rx;
+  tmp->tx_fifo = ss->crossed ? ss->po_rx_fifo : ss->ao_own_tx;
+  return tmp;
+}
+
+/* The upstream leg's local endpoint (the server's BND.ADDR, BND.PORT). */
+void
+singbox_ao_lcl (singbox_session_t *ss, session_t *s, transport_endpoint_t *lcl)
+{
+  transport_endpoint_t rmt = {};
+
+  if (!ss->ao_remote)
+    {
+      session_get_endpoint (s, &rmt, lcl);
+      return;
+    }
+  lcl->ip = ss->ao_lcl_ip;
+  lcl->port = ss->ao_lcl_port;
+  lcl->is_ip4 = ss->ao_lcl_is_ip4;
+}
 
 /* Runs on the upstream's thread right after the TCP handshake, before the
  * session is usable: the mode attaches the client's fifos crossed (server
  * mode writes its success reply first, ahead of anything the destination
- * may send) or gives the leg fifos of its own for a handshake. */
+ * may send) or gives the leg fifos of its own for a handshake. A leg of
+ * another thread always gets fifos of its own (singbox_leg_alloc_fifos). */
+static int
+singbox_leg_alloc_fifos (session_t *s)
+{
+  singbox_worker_t *wrk = singbox_worker_get (s->thread_index);
+  segment_manager_t *smg;
+  svm_fifo_t *rx = 0, *tx = 0;
+  singbox_leg_t *leg;
+  int rv;
+
+  SINGBOX_ASSERT_THREAD (s->thread_index);
+  smg = app_worker_get_connect_segment_manager (app_worker_get (s->app_wrk_index));
+  if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx, &tx)))
+    return rv;
+  rx->vpp_sh = s->handle;
+  tx->vpp_sh = s->handle;
+  s->rx_fifo = rx;
+  s->tx_fifo = tx;
+  s->flags &= ~SESSION_F_PROXY;
+  pool_get_zero (wrk->legs, leg);
+  leg->owner = s->opaque;
+  leg->ao_handle = s->handle;
+  leg->po_handle = SESSION_INVALID_HANDLE;
+  s->opaque = SINGBOX_LEG_HANDLE_FLAG | singbox_session_handle_make (s->thread_index, leg - wrk->legs);
+  return 0;
+}
+
+/* The upstream leg is on another thread than its record (always so with
+ * singbox_main.test_remote_upstream, which tests that path without workers). */
+static_always_inline int
+singbox_ao_is_remote (u32 owner, clib_thread_index_t thread)
+{
+  return singbox_session_handle_thread (owner) != thread ||
+	 PREDICT_FALSE (singbox_main.test_remote_upstream);
+}
+
 static int
 singbox_ao_alloc_fifos (session_t *s)
 {
@@ -736,142 +919,169 @@ singbox_ao_alloc_fifos (session_t *s)
   /* before TCP acks the SYN-ACK: see singbox_tcp_ts.h */
   singbox_tcp_ts_monotonic (s, 0);
   h = s->opaque;
-  singbox_session_lock (h);
+  if (singbox_ao_is_remote (h, s->thread_index))
+    return singbox_leg_alloc_fifos (s);
   ss = singbox_session_get (h);
   if (!ss->pooled && (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE))
-    {
-      singbox_session_unlock (h);
-      return SESSION_E_ALLOC;
-    }
+    return SESSION_E_ALLOC;
 
   rv = singbox_session_vft (ss)->upstream_fifos (s, ss, &cross);
   if (!rv && cross)
     singbox_session_cross_fifos (s, ss);
-  singbox_session_unlock (h);
   return rv;
+}
+
+/* The connect failed; on the record's thread. */
+static void
+singbox_ao_connect_failed (singbox_session_t *ss, session_error_t err)
+{
+  ss->connecting = 0;
+  SINGBOX_DBG ("session %u connect failed: %U", ss->index, format_session_error, err);
+  if (ss->po_handle == SESSION_INVALID_HANDLE)
+    singbox_session_free (ss);
+  else
+    singbox_session_vft (ss)->upstream_connect_failed (ss, err);
+}
+
+/* The upstream leg s is connected and usable; on the record's thread. */
+static void
+singbox_ao_up (singbox_session_t *ss, session_t *s)
+{
+  const singbox_session_vft_t *vft = singbox_session_vft (ss);
+
+  if (ss->po_closed)
+    {
+      /* the client left while we connected */
+      singbox_ao_close (ss);
+      return;
+    }
+  if (vft->upstream_connected && vft->upstream_connected (s, ss))
+    return;
+  ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
+  ss->deadline = 0;
+  ss->last_active = vlib_time_now (vlib_get_main ());
+
+  /* server mode: its reply queued with the upstream's fifos */
+  session_program_tx_io_evt (ss->po_handle, SESSION_IO_EVT_TX);
+  /* Data the client pipelined after its request. If it filled the fifo
+   * while we resolved or connected, the client saw a zero window: the
+   * dequeue notification reopens it rather than the client's persist timer.
+   * A leg of another thread does this once it has crossed. */
+  if (!ss->ao_remote)
+    singbox_relay_rx (s->tx_fifo, s->handle);
 }
 
 static int
 singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error_t err)
 {
-  u32 h;
-  const singbox_session_vft_t *vft;
+  singbox_leg_msg_t *m;
+  transport_endpoint_t rmt = {};
   singbox_session_t *ss;
-  session_handle_t po_handle;
-
-  h = opaque;
-  singbox_session_lock (h);
-  ss = singbox_session_get (h);
-  ss->connecting = 0;
 
   if (err)
     {
-      SINGBOX_DBG ("session %u connect failed: %U", ss->index, format_session_error, err);
-      if (ss->po_handle == SESSION_INVALID_HANDLE)
-	singbox_session_free (ss);
-      else
-	singbox_session_vft (ss)->upstream_connect_failed (ss, err);
-      singbox_session_unlock (h);
+      /* on the connects thread */
+      if (singbox_session_handle_thread (opaque) != vlib_get_thread_index ())
+	{
+	  m = singbox_leg_msg (opaque, ~0, SESSION_INVALID_HANDLE, SINGBOX_LEG_EV_FAILED);
+	  m->err = err;
+	  singbox_leg_send (m);
+	  return 0;
+	}
+      singbox_ao_connect_failed (singbox_session_get (opaque), err);
       return 0;
     }
 
+  if (s->opaque & SINGBOX_LEG_HANDLE_FLAG)
+    {
+      m = singbox_leg_msg (opaque, s->opaque, s->handle, SINGBOX_LEG_EV_CONNECTED);
+      m->rx = s->rx_fifo;
+      m->tx = s->tx_fifo;
+      session_get_endpoint (s, &rmt, &m->lcl);
+      singbox_leg_send (m);
+      return 0;
+    }
+
+  ss = singbox_session_get (opaque);
+  ss->connecting = 0;
   ss->ao_handle = session_handle (s);
   s->opaque = ss->index;
-  if (ss->po_closed)
-    {
-      /* the client left while we connected */
-      singbox_ao_close (ss);
-      singbox_session_unlock (h);
-      return 0;
-    }
-  vft = singbox_session_vft (ss);
-  if (vft->upstream_connected && vft->upstream_connected (s, ss))
-    {
-      singbox_session_unlock (h);
-      return 0;
-    }
-  ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
-  ss->deadline = 0;
-  ss->last_active = vlib_time_now (vlib_get_main ());
-  po_handle = ss->po_handle;
-  singbox_session_unlock (h);
-
-  /* server mode: its reply queued in singbox_ao_alloc_fifos */
-  session_program_tx_io_evt (po_handle, SESSION_IO_EVT_TX);
-  /* Data the client pipelined after its request. If it filled the fifo
-   * while we resolved or connected, the client saw a zero window: the
-   * dequeue notification reopens it rather than the client's persist timer. */
-  singbox_relay_rx (s->tx_fifo, s->handle);
+  singbox_ao_up (ss, s);
   return 0;
+}
+
+/* The upstream sent; on the record's thread. */
+static void
+singbox_ao_rx_owner (singbox_session_t *ss, session_t *s)
+{
+  const singbox_session_vft_t *vft = singbox_session_vft (ss);
+
+  ss->last_active = vlib_time_now (vlib_get_main ());
+  if (PREDICT_FALSE (ss->state != SINGBOX_SESSION_STATE_ESTABLISHED) && vft->upstream_rx &&
+      vft->upstream_rx (s, ss))
+    return;
+  SINGBOX_DBG ("session %u: upstream rx %u", ss->index, svm_fifo_max_dequeue (s->rx_fifo));
+  singbox_relay_rx (s->rx_fifo, ss->po_handle);
 }
 
 static int
 singbox_ao_rx (session_t *s)
 {
-  u32 h;
-  svm_fifo_t *f = s->rx_fifo; /* the client's tx fifo */
-  const singbox_session_vft_t *vft;
-  singbox_session_t *ss;
-  session_handle_t po_handle;
+  singbox_leg_t *leg;
 
   if (s->session_state >= SESSION_STATE_APP_CLOSED)
     return -1;
-  h = s->opaque;
-  singbox_session_lock (h);
-  ss = singbox_session_get (h);
-  ss->last_active = vlib_time_now (vlib_get_main ());
-  vft = singbox_session_vft (ss);
-  if (PREDICT_FALSE (ss->state != SINGBOX_SESSION_STATE_ESTABLISHED) && vft->upstream_rx &&
-      vft->upstream_rx (s, ss))
+  if (s->opaque & SINGBOX_LEG_HANDLE_FLAG)
     {
-      singbox_session_unlock (h);
+      leg = singbox_leg_get (s->opaque);
+      if (leg->crossed)
+	singbox_relay_rx (s->rx_fifo, leg->po_handle);
+      else if (!leg->cross_wanted)
+	/* the handshake's replies, read on the record's thread */
+	singbox_leg_tell (s, SINGBOX_LEG_EV_RX);
       return 0;
     }
-  po_handle = ss->po_handle;
-  SINGBOX_DBG ("session %u: upstream rx %u", ss->index, svm_fifo_max_dequeue (f));
-  singbox_session_unlock (h);
-  singbox_relay_rx (f, po_handle);
+  singbox_ao_rx_owner (singbox_session_get (s->opaque), s);
   return 0;
 }
+
+static void singbox_leg_try_cross (session_t *s, singbox_leg_t *leg);
 
 static int
 singbox_ao_tx (session_t *s)
 {
-  u32 h;
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
+  singbox_leg_t *leg;
 
-  h = s->opaque;
-  singbox_session_lock (h);
-  ss = singbox_session_get (h);
-  vft = singbox_session_vft (ss);
-  if (vft->upstream_tx && vft->upstream_tx (s, ss))
+  if (s->opaque & SINGBOX_LEG_HANDLE_FLAG)
     {
-      singbox_session_unlock (h);
+      leg = singbox_leg_get (s->opaque);
+      if (leg->cross_wanted)
+	singbox_leg_try_cross (s, leg);
+      else if (leg->crossed)
+	singbox_leg_tx (s, leg->established ? leg->po_handle : SESSION_INVALID_HANDLE);
       return 0;
     }
-  singbox_session_unlock (h);
-  return singbox_leg_tx (s, 0);
+  ss = singbox_session_get (s->opaque);
+  vft = singbox_session_vft (ss);
+  if (vft->upstream_tx && vft->upstream_tx (s, ss))
+    return 0;
+  singbox_leg_tx (s, ss->state == SINGBOX_SESSION_STATE_ESTABLISHED ? ss->po_handle :
+								      SESSION_INVALID_HANDLE);
+  return 0;
 }
 
-/* The destination sent FIN. */
+/* The destination sent FIN; on the record's thread. */
 static void
-singbox_ao_disconnect (session_t *s)
+singbox_ao_fin_owner (singbox_session_t *ss, session_t *s)
 {
-  u32 h;
   const singbox_session_vft_t *vft;
-  singbox_session_t *ss;
 
-  h = s->opaque;
-  singbox_session_lock (h);
-  ss = singbox_session_get (h);
   SINGBOX_DBG ("session %u: upstream FIN", ss->index);
   vft = singbox_session_vft (ss);
   if (vft->upstream_fin && vft->upstream_fin (s, ss))
-    {
-      singbox_session_unlock (h);
-      return;
-    }
+    return;
   ss->ao_fin = 1;
   singbox_relay_kick (s->rx_fifo, ss->po_handle);
   if (!ss->po_closed)
@@ -881,24 +1091,35 @@ singbox_ao_disconnect (session_t *s)
   singbox_session_maybe_finish (ss);
   if (vft->probe_client_ack && ss->po_handle != SESSION_INVALID_HANDLE)
     singbox_po_ack_probe (ss->po_handle);
-  singbox_session_unlock (h);
 }
 
 static void
-singbox_ao_reset_cb (session_t *s)
+singbox_ao_disconnect (session_t *s)
 {
-  u32 h;
-  singbox_session_t *ss;
+  if (s->opaque & SINGBOX_LEG_HANDLE_FLAG)
+    singbox_leg_tell (s, SINGBOX_LEG_EV_FIN);
+  else
+    singbox_ao_fin_owner (singbox_session_get (s->opaque), s);
+}
 
-  h = s->opaque;
-  singbox_session_lock (h);
-  ss = singbox_session_get (h);
+/* The destination reset; on the record's thread. */
+static void
+singbox_ao_reset_owner (singbox_session_t *ss)
+{
   if (singbox_session_vft (ss)->upstream_reset)
     singbox_session_vft (ss)->upstream_reset (ss);
   ss->state = SINGBOX_SESSION_STATE_CLOSING;
   singbox_ao_close (ss);
   singbox_po_reset (ss);
-  singbox_session_unlock (h);
+}
+
+static void
+singbox_ao_reset_cb (session_t *s)
+{
+  if (s->opaque & SINGBOX_LEG_HANDLE_FLAG)
+    singbox_leg_tell (s, SINGBOX_LEG_EV_RESET);
+  else
+    singbox_ao_reset_owner (singbox_session_get (s->opaque));
 }
 
 static void
@@ -907,11 +1128,9 @@ singbox_postponed_free_rpc (void *arg)
   u32 h = pointer_to_uword (arg);
   singbox_session_t *ss;
 
-  singbox_session_lock (h);
   ss = singbox_session_get (h);
   segment_manager_dealloc_fifos (ss->po_rx_fifo, ss->po_tx_fifo);
   singbox_session_free (ss);
-  singbox_session_unlock (h);
 }
 
 /* The upstream's transport is gone (e.g. it sent FIN, then answered our
@@ -920,16 +1139,11 @@ singbox_postponed_free_rpc (void *arg)
  * fill its rx fifo, which nobody reads now, and hang on a zero window until
  * the idle timeout. Drop that data and end the client leg, as a closed
  * socket would: reset it unless upstream data is still queued for it; then
- * a FIN keeps that data, and po_rx drops what the client still sends. */
+ * a FIN keeps that data, and po_rx drops what the client still sends. On
+ * the record's thread. */
 static void
-singbox_ao_transport_gone (session_t *s)
+singbox_ao_transport_gone (singbox_session_t *ss)
 {
-  u32 h;
-  singbox_session_t *ss;
-
-  h = s->opaque;
-  singbox_session_lock (h);
-  ss = singbox_session_get (h);
   if (ss->crossed && !ss->po_closed && !ss->po_fin && ss->po_handle != SESSION_INVALID_HANDLE)
     {
       SINGBOX_DBG ("session %u: upstream gone, client still sending", ss->index);
@@ -942,50 +1156,294 @@ singbox_ao_transport_gone (session_t *s)
       else
 	singbox_po_reset (ss);
     }
-  singbox_session_unlock (h);
 }
 
+/* The upstream leg is freed: the record goes if the client leg went too,
+ * else the client leg follows. On the record's thread. */
 static void
-singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
+singbox_ao_closed_owner (singbox_session_t *ss)
 {
-  u32 h;
-  singbox_session_t *ss;
-
-  if (ntf == SESSION_CLEANUP_TRANSPORT)
-    {
-      singbox_ao_transport_gone (s);
-      return;
-    }
-
-  h = s->opaque;
-  singbox_session_lock (h);
-  ss = singbox_session_get (h);
   ss->ao_handle = SESSION_INVALID_HANDLE;
   ss->ao_closed = 1;
-  /* the fifo's owner was switched to this leg while crossed */
-  if (ss->crossed)
-    ss->po_rx_fifo->master_thread_index = ss->po_tx_fifo->master_thread_index;
+  ss->ao_remote = 0;
+  ss->ao_own_rx = 0;
+  ss->ao_own_tx = 0;
   if (ss->po_handle == SESSION_INVALID_HANDLE)
-    {
-      if (ss->crossed && ss->po_tx_fifo->master_thread_index != s->thread_index)
-	{
-	  /* fifos must be freed on the thread that allocated them */
-	  s->rx_fifo = 0;
-	  s->tx_fifo = 0;
-	  session_send_rpc_evt_to_thread (ss->po_tx_fifo->master_thread_index,
-					  singbox_postponed_free_rpc,
-					  uword_to_pointer (ss->index, void *));
-	}
-      else
-	singbox_session_free (ss);
-    }
+    singbox_session_free (ss);
   else if (!ss->po_closed)
     {
       /* upstream gone for good: finish the client leg too */
       if (!ss->ao_fin)
 	singbox_po_reset (ss);
     }
-  singbox_session_unlock (h);
+}
+
+static void
+singbox_ao_cleanup (session_t *s, session_cleanup_ntf_t ntf)
+{
+  singbox_session_t *ss;
+  singbox_leg_msg_t *m;
+  singbox_leg_t *leg;
+  u32 h;
+
+  if (s->opaque & SINGBOX_LEG_HANDLE_FLAG)
+    {
+      if (ntf == SESSION_CLEANUP_TRANSPORT)
+	{
+	  singbox_leg_tell (s, SINGBOX_LEG_EV_GONE);
+	  return;
+	}
+      leg = singbox_leg_get (s->opaque);
+      m = singbox_leg_msg (leg->owner, s->opaque, leg->ao_handle, SINGBOX_LEG_EV_CLOSED);
+      m->crossed = leg->crossed;
+      if (leg->crossed)
+	/* the client's fifos, freed by the record's thread, which allocated
+	 * them; the rx one's owner was switched to this leg while crossed */
+	leg->po_rx_fifo->master_thread_index = leg->po_tx_fifo->master_thread_index;
+      else
+	{
+	  /* its own ones, which the record's thread may still read: it
+	   * sends them back to be freed here (singbox_leg_free_fifos_rpc) */
+	  m->rx = s->rx_fifo;
+	  m->tx = s->tx_fifo;
+	}
+      s->rx_fifo = 0;
+      s->tx_fifo = 0;
+      pool_put (singbox_worker_get (s->thread_index)->legs, leg);
+      singbox_leg_send (m);
+      return;
+    }
+
+  h = s->opaque;
+  ss = singbox_session_get (h);
+  if (ntf == SESSION_CLEANUP_TRANSPORT)
+    {
+      singbox_ao_transport_gone (ss);
+      return;
+    }
+  /* the fifo's owner was switched to this leg while crossed */
+  if (ss->crossed)
+    ss->po_rx_fifo->master_thread_index = ss->po_tx_fifo->master_thread_index;
+  if (ss->po_handle == SESSION_INVALID_HANDLE && ss->crossed &&
+      ss->po_tx_fifo->master_thread_index != s->thread_index)
+    {
+      /* fifos must be freed on the thread that allocated them */
+      s->rx_fifo = 0;
+      s->tx_fifo = 0;
+      ss->ao_handle = SESSION_INVALID_HANDLE;
+      ss->ao_closed = 1;
+      singbox_rpc (ss->po_tx_fifo->master_thread_index, singbox_postponed_free_rpc,
+		   uword_to_pointer (ss->index, void *));
+      return;
+    }
+  singbox_ao_closed_owner (ss);
+}
+
+/*
+ * A leg of another thread: its messages on the record's thread, and what
+ * the record's thread asks of it on the leg's
+ */
+
+/* On the leg's thread: free the own fifos of a leg that is gone, once the
+ * record's thread is done with them. */
+static void
+singbox_leg_free_fifos_rpc (void *arg)
+{
+  singbox_leg_msg_t *m = arg;
+
+  segment_manager_dealloc_fifos (m->rx, m->tx);
+  clib_mem_free (m);
+}
+
+/* On the leg's thread: take the client's fifos, crossed, once the
+ * handshake's bytes are all acknowledged (TCP reads unacknowledged data
+ * from the fifo); bytes the destination sent meanwhile move over. */
+static void
+singbox_leg_try_cross (session_t *s, singbox_leg_t *leg)
+{
+  svm_fifo_t *own_rx = s->rx_fifo, *own_tx = s->tx_fifo;
+  u8 buf[4096];
+  u32 n;
+
+  if (svm_fifo_max_dequeue (own_tx))
+    {
+      svm_fifo_add_want_deq_ntf (own_tx, SVM_FIFO_WANT_DEQ_NOTIF);
+      return;
+    }
+  while ((n = svm_fifo_max_dequeue (own_rx)))
+    {
+      n = clib_min (n, sizeof (buf));
+      n = clib_min (n, svm_fifo_max_enqueue (leg->po_tx_fifo));
+      if (!n)
+	break;
+      svm_fifo_dequeue (own_rx, n, buf);
+      svm_fifo_enqueue (leg->po_tx_fifo, n, buf);
+    }
+  leg->po_rx_fifo->vpp_sh = s->handle;
+  leg->po_rx_fifo->refcnt++;
+  leg->po_tx_fifo->refcnt++;
+  s->rx_fifo = leg->po_tx_fifo;
+  s->tx_fifo = leg->po_rx_fifo;
+  s->flags |= SESSION_F_PROXY;
+  leg->crossed = 1;
+  leg->cross_wanted = 0;
+  leg->established = 1;
+  /* its own fifos: the record's thread stopped reading them when it asked
+   * for the crossing */
+  segment_manager_dealloc_fifos (own_rx, own_tx);
+
+  /* client data waiting, and destination data moved */
+  singbox_relay_rx (s->tx_fifo, s->handle);
+  singbox_relay_kick (s->rx_fifo, leg->po_handle);
+  if (leg->po_fin)
+    {
+      vnet_shutdown_args_t a = {
+	.handle = s->handle,
+	.app_index = singbox_main.upstream_app_index,
+      };
+      vnet_shutdown_session (&a);
+    }
+}
+
+static void
+singbox_leg_cross_rpc (void *arg)
+{
+  singbox_leg_msg_t *m = arg;
+  session_t *s = session_get_from_handle_if_valid (m->ao_handle);
+  singbox_leg_t *leg;
+
+  /* gone meanwhile: its CLOSED message tells the record */
+  if (s && s->opaque == m->leg && s->session_state < SESSION_STATE_TRANSPORT_CLOSING)
+    {
+      leg = singbox_leg_get (m->leg);
+      leg->po_rx_fifo = m->rx;
+      leg->po_tx_fifo = m->tx;
+      leg->po_handle = m->po_handle;
+      leg->po_fin = m->po_fin;
+      leg->cross_wanted = 1;
+      singbox_leg_try_cross (s, leg);
+    }
+  clib_mem_free (m);
+}
+
+/* On the record's thread: the handshake is over, the upstream leg of
+ * another thread is to relay on the client's fifos (singbox_leg_try_cross).
+ * From here the record's thread no longer touches the leg's own fifos. */
+void
+singbox_ao_cross_remote (singbox_session_t *ss)
+{
+  singbox_leg_msg_t *m;
+
+  ASSERT (ss->ao_remote);
+  ss->crossed = 1;
+  m = singbox_leg_msg (ss->index, ss->ao_leg, ss->ao_handle, 0);
+  m->rx = ss->po_rx_fifo;
+  m->tx = ss->po_tx_fifo;
+  m->po_handle = ss->po_handle;
+  m->po_fin = ss->po_fin;
+  singbox_rpc (session_thread_from_handle (ss->ao_handle), singbox_leg_cross_rpc, m);
+}
+
+/* A leg of another thread connected (m): what singbox_ao_alloc_fifos and
+ * singbox_ao_connected do for a local one. */
+static void
+singbox_leg_connected (singbox_session_t *ss, singbox_leg_msg_t *m)
+{
+  session_t _s, *s;
+  u8 cross = 0;
+  int rv;
+
+  ss->connecting = 0;
+  ss->ao_handle = m->ao_handle;
+  ss->ao_remote = 1;
+  ss->ao_leg = m->leg;
+  ss->ao_own_rx = m->rx;
+  ss->ao_own_tx = m->tx;
+  ss->ao_lcl_ip = m->lcl.ip;
+  ss->ao_lcl_port = m->lcl.port;
+  ss->ao_lcl_is_ip4 = m->lcl.is_ip4;
+  if (!ss->pooled && (ss->po_closed || ss->po_handle == SESSION_INVALID_HANDLE))
+    {
+      singbox_ao_close (ss);
+      return;
+    }
+  s = singbox_ao_session (ss, &_s);
+  /* the mode's part: the reply to write, or its handshake into the leg's
+   * own tx fifo */
+  if ((rv = singbox_session_vft (ss)->upstream_fifos (s, ss, &cross)))
+    {
+      singbox_session_vft (ss)->upstream_connect_failed (ss, rv);
+      singbox_ao_reset (ss);
+      return;
+    }
+  if (cross)
+    singbox_ao_cross_remote (ss);
+  singbox_ao_up (ss, singbox_ao_session (ss, &_s));
+}
+
+static void
+singbox_leg_msg_rpc (void *arg)
+{
+  singbox_leg_msg_t *m = arg;
+  singbox_session_t *ss = singbox_session_get_if_valid (m->owner);
+  session_t _s, *s;
+
+  if (m->event == SINGBOX_LEG_EV_CONNECTED || m->event == SINGBOX_LEG_EV_FAILED)
+    {
+      /* a record with a connect in flight is not freed */
+      ASSERT (ss && ss->connecting);
+      if (PREDICT_FALSE (!ss))
+	{
+	  clib_mem_free (m);
+	  return;
+	}
+      if (m->event == SINGBOX_LEG_EV_CONNECTED)
+	singbox_leg_connected (ss, m);
+      else
+	singbox_ao_connect_failed (ss, m->err);
+      clib_mem_free (m);
+      return;
+    }
+  /* the record waits for the leg's CLOSED message, the last one */
+  if (PREDICT_FALSE (!ss || ss->ao_handle != m->ao_handle || !ss->ao_remote))
+    {
+      ASSERT (0);
+      if (m->event == SINGBOX_LEG_EV_CLOSED && !m->crossed)
+	singbox_rpc (session_thread_from_handle (m->ao_handle), singbox_leg_free_fifos_rpc, m);
+      else
+	clib_mem_free (m);
+      return;
+    }
+  switch (m->event)
+    {
+    case SINGBOX_LEG_EV_RX:
+      if (!ss->crossed && (s = singbox_ao_session (ss, &_s)))
+	singbox_ao_rx_owner (ss, s);
+      break;
+    case SINGBOX_LEG_EV_FIN:
+      if ((s = singbox_ao_session (ss, &_s)))
+	singbox_ao_fin_owner (ss, s);
+      break;
+    case SINGBOX_LEG_EV_RESET:
+      singbox_ao_reset_owner (ss);
+      break;
+    case SINGBOX_LEG_EV_GONE:
+      singbox_ao_transport_gone (ss);
+      break;
+    case SINGBOX_LEG_EV_CLOSED:
+      if (m->crossed)
+	{
+	  /* the leg's reference to the client's fifos */
+	  segment_manager_dealloc_fifos (ss->po_rx_fifo, ss->po_tx_fifo);
+	  clib_mem_free (m);
+	}
+      else
+	/* its own fifos, which the handshake read here: freed there */
+	singbox_rpc (session_thread_from_handle (m->ao_handle), singbox_leg_free_fifos_rpc, m);
+      singbox_ao_closed_owner (ss);
+      return;
+    }
+  clib_mem_free (m);
 }
 
 static int
@@ -1060,6 +1518,9 @@ singbox_session_layer_attach (void)
     }
   if (vlib_num_workers () && !sm->users_lock)
     clib_spinlock_init (&sm->users_lock);
+  /* tests: every upstream leg takes the path of a leg on another thread
+   * (singbox_ao_is_remote), which needs 2 workers otherwise */
+  sm->test_remote_upstream = getenv ("SINGBOX_TEST_REMOTE_UPSTREAM") != 0;
 
   if (singbox_app_attach ("singbox-upstream", &singbox_upstream_cb_vft, APP_OPTIONS_FLAGS_IS_PROXY,
 			  &sm->upstream_app_index))
@@ -1093,84 +1554,51 @@ singbox_session_kill_rpc (void *arg)
   u64 id = pointer_to_uword (arg);
   singbox_session_t *ss;
   int timed_out = (id >> 63) & 1;
-  u32 h;
 
   id &= ~(1ULL << 63);
-  h = singbox_session_id_handle (id);
-  singbox_session_lock (h);
   ss = singbox_session_get_by_id (id);
   if (ss && ss->state != SINGBOX_SESSION_STATE_CLOSING)
     singbox_session_kill (ss, timed_out);
-  singbox_session_unlock (h);
 }
 
-/* With the record's lock held, any thread. */
+/* On the record's thread, or main under the barrier: the kill runs later,
+ * on the record's thread. */
 void
 singbox_session_kill_on_thread (singbox_session_t *ss, int timed_out)
 {
   u64 id = singbox_session_id (ss) | ((u64) (timed_out != 0) << 63);
 
-  session_send_rpc_evt_to_thread_force (ss->po_thread, singbox_session_kill_rpc,
-					uword_to_pointer (id, void *));
+  SINGBOX_ASSERT_OWNER (ss->index);
+  singbox_rpc (ss->po_thread, singbox_session_kill_rpc, uword_to_pointer (id, void *));
 }
 
-/* Any thread. */
+/* API and CLI: main, under the barrier. */
 int
 singbox_session_disconnect (u64 session_id)
 {
   singbox_session_t *ss;
-  u32 h = singbox_session_id_handle (session_id);
-  int rv = 0;
 
-  singbox_session_lock (h);
+  SINGBOX_ASSERT_BARRIER ();
   ss = singbox_session_get_by_id (session_id & ~(1ULL << 63));
   if (!ss || ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
-    rv = VNET_API_ERROR_NO_SUCH_ENTRY;
-  else
-    singbox_session_kill_on_thread (ss, 0);
-  singbox_session_unlock (h);
-  return rv;
+    return VNET_API_ERROR_NO_SUCH_ENTRY;
+  singbox_session_kill_on_thread (ss, 0);
+  return 0;
 }
 
-static void singbox_session_count_one (singbox_session_t *ss);
-
 /* Each thread adds what its relaying sessions moved to the counters, so a
- * long transfer shows while it runs and not only when it ends. A record
- * whose client leg is on another thread (a pooled connection's) is counted
- * by a second RPC to that thread. */
+ * long transfer shows while it runs and not only when it ends. */
 static void
 singbox_sessions_count_traffic_rpc (void *arg)
 {
   clib_thread_index_t thread_index = vlib_get_thread_index ();
-  singbox_worker_t *wrk = singbox_worker_get (thread_index);
   singbox_session_t *ss;
   session_t *s;
-  u64 *others = 0, *id;
 
-  clib_spinlock_lock_if_init (&wrk->lock);
-  singbox_foreach_session_of_thread (ss, thread_index) if (!ss->po_closed &&
-							   singbox_session_vft (ss)->relaying (ss))
-  {
-    if (ss->po_thread != thread_index)
-      vec_add1 (others, singbox_session_id (ss));
-    else if ((s = session_get_from_handle_if_valid (ss->po_handle)))
+  singbox_foreach_session_of_thread (ss, thread_index)
+    if (!ss->po_closed && singbox_session_vft (ss)->relaying (ss) &&
+	(s = session_get_from_handle_if_valid (ss->po_handle)))
       singbox_session_count_traffic (ss, s);
-  }
-  clib_spinlock_unlock_if_init (&wrk->lock);
-  vec_foreach (id, others)
-    singbox_session_do_on_client_thread (*id, singbox_session_count_one);
-  vec_free (others);
-}
-
-/* On the client leg's thread, the record's lock held. */
-static void
-singbox_session_count_one (singbox_session_t *ss)
-{
-  session_t *s;
-
-  if (!ss->po_closed && singbox_session_vft (ss)->relaying (ss) &&
-      (s = session_get_from_handle_if_valid (ss->po_handle)))
-    singbox_session_count_traffic (ss, s);
 }
 
 /* Main thread (singbox-process, no barrier): each thread walks its own
@@ -1186,7 +1614,7 @@ singbox_sessions_count_traffic (void)
     return;
   singbox_sessions_count_traffic_rpc (0);
   for (t = 1; t <= vlib_num_workers (); t++)
-    session_send_rpc_evt_to_thread_force (t, singbox_sessions_count_traffic_rpc, 0);
+    singbox_rpc (t, singbox_sessions_count_traffic_rpc, 0);
 }
 
 /* Deadlines, idle timeouts and the mode's checks of the records of this
@@ -1195,12 +1623,12 @@ static void
 singbox_sessions_expire_rpc (void *arg)
 {
   clib_thread_index_t thread_index = vlib_get_thread_index ();
-  singbox_worker_t *wrk = singbox_worker_get (thread_index);
   f64 now = vlib_time_now (vlib_get_main ());
   const singbox_session_vft_t *vft;
   singbox_session_t *ss;
 
-  clib_spinlock_lock_if_init (&wrk->lock);
+  /* what this thread could not send so far */
+  singbox_rpc_flush ();
   singbox_foreach_session_of_thread (ss, thread_index)
   {
     vft = singbox_session_vft (ss);
@@ -1219,7 +1647,6 @@ singbox_sessions_expire_rpc (void *arg)
 	singbox_session_kill_on_thread (ss, 1);
       }
   }
-  clib_spinlock_unlock_if_init (&wrk->lock);
 }
 
 /* Main thread (singbox-process, no barrier): each thread expires its own
@@ -1234,49 +1661,7 @@ singbox_sessions_expire (f64 now)
     return;
   singbox_sessions_expire_rpc (0);
   for (t = 1; t <= vlib_num_workers (); t++)
-    session_send_rpc_evt_to_thread_force (t, singbox_sessions_expire_rpc, 0);
-}
-
-/* Run fn on the client leg's thread of the session `id`, with its record's
- * lock held; nothing if the session is gone by then. */
-typedef struct
-{
-  u64 id;
-  void (*fn) (singbox_session_t *ss);
-} singbox_session_do_args_t;
-
-static void
-singbox_session_do_rpc (void *arg)
-{
-  singbox_session_do_args_t *a = arg;
-  u32 h = singbox_session_id_handle (a->id);
-  singbox_session_t *ss;
-
-  singbox_session_lock (h);
-  if ((ss = singbox_session_get_by_id (a->id)) && ss->po_thread == vlib_get_thread_index ())
-    a->fn (ss);
-  singbox_session_unlock (h);
-  clib_mem_free (a);
-}
-
-void
-singbox_session_do_on_client_thread (u64 id, void (*fn) (singbox_session_t *ss))
-{
-  singbox_session_do_args_t *a;
-  singbox_session_t *ss;
-  u32 h = singbox_session_id_handle (id);
-  clib_thread_index_t t = ~0;
-
-  singbox_session_lock (h);
-  if ((ss = singbox_session_get_by_id (id)) && ss->po_handle != SESSION_INVALID_HANDLE)
-    t = ss->po_thread;
-  singbox_session_unlock (h);
-  if (t == (clib_thread_index_t) ~0)
-    return;
-  a = clib_mem_alloc (sizeof (*a));
-  a->id = id;
-  a->fn = fn;
-  session_send_rpc_evt_to_thread_force (t, singbox_session_do_rpc, a);
+    singbox_rpc (t, singbox_sessions_expire_rpc, 0);
 }
 
 /*

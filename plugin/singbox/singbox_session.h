@@ -109,6 +109,15 @@ typedef struct
 
   session_handle_t po_handle;
   session_handle_t ao_handle;
+  /* the upstream leg is on another thread: its singbox_leg_t there, the
+   * own fifos it had until crossed and its local endpoint (for the
+   * server's reply), all from its CONNECTED message (singbox_session.c) */
+  u8 ao_remote;
+  u32 ao_leg;
+  svm_fifo_t *ao_own_rx;
+  ip46_address_t ao_lcl_ip;
+  u16 ao_lcl_port; /* network order */
+  u8 ao_lcl_is_ip4;
   svm_fifo_t *po_rx_fifo;
   svm_fifo_t *po_tx_fifo;
   clib_thread_index_t po_thread;
@@ -173,8 +182,9 @@ typedef struct
   u64 counted_segments;
 } singbox_session_t;
 
-/* What a mode adds to the relay. Every hook runs with the record's lock
- * held. Hooks returning int return 1 when they handled the event and the
+/* What a mode adds to the relay. Every hook runs on the record's thread;
+ * an upstream leg `s` of another thread is a stand-in holding its handle
+ * and its fifos (singbox_ao_session). Hooks returning int return 1 when they handled the event and the
  * relay must do nothing more, 0 to let the relay go on as for a session
  * that relays; a NULL hook is the same as one returning 0. */
 typedef struct
@@ -229,6 +239,9 @@ int singbox_session_layer_attach (void);
 int singbox_app_attach (char *name, session_cb_vft_t *vft, u64 flags, u32 *app_index);
 void singbox_session_client_leg_cbs (session_cb_vft_t *vft);
 singbox_session_t *singbox_session_alloc (singbox_mode_t mode);
+session_t *singbox_ao_session (singbox_session_t *ss, session_t *tmp);
+void singbox_ao_lcl (singbox_session_t *ss, session_t *s, transport_endpoint_t *lcl);
+void singbox_ao_cross_remote (singbox_session_t *ss);
 void singbox_session_free (singbox_session_t *ss);
 singbox_session_t *singbox_session_get_by_id (u64 id);
 void singbox_session_release_active (singbox_session_t *ss);

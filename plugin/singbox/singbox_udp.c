@@ -233,72 +233,64 @@ typedef struct
 {
   u64 session_id;
   u8 *name;
+  int rv;
+  ip46_address_t ip;
+  u8 is_ip4;
 } singbox_udp_flush_args_t;
 
-/* On the thread of the listener session the waiting datagram came in on. */
+/* On the record's thread: the DNS answer for a name the association sent
+ * to; the datagram that waited goes out through the listener session it
+ * came in on (the record's thread is the one writing to every listener
+ * session of the association, see singbox_udp_rx). */
 static void
-singbox_udp_flush_rpc (void *arg)
+singbox_udp_resolved_rpc (void *arg)
 {
   singbox_udp_flush_args_t *a = arg;
   singbox_session_t *ss;
   singbox_udp_name_t *n;
   session_t *s;
-  u32 h = singbox_session_id_handle (a->session_id);
 
-  singbox_session_lock (h);
   ss = singbox_session_get_by_id (a->session_id);
-  if (ss && ss->state == SINGBOX_SESSION_STATE_UDP_ASSOCIATED &&
-      (n = singbox_udp_name_find (ss, a->name)) && vec_len (n->pending) &&
-      (s = session_get_from_handle_if_valid (n->pending_via)))
-    {
-      singbox_udp_forward (s, ss, &n->ip, n->pending_port, n->is_ip4, n->pending,
-			   vec_len (n->pending));
-      vec_free (n->pending);
-    }
-  singbox_session_unlock (h);
-  vec_free (a->name);
-  clib_mem_free (a);
-}
-
-/* The DNS answer for a name an association sent to; main thread. */
-void
-singbox_udp_resolved (u64 session_id, u8 *name, int rv, ip46_address_t *ip, u8 is_ip4)
-{
-  singbox_udp_flush_args_t *a;
-  singbox_session_t *ss;
-  singbox_udp_name_t *n;
-  u32 h = singbox_session_id_handle (session_id);
-
-  singbox_session_lock (h);
-  ss = singbox_session_get_by_id (session_id);
   if (!ss || ss->state != SINGBOX_SESSION_STATE_UDP_ASSOCIATED ||
-      !(n = singbox_udp_name_find (ss, name)) || n->state != SINGBOX_UDP_NAME_RESOLVING)
+      !(n = singbox_udp_name_find (ss, a->name)) || n->state != SINGBOX_UDP_NAME_RESOLVING)
+    goto done;
+  if (a->rv || a->is_ip4 != ss->client_is_ip4)
     {
-      singbox_session_unlock (h);
-      return;
-    }
-  if (rv || is_ip4 != ss->client_is_ip4)
-    {
-      SINGBOX_DBG ("udp %s: not resolved (%d) or other family", name, rv);
+      SINGBOX_DBG ("udp %s: not resolved (%d) or other family", a->name, a->rv);
       n->state = SINGBOX_UDP_NAME_FAILED;
       if (vec_len (n->pending))
 	singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
       vec_free (n->pending);
-      singbox_session_unlock (h);
-      return;
+      goto done;
     }
   n->state = SINGBOX_UDP_NAME_RESOLVED;
-  n->ip = *ip;
-  n->is_ip4 = is_ip4;
-  if (vec_len (n->pending))
-    {
-      a = clib_mem_alloc (sizeof (*a));
-      a->session_id = session_id;
-      a->name = vec_dup (n->name);
-      session_send_rpc_evt_to_thread_force (session_thread_from_handle (n->pending_via),
-					    singbox_udp_flush_rpc, a);
-    }
-  singbox_session_unlock (h);
+  n->ip = a->ip;
+  n->is_ip4 = a->is_ip4;
+  if (vec_len (n->pending) && (s = session_get_from_handle_if_valid (n->pending_via)))
+    singbox_udp_forward (s, ss, &n->ip, n->pending_port, n->is_ip4, n->pending,
+			 vec_len (n->pending));
+  vec_free (n->pending);
+done:
+  vec_free (a->name);
+  clib_mem_free (a);
+}
+
+/* The DNS answer for a name an association sent to; main thread, without
+ * the barrier: to the record's thread. */
+void
+singbox_udp_resolved (u64 session_id, u8 *name, int rv, ip46_address_t *ip, u8 is_ip4)
+{
+  singbox_udp_flush_args_t *a = clib_mem_alloc (sizeof (*a));
+
+  clib_memset (a, 0, sizeof (*a));
+  a->session_id = session_id;
+  a->name = format (0, "%s%c", name, 0);
+  a->rv = rv;
+  if (ip)
+    a->ip = *ip;
+  a->is_ip4 = is_ip4;
+  singbox_rpc (singbox_session_handle_thread (singbox_session_id_handle (session_id)),
+	       singbox_udp_resolved_rpc, a);
 }
 
 /* One datagram from the client: strip the SOCKS header, send on. */
@@ -358,18 +350,77 @@ singbox_udp_to_client (session_t *s, singbox_session_t *ss, session_dgram_hdr_t 
 		    dh->is_ip4, hdr, hlen, data, len);
 }
 
+/* One datagram of association h, on the record's thread; s is the
+ * listener session it came in on (maybe another thread's: the record's
+ * thread then writes that session's tx fifo, and is the only one to). */
+static void
+singbox_udp_datagram (session_t *s, u32 h, session_dgram_hdr_t *dh, u8 *buf, u32 len)
+{
+  singbox_session_t *ss;
+  u16 rmt_port = clib_net_to_host_u16 (dh->rmt_port);
+  u16 lcl_port = clib_net_to_host_u16 (dh->lcl_port);
+  f64 now = vlib_time_now (vlib_get_main ());
+
+  ss = singbox_session_get_if_valid (h);
+  if (!ss || ss->state != SINGBOX_SESSION_STATE_UDP_ASSOCIATED || ss->udp_port != lcl_port ||
+      ss->client_is_ip4 != dh->is_ip4)
+    singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
+  else if (ip46_address_is_equal (&dh->rmt_ip, &ss->client_ip) &&
+	   (ss->udp_client_known ? rmt_port == ss->udp_client_port :
+				   (!ss->udp_client_port || rmt_port == ss->udp_client_port)))
+    {
+      if (!ss->udp_client_known)
+	{
+	  ss->udp_client_known = 1;
+	  ss->udp_client_ip = dh->rmt_ip;
+	  ss->udp_client_port = rmt_port;
+	}
+      ss->last_active = now;
+      singbox_udp_from_client (s, ss, dh, buf, len);
+    }
+  else if (ss->udp_client_known && singbox_udp_peer_find (ss, &dh->rmt_ip, rmt_port))
+    {
+      ss->last_active = now;
+      singbox_udp_to_client (s, ss, dh, buf, len);
+    }
+  else
+    /* not the associating client and not a destination it used */
+    singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
+}
+
+/* A datagram that came in on another thread than its association's
+ * record, handed over (singbox_udp_rx). */
+typedef struct
+{
+  session_handle_t via;
+  u32 h;
+  u32 len;
+  session_dgram_hdr_t dh;
+  u8 data[0];
+} singbox_udp_handoff_t;
+
+static void
+singbox_udp_handoff_rpc (void *arg)
+{
+  singbox_udp_handoff_t *d = arg;
+  session_t *s = session_get_from_handle_if_valid (d->via);
+
+  if (s)
+    singbox_udp_datagram (s, d->h, &d->dh, d->data, d->len);
+  clib_mem_free (d);
+}
+
 static int
 singbox_udp_rx (session_t *s)
 {
   singbox_main_t *sm = &singbox_main;
   clib_thread_index_t thread_index = vlib_get_thread_index ();
   u8 *buf = sm->udp_rx_buf[thread_index];
-  singbox_session_t *ss;
+  singbox_udp_handoff_t *d;
   session_dgram_hdr_t dh;
-  u16 rmt_port, lcl_port;
+  u16 lcl_port;
   uword *p;
   u32 len, h;
-  f64 now = vlib_time_now (vlib_get_main ());
 
   while (svm_fifo_max_dequeue_cons (s->rx_fifo) >= sizeof (dh))
     {
@@ -389,13 +440,12 @@ singbox_udp_rx (session_t *s)
 	  dh.rmt_ip.ip4 = r4;
 	  dh.lcl_ip.ip4 = l4;
 	}
-      rmt_port = clib_net_to_host_u16 (dh.rmt_port);
       lcl_port = clib_net_to_host_u16 (dh.lcl_port);
       SINGBOX_DBG ("udp %U:%u -> :%u len %u", format_ip46_address, &dh.rmt_ip, IP46_TYPE_ANY,
-		   rmt_port, lcl_port, len);
+		   clib_net_to_host_u16 (dh.rmt_port), lcl_port, len);
 
-      /* the port's association, then its record under its own lock: the
-       * record may have gone in between */
+      /* the port's association; its record, which may have gone in
+       * between, is looked at on its own thread */
       clib_spinlock_lock_if_init (&sm->udp_lock);
       p = hash_get (sm->udp_assoc_by_port, singbox_udp_key (dh.is_ip4, lcl_port));
       h = p ? p[0] : ~0;
@@ -405,33 +455,20 @@ singbox_udp_rx (session_t *s)
 	  singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
 	  continue;
 	}
-      singbox_session_lock (h);
-      ss = singbox_session_get_if_valid (h);
-      if (!ss || ss->state != SINGBOX_SESSION_STATE_UDP_ASSOCIATED || ss->udp_port != lcl_port ||
-	  ss->client_is_ip4 != dh.is_ip4)
-	singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
-      else if (ip46_address_is_equal (&dh.rmt_ip, &ss->client_ip) &&
-	       (ss->udp_client_known ? rmt_port == ss->udp_client_port :
-				       (!ss->udp_client_port || rmt_port == ss->udp_client_port)))
+      if (singbox_session_handle_thread (h) == thread_index)
 	{
-	  if (!ss->udp_client_known)
-	    {
-	      ss->udp_client_known = 1;
-	      ss->udp_client_ip = dh.rmt_ip;
-	      ss->udp_client_port = rmt_port;
-	    }
-	  ss->last_active = now;
-	  singbox_udp_from_client (s, ss, &dh, buf, len);
+	  singbox_udp_datagram (s, h, &dh, buf, len);
+	  continue;
 	}
-      else if (ss->udp_client_known && singbox_udp_peer_find (ss, &dh.rmt_ip, rmt_port))
-	{
-	  ss->last_active = now;
-	  singbox_udp_to_client (s, ss, &dh, buf, len);
-	}
-      else
-	/* not the associating client and not a destination it used */
-	singbox_server_counter_inc (SINGBOX_SERVER_CTR_UDP_DROPPED, 1);
-      singbox_session_unlock (h);
+      /* another thread's record (RSS spreads an association's datagrams):
+       * the datagram goes there, copied */
+      d = clib_mem_alloc (sizeof (*d) + len);
+      d->via = s->handle;
+      d->h = h;
+      d->len = len;
+      d->dh = dh;
+      clib_memcpy (d->data, buf, len);
+      singbox_rpc (singbox_session_handle_thread (h), singbox_udp_handoff_rpc, d);
     }
   return 0;
 }
@@ -513,22 +550,18 @@ singbox_udp_open_rpc (singbox_udp_rpc_args_t *args)
   singbox_main_t *sm = &singbox_main;
   vnet_listen_args_t _a = {}, *a = &_a;
   singbox_session_t *ss;
-  u32 fib_index, tries, h = singbox_session_id_handle (args->id);
+  u32 fib_index, tries;
   u8 is_ip4;
   u16 port = 0;
   int rv = -1;
   uword *p;
 
-  /* under the barrier (an RPC to main): the locks only for form's sake */
-  singbox_session_lock (h);
+  /* under the barrier (an RPC to main): every record may be read */
+  SINGBOX_ASSERT_BARRIER ();
   if (!(ss = singbox_session_get_by_id (args->id)))
-    {
-      singbox_session_unlock (h);
-      return;
-    }
+    return;
   is_ip4 = ss->client_is_ip4;
   fib_index = ss->fib_index;
-  singbox_session_unlock (h);
 
   if (singbox_udp_attach ())
     goto done;
@@ -557,11 +590,9 @@ singbox_udp_open_rpc (singbox_udp_rpc_args_t *args)
     }
 
 done:
-  singbox_session_lock (h);
   if (!(ss = singbox_session_get_by_id (args->id)) || ss->po_closed)
     {
       /* the client left meanwhile */
-      singbox_session_unlock (h);
       if (rv == 0)
 	{
 	  vnet_unlisten_args_t ua = { .handle = a->handle, .app_index = sm->udp_app_index };
@@ -580,10 +611,9 @@ done:
       clib_spinlock_unlock_if_init (&sm->udp_lock);
     }
   singbox_server_udp_ready (ss);
-  singbox_session_unlock (h);
 }
 
-/* Called with the record's lock held, on the client's thread. */
+/* On the client's thread. */
 void
 singbox_udp_associate (singbox_session_t *ss, socks5_addr_t *client)
 {
@@ -608,7 +638,7 @@ singbox_udp_close_rpc (singbox_udp_rpc_args_t *args)
   vnet_unlisten (&ua);
 }
 
-/* The record's lock held: forget the association and close its listener. */
+/* On the record's thread: forget the association and close its listener. */
 void
 singbox_udp_release (singbox_session_t *ss)
 {
