@@ -7,7 +7,8 @@
 
 Each server gets its own private sysrepo instance (same libsysrepo and libyang: the project's environment), and
 ncclient 0.7.1 talks to both from this process with its 0.1 s send-queue poll tick patched to 1 ms. For every list
-(ietf-netconf-acm groups, ietf-truststore public-key bags) and size, in turn per server (ours, netopeer2, ours, ...):
+(ietf-netconf-acm groups, ietf-truststore public-key bags) and size, in turn per server, each step starting with
+the next server (ours, netopeer2; then netopeer2, ours; ...):
 
 - **load**: the whole list created in one edit-config (then deleted in one edit, not measured);
 - **edit**: edit-config of one leaf (a group's user-name added and deleted; a bag's key value swapped), p50/p99;
@@ -323,7 +324,9 @@ def round_of(servers: list[Server], blist: BenchList, n: int, iterations: int) -
         out[s.name]["load"] = timed(lambda: edit(s.mgr, blist.entries(n)))
     time.sleep(1.1)  # sysrepo names replay files by the second: let the big load's notification have its own
     for i in range(3 + iterations):
-        for s in servers:
+        # each step starts with another server: none always runs right after the same one (whose CPU use, e.g.
+        # netopeer2's polling threads or an agent still pushing state, would land on its turns only)
+        for s in servers[i % len(servers):] + servers[:i % len(servers)]:
             t_edit = timed(lambda: edit(s.mgr, blist.one_leaf(i)))
             t_get = timed(lambda: s.mgr.get_config(source="running", filter=("subtree", blist.module_filter)))
             if i >= 3:
