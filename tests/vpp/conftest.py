@@ -193,12 +193,12 @@ class Env:
         (vpptopo.Vpp). A record left is named, and only once: a later test does not fail for it
         again (reset)."""
         self.unconfigure()
-        left = [r for r in self._wait_empty(self._new_records, timeout)]
+        left = [r for r in self._wait_empty(self.new_records, timeout)]
         self.reported |= {_record_key(r) for r in left}
         assert not left, ("records left after the test and its fixtures (all unconfigured):\n  "
                           + "\n  ".join(left) + "\n" + self.cli("show session verbose 2"))
 
-    def _new_records(self) -> list[str]:
+    def new_records(self) -> list[str]:
         return [r for r in self.records() if _record_key(r) not in self.reported]
 
     def reset(self) -> None:
@@ -206,7 +206,7 @@ class Env:
         test but what that test was already failed for (check_no_records)."""
         self.unconfigure()
         self.configure()
-        left = self._wait_empty(self._new_records, 40)
+        left = self._wait_empty(self.new_records, 40)
         self.reported |= {_record_key(r) for r in left}
         assert not left, "records left from before this test:\n  " + "\n  ".join(left)
         assert self.api.singbox_clear_stats(scope=0).retval == 0
