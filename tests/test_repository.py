@@ -242,3 +242,27 @@ def test_features_enabled_where_another_installed_the_module(tmp_path: Path, mon
         assert listed["ietf-subscribed-notifications"][3] == frozenset(sn_features)
     finally:
         instance.destroy()
+
+
+def test_another_instance_is_changed_not_the_one_this_process_uses(
+    sysrepo_instance: SysrepoInstance, sysrepo_instance_factory: Callable[[], SysrepoInstance], tmp_path: Path
+) -> None:
+    """libsysrepo ties a process to the first instance it uses: a change asked for another instance (`env`) must
+    reach that one — not a fork of this process still tied to its own."""
+    from singbox_agent.repository import installed_modules, project_yang_dirs, project_yang_files
+
+    with sysrepo.SysrepoConnection() as conn, conn.start_session("running") as sess:  # this process: its instance
+        sess.set_item("/vpp-singbox:singbox/client/session-timeout", "77")
+        sess.apply_changes()
+    mine = installed_modules()["vpp-singbox"]
+    other = sysrepo_instance_factory()
+    top = Path(__file__).resolve().parent.parent
+    current = next(f for f in project_yang_files(top) if f.name.startswith("vpp-singbox@"))
+    newer = tmp_path / "vpp-singbox@2099-01-01.yang"
+    newer.write_text(current.read_text().replace(
+        f"revision {mine} {{", f'revision 2099-01-01 {{\n    description "test";\n  }}\n  revision {mine} {{', 1))
+    assert other.sync_modules([newer], [tmp_path, *project_yang_dirs(top)]) == ["vpp-singbox"]
+    assert installed_modules(env=other.env)["vpp-singbox"] == "2099-01-01"
+    assert _sysrepoctl_listing(other.env)["vpp-singbox"][0] == "2099-01-01"
+    assert installed_modules()["vpp-singbox"] == mine
+    assert _sysrepoctl_listing(sysrepo_instance.env)["vpp-singbox"][0] == mine

@@ -15,6 +15,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,9 +130,15 @@ class RepositoryError(RuntimeError):
 _CHILD_COMMAND = "_in-child"
 
 
+_FORK_UNUSABLE = 3  # a fork's exit status: libsysrepo in this process is tied to another instance
+
+
 def _in_child(env: Mapping[str, str], request: dict[str, Any]) -> Any:
-    """Runs `request` (see `_serve`) with `python -m singbox_agent.repository` in the instance `env` selects and
-    returns its answer. :raises RepositoryError:"""
+    """Runs `request` (see `_serve`) in the instance `env` selects and returns its answer: in a fork of this process
+    where that works (`_in_fork`), else with `python -m singbox_agent.repository`. :raises RepositoryError:"""
+    forked, answer = _in_fork(env, request)
+    if forked:
+        return answer
     package_dir = str(Path(__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (package_dir, os.environ.get("PYTHONPATH", "")) if p)
     done = subprocess.run([sys.executable, "-m", "singbox_agent.repository", _CHILD_COMMAND],
@@ -139,6 +147,47 @@ def _in_child(env: Mapping[str, str], request: dict[str, Any]) -> Any:
     if done.returncode != 0:
         raise RepositoryError(done.stderr.strip() or f"{request['op']}: exit status {done.returncode}")
     return json.loads(done.stdout)
+
+
+def _in_fork(env: Mapping[str, str], request: dict[str, Any]) -> tuple[bool, Any]:
+    """`request` in a fork of this process, which has the modules imported already (a new interpreter takes ~0.3 s
+    to import the bindings, longer than the installation itself): (True, its answer), or (False, None) where a fork
+    cannot serve — this process has threads (a fork could inherit a lock one of them holds), or libsysrepo in it has
+    fixed its paths for another instance. :raises RepositoryError:"""
+    if len(os.listdir("/proc/self/task")) != 1:
+        return False, None
+    with tempfile.TemporaryFile() as answer, tempfile.TemporaryFile() as log:
+        pid = os.fork()
+        if pid == 0:  # never returns into the caller's code
+            code = 1
+            try:
+                os.dup2(log.fileno(), 2)
+                os.environ.update(env)
+                from singbox_agent.mgmt import libsysrepo
+
+                wanted = (env.get(REPOSITORY_ENV), env.get(SHM_PREFIX_ENV), env.get(SHM_DIR_ENV))
+                if any(w is not None and w != got for w, got in zip(wanted, libsysrepo.instance_paths())):
+                    code = _FORK_UNUSABLE
+                else:
+                    _log_sysrepo_errors()
+                    answer.write(json.dumps(_serve(request)).encode())
+                    answer.flush()
+                    code = 0
+            except RepositoryError as exc:
+                os.write(2, f"{exc}\n".encode())
+            except BaseException:  # noqa: BLE001 - the parent reports it
+                os.write(2, traceback.format_exc().encode())
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) == _FORK_UNUSABLE:
+            return False, None
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.seek(0)
+            raise RepositoryError(log.read().decode(errors="replace").strip()
+                                  or f"{request['op']}: {os.waitstatus_to_exitcode(status)}")
+        answer.seek(0)
+        return True, json.loads(answer.read())
 
 
 def _serve(request: dict[str, Any]) -> Any:

@@ -64,6 +64,8 @@ ffi.cdef(
                                      int *enabled);
     int sr_set_module_replay_support(sr_conn_ctx_t *conn, const char *module_name, int enable);
     const char *sr_get_repo_path(void);
+    const char *sr_get_shm_prefix(void);
+    const char *sr_get_shm_path(void);
     const char *sr_strerror(int err_code);
     typedef struct { int err_code; char *message; char *error_format; void *error_data; } sr_error_info_err_t;
     typedef struct { sr_error_info_err_t *err; uint32_t err_count; } sr_error_info_t;
@@ -154,6 +156,13 @@ def conn_ptr(conn: sysrepo.SysrepoConnection | Any) -> Any:
 
 def repo_path() -> str:
     return str(ffi.string(lib.sr_get_repo_path()).decode())
+
+
+def instance_paths() -> tuple[str, str, str]:
+    """The repository path, SHM prefix and SHM directory libsysrepo uses in this process: fixed at their first use
+    (each function caches what the environment said then), set from the environment now when not used yet."""
+    return (repo_path(), str(ffi.string(lib.sr_get_shm_prefix()).decode()),
+            str(ffi.string(lib.sr_get_shm_path()).decode()))
 
 
 def strerror(rc: int) -> str:
