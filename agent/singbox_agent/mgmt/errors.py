@@ -403,8 +403,7 @@ def existing_creates(tree: libyang.DNode | None, sess: Any) -> list[MgmtError]:
         return []
     # a non-presence container is left to sysrepo, which takes its create as a merge (whether it "exists" is a
     # question of its children)
-    created = [path for _, _, path, own in _edit_nodes(tree, "merge", False) if own == "create"
-               and not _np_container(tree, path)]
+    created = [path for path in _created(tree) if not _np_container(tree, path)]
     found: list[str] = []
     for i in range(0, len(created), _CREATE_CHECK_BATCH):
         batch = created[i : i + _CREATE_CHECK_BATCH]
@@ -427,6 +426,32 @@ def existing_creates(tree: libyang.DNode | None, sess: Any) -> list[MgmtError]:
 def _node_name(path: str) -> str:
     """The name of the node a data path ends at, without its module."""
     return xpath.strip_predicates(path).rpartition("/")[2].rpartition(":")[2]
+
+
+def _created(tree: libyang.DNode) -> list[str]:
+    """The data paths of the nodes of an edit that carry operation "create" themselves: a walk that touches each
+    node's metadata only (a path is made for those nodes alone: 10,000 endpoints walk in milliseconds, not the
+    second `_edit_nodes` takes). Opaque nodes (empty deletes) carry no create."""
+    out: list[str] = []
+    first = ly_ffi.cast("struct lyd_node *", tree.cdata)
+    while first.prev != ly_ffi.NULL and first.prev.next != ly_ffi.NULL:
+        first = first.prev
+    todo = [first]
+    while todo:
+        node = todo.pop()
+        while node != ly_ffi.NULL:
+            if node.schema != ly_ffi.NULL and node.meta != ly_ffi.NULL and _own_operation(node) == "create":
+                out.append(libyang.DNode.new(tree.context, node).path())
+            elif node.schema == ly_ffi.NULL or node.schema.nodetype & _INNER:
+                child = ly_lib.lyd_child(node)
+                if child != ly_ffi.NULL:
+                    todo.append(child)
+            node = node.next
+    return out
+
+
+# node types that have children (a created node's own children are its create: not walked)
+_INNER = ly_lib.LYS_CONTAINER | ly_lib.LYS_LIST | ly_lib.LYS_RPC | ly_lib.LYS_ACTION | ly_lib.LYS_NOTIF
 
 
 def _np_container(tree: libyang.DNode, path: str) -> bool:

@@ -122,7 +122,10 @@ def _not_per_unit(exc: Exception) -> bool:
 def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: str) -> Exception | None:
     """Apply `tree` as one sysrepo change; the error instead of raising it. Nothing stays pending."""
     sr = ctx.sr
-    refused = existing_creates(tree, sr)  # sysrepo would store the children of an existing node created
+    # sysrepo would store the children of an existing node created; the walk only when the request can hold a
+    # create (the word, or a character reference that could spell it): a bulk edit without one walks nothing
+    may_create = b"create" in ctx.rpc.raw or b"&#" in ctx.rpc.raw
+    refused = existing_creates(tree, sr) if may_create else []
     if refused:
         return MgmtException(*refused)
     try:
