@@ -102,52 +102,88 @@ class Env:
             time.sleep(0.2)
         raise AssertionError("sessions left: " + self.cli("show singbox sessions"))
 
-    def open_sessions(self) -> list[str]:
-        """What still holds a client's connection, either mode, each named: the sessions of the
-        binary API's dump (every record with a client leg: server, client, chained, a client
-        session on a pooled upstream), and the active counts the limits use (the server's
-        active_sessions, each client-mode interface's active_connections), which must come back
-        to zero with them."""
-        api = self.api
-        out = [f"{_MODES.get(int(s.mode), s.mode)} session {s.session_id:#x} "
-               f"state={_STATES.get(int(s.state), s.state)} client={s.client_addr}:{s.client_port} "
-               f"dst={s.dst_name or s.dst_addr}:{s.dst_port} age={s.age}s idle={s.idle}s"
-               for s in api.singbox_session_dump(mode=0, sw_if_index=0xFFFFFFFF)]
-        n = api.singbox_server_dump()[0].active_sessions
-        if n:
-            out.append(f"server active_sessions {n}")
-        for itf in api.singbox_interface_dump(sw_if_index=0xFFFFFFFF):
-            n = api.singbox_get_stats(sw_if_index=itf.sw_if_index).active_connections
-            if n:
-                out.append(f"interface {itf.sw_if_index} active_connections {n}")
-        return out
+    # Each source below is one or two binary API calls or one CLI command, and every one of them
+    # stops VPP's workers at the barrier (none is mp-safe): polls ask for one source at a time
+    # and stop at the first that is not empty (quick), so that waiting for a slow record does
+    # not keep a loaded machine's workers at the barrier ("worker thread deadlock", vppfixtures).
 
-    def records(self) -> list[str]:
-        """Every record the plugin keeps, each named, whatever holds it: the session records of
-        every thread's pool as `show singbox sessions verbose` lists them (a record whose client
-        leg is gone, or a pooled upstream connection, has no place in the API's dump), the
-        client-mode UDP flows, and the active counts of open_sessions."""
-        api = self.api
-        out = [r for r in self.open_sessions() if " session " not in r]
+    def _dumped_sessions(self) -> list[str]:
+        return [f"{_MODES.get(int(s.mode), s.mode)} session {s.session_id:#x} "
+                f"state={_STATES.get(int(s.state), s.state)} client={s.client_addr}:{s.client_port} "
+                f"dst={s.dst_name or s.dst_addr}:{s.dst_port} age={s.age}s idle={s.idle}s"
+                for s in self.api.singbox_session_dump(mode=0, sw_if_index=0xFFFFFFFF)]
+
+    def _server_active(self) -> list[str]:
+        n = self.api.singbox_server_dump()[0].active_sessions
+        return [f"server active_sessions {n}"] if n else []
+
+    def _interfaces_active(self) -> list[str]:
+        # singbox_get_stats sums the enabled interfaces' counts (~0)
+        n = self.api.singbox_get_stats(sw_if_index=0xFFFFFFFF).active_connections
+        return [f"client-mode interfaces active_connections {n}"] if n else []
+
+    def _session_records(self) -> list[str]:
+        out = []
         lines = self.cli("show singbox sessions verbose").splitlines()
         for i, line in enumerate(lines):
             if line.startswith("["):  # "[id] dst=... state=..."; its legs on the next line
-                legs = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1].startswith(" ") else ""
-                out.append(f"session record {line.strip()} ({legs})")
-        out += [f"udp flow {f.flow_id:#x} on {f.sw_if_index} {f.client_addr}:{f.client_port} -> "
-                f"{f.dst_addr}:{f.dst_port} state={f.state} age={f.age}s idle={f.idle}s"
-                for f in api.singbox_udp_flow_dump(sw_if_index=0xFFFFFFFF)]
-        for itf in api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF):
-            if itf.active_flows:
-                out.append(f"interface {itf.sw_if_index} udp active_flows {itf.active_flows}")
+                nxt = lines[i + 1] if i + 1 < len(lines) else ""
+                out.append(f"session record {line.strip()} ({nxt.strip() if nxt.startswith(' ') else ''})")
         return out
 
+    def _udp_flows(self) -> list[str]:
+        return [f"udp flow {f.flow_id:#x} on {f.sw_if_index} {f.client_addr}:{f.client_port} -> "
+                f"{f.dst_addr}:{f.dst_port} state={f.state} age={f.age}s idle={f.idle}s"
+                for f in self.api.singbox_udp_flow_dump(sw_if_index=0xFFFFFFFF)]
+
+    def _udp_active(self) -> list[str]:
+        return [f"interface {i.sw_if_index} udp active_flows {i.active_flows}"
+                for i in self.api.singbox_interface_udp_dump(sw_if_index=0xFFFFFFFF)
+                if i.active_flows]
+
+    def _collect(self, sources: list[Any], quick: bool, skip: set[str] = set()) -> list[str]:
+        out: list[str] = []
+        for source in sources:
+            out += [r for r in source() if _record_key(r) not in skip]
+            if quick and out:
+                break
+        return out
+
+    def open_sessions(self, quick: bool = False) -> list[str]:
+        """What still holds a client's connection, either mode, each named: the sessions of the
+        binary API's dump (every record with a client leg: server, client, chained, a client
+        session on a pooled upstream), and the active counts the limits use (the server's
+        active_sessions, the client-mode interfaces' active_connections), which must come back
+        to zero with them."""
+        return self._collect([self._dumped_sessions, self._server_active,
+                              self._interfaces_active], quick)
+
+    def records(self, quick: bool = False) -> list[str]:
+        """Every record the plugin keeps, each named, whatever holds it: the session records of
+        every thread's pool as `show singbox sessions verbose` lists them (a record whose client
+        leg is gone, or a pooled upstream connection, has no place in the API's dump), the
+        client-mode UDP flows and their interfaces' counts, and the active counts of
+        open_sessions."""
+        return self._collect(self._record_sources(), quick)
+
+    def new_records(self, quick: bool = False) -> list[str]:
+        """records() but those a test was already failed for."""
+        return self._collect(self._record_sources(), quick, self.reported)
+
+    def _record_sources(self) -> list[Any]:
+        return [self._server_active, self._interfaces_active, self._session_records,
+                self._udp_flows, self._udp_active]
+
     def _wait_empty(self, what: Any, timeout: float) -> list[str]:
-        """Poll what() until it is empty or timeout passes; what is left."""
+        """Poll what(quick=True) until it is empty or timeout passes; all that is left."""
         deadline = time.monotonic() + timeout
-        while (left := what()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return list(left)
+        pause = 0.05
+        while what(quick=True):
+            if time.monotonic() >= deadline:
+                return list(what())
+            time.sleep(pause)
+            pause = min(0.5, pause * 2)
+        return []
 
     def check_sessions_end(self, timeout: float = 20) -> None:
         """After a test, with its configuration still in place: every connection it opened has
@@ -197,9 +233,6 @@ class Env:
         self.reported |= {_record_key(r) for r in left}
         assert not left, ("records left after the test and its fixtures (all unconfigured):\n  "
                           + "\n  ".join(left) + "\n" + self.cli("show session verbose 2"))
-
-    def new_records(self) -> list[str]:
-        return [r for r in self.records() if _record_key(r) not in self.reported]
 
     def reset(self) -> None:
         """Back to a stopped server with the default settings, and nothing left of an earlier

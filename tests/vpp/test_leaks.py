@@ -25,8 +25,9 @@ def _half_opens(env: Env) -> list[str]:
 
 def _gone(env: Env, since: float) -> None:
     """No record and no half-open of ours left, BOUND seconds after `since` at the latest."""
-    while (left := env.new_records() + _half_opens(env)) and time.monotonic() < since + BOUND:
-        time.sleep(0.2)
+    while (left := env.new_records(quick=True) or _half_opens(env)) and time.monotonic() < since + BOUND:
+        time.sleep(0.5)
+    left = env.new_records() + _half_opens(env)
     assert not left, "\n".join(left) + "\n" + env.cli("show singbox sessions verbose")
 
 
