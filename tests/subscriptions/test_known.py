@@ -84,9 +84,21 @@ def test_what_it_holds_is_dropped_and_what_it_adds_is_merged(ctx: libyang.Contex
     assert k._edit("replace", f"{E}/oper-status", leaf) == "drop"  # it holds down now
     assert k._edit("delete", "/vpp-singbox:singbox/client/endpoint[name='x']", None) == "drop"
     assert k._edit("delete", E, None) == "keep"
+    k._free_removed()  # at the patch's end
     assert k._find(E) is None
     _, back = value(ctx, whole, E)
     assert k._edit("create", E, back) == "keep"  # created again: news to the subscriber
     assert "<oper-status>up</oper-status>" in printed(k)
     for v in (same, pushed, leaf, back):
         lib.lyd_free_all(v)
+
+
+def test_a_container_deleted_with_each_of_its_entries_keeps_every_delete(ctx: libyang.Context) -> None:
+    """srsn's patch when the dataplane goes: the list's container, then each entry (all held before the patch)."""
+    k = held(ctx, {"name": "e", "address": "192.0.2.1"})
+    client = "/vpp-singbox:singbox/client"
+    assert k._edit("delete", client, None) == "keep"
+    assert k._edit("delete", E, None) == "keep"
+    k._free_removed()
+    assert k._find(client) is None and k._find("/vpp-singbox:singbox") is not None
+    assert k._edit("delete", E, None) == "drop"  # a later patch: gone already

@@ -82,6 +82,7 @@ class Known:
         self._lock = threading.Lock()
         self._tree: Any = None  # libyang `struct lyd_node *`, the first top-level node, None: nothing held
         self._ctx = 0  # the libyang context the tree is of
+        self._removed: list[tuple[str, Any]] = []  # (path, node) deleted by the patch at hand, not freed yet
         self.ready = False
         self.following = True  # False: patches pass as they are (something this could not follow)
 
@@ -203,6 +204,15 @@ class Known:
             return True
         edits = [n for n in _children(patch) if ffi.string(n.schema.name).decode() == "edit"]
         kept = 0
+        try:
+            kept = self._edits(edits)
+        finally:
+            self._free_removed()
+        return kept > 0
+
+    def _edits(self, edits: list[Any]) -> int:
+        ffi, lib = _ly()
+        kept = 0
         for edit in edits:
             op_node, target_node = _find(edit, "operation"), _find(edit, "target")
             if op_node is None or target_node is None:
@@ -220,7 +230,7 @@ class Known:
                                     ffi.NULL) != 0:
                     raise KnownError("an edit's operation could not be set")
             kept += 1
-        return kept > 0
+        return kept
 
     def _edit(self, op: str, target: str, value: Any) -> str:
         """What to do with one edit ("keep", "drop", "merge"), the copy changed as the subscriber's will be."""
@@ -229,10 +239,13 @@ class Known:
         if op in _REMOVALS:
             if held is None:
                 return "drop"
-            self._free_node(held)
+            # freed once the deletes that follow are seen: srsn deletes a container and then each of its entries
+            # (the patch as srsn made it: each entry's delete is kept, as it held them)
+            self._removed.append((target, held))
             return "keep"
         if op not in _CHANGES:
             return "keep"  # insert, move: user-ordered lists, not followed
+        self._free_removed()
         if value == ffi.NULL:
             raise KnownError(f"a {op} edit without a value")
         top, node = self._typed(target, value)
@@ -299,6 +312,16 @@ class Known:
         if lib.lyd_merge_siblings(first, top, lib.LYD_MERGE_DEFAULTS) != 0:
             raise KnownError("a value could not be merged")
         self._tree = first[0] if first[0] != ffi.NULL else None
+
+    def _free_removed(self) -> None:
+        """Frees the nodes deleted so far, outermost first (an inner one goes with it)."""
+        removed, self._removed = sorted(self._removed, key=lambda r: len(r[0])), []
+        freed: list[str] = []
+        for path, node in removed:
+            if any(path == f or path.startswith(f + "/") for f in freed):
+                continue
+            self._free_node(node)
+            freed.append(path)
 
     def _find(self, path: str) -> Any:
         ffi, lib = _ly()
