@@ -174,15 +174,24 @@ def summarize(d: dict[str, Any]) -> dict[str, float]:
             "connect_p50_ms": conn[49] * 1e3, "n": len(d["lat"]), "errors": d["errors"]}
 
 
-def latency_cases(bed: "Bed", samples: int, rounds: int) -> dict[str, dict[str, float]]:
+def latency_cases(bed: "Bed", samples: int, rounds: int,
+                  variants: tuple[tuple[str, str], ...] = ()) -> dict[str, dict[str, dict[str, float]]]:
     """Every latency case, interleaved: `rounds` rounds, each running a block
     of samples/rounds connects per case, so load from elsewhere on a shared
-    box (it comes and goes within seconds) falls on all cases alike. Ends with
-    client mode on, pooling off, redsocks' redirect off."""
+    box (it comes and goes within seconds) falls on all cases alike. With
+    variants ((af_packet options, rx-mode), ...), each round runs every case
+    under each variant in turn: VPP's two interfaces are created again with
+    the variant's options (Topology.set_af_packet) and given its rx-mode, so
+    both VPP paths (client mode and VPP routing) get the same interfaces;
+    the Linux paths do not go through VPP. Returns {variant: {case: ...}};
+    ends with client mode on, pooling off, redsocks' redirect off."""
     assert bed.topo is not None
     api = bed.api
-    raw: dict[str, dict[str, Any]] = {k: {"lat": [], "connect": [], "errors": 0}
-                                      for k, _ in LATENCY_CASES}
+    if not variants:
+        variants = ((bed.topo.af_packet, bed.rx_mode),)
+    raw: dict[str, dict[str, dict[str, Any]]] = {
+        variant_name(v): {k: {"lat": [], "connect": [], "errors": 0} for k, _ in LATENCY_CASES}
+        for v in variants}
     # (case, destination, redsocks' redirect, client mode, pooling)
     plan = (("direct-linux", ORIGIN_ROUTER_IP, False, False, False),
             ("redsocks", ORIGIN_ROUTER_IP, True, False, False),
@@ -190,29 +199,46 @@ def latency_cases(bed: "Bed", samples: int, rounds: int) -> dict[str, dict[str, 
             ("no-pool", vt.ORIGIN_IP4, False, True, False),
             ("pool", vt.ORIGIN_IP4, False, True, True))
     block = max(2, samples // rounds)
-    redirect_on = client_on = False
+    redirect_on = False
+    client_on = any(i.sw_if_index == bed.lan
+                    for i in api.singbox_interface_dump(sw_if_index=0xFFFFFFFF))
     for _ in range(rounds):
-        for case, dst, redir, client, pool in plan:
-            if redir != redirect_on:
-                redirect(bed.rns, bed.r_lan, redir)
-                redirect_on = redir
-            if client != client_on:
-                r = api.singbox_enable_disable(sw_if_index=bed.lan, enable_disable=client,
-                                               endpoint_name="sb")
-                assert r.retval == 0, r
-                client_on = client
-            if client:
-                assert api.singbox_set_pooling(enable=pool, max_pool_size=16).retval == 0
-                if pool:
-                    wait_pool(bed.vpp, 16)
-            d = ttfb_block(bed.topo, dst, SINK_PORTS[f"latency-{case}"], block)
-            for k in ("lat", "connect"):
-                raw[case][k] += d[k]
-            raw[case]["errors"] += d["errors"]
+        for variant in variants:
+            if len(variants) > 1 or (variant[0], variant[1]) != (bed.topo.af_packet, bed.rx_mode):
+                if client_on:
+                    r = api.singbox_enable_disable(sw_if_index=bed.lan, enable_disable=False)
+                    assert r.retval == 0, r
+                    client_on = False
+                bed.set_interfaces(*variant)
+            for case, dst, redir, client, pool in plan:
+                if redir != redirect_on:
+                    redirect(bed.rns, bed.r_lan, redir)
+                    redirect_on = redir
+                if client != client_on:
+                    r = api.singbox_enable_disable(sw_if_index=bed.lan, enable_disable=client,
+                                                   endpoint_name="sb")
+                    assert r.retval == 0, r
+                    client_on = client
+                if client:
+                    assert api.singbox_set_pooling(enable=pool, max_pool_size=16).retval == 0
+                    if pool:
+                        wait_pool(bed.vpp, 16)
+                d = ttfb_block(bed.topo, dst, SINK_PORTS[f"latency-{case}"], block)
+                out = raw[variant_name(variant)][case]
+                for k in ("lat", "connect"):
+                    out[k] += d[k]
+                out["errors"] += d["errors"]
     if redirect_on:
         redirect(bed.rns, bed.r_lan, False)
+    if not client_on:
+        enable_client_mode(api, bed.lan)
     assert api.singbox_set_pooling(enable=False, max_pool_size=16).retval == 0
-    return {k: summarize(v) for k, v in raw.items()}
+    return {v: {k: summarize(c) for k, c in cases.items()} for v, cases in raw.items()}
+
+
+def variant_name(v: tuple[str, str]) -> str:
+    """"af_packet <options>, rx-mode <mode>"; VPP's default af_packet (TPACKET_V3) is "v3"."""
+    return f"af_packet {v[0] or 'v3'}, rx-mode {v[1]}"
 
 
 def latency_report(lat: dict[str, dict[str, float]]) -> None:
@@ -273,23 +299,9 @@ def wait_pool(vpp: vt.Vpp, want: int, timeout: float = 10) -> None:
 
 
 def af_packet_v2(vpp: vt.Vpp, topo: vt.Topology) -> None:
-    """VPP's af_packet interfaces again, with TPACKET_V2 rings. VPP creates
-    TPACKET_V3 rings by default, whose receive blocks the kernel hands over
-    when full or after tp_retire_blk_tov = 1 ms (src/plugins/af_packet/
-    af_packet.c): at a low packet rate every packet VPP receives waits up to
-    1 ms, 0.8 ms median here — five such waits were most of client mode's
-    connect latency (bench/vpp/connect_timeline.py). A NIC driver (DPDK)
-    has no such wait; V2 rings hand over each frame at once, as the veths
-    in the Linux paths do."""
-    for ifname, gw4, gw6 in ((topo.vpp_if_client, vt.VPP_CLIENT_IP4, vt.VPP_CLIENT_IP6),
-                             (topo.vpp_if_origin, vt.VPP_ORIGIN_IP4, vt.VPP_ORIGIN_IP6)):
-        host = ifname.removeprefix("host-")
-        vpp.cli(f"delete host-interface name {host}")
-        vpp.cli(f"create host-interface v2 name {host}")
-        vpp.cli(f"set interface state {ifname} up")
-        vpp.cli(f"set interface ip address {ifname} {gw4}/24")
-        vpp.cli(f"set interface ip address {ifname} {gw6}/64")
-    topo._wait_reachable()
+    """VPP's af_packet interfaces again, with TPACKET_V2 rings
+    (vpptopo.Topology.set_af_packet says why)."""
+    topo.set_af_packet("v2")
 
 
 class Bed:
@@ -298,6 +310,8 @@ class Bed:
     (redirect). A context manager: everything goes at its exit."""
 
     def __init__(self, workers: int, rx_mode: str, af_packet: str = "v3") -> None:
+        """af_packet: `create host-interface` options of VPP's interfaces ("v3": VPP's
+        default)."""
         from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
 
         sing_box = _sing_box_binary()
@@ -306,10 +320,10 @@ class Bed:
         self.topo: vt.Topology | None = None
         self.papi: Any = None
         try:
-            self.topo = topo = vt.Topology(self.vpp, tag=f"sbc{int(time.time()) % 1000}")
+            self.rx_mode = rx_mode
+            self.topo = topo = vt.Topology(self.vpp, tag=f"sbc{int(time.time()) % 1000}",
+                                           af_packet="" if af_packet == "v3" else af_packet)
             self.rns, self.r_lan = router_ns(topo, topo.ns_client[:-1])
-            if af_packet == "v2":
-                af_packet_v2(self.vpp, topo)
             loadgen.set_rx_mode(self.vpp, (topo.vpp_if_client, topo.vpp_if_origin), rx_mode)
             for ns in (topo.ns_client, self.rns):
                 loadgen.tune_client_ns(ns)
@@ -342,12 +356,27 @@ class Bed:
                                      read_timeout=10)
             self.papi.connect("sbx-bench-client")
             self.api = self.papi.api
-            self.lan = next(i.sw_if_index for i in self.api.sw_interface_dump()
-                            if i.interface_name == topo.vpp_if_client)
+            self.lan = self._lan()
             add_endpoint(self.api)
         except BaseException:
             self.close()
             raise
+
+    def _lan(self) -> int:
+        assert self.topo is not None
+        return int(next(i.sw_if_index for i in self.api.sw_interface_dump()
+                        if i.interface_name == self.topo.vpp_if_client))
+
+    def set_interfaces(self, af_packet: str, rx_mode: str) -> None:
+        """VPP's two interfaces with these af_packet options ("" or "v3": VPP's default) and
+        rx-mode; created again only when the options change (client mode off first)."""
+        assert self.topo is not None
+        af_packet = "" if af_packet == "v3" else af_packet
+        if af_packet != self.topo.af_packet:
+            self.topo.set_af_packet(af_packet)
+            self.lan = self._lan()
+        loadgen.set_rx_mode(self.vpp, (self.topo.vpp_if_client, self.topo.vpp_if_origin), rx_mode)
+        self.rx_mode = rx_mode
 
     def close(self) -> None:
         if self.papi is not None:
@@ -384,8 +413,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--latency-only", action="store_true",
                     help="skip the throughput and connection-rate cases")
-    add_af_packet_option(ap)
-    loadgen.add_rx_mode_option(ap)
+    ap.add_argument("--af-packet", default="v3",
+                    help="`create host-interface` options of VPP's two interfaces: v3 (VPP's "
+                    "default, TPACKET_V3: best throughput, but holds each received packet up to "
+                    "1 ms at low rates), v2 (TPACKET_V2, no such wait; see "
+                    "vpptopo.Topology.set_af_packet), or any options such as 'v2 rx-size 4096'; "
+                    "a comma-separated list runs the latency cases under each, interleaved "
+                    "round by round (the throughput cases use the first)")
+    ap.add_argument("--rx-mode", default="polling",
+                    help="VPP's interface rx-mode: polling, interrupt or adaptive (polling keeps a "
+                    "core busy, taken on a small box from sing-box, the load generators and the "
+                    "kernel); a comma-separated list is crossed with --af-packet's")
     ap.add_argument("--ttfb", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.ttfb:
@@ -393,14 +431,16 @@ def main() -> None:
         ttfb(dst, int(port), int(n), float(interval))
         return
 
-    results: dict[str, dict[str, float]] = {}
-    with Bed(args.workers, args.rx_mode, args.af_packet) as bed:
+    results: dict[str, Any] = {}
+    variants = tuple((a.strip(), m.strip()) for a in args.af_packet.split(",")
+                     for m in args.rx_mode.split(","))
+    with Bed(args.workers, variants[0][1], variants[0][0]) as bed:
         topo, api = bed.topo, bed.api
         assert topo is not None
         tput = not args.latency_only
         print(f"client-mode benchmark: {args.seconds:.0f} s per case, up to {args.mbytes} MiB "
               f"per bulk case, VPP workers {args.workers}, af_packet {args.af_packet}, rx-mode "
-              f"{args.rx_mode}, sink behind each path; load {os.getloadavg()[0]:.2f}", flush=True)
+              f"{args.rx_mode}, {args.rounds} rounds, sink behind each path; load {os.getloadavg()[0]:.2f}", flush=True)
         if tput:
             results["direct-vpp"] = measure(topo, "direct (VPP routing)", vt.ORIGIN_IP4,
                                             SINK_PORTS["direct-vpp"], args)
@@ -413,11 +453,15 @@ def main() -> None:
             enable_client_mode(api, bed.lan)
             results["singbox"] = measure(topo, "VPP client -> sing-box", vt.ORIGIN_IP4,
                                          SINK_PORTS["singbox"], args)
-        lat = latency_cases(bed, args.samples, args.rounds)
-        if api.singbox_get_stats(sw_if_index=bed.lan).total_connections == 0:
+        lat = latency_cases(bed, args.samples, args.rounds, variants)
+        if not any(e.connections for e in api.singbox_endpoint_dump()):
             raise RuntimeError("VPP client mode intercepted nothing")
-        latency_report(lat)
-        results["latency"] = {f"{k}_{m}": v[m] for k, v in lat.items() for m in v}
+        for name, cases in lat.items():
+            if len(lat) > 1:
+                print(f"\n== {name}")
+            latency_report(cases)
+        results["latency"] = {name: {f"{k}_{m}": v[m] for k, v in cases.items() for m in v}
+                              for name, cases in lat.items()}
         print(f"load at the end {os.getloadavg()[0]:.2f}")
 
         if tput:

@@ -259,10 +259,14 @@ buffers {{ buffers-per-numa 32768 }}
 class Topology:
     """Client and origin namespaces joined to a VPP by af_packet veths."""
 
-    def __init__(self, vpp: Vpp, tag: str | None = None, kind: str = "af_packet") -> None:
-        """kind: "af_packet" (veth pairs) or "tap" (VPP tapv2 with GSO, faster)."""
+    def __init__(self, vpp: Vpp, tag: str | None = None, kind: str = "af_packet",
+                 af_packet: str = "") -> None:
+        """kind: "af_packet" (veth pairs) or "tap" (VPP tapv2 with GSO, faster).
+        af_packet: options of `create host-interface` for both VPP interfaces, the same on
+        every path through VPP (say "v2": TPACKET_V2 rings; see set_af_packet)."""
         self.vpp = vpp
         self.kind = kind
+        self.af_packet = af_packet
         self.n_tap = 0
         p = tag or f"sb{os.getpid() % 100000}"
         self.ns_client = f"{p}c"
@@ -317,11 +321,35 @@ class Topology:
             ["ip", "-6", "route", "add", route6, "via", gw6],
         ):
             run(ns_cmd(ns, *cmd))
+        self._host_interface(outer, gw4, gw6)
+
+    def _host_interface(self, outer: str, gw4: str, gw6: str) -> None:
         v = self.vpp
-        v.cli(f"create host-interface name {outer}")
+        out = v.cli(f"create host-interface {self.af_packet} name {outer}".replace("  ", " "))
+        if out.strip() != f"host-{outer}":
+            raise RuntimeError(f"create host-interface {self.af_packet} name {outer}: {out.strip()}")
         v.cli(f"set interface state host-{outer} up")
         v.cli(f"set interface ip address host-{outer} {gw4}/24")
         v.cli(f"set interface ip address host-{outer} {gw6}/64")
+
+    def set_af_packet(self, options: str) -> None:
+        """Both VPP interfaces again, created with these `create host-interface` options (the
+        same names, new sw_if_index: whatever was configured on them goes with them).
+
+        VPP's default is TPACKET_V3 rings, whose receive blocks the kernel hands to VPP when
+        full or when the block's retire timer fires (tp_retire_blk_tov = 1 ms, fixed in
+        src/plugins/af_packet/af_packet.c; there is no packet-count retire): at a low packet
+        rate every packet VPP receives waits for that timer, whatever the block size
+        (rx-per-block, rx-size). "v2" (TPACKET_V2) hands over each frame as it arrives."""
+        assert self.kind == "af_packet"
+        self.af_packet = options
+        for outer, gw4, gw6 in ((self.vpp_if_client.removeprefix("host-"), VPP_CLIENT_IP4,
+                                 VPP_CLIENT_IP6),
+                                (self.vpp_if_origin.removeprefix("host-"), VPP_ORIGIN_IP4,
+                                 VPP_ORIGIN_IP6)):
+            self.vpp.cli(f"delete host-interface name {outer}")
+            self._host_interface(outer, gw4, gw6)
+        self._wait_reachable()
 
     def _wait_reachable(self) -> None:
         """Ping the namespaces from VPP (no ping binary needed in them); this
