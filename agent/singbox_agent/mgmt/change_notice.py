@@ -88,7 +88,10 @@ class RunningStamps:
 
     `latest()` is the newest mtime (for dates: two commits within one clock tick share it); `generation()` moves
     whenever a commit happened since the last look (for "did anything change since": exact; not a count, the
-    kernel merges identical events nobody read yet).
+    kernel merges identical events nobody read yet). Between looks the kernel queues every rename in the directory
+    (each commit of any module: one per module written); a follower that looks rarely lets the queue reach the
+    kernel's max_queued_events (16,384 by default, about 1 MB of kernel memory) and then sees one overflow, taken as
+    a change of everything followed.
     """
 
     def __init__(self, modules: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
