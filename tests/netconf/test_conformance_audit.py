@@ -430,3 +430,38 @@ async def test_a_bad_attribute_value_is_bad_attribute(netconf_server: ServerInfo
         assert "/@" not in found[0].get("error-path", ""), found
     finally:
         await client.close()
+
+
+def test_timeout_rollback_is_not_credited_to_the_lock_holder(netconf_server: ServerInfo) -> None:
+    """RFC 6470 netconf-config-change: changed-by names who caused the edits; a confirmed commit's timeout rollback
+    (RFC 6241 8.4) is the server's doing. When the issuing session held the lock, the rollback ran on its sysrepo
+    session, marked with its user and session-id, so the notification credited that session with undoing its own
+    commit. The edits listed are exactly what the rollback changed."""
+    from lxml import etree
+
+    nn = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+    with netconf_server.connect() as m, netconf_server.connect() as watcher:
+        watcher.create_subscription()
+        m.lock("running")
+        m.lock("candidate")
+        m.edit_config(target="candidate", config=cfg(endpoint("rb")))
+        m.commit(confirmed=True, timeout="1")
+        changes = []
+        for _ in range(6):  # the commit's config-change, the confirmed-commit start, the rollback's, timeout
+            n = watcher.take_notification(timeout=30)
+            assert n is not None
+            event = etree.fromstring(n.notification_xml.encode())
+            change = event.find(f"{{{nn}}}netconf-config-change")
+            if change is not None:
+                changes.append(change)
+            if event.find(f"{{{nn}}}netconf-confirmed-commit/{{{nn}}}confirm-event") is not None and \
+                    event.findtext(f"{{{nn}}}netconf-confirmed-commit/{{{nn}}}confirm-event") == "timeout":
+                break
+        assert len(changes) == 2, [etree.tostring(c) for c in changes]
+        commit, rollback = changes
+        assert commit.findtext(f"{{{nn}}}changed-by/{{{nn}}}session-id") == str(m.session_id)
+        assert rollback.findtext(f"{{{nn}}}changed-by/{{{nn}}}session-id") == "0", etree.tostring(rollback)
+        targets = [e.findtext(f"{{{nn}}}target") for e in rollback.iter(f"{{{nn}}}edit")]
+        assert targets and all(":name='rb']" in t for t in targets), targets  # the rolled-back endpoint alone
+        assert {e.findtext(f"{{{nn}}}operation") for e in rollback.iter(f"{{{nn}}}edit")} == {"delete"}
+    assert endpoints() == []

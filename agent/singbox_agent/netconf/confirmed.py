@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import datastore
+from singbox_agent.mgmt import datastore, libsysrepo
 from singbox_agent.netconf.confirmed_store import Record
 
 if TYPE_CHECKING:
     from singbox_agent.netconf.server import NetconfServer
 
 log = structlog.get_logger("netconf.confirmed")
+
+# the originator of a rollback run on the lock holder's session: not the name sysrepo reads changed-by from
+ROLLBACK_ORIGINATOR = "netconf-confirmed-commit"
 
 
 @dataclass
@@ -124,11 +127,21 @@ def _as_lock_holder(server: NetconfServer, ds: str, fn: Callable[[Any], None]) -
     with server.state.lock:
         holder = server.state.sessions.get(holder_id) if holder_id is not None else None
     if holder is not None and holder.sr is not None:
+        def as_server(sr: Any) -> None:
+            # RFC 6470 changed-by: the rollback is the server's doing, not the lock holder's (its session is marked
+            # with its user and session-id, `datastore.mark_changed_by`). sysrepo can write no <server/>: unmarked,
+            # it names the process's user and session-id 0, as the rollback on a session of our own does.
+            libsysrepo.set_originator(sr, ROLLBACK_ORIGINATOR, [])
+            try:
+                fn(sr)
+            finally:
+                datastore.mark_changed_by(sr, holder.user, holder.id)
+
         if threading.current_thread().name.startswith(f"netconf-{holder.id}_"):
-            fn(holder.sr)
+            as_server(holder.sr)
             return
         try:
-            holder.run_on_worker(lambda: fn(holder.sr)).result(timeout=60)
+            holder.run_on_worker(lambda: as_server(holder.sr)).result(timeout=60)
             return
         except RuntimeError:  # the holder is shutting down: its lock goes with it
             pass
