@@ -8,6 +8,7 @@ and disconnect-session reach records on every thread."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -107,3 +108,43 @@ def test_workers_have_cpus_of_their_own(env: Env) -> None:
         for i in range(workers):
             for j in range(i + 1, workers):
                 assert not wk[i] & wk[j], cpus
+
+
+N_BURST = 2500  # over the 2,048 events of a thread's session event queue (VPP's default)
+
+
+def test_server_stop_ends_more_sessions_than_an_event_queue_holds(env: Env) -> None:
+    """Stopping the server ends every session by a message to its thread, all sent at once from
+    the API handler: 2,500 of them overflow a thread's 2,048-event queue, where VPP's
+    session_send_rpc_evt_to_thread_force dropped the rest (those sessions stayed open, the old
+    plugin kept ~450 of them here). singbox_rpc keeps what finds the queue full and sends it
+    later, in order."""
+    import json
+
+    env.configure(max_sessions=N_BURST + 100)
+    env.start()
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", env.t.ns_client, sys.executable, str(HERE / "many.py"),
+         VPP_CLIENT_IP4, "1080", ORIGIN_IP4, str(ECHO_PORT), str(N_BURST)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdin is not None
+        first = json.loads(p.stdout.readline())
+        assert first == {"open": N_BURST}, first
+        assert env.api.singbox_server_dump()[0].active_sessions == N_BURST
+        # the clients keep their ends open: only the server's stop ends the sessions
+        assert env.api.singbox_server_enable_disable(enable=False).retval == 0
+        deadline = time.monotonic() + 60
+        while (left := len(env.sessions())) != 0:
+            assert time.monotonic() < deadline, (left, env.cli("show singbox server"))
+            time.sleep(0.5)
+        # the queue did overflow: the test tests what it says
+        out = env.cli("show singbox server")
+        m = re.search(r"Messages deferred \(queue full\): (\d+), waiting (\d+)", out)
+        assert m and int(m.group(1)) > 0 and int(m.group(2)) == 0, out
+        p.stdin.write("\n")
+        p.stdin.flush()
+        p.stdout.readline()
+    finally:
+        p.kill()
+        p.wait()
