@@ -161,6 +161,7 @@ singbox_session_alloc (singbox_mode_t mode)
   ss->user_index = ~0;
   ss->group_index = ~0;
   ss->ao_leg = ~0;
+  ss->ho_handle = SESSION_INVALID_HANDLE;
   return ss;
 }
 
@@ -503,7 +504,38 @@ singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4
    * the half-open may stop the other workers at the barrier, while one of
    * them spun on the record's lock held here. There is no lock any more.
    * The outcome always comes later, through singbox_ao_connected. */
+  a->sh = SESSION_INVALID_HANDLE;
   vnet_connect2 (a);
+  /* made here (the connects thread): the half-open we may close */
+  ss->ho_handle = vlib_get_thread_index () == transport_cl_thread () ? a->sh :
+								      SESSION_INVALID_HANDLE;
+  ss->connect_cancelled = 0;
+}
+
+/* The session ends while its upstream is still connecting (a connect
+ * timeout to an address that never answers): close the half-open rather
+ * than keep the record until TCP gives up on the SYN, a minute later.
+ * VPP then reports no connect, only the half-open's cleanup
+ * (singbox_ao_half_open_cleanup), which ends the wait. Only when every leg
+ * of the record is on one thread (at most one worker): there the connect,
+ * if it raced the close and won, is reported before that cleanup. On the
+ * record's thread. */
+void
+singbox_session_cancel_connect (singbox_session_t *ss)
+{
+  vnet_disconnect_args_t a = {
+    .handle = ss->ho_handle,
+    .app_index = singbox_main.upstream_app_index,
+  };
+
+  SINGBOX_ASSERT_OWNER (ss->index);
+  if (!ss->connecting || ss->connect_cancelled || ss->ho_handle == SESSION_INVALID_HANDLE ||
+      vlib_num_workers () > 1 || singbox_main.test_remote_upstream)
+    return;
+  if (session_thread_from_handle (ss->ho_handle) != vlib_get_thread_index ())
+    return;
+  ss->connect_cancelled = 1;
+  vnet_disconnect_session (&a);
 }
 
 static int
@@ -936,10 +968,11 @@ static void
 singbox_ao_connect_failed (singbox_session_t *ss, session_error_t err)
 {
   ss->connecting = 0;
+  ss->ho_handle = SESSION_INVALID_HANDLE;
   SINGBOX_DBG ("session %u connect failed: %U", ss->index, format_session_error, err);
   if (ss->po_handle == SESSION_INVALID_HANDLE)
     singbox_session_free (ss);
-  else
+  else if (!ss->connect_cancelled) /* a cancelled one was ended already */
     singbox_session_vft (ss)->upstream_connect_failed (ss, err);
 }
 
@@ -1004,6 +1037,7 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error
 
   ss = singbox_session_get (opaque);
   ss->connecting = 0;
+  ss->ho_handle = SESSION_INVALID_HANDLE;
   ss->ao_handle = session_handle (s);
   s->opaque = ss->index;
   singbox_ao_up (ss, s);
@@ -1446,6 +1480,22 @@ singbox_leg_msg_rpc (void *arg)
   clib_mem_free (m);
 }
 
+/* A half-open is gone (connected, failed, or closed by
+ * singbox_session_cancel_connect); on the connects thread, which is the
+ * record's when the connect was cancelled. */
+static void
+singbox_ao_half_open_cleanup (session_t *ho)
+{
+  singbox_session_t *ss;
+  u32 h = ho->opaque;
+
+  if (singbox_session_handle_thread (h) != vlib_get_thread_index () ||
+      !(ss = singbox_session_get_if_valid (h)))
+    return;
+  if (ss->connecting && ss->connect_cancelled && ss->ho_handle == session_handle (ho))
+    singbox_ao_connect_failed (ss, SESSION_E_NONE);
+}
+
 static int
 singbox_ao_accept (session_t *s)
 {
@@ -1461,6 +1511,7 @@ static session_cb_vft_t singbox_upstream_cb_vft = {
   .builtin_app_rx_callback = singbox_ao_rx,
   .builtin_app_tx_callback = singbox_ao_tx,
   .proxy_alloc_session_fifos = singbox_ao_alloc_fifos,
+  .half_open_cleanup_callback = singbox_ao_half_open_cleanup,
   .fifo_tuning_callback = singbox_fifo_tuning,
   .add_segment_callback = singbox_add_segment,
   .del_segment_callback = singbox_del_segment,
@@ -1541,11 +1592,13 @@ singbox_session_kill (singbox_session_t *ss, int timed_out)
   const singbox_session_vft_t *vft = singbox_session_vft (ss);
 
   SINGBOX_ASSERT_THREAD (ss->po_thread);
-  if (vft->kill && vft->kill (ss, timed_out))
-    return;
-  ss->state = SINGBOX_SESSION_STATE_CLOSING;
-  singbox_po_reset (ss);
-  singbox_ao_reset (ss);
+  if (!(vft->kill && vft->kill (ss, timed_out)))
+    {
+      ss->state = SINGBOX_SESSION_STATE_CLOSING;
+      singbox_po_reset (ss);
+      singbox_ao_reset (ss);
+    }
+  singbox_session_cancel_connect (ss);
 }
 
 static void

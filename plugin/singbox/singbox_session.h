@@ -118,6 +118,10 @@ typedef struct
   ip46_address_t ao_lcl_ip;
   u16 ao_lcl_port; /* network order */
   u8 ao_lcl_is_ip4;
+  /* the connect's half-open, when it was made on this thread (it can then
+   * be closed, singbox_session_cancel_connect), and whether it was */
+  u8 connect_cancelled;
+  session_handle_t ho_handle;
   svm_fifo_t *po_rx_fifo;
   svm_fifo_t *po_tx_fifo;
   clib_thread_index_t po_thread;
@@ -242,6 +246,7 @@ singbox_session_t *singbox_session_alloc (singbox_mode_t mode);
 session_t *singbox_ao_session (singbox_session_t *ss, session_t *tmp);
 void singbox_ao_lcl (singbox_session_t *ss, session_t *s, transport_endpoint_t *lcl);
 void singbox_ao_cross_remote (singbox_session_t *ss);
+void singbox_session_cancel_connect (singbox_session_t *ss);
 void singbox_session_free (singbox_session_t *ss);
 singbox_session_t *singbox_session_get_by_id (u64 id);
 void singbox_session_release_active (singbox_session_t *ss);
