@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -23,8 +25,6 @@ INTERNALS = re.compile(r"process \d+|CID \d+|sr_shmmod|/dev/shm")
 
 @pytest.mark.slow
 async def test_hundred_concurrent_editors_all_succeed(netconf_server: ServerInfo) -> None:
-    import time
-
     conn = sysrepo.SysrepoConnection()
     sub = conn.start_session("running")
 
@@ -55,6 +55,42 @@ async def test_hundred_concurrent_editors_all_succeed(netconf_server: ServerInfo
     conn.disconnect()
     assert len(data["singbox"]["client"]["endpoint"]) == EDITORS * EDITS_EACH
     await asyncio.gather(*(c.close() for c in clients))
+
+
+def test_a_queued_write_waits_while_others_get_through() -> None:
+    """A write kept busy longer than `total_s` is not refused while other writes of the process succeed meanwhile
+    (it is queued, not stuck: the old fixed 30 s refused the tail of 200 edits behind a slow subscriber); once
+    nothing gets through for `total_s`, it is refused; and never later than `cap_s`."""
+    message = "Locking a rwlock failed (sr_shmmod_lock: Connection timed out)"
+    busy_until = time.monotonic() + 0.6
+    others_done = threading.Event()
+
+    def queued() -> str:
+        if time.monotonic() < busy_until:
+            raise sysrepo.SysrepoTimeOutError(message)
+        return "applied"
+
+    def others() -> None:  # the writes ahead of it, each getting through
+        while not others_done.wait(0.05):
+            retry_busy(lambda: None)
+
+    thread = threading.Thread(target=others)
+    thread.start()
+    try:
+        assert retry_busy(queued, total_s=0.2) == "applied"
+        with pytest.raises(MgmtException):  # progress does not stretch the hard cap
+            retry_busy(queued_busy, total_s=0.2, cap_s=0.3)
+    finally:
+        others_done.set()
+        thread.join()
+    started = time.monotonic()
+    with pytest.raises(MgmtException):  # nobody gets through: refused after total_s
+        retry_busy(queued_busy, total_s=0.2)
+    assert time.monotonic() - started < 5
+
+
+def queued_busy() -> str:
+    raise sysrepo.SysrepoTimeOutError("Locking a rwlock failed (sr_shmmod_lock: Connection timed out)")
 
 
 def test_busy_retried_then_in_use_without_internals() -> None:

@@ -224,8 +224,14 @@ def parse_netconf_rpc(ctx: libyang.Context, message: bytes) -> libyang.DNode:
 
 # sysrepo takes each module's lock with a short timeout; under many concurrent editors a valid write failed with
 # "Locking a rwlock failed (sr_shmmod_lock: Connection timed out), read lock held by running process 6 (CID 5)".
-# Such a failure says nothing about the edit: it is retried, with a growing randomised pause, for up to this long.
+# Such a failure says nothing about the edit: it is retried, with a growing randomised pause, while the datastore
+# makes progress — until BUSY_WAIT_S pass with no write of this process getting through (a lock that stays held:
+# in-use then), or BUSY_CAP_S in all. A fixed 30 s per write refused valid edits that were merely queued: 200 commits
+# behind a 50 ms subscriber take 20 s on an idle box and over 30 s on a loaded one, every one of them progress.
 BUSY_WAIT_S = 30.0
+BUSY_CAP_S = 120.0
+_progress_lock = threading.Lock()
+_last_progress = 0.0  # time.monotonic() of the last write retry_busy saw succeed, in any thread
 _BUSY = re.compile(r"Locking a (?:rw)?lock failed|lock .*timed out|timed out .*lock", re.IGNORECASE)
 _INTERNAL = re.compile(r"\s*\(sr_\w+:[^)]*\)|,?\s*(?:read|write|read-upgr|upgr)?\s*lock held by [^.;]*|\s*\(CID \d+\)"
                        r"|\b(?:process|PID) \d+|\bCID \d+|/dev/shm/\S+|\bsr_(?:main|ext|mod|sub|ds)\w*\b",
@@ -275,27 +281,41 @@ def scrub(message: str) -> str:
     return _INTERNAL.sub("", message).strip() if _INTERNAL.search(message) else message
 
 
-def retry_busy(fn: Callable[[], T], *, total_s: float = BUSY_WAIT_S) -> T:
-    """`fn()`, run again while sysrepo reports its locks busy, for at most `total_s` in all.
+def _note_progress() -> None:
+    global _last_progress
+    with _progress_lock:
+        _last_progress = time.monotonic()
+
+
+def retry_busy(fn: Callable[[], T], *, total_s: float = BUSY_WAIT_S, cap_s: float = BUSY_CAP_S) -> T:
+    """`fn()`, run again while sysrepo reports its locks busy: until `total_s` pass in which no write of this process
+    got through (neither this one nor another thread's), or `cap_s` in all.
 
     Only for calls that change nothing when they fail this way (apply_changes, copy_config, lock): the pending edit
     stays in the session. :raises MgmtException: in-use with `BUSY_MESSAGE` when the locks stayed busy.
     """
-    deadline = time.monotonic() + total_s
+    start = time.monotonic()
+    cap = start + cap_s
     pause = 0.005
     while True:
         try:
-            return fn()
+            result = fn()
         except sysrepo.SysrepoError as exc:
             if not is_busy(exc):
                 raise
             if not waiting_allowed():
                 raise WouldWait() from None
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            with _progress_lock:
+                progress = max(start, _last_progress)
+            left = min(progress + total_s, cap) - now
             if left <= 0:
                 raise in_use(BUSY_MESSAGE, error_type="application") from None
             time.sleep(min(left, random.uniform(pause / 2, pause)))
             pause = min(pause * 2, 0.5)
+        else:
+            _note_progress()
+            return result
 
 
 def apply_changes(sess: SysrepoSession) -> None:
