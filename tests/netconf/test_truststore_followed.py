@@ -3,26 +3,20 @@ waits for it (sysrepo waits for every done subscriber), and a commit by another 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import sysrepo
 
 from tests.netconf.conftest import ServerInfo
 from tests.netconf.test_ssh_client_auth import TS, key_pair, login, public_key, users_config
+from tests.sysrepo_state import sysrepo_state
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 BAG = "/ietf-truststore:truststore/public-key-bags/public-key-bag[name='ops']"
 
 
 def _truststore_subscribers(pid: int) -> list[str]:
-    with sysrepo.SysrepoConnection() as conn:
-        sess = conn.start_session("operational")
-        try:
-            with sess.get_data_ly("/sysrepo-monitoring:sysrepo-state") as state:
-                found = json.loads(state.print_mem("json", with_siblings=True))["sysrepo-monitoring:sysrepo-state"]
-        finally:
-            sess.stop()
+    found = sysrepo_state()
     cids = {c["cid"] for c in found["connection"] if c["pid"] == pid}
     assert cids
     return [sub.get("xpath", "") for m in found["module"] if m["name"] == "ietf-truststore"

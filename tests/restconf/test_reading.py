@@ -10,6 +10,8 @@ import sysrepo
 from helpers import EP, JSON, RC_NS, SB, XML, endpoint_json, error_of, stand_in_agent
 from rcserver import RestconfServer
 
+from tests.sysrepo_state import sysrepo_state
+
 
 NACM = "/restconf/data/ietf-netconf-acm:nacm"
 
@@ -175,13 +177,7 @@ def test_commits_do_not_wait_for_last_modified(restconf: RestconfServer) -> None
     anyone paid a round trip to the RESTCONF process), and Last-Modified still moves with another client's commit
     and with its own, and PUT still tells a created target (201) from a replaced one (204)."""
     with stand_in_agent(), restconf.client() as c:
-        with sysrepo.SysrepoConnection() as conn:
-            sess = conn.start_session("operational")
-            try:
-                with sess.get_data_ly("/sysrepo-monitoring:sysrepo-state") as state:
-                    found = json.loads(state.print_mem("json", with_siblings=True))["sysrepo-monitoring:sysrepo-state"]
-            finally:
-                sess.stop()
+        found = sysrepo_state()
         ours = {conn_["cid"] for conn_ in found["connection"] if conn_["pid"] == restconf.process.pid}
         assert ours
         watched = {m["name"] for m in found["module"]
