@@ -319,8 +319,7 @@ int
 singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
 {
   singbox_main_t *sm = &singbox_main;
-  svm_fifo_t *rx = 0, *tx = 0;
-  segment_manager_t *smg;
+  svm_fifo_t *tx;
   singbox_endpoint_t *ep;
   socks5_client_cfg_t cfg = {};
   socks5_out_t out;
@@ -331,17 +330,8 @@ singbox_client_alloc_fifos (session_t *s, singbox_session_t *ss)
     return SESSION_E_ALLOC;
   ep = pool_elt_at_index (sm->endpoints, ss->endpoint_index);
 
-  if (!ss->ao_remote)
-    {
-      smg = app_worker_get_connect_segment_manager (app_worker_get (s->app_wrk_index));
-      if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx, &tx)))
-	return rv;
-      rx->vpp_sh = s->handle;
-      tx->vpp_sh = s->handle;
-      s->rx_fifo = rx;
-      s->tx_fifo = tx;
-      s->flags &= ~SESSION_F_PROXY;
-    }
+  if (!ss->ao_remote && (rv = singbox_session_own_fifos (s)))
+    return rv;
   tx = s->tx_fifo;
   ss->ao_own_tx = tx;
 
@@ -503,26 +493,10 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
   /* a chained server session: its client's success reply goes first */
   if (ss->mode == SINGBOX_MODE_SERVER)
     singbox_server_reply_connected (s, ss);
-  if (ss->ao_remote)
-    {
-      /* what the destination sent so far moves here (we read the leg's
-       * own rx fifo during the handshake), the rest on the leg's thread,
-       * which waits for the handshake's bytes to be acknowledged */
-      while ((n = svm_fifo_max_dequeue (own_rx)))
-	{
-	  n = clib_min (n, sizeof (buf));
-	  n = clib_min (n, svm_fifo_max_enqueue (ss->po_tx_fifo));
-	  if (!n)
-	    break;
-	  svm_fifo_dequeue (own_rx, n, buf);
-	  svm_fifo_enqueue (ss->po_tx_fifo, n, buf);
-	}
-      singbox_client_hs_free (ss);
-      ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
-      ss->deadline = 0;
-      singbox_ao_cross_remote (ss);
-      return 0;
-    }
+  /* what the destination sent so far moves here (we read the leg's own
+   * rx fifo during the handshake); for a leg of another thread the rest
+   * moves on that thread, which waits for the handshake's bytes to be
+   * acknowledged */
   while ((n = svm_fifo_max_dequeue (own_rx)))
     {
       n = clib_min (n, sizeof (buf));
@@ -531,6 +505,14 @@ singbox_client_cross (session_t *s, singbox_session_t *ss)
 	break;
       svm_fifo_dequeue (own_rx, n, buf);
       svm_fifo_enqueue (ss->po_tx_fifo, n, buf);
+    }
+  if (ss->ao_remote)
+    {
+      singbox_client_hs_free (ss);
+      ss->state = SINGBOX_SESSION_STATE_ESTABLISHED;
+      ss->deadline = 0;
+      singbox_ao_cross_remote (ss);
+      return 0;
     }
   ss->po_rx_fifo->vpp_sh = s->handle;
   ss->po_rx_fifo->refcnt++;

@@ -900,6 +900,28 @@ singbox_ao_lcl (singbox_session_t *ss, session_t *s, transport_endpoint_t *lcl)
   lcl->is_ip4 = ss->ao_lcl_is_ip4;
 }
 
+/* Gives an upstream leg fifos of its own from its app worker's connect
+ * segment manager, on its thread (a leg attached with SESSION_F_PROXY has
+ * none until the mode decides): for a handshake that must not touch the
+ * client's fifos, or for a leg of another thread. */
+int
+singbox_session_own_fifos (session_t *s)
+{
+  segment_manager_t *smg;
+  svm_fifo_t *rx = 0, *tx = 0;
+  int rv;
+
+  smg = app_worker_get_connect_segment_manager (app_worker_get (s->app_wrk_index));
+  if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx, &tx)))
+    return rv;
+  rx->vpp_sh = s->handle;
+  tx->vpp_sh = s->handle;
+  s->rx_fifo = rx;
+  s->tx_fifo = tx;
+  s->flags &= ~SESSION_F_PROXY;
+  return 0;
+}
+
 /* Runs on the upstream's thread right after the TCP handshake, before the
  * session is usable: the mode attaches the client's fifos crossed (server
  * mode writes its success reply first, ahead of anything the destination
@@ -909,20 +931,12 @@ static int
 singbox_leg_alloc_fifos (session_t *s)
 {
   singbox_worker_t *wrk = singbox_worker_get (s->thread_index);
-  segment_manager_t *smg;
-  svm_fifo_t *rx = 0, *tx = 0;
   singbox_leg_t *leg;
   int rv;
 
   SINGBOX_ASSERT_THREAD (s->thread_index);
-  smg = app_worker_get_connect_segment_manager (app_worker_get (s->app_wrk_index));
-  if ((rv = segment_manager_alloc_session_fifos (smg, s->thread_index, &rx, &tx)))
+  if ((rv = singbox_session_own_fifos (s)))
     return rv;
-  rx->vpp_sh = s->handle;
-  tx->vpp_sh = s->handle;
-  s->rx_fifo = rx;
-  s->tx_fifo = tx;
-  s->flags &= ~SESSION_F_PROXY;
   pool_get_zero (wrk->legs, leg);
   leg->owner = s->opaque;
   leg->ao_handle = s->handle;

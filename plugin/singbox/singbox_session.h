@@ -272,6 +272,7 @@ void singbox_po_fail (singbox_session_t *ss);
 void singbox_ao_close (singbox_session_t *ss);
 void singbox_ao_reset (singbox_session_t *ss);
 void singbox_session_cross_fifos (session_t *s, singbox_session_t *ss);
+int singbox_session_own_fifos (session_t *s);
 
 format_function_t format_singbox_session;
 format_function_t format_singbox_session_legs;
