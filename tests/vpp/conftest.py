@@ -302,10 +302,25 @@ def worker_counts(*default: int) -> pytest.MarkDecorator:
 @pytest.fixture(scope="module", params=WORKER_COUNTS,
                 ids=[f"workers{w}" for w in WORKER_COUNTS])
 def vpp_env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    yield from running_env(request.param)
+
+
+def running_env(workers: int, vpp_environ: dict[str, str] | None = None) -> Iterator[Env]:
+    """A module's VPP with `workers` workers (started with `vpp_environ` added to the environment), closed after
+    its tests, which fail if it died meanwhile."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    env = Env(workers=request.param)
+    saved = {name: os.environ.get(name) for name in vpp_environ or {}}
+    os.environ.update(vpp_environ or {})
+    try:
+        env = Env(workers=workers)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
     try:
         yield env
     finally:

@@ -10,7 +10,6 @@ and client mode through sing-box, each with its usual tests, imported, against t
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -20,8 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from .conftest import ECHO_PORT, WORKER_COUNTS, Env
-from vppfixtures import skip_reason, vpp_output
+from .conftest import ECHO_PORT, WORKER_COUNTS, Env, running_env
 from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4
 
 # server mode, direct: the reply written on the record's thread into the client's fifo, the leg
@@ -56,21 +54,7 @@ N_SESSIONS = 8
 @pytest.fixture(scope="module", params=WORKER_COUNTS, ids=[f"workers{w}" for w in WORKER_COUNTS])
 def vpp_env(request: pytest.FixtureRequest) -> Iterator[Env]:
     """conftest's vpp_env, with every upstream leg on the other-thread path."""
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    os.environ["SINGBOX_TEST_REMOTE_UPSTREAM"] = "1"
-    try:
-        env = Env(workers=request.param)
-    finally:
-        del os.environ["SINGBOX_TEST_REMOTE_UPSTREAM"]
-    try:
-        yield env
-    finally:
-        log = vpp_output(env.vpp)
-        alive = env.vpp.alive()
-        env.close()
-        assert alive, "VPP died during the tests:\n" + log
+    yield from running_env(request.param, {"SINGBOX_TEST_REMOTE_UPSTREAM": "1"})
 
 
 def _remote_legs(env: Env) -> int:
