@@ -64,3 +64,21 @@ def prefixes(path: str) -> list[str]:
         else:
             unquoted.append(ch)
     return list(dict.fromkeys(_PREFIX.findall("".join(unquoted))))
+
+
+def parent_path(path: str) -> str:
+    """The path of a data path's parent ("" for a top-level node); '/' inside a predicate's quotes is a value's."""
+    depth, quote, cut = 0, "", 0
+    for i, c in enumerate(path):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        elif c == "/" and depth == 0:
+            cut = i
+    return path[:cut]

@@ -54,7 +54,6 @@ from singbox_agent.restconf.uri import (
     RestconfRequest,
     parse_request,
     resolve_api_path,
-    split_path_parent,
 )
 
 log = structlog.get_logger("restconf")
@@ -882,17 +881,17 @@ def _insert_meta(node: libyang.DNode, parsed: RestconfRequest) -> None:
 def _last_predicates(path: str) -> str:
     """The predicates of a data path's last node (`[k='v']...` or `[.='v']`), quotes honoured: a key holding "/"
     ("a/b") cut the path in its value, and a YANG Patch point naming it was a 500."""
-    last = path[len(split_path_parent(path)) + 1 :]
+    last = path[len(xpath.parent_path(path)) + 1 :]
     return last[last.index("[") :] if "[" in last else ""
 
 
 def _same_list(point: str, path: str) -> bool:
     """Whether two data paths name entries of one list (or leaf-list) instance: same parent, same node."""
     def node_name(p: str) -> str:
-        last = p[len(split_path_parent(p)) + 1 :]
+        last = p[len(xpath.parent_path(p)) + 1 :]
         return last.split("[", 1)[0].rpartition(":")[2]
 
-    return split_path_parent(point) == split_path_parent(path) and node_name(point) == node_name(path)
+    return xpath.parent_path(point) == xpath.parent_path(path) and node_name(point) == node_name(path)
 
 
 _XML_DATA_RE = re.compile(
@@ -1188,7 +1187,7 @@ def _patch_edit_tree(
 
 
 def _parent_of(path: str) -> str:
-    return split_path_parent(path)
+    return xpath.parent_path(path)
 
 
 def _api_path_of(parsed: RestconfRequest) -> str:

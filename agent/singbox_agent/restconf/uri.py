@@ -126,28 +126,8 @@ class RestconfRequest:
         """Data path of the target's parent (None for a top-level node or the datastore)."""
         if self.path is None:
             return None
-        cut = split_path_parent(self.path)
+        cut = xpath.parent_path(self.path)
         return cut or None
-
-
-def split_path_parent(path: str) -> str:
-    """The data path without its last node, honouring quotes inside predicates."""
-    depth = 0
-    quote = ""
-    last = 0
-    for i, ch in enumerate(path):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch == "/" and depth == 0:
-            last = i
-    return path[:last]
 
 
 def _bad(message: str, tag: str = "invalid-value", error_type: str = "protocol") -> RestconfError:

@@ -36,6 +36,7 @@ import structlog
 from _sysrepo import ffi as sr_ffi, lib as sr_lib
 
 from singbox_agent.mgmt import libsysrepo
+from singbox_agent.mgmt.xpath import parent_path
 
 log = structlog.get_logger("subscriptions.known")
 
@@ -51,24 +52,6 @@ def _ly() -> tuple[Any, Any]:
 
 def _addr(ffi: Any, ptr: Any) -> int:
     return int(ffi.cast("uintptr_t", ptr))
-
-
-def parent_path(path: str) -> str:
-    """The path of a data path's parent ("" for a top-level node); '/' inside a predicate's quotes is a value's."""
-    depth, quote, cut = 0, "", 0
-    for i, c in enumerate(path):
-        if quote:
-            if c == quote:
-                quote = ""
-        elif c in "'\"":
-            quote = c
-        elif c == "[":
-            depth += 1
-        elif c == "]":
-            depth -= 1
-        elif c == "/" and depth == 0:
-            cut = i
-    return path[:cut]
 
 
 class KnownError(Exception):
