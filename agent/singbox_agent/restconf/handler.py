@@ -326,7 +326,8 @@ class Handler:
         try:
             with read_gate.gate(read_gate.RESTCONF).admit(self.ds.conn, parsed.path or "/*", parsed.query.depth or 0):
                 result: ReadResult = self.ds.get(
-                    req.user, datastore, parsed.path, parsed.query, encoding, base_url=self._client_base_url(req)
+                    req.user, datastore, parsed.path, parsed.query, encoding, base_url=self._client_base_url(req),
+                    unified=parsed.datastore is None,
                 )
         except read_gate.TooManyReads as exc:
             # RFC 8040 7: resource-denied is 409 for a resource in use; a server too busy for the read is 503

@@ -278,9 +278,18 @@ class Datastore:
         encoding: Encoding,
         *,
         base_url: str | None = None,
+        unified: bool = False,
     ) -> ReadResult:
         """GET of a data resource or a whole datastore (RFC 8040 §4.3, RFC 8527 §3.2). `base_url`: how the client
-        reached the server, for the schema locations in ietf-yang-library (default: the listen address)."""
+        reached the server, for the schema locations in ietf-yang-library (default: the listen address).
+
+        `unified`: the read is RFC 8040's `{+restconf}/data` (`datastore` is operational), "the combined
+        configuration and state data": running's configuration is merged into what operational holds. sysrepo's
+        operational datastore holds a module's configuration only while something subscribes to its changes (the
+        configuration in use, RFC 8342 §5.3), so a leaf PUT to `/data` read back from `/data` was 404 for every
+        module nobody implements (ietf-system's hostname, a module of the client's); RFC 8527 §1 leaves `/data`'s
+        meaning as RFC 8040 defined it. Running's values win where both hold a configuration node; state and the
+        configuration only operational holds stay. `/ds/ietf-datastores:operational` stays sysrepo's operational."""
         xpaths = self._read_xpaths(path, query)
         no_state = query.content == "config"
         no_config = query.content == "nonconfig"
@@ -296,7 +305,10 @@ class Datastore:
         ) if query.with_origin else filtered_read.read(
             # fields (RFC 8040 §4.8.3) are evaluated on NACM-pruned data: a hidden node never decides what is shown
             sess, datastore, " | ".join(xpaths), max_depth=query.depth or 0, no_state=no_state, no_config=no_config
-        )) as tree:
+        )) as in_use, self._running_config(
+            user, " | ".join(xpaths), query.depth or 0, unified and not no_config and not query.with_origin
+        ) as config:
+            tree = _merge_config(in_use, config)
             if tree is not None and schema.has_yang_library(tree):
                 schema.rewrite_locations(tree, base_url or self.base_url)
             if path is None:
@@ -331,6 +343,17 @@ class Datastore:
                     )
                 body = print_nodes(targets, encoding, query.with_defaults, keep_empty=query.depth is not None)
         return ReadResult(body, self._tag(user, datastore, path, body, encoding))
+
+    @contextmanager
+    def _running_config(self, user: str | None, xpath: str, max_depth: int, wanted: bool
+                        ) -> Iterator[libyang.DNode | None]:
+        """Running's configuration `xpath` selects, as `user` may read it (None when not `wanted` or none)."""
+        if not wanted:
+            yield None
+            return
+        with self.session(user, "running") as sess, filtered_read.read(sess, "running", xpath,
+                                                                        max_depth=max_depth) as tree:
+            yield tree
 
     def _tag(self, user: str | None, datastore: str, path: str | None, body: bytes, encoding: Encoding) -> str:
         """The ETag of a GET: the resource's configuration (`config_etags`); a resource without any (state only)
@@ -551,6 +574,20 @@ def _find_operation(tree: libyang.DNode) -> libyang.DNode | None:
         if node.schema().nodetype() in (libyang.SNode.RPC, libyang.SNode.ACTION):
             return node
     return None
+
+
+def _merge_config(in_use: libyang.DNode | None, config: libyang.DNode | None) -> libyang.DNode | None:
+    """`config` (running) merged into `in_use` (operational), in place; either may be None. Default nodes come too
+    (a with-defaults mode decides what is printed); where both hold a leaf, running's value stays."""
+    if config is None:
+        return in_use
+    if in_use is None:
+        return config
+    target = ffi.new("struct lyd_node **", in_use.root().first_sibling().cdata)
+    source = config.root().first_sibling().cdata
+    if lib.lyd_merge_siblings(target, source, lib.LYD_MERGE_DEFAULTS) != lib.LY_SUCCESS:
+        raise in_use.context.error("cannot merge running's configuration into operational data")
+    return libyang.DNode.new(in_use.context, target[0])
 
 
 @contextmanager
