@@ -29,7 +29,7 @@ from singbox_agent.mgmt import users
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.users import UserStore
-from singbox_agent.netconf import confirmed, dispatch, messages, settings
+from singbox_agent.netconf import confirmed, dispatch, messages, settings, tcp_ack
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
 from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf import limits
@@ -463,9 +463,11 @@ class _SSHServer(asyncssh.SSHServer):
         self._username = ""
         self._tries = 0
         self._authenticated = False
+        self._acks: tcp_ack.AckTracker | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        self._acks = tcp_ack.install(conn)  # a client's window adjust must not hold its next request 40 ms
         self._server.connections.add(conn)
         peer = conn.get_extra_info("peername") or ("", 0)
         self._source = str(peer[0])
@@ -498,7 +500,7 @@ class _SSHServer(asyncssh.SSHServer):
         self._server.login_guard.succeeded(self._source, self._username)
 
     def session_requested(self) -> _NetconfChannel:
-        return _NetconfChannel(self._server)
+        return _NetconfChannel(self._server, self._acks)
 
     def password_auth_supported(self) -> bool:
         return True
@@ -572,8 +574,9 @@ class _SSHServer(asyncssh.SSHServer):
 class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     """Adapter between an SSH channel and a `NetconfSession`; only the `netconf` subsystem is accepted."""
 
-    def __init__(self, server: NetconfServer) -> None:
+    def __init__(self, server: NetconfServer, acks: tcp_ack.AckTracker | None = None) -> None:
         self._server = server
+        self._acks = acks  # told of every read that brought the session bytes (tcp_ack.py)
         self._chan: Any = None
         self._sock: Any = None  # the connection's TCP socket (asyncio's TransportSocket), for TCP_CORK
         self._session: NetconfSession | None = None
@@ -634,6 +637,8 @@ class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self._chan.close()
 
     def data_received(self, data: bytes, datatype: Any) -> None:
+        if self._acks is not None:
+            self._acks.delivered += 1
         if self._session is not None:
             self._session.data_received(data)
 
