@@ -29,3 +29,24 @@ def test_data_shows_running_config_of_modules_nobody_subscribes_to(restconf: Res
         r = c.get(MAX_BODY, params={"with-defaults": "report-all"})
         assert r.status_code == 200, r.text
         assert "vpp-singbox-restconf-server:max-body-size" in r.json()
+
+
+def test_content_length_only_where_rfc_9110_allows_it(restconf: RestconfServer) -> None:
+    """RFC 9110 §8.6: no Content-Length in a 204; in a 304 or a reply to HEAD only the length the 200 / GET would
+    carry. 204 and 304 said 0, and a HEAD that failed said 0 where its GET had an errors body."""
+    with restconf.client() as c:  # HTTP/1.1, where the header frames the message
+        h = {"content-type": JSON}
+        assert c.put(HOSTNAME, content=b'{"ietf-system:hostname": "a"}', headers=h).status_code == 201
+        r = c.put(HOSTNAME, content=b'{"ietf-system:hostname": "b"}', headers=h)
+        assert r.status_code == 204 and "content-length" not in r.headers, r.headers
+        etag = c.get(HOSTNAME).headers["etag"]
+        r = c.get(HOSTNAME, headers={"if-none-match": etag})
+        assert r.status_code == 304 and "content-length" not in r.headers, r.headers
+        missing = "/restconf/data/ietf-system:system/location"
+        got, head = c.get(missing), c.head(missing)
+        assert got.status_code == head.status_code == 404
+        assert head.headers["content-length"] == str(len(got.content)) != "0"
+        got, head = c.get(HOSTNAME), c.head(HOSTNAME)
+        assert head.status_code == 200 and head.headers["content-length"] == str(len(got.content))
+        # the connection still frames what follows correctly
+        assert c.get(HOSTNAME).json() == {"ietf-system:hostname": "b"}

@@ -254,9 +254,10 @@ class Handler:
                 failure = replace(failure, headers=(*failure.headers, ("Allow", ", ".join(allowed))))
         if failure.status >= 500 and not isinstance(exc, RestconfError | sysrepo.SysrepoError):
             log.exception("request failed", method=req.method if req else None, path=req.raw_path if req else None)
-        body = (b"" if req is not None and req.method == "HEAD"
-                else twin.render_errors(failure.errors, encoding, self._path_namespaces))
-        return HttpResponse(failure.status, body, list(failure.headers), RESPONSE_TYPES[encoding])
+        body = twin.render_errors(failure.errors, encoding, self._path_namespaces)
+        resp = HttpResponse(failure.status, body, list(failure.headers), RESPONSE_TYPES[encoding])
+        # a HEAD's error carries the length of the errors body the GET would have had, not 0 (RFC 9110 §8.6, §9.3.2)
+        return self._read_response(req, resp) if req is not None else resp
 
     def _path_namespaces(self, path: str) -> dict[str, str]:
         with acquired_context(self.ds.conn) as ctx:

@@ -168,7 +168,9 @@ class RestconfApp:
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
         if resp.content_type is not None:
             headers.append((b"content-type", resp.content_type.encode("latin-1")))
-        if not (method == "HEAD" and any(k == b"content-length" for k, _ in headers)):
+        if resp.status not in (204, 304) and method != "HEAD":
+            # RFC 9110 §8.6: no Content-Length in a 204, nor in a 304 or a reply to HEAD unless it is the length of
+            # the content a 200 / the GET would carry (HttpResponse's own header then: the handler knows it)
             headers.append((b"content-length", str(len(resp.body)).encode()))
         client = scope.get("client")
         small = len(resp.body) <= _CORK_MAX and scope.get("http_version") in ("1.0", "1.1")
