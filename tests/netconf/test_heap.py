@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,62 @@ def test_a_big_request_is_trimmed_once_its_reply_went_out(monkeypatch: pytest.Mo
 
     asyncio.run(run())
     assert [e for e in events if e] == ["sent", "trim"]
+
+
+@pytest.mark.parametrize("work", ["wait", "compute"])
+def test_the_trim_follows_cpu_not_waiting(monkeypatch: pytest.MonkeyPatch, work: str) -> None:
+    """A small request that took long only waiting (for a subscriber, for the CPU of a loaded machine) allocated
+    nothing to give back: no trim, which would run on the session's worker ahead of its next request. One that
+    kept the worker busy for BIG_S is trimmed."""
+    import time
+    from types import SimpleNamespace
+
+    from singbox_agent.netconf import heap, messages
+    from singbox_agent.netconf.framing import Framer
+    from singbox_agent.netconf.session import NetconfSession
+    from singbox_agent.netconf.state import ServerState
+
+    events: list[str] = []
+    monkeypatch.setattr(heap, "trim", lambda: events.append("trim"))
+
+    def no_sysrepo(datastore: str) -> None:
+        raise RuntimeError("no sysrepo here")
+
+    def handle(session: Any, message: bytes) -> tuple[bytes, bool]:
+        if work == "wait":
+            time.sleep(3 * heap.BIG_S)
+        else:
+            until = time.thread_time() + 3 * heap.BIG_S
+            while time.thread_time() < until:
+                pass
+        return b"<rpc-reply><ok/></rpc-reply>", False
+
+    server = SimpleNamespace(
+        state=ServerState(), limits=SimpleNamespace(max_message_size=1 << 24), hello_timeout=60.0,
+        capabilities=lambda: [messages.BASE_1_0], dispatch=handle,
+        conn=SimpleNamespace(start_session=no_sysrepo), session_end_hooks=(),
+        events=SimpleNamespace(session_start=lambda s: None, session_end=lambda s: None),
+        confirmed_on_session_end=lambda s: None)
+
+    async def run() -> None:
+        sent = lambda data: events.append("sent")  # noqa: E731
+        session = NetconfSession(server, "u", sent, lambda: None)  # type: ignore[arg-type]
+        session.hello_done = True
+        request = Framer().frame(f'<rpc xmlns="{messages.BASE_NS}" message-id="1"><edit-config/></rpc>'.encode())
+        session.data_received(request)
+        for _ in range(500):
+            if "sent" in events:
+                break
+            await asyncio.sleep(0.01)
+        session.data_received(request)  # the next request queues behind any trim on the worker
+        for _ in range(500):
+            if events.count("sent") == 2:
+                break
+            await asyncio.sleep(0.01)
+        session.close()
+
+    asyncio.run(run())
+    if work == "wait":
+        assert events == ["sent", "sent"]
+    else:
+        assert events[:3] == ["sent", "trim", "sent"]

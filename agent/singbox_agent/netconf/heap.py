@@ -9,8 +9,10 @@ in glibc's heaps, which keep it: the server's RSS stayed at its peak (143 MB aft
 - blocks of `MMAP_THRESHOLD` and more (a request's text, its reply and every copy of them on the way to the socket,
   libyang's printed data) are mapped on their own and unmapped when freed. glibc's default threshold starts there
   but rises to the largest block freed so far, after which such blocks come from the heap and stay there;
-- after a request that moved `BIG_BYTES` or more, or took `BIG_S` or longer (a large edit copies the module's data
-  several times in many small blocks), the session's worker collects garbage cycles and trims the heaps once
+- after a request that moved `BIG_BYTES` or more, or took `BIG_S` or more of the worker's CPU (a large edit copies
+  the module's data several times in many small blocks; wall time is no measure: a one-leaf edit waiting 10 ms for
+  a subscriber or for the CPU of a loaded machine allocated nothing more, and its trim — run on the session's
+  worker — delayed the next request), the session's worker collects garbage cycles and trims the heaps once
   the reply went through SSH (the framed copy and the encrypted packets are freed by then). Every
   sysrepo read leaves a few cycles of libyang's and sysrepo's Python objects, and the interpreter keeps free lists
   of its own; left to the collector's next full turn they held 3-4 pymalloc arenas (MB) after a 10,000-entry
@@ -64,6 +66,7 @@ def trim() -> None:
         _libc.malloc_trim(0)
 
 
-def big(size: int, seconds: float) -> bool:
-    """Whether a request that moved `size` bytes (request and reply) in `seconds` is followed by a trim."""
-    return size >= BIG_BYTES or seconds >= BIG_S
+def big(size: int, cpu_seconds: float) -> bool:
+    """Whether a request that moved `size` bytes (request and reply) and took `cpu_seconds` of its thread's CPU is
+    followed by a trim."""
+    return size >= BIG_BYTES or cpu_seconds >= BIG_S

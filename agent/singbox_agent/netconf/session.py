@@ -315,13 +315,15 @@ class NetconfSession:
         if self.closed or self._ending:  # killed, or an earlier close-session: queued rpcs are not run
             self._loop.call_soon_threadsafe(self._worker_reply, None)
             return
-        started = time.perf_counter()
+        # the worker's CPU, not the wall time: an edit that waited for a subscriber (the agent) or for the CPU on a
+        # loaded machine allocated no more than a quick one, and its trim delayed the session's next request
+        started = time.thread_time()
         with self._sr_lock:
             reply, close_after = self._dispatch(message, op)
         if close_after:
             self._ending = True  # before the worker takes the next queued rpc
             self.end_reason = "closed"
-        trim = heap.big(len(message) + len(reply), time.perf_counter() - started)
+        trim = heap.big(len(message) + len(reply), time.thread_time() - started)
         self._loop.call_soon_threadsafe(self._worker_reply, reply, close_after, trim)
 
     def _worker_reply(self, reply: bytes | None, close_after: bool = False, trim: bool = False) -> None:
