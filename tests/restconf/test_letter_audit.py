@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import rawhttp
 from helpers import JSON
 from rcserver import RestconfServer
 
@@ -50,3 +53,34 @@ def test_content_length_only_where_rfc_9110_allows_it(restconf: RestconfServer) 
         assert head.status_code == 200 and head.headers["content-length"] == str(len(got.content))
         # the connection still frames what follows correctly
         assert c.get(HOSTNAME).json() == {"ietf-system:hostname": "b"}
+
+
+def test_absolute_form_request_target(restconf: RestconfServer) -> None:
+    """RFC 9112 §3.2.2: "a server MUST accept the absolute-form in requests"; its authority stands for Host. It was
+    404 "No resource at 'https://...'"."""
+    with restconf.client() as c:
+        assert c.put(HOSTNAME, content=b'{"ietf-system:hostname": "abs"}', headers={"content-type": JSON}
+                     ).status_code == 201
+    target = "https://example.net:8443/restconf/data/ietf-system:system/hostname"
+    r = rawhttp.exchange(restconf, rawhttp.head("GET", target, {"Authorization": rawhttp.ADMIN_AUTH}))
+    assert r.status == 200, r
+    assert json.loads(r.body) == {"ietf-system:hostname": "abs"}
+    # the query stays a query; the authority is the host the yang-library locations name
+    location = ("HTTPS://example.net:8443/restconf/data/ietf-yang-library:yang-library/module-set=complete/"
+                "module=ietf-system/location?depth=1")
+    r = rawhttp.exchange(restconf, rawhttp.head("GET", location, {"Authorization": rawhttp.ADMIN_AUTH}))
+    assert r.status == 200, r
+    assert json.loads(r.body) == {
+        "ietf-yang-library:location": ["https://example.net:8443/restconf/yang/ietf-system@2014-08-06"]}
+
+
+def test_a_location_read_alone_names_its_revision(restconf: RestconfServer) -> None:
+    """RFC 8525 `location`: the schema's URL. Read alone (`.../module=m/location`, fields=location) the entry's
+    revision was not in the tree and the URL left it out (`/restconf/yang/ietf-system`, a 404)."""
+    entry = "/restconf/data/ietf-yang-library:yang-library/module-set=complete/module=ietf-system"
+    with restconf.client() as c:
+        whole = c.get(entry).json()["ietf-yang-library:module"][0]["location"]
+        alone = c.get(f"{entry}/location").json()["ietf-yang-library:location"]
+        fields = c.get(entry, params={"fields": "location"}).json()["ietf-yang-library:module"][0]["location"]
+        assert alone == fields == whole and whole[0].endswith("/restconf/yang/ietf-system@2014-08-06"), whole
+        assert c.get(alone[0]).status_code == 200

@@ -197,13 +197,36 @@ def rewrite_locations(tree: libyang.DNode, base_url: str) -> None:
 
 def _uri_of(entry: libyang.DNode, base_url: str) -> str:
     name = revision = None
+    seen = False
     for child in children(entry):
         if child.name() == "name":
             name = _term(child)
         elif child.name() == "revision":
             revision = _term(child) or None  # modules-state writes "" for no revision
+            seen = True
     assert name is not None  # a list key
+    if not seen:
+        # the read selected the location without its entry's revision (`.../module=m/location`, fields=location):
+        # the revision of the (sub)module in the context — it was left out, and the location then named no schema
+        revision = _context_revision(entry.context, name)
     return schema_uri(base_url, name, revision)
+
+
+def _context_revision(ctx: libyang.Context, name: str) -> str | None:
+    """The revision of the implemented module, else of the submodule, called `name` in `ctx` (None: none)."""
+    for module in ctx:
+        if module.name() == name and module.implemented():
+            return ffi.string(module.cdata.revision).decode() if module.cdata.revision != ffi.NULL else None
+    for module in ctx:
+        parsed = module.cdata.parsed
+        if parsed == ffi.NULL:
+            continue
+        for include in _includes(parsed.includes):
+            if _own_ffi.string(include.name).decode() == name and include.submodule != _own_ffi.NULL:
+                head = _own_ffi.cast("struct lysp_submodule_head *", include.submodule)
+                revs = _own_array(head.revs, "struct lysp_revision *")
+                return str(_own_ffi.string(revs[0].date).decode()) if revs else None
+    return None
 
 
 def children(node: libyang.DNode) -> list[libyang.DNode]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,8 @@ class BackingOff(RestconfError):
 
 
 HOST_META_PATH = "/.well-known/host-meta"
+# RFC 9112 §3.2.2 absolute-form request-target (RFC 3986 absolute-URI, its query already split off by Hypercorn)
+_ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<authority>[^/?#]*)(?P<path>/[^#]*)?$")
 
 
 def authenticate(auth: http_basic.BasicAuthenticator, header: str | None, source: str) -> str:
@@ -197,6 +200,12 @@ class RestconfApp:
         for key, value in scope["headers"]:
             name, text = key.decode("latin-1").lower(), value.decode("latin-1")
             headers[name] = f"{headers[name]}, {text}" if name in headers else text
+        absolute = _ABSOLUTE_FORM.match(raw_path)
+        if absolute is not None:
+            # RFC 9112 §3.2.2: "a server MUST accept the absolute-form in requests"; its authority replaces Host
+            # (§3.2.2, RFC 9110 §7.2), which the yang-library locations follow. It was a 404 "No resource at".
+            raw_path = absolute["path"] or "/"
+            headers["host"] = absolute["authority"].rpartition("@")[2]
         method = str(scope["method"]).upper()
         client = scope.get("client")
         source = str(client[0]) if client else ""
