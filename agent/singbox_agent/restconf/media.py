@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 
 from singbox_agent.restconf.errors import not_acceptable, unsupported_media_type
 from singbox_agent.restconf.uri import Encoding
@@ -12,6 +13,8 @@ YANG_DATA_XML = "application/yang-data+xml"
 YANG_PATCH_JSON = "application/yang-patch+json"
 YANG_PATCH_XML = "application/yang-patch+xml"
 XRD_XML = "application/xrd+xml"
+
+_QVALUE_RE = re.compile(r"^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$")
 
 RESPONSE_TYPES = {Encoding.JSON: YANG_DATA_JSON, Encoding.XML: YANG_DATA_XML}
 
@@ -50,35 +53,42 @@ def _media_ranges(header: str) -> list[tuple[str, float, int]]:
         for param in parts[1:]:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+                # RFC 9110 §12.4.2 qvalue: 0 to 1, at most three decimals ("nan", "inf", "2" are no weights)
+                q = float(value) if _QVALUE_RE.match(value.strip()) else 0.0
         out.append((media, q, pos))
     return out
 
 
 def response_encoding(accept: str | None, default: Encoding = Encoding.JSON) -> Encoding:
-    """The encoding of the response; 406 when Accept names nothing we produce."""
+    """The encoding of the response; 406 when Accept names nothing we produce.
+
+    RFC 9110 §12.5.1: each encoding's quality is that of the most specific range naming it (its media type, then
+    `application/*`, then `*/*`), so `application/yang-data+json;q=0, */*` excludes JSON (it was chosen through
+    `*/*`). The highest quality above 0 wins; on a tie, an encoding named by its type before one reached through a
+    wildcard, then the one named first, then `default`."""
     if accept is None or accept.strip() == "":
         return default
-    best: tuple[float, int, Encoding] | None = None
-    for media, q, pos in _media_ranges(accept):
-        if q <= 0:
+    ranges = _media_ranges(accept)
+    best: tuple[float, int, int, Encoding] | None = None
+    for enc in (default, Encoding.XML if default == Encoding.JSON else Encoding.JSON):
+        # the RFC 8040 type, else a generic one of the same encoding (application/json, application/xml, text/xml)
+        exact = ([(q, pos) for media, q, pos in ranges if media == RESPONSE_TYPES[enc]]
+                 or [(q, pos) for media, q, pos in ranges if _ACCEPT_TYPES.get(media) == enc])
+        chosen: tuple[float, int, int] | None = None
+        for level, names in ((2, None), (1, ("application/*",)), (0, ("*/*",))):
+            found = exact if names is None else [(q, pos) for media, q, pos in ranges if media in names]
+            if found:
+                q, pos = max(found, key=lambda qp: (qp[0], -qp[1]))
+                chosen = (q, level, -pos)
+                break
+        if chosen is None or chosen[0] <= 0:
             continue
-        if media in _ACCEPT_TYPES:
-            enc = _ACCEPT_TYPES[media]
-            rank = (q, 2, enc)
-        elif media in ("*/*", "application/*"):
-            rank = (q, 1, default)
-        else:
-            continue
-        if best is None or (rank[0], rank[1]) > (best[0], best[1]):
+        rank = (*chosen, enc)
+        if best is None or rank[:3] > best[:3]:
             best = rank
-        del pos
     if best is None:
         raise not_acceptable(f"None of the media types in Accept ({accept}) is supported: use {YANG_DATA_JSON} or {YANG_DATA_XML}")
-    return best[2]
+    return best[3]
 
 
 def error_encoding(accept: str | None) -> Encoding:
