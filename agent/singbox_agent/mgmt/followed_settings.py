@@ -1,7 +1,8 @@
 """A server's own settings in sysrepo running (a container of its settings module), kept applied.
 
-Read at start; a commit that changes them marks them stale (a passive subscription, whose change and done events
-an edit waits for), and `refresh()`, which a server calls from a worker thread before it next needs them (`stale()`
+Read at start; a commit that changes them marks them stale (a passive done-only subscription: sysrepo 3.7.11 waits
+for every done subscriber before the commit returns to its writer, so they are stale by then; the change event,
+which came before the data was stored, marked nothing a done could not — one round trip per commit, not two), and `refresh()`, which a server calls from a worker thread before it next needs them (`stale()`
 says whether it has to), reads them again: they apply from the next request or login on, and no sysrepo call runs
 inside sysrepo's callback or on an event loop. A module that is not installed (or not this revision) leaves the
 defaults. Used for each server's `login-backoff` (`mgmt.login_settings`) and RESTCONF's HTTP `limits`.
@@ -20,6 +21,8 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 import sysrepo
+
+from singbox_agent.mgmt import change_notice
 
 log = structlog.get_logger("mgmt.settings")
 
@@ -55,7 +58,7 @@ class FollowedSettings(Generic[T]):
         self._read = 0
         try:
             # subscribed before the first read: a commit during that read marks them stale instead of being missed
-            self._session.subscribe_module_change(module, xpath, self._changed, passive=True)
+            change_notice.subscribe(self._session, module, xpath, self._changed, done_only=True)
             self.reload()
         except sysrepo.SysrepoError as exc:
             log.warning("settings not configurable; defaults apply", settings=what, module=module, error=str(exc))
@@ -97,10 +100,11 @@ class FollowedSettings(Generic[T]):
         self.current = value
         self._apply(value)
 
-    def _changed(self, event: str, req_id: int, changes: Any, private_data: Any) -> None:
-        # a sysrepo callback: only marks (the read happens on the next refresh, in a worker thread). Both events:
-        # a read between change (data not stored yet) and done reads the old data and must not end the staleness
-        if event in ("change", "done"):
+    def _changed(self, event: str, _ev_sess: Any) -> None:
+        # a sysrepo callback: only marks (the read happens on the next refresh, in a worker thread). At done, when
+        # running holds the new data: a read that began before (it may have read the old data) took the count from
+        # before this mark, so the settings stay stale after it; a read that begins after reads the new data
+        if event == "done":
             with self._mark:
                 self._changes += 1
 

@@ -240,7 +240,9 @@ class NetconfServer:
         bound = await self._bind(endpoints)
         self._settings_session = self.conn.start_session("running")
         for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH)):
-            change_notice.subscribe(self._settings_session, module, xpath, self._settings_changed)
+            # done only: sysrepo waits for a done subscriber before the commit returns (the stale marks are set by
+            # then), and a change event marked nothing more — one round trip per commit of these modules, not two
+            change_notice.subscribe(self._settings_session, module, xpath, self._settings_changed, done_only=True)
         self._truststore = change_notice.RunningStamps(["ietf-truststore"])
         if self._truststore.unwatched:  # not kept in a file sysrepo renames: followed by a subscription
             self._truststore.close()
@@ -248,7 +250,8 @@ class NetconfServer:
             change_notice.subscribe(self._settings_session, "ietf-truststore", settings.TRUSTSTORE_XPATH,
                                     self._truststore_changed, done_only=True)
         try:
-            change_notice.subscribe(self._settings_session, limits.MODULE, limits.XPATH, self._limits_changed)
+            change_notice.subscribe(self._settings_session, limits.MODULE, limits.XPATH, self._limits_changed,
+                                    done_only=True)
         except sysrepo.SysrepoError as exc:
             log.warning("request limits are not configurable (module not installed)", error=str(exc))
         password_hashing.subscribe(self._settings_session)
@@ -336,12 +339,12 @@ class NetconfServer:
             self._retry = None
 
     def _settings_changed(self, event: str, _ev_sess: Any) -> None:
-        if event in ("change", "done"):
-            # both: a login between the two (running not stored yet) reads the old users and clears the mark
-            with self._endpoint_users_lock:
-                self._endpoint_users_stale = True
         if event != "done":
             return
+        # at done, when running holds the new users: a login that read them before (the old ones) cleared the mark
+        # before this, so the next login reads them again
+        with self._endpoint_users_lock:
+            self._endpoint_users_stale = True
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(lambda: loop.create_task(self._reconfigure()))
@@ -356,7 +359,7 @@ class NetconfServer:
                 self._endpoint_users_stale = True
 
     def _limits_changed(self, event: str, _ev_sess: Any) -> None:
-        if event in ("change", "done"):
+        if event == "done":
             self._limits_stale = True
 
     @property
