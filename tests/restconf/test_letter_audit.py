@@ -84,3 +84,17 @@ def test_a_location_read_alone_names_its_revision(restconf: RestconfServer) -> N
         fields = c.get(entry, params={"fields": "location"}).json()["ietf-yang-library:module"][0]["location"]
         assert alone == fields == whole and whole[0].endswith("/restconf/yang/ietf-system@2014-08-06"), whole
         assert c.get(alone[0]).status_code == 200
+
+
+def test_fields_selecting_nothing_leaves_the_existing_target(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.8.3: fields picks data nodes within the target resource; when none of them is set the resource
+    is still there (it was 404 'No data at' an existing list entry); a missing target stays 404."""
+    bob = "/restconf/data/ietf-system:system/authentication/user=bob"
+    with restconf.client() as c:
+        r = c.get(bob, params={"fields": "authorized-key"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"ietf-system:user": [{"name": "bob"}]}
+        r = c.get(bob, params={"fields": "authorized-key"}, headers={"accept": "application/yang-data+xml"})
+        assert r.status_code == 200 and b"<name>bob</name>" in r.content, r.text
+        assert c.get(bob, params={"fields": "name"}).json() == {"ietf-system:user": [{"name": "bob"}]}
+        assert c.get(bob.replace("=bob", "=nobody"), params={"fields": "authorized-key"}).status_code == 404

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import libyang
@@ -331,6 +331,12 @@ class Datastore:
                     # explicitly or not — such a target is no more there than a default-only one (404, not 200
                     # with nothing in it)
                     targets = [t for t in targets if not (_is_term(t) and lib.lyd_is_default(t.cdata))]
+                if not targets and query.fields:
+                    # RFC 8040 §4.8.3: fields picks nodes "within the target resource"; selecting none of them
+                    # leaves the resource, which exists or not whatever fields says (it was 404 for an existing
+                    # entry whose fields were unset): the target alone, as depth=1 reads it (keys of an entry)
+                    bare = replace(query, fields=(), depth=1)
+                    return self.get(user, datastore, path, bare, encoding, base_url=base_url, unified=unified)
                 if not targets:
                     raise not_found(f"No data at {path}", path)
                 if query.with_origin:
