@@ -47,7 +47,8 @@ def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 class FakeConnection:
-    """What the asyncio transport talks to (asyncssh's connection): `data_received`, found through the instance."""
+    """What the asyncio transport talks to (asyncssh's connection): `data_received`, found through the instance
+    (and `send_packet`, which the server wraps too)."""
 
     def __init__(self, sock: socket.socket, on_data: Any = None) -> None:
         self.sock = sock
@@ -56,6 +57,9 @@ class FakeConnection:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"socket": self.sock, "peername": self.sock.getpeername()}.get(name, default)
+
+    def send_packet(self, pkttype: int, *args: bytes) -> None:
+        pass
 
     def data_received(self, data: bytes, datatype: Any = None) -> None:
         self.received.append(data)

@@ -29,7 +29,7 @@ from singbox_agent.mgmt import users
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.users import UserStore
-from singbox_agent.netconf import confirmed, dispatch, messages, settings, tcp_ack
+from singbox_agent.netconf import confirmed, dispatch, messages, settings, ssh_ignore, tcp_ack
 from singbox_agent.netconf.confirmed_store import ConfirmedStore
 from singbox_agent.netconf.events import BaseEvents
 from singbox_agent.netconf import limits
@@ -471,6 +471,7 @@ class _SSHServer(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         self._acks = tcp_ack.install(conn)  # a client's window adjust must not hold its next request 40 ms
+        ssh_ignore.install(conn)  # one SSH packet per reply, not an SSH_MSG_IGNORE before each (unless CBC)
         self._server.connections.add(conn)
         peer = conn.get_extra_info("peername") or ("", 0)
         self._source = str(peer[0])
