@@ -121,9 +121,19 @@ async def run(opts: argparse.Namespace) -> int:
             tmp = opts.ready_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(info, indent=2) + "\n")
             tmp.replace(opts.ready_file)
+        # `systemctl status` follows every change, not only the first state (READY=1)
+        if port is not None:
+            bound = f"[{current.address}]" if ":" in current.address else current.address
+            status = f"serving https://{bound}:{port}/metrics"
+        elif not current.enabled:
+            status = f"not listening: disabled in {exporter_settings.XPATH}"
+        else:
+            status = f"not listening: cannot bind {current.address}:{current.port} yet, retrying"
         if not ready_sent:
             ready_sent = True
-            systemd.notify_ready(f"serving {info['metrics_url']}" if port is not None else "not listening")
+            systemd.notify_ready(status)
+        else:
+            systemd.notify_status(status)
 
     async def read_settings() -> exporter_settings.Settings:
         return await loop.run_in_executor(None, exporter_settings.read, conn)

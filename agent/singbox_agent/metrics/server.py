@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ log = structlog.get_logger("metrics.server")
 
 GRACE_S = 1.0
 RETRY_BIND_S = 2.0
+TLS_CHECK_S = 10.0  # how often the certificate and key files are looked at while serving
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,24 @@ def _abort(servers: list[asyncio.Server]) -> None:
             server.abort_clients()
 
 
+def tls_signature(tls: TlsFiles) -> tuple[tuple[int, int, int], ...] | None:
+    """What tells the certificate and key files' content apart over time (inode, size, mtime of each); None while
+    one of them is missing."""
+    try:
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in (tls.certfile.stat(), tls.keyfile.stat()))
+    except OSError:
+        return None
+
+
+def tls_problem(tls: TlsFiles) -> str | None:
+    """Why the certificate and key cannot serve (None: they can)."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(tls.certfile), str(tls.keyfile))
+    except (OSError, ssl.SSLError) as exc:
+        return str(exc)
+    return None
+
+
 def bind(address: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -79,14 +99,22 @@ def bind(address: str, port: int) -> socket.socket:
 class Exporter:
     """Serves `app` with `tls` wherever `read_settings` says, until `stop` is set; `changed` set means: read the
     settings again. `on_serving(settings, port)` is called after each bind (port = the bound one), and with
-    port None when nothing listens (disabled, or the bind failed)."""
+    port None when nothing listens (disabled, or the bind failed).
+
+    The certificate and key files are read at each bind, and looked at every `tls_check_s` while serving: files
+    replaced since (the RESTCONF server made a new certificate for a new host name or address, or at expiry, with a
+    new CA; an operator renewed the --cert files) are served from then on — once they stayed the same for one look
+    and load — through a new bind, as on a settings change. Before, the exporter kept the certificate of its start
+    until it was restarted, which clients trusting the new CA refused."""
 
     def __init__(self, app: MetricsApp, tls: TlsFiles, read_settings: Callable[[], Awaitable[Settings]],
-                 on_serving: Callable[[Settings, int | None], None] = lambda s, p: None) -> None:
+                 on_serving: Callable[[Settings, int | None], None] = lambda s, p: None,
+                 tls_check_s: float = TLS_CHECK_S) -> None:
         self.app = app
         self.tls = tls
         self.read_settings = read_settings
         self.on_serving = on_serving
+        self.tls_check_s = tls_check_s
         self.changed = asyncio.Event()
         self.stop = asyncio.Event()
 
@@ -139,16 +167,38 @@ class Exporter:
             for w in waiters:
                 w.cancel()
 
+    async def _watch_tls(self, served: tuple[tuple[int, int, int], ...] | None) -> None:
+        """Sets `changed` once the TLS files differ from `served`, stayed so for one look, and load."""
+        seen, refused = served, None
+        while True:
+            await asyncio.sleep(self.tls_check_s)
+            now = tls_signature(self.tls)
+            if now is None or now == served or now != seen:
+                seen = now
+                continue
+            problem = tls_problem(self.tls)
+            if problem is None:
+                log.info("TLS certificate files changed: serving them", certfile=str(self.tls.certfile))
+                self.changed.set()
+                return
+            if now != refused:  # once per version of the files; the one served stays
+                log.error("TLS certificate files changed but cannot serve; keeping the previous ones",
+                          certfile=str(self.tls.certfile), error=problem)
+                refused = now
+
     async def _serve(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         known = list(loop.servers) if isinstance(loop, ServingLoop) else []
+        served = tls_signature(self.tls)
         task = asyncio.ensure_future(serve(self.app, self.config(sock),  # type: ignore[arg-type]
                                            shutdown_trigger=self._wait_for_change))
         trigger = asyncio.ensure_future(self._wait_for_change())
+        tls_watch = asyncio.ensure_future(self._watch_tls(served))
         try:
             await asyncio.wait([task, trigger], return_when=asyncio.FIRST_COMPLETED)
         finally:
             trigger.cancel()
+            tls_watch.cancel()
             if not task.done():  # Hypercorn's graceful close, then its own grace time, then ours
                 await asyncio.wait([task], timeout=2 * GRACE_S)
             if not task.done() and isinstance(loop, ServingLoop):

@@ -40,6 +40,12 @@ def notify_ready(status: str = "") -> bool:
     return notify("READY=1\nMAINPID=%d" % os.getpid() + (f"\nSTATUS={line}" if line else ""))
 
 
+def notify_status(status: str) -> bool:
+    """Tell systemd what the service does now (STATUS=, one line): for a change after READY=1, so that `systemctl
+    status` does not keep showing the state of the start."""
+    return notify("STATUS=" + status.replace("\n", " "))
+
+
 def notify_stopping() -> bool:
     """Tell systemd the service is stopping (STOPPING=1): `systemctl status` says so during a slow shutdown."""
     return notify("STOPPING=1")
