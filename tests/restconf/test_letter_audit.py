@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import rawhttp
-from helpers import JSON
-from rcserver import RestconfServer
+from helpers import JSON, XML, YANG_PATCH_JSON, stand_in_agent, yang_patch
+from rcserver import BOB, RestconfServer
 
 HOSTNAME = "/restconf/data/ietf-system:system/hostname"
 MAX_BODY = "/restconf/data/vpp-singbox-restconf-server:restconf-server/limits/max-body-size"
@@ -98,3 +98,34 @@ def test_fields_selecting_nothing_leaves_the_existing_target(restconf: RestconfS
         assert r.status_code == 200 and b"<name>bob</name>" in r.content, r.text
         assert c.get(bob, params={"fields": "name"}).json() == {"ietf-system:user": [{"name": "bob"}]}
         assert c.get(bob.replace("=bob", "=nobody"), params={"fields": "authorized-key"}).status_code == 404
+
+
+def test_yang_patch_status_declares_paths_and_hides_what_nacm_hides(restconf: RestconfServer) -> None:
+    """RFC 8072 §2.3's yang-patch-status carries RFC 8040 errors: in XML an error-path's prefixes are declared
+    (RFC 7950 §9.13.2), as in ietf-restconf:errors (they were not), and a commit's failure tells a NACM-restricted
+    user nothing NACM hides from him (RFC 8341 §3.4.5; plain edits already did, YANG Patch showed the hidden
+    listener's key)."""
+    hidden = "secret-listener-9b1c"
+    rules = {"ietf-netconf-acm:rule-list": [{"name": "bob-listeners", "group": ["ungrouped"], "rule": [
+        {"name": "no-read", "path": "/vpp-singbox:singbox/server", "access-operations": "read", "action": "deny"},
+        {"name": "write", "path": "/vpp-singbox:singbox/server", "access-operations": "create update",
+         "action": "permit"}]}]}
+    h = {"content-type": JSON}
+    server = "/restconf/data/vpp-singbox:singbox/server"
+    with stand_in_agent(), restconf.client() as admin, restconf.client(auth=BOB) as bob:
+        assert admin.post("/restconf/data/ietf-netconf-acm:nacm", content=json.dumps(rules), headers=h
+                          ).status_code == 201
+        listener = {"vpp-singbox:listen": [{"name": hidden, "address": "198.18.9.9", "port": 4444}]}
+        assert admin.post(server, content=json.dumps(listener), headers=h).status_code == 201
+        mine = {"vpp-singbox:listen": [{"name": "bobs", "address": "198.18.9.9", "port": 4444}]}
+        patch = yang_patch("p", {"edit-id": "e1", "operation": "create", "target": "/listen=bobs", "value": mine})
+        r = bob.patch(server, content=patch, headers={"content-type": YANG_PATCH_JSON})
+        assert r.status_code == 400, r.text
+        assert "unique" in r.text.lower() and hidden not in r.text, r.text
+        r = admin.patch(server, content=patch, headers={"content-type": YANG_PATCH_JSON})
+        assert r.status_code == 400 and hidden in r.text, r.text  # the admin may read it: the full text
+        again = yang_patch("p", {"edit-id": "e1", "operation": "create", "target": f"/listen={hidden}",
+                                 "value": listener})
+        r = admin.patch(server, content=again, headers={"content-type": YANG_PATCH_JSON, "accept": XML})
+        assert r.status_code == 409, r.text
+        assert b'<error-path xmlns:vpp-singbox="urn:vpp-singbox:yang:vpp-singbox">/vpp-singbox:' in r.content, r.text

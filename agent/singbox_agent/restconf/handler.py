@@ -238,11 +238,7 @@ class Handler:
         return to_failure(exc)
 
     def failure(self, exc: BaseException, encoding: Encoding, req: HttpRequest | None = None) -> HttpResponse:
-        failure = self._to_failure(exc)
-        if req is not None and isinstance(exc, sysrepo.SysrepoError) and failure.errors:
-            # nothing a NACM-restricted user may not read (mgmt.errors.hide_unreadable); a worker thread here
-            with self.ds.session(req.user, "running") as sess:
-                failure = replace(failure, errors=tuple(for_reader(failure.errors, sess)))
+        failure = self._visible(self._to_failure(exc), exc, req)
         if failure.status == 405 and req is not None and not any(k.lower() == "allow" for k, _ in failure.headers):
             # RFC 7231 §6.5.5: every 405 names the allowed methods — also one sysrepo's operation-not-supported
             # became (an RPC nothing serves now), not only the parser's
@@ -258,6 +254,14 @@ class Handler:
         resp = HttpResponse(failure.status, body, list(failure.headers), RESPONSE_TYPES[encoding])
         # a HEAD's error carries the length of the errors body the GET would have had, not 0 (RFC 9110 §8.6, §9.3.2)
         return self._read_response(req, resp) if req is not None else resp
+
+    def _visible(self, failure: HttpFailure, exc: BaseException, req: HttpRequest | None) -> HttpFailure:
+        """`failure` with nothing a NACM-restricted user may not read (mgmt.errors.hide_unreadable): every error
+        reply, YANG Patch's status included (a commit's `must` failure showed its condition there). Worker thread."""
+        if req is not None and isinstance(exc, sysrepo.SysrepoError) and failure.errors:
+            with self.ds.session(req.user, "running") as sess:
+                failure = replace(failure, errors=tuple(for_reader(failure.errors, sess)))
+        return failure
 
     def _path_namespaces(self, path: str) -> dict[str, str]:
         with acquired_context(self.ds.conn) as ctx:
@@ -532,13 +536,13 @@ class Handler:
         try:
             self.ds.edit(req.user, datastore, build, empty_ok=True)
         except _EditFailed as failed:
-            errors = list(to_failure(failed.cause).errors)
-            status = to_failure(failed.cause).status
-            body = twin.render_patch_status(patch_id, {failed.edit_id: errors}, [], resp_enc)
-            return HttpResponse(status, body, content_type=_patch_status_type(resp_enc))
+            failure = self._visible(self._to_failure(failed.cause), failed.cause, req)
+            body = twin.render_patch_status(patch_id, {failed.edit_id: list(failure.errors)}, [], resp_enc,
+                                            self._path_namespaces)
+            return HttpResponse(failure.status, body, content_type=_patch_status_type(resp_enc))
         except Exception as exc:  # noqa: BLE001 - a commit failure is a global error
-            failure = self._to_failure(exc)
-            body = twin.render_patch_status(patch_id, {}, list(failure.errors), resp_enc)
+            failure = self._visible(self._to_failure(exc), exc, req)
+            body = twin.render_patch_status(patch_id, {}, list(failure.errors), resp_enc, self._path_namespaces)
             return HttpResponse(failure.status, body, content_type=_patch_status_type(resp_enc))
         body = twin.render_patch_status(patch_id, {}, [], resp_enc)
         resp = HttpResponse(200, body, content_type=_patch_status_type(resp_enc))

@@ -79,9 +79,14 @@ def render_errors(errors: tuple[MgmtError, ...] | list[MgmtError], encoding: Enc
             text = print_tree(root, encoding)
         finally:
             root.free()
+    return _declare_path_namespaces(text, errors, encoding, namespaces)
+
+
+def _declare_path_namespaces(text: bytes, errors: tuple[MgmtError, ...] | list[MgmtError], encoding: Encoding,
+                             namespaces: Callable[[str], Mapping[str, str]] | None) -> bytes:
+    """In XML, each printed <error-path> (one per error with a path, in `errors`' order) declares its prefixes."""
     if encoding is not Encoding.XML or namespaces is None:
         return text
-    # one <error-path> per error that has a path, in the errors' order
     decls = iter([namespaces(e.error_path) for e in errors if e.error_path])
     return _ERROR_PATH.sub(
         lambda m: b"<error-path" + "".join(f" xmlns:{p}={quoteattr(ns)}" for p, ns in next(decls).items()).encode()
@@ -121,8 +126,11 @@ def render_patch_status(
     edit_errors: dict[str, list[MgmtError]],
     global_errors: list[MgmtError],
     encoding: Encoding,
+    namespaces: Callable[[str], Mapping[str, str]] | None = None,
 ) -> bytes:
-    """RFC 8072 §2.3 `ietf-yang-patch:yang-patch-status`: ok, or global errors and per-edit errors."""
+    """RFC 8072 §2.3 `ietf-yang-patch:yang-patch-status`: ok, or global errors and per-edit errors; in XML each
+    error-path declares its prefixes, as in `render_errors` (they were undeclared: an unreadable
+    instance-identifier)."""
     ctx = context()
     with _lock:
         root = ctx.create_data_path("/ietf-yang-patch:yang-patch-status/patch-id", value=patch_id)
@@ -138,6 +146,9 @@ def render_patch_status(
                 base = f"/ietf-yang-patch:yang-patch-status/edit-status/edit[edit-id={quoted}]"
                 for error in errs:
                     _fill_error(ctx, _new_entry(ctx, top, f"{base}/errors/error"), error)
-            return print_tree(top, encoding)
+            text = print_tree(top, encoding)
         finally:
             top.free()
+    # printed in schema order: the global errors, then each edit's
+    printed = [*global_errors, *(e for errs in edit_errors.values() for e in errs)]
+    return _declare_path_namespaces(text, printed, encoding, namespaces)
