@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 
 import rawhttp
 from helpers import JSON, XML, YANG_PATCH_JSON, stand_in_agent, yang_patch
@@ -129,3 +130,20 @@ def test_yang_patch_status_declares_paths_and_hides_what_nacm_hides(restconf: Re
         r = admin.patch(server, content=again, headers={"content-type": YANG_PATCH_JSON, "accept": XML})
         assert r.status_code == 409, r.text
         assert b'<error-path xmlns:vpp-singbox="urn:vpp-singbox:yang:vpp-singbox">/vpp-singbox:' in r.content, r.text
+
+
+def test_report_all_tagged_xml_uses_rfc_6243_attribute(restconf: RestconfServer) -> None:
+    """RFC 8040 §4.8.9 with RFC 6243 §6: in XML a default is tagged with the `default` attribute of
+    urn:ietf:params:xml:ns:netconf:default:1.0 (the NETCONF server's too); libyang's was in the module namespace of
+    ietf-netconf-with-defaults. JSON keeps RFC 8040 B.3.9's "ietf-netconf-with-defaults:default"."""
+    limits = "/restconf/data/vpp-singbox-restconf-server:restconf-server/limits"
+    with restconf.client() as c:
+        for url in (f"{limits}/max-body-size", limits, "/restconf/ds/ietf-datastores:running"):
+            r = c.get(url, params={"with-defaults": "report-all-tagged"}, headers={"accept": XML})
+            assert r.status_code == 200, r.text
+            tagged = [e for e in ET.fromstring(r.content).iter()
+                      if e.get("{urn:ietf:params:xml:ns:netconf:default:1.0}default") == "true"]
+            assert tagged and not any(e.get("{urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults}default")
+                                      for e in ET.fromstring(r.content).iter()), r.text
+        r = c.get(f"{limits}/max-body-size", params={"with-defaults": "report-all-tagged"})
+        assert r.json()["@vpp-singbox-restconf-server:max-body-size"] == {"ietf-netconf-with-defaults:default": True}

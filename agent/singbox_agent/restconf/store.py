@@ -48,6 +48,10 @@ _WD_FLAGS = {
 }
 
 
+_WD_MODULE_NS = b'xmlns:ncwd="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"'
+_WD_XML_NS = b'xmlns:ncwd="urn:ietf:params:xml:ns:netconf:default:1.0"'
+
+
 def acquired_context(conn: sysrepo.SysrepoConnection) -> AbstractContextManager[libyang.Context]:
     """sysrepo's libyang context, read-locked for the duration of the `with` block."""
     return cast(AbstractContextManager[libyang.Context], conn.get_ly_ctx())
@@ -348,6 +352,12 @@ class Datastore:
                         "or ask for JSON (RFC 8040 §4.3)"
                     )
                 body = print_nodes(targets, encoding, query.with_defaults, keep_empty=query.depth is not None)
+        if encoding == Encoding.XML and query.with_defaults == "report-all-tagged":
+            # RFC 8040 §4.8.9 / RFC 6243 §6: in XML the `default` attribute is in
+            # urn:ietf:params:xml:ns:netconf:default:1.0; libyang declares its prefix for the module's namespace
+            # (the NETCONF server redirects it the same way, mgmt.datastore.print_xml). JSON keeps RFC 8040
+            # Appendix B.3.9's "ietf-netconf-with-defaults:default".
+            body = body.replace(_WD_MODULE_NS, _WD_XML_NS)
         return ReadResult(body, self._tag(user, datastore, path, body, encoding))
 
     @contextmanager
