@@ -93,6 +93,30 @@ def test_a_changes_data_in_subscription_shm_is_not_other_readable(sysrepo_instan
         guard.stop()
 
 
+def test_a_new_file_is_tightened_when_its_mode_is_set_not_when_created(sysrepo_instance: SysrepoInstance) -> None:
+    """sysrepo creates a subscription file (its mode the open's, umask applied), then fchmods it to 0664. Acting on
+    the creation, the guard read the open's mode and wrote it back without "other" bits — after sysrepo's fchmod
+    when the two raced, so the file ended 0640, its group without write (a daemon's file under load). It acts on the
+    mode sysrepo sets."""
+    guard = shm_guard.start()
+    path = sysrepo_instance.shm_dir / (sysrepo_instance.shm_prefix + "sub_data_created.running")
+    old_umask = os.umask(0o022)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)  # as sysrepo's open: 0644
+    finally:
+        os.umask(old_umask)
+    try:
+        settle(sysrepo_instance)
+        assert mode(path) == 0o644  # untouched at creation (the old guard wrote 0640 here)
+        os.fchmod(fd, 0o664)  # sysrepo's fchmod
+        settle(sysrepo_instance, "zz-after-fchmod")
+        assert mode(path) == 0o660
+    finally:
+        os.close(fd)
+        path.unlink()
+        guard.stop()
+
+
 def test_the_start_sweep_tightens_what_was_there_and_leaves_other_users_files(
         sysrepo_instance: SysrepoInstance) -> None:
     """Subscription files made before the guard started are tightened by its sweep; a file of another user (root's

@@ -10,10 +10,15 @@ bits away changes nothing for sysrepo's users.
 
 `start()` (each daemon's `__main__`, before its first subscription) watches the SHM directory with inotify in a
 thread of its own: a subscription file of this instance (`SYSREPO_SHM_DIR`, `SYSREPO_SHM_PREFIX`, as sysrepo
-reads them) owned by this uid loses its "other" bits as soon as it is created or its mode changes (sysrepo's own
-`fchmod` follows its `open`, and it creates the pair again whenever a module/datastore, RPC, notification or
-operational path gets its first subscriber after the last one left: dynamic subscriptions, re-subscriptions). A
-sweep at start and after an inotify queue overflow catches what came before. Files of other users (root's
+reads them) owned by this uid loses its "other" bits as soon as its mode is set — sysrepo's own `fchmod` follows
+every `open` that creates one (it creates the pair again whenever a module/datastore, RPC, notification or
+operational path gets its first subscriber after the last one left: dynamic subscriptions, re-subscriptions) — or
+changed (sysrepo makes them with shm_open, never by a rename). Not at its creation: the mode read then is the `open`'s (umask applied), and
+sysrepo's `fchmod` landing between the guard's read and its own `fchmod` was undone by it — the file ended 0640,
+the group (sysrepo's users) without write (seen under load in tests/mgmt/test_shm_guard.py). Fewer wake-ups too:
+every commit of any module creates, chmods, chowns and renames a datastore file here (JSON plugin), and the guard's
+thread took the GIL 2.6-3.0 times per commit; now 1-2 (the chmod and chown). A sweep at start and after an inotify queue overflow
+catches what came before. Files of other users (root's
 sysrepo-plugind, netopeer2) are left as they are: narrowing one could lock its owner's group out, and those are
 their owners' to fix. Nothing runs on an event loop or in a sysrepo callback.
 
@@ -47,8 +52,6 @@ OTHER_BITS = stat.S_IRWXO
 
 # <linux/inotify.h>
 _IN_ATTRIB = 0x00000004
-_IN_MOVED_TO = 0x00000080
-_IN_CREATE = 0x00000100
 _IN_Q_OVERFLOW = 0x00004000
 _IN_IGNORED = 0x00008000
 _IN_ISDIR = 0x40000000
@@ -114,7 +117,7 @@ class ShmGuard:
         if self._thread is not None:
             return
         try:
-            self._fd, self._wd = _watch(self.directory, _IN_CREATE | _IN_ATTRIB | _IN_MOVED_TO)
+            self._fd, self._wd = _watch(self.directory, _IN_ATTRIB)  # not at creation nor rename: see above
         except OSError as exc:
             self._log.error("cannot watch sysrepo's SHM directory: subscription SHM made later stay as sysrepo "
                             "makes them (0664)", error=exc.strerror)
