@@ -1,0 +1,162 @@
+"""On the installed appliance (test_installed_appliance.py's appliance, booted under systemd): the operator's
+commands as singbox-admin(8) states them, `systemctl status` of the exporter as the settings change, and the units
+as systemd runs them over time (a start that keeps failing).
+
+An appliance of its own (the fixtures are module-scoped), with this checkout's package only."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ncclient import manager
+
+from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
+                                                      UNITS, build, _skip_reason)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+
+@pytest.fixture(scope="module")
+def debs() -> dict[str, Path]:
+    """This checkout's package, also as "previous": the appliance fixture keys its cached rootfs on both."""
+    if reason := _skip_reason():
+        pytest.skip(reason)
+    current = build("build/deb-appliance/operations", None)[0]
+    return {"previous": current, "current": current}
+
+
+@pytest.fixture(scope="module")
+def installed(appliance: Appliance, debs: dict[str, Path]) -> dict[str, Any]:
+    appliance.apt_install(debs["current"])
+    appliance.wait_units()
+    return {"password": appliance.run("cat", PASSWORD_FILE).stdout.strip()}
+
+
+def login(appliance: Appliance, user: str, password: str) -> None:
+    with manager.connect(host=appliance.ip, port=830, username=user, password=password, hostkey_verify=False,
+                         look_for_keys=False, allow_agent=False, timeout=60) as nc:
+        assert nc.server_capabilities
+
+
+def test_root_sets_a_password_from_a_file_only_root_reads(appliance: Appliance, installed: dict[str, Any]) -> None:
+    """The wrapper runs the code as vpp-singbox; the --password-file of root's (0600 in /root) is read as root.
+    Before, `singbox-admin set-password USER --password-file /root/FILE` failed: Permission denied."""
+    appliance.run("sh", "-c", "umask 077 && printf 'Admin-File-Pass-1\\n' >/root/op1.pw")
+    assert appliance.run("stat", "-c", "%a %U", "/root/op1.pw").stdout.split() == ["600", "root"]
+    done = appliance.run("singbox-admin", "set-password", "op1", "--password-file", "/root/op1.pw", check=False)
+    assert done.returncode == 0 and "user 'op1' created" in done.stdout, done
+    login(appliance, "op1", "Admin-File-Pass-1")
+    appliance.run("sh", "-c", "umask 077 && printf 'Admin-File-Pass-2\\n' >/root/op1.pw")
+    done = appliance.run("singbox-admin", "set-password", "op1", "--password-file=/root/op1.pw", check=False)
+    assert done.returncode == 0 and "user 'op1' updated" in done.stdout, done
+    login(appliance, "op1", "Admin-File-Pass-2")
+    hashed = appliance.run("singbox-admin", "hash-password", "--password-file", "/root/op1.pw", check=False)
+    assert hashed.returncode == 0 and hashed.stdout.startswith("$6$"), hashed
+
+
+def test_exit_status_and_messages_as_documented(appliance: Appliance, installed: dict[str, Any]) -> None:
+    """singbox-admin(8) EXIT STATUS: 2 for a password file that cannot be read, 1 for a caller that cannot reach
+    sysrepo — each with one line saying so, no traceback; `--help` lists every command of the man page."""
+    missing = appliance.run("singbox-admin", "set-password", "op1", "--password-file", "/root/none.pw", check=False)
+    assert missing.returncode == 2 and "cannot read the password file /root/none.pw" in missing.stderr, missing
+    stranger = appliance.run("runuser", "-u", "nobody", "--", "singbox-admin", "set-password", "op1",
+                             "--password-file", "-", input="x-Pass-1\n", check=False)
+    assert stranger.returncode == 1 and "Traceback" not in stranger.stderr, stranger
+    assert "run it as root" in stranger.stderr, stranger
+    helped = appliance.run("singbox-admin", "--help", check=False)
+    assert helped.returncode == 0, helped
+    for command in ("set-password", "init-admin", "bootstrap-admin", "hash-password", "modules"):
+        assert command in helped.stdout, (command, helped.stdout)
+    assert appliance.run("singbox-admin", "bogus", check=False).returncode == 2
+
+
+def test_init_admin_writes_a_file_of_roots(appliance: Appliance, installed: dict[str, Any]) -> None:
+    """singbox-admin(8): init-admin, when sysrepo holds no user, writes the new password to FILE, 0600 and root's
+    (it was written by vpp-singbox, or not at all where vpp-singbox cannot write: /root)."""
+    with appliance.restconf() as rc:  # every user goes: the state init-admin is for
+        gone = rc.delete("/restconf/data/ietf-system:system/authentication", auth=("admin", installed["password"]))
+        assert gone.status_code == 204, gone.text
+    done = appliance.run("singbox-admin", "init-admin", "--password-file", "/root/first.pw", check=False)
+    assert done.returncode == 0 and "/root/first.pw" in done.stderr, done
+    assert appliance.run("stat", "-c", "%a %U", "/root/first.pw").stdout.split() == ["600", "root"]
+    installed["password"] = appliance.run("cat", "/root/first.pw").stdout.strip()
+    login(appliance, "admin", installed["password"])
+    again = appliance.run("singbox-admin", "init-admin", "--password-file", "/root/second.pw", check=False)
+    assert again.returncode == 0, again
+    assert appliance.run("test", "-e", "/root/second.pw", check=False).returncode != 0  # users exist: no file
+
+
+def exporter_status(appliance: Appliance) -> str:
+    return appliance.run("systemctl", "show", "singbox-exporterd", "-p", "StatusText", "--value").stdout.strip()
+
+
+def test_exporter_status_follows_its_settings(appliance: Appliance, installed: dict[str, Any]) -> None:
+    """`systemctl status singbox-exporterd` says where it listens (the configured 0.0.0.0, not a loopback URL), and
+    that it is disabled once `enabled` is false — it kept the status of its start."""
+    assert exporter_status(appliance) == "serving https://0.0.0.0:9745/metrics"
+    url = "/restconf/data/vpp-singbox-metrics:metrics-exporter/enabled"
+    auth = ("admin", installed["password"])
+    with appliance.restconf() as rc:
+        put = rc.put(url, auth=auth, headers={"Content-Type": "application/yang-data+json"},
+                     content=json.dumps({"vpp-singbox-metrics:enabled": False}))
+        assert put.status_code in (201, 204), put.text
+        deadline = time.monotonic() + 30
+        while "disabled" not in exporter_status(appliance) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert exporter_status(appliance).startswith("not listening: disabled"), exporter_status(appliance)
+        put = rc.put(url, auth=auth, headers={"Content-Type": "application/yang-data+json"},
+                     content=json.dumps({"vpp-singbox-metrics:enabled": True}))
+        assert put.status_code in (201, 204), put.text
+    deadline = time.monotonic() + 30
+    while not exporter_status(appliance).startswith("serving") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert exporter_status(appliance) == "serving https://0.0.0.0:9745/metrics"
+
+
+def show(appliance: Appliance, unit: str, properties: str) -> dict[str, str]:
+    out = appliance.run("systemctl", "show", unit, "-p", properties).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def seconds(span: str) -> float:
+    """A time span as systemctl prints it ("2s", "15.392272s", "1min 30s", "500ms")."""
+    scale = {"h": 3600.0, "min": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|min|ms|us|s)", span)
+    assert parts, span
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def test_units_verify_clean(appliance: Appliance, installed: dict[str, Any]) -> None:
+    """`systemd-analyze verify` of the four units as installed: no warning (man pages aside: minbase has no man)."""
+    done = appliance.run("systemd-analyze", "verify", "--man=no", *(f"{u}.service" for u in UNITS), check=False)
+    assert done.returncode == 0 and not done.stderr.strip() and not done.stdout.strip(), done
+
+
+def test_a_start_that_keeps_failing_backs_off_and_is_never_given_up(appliance: Appliance,
+                                                                    installed: dict[str, Any]) -> None:
+    """A bad option in /etc/default/vpp-singbox: the agent fails at once, on every start. systemd starts it again
+    less and less often (the next delay grows past RestartSec=2s) and never leaves it failed; it spun every ~3 s
+    before. The right options, one `systemctl restart`, and it serves again."""
+    appliance.run("cp", "/etc/default/vpp-singbox", "/root/vpp-singbox.default")
+    try:
+        appliance.run("sed", "-i", 's|^AGENT_OPTS=.*|AGENT_OPTS="--no-such-option"|', "/etc/default/vpp-singbox")
+        appliance.run("systemctl", "restart", "singbox-agent", check=False)  # the start job fails, and says so
+        deadline = time.monotonic() + 180
+        while True:
+            props = show(appliance, "singbox-agent", "NRestarts,RestartUSecNext,ActiveState,Result")
+            if int(props["NRestarts"]) >= 3:
+                break
+            assert props["ActiveState"] != "failed" and time.monotonic() < deadline, props
+            time.sleep(0.5)
+        assert props["ActiveState"] != "failed", props
+        assert seconds(props["RestartUSecNext"]) > 2.0, props
+    finally:
+        appliance.run("cp", "/root/vpp-singbox.default", "/etc/default/vpp-singbox")
+        appliance.run("systemctl", "restart", "singbox-agent")
+    appliance.wait_units()
+    assert show(appliance, "singbox-agent", "NRestarts")["NRestarts"] == "0"  # the count starts over
