@@ -91,6 +91,26 @@ def test_init_admin_writes_a_file_of_roots(appliance: Appliance, installed: dict
     assert appliance.run("test", "-e", "/root/second.pw", check=False).returncode != 0  # users exist: no file
 
 
+def test_reinstall_keeps_keys_and_first_login_and_adds_nothing(appliance: Appliance, debs: dict[str, Path],
+                                                                installed: dict[str, Any]) -> None:
+    """`apt install --reinstall`: the generated keys (RESTCONF CA and certificate, SSH host key, the one in the
+    keystore), the first login's file and the record of what purge uninstalls stay byte for byte — the record
+    gained an empty line with every configure that installed nothing new (every upgrade and reinstall)."""
+    kept = ("/var/lib/vpp-singbox/restconf/ca.pem /var/lib/vpp-singbox/restconf/server.pem "
+            "/var/lib/vpp-singbox/netconf/ssh_host_ed25519_key.pub /var/lib/vpp-singbox/sysrepo-modules "
+            f"{PASSWORD_FILE}")
+    before = appliance.run("sh", "-c", f"sha256sum {kept}").stdout
+    keystore = appliance.run("python3", "/root/srtool.py", "export", "startup", "/ietf-keystore:keystore").stdout
+    assert "ietf-keystore" in keystore
+    appliance.run("sh", "-c", f"cd /root && apt install -y --reinstall -t trixie-backports ./{debs['current'].name}")
+    appliance.wait_units()
+    assert appliance.run("sh", "-c", f"sha256sum {kept}").stdout == before
+    assert appliance.run("python3", "/root/srtool.py", "export", "startup", "/ietf-keystore:keystore").stdout == keystore
+    record = appliance.run("cat", "/var/lib/vpp-singbox/sysrepo-modules").stdout
+    assert "vpp-singbox" in record.split() and "\n\n" not in record and not record.startswith("\n"), record
+    login(appliance, "admin", installed["password"])
+
+
 def exporter_status(appliance: Appliance) -> str:
     return appliance.run("systemctl", "show", "singbox-exporterd", "-p", "StatusText", "--value").stdout.strip()
 
