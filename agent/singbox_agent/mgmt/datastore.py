@@ -170,16 +170,24 @@ def subtree_to_xpaths(ctx: libyang.Context, elements: list[ET.Element]) -> list[
 
     for el in elements:
         ns, name = _split(el.tag)
-        mod = mod_of(ns, None)
-        if mod is None:
-            continue
-        top = f"/{mod}:{name}"
-        text = (el.text or "").strip()
-        if len(el) == 0 and text:  # a top-level leaf content match
-            out.append(f"{top}[.={xpath.quote(text)}]")
-        else:
-            walk(el, top, mod)
+        # RFC 6241 6.2.1: an element not qualified by a namespace (xmlns="") makes the server "evaluate all the XML
+        # namespaces it supports": every module with a top-level node of that name
+        for mod in ([mod_of(ns, None)] if ns else _modules_with_top_node(ctx, name)):
+            if mod is None:
+                continue
+            top = f"/{mod}:{name}"
+            text = (el.text or "").strip()
+            if len(el) == 0 and text:  # a top-level leaf content match
+                out.append(f"{top}[.={xpath.quote(text)}]")
+            else:
+                walk(el, top, mod)
     return out
+
+
+def _modules_with_top_node(ctx: libyang.Context, name: str) -> list[str]:
+    """The implemented modules with a top-level schema node `name` (choices and cases see through)."""
+    return [str(module.name()) for module in ctx
+            if module.implemented() and any(child.name() == name for child in module.children())]
 
 
 def _split(tag: str) -> tuple[str, str]:

@@ -202,8 +202,10 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
         session.in_rpcs += 1
         key = (rpc.op_ns, rpc.op_name)
         if key not in _NACM_EXEMPT and not nacm.check_operation(session.sr, op.cdata):
-            return _fail(session, rpc.attributes, [MgmtError(
-                "protocol", "access-denied", f'Access to the operation "{rpc.op_name}" is denied.')]), False
+            # not through _fail: the error-path names the client's own request, no data it may not read
+            return session.error_reply(rpc.attributes, [MgmtError(
+                "protocol", "access-denied", f'Access to the operation "{rpc.op_name}" is denied.',
+                error_path=_operation_path(op))]), False
         handler = HANDLERS.get(key, FALLBACK[0] if FALLBACK else None)
         if handler is None:
             return _fail(session, rpc.attributes, [MgmtError(
@@ -230,6 +232,16 @@ def dispatch(session: NetconfSession, message: bytes) -> tuple[bytes, bool]:
         session.sr.release_context()
 
 
+def _operation_path(op: libyang.DNode) -> str:
+    """RFC 8341 3.4.4: an operation NACM refuses is named by error-path, `/nc:rpc/nc:edit-config` in the RFC's
+    example. Module names are the prefixes (their namespaces declared on the error-path, `mgmt.errors.
+    path_namespaces`): the base namespace is ietf-netconf's. An action is named by its data path."""
+    path = op.path()
+    if op.parent() is not None:
+        return path
+    return "/ietf-netconf:rpc" + path
+
+
 def _for_schema(rpc: Rpc) -> bytes:
     """The message libyang validates. RFC 5277 clients (ncclient among them) put create-subscription's <filter> in
     the base namespace, where the `notifications` module has no such node; the handler reads the filter from the
@@ -242,7 +254,8 @@ def _for_schema(rpc: Rpc) -> bytes:
 
             op = copy.deepcopy(rpc.op)
             op.remove(op.find(messages.qname(messages.BASE_NS, "filter")))  # type: ignore[arg-type]
-            root = ET.Element(messages.qname(messages.BASE_NS, "rpc"), rpc.attributes)
+            root = ET.Element(messages.qname(messages.BASE_NS, "rpc"),
+                              {k: v for k, v in rpc.attributes.items() if not k.startswith("xmlns:")})
             root.append(op)
             return ET.tostring(root)
     return rpc.raw
