@@ -70,6 +70,9 @@ class MgmtError:
     error_path: str | None = None
     info: dict[str, str] = field(default_factory=dict)
     error_severity: str = "error"
+    # error-info elements in the YANG namespace (RFC 7950 section 15: `non-unique`, which may repeat, and
+    # `missing-choice`), as (local name, value) in order; a `non-unique` value is a data path.
+    yang_info: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         """error-message and error-info bounded, however much of a request they quote."""
@@ -78,6 +81,8 @@ class MgmtError:
             object.__setattr__(self, "error_message", message)
         if any(len(v) > MAX_MESSAGE for v in self.info.values()):
             object.__setattr__(self, "info", {k: clip(v, MAX_MESSAGE) for k, v in self.info.items()})
+        if any(len(v) > MAX_MESSAGE for _, v in self.yang_info):
+            object.__setattr__(self, "yang_info", tuple((k, clip(v, MAX_MESSAGE)) for k, v in self.yang_info))
 
 
 def path_namespaces(path: str, ctx: libyang.Context) -> dict[str, str]:
@@ -121,10 +126,10 @@ def too_big(message: str, error_type: str = TRANSPORT) -> MgmtException:
     return MgmtException(MgmtError(error_type, "too-big", message))
 
 
-def missing_attribute(attribute: str, element: str, error_type: str = RPC) -> MgmtException:
+def missing_attribute(attribute: str, element: str, error_type: str = RPC, path: str | None = None) -> MgmtException:
     return MgmtException(
         MgmtError(error_type, "missing-attribute", f'Missing attribute "{attribute}" of element "{element}".',
-                  info={"bad-attribute": attribute, "bad-element": element})
+                  error_path=path, info={"bad-attribute": attribute, "bad-element": element})
     )
 
 
@@ -209,8 +214,51 @@ def from_libyang(exc: libyang.LibyangError) -> MgmtError:
         path = last.data_path or None
     for pattern, tag, app, etype in _LY_RULES:
         if pattern.search(message):
-            return _of_attribute(MgmtError(etype, tag, message, app, path))
+            return mandatory_info(_of_attribute(MgmtError(etype, tag, message, app, path)))
     return _of_attribute(MgmtError(APPLICATION, "invalid-value", message, None, path))
+
+
+YANG_NS = "urn:ietf:params:xml:ns:yang:1"
+_NODE_NAMED = re.compile(r'^(?:Node|Mandatory node|List instance is missing its key) "([A-Za-z_][\w.-]*)"'
+                         r'|missing its key "([A-Za-z_][\w.-]*)"')
+_NAMESPACE_NAMED = re.compile(r'namespace "([^"]+)"')
+_NOT_UNIQUE = re.compile(r'Unique data leaf\(s\) "([^"]+)" not satisfied in "[^"]+" and "([^"]+)"')
+_CHOICE_NAMED = re.compile(r'Mandatory choice "([^"]+)"')
+
+
+def mandatory_info(error: MgmtError) -> MgmtError:
+    """`error` (classified from libyang's or sysrepo's text, which carries no error-info) with the error-info RFC 6241
+    Appendix A makes mandatory for its tag — `bad-element` for missing-element, bad-element and unknown-element,
+    `bad-namespace` and `bad-element` for unknown-namespace — and the YANG-namespace elements of RFC 7950 section 15:
+    a `non-unique` data path for each leaf of a violated "unique" (15.1), `missing-choice` naming the choice (15.6).
+    What its text does not tell is left out."""
+    info = dict(error.info)
+    message = error.error_message
+    tag = error.error_tag
+    named = _NODE_NAMED.search(message)
+    node = next((g for g in named.groups() if g), None) if named else None
+    if tag in ("missing-element", "bad-element", "unknown-element") and "bad-element" not in info:
+        name = node or (_node_name(error.error_path) if error.error_path else None)
+        if name:
+            info["bad-element"] = name
+    elif tag == "unknown-namespace":
+        namespace = _NAMESPACE_NAMED.search(message)
+        if namespace and "bad-namespace" not in info:
+            info["bad-namespace"] = namespace.group(1)
+        if "bad-element" not in info and error.error_path:
+            info["bad-element"] = _node_name(error.error_path)
+    yang_info = error.yang_info
+    if not yang_info and error.error_app_tag == "data-not-unique":
+        unique = _NOT_UNIQUE.search(message)
+        if unique:
+            yang_info = tuple(("non-unique", f"{unique.group(2)}/{leaf}") for leaf in unique.group(1).split())
+    elif not yang_info and error.error_app_tag == "missing-choice":
+        choice = _CHOICE_NAMED.search(message)
+        if choice:
+            yang_info = (("missing-choice", choice.group(1)),)
+    if info == error.info and yang_info == error.yang_info:
+        return error
+    return replace(error, info=info, yang_info=yang_info)
 
 
 def _of_attribute(error: MgmtError) -> MgmtError:
@@ -237,6 +285,10 @@ def _sysrepo_message(exc: sysrepo.SysrepoError) -> str:
 
 
 def from_sysrepo(exc: sysrepo.SysrepoError) -> MgmtError:
+    return mandatory_info(_from_sysrepo(exc))
+
+
+def _from_sysrepo(exc: sysrepo.SysrepoError) -> MgmtError:
     message = _sysrepo_message(exc)
     if isinstance(exc, sysrepo.SysrepoValidationFailedError):
         # Either a YANG constraint (libyang's text, which we classify) or an agent's rejection (its own words).
@@ -543,7 +595,8 @@ def hide_unreadable(errors: Sequence[MgmtError], readable: Callable[[str], bool]
         message = _QUOTED_PATH.sub(lambda m: m.group(0) if ok(m.group(1)) else f'"{HIDDEN}"', message)
         path = error.error_path if error.error_path is None or ok(error.error_path) else None
         info = {k: v for k, v in error.info.items() if not v.startswith("/") or ok(v)}
-        out.append(replace(error, error_message=message, error_path=path, info=info))
+        yang_info = tuple((k, v) for k, v in error.yang_info if not v.startswith("/") or ok(v))
+        out.append(replace(error, error_message=message, error_path=path, info=info, yang_info=yang_info))
     return out
 
 

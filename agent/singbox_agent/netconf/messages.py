@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from singbox_agent.mgmt.errors import MgmtError, MgmtException, malformed_message, missing_attribute
+from singbox_agent.mgmt.errors import YANG_NS, MgmtError, MgmtException, malformed_message, missing_attribute
 from singbox_agent.netconf import limits
 from singbox_agent.netconf.limits import Limits
 
@@ -177,6 +177,8 @@ def parse_rpc(data: bytes, bounds: Limits | None = None) -> Rpc:
     except _LimitExceeded as exc:
         raise RpcParseError(exc.root_attributes, exc.error.errors) from None
     attributes = dict(root.attrib)
+    if b"xmlns:" in data:
+        attributes.update(_root_declarations(data))
     if root.tag != qname(BASE_NS, "rpc"):
         ns, name = split_qname(root.tag)
         if name == "rpc":
@@ -196,13 +198,46 @@ def parse_rpc(data: bytes, bounds: Limits | None = None) -> Rpc:
     return Rpc(attributes["message-id"], attributes, children[0], data)
 
 
+# The start tag of the document's root element, and the prefixed namespace declarations among its attributes.
+_ROOT_START = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?rpc((?:\s+[^\s=<>/]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*/?>""")
+_DECLARATION = re.compile(rb"""xmlns:([^\s=]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+# bound to the prefix xml by definition, which may not be declared (a0:lang with xmlns:a0 bound to it made the reply
+# to <rpc xml:lang="en"> a document no XML parser accepts)
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
+
+
+def _root_declarations(data: bytes) -> dict[str, str]:
+    """The `xmlns:prefix` declarations of the `<rpc>` start tag, as `{"xmlns:prefix": namespace}`: RFC 6241 4.1
+    returns every attribute of `<rpc>` unmodified in the reply, "This includes any "xmlns" attributes" (its
+    example's `xmlns:ex` and `ex:user-id`); xml.etree keeps none of them."""
+    start = _ROOT_START.search(data, 0, 1 << 20)
+    if start is None:
+        return {}
+    out: dict[str, str] = {}
+    for m in _DECLARATION.finditer(start.group(1)):
+        value = (m.group(2) if m.group(2) is not None else m.group(3)).decode(errors="replace")
+        for entity, char in _ENTITIES:
+            value = value.replace(entity, char)
+        out["xmlns:" + m.group(1).decode(errors="replace")] = value
+    return out
+
+
 def _attributes_xml(attributes: dict[str, str]) -> str:
+    """The rpc's attributes on the reply: its own `xmlns:p` declarations (`_root_declarations`) kept, and each
+    namespaced attribute under the prefix the rpc gave its namespace (one of its own making otherwise)."""
     out: list[str] = []
+    declared = {value: name[6:] for name, value in attributes.items() if name.startswith("xmlns:")}
     decls: dict[str, str] = {}
     for name, value in attributes.items():
         ns, local = split_qname(name)
         if ns:
-            prefix = decls.setdefault(ns, f"a{len(decls)}")
+            prefix = "xml" if ns == XML_NS else declared.get(ns) or decls.get(ns)
+            if prefix is None:  # a name neither the rpc nor an earlier attribute uses
+                n = len(decls)
+                while f"xmlns:a{n}" in attributes or f"a{n}" in decls.values():
+                    n += 1
+                prefix = decls[ns] = f"a{n}"
             out.append(f" {prefix}:{local}={quoteattr(value)}")
         else:
             out.append(f" {local}={quoteattr(value)}")
@@ -215,9 +250,12 @@ def reply(attributes: dict[str, str], body: str) -> bytes:
     return f'<rpc-reply xmlns="{BASE_NS}"{_attributes_xml(attributes)}>{body}</rpc-reply>'.encode()
 
 
-def rpc_error_xml(error: MgmtError, namespaces: Mapping[str, str] | None = None) -> str:
+def rpc_error_xml(error: MgmtError, namespaces: Mapping[str, str] | None = None,
+                  path_namespaces: Callable[[str], Mapping[str, str]] | None = None) -> str:
     """One rpc-error; `namespaces` (prefix -> namespace) are declared on its error-path, whose prefixes are module
-    names (RFC 6241 section 4.3: the path is read with the namespace declarations in scope)."""
+    names (RFC 6241 section 4.3: the path is read with the namespace declarations in scope). The error-info elements
+    of RFC 7950 section 15 (`yang_info`) are in the YANG namespace, a data path among them with its prefixes
+    declared (`path_namespaces(path)`)."""
     parts = [f"<error-type>{escape(error.error_type)}</error-type>", f"<error-tag>{escape(error.error_tag)}</error-tag>",
              f"<error-severity>{escape(error.error_severity)}</error-severity>"]
     if error.error_app_tag:
@@ -227,8 +265,12 @@ def rpc_error_xml(error: MgmtError, namespaces: Mapping[str, str] | None = None)
         parts.append(f"<error-path{decls}>{escape(error.error_path)}</error-path>")
     if error.error_message:
         parts.append(f'<error-message xml:lang="en">{escape(error.error_message)}</error-message>')
-    if error.info:
+    if error.info or error.yang_info:
         info = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in error.info.items())
+        for k, v in error.yang_info:
+            decls = "".join(f" xmlns:{p}={quoteattr(ns)}" for p, ns in
+                            (path_namespaces(v) if path_namespaces and v.startswith("/") else {}).items())
+            info += f'<{k} xmlns="{YANG_NS}"{decls}>{escape(v)}</{k}>'
         parts.append(f"<error-info>{info}</error-info>")
     return "<rpc-error>" + "".join(parts) + "</rpc-error>"
 
@@ -237,7 +279,8 @@ def reply_errors(attributes: dict[str, str], errors: tuple[MgmtError, ...] | lis
                  namespaces: Callable[[str], Mapping[str, str]] | None = None) -> bytes:
     """`namespaces`: an error-path's prefix declarations (mgmt.errors.path_namespaces)."""
     return reply(attributes, "".join(
-        rpc_error_xml(e, namespaces(e.error_path) if namespaces and e.error_path else None) for e in errors))
+        rpc_error_xml(e, namespaces(e.error_path) if namespaces and e.error_path else None, namespaces)
+        for e in errors))
 
 
 def notification(event_time: str, content_xml: str) -> bytes:

@@ -14,6 +14,7 @@ from _libyang import lib as ly_lib
 
 from singbox_agent.mgmt import datastore, filtered_read, read_gate
 from singbox_agent.mgmt.errors import (
+    YANG_NS,
     MgmtError,
     MgmtException,
     bad_attribute,
@@ -232,7 +233,10 @@ def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
         text = anyxml_text(node)
         if not text or not str(text).strip():
             return None
-        strict = _strict_parse(ctx, str(text))
+        try:
+            strict = _strict_parse(ctx, str(text))
+        except MgmtException as exc:
+            raise _name_unknown_namespace(exc, element) from None
         if strict is None:
             return None
         tree, twice = strict, _inspect(strict.cdata, lenient=False)[1]
@@ -248,7 +252,77 @@ def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
             raise _twice(path, name)
         finally:
             tree.free()
+    if _YANG_NS_BYTES in ctx.rpc.raw:  # insert, key and value are in the YANG namespace
+        misplaced = _misplaced_insert(tree)
+        if misplaced is not None:
+            tree.free()
+            raise misplaced
     return tree
+
+
+_YANG_NS_BYTES = YANG_NS.encode()
+_INSERT_ATTRIBUTES = frozenset({b"insert", b"key", b"value"})
+
+
+def insert_metadata(tree: libyang.DNode) -> list[tuple[Any, bytes, str]]:
+    """(node, attribute name, value) of every insert, key and value attribute (RFC 7950 7.8.6, 7.7.9) of an edit."""
+    out: list[tuple[Any, bytes, str]] = []
+    todo = [ly_lib.lyd_first_sibling(ly_ffi.cast("struct lyd_node *", tree.cdata))]
+    while todo:
+        node = todo.pop()
+        while node != ly_ffi.NULL:
+            meta = node.meta if node.schema != ly_ffi.NULL else ly_ffi.NULL
+            while meta != ly_ffi.NULL:
+                name = ly_ffi.string(meta.name)
+                if (name in _INSERT_ATTRIBUTES and meta.annotation != ly_ffi.NULL
+                        and ly_ffi.string(meta.annotation.module.name) == b"yang"):
+                    out.append((node, name, _meta_value(meta)))
+                meta = meta.next
+            child = ly_lib.lyd_child(node)
+            if child != ly_ffi.NULL:
+                todo.append(child)
+            node = node.next
+    return out
+
+
+def _misplaced_insert(tree: libyang.DNode) -> MgmtException | None:
+    """RFC 7950 8.3.1: "If the attributes "before" and "after" appear in any element that is not a list whose
+    "ordered-by" property is "user", the server MUST reply with an "unknown-attribute" <error-tag>" — so with any
+    insert, key or value attribute on a node that is not a list or leaf-list ordered by the user (sysrepo ignored
+    them: the edit was applied in the system's order and answered <ok/>)."""
+    found = insert_metadata(tree)
+    given = {(node, name) for node, name, _value in found}
+    for node, name, value in found:
+        schema = node.schema
+        element = ly_ffi.string(schema.name).decode()
+        path = libyang.DNode.new(tree.context, node).path()
+        if not (schema.nodetype & (ly_lib.LYS_LIST | ly_lib.LYS_LEAFLIST) and schema.flags & ly_lib.LYS_ORDBY_USER):
+            attribute = name.decode()
+            return MgmtException(MgmtError(
+                "application", "unknown-attribute",
+                f'Attribute "{attribute}" (YANG namespace) of element "{element}": only a list or leaf-list ordered '
+                "by the user takes insert, key and value (RFC 7950 7.7.9, 7.8.6).",
+                error_path=path, info={"bad-attribute": attribute, "bad-element": element}))
+        # RFC 7950 7.8.6 / 7.7.9: insert "before" or "after" needs the key (list) or value (leaf-list) attribute;
+        # RFC 6241 Appendix A: missing-attribute (sysrepo's refusal was operation-failed)
+        anchor = b"key" if schema.nodetype == ly_lib.LYS_LIST else b"value"
+        if name == b"insert" and value in ("before", "after") and (node, anchor) not in given:
+            return missing_attribute(anchor.decode(), element, error_type="application", path=path)
+    return None
+
+
+def _name_unknown_namespace(exc: MgmtException, element: ET.Element | None) -> MgmtException:
+    """unknown-namespace with RFC 6241 Appendix A's bad-element: the element of the content in that namespace
+    (libyang's message names the namespace only)."""
+    err = exc.errors[0]
+    namespace = err.info.get("bad-namespace")
+    if err.error_tag != "unknown-namespace" or not namespace or element is None:
+        return exc
+    prefix = f"{{{namespace}}}"
+    bad = next((el.tag[len(prefix):] for el in element.iter() if el.tag.startswith(prefix)), None)
+    if bad is None:
+        return exc
+    return MgmtException(replace(err, info={**err.info, "bad-element": bad}), *exc.errors[1:])
 
 
 # XML attributes of edit content that libyang turns into YANG metadata: RFC 6241's operation, RFC 7950's insert,
@@ -507,11 +581,19 @@ def _other_case(chosen: dict[int, tuple[int, Any]], case: Any, node: Any) -> str
 def _deleting(node: Any) -> bool:
     meta = node.meta
     while meta != ly_ffi.NULL:
-        if (ly_ffi.string(meta.name) == b"operation" and meta.value._canonical != ly_ffi.NULL
-                and ly_ffi.string(meta.value._canonical).decode() in _DELETES):
+        if ly_ffi.string(meta.name) == b"operation" and _meta_value(meta) in _DELETES:
             return True
         meta = meta.next
     return False
+
+
+def _meta_value(meta: Any) -> str:
+    """The canonical value of a `struct lyd_meta` ("" when it has none). Through libyang's function: the cffi
+    declaration of `struct lyd_value` has no `_canonical` (reading it raised, an Internal error)."""
+    if meta.annotation == ly_ffi.NULL:
+        return ""
+    value = ly_lib.lyd_value_get_canonical(meta.annotation.module.ctx, ly_ffi.addressof(meta.value))
+    return str(ly_ffi.string(value).decode()) if value != ly_ffi.NULL else ""
 
 
 def _two_cases(path: str, name: str, other: str) -> MgmtException:

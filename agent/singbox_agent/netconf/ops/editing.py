@@ -14,10 +14,13 @@ whole request before anything is applied: they are errors in the request, not in
 from __future__ import annotations
 
 import functools
+import re
 import xml.etree.ElementTree as ET
 
 import libyang
 import sysrepo
+from _libyang import ffi as ly_ffi
+from _libyang import lib as ly_lib
 
 from singbox_agent.mgmt import datastore, notify
 from singbox_agent.mgmt.errors import (
@@ -36,6 +39,7 @@ from singbox_agent.netconf.ops.common import (
     check_not_locked_by_other,
     datastore_choice,
     has_opaque,
+    insert_metadata,
     leaf,
     parse_config,
 )
@@ -101,6 +105,9 @@ def _located(ctx: OpContext, exc: Exception, tree: libyang.DNode, default_operat
     nodes of the edit could be the one."""
     if not isinstance(exc, sysrepo.SysrepoExistsError | sysrepo.SysrepoNotFoundError):
         return exc
+    anchor = _INSERT_ANCHOR.search(str(getattr(exc, "msg", None) or exc))
+    if anchor is not None:
+        return _missing_instance(tree, anchor.group(1))
 
     def exists(path: str) -> bool:
         try:
@@ -110,6 +117,25 @@ def _located(ctx: OpContext, exc: Exception, tree: libyang.DNode, default_operat
 
     return MgmtException(*locate_in_edit(from_exception(exc, ctx.ly), tree, default_operation, exists,
                                          subtree=subtree))
+
+
+# sysrepo's words when an insert's key or value names no existing entry
+_INSERT_ANCHOR = re.compile(r'Node "([^"]+)" instance to insert next to not found')
+
+
+def _missing_instance(tree: libyang.DNode, name: str) -> MgmtException:
+    """RFC 7950 15.7: "If the "insert" and "key" or "value" attributes are used in an <edit-config> for a list or
+    leaf-list node and the "key" or "value" refers to an instance that does not exist", the error is bad-attribute
+    with error-app-tag missing-instance (sysrepo's refusal was data-missing, naming the node by its name only)."""
+    path, attribute = None, "key"
+    for node, meta, value in insert_metadata(tree):
+        if meta == b"insert" and value in ("before", "after") and ly_ffi.string(node.schema.name).decode() == name:
+            path = libyang.DNode.new(tree.context, node).path()
+            attribute = "value" if node.schema.nodetype == ly_lib.LYS_LEAFLIST else "key"
+            break
+    return MgmtException(MgmtError(
+        "application", "bad-attribute", f'The {attribute} attribute of "{name}" names no existing instance to insert '
+        "next to.", "missing-instance", path, info={"bad-attribute": attribute, "bad-element": name}))
 
 
 def _not_per_unit(exc: Exception) -> bool:
