@@ -147,3 +147,28 @@ def test_report_all_tagged_xml_uses_rfc_6243_attribute(restconf: RestconfServer)
                                       for e in ET.fromstring(r.content).iter()), r.text
         r = c.get(f"{limits}/max-body-size", params={"with-defaults": "report-all-tagged"})
         assert r.json()["@vpp-singbox-restconf-server:max-body-size"] == {"ietf-netconf-with-defaults:default": True}
+
+
+def test_get_of_a_leaf_not_set_returns_its_default(restconf: RestconfServer) -> None:
+    """RFC 8040 §3.5.4: "If the target of a GET method is a data node that represents a leaf or leaf-list that has a
+    default value and the leaf or leaf-list has not been instantiated yet, the server MUST return the default value
+    ... the server MUST ignore its basic-mode". It was 404. A mode the client asks for still applies; DELETE and PUT
+    keep RESTCONF's one meaning of exists (a default-only leaf is absent: 404, 201)."""
+    h = {"content-type": JSON}
+    with restconf.client() as c:
+        r = c.get(MAX_BODY)
+        assert r.status_code == 200, r.text
+        default = r.json()["vpp-singbox-restconf-server:max-body-size"]
+        assert c.head(MAX_BODY).status_code == 200
+        xml = c.get(MAX_BODY, headers={"accept": XML})
+        assert xml.status_code == 200 and ET.fromstring(xml.content).text == str(default), xml.text
+        for mode in ("explicit", "trim"):
+            assert c.get(MAX_BODY, params={"with-defaults": mode}).status_code == 404, mode
+        assert c.get(MAX_BODY.replace("/data/", "/ds/ietf-datastores:running/")).status_code == 200
+        assert c.delete(MAX_BODY).status_code == 404
+        body = json.dumps({"vpp-singbox-restconf-server:max-body-size": default}).encode()
+        assert c.put(MAX_BODY, content=body, headers=h).status_code == 201
+        assert c.get(MAX_BODY).json() == {"vpp-singbox-restconf-server:max-body-size": default}
+        # a container's children keep the basic mode
+        limits = c.get(MAX_BODY.rsplit("/", 1)[0]).json()["vpp-singbox-restconf-server:limits"]
+        assert list(limits) == ["max-body-size"], limits

@@ -50,7 +50,8 @@ def test_candidate_and_startup(restconf: RestconfServer) -> None:
         assert c.put(f"{cand}/log-level", content=b'{"vpp-singbox:log-level":"warning"}', headers=h).status_code in (
             201, 204)
         assert c.get(f"{cand}/log-level").json() == {"vpp-singbox:log-level": "warning"}
-        assert c.get(f"{SB}/log-level").status_code == 404  # candidate is not running
+        # candidate is not running: running's log-level is still its default, which a GET returns (RFC 8040 §3.5.4)
+        assert c.get(f"{SB}/log-level").json() == {"vpp-singbox:log-level": "info"}
         start = "/restconf/ds/ietf-datastores:startup/vpp-singbox:singbox"
         assert c.put(f"{start}/log-level", content=b'{"vpp-singbox:log-level":"error"}', headers=h).status_code in (
             201, 204)

@@ -327,7 +327,12 @@ class Datastore:
                 body = _wrap_datastore(body, encoding)
             else:
                 targets = [t for t in tree.find_all(path)] if tree is not None else []
-                if query.with_defaults in (None, "explicit", "trim"):
+                # RFC 8040 §3.5.4: a GET whose target is a leaf or leaf-list not instantiated returns "the default
+                # value or values that are in use by the server", ignoring the basic mode (it was 404); a
+                # with-defaults mode the client asks for still decides
+                in_use_defaults = query.with_defaults is None and bool(targets) and all(map(_is_term, targets))
+                if query.with_defaults in ("explicit", "trim") or (query.with_defaults is None
+                                                                   and not in_use_defaults):
                     # RFC 6243: in these modes a node that exists only as a default is not reported.
                     targets = [t for t in targets if not _default_only(t)]
                 if query.with_defaults == "trim":
@@ -351,7 +356,8 @@ class Datastore:
                         f"{path} names {len(targets)} instances; XML holds one element: name one entry by its keys "
                         "or ask for JSON (RFC 8040 §4.3)"
                     )
-                body = print_nodes(targets, encoding, query.with_defaults, keep_empty=query.depth is not None)
+                body = print_nodes(targets, encoding, "report-all" if in_use_defaults else query.with_defaults,
+                                   keep_empty=query.depth is not None)
         if encoding == Encoding.XML and query.with_defaults == "report-all-tagged":
             # RFC 8040 §4.8.9 / RFC 6243 §6: in XML the `default` attribute is in
             # urn:ietf:params:xml:ns:netconf:default:1.0; libyang declares its prefix for the module's namespace
