@@ -172,3 +172,15 @@ def test_get_of_a_leaf_not_set_returns_its_default(restconf: RestconfServer) -> 
         # a container's children keep the basic mode
         limits = c.get(MAX_BODY.rsplit("/", 1)[0]).json()["vpp-singbox-restconf-server:limits"]
         assert list(limits) == ["max-body-size"], limits
+
+
+def test_options_asterisk_form(restconf: RestconfServer) -> None:
+    """RFC 9112 §3.2.4 / RFC 9110 §9.3.7: "OPTIONS * HTTP/1.1" asks about the server in general (it was 404); the
+    asterisk-form is for OPTIONS only."""
+    auth = {"Authorization": rawhttp.ADMIN_AUTH}
+    r = rawhttp.exchange(restconf, rawhttp.head("OPTIONS", "*", auth))
+    assert r.status == 200, r
+    assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                                                  "OPTIONS"}
+    r = rawhttp.exchange(restconf, rawhttp.head("GET", "*", auth))
+    assert r.status == 400, r

@@ -564,6 +564,12 @@ def parse_request(ctx: libyang.Context, method: str, raw_path: str, raw_query: s
         # or 501. (Hypercorn hands methods on upper-cased.)
         raise RestconfError("protocol", "operation-not-supported",
                             f"Method {clip(method)!r} is not implemented by this server", status=501)
+    if raw_path == "*":
+        # RFC 9112 §3.2.4 asterisk-form, for OPTIONS only: "applies to the server in general rather than to a
+        # specific resource" (RFC 9110 §9.3.7): the methods some resource of the server supports. It was 404.
+        if method != "OPTIONS":
+            raise _bad("The request-target '*' is for OPTIONS only (RFC 9112 §3.2.4)")
+        return RestconfRequest(Kind.OPTIONS, method, allowed=_DATA_METHODS)
     if raw_path == "/.well-known/host-meta":
         _check_method(method, ("GET", "HEAD", "OPTIONS"))
         if raw_query:
