@@ -16,7 +16,7 @@ import pytest
 from ncclient import manager
 
 from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
-                                                      UNITS, build, _skip_reason)
+                                                      UNITS, build, _skip_reason, sr_export)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -100,12 +100,12 @@ def test_reinstall_keeps_keys_and_first_login_and_adds_nothing(appliance: Applia
             "/var/lib/vpp-singbox/netconf/ssh_host_ed25519_key.pub /var/lib/vpp-singbox/sysrepo-modules "
             f"{PASSWORD_FILE}")
     before = appliance.run("sh", "-c", f"sha256sum {kept}").stdout
-    keystore = appliance.run("python3", "/root/srtool.py", "export", "startup", "/ietf-keystore:keystore").stdout
+    keystore = sr_export(appliance, "startup", "/ietf-keystore:keystore")
     assert "ietf-keystore" in keystore
     appliance.run("sh", "-c", f"cd /root && apt install -y --reinstall -t trixie-backports ./{debs['current'].name}")
     appliance.wait_units()
     assert appliance.run("sh", "-c", f"sha256sum {kept}").stdout == before
-    assert appliance.run("python3", "/root/srtool.py", "export", "startup", "/ietf-keystore:keystore").stdout == keystore
+    assert sr_export(appliance, "startup", "/ietf-keystore:keystore") == keystore
     record = appliance.run("cat", "/var/lib/vpp-singbox/sysrepo-modules").stdout
     assert "vpp-singbox" in record.split() and "\n\n" not in record and not record.startswith("\n"), record
     login(appliance, "admin", installed["password"])
