@@ -184,3 +184,17 @@ def test_options_asterisk_form(restconf: RestconfServer) -> None:
                                                                   "OPTIONS"}
     r = rawhttp.exchange(restconf, rawhttp.head("GET", "*", auth))
     assert r.status == 400, r
+
+
+def test_host_meta_in_jrd_too(restconf: RestconfServer) -> None:
+    """RFC 6415 §3: host-meta also in JSON (JRD), at /.well-known/host-meta.json or asked for with Accept:
+    application/json (both were XRD or 404); without credentials, as the XRD (RFC 8040 §3.1 root discovery)."""
+    with restconf.client(auth=None) as c:
+        xrd = c.get("/.well-known/host-meta")
+        assert xrd.status_code == 200 and xrd.headers["content-type"] == "application/xrd+xml"
+        for r in (c.get("/.well-known/host-meta.json"),
+                  c.get("/.well-known/host-meta", headers={"accept": "application/json"})):
+            assert r.status_code == 200 and r.headers["content-type"] == "application/json", r.text
+            assert r.json() == {"links": [{"rel": "restconf", "href": "/restconf"}]}
+        assert c.get("/.well-known/host-meta", headers={"accept": "application/xrd+xml, application/json"}
+                     ).headers["content-type"] == "application/xrd+xml"

@@ -159,6 +159,15 @@ def _precondition(req: HttpRequest, etags: Callable[[], Collection[str] | None],
     return None
 
 
+def _wants_jrd(req: HttpRequest) -> bool:
+    """host-meta in JRD rather than XRD (RFC 6415 §3): /.well-known/host-meta.json, or an Accept that names
+    application/json and not application/xrd+xml."""
+    if req.raw_path.endswith(".json"):
+        return True
+    accept = [item.split(";")[0].strip().lower() for item in (req.headers.get("accept") or "").split(",")]
+    return "application/json" in accept and XRD_XML not in accept
+
+
 def node_uri(path: str) -> str:
     """A data path from libyang (`/m:a/b[k='v']`) -> its RESTCONF URI (`/restconf/data/m:a/b=v`)."""
     segments: list[str] = []
@@ -278,6 +287,11 @@ class Handler:
                 headers.append(("Accept-Patch", ACCEPT_PATCH))
             return HttpResponse(200, headers=headers)
         if kind == Kind.HOST_META:
+            if _wants_jrd(req):
+                # RFC 6415 §3: the JSON (JRD) form, at host-meta.json or asked for with Accept: application/json
+                jrd = {"links": [{"rel": "restconf", "href": API_ROOT}]}
+                return self._read_response(req, HttpResponse(200, (json.dumps(jrd, indent=2) + "\n").encode(),
+                                                             content_type="application/json"))
             body = (
                 b"<?xml version='1.0' encoding='UTF-8'?>\n"
                 b"<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n"

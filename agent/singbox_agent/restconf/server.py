@@ -32,7 +32,7 @@ from singbox_agent.restconf.media import error_encoding
 from singbox_agent.restconf.store import acquired_context
 from singbox_agent.restconf.dynamic_subscriptions import PATH_PREFIX as SUBSCRIPTION_PATH
 from singbox_agent.restconf.streams import EventStreams
-from singbox_agent.restconf.uri import Kind, parse_request
+from singbox_agent.restconf.uri import HOST_META_PATHS, Kind, parse_request
 
 log = structlog.get_logger("restconf")
 
@@ -46,7 +46,6 @@ class BackingOff(RestconfError):
                          retry_after=wait)  # Retry-After, as for every RestconfError that has one
 
 
-HOST_META_PATH = "/.well-known/host-meta"
 # RFC 9112 §3.2.2 absolute-form request-target (RFC 3986 absolute-URI, its query already split off by Hypercorn)
 _ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<authority>[^/?#]*)(?P<path>/[^#]*)?$")
 
@@ -251,7 +250,7 @@ class RestconfApp:
         return authenticate(self.auth, authorization, source)
 
     def _authenticated(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str) -> HttpResponse:
-        if req.raw_path == HOST_META_PATH:
+        if req.raw_path in HOST_META_PATHS:
             # RFC 8040 §3.1 root discovery happens before a client knows where the API is; host-meta (RFC 6415)
             # names only the API root, nothing protected (§2.5 protects the resources it points to)
             return self.handler.handle(req)

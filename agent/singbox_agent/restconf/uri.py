@@ -22,6 +22,8 @@ from singbox_agent.restconf.errors import RestconfError
 from singbox_agent.restconf.limits import RestconfLimits
 
 API_ROOT = "/restconf"
+# RFC 6415 §2, §3: host-meta in XRD, and its JSON (JRD) form
+HOST_META_PATHS = ("/.well-known/host-meta", "/.well-known/host-meta.json")
 
 # RFC 8040 §3.5.3: identifier = (ALPHA / "_") *(ALPHA / DIGIT / "_" / "-" / ".")
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_.\-]*"
@@ -570,7 +572,7 @@ def parse_request(ctx: libyang.Context, method: str, raw_path: str, raw_query: s
         if method != "OPTIONS":
             raise _bad("The request-target '*' is for OPTIONS only (RFC 9112 §3.2.4)")
         return RestconfRequest(Kind.OPTIONS, method, allowed=_DATA_METHODS)
-    if raw_path == "/.well-known/host-meta":
+    if raw_path in HOST_META_PATHS:
         _check_method(method, ("GET", "HEAD", "OPTIONS"))
         if raw_query:
             raise _bad("host-meta takes no query parameters")
