@@ -465,6 +465,10 @@ def test_root_writing_sysrepo_does_not_lock_the_daemons_out(appliance: Appliance
 def test_upgrade_keeps_configuration(appliance: Appliance, debs: dict[str, Path], state: dict[str, Any]) -> None:
     if "no_previous" in state:
         pytest.skip(state["no_previous"])
+    # what clients trust (the RESTCONF CA, NETCONF's SSH host key in the keystore) is the appliance's for good
+    generated = "sha256sum /var/lib/vpp-singbox/restconf/ca.pem /var/lib/vpp-singbox/restconf/server.pem"
+    keys = appliance.run("sh", "-c", generated).stdout, sr_export(appliance, "startup", "/ietf-keystore:keystore")
+    assert "asymmetric-key" in keys[1], keys[1]
     out = appliance.apt_install(debs["current"])
     assert "Unpacking vpp-singbox-agent" in out.stdout and "over (" in out.stdout, out.stdout[-2000:]
     # README.md: the sysrepo tools the previous release pulled in are needed no more; autoremove takes them
@@ -476,6 +480,8 @@ def test_upgrade_keeps_configuration(appliance: Appliance, debs: dict[str, Path]
     assert "nc-ep" in config and "rc-ep" in config, config
     startup = sr_export(appliance, "startup", "/vpp-singbox:*")
     assert "nc-ep" in startup, startup  # what a reboot starts from
+    assert (appliance.run("sh", "-c", generated).stdout,
+            sr_export(appliance, "startup", "/ietf-keystore:keystore")) == keys
     # the upgrade installed this version's schema: sysrepo updates a module only to another revision, so a module
     # changed under the revision of the previous release would stay old on every upgraded appliance (yang/README.md)
     shipped = {f.stem.partition("@")[0]: f.stem.partition("@")[2] for f in (TOP / "yang").glob("*@*.yang")}
