@@ -3,14 +3,18 @@ clause it checks and failed on the code before its fix."""
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
-from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo
+from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo, bootstrap, start_server, stop_server
 from tests.netconf.helpers import cfg, endpoint
 from tests.netconf.rawclient import NC, RawClient, errors_of
 
@@ -229,3 +233,99 @@ def test_switching_cases_with_the_old_leaf_deleted_by_value(netconf_server: Serv
         data = m.get_config("running", filter=(
             "subtree", f'<singbox xmlns="{SBX_NS}"><client><interface/></client></singbox>')).data_xml
         assert "<endpoint-group>g</endpoint-group>" in data and "<endpoint>a</endpoint>" not in data
+
+
+EXAMPLE_NS = "urn:example:letter"
+EXAMPLE = f"""module letter {{
+  yang-version 1.1;
+  namespace "{EXAMPLE_NS}";
+  prefix lt;
+  revision 2026-01-01;
+  container top {{
+    leaf mode {{ type enumeration {{ enum a; enum b; }} default a; }}
+    leaf only-b {{ when "../mode = 'b'"; type string; }}
+    leaf-list order {{ type string; ordered-by user; }}
+    leaf val {{ type int32 {{ range "1..10" {{ error-message "val out of range"; error-app-tag "val-range"; }} }} }}
+    leaf code {{ type string {{ length "2..4" {{ error-app-tag "code-length"; }}
+                               pattern "[a-z]+" {{ error-app-tag "code-lower"; }} }} }}
+    list act-list {{
+      key name;
+      leaf name {{ type string; }}
+      action reset {{ input {{ leaf delay {{ type uint8; }} }} }}
+    }}
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def example_server(sysrepo_instance: Any, tmp_path: Path) -> Iterator[ServerInfo]:
+    """The server with one more module installed: what the product's modules lack (type restrictions with an
+    error-app-tag, a config "when", a leaf-list ordered by the user, an action). The server is generic over every
+    module sysrepo holds."""
+    module = tmp_path / "letter@2026-01-01.yang"
+    module.write_text(EXAMPLE)
+    sysrepo_instance.install_modules([module])
+    env = {**os.environ, **sysrepo_instance.env}
+    bootstrap(env, tmp_path)
+    info = start_server(env, tmp_path)
+    try:
+        yield info
+    finally:
+        assert stop_server(info) == 0
+
+
+def _letter(inner: str) -> str:
+    return f'<config xmlns="{NC}"><top xmlns="{EXAMPLE_NS}" xmlns:yang="{YANG}">{inner}</top></config>'
+
+
+@pytest.mark.parametrize("content, app_tag, message", [
+    ("<val>11</val>", "val-range", "val out of range"),  # the restriction's error-message and error-app-tag
+    ("<code>abcdef</code>", "code-length", None),  # an error-app-tag without error-message: libyang's words
+    ("<code>XY</code>", "code-lower", None),
+])
+def test_a_value_its_type_refuses_carries_the_restrictions_app_tag(example_server: ServerInfo, content: str,
+                                                                   app_tag: str, message: str | None) -> None:
+    """RFC 7950 8.3.1: a value that does not match its type's range, length or pattern is invalid-value "with the
+    error-app-tag (Section 7.5.4.2) and error-message (Section 7.5.4.1) associated with the constraint, if any
+    exist". The error-message came through, the error-app-tag never (libyang-python drops it)."""
+    with example_server.connect() as m:
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="running", config=_letter(content))
+    assert (exc.value.tag, exc.value.app_tag) == ("invalid-value", app_tag), etree.tostring(exc.value.xml)
+    if message is not None:
+        assert exc.value.message == message
+
+
+def test_two_actions_in_one_rpc_are_bad_element(example_server: ServerInfo) -> None:
+    """RFC 7950 7.15.2: "If more than one action is present in the <rpc>, the server MUST reply with a
+    "bad-element" <error-tag> in the <rpc-error>." It was invalid-value."""
+    two = (f'<action xmlns="{YANG}"><top xmlns="{EXAMPLE_NS}"><act-list><name>n1</name><reset/></act-list>'
+           "<act-list><name>n2</name><reset/></act-list></top></action>")
+    with example_server.connect() as m:
+        m.edit_config(target="running", config=_letter("<act-list><name>n1</name></act-list>"
+                                                       "<act-list><name>n2</name></act-list>"))
+        with pytest.raises(RPCError) as exc:
+            m.dispatch(etree.fromstring(two))
+    assert exc.value.tag == "bad-element"
+    assert {c.tag.rpartition("}")[2]: c.text for c in _error_info(exc.value)} == {"bad-element": "reset"}
+
+
+def test_when_false_and_leaf_list_insert_errors(example_server: ServerInfo) -> None:
+    """RFC 7950 8.3.1: data whose "when" is false is unknown-element, naming it in <bad-element> (RFC 6241
+    Appendix A; there was no error-info); 15.7 for a leaf-list: an insert whose "value" names no entry is
+    bad-attribute / missing-instance naming the value attribute."""
+    with example_server.connect() as m:
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="running", config=_letter("<only-b>x</only-b>"))
+        assert exc.value.tag == "unknown-element"
+        assert {c.tag.rpartition("}")[2]: c.text for c in _error_info(exc.value)} == {"bad-element": "only-b"}
+        m.edit_config(target="running", config=_letter("<order>a</order><order>b</order>"))
+        with pytest.raises(RPCError) as exc:
+            m.edit_config(target="running", config=_letter('<order yang:insert="before" yang:value="zz">c</order>'))
+        assert (exc.value.tag, exc.value.app_tag) == ("bad-attribute", "missing-instance")
+        assert {c.tag.rpartition("}")[2]: c.text for c in _error_info(exc.value)} == {
+            "bad-attribute": "value", "bad-element": "order"}
+        m.edit_config(target="running", config=_letter('<order yang:insert="after" yang:value="a">c</order>'))
+        data = m.get_config("running", filter=("subtree", f'<top xmlns="{EXAMPLE_NS}"><order/></top>')).data_xml
+        assert re.findall(r"<order>(\w)</order>", data) == ["a", "c", "b"]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import cffi
 import libyang
 import sysrepo
 from _libyang import ffi as ly_ffi
@@ -346,7 +347,8 @@ def from_exception(exc: BaseException, ctx: libyang.Context | None = None) -> li
             error = must_violation(ctx, error) or error
         return [error]
     if isinstance(exc, libyang.LibyangError):
-        return [from_libyang(exc)]
+        error = from_libyang(exc)
+        return [restriction_app_tag(ctx, error) if ctx is not None else error]
     return [MgmtError(APPLICATION, "operation-failed", "Internal error.")]
 
 
@@ -374,6 +376,79 @@ def must_violation(ctx: libyang.Context, error: MgmtError) -> MgmtError | None:
             app_tag = ly_ffi.string(raw).decode() if raw != ly_ffi.NULL else "must-violation"
             return MgmtError(APPLICATION, "operation-failed", text, app_tag, error.error_path)
     return None
+
+
+# libyang's compiled range/length and pattern restrictions, which libyang-python declares opaque: their layout
+# (libyang 3, tree_schema.h) for reading error-message and error-app-tag.
+_restriction_abi = cffi.FFI()
+_restriction_abi.cdef(
+    """
+    struct sbx_range { void *parts; const char *dsc; const char *ref; const char *emsg; const char *eapptag;
+                       void *exts; };
+    struct sbx_pattern { const char *expr; void *code; const char *dsc; const char *ref; const char *emsg;
+                         const char *eapptag; void *exts; uint32_t bits; };
+    """
+)
+_NUMERIC = frozenset(getattr(ly_lib, f"LY_TYPE_{n}") for n in (
+    "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"))
+_UNSATISFIED = re.compile(r"^Unsatisfied (range|length|pattern)\b")
+
+
+def _c_text(pointer: Any) -> str | None:
+    return None if pointer == _restriction_abi.NULL else str(_restriction_abi.string(pointer).decode())
+
+
+def _restrictions(leaf_type: Any) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(kind, error-message, error-app-tag, pattern) of each range, length and pattern restriction of a compiled
+    leaf type (`struct lysc_type *`)."""
+    base = leaf_type.basetype
+    ranges: list[tuple[str, Any]] = []
+    patterns: Any = ly_ffi.NULL
+    if base in _NUMERIC:
+        ranges.append(("range", ly_ffi.cast("struct lysc_type_num *", leaf_type).range))
+    elif base == ly_lib.LY_TYPE_DEC64:
+        ranges.append(("range", ly_ffi.cast("struct lysc_type_dec *", leaf_type).range))
+    elif base == ly_lib.LY_TYPE_STRING:
+        string = ly_ffi.cast("struct lysc_type_str *", leaf_type)
+        ranges.append(("length", string.length))
+        patterns = string.patterns
+    elif base == ly_lib.LY_TYPE_BINARY:
+        ranges.append(("length", ly_ffi.cast("struct lysc_type_bin *", leaf_type).length))
+    out: list[tuple[str, str | None, str | None, str | None]] = []
+    for kind, pointer in ranges:
+        if pointer != ly_ffi.NULL:
+            r = _restriction_abi.cast("struct sbx_range *", int(ly_ffi.cast("uintptr_t", pointer)))
+            out.append((kind, _c_text(r.emsg), _c_text(r.eapptag), None))
+    if patterns != ly_ffi.NULL:
+        for i in range(int(ly_ffi.cast("uint64_t *", patterns)[-1])):  # a sized array: its count precedes it
+            p = _restriction_abi.cast("struct sbx_pattern *", int(ly_ffi.cast("uintptr_t", patterns[i])))
+            out.append(("pattern", _c_text(p.emsg), _c_text(p.eapptag), _c_text(p.expr)))
+    return out
+
+
+def restriction_app_tag(ctx: libyang.Context, error: MgmtError) -> MgmtError:
+    """`error` with the error-app-tag of the type restriction (range, length, pattern) it reports — RFC 7950 8.3.1: a
+    value its type refuses is invalid-value "with the error-app-tag (Section 7.5.4.2) and error-message (Section
+    7.5.4.1) associated with the constraint, if any exist"; libyang-python drops libyang's app tag. The restriction
+    is the one whose error-message is the error's, else the one of the kind libyang's own words name."""
+    if error.error_tag != "invalid-value" or error.error_app_tag or not error.error_path or "/@" in error.error_path:
+        return error
+    try:
+        snode = next(ctx.find_path(xpath.strip_predicates(error.error_path)), None)
+    except libyang.LibyangError:
+        return error
+    if not isinstance(snode, libyang.SLeaf | libyang.SLeafList):
+        return error
+    text = _LOCATION_SUFFIX.sub("", error.error_message).strip()
+    unsatisfied = _UNSATISFIED.match(text)
+    kind_of = "struct lysc_node_leaf *" if isinstance(snode, libyang.SLeaf) else "struct lysc_node_leaflist *"
+    for kind, emsg, app_tag, expr in _restrictions(ly_ffi.cast(kind_of, snode.cdata).type):
+        if app_tag is None:
+            continue
+        if emsg == text or (emsg is None and unsatisfied is not None and unsatisfied.group(1) == kind
+                            and (expr is None or f'"{expr}"' in text)):
+            return replace(error, error_app_tag=app_tag)
+    return error
 
 
 # sysrepo's words (sr_apply_changes, sr_copy_config, sr_replace_config) when the change was committed but its

@@ -70,6 +70,10 @@ _UNKNOWN_ATTRIBUTE = re.compile(r'Missing mandatory prefix for XML metadata "([^
                                 r'|Annotation definition for attribute "([^"]+)" not found')
 
 
+# libyang's words for a second operation in one <rpc> (two actions under <action>)
+_SECOND_OPERATION = re.compile(r'^Unexpected (?:action|RPC|rpc) element "([^"]+)", \w+ "[^"]+" already parsed')
+
+
 def _parse_errors(exc: libyang.LibyangError, rpc: Rpc, ly: libyang.Context) -> list[MgmtError]:
     """Schema errors of the operation element itself are protocol errors with the offending element named."""
     err = errors.from_libyang(exc)
@@ -86,6 +90,16 @@ def _parse_errors(exc: libyang.LibyangError, rpc: Rpc, ly: libyang.Context) -> l
     if "No module with namespace" in message or "Unknown XML prefix" in message or "No module" in message:
         return [MgmtError("protocol", "unknown-namespace", message,
                           info={"bad-element": rpc.op_name, "bad-namespace": rpc.op_ns})]
+    second = _SECOND_OPERATION.search(message)
+    if second:
+        # RFC 7950 7.15.2: "If more than one action is present in the <rpc>, the server MUST reply with a
+        # "bad-element" <error-tag>" (it was invalid-value)
+        return [MgmtError("protocol", "bad-element", message, error_path=err.error_path,
+                          info={"bad-element": second.group(1)})]
+    if message.startswith("Missing the operation node"):
+        # an <action> naming no action: the operation it must hold is missing (RFC 6241 Appendix A)
+        return [MgmtError("protocol", "missing-element", f'"{rpc.op_name}" holds no operation to invoke.',
+                          info={"bad-element": rpc.op_name})]
     unknown_attribute = _UNKNOWN_ATTRIBUTE.search(message)
     if unknown_attribute:
         # RFC 6241 Appendix A: "An unexpected attribute is present" (libyang's words made it malformed-message or

@@ -25,6 +25,7 @@ from singbox_agent.mgmt.errors import (
     missing_attribute,
     missing_element,
     operation_not_supported,
+    restriction_app_tag,
 )
 from singbox_agent.netconf import limits
 from singbox_agent.netconf.dispatch import OpContext
@@ -435,15 +436,15 @@ def _strict_parse(ctx: OpContext, text: str) -> libyang.DNode | None:
     except libyang.LibyangError as exc:
         tree = _parse_with_empty_deletes(ctx, text) if _EMPTY_DELETE.search(text) else None
         if tree is None:
-            raise _content_error(exc) from None
+            raise _content_error(exc, ctx.ly) from None
     return tree
 
 
 _DUPLICATE = re.compile(r'Duplicate instance of "([^"]+)"')
 
 
-def _content_error(exc: libyang.LibyangError) -> MgmtException:
-    err = from_libyang(exc)
+def _content_error(exc: libyang.LibyangError, ly: libyang.Context) -> MgmtException:
+    err = restriction_app_tag(ly, from_libyang(exc))
     twice = _DUPLICATE.search(err.error_message)
     if twice:
         return _twice(err.error_path or "", twice.group(1))
