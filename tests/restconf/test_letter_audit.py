@@ -198,3 +198,17 @@ def test_host_meta_in_jrd_too(restconf: RestconfServer) -> None:
             assert r.json() == {"links": [{"rel": "restconf", "href": "/restconf"}]}
         assert c.get("/.well-known/host-meta", headers={"accept": "application/xrd+xml, application/json"}
                      ).headers["content-type"] == "application/xrd+xml"
+
+
+def test_stream_locations_follow_the_host_the_client_used(restconf: RestconfServer) -> None:
+    """RFC 8040 §9.3: a stream's `location` is the URL a client opens; it was built on the listen address (on an
+    appliance listening on 0.0.0.0: https://0.0.0.0:443/...), while yang-library locations and RFC 8650's
+    subscription URIs follow the request's Host."""
+    state = "/restconf/data/ietf-restconf-monitoring:restconf-state/streams"
+    with restconf.client() as c:
+        plain = c.get(state).json()["ietf-restconf-monitoring:streams"]["stream"][0]["access"]
+        assert {a["location"] for a in plain} == {f"{restconf.base_url}/restconf/streams/NETCONF/{e}"
+                                                  for e in ("json", "xml")}
+        moved = c.get(state, headers={"host": "rc.example.net:1830"}).json()
+        locations = {a["location"] for a in moved["ietf-restconf-monitoring:streams"]["stream"][0]["access"]}
+        assert locations == {f"https://rc.example.net:1830/restconf/streams/NETCONF/{e}" for e in ("json", "xml")}

@@ -315,6 +315,8 @@ class Datastore:
             tree = _merge_config(in_use, config)
             if tree is not None and schema.has_yang_library(tree):
                 schema.rewrite_locations(tree, base_url or self.base_url)
+            if tree is not None and base_url and base_url != self.base_url:
+                _rebase_stream_locations(tree, self.base_url, base_url)
             if path is None:
                 body = b""
                 if tree is not None:
@@ -596,6 +598,28 @@ def _find_operation(tree: libyang.DNode) -> libyang.DNode | None:
         if node.schema().nodetype() in (libyang.SNode.RPC, libyang.SNode.ACTION):
             return node
     return None
+
+
+_STREAM_LOCATIONS = "/ietf-restconf-monitoring:restconf-state/streams/stream/access/location"
+
+
+def _rebase_stream_locations(tree: libyang.DNode, listen_url: str, client_url: str) -> None:
+    """ietf-restconf-monitoring's stream locations (RFC 8040 §9.3, absolute URLs the monitoring callback builds on
+    the listen address) on the scheme and host the client used, as the yang-library locations and RFC 8650's
+    subscription URIs are: a server listening on 0.0.0.0 or [::] announced https://0.0.0.0:443/restconf/streams/..."""
+    node: libyang.DNode | None = tree.root().first_sibling()
+    while node is not None and not (node.module().name() == "ietf-restconf-monitoring"
+                                    and node.name() == "restconf-state"):
+        node = node.next()
+    if node is None:
+        return
+    prefix = listen_url + "/"
+    for location in list(node.find_all(_STREAM_LOCATIONS)):
+        value = _term(location)
+        access = location.parent()
+        if value.startswith(prefix) and access is not None:
+            lib.lyd_free_tree(location.cdata)
+            access.context.create_data_path("location", parent=access, value=client_url + "/" + value[len(prefix):])
 
 
 def _merge_config(in_use: libyang.DNode | None, config: libyang.DNode | None) -> libyang.DNode | None:
