@@ -212,3 +212,15 @@ def test_stream_locations_follow_the_host_the_client_used(restconf: RestconfServ
         moved = c.get(state, headers={"host": "rc.example.net:1830"}).json()
         locations = {a["location"] for a in moved["ietf-restconf-monitoring:streams"]["stream"][0]["access"]}
         assert locations == {f"https://rc.example.net:1830/restconf/streams/NETCONF/{e}" for e in ("json", "xml")}
+
+
+def test_replies_chosen_by_accept_say_vary(restconf: RestconfServer) -> None:
+    """RFC 9110 §12.5.5: a reply whose representation Accept chose (JSON or XML) carries Vary: Accept, its 304 too."""
+    with restconf.client() as c:
+        for url in ("/restconf/data/ietf-system:system", "/restconf", "/restconf/yang-library-version",
+                    "/restconf/operations"):
+            r = c.get(url)
+            assert r.status_code == 200 and "accept" in r.headers.get("vary", "").lower(), (url, r.headers)
+        r = c.get("/restconf/data/ietf-system:system")
+        again = c.get("/restconf/data/ietf-system:system", headers={"if-none-match": r.headers["etag"]})
+        assert again.status_code == 304 and "accept" in again.headers.get("vary", "").lower(), again.headers

@@ -235,9 +235,14 @@ class Handler:
     def handle(self, req: HttpRequest) -> HttpResponse:
         enc_for_errors = error_encoding(req.headers.get("accept"))
         try:
-            return self._handle(req)
+            resp = self._handle(req)
         except Exception as exc:  # noqa: BLE001 - the one place every failure becomes a response
             return self.failure(exc, enc_for_errors, req)
+        if (req.method in ("GET", "HEAD") and resp.status in (200, 304) and resp.content_type != schema.YANG_MEDIA_TYPE
+                and not any(name.lower() == "vary" for name, _ in resp.headers)):
+            # RFC 9110 §12.5.5: the representation was chosen by Accept (JSON or XML; host-meta's XRD or JRD)
+            resp.headers.append(("Vary", "Accept"))
+        return resp
 
     def _to_failure(self, exc: BaseException) -> HttpFailure:
         """`to_failure`, with the schema at hand for a validation failure (a `must`'s error-app-tag)."""
