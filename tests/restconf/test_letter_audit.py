@@ -224,3 +224,14 @@ def test_replies_chosen_by_accept_say_vary(restconf: RestconfServer) -> None:
         r = c.get("/restconf/data/ietf-system:system")
         again = c.get("/restconf/data/ietf-system:system", headers={"if-none-match": r.headers["etag"]})
         assert again.status_code == 304 and "accept" in again.headers.get("vary", "").lower(), again.headers
+
+
+def test_if_match_on_a_schema_resource(restconf: RestconfServer) -> None:
+    """RFC 9110 §13.1.1 on the schema resource (RFC 8040 §3.7): a stale If-Match is 412 (it was ignored: 200)."""
+    url = "/restconf/yang/ietf-system@2014-08-06"
+    with restconf.client() as c:
+        etag = c.get(url).headers["etag"]
+        assert c.get(url, headers={"if-match": etag}).status_code == 200
+        assert c.get(url, headers={"if-match": "*"}).status_code == 200
+        assert c.get(url, headers={"if-match": '"stale"'}).status_code == 412
+        assert c.get(url, headers={"if-none-match": etag}).status_code == 304
