@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import socket
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from ncclient import manager
 
 from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
-                                                      UNITS, build, _skip_reason, sr_export)
+                                                      TOP, UNITS, build, _skip_reason, sr_export)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -180,3 +185,66 @@ def test_a_start_that_keeps_failing_backs_off_and_is_never_given_up(appliance: A
         appliance.run("systemctl", "restart", "singbox-agent")
     appliance.wait_units()
     assert show(appliance, "singbox-agent", "NRestarts")["NRestarts"] == "0"  # the count starts over
+
+
+def readme_scrape_config() -> str:
+    """README.md's `prometheus.yml` snippet, as an operator copies it."""
+    text = (TOP / "README.md").read_text()
+    found = re.search(r"```yaml\n(scrape_configs:.*?)```", text, re.S)
+    assert found, "README.md has no prometheus.yml snippet"
+    return found.group(1)
+
+
+def test_debians_prometheus_scrapes_the_appliance_as_the_readme_says(appliance: Appliance,
+                                                                     installed: dict[str, Any]) -> None:
+    """README.md "Metrics": a user of its own for Prometheus (`singbox-admin set-password prometheus`), the
+    appliance's ca.pem copied, and the README's scrape config with HOST filled in: Debian's prometheus scrapes the
+    installed exporter, and every family it stored has HELP and a type."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("Debian's prometheus is not installed in this environment")
+    appliance.run("sh", "-c", "umask 077 && printf 'Prometheus-Scrape-1\\n' >/root/prometheus.pw")
+    appliance.run("singbox-admin", "set-password", "prometheus", "--password-file", "/root/prometheus.pw")
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        (directory / "vpp-singbox.password").write_text("Prometheus-Scrape-1\n")
+        shutil.copy(appliance.path / "var/lib/vpp-singbox/restconf/ca.pem", directory / "vpp-singbox-ca.pem")
+        config = (readme_scrape_config().replace("HOST", appliance.ip)
+                  .replace("/etc/prometheus/", f"{directory}/"))
+        (directory / "prometheus.yml").write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n" + config)
+        port = free_port()
+        with open(directory / "log", "wb") as log:
+            proc = subprocess.Popen([binary, f"--config.file={directory / 'prometheus.yml'}",
+                                     f"--storage.tsdb.path={directory / 'data'}",
+                                     f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+            try:
+                api = f"http://127.0.0.1:{port}/api/v1"
+                deadline = time.monotonic() + 90
+                while True:
+                    try:
+                        targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
+                        up = [t for t in targets if t["labels"]["job"] == "vpp-singbox" and t["health"] == "up"]
+                        dataplane = httpx.get(f"{api}/query", params={"query": "singbox_dataplane_up"},
+                                              timeout=5).json()["data"]["result"]
+                        if up and dataplane:
+                            break
+                    except (httpx.TransportError, ValueError, KeyError):
+                        targets = []
+                    assert time.monotonic() < deadline, (targets, (directory / "log").read_text()[-3000:])
+                    time.sleep(0.5)
+                assert dataplane[0]["value"][1] == "0", dataplane  # no VPP in here
+                metadata = httpx.get(f"{api}/metadata", timeout=5).json()["data"]
+                ours = {name: entries[0] for name, entries in metadata.items() if name.startswith("singbox_")}
+                assert "singbox_agent_build" in ours or "singbox_agent_build_info" in ours, sorted(ours)
+                for name, entry in ours.items():
+                    assert entry["help"] and entry["type"] in ("counter", "gauge", "info"), (name, entry)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for Prometheus' own web listener)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
