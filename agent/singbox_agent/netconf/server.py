@@ -56,6 +56,7 @@ PROTOCOL_CAPABILITIES = [
     "urn:ietf:params:netconf:capability:interleave:1.0",
 ]
 RETRY_BIND_S = 2.0
+CORK_MIN = 16 * 1024  # a message this long may take several SSH packets (clients' maximum packet: 32 KiB)
 
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 
@@ -308,6 +309,7 @@ class NetconfServer:
                 functools.partial(_SSHServer, self, ep.name), ep.address, ep.port,
                 server_host_keys=list(ep.host_keys),
                 encoding=None, allow_scp=False, agent_forwarding=False, x11_forwarding=False,
+                line_editor=False,  # a subsystem: asyncssh's editor layer only passed every message through
                 keepalive_interval=30,
             )
         except OSError as exc:
@@ -592,12 +594,14 @@ class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def _send(self, data: bytes) -> None:
         """One message out in as few TCP segments as the kernel can make of it. asyncssh writes every SSH packet
-        on its own, with an SSH_MSG_IGNORE before each data packet: uncorked, a small reply left in two segments
-        (three or more for a large one) and the first woke the client for a packet it throws away, while our
-        thread waited for the CPU back to send the rest (on a loaded two-core box the client's thread preempts
-        the sender). Corked, the kernel sends the packets together when the write is done."""
+        on its own: uncorked, a reply of several packets left in as many segments and the first woke the client
+        for part of it, while our thread waited for the CPU back to send the rest (on a loaded two-core box the
+        client's thread preempts the sender). Corked, the kernel sends the packets together when the write is
+        done. A message that fits one packet (`CORK_MIN`; the SSH_MSG_IGNORE asyncssh put before each is gone,
+        ssh_ignore.py) is one write anyway: no cork, two system calls fewer — and the uncorking one sent the
+        segment with the GIL held (setsockopt keeps it), a send releases it."""
         sock = self._sock
-        if sock is None:
+        if sock is None or len(data) < CORK_MIN:
             self._chan.write(data)
             return
         try:
