@@ -80,10 +80,11 @@ USER_HASH = ("/ietf-netconf-server:netconf-server/listen/endpoints/endpoint[name
 
 
 def test_a_login_between_a_commits_change_and_done_events_does_not_keep_the_old_users(server: NetconfServer) -> None:
-    """An endpoint's client-authentication users, re-read at the first login after a change: marked stale at the
-    commit's change event, when running does not hold the new data yet. A login then read the old users and cleared
-    the mark, and they stayed until the next commit (a user added could not log in). The done event marks them
-    again. Here the login comes from a subscriber's change callback: sysrepo stores the data only after it."""
+    """An endpoint's client-authentication users, re-read at the first login after a change. Marked stale at the
+    commit's change event only, when running does not hold the new data yet, a login then read the old users and
+    cleared the mark, and they stayed until the next commit (a user added could not log in). They are marked at the
+    done event (only there since the followers subscribe done-only: tests/mgmt/test_followers_done_only.py). Here the
+    login comes from a subscriber's change callback: sysrepo stores the data only after it."""
     import asyncssh
 
     from singbox_agent.mgmt import change_notice
