@@ -235,3 +235,19 @@ def test_if_match_on_a_schema_resource(restconf: RestconfServer) -> None:
         assert c.get(url, headers={"if-match": "*"}).status_code == 200
         assert c.get(url, headers={"if-match": '"stale"'}).status_code == 412
         assert c.get(url, headers={"if-none-match": etag}).status_code == 304
+
+
+def test_a_list_of_dates_is_no_precondition(restconf: RestconfServer) -> None:
+    """RFC 9110 §13.1.4 (and §13.1.3): "A recipient MUST ignore the If-Unmodified-Since header field if the received
+    field value is not a valid HTTP-date (including when the field value appears to be a list of dates)"; the first
+    date was taken (412, 304). One date still counts, in each of the three HTTP-date forms."""
+    old = "Sun, 06 Nov 1994 08:49:37 GMT"
+    with restconf.client() as c:
+        assert c.get(HOSTNAME.rsplit("/", 1)[0]).status_code == 200
+        url = "/restconf/data/ietf-system:system"
+        assert c.get(url, headers={"if-unmodified-since": f"{old}, {old}"}).status_code == 200
+        for one in (old, "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"):
+            assert c.get(url, headers={"if-unmodified-since": one}).status_code == 412, one
+        future = "Fri, 01 Jan 2100 00:00:00 GMT"
+        assert c.get(url, headers={"if-modified-since": future}).status_code == 304
+        assert c.get(url, headers={"if-modified-since": f"{future}, {future}"}).status_code == 200

@@ -6,6 +6,7 @@ The ASGI adapter (server.py) authenticates, reads the body and calls `Handler.ha
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import re
@@ -96,10 +97,17 @@ def http_date(ts: float) -> str:
 
 
 def _parse_http_date(value: str) -> float | None:
+    """An HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, RFC 850 or asctime form, all GMT), or None for anything else —
+    also for a list of dates (two fields, or one holding two), which §13.1.3-4 make the recipient ignore (the first
+    date was taken). asctime carries no zone: GMT, not the server's local time."""
+    if value.count(",") > 1:
+        return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
     return parsed.timestamp()
 
 
