@@ -369,9 +369,7 @@ class NetconfSession:
 
         def on_loop() -> None:
             if not self.closed:
-                self.closed = True
-                with self.server.state.lock:
-                    self.server.state.stats.dropped_sessions += 1
+                self.closed = True  # not dropped: RFC 6022 counts no session ended by <kill-session>
                 cleanup = self._worker.submit(self._cleanup)
                 self._worker.shutdown(wait=False)
                 cleanup.add_done_callback(lambda f: done.set_result(None))
