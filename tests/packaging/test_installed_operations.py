@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -190,9 +191,9 @@ def test_a_start_that_keeps_failing_backs_off_and_is_never_given_up(appliance: A
 def readme_scrape_config() -> str:
     """README.md's `prometheus.yml` snippet, as an operator copies it."""
     text = (TOP / "README.md").read_text()
-    found = re.search(r"```yaml\n(scrape_configs:.*?)```", text, re.S)
+    found = re.search(r"```yaml\n( *scrape_configs:.*?\n) *```", text, re.S)  # indented in its list item
     assert found, "README.md has no prometheus.yml snippet"
-    return found.group(1)
+    return textwrap.dedent(found.group(1))
 
 
 def test_debians_prometheus_scrapes_the_appliance_as_the_readme_says(appliance: Appliance,
