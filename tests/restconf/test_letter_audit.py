@@ -251,3 +251,20 @@ def test_a_list_of_dates_is_no_precondition(restconf: RestconfServer) -> None:
         future = "Fri, 01 Jan 2100 00:00:00 GMT"
         assert c.get(url, headers={"if-modified-since": future}).status_code == 304
         assert c.get(url, headers={"if-modified-since": f"{future}, {future}"}).status_code == 200
+
+
+def test_a_bad_leaf_value_names_the_leaf(restconf: RestconfServer) -> None:
+    """RFC 8040 §7.1 error-path: a PUT of a leaf with a value its type refuses named no node (libyang gives none for
+    a body's own top node), unlike the same value one level down; now the target, in YANG Patch's edit too."""
+    h = {"content-type": JSON}
+    with restconf.client() as c:
+        r = c.put(MAX_BODY, content=b'{"vpp-singbox-restconf-server:max-body-size": "lots"}', headers=h)
+        assert r.status_code == 400, r.text
+        error = r.json()["ietf-restconf:errors"]["error"][0]
+        assert error["error-path"] == "/vpp-singbox-restconf-server:restconf-server/limits/max-body-size", error
+        patch = yang_patch("p", {"edit-id": "e1", "operation": "merge", "target": "/max-body-size",
+                                 "value": {"vpp-singbox-restconf-server:max-body-size": "lots"}})
+        r = c.patch(MAX_BODY.rsplit("/", 1)[0], content=patch, headers={"content-type": YANG_PATCH_JSON})
+        assert r.status_code == 400, r.text
+        edit = r.json()["ietf-yang-patch:yang-patch-status"]["edit-status"]["edit"][0]
+        assert edit["errors"]["error"][0]["error-path"].endswith("/limits/max-body-size"), edit

@@ -771,11 +771,19 @@ def _is_key(node: libyang.DNode) -> bool:
 
 
 def _parse_under(
-    ctx: libyang.Context, parent_path: str | None, text: str, encoding: Encoding
+    ctx: libyang.Context, parent_path: str | None, text: str, encoding: Encoding, target: str | None = None
 ) -> tuple[libyang.DNode, list[libyang.DNode]]:
-    """Parse a body as children of `parent_path` (or as top-level data). Returns (tree root, parsed nodes)."""
+    """Parse a body as children of `parent_path` (or as top-level data). Returns (tree root, parsed nodes).
+    `target`: the data path the body must be (PUT, PATCH, a YANG Patch edit), the error-path of a refusal libyang
+    names no node for (RFC 8040 §7.1: a leaf's bad value came without one)."""
     if parent_path is None:
-        tree = ctx.parse_data_mem(text, encoding.value, parse_only=True, strict=True, no_state=True)
+        try:
+            tree = ctx.parse_data_mem(text, encoding.value, parse_only=True, strict=True, no_state=True)
+        except libyang.LibyangError as exc:
+            error = from_libyang(exc)
+            if target is None or error.error_path:
+                raise
+            raise MgmtException(replace(error, error_path=target)) from None
         if tree is None:
             raise bad_request("The request body holds no data")
         root = tree.root().first_sibling()
@@ -793,7 +801,10 @@ def _parse_under(
     except libyang.LibyangError as exc:
         parent_module = parent.module().name()
         root.free()
-        raise _under_parent(from_libyang(exc), parent_path, parent_module) from None
+        error = from_libyang(exc)
+        if target is not None and not error.error_path:
+            error = replace(error, error_path=target)
+        raise _under_parent(error, parent_path, parent_module) from None
     except BaseException:
         root.free()
         raise
@@ -850,7 +861,7 @@ def _build_edit(
         # PATCH on the datastore: merge whatever the body holds, given as the datastore — `ietf-restconf:data`, as
         # RFC 8040 §4.6.1's own example sends it (it was refused: no node "data") — or as its bare content
         return _parse_datastore(ctx, text, encoding), None
-    root, nodes = _parse_under(ctx, parsed.parent_path, text, encoding)
+    root, nodes = _parse_under(ctx, parsed.parent_path, text, encoding, parsed.path)
     try:
         target = _matching_target(root, nodes, parsed)
         if kind == Kind.CREATE_OR_REPLACE:
@@ -1191,7 +1202,8 @@ def _patch_edit_tree(
             raise RestconfError("application", "data-exists", f"Data already exist at {target_path}",
                                 path=target_path)
         fake = RestconfRequest(Kind.CREATE_OR_REPLACE, "PUT", parsed.datastore, target_path, resolved.schema)
-        root2, nodes = _parse_under(ctx, _parent_of(target_path) or None, edit.value, edit.value_encoding)
+        root2, nodes = _parse_under(ctx, _parent_of(target_path) or None, edit.value, edit.value_encoding,
+                                    target_path)
         try:
             target = _matching_target(root2, nodes, fake)
         except BaseException:
