@@ -17,7 +17,7 @@ from typing import Any
 import libyang
 from sysrepo.session import SysrepoSession
 
-from singbox_agent.mgmt import change_notice, libsysrepo, xpath
+from singbox_agent.mgmt import change_notice, libsysrepo, nacm_counters, xpath
 
 _ffi = libsysrepo.ffi
 _lib = libsysrepo.lib
@@ -57,6 +57,8 @@ def init_nacm(session: SysrepoSession) -> None:
             _lib.sr_session_stop(own[0])
             raise NacmError(f"sr_nacm_init failed: {rc}")
         _state.update(session=own[0], sub=sub[0])
+        # RFC 8341's denied-* counters, summed over the processes enforcing NACM (nacm_counters.py)
+        _state["counters"] = nacm_counters.DenialCounters(libsysrepo.session_connection(session))
 
 
 def destroy_nacm() -> None:
@@ -64,6 +66,9 @@ def destroy_nacm() -> None:
     with _init_lock:
         if "sub" not in _state:
             return
+        counters = _state.pop("counters", None)
+        if counters is not None:
+            counters.stop()
         _lib.sr_unsubscribe(_state.pop("sub"))
         _lib.sr_nacm_destroy()
         _lib.sr_session_stop(_state.pop("session"))
