@@ -188,6 +188,49 @@ def test_a_start_that_keeps_failing_backs_off_and_is_never_given_up(appliance: A
     assert show(appliance, "singbox-agent", "NRestarts")["NRestarts"] == "0"  # the count starts over
 
 
+def sysrepo_files(appliance: Appliance) -> tuple[int, int, int]:
+    """sysrepo's per-connection files: connection locks, event pipes, shared memory (what a dead process leaves)."""
+    out = appliance.run("sh", "-c", "ls /etc/sysrepo/conn | wc -l; ls /etc/sysrepo | grep -c evpipe; "
+                        "ls /dev/shm | wc -l").stdout.split()
+    return int(out[0]), int(out[1]), int(out[2])
+
+
+def test_each_daemon_killed_comes_back_by_itself(appliance: Appliance, installed: dict[str, Any]) -> None:
+    """kill -9 of every daemon at once, twice (an OOM kill, a crash): systemd starts each again, sysrepo takes the
+    dead connections back, and they serve — nothing of the dead processes piles up in /etc/sysrepo or /dev/shm."""
+    appliance.run("systemctl", "restart", *UNITS)  # the restart counts start over (RestartSteps)
+    appliance.wait_units()
+    rounds = []
+    for _ in range(2):
+        pids = {u: show(appliance, u, "MainPID")["MainPID"] for u in UNITS}
+        appliance.run("sh", "-c", "kill -9 " + " ".join(pids.values()))
+        deadline = time.monotonic() + 120
+        while True:
+            now = {u: show(appliance, u, "MainPID,ActiveState") for u in UNITS}
+            if all(p["ActiveState"] == "active" and p["MainPID"] not in ("0", pids[u]) for u, p in now.items()):
+                break
+            assert time.monotonic() < deadline, now
+            time.sleep(0.5)
+        login(appliance, "admin", installed["password"])
+        with appliance.restconf() as rc:
+            got = rc.get("/restconf/data/vpp-singbox:singbox", auth=("admin", installed["password"]))
+            assert got.status_code == 200, got.text
+            deadline = time.monotonic() + 30
+            while True:  # the exporter is active once it listens
+                try:
+                    metrics = rc.get(f"https://{appliance.ip}:9745/metrics", auth=("admin", installed["password"]))
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.5)
+            assert metrics.status_code == 200
+        rounds.append(sysrepo_files(appliance))
+    # the same connections again (locks, event pipes); /dev/shm within a few files (operational data of sessions)
+    assert rounds[0][:2] == rounds[1][:2] and rounds[1][2] <= rounds[0][2] + 3, rounds
+    for unit in UNITS:
+        assert show(appliance, unit, "NRestarts")["NRestarts"] == "2", unit
+
+
 def readme_scrape_config() -> str:
     """README.md's `prometheus.yml` snippet, as an operator copies it."""
     text = (TOP / "README.md").read_text()
