@@ -4,8 +4,14 @@ dropped-sessions and kill-session, RFC 8341's denial counters, and the access-de
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from lxml import etree
+from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import ServerInfo
+from tests.netconf.helpers import NC, cfg, endpoint
 
 MON = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 
@@ -28,3 +34,44 @@ def test_a_killed_session_is_not_a_dropped_one(netconf_server: ServerInfo) -> No
         assert _dropped_sessions(admin) == before
         netconf_server.connect().close_session()
         assert _dropped_sessions(admin) == before
+
+
+SYS = "urn:ietf:params:xml:ns:yang:ietf-system"
+
+
+def _bob(admin: object) -> None:
+    """A user in no NACM group: RFC 8341's defaults (read permit, write deny), login hashes hidden."""
+    admin.edit_config(target="running", config=(  # type: ignore[attr-defined]
+        f'<config xmlns="{NC}"><system xmlns="{SYS}"><authentication><user><name>bob</name>'
+        "<password>$0$bob-pw</password></user></authentication></system></config>"))
+
+
+def _denial(exc: RPCError) -> tuple[str, str, str | None]:
+    root = ET.fromstring(etree.tostring(exc.xml).decode())
+    path = root.find(f"{{{NC}}}error-path")
+    return exc.type, exc.tag, (path.text or "").strip() if path is not None else None
+
+
+def test_a_refused_write_is_protocol_access_denied_naming_the_node(netconf_server: ServerInfo) -> None:
+    """RFC 8341 3.4.5 (and netopeer2): a write NACM refuses is error-type protocol, error-tag access-denied, with
+    the refused node as error-path; it was application with no path. A path that names a node the user may not read
+    (RFC 8341 3.4.5: nothing revealed) is left out; one the request itself created is its own."""
+    with netconf_server.connect() as admin:
+        admin.edit_config(target="running", config=cfg(endpoint("e1")))
+        _bob(admin)
+        with netconf_server.connect(user="bob", password="bob-pw") as bob:
+            with pytest.raises(RPCError) as new:
+                bob.edit_config(target="running", config=cfg(endpoint("n2")))
+            with pytest.raises(RPCError) as changed:
+                bob.edit_config(target="running", config=cfg(
+                    "<client><endpoint><name>e1</name><address>198.18.0.7</address></endpoint></client>"))
+            with pytest.raises(RPCError) as hidden:
+                bob.edit_config(target="running", config=(
+                    f'<config xmlns="{NC}"><system xmlns="{SYS}" xmlns:nc="{NC}"><authentication><user>'
+                    '<name>admin</name><password nc:operation="remove"/></user></authentication></system></config>'))
+    assert _denial(new.value) == ("protocol", "access-denied",
+                                  "/vpp-singbox:singbox/client/endpoint[name='n2']")
+    assert _denial(changed.value) == ("protocol", "access-denied",
+                                      "/vpp-singbox:singbox/client/endpoint[name='e1']/address")
+    assert _denial(hidden.value) == ("protocol", "access-denied", None)
+    assert "password" not in etree.tostring(hidden.value.xml).decode()

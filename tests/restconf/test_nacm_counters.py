@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import EP, JSON, endpoint_json, stand_in_agent
+from helpers import EP, JSON, endpoint_json, error_of, stand_in_agent
 from ncclient import manager
 from ncclient.operations.rpc import RPCError
 from rcserver import BOB, RestconfServer, start_service, stop_process
@@ -63,3 +63,22 @@ def test_denials_are_counted_across_both_servers(restconf: RestconfServer) -> No
             assert stop_process(proc) == 0
         # NETCONF gone: RESTCONF still serves the leaves (with its own share)
         assert _counters(admin) == after_rc
+
+
+def test_a_refused_write_names_the_node_it_may_read(restconf: RestconfServer) -> None:
+    """RFC 8341 3.4.5 / RFC 8040 7.1: a write NACM refuses is access-denied (403) with error-type protocol and the
+    refused node as error-path (it was application with none) — unless the user may not read that node."""
+    h = {"content-type": JSON}
+    with stand_in_agent(), restconf.client() as admin, restconf.client(auth=BOB) as bob:
+        assert admin.put(f"{EP}=e1", content=endpoint_json("e1"), headers=h).status_code == 201
+        r = bob.put(f"{EP}=n2", content=endpoint_json("n2"), headers=h)
+        assert r.status_code == 403, r.text
+        assert (error_of(r)["error-type"], error_of(r).get("error-path")) == (
+            "protocol", "/vpp-singbox:singbox/client/endpoint[name='n2']"), r.text
+        r = bob.patch(f"{EP}=e1", content=endpoint_json("e1", port=7), headers=h)
+        assert r.status_code == 403, r.text
+        assert error_of(r).get("error-path", "").startswith("/vpp-singbox:singbox/client/endpoint[name='e1']"), r.text
+        r = bob.put("/restconf/data/ietf-system:system/authentication/user=admin",
+                    content=b'{"ietf-system:user": [{"name": "admin", "password": "$0$x"}]}', headers=h)
+        assert r.status_code == 403, r.text
+        assert "error-path" not in error_of(r) and "password" not in r.text, r.text

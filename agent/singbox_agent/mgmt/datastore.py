@@ -326,13 +326,31 @@ def retry_busy(fn: Callable[[], T], *, total_s: float = BUSY_WAIT_S, cap_s: floa
             return result
 
 
+def _noting_denial(sess: SysrepoSession, write: Callable[[], T], *, names_nodes: bool = True) -> Callable[[], T]:
+    """`write` whose NACM refusal (sysrepo.SysrepoUnauthorizedError) carries sysrepo's NETCONF error record — error-type
+    protocol, access-denied, the refused node as error-path (RFC 8341 3.4.5; the binding's exception has only the
+    message) — as `exc.netconf_errors`, read before any other call on `sess` replaces it, each with whether its path
+    names a node of the request itself: absent from the datastore, so the edit created it (`names_nodes`: the
+    write's content is the request's; a copy from another datastore names none). `errors.hide_unreadable` keeps
+    such a path; a path read from the datastore (a node the edit changed or deleted) only when the user may read it."""
+    def run() -> T:
+        try:
+            return write()
+        except sysrepo.SysrepoUnauthorizedError as exc:
+            records = libsysrepo.netconf_errors(sess)
+            exc.netconf_errors = [(record, names_nodes and record.error_path is not None  # type: ignore[attr-defined]
+                                   and not libsysrepo.exists_without_nacm(sess, record.error_path)) for record in records]
+            raise
+    return run
+
+
 def apply_changes(sess: SysrepoSession) -> None:
     """`sess.apply_changes()`, retried while other writers hold the datastore (`retry_busy`), its subscribers given
     `SUBSCRIBER_TIMEOUT_MS`; a write to running or startup waits for room for its config-change first
-    (`wait_for_replay_room`)."""
+    (`wait_for_replay_room`). A NACM refusal carries sysrepo's error record (`_noting_denial`)."""
     if sess.get_datastore() in CONFIG_CHANGE_DATASTORES:
         wait_for_replay_room()
-    retry_busy(lambda: sess.apply_changes(timeout_ms=SUBSCRIBER_TIMEOUT_MS))
+    retry_busy(_noting_denial(sess, lambda: sess.apply_changes(timeout_ms=SUBSCRIBER_TIMEOUT_MS)))
 
 
 # A write that creates many nodes goes through a connection without the running cache (`apply_bulk`). A server's
@@ -445,14 +463,15 @@ def replace_config(sess: SysrepoSession, tree: Callable[[], Any], module: str | 
     failure): `tree` makes a new one for each attempt."""
     if sess.get_datastore() in CONFIG_CHANGE_DATASTORES:
         wait_for_replay_room()
-    retry_busy(lambda: sess.replace_config_ly(tree(), module, timeout_ms=SUBSCRIBER_TIMEOUT_MS))
+    retry_busy(_noting_denial(sess, lambda: sess.replace_config_ly(tree(), module, timeout_ms=SUBSCRIBER_TIMEOUT_MS)))
 
 
 def copy_config(sess: SysrepoSession, source: str, module: str | None = None) -> None:
     """`sess.copy_config(source, module)` into the session's datastore, as `apply_changes` does its write."""
     if sess.get_datastore() in CONFIG_CHANGE_DATASTORES:
         wait_for_replay_room()
-    retry_busy(lambda: sess.copy_config(source, module, timeout_ms=SUBSCRIBER_TIMEOUT_MS))  # type: ignore[arg-type]
+    retry_busy(_noting_denial(sess, lambda: sess.copy_config(source, module, timeout_ms=SUBSCRIBER_TIMEOUT_MS),  # type: ignore[arg-type]
+                              names_nodes=False))
 
 
 # datastores whose writes sysrepo reports in a netconf-config-change notification

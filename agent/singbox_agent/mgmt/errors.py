@@ -74,6 +74,9 @@ class MgmtError:
     # error-info elements in the YANG namespace (RFC 7950 section 15: `non-unique`, which may repeat, and
     # `missing-choice`), as (local name, value) in order; a `non-unique` value is a data path.
     yang_info: tuple[tuple[str, str], ...] = ()
+    # the error-path names a node the request itself gave (a node its edit created), not one read from a datastore:
+    # `hide_unreadable` keeps it for a NACM-restricted user (it tells the user nothing the request did not)
+    path_from_request: bool = False
 
     def __post_init__(self) -> None:
         """error-message and error-info bounded, however much of a request they quote."""
@@ -306,7 +309,7 @@ def _from_sysrepo(exc: sysrepo.SysrepoError) -> MgmtError:
     if isinstance(exc, sysrepo.SysrepoLockedError):
         return MgmtError(PROTOCOL, "lock-denied", message, info=_lock_holder(message))
     if isinstance(exc, sysrepo.SysrepoUnauthorizedError):
-        return MgmtError(APPLICATION, "access-denied", message, None, _path_in(message))
+        return _nacm_refusal(exc, message)
     if isinstance(exc, sysrepo.SysrepoUnsupportedError):
         return MgmtError(PROTOCOL, "operation-not-supported", message)
     if isinstance(exc, sysrepo.SysrepoInvalArgError | sysrepo.SysrepoLyError):
@@ -317,6 +320,21 @@ def _from_sysrepo(exc: sysrepo.SysrepoError) -> MgmtError:
     if isinstance(exc, sysrepo.SysrepoTimeOutError):
         return MgmtError(APPLICATION, "operation-failed", message or "Operation timed out.")
     return MgmtError(APPLICATION, "operation-failed", message)
+
+
+def _nacm_refusal(exc: sysrepo.SysrepoUnauthorizedError, message: str) -> MgmtError:
+    """A write NACM refused, from sysrepo's NETCONF error record (`datastore._noting_denial` attaches it): error-type
+    protocol, access-denied, error-path the refused node (RFC 8341 3.4.5: "error-tag ... access-denied"; netopeer2
+    replies the same). Without the record (a refusal outside `mgmt.datastore`'s writes) the tag still is
+    access-denied, error-type protocol, with no path."""
+    from singbox_agent.mgmt.datastore import scrub  # noqa: PLC0415 - datastore imports this module
+
+    for record, from_request in getattr(exc, "netconf_errors", ()):
+        if record.error_tag == "access-denied":
+            return MgmtError(record.error_type, record.error_tag, scrub(record.error_message) or message,
+                             record.error_app_tag, record.error_path, dict(record.info),
+                             path_from_request=from_request)
+    return MgmtError(PROTOCOL, "access-denied", message, None, _path_in(message))
 
 
 _PATH_IN_MESSAGE = re.compile(r'(?:Data location|[Pp]ath) "?(/[^"\s,)]+)')
@@ -668,7 +686,8 @@ def hide_unreadable(errors: Sequence[MgmtError], readable: Callable[[str], bool]
     for error in errors:
         message = _CONDITION.sub(r"\1 condition \2", error.error_message)
         message = _QUOTED_PATH.sub(lambda m: m.group(0) if ok(m.group(1)) else f'"{HIDDEN}"', message)
-        path = error.error_path if error.error_path is None or ok(error.error_path) else None
+        path = (error.error_path if error.error_path is None or error.path_from_request or ok(error.error_path)
+                else None)
         info = {k: v for k, v in error.info.items() if not v.startswith("/") or ok(v)}
         yang_info = tuple((k, v) for k, v in error.yang_info if not v.startswith("/") or ok(v))
         out.append(replace(error, error_message=message, error_path=path, info=info, yang_info=yang_info))

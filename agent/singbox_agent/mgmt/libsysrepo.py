@@ -25,6 +25,7 @@ import sysrepo
 import sysrepo.subscription
 import structlog
 from sysrepo.errors import check_call
+from sysrepo.session import SysrepoSession
 from sysrepo.subscription import Subscription
 
 from _sysrepo import ffi as sr_ffi
@@ -70,6 +71,10 @@ ffi.cdef(
     typedef struct { int err_code; char *message; char *error_format; void *error_data; } sr_error_info_err_t;
     typedef struct { sr_error_info_err_t *err; uint32_t err_count; } sr_error_info_t;
     int sr_session_get_error(sr_session_ctx_t *session, const sr_error_info_t **error_info);
+    int sr_err_get_netconf_error(const sr_error_info_err_t *err, const char **error_type, const char **error_tag,
+            const char **error_app_tag, const char **error_path, const char **error_message,
+            const char ***error_info_elements, const char ***error_info_values, uint32_t *error_info_count);
+    void free(void *ptr);
     struct ly_ctx;
     typedef enum { SRSN_SUB_NOTIF, SRSN_YANG_PUSH_PERIODIC, SRSN_YANG_PUSH_ON_CHANGE } srsn_sub_type_t;
     typedef struct {
@@ -176,6 +181,51 @@ def session_error(session: Any) -> str:
         return ""
     return "; ".join(ffi.string(info[0].err[i].message).decode(errors="replace")
                      for i in range(info[0].err_count) if info[0].err[i].message != ffi.NULL)
+
+
+@dataclass(frozen=True)
+class NetconfError:
+    """One error sysrepo recorded in NETCONF form (`error_format` "NETCONF": its NACM refusals, a subscriber's
+    `sr_session_set_netconf_error`), as `sr_err_get_netconf_error` reads it."""
+
+    error_type: str
+    error_tag: str
+    error_app_tag: str | None
+    error_path: str | None
+    error_message: str
+    info: tuple[tuple[str, str], ...]
+
+
+def _text(pointer: Any) -> str | None:
+    return None if pointer == ffi.NULL else str(ffi.string(pointer).decode(errors="replace"))
+
+
+def netconf_errors(session: Any) -> list[NetconfError]:
+    """The NETCONF-form errors of the last error on a binding session (none when it has none): read before any
+    other call on the session, which replaces it. A NACM refusal of a write is error-type protocol, error-tag
+    access-denied, error-path the refused node (sysrepo's `sr_errinfo_new_nacm`), which the binding's exception
+    does not carry."""
+    info = ffi.new("const sr_error_info_t **")
+    if session is None or lib.sr_session_get_error(session_ptr(session), info) != 0 or info[0] == ffi.NULL:
+        return []
+    out: list[NetconfError] = []
+    fields = [ffi.new("const char **") for _ in range(5)]
+    elements, values, count = ffi.new("const char ***"), ffi.new("const char ***"), ffi.new("uint32_t *")
+    for i in range(info[0].err_count):
+        err = info[0].err + i
+        if err.error_format == ffi.NULL or ffi.string(err.error_format) != b"NETCONF":
+            continue
+        if lib.sr_err_get_netconf_error(err, *fields, elements, values, count) != 0:
+            continue
+        try:
+            pairs = tuple((_text(elements[0][j]) or "", _text(values[0][j]) or "") for j in range(count[0]))
+        finally:
+            lib.free(ffi.cast("void *", elements[0]))
+            lib.free(ffi.cast("void *", values[0]))
+        etype, tag, app_tag, path, message = (_text(f[0]) for f in fields)
+        out.append(NetconfError(etype or "application", tag or "operation-failed", app_tag, path, message or "",
+                                pairs))
+    return out
 
 
 def changes(event_session: Any, xpath: str) -> Iterator[tuple[int, int, bool]]:
@@ -291,6 +341,24 @@ def get_data(session: Any, xpath: str, max_depth: int = 0, flags: int = 0) -> It
     finally:
         if data[0] != sr_ffi.NULL:
             sr_lib.sr_release_data(data[0])
+
+
+def exists_without_nacm(session: Any, path: str) -> bool:
+    """Whether `path` names a node of the binding session's datastore, read by a new session of its connection,
+    which has no NACM user (not `session` itself: NACM prunes its reads; nor a shared one: another thread may use
+    it). True when it cannot tell."""
+    out = sr_ffi.new("sr_session_ctx_t **")
+    ds = DATASTORES.get(session.get_datastore())
+    if ds is None or sr_lib.sr_session_start(session_connection(session), ds, out) != sr_lib.SR_ERR_OK:
+        return True
+    reader = SysrepoSession(out[0])
+    try:
+        with get_data(reader, path, 1) as data:
+            return data is not None
+    except sysrepo.SysrepoError:
+        return True
+    finally:
+        reader.stop()
 
 
 @contextmanager
