@@ -268,3 +268,15 @@ def test_a_bad_leaf_value_names_the_leaf(restconf: RestconfServer) -> None:
         assert r.status_code == 400, r.text
         edit = r.json()["ietf-yang-patch:yang-patch-status"]["edit-status"]["edit"][0]
         assert edit["errors"]["error"][0]["error-path"].endswith("/limits/max-body-size"), edit
+
+
+def test_the_tag_of_a_default_is_one_if_match_accepts(restconf: RestconfServer) -> None:
+    """The GET of an unset leaf returns its default (RFC 8040 §3.5.4) with an ETag; If-Match with that tag holds for a
+    write (RFC 9110 §13.1.1: it names the selected representation) and If-None-Match: * does not (§13.1.2)."""
+    body = b'{"vpp-singbox-restconf-server:max-body-size": 1048576}'
+    h = {"content-type": JSON}
+    with restconf.client() as c:
+        tag = c.get(MAX_BODY).headers["etag"]
+        assert c.put(MAX_BODY, content=body, headers={**h, "if-none-match": "*"}).status_code == 412
+        assert c.put(MAX_BODY, content=body, headers={**h, "if-match": tag}).status_code == 201
+        assert c.get(MAX_BODY).json() == {"vpp-singbox-restconf-server:max-body-size": 1048576}

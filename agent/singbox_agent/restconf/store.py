@@ -397,10 +397,16 @@ class Datastore:
                 printed = b"" if first is None else _print_one(
                     first.cdata, lib.LYD_JSON, lib.LYD_PRINT_WITHSIBLINGS | lib.LYD_PRINT_WD_EXPLICIT)
             else:
-                targets = [t for t in tree.find_all(path) if not _default_only(t)] if tree is not None else []
-                if not targets:
+                found = list(tree.find_all(path)) if tree is not None else []
+                targets = [t for t in found if not _default_only(t)]
+                if targets:
+                    printed = print_nodes(targets, Encoding.JSON)
+                elif found:
+                    # a leaf or leaf-list holding only its default: a GET returns that default (RFC 8040 §3.5.4)
+                    # with this tag, so If-Match with it holds and If-None-Match: * does not (RFC 9110 §13.1)
+                    printed = print_nodes(found, Encoding.JSON, "report-all")
+                else:
                     return None
-                printed = print_nodes(targets, Encoding.JSON)
         return {enc: etag_of(printed, enc.value) for enc in Encoding}
 
     @staticmethod
