@@ -6,10 +6,30 @@
  * close. Periodic ones drive the endpoint state (failure / recovery
  * thresholds, failover in singbox_client_pick_endpoint, events); a test
  * probe (singbox_endpoint_test) only reports. Results are handled on the
- * main thread, where API replies and events are sent. */
+ * main thread, where API replies and events are sent.
+ *
+ * A record's index is the connect's context and its session's opaque, so
+ * it stays allocated while anything can still name it: the connect until
+ * it resolves (its callback comes whatever happens, late for a target
+ * that drops SYNs: VPP retries for about a minute, far beyond a probe's
+ * deadline), the session until its cleanup callback, the result until
+ * main took it, a close main asked another thread for until it ran
+ * (singbox_probe_t.refs). Freed at its deadline with the connect pending,
+ * the record was reused by the next probe, and the late connect's
+ * callback then sent that probe's greeting on its own session and
+ * overwrote its handle: one of the two sessions was never closed, and a
+ * late failure was counted against whichever endpoint held the slot. */
 
 #include <singbox/singbox.h>
 #include <vlibmemory/api.h>
+
+/* What keeps a probe's record allocated (singbox_probe_t.refs); the
+ * record is freed when none is left. */
+#define SINGBOX_PROBE_REF_PENDING (1 << 0) /* no result yet */
+#define SINGBOX_PROBE_REF_CONNECT (1 << 1) /* the connect's callback is still to come */
+#define SINGBOX_PROBE_REF_SESSION (1 << 2) /* its session is open: until its cleanup callback */
+#define SINGBOX_PROBE_REF_RESULT  (1 << 3) /* the result is on its way to main */
+#define SINGBOX_PROBE_REF_CLOSE	  (1 << 4) /* main asked the session's thread to close it */
 
 typedef struct
 {
@@ -28,6 +48,8 @@ typedef struct
   socks5_client_t cproto;
   http_connect_client_t hcproto; /* HTTP CONNECT endpoints: see http_connect_probe_write */
   u8 is_http;
+  u8 refs;    /* SINGBOX_PROBE_REF_* */
+  u8 closing; /* its session was closed */
 } singbox_probe_t;
 
 /* First probes of new or changed endpoints. A few start at once, so that
@@ -63,6 +85,40 @@ singbox_ep_tag (singbox_endpoint_t *ep)
   return hash_memory (ep->name, vec_len (ep->name), 0);
 }
 
+/* singbox_probes_lock held: the record of index, which ref must hold
+ * (a panic with -DSINGBOX_THREAD_CHECKS=1 otherwise, as a thread check). */
+static singbox_probe_t *
+singbox_probe_held (u32 index, u8 ref)
+{
+  singbox_probe_t *p;
+
+#if SINGBOX_THREAD_CHECKS
+  if (PREDICT_FALSE (pool_is_free_index (singbox_probes, index)))
+    os_panic ();
+#endif
+  p = pool_elt_at_index (singbox_probes, index);
+#if SINGBOX_THREAD_CHECKS
+  if (PREDICT_FALSE (!(p->refs & ref)))
+    os_panic ();
+#endif
+  ASSERT (p->refs & ref);
+  return p;
+}
+
+/* singbox_probes_lock held: ref is no longer held; the record goes with
+ * the last one. */
+static void
+singbox_probe_unref (singbox_probe_t *p, u8 ref)
+{
+  p->refs &= ~ref;
+  if (!p->refs)
+    {
+      if (CLIB_DEBUG > 0)
+	clib_memset (p, 0xfe, sizeof (*p));
+      pool_put (singbox_probes, p);
+    }
+}
+
 static void
 singbox_probe_result_rpc (u32 *index)
 {
@@ -73,7 +129,7 @@ singbox_probe_result_rpc (u32 *index)
   u32 *ci;
 
   clib_spinlock_lock_if_init (&singbox_probes_lock);
-  p = pool_elt_at_index (singbox_probes, *index);
+  p = singbox_probe_held (*index, SINGBOX_PROBE_REF_RESULT);
   clib_spinlock_unlock_if_init (&singbox_probes_lock);
 
   if (!pool_is_free_index (sm->endpoints, p->endpoint_index))
@@ -122,7 +178,8 @@ singbox_probe_result_rpc (u32 *index)
 	}
     }
   clib_spinlock_lock_if_init (&singbox_probes_lock);
-  pool_put (singbox_probes, p);
+  singbox_probe_unref (singbox_probe_held (*index, SINGBOX_PROBE_REF_RESULT),
+		       SINGBOX_PROBE_REF_RESULT);
   clib_spinlock_unlock_if_init (&singbox_probes_lock);
 }
 
@@ -135,20 +192,25 @@ singbox_probe_finish (singbox_probe_t *p, u8 result)
   if (p->done)
     return;
   p->done = 1;
+  p->refs = (p->refs & ~SINGBOX_PROBE_REF_PENDING) | SINGBOX_PROBE_REF_RESULT;
   p->result = result;
   if (result == SINGBOX_PROBE_SUCCESS)
     p->rtt_us = (vlib_time_now (vlib_get_main ()) - p->started) * 1e6;
   vl_api_force_rpc_call_main_thread (singbox_probe_result_rpc, (u8 *) &index, sizeof (index));
 }
 
+/* On the session's thread, singbox_probes_lock held (the close only
+ * programs an event: no callback comes back into this file). */
 static void
 singbox_probe_close (singbox_probe_t *p)
 {
   vnet_disconnect_args_t a = { .handle = p->handle, .app_index = singbox_probe_app_index };
 
-  if (p->handle != SESSION_INVALID_HANDLE &&
-      session_thread_from_handle (p->handle) == vlib_get_thread_index ())
-    vnet_disconnect_session (&a);
+  if (p->handle == SESSION_INVALID_HANDLE || p->closing)
+    return;
+  SINGBOX_ASSERT_THREAD (session_thread_from_handle (p->handle));
+  p->closing = 1;
+  vnet_disconnect_session (&a);
 }
 
 static int
@@ -161,21 +223,25 @@ singbox_probe_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_er
   socks5_out_t out;
 
   clib_spinlock_lock_if_init (&singbox_probes_lock);
-  p = pool_elt_at_index (singbox_probes, opaque);
+  p = singbox_probe_held (opaque, SINGBOX_PROBE_REF_CONNECT);
   if (err)
     {
       singbox_probe_finish (p, err == SESSION_E_TIMEDOUT ? SINGBOX_PROBE_TIMEOUT :
 							   SINGBOX_PROBE_CONNECT_FAILED);
+      singbox_probe_unref (p, SINGBOX_PROBE_REF_CONNECT);
       clib_spinlock_unlock_if_init (&singbox_probes_lock);
       return 0;
     }
-  p->handle = session_handle (s);
-  s->opaque = opaque;
   if (p->done || pool_is_free_index (sm->endpoints, p->endpoint_index))
     {
+      /* too late (its deadline passed) or its endpoint is gone: refused,
+       * the session layer frees the session without a cleanup callback */
+      singbox_probe_unref (p, SINGBOX_PROBE_REF_CONNECT);
       clib_spinlock_unlock_if_init (&singbox_probes_lock);
       return -1;
     }
+  p->handle = session_handle (s);
+  p->refs = (p->refs & ~SINGBOX_PROBE_REF_CONNECT) | SINGBOX_PROBE_REF_SESSION;
   ep = pool_elt_at_index (sm->endpoints, p->endpoint_index);
   if (ep->username)
     {
@@ -247,13 +313,7 @@ singbox_probe_rx (session_t *s)
   socks5_out_t out;
 
   clib_spinlock_lock_if_init (&singbox_probes_lock);
-  if (pool_is_free_index (singbox_probes, s->opaque))
-    {
-      svm_fifo_dequeue_drop_all (s->rx_fifo);
-      clib_spinlock_unlock_if_init (&singbox_probes_lock);
-      return 0;
-    }
-  p = pool_elt_at_index (singbox_probes, s->opaque);
+  p = singbox_probe_held (s->opaque, SINGBOX_PROBE_REF_SESSION);
   if (p->done)
     svm_fifo_dequeue_drop_all (s->rx_fifo);
   else if (n && p->is_http)
@@ -272,11 +332,11 @@ singbox_probe_rx (session_t *s)
 				     ev.error == SOCKS5_ERR_NO_ACCEPTABLE_METHOD ?
 				   SINGBOX_PROBE_AUTH_FAILED :
 				   SINGBOX_PROBE_PROTOCOL_ERROR);
-      if (p->done)
-	{
-	  svm_fifo_dequeue_drop_all (s->rx_fifo);
-	  singbox_probe_close (p);
-	}
+    }
+  if (p->done)
+    {
+      svm_fifo_dequeue_drop_all (s->rx_fifo);
+      singbox_probe_close (p);
     }
   clib_spinlock_unlock_if_init (&singbox_probes_lock);
   return 0;
@@ -288,16 +348,7 @@ singbox_probe_disconnect (session_t *s)
   singbox_probe_t *p;
 
   clib_spinlock_lock_if_init (&singbox_probes_lock);
-  if (pool_is_free_index (singbox_probes, s->opaque))
-    {
-      vnet_disconnect_args_t a = { .handle = session_handle (s),
-				   .app_index = singbox_probe_app_index };
-      svm_fifo_dequeue_drop_all (s->rx_fifo);
-      vnet_disconnect_session (&a);
-      clib_spinlock_unlock_if_init (&singbox_probes_lock);
-      return;
-    }
-  p = pool_elt_at_index (singbox_probes, s->opaque);
+  p = singbox_probe_held (s->opaque, SINGBOX_PROBE_REF_SESSION);
   if (!p->done)
     /* closed before answering: the greeting was refused */
     singbox_probe_finish (p, SINGBOX_PROBE_PROTOCOL_ERROR);
@@ -312,15 +363,27 @@ singbox_probe_reset (session_t *s)
   singbox_probe_t *p;
 
   clib_spinlock_lock_if_init (&singbox_probes_lock);
-  if (pool_is_free_index (singbox_probes, s->opaque))
-    {
-      clib_spinlock_unlock_if_init (&singbox_probes_lock);
-      return;
-    }
-  p = pool_elt_at_index (singbox_probes, s->opaque);
+  p = singbox_probe_held (s->opaque, SINGBOX_PROBE_REF_SESSION);
   if (!p->done)
     singbox_probe_finish (p, SINGBOX_PROBE_CONNECT_FAILED);
   singbox_probe_close (p);
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
+}
+
+/* The session is gone: nothing names the record through it any more. */
+static void
+singbox_probe_cleanup (session_t *s, session_cleanup_ntf_t ntf)
+{
+  singbox_probe_t *p;
+
+  if (ntf != SESSION_CLEANUP_SESSION)
+    return;
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
+  p = singbox_probe_held (s->opaque, SINGBOX_PROBE_REF_SESSION);
+  if (!p->done)
+    singbox_probe_finish (p, SINGBOX_PROBE_CONNECT_FAILED);
+  p->handle = SESSION_INVALID_HANDLE;
+  singbox_probe_unref (p, SINGBOX_PROBE_REF_SESSION);
   clib_spinlock_unlock_if_init (&singbox_probes_lock);
 }
 
@@ -341,6 +404,7 @@ static session_cb_vft_t singbox_probe_cb_vft = {
   .session_connected_callback = singbox_probe_connected,
   .session_disconnect_callback = singbox_probe_disconnect,
   .session_reset_callback = singbox_probe_reset,
+  .session_cleanup_callback = singbox_probe_cleanup,
   .builtin_app_rx_callback = singbox_probe_rx,
   .add_segment_callback = singbox_probe_segment,
   .del_segment_callback = singbox_probe_segment,
@@ -375,6 +439,9 @@ singbox_probe_start (singbox_endpoint_t *ep, int is_test, u32 client_index, u32 
   p->started = now;
   p->deadline = now + ep->hc_timeout;
   p->handle = SESSION_INVALID_HANDLE;
+  /* every connect resolves in its callback, an error included
+   * (vnet_connect2 reports even a refused connect there) */
+  p->refs = SINGBOX_PROBE_REF_PENDING | SINGBOX_PROBE_REF_CONNECT;
   clib_spinlock_unlock_if_init (&singbox_probes_lock);
 
   a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
@@ -413,12 +480,18 @@ singbox_probe_schedule_first (singbox_endpoint_t *ep)
   ep->next_probe = now + (offset - (u64) offset) * ep->hc_interval;
 }
 
+/* On the session's thread: main's close of a probe past its deadline. */
 static void
 singbox_probe_close_rpc (void *arg)
 {
-  vnet_disconnect_args_t a = { .handle = pointer_to_uword (arg),
-			       .app_index = singbox_probe_app_index };
-  vnet_disconnect_session (&a);
+  singbox_probe_t *p;
+
+  clib_spinlock_lock_if_init (&singbox_probes_lock);
+  p = singbox_probe_held (pointer_to_uword (arg), SINGBOX_PROBE_REF_CLOSE);
+  if (p->refs & SINGBOX_PROBE_REF_SESSION)
+    singbox_probe_close (p);
+  singbox_probe_unref (p, SINGBOX_PROBE_REF_CLOSE);
+  clib_spinlock_unlock_if_init (&singbox_probes_lock);
 }
 
 /* singbox-process, main thread: start due probes, time out late ones. */
@@ -453,10 +526,13 @@ singbox_probes_poll (f64 now)
     if (!p->done && now >= p->deadline)
       {
 	singbox_probe_finish (p, SINGBOX_PROBE_TIMEOUT);
-	if (p->handle != SESSION_INVALID_HANDLE)
-	  session_send_rpc_evt_to_thread_force (session_thread_from_handle (p->handle),
-						singbox_probe_close_rpc,
-						uword_to_pointer (p->handle, void *));
+	/* a pending connect's callback refuses the late session itself */
+	if ((p->refs & SINGBOX_PROBE_REF_SESSION) && !(p->refs & SINGBOX_PROBE_REF_CLOSE))
+	  {
+	    p->refs |= SINGBOX_PROBE_REF_CLOSE;
+	    singbox_rpc (session_thread_from_handle (p->handle), singbox_probe_close_rpc,
+			 uword_to_pointer (p - singbox_probes, void *));
+	  }
       }
   clib_spinlock_unlock_if_init (&singbox_probes_lock);
 }
