@@ -7,11 +7,12 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+import sysrepo
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
 from tests.netconf.conftest import ServerInfo
-from tests.netconf.helpers import NC, cfg, endpoint
+from tests.netconf.helpers import NC, _send, cfg, endpoint
 
 MON = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 
@@ -75,3 +76,36 @@ def test_a_refused_write_is_protocol_access_denied_naming_the_node(netconf_serve
                                       "/vpp-singbox:singbox/client/endpoint[name='e1']/address")
     assert _denial(hidden.value) == ("protocol", "access-denied", None)
     assert "password" not in etree.tostring(hidden.value.xml).decode()
+
+
+ACM = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+
+
+def _acm_counter(m: object, leaf: str) -> int:
+    data = m.get(filter=("subtree", f'<nacm xmlns="{ACM}"><{leaf}/></nacm>')).data_xml  # type: ignore[attr-defined]
+    found = re.search(rf"<{leaf}>(\d+)</{leaf}>", data)
+    assert found is not None, data
+    return int(found.group(1))
+
+
+def test_a_withheld_notification_is_counted(netconf_server: ServerInfo) -> None:
+    """RFC 8341 denied-notifications: "Number of times since the server last restarted that a notification was
+    dropped for a subscription because access to the event type was denied" — the leaf was absent."""
+    with netconf_server.connect() as admin:
+        admin.edit_config(target="running", config=(
+            f'<config xmlns="{NC}"><system xmlns="{SYS}"><authentication><user><name>mon</name>'
+            "<password>$0$mon-pw</password></user></authentication></system>"
+            f'<nacm xmlns="{ACM}"><groups><group><name>monitors</name><user-name>mon</user-name></group></groups>'
+            "<rule-list><name>monitors</name><group>monitors</group><rule><name>no-down</name>"
+            "<module-name>vpp-singbox</module-name><notification-name>endpoint-down</notification-name>"
+            "<access-operations>read</access-operations><action>deny</action></rule></rule-list></nacm></config>"))
+        with netconf_server.connect(user="mon", password="mon-pw") as mon, sysrepo.SysrepoConnection() as conn:
+            mon.create_subscription()
+            before = _acm_counter(admin, "denied-notifications")
+            sess = conn.start_session("running")
+            _send(sess, "endpoint-down", "d1")
+            _send(sess, "endpoint-up", "u1")
+            n = mon.take_notification(timeout=30)
+            assert n is not None and "endpoint-up" in n.notification_xml
+            # delivered in order: endpoint-down was withheld (and counted) before endpoint-up came
+            assert _acm_counter(admin, "denied-notifications") == before + 1
