@@ -52,6 +52,14 @@ def default_api_json() -> list[Path]:
     return files
 
 
+def dataplane_status(agent: Agent, socket: str | None) -> str:
+    """The agent's line in `systemctl status`: VPP connected or not, and whether committed config waits for it."""
+    if agent.dataplane.connected:
+        waiting = not agent.status.in_sync or agent.status.pending
+        return f"VPP at {socket}" + (": config not all applied yet, retrying" if waiting else "")
+    return f"VPP absent ({socket or 'none configured'}): config stored pending"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, required=True)
@@ -79,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     shm_guard.start()  # sysrepo's subscription SHM of ours not other-readable (mgmt/shm_guard.py)
 
     socket = None if opts.vpp_api_socket == "none" else opts.vpp_api_socket
+    # WATCHDOG=1 from the worker's loop, which handles every commit's follow-up, resync and dataplane event: a
+    # worker wedged for longer than the unit's WatchdogSec= has systemd kill and restart the agent
     agent = Agent(make_dataplane(socket, opts.api_json or default_api_json(), opts.vpp_stats_socket),
                   resolver=resolve.Resolver(timeout_s=opts.resolve_timeout, refresh_s=opts.resolve_refresh),
-                  oper_poll_ms=opts.oper_poll_ms, sessions_poll_ms=opts.sessions_poll_ms)
+                  oper_poll_ms=opts.oper_poll_ms, sessions_poll_ms=opts.sessions_poll_ms,
+                  heartbeat=systemd.Heartbeat().beat)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -104,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps({"service": "agent", "pid": os.getpid(), "vpp_api_socket": socket,
                                    "dataplane_connected": connected}) + "\n")
         tmp.replace(opts.ready_file)
-    dataplane = f"VPP at {socket}" if connected else f"VPP absent ({socket or 'none configured'}): config stored pending"
     log.info("agent ready", dataplane_connected=connected, vpp_api_socket=socket)
-    systemd.notify_ready(dataplane)
+    status = systemd.StatusLine()
+    status.update(dataplane_status(agent, socket), ready=True)
     while not stop.wait(1.0):
-        pass
+        status.update(dataplane_status(agent, socket))  # `systemctl status` follows VPP coming and going
     systemd.notify_stopping()
     agent.stop()
     return 0

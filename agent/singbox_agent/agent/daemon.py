@@ -131,8 +131,11 @@ def _summary(errors: list[str]) -> str:
 
 class Agent:
     def __init__(self, dataplane: Dataplane, *, change_priority: int = 0, resolver: Resolver | None = None,
-                 oper_poll_ms: int = 0, sessions_poll_ms: int = 0) -> None:
+                 oper_poll_ms: int = 0, sessions_poll_ms: int = 0,
+                 heartbeat: Callable[[], object] = lambda: None) -> None:
         self.dataplane = dataplane
+        # called on every turn of the worker's loop (at least every TICK_S): systemd's watchdog (mgmt/systemd.py)
+        self.heartbeat = heartbeat
         # on-change of the pull-only state (oper_poll.py): client/server/dataplane, and the sessions list; 0: off
         self.oper_poll_ms = oper_poll_ms
         self.sessions_poll_ms = sessions_poll_ms
@@ -462,6 +465,7 @@ class Agent:
 
     def _work(self) -> None:
         while not self._stop.is_set():
+            self.heartbeat()
             try:
                 item = self._events.get(timeout=TICK_S)
             except queue.Empty:
