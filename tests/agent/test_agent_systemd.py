@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,35 +16,9 @@ import pytest
 from singbox_agent.agent import __main__ as agent_main
 from singbox_agent.dataplane.memory import MemoryDataplane
 from singbox_agent.repository import SysrepoInstance
+from tests.notify_socket import Notifications
 
 WATCHDOG_USEC = 200_000  # a heartbeat every 50 ms
-
-
-class Notifications:
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.name = f"@sbx-agent-notify-{os.urandom(4).hex()}"
-        self.sock.bind("\0" + self.name[1:])
-        self.sock.setblocking(False)
-        self.lines: list[str] = []
-
-    def drain(self) -> list[str]:
-        new: list[str] = []
-        while True:
-            try:
-                new += self.sock.recv(4096).decode().splitlines()
-            except BlockingIOError:
-                self.lines += new
-                return new
-
-    def wait(self, want: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.drain()
-            if any(want in line for line in self.lines):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"no notification with {want!r}: {self.lines[-20:]}")
 
 
 def test_status_follows_vpp_and_heartbeat_stops_with_a_stuck_worker(
@@ -100,7 +73,7 @@ def test_status_follows_vpp_and_heartbeat_stops_with_a_stuck_worker(
         driver.join(60)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        notes.sock.close()
+        notes.close()
     if failures:
         raise failures[0]
     assert code == 0

@@ -27,6 +27,8 @@ from singbox_agent.netconf.server import NetconfServer, load_or_create_host_key
 
 log = structlog.get_logger("netconf")
 
+STATUS_LOOK_S = 1.0  # how often `systemctl status` is brought in line with the endpoints listening
+
 
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -41,6 +43,37 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # WATCHDOG=1 from this loop (every SSH session, RPC dispatch and settings change goes through it; sysrepo
+    # calls run in executor threads): a loop wedged for longer than the unit's WatchdogSec= gets the server restarted
+    heartbeat = asyncio.ensure_future(systemd.watchdog())
+    status = systemd.StatusLine()
+    try:
+        return await _serve(args, stop, status)
+    finally:
+        heartbeat.cancel()
+
+
+def listening_status(server: NetconfServer) -> str | None:
+    """The line `systemctl status` shows: the endpoints listening, or those waiting for their address; None while
+    the endpoints are being (re)bound."""
+    if server.bound:
+        return "listening on " + ", ".join(f"{h}:{p}" for h, p in server.bound)
+    if server.unbound:
+        return "waiting for a listen address: " + ", ".join(sorted(server.unbound.values()))
+    return None
+
+
+async def _follow_status(server: NetconfServer, status: systemd.StatusLine) -> None:
+    """Keeps `systemctl status` on the endpoints as they move (changed in ietf-netconf-server, an address bound
+    late): it said "listening on" the first endpoints for good."""
+    while True:
+        await asyncio.sleep(STATUS_LOOK_S)
+        line = listening_status(server)
+        if line is not None:
+            status.update(line)
+
+
+async def _serve(args: argparse.Namespace, stop: asyncio.Event, status: systemd.StatusLine) -> int:
     host_key = load_or_create_host_key(args.state_dir)
     # sysrepo keeps running parsed in this process and current (SR_CONN_CACHE_RUNNING): reads of running skip
     # loading and parsing the datastore on every request.
@@ -55,7 +88,7 @@ async def serve(args: argparse.Namespace) -> int:
         # No traceback and no exit: the addresses may come later (boot, DHCP); the server binds them when they do.
         # Ready (the ready file, READY=1) means listening, so both wait for the first endpoint.
         log.error("no listen endpoint could be opened, retrying", endpoints=sorted(server.unbound.values()))
-        systemd.notify("STATUS=waiting for a listen address: " + ", ".join(sorted(server.unbound.values())))
+        status.update(listening_status(server) or "waiting for a listen address")
         listening = asyncio.ensure_future(server.listening.wait())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([listening, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -83,8 +116,12 @@ async def serve(args: argparse.Namespace) -> int:
             "endpoints": [{"host": h, "port": p} for h, p in endpoints],
         }))
         os.replace(tmp, args.ready_file)
-    systemd.notify_ready("listening on " + ", ".join(f"{h}:{p}" for h, p in endpoints))
-    await stop.wait()
+    status.update("listening on " + ", ".join(f"{h}:{p}" for h, p in endpoints), ready=True)
+    follower = asyncio.ensure_future(_follow_status(server, status))
+    try:
+        await stop.wait()
+    finally:
+        follower.cancel()
     return await _stop(server, conn)
 
 
