@@ -105,10 +105,9 @@ async def run(opts: argparse.Namespace) -> int:
     auth = http_basic.BasicAuthenticator(users, guard, refresh=login_settings.refresh)
     app = MetricsApp(VppStatsSource(opts.vpp_stats_socket), auth, agent_version=agent_version(),
                      versions=versions)
-    ready_sent = False
+    status = systemd.StatusLine()
 
     def on_serving(current: exporter_settings.Settings, port: int | None) -> None:
-        nonlocal ready_sent
         info: dict[str, Any] = {"service": "exporter", "enabled": current.enabled, "address": current.address,
                                 "port": port, "ca_certificate": str(tls.ca_certificate) if tls.ca_certificate
                                 else None, "stats_socket": opts.vpp_stats_socket}
@@ -124,16 +123,12 @@ async def run(opts: argparse.Namespace) -> int:
         # `systemctl status` follows every change, not only the first state (READY=1)
         if port is not None:
             bound = f"[{current.address}]" if ":" in current.address else current.address
-            status = f"serving https://{bound}:{port}/metrics"
+            line = f"serving https://{bound}:{port}/metrics"
         elif not current.enabled:
-            status = f"not listening: disabled in {exporter_settings.XPATH}"
+            line = f"not listening: disabled in {exporter_settings.XPATH}"
         else:
-            status = f"not listening: cannot bind {current.address}:{current.port} yet, retrying"
-        if not ready_sent:
-            ready_sent = True
-            systemd.notify_ready(status)
-        else:
-            systemd.notify_status(status)
+            line = f"not listening: cannot bind {current.address}:{current.port} yet, retrying"
+        status.update(line, ready=True)
 
     async def read_settings() -> exporter_settings.Settings:
         return await loop.run_in_executor(None, exporter_settings.read, conn)
@@ -166,10 +161,14 @@ async def run(opts: argparse.Namespace) -> int:
             await asyncio.sleep(REFRESH_S)
 
     refresher = asyncio.ensure_future(refresh_versions())
+    # WATCHDOG=1 from this loop (scrapes, settings, the certificate's follow-up; sysrepo reads run in threads): a
+    # loop wedged for longer than the unit's WatchdogSec= gets the exporter restarted
+    heartbeat = asyncio.ensure_future(systemd.watchdog())
     try:
         await exporter.run()
     finally:
         systemd.notify_stopping()
+        heartbeat.cancel()
         refresher.cancel()
         asker.shutdown(wait=True, cancel_futures=True)
         app.close()
