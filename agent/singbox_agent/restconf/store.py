@@ -23,7 +23,7 @@ from sysrepo.session import SysrepoSession
 from _libyang import ffi, lib
 
 from singbox_agent.mgmt import datastore as mgmt_datastore
-from singbox_agent.mgmt import change_notice, filtered_read, notify, origin
+from singbox_agent.mgmt import change_notice, combined, filtered_read, notify, origin
 from singbox_agent.mgmt.datastore import rpc_output
 from singbox_agent.mgmt.errors import applied_anyway
 from singbox_agent.mgmt.nacm import NacmPolicy, check_operation, enable_nacm
@@ -312,7 +312,7 @@ class Datastore:
         )) as in_use, self._running_config(
             user, " | ".join(xpaths), query.depth or 0, unified and not no_config and not query.with_origin
         ) as config:
-            tree = _merge_config(in_use, config)
+            tree = combined.merge_config(in_use, config)  # the one merge, shared with NETCONF's <get>
             if tree is not None and schema.has_yang_library(tree):
                 schema.rewrite_locations(tree, base_url or self.base_url)
             if tree is not None and base_url and base_url != self.base_url:
@@ -375,8 +375,7 @@ class Datastore:
         if not wanted:
             yield None
             return
-        with self.session(user, "running") as sess, filtered_read.read(sess, "running", xpath,
-                                                                        max_depth=max_depth) as tree:
+        with self.session(user, "running") as sess, combined.running_config(sess, xpath, max_depth=max_depth) as tree:
             yield tree
 
     def _tag(self, user: str | None, datastore: str, path: str | None, body: bytes, encoding: Encoding) -> str:
@@ -626,20 +625,6 @@ def _rebase_stream_locations(tree: libyang.DNode, listen_url: str, client_url: s
         if value.startswith(prefix) and access is not None:
             lib.lyd_free_tree(location.cdata)
             access.context.create_data_path("location", parent=access, value=client_url + "/" + value[len(prefix):])
-
-
-def _merge_config(in_use: libyang.DNode | None, config: libyang.DNode | None) -> libyang.DNode | None:
-    """`config` (running) merged into `in_use` (operational), in place; either may be None. Default nodes come too
-    (a with-defaults mode decides what is printed); where both hold a leaf, running's value stays."""
-    if config is None:
-        return in_use
-    if in_use is None:
-        return config
-    target = ffi.new("struct lyd_node **", in_use.root().first_sibling().cdata)
-    source = config.root().first_sibling().cdata
-    if lib.lyd_merge_siblings(target, source, lib.LYD_MERGE_DEFAULTS) != lib.LY_SUCCESS:
-        raise in_use.context.error("cannot merge running's configuration into operational data")
-    return libyang.DNode.new(in_use.context, target[0])
 
 
 @contextmanager
