@@ -32,6 +32,7 @@ from singbox_agent.mgmt import libsysrepo, shm_guard
 log = structlog.get_logger("mgmt.change_notice")
 
 # <linux/inotify.h>
+_IN_CLOSE_WRITE = 0x00000008
 _IN_MOVED_TO = 0x00000080
 _IN_Q_OVERFLOW = 0x00004000
 _IN_IGNORED = 0x00008000
@@ -84,7 +85,14 @@ class RunningStamps:
     temporary file and renamed over it on every commit, and that file's mtime is what sysrepo-monitoring reports as
     the module's running `last-modified` (ds_json.c). An inotify watch on the directory has the kernel queue each
     rename before the rename returns, so before the commit does: a look after a commit returned always sees it, and
-    costs one non-blocking read. Modules without such a file (another datastore plugin) are in `unwatched`.
+    costs one non-blocking read. sysrepo 3.7.11 stores running that way on every path that changes it (apply_changes,
+    replace_config, copy_config, factory-reset: `sr_changes_notify_store` renames in `sr_modinfo_data_store(..., 1)`
+    before the done event and the return; a schema or feature change: context_change.c, the same store). The one
+    in-place write, startup copied over running when the first connection creates sysrepo's SHM
+    (`sr_shmmod_reboot_init` → `srpjson_cp_path`, O_TRUNC), comes before any follower exists; IN_CLOSE_WRITE of the
+    file itself is followed all the same. Stamps (inode, mtime) are not used for that: a freed inode number comes
+    back for the next file and mtime moves by clock ticks, so two contents can share one. Modules without such a
+    file (another datastore plugin) are in `unwatched`.
 
     `latest()` is the newest mtime (for dates: two commits within one clock tick share it); `generation()` moves
     whenever a commit happened since the last look (for "did anything change since": exact; not a count, the
@@ -105,7 +113,7 @@ class RunningStamps:
         self._wd = -1
         try:
             # before the first stat: a commit between the two is then seen by the watch
-            self._fd, self._wd = shm_guard._watch(directory, _IN_MOVED_TO)
+            self._fd, self._wd = shm_guard._watch(directory, _IN_MOVED_TO | _IN_CLOSE_WRITE)
             os.set_blocking(self._fd, False)
         except OSError as exc:
             log.warning("cannot watch sysrepo's running data files: followed by subscription", error=exc.strerror)

@@ -1,11 +1,20 @@
 """A server's own settings in sysrepo running (a container of its settings module), kept applied.
 
-Read at start; a commit that changes them marks them stale (a passive done-only subscription: sysrepo 3.7.11 waits
-for every done subscriber before the commit returns to its writer, so they are stale by then; the change event,
-which came before the data was stored, marked nothing a done could not — one round trip per commit, not two), and `refresh()`, which a server calls from a worker thread before it next needs them (`stale()`
-says whether it has to), reads them again: they apply from the next request or login on, and no sysrepo call runs
-inside sysrepo's callback or on an event loop. A module that is not installed (or not this revision) leaves the
-defaults. Used for each server's `login-backoff` (`mgmt.login_settings`) and RESTCONF's HTTP `limits`.
+Read at start; a commit of their module makes them stale, and `refresh()`, which a server calls from a worker thread
+before it next needs them (`stale()` says whether it has to), reads them again: they apply from the next request or
+login on, and no sysrepo call runs inside sysrepo's callback or on an event loop. A module that is not installed (or
+not this revision) leaves the defaults. Used for each server's `login-backoff` (`mgmt.login_settings`) and RESTCONF's
+HTTP `limits`.
+
+Stale how: no subscription (issue 17). sysrepo 3.7.11 waits for every change subscriber of a commit's module, done-only
+ones too, before the commit returns (a round trip to each subscribing process, ~0.1-0.4 ms, on every commit of the
+module). `change_notice.RunningStamps` sees the commit instead: sysrepo's JSON datastore plugin renames the module's
+new running file into place in the writer's `apply_changes` before it returns (sysrepo.c `sr_changes_notify_store`:
+`sr_modinfo_data_store(..., 1)` → ds_json.c `srpds_json_store_commit`'s rename, before the done event), and the
+kernel queues the rename on our inotify watch within that rename: any look after the commit returned, in any
+process, sees it (one non-blocking read). A commit of another part of the module marks them stale too (one read of a
+small container, ~0.03 ms, on the next use). Without such a file (another datastore plugin) a passive done-only
+subscription marks them, as before.
 
 "From the next request on" holds for requests that come while another one's refresh is still reading: the settings
 stay stale until a read that began after the last change has been applied, and a `refresh()` waits for a read in
@@ -49,26 +58,41 @@ class FollowedSettings(Generic[T]):
         self._apply = apply
         self.current: T = parse({})
         self._session = conn.start_session("running")
-        # change events seen (`_changes`) and how many of them the applied settings were read after (`_read`):
-        # stale while they differ. `_mark` guards both and is never held over a sysrepo call (the callback takes it);
-        # `_reading` makes reads one at a time, so a refresh that finds one in progress waits for it.
+        # commits seen (`_seen()`: the stamps' generation, or the done events counted in `_changes`) and the one the
+        # applied settings were read after (`_read`): stale while they differ. `_mark` guards both and is never held
+        # over a sysrepo call (the callback takes it); `_reading` makes reads one at a time, so a refresh that finds
+        # one in progress waits for it.
         self._mark = threading.Lock()
         self._reading = threading.Lock()
         self._changes = 0
         self._read = 0
+        # watching before the first read: a commit during that read makes them stale instead of being missed
+        self._stamps: change_notice.RunningStamps | None = change_notice.RunningStamps([module])
+        if self._stamps.unwatched:
+            self._stamps.close()
+            self._stamps = None
         try:
-            # subscribed before the first read: a commit during that read marks them stale instead of being missed
-            change_notice.subscribe(self._session, module, xpath, self._changed, done_only=True)
+            if self._stamps is None:
+                change_notice.subscribe(self._session, module, xpath, self._changed, done_only=True)
+            self._read = self._seen()
             self.reload()
         except sysrepo.SysrepoError as exc:
             log.warning("settings not configurable; defaults apply", settings=what, module=module, error=str(exc))
             self._apply(self.current)
 
-    def stale(self) -> bool:
-        """Whether a commit changed them after the read the applied settings come from began (also while a
-        refresh is reading them)."""
+    def _seen(self) -> int:
+        """Moves with every commit of the module that returned to its writer."""
+        if self._stamps is not None:
+            return self._stamps.generation()
         with self._mark:
-            return self._changes != self._read
+            return self._changes
+
+    def stale(self) -> bool:
+        """Whether a commit of their module returned after the read the applied settings come from began (also
+        while a refresh is reading them)."""
+        seen = self._seen()
+        with self._mark:
+            return seen != self._read
 
     def refresh(self) -> None:
         """Read the settings again if a commit changed them since the last read began; returns once settings read
@@ -76,8 +100,8 @@ class FollowedSettings(Generic[T]):
         if not self.stale():
             return
         with self._reading:
+            seen = self._seen()  # before the read: a commit during it leaves them stale
             with self._mark:
-                seen = self._changes
                 if seen == self._read:
                     return  # read by the refresh this one waited for
             try:
@@ -101,7 +125,7 @@ class FollowedSettings(Generic[T]):
         self._apply(value)
 
     def _changed(self, event: str, _ev_sess: Any) -> None:
-        # a sysrepo callback: only marks (the read happens on the next refresh, in a worker thread). At done, when
+        # (without RunningStamps only) a sysrepo callback: only marks (the read happens on the next refresh, in a worker thread). At done, when
         # running holds the new data: a read that began before (it may have read the old data) took the count from
         # before this mark, so the settings stay stale after it; a read that begins after reads the new data
         if event == "done":
@@ -109,4 +133,6 @@ class FollowedSettings(Generic[T]):
                 self._changes += 1
 
     def close(self) -> None:
+        if self._stamps is not None:
+            self._stamps.close()
         self._session.stop()
