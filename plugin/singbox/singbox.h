@@ -370,6 +370,7 @@ int singbox_set_log_level (u8 level);
  * queue is full) */
 void singbox_rpc (clib_thread_index_t thread, void (*fn) (void *), void *arg);
 void singbox_rpc_flush (void);
+u32 singbox_rpc_from_foreign (clib_thread_index_t thread, void (*fn) (void *), void *arg);
 
 /* singbox_udp.c */
 int singbox_udp_attach (void);

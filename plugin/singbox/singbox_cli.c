@@ -544,6 +544,9 @@ show_singbox_server_command_fn (vlib_main_t *vm, unformat_input_t *input, vlib_c
   vlib_cli_output (vm, "  Active sessions: %u", sm->n_active);
   /* all on the singbox_crypt thread, none on a VPP thread */
   vlib_cli_output (vm, "  Password hash checks: %lu", singbox_users_crypt_checks ());
+  /* answers of the crypt thread that waited for a full event queue */
+  vlib_cli_output (vm, "  Password answers delayed (queue full): %lu",
+		   singbox_users_crypt_waits ());
   /* under the barrier (not mp-safe): every thread's pool can be read */
   SINGBOX_ASSERT_BARRIER ();
   {

@@ -173,8 +173,8 @@ singbox_cudp_disconnect (session_handle_t h)
 {
   if (h == SESSION_INVALID_HANDLE)
     return;
-  session_send_rpc_evt_to_thread_force (session_thread_from_handle (h), singbox_cudp_disconnect_rpc,
-					uword_to_pointer (h, void *));
+  singbox_rpc (session_thread_from_handle (h), singbox_cudp_disconnect_rpc,
+	       uword_to_pointer (h, void *));
 }
 
 /* Its pool's lock held (or under the barrier), any thread: end the flow,
@@ -255,7 +255,7 @@ singbox_cudp_poll (void)
   SINGBOX_ASSERT_THREAD (0);
   singbox_cudp_expire_rpc (0);
   for (t = 1; t < vec_len (cm->workers); t++)
-    session_send_rpc_evt_to_thread_force (t, singbox_cudp_expire_rpc, 0);
+    singbox_rpc (t, singbox_cudp_expire_rpc, 0);
   vec_foreach (citf, cm->itfs)
     if (citf->enabled && citf->stat_active != ~0)
       vlib_stats_set_gauge (citf->stat_active, citf->active);

@@ -103,7 +103,7 @@ singbox_cudp_connect (vnet_connect_args_t *a)
     {
       c = clib_mem_alloc (sizeof (*c));
       *c = *a;
-      session_send_rpc_evt_to_thread_force (vlib_get_thread_index (), singbox_cudp_connect_rpc, c);
+      singbox_rpc (vlib_get_thread_index (), singbox_cudp_connect_rpc, c);
     }
   else
     vnet_connect2 (a);

@@ -20,6 +20,7 @@
  * leg's thread (singbox.h, "Threads" in plugin/API.md). Messages between
  * threads go through singbox_rpc, which never drops one. */
 
+#include <unistd.h>
 #include <singbox/singbox.h>
 #include <vnet/tcp/tcp.h>
 #include <singbox/singbox_tcp_ts.h>
@@ -32,9 +33,12 @@
 
 /* Queue fn (arg) on thread's session event queue: what
  * session_send_rpc_evt_to_thread_force does, except that a full queue is
- * said (-1) instead of the message being dropped. */
+ * said (-1) instead of the message being dropped. from_foreign: the
+ * caller is not a VPP thread (the crypt thread), where vlib_get_main ()
+ * names the main thread's vlib_main_t: the receiver's interrupt is then
+ * set atomically and the receiver woken, whichever thread it is. */
 static int
-singbox_rpc_try (clib_thread_index_t thread, void (*fn) (void *), void *arg)
+singbox_rpc_try (clib_thread_index_t thread, void (*fn) (void *), void *arg, int from_foreign)
 {
   session_worker_t *wrk = session_main_get_worker (thread);
   svm_msg_q_t *mq = wrk->vpp_event_queue;
@@ -55,8 +59,36 @@ singbox_rpc_try (clib_thread_index_t thread, void (*fn) (void *), void *arg)
   evt->event_type = SESSION_CTRL_EVT_RPC;
   svm_msg_q_add_and_unlock (mq, &msg);
   if (PREDICT_FALSE (wrk->state == SESSION_WRK_INTERRUPT))
-    vlib_node_set_interrupt_pending (wrk->vm, session_queue_node.index);
+    {
+      if (PREDICT_FALSE (from_foreign))
+	{
+	  vlib_node_main_t *nm = &wrk->vm->node_main;
+	  vlib_node_t *n = vec_elt (nm->nodes, session_queue_node.index);
+
+	  clib_interrupt_set_atomic (nm->node_interrupts[n->type], n->runtime_index);
+	  vlib_thread_wakeup (thread);
+	}
+      else
+	vlib_node_set_interrupt_pending (wrk->vm, session_queue_node.index);
+    }
   return 0;
+}
+
+/* From a thread that is not VPP's (the crypt thread, which has no
+ * singbox_worker_t): like singbox_rpc, but a full queue is waited out
+ * there, 1 ms at a time, which keeps the order too. Returns how many
+ * times it had to wait. */
+u32
+singbox_rpc_from_foreign (clib_thread_index_t thread, void (*fn) (void *), void *arg)
+{
+  u32 n_waits = 0;
+
+  while (singbox_rpc_try (thread, fn, arg, 1))
+    {
+      n_waits++;
+      usleep (1000);
+    }
+  return n_waits;
 }
 
 /* Send again, oldest first, what a full queue deferred; on the sender's
@@ -71,7 +103,7 @@ singbox_rpc_flush (void)
 
   vec_foreach (d, wrk->deferred)
     {
-      if (singbox_rpc_try (d->thread, d->fn, d->arg))
+      if (singbox_rpc_try (d->thread, d->fn, d->arg, 0))
 	break;
       n++;
     }
@@ -93,7 +125,7 @@ singbox_rpc (clib_thread_index_t thread, void (*fn) (void *), void *arg)
 
   if (PREDICT_FALSE (vec_len (wrk->deferred)))
     singbox_rpc_flush ();
-  if (PREDICT_TRUE (!vec_len (wrk->deferred)) && !singbox_rpc_try (thread, fn, arg))
+  if (PREDICT_TRUE (!vec_len (wrk->deferred)) && !singbox_rpc_try (thread, fn, arg, 0))
     return;
   vec_add2 (wrk->deferred, d, 1);
   d->thread = thread;

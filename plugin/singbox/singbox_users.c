@@ -45,6 +45,7 @@ typedef struct
   singbox_crypt_job_t *head, *tail;
   u8 started;
   u64 n_checks; /* crypt(3) runs, all on the crypt thread */
+  u64 n_waits;	/* answers that waited for a full event queue */
   u32 user_generation;
 } singbox_crypt_t;
 
@@ -136,7 +137,9 @@ singbox_crypt_thread_fn (void *arg)
       res = crypt_r (j->password, j->hash, &cd);
       j->ok = res && res[0] != '*' && !strcmp (res, j->hash);
       clib_atomic_fetch_add (&c->n_checks, 1);
-      session_send_rpc_evt_to_thread_force (j->thread_index, singbox_crypt_done_rpc, j);
+      /* never dropped: a lost answer would keep the session in auth */
+      clib_atomic_fetch_add (&c->n_waits,
+			     singbox_rpc_from_foreign (j->thread_index, singbox_crypt_done_rpc, j));
     }
   return 0;
 }
@@ -265,6 +268,14 @@ u64
 singbox_users_crypt_checks (void)
 {
   return clib_atomic_load_relax_n (&singbox_crypt.n_checks);
+}
+
+/* How many answers found the session's thread's event queue full and
+ * waited (singbox_rpc_from_foreign). */
+u64
+singbox_users_crypt_waits (void)
+{
+  return clib_atomic_load_relax_n (&singbox_crypt.n_waits);
 }
 
 void

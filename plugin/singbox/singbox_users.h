@@ -35,5 +35,6 @@ int singbox_user_check (u8 *username, u32 ulen, u8 *password, u32 plen, u64 sess
 			u32 thread_index, u32 *user_index);
 void singbox_users_clear_counters (void);
 u64 singbox_users_crypt_checks (void);
+u64 singbox_users_crypt_waits (void);
 
 #endif /* __included_singbox_users_h__ */
