@@ -192,7 +192,11 @@ class NacmPolicy:
         # enable-nacm and every rule-list that has rules (name, groups, first rule), in order; None: read again
         self._rules: dict[str, Any] | None = None
         # Not the binding's subscription: it would build a Python object for every changed node (20,000 for an edit
-        # creating 10,000 groups) where at most _DIRTY_LIMIT paths are needed (mgmt/change_notice.py).
+        # creating 10,000 groups) where at most _DIRTY_LIMIT paths are needed (mgmt/change_notice.py). A subscription
+        # at all, though sysrepo waits for it on every NACM commit: `change_notice.RunningStamps` would tell as surely
+        # that NACM changed (FollowedSettings uses it), but not which groups, and searching each asked user's groups
+        # again after every NACM commit costs more than the round trip from ~100 groups on (bench/netconf/README.md,
+        # session 15). Revocation must reach the next request: tests/{netconf,restconf}/test_nacm_revoke.py.
         change_notice.subscribe(self._session, "ietf-netconf-acm", NACM_XPATH, self._on_change, done_only=True)
 
     def _on_change(self, event: str, ev_sess: Any) -> None:
