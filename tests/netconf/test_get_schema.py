@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
-from tests.netconf.conftest import SBX_NS, ServerInfo
+from singbox_agent.repository import SysrepoInstance
+from tests.netconf.conftest import SBX_NS, ServerInfo, bootstrap, start_server, stop_server
 from tests.netconf.helpers import error_tag
+
+NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+YIN = "urn:ietf:params:xml:ns:yang:yin:1"
 
 
 def test_get_schema_monitoring_yang_library(netconf_server: ServerInfo) -> None:
@@ -49,3 +57,135 @@ def test_errors_do_not_echo_a_huge_input(netconf_server: ServerInfo) -> None:
             m.edit_config(target="running", config=config)
         assert len(etree.tostring(exc.value.xml)) < 4000, etree.tostring(exc.value.xml)[:300]
         assert m.get_schema("vpp-singbox").data.startswith("module vpp-singbox {")
+
+
+# Two revisions of one module in the context (gs-main@2026-02-01 implemented, gs-main@2026-01-01 import-only through
+# gs-user's import), each with its own revision of the submodule gs-sub.
+GS_NS = "urn:example:gs-main"
+GS_FILES = {
+    "gs-main@2026-01-01.yang": f"""module gs-main {{
+  yang-version 1.1; namespace "{GS_NS}"; prefix gm;
+  include gs-sub {{ revision-date 2026-01-01; }}
+  revision 2026-01-01;
+  container old {{ leaf a {{ type string; }} }}
+}}
+""",
+    "gs-main@2026-02-01.yang": f"""module gs-main {{
+  yang-version 1.1; namespace "{GS_NS}"; prefix gm;
+  include gs-sub {{ revision-date 2026-02-01; }}
+  revision 2026-02-01;
+  revision 2026-01-01;
+  container new {{ leaf b {{ type string; }} }}
+}}
+""",
+    "gs-sub@2026-01-01.yang": """submodule gs-sub {
+  yang-version 1.1; belongs-to gs-main { prefix gm; }
+  revision 2026-01-01;
+  leaf sub-old { type string; }
+}
+""",
+    "gs-sub@2026-02-01.yang": """submodule gs-sub {
+  yang-version 1.1; belongs-to gs-main { prefix gm; }
+  revision 2026-02-01;
+  revision 2026-01-01;
+  leaf sub-new { type string; }
+}
+""",
+    "gs-user@2026-01-01.yang": """module gs-user {
+  yang-version 1.1; namespace "urn:example:gs-user"; prefix gu;
+  import gs-main { prefix gm; revision-date 2026-01-01; }
+  revision 2026-01-01;
+  leaf u { type string; }
+}
+""",
+}
+
+
+@pytest.fixture
+def gs_server(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[ServerInfo]:
+    """The server over a context holding two revisions of a module and of its submodule."""
+    yang = tmp_path / "yang"
+    yang.mkdir()
+    for name, text in GS_FILES.items():
+        (yang / name).write_text(text)
+    sysrepo_instance.install_modules([yang / "gs-main@2026-02-01.yang", yang / "gs-user@2026-01-01.yang"], [yang])
+    env = {**os.environ, **sysrepo_instance.env}
+    bootstrap(env, tmp_path)
+    info = start_server(env, tmp_path)
+    try:
+        yield info
+    finally:
+        assert stop_server(info) == 0
+
+
+def _get_schema(m: object, identifier: str, version: str | None = None, fmt: str | None = None) -> etree._Element:
+    inner = f"<identifier>{identifier}</identifier>"
+    if version is not None:
+        inner += f"<version>{version}</version>"
+    if fmt is not None:
+        inner += f"<format>{fmt}</format>"  # the default namespace: ietf-netconf-monitoring
+    reply = m.dispatch(etree.fromstring(f'<get-schema xmlns="{NCM}">{inner}</get-schema>'))  # type: ignore[attr-defined]
+    data = etree.fromstring(reply.xml.encode()).find(f"{{{NCM}}}data")
+    assert data is not None, reply.xml
+    return data
+
+
+def _rpc_error(m: object, identifier: str, version: str | None = None, fmt: str | None = None) -> RPCError:
+    with pytest.raises(RPCError) as exc:
+        _get_schema(m, identifier, version, fmt)
+    return exc.value
+
+
+def test_yin_is_xml_content_of_data(netconf_server: ServerInfo) -> None:
+    """format yin: the YIN document is the XML content of <data> (anyxml), not text escaped into it; YANG stays
+    text. The reply had `&lt;module name=...` as <data>'s text."""
+    with netconf_server.connect() as m:
+        data = _get_schema(m, "vpp-singbox", fmt="yin")
+        modules = list(data)
+        assert len(modules) == 1 and modules[0].tag == f"{{{YIN}}}module", etree.tostring(data)[:300]
+        assert modules[0].get("name") == "vpp-singbox" and not (data.text or "").strip()
+        assert modules[0].find(f"{{{YIN}}}namespace").get("uri") == SBX_NS
+        yang = _get_schema(m, "vpp-singbox", fmt="yang")
+        assert len(yang) == 0 and (yang.text or "").startswith("module vpp-singbox {")
+        assert _get_schema(m, "vpp-singbox").text == yang.text  # no format: YANG
+
+
+def test_versions_and_submodules(gs_server: ServerInfo) -> None:
+    """RFC 6022: a submodule is a schema (identifier its name, its module's namespace) served by get-schema and
+    listed; an identifier with more than one version and no <version> is operation-failed/data-not-unique (the
+    implemented revision was chosen silently); an unknown version or format is invalid-value."""
+    with gs_server.connect() as m:
+        with pytest.raises(RPCError) as exc:
+            m.get_schema("gs-main")
+        assert error_tag(exc.value) == "operation-failed" and exc.value.app_tag == "data-not-unique", exc.value.xml
+        assert "2026-01-01" in str(exc.value.message) and "2026-02-01" in str(exc.value.message)
+        new = m.get_schema("gs-main", version="2026-02-01").data
+        old = m.get_schema("gs-main", version="2026-01-01").data
+        assert "container new" in new and "container old" in old
+        for version, leaf in (("2026-02-01", "sub-new"), ("2026-01-01", "sub-old")):
+            text = m.get_schema("gs-sub", version=version).data
+            assert text.startswith("submodule gs-sub {") and f"leaf {leaf}" in text
+            yin = _get_schema(m, "gs-sub", version, "yin")
+            assert [e.tag for e in yin] == [f"{{{YIN}}}submodule"] and yin[0].get("name") == "gs-sub"
+        assert error_tag(_rpc_error(m, "gs-sub")) == "operation-failed"
+        assert m.get_schema("gs-user").data.startswith("module gs-user {")  # one version: no <version> needed
+        for identifier, version, fmt in (("gs-main", "2026-03-01", None), ("gs-sub", "2026-03-01", None),
+                                         ("gs-main", "", None), ("gs-user", None, "rng"),
+                                         ("gs-user", None, "xsd"), ("no-such", None, None)):
+            assert error_tag(_rpc_error(m, identifier, version, fmt)) == "invalid-value", (identifier, version, fmt)
+
+        state = m.get(filter=("subtree", f'<netconf-state xmlns="{NCM}"><schemas/></netconf-state>')).data_ele
+        entries = {(e.findtext(f"{{{NCM}}}identifier"), e.findtext(f"{{{NCM}}}version"),
+                    e.findtext(f"{{{NCM}}}format").split(":")[-1]): e
+                   for e in state.iter(f"{{{NCM}}}schema")}
+        for identifier in ("gs-main", "gs-sub"):
+            for version in ("2026-01-01", "2026-02-01"):
+                for fmt in ("yang", "yin"):
+                    entry = entries[(identifier, version, fmt)]
+                    assert entry.findtext(f"{{{NCM}}}namespace") == GS_NS  # a submodule: its module's namespace
+                    assert entry.findtext(f"{{{NCM}}}location") == "NETCONF"
+        # every listed schema is served, in the listed format
+        for identifier, version, fmt in entries:
+            data = _get_schema(m, identifier, version, fmt)
+            assert (len(data) == 1) if fmt == "yin" else (data.text or "").lstrip().startswith(
+                ("module ", "submodule ")), (identifier, version, fmt)

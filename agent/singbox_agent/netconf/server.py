@@ -23,7 +23,7 @@ import asyncssh
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import change_notice, crypt, nacm, password_hashing
+from singbox_agent.mgmt import change_notice, crypt, nacm, password_hashing, schemas
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt import users
 from singbox_agent.mgmt.login_guard import LoginGuard
@@ -201,20 +201,19 @@ class NetconfServer:
                 "out-rpc-errors": stats.out_rpc_errors,
                 "out-notifications": stats.out_notifications,
             }
-        schemas: list[dict[str, Any]] = []
+        # RFC 6022's schema list: every module and submodule of the context, each revision, in both formats
+        schema_list: list[dict[str, Any]] = []
         ctx: Any
-        module: Any
         with self.conn.get_ly_ctx() as ctx:
-            for module in ctx:
-                rev = next(iter(module.revisions()), None)
-                for fmt in ("yang", "yin"):
-                    schemas.append({"identifier": module.name(), "version": str(rev.date()) if rev else "",
-                                    "format": fmt, "namespace": module_namespace(module), "location": ["NETCONF"]})
+            for found in schemas.all_schemas(ctx):
+                for fmt in schemas.FORMATS:
+                    schema_list.append({"identifier": found.identifier, "version": found.version, "format": fmt,
+                                        "namespace": found.namespace, "location": ["NETCONF"]})
         return {
             "netconf-state": {
                 "capabilities": {"capability": self.capabilities()},
                 "datastores": {"datastore": datastores},
-                "schemas": {"schema": schemas},
+                "schemas": {"schema": schema_list},
                 "sessions": {"session": sessions},
                 "statistics": statistics,
             }
