@@ -21,6 +21,10 @@ import structlog
 
 log = structlog.get_logger("systemd")
 
+# A datagram to a manager whose queue is full waits for room: at most this long (the event loop sends them), then
+# it is dropped and logged. systemd reads its notify socket at once; a test's socket nobody drains would block.
+SEND_TIMEOUT_S = 2.0
+
 
 def notify(state: str, *, environ: Mapping[str, str] | None = None) -> bool:
     """Send `state` (e.g. "READY=1\\nSTATUS=...") to the service manager; False when there is none to tell.
@@ -34,6 +38,7 @@ def notify(state: str, *, environ: Mapping[str, str] | None = None) -> bool:
     target = "\0" + address[1:] if address[0] == "@" else address
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.settimeout(SEND_TIMEOUT_S)
             sock.sendto(state.encode(), target)
     except OSError as exc:
         log.error("cannot notify the service manager", socket=address, error=str(exc))
