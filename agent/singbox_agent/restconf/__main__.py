@@ -1,7 +1,9 @@
 """`python -m singbox_agent.restconf`: the RESTCONF server (RFC 8040, RFC 8527, RFC 8072) over sysrepo.
 
 HTTPS with HTTP/1.1 and HTTP/2 (Hypercorn, ALPN); plain HTTP only with --plain-http. Without --cert, a generated
-certificate names the host (name, FQDN) and the listen address — every interface address for a wildcard one.
+certificate names the host (name, FQDN) and the listen address — every interface address for a wildcard one —
+and is looked at hourly while serving: made again (same CA) in its renewal window or when it no longer covers the
+host, and served to new connections without dropping open ones (restconf/tls.py).
 Once it serves: the ready file (host, port, scheme, base URL, the CA certificate clients should trust) and READY=1
 to systemd (`Type=notify`). A listen address that cannot be bound yet (not up at boot, the port held) is logged once
 and retried every 2 s; the rest starts once it is bound. Exits cleanly on SIGTERM.
@@ -40,7 +42,7 @@ from singbox_agent.restconf.handler import Handler
 from singbox_agent.restconf.http_limits import HttpLimits, HttpLimitsSettings
 from singbox_agent.restconf.server import RestconfApp
 from singbox_agent.restconf.streams import EventStreams
-from singbox_agent.restconf.tls import ensure_certificate
+from singbox_agent.restconf import tls
 
 log = structlog.get_logger("restconf")
 
@@ -64,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cert", type=Path, help="server certificate (PEM); generated under the state dir if absent")
     parser.add_argument("--key", type=Path, help="private key of --cert (PEM)")
     parser.add_argument("--workers", type=int, default=16, help="threads for sysrepo calls")
+    parser.add_argument("--tls-check-s", type=float, default=tls.CHECK_S, metavar="S",
+                        help="look at the certificate every S seconds: a generated one is made again when due, an "
+                             f"operator's is warned about near expiry (default {tls.CHECK_S:g})")
     parser.add_argument("--client-ca", type=Path,
                         help="accept client certificates signed by this CA (PEM), mapped to users by the cert-to-name "
                              "list in /vpp-singbox-restconf-server:restconf-server/client-identity-mappings")
@@ -74,6 +79,35 @@ def main(argv: list[str] | None = None) -> int:
     shm_guard.start()  # sysrepo's subscription SHM of ours not other-readable (mgmt/shm_guard.py)
     with asyncio.Runner(loop_factory=ServingLoop) as runner:
         return runner.run(run(opts))
+
+
+class ServingConfig(Config):
+    """Hypercorn's configuration, keeping the TLS contexts Hypercorn makes from it: a renewed certificate is loaded
+    into them (tls.reload_contexts), for the connections that come after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ssl_contexts: list[ssl.SSLContext] = []
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        ctx = super().create_ssl_context()
+        if ctx is not None:
+            self.ssl_contexts.append(ctx)
+        return ctx
+
+
+async def keep_certificate(renewal: tls.Renewal, config: ServingConfig, period: float) -> None:
+    """Every `period`: `renewal.check()` (in a thread: it may resolve the host's names, make a key), and a new
+    certificate is served to new connections; open ones keep the one they started with."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(period)
+        try:
+            if await loop.run_in_executor(None, renewal.check):
+                tls.reload_contexts(config.ssl_contexts, Path(str(config.certfile)), Path(str(config.keyfile)))
+                log.info("serving the new TLS certificate to new connections", certfile=str(config.certfile))
+        except Exception as exc:  # noqa: BLE001 - the server keeps serving the certificate it has; next look
+            log.error("TLS certificate check failed; serving the current one", error=str(exc))
 
 
 class ServingLoop(asyncio.SelectorEventLoop):
@@ -112,7 +146,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _listen(host: str, port: int, stop: asyncio.Event) -> socket.socket | None:
+async def _listen(host: str, port: int, stop: asyncio.Event, status: systemd.StatusLine) -> socket.socket | None:
     """The listening socket, retried every RETRY_BIND_S while it cannot be bound (logged once, with the reason);
     None when asked to stop meanwhile."""
     failed = False
@@ -122,7 +156,7 @@ async def _listen(host: str, port: int, stop: asyncio.Event) -> socket.socket | 
         except OSError as exc:
             if not failed:
                 log.error("cannot listen", address=host, port=port, error=str(exc), retry_every_s=RETRY_BIND_S)
-                systemd.notify(f"STATUS=waiting for the listen address {host}:{port}: {exc}")
+                status.update(f"waiting for the listen address {host}:{port}: {exc}")
                 failed = True
             try:
                 await asyncio.wait_for(stop.wait(), RETRY_BIND_S)
@@ -135,12 +169,23 @@ async def _listen(host: str, port: int, stop: asyncio.Event) -> socket.socket | 
 
 
 async def run(opts: argparse.Namespace) -> int:
+    # WATCHDOG=1 from this loop (requests are parsed and answered on it; sysrepo calls run in the executor): a loop
+    # wedged for longer than the unit's WatchdogSec= gets the server restarted
+    heartbeat = asyncio.ensure_future(systemd.watchdog())
+    try:
+        return await _run(opts)
+    finally:
+        heartbeat.cancel()
+
+
+async def _run(opts: argparse.Namespace) -> int:
     host, port = opts.listen
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sock = await _listen(host, port, stop)
+    status = systemd.StatusLine()
+    sock = await _listen(host, port, stop, status)
     if sock is None:
         log.info("restconf stopping")
         return 0
@@ -166,7 +211,7 @@ async def run(opts: argparse.Namespace) -> int:
     guard = LoginGuard()
     login_settings = LoginSettings(conn, "vpp-singbox-restconf-server", "restconf-server", guard)
 
-    config = Config()
+    config = ServingConfig()
     config.bind = [f"fd://{sock.fileno()}"]
     config.accesslog = None
     config.errorlog = None
@@ -177,16 +222,19 @@ async def run(opts: argparse.Namespace) -> int:
     config.graceful_timeout = 2
     ready: dict[str, object] = {"service": "restconf", "host": host, "port": port}
     cert_to_name: clientcert.CertToName | None = None
+    renewal: tls.Renewal | None = None
     if opts.plain_http:
         scheme = "http"
     else:
         scheme = "https"
         if opts.cert:
             config.certfile, config.keyfile = str(opts.cert), str(opts.key)
+            renewal = tls.Renewal(state_dir, opts.cert, generated=False)
         else:
-            files = ensure_certificate(state_dir, server_names(host))
+            files = tls.ensure_certificate(state_dir, server_names(host))
             config.certfile, config.keyfile = str(files.certfile), str(files.keyfile)
             ready["ca_certificate"] = str(files.ca_certificate)
+            renewal = tls.Renewal(state_dir, files.certfile, generated=True, names=lambda: server_names(host))
         config.alpn_protocols = ["h2", "http/1.1"]
         if opts.client_ca:
             cert_to_name = clientcert.CertToName(conn)
@@ -243,11 +291,16 @@ async def run(opts: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(ready, indent=2) + "\n")
         tmp.replace(opts.ready_file)
     log.info("restconf serving", **ready)
-    systemd.notify_ready(f"serving {base_url}")
+    status.update(f"serving {base_url}", ready=True)
+    keeper_task = asyncio.ensure_future(keep_certificate(renewal, config, opts.tls_check_s)) if renewal else None
+    if renewal is not None and not renewal.generated:
+        await loop.run_in_executor(None, renewal.check)  # an operator's certificate near expiry: said at once
     try:
         stop_waiter = asyncio.ensure_future(stop.wait())
         await asyncio.wait([server, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
         stop_waiter.cancel()
+        if keeper_task is not None:
+            keeper_task.cancel()
         systemd.notify_stopping()
         if not server.done():
             # Since Python 3.12 asyncio's Server.wait_closed() waits for every open connection, so an idle
