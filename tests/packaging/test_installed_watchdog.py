@@ -64,7 +64,7 @@ def test_a_stuck_daemon_is_restarted_by_the_watchdog(appliance: Appliance, insta
         # each daemon in turn stops answering: systemd kills it after WatchdogSec= and starts it again
         for unit in UNITS:
             pid = started[unit]["MainPID"]
-            appliance.run("kill", "-STOP", pid)
+            appliance.run("sh", "-c", f"kill -STOP {pid}")
             deadline = time.monotonic() + 10 * SHORT_S + 60
             while True:
                 now = show(appliance, unit, "MainPID,ActiveState,NRestarts")
