@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import math
 import re
 import socket
@@ -48,6 +49,27 @@ class BackingOff(RestconfError):
 
 # RFC 9112 §3.2.2 absolute-form request-target (RFC 3986 absolute-URI, its query already split off by Hypercorn)
 _ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<authority>[^/?#]*)(?P<path>/[^#]*)?$")
+# RFC 9110 §7.2 Host = uri-host [ ":" port ] (RFC 3986 §3.2.2-3): an IP-literal — an IPv6 address (checked by
+# ipaddress) or IPvFuture in brackets — or a reg-name (IPv4 addresses are reg-names too), possibly empty
+_HOST = re.compile(r"^(?:\[(?P<literal>[^\]]*)\]|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$")
+_IPV_FUTURE = re.compile(r"^[vV][0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+$")
+
+
+def valid_host(value: str) -> bool:
+    """Whether `value` is a Host field value RFC 9110 §7.2 allows."""
+    found = _HOST.match(value)
+    if found is None:
+        return False
+    literal = found["literal"]
+    if literal is None or _IPV_FUTURE.match(literal):
+        return True
+    if "%" in literal:  # a zone id is not RFC 3986's (RFC 6874 encodes it, for URIs only)
+        return False
+    try:
+        ipaddress.IPv6Address(literal)
+    except ValueError:
+        return False
+    return True
 
 
 def authenticate(auth: http_basic.BasicAuthenticator, header: str | None, source: str) -> str:
@@ -283,6 +305,16 @@ class RestconfApp:
             if any(byte < 0x20 and byte != 0x09 or byte == 0x7F for byte in value):
                 # RFC 9110 §5.5: no control characters in a field value (h11 lets some through)
                 raise bad_request(f"A control character in the header field {name.decode('latin-1')!r}")
+        hosts = [v for k, v in scope["headers"] if k.lower() == b"host"]
+        if len(hosts) > 1 or (not hosts and scope.get("http_version") == "1.1"):
+            # RFC 9112 §3.2: 400 to an HTTP/1.1 request without Host and to any request with more than one Host
+            # line (h11 refuses both before this; Hypercorn gives an HTTP/2 request one host field, its :authority)
+            raise bad_request("A request must carry one Host header field" if hosts else
+                              "An HTTP/1.1 request must carry a Host header field")
+        if hosts and not valid_host(hosts[0].decode("latin-1")):
+            # RFC 9112 §3.2: "... or a Host header field with an invalid field value" (RFC 9110 §7.2's grammar);
+            # such a request was served, its Host only left out of the locations built on it
+            raise bad_request("The Host header field is not uri-host [ \":\" port ] (RFC 9110 §7.2)")
         names = {k.lower() for k, _ in scope["headers"]}
         if b"content-length" in names and b"transfer-encoding" in names:
             # RFC 9112 §6.3: Transfer-Encoding wins, but a message with both is how requests are smuggled past
