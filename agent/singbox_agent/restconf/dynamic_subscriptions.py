@@ -80,6 +80,11 @@ def _not_found(sub_id: int, app_tag: str = dynamic.NO_SUCH_SUBSCRIPTION) -> Rest
                          app_tag=app_tag)
 
 
+def _sub_id(id_text: str) -> int:
+    """The id a subscription URI's last segment names (-1: none)."""
+    return int(id_text) if id_text.isascii() and id_text.isdigit() and len(id_text) < 11 else -1
+
+
 class DynamicSubscriptions:
     """The RESTCONF server's dynamic subscriptions, by id."""
 
@@ -234,9 +239,18 @@ class DynamicSubscriptions:
 
     # ---- the SSE side ----------------------------------------------------------------------------------------
 
+    def check(self, user: str | None, id_text: str) -> None:
+        """Whether the subscription's URI is a resource for `user` (its owner, not yet opened): a 404 otherwise.
+        For the methods other than GET (HEAD, OPTIONS, and the 405 of the rest)."""
+        sub_id = _sub_id(id_text)
+        with self._lock:
+            entry = self._entries.get(sub_id)
+            if entry is None or entry.user != user or entry.attached or entry.terminated_by_us:
+                raise _not_found(sub_id)
+
     def attach(self, user: str | None, id_text: str, loop: asyncio.AbstractEventLoop) -> Entry:
         """GET of the subscription's URI by its owner, once (404 otherwise); starts the thread that reads it."""
-        sub_id = int(id_text) if id_text.isascii() and id_text.isdigit() and len(id_text) < 11 else -1
+        sub_id = _sub_id(id_text)
         with self._lock:
             entry = self._entries.get(sub_id)
             if entry is None or entry.user != user or entry.attached or entry.terminated_by_us:

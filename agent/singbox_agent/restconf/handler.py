@@ -261,21 +261,37 @@ class Handler:
 
     def failure(self, exc: BaseException, encoding: Encoding, req: HttpRequest | None = None) -> HttpResponse:
         failure = self._visible(self._to_failure(exc), exc, req)
-        if failure.status == 405 and req is not None and not any(k.lower() == "allow" for k, _ in failure.headers):
-            # RFC 7231 §6.5.5: every 405 names the allowed methods — also one sysrepo's operation-not-supported
-            # became (an RPC nothing serves now), not only the parser's
+        if failure.status == 405 and req is not None:
+            # RFC 9110 §15.5.6: every 405 names the methods the resource supports, as OPTIONS does (the resource
+            # as OPTIONS parses it: the operations something can invoke now) — also one sysrepo's
+            # operation-not-supported became, not only the parser's; never the method just refused (an RPC nothing
+            # serves said "Allow: POST, OPTIONS")
             try:
-                allowed = self._parse(req).allowed
-            except Exception:  # noqa: BLE001 - the parser's own 405 carries Allow already
-                allowed = ()
-            if allowed:
-                failure = replace(failure, headers=(*failure.headers, ("Allow", ", ".join(allowed))))
+                allowed = self._allowed(self._parse(replace(req, method="OPTIONS", raw_query="")))
+            except Exception:  # noqa: BLE001 - a resource OPTIONS cannot parse: the parser's own Allow
+                allowed = next((tuple(v.split(", ")) for k, v in failure.headers if k.lower() == "allow"), ())
+            allowed = tuple(m for m in allowed if m != req.method)
+            others = tuple((k, v) for k, v in failure.headers if k.lower() != "allow")
+            failure = replace(failure, headers=(*others, ("Allow", ", ".join(allowed))) if allowed else others)
         if failure.status >= 500 and not isinstance(exc, RestconfError | sysrepo.SysrepoError):
             log.exception("request failed", method=req.method if req else None, path=req.raw_path if req else None)
         body = twin.render_errors(failure.errors, encoding, self._path_namespaces)
         resp = HttpResponse(failure.status, body, list(failure.headers), RESPONSE_TYPES[encoding])
         # a HEAD's error carries the length of the errors body the GET would have had, not 0 (RFC 9110 §8.6, §9.3.2)
         return self._read_response(req, resp) if req is not None else resp
+
+    def _allowed(self, parsed: RestconfRequest) -> tuple[str, ...]:
+        """The methods the resource supports now (RFC 9110 §10.2.1), for OPTIONS and every 405 alike: the parser's,
+        without POST on an operation nothing can invoke now (sysrepo answers "no matching subscribers": 405)."""
+        snode = parsed.schema
+        if ("POST" not in parsed.allowed or parsed.path is None or snode is None
+                or snode.nodetype() not in (libyang.SNode.RPC, libyang.SNode.ACTION)):
+            return parsed.allowed
+        if self.subscriptions is not None and parsed.path in RPCS:
+            return parsed.allowed  # served in-process (RFC 8650)
+        if _operation_key(parsed.path) in {_operation_key(p) for p in self.ds.invocable_rpcs()}:
+            return parsed.allowed
+        return tuple(m for m in parsed.allowed if m != "POST")
 
     def _visible(self, failure: HttpFailure, exc: BaseException, req: HttpRequest | None) -> HttpFailure:
         """`failure` with nothing a NACM-restricted user may not read (mgmt.errors.hide_unreadable): every error
@@ -295,8 +311,9 @@ class Handler:
         parsed = self._parse(req)
         kind = parsed.kind
         if kind == Kind.OPTIONS:
-            headers = [("Allow", ", ".join(parsed.allowed))]
-            if "PATCH" in parsed.allowed:
+            allowed = self._allowed(parsed)
+            headers = [("Allow", ", ".join(allowed))]
+            if "PATCH" in allowed:
                 headers.append(("Accept-Patch", ACCEPT_PATCH))
             return HttpResponse(200, headers=headers)
         if kind == Kind.HOST_META:
@@ -585,6 +602,17 @@ class Handler:
 
     def _invoke(self, req: HttpRequest, parsed: RestconfRequest) -> HttpResponse:
         assert parsed.path is not None
+        if "POST" not in self._allowed(parsed):
+            # nothing serves it now: OPTIONS lists no POST, so its input is not looked at (an empty body was 400
+            # where OPTIONS said the method is not supported); an action's node that does not exist is still 404
+            # (RFC 7950 §7.15.2, below): no resource, whatever it supports
+            parent = _parent_of(parsed.path)
+            if parsed.schema is not None and parsed.schema.nodetype() == libyang.SNode.ACTION:
+                with self.ds.session(req.user, "operational") as sess:
+                    if not Reader(sess).exists(parent):
+                        raise _action_node_missing(parent)
+            raise RestconfError("protocol", "operation-not-supported",
+                                f"Nothing serves {xpath.strip_predicates(parsed.path)} now", status=405)
         out_enc = response_encoding(req.headers.get("accept"))
         in_enc = out_enc
         text = ""
@@ -606,9 +634,7 @@ class Handler:
                 raise
             # RFC 7950 §7.15.2: an action on a node that does not exist is data-missing — sysrepo's refusal
             # became operation-failed, a 500; 404 as for any request naming a missing resource (DELETE, PATCH)
-            parent = _parent_of(path)
-            raise RestconfError("application", "data-missing", f"No data at {parent}: the action's node does not "
-                                "exist", path=parent, status=404) from None
+            raise _action_node_missing(_parent_of(path)) from None
         if output is None:
             return HttpResponse(204)
         return HttpResponse(200, output, content_type=RESPONSE_TYPES[out_enc])
@@ -1244,3 +1270,23 @@ def _api_path_of(parsed: RestconfRequest) -> str:
     assert parsed.path is not None
     uri = node_uri(parsed.path)
     return "/" + uri.removeprefix(f"{API_ROOT}/data/")
+
+
+def _operation_key(path: str) -> str:
+    """An operation's schema path with each module prefix only where the module changes (`/m:a/b/act`), whatever
+    the list keys and repeated prefixes of the data path or the path a subscriber gave sysrepo."""
+    out: list[str] = []
+    module = ""
+    for step in xpath.strip_predicates(path).strip("/").split("/"):
+        prefix, colon, name = step.rpartition(":")
+        if colon and prefix != module:
+            module = prefix
+            out.append(f"{prefix}:{name}")
+        else:
+            out.append(name if colon else step)
+    return "/" + "/".join(out)
+
+
+def _action_node_missing(parent: str) -> RestconfError:
+    return RestconfError("application", "data-missing", f"No data at {parent}: the action's node does not exist",
+                         path=parent, status=404)

@@ -33,7 +33,7 @@ from singbox_agent.restconf.media import error_encoding
 from singbox_agent.restconf.store import acquired_context
 from singbox_agent.restconf.dynamic_subscriptions import PATH_PREFIX as SUBSCRIPTION_PATH
 from singbox_agent.restconf.streams import EventStreams
-from singbox_agent.restconf.uri import HOST_META_PATHS, Kind, parse_request
+from singbox_agent.restconf.uri import HOST_META_PATHS, IMPLEMENTED_METHODS, Kind, parse_request
 
 log = structlog.get_logger("restconf")
 
@@ -53,6 +53,7 @@ _ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<authority>[^/?#]*)(
 # ipaddress) or IPvFuture in brackets — or a reg-name (IPv4 addresses are reg-names too), possibly empty
 _HOST = re.compile(r"^(?:\[(?P<literal>[^\]]*)\]|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$")
 _IPV_FUTURE = re.compile(r"^[vV][0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+$")
+SUBSCRIPTION_METHODS = ("GET", "HEAD", "OPTIONS")  # an RFC 8650 subscription's URI: its owner reads it
 
 
 def valid_host(value: str) -> bool:
@@ -250,6 +251,11 @@ class RestconfApp:
         if raw_path.startswith(SUBSCRIPTION_PATH) and method == "GET":
             return await self._subscription(raw_path.removeprefix(SUBSCRIPTION_PATH), headers, scope, source)
         req = HttpRequest(method, raw_path, raw_query, headers, body, None)
+        if raw_path.startswith(SUBSCRIPTION_PATH) and method in IMPLEMENTED_METHODS:
+            # the other methods on a subscription's URI: HEAD and OPTIONS answered, the rest 405 (they were 404s,
+            # "No resource", for a URI whose GET streams)
+            sub: HttpResponse = await self._run(self._subscription_resource, req, self._certificate(scope), source)
+            return sub, method
         # One hop to a worker thread for authentication and the request together.
         resp: HttpResponse = await self._run(self._authenticated, req, self._certificate(scope), source)
         return resp, method
@@ -281,6 +287,23 @@ class RestconfApp:
         except RestconfError as exc:
             return self._refusal(exc, req.headers, req)
         return self.handler.handle(dataclasses.replace(req, user=user))
+
+    def _subscription_resource(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str
+                               ) -> HttpResponse:
+        """HEAD, OPTIONS and the unsupported methods on an RFC 8650 subscription URI, for its owner while it is not
+        opened (404 to anyone else, as GET). In a worker thread."""
+        try:
+            user = self._user(req.headers.get("authorization"), chain, source)
+            self.streams.dynamic.check(user, req.raw_path.removeprefix(SUBSCRIPTION_PATH))
+            if req.method == "OPTIONS":
+                return HttpResponse(200, headers=[("Allow", ", ".join(SUBSCRIPTION_METHODS))])
+            if req.method == "HEAD":  # the GET's headers (RFC 9110 §9.3.2), the subscription left unopened
+                return HttpResponse(200, content_type="text/event-stream")
+            raise RestconfError("protocol", "operation-not-supported",
+                                f"Method {req.method} is not allowed on a subscription's URI (RFC 8650 §3.4)",
+                                status=405, allowed=SUBSCRIPTION_METHODS)
+        except RestconfError as exc:
+            return self.handler.failure(exc, error_encoding(req.headers.get("accept")), req)
 
     def _refusal(self, exc: RestconfError, headers: dict[str, str], req: HttpRequest | None = None) -> HttpResponse:
         """The answer to a request that authenticated nobody (401, or 429 with Retry-After while backing off)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
@@ -521,16 +522,45 @@ def parse_query(
 
 _DATA_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _READ_METHODS = ("GET", "HEAD", "OPTIONS")
+_TERM_METHODS = ("GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS")  # a leaf, a leaf-list value: no child to POST
 # every method some resource of the server supports; any other is 501 wherever it is sent
 IMPLEMENTED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 _STREAM_ENCODINGS = {"json": Encoding.JSON, "xml": Encoding.XML}
 
 
-def _method_not_allowed(method: str, allowed: tuple[str, ...]) -> RestconfError:
-    err = RestconfError("protocol", "operation-not-supported", f"Method {method} is not allowed on this resource")
+def _method_not_allowed(method: str, allowed: tuple[str, ...], why: str | None = None) -> RestconfError:
+    err = RestconfError("protocol", "operation-not-supported",
+                        f"Method {method} is not allowed on this resource" + (f": {why}" if why else ""))
     err.allowed = allowed
     err.status = 405
     return err
+
+
+def _data_methods(snode: libyang.SNode, writable: bool, keyed: bool
+                  ) -> tuple[tuple[str, ...], Callable[[str], str] | None]:
+    """The methods a data resource supports (RFC 9110 §10.2.1: what OPTIONS and a 405's Allow state), and why one
+    of RFC 8040's data methods is not among them, when that is not simply read-only data: POST creates a child
+    (§4.4.1), which a leaf, a leaf-list value or anydata cannot have, and a list or leaf-list without its key(s)
+    names no instance for PUT, PATCH, DELETE or POST (§3.5.3). These were 400s that OPTIONS listed."""
+    nodetype = snode.nodetype()
+    if not writable or snode.config_false():
+        return _READ_METHODS, None
+    what = f"{snode.keyword()} {snode.name()!r}"
+    if nodetype in (libyang.SNode.LIST, libyang.SNode.LEAFLIST) and not keyed:
+        if nodetype == libyang.SNode.LIST:
+            def why(method: str) -> str:
+                if method == "POST":
+                    return f"POST under {what} needs the entry's key(s); POST to its parent to create one"
+                return f"{method} on {what} needs the instance's key(s)"
+        else:
+            def why(method: str) -> str:
+                if method == "POST":
+                    return f"POST creates children: {what} has none"
+                return f"{method} on {what} needs the instance's value"
+        return _READ_METHODS, why
+    if nodetype in (libyang.SNode.LEAF, libyang.SNode.LEAFLIST, libyang.SNode.ANYDATA, libyang.SNode.ANYXML):
+        return _TERM_METHODS, lambda method: f"POST creates children: {what} has none"
+    return _DATA_METHODS, None
 
 
 def _check_method(method: str, allowed: tuple[str, ...]) -> None:
@@ -659,28 +689,21 @@ def _data_request(
     if nodetype in (libyang.SNode.RPC, libyang.SNode.ACTION):
         if nodetype == libyang.SNode.RPC:
             raise _bad(f"RPC {snode.name()!r} is invoked under {API_ROOT}/operations, not in a datastore")
-        allowed = ("POST", "OPTIONS")
-        _check_method(method, allowed)
+        # RFC 8527 §3.1: actions are invoked through the operational datastore (or /data) only; elsewhere the
+        # resource supports no invocation (405, not 400: Allow and OPTIONS say the same, RFC 9110 §15.5.6)
+        allowed = ("POST", "OPTIONS") if datastore in (None, "operational") else ("OPTIONS",)
+        if method not in allowed:
+            raise _method_not_allowed(method, allowed, "actions are invoked through /data or the operational "
+                                      "datastore" if method == "POST" else None)
         if method == "OPTIONS":
             return RestconfRequest(Kind.OPTIONS, method, datastore, resolved.path, snode, allowed=allowed)
-        if datastore not in (None, "operational"):
-            raise _bad("Actions are invoked through /data or the operational datastore")
         parse_query(ctx, raw_query, method=method, kind=Kind.INVOKE, target=snode)
         return RestconfRequest(Kind.INVOKE, method, datastore, resolved.path, snode, allowed=allowed)
 
-    is_config = not snode.config_false()
-    allowed = _DATA_METHODS if (writable and is_config) else _READ_METHODS
-    _check_method(method, allowed)
+    allowed, refusal = _data_methods(snode, writable, resolved.keyed)
+    if method not in allowed:
+        raise _method_not_allowed(method, allowed, refusal(method) if refusal is not None else None)
     kind = _kind_for_data_method(method)
-    if kind in (Kind.CREATE_OR_REPLACE, Kind.DELETE, Kind.PATCH) and not resolved.keyed and nodetype in (
-        libyang.SNode.LIST,
-        libyang.SNode.LEAFLIST,
-    ):
-        raise _bad(f"{method} on {snode.keyword()} {snode.name()!r} needs the instance's key(s)")
-    if kind == Kind.CREATE_CHILD and nodetype in (libyang.SNode.LEAF, libyang.SNode.LEAFLIST):
-        raise _bad(f"POST creates children: {snode.keyword()} {snode.name()!r} has none")
-    if kind == Kind.CREATE_CHILD and nodetype == libyang.SNode.LIST and not resolved.keyed:
-        raise _bad(f"POST under list {snode.name()!r} needs the entry's key(s); POST to its parent to create one")
     query = parse_query(ctx, raw_query, method=method, kind=kind, target=snode, limits=limits,
                         target_path=resolved.path, datastore=datastore)
     return RestconfRequest(kind, method, datastore, resolved.path, snode, query, allowed=allowed)
