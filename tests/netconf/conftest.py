@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,10 @@ def stop_server(info: ServerInfo) -> int:
     return int(info.process.returncode)
 
 
-@pytest.fixture
-def netconf_server(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[ServerInfo]:
+@contextmanager
+def running_server(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[ServerInfo]:
+    """A server bootstrapped over `sysrepo_instance` (with whatever modules the caller installed), stopped after;
+    it must exit cleanly."""
     env = {**os.environ, **sysrepo_instance.env}
     bootstrap(env, tmp_path)
     info = start_server(env, tmp_path)
@@ -87,3 +90,9 @@ def netconf_server(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterato
     finally:
         code = stop_server(info)
         assert code == 0, (tmp_path / "netconf.log").read_text()[-4000:]
+
+
+@pytest.fixture
+def netconf_server(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[ServerInfo]:
+    with running_server(sysrepo_instance, tmp_path) as info:
+        yield info

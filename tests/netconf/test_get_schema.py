@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from lxml import etree
 from ncclient.operations.rpc import RPCError
 
 from singbox_agent.repository import SysrepoInstance
-from tests.netconf.conftest import SBX_NS, ServerInfo, bootstrap, start_server, stop_server
+from tests.netconf.conftest import SBX_NS, ServerInfo, running_server
 from tests.netconf.helpers import error_tag
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
@@ -109,13 +108,8 @@ def gs_server(sysrepo_instance: SysrepoInstance, tmp_path: Path) -> Iterator[Ser
     for name, text in GS_FILES.items():
         (yang / name).write_text(text)
     sysrepo_instance.install_modules([yang / "gs-main@2026-02-01.yang", yang / "gs-user@2026-01-01.yang"], [yang])
-    env = {**os.environ, **sysrepo_instance.env}
-    bootstrap(env, tmp_path)
-    info = start_server(env, tmp_path)
-    try:
+    with running_server(sysrepo_instance, tmp_path) as info:
         yield info
-    finally:
-        assert stop_server(info) == 0
 
 
 def _get_schema(m: object, identifier: str, version: str | None = None, fmt: str | None = None) -> etree._Element:

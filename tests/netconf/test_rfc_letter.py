@@ -3,7 +3,6 @@ clause it checks and failed on the code before its fix."""
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
-from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo, bootstrap, start_server, stop_server
+from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, SBX_NS, ServerInfo, running_server
 from tests.netconf.helpers import cfg, endpoint
 from tests.netconf.rawclient import NC, RawClient, errors_of
 
@@ -266,13 +265,8 @@ def example_server(sysrepo_instance: Any, tmp_path: Path) -> Iterator[ServerInfo
     module = tmp_path / "letter@2026-01-01.yang"
     module.write_text(EXAMPLE)
     sysrepo_instance.install_modules([module])
-    env = {**os.environ, **sysrepo_instance.env}
-    bootstrap(env, tmp_path)
-    info = start_server(env, tmp_path)
-    try:
+    with running_server(sysrepo_instance, tmp_path) as info:
         yield info
-    finally:
-        assert stop_server(info) == 0
 
 
 def _letter(inner: str) -> str:
