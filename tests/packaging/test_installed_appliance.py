@@ -12,6 +12,7 @@ SINGBOX_ENV_HOST_ROOT=1, which scripts/run-tests sets), inside this environment'
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -77,6 +78,21 @@ def build(out: str, version: str | None, ref: str | None = None) -> list[Path]:
     debs = sorted((TOP / out).glob("vpp-singbox-agent_*_amd64.deb"))
     assert len(debs) == 1, debs
     return debs
+
+
+@functools.cache
+def current_package() -> Path:
+    """This checkout's package, built once per test run and shared by every file here (a build is minutes)."""
+    return build("build/deb-appliance/current", None)[0]
+
+
+def current_only() -> dict[str, Path]:
+    """For a file that needs no upgrade: this checkout's package, also as "previous" (the appliance fixture takes
+    both)."""
+    if reason := _skip_reason():
+        pytest.skip(reason)
+    current = current_package()
+    return {"previous": current, "current": current}
 
 
 @dataclass
@@ -250,8 +266,7 @@ def debs() -> dict[str, Path]:
     # SINGBOX_PREVIOUS_REF=COMMIT: upgrade from that commit's package instead (an older release)
     ref = os.environ.get("SINGBOX_PREVIOUS_REF") or previous_release(version)
     previous = build("build/deb-appliance/previous", None if ref else f"{version}~previous", ref)[0]
-    current = build("build/deb-appliance/current", None)[0]
-    return {"previous": previous, "current": current}
+    return {"previous": previous, "current": current_package()}
 
 
 @pytest.fixture(scope="module")

@@ -22,18 +22,14 @@ import pytest
 from ncclient import manager
 
 from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
-                                                      TOP, UNITS, build, _skip_reason, sr_export)
+                                                      TOP, UNITS, current_only, sr_export)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")
 def debs() -> dict[str, Path]:
-    """This checkout's package, also as "previous": the appliance fixture keys its cached rootfs on both."""
-    if reason := _skip_reason():
-        pytest.skip(reason)
-    current = build("build/deb-appliance/operations", None)[0]
-    return {"previous": current, "current": current}
+    return current_only()
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,14 @@ from typing import Any
 import pytest
 
 from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
-                                                      assert_sysrepo_3_7_only, build, _skip_reason, sr_export)
+                                                      assert_sysrepo_3_7_only, current_only, sr_export)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")
 def debs() -> dict[str, Path]:
-    """This checkout's package, also as "previous": the appliance fixture keys its cached rootfs on both."""
-    if reason := _skip_reason():
-        pytest.skip(reason)
-    current = build("build/deb-appliance/shm", None)[0]
-    return {"previous": current, "current": current}
+    return current_only()
 
 
 def test_subscription_shm_of_the_daemons_is_not_readable_by_other_accounts(appliance: Appliance,

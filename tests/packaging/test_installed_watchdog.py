@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
-                                                      UNITS, build, _skip_reason)
+                                                      UNITS, current_only)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -23,10 +23,7 @@ SHORT_S = 6  # the drop-in's WatchdogSec=: heartbeats every 1.5 s
 
 @pytest.fixture(scope="module")
 def debs() -> dict[str, Path]:
-    if reason := _skip_reason():
-        pytest.skip(reason)
-    current = build("build/deb-appliance/watchdog", None)[0]
-    return {"previous": current, "current": current}
+    return current_only()
 
 
 @pytest.fixture(scope="module")
