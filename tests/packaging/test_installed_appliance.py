@@ -95,6 +95,13 @@ def current_only() -> dict[str, Path]:
     return {"previous": current, "current": current}
 
 
+def install_current(appliance: "Appliance", debs: dict[str, Path]) -> dict[str, Any]:
+    """This checkout's package installed on `appliance`, its units up; what a test logs in with."""
+    appliance.apt_install(debs["current"])
+    appliance.wait_units()
+    return {"password": appliance.run("cat", PASSWORD_FILE).stdout.strip()}
+
+
 @dataclass
 class Appliance:
     """One booted copy of the pristine rootfs, reached through nsenter and a veth with 198.18.x.y addresses."""

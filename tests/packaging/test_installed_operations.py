@@ -22,7 +22,7 @@ import pytest
 from ncclient import manager
 
 from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
-                                                      TOP, UNITS, current_only, sr_export)
+                                                      TOP, UNITS, current_only, install_current, sr_export)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -34,9 +34,7 @@ def debs() -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def installed(appliance: Appliance, debs: dict[str, Path]) -> dict[str, Any]:
-    appliance.apt_install(debs["current"])
-    appliance.wait_units()
-    return {"password": appliance.run("cat", PASSWORD_FILE).stdout.strip()}
+    return install_current(appliance, debs)
 
 
 def login(appliance: Appliance, user: str, password: str) -> None:

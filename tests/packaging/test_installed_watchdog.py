@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.packaging.test_installed_appliance import (PASSWORD_FILE, Appliance, appliance,  # noqa: F401
-                                                      UNITS, current_only)
+from tests.packaging.test_installed_appliance import (Appliance, appliance,  # noqa: F401
+                                                      UNITS, current_only, install_current)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -28,9 +28,7 @@ def debs() -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def installed(appliance: Appliance, debs: dict[str, Path]) -> dict[str, Any]:
-    appliance.apt_install(debs["current"])
-    appliance.wait_units()
-    return {"password": appliance.run("cat", PASSWORD_FILE).stdout.strip()}
+    return install_current(appliance, debs)
 
 
 def show(appliance: Appliance, unit: str, properties: str) -> dict[str, str]:
