@@ -206,3 +206,41 @@ class RunningStamps:
             if self._fd >= 0:
                 os.close(self._fd)  # the watch goes with the descriptor
                 self._fd = -1
+
+
+class Commits:
+    """A number that moves after every commit of some modules that returned to its writer, for followers that re-read
+    what they need on their next use: `RunningStamps` for the modules sysrepo keeps in a file it renames, a passive
+    done-only subscription on `session` (counted at done, when running holds the new data) for the others. `modules`:
+    module -> the XPath such a subscription follows. :raises sysrepo.SysrepoError: a subscription failed (a module
+    that is not installed)."""
+
+    def __init__(self, session: Any, modules: Mapping[str, str]) -> None:
+        self._lock = threading.Lock()
+        self._done = 0
+        self._stamps: RunningStamps | None = RunningStamps(modules)
+        unwatched = list(self._stamps.unwatched)
+        if len(unwatched) == len(modules):
+            self._stamps.close()
+            self._stamps = None
+        try:
+            for module in unwatched:
+                subscribe(session, module, modules[module], self._changed, done_only=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def generation(self) -> int:
+        """Moves with every commit of the modules (the sum of two counts that only grow)."""
+        with self._lock:
+            done = self._done
+        return done + (self._stamps.generation() if self._stamps is not None else 0)
+
+    def _changed(self, event: str, _ev_sess: Any) -> None:
+        if event == "done":
+            with self._lock:
+                self._done += 1
+
+    def close(self) -> None:
+        if self._stamps is not None:
+            self._stamps.close()
