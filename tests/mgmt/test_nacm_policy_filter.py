@@ -65,3 +65,32 @@ def test_only_changes_that_can_alter_an_answer_reach_the_policy(sysrepo_instance
         finally:
             policy.close()
             sess.stop()
+
+
+def test_the_writer_filters(sysrepo_instance: SysrepoInstance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a subscription made with SR_SUBSCR_FILTER_ORIG is filtered by the writer (sysrepo's shm_sub.c); without
+    it the writer wakes the subscriber's thread and waits while that thread finds nothing to call back for — the
+    callbacks counted above would be the same."""
+    import sysrepo
+    from sysrepo.session import SysrepoSession
+
+    from singbox_agent.mgmt import nacm
+
+    made: list[tuple[str, str, dict[str, Any]]] = []
+    subscribe = SysrepoSession.subscribe_module_change_unsafe
+
+    def recorded(self: Any, module: str, xpath: str, *args: Any, **kwargs: Any) -> Any:
+        made.append((module, xpath, kwargs))
+        return subscribe(self, module, xpath, *args, **kwargs)
+
+    monkeypatch.setattr(SysrepoSession, "subscribe_module_change_unsafe", recorded)
+    with sysrepo.SysrepoConnection() as conn:
+        policy = nacm.NacmPolicy(conn)
+        try:
+            policy.config("u1")
+        finally:
+            policy.close()
+    mine = [(xpath, kwargs) for module, xpath, kwargs in made if module == "ietf-netconf-acm"]
+    assert [xpath for xpath, _ in mine] == [nacm._subscription_xpath(frozenset()),
+                                            nacm._subscription_xpath(frozenset({"u1"}))]
+    assert all(kwargs.get("filter_origin") and kwargs.get("done_only") for _, kwargs in mine), mine

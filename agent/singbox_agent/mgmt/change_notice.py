@@ -45,9 +45,11 @@ Notice = Callable[[str, Any], None]
 
 
 def subscribe(session: Any, module: str, xpath: str, callback: Notice, *, passive: bool = True,
-              done_only: bool = False) -> None:
+              done_only: bool = False, filter_origin: bool = False) -> None:
     """Call `callback(event, event_session)` on changes of `xpath` in `module` (sysrepo's thread; what it raises
-    is logged, never rejects the change)."""
+    is logged, never rejects the change). `filter_origin`: the writer evaluates `xpath` on its diff and neither
+    wakes nor waits for this subscriber when it selects no change (without it, sysrepo 3.7.11 wakes the subscriber
+    for every commit of the module and waits while its thread finds nothing to call back for)."""
 
     def on_event(ev_sess: Any, event: str, _req_id: int, _priv: Any) -> None:
         try:
@@ -55,7 +57,8 @@ def subscribe(session: Any, module: str, xpath: str, callback: Notice, *, passiv
         except BaseException:  # noqa: BLE001 - a C callback must not raise
             log.exception("change notice failed", module=module)
 
-    session.subscribe_module_change_unsafe(module, xpath, on_event, passive=passive, done_only=done_only)
+    session.subscribe_module_change_unsafe(module, xpath, on_event, passive=passive, done_only=done_only,
+                                           filter_origin=filter_origin)
 
 
 def changed_paths(ev_sess: Any, xpath: str, limit: int) -> list[str] | None:

@@ -168,8 +168,10 @@ _FOLLOWED_USERS_MAX = 64
 
 def _subscription_xpath(users: frozenset[str] | None) -> str:
     """What `NacmPolicy` subscribes to: everything of NACM but the `user-name` changes of users it has no answer for
-    (`users`; None: every user). sysrepo's writer evaluates it on the commit's diff and notifies — and waits for —
-    no subscriber whose XPath selects no changed node, so such an edit never waits for this process (issue 17)."""
+    (`users`; None: every user). With `filter_origin` sysrepo's writer evaluates it on the commit's diff and neither
+    notifies nor waits for a subscriber whose XPath selects no changed node (shm_sub.c: SR_SUBSCR_FILTER_ORIG; without
+    it the subscriber's thread is woken and waited for, and only it skips the callback), so such an edit never
+    waits for this process (issue 17)."""
     if users is None:
         return NACM_XPATH
     parts = [f"{NACM_XPATH}/*[local-name() != 'groups']", f"{NACM_XPATH}/groups/group/name"]
@@ -227,7 +229,7 @@ class NacmPolicy:
         old = self._subscription
         try:
             change_notice.subscribe(self._watch, "ietf-netconf-acm", _subscription_xpath(users), self._on_change,
-                                    done_only=True)
+                                    done_only=True, filter_origin=True)
         except Exception as exc:
             if users is None:
                 raise
