@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from daemon import bootstrap_admin, set_settings, wait_ready
+from daemon import ExporterProcess, bootstrap_admin, set_settings
 from singbox_agent.mgmt.hostnames import server_names
 from singbox_agent.repository import SysrepoInstance
 from singbox_agent.restconf import tls
@@ -29,28 +25,8 @@ from tlsclient import KeepAlive, lock_waiters, names, served_certificate, wait_f
 CHECK_S = "0.2"  # the renewal's look (and the files' follow-up): often, so that the tests wait little
 
 
-class Daemon:
-    def __init__(self, instance: SysrepoInstance, state: Path, *extra: str, notify: str = "") -> None:
-        self.ready, self.log = state / "ready.json", state / "exporter.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "singbox_agent.metrics", "--state-dir", str(state), "--ready-file",
-                 str(self.ready), "--vpp-stats-socket", str(state / "no-vpp.sock"), "--tls-check-s", CHECK_S, *extra],
-                env={**os.environ, **instance.env, "NOTIFY_SOCKET": notify}, stdout=out, stderr=subprocess.STDOUT)
-        info = wait_ready(self.ready, self.proc, self.log, lambda i: i.get("port"))
-        self.url: str = info["metrics_url"]
-        self.ca = Path(info["ca_certificate"]) if info["ca_certificate"] else None
-
-    def current_url(self) -> str:
-        """The URL the ready file gives now (the port stays while the settings do; it did not when the exporter
-        bound again for a new certificate)."""
-        return str(json.loads(self.ready.read_text())["metrics_url"])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(timeout=30) == 0, self.log.read_text()[-3000:]
-        assert "Traceback" not in self.log.read_text()
+def Daemon(instance: SysrepoInstance, state: Path, *extra: str, notify: str = "") -> ExporterProcess:
+    return ExporterProcess(instance, state, "--tls-check-s", CHECK_S, *extra, notify=notify)
 
 
 @pytest.fixture
@@ -63,7 +39,7 @@ def state(sysrepo_instance_factory, tmp_path: Path) -> Iterator[tuple[SysrepoIns
     yield instance, state
 
 
-def served_when(daemon: Daemon, ca: Path, what: str, want: Callable[[x509.Certificate], bool]) -> x509.Certificate:
+def served_when(daemon: ExporterProcess, ca: Path, what: str, want: Callable[[x509.Certificate], bool]) -> x509.Certificate:
     """The certificate new connections get, once `want` holds for it."""
     def check() -> x509.Certificate | None:
         cert = served_certificate(daemon.current_url(), ca)

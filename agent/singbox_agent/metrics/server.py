@@ -26,9 +26,10 @@ from typing import Any
 
 import structlog
 from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 
 from singbox_agent.metrics.app import MetricsApp
+from singbox_agent.metrics.connguard import MAX_PER_SOURCE, GuardedListener, Limits, default_total
 from singbox_agent.metrics.settings import Settings
 from singbox_agent.restconf.tls import load_pair, read_pair
 
@@ -37,6 +38,9 @@ log = structlog.get_logger("metrics.server")
 GRACE_S = 1.0
 RETRY_BIND_S = 2.0
 TLS_CHECK_S = 10.0  # how often the certificate and key files are looked at while serving
+# A TCP connection that never completes its TLS handshake is closed after this (Hypercorn's default: 60 s, a file
+# descriptor held that long per connection opened and left); a scraper's handshake takes milliseconds.
+HANDSHAKE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -81,26 +85,34 @@ class ServingConfig(Config):
     then could pair a new key with the old certificate), keeping the contexts it makes so that a new pair can be
     loaded into them."""
 
-    def __init__(self, pem: bytes) -> None:
+    def __init__(self, pem: bytes, listener: GuardedListener) -> None:
         super().__init__()
         self.pem = pem
+        self.listener = listener
         self.ssl_contexts: list[ssl.SSLContext] = []
+        self.ssl_handshake_timeout = HANDSHAKE_TIMEOUT_S
+
+    def create_sockets(self) -> Sockets:
+        return Sockets([self.listener], [], [])
 
     def create_ssl_context(self) -> ssl.SSLContext | None:
         # Hypercorn's own context (Config.create_ssl_context), with the pair loaded from memory
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.set_ciphers(self.ciphers)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 9113 §9.2
-        ctx.options = ssl.OP_NO_COMPRESSION  # RFC 9113 §9.2.1 (and no renegotiation: TLS 1.3, or OpenSSL 3's)
+        # RFC 9113 §9.2.1: no compression. No TLS 1.2 renegotiation (RFC 9113 §9.2.1 forbids it under HTTP/2
+        # too; a handshake's CPU at the client's pace on a connection no accept-time limit sees): CPython's default
+        # already, kept explicit since Hypercorn's own context assigns the options rather than adding to them.
+        ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
         ctx.set_alpn_protocols(self.alpn_protocols)
         load_pair([ctx], self.pem)
         self.ssl_contexts.append(ctx)
         return ctx
 
 
-def bind(address: str, port: int) -> socket.socket:
+def bind(address: str, port: int) -> GuardedListener:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = GuardedListener(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
@@ -126,7 +138,8 @@ class Exporter:
 
     def __init__(self, app: MetricsApp, tls: TlsFiles, read_settings: Callable[[], Awaitable[Settings]],
                  on_serving: Callable[[Settings, int | None], None] = lambda s, p: None,
-                 tls_check_s: float = TLS_CHECK_S) -> None:
+                 tls_check_s: float = TLS_CHECK_S, max_connections: int | None = None,
+                 max_per_source: int = MAX_PER_SOURCE) -> None:
         self.app = app
         self.tls = tls
         self.read_settings = read_settings
@@ -138,6 +151,9 @@ class Exporter:
         self.pem = b""  # the pair served (read_pair)
         self.served: tuple[tuple[int, int, int], ...] | None = None  # the files' signature when it was read
         self._config: ServingConfig | None = None  # the serving one: its contexts take a new pair
+        # one account across re-binds: connections of the previous listener still hold descriptors until closed
+        self.limits = Limits(max_connections or default_total(), max_per_source)
+        app.trusted = self.limits.trust
 
     async def load_tls(self) -> None:
         """Reads the pair (raises when it cannot serve); the signature first, so that a change while it is read
@@ -146,9 +162,9 @@ class Exporter:
         self.pem = await asyncio.to_thread(read_pair, self.tls.certfile, self.tls.keyfile)
         self.served = signature
 
-    def config(self, sock: socket.socket) -> ServingConfig:
-        config = ServingConfig(self.pem)
-        config.bind = [f"fd://{sock.fileno()}"]
+    def config(self, sock: GuardedListener) -> ServingConfig:
+        sock.guard(self.limits)
+        config = ServingConfig(self.pem, sock)
         config.accesslog = None
         config.errorlog = None
         config.certfile, config.keyfile = str(self.tls.certfile), str(self.tls.keyfile)
@@ -233,7 +249,7 @@ class Exporter:
                 self._config.pem = self.pem
             log.info("TLS certificate files changed: serving them to new connections", certfile=str(self.tls.certfile))
 
-    async def _serve(self, sock: socket.socket) -> None:
+    async def _serve(self, sock: GuardedListener) -> None:
         loop = asyncio.get_running_loop()
         known = list(loop.servers) if isinstance(loop, ServingLoop) else []
         self._config = self.config(sock)
@@ -256,7 +272,7 @@ class Exporter:
                     await task
             if isinstance(loop, ServingLoop):
                 loop.servers = [s for s in loop.servers if s in known]
-            sock.detach()  # Hypercorn owned and closed the descriptor it was given as fd://
+            sock.close()  # asyncio's server closed it; not when serve() failed before listening
         if task.done() and not task.cancelled() and task.exception() is not None:
             log.error("metrics HTTP server failed", error=str(task.exception()))
             await asyncio.sleep(1)  # then bind again (a loop of instant failures would spin)
