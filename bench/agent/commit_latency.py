@@ -4,6 +4,11 @@ that does nothing, measured in the same run, at 100, 1,000 and 10,000 configured
 half interfaces). Operational reads with 10,000 live sessions: bench/agent/oper_sessions.py.
 
     scripts/in-env python bench/agent/commit_latency.py [--sizes 100,1000,10000] [--commits 200]
+        [--baseline /run/host/<another checkout>] [--log-level info|warning]
+
+With --baseline, the agent of that checkout (its `agent/` first on PYTHONPATH) runs too, its children alternating
+with ours, and a last column gives ours/base agent p50. The agent logs at info, as the product does (one line per
+commit), unless --log-level says otherwise.
 
 Each size runs in a child process with its own sysrepo instance (libsysrepo binds a process to one instance).
 The agent applies synchronously in the `change` event, so apply_changes() returning means the dataplane
@@ -89,10 +94,10 @@ def child(n: int, commits: int, blocks: int) -> dict[str, Any]:
         inner = agent._on_change  # noqa: SLF001 - time spent inside the agent's own callback, per event
 
         def make_timed(inner: Any) -> Any:
-            def timed(event: str, req_id: int, changes: Any, priv: Any) -> None:
+            def timed(ev_sess: Any, event: str, req_id: int, priv: Any) -> None:
                 t = time.perf_counter()
                 try:
-                    inner(event, req_id, changes, priv)
+                    inner(ev_sess, event, req_id, priv)
                 finally:
                     out.setdefault("cb_" + event, []).append((time.perf_counter() - t) * 1e3)
             return timed
@@ -119,15 +124,18 @@ def child(n: int, commits: int, blocks: int) -> dict[str, Any]:
     return out
 
 
-def run_size(n: int, commits: int, blocks: int) -> dict[str, Any]:
+def run_size(n: int, commits: int, blocks: int, log_level: str, tree: str | None = None) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import new_sysrepo_instance  # type: ignore[import-not-found]
 
     instance = new_sysrepo_instance()
+    env = {**os.environ, **instance.env}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(tree) / "agent"), env.get("PYTHONPATH", "")) if p)
     try:
         proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--commits", str(commits),
-                               "--blocks", str(blocks)],
-                              env={**os.environ, **instance.env}, capture_output=True, text=True, timeout=900)
+                               "--blocks", str(blocks), "--log-level", log_level],
+                              env=env, capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise RuntimeError(f"size {n} failed:\n{proc.stderr[-3000:]}")
         result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -141,6 +149,8 @@ def main() -> int:
     ap.add_argument("--sizes", default="100,1000,10000")
     ap.add_argument("--commits", type=int, default=200)
     ap.add_argument("--blocks", type=int, default=4, help="alternating floor/agent blocks per size")
+    ap.add_argument("--baseline", help="another checkout whose agent runs alternately with ours")
+    ap.add_argument("--log-level", default="info", choices=("info", "warning"))
     ap.add_argument("--child", type=int)
     opts = ap.parse_args()
     if opts.child:
@@ -148,7 +158,7 @@ def main() -> int:
 
         from singbox_agent.logs import configure_logging
 
-        configure_logging(logging.WARNING, json_output=True)
+        configure_logging(logging.INFO if opts.log_level == "info" else logging.WARNING, json_output=True)
         print(json.dumps(child(opts.child, opts.commits, opts.blocks)))
         return 0
 
@@ -159,17 +169,29 @@ def main() -> int:
     print("list before it, for the floor's subscriber too)")
     print(f"{'entries':>8} {'floor p50':>10} {'floor p99':>10} {'agent p50':>10} {'agent p99':>10} "
           f"{'p50 ratio':>10} {'agent share p50':>16} {'plan p50':>9} {'apply p50':>10} {'cb change':>10} "
-          f"{'cb done':>8} {'startup':>9}")
+          f"{'cb done':>8} {'startup':>9}" + (f" {'ours/base':>10}" if opts.baseline else ""))
     ok = True
     for n in (int(s) for s in opts.sizes.split(",")):
-        r = run_size(n, opts.commits if n < 10000 else max(40, opts.commits // 2), opts.blocks)
-        f50, f99 = pct(r["floor"], 50), pct(r["floor"], 99)
-        a50, a99 = pct(r["agent"], 50), pct(r["agent"], 99)
-        ratio = a50 / f50
-        ok &= ratio <= 1.5 and (n > 100 or a50 < 10)
-        print(f"{n:>8} {f50:>10.2f} {f99:>10.2f} {a50:>10.2f} {a99:>10.2f} {ratio:>9.2f}x {a50 - f50:>15.2f} "
-              f"{pct(r['plan'], 50):>9.3f} {pct(r['apply'], 50):>10.3f} {pct(r['cb_change'], 50):>10.3f} "
-              f"{pct(r['cb_done'], 50):>8.3f} {statistics.median(r['startup_ms']):>8.0f}ms")
+        commits = opts.commits if n < 10000 else max(40, opts.commits // 2)
+        trees: list[tuple[str, str | None]] = [("ours", None)] + ([("base", opts.baseline)] if opts.baseline else [])
+        runs: dict[str, dict[str, Any]] = {}
+        for _ in range(2 if opts.baseline else 1):  # ours, base, ours, base: load hits both alike
+            for name, tree in trees:
+                r = run_size(n, commits // (2 if opts.baseline else 1), opts.blocks, opts.log_level, tree)
+                for k, v in r.items():
+                    if isinstance(v, list):
+                        runs.setdefault(name, {}).setdefault(k, []).extend(v)
+        for name, r in runs.items():
+            f50, f99 = pct(r["floor"], 50), pct(r["floor"], 99)
+            a50, a99 = pct(r["agent"], 50), pct(r["agent"], 99)
+            ratio = a50 / f50
+            if name == "ours":
+                ok &= ratio <= 1.5 and (n > 100 or a50 < 10)
+            vs = f" {a50 / pct(runs['base']['agent'], 50):>9.2f}x" if opts.baseline and name == "ours" else ""
+            label = f"{n}" if name == "ours" else f"{n} base"
+            print(f"{label:>8} {f50:>10.2f} {f99:>10.2f} {a50:>10.2f} {a99:>10.2f} {ratio:>9.2f}x {a50 - f50:>15.2f} "
+                  f"{pct(r['plan'], 50):>9.3f} {pct(r['apply'], 50):>10.3f} {pct(r['cb_change'], 50):>10.3f} "
+                  f"{pct(r['cb_done'], 50):>8.3f} {statistics.median(r['startup_ms']):>8.0f}ms{vs}")
     print("targets (p50 <= 1.5x floor at every size, < 10 ms at 100):", "met" if ok else "NOT met")
     return 0
 

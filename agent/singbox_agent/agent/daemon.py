@@ -78,7 +78,9 @@ USER_PASSWORD_XPATH = f"{TOP}/server/authentication/user/password"
 # The pushed operational state (oper_push.py) is re-read whole at start, reconnect and resync, and at this interval:
 # a safety net for what changes in the dataplane without an event (an endpoint's state reset when VPP's DNS answers)
 OPER_PUSH_FULL_S = 60.0
-# Re-reads asked for while more events wait are pushed together (one sysrepo apply), at most this late
+# Re-reads asked for are pushed together (one sysrepo apply) this late: a burst of commits or events costs one
+# re-read and one apply, not one per commit (issue 17: the worker's re-read after every one-leaf commit competed with
+# the next commit for the CPU and the GIL)
 OPER_PUSH_BATCH_S = 0.1
 # Units whose change can move an interface's effective endpoint (the plugin fails over to any endpoint not down)
 _MOVES_INTERFACES = frozenset((ENDPOINT, GROUP, DEFAULT_ENDPOINT, DEFAULT_GROUP, CLIENT))
@@ -107,6 +109,16 @@ class Transaction:
     held_before: bool = False  # some objects the commit replaces were held back: the dataplane may differ
     plan_ms: float = 0.0  # change list -> units -> plan
     apply_ms: float = 0.0  # dataplane calls
+
+
+@dataclass
+class CommitDone:
+    """A commit's done, for the worker: it writes the commit's log line (rendering and writing it inside the done
+    callback made every apply_changes wait for it, issue 17) and pushes the operational state it touched."""
+    req_id: int
+    result: str
+    txn: Transaction | None  # None: a commit that started before we subscribed
+    duration_ms: float | None
 
 
 @dataclass
@@ -147,7 +159,7 @@ class Agent:
         self.change_priority = change_priority
         self._lock = threading.RLock()
         self._txns: dict[int, Transaction] = {}
-        self._events: queue.Queue[Event | str] = queue.Queue()
+        self._events: queue.Queue[Event | CommitDone | str] = queue.Queue()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._next_resync = 0.0
@@ -377,14 +389,10 @@ class Agent:
             resync = not self.status.in_sync or self._resync_due or (txn is not None and txn.held_before)
             self._resync_due = False
             self._ask_push(None if txn is None else txn.new_units)  # what it touched is read again
-        log.info("commit", txn=req_id, result=result, held=list(txn.held.values())[:20] if txn else None,
-                 applied=[op.describe() for op in (txn.ops[:20] if txn else [])],
-                 steps=len(txn.ops) if txn else None,
-                 plan_ms=round(txn.plan_ms, 3) if txn else None, apply_ms=round(txn.apply_ms, 3) if txn else None,
-                 duration_ms=round((time.perf_counter() - txn.started) * 1e3, 3) if txn else None)
+        duration_ms = (time.perf_counter() - txn.started) * 1e3 if txn else None
         if resync:
             self._events.put("resync")
-        self._events.put("oper-push")  # endpoints or interfaces may have come or gone
+        self._events.put(CommitDone(req_id, result, txn, duration_ms))
 
     def _abort(self, req_id: int) -> None:
         with self._lock:
@@ -466,17 +474,42 @@ class Agent:
     def _work(self) -> None:
         while not self._stop.is_set():
             self.heartbeat()
+            item = self._next_item()
             try:
-                item = self._events.get(timeout=TICK_S)
-            except queue.Empty:
-                item = "tick"
-            try:
-                if isinstance(item, str) and item.startswith("mark:"):
-                    self._push_oper(item, now=True)  # what came before the mark is pushed before it is set
-                self._handle(item)
+                if isinstance(item, CommitDone):
+                    self._log_commit(item)  # _done asked for the push of what it touched: due below
+                else:
+                    if isinstance(item, str) and item.startswith("mark:"):
+                        self._push_oper(item, now=True)  # what came before the mark is pushed before it is set
+                    self._handle(item)
                 self._push_oper(item)
             except Exception:  # noqa: BLE001 - the worker must survive anything one event does
                 log.exception("worker event failed", event=str(item))
+        while True:  # the commits done before the stop are still logged
+            try:
+                left = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(left, CommitDone):
+                self._log_commit(left)
+
+    def _next_item(self) -> Event | CommitDone | str:
+        """The next queued item; "push-due" when a deferred push (`_push_oper`) is due first, "tick" every TICK_S."""
+        since = self._push_since
+        timeout = TICK_S if since is None else max(0.0, min(TICK_S, since + OPER_PUSH_BATCH_S - time.monotonic()))
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return "tick" if since is None else "push-due"
+
+    @staticmethod
+    def _log_commit(item: CommitDone) -> None:
+        txn, duration_ms = item.txn, item.duration_ms
+        log.info("commit", txn=item.req_id, result=item.result, held=list(txn.held.values())[:20] if txn else None,
+                 applied=[op.describe() for op in (txn.ops[:20] if txn else [])],
+                 steps=len(txn.ops) if txn else None,
+                 plan_ms=round(txn.plan_ms, 3) if txn else None, apply_ms=round(txn.apply_ms, 3) if txn else None,
+                 duration_ms=round(duration_ms, 3) if duration_ms is not None else None)
 
     def _ask_push(self, units: Mapping[Unit, Any] | None) -> None:
         """Have the next push re-read what a commit touched (`units`; None: unknown, everything). Under _lock."""
@@ -496,11 +529,11 @@ class Agent:
             if kind in _SERVER_UNITS:
                 self._push_server = True
 
-    def _push_oper(self, item: Event | str, *, now: bool = False) -> None:
+    def _push_oper(self, item: Event | CommitDone | str, *, now: bool = False) -> None:
         """The pushed part of the operational state follows what the worker just handled (oper_push.py): what a
         commit touched or an event is about is read again, everything at start, reconnect, resync and every
-        OPER_PUSH_FULL_S; the dataplane's status is compared after anything (no read). Re-reads asked for while
-        more events wait go out together (`now`: at once)."""
+        OPER_PUSH_FULL_S; the dataplane's status is compared after anything (no read). Re-reads go out together,
+        OPER_PUSH_BATCH_S after the first was asked for (`now`: at once)."""
         if self._oper_push is None or self._stop.is_set():
             return
         at = time.monotonic()
@@ -515,8 +548,8 @@ class Agent:
                 or self._push_all_interfaces or self._push_server
             if due and self._push_since is None:
                 self._push_since = at
-            if due and not now and not self._events.empty() and at - (self._push_since or at) < OPER_PUSH_BATCH_S:
-                return  # a burst (commits, events): one push for all of it
+            if due and not now and at - (self._push_since or at) < OPER_PUSH_BATCH_S:
+                return  # a burst (commits, events) gets one push for all of it; _next_item wakes the worker for it
             full, self._push_full = self._push_full, False
             endpoints, self._push_endpoints = self._push_endpoints, set()
             interfaces, self._push_interfaces = self._push_interfaces, set()
