@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +47,16 @@ def bootstrap(env: dict[str, str], tmp: Path, user: str = ADMIN, password: str =
                     "--password-file", str(pw)], env=env, check=True, capture_output=True)
 
 
-def start_server(env: dict[str, str], state_dir: Path, extra_args: list[str] | None = None) -> ServerInfo:
+def start_server(env: dict[str, str], state_dir: Path, extra_args: list[str] | None = None,
+                 preexec: Callable[[], None] | None = None) -> ServerInfo:
+    """The server over `env`'s sysrepo; `preexec` runs in the child before it starts (resource limits)."""
     ready = state_dir / "netconf-ready.json"
     ready.unlink(missing_ok=True)
     log = open(state_dir / "netconf.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "singbox_agent.netconf", "--listen", "127.0.0.1:0", "--state-dir", str(state_dir),
          "--ready-file", str(ready), *(extra_args or [])],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec,
     )
     deadline = time.monotonic() + 30
     while not ready.exists():

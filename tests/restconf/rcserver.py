@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +71,18 @@ def bootstrap_users(instance: SysrepoInstance, state_dir: Path) -> None:
 
 
 def start_service(instance: SysrepoInstance, module: str, state_dir: Path, ready: Path, log_path: Path,
-                  *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+                  *extra: str, preexec: Callable[[], None] | None = None
+                  ) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
     """`python -m <module> --listen 127.0.0.1:0 --state-dir D --ready-file R ...` on the instance; waits for its
-    ready file (the NETCONF and RESTCONF servers both write one) and returns the process and the file's content."""
+    ready file (the NETCONF and RESTCONF servers both write one) and returns the process and the file's content.
+    `preexec` runs in the child before it starts (resource limits)."""
     env = {**os.environ, **instance.env}
     ready.unlink(missing_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, "--listen", "127.0.0.1:0", "--state-dir", str(state_dir),
              "--ready-file", str(ready), *extra],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -98,10 +101,11 @@ def stop_process(proc: subprocess.Popen[bytes]) -> int:
     return daemon_process.stop(proc, grace=15)
 
 
-def start_server(instance: SysrepoInstance, state_dir: Path, *extra: str) -> RestconfServer:
+def start_server(instance: SysrepoInstance, state_dir: Path, *extra: str,
+                 preexec: Callable[[], None] | None = None) -> RestconfServer:
     log_path = state_dir / "restconf.log"
     proc, info = start_service(instance, "singbox_agent.restconf", state_dir, state_dir / "ready.json", log_path,
-                               *extra)
+                               *extra, preexec=preexec)
     ca = info.get("ca_certificate")
     return RestconfServer(instance, str(info["base_url"]), str(ca) if ca else None, state_dir, proc, log_path)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -29,8 +28,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config, Sockets
 
 from singbox_agent.metrics.app import MetricsApp
-from singbox_agent.metrics.connguard import MAX_PER_SOURCE, GuardedListener, Limits, default_total
 from singbox_agent.metrics.settings import Settings
+from singbox_agent.mgmt.connguard import MAX_PER_SOURCE, GuardedListener, Limits, bind, default_total
 from singbox_agent.restconf.tls import load_pair, read_pair
 
 log = structlog.get_logger("metrics.server")
@@ -110,22 +109,6 @@ class ServingConfig(Config):
         return ctx
 
 
-def bind(address: str, port: int) -> GuardedListener:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = GuardedListener(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind((address, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class Exporter:
     """Serves `app` with `tls` wherever `read_settings` says, until `stop` is set; `changed` set means: read the
     settings again. `on_serving(settings, port)` is called after each bind (port = the bound one), and with
@@ -163,7 +146,6 @@ class Exporter:
         self.served = signature
 
     def config(self, sock: GuardedListener) -> ServingConfig:
-        sock.guard(self.limits)
         config = ServingConfig(self.pem, sock)
         config.accesslog = None
         config.errorlog = None
@@ -195,7 +177,7 @@ class Exporter:
                 await self._wait_for_change()
                 continue
             try:
-                sock = bind(settings.address, settings.port)
+                sock = bind(settings.address, settings.port, self.limits)
             except OSError as exc:
                 # the address may come later (boot, DHCP) or the port be freed: bound then, without a restart
                 attempt = (settings.address, settings.port, str(exc))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import errno
 import functools
 import os
 import socket
@@ -23,7 +24,7 @@ import asyncssh
 import structlog
 import sysrepo
 
-from singbox_agent.mgmt import change_notice, crypt, nacm, password_hashing, schemas
+from singbox_agent.mgmt import change_notice, connguard, crypt, nacm, password_hashing, schemas
 from singbox_agent.mgmt.datastore import module_deviations, module_namespace
 from singbox_agent.mgmt import users
 from singbox_agent.mgmt.login_guard import LoginGuard
@@ -59,6 +60,9 @@ RETRY_BIND_S = 2.0
 # How often the listen endpoints and host keys are looked at for a commit (one non-blocking read): a new endpoint
 # listens this long after its commit at most.
 LISTEN_LOOK_S = 0.5
+# An SSH connection that has not authenticated within this is closed (asyncssh's default: 120 s, a file descriptor
+# held that long per connection opened and left; OpenSSH's LoginGraceTime); an operator's login takes seconds.
+LOGIN_GRACE_S = 30.0
 CORK_MIN = 16 * 1024  # a message this long may take several SSH packets (clients' maximum packet: 32 KiB)
 
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
@@ -119,6 +123,8 @@ class NetconfServer:
         self._retry: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()  # set once any endpoint listens
         self.connections: set[asyncssh.SSHServerConnection] = set()
+        # how many connections and whose (connguard.py), across every endpoint: they share the descriptors
+        self.admission = connguard.Limits(connguard.default_total())
         self.retention: RetentionTask | None = None
         # endpoint name -> user name -> that endpoint's ietf-ssh-server client-authentication entry (client keys from
         # the truststore); re-read at the first login after a commit of either module returned
@@ -310,13 +316,8 @@ class NetconfServer:
     async def _listen(self, ep: settings.Endpoint, *, retry: bool = False) -> bool:
         """Open one endpoint's listener; False (logged once, not on every retry) when its address cannot be bound."""
         try:
-            acceptor = await asyncssh.create_server(
-                functools.partial(_SSHServer, self, ep.name), ep.address, ep.port,
-                server_host_keys=list(ep.host_keys),
-                encoding=None, allow_scp=False, agent_forwarding=False, x11_forwarding=False,
-                line_editor=False,  # a subsystem: asyncssh's editor layer only passed every message through
-                keepalive_interval=30,
-            )
+            # bound here, so that every connection passes the connection limits before asyncssh sees it
+            sock = connguard.bind(ep.address, ep.port, self.admission)
         except OSError as exc:
             reason = _bind_error(exc)
             if not retry:
@@ -324,6 +325,17 @@ class NetconfServer:
                           retry_every_s=RETRY_BIND_S)
             self.unbound[ep.name] = f"{ep.address}:{ep.port}: {reason}"
             return False
+        try:
+            acceptor = await asyncssh.create_server(
+                functools.partial(_SSHServer, self, ep.name), sock=sock,
+                server_host_keys=list(ep.host_keys),
+                encoding=None, allow_scp=False, agent_forwarding=False, x11_forwarding=False,
+                line_editor=False,  # a subsystem: asyncssh's editor layer only passed every message through
+                keepalive_interval=30, login_timeout=LOGIN_GRACE_S,
+            )
+        except BaseException:
+            sock.close()
+            raise
         self.unbound.pop(ep.name, None)
         self._acceptors.append(acceptor)
         addr = acceptor.sockets[0].getsockname()
@@ -449,11 +461,10 @@ class NetconfServer:
 
 
 def _bind_error(exc: OSError) -> str:
-    """Why a listener could not be opened. asyncio reports an address that is not on this host (EADDRNOTAVAIL) only
-    as "could not bind on any address out of [...]" (it takes it for a disabled address family)."""
-    if exc.errno is None and "could not bind on any address" in str(exc):
+    """Why a listener could not be opened, said for an operator (an address not up yet, a port in use)."""
+    if exc.errno == errno.EADDRNOTAVAIL:
         return "cannot assign requested address: not an address of this host (yet)"
-    return str(exc)
+    return exc.strerror or str(exc)
 
 
 class _SSHServer(asyncssh.SSHServer):
@@ -508,6 +519,10 @@ class _SSHServer(asyncssh.SSHServer):
 
     def auth_completed(self) -> None:
         self._authenticated = True
+        if self._conn is not None:  # never closed to make room for another connection (connguard.py)
+            peer = self._conn.get_extra_info("peername")
+            if peer:
+                self._server.admission.trust((str(peer[0]), int(peer[1])))
         self._server.login_guard.succeeded(self._source, self._username)
 
     def session_requested(self) -> _NetconfChannel:

@@ -7,6 +7,8 @@ host, and served to new connections without dropping open ones (restconf/tls.py)
 Once it serves: the ready file (host, port, scheme, base URL, the CA certificate clients should trust) and READY=1
 to systemd (`Type=notify`). A listen address that cannot be bound yet (not up at boot, the port held) is logged once
 and retried every 2 s; the rest starts once it is bound. Exits cleanly on SIGTERM.
+Connections pass `mgmt.connguard`'s limits before Hypercorn sees them (16 per source, 256 in all or a quarter of the
+descriptors; the oldest not yet authenticated makes room), and a TLS handshake gets HANDSHAKE_TIMEOUT_S.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import socket
 import ssl
 import sys
 from pathlib import Path
@@ -25,10 +26,10 @@ from typing import Any
 import structlog
 import sysrepo
 from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 
 from singbox_agent.logs import configure_logging
-from singbox_agent.mgmt import http_basic, password_hashing, shm_guard, systemd, yang_library
+from singbox_agent.mgmt import connguard, http_basic, password_hashing, shm_guard, systemd, yang_library
 from singbox_agent.mgmt.hostnames import server_names
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
@@ -48,6 +49,9 @@ log = structlog.get_logger("restconf")
 
 SHUTDOWN_GRACE_S = 2.0
 RETRY_BIND_S = 2.0  # an address not up yet (boot, DHCP) or a port still held: bound once it can be, no restart
+# A TCP connection that never completes its TLS handshake is closed after this (Hypercorn's default: 60 s, a file
+# descriptor held that long per connection opened and left); a client's handshake takes milliseconds.
+HANDSHAKE_TIMEOUT_S = 10.0
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -83,11 +87,19 @@ def main(argv: list[str] | None = None) -> int:
 
 class ServingConfig(Config):
     """Hypercorn's configuration, keeping the TLS contexts Hypercorn makes from it: a renewed certificate is loaded
-    into them (tls.reload_contexts), for the connections that come after."""
+    into them (tls.reload_contexts), for the connections that come after. It serves `listener` (bound and guarded
+    here: Hypercorn's own fd:// binding would make a plain socket of it, without the connection limits)."""
 
-    def __init__(self) -> None:
+    def __init__(self, listener: connguard.GuardedListener) -> None:
         super().__init__()
+        self.listener = listener
         self.ssl_contexts: list[ssl.SSLContext] = []
+        self.ssl_handshake_timeout = HANDSHAKE_TIMEOUT_S
+
+    def create_sockets(self) -> Sockets:
+        if self.ssl_enabled:
+            return Sockets([self.listener], [], [])
+        return Sockets([], [self.listener], [])
 
     def create_ssl_context(self) -> ssl.SSLContext | None:
         ctx = super().create_ssl_context()
@@ -132,27 +144,14 @@ class ServingLoop(asyncio.SelectorEventLoop):
                 server.abort_clients()
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-    except BaseException:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
-
-
-async def _listen(host: str, port: int, stop: asyncio.Event, status: systemd.StatusLine) -> socket.socket | None:
+async def _listen(host: str, port: int, limits: connguard.Limits, stop: asyncio.Event, status: systemd.StatusLine
+                  ) -> connguard.GuardedListener | None:
     """The listening socket, retried every RETRY_BIND_S while it cannot be bound (logged once, with the reason);
     None when asked to stop meanwhile."""
     failed = False
     while True:
         try:
-            sock = _bind(host, port)
+            sock = connguard.bind(host, port, limits, backlog=1024)
         except OSError as exc:
             if not failed:
                 log.error("cannot listen", address=host, port=port, error=str(exc), retry_every_s=RETRY_BIND_S)
@@ -185,7 +184,8 @@ async def _run(opts: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     status = systemd.StatusLine()
-    sock = await _listen(host, port, stop, status)
+    limits = connguard.Limits(connguard.default_total())
+    sock = await _listen(host, port, limits, stop, status)
     if sock is None:
         log.info("restconf stopping")
         return 0
@@ -211,8 +211,7 @@ async def _run(opts: argparse.Namespace) -> int:
     guard = LoginGuard()
     login_settings = LoginSettings(conn, "vpp-singbox-restconf-server", "restconf-server", guard)
 
-    config = ServingConfig()
-    config.bind = [f"fd://{sock.fileno()}"]
+    config = ServingConfig(sock)
     config.accesslog = None
     config.errorlog = None
     config.keep_alive_timeout = 60
@@ -259,6 +258,11 @@ async def _run(opts: argparse.Namespace) -> int:
         workers=opts.workers,
         cert_to_name=cert_to_name,
     )
+
+    def trusted(peer: tuple[str, int]) -> None:
+        loop.call_soon_threadsafe(limits.trust, peer)  # from a worker thread; Limits live on the loop's
+
+    app.trusted = trusted
 
     def apply_limits(limits: HttpLimits) -> None:
         app.max_body = limits.max_body_size
@@ -341,7 +345,7 @@ async def _run(opts: argparse.Namespace) -> int:
         destroy_nacm()
         boot.stop()
         conn.disconnect()
-        sock.detach()  # Hypercorn owns and closed the descriptor it was given as fd://
+        sock.close()  # asyncio's server closed it already, unless serve() failed before listening
     log.info("restconf stopped")
     return 0
 

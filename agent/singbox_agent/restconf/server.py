@@ -164,6 +164,9 @@ class RestconfApp:
         self.refresh_settings: Callable[[], None] = lambda: None
         self.auth = auth
         self.streams = streams
+        # called with the client's (address, port) once a request of its connection authenticated (HTTP Basic or
+        # a client certificate), from a worker thread: connguard's Limits keep that connection (__main__)
+        self.trusted: Callable[[tuple[str, int]], None] = lambda peer: None
         handler.subscriptions = streams.dynamic  # RFC 8650 RPCs reach the subscriptions the SSE route serves
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restconf")
         self.app = self.asgi
@@ -231,6 +234,7 @@ class RestconfApp:
         method = str(scope["method"]).upper()
         client = scope.get("client")
         source = str(client[0]) if client else ""
+        peer = (source, int(client[1])) if client else None
         if self.settings_stale():
             await self._run(self.refresh_settings)
         try:
@@ -244,20 +248,22 @@ class RestconfApp:
             return None
         if raw_path.startswith("/restconf/streams/") and method == "GET":
             try:
-                user = await self._run(self._user, headers.get("authorization"), self._certificate(scope), source)
+                user = await self._run(self._user, headers.get("authorization"), self._certificate(scope), source,
+                                       peer)
             except RestconfError as exc:
                 return self._refusal(exc, headers), method
             return await self._stream(user, method, raw_path, raw_query, headers)
         if raw_path.startswith(SUBSCRIPTION_PATH) and method == "GET":
-            return await self._subscription(raw_path.removeprefix(SUBSCRIPTION_PATH), headers, scope, source)
+            return await self._subscription(raw_path.removeprefix(SUBSCRIPTION_PATH), headers, scope, source, peer)
         req = HttpRequest(method, raw_path, raw_query, headers, body, None)
         if raw_path.startswith(SUBSCRIPTION_PATH) and method in IMPLEMENTED_METHODS:
             # the other methods on a subscription's URI: HEAD and OPTIONS answered, the rest 405 (they were 404s,
             # "No resource", for a URI whose GET streams)
-            sub: HttpResponse = await self._run(self._subscription_resource, req, self._certificate(scope), source)
+            sub: HttpResponse = await self._run(self._subscription_resource, req, self._certificate(scope), source,
+                                                peer)
             return sub, method
         # One hop to a worker thread for authentication and the request together.
-        resp: HttpResponse = await self._run(self._authenticated, req, self._certificate(scope), source)
+        resp: HttpResponse = await self._run(self._authenticated, req, self._certificate(scope), source, peer)
         return resp, method
 
     def _certificate(self, scope: Scope) -> clientcert.PeerChain | None:
@@ -266,9 +272,17 @@ class RestconfApp:
             return None
         return clientcert.peer_chain(dict(scope))
 
-    def _user(self, authorization: str | None, chain: clientcert.PeerChain | None, source: str) -> str:
+    def _user(self, authorization: str | None, chain: clientcert.PeerChain | None, source: str,
+              peer: tuple[str, int] | None = None) -> str:
         """RFC 8040 §2.5: a certificate that cert-to-name maps to an existing user authenticates it; otherwise
-        HTTP Basic decides (401 without it; 429 while its address or user is held back). In a worker thread."""
+        HTTP Basic decides (401 without it; 429 while its address or user is held back). In a worker thread; the
+        connection from `peer` is then trusted (`trusted`)."""
+        user = self._identify(authorization, chain, source)
+        if peer is not None:
+            self.trusted(peer)
+        return user
+
+    def _identify(self, authorization: str | None, chain: clientcert.PeerChain | None, source: str) -> str:
         if chain is not None and self.cert_to_name is not None:
             mapped = clientcert.map_certificate(chain, self.cert_to_name.entries())
             if mapped is not None and self.auth.users.get(mapped[0]) is not None:
@@ -277,23 +291,24 @@ class RestconfApp:
                      name=mapped[0] if mapped else None)
         return authenticate(self.auth, authorization, source)
 
-    def _authenticated(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str) -> HttpResponse:
+    def _authenticated(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str,
+                       peer: tuple[str, int] | None = None) -> HttpResponse:
         if req.raw_path in HOST_META_PATHS:
             # RFC 8040 §3.1 root discovery happens before a client knows where the API is; host-meta (RFC 6415)
             # names only the API root, nothing protected (§2.5 protects the resources it points to)
             return self.handler.handle(req)
         try:
-            user = self._user(req.headers.get("authorization"), chain, source)
+            user = self._user(req.headers.get("authorization"), chain, source, peer)
         except RestconfError as exc:
             return self._refusal(exc, req.headers, req)
         return self.handler.handle(dataclasses.replace(req, user=user))
 
-    def _subscription_resource(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str
-                               ) -> HttpResponse:
+    def _subscription_resource(self, req: HttpRequest, chain: clientcert.PeerChain | None, source: str,
+                               peer: tuple[str, int] | None = None) -> HttpResponse:
         """HEAD, OPTIONS and the unsupported methods on an RFC 8650 subscription URI, for its owner while it is not
         opened (404 to anyone else, as GET). In a worker thread."""
         try:
-            user = self._user(req.headers.get("authorization"), chain, source)
+            user = self._user(req.headers.get("authorization"), chain, source, peer)
             self.streams.dynamic.check(user, req.raw_path.removeprefix(SUBSCRIPTION_PATH))
             if req.method == "OPTIONS":
                 return HttpResponse(200, headers=[("Allow", ", ".join(SUBSCRIPTION_METHODS))])
@@ -396,13 +411,13 @@ class RestconfApp:
             raise ClientGone(size, declared)
         return b"".join(chunks)
 
-    async def _subscription(self, id_text: str, headers: dict[str, str], scope: Scope, source: str
-                            ) -> tuple[HttpResponse, str] | Response:
+    async def _subscription(self, id_text: str, headers: dict[str, str], scope: Scope, source: str,
+                            peer: tuple[str, int] | None = None) -> tuple[HttpResponse, str] | Response:
         """RFC 8650 §3.4: the owner's GET of a dynamic subscription's URI; its notifications as server-sent events.
         Closing the connection ends the subscription."""
         dyn = self.streams.dynamic
         try:
-            user = await self._run(self._user, headers.get("authorization"), self._certificate(scope), source)
+            user = await self._run(self._user, headers.get("authorization"), self._certificate(scope), source, peer)
             entry = await self._run(dyn.attach, user, id_text, asyncio.get_running_loop())
         except RestconfError as exc:
             return self._refusal(exc, headers), "GET"

@@ -1,17 +1,20 @@
-"""How many connections the exporter holds, and whose: the file descriptors of a process are few (systemd's soft
-RLIMIT_NOFILE is 1024) and a TCP connection that never sends its ClientHello, or trickles a request head, holds one
-for the handshake timeout or the idle timeout. Without a bound, a few hundred of them from the monitoring network
-left the exporter unable to accept Prometheus' scrape (accept() failing with EMFILE) or to open anything else.
+"""How many connections a management server holds, and whose — one implementation for the metrics exporter, the
+NETCONF server (SSH) and the RESTCONF server (HTTPS). The file descriptors of a process are few (systemd's soft
+RLIMIT_NOFILE is 1024) and a TCP connection that never sends its first byte (SSH version, TLS ClientHello), or
+trickles a request head or an SSH handshake, holds one until a timeout ends it. Without a bound, a few hundred of them
+from one network left a server unable to accept the operator's connection (accept() failing with EMFILE) or to open
+anything else — sysrepo opens files and SHM per operation, so its calls failed too.
 
 `Limits` (pure) decides at accept time: at most `per_source` connections from one source (an IPv4 address, an IPv6
 /64: one host has a whole /64 to pick addresses from) — more are closed at once; at most `total` in all — when full,
-the oldest connection that has not yet made an authenticated request is closed to make room (the attacker's idle
-ones go, a Prometheus that scrapes keeps its connection), and when every one has, the new one is refused.
+the oldest connection that has not yet authenticated (an HTTP request that passed Basic or a client certificate, an
+SSH user authentication) is closed to make room (the attacker's idle ones go, an operator's session or a scraper's
+keep-alive connection stays), and when every one has, the new one is refused.
 
 `GuardedListener` applies it: a listening socket whose accept() (asyncio's accept loop calls it) refuses or evicts,
 and hands out `TrackedSocket`s that say when they close. While MAX_CLOSING connections it closed to make room are
 still open, it accepts nothing (BlockingIOError: asyncio's accept loop returns and comes back on the next
-readiness), so that the descriptors they free are not taken again faster than they are freed.
+readiness), so that the descriptors they free are not taken again faster than they are freed. `bind` opens one.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
-log = structlog.get_logger("metrics.connguard")
+log = structlog.get_logger("mgmt.connguard")
 
-MAX_CONNECTIONS = 256  # Prometheus holds one per target (an HA pair: two); room for curl, a second monitor, ...
+MAX_CONNECTIONS = 256  # per server: operators' sessions, Prometheus' one per target, curl, a second monitor, ...
 MAX_PER_SOURCE = 16
 # Connections closed to make room keep their descriptor until their transport sees the end (a loop iteration or
 # two later); asyncio accepts up to its backlog in one go, so accept() stops while this many are still closing.
@@ -36,7 +39,7 @@ MAX_CLOSING = 8
 
 def default_total() -> int:
     """MAX_CONNECTIONS, or a quarter of the file descriptors this process may open when that is less (the rest:
-    sysrepo, VPP's stats socket, the connections being closed)."""
+    sysrepo's files and SHM, VPP's stats socket, the connections being closed)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return MAX_CONNECTIONS
@@ -89,7 +92,7 @@ class Limits:
         return token, evict
 
     def trust(self, peer: tuple[str, int]) -> None:
-        """The connection from `peer` made an authenticated request: never closed to make room."""
+        """The connection from `peer` authenticated: never closed to make room. On the event loop's thread."""
         token = self._by_peer.get(peer)
         if token is not None:
             self._open[token].trusted = True
@@ -172,3 +175,22 @@ class GuardedListener(socket.socket):
     def _forget_closed(self) -> None:
         for token in [t for t, s in self.tracked.items() if s.token is None]:
             del self.tracked[token]
+
+
+def bind(address: str, port: int, limits: Limits, backlog: int = 128) -> GuardedListener:
+    """A non-blocking listening `GuardedListener` on (address, port) applying `limits` (an IPv6 address, "::" too,
+    also takes IPv4-mapped connections). Raises OSError when it cannot be bound."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = GuardedListener(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((address, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    sock.guard(limits)
+    return sock
