@@ -80,15 +80,16 @@ def test_idle_connections_from_many_sources_never_lock_out_the_operator(small_re
         kept.close()
 
 
-def test_one_source_holds_at_most_16_connections(small_restconf: RestconfServer) -> None:
-    """40 idle connections from one address: 16 kept, the rest closed at once; another address is served."""
-    idle = attack(small_restconf, ["127.0.2.1"], 40, "tcp")
+def test_one_source_cannot_take_every_connection(small_restconf: RestconfServer) -> None:
+    """150 idle connections from one address (RESTCONF lets a source hold 128: a connection per HTTP/1.1 event
+    stream, test_streams.py): more than the server may hold, yet another address is served, and the idle ones
+    beyond the server's share are closed."""
+    idle = attack(small_restconf, ["127.0.2.1"], 150, "tcp")
     try:
-        assert len(idle) >= 37, len(idle)  # one the server reset at once may fail to open here
         with connect(small_restconf) as sock:
-            assert get(sock) == 200  # accepted after all 40: they were decided
-        assert sum(closed_by_server(s) for s in idle) == len(idle) - 16
-        assert "too many open connections" in small_restconf.log()
+            assert get(sock) == 200
+        assert len(idle) >= 140, len(idle)
+        assert sum(closed_by_server(s) for s in idle) >= len(idle) - FD_LIMIT // 4
     finally:
         for s in idle:
             s.close()
