@@ -5,8 +5,11 @@ trickles a request head or an SSH handshake, holds one until a timeout ends it. 
 from one network left a server unable to accept the operator's connection (accept() failing with EMFILE) or to open
 anything else — sysrepo opens files and SHM per operation, so its calls failed too.
 
-`Limits` (pure) decides at accept time: at most `per_source` connections from one source (an IPv4 address, an IPv6
-/64: one host has a whole /64 to pick addresses from) — more are closed at once; at most `total` in all — when full,
+`Limits` (pure) decides at accept time: once half of `total` is taken, at most `per_source` connections not yet
+authenticated from one source (an IPv4 address, an IPv6 /64: one host has a whole /64 to pick addresses from) — more
+are closed at once, as OpenSSH's MaxStartups counts only unauthenticated ones: an orchestrator's many NETCONF sessions
+or a monitor's many event streams from one host are not capped, nor a burst of logins while there is room; at most
+`total` in all — when full,
 the oldest connection that has not yet authenticated (an HTTP request that passed Basic or a client certificate, an
 SSH user authentication) is closed to make room (the attacker's idle ones go, an operator's session or a scraper's
 keep-alive connection stays), and when every one has, the new one is refused.
@@ -77,7 +80,8 @@ class Limits:
     def admit(self, peer: tuple[str, int]) -> tuple[int | None, list[int]]:
         """(token of the new connection, or None: refuse it; tokens of connections to close to make room)."""
         source = source_of(peer[0])
-        if sum(1 for c in self._open.values() if c.source == source) >= self.per_source:
+        if (len(self._open) >= self.total // 2
+                and sum(1 for c in self._open.values() if c.source == source and not c.trusted) >= self.per_source):
             return None, []
         evict: list[int] = []
         if len(self._open) >= self.total:

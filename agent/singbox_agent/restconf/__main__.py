@@ -7,7 +7,7 @@ host, and served to new connections without dropping open ones (restconf/tls.py)
 Once it serves: the ready file (host, port, scheme, base URL, the CA certificate clients should trust) and READY=1
 to systemd (`Type=notify`). A listen address that cannot be bound yet (not up at boot, the port held) is logged once
 and retried every 2 s; the rest starts once it is bound. Exits cleanly on SIGTERM.
-Connections pass `mgmt.connguard`'s limits before Hypercorn sees them (MAX_PER_SOURCE per source, 256 in all or a
+Connections pass `mgmt.connguard`'s limits before Hypercorn sees them (connguard.MAX_PER_SOURCE per source, 256 in all or a
 quarter of the descriptors; the oldest not yet authenticated makes room), and a TLS handshake gets
 HANDSHAKE_TIMEOUT_S.
 """
@@ -53,11 +53,6 @@ RETRY_BIND_S = 2.0  # an address not up yet (boot, DHCP) or a port still held: b
 # A TCP connection that never completes its TLS handshake is closed after this (Hypercorn's default: 60 s, a file
 # descriptor held that long per connection opened and left); a client's handshake takes milliseconds.
 HANDSHAKE_TIMEOUT_S = 10.0
-# Connections from one source (connguard.py; the exporter and NETCONF allow 16): an HTTP/1.1 client holds one
-# connection per event stream, and a monitoring host follows many (tests/restconf/test_streams.py: 100 at once).
-# One host's idle connections still cannot lock others out: when all are taken the oldest not yet authenticated
-# makes room.
-MAX_PER_SOURCE = 128
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -190,7 +185,7 @@ async def _run(opts: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     status = systemd.StatusLine()
-    limits = connguard.Limits(connguard.default_total(), MAX_PER_SOURCE)
+    limits = connguard.Limits(connguard.default_total())
     sock = await _listen(host, port, limits, stop, status)
     if sock is None:
         log.info("restconf stopping")
