@@ -5,7 +5,8 @@ of the commit before), in alternating turns on one sysrepo instance.
     scripts/in-env python bench/netconf/get_combined.py --old-agent /src/.scratch-x/agent [--sizes 100,1000,10000]
 
 vpp-singbox holds n endpoints with a change subscriber in this process (the agent's part: its configuration is in
-operational too, so the merge has everything twice — the worst case); ietf-system's hostname has none.
+operational too, so the merge has everything twice — the worst case); ietf-truststore holds n public-key bags and
+ietf-system a hostname, with no subscriber (operational lacks their configuration: the merge adds all of it).
 
 2026-12-07, loaded 2-core box (load ~10), `--sizes 100,10000 --iterations 10 --turns 2`, old = ad2fa58~:
 
@@ -20,6 +21,19 @@ operational too, so the merge has everything twice — the worst case); ietf-sys
 
 (CPU from /proc in 10 ms ticks; the ~100 ms p50 floor is the client's.) A selection the agent's module fills is
 read twice and merged node by node: ~1.8x the server's CPU at 10,000 entries; a small selection costs nothing more.
+
+2026-12-07 22:20, the merge spending running's selection (combined.Running, LYD_MERGE_DESTRUCT) against d3c58d1~
+(old), `--sizes 10000 --iterations 12 --turns 2`, load 12-18 (p50s meaningless at that load; CPU is the number):
+
+| n | query | server CPU ms/get, old | new | ratio |
+|---|---|---|---|---|
+| 10000 | whole <get> | 278 | 239 | 0.86x |
+| 10000 | <get> vpp-singbox (subscribed: merged node by node, as before) | 180 | 185 | 1.03x |
+| 10000 | <get> hostname | 1 | 1 | 1.00x |
+| 10000 | <get> truststore (10,000 bags, no subscriber: moved, not copied) | 42 | 35 | 0.83x |
+
+The same at 22:26, load ~5: whole <get> 287 -> 274 ms (0.95x), vpp-singbox 213 -> 192 (0.90x), hostname 2 -> 2,
+truststore 46 -> 38 (0.83x); p50 0.93-1.02x.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ sys.path.insert(0, str(TOP))
 
 from ncclient import manager  # noqa: E402
 
+from singbox_agent.mgmt import datastore  # noqa: E402
 from singbox_agent.repository import (  # noqa: E402
     SysrepoInstance,
     project_yang_dirs,
@@ -50,6 +65,7 @@ from tests.netconf.conftest import ADMIN, ADMIN_PASSWORD, bootstrap, start_serve
 
 SBX = "urn:vpp-singbox:yang:vpp-singbox"
 SYS = "urn:ietf:params:xml:ns:yang:ietf-system"
+TS = "urn:ietf:params:xml:ns:yang:ietf-truststore"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -66,9 +82,14 @@ def populate(conn: Any, n: int) -> None:
     xml = (f'<singbox xmlns="{SBX}"><client>{entries}</client></singbox>')
     with sess.get_ly_ctx() as ctx:
         tree = ctx.parse_data_mem(xml, "xml", strict=True, no_state=True, parse_only=True)
-        sess.replace_config_ly(tree, "vpp-singbox")
+        sess.replace_config_ly(tree, "vpp-singbox", timeout_ms=120_000)  # the subscriber, loaded box
+    bags = "".join(f"<public-key-bag><name>b{i:05d}</name></public-key-bag>" for i in range(n))
+    with sess.get_ly_ctx() as ctx:
+        tree = ctx.parse_data_mem(f'<truststore xmlns="{TS}"><public-key-bags>{bags}</public-key-bags></truststore>',
+                                  "xml", strict=True, no_state=True, parse_only=True)
+        sess.replace_config_ly(tree, "ietf-truststore")
     sess.set_item("/ietf-system:system/hostname", "bench")
-    sess.apply_changes()
+    datastore.apply_changes(sess)  # right after the large config-changes: room for its own first
     sess.stop()
 
 
@@ -115,6 +136,7 @@ def main() -> int:
         "whole <get>": None,
         "<get> vpp-singbox": ("subtree", f'<singbox xmlns="{SBX}"/>'),
         "<get> hostname": ("subtree", f'<system xmlns="{SYS}"><hostname/></system>'),
+        "<get> truststore": ("subtree", f'<truststore xmlns="{TS}"/>'),
     }
     print("| n | query | server CPU ms/get, old | new | ratio | p50 ms, old | new | ratio |")
     print("|---|---|---|---|---|---|---|---|")

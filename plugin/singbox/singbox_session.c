@@ -193,7 +193,6 @@ singbox_session_alloc (singbox_mode_t mode)
   ss->user_index = ~0;
   ss->group_index = ~0;
   ss->ao_leg = ~0;
-  ss->ho_handle = SESSION_INVALID_HANDLE;
   return ss;
 }
 
@@ -576,65 +575,173 @@ singbox_po_fail (singbox_session_t *ss)
  * Upstream connect
  */
 
+/* Every half-open is the connects thread's (transport_cl_thread (): worker
+ * 1 with workers, else main): VPP makes it there, in that thread's session
+ * pool, and only there can it be closed. So the records of every thread
+ * connect through that thread (singbox_connect_do, by message when the
+ * record is another thread's, as vnet_connect2 itself would), which keeps
+ * the half-open of each connect: by session id, to close it when the
+ * session ends first (singbox_connect_cancel_do), and back, to know when
+ * it is gone (singbox_ao_half_open_cleanup). Only that thread touches
+ * these tables. */
+typedef struct
+{
+  uword *ho_by_id; /* session id -> half-open handle */
+  uword *id_by_ho; /* half-open handle -> session id | SINGBOX_CONNECT_CANCELLED */
+} singbox_connects_t;
+
+static singbox_connects_t singbox_connects;
+
+/* the half-open was closed (bit 31 of a session id, its handle's, is clear) */
+#define SINGBOX_CONNECT_CANCELLED (1ULL << 31)
+
+typedef struct
+{
+  u64 id; /* the record's session id */
+  ip46_address_t ip;
+  u32 fib_index;
+  u16 port; /* host order */
+  u8 is_ip4;
+} singbox_connect_msg_t;
+
+static void singbox_ao_connect_failed (singbox_session_t *ss, session_error_t err);
+
+/* On the connects thread: vnet_connect2 connects in place there (hs_apps
+ * proxy does the same from its callbacks). A connect that fails at once is
+ * reported from inside it (singbox_ao_connected); else the outcome comes
+ * later, on the thread taking the SYN-ACK, and the half-open's cleanup
+ * after it, here. */
+static void
+singbox_connect_do (singbox_connect_msg_t *c)
+{
+  singbox_connects_t *cm = &singbox_connects;
+  vnet_connect_args_t _a = {}, *a = &_a;
+
+  ASSERT (vlib_get_thread_index () == transport_cl_thread ());
+  a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
+  a->sep_ext.transport_proto = TRANSPORT_PROTO_TCP;
+  a->sep_ext.is_ip4 = c->is_ip4;
+  a->sep_ext.ip = c->ip;
+  a->sep_ext.port = clib_host_to_net_u16 (c->port);
+  a->sep_ext.fib_index = c->fib_index;
+  a->api_context = singbox_session_id_handle (c->id);
+  a->app_index = singbox_main.upstream_app_index;
+  a->sh = SESSION_INVALID_HANDLE;
+  vnet_connect2 (a);
+  if (a->sh == SESSION_INVALID_HANDLE)
+    return;
+  hash_set (cm->ho_by_id, c->id, a->sh);
+  hash_set (cm->id_by_ho, a->sh, c->id);
+}
+
+static void
+singbox_connect_rpc (void *arg)
+{
+  singbox_connect_do (arg);
+  clib_mem_free (arg);
+}
+
 /* On the record's thread. */
 void
 singbox_session_connect_to (singbox_session_t *ss, ip46_address_t *ip, u8 is_ip4, u16 port,
 			    u32 fib_index)
 {
-  singbox_main_t *sm = &singbox_main;
-  vnet_connect_args_t _a = {}, *a = &_a;
-
-  a->sep_ext = (session_endpoint_cfg_t) SESSION_ENDPOINT_CFG_NULL;
-  a->sep_ext.transport_proto = TRANSPORT_PROTO_TCP;
-  a->sep_ext.is_ip4 = is_ip4;
-  a->sep_ext.ip = *ip;
-  a->sep_ext.port = clib_host_to_net_u16 (port);
-  a->sep_ext.fib_index = fib_index;
-  a->api_context = ss->index;
-  a->app_index = sm->upstream_app_index;
+  singbox_connect_msg_t _c, *c = &_c;
+  clib_thread_index_t cl_thread = transport_cl_thread ();
 
   SINGBOX_ASSERT_OWNER (ss->index);
-  ss->connecting = 1;
   SINGBOX_DBG ("session %u connect %U:%u", ss->index, format_ip46_address, ip, IP46_TYPE_ANY, port);
-
-  /* On other threads vnet_connect2 only queues the connect to the connects
-   * thread; on that thread it connects right here (hs_apps proxy does the
-   * same from its callbacks). It used to wait for an RPC there: allocating
-   * the half-open may stop the other workers at the barrier, while one of
-   * them spun on the record's lock held here. There is no lock any more.
-   * The outcome always comes later, through singbox_ao_connected. */
-  a->sh = SESSION_INVALID_HANDLE;
-  vnet_connect2 (a);
-  /* made here (the connects thread): the half-open we may close */
-  ss->ho_handle = vlib_get_thread_index () == transport_cl_thread () ? a->sh :
-								      SESSION_INVALID_HANDLE;
+  ss->connecting = 1;
   ss->connect_cancelled = 0;
+  ss->cancel_acks = 0;
+  if (vlib_get_thread_index () != cl_thread)
+    c = clib_mem_alloc (sizeof (*c));
+  c->id = singbox_session_id (ss);
+  c->ip = *ip;
+  c->fib_index = fib_index;
+  c->port = port;
+  c->is_ip4 = is_ip4;
+  /* nothing of ss after this: a connect failing at once may free it */
+  if (c == &_c)
+    singbox_connect_do (c);
+  else
+    singbox_rpc (cl_thread, singbox_connect_rpc, c);
+}
+
+/* On the connects thread: close the half-open of session `id`, unless it
+ * is gone (the connect was reported: the outcome reaches the record) or
+ * the SYN-ACK came (reported on the thread that took it, or about to be). */
+static void
+singbox_connect_cancel_do (u64 id)
+{
+  singbox_connects_t *cm = &singbox_connects;
+  vnet_disconnect_args_t a = { .app_index = singbox_main.upstream_app_index };
+  session_t *ho;
+  uword *p;
+
+  ASSERT (vlib_get_thread_index () == transport_cl_thread ());
+  if (!(p = hash_get (cm->ho_by_id, id)))
+    return;
+  a.handle = p[0];
+  ho = session_get_from_handle_if_valid (a.handle);
+  if (!ho || ho->session_state != SESSION_STATE_CONNECTING)
+    return;
+  hash_set (cm->id_by_ho, a.handle, id | SINGBOX_CONNECT_CANCELLED);
+  vnet_disconnect_session (&a);
+}
+
+static void
+singbox_connect_cancel_rpc (void *arg)
+{
+  singbox_connect_cancel_do (pointer_to_uword (arg));
 }
 
 /* The session ends while its upstream is still connecting (a connect
  * timeout to an address that never answers): close the half-open rather
  * than keep the record until TCP gives up on the SYN, a minute later.
- * VPP then reports no connect, only the half-open's cleanup
- * (singbox_ao_half_open_cleanup), which ends the wait. Only when every leg
- * of the record is on one thread (at most one worker): there the connect,
- * if it raced the close and won, is reported before that cleanup. On the
- * record's thread. */
+ * The connects thread closes it (singbox_connect_cancel_do); when it is
+ * gone, every thread confirms to the record's that no connect of it can
+ * still come (singbox_ao_half_open_cleanup). On the record's thread. */
 void
 singbox_session_cancel_connect (singbox_session_t *ss)
 {
-  vnet_disconnect_args_t a = {
-    .handle = ss->ho_handle,
-    .app_index = singbox_main.upstream_app_index,
-  };
+  u64 id = singbox_session_id (ss);
 
   SINGBOX_ASSERT_OWNER (ss->index);
-  if (!ss->connecting || ss->connect_cancelled || ss->ho_handle == SESSION_INVALID_HANDLE ||
-      vlib_num_workers () > 1 || singbox_main.test_remote_upstream)
-    return;
-  if (session_thread_from_handle (ss->ho_handle) != vlib_get_thread_index ())
+  if (!ss->connecting || ss->connect_cancelled)
     return;
   ss->connect_cancelled = 1;
-  vnet_disconnect_session (&a);
+  if (vlib_get_thread_index () == transport_cl_thread ())
+    singbox_connect_cancel_do (id);
+  else
+    singbox_rpc (transport_cl_thread (), singbox_connect_cancel_rpc, uword_to_pointer (id, void *));
+}
+
+/* On the record's thread: one more thread has nothing more to report of
+ * the closed half-open. After all of them the connect is over. */
+static void
+singbox_connect_cancel_ack_rpc (void *arg)
+{
+  singbox_session_t *ss = singbox_session_get_by_id (pointer_to_uword (arg));
+
+  if (!ss || !ss->connecting || !ss->connect_cancelled)
+    return; /* the connect was reported after all */
+  SINGBOX_ASSERT_OWNER (ss->index);
+  if (++ss->cancel_acks == vlib_get_n_threads ())
+    singbox_ao_connect_failed (ss, SESSION_E_NONE);
+}
+
+/* On each thread, after the closed half-open left the lookup table: a
+ * SYN-ACK this thread matched to it before was handled in an earlier
+ * dispatch (an RPC runs in the session queue's input node, before the
+ * dispatch's packets), and its report, a message to the record's thread,
+ * or the record's thread's own callback, is ahead of this answer (messages
+ * between two threads keep their order). */
+static void
+singbox_connect_sweep_rpc (void *arg)
+{
+  singbox_rpc (singbox_session_handle_thread (singbox_session_id_handle (pointer_to_uword (arg))),
+	       singbox_connect_cancel_ack_rpc, arg);
 }
 
 static int
@@ -1085,7 +1192,6 @@ static void
 singbox_ao_connect_failed (singbox_session_t *ss, session_error_t err)
 {
   ss->connecting = 0;
-  ss->ho_handle = SESSION_INVALID_HANDLE;
   SINGBOX_DBG ("session %u connect failed: %U", ss->index, format_session_error, err);
   if (ss->po_handle == SESSION_INVALID_HANDLE)
     singbox_session_free (ss);
@@ -1156,7 +1262,6 @@ singbox_ao_connected (u32 app_wrk_index, u32 opaque, session_t *s, session_error
 
   ss = singbox_session_get (opaque);
   ss->connecting = 0;
-  ss->ho_handle = SESSION_INVALID_HANDLE;
   ss->ao_handle = session_handle (s);
   s->opaque = ss->index;
   singbox_ao_up (ss, s);
@@ -1600,19 +1705,30 @@ singbox_leg_msg_rpc (void *arg)
 }
 
 /* A half-open is gone (connected, failed, or closed by
- * singbox_session_cancel_connect); on the connects thread, which is the
- * record's when the connect was cancelled. */
+ * singbox_connect_cancel_do); on the connects thread. A closed one may
+ * still have been matched to a SYN-ACK on another thread in the meantime
+ * (VPP reads the connects thread's half-open there): only once every
+ * thread has answered (singbox_connect_sweep_rpc) does the record know
+ * that no connect will be reported. */
 static void
 singbox_ao_half_open_cleanup (session_t *ho)
 {
-  singbox_session_t *ss;
-  u32 h = ho->opaque;
+  singbox_connects_t *cm = &singbox_connects;
+  session_handle_t sh = session_handle (ho);
+  clib_thread_index_t thread;
+  uword *p;
+  u64 id;
 
-  if (singbox_session_handle_thread (h) != vlib_get_thread_index () ||
-      !(ss = singbox_session_get_if_valid (h)))
+  if (!(p = hash_get (cm->id_by_ho, sh)))
     return;
-  if (ss->connecting && ss->connect_cancelled && ss->ho_handle == session_handle (ho))
-    singbox_ao_connect_failed (ss, SESSION_E_NONE);
+  id = p[0];
+  hash_unset (cm->id_by_ho, sh);
+  hash_unset (cm->ho_by_id, id & ~SINGBOX_CONNECT_CANCELLED);
+  if (!(id & SINGBOX_CONNECT_CANCELLED))
+    return;
+  id &= ~SINGBOX_CONNECT_CANCELLED;
+  for (thread = 0; thread < vlib_get_n_threads (); thread++)
+    singbox_rpc (thread, singbox_connect_sweep_rpc, uword_to_pointer (id, void *));
 }
 
 static int

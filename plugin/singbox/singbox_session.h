@@ -120,10 +120,12 @@ typedef struct
   ip46_address_t ao_lcl_ip;
   u16 ao_lcl_port; /* network order */
   u8 ao_lcl_is_ip4;
-  /* the connect's half-open, when it was made on this thread (it can then
-   * be closed, singbox_session_cancel_connect), and whether it was */
+  /* the session ended while its upstream connected: the connects thread
+   * was asked to close the half-open (singbox_session_cancel_connect), and
+   * how many threads have since confirmed that no connect of it can still
+   * be reported (singbox_connect_cancel_ack_rpc) */
   u8 connect_cancelled;
-  session_handle_t ho_handle;
+  u8 cancel_acks;
   svm_fifo_t *po_rx_fifo;
   svm_fifo_t *po_tx_fifo;
   clib_thread_index_t po_thread;

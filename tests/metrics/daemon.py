@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from metricsdata import ADMIN
@@ -59,3 +61,31 @@ def start_daemon(instance: SysrepoInstance, state: Path, stats_socket: Path) -> 
                                  "--ready-file", str(ready), "--vpp-stats-socket", str(stats_socket)],
                                 env={**os.environ, **instance.env}, stdout=out, stderr=subprocess.STDOUT)
     return proc, ready, log
+
+
+class ExporterProcess:
+    """singbox-exporterd over `state` (its ready file and log there), started and serving; `preexec` runs in the
+    child before it starts (resource limits)."""
+
+    def __init__(self, instance: SysrepoInstance, state: Path, *extra: str, notify: str = "",
+                 preexec: Callable[[], None] | None = None) -> None:
+        self.ready, self.log = state / "ready.json", state / "exporter.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "singbox_agent.metrics", "--state-dir", str(state), "--ready-file",
+                 str(self.ready), "--vpp-stats-socket", str(state / "no-vpp.sock"), *extra],
+                env={**os.environ, **instance.env, "NOTIFY_SOCKET": notify}, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=preexec)
+        info = wait_ready(self.ready, self.proc, self.log, lambda i: i.get("port"))
+        self.url: str = info["metrics_url"]
+        self.ca = Path(info["ca_certificate"]) if info["ca_certificate"] else None
+
+    def current_url(self) -> str:
+        """The URL the ready file gives now (the port stays while the settings do)."""
+        return str(json.loads(self.ready.read_text())["metrics_url"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=30) == 0, self.log.read_text()[-3000:]
+        assert "Traceback" not in self.log.read_text(), self.log.read_text()[-6000:]

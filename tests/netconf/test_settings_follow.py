@@ -52,8 +52,6 @@ def test_a_request_during_another_ones_read_gets_the_new_limits(server: NetconfS
         return value
 
     monkeypatch.setattr(settings, "read_limits", held_read)
-    server._limits_changed("change", None)  # the change events of the commit, as sysrepo calls them
-    server._limits_changed("done", None)
     seen: list[int] = []
 
     def request() -> None:
@@ -82,9 +80,10 @@ USER_HASH = ("/ietf-netconf-server:netconf-server/listen/endpoints/endpoint[name
 def test_a_login_between_a_commits_change_and_done_events_does_not_keep_the_old_users(server: NetconfServer) -> None:
     """An endpoint's client-authentication users, re-read at the first login after a change. Marked stale at the
     commit's change event only, when running does not hold the new data yet, a login then read the old users and
-    cleared the mark, and they stayed until the next commit (a user added could not log in). They are marked at the
-    done event (only there since the followers subscribe done-only: tests/mgmt/test_followers_done_only.py). Here the
-    login comes from a subscriber's change callback: sysrepo stores the data only after it."""
+    cleared the mark, and they stayed until the next commit (a user added could not log in). The server now sees the
+    commit when sysrepo renames the stored file, after the change event (no subscription:
+    tests/mgmt/test_followers_done_only.py). Here the login comes from a subscriber's change callback: sysrepo stores
+    the data only after it."""
     import asyncssh
 
     from singbox_agent.mgmt import change_notice
@@ -97,7 +96,6 @@ def test_a_login_between_a_commits_change_and_done_events_does_not_keep_the_old_
         during.append(server.endpoint_user("default", "op"))
 
     def events(event: str, ev_sess: Any) -> None:
-        server._settings_changed(event, ev_sess)  # what the server's own subscription does (its loop is not here)
         if event == "change":
             t = threading.Thread(target=login, daemon=True)
             t.start()

@@ -82,20 +82,23 @@ def test_renewal_check_is_periodic_and_never_replaces_an_operators_certificate(t
     assert own.read_bytes() == files.certfile.read_bytes()
 
 
-def _expiring_soon(directory: Path, seconds: float) -> None:
-    """A server certificate from the generated CA that enters its renewal window `seconds` from now."""
+def _expiring_soon(directory: Path, seconds: float, extra_name: str | None = None) -> None:
+    """A server certificate from the generated CA that enters its renewal window `seconds` from now; `extra_name`:
+    also named, as the exporter's renewal adds its own listen name."""
     ca = _cert(directory / "ca.pem")
     ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
+    names = list(_cert(directory / "server.pem").extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    if extra_name is not None:
+        names.append(x509.DNSName(extra_name))
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
             .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + tls.RENEW_BEFORE + datetime.timedelta(seconds=seconds))
-            .add_extension(_cert(directory / "server.pem").extensions.get_extension_for_class(
-                x509.SubjectAlternativeName).value, critical=False)  # the names the server wants
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)  # the names the server wants
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     (directory / "server.key").write_bytes(key.private_bytes(
@@ -141,7 +144,8 @@ def test_a_running_server_renews_and_serves_new_connections_without_dropping_ope
     directory = state / "restconf"
     tls.ensure_certificate(state, server_names("127.0.0.1"))
     ca_pem = (directory / "ca.pem").read_bytes()
-    _expiring_soon(directory, 20)  # due 20 s from now: not at start
+    # due 20 s from now: not at start; also naming the exporter's address (its renewals add it)
+    _expiring_soon(directory, 20, extra_name="metrics.appliance.example")
     old = _cert(directory / "server.pem")
     server = start_server(sysrepo_instance, state, "--tls-check-s", "0.5")
     try:
@@ -155,6 +159,10 @@ def test_a_running_server_renews_and_serves_new_connections_without_dropping_ope
             time.sleep(0.1)
         renewed = _cert(directory / "server.pem")
         assert renewed != old and (directory / "ca.pem").read_bytes() == ca_pem
+        # the exporter's name survives RESTCONF's renewal: else the exporter's clients saw a certificate without it
+        # until the exporter's next check, and the two daemons took turns dropping each other's names
+        assert "metrics.appliance.example" in renewed.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
         after = Connection(port, directory / "ca.pem")  # the clients' ca.pem still verifies it
         assert after.cert == renewed and after.status() == 200
         assert before.status() == 200  # the open connection goes on, with its certificate

@@ -10,7 +10,7 @@ import time
 from .conftest import Env, sw_if_index, worker_counts
 from vpptopo import ORIGIN_IP4, SILENT_IP4, VPP_CLIENT_IP4
 
-pytestmark = worker_counts(0, 1)
+pytestmark = worker_counts(0, 1, 2)
 
 CONNECT_TIMEOUT = 2
 # the connect timeout, the 0.5 s expiry poll and slack for a loaded machine; VPP's own SYN_SENT

@@ -1,7 +1,7 @@
 """`singbox-exporterd` (`python -m singbox_agent.metrics`): the metrics exporter daemon.
 
 Serves the appliance's metrics over HTTPS (`GET /metrics`, Prometheus text or OpenMetrics) to the users of the
-shared user store, with the RESTCONF server's certificate, on the address configured in
+shared user store, with the RESTCONF server's certificate (renewed by either daemon: metrics/certificate.py), on the address configured in
 `/vpp-singbox-metrics:metrics-exporter` (changes apply at once). Numbers come from VPP's stats segment; the
 dataplane's versions from the agent. A daemon of its own: whatever happens to it, the agent and the NETCONF and
 RESTCONF servers keep running, and the other way round. READY=1 to systemd once its settings are applied.
@@ -24,9 +24,10 @@ import structlog
 import sysrepo
 
 from singbox_agent.logs import configure_logging
+from singbox_agent.metrics import certificate
 from singbox_agent.metrics import settings as exporter_settings
 from singbox_agent.metrics.app import MetricsApp
-from singbox_agent.metrics.server import Exporter, ServingLoop, TlsFiles
+from singbox_agent.metrics.server import TLS_CHECK_S, Exporter, ServingLoop
 from singbox_agent.metrics.versions import REFRESH_S, AgentVersions
 from singbox_agent.metrics.vppstats import DEFAULT_SOCKET, VppStatsSource
 from singbox_agent.mgmt import http_basic, shm_guard, systemd
@@ -34,7 +35,7 @@ from singbox_agent.mgmt.hostnames import server_names
 from singbox_agent.mgmt.login_guard import LoginGuard
 from singbox_agent.mgmt.login_settings import LoginSettings
 from singbox_agent.mgmt.users import UserStore
-from singbox_agent.restconf.tls import ensure_certificate
+from singbox_agent.restconf import tls as restconf_tls
 
 log = structlog.get_logger("metrics")
 
@@ -46,26 +47,6 @@ def agent_version() -> str:
         return "unknown"
 
 
-def tls_files(state_dir: Path, cert: Path | None, key: Path | None, address: str) -> TlsFiles:
-    """--cert/--key, else the RESTCONF server's certificate in <state-dir>/restconf/ as it is (made there now,
-    the way the RESTCONF server makes it, only when it does not exist yet: regenerating it here would change the
-    CA the RESTCONF clients trust)."""
-    if cert and key:
-        return TlsFiles(cert, key)
-    directory = state_dir / "restconf"
-    made = TlsFiles(directory / "server.pem", directory / "server.key", directory / "ca.pem")
-    if made.certfile.exists() and made.keyfile.exists():
-        return made
-    files = ensure_certificate(state_dir, server_names(address))
-    return TlsFiles(files.certfile, files.keyfile, files.ca_certificate)
-
-
-def check_tls(tls: TlsFiles) -> None:
-    """Fails now, with the reason, on a certificate or key that cannot serve."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(tls.certfile), str(tls.keyfile))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="singbox-exporterd", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, required=True,
@@ -74,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cert", type=Path, help="server certificate (PEM); default: the RESTCONF server's")
     parser.add_argument("--key", type=Path, help="private key of --cert (PEM)")
     parser.add_argument("--ready-file", type=Path, help="written (JSON: address, port, URL, CA) once serving")
+    parser.add_argument("--tls-check-s", type=float, default=restconf_tls.CHECK_S, metavar="S",
+                        help="look at the certificate every S seconds: the generated one is made again when due, an "
+                             f"operator's is warned about near expiry (default {restconf_tls.CHECK_S:g})")
     opts = parser.parse_args(argv)
     if bool(opts.cert) != bool(opts.key):
         parser.error("--cert and --key go together")
@@ -91,10 +75,17 @@ async def run(opts: argparse.Namespace) -> int:
     users = UserStore(conn)
     versions = AgentVersions(conn)
     first = await loop.run_in_executor(None, exporter_settings.read, conn)
-    tls = tls_files(state_dir, opts.cert, opts.key, first.address)
+    tls = certificate.tls_files(state_dir, opts.cert, opts.key)
+    listening = [first.address]  # the names a renewal gives the certificate follow the listen address
+    renewal = certificate.renewal(state_dir, tls, generated=opts.cert is None,
+                                  names=lambda: server_names(listening[0]))
+    cert_warning: list[str | None] = [None]
     try:
-        check_tls(tls)
-    except (OSError, ssl.SSLError) as exc:
+        # made now if missing or due (RESTCONF may not run), under the existing CA; an operator's: said at once
+        await asyncio.to_thread(renewal.check)
+        cert_warning[0] = renewal.warning
+        await asyncio.to_thread(restconf_tls.read_pair, tls.certfile, tls.keyfile)  # fails now, with the reason
+    except (OSError, ssl.SSLError, ValueError) as exc:
         log.error("cannot use the TLS certificate", certfile=str(tls.certfile), error=str(exc))
         users.close()
         conn.disconnect()
@@ -107,7 +98,11 @@ async def run(opts: argparse.Namespace) -> int:
                      versions=versions)
     status = systemd.StatusLine()
 
+    serving: list[tuple[exporter_settings.Settings, int | None]] = []
+
     def on_serving(current: exporter_settings.Settings, port: int | None) -> None:
+        serving[:] = [(current, port)]
+        listening[0] = current.address
         info: dict[str, Any] = {"service": "exporter", "enabled": current.enabled, "address": current.address,
                                 "port": port, "ca_certificate": str(tls.ca_certificate) if tls.ca_certificate
                                 else None, "stats_socket": opts.vpp_stats_socket}
@@ -120,7 +115,14 @@ async def run(opts: argparse.Namespace) -> int:
             tmp = opts.ready_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(info, indent=2) + "\n")
             tmp.replace(opts.ready_file)
-        # `systemctl status` follows every change, not only the first state (READY=1)
+        update_status()
+
+    def update_status() -> None:
+        """`systemctl status` follows every change, not only the first state (READY=1), and says while an
+        operator's certificate nears or is past its expiry."""
+        if not serving:
+            return
+        current, port = serving[0]
         if port is not None:
             bound = f"[{current.address}]" if ":" in current.address else current.address
             line = f"serving https://{bound}:{port}/metrics"
@@ -128,12 +130,19 @@ async def run(opts: argparse.Namespace) -> int:
             line = f"not listening: disabled in {exporter_settings.XPATH}"
         else:
             line = f"not listening: cannot bind {current.address}:{current.port} yet, retrying"
+        if cert_warning[0]:
+            line += f"; WARNING: {cert_warning[0]}"
         status.update(line, ready=True)
+
+    def on_warning(warning: str | None) -> None:
+        if warning != cert_warning[0]:
+            cert_warning[0] = warning
+            update_status()
 
     async def read_settings() -> exporter_settings.Settings:
         return await loop.run_in_executor(None, exporter_settings.read, conn)
 
-    exporter = Exporter(app, tls, read_settings, on_serving)
+    exporter = Exporter(app, tls, read_settings, on_serving, tls_check_s=min(TLS_CHECK_S, opts.tls_check_s))
 
     def changed(event: str, _req_id: int, _changes: Any, _priv: Any) -> None:
         # a sysrepo callback never raises (it would abort the process); a loop already closed has nothing to do
@@ -161,6 +170,7 @@ async def run(opts: argparse.Namespace) -> int:
             await asyncio.sleep(REFRESH_S)
 
     refresher = asyncio.ensure_future(refresh_versions())
+    keeper = asyncio.ensure_future(certificate.keep(renewal, exporter, opts.tls_check_s, on_warning))
     # WATCHDOG=1 from this loop (scrapes, settings, the certificate's follow-up; sysrepo reads run in threads): a
     # loop wedged for longer than the unit's WatchdogSec= gets the exporter restarted
     heartbeat = asyncio.ensure_future(systemd.watchdog())
@@ -170,6 +180,7 @@ async def run(opts: argparse.Namespace) -> int:
         systemd.notify_stopping()
         heartbeat.cancel()
         refresher.cancel()
+        keeper.cancel()
         asker.shutdown(wait=True, cancel_futures=True)
         app.close()
         login_settings.close()

@@ -6,6 +6,10 @@ every 2 s and on new settings, not a crash, and port 0 resolves to the port actu
 and on a settings change or stop ends that server: Hypercorn first closes gracefully; connections still open after the grace time (Prometheus keeps its
 connection alive between scrapes, and closing TLS waits for a close_notify an idle client never sends) are
 aborted through `ServingLoop`.
+
+The certificate is served from memory (`restconf.tls.read_pair`: the certificate and key read as one pair) and a
+new pair is loaded into the live TLS contexts (`restconf.tls.load_pair`): new connections get it, open ones —
+Prometheus' keep-alive scrape connection — keep theirs; the listener stays.
 """
 
 from __future__ import annotations
@@ -22,16 +26,21 @@ from typing import Any
 
 import structlog
 from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 
 from singbox_agent.metrics.app import MetricsApp
+from singbox_agent.metrics.connguard import MAX_PER_SOURCE, GuardedListener, Limits, default_total
 from singbox_agent.metrics.settings import Settings
+from singbox_agent.restconf.tls import load_pair, read_pair
 
 log = structlog.get_logger("metrics.server")
 
 GRACE_S = 1.0
 RETRY_BIND_S = 2.0
 TLS_CHECK_S = 10.0  # how often the certificate and key files are looked at while serving
+# A TCP connection that never completes its TLS handshake is closed after this (Hypercorn's default: 60 s, a file
+# descriptor held that long per connection opened and left); a scraper's handshake takes milliseconds.
+HANDSHAKE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,18 +80,39 @@ def tls_signature(tls: TlsFiles) -> tuple[tuple[int, int, int], ...] | None:
         return None
 
 
-def tls_problem(tls: TlsFiles) -> str | None:
-    """Why the certificate and key cannot serve (None: they can)."""
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(tls.certfile), str(tls.keyfile))
-    except (OSError, ssl.SSLError) as exc:
-        return str(exc)
-    return None
+class ServingConfig(Config):
+    """Hypercorn's configuration with the TLS pair in memory (`pem`) instead of paths read at bind time (a renewal
+    then could pair a new key with the old certificate), keeping the contexts it makes so that a new pair can be
+    loaded into them."""
+
+    def __init__(self, pem: bytes, listener: GuardedListener) -> None:
+        super().__init__()
+        self.pem = pem
+        self.listener = listener
+        self.ssl_contexts: list[ssl.SSLContext] = []
+        self.ssl_handshake_timeout = HANDSHAKE_TIMEOUT_S
+
+    def create_sockets(self) -> Sockets:
+        return Sockets([self.listener], [], [])
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        # Hypercorn's own context (Config.create_ssl_context), with the pair loaded from memory
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.set_ciphers(self.ciphers)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 9113 §9.2
+        # RFC 9113 §9.2.1: no compression. No TLS 1.2 renegotiation (RFC 9113 §9.2.1 forbids it under HTTP/2
+        # too; a handshake's CPU at the client's pace on a connection no accept-time limit sees): CPython's default
+        # already, kept explicit since Hypercorn's own context assigns the options rather than adding to them.
+        ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+        ctx.set_alpn_protocols(self.alpn_protocols)
+        load_pair([ctx], self.pem)
+        self.ssl_contexts.append(ctx)
+        return ctx
 
 
-def bind(address: str, port: int) -> socket.socket:
+def bind(address: str, port: int) -> GuardedListener:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = GuardedListener(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
@@ -101,15 +131,15 @@ class Exporter:
     settings again. `on_serving(settings, port)` is called after each bind (port = the bound one), and with
     port None when nothing listens (disabled, or the bind failed).
 
-    The certificate and key files are read at each bind, and looked at every `tls_check_s` while serving: files
-    replaced since (the RESTCONF server made a new certificate for a new host name or address, or at expiry, with a
-    new CA; an operator renewed the --cert files) are served from then on — once they stayed the same for one look
-    and load — through a new bind, as on a settings change. Before, the exporter kept the certificate of its start
-    until it was restarted, which clients trusting the new CA refused."""
+    The certificate and key files are looked at every `tls_check_s`, and at once when `tls_changed` is set (this
+    exporter renewed them): files replaced since (either daemon renewed the generated certificate, an operator
+    replaced the --cert files) are served to new connections from then on — once they stayed the same for one look
+    and load as a pair — without a new bind: open connections keep the certificate they started with."""
 
     def __init__(self, app: MetricsApp, tls: TlsFiles, read_settings: Callable[[], Awaitable[Settings]],
                  on_serving: Callable[[Settings, int | None], None] = lambda s, p: None,
-                 tls_check_s: float = TLS_CHECK_S) -> None:
+                 tls_check_s: float = TLS_CHECK_S, max_connections: int | None = None,
+                 max_per_source: int = MAX_PER_SOURCE) -> None:
         self.app = app
         self.tls = tls
         self.read_settings = read_settings
@@ -117,10 +147,24 @@ class Exporter:
         self.tls_check_s = tls_check_s
         self.changed = asyncio.Event()
         self.stop = asyncio.Event()
+        self.tls_changed = asyncio.Event()
+        self.pem = b""  # the pair served (read_pair)
+        self.served: tuple[tuple[int, int, int], ...] | None = None  # the files' signature when it was read
+        self._config: ServingConfig | None = None  # the serving one: its contexts take a new pair
+        # one account across re-binds: connections of the previous listener still hold descriptors until closed
+        self.limits = Limits(max_connections or default_total(), max_per_source)
+        app.trusted = self.limits.trust
 
-    def config(self, sock: socket.socket) -> Config:
-        config = Config()
-        config.bind = [f"fd://{sock.fileno()}"]
+    async def load_tls(self) -> None:
+        """Reads the pair (raises when it cannot serve); the signature first, so that a change while it is read
+        is seen at the next look."""
+        signature = tls_signature(self.tls)
+        self.pem = await asyncio.to_thread(read_pair, self.tls.certfile, self.tls.keyfile)
+        self.served = signature
+
+    def config(self, sock: GuardedListener) -> ServingConfig:
+        sock.guard(self.limits)
+        config = ServingConfig(self.pem, sock)
         config.accesslog = None
         config.errorlog = None
         config.certfile, config.keyfile = str(self.tls.certfile), str(self.tls.keyfile)
@@ -131,6 +175,15 @@ class Exporter:
         return config
 
     async def run(self) -> None:
+        if not self.pem:
+            await self.load_tls()
+        tls_watch = asyncio.ensure_future(self._watch_tls())
+        try:
+            await self._run()
+        finally:
+            tls_watch.cancel()
+
+    async def _run(self) -> None:
         failed: tuple[str, int, str] | None = None  # the bind that failed last: retried, logged once
         while not self.stop.is_set():
             self.changed.clear()
@@ -167,38 +220,47 @@ class Exporter:
             for w in waiters:
                 w.cancel()
 
-    async def _watch_tls(self, served: tuple[tuple[int, int, int], ...] | None) -> None:
-        """Sets `changed` once the TLS files differ from `served`, stayed so for one look, and load."""
-        seen, refused = served, None
+    async def _watch_tls(self) -> None:
+        """Serves the files' pair once they differ from the one served, stayed so for one look (or `tls_changed`
+        says they are whole), and load as a pair; a pair that cannot serve is logged once, the served one stays."""
+        seen, refused = self.served, None
         while True:
-            await asyncio.sleep(self.tls_check_s)
+            waiter = asyncio.ensure_future(self.tls_changed.wait())
+            try:
+                await asyncio.wait([waiter], timeout=self.tls_check_s)
+            finally:
+                waiter.cancel()
+            told = self.tls_changed.is_set()
+            self.tls_changed.clear()
             now = tls_signature(self.tls)
-            if now is None or now == served or now != seen:
+            if now is None or now == self.served or (now != seen and not told):
                 seen = now
                 continue
-            problem = tls_problem(self.tls)
-            if problem is None:
-                log.info("TLS certificate files changed: serving them", certfile=str(self.tls.certfile))
-                self.changed.set()
-                return
-            if now != refused:  # once per version of the files; the one served stays
-                log.error("TLS certificate files changed but cannot serve; keeping the previous ones",
-                          certfile=str(self.tls.certfile), error=problem)
-                refused = now
+            try:
+                await self.load_tls()
+            except (OSError, ssl.SSLError) as exc:
+                if now != refused:  # once per version of the files
+                    log.error("TLS certificate files changed but cannot serve; keeping the previous ones",
+                              certfile=str(self.tls.certfile), error=str(exc))
+                    refused = now
+                continue
+            if self._config is not None:
+                load_pair(self._config.ssl_contexts, self.pem)
+                self._config.pem = self.pem
+            log.info("TLS certificate files changed: serving them to new connections", certfile=str(self.tls.certfile))
 
-    async def _serve(self, sock: socket.socket) -> None:
+    async def _serve(self, sock: GuardedListener) -> None:
         loop = asyncio.get_running_loop()
         known = list(loop.servers) if isinstance(loop, ServingLoop) else []
-        served = tls_signature(self.tls)
-        task = asyncio.ensure_future(serve(self.app, self.config(sock),  # type: ignore[arg-type]
+        self._config = self.config(sock)
+        task = asyncio.ensure_future(serve(self.app, self._config,  # type: ignore[arg-type]
                                            shutdown_trigger=self._wait_for_change))
         trigger = asyncio.ensure_future(self._wait_for_change())
-        tls_watch = asyncio.ensure_future(self._watch_tls(served))
         try:
             await asyncio.wait([task, trigger], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._config = None
             trigger.cancel()
-            tls_watch.cancel()
             if not task.done():  # Hypercorn's graceful close, then its own grace time, then ours
                 await asyncio.wait([task], timeout=2 * GRACE_S)
             if not task.done() and isinstance(loop, ServingLoop):
@@ -210,7 +272,7 @@ class Exporter:
                     await task
             if isinstance(loop, ServingLoop):
                 loop.servers = [s for s in loop.servers if s in known]
-            sock.detach()  # Hypercorn owned and closed the descriptor it was given as fd://
+            sock.close()  # asyncio's server closed it; not when serve() failed before listening
         if task.done() and not task.cancelled() and task.exception() is not None:
             log.error("metrics HTTP server failed", error=str(task.exception()))
             await asyncio.sleep(1)  # then bind again (a loop of instant failures would spin)

@@ -45,9 +45,11 @@ Notice = Callable[[str, Any], None]
 
 
 def subscribe(session: Any, module: str, xpath: str, callback: Notice, *, passive: bool = True,
-              done_only: bool = False) -> None:
+              done_only: bool = False, filter_origin: bool = False) -> None:
     """Call `callback(event, event_session)` on changes of `xpath` in `module` (sysrepo's thread; what it raises
-    is logged, never rejects the change)."""
+    is logged, never rejects the change). `filter_origin`: the writer evaluates `xpath` on its diff and neither
+    wakes nor waits for this subscriber when it selects no change (without it, sysrepo 3.7.11 wakes the subscriber
+    for every commit of the module and waits while its thread finds nothing to call back for)."""
 
     def on_event(ev_sess: Any, event: str, _req_id: int, _priv: Any) -> None:
         try:
@@ -55,7 +57,8 @@ def subscribe(session: Any, module: str, xpath: str, callback: Notice, *, passiv
         except BaseException:  # noqa: BLE001 - a C callback must not raise
             log.exception("change notice failed", module=module)
 
-    session.subscribe_module_change_unsafe(module, xpath, on_event, passive=passive, done_only=done_only)
+    session.subscribe_module_change_unsafe(module, xpath, on_event, passive=passive, done_only=done_only,
+                                           filter_origin=filter_origin)
 
 
 def changed_paths(ev_sess: Any, xpath: str, limit: int) -> list[str] | None:
@@ -206,3 +209,41 @@ class RunningStamps:
             if self._fd >= 0:
                 os.close(self._fd)  # the watch goes with the descriptor
                 self._fd = -1
+
+
+class Commits:
+    """A number that moves after every commit of some modules that returned to its writer, for followers that re-read
+    what they need on their next use: `RunningStamps` for the modules sysrepo keeps in a file it renames, a passive
+    done-only subscription on `session` (counted at done, when running holds the new data) for the others. `modules`:
+    module -> the XPath such a subscription follows. :raises sysrepo.SysrepoError: a subscription failed (a module
+    that is not installed)."""
+
+    def __init__(self, session: Any, modules: Mapping[str, str]) -> None:
+        self._lock = threading.Lock()
+        self._done = 0
+        self._stamps: RunningStamps | None = RunningStamps(modules)
+        unwatched = list(self._stamps.unwatched)
+        if len(unwatched) == len(modules):
+            self._stamps.close()
+            self._stamps = None
+        try:
+            for module in unwatched:
+                subscribe(session, module, modules[module], self._changed, done_only=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def generation(self) -> int:
+        """Moves with every commit of the modules (the sum of two counts that only grow)."""
+        with self._lock:
+            done = self._done
+        return done + (self._stamps.generation() if self._stamps is not None else 0)
+
+    def _changed(self, event: str, _ev_sess: Any) -> None:
+        if event == "done":
+            with self._lock:
+                self._done += 1
+
+    def close(self) -> None:
+        if self._stamps is not None:
+            self._stamps.close()

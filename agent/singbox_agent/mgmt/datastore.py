@@ -344,12 +344,16 @@ def _noting_denial(sess: SysrepoSession, write: Callable[[], T], *, names_nodes:
     return run
 
 
-def apply_changes(sess: SysrepoSession) -> None:
+def apply_changes(sess: SysrepoSession, notification_bound: Callable[[], int | None] | None = None) -> None:
     """`sess.apply_changes()`, retried while other writers hold the datastore (`retry_busy`), its subscribers given
-    `SUBSCRIBER_TIMEOUT_MS`; a write to running or startup waits for room for its config-change first
-    (`wait_for_replay_room`). A NACM refusal carries sysrepo's error record (`_noting_denial`)."""
+    `SUBSCRIBER_TIMEOUT_MS`; a write to running or startup makes room for its config-change first
+    (`wait_for_replay_room`, with `notification_bound`: how large that can be, `config_change_size.bound` of the
+    pending edit). A NACM refusal carries sysrepo's error record (`_noting_denial`)."""
     if sess.get_datastore() in CONFIG_CHANGE_DATASTORES:
-        wait_for_replay_room()
+        if notification_bound is None:
+            wait_for_replay_room()
+        else:
+            wait_for_replay_room(notification_bound)
     retry_busy(_noting_denial(sess, lambda: sess.apply_changes(timeout_ms=SUBSCRIBER_TIMEOUT_MS)))
 
 
@@ -484,27 +488,70 @@ def _notification_dir() -> Any:
     return replay_files.notification_dir()
 
 
-def wait_for_replay_room() -> None:
-    """Before a write to running or startup: until its netconf-config-change can be stored for replay.
+# A file of this second is renamed only this early in it: a store of the next second that listed the directory
+# before the rename and opened the old name after it would fail (replay_files.retire)
+RETIRE_BEFORE_S = 0.8
+_room_lock = threading.Lock()
+_room_counts = {"waited": 0, "retired": 0}
 
-    sysrepo generates and stores that notification after the write, and refuses to store it in a second whose
-    replay file was started in that same second and has no room for it (a large config-change is stored whole: a
-    second large edit in the same second, or any edit right after one) — the change applied, its notification
-    delivered live and never replayable. The size of the write's notification is not known before it (a delete of
-    one container can be thousands of edits), so a write waits for the next second whenever the current second
-    started a file; sysrepo starts a new file in the next. The cost is one stat per write; the wait, at most a
-    second, comes only right after a large notification or once per MiB of small ones (sysrepo starts a file only
-    when the newest is full). Not covered: another writer's large notification landing between this check and
-    this write's own, in the same second — still refused, counted and logged (`notify.record_loss`).
+
+def room_counts() -> dict[str, int]:
+    """How often this process's writes waited for the next second ("waited") and renamed the file of this second
+    instead ("retired") before their config-change (`wait_for_replay_room`)."""
+    with _room_lock:
+        return dict(_room_counts)
+
+
+def _count(what: str) -> None:
+    with _room_lock:
+        _room_counts[what] += 1
+
+
+def wait_for_replay_room(bound: Callable[[], int | None] | None = None) -> None:
+    """Before a write to running or startup: make sure sysrepo can store its netconf-config-change for replay.
+
+    sysrepo generates and stores that notification after the write, and refuses to store it when the newest replay
+    file was started in the notification's own second and has no room for it (a large config-change is stored
+    whole: any edit right after one, in its second) — the change applied, its notification delivered live and
+    never replayable. When this second started a file (one stat; rare, see `replay_files.started_file_size`):
+    - nothing to do when the file has room for `bound()` (`config_change_size.bound` of the edit: sysrepo appends
+      the notification);
+    - otherwise (no room, or no bound known) the file is renamed to start a second earlier (`replay_files.retire`,
+      which argues from sysrepo's code why that is sound): sysrepo then starts a file for this write's
+      notification, or appends it to the renamed file when it fits. No waiting;
+    - only when that name is taken by a file of the second before, or this second is nearly over, the write waits
+      for the next second, as every such write did before (sysrepo starts a new file then).
+    Not covered: another writer's large notification landing between this check and this write's own, in the same
+    second — still refused, counted and logged (`notify.record_loss`). `room_counts` counts waits and renames.
     :raises WouldWait: where the caller may not block (`no_waiting`).
     """
-    now = time.time()
-    sec = int(now)
-    if not replay_files.started_in_second(_notification_dir(), CONFIG_CHANGE_MODULE, sec):
+    directory = _notification_dir()
+    needed: list[int | None] = []
+    for _ in range(3):  # a file another writer renamed meanwhile: look again
+        now = time.time()
+        sec = int(now)
+        size = replay_files.started_file_size(directory, CONFIG_CHANGE_MODULE, sec)
+        if size is None:
+            return
+        if not needed:
+            needed.append(bound() if bound is not None else None)  # computed only when a file was started
+        if needed[0] is not None and size + needed[0] <= replay_files.FILE_MAX_SIZE:
+            return
+        if now - sec >= RETIRE_BEFORE_S:
+            break
+        retired = replay_files.retire(directory, CONFIG_CHANGE_MODULE, sec)
+        if retired:
+            _count("retired")
+            return
+        if retired is False:
+            break
+    else:
         return
     if not waiting_allowed():
         raise WouldWait()
-    time.sleep(sec + 1 - now + 0.001)
+    _count("waited")
+    now = time.time()
+    time.sleep(max(0.0, int(now) + 1 - now + 0.001))
 
 
 # --- who made a change (RFC 6470 changed-by) ------------------------------------------------------------------

@@ -15,9 +15,12 @@ import threading
 from typing import Any
 
 import libyang
+import structlog
 from sysrepo.session import SysrepoSession
 
 from singbox_agent.mgmt import change_notice, libsysrepo, nacm_counters, xpath
+
+log = structlog.get_logger("mgmt.nacm")
 
 _ffi = libsysrepo.ffi
 _lib = libsysrepo.lib
@@ -159,6 +162,23 @@ def unrestricted(config: dict[str, Any], user: str) -> bool:
 
 # More groups touched by one change than this: every user's groups are searched again rather than a lookup for each.
 _DIRTY_LIMIT = 64
+# users whose membership changes the subscription names one by one (`_subscription_xpath`); beyond, all of them
+_FOLLOWED_USERS_MAX = 64
+
+
+def _subscription_xpath(users: frozenset[str] | None) -> str:
+    """What `NacmPolicy` subscribes to: everything of NACM but the `user-name` changes of users it has no answer for
+    (`users`; None: every user). With `filter_origin` sysrepo's writer evaluates it on the commit's diff and neither
+    notifies nor waits for a subscriber whose XPath selects no changed node (shm_sub.c: SR_SUBSCR_FILTER_ORIG; without
+    it the subscriber's thread is woken and waited for, and only it skips the callback), so such an edit never
+    waits for this process (issue 17)."""
+    if users is None:
+        return NACM_XPATH
+    parts = [f"{NACM_XPATH}/*[local-name() != 'groups']", f"{NACM_XPATH}/groups/group/name"]
+    if users:
+        names = " or ".join(f".={xpath.quote(u)}" for u in sorted(users))
+        parts.append(f"{NACM_XPATH}/groups/group/user-name[{names}]")
+    return " | ".join(parts)
 
 
 class NacmPolicy:
@@ -197,7 +217,38 @@ class NacmPolicy:
         # that NACM changed (FollowedSettings uses it), but not which groups, and searching each asked user's groups
         # again after every NACM commit costs more than the round trip from ~100 groups on (bench/netconf/README.md,
         # session 15). Revocation must reach the next request: tests/{netconf,restconf}/test_nacm_revoke.py.
-        change_notice.subscribe(self._session, "ietf-netconf-acm", NACM_XPATH, self._on_change, done_only=True)
+        # Its XPath leaves out the members of groups whom no user asked about (`_follow_user`): the edits that change
+        # nothing this policy answered do not wait for it.
+        self._watch = connection.start_session("running")  # its own: subscribed again while others read
+        self._subscription: Any = None
+        self._followed: frozenset[str] | None = frozenset()  # users whose membership changes reach `_on_change`
+        self._subscribe(self._followed)
+
+    def _subscribe(self, users: frozenset[str] | None) -> None:
+        """(Re)subscribe for `users`: the new subscription before the old one goes, so no commit falls between."""
+        old = self._subscription
+        try:
+            change_notice.subscribe(self._watch, "ietf-netconf-acm", _subscription_xpath(users), self._on_change,
+                                    done_only=True, filter_origin=True)
+        except Exception as exc:
+            if users is None:
+                raise
+            log.warning("NACM changes followed whole (the filtered subscription failed)", error=str(exc))
+            users = None
+            change_notice.subscribe(self._watch, "ietf-netconf-acm", NACM_XPATH, self._on_change, done_only=True)
+        self._subscription = self._watch.subscriptions[-1]
+        self._followed = users
+        if old is not None:
+            self._watch.subscriptions.remove(old)
+            old.unsubscribe()
+
+    def _follow_user(self, user: str) -> None:
+        """Membership changes of `user` reach `_on_change` from now on (caller holds `_update_lock`, before it
+        searches the user's groups): a commit stored after this is notified, one stored before is in the search."""
+        if self._followed is None or user in self._followed:
+            return
+        users = self._followed | {user}
+        self._subscribe(users if len(users) <= _FOLLOWED_USERS_MAX else None)
 
     def _on_change(self, event: str, ev_sess: Any) -> None:
         try:
@@ -267,6 +318,7 @@ class NacmPolicy:
                     self._searching[user] = self._searching.get(user, 0) + 1
             try:
                 if groups is None:
+                    self._follow_user(user)
                     found = self._read(f"{NACM_XPATH}/groups/group[user-name={xpath.quote(user)}]/name")
                     groups = frozenset(g["name"] for g in found.get("nacm", {}).get("groups", {}).get("group", []))
                     known[user] = groups
@@ -345,4 +397,5 @@ class NacmPolicy:
         return user
 
     def close(self) -> None:
+        self._watch.stop()
         self._session.stop()

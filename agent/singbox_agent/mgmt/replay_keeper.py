@@ -22,8 +22,8 @@ an flock of the store directory, so several keepers (both servers run one) store
 ietf-netconf-notifications is not watched (`UNWATCHED`: a subscriber there costs every large edit dearly); the
 NETCONF server's base events sysrepo refuses are handed over by `notify.Notifier` (`store_now`, with the time of
 the refusal: sysrepo's own is not known to the sender). A netconf-config-change is not refused behind a large one
-any more: the NETCONF server's writes wait for the next second when the current one started a file
-(`datastore.wait_for_replay_room`); one refused all the same (another writer's large notification in between, a
+any more: before a write, a file the current second started that lacks room for its config-change is renamed to
+start a second earlier, so that sysrepo starts another (`datastore.wait_for_replay_room`); one refused all the same (another writer's large notification in between, a
 RESTCONF write) is counted and logged (`notify.record_loss`), as is whatever cannot be stored. Not covered
 either: a notification checked before another process stored the one that started its second's file (sysrepo
 stores after it delivers) — a window of one store.

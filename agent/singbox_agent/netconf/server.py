@@ -56,6 +56,9 @@ PROTOCOL_CAPABILITIES = [
     "urn:ietf:params:netconf:capability:interleave:1.0",
 ]
 RETRY_BIND_S = 2.0
+# How often the listen endpoints and host keys are looked at for a commit (one non-blocking read): a new endpoint
+# listens this long after its commit at most.
+LISTEN_LOOK_S = 0.5
 CORK_MIN = 16 * 1024  # a message this long may take several SSH packets (clients' maximum packet: 32 KiB)
 
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
@@ -87,10 +90,16 @@ class NetconfServer:
         self.confirmed_store = ConfirmedStore(state_dir) if state_dir is not None else None
         self._internal = conn.start_session("running")
         nacm.init_nacm(self._internal)
-        # read by every session at every message; re-read after a change (marked in the change's events, which an
-        # edit waits for: the next request sees the new limits)
+        # The server's own settings are followed without a subscription (`change_notice.Commits`; issue 17): sysrepo
+        # 3.7.11 waits for every change subscriber of a module, done-only ones too, before a commit returns — a round
+        # trip to this process on every commit of ietf-netconf-server, the keystore or the limits' module. The commit
+        # renames the module's running file before it returns, so a look after it sees it: the request limits are
+        # looked at by every message, the endpoints' users by every login, the listeners every LISTEN_LOOK_S.
+        # (A passive done-only subscription on `_settings_session` only for a module sysrepo keeps otherwise.)
+        self._settings_session: Any = conn.start_session("running")
+        self._limits_commits = self._follow({limits.MODULE: limits.XPATH})
+        self._limits_seen = self._limits_commits.generation() if self._limits_commits is not None else 0
         self._limits: Limits = settings.read_limits(self._internal)
-        self._limits_stale = False
         self._limits_lock = threading.Lock()
         self._capabilities: list[str] | None = None
         self._oper = conn.start_session("operational")
@@ -99,7 +108,9 @@ class NetconfServer:
         )
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._settings_session: Any = None
+        self._listen_commits: change_notice.Commits | None = None
+        self._listen_seen = 0
+        self._listen_look: asyncio.Task[None] | None = None
         self.host_key: asyncssh.SSHKey | None = None
         self.bound: list[tuple[str, int]] = []
         # Endpoints whose address could not be bound yet (not up at boot, DHCP, a VLAN made later): retried every
@@ -109,14 +120,13 @@ class NetconfServer:
         self.listening = asyncio.Event()  # set once any endpoint listens
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self.retention: RetentionTask | None = None
-        # endpoint name -> user name -> that endpoint's ietf-ssh-server client-authentication entry; re-read at the
-        # first login after a change (marked in the change event, which an edit waits for: the next login sees it)
+        # endpoint name -> user name -> that endpoint's ietf-ssh-server client-authentication entry (client keys from
+        # the truststore); re-read at the first login after a commit of either module returned
         self._endpoint_users: dict[str, dict[str, settings.EndpointUser]] = {}
-        self._endpoint_users_stale = True
+        self._users_commits = self._follow({"ietf-netconf-server": settings.LISTEN_XPATH,
+                                            "ietf-truststore": settings.TRUSTSTORE_XPATH})
+        self._users_seen: int | None = None  # the commits seen when the users were read (None: never read)
         self._endpoint_users_lock = threading.Lock()
-        # the truststore's client keys: its running data followed without a subscription (`endpoint_user`)
-        self._truststore: change_notice.RunningStamps | None = None
-        self._truststore_seen = -1
         self._bindings: list[tuple[str, str, int, tuple[bytes, ...]]] = []
 
     # --- capabilities ------------------------------------------------------------------------------------------
@@ -153,6 +163,14 @@ class NetconfServer:
                     query["deviations"] = ",".join(deviations)
                 caps.append(f"{module_namespace(module)}?{urllib.parse.urlencode(query, safe=',')}")
         return caps
+
+    def _follow(self, modules: dict[str, str]) -> change_notice.Commits | None:
+        """The commits of `modules`; None (never changed) when a module is not installed."""
+        try:
+            return change_notice.Commits(self._settings_session, modules)
+        except sysrepo.SysrepoError as exc:
+            log.warning("settings not followed (module not installed)", modules=sorted(modules), error=str(exc))
+            return None
 
     def _internal_oper_get(self, xpath: str) -> dict[str, Any]:
         sess = self.conn.start_session("operational")
@@ -236,24 +254,13 @@ class NetconfServer:
         be bound are in `unbound` and retried in the background (`listening` is set once one listens)."""
         loop = asyncio.get_running_loop()
         self._loop = loop
+        # followed from before the read: a commit during it is seen at the next look
+        self._listen_commits = self._follow({"ietf-netconf-server": settings.LISTEN_XPATH,
+                                             "ietf-keystore": settings.KEYS_XPATH})
+        self._listen_seen = self._listen_commits.generation() if self._listen_commits is not None else 0
         endpoints = await loop.run_in_executor(None, self._read_or_seed, listens, seed_key)
         bound = await self._bind(endpoints)
-        self._settings_session = self.conn.start_session("running")
-        for module, xpath in (("ietf-netconf-server", settings.LISTEN_XPATH), ("ietf-keystore", settings.KEYS_XPATH)):
-            # done only: sysrepo waits for a done subscriber before the commit returns (the stale marks are set by
-            # then), and a change event marked nothing more — one round trip per commit of these modules, not two
-            change_notice.subscribe(self._settings_session, module, xpath, self._settings_changed, done_only=True)
-        self._truststore = change_notice.RunningStamps(["ietf-truststore"])
-        if self._truststore.unwatched:  # not kept in a file sysrepo renames: followed by a subscription
-            self._truststore.close()
-            self._truststore = None
-            change_notice.subscribe(self._settings_session, "ietf-truststore", settings.TRUSTSTORE_XPATH,
-                                    self._truststore_changed, done_only=True)
-        try:
-            change_notice.subscribe(self._settings_session, limits.MODULE, limits.XPATH, self._limits_changed,
-                                    done_only=True)
-        except sysrepo.SysrepoError as exc:
-            log.warning("request limits are not configurable (module not installed)", error=str(exc))
+        self._listen_look = loop.create_task(self._look_for_listen_changes())
         password_hashing.subscribe(self._settings_session)
         # sysrepo stores notifications for replay and never deletes them: this server keeps the store bounded.
         self.retention = RetentionTask(self.conn)
@@ -277,11 +284,10 @@ class NetconfServer:
         """`user`'s client-authentication entry on `endpoint`, None when the endpoint does not name it. Blocks for
         one sysrepo read after a change."""
         with self._endpoint_users_lock:
-            # looked at before the read: a truststore commit during the read makes the next login read again
-            seen = self._truststore.generation() if self._truststore is not None else -1
-            if self._endpoint_users_stale or seen != self._truststore_seen:
-                self._endpoint_users_stale = False
-                self._truststore_seen = seen
+            # looked at before the read: a commit during the read makes the next login read again
+            seen = self._users_commits.generation() if self._users_commits is not None else 0
+            if seen != self._users_seen:
+                self._users_seen = seen
                 sess = self.conn.start_session("running")
                 try:
                     self._endpoint_users = settings.read_endpoint_users(sess)
@@ -339,44 +345,41 @@ class NetconfServer:
             self._retry.cancel()
             self._retry = None
 
-    def _settings_changed(self, event: str, _ev_sess: Any) -> None:
-        if event != "done":
+    async def _look_for_listen_changes(self) -> None:
+        """Listeners follow commits of the endpoints and host keys. Looked at on a timer, not by a reader of the
+        watch on the event loop: that watch sees the renames of every module's running file, and would wake the
+        loop on every commit of anything (during each edit of this server's own sessions too). The truststore
+        changes no listener (client keys are read per login), so its commits re-read nothing here."""
+        commits = self._listen_commits
+        if commits is None:
             return
-        # at done, when running holds the new users: a login that read them before (the old ones) cleared the mark
-        # before this, so the next login reads them again
-        with self._endpoint_users_lock:
-            self._endpoint_users_stale = True
-        loop = self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(lambda: loop.create_task(self._reconfigure()))
-
-    def _truststore_changed(self, event: str, _ev_sess: Any) -> None:
-        """Client keys only (`read_endpoint_users`, per login); no listener depends on the truststore. So no
-        `_reconfigure`, which re-read the listen settings and parsed every host key after each change of any bag.
-        Only without `RunningStamps` (another datastore plugin): every event of an in-process subscriber is a round
-        trip each edit waits for, while the next login can look at the truststore's running file itself."""
-        if event == "done":
-            with self._endpoint_users_lock:
-                self._endpoint_users_stale = True
-
-    def _limits_changed(self, event: str, _ev_sess: Any) -> None:
-        if event == "done":
-            self._limits_stale = True
+        while True:
+            await asyncio.sleep(LISTEN_LOOK_S)
+            seen = commits.generation()
+            if seen != self._listen_seen:
+                self._listen_seen = seen
+                try:
+                    await self._reconfigure()
+                except Exception:  # noqa: BLE001 - the next commit is followed all the same
+                    log.exception("reconfiguring the listeners failed")
 
     @property
     def limits(self) -> Limits:
-        """The request limits of running (one short sysrepo read after a change). A caller that comes while another
-        one reads them waits for that read: the mark is cleared when the read begins (a change during it marks them
-        again), so the mark alone let it go on with the limits from before the change."""
-        if self._limits_stale or self._limits_lock.locked():
+        """The request limits of running, read again once a commit of their module returned (one short sysrepo read).
+        They count as read only once the read is over: a caller that comes during it waits for it (a mark cleared
+        when the read began let it go on with the limits from before the change), and a commit during it (the
+        commits are counted before the read) makes the next caller read again."""
+        commits = self._limits_commits
+        if commits is not None and (commits.generation() != self._limits_seen or self._limits_lock.locked()):
             with self._limits_lock:
-                if self._limits_stale:
-                    self._limits_stale = False
+                seen = commits.generation()
+                if seen != self._limits_seen:
                     sess = self.conn.start_session("running")
                     try:
                         self._limits = settings.read_limits(sess)
                     finally:
                         sess.stop()
+                    self._limits_seen = seen
                     log.info("request limits changed", **dataclasses.asdict(self._limits))
         return self._limits
 
@@ -401,6 +404,9 @@ class NetconfServer:
 
     async def close(self) -> None:
         self._stop_retrying()
+        if self._listen_look is not None:
+            self._listen_look.cancel()
+            self._listen_look = None
         if self.retention is not None:
             await self.retention.stop()
         with self.state.lock:
@@ -427,10 +433,10 @@ class NetconfServer:
 
     def shutdown(self) -> None:
         """Stop the server's own sysrepo sessions (before the connection is closed)."""
-        if self._settings_session is not None:
-            self._settings_session.stop()
-        if self._truststore is not None:
-            self._truststore.close()
+        self._settings_session.stop()
+        for commits in (self._limits_commits, self._users_commits, self._listen_commits):
+            if commits is not None:
+                commits.close()
         if self.retention is not None:
             self.retention.close()
         self.users.close()

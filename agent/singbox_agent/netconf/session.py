@@ -1,6 +1,6 @@
 """One NETCONF session: the sans-IO protocol driver around a transport.
 
-`NetconfSession` owns the framer, the hello exchange, the sysrepo session and a single worker thread on which
+`NetconfSession` owns the framer, the hello exchange, the sysrepo session and a single worker thread (`worker.py`) on which
 operations of this session run — sysrepo's Python API blocks and its locks belong to a sysrepo session, so one
 thread per NETCONF session keeps the same sysrepo session doing the lock and the commit, answers pipelined rpcs
 in order, and keeps the event loop free. The transport only calls `data_received` and gets bytes through `send`.
@@ -31,6 +31,7 @@ from singbox_agent.mgmt import datastore, nacm
 from singbox_agent.mgmt.errors import MgmtError, path_namespaces
 from singbox_agent.netconf import heap, limits, messages
 from singbox_agent.netconf.framing import Framer, FramingError, MessageTooBig
+from singbox_agent.netconf.worker import Worker
 
 if TYPE_CHECKING:
     from singbox_agent.netconf.server import NetconfServer
@@ -84,8 +85,7 @@ class NetconfSession:
         self._send = send
         self._close_transport = close_transport
         self._loop = loop or asyncio.get_running_loop()
-        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netconf-{self.id}")
-        self._pending: list[concurrent.futures.Future[Any]] = []
+        self._worker = Worker(f"netconf-{self.id}")
         self._sr_lock = threading.Lock()  # whoever uses self.sr holds it
         self._queued = 0  # rpcs handed to the worker whose replies were not sent yet (event loop only)
         self._cost: dict[str, float] = {}  # operation -> moving estimate of its duration, seconds
@@ -93,7 +93,7 @@ class NetconfSession:
         with server.state.lock:
             server.state.sessions[self.id] = self
             server.state.stats.in_sessions += 1
-        self._worker.submit(self._start_sysrepo)
+        self._worker.call(self._start_sysrepo)
 
     # --- transport side (event loop) ---------------------------------------------------------------------------
 
@@ -158,8 +158,7 @@ class NetconfSession:
                 return
             self._cost[op] = INLINE_BUDGET_S + 1  # next ones go to the worker until one is fast again
         self._queued += 1
-        future = self._worker.submit(self._run_rpc, message, op)
-        future.add_done_callback(self._rpc_done)
+        self._worker.call(lambda: self._run_rpc(message, op))
 
     def _too_big(self, exc: MessageTooBig) -> None:
         """A request over max-message-size was dropped unread: `too-big`, in order with the other replies."""
@@ -173,7 +172,7 @@ class NetconfSession:
                                  bad=True)
         if self._queued:
             self._queued += 1
-            self._worker.submit(lambda: self._loop.call_soon_threadsafe(self._worker_reply, reply))
+            self._worker.call(lambda: self._loop.call_soon_threadsafe(self._worker_reply, reply))
         else:
             self._send_now(reply)
 
@@ -200,11 +199,6 @@ class NetconfSession:
         self.log.info("bad hello, closing session", reason=reason)
         self.close(dropped=True)
 
-    def _rpc_done(self, future: concurrent.futures.Future[Any]) -> None:
-        exc = future.exception()
-        if exc is not None:  # _run_rpc catches everything; this is a bug, keep the session consistent
-            self.log.error("rpc worker failed", error=repr(exc))
-
     def run_on_worker(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
         """Run `fn` on this session's worker (with its sysrepo session); RuntimeError once the session closed."""
 
@@ -230,8 +224,8 @@ class NetconfSession:
         if dropped:
             with self.server.state.lock:
                 self.server.state.stats.dropped_sessions += 1
-        self._worker.submit(self._cleanup)
-        self._worker.shutdown(wait=False)
+        self._worker.call(self._cleanup)
+        self._worker.shutdown()
         try:
             self._close_transport()
         except Exception:  # noqa: BLE001 - the transport may already be gone
@@ -337,7 +331,7 @@ class NetconfSession:
         elif self._eof and self._queued == 0:
             self._end_after_eof()
         elif trim and not self.closed:
-            self._worker.submit(heap.trim)
+            self._worker.call(heap.trim)
 
     def _cleanup(self) -> None:
         with self._sr_lock:
@@ -371,7 +365,7 @@ class NetconfSession:
             if not self.closed:
                 self.closed = True  # not dropped: RFC 6022 counts no session ended by <kill-session>
                 cleanup = self._worker.submit(self._cleanup)
-                self._worker.shutdown(wait=False)
+                self._worker.shutdown()
                 cleanup.add_done_callback(lambda f: done.set_result(None))
                 try:
                     self._close_transport()

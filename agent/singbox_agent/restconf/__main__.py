@@ -234,7 +234,8 @@ async def _run(opts: argparse.Namespace) -> int:
             files = tls.ensure_certificate(state_dir, server_names(host))
             config.certfile, config.keyfile = str(files.certfile), str(files.keyfile)
             ready["ca_certificate"] = str(files.ca_certificate)
-            renewal = tls.Renewal(state_dir, files.certfile, generated=True, names=lambda: server_names(host))
+            renewal = tls.Renewal(state_dir, files.certfile, generated=True, names=lambda: server_names(host),
+                              keep_names=True)
         config.alpn_protocols = ["h2", "http/1.1"]
         if opts.client_ca:
             cert_to_name = clientcert.CertToName(conn)

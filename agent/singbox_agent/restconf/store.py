@@ -370,7 +370,7 @@ class Datastore:
 
     @contextmanager
     def _running_config(self, user: str | None, xpath: str, max_depth: int, wanted: bool
-                        ) -> Iterator[libyang.DNode | None]:
+                        ) -> Iterator[combined.Running | None]:
         """Running's configuration `xpath` selects, as `user` may read it (None when not `wanted` or none)."""
         if not wanted:
             yield None

@@ -7,15 +7,22 @@ it enters its renewal window (`RENEW_BEFORE` before it expires) or no longer cov
 the server runs for years, on `Renewal.check` (hourly) — signed by the same CA (`ca.key`) while the CA itself is
 outside that window: clients' copy of ca.pem keeps working. Each file is replaced by rename (the exporter follows
 them). An operator's certificate (--cert) is never replaced: `Renewal.check` warns, once a day, as it nears expiry.
+
+Two daemons renew these files (singbox-restconfd and singbox-exporterd, each on its own hourly look): a renewal
+holds an exclusive flock on `<state-dir>/restconf/.renew.lock` from its look at the files to its last rename, and a
+server reading the pair to serve it (`read_pair`) holds a shared one, so neither writer can interleave its key with
+the other's certificate on disk and no reader pairs a new key with an old certificate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import ipaddress
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +41,7 @@ _SERVER_DAYS = 825
 RENEW_BEFORE = datetime.timedelta(days=30)
 CHECK_S = 3600.0  # how often a running server looks at its certificate (`Renewal.check`)
 WARN_EVERY = datetime.timedelta(days=1)  # an operator's certificate nearing expiry: one warning a day
+LOCK_NAME = ".renew.lock"  # in the generated certificate's directory: see the module's docstring
 
 
 def utcnow() -> datetime.datetime:
@@ -56,6 +64,33 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _renewal_lock(directory: Path) -> Iterator[None]:
+    """The exclusive lock a renewal holds from its look at the files to its last write (see the docstring)."""
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _reading_lock(directory: Path) -> Iterator[None]:
+    """A shared lock on a generated pair's directory while it is read; no lock where no renewal ever ran (an
+    operator's certificate: nothing of ours writes it, and the directory may not be ours to write in)."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -157,19 +192,34 @@ def ensure_certificate(state_dir: Path, hostnames: list[str] | None = None, *,
 
 
 def renew_certificate(state_dir: Path, hostnames: list[str] | None = None, *,
-                      now: datetime.datetime | None = None) -> tuple[TlsFiles, str | None]:
-    """`ensure_certificate`, also saying why it made a new one (None: the files are as they were)."""
+                      now: datetime.datetime | None = None, keep_names: bool = False) -> tuple[TlsFiles, str | None]:
+    """`ensure_certificate`, also saying why it made a new one (None: the files are as they were). `keep_names`: a
+    new certificate also names what the current one names — for the second daemon sharing the files (the exporter,
+    whose listen address differs from RESTCONF's), so that the two never take turns dropping each other's names."""
     now = now or utcnow()
     directory = state_dir / "restconf"
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
+    with _renewal_lock(directory):
+        return _renew_locked(directory, hostnames or [], now, keep_names)
+
+
+def _renew_locked(directory: Path, hostnames: list[str], now: datetime.datetime,
+                  keep_names: bool) -> tuple[TlsFiles, str | None]:
     ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    names = _alt_names(hostnames or [])
+    names = _alt_names(hostnames)
     reason = renewal_reason(directory, names, now)
     files = TlsFiles(cert_path, key_path, ca_path)
     if reason is None:
         return files, None
 
+    if keep_names:
+        try:
+            current = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except (OSError, ValueError):
+            pass
+        else:
+            names += [n for n in _covered(current) if n not in names]
     kept = _load_ca(directory, now)
     if kept is None:
         ca_cert, ca_key = _new_ca(now)
@@ -207,19 +257,24 @@ def renew_certificate(state_dir: Path, hostnames: list[str] | None = None, *,
 class Renewal:
     """What a running server does with its certificate every `CHECK_S`: `check()` makes the generated one again
     when `renew_certificate` finds it due (returns True: serve the files anew), and for an operator's (`generated`
-    False) logs a warning once a day from `RENEW_BEFORE` before its expiry (returns False: never replaced)."""
+    False) logs a warning once a day from `RENEW_BEFORE` before its expiry (returns False: never replaced);
+    `warning` is that warning while it holds (for the service's status line), else None. `keep_names`: see
+    `renew_certificate`; `advice`: what the operator's warning tells them to do."""
 
     state_dir: Path
     certfile: Path
     generated: bool
     names: Callable[[], list[str]] = list
     clock: Callable[[], datetime.datetime] = utcnow
+    keep_names: bool = False
+    advice: str = "replace it and restart singbox-restconfd"
+    warning: str | None = field(default=None, init=False)
     _warned: datetime.datetime | None = field(default=None, init=False)
 
     def check(self) -> bool:
         now = self.clock()
         if self.generated:
-            _, reason = renew_certificate(self.state_dir, self.names(), now=now)
+            _, reason = renew_certificate(self.state_dir, self.names(), now=now, keep_names=self.keep_names)
             return reason is not None
         try:
             not_after = x509.load_pem_x509_certificate(self.certfile.read_bytes()).not_valid_after_utc
@@ -227,18 +282,50 @@ class Renewal:
             log.warning("cannot read the TLS certificate to check its expiry", certfile=str(self.certfile),
                         error=str(exc))
             return False
-        if not_after > now + RENEW_BEFORE or (self._warned is not None and now - self._warned < WARN_EVERY):
+        if not_after > now + RENEW_BEFORE:
+            self.warning = None
+            return False
+        expired = not_after <= now
+        self.warning = (f"the TLS certificate (--cert) {'expired' if expired else 'expires'} "
+                        f"{not_after.isoformat()}: {self.advice}")
+        if self._warned is not None and now - self._warned < WARN_EVERY:
             return False
         self._warned = now
-        log.warning("the TLS certificate (--cert) expires soon: replace it and restart singbox-restconfd"
-                    if not_after > now else "the TLS certificate (--cert) has expired: replace it and restart "
-                    "singbox-restconfd", certfile=str(self.certfile), not_after=not_after.isoformat())
+        log.warning(f"the TLS certificate (--cert) {'has expired' if expired else 'expires soon'}: {self.advice}",
+                    certfile=str(self.certfile), not_after=not_after.isoformat())
         return False
 
 
-def reload_contexts(contexts: list[ssl.SSLContext], certfile: Path, keyfile: Path) -> None:
-    """Serves `certfile`/`keyfile` from the live contexts: new connections get them, open ones keep theirs. Loaded
-    in a context of its own first, so that a pair that cannot serve raises here and leaves the served one."""
-    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(certfile), str(keyfile))
+def read_pair(certfile: Path, keyfile: Path) -> bytes:
+    """The certificate (chain) and its key as one PEM, read as one pair — under the renewal lock's shared side when
+    the files are a generated pair — and checked to belong together (raises ssl.SSLError or OSError otherwise).
+    Serving from these bytes instead of the paths means that a renewal after the check cannot slip a new key under
+    the certificate just checked."""
+    with _reading_lock(certfile.parent):
+        pem = certfile.read_bytes().rstrip(b"\n") + b"\n" + keyfile.read_bytes()
+    _load_pem(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), pem)
+    return pem
+
+
+def _load_pem(ctx: ssl.SSLContext, pem: bytes) -> None:
+    """`ctx.load_cert_chain` from memory (the ssl module takes paths only): an anonymous memory file, so that the
+    key is never written anywhere."""
+    fd = os.memfd_create("tls-pair", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, pem)
+        ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def load_pair(contexts: list[ssl.SSLContext], pem: bytes) -> None:
+    """Serves `pem` (from `read_pair`) from the live contexts: new connections get it, open ones keep theirs."""
     for ctx in contexts:
-        ctx.load_cert_chain(str(certfile), str(keyfile))
+        _load_pem(ctx, pem)
+
+
+def reload_contexts(contexts: list[ssl.SSLContext], certfile: Path, keyfile: Path) -> None:
+    """Serves `certfile`/`keyfile` from the live contexts: new connections get them, open ones keep theirs. Read
+    and checked as one pair first (`read_pair`), so that a pair that cannot serve raises here and leaves the served
+    one, and a renewal meanwhile cannot leave a context with a certificate and the other pair's key."""
+    load_pair(contexts, read_pair(certfile, keyfile))

@@ -22,7 +22,7 @@ import sysrepo
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
 
-from singbox_agent.mgmt import datastore, notify
+from singbox_agent.mgmt import config_change_size, datastore, notify
 from singbox_agent.mgmt.errors import (
     MgmtError,
     MgmtException,
@@ -160,7 +160,8 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
             datastore.apply_bulk(sr, tree, default_operation, (ctx.session.user, ctx.session.id))
         else:
             sr.edit_batch_ly(tree, default_operation)
-            datastore.apply_changes(sr)  # retried while other writers hold the datastore
+            # retried while other writers hold the datastore; the bound: room for its config-change without waiting
+            datastore.apply_changes(sr, lambda: config_change_size.bound(tree, default_operation))
     except sysrepo.SysrepoOperationFailedError as exc:
         if not applied_anyway(exc):
             return exc
