@@ -29,6 +29,7 @@ static int singbox_server_listen (singbox_listener_t *l);
 static int singbox_server_unlisten (singbox_listener_t *l);
 static int singbox_po_accept (session_t *s);
 static void singbox_server_close_all (void);
+static void singbox_server_ack (singbox_session_t *ss);
 
 static const char *singbox_server_counter_names[] = {
 #define _(sym, str) "/singbox/server/" str,
@@ -663,7 +664,10 @@ singbox_server_auth_done (u64 session_id, u32 user_index, int ok)
     singbox_http_server_auth_done (ss, ok, user_index);
   else if (singbox_server_auth_result (ss, ok, user_index) &&
 	   (s = session_get_from_handle_if_valid (ss->po_handle)))
-    singbox_po_handshake (s, ss);
+    {
+      singbox_po_handshake (s, ss);
+      singbox_server_ack (ss);
+    }
 }
 
 /*
@@ -729,7 +733,11 @@ singbox_po_accept (session_t *s)
   s->opaque = ss->index;
 
   s->session_state = SESSION_STATE_READY;
-  if (refused)
+  if (!refused)
+    /* the greeting's ACK, when the greeting comes after the handshake's
+     * last ACK (with it, TCP has programmed its ACK already) */
+    singbox_po_ack_hold (ss);
+  else
     {
       /* Refuse with an orderly close (FIN) rather than a reset during the
        * TCP handshake, which clients retry and we would count twice. Bytes
@@ -790,13 +798,34 @@ singbox_server_free (singbox_session_t *ss)
   singbox_udp_names_free (ss);
 }
 
+/* After the client's bytes were taken: hold back our ACK of them while an
+ * answer that will carry it is coming (singbox_po_ack_hold) — the next
+ * message's, once the client has all our answers so far, or the request's
+ * after the password check, the name lookup and the connect — else let it
+ * go: a message in pieces, HTTP CONNECT. */
+static void
+singbox_server_ack (singbox_session_t *ss)
+{
+  if (ss->po_closed)
+    return; /* released with the close */
+  if (ss->auth_pending || ss->state == SINGBOX_SESSION_STATE_RESOLVING ||
+      ss->state == SINGBOX_SESSION_STATE_CONNECTING ||
+      (ss->proto && !ss->hserver && socks5_server_awaits_message (ss->proto)))
+    singbox_po_ack_hold (ss);
+  else
+    singbox_po_ack_release (ss);
+}
+
 /* The client sent before the relay: its handshake, or payload pipelined
  * behind the request. */
 static session_handle_t
 singbox_server_client_rx (session_t *s, singbox_session_t *ss)
 {
   if (ss->state <= SINGBOX_SESSION_STATE_REQUEST && !ss->po_closed)
-    singbox_po_handshake (s, ss);
+    {
+      singbox_po_handshake (s, ss);
+      singbox_server_ack (ss);
+    }
   else if ((ss->state == SINGBOX_SESSION_STATE_RESOLVING ||
 	    ss->state == SINGBOX_SESSION_STATE_CONNECTING) &&
 	   ss->cmd == SOCKS5_CMD_CONNECT && !ss->po_closed)
@@ -832,6 +861,8 @@ singbox_server_reply_connected (session_t *s, singbox_session_t *ss)
   ss->rep = SOCKS5_REP_SUCCEEDED;
   ss->reply_sent = 1;
   singbox_server_proto_free (ss);
+  /* the reply carries the ACK of the request */
+  singbox_po_ack_release (ss);
   if (out.len && svm_fifo_enqueue (ss->po_tx_fifo, out.len, out.data) == out.len)
     ss->hs_bytes_out += out.len;
 }
@@ -1264,6 +1295,8 @@ singbox_udp_ready_rpc (void *arg)
   ss->reply_sent = 1;
   singbox_server_proto_free (ss);
   singbox_po_send (ss, &out);
+  /* the handshake is over: the reply carries the ACK held back */
+  singbox_po_ack_release (ss);
   ss->state = SINGBOX_SESSION_STATE_UDP_ASSOCIATED;
   ss->deadline = 0;
   ss->last_active = vlib_time_now (vlib_get_main ());

@@ -435,6 +435,8 @@ singbox_leg_end (singbox_session_t *ss, int is_po, int reset)
       singbox_leg_do (sh, reset ? singbox_leg_reset_rpc : singbox_leg_close_rpc);
       return;
     }
+  /* a FIN carries the ACK; a reset needs none, but the flag must not stay */
+  singbox_po_ack_release (ss);
   ss->po_closed = 1;
   if (session_thread_from_handle (sh) != vlib_get_thread_index ())
     {
@@ -475,12 +477,77 @@ singbox_ao_reset (singbox_session_t *ss)
 void
 singbox_po_reset_later (singbox_session_t *ss)
 {
+  singbox_po_ack_release (ss);
   ss->po_closed = 1;
   singbox_rpc (ss->po_thread, singbox_po_reset_rpc, uword_to_pointer (ss->po_handle, void *));
 }
 
+/* The client leg's TCP connection, while it has one. */
+static tcp_connection_t *
+singbox_po_tcp (singbox_session_t *ss)
+{
+  session_t *s = session_get_from_handle_if_valid (ss->po_handle);
+
+  if (!s || s->session_state >= SESSION_STATE_TRANSPORT_DELETED ||
+      session_get_transport_proto (s) != TRANSPORT_PROTO_TCP)
+    return 0;
+  return (tcp_connection_t *) session_get_transport (s);
+}
+
+/* Hold back our ACK of what the client sends next, for our answer to
+ * carry. VPP's TCP acknowledges received data with a bare segment from the
+ * session queue's next run, which comes before the app hears of the data:
+ * every SOCKS5 message cost a bare ACK ahead of its answer, and the
+ * request's answer waits for the upstream connect. On af_packet every
+ * segment VPP sends costs the peer's TCP receive path in VPP's time
+ * (bench/vpp/README.md): connection rates follow the segments sent.
+ * TCP_CONN_SNDACK says "an ACK is programmed", so tcp_program_ack queues
+ * none while it is set; the answer's segment carries the ACK (every segment
+ * VPP sends acknowledges rcv_nxt). Only while the client waits for an
+ * answer: the hold lasts through the handshake's answers
+ * (singbox_po_send) and ends (singbox_po_ack_release) with the reply that
+ * ends the handshake, a close or reset of the leg, the client's FIN, a
+ * message that comes in pieces (a client whose Nagle waits for our ACK),
+ * and at singbox-process's next expiry for the rest (a slow connect, name
+ * lookup or password check): at most 0.5 s, the delay RFC 1122 4.2.3.2
+ * allows. A hold does nothing when an ACK is already programmed. On the
+ * client leg's thread. */
+void
+singbox_po_ack_hold (singbox_session_t *ss)
+{
+  tcp_connection_t *tc;
+
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
+  if (ss->ack_held || ss->po_closed || !(tc = singbox_po_tcp (ss)) ||
+      tc->state != TCP_STATE_ESTABLISHED || (tc->flags & TCP_CONN_SNDACK))
+    return;
+  tc->flags |= TCP_CONN_SNDACK;
+  ss->ack_held = 1;
+}
+
+/* End a hold: an ACK owed goes out with what is queued for the client, or
+ * bare. TCP may have cleared the flag meanwhile (a FIN carries the ACK). */
+void
+singbox_po_ack_release (singbox_session_t *ss)
+{
+  tcp_connection_t *tc;
+
+  if (PREDICT_TRUE (!ss->ack_held))
+    return;
+  SINGBOX_ASSERT_THREAD (ss->po_thread);
+  ss->ack_held = 0;
+  if (!(tc = singbox_po_tcp (ss)) || !(tc->flags & TCP_CONN_SNDACK))
+    return;
+  tc->flags &= ~TCP_CONN_SNDACK;
+  /* something received since our last segment */
+  if (tc->rcv_nxt != tc->rcv_las)
+    tcp_program_ack (tc);
+}
+
 /* Write handshake bytes to the client; only before the fifos are crossed or
- * from inside the upstream fifo allocation. */
+ * from inside the upstream fifo allocation. They carry the ACK held back,
+ * and a hold goes on: once they are out, it is for the next message (ending
+ * it here made TCP program the ACK again, after which a hold is not taken). */
 void
 singbox_po_send (singbox_session_t *ss, socks5_out_t *out)
 {
@@ -769,6 +836,8 @@ singbox_po_disconnect (session_t *s)
   SINGBOX_DBG ("session %u: client FIN (state %U)", ss->index, format_singbox_session_state,
 	       (u32) ss->state);
   ss->po_fin = 1;
+  /* TCP's ACK of the FIN was held back with the rest */
+  singbox_po_ack_release (ss);
   vft = singbox_session_vft (ss);
   if (ss->state == SINGBOX_SESSION_STATE_ESTABLISHED)
     {
@@ -815,6 +884,8 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
   h = s->opaque;
   ss = singbox_session_get (h);
   SINGBOX_ASSERT_THREAD (ss->po_thread);
+  /* a hold went with the transport */
+  ss->ack_held = 0;
   if (ntf == SESSION_CLEANUP_TRANSPORT)
     {
       singbox_session_count_traffic (ss, s);
@@ -1146,7 +1217,9 @@ singbox_ao_up (singbox_session_t *ss, session_t *s)
   ss->deadline = 0;
   ss->last_active = vlib_time_now (vlib_get_main ());
 
-  /* server mode: its reply queued with the upstream's fifos */
+  /* server mode: its reply queued with the upstream's fifos, which carries
+   * the ACK of the request */
+  singbox_po_ack_release (ss);
   session_program_tx_io_evt (ss->po_handle, SESSION_IO_EVT_TX);
   /* Data the client pipelined after its request. If it filled the fifo
    * while we resolved or connected, the client saw a zero window: the
@@ -1851,6 +1924,8 @@ singbox_sessions_expire_rpc (void *arg)
       vft->poll (ss, now);
     if (ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
       continue;
+    /* the answer is slow (a connect, a name, a password): ACK now */
+    singbox_po_ack_release (ss);
     if (ss->deadline && now >= ss->deadline)
       {
 	ss->deadline = 0;

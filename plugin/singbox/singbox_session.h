@@ -105,6 +105,8 @@ typedef struct
   u8 is_http : 1; /* server mode: the client speaks HTTP CONNECT */
   /* server mode: its password is being checked on the crypt thread */
   u8 auth_pending : 1;
+  /* we hold back the client leg's ACK (singbox_po_ack_hold) */
+  u8 ack_held : 1;
   f64 po_check_at;
 
   session_handle_t po_handle;
@@ -270,6 +272,8 @@ void singbox_po_close (singbox_session_t *ss);
 void singbox_po_reset (singbox_session_t *ss);
 void singbox_po_reset_later (singbox_session_t *ss);
 void singbox_po_send (singbox_session_t *ss, socks5_out_t *out);
+void singbox_po_ack_hold (singbox_session_t *ss);
+void singbox_po_ack_release (singbox_session_t *ss);
 void singbox_po_fail (singbox_session_t *ss);
 void singbox_ao_close (singbox_session_t *ss);
 void singbox_ao_reset (singbox_session_t *ss);

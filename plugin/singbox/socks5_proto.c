@@ -658,6 +658,12 @@ socks5_server_state (const socks5_server_t *s)
   return (socks5_server_state_t) s->state;
 }
 
+int
+socks5_server_awaits_message (const socks5_server_t *s)
+{
+  return (s->state == SOCKS5_SERVER_AUTH || s->state == SOCKS5_SERVER_REQUEST) && !s->rx_len;
+}
+
 socks5_error_t
 socks5_server_error (const socks5_server_t *s)
 {

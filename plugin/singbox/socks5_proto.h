@@ -333,6 +333,9 @@ socks5_error_t socks5_server_reply (socks5_server_t *s, uint8_t rep, const socks
  */
 socks5_error_t socks5_server_abort (socks5_server_t *s, socks5_reason_t reason, socks5_out_t *out);
 socks5_server_state_t socks5_server_state (const socks5_server_t *s);
+/* 1 while the handshake waits for the client's next message (credentials or request) and holds
+ * no part of it: the client has every answer so far and its next bytes start a message. */
+int socks5_server_awaits_message (const socks5_server_t *s);
 socks5_error_t socks5_server_error (const socks5_server_t *s);
 
 /* Client role. Writes the greeting (pipelined: and what follows it, see cfg) into out. */

@@ -348,6 +348,49 @@ test_server_udp_associate_public_bnd (void)
 }
 
 static void
+test_server_awaits_message (void)
+{
+  /* Between messages, and only there, the core says it waits for the client's next one: the
+   * plugin then holds back its ACK of that message for the answer to carry. */
+  socks5_addr_t dst = addr_ip4 (ip4_public, 80);
+  bytes_t in = { 0 };
+  socks5_server_t s;
+  socks5_event_t ev;
+  socks5_out_t out;
+  uint32_t consumed, greet_end, auth_end;
+
+  cat_greeting (&in, m_both, 2);
+  greet_end = in.n;
+  cat_auth (&in, alice, 5, secret, 12);
+  auth_end = in.n;
+  cat_request (&in, SOCKS5_CMD_CONNECT, &dst);
+
+  CHECK_EQ (socks5_server_init (&s, &cfg_both), SOCKS5_ERR_NONE);
+  CHECK (!socks5_server_awaits_message (&s)); /* the greeting is the client's first */
+  CHECK_EQ (socks5_server_feed (&s, in.d, greet_end, &consumed, &ev, &out), SOCKS5_EV_NEED_DATA);
+  CHECK (socks5_server_awaits_message (&s));
+  /* part of the credentials: a message is under way */
+  CHECK_EQ (socks5_server_feed (&s, in.d + greet_end, 2, &consumed, &ev, &out),
+	    SOCKS5_EV_NEED_DATA);
+  CHECK (!socks5_server_awaits_message (&s));
+  CHECK_EQ (socks5_server_feed (&s, in.d + greet_end + 2, auth_end - greet_end - 2, &consumed,
+				&ev, &out),
+	    SOCKS5_EV_AUTH_REQUEST);
+  CHECK (!socks5_server_awaits_message (&s)); /* the credentials are being checked */
+  CHECK_EQ (socks5_server_auth_result (&s, 1, &out), SOCKS5_ERR_NONE);
+  CHECK (socks5_server_awaits_message (&s));
+  CHECK_EQ (socks5_server_feed (&s, in.d + auth_end, 1, &consumed, &ev, &out),
+	    SOCKS5_EV_NEED_DATA);
+  CHECK (!socks5_server_awaits_message (&s));
+  CHECK_EQ (socks5_server_feed (&s, in.d + auth_end + 1, in.n - auth_end - 1, &consumed, &ev,
+				&out),
+	    SOCKS5_EV_REQUEST);
+  CHECK (!socks5_server_awaits_message (&s)); /* the reply is owed */
+  CHECK_EQ (socks5_server_reply (&s, SOCKS5_REP_SUCCEEDED, 0, &out), SOCKS5_ERR_NONE);
+  CHECK (!socks5_server_awaits_message (&s));
+}
+
+static void
 test_server_pipelined_one_write (void)
 {
   /* Greeting, auth and request in one write, followed by the first bytes of the relayed
@@ -1841,6 +1884,7 @@ const test_case_t test_cases[] = {
   T (test_server_reply_only_after_connect),
   T (test_server_bnd_encoding),
   T (test_server_abort),
+  T (test_server_awaits_message),
   T (test_server_init_rejects_bad_config),
   T (test_udp_frag_nonzero_dropped),
   T (test_udp_header_round_trip),

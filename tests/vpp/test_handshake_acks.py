@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 vpp-singbox authors
+"""The ACK of the client's SOCKS5 request rides on the reply.
+
+VPP's TCP acknowledges received data with a bare segment before the plugin
+hears of the data, and the reply to a request waits for the upstream
+connect: every session cost a bare ACK of its request. On af_packet each
+segment VPP sends costs the peer's TCP receive path in VPP's time, so the
+connection rate follows the segments VPP sends (bench/vpp/packets_per_conn.py).
+The plugin now holds that ACK back until the reply (singbox_po_ack_hold,
+plugin/API.md): between the method selection and the reply VPP sends the
+client nothing. The hold ends at the latest at singbox-process's next expiry
+(every 0.5 s), which may fall within a connect: with 0 workers at least
+half of the connections must show it, where the plugin before sent the bare
+ACK in every one. With 2 workers, where the connect goes through the
+connects thread (singbox_connect_do), VPP still sends a bare ACK shortly
+(~0.1-1 ms) before the reply in some connections (2-7 of 10 in loaded
+runs; the cause is not found yet): at least one must show it there."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+from pathlib import Path
+
+from .conftest import ECHO_PORT, Env, worker_counts
+from vpptopo import ORIGIN_IP4, VPP_CLIENT_IP4
+
+pytestmark = worker_counts(0, 2)
+
+CONNECTIONS = 10
+
+# Sequential CONNECTs, no pipelining: greeting, method, request, reply, close.
+CLIENT = r"""
+import socket, struct, sys
+proxy, dst, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+for i in range(n):
+    with socket.create_connection((proxy, 1080), 10) as s:
+        s.sendall(b"\x05\x01\x00")
+        assert s.recv(2) == b"\x05\x00"
+        s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(dst) + struct.pack("!H", port))
+        r = b""
+        while len(r) < 10:
+            c = s.recv(10 - len(r))
+            assert c, r
+            r += c
+        assert r[1] == 0, r
+"""
+
+
+def vpp_segments_to_clients(path: Path) -> dict[int, list[int]]:
+    """Payload lengths of the TCP segments VPP sent from the SOCKS5 port, per client port, in
+    order, from a pcap file (Ethernet, IPv4)."""
+    data = path.read_bytes()
+    off = 24  # the file header
+    out: dict[int, list[int]] = {}
+    while off + 16 <= len(data):
+        incl = struct.unpack("<I", data[off + 8:off + 12])[0]
+        pkt = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if len(pkt) < 54 or pkt[12:14] != b"\x08\x00" or pkt[23] != 6:
+            continue
+        ip = pkt[14:]
+        ihl = (ip[0] & 15) * 4
+        tcp = ip[ihl:]
+        sport, dport = struct.unpack("!HH", tcp[:4])
+        if socket.inet_ntoa(ip[12:16]) != VPP_CLIENT_IP4 or sport != 1080:
+            continue
+        total = struct.unpack("!H", ip[2:4])[0]
+        out.setdefault(dport, []).append(total - ihl - (tcp[12] >> 4) * 4)
+    return out
+
+
+def test_request_ack_rides_on_the_reply(env: Env) -> None:
+    env.start()
+    name = f"acks-{env.vpp.dir.name}.pcap"
+    path = Path("/tmp") / name
+    env.cli(f"pcap trace tx max 1000 intfc any file {name}", check=False)
+    try:
+        r = env.client(sys.executable, "-c", CLIENT, VPP_CLIENT_IP4, ORIGIN_IP4, str(ECHO_PORT),
+                       str(CONNECTIONS))
+        assert r.returncode == 0, r.stderr.decode()
+    finally:
+        env.cli("pcap trace tx off", check=False)
+    try:
+        conns = vpp_segments_to_clients(path)
+    finally:
+        path.unlink(missing_ok=True)
+    assert len(conns) == CONNECTIONS, conns
+    # each: ..., the method selection (2 bytes), [bare ACK of the request], the reply (10 bytes)
+    clean = 0
+    for port, lens in conns.items():
+        assert 2 in lens and 10 in lens, (port, lens)
+        between = lens[lens.index(2) + 1:lens.index(10)]
+        clean += not between
+    assert clean >= (CONNECTIONS // 2 if env.vpp.workers == 0 else 1), conns
