@@ -22,7 +22,6 @@ readiness), so that the descriptors they free are not taken again faster than th
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import resource
 import socket
@@ -30,6 +29,8 @@ import struct
 from dataclasses import dataclass, field
 
 import structlog
+
+from singbox_agent.mgmt.login_guard import source_key
 
 log = structlog.get_logger("mgmt.connguard")
 
@@ -49,19 +50,6 @@ def default_total() -> int:
     return max(8, min(MAX_CONNECTIONS, soft // 4))
 
 
-def source_of(host: str) -> str:
-    """The source a connection counts against: its IPv4 address (also as an IPv4-mapped IPv6 one), its IPv6 /64."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
-
-
 @dataclass
 class _Open:
     peer: tuple[str, int]
@@ -79,7 +67,7 @@ class Limits:
 
     def admit(self, peer: tuple[str, int]) -> tuple[int | None, list[int]]:
         """(token of the new connection, or None: refuse it; tokens of connections to close to make room)."""
-        source = source_of(peer[0])
+        source = source_key(peer[0])
         if (len(self._open) >= self.total // 2
                 and sum(1 for c in self._open.values() if c.source == source and not c.trusted) >= self.per_source):
             return None, []
@@ -162,7 +150,7 @@ class GuardedListener(socket.socket):
                     except OSError:
                         pass
             if token is None:
-                source = source_of(peer[0])
+                source = source_key(peer[0])
                 if source not in self._refused_logged:  # once per source while this listener lives
                     self._refused_logged.add(source)
                     log.warning("connection refused: too many open connections", source=source,
