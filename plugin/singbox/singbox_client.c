@@ -23,6 +23,7 @@
 #include <singbox/singbox.h>
 #include <singbox/singbox_group.h>
 #include <vnet/tcp/tcp.h>
+#include <vnet/tcp/tcp_inlines.h>
 #include <vnet/feature/feature.h>
 #include <vlib/unix/plugin.h>
 
@@ -974,9 +975,39 @@ const singbox_session_vft_t singbox_client_session_vft = {
   .format_legs = singbox_client_format_legs,
 };
 
+/* A closing session's client leg, on its thread: VPP's TCP still waits for
+ * the client (the ACK of our FIN in LAST_ACK or FIN_WAIT_1, its FIN), and
+ * that segment is now routed past it, so the leg would only go with tcp's
+ * lastack/finwait1 timers (30 s, 60 s), the record and its count with it.
+ * Reset the transport: a reset from the session layer is ignored once the
+ * app closed. TIME_WAIT ends on its own timer. */
+static void
+singbox_client_abort_leg_rpc (void *arg)
+{
+  singbox_session_t *ss = singbox_session_get_by_id (pointer_to_uword (arg));
+  tcp_connection_t *tc;
+  session_t *s;
+
+  /* by the record, not the handle: a handle may be another connection's by now */
+  if (!ss || !(s = session_get_from_handle_if_valid (ss->po_handle)))
+    return;
+  if (!(s->flags & SESSION_F_APP_CLOSED))
+    {
+      session_reset (s);
+      return;
+    }
+  if (s->session_state >= SESSION_STATE_TRANSPORT_CLOSED)
+    return;
+  tc = tcp_connection_get_if_valid (s->connection_index, s->thread_index);
+  if (!tc || tc->state == TCP_STATE_CLOSED || tc->state == TCP_STATE_TIME_WAIT)
+    return;
+  transport_reset (TRANSPORT_PROTO_TCP, s->connection_index, s->thread_index);
+}
+
 /* Without the interface's interception its relayed flows' next segments
  * would be routed past VPP's TCP, leaving the sessions to the idle timeout
- * (and counted against max-connections when re-enabled): end them now. */
+ * (and counted against max-connections when re-enabled): end them now,
+ * closing ones too (their client leg's last segments are lost as well). */
 void
 singbox_client_close_interface (u32 sw_if_index)
 {
@@ -991,7 +1022,13 @@ singbox_client_close_interface (u32 sw_if_index)
     pool_foreach (ss, wrk->sessions)
       if (ss->mode == SINGBOX_MODE_CLIENT && ss->sw_if_index == sw_if_index &&
 	  ss->po_handle != SESSION_INVALID_HANDLE)
-	vec_add1 (ids, singbox_session_id (ss));
+	{
+	  if (ss->state == SINGBOX_SESSION_STATE_CLOSING)
+	    singbox_rpc (ss->po_thread, singbox_client_abort_leg_rpc,
+			 uword_to_pointer (singbox_session_id (ss), void *));
+	  else
+	    vec_add1 (ids, singbox_session_id (ss));
+	}
   /* each is reset on its client leg's thread */
   vec_foreach (id, ids)
     singbox_session_disconnect (*id);
