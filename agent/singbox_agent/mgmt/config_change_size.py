@@ -27,6 +27,8 @@ import libyang
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
 
+from singbox_agent.mgmt import datastore
+
 # The notification without its edits: {"ietf-netconf-notifications:netconf-config-change":{"changed-by":
 # {"username":...,"session-id":...},"datastore":"startup","edit":[...]}} with a user name of up to ~4 KB
 HEADER = 4096
@@ -45,28 +47,19 @@ def bound(tree: libyang.DNode, default_operation: str) -> int | None:
     if default_operation == "replace":
         return None
     total = HEADER
-    count = 0
-    todo = [ly_lib.lyd_first_sibling(ly_ffi.cast("struct lyd_node *", tree.cdata))]
-    while todo:
-        node = todo.pop()
-        while node != ly_ffi.NULL:
-            count += 1
-            schema = node.schema
-            if count > MAX_NODES or schema == ly_ffi.NULL or _removes(node):
-                return None
-            if schema.parent != ly_ffi.NULL and schema.parent.nodetype & _IN_CHOICE:
-                return None
-            if node.parent == ly_ffi.NULL and _has_config_when(schema.module):
-                return None
-            path = _json_length(node)
-            total += EDIT + path
-            if schema.nodetype & _INNER:
-                implied, relative = _implied(schema)
-                total += implied * (EDIT + path + relative)
-            child = ly_lib.lyd_child(node)
-            if child != ly_ffi.NULL:
-                todo.append(child)
-            node = node.next
+    for count, node in enumerate(datastore.edit_nodes(tree), 1):
+        schema = node.schema
+        if count > MAX_NODES or schema == ly_ffi.NULL or _removes(node):
+            return None
+        if schema.parent != ly_ffi.NULL and schema.parent.nodetype & _IN_CHOICE:
+            return None
+        if node.parent == ly_ffi.NULL and _has_config_when(schema.module):
+            return None
+        path = _json_length(node)
+        total += EDIT + path
+        if schema.nodetype & _INNER:
+            implied, relative = _implied(schema)
+            total += implied * (EDIT + path + relative)
     return total + 20  # sysrepo's record header (replay_files.RECORD_HEAD_SIZE)
 
 

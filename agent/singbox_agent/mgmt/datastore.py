@@ -371,21 +371,23 @@ _bulk_lock = threading.Lock()
 _bulk_conns: list[sysrepo.SysrepoConnection] = []
 
 
-def is_bulk(tree: libyang.DNode) -> bool:
-    """Whether the edit `tree` (with its siblings) has at least `BULK_NODES` nodes, opaque ones included."""
-    count = 0
+def edit_nodes(tree: libyang.DNode) -> Iterator[Any]:
+    """Every node (libyang's `struct lyd_node *`, opaque ones included) of the edit `tree` and its siblings, each
+    parent before its children."""
     todo = [ly_lib.lyd_first_sibling(ly_ffi.cast("struct lyd_node *", tree.cdata))]
     while todo:
         node = todo.pop()
         while node != ly_ffi.NULL:
-            count += 1
-            if count >= BULK_NODES:
-                return True
+            yield node
             child = ly_lib.lyd_child(node)
             if child != ly_ffi.NULL:
                 todo.append(child)
             node = node.next
-    return False
+
+
+def is_bulk(tree: libyang.DNode) -> bool:
+    """Whether the edit `tree` (with its siblings) has at least `BULK_NODES` nodes, opaque ones included."""
+    return any(count >= BULK_NODES for count, _ in enumerate(edit_nodes(tree), 1))
 
 
 # libyang's copy of a tree into another context, which libyang-python 3 does not declare: one cffi ABI instance on
