@@ -91,3 +91,48 @@ def test_membership_change_during_the_search_is_not_lost(sysrepo_instance: Sysre
         finally:
             policy.close()
             sess.stop()
+
+
+def test_a_group_created_or_deleted_whole_moves_its_followed_members(sysrepo_instance: SysrepoInstance) -> None:
+    """The policy follows groups only through the `user-name` nodes of the users it answered for (a group of
+    strangers changes no answer): a group holding such a user, created or deleted as a whole (the list entry, the
+    `groups` container, `nacm` itself, a replace of the module), still reaches it, and its answer follows."""
+    import sysrepo
+
+    from singbox_agent.mgmt import nacm
+
+    def groups(policy: nacm.NacmPolicy, user: str) -> list[str]:
+        return [g["name"] for g in policy.config(user)["nacm"]["groups"]["group"]]
+
+    with sysrepo.SysrepoConnection() as conn:
+        sess = conn.start_session("running")
+        sess.set_item(GROUP.format("g1") + "/user-name", "u1")
+        sess.apply_changes()
+        policy = nacm.NacmPolicy(conn)
+        try:
+            assert groups(policy, "u1") == ["g1"]
+            sess.set_item(GROUP.format("g2") + "/user-name", "u1")  # created whole, with its member
+            sess.apply_changes()
+            assert groups(policy, "u1") == ["g1", "g2"]
+            sess.delete_item(GROUP.format("g2"))  # the list entry
+            sess.apply_changes()
+            assert groups(policy, "u1") == ["g1"]
+            sess.delete_item("/ietf-netconf-acm:nacm/groups")  # the container holding it
+            sess.apply_changes()
+            assert groups(policy, "u1") == []
+            sess.set_item(GROUP.format("g3") + "/user-name", "u1")
+            sess.apply_changes()
+            assert groups(policy, "u1") == ["g3"]
+            sess.delete_item("/ietf-netconf-acm:nacm")
+            sess.apply_changes()
+            assert groups(policy, "u1") == []
+            sess.set_item(GROUP.format("g4") + "/user-name", "u1")
+            sess.apply_changes()
+            assert groups(policy, "u1") == ["g4"]
+            with conn.get_ly_ctx() as ly:  # sysrepo takes the tree
+                replacement = ly.create_data_path(GROUP.format("g5") + "/user-name", value="other")
+                sess.replace_config_ly(replacement, "ietf-netconf-acm")  # g4 gone with the rest
+            assert groups(policy, "u1") == []
+        finally:
+            policy.close()
+            sess.stop()

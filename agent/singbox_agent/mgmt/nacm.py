@@ -167,14 +167,19 @@ _FOLLOWED_USERS_MAX = 64
 
 
 def _subscription_xpath(users: frozenset[str] | None) -> str:
-    """What `NacmPolicy` subscribes to: everything of NACM but the `user-name` changes of users it has no answer for
-    (`users`; None: every user). With `filter_origin` sysrepo's writer evaluates it on the commit's diff and neither
-    notifies nor waits for a subscriber whose XPath selects no changed node (shm_sub.c: SR_SUBSCR_FILTER_ORIG; without
-    it the subscriber's thread is woken and waited for, and only it skips the callback), so such an edit never
-    waits for this process (issue 17)."""
+    """What `NacmPolicy` subscribes to: everything of NACM but the groups, and of those only the `user-name` nodes
+    of the users it answered for (`users`; None: every group, whole). With `filter_origin` sysrepo's writer evaluates
+    it on the commit's diff and neither notifies nor waits for a subscriber whose XPath selects no changed node
+    (shm_sub.c: SR_SUBSCR_FILTER_ORIG; without it the subscriber's thread is woken and waited for, and only it skips
+    the callback), so such an edit never waits for this process (issue 17).
+
+    A group matters only through its members: a group created or deleted whole holds its `user-name` nodes in the
+    diff (libyang's diff keeps a created or deleted subtree whole), so one of a followed user is selected there;
+    one of strangers changes no answer. Following every group's name made the one-edit load of a NACM list (groups
+    of strangers) wait for this process, and the next request re-take its NACM identity."""
     if users is None:
         return NACM_XPATH
-    parts = [f"{NACM_XPATH}/*[local-name() != 'groups']", f"{NACM_XPATH}/groups/group/name"]
+    parts = [f"{NACM_XPATH}/*[local-name() != 'groups']"]
     if users:
         names = " or ".join(f".={xpath.quote(u)}" for u in sorted(users))
         parts.append(f"{NACM_XPATH}/groups/group/user-name[{names}]")
