@@ -5,6 +5,7 @@ the same NACM user, and through the session itself while it holds the <lock>."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import libyang
@@ -36,19 +37,37 @@ def connections_of(pid: int) -> int:
     return sum(1 for c in data.get("sysrepo-state", {}).get("connection", []) if c.get("pid") == pid)
 
 
+SMALL = cfg("<client><endpoint><name>small</name><address>198.18.0.1</address></endpoint></client>")
+
+
 def test_large_edit_goes_through_a_connection_without_the_cache(netconf_server: ServerInfo) -> None:
     pid = netconf_server.process.pid
     with netconf_server.connect() as m:
-        m.edit_config(target="running", config=cfg("<client><endpoint><name>small</name><address>198.18.0.1"
-                                                   "</address></endpoint></client>"))
         before = connections_of(pid)
         m.edit_config(target="running", config=cfg(many_endpoints("b")))
         # fails before apply_bulk: the server wrote everything through its one connection
         assert connections_of(pid) == before + 1
         m.edit_config(target="running", config=cfg(many_endpoints("c")))
+        m.edit_config(target="running", config=SMALL)
         assert connections_of(pid) == before + 1  # one for the process, not one per edit
     names = endpoints()
     assert len(names) == 1 + 2 * BULK_ENTRIES and "b0000" in names and "small" in names
+
+
+def test_a_small_edit_opens_the_bulk_connection(netconf_server: ServerInfo) -> None:
+    """A write to running opens, in the background, the connection large edits go through: the first large edit
+    does not open it in its own time (a sysrepo connect, up to a second on a loaded box)."""
+    pid = netconf_server.process.pid
+    with netconf_server.connect() as m:
+        before = connections_of(pid)
+        m.edit_config(target="running", config=SMALL)
+        deadline = time.monotonic() + 60
+        while connections_of(pid) == before and time.monotonic() < deadline:  # the old code never opens it here
+            time.sleep(0.05)
+        assert connections_of(pid) == before + 1
+        m.edit_config(target="running", config=cfg(many_endpoints("b")))
+        assert connections_of(pid) == before + 1  # the one opened before
+    assert len(endpoints()) == 1 + BULK_ENTRIES
 
 
 async def test_large_edit_names_user_and_session(netconf_server: ServerInfo) -> None:

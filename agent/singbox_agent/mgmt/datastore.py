@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import cffi
 import libyang
+import structlog
 from _libyang import ffi as ly_ffi
 from _libyang import lib as ly_lib
 
@@ -30,6 +31,8 @@ from singbox_agent.mgmt import libsysrepo, nacm, replay_files, xpath
 from singbox_agent.mgmt.errors import in_use, invalid_value
 
 T = TypeVar("T")
+
+log = structlog.get_logger("mgmt.datastore")
 
 # NETCONF element / RESTCONF NMDA name -> sysrepo datastore name.
 CONVENTIONAL = ("running", "candidate", "startup")
@@ -365,7 +368,8 @@ def apply_changes(sess: SysrepoSession, notification_bound: Callable[[], int | N
 # profiles point to is its place in memory: built among that write's temporaries (its edit, diff, validation sets),
 # each later copy filling the holes its predecessor left, so copying, validating, printing and freeing it walk
 # memory scattered over the heap. Through a connection without the cache, the write's tree is freed whole once
-# stored, and the cached connection reads the module again on its next use.
+# stored, and the cached connection reads the module again on its next use. The NETCONF server's first write to
+# running opens that connection in the background (`prepare_bulk`).
 BULK_NODES = 1_000
 _bulk_lock = threading.Lock()
 _bulk_conns: list[sysrepo.SysrepoConnection] = []
@@ -422,6 +426,9 @@ def copy_to_context(tree: libyang.DNode, ctx: libyang.Context) -> libyang.DNode:
     return libyang.DNode.new(ctx, ly_ffi.cast("struct lyd_node *", int(_ly_abi.cast("uintptr_t", out[0]))))
 
 
+_bulk_opener: list[threading.Thread] = []  # the thread `prepare_bulk` started, once
+
+
 def _bulk_connection() -> sysrepo.SysrepoConnection:
     with _bulk_lock:
         if not _bulk_conns:
@@ -429,9 +436,35 @@ def _bulk_connection() -> sysrepo.SysrepoConnection:
         return _bulk_conns[0]
 
 
+def prepare_bulk() -> None:
+    """Open the connection `apply_bulk` writes through in the background, once (a large edit waits for it only
+    while it is being opened). Opening it is a sysrepo connect with its own libyang context: 30-40 ms on an idle
+    box, 0.4-1 s on a loaded one, which the first large edit of the process paid inside its own time (~2 MB RSS)."""
+    if _bulk_conns or _bulk_opener:  # without the lock: the common case, every later edit
+        return
+    with _bulk_lock:
+        if _bulk_conns or _bulk_opener:
+            return
+        opener = threading.Thread(target=_open_bulk, name="bulk-connect", daemon=True)
+        _bulk_opener.append(opener)
+        opener.start()
+
+
+def _open_bulk() -> None:
+    try:
+        _bulk_connection()
+    except Exception as exc:  # noqa: BLE001 - apply_bulk opens it then, and reports the failure to its client
+        log.warning("cannot open the connection for large edits", error=str(exc))
+
+
 def close_bulk() -> None:
     """Disconnect the connection `apply_bulk` opened, if it did (before the process's other connections go)."""
     with _bulk_lock:
+        openers = list(_bulk_opener)
+    for opener in openers:
+        opener.join()
+    with _bulk_lock:
+        _bulk_opener.clear()
         while _bulk_conns:
             _bulk_conns.pop().disconnect()
 

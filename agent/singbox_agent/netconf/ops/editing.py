@@ -159,6 +159,8 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
             # not through our connection's cache of running: it would slow every later write (datastore.BULK_NODES)
             datastore.apply_bulk(sr, tree, default_operation, (ctx.session.user, ctx.session.id))
         else:
+            if ds == "running":
+                datastore.prepare_bulk()  # so that a large edit after this one does not open it in its own time
             sr.edit_batch_ly(tree, default_operation)
             # retried while other writers hold the datastore; the bound: room for its config-change without waiting
             datastore.apply_changes(sr, lambda: config_change_size.bound(tree, default_operation))
