@@ -395,6 +395,11 @@ class NetconfServer:
                     log.info("request limits changed", **dataclasses.asdict(self._limits))
         return self._limits
 
+    def look_at_limits(self) -> None:
+        """Bring the request limits up to date now (`limits`), so that the next message's look finds nothing queued:
+        the watch behind them sees every commit of any module (sysrepo's running files), a few events each."""
+        self.limits  # noqa: B018 - the property's look is the point
+
     async def _reconfigure(self) -> None:
         """Apply changed endpoints/keys: new listeners replace the old ones; open sessions stay."""
         loop = asyncio.get_running_loop()
