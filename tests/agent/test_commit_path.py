@@ -86,3 +86,32 @@ def test_a_burst_of_commits_is_pushed_once(env: Env, monkeypatch: pytest.MonkeyP
     assert env.agent.wait_idle()  # a mark pushes what is due at once
     assert len(handed) == 1 and f"{C}/endpoint[name='e1']" in handed[0], handed
     assert push.pushed[f"{C}/endpoint[name='e1']"] == {"oper-status": "up"}
+
+
+def test_a_burst_of_commits_wakes_the_worker_once(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first commit's done wakes the worker (to count OPER_PUSH_BATCH_S from it); the others' log lines and
+    re-reads wait for that flush: no wake-up, no GIL grab right after each done."""
+    env.commit({f"{C}/endpoint[name='e1']/address": "192.0.2.1"})
+    recorder = Recorder()
+    monkeypatch.setattr(daemon, "log", recorder)
+    monkeypatch.setattr(daemon, "OPER_PUSH_BATCH_S", 3600.0)  # the burst's flush waits for the mark below
+    queued: list[Any] = []
+    put = env.agent._events.put
+
+    def spy(item: Any, *args: Any, **kwargs: Any) -> None:
+        queued.append(item)
+        put(item, *args, **kwargs)
+
+    monkeypatch.setattr(env.agent._events, "put", spy)
+    # an endpoint's port (re-read after it) and the log level (nothing to re-read: the line alone is deferred)
+    for path, value in ((f"{C}/endpoint[name='e1']/port", 1081), ("/vpp-singbox:singbox/log-level", "debug"),
+                        (f"{C}/endpoint[name='e1']/port", 1082)):
+        env.sess.set_item(path, value)
+        env.sess.apply_changes()
+    # the old code queued a CommitDone for every commit, each waking the worker
+    assert queued == ["commits"], queued
+    assert env.agent.wait_idle()
+    commits = [fields for event, thread, fields in recorder.calls if event == "commit" and thread == "agent-worker"]
+    assert [c["result"] for c in commits] == ["applied"] * 3, commits
+    assert [c["txn"] for c in commits] == sorted(c["txn"] for c in commits), commits
+    assert [c["steps"] for c in commits] == [1, 1, 1], commits

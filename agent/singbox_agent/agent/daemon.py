@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import queue
+from collections import deque
 import secrets
 import threading
 import time
@@ -114,7 +115,7 @@ class Transaction:
 @dataclass
 class CommitDone:
     """A commit's done, for the worker: it writes the commit's log line (rendering and writing it inside the done
-    callback made every apply_changes wait for it, issue 17) and pushes the operational state it touched."""
+    callback made every apply_changes wait for it, issue 17), with the other commits' of the same burst."""
     req_id: int
     result: str
     txn: Transaction | None  # None: a commit that started before we subscribed
@@ -159,7 +160,9 @@ class Agent:
         self.change_priority = change_priority
         self._lock = threading.RLock()
         self._txns: dict[int, Transaction] = {}
-        self._events: queue.Queue[Event | CommitDone | str] = queue.Queue()
+        self._events: queue.Queue[Event | str] = queue.Queue()
+        # commits done whose log line the worker has not written yet (appended under _lock, taken by the worker)
+        self._commits_done: deque[CommitDone] = deque()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._next_resync = 0.0
@@ -180,7 +183,9 @@ class Agent:
         self._push_interfaces: set[str] = set()
         self._push_all_interfaces = False
         self._push_server = False
-        self._push_since: float | None = None  # when the oldest re-read not pushed yet was asked for
+        # when the oldest deferred work (a re-read not pushed yet, a commit's log line) was asked for: the worker
+        # does it OPER_PUSH_BATCH_S later (`_next_item`); set by the worker or a commit's done, under _lock
+        self._push_since: float | None = None
         self._next_full_push = 0.0
         self._interface_names: list[str] | None = None  # the configured interfaces (None: not known), under _lock
         self._marks: dict[int, threading.Event] = {}
@@ -389,10 +394,18 @@ class Agent:
             resync = not self.status.in_sync or self._resync_due or (txn is not None and txn.held_before)
             self._resync_due = False
             self._ask_push(None if txn is None else txn.new_units)  # what it touched is read again
-        duration_ms = (time.perf_counter() - txn.started) * 1e3 if txn else None
+            duration_ms = (time.perf_counter() - txn.started) * 1e3 if txn else None
+            self._commits_done.append(CommitDone(req_id, result, txn, duration_ms))
+            # The worker is woken by the first commit of a burst only, to count OPER_PUSH_BATCH_S from it; the
+            # burst's log lines and re-reads wait for that (issue 17: a wake-up per commit had the worker take a
+            # core and the GIL right after each done, while the commit returned and the next request came in).
+            wake = self._push_since is None
+            if wake:
+                self._push_since = time.monotonic()
         if resync:
             self._events.put("resync")
-        self._events.put(CommitDone(req_id, result, txn, duration_ms))
+        elif wake:
+            self._events.put("commits")
 
     def _abort(self, req_id: int) -> None:
         with self._lock:
@@ -476,24 +489,19 @@ class Agent:
             self.heartbeat()
             item = self._next_item()
             try:
-                if isinstance(item, CommitDone):
-                    self._log_commit(item)  # _done asked for the push of what it touched: due below
-                else:
-                    if isinstance(item, str) and item.startswith("mark:"):
-                        self._push_oper(item, now=True)  # what came before the mark is pushed before it is set
-                    self._handle(item)
+                # Commits' log lines go out before whatever the worker does next (its own lines stay in order),
+                # except for the first commit's wake-up: they wait for the flush it schedules, all together.
+                if item != "commits":
+                    self._log_commits()
+                if isinstance(item, str) and item.startswith("mark:"):
+                    self._push_oper(item, now=True)  # what came before the mark is pushed before it is set
+                self._handle(item)
                 self._push_oper(item)
             except Exception:  # noqa: BLE001 - the worker must survive anything one event does
                 log.exception("worker event failed", event=str(item))
-        while True:  # the commits done before the stop are still logged
-            try:
-                left = self._events.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(left, CommitDone):
-                self._log_commit(left)
+        self._log_commits()  # the commits done before the stop are still logged
 
-    def _next_item(self) -> Event | CommitDone | str:
+    def _next_item(self) -> Event | str:
         """The next queued item; "push-due" when a deferred push (`_push_oper`) is due first, "tick" every TICK_S."""
         since = self._push_since
         timeout = TICK_S if since is None else max(0.0, min(TICK_S, since + OPER_PUSH_BATCH_S - time.monotonic()))
@@ -501,6 +509,11 @@ class Agent:
             return self._events.get(timeout=timeout)
         except queue.Empty:
             return "tick" if since is None else "push-due"
+
+    def _log_commits(self) -> None:
+        """The log lines of the commits done so far, in their order (worker thread)."""
+        while self._commits_done:
+            self._log_commit(self._commits_done.popleft())
 
     @staticmethod
     def _log_commit(item: CommitDone) -> None:
@@ -529,7 +542,7 @@ class Agent:
             if kind in _SERVER_UNITS:
                 self._push_server = True
 
-    def _push_oper(self, item: Event | CommitDone | str, *, now: bool = False) -> None:
+    def _push_oper(self, item: Event | str, *, now: bool = False) -> None:
         """The pushed part of the operational state follows what the worker just handled (oper_push.py): what a
         commit touched or an event is about is read again, everything at start, reconnect, resync and every
         OPER_PUSH_FULL_S; the dataplane's status is compared after anything (no read). Re-reads go out together,
@@ -555,7 +568,8 @@ class Agent:
             interfaces, self._push_interfaces = self._push_interfaces, set()
             all_interfaces, self._push_all_interfaces = self._push_all_interfaces, False
             server, self._push_server = self._push_server, False
-            self._push_since = None
+            # log lines of commits done since the worker wrote the last ones: their flush is due in turn
+            self._push_since = at if self._commits_done else None
             if full:
                 self._next_full_push = at + OPER_PUSH_FULL_S
             units = self.running.units
