@@ -179,3 +179,18 @@ def test_changes_touch_only_their_units() -> None:
     assert rc.units[("endpoint", "e7")].get("port") is None  # copy-on-write: the cache is unchanged
     gone = rc.changed_units([Change("deleted", f"{T}/client/endpoint[name='e7']")])
     assert gone == {("endpoint", "e7"): None}
+    # nested data (a list inside the unit, a leaf-list) is copied too, not shared with the cache
+    group = f"{T}/client/endpoint-group[name='g']"
+    rc.updated(rc.changed_units([Change("created", f"{group}/member[endpoint='e1']/weight", 5),
+                                 Change("created", f"{group}/member[endpoint='e2']/weight", 7)]))
+    iface = f"{T}/client/interface[name='i']"
+    rc.updated(rc.changed_units([Change("created", f"{iface}/bypass-prefix[.='10.0.0.0/8']", "10.0.0.0/8")]))
+    before = (rc.units[("endpoint-group", "g")], rc.units[("interface", "i")])
+    snapshot = repr(before)
+    touched = rc.changed_units([Change("modified", f"{group}/member[endpoint='e1']/weight", 9),
+                                Change("deleted", f"{group}/member[endpoint='e2']"),
+                                Change("created", f"{iface}/bypass-prefix[.='192.0.2.0/24']", "192.0.2.0/24")])
+    assert repr(before) == snapshot, before
+    assert touched[("endpoint-group", "g")] == {"member": {"e1": {"weight": 9}}}, touched
+    interface = touched[("interface", "i")]
+    assert interface is not None and set(interface["bypass-prefix"]) == {"10.0.0.0/8", "192.0.2.0/24"}, touched
