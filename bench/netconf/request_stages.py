@@ -89,7 +89,7 @@ def serve(argv: list[str]) -> int:
 
         conn.data_received = data_received
 
-    server._SSHServer.connection_made = connection_made  # type: ignore[method-assign]
+    setattr(server._SSHServer, "connection_made", connection_made)
     channel_received = server._NetconfChannel.data_received
 
     def channel_data(self: Any, data: bytes, datatype: Any) -> None:
@@ -98,7 +98,7 @@ def serve(argv: list[str]) -> int:
             cur["cpu B"] = cpu()  # made a duration by `message`
         channel_received(self, data, datatype)
 
-    server._NetconfChannel.data_received = channel_data  # type: ignore[method-assign]
+    setattr(server._NetconfChannel, "data_received", channel_data)
     on_message = session.NetconfSession._message
 
     def message(self: Any, data: bytes) -> None:
@@ -111,21 +111,21 @@ def serve(argv: list[str]) -> int:
             cur["cpu B"] = cpu() - cur.get("cpu B", cpu())
         on_message(self, data)
 
-    session.NetconfSession._message = message  # type: ignore[method-assign]
+    setattr(session.NetconfSession, "_message", message)
     run_rpc = session.NetconfSession._run_rpc
 
     def run(self: Any, data: bytes, op: str) -> None:
         cur["D"], cur["op"] = clock(), op
         run_rpc(self, data, op)
 
-    session.NetconfSession._run_rpc = run  # type: ignore[method-assign]
+    setattr(session.NetconfSession, "_run_rpc", run)
     worker_reply = session.NetconfSession._worker_reply
 
     def reply_on_loop(self: Any, *args: Any) -> None:
         cur.setdefault("L", clock())
         worker_reply(self, *args)
 
-    session.NetconfSession._worker_reply = reply_on_loop  # type: ignore[method-assign]
+    setattr(session.NetconfSession, "_worker_reply", reply_on_loop)
     timed(messages, "parse_rpc", "E0", "E1")
     timed(dispatch, "parse_netconf_rpc", "F0", "F1")
     timed(dispatch, "_invalid_input", "G0", "G1")
@@ -147,7 +147,7 @@ def serve(argv: list[str]) -> int:
             records.append(dict(cur))
         cur.clear()
 
-    server._NetconfChannel._send = send_reply  # type: ignore[method-assign]
+    setattr(server._NetconfChannel, "_send", send_reply)
     def dump() -> None:
         Path(os.environ[OUT_ENV]).write_text(json.dumps(records))
 
