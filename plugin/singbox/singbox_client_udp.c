@@ -168,7 +168,7 @@ singbox_cudp_disconnect_rpc (void *arg)
 }
 
 /* A leg is closed on its own thread. */
-static void
+void
 singbox_cudp_disconnect (session_handle_t h)
 {
   if (h == SESSION_INVALID_HANDLE)

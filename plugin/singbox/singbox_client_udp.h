@@ -207,6 +207,7 @@ u32 singbox_cudp_ctx (singbox_cudp_flow_t *f);
 u32 singbox_cudp_ctx_handle (u32 ctx);
 singbox_cudp_flow_t *singbox_cudp_flow_from_ctx (u32 ctx);
 void singbox_cudp_close (singbox_cudp_flow_t *f, int failed);
+void singbox_cudp_disconnect (session_handle_t h);
 u64 singbox_cudp_itf_counter (singbox_cudp_itf_t *citf, singbox_cudp_counter_t c);
 void singbox_cudp_itf_traffic (singbox_cudp_itf_t *citf, vlib_counter_t *to_proxy,
 			       vlib_counter_t *from_proxy);

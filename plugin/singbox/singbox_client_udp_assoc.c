@@ -16,16 +16,18 @@
  * client sends before the association is up wait (SINGBOX_CUDP_MAX_PENDING,
  * SINGBOX_CUDP_MAX_PENDING_BYTES).
  *
- * Threads (see singbox_client_udp.c): every callback here takes the lock of
- * the flow's owner pool, named by the handle in its session's opaque (or
- * the connect's context); the client leg's run on the owner thread, the
- * control and relay legs' wherever VPP put those legs. A leg is closed by
- * an RPC to its own thread (singbox_cudp_close). Every fifo has one
- * producer at a time: the client leg's tx fifo is written by the relay
- * leg's rx, the relay leg's by the client leg's rx, both under the owner's
- * lock. The lock is never held across a call that may stop the workers
- * (connects go out after it is released). Nothing per datagram runs on
- * main. */
+ * Threads (see singbox_client_udp.c): the record is touched on its owner
+ * thread (the client leg's); the control connection's callbacks run where
+ * VPP put that leg and only tell the owner (singbox_cudp_msg_t, by message
+ * when the leg is on another thread), and the owner's handshake bytes go
+ * back to the leg's thread by message. The relay leg's callbacks still take
+ * the lock of the flow's owner pool, named by the handle in its session's
+ * opaque (or the connect's context). A leg is closed by an RPC to its own
+ * thread (singbox_cudp_close). Every fifo has one producer at a time: the
+ * client leg's tx fifo is written by the relay leg's rx, the relay leg's by
+ * the client leg's rx, both under the owner's lock. The lock is never held
+ * across a call that may stop the workers (connects go out after it is
+ * released). Nothing per datagram runs on main. */
 
 #include <singbox/singbox_client_udp.h>
 #include <singbox/singbox_group.h>
@@ -282,17 +284,120 @@ singbox_cudp_client_rx (session_t *s)
 }
 
 /*
- * The control connection (ctl app): on the thread TCP put it on
+ * The control connection (ctl app): on the thread TCP put it on. Its
+ * callbacks only tell the owner what happened (singbox_cudp_msg_t): the
+ * record is the owner's. The owner's handshake bytes come back by message,
+ * so the control connection's thread is the only producer of its tx fifo.
  */
 
-static void
-singbox_cudp_send_ctl (session_t *s, socks5_out_t *out)
+typedef enum
 {
-  if (!out->len || svm_fifo_max_enqueue_prod (s->tx_fifo) < out->len)
+  SINGBOX_CUDP_CTL_CONNECTED, /* to the owner: the connect's outcome */
+  SINGBOX_CUDP_CTL_RX,	      /* to the owner: bytes of the proxy's reply */
+  SINGBOX_CUDP_CTL_CLOSED,    /* to the owner: the proxy ended it */
+  SINGBOX_CUDP_CTL_TX,	      /* to the leg's thread: bytes to send */
+} singbox_cudp_msg_event_t;
+
+/* at most what one message carries: a whole UDP ASSOCIATE handshake, the
+ * proxy's part (method, auth status, reply with a name) or ours */
+#define SINGBOX_CUDP_CTL_MSG_MAX (SOCKS5_OUT_MAX)
+
+typedef struct
+{
+  u32 ctx;	       /* CONNECTED: the connect's context (names the flow's generation) */
+  u32 flow;	       /* RX, CLOSED, TX: the flow's handle (the leg's opaque) */
+  session_handle_t sh; /* the control connection */
+  u8 event;	       /* singbox_cudp_msg_event_t */
+  u32 err;	       /* CONNECTED: session_error_t */
+  u32 len;
+  u8 data[0]; /* RX, TX */
+} singbox_cudp_msg_t;
+
+static singbox_cudp_msg_t *
+singbox_cudp_msg (u8 event, u32 flow, session_handle_t sh, u8 *data, u32 len)
+{
+  singbox_cudp_msg_t *m = clib_mem_alloc (sizeof (*m) + len);
+
+  clib_memset (m, 0, sizeof (*m));
+  m->event = event;
+  m->flow = flow;
+  m->sh = sh;
+  m->len = len;
+  if (len)
+    clib_memcpy_fast (m->data, data, len);
+  return m;
+}
+
+static void
+singbox_cudp_msg_free (singbox_cudp_msg_t *m)
+{
+  /* a TX message holds the password */
+  clib_memset (m, 0, sizeof (*m) + m->len);
+  clib_mem_free (m);
+}
+
+static void singbox_cudp_owner (singbox_cudp_msg_t *m);
+static void singbox_cudp_ctl_tx (singbox_cudp_msg_t *m);
+
+static void
+singbox_cudp_owner_rpc (void *arg)
+{
+  singbox_cudp_owner (arg);
+}
+
+static void
+singbox_cudp_ctl_tx_rpc (void *arg)
+{
+  singbox_cudp_ctl_tx (arg);
+}
+
+/* To the flow's owner: at once when it is this thread (0 workers, or the
+ * SYN-ACK came in on the owner). */
+static void
+singbox_cudp_tell (singbox_cudp_msg_t *m, u32 flow)
+{
+  clib_thread_index_t owner = singbox_cudp_handle_thread (flow);
+
+  if (owner == vlib_get_thread_index ())
+    singbox_cudp_owner (m);
+  else
+    singbox_rpc (owner, singbox_cudp_owner_rpc, m);
+}
+
+/* On the leg's thread: the owner's handshake bytes into the connection's
+ * tx fifo, if it is still the flow's. */
+static void
+singbox_cudp_ctl_tx (singbox_cudp_msg_t *m)
+{
+  session_t *s = session_get_from_handle_if_valid (m->sh);
+  app_worker_t *wrk;
+
+  SINGBOX_ASSERT_THREAD (session_thread_from_handle (m->sh));
+  if (s && s->opaque == m->flow && s->session_state < SESSION_STATE_TRANSPORT_CLOSING &&
+      (wrk = app_worker_get_if_valid (s->app_wrk_index)) &&
+      wrk->app_index == singbox_cudp_main.ctl_app_index &&
+      svm_fifo_max_enqueue_prod (s->tx_fifo) >= m->len)
+    {
+      svm_fifo_enqueue (s->tx_fifo, m->len, m->data);
+      if (svm_fifo_set_event (s->tx_fifo))
+	session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+    }
+  singbox_cudp_msg_free (m);
+}
+
+/* On the owner: the handshake's bytes to the leg's thread. */
+static void
+singbox_cudp_send_ctl (singbox_cudp_flow_t *f, socks5_out_t *out)
+{
+  singbox_cudp_msg_t *m;
+
+  if (!out->len)
     return;
-  svm_fifo_enqueue (s->tx_fifo, out->len, out->data);
-  if (svm_fifo_set_event (s->tx_fifo))
-    session_program_tx_io_evt (s->handle, SESSION_IO_EVT_TX);
+  m = singbox_cudp_msg (SINGBOX_CUDP_CTL_TX, f->handle, f->ctl_handle, out->data, out->len);
+  if (session_thread_from_handle (f->ctl_handle) == vlib_get_thread_index ())
+    singbox_cudp_ctl_tx (m);
+  else
+    singbox_rpc (session_thread_from_handle (f->ctl_handle), singbox_cudp_ctl_tx_rpc, m);
 }
 
 static void
@@ -304,42 +409,31 @@ singbox_cudp_ep_failed (singbox_cudp_flow_t *f)
   singbox_group_count_failure (f->group_index, f->endpoint_index);
 }
 
-static int
-singbox_cudp_ctl_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
+/* On the owner, lock held: the control connection is up (m->sh); greeting,
+ * auth and UDP ASSOCIATE go out in one write. */
+static void
+singbox_cudp_ctl_up (singbox_cudp_flow_t *f, singbox_cudp_msg_t *m)
 {
   singbox_main_t *sm = &singbox_main;
-  u32 h = singbox_cudp_ctx_handle (api_context);
   socks5_client_cfg_t cfg = {};
   singbox_endpoint_t *ep;
-  singbox_cudp_flow_t *f;
   socks5_out_t out;
 
-  singbox_cudp_lock (h);
-  f = singbox_cudp_flow_from_ctx (api_context);
-  if (!f || f->state != SINGBOX_CUDP_STATE_OPENING)
+  f->ctl_handle = m->sh; /* closed with the flow from here on */
+  if (m->err || pool_is_free_index (sm->endpoints, f->endpoint_index))
     {
-      /* the flow ended meanwhile: the session layer closes s */
-      singbox_cudp_unlock (h);
-      return -1;
-    }
-  if (err || pool_is_free_index (sm->endpoints, f->endpoint_index))
-    {
-      SINGBOX_LOG (SINGBOX_LOG_INFO, "udp flow %u: endpoint connect failed: %U", h,
-		   format_session_error, err);
+      SINGBOX_LOG (SINGBOX_LOG_INFO, "udp flow %u: endpoint connect failed: %U", f->handle,
+		   format_session_error, m->err);
       singbox_cudp_ep_failed (f);
       singbox_cudp_close (f, 1);
-      singbox_cudp_unlock (h);
-      return err ? 0 : -1;
+      return;
     }
   ep = pool_elt_at_index (sm->endpoints, f->endpoint_index);
-  singbox_tcp_ts_monotonic (s, 1 /* resend_ack */);
-  f->ctl_handle = session_handle (s);
-  s->opaque = h;
   f->state = SINGBOX_CUDP_STATE_HANDSHAKE;
 
-  /* greeting, auth and UDP ASSOCIATE in one write. DST is all zeros: the
-   * address and port we send from are known only once the relay leg is
-   * connected to BND, after the reply (RFC 1928 section 7 allows zeros) */
+  /* DST is all zeros: the address and port we send from are known only
+   * once the relay leg is connected to BND, after the reply (RFC 1928
+   * section 7 allows zeros) */
   cfg.pipeline = 1;
   cfg.cmd = SOCKS5_CMD_UDP_ASSOCIATE;
   if (f->relay_is_ip4)
@@ -358,16 +452,13 @@ singbox_cudp_ctl_connected (u32 app_wrk_index, u32 api_context, session_t *s, se
   if (socks5_client_init (f->cproto, &cfg, &out) != SOCKS5_ERR_NONE)
     {
       singbox_cudp_close (f, 1);
-      singbox_cudp_unlock (h);
-      return 0;
+      return;
     }
-  singbox_cudp_send_ctl (s, &out);
+  singbox_cudp_send_ctl (f, &out);
   clib_memset (&out, 0, sizeof (out)); /* it held the password */
-  singbox_cudp_unlock (h);
-  return 0;
 }
 
-/* Owner's lock held: the proxy answered; fills *a to connect the relay leg
+/* On the owner, lock held: the proxy answered; fills *a to connect the relay leg
  * to BND. Returns 0 when the relay is to be connected. */
 static int
 singbox_cudp_bnd (singbox_cudp_flow_t *f, socks5_addr_t *bnd, vnet_connect_args_t *a)
@@ -416,80 +507,132 @@ singbox_cudp_bnd (singbox_cudp_flow_t *f, socks5_addr_t *bnd, vnet_connect_args_
   return 0;
 }
 
+/* On the owner, lock held: bytes of the proxy's reply. Returns 1 when *a
+ * is to connect the relay leg (after the lock is released). */
 static int
-singbox_cudp_ctl_rx (session_t *s)
+singbox_cudp_ctl_reply (singbox_cudp_flow_t *f, singbox_cudp_msg_t *m, vnet_connect_args_t *a)
 {
-  u8 buf[SOCKS5_MAX_REPLY_LEN + 2];
-  vnet_connect_args_t _a = {}, *a = &_a;
-  singbox_cudp_flow_t *f;
   socks5_event_type_t t;
   socks5_event_t ev;
   socks5_out_t out;
-  u32 n, consumed, h = s->opaque;
-  int connect = 0;
+  u32 off = 0, consumed;
 
-  singbox_cudp_lock (h);
-  f = singbox_cudp_flow_get_if_valid (h);
-  if (!f || f->ctl_handle != session_handle (s) || f->state != SINGBOX_CUDP_STATE_HANDSHAKE ||
-      !f->cproto)
+  /* after the reply the connection only says the association lives */
+  if (f->ctl_handle != m->sh || f->state != SINGBOX_CUDP_STATE_HANDSHAKE || !f->cproto)
+    return 0;
+  while (off < m->len)
     {
-      /* after the reply the connection only says the association lives */
-      svm_fifo_dequeue_drop_all (s->rx_fifo);
-      singbox_cudp_unlock (h);
-      return 0;
-    }
-  while ((n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf))))
-    {
-      svm_fifo_peek (s->rx_fifo, 0, n, buf);
       consumed = 0;
-      out.len = 0;
-      t = socks5_client_feed (f->cproto, buf, n, &consumed, &ev, &out);
-      if (consumed)
-	svm_fifo_dequeue_drop (s->rx_fifo, consumed);
+      out.len = 0; /* pipelined: feed writes nothing */
+      t = socks5_client_feed (f->cproto, m->data + off, m->len - off, &consumed, &ev, &out);
+      off += consumed;
       if (t == SOCKS5_EV_CONNECTED)
 	{
-	  svm_fifo_dequeue_drop_all (s->rx_fifo);
-	  if (singbox_cudp_bnd (f, &ev.addr, a))
-	    {
-	      singbox_cudp_ep_failed (f);
-	      singbox_cudp_close (f, 1);
-	    }
-	  else
-	    connect = 1;
-	  break;
+	  if (!singbox_cudp_bnd (f, &ev.addr, a))
+	    return 1;
+	  singbox_cudp_ep_failed (f);
+	  singbox_cudp_close (f, 1);
+	  return 0;
 	}
       if (t == SOCKS5_EV_ERROR)
 	{
-	  SINGBOX_LOG (SINGBOX_LOG_INFO, "udp flow %u: UDP ASSOCIATE refused: %s (rep %u)", h,
-		       socks5_error_name (ev.error), ev.rep);
+	  SINGBOX_LOG (SINGBOX_LOG_INFO, "udp flow %u: UDP ASSOCIATE refused: %s (rep %u)",
+		       f->handle, socks5_error_name (ev.error), ev.rep);
 	  singbox_cudp_ep_failed (f);
 	  singbox_cudp_close (f, 1);
-	  break;
+	  return 0;
 	}
-      if (!consumed || consumed < n)
+      if (!consumed)
 	break;
+    }
+  return 0;
+}
+
+/* On the owner: what the control connection's thread told (m). */
+static void
+singbox_cudp_owner (singbox_cudp_msg_t *m)
+{
+  vnet_connect_args_t _a = {}, *a = &_a;
+  singbox_cudp_flow_t *f;
+  int connect = 0;
+  u32 h;
+
+  h = m->event == SINGBOX_CUDP_CTL_CONNECTED ? singbox_cudp_ctx_handle (m->ctx) : m->flow;
+  SINGBOX_ASSERT_THREAD (singbox_cudp_handle_thread (h));
+  singbox_cudp_lock (h);
+  switch (m->event)
+    {
+    case SINGBOX_CUDP_CTL_CONNECTED:
+      f = singbox_cudp_flow_from_ctx (m->ctx);
+      if (f && f->state == SINGBOX_CUDP_STATE_OPENING)
+	singbox_cudp_ctl_up (f, m);
+      else
+	/* the flow ended meanwhile */
+	singbox_cudp_disconnect (m->sh);
+      break;
+    case SINGBOX_CUDP_CTL_RX:
+      if ((f = singbox_cudp_flow_get_if_valid (h)))
+	connect = singbox_cudp_ctl_reply (f, m, a);
+      break;
+    case SINGBOX_CUDP_CTL_CLOSED:
+      /* the proxy closed the control connection: the association is over */
+      f = singbox_cudp_flow_get_if_valid (h);
+      if (f && f->ctl_handle == m->sh)
+	{
+	  f->ctl_handle = SESSION_INVALID_HANDLE; /* closed by its thread */
+	  singbox_cudp_close (f, f->state != SINGBOX_CUDP_STATE_ASSOCIATED);
+	}
+      break;
     }
   singbox_cudp_unlock (h);
   if (connect)
     singbox_cudp_connect (a);
+  singbox_cudp_msg_free (m);
+}
+
+static int
+singbox_cudp_ctl_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
+{
+  u32 h = singbox_cudp_ctx_handle (api_context);
+  singbox_cudp_msg_t *m;
+
+  /* on the connects thread when it failed */
+  m = singbox_cudp_msg (SINGBOX_CUDP_CTL_CONNECTED, h,
+			err ? SESSION_INVALID_HANDLE : session_handle (s), 0, 0);
+  m->ctx = api_context;
+  m->err = err;
+  if (!err)
+    {
+      singbox_tcp_ts_monotonic (s, 1 /* resend_ack */);
+      s->opaque = h;
+    }
+  singbox_cudp_tell (m, h);
   return 0;
 }
 
-/* The proxy closed the control connection: the association is over. */
+static int
+singbox_cudp_ctl_rx (session_t *s)
+{
+  u8 buf[SINGBOX_CUDP_CTL_MSG_MAX];
+  u32 n = clib_min (svm_fifo_max_dequeue_cons (s->rx_fifo), sizeof (buf));
+
+  /* what one message carries is more than a whole reply of the proxy: the
+   * rest is no handshake (and after it, the connection carries nothing) */
+  if (n)
+    svm_fifo_dequeue (s->rx_fifo, n, buf);
+  svm_fifo_dequeue_drop_all (s->rx_fifo);
+  if (n)
+    singbox_cudp_tell (
+      singbox_cudp_msg (SINGBOX_CUDP_CTL_RX, s->opaque, session_handle (s), buf, n), s->opaque);
+  return 0;
+}
+
+/* The proxy closed the control connection: the owner ends the flow. */
 static void
 singbox_cudp_ctl_closed (session_t *s)
 {
-  singbox_cudp_flow_t *f;
-  u32 h = s->opaque;
-
-  singbox_cudp_lock (h);
-  f = singbox_cudp_flow_get_if_valid (h);
-  if (f && f->ctl_handle == session_handle (s))
-    {
-      f->ctl_handle = SESSION_INVALID_HANDLE; /* closed below */
-      singbox_cudp_close (f, f->state != SINGBOX_CUDP_STATE_ASSOCIATED);
-    }
-  singbox_cudp_unlock (h);
+  singbox_cudp_tell (
+    singbox_cudp_msg (SINGBOX_CUDP_CTL_CLOSED, s->opaque, session_handle (s), 0, 0), s->opaque);
   if (s->session_state < SESSION_STATE_APP_CLOSED)
     {
       vnet_disconnect_args_t a = { .handle = session_handle (s),
