@@ -25,10 +25,12 @@
  * the replies; which thread that is is not known when the flow starts, so no
  * other choice of owner keeps every leg at home. The handle, owner << 24 |
  * index as for TCP sessions, is the opaque of all three legs (and, with a
- * few generation bits, the connects' context): a callback takes the owner
- * pool's lock and finds the record. That lock is only contended between a
- * thread and the legs of its own flows that VPP put elsewhere; there is no
- * global lock on the data path. Ending a flow closes each leg by an RPC to
+ * few generation bits, the connects' context). The control connection's
+ * callbacks and the relay leg's connected one tell the owner by message
+ * (singbox_client_udp_assoc.c); the relay leg's rx and migrate callbacks
+ * take the owner pool's lock and find the record. That lock is only
+ * contended between a thread and the relay legs of its own flows that VPP
+ * put elsewhere; there is no global lock on the data path. Ending a flow closes each leg by an RPC to
  * that leg's thread; expiry runs on each thread for its own flows (an RPC
  * from singbox-cudp-process); dumps, the CLI and turning an interface off
  * walk every thread's pool under the barrier. Interface counters are VPP's

@@ -20,9 +20,10 @@
  * thread (the client leg's); the control connection's callbacks run where
  * VPP put that leg and only tell the owner (singbox_cudp_msg_t, by message
  * when the leg is on another thread), and the owner's handshake bytes go
- * back to the leg's thread by message. The relay leg's callbacks still take
+ * back to the leg's thread by message; the relay leg's connected callback
+ * tells the owner too. The relay leg's rx and migrate callbacks still take
  * the lock of the flow's owner pool, named by the handle in its session's
- * opaque (or the connect's context). A leg is closed by an RPC to its own
+ * opaque. A leg is closed by an RPC to its own
  * thread (singbox_cudp_close). Every fifo has one producer at a time: the
  * client leg's tx fifo is written by the relay leg's rx, the relay leg's by
  * the client leg's rx, both under the owner's lock. The lock is never held
@@ -69,7 +70,9 @@ singbox_cudp_to_proxy (singbox_cudp_flow_t *f, u8 *data, u32 len)
     socks5_addr_set_ip6 (&dst, f->dst_ip.ip6.as_u8, f->dst_port);
   hlen = socks5_udp_header_encode (&dst, hdr, sizeof (hdr));
   rs = session_get_from_handle_if_valid (f->relay_handle);
-  if (hlen < 0 || hlen + len > SINGBOX_CUDP_MSS || !rs ||
+  /* a leg that moved (singbox_cudp_relay_migrate) has no tx fifo on its
+   * old thread once VPP switched it over, until its session is freed there */
+  if (hlen < 0 || hlen + len > SINGBOX_CUDP_MSS || !rs || !rs->tx_fifo ||
       singbox_udp_enqueue (rs, &f->relay_lcl_ip, f->relay_lcl_port, &f->relay_ip, f->relay_port,
 			   f->relay_is_ip4, hdr, hlen, data, len))
     {
@@ -285,17 +288,19 @@ singbox_cudp_client_rx (session_t *s)
 
 /*
  * The control connection (ctl app): on the thread TCP put it on. Its
- * callbacks only tell the owner what happened (singbox_cudp_msg_t): the
- * record is the owner's. The owner's handshake bytes come back by message,
- * so the control connection's thread is the only producer of its tx fifo.
+ * callbacks, and the relay leg's connected one, only tell the owner what
+ * happened (singbox_cudp_msg_t): the record is the owner's. The owner's
+ * handshake bytes come back by message, so the control connection's thread
+ * is the only producer of its tx fifo.
  */
 
 typedef enum
 {
-  SINGBOX_CUDP_CTL_CONNECTED, /* to the owner: the connect's outcome */
-  SINGBOX_CUDP_CTL_RX,	      /* to the owner: bytes of the proxy's reply */
-  SINGBOX_CUDP_CTL_CLOSED,    /* to the owner: the proxy ended it */
-  SINGBOX_CUDP_CTL_TX,	      /* to the leg's thread: bytes to send */
+  SINGBOX_CUDP_CTL_CONNECTED,	/* to the owner: the connect's outcome */
+  SINGBOX_CUDP_CTL_RX,		/* to the owner: bytes of the proxy's reply */
+  SINGBOX_CUDP_CTL_CLOSED,	/* to the owner: the proxy ended it */
+  SINGBOX_CUDP_CTL_TX,		/* to the leg's thread: bytes to send */
+  SINGBOX_CUDP_RELAY_CONNECTED, /* to the owner: the relay leg's connect's outcome */
 } singbox_cudp_msg_event_t;
 
 /* at most what one message carries: a whole UDP ASSOCIATE handshake, the
@@ -304,11 +309,12 @@ typedef enum
 
 typedef struct
 {
-  u32 ctx;	       /* CONNECTED: the connect's context (names the flow's generation) */
-  u32 flow;	       /* RX, CLOSED, TX: the flow's handle (the leg's opaque) */
-  session_handle_t sh; /* the control connection */
-  u8 event;	       /* singbox_cudp_msg_event_t */
-  u32 err;	       /* CONNECTED: session_error_t */
+  u32 ctx;		    /* CONNECTED: the connect's context (names the flow's generation) */
+  u32 flow;		    /* RX, CLOSED, TX: the flow's handle (the leg's opaque) */
+  session_handle_t sh;	    /* the control connection */
+  u8 event;		    /* singbox_cudp_msg_event_t */
+  u32 err;		    /* CONNECTED: session_error_t */
+  transport_endpoint_t lcl; /* RELAY_CONNECTED: our end */
   u32 len;
   u8 data[0]; /* RX, TX */
 } singbox_cudp_msg_t;
@@ -548,7 +554,9 @@ singbox_cudp_ctl_reply (singbox_cudp_flow_t *f, singbox_cudp_msg_t *m, vnet_conn
   return 0;
 }
 
-/* On the owner: what the control connection's thread told (m). */
+static void singbox_cudp_relay_up (singbox_cudp_flow_t *f, singbox_cudp_msg_t *m);
+
+/* On the owner: what a control or relay leg's thread told (m). */
 static void
 singbox_cudp_owner (singbox_cudp_msg_t *m)
 {
@@ -557,7 +565,9 @@ singbox_cudp_owner (singbox_cudp_msg_t *m)
   int connect = 0;
   u32 h;
 
-  h = m->event == SINGBOX_CUDP_CTL_CONNECTED ? singbox_cudp_ctx_handle (m->ctx) : m->flow;
+  h = m->event == SINGBOX_CUDP_CTL_CONNECTED || m->event == SINGBOX_CUDP_RELAY_CONNECTED ?
+	singbox_cudp_ctx_handle (m->ctx) :
+	m->flow;
   SINGBOX_ASSERT_THREAD (singbox_cudp_handle_thread (h));
   singbox_cudp_lock (h);
   switch (m->event)
@@ -573,6 +583,14 @@ singbox_cudp_owner (singbox_cudp_msg_t *m)
     case SINGBOX_CUDP_CTL_RX:
       if ((f = singbox_cudp_flow_get_if_valid (h)))
 	connect = singbox_cudp_ctl_reply (f, m, a);
+      break;
+    case SINGBOX_CUDP_RELAY_CONNECTED:
+      f = singbox_cudp_flow_from_ctx (m->ctx);
+      if (f && f->state == SINGBOX_CUDP_STATE_HANDSHAKE)
+	singbox_cudp_relay_up (f, m);
+      else
+	/* the flow ended meanwhile */
+	singbox_cudp_disconnect (m->sh);
       break;
     case SINGBOX_CUDP_CTL_CLOSED:
       /* the proxy closed the control connection: the association is over */
@@ -646,35 +664,22 @@ singbox_cudp_ctl_closed (session_t *s)
  * connects thread, then on the worker that receives its replies
  */
 
-static int
-singbox_cudp_relay_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
+/* On the owner, lock held: the relay leg is connected (m->sh); the
+ * association is up, the datagrams that waited go. */
+static void
+singbox_cudp_relay_up (singbox_cudp_flow_t *f, singbox_cudp_msg_t *m)
 {
-  transport_endpoint_t rmt = {}, lcl = {};
   singbox_main_t *sm = &singbox_main;
-  u32 h = singbox_cudp_ctx_handle (api_context);
-  singbox_cudp_flow_t *f;
   u8 **d;
 
-  singbox_cudp_lock (h);
-  f = singbox_cudp_flow_from_ctx (api_context);
-  if (!f || f->state != SINGBOX_CUDP_STATE_HANDSHAKE)
-    {
-      singbox_cudp_unlock (h);
-      return -1;
-    }
-  if (err)
+  if (m->err)
     {
       singbox_cudp_close (f, 1);
-      singbox_cudp_unlock (h);
-      return 0;
+      return;
     }
-  session_get_endpoint (s, &rmt, &lcl);
-  f->relay_handle = session_handle (s);
-  f->relay_lcl_ip = lcl.ip;
-  f->relay_lcl_port = clib_net_to_host_u16 (lcl.port);
-  /* left OPENED: udp-input moves an OPENED session to the worker that
-   * receives its first datagram, a READY one it never moves */
-  s->opaque = h;
+  f->relay_handle = m->sh;
+  f->relay_lcl_ip = m->lcl.ip;
+  f->relay_lcl_port = clib_net_to_host_u16 (m->lcl.port);
   f->state = SINGBOX_CUDP_STATE_ASSOCIATED;
   if (!pool_is_free_index (sm->endpoints, f->endpoint_index))
     {
@@ -688,15 +693,42 @@ singbox_cudp_relay_connected (u32 app_wrk_index, u32 api_context, session_t *s, 
       vec_free (*d);
     }
   vec_free (f->pending);
-  singbox_cudp_unlock (h);
+}
+
+/* On the thread VPP made the leg on; the owner hears of it by message, as
+ * of the control connection's. */
+static int
+singbox_cudp_relay_connected (u32 app_wrk_index, u32 api_context, session_t *s, session_error_t err)
+{
+  transport_endpoint_t rmt = {};
+  u32 h = singbox_cudp_ctx_handle (api_context);
+  singbox_cudp_msg_t *m;
+
+  m = singbox_cudp_msg (SINGBOX_CUDP_RELAY_CONNECTED, h,
+			err ? SESSION_INVALID_HANDLE : session_handle (s), 0, 0);
+  m->ctx = api_context;
+  m->err = err;
+  if (!err)
+    {
+      session_get_endpoint (s, &rmt, &m->lcl);
+      /* left OPENED: udp-input moves an OPENED session to the worker that
+       * receives its first datagram, a READY one it never moves */
+      s->opaque = h;
+    }
+  singbox_cudp_tell (m, h);
   return 0;
 }
 
 /* The first reply came in on another worker: the session moved there, on
- * the old thread's word. udp-input queued no rx event for the datagram
- * that made it move, so one is asked for here: the reply to a lone query
- * (DNS) would wait in the fifo forever. The flow's record stays where it
- * is: only the leg moved. */
+ * the old thread's word; this runs on the old thread once VPP has detached
+ * the old session's fifos, just before it frees that session. The flow's
+ * record stays where it is: only the leg moved. A tx event the owner sent
+ * to the old handle meanwhile was dropped there (the session had no tx fifo
+ * or was gone) and left the fifo's event flag set, so the owner's next
+ * datagrams would not ask for one either: one is sent to the new handle.
+ * VPP (v26.06) also asks for an rx event on the new handle after this
+ * callback, for the datagram that made the session move (udp-input queued
+ * none for it): the reply to a lone query (DNS) would wait in the fifo. */
 static void
 singbox_cudp_relay_migrate (session_t *s, session_handle_t new_sh)
 {
@@ -708,7 +740,7 @@ singbox_cudp_relay_migrate (session_t *s, session_handle_t new_sh)
   if (f && f->relay_handle == session_handle (s))
     f->relay_handle = new_sh;
   singbox_cudp_unlock (h);
-  session_program_rx_io_evt (new_sh);
+  session_program_tx_io_evt (new_sh, SESSION_IO_EVT_TX);
 }
 
 static int
