@@ -25,10 +25,11 @@
  * the replies; which thread that is is not known when the flow starts, so no
  * other choice of owner keeps every leg at home. The handle, owner << 24 |
  * index as for TCP sessions, is the opaque of all three legs (and, with a
- * few generation bits, the connects' context): a callback takes the owner
- * pool's lock and finds the record. That lock is only contended between a
- * thread and the legs of its own flows that VPP put elsewhere; there is no
- * global lock on the data path. Ending a flow closes each leg by an RPC to
+ * few generation bits, the connects' context). The record is touched on
+ * the owner only (main too, under the barrier): no lock. The other legs'
+ * callbacks tell the owner by message, and the relay leg relays the proxy's
+ * replies from a side context on its own thread
+ * (singbox_client_udp_assoc.c). Ending a flow closes each leg by an RPC to
  * that leg's thread; expiry runs on each thread for its own flows (an RPC
  * from singbox-cudp-process); dumps, the CLI and turning an interface off
  * walk every thread's pool under the barrier. Interface counters are VPP's
@@ -66,8 +67,7 @@ singbox_client_udp_itf_get (u32 sw_if_index)
  * The flow table: one pool per thread
  */
 
-/* A new record in this thread's pool; returns with the pool's lock held,
- * or 0 (lock not held) when the pool is full. */
+/* A new record in this thread's pool, or 0 when the pool is full. */
 singbox_cudp_flow_t *
 singbox_cudp_flow_alloc (void)
 {
@@ -76,13 +76,11 @@ singbox_cudp_flow_alloc (void)
   singbox_cudp_flow_t *f;
   u32 index;
 
-  clib_spinlock_lock_if_init (&wrk->lock);
   pool_get_zero (wrk->flows, f);
   index = f - wrk->flows;
   if (index > SINGBOX_CUDP_CTX_INDEX_MASK)
     {
       pool_put (wrk->flows, f);
-      clib_spinlock_unlock_if_init (&wrk->lock);
       return 0;
     }
   f->handle = singbox_session_handle_make (thread, index);
@@ -90,7 +88,8 @@ singbox_cudp_flow_alloc (void)
   return f;
 }
 
-/* The record of a handle that may be stale, or 0; its pool's lock held. */
+/* The record of a handle that may be stale, or 0; on its owner thread (or
+ * under the barrier). */
 singbox_cudp_flow_t *
 singbox_cudp_flow_get_if_valid (u32 handle)
 {
@@ -98,8 +97,9 @@ singbox_cudp_flow_get_if_valid (u32 handle)
   singbox_cudp_worker_t *wrk;
   u32 index = handle & SINGBOX_SESSION_INDEX_MASK;
 
-  if (t >= vec_len (singbox_cudp_main.workers))
+  if (t >= vec_len (singbox_cudp_main.workers) || (handle & SINGBOX_LEG_HANDLE_FLAG))
     return 0;
+  SINGBOX_ASSERT_OWNER (handle);
   wrk = singbox_cudp_worker_get (t);
   if (pool_is_free_index (wrk->flows, index))
     return 0;
@@ -114,8 +114,7 @@ singbox_cudp_ctx (singbox_cudp_flow_t *f)
 	 (f->handle & SINGBOX_CUDP_CTX_INDEX_MASK);
 }
 
-/* The handle a context names: for singbox_cudp_lock before
- * singbox_cudp_flow_from_ctx. */
+/* The handle a context names (its thread is the owner). */
 u32
 singbox_cudp_ctx_handle (u32 ctx)
 {
@@ -123,7 +122,7 @@ singbox_cudp_ctx_handle (u32 ctx)
 				      ctx & SINGBOX_CUDP_CTX_INDEX_MASK);
 }
 
-/* Its pool's lock held: the flow a context names, if it still exists. */
+/* On the owner: the flow a context names, if it still exists. */
 singbox_cudp_flow_t *
 singbox_cudp_flow_from_ctx (u32 ctx)
 {
@@ -168,7 +167,7 @@ singbox_cudp_disconnect_rpc (void *arg)
 }
 
 /* A leg is closed on its own thread. */
-static void
+void
 singbox_cudp_disconnect (session_handle_t h)
 {
   if (h == SESSION_INVALID_HANDLE)
@@ -177,8 +176,10 @@ singbox_cudp_disconnect (session_handle_t h)
 	       uword_to_pointer (h, void *));
 }
 
-/* Its pool's lock held (or under the barrier), any thread: end the flow,
- * close its legs, free it. */
+/* On the owner (or under the barrier): end the flow, close its legs, free
+ * its record. A relay leg with a side context is closed by its own thread,
+ * which writes the client leg's tx fifo until then: that thread closes the
+ * client leg too, once it no longer does (singbox_cudp_relay_end). */
 void
 singbox_cudp_close (singbox_cudp_flow_t *f, int failed)
 {
@@ -186,17 +187,24 @@ singbox_cudp_close (singbox_cudp_flow_t *f, int failed)
   singbox_cudp_worker_t *wrk = singbox_cudp_worker_get (singbox_cudp_handle_thread (f->handle));
   u8 **d;
 
+  SINGBOX_ASSERT_OWNER (f->handle);
   if (failed)
     singbox_cudp_count (SINGBOX_CUDP_CTR_FAILURES, f->sw_if_index, 1);
   singbox_group_release (f->group_index, f->endpoint_index);
   if (f->sw_if_index < vec_len (cm->itfs) && cm->itfs[f->sw_if_index].active)
     clib_atomic_fetch_sub (&cm->itfs[f->sw_if_index].active, 1);
-  singbox_cudp_disconnect (f->c_handle);
   singbox_cudp_disconnect (f->ctl_handle);
-  singbox_cudp_disconnect (f->relay_handle);
+  if (f->relay_set_up)
+    singbox_cudp_relay_end (f);
+  else
+    {
+      singbox_cudp_disconnect (f->relay_handle);
+      singbox_cudp_disconnect (f->c_handle);
+    }
   vec_foreach (d, f->pending)
     vec_free (*d);
   vec_free (f->pending);
+  vec_free (f->to_relay);
   if (f->cproto)
     {
       clib_memset (f->cproto, 0, sizeof (*f->cproto)); /* it holds the password */
@@ -214,7 +222,6 @@ static void
 singbox_cudp_expire_rpc (void *arg)
 {
   clib_thread_index_t thread = vlib_get_thread_index ();
-  singbox_cudp_worker_t *wrk = singbox_cudp_worker_get (thread);
   singbox_cudp_main_t *cm = &singbox_cudp_main;
   singbox_main_t *sm = &singbox_main;
   f64 now = vlib_time_now (vlib_get_main ());
@@ -222,7 +229,9 @@ singbox_cudp_expire_rpc (void *arg)
   singbox_cudp_itf_t *citf;
   u32 *expired = 0, *i, timeout;
 
-  clib_spinlock_lock_if_init (&wrk->lock);
+  /* what this thread's relay legs relayed since, to their owners, first:
+   * a flow idle on its client's side may be busy on the proxy's */
+  singbox_cudp_relays_tell ();
   singbox_cudp_foreach_flow_of_thread (f, thread)
   {
     citf = f->sw_if_index < vec_len (cm->itfs) ? &cm->itfs[f->sw_if_index] : 0;
@@ -239,7 +248,6 @@ singbox_cudp_expire_rpc (void *arg)
       f = singbox_cudp_flow_get_if_valid (*i);
       singbox_cudp_close (f, f->state != SINGBOX_CUDP_STATE_ASSOCIATED);
     }
-  clib_spinlock_unlock_if_init (&wrk->lock);
   vec_free (expired);
 }
 
@@ -444,8 +452,10 @@ u8 *
 format_singbox_cudp_flow (u8 *s, va_list *args)
 {
   singbox_cudp_flow_t *f = va_arg (*args, singbox_cudp_flow_t *);
-  f64 now = vlib_time_now (vlib_get_main ());
+  f64 now = vlib_time_now (vlib_get_main ()), last_active;
+  u64 packets, bytes;
 
+  singbox_cudp_flow_from_proxy (f, &packets, &bytes, &last_active);
   s = format (s, "[%u] %U:%u -> %U:%u %s", f->handle, format_ip46_address, &f->client_ip,
 	      IP46_TYPE_ANY, f->client_port, format_ip46_address, &f->dst_ip, IP46_TYPE_ANY,
 	      f->dst_port, singbox_cudp_state_names[f->state % SINGBOX_CUDP_N_STATE]);
@@ -453,7 +463,7 @@ format_singbox_cudp_flow (u8 *s, va_list *args)
     s = format (s, " relay :%u -> %U:%u", f->relay_lcl_port, format_ip46_address, &f->relay_ip,
 		IP46_TYPE_ANY, f->relay_port);
   s = format (s, " to-proxy %lu/%lu from-proxy %lu/%lu idle %.1fs", f->packets_to_proxy,
-	      f->bytes_to_proxy, f->packets_from_proxy, f->bytes_from_proxy, now - f->last_active);
+	      f->bytes_to_proxy, packets, bytes, now - last_active);
   if (vlib_num_workers ())
     s = format (s, " thread %u", singbox_cudp_handle_thread (f->handle));
   return s;
@@ -479,9 +489,8 @@ singbox_cudp_init (vlib_main_t *vm)
    * refuses more than the handles can name */
   n_threads = vlib_get_thread_main ()->n_vlib_mains;
   vec_validate_aligned (cm->workers, n_threads - 1, CLIB_CACHE_LINE_BYTES);
-  if (vlib_num_workers ())
-    vec_foreach (wrk, cm->workers)
-      clib_spinlock_init (&wrk->lock);
+  vec_foreach (wrk, cm->workers)
+    wrk->relay_by_flow = hash_create (0, sizeof (uword));
   cm->intercept_app_index = cm->ctl_app_index = cm->relay_app_index = APP_INVALID_INDEX;
   cm->intercept_listen[0] = cm->intercept_listen[1] = SESSION_INVALID_HANDLE;
   cm->fq_index[0] = cm->fq_index[1] = ~0;

@@ -61,8 +61,10 @@ typedef struct
   session_handle_t ctl_handle;
   socks5_client_t *cproto; /* during the handshake only */
 
-  /* the relay leg: a connected UDP session to BND.ADDR:BND.PORT */
+  /* the relay leg: a connected UDP session to BND.ADDR:BND.PORT, with a
+   * side context on its thread once ASSOCIATED (singbox_cudp_relay_t) */
   session_handle_t relay_handle;
+  u8 relay_set_up; /* its side context was sent: its thread closes it */
   u8 relay_is_ip4; /* the endpoint's family, not necessarily the flow's */
   ip46_address_t relay_lcl_ip;
   u16 relay_lcl_port;
@@ -72,13 +74,45 @@ typedef struct
   u8 **pending; /* client datagrams waiting for the association */
   u32 pending_bytes;
 
+  u8 *to_relay; /* datagrams for a relay leg on another thread, one message */
+
   f64 created;
-  f64 last_active;
+  f64 last_active; /* either way: the relay's thread tells its part */
   u64 packets_to_proxy;
   u64 bytes_to_proxy;
+} singbox_cudp_flow_t;
+
+/* The relay leg's side context, on the relay leg's thread: what its rx
+ * needs without the record, which is the owner's. The relay session's
+ * opaque is SINGBOX_LEG_HANDLE_FLAG | thread << 24 | index; the owner's
+ * messages find it by flow id (relay_by_flow). When the leg moves to
+ * another thread the context goes there by message, and what stays is a
+ * forwarder (moved) for the owner's messages sent before it heard of the
+ * move, freed on its word. */
+typedef struct
+{
+  u64 flow_id;		     /* the flow's (generation << 32 | handle) */
+  session_handle_t relay_sh; /* this leg; moved: where it went */
+  session_handle_t c_handle; /* the client leg, on the owner */
+  svm_fifo_t *c_tx_fifo;     /* its tx fifo: this thread is its one producer */
+  ip46_address_t client_ip;
+  ip46_address_t dst_ip;
+  u16 client_port; /* host order */
+  u16 dst_port;
+  u8 is_ip4;
+  u8 moved;
+  u32 sw_if_index;
+  /* where datagrams to the proxy go (the relay leg's ends) */
+  ip46_address_t relay_lcl_ip;
+  ip46_address_t relay_ip;
+  u16 relay_lcl_port; /* host order */
+  u16 relay_port;
+  u8 relay_is_ip4;
+  f64 last_active; /* a reply relayed */
+  f64 last_told;   /* the last_active the owner was told */
   u64 packets_from_proxy;
   u64 bytes_from_proxy;
-} singbox_cudp_flow_t;
+} singbox_cudp_relay_t;
 
 /* Per interface settings and counters, indexed by sw_if_index. */
 typedef struct
@@ -107,16 +141,15 @@ typedef enum
     SINGBOX_CUDP_N_CTR,
 } singbox_cudp_counter_t;
 
-/* A thread's flows: the records of the flows whose client leg is on it.
- * Everything in a record, and the pool, is under the pool's lock (only with
- * workers): the owner thread takes it for its client legs' datagrams; a
- * control or relay leg on another thread takes it too, so it is contended
- * only by the legs of this thread's own flows. */
+/* A thread's flows: the records of the flows whose client leg is on it,
+ * touched on this thread only (main too, under the barrier): no lock. And
+ * the side contexts of the relay legs on this thread. */
 typedef struct
 {
   CLIB_CACHE_LINE_ALIGN_MARK (cacheline0);
   singbox_cudp_flow_t *flows;
-  clib_spinlock_t lock;
+  singbox_cudp_relay_t *relays;
+  uword *relay_by_flow; /* flow id -> index in relays */
   u32 generation;
   u8 *rx_buf; /* one datagram, for this thread's callbacks */
 } singbox_cudp_worker_t;
@@ -161,33 +194,13 @@ singbox_cudp_worker_get (clib_thread_index_t thread)
   return vec_elt_at_index (singbox_cudp_main.workers, thread);
 }
 
-/* The lock of the pool that holds (or held) the record of `handle`: taken
- * before the record is looked up, released after it may have been freed. */
-static_always_inline void
-singbox_cudp_lock (u32 handle)
-{
-  clib_thread_index_t t = singbox_cudp_handle_thread (handle);
-
-  if (PREDICT_TRUE (t < vec_len (singbox_cudp_main.workers)))
-    clib_spinlock_lock_if_init (&singbox_cudp_main.workers[t].lock);
-}
-
-static_always_inline void
-singbox_cudp_unlock (u32 handle)
-{
-  clib_thread_index_t t = singbox_cudp_handle_thread (handle);
-
-  if (PREDICT_TRUE (t < vec_len (singbox_cudp_main.workers)))
-    clib_spinlock_unlock_if_init (&singbox_cudp_main.workers[t].lock);
-}
-
 static_always_inline u64
 singbox_cudp_flow_id (singbox_cudp_flow_t *f)
 {
   return ((u64) f->generation << 32) | f->handle;
 }
 
-/* Every live record of thread t: its lock held, or under the barrier. */
+/* Every live record of thread t: on t, or under the barrier. */
 #define singbox_cudp_foreach_flow_of_thread(f, t)                                                  \
   pool_foreach (f, singbox_cudp_worker_get (t)->flows)
 
@@ -207,10 +220,17 @@ u32 singbox_cudp_ctx (singbox_cudp_flow_t *f);
 u32 singbox_cudp_ctx_handle (u32 ctx);
 singbox_cudp_flow_t *singbox_cudp_flow_from_ctx (u32 ctx);
 void singbox_cudp_close (singbox_cudp_flow_t *f, int failed);
+void singbox_cudp_disconnect (session_handle_t h);
 u64 singbox_cudp_itf_counter (singbox_cudp_itf_t *citf, singbox_cudp_counter_t c);
 void singbox_cudp_itf_traffic (singbox_cudp_itf_t *citf, vlib_counter_t *to_proxy,
 			       vlib_counter_t *from_proxy);
 u32 singbox_cudp_n_flows (clib_thread_index_t thread);
+
+/* singbox_client_udp_assoc.c: the relay leg's side context */
+void singbox_cudp_relay_end (singbox_cudp_flow_t *f);
+void singbox_cudp_relays_tell (void);
+void singbox_cudp_flow_from_proxy (singbox_cudp_flow_t *f, u64 *packets, u64 *bytes,
+				   f64 *last_active);
 
 /* singbox_client_udp_assoc.c: the apps, the legs' callbacks */
 int singbox_cudp_start (void);

@@ -80,9 +80,10 @@ vl_api_singbox_udp_flow_dump_t_handler (vl_api_singbox_udp_flow_dump_t *mp)
   vl_api_singbox_udp_flow_details_t *rmp;
   vl_api_registration_t *rp = vl_api_client_index_to_registration (mp->client_index);
   u32 sw_if_index = ntohl (mp->sw_if_index);
-  f64 now = vlib_time_now (vlib_get_main ());
+  f64 now = vlib_time_now (vlib_get_main ()), last_active;
   singbox_cudp_flow_t *f;
   clib_thread_index_t t;
+  u64 packets, bytes;
   u8 *name;
 
   SINGBOX_ASSERT_BARRIER ();
@@ -112,10 +113,12 @@ vl_api_singbox_udp_flow_dump_t_handler (vl_api_singbox_udp_flow_dump_t *mp)
 	strncpy ((char *) rmp->endpoint_name, (char *) name, sizeof (rmp->endpoint_name) - 1);
       rmp->packets_to_proxy = clib_host_to_net_u64 (f->packets_to_proxy);
       rmp->bytes_to_proxy = clib_host_to_net_u64 (f->bytes_to_proxy);
-      rmp->packets_from_proxy = clib_host_to_net_u64 (f->packets_from_proxy);
-      rmp->bytes_from_proxy = clib_host_to_net_u64 (f->bytes_from_proxy);
+      /* the replies are counted on the relay leg's thread */
+      singbox_cudp_flow_from_proxy (f, &packets, &bytes, &last_active);
+      rmp->packets_from_proxy = clib_host_to_net_u64 (packets);
+      rmp->bytes_from_proxy = clib_host_to_net_u64 (bytes);
       rmp->age = clib_host_to_net_u32 ((u32) (now - f->created));
-      rmp->idle = clib_host_to_net_u32 ((u32) (now - f->last_active));
+      rmp->idle = clib_host_to_net_u32 ((u32) clib_max (now - last_active, 0));
       vl_api_send_msg (rp, (u8 *) rmp);
     }
 }
