@@ -10,7 +10,8 @@ ncclient 0.7.1 talks to both from this process with its 0.1 s send-queue poll ti
 (ietf-netconf-acm groups, ietf-truststore public-key bags) and size, in turn per server, each step starting with
 the next server (ours, netopeer2; then netopeer2, ours; ...):
 
-- **load**: the whole list created in one edit-config (then deleted in one edit, not measured);
+- **load**: the whole list created in one edit-config (then deleted in one edit, not measured), `--loads` times
+  (default 5), interleaved; the median;
 - **edit**: edit-config of one leaf (a group's user-name added and deleted; a bag's key value swapped), p50/p99;
 - **get**: get-config of the list's module (subtree filter), p50;
 
@@ -318,11 +319,20 @@ def edit(mgr: Any, body: str) -> None:
     mgr.edit_config(target="running", config=config(body))
 
 
-def round_of(servers: list[Server], blist: BenchList, n: int, iterations: int) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, Any]] = {s.name: {"edit": [], "get": []} for s in servers}
-    for s in servers:  # interleaved: each step runs on every server before the next step
-        out[s.name]["load"] = timed(lambda: edit(s.mgr, blist.entries(n)))
-    time.sleep(1.1)  # sysrepo names replay files by the second: let the big load's notification have its own
+def round_of(servers: list[Server], blist: BenchList, n: int, iterations: int,
+             loads: int = 5) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, Any]] = {s.name: {"edit": [], "get": [], "load": []} for s in servers}
+    # The one-edit load, `loads` times (load, then delete all but after the last), interleaved and each time
+    # starting with another server; its median is reported: one sample of a load is at the mercy of whatever
+    # else the box does in that second (at load 4, one-shot loads of the same list swung 10x between runs).
+    for k in range(loads):
+        for s in servers[k % len(servers):] + servers[:k % len(servers)]:
+            out[s.name]["load"].append(timed(lambda: edit(s.mgr, blist.entries(n))))
+        time.sleep(1.1)  # sysrepo names replay files by the second: let the big load's notification have its own
+        if k < loads - 1:
+            for s in servers:
+                edit(s.mgr, blist.delete_all(n))
+            time.sleep(1.1)
     for i in range(3 + iterations):
         # each step starts with another server: none always runs right after the same one (whose CPU use, e.g.
         # netopeer2's polling threads or an agent still pushing state, would land on its turns only)
@@ -335,7 +345,7 @@ def round_of(servers: list[Server], blist: BenchList, n: int, iterations: int) -
     result: dict[str, dict[str, float]] = {}
     for s in servers:
         r = out[s.name]
-        result[s.name] = {"load": r["load"], "edit50": statistics.median(r["edit"]),
+        result[s.name] = {"load": statistics.median(r["load"]), "edit50": statistics.median(r["edit"]),
                           "edit99": percentile(r["edit"], 99), "get50": statistics.median(r["get"]),
                           "rss": s.rss_mb()}
     for s in servers:
@@ -350,6 +360,9 @@ def main() -> int:
                     help="netopeer2 install prefix (default: $NETOPEER2_PREFIX)")
     ap.add_argument("--sizes", default="100,1000,10000")
     ap.add_argument("--iterations", type=int, default=40)
+    ap.add_argument("--loads", type=int, default=5,
+                    help="how many times each list is loaded in one edit (and deleted again) per size; the median "
+                         "is the 'load' column")
     ap.add_argument("--lists", default="nacm,truststore,endpoints",
                     help="endpoints: the product's list with the agent subscribed to ours (in-memory dataplane) and "
                          "a no-op subscriber to netopeer2's")
@@ -399,7 +412,7 @@ def main() -> int:
         for name in args.lists.split(","):
             for n in sizes:
                 try:
-                    res = round_of(servers, LISTS[name], n, args.iterations)
+                    res = round_of(servers, LISTS[name], n, args.iterations, args.loads)
                 except Exception as exc:  # noqa: BLE001 - e.g. a subscriber's change callback timing out
                     rows.append(f"| {name} | {n:,} | round failed | {str(exc)[:120]} | | | | |")
                     print(rows[-1], flush=True)
