@@ -93,14 +93,50 @@ def test_a_read_that_brings_the_channel_nothing_is_acknowledged_at_once(
     assert unacked(client) == 0
 
 
-def test_a_read_carrying_request_bytes_waits_for_the_reply_to_carry_its_ack(
-        tcp_pair: tuple[socket.socket, socket.socket]) -> None:
-    client, srv = tcp_pair
+class FramedSession:
+    """The NetconfSession the channel feeds, as far as acknowledgement goes: NETCONF 1.0 framing, the number of
+    requests each read completed."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> int:
+        self.buffer += data
+        done = self.buffer.count(b"]]>]]>")
+        self.buffer = self.buffer.rsplit(b"]]>]]>", 1)[-1]
+        return done
+
+
+def channel_on(srv: socket.socket) -> tuple[FakeConnection, server_mod._SSHServer]:
     chan: list[server_mod._NetconfChannel] = []
     conn = FakeConnection(srv, on_data=lambda data: chan[0].data_received(data, None))
     ssh = ssh_server(conn)
-    chan.append(ssh.session_requested())  # the channel asyncssh hands the request bytes to (no session yet)
-    client.sendall(b"<rpc/>" * 10)
+    chan.append(ssh.session_requested())  # the channel asyncssh hands the request bytes to
+    chan[0]._session = FramedSession()  # type: ignore[assignment]
+    return conn, ssh
+
+
+def test_a_read_that_completes_a_request_waits_for_the_reply_to_carry_its_ack(
+        tcp_pair: tuple[socket.socket, socket.socket]) -> None:
+    client, srv = tcp_pair
+    conn, ssh = channel_on(srv)
+    client.sendall(b"<rpc/>" * 10 + b"]]>]]>")
     conn.data_received(srv.recv(1000))
     assert unacked(client) == 1  # no extra packet per request: the reply acknowledges it
     assert ssh._acks is not None and ssh._acks.acks == 0
+
+
+def test_a_read_with_part_of_a_request_is_acknowledged_at_once(
+        tcp_pair: tuple[socket.socket, socket.socket]) -> None:
+    """A large request comes in several SSH packets (paramiko: at most 32 KiB each, one segment each on loopback);
+    the client's Nagle holds the short last one until the first is acknowledged, and no reply is coming to carry
+    that ACK — the kernel's delayed ACK kept a 63 KB edit-config's last bytes ~40 ms."""
+    client, srv = tcp_pair
+    conn, ssh = channel_on(srv)
+    client.sendall(b"<rpc>" + b"x" * 2000)
+    conn.data_received(srv.recv(4000))
+    assert unacked(client) == 0
+    assert ssh._acks is not None and ssh._acks.acks == 1
+    client.sendall(b"</rpc>]]>]]>")  # its end: the reply acknowledges it
+    conn.data_received(srv.recv(4000))
+    assert ssh._acks.acks == 1

@@ -607,7 +607,7 @@ class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def __init__(self, server: NetconfServer, acks: tcp_ack.AckTracker | None = None) -> None:
         self._server = server
-        self._acks = acks  # told of every read that brought the session bytes (tcp_ack.py)
+        self._acks = acks  # told of every read that completed a request (tcp_ack.py)
         self._chan: Any = None
         self._sock: Any = None  # the connection's TCP socket (asyncio's TransportSocket), for TCP_CORK
         self._session: NetconfSession | None = None
@@ -670,10 +670,8 @@ class _NetconfChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self._chan.close()
 
     def data_received(self, data: bytes, datatype: Any) -> None:
-        if self._acks is not None:
-            self._acks.delivered += 1
-        if self._session is not None:
-            self._session.data_received(data)
+        if self._session is not None and self._session.data_received(data) and self._acks is not None:
+            self._acks.delivered += 1  # a request completed: its reply acknowledges this read
 
     def eof_received(self) -> bool:
         # True keeps our side of the channel open: the replies to what the client sent before its EOF still go out,

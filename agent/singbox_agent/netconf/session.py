@@ -106,9 +106,12 @@ class NetconfSession:
         if not self.hello_done and not self.closed:
             self._bad_hello(f"no client hello within {self.server.hello_timeout:g} s")
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes) -> int:
+        """Feed the framer; returns how many requests these bytes completed — each gets a reply, which carries the
+        TCP acknowledgement of the read (tcp_ack.py acknowledges every other read at once)."""
+        requests = 0
         if self.closed:
-            return
+            return requests
         try:
             self.framer.max_message = self.server.limits.max_message_size
             self.framer.receive_data(data)
@@ -116,14 +119,17 @@ class NetconfSession:
                 try:
                     message = self.framer.next_message()
                 except MessageTooBig as exc:
+                    requests += 1
                     self._too_big(exc)
                     continue
                 if message is None:
                     break
+                requests += self.hello_done  # the client's <hello> gets no answer
                 self._message(message)
         except FramingError as exc:
             self.log.info("framing error, closing session", reason=str(exc))
             self.close(dropped=True)
+        return requests
 
     def _message(self, message: bytes) -> None:
         if not self.hello_done:

@@ -9,9 +9,14 @@ request waits in the client's kernel for this ACK: the server sat idle for ~40 m
 (issue 17's "45 ms stall every ~60 iterations": strace showed the 64-byte read of the window adjust, then the
 event loop in epoll_wait for 40 ms, then the request).
 
-So after every read of the connection that gave the NETCONF channel no bytes the pending ACK goes out now
-(`setsockopt(TCP_QUICKACK)`, one system call, only on such reads). A read carrying request bytes is acknowledged by
-the reply as before (an ACK of its own would be one more packet per request for nothing).
+The same wait hit a large request: paramiko sends it as SSH packets of at most 32 KiB, each one TCP segment on
+loopback; one segment is not enough for the kernel to acknowledge at once, and the client's Nagle held the short last
+packet until it did — a 63 KB edit-config (1,000 NACM groups) waited ~40 ms for its last bytes in 5 of 6 loads.
+
+So after every read of the connection that completed no NETCONF request — one that gave the channel no bytes, or
+only part of a request — the pending ACK goes out now (`setsockopt(TCP_QUICKACK)`, one system call, only on such
+reads). A read that completed a request is acknowledged by its reply (an ACK of its own would be one more packet per
+request for nothing).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class AckTracker:
-    """Counts the bytes the connection's NETCONF channel received (`delivered`, bumped by the channel); `install`
+    """Counts the reads that completed a NETCONF request (`delivered`, bumped by the channel); `install`
     acknowledges every read that moved no count."""
 
     def __init__(self, sock: Any) -> None:
@@ -41,7 +46,7 @@ class AckTracker:
 
 def install(conn: Any) -> AckTracker | None:
     """Wrap the asyncio protocol `conn` (asyncssh's connection; the transport calls `data_received` through the
-    instance) so that each read it handles without a byte for the channel is acknowledged at once. None (nothing
+    instance) so that each read it handles without completing a request is acknowledged at once. None (nothing
     installed) without a TCP socket or without TCP_QUICKACK."""
     sock = conn.get_extra_info("socket")
     if _QUICKACK is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
