@@ -525,6 +525,38 @@ singbox_po_ack_hold (singbox_session_t *ss)
   ss->ack_held = 1;
 }
 
+/* The same hold before the accept, for the client's first message. It
+ * comes with (or right behind) the handshake's last ACK, and TCP programs
+ * its ACK as it takes the bytes, while the session layer tells the app of
+ * the session only from the next dispatch, after the session queue has
+ * sent that ACK bare: a segment more than the answer in nearly every
+ * session under load. The client leg's app's fifo tuning callback runs as
+ * TCP enqueues in-order bytes, before it programs the ACK: the hold is
+ * taken there and marked in the session's opaque (no record yet), for the
+ * accept to take over (singbox_po_ack_hold_taken). On the leg's thread. */
+void
+singbox_po_ack_hold_early (session_t *s)
+{
+  tcp_connection_t *tc;
+
+  if (session_get_transport_proto (s) != TRANSPORT_PROTO_TCP ||
+      (s->opaque & SINGBOX_PO_EARLY_ACK_HELD))
+    return;
+  tc = (tcp_connection_t *) session_get_transport (s);
+  if (!tc || tc->state != TCP_STATE_ESTABLISHED || (tc->flags & TCP_CONN_SNDACK))
+    return;
+  tc->flags |= TCP_CONN_SNDACK;
+  s->opaque = SINGBOX_PO_EARLY_ACK_HELD;
+}
+
+/* At the accept: the record takes over a hold taken before it. */
+void
+singbox_po_ack_hold_taken (singbox_session_t *ss, session_t *s)
+{
+  if (s->opaque & SINGBOX_PO_EARLY_ACK_HELD)
+    ss->ack_held = 1;
+}
+
 /* End a hold: an ACK owed goes out with what is queued for the client, or
  * bare. TCP may have cleared the flag meanwhile (a FIN carries the ACK). */
 void
@@ -919,7 +951,7 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
  * segment has room: the TCP window follows the fifo, so a fixed fifo caps a
  * fast stream. The same policy as hs_apps proxy (its watermarks, 80 % and
  * 50 % of the segment), up to the configured max-fifo-size. */
-static int
+int
 singbox_fifo_tuning (session_t *s, svm_fifo_t *f, session_ft_action_t act, u32 bytes)
 {
   segment_manager_t *sm = segment_manager_get (f->segment_manager);
