@@ -576,6 +576,29 @@ singbox_po_ack_release (singbox_session_t *ss)
     tcp_program_ack (tc);
 }
 
+/* singbox-process's expiry: end a hold only when it delays an ACK: the
+ * client sent since our last segment (a slow connect, name lookup or
+ * password check), or TCP wanted a duplicate ACK (a segment out of order or
+ * below the window). A hold that waits for the client's next message delays
+ * nothing; ended, it left that message's ACK to TCP, which sent it bare
+ * whenever the message came after an expiry (a slow client; or with
+ * workers, whose session queue may run after the app's callbacks: TCP's
+ * programmed ACK of the greeting then rode on the method selection, but
+ * kept the request's hold from being taken). An ACK owed waits at most one
+ * expiry period (0.5 s). */
+static void
+singbox_po_ack_release_owed (singbox_session_t *ss)
+{
+  tcp_connection_t *tc;
+
+  if (PREDICT_TRUE (!ss->ack_held))
+    return;
+  if ((tc = singbox_po_tcp (ss)) && (tc->flags & TCP_CONN_SNDACK) && tc->rcv_nxt == tc->rcv_las &&
+      !tc->pending_dupacks)
+    return;
+  singbox_po_ack_release (ss);
+}
+
 /* Write handshake bytes to the client; only before the fifos are crossed or
  * from inside the upstream fifo allocation. They carry the ACK held back,
  * and a hold goes on: once they are out, it is for the next message (ending
@@ -1957,7 +1980,7 @@ singbox_sessions_expire_rpc (void *arg)
     if (ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
       continue;
     /* the answer is slow (a connect, a name, a password): ACK now */
-    singbox_po_ack_release (ss);
+    singbox_po_ack_release_owed (ss);
     if (ss->deadline && now >= ss->deadline)
       {
 	ss->deadline = 0;
