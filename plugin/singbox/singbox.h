@@ -117,6 +117,9 @@ typedef struct
 /* handles keep bit 31 clear: the agent marks UDP flows' ids with it; bit 30
  * tells leg contexts from records */
 #define SINGBOX_SESSION_MAX_THREADS (1 << (30 - SINGBOX_SESSION_THREAD_SHIFT))
+/* a client leg's opaque before its accept, when its ACK is held already
+ * (singbox_po_ack_hold_early); a handle never has bit 31 */
+#define SINGBOX_PO_EARLY_ACK_HELD (1U << 31)
 
 typedef struct
 {

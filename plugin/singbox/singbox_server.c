@@ -730,15 +730,17 @@ singbox_po_accept (session_t *s)
   ss->deadline = ss->created + sm->handshake_timeout;
   ss->proto = clib_mem_alloc (sizeof (*ss->proto));
   socks5_server_init (ss->proto, &cfg);
+  /* the greeting's ACK: held since it came with the handshake's last ACK,
+   * or from now on for a greeting still to come */
+  singbox_po_ack_hold_taken (ss, s);
   s->opaque = ss->index;
 
   s->session_state = SESSION_STATE_READY;
   if (!refused)
-    /* the greeting's ACK, when the greeting comes after the handshake's
-     * last ACK (with it, TCP has programmed its ACK already) */
     singbox_po_ack_hold (ss);
   else
     {
+      singbox_po_ack_release (ss);
       /* Refuse with an orderly close (FIN) rather than a reset during the
        * TCP handshake, which clients retry and we would count twice. Bytes
        * the client sends meanwhile are dropped in singbox_po_rx. */
@@ -1049,6 +1051,16 @@ const singbox_session_vft_t singbox_server_session_vft = {
  * Listening
  */
 
+/* TCP enqueued bytes of a client leg. Before the accept they are the
+ * client's first message, whose ACK its answer is to carry. */
+static int
+singbox_server_fifo_tuning (session_t *s, svm_fifo_t *f, session_ft_action_t act, u32 bytes)
+{
+  if (PREDICT_FALSE (s->session_state < SESSION_STATE_READY) && act == SESSION_FT_ACTION_ENQUEUED)
+    singbox_po_ack_hold_early (s);
+  return singbox_fifo_tuning (s, f, act, bytes);
+}
+
 /* The server's app: its client legs are the relay's (singbox_session.c)
  * once accepted here. */
 static session_cb_vft_t singbox_server_cb_vft = {
@@ -1066,6 +1078,7 @@ singbox_server_app_attach (void)
   if (sm->server_app_index != APP_INVALID_INDEX)
     return 0;
   singbox_session_client_leg_cbs (&singbox_server_cb_vft);
+  singbox_server_cb_vft.fifo_tuning_callback = singbox_server_fifo_tuning;
   if (singbox_app_attach ("singbox-server", &singbox_server_cb_vft, 0, &sm->server_app_index))
     return VNET_API_ERROR_UNSPECIFIED;
   return 0;

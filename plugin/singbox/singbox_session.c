@@ -525,6 +525,38 @@ singbox_po_ack_hold (singbox_session_t *ss)
   ss->ack_held = 1;
 }
 
+/* The same hold before the accept, for the client's first message. It
+ * comes with (or right behind) the handshake's last ACK, and TCP programs
+ * its ACK as it takes the bytes, while the session layer tells the app of
+ * the session only from the next dispatch, after the session queue has
+ * sent that ACK bare: a segment more than the answer in nearly every
+ * session under load. The client leg's app's fifo tuning callback runs as
+ * TCP enqueues in-order bytes, before it programs the ACK: the hold is
+ * taken there and marked in the session's opaque (no record yet), for the
+ * accept to take over (singbox_po_ack_hold_taken). On the leg's thread. */
+void
+singbox_po_ack_hold_early (session_t *s)
+{
+  tcp_connection_t *tc;
+
+  if (session_get_transport_proto (s) != TRANSPORT_PROTO_TCP ||
+      (s->opaque & SINGBOX_PO_EARLY_ACK_HELD))
+    return;
+  tc = (tcp_connection_t *) session_get_transport (s);
+  if (!tc || tc->state != TCP_STATE_ESTABLISHED || (tc->flags & TCP_CONN_SNDACK))
+    return;
+  tc->flags |= TCP_CONN_SNDACK;
+  s->opaque = SINGBOX_PO_EARLY_ACK_HELD;
+}
+
+/* At the accept: the record takes over a hold taken before it. */
+void
+singbox_po_ack_hold_taken (singbox_session_t *ss, session_t *s)
+{
+  if (s->opaque & SINGBOX_PO_EARLY_ACK_HELD)
+    ss->ack_held = 1;
+}
+
 /* End a hold: an ACK owed goes out with what is queued for the client, or
  * bare. TCP may have cleared the flag meanwhile (a FIN carries the ACK). */
 void
@@ -542,6 +574,29 @@ singbox_po_ack_release (singbox_session_t *ss)
   /* something received since our last segment */
   if (tc->rcv_nxt != tc->rcv_las)
     tcp_program_ack (tc);
+}
+
+/* singbox-process's expiry: end a hold only when it delays an ACK: the
+ * client sent since our last segment (a slow connect, name lookup or
+ * password check), or TCP wanted a duplicate ACK (a segment out of order or
+ * below the window). A hold that waits for the client's next message delays
+ * nothing; ended, it left that message's ACK to TCP, which sent it bare
+ * whenever the message came after an expiry (a slow client; or with
+ * workers, whose session queue may run after the app's callbacks: TCP's
+ * programmed ACK of the greeting then rode on the method selection, but
+ * kept the request's hold from being taken). An ACK owed waits at most one
+ * expiry period (0.5 s). */
+static void
+singbox_po_ack_release_owed (singbox_session_t *ss)
+{
+  tcp_connection_t *tc;
+
+  if (PREDICT_TRUE (!ss->ack_held))
+    return;
+  if ((tc = singbox_po_tcp (ss)) && (tc->flags & TCP_CONN_SNDACK) && tc->rcv_nxt == tc->rcv_las &&
+      !tc->pending_dupacks)
+    return;
+  singbox_po_ack_release (ss);
 }
 
 /* Write handshake bytes to the client; only before the fifos are crossed or
@@ -919,7 +974,7 @@ singbox_po_cleanup (session_t *s, session_cleanup_ntf_t ntf)
  * segment has room: the TCP window follows the fifo, so a fixed fifo caps a
  * fast stream. The same policy as hs_apps proxy (its watermarks, 80 % and
  * 50 % of the segment), up to the configured max-fifo-size. */
-static int
+int
 singbox_fifo_tuning (session_t *s, svm_fifo_t *f, session_ft_action_t act, u32 bytes)
 {
   segment_manager_t *sm = segment_manager_get (f->segment_manager);
@@ -1925,7 +1980,7 @@ singbox_sessions_expire_rpc (void *arg)
     if (ss->po_handle == SESSION_INVALID_HANDLE || ss->state == SINGBOX_SESSION_STATE_CLOSING)
       continue;
     /* the answer is slow (a connect, a name, a password): ACK now */
-    singbox_po_ack_release (ss);
+    singbox_po_ack_release_owed (ss);
     if (ss->deadline && now >= ss->deadline)
       {
 	ss->deadline = 0;
