@@ -41,15 +41,35 @@ def parameter(ctx: OpContext, name: str) -> Any:
     when absent; else a libyang.DNode of the node's kind (DLeaf, DContainer, ...)."""
     if "/" in name or ":" in name:
         return ctx.op.find_path(name)
-    wanted = name.encode()
-    module = ctx.op.cdata.schema.module  # an unprefixed name is the operation's module's, as in find_path
+    child = parameters(ctx, (name,)).get(name)
+    return None if child is None else libyang.DNode.new(ctx.ly, child)
+
+
+def parameters(ctx: OpContext, names: tuple[str, ...]) -> dict[str, Any]:
+    """The operation's parameters among the plain `names` (the operation's module's: an unprefixed name is, as in
+    find_path), as libyang `struct lyd_node *`, the first instance of each; absent ones left out. One walk of the
+    operation's children for all of them: an edit-config reads five (issue 17: a walk per name was ~6 µs each)."""
+    wanted = {name.encode(): name for name in names}
+    found: dict[str, Any] = {}
+    module = ctx.op.cdata.schema.module
     child = ly_lib.lyd_child(ctx.op.cdata)
     while child != ly_ffi.NULL:
-        if (child.schema != ly_ffi.NULL and child.schema.module == module
-                and ly_ffi.string(child.schema.name) == wanted):
-            return libyang.DNode.new(ctx.ly, child)
+        schema = child.schema
+        if schema != ly_ffi.NULL and schema.module == module:
+            name = wanted.get(ly_ffi.string(schema.name))
+            if name is not None and name not in found:
+                found[name] = child
         child = child.next
-    return None
+    return found
+
+
+def leaf_value(ctx: OpContext, node: Any) -> str | None:
+    """The value of a leaf parameter `parameters` found (None when absent), as `leaf` gives it."""
+    if node is None:
+        return None
+    leaf_node: Any = libyang.DNode.new(ctx.ly, node)  # a DLeaf
+    value = leaf_node.value()
+    return None if value is None else str(value)
 
 
 def leaf(ctx: OpContext, name: str) -> str | None:
@@ -66,18 +86,28 @@ def flag(ctx: OpContext, name: str) -> bool:
 
 def datastore_choice(ctx: OpContext, param: str, allowed: tuple[str, ...], *, config_ok: bool = False) -> str:
     """The datastore named in `<param><running/></param>`; "config" for inline `<config>` when allowed."""
-    node = parameter(ctx, param)
+    return datastore_in(ctx, param, parameters(ctx, (param,)).get(param), allowed, config_ok=config_ok)
+
+
+def datastore_in(ctx: OpContext, param: str, node: Any, allowed: tuple[str, ...], *, config_ok: bool = False) -> str:
+    """`datastore_choice` of the parameter node `node` (`struct lyd_node *` from `parameters`, None when absent).
+    The choice's names are read through cffi, not as libyang.DNode children (~16 µs per edit, issue 17)."""
     if node is None:
         raise missing_element(param)
-    kids = [c.name() for c in node.children()]
+    kids: list[str] = []
+    child = ly_lib.lyd_child(node)
+    while child != ly_ffi.NULL:
+        if child.schema != ly_ffi.NULL:  # an opaque node is no datastore (DNode.children() skipped it too)
+            kids.append(ly_ffi.string(child.schema.name).decode())
+        child = child.next
     if not kids:
         raise missing_element(param, message=f'"{param}" names no datastore.')
     if len(kids) > 1:
         # one choice, two of its cases (libyang's parse of an rpc does not validate it; the first one was used):
         # RFC 7950 8.3.1 wants 'bad-element'
-        raise bad_element(str(kids[1]), f'"{param}" names more than one datastore ({", ".join(map(str, kids))}).',
-                          path=f"{node.path()}/{kids[1]}")
-    name = str(kids[0])
+        raise bad_element(kids[1], f'"{param}" names more than one datastore ({", ".join(kids)}).',
+                          path=f"{libyang.DNode.new(ctx.ly, node).path()}/{kids[1]}")
+    name = kids[0]
     if name == "url":
         raise operation_not_supported("The :url capability is not supported.")
     if name == "config" and config_ok:

@@ -6,23 +6,28 @@ from __future__ import annotations
 from singbox_agent.mgmt.errors import invalid_value, operation_not_supported
 from singbox_agent.netconf.dispatch import OpContext, register
 from singbox_agent.netconf.messages import BASE_NS, qname
-from singbox_agent.netconf.ops.common import datastore_choice, flag, leaf, parse_config
+from singbox_agent.netconf.ops.common import datastore_in, leaf_value, parameters, parse_config
 from singbox_agent.netconf.ops.editing import ERROR_OPTIONS, TARGETS, apply_edit
+
+
+_PARAMETERS = ("target", "default-operation", "test-option", "error-option", "url")
 
 
 @register(BASE_NS, "edit-config")
 def handle(ctx: OpContext) -> str:
-    ds = datastore_choice(ctx, "target", TARGETS)
-    default_operation = leaf(ctx, "default-operation") or "merge"
-    test_option = leaf(ctx, "test-option") or "test-then-set"
+    # one walk of the operation's children for every parameter (issue 17: a walk each was ~25 µs of a small edit)
+    params = parameters(ctx, _PARAMETERS)
+    ds = datastore_in(ctx, "target", params.get("target"), TARGETS)
+    default_operation = leaf_value(ctx, params.get("default-operation")) or "merge"
+    test_option = leaf_value(ctx, params.get("test-option")) or "test-then-set"
     # No error-option: all-or-nothing. RFC 6241 names stop-on-error the default but leaves the processing order
     # to the server; finding every error before changing anything is a valid way to stop at the first one, and the
     # product's rule is that a refused edit changes nothing (orchestrators written against netopeer2 expect it).
     # A client that names stop-on-error or continue-on-error asks for edits to be applied piece by piece.
-    error_option = leaf(ctx, "error-option") or "rollback-on-error"
+    error_option = leaf_value(ctx, params.get("error-option")) or "rollback-on-error"
     if error_option not in ERROR_OPTIONS:
         raise invalid_value(f'Unknown error-option "{error_option}".')
-    if flag(ctx, "url"):
+    if "url" in params:
         raise operation_not_supported("The :url capability is not supported.")
     tree = parse_config(ctx, "config")
     try:
