@@ -154,6 +154,7 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
     refused = existing_creates(tree, sr) if may_create else []
     if refused:
         return MgmtException(*refused)
+    applied = False
     try:
         if ds == "running" and datastore.is_bulk(tree) and not _holds_lock(ctx, ds):
             # not through our connection's cache of running: it would slow every later write (datastore.BULK_NODES)
@@ -164,6 +165,7 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
             sr.edit_batch_ly(tree, default_operation)
             # retried while other writers hold the datastore; the bound: room for its config-change without waiting
             datastore.apply_changes(sr, lambda: config_change_size.bound(tree, default_operation))
+            applied = True
     except sysrepo.SysrepoOperationFailedError as exc:
         if not applied_anyway(exc):
             return exc
@@ -171,7 +173,10 @@ def _try_apply(ctx: OpContext, ds: str, tree: libyang.DNode, default_operation: 
     except (sysrepo.SysrepoError, libyang.LibyangError, MgmtException) as exc:
         return exc
     finally:
-        sr.discard_changes()
+        # sr_apply_changes frees the session's edit when it succeeds (sysrepo.c: "free applied edit"), so after
+        # a successful apply there is nothing to discard (~4 µs per edit, issue 17); any other way out discards
+        if not applied:
+            sr.discard_changes()
     if ds == "candidate":
         with ctx.session.server.state.lock:
             ctx.session.server.state.candidate_modified = True
