@@ -235,7 +235,7 @@ _EMPTY_DELETE = re.compile(r"""operation\s*=\s*["'](?:delete|remove)["']\s*(?:/>
 _DELETES = frozenset({"delete", "remove"})
 
 
-def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
+def parse_config(ctx: OpContext, node_path: str, found: Any = None) -> libyang.DNode | None:
     """The YANG data of an anyxml/anydata parameter (edit content) as a libyang tree; caller frees.
 
     Parsed once: libyang's parse of the whole `<rpc>` already turned the content into a data tree (leniently: an
@@ -249,8 +249,10 @@ def parse_config(ctx: OpContext, node_path: str) -> libyang.DNode | None:
     to its schema for delete and remove. Any other opaque node (an unknown element, a bad value) gets the strict
     parse's error. Two instances of one node among siblings (two `<log-level>`, two list entries with one key) are
     refused: sysrepo would apply both, the last one winning.
+
+    `found`: the parameter's `struct lyd_node *` when the caller has it from `parameters` (else it is looked up).
     """
-    node = parameter(ctx, node_path)
+    node = libyang.DNode.new(ctx.ly, found) if found is not None else parameter(ctx, node_path)
     if node is None:
         raise missing_element(node_path)
     element: ET.Element | None = ctx.rpc.op

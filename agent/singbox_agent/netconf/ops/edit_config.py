@@ -10,7 +10,7 @@ from singbox_agent.netconf.ops.common import datastore_in, leaf_value, parameter
 from singbox_agent.netconf.ops.editing import ERROR_OPTIONS, TARGETS, apply_edit
 
 
-_PARAMETERS = ("target", "default-operation", "test-option", "error-option", "url")
+_PARAMETERS = ("target", "default-operation", "test-option", "error-option", "url", "config")
 
 
 @register(BASE_NS, "edit-config")
@@ -29,7 +29,7 @@ def handle(ctx: OpContext) -> str:
         raise invalid_value(f'Unknown error-option "{error_option}".')
     if "url" in params:
         raise operation_not_supported("The :url capability is not supported.")
-    tree = parse_config(ctx, "config")
+    tree = parse_config(ctx, "config", params.get("config"))
     try:
         apply_edit(ctx, ds, tree, default_operation, test_only=test_option == "test-only", error_option=error_option,
                    config=ctx.rpc.op.find(qname(BASE_NS, "config")))
